@@ -1,0 +1,103 @@
+package archtest
+
+import (
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Name       string
+	GoFiles    []string
+	Imports    []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "sotto/...")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var pkgs []pkg
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 2 {
+		t.Fatalf("go list found %d packages; expected the whole module", len(pkgs))
+	}
+	return pkgs
+}
+
+// TestPackageDocs checks that every package has exactly one package doc comment.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t) {
+		docs := 0
+		for _, f := range p.GoFiles {
+			af, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, f), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if af.Doc != nil && strings.TrimSpace(af.Doc.Text()) != "" {
+				docs++
+			}
+		}
+		if docs != 1 {
+			t.Errorf("%s: %d package doc comments, want exactly 1", p.ImportPath, docs)
+		}
+	}
+}
+
+// forbidden lists, for a package path prefix, the imports its non-test code must not use.
+var forbidden = []struct {
+	prefix string
+	banned []string
+	why    string
+}{
+	{"sotto/signal", []string{"net", "net/http", "database/sql", "log", "log/slog", "os/exec", "sotto/relay", "sotto/client", "sotto/wire", "modernc.org/sqlite", "github.com/coder/websocket"},
+		"protocol packages know nothing of networking, storage or logging"},
+	{"sotto/mls", []string{"net", "net/http", "database/sql", "log", "log/slog", "os/exec", "sotto/relay", "sotto/client", "sotto/wire", "modernc.org/sqlite", "github.com/coder/websocket"},
+		"protocol packages know nothing of networking, storage or logging"},
+	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls"},
+		"the relay handles opaque ciphertext and knows nothing of client code or plaintext"},
+	{"sotto/wire", []string{"sotto/client", "sotto/relay"},
+		"wire formats sit below the client and the relay"},
+	{"sotto/client", []string{"sotto/relay", "sotto/cmd"},
+		"the client core knows nothing of the relay's internals or of a UI"},
+}
+
+func banned(imp, b string) bool {
+	return imp == b || strings.HasPrefix(imp, b+"/")
+}
+
+// TestImportDirection enforces the import rules of the architecture.
+func TestImportDirection(t *testing.T) {
+	checked := 0
+	for _, p := range listPackages(t) {
+		for _, rule := range forbidden {
+			if p.ImportPath != rule.prefix && !strings.HasPrefix(p.ImportPath, rule.prefix+"/") {
+				continue
+			}
+			checked++
+			for _, imp := range p.Imports {
+				for _, b := range rule.banned {
+					if banned(imp, b) {
+						t.Errorf("%s imports %s: %s", p.ImportPath, imp, rule.why)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("checked %d package/rule pairs", checked)
+}
