@@ -353,4 +353,3 @@ func (s *suite) deriveKeyPair(secret []byte) (hpke.PrivateKey, []byte, error) {
 	}
 	return k, k.PublicKey().Bytes(), nil
 }
-
