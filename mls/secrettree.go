@@ -1,0 +1,215 @@
+package mls
+
+import (
+	"fmt"
+
+	"sotto/mls/internal/treemath"
+)
+
+// DefaultMaxGenerationJump bounds how far ahead of its current position a
+// receiving ratchet may be advanced by one message (RFC 9420 §9.4 leaves
+// the bound to the application).
+const DefaultMaxGenerationJump = 1024
+
+// maxSkippedKeys bounds the out-of-order keys kept per ratchet.
+const maxSkippedKeys = 1024
+
+type ratchetType uint8
+
+const (
+	ratchetHandshake ratchetType = iota
+	ratchetApplication
+)
+
+type keyNonce struct {
+	key, nonce []byte
+}
+
+// ratchet is one sender's hash ratchet for one content class.
+type ratchet struct {
+	secret  []byte // secret for generation next
+	next    uint32
+	skipped map[uint32]keyNonce
+}
+
+// secretTree is the secret tree of RFC 9420 §9 for one epoch. Node
+// secrets are deleted as soon as both children are derived, and each key
+// is handed out once.
+type secretTree struct {
+	s       *suite
+	nLeaves uint32
+	nodes   map[uint32][]byte
+	chains  map[uint64]*ratchet
+	maxJump uint32
+}
+
+func newSecretTree(s *suite, encryptionSecret []byte, nLeaves uint32) *secretTree {
+	t := &secretTree{
+		s:       s,
+		nLeaves: nLeaves,
+		nodes:   map[uint32][]byte{},
+		chains:  map[uint64]*ratchet{},
+		maxJump: DefaultMaxGenerationJump,
+	}
+	if nLeaves > 0 {
+		t.nodes[treemath.Root(nLeaves)] = append([]byte(nil), encryptionSecret...)
+	}
+	return t
+}
+
+// leafSecret derives (and removes from the tree) the secret of a leaf.
+func (t *secretTree) leafSecret(leaf uint32) ([]byte, error) {
+	if leaf >= t.nLeaves {
+		return nil, fmt.Errorf("%w: leaf index out of range", ErrInvalidMessage)
+	}
+	target := treemath.LeafNode(leaf)
+	// Find the lowest ancestor whose secret is still held.
+	path := append([]uint32{target}, treemath.DirectPath(target, t.nLeaves)...)
+	start := -1
+	for i, n := range path {
+		if _, ok := t.nodes[n]; ok {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil, ErrGenerationUsed
+	}
+	for i := start; i > 0; i-- {
+		n := path[i]
+		secret := t.nodes[n]
+		left, _ := treemath.Left(n)
+		right, _ := treemath.Right(n)
+		ls, err := t.s.expandWithLabel(secret, "tree", []byte("left"), t.s.hashLen())
+		if err != nil {
+			return nil, err
+		}
+		rs, err := t.s.expandWithLabel(secret, "tree", []byte("right"), t.s.hashLen())
+		if err != nil {
+			return nil, err
+		}
+		t.nodes[left], t.nodes[right] = ls, rs
+		clear(secret)
+		delete(t.nodes, n)
+	}
+	s := t.nodes[target]
+	delete(t.nodes, target)
+	return s, nil
+}
+
+// chain returns the ratchet for leaf and type, initialising both of the
+// leaf's ratchets on first use.
+func (t *secretTree) chain(leaf uint32, typ ratchetType) (*ratchet, error) {
+	key := uint64(leaf)<<1 | uint64(typ)
+	if r, ok := t.chains[key]; ok {
+		return r, nil
+	}
+	secret, err := t.leafSecret(leaf)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(secret)
+	hs, err := t.s.expandWithLabel(secret, "handshake", nil, t.s.hashLen())
+	if err != nil {
+		return nil, err
+	}
+	as, err := t.s.expandWithLabel(secret, "application", nil, t.s.hashLen())
+	if err != nil {
+		return nil, err
+	}
+	t.chains[uint64(leaf)<<1|uint64(ratchetHandshake)] = &ratchet{secret: hs, skipped: map[uint32]keyNonce{}}
+	t.chains[uint64(leaf)<<1|uint64(ratchetApplication)] = &ratchet{secret: as, skipped: map[uint32]keyNonce{}}
+	return t.chains[key], nil
+}
+
+// step derives the key and nonce for r.next and advances the ratchet.
+func (t *secretTree) step(r *ratchet) (keyNonce, error) {
+	g := r.next
+	if g == ^uint32(0) {
+		return keyNonce{}, fmt.Errorf("%w: ratchet exhausted", ErrGenerationTooFar)
+	}
+	k, err := t.s.deriveTreeSecret(r.secret, "key", g, t.s.keyLen)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	n, err := t.s.deriveTreeSecret(r.secret, "nonce", g, t.s.nonceLen)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	next, err := t.s.deriveTreeSecret(r.secret, "secret", g, t.s.hashLen())
+	if err != nil {
+		return keyNonce{}, err
+	}
+	clear(r.secret)
+	r.secret = next
+	r.next = g + 1
+	return keyNonce{k, n}, nil
+}
+
+// nextKey returns the sender's next generation and its key and nonce.
+func (t *secretTree) nextKey(leaf uint32, typ ratchetType) (uint32, keyNonce, error) {
+	r, err := t.chain(leaf, typ)
+	if err != nil {
+		return 0, keyNonce{}, err
+	}
+	g := r.next
+	kn, err := t.step(r)
+	return g, kn, err
+}
+
+// keyFor returns the key and nonce for a received generation, deleting it
+// so it cannot be used twice.
+func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (keyNonce, error) {
+	r, err := t.chain(leaf, typ)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	if generation < r.next {
+		kn, ok := r.skipped[generation]
+		if !ok {
+			return keyNonce{}, ErrGenerationUsed
+		}
+		delete(r.skipped, generation)
+		return kn, nil
+	}
+	if generation-r.next > t.maxJump {
+		return keyNonce{}, ErrGenerationTooFar
+	}
+	for r.next < generation {
+		g := r.next
+		kn, err := t.step(r)
+		if err != nil {
+			return keyNonce{}, err
+		}
+		if len(r.skipped) >= maxSkippedKeys {
+			// Drop the oldest kept key.
+			oldest := g
+			for k := range r.skipped {
+				if k < oldest {
+					oldest = k
+				}
+			}
+			delete(r.skipped, oldest)
+		}
+		r.skipped[g] = kn
+	}
+	return t.step(r)
+}
+
+// senderDataKeyNonce derives the sender data key and nonce from the
+// ciphertext sample (RFC 9420 §6.3.2).
+func (s *suite) senderDataKeyNonce(senderDataSecret, ciphertext []byte) (keyNonce, error) {
+	sample := ciphertext
+	if len(sample) > s.hashLen() {
+		sample = sample[:s.hashLen()]
+	}
+	k, err := s.expandWithLabel(senderDataSecret, "key", sample, s.keyLen)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	n, err := s.expandWithLabel(senderDataSecret, "nonce", sample, s.nonceLen)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	return keyNonce{k, n}, nil
+}
