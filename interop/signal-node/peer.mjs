@@ -77,7 +77,8 @@ class IdentityStore extends SignalClient.IdentityKeyStore {
     const ser = key.serialize();
     const old = this.known.get(k);
     this.known.set(k, ser);
-    this.pending.delete(k);
+    const pend = this.pending.get(k);
+    if (pend !== undefined && bytesEqual(pend, ser)) this.pending.delete(k);
     if (old !== undefined && !bytesEqual(old, ser)) return IdentityChange.ReplacedExisting;
     return IdentityChange.NewOrUnchanged;
   }
@@ -497,10 +498,8 @@ function classify(e) {
         break;
     }
     const m = String(e.message).toLowerCase();
-    if (m.includes('not found') && m.includes('prekey')) return 'invalid_key_id';
-    if (m.includes('invalid prekey') || m.includes('invalid signed prekey') || m.includes('invalid kyber prekey')) {
-      return 'invalid_key_id';
-    }
+    // A store callback's MissingKeyError comes back wrapped in libsignal's error.
+    if (m.includes('prekey identifier') || m.includes('missingkeyerror')) return 'invalid_key_id';
     if (m.includes('session') && (m.includes('not found') || m.includes('no session'))) return 'no_session';
     if (m.includes('signature')) return 'invalid_argument';
     return 'invalid_message';

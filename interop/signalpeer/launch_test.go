@@ -1,0 +1,123 @@
+package signalpeer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"sotto/interop/signalpeer"
+)
+
+// An implementation is a kind of peer the tests can start.
+type implementation struct {
+	name  string
+	start func(t *testing.T) *signalpeer.Peer
+}
+
+var (
+	nodeImpl = implementation{name: "node", start: startNode}
+	goImpl   = implementation{name: "go", start: startGo}
+)
+
+// buildDir holds the Go peer binary for the whole test run.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "signal-peer-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const nodeHint = "install Node.js and run `npm ci` in interop/signal-node"
+
+// nodePeerScript returns the path of peer.mjs, skipping the test when Node.js is not
+// installed and failing it when the npm dependencies are missing.
+func nodePeerScript(t testing.TB) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skipf("node not found (%v): to run the libsignal interop tests, %s", err, nodeHint)
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "signal-node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client", "package.json")
+	if _, err := os.Stat(mod); errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Node.js is installed but libsignal-client is not: run `npm ci` in interop/signal-node (%s missing)", mod)
+	}
+	return node, filepath.Join(dir, "peer.mjs")
+}
+
+func startNode(t *testing.T) *signalpeer.Peer {
+	t.Helper()
+	node, script := nodePeerScript(t)
+	return startPeer(t, "node", node, script)
+}
+
+var goBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// goPeerBinary builds cmd/signal-peer once per test run.
+func goPeerBinary(t testing.TB) string {
+	t.Helper()
+	goBuild.once.Do(func() {
+		gocmd, err := exec.LookPath("go")
+		if err != nil {
+			goBuild.err = err
+			return
+		}
+		out := filepath.Join(buildDir, "signal-peer")
+		cmd := exec.Command(gocmd, "build", "-o", out, "sotto/cmd/signal-peer")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			goBuild.err = fmt.Errorf("go build sotto/cmd/signal-peer: %v\n%s", err, b)
+			return
+		}
+		goBuild.path = out
+	})
+	if goBuild.err != nil {
+		t.Fatal(goBuild.err)
+	}
+	return goBuild.path
+}
+
+func startGo(t *testing.T) *signalpeer.Peer {
+	t.Helper()
+	return startPeer(t, "go", goPeerBinary(t))
+}
+
+func startPeer(t *testing.T, label string, argv ...string) *signalpeer.Peer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := signalpeer.Start(ctx, label, argv...)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		err := p.Close()
+		cancel()
+		if err != nil {
+			t.Errorf("%s peer: %v", label, err)
+		}
+		if s := p.Stderr(); s != "" && t.Failed() {
+			t.Logf("%s peer stderr:\n%s", label, s)
+		}
+	})
+	return p
+}
