@@ -230,9 +230,9 @@ func (s *suite) signWithLabel(priv []byte, label string, content []byte) ([]byte
 		}
 		return ed25519.Sign(ed25519.NewKeyFromSeed(priv), msg), nil
 	}
-	k, err := ecdsa.ParseRawPrivateKey(s.curve, priv)
+	k, err := s.ecdsaPrivate(priv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ecdsa private key", ErrInvalidKey)
+		return nil, err
 	}
 	return ecdsa.SignASN1(rand.Reader, k, s.hash(msg))
 }
@@ -262,6 +262,23 @@ func (s *suite) verifyWithLabel(pub []byte, label string, content, sig []byte) e
 	return nil
 }
 
+// ecdsaPrivate parses a big-endian ECDSA scalar, accepting encodings
+// shorter than the field size (leading zero bytes omitted).
+func (s *suite) ecdsaPrivate(priv []byte) (*ecdsa.PrivateKey, error) {
+	size := (s.curve.Params().BitSize + 7) / 8
+	if len(priv) == 0 || len(priv) > size {
+		return nil, fmt.Errorf("%w: ecdsa private key size", ErrInvalidKey)
+	}
+	padded := make([]byte, size)
+	copy(padded[size-len(priv):], priv)
+	k, err := ecdsa.ParseRawPrivateKey(s.curve, padded)
+	clear(padded)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ecdsa private key", ErrInvalidKey)
+	}
+	return k, nil
+}
+
 // signaturePublicKey returns the public key for a signature private key.
 func (s *suite) signaturePublicKey(priv []byte) ([]byte, error) {
 	if s.curve == nil {
@@ -270,9 +287,9 @@ func (s *suite) signaturePublicKey(priv []byte) ([]byte, error) {
 		}
 		return ed25519.NewKeyFromSeed(priv).Public().(ed25519.PublicKey), nil
 	}
-	k, err := ecdsa.ParseRawPrivateKey(s.curve, priv)
+	k, err := s.ecdsaPrivate(priv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ecdsa private key", ErrInvalidKey)
+		return nil, err
 	}
 	return k.PublicKey.Bytes()
 }
