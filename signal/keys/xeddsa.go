@@ -58,21 +58,8 @@ var feOne = new(field.Element).One()
 
 // xeddsaVerify verifies as libsignal's curve25519 verify_signature.
 func xeddsaVerify(pub *[32]byte, sig []byte, msg [][]byte) bool {
-	u, err := new(field.Element).SetBytes(pub[:])
-	if err != nil {
-		return false
-	}
-	minusOne := new(field.Element).Negate(feOne)
-	if u.Equal(minusOne) == 1 {
-		return false
-	}
-	num := new(field.Element).Subtract(u, feOne)
-	den := new(field.Element).Add(u, feOne)
-	y := new(field.Element).Multiply(num, den.Invert(den))
-	yb := y.Bytes()
-	yb[31] ^= sig[63] & 0x80
-	A, err := new(edwards25519.Point).SetBytes(yb)
-	if err != nil {
+	A, ok := montgomeryToEdwards(pub, sig[63]>>7)
+	if !ok {
 		return false
 	}
 	capA := A.Bytes()
@@ -95,4 +82,59 @@ func xeddsaVerify(pub *[32]byte, sig []byte, msg [][]byte) bool {
 	minusA := new(edwards25519.Point).Negate(A)
 	check := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(h, minusA, s).Bytes()
 	return subtle.ConstantTimeCompare(check, sig[:32]) == 1
+}
+
+// montgomeryToEdwards maps a Montgomery u-coordinate to the Edwards point
+// with the given sign bit, as curve25519-dalek's to_edwards does.
+func montgomeryToEdwards(pub *[32]byte, sign byte) (*edwards25519.Point, bool) {
+	u, err := new(field.Element).SetBytes(pub[:])
+	if err != nil {
+		return nil, false
+	}
+	minusOne := new(field.Element).Negate(feOne)
+	if u.Equal(minusOne) == 1 {
+		return nil, false
+	}
+	num := new(field.Element).Subtract(u, feOne)
+	den := new(field.Element).Add(u, feOne)
+	y := new(field.Element).Multiply(num, den.Invert(den))
+	yb := y.Bytes()
+	yb[31] ^= sign << 7
+	A, err := new(edwards25519.Point).SetBytes(yb)
+	if err != nil {
+		return nil, false
+	}
+	return A, true
+}
+
+// IsCanonical reports what libsignal's PublicKey::is_canonical does: the
+// encoding is below 2^255-19 and the point has no small-order component.
+func (k PublicKey) IsCanonical() bool {
+	if k.b[31]&0x80 != 0 {
+		return false
+	}
+	if k.b[31] == 0x7f && k.b[0] >= 256-19 {
+		allFF := true
+		for _, c := range k.b[1:31] {
+			if c != 0xff {
+				allFF = false
+				break
+			}
+		}
+		if allFF {
+			return false
+		}
+	}
+	P, ok := montgomeryToEdwards(&k.b, 0)
+	if !ok {
+		return false
+	}
+	// P is torsion-free iff [1/8]([8]P) == P (scalars mod the group order).
+	var eight [64]byte
+	eight[0] = 8
+	inv8, _ := edwards25519.NewScalar().SetUniformBytes(eight[:])
+	inv8.Invert(inv8)
+	Q := new(edwards25519.Point).MultByCofactor(P)
+	Q.ScalarMult(inv8, Q)
+	return Q.Equal(P) == 1
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"crypto/subtle"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -226,13 +225,24 @@ func (c *chain) takeSkipped(index uint32) ([32]byte, bool) {
 	return [32]byte{}, false
 }
 
-func (c *chain) addSkipped(index uint32, seed [32]byte) {
-	if len(c.skipped) >= maxMessageKeys {
-		c.skipped = c.skipped[:maxMessageKeys-1]
+// addSkippedBatch adds seeds in increasing index order; the list stays
+// newest first and bounded, dropping the oldest.
+func (c *chain) addSkippedBatch(fresh []skippedKey) {
+	n := len(fresh) + len(c.skipped)
+	if n > maxMessageKeys {
+		n = maxMessageKeys
 	}
-	c.skipped = append(c.skipped, skippedKey{})
-	copy(c.skipped[1:], c.skipped)
-	c.skipped[0] = skippedKey{index: index, seed: seed}
+	out := make([]skippedKey, 0, n)
+	for i := len(fresh) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, fresh[i])
+	}
+	for _, k := range c.skipped {
+		if len(out) == n {
+			break
+		}
+		out = append(out, k)
+	}
+	c.skipped = out
 }
 
 // Serialize encodes the record (libsignal's RecordStructure layout).
@@ -525,6 +535,3 @@ func parseState(b []byte) (*state, error) {
 	}
 	return s, nil
 }
-
-// sameIdentity compares serialized identity keys in constant time.
-func sameIdentity(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
