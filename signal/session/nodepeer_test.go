@@ -1,0 +1,205 @@
+package session
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sotto/signal/fingerprint"
+)
+
+// nodePeer drives the libsignal 0.90 Node peer of the interop tree (when it
+// has been installed) for a quick byte-compatibility check of this package.
+type nodePeer struct {
+	t   *testing.T
+	in  *json.Encoder
+	out *bufio.Scanner
+	id  int
+}
+
+func startNodePeer(t *testing.T) *nodePeer {
+	dir := filepath.Join("..", "..", "interop", "signal-node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client")); err != nil {
+		t.Skip("libsignal Node peer not installed")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "node", "peer.mjs")
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+	})
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	return &nodePeer{t: t, in: json.NewEncoder(stdin), out: sc}
+}
+
+func (n *nodePeer) call(req map[string]any) (map[string]any, error) {
+	n.t.Helper()
+	n.id++
+	req["id"] = n.id
+	if err := n.in.Encode(req); err != nil {
+		n.t.Fatal(err)
+	}
+	if !n.out.Scan() {
+		n.t.Fatalf("node peer closed: %v", n.out.Err())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(n.out.Bytes(), &res); err != nil {
+		n.t.Fatal(err)
+	}
+	if ok, _ := res["ok"].(bool); !ok {
+		return res, fmt.Errorf("%v", res["error"])
+	}
+	return res, nil
+}
+
+func (n *nodePeer) mustCall(req map[string]any) map[string]any {
+	n.t.Helper()
+	res, err := n.call(req)
+	if err != nil {
+		n.t.Fatalf("%v: %v", req["op"], err)
+	}
+	return res
+}
+
+func b64d(t *testing.T, v any) []byte {
+	t.Helper()
+	s, _ := v.(string)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func num(v any) uint32 { f, _ := v.(float64); return uint32(f) }
+
+func (n *nodePeer) encrypt(name, peer, msg string) sealed {
+	res := n.mustCall(map[string]any{"op": "encrypt", "name": name, "peer": peer,
+		"plaintext": base64.StdEncoding.EncodeToString([]byte(msg))})
+	return sealed{int(num(res["type"])), b64d(n.t, res["ciphertext"])}
+}
+
+func (n *nodePeer) decrypt(name, peer string, m sealed, want string) {
+	n.t.Helper()
+	res := n.mustCall(map[string]any{"op": "decrypt", "name": name, "peer": peer, "type": m.typ,
+		"ciphertext": base64.StdEncoding.EncodeToString(m.ct)})
+	if got := string(b64d(n.t, res["plaintext"])); got != want {
+		n.t.Fatalf("libsignal decrypted %q, want %q", got, want)
+	}
+}
+
+func TestNodePeerInterop(t *testing.T) {
+	n := startNodePeer(t)
+	// libsignal is Bob; Go is Alice.
+	n.mustCall(map[string]any{"op": "create", "name": "bob", "registration_id": 77})
+	for _, oneTime := range []bool{true, false} {
+		alice := newParty(t, fmt.Sprint("alice", oneTime), nil)
+		bob := &party{addr: Address{Name: "bob", DeviceID: 1}}
+		res := n.mustCall(map[string]any{"op": "bundle", "name": "bob", "one_time": oneTime})
+		b := &PreKeyBundle{
+			RegistrationID: num(res["registration_id"]), DeviceID: num(res["device_id"]),
+			SignedPreKeyID: num(res["signed_prekey_id"]), SignedPreKey: b64d(t, res["signed_prekey"]),
+			SignedPreKeySignature: b64d(t, res["signed_prekey_signature"]),
+			KyberPreKeyID:         num(res["kyber_prekey_id"]), KyberPreKey: b64d(t, res["kyber_prekey"]),
+			KyberPreKeySignature: b64d(t, res["kyber_prekey_signature"]),
+			IdentityKey:          b64d(t, res["identity_key"]),
+		}
+		if res["prekey_id"] != nil {
+			b.HasPreKey, b.PreKeyID, b.PreKey = true, num(res["prekey_id"]), b64d(t, res["prekey"])
+		}
+		alice.startWith(t, bob, b)
+		name := alice.addr.Name
+		m1, m2 := alice.send(t, bob, "go to libsignal 1"), alice.send(t, bob, "go to libsignal 2")
+		n.decrypt("bob", name, m2, "go to libsignal 2")
+		n.decrypt("bob", name, m1, "go to libsignal 1")
+		if _, err := n.call(map[string]any{"op": "decrypt", "name": "bob", "peer": name, "type": m1.typ,
+			"ciphertext": base64.StdEncoding.EncodeToString(m1.ct)}); err == nil || !strings.HasPrefix(err.Error(), "duplicate_message") {
+			t.Fatalf("libsignal on replay: %v", err)
+		}
+		for round := 0; round < 4; round++ {
+			r1 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " a"))
+			r2 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " b"))
+			alice.mustOpen(t, bob, r2, fmt.Sprint("lib ", round, " b"))
+			alice.mustOpen(t, bob, r1, fmt.Sprint("lib ", round, " a"))
+			g := alice.send(t, bob, fmt.Sprint("go ", round))
+			n.decrypt("bob", name, g, fmt.Sprint("go ", round))
+		}
+		// Safety numbers agree.
+		ours, _ := fingerprint.New(2, 5200, []byte(name), alice.id.PublicKey().Serialize(), []byte("bob"), b.IdentityKey)
+		if oneTime {
+			fres := n.mustCall(map[string]any{"op": "fingerprint", "name": "bob", "peer": name,
+				"local_id": base64.StdEncoding.EncodeToString([]byte("bob")),
+				"remote_id": base64.StdEncoding.EncodeToString([]byte(name))})
+			if fres["displayable"] != ours.Displayable() {
+				t.Fatalf("safety numbers differ: %v vs %s", fres["displayable"], ours.Displayable())
+			}
+			theirs := b64d(t, fres["scannable"])
+			if ok, err := ours.CompareScanned(theirs); !ok || err != nil {
+				t.Fatalf("scannable fingerprints differ: %v", err)
+			}
+		}
+	}
+
+	// libsignal is Alice; Go is Bob.
+	n.mustCall(map[string]any{"op": "create", "name": "carol", "registration_id": 78})
+	gob := newParty(t, "gobob", nil)
+	carol := &party{addr: Address{Name: "carol", DeviceID: 1}}
+	b := gob.bundle(t, true, 3)
+	bundle := map[string]any{
+		"registration_id": b.RegistrationID, "device_id": b.DeviceID,
+		"prekey_id": b.PreKeyID, "prekey": b.PreKey,
+		"signed_prekey_id": b.SignedPreKeyID, "signed_prekey": b.SignedPreKey,
+		"signed_prekey_signature": b.SignedPreKeySignature,
+		"kyber_prekey_id":         b.KyberPreKeyID, "kyber_prekey": b.KyberPreKey,
+		"kyber_prekey_signature": b.KyberPreKeySignature, "identity_key": b.IdentityKey,
+	}
+	for k, v := range bundle {
+		if bs, ok := v.([]byte); ok {
+			bundle[k] = base64.StdEncoding.EncodeToString(bs)
+		}
+	}
+	n.mustCall(map[string]any{"op": "process_bundle", "name": "carol", "peer": "gobob", "bundle": bundle})
+	c1, c2 := n.encrypt("carol", "gobob", "lib first"), n.encrypt("carol", "gobob", "lib second")
+	if c1.typ != MessageTypePreKey {
+		t.Fatalf("libsignal first message type %d", c1.typ)
+	}
+	gob.mustOpen(t, carol, c2, "lib second")
+	gob.mustOpen(t, carol, c1, "lib first")
+	if _, err := gob.open(carol, c1); err == nil {
+		t.Fatal("replayed libsignal prekey message accepted")
+	}
+	for round := 0; round < 4; round++ {
+		g1, g2 := gob.send(t, carol, fmt.Sprint("go ", round, " a")), gob.send(t, carol, fmt.Sprint("go ", round, " b"))
+		n.decrypt("carol", "gobob", g1, fmt.Sprint("go ", round, " a"))
+		n.decrypt("carol", "gobob", g2, fmt.Sprint("go ", round, " b"))
+		l := n.encrypt("carol", "gobob", fmt.Sprint("lib ", round))
+		gob.mustOpen(t, carol, l, fmt.Sprint("lib ", round))
+	}
+}
