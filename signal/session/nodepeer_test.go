@@ -155,7 +155,7 @@ func TestNodePeerInterop(t *testing.T) {
 		ours, _ := fingerprint.New(2, 5200, []byte(name), alice.id.PublicKey().Serialize(), []byte("bob"), b.IdentityKey)
 		if oneTime {
 			fres := n.mustCall(map[string]any{"op": "fingerprint", "name": "bob", "peer": name,
-				"local_id": base64.StdEncoding.EncodeToString([]byte("bob")),
+				"local_id":  base64.StdEncoding.EncodeToString([]byte("bob")),
 				"remote_id": base64.StdEncoding.EncodeToString([]byte(name))})
 			if fres["displayable"] != ours.Displayable() {
 				t.Fatalf("safety numbers differ: %v vs %s", fres["displayable"], ours.Displayable())
