@@ -43,7 +43,7 @@ var scenarios = []scenario{
 // TestPairing runs every scenario for every ordered pair of implementations:
 // go test ./interop/signalpeer -run 'TestPairing/go-node/'
 func TestPairing(t *testing.T) {
-	impls := []implementation{nodeImpl}
+	impls := []implementation{nodeImpl, goImpl}
 	for _, a := range impls {
 		for _, b := range impls {
 			t.Run(a.name+"-"+b.name, func(t *testing.T) {
