@@ -42,7 +42,6 @@ func (s *suite) unprotectPublic(pm *publicMessage, membershipKey []byte, ctx *gr
 	return ac, nil
 }
 
-
 func contentAAD(groupID []byte, epoch uint64, contentType uint8, authData []byte) ([]byte, error) {
 	var w codec.Writer
 	w.Opaque(groupID)
