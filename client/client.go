@@ -1,0 +1,293 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"sotto/client/store"
+	"sotto/client/transport"
+	"sotto/signal/session"
+	"sotto/wire"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotEnrolled  = errors.New("client: this device is not enrolled")
+	ErrNotConnected = errors.New("client: not connected to the relay")
+	ErrRevoked      = errors.New("client: this device was removed from its account")
+	ErrExpired      = errors.New("client: the subscription has expired; history stays readable but sending is disabled")
+	ErrNoDevices    = errors.New("client: the recipient has no devices")
+)
+
+// IdentityChangedError reports that a contact's identity key changed: nothing
+// is sent to them until the user compares safety numbers and accepts the new
+// key (Client.Verify with accept).
+type IdentityChangedError struct{ User string }
+
+func (e *IdentityChangedError) Error() string {
+	return fmt.Sprintf("client: the safety number with %s changed; verify it, then accept the new key", e.User)
+}
+
+// Options configure a Client.
+type Options struct {
+	Logger *slog.Logger // nil: discard
+	// OnEvent receives events (messages, receipts, identity changes)
+	// from the client's receive goroutine. It must not block for long.
+	OnEvent func(Event)
+	// KDF tunes the Argon2id parameters of a new store (Enroll, Link).
+	KDF store.KDFParams
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Client is one enrolled device. Its methods are safe for concurrent use.
+type Client struct {
+	opts     Options
+	log      *slog.Logger
+	db       *store.Store
+	acct     *account
+	identity *session.IdentityKeyPair
+
+	// cryptoMu serializes every use of the Signal sessions (encrypt,
+	// decrypt) and of the account record.
+	cryptoMu sync.Mutex
+
+	mu      sync.Mutex
+	conn    *transport.Conn
+	expired bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	recvErr error
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	return r
+}
+
+// Open unlocks the store in dir and loads the account.
+func Open(ctx context.Context, dir string, passphrase []byte, opts *Options) (*Client, error) {
+	o := opts.withDefaults()
+	db, err := store.Open(ctx, dir, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newClient(ctx, db, o)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error) {
+	acct, err := loadAccount(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	id, err := session.ParseIdentityKeyPair(acct.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("client: identity: %w", err)
+	}
+	return &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id}, nil
+}
+
+// Username is the account's name.
+func (c *Client) Username() string { return c.acct.Username }
+
+// DeviceID is this device's id within the account.
+func (c *Client) DeviceID() uint32 { return c.acct.DeviceID }
+
+// Relay is the relay URL the device is enrolled with.
+func (c *Client) Relay() string { return c.acct.Relay }
+
+// IdentityKey is the account's serialized public identity key.
+func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize() }
+
+// Close disconnects and locks the store.
+func (c *Client) Close() error {
+	c.Disconnect()
+	return c.db.Close()
+}
+
+// ConnectOptions tune Connect.
+type ConnectOptions struct {
+	// Receive starts the receive loop: queued and pushed messages are
+	// decrypted, stored, reported and acknowledged. Without it, incoming
+	// messages stay queued at the relay for a later connection.
+	Receive bool
+	// NoAck keeps received envelopes unacknowledged (they are stored and
+	// shown, and will be redelivered): for testing delivery guarantees.
+	NoAck bool
+}
+
+// Connect opens and authenticates the connection to the relay.
+func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return nil
+	}
+	conn, err := transport.Dial(ctx, c.acct.Relay, transport.Options{})
+	if err != nil {
+		return err
+	}
+	resp, err := conn.Authenticate(ctx, c.acct.Username, c.acct.DeviceID, c.acct.deviceKey())
+	if err != nil {
+		conn.Close()
+		if transport.Code(err) == wire.ErrorCode_REVOKED {
+			return fmt.Errorf("%w (%w)", ErrRevoked, err)
+		}
+		return fmt.Errorf("client: authenticate: %w", err)
+	}
+	c.conn = conn
+	c.expired = resp.SubscriptionExpired
+	loopCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.recvErr = nil
+	if !c.expired {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := c.replenishPreKeys(loopCtx); err != nil {
+				c.log.Warn("prekey replenish failed", "err", err)
+			}
+		}()
+	}
+	if co.Receive {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.receiveLoop(loopCtx, conn, co.NoAck)
+		}()
+	}
+	return nil
+}
+
+// Disconnect closes the relay connection and stops the receive loop.
+func (c *Client) Disconnect() {
+	c.mu.Lock()
+	conn, cancel := c.conn, c.cancel
+	c.conn, c.cancel = nil, nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if conn != nil {
+		conn.Close()
+	}
+	c.wg.Wait()
+}
+
+// Drained is closed once the backlog queued at the relay when Connect ran
+// has been pushed; nil when not connected.
+func (c *Client) Drained() <-chan struct{} {
+	conn, err := c.connection()
+	if err != nil {
+		return nil
+	}
+	return conn.Drained()
+}
+
+// Done is closed when the relay connection ends; nil when not connected.
+func (c *Client) Done() <-chan struct{} {
+	conn, err := c.connection()
+	if err != nil {
+		return nil
+	}
+	return conn.Done()
+}
+
+func (c *Client) connection() (*transport.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil, ErrNotConnected
+	}
+	return c.conn, nil
+}
+
+func (c *Client) emit(e Event) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(e)
+	}
+}
+
+// replenishPreKeys uploads a new batch of one-time prekeys when the relay
+// holds too few.
+func (c *Client) replenishPreKeys(ctx context.Context) error {
+	conn, err := c.connection()
+	if err != nil {
+		return err
+	}
+	count, err := conn.PreKeyCount(ctx)
+	if err != nil {
+		return err
+	}
+	nEC, nKyber := 0, 0
+	if count.OneTimePrekeys < replenishBelow {
+		nEC = initialPreKeys
+	}
+	if count.OneTimeKyberPrekeys < replenishBelow/2 {
+		nKyber = initialKyberPreKeys
+	}
+	first := !count.HasSignedPrekey || !count.HasLastResortKyber
+	if nEC == 0 && nKyber == 0 && !first {
+		return nil
+	}
+	c.cryptoMu.Lock()
+	var batch *wire.PreKeys
+	var newAcct account
+	err = c.db.Update(ctx, func(tx *store.Tx) error {
+		acct := *c.acct
+		if first {
+			acct.SignedPreKeyID = nextID(acct.SignedPreKeyID)
+		}
+		b, err := generatePreKeys(ctx, tx, &acct, c.identity, nEC, nKyber, first, c.opts.Now())
+		if err != nil {
+			return err
+		}
+		if err := saveAccount(ctx, tx, &acct); err != nil {
+			return err
+		}
+		newAcct, batch = acct, b
+		return nil
+	})
+	if err == nil {
+		*c.acct = newAcct
+	}
+	c.cryptoMu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.log.Debug("uploading prekeys", "ec", len(batch.OneTimePrekeys), "kyber", len(batch.OneTimeKyberPrekeys))
+	return conn.UploadPreKeys(ctx, batch)
+}
+
+// convFor is the history conversation key of a peer.
+func convFor(user string) string { return "dm:" + user }
+
+// messageKey names a message for de-duplication: ids are chosen by senders,
+// so they are only unique per sender.
+func messageKey(sender string, id []byte) []byte {
+	return append([]byte(sender+"\x00"), id...)
+}
+
+func normalize(user string) string { return strings.TrimSpace(user) }
+
+var randReader = rand.Reader

@@ -1,0 +1,298 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"sotto/client/content"
+	"sotto/client/store"
+	"sotto/client/transport"
+	"sotto/signal/session"
+	"sotto/wire"
+)
+
+// Message is one message of a conversation, as stored in the history.
+type Message struct {
+	ID         []byte    `json:"id"`
+	Peer       string    `json:"peer"` // the other party of the conversation
+	From       string    `json:"from"`
+	FromDevice uint32    `json:"from_device"`
+	Outgoing   bool      `json:"outgoing,omitempty"`
+	SentAt     time.Time `json:"sent_at"`     // the sender's clock
+	ServerTime time.Time `json:"server_time"` // when the relay accepted it
+	Text       string    `json:"text"`
+	QuoteID    []byte    `json:"quote_id,omitempty"`
+	Delivered  bool      `json:"delivered,omitempty"` // outgoing: a delivery receipt came back
+	Read       bool      `json:"read,omitempty"`
+	// Synced marks an outgoing message sent from another own device.
+	Synced bool `json:"synced,omitempty"`
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Kinds of events.
+const (
+	EventMessage         EventKind = iota + 1 // Event.Message is new (incoming, or sent by an own other device)
+	EventReceipt                              // Event.Receipt
+	EventIdentityChanged                      // Event.User's identity key changed
+	EventError                                // Event.Err: an envelope could not be processed
+)
+
+// Receipt reports delivery or read receipts for own messages.
+type Receipt struct {
+	From       string
+	FromDevice uint32
+	Read       bool // false: delivery receipt
+	IDs        [][]byte
+}
+
+// Event is what the client reports to its UI.
+type Event struct {
+	Kind    EventKind
+	Message *Message
+	Receipt *Receipt
+	User    string
+	Err     error
+}
+
+func (c *Client) receiveLoop(ctx context.Context, conn *transport.Conn, noAck bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case env, ok := <-conn.Envelopes():
+			if !ok {
+				return
+			}
+			c.handleEnvelope(ctx, conn, env, noAck)
+		}
+	}
+}
+
+// received is what processing one envelope produced, acted on after commit.
+type received struct {
+	msg      *Message
+	receipt  *Receipt
+	badBody  error
+	ackTo    string // send a delivery receipt to this user
+	changed  []string
+	isPreKey bool
+}
+
+func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) {
+	addr := session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
+	var r received
+	c.cryptoMu.Lock()
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		r = received{isPreKey: env.Type == session.MessageTypePreKey}
+		ss := c.sigStores(tx)
+		pt, err := session.Decrypt(ctx, randReader, ss.stores(), addr, int(env.Type), env.Content)
+		if err != nil {
+			return err
+		}
+		r.changed = ss.changed
+		if err := rememberDevice(ctx, tx, env.Sender, env.SenderDevice, c.acct); err != nil {
+			return err
+		}
+		ct, err := content.Decode(pt)
+		if err != nil {
+			// The session advanced: commit that, drop the body.
+			r.badBody = err
+			return nil
+		}
+		return c.applyContent(ctx, tx, env, ct, &r)
+	})
+	c.cryptoMu.Unlock()
+
+	switch {
+	case err == nil:
+	case errors.Is(err, session.ErrDuplicateMessage):
+		// A redelivery of something already processed and stored.
+		c.log.Debug("duplicate envelope", "from", addr.String())
+	case errors.Is(err, session.ErrInvalidMessage), errors.Is(err, session.ErrNoSession),
+		errors.Is(err, session.ErrUntrustedIdentity), errors.Is(err, session.ErrInvalidKeyID),
+		errors.Is(err, session.ErrBadSignature), errors.Is(err, session.ErrInvalidRecord):
+		// It will never decrypt: drop it rather than loop on it.
+		c.log.Warn("undecryptable envelope dropped", "from", addr.String(), "err", err)
+		c.emit(Event{Kind: EventError, User: env.Sender, Err: fmt.Errorf("client: message from %s could not be decrypted: %w", addr, err)})
+	default:
+		// Not stored (store or context failure): leave it queued.
+		c.log.Warn("envelope not processed; left queued", "from", addr.String(), "err", err)
+		return
+	}
+	if !noAck {
+		if err := conn.Ack(ctx, env.Id); err != nil {
+			c.log.Warn("ack failed", "err", err)
+		}
+	}
+	for _, u := range r.changed {
+		c.emit(Event{Kind: EventIdentityChanged, User: u})
+	}
+	if r.badBody != nil {
+		c.emit(Event{Kind: EventError, User: env.Sender, Err: r.badBody})
+	}
+	if r.msg != nil {
+		c.emit(Event{Kind: EventMessage, Message: r.msg})
+	}
+	if r.receipt != nil {
+		c.emit(Event{Kind: EventReceipt, Receipt: r.receipt})
+	}
+	if r.ackTo != "" && r.msg != nil {
+		if err := c.sendReceipt(ctx, r.ackTo, r.msg.ID); err != nil {
+			c.log.Info("delivery receipt not sent", "to", r.ackTo, "err", err)
+		}
+	}
+	if r.isPreKey {
+		if err := c.replenishPreKeys(ctx); err != nil {
+			c.log.Warn("prekey replenish failed", "err", err)
+		}
+	}
+}
+
+func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
+	self := c.acct.Username
+	fromSelf := env.Sender == self
+	switch b := ct.Body.(type) {
+	case *content.Content_Text:
+		if fromSelf {
+			return nil // own devices talk through sync transcripts
+		}
+		m := &Message{ID: ct.Id, Peer: env.Sender, From: env.Sender, FromDevice: env.SenderDevice,
+			SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs), Text: b.Text.Body}
+		if b.Text.Quote != nil {
+			m.QuoteID = b.Text.Quote.Id
+		}
+		added, err := appendMessage(ctx, tx, env.Sender, m)
+		if err != nil || !added {
+			return err
+		}
+		r.msg, r.ackTo = m, env.Sender
+	case *content.Content_SyncSent:
+		if !fromSelf {
+			return nil // only own devices may write transcripts
+		}
+		inner := b.SyncSent.Content
+		t, ok := inner.Body.(*content.Content_Text)
+		if !ok {
+			return nil
+		}
+		m := &Message{ID: inner.Id, Peer: b.SyncSent.Destination, From: self, FromDevice: env.SenderDevice, Outgoing: true, Synced: true,
+			SentAt: time.UnixMilli(inner.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs), Text: t.Text.Body}
+		added, err := appendMessage(ctx, tx, self, m)
+		if err != nil || !added {
+			return err
+		}
+		r.msg = m
+	case *content.Content_DeliveryReceipt:
+		return c.applyReceipt(ctx, tx, env, b.DeliveryReceipt.Ids, false, r)
+	case *content.Content_ReadReceipt:
+		return c.applyReceipt(ctx, tx, env, b.ReadReceipt.Ids, true, r)
+	}
+	return nil
+}
+
+func (c *Client) applyReceipt(ctx context.Context, tx *store.Tx, env *wire.Envelope, ids [][]byte, read bool, r *received) error {
+	self := c.acct.Username
+	for _, id := range ids {
+		b, err := tx.Message(ctx, convFor(env.Sender), messageKey(self, id))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var m Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("client: message record: %w", err)
+		}
+		m.Delivered = true
+		m.Read = m.Read || read
+		if err := putMessage(ctx, tx, self, &m); err != nil {
+			return err
+		}
+	}
+	r.receipt = &Receipt{From: env.Sender, FromDevice: env.SenderDevice, Read: read, IDs: ids}
+	return nil
+}
+
+// appendMessage stores m in its conversation unless already there. author
+// is who chose the message id.
+func appendMessage(ctx context.Context, db kv, author string, m *Message) (bool, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return false, fmt.Errorf("client: message record: %w", err)
+	}
+	return db.AppendMessage(ctx, convFor(m.Peer), messageKey(author, m.ID), b)
+}
+
+func putMessage(ctx context.Context, db kv, author string, m *Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("client: message record: %w", err)
+	}
+	return db.UpdateMessage(ctx, convFor(m.Peer), messageKey(author, m.ID), b)
+}
+
+// History returns the last limit messages exchanged with user (all when
+// limit <= 0), oldest first.
+func (c *Client) History(ctx context.Context, user string, limit int) ([]*Message, error) {
+	rows, err := c.db.Messages(ctx, convFor(normalize(user)), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Message, 0, len(rows))
+	for _, b := range rows {
+		var m Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("client: message record: %w", err)
+		}
+		out = append(out, &m)
+	}
+	return out, nil
+}
+
+// Device cache: the device ids believed to exist for a user (for the own
+// account: the other devices).
+func loadDevices(ctx context.Context, db kv, user string) ([]uint32, bool, error) {
+	b, err := db.Get(ctx, tblDevices, []byte(user))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var ids []uint32
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return nil, false, fmt.Errorf("client: device list: %w", err)
+	}
+	return ids, true, nil
+}
+
+func saveDevices(ctx context.Context, db kv, user string, ids []uint32) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("client: device list: %w", err)
+	}
+	return db.Put(ctx, tblDevices, []byte(user), b)
+}
+
+// rememberDevice adds a device a message came from to the sender's list.
+func rememberDevice(ctx context.Context, db kv, user string, id uint32, self *account) error {
+	if user == self.Username && id == self.DeviceID {
+		return nil
+	}
+	ids, known, err := loadDevices(ctx, db, user)
+	if err != nil || !known || slices.Contains(ids, id) {
+		// An unknown list is fetched from the relay on the next send.
+		return err
+	}
+	return saveDevices(ctx, db, user, append(ids, id))
+}

@@ -1,0 +1,275 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"sotto/client/content"
+	"sotto/client/transport"
+	"sotto/signal/session"
+	"sotto/wire"
+)
+
+// maxSendAttempts bounds the retries after STALE_DEVICES answers.
+const maxSendAttempts = 4
+
+// Send sends text to user (every device of theirs) and a transcript of it
+// to this account's other devices. It returns the stored message.
+func (c *Client) Send(ctx context.Context, user, text string) (*Message, error) {
+	user = normalize(user)
+	if user == "" || user == c.acct.Username {
+		return nil, fmt.Errorf("client: cannot send to %q", user)
+	}
+	ct, err := content.NewText(text, nil, c.opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	ts, err := c.sendContent(ctx, user, ct, ct.Id)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ID: ct.Id, Peer: user, From: c.acct.Username, FromDevice: c.acct.DeviceID, Outgoing: true,
+		SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(ts), Text: text}
+	if _, err := appendMessage(ctx, c.db, c.acct.Username, m); err != nil {
+		return m, fmt.Errorf("client: message sent but not stored: %w", err)
+	}
+	relayID, err := content.NewID(randReader)
+	if err != nil {
+		return m, err
+	}
+	if _, err := c.sendContent(ctx, c.acct.Username, content.NewSyncSent(user, ct), relayID); err != nil && !errors.Is(err, ErrNoDevices) {
+		c.log.Warn("sync transcript to own devices failed", "err", err)
+	}
+	return m, nil
+}
+
+func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) error {
+	ct, err := content.NewDeliveryReceipt(ids, c.opts.Now())
+	if err != nil {
+		return err
+	}
+	_, err = c.sendContent(ctx, to, ct, ct.Id)
+	return err
+}
+
+// sendContent encrypts ct once per device of to (for the own account: per
+// other device) and hands the ciphertexts to the relay, updating the device
+// list when the relay says it is stale. relayID makes retries idempotent.
+func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content, relayID []byte) (int64, error) {
+	conn, err := c.connection()
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	expired := c.expired
+	c.mu.Unlock()
+	if expired {
+		return 0, ErrExpired
+	}
+	if rec, err := loadIdentity(ctx, c.db, to); err != nil {
+		return 0, err
+	} else if rec != nil && rec.Changed {
+		return 0, &IdentityChangedError{User: to}
+	}
+	pt, err := content.Encode(ct)
+	if err != nil {
+		return 0, err
+	}
+	self := to == c.acct.Username
+	devices, known, err := loadDevices(ctx, c.db, to)
+	if err != nil {
+		return 0, err
+	}
+	if !known || (self && len(devices) == 0) {
+		if devices, err = c.refreshDevices(ctx, conn, to); err != nil {
+			return 0, err
+		}
+	}
+	for range maxSendAttempts {
+		if len(devices) == 0 {
+			return 0, ErrNoDevices
+		}
+		msgs, err := c.encryptFor(ctx, conn, to, devices, pt)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := conn.SendMessage(ctx, &wire.SendMessageRequest{Recipient: to, Messages: msgs, MessageId: relayID})
+		var te *transport.Error
+		if errors.As(err, &te) && te.Code == wire.ErrorCode_STALE_DEVICES && te.Stale != nil {
+			if devices, err = c.applyStale(ctx, to, devices, te.Stale); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			switch transport.Code(err) {
+			case wire.ErrorCode_SUBSCRIPTION_EXPIRED:
+				c.mu.Lock()
+				c.expired = true
+				c.mu.Unlock()
+				return 0, fmt.Errorf("%w (%w)", ErrExpired, err)
+			case wire.ErrorCode_REVOKED:
+				return 0, fmt.Errorf("%w (%w)", ErrRevoked, err)
+			}
+			return 0, fmt.Errorf("client: send to %s: %w", to, err)
+		}
+		return resp.ServerTimestampMs, nil
+	}
+	return 0, fmt.Errorf("client: send to %s: device list still stale after %d attempts", to, maxSendAttempts)
+}
+
+// refreshDevices asks the relay for to's devices and caches the answer.
+func (c *Client) refreshDevices(ctx context.Context, conn *transport.Conn, to string) ([]uint32, error) {
+	list, err := conn.GetDevices(ctx, to)
+	if err != nil {
+		return nil, fmt.Errorf("client: devices of %s: %w", to, err)
+	}
+	var ids []uint32
+	for _, d := range list.Devices {
+		if to == c.acct.Username && d.DeviceId == c.acct.DeviceID {
+			continue
+		}
+		ids = append(ids, d.DeviceId)
+	}
+	return ids, saveDevices(ctx, c.db, to, ids)
+}
+
+// applyStale updates the device list and sessions after STALE_DEVICES:
+// sessions of removed devices and of re-registered ones are dropped, new
+// devices get fresh bundles on the next attempt.
+func (c *Client) applyStale(ctx context.Context, to string, devices []uint32, st *wire.StaleDevices) ([]uint32, error) {
+	c.cryptoMu.Lock()
+	defer c.cryptoMu.Unlock()
+	ss := c.sigStores(c.db)
+	for _, id := range slices.Concat(st.Extra, st.Mismatched) {
+		if err := ss.deleteSession(ctx, session.Address{Name: to, DeviceID: id}); err != nil {
+			return nil, err
+		}
+	}
+	var ids []uint32
+	if st.Current != nil {
+		for _, d := range st.Current.Devices {
+			ids = append(ids, d.DeviceId)
+		}
+	} else {
+		ids = slices.DeleteFunc(slices.Concat(devices, st.Missing), func(id uint32) bool { return slices.Contains(st.Extra, id) })
+	}
+	if to == c.acct.Username {
+		ids = slices.DeleteFunc(ids, func(id uint32) bool { return id == c.acct.DeviceID })
+	}
+	c.log.Debug("device list was stale", "user", to, "missing", st.Missing, "extra", st.Extra, "mismatched", st.Mismatched)
+	return ids, saveDevices(ctx, c.db, to, ids)
+}
+
+// encryptFor starts sessions where needed and encrypts pt for each device.
+func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string, devices []uint32, pt []byte) ([]*wire.OutgoingMessage, error) {
+	c.cryptoMu.Lock()
+	defer c.cryptoMu.Unlock()
+	ss := c.sigStores(c.db)
+	st := ss.stores()
+	now := c.opts.Now()
+	var msgs []*wire.OutgoingMessage
+	for _, id := range devices {
+		addr := session.Address{Name: to, DeviceID: id}
+		ok, err := session.HasSession(ctx, st, addr)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if err := c.startSession(ctx, conn, ss, addr, now); err != nil {
+				var te *transport.Error
+				if errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND {
+					// Gone: let the relay's stale-device answer sort it out.
+					continue
+				}
+				return nil, err
+			}
+		}
+		typ, ciphertext, err := session.Encrypt(ctx, st, addr, pt, now)
+		if errors.Is(err, session.ErrUntrustedIdentity) {
+			return nil, &IdentityChangedError{User: to}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("client: encrypt for %s: %w", addr, err)
+		}
+		rec, err := ss.LoadSession(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		regID, _ := rec.RemoteRegistrationID()
+		msgs = append(msgs, &wire.OutgoingMessage{DeviceId: id, RegistrationId: regID, Type: uint32(typ), Content: ciphertext})
+	}
+	return msgs, nil
+}
+
+// startSession fetches addr's bundle and runs PQXDH with it.
+func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sigStore, addr session.Address, now time.Time) error {
+	resp, err := conn.FetchPreKeys(ctx, addr.Name, addr.DeviceID)
+	if err != nil {
+		return fmt.Errorf("client: prekeys of %s: %w", addr, err)
+	}
+	var wb *wire.PreKeyBundle
+	for _, b := range resp.Bundles {
+		if b.DeviceId == addr.DeviceID {
+			wb = b
+		}
+	}
+	if wb == nil || wb.SignedPrekey == nil || wb.KyberPrekey == nil {
+		return fmt.Errorf("client: prekeys of %s: incomplete bundle", addr)
+	}
+	b := &session.PreKeyBundle{
+		RegistrationID:        wb.RegistrationId,
+		DeviceID:              wb.DeviceId,
+		SignedPreKeyID:        wb.SignedPrekey.Id,
+		SignedPreKey:          wb.SignedPrekey.PublicKey,
+		SignedPreKeySignature: wb.SignedPrekey.Signature,
+		KyberPreKeyID:         wb.KyberPrekey.Id,
+		KyberPreKey:           wb.KyberPrekey.PublicKey,
+		KyberPreKeySignature:  wb.KyberPrekey.Signature,
+		IdentityKey:           resp.IdentityKey,
+	}
+	if wb.OneTimePrekey != nil {
+		b.HasPreKey, b.PreKeyID, b.PreKey = true, wb.OneTimePrekey.Id, wb.OneTimePrekey.PublicKey
+	}
+	ctxErr := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), addr, b, now)
+	if errors.Is(ctxErr, session.ErrUntrustedIdentity) {
+		if addr.Name != c.acct.Username {
+			if err := c.markChanged(ctx, ss, addr.Name, resp.IdentityKey); err != nil {
+				return err
+			}
+		}
+		return &IdentityChangedError{User: addr.Name}
+	}
+	if ctxErr != nil {
+		return fmt.Errorf("client: session with %s: %w", addr, ctxErr)
+	}
+	// Trust on first use: remember the key the session was built on.
+	_, err = ss.SaveIdentity(ctx, addr, resp.IdentityKey)
+	return err
+}
+
+// markChanged records a contact's new identity key as not yet accepted.
+func (c *Client) markChanged(ctx context.Context, ss *sigStore, user string, key []byte) error {
+	rec, err := loadIdentity(ctx, ss.db, user)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec = &identityRecord{}
+	}
+	if sameKey(rec.Key, key) && rec.Changed {
+		return nil
+	}
+	if !sameKey(rec.Key, key) {
+		rec.Previous, rec.Key = rec.Key, key
+	}
+	rec.Changed, rec.Verified = true, false
+	if err := saveIdentity(ctx, ss.db, user, rec); err != nil {
+		return err
+	}
+	c.emit(Event{Kind: EventIdentityChanged, User: user})
+	return nil
+}
