@@ -1,0 +1,60 @@
+package relay
+
+import (
+	"context"
+	"sync"
+)
+
+// Bus carries "an envelope is waiting for device X" between the node that
+// stored it and the node holding the device's connection.
+type Bus interface {
+	// Subscribe calls fn (which must not block) whenever dev is notified,
+	// until cancel is called.
+	Subscribe(dev DeviceAddr, fn func()) (cancel func())
+	// Notify wakes the subscribers of dev.
+	Notify(ctx context.Context, dev DeviceAddr) error
+}
+
+// LocalBus is the in-process Bus.
+type LocalBus struct {
+	mu   sync.RWMutex
+	subs map[DeviceAddr]map[*busSub]struct{}
+}
+
+type busSub struct{ fn func() }
+
+// NewLocalBus returns an empty in-process bus.
+func NewLocalBus() *LocalBus {
+	return &LocalBus{subs: make(map[DeviceAddr]map[*busSub]struct{})}
+}
+
+// Subscribe implements Bus.
+func (b *LocalBus) Subscribe(dev DeviceAddr, fn func()) func() {
+	s := &busSub{fn: fn}
+	b.mu.Lock()
+	m := b.subs[dev]
+	if m == nil {
+		m = make(map[*busSub]struct{}, 1)
+		b.subs[dev] = m
+	}
+	m[s] = struct{}{}
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.subs[dev], s)
+		if len(b.subs[dev]) == 0 {
+			delete(b.subs, dev)
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Notify implements Bus.
+func (b *LocalBus) Notify(_ context.Context, dev DeviceAddr) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.subs[dev] {
+		s.fn()
+	}
+	return nil
+}

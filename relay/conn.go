@@ -1,0 +1,277 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/wire"
+)
+
+// conn is the relay's side of one client connection. The goroutine that
+// runs serve owns it; a delivery goroutine runs only while there are
+// envelopes to push, so an idle connection costs one goroutine.
+type conn struct {
+	s      *Server
+	sock   Socket
+	ip     string
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+
+	// Owned by the serve goroutine.
+	nonce    []byte
+	authed   bool
+	dev      DeviceAddr
+	acct     Account
+	username string
+	bucket   bucket
+	provAddr string
+	unsub    func()
+
+	// Delivery state.
+	dmu         sync.Mutex
+	stopped     bool
+	running     bool
+	pending     bool
+	cursor      uint64
+	inflight    map[EnvelopeID]struct{}
+	drainedSent bool
+	dwg         sync.WaitGroup
+}
+
+func newConn(s *Server, sock Socket, ip string) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{s: s, sock: sock, ip: ip, ctx: ctx, cancel: cancel}
+}
+
+// close ends the connection; safe to call from any goroutine, many times.
+func (c *conn) close(reason CloseReason) {
+	c.once.Do(func() {
+		c.sock.Close(reason)
+		c.cancel()
+	})
+}
+
+func (c *conn) serve(ctx context.Context) {
+	defer func() {
+		c.close(CloseNormal)
+		if c.unsub != nil {
+			c.unsub()
+		}
+		c.dmu.Lock()
+		c.stopped = true
+		c.dmu.Unlock()
+		c.dwg.Wait()
+	}()
+	if err := c.newChallenge(); err != nil {
+		return
+	}
+	for {
+		b, err := c.sock.ReadFrame(c.ctx)
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrTooLarge):
+				c.s.metrics.framesIn.Add(1)
+				c.reply(c.errorFor(requestIDOf(b), ErrTooLarge))
+				continue
+			case errors.Is(err, errTextFrame):
+				c.s.metrics.framesIn.Add(1)
+				c.reply(c.errorFor(0, err))
+				continue
+			}
+			return
+		}
+		c.s.metrics.framesIn.Add(1)
+		f, err := wire.DecodeFrame(b)
+		var ve *wire.VersionError
+		if errors.As(err, &ve) {
+			c.reply(c.errorFor(f.GetRequest().GetId(), ErrUpgrade))
+			c.close(CloseUpgrade)
+			return
+		}
+		if err != nil {
+			c.reply(c.errorFor(0, err))
+			continue
+		}
+		req := f.GetRequest()
+		if req == nil {
+			c.reply(c.errorFor(0, ErrBadRequest))
+			continue
+		}
+		if err := c.reply(c.handle(req)); err != nil {
+			return
+		}
+	}
+}
+
+// requestIDOf recovers the request id of an oversized frame, if it parses.
+func requestIDOf(b []byte) uint64 {
+	var f wire.Frame
+	if proto.Unmarshal(b, &f) != nil {
+		return 0
+	}
+	return f.GetRequest().GetId()
+}
+
+func (c *conn) errorFor(id uint64, err error) *wire.Response {
+	r := &wire.Response{Id: id}
+	errorResponse(r, err)
+	c.s.metrics.countError(r.Code)
+	return r
+}
+
+func (c *conn) reply(r *wire.Response) error {
+	return c.write(&wire.Frame{Kind: &wire.Frame_Response{Response: r}})
+}
+
+func (c *conn) push(p *wire.Push) error {
+	return c.write(&wire.Frame{Kind: &wire.Frame_Push{Push: p}})
+}
+
+func (c *conn) write(f *wire.Frame) error {
+	b, err := wire.EncodeFrame(f)
+	if err != nil {
+		c.s.log.Error("encoding frame", "err", err)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.sock.WriteFrame(ctx, b); err != nil {
+		c.close(CloseProtocol)
+		return err
+	}
+	c.s.metrics.framesOut.Add(1)
+	return nil
+}
+
+// newChallenge replaces the single-use nonce and pushes it.
+func (c *conn) newChallenge() error {
+	c.nonce = randomBytes(wire.NonceSize)
+	return c.push(&wire.Push{Body: &wire.Push_Challenge{Challenge: &wire.Challenge{
+		Nonce: c.nonce, ServerTimeMs: c.s.cfg.Now().UnixMilli(),
+	}}})
+}
+
+// takeNonce returns the current nonce and pushes a fresh one, so that any
+// signature is checked against a nonce used exactly once.
+func (c *conn) takeNonce() []byte {
+	n := c.nonce
+	c.newChallenge()
+	return n
+}
+
+// becomeDevice marks the connection authenticated and starts delivery.
+func (c *conn) becomeDevice(acct Account, dev Device) {
+	c.authed = true
+	c.acct = acct
+	c.username = acct.Username
+	c.dev = dev.Addr
+	c.s.register(c)
+	c.unsub = c.s.bus.Subscribe(c.dev, c.wake)
+	if err := c.s.dir.TouchDevice(c.ctx, c.dev, c.s.cfg.Now()); err != nil {
+		c.s.log.Warn("recording last seen", "device", c.dev.String(), "err", err)
+	}
+	c.wake()
+}
+
+// wake makes sure a delivery pass runs after this call.
+func (c *conn) wake() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.stopped {
+		return
+	}
+	if c.running {
+		c.pending = true
+		return
+	}
+	c.running = true
+	c.dwg.Add(1)
+	go c.deliver()
+}
+
+const fetchBatch = 128
+
+// deliver pushes queued envelopes until the window is full or the queue
+// is empty, then exits; wake starts it again.
+func (c *conn) deliver() {
+	defer c.dwg.Done()
+	stop := func() {
+		c.dmu.Lock()
+		c.running = false
+		c.dmu.Unlock()
+	}
+	for {
+		c.dmu.Lock()
+		c.pending = false
+		room := c.s.cfg.DeliveryWindow - len(c.inflight)
+		cursor := c.cursor
+		c.dmu.Unlock()
+		if c.ctx.Err() != nil {
+			stop()
+			return
+		}
+		more := false
+		if room > 0 {
+			limit := min(room, fetchBatch)
+			envs, err := c.s.mb.Fetch(c.ctx, c.dev, cursor, c.s.cfg.Now().Add(-c.s.cfg.MailboxTTL), limit)
+			if err != nil {
+				if c.ctx.Err() == nil {
+					c.s.log.Error("fetching envelopes", "device", c.dev.String(), "err", err)
+					c.close(CloseGoingAway)
+				}
+				stop()
+				return
+			}
+			for i := range envs {
+				e := &envs[i]
+				c.dmu.Lock()
+				if c.inflight == nil {
+					c.inflight = make(map[EnvelopeID]struct{})
+				}
+				c.inflight[e.ID] = struct{}{}
+				c.cursor = e.ID.Seq()
+				c.dmu.Unlock()
+				err := c.push(&wire.Push{Body: &wire.Push_Envelope{Envelope: &wire.Envelope{
+					Id: e.ID[:], Sender: e.Sender, SenderDevice: e.SenderDevice,
+					ServerTimestampMs: e.Timestamp.UnixMilli(), Type: e.Type, Content: e.Content,
+					MessageId: e.MessageID,
+				}}})
+				if err != nil {
+					stop()
+					return
+				}
+				c.s.metrics.delivered.Add(1)
+			}
+			if len(envs) == limit {
+				more = true
+			} else if !c.drainedSent {
+				c.drainedSent = true
+				if c.push(&wire.Push{Body: &wire.Push_QueueEmpty{QueueEmpty: &wire.QueueEmpty{}}}) != nil {
+					stop()
+					return
+				}
+			}
+		}
+		c.dmu.Lock()
+		if !more && !c.pending {
+			c.running = false
+			c.dmu.Unlock()
+			return
+		}
+		c.dmu.Unlock()
+	}
+}
+
+// acked forgets acknowledged envelopes and lets delivery continue.
+func (c *conn) acked(ids []EnvelopeID) {
+	c.dmu.Lock()
+	for _, id := range ids {
+		delete(c.inflight, id)
+	}
+	c.dmu.Unlock()
+	c.wake()
+}

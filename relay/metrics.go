@@ -1,0 +1,63 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"sotto/wire"
+)
+
+// Metrics are the relay's counters, exported in Prometheus text format.
+type Metrics struct {
+	connections  atomic.Uint64
+	framesIn     atomic.Uint64
+	framesOut    atomic.Uint64
+	sends        atomic.Uint64
+	stored       atomic.Uint64
+	delivered    atomic.Uint64
+	acked        atomic.Uint64
+	expired      atomic.Uint64
+	authFailures atomic.Uint64
+	errors       [wire.ErrorCode_UNAVAILABLE + 1]atomic.Uint64
+}
+
+func newMetrics() *Metrics { return new(Metrics) }
+
+func (m *Metrics) countError(code wire.ErrorCode) {
+	if int(code) >= 0 && int(code) < len(m.errors) {
+		m.errors[code].Add(1)
+	}
+}
+
+// Stored returns how many envelopes were durably stored.
+func (m *Metrics) Stored() uint64 { return m.stored.Load() }
+
+// Delivered returns how many envelopes were pushed to devices.
+func (m *Metrics) Delivered() uint64 { return m.delivered.Load() }
+
+// Acked returns how many envelope ids devices acknowledged.
+func (m *Metrics) Acked() uint64 { return m.acked.Load() }
+
+func (m *Metrics) write(w io.Writer, open int) {
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	fmt.Fprintf(w, "# HELP sotto_connections_open Open client connections.\n# TYPE sotto_connections_open gauge\nsotto_connections_open %d\n", open)
+	counter("sotto_connections_total", "Client connections accepted.", m.connections.Load())
+	counter("sotto_frames_received_total", "Frames received from clients.", m.framesIn.Load())
+	counter("sotto_frames_sent_total", "Frames sent to clients.", m.framesOut.Load())
+	counter("sotto_sends_total", "SendMessage requests stored (including duplicates).", m.sends.Load())
+	counter("sotto_messages_stored_total", "Envelopes durably stored.", m.stored.Load())
+	counter("sotto_messages_delivered_total", "Envelopes pushed to devices.", m.delivered.Load())
+	counter("sotto_messages_acked_total", "Envelope ids acknowledged by devices.", m.acked.Load())
+	counter("sotto_messages_expired_total", "Envelopes deleted after the mailbox TTL.", m.expired.Load())
+	counter("sotto_auth_failures_total", "Failed authentications.", m.authFailures.Load())
+	fmt.Fprintf(w, "# HELP sotto_errors_total Error responses by code.\n# TYPE sotto_errors_total counter\n")
+	for code := range m.errors {
+		if code == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "sotto_errors_total{code=%q} %d\n", wire.ErrorCode(code).String(), m.errors[code].Load())
+	}
+}

@@ -1,0 +1,336 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Config configures a Server. Zero fields take the defaults of
+// DefaultConfig, except Directory, Mailbox and Logger which are required
+// (Logger may be slog.New(slog.DiscardHandler)).
+type Config struct {
+	Directory Directory
+	Mailbox   Mailbox
+	Bus       Bus // default: a new LocalBus
+	Logger    *slog.Logger
+	Now       func() time.Time // default: time.Now
+
+	MailboxTTL      time.Duration // envelopes older than this are dropped (30 days)
+	MaxDevices      int           // per account (6)
+	DeviceRate      Rate          // requests per connection
+	EnrollRate      Rate          // enroll, link and failed authentications per client IP
+	DeliveryWindow  int           // envelopes pushed but not yet acked per connection (256)
+	WriteTimeout    time.Duration // per frame written (10 s)
+	RevocationPoll  time.Duration // how often to look for revocations made by other processes (1 s)
+	ExpireEvery     time.Duration // how often to delete expired envelopes (10 min)
+	LinkTokenTTL    time.Duration // (10 min)
+	AcceptWebSocket func(http.ResponseWriter, *http.Request) (Socket, error)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		MailboxTTL:     30 * 24 * time.Hour,
+		MaxDevices:     6,
+		DeviceRate:     Rate{PerSecond: 500, Burst: 1000},
+		EnrollRate:     Rate{PerSecond: 0.2, Burst: 20},
+		DeliveryWindow: 256,
+		WriteTimeout:   10 * time.Second,
+		RevocationPoll: time.Second,
+		ExpireEvery:    10 * time.Minute,
+		LinkTokenTTL:   10 * time.Minute,
+	}
+}
+
+// Server is the relay. Serve its Handler over HTTP and call Run.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	dir     Directory
+	mb      Mailbox
+	bus     Bus
+	metrics *Metrics
+	ipLimit *keyedLimiter
+
+	ctx    context.Context // canceled by Close: ends every connection
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connections and background loops
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*conn]struct{}
+	byDev  map[DeviceAddr]*conn
+	prov   map[string]*conn
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	d := DefaultConfig()
+	var problems []error
+	if cfg.Directory == nil {
+		problems = append(problems, errors.New("relay: config: Directory is required"))
+	}
+	if cfg.Mailbox == nil {
+		problems = append(problems, errors.New("relay: config: Mailbox is required"))
+	}
+	if cfg.Logger == nil {
+		problems = append(problems, errors.New("relay: config: Logger is required"))
+	}
+	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 {
+		problems = append(problems, errors.New("relay: config: negative limits"))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	if cfg.Bus == nil {
+		cfg.Bus = NewLocalBus()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MailboxTTL == 0 {
+		cfg.MailboxTTL = d.MailboxTTL
+	}
+	if cfg.MaxDevices == 0 {
+		cfg.MaxDevices = d.MaxDevices
+	}
+	if cfg.DeviceRate == (Rate{}) {
+		cfg.DeviceRate = d.DeviceRate
+	}
+	if cfg.EnrollRate == (Rate{}) {
+		cfg.EnrollRate = d.EnrollRate
+	}
+	if cfg.DeliveryWindow == 0 {
+		cfg.DeliveryWindow = d.DeliveryWindow
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = d.WriteTimeout
+	}
+	if cfg.RevocationPoll == 0 {
+		cfg.RevocationPoll = d.RevocationPoll
+	}
+	if cfg.ExpireEvery == 0 {
+		cfg.ExpireEvery = d.ExpireEvery
+	}
+	if cfg.LinkTokenTTL == 0 {
+		cfg.LinkTokenTTL = d.LinkTokenTTL
+	}
+	if cfg.AcceptWebSocket == nil {
+		cfg.AcceptWebSocket = AcceptWebSocket
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: cfg.Logger, dir: cfg.Directory, mb: cfg.Mailbox, bus: cfg.Bus,
+		metrics: newMetrics(),
+		ipLimit: newKeyedLimiter(cfg.EnrollRate),
+		ctx:     ctx, cancel: cancel,
+		conns: make(map[*conn]struct{}),
+		byDev: make(map[DeviceAddr]*conn),
+		prov:  make(map[string]*conn),
+	}, nil
+}
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler serves /v1/ws, /healthz, /readyz and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if s.isClosed() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := s.dir.RevocationsSince(ctx, 1<<62); err != nil {
+			http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.mu.Lock()
+		open := len(s.conns)
+		s.mu.Unlock()
+		s.metrics.write(w, open)
+	})
+	return mux
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.isClosed() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	sock, err := s.cfg.AcceptWebSocket(w, r)
+	if err != nil {
+		s.log.Debug("websocket accept failed", "err", err)
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	// The HTTP handler goroutine owns the connection: no extra goroutine
+	// per idle connection.
+	s.ServeSocket(sock, host)
+}
+
+// ServeSocket runs the protocol on sock until it ends or the server closes.
+// remoteIP keys the per-IP rate limits.
+func (s *Server) ServeSocket(sock Socket, remoteIP string) {
+	c := newConn(s, sock, remoteIP)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sock.Close(CloseGoingAway)
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	s.metrics.connections.Add(1)
+	c.serve(s.ctx)
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.byDev[c.dev] == c {
+		delete(s.byDev, c.dev)
+	}
+	if c.provAddr != "" {
+		delete(s.prov, c.provAddr)
+	}
+	s.mu.Unlock()
+}
+
+// Run runs the background loops (expiry, revocation polling) until ctx
+// is canceled or the server is closed.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.ctx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	revs, err := s.dir.RevocationsSince(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	var revSeq int64
+	if len(revs) > 0 {
+		revSeq = revs[len(revs)-1].Seq
+	}
+	s.expire(ctx)
+	expireT := time.NewTicker(s.cfg.ExpireEvery)
+	defer expireT.Stop()
+	revT := time.NewTicker(s.cfg.RevocationPoll)
+	defer revT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-expireT.C:
+			s.expire(ctx)
+		case <-revT.C:
+			revs, err := s.dir.RevocationsSince(ctx, revSeq)
+			if err != nil {
+				s.log.Warn("polling revocations", "err", err)
+				continue
+			}
+			for _, r := range revs {
+				s.kick(r.Addr)
+				revSeq = r.Seq
+			}
+		}
+	}
+}
+
+func (s *Server) expire(ctx context.Context) {
+	n, err := s.mb.Expire(ctx, s.cfg.Now().Add(-s.cfg.MailboxTTL))
+	if err != nil {
+		s.log.Warn("expiring envelopes", "err", err)
+		return
+	}
+	if n > 0 {
+		s.log.Info("expired envelopes", "count", n)
+		s.metrics.expired.Add(uint64(n))
+	}
+}
+
+// kick closes the connections of a revoked device (Device != 0) or of
+// every device of a revoked account.
+func (s *Server) kick(addr DeviceAddr) {
+	s.mu.Lock()
+	var victims []*conn
+	for d, c := range s.byDev {
+		if d == addr || (addr.Device == 0 && d.Account == addr.Account) {
+			victims = append(victims, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		c.close(CloseRevoked)
+	}
+}
+
+// Revoke revokes a device (addr.Device != 0) or a whole account, deletes
+// its queued envelopes and closes its connections at once.
+func (s *Server) Revoke(ctx context.Context, addr DeviceAddr) error {
+	if err := s.dir.Revoke(ctx, addr, s.cfg.Now()); err != nil {
+		return err
+	}
+	s.kick(addr)
+	return nil
+}
+
+// Close closes every connection and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	var wg sync.WaitGroup
+	for _, c := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.close(CloseGoingAway) }()
+	}
+	wg.Wait()
+	s.wg.Wait()
+	return nil
+}
+
+// register makes c the connection of its device, closing an older one.
+func (s *Server) register(c *conn) {
+	s.mu.Lock()
+	old := s.byDev[c.dev]
+	s.byDev[c.dev] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.close(CloseReplaced)
+	}
+}

@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/coder/websocket"
+
+	"sotto/wire"
+)
+
+// Socket is one client connection carrying whole frames. It is the seam
+// between the protocol logic and the WebSocket implementation: a cheaper
+// per-connection implementation can replace the default one.
+//
+// ReadFrame is called from one goroutine; WriteFrame and Close may be
+// called concurrently with it and with each other.
+type Socket interface {
+	// ReadFrame returns the next binary message. A message above the read
+	// limit but below the hard limit is returned with ErrTooLarge.
+	ReadFrame(ctx context.Context) ([]byte, error)
+	WriteFrame(ctx context.Context, b []byte) error
+	// Close ends the connection with a reason the peer may see.
+	Close(reason CloseReason) error
+}
+
+// CloseReason says why the relay closed a connection.
+type CloseReason int
+
+// Close reasons.
+const (
+	CloseNormal CloseReason = iota
+	CloseGoingAway
+	CloseUpgrade
+	CloseRevoked
+	CloseReplaced
+	CloseProtocol
+)
+
+var errTextFrame = fmt.Errorf("%w: text frames are not accepted", ErrBadRequest)
+
+// hardFrameLimit closes connections sending absurd frames; frames between
+// wire.MaxFrameSize and it are answered with TOO_LARGE.
+const hardFrameLimit = 4 * wire.MaxFrameSize
+
+// wsSocket is the coder/websocket Socket.
+type wsSocket struct{ c *websocket.Conn }
+
+// AcceptWebSocket upgrades an HTTP request to a Socket.
+func AcceptWebSocket(w http.ResponseWriter, r *http.Request) (Socket, error) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Browsers on other origins may connect: authentication is by
+		// device signature, never by cookie.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: websocket accept: %w", err)
+	}
+	c.SetReadLimit(hardFrameLimit)
+	return &wsSocket{c: c}, nil
+}
+
+func (s *wsSocket) ReadFrame(ctx context.Context) ([]byte, error) {
+	typ, b, err := s.c.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageBinary {
+		return nil, errTextFrame
+	}
+	if len(b) > wire.MaxFrameSize {
+		return b, ErrTooLarge
+	}
+	return b, nil
+}
+
+func (s *wsSocket) WriteFrame(ctx context.Context, b []byte) error {
+	return s.c.Write(ctx, websocket.MessageBinary, b)
+}
+
+func (s *wsSocket) Close(reason CloseReason) error {
+	code, text := websocket.StatusNormalClosure, ""
+	switch reason {
+	case CloseGoingAway:
+		code, text = websocket.StatusGoingAway, "relay shutting down"
+	case CloseUpgrade:
+		code, text = websocket.StatusPolicyViolation, "upgrade required"
+	case CloseRevoked:
+		code, text = websocket.StatusPolicyViolation, "revoked"
+	case CloseReplaced:
+		code, text = websocket.StatusNormalClosure, "replaced by a newer connection"
+	case CloseProtocol:
+		code, text = websocket.StatusProtocolError, "protocol error"
+	}
+	// Close sends the close frame and waits (bounded by the library,
+	// 5 s each way) for the peer's; any error means the connection is
+	// gone either way.
+	_ = s.c.Close(code, text)
+	return nil
+}

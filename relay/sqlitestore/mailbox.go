@@ -1,0 +1,263 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"sotto/relay"
+)
+
+type opKind int
+
+const (
+	opAppend opKind = iota
+	opDelete
+)
+
+// op is one request to the writer goroutine.
+type op struct {
+	kind opKind
+	send *relay.Send
+	dev  relay.DeviceAddr
+	ids  []relay.EnvelopeID
+
+	res  relay.AppendResult
+	err  error
+	done chan struct{}
+}
+
+// submit hands o to the writer and waits for its commit.
+func (s *Store) submit(ctx context.Context, o *op) error {
+	o.done = make(chan struct{})
+	select {
+	case <-s.stop:
+		return relay.ErrClosed
+	default:
+	}
+	select {
+	case s.ops <- o:
+	case <-s.stop:
+		return relay.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-s.stopped:
+		select {
+		case <-o.done:
+			return o.err
+		default:
+			return relay.ErrClosed
+		}
+	}
+	// Not waiting on ctx after submission: once the writer has the op
+	// its outcome is decided soon, and reporting it avoids an ambiguous
+	// "maybe stored" answer.
+}
+
+// writer is the single goroutine that commits mailbox writes in batches.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	batch := make([]*op, 0, s.maxBatch)
+	for {
+		select {
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		case <-s.stop:
+			// Commit what is already queued, then stop.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+	drain:
+		for len(batch) < s.maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+		for i := range batch {
+			batch[i] = nil
+		}
+	}
+}
+
+// commit applies batch in one transaction; if that fails it retries each
+// op alone so that one bad op cannot fail the others.
+func (s *Store) commit(batch []*op) {
+	err := s.commitTx(batch)
+	if err != nil && len(batch) > 1 {
+		for _, o := range batch {
+			o.err = s.commitTx([]*op{o})
+			close(o.done)
+		}
+		return
+	}
+	for _, o := range batch {
+		o.err = err
+		close(o.done)
+	}
+}
+
+func (s *Store) commitTx(batch []*op) error {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer tx.Rollback()
+	var insSend, selSend, insEnv, delEnv *sql.Stmt
+	prep := func(p **sql.Stmt, q string) error {
+		if *p != nil {
+			return nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: prepare: %w", err)
+		}
+		*p = st
+		return nil
+	}
+	for _, o := range batch {
+		switch o.kind {
+		case opAppend:
+			if err := prep(&insSend, `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES (?, ?, ?, ?)`); err != nil {
+				return err
+			}
+			if err := prep(&insEnv, `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+				return err
+			}
+			sd := o.send
+			res, err := insSend.ExecContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+			if err != nil {
+				return fmt.Errorf("sqlitestore: append: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				if err := prep(&selSend, `SELECT ts_ms FROM sends WHERE account = ? AND device = ? AND message_id = ?`); err != nil {
+					return err
+				}
+				var ts int64
+				if err := selSend.QueryRowContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID).Scan(&ts); err != nil {
+					return fmt.Errorf("sqlitestore: append: %w", err)
+				}
+				o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(ts)}
+				continue
+			}
+			for i := range sd.Envelopes {
+				e := &sd.Envelopes[i]
+				res, err := insEnv.ExecContext(ctx, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
+					e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, e.Content, sd.MessageID)
+				if err != nil {
+					return fmt.Errorf("sqlitestore: append: %w", err)
+				}
+				seq, err := res.LastInsertId()
+				if err != nil {
+					return fmt.Errorf("sqlitestore: append: %w", err)
+				}
+				binary.BigEndian.PutUint64(e.ID[:8], uint64(seq))
+			}
+			o.res = relay.AppendResult{Timestamp: sd.Timestamp}
+		case opDelete:
+			if err := prep(&delEnv, `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`); err != nil {
+				return err
+			}
+			for _, id := range o.ids {
+				if _, err := delEnv.ExecContext(ctx, int64(id.Seq()), o.dev.Account[:], o.dev.Device, id[8:]); err != nil {
+					return fmt.Errorf("sqlitestore: delete: %w", err)
+				}
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// Append implements relay.Mailbox.
+func (s *Store) Append(ctx context.Context, sd *relay.Send) (relay.AppendResult, error) {
+	o := &op{kind: opAppend, send: sd}
+	if err := s.submit(ctx, o); err != nil {
+		return relay.AppendResult{}, err
+	}
+	return o.res, nil
+}
+
+// Delete implements relay.Mailbox.
+func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.EnvelopeID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &op{kind: opDelete, dev: dev, ids: ids})
+}
+
+// Fetch implements relay.Mailbox.
+func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
+		FROM envelopes WHERE account = ? AND device = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?`,
+		dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
+	}
+	defer rows.Close()
+	var out []relay.Envelope
+	for rows.Next() {
+		var (
+			e   relay.Envelope
+			seq int64
+			tag []byte
+			ts  int64
+		)
+		if err := rows.Scan(&seq, &tag, &e.Sender, &e.SenderDevice, &ts, &e.Type, &e.Content, &e.MessageID); err != nil {
+			return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
+		}
+		binary.BigEndian.PutUint64(e.ID[:8], uint64(seq))
+		copy(e.ID[8:], tag)
+		e.Recipient = dev
+		e.Timestamp = fromMS(ts)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
+	}
+	return out, nil
+}
+
+// Expire implements relay.Mailbox.
+func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+		if err != nil {
+			return fmt.Errorf("sqlitestore: expire: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sends WHERE ts_ms < ?`, ms(before)); err != nil {
+			return fmt.Errorf("sqlitestore: expire: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// DeleteDevice implements relay.Mailbox.
+func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM envelopes WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: delete device: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"sotto/relay"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "relay.db"
+
+// Options tunes Open.
+type Options struct {
+	// MaxBatch caps the operations committed in one mailbox transaction.
+	MaxBatch int
+	// Readers is the size of the read connection pool.
+	Readers int
+}
+
+// Store implements relay.Store on one SQLite database.
+type Store struct {
+	w *sql.DB // one connection: all writes
+	r *sql.DB // read pool
+
+	ops      chan *op
+	maxBatch int
+	stop     chan struct{} // closed by Close
+	stopped  chan struct{} // closed when the writer has exited
+	closeOne sync.Once
+}
+
+var _ relay.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database in dir.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 2048
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)"
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(on)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	s := &Store{
+		w: w, r: r,
+		ops:      make(chan *op, 4*opts.MaxBatch),
+		maxBatch: opts.MaxBatch,
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer (after committing what it already took) and
+// closes the database.
+func (s *Store) Close() error {
+	s.closeOne.Do(func() { close(s.stop) })
+	<-s.stopped
+	err1 := s.r.Close()
+	err2 := s.w.Close()
+	if err1 != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err1)
+	}
+	if err2 != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err2)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v) }
+
+// inTx runs fn in one write transaction.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
