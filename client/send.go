@@ -59,6 +59,11 @@ func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) erro
 // other device) and hands the ciphertexts to the relay, updating the device
 // list when the relay says it is stale. relayID makes retries idempotent.
 func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content, relayID []byte) (int64, error) {
+	if rec, err := loadIdentity(ctx, c.db, to); err != nil {
+		return 0, err
+	} else if rec != nil && rec.Changed {
+		return 0, &IdentityChangedError{User: to}
+	}
 	conn, err := c.connection()
 	if err != nil {
 		return 0, err
@@ -68,11 +73,6 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	c.mu.Unlock()
 	if expired {
 		return 0, ErrExpired
-	}
-	if rec, err := loadIdentity(ctx, c.db, to); err != nil {
-		return 0, err
-	} else if rec != nil && rec.Changed {
-		return 0, &IdentityChangedError{User: to}
 	}
 	pt, err := content.Encode(ct)
 	if err != nil {
