@@ -1,0 +1,574 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"sotto/client"
+	"sotto/client/store"
+)
+
+func cmdEnroll(e *env, args []string) error {
+	fs := e.flagSet("enroll")
+	relay := fs.String("relay", "", "relay `URL`")
+	code := fs.String("code", "", "activation `CODE` from your organization")
+	user := fs.String("user", "", "user `NAME` to register")
+	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	e.kdfFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var missing []string
+	for flagName, v := range map[string]string{"--relay": *relay, "--code": *code, "--user": *user} {
+		if v == "" {
+			missing = append(missing, flagName)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("enroll: missing %s", strings.Join(missing, ", "))
+	}
+	if store.Exists(e.home) {
+		return fmt.Errorf("enroll: %s already holds an enrolled device", e.home)
+	}
+	pass, err := e.passphrase(true)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	c, err := client.Enroll(e.ctx, client.EnrollParams{Dir: e.home, Passphrase: pass, Relay: *relay,
+		Code: *code, Username: *user, DeviceName: *name}, e.options(nil))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "enrolled %s, device %d\n", c.Username(), c.DeviceID())
+	return nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "device"
+	}
+	return h
+}
+
+func cmdSend(e *env, args []string) error {
+	fs := e.flagSet("send")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Send(e.ctx, pos[0], strings.Join(pos[1:], " "))
+	return err
+}
+
+// jsonMessage is one line of `listen --json`.
+type jsonMessage struct {
+	From   string `json:"from"`
+	Device uint32 `json:"device"`
+	To     string `json:"to,omitempty"` // set for messages sent by an own other device
+	ID     string `json:"id"`
+	TS     int64  `json:"ts"`
+	Text   string `json:"text"`
+}
+
+func printMessage(e *env, m *client.Message, asJSON bool) {
+	if asJSON {
+		j := jsonMessage{From: m.From, Device: m.FromDevice, ID: hex.EncodeToString(m.ID), TS: m.SentAt.UnixMilli(), Text: m.Text}
+		if m.Outgoing {
+			j.To = m.Peer
+		}
+		b, _ := json.Marshal(j)
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return
+	}
+	ts := m.SentAt.Local().Format("15:04:05")
+	if m.Outgoing {
+		fmt.Fprintf(e.stdout, "[%s] me → %s: %s\n", ts, m.Peer, m.Text)
+		return
+	}
+	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", ts, m.From, m.Text)
+}
+
+func printEvent(e *env, ev client.Event, asJSON bool) {
+	switch ev.Kind {
+	case client.EventMessage:
+		printMessage(e, ev.Message, asJSON)
+	case client.EventIdentityChanged:
+		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", ev.User, ev.User, ev.User)
+	case client.EventError:
+		fmt.Fprintf(e.stderr, "! %v\n", ev.Err)
+	}
+}
+
+func cmdListen(e *env, args []string) error {
+	fs := e.flagSet("listen")
+	asJSON := fs.Bool("json", false, "print messages as JSON lines")
+	drain := fs.Bool("drain", false, "exit once the queued messages are processed")
+	count := fs.Int("count", 0, "exit after `N` messages")
+	timeout := fs.Duration("timeout", 0, "exit after this long")
+	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx := e.ctx
+	if *timeout > 0 {
+		var cancel func()
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	events := make(chan client.Event, 64)
+	c, err := e.open(func(ev client.Event) {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Connect(ctx, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
+		return err
+	}
+	idle := c.Idle()
+	if !*drain {
+		idle = nil
+	}
+	done := c.Done()
+	n := 0
+	for {
+		select {
+		case ev := <-events:
+			printEvent(e, ev, *asJSON)
+			if ev.Kind == client.EventMessage {
+				n++
+				if *count > 0 && n >= *count {
+					return nil
+				}
+			}
+		case <-idle:
+			// Events emitted before idle are already in the channel.
+			for {
+				select {
+				case ev := <-events:
+					printEvent(e, ev, *asJSON)
+				default:
+					return nil
+				}
+			}
+		case <-done:
+			return errors.New("connection to the relay lost")
+		case <-ctx.Done():
+			if e.ctx.Err() == nil && *timeout > 0 {
+				if *count > 0 {
+					return fmt.Errorf("timed out after %d of %d messages", n, *count)
+				}
+				return nil
+			}
+			return nil
+		}
+	}
+}
+
+func cmdChat(e *env, args []string) error {
+	fs := e.flagSet("chat")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	peer := pos[0]
+	events := make(chan client.Event, 64)
+	ctx := e.ctx
+	c, err := e.open(func(ev client.Event) {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	hist, err := c.History(ctx, peer, 20)
+	if err != nil {
+		return err
+	}
+	for _, m := range hist {
+		printMessage(e, m, false)
+	}
+	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
+		return err
+	}
+	lines := make(chan string)
+	go func() {
+		// Owned by chat: ends at EOF; a blocked read ends with the process.
+		defer close(lines)
+		sc := bufio.NewScanner(e.stdin)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			if _, err := c.Send(ctx, peer, line); err != nil {
+				fmt.Fprintf(e.stderr, "! not sent: %v\n", err)
+			}
+		case ev := <-events:
+			if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
+				fmt.Fprintf(e.stderr, "(new message from %s)\n", ev.Message.From)
+				continue
+			}
+			printEvent(e, ev, false)
+		case <-c.Done():
+			return errors.New("connection to the relay lost")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func cmdHistory(e *env, args []string) error {
+	fs := e.flagSet("history")
+	limit := fs.Int("limit", 50, "show the last `N` messages (0: all)")
+	asJSON := fs.Bool("json", false, "print messages as JSON lines")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	hist, err := c.History(e.ctx, pos[0], *limit)
+	if err != nil {
+		return err
+	}
+	for _, m := range hist {
+		printMessage(e, m, *asJSON)
+	}
+	return nil
+}
+
+func cmdContacts(e *env, args []string) error {
+	fs := e.flagSet("contacts")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cs, err := c.Contacts(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, ct := range cs {
+		status := "unverified"
+		switch {
+		case ct.Changed:
+			status = "CHANGED: sending blocked until you verify"
+		case ct.Verified:
+			status = "verified"
+		}
+		fmt.Fprintf(e.stdout, "%s\t%s\n", ct.User, status)
+	}
+	return nil
+}
+
+// safetyNumber opens the store, connecting only when the contact's key is
+// not known yet.
+func safetyNumber(e *env, user string) (*client.Client, *client.SafetyNumber, error) {
+	c, err := e.open(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := c.SafetyNumber(e.ctx, user)
+	if errors.Is(err, client.ErrNotConnected) {
+		if err = c.Connect(e.ctx, client.ConnectOptions{}); err == nil {
+			sn, err = c.SafetyNumber(e.ctx, user)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, sn, nil
+}
+
+func printSafetyNumber(e *env, sn *client.SafetyNumber, qrCode bool) error {
+	g := strings.Fields(sn.Groups())
+	for i := 0; i < len(g); i += 4 {
+		fmt.Fprintln(e.stdout, strings.Join(g[i:min(i+4, len(g))], " "))
+	}
+	if qrCode {
+		return writeQR(e.stdout, string(sn.Scannable))
+	}
+	return nil
+}
+
+func cmdSafetyNumber(e *env, args []string) error {
+	fs := e.flagSet("safety-number")
+	qrFlag := fs.Bool("qr", isTerminal(e.stdout), "also draw the QR code")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	c, sn, err := safetyNumber(e, pos[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return printSafetyNumber(e, sn, *qrFlag)
+}
+
+func cmdVerify(e *env, args []string) error {
+	fs := e.flagSet("verify")
+	accept := fs.Bool("accept", false, "mark the current safety number as verified (and accept a changed key)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	c, sn, err := safetyNumber(e, pos[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if *accept {
+		if err := c.Verify(e.ctx, sn.User); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s verified\n", sn.User)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Safety number with %s:\n", sn.User)
+	if err := printSafetyNumber(e, sn, isTerminal(e.stdout)); err != nil {
+		return err
+	}
+	switch {
+	case sn.Changed:
+		fmt.Fprintf(e.stdout, "The safety number CHANGED. Compare it with %s in person or on a trusted channel, then run: sotto verify %s --accept\n", sn.User, sn.User)
+	case sn.Verified:
+		fmt.Fprintln(e.stdout, "Verified.")
+	default:
+		fmt.Fprintf(e.stdout, "Not verified. Compare it with %s, then run: sotto verify %s --accept\n", sn.User, sn.User)
+	}
+	return nil
+}
+
+func cmdDevices(e *env, args []string) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "list":
+		return devicesList(e, args)
+	case "link":
+		return devicesLink(e, args)
+	case "approve":
+		return devicesApprove(e, args)
+	case "remove":
+		return devicesRemove(e, args)
+	}
+	return errUsage
+}
+
+func devicesList(e *env, args []string) error {
+	fs := e.flagSet("devices list")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds, err := c.Devices(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		mark := ""
+		if d.Current {
+			mark = "\t(this device)"
+		}
+		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, d.Name, d.Created.UTC().Format(time.DateOnly), mark)
+	}
+	return nil
+}
+
+func devicesLink(e *env, args []string) error {
+	fs := e.flagSet("devices link")
+	relay := fs.String("relay", "", "relay `URL`")
+	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	codeFile := fs.String("code-file", "", "also write the link code to `FILE`")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the approval")
+	e.kdfFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *relay == "" {
+		return errors.New("devices link: missing --relay")
+	}
+	if store.Exists(e.home) {
+		return fmt.Errorf("devices link: %s already holds an enrolled device", e.home)
+	}
+	pass, err := e.passphrase(true)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+	defer cancel()
+	l, err := client.BeginLink(ctx, *relay)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	code := l.Code()
+	fmt.Fprintf(e.stdout, "On a device already linked to your account, run:\n  sotto devices approve %s\n", code)
+	if isTerminal(e.stdout) {
+		if err := writeQR(e.stdout, code); err != nil {
+			return err
+		}
+	}
+	if *codeFile != "" {
+		if err := writeFileAtomic(*codeFile, []byte(code+"\n")); err != nil {
+			return err
+		}
+	}
+	c, err := l.Finish(ctx, e.home, pass, *name, e.options(nil))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "linked to %s as device %d\n", c.Username(), c.DeviceID())
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func devicesApprove(e *env, args []string) error {
+	fs := e.flagSet("devices approve")
+	codeFile := fs.String("code-file", "", "read the link code from `FILE`")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var code string
+	switch {
+	case len(pos) == 1 && *codeFile == "":
+		code = pos[0]
+	case len(pos) == 0 && *codeFile != "":
+		b, err := os.ReadFile(*codeFile)
+		if err != nil {
+			return err
+		}
+		code = strings.TrimSpace(string(b))
+	default:
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.ApproveLink(e.ctx, code); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "approved: the new device is finishing its registration")
+	return nil
+}
+
+func devicesRemove(e *env, args []string) error {
+	fs := e.flagSet("devices remove")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	id, err := strconv.ParseUint(pos[0], 10, 32)
+	if err != nil {
+		return fmt.Errorf("devices remove: bad device id %q", pos[0])
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.RemoveDevice(e.ctx, uint32(id)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "device %d removed\n", id)
+	return nil
+}
+
+func cmdWipe(e *env, args []string) error {
+	fs := e.flagSet("wipe")
+	yes := fs.Bool("yes", false, "really destroy this device's keys and history")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*yes {
+		return errors.New("wipe destroys this device's keys and history for good: run again with --yes")
+	}
+	if !store.Exists(e.home) {
+		return fmt.Errorf("no store in %s", e.home)
+	}
+	if err := store.Wipe(e.home); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "wiped")
+	return nil
+}

@@ -1,0 +1,199 @@
+// Command sotto is the Sotto messenger's command-line client.
+//
+//	sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
+//
+// Commands: enroll, send, listen, chat, contacts, safety-number, verify,
+// devices (list, link, approve, remove), history, wipe.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"sotto/client"
+	"sotto/client/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
+
+commands:
+  enroll --relay URL --code CODE --user NAME [--device-name NAME]
+  send USER TEXT...
+  listen [--json] [--drain] [--count N] [--timeout D]
+  chat USER
+  history USER [--limit N]
+  contacts
+  safety-number USER [--qr]
+  verify USER [--accept]
+  devices [list]
+  devices link --relay URL [--device-name NAME] [--code-file FILE]
+  devices approve CODE | --code-file FILE
+  devices remove ID
+  wipe --yes
+`
+
+// env is what every command gets.
+type env struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	home           string
+	passFile       string
+	verbose        bool
+	kdf            store.KDFParams
+}
+
+// errUsage makes run print the usage and exit with status 2.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := e.flagSet("sotto")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(*env, []string) error{
+		"enroll":        cmdEnroll,
+		"send":          cmdSend,
+		"listen":        cmdListen,
+		"chat":          cmdChat,
+		"history":       cmdHistory,
+		"contacts":      cmdContacts,
+		"safety-number": cmdSafetyNumber,
+		"verify":        cmdVerify,
+		"devices":       cmdDevices,
+		"wipe":          cmdWipe,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sotto: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	err := cmd(e, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stderr, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "sotto: %v\n", err)
+		return 1
+	}
+}
+
+// flagSet returns a FlagSet with the global flags, so they may come before
+// or after the command name.
+func (e *env) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	home := e.home
+	if home == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			home = filepath.Join(h, ".sotto")
+		}
+	}
+	fs.StringVar(&e.home, "home", home, "directory of the local store")
+	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the device passphrase from `FILE` (else prompt)")
+	fs.BoolVar(&e.verbose, "v", e.verbose, "verbose logging to stderr")
+	return fs
+}
+
+// parse parses a command's flags; flags may follow positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (e *env) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if e.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (e *env) options(onEvent func(client.Event)) *client.Options {
+	return &client.Options{Logger: e.logger(), OnEvent: onEvent, KDF: e.kdf}
+}
+
+// open unlocks the local store.
+func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
+	if !store.Exists(e.home) {
+		return nil, fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
+	}
+	pass, err := e.passphrase(false)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pass)
+	c, err := client.Open(e.ctx, e.home, pass, e.options(onEvent))
+	if errors.Is(err, store.ErrWrongPassphrase) {
+		return nil, errors.New("wrong passphrase")
+	}
+	return c, err
+}
+
+// connect opens the store and connects to the relay.
+func (e *env) connect(receive bool, onEvent func(client.Event)) (*client.Client, error) {
+	c, err := e.open(onEvent)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Connect(e.ctx, client.ConnectOptions{Receive: receive}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// kdfFlags adds the Argon2id tuning flags of commands creating a store.
+func (e *env) kdfFlags(fs *flag.FlagSet) {
+	e.kdf = store.DefaultKDFParams
+	fs.Func("argon2-memory", "Argon2id memory in `MiB` for the new store (default 64)", func(s string) error {
+		var n uint32
+		if _, err := fmt.Sscan(s, &n); err != nil || n == 0 {
+			return fmt.Errorf("bad memory %q", s)
+		}
+		e.kdf.MemoryKiB = n * 1024
+		return nil
+	})
+	fs.Func("argon2-time", "Argon2id passes for the new store (default 3)", func(s string) error {
+		var n uint32
+		if _, err := fmt.Sscan(s, &n); err != nil || n == 0 {
+			return fmt.Errorf("bad time %q", s)
+		}
+		e.kdf.Time = n
+		return nil
+	})
+}
