@@ -63,7 +63,7 @@ type Client struct {
 	expired bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	recvErr error
+	idle    chan struct{}
 }
 
 func (o *Options) withDefaults() Options {
@@ -159,7 +159,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.expired = resp.SubscriptionExpired
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.recvErr = nil
+	c.idle = nil
 	if !c.expired {
 		c.wg.Add(1)
 		go func() {
@@ -170,10 +170,11 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 		}()
 	}
 	if co.Receive {
+		c.idle = make(chan struct{})
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.receiveLoop(loopCtx, conn, co.NoAck)
+			c.receiveLoop(loopCtx, conn, co.NoAck, c.idle)
 		}()
 	}
 	return nil
@@ -202,6 +203,14 @@ func (c *Client) Drained() <-chan struct{} {
 		return nil
 	}
 	return conn.Drained()
+}
+
+// Idle is closed once the receive loop has processed the backlog that was
+// queued at the relay when Connect ran; nil without a receive loop.
+func (c *Client) Idle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idle
 }
 
 // Done is closed when the relay connection ends; nil when not connected.

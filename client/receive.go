@@ -60,16 +60,35 @@ type Event struct {
 	Err     error
 }
 
-func (c *Client) receiveLoop(ctx context.Context, conn *transport.Conn, noAck bool) {
+// quietPeriod is how long the receive loop waits, once the relay says the
+// backlog was pushed, before it reports itself idle: the pushed envelopes
+// are already in memory, this only lets them reach the loop.
+const quietPeriod = 300 * time.Millisecond
+
+func (c *Client) receiveLoop(ctx context.Context, conn *transport.Conn, noAck bool, idle chan struct{}) {
+	drained := conn.Drained()
+	var quiet <-chan time.Time
+	idleClosed := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-drained:
+			drained, quiet = nil, time.After(quietPeriod)
+		case <-quiet:
+			quiet = nil
+			if !idleClosed {
+				close(idle)
+				idleClosed = true
+			}
 		case env, ok := <-conn.Envelopes():
 			if !ok {
 				return
 			}
 			c.handleEnvelope(ctx, conn, env, noAck)
+			if drained == nil && !idleClosed {
+				quiet = time.After(quietPeriod)
+			}
 		}
 	}
 }
