@@ -114,7 +114,7 @@ func (p *peer) create(_ context.Context, req *request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := intArg("prekeys", req.PreKeys, 10, 0, 100000)
+	n, err := intArg("prekeys", req.PreKeys, 10, 0, 10000)
 	if err != nil {
 		return nil, err
 	}

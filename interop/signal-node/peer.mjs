@@ -344,7 +344,7 @@ class Peer {
     const name = argString(req, 'name');
     const registrationId = argInt(req, 'registration_id', undefined, 1, 16380);
     const deviceId = argInt(req, 'device_id', 1, 1, 127);
-    const prekeys = argInt(req, 'prekeys', 10, 0, 100000);
+    const prekeys = argInt(req, 'prekeys', 10, 0, 10000);
     let devices = this.parties.get(name);
     if (devices === undefined) {
       devices = new Map();

@@ -21,23 +21,30 @@ import (
 type scenario struct {
 	name string
 	run  func(e *env)
+	// goSenderOnly marks scenarios too slow with the Node peer as A.
+	goSenderOnly bool
 }
 
 var scenarios = []scenario{
-	{"AInitiates", scenarioInitiate},
-	{"SimultaneousInitiation", scenarioSimultaneous},
-	{"RandomInterleaving", scenarioRandomInterleaving},
-	{"LongGap", scenarioLongGap},
-	{"LastResortKyberNoOneTimePreKey", scenarioLastResort},
-	{"RejectedCiphertexts", scenarioRejected},
-	{"RejectedFirstMessage", scenarioRejectedFirstMessage},
-	{"IdentityChange", scenarioIdentityChange},
-	{"SafetyNumbers", scenarioSafetyNumbers},
-	{"TwoDevices", scenarioTwoDevices},
-	{"ManySessions", scenarioManySessions},
-	{"BundleExhaustion", scenarioBundleExhaustion},
-	{"UsedPreKey", scenarioUsedPreKey},
-	{"NoSession", scenarioNoSession},
+	{name: "AInitiates", run: scenarioInitiate},
+	{name: "SimultaneousInitiation", run: scenarioSimultaneous},
+	{name: "RandomInterleaving", run: scenarioRandomInterleaving},
+	{name: "LongGap", run: scenarioLongGap},
+	{name: "SkippedKeyEviction", run: scenarioSkippedKeyEviction},
+	{name: "OldChainEviction", run: scenarioOldChainEviction},
+	{name: "ForwardJumpBound", run: scenarioForwardJumpBound, goSenderOnly: true},
+	{name: "SessionReset", run: scenarioSessionReset},
+	{name: "SimultaneousBursts", run: scenarioSimultaneousBursts},
+	{name: "LastResortKyberNoOneTimePreKey", run: scenarioLastResort},
+	{name: "RejectedCiphertexts", run: scenarioRejected},
+	{name: "RejectedFirstMessage", run: scenarioRejectedFirstMessage},
+	{name: "IdentityChange", run: scenarioIdentityChange},
+	{name: "SafetyNumbers", run: scenarioSafetyNumbers},
+	{name: "TwoDevices", run: scenarioTwoDevices},
+	{name: "ManySessions", run: scenarioManySessions},
+	{name: "BundleExhaustion", run: scenarioBundleExhaustion},
+	{name: "UsedPreKey", run: scenarioUsedPreKey},
+	{name: "NoSession", run: scenarioNoSession},
 }
 
 // TestPairing runs every scenario for every ordered pair of implementations:
@@ -49,6 +56,9 @@ func TestPairing(t *testing.T) {
 			t.Run(a.name+"-"+b.name, func(t *testing.T) {
 				for _, s := range scenarios {
 					t.Run(s.name, func(t *testing.T) {
+						if s.goSenderOnly && a.name != goImpl.name {
+							t.Skip("needs 25,002 encryptions from A: runs with the Go peer as A")
+						}
 						s.run(newEnv(t, a, b))
 					})
 				}
@@ -243,6 +253,145 @@ func scenarioLongGap(e *env) {
 	e.wantKind(err, signalpeer.KindDuplicateMessage, "a skipped message delivered twice")
 	e.send(e.a, alice, e.b, bob, "still here")
 	e.send(e.b, bob, e.a, alice, "me too")
+}
+
+// scenarioSkippedKeyEviction checks the bound on skipped message keys kept per chain
+// (libsignal: 2000, the oldest evicted first): a message whose key was evicted fails
+// as a duplicate, the others decrypt.
+func scenarioSkippedKeyEviction(e *env) {
+	const (
+		kept    = 2000
+		evicted = 100
+		n       = kept + evicted + 1
+	)
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.connect(e.a, alice, e.b, bob)
+	// After bob's reply alice sends on a fresh chain: message i has counter i.
+	msgs := make([]signalpeer.Message, n)
+	for i := range msgs {
+		msgs[i] = e.encrypt(e.a, alice, bob, fmt.Appendf(nil, "m%d", i))
+	}
+	e.decrypt(e.b, bob, alice, msgs[n-1], fmt.Appendf(nil, "m%d", n-1))
+	for _, i := range []int{0, evicted - 1} {
+		_, err := e.b.Decrypt(e.ctx, bob, alice, msgs[i])
+		e.wantKind(err, signalpeer.KindDuplicateMessage, fmt.Sprintf("message %d whose skipped key was evicted", i))
+	}
+	for _, i := range []int{evicted, n / 2, n - 2} {
+		e.decrypt(e.b, bob, alice, msgs[i], fmt.Appendf(nil, "m%d", i))
+	}
+	e.send(e.b, bob, e.a, alice, "reply")
+	e.send(e.a, alice, e.b, bob, "bye")
+}
+
+// scenarioOldChainEviction checks the bound on receiving chains kept (libsignal: 5):
+// a late message from a recent chain decrypts, one from a chain dropped after many
+// ratchet steps is rejected, and the session goes on.
+func scenarioOldChainEviction(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.connect(e.a, alice, e.b, bob)
+	for _, c := range []struct {
+		steps int
+		ok    bool
+	}{{2, true}, {8, false}} {
+		late := e.encrypt(e.a, alice, bob, []byte("late"))
+		e.send(e.a, alice, e.b, bob, "on time")
+		for i := range c.steps {
+			e.send(e.b, bob, e.a, alice, fmt.Sprintf("ping %d", i))
+			e.send(e.a, alice, e.b, bob, fmt.Sprintf("pong %d", i))
+		}
+		if c.ok {
+			e.decrypt(e.b, bob, alice, late, []byte("late"))
+			continue
+		}
+		_, err := e.b.Decrypt(e.ctx, bob, alice, late)
+		e.wantKind(err, signalpeer.KindInvalidMessage, fmt.Sprintf("message from a chain %d ratchet steps old", c.steps))
+	}
+	e.send(e.b, bob, e.a, alice, "still here")
+	e.send(e.a, alice, e.b, bob, "me too")
+}
+
+// scenarioForwardJumpBound sends a message 25,001 keys ahead (libsignal's bound is
+// 25,000): it is rejected, while one exactly 25,000 ahead decrypts. It needs 25,002
+// encryptions, so it runs only when A is the Go peer.
+func scenarioForwardJumpBound(e *env) {
+	const jump = 25000
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.connect(e.a, alice, e.b, bob)
+	var atBound, beyond signalpeer.Message
+	for i := 0; i <= jump+1; i++ {
+		m := e.encrypt(e.a, alice, bob, fmt.Appendf(nil, "m%d", i))
+		switch i {
+		case jump:
+			atBound = m
+		case jump + 1:
+			beyond = m
+		}
+	}
+	_, err := e.b.Decrypt(e.ctx, bob, alice, beyond)
+	e.wantKind(err, signalpeer.KindInvalidMessage, "a message 25,001 keys ahead")
+	e.decrypt(e.b, bob, alice, atBound, fmt.Appendf(nil, "m%d", jump))
+	e.decrypt(e.b, bob, alice, beyond, fmt.Appendf(nil, "m%d", jump+1))
+	e.send(e.b, bob, e.a, alice, "caught up")
+}
+
+// scenarioSessionReset: alice starts a second session with bob while messages of the
+// first are in flight both ways; all of them decrypt, and the sides converge.
+func scenarioSessionReset(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.connect(e.a, alice, e.b, bob)
+	oldA := e.encrypt(e.a, alice, bob, []byte("old session, from alice"))
+	oldB := e.encrypt(e.b, bob, alice, []byte("old session, from bob"))
+	e.process(e.a, alice, bob, e.bundle(e.b, bob, true))
+	newA := e.encrypt(e.a, alice, bob, []byte("new session"))
+	if newA.Type != signalpeer.TypePreKey {
+		e.t.Fatalf("first message of the new session has type %d, want 3", newA.Type)
+	}
+	e.decrypt(e.a, alice, bob, oldB, []byte("old session, from bob"))
+	e.decrypt(e.b, bob, alice, newA, []byte("new session"))
+	e.decrypt(e.b, bob, alice, oldA, []byte("old session, from alice"))
+	var lastA, lastB int
+	for i := range 4 {
+		lastA = e.send(e.a, alice, e.b, bob, fmt.Sprintf("a%d", i)).Type
+		lastB = e.send(e.b, bob, e.a, alice, fmt.Sprintf("b%d", i)).Type
+	}
+	if lastA != signalpeer.TypeSignal || lastB != signalpeer.TypeSignal {
+		e.t.Fatalf("after a session reset the sides did not converge: last types %d, %d", lastA, lastB)
+	}
+}
+
+// scenarioSimultaneousBursts: both sides start a session and send several messages
+// before anything arrives; the bursts cross and are delivered out of order.
+func scenarioSimultaneousBursts(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.process(e.a, alice, bob, e.bundle(e.b, bob, true))
+	e.process(e.b, bob, alice, e.bundle(e.a, alice, true))
+	var fromA, fromB []signalpeer.Message
+	for i := range 4 {
+		fromA = append(fromA, e.encrypt(e.a, alice, bob, fmt.Appendf(nil, "a%d", i)))
+		fromB = append(fromB, e.encrypt(e.b, bob, alice, fmt.Appendf(nil, "b%d", i)))
+	}
+	for _, i := range []int{2, 0, 3, 1} {
+		e.decrypt(e.b, bob, alice, fromA[i], fmt.Appendf(nil, "a%d", i))
+		e.decrypt(e.a, alice, bob, fromB[3-i], fmt.Appendf(nil, "b%d", 3-i))
+	}
+	var lastA, lastB int
+	for i := range 4 {
+		lastB = e.send(e.b, bob, e.a, alice, fmt.Sprintf("B%d", i)).Type
+		lastA = e.send(e.a, alice, e.b, bob, fmt.Sprintf("A%d", i)).Type
+	}
+	if lastA != signalpeer.TypeSignal || lastB != signalpeer.TypeSignal {
+		e.t.Fatalf("after crossing bursts the sides did not converge: last types %d, %d", lastA, lastB)
+	}
 }
 
 func scenarioLastResort(e *env) {
