@@ -22,7 +22,30 @@ func parseRatchetTree(s *suite, b []byte) (*ratchetTree, error) {
 	if err := unmarshal(b, &nodes); err != nil {
 		return nil, err
 	}
-	return &ratchetTree{s: s, nodes: nodes}, nil
+	t := &ratchetTree{s: s, nodes: nodes}
+	if err := t.checkStructure(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// checkStructure verifies that every unmerged leaf of a parent node is a
+// non-blank leaf below that parent, listed once.
+func (t *ratchetTree) checkStructure() error {
+	for x := uint32(1); x < uint32(len(t.nodes)); x += 2 {
+		p := t.parentAt(x)
+		if p == nil {
+			continue
+		}
+		seen := map[uint32]bool{}
+		for _, l := range p.unmergedLeaves {
+			if l >= t.size() || seen[l] || t.leaf(l) == nil || !treemath.IsAncestor(x, treemath.LeafNode(l)) {
+				return fmt.Errorf("%w: bad unmerged leaf at node %d", ErrInvalidTree, x)
+			}
+			seen[l] = true
+		}
+	}
+	return nil
 }
 
 func (t *ratchetTree) marshal() ([]byte, error) { return marshal(t.nodes) }
@@ -177,6 +200,9 @@ func (t *ratchetTree) parentHashOf(p, sibling uint32) ([]byte, error) {
 // nodeParentHash returns the parent_hash field of node x (nil for leaves
 // not from a commit).
 func (t *ratchetTree) nodeParentHash(x uint32) []byte {
+	if int(x) >= len(t.nodes) {
+		return nil
+	}
 	n := t.nodes[x]
 	if n == nil {
 		return nil
