@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"sotto": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
+	})
+}
+
+var (
+	sottodOnce sync.Once
+	sottodBin  string
+	sottodErr  error
+)
+
+// buildSottod builds the real relay once per test binary run.
+func buildSottod(t *testing.T) string {
+	sottodOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sotto-e2e-")
+		if err != nil {
+			sottodErr = err
+			return
+		}
+		sottodBin = filepath.Join(dir, "sottod")
+		out, err := exec.Command("go", "build", "-o", sottodBin, "sotto/cmd/sottod").CombinedOutput()
+		if err != nil {
+			sottodErr = fmt.Errorf("go build sotto/cmd/sottod: %v\n%s", err, out)
+		}
+	})
+	if sottodErr != nil {
+		t.Fatal(sottodErr)
+	}
+	return sottodBin
+}
+
+// TestScripts runs the end-to-end scenarios in testdata/*.txt, each against
+// its own real relay (sottod serve on 127.0.0.1 with a fresh data
+// directory) and the real sotto command.
+func TestScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end scripts start a relay")
+	}
+	bin := buildSottod(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			return startRelay(e, bin)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"newcode":  cmdNewCode,
+			"waitfile": cmdWaitFile,
+		},
+	})
+}
+
+// startRelay starts sottod for one script and sets $RELAY (its URL),
+// $RELAYDATA (its data directory) and puts sottod on $PATH.
+func startRelay(e *testscript.Env, bin string) error {
+	data := filepath.Join(e.WorkDir, ".relay")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(data, "sottod.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	e.Defer(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	urlc := make(chan string, 1)
+	go func() {
+		// Reads the relay's stdout until it exits (its pipe closes).
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "sottod: relay listening on "); ok && !sent {
+				urlc <- strings.TrimSpace(u)
+				sent = true
+			}
+		}
+		if !sent {
+			close(urlc)
+		}
+	}()
+	select {
+	case u, ok := <-urlc:
+		if !ok {
+			return fmt.Errorf("sottod exited before listening (see %s)", logf.Name())
+		}
+		e.Setenv("RELAY", u)
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("sottod did not start listening")
+	}
+	e.Setenv("RELAYDATA", data)
+	e.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+e.Getenv("PATH"))
+	return nil
+}
+
+// newcode VAR [SEATS]: create an activation code and store it in $VAR.
+func cmdNewCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: newcode VAR [SEATS]")
+	}
+	seats := "1"
+	if len(args) == 2 {
+		seats = args[1]
+	}
+	out, err := exec.Command(filepath.Join(strings.Split(ts.Getenv("PATH"), string(os.PathListSeparator))[0], "sottod"),
+		"admin", "codes", "create", "-data", ts.Getenv("RELAYDATA"), "-seats", seats, "--json").Output()
+	ts.Check(err)
+	var c struct {
+		Code string `json:"code"`
+	}
+	ts.Check(json.Unmarshal(out, &c))
+	if c.Code == "" {
+		ts.Fatalf("no code in %s", out)
+	}
+	ts.Setenv(args[0], c.Code)
+}
+
+// waitfile FILE: wait (up to a minute) until FILE exists, for handing data
+// from a background command to the script.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("%s did not appear", args[0])
+}
