@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // TypeDJB is libsignal's type byte for a Curve25519 public key.
@@ -100,8 +101,27 @@ func (k PublicKey) Verify(sig []byte, msg ...[]byte) bool {
 }
 
 // PrivateKey is a Curve25519 private key. It never prints its value.
+//
+// crypto/ecdh derives the public key whenever a private key is made, which
+// costs a full scalar multiplication; a key parsed from storage is often
+// never used (a ratchet key that only sends), so that work is deferred to
+// the first Agree or PublicKey.
 type PrivateKey struct {
-	k *ecdh.PrivateKey
+	s *privateState
+}
+
+type privateState struct {
+	raw  [PrivateKeySize]byte // clamped
+	once sync.Once
+	k    *ecdh.PrivateKey
+	err  error
+}
+
+func (st *privateState) key() (*ecdh.PrivateKey, error) {
+	st.once.Do(func() {
+		st.k, st.err = ecdh.X25519().NewPrivateKey(st.raw[:])
+	})
+	return st.k, st.err
 }
 
 // ParsePrivateKey parses 32 raw bytes; like libsignal it clamps them.
@@ -109,15 +129,10 @@ func ParsePrivateKey(b []byte) (PrivateKey, error) {
 	if len(b) != PrivateKeySize {
 		return PrivateKey{}, fmt.Errorf("%w: private key length %d", ErrInvalidKey, len(b))
 	}
-	var c [32]byte
-	copy(c[:], b)
-	clamp(&c)
-	k, err := ecdh.X25519().NewPrivateKey(c[:])
-	clear(c[:])
-	if err != nil {
-		return PrivateKey{}, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-	}
-	return PrivateKey{k: k}, nil
+	st := &privateState{}
+	copy(st.raw[:], b)
+	clamp(&st.raw)
+	return PrivateKey{s: st}, nil
 }
 
 func clamp(b *[32]byte) {
@@ -128,31 +143,39 @@ func clamp(b *[32]byte) {
 
 // Bytes returns the 32 private bytes (clamped). Handle with care.
 func (p PrivateKey) Bytes() []byte {
-	if p.k == nil {
+	if p.s == nil {
 		return nil
 	}
-	return p.k.Bytes()
+	out := p.s.raw
+	return out[:]
 }
 
 // PublicKey derives the public key.
 func (p PrivateKey) PublicKey() PublicKey {
 	var k PublicKey
-	if p.k != nil {
-		copy(k.b[:], p.k.PublicKey().Bytes())
+	if p.s == nil {
+		return k
+	}
+	if ek, err := p.s.key(); err == nil {
+		copy(k.b[:], ek.PublicKey().Bytes())
 	}
 	return k
 }
 
 // Agree computes the X25519 shared secret with a public key.
 func (p PrivateKey) Agree(pub PublicKey) ([]byte, error) {
-	if p.k == nil {
+	if p.s == nil {
 		return nil, fmt.Errorf("%w: empty private key", ErrInvalidKey)
+	}
+	ek, err := p.s.key()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
 	pk, err := ecdh.X25519().NewPublicKey(pub.b[:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
-	s, err := p.k.ECDH(pk)
+	s, err := ek.ECDH(pk)
 	if err != nil {
 		return nil, fmt.Errorf("keys: agreement: %w", err)
 	}
@@ -162,16 +185,16 @@ func (p PrivateKey) Agree(pub PublicKey) ([]byte, error) {
 // Sign makes an XEdDSA signature over the concatenation of msg parts, as
 // libsignal does (Edwards sign bit stored in the top bit of the last byte).
 func (p PrivateKey) Sign(rand io.Reader, msg ...[]byte) ([]byte, error) {
-	if p.k == nil {
+	if p.s == nil {
 		return nil, fmt.Errorf("%w: empty private key", ErrInvalidKey)
 	}
 	var nonce [64]byte
 	if _, err := io.ReadFull(rand, nonce[:]); err != nil {
 		return nil, fmt.Errorf("keys: reading randomness: %w", err)
 	}
-	priv := p.k.Bytes()
-	sig := xeddsaSign(priv, &nonce, msg)
-	clear(priv)
+	priv := p.s.raw
+	sig := xeddsaSign(priv[:], &nonce, msg)
+	clear(priv[:])
 	clear(nonce[:])
 	return sig, nil
 }

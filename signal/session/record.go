@@ -108,12 +108,10 @@ func (r *Record) ArchiveCurrentState() {
 }
 
 func (r *Record) archive() {
-	if len(r.previous) >= maxArchivedStates {
-		r.previous = r.previous[:maxArchivedStates-1]
-	}
-	r.previous = append(r.previous, nil)
-	copy(r.previous[1:], r.previous)
-	r.previous[0] = r.current
+	n := min(len(r.previous), maxArchivedStates-1)
+	prev := make([]*state, 0, n+1)
+	prev = append(prev, r.current)
+	r.previous = append(prev, r.previous[:n]...)
 	r.current = nil
 }
 
@@ -133,21 +131,26 @@ func (r *Record) promoteMatching(version uint32, baseKey keys.PublicKey) bool {
 	}
 	for i, p := range r.previous {
 		if p.version == version && p.aliceBaseKey.Equal(baseKey) {
-			r.previous = append(r.previous[:i], r.previous[i+1:]...)
-			r.promote(p)
+			r.promoteOld(i, p.clone())
 			return true
 		}
 	}
 	return false
 }
 
-// promoteOld makes previous state i (already updated as s) current.
+// promoteOld makes previous state i (replaced by s, a modified copy)
+// current. The previous slice may be shared with other records, so it is
+// rebuilt, not edited in place.
 func (r *Record) promoteOld(i int, s *state) {
-	r.previous = append(r.previous[:i], r.previous[i+1:]...)
+	prev := make([]*state, 0, len(r.previous))
+	prev = append(prev, r.previous[:i]...)
+	r.previous = append(prev, r.previous[i+1:]...)
 	r.promote(s)
 }
 
-// Clone returns a deep copy.
+// Clone returns a copy that can be modified without affecting r. Archived
+// states are never modified in place (they are copied before any use), so
+// the copy shares them.
 func (r *Record) Clone() *Record {
 	if r == nil {
 		return nil
@@ -157,10 +160,7 @@ func (r *Record) Clone() *Record {
 		c.current = r.current.clone()
 	}
 	if len(r.previous) > 0 {
-		c.previous = make([]*state, len(r.previous))
-		for i, p := range r.previous {
-			c.previous[i] = p.clone()
-		}
+		c.previous = append([]*state(nil), r.previous...)
 	}
 	return c
 }

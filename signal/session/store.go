@@ -45,7 +45,8 @@ type KyberPreKeyStore interface {
 
 // SessionStore holds session records. LoadSession returns nil, nil when
 // there is none; the record it returns is the caller's to modify (return a
-// copy or a freshly parsed record).
+// copy or a freshly parsed record). StoreSession may keep r: callers do not
+// modify a record after storing it.
 type SessionStore interface {
 	LoadSession(ctx context.Context, addr Address) (*Record, error)
 	StoreSession(ctx context.Context, addr Address, r *Record) error
@@ -213,10 +214,10 @@ func (s *MemoryStore) LoadSession(_ context.Context, addr Address) (*Record, err
 	return nil, nil
 }
 
-// StoreSession implements SessionStore; it keeps a copy.
+// StoreSession implements SessionStore; it keeps r itself.
 func (s *MemoryStore) StoreSession(_ context.Context, addr Address, r *Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sessions[addr] = r.Clone()
+	s.sessions[addr] = r
 	return nil
 }
