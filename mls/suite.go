@@ -315,8 +315,19 @@ func (s *suite) generateSignatureKey() (priv, pub []byte, err error) {
 	return priv, pub, err
 }
 
-// hpkePrivate parses an HPKE private key (SerializePrivateKey form).
+// hpkePrivate parses an HPKE private key (SerializePrivateKey form). For
+// the NIST curves, scalars shorter than the field size (leading zero bytes
+// dropped, as some encoders do) are left-padded.
 func (s *suite) hpkePrivate(priv []byte) (hpke.PrivateKey, error) {
+	if s.curve != nil {
+		size := (s.curve.Params().BitSize + 7) / 8
+		if len(priv) > 0 && len(priv) < size {
+			padded := make([]byte, size)
+			copy(padded[size-len(priv):], priv)
+			defer clear(padded)
+			priv = padded
+		}
+	}
 	k, err := s.kem.NewPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: hpke private key", ErrInvalidKey)

@@ -1,0 +1,273 @@
+package mls
+
+import (
+	"bytes"
+	"crypto/hpke"
+	"fmt"
+)
+
+// resolvedProposal is a committed proposal with the sender that made it.
+type resolvedProposal struct {
+	p      *proposal
+	sender sender
+}
+
+// resolveProposals expands a commit's proposal list, looking references
+// up in the proposal cache.
+func (g *groupState) resolveProposals(c *commit, committer sender) ([]resolvedProposal, error) {
+	out := make([]resolvedProposal, 0, len(c.proposals))
+	for i := range c.proposals {
+		por := &c.proposals[i]
+		if !por.isRef {
+			out = append(out, resolvedProposal{&por.proposal, committer})
+			continue
+		}
+		cp, ok := g.proposals[string(por.ref)]
+		if !ok {
+			return nil, fmt.Errorf("%w: commit references an unknown proposal", ErrInvalidMessage)
+		}
+		out = append(out, resolvedProposal{&cp.proposal, cp.sender})
+	}
+	return out, nil
+}
+
+// validateProposals applies the list rules of RFC 9420 §12.2 that do not
+// depend on application policy.
+func validateProposals(ps []resolvedProposal, committer sender) error {
+	external := committer.typ == senderNewMemberCommit
+	counts := map[uint16]int{}
+	touched := map[uint32]bool{}
+	pskIDs := map[string]bool{}
+	for _, rp := range ps {
+		counts[rp.p.typ]++
+		switch rp.p.typ {
+		case proposalUpdate:
+			if external || rp.sender.typ != senderMember {
+				return fmt.Errorf("%w: update not from a member", ErrInvalidMessage)
+			}
+			if committer.typ == senderMember && rp.sender.index == committer.index {
+				return fmt.Errorf("%w: committer cannot commit its own update", ErrInvalidMessage)
+			}
+			if touched[rp.sender.index] {
+				return fmt.Errorf("%w: leaf updated or removed twice", ErrInvalidMessage)
+			}
+			touched[rp.sender.index] = true
+		case proposalRemove:
+			if committer.typ == senderMember && rp.p.removed == committer.index {
+				return fmt.Errorf("%w: committer cannot remove itself", ErrInvalidMessage)
+			}
+			if touched[rp.p.removed] {
+				return fmt.Errorf("%w: leaf updated or removed twice", ErrInvalidMessage)
+			}
+			touched[rp.p.removed] = true
+		case proposalPSK:
+			b, err := marshal(&rp.p.psk)
+			if err != nil {
+				return err
+			}
+			if pskIDs[string(b)] {
+				return fmt.Errorf("%w: duplicate psk", ErrInvalidMessage)
+			}
+			pskIDs[string(b)] = true
+		case proposalAdd, proposalGroupContextExtensions, proposalReInit, proposalExternalInit:
+		default:
+			return fmt.Errorf("%w: unsupported proposal type %d", ErrInvalidMessage, rp.p.typ)
+		}
+	}
+	if counts[proposalGroupContextExtensions] > 1 {
+		return fmt.Errorf("%w: several group context extension proposals", ErrInvalidMessage)
+	}
+	if counts[proposalReInit] > 0 && len(ps) > 1 {
+		return fmt.Errorf("%w: reinit with other proposals", ErrInvalidMessage)
+	}
+	if external {
+		if counts[proposalExternalInit] != 1 || counts[proposalRemove] > 1 ||
+			counts[proposalExternalInit]+counts[proposalRemove]+counts[proposalPSK] != len(ps) {
+			return fmt.Errorf("%w: invalid external commit proposals", ErrInvalidMessage)
+		}
+	} else if counts[proposalExternalInit] > 0 {
+		return fmt.Errorf("%w: external init in a member commit", ErrInvalidMessage)
+	}
+	return nil
+}
+
+// externalInitSecret derives init_secret from an ExternalInit proposal
+// (RFC 9420 §8.3).
+func (s *suite) externalInitSecret(externalSecret, kemOutput []byte) ([]byte, error) {
+	priv, _, err := s.deriveKeyPair(externalSecret)
+	if err != nil {
+		return nil, err
+	}
+	r, err := hpke.NewRecipient(kemOutput, priv, s.kdf, s.aead, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: external init", ErrDecrypt)
+	}
+	return r.Export("MLS 1.0 external init secret", s.hashLen())
+}
+
+// applyCommit processes an authenticated Commit of the current epoch
+// (RFC 9420 §12.4.2) and returns the state of the next epoch; g is left
+// unchanged.
+func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) {
+	s := g.s
+	c := &ac.content.commit
+	committer := ac.content.sender
+	if committer.typ != senderMember && committer.typ != senderNewMemberCommit {
+		return nil, fmt.Errorf("%w: commit sender type", ErrInvalidMessage)
+	}
+	external := committer.typ == senderNewMemberCommit
+	if external && ac.wireFormat != wireFormatPublicMessage {
+		return nil, fmt.Errorf("%w: external commit must be public", ErrInvalidMessage)
+	}
+	ps, err := g.resolveProposals(c, committer)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateProposals(ps, committer); err != nil {
+		return nil, err
+	}
+	n := g.clone()
+	groupID := g.ctx.groupID
+	var (
+		pskIDs       []preSharedKeyID
+		kemOutput    []byte
+		needPath     = len(ps) == 0 || external
+		added        = map[uint32]bool{}
+		reinitialize bool
+	)
+	for _, rp := range ps {
+		if rp.p.typ == proposalGroupContextExtensions {
+			n.ctx.extensions = rp.p.extensions
+		}
+	}
+	for _, rp := range ps {
+		if rp.p.typ != proposalUpdate {
+			continue
+		}
+		needPath = true
+		i := rp.sender.index
+		if n.tree.leaf(i) == nil || rp.p.leafNode.source != sourceUpdate {
+			return nil, fmt.Errorf("%w: invalid update", ErrInvalidMessage)
+		}
+		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {
+			return nil, fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
+		}
+		leaf := rp.p.leafNode
+		n.tree.updateLeaf(i, &leaf)
+	}
+	for _, rp := range ps {
+		if rp.p.typ != proposalRemove {
+			continue
+		}
+		needPath = true
+		if n.tree.leaf(rp.p.removed) == nil {
+			return nil, fmt.Errorf("%w: remove of a blank leaf", ErrInvalidMessage)
+		}
+		n.tree.removeLeaf(rp.p.removed)
+	}
+	for _, rp := range ps {
+		switch rp.p.typ {
+		case proposalAdd:
+			kp := &rp.p.keyPackage
+			if CipherSuite(kp.cipherSuite) != s.id || kp.version != protocolVersion10 || kp.leafNode.source != sourceKeyPackage {
+				return nil, fmt.Errorf("%w: add with an incompatible key package", ErrInvalidMessage)
+			}
+			if err := kp.verify(s); err != nil {
+				return nil, fmt.Errorf("%w: key package: %w", ErrInvalidMessage, err)
+			}
+			if err := kp.leafNode.verify(s, nil, 0); err != nil {
+				return nil, fmt.Errorf("%w: key package leaf: %w", ErrInvalidMessage, err)
+			}
+			leaf := kp.leafNode
+			added[n.tree.addLeaf(&leaf)] = true
+		case proposalPSK:
+			pskIDs = append(pskIDs, rp.p.psk)
+		case proposalExternalInit:
+			kemOutput = rp.p.kemOutput
+		case proposalReInit:
+			reinitialize = true
+		}
+	}
+	if needPath && c.path == nil {
+		return nil, fmt.Errorf("%w: commit requires a path", ErrInvalidMessage)
+	}
+	n.ctx.epoch = g.ctx.epoch + 1
+	commitSecret := make([]byte, s.hashLen())
+	if c.path != nil {
+		sender := committer.index
+		if external {
+			leaf := c.path.leafNode
+			sender = n.tree.addLeaf(&leaf)
+		} else if old := n.tree.leaf(sender); old == nil || bytes.Equal(old.encryptionKey, c.path.leafNode.encryptionKey) {
+			return nil, fmt.Errorf("%w: committer leaf must get a new encryption key", ErrInvalidMessage)
+		}
+		if err := n.tree.mergeUpdatePath(sender, c.path, groupID); err != nil {
+			return nil, err
+		}
+		th, err := n.tree.rootHash()
+		if err != nil {
+			return nil, err
+		}
+		n.ctx.treeHash = th
+		if err := n.setContext(n.ctx); err != nil {
+			return nil, err
+		}
+		if n.tree.leaf(n.priv.leaf) == nil {
+			n.removed = true
+			return n, nil
+		}
+		n.dropStaleKeys()
+		if commitSecret, err = n.tree.decryptPath(n.priv, sender, c.path, n.ctxBytes, added); err != nil {
+			return nil, err
+		}
+	} else {
+		th, err := n.tree.rootHash()
+		if err != nil {
+			return nil, err
+		}
+		n.ctx.treeHash = th
+		if n.tree.leaf(n.priv.leaf) == nil {
+			n.removed = true
+			return n, nil
+		}
+	}
+	confirmed, err := s.confirmedTranscriptHash(g.interim, ac)
+	if err != nil {
+		return nil, err
+	}
+	n.ctx.confirmedTranscriptHash = confirmed
+	if err := n.setContext(n.ctx); err != nil {
+		return nil, err
+	}
+	var inputs []pskInput
+	for i := range pskIDs {
+		psk, err := g.lookupPSK(&pskIDs[i])
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, pskInput{id: pskIDs[i], psk: psk})
+	}
+	pskSecret, err := s.pskSecret(inputs)
+	if err != nil {
+		return nil, err
+	}
+	initSecret := g.epoch.initSecret
+	if external {
+		if initSecret, err = s.externalInitSecret(g.epoch.externalSecret, kemOutput); err != nil {
+			return nil, err
+		}
+	}
+	e, err := s.epochFromInit(initSecret, commitSecret, pskSecret, n.ctxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if !s.verifyMAC(e.confirmationKey, confirmed, ac.auth.confirmationTag) {
+		return nil, fmt.Errorf("%w: commit confirmation tag", ErrInvalidMAC)
+	}
+	if err := n.startEpoch(e, ac.auth.confirmationTag); err != nil {
+		return nil, err
+	}
+	n.dropStaleKeys()
+	n.reinit = reinitialize
+	return n, nil
+}

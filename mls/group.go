@@ -1,0 +1,222 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// ErrRemoved reports that this member was removed from the group.
+var ErrRemoved = errors.New("mls: member removed from the group")
+
+// PrivateKeys are the private keys a client kept when it published a
+// KeyPackage: the HPKE init key, the leaf's HPKE encryption key (both in
+// the suite's SerializePrivateKey form) and the signature key (an Ed25519
+// seed or a big-endian ECDSA scalar).
+type PrivateKeys struct {
+	Init, Encryption, Signature []byte
+}
+
+// JoinOptions carries what a Welcome may rely on from outside.
+type JoinOptions struct {
+	// RatchetTree is the encoded ratchet tree, needed when the Welcome's
+	// GroupInfo carries no ratchet_tree extension.
+	RatchetTree []byte
+	// ExternalPSKs maps external PSK ids to their values.
+	ExternalPSKs map[string][]byte
+}
+
+// Group is one member's state of an MLS group. It is not safe for
+// concurrent use.
+type Group struct {
+	st *groupState
+}
+
+// Join joins a group from an MLSMessage-encoded Welcome, given the
+// MLSMessage-encoded KeyPackage it answers and that KeyPackage's keys
+// (RFC 9420 §12.4.3.1). It verifies the ratchet tree, the GroupInfo
+// signature and confirmation tag.
+func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions) (*Group, error) {
+	if opts == nil {
+		opts = &JoinOptions{}
+	}
+	var wm, km mlsMessage
+	if err := unmarshal(welcomeMsg, &wm); err != nil {
+		return nil, err
+	}
+	if err := unmarshal(keyPackageMsg, &km); err != nil {
+		return nil, err
+	}
+	if wm.welcome == nil || km.keyPackage == nil {
+		return nil, fmt.Errorf("%w: want a Welcome and a KeyPackage", ErrInvalidMessage)
+	}
+	s, err := CipherSuite(wm.welcome.cipherSuite).suite()
+	if err != nil {
+		return nil, err
+	}
+	kp := km.keyPackage
+	initKey, err := s.hpkePrivate(keys.Init)
+	if err != nil {
+		return nil, err
+	}
+	encKey, err := s.hpkePrivate(keys.Encryption)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(initKey.PublicKey().Bytes(), kp.initKey) || !bytes.Equal(encKey.PublicKey().Bytes(), kp.leafNode.encryptionKey) {
+		return nil, fmt.Errorf("%w: private keys do not match the key package", ErrInvalidKey)
+	}
+	g := &groupState{s: s, sigPriv: keys.Signature, externalPSKs: opts.ExternalPSKs}
+	j, err := s.openWelcome(wm.welcome, kp, initKey, func(id *preSharedKeyID) ([]byte, error) {
+		if id.pskType == pskExternal {
+			if psk, ok := opts.ExternalPSKs[string(id.pskID)]; ok {
+				return psk, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
+	})
+	if err != nil {
+		return nil, err
+	}
+	gc := j.info.groupContext
+	treeBytes, ok := findExtension(j.info.extensions, extRatchetTree)
+	if !ok {
+		if treeBytes = opts.RatchetTree; treeBytes == nil {
+			return nil, fmt.Errorf("%w: no ratchet tree", ErrInvalidMessage)
+		}
+	}
+	if g.tree, err = parseRatchetTree(s, treeBytes); err != nil {
+		return nil, err
+	}
+	th, err := g.tree.rootHash()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(th, gc.treeHash) {
+		return nil, fmt.Errorf("%w: tree hash does not match the group info", ErrInvalidTree)
+	}
+	if err := g.tree.verifyParentHashes(); err != nil {
+		return nil, err
+	}
+	if err := g.tree.verifyLeaves(gc.groupID); err != nil {
+		return nil, err
+	}
+	signer := g.tree.leaf(j.info.signer)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: group info signer is blank", ErrInvalidMessage)
+	}
+	if err := s.verifyGroupInfo(&j.info, signer.signatureKey); err != nil {
+		return nil, err
+	}
+	mine, err := marshal(&kp.leafNode)
+	if err != nil {
+		return nil, err
+	}
+	me, found := uint32(0), false
+	for i := uint32(0); i < g.tree.size(); i++ {
+		if l := g.tree.leaf(i); l != nil {
+			if b, err := marshal(l); err == nil && bytes.Equal(b, mine) {
+				me, found = i, true
+				break
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: our leaf is not in the tree", ErrInvalidMessage)
+	}
+	g.priv = newTreePrivate(me, encKey)
+	if j.secrets.hasPath {
+		if err := g.installPathSecret(j.info.signer, j.secrets.pathSecret); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.setContext(gc); err != nil {
+		return nil, err
+	}
+	if err := g.startEpoch(j.epoch, j.info.confirmationTag); err != nil {
+		return nil, err
+	}
+	return &Group{st: g}, nil
+}
+
+// CipherSuite returns the group's cipher suite.
+func (g *Group) CipherSuite() CipherSuite { return g.st.s.id }
+
+// GroupID returns the group identifier.
+func (g *Group) GroupID() []byte { return append([]byte(nil), g.st.ctx.groupID...) }
+
+// Epoch returns the current epoch number.
+func (g *Group) Epoch() uint64 { return g.st.ctx.epoch }
+
+// LeafIndex returns this member's leaf index.
+func (g *Group) LeafIndex() uint32 { return g.st.priv.leaf }
+
+// EpochAuthenticator returns the epoch authenticator, which members can
+// compare out of band to confirm they share the epoch.
+func (g *Group) EpochAuthenticator() []byte {
+	return append([]byte(nil), g.st.epoch.epochAuthenticator...)
+}
+
+// Export derives a secret for the application from the current epoch
+// (MLS-Exporter, RFC 9420 §8.5).
+func (g *Group) Export(label string, context []byte, length int) ([]byte, error) {
+	return g.st.s.exporter(g.st.epoch.exporterSecret, label, context, length)
+}
+
+// ContentKind says what a handled message carried.
+type ContentKind int
+
+// Kinds of handled messages.
+const (
+	ApplicationContent ContentKind = iota + 1
+	ProposalContent
+	CommitContent
+)
+
+// Received describes a message accepted by Handle.
+type Received struct {
+	Kind ContentKind
+	// Sender is the sender's leaf index (member senders only).
+	Sender uint32
+	// Data is the application data, for ApplicationContent.
+	Data []byte
+	// Removed reports a commit that removed this member; the group can no
+	// longer be used.
+	Removed bool
+}
+
+// Handle processes one MLSMessage-encoded PublicMessage or PrivateMessage
+// of the current epoch. Proposals are kept for a later commit; a commit is
+// applied atomically: on any error the group is unchanged.
+func (g *Group) Handle(msg []byte) (*Received, error) {
+	if g.st.removed {
+		return nil, ErrRemoved
+	}
+	var m mlsMessage
+	if err := unmarshal(msg, &m); err != nil {
+		return nil, err
+	}
+	ac, err := g.st.unprotect(&m)
+	if err != nil {
+		return nil, err
+	}
+	r := &Received{Sender: ac.content.sender.index}
+	switch ac.content.contentType {
+	case contentApplication:
+		r.Kind, r.Data = ApplicationContent, ac.content.applicationData
+	case contentProposal:
+		r.Kind = ProposalContent
+		if err := g.st.cacheProposal(ac); err != nil {
+			return nil, err
+		}
+	case contentCommit:
+		r.Kind = CommitContent
+		next, err := g.st.applyCommit(ac)
+		if err != nil {
+			return nil, err
+		}
+		g.st = next
+		r.Removed = next.removed
+	}
+	return r, nil
+}

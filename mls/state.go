@@ -1,0 +1,245 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+
+	"sotto/mls/internal/codec"
+	"sotto/mls/internal/treemath"
+)
+
+// cachedProposal is a proposal received in the current epoch, kept until
+// a commit references it.
+type cachedProposal struct {
+	proposal proposal
+	sender   sender
+}
+
+// groupState is one member's view of a group at one epoch. Commits are
+// applied to a copy, which replaces the state only if every check passes.
+type groupState struct {
+	s            *suite
+	ctx          groupContext
+	ctxBytes     []byte
+	tree         *ratchetTree
+	priv         *treePrivate
+	sigPriv      []byte
+	epoch        *epochSecrets
+	keys         *secretTree
+	interim      []byte
+	resumption   map[uint64][]byte // resumption_psk by epoch
+	proposals    map[string]cachedProposal
+	externalPSKs map[string][]byte
+	removed      bool // this member was removed by the last commit
+	reinit       bool // the last commit carried a ReInit proposal
+}
+
+func (g *groupState) setContext(ctx groupContext) error {
+	b, err := marshal(&ctx)
+	if err != nil {
+		return err
+	}
+	g.ctx, g.ctxBytes = ctx, b
+	return nil
+}
+
+// startEpoch installs epoch secrets and the secret tree.
+func (g *groupState) startEpoch(e *epochSecrets, confirmationTag []byte) error {
+	g.epoch = e
+	g.keys = newSecretTree(g.s, e.encryptionSecret, g.tree.size())
+	interim, err := g.s.interimTranscriptHash(g.ctx.confirmedTranscriptHash, confirmationTag)
+	if err != nil {
+		return err
+	}
+	g.interim = interim
+	if g.resumption == nil {
+		g.resumption = map[uint64][]byte{}
+	}
+	g.resumption[g.ctx.epoch] = e.resumptionPSK
+	g.proposals = map[string]cachedProposal{}
+	return nil
+}
+
+// externalSenders parses the external_senders extension of the context.
+func (g *groupState) externalSenderKey(index uint32) ([]byte, error) {
+	data, ok := findExtension(g.ctx.extensions, extExternalSenders)
+	if !ok {
+		return nil, fmt.Errorf("%w: no external senders", ErrInvalidMessage)
+	}
+	var keys [][]byte
+	r := codec.NewReader(data)
+	r.Elements(func(r *codec.Reader) {
+		key := r.Opaque()
+		var c credential
+		c.decode(r)
+		keys = append(keys, key)
+	})
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: external senders: %w", ErrDecode, err)
+	}
+	if int(index) >= len(keys) {
+		return nil, fmt.Errorf("%w: external sender index", ErrInvalidMessage)
+	}
+	return keys[index], nil
+}
+
+// senderKey returns the signature key that must have signed ac.
+func (g *groupState) senderKey(ac *authenticatedContent) ([]byte, error) {
+	c := &ac.content
+	switch c.sender.typ {
+	case senderMember:
+		l := g.tree.leaf(c.sender.index)
+		if l == nil {
+			return nil, fmt.Errorf("%w: sender leaf is blank", ErrInvalidMessage)
+		}
+		return l.signatureKey, nil
+	case senderExternal:
+		if c.contentType != contentProposal {
+			return nil, fmt.Errorf("%w: external sender may only propose", ErrInvalidMessage)
+		}
+		return g.externalSenderKey(c.sender.index)
+	case senderNewMemberProposal:
+		if c.contentType != contentProposal || c.proposal.typ != proposalAdd {
+			return nil, fmt.Errorf("%w: new member may only propose Add", ErrInvalidMessage)
+		}
+		return c.proposal.keyPackage.leafNode.signatureKey, nil
+	case senderNewMemberCommit:
+		if c.contentType != contentCommit || c.commit.path == nil {
+			return nil, fmt.Errorf("%w: external commit needs a path", ErrInvalidMessage)
+		}
+		return c.commit.path.leafNode.signatureKey, nil
+	}
+	return nil, fmt.Errorf("%w: sender type", ErrInvalidMessage)
+}
+
+// unprotect authenticates a handshake or application message of the
+// current epoch and returns its content.
+func (g *groupState) unprotect(m *mlsMessage) (*authenticatedContent, error) {
+	var ac *authenticatedContent
+	var err error
+	switch {
+	case m.public != nil:
+		c := &m.public.content
+		if !bytes.Equal(c.groupID, g.ctx.groupID) || c.epoch != g.ctx.epoch {
+			return nil, fmt.Errorf("%w: wrong group or epoch", ErrInvalidMessage)
+		}
+		if c.contentType == contentApplication {
+			return nil, fmt.Errorf("%w: application data must be encrypted", ErrInvalidMessage)
+		}
+		ac, err = g.s.unprotectPublic(m.public, g.epoch.membershipKey, &g.ctx)
+	case m.private != nil:
+		if !bytes.Equal(m.private.groupID, g.ctx.groupID) || m.private.epoch != g.ctx.epoch {
+			return nil, fmt.Errorf("%w: wrong group or epoch", ErrInvalidMessage)
+		}
+		ac, err = g.s.unprotectPrivate(g.keys, g.epoch.senderDataSecret, m.private)
+	default:
+		return nil, fmt.Errorf("%w: not a group message", ErrInvalidMessage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := g.senderKey(ac)
+	if err != nil {
+		return nil, err
+	}
+	if err := ac.verify(g.s, key, &g.ctx); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// proposalRef computes a ProposalRef (RFC 9420 §5.2).
+func (g *groupState) proposalRef(ac *authenticatedContent) ([]byte, error) {
+	b, err := marshal(ac)
+	if err != nil {
+		return nil, err
+	}
+	return g.s.refHash("MLS 1.0 Proposal Reference", b), nil
+}
+
+// cacheProposal stores a proposal for a later commit.
+func (g *groupState) cacheProposal(ac *authenticatedContent) error {
+	ref, err := g.proposalRef(ac)
+	if err != nil {
+		return err
+	}
+	g.proposals[string(ref)] = cachedProposal{proposal: ac.content.proposal, sender: ac.content.sender}
+	return nil
+}
+
+// clone copies the state so a commit can be applied atomically.
+func (g *groupState) clone() *groupState {
+	c := *g
+	c.tree = g.tree.clone()
+	c.priv = g.priv.clone()
+	c.resumption = make(map[uint64][]byte, len(g.resumption))
+	for k, v := range g.resumption {
+		c.resumption[k] = v
+	}
+	c.ctx.extensions = append([]extension(nil), g.ctx.extensions...)
+	return &c
+}
+
+// dropStaleKeys forgets private keys of nodes that are blank or whose
+// public key changed.
+func (g *groupState) dropStaleKeys() {
+	for x, k := range g.priv.keys {
+		pub := g.tree.publicKey(x)
+		if pub == nil || !bytes.Equal(pub, k.PublicKey().Bytes()) {
+			delete(g.priv.keys, x)
+			delete(g.priv.pathSecrets, x)
+		}
+	}
+}
+
+// lookupPSK resolves a PreSharedKeyID.
+func (g *groupState) lookupPSK(id *preSharedKeyID) ([]byte, error) {
+	switch id.pskType {
+	case pskExternal:
+		if psk, ok := g.externalPSKs[string(id.pskID)]; ok {
+			return psk, nil
+		}
+	case pskResumption:
+		if id.usage == resumptionApplication && bytes.Equal(id.pskGroupID, g.ctx.groupID) {
+			if psk, ok := g.resumption[id.pskEpoch]; ok {
+				return psk, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
+}
+
+// installPathSecret sets the path secret learned from a Welcome at the
+// common ancestor of this member and the committer, and derives keys up
+// the committer's filtered direct path (RFC 9420 §12.4.3.1).
+func (g *groupState) installPathSecret(signer uint32, pathSecret []byte) error {
+	path, _ := g.tree.filteredDirectPath(signer)
+	lca := treemath.CommonAncestor(treemath.LeafNode(g.priv.leaf), treemath.LeafNode(signer))
+	ps := pathSecret
+	found := false
+	for _, x := range path {
+		if x == lca {
+			found = true
+		} else if found {
+			next, err := g.s.deriveSecret(ps, "path")
+			if err != nil {
+				return err
+			}
+			ps = next
+		}
+		if !found {
+			continue
+		}
+		pub, err := g.priv.setPathSecret(g.s, x, ps)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(pub, g.tree.publicKey(x)) {
+			return fmt.Errorf("%w: welcome path secret does not match the tree", ErrInvalidMessage)
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: welcome path secret has no place in the tree", ErrInvalidMessage)
+	}
+	return nil
+}
