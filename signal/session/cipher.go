@@ -33,7 +33,7 @@ func Encrypt(ctx context.Context, s Stores, remote Address, plaintext []byte, no
 
 	msgType, out := MessageTypeSignal, inner
 	if p := st.pending; p != nil {
-		if now.Unix() > int64(p.timestampMS)+maxUnackedAgeMS/1000 {
+		if now.Unix() > int64(p.timestampSec)+maxUnackedAgeSec {
 			return 0, nil, fmt.Errorf("%w: %w: %s", ErrNoSession, ErrStaleSession, remote)
 		}
 		pm := &preKeySignalMessage{

@@ -15,7 +15,7 @@ const (
 	maxReceiverChains = 5     // receiver chains kept per state
 	maxArchivedStates = 40    // previous states kept per record
 	currentVersion    = 4     // session and message version
-	maxUnackedAgeMS   = 30 * 24 * 60 * 60 * 1000
+	maxUnackedAgeSec  = 30 * 24 * 60 * 60
 )
 
 // skippedKey is the seed of a message key skipped on a receiver chain.
@@ -38,7 +38,7 @@ type pendingPreKey struct {
 	preKeyID       uint32
 	signedPreKeyID uint32
 	baseKey        keys.PublicKey
-	timestampMS    uint64
+	timestampSec    uint64
 }
 
 type pendingKyber struct {
@@ -324,7 +324,7 @@ func (s *state) serialize() []byte {
 		}
 		pb = appendBytesField(pb, 2, p.baseKey.Serialize())
 		pb = appendVarintField(pb, 3, uint64(int64(int32(p.signedPreKeyID))))
-		pb = appendVarintField(pb, 4, p.timestampMS)
+		pb = appendVarintField(pb, 4, p.timestampSec)
 		b = appendBytesField(b, 9, pb)
 	}
 	b = appendVarintField(b, 10, uint64(s.remoteRegID))
@@ -492,7 +492,7 @@ func parseState(b []byte) (*state, error) {
 				case 3:
 					p.signedPreKeyID = uint32(g.varint)
 				case 4:
-					p.timestampMS = g.varint
+					p.timestampSec = g.varint
 				}
 				return err
 			})

@@ -385,3 +385,19 @@ func TestPreKeyRecordsRoundTrip(t *testing.T) {
 		t.Fatal("record printing leaks a private key")
 	}
 }
+
+func TestStaleUnacknowledgedSession(t *testing.T) {
+	alice, bob := newParty(t, "alice", nil), newParty(t, "bob", nil)
+	alice.startWith(t, bob, bob.bundle(t, false, 1))
+	late := testNow.AddDate(0, 0, 31)
+	_, _, err := Encrypt(context.Background(), alice.store.Stores(), bob.addr, []byte("x"), late)
+	if !errors.Is(err, ErrNoSession) || !errors.Is(err, ErrStaleSession) {
+		t.Fatalf("encrypt on a 31-day-old unacknowledged session: %v", err)
+	}
+	// Once Bob has answered, age no longer matters.
+	bob.mustOpen(t, alice, alice.send(t, bob, "x"), "x")
+	alice.mustOpen(t, bob, bob.send(t, alice, "y"), "y")
+	if _, _, err := Encrypt(context.Background(), alice.store.Stores(), bob.addr, []byte("z"), late); err != nil {
+		t.Fatal(err)
+	}
+}
