@@ -80,7 +80,7 @@ func ProcessPreKeyBundle(ctx context.Context, rand io.Reader, s Stores, remote A
 		preKeyID:       b.PreKeyID,
 		signedPreKeyID: b.SignedPreKeyID,
 		baseKey:        base.Public,
-		timestampSec:    uint64(now.Unix()), // seconds, as libsignal stores it
+		timestampSec:   uint64(now.Unix()), // seconds, as libsignal stores it
 	}
 	st.pendingKyber.preKeyID = b.KyberPreKeyID
 	st.localRegID = localRegID

@@ -38,7 +38,7 @@ type pendingPreKey struct {
 	preKeyID       uint32
 	signedPreKeyID uint32
 	baseKey        keys.PublicKey
-	timestampSec    uint64
+	timestampSec   uint64
 }
 
 type pendingKyber struct {
