@@ -15,6 +15,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	a, b   *signalpeer.Peer
+	implA  implementation
 	implB  implementation
 	nextID uint32
 }
@@ -22,7 +23,7 @@ type env struct {
 func newEnv(t *testing.T, implA, implB implementation) *env {
 	a := implA.start(t)
 	b := implB.start(t)
-	return &env{t: t, ctx: t.Context(), a: a, b: b, implB: implB}
+	return &env{t: t, ctx: t.Context(), a: a, b: b, implA: implA, implB: implB}
 }
 
 // regID hands out distinct registration ids.

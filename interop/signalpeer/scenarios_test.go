@@ -42,6 +42,7 @@ var scenarios = []scenario{
 	{name: "RejectedFirstMessage", run: scenarioRejectedFirstMessage},
 	{name: "IdentityChange", run: scenarioIdentityChange},
 	{name: "SafetyNumbers", run: scenarioSafetyNumbers},
+	{name: "PostQuantumRatchetNegotiation", run: scenarioSPQRNegotiation},
 	{name: "TwoDevices", run: scenarioTwoDevices},
 	{name: "ManySessions", run: scenarioManySessions},
 	{name: "BundleExhaustion", run: scenarioBundleExhaustion},
@@ -616,6 +617,60 @@ func scannableParts(t *testing.T, b []byte) (version uint64, local, remote []byt
 		}
 	}
 	return version, local, remote
+}
+
+// pqRatchetLen returns the length of the pq_ratchet field (5) of a SignalMessage
+// (version byte, protobuf, 8-byte MAC), or -1 when absent.
+func pqRatchetLen(t *testing.T, m signalpeer.Message) int {
+	t.Helper()
+	if m.Type != signalpeer.TypeSignal || len(m.Ciphertext) < 9 {
+		t.Fatalf("not a SignalMessage: type %d, %d bytes", m.Type, len(m.Ciphertext))
+	}
+	b := m.Ciphertext[1 : len(m.Ciphertext)-8]
+	n := -1
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			t.Fatal("SignalMessage: bad tag")
+		}
+		b = b[k:]
+		l := protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			t.Fatal("SignalMessage: bad field")
+		}
+		if num == 5 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b)
+			n = len(v)
+		}
+		b = b[l:]
+	}
+	return n
+}
+
+// scenarioSPQRNegotiation records how the post-quantum ratchet (SPQR) is negotiated:
+// two libsignal 0.90 peers turn it on (every SignalMessage carries a pq_ratchet
+// field), while with Sotto's Go code, which does not run SPQR, libsignal falls back
+// to sessions without it and neither side sends the field.
+func scenarioSPQRNegotiation(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 5)
+	e.create(e.b, bob, 5)
+	e.connect(e.a, alice, e.b, bob)
+	both := e.implA.name == nodeImpl.name && e.implB.name == nodeImpl.name
+	for i := range 3 {
+		for _, m := range []signalpeer.Message{
+			e.send(e.a, alice, e.b, bob, fmt.Sprintf("a%d", i)),
+			e.send(e.b, bob, e.a, alice, fmt.Sprintf("b%d", i)),
+		} {
+			n := pqRatchetLen(e.t, m)
+			if both && n <= 0 {
+				e.t.Fatalf("libsignal to libsignal: SignalMessage without SPQR data (pq_ratchet length %d)", n)
+			}
+			if !both && n > 0 {
+				e.t.Fatalf("a session with the Go peer carries %d bytes of SPQR data", n)
+			}
+		}
+	}
 }
 
 var sixtyDigits = regexp.MustCompile(`^[0-9]{60}$`)
