@@ -22,7 +22,7 @@ func NewPreKeyRecord(id uint32, kp keys.KeyPair) *PreKeyRecord {
 }
 
 // GeneratePreKeys makes n one-time prekeys with ids startID, startID+1, ...
-// (ids wrap within 1..0xFFFFFF as libsignal's clients keep them).
+// Choosing ids (Signal clients keep them within 1..0xFFFFFF) is the caller's.
 func GeneratePreKeys(rand io.Reader, startID uint32, n int) ([]*PreKeyRecord, error) {
 	out := make([]*PreKeyRecord, 0, n)
 	for i := 0; i < n; i++ {
