@@ -128,66 +128,12 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 	}
 	n := g.clone()
 	groupID := g.ctx.groupID
-	var (
-		pskIDs       []preSharedKeyID
-		kemOutput    []byte
-		needPath     = len(ps) == 0 || external
-		added        = map[uint32]bool{}
-		reinitialize bool
-	)
-	for _, rp := range ps {
-		if rp.p.typ == proposalGroupContextExtensions {
-			n.ctx.extensions = rp.p.extensions
-		}
+	fx, err := n.applyProposals(ps)
+	if err != nil {
+		return nil, err
 	}
-	for _, rp := range ps {
-		if rp.p.typ != proposalUpdate {
-			continue
-		}
-		needPath = true
-		i := rp.sender.index
-		if n.tree.leaf(i) == nil || rp.p.leafNode.source != sourceUpdate {
-			return nil, fmt.Errorf("%w: invalid update", ErrInvalidMessage)
-		}
-		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {
-			return nil, fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
-		}
-		leaf := rp.p.leafNode
-		n.tree.updateLeaf(i, &leaf)
-	}
-	for _, rp := range ps {
-		if rp.p.typ != proposalRemove {
-			continue
-		}
-		needPath = true
-		if n.tree.leaf(rp.p.removed) == nil {
-			return nil, fmt.Errorf("%w: remove of a blank leaf", ErrInvalidMessage)
-		}
-		n.tree.removeLeaf(rp.p.removed)
-	}
-	for _, rp := range ps {
-		switch rp.p.typ {
-		case proposalAdd:
-			kp := &rp.p.keyPackage
-			if CipherSuite(kp.cipherSuite) != s.id || kp.version != protocolVersion10 || kp.leafNode.source != sourceKeyPackage {
-				return nil, fmt.Errorf("%w: add with an incompatible key package", ErrInvalidMessage)
-			}
-			if err := kp.verify(s); err != nil {
-				return nil, fmt.Errorf("%w: key package: %w", ErrInvalidMessage, err)
-			}
-			if err := kp.leafNode.verify(s, nil, 0); err != nil {
-				return nil, fmt.Errorf("%w: key package leaf: %w", ErrInvalidMessage, err)
-			}
-			leaf := kp.leafNode
-			added[n.tree.addLeaf(&leaf)] = true
-		case proposalPSK:
-			pskIDs = append(pskIDs, rp.p.psk)
-		case proposalExternalInit:
-			kemOutput = rp.p.kemOutput
-		case proposalReInit:
-			reinitialize = true
-		}
-	}
+	needPath := fx.needPath || len(ps) == 0 || external
+	added, pskIDs, kemOutput := fx.added, fx.pskIDs, fx.kemOutput
 	if needPath && c.path == nil {
 		return nil, fmt.Errorf("%w: commit requires a path", ErrInvalidMessage)
 	}
@@ -268,6 +214,94 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 		return nil, err
 	}
 	n.dropStaleKeys()
-	n.reinit = reinitialize
+	n.reinit = fx.reinit
 	return n, nil
+}
+
+// proposalEffects is what applying a proposal list leaves for the rest
+// of commit processing.
+type proposalEffects struct {
+	needPath  bool            // an Update or Remove was applied
+	added     map[uint32]bool // leaves added by Add proposals
+	addedKPs  map[uint32]*keyPackage
+	pskIDs    []preSharedKeyID
+	kemOutput []byte // ExternalInit
+	reinit    bool
+}
+
+// applyProposals applies a validated proposal list to n's tree and
+// context in the order of RFC 9420 §12.3.
+func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, error) {
+	s := n.s
+	groupID := n.ctx.groupID
+	fx := &proposalEffects{added: map[uint32]bool{}, addedKPs: map[uint32]*keyPackage{}}
+	for _, rp := range ps {
+		if rp.p.typ == proposalGroupContextExtensions {
+			n.ctx.extensions = rp.p.extensions
+		}
+	}
+	for _, rp := range ps {
+		if rp.p.typ != proposalUpdate {
+			continue
+		}
+		fx.needPath = true
+		i := rp.sender.index
+		if n.tree.leaf(i) == nil || rp.p.leafNode.source != sourceUpdate {
+			return nil, fmt.Errorf("%w: invalid update", ErrInvalidMessage)
+		}
+		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {
+			return nil, fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
+		}
+		leaf := rp.p.leafNode
+		n.tree.updateLeaf(i, &leaf)
+	}
+	for _, rp := range ps {
+		if rp.p.typ != proposalRemove {
+			continue
+		}
+		fx.needPath = true
+		if n.tree.leaf(rp.p.removed) == nil {
+			return nil, fmt.Errorf("%w: remove of a blank leaf", ErrInvalidMessage)
+		}
+		n.tree.removeLeaf(rp.p.removed)
+	}
+	for _, rp := range ps {
+		switch rp.p.typ {
+		case proposalAdd:
+			kp := &rp.p.keyPackage
+			if err := validateKeyPackage(s, kp); err != nil {
+				return nil, err
+			}
+			leaf := kp.leafNode
+			i := n.tree.addLeaf(&leaf)
+			fx.added[i] = true
+			fx.addedKPs[i] = kp
+		case proposalPSK:
+			fx.pskIDs = append(fx.pskIDs, rp.p.psk)
+		case proposalExternalInit:
+			fx.kemOutput = rp.p.kemOutput
+		case proposalReInit:
+			fx.reinit = true
+		}
+	}
+	return fx, nil
+}
+
+// validateKeyPackage checks a KeyPackage for use in this group's suite
+// (RFC 9420 §10.1): version, suite, leaf source, both signatures, and an
+// init key distinct from the leaf's encryption key.
+func validateKeyPackage(s *suite, kp *keyPackage) error {
+	if CipherSuite(kp.cipherSuite) != s.id || kp.version != protocolVersion10 || kp.leafNode.source != sourceKeyPackage {
+		return fmt.Errorf("%w: incompatible key package", ErrInvalidMessage)
+	}
+	if bytes.Equal(kp.initKey, kp.leafNode.encryptionKey) {
+		return fmt.Errorf("%w: key package init key equals its encryption key", ErrInvalidMessage)
+	}
+	if err := kp.verify(s); err != nil {
+		return fmt.Errorf("%w: key package: %w", ErrInvalidMessage, err)
+	}
+	if err := kp.leafNode.verify(s, nil, 0); err != nil {
+		return fmt.Errorf("%w: key package leaf: %w", ErrInvalidMessage, err)
+	}
+	return nil
 }

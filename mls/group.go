@@ -220,3 +220,26 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 	}
 	return r, nil
 }
+
+// Member describes one leaf of the group.
+type Member struct {
+	Index        uint32
+	Identity     []byte // basic credential identity (nil for other types)
+	SignatureKey []byte
+}
+
+// Members lists the group's current members in leaf order.
+func (g *Group) Members() []Member {
+	var out []Member
+	t := g.st.tree
+	for i := uint32(0); i < t.size(); i++ {
+		if l := t.leaf(i); l != nil {
+			m := Member{Index: i, SignatureKey: append([]byte(nil), l.signatureKey...)}
+			if l.credential.typ == credentialBasic {
+				m.Identity = append([]byte(nil), l.credential.identity...)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}

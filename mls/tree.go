@@ -357,13 +357,3 @@ func (t *ratchetTree) truncate() {
 		t.nodes = t.nodes[:half]
 	}
 }
-
-// findLeaf returns the index of the leaf equal to l.
-func (t *ratchetTree) findLeaf(encryptionKey []byte) (uint32, bool) {
-	for i := uint32(0); i < t.size(); i++ {
-		if l := t.leaf(i); l != nil && bytes.Equal(l.encryptionKey, encryptionKey) {
-			return i, true
-		}
-	}
-	return 0, false
-}

@@ -1,0 +1,378 @@
+package mls
+
+import (
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"sotto/mls/internal/codec"
+	"sotto/mls/internal/treemath"
+)
+
+// keyPackageLifetime is the validity period written into new KeyPackages.
+const keyPackageLifetime = 90 * 24 * time.Hour
+
+// newLeafNode builds a key_package-sourced leaf with a basic credential.
+func newLeafNode(s *suite, identity, encPub, sigPriv []byte, now time.Time) (*leafNode, error) {
+	sigPub, err := s.signaturePublicKey(sigPriv)
+	if err != nil {
+		return nil, err
+	}
+	l := &leafNode{
+		encryptionKey: encPub,
+		signatureKey:  sigPub,
+		credential:    credential{typ: credentialBasic, identity: append([]byte(nil), identity...)},
+		capabilities: capabilities{
+			versions:     []uint16{protocolVersion10},
+			cipherSuites: []uint16{uint16(s.id)},
+			credentials:  []uint16{credentialBasic},
+		},
+		source:    sourceKeyPackage,
+		notBefore: uint64(now.Add(-time.Hour).Unix()),
+		notAfter:  uint64(now.Add(keyPackageLifetime).Unix()),
+	}
+	if err := l.sign(s, sigPriv, nil, 0); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (s *suite) generateHPKE() (priv, pub []byte, err error) {
+	k, err := s.kem.GenerateKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: generate key: %w", err)
+	}
+	priv, err = k.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: serialize key: %w", err)
+	}
+	return priv, k.PublicKey().Bytes(), nil
+}
+
+// GenerateSignatureKey returns a fresh signature private key for cs, in
+// the form PrivateKeys.Signature expects.
+func GenerateSignatureKey(cs CipherSuite) ([]byte, error) {
+	s, err := cs.suite()
+	if err != nil {
+		return nil, err
+	}
+	priv, _, err := s.generateSignatureKey()
+	return priv, err
+}
+
+// NewKeyPackage creates a KeyPackage (as an MLSMessage) for a client
+// with a basic credential naming identity and the given signature key,
+// and returns it with the private keys to keep until it is used.
+func NewKeyPackage(cs CipherSuite, identity, signatureKey []byte) ([]byte, PrivateKeys, error) {
+	s, err := cs.suite()
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	initPriv, initPub, err := s.generateHPKE()
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	encPriv, encPub, err := s.generateHPKE()
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	leaf, err := newLeafNode(s, identity, encPub, signatureKey, time.Now())
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	kp := &keyPackage{version: protocolVersion10, cipherSuite: uint16(cs), initKey: initPub, leafNode: *leaf}
+	tbs, err := marshalTBS(kp)
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	if kp.signature, err = s.signWithLabel(signatureKey, "KeyPackageTBS", tbs); err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	msg, err := marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatKeyPackage, keyPackage: kp})
+	if err != nil {
+		return nil, PrivateKeys{}, err
+	}
+	return msg, PrivateKeys{Init: initPriv, Encryption: encPriv, Signature: append([]byte(nil), signatureKey...)}, nil
+}
+
+// NewGroup creates a one-member group (RFC 9420 §11) whose creator has a
+// basic credential naming identity.
+func NewGroup(cs CipherSuite, groupID, identity, signatureKey []byte) (*Group, error) {
+	s, err := cs.suite()
+	if err != nil {
+		return nil, err
+	}
+	if len(groupID) == 0 {
+		return nil, fmt.Errorf("%w: empty group id", ErrInvalidMessage)
+	}
+	encPriv, encPub, err := s.generateHPKE()
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := newLeafNode(s, identity, encPub, signatureKey, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	encKey, err := s.hpkePrivate(encPriv)
+	if err != nil {
+		return nil, err
+	}
+	g := &groupState{s: s, sigPriv: append([]byte(nil), signatureKey...), externalPSKs: map[string][]byte{}}
+	g.tree = &ratchetTree{s: s, nodes: treeNodes{{leaf: leaf}}}
+	g.priv = newTreePrivate(0, encKey)
+	th, err := g.tree.rootHash()
+	if err != nil {
+		return nil, err
+	}
+	ctx := groupContext{version: protocolVersion10, cipherSuite: uint16(cs), groupID: append([]byte(nil), groupID...),
+		treeHash: th, confirmedTranscriptHash: []byte{}}
+	if err := g.setContext(ctx); err != nil {
+		return nil, err
+	}
+	// A random init secret stands in for the random epoch secret.
+	initSecret := make([]byte, s.hashLen())
+	if _, err := rand.Read(initSecret); err != nil {
+		return nil, err
+	}
+	e, err := s.epochFromInit(initSecret, nil, nil, g.ctxBytes)
+	clear(initSecret)
+	if err != nil {
+		return nil, err
+	}
+	tag := s.mac(e.confirmationKey, ctx.confirmedTranscriptHash)
+	if err := g.startEpoch(e, tag); err != nil {
+		return nil, err
+	}
+	return &Group{st: g}, nil
+}
+
+func marshalTBS(kp *keyPackage) ([]byte, error) {
+	return marshal(keyPackageTBS{kp})
+}
+
+type keyPackageTBS struct{ kp *keyPackage }
+
+func (t keyPackageTBS) encode(w *codec.Writer) { t.kp.encodeTBS(w) }
+
+// PendingCommit is a commit this member created. Send Commit (and Welcome,
+// if any) through the delivery service; once it is accepted, call
+// Group.Apply. If another commit for the epoch wins instead, Handle that
+// one and drop this.
+type PendingCommit struct {
+	Commit  []byte // MLSMessage (PublicMessage)
+	Welcome []byte // MLSMessage, nil when nobody is added
+	next    *groupState
+	epoch   uint64
+}
+
+// CommitOptions lists the changes a commit makes.
+type CommitOptions struct {
+	// Add holds MLSMessage-encoded KeyPackages of clients to add.
+	Add [][]byte
+	// Remove holds leaf indices of members to remove.
+	Remove []uint32
+}
+
+// Commit creates a commit with an UpdatePath that applies opts
+// (RFC 9420 §12.4.1). The group is unchanged until Apply.
+func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
+	st := g.st
+	if st.removed {
+		return nil, ErrRemoved
+	}
+	s := st.s
+	me := sender{typ: senderMember, index: st.priv.leaf}
+	var props []proposalOrRef
+	for _, b := range opts.Add {
+		var m mlsMessage
+		if err := unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		if m.keyPackage == nil {
+			return nil, fmt.Errorf("%w: not a key package", ErrInvalidMessage)
+		}
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalAdd, keyPackage: *m.keyPackage}})
+	}
+	for _, r := range opts.Remove {
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalRemove, removed: r}})
+	}
+	c := commit{proposals: props}
+	ps, err := st.resolveProposals(&c, me)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateProposals(ps, me); err != nil {
+		return nil, err
+	}
+	n := st.clone()
+	fx, err := n.applyProposals(ps)
+	if err != nil {
+		return nil, err
+	}
+	leafSecret := make([]byte, s.hashLen())
+	if _, err := rand.Read(leafSecret); err != nil {
+		return nil, err
+	}
+	priv, secrets, commitSecret, err := n.tree.applyOwnPath(me.index, leafSecret, st.tree.leaf(me.index), st.sigPriv, st.ctx.groupID)
+	clear(leafSecret)
+	if err != nil {
+		return nil, err
+	}
+	n.priv = priv
+	n.ctx.epoch = st.ctx.epoch + 1
+	if n.ctx.treeHash, err = n.tree.rootHash(); err != nil {
+		return nil, err
+	}
+	if err := n.setContext(n.ctx); err != nil {
+		return nil, err
+	}
+	c.path, err = n.tree.encryptPath(me.index, secrets, n.ctxBytes, fx.added)
+	if err != nil {
+		return nil, err
+	}
+	ac := &authenticatedContent{wireFormat: wireFormatPublicMessage, content: framedContent{
+		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: me, authenticatedData: []byte{},
+		contentType: contentCommit, commit: c,
+	}}
+	if err := ac.sign(s, st.sigPriv, &st.ctx); err != nil {
+		return nil, err
+	}
+	confirmed, err := s.confirmedTranscriptHash(st.interim, ac)
+	if err != nil {
+		return nil, err
+	}
+	n.ctx.confirmedTranscriptHash = confirmed
+	if err := n.setContext(n.ctx); err != nil {
+		return nil, err
+	}
+	var inputs []pskInput
+	for i := range fx.pskIDs {
+		psk, err := st.lookupPSK(&fx.pskIDs[i])
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, pskInput{id: fx.pskIDs[i], psk: psk})
+	}
+	pskSecret, err := s.pskSecret(inputs)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.epochFromInit(st.epoch.initSecret, commitSecret, pskSecret, n.ctxBytes)
+	if err != nil {
+		return nil, err
+	}
+	ac.auth.confirmationTag = s.mac(e.confirmationKey, confirmed)
+	pm, err := s.protectPublic(ac, st.epoch.membershipKey, &st.ctx)
+	if err != nil {
+		return nil, err
+	}
+	commitMsg, err := marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatPublicMessage, public: pm})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startEpoch(e, ac.auth.confirmationTag); err != nil {
+		return nil, err
+	}
+	p := &PendingCommit{Commit: commitMsg, next: n, epoch: st.ctx.epoch}
+	if len(fx.added) > 0 {
+		if p.Welcome, err = n.welcome(fx, secrets, fx.pskIDs); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// welcome builds the Welcome for the members a commit added, from the
+// new epoch's state n (RFC 9420 §12.4.3).
+func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []preSharedKeyID) ([]byte, error) {
+	s := n.s
+	treeBytes, err := n.tree.marshal()
+	if err != nil {
+		return nil, err
+	}
+	me := n.priv.leaf
+	gi := &groupInfo{
+		groupContext:    n.ctx,
+		extensions:      []extension{{typ: extRatchetTree, data: treeBytes}},
+		confirmationTag: s.mac(n.epoch.confirmationKey, n.ctx.confirmedTranscriptHash),
+		signer:          me,
+	}
+	tbs, err := gi.tbs()
+	if err != nil {
+		return nil, err
+	}
+	if gi.signature, err = s.signWithLabel(n.sigPriv, "GroupInfoTBS", tbs); err != nil {
+		return nil, err
+	}
+	giBytes, err := marshal(gi)
+	if err != nil {
+		return nil, err
+	}
+	key, nonce, err := s.welcomeKeyNonce(n.epoch.welcomeSecret)
+	if err != nil {
+		return nil, err
+	}
+	w := &welcome{cipherSuite: uint16(s.id)}
+	if w.encryptedGroupInfo, err = s.seal(key, nonce, nil, giBytes); err != nil {
+		return nil, err
+	}
+	path, _ := n.tree.filteredDirectPath(me)
+	for i := uint32(0); i < n.tree.size(); i++ {
+		kp, ok := fx.addedKPs[i]
+		if !ok {
+			continue
+		}
+		gs := groupSecrets{joinerSecret: n.epoch.joinerSecret, psks: psks}
+		lca := treemath.CommonAncestor(treemath.LeafNode(me), treemath.LeafNode(i))
+		for k, x := range path {
+			if x == lca {
+				gs.hasPath, gs.pathSecret = true, pathSecrets[k]
+			}
+		}
+		pt, err := marshal(&gs)
+		if err != nil {
+			return nil, err
+		}
+		kem, ct, err := s.encryptWithLabel(kp.initKey, "Welcome", w.encryptedGroupInfo, pt)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := kp.ref(s)
+		if err != nil {
+			return nil, err
+		}
+		w.secrets = append(w.secrets, encryptedGroupSecrets{newMember: ref, secrets: hpkeCiphertext{kem, ct}})
+	}
+	return marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatWelcome, welcome: w})
+}
+
+// Apply moves the group to the epoch of a pending commit it created,
+// once the delivery service has accepted that commit.
+func (g *Group) Apply(p *PendingCommit) error {
+	if p == nil || p.next == nil || p.epoch != g.st.ctx.epoch {
+		return fmt.Errorf("%w: pending commit is not for this epoch", ErrInvalidMessage)
+	}
+	g.st = p.next
+	p.next = nil
+	return nil
+}
+
+// Seal encrypts application data as a PrivateMessage (RFC 9420 §6.3).
+func (g *Group) Seal(plaintext []byte) ([]byte, error) {
+	st := g.st
+	if st.removed {
+		return nil, ErrRemoved
+	}
+	ac := &authenticatedContent{wireFormat: wireFormatPrivateMessage, content: framedContent{
+		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: st.priv.leaf},
+		authenticatedData: []byte{}, contentType: contentApplication, applicationData: plaintext,
+	}}
+	if err := ac.sign(st.s, st.sigPriv, &st.ctx); err != nil {
+		return nil, err
+	}
+	pm, err := st.s.protectPrivate(st.keys, st.epoch.senderDataSecret, ac, 0)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatPrivateMessage, private: pm})
+}

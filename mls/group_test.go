@@ -1,0 +1,163 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+var supportedSuites = []CipherSuite{
+	X25519_AES128GCM_SHA256_Ed25519, P256_AES128GCM_SHA256_P256, X25519_CHACHA20POLY1305_SHA256_Ed25519,
+	P521_AES256GCM_SHA512_P521, P384_AES256GCM_SHA384_P384,
+}
+
+type client struct {
+	name string
+	kp   []byte
+	keys PrivateKeys
+	g    *Group
+}
+
+func newClient(t *testing.T, cs CipherSuite, name string) *client {
+	t.Helper()
+	sig, err := GenerateSignatureKey(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, keys, err := NewKeyPackage(cs, []byte(name), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{name: name, kp: kp, keys: keys}
+}
+
+func sameEpoch(t *testing.T, cs ...*client) {
+	t.Helper()
+	for _, c := range cs[1:] {
+		if c.g.Epoch() != cs[0].g.Epoch() || !bytes.Equal(c.g.EpochAuthenticator(), cs[0].g.EpochAuthenticator()) {
+			t.Fatalf("%s and %s disagree on epoch %d", cs[0].name, c.name, cs[0].g.Epoch())
+		}
+		a, _ := c.g.Export("test", []byte("ctx"), 32)
+		b, _ := cs[0].g.Export("test", []byte("ctx"), 32)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s and %s export different secrets", cs[0].name, c.name)
+		}
+	}
+}
+
+func TestGroupLifecycle(t *testing.T) {
+	for _, cs := range supportedSuites {
+		t.Run(cs.String(), func(t *testing.T) { testGroupLifecycle(t, cs) })
+	}
+}
+
+func testGroupLifecycle(t *testing.T, cs CipherSuite) {
+	aliceSig, err := GenerateSignatureKey(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := NewGroup(cs, []byte("group-1"), []byte("alice"), aliceSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &client{name: "alice", g: ag}
+	bob, carol := newClient(t, cs, "bob"), newClient(t, cs, "carol")
+
+	p, err := alice.g.Commit(CommitOptions{Add: [][]byte{bob.kp, carol.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Welcome == nil {
+		t.Fatal("no welcome for added members")
+	}
+	if err := alice.g.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{bob, carol} {
+		if c.g, err = Join(p.Welcome, c.kp, c.keys, nil); err != nil {
+			t.Fatalf("%s join: %v", c.name, err)
+		}
+	}
+	sameEpoch(t, alice, bob, carol)
+	if n := len(alice.g.Members()); n != 3 {
+		t.Fatalf("%d members, want 3", n)
+	}
+
+	msg, err := alice.g.Seal([]byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{bob, carol} {
+		r, err := c.g.Handle(msg)
+		if err != nil || r.Kind != ApplicationContent || string(r.Data) != "hello" || r.Sender != 0 {
+			t.Fatalf("%s: %+v %v", c.name, r, err)
+		}
+	}
+	if _, err := bob.g.Handle(msg); err == nil {
+		t.Fatal("replayed application message accepted")
+	}
+
+	// Bob removes Carol. A tampered copy is rejected without changing
+	// Alice's state.
+	p, err = bob.g.Commit(CommitOptions{Remove: []uint32{carol.g.LeafIndex()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), p.Commit...)
+	bad[len(bad)-5] ^= 1
+	before := alice.g.Epoch()
+	if _, err := alice.g.Handle(bad); err == nil || alice.g.Epoch() != before {
+		t.Fatalf("tampered commit: err %v, epoch %d", err, alice.g.Epoch())
+	}
+	if err := bob.g.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := alice.g.Handle(p.Commit); err != nil || r.Kind != CommitContent {
+		t.Fatalf("alice handle commit: %v", err)
+	}
+	r, err := carol.g.Handle(p.Commit)
+	if err != nil || !r.Removed {
+		t.Fatalf("carol: removed=%v err=%v", r != nil && r.Removed, err)
+	}
+	if _, err := carol.g.Seal([]byte("x")); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("removed member sealed: %v", err)
+	}
+	sameEpoch(t, alice, bob)
+
+	// An empty commit (a pure update) from Alice.
+	p, err = alice.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.Apply(p); err == nil {
+		t.Fatal("pending commit applied twice")
+	}
+	sameEpoch(t, alice, bob)
+	msg, err = bob.g.Seal([]byte("still here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := alice.g.Handle(msg); err != nil || string(r.Data) != "still here" {
+		t.Fatalf("alice: %v", err)
+	}
+}
+
+func TestUnsupportedSuites(t *testing.T) {
+	for _, cs := range []CipherSuite{X448_AES256GCM_SHA512_Ed448, X448_CHACHA20POLY1305_SHA512_Ed448, 0, 0x0a0a} {
+		if cs.Supported() {
+			t.Errorf("%v reported supported", cs)
+		}
+		if _, err := GenerateSignatureKey(cs); !errors.Is(err, ErrUnsupportedCipherSuite) {
+			t.Errorf("%v: got %v", cs, err)
+		}
+		if _, err := NewGroup(cs, []byte("g"), []byte("a"), make([]byte, 32)); !errors.Is(err, ErrUnsupportedCipherSuite) {
+			t.Errorf("%v: got %v", cs, err)
+		}
+	}
+}
