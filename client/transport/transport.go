@@ -251,6 +251,12 @@ func (c *Conn) handlePush(p *wire.Push) {
 	}
 }
 
+// Challenge returns a copy of the relay's current single-use challenge
+// nonce (what Authenticate, Enroll and LinkDevice sign).
+func (c *Conn) Challenge() []byte {
+	return append([]byte(nil), c.currentNonce()...)
+}
+
 // currentNonce returns the challenge nonce to sign next.
 func (c *Conn) currentNonce() []byte {
 	c.mu.Lock()

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+// adminCmd is one `sottod admin` subcommand.
+type adminCmd struct {
+	fs    *flag.FlagSet
+	data  *string
+	json  *bool
+	store *sqlitestore.Store
+	out   io.Writer
+}
+
+func newAdminCmd(name string, stderr io.Writer) *adminCmd {
+	fs := flag.NewFlagSet("sottod admin "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &adminCmd{
+		fs:   fs,
+		data: fs.String("data", DefaultConfig().DataDir, "data directory of the relay"),
+		json: fs.Bool("json", false, "print JSON"),
+	}
+}
+
+func (a *adminCmd) emit(v any, text func(w io.Writer)) error {
+	if *a.json {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	text(tw)
+	return tw.Flush()
+}
+
+const adminUsage = `usage:
+  sottod admin codes create [-data dir] [-seats n] [-days n] [-note text] [--json]
+  sottod admin codes list [-data dir] [--json]
+  sottod admin codes revoke [-data dir] [--json] ID
+  sottod admin accounts list [-data dir] [--json]
+  sottod admin accounts revoke [-data dir] [--json] USERNAME
+  sottod admin devices list [-data dir] [-user USERNAME] [--json]
+  sottod admin devices revoke [-data dir] [--json] USERNAME DEVICE-ID
+  sottod admin usage [-data dir] [--json]
+`
+
+func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, adminUsage)
+		return 2
+	}
+	name := args[0]
+	rest := args[1:]
+	if name != "usage" {
+		if len(args) < 2 {
+			fmt.Fprint(stderr, adminUsage)
+			return 2
+		}
+		name, rest = args[0]+" "+args[1], args[2:]
+	}
+	cmd := newAdminCmd(name, stderr)
+	cmd.out = stdout
+	var (
+		seats = new(int)
+		days  = new(int)
+		note  = new(string)
+		user  = new(string)
+		nargs = 0
+		fn    func(ctx context.Context, args []string) error
+	)
+	switch name {
+	case "codes create":
+		cmd.fs.IntVar(seats, "seats", 1, "accounts this code can enroll")
+		cmd.fs.IntVar(days, "days", 365, "subscription length from now, in days")
+		cmd.fs.StringVar(note, "note", "", "free text shown in codes list")
+		fn = func(ctx context.Context, _ []string) error { return cmd.codesCreate(ctx, *seats, *days, *note) }
+	case "codes list":
+		fn = func(ctx context.Context, _ []string) error { return cmd.codesList(ctx) }
+	case "codes revoke":
+		nargs = 1
+		fn = func(ctx context.Context, a []string) error { return cmd.codesRevoke(ctx, a[0]) }
+	case "accounts list":
+		fn = func(ctx context.Context, _ []string) error { return cmd.accountsList(ctx) }
+	case "accounts revoke":
+		nargs = 1
+		fn = func(ctx context.Context, a []string) error { return cmd.revoke(ctx, a[0], "0") }
+	case "devices list":
+		cmd.fs.StringVar(user, "user", "", "only this account")
+		fn = func(ctx context.Context, _ []string) error { return cmd.devicesList(ctx, *user) }
+	case "devices revoke":
+		nargs = 2
+		fn = func(ctx context.Context, a []string) error { return cmd.revoke(ctx, a[0], a[1]) }
+	case "usage":
+		fn = func(ctx context.Context, _ []string) error { return cmd.usage(ctx) }
+	default:
+		fmt.Fprintf(stderr, "sottod admin: unknown command %q\n%s", name, adminUsage)
+		return 2
+	}
+	if err := cmd.fs.Parse(rest); err != nil {
+		return 2
+	}
+	if cmd.fs.NArg() != nargs {
+		fmt.Fprintf(stderr, "sottod admin %s: want %d argument(s), got %d\n%s", name, nargs, cmd.fs.NArg(), adminUsage)
+		return 2
+	}
+	if name == "codes create" && (*seats < 1 || *days < 1) {
+		fmt.Fprintln(stderr, "sottod admin codes create: -seats and -days must be at least 1")
+		return 2
+	}
+	store, err := sqlitestore.Open(ctx, *cmd.data, sqlitestore.Options{Readers: 1})
+	if err != nil {
+		fmt.Fprintf(stderr, "sottod admin: %v\n", err)
+		return 1
+	}
+	defer store.Close()
+	cmd.store = store
+	if err := fn(ctx, cmd.fs.Args()); err != nil {
+		fmt.Fprintf(stderr, "sottod admin %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func day(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
+
+type codeJSON struct {
+	ID      string    `json:"id"`
+	Code    string    `json:"code,omitempty"`
+	Seats   int       `json:"seats"`
+	Used    int       `json:"used"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Revoked bool      `json:"revoked"`
+	Note    string    `json:"note,omitempty"`
+}
+
+func (a *adminCmd) codesCreate(ctx context.Context, seats, days int, note string) error {
+	secret, id := relay.NewActivationCode()
+	now := time.Now()
+	c := relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now,
+		Expires: now.Add(time.Duration(days) * 24 * time.Hour), Note: note}
+	if err := a.store.CreateCode(ctx, c); err != nil {
+		return err
+	}
+	return a.emit(codeJSON{ID: id, Code: secret, Seats: seats, Created: now, Expires: c.Expires, Note: note}, func(w io.Writer) {
+		fmt.Fprintf(w, "activation code:\t%s\n", secret)
+		fmt.Fprintf(w, "id:\t%s\n", id)
+		fmt.Fprintf(w, "seats:\t%d\n", seats)
+		fmt.Fprintf(w, "subscription until:\t%s UTC\n", day(c.Expires))
+		fmt.Fprintf(w, "\t(the code is shown only now; the relay keeps only its hash)\n")
+	})
+}
+
+func (a *adminCmd) codesList(ctx context.Context) error {
+	codes, err := a.store.Codes(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]codeJSON, 0, len(codes))
+	for _, c := range codes {
+		out = append(out, codeJSON{ID: c.ID, Seats: c.Seats, Used: c.Used, Created: c.Created, Expires: c.Expires, Revoked: c.Revoked, Note: c.Note})
+	}
+	return a.emit(out, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tSEATS\tUSED\tCREATED\tEXPIRES\tSTATUS\tNOTE")
+		for _, c := range out {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", c.ID, c.Seats, c.Used, day(c.Created), day(c.Expires), status(c.Revoked, c.Expires), c.Note)
+		}
+	})
+}
+
+func status(revoked bool, expires time.Time) string {
+	switch {
+	case revoked:
+		return "revoked"
+	case !time.Now().Before(expires):
+		return "expired"
+	}
+	return "active"
+}
+
+func (a *adminCmd) codesRevoke(ctx context.Context, id string) error {
+	if err := a.store.RevokeCode(ctx, id); err != nil {
+		return err
+	}
+	return a.emit(map[string]any{"id": id, "revoked": true}, func(w io.Writer) { fmt.Fprintf(w, "revoked code %s\n", id) })
+}
+
+type accountJSON struct {
+	Username string    `json:"username"`
+	ID       string    `json:"id"`
+	Code     string    `json:"code"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	Revoked  bool      `json:"revoked"`
+	Devices  int       `json:"devices"`
+}
+
+func (a *adminCmd) accountsList(ctx context.Context) error {
+	accts, err := a.store.Accounts(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]accountJSON, 0, len(accts))
+	for _, ac := range accts {
+		devs, err := a.store.Devices(ctx, ac.ID, false)
+		if err != nil {
+			return err
+		}
+		out = append(out, accountJSON{Username: ac.Username, ID: ac.ID.String(), Code: ac.CodeID, Created: ac.Created, Expires: ac.Expires, Revoked: ac.Revoked, Devices: len(devs)})
+	}
+	return a.emit(out, func(w io.Writer) {
+		fmt.Fprintln(w, "USERNAME\tDEVICES\tCREATED\tEXPIRES\tSTATUS\tCODE")
+		for _, ac := range out {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", ac.Username, ac.Devices, day(ac.Created), day(ac.Expires), status(ac.Revoked, ac.Expires), ac.Code)
+		}
+	})
+}
+
+type deviceJSON struct {
+	Username       string    `json:"username"`
+	Device         uint32    `json:"device"`
+	Name           string    `json:"name"`
+	RegistrationID uint32    `json:"registration_id"`
+	Created        time.Time `json:"created"`
+	LastSeen       time.Time `json:"last_seen"`
+	Revoked        bool      `json:"revoked"`
+}
+
+func (a *adminCmd) devicesList(ctx context.Context, user string) error {
+	var accts []relay.Account
+	if user != "" {
+		ac, err := a.account(ctx, user)
+		if err != nil {
+			return err
+		}
+		accts = []relay.Account{ac}
+	} else {
+		var err error
+		if accts, err = a.store.Accounts(ctx); err != nil {
+			return err
+		}
+	}
+	out := []deviceJSON{}
+	for _, ac := range accts {
+		devs, err := a.store.Devices(ctx, ac.ID, true)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			out = append(out, deviceJSON{Username: ac.Username, Device: d.Addr.Device, Name: d.Name, RegistrationID: d.RegistrationID,
+				Created: d.Created, LastSeen: d.LastSeen, Revoked: d.Revoked})
+		}
+	}
+	return a.emit(out, func(w io.Writer) {
+		fmt.Fprintln(w, "USERNAME\tDEVICE\tNAME\tCREATED\tLAST SEEN\tSTATUS")
+		for _, d := range out {
+			st := "active"
+			if d.Revoked {
+				st = "revoked"
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", d.Username, d.Device, d.Name, day(d.Created), day(d.LastSeen), st)
+		}
+	})
+}
+
+func (a *adminCmd) account(ctx context.Context, user string) (relay.Account, error) {
+	u, err := relay.NormalizeUsername(user)
+	if err != nil {
+		return relay.Account{}, err
+	}
+	ac, err := a.store.AccountByName(ctx, u)
+	if errors.Is(err, relay.ErrNotFound) {
+		return ac, fmt.Errorf("no account %q", u)
+	}
+	return ac, err
+}
+
+// revoke revokes a device, or the whole account when device is "0".
+func (a *adminCmd) revoke(ctx context.Context, user, device string) error {
+	ac, err := a.account(ctx, user)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseUint(device, 10, 32)
+	if err != nil {
+		return fmt.Errorf("bad device id %q", device)
+	}
+	if err := a.store.Revoke(ctx, relay.DeviceAddr{Account: ac.ID, Device: uint32(id)}, time.Now()); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("device %d of %s", id, ac.Username)
+	if id == 0 {
+		what = "account " + ac.Username
+	}
+	return a.emit(map[string]any{"username": ac.Username, "device": id, "revoked": true}, func(w io.Writer) {
+		fmt.Fprintf(w, "revoked %s (a running relay closes its connections within a second)\n", what)
+	})
+}
+
+func (a *adminCmd) usage(ctx context.Context) error {
+	u, err := a.store.Usage(ctx)
+	if err != nil {
+		return err
+	}
+	return a.emit(map[string]any{
+		"accounts": u.Accounts, "active_accounts": u.ActiveAccounts, "devices": u.Devices, "active_devices": u.ActiveDevices,
+		"codes": u.Codes, "seats_total": u.SeatsTotal, "seats_used": u.SeatsUsed,
+		"queued_envelopes": u.QueuedEnvelopes, "queued_bytes": u.QueuedBytes,
+	}, func(w io.Writer) {
+		fmt.Fprintf(w, "accounts:\t%d (%d active)\n", u.Accounts, u.ActiveAccounts)
+		fmt.Fprintf(w, "devices:\t%d (%d active)\n", u.Devices, u.ActiveDevices)
+		fmt.Fprintf(w, "seats:\t%d of %d used (%d codes)\n", u.SeatsUsed, u.SeatsTotal, u.Codes)
+		fmt.Fprintf(w, "queued:\t%d envelopes, %d bytes\n", u.QueuedEnvelopes, u.QueuedBytes)
+	})
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+// Config is everything `sottod serve` needs.
+type Config struct {
+	DataDir    string
+	Listen     string
+	TLSCert    string
+	TLSKey     string
+	ACMEDomain string
+	MailboxTTL time.Duration
+	LogLevel   string
+}
+
+// DefaultConfig returns the defaults of the serve flags.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:    "./sotto-data",
+		Listen:     "127.0.0.1:8080",
+		MailboxTTL: 30 * 24 * time.Hour,
+		LogLevel:   "info",
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("-data must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("-listen %q: %v", c.Listen, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.ACMEDomain != "" && c.TLSCert != "" {
+		errs = append(errs, errors.New("-acme-domain and -tls-cert are exclusive"))
+	}
+	if c.MailboxTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("-mailbox-ttl %v: must be at least 1m", c.MailboxTTL))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level %q: %v", c.LogLevel, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) tls() bool { return c.TLSCert != "" || c.ACMEDomain != "" }
+
+// Daemon is a running relay: store, server and HTTP listener.
+type Daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	store *sqlitestore.Store
+	srv   *relay.Server
+	http  *http.Server
+	ln    net.Listener
+}
+
+// NewDaemon opens the store and binds the listener.
+func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := sqlitestore.Open(ctx, cfg.DataDir, sqlitestore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rcfg := relay.DefaultConfig()
+	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, store, log
+	rcfg.MailboxTTL = cfg.MailboxTTL
+	srv, err := relay.New(rcfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv}
+	var tlsConf *tls.Config
+	switch {
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sottod: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case cfg.ACMEDomain != "":
+		if tlsConf, err = acmeTLS(cfg); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("sottod: %w", err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	d.ln = ln
+	d.http = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return d, nil
+}
+
+// URL is the address clients connect to.
+func (d *Daemon) URL() string {
+	scheme := "ws"
+	if d.cfg.tls() {
+		scheme = "wss"
+	}
+	host := d.ln.Addr().String()
+	if d.cfg.ACMEDomain != "" {
+		host = d.cfg.ACMEDomain
+	}
+	return scheme + "://" + host
+}
+
+// Run serves until ctx is canceled, then shuts down gracefully.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- d.srv.Run(ctx) }()
+	go func() {
+		if err := d.http.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Stop accepting, then close the WebSockets (hijacked, so Shutdown
+	// does not wait for them), then wait for the HTTP server.
+	shut := make(chan error, 1)
+	go func() { shut <- d.http.Shutdown(sctx) }()
+	d.srv.Close()
+	if serr := <-shut; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close releases the store. Call after Run returns.
+func (d *Daemon) Close() error {
+	if d.srv != nil {
+		d.srv.Close()
+	}
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	return d.store.Close()
+}
+
+func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("sottod serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (SQLite database)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file (PEM)")
+	fs.StringVar(&cfg.ACMEDomain, "acme-domain", "", "obtain a certificate for this domain from Let's Encrypt (listen on :443)")
+	fs.DurationVar(&cfg.MailboxTTL, "mailbox-ttl", cfg.MailboxTTL, "drop undelivered envelopes after this long")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "sottod serve: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	d, err := NewDaemon(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sottod serve: %v\n", err)
+		return 1
+	}
+	defer d.Close()
+	fmt.Fprintf(stdout, "sottod: relay listening on %s\n", d.URL())
+	fmt.Fprintf(stdout, "sottod: data directory %s (health: /healthz, /readyz, metrics: /metrics)\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "sottod: create an activation code with: sottod admin codes create -data %s -seats 5 -days 365\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "sottod: then enroll a client against %s with that code\n", d.URL())
+	if f, ok := stdout.(*os.File); ok {
+		f.Sync()
+	}
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "sottod serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
