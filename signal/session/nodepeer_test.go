@@ -202,4 +202,61 @@ func TestNodePeerInterop(t *testing.T) {
 		l := n.encrypt("carol", "gobob", fmt.Sprint("lib ", round))
 		gob.mustOpen(t, carol, l, fmt.Sprint("lib ", round))
 	}
+
+	// Simultaneous initiation: each side starts from the other's bundle and
+	// both first messages cross.
+	n.mustCall(map[string]any{"op": "create", "name": "dave", "registration_id": 79})
+	goe := newParty(t, "goeve", nil)
+	dave := &party{addr: Address{Name: "dave", DeviceID: 1}}
+	eb := goe.bundle(t, false, 4)
+	ebm := map[string]any{
+		"registration_id": eb.RegistrationID, "device_id": eb.DeviceID,
+		"signed_prekey_id": eb.SignedPreKeyID, "signed_prekey": base64.StdEncoding.EncodeToString(eb.SignedPreKey),
+		"signed_prekey_signature": base64.StdEncoding.EncodeToString(eb.SignedPreKeySignature),
+		"kyber_prekey_id":         eb.KyberPreKeyID, "kyber_prekey": base64.StdEncoding.EncodeToString(eb.KyberPreKey),
+		"kyber_prekey_signature": base64.StdEncoding.EncodeToString(eb.KyberPreKeySignature),
+		"identity_key":           base64.StdEncoding.EncodeToString(eb.IdentityKey),
+	}
+	n.mustCall(map[string]any{"op": "process_bundle", "name": "dave", "peer": "goeve", "bundle": ebm})
+	res := n.mustCall(map[string]any{"op": "bundle", "name": "dave", "one_time": true})
+	db := &PreKeyBundle{
+		RegistrationID: num(res["registration_id"]), DeviceID: num(res["device_id"]),
+		SignedPreKeyID: num(res["signed_prekey_id"]), SignedPreKey: b64d(t, res["signed_prekey"]),
+		SignedPreKeySignature: b64d(t, res["signed_prekey_signature"]),
+		KyberPreKeyID:         num(res["kyber_prekey_id"]), KyberPreKey: b64d(t, res["kyber_prekey"]),
+		KyberPreKeySignature: b64d(t, res["kyber_prekey_signature"]),
+		IdentityKey:          b64d(t, res["identity_key"]),
+		HasPreKey:            true, PreKeyID: num(res["prekey_id"]), PreKey: b64d(t, res["prekey"]),
+	}
+	goe.startWith(t, dave, db)
+	fromDave := n.encrypt("dave", "goeve", "dave first")
+	fromEve := goe.send(t, dave, "eve first")
+	goe.mustOpen(t, dave, fromDave, "dave first")
+	n.decrypt("dave", "goeve", fromEve, "eve first")
+	for round := 0; round < 3; round++ {
+		x := goe.send(t, dave, fmt.Sprint("eve ", round))
+		y := n.encrypt("dave", "goeve", fmt.Sprint("dave ", round))
+		n.decrypt("dave", "goeve", x, fmt.Sprint("eve ", round))
+		goe.mustOpen(t, dave, y, fmt.Sprint("dave ", round))
+	}
+	// A burst from libsignal delivered out of order, one message held
+	// back across two DH steps.
+	var burst []sealed
+	for i := 0; i < 30; i++ {
+		burst = append(burst, n.encrypt("dave", "goeve", fmt.Sprint("burst ", i)))
+	}
+	for i := 29; i >= 1; i -= 2 {
+		goe.mustOpen(t, dave, burst[i], fmt.Sprint("burst ", i))
+	}
+	for i := 2; i < 30; i += 2 {
+		goe.mustOpen(t, dave, burst[i], fmt.Sprint("burst ", i))
+	}
+	n.decrypt("dave", "goeve", goe.send(t, dave, "turn"), "turn")
+	goe.mustOpen(t, dave, n.encrypt("dave", "goeve", "turn back"), "turn back")
+	n.decrypt("dave", "goeve", goe.send(t, dave, "turn again"), "turn again")
+	goe.mustOpen(t, dave, burst[0], "burst 0")
+	for round := 0; round < 2; round++ {
+		n.decrypt("dave", "goeve", goe.send(t, dave, "tail"), "tail")
+		goe.mustOpen(t, dave, n.encrypt("dave", "goeve", "tail back"), "tail back")
+	}
 }
