@@ -47,6 +47,8 @@ var scenarios = []scenario{
 	{name: "ManySessions", run: scenarioManySessions},
 	{name: "BundleExhaustion", run: scenarioBundleExhaustion},
 	{name: "UsedPreKey", run: scenarioUsedPreKey},
+	{name: "BadBundles", run: scenarioBadBundles},
+	{name: "UnknownPreKeyIDs", run: scenarioUnknownPreKeyIDs},
 	{name: "NoSession", run: scenarioNoSession},
 }
 
@@ -837,6 +839,71 @@ func scenarioUsedPreKey(e *env) {
 		e.t.Fatal("a message to a used prekey left a session")
 	}
 	e.send(e.b, bob, e.a, alice, "alice is unaffected")
+}
+
+// scenarioBadBundles: A refuses bundles of B whose signatures or keys were altered,
+// and is left without a session.
+func scenarioBadBundles(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 1)
+	e.create(e.b, bob, 2)
+	good := e.bundle(e.b, bob, true)
+	flip := func(b []byte, i int) []byte { return mutate(b, func(c []byte) []byte { c[i] ^= 1; return c }) }
+	for _, c := range []struct {
+		what string
+		edit func(b *signalpeer.Bundle)
+	}{
+		{"signed prekey signature flipped", func(b *signalpeer.Bundle) { b.SignedPreKeySignature = flip(b.SignedPreKeySignature, 10) }},
+		{"signed prekey flipped", func(b *signalpeer.Bundle) { b.SignedPreKey = flip(b.SignedPreKey, 5) }},
+		{"Kyber prekey signature flipped", func(b *signalpeer.Bundle) { b.KyberPreKeySignature = flip(b.KyberPreKeySignature, 63) }},
+		{"Kyber prekey flipped", func(b *signalpeer.Bundle) { b.KyberPreKey = flip(b.KyberPreKey, 700) }},
+		{"Kyber prekey truncated", func(b *signalpeer.Bundle) { b.KyberPreKey = b.KyberPreKey[:1000] }},
+		{"signatures swapped", func(b *signalpeer.Bundle) {
+			b.SignedPreKeySignature, b.KyberPreKeySignature = b.KyberPreKeySignature, b.SignedPreKeySignature
+		}},
+		{"identity key of someone else", func(b *signalpeer.Bundle) { b.IdentityKey = e.bundle(e.b, bob, true).SignedPreKey }},
+		{"identity key with a wrong type byte", func(b *signalpeer.Bundle) {
+			b.IdentityKey = mutate(b.IdentityKey, func(c []byte) []byte { c[0] = 0x06; return c })
+		}},
+	} {
+		b := *good
+		c.edit(&b)
+		err := e.a.ProcessBundle(e.ctx, alice, bob, &b)
+		e.wantKind(err, signalpeer.KindInvalidArgument, "bundle with "+c.what)
+		if e.hasSession(e.a, alice, bob) {
+			e.t.Fatalf("a refused bundle (%s) left a session", c.what)
+		}
+	}
+	e.process(e.a, alice, bob, good)
+	e.send(e.a, alice, e.b, bob, "the genuine bundle works")
+	e.send(e.b, bob, e.a, alice, "it does")
+}
+
+// scenarioUnknownPreKeyIDs: a bundle whose (unsigned) prekey ids were changed sets up a
+// session on A's side, but B cannot find the keys: invalid_key_id, and no session.
+func scenarioUnknownPreKeyIDs(e *env) {
+	alice, bob := addr("alice"), addr("bob")
+	e.create(e.a, alice, 1)
+	e.create(e.b, bob, 5)
+	for _, c := range []struct {
+		what string
+		edit func(b *signalpeer.Bundle)
+	}{
+		{"one-time prekey id", func(b *signalpeer.Bundle) { id := uint32(4242); b.PreKeyID = &id }},
+		{"signed prekey id", func(b *signalpeer.Bundle) { b.SignedPreKeyID += 77 }},
+		{"Kyber prekey id", func(b *signalpeer.Bundle) { b.KyberPreKeyID += 77 }},
+	} {
+		b := e.bundle(e.b, bob, true)
+		c.edit(b)
+		e.process(e.a, alice, bob, b)
+		m := e.encrypt(e.a, alice, bob, []byte("hello"))
+		_, err := e.b.Decrypt(e.ctx, bob, alice, m)
+		e.wantKind(err, signalpeer.KindInvalidKeyID, "message to an unknown "+c.what)
+		if e.hasSession(e.b, bob, alice) {
+			e.t.Fatalf("a message to an unknown %s left a session", c.what)
+		}
+	}
+	e.connect(e.a, alice, e.b, bob)
 }
 
 func scenarioNoSession(e *env) {
