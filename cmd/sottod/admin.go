@@ -108,11 +108,20 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "sottod admin: unknown command %q\n%s", name, adminUsage)
 		return 2
 	}
-	if err := cmd.fs.Parse(rest); err != nil {
-		return 2
+	// Flags may come before or after the positional arguments.
+	var positional []string
+	for {
+		if err := cmd.fs.Parse(rest); err != nil {
+			return 2
+		}
+		if cmd.fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, cmd.fs.Arg(0))
+		rest = cmd.fs.Args()[1:]
 	}
-	if cmd.fs.NArg() != nargs {
-		fmt.Fprintf(stderr, "sottod admin %s: want %d argument(s), got %d\n%s", name, nargs, cmd.fs.NArg(), adminUsage)
+	if len(positional) != nargs {
+		fmt.Fprintf(stderr, "sottod admin %s: want %d argument(s), got %d\n%s", name, nargs, len(positional), adminUsage)
 		return 2
 	}
 	if name == "codes create" && (*seats < 1 || *days < 1) {
@@ -126,7 +135,7 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer store.Close()
 	cmd.store = store
-	if err := fn(ctx, cmd.fs.Args()); err != nil {
+	if err := fn(ctx, positional); err != nil {
 		fmt.Fprintf(stderr, "sottod admin %s: %v\n", name, err)
 		return 1
 	}

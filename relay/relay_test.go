@@ -1,0 +1,191 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
+
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+	"sotto/wire"
+)
+
+func TestNormalizeUsername(t *testing.T) {
+	for in, want := range map[string]string{"Alice": "alice", "bob.smith_2-x": "bob.smith_2-x", "ABC": "abc"} {
+		if got, err := relay.NormalizeUsername(in); err != nil || got != want {
+			t.Errorf("%q: got %q %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"ab", strings.Repeat("a", 33), "al ice", "alïce", "a/b", ""} {
+		if _, err := relay.NormalizeUsername(bad); !errors.Is(err, relay.ErrBadRequest) {
+			t.Errorf("%q: accepted or wrong error %v", bad, err)
+		}
+	}
+}
+
+func TestActivationCodes(t *testing.T) {
+	a, ida := relay.NewActivationCode()
+	b, idb := relay.NewActivationCode()
+	if a == b || ida == idb || len(a) != 39 {
+		t.Fatalf("codes %q %q", a, b)
+	}
+	// Hashing ignores case, dashes and spaces, and nothing else.
+	if relay.HashActivationCode(a) != relay.HashActivationCode(strings.ToLower(strings.ReplaceAll(a, "-", " "))) {
+		t.Fatal("normalization")
+	}
+	if relay.HashActivationCode(a) == relay.HashActivationCode(b) {
+		t.Fatal("collision")
+	}
+}
+
+func TestErrorTable(t *testing.T) {
+	cases := map[error]wire.ErrorCode{
+		nil:                                    wire.ErrorCode_OK,
+		fmt.Errorf("x: %w", relay.ErrConflict): wire.ErrorCode_CONFLICT,
+		relay.ErrBadCode:                       wire.ErrorCode_FORBIDDEN,
+		&relay.RateError{RetryAfter: time.Second}: wire.ErrorCode_RATE_LIMITED,
+		&relay.StaleError{Missing: []uint32{2}}:   wire.ErrorCode_STALE_DEVICES,
+		relay.ErrExpired:                          wire.ErrorCode_SUBSCRIPTION_EXPIRED,
+		errors.New("disk on fire"):                wire.ErrorCode_INTERNAL,
+		wire.ErrFrameTooLarge:                     wire.ErrorCode_TOO_LARGE,
+	}
+	for err, want := range cases {
+		if got := relay.ErrorCode(err); got != want {
+			t.Errorf("%v: got %s want %s", err, got, want)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	_, err := relay.New(relay.Config{})
+	if err == nil || !strings.Contains(err.Error(), "Directory") || !strings.Contains(err.Error(), "Logger") {
+		t.Fatalf("all problems reported at once: %v", err)
+	}
+}
+
+// rawConn is a WebSocket client that sends arbitrary bytes.
+type rawConn struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func startRaw(t *testing.T) *rawConn {
+	t.Helper()
+	store, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = store, store
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { srv.Close(); hs.Close(); store.Close() })
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	r := &rawConn{t: t, c: c}
+	if f := r.read(); f.GetPush().GetChallenge() == nil || len(f.GetPush().GetChallenge().Nonce) != wire.NonceSize {
+		t.Fatalf("first frame is not a challenge: %v", f)
+	}
+	return r
+}
+
+func (r *rawConn) write(typ websocket.MessageType, b []byte) {
+	r.t.Helper()
+	if err := r.c.Write(context.Background(), typ, b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawConn) read() *wire.Frame {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := r.c.Read(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	f, err := wire.DecodeFrame(b)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return f
+}
+
+func (r *rawConn) expect(id uint64, code wire.ErrorCode) {
+	r.t.Helper()
+	resp := r.read().GetResponse()
+	if resp == nil || resp.Id != id || resp.Code != code || resp.Message == "" {
+		r.t.Fatalf("got %v, want id %d code %s", resp, id, code)
+	}
+}
+
+func frame(version uint32, id uint64) []byte {
+	b, _ := proto.Marshal(&wire.Frame{Version: version, Kind: &wire.Frame_Request{Request: &wire.Request{Id: id, Body: &wire.Request_Ping{Ping: &wire.PingRequest{}}}}})
+	return b
+}
+
+func TestMalformedFrames(t *testing.T) {
+	r := startRaw(t)
+	// Garbage, text frames, empty frames and pushes from the client are
+	// answered with BAD_REQUEST and the connection stays usable.
+	r.write(websocket.MessageBinary, []byte{0xff, 0xff, 0xff, 0x01})
+	r.expect(0, wire.ErrorCode_BAD_REQUEST)
+	r.write(websocket.MessageText, []byte("hello"))
+	r.expect(0, wire.ErrorCode_BAD_REQUEST)
+	empty, _ := proto.Marshal(&wire.Frame{Version: wire.Version})
+	r.write(websocket.MessageBinary, empty)
+	r.expect(0, wire.ErrorCode_BAD_REQUEST)
+	push, _ := proto.Marshal(&wire.Frame{Version: wire.Version, Kind: &wire.Frame_Push{Push: &wire.Push{}}})
+	r.write(websocket.MessageBinary, push)
+	r.expect(0, wire.ErrorCode_BAD_REQUEST)
+	// A request without a body, and one needing authentication.
+	nobody, _ := proto.Marshal(&wire.Frame{Version: wire.Version, Kind: &wire.Frame_Request{Request: &wire.Request{Id: 3}}})
+	r.write(websocket.MessageBinary, nobody)
+	r.expect(3, wire.ErrorCode_UNAUTHENTICATED)
+	// Oversized: TOO_LARGE with the request id when it can be read.
+	big, _ := proto.Marshal(&wire.Frame{Version: wire.Version, Kind: &wire.Frame_Request{Request: &wire.Request{Id: 9,
+		Body: &wire.Request_SendMessage{SendMessage: &wire.SendMessageRequest{Messages: []*wire.OutgoingMessage{{Content: make([]byte, wire.MaxFrameSize)}}}}}}})
+	r.write(websocket.MessageBinary, big)
+	r.expect(9, wire.ErrorCode_TOO_LARGE)
+	// Still alive.
+	r.write(websocket.MessageBinary, frame(wire.Version, 4))
+	if resp := r.read().GetResponse(); resp.GetId() != 4 || resp.GetPing() == nil {
+		t.Fatalf("ping: %v", resp)
+	}
+	// Unknown version: UPGRADE_REQUIRED, then the relay closes.
+	r.write(websocket.MessageBinary, frame(wire.Version+1, 5))
+	r.expect(5, wire.ErrorCode_UPGRADE_REQUIRED)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := r.c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("after upgrade required: %v", err)
+	}
+}
+
+func TestAbsurdFrameClosesConnection(t *testing.T) {
+	r := startRaw(t)
+	r.write(websocket.MessageBinary, make([]byte, 8*wire.MaxFrameSize))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := r.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("got %v", err)
+	}
+}
