@@ -55,33 +55,22 @@ func (s *SafetyNumber) Groups() string {
 }
 
 // SafetyNumber computes the safety number with user (Signal's numeric
-// fingerprint, version 2, 5200 iterations, usernames as identifiers). An
-// unknown contact's identity key is fetched from the relay (connection
-// needed) and remembered on first use.
+// fingerprint, version 2, 5200 iterations, usernames as identifiers). When
+// connected, the key the relay serves now is fetched first (see
+// RefreshIdentity); otherwise the stored key is used.
 func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, error) {
 	user = normalize(user)
+	if _, err := c.connection(); err == nil {
+		if err := c.RefreshIdentity(ctx, user); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := loadIdentity(ctx, c.db, user)
 	if err != nil {
 		return nil, err
 	}
 	if rec == nil {
-		conn, err := c.connection()
-		if err != nil {
-			return nil, fmt.Errorf("client: no identity key known for %s: %w", user, err)
-		}
-		resp, err := conn.GetIdentity(ctx, user)
-		if err != nil {
-			return nil, fmt.Errorf("client: identity of %s: %w", user, err)
-		}
-		c.cryptoMu.Lock()
-		_, err = c.sigStores(c.db).SaveIdentity(ctx, session.Address{Name: user, DeviceID: 1}, resp.IdentityKey)
-		c.cryptoMu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		if rec, err = loadIdentity(ctx, c.db, user); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("client: no identity key known for %s: %w", user, ErrNotConnected)
 	}
 	fp, err := fingerprint.New(fingerprint.Version, fingerprint.Iterations,
 		[]byte(c.acct.Username), c.IdentityKey(), []byte(user), rec.Key)
@@ -93,6 +82,42 @@ func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, 
 		return nil, err
 	}
 	return &SafetyNumber{User: user, Digits: fp.Displayable(), Scannable: scan, Verified: rec.Verified, Changed: rec.Changed}, nil
+}
+
+// RefreshIdentity fetches the identity key the relay serves for user
+// (connection needed). A first key is remembered (trust on first use); a
+// different key marks the contact changed, which blocks sending until
+// Verify; while a change is pending, the newest key served replaces the
+// pending one, so the user compares and accepts what the relay serves now.
+func (c *Client) RefreshIdentity(ctx context.Context, user string) error {
+	user = normalize(user)
+	if user == c.acct.Username {
+		return nil
+	}
+	conn, err := c.connection()
+	if err != nil {
+		return err
+	}
+	resp, err := conn.GetIdentity(ctx, user)
+	if err != nil {
+		return fmt.Errorf("client: identity of %s: %w", user, err)
+	}
+	c.cryptoMu.Lock()
+	defer c.cryptoMu.Unlock()
+	rec, err := loadIdentity(ctx, c.db, user)
+	switch {
+	case err != nil:
+		return err
+	case rec == nil:
+		return saveIdentity(ctx, c.db, user, &identityRecord{Key: resp.IdentityKey})
+	case sameKey(rec.Key, resp.IdentityKey):
+		return nil
+	case rec.Changed:
+		rec.Key = resp.IdentityKey
+		return saveIdentity(ctx, c.db, user, rec)
+	default:
+		return c.markChanged(ctx, c.sigStores(c.db), user, resp.IdentityKey)
+	}
 }
 
 // Verify marks user's current identity key as verified by the user (after

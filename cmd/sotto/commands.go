@@ -312,19 +312,17 @@ func cmdContacts(e *env, args []string) error {
 	return nil
 }
 
-// safetyNumber opens the store, connecting only when the contact's key is
-// not known yet.
+// safetyNumber opens the store and, when the relay is reachable, connects
+// so the key the relay serves now is checked; offline, the stored key is used.
 func safetyNumber(e *env, user string) (*client.Client, *client.SafetyNumber, error) {
 	c, err := e.open(nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	sn, err := c.SafetyNumber(e.ctx, user)
-	if errors.Is(err, client.ErrNotConnected) {
-		if err = c.Connect(e.ctx, client.ConnectOptions{}); err == nil {
-			sn, err = c.SafetyNumber(e.ctx, user)
-		}
+	if err := c.Connect(e.ctx, client.ConnectOptions{}); err != nil {
+		fmt.Fprintf(e.stderr, "! relay not reachable (%v): using the stored key\n", err)
 	}
+	sn, err := c.SafetyNumber(e.ctx, user)
 	if err != nil {
 		c.Close()
 		return nil, nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	_ "modernc.org/sqlite"
 )
 
 func TestMain(m *testing.M) {
@@ -65,8 +67,9 @@ func TestScripts(t *testing.T) {
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"newcode":  cmdNewCode,
-			"waitfile": cmdWaitFile,
+			"newcode":     cmdNewCode,
+			"waitfile":    cmdWaitFile,
+			"relaysetkey": cmdRelaySetKey,
 		},
 	})
 }
@@ -169,4 +172,31 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Fatalf("%s did not appear", args[0])
+}
+
+// relaysetkey USER FROM: play a hostile relay that serves FROM's identity
+// key as USER's, by editing the relay's database behind its back ("-" as
+// FROM restores the key saved by the previous call).
+func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: relaysetkey USER FROM")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("RELAYDATA"), "relay.db")+"?_pragma=busy_timeout(10000)")
+	ts.Check(err)
+	defer db.Close()
+	ctx := context.Background()
+	var key []byte
+	if args[1] == "-" {
+		key = []byte(ts.Getenv("SAVED_IDENTITY_KEY"))
+	} else {
+		var old []byte
+		ts.Check(db.QueryRowContext(ctx, `SELECT identity_key FROM accounts WHERE username = ?`, args[0]).Scan(&old))
+		ts.Setenv("SAVED_IDENTITY_KEY", string(old))
+		ts.Check(db.QueryRowContext(ctx, `SELECT identity_key FROM accounts WHERE username = ?`, args[1]).Scan(&key))
+	}
+	res, err := db.ExecContext(ctx, `UPDATE accounts SET identity_key = ? WHERE username = ?`, key, args[0])
+	ts.Check(err)
+	if n, _ := res.RowsAffected(); n != 1 {
+		ts.Fatalf("no account %s", args[0])
+	}
 }
