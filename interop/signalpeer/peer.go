@@ -10,7 +10,11 @@ import (
 	"io"
 	"os/exec"
 	"sync"
+	"time"
 )
+
+// closeTimeout bounds how long Close waits for the peer to exit at end of input.
+const closeTimeout = 10 * time.Second
 
 // maxLine bounds one reply line; a PreKeySignalMessage with a Kyber ciphertext is a few
 // kilobytes, a bundle about three.
@@ -154,6 +158,7 @@ func (p *Peer) Call(ctx context.Context, op string, args map[string]any, out any
 }
 
 // Close ends the peer's input and waits for it to exit; a clean exit is status 0.
+// It is safe to call more than once.
 func (p *Peer) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -162,8 +167,19 @@ func (p *Peer) Close() error {
 	}
 	p.closed = true
 	cerr := p.stdin.Close()
-	// Drain what is left so the reader can finish.
-	for range p.replies {
+	// Drain what is left so the reader can finish; a peer that does not exit at end
+	// of input is killed after closeTimeout.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for range p.replies {
+		}
+	}()
+	select {
+	case <-drained:
+	case <-time.After(closeTimeout):
+		_ = p.cmd.Process.Kill()
+		<-drained
 	}
 	<-p.readerDone
 	werr := p.cmd.Wait()
