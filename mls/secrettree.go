@@ -213,3 +213,21 @@ func (s *suite) senderDataKeyNonce(senderDataSecret, ciphertext []byte) (keyNonc
 	}
 	return keyNonce{k, n}, nil
 }
+
+// clone copies the tree's remaining secrets and ratchets.
+func (t *secretTree) clone() *secretTree {
+	c := *t
+	c.nodes = make(map[uint32][]byte, len(t.nodes))
+	for k, v := range t.nodes {
+		c.nodes[k] = append([]byte(nil), v...)
+	}
+	c.chains = make(map[uint64]*ratchet, len(t.chains))
+	for k, r := range t.chains {
+		rc := &ratchet{secret: append([]byte(nil), r.secret...), next: r.next, skipped: make(map[uint32]keyNonce, len(r.skipped))}
+		for g, kn := range r.skipped {
+			rc.skipped[g] = kn
+		}
+		c.chains[k] = rc
+	}
+	return &c
+}
