@@ -2,6 +2,7 @@ package signalpeer_test
 
 import (
 	"bytes"
+	"crypto/mlkem"
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
@@ -842,6 +843,16 @@ func scenarioUsedPreKey(e *env) {
 	e.send(e.b, bob, e.a, alice, "alice is unaffected")
 }
 
+// mlkem1024Key returns a serialized ML-KEM-1024 public key as libsignal would type it.
+func mlkem1024Key(t *testing.T) []byte {
+	t.Helper()
+	k, err := mlkem.GenerateKey1024()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{0x0a}, k.EncapsulationKey().Bytes()...)
+}
+
 // scenarioBadBundles: A refuses bundles of B whose signatures or keys were altered,
 // and is left without a session.
 func scenarioBadBundles(e *env) {
@@ -863,6 +874,8 @@ func scenarioBadBundles(e *env) {
 			b.SignedPreKeySignature, b.KyberPreKeySignature = b.KyberPreKeySignature, b.SignedPreKeySignature
 		}},
 		{"identity key of someone else", func(b *signalpeer.Bundle) { b.IdentityKey = e.bundle(e.b, bob, true).SignedPreKey }},
+		// libsignal-client 0.90 is built without ML-KEM-1024 (type 0x0A).
+		{"an ML-KEM-1024 prekey", func(b *signalpeer.Bundle) { b.KyberPreKey = mlkem1024Key(e.t) }},
 		{"identity key with a wrong type byte", func(b *signalpeer.Bundle) {
 			b.IdentityKey = mutate(b.IdentityKey, func(c []byte) []byte { c[0] = 0x06; return c })
 		}},
