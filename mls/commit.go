@@ -177,6 +177,9 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 			return n, nil
 		}
 	}
+	if err := n.tree.validatePolicy(&n.ctx); err != nil {
+		return nil, err
+	}
 	confirmed, err := s.confirmedTranscriptHash(g.interim, ac)
 	if err != nil {
 		return nil, err
@@ -246,7 +249,8 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		}
 		fx.needPath = true
 		i := rp.sender.index
-		if n.tree.leaf(i) == nil || rp.p.leafNode.source != sourceUpdate {
+		old := n.tree.leaf(i)
+		if old == nil || rp.p.leafNode.source != sourceUpdate || bytes.Equal(old.encryptionKey, rp.p.leafNode.encryptionKey) {
 			return nil, fmt.Errorf("%w: invalid update", ErrInvalidMessage)
 		}
 		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {

@@ -219,6 +219,9 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	n.priv = priv
+	if err := n.tree.validatePolicy(&n.ctx); err != nil {
+		return nil, err
+	}
 	n.ctx.epoch = st.ctx.epoch + 1
 	if n.ctx.treeHash, err = n.tree.rootHash(); err != nil {
 		return nil, err

@@ -101,6 +101,12 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 	if err := g.tree.verifyLeaves(gc.groupID); err != nil {
 		return nil, err
 	}
+	if err := g.tree.checkUnmergedChains(); err != nil {
+		return nil, err
+	}
+	if err := g.tree.validatePolicy(&gc); err != nil {
+		return nil, err
+	}
 	signer := g.tree.leaf(j.info.signer)
 	if signer == nil {
 		return nil, fmt.Errorf("%w: group info signer is blank", ErrInvalidMessage)

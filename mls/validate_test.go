@@ -1,0 +1,96 @@
+package mls
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"sotto/mls/internal/vectortest"
+)
+
+func TestCommitRejectsDuplicateMembers(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	g, err := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newClient(t, cs, "bob")
+	if _, err := g.Commit(CommitOptions{Add: [][]byte{bob.kp, bob.kp}}); !errors.Is(err, ErrInvalidTree) {
+		t.Fatalf("same key package twice: got %v", err)
+	}
+	// A second KeyPackage reusing Alice's signature key is the same client.
+	kp, _, err := NewKeyPackage(cs, []byte("alice again"), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Commit(CommitOptions{Add: [][]byte{kp}}); !errors.Is(err, ErrInvalidTree) {
+		t.Fatalf("existing member's signature key: got %v", err)
+	}
+	if _, err := g.Commit(CommitOptions{Remove: []uint32{0}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("self remove: got %v", err)
+	}
+	if _, err := g.Commit(CommitOptions{Remove: []uint32{5}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("remove of a blank leaf: got %v", err)
+	}
+}
+
+func TestLeafPolicy(t *testing.T) {
+	s, _ := X25519_AES128GCM_SHA256_Ed25519.suite()
+	sig, _ := GenerateSignatureKey(s.id)
+	l, err := newLeafNode(s, []byte("a"), make([]byte, 32), sig, testTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none := &requiredCapabilities{}
+	if err := validateLeafPolicy(s, l, none); err != nil {
+		t.Fatal(err)
+	}
+	if err := validateLeafPolicy(s, l, &requiredCapabilities{credentials: []uint16{credentialX509}}); err == nil {
+		t.Error("missing required credential accepted")
+	}
+	if err := validateLeafPolicy(s, l, &requiredCapabilities{extensions: []uint16{extRatchetTree}}); err != nil {
+		t.Errorf("default extension required: %v", err)
+	}
+	l.extensions = []extension{{typ: 0xff00}}
+	if err := validateLeafPolicy(s, l, none); err == nil {
+		t.Error("unlisted leaf extension accepted")
+	}
+	l.extensions = nil
+	l.capabilities.cipherSuites = []uint16{2}
+	if err := validateLeafPolicy(s, l, none); err == nil {
+		t.Error("leaf without the group's suite accepted")
+	}
+}
+
+func TestTreeValidationRejectsTampering(t *testing.T) {
+	var vs []treeValidationVector
+	vectortest.Load(t, "tree-validation.json", &vs)
+	checked := 0
+	for _, v := range vs {
+		s, err := CipherSuite(v.CipherSuite).suite()
+		if err != nil {
+			continue
+		}
+		tree, err := parseRatchetTree(s, v.Tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for x := 1; x < len(tree.nodes); x += 2 {
+			if p := tree.parentAt(uint32(x)); p != nil {
+				p.encryptionKey = append([]byte{}, p.encryptionKey...)
+				p.encryptionKey[0] ^= 1
+				if err := tree.verifyParentHashes(); !errors.Is(err, ErrInvalidTree) {
+					t.Fatalf("tampered parent key accepted: %v", err)
+				}
+				checked++
+				break
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no tree with a parent node")
+	}
+}
+
+var testTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
