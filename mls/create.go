@@ -355,6 +355,7 @@ func (g *Group) Apply(p *PendingCommit) error {
 	if p == nil || p.next == nil || p.epoch != g.st.ctx.epoch {
 		return fmt.Errorf("%w: pending commit is not for this epoch", ErrInvalidMessage)
 	}
+	leaveEpoch(g.st, p.next)
 	g.st = p.next
 	p.next = nil
 	return nil

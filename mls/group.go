@@ -221,6 +221,7 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 		if err != nil {
 			return nil, err
 		}
+		leaveEpoch(g.st, next)
 		g.st = next
 		r.Removed = next.removed
 	}

@@ -11,6 +11,13 @@ import (
 func snapshot(g *Group) *Group {
 	st := g.st.clone()
 	st.keys = g.st.keys.clone()
+	e := *g.st.epoch
+	for _, b := range []*[]byte{&e.joinerSecret, &e.welcomeSecret, &e.epochSecret, &e.senderDataSecret,
+		&e.encryptionSecret, &e.exporterSecret, &e.epochAuthenticator, &e.externalSecret,
+		&e.confirmationKey, &e.membershipKey, &e.resumptionPSK, &e.initSecret} {
+		*b = append([]byte(nil), (*b)...)
+	}
+	st.epoch = &e
 	st.proposals = map[string]cachedProposal{}
 	for k, v := range g.st.proposals {
 		st.proposals[k] = v

@@ -243,3 +243,44 @@ func (g *groupState) installPathSecret(signer uint32, pathSecret []byte) error {
 	}
 	return nil
 }
+
+// wipe zeroes the secrets of an epoch that has been left. The resumption
+// PSK is kept (it may be referenced by later PSK proposals), and nothing
+// shared with the next epoch is touched.
+func (e *epochSecrets) wipe() {
+	if e == nil {
+		return
+	}
+	for _, b := range [][]byte{e.joinerSecret, e.welcomeSecret, e.epochSecret, e.senderDataSecret,
+		e.encryptionSecret, e.exporterSecret, e.externalSecret, e.confirmationKey, e.membershipKey, e.initSecret} {
+		clear(b)
+	}
+}
+
+// wipe zeroes what remains of a secret tree that has been left.
+func (t *secretTree) wipe() {
+	for k, v := range t.nodes {
+		clear(v)
+		delete(t.nodes, k)
+	}
+	for k, r := range t.chains {
+		clear(r.secret)
+		for g, kn := range r.skipped {
+			clear(kn.key)
+			clear(kn.nonce)
+			delete(r.skipped, g)
+		}
+		delete(t.chains, k)
+	}
+}
+
+// leaveEpoch wipes the secrets of old once next has replaced it.
+func leaveEpoch(old, next *groupState) {
+	if old == nil || old == next || old.epoch == next.epoch {
+		return
+	}
+	old.epoch.wipe()
+	if old.keys != next.keys {
+		old.keys.wipe()
+	}
+}
