@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/hpke"
 	"fmt"
+
+	"sotto/mls/internal/treemath"
 )
 
 // resolvedProposal is a committed proposal with the sender that made it.
@@ -258,6 +260,13 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		}
 		leaf := rp.p.leafNode
 		n.tree.updateLeaf(i, &leaf)
+		if i == n.priv.leaf {
+			key, ok := n.pendingUpdates[string(leaf.encryptionKey)]
+			if !ok {
+				return nil, fmt.Errorf("%w: commit applies an update this member did not make", ErrInvalidMessage)
+			}
+			n.priv.keys[treemath.LeafNode(i)] = key
+		}
 	}
 	for _, rp := range ps {
 		if rp.p.typ != proposalRemove {

@@ -165,8 +165,13 @@ type PendingCommit struct {
 	epoch   uint64
 }
 
-// CommitOptions lists the changes a commit makes.
+// CommitOptions lists the changes a commit makes beyond the proposals
+// received in the epoch, which every commit includes by reference (except
+// this member's own Updates: its UpdatePath refreshes its leaf).
 type CommitOptions struct {
+	// Private sends the commit as a PrivateMessage instead of a
+	// PublicMessage.
+	Private bool
 	// Add holds MLSMessage-encoded KeyPackages of clients to add.
 	Add [][]byte
 	// Remove holds leaf indices of members to remove.
@@ -183,6 +188,13 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	s := st.s
 	me := sender{typ: senderMember, index: st.priv.leaf}
 	var props []proposalOrRef
+	for _, ref := range st.proposalRefs {
+		cp := st.proposals[string(ref)]
+		if cp.proposal.typ == proposalUpdate && cp.sender == me {
+			continue
+		}
+		props = append(props, proposalOrRef{isRef: true, ref: ref})
+	}
 	for _, b := range opts.Add {
 		var m mlsMessage
 		if err := unmarshal(b, &m); err != nil {
@@ -233,7 +245,11 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	ac := &authenticatedContent{wireFormat: wireFormatPublicMessage, content: framedContent{
+	wireFormat := wireFormatPublicMessage
+	if opts.Private {
+		wireFormat = wireFormatPrivateMessage
+	}
+	ac := &authenticatedContent{wireFormat: wireFormat, content: framedContent{
 		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: me, authenticatedData: []byte{},
 		contentType: contentCommit, commit: c,
 	}}
@@ -265,11 +281,16 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	ac.auth.confirmationTag = s.mac(e.confirmationKey, confirmed)
-	pm, err := s.protectPublic(ac, st.epoch.membershipKey, &st.ctx)
+	m := mlsMessage{version: protocolVersion10, wireFormat: wireFormat}
+	if opts.Private {
+		m.private, err = s.protectPrivate(st.keys, st.epoch.senderDataSecret, ac, 0)
+	} else {
+		m.public, err = s.protectPublic(ac, st.epoch.membershipKey, &st.ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
-	commitMsg, err := marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatPublicMessage, public: pm})
+	commitMsg, err := marshal(&m)
 	if err != nil {
 		return nil, err
 	}

@@ -161,3 +161,79 @@ func TestUnsupportedSuites(t *testing.T) {
 		}
 	}
 }
+
+// Proposals sent on their own are committed by reference, including an
+// Update whose private key only its proposer holds, in a private commit.
+func TestProposalsByReference(t *testing.T) {
+	for _, cs := range supportedSuites {
+		t.Run(cs.String(), func(t *testing.T) { testProposalsByReference(t, cs) })
+	}
+}
+
+func testProposalsByReference(t *testing.T, cs CipherSuite) {
+	sig, _ := GenerateSignatureKey(cs)
+	ag, err := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &client{name: "alice", g: ag}
+	bob, carol, dave := newClient(t, cs, "bob"), newClient(t, cs, "carol"), newClient(t, cs, "dave")
+	p, err := alice.g.Commit(CommitOptions{Add: [][]byte{bob.kp, carol.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.Apply(p)
+	for _, c := range []*client{bob, carol} {
+		if c.g, err = Join(p.Welcome, c.kp, c.keys, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upd, err := bob.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, err := carol.g.ProposeAdd(dave.kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{alice, carol} {
+		if r, err := c.g.Handle(upd); err != nil || r.Kind != ProposalContent {
+			t.Fatalf("%s: update proposal: %v", c.name, err)
+		}
+	}
+	for _, c := range []*client{alice, bob} {
+		if _, err := c.g.Handle(add); err != nil {
+			t.Fatalf("%s: add proposal: %v", c.name, err)
+		}
+	}
+	p, err = alice.g.Commit(CommitOptions{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Welcome == nil {
+		t.Fatal("no welcome for the proposed add")
+	}
+	alice.g.Apply(p)
+	for _, c := range []*client{bob, carol} {
+		if _, err := c.g.Handle(p.Commit); err != nil {
+			t.Fatalf("%s: commit: %v", c.name, err)
+		}
+	}
+	if dave.g, err = Join(p.Welcome, dave.kp, dave.keys, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameEpoch(t, alice, bob, carol, dave)
+
+	// Bob's new leaf key must work: Carol's next path is encrypted to it.
+	p, err = carol.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.g.Apply(p)
+	for _, c := range []*client{alice, bob, dave} {
+		if _, err := c.g.Handle(p.Commit); err != nil {
+			t.Fatalf("%s: commit: %v", c.name, err)
+		}
+	}
+	sameEpoch(t, alice, bob, carol, dave)
+}

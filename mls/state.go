@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"crypto/hpke"
 	"fmt"
 
 	"sotto/mls/internal/codec"
@@ -29,6 +30,10 @@ type groupState struct {
 	interim      []byte
 	resumption   map[uint64][]byte // resumption_psk by epoch
 	proposals    map[string]cachedProposal
+	proposalRefs [][]byte // cached proposal refs in arrival order
+	// pendingUpdates holds the leaf private keys of this member's own
+	// Update proposals of the epoch, by encryption key.
+	pendingUpdates map[string]hpke.PrivateKey
 	externalPSKs map[string][]byte
 	removed      bool // this member was removed by the last commit
 	reinit       bool // the last commit carried a ReInit proposal
@@ -57,6 +62,8 @@ func (g *groupState) startEpoch(e *epochSecrets, confirmationTag []byte) error {
 	}
 	g.resumption[g.ctx.epoch] = e.resumptionPSK
 	g.proposals = map[string]cachedProposal{}
+	g.proposalRefs = nil
+	g.pendingUpdates = map[string]hpke.PrivateKey{}
 	return nil
 }
 
@@ -163,7 +170,11 @@ func (g *groupState) cacheProposal(ac *authenticatedContent) error {
 	if err != nil {
 		return err
 	}
+	if _, dup := g.proposals[string(ref)]; dup {
+		return nil
+	}
 	g.proposals[string(ref)] = cachedProposal{proposal: ac.content.proposal, sender: ac.content.sender}
+	g.proposalRefs = append(g.proposalRefs, ref)
 	return nil
 }
 

@@ -1,0 +1,87 @@
+package mls
+
+import (
+	"fmt"
+)
+
+// propose signs a proposal from this member as a PublicMessage, and
+// caches it so a commit (ours or another member's) can reference it.
+func (g *Group) propose(p proposal) ([]byte, error) {
+	st := g.st
+	if st.removed {
+		return nil, ErrRemoved
+	}
+	ac := &authenticatedContent{wireFormat: wireFormatPublicMessage, content: framedContent{
+		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: st.priv.leaf},
+		authenticatedData: []byte{}, contentType: contentProposal, proposal: p,
+	}}
+	if err := ac.sign(st.s, st.sigPriv, &st.ctx); err != nil {
+		return nil, err
+	}
+	pm, err := st.s.protectPublic(ac, st.epoch.membershipKey, &st.ctx)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatPublicMessage, public: pm})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.cacheProposal(ac); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// ProposeAdd proposes adding the client of an MLSMessage-encoded
+// KeyPackage.
+func (g *Group) ProposeAdd(keyPackageMsg []byte) ([]byte, error) {
+	var m mlsMessage
+	if err := unmarshal(keyPackageMsg, &m); err != nil {
+		return nil, err
+	}
+	if m.keyPackage == nil {
+		return nil, fmt.Errorf("%w: not a key package", ErrInvalidMessage)
+	}
+	if err := validateKeyPackage(g.st.s, m.keyPackage); err != nil {
+		return nil, err
+	}
+	return g.propose(proposal{typ: proposalAdd, keyPackage: *m.keyPackage})
+}
+
+// ProposeRemove proposes removing the member at leaf.
+func (g *Group) ProposeRemove(leaf uint32) ([]byte, error) {
+	if g.st.tree.leaf(leaf) == nil || leaf == g.st.priv.leaf {
+		return nil, fmt.Errorf("%w: cannot propose removing leaf %d", ErrInvalidMessage, leaf)
+	}
+	return g.propose(proposal{typ: proposalRemove, removed: leaf})
+}
+
+// ProposeUpdate proposes a fresh encryption key for this member's leaf.
+// Another member must commit it; this member's own commits refresh its
+// leaf through the UpdatePath instead.
+func (g *Group) ProposeUpdate() ([]byte, error) {
+	st := g.st
+	s := st.s
+	encPriv, encPub, err := s.generateHPKE()
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.hpkePrivate(encPriv)
+	clear(encPriv)
+	if err != nil {
+		return nil, err
+	}
+	leaf := *st.tree.leaf(st.priv.leaf)
+	leaf.encryptionKey = encPub
+	leaf.source = sourceUpdate
+	leaf.notBefore, leaf.notAfter, leaf.parentHash = 0, 0, nil
+	if err := leaf.sign(s, st.sigPriv, st.ctx.groupID, st.priv.leaf); err != nil {
+		return nil, err
+	}
+	msg, err := g.propose(proposal{typ: proposalUpdate, leafNode: leaf})
+	if err != nil {
+		return nil, err
+	}
+	st.pendingUpdates[string(encPub)] = key
+	return msg, nil
+}
