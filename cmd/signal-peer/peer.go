@@ -13,6 +13,9 @@ import (
 // signedPreKeyID is the id of each party's one signed prekey.
 const signedPreKeyID = 1
 
+// maxDevice is the highest device id, as libsignal's addresses allow.
+const maxDevice = 127
+
 // party is one device of one user: its stores and its supply of one-time prekeys.
 type party struct {
 	addr       session.Address
@@ -65,7 +68,7 @@ func (p *peer) local(req *request) (*party, error) {
 		return nil, badArg("no party named %q", req.Name)
 	}
 	if req.DeviceID != nil {
-		d, err := intArg("device_id", req.DeviceID, 0, 1, 1<<32-1)
+		d, err := intArg("device_id", req.DeviceID, 0, 1, maxDevice)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +95,7 @@ func remote(req *request) (session.Address, error) {
 	if req.Peer == "" {
 		return session.Address{}, badArg("peer: want a non-empty string")
 	}
-	d, err := intArg("peer_device_id", req.PeerDeviceID, 1, 1, 1<<32-1)
+	d, err := intArg("peer_device_id", req.PeerDeviceID, 1, 1, maxDevice)
 	if err != nil {
 		return session.Address{}, err
 	}
@@ -110,7 +113,7 @@ func (p *peer) create(_ context.Context, req *request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := intArg("device_id", req.DeviceID, 1, 1, 127)
+	dev, err := intArg("device_id", req.DeviceID, 1, 1, maxDevice)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +329,7 @@ func (p *peer) fingerprint(_ context.Context, req *request) (map[string]any, err
 	}
 	var dev uint32
 	if req.PeerDeviceID != nil {
-		d, err := intArg("peer_device_id", req.PeerDeviceID, 0, 1, 1<<32-1)
+		d, err := intArg("peer_device_id", req.PeerDeviceID, 0, 1, maxDevice)
 		if err != nil {
 			return nil, err
 		}

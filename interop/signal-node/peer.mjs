@@ -311,6 +311,8 @@ function argBool(req, key, def) {
 }
 
 const MAX_U32 = 0xffffffff;
+// Device ids are 1..127, as libsignal's ProtocolAddress takes them.
+const MAX_DEVICE = 127;
 
 // Peer holds every party of this process, by name and device.
 class Peer {
@@ -323,7 +325,7 @@ class Peer {
     const devices = this.parties.get(name);
     if (devices === undefined) throw invalidArgument(`no party named ${JSON.stringify(name)}`);
     if (req.device_id !== undefined && req.device_id !== null) {
-      const id = argInt(req, 'device_id', undefined, 1, MAX_U32);
+      const id = argInt(req, 'device_id', undefined, 1, MAX_DEVICE);
       const p = devices.get(id);
       if (p === undefined) throw invalidArgument(`party ${JSON.stringify(name)} has no device ${id}`);
       return p;
@@ -336,14 +338,14 @@ class Peer {
 
   remote(req) {
     const peer = argString(req, 'peer');
-    const dev = argInt(req, 'peer_device_id', 1, 1, MAX_U32);
+    const dev = argInt(req, 'peer_device_id', 1, 1, MAX_DEVICE);
     return ProtocolAddress.new(peer, dev);
   }
 
   async create(req) {
     const name = argString(req, 'name');
     const registrationId = argInt(req, 'registration_id', undefined, 1, 16380);
-    const deviceId = argInt(req, 'device_id', 1, 1, 127);
+    const deviceId = argInt(req, 'device_id', 1, 1, MAX_DEVICE);
     const prekeys = argInt(req, 'prekeys', 10, 0, 10000);
     let devices = this.parties.get(name);
     if (devices === undefined) {
@@ -446,7 +448,7 @@ class Peer {
     const version = argInt(req, 'version', 2, 0, 0xffff);
     const dev = req.peer_device_id === undefined || req.peer_device_id === null
       ? undefined
-      : argInt(req, 'peer_device_id', undefined, 1, MAX_U32);
+      : argInt(req, 'peer_device_id', undefined, 1, MAX_DEVICE);
     const remoteKey = p.identityStore.anyIdentity(peer, dev);
     if (remoteKey === null) throw new PeerError('no_session', `no identity key known for ${peer}`);
     const fp = Fingerprint.new(

@@ -300,5 +300,9 @@ func scenarioNoSession(e *env) {
 	e.wantKind(err, signalpeer.KindInvalidArgument, "registration id 0")
 	_, err = e.b.Create(e.ctx, bob, 99, 1)
 	e.wantKind(err, signalpeer.KindInvalidArgument, "create an existing party")
+	_, err = e.b.Create(e.ctx, signalpeer.Address{Name: "eve", DeviceID: 128}, 98, 1)
+	e.wantKind(err, signalpeer.KindInvalidArgument, "device id 128")
+	_, err = e.b.HasSession(e.ctx, bob, signalpeer.Address{Name: "alice", DeviceID: 200})
+	e.wantKind(err, signalpeer.KindInvalidArgument, "peer device id 200")
 	e.send(e.a, alice, e.b, bob, "all good")
 }
