@@ -88,23 +88,7 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 	if g.tree, err = parseRatchetTree(s, treeBytes); err != nil {
 		return nil, err
 	}
-	th, err := g.tree.rootHash()
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(th, gc.treeHash) {
-		return nil, fmt.Errorf("%w: tree hash does not match the group info", ErrInvalidTree)
-	}
-	if err := g.tree.verifyParentHashes(); err != nil {
-		return nil, err
-	}
-	if err := g.tree.verifyLeaves(gc.groupID); err != nil {
-		return nil, err
-	}
-	if err := g.tree.checkUnmergedChains(); err != nil {
-		return nil, err
-	}
-	if err := g.tree.validatePolicy(&gc); err != nil {
+	if err := g.verifyJoinedTree(&gc); err != nil {
 		return nil, err
 	}
 	signer := g.tree.leaf(j.info.signer)

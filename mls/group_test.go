@@ -237,3 +237,46 @@ func testProposalsByReference(t *testing.T, cs CipherSuite) {
 	}
 	sameEpoch(t, alice, bob, carol, dave)
 }
+
+// A new client joins from a published GroupInfo with an external commit.
+func TestExternalJoin(t *testing.T) {
+	for _, cs := range supportedSuites {
+		t.Run(cs.String(), func(t *testing.T) {
+			sig, _ := GenerateSignatureKey(cs)
+			ag, err := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice := &client{name: "alice", g: ag}
+			bob := newClient(t, cs, "bob")
+			p, _ := alice.g.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+			alice.g.Apply(p)
+			if bob.g, err = Join(p.Welcome, bob.kp, bob.keys, nil); err != nil {
+				t.Fatal(err)
+			}
+			gi, err := bob.g.GroupInfo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			eveSig, _ := GenerateSignatureKey(cs)
+			eg, commitMsg, err := JoinExternal(gi, []byte("eve"), eveSig, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eve := &client{name: "eve", g: eg}
+			for _, c := range []*client{alice, bob} {
+				if _, err := c.g.Handle(commitMsg); err != nil {
+					t.Fatalf("%s: external commit: %v", c.name, err)
+				}
+			}
+			sameEpoch(t, alice, bob, eve)
+			msg, err := eve.g.Seal([]byte("hi from eve"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := alice.g.Handle(msg); err != nil || string(r.Data) != "hi from eve" {
+				t.Fatalf("alice: %v", err)
+			}
+		})
+	}
+}

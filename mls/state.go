@@ -34,9 +34,9 @@ type groupState struct {
 	// pendingUpdates holds the leaf private keys of this member's own
 	// Update proposals of the epoch, by encryption key.
 	pendingUpdates map[string]hpke.PrivateKey
-	externalPSKs map[string][]byte
-	removed      bool // this member was removed by the last commit
-	reinit       bool // the last commit carried a ReInit proposal
+	externalPSKs   map[string][]byte
+	removed        bool // this member was removed by the last commit
+	reinit         bool // the last commit carried a ReInit proposal
 }
 
 func (g *groupState) setContext(ctx groupContext) error {
