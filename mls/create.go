@@ -203,6 +203,9 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		if m.keyPackage == nil {
 			return nil, fmt.Errorf("%w: not a key package", ErrInvalidMessage)
 		}
+		if err := st.checkLifetime(m.keyPackage); err != nil {
+			return nil, err
+		}
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalAdd, keyPackage: *m.keyPackage}})
 	}
 	for _, r := range opts.Remove {

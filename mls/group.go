@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrRemoved reports that this member was removed from the group.
@@ -128,6 +129,21 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 	}
 	return &Group{st: g}, nil
 }
+
+// SetMaxGenerationJump bounds how many generations a sender's ratchet
+// may be advanced to decrypt one message (ErrGenerationTooFar beyond it),
+// from the next epoch on. Zero restores DefaultMaxGenerationJump.
+func (g *Group) SetMaxGenerationJump(n uint32) {
+	g.st.maxJump = n
+	if n == 0 {
+		n = DefaultMaxGenerationJump
+	}
+	g.st.keys.maxJump = n
+}
+
+// SetClock replaces the clock used to check KeyPackage lifetimes (nil
+// restores time.Now).
+func (g *Group) SetClock(now func() time.Time) { g.st.now = now }
 
 // CipherSuite returns the group's cipher suite.
 func (g *Group) CipherSuite() CipherSuite { return g.st.s.id }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hpke"
 	"fmt"
+	"time"
 
 	"sotto/mls/internal/codec"
 	"sotto/mls/internal/treemath"
@@ -35,8 +36,10 @@ type groupState struct {
 	// Update proposals of the epoch, by encryption key.
 	pendingUpdates map[string]hpke.PrivateKey
 	externalPSKs   map[string][]byte
-	removed        bool // this member was removed by the last commit
-	reinit         bool // the last commit carried a ReInit proposal
+	maxJump        uint32           // bound on secret-tree ratchet jumps; 0 means the default
+	now            func() time.Time // clock for KeyPackage lifetimes; nil means time.Now
+	removed        bool             // this member was removed by the last commit
+	reinit         bool             // the last commit carried a ReInit proposal
 }
 
 func (g *groupState) setContext(ctx groupContext) error {
@@ -52,6 +55,9 @@ func (g *groupState) setContext(ctx groupContext) error {
 func (g *groupState) startEpoch(e *epochSecrets, confirmationTag []byte) error {
 	g.epoch = e
 	g.keys = newSecretTree(g.s, e.encryptionSecret, g.tree.size())
+	if g.maxJump != 0 {
+		g.keys.maxJump = g.maxJump
+	}
 	interim, err := g.s.interimTranscriptHash(g.ctx.confirmedTranscriptHash, confirmationTag)
 	if err != nil {
 		return err
@@ -294,4 +300,21 @@ func leaveEpoch(old, next *groupState) {
 	if old.keys != next.keys {
 		old.keys.wipe()
 	}
+}
+
+func (g *groupState) clock() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
+}
+
+// checkLifetime verifies that a KeyPackage this member is about to add is
+// currently valid (RFC 9420 §7.3: mandatory for sent messages).
+func (g *groupState) checkLifetime(kp *keyPackage) error {
+	now := g.clock().Unix()
+	if now < 0 || uint64(now) < kp.leafNode.notBefore || uint64(now) > kp.leafNode.notAfter {
+		return fmt.Errorf("%w: key package outside its lifetime", ErrInvalidMessage)
+	}
+	return nil
 }

@@ -94,3 +94,47 @@ func TestTreeValidationRejectsTampering(t *testing.T) {
 }
 
 var testTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestKeyPackageLifetime(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	g, err := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newClient(t, cs, "bob")
+	g.SetClock(func() time.Time { return time.Now().Add(keyPackageLifetime + time.Hour) })
+	if _, err := g.Commit(CommitOptions{Add: [][]byte{bob.kp}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("expired key package: got %v", err)
+	}
+	if _, err := g.ProposeAdd(bob.kp); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("expired key package proposal: got %v", err)
+	}
+	g.SetClock(nil)
+	if _, err := g.Commit(CommitOptions{Add: [][]byte{bob.kp}}); err != nil {
+		t.Fatalf("valid key package: %v", err)
+	}
+}
+
+func TestMaxGenerationJump(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	ag.Apply(p)
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg.SetMaxGenerationJump(2)
+	var last []byte
+	for range 4 {
+		if last, err = ag.Seal([]byte("m")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bg.Handle(last); !errors.Is(err, ErrGenerationTooFar) {
+		t.Fatalf("generation 3 with bound 2: got %v", err)
+	}
+}
