@@ -23,6 +23,7 @@ var scenarios = []scenario{
 	{name: "AInitiates", run: scenarioInitiate},
 	{name: "SimultaneousInitiation", run: scenarioSimultaneous},
 	{name: "RandomInterleaving", run: scenarioRandomInterleaving, long: true},
+	{name: "Chaos", run: scenarioChaos, long: true},
 	{name: "LongGap", run: scenarioLongGap, long: true},
 	{name: "SkippedKeyEviction", run: scenarioSkippedKeyEviction, long: true},
 	{name: "OldChainEviction", run: scenarioOldChainEviction},
