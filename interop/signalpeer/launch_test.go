@@ -2,6 +2,7 @@ package signalpeer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// libsignalVersion is the pinned @signalapp/libsignal-client (see docs/interop.md).
+const libsignalVersion = "0.90.0"
+
 const nodeHint = "install Node.js and run `npm ci` in interop/signal-node"
 
 // nodePeerScript returns the path of peer.mjs, skipping the test when Node.js is not
@@ -55,8 +59,21 @@ func nodePeerScript(t testing.TB) (node, script string) {
 		t.Fatal(err)
 	}
 	mod := filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client", "package.json")
-	if _, err := os.Stat(mod); errors.Is(err, fs.ErrNotExist) {
+	b, err := os.ReadFile(mod)
+	if errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Node.js is installed but libsignal-client is not: run `npm ci` in interop/signal-node (%s missing)", mod)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		t.Fatalf("%s: %v", mod, err)
+	}
+	if pkg.Version != libsignalVersion {
+		t.Fatalf("libsignal-client %s is installed, the tests are pinned to %s: run `npm ci` in interop/signal-node", pkg.Version, libsignalVersion)
 	}
 	return node, filepath.Join(dir, "peer.mjs")
 }
