@@ -176,6 +176,19 @@ type CommitOptions struct {
 	Add [][]byte
 	// Remove holds leaf indices of members to remove.
 	Remove []uint32
+	// PSKs holds ids of external pre-shared keys (registered with
+	// AddExternalPSK) to inject into the key schedule; joiners need them
+	// too (JoinOptions.ExternalPSKs).
+	PSKs [][]byte
+}
+
+// AddExternalPSK registers an external pre-shared key under id, for
+// commits that inject it and for PSK proposals from other members.
+func (g *Group) AddExternalPSK(id, psk []byte) {
+	if g.st.externalPSKs == nil {
+		g.st.externalPSKs = map[string][]byte{}
+	}
+	g.st.externalPSKs[string(id)] = append([]byte(nil), psk...)
 }
 
 // Commit creates a commit with an UpdatePath that applies opts
@@ -210,6 +223,17 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 	for _, r := range opts.Remove {
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalRemove, removed: r}})
+	}
+	for _, id := range opts.PSKs {
+		if _, ok := st.externalPSKs[string(id)]; !ok {
+			return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
+		}
+		nonce := make([]byte, s.hashLen())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		psk := preSharedKeyID{pskType: pskExternal, pskID: append([]byte(nil), id...), pskNonce: nonce}
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: psk}})
 	}
 	c := commit{proposals: props}
 	ps, err := st.resolveProposals(&c, me)

@@ -280,3 +280,44 @@ func TestExternalJoin(t *testing.T) {
 		})
 	}
 }
+
+// An external PSK injected by a commit must be known to every member and
+// to joiners; without it, processing fails and the state is unchanged.
+func TestExternalPSK(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	alice := &client{name: "alice", g: ag}
+	bob, carol := newClient(t, cs, "bob"), newClient(t, cs, "carol")
+	p, _ := alice.g.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	alice.g.Apply(p)
+	var err error
+	if bob.g, err = Join(p.Welcome, bob.kp, bob.keys, nil); err != nil {
+		t.Fatal(err)
+	}
+	id, psk := []byte("psk-1"), []byte("a shared secret")
+	if _, err := alice.g.Commit(CommitOptions{PSKs: [][]byte{id}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("unregistered psk: %v", err)
+	}
+	alice.g.AddExternalPSK(id, psk)
+	p, err = alice.g.Commit(CommitOptions{Add: [][]byte{carol.kp}, PSKs: [][]byte{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.Apply(p)
+	epoch := bob.g.Epoch()
+	if _, err := bob.g.Handle(p.Commit); err == nil || bob.g.Epoch() != epoch {
+		t.Fatalf("commit with an unknown psk: %v", err)
+	}
+	bob.g.AddExternalPSK(id, psk)
+	if _, err := bob.g.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Join(p.Welcome, carol.kp, carol.keys, nil); err == nil {
+		t.Fatal("joined without the psk")
+	}
+	if carol.g, err = Join(p.Welcome, carol.kp, carol.keys, &JoinOptions{ExternalPSKs: map[string][]byte{string(id): psk}}); err != nil {
+		t.Fatal(err)
+	}
+	sameEpoch(t, alice, bob, carol)
+}

@@ -18,8 +18,11 @@ func NodeWidth(n uint32) uint32 {
 	return 2*(n-1) + 1
 }
 
-// Root returns the root node of a tree with n leaves (n > 0).
+// Root returns the root node of a tree with n leaves (0 for n == 0).
 func Root(n uint32) uint32 {
+	if n == 0 {
+		return 0
+	}
 	w := NodeWidth(n)
 	return (1 << (31 - bits.LeadingZeros32(w))) - 1
 }

@@ -63,3 +63,22 @@ func TestCommonAncestor(t *testing.T) {
 		}
 	}
 }
+
+func TestEdgeCases(t *testing.T) {
+	if Root(0) != 0 || NodeWidth(0) != 0 {
+		t.Fatal("empty tree")
+	}
+	if _, ok := Parent(0, 0); ok {
+		t.Fatal("parent in an empty tree")
+	}
+	if len(DirectPath(0, 1)) != 0 || len(Copath(0, 1)) != 0 {
+		t.Fatal("one-leaf tree has no path")
+	}
+	// Nodes outside the tree have no relatives.
+	if _, ok := Sibling(100, 4); ok {
+		t.Fatal("sibling outside the tree")
+	}
+	if got := Copath(2, 4); len(got) != 2 || got[0] != 0 || got[1] != 5 {
+		t.Fatalf("copath(2, 4) = %v", got)
+	}
+}
