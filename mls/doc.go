@@ -5,7 +5,28 @@
 // 0x0004 and 0x0006 need X448/Ed448 and are rejected with
 // ErrUnsupportedCipherSuite.
 //
-// The package is bytes in, bytes out: it does no networking, storage or
-// logging, never panics on malformed input, and never puts secret material
-// in an error message.
+// A client publishes KeyPackages (NewKeyPackage) and keeps their
+// PrivateKeys. A group starts with NewGroup; members change it with
+// commits (Group.Commit, applied locally with Group.Apply once the
+// delivery service has accepted it) that add and remove members, carry
+// proposals sent earlier (ProposeAdd, ProposeRemove, ProposeUpdate) and
+// may inject external PSKs. New members join from the commit's Welcome
+// (Join) or, without an invitation, from a published GroupInfo with an
+// external commit (JoinExternal). Every other message goes through
+// Group.Handle: application data (sent with Group.Seal) is returned,
+// proposals are kept for the next commit, and commits move the group to
+// the next epoch atomically — on any error the group is unchanged.
+// Group.Export derives per-epoch secrets for the application.
+//
+// Messages are byte strings in the MLSMessage encoding. The package is
+// bytes in, bytes out: it does no networking, storage or logging, does
+// not panic on malformed input, and never puts secret material in an
+// error message. Secrets of an epoch are wiped when the group leaves it.
+//
+// Not implemented yet: ReInit and branch/resumption flows beyond
+// resumption PSKs of the group's own past epochs, GroupContextExtensions
+// proposals issued by this package (they are processed when received),
+// credential validation beyond signatures (basic identities are passed
+// to the application through Members), and lifetime checks on received
+// leaves (RFC 9420 only recommends them).
 package mls
