@@ -150,4 +150,28 @@ func scenarioSafetyNumbers(e *env) {
 	if fc.Displayable == fa.Displayable {
 		e.t.Fatal("safety number ignores the remote identifier")
 	}
+	// Other parameters (ACI-style 16-byte identifiers, version 1, 1024 iterations)
+	// agree as well.
+	args := func(local, remote []byte) map[string]any {
+		return map[string]any{"local_id": local, "remote_id": remote, "iterations": 1024, "version": 1}
+	}
+	aci1, aci2 := bytes.Repeat([]byte{0xa1}, 16), bytes.Repeat([]byte{0xb2}, 16)
+	var ga, gb signalpeer.Fingerprint
+	qa, qb := args(aci1, aci2), args(aci2, aci1)
+	qa["name"], qa["peer"] = alice.Name, bob.Name
+	qb["name"], qb["peer"] = bob.Name, alice.Name
+	if err := e.a.Call(e.ctx, "fingerprint", qa, &ga); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.b.Call(e.ctx, "fingerprint", qb, &gb); err != nil {
+		e.t.Fatal(err)
+	}
+	if ga.Displayable != gb.Displayable || ga.Displayable == fa.Displayable {
+		e.t.Fatalf("version 1, 1024 iterations: %s says %s, %s says %s", e.a.Label(), ga.Displayable, e.b.Label(), gb.Displayable)
+	}
+	v1a, l1a, r1a := scannableParts(e.t, ga.Scannable)
+	v1b, l1b, r1b := scannableParts(e.t, gb.Scannable)
+	if v1a != 1 || v1b != 1 || !bytes.Equal(l1a, r1b) || !bytes.Equal(r1a, l1b) {
+		e.t.Fatal("version 1 scannable fingerprints do not mirror each other")
+	}
 }
