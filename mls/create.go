@@ -411,18 +411,51 @@ func (g *Group) Apply(p *PendingCommit) error {
 
 // Seal encrypts application data as a PrivateMessage (RFC 9420 §6.3).
 func (g *Group) Seal(plaintext []byte) ([]byte, error) {
+	return g.SealWith(plaintext, SealOptions{})
+}
+
+// SealOptions tune an application message.
+type SealOptions struct {
+	// AuthenticatedData is sent in the clear but authenticated.
+	AuthenticatedData []byte
+	// PaddingBlock, if positive, pads the encrypted content to a multiple
+	// of this many bytes to hide the plaintext length.
+	PaddingBlock int
+}
+
+// SealWith encrypts application data as a PrivateMessage with options.
+func (g *Group) SealWith(plaintext []byte, opts SealOptions) ([]byte, error) {
 	st := g.st
 	if st.removed {
 		return nil, ErrRemoved
 	}
+	if opts.PaddingBlock < 0 || opts.PaddingBlock > 1<<16 {
+		return nil, fmt.Errorf("%w: padding block out of range", ErrInvalidMessage)
+	}
+	aad := opts.AuthenticatedData
+	if aad == nil {
+		aad = []byte{}
+	}
 	ac := &authenticatedContent{wireFormat: wireFormatPrivateMessage, content: framedContent{
 		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: st.priv.leaf},
-		authenticatedData: []byte{}, contentType: contentApplication, applicationData: plaintext,
+		authenticatedData: aad, contentType: contentApplication, applicationData: plaintext,
 	}}
 	if err := ac.sign(st.s, st.sigPriv, &st.ctx); err != nil {
 		return nil, err
 	}
-	pm, err := st.s.protectPrivate(st.keys, st.epoch.senderDataSecret, ac, 0)
+	padding := 0
+	if b := opts.PaddingBlock; b > 0 {
+		// Content length: the data and the signature, each length-prefixed.
+		var w codec.Writer
+		w.Opaque(plaintext)
+		w.Opaque(ac.auth.signature)
+		content, err := w.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+		}
+		padding = (b - len(content)%b) % b
+	}
+	pm, err := st.s.protectPrivate(st.keys, st.epoch.senderDataSecret, ac, padding)
 	if err != nil {
 		return nil, err
 	}

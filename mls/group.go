@@ -186,6 +186,8 @@ type Received struct {
 	Sender uint32
 	// Data is the application data, for ApplicationContent.
 	Data []byte
+	// AuthenticatedData is the message's authenticated_data.
+	AuthenticatedData []byte
 	// Removed reports a commit that removed this member; the group can no
 	// longer be used.
 	Removed bool
@@ -206,7 +208,7 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Received{Sender: ac.content.sender.index}
+	r := &Received{Sender: ac.content.sender.index, AuthenticatedData: ac.content.authenticatedData}
 	switch ac.content.contentType {
 	case contentApplication:
 		r.Kind, r.Data = ApplicationContent, ac.content.applicationData

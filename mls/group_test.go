@@ -321,3 +321,40 @@ func TestExternalPSK(t *testing.T) {
 	}
 	sameEpoch(t, alice, bob, carol)
 }
+
+func TestSealOptions(t *testing.T) {
+	cs := X25519_CHACHA20POLY1305_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	ag.Apply(p)
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := ag.SealWith([]byte("a"), SealOptions{PaddingBlock: 256, AuthenticatedData: []byte("hdr")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := ag.SealWith(bytes.Repeat([]byte("b"), 100), SealOptions{PaddingBlock: 256, AuthenticatedData: []byte("hdr")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(short) != len(long) {
+		t.Errorf("padded messages differ in length: %d vs %d", len(short), len(long))
+	}
+	for _, m := range [][]byte{short, long} {
+		r, err := bg.Handle(m)
+		if err != nil || string(r.AuthenticatedData) != "hdr" {
+			t.Fatalf("handle: %v", err)
+		}
+	}
+	// Authenticated data is bound to the ciphertext.
+	tampered, _ := ag.SealWith([]byte("c"), SealOptions{AuthenticatedData: []byte("hdr")})
+	i := bytes.Index(tampered, []byte("hdr"))
+	tampered[i] = 'H'
+	if _, err := bg.Handle(tampered); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("tampered authenticated data: %v", err)
+	}
+}

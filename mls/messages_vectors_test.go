@@ -87,6 +87,19 @@ func TestMessagesVectors(t *testing.T) {
 				t.Logf("case %d", i)
 			}
 		}
+		// KeyPackages are self-signed: check both signatures.
+		if m := fields[2].v.(*mlsMessage); m.keyPackage != nil {
+			if s, err := CipherSuite(m.keyPackage.cipherSuite).suite(); err == nil {
+				if err := m.keyPackage.verify(s); err != nil {
+					t.Errorf("case %d: key package signature: %v", i, err)
+					ok = false
+				}
+				if err := m.keyPackage.leafNode.verify(s, nil, 0); err != nil {
+					t.Errorf("case %d: key package leaf signature: %v", i, err)
+					ok = false
+				}
+			}
+		}
 		if ok {
 			c.Passed++
 		}
