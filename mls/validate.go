@@ -92,13 +92,17 @@ func (t *ratchetTree) validatePolicy(ctx *groupContext) error {
 		}
 	}
 	sigKeys := map[string]bool{}
+	used := map[uint16]bool{}
 	for _, l := range leaves {
 		if sigKeys[string(l.signatureKey)] {
 			return fmt.Errorf("%w: duplicate signature key", ErrInvalidTree)
 		}
 		sigKeys[string(l.signatureKey)] = true
-		for _, m := range leaves {
-			if !slices.Contains(m.capabilities.credentials, l.credential.typ) {
+		used[l.credential.typ] = true
+	}
+	for _, l := range leaves {
+		for typ := range used {
+			if !slices.Contains(l.capabilities.credentials, typ) {
 				return fmt.Errorf("%w: credential type not supported by all members", ErrInvalidTree)
 			}
 		}
