@@ -176,6 +176,10 @@ type CommitOptions struct {
 	Add [][]byte
 	// Remove holds leaf indices of members to remove.
 	Remove []uint32
+	// Extensions, if not nil, replaces the group context extensions with
+	// a GroupContextExtensions proposal (an empty, non-nil slice clears
+	// them). Every member must support non-default extension types.
+	Extensions []Extension
 	// PSKs holds ids of external pre-shared keys (registered with
 	// AddExternalPSK) to inject into the key schedule; joiners need them
 	// too (JoinOptions.ExternalPSKs).
@@ -223,6 +227,13 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 	for _, r := range opts.Remove {
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalRemove, removed: r}})
+	}
+	if opts.Extensions != nil {
+		exts := make([]extension, 0, len(opts.Extensions))
+		for _, e := range opts.Extensions {
+			exts = append(exts, extension{typ: e.Type, data: append([]byte(nil), e.Data...)})
+		}
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalGroupContextExtensions, extensions: exts}})
 	}
 	for _, id := range opts.PSKs {
 		if _, ok := st.externalPSKs[string(id)]; !ok {

@@ -230,6 +230,22 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 	return r, nil
 }
 
+// Extension is a group context extension: a type from the IANA MLS
+// Extension Types registry and its encoded value.
+type Extension struct {
+	Type uint16
+	Data []byte
+}
+
+// Extensions returns the group context extensions of the current epoch.
+func (g *Group) Extensions() []Extension {
+	out := make([]Extension, 0, len(g.st.ctx.extensions))
+	for _, e := range g.st.ctx.extensions {
+		out = append(out, Extension{Type: e.typ, Data: append([]byte(nil), e.data...)})
+	}
+	return out
+}
+
 // Member describes one leaf of the group.
 type Member struct {
 	Index        uint32

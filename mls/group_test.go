@@ -358,3 +358,45 @@ func TestSealOptions(t *testing.T) {
 		t.Fatalf("tampered authenticated data: %v", err)
 	}
 }
+
+func TestGroupContextExtensions(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	ag.Apply(p)
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := Extension{Type: 1, Data: []byte{4, 't', 'e', 'a', 'm'}}
+	p, err = ag.Commit(CommitOptions{Extensions: []Extension{appID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Apply(p)
+	if _, err := bg.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if got := bg.Extensions(); len(got) != 1 || got[0].Type != 1 || !bytes.Equal(got[0].Data, appID.Data) {
+		t.Fatalf("extensions: %+v", got)
+	}
+	// A non-default extension no member supports is refused.
+	if _, err := ag.Commit(CommitOptions{Extensions: []Extension{{Type: 0xff01}}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("unsupported extension: %v", err)
+	}
+	// Requiring a credential type nobody supports is refused.
+	if _, err := ag.Commit(CommitOptions{Extensions: []Extension{{Type: 3, Data: []byte{0, 0, 2, 0, 2}}}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("unsupported required capability: %v", err)
+	}
+	// Clearing works, and a joiner sees the extensions through the Welcome.
+	p, err = ag.Commit(CommitOptions{Extensions: []Extension{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Apply(p)
+	if _, err := bg.Handle(p.Commit); err != nil || len(bg.Extensions()) != 0 {
+		t.Fatalf("clear: %v %v", err, bg.Extensions())
+	}
+}

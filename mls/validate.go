@@ -88,6 +88,11 @@ func (t *ratchetTree) validatePolicy(ctx *groupContext) error {
 			if err := validateLeafPolicy(t.s, l, rc); err != nil {
 				return fmt.Errorf("leaf %d: %w", i, err)
 			}
+			for _, e := range ctx.extensions {
+				if !defaultExtension(e.typ) && !slices.Contains(l.capabilities.extensions, e.typ) {
+					return fmt.Errorf("%w: leaf %d does not support group extension %d", ErrInvalidMessage, i, e.typ)
+				}
+			}
 			leaves = append(leaves, l)
 		}
 	}

@@ -93,8 +93,19 @@ func (c *Counter) Skip(cs uint16) {
 	c.Skipped[cs]++
 }
 
-// Summary logs the tally for file name.
+// Summary logs the tally for file name, and fails the test if a case
+// neither passed nor was skipped, or if no case ran at all.
 func (c *Counter) Summary(t testing.TB, name string) {
 	t.Helper()
+	skipped := 0
+	for _, n := range c.Skipped {
+		skipped += n
+	}
 	t.Logf("%s: run %d, passed %d, skipped by suite %v", name, c.Run, c.Passed, c.Skipped)
+	if c.Run == 0 {
+		t.Errorf("%s: no vector cases", name)
+	}
+	if c.Passed+skipped != c.Run {
+		t.Errorf("%s: %d cases failed", name, c.Run-c.Passed-skipped)
+	}
 }
