@@ -9,31 +9,36 @@ import (
 	"sotto/mls/internal/vectortest"
 )
 
-// fuzzSeeds collects hex fields named in fields from the vector files,
-// skipping when the vector folder is absent and failing when it is present
-// but yields no seed.
-func fuzzSeeds(f *testing.F, files map[string][]string) [][]byte {
+// fuzzSeeds adds the generated seeds and the hex fields named in files
+// from the vector files. Without the vector folder only generated seeds
+// are used (logged); with it, a field list that yields no seed fails.
+func fuzzSeeds(f *testing.F, generated [][]byte, files map[string][]string) [][]byte {
 	f.Helper()
+	seeds := append([][]byte(nil), generated...)
 	if _, err := os.Stat(vectortest.Dir()); vectortest.Dir() == "" || err != nil {
-		f.Skipf("MLS vectors not found; set %s to seed this fuzz target", vectortest.EnvVar)
-	}
-	var seeds [][]byte
-	for name, fields := range files {
-		raw, err := vectortest.ReadFile(name)
-		if err != nil {
-			f.Fatalf("seed file %s: %v", name, err)
-		}
-		var cases []map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &cases); err != nil {
-			f.Fatalf("seed file %s: %v", name, err)
-		}
-		for _, c := range cases {
-			for _, field := range fields {
-				var h vectortest.Hex
-				if m, ok := c[field]; ok && json.Unmarshal(m, &h) == nil && len(h) > 0 {
-					seeds = append(seeds, h)
+		f.Logf("MLS vectors not found; seeding from generated messages only (set %s)", vectortest.EnvVar)
+	} else {
+		n := len(seeds)
+		for name, fields := range files {
+			raw, err := vectortest.ReadFile(name)
+			if err != nil {
+				f.Fatalf("seed file %s: %v", name, err)
+			}
+			var cases []map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &cases); err != nil {
+				f.Fatalf("seed file %s: %v", name, err)
+			}
+			for _, c := range cases {
+				for _, field := range fields {
+					var h vectortest.Hex
+					if m, ok := c[field]; ok && json.Unmarshal(m, &h) == nil && len(h) > 0 {
+						seeds = append(seeds, h)
+					}
 				}
 			}
+		}
+		if len(seeds) == n {
+			f.Fatal("no fuzz seeds loaded from the vector files")
 		}
 	}
 	if len(seeds) == 0 {
@@ -43,6 +48,70 @@ func fuzzSeeds(f *testing.F, files map[string][]string) [][]byte {
 		f.Add(s)
 	}
 	return seeds
+}
+
+// generatedSeeds are wire encodings produced by this package: a
+// KeyPackage, a Welcome, a GroupInfo and a PublicMessage commit (all as
+// MLSMessage), a PrivateMessage, the ratchet tree, the bare commit and a
+// GroupSecrets.
+type generatedSeeds struct {
+	messages, trees, commits, groupSecrets [][]byte
+}
+
+func generateSeeds(f *testing.F) *generatedSeeds {
+	f.Helper()
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, err := GenerateSignatureKey(cs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	g, err := NewGroup(cs, []byte("seed"), []byte("alice"), sig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	bobSig, _ := GenerateSignatureKey(cs)
+	kp, _, err := NewKeyPackage(cs, []byte("bob"), bobSig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := g.Commit(CommitOptions{Add: [][]byte{kp}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := g.Apply(p); err != nil {
+		f.Fatal(err)
+	}
+	gi, err := g.GroupInfo()
+	if err != nil {
+		f.Fatal(err)
+	}
+	app, err := g.Seal([]byte("seed"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	tree, err := g.st.tree.marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var m mlsMessage
+	if err := unmarshal(p.Commit, &m); err != nil {
+		f.Fatal(err)
+	}
+	c, err := marshal(&m.public.content.commit)
+	if err != nil {
+		f.Fatal(err)
+	}
+	gs, err := marshal(&groupSecrets{joinerSecret: make([]byte, 32), hasPath: true, pathSecret: make([]byte, 32),
+		psks: []preSharedKeyID{{pskType: pskExternal, pskID: []byte("id"), pskNonce: make([]byte, 32)}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &generatedSeeds{
+		messages:     [][]byte{kp, p.Welcome, gi, p.Commit, app},
+		trees:        [][]byte{tree},
+		commits:      [][]byte{c},
+		groupSecrets: [][]byte{gs},
+	}
 }
 
 // checkRoundTrip asserts that an accepted input re-encodes to itself.
@@ -68,7 +137,7 @@ var messageSeedFields = map[string][]string{
 }
 
 func FuzzMLSMessage(f *testing.F) {
-	fuzzSeeds(f, messageSeedFields)
+	fuzzSeeds(f, generateSeeds(f).messages, messageSeedFields)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRoundTrip(t, in, &mlsMessage{})
 	})
@@ -76,7 +145,7 @@ func FuzzMLSMessage(f *testing.F) {
 
 // bodySeeds strips the 4-byte MLSMessage header from seeds of one wire format.
 func bodySeeds(f *testing.F, wireFormat byte) {
-	seeds := fuzzSeeds(f, messageSeedFields)
+	seeds := fuzzSeeds(f, generateSeeds(f).messages, messageSeedFields)
 	n := 0
 	for _, s := range seeds {
 		if len(s) > 4 && s[0] == 0 && s[1] == 1 && s[2] == 0 && s[3] == wireFormat {
@@ -124,7 +193,7 @@ func FuzzKeyPackage(f *testing.F) {
 }
 
 func FuzzRatchetTree(f *testing.F) {
-	fuzzSeeds(f, map[string][]string{
+	fuzzSeeds(f, generateSeeds(f).trees, map[string][]string{
 		"messages.json":        {"ratchet_tree"},
 		"tree-validation.json": {"tree"},
 		"treekem.json":         {"ratchet_tree"},
@@ -152,14 +221,14 @@ func FuzzRatchetTree(f *testing.F) {
 }
 
 func FuzzCommit(f *testing.F) {
-	fuzzSeeds(f, map[string][]string{"messages.json": {"commit"}})
+	fuzzSeeds(f, generateSeeds(f).commits, map[string][]string{"messages.json": {"commit"}})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRoundTrip(t, in, &commit{})
 	})
 }
 
 func FuzzGroupSecrets(f *testing.F) {
-	fuzzSeeds(f, map[string][]string{"messages.json": {"group_secrets"}})
+	fuzzSeeds(f, generateSeeds(f).groupSecrets, map[string][]string{"messages.json": {"group_secrets"}})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRoundTrip(t, in, &groupSecrets{})
 	})

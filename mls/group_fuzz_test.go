@@ -76,10 +76,44 @@ func FuzzHandle(f *testing.F) {
 	})
 }
 
-// FuzzJoin feeds mutated Welcomes (and ratchet trees) to Join with the
-// keys of a passive-client vector: no input may panic. Inputs are large;
-// run with a short -fuzzminimizetime.
+// FuzzJoin feeds mutated Welcomes (and external ratchet trees) to Join
+// for a client whose KeyPackage a generated group added: no input may
+// panic, and an accepted Welcome yields a usable group.
 func FuzzJoin(f *testing.F) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	aliceSig, _ := GenerateSignatureKey(cs)
+	alice, err := NewGroup(cs, []byte("fuzz"), []byte("alice"), aliceSig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	bobSig, _ := GenerateSignatureKey(cs)
+	kp, keys, err := NewKeyPackage(cs, []byte("bob"), bobSig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := alice.Commit(CommitOptions{Add: [][]byte{kp}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tree, err := p.next.tree.marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p.Welcome, tree)
+	f.Add(p.Welcome, []byte(nil))
+	f.Fuzz(func(t *testing.T, welcome, tree []byte) {
+		g, err := Join(welcome, kp, keys, &JoinOptions{RatchetTree: tree})
+		if err == nil {
+			if _, err := g.Seal([]byte("x")); err != nil {
+				t.Fatalf("joined group cannot seal: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzJoinVectors is FuzzJoin seeded from a passive-client vector. Inputs
+// are large; run with a short -fuzzminimizetime.
+func FuzzJoinVectors(f *testing.F) {
 	var vs []passiveClientVector
 	vectortest.Load(f, "passive-client-welcome.json", &vs)
 	var v *passiveClientVector
