@@ -199,8 +199,8 @@ func (g *Group) AddExternalPSK(id, psk []byte) {
 // (RFC 9420 §12.4.1). The group is unchanged until Apply.
 func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	st := g.st
-	if st.removed {
-		return nil, ErrRemoved
+	if err := st.usable(); err != nil {
+		return nil, err
 	}
 	s := st.s
 	me := sender{typ: senderMember, index: st.priv.leaf}
@@ -269,6 +269,7 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	n.priv = priv
+	n.reinit = fx.reinit
 	if err := n.tree.validatePolicy(&n.ctx); err != nil {
 		return nil, err
 	}
@@ -437,8 +438,8 @@ type SealOptions struct {
 // SealWith encrypts application data as a PrivateMessage with options.
 func (g *Group) SealWith(plaintext []byte, opts SealOptions) ([]byte, error) {
 	st := g.st
-	if st.removed {
-		return nil, ErrRemoved
+	if err := st.usable(); err != nil {
+		return nil, err
 	}
 	if opts.PaddingBlock < 0 || opts.PaddingBlock > 1<<16 {
 		return nil, fmt.Errorf("%w: padding block out of range", ErrInvalidMessage)

@@ -7,8 +7,13 @@ import (
 	"time"
 )
 
-// ErrRemoved reports that this member was removed from the group.
-var ErrRemoved = errors.New("mls: member removed from the group")
+var (
+	// ErrRemoved reports that this member was removed from the group.
+	ErrRemoved = errors.New("mls: member removed from the group")
+	// ErrReInit reports a group closed by a committed ReInit proposal: it
+	// must not be used to send; its successor is joined by Welcome.
+	ErrReInit = errors.New("mls: group is being reinitialized")
+)
 
 // PrivateKeys are the private keys a client kept when it published a
 // KeyPackage: the HPKE init key, the leaf's HPKE encryption key (both in
@@ -191,6 +196,9 @@ type Received struct {
 	// Removed reports a commit that removed this member; the group can no
 	// longer be used.
 	Removed bool
+	// ReInit reports a commit carrying a ReInit proposal; the group can
+	// no longer be used to send.
+	ReInit bool
 }
 
 // Handle processes one MLSMessage-encoded PublicMessage or PrivateMessage
@@ -199,6 +207,9 @@ type Received struct {
 func (g *Group) Handle(msg []byte) (*Received, error) {
 	if g.st.removed {
 		return nil, ErrRemoved
+	}
+	if g.st.reinit {
+		return nil, ErrReInit
 	}
 	var m mlsMessage
 	if err := unmarshal(msg, &m); err != nil {
@@ -225,7 +236,7 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 		}
 		leaveEpoch(g.st, next)
 		g.st = next
-		r.Removed = next.removed
+		r.Removed, r.ReInit = next.removed, next.reinit
 	}
 	return r, nil
 }

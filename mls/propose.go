@@ -8,8 +8,8 @@ import (
 // caches it so a commit (ours or another member's) can reference it.
 func (g *Group) propose(p proposal) ([]byte, error) {
 	st := g.st
-	if st.removed {
-		return nil, ErrRemoved
+	if err := st.usable(); err != nil {
+		return nil, err
 	}
 	ac := &authenticatedContent{wireFormat: wireFormatPublicMessage, content: framedContent{
 		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: st.priv.leaf},

@@ -318,3 +318,14 @@ func (g *groupState) checkLifetime(kp *keyPackage) error {
 	}
 	return nil
 }
+
+// usable reports why this member can no longer send in the group.
+func (g *groupState) usable() error {
+	if g.removed {
+		return ErrRemoved
+	}
+	if g.reinit {
+		return ErrReInit
+	}
+	return nil
+}

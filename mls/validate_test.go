@@ -138,3 +138,42 @@ func TestMaxGenerationJump(t *testing.T) {
 		t.Fatalf("generation 3 with bound 2: got %v", err)
 	}
 }
+
+func TestReInitClosesGroup(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	ag.Apply(p)
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop, err := bg.propose(proposal{typ: proposalReInit, reInit: reInit{groupID: []byte("g2"), version: 1, cipherSuite: uint16(cs)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.Handle(prop); err != nil {
+		t.Fatal(err)
+	}
+	// A ReInit cannot share a commit with other proposals.
+	carol := newClient(t, cs, "carol")
+	if _, err := ag.Commit(CommitOptions{Add: [][]byte{carol.kp}}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("reinit with an add: %v", err)
+	}
+	p, err = ag.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Apply(p)
+	r, err := bg.Handle(p.Commit)
+	if err != nil || !r.ReInit {
+		t.Fatalf("handle reinit commit: %+v %v", r, err)
+	}
+	for _, g := range []*Group{ag, bg} {
+		if _, err := g.Seal([]byte("x")); !errors.Is(err, ErrReInit) {
+			t.Fatalf("seal after reinit: %v", err)
+		}
+	}
+}
