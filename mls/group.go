@@ -193,6 +193,9 @@ type Received struct {
 	Data []byte
 	// AuthenticatedData is the message's authenticated_data.
 	AuthenticatedData []byte
+	// Epoch is the epoch the message was sent in (earlier than the
+	// group's for late application messages).
+	Epoch uint64
 	// Removed reports a commit that removed this member; the group can no
 	// longer be used.
 	Removed bool
@@ -219,7 +222,7 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Received{Sender: ac.content.sender.index, AuthenticatedData: ac.content.authenticatedData}
+	r := &Received{Sender: ac.content.sender.index, AuthenticatedData: ac.content.authenticatedData, Epoch: ac.content.epoch}
 	switch ac.content.contentType {
 	case contentApplication:
 		r.Kind, r.Data = ApplicationContent, ac.content.applicationData

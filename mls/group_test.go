@@ -400,3 +400,56 @@ func TestGroupContextExtensions(t *testing.T) {
 		t.Fatalf("clear: %v %v", err, bg.Extensions())
 	}
 }
+
+// Application messages sent just before a commit still decrypt after it,
+// within the past-epoch window, and not beyond it.
+func TestLateApplicationMessages(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	ag.Apply(p)
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late1, _ := ag.Seal([]byte("sent in epoch 1"))
+	tooLate, _ := ag.Seal([]byte("also epoch 1"))
+	p, _ = bg.Commit(CommitOptions{})
+	bg.Apply(p)
+	if _, err := ag.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	late2, _ := bg.Seal([]byte("sent in epoch 2"))
+	// Bob moved to epoch 2 and still reads epoch 1.
+	r, err := bg.Handle(late1)
+	if err != nil || r.Epoch != 1 || string(r.Data) != "sent in epoch 1" {
+		t.Fatalf("late message: %+v %v", r, err)
+	}
+	if _, err := bg.Handle(late1); err == nil {
+		t.Fatal("late message replayed")
+	}
+	p, _ = ag.Commit(CommitOptions{})
+	ag.Apply(p)
+	if _, err := bg.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	// Alice is at epoch 3: epoch 2 is kept, epoch 1 is gone.
+	if r, err := ag.Handle(late2); err != nil || string(r.Data) != "sent in epoch 2" {
+		t.Fatalf("epoch-2 message at epoch 3: %v", err)
+	}
+	if _, err := bg.Handle(tooLate); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("epoch-1 message at epoch 3 with one past epoch kept: %v", err)
+	}
+	ag.SetPastEpochs(-1)
+	late3, _ := bg.Seal([]byte("epoch 3"))
+	p, _ = bg.Commit(CommitOptions{})
+	bg.Apply(p)
+	if _, err := ag.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.Handle(late3); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("past epochs disabled: %v", err)
+	}
+}

@@ -37,6 +37,8 @@ type groupState struct {
 	pendingUpdates map[string]hpke.PrivateKey
 	externalPSKs   map[string][]byte
 	maxJump        uint32           // bound on secret-tree ratchet jumps; 0 means the default
+	keepPast       int              // past epochs kept for late messages; 0 default, <0 none
+	past           []*pastEpoch     // oldest first
 	now            func() time.Time // clock for KeyPackage lifetimes; nil means time.Now
 	removed        bool             // this member was removed by the last commit
 	reinit         bool             // the last commit carried a ReInit proposal
@@ -141,8 +143,11 @@ func (g *groupState) unprotect(m *mlsMessage) (*authenticatedContent, error) {
 		}
 		ac, err = g.s.unprotectPublic(m.public, g.epoch.membershipKey, &g.ctx)
 	case m.private != nil:
-		if !bytes.Equal(m.private.groupID, g.ctx.groupID) || m.private.epoch != g.ctx.epoch {
+		if !bytes.Equal(m.private.groupID, g.ctx.groupID) {
 			return nil, fmt.Errorf("%w: wrong group or epoch", ErrInvalidMessage)
+		}
+		if m.private.epoch != g.ctx.epoch {
+			return g.unprotectPast(m.private)
 		}
 		ac, err = g.s.unprotectPrivate(g.keys, g.epoch.senderDataSecret, m.private)
 	default:
@@ -288,17 +293,6 @@ func (t *secretTree) wipe() {
 			delete(r.skipped, g)
 		}
 		delete(t.chains, k)
-	}
-}
-
-// leaveEpoch wipes the secrets of old once next has replaced it.
-func leaveEpoch(old, next *groupState) {
-	if old == nil || old == next || old.epoch == next.epoch {
-		return
-	}
-	old.epoch.wipe()
-	if old.keys != next.keys {
-		old.keys.wipe()
 	}
 }
 
