@@ -18,7 +18,7 @@ type client struct {
 	g    *Group
 }
 
-func newClient(t *testing.T, cs CipherSuite, name string) *client {
+func newClient(t testing.TB, cs CipherSuite, name string) *client {
 	t.Helper()
 	sig, err := GenerateSignatureKey(cs)
 	if err != nil {

@@ -82,6 +82,9 @@ func (s *suite) protectPrivate(tree *secretTree, senderDataSecret []byte, ac *au
 	if err != nil {
 		return nil, err
 	}
+	if len(kn.nonce) != s.nonceLen {
+		return nil, fmt.Errorf("%w: nonce size", ErrInvalidKey)
+	}
 	var guard [4]byte
 	if _, err := rand.Read(guard[:]); err != nil {
 		return nil, fmt.Errorf("mls: reuse guard: %w", err)
@@ -150,6 +153,9 @@ func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *
 	kn, err := tree.keyFor(leaf, ratchetFor(pm.contentType), generation)
 	if err != nil {
 		return nil, err
+	}
+	if len(kn.nonce) != s.nonceLen {
+		return nil, fmt.Errorf("%w: nonce size", ErrInvalidKey)
 	}
 	nonce := append([]byte(nil), kn.nonce...)
 	for i := range guard {
