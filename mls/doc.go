@@ -17,6 +17,11 @@
 // proposals are kept for the next commit, and commits move the group to
 // the next epoch atomically — on any error the group is unchanged.
 // Group.Export derives per-epoch secrets for the application.
+// Application messages that arrive just after a commit still decrypt for
+// a short window of past epochs (SetPastEpochs). Peek reads a message's
+// public header (group, epoch, kind) without keys. Group.MarshalBinary
+// and UnmarshalGroup persist a member's state, secrets included, for the
+// caller to store encrypted.
 //
 // Messages are byte strings in the MLSMessage encoding. The package is
 // bytes in, bytes out: it does no networking, storage or logging, does

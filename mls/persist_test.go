@@ -132,3 +132,26 @@ func FuzzUnmarshalGroup(f *testing.F) {
 		g.MarshalBinary()
 	})
 }
+
+func TestPeek(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	g, _ := NewGroup(cs, []byte("peek"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, _ := g.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	info, err := Peek(p.Commit)
+	if err != nil || info.WireFormat != WirePublicMessage || info.Content != CommitContent || info.Epoch != 0 || string(info.GroupID) != "peek" {
+		t.Fatalf("commit: %+v %v", info, err)
+	}
+	g.Apply(p)
+	m, _ := g.Seal([]byte("x"))
+	if info, err := Peek(m); err != nil || info.WireFormat != WirePrivateMessage || info.Content != ApplicationContent || info.Epoch != 1 {
+		t.Fatalf("application: %+v %v", info, err)
+	}
+	if info, err := Peek(p.Welcome); err != nil || info.WireFormat != WireWelcome || info.Content != 0 {
+		t.Fatalf("welcome: %+v %v", info, err)
+	}
+	if _, err := Peek([]byte{0, 1, 0, 9}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("bad wire format: %v", err)
+	}
+}
