@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"time"
@@ -412,7 +413,7 @@ func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []p
 // Apply moves the group to the epoch of a pending commit it created,
 // once the delivery service has accepted that commit.
 func (g *Group) Apply(p *PendingCommit) error {
-	if p == nil || p.next == nil || p.epoch != g.st.ctx.epoch {
+	if p == nil || p.next == nil || p.epoch != g.st.ctx.epoch || !bytes.Equal(p.next.ctx.groupID, g.st.ctx.groupID) {
 		return fmt.Errorf("%w: pending commit is not for this epoch", ErrInvalidMessage)
 	}
 	leaveEpoch(g.st, p.next)

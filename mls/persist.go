@@ -319,3 +319,43 @@ func (g *groupState) checkRestored() error {
 	}
 	return nil
 }
+
+// MarshalBinary encodes a pending commit, including the next epoch's
+// secrets, so it survives a restart while the delivery service decides.
+// Store it only encrypted.
+func (p *PendingCommit) MarshalBinary() ([]byte, error) {
+	if p.next == nil {
+		return nil, fmt.Errorf("%w: pending commit already applied", ErrInvalidMessage)
+	}
+	st, err := (&Group{st: p.next}).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var w codec.Writer
+	w.U64(p.epoch)
+	w.Opaque(p.Commit)
+	w.Optional(p.Welcome != nil, func(w *codec.Writer) { w.Opaque(p.Welcome) })
+	w.Opaque(st)
+	return w.Bytes()
+}
+
+// UnmarshalPendingCommit restores a PendingCommit encoded by
+// MarshalBinary.
+func UnmarshalPendingCommit(b []byte) (*PendingCommit, error) {
+	r := codec.NewReader(b)
+	p := &PendingCommit{epoch: r.U64(), Commit: append([]byte(nil), r.Opaque()...)}
+	r.Optional(func(r *codec.Reader) { p.Welcome = append([]byte(nil), r.Opaque()...) })
+	st := r.Opaque()
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: pending commit: %w", ErrDecode, err)
+	}
+	g, err := UnmarshalGroup(st)
+	if err != nil {
+		return nil, err
+	}
+	if g.st.ctx.epoch != p.epoch+1 {
+		return nil, fmt.Errorf("%w: pending commit epochs", ErrDecode)
+	}
+	p.next = g.st
+	return p, nil
+}

@@ -155,3 +155,40 @@ func TestPeek(t *testing.T) {
 		t.Fatalf("bad wire format: %v", err)
 	}
 }
+
+func TestPendingCommitPersistence(t *testing.T) {
+	cs := P256_AES128GCM_SHA256_P256
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob := newClient(t, cs, "bob")
+	p, err := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The process restarts: group and pending commit come from storage.
+	ag = restore(t, ag)
+	p2, err := UnmarshalPendingCommit(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Apply(p2); err != nil {
+		t.Fatal(err)
+	}
+	bg, err := Join(p2.Welcome, bob.kp, bob.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ag.EpochAuthenticator(), bg.EpochAuthenticator()) {
+		t.Fatal("restored pending commit leads elsewhere")
+	}
+	if _, err := p2.MarshalBinary(); err == nil {
+		t.Fatal("applied pending commit marshalled")
+	}
+	if _, err := UnmarshalPendingCommit(b[:len(b)-1]); !errors.Is(err, ErrDecode) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
