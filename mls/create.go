@@ -181,6 +181,9 @@ type CommitOptions struct {
 	// a GroupContextExtensions proposal (an empty, non-nil slice clears
 	// them). Every member must support non-default extension types.
 	Extensions []Extension
+	// OmitRatchetTree leaves the ratchet tree out of the Welcome; joiners
+	// then need it from Group.RatchetTree (JoinOptions.RatchetTree).
+	OmitRatchetTree bool
 	// PSKs holds ids of external pre-shared keys (registered with
 	// AddExternalPSK) to inject into the key schedule; joiners need them
 	// too (JoinOptions.ExternalPSKs).
@@ -339,7 +342,7 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 	p := &PendingCommit{Commit: commitMsg, next: n, epoch: st.ctx.epoch}
 	if len(fx.added) > 0 {
-		if p.Welcome, err = n.welcome(fx, secrets, fx.pskIDs); err != nil {
+		if p.Welcome, err = n.welcome(fx, secrets, fx.pskIDs, !opts.OmitRatchetTree); err != nil {
 			return nil, err
 		}
 	}
@@ -348,18 +351,20 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 
 // welcome builds the Welcome for the members a commit added, from the
 // new epoch's state n (RFC 9420 §12.4.3).
-func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []preSharedKeyID) ([]byte, error) {
+func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []preSharedKeyID, withTree bool) ([]byte, error) {
 	s := n.s
-	treeBytes, err := n.tree.marshal()
-	if err != nil {
-		return nil, err
-	}
 	me := n.priv.leaf
 	gi := &groupInfo{
 		groupContext:    n.ctx,
-		extensions:      []extension{{typ: extRatchetTree, data: treeBytes}},
 		confirmationTag: s.mac(n.epoch.confirmationKey, n.ctx.confirmedTranscriptHash),
 		signer:          me,
+	}
+	if withTree {
+		treeBytes, err := n.tree.marshal()
+		if err != nil {
+			return nil, err
+		}
+		gi.extensions = []extension{{typ: extRatchetTree, data: treeBytes}}
 	}
 	tbs, err := gi.tbs()
 	if err != nil {
@@ -409,6 +414,10 @@ func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []p
 	}
 	return marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatWelcome, welcome: w})
 }
+
+// RatchetTree returns the encoded ratchet tree of the current epoch (the
+// ratchet_tree extension value), for joiners of a Welcome sent without it.
+func (g *Group) RatchetTree() ([]byte, error) { return g.st.tree.marshal() }
 
 // Apply moves the group to the epoch of a pending commit it created,
 // once the delivery service has accepted that commit.

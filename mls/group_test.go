@@ -453,3 +453,46 @@ func TestLateApplicationMessages(t *testing.T) {
 		t.Fatalf("past epochs disabled: %v", err)
 	}
 }
+
+func TestWelcomeWithoutTreeAndPSKProposal(t *testing.T) {
+	cs := P384_AES256GCM_SHA384_P384
+	sig, _ := GenerateSignatureKey(cs)
+	ag, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	bob, carol := newClient(t, cs, "bob"), newClient(t, cs, "carol")
+	p, err := ag.Commit(CommitOptions{Add: [][]byte{bob.kp}, OmitRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Apply(p)
+	if _, err := Join(p.Welcome, bob.kp, bob.keys, nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("join without any tree: %v", err)
+	}
+	tree, _ := ag.RatchetTree()
+	bg, err := Join(p.Welcome, bob.kp, bob.keys, &JoinOptions{RatchetTree: tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, psk := []byte("id"), []byte("psk")
+	ag.AddExternalPSK(id, psk)
+	bg.AddExternalPSK(id, psk)
+	prop, err := bg.ProposePSK(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.Handle(prop); err != nil {
+		t.Fatal(err)
+	}
+	p, err = ag.Commit(CommitOptions{Add: [][]byte{carol.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag.Apply(p)
+	if _, err := bg.Handle(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := Join(p.Welcome, carol.kp, carol.keys, &JoinOptions{ExternalPSKs: map[string][]byte{"id": psk}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEpoch(t, &client{name: "alice", g: ag}, &client{name: "bob", g: bg}, &client{name: "carol", g: cg})
+}

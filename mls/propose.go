@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"crypto/rand"
 	"fmt"
 )
 
@@ -87,4 +88,17 @@ func (g *Group) ProposeUpdate() ([]byte, error) {
 	}
 	st.pendingUpdates[string(encPub)] = key
 	return msg, nil
+}
+
+// ProposePSK proposes injecting the external pre-shared key registered
+// under id (AddExternalPSK) into the next epoch.
+func (g *Group) ProposePSK(id []byte) ([]byte, error) {
+	if _, ok := g.st.externalPSKs[string(id)]; !ok {
+		return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
+	}
+	nonce := make([]byte, g.st.s.hashLen())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return g.propose(proposal{typ: proposalPSK, psk: preSharedKeyID{pskType: pskExternal, pskID: append([]byte(nil), id...), pskNonce: nonce}})
 }
