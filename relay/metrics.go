@@ -1,8 +1,12 @@
 package relay
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 
 	"sotto/wire"
@@ -60,4 +64,38 @@ func (m *Metrics) write(w io.Writer, open int) {
 		}
 		fmt.Fprintf(w, "sotto_errors_total{code=%q} %d\n", wire.ErrorCode(code).String(), m.errors[code].Load())
 	}
+	writeProcess(w)
+}
+
+// writeProcess adds the process figures a load test needs.
+func writeProcess(w io.Writer) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("go_goroutines", "Goroutines.", uint64(runtime.NumGoroutine()))
+	gauge("go_memstats_heap_inuse_bytes", "Heap in use.", ms.HeapInuse)
+	gauge("go_memstats_stack_inuse_bytes", "Stacks in use.", ms.StackInuse)
+	gauge("go_memstats_sys_bytes", "Memory obtained from the OS.", ms.Sys)
+	if rss, ok := residentBytes(); ok {
+		gauge("process_resident_memory_bytes", "Resident set size.", rss)
+	}
+}
+
+// residentBytes reads the resident set size from /proc (Linux only).
+func residentBytes() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
 }

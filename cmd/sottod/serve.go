@@ -27,15 +27,27 @@ type Config struct {
 	ACMEDomain string
 	MailboxTTL time.Duration
 	LogLevel   string
+	// EnrollRate and EnrollBurst limit enrollments, device links and
+	// failed authentications per client IP (token bucket).
+	EnrollRate  float64
+	EnrollBurst int
+	// DeviceRate limits requests per connection per second (burst 2x).
+	DeviceRate float64
+	// DebugListen, when set, serves net/http/pprof there (keep it on
+	// loopback: profiles reveal metadata, never content).
+	DebugListen string
 }
 
 // DefaultConfig returns the defaults of the serve flags.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:    "./sotto-data",
-		Listen:     "127.0.0.1:8080",
-		MailboxTTL: 30 * 24 * time.Hour,
-		LogLevel:   "info",
+		DataDir:     "./sotto-data",
+		Listen:      "127.0.0.1:8080",
+		MailboxTTL:  30 * 24 * time.Hour,
+		LogLevel:    "info",
+		EnrollRate:  relay.DefaultConfig().EnrollRate.PerSecond,
+		EnrollBurst: int(relay.DefaultConfig().EnrollRate.Burst),
+		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
 	}
 }
 
@@ -56,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.MailboxTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("-mailbox-ttl %v: must be at least 1m", c.MailboxTTL))
+	}
+	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 {
+		errs = append(errs, errors.New("-enroll-rate, -enroll-burst and -device-rate must be positive"))
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -88,6 +103,8 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg := relay.DefaultConfig()
 	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, store, log
 	rcfg.MailboxTTL = cfg.MailboxTTL
+	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
+	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
 	srv, err := relay.New(rcfg)
 	if err != nil {
 		store.Close()
@@ -191,6 +208,10 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.ACMEDomain, "acme-domain", "", "obtain a certificate for this domain from Let's Encrypt (listen on :443)")
 	fs.DurationVar(&cfg.MailboxTTL, "mailbox-ttl", cfg.MailboxTTL, "drop undelivered envelopes after this long")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.Float64Var(&cfg.EnrollRate, "enroll-rate", cfg.EnrollRate, "enrollments, links and failed logins per second per client IP")
+	fs.IntVar(&cfg.EnrollBurst, "enroll-burst", cfg.EnrollBurst, "burst of -enroll-rate")
+	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060)")
+	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -213,6 +234,11 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "sottod: then enroll a client against %s with that code\n", d.URL())
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
+	}
+	if cfg.DebugListen != "" {
+		dbg := &http.Server{Addr: cfg.DebugListen, Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go dbg.ListenAndServe()
+		defer dbg.Close()
 	}
 	if err := d.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "sottod serve: %v\n", err)

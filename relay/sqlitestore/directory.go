@@ -22,7 +22,7 @@ func (s *Store) CreateCode(ctx context.Context, c relay.Code) error {
 
 // Codes implements relay.Directory.
 func (s *Store) Codes(ctx context.Context) ([]relay.Code, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, hash, seats, used, created_ms, expires_ms, revoked, note FROM codes ORDER BY created_ms, id`)
+	rows, err := s.query(ctx, `SELECT id, hash, seats, used, created_ms, expires_ms, revoked, note FROM codes ORDER BY created_ms, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: codes: %w", err)
 	}
@@ -200,19 +200,19 @@ func scanAccount(row interface{ Scan(...any) error }) (relay.Account, int64, err
 
 // AccountByName implements relay.Directory.
 func (s *Store) AccountByName(ctx context.Context, username string) (relay.Account, error) {
-	a, _, err := scanAccount(s.r.QueryRowContext(ctx, accountCols+` WHERE username = ?`, username))
+	a, _, err := scanAccount(s.queryRow(ctx, accountCols+` WHERE username = ?`, username))
 	return a, err
 }
 
 // AccountByID implements relay.Directory.
 func (s *Store) AccountByID(ctx context.Context, id relay.AccountID) (relay.Account, error) {
-	a, _, err := scanAccount(s.r.QueryRowContext(ctx, accountCols+` WHERE id = ?`, id[:]))
+	a, _, err := scanAccount(s.queryRow(ctx, accountCols+` WHERE id = ?`, id[:]))
 	return a, err
 }
 
 // Accounts implements relay.Directory.
 func (s *Store) Accounts(ctx context.Context) ([]relay.Account, error) {
-	rows, err := s.r.QueryContext(ctx, accountCols+` ORDER BY username`)
+	rows, err := s.query(ctx, accountCols+` ORDER BY username`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: accounts: %w", err)
 	}
@@ -254,7 +254,7 @@ func (s *Store) Devices(ctx context.Context, acct relay.AccountID, includeRevoke
 	if includeRevoked {
 		q = deviceCols + ` WHERE account = ? ORDER BY device`
 	}
-	rows, err := s.r.QueryContext(ctx, q, acct[:])
+	rows, err := s.query(ctx, q, acct[:])
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: devices: %w", err)
 	}
@@ -272,7 +272,7 @@ func (s *Store) Devices(ctx context.Context, acct relay.AccountID, includeRevoke
 
 // Device implements relay.Directory.
 func (s *Store) Device(ctx context.Context, addr relay.DeviceAddr) (relay.Device, error) {
-	return scanDevice(s.r.QueryRowContext(ctx, deviceCols+` WHERE account = ? AND device = ?`, addr.Account[:], addr.Device))
+	return scanDevice(s.queryRow(ctx, deviceCols+` WHERE account = ? AND device = ?`, addr.Account[:], addr.Device))
 }
 
 // TouchDevice implements relay.Directory.
@@ -320,7 +320,7 @@ func (s *Store) Revoke(ctx context.Context, addr relay.DeviceAddr, now time.Time
 
 // RevocationsSince implements relay.Directory.
 func (s *Store) RevocationsSince(ctx context.Context, seq int64) ([]relay.Revocation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, account, device FROM revocations WHERE seq > ? ORDER BY seq`, seq)
+	rows, err := s.query(ctx, `SELECT seq, account, device FROM revocations WHERE seq > ? ORDER BY seq`, seq)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: revocations: %w", err)
 	}
@@ -344,7 +344,7 @@ func (s *Store) RevocationsSince(ctx context.Context, seq int64) ([]relay.Revoca
 func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 	var u relay.Usage
 	now := ms(time.Now())
-	err := s.r.QueryRowContext(ctx, `SELECT
+	err := s.queryRow(ctx, `SELECT
 		(SELECT count(*) FROM accounts),
 		(SELECT count(*) FROM accounts WHERE revoked = 0 AND expires_ms > ?),
 		(SELECT count(*) FROM devices),

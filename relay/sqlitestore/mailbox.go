@@ -10,6 +10,16 @@ import (
 	"sotto/relay"
 )
 
+// The writer's statements, prepared once at Open.
+const (
+	qInsSend = `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES (?, ?, ?, ?)`
+	qInsEnv  = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qSelSend = `SELECT ts_ms FROM sends WHERE account = ? AND device = ? AND message_id = ?`
+	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+)
+
+var writerQueries = []string{qInsSend, qInsEnv, qSelSend, qDelEnv}
+
 type opKind int
 
 const (
@@ -124,9 +134,9 @@ func (s *Store) commitTx(batch []*op) error {
 		if *p != nil {
 			return nil
 		}
-		st, err := tx.PrepareContext(ctx, q)
+		st, err := s.txStmt(ctx, tx, q)
 		if err != nil {
-			return fmt.Errorf("sqlitestore: prepare: %w", err)
+			return err
 		}
 		*p = st
 		return nil
@@ -134,10 +144,10 @@ func (s *Store) commitTx(batch []*op) error {
 	for _, o := range batch {
 		switch o.kind {
 		case opAppend:
-			if err := prep(&insSend, `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES (?, ?, ?, ?)`); err != nil {
+			if err := prep(&insSend, qInsSend); err != nil {
 				return err
 			}
-			if err := prep(&insEnv, `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+			if err := prep(&insEnv, qInsEnv); err != nil {
 				return err
 			}
 			sd := o.send
@@ -146,7 +156,7 @@ func (s *Store) commitTx(batch []*op) error {
 				return fmt.Errorf("sqlitestore: append: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				if err := prep(&selSend, `SELECT ts_ms FROM sends WHERE account = ? AND device = ? AND message_id = ?`); err != nil {
+				if err := prep(&selSend, qSelSend); err != nil {
 					return err
 				}
 				var ts int64
@@ -171,7 +181,7 @@ func (s *Store) commitTx(batch []*op) error {
 			}
 			o.res = relay.AppendResult{Timestamp: sd.Timestamp}
 		case opDelete:
-			if err := prep(&delEnv, `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`); err != nil {
+			if err := prep(&delEnv, qDelEnv); err != nil {
 				return err
 			}
 			for _, id := range o.ids {
@@ -206,7 +216,7 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 
 // Fetch implements relay.Mailbox.
 func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
+	rows, err := s.query(ctx, `SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
 		FROM envelopes WHERE account = ? AND device = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?`,
 		dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
 	if err != nil {

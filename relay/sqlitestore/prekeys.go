@@ -62,7 +62,7 @@ func (s *Store) StorePreKeys(ctx context.Context, dev relay.DeviceAddr, keys rel
 // CountPreKeys implements relay.Directory.
 func (s *Store) CountPreKeys(ctx context.Context, dev relay.DeviceAddr) (relay.PreKeyCount, error) {
 	var c relay.PreKeyCount
-	err := s.r.QueryRowContext(ctx, `SELECT
+	err := s.queryRow(ctx, `SELECT
 		(SELECT count(*) FROM one_time_prekeys WHERE account = ?1 AND device = ?2 AND kind = 0),
 		(SELECT count(*) FROM one_time_prekeys WHERE account = ?1 AND device = ?2 AND kind = 1),
 		(SELECT count(*) FROM signed_prekeys WHERE account = ?1 AND device = ?2 AND kind = 0),

@@ -36,6 +36,10 @@ type Store struct {
 	stop     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the writer has exited
 	closeOne sync.Once
+
+	// Prepared statements by query text: SQLite spends more time parsing
+	// SQL than running these small queries.
+	rstmts, wstmts sync.Map // string -> *sql.Stmt
 }
 
 var _ relay.Store = (*Store)(nil)
@@ -79,6 +83,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
+	for _, q := range writerQueries {
+		if _, err := stmt(ctx, &s.wstmts, s.w, q); err != nil {
+			s.r.Close()
+			s.w.Close()
+			return nil, err
+		}
+	}
 	go s.writer()
 	return s, nil
 }
@@ -88,6 +99,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOne.Do(func() { close(s.stop) })
 	<-s.stopped
+	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
+		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	}
 	err1 := s.r.Close()
 	err2 := s.w.Close()
 	if err1 != nil {
@@ -117,4 +131,57 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
 	return nil
+}
+
+// stmt returns the statement for q prepared on db, preparing it once.
+func stmt(ctx context.Context, cache *sync.Map, db *sql.DB, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+	}
+	if old, loaded := cache.LoadOrStore(q, st); loaded {
+		st.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// query runs a read with a cached prepared statement.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := stmt(ctx, &s.rstmts, s.r, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// errRow is a Scan-able that reports an error.
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+// queryRow runs a one-row read with a cached prepared statement.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+	st, err := stmt(ctx, &s.rstmts, s.r, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// txStmt returns q bound to tx: the statement prepared at Open when there
+// is one (preparing on s.w here would deadlock: tx holds its only
+// connection), else a statement prepared within tx.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
+	if st, ok := s.wstmts.Load(q); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	st, err := tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+	}
+	return st, nil
 }
