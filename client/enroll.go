@@ -126,10 +126,7 @@ func BeginLink(ctx context.Context, relay string) (*Linking, error) {
 }
 
 // Code is what the user carries to an existing device (text or QR code).
-func (l *Linking) Code() string {
-	enc := base64.RawURLEncoding
-	return linkCodePrefix + enc.EncodeToString([]byte(l.address)) + "." + enc.EncodeToString(l.priv.PublicKey().Bytes())
-}
+func (l *Linking) Code() string { return encodeLinkCode(l.address, l.priv.PublicKey()) }
 
 // Close abandons the link.
 func (l *Linking) Close() error { return l.conn.Close() }
@@ -202,26 +199,42 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	return newClient(ctx, db, o)
 }
 
+// encodeLinkCode is the inverse of parseLinkCode.
+func encodeLinkCode(address string, pub *ecdh.PublicKey) string {
+	enc := base64.RawURLEncoding
+	return linkCodePrefix + enc.EncodeToString([]byte(address)) + "." + enc.EncodeToString(pub.Bytes())
+}
+
+// parseLinkCode reads a link code: the provisioning address and the new
+// device's X25519 public key.
+func parseLinkCode(code string) (string, *ecdh.PublicKey, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(code), linkCodePrefix)
+	if !ok {
+		return "", nil, ErrBadLinkCode
+	}
+	a, k, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", nil, ErrBadLinkCode
+	}
+	address, err1 := base64.RawURLEncoding.DecodeString(a)
+	pubBytes, err2 := base64.RawURLEncoding.DecodeString(k)
+	if err1 != nil || err2 != nil || len(address) == 0 || len(address) > 256 {
+		return "", nil, ErrBadLinkCode
+	}
+	pub, err := ecdh.X25519().NewPublicKey(pubBytes)
+	if err != nil {
+		return "", nil, ErrBadLinkCode
+	}
+	return string(address), pub, nil
+}
+
 // ApproveLink lets the device that showed code join this account
 // (connection needed). Approving hands over the account identity key: only
 // approve a code read from a device in your own hands.
 func (c *Client) ApproveLink(ctx context.Context, code string) error {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(code), linkCodePrefix)
-	if !ok {
-		return ErrBadLinkCode
-	}
-	a, k, ok := strings.Cut(rest, ".")
-	if !ok {
-		return ErrBadLinkCode
-	}
-	address, err1 := base64.RawURLEncoding.DecodeString(a)
-	pubBytes, err2 := base64.RawURLEncoding.DecodeString(k)
-	if err1 != nil || err2 != nil || len(address) == 0 {
-		return ErrBadLinkCode
-	}
-	pub, err := ecdh.X25519().NewPublicKey(pubBytes)
+	address, pub, err := parseLinkCode(code)
 	if err != nil {
-		return ErrBadLinkCode
+		return err
 	}
 	conn, err := c.connection()
 	if err != nil {
@@ -242,11 +255,11 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 		return ErrBadLinkCode
 	}
 	kdf, aead := linkSuite()
-	sealed, err := hpke.Seal(hpub, kdf, aead, linkInfo(string(address)), pt)
+	sealed, err := hpke.Seal(hpub, kdf, aead, linkInfo(address), pt)
 	if err != nil {
 		return fmt.Errorf("client: seal provisioning message: %w", err)
 	}
-	if err := conn.SendProvisioning(ctx, string(address), sealed); err != nil {
+	if err := conn.SendProvisioning(ctx, address, sealed); err != nil {
 		return fmt.Errorf("client: send provisioning message: %w", err)
 	}
 	// The own device list changed: fetch it again on the next send.

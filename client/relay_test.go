@@ -1,0 +1,263 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sotto/client/transport"
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+// testRelay is a real relay (SQLite store, WebSockets) on 127.0.0.1 with a
+// settable clock.
+type testRelay struct {
+	url   string
+	store *sqlitestore.Store
+	off   atomic.Int64
+}
+
+func (r *testRelay) now() time.Time { return time.Now().Add(time.Duration(r.off.Load())) }
+
+func startRelay(t *testing.T) *testRelay {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &testRelay{store: st}
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = st, st
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now = r.now
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		hs.Close()
+		st.Close()
+	})
+	r.url = hs.URL
+	return r
+}
+
+func (r *testRelay) code(t *testing.T, seats int, valid time.Duration) string {
+	t.Helper()
+	secret, id := relay.NewActivationCode()
+	now := r.now()
+	if err := r.store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now, Expires: now.Add(valid)}); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// enroll enrolls user and returns its client, connected, with its events.
+func (r *testRelay) enroll(t *testing.T, code, user string, receive bool) (*Client, chan Event) {
+	t.Helper()
+	ctx := context.Background()
+	events := make(chan Event, 100)
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Relay: r.url,
+		Code: code, Username: user, DeviceName: "test"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx, ConnectOptions{Receive: receive}); err != nil {
+		t.Fatal(err)
+	}
+	return c, events
+}
+
+func waitEvent(t *testing.T, events chan Event, kind EventKind) Event {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == kind {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no event of kind %d", kind)
+		}
+	}
+}
+
+func TestSendReceiveAndDeliveryReceipt(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice, aliceEvents := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+
+	sent, err := alice.Send(ctx, "bob", "hello bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := waitEvent(t, bobEvents, EventMessage)
+	if e.Message.Text != "hello bob" || e.Message.From != "alice" || string(e.Message.ID) != string(sent.ID) {
+		t.Fatalf("bob got %+v", e.Message)
+	}
+	// Bob's device sent a delivery receipt; Alice's history records it.
+	e = waitEvent(t, aliceEvents, EventReceipt)
+	if e.Receipt.From != "bob" || e.Receipt.Read || len(e.Receipt.IDs) != 1 || string(e.Receipt.IDs[0]) != string(sent.ID) {
+		t.Fatalf("receipt %+v", e.Receipt)
+	}
+	h, err := alice.History(ctx, "bob", 0)
+	if err != nil || len(h) != 1 || !h[0].Delivered || !h[0].Outgoing {
+		t.Fatalf("alice history %+v %v", h, err)
+	}
+	if _, err := bob.Send(ctx, "alice", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, aliceEvents, EventMessage); e.Message.Text != "hi" {
+		t.Fatalf("alice got %+v", e.Message)
+	}
+}
+
+func TestPreKeysReplenished(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	bob, _ := r.enroll(t, code, "bob", false)
+	alice, _ := r.enroll(t, code, "alice", false)
+	conn, err := alice.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Others start sessions with Bob until few one-time prekeys are left.
+	for range initialPreKeys - replenishBelow + 1 {
+		if _, err := conn.FetchPreKeys(ctx, "bob", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bconn, err := bob.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := bconn.PreKeyCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.OneTimePrekeys >= replenishBelow {
+		t.Fatalf("setup: %d one-time prekeys left", before.OneTimePrekeys)
+	}
+	if err := bob.replenishPreKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := bconn.PreKeyCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.OneTimePrekeys < before.OneTimePrekeys+initialPreKeys {
+		t.Fatalf("one-time prekeys %d -> %d", before.OneTimePrekeys, after.OneTimePrekeys)
+	}
+	// A session built on a replenished prekey works.
+	for range after.OneTimePrekeys - 1 {
+		if _, err := conn.FetchPreKeys(ctx, "bob", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "on a fresh prekey"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExpiredSubscriptionCannotSend(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", false)
+	r.enroll(t, code, "bob", false)
+	if _, err := alice.Send(ctx, "bob", "before expiry"); err != nil {
+		t.Fatal(err)
+	}
+	alice.Disconnect()
+	r.off.Store(int64(2 * time.Hour))
+	if err := alice.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "after expiry"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("send after expiry: %v, want ErrExpired", err)
+	}
+	h, err := alice.History(ctx, "bob", 0)
+	if err != nil || len(h) != 1 || h[0].Text != "before expiry" {
+		t.Fatalf("history after expiry: %+v %v", h, err)
+	}
+}
+
+func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice, aliceEvents := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+
+	l, err := BeginLink(ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ApproveLink(ctx, l.Code()); err != nil {
+		t.Fatal(err)
+	}
+	phoneEvents := make(chan Event, 100)
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if phone.Username() != "alice" || phone.DeviceID() == alice.DeviceID() || string(phone.IdentityKey()) != string(alice.IdentityKey()) {
+		t.Fatalf("linked device: %s.%d", phone.Username(), phone.DeviceID())
+	}
+	if err := phone.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "to both"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []chan Event{aliceEvents, phoneEvents} {
+		if e := waitEvent(t, ev, EventMessage); e.Message.Text != "to both" {
+			t.Fatalf("got %+v", e.Message)
+		}
+	}
+	if _, err := phone.Send(ctx, "bob", "from the phone"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, bobEvents, EventMessage); e.Message.FromDevice != phone.DeviceID() {
+		t.Fatalf("bob got %+v", e.Message)
+	}
+	e := waitEvent(t, aliceEvents, EventMessage)
+	if !e.Message.Outgoing || !e.Message.Synced || e.Message.Peer != "bob" || e.Message.Text != "from the phone" {
+		t.Fatalf("laptop got transcript %+v", e.Message)
+	}
+	if err := alice.ApproveLink(ctx, "sotto-link:garbage"); !errors.Is(err, ErrBadLinkCode) {
+		t.Fatalf("bad code: %v", err)
+	}
+	var te *transport.Error
+	if err := alice.RemoveDevice(ctx, phone.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	phone.Disconnect()
+	if err := phone.Connect(ctx, ConnectOptions{}); !errors.Is(err, ErrRevoked) || !errors.As(err, &te) {
+		t.Fatalf("revoked device connect: %v", err)
+	}
+}
