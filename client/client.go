@@ -28,7 +28,10 @@ var (
 // IdentityChangedError reports that a contact's identity key changed: nothing
 // is sent to them until the user compares safety numbers and accepts the new
 // key (Client.Verify with accept).
-type IdentityChangedError struct{ User string }
+type IdentityChangedError struct {
+	User string
+	key  []byte // the new key, when it still has to be recorded
+}
 
 func (e *IdentityChangedError) Error() string {
 	return fmt.Sprintf("client: the safety number with %s changed; verify it, then accept the new key", e.User)
@@ -48,9 +51,11 @@ type Options struct {
 
 // Client is one enrolled device. Its methods are safe for concurrent use.
 type Client struct {
-	opts     Options
-	log      *slog.Logger
-	db       *store.Store
+	opts Options
+	log  *slog.Logger
+	db   *store.Store
+	// acct is read for its fixed fields only (name, device, keys); the
+	// prekey counters are read and written inside store transactions.
 	acct     *account
 	identity *session.IdentityKeyPair
 
@@ -261,25 +266,26 @@ func (c *Client) replenishPreKeys(ctx context.Context) error {
 	}
 	c.cryptoMu.Lock()
 	var batch *wire.PreKeys
-	var newAcct account
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
-		acct := *c.acct
-		if first {
-			acct.SignedPreKeyID = nextID(acct.SignedPreKeyID)
-		}
-		b, err := generatePreKeys(ctx, tx, &acct, c.identity, nEC, nKyber, first, c.opts.Now())
+		// The account record is re-read inside the transaction: another
+		// process using the store may have allocated prekey ids.
+		acct, err := loadAccount(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if err := saveAccount(ctx, tx, &acct); err != nil {
+		if first {
+			acct.SignedPreKeyID = nextID(acct.SignedPreKeyID)
+		}
+		b, err := generatePreKeys(ctx, tx, acct, c.identity, nEC, nKyber, first, c.opts.Now())
+		if err != nil {
 			return err
 		}
-		newAcct, batch = acct, b
+		if err := saveAccount(ctx, tx, acct); err != nil {
+			return err
+		}
+		batch = b
 		return nil
 	})
-	if err == nil {
-		*c.acct = newAcct
-	}
 	c.cryptoMu.Unlock()
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
 	"sotto/wire"
@@ -165,42 +166,58 @@ func (c *Client) applyStale(ctx context.Context, to string, devices []uint32, st
 }
 
 // encryptFor starts sessions where needed and encrypts pt for each device.
+// It runs in one store transaction, so that another process using the same
+// store cannot interleave its own session updates.
 func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string, devices []uint32, pt []byte) ([]*wire.OutgoingMessage, error) {
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
-	ss := c.sigStores(c.db)
-	st := ss.stores()
-	now := c.opts.Now()
 	var msgs []*wire.OutgoingMessage
-	for _, id := range devices {
-		addr := session.Address{Name: to, DeviceID: id}
-		ok, err := session.HasSession(ctx, st, addr)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			if err := c.startSession(ctx, conn, ss, addr, now); err != nil {
-				var te *transport.Error
-				if errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND {
-					// Gone: let the relay's stale-device answer sort it out.
-					continue
-				}
-				return nil, err
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		msgs = nil
+		ss := c.sigStores(tx)
+		st := ss.stores()
+		now := c.opts.Now()
+		for _, id := range devices {
+			addr := session.Address{Name: to, DeviceID: id}
+			ok, err := session.HasSession(ctx, st, addr)
+			if err != nil {
+				return err
 			}
+			if !ok {
+				if err := c.startSession(ctx, conn, ss, addr, now); err != nil {
+					var te *transport.Error
+					if errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND {
+						// Gone: let the relay's stale-device answer sort it out.
+						continue
+					}
+					return err
+				}
+			}
+			typ, ciphertext, err := session.Encrypt(ctx, st, addr, pt, now)
+			if errors.Is(err, session.ErrUntrustedIdentity) {
+				return &IdentityChangedError{User: to}
+			}
+			if err != nil {
+				return fmt.Errorf("client: encrypt for %s: %w", addr, err)
+			}
+			rec, err := ss.LoadSession(ctx, addr)
+			if err != nil {
+				return err
+			}
+			regID, _ := rec.RemoteRegistrationID()
+			msgs = append(msgs, &wire.OutgoingMessage{DeviceId: id, RegistrationId: regID, Type: uint32(typ), Content: ciphertext})
 		}
-		typ, ciphertext, err := session.Encrypt(ctx, st, addr, pt, now)
-		if errors.Is(err, session.ErrUntrustedIdentity) {
-			return nil, &IdentityChangedError{User: to}
+		return nil
+	})
+	var ice *IdentityChangedError
+	if errors.As(err, &ice) && ice.key != nil {
+		// Recorded outside the rolled-back transaction.
+		if merr := c.markChanged(ctx, c.sigStores(c.db), ice.User, ice.key); merr != nil {
+			return nil, merr
 		}
-		if err != nil {
-			return nil, fmt.Errorf("client: encrypt for %s: %w", addr, err)
-		}
-		rec, err := ss.LoadSession(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		regID, _ := rec.RemoteRegistrationID()
-		msgs = append(msgs, &wire.OutgoingMessage{DeviceId: id, RegistrationId: regID, Type: uint32(typ), Content: ciphertext})
+	}
+	if err != nil {
+		return nil, err
 	}
 	return msgs, nil
 }
@@ -236,12 +253,11 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 	}
 	ctxErr := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), addr, b, now)
 	if errors.Is(ctxErr, session.ErrUntrustedIdentity) {
+		e := &IdentityChangedError{User: addr.Name}
 		if addr.Name != c.acct.Username {
-			if err := c.markChanged(ctx, ss, addr.Name, resp.IdentityKey); err != nil {
-				return err
-			}
+			e.key = resp.IdentityKey
 		}
-		return &IdentityChangedError{User: addr.Name}
+		return e
 	}
 	if ctxErr != nil {
 		return fmt.Errorf("client: session with %s: %w", addr, ctxErr)
