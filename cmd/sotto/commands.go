@@ -125,6 +125,7 @@ func cmdListen(e *env, args []string) error {
 	count := fs.Int("count", 0, "exit after `N` messages")
 	timeout := fs.Duration("timeout", 0, "exit after this long")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
+	readyFile := fs.String("ready-file", "", "create `FILE` once connected (for scripts)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -147,6 +148,11 @@ func cmdListen(e *env, args []string) error {
 	defer c.Close()
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
 		return err
+	}
+	if *readyFile != "" {
+		if err := writeFileAtomic(*readyFile, nil); err != nil {
+			return err
+		}
 	}
 	idle := c.Idle()
 	if !*drain {
@@ -175,7 +181,13 @@ func cmdListen(e *env, args []string) error {
 				}
 			}
 		case <-done:
-			return errors.New("connection to the relay lost")
+			if *drain {
+				return errors.New("connection to the relay lost")
+			}
+			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
+				return err
+			}
+			done = c.Done()
 		case <-ctx.Done():
 			if e.ctx.Err() == nil && *timeout > 0 {
 				if *count > 0 {
@@ -252,9 +264,33 @@ func cmdChat(e *env, args []string) error {
 			}
 			printEvent(e, ev, false)
 		case <-c.Done():
-			return errors.New("connection to the relay lost")
+			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// reconnect re-establishes a lost relay connection, backing off up to 30s
+// between attempts. It gives up when ctx ends or the device was revoked.
+func reconnect(ctx context.Context, e *env, c *client.Client, co client.ConnectOptions) error {
+	c.Disconnect()
+	fmt.Fprintln(e.stderr, "! connection to the relay lost; reconnecting")
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		err := c.Connect(ctx, co)
+		if err == nil {
+			fmt.Fprintln(e.stderr, "! reconnected")
+			return nil
+		}
+		if errors.Is(err, client.ErrRevoked) {
+			return err
 		}
 	}
 }

@@ -70,8 +70,16 @@ func TestScripts(t *testing.T) {
 			"newcode":     cmdNewCode,
 			"waitfile":    cmdWaitFile,
 			"relaysetkey": cmdRelaySetKey,
+			"relay":       cmdRelay,
 		},
 	})
+}
+
+// relayProc is the relay of one script.
+type relayProc struct {
+	bin, data, addr string
+	cmd             *exec.Cmd
+	logf            *os.File
 }
 
 // startRelay starts sottod for one script and sets $RELAY (its URL),
@@ -81,12 +89,29 @@ func startRelay(e *testscript.Env, bin string) error {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn")
+	r := &relayProc{bin: bin, data: data, addr: "127.0.0.1:0"}
+	if err := r.start(); err != nil {
+		return err
+	}
+	e.Values[relayKey{}] = r
+	e.Defer(r.stop)
+	e.Setenv("RELAY", "ws://"+r.addr)
+	e.Setenv("RELAYDATA", data)
+	e.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+e.Getenv("PATH"))
+	return nil
+}
+
+type relayKey struct{}
+
+// start runs the relay and waits until it listens; the first start picks a
+// port, later ones reuse it.
+func (r *relayProc) start() error {
+	cmd := exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(data, "sottod.log"))
+	logf, err := os.OpenFile(filepath.Join(r.data, "sottod.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -95,18 +120,7 @@ func startRelay(e *testscript.Env, bin string) error {
 		logf.Close()
 		return err
 	}
-	e.Defer(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
+	r.cmd, r.logf = cmd, logf
 	urlc := make(chan string, 1)
 	go func() {
 		// Reads the relay's stdout until it exits (its pipe closes).
@@ -125,15 +139,50 @@ func startRelay(e *testscript.Env, bin string) error {
 	select {
 	case u, ok := <-urlc:
 		if !ok {
+			r.stop()
 			return fmt.Errorf("sottod exited before listening (see %s)", logf.Name())
 		}
-		e.Setenv("RELAY", u)
+		r.addr = strings.TrimPrefix(u, "ws://")
+		return nil
 	case <-time.After(30 * time.Second):
+		r.stop()
 		return fmt.Errorf("sottod did not start listening")
 	}
-	e.Setenv("RELAYDATA", data)
-	e.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+e.Getenv("PATH"))
-	return nil
+}
+
+// stop interrupts the relay and waits for it to exit.
+func (r *relayProc) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	r.logf.Close()
+	r.cmd = nil
+}
+
+// relay stop|start: take the script's relay down or bring it back on the
+// same address and data.
+func cmdRelay(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: relay stop|start")
+	}
+	r := ts.Value(relayKey{}).(*relayProc)
+	switch args[0] {
+	case "stop":
+		r.stop()
+	case "start":
+		ts.Check(r.start())
+	default:
+		ts.Fatalf("usage: relay stop|start")
+	}
 }
 
 // newcode VAR [SEATS]: create an activation code and store it in $VAR.
