@@ -224,12 +224,16 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // relaysetkey USER FROM: play a hostile relay that serves FROM's identity
-// key as USER's, by editing the relay's database behind its back ("-" as
-// FROM restores the key saved by the previous call).
+// key as USER's, by editing the relay's database while it is stopped (so no
+// cache hides the edit); "-" as FROM restores the key saved by the previous
+// call.
 func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: relaysetkey USER FROM")
 	}
+	r := ts.Value(relayKey{}).(*relayProc)
+	r.stop()
+	defer func() { ts.Check(r.start()) }()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("RELAYDATA"), "relay.db")+"?_pragma=busy_timeout(10000)")
 	ts.Check(err)
 	defer db.Close()
