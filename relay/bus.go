@@ -10,9 +10,13 @@ import (
 type Bus interface {
 	// Subscribe calls fn (which must not block) whenever dev is notified,
 	// until cancel is called.
-	Subscribe(dev DeviceAddr, fn func()) (cancel func())
-	// Notify wakes the subscribers of dev.
-	Notify(ctx context.Context, dev DeviceAddr) error
+	Subscribe(dev DeviceAddr, fn func(envs []Envelope)) (cancel func())
+	// Notify wakes the subscribers of dev. envs, when not nil, are the
+	// envelopes just stored for dev (already durable, IDs complete), so
+	// that an up-to-date connection can push them without reading the
+	// mailbox; a bus that cannot carry them passes nil, meaning "look in
+	// the mailbox".
+	Notify(ctx context.Context, dev DeviceAddr, envs []Envelope) error
 }
 
 // LocalBus is the in-process Bus.
@@ -21,7 +25,7 @@ type LocalBus struct {
 	subs map[DeviceAddr]map[*busSub]struct{}
 }
 
-type busSub struct{ fn func() }
+type busSub struct{ fn func([]Envelope) }
 
 // NewLocalBus returns an empty in-process bus.
 func NewLocalBus() *LocalBus {
@@ -29,7 +33,7 @@ func NewLocalBus() *LocalBus {
 }
 
 // Subscribe implements Bus.
-func (b *LocalBus) Subscribe(dev DeviceAddr, fn func()) func() {
+func (b *LocalBus) Subscribe(dev DeviceAddr, fn func([]Envelope)) func() {
 	s := &busSub{fn: fn}
 	b.mu.Lock()
 	m := b.subs[dev]
@@ -50,11 +54,11 @@ func (b *LocalBus) Subscribe(dev DeviceAddr, fn func()) func() {
 }
 
 // Notify implements Bus.
-func (b *LocalBus) Notify(_ context.Context, dev DeviceAddr) error {
+func (b *LocalBus) Notify(_ context.Context, dev DeviceAddr, envs []Envelope) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for s := range b.subs[dev] {
-		s.fn()
+		s.fn(envs)
 	}
 	return nil
 }

@@ -36,8 +36,10 @@ type conn struct {
 	stopped     bool
 	running     bool
 	pending     bool
-	cursor      uint64
-	inflight    map[EnvelopeID]struct{}
+	cursor      uint64                  // highest sequence read from the mailbox
+	caughtUp    bool                    // the last mailbox read found nothing more
+	direct      []Envelope              // notified envelopes to push without a mailbox read
+	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
 	drainedSent bool
 	dwg         sync.WaitGroup
 }
@@ -170,10 +172,24 @@ func (c *conn) becomeDevice(acct Account, dev Device) {
 	c.username = acct.Username
 	c.dev = dev.Addr
 	c.s.register(c)
-	c.unsub = c.s.bus.Subscribe(c.dev, c.wake)
+	c.unsub = c.s.bus.Subscribe(c.dev, c.notified)
 	if err := c.s.dir.TouchDevice(c.ctx, c.dev, c.s.cfg.Now()); err != nil {
 		c.s.log.Warn("recording last seen", "device", c.dev.String(), "err", err)
 	}
+	c.wake()
+}
+
+// notified is the bus callback: envs were just stored for this device.
+func (c *conn) notified(envs []Envelope) {
+	c.dmu.Lock()
+	if envs == nil || len(c.direct)+len(envs) > c.s.cfg.DeliveryWindow {
+		// Unknown contents or too many: read the mailbox instead.
+		c.caughtUp = false
+		c.direct = nil
+	} else {
+		c.direct = append(c.direct, envs...)
+	}
+	c.dmu.Unlock()
 	c.wake()
 }
 
@@ -197,6 +213,14 @@ const fetchBatch = 128
 
 // deliver pushes queued envelopes until the window is full or the queue
 // is empty, then exits; wake starts it again.
+//
+// Two sources, one order: while the connection is caught up with the
+// mailbox, envelopes handed over by the bus are pushed directly (no
+// mailbox read); otherwise the mailbox is read from the cursor. Handed-over
+// envelopes that arrived before a mailbox read started are dropped (the
+// read sees them: they were committed before their notification); those
+// arriving during the read are pushed after it unless the read already
+// covered them (sequence <= cursor) or they are in flight.
 func (c *conn) deliver() {
 	defer c.dwg.Done()
 	stop := func() {
@@ -209,15 +233,26 @@ func (c *conn) deliver() {
 		c.pending = false
 		room := c.s.cfg.DeliveryWindow - len(c.inflight)
 		cursor := c.cursor
+		var envs []Envelope
+		fetch := false
+		switch {
+		case c.caughtUp && len(c.direct) > 0 && len(c.direct) <= room:
+			envs, c.direct = c.direct, nil
+		case !c.caughtUp || len(c.direct) > room:
+			c.direct = nil
+			c.caughtUp = false
+			fetch = room > 0
+		}
 		c.dmu.Unlock()
 		if c.ctx.Err() != nil {
 			stop()
 			return
 		}
 		more := false
-		if room > 0 {
+		if fetch {
 			limit := min(room, fetchBatch)
-			envs, err := c.s.mb.Fetch(c.ctx, c.dev, cursor, c.s.cfg.Now().Add(-c.s.cfg.MailboxTTL), limit)
+			var err error
+			envs, err = c.s.mb.Fetch(c.ctx, c.dev, cursor, c.s.cfg.Now().Add(-c.s.cfg.MailboxTTL), limit)
 			if err != nil {
 				if c.ctx.Err() == nil {
 					c.s.log.Error("fetching envelopes", "device", c.dev.String(), "err", err)
@@ -226,44 +261,70 @@ func (c *conn) deliver() {
 				stop()
 				return
 			}
-			for i := range envs {
-				e := &envs[i]
-				c.dmu.Lock()
-				if c.inflight == nil {
-					c.inflight = make(map[EnvelopeID]struct{})
-				}
-				c.inflight[e.ID] = struct{}{}
-				c.cursor = e.ID.Seq()
-				c.dmu.Unlock()
-				err := c.push(&wire.Push{Body: &wire.Push_Envelope{Envelope: &wire.Envelope{
-					Id: e.ID[:], Sender: e.Sender, SenderDevice: e.SenderDevice,
-					ServerTimestampMs: e.Timestamp.UnixMilli(), Type: e.Type, Content: e.Content,
-					MessageId: e.MessageID,
-				}}})
-				if err != nil {
-					stop()
-					return
-				}
-				c.s.metrics.delivered.Add(1)
+			c.dmu.Lock()
+			if len(envs) > 0 {
+				c.cursor = envs[len(envs)-1].ID.Seq()
 			}
-			if len(envs) == limit {
+			if len(envs) < limit {
+				c.caughtUp = true
+			} else {
 				more = true
-			} else if !c.drainedSent {
-				c.drainedSent = true
-				if c.push(&wire.Push{Body: &wire.Push_QueueEmpty{QueueEmpty: &wire.QueueEmpty{}}}) != nil {
-					stop()
-					return
-				}
+			}
+			c.dmu.Unlock()
+		}
+		if !c.pushAll(envs, fetch) {
+			stop()
+			return
+		}
+		if fetch && !more && !c.drainedSent {
+			c.drainedSent = true
+			if c.push(&wire.Push{Body: &wire.Push_QueueEmpty{QueueEmpty: &wire.QueueEmpty{}}}) != nil {
+				stop()
+				return
 			}
 		}
 		c.dmu.Lock()
-		if !more && !c.pending {
+		if !more && !c.pending && (len(c.direct) == 0 || !c.caughtUp) {
 			c.running = false
 			c.dmu.Unlock()
 			return
 		}
 		c.dmu.Unlock()
 	}
+}
+
+// pushAll pushes envs that are not in flight (and, for directly handed
+// over ones, not already covered by a mailbox read). It reports false when
+// the connection failed.
+func (c *conn) pushAll(envs []Envelope, fetched bool) bool {
+	for i := range envs {
+		e := &envs[i]
+		c.dmu.Lock()
+		_, dup := c.inflight[e.ID]
+		if !fetched && e.ID.Seq() <= c.cursor {
+			dup = true // a mailbox read that started after it was stored pushed it
+		}
+		if !dup {
+			if c.inflight == nil {
+				c.inflight = make(map[EnvelopeID]struct{})
+			}
+			c.inflight[e.ID] = struct{}{}
+		}
+		c.dmu.Unlock()
+		if dup {
+			continue
+		}
+		err := c.push(&wire.Push{Body: &wire.Push_Envelope{Envelope: &wire.Envelope{
+			Id: e.ID[:], Sender: e.Sender, SenderDevice: e.SenderDevice,
+			ServerTimestampMs: e.Timestamp.UnixMilli(), Type: e.Type, Content: e.Content,
+			MessageId: e.MessageID,
+		}}})
+		if err != nil {
+			return false
+		}
+		c.s.metrics.delivered.Add(1)
+	}
+	return true
 }
 
 // acked forgets acknowledged envelopes and lets delivery continue.

@@ -295,6 +295,7 @@ func (c *conn) linkDevice(r *wire.LinkDeviceRequest) (*wire.EnrollResponse, erro
 		return nil, err
 	}
 	c.s.log.Info("linked device", "device", dev.Addr.String())
+	c.s.cache.invalidate(acct.ID)
 	c.becomeDevice(acct, dev)
 	return &wire.EnrollResponse{AccountId: acct.ID[:], DeviceId: dev.Addr.Device, Username: acct.Username,
 		SubscriptionExpiresMs: acct.Expires.UnixMilli()}, nil
@@ -385,24 +386,25 @@ func wireKey(k *SignedPreKey) *wire.SignedPreKey {
 	return &wire.SignedPreKey{Id: k.ID, PublicKey: k.PublicKey, Signature: k.Signature}
 }
 
-// lookup finds an active account by (unnormalized) username.
-func (c *conn) lookup(username string) (Account, error) {
+// lookup finds an active account by (unnormalized) username, with its
+// active devices (from the directory cache: do not modify them).
+func (c *conn) lookup(username string) (Account, []Device, error) {
 	u, err := NormalizeUsername(username)
 	if err != nil {
-		return Account{}, ErrNotFound
+		return Account{}, nil, ErrNotFound
 	}
-	acct, err := c.s.dir.AccountByName(c.ctx, u)
+	acct, devs, err := c.s.cache.get(c.ctx, u)
 	if err != nil {
-		return acct, err
+		return acct, nil, err
 	}
 	if acct.Revoked {
-		return acct, ErrNotFound
+		return acct, nil, ErrNotFound
 	}
-	return acct, nil
+	return acct, devs, nil
 }
 
 func (c *conn) fetchPreKeys(r *wire.FetchPreKeysRequest) (*wire.FetchPreKeysResponse, error) {
-	acct, err := c.lookup(r.Username)
+	acct, devs, err := c.lookup(r.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -410,10 +412,6 @@ func (c *conn) fetchPreKeys(r *wire.FetchPreKeysRequest) (*wire.FetchPreKeysResp
 	if r.DeviceId != 0 {
 		ids = []uint32{r.DeviceId}
 	} else {
-		devs, err := c.s.dir.Devices(c.ctx, acct.ID, false)
-		if err != nil {
-			return nil, err
-		}
 		for _, d := range devs {
 			if d.Addr != c.dev {
 				ids = append(ids, d.Addr.Device)
@@ -458,11 +456,7 @@ func deviceList(username string, devs []Device, own bool) *wire.DeviceList {
 }
 
 func (c *conn) getDevices(username string) (*wire.DeviceList, error) {
-	acct, err := c.lookup(username)
-	if err != nil {
-		return nil, err
-	}
-	devs, err := c.s.dir.Devices(c.ctx, acct.ID, false)
+	acct, devs, err := c.lookup(username)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +464,7 @@ func (c *conn) getDevices(username string) (*wire.DeviceList, error) {
 }
 
 func (c *conn) getIdentity(username string) (*wire.IdentityResponse, error) {
-	acct, err := c.lookup(username)
+	acct, _, err := c.lookup(username)
 	if err != nil {
 		return nil, err
 	}
@@ -490,11 +484,7 @@ func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageRespons
 	if len(r.Messages) > maxRecipients {
 		return nil, badRequest("too many recipient devices")
 	}
-	acct, err := c.lookup(r.Recipient)
-	if err != nil {
-		return nil, err
-	}
-	devs, err := c.s.dir.Devices(c.ctx, acct.ID, false)
+	acct, devs, err := c.lookup(r.Recipient)
 	if err != nil {
 		return nil, err
 	}
@@ -551,9 +541,10 @@ func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageRespons
 	c.s.metrics.sends.Add(1)
 	if !res.Duplicate {
 		c.s.metrics.stored.Add(uint64(len(send.Envelopes)))
-		for _, e := range send.Envelopes {
-			if err := c.s.bus.Notify(c.ctx, e.Recipient); err != nil {
-				c.s.log.Warn("notifying recipient", "device", e.Recipient.String(), "err", err)
+		for i := range send.Envelopes {
+			e := send.Envelopes[i : i+1]
+			if err := c.s.bus.Notify(c.ctx, e[0].Recipient, e); err != nil {
+				c.s.log.Warn("notifying recipient", "device", e[0].Recipient.String(), "err", err)
 			}
 		}
 	}

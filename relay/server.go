@@ -31,20 +31,24 @@ type Config struct {
 	ExpireEvery     time.Duration // how often to delete expired envelopes (10 min)
 	LinkTokenTTL    time.Duration // (10 min)
 	AcceptWebSocket func(http.ResponseWriter, *http.Request) (Socket, error)
+	// DirectoryCacheTTL bounds how long a username's account and device
+	// list are reused for sends without asking the store (5 s).
+	DirectoryCacheTTL time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		MailboxTTL:     30 * 24 * time.Hour,
-		MaxDevices:     6,
-		DeviceRate:     Rate{PerSecond: 500, Burst: 1000},
-		EnrollRate:     Rate{PerSecond: 0.2, Burst: 20},
-		DeliveryWindow: 256,
-		WriteTimeout:   10 * time.Second,
-		RevocationPoll: time.Second,
-		ExpireEvery:    10 * time.Minute,
-		LinkTokenTTL:   10 * time.Minute,
+		MailboxTTL:        30 * 24 * time.Hour,
+		MaxDevices:        6,
+		DeviceRate:        Rate{PerSecond: 500, Burst: 1000},
+		EnrollRate:        Rate{PerSecond: 0.2, Burst: 20},
+		DeliveryWindow:    256,
+		WriteTimeout:      10 * time.Second,
+		RevocationPoll:    time.Second,
+		ExpireEvery:       10 * time.Minute,
+		LinkTokenTTL:      10 * time.Minute,
+		DirectoryCacheTTL: 5 * time.Second,
 	}
 }
 
@@ -57,6 +61,7 @@ type Server struct {
 	bus     Bus
 	metrics *Metrics
 	ipLimit *keyedLimiter
+	cache   *dirCache
 
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
@@ -121,6 +126,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LinkTokenTTL == 0 {
 		cfg.LinkTokenTTL = d.LinkTokenTTL
 	}
+	if cfg.DirectoryCacheTTL == 0 {
+		cfg.DirectoryCacheTTL = d.DirectoryCacheTTL
+	}
 	if cfg.AcceptWebSocket == nil {
 		cfg.AcceptWebSocket = AcceptWebSocket
 	}
@@ -129,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, dir: cfg.Directory, mb: cfg.Mailbox, bus: cfg.Bus,
 		metrics: newMetrics(),
 		ipLimit: newKeyedLimiter(cfg.EnrollRate),
+		cache:   newDirCache(cfg.Directory, cfg.DirectoryCacheTTL, cfg.Now),
 		ctx:     ctx, cancel: cancel,
 		conns: make(map[*conn]struct{}),
 		byDev: make(map[DeviceAddr]*conn),
@@ -281,6 +290,7 @@ func (s *Server) expire(ctx context.Context) {
 // kick closes the connections of a revoked device (Device != 0) or of
 // every device of a revoked account.
 func (s *Server) kick(addr DeviceAddr) {
+	s.cache.invalidate(addr.Account)
 	s.mu.Lock()
 	var victims []*conn
 	for d, c := range s.byDev {

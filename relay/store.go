@@ -70,9 +70,11 @@ type AppendResult struct {
 // Semantics every backend must have (see relay/storetest):
 //   - Append returns only once the envelopes are durable (a crash after it
 //     returns loses nothing), and is idempotent on (Sender, MessageID).
+//     It fills the sequence half of each envelope's ID in place; sequence
+//     numbers increase with commit order and are never reused.
 //   - Fetch returns a device's envelopes with sequence > after, in append
 //     order (so in order per sender), at most limit, skipping envelopes
-//     older than the cutoff passed to Expire's caller (olderThan).
+//     older than notBefore.
 //   - Delete removes envelopes only if they belong to the given device.
 //   - Expire removes envelopes and dedupe records older than before.
 type Mailbox interface {

@@ -665,3 +665,56 @@ func TestDroppedConnectionLosesNothingAcknowledged(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d delivered", len(acked), len(got))
 }
+
+// TestConcurrentSendersOnlineReceiver checks ordering and completeness
+// while envelopes reach an online device both directly from the bus and
+// from mailbox reads (the receiver acks slowly enough to fill its window).
+func TestConcurrentSendersOnlineReceiver(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.DeliveryWindow = 16 })
+	ctx := context.Background()
+	const senders, each = 6, 80
+	code := r.code(t, senders+1, time.Hour)
+	bob, bd := r.enroll(t, code, "bob")
+	expectNothing(t, bob)
+	var wg sync.WaitGroup
+	for s := range senders {
+		c, _ := r.enroll(t, code, fmt.Sprint("sender", s))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := send(t, c, "bob", fmt.Sprint(s, "-", i), fmt.Sprint(i), bd); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	next := map[string]int{}
+	seen := map[string]bool{}
+	var batch [][]byte
+	for n := 0; n < senders*each; n++ {
+		e := recv(t, bob)
+		if seen[string(e.Id)] {
+			t.Fatalf("envelope %s delivered twice", e.MessageId)
+		}
+		seen[string(e.Id)] = true
+		if want := fmt.Sprint(next[e.Sender]); string(e.Content) != want {
+			t.Fatalf("%s: got %s, want %s", e.Sender, e.Content, want)
+		}
+		next[e.Sender]++
+		if batch = append(batch, e.Id); len(batch) == 5 {
+			if err := bob.Ack(ctx, batch...); err != nil {
+				t.Fatal(err)
+			}
+			batch = nil
+		}
+	}
+	wg.Wait()
+	bob.Ack(ctx, batch...)
+	for s, n := range next {
+		if n != each {
+			t.Fatalf("%s: %d messages", s, n)
+		}
+	}
+}

@@ -68,6 +68,18 @@ func RunMailbox(t *testing.T, open Open) {
 				t.Fatal(err)
 			}
 		}
+		// Append filled in the sequence half of the IDs: they match what
+		// Fetch returns.
+		sd := newSend(alice, "probe", t0, bob1)
+		if _, err := s.Append(ctx, sd); err != nil {
+			t.Fatal(err)
+		}
+		if all := fetchAll(t, s, bob1); all[len(all)-1].ID != sd.Envelopes[0].ID || sd.Envelopes[0].ID.Seq() == 0 {
+			t.Fatal("Append did not fill the envelope id")
+		}
+		if err := s.Delete(ctx, bob1, []relay.EnvelopeID{sd.Envelopes[0].ID}); err != nil {
+			t.Fatal(err)
+		}
 		for _, d := range []relay.DeviceAddr{bob1, bob2} {
 			envs := fetchAll(t, s, d)
 			if len(envs) != 50 {
