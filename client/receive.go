@@ -30,6 +30,10 @@ type Message struct {
 	Read       bool      `json:"read,omitempty"`
 	// Synced marks an outgoing message sent from another own device.
 	Synced bool `json:"synced,omitempty"`
+	// Unverified marks an incoming message that arrived while the
+	// sender's identity key had changed and was not yet accepted: it may
+	// come from someone else (for instance a relay impersonating them).
+	Unverified bool `json:"unverified,omitempty"`
 }
 
 // EventKind says what an Event reports.
@@ -186,6 +190,11 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 		if b.Text.Quote != nil {
 			m.QuoteID = b.Text.Quote.Id
 		}
+		id, err := loadIdentity(ctx, tx, env.Sender)
+		if err != nil {
+			return err
+		}
+		m.Unverified = id != nil && id.Changed
 		added, err := appendMessage(ctx, tx, env.Sender, m)
 		if err != nil || !added {
 			return err

@@ -187,7 +187,7 @@ func TestIdentityChangeBlocksSending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.changed) != 1 || r.changed[0] != "bob" || r.msg == nil {
+	if len(r.changed) != 1 || r.changed[0] != "bob" || r.msg == nil || !r.msg.Unverified {
 		t.Fatalf("change not reported: %+v", r)
 	}
 	_, err = alice.c.sendContent(ctx, "bob", mustText(t, "x"), nil)

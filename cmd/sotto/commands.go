@@ -87,6 +87,9 @@ type jsonMessage struct {
 	ID     string `json:"id"`
 	TS     int64  `json:"ts"`
 	Text   string `json:"text"`
+	// Warning is "identity-changed" when the sender's key changed and was
+	// not accepted: the message may not come from them.
+	Warning string `json:"warning,omitempty"`
 }
 
 func printMessage(e *env, m *client.Message, asJSON bool) {
@@ -95,6 +98,9 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 		if m.Outgoing {
 			j.To = m.Peer
 		}
+		if m.Unverified {
+			j.Warning = "identity-changed"
+		}
 		b, _ := json.Marshal(j)
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return
@@ -102,6 +108,10 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 	ts := m.SentAt.Local().Format("15:04:05")
 	if m.Outgoing {
 		fmt.Fprintf(e.stdout, "[%s] me → %s: %s\n", ts, m.Peer, m.Text)
+		return
+	}
+	if m.Unverified {
+		fmt.Fprintf(e.stdout, "[%s] %s (UNVERIFIED: their safety number changed): %s\n", ts, m.From, m.Text)
 		return
 	}
 	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", ts, m.From, m.Text)
