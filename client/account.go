@@ -29,6 +29,10 @@ type account struct {
 	NextPreKeyID   uint32 `json:"next_prekey_id"`
 	NextKyberID    uint32 `json:"next_kyber_id"`
 	SignedPreKeyID uint32 `json:"signed_prekey_id"`
+	// SignedPreKeyAt is when the current signed prekey and last-resort
+	// Kyber prekey were made (Unix ms); they are rotated after rotateAfter.
+	SignedPreKeyAt int64  `json:"signed_prekey_at"`
+	LastResortID   uint32 `json:"last_resort_id"`
 }
 
 // Prekey batch sizes.
@@ -108,6 +112,7 @@ func generatePreKeys(ctx context.Context, db kv, a *account, identity *session.I
 			return nil, err
 		}
 		out.LastResortKyber = &wire.SignedPreKey{Id: lr.ID(), PublicKey: lr.PublicKey(), Signature: lr.Signature()}
+		a.LastResortID, a.SignedPreKeyAt = lr.ID(), now.UnixMilli()
 	}
 	pks, err := session.GeneratePreKeys(rand.Reader, a.NextPreKeyID, nEC)
 	if err != nil {

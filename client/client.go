@@ -242,58 +242,6 @@ func (c *Client) emit(e Event) {
 	}
 }
 
-// replenishPreKeys uploads a new batch of one-time prekeys when the relay
-// holds too few.
-func (c *Client) replenishPreKeys(ctx context.Context) error {
-	conn, err := c.connection()
-	if err != nil {
-		return err
-	}
-	count, err := conn.PreKeyCount(ctx)
-	if err != nil {
-		return err
-	}
-	nEC, nKyber := 0, 0
-	if count.OneTimePrekeys < replenishBelow {
-		nEC = initialPreKeys
-	}
-	if count.OneTimeKyberPrekeys < replenishBelow/2 {
-		nKyber = initialKyberPreKeys
-	}
-	first := !count.HasSignedPrekey || !count.HasLastResortKyber
-	if nEC == 0 && nKyber == 0 && !first {
-		return nil
-	}
-	c.cryptoMu.Lock()
-	var batch *wire.PreKeys
-	err = c.db.Update(ctx, func(tx *store.Tx) error {
-		// The account record is re-read inside the transaction: another
-		// process using the store may have allocated prekey ids.
-		acct, err := loadAccount(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if first {
-			acct.SignedPreKeyID = nextID(acct.SignedPreKeyID)
-		}
-		b, err := generatePreKeys(ctx, tx, acct, c.identity, nEC, nKyber, first, c.opts.Now())
-		if err != nil {
-			return err
-		}
-		if err := saveAccount(ctx, tx, acct); err != nil {
-			return err
-		}
-		batch = b
-		return nil
-	})
-	c.cryptoMu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.log.Debug("uploading prekeys", "ec", len(batch.OneTimePrekeys), "kyber", len(batch.OneTimeKyberPrekeys))
-	return conn.UploadPreKeys(ctx, batch)
-}
-
 // convFor is the history conversation key of a peer.
 func convFor(user string) string { return "dm:" + user }
 

@@ -14,6 +14,7 @@ import (
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
+	"sotto/signal/session"
 )
 
 // testRelay is a real relay (SQLite store, WebSockets) on 127.0.0.1 with a
@@ -259,5 +260,77 @@ func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
 	phone.Disconnect()
 	if err := phone.Connect(ctx, ConnectOptions{}); !errors.Is(err, ErrRevoked) || !errors.As(err, &te) {
 		t.Fatalf("revoked device connect: %v", err)
+	}
+}
+
+func TestSignedPreKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 3, time.Hour)
+	var off atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+	bobEvents := make(chan Event, 100)
+	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Relay: r.url,
+		Code: code, Username: "bob"}, &Options{KDF: testKDF, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	alice, _ := r.enroll(t, code, "alice", false)
+	carol, _ := r.enroll(t, code, "carol", false)
+	aconn, err := alice.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedID := func() uint32 {
+		t.Helper()
+		resp, err := aconn.FetchPreKeys(ctx, "bob", 0)
+		if err != nil || len(resp.Bundles) != 1 {
+			t.Fatalf("fetch: %v", err)
+		}
+		return resp.Bundles[0].SignedPrekey.Id
+	}
+	first := signedID()
+
+	// A message encrypted to the old signed prekey waits at the relay
+	// while Bob's device rotates its keys a week later.
+	if _, err := alice.Send(ctx, "bob", "to the old key"); err != nil {
+		t.Fatal(err)
+	}
+	off.Store(int64(8 * 24 * time.Hour))
+	if err := bob.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "to the old key" {
+		t.Fatalf("got %+v", e.Message)
+	}
+	if err := bob.replenishPreKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := signedID()
+	if second == first {
+		t.Fatalf("signed prekey %d not rotated", first)
+	}
+	// A new session is built on the new key.
+	if _, err := carol.Send(ctx, "bob", "to the new key"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "to the new key" {
+		t.Fatalf("got %+v", e.Message)
+	}
+	// Old keys are kept a while, then deleted.
+	ss := bob.sigStores(bob.db)
+	if _, err := ss.LoadSignedPreKey(ctx, first); err != nil {
+		t.Fatalf("rotated key dropped too early: %v", err)
+	}
+	off.Store(int64(50 * 24 * time.Hour))
+	if err := bob.replenishPreKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.LoadSignedPreKey(ctx, first); !errors.Is(err, session.ErrInvalidKeyID) {
+		t.Fatalf("old signed prekey kept: %v", err)
+	}
+	if _, err := ss.LoadSignedPreKey(ctx, signedID()); err != nil {
+		t.Fatalf("current signed prekey: %v", err)
 	}
 }
