@@ -27,9 +27,9 @@ func cmdEnroll(e *env, args []string) error {
 		return err
 	}
 	var missing []string
-	for flagName, v := range map[string]string{"--relay": *relay, "--code": *code, "--user": *user} {
-		if v == "" {
-			missing = append(missing, flagName)
+	for _, f := range []struct{ name, v string }{{"--relay", *relay}, {"--code", *code}, {"--user", *user}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
