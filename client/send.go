@@ -56,6 +56,20 @@ func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) erro
 	return err
 }
 
+// MarkRead tells user that their messages ids were read (a read receipt).
+func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error {
+	user = normalize(user)
+	if len(ids) == 0 {
+		return nil
+	}
+	ct, err := content.NewReadReceipt(ids, c.opts.Now())
+	if err != nil {
+		return err
+	}
+	_, err = c.sendContent(ctx, user, ct, ct.Id)
+	return err
+}
+
 // sendContent encrypts ct once per device of to (for the own account: per
 // other device) and hands the ciphertexts to the relay, updating the device
 // list when the relay says it is stale. relayID makes retries idempotent.

@@ -107,7 +107,14 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 	}
 	ts := m.SentAt.Local().Format("15:04:05")
 	if m.Outgoing {
-		fmt.Fprintf(e.stdout, "[%s] me → %s: %s\n", ts, m.Peer, m.Text)
+		state := ""
+		switch {
+		case m.Read:
+			state = " (read)"
+		case m.Delivered:
+			state = " (delivered)"
+		}
+		fmt.Fprintf(e.stdout, "[%s] me → %s: %s%s\n", ts, m.Peer, m.Text, state)
 		return
 	}
 	if m.Unverified {
@@ -242,6 +249,19 @@ func cmdChat(e *env, args []string) error {
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
 		return err
 	}
+	// Show what was queued before taking input.
+	for backlog := true; backlog; {
+		select {
+		case ev := <-events:
+			showChatEvent(ctx, e, c, peer, ev)
+		case <-c.Idle():
+			backlog = false
+		case <-c.Done():
+			backlog = false
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	lines := make(chan string)
 	go func() {
 		// Owned by chat: ends at EOF; a blocked read ends with the process.
@@ -268,17 +288,28 @@ func cmdChat(e *env, args []string) error {
 				fmt.Fprintf(e.stderr, "! not sent: %v\n", err)
 			}
 		case ev := <-events:
-			if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
-				fmt.Fprintf(e.stderr, "(new message from %s)\n", ev.Message.From)
-				continue
-			}
-			printEvent(e, ev, false)
+			showChatEvent(ctx, e, c, peer, ev)
 		case <-c.Done():
 			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// showChatEvent prints an event of a chat with peer; a message from peer is
+// shown, so it is acknowledged with a read receipt.
+func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, ev client.Event) {
+	if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
+		fmt.Fprintf(e.stderr, "(new message from %s)\n", ev.Message.From)
+		return
+	}
+	printEvent(e, ev, false)
+	if ev.Kind == client.EventMessage && !ev.Message.Outgoing {
+		if err := c.MarkRead(ctx, peer, ev.Message.ID); err != nil {
+			fmt.Fprintf(e.stderr, "! read receipt not sent: %v\n", err)
 		}
 	}
 }
