@@ -128,6 +128,24 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 	if err := validateProposals(ps, committer); err != nil {
 		return nil, err
 	}
+	if external {
+		// RFC 9420 §12.2: the only member an external commit may remove
+		// is the joiner's own old leaf.
+		for _, rp := range ps {
+			if rp.p.typ != proposalRemove {
+				continue
+			}
+			old := g.tree.leaf(rp.p.removed)
+			if c.path == nil || old == nil || !sameCredential(&old.credential, &c.path.leafNode.credential) {
+				return nil, fmt.Errorf("%w: external commit removes a member other than the joiner", ErrInvalidMessage)
+			}
+		}
+	}
+	if c.path != nil {
+		if err := g.checkCredential(&c.path.leafNode); err != nil {
+			return nil, err
+		}
+	}
 	n := g.clone()
 	groupID := g.ctx.groupID
 	fx, err := n.applyProposals(ps)
@@ -258,6 +276,9 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {
 			return nil, fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
 		}
+		if err := n.checkCredential(&rp.p.leafNode); err != nil {
+			return nil, err
+		}
 		leaf := rp.p.leafNode
 		n.tree.updateLeaf(i, &leaf)
 		if i == n.priv.leaf {
@@ -283,6 +304,12 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		case proposalAdd:
 			kp := &rp.p.keyPackage
 			if err := validateKeyPackage(s, kp); err != nil {
+				return nil, err
+			}
+			if err := n.checkReceivedLifetime(&kp.leafNode); err != nil {
+				return nil, err
+			}
+			if err := n.checkCredential(&kp.leafNode); err != nil {
 				return nil, err
 			}
 			leaf := kp.leafNode

@@ -99,6 +99,10 @@ func NewKeyPackage(cs CipherSuite, identity, signatureKey []byte) ([]byte, Priva
 // NewGroup creates a one-member group (RFC 9420 §11) whose creator has a
 // basic credential naming identity.
 func NewGroup(cs CipherSuite, groupID, identity, signatureKey []byte) (*Group, error) {
+	return newGroup(cs, groupID, identity, signatureKey, nil)
+}
+
+func newGroup(cs CipherSuite, groupID, identity, signatureKey []byte, now func() time.Time) (*Group, error) {
 	s, err := cs.suite()
 	if err != nil {
 		return nil, err
@@ -110,7 +114,11 @@ func NewGroup(cs CipherSuite, groupID, identity, signatureKey []byte) (*Group, e
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := newLeafNode(s, identity, encPub, signatureKey, time.Now())
+	clock := time.Now
+	if now != nil {
+		clock = now
+	}
+	leaf, err := newLeafNode(s, identity, encPub, signatureKey, clock())
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +126,7 @@ func NewGroup(cs CipherSuite, groupID, identity, signatureKey []byte) (*Group, e
 	if err != nil {
 		return nil, err
 	}
-	g := &groupState{s: s, sigPriv: append([]byte(nil), signatureKey...), externalPSKs: map[string][]byte{}}
+	g := &groupState{s: s, sigPriv: append([]byte(nil), signatureKey...), externalPSKs: map[string][]byte{}, now: now}
 	g.tree = &ratchetTree{s: s, nodes: treeNodes{{leaf: leaf}}}
 	g.priv = newTreePrivate(0, encKey)
 	th, err := g.tree.rootHash()

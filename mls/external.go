@@ -54,6 +54,37 @@ func (g *Group) GroupInfo() ([]byte, error) {
 // group, already at the new epoch, and the commit to send to the group;
 // if the delivery service rejects the commit, discard the group.
 func JoinExternal(groupInfoMsg, identity, signatureKey []byte, ratchetTree []byte) (*Group, []byte, error) {
+	return JoinExternalWithOptions(groupInfoMsg, identity, signatureKey, &ExternalJoinOptions{RatchetTree: ratchetTree})
+}
+
+// ExternalJoinOptions tune JoinExternalWithOptions.
+type ExternalJoinOptions struct {
+	// RatchetTree is the encoded ratchet tree, needed when the GroupInfo
+	// carries no ratchet_tree extension.
+	RatchetTree []byte
+	// CredentialValidator, if set, vets every leaf of the joined tree and
+	// the joiner's own, and stays installed in the group.
+	CredentialValidator CredentialValidator
+	// Now replaces time.Now for lifetime checks.
+	Now func() time.Time
+	// Resync removes the joiner's old leaf (the leaf with the same
+	// credential) in the external commit, for a member that lost its
+	// state (RFC 9420 §12.4.3.2).
+	Resync bool
+}
+
+// JoinExternalWithOptions is JoinExternal with options.
+func JoinExternalWithOptions(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoinOptions) (*Group, []byte, error) {
+	if opts == nil {
+		opts = &ExternalJoinOptions{}
+	}
+	return joinExternal(groupInfoMsg, identity, signatureKey, opts, nil)
+}
+
+// joinExternal builds an external commit; remove lists extra leaves to
+// remove (only tests use it, to build invalid commits).
+func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoinOptions, remove []uint32) (*Group, []byte, error) {
+	ratchetTree := opts.RatchetTree
 	var m mlsMessage
 	if err := unmarshal(groupInfoMsg, &m); err != nil {
 		return nil, nil, err
@@ -76,7 +107,8 @@ func JoinExternal(groupInfoMsg, identity, signatureKey []byte, ratchetTree []byt
 			return nil, nil, fmt.Errorf("%w: no ratchet tree", ErrInvalidMessage)
 		}
 	}
-	g := &groupState{s: s, sigPriv: append([]byte(nil), signatureKey...), externalPSKs: map[string][]byte{}}
+	g := &groupState{s: s, sigPriv: append([]byte(nil), signatureKey...), externalPSKs: map[string][]byte{},
+		validator: opts.CredentialValidator, now: opts.Now}
 	if g.tree, err = parseRatchetTree(s, treeBytes); err != nil {
 		return nil, nil, err
 	}
@@ -88,6 +120,9 @@ func JoinExternal(groupInfoMsg, identity, signatureKey []byte, ratchetTree []byt
 		return nil, nil, fmt.Errorf("%w: group info signer is blank", ErrInvalidMessage)
 	}
 	if err := s.verifyGroupInfo(gi, signer.signatureKey); err != nil {
+		return nil, nil, err
+	}
+	if err := g.checkTreeCredentials(); err != nil {
 		return nil, nil, err
 	}
 	extPubData, ok := findExtension(gi.extensions, extExternalPub)
@@ -127,9 +162,28 @@ func JoinExternal(groupInfoMsg, identity, signatureKey []byte, ratchetTree []byt
 		return nil, nil, err
 	}
 	clear(encPriv)
-	template, err := newLeafNode(s, identity, encPub, signatureKey, time.Now())
+	template, err := newLeafNode(s, identity, encPub, signatureKey, g.clock())
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := g.checkCredential(template); err != nil {
+		return nil, nil, err
+	}
+	props := []proposalOrRef{{proposal: proposal{typ: proposalExternalInit, kemOutput: kemOutput}}}
+	if opts.Resync {
+		for i := uint32(0); i < g.tree.size(); i++ {
+			if l := g.tree.leaf(i); l != nil && sameCredential(&l.credential, &template.credential) {
+				remove = append(remove, i)
+				break
+			}
+		}
+	}
+	for _, i := range remove {
+		if g.tree.leaf(i) == nil {
+			return nil, nil, fmt.Errorf("%w: no leaf %d to remove", ErrInvalidMessage, i)
+		}
+		g.tree.removeLeaf(i)
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalRemove, removed: i}})
 	}
 	me := g.tree.addLeaf(template)
 	leafSecret := make([]byte, s.hashLen())
@@ -160,10 +214,7 @@ func JoinExternal(groupInfoMsg, identity, signatureKey []byte, ratchetTree []byt
 	}
 	ac := &authenticatedContent{wireFormat: wireFormatPublicMessage, content: framedContent{
 		groupID: gc.groupID, epoch: gc.epoch, sender: sender{typ: senderNewMemberCommit}, authenticatedData: []byte{},
-		contentType: contentCommit, commit: commit{
-			proposals: []proposalOrRef{{proposal: proposal{typ: proposalExternalInit, kemOutput: kemOutput}}},
-			path:      path,
-		},
+		contentType: contentCommit, commit: commit{proposals: props, path: path},
 	}}
 	if err := ac.sign(s, signatureKey, &gc); err != nil {
 		return nil, nil, err

@@ -30,6 +30,11 @@ type JoinOptions struct {
 	RatchetTree []byte
 	// ExternalPSKs maps external PSK ids to their values.
 	ExternalPSKs map[string][]byte
+	// CredentialValidator, if set, vets every leaf of the joined tree and
+	// stays installed in the group.
+	CredentialValidator CredentialValidator
+	// Now replaces time.Now for lifetime checks.
+	Now func() time.Time
 }
 
 // Group is one member's state of an MLS group. It is not safe for
@@ -72,7 +77,8 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 	if !bytes.Equal(initKey.PublicKey().Bytes(), kp.initKey) || !bytes.Equal(encKey.PublicKey().Bytes(), kp.leafNode.encryptionKey) {
 		return nil, fmt.Errorf("%w: private keys do not match the key package", ErrInvalidKey)
 	}
-	g := &groupState{s: s, sigPriv: keys.Signature, externalPSKs: opts.ExternalPSKs}
+	g := &groupState{s: s, sigPriv: keys.Signature, externalPSKs: opts.ExternalPSKs,
+		validator: opts.CredentialValidator, now: opts.Now}
 	j, err := s.openWelcome(wm.welcome, kp, initKey, func(id *preSharedKeyID) ([]byte, error) {
 		if id.pskType == pskExternal {
 			if psk, ok := opts.ExternalPSKs[string(id.pskID)]; ok {
@@ -102,6 +108,9 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 		return nil, fmt.Errorf("%w: group info signer is blank", ErrInvalidMessage)
 	}
 	if err := s.verifyGroupInfo(&j.info, signer.signatureKey); err != nil {
+		return nil, err
+	}
+	if err := g.checkTreeCredentials(); err != nil {
 		return nil, err
 	}
 	mine, err := marshal(&kp.leafNode)
@@ -218,8 +227,20 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 	if err := unmarshal(msg, &m); err != nil {
 		return nil, err
 	}
-	ac, err := g.st.unprotect(&m)
+	// An encrypted handshake message consumes a key of the secret tree:
+	// work on a copy, kept only if the whole message is accepted, so a
+	// rejected commit leaves the group exactly as it was.
+	work := g.st
+	if m.private != nil && m.private.contentType != contentApplication && m.private.epoch == g.st.ctx.epoch {
+		c := *g.st
+		c.keys = g.st.keys.clone()
+		work = &c
+	}
+	ac, err := work.unprotect(&m)
 	if err != nil {
+		if work != g.st {
+			work.keys.wipe()
+		}
 		return nil, err
 	}
 	r := &Received{Sender: ac.content.sender.index, AuthenticatedData: ac.content.authenticatedData, Epoch: ac.content.epoch}
@@ -228,16 +249,33 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 		r.Kind, r.Data = ApplicationContent, ac.content.applicationData
 	case contentProposal:
 		r.Kind = ProposalContent
-		if err := g.st.cacheProposal(ac); err != nil {
+		err := work.checkProposal(ac)
+		if err == nil {
+			err = work.cacheProposal(ac)
+		}
+		if err != nil {
+			if work != g.st {
+				work.keys.wipe()
+			}
 			return nil, err
+		}
+		if work != g.st {
+			g.st.keys.wipe()
+			g.st.keys = work.keys
 		}
 	case contentCommit:
 		r.Kind = CommitContent
-		next, err := g.st.applyCommit(ac)
+		next, err := work.applyCommit(ac)
 		if err != nil {
+			if work != g.st {
+				work.keys.wipe()
+			}
 			return nil, err
 		}
-		leaveEpoch(g.st, next)
+		if work != g.st {
+			g.st.keys.wipe()
+		}
+		leaveEpoch(work, next)
 		g.st = next
 		r.Removed, r.ReInit = next.removed, next.reinit
 	}

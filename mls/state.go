@@ -36,12 +36,13 @@ type groupState struct {
 	// Update proposals of the epoch, by encryption key.
 	pendingUpdates map[string]hpke.PrivateKey
 	externalPSKs   map[string][]byte
-	maxJump        uint32           // bound on secret-tree ratchet jumps; 0 means the default
-	keepPast       int              // past epochs kept for late messages; 0 default, <0 none
-	past           []*pastEpoch     // oldest first
-	now            func() time.Time // clock for KeyPackage lifetimes; nil means time.Now
-	removed        bool             // this member was removed by the last commit
-	reinit         bool             // the last commit carried a ReInit proposal
+	maxJump        uint32              // bound on secret-tree ratchet jumps; 0 means the default
+	keepPast       int                 // past epochs kept for late messages; 0 default, <0 none
+	past           []*pastEpoch        // oldest first
+	now            func() time.Time    // clock for KeyPackage lifetimes; nil means time.Now
+	validator      CredentialValidator // application credential check; not persisted
+	removed        bool                // this member was removed by the last commit
+	reinit         bool                // the last commit carried a ReInit proposal
 }
 
 func (g *groupState) setContext(ctx groupContext) error {
