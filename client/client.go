@@ -166,13 +166,11 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.cancel = cancel
 	c.idle = nil
 	if !c.expired {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			if err := c.replenishPreKeys(loopCtx); err != nil {
-				c.log.Warn("prekey replenish failed", "err", err)
-			}
-		}()
+		// Done before anything else, so that even a short-lived
+		// connection (one send) keeps the prekeys stocked and fresh.
+		if err := c.replenishPreKeys(ctx, conn); err != nil {
+			c.log.Warn("prekey replenish failed", "err", err)
+		}
 	}
 	if co.Receive {
 		c.idle = make(chan struct{})

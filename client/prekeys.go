@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"sotto/client/store"
+	"sotto/client/transport"
 	"sotto/signal/session"
 	"sotto/wire"
 )
@@ -23,11 +24,7 @@ const (
 // replenishPreKeys uploads a new batch of one-time prekeys when the relay
 // holds too few, and rotates the signed and last-resort prekeys when they
 // are missing at the relay or older than rotateAfter.
-func (c *Client) replenishPreKeys(ctx context.Context) error {
-	conn, err := c.connection()
-	if err != nil {
-		return err
-	}
+func (c *Client) replenishPreKeys(ctx context.Context, conn *transport.Conn) error {
 	count, err := conn.PreKeyCount(ctx)
 	if err != nil {
 		return err

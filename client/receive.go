@@ -171,7 +171,7 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		}
 	}
 	if r.isPreKey {
-		if err := c.replenishPreKeys(ctx); err != nil {
+		if err := c.replenishPreKeys(ctx, conn); err != nil {
 			c.log.Warn("prekey replenish failed", "err", err)
 		}
 	}

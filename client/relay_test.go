@@ -159,7 +159,7 @@ func TestPreKeysReplenished(t *testing.T) {
 	if before.OneTimePrekeys >= replenishBelow {
 		t.Fatalf("setup: %d one-time prekeys left", before.OneTimePrekeys)
 	}
-	if err := bob.replenishPreKeys(ctx); err != nil {
+	if err := bob.replenishPreKeys(ctx, bconn); err != nil {
 		t.Fatal(err)
 	}
 	after, err := bconn.PreKeyCount(ctx)
@@ -304,14 +304,16 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	if e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "to the old key" {
 		t.Fatalf("got %+v", e.Message)
 	}
-	if err := bob.replenishPreKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Connect rotated the keys before returning.
+	bob.Disconnect()
 	second := signedID()
 	if second == first {
 		t.Fatalf("signed prekey %d not rotated", first)
 	}
 	// A new session is built on the new key.
+	if err := bob.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := carol.Send(ctx, "bob", "to the new key"); err != nil {
 		t.Fatal(err)
 	}
@@ -323,10 +325,12 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	if _, err := ss.LoadSignedPreKey(ctx, first); err != nil {
 		t.Fatalf("rotated key dropped too early: %v", err)
 	}
+	bob.Disconnect()
 	off.Store(int64(50 * 24 * time.Hour))
-	if err := bob.replenishPreKeys(ctx); err != nil {
+	if err := bob.Connect(ctx, ConnectOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	bob.Disconnect()
 	if _, err := ss.LoadSignedPreKey(ctx, first); !errors.Is(err, session.ErrInvalidKeyID) {
 		t.Fatalf("old signed prekey kept: %v", err)
 	}
