@@ -647,3 +647,17 @@ func cmdWipe(e *env, args []string) error {
 	fmt.Fprintln(e.stdout, "wiped")
 	return nil
 }
+
+func cmdWhoami(e *env, args []string) error {
+	fs := e.flagSet("whoami")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", c.Username(), c.DeviceID(), c.Relay())
+	return nil
+}

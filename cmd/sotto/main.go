@@ -3,7 +3,7 @@
 //	sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
-// devices (list, link, approve, remove), history, wipe.
+// devices (list, link, approve, remove), history, whoami, wipe.
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"sotto/client"
 	"sotto/client/store"
@@ -44,6 +45,7 @@ commands:
   devices link --relay URL [--device-name NAME] [--code-file FILE]
   devices approve CODE | --code-file FILE
   devices remove ID
+  whoami
   wipe --yes
 `
 
@@ -83,11 +85,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"verify":        cmdVerify,
 		"devices":       cmdDevices,
 		"wipe":          cmdWipe,
+		"whoami":        cmdWhoami,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "sotto: unknown command %q\n%s", args[0], usage)
 		return 2
+	}
+	if !longRunning(args) {
+		// A one-shot command never hangs on an unresponsive relay.
+		var cancel context.CancelFunc
+		e.ctx, cancel = context.WithTimeout(ctx, oneShotTimeout)
+		defer cancel()
 	}
 	err := cmd(e, args[1:])
 	switch {
@@ -100,6 +109,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "sotto: %v\n", err)
 		return 1
 	}
+}
+
+// oneShotTimeout bounds commands that do one thing and exit.
+const oneShotTimeout = 2 * time.Minute
+
+// longRunning reports whether the command line runs until stopped (or has
+// its own --timeout).
+func longRunning(args []string) bool {
+	switch args[0] {
+	case "listen", "chat":
+		return true
+	case "devices":
+		return len(args) > 1 && args[1] == "link"
+	}
+	return false
 }
 
 // flagSet returns a FlagSet with the global flags, so they may come before
