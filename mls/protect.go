@@ -150,10 +150,12 @@ func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("%w: sender data: %w", ErrDecode, err)
 	}
-	kn, err := tree.keyFor(leaf, ratchetFor(pm.contentType), generation)
+	kn, consume, err := tree.keyFor(leaf, ratchetFor(pm.contentType), generation)
 	if err != nil {
 		return nil, err
 	}
+	accepted := false
+	defer func() { consume(accepted) }()
 	if len(kn.nonce) != s.nonceLen {
 		return nil, fmt.Errorf("%w: nonce size", ErrInvalidKey)
 	}
@@ -169,6 +171,7 @@ func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *
 	if err != nil {
 		return nil, err
 	}
+	accepted = true
 	ac := &authenticatedContent{
 		wireFormat: wireFormatPrivateMessage,
 		content: framedContent{

@@ -157,43 +157,81 @@ func (t *secretTree) nextKey(leaf uint32, typ ratchetType) (uint32, keyNonce, er
 	return g, kn, err
 }
 
-// keyFor returns the key and nonce for a received generation, deleting it
-// so it cannot be used twice.
-func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (keyNonce, error) {
+// keyFor returns the key and nonce for a received generation and a
+// function to call with whether the message authenticated: true deletes
+// the key (it cannot be used twice) and keeps the keys skipped on the
+// way; false leaves the ratchet as it was. A generation beyond the jump
+// bound is refused before anything is derived.
+func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (keyNonce, func(bool), error) {
+	next := uint32(0)
+	if r, ok := t.chains[uint64(leaf)<<1|uint64(typ)]; ok {
+		next = r.next
+	}
+	if generation >= next && generation-next > t.maxJump {
+		return keyNonce{}, nil, ErrGenerationTooFar
+	}
 	r, err := t.chain(leaf, typ)
 	if err != nil {
-		return keyNonce{}, err
+		return keyNonce{}, nil, err
 	}
 	if generation < r.next {
 		kn, ok := r.skipped[generation]
 		if !ok {
-			return keyNonce{}, ErrGenerationUsed
+			return keyNonce{}, nil, ErrGenerationUsed
 		}
-		delete(r.skipped, generation)
-		return kn, nil
-	}
-	if generation-r.next > t.maxJump {
-		return keyNonce{}, ErrGenerationTooFar
-	}
-	for r.next < generation {
-		g := r.next
-		kn, err := t.step(r)
-		if err != nil {
-			return keyNonce{}, err
-		}
-		if len(r.skipped) >= maxSkippedKeys {
-			// Drop the oldest kept key.
-			oldest := g
-			for k := range r.skipped {
-				if k < oldest {
-					oldest = k
-				}
+		return kn, func(ok bool) {
+			if ok {
+				delete(r.skipped, generation)
 			}
-			delete(r.skipped, oldest)
-		}
-		r.skipped[g] = kn
+		}, nil
 	}
-	return t.step(r)
+	// Ratchet a copy; the real ratchet moves only once the message is
+	// accepted.
+	tmp := &ratchet{secret: append([]byte(nil), r.secret...), next: r.next}
+	type skippedKey struct {
+		g  uint32
+		kn keyNonce
+	}
+	var skipped []skippedKey
+	for tmp.next < generation {
+		g := tmp.next
+		kn, err := t.step(tmp)
+		if err != nil {
+			clear(tmp.secret)
+			return keyNonce{}, nil, err
+		}
+		skipped = append(skipped, skippedKey{g, kn})
+	}
+	kn, err := t.step(tmp)
+	if err != nil {
+		clear(tmp.secret)
+		return keyNonce{}, nil, err
+	}
+	return kn, func(ok bool) {
+		if !ok {
+			clear(tmp.secret)
+			for _, sk := range skipped {
+				clear(sk.kn.key)
+				clear(sk.kn.nonce)
+			}
+			return
+		}
+		clear(r.secret)
+		r.secret, r.next = tmp.secret, tmp.next
+		for _, sk := range skipped {
+			if len(r.skipped) >= maxSkippedKeys {
+				// Drop the oldest kept key.
+				oldest := sk.g
+				for k := range r.skipped {
+					if k < oldest {
+						oldest = k
+					}
+				}
+				delete(r.skipped, oldest)
+			}
+			r.skipped[sk.g] = sk.kn
+		}
+	}, nil
 }
 
 // senderDataKeyNonce derives the sender data key and nonce from the

@@ -44,19 +44,19 @@ func TestSecretTreeVectors(t *testing.T) {
 		tree := newSecretTree(s, v.EncryptionSecret, uint32(len(v.Leaves)))
 		for leaf, gens := range v.Leaves {
 			for _, g := range gens {
-				hs, err := tree.keyFor(uint32(leaf), ratchetHandshake, g.Generation)
+				hs, err := takeKey(tree, uint32(leaf), ratchetHandshake, g.Generation)
 				if err != nil {
 					t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
 				}
 				eq(t, "handshake key", hs.key, g.HandshakeKey)
 				eq(t, "handshake nonce", hs.nonce, g.HandshakeNonce)
-				as, err := tree.keyFor(uint32(leaf), ratchetApplication, g.Generation)
+				as, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation)
 				if err != nil {
 					t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
 				}
 				eq(t, "application key", as.key, g.ApplicationKey)
 				eq(t, "application nonce", as.nonce, g.ApplicationNonce)
-				if _, err := tree.keyFor(uint32(leaf), ratchetApplication, g.Generation); !errors.Is(err, ErrGenerationUsed) {
+				if _, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation); !errors.Is(err, ErrGenerationUsed) {
 					t.Errorf("reused generation: got %v, want ErrGenerationUsed", err)
 				}
 			}
@@ -75,20 +75,20 @@ func TestSecretTreeBounds(t *testing.T) {
 	}
 	tree := newSecretTree(s, make([]byte, 32), 4)
 	tree.maxJump = 10
-	if _, err := tree.keyFor(1, ratchetApplication, 11); !errors.Is(err, ErrGenerationTooFar) {
+	if _, err := takeKey(tree, 1, ratchetApplication, 11); !errors.Is(err, ErrGenerationTooFar) {
 		t.Fatalf("jump 11: got %v, want ErrGenerationTooFar", err)
 	}
-	if _, err := tree.keyFor(1, ratchetApplication, 10); err != nil {
+	if _, err := takeKey(tree, 1, ratchetApplication, 10); err != nil {
 		t.Fatalf("jump 10: %v", err)
 	}
 	// Skipped generations stay available exactly once.
-	if _, err := tree.keyFor(1, ratchetApplication, 3); err != nil {
+	if _, err := takeKey(tree, 1, ratchetApplication, 3); err != nil {
 		t.Fatalf("skipped 3: %v", err)
 	}
-	if _, err := tree.keyFor(1, ratchetApplication, 3); !errors.Is(err, ErrGenerationUsed) {
+	if _, err := takeKey(tree, 1, ratchetApplication, 3); !errors.Is(err, ErrGenerationUsed) {
 		t.Fatalf("skipped 3 again: got %v", err)
 	}
-	if _, err := tree.keyFor(4, ratchetApplication, 0); err == nil {
+	if _, err := takeKey(tree, 4, ratchetApplication, 0); err == nil {
 		t.Fatal("leaf out of range accepted")
 	}
 	// A sender's ratchet and a receiver's agree.
@@ -97,9 +97,19 @@ func TestSecretTreeBounds(t *testing.T) {
 	if err != nil || g != 0 {
 		t.Fatalf("nextKey: %d %v", g, err)
 	}
-	got, err := tree.keyFor(2, ratchetHandshake, 0)
+	got, err := takeKey(tree, 2, ratchetHandshake, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eq(t, "sender/receiver key", got.key, kn.key)
+}
+
+// takeKey gets a received generation's key and consumes it.
+func takeKey(tree *secretTree, leaf uint32, typ ratchetType, generation uint32) (keyNonce, error) {
+	kn, consume, err := tree.keyFor(leaf, typ, generation)
+	if err != nil {
+		return keyNonce{}, err
+	}
+	consume(true)
+	return kn, nil
 }
