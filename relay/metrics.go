@@ -67,6 +67,10 @@ func (m *Metrics) write(w io.Writer, open int) {
 	writeProcess(w)
 }
 
+// MetricsWriter is implemented by backends that export their own
+// counters on /metrics.
+type MetricsWriter interface{ WriteMetrics(io.Writer) }
+
 // writeProcess adds the process figures a load test needs.
 func writeProcess(w io.Writer) {
 	var ms runtime.MemStats

@@ -174,6 +174,12 @@ func (s *Server) Handler() http.Handler {
 		open := len(s.conns)
 		s.mu.Unlock()
 		s.metrics.write(w, open)
+		for _, b := range []any{s.mb, s.dir} {
+			if mw, ok := b.(MetricsWriter); ok {
+				mw.WriteMetrics(w)
+				break
+			}
+		}
 	})
 	return mux
 }

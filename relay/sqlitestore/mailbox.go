@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"sotto/relay"
@@ -18,7 +19,19 @@ const (
 	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
 )
 
-var writerQueries = []string{qInsSend, qInsEnv, qSelSend, qDelEnv}
+// multiRows is how many envelopes one multi-row statement inserts or
+// deletes: per-statement overhead dominates the writer's time otherwise.
+const multiRows = 32
+
+var (
+	qInsEnvMulti = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", multiRows), ", ")
+	// The CASE keeps the tag check of qDelEnv for every row.
+	qDelEnvMulti = `DELETE FROM envelopes WHERE account = ? AND device = ? AND seq IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
+		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
+	writerQueries = []string{qInsSend, qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti}
+)
 
 type opKind int
 
@@ -34,14 +47,16 @@ type op struct {
 	dev  relay.DeviceAddr
 	ids  []relay.EnvelopeID
 
-	res  relay.AppendResult
-	err  error
-	done chan struct{}
+	res       relay.AppendResult
+	err       error
+	done      chan struct{}
+	submitted time.Time
 }
 
 // submit hands o to the writer and waits for its commit.
 func (s *Store) submit(ctx context.Context, o *op) error {
 	o.done = make(chan struct{})
+	o.submitted = time.Now()
 	select {
 	case <-s.stop:
 		return relay.ErrClosed
@@ -108,6 +123,16 @@ func (s *Store) writer() {
 // commit applies batch in one transaction; if that fails it retries each
 // op alone so that one bad op cannot fail the others.
 func (s *Store) commit(batch []*op) {
+	start := time.Now()
+	defer func() {
+		now := time.Now()
+		s.commits.Add(1)
+		s.committedOps.Add(uint64(len(batch)))
+		s.commitNanos.Add(uint64(now.Sub(start)))
+		for _, o := range batch {
+			s.waitNanos.Add(uint64(now.Sub(o.submitted)))
+		}
+	}()
 	err := s.commitTx(batch)
 	if err != nil && len(batch) > 1 {
 		for _, o := range batch {
@@ -129,66 +154,116 @@ func (s *Store) commitTx(batch []*op) error {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var insSend, selSend, insEnv, delEnv *sql.Stmt
-	prep := func(p **sql.Stmt, q string) error {
-		if *p != nil {
-			return nil
+	stmts := map[string]*sql.Stmt{}
+	get := func(q string) (*sql.Stmt, error) {
+		if st := stmts[q]; st != nil {
+			return st, nil
 		}
 		st, err := s.txStmt(ctx, tx, q)
 		if err != nil {
+			return nil, err
+		}
+		stmts[q] = st
+		return st, nil
+	}
+	// Appends: the dedupe record first (per send), then every new
+	// envelope of the batch with multi-row inserts.
+	var (
+		envs  []*relay.Envelope
+		sends []*relay.Send
+	)
+	for _, o := range batch {
+		if o.kind != opAppend {
+			continue
+		}
+		sd := o.send
+		insSend, err := get(qInsSend)
+		if err != nil {
 			return err
 		}
-		*p = st
-		return nil
-	}
-	for _, o := range batch {
-		switch o.kind {
-		case opAppend:
-			if err := prep(&insSend, qInsSend); err != nil {
-				return err
-			}
-			if err := prep(&insEnv, qInsEnv); err != nil {
-				return err
-			}
-			sd := o.send
-			res, err := insSend.ExecContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+		res, err := insSend.ExecContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+		if err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			selSend, err := get(qSelSend)
 			if err != nil {
+				return err
+			}
+			var ts int64
+			if err := selSend.QueryRowContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID).Scan(&ts); err != nil {
 				return fmt.Errorf("sqlitestore: append: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				if err := prep(&selSend, qSelSend); err != nil {
-					return err
-				}
-				var ts int64
-				if err := selSend.QueryRowContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID).Scan(&ts); err != nil {
-					return fmt.Errorf("sqlitestore: append: %w", err)
-				}
-				o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(ts)}
-				continue
+			o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(ts)}
+			continue
+		}
+		o.res = relay.AppendResult{Timestamp: sd.Timestamp}
+		for i := range sd.Envelopes {
+			envs = append(envs, &sd.Envelopes[i])
+			sends = append(sends, sd)
+		}
+	}
+	for len(envs) > 0 {
+		n, q := 1, qInsEnv
+		if len(envs) >= multiRows {
+			n, q = multiRows, qInsEnvMulti
+		}
+		st, err := get(q)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 9*n)
+		for i := range n {
+			e, sd := envs[i], sends[i]
+			args = append(args, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
+				e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, e.Content, sd.MessageID)
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		// One statement inserts its rows in order with consecutive
+		// AUTOINCREMENT rowids (this is the only writer).
+		for i := range n {
+			binary.BigEndian.PutUint64(envs[i].ID[:8], uint64(last-int64(n-1-i)))
+		}
+		envs, sends = envs[n:], sends[n:]
+	}
+	// Acknowledged deletes, several ids per statement.
+	for _, o := range batch {
+		if o.kind != opDelete {
+			continue
+		}
+		ids := o.ids
+		for len(ids) > 0 {
+			n, q := 1, qDelEnv
+			if len(ids) >= multiRows {
+				n, q = multiRows, qDelEnvMulti
 			}
-			for i := range sd.Envelopes {
-				e := &sd.Envelopes[i]
-				res, err := insEnv.ExecContext(ctx, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
-					e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, e.Content, sd.MessageID)
-				if err != nil {
-					return fmt.Errorf("sqlitestore: append: %w", err)
-				}
-				seq, err := res.LastInsertId()
-				if err != nil {
-					return fmt.Errorf("sqlitestore: append: %w", err)
-				}
-				binary.BigEndian.PutUint64(e.ID[:8], uint64(seq))
-			}
-			o.res = relay.AppendResult{Timestamp: sd.Timestamp}
-		case opDelete:
-			if err := prep(&delEnv, qDelEnv); err != nil {
+			st, err := get(q)
+			if err != nil {
 				return err
 			}
-			for _, id := range o.ids {
-				if _, err := delEnv.ExecContext(ctx, int64(id.Seq()), o.dev.Account[:], o.dev.Device, id[8:]); err != nil {
-					return fmt.Errorf("sqlitestore: delete: %w", err)
+			args := make([]any, 0, 2+3*n)
+			if n == 1 {
+				args = append(args, int64(ids[0].Seq()), o.dev.Account[:], o.dev.Device, ids[0][8:])
+			} else {
+				args = append(args, o.dev.Account[:], o.dev.Device)
+				for _, id := range ids[:n] {
+					args = append(args, int64(id.Seq()))
+				}
+				for _, id := range ids[:n] {
+					args = append(args, int64(id.Seq()), id[8:])
 				}
 			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("sqlitestore: delete: %w", err)
+			}
+			ids = ids[n:]
 		}
 	}
 	if err := tx.Commit(); err != nil {

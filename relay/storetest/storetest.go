@@ -161,6 +161,62 @@ func RunMailbox(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("ConcurrentIDsMatchAndBulkDelete", func(t *testing.T) {
+		s, _ := open(t)
+		defer s.Close()
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			given = map[relay.EnvelopeID]string{}
+		)
+		for w := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sd := newSend(addr(byte(w), 1), fmt.Sprint(w), t0, bob1, bob2)
+				if _, err := s.Append(ctx, sd); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range sd.Envelopes {
+					given[e.ID] = string(e.Content)
+				}
+			}()
+		}
+		wg.Wait()
+		var ids []relay.EnvelopeID
+		for _, d := range []relay.DeviceAddr{bob1, bob2} {
+			for _, e := range fetchAll(t, s, d) {
+				if given[e.ID] != string(e.Content) {
+					t.Fatalf("Append reported id %x for different content", e.ID)
+				}
+				if d == bob1 {
+					ids = append(ids, e.ID)
+				}
+			}
+		}
+		if len(ids) != 100 {
+			t.Fatalf("%d envelopes", len(ids))
+		}
+		// One call deleting many, one of them with a forged tag and one
+		// belonging to another device.
+		del := append([]relay.EnvelopeID(nil), ids[:70]...)
+		del[5][15] ^= 1
+		del = append(del, fetchAll(t, s, bob2)[0].ID)
+		if err := s.Delete(ctx, bob1, del); err != nil {
+			t.Fatal(err)
+		}
+		left := fetchAll(t, s, bob1)
+		if len(left) != 31 || left[0].ID != ids[5] {
+			t.Fatalf("after bulk delete: %d left", len(left))
+		}
+		if len(fetchAll(t, s, bob2)) != 100 {
+			t.Fatal("bulk delete touched another device")
+		}
+	})
+
 	t.Run("DeleteOnlyOwn", func(t *testing.T) {
 		s, _ := open(t)
 		defer s.Close()
