@@ -45,6 +45,14 @@ const (
 	maxPreKeyID    = 0xFFFFFF // Signal's prekey ids are 24-bit
 )
 
+// String never shows the secrets.
+func (a *account) String() string {
+	return fmt.Sprintf("account(%s.%d)", a.Username, a.DeviceID)
+}
+
+// GoString never shows the secrets.
+func (a *account) GoString() string { return a.String() }
+
 func loadAccount(ctx context.Context, db kv) (*account, error) {
 	b, err := db.Get(ctx, tblAccount, []byte("self"))
 	if errors.Is(err, store.ErrNotFound) {

@@ -27,7 +27,7 @@ var (
 
 // IdentityChangedError reports that a contact's identity key changed: nothing
 // is sent to them until the user compares safety numbers and accepts the new
-// key (Client.Verify with accept).
+// key (Client.Verify).
 type IdentityChangedError struct {
 	User string
 	key  []byte // the new key, when it still has to be recorded
@@ -124,9 +124,13 @@ func (c *Client) Relay() string { return c.acct.Relay }
 // IdentityKey is the account's serialized public identity key.
 func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize() }
 
-// Close disconnects and locks the store.
+// Close disconnects, locks the store and forgets the device's secrets.
 func (c *Client) Close() error {
 	c.Disconnect()
+	c.cryptoMu.Lock()
+	clear(c.acct.DeviceKey)
+	clear(c.acct.Identity)
+	c.cryptoMu.Unlock()
 	return c.db.Close()
 }
 
