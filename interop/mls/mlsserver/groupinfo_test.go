@@ -1,0 +1,82 @@
+package mlsserver
+
+import (
+	"testing"
+
+	"sotto/mls"
+)
+
+// groupInfos returns real GroupInfo messages, one per supported suite.
+func groupInfos(t testing.TB) map[mls.CipherSuite][]byte {
+	out := map[mls.CipherSuite][]byte{}
+	for v := 1; v <= 7; v++ {
+		cs := mls.CipherSuite(v)
+		if !cs.Supported() {
+			continue
+		}
+		sig, err := mls.GenerateSignatureKey(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := mls.NewGroup(cs, []byte("g"), []byte("alice"), sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gi, err := g.GroupInfo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[cs] = gi
+	}
+	return out
+}
+
+func TestGroupInfoSuite(t *testing.T) {
+	gis := groupInfos(t)
+	if len(gis) == 0 {
+		t.Fatal("no supported suites")
+	}
+	for cs, gi := range gis {
+		got, err := groupInfoSuite(gi)
+		if err != nil || got != cs {
+			t.Errorf("suite %v: got %v, %v", cs, got, err)
+		}
+		kp, _, err := mls.NewKeyPackage(cs, []byte("bob"), mustSig(t, cs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := groupInfoSuite(kp); err == nil {
+			t.Errorf("suite %v: a KeyPackage was read as a GroupInfo", cs)
+		}
+		if _, err := groupInfoSuite(gi[:7]); err == nil {
+			t.Errorf("suite %v: a truncated GroupInfo was accepted", cs)
+		}
+	}
+}
+
+func mustSig(t testing.TB, cs mls.CipherSuite) []byte {
+	sig, err := mls.GenerateSignatureKey(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+func FuzzGroupInfoSuite(f *testing.F) {
+	seeds := groupInfos(f)
+	if len(seeds) == 0 {
+		f.Fatal("empty seed corpus")
+	}
+	for _, gi := range seeds {
+		f.Add(gi)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := groupInfoSuite(b)
+		if err != nil {
+			return
+		}
+		if len(b) < 8 || b[3] != 4 || uint16(cs) != uint16(b[6])<<8|uint16(b[7]) {
+			t.Fatalf("accepted %x as suite %v", b, cs)
+		}
+	})
+}
