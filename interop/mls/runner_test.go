@@ -1,0 +1,273 @@
+package mlsinterop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Environment variables that enable the runner tests.
+const (
+	envRunner  = "SOTTO_MLS_RUNNER"  // path to the built interop/test-runner binary
+	envConfigs = "SOTTO_MLS_CONFIGS" // directory of the runner's configs (default: <runner dir>/../configs)
+	envPeer    = "SOTTO_MLS_PEER"    // optional: a second implementation's server, started with -port N
+	envDeep    = "SOTTO_MLS_DEEP"    // "1" adds deep_random (minutes per run)
+)
+
+// configs are the runner's configs, in the order they are run.
+var configs = []string{"welcome_join", "application", "commit", "external_join", "external_proposals", "reinit", "branch"}
+
+// unsupported lists the scripts that need something sotto/mls does not
+// offer yet; they are left out of the runs (and reported in the log).
+// Everything else must pass, alone and paired with the peer.
+var unsupported = map[string]string{
+	"commit/group_context_extensions":    "standalone GroupContextExtensions proposals",
+	"commit/resumption_psk":              "resumption PSK proposals",
+	"commit/all_together_alice_proposes": "standalone GroupContextExtensions and resumption PSK proposals",
+	"commit/all_together_bob_proposes":   "standalone GroupContextExtensions and resumption PSK proposals",
+	"external_join/removing_prior":       "external commits that remove the joiner's prior leaf",
+	"external_join/with_psk":             "PSKs in external commits",
+	"external_proposals/*":               "external senders and new-member proposals",
+	"reinit/*":                           "ReInit",
+	"branch/*":                           "subgroup branching",
+}
+
+func unsupportedReason(config, script string) (string, bool) {
+	if r, ok := unsupported[config+"/"+script]; ok {
+		return r, true
+	}
+	r, ok := unsupported[config+"/*"]
+	return r, ok
+}
+
+// TestRunnerConfigs runs the MLS working group's test-runner against
+// cmd/mls-interop alone and, with SOTTO_MLS_PEER, paired with a second
+// implementation in both client orders. Any failed case fails the test.
+func TestRunnerConfigs(t *testing.T) {
+	runner := os.Getenv(envRunner)
+	if runner == "" {
+		t.Skipf("set %s to the built mlswg/mls-implementations interop test-runner (and optionally %s to a second implementation's interop server) to run; see docs/interop.md, section MLS", envRunner, envPeer)
+	}
+	configDir := os.Getenv(envConfigs)
+	if configDir == "" {
+		configDir = filepath.Join(filepath.Dir(runner), "..", "configs")
+	}
+	names := configs
+	if os.Getenv(envDeep) == "1" {
+		names = append(append([]string(nil), configs...), "deep_random")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "mls-interop")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "sotto/cmd/mls-interop").CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/mls-interop: %v\n%s", err, out)
+	}
+	sotto := startSotto(ctx, t, bin)
+	type order struct {
+		label   string
+		clients []string
+	}
+	orders := []order{{"sotto", []string{sotto}}}
+	if peerBin := os.Getenv(envPeer); peerBin != "" {
+		peer := startPeer(ctx, t, peerBin)
+		orders = append(orders, order{"sotto+peer", []string{sotto, peer}}, order{"peer+sotto", []string{peer, sotto}})
+	}
+
+	for _, name := range names {
+		cfg, skipped := supportedConfig(t, filepath.Join(configDir, name+".json"), name)
+		for _, s := range skipped {
+			t.Logf("%s: not run: %s", name, s)
+		}
+		if cfg == "" {
+			continue
+		}
+		for _, o := range orders {
+			t.Run(name+"/"+o.label, func(t *testing.T) {
+				runConfig(ctx, t, runner, cfg, o.clients, name == "deep_random" && len(o.clients) > 1)
+			})
+		}
+	}
+}
+
+// startSotto starts cmd/mls-interop on a free loopback port and returns
+// its address.
+func startSotto(ctx context.Context, t *testing.T, bin string) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "-port", "0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("mls-interop did not report its address: %v", err)
+	}
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if !ok {
+		t.Fatalf("mls-interop: unexpected first line %q", line)
+	}
+	return addr
+}
+
+// startPeer starts a second implementation's server with -port on a port
+// that was free a moment ago, and waits until it accepts connections.
+func startPeer(ctx context.Context, t *testing.T, bin string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.CommandContext(ctx, bin, "-port", strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peer %s never listened on %s: %v", bin, addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop interrupts a server and waits for it.
+func stop(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Signal(os.Interrupt)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// supportedConfig writes a copy of a runner config without the
+// unsupported scripts and returns its path ("" when nothing is left) and
+// the scripts left out, with the reason.
+func supportedConfig(t *testing.T, path, name string) (string, []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("runner config: %v (set %s to the runner's interop/configs directory)", err, envConfigs)
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var scripts map[string]json.RawMessage
+	if err := json.Unmarshal(cfg["scripts"], &scripts); err != nil {
+		t.Fatalf("%s: scripts: %v", path, err)
+	}
+	if len(scripts) == 0 {
+		t.Fatalf("%s: no scripts", path)
+	}
+	var skipped []string
+	for s := range scripts {
+		if reason, ok := unsupportedReason(name, s); ok {
+			skipped = append(skipped, s+" ("+reason+")")
+			delete(scripts, s)
+		}
+	}
+	sort.Strings(skipped)
+	if len(scripts) == 0 {
+		return "", skipped
+	}
+	if cfg["scripts"], err = json.Marshal(scripts); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), name+".json")
+	if err := os.WriteFile(dst, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dst, skipped
+}
+
+// runnerResults is the part of the runner's JSON output the test reads.
+type runnerResults struct {
+	Scripts map[string][]struct {
+		CipherSuite uint32            `json:"cipher_suite"`
+		Actors      map[string]string `json:"actors"`
+		Encrypt     bool              `json:"encrypt_flag"`
+		Error       any               `json:"error"`
+		FailedStep  *int              `json:"failed_step"`
+	} `json:"scripts"`
+}
+
+// runConfig runs one config with the given clients and fails on any
+// failed case. random assigns clients to actors at random (needed for
+// configs with hundreds of actors and several clients).
+func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []string, random bool) {
+	args := []string{"-config", cfg}
+	for _, c := range clients {
+		args = append(args, "-client", c)
+	}
+	if random {
+		args = append(args, "-random")
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, runner, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var res runnerResults
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("runner: %v; output not JSON (%v)\n%s", runErr, err, stderr.Bytes())
+	}
+	names := make([]string, 0, len(res.Scripts))
+	for n := range res.Scripts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	total, failed := 0, 0
+	for _, n := range names {
+		for _, r := range res.Scripts[n] {
+			total++
+			if r.FailedStep == nil {
+				continue
+			}
+			failed++
+			t.Errorf("%s: suite %d, encrypted handshake %v, actors %v: step %d: %v", n, r.CipherSuite, r.Encrypt, r.Actors, *r.FailedStep, r.Error)
+		}
+	}
+	if total == 0 {
+		t.Fatal("runner ran no case")
+	}
+	if failed == 0 && runErr != nil {
+		t.Fatalf("runner reported no failed case but exited with %v\n%s", runErr, stderr.Bytes())
+	}
+	t.Logf("%d/%d cases passed (%s)", total-failed, total, fmt.Sprint(names))
+}
