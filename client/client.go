@@ -134,6 +134,17 @@ func (c *Client) Close() error {
 	return c.db.Close()
 }
 
+// Policy returns the unlock policy of the local store.
+func (c *Client) Policy() (store.Policy, error) { return c.db.Policy() }
+
+// SetWipeAfter makes the store wipe itself after n consecutive wrong
+// passphrases (0: never).
+func (c *Client) SetWipeAfter(n int) error { return c.db.SetWipeAfter(n) }
+
+// SetDuress sets the duress passphrase (empty: none): unlocking with it
+// silently wipes the store.
+func (c *Client) SetDuress(duress []byte) error { return c.db.SetDuress(duress, randReader) }
+
 // ConnectOptions tune Connect.
 type ConnectOptions struct {
 	// Receive starts the receive loop: queued and pushed messages are

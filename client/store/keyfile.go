@@ -43,6 +43,11 @@ type keyFile struct {
 	Salt    []byte    `json:"salt"`
 	Nonce   []byte    `json:"nonce"`
 	Wrapped []byte    `json:"wrapped"`
+	// Unlock policy (see policy.go).
+	WipeAfter     int    `json:"wipe_after,omitempty"`
+	FailedUnlocks int    `json:"failed_unlocks,omitempty"`
+	DuressSalt    []byte `json:"duress_salt,omitempty"`
+	DuressHash    []byte `json:"duress_hash,omitempty"`
 }
 
 func (p KDFParams) validate() error {
@@ -123,6 +128,10 @@ func readKeyFile(path string) (*keyFile, error) {
 	}
 	if err := k.Params.validate(); err != nil {
 		return nil, fmt.Errorf("%w (%w)", err, ErrCorrupt)
+	}
+	if k.WipeAfter < 0 || k.FailedUnlocks < 0 ||
+		(len(k.DuressHash) > 0 || len(k.DuressSalt) > 0) && (len(k.DuressSalt) != saltSize || len(k.DuressHash) != chacha20poly1305.KeySize) {
+		return nil, fmt.Errorf("store: %w: key file policy fields", ErrCorrupt)
 	}
 	return &k, nil
 }

@@ -138,10 +138,19 @@ func Open(ctx context.Context, dir string, passphrase []byte) (*Store, error) {
 		return nil, err
 	}
 	dataKey, err := kf.unwrap(passphrase)
+	if errors.Is(err, ErrWrongPassphrase) {
+		return nil, failedUnlock(dir, kf, passphrase)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer clear(dataKey)
+	if kf.FailedUnlocks > 0 {
+		kf.FailedUnlocks = 0
+		if err := writeKeyFile(filepath.Join(dir, keyFileName), kf); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, dbFileName)); err != nil {
 		return nil, fmt.Errorf("store: %w: database missing", ErrCorrupt)
 	}

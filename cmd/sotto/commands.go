@@ -661,3 +661,60 @@ func cmdWhoami(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", c.Username(), c.DeviceID(), c.Relay())
 	return nil
 }
+
+func cmdLock(e *env, args []string) error {
+	fs := e.flagSet("lock")
+	wipeAfter := fs.Int("wipe-after", -1, "wipe this device after `N` consecutive wrong passphrases (0: never)")
+	duressFile := fs.String("duress-file", "", "set the duress passphrase from `FILE`: unlocking with it silently wipes this device")
+	noDuress := fs.Bool("no-duress", false, "remove the duress passphrase")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *duressFile != "" && *noDuress {
+		return errUsage
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if *wipeAfter >= 0 {
+		if err := c.SetWipeAfter(*wipeAfter); err != nil {
+			return err
+		}
+	}
+	switch {
+	case *noDuress:
+		if err := c.SetDuress(nil); err != nil {
+			return err
+		}
+	case *duressFile != "":
+		b, err := os.ReadFile(*duressFile)
+		if err != nil {
+			return fmt.Errorf("duress file: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		defer clear(b)
+		if len(b) == 0 {
+			return errors.New("duress file is empty")
+		}
+		if err := c.SetDuress(b); err != nil {
+			return err
+		}
+	}
+	p, err := c.Policy()
+	if err != nil {
+		return err
+	}
+	if p.WipeAfter > 0 {
+		fmt.Fprintf(e.stdout, "wipe after %d wrong passphrases\n", p.WipeAfter)
+	} else {
+		fmt.Fprintln(e.stdout, "no limit on wrong passphrases")
+	}
+	if p.Duress {
+		fmt.Fprintln(e.stdout, "duress passphrase set")
+	} else {
+		fmt.Fprintln(e.stdout, "no duress passphrase")
+	}
+	return nil
+}

@@ -3,7 +3,7 @@
 //	sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
-// devices (list, link, approve, remove), history, whoami, wipe.
+// devices (list, link, approve, remove), history, whoami, lock, wipe.
 package main
 
 import (
@@ -46,6 +46,7 @@ commands:
   devices approve CODE | --code-file FILE
   devices remove ID
   whoami
+  lock [--wipe-after N] [--duress-file FILE | --no-duress]
   wipe --yes
 `
 
@@ -86,6 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"devices":       cmdDevices,
 		"wipe":          cmdWipe,
 		"whoami":        cmdWhoami,
+		"lock":          cmdLock,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -182,8 +184,14 @@ func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	}
 	defer clear(pass)
 	c, err := client.Open(e.ctx, e.home, pass, e.options(onEvent))
-	if errors.Is(err, store.ErrWrongPassphrase) {
+	var ae *store.AttemptsError
+	switch {
+	case errors.As(err, &ae):
+		return nil, fmt.Errorf("wrong passphrase (%d attempts left before this device wipes itself)", ae.Left)
+	case errors.Is(err, store.ErrWrongPassphrase):
 		return nil, errors.New("wrong passphrase")
+	case errors.Is(err, store.ErrWipedAfterFailures):
+		return nil, errors.New("too many wrong passphrases: this device's keys and history were wiped")
 	}
 	return c, err
 }
