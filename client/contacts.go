@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"sotto/client/content"
 	"sotto/signal/fingerprint"
 	"sotto/signal/session"
 )
@@ -186,6 +187,33 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 		}
 	}
 	return out, saveDevices(ctx, c.db, c.acct.Username, others)
+}
+
+// WipeDevice orders one of the account's other devices to crypto-shred its
+// store the next time it receives. The order travels end to end encrypted
+// like a message; the relay only carries it. Revoke the device (RemoveDevice)
+// once it has received the order: a revoked device can no longer fetch it.
+func (c *Client) WipeDevice(ctx context.Context, id uint32) error {
+	if id == c.acct.DeviceID {
+		return fmt.Errorf("client: to wipe this device, use the local wipe")
+	}
+	conn, err := c.connection()
+	if err != nil {
+		return err
+	}
+	others, err := c.refreshDevices(ctx, conn, c.acct.Username)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(others, id) {
+		return fmt.Errorf("client: no device %d on this account", id)
+	}
+	ct, err := content.NewWipeOrder(id, c.opts.Now())
+	if err != nil {
+		return err
+	}
+	_, err = c.sendContent(ctx, c.acct.Username, ct, ct.Id)
+	return err
 }
 
 // RemoveDevice revokes one of the account's other devices.

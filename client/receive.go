@@ -45,6 +45,7 @@ const (
 	EventReceipt                              // Event.Receipt
 	EventIdentityChanged                      // Event.User's identity key changed
 	EventError                                // Event.Err: an envelope could not be processed
+	EventWiped                                // an own device (Event.Device) ordered this one wiped; it was (Event.Err: how it failed)
 )
 
 // Receipt reports delivery or read receipts for own messages.
@@ -61,6 +62,7 @@ type Event struct {
 	Message *Message
 	Receipt *Receipt
 	User    string
+	Device  uint32
 	Err     error
 }
 
@@ -89,7 +91,9 @@ func (c *Client) receiveLoop(ctx context.Context, conn *transport.Conn, noAck bo
 			if !ok {
 				return
 			}
-			c.handleEnvelope(ctx, conn, env, noAck)
+			if stop := c.handleEnvelope(ctx, conn, env, noAck); stop {
+				return
+			}
 			if drained == nil && !idleClosed {
 				quiet = time.After(quietPeriod)
 			}
@@ -105,9 +109,12 @@ type received struct {
 	ackTo    string // send a delivery receipt to this user
 	changed  []string
 	isPreKey bool
+	wipeBy   uint32 // an own device ordered this one wiped
 }
 
-func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) {
+// handleEnvelope processes one envelope; it reports whether the receive
+// loop must stop (the device was wiped).
+func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) (stop bool) {
 	addr := session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
 	var r received
 	c.cryptoMu.Lock()
@@ -146,7 +153,7 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	default:
 		// Not stored (store or context failure): leave it queued.
 		c.log.Warn("envelope not processed; left queued", "from", addr.String(), "err", err)
-		return
+		return false
 	}
 	if !noAck {
 		if err := conn.Ack(ctx, env.Id); err != nil {
@@ -170,11 +177,29 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 			c.log.Info("delivery receipt not sent", "to", r.ackTo, "err", err)
 		}
 	}
+	if r.wipeBy != 0 {
+		c.wipeSelf(r.wipeBy)
+		return true
+	}
 	if r.isPreKey {
 		if err := c.replenishPreKeys(ctx, conn); err != nil {
 			c.log.Warn("prekey replenish failed", "err", err)
 		}
 	}
+	return false
+}
+
+// wipeSelf crypto-shreds the local store on an own device's order. The
+// client is unusable afterwards.
+func (c *Client) wipeSelf(by uint32) {
+	c.cryptoMu.Lock()
+	dir := c.db.Dir()
+	c.db.Close()
+	err := store.Wipe(dir)
+	clear(c.acct.DeviceKey)
+	clear(c.acct.Identity)
+	c.cryptoMu.Unlock()
+	c.emit(Event{Kind: EventWiped, User: c.acct.Username, Device: by, Err: err})
 }
 
 func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
@@ -216,6 +241,13 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			return err
 		}
 		r.msg = m
+	case *content.Content_DeviceOrder:
+		// Only the account's own devices give orders; the session has
+		// authenticated the sender's identity as this account's.
+		if fromSelf && env.SenderDevice != c.acct.DeviceID &&
+			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID {
+			r.wipeBy = env.SenderDevice
+		}
 	case *content.Content_DeliveryReceipt:
 		return c.applyReceipt(ctx, tx, env, b.DeliveryReceipt.Ids, false, r)
 	case *content.Content_ReadReceipt:

@@ -221,3 +221,35 @@ func mustText(t *testing.T, s string) *content.Content {
 	}
 	return c
 }
+
+func TestWipeOrderOnlyFromOwnDevices(t *testing.T) {
+	ctx := context.Background()
+	alice := newTestDevice(t, "alice", nil)
+	bob := newTestDevice(t, "bob", nil)
+	ss := bob.c.sigStores(bob.c.db)
+	if err := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), session.Address{Name: "alice", DeviceID: 1}, alice.bundle(0), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	order, err := content.NewWipeOrder(alice.c.DeviceID(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := content.Encode(order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, ct, err := session.Encrypt(ctx, ss.stores(), session.Address{Name: "alice", DeviceID: 1}, pt, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := deliver(t, alice, bob, typ, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.wipeBy != 0 {
+		t.Fatal("a wipe order from another account was accepted")
+	}
+	if !store.Exists(alice.c.db.Dir()) {
+		t.Fatal("store gone")
+	}
+}

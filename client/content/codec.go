@@ -80,6 +80,16 @@ func NewSyncSent(destination string, c *Content) *Content {
 		Body: &Content_SyncSent{SyncSent: &SyncSent{Destination: destination, Content: c}}}
 }
 
+// NewWipeOrder orders own device deviceID to wipe itself.
+func NewWipeOrder(deviceID uint32, now time.Time) (*Content, error) {
+	id, err := NewID(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &Content{Version: Version, Id: id, SentAtMs: now.UnixMilli(),
+		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_WIPE, DeviceId: deviceID}}}, nil
+}
+
 // Encode validates c, serializes it and pads it for encryption.
 func Encode(c *Content) ([]byte, error) {
 	if err := validate(c, true); err != nil {
@@ -164,6 +174,14 @@ func validate(c *Content, top bool) error {
 		return validateReceipt(b.DeliveryReceipt)
 	case *Content_ReadReceipt:
 		return validateReceipt(b.ReadReceipt)
+	case *Content_DeviceOrder:
+		o := b.DeviceOrder
+		if o == nil || o.Action != DeviceOrder_WIPE || o.DeviceId == 0 {
+			return fmt.Errorf("%w: device order", ErrInvalid)
+		}
+		if !top {
+			return fmt.Errorf("%w: nested device order", ErrInvalid)
+		}
 	case *Content_SyncSent:
 		if !top {
 			return fmt.Errorf("%w: nested sync transcript", ErrInvalid)

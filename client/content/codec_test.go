@@ -27,7 +27,11 @@ func samples(t testing.TB) []*Content {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*Content{text, reply, dr, rr, NewSyncSent("bob", reply)}
+	wipe, err := NewWipeOrder(2, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*Content{text, reply, dr, rr, NewSyncSent("bob", reply), wipe}
 }
 
 func TestRoundTrip(t *testing.T) {

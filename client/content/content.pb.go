@@ -24,6 +24,53 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DeviceOrder_Action int32
+
+const (
+	DeviceOrder_ACTION_UNSPECIFIED DeviceOrder_Action = 0
+	// Crypto-shred the local store.
+	DeviceOrder_WIPE DeviceOrder_Action = 1
+)
+
+// Enum value maps for DeviceOrder_Action.
+var (
+	DeviceOrder_Action_name = map[int32]string{
+		0: "ACTION_UNSPECIFIED",
+		1: "WIPE",
+	}
+	DeviceOrder_Action_value = map[string]int32{
+		"ACTION_UNSPECIFIED": 0,
+		"WIPE":               1,
+	}
+)
+
+func (x DeviceOrder_Action) Enum() *DeviceOrder_Action {
+	p := new(DeviceOrder_Action)
+	*p = x
+	return p
+}
+
+func (x DeviceOrder_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeviceOrder_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_client_content_content_proto_enumTypes[0].Descriptor()
+}
+
+func (DeviceOrder_Action) Type() protoreflect.EnumType {
+	return &file_client_content_content_proto_enumTypes[0]
+}
+
+func (x DeviceOrder_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeviceOrder_Action.Descriptor instead.
+func (DeviceOrder_Action) EnumDescriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{1, 0}
+}
+
 type Content struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Format version; a client rejects versions newer than it knows.
@@ -39,6 +86,7 @@ type Content struct {
 	//	*Content_DeliveryReceipt
 	//	*Content_ReadReceipt
 	//	*Content_SyncSent
+	//	*Content_DeviceOrder
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -138,6 +186,15 @@ func (x *Content) GetSyncSent() *SyncSent {
 	return nil
 }
 
+func (x *Content) GetDeviceOrder() *DeviceOrder {
+	if x != nil {
+		if x, ok := x.Body.(*Content_DeviceOrder); ok {
+			return x.DeviceOrder
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -158,6 +215,11 @@ type Content_SyncSent struct {
 	SyncSent *SyncSent `protobuf:"bytes,13,opt,name=sync_sent,json=syncSent,proto3,oneof"`
 }
 
+type Content_DeviceOrder struct {
+	// An order from one of the account's own devices to another.
+	DeviceOrder *DeviceOrder `protobuf:"bytes,26,opt,name=device_order,json=deviceOrder,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_DeliveryReceipt) isContent_Body() {}
@@ -165,6 +227,64 @@ func (*Content_DeliveryReceipt) isContent_Body() {}
 func (*Content_ReadReceipt) isContent_Body() {}
 
 func (*Content_SyncSent) isContent_Body() {}
+
+func (*Content_DeviceOrder) isContent_Body() {}
+
+// DeviceOrder is accepted only from the account's own devices (the
+// recipient checks that the sender is its own account, which the Signal
+// session authenticates).
+type DeviceOrder struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action DeviceOrder_Action     `protobuf:"varint,1,opt,name=action,proto3,enum=sotto.content.DeviceOrder_Action" json:"action,omitempty"`
+	// The device the order is for.
+	DeviceId      uint32 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceOrder) Reset() {
+	*x = DeviceOrder{}
+	mi := &file_client_content_content_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceOrder) ProtoMessage() {}
+
+func (x *DeviceOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceOrder.ProtoReflect.Descriptor instead.
+func (*DeviceOrder) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DeviceOrder) GetAction() DeviceOrder_Action {
+	if x != nil {
+		return x.Action
+	}
+	return DeviceOrder_ACTION_UNSPECIFIED
+}
+
+func (x *DeviceOrder) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
 
 type Text struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -177,7 +297,7 @@ type Text struct {
 
 func (x *Text) Reset() {
 	*x = Text{}
-	mi := &file_client_content_content_proto_msgTypes[1]
+	mi := &file_client_content_content_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +309,7 @@ func (x *Text) String() string {
 func (*Text) ProtoMessage() {}
 
 func (x *Text) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[1]
+	mi := &file_client_content_content_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +322,7 @@ func (x *Text) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Text.ProtoReflect.Descriptor instead.
 func (*Text) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{1}
+	return file_client_content_content_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Text) GetBody() string {
@@ -230,7 +350,7 @@ type Quote struct {
 
 func (x *Quote) Reset() {
 	*x = Quote{}
-	mi := &file_client_content_content_proto_msgTypes[2]
+	mi := &file_client_content_content_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +362,7 @@ func (x *Quote) String() string {
 func (*Quote) ProtoMessage() {}
 
 func (x *Quote) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[2]
+	mi := &file_client_content_content_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +375,7 @@ func (x *Quote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quote.ProtoReflect.Descriptor instead.
 func (*Quote) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{2}
+	return file_client_content_content_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Quote) GetId() []byte {
@@ -290,7 +410,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_client_content_content_proto_msgTypes[3]
+	mi := &file_client_content_content_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +422,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[3]
+	mi := &file_client_content_content_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +435,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{3}
+	return file_client_content_content_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Receipt) GetIds() [][]byte {
@@ -339,7 +459,7 @@ type SyncSent struct {
 
 func (x *SyncSent) Reset() {
 	*x = SyncSent{}
-	mi := &file_client_content_content_proto_msgTypes[4]
+	mi := &file_client_content_content_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +471,7 @@ func (x *SyncSent) String() string {
 func (*SyncSent) ProtoMessage() {}
 
 func (x *SyncSent) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[4]
+	mi := &file_client_content_content_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +484,7 @@ func (x *SyncSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncSent.ProtoReflect.Descriptor instead.
 func (*SyncSent) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{4}
+	return file_client_content_content_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SyncSent) GetDestination() string {
@@ -385,7 +505,7 @@ var File_client_content_content_proto protoreflect.FileDescriptor
 
 const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclient/content/content.proto\x12\rsotto.content\"\xc4\x02\n" +
+	"\x1cclient/content/content.proto\x12\rsotto.content\"\x8b\x03\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
@@ -395,8 +515,15 @@ const file_client_content_content_proto_rawDesc = "" +
 	" \x01(\v2\x13.sotto.content.TextH\x00R\x04text\x12C\n" +
 	"\x10delivery_receipt\x18\v \x01(\v2\x16.sotto.content.ReceiptH\x00R\x0fdeliveryReceipt\x12;\n" +
 	"\fread_receipt\x18\f \x01(\v2\x16.sotto.content.ReceiptH\x00R\vreadReceipt\x126\n" +
-	"\tsync_sent\x18\r \x01(\v2\x17.sotto.content.SyncSentH\x00R\bsyncSentB\x06\n" +
-	"\x04bodyJ\x04\b\x14\x10)\"F\n" +
+	"\tsync_sent\x18\r \x01(\v2\x17.sotto.content.SyncSentH\x00R\bsyncSent\x12?\n" +
+	"\fdevice_order\x18\x1a \x01(\v2\x1a.sotto.content.DeviceOrderH\x00R\vdeviceOrderB\x06\n" +
+	"\x04bodyJ\x04\b\x14\x10\x1aJ\x04\b\x1b\x10)\"\x91\x01\n" +
+	"\vDeviceOrder\x129\n" +
+	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"*\n" +
+	"\x06Action\x12\x16\n" +
+	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
+	"\x04WIPE\x10\x01\"F\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
 	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\"C\n" +
@@ -422,26 +549,31 @@ func file_client_content_content_proto_rawDescGZIP() []byte {
 	return file_client_content_content_proto_rawDescData
 }
 
-var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_client_content_content_proto_goTypes = []any{
-	(*Content)(nil),  // 0: sotto.content.Content
-	(*Text)(nil),     // 1: sotto.content.Text
-	(*Quote)(nil),    // 2: sotto.content.Quote
-	(*Receipt)(nil),  // 3: sotto.content.Receipt
-	(*SyncSent)(nil), // 4: sotto.content.SyncSent
+	(DeviceOrder_Action)(0), // 0: sotto.content.DeviceOrder.Action
+	(*Content)(nil),         // 1: sotto.content.Content
+	(*DeviceOrder)(nil),     // 2: sotto.content.DeviceOrder
+	(*Text)(nil),            // 3: sotto.content.Text
+	(*Quote)(nil),           // 4: sotto.content.Quote
+	(*Receipt)(nil),         // 5: sotto.content.Receipt
+	(*SyncSent)(nil),        // 6: sotto.content.SyncSent
 }
 var file_client_content_content_proto_depIdxs = []int32{
-	1, // 0: sotto.content.Content.text:type_name -> sotto.content.Text
-	3, // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
-	3, // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
-	4, // 3: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
-	2, // 4: sotto.content.Text.quote:type_name -> sotto.content.Quote
-	0, // 5: sotto.content.SyncSent.content:type_name -> sotto.content.Content
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 0: sotto.content.Content.text:type_name -> sotto.content.Text
+	5, // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
+	5, // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
+	6, // 3: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
+	2, // 4: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
+	0, // 5: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
+	4, // 6: sotto.content.Text.quote:type_name -> sotto.content.Quote
+	1, // 7: sotto.content.SyncSent.content:type_name -> sotto.content.Content
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_client_content_content_proto_init() }
@@ -454,19 +586,21 @@ func file_client_content_content_proto_init() {
 		(*Content_DeliveryReceipt)(nil),
 		(*Content_ReadReceipt)(nil),
 		(*Content_SyncSent)(nil),
+		(*Content_DeviceOrder)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   5,
+			NumEnums:      1,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_client_content_content_proto_goTypes,
 		DependencyIndexes: file_client_content_content_proto_depIdxs,
+		EnumInfos:         file_client_content_content_proto_enumTypes,
 		MessageInfos:      file_client_content_content_proto_msgTypes,
 	}.Build()
 	File_client_content_content_proto = out.File

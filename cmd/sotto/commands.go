@@ -132,8 +132,16 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", ev.User, ev.User, ev.User)
 	case client.EventError:
 		fmt.Fprintf(e.stderr, "! %v\n", ev.Err)
+	case client.EventWiped:
+		fmt.Fprintf(e.stderr, "! device %d of this account ordered this device wiped: its keys and history are gone\n", ev.Device)
+		if ev.Err != nil {
+			fmt.Fprintf(e.stderr, "! wipe incomplete: %v\n", ev.Err)
+		}
 	}
 }
+
+// errWiped ends listen and chat after a wipe order.
+var errWiped = errors.New("this device was wiped")
 
 func cmdListen(e *env, args []string) error {
 	fs := e.flagSet("listen")
@@ -181,6 +189,9 @@ func cmdListen(e *env, args []string) error {
 		select {
 		case ev := <-events:
 			printEvent(e, ev, *asJSON)
+			if ev.Kind == client.EventWiped {
+				return errWiped
+			}
 			if ev.Kind == client.EventMessage {
 				n++
 				if *count > 0 && n >= *count {
@@ -254,6 +265,9 @@ func cmdChat(e *env, args []string) error {
 		select {
 		case ev := <-events:
 			showChatEvent(ctx, e, c, peer, ev)
+			if ev.Kind == client.EventWiped {
+				return errWiped
+			}
 		case <-c.Idle():
 			backlog = false
 		case <-c.Done():
@@ -289,6 +303,9 @@ func cmdChat(e *env, args []string) error {
 			}
 		case ev := <-events:
 			showChatEvent(ctx, e, c, peer, ev)
+			if ev.Kind == client.EventWiped {
+				return errWiped
+			}
 		case <-c.Done():
 			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
 				return err
@@ -304,6 +321,10 @@ func cmdChat(e *env, args []string) error {
 func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, ev client.Event) {
 	if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
 		fmt.Fprintf(e.stderr, "(new message from %s)\n", ev.Message.From)
+		return
+	}
+	if ev.Kind == client.EventWiped {
+		printEvent(e, ev, false)
 		return
 	}
 	printEvent(e, ev, false)
@@ -487,6 +508,8 @@ func cmdDevices(e *env, args []string) error {
 		return devicesApprove(e, args)
 	case "remove":
 		return devicesRemove(e, args)
+	case "wipe":
+		return devicesWipe(e, args)
 	}
 	return errUsage
 }
@@ -716,5 +739,30 @@ func cmdLock(e *env, args []string) error {
 	} else {
 		fmt.Fprintln(e.stdout, "no duress passphrase")
 	}
+	return nil
+}
+
+func devicesWipe(e *env, args []string) error {
+	fs := e.flagSet("devices wipe")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	id, err := strconv.ParseUint(pos[0], 10, 32)
+	if err != nil {
+		return fmt.Errorf("devices wipe: bad device id %q", pos[0])
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.WipeDevice(e.ctx, uint32(id)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wipe order sent: device %d wipes itself when it next connects; then revoke it with: sotto devices remove %d\n", id, id)
 	return nil
 }

@@ -45,6 +45,7 @@ commands:
   devices link --relay URL [--device-name NAME] [--code-file FILE]
   devices approve CODE | --code-file FILE
   devices remove ID
+  devices wipe ID
   whoami
   lock [--wipe-after N] [--duress-file FILE | --no-duress]
   wipe --yes
