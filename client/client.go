@@ -143,7 +143,7 @@ func (c *Client) SetWipeAfter(n int) error { return c.db.SetWipeAfter(n) }
 
 // SetDuress sets the duress passphrase (empty: none): unlocking with it
 // silently wipes the store.
-func (c *Client) SetDuress(duress []byte) error { return c.db.SetDuress(duress, randReader) }
+func (c *Client) SetDuress(duress []byte) error { return c.db.SetDuress(duress, rand.Reader) }
 
 // ConnectOptions tune Connect.
 type ConnectOptions struct {
@@ -265,5 +265,3 @@ func messageKey(sender string, id []byte) []byte {
 }
 
 func normalize(user string) string { return strings.TrimSpace(user) }
-
-var randReader = rand.Reader

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,7 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err
 			_ = store.Wipe(p.Dir)
 		}
 	}()
-	identity, err := session.GenerateIdentityKeyPair(randReader)
+	identity, err := session.GenerateIdentityKeyPair(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
@@ -109,7 +110,7 @@ type Linking struct {
 
 // BeginLink opens a provisioning channel at the relay for a new device.
 func BeginLink(ctx context.Context, relay string) (*Linking, error) {
-	priv, err := ecdh.X25519().GenerateKey(randReader)
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client: link key: %w", err)
 	}
@@ -156,6 +157,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message does not decrypt: %w", err)
 	}
+	defer clear(pt)
 	var pm provisioning
 	if err := json.Unmarshal(pt, &pm); err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)

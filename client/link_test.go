@@ -2,12 +2,13 @@ package client
 
 import (
 	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"testing"
 )
 
 func FuzzParseLinkCode(f *testing.F) {
-	priv, err := ecdh.X25519().GenerateKey(randReader)
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		f.Fatal(err)
 	}

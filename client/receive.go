@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +122,7 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	err := c.db.Update(ctx, func(tx *store.Tx) error {
 		r = received{isPreKey: env.Type == session.MessageTypePreKey}
 		ss := c.sigStores(tx)
-		pt, err := session.Decrypt(ctx, randReader, ss.stores(), addr, int(env.Type), env.Content)
+		pt, err := session.Decrypt(ctx, rand.Reader, ss.stores(), addr, int(env.Type), env.Content)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,7 +38,7 @@ func (c *Client) Send(ctx context.Context, user, text string) (*Message, error) 
 	if _, err := appendMessage(ctx, c.db, c.acct.Username, m); err != nil {
 		return m, fmt.Errorf("client: message sent but not stored: %w", err)
 	}
-	relayID, err := content.NewID(randReader)
+	relayID, err := content.NewID(rand.Reader)
 	if err != nil {
 		return m, err
 	}
@@ -265,7 +266,7 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 	if wb.OneTimePrekey != nil {
 		b.HasPreKey, b.PreKeyID, b.PreKey = true, wb.OneTimePrekey.Id, wb.OneTimePrekey.PublicKey
 	}
-	ctxErr := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), addr, b, now)
+	ctxErr := session.ProcessPreKeyBundle(ctx, rand.Reader, ss.stores(), addr, b, now)
 	if errors.Is(ctxErr, session.ErrUntrustedIdentity) {
 		e := &IdentityChangedError{User: addr.Name}
 		if addr.Name != c.acct.Username {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -31,7 +32,7 @@ func newTestDevice(t *testing.T, user string, identity *session.IdentityKeyPair)
 		t.Fatal(err)
 	}
 	if identity == nil {
-		if identity, err = session.GenerateIdentityKeyPair(randReader); err != nil {
+		if identity, err = session.GenerateIdentityKeyPair(rand.Reader); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,7 +74,7 @@ func deliver(t *testing.T, to *testDevice, from *testDevice, typ int, ct []byte)
 	var r received
 	err := to.c.db.Update(ctx, func(tx *store.Tx) error {
 		ss := to.c.sigStores(tx)
-		pt, err := session.Decrypt(ctx, randReader, ss.stores(), session.Address{Name: env.Sender, DeviceID: env.SenderDevice}, typ, ct)
+		pt, err := session.Decrypt(ctx, rand.Reader, ss.stores(), session.Address{Name: env.Sender, DeviceID: env.SenderDevice}, typ, ct)
 		if err != nil {
 			return err
 		}
@@ -110,7 +111,7 @@ func TestSessionOverEncryptedStore(t *testing.T) {
 	alice := newTestDevice(t, "alice", nil)
 	bob := newTestDevice(t, "bob", nil)
 	ss := alice.c.sigStores(alice.c.db)
-	if err := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), session.Address{Name: "bob", DeviceID: 1}, bob.bundle(0), time.Now()); err != nil {
+	if err := session.ProcessPreKeyBundle(ctx, rand.Reader, ss.stores(), session.Address{Name: "bob", DeviceID: 1}, bob.bundle(0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	typ, ct, sent := encryptText(t, alice, bob, "hello bob")
@@ -167,7 +168,7 @@ func TestIdentityChangeBlocksSending(t *testing.T) {
 	bob := newTestDevice(t, "bob", nil)
 	ss := alice.c.sigStores(alice.c.db)
 	bobAddr := session.Address{Name: "bob", DeviceID: 1}
-	if err := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), bobAddr, bob.bundle(0), time.Now()); err != nil {
+	if err := session.ProcessPreKeyBundle(ctx, rand.Reader, ss.stores(), bobAddr, bob.bundle(0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ss.SaveIdentity(ctx, bobAddr, bob.c.IdentityKey()); err != nil {
@@ -179,7 +180,7 @@ func TestIdentityChangeBlocksSending(t *testing.T) {
 	}
 	// Bob reinstalls: a new identity key. Alice receives from it.
 	bob2 := newTestDevice(t, "bob", nil)
-	if err := session.ProcessPreKeyBundle(ctx, randReader, bob2.c.sigStores(bob2.c.db).stores(), session.Address{Name: "alice", DeviceID: 1}, alice.bundle(1), time.Now()); err != nil {
+	if err := session.ProcessPreKeyBundle(ctx, rand.Reader, bob2.c.sigStores(bob2.c.db).stores(), session.Address{Name: "alice", DeviceID: 1}, alice.bundle(1), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	typ, ct, _ := encryptText(t, bob2, alice, "new phone")
@@ -227,7 +228,7 @@ func TestWipeOrderOnlyFromOwnDevices(t *testing.T) {
 	alice := newTestDevice(t, "alice", nil)
 	bob := newTestDevice(t, "bob", nil)
 	ss := bob.c.sigStores(bob.c.db)
-	if err := session.ProcessPreKeyBundle(ctx, randReader, ss.stores(), session.Address{Name: "alice", DeviceID: 1}, alice.bundle(0), time.Now()); err != nil {
+	if err := session.ProcessPreKeyBundle(ctx, rand.Reader, ss.stores(), session.Address{Name: "alice", DeviceID: 1}, alice.bundle(0), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	order, err := content.NewWipeOrder(alice.c.DeviceID(), time.Now())
