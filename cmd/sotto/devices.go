@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"sotto/client"
+	"sotto/client/store"
+)
+
+func cmdDevices(e *env, args []string) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "list":
+		return devicesList(e, args)
+	case "link":
+		return devicesLink(e, args)
+	case "approve":
+		return devicesApprove(e, args)
+	case "remove":
+		return devicesRemove(e, args)
+	case "wipe":
+		return devicesWipe(e, args)
+	}
+	return errUsage
+}
+
+func devicesList(e *env, args []string) error {
+	fs := e.flagSet("devices list")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds, err := c.Devices(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		mark := ""
+		if d.Current {
+			mark = "\t(this device)"
+		}
+		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, d.Name, d.Created.UTC().Format(time.DateOnly), mark)
+	}
+	return nil
+}
+
+func devicesLink(e *env, args []string) error {
+	fs := e.flagSet("devices link")
+	relay := fs.String("relay", "", "relay `URL`")
+	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	codeFile := fs.String("code-file", "", "also write the link code to `FILE`")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the approval")
+	e.kdfFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *relay == "" {
+		return errors.New("devices link: missing --relay")
+	}
+	if store.Exists(e.home) {
+		return fmt.Errorf("devices link: %s already holds an enrolled device", e.home)
+	}
+	pass, err := e.passphrase(true)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+	defer cancel()
+	l, err := client.BeginLink(ctx, *relay)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	code := l.Code()
+	fmt.Fprintf(e.stdout, "On a device already linked to your account, run:\n  sotto devices approve %s\n", code)
+	if isTerminal(e.stdout) {
+		if err := writeQR(e.stdout, code); err != nil {
+			return err
+		}
+	}
+	if *codeFile != "" {
+		if err := writeFileAtomic(*codeFile, []byte(code+"\n")); err != nil {
+			return err
+		}
+	}
+	c, err := l.Finish(ctx, e.home, pass, *name, e.options(nil))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(e.stdout, "linked to %s as device %d\n", c.Username(), c.DeviceID())
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func devicesApprove(e *env, args []string) error {
+	fs := e.flagSet("devices approve")
+	codeFile := fs.String("code-file", "", "read the link code from `FILE`")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var code string
+	switch {
+	case len(pos) == 1 && *codeFile == "":
+		code = pos[0]
+	case len(pos) == 0 && *codeFile != "":
+		b, err := os.ReadFile(*codeFile)
+		if err != nil {
+			return err
+		}
+		code = strings.TrimSpace(string(b))
+	default:
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.ApproveLink(e.ctx, code); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "approved: the new device is finishing its registration")
+	return nil
+}
+
+func devicesRemove(e *env, args []string) error {
+	fs := e.flagSet("devices remove")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	id, err := strconv.ParseUint(pos[0], 10, 32)
+	if err != nil {
+		return fmt.Errorf("devices remove: bad device id %q", pos[0])
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.RemoveDevice(e.ctx, uint32(id)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "device %d removed\n", id)
+	return nil
+}
+
+func devicesWipe(e *env, args []string) error {
+	fs := e.flagSet("devices wipe")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	id, err := strconv.ParseUint(pos[0], 10, 32)
+	if err != nil {
+		return fmt.Errorf("devices wipe: bad device id %q", pos[0])
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.WipeDevice(e.ctx, uint32(id)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wipe order sent: device %d wipes itself when it next connects; then revoke it with: sotto devices remove %d\n", id, id)
+	return nil
+}

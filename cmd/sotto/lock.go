@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"sotto/client/store"
+)
+
+func cmdWipe(e *env, args []string) error {
+	fs := e.flagSet("wipe")
+	yes := fs.Bool("yes", false, "really destroy this device's keys and history")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*yes {
+		return errors.New("wipe destroys this device's keys and history for good: run again with --yes")
+	}
+	if !store.Exists(e.home) {
+		return fmt.Errorf("no store in %s", e.home)
+	}
+	if err := store.Wipe(e.home); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "wiped")
+	return nil
+}
+
+func cmdLock(e *env, args []string) error {
+	fs := e.flagSet("lock")
+	wipeAfter := fs.Int("wipe-after", -1, "wipe this device after `N` consecutive wrong passphrases (0: never)")
+	duressFile := fs.String("duress-file", "", "set the duress passphrase from `FILE`: unlocking with it silently wipes this device")
+	noDuress := fs.Bool("no-duress", false, "remove the duress passphrase")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *duressFile != "" && *noDuress {
+		return errUsage
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if *wipeAfter >= 0 {
+		if err := c.SetWipeAfter(*wipeAfter); err != nil {
+			return err
+		}
+	}
+	switch {
+	case *noDuress:
+		if err := c.SetDuress(nil); err != nil {
+			return err
+		}
+	case *duressFile != "":
+		b, err := os.ReadFile(*duressFile)
+		if err != nil {
+			return fmt.Errorf("duress file: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		defer clear(b)
+		if len(b) == 0 {
+			return errors.New("duress file is empty")
+		}
+		if err := c.SetDuress(b); err != nil {
+			return err
+		}
+	}
+	p, err := c.Policy()
+	if err != nil {
+		return err
+	}
+	if p.WipeAfter > 0 {
+		fmt.Fprintf(e.stdout, "wipe after %d wrong passphrases\n", p.WipeAfter)
+	} else {
+		fmt.Fprintln(e.stdout, "no limit on wrong passphrases")
+	}
+	if p.Duress {
+		fmt.Fprintln(e.stdout, "duress passphrase set")
+	} else {
+		fmt.Fprintln(e.stdout, "no duress passphrase")
+	}
+	return nil
+}
+
