@@ -506,4 +506,3 @@ func cmdWhoami(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", c.Username(), c.DeviceID(), c.Relay())
 	return nil
 }
-

@@ -84,4 +84,3 @@ func cmdLock(e *env, args []string) error {
 	}
 	return nil
 }
-
