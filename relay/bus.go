@@ -22,34 +22,37 @@ type Bus interface {
 // LocalBus is the in-process Bus.
 type LocalBus struct {
 	mu   sync.RWMutex
-	subs map[DeviceAddr]map[*busSub]struct{}
+	subs map[DeviceAddr][]*busSub // usually one
 }
 
 type busSub struct{ fn func([]Envelope) }
 
 // NewLocalBus returns an empty in-process bus.
 func NewLocalBus() *LocalBus {
-	return &LocalBus{subs: make(map[DeviceAddr]map[*busSub]struct{})}
+	return &LocalBus{subs: make(map[DeviceAddr][]*busSub)}
 }
 
 // Subscribe implements Bus.
 func (b *LocalBus) Subscribe(dev DeviceAddr, fn func([]Envelope)) func() {
 	s := &busSub{fn: fn}
 	b.mu.Lock()
-	m := b.subs[dev]
-	if m == nil {
-		m = make(map[*busSub]struct{}, 1)
-		b.subs[dev] = m
-	}
-	m[s] = struct{}{}
+	b.subs[dev] = append(b.subs[dev], s)
 	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
-		delete(b.subs[dev], s)
-		if len(b.subs[dev]) == 0 {
-			delete(b.subs, dev)
+		defer b.mu.Unlock()
+		list := b.subs[dev]
+		for i, x := range list {
+			if x == s {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
 		}
-		b.mu.Unlock()
+		if len(list) == 0 {
+			delete(b.subs, dev)
+		} else {
+			b.subs[dev] = list
+		}
 	}
 }
 
@@ -57,7 +60,7 @@ func (b *LocalBus) Subscribe(dev DeviceAddr, fn func([]Envelope)) func() {
 func (b *LocalBus) Notify(_ context.Context, dev DeviceAddr, envs []Envelope) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	for s := range b.subs[dev] {
+	for _, s := range b.subs[dev] {
 		s.fn(envs)
 	}
 	return nil

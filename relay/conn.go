@@ -68,45 +68,55 @@ func (c *conn) serve(ctx context.Context) {
 		c.dmu.Unlock()
 		c.dwg.Wait()
 	}()
-	if err := c.newChallenge(); err != nil {
+	// Everything but reading runs in short-lived worker goroutines, one
+	// at a time (so requests are still handled in order): the deep call
+	// chains of storage, protobuf and writes grow their stacks, not the
+	// stack of this goroutine, which idles for the connection's lifetime.
+	// That keeps an idle connection's stack small.
+	work := make(chan bool, 1)
+	run := func(fn func() bool) bool {
+		go func() { work <- fn() }()
+		return <-work
+	}
+	if !run(func() bool { return c.newChallenge() == nil }) {
 		return
 	}
 	for {
 		b, err := c.sock.ReadFrame(c.ctx)
-		if err != nil {
-			switch {
-			case errors.Is(err, ErrTooLarge):
-				c.s.metrics.framesIn.Add(1)
-				c.reply(c.errorFor(requestIDOf(b), ErrTooLarge))
-				continue
-			case errors.Is(err, errTextFrame):
-				c.s.metrics.framesIn.Add(1)
-				c.reply(c.errorFor(0, err))
-				continue
-			}
+		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
 			return
 		}
-		c.s.metrics.framesIn.Add(1)
-		f, err := wire.DecodeFrame(b)
-		var ve *wire.VersionError
-		if errors.As(err, &ve) {
-			c.reply(c.errorFor(f.GetRequest().GetId(), ErrUpgrade))
-			c.close(CloseUpgrade)
-			return
-		}
-		if err != nil {
-			c.reply(c.errorFor(0, err))
-			continue
-		}
-		req := f.GetRequest()
-		if req == nil {
-			c.reply(c.errorFor(0, ErrBadRequest))
-			continue
-		}
-		if err := c.reply(c.handle(req)); err != nil {
+		if !run(func() bool { return c.frame(b, err) }) {
 			return
 		}
 	}
+}
+
+// frame handles one frame read from the socket (or the read error that
+// came with it); it reports whether the connection goes on.
+func (c *conn) frame(b []byte, rerr error) bool {
+	c.s.metrics.framesIn.Add(1)
+	switch {
+	case errors.Is(rerr, ErrTooLarge):
+		return c.reply(c.errorFor(requestIDOf(b), ErrTooLarge)) == nil
+	case rerr != nil:
+		return c.reply(c.errorFor(0, rerr)) == nil
+	}
+	f, err := wire.DecodeFrame(b)
+	var ve *wire.VersionError
+	if errors.As(err, &ve) {
+		c.reply(c.errorFor(f.GetRequest().GetId(), ErrUpgrade))
+		c.close(CloseUpgrade)
+		return false
+	}
+	if err != nil {
+		return c.reply(c.errorFor(0, err)) == nil
+	}
+	req := f.GetRequest()
+	if req == nil {
+		return c.reply(c.errorFor(0, ErrBadRequest)) == nil
+	}
+	return c.reply(c.handle(req)) == nil
 }
 
 // requestIDOf recovers the request id of an oversized frame, if it parses.

@@ -204,9 +204,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	// The HTTP handler goroutine owns the connection: no extra goroutine
-	// per idle connection.
-	s.ServeSocket(sock, host)
+	// The connection outlives this handler (it is hijacked): returning
+	// frees the request and the handler goroutine, so an idle connection
+	// costs one goroutine with a small stack.
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		sock.Close(CloseGoingAway)
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		s.ServeSocket(sock, host)
+	}()
 }
 
 // ServeSocket runs the protocol on sock until it ends or the server closes.
