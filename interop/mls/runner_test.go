@@ -193,10 +193,21 @@ func supportedConfig(t *testing.T, path, name string) (string, []string) {
 		t.Fatalf("%s: no scripts", path)
 	}
 	var skipped []string
-	for s := range scripts {
+	for s, steps := range scripts {
 		if reason, ok := unsupportedReason(name, s); ok {
 			skipped = append(skipped, s+" ("+reason+")")
 			delete(scripts, s)
+			continue
+		}
+		if name == "deep_random" {
+			cut, n, err := cutAtRemovePrior(steps)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", path, s, err)
+			}
+			if cut != nil {
+				scripts[s] = cut
+				skipped = append(skipped, fmt.Sprintf("%s from step %d on (external commits that remove the joiner's prior leaf)", s, n))
+			}
 		}
 	}
 	sort.Strings(skipped)
@@ -270,4 +281,28 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 		t.Fatalf("runner reported no failed case but exited with %v\n%s", runErr, stderr.Bytes())
 	}
 	t.Logf("%d/%d cases passed (%s)", total-failed, total, fmt.Sprint(names))
+}
+
+// cutAtRemovePrior shortens a script to the steps before its first
+// external join that removes the joiner's prior leaf, which sotto/mls
+// cannot do yet. It returns nil when the script has no such step.
+func cutAtRemovePrior(script json.RawMessage) (json.RawMessage, int, error) {
+	var steps []json.RawMessage
+	if err := json.Unmarshal(script, &steps); err != nil {
+		return nil, 0, err
+	}
+	for i, raw := range steps {
+		var st struct {
+			Action      string `json:"action"`
+			RemovePrior bool   `json:"removePrior"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return nil, 0, err
+		}
+		if st.Action == "externalJoin" && st.RemovePrior {
+			cut, err := json.Marshal(steps[:i])
+			return cut, i, err
+		}
+	}
+	return nil, 0, nil
 }
