@@ -197,7 +197,7 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 			return n, nil
 		}
 	}
-	if err := n.tree.validatePolicy(&n.ctx); err != nil {
+	if err := n.tree.validateTree(&n.ctx, fx.gce); err != nil {
 		return nil, err
 	}
 	confirmed, err := s.confirmedTranscriptHash(g.interim, ac)
@@ -250,6 +250,7 @@ type proposalEffects struct {
 	pskIDs    []preSharedKeyID
 	kemOutput []byte // ExternalInit
 	reinit    bool
+	gce       bool // the group context extensions changed
 }
 
 // applyProposals applies a validated proposal list to n's tree and
@@ -261,6 +262,7 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 	for _, rp := range ps {
 		if rp.p.typ == proposalGroupContextExtensions {
 			n.ctx.extensions = rp.p.extensions
+			fx.gce = true
 		}
 	}
 	for _, rp := range ps {

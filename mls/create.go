@@ -282,7 +282,7 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 	n.priv = priv
 	n.reinit = fx.reinit
-	if err := n.tree.validatePolicy(&n.ctx); err != nil {
+	if err := n.tree.validateTree(&n.ctx, fx.gce); err != nil {
 		return nil, err
 	}
 	n.ctx.epoch = st.ctx.epoch + 1

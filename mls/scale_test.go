@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"testing"
@@ -86,6 +87,14 @@ func TestRandomMembershipChanges(t *testing.T) {
 		}
 		members = kept
 		sameEpoch(t, members...)
+		for _, m := range members {
+			// The cached tree hash matches one computed from scratch.
+			fresh := &ratchetTree{s: m.g.st.s, nodes: m.g.st.tree.nodes}
+			h, err := fresh.rootHash()
+			if err != nil || !bytes.Equal(h, m.g.st.ctx.treeHash) {
+				t.Fatalf("step %d: %s: cached tree hash differs from a fresh one", step, m.name)
+			}
+		}
 		if len(members[0].g.Members()) != len(members) {
 			t.Fatalf("step %d: %d members in the tree, %d clients", step, len(members[0].g.Members()), len(members))
 		}

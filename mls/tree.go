@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"sotto/mls/internal/codec"
 	"sotto/mls/internal/treemath"
@@ -14,7 +15,43 @@ import (
 type ratchetTree struct {
 	s     *suite
 	nodes treeNodes
+	// hashes caches the tree hash of each node's subtree (nil: not
+	// computed). Every change to a node goes through setNode or touched,
+	// which forget the hashes of the node and its ancestors.
+	hashes [][]byte
+	// dirty lists the nodes replaced since the tree was cloned, for
+	// validating only what a commit changed.
+	dirty []uint32
 }
+
+// syncCache sizes the hash cache to the tree.
+func (t *ratchetTree) syncCache() {
+	if len(t.hashes) != len(t.nodes) {
+		t.hashes = make([][]byte, len(t.nodes))
+	}
+}
+
+// touched forgets the cached hashes of node x and its ancestors.
+func (t *ratchetTree) touched(x uint32) {
+	t.syncCache()
+	if int(x) >= len(t.hashes) {
+		return
+	}
+	t.hashes[x] = nil
+	for _, p := range treemath.DirectPath(x, t.size()) {
+		t.hashes[p] = nil
+	}
+}
+
+// setNode replaces node x.
+func (t *ratchetTree) setNode(x uint32, n *node) {
+	t.nodes[x] = n
+	t.touched(x)
+	t.dirty = append(t.dirty, x)
+}
+
+// invalidateAll forgets every cached hash.
+func (t *ratchetTree) invalidateAll() { t.hashes = nil }
 
 // parseRatchetTree decodes a ratchet_tree extension value.
 func parseRatchetTree(s *suite, b []byte) (*ratchetTree, error) {
@@ -50,23 +87,29 @@ func (t *ratchetTree) checkStructure() error {
 
 func (t *ratchetTree) marshal() ([]byte, error) { return marshal(t.nodes) }
 
-// clone copies the tree deeply enough that changes to the copy (which
-// replace leaf nodes and replace or edit parent nodes) leave t intact.
+// clone copies the tree. Nodes are shared copy-on-write: leaf nodes are
+// never changed in place, and parent nodes are copied (mutableParent)
+// before an in-place edit.
 func (t *ratchetTree) clone() *ratchetTree {
-	c := &ratchetTree{s: t.s, nodes: make(treeNodes, len(t.nodes))}
-	for i, n := range t.nodes {
-		if n == nil {
-			continue
-		}
-		if n.parent != nil {
-			p := *n.parent
-			p.unmergedLeaves = append([]uint32(nil), p.unmergedLeaves...)
-			c.nodes[i] = &node{parent: &p}
-		} else {
-			c.nodes[i] = &node{leaf: n.leaf}
-		}
+	c := &ratchetTree{s: t.s, nodes: slices.Clone(t.nodes)}
+	if len(t.hashes) == len(t.nodes) {
+		c.hashes = slices.Clone(t.hashes)
 	}
 	return c
+}
+
+// mutableParent returns parent node x for editing, after replacing it
+// with a private copy, and forgets the cached hashes above it.
+func (t *ratchetTree) mutableParent(x uint32) *parentNode {
+	old := t.parentAt(x)
+	if old == nil {
+		return nil
+	}
+	p := *old
+	p.unmergedLeaves = slices.Clone(old.unmergedLeaves)
+	t.nodes[x] = &node{parent: &p}
+	t.touched(x)
+	return &p
 }
 
 // size returns the number of leaves.
@@ -122,7 +165,22 @@ func (t *ratchetTree) resolution(x uint32) []uint32 {
 
 // treeHash computes the tree hash of the subtree at x (RFC 9420 §7.8),
 // treating the leaves in excluded as blank and absent from unmerged lists.
+// Hashes of subtrees without excluded leaves are cached.
 func (t *ratchetTree) treeHash(x uint32, excluded map[uint32]bool) ([]byte, error) {
+	t.syncCache()
+	cacheable := true
+	for l := range excluded {
+		if treemath.IsAncestor(x, treemath.LeafNode(l)) {
+			cacheable = false
+			break
+		}
+	}
+	if cacheable {
+		excluded = nil
+		if int(x) < len(t.hashes) && t.hashes[x] != nil {
+			return t.hashes[x], nil
+		}
+	}
 	var w codec.Writer
 	if treemath.IsLeaf(x) {
 		i := treemath.NodeLeaf(x)
@@ -164,7 +222,11 @@ func (t *ratchetTree) treeHash(x uint32, excluded map[uint32]bool) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
-	return t.s.hash(b), nil
+	h := t.s.hash(b)
+	if cacheable && int(x) < len(t.hashes) {
+		t.hashes[x] = h
+	}
+	return h, nil
 }
 
 func (t *ratchetTree) rootHash() ([]byte, error) {
@@ -301,7 +363,7 @@ func (t *ratchetTree) filteredDirectPath(i uint32) (path, copath []uint32) {
 // blankPath blanks the parent nodes on leaf i's direct path.
 func (t *ratchetTree) blankPath(i uint32) {
 	for _, p := range treemath.DirectPath(treemath.LeafNode(i), t.size()) {
-		t.nodes[p] = nil
+		t.setNode(p, nil)
 	}
 }
 
@@ -318,13 +380,16 @@ func (t *ratchetTree) addLeaf(l *leafNode) uint32 {
 	if i == t.size() {
 		if len(t.nodes) == 0 {
 			t.nodes = treeNodes{nil}
+			t.hashes = nil
 		} else {
+			t.syncCache()
 			t.nodes = append(t.nodes, make(treeNodes, len(t.nodes)+1)...)
+			t.hashes = append(t.hashes, make([][]byte, len(t.hashes)+1)...)
 		}
 	}
-	t.nodes[treemath.LeafNode(i)] = &node{leaf: l}
+	t.setNode(treemath.LeafNode(i), &node{leaf: l})
 	for _, p := range treemath.DirectPath(treemath.LeafNode(i), t.size()) {
-		if pn := t.parentAt(p); pn != nil {
+		if pn := t.mutableParent(p); pn != nil {
 			pn.unmergedLeaves = append(pn.unmergedLeaves, i)
 		}
 	}
@@ -333,14 +398,14 @@ func (t *ratchetTree) addLeaf(l *leafNode) uint32 {
 
 // updateLeaf replaces leaf i and blanks its direct path (RFC 9420 §12.1.2).
 func (t *ratchetTree) updateLeaf(i uint32, l *leafNode) {
-	t.nodes[treemath.LeafNode(i)] = &node{leaf: l}
+	t.setNode(treemath.LeafNode(i), &node{leaf: l})
 	t.blankPath(i)
 }
 
 // removeLeaf blanks leaf i and its direct path, then truncates
 // (RFC 9420 §12.1.3).
 func (t *ratchetTree) removeLeaf(i uint32) {
-	t.nodes[treemath.LeafNode(i)] = nil
+	t.setNode(treemath.LeafNode(i), nil)
 	t.blankPath(i)
 	t.truncate()
 }
@@ -354,6 +419,8 @@ func (t *ratchetTree) truncate() {
 				return
 			}
 		}
+		t.syncCache()
 		t.nodes = t.nodes[:half]
+		t.hashes = t.hashes[:half]
 	}
 }

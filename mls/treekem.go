@@ -51,7 +51,7 @@ func (p *treePrivate) setPathSecret(s *suite, x uint32, pathSecret []byte) ([]by
 func (t *ratchetTree) setParentHashes(path, copath []uint32) ([]byte, error) {
 	ph := []byte{}
 	for i := len(path) - 1; i >= 0; i-- {
-		t.nodes[path[i]].parent.parentHash = ph
+		t.mutableParent(path[i]).parentHash = ph
 		var err error
 		if ph, err = t.parentHashOf(path[i], copath[i]); err != nil {
 			return nil, err
@@ -76,7 +76,7 @@ func (t *ratchetTree) mergeUpdatePath(sender uint32, up *updatePath, groupID []b
 	}
 	t.blankPath(sender)
 	for i, x := range path {
-		t.nodes[x] = &node{parent: &parentNode{encryptionKey: up.nodes[i].encryptionKey}}
+		t.setNode(x, &node{parent: &parentNode{encryptionKey: up.nodes[i].encryptionKey}})
 	}
 	ph, err := t.setParentHashes(path, copath)
 	if err != nil {
@@ -89,7 +89,7 @@ func (t *ratchetTree) mergeUpdatePath(sender uint32, up *updatePath, groupID []b
 		return fmt.Errorf("%w: committer leaf: %w", ErrInvalidMessage, err)
 	}
 	leaf := up.leafNode
-	t.nodes[treemath.LeafNode(sender)] = &node{leaf: &leaf}
+	t.setNode(treemath.LeafNode(sender), &node{leaf: &leaf})
 	return nil
 }
 
@@ -202,7 +202,7 @@ func (t *ratchetTree) applyOwnPath(sender uint32, leafSecret []byte, template *l
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		t.nodes[x] = &node{parent: &parentNode{encryptionKey: pub}}
+		t.setNode(x, &node{parent: &parentNode{encryptionKey: pub}})
 		if ps, err = s.deriveSecret(ps, "path"); err != nil {
 			return nil, nil, nil, err
 		}
@@ -219,7 +219,7 @@ func (t *ratchetTree) applyOwnPath(sender uint32, leafSecret []byte, template *l
 	if err := leaf.sign(s, sigPriv, groupID, sender); err != nil {
 		return nil, nil, nil, err
 	}
-	t.nodes[treemath.LeafNode(sender)] = &node{leaf: &leaf}
+	t.setNode(treemath.LeafNode(sender), &node{leaf: &leaf})
 	return priv, secrets, ps, nil
 }
 

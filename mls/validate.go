@@ -148,3 +148,97 @@ func (t *ratchetTree) checkUnmergedChains() error {
 	}
 	return nil
 }
+
+// maxIncrementalNodes bounds the changed nodes validateChanged checks one
+// by one; beyond it a full validation is cheaper.
+const maxIncrementalNodes = 64
+
+// validateChanged applies the checks of validatePolicy to the nodes
+// replaced since the tree was cloned (t.dirty), assuming the rest of the
+// tree was valid under the same group context. It falls back to the full
+// check for large changes.
+func (t *ratchetTree) validateChanged(ctx *groupContext) error {
+	seen := map[uint32]bool{}
+	var changed []uint32
+	for _, x := range t.dirty {
+		if !seen[x] && int(x) < len(t.nodes) && t.nodes[x] != nil {
+			seen[x] = true
+			changed = append(changed, x)
+		}
+	}
+	if len(changed) > maxIncrementalNodes {
+		return t.validatePolicy(ctx)
+	}
+	rc, err := parseRequiredCapabilities(ctx.extensions)
+	if err != nil {
+		return err
+	}
+	var used []uint16 // credential types in use
+	for i := uint32(0); i < t.size(); i++ {
+		if l := t.leaf(i); l != nil && !slices.Contains(used, l.credential.typ) {
+			used = append(used, l.credential.typ)
+		}
+	}
+	sigKeys := map[string]uint32{} // changed leaves' signature keys
+	encKeys := map[string]uint32{} // changed nodes' encryption keys
+	var newTypes []uint16          // credential types of changed leaves
+	for _, x := range changed {
+		if l := t.nodes[x].leaf; l != nil {
+			i := treemath.NodeLeaf(x)
+			if err := validateLeafPolicy(t.s, l, rc); err != nil {
+				return fmt.Errorf("leaf %d: %w", i, err)
+			}
+			for _, e := range ctx.extensions {
+				if !defaultExtension(e.typ) && !slices.Contains(l.capabilities.extensions, e.typ) {
+					return fmt.Errorf("%w: leaf %d does not support group extension %d", ErrInvalidMessage, i, e.typ)
+				}
+			}
+			for _, typ := range used {
+				if !slices.Contains(l.capabilities.credentials, typ) {
+					return fmt.Errorf("%w: credential type not supported by all members", ErrInvalidTree)
+				}
+			}
+			if _, dup := sigKeys[string(l.signatureKey)]; dup {
+				return fmt.Errorf("%w: duplicate signature key", ErrInvalidTree)
+			}
+			sigKeys[string(l.signatureKey)] = x
+			if !slices.Contains(newTypes, l.credential.typ) {
+				newTypes = append(newTypes, l.credential.typ)
+			}
+		}
+		k := t.publicKey(x)
+		if _, dup := encKeys[string(k)]; dup {
+			return fmt.Errorf("%w: duplicate encryption key", ErrInvalidTree)
+		}
+		encKeys[string(k)] = x
+	}
+	for y := range t.nodes {
+		n := t.nodes[y]
+		if n == nil {
+			continue
+		}
+		if x, ok := encKeys[string(t.publicKey(uint32(y)))]; ok && x != uint32(y) {
+			return fmt.Errorf("%w: duplicate encryption key", ErrInvalidTree)
+		}
+		if l := n.leaf; l != nil {
+			if x, ok := sigKeys[string(l.signatureKey)]; ok && x != uint32(y) {
+				return fmt.Errorf("%w: duplicate signature key", ErrInvalidTree)
+			}
+			for _, typ := range newTypes {
+				if !slices.Contains(l.capabilities.credentials, typ) {
+					return fmt.Errorf("%w: credential type not supported by all members", ErrInvalidTree)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// validateTree validates a tree after a commit: fully when the group
+// context extensions changed, otherwise only what changed.
+func (t *ratchetTree) validateTree(ctx *groupContext, extensionsChanged bool) error {
+	if extensionsChanged {
+		return t.validatePolicy(ctx)
+	}
+	return t.validateChanged(ctx)
+}

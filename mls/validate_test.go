@@ -80,6 +80,7 @@ func TestTreeValidationRejectsTampering(t *testing.T) {
 			if p := tree.parentAt(uint32(x)); p != nil {
 				p.encryptionKey = append([]byte{}, p.encryptionKey...)
 				p.encryptionKey[0] ^= 1
+				tree.touched(uint32(x))
 				if err := tree.verifyParentHashes(); !errors.Is(err, ErrInvalidTree) {
 					t.Fatalf("tampered parent key accepted: %v", err)
 				}
@@ -174,6 +175,57 @@ func TestReInitClosesGroup(t *testing.T) {
 	for _, g := range []*Group{ag, bg} {
 		if _, err := g.Seal([]byte("x")); !errors.Is(err, ErrReInit) {
 			t.Fatalf("seal after reinit: %v", err)
+		}
+	}
+}
+
+// The incremental check after a commit catches what the full one does.
+func TestValidateChangedMatchesFull(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	sig, _ := GenerateSignatureKey(cs)
+	g, _ := NewGroup(cs, []byte("g"), []byte("alice"), sig)
+	var kps [][]byte
+	for _, name := range []string{"b", "c", "d", "e"} {
+		kps = append(kps, newClient(t, cs, name).kp)
+	}
+	p, err := g.Commit(CommitOptions{Add: kps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Apply(p)
+	st := g.st
+	_, freshPub, _ := st.s.generateHPKE()
+	cases := []struct {
+		name   string
+		change func(tr *ratchetTree)
+		bad    bool
+	}{
+		{"new leaf key", func(tr *ratchetTree) {
+			l := *tr.leaf(1)
+			l.encryptionKey = freshPub
+			tr.setNode(2, &node{leaf: &l})
+		}, false},
+		{"duplicate signature key", func(tr *ratchetTree) {
+			l := *tr.leaf(1)
+			l.signatureKey = tr.leaf(2).signatureKey
+			tr.setNode(2, &node{leaf: &l})
+		}, true},
+		{"duplicate encryption key", func(tr *ratchetTree) {
+			tr.setNode(5, &node{parent: &parentNode{encryptionKey: tr.leaf(3).encryptionKey}})
+		}, true},
+		{"unsupported credential type", func(tr *ratchetTree) {
+			l := *tr.leaf(1)
+			l.credential = credential{typ: credentialX509, certificates: [][]byte{{1}}}
+			l.capabilities.credentials = []uint16{credentialBasic, credentialX509}
+			tr.setNode(2, &node{leaf: &l})
+		}, true},
+	}
+	for _, c := range cases {
+		tr := st.tree.clone()
+		c.change(tr)
+		inc, full := tr.validateChanged(&st.ctx), tr.validatePolicy(&st.ctx)
+		if (inc != nil) != c.bad || (full != nil) != c.bad {
+			t.Errorf("%s: incremental %v, full %v, want failure %v", c.name, inc, full, c.bad)
 		}
 	}
 }
