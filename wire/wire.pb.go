@@ -242,6 +242,7 @@ type Request struct {
 	//	*Request_ListDevices
 	//	*Request_RemoveDevice
 	//	*Request_Ping
+	//	*Request_TurnCredentials
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -435,6 +436,15 @@ func (x *Request) GetPing() *PingRequest {
 	return nil
 }
 
+func (x *Request) GetTurnCredentials() *TurnCredentialsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_TurnCredentials); ok {
+			return x.TurnCredentials
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -503,6 +513,11 @@ type Request_Ping struct {
 	Ping *PingRequest `protobuf:"bytes,25,opt,name=ping,proto3,oneof"`
 }
 
+type Request_TurnCredentials struct {
+	// calls 60-69
+	TurnCredentials *TurnCredentialsRequest `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -535,6 +550,8 @@ func (*Request_RemoveDevice) isRequest_Body() {}
 
 func (*Request_Ping) isRequest_Body() {}
 
+func (*Request_TurnCredentials) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -563,6 +580,7 @@ type Response struct {
 	//	*Response_ListDevices
 	//	*Response_RemoveDevice
 	//	*Response_Ping
+	//	*Response_TurnCredentials
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -784,6 +802,15 @@ func (x *Response) GetPing() *PingResponse {
 	return nil
 }
 
+func (x *Response) GetTurnCredentials() *TurnCredentials {
+	if x != nil {
+		if x, ok := x.Body.(*Response_TurnCredentials); ok {
+			return x.TurnCredentials
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -852,6 +879,11 @@ type Response_Ping struct {
 	Ping *PingResponse `protobuf:"bytes,25,opt,name=ping,proto3,oneof"`
 }
 
+type Response_TurnCredentials struct {
+	// calls 60-69
+	TurnCredentials *TurnCredentials `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -883,6 +915,8 @@ func (*Response_ListDevices) isResponse_Body() {}
 func (*Response_RemoveDevice) isResponse_Body() {}
 
 func (*Response_Ping) isResponse_Body() {}
+
+func (*Response_TurnCredentials) isResponse_Body() {}
 
 // Push is sent by the relay unprompted.
 type Push struct {
@@ -3250,6 +3284,116 @@ func (x *PingResponse) GetServerTimeMs() int64 {
 	return 0
 }
 
+// TurnCredentialsRequest asks for short-lived TURN credentials; only an
+// authenticated device gets them.
+type TurnCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnCredentialsRequest) Reset() {
+	*x = TurnCredentialsRequest{}
+	mi := &file_wire_wire_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnCredentialsRequest) ProtoMessage() {}
+
+func (x *TurnCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*TurnCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{45}
+}
+
+// TurnCredentials follow the TURN REST convention: username is
+// "<expiry unix seconds>:<account>.<device>", password is
+// base64(HMAC-SHA1(relay secret, username)).
+type TurnCredentials struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// turn: URIs ("turn:host:port?transport=udp", "...?transport=tcp").
+	Urls          []string `protobuf:"bytes,3,rep,name=urls,proto3" json:"urls,omitempty"`
+	ExpiresAtMs   int64    `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnCredentials) Reset() {
+	*x = TurnCredentials{}
+	mi := &file_wire_wire_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnCredentials) ProtoMessage() {}
+
+func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnCredentials.ProtoReflect.Descriptor instead.
+func (*TurnCredentials) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *TurnCredentials) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *TurnCredentials) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *TurnCredentials) GetUrls() []string {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *TurnCredentials) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -3261,7 +3405,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xbc\b\n" +
+	"\x04kind\"\x8d\t\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -3283,8 +3427,10 @@ const file_wire_wire_proto_rawDesc = "" +
 	"linkDevice\x12C\n" +
 	"\flist_devices\x18\x17 \x01(\v2\x1e.sotto.wire.ListDevicesRequestH\x00R\vlistDevices\x12F\n" +
 	"\rremove_device\x18\x18 \x01(\v2\x1f.sotto.wire.RemoveDeviceRequestH\x00R\fremoveDevice\x12-\n" +
-	"\x04ping\x18\x19 \x01(\v2\x17.sotto.wire.PingRequestH\x00R\x04pingB\x06\n" +
-	"\x04body\"\xd0\t\n" +
+	"\x04ping\x18\x19 \x01(\v2\x17.sotto.wire.PingRequestH\x00R\x04ping\x12O\n" +
+	"\x10turn_credentials\x18< \x01(\v2\".sotto.wire.TurnCredentialsRequestH\x00R\x0fturnCredentialsB\x06\n" +
+	"\x04body\"\x9a\n" +
+	"\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -3310,7 +3456,8 @@ const file_wire_wire_proto_rawDesc = "" +
 	"linkDevice\x12;\n" +
 	"\flist_devices\x18\x17 \x01(\v2\x16.sotto.wire.DeviceListH\x00R\vlistDevices\x12G\n" +
 	"\rremove_device\x18\x18 \x01(\v2 .sotto.wire.RemoveDeviceResponseH\x00R\fremoveDevice\x12.\n" +
-	"\x04ping\x18\x19 \x01(\v2\x18.sotto.wire.PingResponseH\x00R\x04pingB\x06\n" +
+	"\x04ping\x18\x19 \x01(\v2\x18.sotto.wire.PingResponseH\x00R\x04ping\x12H\n" +
+	"\x10turn_credentials\x18< \x01(\v2\x1b.sotto.wire.TurnCredentialsH\x00R\x0fturnCredentialsB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -3473,7 +3620,13 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x14RemoveDeviceResponse\"\r\n" +
 	"\vPingRequest\"4\n" +
 	"\fPingResponse\x12$\n" +
-	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs*\x8c\x02\n" +
+	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"\x18\n" +
+	"\x16TurnCredentialsRequest\"\x81\x01\n" +
+	"\x0fTurnCredentials\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
+	"\x04urls\x18\x03 \x03(\tR\x04urls\x12\"\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -3505,7 +3658,7 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: sotto.wire.ErrorCode
 	(*Frame)(nil),                    // 1: sotto.wire.Frame
@@ -3553,6 +3706,8 @@ var file_wire_wire_proto_goTypes = []any{
 	(*RemoveDeviceResponse)(nil),     // 43: sotto.wire.RemoveDeviceResponse
 	(*PingRequest)(nil),              // 44: sotto.wire.PingRequest
 	(*PingResponse)(nil),             // 45: sotto.wire.PingResponse
+	(*TurnCredentialsRequest)(nil),   // 46: sotto.wire.TurnCredentialsRequest
+	(*TurnCredentials)(nil),          // 47: sotto.wire.TurnCredentials
 }
 var file_wire_wire_proto_depIdxs = []int32{
 	2,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -3574,47 +3729,49 @@ var file_wire_wire_proto_depIdxs = []int32{
 	41, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
 	42, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
 	44, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	0,  // 19: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	28, // 20: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	10, // 21: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	12, // 22: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	14, // 23: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	16, // 24: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	19, // 25: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	21, // 26: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	24, // 27: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	27, // 28: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	32, // 29: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	34, // 30: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	36, // 31: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	38, // 32: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	10, // 33: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	21, // 34: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	43, // 35: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	45, // 36: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	5,  // 37: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	29, // 38: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	30, // 39: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	39, // 40: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	6,  // 41: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	6,  // 42: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	7,  // 43: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	6,  // 44: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	8,  // 45: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 46: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	6,  // 47: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	7,  // 48: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	6,  // 49: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	18, // 50: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	20, // 51: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	25, // 52: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	21, // 53: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	8,  // 54: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	46, // 19: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	0,  // 20: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	28, // 21: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	10, // 22: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	12, // 23: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	14, // 24: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	16, // 25: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	19, // 26: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	21, // 27: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	24, // 28: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	27, // 29: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	32, // 30: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	34, // 31: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	36, // 32: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	38, // 33: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	10, // 34: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	21, // 35: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	43, // 36: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	45, // 37: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	47, // 38: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	5,  // 39: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	29, // 40: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	30, // 41: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	39, // 42: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	6,  // 43: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	6,  // 44: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	7,  // 45: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	6,  // 46: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	8,  // 47: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 48: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	6,  // 49: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	7,  // 50: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	6,  // 51: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	18, // 52: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	20, // 53: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	25, // 54: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	21, // 55: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	8,  // 56: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -3644,6 +3801,7 @@ func file_wire_wire_proto_init() {
 		(*Request_ListDevices)(nil),
 		(*Request_RemoveDevice)(nil),
 		(*Request_Ping)(nil),
+		(*Request_TurnCredentials)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -3662,6 +3820,7 @@ func file_wire_wire_proto_init() {
 		(*Response_ListDevices)(nil),
 		(*Response_RemoveDevice)(nil),
 		(*Response_Ping)(nil),
+		(*Response_TurnCredentials)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
@@ -3675,7 +3834,7 @@ func file_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

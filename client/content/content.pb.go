@@ -71,6 +71,128 @@ func (DeviceOrder_Action) EnumDescriptor() ([]byte, []int) {
 	return file_client_content_content_proto_rawDescGZIP(), []int{1, 0}
 }
 
+type CallSignal_Kind int32
+
+const (
+	CallSignal_KIND_UNSPECIFIED CallSignal_Kind = 0
+	CallSignal_OFFER            CallSignal_Kind = 1 // sdp: the caller's offer; rings every device of the callee
+	CallSignal_ANSWER           CallSignal_Kind = 2 // sdp: the callee's answer (the first one wins)
+	CallSignal_ICE              CallSignal_Kind = 3 // candidate: a trickled ICE candidate (JSON of RTCIceCandidateInit)
+	CallSignal_RINGING          CallSignal_Kind = 4 // the callee device is ringing
+	CallSignal_BUSY             CallSignal_Kind = 5 // the callee device is in another call
+	CallSignal_REJECT           CallSignal_Kind = 6 // the callee declined
+	CallSignal_HANGUP           CallSignal_Kind = 7 // either side ends the call (reason says why)
+)
+
+// Enum value maps for CallSignal_Kind.
+var (
+	CallSignal_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "OFFER",
+		2: "ANSWER",
+		3: "ICE",
+		4: "RINGING",
+		5: "BUSY",
+		6: "REJECT",
+		7: "HANGUP",
+	}
+	CallSignal_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"OFFER":            1,
+		"ANSWER":           2,
+		"ICE":              3,
+		"RINGING":          4,
+		"BUSY":             5,
+		"REJECT":           6,
+		"HANGUP":           7,
+	}
+)
+
+func (x CallSignal_Kind) Enum() *CallSignal_Kind {
+	p := new(CallSignal_Kind)
+	*p = x
+	return p
+}
+
+func (x CallSignal_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CallSignal_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_client_content_content_proto_enumTypes[1].Descriptor()
+}
+
+func (CallSignal_Kind) Type() protoreflect.EnumType {
+	return &file_client_content_content_proto_enumTypes[1]
+}
+
+func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CallSignal_Kind.Descriptor instead.
+func (CallSignal_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{6, 0}
+}
+
+type CallSignal_Reason int32
+
+const (
+	CallSignal_REASON_UNSPECIFIED CallSignal_Reason = 0
+	CallSignal_NORMAL             CallSignal_Reason = 1 // a user hung up
+	CallSignal_ANSWERED_ELSEWHERE CallSignal_Reason = 2 // another device of the callee's account answered
+	CallSignal_DECLINED_ELSEWHERE CallSignal_Reason = 3 // another device of the callee's account declined
+	CallSignal_TIMEOUT            CallSignal_Reason = 4 // nobody answered in time
+	CallSignal_FAILED             CallSignal_Reason = 5 // the media connection failed
+)
+
+// Enum value maps for CallSignal_Reason.
+var (
+	CallSignal_Reason_name = map[int32]string{
+		0: "REASON_UNSPECIFIED",
+		1: "NORMAL",
+		2: "ANSWERED_ELSEWHERE",
+		3: "DECLINED_ELSEWHERE",
+		4: "TIMEOUT",
+		5: "FAILED",
+	}
+	CallSignal_Reason_value = map[string]int32{
+		"REASON_UNSPECIFIED": 0,
+		"NORMAL":             1,
+		"ANSWERED_ELSEWHERE": 2,
+		"DECLINED_ELSEWHERE": 3,
+		"TIMEOUT":            4,
+		"FAILED":             5,
+	}
+)
+
+func (x CallSignal_Reason) Enum() *CallSignal_Reason {
+	p := new(CallSignal_Reason)
+	*p = x
+	return p
+}
+
+func (x CallSignal_Reason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CallSignal_Reason) Descriptor() protoreflect.EnumDescriptor {
+	return file_client_content_content_proto_enumTypes[2].Descriptor()
+}
+
+func (CallSignal_Reason) Type() protoreflect.EnumType {
+	return &file_client_content_content_proto_enumTypes[2]
+}
+
+func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CallSignal_Reason.Descriptor instead.
+func (CallSignal_Reason) EnumDescriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{6, 1}
+}
+
 type Content struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Format version; a client rejects versions newer than it knows.
@@ -87,6 +209,12 @@ type Content struct {
 	//	*Content_ReadReceipt
 	//	*Content_SyncSent
 	//	*Content_DeviceOrder
+	//	*Content_CallSignal
+	//	*Content_Reaction
+	//	*Content_Edit
+	//	*Content_Delete
+	//	*Content_Typing
+	//	*Content_TimerChange
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -195,6 +323,60 @@ func (x *Content) GetDeviceOrder() *DeviceOrder {
 	return nil
 }
 
+func (x *Content) GetCallSignal() *CallSignal {
+	if x != nil {
+		if x, ok := x.Body.(*Content_CallSignal); ok {
+			return x.CallSignal
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetReaction() *Reaction {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Reaction); ok {
+			return x.Reaction
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetEdit() *Edit {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Edit); ok {
+			return x.Edit
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetDelete() *Delete {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetTimerChange() *TimerChange {
+	if x != nil {
+		if x, ok := x.Body.(*Content_TimerChange); ok {
+			return x.TimerChange
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -220,6 +402,32 @@ type Content_DeviceOrder struct {
 	DeviceOrder *DeviceOrder `protobuf:"bytes,26,opt,name=device_order,json=deviceOrder,proto3,oneof"`
 }
 
+type Content_CallSignal struct {
+	// Call signalling (offer/answer/ICE/ringing/busy/reject/hang-up).
+	CallSignal *CallSignal `protobuf:"bytes,25,opt,name=call_signal,json=callSignal,proto3,oneof"`
+}
+
+type Content_Reaction struct {
+	// Messaging features (see messaging.proto-level messages below).
+	Reaction *Reaction `protobuf:"bytes,20,opt,name=reaction,proto3,oneof"`
+}
+
+type Content_Edit struct {
+	Edit *Edit `protobuf:"bytes,21,opt,name=edit,proto3,oneof"`
+}
+
+type Content_Delete struct {
+	Delete *Delete `protobuf:"bytes,22,opt,name=delete,proto3,oneof"`
+}
+
+type Content_Typing struct {
+	Typing *Typing `protobuf:"bytes,23,opt,name=typing,proto3,oneof"`
+}
+
+type Content_TimerChange struct {
+	TimerChange *TimerChange `protobuf:"bytes,27,opt,name=timer_change,json=timerChange,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_DeliveryReceipt) isContent_Body() {}
@@ -229,6 +437,18 @@ func (*Content_ReadReceipt) isContent_Body() {}
 func (*Content_SyncSent) isContent_Body() {}
 
 func (*Content_DeviceOrder) isContent_Body() {}
+
+func (*Content_CallSignal) isContent_Body() {}
+
+func (*Content_Reaction) isContent_Body() {}
+
+func (*Content_Edit) isContent_Body() {}
+
+func (*Content_Delete) isContent_Body() {}
+
+func (*Content_Typing) isContent_Body() {}
+
+func (*Content_TimerChange) isContent_Body() {}
 
 // DeviceOrder is accepted only from the account's own devices (the
 // recipient checks that the sender is its own account, which the Signal
@@ -290,7 +510,10 @@ type Text struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Body  string                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
 	// Optional quoted message this text replies to.
-	Quote         *Quote `protobuf:"bytes,2,opt,name=quote,proto3" json:"quote,omitempty"`
+	Quote *Quote `protobuf:"bytes,2,opt,name=quote,proto3" json:"quote,omitempty"`
+	// Disappearing-messages timer the message was sent with, in seconds
+	// (0: kept). Each device deletes it that long after storing it.
+	ExpireSeconds uint32 `protobuf:"varint,10,opt,name=expire_seconds,json=expireSeconds,proto3" json:"expire_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +560,13 @@ func (x *Text) GetQuote() *Quote {
 		return x.Quote
 	}
 	return nil
+}
+
+func (x *Text) GetExpireSeconds() uint32 {
+	if x != nil {
+		return x.ExpireSeconds
+	}
+	return 0
 }
 
 type Quote struct {
@@ -501,11 +731,380 @@ func (x *SyncSent) GetContent() *Content {
 	return nil
 }
 
+// CallSignal is one step of a 1:1 call's signalling. It travels inside the
+// Signal session, so the SDP (with its DTLS fingerprint) is authenticated
+// end to end: the relay can neither read nor rewrite it.
+type CallSignal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Random call id (16 bytes) chosen by the caller.
+	CallId []byte          `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Kind   CallSignal_Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=sotto.content.CallSignal_Kind" json:"kind,omitempty"`
+	// The device the signal is for; 0: every device of the recipient.
+	ToDevice  uint32            `protobuf:"varint,3,opt,name=to_device,json=toDevice,proto3" json:"to_device,omitempty"`
+	Sdp       string            `protobuf:"bytes,4,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Candidate string            `protobuf:"bytes,5,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	Reason    CallSignal_Reason `protobuf:"varint,6,opt,name=reason,proto3,enum=sotto.content.CallSignal_Reason" json:"reason,omitempty"`
+	// Media kinds of the call ("audio"); room for video and group calls.
+	Media []string `protobuf:"bytes,7,rep,name=media,proto3" json:"media,omitempty"`
+	// For sync hang-ups sent to the own account: the peer of the call.
+	Peer          string `protobuf:"bytes,8,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallSignal) Reset() {
+	*x = CallSignal{}
+	mi := &file_client_content_content_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallSignal) ProtoMessage() {}
+
+func (x *CallSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallSignal.ProtoReflect.Descriptor instead.
+func (*CallSignal) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CallSignal) GetCallId() []byte {
+	if x != nil {
+		return x.CallId
+	}
+	return nil
+}
+
+func (x *CallSignal) GetKind() CallSignal_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return CallSignal_KIND_UNSPECIFIED
+}
+
+func (x *CallSignal) GetToDevice() uint32 {
+	if x != nil {
+		return x.ToDevice
+	}
+	return 0
+}
+
+func (x *CallSignal) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *CallSignal) GetCandidate() string {
+	if x != nil {
+		return x.Candidate
+	}
+	return ""
+}
+
+func (x *CallSignal) GetReason() CallSignal_Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return CallSignal_REASON_UNSPECIFIED
+}
+
+func (x *CallSignal) GetMedia() []string {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+func (x *CallSignal) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+// Reaction sets (or, with remove, withdraws) the sender's reaction to a
+// message. One reaction per user and message: a new one replaces the old.
+type Reaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emoji         string                 `protobuf:"bytes,1,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	TargetId      []byte                 `protobuf:"bytes,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`             // id of the message reacted to
+	TargetAuthor  string                 `protobuf:"bytes,3,opt,name=target_author,json=targetAuthor,proto3" json:"target_author,omitempty"` // username of its author
+	Remove        bool                   `protobuf:"varint,4,opt,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reaction) Reset() {
+	*x = Reaction{}
+	mi := &file_client_content_content_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reaction) ProtoMessage() {}
+
+func (x *Reaction) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
+func (*Reaction) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Reaction) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *Reaction) GetTargetId() []byte {
+	if x != nil {
+		return x.TargetId
+	}
+	return nil
+}
+
+func (x *Reaction) GetTargetAuthor() string {
+	if x != nil {
+		return x.TargetAuthor
+	}
+	return ""
+}
+
+func (x *Reaction) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+// Edit replaces the text of one of the sender's own messages. Receivers keep
+// the earlier versions.
+type Edit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TargetId      []byte                 `protobuf:"bytes,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Edit) Reset() {
+	*x = Edit{}
+	mi := &file_client_content_content_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Edit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Edit) ProtoMessage() {}
+
+func (x *Edit) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Edit.ProtoReflect.Descriptor instead.
+func (*Edit) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Edit) GetTargetId() []byte {
+	if x != nil {
+		return x.TargetId
+	}
+	return nil
+}
+
+func (x *Edit) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// Delete removes one of the sender's own messages for everyone, within a
+// window the receivers enforce.
+type Delete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TargetId      []byte                 `protobuf:"bytes,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delete) Reset() {
+	*x = Delete{}
+	mi := &file_client_content_content_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delete) ProtoMessage() {}
+
+func (x *Delete) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delete.ProtoReflect.Descriptor instead.
+func (*Delete) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Delete) GetTargetId() []byte {
+	if x != nil {
+		return x.TargetId
+	}
+	return nil
+}
+
+// Typing says the sender started or stopped typing (sent only when the
+// user turned typing indicators on).
+type Typing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       bool                   `protobuf:"varint,1,opt,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_client_content_content_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Typing) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+// TimerChange sets the conversation's disappearing-messages timer
+// (0: off). Either side may set it; the change is shown in the conversation.
+type TimerChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seconds       uint32                 `protobuf:"varint,1,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimerChange) Reset() {
+	*x = TimerChange{}
+	mi := &file_client_content_content_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimerChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimerChange) ProtoMessage() {}
+
+func (x *TimerChange) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimerChange.ProtoReflect.Descriptor instead.
+func (*TimerChange) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TimerChange) GetSeconds() uint32 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
 var File_client_content_content_proto protoreflect.FileDescriptor
 
 const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclient/content/content.proto\x12\rsotto.content\"\x8b\x03\n" +
+	"\x1cclient/content/content.proto\x12\rsotto.content\"\xce\x05\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
@@ -516,17 +1115,26 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\x10delivery_receipt\x18\v \x01(\v2\x16.sotto.content.ReceiptH\x00R\x0fdeliveryReceipt\x12;\n" +
 	"\fread_receipt\x18\f \x01(\v2\x16.sotto.content.ReceiptH\x00R\vreadReceipt\x126\n" +
 	"\tsync_sent\x18\r \x01(\v2\x17.sotto.content.SyncSentH\x00R\bsyncSent\x12?\n" +
-	"\fdevice_order\x18\x1a \x01(\v2\x1a.sotto.content.DeviceOrderH\x00R\vdeviceOrderB\x06\n" +
-	"\x04bodyJ\x04\b\x14\x10\x1aJ\x04\b\x1b\x10)\"\x91\x01\n" +
+	"\fdevice_order\x18\x1a \x01(\v2\x1a.sotto.content.DeviceOrderH\x00R\vdeviceOrder\x12<\n" +
+	"\vcall_signal\x18\x19 \x01(\v2\x19.sotto.content.CallSignalH\x00R\n" +
+	"callSignal\x125\n" +
+	"\breaction\x18\x14 \x01(\v2\x17.sotto.content.ReactionH\x00R\breaction\x12)\n" +
+	"\x04edit\x18\x15 \x01(\v2\x13.sotto.content.EditH\x00R\x04edit\x12/\n" +
+	"\x06delete\x18\x16 \x01(\v2\x15.sotto.content.DeleteH\x00R\x06delete\x12/\n" +
+	"\x06typing\x18\x17 \x01(\v2\x15.sotto.content.TypingH\x00R\x06typing\x12?\n" +
+	"\ftimer_change\x18\x1b \x01(\v2\x1a.sotto.content.TimerChangeH\x00R\vtimerChangeB\x06\n" +
+	"\x04bodyJ\x04\b\x18\x10\x19J\x04\b\x1c\x10)\"\x91\x01\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"*\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
-	"\x04WIPE\x10\x01\"F\n" +
+	"\x04WIPE\x10\x01\"m\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
-	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\"C\n" +
+	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\x12%\n" +
+	"\x0eexpire_seconds\x18\n" +
+	" \x01(\rR\rexpireSeconds\"C\n" +
 	"\x05Quote\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\x12\x12\n" +
@@ -535,7 +1143,52 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\fR\x03ids\"^\n" +
 	"\bSyncSent\x12 \n" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x120\n" +
-	"\acontent\x18\x02 \x01(\v2\x16.sotto.content.ContentR\acontentB\x1eZ\x1csotto/client/content;contentb\x06proto3"
+	"\acontent\x18\x02 \x01(\v2\x16.sotto.content.ContentR\acontent\"\xee\x03\n" +
+	"\n" +
+	"CallSignal\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\fR\x06callId\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.sotto.content.CallSignal.KindR\x04kind\x12\x1b\n" +
+	"\tto_device\x18\x03 \x01(\rR\btoDevice\x12\x10\n" +
+	"\x03sdp\x18\x04 \x01(\tR\x03sdp\x12\x1c\n" +
+	"\tcandidate\x18\x05 \x01(\tR\tcandidate\x128\n" +
+	"\x06reason\x18\x06 \x01(\x0e2 .sotto.content.CallSignal.ReasonR\x06reason\x12\x14\n" +
+	"\x05media\x18\a \x03(\tR\x05media\x12\x12\n" +
+	"\x04peer\x18\b \x01(\tR\x04peer\"k\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\t\n" +
+	"\x05OFFER\x10\x01\x12\n" +
+	"\n" +
+	"\x06ANSWER\x10\x02\x12\a\n" +
+	"\x03ICE\x10\x03\x12\v\n" +
+	"\aRINGING\x10\x04\x12\b\n" +
+	"\x04BUSY\x10\x05\x12\n" +
+	"\n" +
+	"\x06REJECT\x10\x06\x12\n" +
+	"\n" +
+	"\x06HANGUP\x10\a\"u\n" +
+	"\x06Reason\x12\x16\n" +
+	"\x12REASON_UNSPECIFIED\x10\x00\x12\n" +
+	"\n" +
+	"\x06NORMAL\x10\x01\x12\x16\n" +
+	"\x12ANSWERED_ELSEWHERE\x10\x02\x12\x16\n" +
+	"\x12DECLINED_ELSEWHERE\x10\x03\x12\v\n" +
+	"\aTIMEOUT\x10\x04\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x05\"z\n" +
+	"\bReaction\x12\x14\n" +
+	"\x05emoji\x18\x01 \x01(\tR\x05emoji\x12\x1b\n" +
+	"\ttarget_id\x18\x02 \x01(\fR\btargetId\x12#\n" +
+	"\rtarget_author\x18\x03 \x01(\tR\ftargetAuthor\x12\x16\n" +
+	"\x06remove\x18\x04 \x01(\bR\x06remove\"7\n" +
+	"\x04Edit\x12\x1b\n" +
+	"\ttarget_id\x18\x01 \x01(\fR\btargetId\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"%\n" +
+	"\x06Delete\x12\x1b\n" +
+	"\ttarget_id\x18\x01 \x01(\fR\btargetId\"\"\n" +
+	"\x06Typing\x12\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\"'\n" +
+	"\vTimerChange\x12\x18\n" +
+	"\aseconds\x18\x01 \x01(\rR\asecondsB\x1eZ\x1csotto/client/content;contentb\x06proto3"
 
 var (
 	file_client_content_content_proto_rawDescOnce sync.Once
@@ -549,31 +1202,47 @@ func file_client_content_content_proto_rawDescGZIP() []byte {
 	return file_client_content_content_proto_rawDescData
 }
 
-var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_client_content_content_proto_goTypes = []any{
 	(DeviceOrder_Action)(0), // 0: sotto.content.DeviceOrder.Action
-	(*Content)(nil),         // 1: sotto.content.Content
-	(*DeviceOrder)(nil),     // 2: sotto.content.DeviceOrder
-	(*Text)(nil),            // 3: sotto.content.Text
-	(*Quote)(nil),           // 4: sotto.content.Quote
-	(*Receipt)(nil),         // 5: sotto.content.Receipt
-	(*SyncSent)(nil),        // 6: sotto.content.SyncSent
+	(CallSignal_Kind)(0),    // 1: sotto.content.CallSignal.Kind
+	(CallSignal_Reason)(0),  // 2: sotto.content.CallSignal.Reason
+	(*Content)(nil),         // 3: sotto.content.Content
+	(*DeviceOrder)(nil),     // 4: sotto.content.DeviceOrder
+	(*Text)(nil),            // 5: sotto.content.Text
+	(*Quote)(nil),           // 6: sotto.content.Quote
+	(*Receipt)(nil),         // 7: sotto.content.Receipt
+	(*SyncSent)(nil),        // 8: sotto.content.SyncSent
+	(*CallSignal)(nil),      // 9: sotto.content.CallSignal
+	(*Reaction)(nil),        // 10: sotto.content.Reaction
+	(*Edit)(nil),            // 11: sotto.content.Edit
+	(*Delete)(nil),          // 12: sotto.content.Delete
+	(*Typing)(nil),          // 13: sotto.content.Typing
+	(*TimerChange)(nil),     // 14: sotto.content.TimerChange
 }
 var file_client_content_content_proto_depIdxs = []int32{
-	3, // 0: sotto.content.Content.text:type_name -> sotto.content.Text
-	5, // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
-	5, // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
-	6, // 3: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
-	2, // 4: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
-	0, // 5: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
-	4, // 6: sotto.content.Text.quote:type_name -> sotto.content.Quote
-	1, // 7: sotto.content.SyncSent.content:type_name -> sotto.content.Content
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	5,  // 0: sotto.content.Content.text:type_name -> sotto.content.Text
+	7,  // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
+	7,  // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
+	8,  // 3: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
+	4,  // 4: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
+	9,  // 5: sotto.content.Content.call_signal:type_name -> sotto.content.CallSignal
+	10, // 6: sotto.content.Content.reaction:type_name -> sotto.content.Reaction
+	11, // 7: sotto.content.Content.edit:type_name -> sotto.content.Edit
+	12, // 8: sotto.content.Content.delete:type_name -> sotto.content.Delete
+	13, // 9: sotto.content.Content.typing:type_name -> sotto.content.Typing
+	14, // 10: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
+	0,  // 11: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
+	6,  // 12: sotto.content.Text.quote:type_name -> sotto.content.Quote
+	3,  // 13: sotto.content.SyncSent.content:type_name -> sotto.content.Content
+	1,  // 14: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
+	2,  // 15: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_client_content_content_proto_init() }
@@ -587,14 +1256,20 @@ func file_client_content_content_proto_init() {
 		(*Content_ReadReceipt)(nil),
 		(*Content_SyncSent)(nil),
 		(*Content_DeviceOrder)(nil),
+		(*Content_CallSignal)(nil),
+		(*Content_Reaction)(nil),
+		(*Content_Edit)(nil),
+		(*Content_Delete)(nil),
+		(*Content_Typing)(nil),
+		(*Content_TimerChange)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
