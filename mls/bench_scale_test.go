@@ -50,22 +50,32 @@ func benchKeyPackages(b *testing.B, n int) *keyPackageSet {
 }
 
 // BenchmarkCreateAdd1000 creates a group and adds 1,000 members in one
-// commit (KeyPackages generated beforehand), Welcome included.
+// commit (KeyPackages generated beforehand), Welcome included, with and
+// without the ratchet tree in the Welcome.
 func BenchmarkCreateAdd1000(b *testing.B) {
 	set := benchKeyPackages(b, 1000)
 	sig, _ := GenerateSignatureKey(benchSuite)
-	for b.Loop() {
-		g, err := NewGroup(benchSuite, []byte("bench"), []byte("creator"), sig)
-		if err != nil {
-			b.Fatal(err)
+	for _, omit := range []bool{false, true} {
+		name := "tree-in-welcome"
+		if omit {
+			name = "tree-out-of-band"
 		}
-		p, err := g.Commit(CommitOptions{Add: set.kps})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := g.Apply(p); err != nil {
-			b.Fatal(err)
-		}
+		b.Run(name, func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				g, err := NewGroup(benchSuite, []byte("bench"), []byte("creator"), sig)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := g.Commit(CommitOptions{Add: set.kps, OmitRatchetTree: omit})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Apply(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -183,6 +193,7 @@ func BenchmarkCommitScale(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("members=%d/updated", n), func(b *testing.B) {
 			f := benchScale(b, n)
+			defer reportCPU(b)()
 			for b.Loop() {
 				commitAndProcess(b, f.updatedA, f.updatedZ)
 			}
@@ -191,6 +202,7 @@ func BenchmarkCommitScale(b *testing.B) {
 			f := benchScale(b, n)
 			// z's direct path is blank below the root: its UpdatePath
 			// encrypts to (almost) every leaf.
+			defer reportCPU(b)()
 			for b.Loop() {
 				commitAndProcess(b, f.freshZ, f.freshA)
 			}
@@ -203,9 +215,22 @@ func BenchmarkCommitScale(b *testing.B) {
 func BenchmarkCommitOnly10000(b *testing.B) {
 	f := benchScale(b, 10000)
 	g := &Group{st: f.updatedA}
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := g.Commit(CommitOptions{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// reportCPU, deferred before a b.Loop loop, reports the process CPU time
+// per iteration (cpu-ms/op, all cores) next to the wall time, since the
+// machine's other load inflates ns/op.
+func reportCPU(b *testing.B) func() {
+	start := processCPU()
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(processCPU()-start)/float64(b.N)/1e6, "cpu-ms/op")
 		}
 	}
 }

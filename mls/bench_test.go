@@ -40,6 +40,7 @@ func BenchmarkSealHandle(b *testing.B) {
 	a, z := benchGroup(b, X25519_AES128GCM_SHA256_Ed25519, 2)
 	msg := make([]byte, 1024)
 	b.SetBytes(int64(len(msg)))
+	defer reportCPU(b)()
 	for b.Loop() {
 		m, err := a.Seal(msg)
 		if err != nil {

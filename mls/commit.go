@@ -301,13 +301,20 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		}
 		n.tree.removeLeaf(rp.p.removed)
 	}
+	// KeyPackage signatures are checked in parallel; the rest in order.
+	var adds []*keyPackage
+	for _, rp := range ps {
+		if rp.p.typ == proposalAdd {
+			adds = append(adds, &rp.p.keyPackage)
+		}
+	}
+	if err := parallel(len(adds), func(k int) error { return validateKeyPackage(s, adds[k]) }); err != nil {
+		return nil, err
+	}
 	for _, rp := range ps {
 		switch rp.p.typ {
 		case proposalAdd:
 			kp := &rp.p.keyPackage
-			if err := validateKeyPackage(s, kp); err != nil {
-				return nil, err
-			}
 			if err := n.checkReceivedLifetime(&kp.leafNode); err != nil {
 				return nil, err
 			}

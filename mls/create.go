@@ -393,12 +393,21 @@ func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []p
 	if w.encryptedGroupInfo, err = s.seal(key, nonce, nil, giBytes); err != nil {
 		return nil, err
 	}
+	sealer, err := s.newContextSealer("Welcome", w.encryptedGroupInfo)
+	if err != nil {
+		return nil, err
+	}
 	path, _ := n.tree.filteredDirectPath(me)
+	var added []uint32
 	for i := uint32(0); i < n.tree.size(); i++ {
-		kp, ok := fx.addedKPs[i]
-		if !ok {
-			continue
+		if _, ok := fx.addedKPs[i]; ok {
+			added = append(added, i)
 		}
+	}
+	w.secrets = make([]encryptedGroupSecrets, len(added))
+	err = parallel(len(added), func(k int) error {
+		i := added[k]
+		kp := fx.addedKPs[i]
 		gs := groupSecrets{joinerSecret: n.epoch.joinerSecret, psks: psks}
 		lca := treemath.CommonAncestor(treemath.LeafNode(me), treemath.LeafNode(i))
 		for k, x := range path {
@@ -408,17 +417,22 @@ func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []p
 		}
 		pt, err := marshal(&gs)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		kem, ct, err := s.encryptWithLabel(kp.initKey, "Welcome", w.encryptedGroupInfo, pt)
+		defer clear(pt)
+		kem, ct, err := sealer.seal(kp.initKey, pt)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ref, err := kp.ref(s)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		w.secrets = append(w.secrets, encryptedGroupSecrets{newMember: ref, secrets: hpkeCiphertext{kem, ct}})
+		w.secrets[k] = encryptedGroupSecrets{newMember: ref, secrets: hpkeCiphertext{kem, ct}}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatWelcome, welcome: w})
 }

@@ -232,15 +232,31 @@ func (t *ratchetTree) encryptPath(sender uint32, secrets [][]byte, groupContext 
 		return nil, fmt.Errorf("%w: path secrets do not match the tree", ErrInvalidMessage)
 	}
 	up := &updatePath{leafNode: *t.leaf(sender), nodes: make([]updatePathNode, len(path))}
+	// One HPKE encryption per resolution node, run in parallel: a fresh
+	// tree's resolutions hold up to every leaf.
+	type job struct{ i, j int }
+	var jobs []job
+	var targets [][]byte
 	for i, x := range path {
 		up.nodes[i].encryptionKey = t.publicKey(x)
-		for _, r := range t.encryptionResolution(copath[i], added) {
-			kem, ct, err := t.s.encryptWithLabel(t.publicKey(r), "UpdatePathNode", groupContext, secrets[i])
-			if err != nil {
-				return nil, err
-			}
-			up.nodes[i].encryptedPathSecrets = append(up.nodes[i].encryptedPathSecrets, hpkeCiphertext{kem, ct})
+		res := t.encryptionResolution(copath[i], added)
+		up.nodes[i].encryptedPathSecrets = make([]hpkeCiphertext, len(res))
+		for j, r := range res {
+			jobs = append(jobs, job{i, j})
+			targets = append(targets, t.publicKey(r))
 		}
+	}
+	err := parallel(len(jobs), func(k int) error {
+		jb := jobs[k]
+		kem, ct, err := t.s.encryptWithLabel(targets[k], "UpdatePathNode", groupContext, secrets[jb.i])
+		if err != nil {
+			return err
+		}
+		up.nodes[jb.i].encryptedPathSecrets[jb.j] = hpkeCiphertext{kem, ct}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return up, nil
 }
