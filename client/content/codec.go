@@ -160,6 +160,9 @@ func validate(c *Content, top bool) error {
 	if len(c.Id) != IDSize {
 		return fmt.Errorf("%w: message id must be %d bytes", ErrInvalid, IDSize)
 	}
+	if ok, err := validateMessaging(c); ok {
+		return err
+	}
 	switch b := c.Body.(type) {
 	case nil:
 		// A body this client does not know (a newer kind): callers ignore it.

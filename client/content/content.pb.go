@@ -215,6 +215,7 @@ type Content struct {
 	//	*Content_Delete
 	//	*Content_Typing
 	//	*Content_TimerChange
+	//	*Content_Attachment
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -377,6 +378,15 @@ func (x *Content) GetTimerChange() *TimerChange {
 	return nil
 }
 
+func (x *Content) GetAttachment() *AttachmentPointer {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Attachment); ok {
+			return x.Attachment
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -428,6 +438,11 @@ type Content_TimerChange struct {
 	TimerChange *TimerChange `protobuf:"bytes,27,opt,name=timer_change,json=timerChange,proto3,oneof"`
 }
 
+type Content_Attachment struct {
+	// A file: where to fetch it and how to decrypt it (client/attach).
+	Attachment *AttachmentPointer `protobuf:"bytes,24,opt,name=attachment,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_DeliveryReceipt) isContent_Body() {}
@@ -449,6 +464,8 @@ func (*Content_Delete) isContent_Body() {}
 func (*Content_Typing) isContent_Body() {}
 
 func (*Content_TimerChange) isContent_Body() {}
+
+func (*Content_Attachment) isContent_Body() {}
 
 // DeviceOrder is accepted only from the account's own devices (the
 // recipient checks that the sender is its own account, which the Signal
@@ -1100,11 +1117,122 @@ func (x *TimerChange) GetSeconds() uint32 {
 	return 0
 }
 
+// AttachmentPointer describes an encrypted file stored as an opaque blob on
+// the relay (format: client/attach). Everything needed to fetch, check and
+// decrypt it travels here, inside the end-to-end encryption.
+type AttachmentPointer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BlobId        []byte                 `protobuf:"bytes,1,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`       // 16 random bytes: the relay's name for the blob
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                           // 32-byte AES-256-GCM key, fresh per file
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`                     // SHA-256 of the whole ciphertext blob
+	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`                        // plaintext size in bytes
+	FileName      string                 `protobuf:"bytes,5,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"` // base name only
+	ContentType   string                 `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	ViewOnce      bool                   `protobuf:"varint,7,opt,name=view_once,json=viewOnce,proto3" json:"view_once,omitempty"`
+	ChunkSize     uint32                 `protobuf:"varint,8,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // plaintext bytes per encrypted chunk
+	Caption       string                 `protobuf:"bytes,9,opt,name=caption,proto3" json:"caption,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachmentPointer) Reset() {
+	*x = AttachmentPointer{}
+	mi := &file_client_content_content_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachmentPointer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachmentPointer) ProtoMessage() {}
+
+func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachmentPointer.ProtoReflect.Descriptor instead.
+func (*AttachmentPointer) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AttachmentPointer) GetBlobId() []byte {
+	if x != nil {
+		return x.BlobId
+	}
+	return nil
+}
+
+func (x *AttachmentPointer) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AttachmentPointer) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *AttachmentPointer) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *AttachmentPointer) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *AttachmentPointer) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *AttachmentPointer) GetViewOnce() bool {
+	if x != nil {
+		return x.ViewOnce
+	}
+	return false
+}
+
+func (x *AttachmentPointer) GetChunkSize() uint32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *AttachmentPointer) GetCaption() string {
+	if x != nil {
+		return x.Caption
+	}
+	return ""
+}
+
 var File_client_content_content_proto protoreflect.FileDescriptor
 
 const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclient/content/content.proto\x12\rsotto.content\"\xce\x05\n" +
+	"\x1cclient/content/content.proto\x12\rsotto.content\"\x8c\x06\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
@@ -1122,8 +1250,11 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\x04edit\x18\x15 \x01(\v2\x13.sotto.content.EditH\x00R\x04edit\x12/\n" +
 	"\x06delete\x18\x16 \x01(\v2\x15.sotto.content.DeleteH\x00R\x06delete\x12/\n" +
 	"\x06typing\x18\x17 \x01(\v2\x15.sotto.content.TypingH\x00R\x06typing\x12?\n" +
-	"\ftimer_change\x18\x1b \x01(\v2\x1a.sotto.content.TimerChangeH\x00R\vtimerChangeB\x06\n" +
-	"\x04bodyJ\x04\b\x18\x10\x19J\x04\b\x1c\x10)\"\x91\x01\n" +
+	"\ftimer_change\x18\x1b \x01(\v2\x1a.sotto.content.TimerChangeH\x00R\vtimerChange\x12B\n" +
+	"\n" +
+	"attachment\x18\x18 \x01(\v2 .sotto.content.AttachmentPointerH\x00R\n" +
+	"attachmentB\x06\n" +
+	"\x04bodyJ\x04\b\x1c\x10)\"\x91\x01\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"*\n" +
@@ -1188,7 +1319,18 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\x06Typing\x12\x18\n" +
 	"\astarted\x18\x01 \x01(\bR\astarted\"'\n" +
 	"\vTimerChange\x12\x18\n" +
-	"\aseconds\x18\x01 \x01(\rR\asecondsB\x1eZ\x1csotto/client/content;contentb\x06proto3"
+	"\aseconds\x18\x01 \x01(\rR\aseconds\"\x80\x02\n" +
+	"\x11AttachmentPointer\x12\x17\n" +
+	"\ablob_id\x18\x01 \x01(\fR\x06blobId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
+	"\tfile_name\x18\x05 \x01(\tR\bfileName\x12!\n" +
+	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x1b\n" +
+	"\tview_once\x18\a \x01(\bR\bviewOnce\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\b \x01(\rR\tchunkSize\x12\x18\n" +
+	"\acaption\x18\t \x01(\tR\acaptionB\x1eZ\x1csotto/client/content;contentb\x06proto3"
 
 var (
 	file_client_content_content_proto_rawDescOnce sync.Once
@@ -1203,23 +1345,24 @@ func file_client_content_content_proto_rawDescGZIP() []byte {
 }
 
 var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_client_content_content_proto_goTypes = []any{
-	(DeviceOrder_Action)(0), // 0: sotto.content.DeviceOrder.Action
-	(CallSignal_Kind)(0),    // 1: sotto.content.CallSignal.Kind
-	(CallSignal_Reason)(0),  // 2: sotto.content.CallSignal.Reason
-	(*Content)(nil),         // 3: sotto.content.Content
-	(*DeviceOrder)(nil),     // 4: sotto.content.DeviceOrder
-	(*Text)(nil),            // 5: sotto.content.Text
-	(*Quote)(nil),           // 6: sotto.content.Quote
-	(*Receipt)(nil),         // 7: sotto.content.Receipt
-	(*SyncSent)(nil),        // 8: sotto.content.SyncSent
-	(*CallSignal)(nil),      // 9: sotto.content.CallSignal
-	(*Reaction)(nil),        // 10: sotto.content.Reaction
-	(*Edit)(nil),            // 11: sotto.content.Edit
-	(*Delete)(nil),          // 12: sotto.content.Delete
-	(*Typing)(nil),          // 13: sotto.content.Typing
-	(*TimerChange)(nil),     // 14: sotto.content.TimerChange
+	(DeviceOrder_Action)(0),   // 0: sotto.content.DeviceOrder.Action
+	(CallSignal_Kind)(0),      // 1: sotto.content.CallSignal.Kind
+	(CallSignal_Reason)(0),    // 2: sotto.content.CallSignal.Reason
+	(*Content)(nil),           // 3: sotto.content.Content
+	(*DeviceOrder)(nil),       // 4: sotto.content.DeviceOrder
+	(*Text)(nil),              // 5: sotto.content.Text
+	(*Quote)(nil),             // 6: sotto.content.Quote
+	(*Receipt)(nil),           // 7: sotto.content.Receipt
+	(*SyncSent)(nil),          // 8: sotto.content.SyncSent
+	(*CallSignal)(nil),        // 9: sotto.content.CallSignal
+	(*Reaction)(nil),          // 10: sotto.content.Reaction
+	(*Edit)(nil),              // 11: sotto.content.Edit
+	(*Delete)(nil),            // 12: sotto.content.Delete
+	(*Typing)(nil),            // 13: sotto.content.Typing
+	(*TimerChange)(nil),       // 14: sotto.content.TimerChange
+	(*AttachmentPointer)(nil), // 15: sotto.content.AttachmentPointer
 }
 var file_client_content_content_proto_depIdxs = []int32{
 	5,  // 0: sotto.content.Content.text:type_name -> sotto.content.Text
@@ -1233,16 +1376,17 @@ var file_client_content_content_proto_depIdxs = []int32{
 	12, // 8: sotto.content.Content.delete:type_name -> sotto.content.Delete
 	13, // 9: sotto.content.Content.typing:type_name -> sotto.content.Typing
 	14, // 10: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
-	0,  // 11: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
-	6,  // 12: sotto.content.Text.quote:type_name -> sotto.content.Quote
-	3,  // 13: sotto.content.SyncSent.content:type_name -> sotto.content.Content
-	1,  // 14: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
-	2,  // 15: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 11: sotto.content.Content.attachment:type_name -> sotto.content.AttachmentPointer
+	0,  // 12: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
+	6,  // 13: sotto.content.Text.quote:type_name -> sotto.content.Quote
+	3,  // 14: sotto.content.SyncSent.content:type_name -> sotto.content.Content
+	1,  // 15: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
+	2,  // 16: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_client_content_content_proto_init() }
@@ -1262,6 +1406,7 @@ func file_client_content_content_proto_init() {
 		(*Content_Delete)(nil),
 		(*Content_Typing)(nil),
 		(*Content_TimerChange)(nil),
+		(*Content_Attachment)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1269,7 +1414,7 @@ func file_client_content_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
