@@ -242,6 +242,7 @@ type Request struct {
 	//	*Request_ListDevices
 	//	*Request_RemoveDevice
 	//	*Request_Ping
+	//	*Request_BlobToken
 	//	*Request_TurnCredentials
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
@@ -436,6 +437,15 @@ func (x *Request) GetPing() *PingRequest {
 	return nil
 }
 
+func (x *Request) GetBlobToken() *BlobTokenRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_BlobToken); ok {
+			return x.BlobToken
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetTurnCredentials() *TurnCredentialsRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Request_TurnCredentials); ok {
@@ -513,6 +523,11 @@ type Request_Ping struct {
 	Ping *PingRequest `protobuf:"bytes,25,opt,name=ping,proto3,oneof"`
 }
 
+type Request_BlobToken struct {
+	// attachments 40-49
+	BlobToken *BlobTokenRequest `protobuf:"bytes,40,opt,name=blob_token,json=blobToken,proto3,oneof"`
+}
+
 type Request_TurnCredentials struct {
 	// calls 60-69
 	TurnCredentials *TurnCredentialsRequest `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
@@ -550,6 +565,8 @@ func (*Request_RemoveDevice) isRequest_Body() {}
 
 func (*Request_Ping) isRequest_Body() {}
 
+func (*Request_BlobToken) isRequest_Body() {}
+
 func (*Request_TurnCredentials) isRequest_Body() {}
 
 // Response answers the Request with the same id. When code != OK the body is
@@ -580,6 +597,7 @@ type Response struct {
 	//	*Response_ListDevices
 	//	*Response_RemoveDevice
 	//	*Response_Ping
+	//	*Response_BlobToken
 	//	*Response_TurnCredentials
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
@@ -802,6 +820,15 @@ func (x *Response) GetPing() *PingResponse {
 	return nil
 }
 
+func (x *Response) GetBlobToken() *BlobTokenResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_BlobToken); ok {
+			return x.BlobToken
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetTurnCredentials() *TurnCredentials {
 	if x != nil {
 		if x, ok := x.Body.(*Response_TurnCredentials); ok {
@@ -879,6 +906,11 @@ type Response_Ping struct {
 	Ping *PingResponse `protobuf:"bytes,25,opt,name=ping,proto3,oneof"`
 }
 
+type Response_BlobToken struct {
+	// attachments 40-49
+	BlobToken *BlobTokenResponse `protobuf:"bytes,40,opt,name=blob_token,json=blobToken,proto3,oneof"`
+}
+
 type Response_TurnCredentials struct {
 	// calls 60-69
 	TurnCredentials *TurnCredentials `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
@@ -915,6 +947,8 @@ func (*Response_ListDevices) isResponse_Body() {}
 func (*Response_RemoveDevice) isResponse_Body() {}
 
 func (*Response_Ping) isResponse_Body() {}
+
+func (*Response_BlobToken) isResponse_Body() {}
 
 func (*Response_TurnCredentials) isResponse_Body() {}
 
@@ -3394,6 +3428,113 @@ func (x *TurnCredentials) GetExpiresAtMs() int64 {
 	return 0
 }
 
+// BlobTokenRequest (authenticated) asks for a short-lived bearer token for
+// the relay's HTTP blob API (/v1/blobs). The token names this device; the
+// blobs themselves are opaque ciphertext.
+type BlobTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlobTokenRequest) Reset() {
+	*x = BlobTokenRequest{}
+	mi := &file_wire_wire_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlobTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlobTokenRequest) ProtoMessage() {}
+
+func (x *BlobTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlobTokenRequest.ProtoReflect.Descriptor instead.
+func (*BlobTokenRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{47}
+}
+
+type BlobTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	MaxBlobSize   int64                  `protobuf:"varint,3,opt,name=max_blob_size,json=maxBlobSize,proto3" json:"max_blob_size,omitempty"` // bytes; larger uploads are refused
+	QuotaBytes    int64                  `protobuf:"varint,4,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`      // per device, over its unexpired blobs
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlobTokenResponse) Reset() {
+	*x = BlobTokenResponse{}
+	mi := &file_wire_wire_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlobTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlobTokenResponse) ProtoMessage() {}
+
+func (x *BlobTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlobTokenResponse.ProtoReflect.Descriptor instead.
+func (*BlobTokenResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *BlobTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *BlobTokenResponse) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+func (x *BlobTokenResponse) GetMaxBlobSize() int64 {
+	if x != nil {
+		return x.MaxBlobSize
+	}
+	return 0
+}
+
+func (x *BlobTokenResponse) GetQuotaBytes() int64 {
+	if x != nil {
+		return x.QuotaBytes
+	}
+	return 0
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -3405,7 +3546,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\x8d\t\n" +
+	"\x04kind\"\xcc\t\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -3427,9 +3568,11 @@ const file_wire_wire_proto_rawDesc = "" +
 	"linkDevice\x12C\n" +
 	"\flist_devices\x18\x17 \x01(\v2\x1e.sotto.wire.ListDevicesRequestH\x00R\vlistDevices\x12F\n" +
 	"\rremove_device\x18\x18 \x01(\v2\x1f.sotto.wire.RemoveDeviceRequestH\x00R\fremoveDevice\x12-\n" +
-	"\x04ping\x18\x19 \x01(\v2\x17.sotto.wire.PingRequestH\x00R\x04ping\x12O\n" +
+	"\x04ping\x18\x19 \x01(\v2\x17.sotto.wire.PingRequestH\x00R\x04ping\x12=\n" +
+	"\n" +
+	"blob_token\x18( \x01(\v2\x1c.sotto.wire.BlobTokenRequestH\x00R\tblobToken\x12O\n" +
 	"\x10turn_credentials\x18< \x01(\v2\".sotto.wire.TurnCredentialsRequestH\x00R\x0fturnCredentialsB\x06\n" +
-	"\x04body\"\x9a\n" +
+	"\x04body\"\xda\n" +
 	"\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
@@ -3456,7 +3599,9 @@ const file_wire_wire_proto_rawDesc = "" +
 	"linkDevice\x12;\n" +
 	"\flist_devices\x18\x17 \x01(\v2\x16.sotto.wire.DeviceListH\x00R\vlistDevices\x12G\n" +
 	"\rremove_device\x18\x18 \x01(\v2 .sotto.wire.RemoveDeviceResponseH\x00R\fremoveDevice\x12.\n" +
-	"\x04ping\x18\x19 \x01(\v2\x18.sotto.wire.PingResponseH\x00R\x04ping\x12H\n" +
+	"\x04ping\x18\x19 \x01(\v2\x18.sotto.wire.PingResponseH\x00R\x04ping\x12>\n" +
+	"\n" +
+	"blob_token\x18( \x01(\v2\x1d.sotto.wire.BlobTokenResponseH\x00R\tblobToken\x12H\n" +
 	"\x10turn_credentials\x18< \x01(\v2\x1b.sotto.wire.TurnCredentialsH\x00R\x0fturnCredentialsB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
@@ -3626,7 +3771,15 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
 	"\x04urls\x18\x03 \x03(\tR\x04urls\x12\"\n" +
-	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs*\x8c\x02\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs\"\x12\n" +
+	"\x10BlobTokenRequest\"\x8d\x01\n" +
+	"\x11BlobTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\x12\"\n" +
+	"\rmax_blob_size\x18\x03 \x01(\x03R\vmaxBlobSize\x12\x1f\n" +
+	"\vquota_bytes\x18\x04 \x01(\x03R\n" +
+	"quotaBytes*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -3658,7 +3811,7 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: sotto.wire.ErrorCode
 	(*Frame)(nil),                    // 1: sotto.wire.Frame
@@ -3708,6 +3861,8 @@ var file_wire_wire_proto_goTypes = []any{
 	(*PingResponse)(nil),             // 45: sotto.wire.PingResponse
 	(*TurnCredentialsRequest)(nil),   // 46: sotto.wire.TurnCredentialsRequest
 	(*TurnCredentials)(nil),          // 47: sotto.wire.TurnCredentials
+	(*BlobTokenRequest)(nil),         // 48: sotto.wire.BlobTokenRequest
+	(*BlobTokenResponse)(nil),        // 49: sotto.wire.BlobTokenResponse
 }
 var file_wire_wire_proto_depIdxs = []int32{
 	2,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -3729,49 +3884,51 @@ var file_wire_wire_proto_depIdxs = []int32{
 	41, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
 	42, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
 	44, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	46, // 19: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	0,  // 20: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	28, // 21: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	10, // 22: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	12, // 23: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	14, // 24: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	16, // 25: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	19, // 26: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	21, // 27: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	24, // 28: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	27, // 29: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	32, // 30: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	34, // 31: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	36, // 32: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	38, // 33: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	10, // 34: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	21, // 35: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	43, // 36: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	45, // 37: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	47, // 38: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	5,  // 39: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	29, // 40: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	30, // 41: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	39, // 42: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	6,  // 43: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	6,  // 44: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	7,  // 45: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	6,  // 46: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	8,  // 47: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 48: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	6,  // 49: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	7,  // 50: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	6,  // 51: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	18, // 52: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	20, // 53: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	25, // 54: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	21, // 55: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	8,  // 56: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	48, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
+	46, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	0,  // 21: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	28, // 22: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	10, // 23: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	12, // 24: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	14, // 25: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	16, // 26: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	19, // 27: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	21, // 28: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	24, // 29: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	27, // 30: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	32, // 31: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	34, // 32: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	36, // 33: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	38, // 34: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	10, // 35: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	21, // 36: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	43, // 37: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	45, // 38: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	49, // 39: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	47, // 40: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	5,  // 41: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	29, // 42: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	30, // 43: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	39, // 44: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	6,  // 45: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	6,  // 46: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	7,  // 47: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	6,  // 48: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	8,  // 49: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 50: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	6,  // 51: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	7,  // 52: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	6,  // 53: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	18, // 54: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	20, // 55: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	25, // 56: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	21, // 57: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	8,  // 58: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -3801,6 +3958,7 @@ func file_wire_wire_proto_init() {
 		(*Request_ListDevices)(nil),
 		(*Request_RemoveDevice)(nil),
 		(*Request_Ping)(nil),
+		(*Request_BlobToken)(nil),
 		(*Request_TurnCredentials)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
@@ -3820,6 +3978,7 @@ func file_wire_wire_proto_init() {
 		(*Response_ListDevices)(nil),
 		(*Response_RemoveDevice)(nil),
 		(*Response_Ping)(nil),
+		(*Response_BlobToken)(nil),
 		(*Response_TurnCredentials)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
@@ -3834,7 +3993,7 @@ func file_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
