@@ -111,6 +111,110 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_wire_wire_proto_rawDescGZIP(), []int{0}
 }
 
+// EnvelopeType values the relay itself gives to envelopes; every other
+// type is the sender's (Signal ciphertext types are below 16).
+type EnvelopeType int32
+
+const (
+	EnvelopeType_ENVELOPE_TYPE_UNSPECIFIED EnvelopeType = 0
+	EnvelopeType_ORG_DOCUMENT              EnvelopeType = 200
+)
+
+// Enum value maps for EnvelopeType.
+var (
+	EnvelopeType_name = map[int32]string{
+		0:   "ENVELOPE_TYPE_UNSPECIFIED",
+		200: "ORG_DOCUMENT",
+	}
+	EnvelopeType_value = map[string]int32{
+		"ENVELOPE_TYPE_UNSPECIFIED": 0,
+		"ORG_DOCUMENT":              200,
+	}
+)
+
+func (x EnvelopeType) Enum() *EnvelopeType {
+	p := new(EnvelopeType)
+	*p = x
+	return p
+}
+
+func (x EnvelopeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EnvelopeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_wire_proto_enumTypes[1].Descriptor()
+}
+
+func (EnvelopeType) Type() protoreflect.EnumType {
+	return &file_wire_wire_proto_enumTypes[1]
+}
+
+func (x EnvelopeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EnvelopeType.Descriptor instead.
+func (EnvelopeType) EnumDescriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{1}
+}
+
+// OrgDocumentKind selects the signature domain and the fan-out.
+type OrgDocumentKind int32
+
+const (
+	OrgDocumentKind_ORG_DOCUMENT_KIND_UNSPECIFIED OrgDocumentKind = 0
+	OrgDocumentKind_ORG_NOTICE                    OrgDocumentKind = 1 // to every device
+	OrgDocumentKind_ORG_POLICY                    OrgDocumentKind = 2 // to every device
+	OrgDocumentKind_ORG_WIPE                      OrgDocumentKind = 3 // to the named device only
+	OrgDocumentKind_ORG_CERTIFICATE               OrgDocumentKind = 4 // to every device
+)
+
+// Enum value maps for OrgDocumentKind.
+var (
+	OrgDocumentKind_name = map[int32]string{
+		0: "ORG_DOCUMENT_KIND_UNSPECIFIED",
+		1: "ORG_NOTICE",
+		2: "ORG_POLICY",
+		3: "ORG_WIPE",
+		4: "ORG_CERTIFICATE",
+	}
+	OrgDocumentKind_value = map[string]int32{
+		"ORG_DOCUMENT_KIND_UNSPECIFIED": 0,
+		"ORG_NOTICE":                    1,
+		"ORG_POLICY":                    2,
+		"ORG_WIPE":                      3,
+		"ORG_CERTIFICATE":               4,
+	}
+)
+
+func (x OrgDocumentKind) Enum() *OrgDocumentKind {
+	p := new(OrgDocumentKind)
+	*p = x
+	return p
+}
+
+func (x OrgDocumentKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OrgDocumentKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_wire_proto_enumTypes[2].Descriptor()
+}
+
+func (OrgDocumentKind) Type() protoreflect.EnumType {
+	return &file_wire_wire_proto_enumTypes[2]
+}
+
+func (x OrgDocumentKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OrgDocumentKind.Descriptor instead.
+func (OrgDocumentKind) EnumDescriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{2}
+}
+
 // Frame is the versioned outer envelope of every WebSocket message.
 type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3535,6 +3639,347 @@ func (x *BlobTokenResponse) GetQuotaBytes() int64 {
 	return 0
 }
 
+// OrgDocument: signature is the org key's Ed25519 signature over the
+// kind's domain string followed by body (see client/org).
+type OrgDocument struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          OrgDocumentKind        `protobuf:"varint,1,opt,name=kind,proto3,enum=sotto.wire.OrgDocumentKind" json:"kind,omitempty"`
+	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgDocument) Reset() {
+	*x = OrgDocument{}
+	mi := &file_wire_wire_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgDocument) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgDocument) ProtoMessage() {}
+
+func (x *OrgDocument) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgDocument.ProtoReflect.Descriptor instead.
+func (*OrgDocument) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *OrgDocument) GetKind() OrgDocumentKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OrgDocumentKind_ORG_DOCUMENT_KIND_UNSPECIFIED
+}
+
+func (x *OrgDocument) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *OrgDocument) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type OrgKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgKeyRequest) Reset() {
+	*x = OrgKeyRequest{}
+	mi := &file_wire_wire_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgKeyRequest) ProtoMessage() {}
+
+func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgKeyRequest.ProtoReflect.Descriptor instead.
+func (*OrgKeyRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{50}
+}
+
+// public_key is empty when the relay has no org key.
+type OrgKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgKeyResponse) Reset() {
+	*x = OrgKeyResponse{}
+	mi := &file_wire_wire_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgKeyResponse) ProtoMessage() {}
+
+func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgKeyResponse.ProtoReflect.Descriptor instead.
+func (*OrgKeyResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *OrgKeyResponse) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// OrgPublishRequest asks the relay to fan out a signed document. For
+// ORG_WIPE, username and device_id name the target device.
+type OrgPublishRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Document      *OrgDocument           `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgPublishRequest) Reset() {
+	*x = OrgPublishRequest{}
+	mi := &file_wire_wire_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgPublishRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgPublishRequest) ProtoMessage() {}
+
+func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgPublishRequest.ProtoReflect.Descriptor instead.
+func (*OrgPublishRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *OrgPublishRequest) GetDocument() *OrgDocument {
+	if x != nil {
+		return x.Document
+	}
+	return nil
+}
+
+func (x *OrgPublishRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *OrgPublishRequest) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+type OrgPublishResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       uint32                 `protobuf:"varint,1,opt,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgPublishResponse) Reset() {
+	*x = OrgPublishResponse{}
+	mi := &file_wire_wire_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgPublishResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgPublishResponse) ProtoMessage() {}
+
+func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgPublishResponse.ProtoReflect.Descriptor instead.
+func (*OrgPublishResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *OrgPublishResponse) GetDevices() uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+// OrgWipeConfirmRequest is sent by a device that is about to wipe itself on
+// an org order: signature is its device key's Ed25519 signature over
+// "sotto/org wipe-confirm v1\x00" || SHA-256(order body). The relay logs it
+// and deregisters the device.
+type OrgWipeConfirmRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderHash     []byte                 `protobuf:"bytes,1,opt,name=order_hash,json=orderHash,proto3" json:"order_hash,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgWipeConfirmRequest) Reset() {
+	*x = OrgWipeConfirmRequest{}
+	mi := &file_wire_wire_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgWipeConfirmRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgWipeConfirmRequest) ProtoMessage() {}
+
+func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
+func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
+	if x != nil {
+		return x.OrderHash
+	}
+	return nil
+}
+
+func (x *OrgWipeConfirmRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type OrgWipeConfirmResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgWipeConfirmResponse) Reset() {
+	*x = OrgWipeConfirmResponse{}
+	mi := &file_wire_wire_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgWipeConfirmResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgWipeConfirmResponse) ProtoMessage() {}
+
+func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
+func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{55}
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -3779,7 +4224,26 @@ const file_wire_wire_proto_rawDesc = "" +
 	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\x12\"\n" +
 	"\rmax_blob_size\x18\x03 \x01(\x03R\vmaxBlobSize\x12\x1f\n" +
 	"\vquota_bytes\x18\x04 \x01(\x03R\n" +
-	"quotaBytes*\x8c\x02\n" +
+	"quotaBytes\"p\n" +
+	"\vOrgDocument\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.sotto.wire.OrgDocumentKindR\x04kind\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x0f\n" +
+	"\rOrgKeyRequest\"/\n" +
+	"\x0eOrgKeyResponse\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\"\x81\x01\n" +
+	"\x11OrgPublishRequest\x123\n" +
+	"\bdocument\x18\x01 \x01(\v2\x17.sotto.wire.OrgDocumentR\bdocument\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x03 \x01(\rR\bdeviceId\".\n" +
+	"\x12OrgPublishResponse\x12\x18\n" +
+	"\adevices\x18\x01 \x01(\rR\adevices\"T\n" +
+	"\x15OrgWipeConfirmRequest\x12\x1d\n" +
+	"\n" +
+	"order_hash\x18\x01 \x01(\fR\torderHash\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x18\n" +
+	"\x16OrgWipeConfirmResponse*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -3796,7 +4260,18 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x14SUBSCRIPTION_EXPIRED\x10\v\x12\v\n" +
 	"\aREVOKED\x10\f\x12\f\n" +
 	"\bINTERNAL\x10\r\x12\x0f\n" +
-	"\vUNAVAILABLE\x10\x0eB\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\vUNAVAILABLE\x10\x0e*@\n" +
+	"\fEnvelopeType\x12\x1d\n" +
+	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*w\n" +
+	"\x0fOrgDocumentKind\x12!\n" +
+	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"ORG_NOTICE\x10\x01\x12\x0e\n" +
+	"\n" +
+	"ORG_POLICY\x10\x02\x12\f\n" +
+	"\bORG_WIPE\x10\x03\x12\x13\n" +
+	"\x0fORG_CERTIFICATE\x10\x04B\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
 	file_wire_wire_proto_rawDescOnce sync.Once
@@ -3810,125 +4285,136 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 	return file_wire_wire_proto_rawDescData
 }
 
-var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: sotto.wire.ErrorCode
-	(*Frame)(nil),                    // 1: sotto.wire.Frame
-	(*Request)(nil),                  // 2: sotto.wire.Request
-	(*Response)(nil),                 // 3: sotto.wire.Response
-	(*Push)(nil),                     // 4: sotto.wire.Push
-	(*Challenge)(nil),                // 5: sotto.wire.Challenge
-	(*SignedPreKey)(nil),             // 6: sotto.wire.SignedPreKey
-	(*PreKey)(nil),                   // 7: sotto.wire.PreKey
-	(*PreKeys)(nil),                  // 8: sotto.wire.PreKeys
-	(*EnrollRequest)(nil),            // 9: sotto.wire.EnrollRequest
-	(*EnrollResponse)(nil),           // 10: sotto.wire.EnrollResponse
-	(*AuthenticateRequest)(nil),      // 11: sotto.wire.AuthenticateRequest
-	(*AuthenticateResponse)(nil),     // 12: sotto.wire.AuthenticateResponse
-	(*UploadPreKeysRequest)(nil),     // 13: sotto.wire.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),    // 14: sotto.wire.UploadPreKeysResponse
-	(*PreKeyCountRequest)(nil),       // 15: sotto.wire.PreKeyCountRequest
-	(*PreKeyCountResponse)(nil),      // 16: sotto.wire.PreKeyCountResponse
-	(*FetchPreKeysRequest)(nil),      // 17: sotto.wire.FetchPreKeysRequest
-	(*PreKeyBundle)(nil),             // 18: sotto.wire.PreKeyBundle
-	(*FetchPreKeysResponse)(nil),     // 19: sotto.wire.FetchPreKeysResponse
-	(*DeviceInfo)(nil),               // 20: sotto.wire.DeviceInfo
-	(*DeviceList)(nil),               // 21: sotto.wire.DeviceList
-	(*GetDevicesRequest)(nil),        // 22: sotto.wire.GetDevicesRequest
-	(*GetIdentityRequest)(nil),       // 23: sotto.wire.GetIdentityRequest
-	(*IdentityResponse)(nil),         // 24: sotto.wire.IdentityResponse
-	(*OutgoingMessage)(nil),          // 25: sotto.wire.OutgoingMessage
-	(*SendMessageRequest)(nil),       // 26: sotto.wire.SendMessageRequest
-	(*SendMessageResponse)(nil),      // 27: sotto.wire.SendMessageResponse
-	(*StaleDevices)(nil),             // 28: sotto.wire.StaleDevices
-	(*Envelope)(nil),                 // 29: sotto.wire.Envelope
-	(*QueueEmpty)(nil),               // 30: sotto.wire.QueueEmpty
-	(*AckRequest)(nil),               // 31: sotto.wire.AckRequest
-	(*AckResponse)(nil),              // 32: sotto.wire.AckResponse
-	(*ProvisionRequest)(nil),         // 33: sotto.wire.ProvisionRequest
-	(*ProvisionResponse)(nil),        // 34: sotto.wire.ProvisionResponse
-	(*LinkTokenRequest)(nil),         // 35: sotto.wire.LinkTokenRequest
-	(*LinkTokenResponse)(nil),        // 36: sotto.wire.LinkTokenResponse
-	(*SendProvisioningRequest)(nil),  // 37: sotto.wire.SendProvisioningRequest
-	(*SendProvisioningResponse)(nil), // 38: sotto.wire.SendProvisioningResponse
-	(*ProvisioningMessage)(nil),      // 39: sotto.wire.ProvisioningMessage
-	(*LinkDeviceRequest)(nil),        // 40: sotto.wire.LinkDeviceRequest
-	(*ListDevicesRequest)(nil),       // 41: sotto.wire.ListDevicesRequest
-	(*RemoveDeviceRequest)(nil),      // 42: sotto.wire.RemoveDeviceRequest
-	(*RemoveDeviceResponse)(nil),     // 43: sotto.wire.RemoveDeviceResponse
-	(*PingRequest)(nil),              // 44: sotto.wire.PingRequest
-	(*PingResponse)(nil),             // 45: sotto.wire.PingResponse
-	(*TurnCredentialsRequest)(nil),   // 46: sotto.wire.TurnCredentialsRequest
-	(*TurnCredentials)(nil),          // 47: sotto.wire.TurnCredentials
-	(*BlobTokenRequest)(nil),         // 48: sotto.wire.BlobTokenRequest
-	(*BlobTokenResponse)(nil),        // 49: sotto.wire.BlobTokenResponse
+	(EnvelopeType)(0),                // 1: sotto.wire.EnvelopeType
+	(OrgDocumentKind)(0),             // 2: sotto.wire.OrgDocumentKind
+	(*Frame)(nil),                    // 3: sotto.wire.Frame
+	(*Request)(nil),                  // 4: sotto.wire.Request
+	(*Response)(nil),                 // 5: sotto.wire.Response
+	(*Push)(nil),                     // 6: sotto.wire.Push
+	(*Challenge)(nil),                // 7: sotto.wire.Challenge
+	(*SignedPreKey)(nil),             // 8: sotto.wire.SignedPreKey
+	(*PreKey)(nil),                   // 9: sotto.wire.PreKey
+	(*PreKeys)(nil),                  // 10: sotto.wire.PreKeys
+	(*EnrollRequest)(nil),            // 11: sotto.wire.EnrollRequest
+	(*EnrollResponse)(nil),           // 12: sotto.wire.EnrollResponse
+	(*AuthenticateRequest)(nil),      // 13: sotto.wire.AuthenticateRequest
+	(*AuthenticateResponse)(nil),     // 14: sotto.wire.AuthenticateResponse
+	(*UploadPreKeysRequest)(nil),     // 15: sotto.wire.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),    // 16: sotto.wire.UploadPreKeysResponse
+	(*PreKeyCountRequest)(nil),       // 17: sotto.wire.PreKeyCountRequest
+	(*PreKeyCountResponse)(nil),      // 18: sotto.wire.PreKeyCountResponse
+	(*FetchPreKeysRequest)(nil),      // 19: sotto.wire.FetchPreKeysRequest
+	(*PreKeyBundle)(nil),             // 20: sotto.wire.PreKeyBundle
+	(*FetchPreKeysResponse)(nil),     // 21: sotto.wire.FetchPreKeysResponse
+	(*DeviceInfo)(nil),               // 22: sotto.wire.DeviceInfo
+	(*DeviceList)(nil),               // 23: sotto.wire.DeviceList
+	(*GetDevicesRequest)(nil),        // 24: sotto.wire.GetDevicesRequest
+	(*GetIdentityRequest)(nil),       // 25: sotto.wire.GetIdentityRequest
+	(*IdentityResponse)(nil),         // 26: sotto.wire.IdentityResponse
+	(*OutgoingMessage)(nil),          // 27: sotto.wire.OutgoingMessage
+	(*SendMessageRequest)(nil),       // 28: sotto.wire.SendMessageRequest
+	(*SendMessageResponse)(nil),      // 29: sotto.wire.SendMessageResponse
+	(*StaleDevices)(nil),             // 30: sotto.wire.StaleDevices
+	(*Envelope)(nil),                 // 31: sotto.wire.Envelope
+	(*QueueEmpty)(nil),               // 32: sotto.wire.QueueEmpty
+	(*AckRequest)(nil),               // 33: sotto.wire.AckRequest
+	(*AckResponse)(nil),              // 34: sotto.wire.AckResponse
+	(*ProvisionRequest)(nil),         // 35: sotto.wire.ProvisionRequest
+	(*ProvisionResponse)(nil),        // 36: sotto.wire.ProvisionResponse
+	(*LinkTokenRequest)(nil),         // 37: sotto.wire.LinkTokenRequest
+	(*LinkTokenResponse)(nil),        // 38: sotto.wire.LinkTokenResponse
+	(*SendProvisioningRequest)(nil),  // 39: sotto.wire.SendProvisioningRequest
+	(*SendProvisioningResponse)(nil), // 40: sotto.wire.SendProvisioningResponse
+	(*ProvisioningMessage)(nil),      // 41: sotto.wire.ProvisioningMessage
+	(*LinkDeviceRequest)(nil),        // 42: sotto.wire.LinkDeviceRequest
+	(*ListDevicesRequest)(nil),       // 43: sotto.wire.ListDevicesRequest
+	(*RemoveDeviceRequest)(nil),      // 44: sotto.wire.RemoveDeviceRequest
+	(*RemoveDeviceResponse)(nil),     // 45: sotto.wire.RemoveDeviceResponse
+	(*PingRequest)(nil),              // 46: sotto.wire.PingRequest
+	(*PingResponse)(nil),             // 47: sotto.wire.PingResponse
+	(*TurnCredentialsRequest)(nil),   // 48: sotto.wire.TurnCredentialsRequest
+	(*TurnCredentials)(nil),          // 49: sotto.wire.TurnCredentials
+	(*BlobTokenRequest)(nil),         // 50: sotto.wire.BlobTokenRequest
+	(*BlobTokenResponse)(nil),        // 51: sotto.wire.BlobTokenResponse
+	(*OrgDocument)(nil),              // 52: sotto.wire.OrgDocument
+	(*OrgKeyRequest)(nil),            // 53: sotto.wire.OrgKeyRequest
+	(*OrgKeyResponse)(nil),           // 54: sotto.wire.OrgKeyResponse
+	(*OrgPublishRequest)(nil),        // 55: sotto.wire.OrgPublishRequest
+	(*OrgPublishResponse)(nil),       // 56: sotto.wire.OrgPublishResponse
+	(*OrgWipeConfirmRequest)(nil),    // 57: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),   // 58: sotto.wire.OrgWipeConfirmResponse
 }
 var file_wire_wire_proto_depIdxs = []int32{
-	2,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
-	3,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
-	4,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
-	9,  // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
-	11, // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
-	13, // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
-	15, // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
-	17, // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
-	22, // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
-	23, // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
-	26, // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
-	31, // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
-	33, // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
-	35, // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
-	37, // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
-	40, // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
-	41, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
-	42, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
-	44, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	48, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
-	46, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
+	5,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
+	6,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
+	11, // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
+	13, // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
+	15, // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
+	17, // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
+	19, // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
+	24, // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
+	25, // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
+	28, // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
+	33, // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
+	35, // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
+	37, // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
+	39, // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
+	42, // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
+	43, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
+	44, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
+	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
+	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
+	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
 	0,  // 21: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	28, // 22: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	10, // 23: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	12, // 24: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	14, // 25: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	16, // 26: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	19, // 27: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	21, // 28: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	24, // 29: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	27, // 30: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	32, // 31: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	34, // 32: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	36, // 33: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	38, // 34: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	10, // 35: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	21, // 36: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	43, // 37: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	45, // 38: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	49, // 39: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	47, // 40: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	5,  // 41: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	29, // 42: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	30, // 43: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	39, // 44: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	6,  // 45: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	6,  // 46: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	7,  // 47: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	6,  // 48: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	8,  // 49: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 50: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	6,  // 51: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	7,  // 52: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	6,  // 53: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	18, // 54: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	20, // 55: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	25, // 56: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	21, // 57: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	8,  // 58: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	30, // 22: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 23: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 24: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 25: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 26: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 27: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 28: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 29: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 30: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 31: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 32: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 33: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 34: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 35: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 36: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 37: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 38: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 39: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 40: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	7,  // 41: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 42: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 43: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 44: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 45: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 46: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 47: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 48: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 49: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 50: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 51: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 52: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 53: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 54: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	22, // 55: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	27, // 56: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 57: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 58: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 59: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 60: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -3992,8 +4478,8 @@ func file_wire_wire_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   49,
+			NumEnums:      3,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
