@@ -123,6 +123,11 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 	case *wire.Request_RemoveDevice:
 		err = c.removeDevice(b.RemoveDevice.GetDeviceId())
 		resp.Body = &wire.Response_RemoveDevice{RemoveDevice: &wire.RemoveDeviceResponse{}}
+	case *wire.Request_TurnCredentials:
+		var r *wire.TurnCredentials
+		if r, err = c.turnCredentials(); err == nil {
+			resp.Body = &wire.Response_TurnCredentials{TurnCredentials: r}
+		}
 	default:
 		err = fmt.Errorf("%w: unknown request", ErrBadRequest)
 	}

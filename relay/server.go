@@ -34,6 +34,9 @@ type Config struct {
 	// DirectoryCacheTTL bounds how long a username's account and device
 	// list are reused for sends without asking the store (5 s).
 	DirectoryCacheTTL time.Duration
+	// TURN issues TURN credentials to authenticated devices (nil: the
+	// relay runs no TURN server).
+	TURN *TURNCredentials
 }
 
 // DefaultConfig returns the defaults.

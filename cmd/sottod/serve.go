@@ -36,6 +36,11 @@ type Config struct {
 	// DebugListen, when set, serves net/http/pprof there (keep it on
 	// loopback: profiles reveal metadata, never content).
 	DebugListen string
+	// TURNListen is the TURN server's UDP and TCP listen address for call
+	// media ("": no TURN); TURNPublicIP the address put in relayed
+	// candidates (default: the host of TURNListen).
+	TURNListen   string
+	TURNPublicIP string
 }
 
 // DefaultConfig returns the defaults of the serve flags.
@@ -48,6 +53,7 @@ func DefaultConfig() Config {
 		EnrollRate:  relay.DefaultConfig().EnrollRate.PerSecond,
 		EnrollBurst: int(relay.DefaultConfig().EnrollRate.Burst),
 		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
+		TURNListen:  "127.0.0.1:3478",
 	}
 }
 
@@ -89,6 +95,7 @@ type Daemon struct {
 	srv   *relay.Server
 	http  *http.Server
 	ln    net.Listener
+	turn  *relay.TURNServer
 }
 
 // NewDaemon opens the store and binds the listener.
@@ -105,12 +112,17 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	turnSrv, err := startTURN(ctx, cfg, &rcfg, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	srv, err := relay.New(rcfg)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv}
+	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv, turn: turnSrv}
 	var tlsConf *tls.Config
 	switch {
 	case cfg.TLSCert != "":
@@ -194,6 +206,9 @@ func (d *Daemon) Close() error {
 	if d.ln != nil {
 		d.ln.Close()
 	}
+	if d.turn != nil {
+		d.turn.Close()
+	}
 	return d.store.Close()
 }
 
@@ -212,6 +227,8 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&cfg.EnrollBurst, "enroll-burst", cfg.EnrollBurst, "burst of -enroll-rate")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060)")
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
+	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
+	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

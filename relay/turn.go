@@ -1,0 +1,214 @@
+package relay
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/turn/v4"
+
+	"sotto/wire"
+)
+
+// TURNCredentials issues short-lived TURN credentials to authenticated
+// devices, following the TURN REST convention shared with the TURN server:
+// username "<expiry unix seconds>:<account>.<device>", password
+// base64(HMAC-SHA1(secret, username)).
+type TURNCredentials struct {
+	Secret []byte        // shared with the TURN server; at least 32 bytes
+	URLs   []string      // turn: URIs handed to clients
+	TTL    time.Duration // lifetime of a credential (10 min)
+}
+
+// DefaultTURNTTL is the lifetime of issued TURN credentials.
+const DefaultTURNTTL = 10 * time.Minute
+
+// turnPassword is the TURN REST password of username.
+func turnPassword(secret []byte, username string) string {
+	m := hmac.New(sha1.New, secret)
+	m.Write([]byte(username))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// issue returns credentials for dev valid until now+TTL.
+func (t *TURNCredentials) issue(dev DeviceAddr, username string, now time.Time) *wire.TurnCredentials {
+	ttl := t.TTL
+	if ttl <= 0 {
+		ttl = DefaultTURNTTL
+	}
+	exp := now.Add(ttl)
+	user := fmt.Sprintf("%d:%s.%d", exp.Unix(), username, dev.Device)
+	return &wire.TurnCredentials{
+		Username:    user,
+		Password:    turnPassword(t.Secret, user),
+		Urls:        append([]string(nil), t.URLs...),
+		ExpiresAtMs: exp.UnixMilli(),
+	}
+}
+
+// turnCredentials answers a TurnCredentialsRequest of an authenticated
+// device.
+func (c *conn) turnCredentials() (*wire.TurnCredentials, error) {
+	t := c.s.cfg.TURN
+	if t == nil || len(t.Secret) == 0 {
+		return nil, fmt.Errorf("%w: this relay runs no TURN server", ErrNotFound)
+	}
+	return t.issue(c.dev, c.username, c.s.cfg.Now()), nil
+}
+
+// TURNServerConfig configures a TURN server.
+type TURNServerConfig struct {
+	Secret []byte
+	// UDPAddr and TCPAddr are the listen addresses ("127.0.0.1:3478");
+	// empty: that transport is off.
+	UDPAddr, TCPAddr string
+	// RelayIP is the address put in relayed candidates (the public IP
+	// behind which the relay runs); RelayBind is the local address relay
+	// sockets bind to. Defaults: 127.0.0.1 for both.
+	RelayIP, RelayBind string
+	Realm              string // "sotto"
+	Logger             *slog.Logger
+	Now                func() time.Time
+}
+
+// TURNServer is a TURN server (RFC 8656) for call media, run next to the
+// relay. It sees only SRTP/DTLS packets it cannot decrypt.
+type TURNServer struct {
+	srv *turn.Server
+	udp net.PacketConn
+	tcp net.Listener
+}
+
+// ErrTURNConfig reports an unusable TURN configuration.
+var ErrTURNConfig = errors.New("relay: turn: bad configuration")
+
+// StartTURN listens and serves TURN until Close.
+func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
+	if len(cfg.Secret) < 16 {
+		return nil, fmt.Errorf("%w: secret shorter than 16 bytes", ErrTURNConfig)
+	}
+	if cfg.UDPAddr == "" && cfg.TCPAddr == "" {
+		return nil, fmt.Errorf("%w: no listen address", ErrTURNConfig)
+	}
+	if cfg.RelayIP == "" {
+		cfg.RelayIP = "127.0.0.1"
+	}
+	if cfg.RelayBind == "" {
+		cfg.RelayBind = cfg.RelayIP
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "sotto"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ip := net.ParseIP(cfg.RelayIP)
+	if ip == nil {
+		return nil, fmt.Errorf("%w: relay IP %q", ErrTURNConfig, cfg.RelayIP)
+	}
+	secret := append([]byte(nil), cfg.Secret...)
+	log := cfg.Logger
+	auth := func(username, realm string, src net.Addr) ([]byte, bool) {
+		exp, _, ok := strings.Cut(username, ":")
+		if !ok {
+			return nil, false
+		}
+		t, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || t < cfg.Now().Unix() {
+			log.Debug("turn: expired or malformed credential", "src", src.String())
+			return nil, false
+		}
+		return turn.GenerateAuthKey(username, realm, turnPassword(secret, username)), true
+	}
+	gen := func() turn.RelayAddressGenerator {
+		return &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: cfg.RelayBind}
+	}
+	ts := &TURNServer{}
+	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: auth}
+	var lc net.ListenConfig
+	if cfg.UDPAddr != "" {
+		pc, err := lc.ListenPacket(ctx, "udp4", cfg.UDPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("relay: turn: %w", err)
+		}
+		ts.udp = pc
+		sc.PacketConnConfigs = []turn.PacketConnConfig{{PacketConn: pc, RelayAddressGenerator: gen()}}
+	}
+	if cfg.TCPAddr != "" {
+		l, err := lc.Listen(ctx, "tcp4", cfg.TCPAddr)
+		if err != nil {
+			ts.closeListeners()
+			return nil, fmt.Errorf("relay: turn: %w", err)
+		}
+		ts.tcp = l
+		sc.ListenerConfigs = []turn.ListenerConfig{{Listener: l, RelayAddressGenerator: gen()}}
+	}
+	srv, err := turn.NewServer(sc)
+	if err != nil {
+		ts.closeListeners()
+		return nil, fmt.Errorf("relay: turn: %w", err)
+	}
+	ts.srv = srv
+	return ts, nil
+}
+
+func (t *TURNServer) closeListeners() {
+	if t.udp != nil {
+		t.udp.Close()
+	}
+	if t.tcp != nil {
+		t.tcp.Close()
+	}
+}
+
+// UDPAddr is the UDP listen address ("" when off).
+func (t *TURNServer) UDPAddr() string {
+	if t.udp == nil {
+		return ""
+	}
+	return t.udp.LocalAddr().String()
+}
+
+// TCPAddr is the TCP listen address ("" when off).
+func (t *TURNServer) TCPAddr() string {
+	if t.tcp == nil {
+		return ""
+	}
+	return t.tcp.Addr().String()
+}
+
+// URLs are the turn: URIs of the listeners, for TURNCredentials.URLs.
+// host replaces the listen host when not empty (the public name).
+func (t *TURNServer) URLs(host string) []string {
+	var out []string
+	add := func(addr, proto string) {
+		if addr == "" {
+			return
+		}
+		h, p, _ := net.SplitHostPort(addr)
+		if host != "" {
+			h = host
+		}
+		out = append(out, "turn:"+net.JoinHostPort(h, p)+"?transport="+proto)
+	}
+	add(t.UDPAddr(), "udp")
+	add(t.TCPAddr(), "tcp")
+	return out
+}
+
+// AllocationCount is the number of live allocations.
+func (t *TURNServer) AllocationCount() int { return t.srv.AllocationCount() }
+
+// Close stops the server and closes its listeners.
+func (t *TURNServer) Close() error { return t.srv.Close() }
