@@ -237,7 +237,7 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 		return nil, err
 	}
 	n.dropStaleKeys()
-	n.reinit = fx.reinit
+	n.reinit, n.reinitTo = fx.reinit, fx.reinitTo
 	return n, nil
 }
 
@@ -251,6 +251,7 @@ type proposalEffects struct {
 	kemOutput []byte // ExternalInit
 	reinit    bool
 	gce       bool // the group context extensions changed
+	reinitTo  *reInit
 }
 
 // applyProposals applies a validated proposal list to n's tree and
@@ -331,6 +332,7 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 			fx.kemOutput = rp.p.kemOutput
 		case proposalReInit:
 			fx.reinit = true
+			fx.reinitTo = &rp.p.reInit
 		}
 	}
 	return fx, nil

@@ -196,6 +196,9 @@ type CommitOptions struct {
 	// AddExternalPSK) to inject into the key schedule; joiners need them
 	// too (JoinOptions.ExternalPSKs).
 	PSKs [][]byte
+
+	// resumption holds resumption PSKs to inject (ReInit).
+	resumption []preSharedKeyID
 }
 
 // AddExternalPSK registers an external pre-shared key under id, for
@@ -258,6 +261,9 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		psk := preSharedKeyID{pskType: pskExternal, pskID: append([]byte(nil), id...), pskNonce: nonce}
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: psk}})
 	}
+	for _, id := range opts.resumption {
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: id}})
+	}
 	c := commit{proposals: props}
 	ps, err := st.resolveProposals(&c, me)
 	if err != nil {
@@ -281,7 +287,7 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	n.priv = priv
-	n.reinit = fx.reinit
+	n.reinit, n.reinitTo = fx.reinit, fx.reinitTo
 	if err := n.tree.validateTree(&n.ctx, fx.gce); err != nil {
 		return nil, err
 	}

@@ -23,15 +23,30 @@
 // and UnmarshalGroup persist a member's state, secrets included, for the
 // caller to store encrypted.
 //
+// The application vets credentials with a CredentialValidator
+// (GroupOptions, JoinOptions, ExternalJoinOptions or
+// Group.SetCredentialValidator): it is called with the signature key for
+// every new or changed leaf — the creator's own, every leaf of a joined
+// tree, added KeyPackages, Updates and the leaf of every received
+// commit's UpdatePath, external commits included. External commits may
+// remove only the joiner's old leaf (JoinExternalWithOptions with
+// Resync). Parties outside the group propose with NewMemberAddProposal
+// (a client asking to join) and ExternalRemoveProposal (a sender listed
+// in the external_senders extension, built with
+// ExternalSendersExtension). A committed ReInit (ProposeReInit) is
+// completed with Group.ReInit, whose Welcome members join with
+// JoinOptions.ReInitFrom. Received KeyPackages are checked against their
+// lifetime with LifetimeTolerance of clock skew (the clock can be
+// injected: GroupOptions.Now, JoinOptions.Now, Group.SetClock); leaves
+// already in a joined tree are not, since a member's key_package leaf
+// keeps its original lifetime until it commits.
+//
 // Messages are byte strings in the MLSMessage encoding. The package is
 // bytes in, bytes out: it does no networking, storage or logging, does
 // not panic on malformed input, and never puts secret material in an
 // error message. Secrets of an epoch are wiped when the group leaves it.
 //
-// Not implemented yet: ReInit and branch/resumption flows beyond
-// resumption PSKs of the group's own past epochs, GroupContextExtensions
-// proposals issued by this package (they are processed when received),
-// credential validation beyond signatures (basic identities are passed
-// to the application through Members), and lifetime checks on received
-// leaves (RFC 9420 only recommends them).
+// Not implemented yet: branching (resumption PSKs of usage branch) and
+// GroupContextExtensions proposals sent on their own (a commit can carry
+// one through CommitOptions.Extensions; received ones are processed).
 package mls

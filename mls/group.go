@@ -35,6 +35,10 @@ type JoinOptions struct {
 	CredentialValidator CredentialValidator
 	// Now replaces time.Now for lifetime checks.
 	Now func() time.Time
+	// ReInitFrom is the closed group whose committed ReInit this Welcome
+	// completes: its last resumption PSK is used, and the new group must
+	// match the ReInit proposal.
+	ReInitFrom *Group
 }
 
 // Group is one member's state of an MLS group. It is not safe for
@@ -85,12 +89,23 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 				return psk, nil
 			}
 		}
+		if old := opts.ReInitFrom; old != nil && id.pskType == pskResumption && id.usage == resumptionReInit &&
+			old.st.reinit && bytes.Equal(id.pskGroupID, old.st.ctx.groupID) && id.pskEpoch == old.st.ctx.epoch {
+			if psk, ok := old.st.resumption[id.pskEpoch]; ok {
+				return psk, nil
+			}
+		}
 		return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
 	})
 	if err != nil {
 		return nil, err
 	}
 	gc := j.info.groupContext
+	if opts.ReInitFrom != nil {
+		if err := checkReInitWelcome(opts.ReInitFrom.st, j.secrets.psks, &gc); err != nil {
+			return nil, err
+		}
+	}
 	treeBytes, ok := findExtension(j.info.extensions, extRatchetTree)
 	if !ok {
 		if treeBytes = opts.RatchetTree; treeBytes == nil {

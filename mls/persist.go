@@ -10,7 +10,8 @@ import (
 )
 
 // stateFormat versions the encoding of Group.MarshalBinary.
-const stateFormat uint16 = 1
+// Format 2 adds the parameters of a committed ReInit; format 1 is read.
+const stateFormat uint16 = 2
 
 func writeBytesMap(w *codec.Writer, m map[string][]byte) {
 	keys := make([]string, 0, len(m))
@@ -195,6 +196,9 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 			w.Opaque(p.senderDataSecret)
 		}
 	})
+	w.Optional(st.reinitTo != nil, func(w *codec.Writer) {
+		proposalBody{&proposal{typ: proposalReInit, reInit: *st.reinitTo}}.encode(w)
+	})
 	b, err := w.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("mls: marshal group: %w", err)
@@ -205,7 +209,8 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // UnmarshalGroup restores a Group encoded by MarshalBinary.
 func UnmarshalGroup(b []byte) (*Group, error) {
 	r := codec.NewReader(b)
-	if v := r.U16(); r.Err() == nil && v != stateFormat {
+	v := r.U16()
+	if r.Err() == nil && v != stateFormat && v != 1 {
 		return nil, fmt.Errorf("%w: group state format %d", ErrDecode, v)
 	}
 	s, err := CipherSuite(r.U16()).suite()
@@ -271,6 +276,14 @@ func UnmarshalGroup(b []byte) (*Group, error) {
 		p.senderDataSecret = append([]byte(nil), r.Opaque()...)
 		st.past = append(st.past, p)
 	})
+	if v >= 2 {
+		r.Optional(func(r *codec.Reader) {
+			var p proposal
+			p.typ = proposalReInit
+			proposalBody{&p}.decode(r)
+			st.reinitTo = &p.reInit
+		})
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("%w: group state: %w", ErrDecode, err)
 	}

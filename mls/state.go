@@ -43,6 +43,8 @@ type groupState struct {
 	validator      CredentialValidator // application credential check; not persisted
 	removed        bool                // this member was removed by the last commit
 	reinit         bool                // the last commit carried a ReInit proposal
+	reinitTo       *reInit             // that proposal's successor parameters
+	priorPSKs      map[string][]byte   // reinit/branch resumption PSKs (resumptionKey)
 }
 
 func (g *groupState) setContext(ctx groupContext) error {
@@ -227,6 +229,9 @@ func (g *groupState) lookupPSK(id *preSharedKeyID) ([]byte, error) {
 			if psk, ok := g.resumption[id.pskEpoch]; ok {
 				return psk, nil
 			}
+		}
+		if psk, ok := g.priorPSKs[resumptionKey(id)]; ok && id.usage != resumptionApplication {
+			return psk, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)

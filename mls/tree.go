@@ -333,14 +333,15 @@ func (t *ratchetTree) verifyParentHashes() error {
 
 // verifyLeaves checks every leaf's signature.
 func (t *ratchetTree) verifyLeaves(groupID []byte) error {
-	for i := uint32(0); i < t.size(); i++ {
+	return parallel(int(t.size()), func(k int) error {
+		i := uint32(k)
 		if l := t.leaf(i); l != nil {
 			if err := l.verify(t.s, groupID, i); err != nil {
 				return fmt.Errorf("%w: leaf %d: %w", ErrInvalidTree, i, err)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // filteredDirectPath returns the filtered direct path of leaf i and, for

@@ -1,0 +1,81 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// A committed ReInit is completed: the successor group, in another
+// cipher suite, is joined from a Welcome bound to the old group's last
+// epoch by a reinit resumption PSK.
+func TestReInitCompletion(t *testing.T) {
+	alice, bob, carol := twoMembers(t)
+	p, _ := alice.g.Commit(CommitOptions{Add: [][]byte{carol.kp}})
+	alice.g.Apply(p)
+	bob.g.Handle(p.Commit)
+	var err error
+	if carol.g, err = Join(p.Welcome, carol.kp, carol.keys, nil); err != nil {
+		t.Fatal(err)
+	}
+	next := X25519_CHACHA20POLY1305_SHA256_Ed25519
+	prop, err := bob.g.ProposeReInit([]byte("g-next"), next, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{alice, carol} {
+		if _, err := c.g.Handle(prop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := alice.g.ReInit([]byte("alice"), nil, nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("reinit before the commit: %v", err)
+	}
+	p, err = alice.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.Apply(p)
+	for _, c := range []*client{bob, carol} {
+		if r, err := c.g.Handle(p.Commit); err != nil || !r.ReInit {
+			t.Fatalf("%s: reinit commit: %+v %v", c.name, r, err)
+		}
+	}
+	bob.g = restore(t, bob.g)
+	params, ok := bob.g.ReInitParams()
+	if !ok || params.CipherSuite != next || !bytes.Equal(params.GroupID, []byte("g-next")) {
+		t.Fatalf("reinit params after restore: %+v %v", params, ok)
+	}
+
+	nb, nc := newClient(t, next, "bob"), newClient(t, next, "carol")
+	aliceSig, _ := GenerateSignatureKey(next)
+	ng, pc, err := alice.g.ReInit([]byte("alice"), aliceSig, [][]byte{nb.kp, nc.kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ng.Apply(pc); err != nil {
+		t.Fatal(err)
+	}
+	if ng.CipherSuite() != next || !bytes.Equal(ng.GroupID(), []byte("g-next")) {
+		t.Fatal("successor does not have the proposed parameters")
+	}
+	if _, err := Join(pc.Welcome, nb.kp, nb.keys, nil); err == nil {
+		t.Fatal("joined a reinit successor without the old group")
+	}
+	other, _, _ := twoMembers(t)
+	if _, err := Join(pc.Welcome, nb.kp, nb.keys, &JoinOptions{ReInitFrom: other.g}); err == nil {
+		t.Fatal("joined a reinit successor with an unrelated group")
+	}
+	if nb.g, err = Join(pc.Welcome, nb.kp, nb.keys, &JoinOptions{ReInitFrom: bob.g}); err != nil {
+		t.Fatal(err)
+	}
+	if nc.g, err = Join(pc.Welcome, nc.kp, nc.keys, &JoinOptions{ReInitFrom: carol.g}); err != nil {
+		t.Fatal(err)
+	}
+	na := &client{name: "alice", g: ng}
+	sameEpoch(t, na, nb, nc)
+	msg, _ := nc.g.Seal([]byte("new group"))
+	if r, err := nb.g.Handle(msg); err != nil || string(r.Data) != "new group" {
+		t.Fatalf("message in the successor: %v", err)
+	}
+}
