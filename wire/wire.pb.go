@@ -348,6 +348,9 @@ type Request struct {
 	//	*Request_Ping
 	//	*Request_BlobToken
 	//	*Request_TurnCredentials
+	//	*Request_OrgKey
+	//	*Request_OrgPublish
+	//	*Request_OrgWipeConfirm
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -559,6 +562,33 @@ func (x *Request) GetTurnCredentials() *TurnCredentialsRequest {
 	return nil
 }
 
+func (x *Request) GetOrgKey() *OrgKeyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgKey); ok {
+			return x.OrgKey
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetOrgPublish() *OrgPublishRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgPublish); ok {
+			return x.OrgPublish
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetOrgWipeConfirm() *OrgWipeConfirmRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgWipeConfirm); ok {
+			return x.OrgWipeConfirm
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -637,6 +667,19 @@ type Request_TurnCredentials struct {
 	TurnCredentials *TurnCredentialsRequest `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
 }
 
+type Request_OrgKey struct {
+	// organization 70-89
+	OrgKey *OrgKeyRequest `protobuf:"bytes,70,opt,name=org_key,json=orgKey,proto3,oneof"`
+}
+
+type Request_OrgPublish struct {
+	OrgPublish *OrgPublishRequest `protobuf:"bytes,71,opt,name=org_publish,json=orgPublish,proto3,oneof"`
+}
+
+type Request_OrgWipeConfirm struct {
+	OrgWipeConfirm *OrgWipeConfirmRequest `protobuf:"bytes,72,opt,name=org_wipe_confirm,json=orgWipeConfirm,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -673,6 +716,12 @@ func (*Request_BlobToken) isRequest_Body() {}
 
 func (*Request_TurnCredentials) isRequest_Body() {}
 
+func (*Request_OrgKey) isRequest_Body() {}
+
+func (*Request_OrgPublish) isRequest_Body() {}
+
+func (*Request_OrgWipeConfirm) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -703,6 +752,9 @@ type Response struct {
 	//	*Response_Ping
 	//	*Response_BlobToken
 	//	*Response_TurnCredentials
+	//	*Response_OrgKey
+	//	*Response_OrgPublish
+	//	*Response_OrgWipeConfirm
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -942,6 +994,33 @@ func (x *Response) GetTurnCredentials() *TurnCredentials {
 	return nil
 }
 
+func (x *Response) GetOrgKey() *OrgKeyResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgKey); ok {
+			return x.OrgKey
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetOrgPublish() *OrgPublishResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgPublish); ok {
+			return x.OrgPublish
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetOrgWipeConfirm() *OrgWipeConfirmResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgWipeConfirm); ok {
+			return x.OrgWipeConfirm
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1020,6 +1099,19 @@ type Response_TurnCredentials struct {
 	TurnCredentials *TurnCredentials `protobuf:"bytes,60,opt,name=turn_credentials,json=turnCredentials,proto3,oneof"`
 }
 
+type Response_OrgKey struct {
+	// organization 70-89
+	OrgKey *OrgKeyResponse `protobuf:"bytes,70,opt,name=org_key,json=orgKey,proto3,oneof"`
+}
+
+type Response_OrgPublish struct {
+	OrgPublish *OrgPublishResponse `protobuf:"bytes,71,opt,name=org_publish,json=orgPublish,proto3,oneof"`
+}
+
+type Response_OrgWipeConfirm struct {
+	OrgWipeConfirm *OrgWipeConfirmResponse `protobuf:"bytes,72,opt,name=org_wipe_confirm,json=orgWipeConfirm,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1055,6 +1147,12 @@ func (*Response_Ping) isResponse_Body() {}
 func (*Response_BlobToken) isResponse_Body() {}
 
 func (*Response_TurnCredentials) isResponse_Body() {}
+
+func (*Response_OrgKey) isResponse_Body() {}
+
+func (*Response_OrgPublish) isResponse_Body() {}
+
+func (*Response_OrgWipeConfirm) isResponse_Body() {}
 
 // Push is sent by the relay unprompted.
 type Push struct {
@@ -3991,7 +4089,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xcc\t\n" +
+	"\x04kind\"\x93\v\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -4016,9 +4114,12 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x04ping\x18\x19 \x01(\v2\x17.sotto.wire.PingRequestH\x00R\x04ping\x12=\n" +
 	"\n" +
 	"blob_token\x18( \x01(\v2\x1c.sotto.wire.BlobTokenRequestH\x00R\tblobToken\x12O\n" +
-	"\x10turn_credentials\x18< \x01(\v2\".sotto.wire.TurnCredentialsRequestH\x00R\x0fturnCredentialsB\x06\n" +
-	"\x04body\"\xda\n" +
-	"\n" +
+	"\x10turn_credentials\x18< \x01(\v2\".sotto.wire.TurnCredentialsRequestH\x00R\x0fturnCredentials\x124\n" +
+	"\aorg_key\x18F \x01(\v2\x19.sotto.wire.OrgKeyRequestH\x00R\x06orgKey\x12@\n" +
+	"\vorg_publish\x18G \x01(\v2\x1d.sotto.wire.OrgPublishRequestH\x00R\n" +
+	"orgPublish\x12M\n" +
+	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirmB\x06\n" +
+	"\x04body\"\xa4\f\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -4047,7 +4148,11 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x04ping\x18\x19 \x01(\v2\x18.sotto.wire.PingResponseH\x00R\x04ping\x12>\n" +
 	"\n" +
 	"blob_token\x18( \x01(\v2\x1d.sotto.wire.BlobTokenResponseH\x00R\tblobToken\x12H\n" +
-	"\x10turn_credentials\x18< \x01(\v2\x1b.sotto.wire.TurnCredentialsH\x00R\x0fturnCredentialsB\x06\n" +
+	"\x10turn_credentials\x18< \x01(\v2\x1b.sotto.wire.TurnCredentialsH\x00R\x0fturnCredentials\x125\n" +
+	"\aorg_key\x18F \x01(\v2\x1a.sotto.wire.OrgKeyResponseH\x00R\x06orgKey\x12A\n" +
+	"\vorg_publish\x18G \x01(\v2\x1e.sotto.wire.OrgPublishResponseH\x00R\n" +
+	"orgPublish\x12N\n" +
+	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirmB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -4370,51 +4475,57 @@ var file_wire_wire_proto_depIdxs = []int32{
 	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
 	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
 	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	0,  // 21: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 22: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 23: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 24: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 25: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 26: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 27: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 28: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 29: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 30: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 31: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 32: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 33: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 34: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 35: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 36: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 37: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 38: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 39: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 40: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	7,  // 41: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 42: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 43: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 44: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 45: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 46: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 47: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 48: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 49: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 50: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 51: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 52: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 53: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 54: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	22, // 55: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	27, // 56: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 57: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 58: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 59: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 60: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	53, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
+	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
+	57, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	0,  // 24: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30, // 25: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 26: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 27: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 28: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 29: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 30: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 31: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 32: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 33: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 34: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 35: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 36: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 37: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 38: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 39: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 40: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 41: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 42: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 43: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	54, // 44: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	56, // 45: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	58, // 46: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	7,  // 47: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 48: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 49: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 50: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 51: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 52: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 53: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 54: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 55: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 56: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 57: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 58: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 59: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 60: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	22, // 61: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	27, // 62: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 63: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 64: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 65: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 66: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -4446,6 +4557,9 @@ func file_wire_wire_proto_init() {
 		(*Request_Ping)(nil),
 		(*Request_BlobToken)(nil),
 		(*Request_TurnCredentials)(nil),
+		(*Request_OrgKey)(nil),
+		(*Request_OrgPublish)(nil),
+		(*Request_OrgWipeConfirm)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -4466,6 +4580,9 @@ func file_wire_wire_proto_init() {
 		(*Response_Ping)(nil),
 		(*Response_BlobToken)(nil),
 		(*Response_TurnCredentials)(nil),
+		(*Response_OrgKey)(nil),
+		(*Response_OrgPublish)(nil),
+		(*Response_OrgWipeConfirm)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
