@@ -128,6 +128,11 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 		if r, err = c.turnCredentials(); err == nil {
 			resp.Body = &wire.Response_TurnCredentials{TurnCredentials: r}
 		}
+	case *wire.Request_BlobToken:
+		var r *wire.BlobTokenResponse
+		if r, err = c.blobToken(); err == nil {
+			resp.Body = &wire.Response_BlobToken{BlobToken: r}
+		}
 	default:
 		err = fmt.Errorf("%w: unknown request", ErrBadRequest)
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	// DirectoryCacheTTL bounds how long a username's account and device
 	// list are reused for sends without asking the store (5 s).
 	DirectoryCacheTTL time.Duration
+	// Blobs configures the attachment blob store (off when unset).
+	Blobs BlobConfig
 	// TURN issues TURN credentials to authenticated devices (nil: the
 	// relay runs no TURN server).
 	TURN *TURNCredentials
@@ -65,6 +67,7 @@ type Server struct {
 	metrics *Metrics
 	ipLimit *keyedLimiter
 	cache   *dirCache
+	blobs   *blobService // nil: no blob store
 
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
@@ -136,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.AcceptWebSocket = AcceptWebSocket
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: cfg.Logger, dir: cfg.Directory, mb: cfg.Mailbox, bus: cfg.Bus,
 		metrics: newMetrics(),
 		ipLimit: newKeyedLimiter(cfg.EnrollRate),
@@ -145,7 +148,12 @@ func New(cfg Config) (*Server, error) {
 		conns: make(map[*conn]struct{}),
 		byDev: make(map[DeviceAddr]*conn),
 		prov:  make(map[string]*conn),
-	}, nil
+	}
+	if err := s.initBlobs(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Metrics returns the server's counters.
@@ -155,6 +163,9 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	if s.blobs != nil {
+		s.blobs.routes(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -177,6 +188,9 @@ func (s *Server) Handler() http.Handler {
 		open := len(s.conns)
 		s.mu.Unlock()
 		s.metrics.write(w, open)
+		if s.blobs != nil {
+			s.blobs.writeMetrics(w)
+		}
 		for _, b := range []any{s.mb, s.dir} {
 			if mw, ok := b.(MetricsWriter); ok {
 				mw.WriteMetrics(w)
@@ -276,6 +290,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.expire(ctx)
 	expireT := time.NewTicker(s.cfg.ExpireEvery)
 	defer expireT.Stop()
+	if s.blobs != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.blobs.runJanitor(ctx) }()
+	}
 	revT := time.NewTicker(s.cfg.RevocationPoll)
 	defer revT.Stop()
 	for {

@@ -41,6 +41,8 @@ type Config struct {
 	// candidates (default: the host of TURNListen).
 	TURNListen   string
 	TURNPublicIP string
+	// Attachments (blobs.go).
+	BlobConfig
 }
 
 // DefaultConfig returns the defaults of the serve flags.
@@ -54,6 +56,7 @@ func DefaultConfig() Config {
 		EnrollBurst: int(relay.DefaultConfig().EnrollRate.Burst),
 		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
 		TURNListen:  "127.0.0.1:3478",
+		BlobConfig:  defaultBlobConfig(),
 	}
 }
 
@@ -96,6 +99,7 @@ type Daemon struct {
 	http  *http.Server
 	ln    net.Listener
 	turn  *relay.TURNServer
+	blobs io.Closer // the blob index, nil when off
 }
 
 // NewDaemon opens the store and binds the listener.
@@ -112,6 +116,11 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	blobs, err := openBlobs(ctx, cfg.DataDir, cfg.BlobConfig, &rcfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	turnSrv, err := startTURN(ctx, cfg, &rcfg, log)
 	if err != nil {
 		store.Close()
@@ -122,7 +131,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		store.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv, turn: turnSrv}
+	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv, turn: turnSrv, blobs: blobs}
 	var tlsConf *tls.Config
 	switch {
 	case cfg.TLSCert != "":
@@ -209,6 +218,9 @@ func (d *Daemon) Close() error {
 	if d.turn != nil {
 		d.turn.Close()
 	}
+	if d.blobs != nil {
+		d.blobs.Close()
+	}
 	return d.store.Close()
 }
 
@@ -229,6 +241,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
+	blobFlags(fs, &cfg.BlobConfig)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -1,0 +1,556 @@
+package relay
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sotto/wire"
+)
+
+// BlobID names a blob: 16 random bytes, which are also the capability to
+// download it.
+type BlobID [16]byte
+
+func (id BlobID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseBlobID parses the hex form printed by String.
+func ParseBlobID(s string) (BlobID, error) {
+	var id BlobID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("%w: bad blob id", ErrBadRequest)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Blob is the index record of an opaque blob (attachment ciphertext).
+type Blob struct {
+	ID        BlobID
+	Owner     DeviceAddr
+	Size      int64 // declared total size
+	Committed int64 // bytes durably written; == Size when complete
+	Created   time.Time
+	Expires   time.Time
+}
+
+// Complete reports whether the whole blob was uploaded.
+func (b Blob) Complete() bool { return b.Committed == b.Size }
+
+// ErrQuota rejects a blob that would take a device over its storage quota.
+var ErrQuota = errors.New("relay: blob storage quota exceeded")
+
+// BlobIndex stores the blob records; the bytes live in files (BlobConfig.Dir).
+//
+//   - CreateBlob stores b unless the owner's unexpired blobs (as of
+//     b.Created) plus b.Size exceed quota (ErrQuota), atomically.
+//   - Blob returns ErrNotFound for an unknown id.
+//   - SetCommitted records how many bytes of the blob are durable.
+//   - ExpiredBlobs lists at most limit blobs with Expires <= now.
+//   - DeleteBlob removes a record (no error when absent).
+type BlobIndex interface {
+	CreateBlob(ctx context.Context, b Blob, quota int64) error
+	Blob(ctx context.Context, id BlobID) (Blob, error)
+	SetCommitted(ctx context.Context, id BlobID, committed int64) error
+	ExpiredBlobs(ctx context.Context, now time.Time, limit int) ([]BlobID, error)
+	DeleteBlob(ctx context.Context, id BlobID) error
+}
+
+// BlobConfig configures the blob store. It is off unless Index and Dir are set.
+type BlobConfig struct {
+	Index        BlobIndex
+	Dir          string        // blob files; Dir/tmp holds uploads in progress
+	MaxSize      int64         // per blob (2 GiB + encryption overhead)
+	Quota        int64         // per device over its unexpired blobs (10 GiB)
+	TTL          time.Duration // blobs are deleted this long after creation (30 days)
+	TokenTTL     time.Duration // lifetime of a blob API token (10 min)
+	JanitorEvery time.Duration // how often expired blobs are deleted (1 min)
+}
+
+// DefaultBlobConfig returns the defaults (without Index and Dir).
+func DefaultBlobConfig() BlobConfig {
+	return BlobConfig{
+		MaxSize:      2<<30 + 1<<20, // a 2 GiB file plus its chunk tags
+		Quota:        10 << 30,
+		TTL:          30 * 24 * time.Hour,
+		TokenTTL:     10 * time.Minute,
+		JanitorEvery: time.Minute,
+	}
+}
+
+// HTTP headers of the blob API.
+const (
+	hdrBlobLength   = "Blob-Length"
+	hdrUploadOffset = "Upload-Offset"
+)
+
+// blobService serves /v1/blobs.
+type blobService struct {
+	s       *Server
+	cfg     BlobConfig
+	macKey  []byte   // authenticates blob tokens; per process
+	locks   sync.Map // BlobID -> chan struct{} (one writer per blob)
+	created atomic.Uint64
+	done    atomic.Uint64
+	upBytes atomic.Uint64
+	dnBytes atomic.Uint64
+	expired atomic.Uint64
+	refused atomic.Uint64 // size or quota
+}
+
+// initBlobs sets up the blob store when configured.
+func (s *Server) initBlobs() error {
+	cfg := s.cfg.Blobs
+	if cfg.Index == nil || cfg.Dir == "" {
+		return nil
+	}
+	d := DefaultBlobConfig()
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = d.MaxSize
+	}
+	if cfg.Quota <= 0 {
+		cfg.Quota = d.Quota
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = d.TTL
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = d.TokenTTL
+	}
+	if cfg.JanitorEvery <= 0 {
+		cfg.JanitorEvery = d.JanitorEvery
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "tmp"), 0o700); err != nil {
+		return fmt.Errorf("relay: blob dir: %w", err)
+	}
+	s.blobs = &blobService{s: s, cfg: cfg, macKey: randomBytes(32)}
+	return nil
+}
+
+// runBlobJanitor deletes expired blobs until ctx ends.
+func (b *blobService) runJanitor(ctx context.Context) {
+	t := time.NewTicker(b.cfg.JanitorEvery)
+	defer t.Stop()
+	for {
+		b.expire(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// expire deletes the blobs whose TTL has passed.
+func (b *blobService) expire(ctx context.Context) {
+	for ctx.Err() == nil {
+		ids, err := b.cfg.Index.ExpiredBlobs(ctx, b.s.cfg.Now(), 100)
+		if err != nil {
+			b.s.log.Warn("listing expired blobs", "err", err)
+			return
+		}
+		for _, id := range ids {
+			if err := b.remove(ctx, id); err != nil {
+				b.s.log.Warn("deleting expired blob", "err", err)
+				return
+			}
+			b.expired.Add(1)
+		}
+		if len(ids) < 100 {
+			return
+		}
+	}
+}
+
+func (b *blobService) remove(ctx context.Context, id BlobID) error {
+	if err := b.lock(ctx, id); err != nil {
+		return err
+	}
+	defer b.unlock(id)
+	for _, p := range []string{b.path(id), b.tmpPath(id)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
+	return b.cfg.Index.DeleteBlob(ctx, id)
+}
+
+func (b *blobService) path(id BlobID) string { return filepath.Join(b.cfg.Dir, id.String()) }
+func (b *blobService) tmpPath(id BlobID) string {
+	return filepath.Join(b.cfg.Dir, "tmp", id.String()+".part")
+}
+
+// lock makes the caller the only writer of blob id.
+func (b *blobService) lock(ctx context.Context, id BlobID) error {
+	v, _ := b.locks.LoadOrStore(id, make(chan struct{}, 1))
+	select {
+	case v.(chan struct{}) <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *blobService) unlock(id BlobID) {
+	v, _ := b.locks.Load(id)
+	<-v.(chan struct{})
+}
+
+// ---- tokens ----
+
+const (
+	tokenBody   = 16 + 4 + 8 + 1
+	tokenUpload = 1 // flag: the device may create blobs
+)
+
+type blobToken struct {
+	dev     DeviceAddr
+	expires time.Time
+	upload  bool
+}
+
+func (b *blobService) mint(t blobToken) string {
+	buf := make([]byte, tokenBody, tokenBody+sha256.Size)
+	copy(buf, t.dev.Account[:])
+	binary.BigEndian.PutUint32(buf[16:], t.dev.Device)
+	binary.BigEndian.PutUint64(buf[20:], uint64(t.expires.Unix()))
+	if t.upload {
+		buf[28] = tokenUpload
+	}
+	m := hmac.New(sha256.New, b.macKey)
+	m.Write([]byte("sotto/blob-token/v1"))
+	m.Write(buf)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(buf))
+}
+
+func (b *blobService) verify(tok string) (blobToken, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) != tokenBody+sha256.Size {
+		return blobToken{}, ErrUnauthenticated
+	}
+	m := hmac.New(sha256.New, b.macKey)
+	m.Write([]byte("sotto/blob-token/v1"))
+	m.Write(raw[:tokenBody])
+	if !hmac.Equal(m.Sum(nil), raw[tokenBody:]) {
+		return blobToken{}, ErrUnauthenticated
+	}
+	var t blobToken
+	copy(t.dev.Account[:], raw[:16])
+	t.dev.Device = binary.BigEndian.Uint32(raw[16:])
+	t.expires = time.Unix(int64(binary.BigEndian.Uint64(raw[20:])), 0)
+	t.upload = raw[28]&tokenUpload != 0
+	if !b.s.cfg.Now().Before(t.expires) {
+		return blobToken{}, ErrUnauthenticated
+	}
+	return t, nil
+}
+
+// blobToken answers BlobTokenRequest on an authenticated connection. A
+// device whose subscription expired gets a download-only token.
+func (c *conn) blobToken() (*wire.BlobTokenResponse, error) {
+	b := c.s.blobs
+	if b == nil {
+		return nil, fmt.Errorf("%w: this relay stores no attachments", ErrNotFound)
+	}
+	now := c.s.cfg.Now()
+	t := blobToken{dev: c.dev, expires: now.Add(b.cfg.TokenTTL), upload: now.Before(c.acct.Expires)}
+	return &wire.BlobTokenResponse{Token: b.mint(t), ExpiresMs: t.expires.UnixMilli(),
+		MaxBlobSize: b.cfg.MaxSize, QuotaBytes: b.cfg.Quota}, nil
+}
+
+// ---- HTTP ----
+
+func (b *blobService) routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/blobs", b.serveCreate)
+	mux.HandleFunc("/v1/blobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPatch:
+			b.servePatch(w, r)
+		case http.MethodHead:
+			b.serveHead(w, r)
+		case http.MethodGet:
+			b.serveGet(w, r)
+		default:
+			w.Header().Set("Allow", "GET, HEAD, PATCH")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		}
+	})
+}
+
+// httpStatus maps an error to a status code and a safe message.
+func (b *blobService) fail(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	msg := "internal error"
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		code, msg = http.StatusUnauthorized, "blob token invalid or expired"
+	case errors.Is(err, ErrForbidden):
+		code, msg = http.StatusForbidden, "forbidden"
+	case errors.Is(err, ErrNotFound):
+		code, msg = http.StatusNotFound, "no such blob"
+	case errors.Is(err, ErrTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, "blob too large"
+		b.refused.Add(1)
+	case errors.Is(err, ErrQuota):
+		code, msg = http.StatusInsufficientStorage, "blob storage quota exceeded"
+		b.refused.Add(1)
+	case errors.Is(err, ErrBadRequest):
+		code, msg = http.StatusBadRequest, "bad request"
+	case errors.Is(err, context.Canceled):
+		code, msg = http.StatusServiceUnavailable, "shutting down"
+	}
+	if code == http.StatusInternalServerError {
+		b.s.log.Error("blob request failed", "err", err)
+	} else {
+		b.s.log.Debug("blob request refused", "status", code, "err", err)
+	}
+	http.Error(w, msg, code)
+}
+
+func (b *blobService) auth(r *http.Request) (blobToken, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return blobToken{}, ErrUnauthenticated
+	}
+	return b.verify(tok)
+}
+
+// blob loads the record named in the path, refusing expired ones.
+func (b *blobService) blob(r *http.Request) (Blob, error) {
+	id, err := ParseBlobID(r.PathValue("id"))
+	if err != nil {
+		return Blob{}, err
+	}
+	bl, err := b.cfg.Index.Blob(r.Context(), id)
+	if err != nil {
+		return Blob{}, err
+	}
+	if !b.s.cfg.Now().Before(bl.Expires) {
+		return Blob{}, ErrNotFound
+	}
+	return bl, nil
+}
+
+func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
+	t, err := b.auth(r)
+	if err == nil && !t.upload {
+		err = fmt.Errorf("%w: subscription expired", ErrForbidden)
+	}
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	size, err := strconv.ParseInt(r.Header.Get(hdrBlobLength), 10, 64)
+	if err != nil || size < 0 {
+		b.fail(w, badRequest("missing or bad %s", hdrBlobLength))
+		return
+	}
+	if size > b.cfg.MaxSize {
+		b.fail(w, ErrTooLarge)
+		return
+	}
+	var id BlobID
+	copy(id[:], randomBytes(len(id)))
+	now := b.s.cfg.Now()
+	bl := Blob{ID: id, Owner: t.dev, Size: size, Created: now, Expires: now.Add(b.cfg.TTL)}
+	if err := b.cfg.Index.CreateBlob(r.Context(), bl, b.cfg.Quota); err != nil {
+		b.fail(w, err)
+		return
+	}
+	if size == 0 {
+		// Nothing to upload: complete at once.
+		if err := b.finish(id); err != nil {
+			b.fail(w, err)
+			return
+		}
+	}
+	b.created.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(struct {
+		ID      string `json:"id"`
+		Expires int64  `json:"expires_ms"`
+	}{id.String(), bl.Expires.UnixMilli()})
+}
+
+// finish publishes a fully written blob file.
+func (b *blobService) finish(id BlobID) error {
+	tmp := b.tmpPath(id)
+	if f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY, 0o600); err != nil {
+		return fmt.Errorf("relay: blob: %w", err)
+	} else if err := f.Close(); err != nil {
+		return fmt.Errorf("relay: blob: %w", err)
+	}
+	if err := os.Rename(tmp, b.path(id)); err != nil {
+		return fmt.Errorf("relay: blob: %w", err)
+	}
+	if d, err := os.Open(b.cfg.Dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	b.done.Add(1)
+	return nil
+}
+
+func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
+	t, err := b.auth(r)
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	id, err := ParseBlobID(r.PathValue("id"))
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	// A resumed upload may arrive before the relay noticed the old
+	// connection died: wait for its handler to finish.
+	if err := b.lock(r.Context(), id); err != nil {
+		b.fail(w, err)
+		return
+	}
+	defer b.unlock(id)
+	bl, err := b.blob(r)
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	if bl.Owner != t.dev {
+		b.fail(w, ErrForbidden)
+		return
+	}
+	off, err := strconv.ParseInt(r.Header.Get(hdrUploadOffset), 10, 64)
+	if err != nil || off != bl.Committed {
+		w.Header().Set(hdrUploadOffset, strconv.FormatInt(bl.Committed, 10))
+		http.Error(w, "upload offset mismatch", http.StatusConflict)
+		return
+	}
+	remaining := bl.Size - bl.Committed
+	if r.ContentLength > remaining {
+		b.fail(w, ErrTooLarge)
+		return
+	}
+	n, werr := b.write(id, off, io.LimitReader(r.Body, remaining))
+	committed := off + n
+	if n > 0 {
+		if err := b.cfg.Index.SetCommitted(context.WithoutCancel(r.Context()), id, committed); err != nil {
+			b.fail(w, err)
+			return
+		}
+		b.upBytes.Add(uint64(n))
+	}
+	if werr != nil {
+		b.s.log.Debug("blob upload interrupted", "blob", id.String(), "committed", committed, "err", werr)
+		b.fail(w, fmt.Errorf("%w: upload interrupted", ErrBadRequest))
+		return
+	}
+	if committed == bl.Size && bl.Size > 0 {
+		if err := b.finish(id); err != nil {
+			b.fail(w, err)
+			return
+		}
+	}
+	w.Header().Set(hdrUploadOffset, strconv.FormatInt(committed, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// write appends the body to the blob's temporary file at off and syncs
+// what it wrote, even when the body ends early (a dropped connection).
+func (b *blobService) write(id BlobID, off int64, body io.Reader) (int64, error) {
+	f, err := os.OpenFile(b.tmpPath(id), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("relay: blob: %w", err)
+	}
+	buf := make([]byte, 256<<10)
+	n, cerr := io.CopyBuffer(io.NewOffsetWriter(f, off), onlyReader{body}, buf)
+	if err := f.Sync(); err != nil && cerr == nil {
+		cerr = err
+		n = 0
+	}
+	if err := f.Close(); err != nil && cerr == nil {
+		cerr = err
+		n = 0
+	}
+	return n, cerr
+}
+
+// onlyReader hides WriterTo/ReaderFrom so CopyBuffer uses the buffer.
+type onlyReader struct{ io.Reader }
+
+func (b *blobService) serveHead(w http.ResponseWriter, r *http.Request) {
+	if _, err := b.auth(r); err != nil {
+		b.fail(w, err)
+		return
+	}
+	bl, err := b.blob(r)
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	w.Header().Set(hdrUploadOffset, strconv.FormatInt(bl.Committed, 10))
+	w.Header().Set(hdrBlobLength, strconv.FormatInt(bl.Size, 10))
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *blobService) serveGet(w http.ResponseWriter, r *http.Request) {
+	if _, err := b.auth(r); err != nil {
+		b.fail(w, err)
+		return
+	}
+	bl, err := b.blob(r)
+	if err == nil && !bl.Complete() {
+		err = fmt.Errorf("%w: upload not complete", ErrNotFound)
+	}
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	f, err := os.Open(b.path(bl.ID))
+	if err != nil {
+		b.fail(w, fmt.Errorf("%w: blob file: %v", ErrNotFound, err))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	http.ServeContent(&countingWriter{ResponseWriter: w, n: &b.dnBytes}, r, "", bl.Created, f)
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+func (b *blobService) writeMetrics(w io.Writer) {
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	counter("sotto_blobs_created_total", "Blob upload slots created.", b.created.Load())
+	counter("sotto_blobs_completed_total", "Blobs fully uploaded.", b.done.Load())
+	counter("sotto_blob_upload_bytes_total", "Blob bytes durably written.", b.upBytes.Load())
+	counter("sotto_blob_download_bytes_total", "Blob bytes served.", b.dnBytes.Load())
+	counter("sotto_blobs_expired_total", "Blobs deleted after their TTL.", b.expired.Load())
+	counter("sotto_blobs_refused_total", "Blob uploads refused for size or quota.", b.refused.Load())
+}

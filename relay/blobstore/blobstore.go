@@ -1,0 +1,144 @@
+// Package blobstore is the SQLite index of the relay's attachment blobs
+// (relay.BlobIndex): one small database file beside the blob files.
+package blobstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"sotto/relay"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS blobs (
+	id BLOB PRIMARY KEY,
+	account BLOB NOT NULL,
+	device INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	committed INTEGER NOT NULL DEFAULT 0,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_owner ON blobs (account, device, expires);
+CREATE INDEX IF NOT EXISTS blobs_expires ON blobs (expires);
+`
+
+// Index is a relay.BlobIndex in SQLite.
+type Index struct{ db *sql.DB }
+
+var _ relay.BlobIndex = (*Index)(nil)
+
+// Open opens (creating) the index database dir/blobs.db.
+func Open(ctx context.Context, dir string) (*Index, error) {
+	path := filepath.Join(dir, "blobs.db")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	// One connection: writes are few (one per upload segment) and the
+	// quota check must be serialized with the insert anyway.
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("blobstore: schema: %w", err)
+	}
+	return &Index{db: db}, nil
+}
+
+// Close closes the database.
+func (x *Index) Close() error { return x.db.Close() }
+
+// CreateBlob implements relay.BlobIndex.
+func (x *Index) CreateBlob(ctx context.Context, b relay.Blob, quota int64) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	defer tx.Rollback()
+	var used int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM blobs WHERE account = ? AND device = ? AND expires > ?`,
+		b.Owner.Account[:], b.Owner.Device, b.Created.UnixMilli()).Scan(&used); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if used+b.Size > quota {
+		return relay.ErrQuota
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, account, device, size, committed, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		b.ID[:], b.Owner.Account[:], b.Owner.Device, b.Size, b.Committed, b.Created.UnixMilli(), b.Expires.UnixMilli()); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+// Blob implements relay.BlobIndex.
+func (x *Index) Blob(ctx context.Context, id relay.BlobID) (relay.Blob, error) {
+	b := relay.Blob{ID: id}
+	var acct []byte
+	var created, expires int64
+	err := x.db.QueryRowContext(ctx, `SELECT account, device, size, committed, created, expires FROM blobs WHERE id = ?`, id[:]).
+		Scan(&acct, &b.Owner.Device, &b.Size, &b.Committed, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, relay.ErrNotFound
+	}
+	if err != nil {
+		return b, fmt.Errorf("blobstore: %w", err)
+	}
+	copy(b.Owner.Account[:], acct)
+	b.Created, b.Expires = time.UnixMilli(created), time.UnixMilli(expires)
+	return b, nil
+}
+
+// SetCommitted implements relay.BlobIndex.
+func (x *Index) SetCommitted(ctx context.Context, id relay.BlobID, committed int64) error {
+	res, err := x.db.ExecContext(ctx, `UPDATE blobs SET committed = ? WHERE id = ? AND ? <= size`, committed, id[:], committed)
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return relay.ErrNotFound
+	}
+	return nil
+}
+
+// ExpiredBlobs implements relay.BlobIndex.
+func (x *Index) ExpiredBlobs(ctx context.Context, now time.Time, limit int) ([]relay.BlobID, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT id FROM blobs WHERE expires <= ? ORDER BY expires LIMIT ?`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	defer rows.Close()
+	var ids []relay.BlobID
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("blobstore: %w", err)
+		}
+		var id relay.BlobID
+		copy(id[:], b)
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return ids, nil
+}
+
+// DeleteBlob implements relay.BlobIndex.
+func (x *Index) DeleteBlob(ctx context.Context, id relay.BlobID) error {
+	if _, err := x.db.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, id[:]); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
