@@ -459,6 +459,18 @@ func (g *Group) Apply(p *PendingCommit) error {
 	return nil
 }
 
+// Discard drops a pending commit that lost the race for its epoch (the
+// delivery service accepted another member's commit, which is then
+// passed to Handle), wiping the next epoch's secrets it held.
+func (p *PendingCommit) Discard() {
+	if p == nil || p.next == nil {
+		return
+	}
+	p.next.epoch.wipe()
+	p.next.keys.wipe()
+	p.next = nil
+}
+
 // Seal encrypts application data as a PrivateMessage (RFC 9420 §6.3).
 func (g *Group) Seal(plaintext []byte) ([]byte, error) {
 	return g.SealWith(plaintext, SealOptions{})
