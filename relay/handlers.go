@@ -134,7 +134,10 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 			resp.Body = &wire.Response_BlobToken{BlobToken: r}
 		}
 	default:
-		err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+		var handled bool
+		if handled, err = c.handleOrg(req, resp); !handled {
+			err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+		}
 	}
 	return err
 }
@@ -312,8 +315,11 @@ func (c *conn) linkDevice(r *wire.LinkDeviceRequest) (*wire.EnrollResponse, erro
 }
 
 func (c *conn) removeDevice(id uint32) error {
-	if id == 0 || id == c.dev.Device {
-		return badRequest("cannot remove this device from itself")
+	if id == 0 {
+		return badRequest("no device id")
+	}
+	if id == c.dev.Device {
+		return c.removeSelf()
 	}
 	if _, err := c.s.dir.Device(c.ctx, DeviceAddr{Account: c.dev.Account, Device: id}); err != nil {
 		return err

@@ -1,0 +1,204 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/wire"
+)
+
+// The organization. The relay holds only the org's public key; it checks
+// the signature of what it fans out (so that nobody else can fill every
+// mailbox with documents that clients would drop), but it is not trusted
+// for it: every client verifies every document itself, against the key
+// whose fingerprint its activation code carried.
+
+// OrgKeyStore is implemented by directories that keep the org public key.
+type OrgKeyStore interface {
+	// OrgKey returns the org public key, or ErrNotFound.
+	OrgKey(ctx context.Context) ([]byte, error)
+	// SetOrgKey stores the org public key.
+	SetOrgKey(ctx context.Context, key []byte) error
+}
+
+// orgDomains mirror client/org's signature domains.
+var orgDomains = map[wire.OrgDocumentKind]string{
+	wire.OrgDocumentKind_ORG_NOTICE:      "sotto/org notice v1\x00",
+	wire.OrgDocumentKind_ORG_POLICY:      "sotto/org policy v1\x00",
+	wire.OrgDocumentKind_ORG_WIPE:        "sotto/org wipe v1\x00",
+	wire.OrgDocumentKind_ORG_CERTIFICATE: "sotto/org certificate v1\x00",
+}
+
+const (
+	orgWipeConfirmDomain = "sotto/org wipe-confirm v1\x00"
+	maxOrgDocument       = 16 << 10
+	orgFanoutBatch       = 256
+)
+
+// ErrNoOrgKey reports that no org key is registered with the relay.
+var ErrNoOrgKey = fmt.Errorf("%w: no organization key registered", ErrNotFound)
+
+func (s *Server) orgKey(ctx context.Context) ([]byte, error) {
+	ks, ok := s.dir.(OrgKeyStore)
+	if !ok {
+		return nil, ErrNoOrgKey
+	}
+	k, err := ks.OrgKey(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNoOrgKey
+	}
+	return k, err
+}
+
+// handleOrg serves the organization requests; handled is false for any
+// other request.
+func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, err error) {
+	switch b := req.Body.(type) {
+	case *wire.Request_OrgKey:
+		k, err := c.s.orgKey(c.ctx)
+		if err != nil && !errors.Is(err, ErrNoOrgKey) {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgKey{OrgKey: &wire.OrgKeyResponse{PublicKey: k}}
+	case *wire.Request_OrgPublish:
+		n, err := c.orgPublish(b.OrgPublish)
+		if err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n)}}
+	case *wire.Request_OrgWipeConfirm:
+		if err := c.orgWipeConfirm(b.OrgWipeConfirm); err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgWipeConfirm{OrgWipeConfirm: &wire.OrgWipeConfirmResponse{}}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
+	doc := r.GetDocument()
+	if doc == nil || len(doc.Body) == 0 || len(doc.Body) > maxOrgDocument || len(doc.Signature) != ed25519.SignatureSize {
+		return 0, badRequest("bad organization document")
+	}
+	domain, ok := orgDomains[doc.Kind]
+	if !ok {
+		return 0, badRequest("unknown organization document kind")
+	}
+	key, err := c.s.orgKey(c.ctx)
+	if err != nil {
+		return 0, err
+	}
+	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, append([]byte(domain), doc.Body...), doc.Signature) {
+		return 0, fmt.Errorf("%w: not signed by the organization key", ErrForbidden)
+	}
+	content, err := proto.Marshal(&wire.OrgDocument{Kind: doc.Kind, Body: doc.Body, Signature: doc.Signature})
+	if err != nil {
+		return 0, fmt.Errorf("relay: encode org document: %w", err)
+	}
+	var targets []DeviceAddr
+	if doc.Kind == wire.OrgDocumentKind_ORG_WIPE {
+		acct, devs, err := c.lookup(r.Username)
+		if err != nil {
+			return 0, err
+		}
+		for _, d := range devs {
+			if d.Addr.Device == r.DeviceId {
+				targets = append(targets, d.Addr)
+			}
+		}
+		if len(targets) == 0 {
+			return 0, fmt.Errorf("%w: no device %d of %s", ErrNotFound, r.DeviceId, acct.Username)
+		}
+	} else if targets, err = c.s.orgDevices(c.ctx); err != nil {
+		return 0, err
+	}
+	if err := c.s.fanout(c.ctx, c.dev, c.username, content, targets); err != nil {
+		return 0, err
+	}
+	c.s.log.Info("organization document published", "kind", doc.Kind.String(), "devices", len(targets), "by", c.dev.String())
+	return len(targets), nil
+}
+
+// orgDevices lists every active device of every active account.
+func (s *Server) orgDevices(ctx context.Context) ([]DeviceAddr, error) {
+	accts, err := s.dir.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeviceAddr
+	for _, a := range accts {
+		if a.Revoked {
+			continue
+		}
+		devs, err := s.dir.Devices(ctx, a.ID, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range devs {
+			out = append(out, d.Addr)
+		}
+	}
+	return out, nil
+}
+
+// fanout stores content as an ORG_DOCUMENT envelope for every target, in
+// batches, and notifies them.
+func (s *Server) fanout(ctx context.Context, from DeviceAddr, fromName string, content []byte, targets []DeviceAddr) error {
+	now := s.cfg.Now()
+	for len(targets) > 0 {
+		batch := targets[:min(len(targets), orgFanoutBatch)]
+		targets = targets[len(batch):]
+		send := &Send{Sender: from, MessageID: randomBytes(16), Timestamp: now, Envelopes: make([]Envelope, len(batch))}
+		for i, t := range batch {
+			e := &send.Envelopes[i]
+			copy(e.ID[8:], randomBytes(8))
+			e.Recipient, e.Sender, e.SenderDevice = t, fromName, from.Device
+			e.Timestamp, e.Type, e.Content, e.MessageID = now, uint32(wire.EnvelopeType_ORG_DOCUMENT), content, send.MessageID
+		}
+		if _, err := s.mb.Append(ctx, send); err != nil {
+			return err
+		}
+		s.metrics.stored.Add(uint64(len(send.Envelopes)))
+		for i := range send.Envelopes {
+			e := send.Envelopes[i : i+1]
+			if err := s.bus.Notify(ctx, e[0].Recipient, e); err != nil {
+				s.log.Warn("notifying recipient", "device", e[0].Recipient.String(), "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// orgWipeConfirm records a device's signed confirmation that it wipes
+// itself, and deregisters it.
+func (c *conn) orgWipeConfirm(r *wire.OrgWipeConfirmRequest) error {
+	if len(r.OrderHash) != 32 || len(r.Signature) != ed25519.SignatureSize {
+		return badRequest("bad wipe confirmation")
+	}
+	dev, err := c.s.dir.Device(c.ctx, c.dev)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(dev.DeviceKey, append([]byte(orgWipeConfirmDomain), r.OrderHash...), r.Signature) {
+		return ErrBadSignature
+	}
+	c.s.log.Info("device confirmed an organization wipe order", "device", c.dev.String(), "order", fmt.Sprintf("%x", r.OrderHash[:8]))
+	return c.removeSelf()
+}
+
+// removeSelf deregisters the connection's own device. The connection
+// stays open until the device closes it, so that it gets the response.
+func (c *conn) removeSelf() error {
+	if err := c.s.dir.Revoke(c.ctx, c.dev, c.s.cfg.Now()); err != nil {
+		return err
+	}
+	c.s.cache.invalidate(c.dev.Account)
+	c.s.log.Info("device removed itself", "device", c.dev.String())
+	return nil
+}

@@ -1,0 +1,54 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"sotto/relay"
+)
+
+// The organization's public key, in its own one-row table, created on
+// first use so that older databases need no migration.
+
+const orgSchema = `CREATE TABLE IF NOT EXISTS org_key (id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL)`
+
+// OrgKey implements relay.OrgKeyStore.
+func (s *Store) OrgKey(ctx context.Context) ([]byte, error) {
+	var k []byte
+	err := s.r.QueryRowContext(ctx, `SELECT key FROM org_key WHERE id = 1`).Scan(&k)
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && isNoTable(err)) {
+		return nil, relay.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: org key: %w", err)
+	}
+	return k, nil
+}
+
+// SetOrgKey implements relay.OrgKeyStore.
+func (s *Store) SetOrgKey(ctx context.Context, key []byte) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, orgSchema); err != nil {
+			return fmt.Errorf("sqlitestore: org key table: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO org_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET key = excluded.key`, key); err != nil {
+			return fmt.Errorf("sqlitestore: set org key: %w", err)
+		}
+		return nil
+	})
+}
+
+func isNoTable(err error) bool {
+	return err != nil && containsFold(err.Error(), "no such table")
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
