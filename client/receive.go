@@ -35,6 +35,8 @@ type Message struct {
 	// sender's identity key had changed and was not yet accepted: it may
 	// come from someone else (for instance a relay impersonating them).
 	Unverified bool `json:"unverified,omitempty"`
+	// Attachment is set on a file (attachment.go); Text is its caption.
+	Attachment *Attachment `json:"attachment,omitempty"`
 }
 
 // EventKind says what an Event reports.
@@ -231,6 +233,9 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			return nil // only own devices may write transcripts
 		}
 		inner := b.SyncSent.Content
+		if _, ok := inner.Body.(*content.Content_Attachment); ok {
+			return c.applySyncAttachment(ctx, tx, env, inner, b.SyncSent.Destination, r)
+		}
 		t, ok := inner.Body.(*content.Content_Text)
 		if !ok {
 			return nil
@@ -249,6 +254,11 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID {
 			r.wipeBy = env.SenderDevice
 		}
+	case *content.Content_Attachment:
+		if fromSelf {
+			return nil // own devices talk through sync transcripts
+		}
+		return c.applyIncomingAttachment(ctx, tx, env, ct, r)
 	case *content.Content_DeliveryReceipt:
 		return c.applyReceipt(ctx, tx, env, b.DeliveryReceipt.Ids, false, r)
 	case *content.Content_ReadReceipt:

@@ -1,0 +1,349 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/client/attach"
+	"sotto/client/content"
+	"sotto/client/store"
+	"sotto/wire"
+)
+
+// Attachment is what the history shows of a file sent or received. The key
+// to decrypt it is kept apart (table attachments), never in this record.
+type Attachment struct {
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"content_type,omitempty"`
+	ViewOnce    bool   `json:"view_once,omitempty"`
+	// Path is the local copy, once downloaded (not for view-once files).
+	Path string `json:"path,omitempty"`
+	// Opened marks a view-once attachment that was opened: its key is gone.
+	Opened bool `json:"opened,omitempty"`
+}
+
+// Errors of attachments callers branch on.
+var (
+	ErrNoAttachment = errors.New("client: no attachment with that message id")
+	ErrViewedOnce   = errors.New("client: this view-once attachment was already opened")
+)
+
+// tblAttachments maps a message id to its attachmentRecord.
+const tblAttachments = "attachments"
+
+// attachmentRecord locates an attachment's message and holds its pointer
+// (with the file key) in the encrypted store.
+type attachmentRecord struct {
+	Peer    string `json:"peer"`
+	Author  string `json:"author"`
+	Pointer []byte `json:"pointer"` // serialized content.AttachmentPointer
+}
+
+// FileOptions tune SendFile.
+type FileOptions struct {
+	ViewOnce    bool
+	Caption     string
+	ContentType string          // "": guessed from the name and the first bytes
+	Progress    attach.Progress // upload progress
+}
+
+// blobs returns a blob API client authenticated through the relay
+// connection.
+func (c *Client) blobs() *attach.Client {
+	return &attach.Client{
+		Base: c.acct.Relay,
+		HTTP: &http.Client{Transport: http.DefaultTransport},
+		Token: func(ctx context.Context) (string, error) {
+			conn, err := c.connection()
+			if err != nil {
+				return "", err
+			}
+			resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_BlobToken{BlobToken: &wire.BlobTokenRequest{}}})
+			if err != nil {
+				return "", fmt.Errorf("client: blob token: %w", err)
+			}
+			if resp.GetBlobToken() == nil {
+				return "", errors.New("client: blob token: empty answer")
+			}
+			return resp.GetBlobToken().Token, nil
+		},
+	}
+}
+
+// SendFile encrypts the file at path, uploads it to the relay and sends
+// its pointer to user (and a transcript to this account's other devices).
+func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions) (*Message, error) {
+	user = normalize(user)
+	if user == "" || user == c.acct.Username {
+		return nil, fmt.Errorf("client: cannot send to %q", user)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("client: %s is not a regular file", path)
+	}
+	if st.Size() > attach.MaxFileSize {
+		return nil, fmt.Errorf("client: %s is larger than %d bytes", path, int64(attach.MaxFileSize))
+	}
+	if _, err := c.connection(); err != nil {
+		return nil, err
+	}
+	ptr, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	ptr.FileName = attach.SafeName(filepath.Base(path))
+	ptr.ContentType = o.ContentType
+	if ptr.ContentType == "" {
+		ptr.ContentType = guessType(f, ptr.FileName)
+	}
+	ptr.ViewOnce, ptr.Caption = o.ViewOnce, o.Caption
+	id, err := content.NewID(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ct := &content.Content{Version: content.Version, Id: id, SentAtMs: c.opts.Now().UnixMilli(),
+		Body: &content.Content_Attachment{Attachment: ptr}}
+	ts, err := c.sendContent(ctx, user, ct, ct.Id)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ID: ct.Id, Peer: user, From: c.acct.Username, FromDevice: c.acct.DeviceID, Outgoing: true,
+		SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(ts), Text: o.Caption,
+		Attachment: attachmentOf(ptr)}
+	if err := c.db.Update(ctx, func(tx *store.Tx) error {
+		if _, err := appendMessage(ctx, tx, c.acct.Username, m); err != nil {
+			return err
+		}
+		return putAttachment(ctx, tx, m, ptr)
+	}); err != nil {
+		return m, fmt.Errorf("client: file sent but not stored: %w", err)
+	}
+	relayID, err := content.NewID(rand.Reader)
+	if err != nil {
+		return m, err
+	}
+	if _, err := c.sendContent(ctx, c.acct.Username, content.NewSyncSent(user, ct), relayID); err != nil && !errors.Is(err, ErrNoDevices) {
+		c.log.Warn("sync transcript to own devices failed", "err", err)
+	}
+	return m, nil
+}
+
+func guessType(f io.ReaderAt, name string) string {
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		return t
+	}
+	head := make([]byte, 512)
+	n, _ := f.ReadAt(head, 0)
+	return http.DetectContentType(head[:n])
+}
+
+func attachmentOf(p *content.AttachmentPointer) *Attachment {
+	return &Attachment{Name: p.FileName, Size: int64(p.Size), ContentType: p.ContentType, ViewOnce: p.ViewOnce}
+}
+
+func putAttachment(ctx context.Context, db kv, m *Message, p *content.AttachmentPointer) error {
+	pb, err := proto.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("client: attachment: %w", err)
+	}
+	b, err := json.Marshal(attachmentRecord{Peer: m.Peer, Author: m.From, Pointer: pb})
+	clear(pb)
+	if err != nil {
+		return fmt.Errorf("client: attachment: %w", err)
+	}
+	return db.Put(ctx, tblAttachments, m.ID, b)
+}
+
+// applyAttachment stores a received attachment pointer (the file itself is
+// fetched by Download). own is true for a transcript from an own device.
+func (c *Client) applyAttachment(ctx context.Context, tx *store.Tx, m *Message, p *content.AttachmentPointer, r *received) error {
+	if err := attach.CheckPointer(p); err != nil {
+		r.badBody = fmt.Errorf("client: attachment from %s dropped: %w", m.From, err)
+		return nil
+	}
+	m.Text = p.Caption
+	m.Attachment = attachmentOf(p)
+	added, err := appendMessage(ctx, tx, m.From, m)
+	if err != nil || !added {
+		return err
+	}
+	if err := putAttachment(ctx, tx, m, p); err != nil {
+		return err
+	}
+	r.msg = m
+	return nil
+}
+
+// DownloadOptions tune Download.
+type DownloadOptions struct {
+	// Out is the file to create; "" picks a free name in Dir.
+	Out string
+	// Dir is where Out defaults to (the store's folder's "attachments").
+	Dir string
+	// Stream receives the plaintext instead of a file (required for a
+	// view-once attachment, which is never written to disk by Download).
+	Stream io.Writer
+	// Progress receives download progress.
+	Progress attach.Progress
+}
+
+// Download fetches, checks and decrypts the attachment of message id. A
+// tampered or truncated blob is refused and nothing is left behind. For a
+// view-once attachment the plaintext goes to o.Stream, then the key is
+// deleted so it cannot be opened again. It returns the file written ("" when
+// streamed) and the message.
+func (c *Client) Download(ctx context.Context, id []byte, o DownloadOptions) (string, *Message, error) {
+	rb, err := c.db.Get(ctx, tblAttachments, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, ErrNoAttachment
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	var rec attachmentRecord
+	if err := json.Unmarshal(rb, &rec); err != nil {
+		return "", nil, fmt.Errorf("client: attachment record: %w", err)
+	}
+	mb, err := c.db.Message(ctx, convFor(rec.Peer), messageKey(rec.Author, id))
+	if err != nil {
+		return "", nil, err
+	}
+	var m Message
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return "", nil, fmt.Errorf("client: message record: %w", err)
+	}
+	if len(rec.Pointer) == 0 {
+		return "", &m, ErrViewedOnce
+	}
+	var p content.AttachmentPointer
+	if err := proto.Unmarshal(rec.Pointer, &p); err != nil {
+		return "", nil, fmt.Errorf("client: attachment record: %w", err)
+	}
+	defer clear(p.Key)
+	if _, err := c.connection(); err != nil {
+		return "", nil, err
+	}
+	bc := c.blobs()
+	if p.ViewOnce || o.Stream != nil {
+		if o.Stream == nil {
+			return "", &m, errors.New("client: a view-once attachment can only be opened as a stream")
+		}
+		if err := bc.Download(ctx, &p, o.Stream, o.Progress); err != nil {
+			return "", &m, err
+		}
+		if p.ViewOnce {
+			// Opened once: forget the key, keep the fact.
+			m.Attachment.Opened = true
+			err = c.db.Update(ctx, func(tx *store.Tx) error {
+				rec.Pointer = nil
+				b, err := json.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				if err := tx.Put(ctx, tblAttachments, id, b); err != nil {
+					return err
+				}
+				return putMessage(ctx, tx, rec.Author, &m)
+			})
+		}
+		return "", &m, err
+	}
+	out := o.Out
+	if out == "" {
+		dir := o.Dir
+		if dir == "" {
+			dir = filepath.Join(c.db.Dir(), "attachments")
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", &m, fmt.Errorf("client: %w", err)
+		}
+		out = freeName(dir, attach.SafeName(p.FileName))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".sotto-download-*")
+	if err != nil {
+		return "", &m, fmt.Errorf("client: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := bc.Download(ctx, &p, tmp, o.Progress); err != nil {
+		return "", &m, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", &m, fmt.Errorf("client: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", &m, fmt.Errorf("client: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", &m, fmt.Errorf("client: %w", err)
+	}
+	ok = true
+	m.Attachment.Path = out
+	if err := putMessage(ctx, c.db, rec.Author, &m); err != nil {
+		return out, &m, err
+	}
+	return out, &m, nil
+}
+
+// freeName returns dir/name, or dir/"base (n).ext" when taken.
+func freeName(dir, name string) string {
+	p := filepath.Join(dir, name)
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+		p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
+	}
+}
+
+// applyIncomingAttachment handles an attachment sent to this account.
+func (c *Client) applyIncomingAttachment(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
+	m := &Message{ID: ct.Id, Peer: env.Sender, From: env.Sender, FromDevice: env.SenderDevice,
+		SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs)}
+	id, err := loadIdentity(ctx, tx, env.Sender)
+	if err != nil {
+		return err
+	}
+	m.Unverified = id != nil && id.Changed
+	if err := c.applyAttachment(ctx, tx, m, ct.GetAttachment(), r); err != nil || r.msg == nil {
+		return err
+	}
+	r.ackTo = env.Sender
+	return nil
+}
+
+// applySyncAttachment handles the transcript of an attachment an own
+// device sent to destination.
+func (c *Client) applySyncAttachment(ctx context.Context, tx *store.Tx, env *wire.Envelope, inner *content.Content, destination string, r *received) error {
+	m := &Message{ID: inner.Id, Peer: destination, From: c.acct.Username, FromDevice: env.SenderDevice, Outgoing: true, Synced: true,
+		SentAt: time.UnixMilli(inner.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs)}
+	return c.applyAttachment(ctx, tx, m, inner.GetAttachment(), r)
+}
