@@ -128,6 +128,9 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 	if err := validateProposals(ps, committer); err != nil {
 		return nil, err
 	}
+	if err := g.checkReceivedProposals(c, ps, external); err != nil {
+		return nil, err
+	}
 	if external {
 		// RFC 9420 §12.2: the only member an external commit may remove
 		// is the joiner's own old leaf.
@@ -353,6 +356,39 @@ func validateKeyPackage(s *suite, kp *keyPackage) error {
 	}
 	if err := kp.leafNode.verify(s, nil, 0); err != nil {
 		return fmt.Errorf("%w: key package leaf: %w", ErrInvalidMessage, err)
+	}
+	return nil
+}
+
+// checkReceivedProposals applies the checks of RFC 9420 §12.1 and §12.2
+// that concern a received commit's proposals in context: an external
+// commit carries proposals only by value, a PreSharedKey proposal has a
+// nonce of the hash length and, in a commit processed by members, only
+// the application resumption usage, and a ReInit does not lower the
+// protocol version.
+func (g *groupState) checkReceivedProposals(c *commit, ps []resolvedProposal, external bool) error {
+	if external {
+		for i := range c.proposals {
+			if c.proposals[i].isRef {
+				return fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidMessage)
+			}
+		}
+	}
+	for _, rp := range ps {
+		switch rp.p.typ {
+		case proposalPSK:
+			id := &rp.p.psk
+			if len(id.pskNonce) != g.s.hashLen() {
+				return fmt.Errorf("%w: psk nonce length", ErrInvalidMessage)
+			}
+			if id.pskType == pskResumption && id.usage != resumptionApplication {
+				return fmt.Errorf("%w: resumption psk usage %d in a commit", ErrInvalidMessage, id.usage)
+			}
+		case proposalReInit:
+			if rp.p.reInit.version < g.ctx.version {
+				return fmt.Errorf("%w: reinit lowers the protocol version", ErrInvalidMessage)
+			}
+		}
 	}
 	return nil
 }

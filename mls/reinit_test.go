@@ -79,3 +79,24 @@ func TestReInitCompletion(t *testing.T) {
 		t.Fatalf("message in the successor: %v", err)
 	}
 }
+
+// Members refuse a commit injecting a reinit-usage resumption PSK: that
+// usage belongs only in a ReInit successor's Welcome.
+func TestCommitWithReInitPSKRefused(t *testing.T) {
+	alice, bob, _ := twoMembers(t)
+	st := alice.g.st
+	id := preSharedKeyID{pskType: pskResumption, usage: resumptionReInit, pskGroupID: st.ctx.groupID,
+		pskEpoch: st.ctx.epoch, pskNonce: make([]byte, st.s.hashLen())}
+	st.priorPSKs = map[string][]byte{resumptionKey(&id): st.resumption[st.ctx.epoch]}
+	p, err := alice.g.Commit(CommitOptions{resumption: []preSharedKeyID{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateBytes(t, bob.g)
+	if _, err := bob.g.Handle(p.Commit); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("commit with a reinit psk: %v", err)
+	}
+	if !bytes.Equal(before, stateBytes(t, bob.g)) {
+		t.Fatal("refused commit changed the state")
+	}
+}
