@@ -73,6 +73,9 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
+	if err := pinOrg(ctx, db, p.Code); err != nil {
+		return nil, err
+	}
 	return newClient(ctx, db, o)
 }
 

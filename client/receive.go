@@ -67,6 +67,7 @@ type Event struct {
 	User    string
 	Device  uint32
 	Err     error
+	Notice  *Notice // EventOrgNotice
 }
 
 // quietPeriod is how long the receive loop waits, once the relay says the
@@ -118,6 +119,9 @@ type received struct {
 // handleEnvelope processes one envelope; it reports whether the receive
 // loop must stop (the device was wiped).
 func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) (stop bool) {
+	if env.Type == uint32(wire.EnvelopeType_ORG_DOCUMENT) {
+		return c.handleOrgEnvelope(ctx, conn, env, noAck)
+	}
 	addr := session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
 	var r received
 	c.cryptoMu.Lock()

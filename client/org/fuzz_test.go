@@ -88,7 +88,7 @@ func FuzzBodies(f *testing.F) {
 	}
 	pub := pubOf(fuzzKey)
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		k := wire.OrgDocumentKind(kind%5)
+		k := wire.OrgDocumentKind(kind % 5)
 		msg, err := signedMessage(k, body)
 		if err != nil {
 			return

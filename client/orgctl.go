@@ -1,0 +1,537 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/client/org"
+	"sotto/client/store"
+	"sotto/client/transport"
+	"sotto/wire"
+)
+
+// The organization's control. A device enrolled with a code that carries
+// the org key's fingerprint ("secret.fingerprint") is bound to that
+// organization: it fetches the org public key from the relay once, refuses
+// it unless its fingerprint matches, and from then on obeys only documents
+// signed by it — notices, the device policy, wipe orders — and trusts
+// membership certificates signed by it. Whatever fails verification is
+// dropped and counted; the device and its data are left as they were.
+
+// Tables of the local store used by the organization's control.
+const (
+	tblOrg        = "org"         // fingerprint, key, policy, rejected, admin-key
+	tblOrgNotices = "org-notices" // by sequence number
+	tblOrgCerts   = "org-certs"   // by username
+)
+
+// Events of the organization's control.
+const (
+	EventOrgNotice   EventKind = 100 + iota // Event.Notice: a verified notice from the organization
+	EventOrgPolicy                          // a newer verified policy is in force (Client.OrgPolicy)
+	EventOrgRejected                        // Event.Err: an organization document failed verification and was dropped
+)
+
+// Errors of the organization's control.
+var (
+	ErrNoOrg      = errors.New("client: this device is not bound to an organization")
+	ErrNotOrgAdmin = errors.New("client: this device does not hold the organization key")
+)
+
+// Notice is a verified notice from the organization.
+type Notice struct {
+	Seq      uint64    `json:"seq"`
+	Issued   time.Time `json:"issued"`
+	Received time.Time `json:"received"`
+	Text     string    `json:"text"`
+}
+
+// Member is a verified membership certificate.
+type Member struct {
+	User        string    `json:"user"`
+	IdentityKey []byte    `json:"identity_key"`
+	Expires     time.Time `json:"expires"`
+}
+
+// pinOrg binds a new store to the org key fingerprint an activation code
+// carries (none: the device is bound to no organization).
+func pinOrg(ctx context.Context, db kv, code string) error {
+	fp, err := org.CodeFingerprint(code)
+	if err != nil || fp == "" {
+		return err
+	}
+	return db.Put(ctx, tblOrg, []byte("fingerprint"), []byte(fp))
+}
+
+func getOpt(ctx context.Context, db kv, table, key string) ([]byte, error) {
+	b, err := db.Get(ctx, table, []byte(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// OrgFingerprint returns the fingerprint of the org key this device is
+// bound to ("" when none).
+func (c *Client) OrgFingerprint(ctx context.Context) (string, error) {
+	b, err := getOpt(ctx, c.db, tblOrg, "fingerprint")
+	return string(b), err
+}
+
+// orgKey returns the org public key: the one stored, else the relay's,
+// accepted only if it matches the pinned fingerprint.
+func (c *Client) orgKey(ctx context.Context, conn *transport.Conn) (ed25519.PublicKey, error) {
+	if k, err := getOpt(ctx, c.db, tblOrg, "key"); err != nil || k != nil {
+		return k, err
+	}
+	fp, err := c.OrgFingerprint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if fp == "" {
+		return nil, ErrNoOrg
+	}
+	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgKey{OrgKey: &wire.OrgKeyRequest{}}})
+	if err != nil {
+		return nil, fmt.Errorf("client: fetch organization key: %w", err)
+	}
+	k := resp.GetOrgKey().GetPublicKey()
+	if !org.MatchesFingerprint(k, fp) {
+		return nil, org.ErrKeyMismatch
+	}
+	if err := c.db.Put(ctx, tblOrg, []byte("key"), k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// OrgRejected counts the organization documents dropped because they
+// failed verification.
+func (c *Client) OrgRejected(ctx context.Context) (uint64, error) {
+	b, err := getOpt(ctx, c.db, tblOrg, "rejected")
+	if err != nil || len(b) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (c *Client) countRejected(ctx context.Context) {
+	n, err := c.OrgRejected(ctx)
+	if err == nil {
+		err = c.db.Put(ctx, tblOrg, []byte("rejected"), binary.BigEndian.AppendUint64(nil, n+1))
+	}
+	if err != nil {
+		c.log.Warn("counting a rejected organization document", "err", err)
+	}
+}
+
+// OrgPolicy returns the newest verified org policy in force, or nil when
+// none was received (callers read nil as the defaults: see org.Policy's
+// methods, which accept a nil receiver). Other features consult it.
+func (c *Client) OrgPolicy(ctx context.Context) (*org.Policy, error) {
+	b, err := getOpt(ctx, c.db, tblOrg, "policy")
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var p org.Policy
+	if err := proto.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("client: stored policy: %w", err)
+	}
+	return &p, nil
+}
+
+// Notices lists the verified notices, oldest first.
+func (c *Client) Notices(ctx context.Context) ([]Notice, error) {
+	entries, err := c.db.List(ctx, tblOrgNotices)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Notice, 0, len(entries))
+	for _, e := range entries {
+		var n Notice
+		if err := json.Unmarshal(e.Value, &n); err != nil {
+			return nil, fmt.Errorf("client: stored notice: %w", err)
+		}
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b Notice) int { return cmpU64(a.Seq, b.Seq) })
+	return out, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Members lists the verified membership certificates still valid.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	entries, err := c.db.List(ctx, tblOrgCerts)
+	if err != nil {
+		return nil, err
+	}
+	now := c.opts.Now()
+	var out []Member
+	for _, e := range entries {
+		var cert org.Certificate
+		if err := proto.Unmarshal(e.Value, &cert); err != nil {
+			return nil, fmt.Errorf("client: stored certificate: %w", err)
+		}
+		if cert.Covers(cert.Username, cert.IdentityKey, now) {
+			out = append(out, Member{User: cert.Username, IdentityKey: cert.IdentityKey, Expires: time.UnixMilli(cert.ExpiresMs)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.User, b.User) })
+	return out, nil
+}
+
+// IsMember reports whether user is a verified member of this device's
+// organization: a valid certificate binds the user's name to the identity
+// key this device knows for them (the own account's for oneself).
+func (c *Client) IsMember(ctx context.Context, user string) (bool, error) {
+	b, err := getOpt(ctx, c.db, tblOrgCerts, user)
+	if err != nil || b == nil {
+		return false, err
+	}
+	var cert org.Certificate
+	if err := proto.Unmarshal(b, &cert); err != nil {
+		return false, fmt.Errorf("client: stored certificate: %w", err)
+	}
+	var key []byte
+	if user == c.acct.Username {
+		key = c.IdentityKey()
+	} else {
+		r, err := loadIdentity(ctx, c.db, user)
+		if err != nil || r == nil {
+			return false, err
+		}
+		key = r.Key
+	}
+	return cert.Covers(user, key, c.opts.Now()), nil
+}
+
+// handleOrgEnvelope processes an ORG_DOCUMENT envelope; it reports whether
+// the receive loop must stop (the device was wiped).
+func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) (stop bool) {
+	ack := func() {
+		if !noAck {
+			if err := conn.Ack(ctx, env.Id); err != nil {
+				c.log.Warn("ack failed", "err", err)
+			}
+		}
+	}
+	reject := func(err error) bool {
+		c.countRejected(ctx)
+		c.log.Warn("organization document rejected", "err", err)
+		c.emit(Event{Kind: EventOrgRejected, Err: err})
+		ack()
+		return false
+	}
+	doc, err := org.DecodeDocument(env.Content)
+	if err != nil {
+		return reject(err)
+	}
+	key, err := c.orgKey(ctx, conn)
+	switch {
+	case errors.Is(err, ErrNoOrg), errors.Is(err, org.ErrKeyMismatch):
+		return reject(err)
+	case err != nil:
+		c.log.Warn("organization document left queued", "err", err)
+		return false
+	}
+	switch doc.Kind {
+	case wire.OrgDocumentKind_ORG_NOTICE:
+		n, err := org.OpenNotice(key, doc)
+		if err != nil {
+			return reject(err)
+		}
+		rec := Notice{Seq: n.Seq, Issued: time.UnixMilli(n.IssuedMs), Received: c.opts.Now(), Text: n.Text}
+		seqKey := binary.BigEndian.AppendUint64(nil, n.Seq)
+		old, err := getOpt(ctx, c.db, tblOrgNotices, string(seqKey))
+		if err != nil {
+			return false
+		}
+		if old == nil {
+			b, _ := json.Marshal(rec)
+			if err := c.db.Put(ctx, tblOrgNotices, seqKey, b); err != nil {
+				return false
+			}
+			c.emit(Event{Kind: EventOrgNotice, Notice: &rec})
+		}
+	case wire.OrgDocumentKind_ORG_POLICY:
+		p, err := org.OpenPolicy(key, doc)
+		if err != nil {
+			return reject(err)
+		}
+		cur, err := c.OrgPolicy(ctx)
+		if err != nil {
+			return false
+		}
+		if cur != nil && p.Version <= cur.Version {
+			return reject(fmt.Errorf("%w: policy version %d, in force %d", org.ErrStale, p.Version, cur.Version))
+		}
+		if err := c.db.Put(ctx, tblOrg, []byte("policy"), doc.Body); err != nil {
+			return false
+		}
+		if err := c.db.SetWipeAfter(p.UnlockLimit()); err != nil {
+			c.log.Warn("applying the failed-unlock limit", "err", err)
+		}
+		c.emit(Event{Kind: EventOrgPolicy})
+	case wire.OrgDocumentKind_ORG_CERTIFICATE:
+		cert, err := org.OpenCertificate(key, doc)
+		if err != nil {
+			return reject(err)
+		}
+		if old, err := getOpt(ctx, c.db, tblOrgCerts, cert.Username); err == nil && old != nil {
+			var prev org.Certificate
+			if proto.Unmarshal(old, &prev) == nil && prev.IssuedMs > cert.IssuedMs {
+				ack()
+				return false // an older certificate
+			}
+		}
+		if err := c.db.Put(ctx, tblOrgCerts, []byte(cert.Username), doc.Body); err != nil {
+			return false
+		}
+	case wire.OrgDocumentKind_ORG_WIPE:
+		w, err := org.OpenWipe(key, doc)
+		if err != nil {
+			return reject(err)
+		}
+		self := org.Enrollment{Username: c.acct.Username, DeviceID: c.acct.DeviceID,
+			RegistrationID: c.acct.RegistrationID, IdentityKey: c.IdentityKey()}
+		if err := w.Targets(self, c.opts.Now()); err != nil {
+			return reject(err)
+		}
+		ack()
+		msg, hash := org.ConfirmMessage(doc.Body)
+		c.cryptoMu.Lock()
+		sig := ed25519.Sign(c.acct.deviceKey(), msg)
+		c.cryptoMu.Unlock()
+		if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgWipeConfirm{
+			OrgWipeConfirm: &wire.OrgWipeConfirmRequest{OrderHash: hash, Signature: sig}}}); err != nil {
+			c.log.Warn("wipe confirmation not delivered; wiping anyway", "err", err)
+		}
+		c.wipeSelf(0)
+		return true
+	}
+	ack()
+	return false
+}
+
+// ---- the admin's side: the org private key ----
+
+func (c *Client) adminKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	seed, err := getOpt(ctx, c.db, tblOrg, "admin-key")
+	if err != nil {
+		return nil, err
+	}
+	if len(seed) != ed25519.SeedSize {
+		return nil, ErrNotOrgAdmin
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// installOrgKey keeps priv in the store and binds this device to it.
+func (c *Client) installOrgKey(ctx context.Context, priv ed25519.PrivateKey) error {
+	pub := priv.Public().(ed25519.PublicKey)
+	fp, err := c.OrgFingerprint(ctx)
+	if err != nil {
+		return err
+	}
+	if fp != "" && !org.MatchesFingerprint(pub, fp) {
+		return fmt.Errorf("%w: this device is bound to organization %s", org.ErrKeyMismatch, fp)
+	}
+	return c.db.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.Put(ctx, tblOrg, []byte("admin-key"), priv.Seed()); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, tblOrg, []byte("fingerprint"), []byte(org.Fingerprint(pub))); err != nil {
+			return err
+		}
+		return tx.Put(ctx, tblOrg, []byte("key"), pub)
+	})
+}
+
+// InitOrg creates the organization key on this (admin) device, keeps it
+// in the encrypted store and returns its public key, which the relay
+// operator registers (`sottod admin org set-key`).
+func (c *Client) InitOrg(ctx context.Context) (ed25519.PublicKey, error) {
+	if _, err := c.adminKey(ctx); err == nil {
+		return nil, fmt.Errorf("client: this device already holds an organization key")
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("client: org key: %w", err)
+	}
+	defer clear(priv)
+	if err := c.installOrgKey(ctx, priv); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+// OrgPublicKey returns the org public key this device trusts (nil: none yet).
+func (c *Client) OrgPublicKey(ctx context.Context) (ed25519.PublicKey, error) {
+	return getOpt(ctx, c.db, tblOrg, "key")
+}
+
+// ExportOrgKey seals the org private key under passphrase for another
+// admin device.
+func (c *Client) ExportOrgKey(ctx context.Context, passphrase []byte) (string, error) {
+	priv, err := c.adminKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer clear(priv)
+	return org.SealKey(priv, passphrase)
+}
+
+// ImportOrgKey installs an exported org key; it must be the key of the
+// organization this device is bound to.
+func (c *Client) ImportOrgKey(ctx context.Context, sealed string, passphrase []byte) error {
+	priv, err := org.OpenKey(sealed, passphrase)
+	if err != nil {
+		return err
+	}
+	defer clear(priv)
+	return c.installOrgKey(ctx, priv)
+}
+
+func (c *Client) publish(ctx context.Context, kind wire.OrgDocumentKind, body proto.Message, user string, device uint32) (int, error) {
+	priv, err := c.adminKey(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer clear(priv)
+	doc, err := org.Sign(priv, kind, body)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := c.connection()
+	if err != nil {
+		return 0, err
+	}
+	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgPublish{OrgPublish: &wire.OrgPublishRequest{
+		Document: doc, Username: user, DeviceId: device}}})
+	if err != nil {
+		return 0, fmt.Errorf("client: publish: %w", err)
+	}
+	return int(resp.GetOrgPublish().GetDevices()), nil
+}
+
+// PublishNotice signs a notice and has the relay deliver it to every
+// device of the organization. It returns how many devices it was queued for.
+func (c *Client) PublishNotice(ctx context.Context, text string) (int, error) {
+	if strings.TrimSpace(text) == "" {
+		return 0, fmt.Errorf("client: empty notice")
+	}
+	now := c.opts.Now()
+	// The sequence is the issue time in microseconds: increasing across
+	// admin devices without coordination.
+	return c.publish(ctx, wire.OrgDocumentKind_ORG_NOTICE,
+		&org.Notice{Seq: uint64(now.UnixMicro()), IssuedMs: now.UnixMilli(), Text: text}, "", 0)
+}
+
+// PublishPolicy signs p and has the relay distribute it. A zero version
+// becomes the version in force plus one.
+func (c *Client) PublishPolicy(ctx context.Context, p *org.Policy) (int, error) {
+	p = proto.Clone(p).(*org.Policy)
+	if p.Version == 0 {
+		cur, err := c.OrgPolicy(ctx)
+		if err != nil {
+			return 0, err
+		}
+		p.Version = 1
+		if cur != nil {
+			p.Version = cur.Version + 1
+		}
+	}
+	p.IssuedMs = c.opts.Now().UnixMilli()
+	return c.publish(ctx, wire.OrgDocumentKind_ORG_POLICY, p, "", 0)
+}
+
+// OrgWipe signs a wipe order for one device of user, bound to its current
+// enrollment (registration id and the account's identity key), valid for
+// validity, and has the relay queue it for that device.
+func (c *Client) OrgWipe(ctx context.Context, user string, device uint32, validity time.Duration) (int, error) {
+	if validity <= 0 || validity > org.MaxWipeValidity {
+		return 0, fmt.Errorf("client: wipe order validity out of range")
+	}
+	conn, err := c.connection()
+	if err != nil {
+		return 0, err
+	}
+	devs, err := conn.GetDevices(ctx, user)
+	if err != nil {
+		return 0, fmt.Errorf("client: devices of %s: %w", user, err)
+	}
+	var reg uint32
+	for _, d := range devs.Devices {
+		if d.DeviceId == device {
+			reg = d.RegistrationId
+		}
+	}
+	if reg == 0 {
+		return 0, fmt.Errorf("client: %s has no device %d", user, device)
+	}
+	idKey, err := c.identityFor(ctx, conn, user)
+	if err != nil {
+		return 0, err
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	now := c.opts.Now()
+	return c.publish(ctx, wire.OrgDocumentKind_ORG_WIPE, &org.WipeOrder{Username: devs.Username, DeviceId: device,
+		RegistrationId: reg, IdentityKey: idKey, Nonce: nonce, IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli()},
+		devs.Username, device)
+}
+
+// identityFor returns user's identity key: the one this device knows, else
+// the relay's.
+func (c *Client) identityFor(ctx context.Context, conn *transport.Conn, user string) ([]byte, error) {
+	if user == c.acct.Username {
+		return c.IdentityKey(), nil
+	}
+	if r, err := loadIdentity(ctx, c.db, user); err != nil || (r != nil && !r.Changed) {
+		if r != nil {
+			return r.Key, err
+		}
+		return nil, err
+	}
+	id, err := conn.GetIdentity(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("client: identity of %s: %w", user, err)
+	}
+	return id.IdentityKey, nil
+}
+
+// Certify signs a membership certificate for user's current identity key,
+// valid for validity, and has the relay distribute it.
+func (c *Client) Certify(ctx context.Context, user string, validity time.Duration) (int, error) {
+	conn, err := c.connection()
+	if err != nil {
+		return 0, err
+	}
+	idKey, err := c.identityFor(ctx, conn, user)
+	if err != nil {
+		return 0, err
+	}
+	now := c.opts.Now()
+	return c.publish(ctx, wire.OrgDocumentKind_ORG_CERTIFICATE, &org.Certificate{Username: normalize(user), IdentityKey: idKey,
+		IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli()}, "", 0)
+}
