@@ -15,6 +15,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"sotto/interop/mls/mlsclient"
 )
 
 // Environment variables that enable the runner tests.
@@ -23,6 +28,7 @@ const (
 	envConfigs = "SOTTO_MLS_CONFIGS" // directory of the runner's configs (default: <runner dir>/../configs)
 	envPeer    = "SOTTO_MLS_PEER"    // optional: a second implementation's server, started with -port N
 	envDeep    = "SOTTO_MLS_DEEP"    // "1" adds deep_random (minutes per run)
+	envRandom  = "SOTTO_MLS_RANDOM"  // "1": paired runs try one random assignment of clients to actors, not all
 )
 
 // configs are the runner's configs, in the order they are run.
@@ -75,15 +81,25 @@ func TestRunnerConfigs(t *testing.T) {
 		t.Fatalf("go build cmd/mls-interop: %v\n%s", err, out)
 	}
 	sotto := startSotto(ctx, t, bin)
+	// A paired run goes suite by suite over the suites both support: the
+	// runner indexes its client list, not the suite's supporters, when it
+	// assigns actors, so with -client peer -client sotto it would give
+	// suites only Sotto supports to the peer.
 	type order struct {
 		label   string
 		clients []string
+		suite   uint32 // 0: every suite
 	}
-	orders := []order{{"sotto", []string{sotto}}}
+	orders := []order{{"sotto", []string{sotto}, 0}}
 	if peerBin := os.Getenv(envPeer); peerBin != "" {
 		peer := startPeer(ctx, t, peerBin)
-		orders = append(orders, order{"sotto+peer", []string{sotto, peer}}, order{"peer+sotto", []string{peer, sotto}})
+		for _, cs := range commonSuites(ctx, t, sotto, peer) {
+			orders = append(orders,
+				order{fmt.Sprintf("sotto+peer/suite%d", cs), []string{sotto, peer}, cs},
+				order{fmt.Sprintf("peer+sotto/suite%d", cs), []string{peer, sotto}, cs})
+		}
 	}
+	random := os.Getenv(envRandom) == "1"
 
 	for _, name := range names {
 		cfg, skipped := supportedConfig(t, filepath.Join(configDir, name+".json"), name)
@@ -95,7 +111,8 @@ func TestRunnerConfigs(t *testing.T) {
 		}
 		for _, o := range orders {
 			t.Run(name+"/"+o.label, func(t *testing.T) {
-				runConfig(ctx, t, runner, cfg, o.clients, name == "deep_random" && len(o.clients) > 1)
+				paired := len(o.clients) > 1
+				runConfig(ctx, t, runner, cfg, o.clients, o.suite, paired && (random || name == "deep_random"))
 			})
 		}
 	}
@@ -242,8 +259,11 @@ type runnerResults struct {
 // runConfig runs one config with the given clients and fails on any
 // failed case. random assigns clients to actors at random (needed for
 // configs with hundreds of actors and several clients).
-func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []string, random bool) {
+func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []string, suite uint32, random bool) {
 	args := []string{"-config", cfg}
+	if suite != 0 {
+		args = append(args, "-suite", strconv.Itoa(int(suite)))
+	}
 	for _, c := range clients {
 		args = append(args, "-client", c)
 	}
@@ -305,4 +325,38 @@ func cutAtRemovePrior(script json.RawMessage) (json.RawMessage, int, error) {
 		}
 	}
 	return nil, 0, nil
+}
+
+// commonSuites asks both servers for their cipher suites and returns
+// those they share.
+func commonSuites(ctx context.Context, t *testing.T, a, b string) []uint32 {
+	t.Helper()
+	supported := func(addr string) map[uint32]bool {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		r, err := mlsclient.NewMLSClientClient(conn).SupportedCiphersuites(ctx, &mlsclient.SupportedCiphersuitesRequest{})
+		if err != nil {
+			t.Fatalf("%s: SupportedCiphersuites: %v", addr, err)
+		}
+		m := map[uint32]bool{}
+		for _, cs := range r.Ciphersuites {
+			m[cs] = true
+		}
+		return m
+	}
+	sa, sb := supported(a), supported(b)
+	var out []uint32
+	for cs := range sa {
+		if sb[cs] {
+			out = append(out, cs)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	if len(out) == 0 {
+		t.Fatal("the two implementations share no cipher suite")
+	}
+	return out
 }
