@@ -61,7 +61,33 @@ func FuzzHandle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	seeds := [][]byte{app, upd.Commit}
+	priv, err := alice.Commit(CommitOptions{Private: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	prop, err := alice.ProposeUpdate()
+	if err != nil {
+		f.Fatal(err)
+	}
+	carolSig, _ := GenerateSignatureKey(cs)
+	carolKP, _, _ := NewKeyPackage(cs, []byte("carol"), carolSig)
+	joinProp, err := NewMemberAddProposal(alice.GroupID(), alice.Epoch(), carolKP, carolSig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	extRemove, err := ExternalRemoveProposal(cs, alice.GroupID(), alice.Epoch(), 0, 1, carolSig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	gi, err := alice.GroupInfo()
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, extCommit, err := JoinExternal(gi, []byte("dave"), carolSig, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seeds := [][]byte{app, upd.Commit, priv.Commit, prop, joinProp, extRemove, extCommit}
 	for _, s := range seeds {
 		f.Add(s)
 	}
