@@ -37,6 +37,8 @@ type Message struct {
 	Unverified bool `json:"unverified,omitempty"`
 	// Attachment is set on a file (attachment.go); Text is its caption.
 	Attachment *Attachment `json:"attachment,omitempty"`
+	// Call is set on call records (missed, rejected, answered...).
+	Call *CallRecord `json:"call,omitempty"`
 }
 
 // EventKind says what an Event reports.
@@ -49,6 +51,7 @@ const (
 	EventIdentityChanged                      // Event.User's identity key changed
 	EventError                                // Event.Err: an envelope could not be processed
 	EventWiped                                // an own device (Event.Device) ordered this one wiped; it was (Event.Err: how it failed)
+	EventCallSignal                           // Event.Call: call signalling (for the call manager)
 )
 
 // Receipt reports delivery or read receipts for own messages.
@@ -68,6 +71,7 @@ type Event struct {
 	Device  uint32
 	Err     error
 	Notice  *Notice // EventOrgNotice
+	Call    *CallSignal
 }
 
 // quietPeriod is how long the receive loop waits, once the relay says the
@@ -114,6 +118,7 @@ type received struct {
 	changed  []string
 	isPreKey bool
 	wipeBy   uint32 // an own device ordered this one wiped
+	call     *CallSignal
 }
 
 // handleEnvelope processes one envelope; it reports whether the receive
@@ -178,6 +183,9 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	}
 	if r.receipt != nil {
 		c.emit(Event{Kind: EventReceipt, Receipt: r.receipt})
+	}
+	if r.call != nil {
+		c.emit(Event{Kind: EventCallSignal, User: env.Sender, Device: env.SenderDevice, Call: r.call})
 	}
 	if r.ackTo != "" && r.msg != nil {
 		if err := c.sendReceipt(ctx, r.ackTo, r.msg.ID); err != nil {
@@ -263,6 +271,8 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			return nil // own devices talk through sync transcripts
 		}
 		return c.applyIncomingAttachment(ctx, tx, env, ct, r)
+	case *content.Content_CallSignal:
+		return c.applyCallSignal(ctx, tx, env, ct, b.CallSignal, r)
 	case *content.Content_DeliveryReceipt:
 		return c.applyReceipt(ctx, tx, env, b.DeliveryReceipt.Ids, false, r)
 	case *content.Content_ReadReceipt:
