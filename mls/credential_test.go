@@ -140,9 +140,13 @@ func TestCredentialValidatorRejects(t *testing.T) {
 	alice := &client{name: "alice", g: ag}
 	bob, mallory := newClient(t, cs, "bob"), newClient(t, cs, "mallory")
 
-	// Adding mallory is refused by a committer that rejects her.
+	// Adding mallory is refused by a committer that rejects her, and so
+	// is proposing it.
 	alice.g.SetCredentialValidator(newCounter("mallory"))
 	before := stateBytes(t, alice.g)
+	if _, err := alice.g.ProposeAdd(mallory.kp); !errors.Is(err, ErrCredentialRejected) {
+		t.Fatalf("proposing to add a rejected credential: %v", err)
+	}
 	if _, err := alice.g.Commit(CommitOptions{Add: [][]byte{mallory.kp}}); !errors.Is(err, ErrCredentialRejected) {
 		t.Fatalf("commit adding a rejected credential: %v", err)
 	}
