@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 
 	"sotto/wire"
 )
@@ -119,17 +119,17 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 	}
 	secret := append([]byte(nil), cfg.Secret...)
 	log := cfg.Logger
-	auth := func(username, realm string, src net.Addr) ([]byte, bool) {
-		exp, _, ok := strings.Cut(username, ":")
+	auth := func(ra *turn.RequestAttributes) (string, []byte, bool) {
+		exp, _, ok := strings.Cut(ra.Username, ":")
 		if !ok {
-			return nil, false
+			return "", nil, false
 		}
 		t, err := strconv.ParseInt(exp, 10, 64)
 		if err != nil || t < cfg.Now().Unix() {
-			log.Debug("turn: expired or malformed credential", "src", src.String())
-			return nil, false
+			log.Debug("turn: expired or malformed credential", "src", ra.SrcAddr.String())
+			return "", nil, false
 		}
-		return turn.GenerateAuthKey(username, realm, turnPassword(secret, username)), true
+		return ra.Username, turn.GenerateAuthKey(ra.Username, ra.Realm, turnPassword(secret, ra.Username)), true
 	}
 	gen := func() turn.RelayAddressGenerator {
 		return &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: cfg.RelayBind}
