@@ -5,6 +5,8 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"sotto/mls/internal/codec"
@@ -67,6 +69,10 @@ type ExternalJoinOptions struct {
 	CredentialValidator CredentialValidator
 	// Now replaces time.Now for lifetime checks.
 	Now func() time.Time
+	// PSKs maps ids of external pre-shared keys to inject into the new
+	// epoch to their values; members must know them too. They stay
+	// registered in the joined group.
+	PSKs map[string][]byte
 	// Resync removes the joiner's old leaf (the leaf with the same
 	// credential) in the external commit, for a member that lost its
 	// state (RFC 9420 §12.4.3.2).
@@ -185,6 +191,22 @@ func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoi
 		g.tree.removeLeaf(i)
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalRemove, removed: i}})
 	}
+	ids := slices.Sorted(maps.Keys(opts.PSKs))
+	var inputs []pskInput
+	for _, id := range ids {
+		nonce := make([]byte, s.hashLen())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, nil, err
+		}
+		psk := preSharedKeyID{pskType: pskExternal, pskID: []byte(id), pskNonce: nonce}
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: psk}})
+		inputs = append(inputs, pskInput{id: psk, psk: opts.PSKs[id]})
+		g.externalPSKs[id] = bytes.Clone(opts.PSKs[id])
+	}
+	pskSecret, err := s.pskSecret(inputs)
+	if err != nil {
+		return nil, nil, err
+	}
 	me := g.tree.addLeaf(template)
 	leafSecret := make([]byte, s.hashLen())
 	if _, err := rand.Read(leafSecret); err != nil {
@@ -225,7 +247,7 @@ func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoi
 	if err := g.setContext(next); err != nil {
 		return nil, nil, err
 	}
-	e, err := s.epochFromInit(initSecret, commitSecret, nil, g.ctxBytes)
+	e, err := s.epochFromInit(initSecret, commitSecret, pskSecret, g.ctxBytes)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -154,3 +154,29 @@ func TestReceivedLeafLifetime(t *testing.T) {
 		t.Fatalf("proposal adding an expired key package: %v", err)
 	}
 }
+
+// An external commit can inject external PSKs, which members must know.
+func TestExternalJoinWithPSK(t *testing.T) {
+	alice, bob, _ := twoMembers(t)
+	gi, _ := alice.g.GroupInfo()
+	sig, _ := GenerateSignatureKey(alice.g.CipherSuite())
+	psk := map[string][]byte{"ext": []byte("shared out of band")}
+	eg, commit, err := JoinExternalWithOptions(gi, []byte("eve"), sig, &ExternalJoinOptions{PSKs: psk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stateBytes(t, alice.g)
+	if _, err := alice.g.Handle(commit); err == nil {
+		t.Fatal("external commit with an unknown psk accepted")
+	}
+	if string(before) != string(stateBytes(t, alice.g)) {
+		t.Fatal("refused external commit changed the state")
+	}
+	for _, c := range []*client{alice, bob} {
+		c.g.AddExternalPSK([]byte("ext"), psk["ext"])
+		if _, err := c.g.Handle(commit); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	sameEpoch(t, alice, bob, &client{name: "eve", g: eg})
+}
