@@ -26,6 +26,7 @@ var (
 	ErrQuota    = errors.New("attach: the relay's storage quota for this device is used up")
 	ErrNotFound = errors.New("attach: attachment not found on the relay (expired or deleted)")
 	ErrAuth     = errors.New("attach: the relay refused the blob token")
+	ErrDenied   = errors.New("attach: the relay refused the upload (has the subscription expired?)")
 )
 
 // Headers of the blob API (shared with the relay, which defines the same).
@@ -143,8 +144,10 @@ func statusError(resp *http.Response) error {
 		return ErrQuota
 	case http.StatusNotFound, http.StatusGone:
 		return ErrNotFound
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case http.StatusUnauthorized:
 		return ErrAuth
+	case http.StatusForbidden:
+		return ErrDenied
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 	return fmt.Errorf("attach: relay answered %s: %q", resp.Status, msg)
@@ -153,7 +156,7 @@ func statusError(resp *http.Response) error {
 // permanent reports errors that retrying cannot fix.
 func permanent(err error) bool {
 	return errors.Is(err, ErrTooLarge) || errors.Is(err, ErrQuota) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, ErrAuth) || errors.Is(err, ErrTampered) || errors.Is(err, ErrTruncated) ||
+		errors.Is(err, ErrAuth) || errors.Is(err, ErrDenied) || errors.Is(err, ErrTampered) || errors.Is(err, ErrTruncated) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

@@ -1,0 +1,403 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sotto/client/attach"
+	"sotto/relay"
+	"sotto/relay/blobstore"
+	"sotto/relay/sqlitestore"
+)
+
+// cutProxy forwards TCP to a target and, when armed, cuts the first
+// connection whose traffic in one direction passes a threshold.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	up     atomic.Int64 // cut after this many client->server bytes (0: off)
+	down   atomic.Int64 // cut after this many server->client bytes (0: off)
+	cuts   atomic.Int32
+	wg     sync.WaitGroup
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() { defer p.wg.Done(); p.serve(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { c.Close(); s.Close() }) }
+	pipe := func(dst, src net.Conn, limit *atomic.Int64) {
+		buf := make([]byte, 32<<10)
+		var n int64
+		for {
+			k, err := src.Read(buf)
+			if k > 0 {
+				if l := limit.Load(); l > 0 && n+int64(k) > l && limit.CompareAndSwap(l, 0) {
+					// Forward up to the threshold, then cut.
+					dst.Write(buf[:l-n])
+					p.cuts.Add(1)
+					closeBoth()
+					return
+				}
+				if _, err := dst.Write(buf[:k]); err != nil {
+					closeBoth()
+					return
+				}
+				n += int64(k)
+			}
+			if err != nil {
+				closeBoth()
+				return
+			}
+		}
+	}
+	go pipe(s, c, &p.up)
+	pipe(c, s, &p.down)
+}
+
+// blobRelay is a real relay with a blob store, behind a cutting proxy.
+type blobRelay struct {
+	*testRelay
+	srv   *relay.Server
+	dir   string
+	proxy *cutProxy
+}
+
+func startBlobRelay(t *testing.T, tweak func(*relay.BlobConfig)) *blobRelay {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	idx, err := blobstore.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &blobRelay{testRelay: &testRelay{store: st}, dir: dir}
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = st, st
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now = r.now
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg.Blobs = relay.BlobConfig{Index: idx, Dir: dir, JanitorEvery: 20 * time.Millisecond}
+	if tweak != nil {
+		tweak(&cfg.Blobs)
+	}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	hs := httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx) }()
+	r.proxy = startCutProxy(t, hs.Listener.Addr().String())
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		hs.Close()
+		idx.Close()
+		st.Close()
+	})
+	r.url = "http://" + r.proxy.ln.Addr().String()
+	return r
+}
+
+// blobFiles lists the complete blob files in the relay's blob folder.
+func (r *blobRelay) blobFiles(t *testing.T) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(r.dir, "????????????????????????????????"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func writeRandomFile(t *testing.T, dir string, size int64) (string, []byte) {
+	t.Helper()
+	p := filepath.Join(dir, "file.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p, h.Sum(nil)
+}
+
+func fileDigest(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum(nil)
+}
+
+// sendAndReceive sends a file from alice to bob and returns bob's message.
+func sendFile(t *testing.T, alice *Client, bobEvents chan Event, path string, o FileOptions) *Message {
+	t.Helper()
+	sent, err := alice.SendFile(context.Background(), "bob", path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := waitEvent(t, bobEvents, EventMessage)
+	m := e.Message
+	if !bytes.Equal(m.ID, sent.ID) || m.Attachment == nil {
+		t.Fatalf("bob got %+v", m)
+	}
+	return m
+}
+
+// TestAttachmentRoundTrip200MB: a 200 MB file goes from alice to bob with
+// the connection cut mid-upload and mid-download; both resume and bob's
+// copy has the same SHA-256 as the original.
+func TestAttachmentRoundTrip200MB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 MB round trip")
+	}
+	ctx := context.Background()
+	r := startBlobRelay(t, nil)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+
+	const size = 200 << 20
+	path, want := writeRandomFile(t, t.TempDir(), size)
+	r.proxy.up.Store(70 << 20) // cut the upload after 70 MB
+	var lastUp int64
+	m := sendFile(t, alice, bobEvents, path, FileOptions{Progress: func(done, total int64) { lastUp = done }})
+	if r.proxy.cuts.Load() != 1 {
+		t.Fatalf("upload: %d cuts, want 1", r.proxy.cuts.Load())
+	}
+	if lastUp != attach.CiphertextSize(size, attach.DefaultChunkSize) {
+		t.Fatalf("upload progress ended at %d", lastUp)
+	}
+	if m.Attachment.Size != size || m.Attachment.Name != "file.bin" {
+		t.Fatalf("attachment %+v", m.Attachment)
+	}
+
+	r.proxy.down.Store(130 << 20) // cut the download after 130 MB
+	out := filepath.Join(t.TempDir(), "got.bin")
+	got, bm, err := bob.Download(ctx, m.ID, DownloadOptions{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.proxy.cuts.Load() != 2 {
+		t.Fatalf("download: %d cuts in all, want 2", r.proxy.cuts.Load())
+	}
+	if got != out || bm.Attachment.Path != out {
+		t.Fatalf("downloaded to %q, record says %q", got, bm.Attachment.Path)
+	}
+	if !bytes.Equal(fileDigest(t, out), want) {
+		t.Fatal("downloaded file differs from the original")
+	}
+	// The history keeps where the file is.
+	hist, err := bob.History(ctx, "alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].Attachment == nil || hist[0].Attachment.Path != out {
+		t.Fatalf("history %+v", hist)
+	}
+}
+
+func TestAttachmentTamperedAndTruncatedRefused(t *testing.T) {
+	ctx := context.Background()
+	r := startBlobRelay(t, nil)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+	path, want := writeRandomFile(t, t.TempDir(), 300<<10)
+
+	for _, c := range []struct {
+		name   string
+		damage func(p string) error
+		want   error
+	}{
+		{"tampered", func(p string) error {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 0x01
+			return os.WriteFile(p, b, 0o600)
+		}, attach.ErrTampered},
+		{"truncated", func(p string) error {
+			st, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(p, st.Size()-100)
+		}, attach.ErrTruncated},
+		{"truncated at a chunk", func(p string) error {
+			return os.Truncate(p, attach.HeaderSize+2*(attach.DefaultChunkSize+attach.Overhead))
+		}, attach.ErrTruncated},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := map[string]bool{}
+			for _, f := range r.blobFiles(t) {
+				before[f] = true
+			}
+			m := sendFile(t, alice, bobEvents, path, FileOptions{})
+			var blob string
+			for _, f := range r.blobFiles(t) {
+				if !before[f] {
+					blob = f
+				}
+			}
+			if blob == "" {
+				t.Fatal("no new blob file on the relay")
+			}
+			if err := c.damage(blob); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			_, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: dir})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Fatalf("partial file left behind: %v", left)
+			}
+		})
+	}
+	// An undamaged one still downloads, into the default folder.
+	m := sendFile(t, alice, bobEvents, path, FileOptions{})
+	got, _, err := bob.Download(ctx, m.ID, DownloadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(got) != filepath.Join(bob.db.Dir(), "attachments") || !bytes.Equal(fileDigest(t, got), want) {
+		t.Fatalf("downloaded %s wrong", got)
+	}
+}
+
+func TestAttachmentLimitsAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	r := startBlobRelay(t, func(c *relay.BlobConfig) {
+		c.MaxSize = 1 << 20
+		c.Quota = 2 << 20
+		c.TTL = time.Hour
+	})
+	code := r.code(t, 2, 24*time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+
+	big, _ := writeRandomFile(t, t.TempDir(), 1<<20+1)
+	if _, err := alice.SendFile(ctx, "bob", big, FileOptions{}); !errors.Is(err, attach.ErrTooLarge) {
+		t.Fatalf("over the size limit: %v", err)
+	}
+	small, _ := writeRandomFile(t, t.TempDir(), 700<<10)
+	m := sendFile(t, alice, bobEvents, small, FileOptions{})
+	sendFile(t, alice, bobEvents, small, FileOptions{})
+	if _, err := alice.SendFile(ctx, "bob", small, FileOptions{}); !errors.Is(err, attach.ErrQuota) {
+		t.Fatalf("over the quota: %v", err)
+	}
+	// Bob's quota is his own.
+	if _, err := bob.SendFile(ctx, "alice", small, FileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// After the TTL the janitor deletes the blobs and their files.
+	r.off.Store(int64(2 * time.Hour))
+	deadline := time.Now().Add(20 * time.Second)
+	for len(r.blobFiles(t)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("blobs not expired: %v", r.blobFiles(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: t.TempDir()}); !errors.Is(err, attach.ErrNotFound) {
+		t.Fatalf("expired blob: %v", err)
+	}
+	// The quota is free again.
+	if _, err := alice.SendFile(ctx, "bob", small, FileOptions{}); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+func TestAttachmentViewOnce(t *testing.T) {
+	ctx := context.Background()
+	r := startBlobRelay(t, nil)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	bob, bobEvents := r.enroll(t, code, "bob", true)
+	path, want := writeRandomFile(t, t.TempDir(), 100<<10)
+	m := sendFile(t, alice, bobEvents, path, FileOptions{ViewOnce: true, Caption: "just once"})
+	if !m.Attachment.ViewOnce || m.Text != "just once" {
+		t.Fatalf("message %+v", m)
+	}
+	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: t.TempDir()}); err == nil {
+		t.Fatal("view-once attachment written to a file")
+	}
+	var buf bytes.Buffer
+	if _, bm, err := bob.Download(ctx, m.ID, DownloadOptions{Stream: &buf}); err != nil || !bm.Attachment.Opened {
+		t.Fatalf("first view: %v", err)
+	}
+	if got := sha256.Sum256(buf.Bytes()); !bytes.Equal(got[:], want) {
+		t.Fatal("view-once content differs")
+	}
+	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Stream: io.Discard}); !errors.Is(err, ErrViewedOnce) {
+		t.Fatalf("second view: %v", err)
+	}
+	// The key is gone from the store, not only hidden.
+	rb, err := bob.db.Get(ctx, tblAttachments, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(rb, []byte("pointer\":\"")) {
+		t.Fatalf("pointer still stored: %s", rb)
+	}
+}
