@@ -44,7 +44,7 @@ const (
 
 // Errors of the organization's control.
 var (
-	ErrNoOrg      = errors.New("client: this device is not bound to an organization")
+	ErrNoOrg       = errors.New("client: this device is not bound to an organization")
 	ErrNotOrgAdmin = errors.New("client: this device does not hold the organization key")
 )
 

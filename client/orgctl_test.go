@@ -1,0 +1,485 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/client/org"
+	"sotto/client/store"
+	"sotto/internal/hostileproxy"
+	"sotto/relay"
+	"sotto/wire"
+)
+
+// orgWorld is a relay with an organization: alice is the admin (enrolled
+// directly), members enroll through a hostile proxy that tests steer.
+type orgWorld struct {
+	r      *testRelay
+	proxy  *hostileproxy.Proxy
+	purl   string
+	admin  *Client
+	pub    ed25519.PublicKey
+	forger ed25519.PrivateKey // a key the hostile relay controls
+}
+
+type member struct {
+	c      *Client
+	events chan Event
+	dir    string
+	user   string
+}
+
+func newOrgWorld(t *testing.T) *orgWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &orgWorld{r: startRelay(t)}
+	w.proxy = hostileproxy.New(w.r.url, nil)
+	hs := httptest.NewServer(w.proxy)
+	t.Cleanup(func() { w.proxy.Close(); hs.Close() })
+	w.purl = hs.URL
+	w.admin = w.enrollAt(t, w.r.url, w.r.code(t, 1, 30*24*time.Hour), "alice").c
+	pub, err := w.admin.InitOrg(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.r.store.SetOrgKey(ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	w.pub = pub
+	_, w.forger, _ = ed25519.GenerateKey(rand.Reader)
+	return w
+}
+
+// orgCode is an activation code bound to the org key.
+func (w *orgWorld) orgCode(t *testing.T) string {
+	t.Helper()
+	secret, id := relay.NewActivationCode()
+	code := org.CodeWithFingerprint(secret, w.pub)
+	now := w.r.now()
+	if err := w.r.store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(code), Seats: 1,
+		Created: now, Expires: now.Add(30 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+func (w *orgWorld) enrollAt(t *testing.T, url, code, user string) *member {
+	t.Helper()
+	m := &member{events: make(chan Event, 100), dir: filepath.Join(t.TempDir(), user), user: user}
+	c, err := Enroll(context.Background(), EnrollParams{Dir: m.dir, Passphrase: []byte("pw"), Relay: url, Code: code,
+		Username: user, DeviceName: "test"}, m.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.c = c
+	t.Cleanup(func() { m.c.Close() })
+	if err := c.Connect(context.Background(), ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (w *orgWorld) member(t *testing.T, user string) *member {
+	return w.enrollAt(t, w.purl, w.orgCode(t), user)
+}
+
+func (m *member) options() *Options {
+	return &Options{KDF: testKDF, OnEvent: func(e Event) { m.events <- e }}
+}
+
+// reopen closes the member's client and opens it again from its store.
+func (m *member) reopen(t *testing.T, connect bool) {
+	t.Helper()
+	m.c.Close()
+	c, err := Open(context.Background(), m.dir, []byte("pw"), m.options())
+	if err != nil {
+		t.Fatalf("reopen %s: %v", m.user, err)
+	}
+	m.c = c
+	if connect {
+		if err := c.Connect(context.Background(), ConnectOptions{Receive: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// chat has alice send m a message and waits for it.
+func (w *orgWorld) chat(t *testing.T, m *member, text string) {
+	t.Helper()
+	if _, err := w.admin.Send(context.Background(), m.user, text); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if e := waitEvent(t, m.events, EventMessage); e.Message.Text == text {
+			return
+		}
+	}
+}
+
+// forged wraps a document as the relay would push it.
+func forged(t *testing.T, doc *wire.OrgDocument) *wire.Frame {
+	t.Helper()
+	b, err := proto.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	return hostileproxy.PushEnvelope(&wire.Envelope{Id: id, Sender: "alice", SenderDevice: 1,
+		ServerTimestampMs: time.Now().UnixMilli(), Type: uint32(wire.EnvelopeType_ORG_DOCUMENT), Content: b})
+}
+
+func (w *orgWorld) inject(t *testing.T, m *member, f *wire.Frame) {
+	t.Helper()
+	if _, err := w.proxy.Inject(context.Background(), m.user, hostileproxy.ToClient, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sign(t *testing.T, k ed25519.PrivateKey, kind wire.OrgDocumentKind, body proto.Message) *wire.OrgDocument {
+	t.Helper()
+	d, err := org.Sign(k, kind, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func wipeFor(m *member, issued time.Time, validity time.Duration) *org.WipeOrder {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	return &org.WipeOrder{Username: m.user, DeviceId: m.c.DeviceID(), RegistrationId: m.c.acct.RegistrationID,
+		IdentityKey: m.c.IdentityKey(), Nonce: nonce, IssuedMs: issued.UnixMilli(), ExpiresMs: issued.Add(validity).UnixMilli()}
+}
+
+// assertIntact checks that m was not wiped: its store reopens with the
+// passphrase and its history with alice holds text.
+func assertIntact(t *testing.T, m *member, text string) {
+	t.Helper()
+	m.reopen(t, false)
+	h, err := m.c.History(context.Background(), "alice", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range h {
+		if msg.Text == text {
+			return
+		}
+	}
+	t.Fatalf("%s: history lost: %d messages", m.user, len(h))
+}
+
+func rejected(t *testing.T, m *member, want uint64) {
+	t.Helper()
+	n, err := m.c.OrgRejected(context.Background())
+	if err != nil || n != want {
+		t.Fatalf("%s: rejected count %d (%v), want %d", m.user, n, err, want)
+	}
+}
+
+func TestOrgNoticePolicyAndMembership(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	carol := w.member(t, "carol")
+	carol.c.Close() // offline while the notice goes out
+
+	n, err := w.admin.PublishNotice(ctx, "systems maintenance tonight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("notice queued for %d devices, want 3", n)
+	}
+	if e := waitEvent(t, bob.events, EventOrgNotice); e.Notice.Text != "systems maintenance tonight" {
+		t.Fatalf("bob got notice %q", e.Notice.Text)
+	}
+	carol.reopen(t, true)
+	if e := waitEvent(t, carol.events, EventOrgNotice); e.Notice.Text != "systems maintenance tonight" {
+		t.Fatalf("carol (offline) got notice %q", e.Notice.Text)
+	}
+	if ns, err := carol.c.Notices(ctx); err != nil || len(ns) != 1 {
+		t.Fatalf("carol's notices: %v %v", ns, err)
+	}
+
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 3, CallsDisabled: true, IdleLockSeconds: 300}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, bob.events, EventOrgPolicy)
+	p, err := bob.c.OrgPolicy(ctx)
+	if err != nil || p == nil || p.Version != 1 || p.CallsAllowed() || !p.AttachmentsAllowed() || p.IdleLock() != 5*time.Minute {
+		t.Fatalf("bob's policy: %v %v", p, err)
+	}
+	if lp, err := bob.c.Policy(); err != nil || lp.WipeAfter != 3 {
+		t.Fatalf("failed-unlock limit not enforced: %+v %v", lp, err)
+	}
+	// A genuine but older policy is stale: ignored and counted.
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{Version: 2, FailedUnlockLimit: 7}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, bob.events, EventOrgPolicy)
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{Version: 1, FailedUnlockLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, bob.events, EventOrgRejected)
+	if p, _ := bob.c.OrgPolicy(ctx); p.Version != 2 || p.UnlockLimit() != 7 {
+		t.Fatalf("stale policy applied: %v", p)
+	}
+
+	if _, err := w.admin.Certify(ctx, "bob", 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// Bob sees his own certificate; alice learns bob's key by messaging him.
+	w.chat(t, bob, "hi bob")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := bob.c.IsMember(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob never saw his certificate")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ok, _ := bob.c.IsMember(ctx, "carol"); ok {
+		t.Fatal("carol has no certificate but counts as a member")
+	}
+}
+
+// scanFor fails if any file under dir contains one of secrets.
+func scanFor(t *testing.T, dir string, secrets map[string][]byte) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for name, s := range secrets {
+			if bytes.Contains(b, s) {
+				t.Errorf("%s still holds %s", path, name)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
+func secretsOf(t *testing.T, m *member, text string) map[string][]byte {
+	id := m.c.acct.Identity
+	return map[string][]byte{
+		"the message plaintext":    []byte(text),
+		"the identity key pair":    bytes.Clone(id),
+		"the identity private key": bytes.Clone(id[len(id)-32:]),
+		"the device key":           bytes.Clone(m.c.acct.DeviceKey),
+	}
+}
+
+func TestOrgWipeOfflineDevice(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	const text = "the vault combination is 31-7-22"
+	w.chat(t, bob, text)
+	secrets := secretsOf(t, bob, text)
+	bob.c.Close() // lost and offline
+
+	n, err := w.admin.OrgWipe(ctx, "bob", bob.c.DeviceID(), time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("wipe: %d devices, %v", n, err)
+	}
+	bob.reopen(t, true)
+	if e := waitEvent(t, bob.events, EventWiped); e.Err != nil {
+		t.Fatalf("wipe failed: %v", e.Err)
+	}
+	scanFor(t, bob.dir, secrets)
+	if _, err := Open(ctx, bob.dir, []byte("pw"), nil); !errors.Is(err, store.ErrNoStore) {
+		t.Fatalf("open after wipe: %v, want ErrNoStore", err)
+	}
+	acct, err := w.r.store.AccountByName(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := w.r.store.Device(ctx, relay.DeviceAddr{Account: acct.ID, Device: 1})
+	if err != nil || !d.Revoked {
+		t.Fatalf("the wiped device is still registered: %+v %v", d, err)
+	}
+}
+
+func TestDuressWipeLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	const text = "meet at the north gate"
+	w.chat(t, bob, text)
+	if err := bob.c.SetDuress([]byte("duress-code")); err != nil {
+		t.Fatal(err)
+	}
+	secrets := secretsOf(t, bob, text)
+	bob.c.Close()
+	if _, err := Open(ctx, bob.dir, []byte("duress-code"), nil); !errors.Is(err, store.ErrWrongPassphrase) {
+		t.Fatalf("duress unlock: %v, want an ordinary wrong passphrase", err)
+	}
+	scanFor(t, bob.dir, secrets)
+	if _, err := Open(ctx, bob.dir, []byte("pw"), nil); !errors.Is(err, store.ErrNoStore) {
+		t.Fatalf("open after duress: %v, want ErrNoStore", err)
+	}
+}
+
+func TestHostileRelayCannotCommandDevices(t *testing.T) {
+	const text = "history that must survive"
+	setup := func(t *testing.T) (*orgWorld, *member) {
+		w := newOrgWorld(t)
+		bob := w.member(t, "bob")
+		w.chat(t, bob, text)
+		return w, bob
+	}
+	ctx := context.Background()
+
+	t.Run("forged wipe", func(t *testing.T) {
+		w, bob := setup(t)
+		w.inject(t, bob, forged(t, sign(t, w.forger, wire.OrgDocumentKind_ORG_WIPE, wipeFor(bob, time.Now(), time.Hour))))
+		if e := waitEvent(t, bob.events, EventOrgRejected); !errors.Is(e.Err, org.ErrBadSignature) {
+			t.Fatalf("forged wipe: %v", e.Err)
+		}
+		rejected(t, bob, 1)
+		assertIntact(t, bob, text)
+	})
+
+	t.Run("replayed wipe", func(t *testing.T) {
+		w, bob := setup(t)
+		dave := w.member(t, "dave")
+		// A genuine order for dave, recorded on its way.
+		if _, err := w.admin.OrgWipe(ctx, "dave", dave.c.DeviceID(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, dave.events, EventWiped)
+		var order *wire.Frame
+		for _, r := range w.proxy.Seen() {
+			if env := r.Frame.GetPush().GetEnvelope(); r.Dir == hostileproxy.ToClient && env.GetType() == uint32(wire.EnvelopeType_ORG_DOCUMENT) {
+				order = r.Frame
+			}
+		}
+		if order == nil {
+			t.Fatal("the proxy saw no wipe order")
+		}
+		w.inject(t, bob, order)
+		if e := waitEvent(t, bob.events, EventOrgRejected); !errors.Is(e.Err, org.ErrNotThisDevice) {
+			t.Fatalf("replayed wipe: %v", e.Err)
+		}
+		// A genuine order for bob that a relay withheld until it expired.
+		expired := sign(t, mustAdminKey(t, w), wire.OrgDocumentKind_ORG_WIPE, wipeFor(bob, time.Now().Add(-2*time.Hour), time.Hour))
+		w.inject(t, bob, forged(t, expired))
+		if e := waitEvent(t, bob.events, EventOrgRejected); !errors.Is(e.Err, org.ErrExpired) {
+			t.Fatalf("expired wipe: %v", e.Err)
+		}
+		rejected(t, bob, 2)
+		assertIntact(t, bob, text)
+	})
+
+	t.Run("forged notice and policy", func(t *testing.T) {
+		w, bob := setup(t)
+		w.inject(t, bob, forged(t, sign(t, w.forger, wire.OrgDocumentKind_ORG_NOTICE, &org.Notice{Seq: 1, Text: "install this app"})))
+		waitEvent(t, bob.events, EventOrgRejected)
+		w.inject(t, bob, forged(t, sign(t, w.forger, wire.OrgDocumentKind_ORG_POLICY, &org.Policy{Version: 99, FailedUnlockLimit: 1})))
+		waitEvent(t, bob.events, EventOrgRejected)
+		// Unsigned: a genuine body with no signature.
+		unsigned := sign(t, mustAdminKey(t, w), wire.OrgDocumentKind_ORG_POLICY, &org.Policy{Version: 100, FailedUnlockLimit: 1})
+		unsigned.Signature = nil
+		w.inject(t, bob, forged(t, unsigned))
+		waitEvent(t, bob.events, EventOrgRejected)
+		rejected(t, bob, 3)
+		if ns, _ := bob.c.Notices(ctx); len(ns) != 0 {
+			t.Fatalf("forged notice shown: %v", ns)
+		}
+		if p, _ := bob.c.OrgPolicy(ctx); p != nil {
+			t.Fatalf("forged policy in force: %v", p)
+		}
+		if lp, _ := bob.c.Policy(); lp.WipeAfter == 1 {
+			t.Fatal("forged failed-unlock limit applied")
+		}
+		assertIntact(t, bob, text)
+	})
+
+	t.Run("swapped org key", func(t *testing.T) {
+		w := newOrgWorld(t)
+		// The relay serves its own key instead of the organization's.
+		fake := w.forger.Public().(ed25519.PublicKey)
+		w.proxy.SetRule(func(_ int, dir hostileproxy.Direction, f *wire.Frame) []*wire.Frame {
+			if r := f.GetResponse().GetOrgKey(); r != nil {
+				r.PublicKey = fake
+			}
+			return []*wire.Frame{f}
+		})
+		erin := w.member(t, "erin")
+		w.chat(t, erin, text)
+		w.inject(t, erin, forged(t, sign(t, w.forger, wire.OrgDocumentKind_ORG_WIPE, wipeFor(erin, time.Now(), time.Hour))))
+		if e := waitEvent(t, erin.events, EventOrgRejected); !errors.Is(e.Err, org.ErrKeyMismatch) {
+			t.Fatalf("swapped key: %v", e.Err)
+		}
+		if k, _ := erin.c.OrgPublicKey(ctx); k != nil {
+			t.Fatal("a swapped org key was stored")
+		}
+		assertIntact(t, erin, text)
+	})
+}
+
+func mustAdminKey(t *testing.T, w *orgWorld) ed25519.PrivateKey {
+	t.Helper()
+	k, err := w.admin.adminKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestOrgKeyExportImport(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	sealed, err := w.admin.ExportOrgKey(ctx, []byte("second admin pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := w.member(t, "bob")
+	if err := bob.c.ImportOrgKey(ctx, sealed, []byte("wrong pass!!")); !errors.Is(err, org.ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if err := bob.c.ImportOrgKey(ctx, sealed, []byte("second admin pass")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.PublishNotice(ctx, "from the second admin"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, bob.events, EventOrgNotice); e.Notice.Text != "from the second admin" {
+		t.Fatalf("notice %q", e.Notice.Text)
+	}
+	// A key of another organization is refused on a bound device.
+	other := w.member(t, "carol")
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	s2, err := org.SealKey(k2, []byte("another pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.c.ImportOrgKey(ctx, s2, []byte("another pass")); !errors.Is(err, org.ErrKeyMismatch) {
+		t.Fatalf("foreign org key imported: %v", err)
+	}
+}
