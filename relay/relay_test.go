@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -78,7 +79,12 @@ type rawConn struct {
 	c *websocket.Conn
 }
 
-func startRaw(t *testing.T) *rawConn {
+var sockets = map[string]func(http.ResponseWriter, *http.Request) (relay.Socket, error){
+	"coder": relay.AcceptWebSocket,
+	"lean":  relay.AcceptLean,
+}
+
+func startRaw(t *testing.T, accept func(http.ResponseWriter, *http.Request) (relay.Socket, error)) *rawConn {
 	t.Helper()
 	store, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
 	if err != nil {
@@ -87,6 +93,7 @@ func startRaw(t *testing.T) *rawConn {
 	cfg := relay.DefaultConfig()
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.AcceptWebSocket = accept
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +149,13 @@ func frame(version uint32, id uint64) []byte {
 }
 
 func TestMalformedFrames(t *testing.T) {
-	r := startRaw(t)
+	for name, accept := range sockets {
+		t.Run(name, func(t *testing.T) { testMalformedFrames(t, accept) })
+	}
+}
+
+func testMalformedFrames(t *testing.T, accept func(http.ResponseWriter, *http.Request) (relay.Socket, error)) {
+	r := startRaw(t, accept)
 	// Garbage, text frames, empty frames and pushes from the client are
 	// answered with BAD_REQUEST and the connection stays usable.
 	r.write(websocket.MessageBinary, []byte{0xff, 0xff, 0xff, 0x01})
@@ -181,11 +194,57 @@ func TestMalformedFrames(t *testing.T) {
 }
 
 func TestAbsurdFrameClosesConnection(t *testing.T) {
-	r := startRaw(t)
-	r.write(websocket.MessageBinary, make([]byte, 8*wire.MaxFrameSize))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, _, err := r.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
-		t.Fatalf("got %v", err)
+	for name, accept := range sockets {
+		t.Run(name, func(t *testing.T) {
+			r := startRaw(t, accept)
+			if err := r.c.Write(context.Background(), websocket.MessageBinary, make([]byte, 8*wire.MaxFrameSize)); err != nil {
+				// The relay may close (and reset) before the client has
+				// finished writing: the connection is refused either way.
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, _, err := r.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+// TestFragmentsAndPing checks what the coder client sends only on
+// request: fragmented messages and pings.
+func TestFragmentsAndPing(t *testing.T) {
+	for name, accept := range sockets {
+		t.Run(name, func(t *testing.T) {
+			r := startRaw(t, accept)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got := make(chan *wire.Frame, 1)
+			go func() {
+				_, b, err := r.c.Read(ctx)
+				if err != nil {
+					got <- nil
+					return
+				}
+				f, _ := wire.DecodeFrame(b)
+				got <- f
+			}()
+			if err := r.c.Ping(ctx); err != nil {
+				t.Fatalf("ping: %v", err)
+			}
+			w, err := r.c.Writer(ctx, websocket.MessageBinary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := frame(wire.Version, 7)
+			w.Write(b[:3])
+			w.Write(b[3:])
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if f := <-got; f.GetResponse().GetId() != 7 || f.GetResponse().GetPing() == nil {
+				t.Fatalf("fragmented request: got %v", f)
+			}
+		})
 	}
 }

@@ -37,6 +37,9 @@ type testRelay struct {
 	dir   string
 }
 
+// leanSockets makes startRelay use relay.AcceptLean (see TestLeanSocket).
+var leanSockets bool
+
 func startRelay(t *testing.T, tweak func(*relay.Config)) *testRelay {
 	t.Helper()
 	dir := t.TempDir()
@@ -51,6 +54,9 @@ func startRelay(t *testing.T, tweak func(*relay.Config)) *testRelay {
 	cfg.Now = clk.now
 	cfg.RevocationPoll = 20 * time.Millisecond
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	if leanSockets {
+		cfg.AcceptWebSocket = relay.AcceptLean
+	}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -716,5 +722,23 @@ func TestConcurrentSendersOnlineReceiver(t *testing.T) {
 		if n != each {
 			t.Fatalf("%s: %d messages", s, n)
 		}
+	}
+}
+
+// TestLeanSocket runs the end-to-end tests again with the relay's minimal
+// WebSocket implementation instead of coder/websocket (the client side
+// stays coder/websocket).
+func TestLeanSocket(t *testing.T) {
+	leanSockets = true
+	defer func() { leanSockets = false }()
+	for name, fn := range map[string]func(*testing.T){
+		"EnrollAndAuthenticate":              TestEnrollAndAuthenticate,
+		"SendReceiveOnlineAndOffline":        TestSendReceiveOnlineAndOffline,
+		"SendToOwnDevicesAndStaleList":       TestSendToOwnDevicesAndStaleList,
+		"RevokedByAdminProcess":              TestRevokedByAdminProcess,
+		"DroppedConnectionLosesNothingAcked": TestDroppedConnectionLosesNothingAcknowledged,
+		"ConcurrentSendersOnlineReceiver":    TestConcurrentSendersOnlineReceiver,
+	} {
+		t.Run(name, fn)
 	}
 }

@@ -36,6 +36,10 @@ type Config struct {
 	// DebugListen, when set, serves net/http/pprof there (keep it on
 	// loopback: profiles reveal metadata, never content).
 	DebugListen string
+	// WebSocket selects the server WebSocket implementation: "coder"
+	// (github.com/coder/websocket) or "lean" (relay.AcceptLean, no
+	// buffers while idle).
+	WebSocket string
 	// TURNListen is the TURN server's UDP and TCP listen address for call
 	// media ("": no TURN); TURNPublicIP the address put in relayed
 	// candidates (default: the host of TURNListen).
@@ -52,6 +56,7 @@ func DefaultConfig() Config {
 		Listen:      "127.0.0.1:8080",
 		MailboxTTL:  30 * 24 * time.Hour,
 		LogLevel:    "info",
+		WebSocket:   "coder",
 		EnrollRate:  relay.DefaultConfig().EnrollRate.PerSecond,
 		EnrollBurst: int(relay.DefaultConfig().EnrollRate.Burst),
 		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
@@ -77,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.MailboxTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("-mailbox-ttl %v: must be at least 1m", c.MailboxTTL))
+	}
+	if c.WebSocket != "coder" && c.WebSocket != "lean" {
+		errs = append(errs, fmt.Errorf("-websocket %q: want coder or lean", c.WebSocket))
 	}
 	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 {
 		errs = append(errs, errors.New("-enroll-rate, -enroll-burst and -device-rate must be positive"))
@@ -116,6 +124,9 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	if cfg.WebSocket == "lean" {
+		rcfg.AcceptWebSocket = relay.AcceptLean
+	}
 	blobs, err := openBlobs(ctx, cfg.DataDir, cfg.BlobConfig, &rcfg)
 	if err != nil {
 		store.Close()
@@ -237,6 +248,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.Float64Var(&cfg.EnrollRate, "enroll-rate", cfg.EnrollRate, "enrollments, links and failed logins per second per client IP")
 	fs.IntVar(&cfg.EnrollBurst, "enroll-burst", cfg.EnrollBurst, "burst of -enroll-rate")
+	fs.StringVar(&cfg.WebSocket, "websocket", cfg.WebSocket, "server WebSocket implementation: coder or lean (less memory per idle connection)")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060)")
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
