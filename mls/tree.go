@@ -163,6 +163,23 @@ func (t *ratchetTree) resolution(x uint32) []uint32 {
 	return append(t.resolution(l), t.resolution(r)...)
 }
 
+// blankSubtree reports whether every node of the subtree at x is blank
+// (its resolution is empty), stopping at the first non-blank node.
+func (t *ratchetTree) blankSubtree(x uint32) bool {
+	if int(x) >= len(t.nodes) {
+		return true
+	}
+	if t.nodes[x] != nil {
+		return false
+	}
+	if treemath.IsLeaf(x) {
+		return true
+	}
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
+	return t.blankSubtree(l) && t.blankSubtree(r)
+}
+
 // treeHash computes the tree hash of the subtree at x (RFC 9420 §7.8),
 // treating the leaves in excluded as blank and absent from unmerged lists.
 // Hashes of subtrees without excluded leaves are cached.
@@ -352,7 +369,7 @@ func (t *ratchetTree) filteredDirectPath(i uint32) (path, copath []uint32) {
 	child := x
 	for _, p := range treemath.DirectPath(x, n) {
 		s, _ := treemath.Sibling(child, n)
-		if len(t.resolution(s)) > 0 {
+		if !t.blankSubtree(s) {
 			path = append(path, p)
 			copath = append(copath, s)
 		}
