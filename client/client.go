@@ -47,6 +47,9 @@ type Options struct {
 	KDF store.KDFParams
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// ExpiryInterval is how often disappearing messages are looked for;
+	// zero: DefaultExpiryInterval.
+	ExpiryInterval time.Duration
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.
@@ -69,6 +72,8 @@ type Client struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	idle    chan struct{}
+
+	janitor *janitor // deletes disappearing messages (disappear.go)
 }
 
 func (o *Options) withDefaults() Options {
@@ -109,7 +114,13 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	return &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id}, nil
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id}
+	// Messages that expired while the device was off go first.
+	if _, err := c.ExpireMessages(ctx); err != nil {
+		return nil, err
+	}
+	c.janitor = c.startJanitor()
+	return c, nil
 }
 
 // Username is the account's name.
@@ -127,6 +138,7 @@ func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize(
 // Close disconnects, locks the store and forgets the device's secrets.
 func (c *Client) Close() error {
 	c.Disconnect()
+	c.janitor.stop()
 	c.cryptoMu.Lock()
 	clear(c.acct.DeviceKey)
 	clear(c.acct.Identity)

@@ -37,6 +37,17 @@ type Message struct {
 	Unverified bool `json:"unverified,omitempty"`
 	// Attachment is set on a file (attachment.go); Text is its caption.
 	Attachment *Attachment `json:"attachment,omitempty"`
+
+	// Messaging features (messaging.go, disappear.go).
+	Kind         string     `json:"kind,omitempty"`          // "" a text; KindTimer a timer change
+	TimerSeconds uint32     `json:"timer_seconds,omitempty"` // KindTimer: the new timer (0: off)
+	Reactions    []Reaction `json:"reactions,omitempty"`     // one per user
+	Versions     []Version  `json:"versions,omitempty"`      // every version, oldest first, once edited
+	Deleted      bool       `json:"deleted,omitempty"`       // deleted for everyone by its author
+	// ExpireSeconds is the disappearing timer the message was sent with;
+	// ExpiresAt when this device deletes it (zero: never).
+	ExpireSeconds uint32    `json:"expire_seconds,omitempty"`
+	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	// Call is set on call records (missed, rejected, answered...).
 	Call *CallRecord `json:"call,omitempty"`
 }
@@ -51,6 +62,9 @@ const (
 	EventIdentityChanged                      // Event.User's identity key changed
 	EventError                                // Event.Err: an envelope could not be processed
 	EventWiped                                // an own device (Event.Device) ordered this one wiped; it was (Event.Err: how it failed)
+	EventUpdate                               // Event.Message changed (reaction, edit, delete for everyone)
+	EventTyping                               // Event.User started (Event.Typing) or stopped typing
+	EventExpired                              // Event.Message (id, peer, author only) disappeared: its timer ran out
 	EventCallSignal                           // Event.Call: call signalling (for the call manager)
 )
 
@@ -70,8 +84,9 @@ type Event struct {
 	User    string
 	Device  uint32
 	Err     error
-	Notice  *Notice // EventOrgNotice
+	Typing  bool
 	Call    *CallSignal
+	Notice  *Notice // EventOrgNotice
 }
 
 // quietPeriod is how long the receive loop waits, once the relay says the
@@ -119,6 +134,7 @@ type received struct {
 	isPreKey bool
 	wipeBy   uint32 // an own device ordered this one wiped
 	call     *CallSignal
+	events   []Event // more events to emit after commit (messaging.go)
 }
 
 // handleEnvelope processes one envelope; it reports whether the receive
@@ -187,6 +203,9 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	if r.call != nil {
 		c.emit(Event{Kind: EventCallSignal, User: env.Sender, Device: env.SenderDevice, Call: r.call})
 	}
+	for _, ev := range r.events {
+		c.emit(ev)
+	}
 	if r.ackTo != "" && r.msg != nil {
 		if err := c.sendReceipt(ctx, r.ackTo, r.msg.ID); err != nil {
 			c.log.Info("delivery receipt not sent", "to", r.ackTo, "err", err)
@@ -235,8 +254,12 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			return err
 		}
 		m.Unverified = id != nil && id.Changed
+		c.setExpiry(m, b.Text.ExpireSeconds)
 		added, err := appendMessage(ctx, tx, env.Sender, m)
 		if err != nil || !added {
+			return err
+		}
+		if err := scheduleExpiry(ctx, tx, env.Sender, m); err != nil {
 			return err
 		}
 		r.msg, r.ackTo = m, env.Sender
@@ -250,12 +273,19 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 		}
 		t, ok := inner.Body.(*content.Content_Text)
 		if !ok {
-			return nil
+			return c.applyMessaging(ctx, tx, env, inner, b.SyncSent.Destination, r)
 		}
 		m := &Message{ID: inner.Id, Peer: b.SyncSent.Destination, From: self, FromDevice: env.SenderDevice, Outgoing: true, Synced: true,
 			SentAt: time.UnixMilli(inner.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs), Text: t.Text.Body}
+		if t.Text.Quote != nil {
+			m.QuoteID = t.Text.Quote.Id
+		}
+		c.setExpiry(m, t.Text.ExpireSeconds)
 		added, err := appendMessage(ctx, tx, self, m)
 		if err != nil || !added {
+			return err
+		}
+		if err := scheduleExpiry(ctx, tx, self, m); err != nil {
 			return err
 		}
 		r.msg = m
@@ -266,13 +296,18 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID {
 			r.wipeBy = env.SenderDevice
 		}
+	case *content.Content_Reaction, *content.Content_Edit, *content.Content_Delete, *content.Content_Typing, *content.Content_TimerChange:
+		if fromSelf {
+			return nil // own devices talk through sync transcripts
+		}
+		return c.applyMessaging(ctx, tx, env, ct, env.Sender, r)
+	case *content.Content_CallSignal:
+		return c.applyCallSignal(ctx, tx, env, ct, b.CallSignal, r)
 	case *content.Content_Attachment:
 		if fromSelf {
 			return nil // own devices talk through sync transcripts
 		}
 		return c.applyIncomingAttachment(ctx, tx, env, ct, r)
-	case *content.Content_CallSignal:
-		return c.applyCallSignal(ctx, tx, env, ct, b.CallSignal, r)
 	case *content.Content_DeliveryReceipt:
 		return c.applyReceipt(ctx, tx, env, b.DeliveryReceipt.Ids, false, r)
 	case *content.Content_ReadReceipt:
@@ -296,7 +331,7 @@ func (c *Client) applyReceipt(ctx context.Context, tx *store.Tx, env *wire.Envel
 			return fmt.Errorf("client: message record: %w", err)
 		}
 		m.Delivered = true
-		m.Read = m.Read || read
+		m.Read = m.Read || (read && c.showReadReceipts(ctx, tx))
 		if err := putMessage(ctx, tx, self, &m); err != nil {
 			return err
 		}

@@ -21,31 +21,7 @@ const maxSendAttempts = 4
 // Send sends text to user (every device of theirs) and a transcript of it
 // to this account's other devices. It returns the stored message.
 func (c *Client) Send(ctx context.Context, user, text string) (*Message, error) {
-	user = normalize(user)
-	if user == "" || user == c.acct.Username {
-		return nil, fmt.Errorf("client: cannot send to %q", user)
-	}
-	ct, err := content.NewText(text, nil, c.opts.Now())
-	if err != nil {
-		return nil, err
-	}
-	ts, err := c.sendContent(ctx, user, ct, ct.Id)
-	if err != nil {
-		return nil, err
-	}
-	m := &Message{ID: ct.Id, Peer: user, From: c.acct.Username, FromDevice: c.acct.DeviceID, Outgoing: true,
-		SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(ts), Text: text}
-	if _, err := appendMessage(ctx, c.db, c.acct.Username, m); err != nil {
-		return m, fmt.Errorf("client: message sent but not stored: %w", err)
-	}
-	relayID, err := content.NewID(rand.Reader)
-	if err != nil {
-		return m, err
-	}
-	if _, err := c.sendContent(ctx, c.acct.Username, content.NewSyncSent(user, ct), relayID); err != nil && !errors.Is(err, ErrNoDevices) {
-		c.log.Warn("sync transcript to own devices failed", "err", err)
-	}
-	return m, nil
+	return c.SendText(ctx, user, text, nil)
 }
 
 func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) error {
@@ -57,11 +33,18 @@ func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) erro
 	return err
 }
 
-// MarkRead tells user that their messages ids were read (a read receipt).
+// MarkRead records that user's messages ids were read and, unless read
+// receipts are off (Settings), tells user with a read receipt.
 func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error {
 	user = normalize(user)
 	if len(ids) == 0 {
 		return nil
+	}
+	if err := c.markSeen(ctx, user, ids); err != nil {
+		return err
+	}
+	if s, err := c.Settings(ctx); err != nil || !s.ReadReceipts {
+		return err
 	}
 	ct, err := content.NewReadReceipt(ids, c.opts.Now())
 	if err != nil {

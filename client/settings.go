@@ -1,0 +1,66 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"sotto/client/store"
+)
+
+const tblSettings = "settings"
+
+var settingsKey = []byte("prefs")
+
+// Settings are the user's messaging preferences, kept on this device.
+type Settings struct {
+	// ReadReceipts: when off, this device sends no read receipts and does
+	// not show the ones others send (as Signal). On by default.
+	ReadReceipts bool
+	// Typing: when on, typing indicators are sent and shown. Off by
+	// default: they leak when someone is active.
+	Typing bool
+}
+
+// settingsRecord is stored so that its zero value means the defaults.
+type settingsRecord struct {
+	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
+	Typing         bool `json:"typing,omitempty"`
+}
+
+func loadSettings(ctx context.Context, db kv) (Settings, error) {
+	var r settingsRecord
+	b, err := db.Get(ctx, tblSettings, settingsKey)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Settings{}, err
+	}
+	if err == nil {
+		if err := json.Unmarshal(b, &r); err != nil {
+			return Settings{}, fmt.Errorf("client: settings: %w", err)
+		}
+	}
+	return Settings{ReadReceipts: !r.NoReadReceipts, Typing: r.Typing}, nil
+}
+
+// Settings returns the current settings.
+func (c *Client) Settings(ctx context.Context) (Settings, error) { return loadSettings(ctx, c.db) }
+
+// SetSettings stores s.
+func (c *Client) SetSettings(ctx context.Context, s Settings) error {
+	b, err := json.Marshal(settingsRecord{NoReadReceipts: !s.ReadReceipts, Typing: s.Typing})
+	if err != nil {
+		return fmt.Errorf("client: settings: %w", err)
+	}
+	return c.db.Put(ctx, tblSettings, settingsKey, b)
+}
+
+// showReadReceipts reports whether others' read receipts are shown.
+func (c *Client) showReadReceipts(ctx context.Context, db kv) bool {
+	s, err := loadSettings(ctx, db)
+	if err != nil {
+		c.log.Warn("settings unreadable", "err", err)
+		return true
+	}
+	return s.ReadReceipts
+}
