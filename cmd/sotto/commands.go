@@ -62,11 +62,13 @@ func hostname() string {
 
 func cmdSend(e *env, args []string) error {
 	fs := e.flagSet("send")
+	file := fs.String("file", "", "send the file at `PATH` (the words after USER are its caption)")
+	viewOnce := fs.Bool("view-once", false, "with --file: the recipient can open it once")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) < 2 {
+	if len(pos) < 2 && (*file == "" || len(pos) < 1) {
 		return errUsage
 	}
 	c, err := e.connect(false, nil)
@@ -74,6 +76,9 @@ func cmdSend(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if *file != "" {
+		return sendFile(e, c, pos[0], *file, strings.Join(pos[1:], " "), *viewOnce)
+	}
 	_, err = c.Send(e.ctx, pos[0], strings.Join(pos[1:], " "))
 	return err
 }
@@ -89,6 +94,8 @@ type jsonMessage struct {
 	// Warning is "identity-changed" when the sender's key changed and was
 	// not accepted: the message may not come from them.
 	Warning string `json:"warning,omitempty"`
+	// Attachment describes a file (fetch it with sotto download ID).
+	Attachment *client.Attachment `json:"attachment,omitempty"`
 }
 
 func printMessage(e *env, m *client.Message, asJSON bool) {
@@ -100,11 +107,16 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 		if m.Unverified {
 			j.Warning = "identity-changed"
 		}
+		j.Attachment = m.Attachment
 		b, _ := json.Marshal(j)
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return
 	}
 	ts := m.SentAt.Local().Format("15:04:05")
+	if m.Attachment != nil {
+		m = &client.Message{From: m.From, Peer: m.Peer, Outgoing: m.Outgoing, Read: m.Read, Delivered: m.Delivered,
+			Unverified: m.Unverified, Text: attachmentText(m)}
+	}
 	if m.Outgoing {
 		state := ""
 		switch {
@@ -124,6 +136,9 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 }
 
 func printEvent(e *env, ev client.Event, asJSON bool) {
+	if printOrgEvent(e, ev, asJSON) {
+		return
+	}
 	switch ev.Kind {
 	case client.EventMessage:
 		printMessage(e, ev.Message, asJSON)
@@ -132,7 +147,11 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 	case client.EventError:
 		fmt.Fprintf(e.stderr, "! %v\n", ev.Err)
 	case client.EventWiped:
-		fmt.Fprintf(e.stderr, "! device %d of this account ordered this device wiped: its keys and history are gone\n", ev.Device)
+		if ev.Device == 0 {
+			fmt.Fprintln(e.stderr, "! the organization ordered this device wiped (signed order verified): its keys and history are gone")
+		} else {
+			fmt.Fprintf(e.stderr, "! device %d of this account ordered this device wiped: its keys and history are gone\n", ev.Device)
+		}
 		if ev.Err != nil {
 			fmt.Fprintf(e.stderr, "! wipe incomplete: %v\n", ev.Err)
 		}
@@ -403,6 +422,9 @@ func cmdContacts(e *env, args []string) error {
 			status = "CHANGED: sending blocked until you verify"
 		case ct.Verified:
 			status = "verified"
+		}
+		if ok, err := c.IsMember(e.ctx, ct.User); err == nil && ok {
+			status += ", verified member of your organization"
 		}
 		fmt.Fprintf(e.stdout, "%s\t%s\n", ct.User, status)
 	}

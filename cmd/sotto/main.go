@@ -35,6 +35,9 @@ const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
 commands:
   enroll --relay URL --code CODE --user NAME [--device-name NAME]
   send USER TEXT...
+  send USER --file PATH [--view-once] [CAPTION...]
+  download MSGID | --latest USER [--out PATH | --dir DIR]
+      (default DIR: HOME/attachments; --out -: to stdout; view-once: always to stdout, once)
   listen [--json] [--drain] [--count N] [--timeout D]
   chat USER
   history USER [--limit N]
@@ -49,6 +52,8 @@ commands:
   whoami
   lock [--wipe-after N] [--duress-file FILE | --no-duress]
   wipe --yes
+  notices [--json]
+  admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
 // env is what every command gets.
@@ -89,6 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"wipe":          cmdWipe,
 		"whoami":        cmdWhoami,
 		"lock":          cmdLock,
+		"admin":         cmdAdmin,
+		"notices":       cmdNotices,
+		"download":      cmdDownload,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -123,6 +131,10 @@ func longRunning(args []string) bool {
 	switch args[0] {
 	case "listen", "chat":
 		return true
+	case "download":
+		return true // a transfer may take longer than a one-shot command
+	case "send":
+		return hasFileFlag(args)
 	case "devices":
 		return len(args) > 1 && args[1] == "link"
 	}
