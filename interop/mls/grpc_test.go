@@ -269,3 +269,61 @@ func TestGRPCUnsupported(t *testing.T) {
 		t.Errorf("ExternalJoin with a truncated GroupInfo: got %v, want InvalidArgument", err)
 	}
 }
+
+// TestGRPCWelcomeWithPSK follows the runner's welcome_join/with_psk
+// script: an external PSK stored with the group and with the joiner's
+// pending KeyPackage, proposed and committed with the Add; then a second
+// PSK injected by value.
+func TestGRPCWelcomeWithPSK(t *testing.T) {
+	ctx := context.Background()
+	alice := &actor{name: "alice", rpc: startServer(t)}
+	bob := &actor{name: "bob", rpc: startServer(t)}
+	const cs = 1
+	cg, err := alice.rpc.CreateGroup(ctx, &mlsclient.CreateGroupRequest{GroupId: []byte("psk"), CipherSuite: cs, Identity: []byte("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.state = cg.StateId
+	kp, err := bob.rpc.CreateKeyPackage(ctx, &mlsclient.CreateKeyPackageRequest{CipherSuite: cs, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := []byte("psk-id"), bytes.Repeat([]byte{7}, 32)
+	if _, err := alice.rpc.StorePSK(ctx, &mlsclient.StorePSKRequest{StateOrTransactionId: alice.state, PskId: id, PskSecret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.rpc.StorePSK(ctx, &mlsclient.StorePSKRequest{StateOrTransactionId: kp.TransactionId, PskId: id, PskSecret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	add, err := alice.rpc.AddProposal(ctx, &mlsclient.AddProposalRequest{StateId: alice.state, KeyPackage: kp.KeyPackage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	psk, err := alice.rpc.ExternalPSKProposal(ctx, &mlsclient.ExternalPSKProposalRequest{StateId: alice.state, PskId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := alice.rpc.Commit(ctx, &mlsclient.CommitRequest{StateId: alice.state, ByReference: [][]byte{add.Proposal, psk.Proposal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := applyPending(ctx, t, alice)
+	jr, err := bob.rpc.JoinGroup(ctx, &mlsclient.JoinGroupRequest{TransactionId: kp.TransactionId, Welcome: cr.Welcome, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.state = jr.StateId
+	if !bytes.Equal(jr.EpochAuthenticator, auth) {
+		t.Fatal("bob's epoch authenticator differs after a Welcome with a PSK")
+	}
+	// The joiner keeps the PSK: a later commit may inject it again.
+	cr, err = bob.rpc.Commit(ctx, &mlsclient.CommitRequest{StateId: bob.state, ByValue: []*mlsclient.ProposalDescription{
+		{ProposalType: []byte("externalPSK"), PskId: id},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth = applyPending(ctx, t, bob)
+	handleCommit(ctx, t, alice, cr.Commit, auth)
+	exchange(ctx, t, alice, bob, "with psk", "")
+}
