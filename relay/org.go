@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -201,4 +203,12 @@ func (c *conn) removeSelf() error {
 	c.s.cache.invalidate(c.dev.Account)
 	c.s.log.Info("device removed itself", "device", c.dev.String())
 	return nil
+}
+
+// OrgFingerprint is the short form of an org public key that activation
+// codes carry ("secret.fingerprint"): the first 16 bytes of its SHA-256,
+// in hex (the same as client/org.Fingerprint).
+func OrgFingerprint(pub []byte) string {
+	h := sha256.Sum256(pub)
+	return hex.EncodeToString(h[:16])
 }

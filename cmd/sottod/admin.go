@@ -54,7 +54,7 @@ const adminUsage = `usage:
   sottod admin devices list [-data dir] [-user USERNAME] [--json]
   sottod admin devices revoke [-data dir] [--json] USERNAME DEVICE-ID
   sottod admin usage [-data dir] [--json]
-`
+` + orgAdminUsage
 
 func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -104,6 +104,18 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fn = func(ctx context.Context, a []string) error { return cmd.revoke(ctx, a[0], a[1]) }
 	case "usage":
 		fn = func(ctx context.Context, _ []string) error { return cmd.usage(ctx) }
+	case "org set-key":
+		nargs = 1
+		fn = func(ctx context.Context, a []string) error { return cmd.orgSetKey(ctx, a[0]) }
+	case "org show":
+		fn = func(ctx context.Context, _ []string) error { return cmd.orgShow(ctx) }
+	case "accounts extend":
+		nargs = 1
+		cmd.fs.IntVar(days, "days", 365, "extend the subscription by this many days")
+		fn = func(ctx context.Context, a []string) error { return cmd.accountsExtend(ctx, a[0], *days) }
+	case "accounts suspend":
+		nargs = 1
+		fn = func(ctx context.Context, a []string) error { return cmd.accountsSuspend(ctx, a[0]) }
 	default:
 		fmt.Fprintf(stderr, "sottod admin: unknown command %q\n%s", name, adminUsage)
 		return 2
@@ -122,6 +134,10 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if len(positional) != nargs {
 		fmt.Fprintf(stderr, "sottod admin %s: want %d argument(s), got %d\n%s", name, nargs, len(positional), adminUsage)
+		return 2
+	}
+	if name == "accounts extend" && *days < 1 {
+		fmt.Fprintln(stderr, "sottod admin accounts extend: -days must be at least 1")
 		return 2
 	}
 	if name == "codes create" && (*seats < 1 || *days < 1) {
@@ -157,6 +173,10 @@ type codeJSON struct {
 
 func (a *adminCmd) codesCreate(ctx context.Context, seats, days int, note string) error {
 	secret, id := relay.NewActivationCode()
+	secret, err := a.bindCode(ctx, secret)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	c := relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now,
 		Expires: now.Add(time.Duration(days) * 24 * time.Hour), Note: note}

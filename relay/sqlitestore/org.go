@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"sotto/relay"
 )
@@ -41,14 +43,18 @@ func (s *Store) SetOrgKey(ctx context.Context, key []byte) error {
 }
 
 func isNoTable(err error) bool {
-	return err != nil && containsFold(err.Error(), "no such table")
+	return err != nil && strings.Contains(err.Error(), "no such table")
 }
 
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
+// SetAccountExpiry sets the end of an account's subscription (extend,
+// suspend). Connected devices see it when they next authenticate.
+func (s *Store) SetAccountExpiry(ctx context.Context, id relay.AccountID, expires time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE accounts SET expires_ms = ? WHERE id = ?`, ms(expires), id[:])
+	if err != nil {
+		return fmt.Errorf("sqlitestore: set expiry: %w", err)
 	}
-	return false
+	if n, _ := res.RowsAffected(); n == 0 {
+		return relay.ErrNotFound
+	}
+	return nil
 }

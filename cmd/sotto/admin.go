@@ -1,0 +1,400 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"sotto/client"
+	"sotto/client/org"
+)
+
+// `sotto admin`: the organization key's side. The org private key lives
+// only in admins' encrypted stores; these commands sign with it and the
+// relay carries what they sign.
+
+const adminUsage = `usage:
+  sotto admin init [--public-key-file FILE] [--json]
+  sotto admin export --out FILE --export-passphrase-file FILE
+  sotto admin import --in FILE --export-passphrase-file FILE
+  sotto admin notice [--json] TEXT...
+  sotto admin wipe [--valid D] [--json] USER DEVICE-ID
+  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D]
+                         [--no-attachments] [--no-calls] [--version N] [--json]
+  sotto admin policy show [--json]
+  sotto admin members certify [--valid D] [--json] USER
+  sotto admin members list [--json]
+`
+
+var errAdminUsage = errors.New("admin: unknown subcommand (usage above)")
+
+func cmdAdmin(e *env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, adminUsage)
+		return errAdminUsage
+	}
+	sub, rest := args[0], args[1:]
+	if (sub == "policy" || sub == "members") && len(rest) > 0 {
+		sub, rest = sub+" "+rest[0], rest[1:]
+	}
+	fns := map[string]func(*env, []string) error{
+		"init": adminInit, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
+		"policy set": adminPolicySet, "policy show": adminPolicyShow,
+		"members certify": adminCertify, "members list": adminMembers,
+	}
+	fn, ok := fns[sub]
+	if !ok {
+		fmt.Fprint(e.stderr, adminUsage)
+		return errAdminUsage
+	}
+	return fn(e, rest)
+}
+
+// emit prints v as JSON with --json, else the text.
+func emit(e *env, asJSON bool, v any, text string) error {
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	fmt.Fprint(e.stdout, text)
+	return nil
+}
+
+func adminInit(e *env, args []string) error {
+	fs := e.flagSet("admin init")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pubFile := fs.String("public-key-file", "", "also write the public key (hex) to `FILE`, for the relay operator")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pub, err := c.InitOrg(e.ctx)
+	if err != nil {
+		return err
+	}
+	pk, fp := hex.EncodeToString(pub), org.Fingerprint(pub)
+	if *pubFile != "" {
+		if err := os.WriteFile(*pubFile, []byte(pk+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return emit(e, *asJSON, map[string]string{"public_key": pk, "fingerprint": fp},
+		fmt.Sprintf("organization key created and kept in this device's store\npublic key:\t%s\nfingerprint:\t%s\n"+
+			"have the relay operator register it: sottod admin org set-key %s\n", pk, fp, pk))
+}
+
+func readSecretFile(path, what string) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%s: --export-passphrase-file is required", what)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return []byte(strings.TrimRight(string(b), "\r\n")), nil
+}
+
+func adminExport(e *env, args []string) error {
+	fs := e.flagSet("admin export")
+	out := fs.String("out", "", "write the sealed key to `FILE`")
+	passFile := fs.String("export-passphrase-file", "", "seal with the passphrase in `FILE` (give it to the other admin separately)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errUsage
+	}
+	pass, err := readSecretFile(*passFile, "export")
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sealed, err := c.ExportOrgKey(e.ctx, pass)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, []byte(sealed+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "organization key sealed to %s\n", *out)
+	return nil
+}
+
+func adminImport(e *env, args []string) error {
+	fs := e.flagSet("admin import")
+	in := fs.String("in", "", "read the sealed key from `FILE`")
+	passFile := fs.String("export-passphrase-file", "", "the passphrase it was sealed with, in `FILE`")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *in == "" {
+		return errUsage
+	}
+	pass, err := readSecretFile(*passFile, "import")
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	sealed, err := os.ReadFile(*in)
+	if err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.ImportOrgKey(e.ctx, string(sealed), pass); err != nil {
+		return err
+	}
+	fp, _ := c.OrgFingerprint(e.ctx)
+	fmt.Fprintf(e.stdout, "organization key %s imported\n", fp)
+	return nil
+}
+
+func adminNotice(e *env, args []string) error {
+	fs := e.flagSet("admin notice")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.PublishNotice(e.ctx, strings.Join(pos, " "))
+	if err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("notice signed and queued for %d devices\n", n))
+}
+
+func adminWipe(e *env, args []string) error {
+	fs := e.flagSet("admin wipe")
+	asJSON := fs.Bool("json", false, "print JSON")
+	valid := fs.Duration("valid", 7*24*time.Hour, "the order expires after `D` (an offline device must connect before)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errUsage
+	}
+	id, err := strconv.ParseUint(pos[1], 10, 32)
+	if err != nil {
+		return fmt.Errorf("admin wipe: bad device id %q", pos[1])
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.OrgWipe(e.ctx, pos[0], uint32(id), *valid); err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]any{"user": pos[0], "device": id, "queued": true},
+		fmt.Sprintf("wipe order for %s device %d signed and queued: the device wipes itself when it next connects\n", pos[0], id))
+}
+
+func durationSeconds(fs *flag.FlagSet, name, usage string) *uint32 {
+	v := new(uint32)
+	fs.Func(name, usage, func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > 10*365*24*time.Hour {
+			return fmt.Errorf("bad duration %q", s)
+		}
+		*v = uint32(d / time.Second)
+		return nil
+	})
+	return v
+}
+
+func adminPolicySet(e *env, args []string) error {
+	fs := e.flagSet("admin policy set")
+	asJSON := fs.Bool("json", false, "print JSON")
+	p := &org.Policy{}
+	unlocks := fs.Uint("failed-unlocks", 0, "wipe a device after `N` wrong passphrases (0: the default, 10)")
+	version := fs.Uint64("version", 0, "the policy's version (0: the one in force plus one)")
+	idle := durationSeconds(fs, "idle-lock", "lock a client idle for `D` (0: never)")
+	dmin := durationSeconds(fs, "disappearing-min", "shortest disappearing-message timer `D` allowed")
+	dmax := durationSeconds(fs, "disappearing-max", "longest disappearing-message timer `D` allowed")
+	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
+	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	p.FailedUnlockLimit, p.Version = uint32(*unlocks), *version
+	p.IdleLockSeconds, p.DisappearingMinSeconds, p.DisappearingMaxSeconds = *idle, *dmin, *dmax
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.PublishPolicy(e.ctx, p)
+	if err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("policy signed and queued for %d devices\n", n))
+}
+
+// policyJSON is the policy in force as printed.
+type policyJSON struct {
+	Version            uint64 `json:"version"`
+	FailedUnlockLimit  int    `json:"failed_unlock_limit"`
+	IdleLockSeconds    uint32 `json:"idle_lock_seconds"`
+	DisappearingMinSec uint32 `json:"disappearing_min_seconds"`
+	DisappearingMaxSec uint32 `json:"disappearing_max_seconds"`
+	Attachments        bool   `json:"attachments"`
+	Calls              bool   `json:"calls"`
+}
+
+func adminPolicyShow(e *env, args []string) error {
+	fs := e.flagSet("admin policy show")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p, err := c.OrgPolicy(e.ctx)
+	if err != nil {
+		return err
+	}
+	j := policyJSON{Version: p.GetVersion(), FailedUnlockLimit: p.UnlockLimit(), IdleLockSeconds: p.GetIdleLockSeconds(),
+		DisappearingMinSec: p.GetDisappearingMinSeconds(), DisappearingMaxSec: p.GetDisappearingMaxSeconds(),
+		Attachments: p.AttachmentsAllowed(), Calls: p.CallsAllowed()}
+	text := "no organization policy received: defaults apply\n"
+	if p != nil {
+		text = fmt.Sprintf("policy version %d\nfailed unlocks before wipe:\t%d\nidle lock:\t%v\ndisappearing timer:\t%v to %v\nattachments:\t%v\ncalls:\t%v\n",
+			j.Version, j.FailedUnlockLimit, time.Duration(j.IdleLockSeconds)*time.Second,
+			time.Duration(j.DisappearingMinSec)*time.Second, time.Duration(j.DisappearingMaxSec)*time.Second, j.Attachments, j.Calls)
+	}
+	return emit(e, *asJSON, j, text)
+}
+
+func adminCertify(e *env, args []string) error {
+	fs := e.flagSet("admin members certify")
+	asJSON := fs.Bool("json", false, "print JSON")
+	valid := fs.Duration("valid", 365*24*time.Hour, "the certificate is valid for `D`")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.Certify(e.ctx, pos[0], *valid)
+	if err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": n},
+		fmt.Sprintf("membership of %s certified; sent to %d devices\n", pos[0], n))
+}
+
+func adminMembers(e *env, args []string) error {
+	fs := e.flagSet("admin members list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ms, err := c.Members(e.ctx)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []client.Member{}
+	}
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%s\tuntil %s\n", m.User, m.Expires.UTC().Format(time.DateOnly))
+	}
+	return emit(e, *asJSON, ms, b.String())
+}
+
+// cmdNotices lists the verified notices of the organization.
+func cmdNotices(e *env, args []string) error {
+	fs := e.flagSet("notices")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.open(nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ns, err := c.Notices(e.ctx)
+	if err != nil {
+		return err
+	}
+	rejected, err := c.OrgRejected(e.ctx)
+	if err != nil {
+		return err
+	}
+	if ns == nil {
+		ns = []client.Notice{}
+	}
+	var b strings.Builder
+	for _, n := range ns {
+		fmt.Fprintf(&b, "[%s] organization (verified): %s\n", n.Issued.Local().Format(time.DateTime), n.Text)
+	}
+	if rejected > 0 {
+		fmt.Fprintf(&b, "%d organization documents failed verification and were dropped\n", rejected)
+	}
+	return emit(e, *asJSON, map[string]any{"notices": ns, "rejected": rejected}, b.String())
+}
+
+// printOrgEvent prints the organization's events; it reports whether ev
+// was one.
+func printOrgEvent(e *env, ev client.Event, asJSON bool) bool {
+	switch ev.Kind {
+	case client.EventOrgNotice:
+		if asJSON {
+			b, _ := json.Marshal(map[string]any{"notice": ev.Notice.Text, "from": "organization", "ts": ev.Notice.Issued.UnixMilli()})
+			fmt.Fprintf(e.stdout, "%s\n", b)
+		} else {
+			fmt.Fprintf(e.stdout, "[%s] organization (verified): %s\n", ev.Notice.Issued.Local().Format("15:04:05"), ev.Notice.Text)
+		}
+	case client.EventOrgPolicy:
+		fmt.Fprintln(e.stderr, "! a new organization policy is in force (sotto admin policy show)")
+	case client.EventOrgRejected:
+		fmt.Fprintf(e.stderr, "! an organization document failed verification and was dropped: %v\n", ev.Err)
+	default:
+		return false
+	}
+	return true
+}
