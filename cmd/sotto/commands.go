@@ -96,6 +96,8 @@ type jsonMessage struct {
 	Warning string `json:"warning,omitempty"`
 	// Attachment describes a file (fetch it with sotto download ID).
 	Attachment *client.Attachment `json:"attachment,omitempty"`
+	// Edits, reactions, deletions, timers (messaging.go).
+	*jsonMessaging
 }
 
 func printMessage(e *env, m *client.Message, asJSON bool) {
@@ -108,11 +110,17 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 			j.Warning = "identity-changed"
 		}
 		j.Attachment = m.Attachment
+		j.jsonMessaging = messagingJSON(m)
 		b, _ := json.Marshal(j)
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return
 	}
 	ts := m.SentAt.Local().Format("15:04:05")
+	if m.Attachment == nil {
+		shown := *m
+		shown.Text = messagingText(m)
+		m = &shown
+	}
 	if m.Attachment != nil {
 		m = &client.Message{From: m.From, Peer: m.Peer, Outgoing: m.Outgoing, Read: m.Read, Delivered: m.Delivered,
 			Unverified: m.Unverified, Text: attachmentText(m)}
@@ -142,6 +150,8 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 	switch ev.Kind {
 	case client.EventMessage:
 		printMessage(e, ev.Message, asJSON)
+	case client.EventUpdate, client.EventTyping, client.EventExpired:
+		printMessagingEvent(e, ev, asJSON)
 	case client.EventIdentityChanged:
 		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", ev.User, ev.User, ev.User)
 	case client.EventError:

@@ -41,6 +41,13 @@ commands:
   listen [--json] [--drain] [--count N] [--timeout D]
   chat USER
   history USER [--limit N]
+  reply USER MSGID|last TEXT...  (MSGID: from history --json; last: the newest)
+  react USER MSGID EMOJI          (EMOJI "": withdraw)
+  edit USER MSGID TEXT...
+  delete USER MSGID               (for everyone, within 24 hours)
+  timer USER DURATION|off         (disappearing messages, e.g. 1h)
+  settings [read-receipts on|off] [typing on|off]
+  search [--json] [--limit N] TEXT...
   contacts
   safety-number USER [--qr]
   verify USER [--accept]
@@ -94,6 +101,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"wipe":          cmdWipe,
 		"whoami":        cmdWhoami,
 		"lock":          cmdLock,
+		"react":         cmdReact,
+		"edit":          cmdEdit,
+		"delete":        cmdDelete,
+		"reply":         cmdReply,
+		"timer":         cmdTimer,
+		"settings":      cmdSettings,
+		"search":        cmdSearch,
 		"admin":         cmdAdmin,
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
