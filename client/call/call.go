@@ -1,0 +1,648 @@
+package call
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"sotto/client"
+	"sotto/client/content"
+)
+
+// State is where a call is.
+type State int
+
+// States of a call.
+const (
+	StateDialing    State = iota + 1 // outgoing, offer sent
+	StateRinging                     // outgoing: a callee device rings; incoming: ringing here
+	StateConnecting                  // answered, media connecting
+	StateActive                      // media flowing
+	StateEnded
+)
+
+func (s State) String() string {
+	switch s {
+	case StateDialing:
+		return "dialing"
+	case StateRinging:
+		return "ringing"
+	case StateConnecting:
+		return "connecting"
+	case StateActive:
+		return "active"
+	case StateEnded:
+		return "ended"
+	}
+	return "unknown"
+}
+
+// Call is one 1:1 call. Its methods are safe for concurrent use.
+type Call struct {
+	m        *Manager
+	ID       []byte
+	Peer     string
+	Outgoing bool
+	codec    Codec
+	source   Source
+	sink     Sink
+
+	mu          sync.Mutex
+	peerDevice  uint32
+	state       State
+	err         error
+	offer       string // incoming: the caller's SDP
+	remoteFP    string // sha-256 fingerprint from the E2E-signalled SDP
+	pc          *webrtc.PeerConnection
+	track       *webrtc.TrackLocalStaticSample
+	ringTimer   *time.Timer
+	lostTimer   *time.Timer
+	started     time.Time
+	connectedAt time.Time
+	muted       bool
+
+	connected chan struct{}
+	done      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func (m *Manager) newCall(id []byte, peer string, dev uint32, outgoing bool) *Call {
+	st := StateDialing
+	if !outgoing {
+		st = StateRinging
+	}
+	c := &Call{m: m, ID: id, Peer: peer, Outgoing: outgoing, codec: PCMU{}, peerDevice: dev, state: st,
+		started: m.opts.Now(), connected: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
+	c.source, c.sink = Source(silence{}), Sink(discard{})
+	if m.opts.NewSource != nil {
+		c.source = m.opts.NewSource(c)
+	}
+	if m.opts.NewSink != nil {
+		c.sink = m.opts.NewSink(c)
+	}
+	return c
+}
+
+// State returns the call's state.
+func (c *Call) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+func (c *Call) setState(s State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != StateEnded {
+		c.state = s
+	}
+}
+
+// PeerDevice is the callee device that answered (outgoing) or the calling
+// device (incoming); 0 before an answer.
+func (c *Call) PeerDevice() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerDevice
+}
+
+// Connected is closed when media starts flowing.
+func (c *Call) Connected() <-chan struct{} { return c.connected }
+
+// Done is closed when the call has ended.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Err says why the call ended: nil for a hang-up by either side after the
+// call was answered, else one of the Err values (possibly wrapped).
+func (c *Call) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// SetMuted mutes (sends silence) or unmutes the microphone.
+func (c *Call) SetMuted(muted bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.muted = muted
+}
+
+// Muted reports whether the microphone is muted.
+func (c *Call) Muted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.muted
+}
+
+// Duration is how long media flowed (so far).
+func (c *Call) Duration() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.connectedAt.IsZero() {
+		return 0
+	}
+	return c.m.opts.Now().Sub(c.connectedAt)
+}
+
+// CandidatePair returns the types of the selected ICE candidate pair
+// (host, srflx, relay...), local then remote.
+func (c *Call) CandidatePair() (local, remote webrtc.ICECandidateType, err error) {
+	c.mu.Lock()
+	pc := c.pc
+	c.mu.Unlock()
+	if pc == nil || pc.SCTP() == nil {
+		return 0, 0, errors.New("call: no connection")
+	}
+	p, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || p == nil {
+		return 0, 0, fmt.Errorf("call: no selected candidate pair: %v", err)
+	}
+	return p.Local.Typ, p.Remote.Typ, nil
+}
+
+// newPeerConnection builds the WebRTC side. DTLS fingerprint verification
+// stays on (pion's default; never DisableCertificateFingerprintVerification).
+func (c *Call) newPeerConnection(ctx context.Context) error {
+	opts := c.m.opts
+	urls, tc, err := c.m.iceServers(ctx)
+	if err != nil {
+		return err
+	}
+	var me webrtc.MediaEngine
+	capability := webrtc.RTPCodecCapability{MimeType: c.codec.MimeType(), ClockRate: c.codec.ClockRate(), Channels: 1}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: capability,
+		PayloadType: webrtc.PayloadType(c.codec.PayloadType())}, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("call: codec: %w", err)
+	}
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(opts.ICEFailedTimeout/2, opts.ICEFailedTimeout, 500*time.Millisecond)
+	se.SetIncludeLoopbackCandidate(true)
+	if opts.LoopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
+	cfg := webrtc.Configuration{}
+	if len(urls) > 0 {
+		cfg.ICEServers = []webrtc.ICEServer{{URLs: urls, Username: tc.Username, Credential: tc.Password}}
+	}
+	if opts.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(cfg)
+	if err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	track, err := webrtc.NewTrackLocalStaticSample(capability, "audio", "sotto")
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("call: %w", err)
+	}
+	sender, err := pc.AddTrack(track)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("call: %w", err)
+	}
+	c.wg.Add(1)
+	go func() { // drain RTCP until the connection closes
+		defer c.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := sender.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.receive(tr) })
+	pc.OnConnectionStateChange(c.connectionState)
+	c.mu.Lock()
+	c.pc, c.track = pc, track
+	c.mu.Unlock()
+	return nil
+}
+
+// gather waits for ICE gathering (no trickle: the SDP carries every
+// candidate, in one end-to-end encrypted message).
+func gather(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
+	done := webrtc.GatheringCompletePromise(pc)
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-t.C:
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+func (c *Call) prepareOffer(ctx context.Context) (string, error) {
+	if err := c.newPeerConnection(ctx); err != nil {
+		return "", err
+	}
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("call: offer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		return "", fmt.Errorf("call: offer: %w", err)
+	}
+	return gather(ctx, c.pc)
+}
+
+// sdpFingerprint extracts the sha-256 certificate fingerprint of an SDP.
+func sdpFingerprint(sdp string) string {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "a=fingerprint:sha-256 "); ok {
+			return strings.ToUpper(strings.TrimSpace(v))
+		}
+	}
+	return ""
+}
+
+// Answer accepts an incoming ringing call.
+func (c *Call) Answer(ctx context.Context) error {
+	c.mu.Lock()
+	if c.Outgoing || c.state != StateRinging {
+		st := c.state
+		c.mu.Unlock()
+		return fmt.Errorf("call: cannot answer a call that is %s", st)
+	}
+	c.state = StateConnecting
+	c.remoteFP = sdpFingerprint(c.offer)
+	offer := c.offer
+	c.mu.Unlock()
+	c.stopRingTimer()
+	err := func() error {
+		if err := c.newPeerConnection(ctx); err != nil {
+			return err
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+			return fmt.Errorf("call: offer: %w", err)
+		}
+		ans, err := c.pc.CreateAnswer(nil)
+		if err != nil {
+			return fmt.Errorf("call: answer: %w", err)
+		}
+		if err := c.pc.SetLocalDescription(ans); err != nil {
+			return fmt.Errorf("call: answer: %w", err)
+		}
+		sdp, err := gather(ctx, c.pc)
+		if err != nil {
+			return err
+		}
+		return c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_ANSWER, ToDevice: c.PeerDevice(), Sdp: sdp, Media: []string{"audio"}})
+	}()
+	if err != nil {
+		c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: c.PeerDevice(), Reason: content.CallSignal_FAILED})
+		c.end(err)
+		return err
+	}
+	// Stop the other own devices ringing.
+	c.m.send(c.m.sig.Username(), &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_ANSWERED_ELSEWHERE, Peer: c.Peer})
+	c.startLostTimer(2 * c.m.opts.ICEFailedTimeout)
+	return nil
+}
+
+// Reject declines an incoming ringing call.
+func (c *Call) Reject(ctx context.Context) error {
+	c.mu.Lock()
+	if c.Outgoing || c.state != StateRinging {
+		c.mu.Unlock()
+		return errors.New("call: only a ringing incoming call can be rejected")
+	}
+	c.mu.Unlock()
+	err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_REJECT, ToDevice: c.PeerDevice()})
+	c.m.send(c.m.sig.Username(), &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_DECLINED_ELSEWHERE, Peer: c.Peer})
+	c.end(ErrRejected)
+	return err
+}
+
+// Hangup ends the call from this side (for a ringing incoming call:
+// rejects it; for an unanswered outgoing one: cancels it everywhere).
+func (c *Call) Hangup(ctx context.Context) error {
+	c.mu.Lock()
+	st, dev := c.state, c.peerDevice
+	c.mu.Unlock()
+	if st == StateEnded {
+		return nil
+	}
+	if !c.Outgoing && st == StateRinging {
+		return c.Reject(ctx)
+	}
+	var why error
+	if c.Outgoing && (st == StateDialing || st == StateRinging) {
+		dev, why = 0, ErrCanceled // stop the ringing on every device
+	}
+	err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: dev, Reason: content.CallSignal_NORMAL})
+	c.end(why)
+	return err
+}
+
+// handle processes a signal from the peer for this call.
+func (c *Call) handle(cs *client.CallSignal) {
+	s := cs.Signal
+	c.mu.Lock()
+	st, dev := c.state, c.peerDevice
+	c.mu.Unlock()
+	if st == StateEnded {
+		return
+	}
+	switch s.Kind {
+	case content.CallSignal_RINGING:
+		if c.Outgoing && st == StateDialing {
+			c.setState(StateRinging)
+		}
+	case content.CallSignal_ANSWER:
+		if !c.Outgoing {
+			return
+		}
+		if st != StateDialing && st != StateRinging {
+			// Another device answered first: stop this one.
+			if cs.FromDevice != dev {
+				c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: cs.FromDevice, Reason: content.CallSignal_ANSWERED_ELSEWHERE})
+			}
+			return
+		}
+		c.mu.Lock()
+		c.peerDevice, c.state = cs.FromDevice, StateConnecting
+		c.remoteFP = sdpFingerprint(s.Sdp)
+		c.mu.Unlock()
+		c.stopRingTimer()
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.Sdp}); err != nil {
+			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: cs.FromDevice, Reason: content.CallSignal_FAILED})
+			c.end(fmt.Errorf("call: answer: %w", err))
+			return
+		}
+		c.startLostTimer(2 * c.m.opts.ICEFailedTimeout)
+	case content.CallSignal_BUSY:
+		if c.Outgoing && st == StateDialing {
+			c.end(ErrBusy)
+		}
+	case content.CallSignal_REJECT:
+		if c.Outgoing && (st == StateDialing || st == StateRinging) {
+			// Stop the callee's other devices ringing.
+			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_DECLINED_ELSEWHERE})
+			c.end(ErrRejected)
+		}
+	case content.CallSignal_HANGUP:
+		if dev != 0 && dev != cs.FromDevice {
+			return
+		}
+		switch {
+		case !c.Outgoing && s.Reason == content.CallSignal_ANSWERED_ELSEWHERE:
+			c.end(ErrAnsweredElsewhere)
+		case !c.Outgoing && s.Reason == content.CallSignal_DECLINED_ELSEWHERE:
+			c.end(ErrDeclinedElsewhere)
+		case s.Reason == content.CallSignal_FAILED:
+			c.end(ErrPeerFailed)
+		case !c.Outgoing && st == StateRinging:
+			c.end(ErrMissed)
+		default:
+			c.end(nil)
+		}
+	}
+}
+
+// connectionState follows the media connection.
+func (c *Call) connectionState(s webrtc.PeerConnectionState) {
+	c.m.log.Debug("call connection", "state", s.String())
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		if err := c.checkFingerprint(); err != nil {
+			c.failed(err)
+			return
+		}
+		c.mu.Lock()
+		if c.state == StateEnded || !c.connectedAt.IsZero() {
+			c.mu.Unlock()
+			return
+		}
+		c.state, c.connectedAt = StateActive, c.m.opts.Now()
+		if c.lostTimer != nil {
+			c.lostTimer.Stop()
+		}
+		c.wg.Add(1)
+		c.mu.Unlock()
+		close(c.connected)
+		go c.send()
+	case webrtc.PeerConnectionStateFailed:
+		c.mu.Lock()
+		pc, active := c.pc, !c.connectedAt.IsZero()
+		c.mu.Unlock()
+		var why error
+		switch {
+		case active:
+			why = ErrConnectionLost
+		case pc != nil && dtlsFailed(pc):
+			// ICE found a path; the DTLS handshake on it failed: the
+			// certificate is not the one the E2E signalling named.
+			why = ErrFingerprintMismatch
+		default:
+			why = ErrConnectionFailed
+		}
+		c.failed(why)
+	}
+}
+
+func dtlsFailed(pc *webrtc.PeerConnection) bool {
+	if pc.SCTP() != nil && pc.SCTP().Transport().State() == webrtc.DTLSTransportStateFailed {
+		return true
+	}
+	switch pc.ICEConnectionState() {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		return true
+	}
+	return false
+}
+
+// checkFingerprint makes sure the DTLS certificate pion accepted is the
+// one whose fingerprint came in the end-to-end encrypted SDP (pion checks
+// it during the handshake; this guards against that ever being disabled).
+func (c *Call) checkFingerprint() error {
+	c.mu.Lock()
+	pc, want := c.pc, c.remoteFP
+	c.mu.Unlock()
+	if pc == nil || pc.SCTP() == nil {
+		return ErrFingerprintMismatch
+	}
+	cert := pc.SCTP().Transport().GetRemoteCertificate()
+	sum := sha256.Sum256(cert)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	got := strings.Join(parts, ":")
+	if len(cert) == 0 || want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return ErrFingerprintMismatch
+	}
+	return nil
+}
+
+// failed ends the call on a media failure and tells the peer.
+func (c *Call) failed(why error) {
+	if c.State() == StateEnded {
+		return
+	}
+	c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: c.PeerDevice(), Reason: content.CallSignal_FAILED})
+	c.end(why)
+}
+
+func (c *Call) startRingTimer(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ringTimer = time.AfterFunc(d, func() {
+		st := c.State()
+		if st != StateDialing && st != StateRinging {
+			return
+		}
+		if c.Outgoing {
+			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_TIMEOUT})
+			c.end(ErrNoAnswer)
+		} else {
+			c.end(ErrMissed)
+		}
+	})
+}
+
+func (c *Call) stopRingTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ringTimer != nil {
+		c.ringTimer.Stop()
+	}
+}
+
+// startLostTimer ends a call whose media never connects.
+func (c *Call) startLostTimer(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lostTimer = time.AfterFunc(d, func() {
+		if c.State() == StateConnecting {
+			c.failed(ErrConnectionFailed)
+		}
+	})
+}
+
+// send paces audio frames to the peer until the call ends.
+func (c *Call) send() {
+	defer c.wg.Done()
+	n := int(c.codec.ClockRate()) * int(FrameDuration/time.Millisecond) / 1000
+	frame := make([]int16, n)
+	var payload []byte
+	t := time.NewTicker(FrameDuration)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		c.source.ReadFrame(frame)
+		c.mu.Lock()
+		muted, track := c.muted, c.track
+		c.mu.Unlock()
+		if muted {
+			clear(frame)
+		}
+		payload = c.codec.Encode(payload[:0], frame)
+		if err := track.WriteSample(media.Sample{Data: payload, Duration: FrameDuration}); err != nil {
+			return
+		}
+	}
+}
+
+// receive decodes the peer's audio into the sink until the call ends.
+func (c *Call) receive(tr *webrtc.TrackRemote) {
+	var pcm []int16
+	for {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		if p.PayloadType != c.codec.PayloadType() {
+			continue
+		}
+		pcm = c.codec.Decode(pcm[:0], p.Payload)
+		c.sink.WriteFrame(pcm)
+	}
+}
+
+// end closes the call once, records it and tells the UI.
+func (c *Call) end(why error) {
+	c.mu.Lock()
+	if c.state == StateEnded {
+		c.mu.Unlock()
+		return
+	}
+	prev := c.state
+	c.state, c.err = StateEnded, why
+	pc := c.pc
+	if c.ringTimer != nil {
+		c.ringTimer.Stop()
+	}
+	if c.lostTimer != nil {
+		c.lostTimer.Stop()
+	}
+	var dur time.Duration
+	if !c.connectedAt.IsZero() {
+		dur = c.m.opts.Now().Sub(c.connectedAt)
+	}
+	c.mu.Unlock()
+	close(c.stop)
+	if pc != nil {
+		// Closing ends the RTCP reader and the OnTrack reader (pion
+		// waits for its handlers).
+		pc.Close()
+	}
+	c.wg.Wait()
+	c.m.forget(c)
+	rec := client.CallRecord{ID: c.ID, Outgoing: c.Outgoing, Duration: dur, Outcome: outcome(c.Outgoing, prev, dur, why)}
+	if why != nil {
+		rec.Reason = why.Error()
+	}
+	c.m.record(c.Peer, rec, c.started)
+	close(c.done)
+	if c.m.opts.OnEnd != nil {
+		c.m.goOwned(func() { c.m.opts.OnEnd(c) })
+	}
+}
+
+func outcome(outgoing bool, prev State, dur time.Duration, why error) string {
+	switch {
+	case errors.Is(why, ErrBusy):
+		return "busy"
+	case errors.Is(why, ErrRejected):
+		return "rejected"
+	case errors.Is(why, ErrDeclinedElsewhere):
+		return "declined elsewhere"
+	case errors.Is(why, ErrNoAnswer):
+		return "no answer"
+	case errors.Is(why, ErrMissed):
+		return "missed"
+	case errors.Is(why, ErrAnsweredElsewhere):
+		return "answered elsewhere"
+	case errors.Is(why, ErrCanceled):
+		return "canceled"
+	case why != nil:
+		return "failed"
+	case dur > 0:
+		return "answered"
+	case !outgoing && prev == StateRinging:
+		return "missed"
+	}
+	return "ended"
+}

@@ -1,0 +1,247 @@
+package call
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"math"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"sotto/client"
+	"sotto/client/store"
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// testRelay is a real relay (SQLite, WebSockets) with its TURN server, on
+// 127.0.0.1.
+type testRelay struct {
+	url   string
+	store *sqlitestore.Store
+	turn  *relay.TURNServer
+	code  string
+}
+
+func startRelay(t testing.TB) *testRelay {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = st, st
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		hs.Close()
+		ts.Close()
+		st.Close()
+	})
+	r := &testRelay{url: hs.URL, store: st, turn: ts}
+	secretCode, id := relay.NewActivationCode()
+	now := time.Now()
+	if err := st.CreateCode(ctx, relay.Code{ID: id, Hash: relay.HashActivationCode(secretCode), Seats: 20, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	r.code = secretCode
+	return r
+}
+
+// device is one enrolled client with its call manager.
+type device struct {
+	c        *client.Client
+	m        *Manager
+	incoming chan *Call
+	ended    chan *Call
+	rec      *Recorder
+}
+
+func testOptions(o *Options, d *device, tone []int16) {
+	o.LoopbackOnly = true
+	if o.ICEFailedTimeout == 0 {
+		o.ICEFailedTimeout = 3 * time.Second
+	}
+	o.OnIncoming = func(c *Call) { d.incoming <- c }
+	o.OnEnd = func(c *Call) { d.ended <- c }
+	o.NewSource = func(*Call) Source { return NewPCMSource(tone) }
+	o.NewSink = func(*Call) Sink { return d.rec }
+}
+
+func newDevice(tone []int16, o Options) *device {
+	d := &device{incoming: make(chan *Call, 10), ended: make(chan *Call, 10), rec: NewRecorder()}
+	testOptions(&o, d, tone)
+	d.m = NewManager(o)
+	return d
+}
+
+func (d *device) start(t testing.TB) {
+	t.Helper()
+	if err := d.c.Connect(context.Background(), client.ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	d.m.Start(d.c)
+	t.Cleanup(func() {
+		d.m.Close()
+		d.c.Close()
+	})
+}
+
+// enroll enrolls user's first device.
+func (r *testRelay) enroll(t testing.TB, user string, tone []int16, o Options) *device {
+	t.Helper()
+	d := newDevice(tone, o)
+	c, err := client.Enroll(context.Background(), client.EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
+		Relay: r.url, Code: r.code, Username: user, DeviceName: "test"}, &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.c = c
+	d.start(t)
+	return d
+}
+
+// link adds a device to first's account.
+func (r *testRelay) link(t testing.TB, first *device, tone []int16, o Options) *device {
+	t.Helper()
+	ctx := context.Background()
+	d := newDevice(tone, o)
+	l, err := client.BeginLink(ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- first.c.ApproveLink(ctx, l.Code()) }()
+	c, err := l.Finish(ctx, filepath.Join(t.TempDir(), "linked"), []byte("pw"), "second", &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	d.c = c
+	d.start(t)
+	return d
+}
+
+// tone is amp-scaled sines at freqs, at 8 kHz, for d.
+func tone(d time.Duration, freqs ...float64) []int16 {
+	n := int(d.Seconds() * 8000)
+	out := make([]int16, n)
+	for i := range out {
+		v := 0.0
+		for _, f := range freqs {
+			v += 6000 * math.Sin(2*math.Pi*f*float64(i)/8000)
+		}
+		out[i] = int16(v)
+	}
+	return out
+}
+
+// goertzel is the power of x at frequency f (8 kHz), per sample.
+func goertzel(x []int16, f float64) float64 {
+	w := 2 * math.Pi * f / 8000
+	coef := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, v := range x {
+		s := float64(v) + coef*s1 - s2
+		s2, s1 = s1, s
+	}
+	p := s1*s1 + s2*s2 - coef*s1*s2
+	n := float64(len(x))
+	return p / (n * n)
+}
+
+// toneSpan is how long x carries energy (20 ms frames whose RMS exceeds
+// 1000), in time.
+func toneSpan(x []int16) time.Duration {
+	frames := 0
+	for i := 0; i+160 <= len(x); i += 160 {
+		e := 0.0
+		for _, v := range x[i : i+160] {
+			e += float64(v) * float64(v)
+		}
+		if math.Sqrt(e/160) > 1000 {
+			frames++
+		}
+	}
+	return time.Duration(frames) * FrameDuration
+}
+
+// waitCall returns the next call on ch.
+func waitCall(t testing.TB, ch chan *Call, what string) *Call {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	return nil
+}
+
+func waitDone(t testing.TB, c *Call, what string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s to end (state %s)", what, c.State())
+	}
+}
+
+func waitConnected(t testing.TB, c *Call, what string) {
+	t.Helper()
+	select {
+	case <-c.Connected():
+	case <-c.Done():
+		t.Fatalf("%s ended before connecting: %v", what, c.Err())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s to connect (state %s)", what, c.State())
+	}
+}
+
+// lastCall is the newest call record with peer in d's history.
+func lastCall(t testing.TB, d *device, peer string) *client.CallRecord {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := d.c.History(context.Background(), peer, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(h) - 1; i >= 0; i-- {
+			if h[i].Call != nil {
+				return h[i].Call
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call record with %s", peer)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
