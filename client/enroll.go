@@ -101,6 +101,9 @@ type provisioning struct {
 	AccountID []byte `json:"account_id"`
 	Identity  []byte `json:"identity"` // serialized identity key pair
 	LinkToken string `json:"link_token"`
+	// OrgFingerprint binds the new device to the approving device's
+	// organization (orgctl.go); sealed end to end like the rest.
+	OrgFingerprint string `json:"org_fingerprint,omitempty"`
 }
 
 // Linking is a new device waiting to be approved.
@@ -201,6 +204,9 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
+	if err := pinOrgFingerprint(ctx, db, pm.OrgFingerprint); err != nil {
+		return nil, err
+	}
 	return newClient(ctx, db, o)
 }
 
@@ -249,8 +255,12 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	if err != nil {
 		return fmt.Errorf("client: link token: %w", err)
 	}
+	fp, err := c.OrgFingerprint(ctx)
+	if err != nil {
+		return err
+	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
-		Identity: c.acct.Identity, LinkToken: tok.Token})
+		Identity: c.acct.Identity, LinkToken: tok.Token, OrgFingerprint: fp})
 	if err != nil {
 		return fmt.Errorf("client: provisioning message: %w", err)
 	}

@@ -67,7 +67,20 @@ type Member struct {
 // carries (none: the device is bound to no organization).
 func pinOrg(ctx context.Context, db kv, code string) error {
 	fp, err := org.CodeFingerprint(code)
-	if err != nil || fp == "" {
+	if err != nil {
+		return err
+	}
+	return pinOrgFingerprint(ctx, db, fp)
+}
+
+// pinOrgFingerprint binds a new store to an org key fingerprint (""
+// binds it to none): from the activation code, or for a linked device
+// from the approving device's sealed provisioning message.
+func pinOrgFingerprint(ctx context.Context, db kv, fp string) error {
+	if fp == "" {
+		return nil
+	}
+	if _, err := org.CodeFingerprint("." + fp); err != nil {
 		return err
 	}
 	return db.Put(ctx, tblOrg, []byte("fingerprint"), []byte(fp))

@@ -17,6 +17,7 @@ import (
 
 	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/client/transport"
 	"sotto/internal/hostileproxy"
 	"sotto/relay"
 	"sotto/wire"
@@ -481,5 +482,52 @@ func TestOrgKeyExportImport(t *testing.T) {
 	}
 	if err := other.c.ImportOrgKey(ctx, s2, []byte("another pass")); !errors.Is(err, org.ErrKeyMismatch) {
 		t.Fatalf("foreign org key imported: %v", err)
+	}
+}
+
+func TestLinkedDeviceJoinsTheOrganization(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	l, err := BeginLink(ctx, w.purl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.c.ApproveLink(ctx, l.Code()); err != nil {
+		t.Fatal(err)
+	}
+	phone := &member{events: make(chan Event, 100), dir: filepath.Join(t.TempDir(), "phone"), user: "bob"}
+	phone.c, err = l.Finish(ctx, phone.dir, []byte("pw"), "phone", phone.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phone.c.Close() })
+	if err := phone.c.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := bob.c.OrgFingerprint(ctx)
+	if got, err := phone.c.OrgFingerprint(ctx); err != nil || got != want || got == "" {
+		t.Fatalf("linked device bound to %q (%v), want %q", got, err, want)
+	}
+	if _, err := w.admin.PublishNotice(ctx, "to every device"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, phone.events, EventOrgNotice); e.Notice.Text != "to every device" {
+		t.Fatalf("linked device got %q", e.Notice.Text)
+	}
+
+	// A member cannot have the relay fan out what the org key did not sign.
+	conn, err := bob.c.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := sign(t, w.forger, wire.OrgDocumentKind_ORG_NOTICE, &org.Notice{Seq: 9, Text: "spam"})
+	_, err = conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgPublish{OrgPublish: &wire.OrgPublishRequest{Document: doc}}})
+	if code := transport.Code(err); code != wire.ErrorCode_FORBIDDEN {
+		t.Fatalf("publish under another key: %v (%v), want FORBIDDEN", code, err)
+	}
+	// The org key's fingerprint as the relay computes it is the client's.
+	if relay.OrgFingerprint(w.pub) != org.Fingerprint(w.pub) {
+		t.Fatal("relay and client disagree on the org key fingerprint")
 	}
 }
