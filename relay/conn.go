@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,6 +22,10 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+
+	// For the login timer (written by the workers).
+	loggedIn     atomic.Bool
+	provisioning atomic.Bool
 
 	// Owned by the serve goroutine.
 	nonce    []byte
@@ -73,6 +79,9 @@ func (c *conn) serve(ctx context.Context) {
 	// chains of storage, protobuf and writes grow their stacks, not the
 	// stack of this goroutine, which idles for the connection's lifetime.
 	// That keeps an idle connection's stack small.
+	// A connection must log in (or open a provisioning channel) soon.
+	timer := time.AfterFunc(c.s.cfg.LoginTimeout, c.loginTimeout)
+	defer timer.Stop()
 	work := make(chan bool, 1)
 	run := func(fn func() bool) bool {
 		go func() { work <- fn() }()
@@ -90,6 +99,24 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// loginTimeout closes a connection that neither authenticated nor opened
+// a provisioning channel in time; a provisioning channel gets as long as
+// a link token lives.
+func (c *conn) loginTimeout() {
+	if c.loggedIn.Load() {
+		return
+	}
+	if c.provisioning.Load() {
+		time.AfterFunc(c.s.cfg.LinkTokenTTL, func() {
+			if !c.loggedIn.Load() {
+				c.close(CloseNormal)
+			}
+		})
+		return
+	}
+	c.close(CloseNormal)
 }
 
 // frame handles one frame read from the socket (or the read error that
@@ -178,6 +205,7 @@ func (c *conn) takeNonce() []byte {
 // becomeDevice marks the connection authenticated and starts delivery.
 func (c *conn) becomeDevice(acct Account, dev Device) {
 	c.authed = true
+	c.loggedIn.Store(true)
 	c.acct = acct
 	c.username = acct.Username
 	c.dev = dev.Addr

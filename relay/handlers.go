@@ -254,6 +254,7 @@ func (c *conn) provision() (*wire.ProvisionResponse, error) {
 	c.s.mu.Lock()
 	c.s.prov[addr] = c
 	c.provAddr = addr
+	c.provisioning.Store(true)
 	c.s.mu.Unlock()
 	return &wire.ProvisionResponse{Address: addr}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -182,10 +183,17 @@ func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
 		if op != opContinue {
 			text = op == opText
 		}
+		// Grow as the payload arrives, so that a header announcing a big
+		// frame costs nothing until its bytes are actually sent.
 		start := len(msg)
-		msg = append(msg, make([]byte, n)...)
-		if err := s.read(msg[start:]); err != nil {
-			return nil, err
+		for rest := n; rest > 0; {
+			chunk := int(min(rest, 64<<10))
+			at := len(msg)
+			msg = slices.Grow(msg, chunk)[:at+chunk]
+			if err := s.read(msg[at:]); err != nil {
+				return nil, err
+			}
+			rest -= uint64(chunk)
 		}
 		unmask(msg[start:], mask)
 		if !fin {

@@ -30,6 +30,7 @@ type Config struct {
 	RevocationPoll  time.Duration // how often to look for revocations made by other processes (1 s)
 	ExpireEvery     time.Duration // how often to delete expired envelopes (10 min)
 	LinkTokenTTL    time.Duration // (10 min)
+	LoginTimeout    time.Duration // unauthenticated connections are closed after this (30 s)
 	AcceptWebSocket func(http.ResponseWriter, *http.Request) (Socket, error)
 	// DirectoryCacheTTL bounds how long a username's account and device
 	// list are reused for sends without asking the store (5 s).
@@ -53,6 +54,7 @@ func DefaultConfig() Config {
 		RevocationPoll:    time.Second,
 		ExpireEvery:       10 * time.Minute,
 		LinkTokenTTL:      10 * time.Minute,
+		LoginTimeout:      30 * time.Second,
 		DirectoryCacheTTL: 5 * time.Second,
 	}
 }
@@ -128,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ExpireEvery == 0 {
 		cfg.ExpireEvery = d.ExpireEvery
+	}
+	if cfg.LoginTimeout == 0 {
+		cfg.LoginTimeout = d.LoginTimeout
 	}
 	if cfg.LinkTokenTTL == 0 {
 		cfg.LinkTokenTTL = d.LinkTokenTTL

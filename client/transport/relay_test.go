@@ -742,3 +742,29 @@ func TestLeanSocket(t *testing.T) {
 		t.Run(name, fn)
 	}
 }
+
+func TestLoginTimeout(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.LoginTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	idle := r.dial(t)
+	prov := r.dial(t)
+	if _, err := prov.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-idle.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("unauthenticated connection not closed")
+	}
+	// The provisioning channel waits longer (as long as a link token).
+	if _, err := prov.Ping(ctx); err != nil {
+		t.Fatalf("provisioning connection closed early: %v", err)
+	}
+	code := r.code(t, 1, time.Hour)
+	c, d := r.enroll(t, code, "alice")
+	time.Sleep(time.Second)
+	if _, err := c.Ping(ctx); err != nil {
+		t.Fatalf("authenticated connection closed: %v", err)
+	}
+	_ = d
+}
