@@ -591,3 +591,44 @@ func TestAttachment2GiBMemory(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes: not bounded", grow)
 	}
 }
+
+// TestAttachmentReachesOwnDevices: a file alice sends from her laptop shows
+// on her phone (sync transcript) and the phone can fetch it too.
+func TestAttachmentReachesOwnDevices(t *testing.T) {
+	ctx := context.Background()
+	r := startBlobRelay(t, nil)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	_, bobEvents := r.enroll(t, code, "bob", true)
+	l, err := BeginLink(ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ApproveLink(ctx, l.Code()); err != nil {
+		t.Fatal(err)
+	}
+	phoneEvents := make(chan Event, 100)
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone",
+		&Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phone.Close() })
+	if err := phone.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	path, want := writeRandomFile(t, t.TempDir(), 200<<10)
+	sent := sendFile(t, alice, bobEvents, path, FileOptions{Caption: "for both"})
+	e := waitEvent(t, phoneEvents, EventMessage)
+	if !bytes.Equal(e.Message.ID, sent.ID) || !e.Message.Outgoing || !e.Message.Synced || e.Message.Attachment == nil ||
+		e.Message.Text != "for both" || e.Message.Peer != "bob" {
+		t.Fatalf("phone got %+v", e.Message)
+	}
+	got, _, err := phone.Download(ctx, sent.ID, DownloadOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fileDigest(t, got), want) {
+		t.Fatal("phone's copy differs")
+	}
+}

@@ -179,10 +179,15 @@ func (b *blobService) expire(ctx context.Context) {
 }
 
 func (b *blobService) remove(ctx context.Context, id BlobID) error {
-	if err := b.lock(ctx, id); err != nil {
+	lk, err := b.lock(ctx, id)
+	if err != nil {
 		return err
 	}
-	defer b.unlock(id)
+	defer func() {
+		unlock(lk)
+		// A writer that waits on the old lock finds no record and stops.
+		b.locks.Delete(id)
+	}()
 	for _, p := range []string{b.path(id), b.tmpPath(id)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("relay: %w", err)
@@ -196,21 +201,20 @@ func (b *blobService) tmpPath(id BlobID) string {
 	return filepath.Join(b.cfg.Dir, "tmp", id.String()+".part")
 }
 
-// lock makes the caller the only writer of blob id.
-func (b *blobService) lock(ctx context.Context, id BlobID) error {
+// lock makes the caller the only writer of blob id; pass the result to
+// unlock.
+func (b *blobService) lock(ctx context.Context, id BlobID) (chan struct{}, error) {
 	v, _ := b.locks.LoadOrStore(id, make(chan struct{}, 1))
+	ch := v.(chan struct{})
 	select {
-	case v.(chan struct{}) <- struct{}{}:
-		return nil
+	case ch <- struct{}{}:
+		return ch, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-func (b *blobService) unlock(id BlobID) {
-	v, _ := b.locks.Load(id)
-	<-v.(chan struct{})
-}
+func unlock(ch chan struct{}) { <-ch }
 
 // ---- tokens ----
 
@@ -421,11 +425,12 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	// A resumed upload may arrive before the relay noticed the old
 	// connection died: wait for its handler to finish.
-	if err := b.lock(r.Context(), id); err != nil {
+	lk, err := b.lock(r.Context(), id)
+	if err != nil {
 		b.fail(w, err)
 		return
 	}
-	defer b.unlock(id)
+	defer unlock(lk)
 	bl, err := b.blob(r)
 	if err != nil {
 		b.fail(w, err)
@@ -447,6 +452,12 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, werr := b.write(id, off, io.LimitReader(r.Body, remaining))
+	if werr == nil && r.ContentLength < 0 {
+		// A body of unannounced length must end at the declared size.
+		if k, _ := r.Body.Read(make([]byte, 1)); k > 0 {
+			werr = ErrTooLarge
+		}
+	}
 	committed := off + n
 	if n > 0 {
 		if err := b.cfg.Index.SetCommitted(context.WithoutCancel(r.Context()), id, committed); err != nil {
@@ -454,6 +465,10 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b.upBytes.Add(uint64(n))
+	}
+	if errors.Is(werr, ErrTooLarge) {
+		b.fail(w, werr)
+		return
 	}
 	if werr != nil {
 		b.s.log.Debug("blob upload interrupted", "blob", id.String(), "committed", committed, "err", werr)
