@@ -379,3 +379,48 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSeal measures sealing plus the SHA-256 digest (the upload's CPU).
+func BenchmarkSeal(b *testing.B) {
+	const size = 64 << 20
+	key := randBytes(KeySize)
+	buf := make([]byte, 256<<10)
+	b.SetBytes(size)
+	for b.Loop() {
+		s, err := NewSealer(key, patternReader{size}, size, DefaultChunkSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(sha256.New(), io.NewSectionReader(s, 0, s.Size()), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpen measures checking and opening (the download's CPU).
+func BenchmarkOpen(b *testing.B) {
+	const size = 64 << 20
+	key := randBytes(KeySize)
+	s, err := NewSealer(key, patternReader{size}, size, DefaultChunkSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blob, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := sha256.Sum256(blob)
+	b.SetBytes(size)
+	for b.Loop() {
+		o, err := NewOpener(io.Discard, key, d[:], size, DefaultChunkSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := o.Write(blob); err != nil {
+			b.Fatal(err)
+		}
+		if err := o.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
