@@ -189,6 +189,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	}
 	c.conn = conn
 	c.expired = resp.SubscriptionExpired
+	c.noteSubscription(ctx, resp.SubscriptionExpiresMs)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.idle = nil

@@ -548,3 +548,36 @@ func (c *Client) Certify(ctx context.Context, user string, validity time.Duratio
 	return c.publish(ctx, wire.OrgDocumentKind_ORG_CERTIFICATE, &org.Certificate{Username: normalize(user), IdentityKey: idKey,
 		IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli()}, "", 0)
 }
+
+// ---- subscription ----
+
+// noteSubscription keeps the subscription end the relay reported at
+// authentication, so that it can be shown offline too.
+func (c *Client) noteSubscription(ctx context.Context, expiresMs int64) {
+	if expiresMs <= 0 {
+		return
+	}
+	if err := c.db.Put(ctx, tblOrg, []byte("subscription-expires"), binary.BigEndian.AppendUint64(nil, uint64(expiresMs))); err != nil {
+		c.log.Warn("keeping the subscription end", "err", err)
+	}
+}
+
+// SubscriptionExpires returns the end of the account's subscription as the
+// relay last reported it (zero: not known yet).
+func (c *Client) SubscriptionExpires(ctx context.Context) (time.Time, error) {
+	b, err := getOpt(ctx, c.db, tblOrg, "subscription-expires")
+	if err != nil || len(b) != 8 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b))), nil
+}
+
+// SubscriptionWarning returns the warning to show about the subscription's
+// end, 14 and 3 days before it and after it ("" when none).
+func (c *Client) SubscriptionWarning(ctx context.Context) (string, error) {
+	exp, err := c.SubscriptionExpires(ctx)
+	if err != nil {
+		return "", err
+	}
+	return org.SubscriptionWarning(exp, c.opts.Now()), nil
+}

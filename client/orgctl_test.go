@@ -531,3 +531,20 @@ func TestLinkedDeviceJoinsTheOrganization(t *testing.T) {
 		t.Fatal("relay and client disagree on the org key fingerprint")
 	}
 }
+
+func TestSubscriptionWarnings(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	soon := w.enrollAt(t, w.purl, w.r.code(t, 1, 10*24*time.Hour), "soon")
+	if msg, err := soon.c.SubscriptionWarning(ctx); err != nil || msg == "" || !bytes.Contains([]byte(msg), []byte("ends in 10 days")) {
+		t.Fatalf("10 days left: %q %v", msg, err)
+	}
+	if msg, _ := w.admin.SubscriptionWarning(ctx); msg != "" {
+		t.Fatalf("30 days left, yet a warning: %q", msg)
+	}
+	// Offline, the last known end still warns.
+	soon.reopen(t, false)
+	if msg, _ := soon.c.SubscriptionWarning(ctx); msg == "" {
+		t.Fatal("no warning offline")
+	}
+}

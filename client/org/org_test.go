@@ -153,3 +153,25 @@ func TestKeyExport(t *testing.T) {
 		t.Fatalf("sealed public key: %v", err)
 	}
 }
+
+func TestSubscriptionWarning(t *testing.T) {
+	exp := now.Add(30 * 24 * time.Hour)
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{now, ""},
+		{exp.Add(-15 * 24 * time.Hour), ""},
+		{exp.Add(-14 * 24 * time.Hour), "the subscription ends in 14 days, on 2026-12-26"},
+		{exp.Add(-3 * 24 * time.Hour), "the subscription ends in 3 day(s), on 2026-12-26: after that this device cannot send"},
+		{exp.Add(-time.Hour), "the subscription ends in 1 day(s), on 2026-12-26: after that this device cannot send"},
+		{exp, "the subscription ended on 2026-12-26: history stays readable, sending is disabled; ask your organization to extend it"},
+	} {
+		if got := SubscriptionWarning(exp, c.at); got != c.want {
+			t.Errorf("at %v: %q, want %q", c.at, got, c.want)
+		}
+	}
+	if SubscriptionWarning(time.Time{}, now) != "" {
+		t.Error("unknown expiry must not warn")
+	}
+}

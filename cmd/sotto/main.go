@@ -233,6 +233,9 @@ func (e *env) connect(receive bool, onEvent func(client.Event)) (*client.Client,
 		c.Close()
 		return nil, err
 	}
+	if w, err := c.SubscriptionWarning(e.ctx); err == nil && w != "" {
+		fmt.Fprintf(e.stderr, "! %s\n", w)
+	}
 	return c, nil
 }
 
