@@ -179,7 +179,12 @@ func cmdListen(e *env, args []string) error {
 	timeout := fs.Duration("timeout", 0, "exit after this long")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
 	readyFile := fs.String("ready-file", "", "create `FILE` once connected (for scripts)")
+	cf := addCallFlags(fs, true)
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	calls, err := newListenCalls(e, cf)
+	if err != nil {
 		return err
 	}
 	ctx := e.ctx
@@ -190,6 +195,7 @@ func cmdListen(e *env, args []string) error {
 	}
 	events := make(chan client.Event, 64)
 	c, err := e.open(func(ev client.Event) {
+		calls.handle(ev)
 		select {
 		case events <- ev:
 		case <-ctx.Done():
@@ -202,6 +208,7 @@ func cmdListen(e *env, args []string) error {
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
 		return err
 	}
+	defer calls.start(c)()
 	if *readyFile != "" {
 		if err := writeFileAtomic(*readyFile, nil); err != nil {
 			return err

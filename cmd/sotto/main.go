@@ -38,7 +38,8 @@ commands:
   send USER --file PATH [--view-once] [CAPTION...]
   download MSGID | --latest USER [--out PATH | --dir DIR]
       (default DIR: HOME/attachments; --out -: to stdout; view-once: always to stdout, once)
-  listen [--json] [--drain] [--count N] [--timeout D]
+  listen [--json] [--drain] [--count N] [--timeout D] [--auto-answer] [--audio-in F.wav] [--audio-out F.wav] [--relay-only]
+  call USER [--audio-in F.wav] [--audio-out F.wav] [--relay-only] [--duration D] [--ring-timeout D] [--mute]
   chat USER
   history USER [--limit N]
   reply USER MSGID|last TEXT...  (MSGID: from history --json; last: the newest)
@@ -92,6 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"enroll":        cmdEnroll,
 		"send":          cmdSend,
 		"listen":        cmdListen,
+		"call":          cmdCall,
 		"chat":          cmdChat,
 		"history":       cmdHistory,
 		"contacts":      cmdContacts,
@@ -143,7 +145,7 @@ const oneShotTimeout = 2 * time.Minute
 // its own --timeout).
 func longRunning(args []string) bool {
 	switch args[0] {
-	case "listen", "chat":
+	case "listen", "chat", "call":
 		return true
 	case "download":
 		return true // a transfer may take longer than a one-shot command
