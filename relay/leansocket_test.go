@@ -46,7 +46,9 @@ func readAll(stream []byte) ([][]byte, error) {
 	var msgs [][]byte
 	for {
 		b, err := s.ReadFrame(context.Background())
-		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
+		// ErrTooLarge with the message: answered, reading goes on;
+		// without: the hard limit, the connection is closed.
+		if err != nil && !(errors.Is(err, ErrTooLarge) && b != nil) && !errors.Is(err, errTextFrame) {
 			server.Close()
 			return msgs, err
 		}
