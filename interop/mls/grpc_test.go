@@ -250,8 +250,11 @@ func sameExport(ctx context.Context, t *testing.T, a, b *actor) {
 func TestGRPCUnsupported(t *testing.T) {
 	ctx := context.Background()
 	c := startServer(t)
-	if _, err := c.ReInitProposal(ctx, &mlsclient.ReInitProposalRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("ReInitProposal: got %v, want Unimplemented", err)
+	if _, err := c.CreateExternalSigner(ctx, &mlsclient.CreateExternalSignerRequest{CipherSuite: 1}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("CreateExternalSigner: got %v, want Unimplemented", err)
+	}
+	if _, err := c.ResumptionPSKProposal(ctx, &mlsclient.ResumptionPSKProposalRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("ResumptionPSKProposal: got %v, want Unimplemented", err)
 	}
 	if _, err := c.CreateBranch(ctx, &mlsclient.CreateBranchRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("CreateBranch: got %v, want Unimplemented", err)

@@ -27,7 +27,7 @@ const (
 	envRunner  = "SOTTO_MLS_RUNNER"  // path to the built interop/test-runner binary
 	envConfigs = "SOTTO_MLS_CONFIGS" // directory of the runner's configs (default: <runner dir>/../configs)
 	envPeer    = "SOTTO_MLS_PEER"    // optional: a second implementation's server, started with -port N
-	envDeep    = "SOTTO_MLS_DEEP"    // "1" adds deep_random (minutes per run)
+	envDeep    = "SOTTO_MLS_DEEP"    // "1" adds deep_random (1,670 steps; several minutes per run)
 	envRandom  = "SOTTO_MLS_RANDOM"  // "1": paired runs try one random assignment of clients to actors, not all
 )
 
@@ -38,15 +38,18 @@ var configs = []string{"welcome_join", "application", "commit", "external_join",
 // offer yet; they are left out of the runs (and reported in the log).
 // Everything else must pass, alone and paired with the peer.
 var unsupported = map[string]string{
-	"commit/group_context_extensions":    "standalone GroupContextExtensions proposals",
-	"commit/resumption_psk":              "resumption PSK proposals",
-	"commit/all_together_alice_proposes": "standalone GroupContextExtensions and resumption PSK proposals",
-	"commit/all_together_bob_proposes":   "standalone GroupContextExtensions and resumption PSK proposals",
-	"external_join/removing_prior":       "external commits that remove the joiner's prior leaf",
-	"external_join/with_psk":             "PSKs in external commits",
-	"external_proposals/*":               "external senders and new-member proposals",
-	"reinit/*":                           "ReInit",
-	"branch/*":                           "subgroup branching",
+	"commit/group_context_extensions":             "standalone GroupContextExtensions proposals",
+	"commit/resumption_psk":                       "resumption PSK proposals",
+	"commit/all_together_alice_proposes":          "standalone GroupContextExtensions and resumption PSK proposals",
+	"commit/all_together_bob_proposes":            "standalone GroupContextExtensions and resumption PSK proposals",
+	"external_proposals/external_add":             "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/external_psk":             "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/external_reinit":          "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/external_remove":          "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/group_context_extensions": "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/multiple_external":        "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"external_proposals/resumption_psk":           "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"branch/*":                                    "subgroup branching",
 }
 
 func unsupportedReason(config, script string) (string, bool) {
@@ -210,21 +213,10 @@ func supportedConfig(t *testing.T, path, name string) (string, []string) {
 		t.Fatalf("%s: no scripts", path)
 	}
 	var skipped []string
-	for s, steps := range scripts {
+	for s := range scripts {
 		if reason, ok := unsupportedReason(name, s); ok {
 			skipped = append(skipped, s+" ("+reason+")")
 			delete(scripts, s)
-			continue
-		}
-		if name == "deep_random" {
-			cut, n, err := cutAtRemovePrior(steps)
-			if err != nil {
-				t.Fatalf("%s: %s: %v", path, s, err)
-			}
-			if cut != nil {
-				scripts[s] = cut
-				skipped = append(skipped, fmt.Sprintf("%s from step %d on (external commits that remove the joiner's prior leaf)", s, n))
-			}
 		}
 	}
 	sort.Strings(skipped)
@@ -301,30 +293,6 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 		t.Fatalf("runner reported no failed case but exited with %v\n%s", runErr, stderr.Bytes())
 	}
 	t.Logf("%d/%d cases passed (%s)", total-failed, total, fmt.Sprint(names))
-}
-
-// cutAtRemovePrior shortens a script to the steps before its first
-// external join that removes the joiner's prior leaf, which sotto/mls
-// cannot do yet. It returns nil when the script has no such step.
-func cutAtRemovePrior(script json.RawMessage) (json.RawMessage, int, error) {
-	var steps []json.RawMessage
-	if err := json.Unmarshal(script, &steps); err != nil {
-		return nil, 0, err
-	}
-	for i, raw := range steps {
-		var st struct {
-			Action      string `json:"action"`
-			RemovePrior bool   `json:"removePrior"`
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, 0, err
-		}
-		if st.Action == "externalJoin" && st.RemovePrior {
-			cut, err := json.Marshal(steps[:i])
-			return cut, i, err
-		}
-	}
-	return nil, 0, nil
 }
 
 // commonSuites asks both servers for their cipher suites and returns

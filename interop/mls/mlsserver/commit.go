@@ -104,17 +104,15 @@ func commitOptions(m *member, byValue []*mlsclient.ProposalDescription) (mls.Com
 			if opts.Extensions != nil {
 				return opts, invalid("more than one GroupContextExtensions proposal")
 			}
-			opts.Extensions = make([]mls.Extension, 0, len(d.Extensions))
-			for _, e := range d.Extensions {
-				if e.ExtensionType > 0xffff {
-					return opts, invalid("extension type %d out of range", e.ExtensionType)
-				}
-				opts.Extensions = append(opts.Extensions, mls.Extension{Type: uint16(e.ExtensionType), Data: e.ExtensionData})
+			exts, err := extensions(d.Extensions)
+			if err != nil {
+				return opts, err
 			}
+			opts.Extensions = exts
 		case "resumptionPSK":
 			return opts, unimplemented("a resumption PSK proposal by value")
 		case "reinit":
-			return opts, unimplemented("a ReInit proposal")
+			return opts, unimplemented("a ReInit proposal by value")
 		default:
 			return opts, invalid("unknown proposal type %q", d.ProposalType)
 		}
@@ -129,6 +127,11 @@ func commitOptions(m *member, byValue []*mlsclient.ProposalDescription) (mls.Com
 func (s *Server) Commit(_ context.Context, req *mlsclient.CommitRequest) (*mlsclient.CommitResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.commit(req)
+}
+
+// commit implements Commit and ReInitCommit. Callers hold mu.
+func (s *Server) commit(req *mlsclient.CommitRequest) (*mlsclient.CommitResponse, error) {
 	m, err := s.state(req.StateId)
 	if err != nil {
 		return nil, err
@@ -191,6 +194,12 @@ func nextTree(g *mls.Group, p *mls.PendingCommit) ([]byte, error) {
 func (s *Server) HandleCommit(_ context.Context, req *mlsclient.HandleCommitRequest) (*mlsclient.HandleCommitResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.handleCommit(req)
+}
+
+// handleCommit implements HandleCommit and HandleReInitCommit. Callers
+// hold mu.
+func (s *Server) handleCommit(req *mlsclient.HandleCommitRequest) (*mlsclient.HandleCommitResponse, error) {
 	m, err := s.state(req.StateId)
 	if err != nil {
 		return nil, err
@@ -217,6 +226,12 @@ func (s *Server) HandleCommit(_ context.Context, req *mlsclient.HandleCommitRequ
 func (s *Server) HandlePendingCommit(_ context.Context, req *mlsclient.HandlePendingCommitRequest) (*mlsclient.HandleCommitResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.handlePendingCommit(req)
+}
+
+// handlePendingCommit implements HandlePendingCommit and
+// HandlePendingReInitCommit. Callers hold mu.
+func (s *Server) handlePendingCommit(req *mlsclient.HandlePendingCommitRequest) (*mlsclient.HandleCommitResponse, error) {
 	m, err := s.state(req.StateId)
 	if err != nil {
 		return nil, err

@@ -37,19 +37,21 @@ func TestGroupInfoSuite(t *testing.T) {
 		t.Fatal("no supported suites")
 	}
 	for cs, gi := range gis {
-		got, err := groupInfoSuite(gi)
-		if err != nil || got != cs {
-			t.Errorf("suite %v: got %v, %v", cs, got, err)
+		got, err := readGroupInfoHeader(gi)
+		if err != nil || got.suite != cs || string(got.groupID) != "g" || got.epoch != 0 {
+			t.Errorf("suite %v: got %+v, %v", cs, got, err)
 		}
 		kp, _, err := mls.NewKeyPackage(cs, []byte("bob"), mustSig(t, cs))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := groupInfoSuite(kp); err == nil {
+		if _, err := readGroupInfoHeader(kp); err == nil {
 			t.Errorf("suite %v: a KeyPackage was read as a GroupInfo", cs)
 		}
-		if _, err := groupInfoSuite(gi[:7]); err == nil {
-			t.Errorf("suite %v: a truncated GroupInfo was accepted", cs)
+		for _, n := range []int{7, 8, 9, 10, 17} {
+			if _, err := readGroupInfoHeader(gi[:n]); err == nil {
+				t.Errorf("suite %v: a GroupInfo truncated to %d bytes was accepted", cs, n)
+			}
 		}
 	}
 }
@@ -62,7 +64,7 @@ func mustSig(t testing.TB, cs mls.CipherSuite) []byte {
 	return sig
 }
 
-func FuzzGroupInfoSuite(f *testing.F) {
+func FuzzGroupInfoHeader(f *testing.F) {
 	seeds := groupInfos(f)
 	if len(seeds) == 0 {
 		f.Fatal("empty seed corpus")
@@ -71,12 +73,12 @@ func FuzzGroupInfoSuite(f *testing.F) {
 		f.Add(gi)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cs, err := groupInfoSuite(b)
+		h, err := readGroupInfoHeader(b)
 		if err != nil {
 			return
 		}
-		if len(b) < 8 || b[3] != 4 || uint16(cs) != uint16(b[6])<<8|uint16(b[7]) {
-			t.Fatalf("accepted %x as suite %v", b, cs)
+		if len(b) < 8+len(h.groupID)+8 || b[3] != 4 || uint16(h.suite) != uint16(b[6])<<8|uint16(b[7]) {
+			t.Fatalf("accepted %x as %+v", b, h)
 		}
 	})
 }

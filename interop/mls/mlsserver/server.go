@@ -48,10 +48,11 @@ type Server struct {
 
 	log *slog.Logger
 
-	mu     sync.Mutex
-	nextID uint32
-	states map[uint32]*member
-	txs    map[uint32]*transaction
+	mu      sync.Mutex
+	nextID  uint32
+	states  map[uint32]*member
+	txs     map[uint32]*transaction
+	reinits map[uint32]*reinit
 }
 
 var _ mlsclient.MLSClientServer = (*Server)(nil)
@@ -62,7 +63,7 @@ func New(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: log, states: map[uint32]*member{}, txs: map[uint32]*transaction{}}
+	return &Server{log: log, states: map[uint32]*member{}, txs: map[uint32]*transaction{}, reinits: map[uint32]*reinit{}}
 }
 
 // newID returns a fresh id; state and transaction ids never collide, so
@@ -198,30 +199,32 @@ func (s *Server) JoinGroup(_ context.Context, req *mlsclient.JoinGroupRequest) (
 	return &mlsclient.JoinGroupResponse{StateId: id, EpochAuthenticator: g.EpochAuthenticator()}, nil
 }
 
-// ExternalJoin joins from a GroupInfo with an external commit.
+// ExternalJoin joins from a GroupInfo with an external commit, which may
+// inject PSKs and remove the joiner's prior leaf (same identity).
 func (s *Server) ExternalJoin(_ context.Context, req *mlsclient.ExternalJoinRequest) (*mlsclient.ExternalJoinResponse, error) {
-	if req.RemovePrior {
-		return nil, unimplemented("an external commit removing the joiner's prior leaf")
-	}
-	if len(req.Psks) > 0 {
-		return nil, unimplemented("PSKs in an external commit")
-	}
-	cs, err := groupInfoSuite(req.GroupInfo)
+	h, err := readGroupInfoHeader(req.GroupInfo)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if _, err := suite(uint32(cs)); err != nil {
+	cs, err := suite(uint32(h.suite))
+	if err != nil {
 		return nil, err
 	}
 	sig, err := mls.GenerateSignatureKey(cs)
 	if err != nil {
 		return nil, protocolError("external join", err)
 	}
-	var tree []byte
+	opts := &mls.ExternalJoinOptions{Resync: req.RemovePrior}
 	if len(req.RatchetTree) > 0 {
-		tree = req.RatchetTree
+		opts.RatchetTree = req.RatchetTree
 	}
-	g, commit, err := mls.JoinExternal(req.GroupInfo, req.Identity, sig, tree)
+	if len(req.Psks) > 0 {
+		opts.PSKs = make(map[string][]byte, len(req.Psks))
+		for _, p := range req.Psks {
+			opts.PSKs[string(p.PskId)] = p.PskSecret
+		}
+	}
+	g, commit, err := mls.JoinExternalWithOptions(req.GroupInfo, req.Identity, sig, opts)
 	clear(sig)
 	if err != nil {
 		return nil, protocolError("external join", err)
