@@ -212,6 +212,7 @@ func (c *Client) WipeDevice(ctx context.Context, id uint32) error {
 	if err != nil {
 		return err
 	}
+	ct.GetDeviceOrder().ExpiresMs = c.opts.Now().Add(deviceOrderValidity).UnixMilli()
 	_, err = c.sendContent(ctx, c.acct.Username, ct, ct.Id)
 	return err
 }

@@ -581,3 +581,7 @@ func (c *Client) SubscriptionWarning(ctx context.Context) (string, error) {
 	}
 	return org.SubscriptionWarning(exp, c.opts.Now()), nil
 }
+
+// deviceOrderValidity bounds how long a wipe order from an own device
+// (DeviceOrder) stays valid.
+const deviceOrderValidity = 7 * 24 * time.Hour

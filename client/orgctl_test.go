@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/client/content"
 	"sotto/client/org"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -546,5 +547,54 @@ func TestSubscriptionWarnings(t *testing.T) {
 	soon.reopen(t, false)
 	if msg, _ := soon.c.SubscriptionWarning(ctx); msg == "" {
 		t.Fatal("no warning offline")
+	}
+}
+
+// An own device's wipe order (DeviceOrder) that a relay withheld past its
+// expiry is ignored; a fresh one wipes.
+func TestDeviceOrderExpires(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	l, err := BeginLink(ctx, w.purl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.c.ApproveLink(ctx, l.Code()); err != nil {
+		t.Fatal(err)
+	}
+	phone := &member{events: make(chan Event, 100), dir: filepath.Join(t.TempDir(), "phone"), user: "bob"}
+	if phone.c, err = l.Finish(ctx, phone.dir, []byte("pw"), "phone", phone.options()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phone.c.Close() })
+	if err := phone.c.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := content.NewWipeOrder(phone.c.DeviceID(), time.Now().Add(-8*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.GetDeviceOrder().ExpiresMs = time.Now().Add(-time.Hour).UnixMilli()
+	if _, err := bob.c.sendContent(ctx, "bob", old, old.Id); err != nil {
+		t.Fatal(err)
+	}
+	// Delivered after the stale order: the phone got past it alive.
+	if _, err := w.admin.Send(ctx, "bob", "still here?"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if e := waitEvent(t, phone.events, EventMessage); e.Message.Text == "still here?" {
+			break
+		}
+	}
+	if !store.Exists(phone.dir) {
+		t.Fatal("an expired own-device wipe order was obeyed")
+	}
+	if err := bob.c.WipeDevice(ctx, phone.c.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, phone.events, EventWiped); e.Device != bob.c.DeviceID() {
+		t.Fatalf("wiped by device %d", e.Device)
 	}
 }

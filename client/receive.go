@@ -293,7 +293,8 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 		// Only the account's own devices give orders; the session has
 		// authenticated the sender's identity as this account's.
 		if fromSelf && env.SenderDevice != c.acct.DeviceID &&
-			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID {
+			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID &&
+			(b.DeviceOrder.ExpiresMs == 0 || c.opts.Now().UnixMilli() < b.DeviceOrder.ExpiresMs) {
 			r.wipeBy = env.SenderDevice
 		}
 	case *content.Content_Reaction, *content.Content_Edit, *content.Content_Delete, *content.Content_Typing, *content.Content_TimerChange:

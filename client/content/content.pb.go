@@ -474,7 +474,11 @@ type DeviceOrder struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Action DeviceOrder_Action     `protobuf:"varint,1,opt,name=action,proto3,enum=sotto.content.DeviceOrder_Action" json:"action,omitempty"`
 	// The device the order is for.
-	DeviceId      uint32 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	DeviceId uint32 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// After this time (Unix ms) the order is void, so that a relay that
+	// withheld it cannot deliver it later (0: from an older client, no limit).
+	// Replays are refused by the ratchet itself.
+	ExpiresMs     int64 `protobuf:"varint,3,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -519,6 +523,13 @@ func (x *DeviceOrder) GetAction() DeviceOrder_Action {
 func (x *DeviceOrder) GetDeviceId() uint32 {
 	if x != nil {
 		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceOrder) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
 	}
 	return 0
 }
@@ -1254,10 +1265,12 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
 	"attachment\x18\x18 \x01(\v2 .sotto.content.AttachmentPointerH\x00R\n" +
 	"attachmentB\x06\n" +
-	"\x04bodyJ\x04\b\x1c\x10)\"\x91\x01\n" +
+	"\x04bodyJ\x04\b\x1c\x10)\"\xb0\x01\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
-	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"*\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x03 \x01(\x03R\texpiresMs\"*\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04WIPE\x10\x01\"m\n" +
