@@ -243,6 +243,10 @@ func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progre
 		}
 		end := min(off+seg, total)
 		body := &hashingReader{r: io.NewSectionReader(s, off, end-off), h: h}
+		if progress != nil {
+			from := off
+			body.progress = func(n int64) { progress(from+n, total) }
+		}
 		committed, perr := c.patch(ctx, id, off, end-off, body)
 		body.stop()
 		if perr == nil && committed == end && body.n == end-off {
@@ -296,6 +300,8 @@ type hashingReader struct {
 	h    hash.Hash
 	n    int64
 	dead bool
+	// progress, when set, gets the bytes read so far.
+	progress func(n int64)
 }
 
 func (b *hashingReader) Read(p []byte) (int, error) {
@@ -307,6 +313,9 @@ func (b *hashingReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.h.Write(p[:n])
 	b.n += int64(n)
+	if b.progress != nil && n > 0 {
+		b.progress(b.n)
+	}
 	return n, err
 }
 
