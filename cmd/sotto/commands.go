@@ -265,9 +265,13 @@ func cmdListen(e *env, args []string) error {
 
 func cmdChat(e *env, args []string) error {
 	fs := e.flagSet("chat")
+	line := fs.Bool("line", false, "line mode (the default when not on a terminal)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if !*line && isTerminal(e.stdout) && isTerminalIn(e.stdin) && len(pos) <= 1 {
+		return runTUI(e, strings.Join(pos, ""))
 	}
 	if len(pos) != 1 {
 		return errUsage

@@ -40,7 +40,7 @@ commands:
       (default DIR: HOME/attachments; --out -: to stdout; view-once: always to stdout, once)
   listen [--json] [--drain] [--count N] [--timeout D] [--auto-answer] [--audio-in F.wav] [--audio-out F.wav] [--relay-only]
   call USER [--audio-in F.wav] [--audio-out F.wav] [--relay-only] [--duration D] [--ring-timeout D] [--mute]
-  chat USER
+  chat [USER]                     (the terminal chat app; --line USER: line mode)
   history USER [--limit N]
   reply USER MSGID|last TEXT...  (MSGID: from history --json; last: the newest)
   react USER MSGID EMOJI          (EMOJI "": withdraw)

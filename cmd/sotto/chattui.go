@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"golang.org/x/term"
+
+	"sotto/client"
+	"sotto/cmd/sotto/internal/tui"
+)
+
+// runTUI runs the terminal chat app, opening peer's conversation first
+// when peer is not empty.
+func runTUI(e *env, peer string) error {
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	events := make(chan client.Event, 64)
+	c, err := e.open(func(ev client.Event) {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Closed after cancel (deferred calls run last-in first-out), so the
+	// receive loop never blocks on a full channel while closing.
+	defer c.Close()
+	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
+		return err
+	}
+	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString})
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
+	_, err = p.Run()
+	cancel()
+	if errors.Is(err, tea.ErrProgramKilled) && e.ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func qrString(data string) string {
+	var b strings.Builder
+	if err := writeQR(&b, data); err != nil {
+		return "(no QR code: " + err.Error() + ")"
+	}
+	return b.String()
+}
+
+// isTerminalIn reports whether r is a terminal.
+func isTerminalIn(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,477 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"sotto/client"
+)
+
+// Options configure the app.
+type Options struct {
+	// Peer opens this conversation first (empty: the list).
+	Peer string
+	// Events delivers the client's events (its Options.OnEvent feeds it).
+	Events <-chan client.Event
+	// QR renders data as a QR code (text lines); nil: no code drawn.
+	QR func(data string) string
+}
+
+// NoticeMsg adds an organization notice to the notices area. The
+// organization side feeds verified notices with Program.Send, or through
+// client.EventOrgNotice events.
+type NoticeMsg struct {
+	At   time.Time
+	Text string
+}
+
+// ProgressMsg reports an attachment transfer (the attachments side sends
+// it): shown on the message's line until Done == Total.
+type ProgressMsg struct {
+	ID          []byte
+	Done, Total int64
+}
+
+// Internal messages.
+type (
+	eventMsg   struct{ ev client.Event }
+	eventsDone struct{}
+	resultMsg  struct {
+		what string
+		err  error
+	}
+	safetyMsg struct {
+		sn  *client.SafetyNumber
+		err error
+	}
+	tickMsg time.Time
+)
+
+type focus int
+
+const (
+	focusList focus = iota
+	focusChat
+	focusSafety
+)
+
+// Model is the app's state.
+type Model struct {
+	ctx    context.Context
+	c      *client.Client
+	o      Options
+	w, h   int
+	focus  focus
+	convs  []client.Conversation
+	sel    int // selected conversation in the list
+	peer   string
+	hist   []*client.Message
+	cursor int // selected message in hist; -1: none (the newest)
+	input  textinput.Model
+	status string
+	// typing is who is typing in which conversation, until when.
+	typing     map[string]time.Time
+	lastTyping time.Time
+	notices    []NoticeMsg
+	progress   map[string]ProgressMsg
+	safety     *client.SafetyNumber
+	quit       bool
+}
+
+// New returns the app for c.
+func New(ctx context.Context, c *client.Client, o Options) *Model {
+	in := textinput.New()
+	in.Prompt = "> "
+	in.Placeholder = "type a message, /help for commands"
+	in.Focus()
+	m := &Model{ctx: ctx, c: c, o: o, input: in, cursor: -1, typing: map[string]time.Time{}, progress: map[string]ProgressMsg{}}
+	m.reload()
+	if o.Peer != "" {
+		m.open(o.Peer)
+	}
+	return m
+}
+
+// Init starts listening for events.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(m.waitEvent(), tick(), m.markRead())
+}
+
+func tick() tea.Cmd {
+	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+func (m *Model) waitEvent() tea.Cmd {
+	if m.o.Events == nil {
+		return nil
+	}
+	ch, ctx := m.o.Events, m.ctx
+	return func() tea.Msg {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return eventsDone{}
+			}
+			return eventMsg{ev}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// reload reads the conversation list and the open conversation from the
+// store.
+func (m *Model) reload() {
+	convs, err := m.c.Conversations(m.ctx)
+	if err != nil {
+		m.status = "! " + err.Error()
+		return
+	}
+	if m.peer != "" && !containsPeer(convs, m.peer) {
+		convs = append([]client.Conversation{{Peer: m.peer}}, convs...)
+	}
+	m.convs = convs
+	if m.sel >= len(m.convs) {
+		m.sel = max(0, len(m.convs)-1)
+	}
+	if m.peer != "" {
+		hist, err := m.c.History(m.ctx, m.peer, 200)
+		if err != nil {
+			m.status = "! " + err.Error()
+			return
+		}
+		m.hist = hist
+		if m.cursor >= len(m.hist) {
+			m.cursor = -1
+		}
+	}
+}
+
+func containsPeer(cs []client.Conversation, p string) bool {
+	for _, c := range cs {
+		if c.Peer == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Model) open(peer string) {
+	m.peer, m.cursor, m.focus = peer, -1, focusChat
+	m.reload()
+	for i, c := range m.convs {
+		if c.Peer == peer {
+			m.sel = i
+		}
+	}
+}
+
+// markRead marks the open conversation's unread messages read (a read
+// receipt goes out unless switched off).
+func (m *Model) markRead() tea.Cmd {
+	if m.peer == "" || m.focus == focusList {
+		return nil
+	}
+	var ids [][]byte
+	for _, msg := range m.hist {
+		if !msg.Outgoing && !msg.Read && msg.Kind == "" && !msg.Deleted {
+			ids = append(ids, msg.ID)
+			msg.Read = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	c, ctx, peer := m.c, m.ctx, m.peer
+	return func() tea.Msg {
+		return resultMsg{what: "read", err: c.MarkRead(ctx, peer, ids...)}
+	}
+}
+
+// selected is the message commands act on: the one under the cursor, else
+// the newest one of the conversation.
+func (m *Model) selected(own bool) *client.Message {
+	if m.cursor >= 0 && m.cursor < len(m.hist) {
+		return m.hist[m.cursor]
+	}
+	for i := len(m.hist) - 1; i >= 0; i-- {
+		h := m.hist[i]
+		if h.Kind == "" && !h.Deleted && (!own || h.Outgoing) {
+			return h
+		}
+	}
+	return nil
+}
+
+// Update handles a message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.w, m.h = msg.Width, msg.Height
+		m.input.SetWidth(max(10, m.w-4))
+		return m, nil
+	case eventMsg:
+		return m, tea.Batch(m.handleEvent(msg.ev), m.waitEvent())
+	case eventsDone:
+		m.status = "! disconnected"
+		return m, nil
+	case NoticeMsg:
+		m.notices = append(m.notices, msg)
+		return m, nil
+	case ProgressMsg:
+		m.progress[string(msg.ID)] = msg
+		return m, nil
+	case resultMsg:
+		if msg.err != nil {
+			m.status = fmt.Sprintf("! %s: %v", msg.what, msg.err)
+		} else if msg.what != "read" && msg.what != "typing" {
+			m.status = msg.what
+		}
+		m.reload()
+		return m, nil
+	case safetyMsg:
+		if msg.err != nil {
+			m.status = "! safety number: " + msg.err.Error()
+			return m, nil
+		}
+		m.safety, m.focus = msg.sn, focusSafety
+		return m, nil
+	case tickMsg:
+		now := time.Time(msg)
+		for u, until := range m.typing {
+			if now.After(until) {
+				delete(m.typing, u)
+			}
+		}
+		return m, tick()
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return m, cmd
+}
+
+func (m *Model) handleEvent(ev client.Event) tea.Cmd {
+	switch ev.Kind {
+	case client.EventTyping:
+		if ev.Typing {
+			m.typing[ev.User] = time.Now().Add(6 * time.Second)
+		} else {
+			delete(m.typing, ev.User)
+		}
+		return nil
+	case client.EventOrgNotice:
+		if ev.Notice != nil {
+			m.notices = append(m.notices, NoticeMsg{At: ev.Notice.Issued, Text: ev.Notice.Text})
+		}
+		return nil
+	case client.EventIdentityChanged:
+		m.status = fmt.Sprintf("! the safety number with %s changed: ctrl+s to compare it", ev.User)
+	case client.EventError:
+		m.status = fmt.Sprintf("! %v", ev.Err)
+	case client.EventWiped:
+		m.status = "! this device was wiped"
+		m.quit = true
+		return tea.Quit
+	case client.EventMessage:
+		if ev.Message != nil && !ev.Message.Outgoing {
+			delete(m.typing, ev.Message.From)
+		}
+	}
+	m.reload()
+	return m.markRead()
+}
+
+func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	switch k.String() {
+	case "ctrl+c":
+		m.quit = true
+		return m, tea.Quit
+	}
+	if m.focus == focusSafety {
+		switch k.String() {
+		case "esc", "q", "enter":
+			m.focus, m.safety = focusChat, nil
+		}
+		return m, nil
+	}
+	switch k.String() {
+	case "tab":
+		if m.focus == focusList && m.peer != "" {
+			m.focus = focusChat
+			return m, m.markRead()
+		}
+		m.focus = focusList
+		return m, nil
+	case "esc":
+		if m.focus == focusChat && m.cursor >= 0 {
+			m.cursor = -1
+			return m, nil
+		}
+		m.focus = focusList
+		return m, nil
+	case "ctrl+s":
+		if m.peer == "" {
+			return m, nil
+		}
+		c, ctx, peer := m.c, m.ctx, m.peer
+		return m, func() tea.Msg {
+			sn, err := c.SafetyNumber(ctx, peer)
+			return safetyMsg{sn, err}
+		}
+	}
+	if m.focus == focusList {
+		switch k.String() {
+		case "up", "k":
+			m.sel = max(0, m.sel-1)
+		case "down", "j":
+			m.sel = min(len(m.convs)-1, m.sel+1)
+		case "enter":
+			if m.sel < len(m.convs) {
+				m.open(m.convs[m.sel].Peer)
+				return m, m.markRead()
+			}
+		}
+		return m, nil
+	}
+	switch k.String() {
+	case "up":
+		if len(m.hist) == 0 {
+			return m, nil
+		}
+		if m.cursor < 0 {
+			m.cursor = len(m.hist) - 1
+		} else {
+			m.cursor = max(0, m.cursor-1)
+		}
+		return m, nil
+	case "down":
+		if m.cursor >= 0 {
+			m.cursor++
+			if m.cursor >= len(m.hist) {
+				m.cursor = -1
+			}
+		}
+		return m, nil
+	case "enter":
+		line := strings.TrimSpace(m.input.Value())
+		m.input.Reset()
+		if line == "" {
+			return m, nil
+		}
+		return m, m.submit(line)
+	}
+	var cmd tea.Cmd
+	before := m.input.Value()
+	m.input, cmd = m.input.Update(k)
+	if m.input.Value() != before && !strings.HasPrefix(m.input.Value(), "/") && time.Since(m.lastTyping) > 5*time.Second {
+		m.lastTyping = time.Now()
+		c, ctx, peer := m.c, m.ctx, m.peer
+		cmd = tea.Batch(cmd, func() tea.Msg { return resultMsg{what: "typing", err: c.SendTyping(ctx, peer, true)} })
+	}
+	return m, cmd
+}
+
+// submit sends a line or runs a /command on the selected message.
+func (m *Model) submit(line string) tea.Cmd {
+	c, ctx, peer := m.c, m.ctx, m.peer
+	run := func(what string, fn func() error) tea.Cmd {
+		m.cursor = -1
+		return func() tea.Msg { return resultMsg{what: what, err: fn()} }
+	}
+	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
+		text := strings.TrimPrefix(line, "/")
+		m.lastTyping = time.Time{}
+		return run("", func() error { _, err := c.SendText(ctx, peer, text, nil); return err })
+	}
+	cmd, arg, _ := strings.Cut(line[1:], " ")
+	arg = strings.TrimSpace(arg)
+	need := func(own bool) *client.Message {
+		sm := m.selected(own)
+		if sm == nil {
+			m.status = "! no message selected (↑/↓ to select)"
+		}
+		return sm
+	}
+	switch cmd {
+	case "quit", "q":
+		m.quit = true
+		return tea.Quit
+	case "help", "h":
+		m.status = "/reply TEXT  /react EMOJI  /unreact  /edit TEXT  /delete  /timer 1h|off  /search TEXT  /safety  /quit · ↑↓ select · tab list · ctrl+s safety"
+		return nil
+	case "reply", "r":
+		if sm := need(false); sm != nil {
+			return run("replied", func() error { _, err := c.SendText(ctx, peer, arg, sm.ID); return err })
+		}
+	case "react":
+		if sm := need(false); sm != nil {
+			return run("reacted", func() error { return c.React(ctx, peer, sm.ID, arg) })
+		}
+	case "unreact":
+		if sm := need(false); sm != nil {
+			return run("reaction removed", func() error { return c.React(ctx, peer, sm.ID, "") })
+		}
+	case "edit", "e":
+		if sm := need(true); sm != nil {
+			return run("edited", func() error { return c.Edit(ctx, peer, sm.ID, arg) })
+		}
+	case "delete", "del":
+		if sm := need(true); sm != nil {
+			return run("deleted for everyone", func() error { return c.DeleteForEveryone(ctx, peer, sm.ID) })
+		}
+	case "timer":
+		var d time.Duration
+		if arg != "off" {
+			var err error
+			if d, err = time.ParseDuration(arg); err != nil || d <= 0 {
+				m.status = "! /timer takes a duration (30s, 1h, 168h) or off"
+				return nil
+			}
+		}
+		return run("timer set", func() error { return c.SetTimer(ctx, peer, d) })
+	case "search":
+		found, err := c.Search(ctx, arg, 5)
+		if err != nil {
+			m.status = "! " + err.Error()
+			return nil
+		}
+		var parts []string
+		for _, f := range found {
+			parts = append(parts, f.Peer+": "+excerpt(f.Text, 30))
+		}
+		m.status = fmt.Sprintf("%d found: %s", len(found), strings.Join(parts, " | "))
+	case "safety":
+		return func() tea.Msg {
+			sn, err := c.SafetyNumber(ctx, peer)
+			return safetyMsg{sn, err}
+		}
+	default:
+		m.status = "! unknown command /" + cmd + " (/help)"
+	}
+	return nil
+}
+
+func excerpt(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// Quit reports whether the user asked to quit.
+func (m *Model) Quit() bool { return m.quit }
+
+var (
+	bold    = lipgloss.NewStyle().Bold(true)
+	faint   = lipgloss.NewStyle().Faint(true)
+	reverse = lipgloss.NewStyle().Reverse(true)
+)

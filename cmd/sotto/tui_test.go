@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxTerm drives one real 80x24 terminal in a private tmux server.
+type tmuxTerm struct {
+	t      *testing.T
+	socket string
+	name   string
+}
+
+func (tm *tmuxTerm) tmux(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", tm.socket, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	if err != nil {
+		tm.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// keys types text (literally) or named keys (Enter, C-s, C-c...).
+func (tm *tmuxTerm) keys(keys ...string) {
+	tm.t.Helper()
+	for _, k := range keys {
+		if strings.HasPrefix(k, "lit:") {
+			tm.tmux("send-keys", "-t", tm.name, "-l", strings.TrimPrefix(k, "lit:"))
+		} else {
+			tm.tmux("send-keys", "-t", tm.name, k)
+		}
+	}
+}
+
+func (tm *tmuxTerm) screen() string {
+	tm.t.Helper()
+	return tm.tmux("capture-pane", "-p", "-t", tm.name)
+}
+
+// waitFor waits until every want appears on the screen.
+func (tm *tmuxTerm) waitFor(want ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := tm.screen()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("%s's screen never showed %q; it shows:\n%s", tm.name, want, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChatAppInTerminal runs `sotto chat` for two users in real terminals
+// (tmux, 80x24) and asserts what their screens show as a person would see
+// it: a typed message appears on the other side, the read mark comes back,
+// reactions, edits, replies, the unread count and the safety-number screen
+// with its QR code.
+func TestChatAppInTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and terminals")
+	}
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed")
+	}
+	sottod := buildSottod(t)
+	dir := t.TempDir()
+	sotto := filepath.Join(dir, "sotto")
+	if out, err := exec.Command("go", "build", "-o", sotto, "sotto/cmd/sotto").CombinedOutput(); err != nil {
+		t.Fatalf("go build sotto: %v\n%s", err, out)
+	}
+	r := &relayProc{bin: sottod, data: filepath.Join(dir, "relay"), addr: "127.0.0.1:0"}
+	if err := os.MkdirAll(r.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	out, err := exec.Command(sottod, "admin", "codes", "create", "-data", r.data, "-seats", "2", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal(out, &code); err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		cmd := exec.Command(sotto, "--home", filepath.Join(dir, u), "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr,
+			"--code", code.Code, "--user", u, "--argon2-memory", "8", "--argon2-time", "1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("enroll %s: %v\n%s", u, err, out)
+		}
+	}
+	// Bob needs a conversation to list: Alice writes first, from the CLI.
+	if out, err := exec.Command(sotto, "--home", filepath.Join(dir, "alice"), "--passphrase-file", pass, "send", "bob", "hi bob").CombinedOutput(); err != nil {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+
+	socket := fmt.Sprintf("sotto-tui-%d", os.Getpid())
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
+	term := func(user, args string) *tmuxTerm {
+		tm := &tmuxTerm{t: t, socket: socket, name: user}
+		shell := fmt.Sprintf("TERM=xterm-256color NO_COLOR=1 %s --home %s --passphrase-file %s chat %s 2>%s; sleep 600",
+			sotto, filepath.Join(dir, user), pass, args, filepath.Join(dir, user+".stderr"))
+		tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", user, shell)
+		return tm
+	}
+	alice := term("alice", "bob")
+	bob := term("bob", "")
+
+	// Bob starts on the conversation list, with one unread message.
+	bob.waitFor("Conversations", "alice (1)")
+	alice.waitFor("chat with bob", "me: hi bob")
+	// He opens it: the message shows, and Alice sees it read.
+	bob.keys("Enter")
+	bob.waitFor("alice: hi bob")
+	alice.waitFor("me: hi bob ✓✓ read")
+
+	// A message typed on one side appears on the other.
+	alice.keys("lit:lunch at noon?", "Enter")
+	bob.waitFor("alice: lunch at noon?")
+	alice.waitFor("me: lunch at noon? ✓✓ read")
+
+	// Bob reacts and replies to the newest message; Alice edits hers.
+	bob.keys("lit:/react +1", "Enter")
+	alice.waitFor("lunch at noon? [+1 bob]")
+	bob.keys("lit:/reply sure", "Enter")
+	alice.waitFor("┌ re alice: lunch at noon?", "bob: sure")
+	alice.keys("lit:/edit lunch at one?", "Enter")
+	bob.waitFor("alice: lunch at one? (edited) [+1 bob]")
+
+	// Up selects an older message: Alice deletes her first one for everyone.
+	alice.keys("Up", "Up", "Up")
+	s := alice.waitFor("> ")
+	if !strings.Contains(s, "> ") {
+		t.Fatalf("no selection shown:\n%s", s)
+	}
+	alice.keys("lit:/delete", "Enter")
+	bob.waitFor("alice: (this message was deleted)")
+
+	// Disappearing messages: the change shows on both sides.
+	bob.keys("lit:/timer 1h", "Enter")
+	alice.waitFor("bob set disappearing messages: 1h0m0s", "⏱ 1h0m0s")
+
+	// The safety-number screen: digits and a QR code, readable at 80x24.
+	bob.keys("C-s")
+	s = bob.waitFor("Safety number with alice", "not verified", "sotto verify alice --accept")
+	t.Logf("bob's safety-number screen:\n%s", s)
+	if !strings.ContainsAny(s, "█▀▄") {
+		t.Fatalf("no QR code on the safety-number screen:\n%s", s)
+	}
+	bob.keys("Escape")
+	bob.waitFor("chat with alice")
+
+	t.Logf("alice's screen:\n%s", alice.screen())
+	alice.keys("C-c")
+	bob.keys("C-c")
+	for _, u := range []string{"alice", "bob"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, u+".stderr")); len(b) > 0 {
+			t.Errorf("%s's chat wrote to stderr: %s", u, b)
+		}
+	}
+}
