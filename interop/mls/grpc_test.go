@@ -330,3 +330,95 @@ func TestGRPCWelcomeWithPSK(t *testing.T) {
 	handleCommit(ctx, t, alice, cr.Commit, auth)
 	exchange(ctx, t, alice, bob, "with psk", "")
 }
+
+// TestGRPCReInit follows the runner's reinit/change_ciphersuite script:
+// bob proposes a ReInit to a new group id and suite, alice commits it,
+// alice creates the successor and bob joins it from the Welcome; then a
+// new-member Add proposal brings carol into the successor.
+func TestGRPCReInit(t *testing.T) {
+	ctx := context.Background()
+	alice := &actor{name: "alice", rpc: startServer(t)}
+	bob := &actor{name: "bob", rpc: startServer(t)}
+	carol := &actor{name: "carol", rpc: bob.rpc}
+	cg, err := alice.rpc.CreateGroup(ctx, &mlsclient.CreateGroupRequest{GroupId: []byte("old"), CipherSuite: 1, Identity: []byte("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.state = cg.StateId
+	kp, err := bob.rpc.CreateKeyPackage(ctx, &mlsclient.CreateKeyPackageRequest{CipherSuite: 1, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := alice.rpc.Commit(ctx, &mlsclient.CommitRequest{StateId: alice.state, ByValue: []*mlsclient.ProposalDescription{{ProposalType: []byte("add"), KeyPackage: kp.KeyPackage}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyPending(ctx, t, alice)
+	jr, err := bob.rpc.JoinGroup(ctx, &mlsclient.JoinGroupRequest{TransactionId: kp.TransactionId, Welcome: cr.Welcome, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.state = jr.StateId
+
+	const newSuite = 3
+	prop, err := bob.rpc.ReInitProposal(ctx, &mlsclient.ReInitProposalRequest{StateId: bob.state, CipherSuite: newSuite, GroupId: []byte("new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err = alice.rpc.ReInitCommit(ctx, &mlsclient.CommitRequest{StateId: alice.state, ByReference: [][]byte{prop.Proposal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := alice.rpc.HandlePendingReInitCommit(ctx, &mlsclient.HandlePendingCommitRequest{StateId: alice.state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := bob.rpc.HandleReInitCommit(ctx, &mlsclient.HandleCommitRequest{StateId: bob.state, Proposal: [][]byte{prop.Proposal}, Commit: cr.Commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ra.EpochAuthenticator, rb.EpochAuthenticator) {
+		t.Fatal("members disagree on the epoch of the ReInit commit")
+	}
+	if _, err := alice.rpc.Protect(ctx, &mlsclient.ProtectRequest{StateId: alice.state, Plaintext: []byte("x")}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Protect in a group closed by ReInit: got %v, want FailedPrecondition", err)
+	}
+	wr, err := alice.rpc.ReInitWelcome(ctx, &mlsclient.ReInitWelcomeRequest{ReinitId: ra.ReinitId, KeyPackage: [][]byte{rb.KeyPackage}, ExternalTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.state = wr.StateId
+	hr, err := bob.rpc.HandleReInitWelcome(ctx, &mlsclient.HandleReInitWelcomeRequest{ReinitId: rb.ReinitId, Welcome: wr.Welcome, RatchetTree: wr.RatchetTree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.state = hr.StateId
+	if !bytes.Equal(hr.EpochAuthenticator, wr.EpochAuthenticator) {
+		t.Fatal("members disagree on the successor's epoch")
+	}
+	exchange(ctx, t, bob, alice, "in the new group", "")
+
+	gi, err := alice.rpc.GroupInfo(ctx, &mlsclient.GroupInfoRequest{StateId: alice.state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	np, err := carol.rpc.NewMemberAddProposal(ctx, &mlsclient.NewMemberAddProposalRequest{GroupInfo: gi.GroupInfo, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err = alice.rpc.Commit(ctx, &mlsclient.CommitRequest{StateId: alice.state, ByReference: [][]byte{np.Proposal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := applyPending(ctx, t, alice)
+	handleCommit(ctx, t, bob, cr.Commit, auth, np.Proposal)
+	jc, err := carol.rpc.JoinGroup(ctx, &mlsclient.JoinGroupRequest{TransactionId: np.TransactionId, Welcome: cr.Welcome, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.state = jc.StateId
+	if !bytes.Equal(jc.EpochAuthenticator, auth) {
+		t.Fatal("carol disagrees on the epoch after her new-member proposal was committed")
+	}
+	exchange(ctx, t, carol, alice, "hello", "")
+}
