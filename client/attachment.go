@@ -108,6 +108,12 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	if _, err := c.connection(); err != nil {
 		return nil, err
 	}
+	// Refuse before uploading what could not be sent.
+	if rec, err := loadIdentity(ctx, c.db, user); err != nil {
+		return nil, err
+	} else if rec != nil && rec.Changed {
+		return nil, &IdentityChangedError{User: user}
+	}
 	ptr, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
 	if err != nil {
 		return nil, err

@@ -493,6 +493,17 @@ func TestBlobAPIAuthorization(t *testing.T) {
 	if resp := do("GET", "/v1/blobs/"+hex.EncodeToString(unknown[:]), bobTok, nil, ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown blob: %s", resp.Status)
 	}
+	// A revoked device's token stops working for uploads at once.
+	acct, err := r.store.AccountByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Revoke(ctx, relay.DeviceAddr{Account: acct.ID, Device: alice.DeviceID()}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := do("POST", "/v1/blobs", aliceTok, map[string]string{"Blob-Length": "10"}, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("revoked device: %s", resp.Status)
+	}
 	// The counters moved.
 	resp, err = http.Get(r.url + "/metrics")
 	if err != nil {

@@ -335,6 +335,21 @@ func (b *blobService) auth(r *http.Request) (blobToken, error) {
 	return b.verify(tok)
 }
 
+// authWriter authenticates a request that stores data: the device must
+// still exist and not be revoked (tokens outlive a revocation by up to
+// TokenTTL otherwise).
+func (b *blobService) authWriter(r *http.Request) (blobToken, error) {
+	t, err := b.auth(r)
+	if err != nil {
+		return t, err
+	}
+	d, err := b.s.dir.Device(r.Context(), t.dev)
+	if errors.Is(err, ErrNotFound) || (err == nil && d.Revoked) {
+		return t, ErrUnauthenticated
+	}
+	return t, err
+}
+
 // blob loads the record named in the path, refusing expired ones.
 func (b *blobService) blob(r *http.Request) (Blob, error) {
 	id, err := ParseBlobID(r.PathValue("id"))
@@ -352,7 +367,7 @@ func (b *blobService) blob(r *http.Request) (Blob, error) {
 }
 
 func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
-	t, err := b.auth(r)
+	t, err := b.authWriter(r)
 	if err == nil && !t.upload {
 		err = fmt.Errorf("%w: subscription expired", ErrForbidden)
 	}
@@ -413,7 +428,7 @@ func (b *blobService) finish(id BlobID) error {
 }
 
 func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
-	t, err := b.auth(r)
+	t, err := b.authWriter(r)
 	if err != nil {
 		b.fail(w, err)
 		return
