@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
 
 	"sotto/client/transport"
 	"sotto/relay"
@@ -767,4 +771,25 @@ func TestLoginTimeout(t *testing.T) {
 		t.Fatalf("authenticated connection closed: %v", err)
 	}
 	_ = d
+}
+
+// TestNewerRelayVersion: a relay speaking another protocol version ends
+// the connection with an error that names the version.
+func TestNewerRelayVersion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		b, _ := proto.Marshal(&wire.Frame{Version: wire.Version + 1, Kind: &wire.Frame_Push{Push: &wire.Push{}}})
+		c.Write(r.Context(), websocket.MessageBinary, b)
+		c.Read(r.Context())
+	}))
+	defer srv.Close()
+	_, err := transport.Dial(context.Background(), srv.URL, transport.Options{})
+	var ve *wire.VersionError
+	if !errors.As(err, &ve) || ve.Got != wire.Version+1 || !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
 }

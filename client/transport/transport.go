@@ -133,7 +133,9 @@ func (c *Conn) ProvisioningMessages() <-chan []byte { return c.prov.out }
 // Done is closed when the connection has ended; Err then says why.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err returns why the connection ended, or nil while it is open.
+// Err returns why the connection ended, or nil while it is open. It
+// wraps ErrClosed and the cause (a *wire.VersionError when the relay
+// speaks a newer protocol).
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -226,7 +228,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 		}
 	}
 	c.mu.Lock()
-	c.err = fmt.Errorf("%w: %v", ErrClosed, err)
+	c.err = fmt.Errorf("%w: %w", ErrClosed, err) // errors.As finds e.g. a *wire.VersionError
 	c.mu.Unlock()
 	close(c.done)
 	c.ws.CloseNow()
