@@ -351,6 +351,7 @@ type Request struct {
 	//	*Request_OrgKey
 	//	*Request_OrgPublish
 	//	*Request_OrgWipeConfirm
+	//	*Request_OrgDocuments
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -589,6 +590,15 @@ func (x *Request) GetOrgWipeConfirm() *OrgWipeConfirmRequest {
 	return nil
 }
 
+func (x *Request) GetOrgDocuments() *OrgDocumentsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgDocuments); ok {
+			return x.OrgDocuments
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -680,6 +690,10 @@ type Request_OrgWipeConfirm struct {
 	OrgWipeConfirm *OrgWipeConfirmRequest `protobuf:"bytes,72,opt,name=org_wipe_confirm,json=orgWipeConfirm,proto3,oneof"`
 }
 
+type Request_OrgDocuments struct {
+	OrgDocuments *OrgDocumentsRequest `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -722,6 +736,8 @@ func (*Request_OrgPublish) isRequest_Body() {}
 
 func (*Request_OrgWipeConfirm) isRequest_Body() {}
 
+func (*Request_OrgDocuments) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -755,6 +771,7 @@ type Response struct {
 	//	*Response_OrgKey
 	//	*Response_OrgPublish
 	//	*Response_OrgWipeConfirm
+	//	*Response_OrgDocuments
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1021,6 +1038,15 @@ func (x *Response) GetOrgWipeConfirm() *OrgWipeConfirmResponse {
 	return nil
 }
 
+func (x *Response) GetOrgDocuments() *OrgDocumentsResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgDocuments); ok {
+			return x.OrgDocuments
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1112,6 +1138,10 @@ type Response_OrgWipeConfirm struct {
 	OrgWipeConfirm *OrgWipeConfirmResponse `protobuf:"bytes,72,opt,name=org_wipe_confirm,json=orgWipeConfirm,proto3,oneof"`
 }
 
+type Response_OrgDocuments struct {
+	OrgDocuments *OrgDocumentsResponse `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1153,6 +1183,8 @@ func (*Response_OrgKey) isResponse_Body() {}
 func (*Response_OrgPublish) isResponse_Body() {}
 
 func (*Response_OrgWipeConfirm) isResponse_Body() {}
+
+func (*Response_OrgDocuments) isResponse_Body() {}
 
 // Push is sent by the relay unprompted.
 type Push struct {
@@ -4078,6 +4110,99 @@ func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
 	return file_wire_wire_proto_rawDescGZIP(), []int{55}
 }
 
+// OrgDocumentsRequest fetches what the relay keeps of the organization's
+// documents for devices that missed the fan-out (enrolled later, or
+// offline past the mailbox TTL): the latest policy and, when username is
+// set, that user's latest membership certificate. Clients verify them
+// like any other.
+type OrgDocumentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgDocumentsRequest) Reset() {
+	*x = OrgDocumentsRequest{}
+	mi := &file_wire_wire_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgDocumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgDocumentsRequest) ProtoMessage() {}
+
+func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
+func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *OrgDocumentsRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type OrgDocumentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Documents     []*OrgDocument         `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgDocumentsResponse) Reset() {
+	*x = OrgDocumentsResponse{}
+	mi := &file_wire_wire_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgDocumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgDocumentsResponse) ProtoMessage() {}
+
+func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
+func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -4089,7 +4214,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\x93\v\n" +
+	"\x04kind\"\xdb\v\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -4118,8 +4243,9 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\aorg_key\x18F \x01(\v2\x19.sotto.wire.OrgKeyRequestH\x00R\x06orgKey\x12@\n" +
 	"\vorg_publish\x18G \x01(\v2\x1d.sotto.wire.OrgPublishRequestH\x00R\n" +
 	"orgPublish\x12M\n" +
-	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirmB\x06\n" +
-	"\x04body\"\xa4\f\n" +
+	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirm\x12F\n" +
+	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocumentsB\x06\n" +
+	"\x04body\"\xed\f\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -4152,7 +4278,8 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\aorg_key\x18F \x01(\v2\x1a.sotto.wire.OrgKeyResponseH\x00R\x06orgKey\x12A\n" +
 	"\vorg_publish\x18G \x01(\v2\x1e.sotto.wire.OrgPublishResponseH\x00R\n" +
 	"orgPublish\x12N\n" +
-	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirmB\x06\n" +
+	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirm\x12G\n" +
+	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocumentsB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -4348,7 +4475,11 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\n" +
 	"order_hash\x18\x01 \x01(\fR\torderHash\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x18\n" +
-	"\x16OrgWipeConfirmResponse*\x8c\x02\n" +
+	"\x16OrgWipeConfirmResponse\"1\n" +
+	"\x13OrgDocumentsRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"M\n" +
+	"\x14OrgDocumentsResponse\x125\n" +
+	"\tdocuments\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\tdocuments*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -4391,7 +4522,7 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                // 1: sotto.wire.EnvelopeType
@@ -4452,6 +4583,8 @@ var file_wire_wire_proto_goTypes = []any{
 	(*OrgPublishResponse)(nil),       // 56: sotto.wire.OrgPublishResponse
 	(*OrgWipeConfirmRequest)(nil),    // 57: sotto.wire.OrgWipeConfirmRequest
 	(*OrgWipeConfirmResponse)(nil),   // 58: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),      // 59: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),     // 60: sotto.wire.OrgDocumentsResponse
 }
 var file_wire_wire_proto_depIdxs = []int32{
 	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -4478,54 +4611,57 @@ var file_wire_wire_proto_depIdxs = []int32{
 	53, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
 	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
 	57, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	0,  // 24: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 25: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 26: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 27: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 28: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 29: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 30: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 31: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 32: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 33: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 34: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 35: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 36: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 37: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 38: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 39: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 40: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 41: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 42: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 43: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	54, // 44: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	56, // 45: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	58, // 46: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	7,  // 47: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 48: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 49: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 50: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 51: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 52: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 53: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 54: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 55: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 56: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 57: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 58: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 59: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 60: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	22, // 61: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	27, // 62: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 63: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 64: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 65: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 66: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	59, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	0,  // 25: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30, // 26: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 27: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 28: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 29: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 30: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 31: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 32: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 33: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 34: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 35: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 36: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 37: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 38: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 39: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 40: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 41: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 42: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 43: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 44: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	54, // 45: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	56, // 46: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	58, // 47: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	60, // 48: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	7,  // 49: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 50: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 51: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 52: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 53: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 54: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 55: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 56: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 57: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 58: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 59: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 60: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 61: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 62: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	22, // 63: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	27, // 64: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 65: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 66: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 67: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 68: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	52, // 69: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -4560,6 +4696,7 @@ func file_wire_wire_proto_init() {
 		(*Request_OrgKey)(nil),
 		(*Request_OrgPublish)(nil),
 		(*Request_OrgWipeConfirm)(nil),
+		(*Request_OrgDocuments)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -4583,6 +4720,7 @@ func file_wire_wire_proto_init() {
 		(*Response_OrgKey)(nil),
 		(*Response_OrgPublish)(nil),
 		(*Response_OrgWipeConfirm)(nil),
+		(*Response_OrgDocuments)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
@@ -4596,7 +4734,7 @@ func file_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
