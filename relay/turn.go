@@ -83,7 +83,7 @@ type TURNServerConfig struct {
 // relay. It sees only SRTP/DTLS packets it cannot decrypt.
 type TURNServer struct {
 	srv *turn.Server
-	udp net.PacketConn
+	udp []net.PacketConn
 	tcp net.Listener
 }
 
@@ -138,12 +138,14 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: auth}
 	var lc net.ListenConfig
 	if cfg.UDPAddr != "" {
-		pc, err := lc.ListenPacket(ctx, "udp4", cfg.UDPAddr)
+		pcs, err := listenTURNUDP(ctx, cfg.UDPAddr)
 		if err != nil {
 			return nil, fmt.Errorf("relay: turn: %w", err)
 		}
-		ts.udp = pc
-		sc.PacketConnConfigs = []turn.PacketConnConfig{{PacketConn: pc, RelayAddressGenerator: gen()}}
+		ts.udp = pcs
+		for _, pc := range pcs {
+			sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: gen()})
+		}
 	}
 	if cfg.TCPAddr != "" {
 		l, err := lc.Listen(ctx, "tcp4", cfg.TCPAddr)
@@ -164,8 +166,8 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 }
 
 func (t *TURNServer) closeListeners() {
-	if t.udp != nil {
-		t.udp.Close()
+	for _, pc := range t.udp {
+		pc.Close()
 	}
 	if t.tcp != nil {
 		t.tcp.Close()
@@ -174,10 +176,10 @@ func (t *TURNServer) closeListeners() {
 
 // UDPAddr is the UDP listen address ("" when off).
 func (t *TURNServer) UDPAddr() string {
-	if t.udp == nil {
+	if len(t.udp) == 0 {
 		return ""
 	}
-	return t.udp.LocalAddr().String()
+	return t.udp[0].LocalAddr().String()
 }
 
 // TCPAddr is the TCP listen address ("" when off).
