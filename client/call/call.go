@@ -193,6 +193,10 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	}
+	if opts.RelayOnly {
+		// Only relayed pairs exist: no reason to wait for better ones.
+		se.SetRelayAcceptanceMinWait(0)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
 	cfg := webrtc.Configuration{}
 	if len(urls) > 0 {
