@@ -190,6 +190,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.conn = conn
 	c.expired = resp.SubscriptionExpired
 	c.noteSubscription(ctx, resp.SubscriptionExpiresMs)
+	c.syncOrg(ctx, conn)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.idle = nil

@@ -237,68 +237,63 @@ func (c *Client) IsMember(ctx context.Context, user string) (bool, error) {
 	return cert.Covers(user, key, c.opts.Now()), nil
 }
 
-// handleOrgEnvelope processes an ORG_DOCUMENT envelope; it reports whether
-// the receive loop must stop (the device was wiped).
-func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) (stop bool) {
-	ack := func() {
-		if !noAck {
-			if err := conn.Ack(ctx, env.Id); err != nil {
-				c.log.Warn("ack failed", "err", err)
-			}
-		}
-	}
-	reject := func(err error) bool {
-		c.countRejected(ctx)
-		c.log.Warn("organization document rejected", "err", err)
-		c.emit(Event{Kind: EventOrgRejected, Err: err})
-		ack()
-		return false
-	}
-	doc, err := org.DecodeDocument(env.Content)
-	if err != nil {
-		return reject(err)
-	}
+// orgOutcome is what applying one org document came to.
+type orgOutcome int
+
+const (
+	orgApplied   orgOutcome = iota // verified and applied (or already known)
+	orgRejected                    // failed verification: drop and count
+	orgTransient                   // not processed (store or relay failure): retry later
+	orgWipe                        // a verified wipe order for this device
+)
+
+// applyOrgDocument verifies doc and applies it. synced marks documents
+// fetched from the relay's store rather than pushed: seen again on every
+// connection, their being stale is no attack.
+func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc *wire.OrgDocument, synced bool) (orgOutcome, error) {
 	key, err := c.orgKey(ctx, conn)
 	switch {
 	case errors.Is(err, ErrNoOrg), errors.Is(err, org.ErrKeyMismatch):
-		return reject(err)
+		return orgRejected, err
 	case err != nil:
-		c.log.Warn("organization document left queued", "err", err)
-		return false
+		return orgTransient, err
 	}
 	switch doc.Kind {
 	case wire.OrgDocumentKind_ORG_NOTICE:
 		n, err := org.OpenNotice(key, doc)
 		if err != nil {
-			return reject(err)
+			return orgRejected, err
 		}
 		rec := Notice{Seq: n.Seq, Issued: time.UnixMilli(n.IssuedMs), Received: c.opts.Now(), Text: n.Text}
 		seqKey := binary.BigEndian.AppendUint64(nil, n.Seq)
 		old, err := getOpt(ctx, c.db, tblOrgNotices, string(seqKey))
 		if err != nil {
-			return false
+			return orgTransient, err
 		}
 		if old == nil {
 			b, _ := json.Marshal(rec)
 			if err := c.db.Put(ctx, tblOrgNotices, seqKey, b); err != nil {
-				return false
+				return orgTransient, err
 			}
 			c.emit(Event{Kind: EventOrgNotice, Notice: &rec})
 		}
 	case wire.OrgDocumentKind_ORG_POLICY:
 		p, err := org.OpenPolicy(key, doc)
 		if err != nil {
-			return reject(err)
+			return orgRejected, err
 		}
 		cur, err := c.OrgPolicy(ctx)
 		if err != nil {
-			return false
+			return orgTransient, err
 		}
 		if cur != nil && p.Version <= cur.Version {
-			return reject(fmt.Errorf("%w: policy version %d, in force %d", org.ErrStale, p.Version, cur.Version))
+			if synced {
+				return orgApplied, nil
+			}
+			return orgRejected, fmt.Errorf("%w: policy version %d, in force %d", org.ErrStale, p.Version, cur.Version)
 		}
 		if err := c.db.Put(ctx, tblOrg, []byte("policy"), doc.Body); err != nil {
-			return false
+			return orgTransient, err
 		}
 		if err := c.db.SetWipeAfter(p.UnlockLimit()); err != nil {
 			c.log.Warn("applying the failed-unlock limit", "err", err)
@@ -307,42 +302,105 @@ func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, en
 	case wire.OrgDocumentKind_ORG_CERTIFICATE:
 		cert, err := org.OpenCertificate(key, doc)
 		if err != nil {
-			return reject(err)
+			return orgRejected, err
 		}
-		if old, err := getOpt(ctx, c.db, tblOrgCerts, cert.Username); err == nil && old != nil {
+		old, err := getOpt(ctx, c.db, tblOrgCerts, cert.Username)
+		if err != nil {
+			return orgTransient, err
+		}
+		if old != nil {
 			var prev org.Certificate
-			if proto.Unmarshal(old, &prev) == nil && prev.IssuedMs > cert.IssuedMs {
-				ack()
-				return false // an older certificate
+			if proto.Unmarshal(old, &prev) == nil && prev.IssuedMs >= cert.IssuedMs {
+				return orgApplied, nil // not newer
 			}
 		}
 		if err := c.db.Put(ctx, tblOrgCerts, []byte(cert.Username), doc.Body); err != nil {
-			return false
+			return orgTransient, err
 		}
 	case wire.OrgDocumentKind_ORG_WIPE:
 		w, err := org.OpenWipe(key, doc)
 		if err != nil {
-			return reject(err)
+			return orgRejected, err
 		}
 		self := org.Enrollment{Username: c.acct.Username, DeviceID: c.acct.DeviceID,
 			RegistrationID: c.acct.RegistrationID, IdentityKey: c.IdentityKey()}
 		if err := w.Targets(self, c.opts.Now()); err != nil {
-			return reject(err)
+			return orgRejected, err
 		}
-		ack()
-		msg, hash := org.ConfirmMessage(doc.Body)
-		c.cryptoMu.Lock()
-		sig := ed25519.Sign(c.acct.deviceKey(), msg)
-		c.cryptoMu.Unlock()
-		if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgWipeConfirm{
-			OrgWipeConfirm: &wire.OrgWipeConfirmRequest{OrderHash: hash, Signature: sig}}}); err != nil {
-			c.log.Warn("wipe confirmation not delivered; wiping anyway", "err", err)
-		}
-		c.wipeSelf(0)
-		return true
+		return orgWipe, nil
+	default:
+		return orgRejected, org.ErrWrongKind
 	}
-	ack()
-	return false
+	return orgApplied, nil
+}
+
+func (c *Client) rejectOrg(ctx context.Context, err error) {
+	c.countRejected(ctx)
+	c.log.Warn("organization document rejected", "err", err)
+	c.emit(Event{Kind: EventOrgRejected, Err: err})
+}
+
+// handleOrgEnvelope processes an ORG_DOCUMENT envelope; it reports whether
+// the receive loop must stop (the device was wiped).
+func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, env *wire.Envelope, noAck bool) (stop bool) {
+	doc, err := org.DecodeDocument(env.Content)
+	outcome := orgRejected
+	if err == nil {
+		outcome, err = c.applyOrgDocument(ctx, conn, doc, false)
+	}
+	switch outcome {
+	case orgTransient:
+		c.log.Warn("organization document left queued", "err", err)
+		return false
+	case orgRejected:
+		c.rejectOrg(ctx, err)
+	}
+	if !noAck {
+		if err := conn.Ack(ctx, env.Id); err != nil {
+			c.log.Warn("ack failed", "err", err)
+		}
+	}
+	if outcome != orgWipe {
+		return false
+	}
+	msg, hash := org.ConfirmMessage(doc.Body)
+	c.cryptoMu.Lock()
+	sig := ed25519.Sign(c.acct.deviceKey(), msg)
+	c.cryptoMu.Unlock()
+	if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgWipeConfirm{
+		OrgWipeConfirm: &wire.OrgWipeConfirmRequest{OrderHash: hash, Signature: sig}}}); err != nil {
+		c.log.Warn("wipe confirmation not delivered; wiping anyway", "err", err)
+	}
+	c.wipeSelf(0)
+	return true
+}
+
+// syncOrg fetches, on connecting, what the relay keeps of the
+// organization's documents (the latest policy, this account's
+// certificate), for a device that missed their fan-out. Failures only
+// delay it to the next connection.
+func (c *Client) syncOrg(ctx context.Context, conn *transport.Conn) {
+	if fp, err := c.OrgFingerprint(ctx); err != nil || fp == "" {
+		return
+	}
+	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgDocuments{
+		OrgDocuments: &wire.OrgDocumentsRequest{Username: c.acct.Username}}})
+	if err != nil {
+		c.log.Info("organization documents not fetched", "err", err)
+		return
+	}
+	for _, d := range resp.GetOrgDocuments().GetDocuments() {
+		if d.Kind != wire.OrgDocumentKind_ORG_POLICY && d.Kind != wire.OrgDocumentKind_ORG_CERTIFICATE {
+			c.rejectOrg(ctx, fmt.Errorf("%w: %v from the relay's store", org.ErrWrongKind, d.Kind))
+			continue
+		}
+		switch outcome, err := c.applyOrgDocument(ctx, conn, d, true); outcome {
+		case orgRejected:
+			c.rejectOrg(ctx, err)
+		case orgTransient:
+			c.log.Info("organization document not applied", "err", err)
+		}
+	}
 }
 
 // ---- the admin's side: the org private key ----
@@ -465,17 +523,27 @@ func (c *Client) PublishNotice(ctx context.Context, text string) (int, error) {
 func (c *Client) PublishPolicy(ctx context.Context, p *org.Policy) (int, error) {
 	p = proto.Clone(p).(*org.Policy)
 	if p.Version == 0 {
+		// After both the version in force and the last one published
+		// from here (which may not have come back yet).
 		cur, err := c.OrgPolicy(ctx)
 		if err != nil {
 			return 0, err
 		}
-		p.Version = 1
-		if cur != nil {
-			p.Version = cur.Version + 1
+		last, err := getOpt(ctx, c.db, tblOrg, "policy-published")
+		if err != nil {
+			return 0, err
+		}
+		p.Version = cur.GetVersion() + 1
+		if len(last) == 8 && binary.BigEndian.Uint64(last) >= p.Version {
+			p.Version = binary.BigEndian.Uint64(last) + 1
 		}
 	}
 	p.IssuedMs = c.opts.Now().UnixMilli()
-	return c.publish(ctx, wire.OrgDocumentKind_ORG_POLICY, p, "", 0)
+	n, err := c.publish(ctx, wire.OrgDocumentKind_ORG_POLICY, p, "", 0)
+	if err != nil {
+		return 0, err
+	}
+	return n, c.db.Put(ctx, tblOrg, []byte("policy-published"), binary.BigEndian.AppendUint64(nil, p.Version))
 }
 
 // OrgWipe signs a wipe order for one device of user, bound to its current
@@ -546,7 +614,7 @@ func (c *Client) Certify(ctx context.Context, user string, validity time.Duratio
 	}
 	now := c.opts.Now()
 	return c.publish(ctx, wire.OrgDocumentKind_ORG_CERTIFICATE, &org.Certificate{Username: normalize(user), IdentityKey: idKey,
-		IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli()}, "", 0)
+		IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(validity).UnixMilli()}, normalize(user), 0)
 }
 
 // ---- subscription ----

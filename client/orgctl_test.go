@@ -598,3 +598,44 @@ func TestDeviceOrderExpires(t *testing.T) {
 		t.Fatalf("wiped by device %d", e.Device)
 	}
 }
+
+// A device enrolled after the policy and its certificate went out gets
+// them from the relay's store when it connects.
+func TestLateDeviceGetsPolicyAndCertificate(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 6, AttachmentsDisabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 5, AttachmentsDisabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	code := w.orgCode(t)
+	frank := w.enrollAt(t, w.purl, code, "frank")
+	if _, err := w.admin.Certify(ctx, "frank", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	frank.c.Close()
+	// Frank's queued copies are lost (a relay dropped them, or the TTL passed).
+	acct, err := w.r.store.AccountByName(ctx, "frank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.r.store.DeleteDevice(ctx, relay.DeviceAddr{Account: acct.ID, Device: 1}); err != nil {
+		t.Fatal(err)
+	}
+	frank.reopen(t, true)
+	p, err := frank.c.OrgPolicy(ctx)
+	if err != nil || p == nil || p.Version != 2 || p.AttachmentsAllowed() {
+		t.Fatalf("late device's policy: %v %v", p, err)
+	}
+	if lp, _ := frank.c.Policy(); lp.WipeAfter != 5 {
+		t.Fatalf("failed-unlock limit %d, want 5", lp.WipeAfter)
+	}
+	if ok, err := frank.c.IsMember(ctx, "frank"); err != nil || !ok {
+		t.Fatalf("own certificate not fetched: %v %v", ok, err)
+	}
+	// Seen again on the next connection: nothing counted as rejected.
+	frank.reopen(t, true)
+	rejected(t, frank, 0)
+}

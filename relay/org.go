@@ -27,6 +27,18 @@ type OrgKeyStore interface {
 	SetOrgKey(ctx context.Context, key []byte) error
 }
 
+// OrgDocumentStore is implemented by directories that keep the latest
+// org documents for devices that missed their fan-out.
+type OrgDocumentStore interface {
+	// PutOrgDocument keeps doc (an encoded wire.OrgDocument) as the
+	// latest of its kind for subject ("" for the policy, the username
+	// for a certificate).
+	PutOrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subject string, doc []byte) error
+	// OrgDocument returns the latest document of kind for subject, or
+	// ErrNotFound.
+	OrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subject string) ([]byte, error)
+}
+
 // orgDomains mirror client/org's signature domains.
 var orgDomains = map[wire.OrgDocumentKind]string{
 	wire.OrgDocumentKind_ORG_NOTICE:      "sotto/org notice v1\x00",
@@ -72,6 +84,12 @@ func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, 
 			return true, err
 		}
 		resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n)}}
+	case *wire.Request_OrgDocuments:
+		docs, err := c.orgDocuments(b.OrgDocuments.GetUsername())
+		if err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgDocuments{OrgDocuments: &wire.OrgDocumentsResponse{Documents: docs}}
 	case *wire.Request_OrgWipeConfirm:
 		if err := c.orgWipeConfirm(b.OrgWipeConfirm); err != nil {
 			return true, err
@@ -118,6 +136,9 @@ func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 			return 0, fmt.Errorf("%w: no device %d of %s", ErrNotFound, r.DeviceId, acct.Username)
 		}
 	} else if targets, err = c.s.orgDevices(c.ctx); err != nil {
+		return 0, err
+	}
+	if err := c.s.keepOrgDocument(c.ctx, doc.Kind, r.Username, content); err != nil {
 		return 0, err
 	}
 	if err := c.s.fanout(c.ctx, c.dev, c.username, content, targets); err != nil {
@@ -211,4 +232,59 @@ func (c *conn) removeSelf() error {
 func OrgFingerprint(pub []byte) string {
 	h := sha256.Sum256(pub)
 	return hex.EncodeToString(h[:16])
+}
+
+// keepOrgDocument stores the latest policy, and the latest certificate per
+// username, for devices that missed the fan-out.
+func (s *Server) keepOrgDocument(ctx context.Context, kind wire.OrgDocumentKind, username string, content []byte) error {
+	ds, ok := s.dir.(OrgDocumentStore)
+	if !ok {
+		return nil
+	}
+	switch kind {
+	case wire.OrgDocumentKind_ORG_POLICY:
+		return ds.PutOrgDocument(ctx, kind, "", content)
+	case wire.OrgDocumentKind_ORG_CERTIFICATE:
+		u, err := NormalizeUsername(username)
+		if err != nil {
+			return badRequest("a certificate is published with the username it certifies")
+		}
+		return ds.PutOrgDocument(ctx, kind, u, content)
+	}
+	return nil
+}
+
+func (c *conn) orgDocuments(username string) ([]*wire.OrgDocument, error) {
+	ds, ok := c.s.dir.(OrgDocumentStore)
+	if !ok {
+		return nil, nil
+	}
+	type want struct {
+		kind    wire.OrgDocumentKind
+		subject string
+	}
+	ws := []want{{wire.OrgDocumentKind_ORG_POLICY, ""}}
+	if username != "" {
+		u, err := NormalizeUsername(username)
+		if err != nil {
+			return nil, ErrNotFound
+		}
+		ws = append(ws, want{wire.OrgDocumentKind_ORG_CERTIFICATE, u})
+	}
+	var out []*wire.OrgDocument
+	for _, w := range ws {
+		b, err := ds.OrgDocument(c.ctx, w.kind, w.subject)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var d wire.OrgDocument
+		if err := proto.Unmarshal(b, &d); err != nil {
+			return nil, fmt.Errorf("relay: stored org document: %w", err)
+		}
+		out = append(out, &d)
+	}
+	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sotto/relay"
+	"sotto/wire"
 )
 
 // The organization's public key, in its own one-row table, created on
@@ -57,4 +58,33 @@ func (s *Store) SetAccountExpiry(ctx context.Context, id relay.AccountID, expire
 		return relay.ErrNotFound
 	}
 	return nil
+}
+
+const orgDocSchema = `CREATE TABLE IF NOT EXISTS org_documents (kind INTEGER NOT NULL, subject TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, subject))`
+
+// PutOrgDocument implements relay.OrgDocumentStore.
+func (s *Store) PutOrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subject string, doc []byte) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, orgDocSchema); err != nil {
+			return fmt.Errorf("sqlitestore: org documents table: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO org_documents (kind, subject, doc) VALUES (?, ?, ?)
+			ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(kind), subject, doc); err != nil {
+			return fmt.Errorf("sqlitestore: put org document: %w", err)
+		}
+		return nil
+	})
+}
+
+// OrgDocument implements relay.OrgDocumentStore.
+func (s *Store) OrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subject string) ([]byte, error) {
+	var b []byte
+	err := s.r.QueryRowContext(ctx, `SELECT doc FROM org_documents WHERE kind = ? AND subject = ?`, int32(kind), subject).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) || isNoTable(err) {
+		return nil, relay.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: org document: %w", err)
+	}
+	return b, nil
 }
