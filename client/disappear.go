@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -144,8 +145,16 @@ func scheduleExpiry(ctx context.Context, db kv, author string, m *Message) error
 // janitor calls it; tests and tools may too.
 func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 	now := c.opts.Now().UnixMilli()
+	// A read first, so that a sweep with nothing due takes no write lock.
+	pending, err := c.db.List(ctx, tblExpiry)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.ContainsFunc(pending, func(e store.Entry) bool { return len(e.Value) == 8 && int64(binary.BigEndian.Uint64(e.Value)) <= now }) {
+		return 0, nil
+	}
 	var gone []*Message
-	err := c.db.Update(ctx, func(tx *store.Tx) error {
+	err = c.db.Update(ctx, func(tx *store.Tx) error {
 		gone = nil
 		entries, err := tx.List(ctx, tblExpiry)
 		if err != nil {

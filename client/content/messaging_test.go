@@ -58,8 +58,10 @@ func TestMessagingKindsRejected(t *testing.T) {
 	now := time.Now()
 	target := make([]byte, IDSize)
 	for name, fn := range map[string]func() (*Content, error){
-		"no emoji":       func() (*Content, error) { return NewReaction("a", target, "", false, now) },
-		"long emoji":     func() (*Content, error) { return NewReaction("a", target, strings.Repeat("x", MaxEmojiBytes+1), false, now) },
+		"no emoji": func() (*Content, error) { return NewReaction("a", target, "", false, now) },
+		"long emoji": func() (*Content, error) {
+			return NewReaction("a", target, strings.Repeat("x", MaxEmojiBytes+1), false, now)
+		},
 		"no author":      func() (*Content, error) { return NewReaction("", target, "x", false, now) },
 		"short target":   func() (*Content, error) { return NewEdit(target[:3], "x", now) },
 		"delete no id":   func() (*Content, error) { return NewDelete(nil, now) },

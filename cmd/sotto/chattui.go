@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/term"
@@ -35,7 +36,8 @@ func runTUI(e *env, peer string) error {
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
 		return err
 	}
-	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString})
+	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString,
+		Reconnect: func(ctx context.Context) error { return reconnectQuietly(ctx, c) }})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()
 	cancel()
@@ -43,6 +45,23 @@ func runTUI(e *env, peer string) error {
 		return nil
 	}
 	return err
+}
+
+// reconnectQuietly is reconnect without messages on stderr (the screen
+// belongs to the app), backing off up to 30s between attempts.
+func reconnectQuietly(ctx context.Context, c *client.Client) error {
+	c.Disconnect()
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		err := c.Connect(ctx, client.ConnectOptions{Receive: true})
+		if err == nil || errors.Is(err, client.ErrRevoked) {
+			return err
+		}
+	}
 }
 
 func qrString(data string) string {

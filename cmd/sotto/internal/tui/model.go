@@ -21,6 +21,9 @@ type Options struct {
 	Events <-chan client.Event
 	// QR renders data as a QR code (text lines); nil: no code drawn.
 	QR func(data string) string
+	// Reconnect re-establishes a lost relay connection, retrying until ctx
+	// ends; nil: none.
+	Reconnect func(ctx context.Context) error
 }
 
 // NoticeMsg adds an organization notice to the notices area. The
@@ -100,7 +103,7 @@ func New(ctx context.Context, c *client.Client, o Options) *Model {
 
 // Init starts listening for events.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitEvent(), tick(), m.markRead())
+	return tea.Batch(m.waitEvent(), tick(), m.markRead(), m.watchConnection())
 }
 
 func tick() tea.Cmd {
@@ -218,6 +221,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case eventMsg:
 		return m, tea.Batch(m.handleEvent(msg.ev), m.waitEvent())
+	case reconnectedMsg:
+		if msg.err != nil {
+			m.status = "! offline: " + msg.err.Error()
+			return m, nil
+		}
+		m.status = "reconnected"
+		m.reload()
+		return m, tea.Batch(m.watchConnection(), m.markRead())
 	case eventsDone:
 		m.status = "! disconnected"
 		return m, nil
@@ -475,3 +486,23 @@ var (
 	faint   = lipgloss.NewStyle().Faint(true)
 	reverse = lipgloss.NewStyle().Reverse(true)
 )
+
+type reconnectedMsg struct{ err error }
+
+// watchConnection waits for the relay connection to end, then reconnects
+// with Options.Reconnect.
+func (m *Model) watchConnection() tea.Cmd {
+	done := m.c.Done()
+	if done == nil || m.o.Reconnect == nil {
+		return nil
+	}
+	ctx, reconnect := m.ctx, m.o.Reconnect
+	return func() tea.Msg {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil
+		}
+		return reconnectedMsg{reconnect(ctx)}
+	}
+}
