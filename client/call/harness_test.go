@@ -28,7 +28,11 @@ type testRelay struct {
 	code  string
 }
 
-func startRelay(t testing.TB) *testRelay {
+func startRelay(t testing.TB) *testRelay { return startRelayWith(t, nil) }
+
+// startRelayWith runs the relay with its mailbox wrapped by wrap (a hostile
+// relay in tests).
+func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testRelay {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
@@ -43,6 +47,9 @@ func startRelay(t testing.TB) *testRelay {
 	}
 	cfg := relay.DefaultConfig()
 	cfg.Directory, cfg.Mailbox = st, st
+	if wrap != nil {
+		cfg.Mailbox = wrap(st)
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
 	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
