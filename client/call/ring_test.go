@@ -191,3 +191,19 @@ func TestCallNetworkDrops(t *testing.T) {
 		t.Errorf("alice's history: %+v", rec)
 	}
 }
+
+func TestCallMuted(t *testing.T) {
+	r := startRelay(t)
+	alice := r.enroll(t, "alice", tone(toneLen, aliceFreqs...), Options{})
+	src := alice.m.opts.NewSource
+	alice.m.opts.NewSource = func(c *Call) Source {
+		c.SetMuted(true)
+		return src(c)
+	}
+	bob := r.enroll(t, "bob", tone(toneLen, bobFreqs...), Options{})
+	talk(t, alice, bob, true)
+	if span := toneSpan(bob.rec.PCM()); span != 0 {
+		t.Errorf("bob heard a muted alice for %v", span)
+	}
+	checkHeard(t, "alice", alice.rec.PCM(), bobFreqs, aliceFreqs)
+}
