@@ -102,6 +102,7 @@ func (p *cutProxy) serve(c net.Conn) {
 type blobRelay struct {
 	*testRelay
 	srv   *relay.Server
+	idx   *blobstore.Index
 	dir   string
 	proxy *cutProxy
 }
@@ -117,7 +118,7 @@ func startBlobRelay(t *testing.T, tweak func(*relay.BlobConfig)) *blobRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &blobRelay{testRelay: &testRelay{store: st}, dir: dir}
+	r := &blobRelay{testRelay: &testRelay{store: st}, dir: dir, idx: idx}
 	cfg := relay.DefaultConfig()
 	cfg.Directory, cfg.Mailbox = st, st
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -335,6 +336,7 @@ func TestAttachmentLimitsAndExpiry(t *testing.T) {
 		c.MaxSize = 1 << 20
 		c.Quota = 2 << 20
 		c.TTL = time.Hour
+		c.UploadTTL = 10 * time.Minute
 	})
 	code := r.code(t, 2, 24*time.Hour)
 	alice, _ := r.enroll(t, code, "alice", true)
@@ -355,9 +357,42 @@ func TestAttachmentLimitsAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An abandoned upload slot expires after UploadTTL; complete blobs stay.
+	tok, err := alice.blobs().Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", r.url+"/v1/blobs", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Blob-Length", "1000")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&slot); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %s %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	r.off.Store(int64(30 * time.Minute))
+	id, _ := relay.ParseBlobID(slot.ID)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := r.idx.Blob(ctx, id); errors.Is(err, relay.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("abandoned upload not expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(r.blobFiles(t)); n != 3 {
+		t.Fatalf("%d complete blobs left after the upload TTL, want 3", n)
+	}
+
 	// After the TTL the janitor deletes the blobs and their files.
 	r.off.Store(int64(2 * time.Hour))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for len(r.blobFiles(t)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("blobs not expired: %v", r.blobFiles(t))

@@ -61,24 +61,28 @@ var ErrQuota = errors.New("relay: blob storage quota exceeded")
 //   - CreateBlob stores b unless the owner's unexpired blobs (as of
 //     b.Created) plus b.Size exceed quota (ErrQuota), atomically.
 //   - Blob returns ErrNotFound for an unknown id.
-//   - SetCommitted records how many bytes of the blob are durable.
+//   - SetCommitted records how many bytes of the blob are durable and,
+//     when expires is not zero, moves its expiry.
 //   - ExpiredBlobs lists at most limit blobs with Expires <= now.
 //   - DeleteBlob removes a record (no error when absent).
 type BlobIndex interface {
 	CreateBlob(ctx context.Context, b Blob, quota int64) error
 	Blob(ctx context.Context, id BlobID) (Blob, error)
-	SetCommitted(ctx context.Context, id BlobID, committed int64) error
+	SetCommitted(ctx context.Context, id BlobID, committed int64, expires time.Time) error
 	ExpiredBlobs(ctx context.Context, now time.Time, limit int) ([]BlobID, error)
 	DeleteBlob(ctx context.Context, id BlobID) error
 }
 
 // BlobConfig configures the blob store. It is off unless Index and Dir are set.
 type BlobConfig struct {
-	Index        BlobIndex
-	Dir          string        // blob files; Dir/tmp holds uploads in progress
-	MaxSize      int64         // per blob (2 GiB + encryption overhead)
-	Quota        int64         // per device over its unexpired blobs (10 GiB)
-	TTL          time.Duration // blobs are deleted this long after creation (30 days)
+	Index   BlobIndex
+	Dir     string        // blob files; Dir/tmp holds uploads in progress
+	MaxSize int64         // per blob (2 GiB + encryption overhead)
+	Quota   int64         // per device over its unexpired blobs (10 GiB)
+	TTL     time.Duration // blobs are deleted this long after creation (30 days)
+	// UploadTTL is how long an upload may stay incomplete (24 h, at most
+	// TTL): abandoned uploads stop counting against the quota then.
+	UploadTTL    time.Duration
 	TokenTTL     time.Duration // lifetime of a blob API token (10 min)
 	JanitorEvery time.Duration // how often expired blobs are deleted (1 min)
 }
@@ -89,6 +93,7 @@ func DefaultBlobConfig() BlobConfig {
 		MaxSize:      2<<30 + 1<<20, // a 2 GiB file plus its chunk tags
 		Quota:        10 << 30,
 		TTL:          30 * 24 * time.Hour,
+		UploadTTL:    24 * time.Hour,
 		TokenTTL:     10 * time.Minute,
 		JanitorEvery: time.Minute,
 	}
@@ -130,6 +135,10 @@ func (s *Server) initBlobs() error {
 	if cfg.TTL <= 0 {
 		cfg.TTL = d.TTL
 	}
+	if cfg.UploadTTL <= 0 {
+		cfg.UploadTTL = d.UploadTTL
+	}
+	cfg.UploadTTL = min(cfg.UploadTTL, cfg.TTL)
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = d.TokenTTL
 	}
@@ -387,7 +396,10 @@ func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
 	var id BlobID
 	copy(id[:], randomBytes(len(id)))
 	now := b.s.cfg.Now()
-	bl := Blob{ID: id, Owner: t.dev, Size: size, Created: now, Expires: now.Add(b.cfg.TTL)}
+	bl := Blob{ID: id, Owner: t.dev, Size: size, Created: now, Expires: now.Add(b.cfg.UploadTTL)}
+	if size == 0 {
+		bl.Expires = now.Add(b.cfg.TTL)
+	}
 	if err := b.cfg.Index.CreateBlob(r.Context(), bl, b.cfg.Quota); err != nil {
 		b.fail(w, err)
 		return
@@ -475,7 +487,12 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	committed := off + n
 	if n > 0 {
-		if err := b.cfg.Index.SetCommitted(context.WithoutCancel(r.Context()), id, committed); err != nil {
+		var expires time.Time
+		if committed == bl.Size {
+			// Complete: the blob now lives its full TTL.
+			expires = bl.Created.Add(b.cfg.TTL)
+		}
+		if err := b.cfg.Index.SetCommitted(context.WithoutCancel(r.Context()), id, committed, expires); err != nil {
 			b.fail(w, err)
 			return
 		}

@@ -21,11 +21,13 @@ type BlobConfig struct {
 	BlobMaxSize int64
 	BlobQuota   int64
 	BlobTTL     time.Duration
+	// BlobUploadTTL bounds how long an upload may stay incomplete.
+	BlobUploadTTL time.Duration
 }
 
 func defaultBlobConfig() BlobConfig {
 	d := relay.DefaultBlobConfig()
-	return BlobConfig{BlobMaxSize: d.MaxSize, BlobQuota: d.Quota, BlobTTL: d.TTL}
+	return BlobConfig{BlobMaxSize: d.MaxSize, BlobQuota: d.Quota, BlobTTL: d.TTL, BlobUploadTTL: d.UploadTTL}
 }
 
 func blobFlags(fs *flag.FlagSet, c *BlobConfig) {
@@ -33,6 +35,7 @@ func blobFlags(fs *flag.FlagSet, c *BlobConfig) {
 	fs.Int64Var(&c.BlobMaxSize, "blob-max-size", c.BlobMaxSize, "largest attachment blob in bytes")
 	fs.Int64Var(&c.BlobQuota, "blob-quota", c.BlobQuota, "attachment bytes each device may keep stored")
 	fs.DurationVar(&c.BlobTTL, "blob-ttl", c.BlobTTL, "delete attachment blobs this long after upload")
+	fs.DurationVar(&c.BlobUploadTTL, "blob-upload-ttl", c.BlobUploadTTL, "delete uploads still incomplete after this long")
 }
 
 // openBlobs opens the blob index and configures rcfg to serve blobs; the
@@ -56,5 +59,6 @@ func openBlobs(ctx context.Context, dataDir string, c BlobConfig, rcfg *relay.Co
 	}
 	rcfg.Blobs.Index = idx
 	rcfg.Blobs.MaxSize, rcfg.Blobs.Quota, rcfg.Blobs.TTL = c.BlobMaxSize, c.BlobQuota, c.BlobTTL
+	rcfg.Blobs.UploadTTL = c.BlobUploadTTL
 	return idx, nil
 }

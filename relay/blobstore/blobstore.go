@@ -101,8 +101,14 @@ func (x *Index) Blob(ctx context.Context, id relay.BlobID) (relay.Blob, error) {
 }
 
 // SetCommitted implements relay.BlobIndex.
-func (x *Index) SetCommitted(ctx context.Context, id relay.BlobID, committed int64) error {
-	res, err := x.db.ExecContext(ctx, `UPDATE blobs SET committed = ? WHERE id = ? AND ? <= size`, committed, id[:], committed)
+func (x *Index) SetCommitted(ctx context.Context, id relay.BlobID, committed int64, expires time.Time) error {
+	var exp *int64
+	if !expires.IsZero() {
+		ms := expires.UnixMilli()
+		exp = &ms
+	}
+	res, err := x.db.ExecContext(ctx, `UPDATE blobs SET committed = ?, expires = COALESCE(?, expires) WHERE id = ? AND ? <= size`,
+		committed, exp, id[:], committed)
 	if err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}

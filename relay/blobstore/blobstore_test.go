@@ -45,10 +45,10 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("after expiry: %v", err)
 	}
 
-	if err := x.SetCommitted(ctx, a.ID, 250); err != nil {
+	if err := x.SetCommitted(ctx, a.ID, 250, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.SetCommitted(ctx, a.ID, 601); err == nil {
+	if err := x.SetCommitted(ctx, a.ID, 601, time.Time{}); err == nil {
 		t.Fatal("committed past the size")
 	}
 	got, err := x.Blob(ctx, a.ID)
