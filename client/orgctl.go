@@ -653,3 +653,51 @@ func (c *Client) SubscriptionWarning(ctx context.Context) (string, error) {
 // deviceOrderValidity bounds how long a wipe order from an own device
 // (DeviceOrder) stays valid.
 const deviceOrderValidity = 7 * 24 * time.Hour
+
+// ---- the policy, for other features ----
+
+// ErrForbiddenByPolicy reports that the organization's policy in force
+// does not allow what was asked.
+var ErrForbiddenByPolicy = errors.New("client: not allowed by the organization's policy")
+
+// PolicyFeature names what the org policy may forbid.
+type PolicyFeature int
+
+// Features the org policy governs.
+const (
+	FeatureAttachments PolicyFeature = iota + 1
+	FeatureCalls
+)
+
+// AllowedByPolicy returns ErrForbiddenByPolicy when the org policy in
+// force forbids f (no policy: everything is allowed).
+func (c *Client) AllowedByPolicy(ctx context.Context, f PolicyFeature) error {
+	p, err := c.OrgPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	ok := true
+	switch f {
+	case FeatureAttachments:
+		ok = p.AttachmentsAllowed()
+	case FeatureCalls:
+		ok = p.CallsAllowed()
+	}
+	if !ok {
+		return ErrForbiddenByPolicy
+	}
+	return nil
+}
+
+// AllowedDisappearing returns ErrForbiddenByPolicy when a disappearing
+// message timer of d (0: off) is outside the org policy's range.
+func (c *Client) AllowedDisappearing(ctx context.Context, d time.Duration) error {
+	p, err := c.OrgPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.AllowsDisappearing(d) {
+		return fmt.Errorf("%w: disappearing timer %v", ErrForbiddenByPolicy, d)
+	}
+	return nil
+}

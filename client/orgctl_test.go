@@ -223,6 +223,12 @@ func TestOrgNoticePolicyAndMembership(t *testing.T) {
 	if err != nil || p == nil || p.Version != 1 || p.CallsAllowed() || !p.AttachmentsAllowed() || p.IdleLock() != 5*time.Minute {
 		t.Fatalf("bob's policy: %v %v", p, err)
 	}
+	if err := bob.c.AllowedByPolicy(ctx, FeatureCalls); !errors.Is(err, ErrForbiddenByPolicy) {
+		t.Fatalf("calls under a no-calls policy: %v", err)
+	}
+	if err := bob.c.AllowedByPolicy(ctx, FeatureAttachments); err != nil {
+		t.Fatalf("attachments: %v", err)
+	}
 	if lp, err := bob.c.Policy(); err != nil || lp.WipeAfter != 3 {
 		t.Fatalf("failed-unlock limit not enforced: %+v %v", lp, err)
 	}
