@@ -362,6 +362,27 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 			return err
 		}
 		r.events = append(r.events, Event{Kind: EventTyping, User: author, Typing: b.Typing.Started})
+	case *content.Content_ReadReceipt:
+		// From an own device's sync transcript: it showed these.
+		if author != self {
+			return nil
+		}
+		for _, id := range b.ReadReceipt.Ids {
+			m, err := loadMessage(ctx, tx, peer, peer, id)
+			if errors.Is(err, ErrNoMessage) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Read {
+				continue
+			}
+			m.Read = true
+			if err := update(m, peer); err != nil {
+				return err
+			}
+		}
 	case *content.Content_TimerChange:
 		m := &Message{ID: ct.Id, Peer: peer, From: author, FromDevice: env.SenderDevice, Outgoing: author == self, Synced: author == self && env.SenderDevice != c.acct.DeviceID,
 			SentAt: sentAt, ServerTime: time.UnixMilli(env.ServerTimestampMs), Kind: KindTimer, TimerSeconds: b.TimerChange.Seconds}

@@ -492,3 +492,33 @@ func TestSettingsReadReceiptsTypingSearch(t *testing.T) {
 		t.Fatalf("search found %d", len(found))
 	}
 }
+
+// TestReadStateSyncedToOwnDevices: what one device showed is read on the
+// account's other devices too.
+func TestReadStateSyncedToOwnDevices(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice, aliceCh := r.enroll(t, code, "alice", true)
+	bob, _ := r.enroll(t, code, "bob", true)
+	phone, phoneCh := linkPhone(t, r, alice)
+	aliceRec, phoneRec := record(t, aliceCh), record(t, phoneCh)
+	m, err := bob.Send(ctx, "alice", "read me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceRec.waitText(t, "read me")
+	phoneRec.waitText(t, "read me")
+	if convs, err := phone.Conversations(ctx); err != nil || len(convs) != 1 || convs[0].Unread != 1 {
+		t.Fatalf("phone before: %+v %v", convs, err)
+	}
+	if err := alice.MarkRead(ctx, "bob", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e := phoneRec.wait(t, EventUpdate, 1)[0]; !e.Message.Read || string(e.Message.ID) != string(m.ID) {
+		t.Fatalf("phone update %+v", e.Message)
+	}
+	if convs, err := phone.Conversations(ctx); err != nil || len(convs) != 1 || convs[0].Unread != 0 {
+		t.Fatalf("phone after: %+v %v", convs, err)
+	}
+}

@@ -14,10 +14,12 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"slices"
 	"strings"
 
+	"sotto/client/content"
 	"sotto/client/store"
 )
 
@@ -100,6 +102,21 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 	}
 	slices.SortStableFunc(out, func(a, b Conversation) int { return b.Last.ServerTime.Compare(a.Last.ServerTime) })
 	return out, nil
+}
+
+// syncRead tells the own other devices that user's messages ids were read;
+// failures are only logged (the read state is a convenience).
+func (c *Client) syncRead(ctx context.Context, user string, ids [][]byte) {
+	ct, err := content.NewReadReceipt(ids, c.opts.Now())
+	if err == nil {
+		var relayID []byte
+		if relayID, err = content.NewID(rand.Reader); err == nil {
+			_, err = c.sendContent(ctx, c.acct.Username, content.NewSyncSent(user, ct), relayID)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrNoDevices) {
+		c.log.Info("read state not synced to own devices", "err", err)
+	}
 }
 
 // markSeen marks user's messages ids as read on this device.

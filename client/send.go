@@ -33,8 +33,9 @@ func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) erro
 	return err
 }
 
-// MarkRead records that user's messages ids were read and, unless read
-// receipts are off (Settings), tells user with a read receipt.
+// MarkRead records that user's messages ids were read, tells the own other
+// devices (so they too show them read) and, unless read receipts are off
+// (Settings), tells user with a read receipt.
 func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error {
 	user = normalize(user)
 	if len(ids) == 0 {
@@ -43,6 +44,7 @@ func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error
 	if err := c.markSeen(ctx, user, ids); err != nil {
 		return err
 	}
+	c.syncRead(ctx, user, ids)
 	if s, err := c.Settings(ctx); err != nil || !s.ReadReceipts {
 		return err
 	}
