@@ -82,7 +82,15 @@ func pinOrgFingerprint(ctx context.Context, db kv, fp string) error {
 	if _, err := org.CodeFingerprint("." + fp); err != nil {
 		return err
 	}
-	return db.Put(ctx, tblOrg, []byte("fingerprint"), []byte(fp))
+	if err := db.Put(ctx, tblOrg, []byte("fingerprint"), []byte(fp)); err != nil {
+		return err
+	}
+	// Until a policy says otherwise, the organization's default limit on
+	// wrong passphrases applies.
+	if l, ok := db.(interface{ SetWipeAfter(int) error }); ok {
+		return l.SetWipeAfter(org.DefaultFailedUnlockLimit)
+	}
+	return nil
 }
 
 func getOpt(ctx context.Context, db kv, table, key string) ([]byte, error) {

@@ -196,6 +196,9 @@ func TestOrgNoticePolicyAndMembership(t *testing.T) {
 	bob := w.member(t, "bob")
 	carol := w.member(t, "carol")
 	carol.c.Close() // offline while the notice goes out
+	if lp, err := bob.c.Policy(); err != nil || lp.WipeAfter != org.DefaultFailedUnlockLimit {
+		t.Fatalf("an org-bound device without a policy: %+v %v, want the default limit", lp, err)
+	}
 
 	n, err := w.admin.PublishNotice(ctx, "systems maintenance tonight")
 	if err != nil {
