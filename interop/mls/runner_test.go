@@ -52,11 +52,20 @@ var unsupported = map[string]string{
 	"branch/*":                                    "subgroup branching",
 }
 
-func unsupportedReason(config, script string) (string, bool) {
-	if r, ok := unsupported[config+"/"+script]; ok {
+// pairedFailures lists scripts known to fail when Sotto is paired with
+// mls-go (docs/interop.md, MLS, known failures); paired runs leave them
+// out, runs of Sotto alone keep them.
+var pairedFailures = map[string]string{
+	"reinit/*": "successor Welcomes between Sotto and mls-go (reinit PSK in the Welcome, psk_nonce length on a suite change)",
+}
+
+// reasonFor looks a script up in a leave-out table, by name or by
+// config wildcard.
+func reasonFor(table map[string]string, config, script string) (string, bool) {
+	if r, ok := table[config+"/"+script]; ok {
 		return r, true
 	}
-	r, ok := unsupported[config+"/*"]
+	r, ok := table[config+"/*"]
 	return r, ok
 }
 
@@ -105,14 +114,24 @@ func TestRunnerConfigs(t *testing.T) {
 	random := os.Getenv(envRandom) == "1"
 
 	for _, name := range names {
-		cfg, skipped := supportedConfig(t, filepath.Join(configDir, name+".json"), name)
+		cfg, skipped := supportedConfig(t, filepath.Join(configDir, name+".json"), name, unsupported)
 		for _, s := range skipped {
 			t.Logf("%s: not run: %s", name, s)
 		}
 		if cfg == "" {
 			continue
 		}
+		pairedCfg, pairedSkipped := supportedConfig(t, cfg, name, pairedFailures)
 		for _, o := range orders {
+			cfg := cfg
+			if len(o.clients) > 1 {
+				if cfg = pairedCfg; cfg == "" {
+					continue
+				}
+				for _, s := range pairedSkipped {
+					t.Logf("%s/%s: not run: %s", name, o.label, s)
+				}
+			}
 			t.Run(name+"/"+o.label, func(t *testing.T) {
 				paired := len(o.clients) > 1
 				runConfig(ctx, t, runner, cfg, o.clients, o.suite, paired && (random || name == "deep_random"))
@@ -195,7 +214,7 @@ func stop(cmd *exec.Cmd) {
 // supportedConfig writes a copy of a runner config without the
 // unsupported scripts and returns its path ("" when nothing is left) and
 // the scripts left out, with the reason.
-func supportedConfig(t *testing.T, path, name string) (string, []string) {
+func supportedConfig(t *testing.T, path, name string, leaveOut map[string]string) (string, []string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -214,12 +233,15 @@ func supportedConfig(t *testing.T, path, name string) (string, []string) {
 	}
 	var skipped []string
 	for s := range scripts {
-		if reason, ok := unsupportedReason(name, s); ok {
+		if reason, ok := reasonFor(leaveOut, name, s); ok {
 			skipped = append(skipped, s+" ("+reason+")")
 			delete(scripts, s)
 		}
 	}
 	sort.Strings(skipped)
+	if len(skipped) == 0 {
+		return path, nil
+	}
 	if len(scripts) == 0 {
 		return "", skipped
 	}
