@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -96,6 +97,29 @@ func FuzzReadWAV(f *testing.F) {
 		}
 		if len(pcm) > MaxWAVSamples {
 			t.Fatalf("%d samples", len(pcm))
+		}
+	})
+}
+
+// FuzzSDPFingerprint: the fingerprint reader never panics and returns
+// either nothing or an upper-case value taken from a fingerprint line.
+func FuzzSDPFingerprint(f *testing.F) {
+	seeds := []string{
+		"v=0\r\na=fingerprint:sha-256 AB:CD:EF\r\n",
+		"a=fingerprint:sha-1 00:11\na=fingerprint:sha-256 0a:0b\n",
+		"",
+		"a=fingerprint:sha-256 ",
+	}
+	if len(seeds) == 0 {
+		f.Fatal("call: empty seed corpus")
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sdp string) {
+		fp := sdpFingerprint(sdp)
+		if fp != "" && (fp != strings.ToUpper(fp) || !strings.Contains(strings.ToUpper(sdp), fp)) {
+			t.Fatalf("fingerprint %q not from %q", fp, sdp)
 		}
 	})
 }
