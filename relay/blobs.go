@@ -253,7 +253,7 @@ func (b *blobService) mint(t blobToken) string {
 }
 
 func (b *blobService) verify(tok string) (blobToken, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err != nil || len(raw) != tokenBody+sha256.Size {
 		return blobToken{}, ErrUnauthenticated
 	}
