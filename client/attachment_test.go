@@ -319,8 +319,21 @@ func TestAttachmentTamperedAndTruncatedRefused(t *testing.T) {
 			}
 		})
 	}
-	// An undamaged one still downloads, into the default folder.
+	// An undamaged one still downloads, into the default folder, even
+	// when the relay stopped after committing it but before publishing the
+	// file (simulated: the file moved back to its upload name).
+	before := map[string]bool{}
+	for _, f := range r.blobFiles(t) {
+		before[f] = true
+	}
 	m := sendFile(t, alice, bobEvents, path, FileOptions{})
+	for _, f := range r.blobFiles(t) {
+		if !before[f] {
+			if err := os.Rename(f, filepath.Join(r.dir, "tmp", filepath.Base(f)+".part")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	got, _, err := bob.Download(ctx, m.ID, DownloadOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -569,6 +569,19 @@ func (b *blobService) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := os.Open(b.path(bl.ID))
+	if errors.Is(err, os.ErrNotExist) {
+		// The relay stopped between committing the last bytes and
+		// publishing the file: publish it now.
+		if lk, lerr := b.lock(r.Context(), bl.ID); lerr == nil {
+			if _, serr := os.Stat(b.tmpPath(bl.ID)); serr == nil {
+				if ferr := b.finish(bl.ID); ferr != nil {
+					b.s.log.Warn("publishing blob", "err", ferr)
+				}
+			}
+			unlock(lk)
+		}
+		f, err = os.Open(b.path(bl.ID))
+	}
 	if err != nil {
 		b.fail(w, fmt.Errorf("%w: blob file: %v", ErrNotFound, err))
 		return
