@@ -295,7 +295,20 @@ func scanFor(t *testing.T, dir string, secrets map[string][]byte) {
 	}
 }
 
+// downloaded puts a plaintext file where downloaded attachments go.
+func downloaded(t *testing.T, m *member, text string) {
+	t.Helper()
+	dir := filepath.Join(m.dir, "attachments")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "note.txt"), []byte("attachment: "+text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func secretsOf(t *testing.T, m *member, text string) map[string][]byte {
+	downloaded(t, m, text)
 	id := m.c.acct.Identity
 	return map[string][]byte{
 		"the message plaintext":    []byte(text),

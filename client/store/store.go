@@ -224,7 +224,8 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 type Tx struct{ rw }
 
 // Wipe crypto-shreds the store in dir: the key file is overwritten and
-// removed first (without it the database is noise), then the database files.
+// removed first (without it the database is noise), then the database
+// files, then every other file under dir (downloaded attachments...).
 func Wipe(dir string) error {
 	if err := shred(filepath.Join(dir, keyFileName)); err != nil {
 		return fmt.Errorf("store: wipe key file: %w", err)
@@ -238,6 +239,9 @@ func Wipe(dir string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store: wipe database: %w", err)
+	}
+	if err := wipeRest(dir); err != nil {
+		return fmt.Errorf("store: wipe other files: %w", err)
 	}
 	return nil
 }
