@@ -82,3 +82,32 @@ func FuzzGroupInfoHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestGroupInfoHeaderLongID reads a group id long enough to need a
+// two-byte length.
+func TestGroupInfoHeaderLongID(t *testing.T) {
+	cs := mls.X25519_AES128GCM_SHA256_Ed25519
+	id := make([]byte, 300)
+	for i := range id {
+		id[i] = byte(i)
+	}
+	g, err := mls.NewGroup(cs, id, []byte("alice"), mustSig(t, cs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Commit(mls.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := readGroupInfoHeader(gi)
+	if err != nil || h.suite != cs || string(h.groupID) != string(id) || h.epoch != 1 {
+		t.Fatalf("got %v %x %d, %v", h.suite, h.groupID, h.epoch, err)
+	}
+}
