@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"sotto/relay"
-	"sotto/relay/sqlitestore"
 )
 
 // Config is everything `sottod serve` needs.
@@ -47,6 +46,8 @@ type Config struct {
 	TURNPublicIP string
 	// Attachments (blobs.go).
 	BlobConfig
+	// Store and bus (backends.go).
+	BackendConfig
 }
 
 // DefaultConfig returns the defaults of the serve flags.
@@ -62,6 +63,8 @@ func DefaultConfig() Config {
 		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
 		TURNListen:  "127.0.0.1:3478",
 		BlobConfig:  defaultBlobConfig(),
+
+		BackendConfig: defaultBackendConfig(),
 	}
 }
 
@@ -93,6 +96,7 @@ func (c Config) Validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("-log-level %q: %v", c.LogLevel, err))
 	}
+	errs = append(errs, c.BackendConfig.problems()...)
 	return errors.Join(errs...)
 }
 
@@ -102,7 +106,8 @@ func (c Config) tls() bool { return c.TLSCert != "" || c.ACMEDomain != "" }
 type Daemon struct {
 	cfg   Config
 	log   *slog.Logger
-	store *sqlitestore.Store
+	store relay.Store
+	bus   func() // closes the bus connection (backends.go)
 	srv   *relay.Server
 	http  *http.Server
 	ln    net.Listener
@@ -115,12 +120,14 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, err := sqlitestore.Open(ctx, cfg.DataDir, sqlitestore.Options{})
+	be, err := openBackends(ctx, cfg.DataDir, cfg.BackendConfig, log)
 	if err != nil {
 		return nil, err
 	}
+	store := be.store
 	rcfg := relay.DefaultConfig()
 	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, store, log
+	rcfg.Bus = be.bus
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
@@ -129,20 +136,23 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	}
 	blobs, err := openBlobs(ctx, cfg.DataDir, cfg.BlobConfig, &rcfg)
 	if err != nil {
+		be.close()
 		store.Close()
 		return nil, err
 	}
 	turnSrv, err := startTURN(ctx, cfg, &rcfg, log)
 	if err != nil {
+		be.close()
 		store.Close()
 		return nil, err
 	}
 	srv, err := relay.New(rcfg)
 	if err != nil {
+		be.close()
 		store.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, store: store, srv: srv, turn: turnSrv, blobs: blobs}
+	d := &Daemon{cfg: cfg, log: log, store: store, bus: be.close, srv: srv, turn: turnSrv, blobs: blobs}
 	var tlsConf *tls.Config
 	switch {
 	case cfg.TLSCert != "":
@@ -232,6 +242,9 @@ func (d *Daemon) Close() error {
 	if d.blobs != nil {
 		d.blobs.Close()
 	}
+	if d.bus != nil {
+		d.bus()
+	}
 	return d.store.Close()
 }
 
@@ -254,6 +267,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
 	blobFlags(fs, &cfg.BlobConfig)
+	backendFlags(fs, &cfg.BackendConfig)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"sotto/relay"
+	"sotto/relay/natsbus"
+	"sotto/relay/pgstore"
+	"sotto/relay/sqlitestore"
+)
+
+// BackendConfig chooses the store and the bus (DESIGN §8): SQLite and the
+// in-process bus for one node; PostgreSQL and NATS for several nodes
+// behind one address.
+type BackendConfig struct {
+	Store       string // "sqlite" (in -data) or "postgres"
+	PostgresURL string // with -store postgres
+	PGSchema    string // PostgreSQL schema ("" = the search_path's default)
+	Bus         string // "local" or "nats"
+	NATSURL     string // with -bus nats; comma-separated servers
+}
+
+func defaultBackendConfig() BackendConfig {
+	return BackendConfig{Store: "sqlite", Bus: "local"}
+}
+
+func backendFlags(fs *flag.FlagSet, c *BackendConfig) {
+	fs.StringVar(&c.Store, "store", c.Store, "storage backend: sqlite (in -data) or postgres (-postgres-url)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL URL for -store postgres, e.g. postgres://sotto@db:5432/sotto")
+	fs.StringVar(&c.PGSchema, "postgres-schema", c.PGSchema, "PostgreSQL schema for the relay's tables (created if missing; default: the search_path's)")
+	fs.StringVar(&c.Bus, "bus", c.Bus, "wake-up bus between relay nodes: local (one node) or nats (-nats-url)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server(s) for -bus nats, e.g. nats://127.0.0.1:4222 (comma-separated)")
+}
+
+// problems lists every problem of c.
+func (c BackendConfig) problems() []error {
+	var errs []error
+	switch c.Store {
+	case "sqlite":
+		if c.PostgresURL != "" || c.PGSchema != "" {
+			errs = append(errs, errors.New("-postgres-url and -postgres-schema go with -store postgres"))
+		}
+	case "postgres":
+		if c.PostgresURL == "" {
+			errs = append(errs, errors.New("-store postgres needs -postgres-url"))
+		} else if _, err := pgxpool.ParseConfig(c.PostgresURL); err != nil {
+			// pgx's parse errors redact the password.
+			errs = append(errs, fmt.Errorf("-postgres-url: %v", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-store %q: want sqlite or postgres", c.Store))
+	}
+	switch c.Bus {
+	case "local":
+		if c.NATSURL != "" {
+			errs = append(errs, errors.New("-nats-url goes with -bus nats"))
+		}
+	case "nats":
+		if c.NATSURL == "" {
+			errs = append(errs, errors.New("-bus nats needs -nats-url"))
+		}
+		for _, s := range strings.Split(c.NATSURL, ",") {
+			if s == "" {
+				continue
+			}
+			u, err := url.Parse(strings.TrimSpace(s))
+			if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") {
+				errs = append(errs, fmt.Errorf("-nats-url: %q is not a nats://, tls://, ws:// or wss:// URL", redactURL(s)))
+			}
+		}
+		if c.Store == "sqlite" {
+			errs = append(errs, errors.New("-bus nats links relay nodes that share one store: use it with -store postgres"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-bus %q: want local or nats", c.Bus))
+	}
+	return errs
+}
+
+// redactURL hides a password in a URL for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// backends are the opened store and bus.
+type backends struct {
+	store relay.Store
+	bus   relay.Bus // nil: the relay's LocalBus
+	close func()    // closes the bus connection
+}
+
+// openBackends opens the configured store and bus.
+func openBackends(ctx context.Context, dataDir string, c BackendConfig, log *slog.Logger) (*backends, error) {
+	b := &backends{close: func() {}}
+	switch c.Store {
+	case "postgres":
+		s, err := pgstore.Open(ctx, c.PostgresURL, pgstore.Options{Schema: c.PGSchema})
+		if err != nil {
+			return nil, err
+		}
+		b.store = s
+	default:
+		s, err := sqlitestore.Open(ctx, dataDir, sqlitestore.Options{})
+		if err != nil {
+			return nil, err
+		}
+		b.store = s
+	}
+	if c.Bus == "nats" {
+		nc, err := natsbus.Connect(c.NATSURL, log)
+		if err != nil {
+			b.store.Close()
+			return nil, err
+		}
+		b.bus = natsbus.New(nc, log, natsbus.Options{})
+		b.close = nc.Close // flushes what is buffered, then closes
+	}
+	return b, nil
+}
