@@ -36,7 +36,7 @@ func runTUI(e *env, peer string) error {
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
 		return err
 	}
-	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString,
+	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString, Notices: c,
 		Reconnect: func(ctx context.Context) error { return reconnectQuietly(ctx, c) }})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()

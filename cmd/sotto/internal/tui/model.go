@@ -21,9 +21,18 @@ type Options struct {
 	Events <-chan client.Event
 	// QR renders data as a QR code (text lines); nil: no code drawn.
 	QR func(data string) string
+	// Notices supplies the organization notices already received, shown
+	// at start (new ones arrive as events or NoticeMsg); nil: none.
+	Notices NoticeSource
 	// Reconnect re-establishes a lost relay connection, retrying until ctx
 	// ends; nil: none.
 	Reconnect func(ctx context.Context) error
+}
+
+// NoticeSource is where the organization's verified notices are kept
+// (*client.Client is one).
+type NoticeSource interface {
+	Notices(ctx context.Context) ([]client.Notice, error)
 }
 
 // NoticeMsg adds an organization notice to the notices area. The
@@ -95,6 +104,15 @@ func New(ctx context.Context, c *client.Client, o Options) *Model {
 	in.Focus()
 	m := &Model{ctx: ctx, c: c, o: o, input: in, cursor: -1, typing: map[string]time.Time{}, progress: map[string]ProgressMsg{}}
 	m.reload()
+	if o.Notices != nil {
+		ns, err := o.Notices.Notices(ctx)
+		if err != nil {
+			m.status = "! notices: " + err.Error()
+		}
+		for _, n := range ns {
+			m.notices = append(m.notices, NoticeMsg{At: n.Issued, Text: n.Text})
+		}
+	}
 	if o.Peer != "" {
 		m.open(o.Peer)
 	}
