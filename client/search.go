@@ -4,10 +4,11 @@ package client
 //
 // The store keeps no plaintext, so there is no plaintext index to query:
 // Search decrypts every conversation's history and scans it in memory. The
-// cost is one AEAD open and one JSON decode per stored message per search
-// (about a microsecond each: tens of milliseconds for 10,000 messages),
-// memory for one conversation at a time, and no extra data on disk that
-// could outlive a disappearing message. An encrypted token index (HMACs of
+// cost is one row read, one AEAD open and one JSON decode per stored message
+// per search (BenchmarkScanHistory10k: about 0.22 s for 10,000 messages,
+// 22 µs each, on a shared 2-core machine), memory for one conversation at a
+// time, and no extra data on disk that could outlive a disappearing
+// message. An encrypted token index (HMACs of
 // normalized words under the store's lookup key) would answer in
 // O(matches) but reveals word frequencies and equal words across messages
 // to whoever holds the file; it is the next step if histories grow large.
