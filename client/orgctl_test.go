@@ -661,3 +661,21 @@ func TestLateDeviceGetsPolicyAndCertificate(t *testing.T) {
 	frank.reopen(t, true)
 	rejected(t, frank, 0)
 }
+
+// A device may deregister itself; it cannot connect afterwards.
+func TestDeviceRemovesItself(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	bob := w.member(t, "bob")
+	conn, err := bob.c.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.RemoveDevice(ctx, bob.c.DeviceID()); err != nil {
+		t.Fatalf("self-removal: %v", err)
+	}
+	bob.reopen(t, false)
+	if err := bob.c.Connect(ctx, ConnectOptions{}); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("connect after self-removal: %v, want ErrRevoked", err)
+	}
+}
