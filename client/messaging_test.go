@@ -522,3 +522,39 @@ func TestReadStateSyncedToOwnDevices(t *testing.T) {
 		t.Fatalf("phone after: %+v %v", convs, err)
 	}
 }
+
+// TestLateDeleteRefusedByReceiver: receivers judge the delete window with
+// the relay's timestamps, so a delete sent more than DeleteWindow after its
+// message changes nothing, whatever the sender's clock says.
+func TestLateDeleteRefusedByReceiver(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, 30*24*time.Hour)
+	alice, _ := r.enroll(t, code, "alice", true)
+	bob, bobCh := r.enroll(t, code, "bob", true)
+	bobRec := record(t, bobCh)
+	m, err := alice.Send(ctx, "bob", "keep me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobRec.waitText(t, "keep me")
+	// A day and more later by the relay's clock; Alice's clock lags, so
+	// her own check lets the delete go.
+	r.off.Store(int64(DeleteWindow + time.Hour))
+	if err := alice.DeleteForEveryone(ctx, "bob", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	bobRec.waitText(t, "sentinel")
+	if n := len(bobRec.of(EventUpdate)); n != 0 {
+		t.Fatalf("bob applied %d updates", n)
+	}
+	for c, peer := range map[*Client]string{alice: "bob", bob: "alice"} {
+		got, err := c.FindMessage(ctx, peer, m.ID)
+		if err != nil || got.Deleted || got.Text != "keep me" {
+			t.Fatalf("%s's copy %+v %v", c.Username(), got, err)
+		}
+	}
+}
