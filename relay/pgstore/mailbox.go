@@ -11,31 +11,42 @@ import (
 	"sotto/relay"
 )
 
-// qAppend stores one send: the dedupe record and, only when it is new,
-// the envelopes. It returns one row: whether the send was new, the
-// original timestamp when it was not, and the new envelopes' sequence
-// numbers with their tags (to match them to the envelopes).
-const qAppend = `WITH ins AS (
-	INSERT INTO sends (account, device, message_id, ts_ms) VALUES ($1, $2, $3, $4)
-	ON CONFLICT DO NOTHING RETURNING 1
+// qAppend stores the sends of a batch in one statement: the dedupe
+// records and, for the sends that are new, their envelopes (inserted in
+// array order, so with increasing sequence numbers). The batch holds no
+// two sends with the same key. It returns the indexes (1-based) of the
+// new sends, the indexes and original timestamps of the duplicates, and
+// the new envelopes' sequence numbers and tags in sequence order.
+const qAppend = `WITH s AS (
+	SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS s(acct, dev, mid, ts, idx)
+), old AS (
+	SELECT s.idx, x.ts_ms FROM s JOIN sends x ON x.account = s.acct AND x.device = s.dev AND x.message_id = s.mid
+), ins AS (
+	INSERT INTO sends (account, device, message_id, ts_ms) SELECT acct, dev, mid, ts FROM s
+	ON CONFLICT DO NOTHING RETURNING account, device, message_id
+), fresh AS (
+	SELECT s.idx, s.mid, s.ts FROM s JOIN ins ON ins.account = s.acct AND ins.device = s.dev AND ins.message_id = s.mid
 ), env AS (
 	INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id)
-	SELECT u.a, u.d, u.t, u.s, u.sd, $4, u.ty, u.c, $3
-	FROM unnest($5::bytea[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[], $10::bigint[], $11::bytea[])
-		WITH ORDINALITY AS u(a, d, t, s, sd, ty, c, ord)
-	WHERE EXISTS (SELECT 1 FROM ins)
-	ORDER BY u.ord
+	SELECT e.a, e.d, e.t, e.sn, e.sd, f.ts, e.ty, e.c, f.mid
+	FROM unnest($5::bigint[], $6::bytea[], $7::bigint[], $8::bytea[], $9::text[], $10::bigint[], $11::bigint[], $12::bytea[])
+		WITH ORDINALITY AS e(sidx, a, d, t, sn, sd, ty, c, ord)
+	JOIN fresh f ON f.idx = e.sidx
+	ORDER BY e.ord
 	RETURNING seq, tag
 )
-SELECT EXISTS (SELECT 1 FROM ins),
-	(SELECT ts_ms FROM sends WHERE account = $1 AND device = $2 AND message_id = $3),
-	coalesce((SELECT array_agg(seq ORDER BY seq) FROM env), '{}'),
-	coalesce((SELECT array_agg(tag ORDER BY seq) FROM env), '{}')`
+SELECT
+	(SELECT coalesce(array_agg(idx ORDER BY idx), '{}') FROM fresh),
+	(SELECT coalesce(array_agg(idx ORDER BY idx), '{}') FROM old),
+	(SELECT coalesce(array_agg(ts_ms ORDER BY idx), '{}') FROM old),
+	(SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM env),
+	(SELECT coalesce(array_agg(tag ORDER BY seq), '{}') FROM env)`
 
-// qDelete removes acknowledged envelopes of one device; the tag must
-// match too, so an id cannot be guessed from a sequence number.
-const qDelete = `DELETE FROM envelopes e USING unnest($3::bigint[], $4::bytea[]) AS u(seq, tag)
-	WHERE e.account = $1 AND e.device = $2 AND e.seq = u.seq AND e.tag = u.tag`
+// qDelete removes the acknowledged envelopes of a batch; the tag must
+// match too, so an id cannot be guessed from a sequence number, and the
+// device too, so a device deletes only its own.
+const qDelete = `DELETE FROM envelopes e USING unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bytea[]) AS u(a, d, seq, tag)
+	WHERE e.seq = u.seq AND e.account = u.a AND e.device = u.d AND e.tag = u.tag`
 
 type opKind int
 
@@ -147,34 +158,90 @@ func (s *Store) commit(batch []*op) {
 	}
 }
 
-// commitBatch sends the whole batch in one pipeline, which PostgreSQL
-// runs as one implicit transaction committed at its end.
+type sendKey struct {
+	acct relay.AccountID
+	dev  uint32
+	mid  string
+}
+
+// commitBatch commits the batch in one pipeline of three statements
+// (lock, appends, deletes), which PostgreSQL runs as one implicit
+// transaction committed at its end. A send whose key repeats within the
+// batch goes to a following transaction, so that it sees the first.
 func (s *Store) commitBatch(batch []*op) error {
+	var later []*op
+	seen := make(map[sendKey]bool)
+	var sends, dels []*op
+	for _, o := range batch {
+		switch o.kind {
+		case opAppend:
+			k := sendKey{o.send.Sender.Account, o.send.Sender.Device, string(o.send.MessageID)}
+			if seen[k] {
+				later = append(later, o)
+				continue
+			}
+			seen[k] = true
+			sends = append(sends, o)
+		case opDelete:
+			dels = append(dels, o)
+		}
+	}
+	if err := s.commitOnce(sends, dels); err != nil {
+		return err
+	}
+	if len(later) > 0 {
+		return s.commitBatch(later)
+	}
+	return nil
+}
+
+func (s *Store) commitOnce(sends, dels []*op) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var b pgx.Batch
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(lockMailbox))
-	for _, o := range batch {
-		switch o.kind {
-		case opAppend:
+	if len(sends) > 0 {
+		var (
+			sacct, smid           [][]byte
+			sdev, sts             []int64
+			eidx, edev, esd, etyp []int64
+			eacct, etag, econt    [][]byte
+			esender               []string
+		)
+		for i, o := range sends {
 			sd := o.send
-			n := len(sd.Envelopes)
-			accts, devs, tags := make([][]byte, n), make([]int64, n), make([][]byte, n)
-			senders, sdevs, types, contents := make([]string, n), make([]int64, n), make([]int64, n), make([][]byte, n)
-			for i := range sd.Envelopes {
-				e := &sd.Envelopes[i]
-				accts[i], devs[i], tags[i] = e.Recipient.Account[:], int64(e.Recipient.Device), e.ID[8:]
-				senders[i], sdevs[i], types[i], contents[i] = e.Sender, int64(e.SenderDevice), int64(e.Type), nonNil(e.Content)
+			sacct = append(sacct, sd.Sender.Account[:])
+			sdev = append(sdev, int64(sd.Sender.Device))
+			smid = append(smid, nonNil(sd.MessageID))
+			sts = append(sts, ms(sd.Timestamp))
+			for j := range sd.Envelopes {
+				e := &sd.Envelopes[j]
+				eidx = append(eidx, int64(i+1))
+				eacct = append(eacct, e.Recipient.Account[:])
+				edev = append(edev, int64(e.Recipient.Device))
+				etag = append(etag, e.ID[8:])
+				esender = append(esender, e.Sender)
+				esd = append(esd, int64(e.SenderDevice))
+				etyp = append(etyp, int64(e.Type))
+				econt = append(econt, nonNil(e.Content))
 			}
-			b.Queue(qAppend, sd.Sender.Account[:], int64(sd.Sender.Device), nonNil(sd.MessageID), ms(sd.Timestamp),
-				accts, devs, tags, senders, sdevs, types, contents)
-		case opDelete:
-			seqs, tags := make([]int64, len(o.ids)), make([][]byte, len(o.ids))
-			for i, id := range o.ids {
-				seqs[i], tags[i] = int64(id.Seq()), id[8:]
-			}
-			b.Queue(qDelete, o.dev.Account[:], int64(o.dev.Device), seqs, tags)
 		}
+		b.Queue(qAppend, sacct, sdev, smid, sts, eidx, eacct, edev, etag, esender, esd, etyp, econt)
+	}
+	if len(dels) > 0 {
+		var (
+			dacct, dtag [][]byte
+			ddev, dseq  []int64
+		)
+		for _, o := range dels {
+			for _, id := range o.ids {
+				dacct = append(dacct, o.dev.Account[:])
+				ddev = append(ddev, int64(o.dev.Device))
+				dseq = append(dseq, int64(id.Seq()))
+				dtag = append(dtag, id[8:])
+			}
+		}
+		b.Queue(qDelete, dacct, ddev, dseq, dtag)
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -182,35 +249,22 @@ func (s *Store) commitBatch(batch []*op) error {
 	}
 	defer conn.Release()
 	br := conn.SendBatch(ctx, &b)
-	results := make([]relay.AppendResult, len(batch))
-	seqsOf := make([][]int64, len(batch))
-	tagsOf := make([][][]byte, len(batch))
+	var (
+		fresh, dupIdx, dupTS, seqs []int64
+		tags                       [][]byte
+	)
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		for i, o := range batch {
-			switch o.kind {
-			case opAppend:
-				var (
-					fresh bool
-					oldTS *int64
-				)
-				if err := br.QueryRow().Scan(&fresh, &oldTS, &seqsOf[i], &tagsOf[i]); err != nil {
-					return err
-				}
-				if fresh {
-					results[i] = relay.AppendResult{Timestamp: o.send.Timestamp}
-				} else {
-					if oldTS == nil {
-						return fmt.Errorf("send record vanished")
-					}
-					results[i] = relay.AppendResult{Duplicate: true, Timestamp: fromMS(*oldTS)}
-				}
-			case opDelete:
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
+		if len(sends) > 0 {
+			if err := br.QueryRow().Scan(&fresh, &dupIdx, &dupTS, &seqs, &tags); err != nil {
+				return err
+			}
+		}
+		if len(dels) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -222,40 +276,34 @@ func (s *Store) commitBatch(batch []*op) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: mailbox: %w", err)
 	}
-	for i, o := range batch {
-		if o.kind != opAppend {
-			continue
-		}
-		o.res = results[i]
-		if !results[i].Duplicate {
-			if err := setSeqs(o.send, seqsOf[i], tagsOf[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return assign(sends, fresh, dupIdx, dupTS, seqs, tags)
 }
 
-// setSeqs writes the sequence numbers into the envelopes' ids, matching
-// the returned rows to envelopes by tag (positionally among equal tags).
-func setSeqs(sd *relay.Send, seqs []int64, tags [][]byte) error {
-	if len(seqs) != len(sd.Envelopes) || len(tags) != len(seqs) {
-		return fmt.Errorf("pgstore: mailbox: %d rows stored for %d envelopes", len(seqs), len(sd.Envelopes))
+// assign gives each send its result and its new envelopes their
+// sequence numbers, checking the rows against the envelopes by tag.
+func assign(sends []*op, fresh, dupIdx, dupTS, seqs []int64, tags [][]byte) error {
+	if len(fresh)+len(dupIdx) != len(sends) || len(dupTS) != len(dupIdx) || len(tags) != len(seqs) {
+		return fmt.Errorf("pgstore: mailbox: %d new and %d duplicate sends in a batch of %d", len(fresh), len(dupIdx), len(sends))
 	}
-	used := make([]bool, len(seqs))
-	for i := range sd.Envelopes {
-		e := &sd.Envelopes[i]
-		found := false
-		for j := range seqs {
-			if !used[j] && string(tags[j]) == string(e.ID[8:]) {
-				binary.BigEndian.PutUint64(e.ID[:8], uint64(seqs[j]))
-				used[j], found = true, true
-				break
+	for i, idx := range dupIdx {
+		o := sends[idx-1]
+		o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(dupTS[i])}
+	}
+	k := 0
+	for _, idx := range fresh {
+		o := sends[idx-1]
+		o.res = relay.AppendResult{Timestamp: o.send.Timestamp}
+		for j := range o.send.Envelopes {
+			e := &o.send.Envelopes[j]
+			if k >= len(seqs) || string(tags[k]) != string(e.ID[8:]) {
+				return fmt.Errorf("pgstore: mailbox: stored envelopes do not match the batch")
 			}
+			binary.BigEndian.PutUint64(e.ID[:8], uint64(seqs[k]))
+			k++
 		}
-		if !found {
-			return fmt.Errorf("pgstore: mailbox: stored envelope tags do not match")
-		}
+	}
+	if k != len(seqs) {
+		return fmt.Errorf("pgstore: mailbox: %d envelopes stored for %d", len(seqs), k)
 	}
 	return nil
 }

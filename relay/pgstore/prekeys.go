@@ -68,14 +68,16 @@ func (s *Store) CountPreKeys(ctx context.Context, dev relay.DeviceAddr) (relay.P
 	return c, nil
 }
 
-// TakeBundle implements relay.Directory. A one-time key is removed with
-// DELETE ... RETURNING on a row locked with SKIP LOCKED, so concurrent
-// takers each get a different key and none blocks on another.
+// TakeBundle implements relay.Directory. Takers of one device's keys
+// take turns on the device row's lock, then remove the lowest key with
+// DELETE ... RETURNING: each key goes to exactly one of them and none is
+// skipped (SKIP LOCKED would hand a concurrent taker the last-resort key
+// while one-time keys remain).
 func (s *Store) TakeBundle(ctx context.Context, dev relay.DeviceAddr) (relay.Bundle, error) {
 	var b relay.Bundle
 	acct, d := dev.Account[:], int64(dev.Device)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		dv, err := scanDevice(tx.QueryRow(ctx, deviceCols+` WHERE account = $1 AND device = $2 AND NOT revoked`, acct, d))
+		dv, err := scanDevice(tx.QueryRow(ctx, deviceCols+` WHERE account = $1 AND device = $2 AND NOT revoked FOR NO KEY UPDATE`, acct, d))
 		if err != nil {
 			return err
 		}
@@ -101,9 +103,8 @@ func (s *Store) TakeBundle(ctx context.Context, dev relay.DeviceAddr) (relay.Bun
 				k  relay.SignedPreKey
 				id int64
 			)
-			err := tx.QueryRow(ctx, `DELETE FROM one_time_prekeys WHERE (account, device, kind, key_id) = (
-				SELECT account, device, kind, key_id FROM one_time_prekeys
-				WHERE account = $1 AND device = $2 AND kind = $3 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+			err := tx.QueryRow(ctx, `DELETE FROM one_time_prekeys WHERE account = $1 AND device = $2 AND kind = $3 AND key_id = (
+				SELECT min(key_id) FROM one_time_prekeys WHERE account = $1 AND device = $2 AND kind = $3)
 				RETURNING key_id, pub, sig`, acct, d, kind).Scan(&id, &k.PublicKey, &k.Signature)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, nil

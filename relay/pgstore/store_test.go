@@ -2,7 +2,10 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
+	"sync"
 	"testing"
+	"time"
 
 	"sotto/relay"
 	"sotto/relay/pgstore"
@@ -70,5 +73,56 @@ func TestOrgDocuments(t *testing.T) {
 func TestBadSchemaName(t *testing.T) {
 	if _, err := pgstore.Open(context.Background(), pgtest.DefaultURL, pgstore.Options{Schema: "x; DROP TABLE y"}); err == nil {
 		t.Fatal("accepted a bad schema name")
+	}
+}
+
+// TestConcurrentDuplicateSends appends one send from many goroutines at
+// once, so that copies land in one writer batch: exactly one is stored.
+func TestConcurrentDuplicateSends(t *testing.T) {
+	s, _ := pgtest.Open(t)
+	defer s.Close()
+	ctx := context.Background()
+	var from, to relay.DeviceAddr
+	from.Account[0], from.Device = 1, 1
+	to.Account[0], to.Device = 2, 1
+	const n = 50
+	results := make(chan relay.AppendResult, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sd := &relay.Send{Sender: from, MessageID: []byte("same"), Timestamp: time.UnixMilli(int64(1000 + i)),
+				Envelopes: []relay.Envelope{{Recipient: to, Sender: "a", SenderDevice: 1, Type: 1, Content: []byte("x"), MessageID: []byte("same")}}}
+			rand.Read(sd.Envelopes[0].ID[8:])
+			r, err := s.Append(ctx, sd)
+			if err != nil {
+				errs <- err
+				return
+			}
+			results <- r
+		}()
+	}
+	wg.Wait()
+	close(results)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	fresh := 0
+	var ts time.Time
+	for r := range results {
+		if !r.Duplicate {
+			fresh++
+			ts = r.Timestamp
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d sends stored, want 1", fresh)
+	}
+	envs, err := s.Fetch(ctx, to, 0, time.Time{}, 100)
+	if err != nil || len(envs) != 1 || !envs[0].Timestamp.Equal(ts) {
+		t.Fatalf("stored: %d envelopes %v", len(envs), err)
 	}
 }
