@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"sotto/relay"
-	"sotto/relay/sqlitestore"
 )
 
 // adminCmd is one `sottod admin` subcommand.
@@ -20,8 +19,9 @@ type adminCmd struct {
 	fs    *flag.FlagSet
 	data  *string
 	json  *bool
-	store *sqlitestore.Store
+	store adminStore
 	out   io.Writer
+	be    *BackendConfig // -store, -postgres-url (backends.go)
 }
 
 func newAdminCmd(name string, stderr io.Writer) *adminCmd {
@@ -31,6 +31,7 @@ func newAdminCmd(name string, stderr io.Writer) *adminCmd {
 		fs:   fs,
 		data: fs.String("data", DefaultConfig().DataDir, "data directory of the relay"),
 		json: fs.Bool("json", false, "print JSON"),
+		be:   adminStoreFlags(fs),
 	}
 }
 
@@ -54,6 +55,7 @@ const adminUsage = `usage:
   sottod admin devices list [-data dir] [-user USERNAME] [--json]
   sottod admin devices revoke [-data dir] [--json] USERNAME DEVICE-ID
   sottod admin usage [-data dir] [--json]
+  (with a PostgreSQL relay, every command takes -store postgres -postgres-url URL [-postgres-schema S] instead of -data)
 ` + orgAdminUsage
 
 func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -144,7 +146,7 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "sottod admin codes create: -seats and -days must be at least 1")
 		return 2
 	}
-	store, err := sqlitestore.Open(ctx, *cmd.data, sqlitestore.Options{Readers: 1})
+	store, err := openAdminStore(ctx, *cmd.data, *cmd.be)
 	if err != nil {
 		fmt.Fprintf(stderr, "sottod admin: %v\n", err)
 		return 1

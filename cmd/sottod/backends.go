@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -128,4 +129,38 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, log *slo
 		b.close = nc.Close // flushes what is buffered, then closes
 	}
 	return b, nil
+}
+
+// adminStore is what `sottod admin` needs of a store.
+type adminStore interface {
+	relay.Store
+	relay.OrgKeyStore
+	SetAccountExpiry(ctx context.Context, id relay.AccountID, expires time.Time) error
+}
+
+var (
+	_ adminStore = (*sqlitestore.Store)(nil)
+	_ adminStore = (*pgstore.Store)(nil)
+)
+
+// adminStoreFlags registers the store flags of `sottod admin` (the same
+// as serve's, so that the admin reaches the relay's database).
+func adminStoreFlags(fs *flag.FlagSet) *BackendConfig {
+	c := defaultBackendConfig()
+	fs.StringVar(&c.Store, "store", c.Store, "storage backend: sqlite (in -data) or postgres (-postgres-url)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL URL for -store postgres")
+	fs.StringVar(&c.PGSchema, "postgres-schema", c.PGSchema, "PostgreSQL schema of the relay's tables")
+	return &c
+}
+
+// openAdminStore opens the store of c for administration.
+func openAdminStore(ctx context.Context, dataDir string, c BackendConfig) (adminStore, error) {
+	c.Bus, c.NATSURL = "local", ""
+	if err := errors.Join(c.problems()...); err != nil {
+		return nil, err
+	}
+	if c.Store == "postgres" {
+		return pgstore.Open(ctx, c.PostgresURL, pgstore.Options{Schema: c.PGSchema, MaxConns: 2})
+	}
+	return sqlitestore.Open(ctx, dataDir, sqlitestore.Options{Readers: 1})
 }

@@ -261,3 +261,27 @@ func TestTwoNodesPostgresNATS(t *testing.T) {
 		t.Fatalf("usage after drain: %+v", u)
 	}
 }
+
+// TestAdminPostgres runs `sottod admin` against a PostgreSQL relay store.
+func TestAdminPostgres(t *testing.T) {
+	pgURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, pgURL)
+	var out, errb strings.Builder
+	args := []string{"admin", "codes", "create", "-store", "postgres", "-postgres-url", pgURL, "-postgres-schema", schema, "-seats", "3", "-days", "7", "-note", "pg"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s, err := pgstore.Open(context.Background(), pgURL, pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	codes, err := s.Codes(context.Background())
+	if err != nil || len(codes) != 1 || codes[0].Seats != 3 || codes[0].Note != "pg" {
+		t.Fatalf("codes: %+v %v", codes, err)
+	}
+	errb.Reset()
+	if code := run([]string{"admin", "usage", "-store", "postgres"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "needs -postgres-url") {
+		t.Fatalf("missing url: exit %d: %s", code, errb.String())
+	}
+}
