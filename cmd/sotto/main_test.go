@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -240,11 +241,14 @@ func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
 	ctx := context.Background()
 	var key []byte
 	if args[1] == "-" {
-		key = []byte(ts.Getenv("SAVED_IDENTITY_KEY"))
+		// The saved key is kept hex-encoded: an environment variable
+		// cannot hold the NUL bytes a raw key may contain.
+		key, err = hex.DecodeString(ts.Getenv("SAVED_IDENTITY_KEY"))
+		ts.Check(err)
 	} else {
 		var old []byte
 		ts.Check(db.QueryRowContext(ctx, `SELECT identity_key FROM accounts WHERE username = ?`, args[0]).Scan(&old))
-		ts.Setenv("SAVED_IDENTITY_KEY", string(old))
+		ts.Setenv("SAVED_IDENTITY_KEY", hex.EncodeToString(old))
 		ts.Check(db.QueryRowContext(ctx, `SELECT identity_key FROM accounts WHERE username = ?`, args[1]).Scan(&key))
 	}
 	res, err := db.ExecContext(ctx, `UPDATE accounts SET identity_key = ? WHERE username = ?`, key, args[0])
