@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"sotto/relay"
 	"sotto/relay/natsbus"
+	"sotto/relay/natsmailbox"
 	"sotto/relay/pgstore"
 	"sotto/relay/sqlitestore"
 )
@@ -26,11 +28,17 @@ type BackendConfig struct {
 	PostgresURL string // with -store postgres
 	PGSchema    string // PostgreSQL schema ("" = the search_path's default)
 	Bus         string // "local" or "nats"
-	NATSURL     string // with -bus nats; comma-separated servers
+	NATSURL     string // with -bus nats or -mailbox jetstream; comma-separated servers
+	// Mailbox is "store" (the mailbox of -store) or "jetstream" (a NATS
+	// JetStream stream, relay/natsmailbox; -nats-url).
+	Mailbox string
+	// JetStreamName names the stream of -mailbox jetstream; its subjects
+	// and dedupe bucket are derived from it.
+	JetStreamName string
 }
 
 func defaultBackendConfig() BackendConfig {
-	return BackendConfig{Store: "sqlite", Bus: "local"}
+	return BackendConfig{Store: "sqlite", Bus: "local", Mailbox: "store", JetStreamName: "SOTTO_MAILBOX"}
 }
 
 func backendFlags(fs *flag.FlagSet, c *BackendConfig) {
@@ -38,7 +46,9 @@ func backendFlags(fs *flag.FlagSet, c *BackendConfig) {
 	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL URL for -store postgres, e.g. postgres://sotto@db:5432/sotto")
 	fs.StringVar(&c.PGSchema, "postgres-schema", c.PGSchema, "PostgreSQL schema for the relay's tables (created if missing; default: the search_path's)")
 	fs.StringVar(&c.Bus, "bus", c.Bus, "wake-up bus between relay nodes: local (one node) or nats (-nats-url)")
-	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server(s) for -bus nats, e.g. nats://127.0.0.1:4222 (comma-separated)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server(s) for -bus nats and -mailbox jetstream, e.g. nats://127.0.0.1:4222 (comma-separated)")
+	fs.StringVar(&c.JetStreamName, "jetstream-name", c.JetStreamName, "JetStream stream of -mailbox jetstream (relays sharing a mailbox use the same)")
+	fs.StringVar(&c.Mailbox, "mailbox", c.Mailbox, "where envelopes wait: store (the -store database) or jetstream (NATS JetStream at -nats-url; run nats-server with sync_interval: always)")
 }
 
 // problems lists every problem of c.
@@ -59,15 +69,20 @@ func (c BackendConfig) problems() []error {
 	default:
 		errs = append(errs, fmt.Errorf("-store %q: want sqlite or postgres", c.Store))
 	}
-	switch c.Bus {
-	case "local":
-		if c.NATSURL != "" {
-			errs = append(errs, errors.New("-nats-url goes with -bus nats"))
-		}
-	case "nats":
-		if c.NATSURL == "" {
-			errs = append(errs, errors.New("-bus nats needs -nats-url"))
-		}
+	if c.Mailbox != "store" && c.Mailbox != "jetstream" {
+		errs = append(errs, fmt.Errorf("-mailbox %q: want store or jetstream", c.Mailbox))
+	}
+	if c.Mailbox == "jetstream" && !jsName.MatchString(c.JetStreamName) {
+		errs = append(errs, fmt.Errorf("-jetstream-name %q: want letters, digits and _ (at most 32)", c.JetStreamName))
+	}
+	natsUsed := c.Bus == "nats" || c.Mailbox == "jetstream"
+	switch {
+	case natsUsed && c.NATSURL == "":
+		errs = append(errs, errors.New("-bus nats and -mailbox jetstream need -nats-url"))
+	case !natsUsed && c.NATSURL != "":
+		errs = append(errs, errors.New("-nats-url goes with -bus nats or -mailbox jetstream"))
+	}
+	if natsUsed {
 		for _, s := range strings.Split(c.NATSURL, ",") {
 			if s == "" {
 				continue
@@ -77,6 +92,10 @@ func (c BackendConfig) problems() []error {
 				errs = append(errs, fmt.Errorf("-nats-url: %q is not a nats://, tls://, ws:// or wss:// URL", redactURL(s)))
 			}
 		}
+	}
+	switch c.Bus {
+	case "local":
+	case "nats":
 		if c.Store == "sqlite" {
 			errs = append(errs, errors.New("-bus nats links relay nodes that share one store: use it with -store postgres"))
 		}
@@ -84,6 +103,14 @@ func (c BackendConfig) problems() []error {
 		errs = append(errs, fmt.Errorf("-bus %q: want local or nats", c.Bus))
 	}
 	return errs
+}
+
+var jsName = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
+
+// jetStreamOptions derives the stream's subjects and bucket from its name.
+func jetStreamOptions(name string, ttl time.Duration) natsmailbox.Options {
+	low := strings.ToLower(name)
+	return natsmailbox.Options{Stream: name, Subjects: "sotto.mb." + low, Bucket: low + "_sends", TTL: ttl}
 }
 
 // redactURL hides a password in a URL for error messages.
@@ -95,15 +122,17 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// backends are the opened store and bus.
+// backends are the opened store, mailbox and bus.
 type backends struct {
-	store relay.Store
-	bus   relay.Bus // nil: the relay's LocalBus
-	close func()    // closes the bus connection
+	store   relay.Store
+	mailbox relay.Mailbox // the store, or a JetStream mailbox
+	bus     relay.Bus     // nil: the relay's LocalBus
+	close   func()        // closes the NATS connection
 }
 
-// openBackends opens the configured store and bus.
-func openBackends(ctx context.Context, dataDir string, c BackendConfig, log *slog.Logger) (*backends, error) {
+// openBackends opens the configured store, mailbox and bus; ttl is the
+// mailbox TTL (the JetStream stream's MaxAge).
+func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl time.Duration, log *slog.Logger) (*backends, error) {
 	b := &backends{close: func() {}}
 	switch c.Store {
 	case "postgres":
@@ -119,14 +148,27 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, log *slo
 		}
 		b.store = s
 	}
+	b.mailbox = b.store
+	if c.Bus != "nats" && c.Mailbox != "jetstream" {
+		return b, nil
+	}
+	nc, err := natsbus.Connect(c.NATSURL, log)
+	if err != nil {
+		b.store.Close()
+		return nil, err
+	}
+	b.close = nc.Close // flushes what is buffered, then closes
 	if c.Bus == "nats" {
-		nc, err := natsbus.Connect(c.NATSURL, log)
+		b.bus = natsbus.New(nc, log, natsbus.Options{})
+	}
+	if c.Mailbox == "jetstream" {
+		mb, err := natsmailbox.Open(ctx, nc, jetStreamOptions(c.JetStreamName, ttl))
 		if err != nil {
+			nc.Close()
 			b.store.Close()
 			return nil, err
 		}
-		b.bus = natsbus.New(nc, log, natsbus.Options{})
-		b.close = nc.Close // flushes what is buffered, then closes
+		b.mailbox = mb
 	}
 	return b, nil
 }
@@ -155,7 +197,7 @@ func adminStoreFlags(fs *flag.FlagSet) *BackendConfig {
 
 // openAdminStore opens the store of c for administration.
 func openAdminStore(ctx context.Context, dataDir string, c BackendConfig) (adminStore, error) {
-	c.Bus, c.NATSURL = "local", ""
+	c.Bus, c.NATSURL, c.Mailbox = "local", "", "store"
 	if err := errors.Join(c.problems()...); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/relay/natsbus/natstest"
@@ -24,18 +26,19 @@ func TestBackendFlagsValidation(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	c.Store, c.Bus = "mysql", "kafka"
+	c.Store, c.Bus, c.Mailbox = "mysql", "kafka", "redis"
 	c.NATSURL = "x"
 	err := c.Validate()
-	for _, want := range []string{`-store "mysql"`, `-bus "kafka"`} {
+	for _, want := range []string{`-store "mysql"`, `-bus "kafka"`, `-mailbox "redis"`, "-nats-url goes with"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}
 	c = DefaultConfig()
 	c.Store, c.Bus = "postgres", "nats"
+	c.Mailbox, c.JetStreamName = "jetstream", "a.b"
 	err = c.Validate()
-	for _, want := range []string{"needs -postgres-url", "needs -nats-url"} {
+	for _, want := range []string{"needs -postgres-url", "need -nats-url", `-jetstream-name "a.b"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
@@ -59,7 +62,7 @@ func TestBackendFlagsValidation(t *testing.T) {
 }
 
 // startNode runs an in-process relay node on PostgreSQL (schema) and NATS.
-func startNode(t *testing.T, pgURL, schema, natsURL string) *Daemon {
+func startNode(t *testing.T, pgURL, schema, natsURL, jsName string) *Daemon {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -69,6 +72,9 @@ func startNode(t *testing.T, pgURL, schema, natsURL string) *Daemon {
 	cfg.EnrollRate, cfg.EnrollBurst = 100, 100
 	cfg.Store, cfg.PostgresURL, cfg.PGSchema = "postgres", pgURL, schema
 	cfg.Bus, cfg.NATSURL = "nats", natsURL
+	if jsName != "" {
+		cfg.Mailbox, cfg.JetStreamName = "jetstream", jsName
+	}
 	d, err := NewDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -155,13 +161,33 @@ func recvEnv(t *testing.T, c *transport.Conn) *wire.Envelope {
 // TestTwoNodesPostgresNATS runs two relay nodes on one PostgreSQL schema
 // and one NATS server: a device connected to node A gets at once what
 // is sent through node B (the wake-up crosses NATS), and a device that
-// was offline drains its mailbox from either node and acks it.
+// was offline drains its mailbox from either node and acks it. The
+// mailbox is PostgreSQL's, then a JetStream stream.
 func TestTwoNodesPostgresNATS(t *testing.T) {
+	t.Run("postgres-mailbox", func(t *testing.T) { twoNodes(t, false) })
+	t.Run("jetstream-mailbox", func(t *testing.T) { twoNodes(t, true) })
+}
+
+func twoNodes(t *testing.T, jetStream bool) {
 	pgURL := pgtest.URL(t)
 	natsURL := natstest.URL(t)
 	schema := pgtest.Schema(t, pgURL)
-	a := startNode(t, pgURL, schema, natsURL)
-	b := startNode(t, pgURL, schema, natsURL)
+	jsName := ""
+	if jetStream {
+		jsName = strings.ToUpper(schema)
+		t.Cleanup(func() {
+			nc := natstest.Conn(t)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return
+			}
+			o := jetStreamOptions(jsName, 0)
+			js.DeleteStream(context.Background(), o.Stream)
+			js.DeleteKeyValue(context.Background(), o.Bucket)
+		})
+	}
+	a := startNode(t, pgURL, schema, natsURL, jsName)
+	b := startNode(t, pgURL, schema, natsURL, jsName)
 	ctx := context.Background()
 
 	admin, err := pgstore.Open(ctx, pgURL, pgstore.Options{Schema: schema})
@@ -259,6 +285,24 @@ func TestTwoNodesPostgresNATS(t *testing.T) {
 	}
 	if u.QueuedEnvelopes != 0 || u.Accounts != 2 {
 		t.Fatalf("usage after drain: %+v", u)
+	}
+	if jetStream {
+		// The envelopes went through the stream and were all deleted.
+		js, err := jetstream.New(natstest.Conn(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctx, jsName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 0 || info.State.LastSeq < 4 {
+			t.Fatalf("stream after drain: %d messages, last sequence %d", info.State.Msgs, info.State.LastSeq)
+		}
 	}
 }
 

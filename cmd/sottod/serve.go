@@ -120,13 +120,13 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	be, err := openBackends(ctx, cfg.DataDir, cfg.BackendConfig, log)
+	be, err := openBackends(ctx, cfg.DataDir, cfg.BackendConfig, cfg.MailboxTTL, log)
 	if err != nil {
 		return nil, err
 	}
 	store := be.store
 	rcfg := relay.DefaultConfig()
-	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, store, log
+	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, be.mailbox, log
 	rcfg.Bus = be.bus
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
