@@ -90,6 +90,9 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	if user == "" || user == c.acct.Username {
 		return nil, fmt.Errorf("client: cannot send to %q", user)
 	}
+	if err := c.AllowedByPolicy(ctx, FeatureAttachments); err != nil {
+		return nil, fmt.Errorf("client: attachments: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -41,6 +41,10 @@ func (c *Client) applyCallSignal(ctx context.Context, tx *store.Tx, env *wire.En
 	if s.ToDevice != 0 && s.ToDevice != c.acct.DeviceID {
 		return nil // for another device of this account
 	}
+	if !callSignalAllowed(ctx, tx, s) {
+		c.log.Info("call refused: the organization's policy forbids calls", "from", env.Sender)
+		return nil
+	}
 	id, err := loadIdentity(ctx, tx, env.Sender)
 	if err != nil {
 		return err
@@ -53,6 +57,9 @@ func (c *Client) applyCallSignal(ctx context.Context, tx *store.Tx, env *wire.En
 // SendCallSignal sends s to user's devices (s.ToDevice picks one; own
 // account: the other own devices).
 func (c *Client) SendCallSignal(ctx context.Context, user string, s *content.CallSignal) error {
+	if !callSignalAllowed(ctx, c.db, s) {
+		return fmt.Errorf("client: calls: %w", ErrForbiddenByPolicy)
+	}
 	id, err := content.NewID(rand.Reader)
 	if err != nil {
 		return err

@@ -91,6 +91,9 @@ func (c *Client) SetTimer(ctx context.Context, user string, d time.Duration) err
 	if d < 0 || (d > 0 && d < time.Second) || d > content.MaxTimerSeconds*time.Second {
 		return ErrBadTimer
 	}
+	if err := c.AllowedDisappearing(ctx, d); err != nil {
+		return err
+	}
 	ct, err := content.NewTimerChange(d, c.opts.Now())
 	if err != nil {
 		return err

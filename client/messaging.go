@@ -384,6 +384,9 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 			}
 		}
 	case *content.Content_TimerChange:
+		// A timer outside the org policy's range is clamped into it
+		// (see clampTimer), and recorded as clamped.
+		b.TimerChange.Seconds = clampTimer(ctx, tx, b.TimerChange.Seconds)
 		m := &Message{ID: ct.Id, Peer: peer, From: author, FromDevice: env.SenderDevice, Outgoing: author == self, Synced: author == self && env.SenderDevice != c.acct.DeviceID,
 			SentAt: sentAt, ServerTime: time.UnixMilli(env.ServerTimestampMs), Kind: KindTimer, TimerSeconds: b.TimerChange.Seconds}
 		added, err := appendMessage(ctx, tx, author, m)

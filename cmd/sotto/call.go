@@ -24,6 +24,7 @@ type callFlags struct {
 	ringTimeout       time.Duration
 	autoAnswer        bool
 	mute              bool
+	exitAfter         int
 }
 
 func addCallFlags(fs *flag.FlagSet, listen bool) *callFlags {
@@ -35,6 +36,7 @@ func addCallFlags(fs *flag.FlagSet, listen bool) *callFlags {
 	fs.BoolVar(&f.mute, "mute", false, "start calls muted (type m and Enter to toggle)")
 	if listen {
 		fs.BoolVar(&f.autoAnswer, "auto-answer", false, "answer incoming calls at once (headless devices)")
+		fs.IntVar(&f.exitAfter, "exit-after-calls", 0, "exit once `N` calls have ended and their audio is saved (for scripts)")
 	}
 	return f
 }
@@ -46,12 +48,17 @@ type callSession struct {
 	m     *call.Manager
 	pcm   []int16
 
-	mu   sync.Mutex
-	recs map[*call.Call]*call.Recorder
+	mu       sync.Mutex
+	recs     map[*call.Call]*call.Recorder
+	ended    int
+	finished chan struct{} // closed after flags.exitAfter calls; nil without it
 }
 
 func newCallSession(e *env, f *callFlags) (*callSession, error) {
 	s := &callSession{e: e, flags: f, recs: map[*call.Call]*call.Recorder{}}
+	if f.exitAfter > 0 {
+		s.finished = make(chan struct{})
+	}
 	if f.audioIn != "" {
 		pcm, err := call.ReadWAVFile(f.audioIn)
 		if err != nil {
@@ -82,13 +89,14 @@ func newCallSession(e *env, f *callFlags) (*callSession, error) {
 				fmt.Fprintf(e.stdout, "incoming call from %s (not answered: run sotto listen --auto-answer to answer)\n", c.Peer)
 			}
 		},
-		OnEnd: func(c *call.Call) { s.ended(c) },
+		OnEnd: func(c *call.Call) { s.end(c) },
 	})
 	return s, nil
 }
 
-// ended reports a call and saves its audio.
-func (s *callSession) ended(c *call.Call) {
+// end reports a call and saves its audio.
+func (s *callSession) end(c *call.Call) {
+	defer s.countEnded()
 	if c.Err() != nil {
 		fmt.Fprintf(s.e.stdout, "call with %s ended: %s\n", c.Peer, strings.TrimPrefix(c.Err().Error(), "call: "))
 	} else {
@@ -131,6 +139,9 @@ func cmdCall(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if err := c.AllowedByPolicy(e.ctx, client.FeatureCalls); err != nil {
+		return fmt.Errorf("cannot call %s: %w", pos[0], err)
+	}
 	s.m.Start(c)
 	defer s.m.Close()
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt)
@@ -177,6 +188,16 @@ func cmdCall(e *env, args []string) error {
 	}
 }
 
+// countEnded closes s.finished once the wanted number of calls has ended.
+func (s *callSession) countEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended++
+	if s.finished != nil && s.ended == s.flags.exitAfter {
+		close(s.finished)
+	}
+}
+
 func hangup(cl *call.Call) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -220,6 +241,15 @@ func (l *listenCalls) start(c *client.Client) func() {
 	}
 	l.s.m.Start(c)
 	return l.s.m.Close
+}
+
+// finished is closed once --exit-after-calls calls have ended (nil, so
+// never ready, without the flag).
+func (l *listenCalls) finished() <-chan struct{} {
+	if l == nil || l.s == nil {
+		return nil
+	}
+	return l.s.finished
 }
 
 func newListenCalls(e *env, f *callFlags) (*listenCalls, error) {
