@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"sotto/relay"
 	"sotto/relay/pgstore"
 	"sotto/relay/pgstore/pgtest"
@@ -124,5 +126,23 @@ func TestConcurrentDuplicateSends(t *testing.T) {
 	envs, err := s.Fetch(ctx, to, 0, time.Time{}, 100)
 	if err != nil || len(envs) != 1 || !envs[0].Timestamp.Equal(ts) {
 		t.Fatalf("stored: %d envelopes %v", len(envs), err)
+	}
+}
+
+// TestBatchIsOneTransaction checks what the mailbox writer relies on: a
+// pgx batch runs as one implicit transaction, so a failing statement
+// undoes the ones before it.
+func TestBatchIsOneTransaction(t *testing.T) {
+	s, _ := pgtest.Open(t)
+	defer s.Close()
+	ctx := context.Background()
+	var b pgx.Batch
+	b.Queue(`INSERT INTO org_key (id, key) VALUES (1, 'k')`)
+	b.Queue(`INSERT INTO org_key (id, key) VALUES (2, 'k')`) // violates the CHECK
+	if err := s.Pool().SendBatch(ctx, &b).Close(); err == nil {
+		t.Fatal("bad batch accepted")
+	}
+	if _, err := s.OrgKey(ctx); err != relay.ErrNotFound {
+		t.Fatalf("first statement of a failed batch kept: %v", err)
 	}
 }
