@@ -154,7 +154,8 @@ func (c *Client) Policy() (store.Policy, error) { return c.db.Policy() }
 func (c *Client) SetWipeAfter(n int) error { return c.db.SetWipeAfter(n) }
 
 // SetDuress sets the duress passphrase (empty: none): unlocking with it
-// silently wipes the store.
+// silently wipes the store, and Open then returns store.ErrNoStore as on a
+// device where nothing was ever enrolled.
 func (c *Client) SetDuress(duress []byte) error { return c.db.SetDuress(duress, rand.Reader) }
 
 // ConnectOptions tune Connect.

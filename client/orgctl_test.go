@@ -360,8 +360,17 @@ func TestDuressWipeLeavesNothing(t *testing.T) {
 	}
 	secrets := secretsOf(t, bob, text)
 	bob.c.Close()
-	if _, err := Open(ctx, bob.dir, []byte("duress-code"), nil); !errors.Is(err, store.ErrWrongPassphrase) {
-		t.Fatalf("duress unlock: %v, want an ordinary wrong passphrase", err)
+	// Under duress the device looks freshly installed: no store, and
+	// nothing said about a wipe.
+	_, err := Open(ctx, bob.dir, []byte("duress-code"), nil)
+	if !errors.Is(err, store.ErrNoStore) || err.Error() != store.ErrNoStore.Error() {
+		t.Fatalf("duress unlock: %v, want exactly what a never-enrolled device says", err)
+	}
+	if _, ferr := Open(ctx, filepath.Join(t.TempDir(), "never"), []byte("duress-code"), nil); ferr.Error() != err.Error() {
+		t.Fatalf("duress unlock says %q, a fresh device %q", err, ferr)
+	}
+	if store.Exists(bob.dir) {
+		t.Fatal("a store is still there after the duress unlock")
 	}
 	scanFor(t, bob.dir, secrets)
 	if _, err := Open(ctx, bob.dir, []byte("pw"), nil); !errors.Is(err, store.ErrNoStore) {

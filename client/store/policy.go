@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 )
 
 // Device policy kept in the key file, since it must work before the store
 // is unlocked: a limit on failed unlocks, after which the store wipes
-// itself, and a duress passphrase that wipes it silently. Someone who can
+// itself, and a duress passphrase that wipes it silently (the store then
+// looks as if it had never been created). Someone who can
 // edit the key file can reset both; they protect against someone trying
 // passphrases through the client, not against a copy of the disk (which
 // Argon2id is for).
@@ -57,8 +59,9 @@ func (s *Store) SetWipeAfter(n int) error {
 }
 
 // SetDuress sets (or, with an empty passphrase, removes) the duress
-// passphrase: unlocking with it wipes the store and reports a wrong
-// passphrase. It must differ from the real passphrase.
+// passphrase: unlocking with it wipes the store silently and reports
+// ErrNoStore, as if no store had ever been created here, so that the
+// client looks freshly installed. It must differ from the real passphrase.
 func (s *Store) SetDuress(duress []byte, rnd io.Reader) error {
 	return s.updateKeyFile(func(kf *keyFile) error {
 		if len(duress) == 0 {
@@ -115,11 +118,15 @@ func (k *keyFile) isDuress(passphrase []byte) bool {
 // error to report.
 func failedUnlock(dir string, kf *keyFile, passphrase []byte) error {
 	if kf.isDuress(passphrase) {
-		// Silently: the caller sees an ordinary wrong passphrase.
-		if err := Wipe(dir); err != nil {
-			return fmt.Errorf("%w (%v)", ErrWrongPassphrase, err)
+		// Silently: the caller sees exactly what it sees where no store
+		// was ever created (ErrNoStore), so a client shows its first-run
+		// state. A failure of the wipe is not reported either, since
+		// that would reveal it; the key file goes first, and without it
+		// whatever remains is noise.
+		if Wipe(dir) != nil {
+			_ = os.Remove(filepath.Join(dir, keyFileName))
 		}
-		return ErrWrongPassphrase
+		return ErrNoStore
 	}
 	if kf.WipeAfter <= 0 {
 		return ErrWrongPassphrase

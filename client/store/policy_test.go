@@ -59,10 +59,11 @@ func TestDuressPassphrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	// The duress passphrase looks like a wrong one, and wipes.
+	// The duress passphrase wipes, and the directory looks as if no
+	// store had ever been created there.
 	_, err = Open(ctx, dir, []byte("under duress"))
-	if err != ErrWrongPassphrase {
-		t.Fatalf("duress: %v, want exactly ErrWrongPassphrase", err)
+	if err != ErrNoStore {
+		t.Fatalf("duress: %v, want exactly ErrNoStore", err)
 	}
 	if Exists(dir) {
 		t.Fatal("duress did not wipe")

@@ -205,7 +205,7 @@ func (e *env) options(onEvent func(client.Event)) *client.Options {
 // open unlocks the local store.
 func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	if !store.Exists(e.home) {
-		return nil, fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
+		return nil, e.noDevice()
 	}
 	pass, err := e.passphrase(false)
 	if err != nil {
@@ -221,8 +221,19 @@ func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 		return nil, errors.New("wrong passphrase")
 	case errors.Is(err, store.ErrWipedAfterFailures):
 		return nil, errors.New("too many wrong passphrases: this device's keys and history were wiped")
+	case errors.Is(err, store.ErrNoStore):
+		// Also what the duress passphrase comes to: the real store was
+		// wiped silently and this device must look freshly installed.
+		return nil, e.noDevice()
 	}
 	return c, err
+}
+
+// noDevice is the error of a device where nothing is enrolled: a first
+// run, a wiped device, or an unlock with the duress passphrase, which
+// must not be told apart.
+func (e *env) noDevice() error {
+	return fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
 }
 
 // connect opens the store and connects to the relay.
