@@ -13,7 +13,6 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qInsSend = `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES (?, ?, ?, ?)`
 	qInsEnv  = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSelSend = `SELECT ts_ms FROM sends WHERE account = ? AND device = ? AND message_id = ?`
 	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
@@ -30,8 +29,35 @@ var (
 	qDelEnvMulti = `DELETE FROM envelopes WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	writerQueries = []string{qInsSend, qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti}
+	writerQueries = []string{qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti,
+		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
 )
+
+// qInsSendN records n sends for deduplication and returns the keys of
+// those that were new.
+func qInsSendN(n int) string {
+	return `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ") +
+		` RETURNING account, device, message_id`
+}
+
+// sendChunk is how many of left sends the next dedupe statement takes:
+// only a few statement sizes are prepared.
+func sendChunk(left int) int {
+	for _, n := range []int{multiRows, 16, 4} {
+		if left >= n {
+			return n
+		}
+	}
+	return 1
+}
+
+// sendKey appends the dedupe key of a send to b.
+func sendKey(b, acct []byte, dev uint32, mid []byte) []byte {
+	b = append(b, acct...)
+	b = binary.BigEndian.AppendUint32(b, dev)
+	return append(b, mid...)
+}
 
 type opKind int
 
@@ -166,26 +192,67 @@ func (s *Store) commitTx(batch []*op) error {
 		stmts[q] = st
 		return st, nil
 	}
-	// Appends: the dedupe record first (per send), then every new
-	// envelope of the batch with multi-row inserts.
+	// Appends: the dedupe records first, several sends per statement,
+	// then every new envelope of the batch with multi-row inserts.
 	var (
 		envs  []*relay.Envelope
 		sends []*relay.Send
+		apps  []*op
 	)
 	for _, o := range batch {
-		if o.kind != opAppend {
-			continue
+		if o.kind == opAppend {
+			apps = append(apps, o)
 		}
-		sd := o.send
-		insSend, err := get(qInsSend)
+	}
+	var key []byte
+	for len(apps) > 0 {
+		n := sendChunk(len(apps))
+		st, err := get(qInsSendN(n))
 		if err != nil {
 			return err
 		}
-		res, err := insSend.ExecContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+		args := make([]any, 0, 4*n)
+		for _, o := range apps[:n] {
+			sd := o.send
+			args = append(args, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+		}
+		// RETURNING yields the rows actually inserted (not the ignored
+		// duplicates), in no promised order: match them by key.
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: append: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		fresh := make(map[string]int, n)
+		for rows.Next() {
+			var (
+				acct, mid []byte
+				dev       uint32
+			)
+			if err := rows.Scan(&acct, &dev, &mid); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlitestore: append: %w", err)
+			}
+			key = sendKey(key[:0], acct, dev, mid)
+			fresh[string(key)]++
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		for _, o := range apps[:n] {
+			sd := o.send
+			key = sendKey(key[:0], sd.Sender.Account[:], sd.Sender.Device, sd.MessageID)
+			if fresh[string(key)] > 0 {
+				// The first of equal sends in one statement is the one inserted.
+				fresh[string(key)]--
+				o.res = relay.AppendResult{Timestamp: sd.Timestamp}
+				for i := range sd.Envelopes {
+					envs = append(envs, &sd.Envelopes[i])
+					sends = append(sends, sd)
+				}
+				continue
+			}
 			selSend, err := get(qSelSend)
 			if err != nil {
 				return err
@@ -195,13 +262,8 @@ func (s *Store) commitTx(batch []*op) error {
 				return fmt.Errorf("sqlitestore: append: %w", err)
 			}
 			o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(ts)}
-			continue
 		}
-		o.res = relay.AppendResult{Timestamp: sd.Timestamp}
-		for i := range sd.Envelopes {
-			envs = append(envs, &sd.Envelopes[i])
-			sends = append(sends, sd)
-		}
+		apps = apps[n:]
 	}
 	for len(envs) > 0 {
 		n, q := 1, qInsEnv
