@@ -53,7 +53,6 @@ type Call struct {
 	ID       []byte
 	Peer     string
 	Outgoing bool
-	codec    Codec
 	source   Source
 	sink     Sink
 
@@ -63,7 +62,9 @@ type Call struct {
 	err         error
 	offer       string // incoming: the caller's SDP
 	remoteFP    string // sha-256 fingerprint from the E2E-signalled SDP
+	codec       Codec  // what we send (the peer's choice decodes what we receive)
 	pc          *webrtc.PeerConnection
+	sender      *webrtc.RTPSender
 	track       *webrtc.TrackLocalStaticSample
 	ringTimer   *time.Timer
 	lostTimer   *time.Timer
@@ -82,7 +83,7 @@ func (m *Manager) newCall(id []byte, peer string, dev uint32, outgoing bool) *Ca
 	if !outgoing {
 		st = StateRinging
 	}
-	c := &Call{m: m, ID: id, Peer: peer, Outgoing: outgoing, codec: PCMU{}, peerDevice: dev, state: st,
+	c := &Call{m: m, ID: id, Peer: peer, Outgoing: outgoing, codec: supportedCodecs(m.opts.PCMUOnly)[0], peerDevice: dev, state: st,
 		started: m.opts.Now(), connected: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	c.source, c.sink = Source(silence{}), Sink(discard{})
 	if m.opts.NewSource != nil {
@@ -180,11 +181,15 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 		return err
 	}
 	var me webrtc.MediaEngine
-	capability := webrtc.RTPCodecCapability{MimeType: c.codec.MimeType(), ClockRate: c.codec.ClockRate(), Channels: 1}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: capability,
-		PayloadType: webrtc.PayloadType(c.codec.PayloadType())}, webrtc.RTPCodecTypeAudio); err != nil {
-		return fmt.Errorf("call: codec: %w", err)
+	for _, cd := range supportedCodecs(opts.PCMUOnly) {
+		if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: capability(cd),
+			PayloadType: webrtc.PayloadType(cd.PayloadType())}, webrtc.RTPCodecTypeAudio); err != nil {
+			return fmt.Errorf("call: codec: %w", err)
+		}
 	}
+	c.mu.Lock()
+	codec := c.codec
+	c.mu.Unlock()
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(opts.ICEFailedTimeout/2, opts.ICEFailedTimeout, 500*time.Millisecond)
@@ -209,7 +214,7 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("call: %w", err)
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(capability, "audio", "sotto")
+	track, err := webrtc.NewTrackLocalStaticSample(capability(codec), "audio", "sotto")
 	if err != nil {
 		pc.Close()
 		return fmt.Errorf("call: %w", err)
@@ -232,7 +237,7 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.receive(tr) })
 	pc.OnConnectionStateChange(c.connectionState)
 	c.mu.Lock()
-	c.pc, c.track = pc, track
+	c.pc, c.sender, c.track = pc, sender, track
 	c.mu.Unlock()
 	return nil
 }
@@ -288,6 +293,7 @@ func (c *Call) Answer(ctx context.Context) error {
 	c.state = StateConnecting
 	c.remoteFP = sdpFingerprint(c.offer)
 	offer := c.offer
+	c.codec = chooseCodec(offer, c.m.opts.PCMUOnly)
 	c.mu.Unlock()
 	c.stopRingTimer()
 	err := func() error {
@@ -386,6 +392,11 @@ func (c *Call) handle(cs *client.CallSignal) {
 		c.remoteFP = sdpFingerprint(s.Sdp)
 		c.mu.Unlock()
 		c.stopRingTimer()
+		if err := c.useAnswerCodec(s.Sdp); err != nil {
+			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: cs.FromDevice, Reason: content.CallSignal_FAILED})
+			c.end(err)
+			return
+		}
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.Sdp}); err != nil {
 			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: cs.FromDevice, Reason: content.CallSignal_FAILED})
 			c.end(fmt.Errorf("call: answer: %w", err))
@@ -514,7 +525,14 @@ func (c *Call) startRingTimer(d time.Duration) {
 			return
 		}
 		if c.Outgoing {
-			c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_TIMEOUT})
+			// Sent before the call ends, so that a caller exiting on
+			// ErrNoAnswer (sotto call) has told the callee's devices:
+			// they record a missed call, not one still ringing.
+			ctx, cancel := context.WithTimeout(c.m.ctx, 15*time.Second)
+			defer cancel()
+			if err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_TIMEOUT}); err != nil {
+				c.m.log.Info("call signal not sent", "to", c.Peer, "kind", "HANGUP", "err", err)
+			}
 			c.end(ErrNoAnswer)
 		} else {
 			c.end(ErrMissed)
@@ -544,7 +562,10 @@ func (c *Call) startLostTimer(d time.Duration) {
 // send paces audio frames to the peer until the call ends.
 func (c *Call) send() {
 	defer c.wg.Done()
-	n := int(c.codec.ClockRate()) * int(FrameDuration/time.Millisecond) / 1000
+	c.mu.Lock()
+	codec := c.codec
+	c.mu.Unlock()
+	n := int(codec.ClockRate()) * int(FrameDuration/time.Millisecond) / 1000
 	frame := make([]int16, n)
 	var payload []byte
 	t := time.NewTicker(FrameDuration)
@@ -562,7 +583,7 @@ func (c *Call) send() {
 		if muted {
 			clear(frame)
 		}
-		payload = c.codec.Encode(payload[:0], frame)
+		payload = codec.Encode(payload[:0], frame)
 		if err := track.WriteSample(media.Sample{Data: payload, Duration: FrameDuration}); err != nil {
 			return
 		}
@@ -571,16 +592,22 @@ func (c *Call) send() {
 
 // receive decodes the peer's audio into the sink until the call ends.
 func (c *Call) receive(tr *webrtc.TrackRemote) {
+	params := tr.Codec()
+	dec := newCodec(params.MimeType)
+	if dec == nil {
+		c.m.log.Warn("call: peer sends an unsupported codec", "mime", params.MimeType)
+		return
+	}
 	var pcm []int16
 	for {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
 			return
 		}
-		if p.PayloadType != c.codec.PayloadType() {
+		if p.PayloadType != uint8(params.PayloadType) {
 			continue
 		}
-		pcm = c.codec.Decode(pcm[:0], p.Payload)
+		pcm = dec.Decode(pcm[:0], p.Payload)
 		c.sink.WriteFrame(pcm)
 	}
 }
@@ -649,4 +676,33 @@ func outcome(outgoing bool, prev State, dur time.Duration, why error) string {
 		return "missed"
 	}
 	return "ended"
+}
+
+// useAnswerCodec switches what we send to the best codec the callee's
+// answer accepts (PCMU when the callee has no Opus), before the sender is
+// bound to the negotiated codecs.
+func (c *Call) useAnswerCodec(answer string) error {
+	cd := chooseCodec(answer, c.m.opts.PCMUOnly)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cd.MimeType() == c.codec.MimeType() {
+		return nil
+	}
+	track, err := webrtc.NewTrackLocalStaticSample(capability(cd), "audio", "sotto")
+	if err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	if err := c.sender.ReplaceTrack(track); err != nil {
+		return fmt.Errorf("call: codec: %w", err)
+	}
+	c.codec, c.track = cd, track
+	return nil
+}
+
+// Codec is the MIME type of the codec we send ("audio/opus" or
+// "audio/PCMU"), final once the call is connecting.
+func (c *Call) Codec() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.codec.MimeType()
 }

@@ -60,9 +60,9 @@ func talk(t *testing.T, a, b *device, hangupByCaller bool) (caller, callee *Call
 	waitConnected(t, callee, "callee")
 	// Wait until both tones have fully arrived (plus a little silence).
 	deadline := time.Now().Add(20 * time.Second)
-	for len(a.rec.PCM()) < 8000*2 || len(b.rec.PCM()) < 8000*2 {
+	for len(heard(a.rec)) < 8000*2 || len(heard(b.rec)) < 8000*2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("audio stalled: %d and %d samples", len(a.rec.PCM()), len(b.rec.PCM()))
+			t.Fatalf("audio stalled: %d and %d samples", len(heard(a.rec)), len(heard(b.rec)))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -86,8 +86,8 @@ func TestCallAudioBothWays(t *testing.T) {
 	alice := r.enroll(t, "alice", tone(toneLen, aliceFreqs...), Options{})
 	bob := r.enroll(t, "bob", tone(toneLen, bobFreqs...), Options{})
 	caller, _ := talk(t, alice, bob, true)
-	checkHeard(t, "bob", bob.rec.PCM(), aliceFreqs, bobFreqs)
-	checkHeard(t, "alice", alice.rec.PCM(), bobFreqs, aliceFreqs)
+	checkHeard(t, "bob", heard(bob.rec), aliceFreqs, bobFreqs)
+	checkHeard(t, "alice", heard(alice.rec), bobFreqs, aliceFreqs)
 	for _, d := range []*device{alice, bob} {
 		peer := "bob"
 		if d == bob {
@@ -132,7 +132,7 @@ func TestCallRelayOnly(t *testing.T) {
 				t.Errorf("TURN server has %d allocations", r.turn.AllocationCount())
 			}
 			deadline := time.Now().Add(20 * time.Second)
-			for len(alice.rec.PCM()) < 16000 || len(bob.rec.PCM()) < 16000 {
+			for len(heard(alice.rec)) < 16000 || len(heard(bob.rec)) < 16000 {
 				if time.Now().After(deadline) {
 					t.Fatal("audio stalled")
 				}
@@ -140,8 +140,8 @@ func TestCallRelayOnly(t *testing.T) {
 			}
 			callee.Hangup(ctx)
 			waitDone(t, caller, "caller")
-			checkHeard(t, "bob", bob.rec.PCM(), aliceFreqs, bobFreqs)
-			checkHeard(t, "alice", alice.rec.PCM(), bobFreqs, aliceFreqs)
+			checkHeard(t, "bob", heard(bob.rec), aliceFreqs, bobFreqs)
+			checkHeard(t, "alice", heard(alice.rec), bobFreqs, aliceFreqs)
 		})
 	}
 }

@@ -9,10 +9,13 @@
 // between the devices or through the relay's TURN server (Options.RelayOnly
 // forces the latter so that peers never learn each other's address).
 //
-// Audio is 8 kHz G.711 μ-law (PCMU), which needs no cgo; the Codec
-// interface leaves room for Opus. Sources and sinks are WAV files (16-bit
-// PCM mono, 8 kHz or 48 kHz in; 8 kHz out) or anything implementing Source
-// and Sink.
+// Audio is Opus at 48 kHz mono in builds with the opus tag (libopus
+// through cgo: Debian libopus-dev and pkg-config; build with
+// -tags 'opus nolibopusfile'), falling back to 8 kHz G.711 μ-law (PCMU)
+// when the peer offers only that; builds without the tag (and without
+// cgo) speak PCMU only. Sources and sinks are WAV files (16-bit PCM mono,
+// 8 kHz or 48 kHz, resampled to the codec's rate; recorded at the codec's
+// rate) or anything implementing Source and Sink.
 //
 // Group calls (an SFU in the relay forwarding SFrame-encrypted media keyed
 // from the MLS epoch) are not built yet: CallSignal.media and the Codec

@@ -95,7 +95,7 @@ func testOptions(o *Options, d *device, tone []int16) {
 	}
 	o.OnIncoming = func(c *Call) { d.incoming <- c }
 	o.OnEnd = func(c *Call) { d.ended <- c }
-	o.NewSource = func(*Call) Source { return NewPCMSource(tone) }
+	o.NewSource = func(*Call) Source { return NewPCMSourceRate(tone, 8000) }
 	o.NewSink = func(*Call) Sink { return d.rec }
 }
 
@@ -154,6 +154,14 @@ func (r *testRelay) link(t testing.TB, first *device, tone []int16, o Options) *
 	d.c = c
 	d.start(t)
 	return d
+}
+
+// heard is what r received, at 8 kHz (decimated from Opus's 48 kHz).
+func heard(r *Recorder) []int16 {
+	if r.Rate() == 48000 {
+		return Decimate6(r.PCM())
+	}
+	return r.PCM()
 }
 
 // tone is amp-scaled sines at freqs, at 8 kHz, for d.

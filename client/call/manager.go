@@ -52,6 +52,9 @@ type Options struct {
 	// TURNTransport keeps only TURN URLs of this transport ("udp",
 	// "tcp"; empty: both).
 	TURNTransport string
+	// PCMUOnly offers and accepts only G.711 (what a build without the
+	// opus tag does) even when this build has Opus.
+	PCMUOnly bool
 	// RingTimeout ends unanswered calls (45 s).
 	RingTimeout time.Duration
 	// AutoAnswer answers incoming calls at once (headless devices).
@@ -81,6 +84,7 @@ type Manager struct {
 	sig  Signaller
 
 	events chan client.Event
+	flush  chan chan struct{} // Close asks the loop to handle what is queued
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -108,7 +112,7 @@ func NewManager(opts Options) *Manager {
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{opts: opts, log: opts.Logger, events: make(chan client.Event, 256),
+	return &Manager{opts: opts, log: opts.Logger, events: make(chan client.Event, 256), flush: make(chan chan struct{}),
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}}
 }
 
@@ -137,13 +141,38 @@ func (m *Manager) Start(sig Signaller) {
 				return
 			case ev := <-m.events:
 				m.dispatch(ev.Call)
+			case done := <-m.flush:
+				m.dispatchQueued()
+				close(done)
 			}
 		}
 	}()
 }
 
-// Close hangs up every call and stops the manager.
+// dispatchQueued handles the signals already queued.
+func (m *Manager) dispatchQueued() {
+	for {
+		select {
+		case ev := <-m.events:
+			m.dispatch(ev.Call)
+		default:
+			return
+		}
+	}
+}
+
+// Close handles the signals already queued (so that a caller's hang-up
+// queued behind its offer makes a missed call, not one this device
+// declined), then hangs up every call and stops the manager.
 func (m *Manager) Close() {
+	if m.sig != nil {
+		done := make(chan struct{})
+		select {
+		case m.flush <- done:
+			<-done
+		case <-m.ctx.Done():
+		}
+	}
 	for _, c := range m.Calls() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		c.Hangup(ctx)

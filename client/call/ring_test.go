@@ -34,7 +34,7 @@ func TestCallRingsEveryDeviceFirstAnswerWins(t *testing.T) {
 		t.Errorf("connected to bob's device %d, want %d", got, bob2.c.DeviceID())
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(bob2.rec.PCM()) < 16000 {
+	for len(heard(bob2.rec)) < 16000 {
 		if time.Now().After(deadline) {
 			t.Fatal("audio stalled")
 		}
@@ -42,8 +42,8 @@ func TestCallRingsEveryDeviceFirstAnswerWins(t *testing.T) {
 	}
 	caller.Hangup(ctx)
 	waitDone(t, ring2, "the answered call")
-	checkHeard(t, "bob's second device", bob2.rec.PCM(), aliceFreqs, bobFreqs)
-	if n := len(bob1.rec.PCM()); n != 0 {
+	checkHeard(t, "bob's second device", heard(bob2.rec), aliceFreqs, bobFreqs)
+	if n := len(heard(bob1.rec)); n != 0 {
 		t.Errorf("the device that did not answer received %d samples", n)
 	}
 	if rec := lastCall(t, bob1, "alice"); rec.Outcome != "answered elsewhere" {
@@ -202,8 +202,8 @@ func TestCallMuted(t *testing.T) {
 	}
 	bob := r.enroll(t, "bob", tone(toneLen, bobFreqs...), Options{})
 	talk(t, alice, bob, true)
-	if span := toneSpan(bob.rec.PCM()); span != 0 {
+	if span := toneSpan(heard(bob.rec)); span != 0 {
 		t.Errorf("bob heard a muted alice for %v", span)
 	}
-	checkHeard(t, "alice", alice.rec.PCM(), bobFreqs, aliceFreqs)
+	checkHeard(t, "alice", heard(alice.rec), bobFreqs, aliceFreqs)
 }

@@ -18,8 +18,21 @@ const MaxWAVSamples = 10 * 60 * 48000
 // ReadWAV parses a 16-bit PCM mono WAV file at 8 kHz or 48 kHz and returns
 // its samples at 8 kHz (48 kHz input is low-pass filtered and decimated).
 func ReadWAV(b []byte) ([]int16, error) {
+	pcm, rate, err := ReadWAVRate(b)
+	if err != nil {
+		return nil, err
+	}
+	if rate == 48000 {
+		pcm = Decimate6(pcm)
+	}
+	return pcm, nil
+}
+
+// ReadWAVRate parses a 16-bit PCM mono WAV file at 8 kHz or 48 kHz and
+// returns its samples at their own rate, and that rate.
+func ReadWAVRate(b []byte) ([]int16, uint32, error) {
 	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, fmt.Errorf("%w: not a RIFF/WAVE file", ErrWAV)
+		return nil, 0, fmt.Errorf("%w: not a RIFF/WAVE file", ErrWAV)
 	}
 	b = b[12:]
 	var rate uint32
@@ -29,7 +42,7 @@ func ReadWAV(b []byte) ([]int16, error) {
 		b = b[8:]
 		if uint64(n) > uint64(len(b)) {
 			if id != "data" {
-				return nil, fmt.Errorf("%w: truncated %q chunk", ErrWAV, id)
+				return nil, 0, fmt.Errorf("%w: truncated %q chunk", ErrWAV, id)
 			}
 			n = uint32(len(b)) // streaming writers leave the size unset
 		}
@@ -37,38 +50,44 @@ func ReadWAV(b []byte) ([]int16, error) {
 		switch id {
 		case "fmt ":
 			if n < 16 {
-				return nil, fmt.Errorf("%w: short fmt chunk", ErrWAV)
+				return nil, 0, fmt.Errorf("%w: short fmt chunk", ErrWAV)
 			}
 			format := binary.LittleEndian.Uint16(body[0:2])
 			channels := binary.LittleEndian.Uint16(body[2:4])
 			rate = binary.LittleEndian.Uint32(body[4:8])
 			bits := binary.LittleEndian.Uint16(body[14:16])
 			if format != 1 || channels != 1 || bits != 16 || (rate != 8000 && rate != 48000) {
-				return nil, fmt.Errorf("%w: need 16-bit PCM mono at 8000 or 48000 Hz (got format %d, %d channels, %d bits, %d Hz)", ErrWAV, format, channels, bits, rate)
+				return nil, 0, fmt.Errorf("%w: need 16-bit PCM mono at 8000 or 48000 Hz (got format %d, %d channels, %d bits, %d Hz)", ErrWAV, format, channels, bits, rate)
 			}
 			gotFmt = true
 		case "data":
 			if !gotFmt {
-				return nil, fmt.Errorf("%w: data before fmt", ErrWAV)
+				return nil, 0, fmt.Errorf("%w: data before fmt", ErrWAV)
 			}
 			if n/2 > MaxWAVSamples {
-				return nil, fmt.Errorf("%w: longer than %d samples", ErrWAV, MaxWAVSamples)
+				return nil, 0, fmt.Errorf("%w: longer than %d samples", ErrWAV, MaxWAVSamples)
 			}
 			pcm := make([]int16, n/2)
 			for i := range pcm {
 				pcm[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
 			}
-			if rate == 48000 {
-				pcm = Decimate6(pcm)
-			}
-			return pcm, nil
+			return pcm, rate, nil
 		}
 		b = b[n:]
 		if n%2 == 1 && len(b) > 0 {
 			b = b[1:] // chunks are padded to even sizes
 		}
 	}
-	return nil, fmt.Errorf("%w: no data chunk", ErrWAV)
+	return nil, 0, fmt.Errorf("%w: no data chunk", ErrWAV)
+}
+
+// ReadWAVFileRate reads a WAV file at its own rate (see ReadWAVRate).
+func ReadWAVFileRate(path string) ([]int16, uint32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("call: %w", err)
+	}
+	return ReadWAVRate(b)
 }
 
 // ReadWAVFile reads a WAV file (see ReadWAV).
@@ -136,6 +155,21 @@ func lowpassTaps() [63]float64 {
 		h[i] /= sum
 	}
 	return h
+}
+
+// Upsample6 resamples 8 kHz to 48 kHz (linear interpolation).
+func Upsample6(in []int16) []int16 {
+	out := make([]int16, 0, 6*len(in))
+	for i, v := range in {
+		next := v
+		if i+1 < len(in) {
+			next = in[i+1]
+		}
+		for k := range 6 {
+			out = append(out, int16((int(v)*(6-k)+int(next)*k)/6))
+		}
+	}
+	return out
 }
 
 // Decimate6 resamples 48 kHz to 8 kHz.

@@ -30,7 +30,7 @@ type callFlags struct {
 func addCallFlags(fs *flag.FlagSet, listen bool) *callFlags {
 	f := &callFlags{}
 	fs.StringVar(&f.audioIn, "audio-in", "", "play this WAV `FILE` (16-bit PCM mono, 8 or 48 kHz) into calls (default: silence)")
-	fs.StringVar(&f.audioOut, "audio-out", "", "record what the peer says to this WAV `FILE` (16-bit PCM mono, 8 kHz)")
+	fs.StringVar(&f.audioOut, "audio-out", "", "record what the peer says to this WAV `FILE` (16-bit PCM mono; 48 kHz over Opus, 8 kHz over G.711)")
 	fs.BoolVar(&f.relayOnly, "relay-only", false, "send call media only through the relay's TURN server (the peer never learns your IP address)")
 	fs.DurationVar(&f.ringTimeout, "ring-timeout", 45*time.Second, "give up on an unanswered call after this long")
 	fs.BoolVar(&f.mute, "mute", false, "start calls muted (type m and Enter to toggle)")
@@ -47,6 +47,7 @@ type callSession struct {
 	flags *callFlags
 	m     *call.Manager
 	pcm   []int16
+	rate  uint32 // of pcm
 
 	mu       sync.Mutex
 	recs     map[*call.Call]*call.Recorder
@@ -60,11 +61,11 @@ func newCallSession(e *env, f *callFlags) (*callSession, error) {
 		s.finished = make(chan struct{})
 	}
 	if f.audioIn != "" {
-		pcm, err := call.ReadWAVFile(f.audioIn)
+		pcm, rate, err := call.ReadWAVFileRate(f.audioIn)
 		if err != nil {
 			return nil, err
 		}
-		s.pcm = pcm
+		s.pcm, s.rate = pcm, rate
 	}
 	s.m = call.NewManager(call.Options{
 		Logger:      e.logger(),
@@ -73,7 +74,7 @@ func newCallSession(e *env, f *callFlags) (*callSession, error) {
 		AutoAnswer:  f.autoAnswer,
 		NewSource: func(c *call.Call) call.Source {
 			c.SetMuted(f.mute)
-			return call.NewPCMSource(s.pcm)
+			return call.NewPCMSourceRate(s.pcm, s.rate)
 		},
 		NewSink: func(c *call.Call) call.Sink {
 			r := call.NewRecorder()
@@ -108,7 +109,11 @@ func (s *callSession) end(c *call.Call) {
 	s.mu.Unlock()
 	if s.flags.audioOut != "" && r != nil && c.Duration() > 0 {
 		var buf bytes.Buffer
-		err := call.WriteWAV(&buf, r.PCM(), 8000)
+		rate := r.Rate()
+		if rate == 0 {
+			rate = 8000
+		}
+		err := call.WriteWAV(&buf, r.PCM(), rate)
 		if err == nil {
 			err = writeFileAtomic(s.flags.audioOut, buf.Bytes())
 		}
@@ -162,7 +167,7 @@ func cmdCall(e *env, args []string) error {
 			if l, r, err := cl.CandidatePair(); err == nil {
 				how = fmt.Sprintf("%s -> %s", l, r)
 			}
-			fmt.Fprintf(e.stdout, "connected (%s, end-to-end encrypted; m+Enter: mute, q+Enter: hang up)\n", how)
+			fmt.Fprintf(e.stdout, "connected (%s, %s, end-to-end encrypted; m+Enter: mute, q+Enter: hang up)\n", how, call.CodecName(cl.Codec()))
 			if *duration > 0 {
 				timer = time.After(*duration)
 			}

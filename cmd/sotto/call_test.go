@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -23,6 +24,12 @@ func TestCallScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/calls",
 		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if cond == "opus" {
+				return call.OpusAvailable(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(e *testscript.Env) error {
 			return startRelay(e, bin)
 		},

@@ -233,6 +233,8 @@ func cmdListen(e *env, args []string) error {
 					return nil
 				}
 			}
+		case <-calls.finished():
+			return nil
 		case <-idle:
 			// Events emitted before idle are already in the channel.
 			for {
