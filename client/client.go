@@ -176,6 +176,9 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	if c.conn != nil {
 		return nil
 	}
+	if c.db.Locked() {
+		return ErrLocked
+	}
 	conn, err := transport.Dial(ctx, c.acct.Relay, transport.Options{})
 	if err != nil {
 		return err

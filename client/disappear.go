@@ -223,6 +223,9 @@ func (c *Client) startJanitor() *janitor {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				if c.db.Locked() {
+					continue // Unlock expires what fell due meanwhile
+				}
 				if _, err := c.ExpireMessages(ctx); err != nil && ctx.Err() == nil {
 					c.log.Warn("expiring messages failed", "err", err)
 				}

@@ -9,6 +9,10 @@ import (
 // whether it was there. secure_delete is on, so SQLite overwrites the freed
 // cells; call Checkpoint afterwards so that no copy lingers in the WAL.
 func (r rw) DeleteMessage(ctx context.Context, conv string, id []byte) (bool, error) {
+	if err := r.k.acquire(); err != nil {
+		return false, err
+	}
+	defer r.k.release()
 	hconv := r.k.mac([]byte("conv"), []byte(conv))
 	hid := r.k.mac([]byte("mid"), id)
 	res, err := r.q.ExecContext(ctx, `DELETE FROM messages WHERE conv = ? AND mid = ?`, hconv, hid)

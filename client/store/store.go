@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -43,16 +44,15 @@ type Store struct {
 	dir string
 }
 
-// keys are the subkeys derived from the data key.
+// keys are the subkeys derived from the data key. They are zeroed when
+// the store is locked (lock.go) or closed; mu guards them, every operation
+// holding it for reading from start to end (acquire, release).
 type keys struct {
-	aead   sealer
-	lookup []byte
-	rand   io.Reader
-}
-
-type sealer interface {
-	Seal(dst, nonce, plaintext, ad []byte) []byte
-	Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
+	mu      sync.RWMutex
+	locked  bool
+	sealKey []byte // XChaCha20-Poly1305 key; the AEAD is built per use so no copy outlives a lock
+	lookup  []byte
+	rand    io.Reader
 }
 
 const schema = `
@@ -165,38 +165,47 @@ func Open(ctx context.Context, dir string, passphrase []byte) (*Store, error) {
 	return s, nil
 }
 
+// deriveKeys derives the subkeys from the data key.
+func deriveKeys(dataKey []byte) (sealKey, lookupKey []byte, err error) {
+	sealKey, err = hkdf.Key(sha256.New, dataKey, nil, "sotto/store seal v1", chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	lookupKey, err = hkdf.Key(sha256.New, dataKey, nil, "sotto/store lookup v1", 32)
+	if err != nil {
+		clear(sealKey)
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	return sealKey, lookupKey, nil
+}
+
 func open(ctx context.Context, dir string, dataKey []byte, rnd io.Reader) (*Store, error) {
-	sealKey, err := hkdf.Key(sha256.New, dataKey, nil, "sotto/store seal v1", chacha20poly1305.KeySize)
+	sealKey, lookupKey, err := deriveKeys(dataKey)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer clear(sealKey)
-	lookupKey, err := hkdf.Key(sha256.New, dataKey, nil, "sotto/store lookup v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	aead, err := chacha20poly1305.NewX(sealKey)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, err
 	}
 	path := filepath.Join(dir, dbFileName)
 	dsn := (&url.URL{Scheme: "file", Opaque: path, RawQuery: "_pragma=secure_delete(ON)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"}).String()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
+		clear(sealKey)
+		clear(lookupKey)
 		return nil, fmt.Errorf("store: open database: %w", err)
 	}
 	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
+		clear(sealKey)
+		clear(lookupKey)
 		return nil, fmt.Errorf("store: schema: %w", err)
 	}
 	_ = os.Chmod(path, 0o600)
-	return &Store{rw: rw{q: db, k: &keys{aead: aead, lookup: lookupKey, rand: rnd}}, db: db, dir: dir}, nil
+	return &Store{rw: rw{q: db, k: &keys{sealKey: sealKey, lookup: lookupKey, rand: rnd}}, db: db, dir: dir}, nil
 }
 
 // Close closes the database and forgets the keys.
 func (s *Store) Close() error {
-	clear(s.k.lookup)
+	s.k.forget()
 	return s.db.Close()
 }
 
@@ -284,14 +293,22 @@ func (k *keys) seal(ad, plaintext []byte) ([]byte, error) {
 	if _, err := io.ReadFull(k.rand, nonce); err != nil {
 		return nil, fmt.Errorf("store: nonce: %w", err)
 	}
-	return k.aead.Seal(nonce, nonce, plaintext, ad), nil
+	aead, err := chacha20poly1305.NewX(k.sealKey)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return aead.Seal(nonce, nonce, plaintext, ad), nil
 }
 
 func (k *keys) open(ad, sealed []byte) ([]byte, error) {
 	if len(sealed) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
 		return nil, ErrCorrupt
 	}
-	pt, err := k.aead.Open(nil, sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:], ad)
+	aead, err := chacha20poly1305.NewX(k.sealKey)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	pt, err := aead.Open(nil, sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:], ad)
 	if err != nil {
 		return nil, ErrCorrupt
 	}
@@ -307,6 +324,10 @@ func kvAD(table string, hk []byte) []byte {
 
 // Get returns the value stored under key in table, or ErrNotFound.
 func (r rw) Get(ctx context.Context, table string, key []byte) ([]byte, error) {
+	if err := r.k.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.k.release()
 	hk := r.k.mac([]byte("kv"), []byte(table), key)
 	var sealed []byte
 	err := r.q.QueryRowContext(ctx, `SELECT v FROM kv WHERE tbl = ? AND k = ?`, r.k.tableID(table), hk).Scan(&sealed)
@@ -334,6 +355,10 @@ func (r rw) openEntry(table string, hk, sealed []byte) (key, value []byte, err e
 
 // Put stores value under key in table, replacing any previous value.
 func (r rw) Put(ctx context.Context, table string, key, value []byte) error {
+	if err := r.k.acquire(); err != nil {
+		return err
+	}
+	defer r.k.release()
 	hk := r.k.mac([]byte("kv"), []byte(table), key)
 	pt := binary.AppendUvarint(nil, uint64(len(key)))
 	pt = append(append(pt, key...), value...)
@@ -350,6 +375,10 @@ func (r rw) Put(ctx context.Context, table string, key, value []byte) error {
 
 // Delete removes key from table; a missing key is not an error.
 func (r rw) Delete(ctx context.Context, table string, key []byte) error {
+	if err := r.k.acquire(); err != nil {
+		return err
+	}
+	defer r.k.release()
 	hk := r.k.mac([]byte("kv"), []byte(table), key)
 	if _, err := r.q.ExecContext(ctx, `DELETE FROM kv WHERE tbl = ? AND k = ?`, r.k.tableID(table), hk); err != nil {
 		return fmt.Errorf("store: delete: %w", err)
@@ -359,6 +388,10 @@ func (r rw) Delete(ctx context.Context, table string, key []byte) error {
 
 // List returns every entry of table, in no particular order.
 func (r rw) List(ctx context.Context, table string) ([]Entry, error) {
+	if err := r.k.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.k.release()
 	rows, err := r.q.QueryContext(ctx, `SELECT k, v FROM kv WHERE tbl = ?`, r.k.tableID(table))
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
@@ -390,6 +423,10 @@ func msgAD(hconv, hid []byte) []byte {
 // the same id was stored before (in any conversation). It reports whether
 // the message was added: false means a duplicate.
 func (r rw) AppendMessage(ctx context.Context, conv string, id, value []byte) (added bool, err error) {
+	if err := r.k.acquire(); err != nil {
+		return false, err
+	}
+	defer r.k.release()
 	hconv := r.k.mac([]byte("conv"), []byte(conv))
 	hid := r.k.mac([]byte("mid"), id)
 	sealed, err := r.k.seal(msgAD(hconv, hid), value)
@@ -410,6 +447,10 @@ func (r rw) AppendMessage(ctx context.Context, conv string, id, value []byte) (a
 // UpdateMessage replaces the stored value of message id in conv; it returns
 // ErrNotFound when there is no such message.
 func (r rw) UpdateMessage(ctx context.Context, conv string, id, value []byte) error {
+	if err := r.k.acquire(); err != nil {
+		return err
+	}
+	defer r.k.release()
 	hconv := r.k.mac([]byte("conv"), []byte(conv))
 	hid := r.k.mac([]byte("mid"), id)
 	sealed, err := r.k.seal(msgAD(hconv, hid), value)
@@ -428,6 +469,10 @@ func (r rw) UpdateMessage(ctx context.Context, conv string, id, value []byte) er
 
 // Message returns the stored value of message id in conv, or ErrNotFound.
 func (r rw) Message(ctx context.Context, conv string, id []byte) ([]byte, error) {
+	if err := r.k.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.k.release()
 	hconv := r.k.mac([]byte("conv"), []byte(conv))
 	hid := r.k.mac([]byte("mid"), id)
 	var sealed []byte
@@ -448,6 +493,10 @@ func (r rw) Message(ctx context.Context, conv string, id []byte) ([]byte, error)
 // Messages returns the last limit messages of conv (all when limit <= 0),
 // oldest first.
 func (r rw) Messages(ctx context.Context, conv string, limit int) ([][]byte, error) {
+	if err := r.k.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.k.release()
 	hconv := r.k.mac([]byte("conv"), []byte(conv))
 	if limit <= 0 {
 		limit = -1
