@@ -330,12 +330,15 @@ func cmdChat(e *env, args []string) error {
 			}
 		}
 	}()
+	idle := newIdleTimer(ctx, c) // idlelock.go
+	defer idle.Stop()
 	for {
 		select {
 		case line, ok := <-lines:
 			if !ok {
 				return nil
 			}
+			idle.Reset()
 			if strings.TrimSpace(line) == "" {
 				continue
 			}
@@ -351,6 +354,11 @@ func cmdChat(e *env, args []string) error {
 			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
 				return err
 			}
+		case <-idle.C():
+			if err := lockLine(ctx, e, c, peer, lines, idle.d); err != nil {
+				return err
+			}
+			idle.Reset()
 		case <-ctx.Done():
 			return nil
 		}

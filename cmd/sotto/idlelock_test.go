@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits (up to a minute) until buf holds want after offset from,
+// and returns the offset after it.
+func waitFor(t *testing.T, buf *syncBuffer, from int, want string) int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		s := buf.String()
+		if i := strings.Index(s[from:], want); i >= 0 {
+			return from + i + len(want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%q never came; output:\n%s", want, buf.String())
+	return 0
+}
+
+// TestChatLineIdleLock: under a policy with an idle lock, sotto chat's line
+// mode locks after the timeout without input (3 s: long enough that the
+// test types its next line well before it), clears the screen, counts a
+// wrong passphrase, unlocks with the right one and sends again.
+func TestChatLineIdleLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	bin := buildSottod(t)
+	dir := t.TempDir()
+	r := &relayProc{bin: bin, data: filepath.Join(dir, "relay"), addr: "127.0.0.1:0"}
+	if err := os.MkdirAll(r.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	relayURL := "ws://" + r.addr
+	pass := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sotto := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(ctx, append([]string{"--passphrase-file", pass}, args...), strings.NewReader(""), &out, &errb); code != 0 {
+			t.Fatalf("sotto %v: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	newCode := func() string {
+		t.Helper()
+		out, err := exec.Command(bin, "admin", "codes", "create", "-data", r.data, "-seats", "1", "--json").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct{ Code string }
+		if err := json.Unmarshal(out, &c); err != nil || c.Code == "" {
+			t.Fatalf("code: %s %v", out, err)
+		}
+		return c.Code
+	}
+	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	kdf := []string{"--argon2-memory", "8", "--argon2-time", "1"}
+	sotto(append([]string{"--home", alice, "enroll", "--relay", relayURL, "--code", newCode(), "--user", "alice"}, kdf...)...)
+	orgPub := filepath.Join(dir, "org.pub")
+	sotto("--home", alice, "admin", "init", "--public-key-file", orgPub)
+	if out, err := exec.Command(bin, "admin", "org", "set-key", "-data", r.data, "@"+orgPub).CombinedOutput(); err != nil {
+		t.Fatalf("set-key: %v\n%s", err, out)
+	}
+	sotto(append([]string{"--home", bob, "enroll", "--relay", relayURL, "--code", newCode(), "--user", "bob"}, kdf...)...)
+	sotto("--home", alice, "admin", "policy", "set", "--idle-lock", "3s")
+
+	stdin, w := io.Pipe()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--home", bob, "--passphrase-file", pass, "chat", "--line", "alice"}, stdin, &out, &errb)
+	}()
+	t.Cleanup(func() { w.Close() })
+	at := waitFor(t, &out, 0, "locked after 3s without input")
+	if !strings.Contains(out.String(), clearScreen) {
+		t.Fatal("the screen was not cleared")
+	}
+	if _, err := io.WriteString(w, "typo\n"); err != nil {
+		t.Fatal(err)
+	}
+	at = waitFor(t, &out, at, "wrong passphrase (9 attempts left")
+	if _, err := io.WriteString(w, "pw\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, at, "unlocked")
+	if _, err := io.WriteString(w, "sent after the unlock\n"); err != nil {
+		t.Fatal(err)
+	}
+	// It locks again when idle; closing the input then ends the chat.
+	waitFor(t, &out, at, "locked after 3s without input")
+	w.Close()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("chat exited %d: %s", code, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("chat did not end at the end of its input")
+	}
+	if got := sotto("--home", alice, "listen", "--drain"); !strings.Contains(got, "sent after the unlock") {
+		t.Fatalf("alice did not get the message sent after the unlock: %s", got)
+	}
+}
