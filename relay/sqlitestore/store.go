@@ -80,7 +80,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// checkpointed by the writer (SQLite's automatic checkpoint): a
 	// separate PASSIVE checkpointer was tried and let the WAL grow without
 	// bound under constant reads and writes.
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-16384)")
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(8192)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
