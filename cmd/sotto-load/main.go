@@ -44,6 +44,7 @@ type Config struct {
 	Warmup   time.Duration
 	Size     int
 	AckBatch int
+	RelayPID int // when set, report CPU per delivered message
 
 	// idle
 	Hold time.Duration
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured warm-up before the measurement")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "payload bytes")
 	fs.IntVar(&cfg.AckBatch, "ack-batch", cfg.AckBatch, "envelopes per Ack request")
+	fs.IntVar(&cfg.RelayPID, "relay-pid", 0, "pid of a local relay: report its CPU time per delivered message (and this generator's)")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

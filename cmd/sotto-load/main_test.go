@@ -77,3 +77,19 @@ func TestIdleAgainstRealRelay(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// A real /proc/PID/stat line; the command name contains a space and ')'.
+	line := "4242 (sott) d) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 12 0 100 1000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	got, err := parseStatCPU(line)
+	if err != nil || got != 3250*time.Millisecond {
+		t.Fatalf("got %v, %v; want 3.25s", got, err)
+	}
+	if _, err := parseStatCPU("garbage"); err == nil {
+		t.Fatal("accepted a malformed line")
+	}
+	self, err := processCPU(0)
+	if err != nil || self < 0 {
+		t.Fatalf("own CPU time: %v, %v", self, err)
+	}
+}

@@ -79,6 +79,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		return ctx.Err()
 	}
 	st.measuring.Store(true)
+	cpu0 := sampleCPU(cfg.RelayPID)
 	start := time.Now()
 	select {
 	case <-time.After(cfg.Duration):
@@ -86,6 +87,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	st.measuring.Store(false)
 	el := time.Since(start)
+	cpu1 := sampleCPU(cfg.RelayPID)
 	after, _ := relayMetrics(context.Background(), cfg.Relay)
 	cancel()
 	wg.Wait()
@@ -109,6 +111,15 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 			after["sotto_messages_delivered_total"]-before["sotto_messages_delivered_total"],
 			after["sotto_messages_acked_total"]-before["sotto_messages_acked_total"],
 			after["process_resident_memory_bytes"]/(1<<20), after["go_goroutines"])
+		if cpu0.ok && cpu1.ok && st.received.Load() > 0 {
+			// CPU used during the measured window divided by the
+			// messages delivered in it: less sensitive to a shared
+			// machine's load than messages per second.
+			fmt.Fprintf(out, "  cpu per delivered message: relay %.1f us, load generator %.1f us (measured window: relay %.2f cores)\n",
+				float64((cpu1.relay-cpu0.relay).Microseconds())/float64(st.received.Load()),
+				float64((cpu1.self-cpu0.self).Microseconds())/float64(st.received.Load()),
+				(cpu1.relay-cpu0.relay).Seconds()/el.Seconds())
+		}
 	}
 	return nil
 }

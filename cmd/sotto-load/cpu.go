@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on every Linux platform Go supports).
+const clockTick = 10 * time.Millisecond
+
+// processCPU returns the user plus system CPU time a process has used,
+// read from /proc/PID/stat (pid 0: this process).
+func processCPU(pid int) (time.Duration, error) {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU extracts utime+stime (fields 14 and 15) from a
+// /proc/PID/stat line. The command name (field 2) is parenthesized and
+// may contain spaces, so fields are counted after its closing ')'.
+func parseStatCPU(s string) (time.Duration, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("sotto-load: malformed stat line")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("sotto-load: malformed stat line")
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("sotto-load: malformed stat line")
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// cpuSample is the CPU time of the relay (when its pid is known) and of
+// this load generator at one instant.
+type cpuSample struct {
+	relay, self time.Duration
+	ok          bool
+}
+
+func sampleCPU(relayPID int) cpuSample {
+	if relayPID == 0 {
+		return cpuSample{}
+	}
+	r, err1 := processCPU(relayPID)
+	s, err2 := processCPU(0)
+	return cpuSample{relay: r, self: s, ok: err1 == nil && err2 == nil}
+}
