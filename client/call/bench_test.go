@@ -94,7 +94,7 @@ func (s *burstSource) ReadFrame(frame []int16) bool {
 		return true
 	}
 	for i := range frame {
-		frame[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000))
+		frame[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/float64(frameRate(len(frame)))))
 	}
 	s.sent = append(s.sent, time.Now())
 	return true
