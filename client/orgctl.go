@@ -294,7 +294,8 @@ func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc
 			return orgTransient, err
 		}
 		if cur != nil && p.Version <= cur.Version {
-			if synced {
+			if synced || p.Version == cur.Version && proto.Equal(p, cur) {
+				// Already in force: fetched at connection, then pushed.
 				return orgApplied, nil
 			}
 			return orgRejected, fmt.Errorf("%w: policy version %d, in force %d", org.ErrStale, p.Version, cur.Version)

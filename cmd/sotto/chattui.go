@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"sotto/client"
+	"sotto/client/store"
 	"sotto/cmd/sotto/internal/tui"
 )
 
@@ -36,11 +37,20 @@ func runTUI(e *env, peer string) error {
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
 		return err
 	}
+	idle, _ := c.IdleLockTimeout(ctx) // unreadable policy: no idle lock
 	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString, Notices: c,
-		Reconnect: func(ctx context.Context) error { return reconnectQuietly(ctx, c) }})
+		Reconnect: func(ctx context.Context) error { return reconnectQuietly(ctx, c) }, IdleLock: idle})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()
 	cancel()
+	switch ferr := m.Fatal(); {
+	case errors.Is(ferr, store.ErrNoStore):
+		return e.noDevice() // the duress passphrase at the lock screen
+	case errors.Is(ferr, store.ErrWipedAfterFailures):
+		return errors.New("too many wrong passphrases: this device's keys and history were wiped")
+	case ferr != nil:
+		return ferr
+	}
 	if errors.Is(err, tea.ErrProgramKilled) && e.ctx.Err() != nil {
 		return nil
 	}

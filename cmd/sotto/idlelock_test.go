@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -138,5 +139,85 @@ func TestChatLineIdleLock(t *testing.T) {
 	}
 	if got := sotto("--home", alice, "listen", "--drain"); !strings.Contains(got, "sent after the unlock") {
 		t.Fatalf("alice did not get the message sent after the unlock: %s", got)
+	}
+}
+
+// TestChatAppIdleLock: the terminal chat app (tmux, 80x24) locks after the
+// policy's idle lock timeout: the conversation leaves the screen, a wrong
+// passphrase is counted, the right one brings the app back with what
+// arrived while it was locked.
+func TestChatAppIdleLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a terminal")
+	}
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed")
+	}
+	sottod := buildSottod(t)
+	dir := t.TempDir()
+	sotto := filepath.Join(dir, "sotto")
+	if out, err := exec.Command("go", "build", "-o", sotto, "sotto/cmd/sotto").CombinedOutput(); err != nil {
+		t.Fatalf("go build sotto: %v\n%s", err, out)
+	}
+	r := &relayProc{bin: sottod, data: filepath.Join(dir, "relay"), addr: "127.0.0.1:0"}
+	if err := os.MkdirAll(r.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	pass := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, out)
+		}
+	}
+	newCode := func() string {
+		t.Helper()
+		out, err := exec.Command(sottod, "admin", "codes", "create", "-data", r.data, "-seats", "1", "--json").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct{ Code string }
+		if err := json.Unmarshal(out, &c); err != nil || c.Code == "" {
+			t.Fatalf("code: %s %v", out, err)
+		}
+		return c.Code
+	}
+	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	orgPub := filepath.Join(dir, "org.pub")
+	run(sotto, "--home", alice, "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr, "--code", newCode(), "--user", "alice", "--argon2-memory", "8", "--argon2-time", "1")
+	run(sotto, "--home", alice, "--passphrase-file", pass, "admin", "init", "--public-key-file", orgPub)
+	run(sottod, "admin", "org", "set-key", "-data", r.data, "@"+orgPub)
+	run(sotto, "--home", bob, "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr, "--code", newCode(), "--user", "bob", "--argon2-memory", "8", "--argon2-time", "1")
+	run(sotto, "--home", alice, "--passphrase-file", pass, "admin", "policy", "set", "--idle-lock", "3s")
+	run(sotto, "--home", alice, "--passphrase-file", pass, "send", "bob", "hi bob")
+
+	socket := fmt.Sprintf("sotto-idle-%d", os.Getpid())
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
+	tm := &tmuxTerm{t: t, socket: socket, name: "bob"}
+	shell := fmt.Sprintf("TERM=xterm-256color NO_COLOR=1 %s --home %s --passphrase-file %s chat alice 2>%s; echo EXITED; sleep 600",
+		sotto, bob, pass, filepath.Join(dir, "bob.stderr"))
+	tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "bob", shell)
+	tm.waitFor("chat with alice", "alice: hi bob")
+
+	s := tm.waitFor("sotto · locked", "Passphrase:")
+	if strings.Contains(s, "hi bob") {
+		t.Fatalf("the conversation is still on the locked screen:\n%s", s)
+	}
+	run(sotto, "--home", alice, "--passphrase-file", pass, "send", "bob", "while you were away")
+	tm.keys("lit:typo", "Enter")
+	tm.waitFor("wrong passphrase (9 attempts left")
+	tm.keys("lit:pw", "Enter")
+	tm.waitFor("chat with alice", "alice: hi bob", "alice: while you were away")
+	tm.keys("C-c")
+	tm.waitFor("EXITED")
+	if b, _ := os.ReadFile(filepath.Join(dir, "bob.stderr")); len(b) > 0 {
+		t.Errorf("the chat wrote to stderr: %s", b)
 	}
 }

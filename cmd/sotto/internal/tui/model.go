@@ -27,6 +27,9 @@ type Options struct {
 	// Reconnect re-establishes a lost relay connection, retrying until ctx
 	// ends; nil: none.
 	Reconnect func(ctx context.Context) error
+	// IdleLock locks the app after this long without a key pressed (the
+	// org policy's idle lock timeout; 0: never). See lock.go.
+	IdleLock time.Duration
 }
 
 // NoticeSource is where the organization's verified notices are kept
@@ -94,6 +97,7 @@ type Model struct {
 	progress   map[string]ProgressMsg
 	safety     *client.SafetyNumber
 	quit       bool
+	lock       lockState
 }
 
 // New returns the app for c.
@@ -103,6 +107,7 @@ func New(ctx context.Context, c *client.Client, o Options) *Model {
 	in.Placeholder = "type a message, /help for commands"
 	in.Focus()
 	m := &Model{ctx: ctx, c: c, o: o, input: in, cursor: -1, typing: map[string]time.Time{}, progress: map[string]ProgressMsg{}}
+	m.lock.lastInput = time.Now()
 	m.reload()
 	if o.Notices != nil {
 		ns, err := o.Notices.Notices(ctx)
@@ -149,6 +154,9 @@ func (m *Model) waitEvent() tea.Cmd {
 // reload reads the conversation list and the open conversation from the
 // store.
 func (m *Model) reload() {
+	if m.lock.locked {
+		return
+	}
 	convs, err := m.c.Conversations(m.ctx)
 	if err != nil {
 		m.status = "! " + err.Error()
@@ -196,7 +204,7 @@ func (m *Model) open(peer string) {
 // markRead marks the open conversation's unread messages read (a read
 // receipt goes out unless switched off).
 func (m *Model) markRead() tea.Cmd {
-	if m.peer == "" || m.focus == focusList {
+	if m.peer == "" || m.focus == focusList || m.lock.locked {
 		return nil
 	}
 	var ids [][]byte
@@ -271,23 +279,40 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.safety, m.focus = msg.sn, focusSafety
 		return m, nil
+	case unlockedMsg:
+		return m.unlocked(msg)
+	case lockedMsg:
+		m.lock.ready = true
+		return m, nil
 	case tickMsg:
 		now := time.Time(msg)
+		lock := m.idleCheck(now)
 		for u, until := range m.typing {
 			if now.After(until) {
 				delete(m.typing, u)
 			}
 		}
-		return m, tick()
+		return m, tea.Batch(tick(), lock)
 	case tea.KeyPressMsg:
+		m.lock.lastInput = time.Now()
+		if m.lock.locked {
+			return m.lockedKey(msg)
+		}
 		return m.key(msg)
 	}
 	var cmd tea.Cmd
+	if m.lock.locked {
+		m.lock.pass, cmd = m.lock.pass.Update(msg)
+		return m, cmd
+	}
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
 }
 
 func (m *Model) handleEvent(ev client.Event) tea.Cmd {
+	if m.lock.locked && ev.Kind != client.EventWiped {
+		return nil // shown after the unlock, from the store
+	}
 	switch ev.Kind {
 	case client.EventTyping:
 		if ev.Typing {

@@ -20,7 +20,9 @@ func (m *Model) View() tea.View {
 		w, h = 80, 24
 	}
 	var s string
-	if m.focus == focusSafety && m.safety != nil {
+	if m.lock.locked {
+		s = m.lockView(w, h)
+	} else if m.focus == focusSafety && m.safety != nil {
 		s = m.safetyView(w, h)
 	} else {
 		s = m.mainView(w, h)
