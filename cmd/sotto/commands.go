@@ -355,7 +355,7 @@ func cmdChat(e *env, args []string) error {
 				return err
 			}
 		case <-idle.C():
-			if err := lockLine(ctx, e, c, peer, lines, idle.d); err != nil {
+			if err := lockLine(ctx, e, c, peer, lines, events, idle.d); err != nil {
 				return err
 			}
 			idle.Reset()

@@ -60,8 +60,22 @@ const clearScreen = "\x1b[2J\x1b[H"
 
 // lockLine locks c and reads passphrases from lines until one unlocks it,
 // then reconnects and shows the recent history with peer again.
-func lockLine(ctx context.Context, e *env, c *client.Client, peer string, lines <-chan string, idle time.Duration) error {
-	c.Lock()
+func lockLine(ctx context.Context, e *env, c *client.Client, peer string, lines <-chan string, events <-chan client.Event, idle time.Duration) error {
+	// Lock waits for the receive loop, which may be waiting to hand over
+	// an event: take them meanwhile (they are stored; the history shown
+	// after the unlock includes them).
+	locked := make(chan struct{})
+	go func() {
+		defer close(locked)
+		c.Lock()
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-locked:
+			waiting = false
+		case <-events:
+		}
+	}
 	fmt.Fprint(e.stdout, clearScreen)
 	fmt.Fprintf(e.stdout, "locked after %v without input: enter the passphrase to unlock\n", idle)
 	for {
