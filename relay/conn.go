@@ -82,17 +82,9 @@ func (c *conn) serve(ctx context.Context) {
 	// A connection must log in (or open a provisioning channel) soon.
 	timer := time.AfterFunc(c.s.cfg.LoginTimeout, c.loginTimeout)
 	defer timer.Stop()
-	// A worker lingers briefly for the next frame: a busy connection then
-	// reuses one goroutine (whose stack has already grown) instead of
-	// starting one, and growing its stack, per frame.
 	work := make(chan bool, 1)
-	jobs := make(chan func() bool)
 	run := func(fn func() bool) bool {
-		select {
-		case jobs <- fn:
-		default:
-			go worker(fn, jobs, work)
-		}
+		go func() { work <- fn() }()
 		return <-work
 	}
 	if !run(func() bool { return c.newChallenge() == nil }) {
@@ -104,26 +96,6 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		if !run(func() bool { return c.frame(b, err) }) {
-			return
-		}
-	}
-}
-
-// workerLinger is how long a frame worker waits for the next frame.
-const workerLinger = 250 * time.Millisecond
-
-// worker runs fn and then further jobs, reporting each result on res,
-// until none arrives for workerLinger. Its owner, conn.serve, waits for
-// each result before handing over the next job, so jobs never overlap.
-func worker(fn func() bool, jobs <-chan func() bool, res chan<- bool) {
-	t := time.NewTimer(workerLinger)
-	defer t.Stop()
-	for {
-		res <- fn()
-		t.Reset(workerLinger)
-		select {
-		case fn = <-jobs:
-		case <-t.C:
 			return
 		}
 	}
