@@ -17,6 +17,9 @@ check:
 
 unit:
 	$(GO) test -count=1 ./...
+	# Calls again with Opus (cgo, libopus-dev); the default build above uses G.711.
+	$(GO) test -count=1 -tags 'opus nolibopusfile' ./client/call/...
+	$(GO) test -count=1 -tags 'opus nolibopusfile' -run 'TestCallScripts' ./cmd/sotto
 
 # A few seconds of coverage-guided fuzzing for every fuzz target, on top of the seed corpora
 # that `go test` already runs.
