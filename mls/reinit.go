@@ -57,7 +57,13 @@ func (st *groupState) reinitPSK() (preSharedKeyID, []byte, error) {
 	if !st.reinit || st.reinitTo == nil || !ok {
 		return preSharedKeyID{}, nil, fmt.Errorf("%w: no committed reinit", ErrInvalidMessage)
 	}
-	nonce := make([]byte, st.s.hashLen())
+	// The nonce is KDF.Nh long for the suite of the group that uses the
+	// PSK (RFC 9420 §8.4): the successor, whose suite may differ.
+	next, err := CipherSuite(st.reinitTo.cipherSuite).suite()
+	if err != nil {
+		return preSharedKeyID{}, nil, err
+	}
+	nonce := make([]byte, next.hashLen())
 	if _, err := rand.Read(nonce); err != nil {
 		return preSharedKeyID{}, nil, err
 	}

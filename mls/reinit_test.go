@@ -10,6 +10,14 @@ import (
 // cipher suite, is joined from a Welcome bound to the old group's last
 // epoch by a reinit resumption PSK.
 func TestReInitCompletion(t *testing.T) {
+	// The successor's suite decides the reinit PSK nonce's length
+	// (RFC 9420 §8.4): SHA-256 to SHA-256, and SHA-256 to SHA-512.
+	for _, next := range []CipherSuite{X25519_CHACHA20POLY1305_SHA256_Ed25519, P521_AES256GCM_SHA512_P521} {
+		t.Run(next.String(), func(t *testing.T) { testReInitCompletion(t, next) })
+	}
+}
+
+func testReInitCompletion(t *testing.T, next CipherSuite) {
 	alice, bob, carol := twoMembers(t)
 	p, _ := alice.g.Commit(CommitOptions{Add: [][]byte{carol.kp}})
 	alice.g.Apply(p)
@@ -18,7 +26,6 @@ func TestReInitCompletion(t *testing.T) {
 	if carol.g, err = Join(p.Welcome, carol.kp, carol.keys, nil); err != nil {
 		t.Fatal(err)
 	}
-	next := X25519_CHACHA20POLY1305_SHA256_Ed25519
 	prop, err := bob.g.ProposeReInit([]byte("g-next"), next, nil)
 	if err != nil {
 		t.Fatal(err)

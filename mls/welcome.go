@@ -152,6 +152,10 @@ func (s *suite) openWelcome(w *welcome, kp *keyPackage, initPriv hpke.PrivateKey
 		if psks == nil {
 			return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
 		}
+		if len(id.pskNonce) != s.hashLen() {
+			// RFC 9420 §8.4: KDF.Nh of the group being joined.
+			return nil, fmt.Errorf("%w: pre-shared key nonce is %d bytes, want %d", ErrInvalidMessage, len(id.pskNonce), s.hashLen())
+		}
 		psk, err := psks(id)
 		if err != nil {
 			return nil, err
