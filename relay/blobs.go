@@ -253,6 +253,11 @@ func (b *blobService) mint(t blobToken) string {
 }
 
 func (b *blobService) verify(tok string) (blobToken, error) {
+	// The decoder skips CR and LF, so check the encoded length first: one
+	// token has exactly one accepted spelling.
+	if len(tok) != base64.RawURLEncoding.EncodedLen(tokenBody+sha256.Size) {
+		return blobToken{}, ErrUnauthenticated
+	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err != nil || len(raw) != tokenBody+sha256.Size {
 		return blobToken{}, ErrUnauthenticated
