@@ -50,9 +50,10 @@ func waitFor(t *testing.T, buf *syncBuffer, from int, want string) int {
 }
 
 // TestChatLineIdleLock: under a policy with an idle lock, sotto chat's line
-// mode locks after the timeout without input (3 s: long enough that the
-// test types its next line well before it), clears the screen, counts a
-// wrong passphrase, unlocks with the right one and sends again.
+// mode locks after the timeout without input (8 s: long enough that the
+// test types its next line well before it, even on a loaded machine),
+// clears the screen, counts a wrong passphrase, unlocks with the right one
+// and sends again.
 func TestChatLineIdleLock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a relay")
@@ -102,7 +103,7 @@ func TestChatLineIdleLock(t *testing.T) {
 		t.Fatalf("set-key: %v\n%s", err, out)
 	}
 	sotto(append([]string{"--home", bob, "enroll", "--relay", relayURL, "--code", newCode(), "--user", "bob"}, kdf...)...)
-	sotto("--home", alice, "admin", "policy", "set", "--idle-lock", "3s")
+	sotto("--home", alice, "admin", "policy", "set", "--idle-lock", "8s")
 
 	stdin, w := io.Pipe()
 	var out, errb syncBuffer
@@ -111,7 +112,7 @@ func TestChatLineIdleLock(t *testing.T) {
 		done <- run(ctx, []string{"--home", bob, "--passphrase-file", pass, "chat", "--line", "alice"}, stdin, &out, &errb)
 	}()
 	t.Cleanup(func() { w.Close() })
-	at := waitFor(t, &out, 0, "locked after 3s without input")
+	at := waitFor(t, &out, 0, "locked after 8s without input")
 	if !strings.Contains(out.String(), clearScreen) {
 		t.Fatal("the screen was not cleared")
 	}
@@ -127,7 +128,7 @@ func TestChatLineIdleLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// It locks again when idle; closing the input then ends the chat.
-	waitFor(t, &out, at, "locked after 3s without input")
+	waitFor(t, &out, at, "locked after 8s without input")
 	w.Close()
 	select {
 	case code := <-done:
