@@ -133,6 +133,10 @@ func (g *groupState) checkProposal(ac *authenticatedContent) error {
 		}
 	case proposalExternalInit:
 		return fmt.Errorf("%w: external init must be committed by value", ErrInvalidMessage)
+	case proposalGroupContextExtensions:
+		// Refused now rather than cached: a commit covering it would fail
+		// the same checks (RFC 9420 §12.1.7).
+		return g.checkGroupContextExtensions(p.extensions)
 	}
 	return nil
 }

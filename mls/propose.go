@@ -105,3 +105,39 @@ func (g *Group) ProposePSK(id []byte) ([]byte, error) {
 	}
 	return g.propose(proposal{typ: proposalPSK, psk: preSharedKeyID{pskType: pskExternal, pskID: append([]byte(nil), id...), pskNonce: nonce}})
 }
+
+// ProposeGroupContextExtensions proposes replacing the group context
+// extensions with exts (RFC 9420 §12.1.7); an empty, non-nil slice
+// clears them. As for CommitOptions.Extensions, every current member
+// must support the new extensions and any required_capabilities they
+// set; a commit covering the proposal applies them in the next epoch. A
+// commit carries at most one such proposal (§12.2), so proposing is
+// refused while another one is pending in this epoch.
+func (g *Group) ProposeGroupContextExtensions(exts []Extension) ([]byte, error) {
+	st := g.st
+	if err := st.usable(); err != nil {
+		return nil, err
+	}
+	for _, ref := range st.proposalRefs {
+		if st.proposals[string(ref)].proposal.typ == proposalGroupContextExtensions {
+			return nil, fmt.Errorf("%w: a group context extensions proposal is already pending", ErrInvalidMessage)
+		}
+	}
+	ps := make([]extension, 0, len(exts))
+	for _, e := range exts {
+		ps = append(ps, extension{typ: e.Type, data: append([]byte(nil), e.Data...)})
+	}
+	if err := st.checkGroupContextExtensions(ps); err != nil {
+		return nil, err
+	}
+	return g.propose(proposal{typ: proposalGroupContextExtensions, extensions: ps})
+}
+
+// checkGroupContextExtensions applies to the current tree the policy
+// checks a commit replacing the group context extensions with exts runs
+// (RFC 9420 §7.3, §12.1.7).
+func (g *groupState) checkGroupContextExtensions(exts []extension) error {
+	ctx := g.ctx
+	ctx.extensions = exts
+	return g.tree.validatePolicy(&ctx)
+}

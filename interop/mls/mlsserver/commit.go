@@ -61,10 +61,16 @@ func (s *Server) ResumptionPSKProposal(context.Context, *mlsclient.ResumptionPSK
 	return nil, unimplemented("a resumption PSK proposal")
 }
 
-// GroupContextExtensionsProposal is not offered by sotto/mls as a
-// standalone proposal (commits can carry one by value).
-func (s *Server) GroupContextExtensionsProposal(context.Context, *mlsclient.GroupContextExtensionsProposalRequest) (*mlsclient.ProposalResponse, error) {
-	return nil, unimplemented("a standalone GroupContextExtensions proposal")
+// GroupContextExtensionsProposal proposes replacing the group context
+// extensions.
+func (s *Server) GroupContextExtensionsProposal(_ context.Context, req *mlsclient.GroupContextExtensionsProposalRequest) (*mlsclient.ProposalResponse, error) {
+	return s.propose(req.StateId, "group context extensions proposal", func(m *member) ([]byte, error) {
+		exts, err := extensions(req.Extensions)
+		if err != nil {
+			return nil, err
+		}
+		return m.group.ProposeGroupContextExtensions(exts)
+	})
 }
 
 // handleProposals feeds a member the proposals a commit references, except

@@ -21,9 +21,9 @@ func (s *Server) HandleBranch(context.Context, *mlsclient.HandleBranchRequest) (
 	return nil, unimplemented("joining a subgroup branch")
 }
 
-// CreateExternalSigner is unsupported: the runner installs external
-// senders with a standalone GroupContextExtensions proposal
-// (AddExternalSigner), which sotto/mls does not issue.
+// CreateExternalSigner is unsupported: the server does not yet keep
+// external signers nor install them (AddExternalSigner) through a
+// GroupContextExtensions proposal.
 func (s *Server) CreateExternalSigner(context.Context, *mlsclient.CreateExternalSignerRequest) (*mlsclient.CreateExternalSignerResponse, error) {
 	return nil, unimplemented("an external sender")
 }
