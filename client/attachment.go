@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ type Attachment struct {
 
 // Errors of attachments callers branch on.
 var (
-	ErrNoAttachment = errors.New("client: no attachment with that message id")
+	ErrNoAttachment = errors.New("client: no attachment with that message id (unknown, or its message disappeared)")
 	ErrViewedOnce   = errors.New("client: this view-once attachment was already opened")
 )
 
@@ -50,6 +51,9 @@ type attachmentRecord struct {
 	Peer    string `json:"peer"`
 	Author  string `json:"author"`
 	Pointer []byte `json:"pointer"` // serialized content.AttachmentPointer
+	// Files are the copies Download wrote, deleted with the message when
+	// its disappearing timer runs out.
+	Files []string `json:"files,omitempty"`
 }
 
 // FileOptions tune SendFile.
@@ -141,10 +145,16 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 		SentAt: time.UnixMilli(ct.SentAtMs), ServerTime: time.UnixMilli(ts), Text: o.Caption,
 		Attachment: attachmentOf(ptr)}
 	if err := c.db.Update(ctx, func(tx *store.Tx) error {
+		if err := c.attachmentExpiry(ctx, tx, m); err != nil {
+			return err
+		}
 		if _, err := appendMessage(ctx, tx, c.acct.Username, m); err != nil {
 			return err
 		}
-		return putAttachment(ctx, tx, m, ptr)
+		if err := putAttachment(ctx, tx, m, ptr); err != nil {
+			return err
+		}
+		return scheduleExpiry(ctx, tx, c.acct.Username, m)
 	}); err != nil {
 		return m, fmt.Errorf("client: file sent but not stored: %w", err)
 	}
@@ -193,11 +203,17 @@ func (c *Client) applyAttachment(ctx context.Context, tx *store.Tx, m *Message, 
 	}
 	m.Text = p.Caption
 	m.Attachment = attachmentOf(p)
+	if err := c.attachmentExpiry(ctx, tx, m); err != nil {
+		return err
+	}
 	added, err := appendMessage(ctx, tx, m.From, m)
 	if err != nil || !added {
 		return err
 	}
 	if err := putAttachment(ctx, tx, m, p); err != nil {
+		return err
+	}
+	if err := scheduleExpiry(ctx, tx, m.From, m); err != nil {
 		return err
 	}
 	r.msg = m
@@ -265,6 +281,12 @@ func (c *Client) Download(ctx context.Context, id []byte, o DownloadOptions) (st
 			// Opened once: forget the key, keep the fact.
 			m.Attachment.Opened = true
 			err = c.db.Update(ctx, func(tx *store.Tx) error {
+				if _, err := tx.Get(ctx, tblAttachments, id); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return nil // the message disappeared meanwhile
+					}
+					return err
+				}
 				rec.Pointer = nil
 				b, err := json.Marshal(rec)
 				if err != nil {
@@ -314,10 +336,66 @@ func (c *Client) Download(ctx context.Context, id []byte, o DownloadOptions) (st
 	}
 	ok = true
 	m.Attachment.Path = out
-	if err := putMessage(ctx, c.db, rec.Author, &m); err != nil {
-		return out, &m, err
+	if err := c.recordDownload(ctx, id, out, &m); err != nil {
+		if errors.Is(err, ErrNoAttachment) {
+			// The message disappeared during the download: so does the file.
+			if rerr := os.Remove(out); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				c.log.Warn("removing the download of a disappeared message failed", "err", rerr)
+			}
+		}
+		return "", &m, err
 	}
 	return out, &m, nil
+}
+
+// recordDownload notes in the encrypted store that out holds the
+// attachment of message id, so that it is deleted with the message. It
+// returns ErrNoAttachment when the message is gone (it expired meanwhile).
+func (c *Client) recordDownload(ctx context.Context, id []byte, out string, m *Message) error {
+	return c.db.Update(ctx, func(tx *store.Tx) error {
+		rb, err := tx.Get(ctx, tblAttachments, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrNoAttachment
+		}
+		if err != nil {
+			return err
+		}
+		var rec attachmentRecord
+		if err := json.Unmarshal(rb, &rec); err != nil {
+			return fmt.Errorf("client: attachment record: %w", err)
+		}
+		clear(rb)
+		if !slices.Contains(rec.Files, out) {
+			rec.Files = append(rec.Files, out)
+		}
+		b, err := json.Marshal(rec)
+		clear(rec.Pointer)
+		if err != nil {
+			return fmt.Errorf("client: attachment record: %w", err)
+		}
+		if err := tx.Put(ctx, tblAttachments, id, b); err != nil {
+			return err
+		}
+		clear(b)
+		if err := putMessage(ctx, tx, rec.Author, m); errors.Is(err, store.ErrNotFound) {
+			return ErrNoAttachment
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// attachmentExpiry starts the disappearing timer of attachment message m
+// from the conversation's timer (a pointer carries no timer of its own;
+// both sides hold the same conversation timer).
+func (c *Client) attachmentExpiry(ctx context.Context, db kv, m *Message) error {
+	t, err := loadTimer(ctx, db, m.Peer)
+	if err != nil {
+		return err
+	}
+	c.setExpiry(m, t.Seconds)
+	return nil
 }
 
 // freeName returns dir/name, or dir/"base (n).ext" when taken.

@@ -21,6 +21,11 @@ package client
 // (the store runs with secure_delete on) and the write-ahead log is
 // checkpointed and truncated, so no copy of the sealed row lingers in the
 // -wal file.
+//
+// An attachment takes the conversation's timer when it is sent or
+// received (its pointer carries none). When it expires, its record (the
+// pointer with the file key) goes too, and every file Download wrote for
+// it (Download records their paths in the store) is removed.
 
 import (
 	"context"
@@ -28,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -157,8 +163,10 @@ func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var gone []*Message
+	var files []string // downloaded copies of expired attachments
+	changed := false
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
-		gone = nil
+		gone, files, changed = nil, nil, false
 		entries, err := tx.List(ctx, tblExpiry)
 		if err != nil {
 			return err
@@ -170,10 +178,16 @@ func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 			if err := tx.Delete(ctx, tblExpiry, e.Key); err != nil {
 				return err
 			}
+			changed = true
 			peer, author, id, ok := parseExpiryKey(e.Key)
 			if !ok {
 				continue
 			}
+			f, err := expireAttachment(ctx, tx, peer, author, id)
+			if err != nil {
+				return err
+			}
+			files = append(files, f...)
 			deleted, err := tx.DeleteMessage(ctx, convFor(peer), messageKey(author, id))
 			if err != nil {
 				return err
@@ -187,7 +201,13 @@ func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(gone) == 0 {
+	// The records are gone; so go the files they named.
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("removing the download of an expired attachment failed", "err", err)
+		}
+	}
+	if !changed {
 		return 0, nil
 	}
 	if err := c.db.Checkpoint(ctx); err != nil {
@@ -198,6 +218,31 @@ func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 		c.emit(Event{Kind: EventExpired, Message: m, User: m.Peer})
 	}
 	return len(gone), nil
+}
+
+// expireAttachment deletes the attachment record (pointer and file key) of
+// the expired message id, if it has one, and returns the files Download
+// wrote for it.
+func expireAttachment(ctx context.Context, tx *store.Tx, peer, author string, id []byte) ([]string, error) {
+	b, err := tx.Get(ctx, tblAttachments, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec attachmentRecord
+	err = json.Unmarshal(b, &rec)
+	clear(b)
+	clear(rec.Pointer)
+	if err != nil {
+		// Unreadable, but it belongs to an expired id: delete it anyway.
+		return nil, tx.Delete(ctx, tblAttachments, id)
+	}
+	if rec.Peer != peer || rec.Author != author {
+		return nil, nil // another message's (ids are random: not expected)
+	}
+	return rec.Files, tx.Delete(ctx, tblAttachments, id)
 }
 
 // janitor runs ExpireMessages periodically until stopped.
