@@ -38,17 +38,16 @@ var configs = []string{"welcome_join", "application", "commit", "external_join",
 // offer yet; they are left out of the runs (and reported in the log).
 // Everything else must pass, alone and paired with the peer.
 var unsupported = map[string]string{
-	"commit/group_context_extensions":             "standalone GroupContextExtensions proposals",
 	"commit/resumption_psk":                       "resumption PSK proposals",
-	"commit/all_together_alice_proposes":          "standalone GroupContextExtensions and resumption PSK proposals",
-	"commit/all_together_bob_proposes":            "standalone GroupContextExtensions and resumption PSK proposals",
-	"external_proposals/external_add":             "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/external_psk":             "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/external_reinit":          "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/external_remove":          "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/group_context_extensions": "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/multiple_external":        "external senders (installed by a standalone GroupContextExtensions proposal)",
-	"external_proposals/resumption_psk":           "external senders (installed by a standalone GroupContextExtensions proposal)",
+	"commit/all_together_alice_proposes":          "resumption PSK proposals",
+	"commit/all_together_bob_proposes":            "resumption PSK proposals",
+	"external_proposals/external_add":             "external senders (AddExternalSigner)",
+	"external_proposals/external_psk":             "external senders (AddExternalSigner)",
+	"external_proposals/external_reinit":          "external senders (AddExternalSigner)",
+	"external_proposals/external_remove":          "external senders (AddExternalSigner)",
+	"external_proposals/group_context_extensions": "external senders (AddExternalSigner)",
+	"external_proposals/multiple_external":        "external senders (AddExternalSigner)",
+	"external_proposals/resumption_psk":           "external senders (AddExternalSigner)",
 	"branch/*":                                    "subgroup branching",
 }
 
