@@ -54,6 +54,7 @@ func newPeer(rand io.Reader, now func() time.Time) *peer {
 		"has_session":    p.hasSession,
 		"trust":          p.trustPeer,
 	}
+	p.addSealedOps()
 	return p
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"sotto/signal/fingerprint"
 	"sotto/signal/keys"
+	"sotto/signal/sealed"
 	"sotto/signal/session"
 )
 
@@ -63,6 +64,13 @@ var errorKinds = []struct {
 	err  error
 	kind string
 }{
+	{sealed.ErrIdentityMismatch, "untrusted_identity"},
+	{sealed.ErrUntrustedCertificate, "invalid_certificate"},
+	{sealed.ErrExpiredCertificate, "invalid_certificate"},
+	{sealed.ErrKeyMismatch, "invalid_message"},
+	{sealed.ErrSelfSend, "invalid_message"},
+	{sealed.ErrUnknownVersion, "invalid_message"},
+	{sealed.ErrInvalidMessage, "invalid_message"},
 	{session.ErrDuplicateMessage, "duplicate_message"},
 	{session.ErrUntrustedIdentity, "untrusted_identity"},
 	{session.ErrNoSession, "no_session"},
@@ -105,6 +113,7 @@ type request struct {
 	RemoteID       []byte  `json:"remote_id"`
 	Iterations     *int64  `json:"iterations"`
 	Version        *int64  `json:"version"`
+	sealedArgs
 }
 
 // bundle is a prekey bundle as the protocol carries it.

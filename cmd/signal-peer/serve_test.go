@@ -128,7 +128,7 @@ func TestServeLines(t *testing.T) {
 	}
 }
 
-var knownKinds = []string{"invalid_message", "duplicate_message", "untrusted_identity", "no_session", "invalid_key_id", "invalid_argument"}
+var knownKinds = []string{"invalid_message", "duplicate_message", "untrusted_identity", "no_session", "invalid_key_id", "invalid_argument", "invalid_certificate"}
 
 // FuzzHandle feeds arbitrary request lines to a peer holding a live session: every
 // reply is one JSON object with ok, and a failure names a known kind other than

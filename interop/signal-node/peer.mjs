@@ -6,6 +6,7 @@
 
 import { createInterface } from 'node:readline';
 import * as SignalClient from '@signalapp/libsignal-client';
+import { ProfileKey } from '@signalapp/libsignal-client/zkgroup.js';
 
 const {
   Direction,
@@ -23,7 +24,10 @@ const {
   PrivateKey,
   ProtocolAddress,
   PublicKey,
+  SenderCertificate,
+  ServerCertificate,
   SessionRecord,
+  UnidentifiedSenderMessageContent,
   SignalMessage,
   SignedPreKeyRecord,
 } = SignalClient;
@@ -477,9 +481,84 @@ class Peer {
     p.identityStore.trust(argString(req, 'peer'));
     return {};
   }
+
+  // Sealed sender (an extension of the protocol; see docs/interop.md).
+
+  // sender_certificate makes a trust root -> server certificate -> sender certificate
+  // chain for the local party (or for `identity_key` when given).
+  async sender_certificate(req) {
+    const p = this.local(req);
+    const root = PrivateKey.deserialize(argBytes(req, 'trust_root_private'));
+    const serverKey = req.server_key_private === undefined || req.server_key_private === null
+      ? PrivateKey.generate()
+      : PrivateKey.deserialize(argBytes(req, 'server_key_private'));
+    const keyId = argInt(req, 'key_id', 1, 0, MAX_U32);
+    const expires = argInt(req, 'expires', undefined, 0, Number.MAX_SAFE_INTEGER);
+    const sender = req.sender === undefined || req.sender === null ? p.name : argString(req, 'sender');
+    const e164 = req.e164 === undefined || req.e164 === null ? null : argString(req, 'e164');
+    const identity = req.identity_key === undefined || req.identity_key === null
+      ? p.identity.publicKey
+      : PublicKey.deserialize(argBytes(req, 'identity_key'));
+    const serverCert = ServerCertificate.new(keyId, serverKey.getPublicKey(), root);
+    const cert = SenderCertificate.new(sender, e164, p.deviceId, identity, expires, serverCert, serverKey);
+    return {
+      sender_certificate: b64(cert.serialize()),
+      server_certificate: b64(serverCert.serialize()),
+      trust_root: b64(root.getPublicKey().serialize()),
+    };
+  }
+
+  async sealed_encrypt(req) {
+    const p = this.local(req);
+    const addr = this.remote(req);
+    const plaintext = argBytes(req, 'plaintext');
+    let cert;
+    try {
+      cert = SenderCertificate.deserialize(argBytes(req, 'sender_certificate'));
+    } catch (e) {
+      throw invalidArgument(`sender_certificate: ${e.message}`);
+    }
+    const hint = argInt(req, 'content_hint', 0, 0, MAX_U32);
+    const groupId = req.group_id === undefined || req.group_id === null ? null : argBytes(req, 'group_id');
+    const inner = await SignalClient.signalEncrypt(plaintext, addr, p.sessionStore, p.identityStore);
+    const usmc = UnidentifiedSenderMessageContent.new(inner, cert, hint, groupId);
+    const ct = await SignalClient.sealedSenderEncrypt(usmc, addr, p.identityStore);
+    return { ciphertext: b64(ct) };
+  }
+
+  async sealed_decrypt(req) {
+    const p = this.local(req);
+    const ct = argBytes(req, 'ciphertext');
+    const root = PublicKey.deserialize(argBytes(req, 'trust_root'));
+    const ts = argInt(req, 'timestamp', undefined, 0, Number.MAX_SAFE_INTEGER);
+    const r = await SignalClient.sealedSenderDecryptMessage(
+      ct, root, ts, null, p.name, p.deviceId,
+      p.sessionStore, p.identityStore, p.preKeyStore, p.signedPreKeyStore, p.kyberPreKeyStore,
+    );
+    return { sender: r.senderUuid(), sender_device_id: r.deviceId(), plaintext: b64(r.message()) };
+  }
+
+  async sealed_unseal(req) {
+    const p = this.local(req);
+    const usmc = await SignalClient.sealedSenderDecryptToUsmc(argBytes(req, 'ciphertext'), p.identityStore);
+    const gid = usmc.groupId();
+    const out = {
+      type: usmc.msgType(),
+      sender_certificate: b64(usmc.senderCertificate().serialize()),
+      contents: b64(usmc.contents()),
+      content_hint: usmc.contentHint(),
+    };
+    if (gid !== null && gid !== undefined) out.group_id = b64(gid);
+    return out;
+  }
+
+  async access_key(req) {
+    return { access_key: b64(new ProfileKey(argBytes(req, 'profile_key')).deriveAccessKey()) };
+  }
 }
 
-const OPS = new Set(['create', 'bundle', 'process_bundle', 'encrypt', 'decrypt', 'fingerprint', 'has_session', 'trust']);
+const OPS = new Set(['create', 'bundle', 'process_bundle', 'encrypt', 'decrypt', 'fingerprint', 'has_session', 'trust',
+  'sender_certificate', 'sealed_encrypt', 'sealed_decrypt', 'sealed_unseal', 'access_key']);
 
 // classify maps an exception to a protocol error kind.
 function classify(e) {
@@ -491,6 +570,8 @@ function classify(e) {
         return 'duplicate_message';
       case ErrorCode.UntrustedIdentity:
         return 'untrusted_identity';
+      case ErrorCode.SealedSenderSelfSend:
+        return 'invalid_message';
       case ErrorCode.InvalidSession:
         return 'no_session';
       case ErrorCode.InvalidRegistrationId:
@@ -500,6 +581,7 @@ function classify(e) {
         break;
     }
     const m = String(e.message).toLowerCase();
+    if (m.includes('trust root validation failed')) return 'invalid_certificate';
     // A store callback's MissingKeyError comes back wrapped in libsignal's error.
     if (m.includes('prekey identifier') || m.includes('missingkeyerror')) return 'invalid_key_id';
     if (m.includes('session') && (m.includes('not found') || m.includes('no session'))) return 'no_session';

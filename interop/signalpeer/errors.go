@@ -18,11 +18,15 @@ const (
 	KindInvalidKeyID      Kind = "invalid_key_id"     // a prekey that does not exist or was used
 	KindInvalidArgument   Kind = "invalid_argument"   // a bad request
 	KindInternal          Kind = "internal"
+	// KindInvalidCertificate is the sealed-sender extension's: a sender certificate
+	// not signed by the trust root, badly signed, or expired.
+	KindInvalidCertificate Kind = "invalid_certificate"
 )
 
 var kinds = map[Kind]bool{
 	KindInvalidMessage: true, KindDuplicateMessage: true, KindUntrustedIdentity: true,
 	KindNoSession: true, KindInvalidKeyID: true, KindInvalidArgument: true, KindInternal: true,
+	KindInvalidCertificate: true,
 }
 
 // Error is a failure reply from a peer.
