@@ -67,6 +67,20 @@ func EncodeFrame(f *Frame) ([]byte, error) {
 	return b, nil
 }
 
+// AppendFrame is EncodeFrame appending to b (which may be a reused buffer).
+func AppendFrame(b []byte, f *Frame) ([]byte, error) {
+	f.Version = Version
+	n := len(b)
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, f)
+	if err != nil {
+		return b[:n], fmt.Errorf("wire: encode frame: %w", err)
+	}
+	if len(b)-n > MaxFrameSize {
+		return b[:n], ErrFrameTooLarge
+	}
+	return b, nil
+}
+
 // Transcript labels: each signature covers exactly one kind of statement.
 const (
 	authLabel   = "sotto/relay/authenticate/v1"

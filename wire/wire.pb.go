@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: wire/wire.proto
+// source: wire.proto
 
 package wire
 
@@ -95,11 +95,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_wire_proto_enumTypes[0].Descriptor()
+	return file_wire_proto_enumTypes[0].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_wire_wire_proto_enumTypes[0]
+	return &file_wire_proto_enumTypes[0]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -108,7 +108,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{0}
+	return file_wire_proto_rawDescGZIP(), []int{0}
 }
 
 // EnvelopeType values the relay itself gives to envelopes; every other
@@ -143,11 +143,11 @@ func (x EnvelopeType) String() string {
 }
 
 func (EnvelopeType) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_wire_proto_enumTypes[1].Descriptor()
+	return file_wire_proto_enumTypes[1].Descriptor()
 }
 
 func (EnvelopeType) Type() protoreflect.EnumType {
-	return &file_wire_wire_proto_enumTypes[1]
+	return &file_wire_proto_enumTypes[1]
 }
 
 func (x EnvelopeType) Number() protoreflect.EnumNumber {
@@ -156,7 +156,7 @@ func (x EnvelopeType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnvelopeType.Descriptor instead.
 func (EnvelopeType) EnumDescriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{1}
+	return file_wire_proto_rawDescGZIP(), []int{1}
 }
 
 // OrgDocumentKind selects the signature domain and the fan-out.
@@ -199,11 +199,11 @@ func (x OrgDocumentKind) String() string {
 }
 
 func (OrgDocumentKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_wire_proto_enumTypes[2].Descriptor()
+	return file_wire_proto_enumTypes[2].Descriptor()
 }
 
 func (OrgDocumentKind) Type() protoreflect.EnumType {
-	return &file_wire_wire_proto_enumTypes[2]
+	return &file_wire_proto_enumTypes[2]
 }
 
 func (x OrgDocumentKind) Number() protoreflect.EnumNumber {
@@ -212,7 +212,7 @@ func (x OrgDocumentKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OrgDocumentKind.Descriptor instead.
 func (OrgDocumentKind) EnumDescriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_proto_rawDescGZIP(), []int{2}
 }
 
 // Frame is the versioned outer envelope of every WebSocket message.
@@ -233,7 +233,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_wire_wire_proto_msgTypes[0]
+	mi := &file_wire_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +245,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[0]
+	mi := &file_wire_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +258,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{0}
+	return file_wire_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Frame) GetVersion() uint32 {
@@ -352,6 +352,13 @@ type Request struct {
 	//	*Request_OrgPublish
 	//	*Request_OrgWipeConfirm
 	//	*Request_OrgDocuments
+	//	*Request_SetAccessKey
+	//	*Request_SenderCertificate
+	//	*Request_SealedSend
+	//	*Request_TransparencyHead
+	//	*Request_TransparencyInclusion
+	//	*Request_TransparencyConsistency
+	//	*Request_TransparencyLeaves
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -359,7 +366,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_wire_wire_proto_msgTypes[1]
+	mi := &file_wire_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +378,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[1]
+	mi := &file_wire_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +391,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{1}
+	return file_wire_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Request) GetId() uint64 {
@@ -599,6 +606,69 @@ func (x *Request) GetOrgDocuments() *OrgDocumentsRequest {
 	return nil
 }
 
+func (x *Request) GetSetAccessKey() *SetAccessKeyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SetAccessKey); ok {
+			return x.SetAccessKey
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSenderCertificate() *SenderCertificateRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSealedSend() *SealedSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTransparencyHead() *TransparencyHeadRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_TransparencyHead); ok {
+			return x.TransparencyHead
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTransparencyInclusion() *TransparencyInclusionRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_TransparencyInclusion); ok {
+			return x.TransparencyInclusion
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTransparencyConsistency() *TransparencyConsistencyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_TransparencyConsistency); ok {
+			return x.TransparencyConsistency
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetTransparencyLeaves() *TransparencyLeavesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_TransparencyLeaves); ok {
+			return x.TransparencyLeaves
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -694,6 +764,36 @@ type Request_OrgDocuments struct {
 	OrgDocuments *OrgDocumentsRequest `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
 }
 
+type Request_SetAccessKey struct {
+	// sealed sender 90-99
+	SetAccessKey *SetAccessKeyRequest `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"` // authenticated
+}
+
+type Request_SenderCertificate struct {
+	SenderCertificate *SenderCertificateRequest `protobuf:"bytes,91,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"` // authenticated
+}
+
+type Request_SealedSend struct {
+	SealedSend *SealedSendRequest `protobuf:"bytes,92,opt,name=sealed_send,json=sealedSend,proto3,oneof"` // only on an unauthenticated connection
+}
+
+type Request_TransparencyHead struct {
+	// key transparency 100-109
+	TransparencyHead *TransparencyHeadRequest `protobuf:"bytes,100,opt,name=transparency_head,json=transparencyHead,proto3,oneof"`
+}
+
+type Request_TransparencyInclusion struct {
+	TransparencyInclusion *TransparencyInclusionRequest `protobuf:"bytes,101,opt,name=transparency_inclusion,json=transparencyInclusion,proto3,oneof"`
+}
+
+type Request_TransparencyConsistency struct {
+	TransparencyConsistency *TransparencyConsistencyRequest `protobuf:"bytes,102,opt,name=transparency_consistency,json=transparencyConsistency,proto3,oneof"`
+}
+
+type Request_TransparencyLeaves struct {
+	TransparencyLeaves *TransparencyLeavesRequest `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -738,6 +838,20 @@ func (*Request_OrgWipeConfirm) isRequest_Body() {}
 
 func (*Request_OrgDocuments) isRequest_Body() {}
 
+func (*Request_SetAccessKey) isRequest_Body() {}
+
+func (*Request_SenderCertificate) isRequest_Body() {}
+
+func (*Request_SealedSend) isRequest_Body() {}
+
+func (*Request_TransparencyHead) isRequest_Body() {}
+
+func (*Request_TransparencyInclusion) isRequest_Body() {}
+
+func (*Request_TransparencyConsistency) isRequest_Body() {}
+
+func (*Request_TransparencyLeaves) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -772,6 +886,13 @@ type Response struct {
 	//	*Response_OrgPublish
 	//	*Response_OrgWipeConfirm
 	//	*Response_OrgDocuments
+	//	*Response_SetAccessKey
+	//	*Response_SenderCertificate
+	//	*Response_SealedSend
+	//	*Response_TransparencyHead
+	//	*Response_TransparencyInclusion
+	//	*Response_TransparencyConsistency
+	//	*Response_TransparencyLeaves
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -779,7 +900,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_wire_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +912,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +925,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Response) GetId() uint64 {
@@ -1047,6 +1168,69 @@ func (x *Response) GetOrgDocuments() *OrgDocumentsResponse {
 	return nil
 }
 
+func (x *Response) GetSetAccessKey() *SetAccessKeyResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SetAccessKey); ok {
+			return x.SetAccessKey
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSenderCertificate() *SenderCertificateResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSealedSend() *SendMessageResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetTransparencyHead() *TransparencyHead {
+	if x != nil {
+		if x, ok := x.Body.(*Response_TransparencyHead); ok {
+			return x.TransparencyHead
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetTransparencyInclusion() *TransparencyProof {
+	if x != nil {
+		if x, ok := x.Body.(*Response_TransparencyInclusion); ok {
+			return x.TransparencyInclusion
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetTransparencyConsistency() *TransparencyConsistency {
+	if x != nil {
+		if x, ok := x.Body.(*Response_TransparencyConsistency); ok {
+			return x.TransparencyConsistency
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetTransparencyLeaves() *TransparencyLeaves {
+	if x != nil {
+		if x, ok := x.Body.(*Response_TransparencyLeaves); ok {
+			return x.TransparencyLeaves
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1142,6 +1326,36 @@ type Response_OrgDocuments struct {
 	OrgDocuments *OrgDocumentsResponse `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
 }
 
+type Response_SetAccessKey struct {
+	// sealed sender 90-99
+	SetAccessKey *SetAccessKeyResponse `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"`
+}
+
+type Response_SenderCertificate struct {
+	SenderCertificate *SenderCertificateResponse `protobuf:"bytes,91,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
+}
+
+type Response_SealedSend struct {
+	SealedSend *SendMessageResponse `protobuf:"bytes,92,opt,name=sealed_send,json=sealedSend,proto3,oneof"`
+}
+
+type Response_TransparencyHead struct {
+	// key transparency 100-109
+	TransparencyHead *TransparencyHead `protobuf:"bytes,100,opt,name=transparency_head,json=transparencyHead,proto3,oneof"`
+}
+
+type Response_TransparencyInclusion struct {
+	TransparencyInclusion *TransparencyProof `protobuf:"bytes,101,opt,name=transparency_inclusion,json=transparencyInclusion,proto3,oneof"`
+}
+
+type Response_TransparencyConsistency struct {
+	TransparencyConsistency *TransparencyConsistency `protobuf:"bytes,102,opt,name=transparency_consistency,json=transparencyConsistency,proto3,oneof"`
+}
+
+type Response_TransparencyLeaves struct {
+	TransparencyLeaves *TransparencyLeaves `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1186,6 +1400,20 @@ func (*Response_OrgWipeConfirm) isResponse_Body() {}
 
 func (*Response_OrgDocuments) isResponse_Body() {}
 
+func (*Response_SetAccessKey) isResponse_Body() {}
+
+func (*Response_SenderCertificate) isResponse_Body() {}
+
+func (*Response_SealedSend) isResponse_Body() {}
+
+func (*Response_TransparencyHead) isResponse_Body() {}
+
+func (*Response_TransparencyInclusion) isResponse_Body() {}
+
+func (*Response_TransparencyConsistency) isResponse_Body() {}
+
+func (*Response_TransparencyLeaves) isResponse_Body() {}
+
 // Push is sent by the relay unprompted.
 type Push struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1202,7 +1430,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_wire_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1442,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1455,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{3}
+	return file_wire_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Push) GetBody() isPush_Body {
@@ -1313,7 +1541,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_wire_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1553,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1566,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Challenge) GetNonce() []byte {
@@ -1368,7 +1596,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_wire_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1608,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1621,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -1428,7 +1656,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_wire_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1668,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1681,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -1483,7 +1711,7 @@ type PreKeys struct {
 
 func (x *PreKeys) Reset() {
 	*x = PreKeys{}
-	mi := &file_wire_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1723,7 @@ func (x *PreKeys) String() string {
 func (*PreKeys) ProtoMessage() {}
 
 func (x *PreKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1736,7 @@ func (x *PreKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeys.ProtoReflect.Descriptor instead.
 func (*PreKeys) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PreKeys) GetSignedPrekey() *SignedPreKey {
@@ -1559,7 +1787,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_wire_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1799,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1812,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnrollRequest) GetActivationCode() string {
@@ -1649,13 +1877,19 @@ type EnrollResponse struct {
 	DeviceId              uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	Username              string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"` // normalized
 	SubscriptionExpiresMs int64                  `protobuf:"varint,4,opt,name=subscription_expires_ms,json=subscriptionExpiresMs,proto3" json:"subscription_expires_ms,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// log_public_key is the relay's key transparency log key (Ed25519),
+	// pinned by the client at enrollment; empty when the relay keeps no log.
+	LogPublicKey []byte `protobuf:"bytes,100,opt,name=log_public_key,json=logPublicKey,proto3" json:"log_public_key,omitempty"`
+	// sealed_trust_root is the relay's sealed-sender trust root (a serialized
+	// Curve25519 key); empty when the relay issues no sender certificates.
+	SealedTrustRoot []byte `protobuf:"bytes,90,opt,name=sealed_trust_root,json=sealedTrustRoot,proto3" json:"sealed_trust_root,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_wire_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1901,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1914,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnrollResponse) GetAccountId() []byte {
@@ -1711,6 +1945,20 @@ func (x *EnrollResponse) GetSubscriptionExpiresMs() int64 {
 	return 0
 }
 
+func (x *EnrollResponse) GetLogPublicKey() []byte {
+	if x != nil {
+		return x.LogPublicKey
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetSealedTrustRoot() []byte {
+	if x != nil {
+		return x.SealedTrustRoot
+	}
+	return nil
+}
+
 // AuthenticateRequest answers the current challenge. signature is the
 // device key's Ed25519 signature over wire.AuthTranscript.
 type AuthenticateRequest struct {
@@ -1724,7 +1972,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_wire_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1984,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1997,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthenticateRequest) GetUsername() string {
@@ -1784,7 +2032,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_wire_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +2044,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +2057,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuthenticateResponse) GetAccountId() []byte {
@@ -1842,7 +2090,7 @@ type UploadPreKeysRequest struct {
 
 func (x *UploadPreKeysRequest) Reset() {
 	*x = UploadPreKeysRequest{}
-	mi := &file_wire_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2102,7 @@ func (x *UploadPreKeysRequest) String() string {
 func (*UploadPreKeysRequest) ProtoMessage() {}
 
 func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2115,7 @@ func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadPreKeysRequest) GetPrekeys() *PreKeys {
@@ -1885,7 +2133,7 @@ type UploadPreKeysResponse struct {
 
 func (x *UploadPreKeysResponse) Reset() {
 	*x = UploadPreKeysResponse{}
-	mi := &file_wire_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2145,7 @@ func (x *UploadPreKeysResponse) String() string {
 func (*UploadPreKeysResponse) ProtoMessage() {}
 
 func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2158,7 @@ func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 type PreKeyCountRequest struct {
@@ -1921,7 +2169,7 @@ type PreKeyCountRequest struct {
 
 func (x *PreKeyCountRequest) Reset() {
 	*x = PreKeyCountRequest{}
-	mi := &file_wire_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2181,7 @@ func (x *PreKeyCountRequest) String() string {
 func (*PreKeyCountRequest) ProtoMessage() {}
 
 func (x *PreKeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2194,7 @@ func (x *PreKeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PreKeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 type PreKeyCountResponse struct {
@@ -1961,7 +2209,7 @@ type PreKeyCountResponse struct {
 
 func (x *PreKeyCountResponse) Reset() {
 	*x = PreKeyCountResponse{}
-	mi := &file_wire_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2221,7 @@ func (x *PreKeyCountResponse) String() string {
 func (*PreKeyCountResponse) ProtoMessage() {}
 
 func (x *PreKeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2234,7 @@ func (x *PreKeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PreKeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PreKeyCountResponse) GetOneTimePrekeys() uint32 {
@@ -2020,16 +2268,20 @@ func (x *PreKeyCountResponse) GetHasLastResortKyber() bool {
 // FetchPreKeysRequest asks for bundles of one device (device_id != 0) or of
 // every device of the account (device_id == 0).
 type FetchPreKeysRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// transparency_known_size: the size of the newest tree head the client
+	// has verified; the response's transparency proof then also proves
+	// consistency from it.
+	TransparencyKnownSize uint64 `protobuf:"varint,100,opt,name=transparency_known_size,json=transparencyKnownSize,proto3" json:"transparency_known_size,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *FetchPreKeysRequest) Reset() {
 	*x = FetchPreKeysRequest{}
-	mi := &file_wire_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2293,7 @@ func (x *FetchPreKeysRequest) String() string {
 func (*FetchPreKeysRequest) ProtoMessage() {}
 
 func (x *FetchPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2306,7 @@ func (x *FetchPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*FetchPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FetchPreKeysRequest) GetUsername() string {
@@ -2067,6 +2319,13 @@ func (x *FetchPreKeysRequest) GetUsername() string {
 func (x *FetchPreKeysRequest) GetDeviceId() uint32 {
 	if x != nil {
 		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *FetchPreKeysRequest) GetTransparencyKnownSize() uint64 {
+	if x != nil {
+		return x.TransparencyKnownSize
 	}
 	return 0
 }
@@ -2087,7 +2346,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_wire_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2358,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2371,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PreKeyBundle) GetDeviceId() uint32 {
@@ -2158,17 +2417,19 @@ func (x *PreKeyBundle) GetKyberLastResort() bool {
 }
 
 type FetchPreKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	IdentityKey   []byte                 `protobuf:"bytes,2,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
-	Bundles       []*PreKeyBundle        `protobuf:"bytes,3,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Username    string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	IdentityKey []byte                 `protobuf:"bytes,2,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	Bundles     []*PreKeyBundle        `protobuf:"bytes,3,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	// transparency proves that (username, identity_key) is in the key log.
+	Transparency  *TransparencyProof `protobuf:"bytes,100,opt,name=transparency,proto3" json:"transparency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchPreKeysResponse) Reset() {
 	*x = FetchPreKeysResponse{}
-	mi := &file_wire_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2441,7 @@ func (x *FetchPreKeysResponse) String() string {
 func (*FetchPreKeysResponse) ProtoMessage() {}
 
 func (x *FetchPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2454,7 @@ func (x *FetchPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*FetchPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FetchPreKeysResponse) GetUsername() string {
@@ -2217,6 +2478,13 @@ func (x *FetchPreKeysResponse) GetBundles() []*PreKeyBundle {
 	return nil
 }
 
+func (x *FetchPreKeysResponse) GetTransparency() *TransparencyProof {
+	if x != nil {
+		return x.Transparency
+	}
+	return nil
+}
+
 type DeviceInfo struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId       uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -2230,7 +2498,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_wire_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2510,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2523,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeviceInfo) GetDeviceId() uint32 {
@@ -2303,7 +2571,7 @@ type DeviceList struct {
 
 func (x *DeviceList) Reset() {
 	*x = DeviceList{}
-	mi := &file_wire_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2583,7 @@ func (x *DeviceList) String() string {
 func (*DeviceList) ProtoMessage() {}
 
 func (x *DeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2596,7 @@ func (x *DeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
 func (*DeviceList) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeviceList) GetUsername() string {
@@ -2354,7 +2622,7 @@ type GetDevicesRequest struct {
 
 func (x *GetDevicesRequest) Reset() {
 	*x = GetDevicesRequest{}
-	mi := &file_wire_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2634,7 @@ func (x *GetDevicesRequest) String() string {
 func (*GetDevicesRequest) ProtoMessage() {}
 
 func (x *GetDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2647,7 @@ func (x *GetDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDevicesRequest.ProtoReflect.Descriptor instead.
 func (*GetDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetDevicesRequest) GetUsername() string {
@@ -2390,15 +2658,16 @@ func (x *GetDevicesRequest) GetUsername() string {
 }
 
 type GetIdentityRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Username              string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	TransparencyKnownSize uint64                 `protobuf:"varint,100,opt,name=transparency_known_size,json=transparencyKnownSize,proto3" json:"transparency_known_size,omitempty"` // as in FetchPreKeysRequest
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *GetIdentityRequest) Reset() {
 	*x = GetIdentityRequest{}
-	mi := &file_wire_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2679,7 @@ func (x *GetIdentityRequest) String() string {
 func (*GetIdentityRequest) ProtoMessage() {}
 
 func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2692,7 @@ func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIdentityRequest.ProtoReflect.Descriptor instead.
 func (*GetIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetIdentityRequest) GetUsername() string {
@@ -2433,18 +2702,26 @@ func (x *GetIdentityRequest) GetUsername() string {
 	return ""
 }
 
+func (x *GetIdentityRequest) GetTransparencyKnownSize() uint64 {
+	if x != nil {
+		return x.TransparencyKnownSize
+	}
+	return 0
+}
+
 type IdentityResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	AccountId     []byte                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	IdentityKey   []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	Transparency  *TransparencyProof     `protobuf:"bytes,100,opt,name=transparency,proto3" json:"transparency,omitempty"` // as in FetchPreKeysResponse
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IdentityResponse) Reset() {
 	*x = IdentityResponse{}
-	mi := &file_wire_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2733,7 @@ func (x *IdentityResponse) String() string {
 func (*IdentityResponse) ProtoMessage() {}
 
 func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2746,7 @@ func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityResponse.ProtoReflect.Descriptor instead.
 func (*IdentityResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IdentityResponse) GetUsername() string {
@@ -2493,6 +2770,13 @@ func (x *IdentityResponse) GetIdentityKey() []byte {
 	return nil
 }
 
+func (x *IdentityResponse) GetTransparency() *TransparencyProof {
+	if x != nil {
+		return x.Transparency
+	}
+	return nil
+}
+
 // OutgoingMessage is the ciphertext for one recipient device.
 type OutgoingMessage struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -2506,7 +2790,7 @@ type OutgoingMessage struct {
 
 func (x *OutgoingMessage) Reset() {
 	*x = OutgoingMessage{}
-	mi := &file_wire_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2802,7 @@ func (x *OutgoingMessage) String() string {
 func (*OutgoingMessage) ProtoMessage() {}
 
 func (x *OutgoingMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2815,7 @@ func (x *OutgoingMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutgoingMessage.ProtoReflect.Descriptor instead.
 func (*OutgoingMessage) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutgoingMessage) GetDeviceId() uint32 {
@@ -2576,7 +2860,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_wire_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2872,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2885,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{25}
+	return file_wire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendMessageRequest) GetRecipient() string {
@@ -2635,7 +2919,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_wire_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2931,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2944,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{26}
+	return file_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendMessageResponse) GetServerTimestampMs() int64 {
@@ -2690,7 +2974,7 @@ type StaleDevices struct {
 
 func (x *StaleDevices) Reset() {
 	*x = StaleDevices{}
-	mi := &file_wire_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2986,7 @@ func (x *StaleDevices) String() string {
 func (*StaleDevices) ProtoMessage() {}
 
 func (x *StaleDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2999,7 @@ func (x *StaleDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleDevices.ProtoReflect.Descriptor instead.
 func (*StaleDevices) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{27}
+	return file_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StaleDevices) GetMissing() []uint32 {
@@ -2762,7 +3046,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_wire_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +3058,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +3071,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{28}
+	return file_wire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Envelope) GetId() []byte {
@@ -2847,7 +3131,7 @@ type QueueEmpty struct {
 
 func (x *QueueEmpty) Reset() {
 	*x = QueueEmpty{}
-	mi := &file_wire_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +3143,7 @@ func (x *QueueEmpty) String() string {
 func (*QueueEmpty) ProtoMessage() {}
 
 func (x *QueueEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,19 +3156,23 @@ func (x *QueueEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueEmpty.ProtoReflect.Descriptor instead.
 func (*QueueEmpty) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_proto_rawDescGZIP(), []int{29}
 }
 
 type AckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EnvelopeIds   [][]byte               `protobuf:"bytes,1,rep,name=envelope_ids,json=envelopeIds,proto3" json:"envelope_ids,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EnvelopeIds [][]byte               `protobuf:"bytes,1,rep,name=envelope_ids,json=envelopeIds,proto3" json:"envelope_ids,omitempty"`
+	// quiet: the relay does not answer a successful Ack (a failed one still
+	// gets its error Response). A busy device saves a frame per Ack; the ids
+	// are deleted all the same once the relay has the Ack.
+	Quiet         bool `protobuf:"varint,2,opt,name=quiet,proto3" json:"quiet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wire_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3184,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3197,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{30}
+	return file_wire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AckRequest) GetEnvelopeIds() [][]byte {
@@ -2917,6 +3205,13 @@ func (x *AckRequest) GetEnvelopeIds() [][]byte {
 		return x.EnvelopeIds
 	}
 	return nil
+}
+
+func (x *AckRequest) GetQuiet() bool {
+	if x != nil {
+		return x.Quiet
+	}
+	return false
 }
 
 type AckResponse struct {
@@ -2927,7 +3222,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wire_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3234,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3247,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{31}
+	return file_wire_proto_rawDescGZIP(), []int{31}
 }
 
 // ProvisionRequest (unauthenticated, on the new device's connection) opens a
@@ -2966,7 +3261,7 @@ type ProvisionRequest struct {
 
 func (x *ProvisionRequest) Reset() {
 	*x = ProvisionRequest{}
-	mi := &file_wire_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3273,7 @@ func (x *ProvisionRequest) String() string {
 func (*ProvisionRequest) ProtoMessage() {}
 
 func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3286,7 @@ func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
 func (*ProvisionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{32}
+	return file_wire_proto_rawDescGZIP(), []int{32}
 }
 
 type ProvisionResponse struct {
@@ -3003,7 +3298,7 @@ type ProvisionResponse struct {
 
 func (x *ProvisionResponse) Reset() {
 	*x = ProvisionResponse{}
-	mi := &file_wire_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3310,7 @@ func (x *ProvisionResponse) String() string {
 func (*ProvisionResponse) ProtoMessage() {}
 
 func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3323,7 @@ func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
 func (*ProvisionResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{33}
+	return file_wire_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ProvisionResponse) GetAddress() string {
@@ -3048,7 +3343,7 @@ type LinkTokenRequest struct {
 
 func (x *LinkTokenRequest) Reset() {
 	*x = LinkTokenRequest{}
-	mi := &file_wire_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3355,7 @@ func (x *LinkTokenRequest) String() string {
 func (*LinkTokenRequest) ProtoMessage() {}
 
 func (x *LinkTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3368,7 @@ func (x *LinkTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenRequest.ProtoReflect.Descriptor instead.
 func (*LinkTokenRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{34}
+	return file_wire_proto_rawDescGZIP(), []int{34}
 }
 
 type LinkTokenResponse struct {
@@ -3086,7 +3381,7 @@ type LinkTokenResponse struct {
 
 func (x *LinkTokenResponse) Reset() {
 	*x = LinkTokenResponse{}
-	mi := &file_wire_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3393,7 @@ func (x *LinkTokenResponse) String() string {
 func (*LinkTokenResponse) ProtoMessage() {}
 
 func (x *LinkTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3406,7 @@ func (x *LinkTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenResponse.ProtoReflect.Descriptor instead.
 func (*LinkTokenResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{35}
+	return file_wire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LinkTokenResponse) GetToken() string {
@@ -3140,7 +3435,7 @@ type SendProvisioningRequest struct {
 
 func (x *SendProvisioningRequest) Reset() {
 	*x = SendProvisioningRequest{}
-	mi := &file_wire_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3447,7 @@ func (x *SendProvisioningRequest) String() string {
 func (*SendProvisioningRequest) ProtoMessage() {}
 
 func (x *SendProvisioningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3460,7 @@ func (x *SendProvisioningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendProvisioningRequest.ProtoReflect.Descriptor instead.
 func (*SendProvisioningRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{36}
+	return file_wire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendProvisioningRequest) GetAddress() string {
@@ -3190,7 +3485,7 @@ type SendProvisioningResponse struct {
 
 func (x *SendProvisioningResponse) Reset() {
 	*x = SendProvisioningResponse{}
-	mi := &file_wire_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3202,7 +3497,7 @@ func (x *SendProvisioningResponse) String() string {
 func (*SendProvisioningResponse) ProtoMessage() {}
 
 func (x *SendProvisioningResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3215,7 +3510,7 @@ func (x *SendProvisioningResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendProvisioningResponse.ProtoReflect.Descriptor instead.
 func (*SendProvisioningResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{37}
+	return file_wire_proto_rawDescGZIP(), []int{37}
 }
 
 type ProvisioningMessage struct {
@@ -3227,7 +3522,7 @@ type ProvisioningMessage struct {
 
 func (x *ProvisioningMessage) Reset() {
 	*x = ProvisioningMessage{}
-	mi := &file_wire_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3534,7 @@ func (x *ProvisioningMessage) String() string {
 func (*ProvisioningMessage) ProtoMessage() {}
 
 func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3547,7 @@ func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningMessage.ProtoReflect.Descriptor instead.
 func (*ProvisioningMessage) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{38}
+	return file_wire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ProvisioningMessage) GetBody() []byte {
@@ -3279,7 +3574,7 @@ type LinkDeviceRequest struct {
 
 func (x *LinkDeviceRequest) Reset() {
 	*x = LinkDeviceRequest{}
-	mi := &file_wire_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3586,7 @@ func (x *LinkDeviceRequest) String() string {
 func (*LinkDeviceRequest) ProtoMessage() {}
 
 func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3599,7 @@ func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceRequest.ProtoReflect.Descriptor instead.
 func (*LinkDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{39}
+	return file_wire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LinkDeviceRequest) GetLinkToken() string {
@@ -3364,7 +3659,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_wire_wire_proto_msgTypes[40]
+	mi := &file_wire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3376,7 +3671,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[40]
+	mi := &file_wire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3389,7 +3684,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{40}
+	return file_wire_proto_rawDescGZIP(), []int{40}
 }
 
 type RemoveDeviceRequest struct {
@@ -3401,7 +3696,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_wire_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3708,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3721,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{41}
+	return file_wire_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() uint32 {
@@ -3444,7 +3739,7 @@ type RemoveDeviceResponse struct {
 
 func (x *RemoveDeviceResponse) Reset() {
 	*x = RemoveDeviceResponse{}
-	mi := &file_wire_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3751,7 @@ func (x *RemoveDeviceResponse) String() string {
 func (*RemoveDeviceResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3764,7 @@ func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{42}
+	return file_wire_proto_rawDescGZIP(), []int{42}
 }
 
 type PingRequest struct {
@@ -3480,7 +3775,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_wire_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3492,7 +3787,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3505,7 +3800,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{43}
+	return file_wire_proto_rawDescGZIP(), []int{43}
 }
 
 type PingResponse struct {
@@ -3517,7 +3812,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_wire_wire_proto_msgTypes[44]
+	mi := &file_wire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3824,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[44]
+	mi := &file_wire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3837,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{44}
+	return file_wire_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PingResponse) GetServerTimeMs() int64 {
@@ -3562,7 +3857,7 @@ type TurnCredentialsRequest struct {
 
 func (x *TurnCredentialsRequest) Reset() {
 	*x = TurnCredentialsRequest{}
-	mi := &file_wire_wire_proto_msgTypes[45]
+	mi := &file_wire_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3869,7 @@ func (x *TurnCredentialsRequest) String() string {
 func (*TurnCredentialsRequest) ProtoMessage() {}
 
 func (x *TurnCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[45]
+	mi := &file_wire_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3882,7 @@ func (x *TurnCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TurnCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*TurnCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{45}
+	return file_wire_proto_rawDescGZIP(), []int{45}
 }
 
 // TurnCredentials follow the TURN REST convention: username is
@@ -3606,7 +3901,7 @@ type TurnCredentials struct {
 
 func (x *TurnCredentials) Reset() {
 	*x = TurnCredentials{}
-	mi := &file_wire_wire_proto_msgTypes[46]
+	mi := &file_wire_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3913,7 @@ func (x *TurnCredentials) String() string {
 func (*TurnCredentials) ProtoMessage() {}
 
 func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[46]
+	mi := &file_wire_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3926,7 @@ func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TurnCredentials.ProtoReflect.Descriptor instead.
 func (*TurnCredentials) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{46}
+	return file_wire_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TurnCredentials) GetUsername() string {
@@ -3673,7 +3968,7 @@ type BlobTokenRequest struct {
 
 func (x *BlobTokenRequest) Reset() {
 	*x = BlobTokenRequest{}
-	mi := &file_wire_wire_proto_msgTypes[47]
+	mi := &file_wire_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +3980,7 @@ func (x *BlobTokenRequest) String() string {
 func (*BlobTokenRequest) ProtoMessage() {}
 
 func (x *BlobTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[47]
+	mi := &file_wire_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +3993,7 @@ func (x *BlobTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobTokenRequest.ProtoReflect.Descriptor instead.
 func (*BlobTokenRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{47}
+	return file_wire_proto_rawDescGZIP(), []int{47}
 }
 
 type BlobTokenResponse struct {
@@ -3713,7 +4008,7 @@ type BlobTokenResponse struct {
 
 func (x *BlobTokenResponse) Reset() {
 	*x = BlobTokenResponse{}
-	mi := &file_wire_wire_proto_msgTypes[48]
+	mi := &file_wire_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +4020,7 @@ func (x *BlobTokenResponse) String() string {
 func (*BlobTokenResponse) ProtoMessage() {}
 
 func (x *BlobTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[48]
+	mi := &file_wire_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +4033,7 @@ func (x *BlobTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobTokenResponse.ProtoReflect.Descriptor instead.
 func (*BlobTokenResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{48}
+	return file_wire_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlobTokenResponse) GetToken() string {
@@ -3782,7 +4077,7 @@ type OrgDocument struct {
 
 func (x *OrgDocument) Reset() {
 	*x = OrgDocument{}
-	mi := &file_wire_wire_proto_msgTypes[49]
+	mi := &file_wire_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +4089,7 @@ func (x *OrgDocument) String() string {
 func (*OrgDocument) ProtoMessage() {}
 
 func (x *OrgDocument) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[49]
+	mi := &file_wire_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +4102,7 @@ func (x *OrgDocument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocument.ProtoReflect.Descriptor instead.
 func (*OrgDocument) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{49}
+	return file_wire_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *OrgDocument) GetKind() OrgDocumentKind {
@@ -3839,7 +4134,7 @@ type OrgKeyRequest struct {
 
 func (x *OrgKeyRequest) Reset() {
 	*x = OrgKeyRequest{}
-	mi := &file_wire_wire_proto_msgTypes[50]
+	mi := &file_wire_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +4146,7 @@ func (x *OrgKeyRequest) String() string {
 func (*OrgKeyRequest) ProtoMessage() {}
 
 func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[50]
+	mi := &file_wire_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +4159,7 @@ func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyRequest.ProtoReflect.Descriptor instead.
 func (*OrgKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{50}
+	return file_wire_proto_rawDescGZIP(), []int{50}
 }
 
 // public_key is empty when the relay has no org key.
@@ -3877,7 +4172,7 @@ type OrgKeyResponse struct {
 
 func (x *OrgKeyResponse) Reset() {
 	*x = OrgKeyResponse{}
-	mi := &file_wire_wire_proto_msgTypes[51]
+	mi := &file_wire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4184,7 @@ func (x *OrgKeyResponse) String() string {
 func (*OrgKeyResponse) ProtoMessage() {}
 
 func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[51]
+	mi := &file_wire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4197,7 @@ func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyResponse.ProtoReflect.Descriptor instead.
 func (*OrgKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{51}
+	return file_wire_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *OrgKeyResponse) GetPublicKey() []byte {
@@ -3925,7 +4220,7 @@ type OrgPublishRequest struct {
 
 func (x *OrgPublishRequest) Reset() {
 	*x = OrgPublishRequest{}
-	mi := &file_wire_wire_proto_msgTypes[52]
+	mi := &file_wire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4232,7 @@ func (x *OrgPublishRequest) String() string {
 func (*OrgPublishRequest) ProtoMessage() {}
 
 func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[52]
+	mi := &file_wire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4245,7 @@ func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishRequest.ProtoReflect.Descriptor instead.
 func (*OrgPublishRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{52}
+	return file_wire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OrgPublishRequest) GetDocument() *OrgDocument {
@@ -3983,7 +4278,7 @@ type OrgPublishResponse struct {
 
 func (x *OrgPublishResponse) Reset() {
 	*x = OrgPublishResponse{}
-	mi := &file_wire_wire_proto_msgTypes[53]
+	mi := &file_wire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4290,7 @@ func (x *OrgPublishResponse) String() string {
 func (*OrgPublishResponse) ProtoMessage() {}
 
 func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[53]
+	mi := &file_wire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4303,7 @@ func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishResponse.ProtoReflect.Descriptor instead.
 func (*OrgPublishResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{53}
+	return file_wire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *OrgPublishResponse) GetDevices() uint32 {
@@ -4032,7 +4327,7 @@ type OrgWipeConfirmRequest struct {
 
 func (x *OrgWipeConfirmRequest) Reset() {
 	*x = OrgWipeConfirmRequest{}
-	mi := &file_wire_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4044,7 +4339,7 @@ func (x *OrgWipeConfirmRequest) String() string {
 func (*OrgWipeConfirmRequest) ProtoMessage() {}
 
 func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4057,7 +4352,7 @@ func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{54}
+	return file_wire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
@@ -4082,7 +4377,7 @@ type OrgWipeConfirmResponse struct {
 
 func (x *OrgWipeConfirmResponse) Reset() {
 	*x = OrgWipeConfirmResponse{}
-	mi := &file_wire_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4094,7 +4389,7 @@ func (x *OrgWipeConfirmResponse) String() string {
 func (*OrgWipeConfirmResponse) ProtoMessage() {}
 
 func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4107,7 +4402,7 @@ func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{55}
+	return file_wire_proto_rawDescGZIP(), []int{55}
 }
 
 // OrgDocumentsRequest fetches what the relay keeps of the organization's
@@ -4124,7 +4419,7 @@ type OrgDocumentsRequest struct {
 
 func (x *OrgDocumentsRequest) Reset() {
 	*x = OrgDocumentsRequest{}
-	mi := &file_wire_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4431,7 @@ func (x *OrgDocumentsRequest) String() string {
 func (*OrgDocumentsRequest) ProtoMessage() {}
 
 func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4444,7 @@ func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{56}
+	return file_wire_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *OrgDocumentsRequest) GetUsername() string {
@@ -4168,7 +4463,7 @@ type OrgDocumentsResponse struct {
 
 func (x *OrgDocumentsResponse) Reset() {
 	*x = OrgDocumentsResponse{}
-	mi := &file_wire_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4180,7 +4475,7 @@ func (x *OrgDocumentsResponse) String() string {
 func (*OrgDocumentsResponse) ProtoMessage() {}
 
 func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4193,7 +4488,7 @@ func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{57}
+	return file_wire_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
@@ -4203,18 +4498,735 @@ func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
 	return nil
 }
 
-var File_wire_wire_proto protoreflect.FileDescriptor
+type TransparencyHeadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
 
-const file_wire_wire_proto_rawDesc = "" +
+func (x *TransparencyHeadRequest) Reset() {
+	*x = TransparencyHeadRequest{}
+	mi := &file_wire_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyHeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyHeadRequest) ProtoMessage() {}
+
+func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyHeadRequest.ProtoReflect.Descriptor instead.
+func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{58}
+}
+
+type TransparencyHead struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SignedHead    []byte                 `protobuf:"bytes,1,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyHead) Reset() {
+	*x = TransparencyHead{}
+	mi := &file_wire_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyHead) ProtoMessage() {}
+
+func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyHead.ProtoReflect.Descriptor instead.
+func (*TransparencyHead) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *TransparencyHead) GetSignedHead() []byte {
+	if x != nil {
+		return x.SignedHead
+	}
+	return nil
+}
+
+// TransparencyInclusionRequest asks for the newest leaf naming username
+// (when set) or for the leaf at leaf_index, proven against the relay's
+// newest head, plus a consistency proof from known_size to that head.
+type TransparencyInclusionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	KnownSize     uint64                 `protobuf:"varint,3,opt,name=known_size,json=knownSize,proto3" json:"known_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyInclusionRequest) Reset() {
+	*x = TransparencyInclusionRequest{}
+	mi := &file_wire_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyInclusionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyInclusionRequest) ProtoMessage() {}
+
+func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyInclusionRequest.ProtoReflect.Descriptor instead.
+func (*TransparencyInclusionRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *TransparencyInclusionRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *TransparencyInclusionRequest) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *TransparencyInclusionRequest) GetKnownSize() uint64 {
+	if x != nil {
+		return x.KnownSize
+	}
+	return 0
+}
+
+type TransparencyProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SignedHead    []byte                 `protobuf:"bytes,1,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Leaf          []byte                 `protobuf:"bytes,3,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	Inclusion     [][]byte               `protobuf:"bytes,4,rep,name=inclusion,proto3" json:"inclusion,omitempty"`
+	KnownSize     uint64                 `protobuf:"varint,5,opt,name=known_size,json=knownSize,proto3" json:"known_size,omitempty"` // consistency proves known_size -> head size
+	Consistency   [][]byte               `protobuf:"bytes,6,rep,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyProof) Reset() {
+	*x = TransparencyProof{}
+	mi := &file_wire_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyProof) ProtoMessage() {}
+
+func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyProof.ProtoReflect.Descriptor instead.
+func (*TransparencyProof) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *TransparencyProof) GetSignedHead() []byte {
+	if x != nil {
+		return x.SignedHead
+	}
+	return nil
+}
+
+func (x *TransparencyProof) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *TransparencyProof) GetLeaf() []byte {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *TransparencyProof) GetInclusion() [][]byte {
+	if x != nil {
+		return x.Inclusion
+	}
+	return nil
+}
+
+func (x *TransparencyProof) GetKnownSize() uint64 {
+	if x != nil {
+		return x.KnownSize
+	}
+	return 0
+}
+
+func (x *TransparencyProof) GetConsistency() [][]byte {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+// TransparencyConsistencyRequest asks for the proof that the tree of second
+// leaves extends the tree of first leaves (second <= the newest size; 0:
+// the newest size).
+type TransparencyConsistencyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Second        uint64                 `protobuf:"varint,2,opt,name=second,proto3" json:"second,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyConsistencyRequest) Reset() {
+	*x = TransparencyConsistencyRequest{}
+	mi := &file_wire_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyConsistencyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyConsistencyRequest) ProtoMessage() {}
+
+func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyConsistencyRequest.ProtoReflect.Descriptor instead.
+func (*TransparencyConsistencyRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *TransparencyConsistencyRequest) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *TransparencyConsistencyRequest) GetSecond() uint64 {
+	if x != nil {
+		return x.Second
+	}
+	return 0
+}
+
+type TransparencyConsistency struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Second        uint64                 `protobuf:"varint,2,opt,name=second,proto3" json:"second,omitempty"`
+	Proof         [][]byte               `protobuf:"bytes,3,rep,name=proof,proto3" json:"proof,omitempty"`
+	SignedHead    []byte                 `protobuf:"bytes,4,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"` // the newest head (its size >= second)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyConsistency) Reset() {
+	*x = TransparencyConsistency{}
+	mi := &file_wire_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyConsistency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyConsistency) ProtoMessage() {}
+
+func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyConsistency.ProtoReflect.Descriptor instead.
+func (*TransparencyConsistency) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *TransparencyConsistency) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *TransparencyConsistency) GetSecond() uint64 {
+	if x != nil {
+		return x.Second
+	}
+	return 0
+}
+
+func (x *TransparencyConsistency) GetProof() [][]byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *TransparencyConsistency) GetSignedHead() []byte {
+	if x != nil {
+		return x.SignedHead
+	}
+	return nil
+}
+
+// TransparencyLeavesRequest asks for up to count leaves from start (for
+// auditors); the relay caps count.
+type TransparencyLeavesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         uint64                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyLeavesRequest) Reset() {
+	*x = TransparencyLeavesRequest{}
+	mi := &file_wire_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyLeavesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyLeavesRequest) ProtoMessage() {}
+
+func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyLeavesRequest.ProtoReflect.Descriptor instead.
+func (*TransparencyLeavesRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *TransparencyLeavesRequest) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *TransparencyLeavesRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type TransparencyLeaves struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         uint64                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	Leaves        [][]byte               `protobuf:"bytes,2,rep,name=leaves,proto3" json:"leaves,omitempty"`
+	SignedHead    []byte                 `protobuf:"bytes,3,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"` // the newest head
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyLeaves) Reset() {
+	*x = TransparencyLeaves{}
+	mi := &file_wire_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyLeaves) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyLeaves) ProtoMessage() {}
+
+func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyLeaves.ProtoReflect.Descriptor instead.
+func (*TransparencyLeaves) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *TransparencyLeaves) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *TransparencyLeaves) GetLeaves() [][]byte {
+	if x != nil {
+		return x.Leaves
+	}
+	return nil
+}
+
+func (x *TransparencyLeaves) GetSignedHead() []byte {
+	if x != nil {
+		return x.SignedHead
+	}
+	return nil
+}
+
+// SetAccessKeyRequest stores the account's unidentified access key (16 bytes,
+// derived from its profile key); sealed sends to the account must present it.
+type SetAccessKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessKey     []byte                 `protobuf:"bytes,1,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccessKeyRequest) Reset() {
+	*x = SetAccessKeyRequest{}
+	mi := &file_wire_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccessKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccessKeyRequest) ProtoMessage() {}
+
+func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccessKeyRequest.ProtoReflect.Descriptor instead.
+func (*SetAccessKeyRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *SetAccessKeyRequest) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
+	}
+	return nil
+}
+
+type SetAccessKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccessKeyResponse) Reset() {
+	*x = SetAccessKeyResponse{}
+	mi := &file_wire_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccessKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccessKeyResponse) ProtoMessage() {}
+
+func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccessKeyResponse.ProtoReflect.Descriptor instead.
+func (*SetAccessKeyResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{67}
+}
+
+// SenderCertificateRequest asks for a sender certificate for this device.
+type SenderCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateRequest) Reset() {
+	*x = SenderCertificateRequest{}
+	mi := &file_wire_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateRequest) ProtoMessage() {}
+
+func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
+func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{68}
+}
+
+type SenderCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"` // libsignal SenderCertificate
+	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	TrustRoot     []byte                 `protobuf:"bytes,3,opt,name=trust_root,json=trustRoot,proto3" json:"trust_root,omitempty"` // as EnrollResponse.sealed_trust_root
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateResponse) Reset() {
+	*x = SenderCertificateResponse{}
+	mi := &file_wire_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateResponse) ProtoMessage() {}
+
+func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
+func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *SenderCertificateResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SenderCertificateResponse) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+func (x *SenderCertificateResponse) GetTrustRoot() []byte {
+	if x != nil {
+		return x.TrustRoot
+	}
+	return nil
+}
+
+// SealedSendRequest is SendMessageRequest without a sender, sent on an
+// unauthenticated connection: each OutgoingMessage.content is a sealed sender
+// message (type wire.EnvelopeTypeSealed). The relay checks access_key against
+// the recipient account's in constant time and the device list as for any
+// send; stored and pushed envelopes carry no sender.
+type SealedSendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipient     string                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Messages      []*OutgoingMessage     `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	MessageId     []byte                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	AccessKey     []byte                 `protobuf:"bytes,4,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"` // 16 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedSendRequest) Reset() {
+	*x = SealedSendRequest{}
+	mi := &file_wire_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedSendRequest) ProtoMessage() {}
+
+func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
+func (*SealedSendRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *SealedSendRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *SealedSendRequest) GetMessages() []*OutgoingMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
+	}
+	return nil
+}
+
+var File_wire_proto protoreflect.FileDescriptor
+
+const file_wire_proto_rawDesc = "" +
 	"\n" +
-	"\x0fwire/wire.proto\x12\n" +
+	"\n" +
+	"wire.proto\x12\n" +
 	"sotto.wire\"\xb6\x01\n" +
 	"\x05Frame\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12/\n" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xdb\v\n" +
+	"\x04kind\"\xb7\x10\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -4244,8 +5256,16 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\vorg_publish\x18G \x01(\v2\x1d.sotto.wire.OrgPublishRequestH\x00R\n" +
 	"orgPublish\x12M\n" +
 	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirm\x12F\n" +
-	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocumentsB\x06\n" +
-	"\x04body\"\xed\f\n" +
+	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocuments\x12G\n" +
+	"\x0eset_access_key\x18Z \x01(\v2\x1f.sotto.wire.SetAccessKeyRequestH\x00R\fsetAccessKey\x12U\n" +
+	"\x12sender_certificate\x18[ \x01(\v2$.sotto.wire.SenderCertificateRequestH\x00R\x11senderCertificate\x12@\n" +
+	"\vsealed_send\x18\\ \x01(\v2\x1d.sotto.wire.SealedSendRequestH\x00R\n" +
+	"sealedSend\x12R\n" +
+	"\x11transparency_head\x18d \x01(\v2#.sotto.wire.TransparencyHeadRequestH\x00R\x10transparencyHead\x12a\n" +
+	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
+	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
+	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
+	"\x04body\"\xad\x11\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -4279,7 +5299,15 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\vorg_publish\x18G \x01(\v2\x1e.sotto.wire.OrgPublishResponseH\x00R\n" +
 	"orgPublish\x12N\n" +
 	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirm\x12G\n" +
-	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocumentsB\x06\n" +
+	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocuments\x12H\n" +
+	"\x0eset_access_key\x18Z \x01(\v2 .sotto.wire.SetAccessKeyResponseH\x00R\fsetAccessKey\x12V\n" +
+	"\x12sender_certificate\x18[ \x01(\v2%.sotto.wire.SenderCertificateResponseH\x00R\x11senderCertificate\x12B\n" +
+	"\vsealed_send\x18\\ \x01(\v2\x1f.sotto.wire.SendMessageResponseH\x00R\n" +
+	"sealedSend\x12K\n" +
+	"\x11transparency_head\x18d \x01(\v2\x1c.sotto.wire.TransparencyHeadH\x00R\x10transparencyHead\x12V\n" +
+	"\x16transparency_inclusion\x18e \x01(\v2\x1d.sotto.wire.TransparencyProofH\x00R\x15transparencyInclusion\x12`\n" +
+	"\x18transparency_consistency\x18f \x01(\v2#.sotto.wire.TransparencyConsistencyH\x00R\x17transparencyConsistency\x12Q\n" +
+	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeavesB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -4315,13 +5343,15 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\vdevice_name\x18\x06 \x01(\tR\n" +
 	"deviceName\x12-\n" +
 	"\aprekeys\x18\a \x01(\v2\x13.sotto.wire.PreKeysR\aprekeys\x12\x1c\n" +
-	"\tsignature\x18\b \x01(\fR\tsignature\"\xa0\x01\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\"\xf2\x01\n" +
 	"\x0eEnrollResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x126\n" +
-	"\x17subscription_expires_ms\x18\x04 \x01(\x03R\x15subscriptionExpiresMs\"l\n" +
+	"\x17subscription_expires_ms\x18\x04 \x01(\x03R\x15subscriptionExpiresMs\x12$\n" +
+	"\x0elog_public_key\x18d \x01(\fR\flogPublicKey\x12*\n" +
+	"\x11sealed_trust_root\x18Z \x01(\fR\x0fsealedTrustRoot\"l\n" +
 	"\x13AuthenticateRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1c\n" +
@@ -4339,21 +5369,23 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x10one_time_prekeys\x18\x01 \x01(\rR\x0eoneTimePrekeys\x123\n" +
 	"\x16one_time_kyber_prekeys\x18\x02 \x01(\rR\x13oneTimeKyberPrekeys\x12*\n" +
 	"\x11has_signed_prekey\x18\x03 \x01(\bR\x0fhasSignedPrekey\x121\n" +
-	"\x15has_last_resort_kyber\x18\x04 \x01(\bR\x12hasLastResortKyber\"N\n" +
+	"\x15has_last_resort_kyber\x18\x04 \x01(\bR\x12hasLastResortKyber\"\x86\x01\n" +
 	"\x13FetchPreKeysRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
-	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\xb8\x02\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x126\n" +
+	"\x17transparency_known_size\x18d \x01(\x04R\x15transparencyKnownSize\"\xb8\x02\n" +
 	"\fPreKeyBundle\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12'\n" +
 	"\x0fregistration_id\x18\x02 \x01(\rR\x0eregistrationId\x12=\n" +
 	"\rsigned_prekey\x18\x03 \x01(\v2\x18.sotto.wire.SignedPreKeyR\fsignedPrekey\x12:\n" +
 	"\x0fone_time_prekey\x18\x04 \x01(\v2\x12.sotto.wire.PreKeyR\roneTimePrekey\x12;\n" +
 	"\fkyber_prekey\x18\x05 \x01(\v2\x18.sotto.wire.SignedPreKeyR\vkyberPrekey\x12*\n" +
-	"\x11kyber_last_resort\x18\x06 \x01(\bR\x0fkyberLastResort\"\x89\x01\n" +
+	"\x11kyber_last_resort\x18\x06 \x01(\bR\x0fkyberLastResort\"\xcc\x01\n" +
 	"\x14FetchPreKeysResponse\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x122\n" +
-	"\abundles\x18\x03 \x03(\v2\x18.sotto.wire.PreKeyBundleR\abundles\"\xa7\x01\n" +
+	"\abundles\x18\x03 \x03(\v2\x18.sotto.wire.PreKeyBundleR\abundles\x12A\n" +
+	"\ftransparency\x18d \x01(\v2\x1d.sotto.wire.TransparencyProofR\ftransparency\"\xa7\x01\n" +
 	"\n" +
 	"DeviceInfo\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12'\n" +
@@ -4368,14 +5400,16 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\x120\n" +
 	"\adevices\x18\x02 \x03(\v2\x16.sotto.wire.DeviceInfoR\adevices\"/\n" +
 	"\x11GetDevicesRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"0\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"h\n" +
 	"\x12GetIdentityRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"p\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x126\n" +
+	"\x17transparency_known_size\x18d \x01(\x04R\x15transparencyKnownSize\"\xb3\x01\n" +
 	"\x10IdentityResponse\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\fR\taccountId\x12!\n" +
-	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\"\x85\x01\n" +
+	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12A\n" +
+	"\ftransparency\x18d \x01(\v2\x1d.sotto.wire.TransparencyProofR\ftransparency\"\x85\x01\n" +
 	"\x0fOutgoingMessage\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12'\n" +
 	"\x0fregistration_id\x18\x02 \x01(\rR\x0eregistrationId\x12\x12\n" +
@@ -4406,10 +5440,11 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\a \x01(\fR\tmessageId\"\f\n" +
 	"\n" +
-	"QueueEmpty\"/\n" +
+	"QueueEmpty\"E\n" +
 	"\n" +
 	"AckRequest\x12!\n" +
-	"\fenvelope_ids\x18\x01 \x03(\fR\venvelopeIds\"\r\n" +
+	"\fenvelope_ids\x18\x01 \x03(\fR\venvelopeIds\x12\x14\n" +
+	"\x05quiet\x18\x02 \x01(\bR\x05quiet\"\r\n" +
 	"\vAckResponse\"\x12\n" +
 	"\x10ProvisionRequest\"-\n" +
 	"\x11ProvisionResponse\x12\x18\n" +
@@ -4479,7 +5514,62 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x13OrgDocumentsRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"M\n" +
 	"\x14OrgDocumentsResponse\x125\n" +
-	"\tdocuments\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\tdocuments*\x8c\x02\n" +
+	"\tdocuments\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\tdocuments\"\x19\n" +
+	"\x17TransparencyHeadRequest\"3\n" +
+	"\x10TransparencyHead\x12\x1f\n" +
+	"\vsigned_head\x18\x01 \x01(\fR\n" +
+	"signedHead\"x\n" +
+	"\x1cTransparencyInclusionRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x1d\n" +
+	"\n" +
+	"known_size\x18\x03 \x01(\x04R\tknownSize\"\xc6\x01\n" +
+	"\x11TransparencyProof\x12\x1f\n" +
+	"\vsigned_head\x18\x01 \x01(\fR\n" +
+	"signedHead\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x12\n" +
+	"\x04leaf\x18\x03 \x01(\fR\x04leaf\x12\x1c\n" +
+	"\tinclusion\x18\x04 \x03(\fR\tinclusion\x12\x1d\n" +
+	"\n" +
+	"known_size\x18\x05 \x01(\x04R\tknownSize\x12 \n" +
+	"\vconsistency\x18\x06 \x03(\fR\vconsistency\"N\n" +
+	"\x1eTransparencyConsistencyRequest\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x16\n" +
+	"\x06second\x18\x02 \x01(\x04R\x06second\"~\n" +
+	"\x17TransparencyConsistency\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x16\n" +
+	"\x06second\x18\x02 \x01(\x04R\x06second\x12\x14\n" +
+	"\x05proof\x18\x03 \x03(\fR\x05proof\x12\x1f\n" +
+	"\vsigned_head\x18\x04 \x01(\fR\n" +
+	"signedHead\"G\n" +
+	"\x19TransparencyLeavesRequest\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"c\n" +
+	"\x12TransparencyLeaves\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x16\n" +
+	"\x06leaves\x18\x02 \x03(\fR\x06leaves\x12\x1f\n" +
+	"\vsigned_head\x18\x03 \x01(\fR\n" +
+	"signedHead\"4\n" +
+	"\x13SetAccessKeyRequest\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x01 \x01(\fR\taccessKey\"\x16\n" +
+	"\x14SetAccessKeyResponse\"\x1a\n" +
+	"\x18SenderCertificateRequest\"{\n" +
+	"\x19SenderCertificateResponse\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\x12\x1d\n" +
+	"\n" +
+	"trust_root\x18\x03 \x01(\fR\ttrustRoot\"\xa8\x01\n" +
+	"\x11SealedSendRequest\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\tR\trecipient\x127\n" +
+	"\bmessages\x18\x02 \x03(\v2\x1b.sotto.wire.OutgoingMessageR\bmessages\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\fR\tmessageId\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x04 \x01(\fR\taccessKey*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -4510,83 +5600,96 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x0fORG_CERTIFICATE\x10\x04B\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
-	file_wire_wire_proto_rawDescOnce sync.Once
-	file_wire_wire_proto_rawDescData []byte
+	file_wire_proto_rawDescOnce sync.Once
+	file_wire_proto_rawDescData []byte
 )
 
-func file_wire_wire_proto_rawDescGZIP() []byte {
-	file_wire_wire_proto_rawDescOnce.Do(func() {
-		file_wire_wire_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)))
+func file_wire_proto_rawDescGZIP() []byte {
+	file_wire_proto_rawDescOnce.Do(func() {
+		file_wire_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)))
 	})
-	return file_wire_wire_proto_rawDescData
+	return file_wire_proto_rawDescData
 }
 
-var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
-var file_wire_wire_proto_goTypes = []any{
-	(ErrorCode)(0),                   // 0: sotto.wire.ErrorCode
-	(EnvelopeType)(0),                // 1: sotto.wire.EnvelopeType
-	(OrgDocumentKind)(0),             // 2: sotto.wire.OrgDocumentKind
-	(*Frame)(nil),                    // 3: sotto.wire.Frame
-	(*Request)(nil),                  // 4: sotto.wire.Request
-	(*Response)(nil),                 // 5: sotto.wire.Response
-	(*Push)(nil),                     // 6: sotto.wire.Push
-	(*Challenge)(nil),                // 7: sotto.wire.Challenge
-	(*SignedPreKey)(nil),             // 8: sotto.wire.SignedPreKey
-	(*PreKey)(nil),                   // 9: sotto.wire.PreKey
-	(*PreKeys)(nil),                  // 10: sotto.wire.PreKeys
-	(*EnrollRequest)(nil),            // 11: sotto.wire.EnrollRequest
-	(*EnrollResponse)(nil),           // 12: sotto.wire.EnrollResponse
-	(*AuthenticateRequest)(nil),      // 13: sotto.wire.AuthenticateRequest
-	(*AuthenticateResponse)(nil),     // 14: sotto.wire.AuthenticateResponse
-	(*UploadPreKeysRequest)(nil),     // 15: sotto.wire.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),    // 16: sotto.wire.UploadPreKeysResponse
-	(*PreKeyCountRequest)(nil),       // 17: sotto.wire.PreKeyCountRequest
-	(*PreKeyCountResponse)(nil),      // 18: sotto.wire.PreKeyCountResponse
-	(*FetchPreKeysRequest)(nil),      // 19: sotto.wire.FetchPreKeysRequest
-	(*PreKeyBundle)(nil),             // 20: sotto.wire.PreKeyBundle
-	(*FetchPreKeysResponse)(nil),     // 21: sotto.wire.FetchPreKeysResponse
-	(*DeviceInfo)(nil),               // 22: sotto.wire.DeviceInfo
-	(*DeviceList)(nil),               // 23: sotto.wire.DeviceList
-	(*GetDevicesRequest)(nil),        // 24: sotto.wire.GetDevicesRequest
-	(*GetIdentityRequest)(nil),       // 25: sotto.wire.GetIdentityRequest
-	(*IdentityResponse)(nil),         // 26: sotto.wire.IdentityResponse
-	(*OutgoingMessage)(nil),          // 27: sotto.wire.OutgoingMessage
-	(*SendMessageRequest)(nil),       // 28: sotto.wire.SendMessageRequest
-	(*SendMessageResponse)(nil),      // 29: sotto.wire.SendMessageResponse
-	(*StaleDevices)(nil),             // 30: sotto.wire.StaleDevices
-	(*Envelope)(nil),                 // 31: sotto.wire.Envelope
-	(*QueueEmpty)(nil),               // 32: sotto.wire.QueueEmpty
-	(*AckRequest)(nil),               // 33: sotto.wire.AckRequest
-	(*AckResponse)(nil),              // 34: sotto.wire.AckResponse
-	(*ProvisionRequest)(nil),         // 35: sotto.wire.ProvisionRequest
-	(*ProvisionResponse)(nil),        // 36: sotto.wire.ProvisionResponse
-	(*LinkTokenRequest)(nil),         // 37: sotto.wire.LinkTokenRequest
-	(*LinkTokenResponse)(nil),        // 38: sotto.wire.LinkTokenResponse
-	(*SendProvisioningRequest)(nil),  // 39: sotto.wire.SendProvisioningRequest
-	(*SendProvisioningResponse)(nil), // 40: sotto.wire.SendProvisioningResponse
-	(*ProvisioningMessage)(nil),      // 41: sotto.wire.ProvisioningMessage
-	(*LinkDeviceRequest)(nil),        // 42: sotto.wire.LinkDeviceRequest
-	(*ListDevicesRequest)(nil),       // 43: sotto.wire.ListDevicesRequest
-	(*RemoveDeviceRequest)(nil),      // 44: sotto.wire.RemoveDeviceRequest
-	(*RemoveDeviceResponse)(nil),     // 45: sotto.wire.RemoveDeviceResponse
-	(*PingRequest)(nil),              // 46: sotto.wire.PingRequest
-	(*PingResponse)(nil),             // 47: sotto.wire.PingResponse
-	(*TurnCredentialsRequest)(nil),   // 48: sotto.wire.TurnCredentialsRequest
-	(*TurnCredentials)(nil),          // 49: sotto.wire.TurnCredentials
-	(*BlobTokenRequest)(nil),         // 50: sotto.wire.BlobTokenRequest
-	(*BlobTokenResponse)(nil),        // 51: sotto.wire.BlobTokenResponse
-	(*OrgDocument)(nil),              // 52: sotto.wire.OrgDocument
-	(*OrgKeyRequest)(nil),            // 53: sotto.wire.OrgKeyRequest
-	(*OrgKeyResponse)(nil),           // 54: sotto.wire.OrgKeyResponse
-	(*OrgPublishRequest)(nil),        // 55: sotto.wire.OrgPublishRequest
-	(*OrgPublishResponse)(nil),       // 56: sotto.wire.OrgPublishResponse
-	(*OrgWipeConfirmRequest)(nil),    // 57: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),   // 58: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),      // 59: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),     // 60: sotto.wire.OrgDocumentsResponse
+var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_wire_proto_goTypes = []any{
+	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
+	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
+	(OrgDocumentKind)(0),                   // 2: sotto.wire.OrgDocumentKind
+	(*Frame)(nil),                          // 3: sotto.wire.Frame
+	(*Request)(nil),                        // 4: sotto.wire.Request
+	(*Response)(nil),                       // 5: sotto.wire.Response
+	(*Push)(nil),                           // 6: sotto.wire.Push
+	(*Challenge)(nil),                      // 7: sotto.wire.Challenge
+	(*SignedPreKey)(nil),                   // 8: sotto.wire.SignedPreKey
+	(*PreKey)(nil),                         // 9: sotto.wire.PreKey
+	(*PreKeys)(nil),                        // 10: sotto.wire.PreKeys
+	(*EnrollRequest)(nil),                  // 11: sotto.wire.EnrollRequest
+	(*EnrollResponse)(nil),                 // 12: sotto.wire.EnrollResponse
+	(*AuthenticateRequest)(nil),            // 13: sotto.wire.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 14: sotto.wire.AuthenticateResponse
+	(*UploadPreKeysRequest)(nil),           // 15: sotto.wire.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),          // 16: sotto.wire.UploadPreKeysResponse
+	(*PreKeyCountRequest)(nil),             // 17: sotto.wire.PreKeyCountRequest
+	(*PreKeyCountResponse)(nil),            // 18: sotto.wire.PreKeyCountResponse
+	(*FetchPreKeysRequest)(nil),            // 19: sotto.wire.FetchPreKeysRequest
+	(*PreKeyBundle)(nil),                   // 20: sotto.wire.PreKeyBundle
+	(*FetchPreKeysResponse)(nil),           // 21: sotto.wire.FetchPreKeysResponse
+	(*DeviceInfo)(nil),                     // 22: sotto.wire.DeviceInfo
+	(*DeviceList)(nil),                     // 23: sotto.wire.DeviceList
+	(*GetDevicesRequest)(nil),              // 24: sotto.wire.GetDevicesRequest
+	(*GetIdentityRequest)(nil),             // 25: sotto.wire.GetIdentityRequest
+	(*IdentityResponse)(nil),               // 26: sotto.wire.IdentityResponse
+	(*OutgoingMessage)(nil),                // 27: sotto.wire.OutgoingMessage
+	(*SendMessageRequest)(nil),             // 28: sotto.wire.SendMessageRequest
+	(*SendMessageResponse)(nil),            // 29: sotto.wire.SendMessageResponse
+	(*StaleDevices)(nil),                   // 30: sotto.wire.StaleDevices
+	(*Envelope)(nil),                       // 31: sotto.wire.Envelope
+	(*QueueEmpty)(nil),                     // 32: sotto.wire.QueueEmpty
+	(*AckRequest)(nil),                     // 33: sotto.wire.AckRequest
+	(*AckResponse)(nil),                    // 34: sotto.wire.AckResponse
+	(*ProvisionRequest)(nil),               // 35: sotto.wire.ProvisionRequest
+	(*ProvisionResponse)(nil),              // 36: sotto.wire.ProvisionResponse
+	(*LinkTokenRequest)(nil),               // 37: sotto.wire.LinkTokenRequest
+	(*LinkTokenResponse)(nil),              // 38: sotto.wire.LinkTokenResponse
+	(*SendProvisioningRequest)(nil),        // 39: sotto.wire.SendProvisioningRequest
+	(*SendProvisioningResponse)(nil),       // 40: sotto.wire.SendProvisioningResponse
+	(*ProvisioningMessage)(nil),            // 41: sotto.wire.ProvisioningMessage
+	(*LinkDeviceRequest)(nil),              // 42: sotto.wire.LinkDeviceRequest
+	(*ListDevicesRequest)(nil),             // 43: sotto.wire.ListDevicesRequest
+	(*RemoveDeviceRequest)(nil),            // 44: sotto.wire.RemoveDeviceRequest
+	(*RemoveDeviceResponse)(nil),           // 45: sotto.wire.RemoveDeviceResponse
+	(*PingRequest)(nil),                    // 46: sotto.wire.PingRequest
+	(*PingResponse)(nil),                   // 47: sotto.wire.PingResponse
+	(*TurnCredentialsRequest)(nil),         // 48: sotto.wire.TurnCredentialsRequest
+	(*TurnCredentials)(nil),                // 49: sotto.wire.TurnCredentials
+	(*BlobTokenRequest)(nil),               // 50: sotto.wire.BlobTokenRequest
+	(*BlobTokenResponse)(nil),              // 51: sotto.wire.BlobTokenResponse
+	(*OrgDocument)(nil),                    // 52: sotto.wire.OrgDocument
+	(*OrgKeyRequest)(nil),                  // 53: sotto.wire.OrgKeyRequest
+	(*OrgKeyResponse)(nil),                 // 54: sotto.wire.OrgKeyResponse
+	(*OrgPublishRequest)(nil),              // 55: sotto.wire.OrgPublishRequest
+	(*OrgPublishResponse)(nil),             // 56: sotto.wire.OrgPublishResponse
+	(*OrgWipeConfirmRequest)(nil),          // 57: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 58: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 59: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 60: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 61: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 62: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 63: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 64: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 65: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 66: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 67: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 68: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 69: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 70: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 71: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 72: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 73: sotto.wire.SealedSendRequest
 }
-var file_wire_wire_proto_depIdxs = []int32{
+var file_wire_proto_depIdxs = []int32{
 	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
 	5,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
 	6,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
@@ -4612,69 +5715,86 @@ var file_wire_wire_proto_depIdxs = []int32{
 	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
 	57, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
 	59, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	0,  // 25: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 26: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 27: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 28: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 29: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 30: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 31: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 32: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 33: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 34: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 35: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 36: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 37: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 38: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 39: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 40: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 41: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 42: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 43: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 44: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	54, // 45: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	56, // 46: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	58, // 47: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	60, // 48: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	7,  // 49: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 50: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 51: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 52: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 53: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 54: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 55: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 56: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 57: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 58: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 59: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 60: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 61: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 62: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	22, // 63: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	27, // 64: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 65: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 66: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 67: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 68: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	52, // 69: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	69, // 25: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	71, // 26: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	73, // 27: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	61, // 28: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	63, // 29: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	65, // 30: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	67, // 31: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	0,  // 32: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30, // 33: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 34: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 35: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 36: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 37: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 38: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 39: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 40: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 41: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 42: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 43: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 44: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 45: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 46: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 47: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 48: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 49: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 50: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 51: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	54, // 52: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	56, // 53: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	58, // 54: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	60, // 55: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	70, // 56: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	72, // 57: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	29, // 58: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	62, // 59: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	64, // 60: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	66, // 61: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	68, // 62: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	7,  // 63: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 64: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 65: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 66: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 67: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 68: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 69: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 70: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 71: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 72: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 73: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 74: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 75: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 76: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	64, // 77: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	22, // 78: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	64, // 79: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	27, // 80: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 81: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 82: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 83: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 84: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	52, // 85: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	27, // 86: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	87, // [87:87] is the sub-list for method output_type
+	87, // [87:87] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
-func init() { file_wire_wire_proto_init() }
-func file_wire_wire_proto_init() {
-	if File_wire_wire_proto != nil {
+func init() { file_wire_proto_init() }
+func file_wire_proto_init() {
+	if File_wire_proto != nil {
 		return
 	}
-	file_wire_wire_proto_msgTypes[0].OneofWrappers = []any{
+	file_wire_proto_msgTypes[0].OneofWrappers = []any{
 		(*Frame_Request)(nil),
 		(*Frame_Response)(nil),
 		(*Frame_Push)(nil),
 	}
-	file_wire_wire_proto_msgTypes[1].OneofWrappers = []any{
+	file_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Request_Enroll)(nil),
 		(*Request_Authenticate)(nil),
 		(*Request_UploadPrekeys)(nil),
@@ -4697,8 +5817,15 @@ func file_wire_wire_proto_init() {
 		(*Request_OrgPublish)(nil),
 		(*Request_OrgWipeConfirm)(nil),
 		(*Request_OrgDocuments)(nil),
+		(*Request_SetAccessKey)(nil),
+		(*Request_SenderCertificate)(nil),
+		(*Request_SealedSend)(nil),
+		(*Request_TransparencyHead)(nil),
+		(*Request_TransparencyInclusion)(nil),
+		(*Request_TransparencyConsistency)(nil),
+		(*Request_TransparencyLeaves)(nil),
 	}
-	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
+	file_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
 		(*Response_Authenticate)(nil),
 		(*Response_UploadPrekeys)(nil),
@@ -4721,8 +5848,15 @@ func file_wire_wire_proto_init() {
 		(*Response_OrgPublish)(nil),
 		(*Response_OrgWipeConfirm)(nil),
 		(*Response_OrgDocuments)(nil),
+		(*Response_SetAccessKey)(nil),
+		(*Response_SenderCertificate)(nil),
+		(*Response_SealedSend)(nil),
+		(*Response_TransparencyHead)(nil),
+		(*Response_TransparencyInclusion)(nil),
+		(*Response_TransparencyConsistency)(nil),
+		(*Response_TransparencyLeaves)(nil),
 	}
-	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
+	file_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
 		(*Push_Envelope)(nil),
 		(*Push_QueueEmpty)(nil),
@@ -4732,18 +5866,18 @@ func file_wire_wire_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   58,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_wire_wire_proto_goTypes,
-		DependencyIndexes: file_wire_wire_proto_depIdxs,
-		EnumInfos:         file_wire_wire_proto_enumTypes,
-		MessageInfos:      file_wire_wire_proto_msgTypes,
+		GoTypes:           file_wire_proto_goTypes,
+		DependencyIndexes: file_wire_proto_depIdxs,
+		EnumInfos:         file_wire_proto_enumTypes,
+		MessageInfos:      file_wire_proto_msgTypes,
 	}.Build()
-	File_wire_wire_proto = out.File
-	file_wire_wire_proto_goTypes = nil
-	file_wire_wire_proto_depIdxs = nil
+	File_wire_proto = out.File
+	file_wire_proto_goTypes = nil
+	file_wire_proto_depIdxs = nil
 }
