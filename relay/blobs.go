@@ -116,6 +116,7 @@ type blobService struct {
 	upBytes atomic.Uint64
 	dnBytes atomic.Uint64
 	expired atomic.Uint64
+	deleted atomic.Uint64 // by their uploader, before the TTL
 	refused atomic.Uint64 // size or quota
 }
 
@@ -304,8 +305,10 @@ func (b *blobService) routes(mux *http.ServeMux) {
 			b.serveHead(w, r)
 		case http.MethodGet:
 			b.serveGet(w, r)
+		case http.MethodDelete:
+			b.serveDelete(w, r)
 		default:
-			w.Header().Set("Allow", "GET, HEAD, PATCH")
+			w.Header().Set("Allow", "DELETE, GET, HEAD, PATCH")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		}
 	})
@@ -483,6 +486,13 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, ErrTooLarge)
 		return
 	}
+	// The upload holds the blob's lock, which deleting it (the janitor,
+	// one blob at a time, or its uploader) waits for: a body that stalls
+	// must not outlive the blob.
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(bl.Expires.Sub(b.s.cfg.Now()))); err == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
 	n, werr := b.write(id, off, io.LimitReader(r.Body, remaining))
 	if werr == nil && r.ContentLength < 0 {
 		// A body of unannounced length must end at the declared size.
@@ -597,6 +607,35 @@ func (b *blobService) serveGet(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(&countingWriter{ResponseWriter: w, n: &b.dnBytes}, r, "", bl.Created, f)
 }
 
+// serveDelete deletes a blob before its TTL, at the request of the device
+// that uploaded it (a token of any other device gets 403, whatever it
+// knows of the id). It answers 404 for an unknown or expired blob. The
+// token need not allow uploads: a device whose subscription ended may
+// still take its files down.
+func (b *blobService) serveDelete(w http.ResponseWriter, r *http.Request) {
+	t, err := b.auth(r)
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	bl, err := b.blob(r)
+	if err != nil {
+		b.fail(w, err)
+		return
+	}
+	if bl.Owner != t.dev {
+		b.fail(w, fmt.Errorf("%w: only the uploader deletes a blob", ErrForbidden))
+		return
+	}
+	// remove waits for an upload in progress to finish its segment.
+	if err := b.remove(context.WithoutCancel(r.Context()), bl.ID); err != nil {
+		b.fail(w, err)
+		return
+	}
+	b.deleted.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 type countingWriter struct {
 	http.ResponseWriter
 	n *atomic.Uint64
@@ -631,5 +670,6 @@ func (b *blobService) writeMetrics(w io.Writer) {
 	counter("sotto_blob_upload_bytes_total", "Blob bytes durably written.", b.upBytes.Load())
 	counter("sotto_blob_download_bytes_total", "Blob bytes served.", b.dnBytes.Load())
 	counter("sotto_blobs_expired_total", "Blobs deleted after their TTL.", b.expired.Load())
+	counter("sotto_blobs_deleted_total", "Blobs deleted by their uploader before their TTL.", b.deleted.Load())
 	counter("sotto_blobs_refused_total", "Blob uploads refused for size or quota.", b.refused.Load())
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,34 @@ func FuzzBlobToken(f *testing.F) {
 		}
 		if !errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("token %q accepted or untyped error: %+v, %v", tok, got, err)
+		}
+	})
+}
+
+// FuzzParseBlobID: the blob id in a request path parses only from 32 hex
+// digits, to the id whose String gives them back (lowercased), and is
+// refused with ErrBadRequest otherwise.
+func FuzzParseBlobID(f *testing.F) {
+	var id BlobID
+	for i := range id {
+		id[i] = byte(i * 17)
+	}
+	if got, err := ParseBlobID(id.String()); err != nil || got != id {
+		f.Fatalf("seed does not load: %v %v", got, err)
+	}
+	for _, s := range []string{id.String(), "00112233445566778899AABBCCDDEEFF", id.String()[:30], id.String() + "00", "", "zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseBlobID(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(s) != 2*len(id) || id.String() != strings.ToLower(s) {
+			t.Fatalf("%q parsed to %v", s, id)
 		}
 	})
 }

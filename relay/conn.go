@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,19 +49,177 @@ type conn struct {
 	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
 	drainedSent bool
 	dwg         sync.WaitGroup
+
+	// slots holds a token per SendMessage or Ack waiting for its commit
+	// (see handleFast); made on first use.
+	slots chan struct{}
+
+	// Outgoing frames: queued by any goroutine, written by one flusher
+	// goroutine at a time, which runs while the queue is not empty, so
+	// that frames queued while a write is under way leave together in
+	// the next write.
+	batcher  frameBatcher // nil: the socket writes one frame per call
+	omu      sync.Mutex
+	out      []byte   // framed bytes waiting (batcher sockets)
+	outq     [][]byte // frames waiting (other sockets)
+	flushing bool     // a flusher goroutine or the write scheduler owns the queue
+	outDead  bool     // closed or failed: queue nothing more
+	fmu      sync.Mutex
+	rest     []byte // the unwritten tail of a partial write, written first (fmu)
+	fwg      sync.WaitGroup
+	tryWrite bool // the socket can write without blocking: use the scheduler
 }
+
+// maxQueued caps the bytes waiting to be written to one connection; a
+// client that does not read is disconnected rather than buffered for.
+const maxQueued = 8 << 20
 
 func newConn(s *Server, sock Socket, ip string) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &conn{s: s, sock: sock, ip: ip, ctx: ctx, cancel: cancel}
+	c := &conn{s: s, sock: sock, ip: ip, ctx: ctx, cancel: cancel}
+	c.batcher, _ = sock.(frameBatcher)
+	c.tryWrite = c.batcher != nil && c.batcher.CanTryWrite()
+	return c
 }
 
-// close ends the connection; safe to call from any goroutine, many times.
+// close ends the connection, after writing what is queued for it (with a
+// short deadline); safe to call from any goroutine, many times.
 func (c *conn) close(reason CloseReason) {
+	c.fmu.Lock()
+	if c.rest != nil {
+		c.writeOut(c.rest, nil, time.Now().Add(min(time.Second, c.s.cfg.WriteTimeout)))
+		c.rest = nil
+	}
+	out, q := c.takeOut()
+	if out != nil || q != nil {
+		c.writeOut(out, q, time.Now().Add(min(time.Second, c.s.cfg.WriteTimeout)))
+	}
+	c.fmu.Unlock()
+	c.closeNow(reason)
+}
+
+// closeNow ends the connection without writing what is queued.
+func (c *conn) closeNow(reason CloseReason) {
 	c.once.Do(func() {
+		c.omu.Lock()
+		c.outDead = true
+		c.out, c.outq = nil, nil
+		c.omu.Unlock()
 		c.sock.Close(reason)
 		c.cancel()
 	})
+}
+
+// takeOut takes everything queued for writing.
+func (c *conn) takeOut() ([]byte, [][]byte) {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	out, q := c.out, c.outq
+	c.out, c.outq = nil, nil
+	return out, q
+}
+
+// writeOut writes frames taken from the queue (fmu held).
+func (c *conn) writeOut(out []byte, q [][]byte, deadline time.Time) error {
+	if c.batcher != nil {
+		if len(out) == 0 {
+			return nil
+		}
+		return c.batcher.WriteFrames(out, deadline)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for _, b := range q {
+		if err := c.sock.WriteFrame(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outBufs recycles flushed write buffers.
+var outBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledOut = 64 << 10
+
+// queue appends one encoded frame to the outgoing queue and makes sure a
+// flusher runs.
+func (c *conn) queue(b []byte) error {
+	c.omu.Lock()
+	if c.outDead {
+		c.omu.Unlock()
+		return net.ErrClosed
+	}
+	if c.batcher != nil {
+		if c.out == nil {
+			bp := outBufs.Get().(*[]byte)
+			c.out = (*bp)[:0]
+			*bp = nil
+			outBufs.Put(bp)
+		}
+		c.out = c.batcher.AppendFrame(c.out, b)
+	} else {
+		c.outq = append(c.outq, append([]byte(nil), b...))
+	}
+	if len(c.out) > maxQueued || len(c.outq) > maxQueued/64 {
+		c.omu.Unlock()
+		c.s.log.Warn("client does not read its frames", "device", c.dev.String())
+		c.closeNow(CloseProtocol)
+		return net.ErrClosed
+	}
+	start := !c.flushing
+	if start {
+		c.flushing = true
+		c.fwg.Add(1)
+	}
+	c.omu.Unlock()
+	c.s.metrics.framesOut.Add(1)
+	if start && !(c.tryWrite && c.s.sched.add(c.s.ctx, c)) {
+		go c.flush()
+	}
+	return nil
+}
+
+// recycleOut returns a written buffer to the pool.
+func recycleOut(out []byte) {
+	if cap(out) <= maxPooledOut {
+		bp := outBufs.Get().(*[]byte)
+		*bp = out[:0]
+		outBufs.Put(bp)
+	}
+}
+
+// flush writes the queue until it is empty.
+func (c *conn) flush() {
+	defer c.fwg.Done()
+	for {
+		c.fmu.Lock()
+		out, q := c.rest, [][]byte(nil)
+		c.rest = nil
+		if out == nil {
+			c.omu.Lock()
+			out, q = c.out, c.outq
+			if len(out) == 0 && len(q) == 0 {
+				c.flushing = false
+				c.omu.Unlock()
+				c.fmu.Unlock()
+				return
+			}
+			c.out, c.outq = nil, nil
+			c.omu.Unlock()
+		}
+		err := c.writeOut(out, q, time.Now().Add(c.s.cfg.WriteTimeout))
+		c.fmu.Unlock()
+		c.s.metrics.writes.Add(1)
+		recycleOut(out)
+		if err != nil {
+			c.closeNow(CloseProtocol)
+			c.omu.Lock()
+			c.flushing = false
+			c.omu.Unlock()
+			return
+		}
+	}
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -73,7 +232,11 @@ func (c *conn) serve(ctx context.Context) {
 		c.stopped = true
 		c.dmu.Unlock()
 		c.dwg.Wait()
+		c.fwg.Wait()
 	}()
+	// The connection ends with its context (the socket is closed then).
+	stopWatch := context.AfterFunc(c.ctx, func() { c.closeNow(CloseGoingAway) })
+	defer stopWatch()
 	// Everything but reading runs in short-lived worker goroutines, one
 	// at a time (so requests are still handled in order): the deep call
 	// chains of storage, protobuf and writes grow their stacks, not the
@@ -91,9 +254,26 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	for {
-		b, err := c.sock.ReadFrame(c.ctx)
+		b, err := c.sock.ReadFrame(context.Background())
 		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
 			return
+		}
+		if err == nil && c.authed {
+			// Sends and acks are handled here when they need not wait.
+			c.s.metrics.framesIn.Add(1)
+			f, ok := wire.DecodeHotRequest(b)
+			var derr error
+			if !ok {
+				f, derr = wire.DecodeFrame(b)
+			}
+			if derr == nil && f.GetRequest() != nil && c.handleFast(f.GetRequest()) {
+				continue
+			}
+			c.waitPending()
+			if !run(func() bool { return c.decoded(f, derr) }) {
+				return
+			}
+			continue
 		}
 		if !run(func() bool { return c.frame(b, err) }) {
 			return
@@ -130,6 +310,11 @@ func (c *conn) frame(b []byte, rerr error) bool {
 		return c.reply(c.errorFor(0, rerr)) == nil
 	}
 	f, err := wire.DecodeFrame(b)
+	return c.decoded(f, err)
+}
+
+// decoded handles a decoded frame or the decoding error.
+func (c *conn) decoded(f *wire.Frame, err error) bool {
 	var ve *wire.VersionError
 	if errors.As(err, &ve) {
 		c.reply(c.errorFor(f.GetRequest().GetId(), ErrUpgrade))
@@ -143,7 +328,11 @@ func (c *conn) frame(b []byte, rerr error) bool {
 	if req == nil {
 		return c.reply(c.errorFor(0, ErrBadRequest)) == nil
 	}
-	return c.reply(c.handle(req)) == nil
+	resp := c.handle(req)
+	if resp.Code == wire.ErrorCode_OK && req.GetAck().GetQuiet() {
+		return true // a quiet Ack is answered only when it fails
+	}
+	return c.reply(resp) == nil
 }
 
 // requestIDOf recovers the request id of an oversized frame, if it parses.
@@ -170,20 +359,30 @@ func (c *conn) push(p *wire.Push) error {
 	return c.write(&wire.Frame{Kind: &wire.Frame_Push{Push: p}})
 }
 
+// encBufs recycles frame encoding buffers.
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// write queues f for writing; it fails only when the connection is closed.
 func (c *conn) write(f *wire.Frame) error {
-	b, err := wire.EncodeFrame(f)
+	bp := encBufs.Get().(*[]byte)
+	b, err := wire.AppendFrame((*bp)[:0], f)
 	if err != nil {
 		c.s.log.Error("encoding frame", "err", err)
-		return err
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.sock.WriteFrame(ctx, b); err != nil {
-		c.close(CloseProtocol)
-		return err
+	return c.queueEncoded(bp, b, err)
+}
+
+// queueEncoded queues frame b, encoded into the pooled buffer bp unless
+// encoding failed, and recycles bp.
+func (c *conn) queueEncoded(bp *[]byte, b []byte, err error) error {
+	if err == nil {
+		err = c.queue(b)
 	}
-	c.s.metrics.framesOut.Add(1)
-	return nil
+	if cap(b) <= maxPooledOut {
+		*bp = b[:0]
+		encBufs.Put(bp)
+	}
+	return err
 }
 
 // newChallenge replaces the single-use nonce and pushes it.
@@ -220,6 +419,25 @@ func (c *conn) becomeDevice(acct Account, dev Device) {
 // notified is the bus callback: envs were just stored for this device.
 func (c *conn) notified(envs []Envelope) {
 	c.dmu.Lock()
+	if envs != nil && c.caughtUp && !c.running && !c.stopped && len(c.direct) == 0 &&
+		len(c.inflight)+len(envs) <= c.s.cfg.DeliveryWindow {
+		// Nothing else is being delivered: push at once, from here.
+		for i := range envs {
+			e := &envs[i]
+			if _, dup := c.inflight[e.ID]; dup || e.ID.Seq() <= c.cursor {
+				continue
+			}
+			if c.inflight == nil {
+				c.inflight = make(map[EnvelopeID]struct{})
+			}
+			c.inflight[e.ID] = struct{}{}
+			if c.pushEnvelope(e) != nil {
+				break
+			}
+		}
+		c.dmu.Unlock()
+		return
+	}
 	if envs == nil || len(c.direct)+len(envs) > c.s.cfg.DeliveryWindow {
 		// Unknown contents or too many: read the mailbox instead.
 		c.caughtUp = false
@@ -352,17 +570,28 @@ func (c *conn) pushAll(envs []Envelope, fetched bool) bool {
 		if dup {
 			continue
 		}
-		err := c.push(&wire.Push{Body: &wire.Push_Envelope{Envelope: &wire.Envelope{
-			Id: e.ID[:], Sender: e.Sender, SenderDevice: e.SenderDevice,
-			ServerTimestampMs: e.Timestamp.UnixMilli(), Type: e.Type, Content: e.Content,
-			MessageId: e.MessageID,
-		}}})
-		if err != nil {
+		if c.pushEnvelope(e) != nil {
 			return false
 		}
-		c.s.metrics.delivered.Add(1)
 	}
 	return true
+}
+
+// pushEnvelope queues e for the device.
+func (c *conn) pushEnvelope(e *Envelope) error {
+	bp := encBufs.Get().(*[]byte)
+	b, err := wire.AppendEnvelopePush((*bp)[:0], &wire.Envelope{
+		Id: e.ID[:], Sender: e.Sender, SenderDevice: e.SenderDevice,
+		ServerTimestampMs: e.Timestamp.UnixMilli(), Type: e.Type, Content: e.Content,
+		MessageId: e.MessageID,
+	})
+	if err != nil {
+		c.s.log.Error("encoding frame", "err", err)
+	}
+	if err = c.queueEncoded(bp, b, err); err == nil {
+		c.s.metrics.delivered.Add(1)
+	}
+	return err
 }
 
 // acked forgets acknowledged envelopes and lets delivery continue.
@@ -371,6 +600,10 @@ func (c *conn) acked(ids []EnvelopeID) {
 	for _, id := range ids {
 		delete(c.inflight, id)
 	}
+	// Caught up with nothing handed over: nothing waits for the room.
+	idle := c.caughtUp && len(c.direct) == 0
 	c.dmu.Unlock()
-	c.wake()
+	if !idle {
+		c.wake()
+	}
 }

@@ -24,9 +24,10 @@ type dirCache struct {
 }
 
 type dirEntry struct {
-	acct    Account
-	devices []Device
-	loaded  time.Time
+	acct       Account
+	devices    []Device
+	loaded     time.Time
+	refreshing bool // peek started a reload (d.mu)
 }
 
 const dirCacheMax = 100_000
@@ -63,6 +64,54 @@ func (d *dirCache) get(ctx context.Context, username string) (Account, []Device,
 	}
 	d.mu.Unlock()
 	return acct, devs, nil
+}
+
+// peek is get without loading in the caller: ok is false when username
+// is not cached. An entry past its ttl (but not yet twice that) is still
+// returned while one background reload replaces it, so that busy
+// recipients never drop out of the cache; changes this relay makes or
+// learns of still drop entries at once (invalidate), and the reload
+// starts as soon as the entry is old, so a change made elsewhere is
+// seen about as soon as with get.
+func (d *dirCache) peek(ctx context.Context, username string) (Account, []Device, bool) {
+	now := d.now()
+	d.mu.Lock()
+	e := d.m[username]
+	if e == nil || now.Sub(e.loaded) >= 2*d.ttl {
+		d.mu.Unlock()
+		return Account{}, nil, false
+	}
+	reload := now.Sub(e.loaded) >= d.ttl && !e.refreshing
+	if reload {
+		e.refreshing = true
+	}
+	gen := d.gen
+	d.mu.Unlock()
+	if reload {
+		go d.reload(ctx, username, gen)
+	}
+	return e.acct, e.devices, true
+}
+
+// reload replaces the entry of username (the goroutine peek starts; it
+// ends with the load, which ctx bounds).
+func (d *dirCache) reload(ctx context.Context, username string, gen uint64) {
+	now := d.now()
+	acct, err := d.dir.AccountByName(ctx, username)
+	var devs []Device
+	if err == nil {
+		devs, err = d.dir.Devices(ctx, acct.ID, false)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.gen != gen:
+		// An invalidation raced with the load; it dropped the entry.
+	case err != nil:
+		delete(d.m, username) // the next use loads it, or reports the error
+	default:
+		d.m[username] = &dirEntry{acct: acct, devices: devs, loaded: now}
+	}
 }
 
 // invalidate drops everything cached about account id.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,6 +37,7 @@ func (c *conn) handle(req *wire.Request) *wire.Response {
 	case *wire.Request_Enroll:
 		var r *wire.EnrollResponse
 		if r, err = c.enroll(b.Enroll); err == nil {
+			r.SealedTrustRoot = c.s.sealedTrustRoot()
 			resp.Body = &wire.Response_Enroll{Enroll: r}
 		}
 	case *wire.Request_Authenticate:
@@ -46,7 +48,13 @@ func (c *conn) handle(req *wire.Request) *wire.Response {
 	case *wire.Request_LinkDevice:
 		var r *wire.EnrollResponse
 		if r, err = c.linkDevice(b.LinkDevice); err == nil {
+			r.SealedTrustRoot = c.s.sealedTrustRoot()
 			resp.Body = &wire.Response_LinkDevice{LinkDevice: r}
+		}
+	case *wire.Request_SealedSend:
+		var r *wire.SendMessageResponse
+		if r, err = c.sealedSend(b.SealedSend); err == nil {
+			resp.Body = &wire.Response_SealedSend{SealedSend: r}
 		}
 	case *wire.Request_Provision:
 		var r *wire.ProvisionResponse
@@ -96,7 +104,7 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 		}
 	case *wire.Request_GetIdentity:
 		var r *wire.IdentityResponse
-		if r, err = c.getIdentity(b.GetIdentity.GetUsername()); err == nil {
+		if r, err = c.getIdentity(b.GetIdentity); err == nil {
 			resp.Body = &wire.Response_GetIdentity{GetIdentity: r}
 		}
 	case *wire.Request_SendMessage:
@@ -136,7 +144,11 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 	default:
 		var handled bool
 		if handled, err = c.handleOrg(req, resp); !handled {
-			err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+			if handled, err = c.handleTransparency(req, resp); !handled {
+				if handled, err = c.handleSealed(req, resp); !handled {
+					err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+				}
+			}
 		}
 	}
 	return err
@@ -175,10 +187,14 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	}
 	var id AccountID
 	copy(id[:], randomBytes(len(id)))
+	leaf, err := c.s.logLeaf(username, r.IdentityKey)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
 	acct, dev, err := c.s.dir.Enroll(c.ctx, NewAccount{
 		CodeHash: HashActivationCode(r.ActivationCode), ID: id, Username: username, IdentityKey: r.IdentityKey,
 		Device:  Device{DeviceKey: r.DeviceKey, RegistrationID: r.RegistrationId, Name: r.DeviceName},
-		PreKeys: keys,
+		PreKeys: keys, LogLeaf: leaf,
 	}, c.s.cfg.Now())
 	if err != nil {
 		return nil, err
@@ -186,7 +202,7 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	c.s.log.Info("enrolled account", "account", acct.ID.String(), "code", acct.CodeID)
 	c.becomeDevice(acct, dev)
 	return &wire.EnrollResponse{AccountId: acct.ID[:], DeviceId: dev.Addr.Device, Username: acct.Username,
-		SubscriptionExpiresMs: acct.Expires.UnixMilli()}, nil
+		SubscriptionExpiresMs: acct.Expires.UnixMilli(), LogPublicKey: c.s.logPublicKey()}, nil
 }
 
 func checkDeviceKeys(deviceKey, identityKey []byte, name string) error {
@@ -312,7 +328,7 @@ func (c *conn) linkDevice(r *wire.LinkDeviceRequest) (*wire.EnrollResponse, erro
 	c.s.cache.invalidate(acct.ID)
 	c.becomeDevice(acct, dev)
 	return &wire.EnrollResponse{AccountId: acct.ID[:], DeviceId: dev.Addr.Device, Username: acct.Username,
-		SubscriptionExpiresMs: acct.Expires.UnixMilli()}, nil
+		SubscriptionExpiresMs: acct.Expires.UnixMilli(), LogPublicKey: c.s.logPublicKey()}, nil
 }
 
 func (c *conn) removeDevice(id uint32) error {
@@ -454,6 +470,9 @@ func (c *conn) fetchPreKeys(r *wire.FetchPreKeysRequest) (*wire.FetchPreKeysResp
 	if len(out.Bundles) == 0 && len(ids) > 0 {
 		return nil, ErrPreKeys
 	}
+	if out.Transparency, err = c.lookupProof(acct.Username, r.TransparencyKnownSize); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -480,17 +499,36 @@ func (c *conn) getDevices(username string) (*wire.DeviceList, error) {
 	return deviceList(acct.Username, devs, false), nil
 }
 
-func (c *conn) getIdentity(username string) (*wire.IdentityResponse, error) {
-	acct, _, err := c.lookup(username)
+func (c *conn) getIdentity(r *wire.GetIdentityRequest) (*wire.IdentityResponse, error) {
+	acct, _, err := c.lookup(r.GetUsername())
 	if err != nil {
 		return nil, err
 	}
-	return &wire.IdentityResponse{Username: acct.Username, AccountId: acct.ID[:], IdentityKey: acct.IdentityKey}, nil
+	proof, err := c.lookupProof(acct.Username, r.GetTransparencyKnownSize())
+	if err != nil {
+		return nil, err
+	}
+	return &wire.IdentityResponse{Username: acct.Username, AccountId: acct.ID[:], IdentityKey: acct.IdentityKey, Transparency: proof}, nil
 }
 
 // ---- messaging ----
 
 func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageResponse, error) {
+	send, err := c.prepareSend(r, c.lookup)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.s.mb.Append(c.ctx, send)
+	if err != nil {
+		return nil, err
+	}
+	c.stored(send, res)
+	return &wire.SendMessageResponse{ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}, nil
+}
+
+// prepareSend checks a SendMessage against the recipient's current
+// devices (found with lookup) and builds the Send to store.
+func (c *conn) prepareSend(r *wire.SendMessageRequest, lookup func(string) (Account, []Device, error)) (*Send, error) {
 	now := c.s.cfg.Now()
 	if !now.Before(c.acct.Expires) {
 		return nil, ErrExpired
@@ -501,7 +539,7 @@ func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageRespons
 	if len(r.Messages) > maxRecipients {
 		return nil, badRequest("too many recipient devices")
 	}
-	acct, devs, err := c.lookup(r.Recipient)
+	acct, devs, err := lookup(r.Recipient)
 	if err != nil {
 		return nil, err
 	}
@@ -546,38 +584,47 @@ func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageRespons
 	send := &Send{Sender: c.dev, MessageID: r.MessageId, Timestamp: now, Envelopes: make([]Envelope, len(r.Messages))}
 	for i, m := range r.Messages {
 		e := &send.Envelopes[i]
-		copy(e.ID[8:], randomBytes(8))
+		rand.Read(e.ID[8:])
 		e.Recipient = DeviceAddr{Account: acct.ID, Device: m.DeviceId}
 		e.Sender, e.SenderDevice = c.username, c.dev.Device
 		e.Timestamp, e.Type, e.Content, e.MessageID = now, m.Type, m.Content, r.MessageId
 	}
-	res, err := c.s.mb.Append(c.ctx, send)
-	if err != nil {
-		return nil, err
-	}
+	return send, nil
+}
+
+// stored counts a stored send and wakes its recipients.
+func (c *conn) stored(send *Send, res AppendResult) {
 	c.s.metrics.sends.Add(1)
 	if !res.Duplicate {
 		c.s.metrics.stored.Add(uint64(len(send.Envelopes)))
 		for i := range send.Envelopes {
 			e := send.Envelopes[i : i+1]
-			if err := c.s.bus.Notify(c.ctx, e[0].Recipient, e); err != nil {
+			if err := c.s.bus.Notify(c.s.ctx, e[0].Recipient, e); err != nil {
 				c.s.log.Warn("notifying recipient", "device", e[0].Recipient.String(), "err", err)
 			}
 		}
 	}
-	return &wire.SendMessageResponse{ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}, nil
 }
 
-func (c *conn) ack(r *wire.AckRequest) error {
+// ackIDs checks the ids of an Ack.
+func ackIDs(r *wire.AckRequest) ([]EnvelopeID, error) {
 	if len(r.EnvelopeIds) > maxAckIDs {
-		return badRequest("too many ids in one ack")
+		return nil, badRequest("too many ids in one ack")
 	}
 	ids := make([]EnvelopeID, 0, len(r.EnvelopeIds))
 	for _, b := range r.EnvelopeIds {
 		if len(b) != len(EnvelopeID{}) {
-			return badRequest("bad envelope id")
+			return nil, badRequest("bad envelope id")
 		}
 		ids = append(ids, EnvelopeID(b))
+	}
+	return ids, nil
+}
+
+func (c *conn) ack(r *wire.AckRequest) error {
+	ids, err := ackIDs(r)
+	if err != nil {
+		return err
 	}
 	if err := c.s.mb.Delete(c.ctx, c.dev, ids); err != nil {
 		return err

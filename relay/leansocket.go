@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"sotto/wire"
@@ -40,11 +41,14 @@ func AcceptLean(w http.ResponseWriter, r *http.Request) (Socket, error) {
 		return nil, fmt.Errorf("relay: hijack: %w", err)
 	}
 	s := &leanSocket{c: conn}
+	if sc, ok := conn.(syscall.Conn); ok && canRawWrite {
+		s.raw, _ = sc.SyscallConn()
+	}
 	// Bytes the client sent right after its handshake may sit in the
 	// HTTP server's buffer: keep them, then forget that buffer.
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
-		s.pre = append([]byte(nil), p...)
+		s.r = append([]byte(nil), p...)
 	}
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
@@ -70,13 +74,35 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // leanSocket is the minimal RFC 6455 server side.
+//
+// Reads are buffered without holding a large buffer while idle: a read
+// that may block goes into the small array inside the socket; only when
+// that fills up (more bytes are waiting) does the reader take a pooled
+// buffer, which it returns as soon as everything buffered is consumed.
 type leanSocket struct {
-	c   net.Conn
-	pre []byte // handshake leftovers, read first (reader goroutine only)
+	c net.Conn
+
+	// Reader goroutine only.
+	small [leanSmallRead]byte
+	big   *[leanBigRead]byte // pooled, nil while idle
+	r     []byte             // buffered, unread bytes (in small, big or pre)
+	// useBig says the last read filled its buffer: the next read goes
+	// into a pooled buffer.
+	useBig bool
 
 	wmu       sync.Mutex
 	closeSent bool
+	raw       syscall.RawConn // for TryWrite; nil if the connection has none
 }
+
+// Read buffer sizes: small enough to keep in every connection, big
+// enough for several typical frames at once.
+const (
+	leanSmallRead = 512
+	leanBigRead   = 8 << 10
+)
+
+var leanBufs = sync.Pool{New: func() any { return new([leanBigRead]byte) }}
 
 var errWSProtocol = errors.New("relay: websocket protocol error")
 
@@ -96,23 +122,78 @@ const (
 	maxCtrlLength = 125
 )
 
-func (s *leanSocket) read(p []byte) error {
-	if len(s.pre) > 0 {
-		n := copy(p, s.pre)
-		s.pre = s.pre[n:]
-		if n == len(p) {
+// fill reads at least one more byte into s.r, which must be empty.
+func (s *leanSocket) fill() error {
+	var buf []byte
+	if s.useBig {
+		if s.big == nil {
+			s.big = leanBufs.Get().(*[leanBigRead]byte)
+		}
+		buf = s.big[:]
+	} else {
+		buf = s.small[:]
+	}
+	// A read may return no bytes and no error (net.Pipe does for an empty
+	// write); like bufio, give up only after many in a row.
+	for range 100 {
+		n, err := s.c.Read(buf)
+		s.r = buf[:n]
+		s.useBig = n == len(buf)
+		if n > 0 {
 			return nil
 		}
-		p = p[n:]
+		if err != nil {
+			return err
+		}
 	}
-	_, err := io.ReadFull(s.c, p)
-	return err
+	return io.ErrNoProgress
 }
 
-// ReadFrame implements Socket.
+// release returns the pooled read buffer once nothing in it is unread.
+func (s *leanSocket) release() {
+	if len(s.r) == 0 && s.big != nil {
+		s.r = nil
+		leanBufs.Put(s.big)
+		s.big = nil
+	}
+}
+
+// read fills p from the buffered bytes and then the connection.
+func (s *leanSocket) read(p []byte) error {
+	n := copy(p, s.r)
+	s.r = s.r[n:]
+	p = p[n:]
+	for len(p) > 0 {
+		if len(p) >= leanSmallRead {
+			// Large remainder: read straight into p.
+			_, err := io.ReadFull(s.c, p)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if err := s.fill(); err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		c := copy(p, s.r)
+		s.r = s.r[c:]
+		p = p[c:]
+		n += c
+	}
+	return nil
+}
+
+// ReadFrame implements Socket. The message returned may lie in the
+// socket's read buffer: it is valid until the next call.
 func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
-	stop := context.AfterFunc(ctx, func() { s.c.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { s.c.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	s.release()
 	var (
 		msg  []byte
 		text bool
@@ -159,9 +240,9 @@ func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
 			unmask(p, mask)
 			switch op {
 			case opPing:
-				if err := s.write(opPong, p, time.Now().Add(10*time.Second)); err != nil {
-					return nil, err
-				}
+				// A failed pong means a broken connection: reading
+				// reports that once what is buffered is consumed.
+				s.write(opPong, p, time.Now().Add(10*time.Second))
 			case opClose:
 				code := wsNormal
 				if len(p) >= 2 {
@@ -182,6 +263,19 @@ func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
 		}
 		if op != opContinue {
 			text = op == opText
+		}
+		if !more && fin && uint64(len(s.r)) >= n {
+			// The whole message is buffered: hand it out in place.
+			p := s.r[:n]
+			s.r = s.r[n:]
+			unmask(p, mask)
+			switch {
+			case op == opText:
+				return nil, errTextFrame
+			case len(p) > wire.MaxFrameSize:
+				return p, ErrTooLarge
+			}
+			return p, nil
 		}
 		// Grow as the payload arrives, so that a header announcing a big
 		// frame costs nothing until its bytes are actually sent.
@@ -216,30 +310,30 @@ func unmask(p []byte, m [4]byte) {
 	}
 }
 
+// appendHeader appends the header of an unfragmented, unmasked frame
+// with an n-byte payload.
+func appendHeader(dst []byte, op byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(dst, 0x80|op, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 0x80|op, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 0x80|op, 127), uint64(n))
+	}
+}
+
 // write sends one unfragmented, unmasked frame.
 func (s *leanSocket) write(op byte, p []byte, deadline time.Time) error {
 	var h [10]byte
-	h[0] = 0x80 | op
-	hl := 2
-	switch {
-	case len(p) < 126:
-		h[1] = byte(len(p))
-	case len(p) <= 0xffff:
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:], uint16(len(p)))
-		hl = 4
-	default:
-		h[1] = 127
-		binary.BigEndian.PutUint64(h[2:], uint64(len(p)))
-		hl = 10
-	}
+	hdr := appendHeader(h[:0], op, len(p))
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closeSent {
 		return net.ErrClosed
 	}
 	s.c.SetWriteDeadline(deadline)
-	bufs := net.Buffers{h[:hl], p}
+	bufs := net.Buffers{hdr, p}
 	_, err := bufs.WriteTo(s.c)
 	if op == opClose {
 		s.closeSent = true
@@ -253,9 +347,57 @@ func (s *leanSocket) WriteFrame(ctx context.Context, b []byte) error {
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
 	}
-	stop := context.AfterFunc(ctx, func() { s.c.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { s.c.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	return s.write(opBinary, b, deadline)
+}
+
+// AppendFrame implements frameBatcher.
+func (s *leanSocket) AppendFrame(dst, b []byte) []byte {
+	return append(appendHeader(dst, opBinary, len(b)), b...)
+}
+
+// WriteFrames implements frameBatcher.
+func (s *leanSocket) WriteFrames(b []byte, deadline time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closeSent {
+		return net.ErrClosed
+	}
+	s.c.SetWriteDeadline(deadline)
+	_, err := s.c.Write(b)
+	return err
+}
+
+// CanTryWrite implements frameBatcher.
+func (s *leanSocket) CanTryWrite() bool { return s.raw != nil }
+
+// TryWrite implements frameBatcher with one non-blocking write.
+func (s *leanSocket) TryWrite(b []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closeSent {
+		return 0, net.ErrClosed
+	}
+	var (
+		n    int
+		werr error
+	)
+	if err := s.raw.Write(func(fd uintptr) bool {
+		n, werr = rawWrite(fd, b)
+		return true // never wait: the caller finishes blocking elsewhere
+	}); err != nil {
+		return 0, err
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
 }
 
 // closeWith sends a close frame (once) and closes the connection.

@@ -52,6 +52,9 @@ func readAll(stream []byte) ([][]byte, error) {
 			server.Close()
 			return msgs, err
 		}
+		if b != nil {
+			b = append([]byte(nil), b...) // valid only until the next read
+		}
 		msgs = append(msgs, b)
 	}
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	connections  atomic.Uint64
 	framesIn     atomic.Uint64
 	framesOut    atomic.Uint64
+	writes       atomic.Uint64
 	sends        atomic.Uint64
 	stored       atomic.Uint64
 	delivered    atomic.Uint64
@@ -51,6 +52,7 @@ func (m *Metrics) write(w io.Writer, open int) {
 	counter("sotto_connections_total", "Client connections accepted.", m.connections.Load())
 	counter("sotto_frames_received_total", "Frames received from clients.", m.framesIn.Load())
 	counter("sotto_frames_sent_total", "Frames sent to clients.", m.framesOut.Load())
+	counter("sotto_socket_writes_total", "Writes of queued frames to client connections (frames per write = coalescing).", m.writes.Load())
 	counter("sotto_sends_total", "SendMessage requests stored (including duplicates).", m.sends.Load())
 	counter("sotto_messages_stored_total", "Envelopes durably stored.", m.stored.Load())
 	counter("sotto_messages_delivered_total", "Envelopes pushed to devices.", m.delivered.Load())

@@ -103,23 +103,16 @@ func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, 
 
 func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 	doc := r.GetDocument()
-	if doc == nil || len(doc.Body) == 0 || len(doc.Body) > maxOrgDocument || len(doc.Signature) != ed25519.SignatureSize {
-		return 0, badRequest("bad organization document")
-	}
-	domain, ok := orgDomains[doc.Kind]
-	if !ok {
-		return 0, badRequest("unknown organization document kind")
+	if err := checkOrgDocumentShape(doc); err != nil {
+		return 0, err
 	}
 	key, err := c.s.orgKey(c.ctx)
 	if err != nil {
 		return 0, err
 	}
-	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, append([]byte(domain), doc.Body...), doc.Signature) {
-		return 0, fmt.Errorf("%w: not signed by the organization key", ErrForbidden)
-	}
-	content, err := proto.Marshal(&wire.OrgDocument{Kind: doc.Kind, Body: doc.Body, Signature: doc.Signature})
+	content, err := checkOrgDocument(key, doc)
 	if err != nil {
-		return 0, fmt.Errorf("relay: encode org document: %w", err)
+		return 0, err
 	}
 	var targets []DeviceAddr
 	if doc.Kind == wire.OrgDocumentKind_ORG_WIPE {
@@ -146,6 +139,56 @@ func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 	}
 	c.s.log.Info("organization document published", "kind", doc.Kind.String(), "devices", len(targets), "by", c.dev.String())
 	return len(targets), nil
+}
+
+// checkOrgDocumentShape refuses a document with no body, an oversized
+// body, a malformed signature or an unknown kind (ErrBadRequest).
+func checkOrgDocumentShape(doc *wire.OrgDocument) error {
+	if doc == nil || len(doc.Body) == 0 || len(doc.Body) > maxOrgDocument || len(doc.Signature) != ed25519.SignatureSize {
+		return badRequest("bad organization document")
+	}
+	if _, ok := orgDomains[doc.Kind]; !ok {
+		return badRequest("unknown organization document kind")
+	}
+	return nil
+}
+
+// checkOrgDocument checks a published document against the org key and
+// returns the encoding the relay fans out and keeps: only its kind, body
+// and signature, whatever else the request carried.
+func checkOrgDocument(key []byte, doc *wire.OrgDocument) ([]byte, error) {
+	if err := checkOrgDocumentShape(doc); err != nil {
+		return nil, err
+	}
+	domain := orgDomains[doc.Kind]
+	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, append([]byte(domain), doc.Body...), doc.Signature) {
+		return nil, fmt.Errorf("%w: not signed by the organization key", ErrForbidden)
+	}
+	content, err := proto.Marshal(&wire.OrgDocument{Kind: doc.Kind, Body: doc.Body, Signature: doc.Signature})
+	if err != nil {
+		return nil, fmt.Errorf("relay: encode org document: %w", err)
+	}
+	return content, nil
+}
+
+// checkWipeConfirm checks a wipe confirmation against the device's key.
+func checkWipeConfirm(deviceKey []byte, r *wire.OrgWipeConfirmRequest) error {
+	if len(r.GetOrderHash()) != 32 || len(r.GetSignature()) != ed25519.SignatureSize {
+		return badRequest("bad wipe confirmation")
+	}
+	if len(deviceKey) != ed25519.PublicKeySize || !ed25519.Verify(deviceKey, append([]byte(orgWipeConfirmDomain), r.OrderHash...), r.Signature) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// decodeOrgDocument decodes a document as checkOrgDocument encoded it.
+func decodeOrgDocument(b []byte) (*wire.OrgDocument, error) {
+	var d wire.OrgDocument
+	if err := proto.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("relay: stored org document: %w", err)
+	}
+	return &d, nil
 }
 
 // orgDevices lists every active device of every active account.
@@ -201,15 +244,15 @@ func (s *Server) fanout(ctx context.Context, from DeviceAddr, fromName string, c
 // orgWipeConfirm records a device's signed confirmation that it wipes
 // itself, and deregisters it.
 func (c *conn) orgWipeConfirm(r *wire.OrgWipeConfirmRequest) error {
-	if len(r.OrderHash) != 32 || len(r.Signature) != ed25519.SignatureSize {
+	if len(r.GetOrderHash()) != 32 || len(r.GetSignature()) != ed25519.SignatureSize {
 		return badRequest("bad wipe confirmation")
 	}
 	dev, err := c.s.dir.Device(c.ctx, c.dev)
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(dev.DeviceKey, append([]byte(orgWipeConfirmDomain), r.OrderHash...), r.Signature) {
-		return ErrBadSignature
+	if err := checkWipeConfirm(dev.DeviceKey, r); err != nil {
+		return err
 	}
 	c.s.log.Info("device confirmed an organization wipe order", "device", c.dev.String(), "order", fmt.Sprintf("%x", r.OrderHash[:8]))
 	return c.removeSelf()
@@ -280,11 +323,11 @@ func (c *conn) orgDocuments(username string) ([]*wire.OrgDocument, error) {
 		if err != nil {
 			return nil, err
 		}
-		var d wire.OrgDocument
-		if err := proto.Unmarshal(b, &d); err != nil {
-			return nil, fmt.Errorf("relay: stored org document: %w", err)
+		d, err := decodeOrgDocument(b)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,15 @@ type Config struct {
 	// TURN issues TURN credentials to authenticated devices (nil: the
 	// relay runs no TURN server).
 	TURN *TURNCredentials
+	// LogKey signs the key transparency log's heads (nil: no log). The
+	// Directory must then implement KeyLog.
+	LogKey ed25519.PrivateKey
+	// SenderCertificates issues sealed-sender certificates to authenticated
+	// devices (nil: none). SenderCertificateTTL is their lifetime (24 h);
+	// SealedRate bounds sealed sends per client IP (50/s, bursts of 200).
+	SenderCertificates   CertificateIssuer
+	SenderCertificateTTL time.Duration
+	SealedRate           Rate
 }
 
 // DefaultConfig returns the defaults.
@@ -69,7 +79,10 @@ type Server struct {
 	metrics *Metrics
 	ipLimit *keyedLimiter
 	cache   *dirCache
+	sched   writeSched   // writes queued frames of lean sockets
 	blobs   *blobService // nil: no blob store
+	klog    *keyLog      // nil: no key transparency log
+	sealed  *sealedService
 
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
@@ -158,6 +171,11 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	if err := s.initKeyLog(); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.initSealed()
 	return s, nil
 }
 
@@ -287,6 +305,9 @@ func (s *Server) Run(ctx context.Context) error {
 	revs, err := s.dir.RevocationsSince(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
+	}
+	if err := s.backfillKeyLog(ctx); err != nil {
+		return err
 	}
 	var revSeq int64
 	if len(revs) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -23,6 +24,21 @@ type Socket interface {
 	WriteFrame(ctx context.Context, b []byte) error
 	// Close ends the connection with a reason the peer may see.
 	Close(reason CloseReason) error
+}
+
+// frameBatcher is implemented by Sockets that can write several frames
+// with one system call: the connection frames what it has queued into one
+// buffer and writes it at once.
+type frameBatcher interface {
+	// AppendFrame appends b framed as one binary message to dst.
+	AppendFrame(dst, b []byte) []byte
+	// WriteFrames writes bytes made by AppendFrame.
+	WriteFrames(b []byte, deadline time.Time) error
+	// CanTryWrite reports whether TryWrite can write.
+	CanTryWrite() bool
+	// TryWrite writes a prefix of b without blocking: n < len(b) with a
+	// nil error means the rest would block.
+	TryWrite(b []byte) (n int, err error)
 }
 
 // CloseReason says why the relay closed a connection.

@@ -167,6 +167,9 @@ type NewAccount struct {
 	IdentityKey []byte
 	Device      Device // Addr.Device is assigned
 	PreKeys     PreKeys
+	// LogLeaf is the key transparency binding (transparency.Binding) that a
+	// Directory keeping a KeyLog appends in the same transaction (nil: none).
+	LogLeaf []byte
 }
 
 // Revocation is an entry of the revocation log; Device 0 means the whole account.

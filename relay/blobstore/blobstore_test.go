@@ -9,6 +9,7 @@ import (
 
 	"sotto/relay"
 	"sotto/relay/blobstore"
+	"sotto/relay/storetest"
 )
 
 func TestIndex(t *testing.T) {
@@ -88,4 +89,18 @@ func TestIndex(t *testing.T) {
 	if ids, _ := x.ExpiredBlobs(ctx, now.Add(3*time.Hour), 100); len(ids) != 1 {
 		t.Fatalf("after reopen: %v", ids)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunBlobIndex(t, func(t *testing.T) (storetest.BlobIndex, func() storetest.BlobIndex) {
+		dir := t.TempDir()
+		open := func() storetest.BlobIndex {
+			x, err := blobstore.Open(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		return open(), open
+	})
 }

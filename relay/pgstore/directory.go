@@ -23,7 +23,7 @@ func (s *Store) CreateCode(ctx context.Context, c relay.Code) error {
 
 // Codes implements relay.Directory.
 func (s *Store) Codes(ctx context.Context) ([]relay.Code, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, hash, seats, used, created_ms, expires_ms, revoked, note FROM codes ORDER BY created_ms, id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, hash, seats, used, created_ms, expires_ms, revoked, note FROM codes ORDER BY created_ms, id COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: codes: %w", err)
 	}
@@ -100,6 +100,9 @@ func (s *Store) Enroll(ctx context.Context, a relay.NewAccount, now time.Time) (
 				return relay.ErrConflict
 			}
 			return fmt.Errorf("pgstore: enroll: %w", err)
+		}
+		if err := appendLogLeaf(ctx, tx, a); err != nil {
+			return err
 		}
 		dev = a.Device
 		dev.Addr = relay.DeviceAddr{Account: a.ID, Device: 1}
@@ -219,7 +222,8 @@ func (s *Store) AccountByID(ctx context.Context, id relay.AccountID) (relay.Acco
 
 // Accounts implements relay.Directory.
 func (s *Store) Accounts(ctx context.Context) ([]relay.Account, error) {
-	rows, err := s.pool.Query(ctx, accountCols+` ORDER BY username`)
+	// Byte order, like SQLite, whatever the database's collation.
+	rows, err := s.pool.Query(ctx, accountCols+` ORDER BY username COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: accounts: %w", err)
 	}

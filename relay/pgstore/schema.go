@@ -94,6 +94,8 @@ CREATE TABLE org_documents (
 	PRIMARY KEY (kind, subject)
 );
 `,
+	// 2: the key transparency log.
+	keyLogMigration,
 }
 
 // Advisory lock keys (transaction-scoped).

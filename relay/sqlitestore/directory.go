@@ -95,6 +95,9 @@ func (s *Store) Enroll(ctx context.Context, a relay.NewAccount, now time.Time) (
 			a.ID[:], a.Username, a.IdentityKey, codeID, ms(now), expires); err != nil {
 			return fmt.Errorf("sqlitestore: enroll: %w", err)
 		}
+		if err := appendLogLeaf(ctx, tx, a); err != nil {
+			return err
+		}
 		dev = a.Device
 		dev.Addr = relay.DeviceAddr{Account: a.ID, Device: 1}
 		dev.Created, dev.LastSeen = now, now

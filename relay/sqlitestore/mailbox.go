@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,8 +31,21 @@ var (
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
 	writerQueries = []string{qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti,
-		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
+		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows),
+		qAddSendN(1), qAddSendN(4), qAddSendN(16), qAddSendN(multiRows)}
 )
+
+// qAddSendN records n sends for deduplication without saying which were
+// new: when it inserts all n rows, none was a duplicate (the usual case),
+// which costs far less than reading back the keys qInsSendN returns.
+func qAddSendN(n int) string {
+	return `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+}
+
+// errDuplicates makes commit redo a batch the careful way: a send in it
+// was stored before (or is in it twice).
+var errDuplicates = errors.New("sqlitestore: duplicate sends in batch")
 
 // qInsSendN records n sends for deduplication and returns the keys of
 // those that were new.
@@ -75,8 +89,66 @@ type op struct {
 
 	res       relay.AppendResult
 	err       error
-	done      chan struct{}
+	done      chan struct{} // closed at commit (synchronous ops)
 	submitted time.Time
+
+	// Asynchronous ops: one of these is called after the commit, by the
+	// completion goroutine.
+	appended func(relay.AppendResult, error)
+	deleted  func(error)
+}
+
+// complete reports the outcome of an asynchronous op.
+func (o *op) complete() {
+	if o.appended != nil {
+		o.appended(o.res, o.err)
+	} else {
+		o.deleted(o.err)
+	}
+}
+
+// submitAsync hands o to the writer without waiting; a closed store
+// completes it at once with relay.ErrClosed.
+func (s *Store) submitAsync(o *op) {
+	o.submitted = time.Now()
+	s.amu.RLock()
+	if s.aclosed {
+		s.amu.RUnlock()
+		o.err = relay.ErrClosed
+		o.complete()
+		return
+	}
+	// The writer drains s.ops until Close has taken amu, so this cannot
+	// block forever, and nothing sent here is left behind.
+	s.ops <- o
+	s.amu.RUnlock()
+}
+
+// completer calls the callbacks of asynchronous ops, batch after batch
+// in commit order, so that the writer goes on to the next commit.
+func (s *Store) completer() {
+	defer close(s.completerDone)
+	for b := range s.completed {
+		for _, o := range b {
+			o.complete()
+		}
+	}
+}
+
+// finish reports a committed batch: synchronous ops at once, asynchronous
+// ones through the completer.
+func (s *Store) finish(batch []*op) {
+	var async []*op
+	for _, o := range batch {
+		if o.done != nil {
+			close(o.done)
+		} else {
+			async = append(async, o)
+		}
+	}
+	if len(async) > 0 {
+		s.completed <- async
+	}
 }
 
 // submit hands o to the writer and waits for its commit.
@@ -114,6 +186,7 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 // writer is the single goroutine that commits mailbox writes in batches.
 func (s *Store) writer() {
 	defer close(s.stopped)
+	defer close(s.completed)
 	batch := make([]*op, 0, s.maxBatch)
 	for {
 		select {
@@ -159,21 +232,27 @@ func (s *Store) commit(batch []*op) {
 			s.waitNanos.Add(uint64(now.Sub(o.submitted)))
 		}
 	}()
-	err := s.commitTx(batch)
+	err := s.commitTx(batch, true)
+	if errors.Is(err, errDuplicates) {
+		err = s.commitTx(batch, false)
+	}
 	if err != nil && len(batch) > 1 {
 		for _, o := range batch {
-			o.err = s.commitTx([]*op{o})
-			close(o.done)
+			o.err = s.commitTx([]*op{o}, false)
 		}
+		s.finish(batch)
 		return
 	}
 	for _, o := range batch {
 		o.err = err
-		close(o.done)
 	}
+	s.finish(batch)
 }
 
-func (s *Store) commitTx(batch []*op) error {
+// commitTx commits batch in one transaction. With optimistic set it
+// fails with errDuplicates, having written nothing, if any send in the
+// batch is a duplicate.
+func (s *Store) commitTx(batch []*op, optimistic bool) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -205,6 +284,34 @@ func (s *Store) commitTx(batch []*op) error {
 		}
 	}
 	var key []byte
+	for optimistic && len(apps) > 0 {
+		n := sendChunk(len(apps))
+		st, err := get(qAddSendN(n))
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 4*n)
+		for _, o := range apps[:n] {
+			sd := o.send
+			args = append(args, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		if added, err := res.RowsAffected(); err != nil || added != int64(n) {
+			return errDuplicates
+		}
+		for _, o := range apps[:n] {
+			sd := o.send
+			o.res = relay.AppendResult{Timestamp: sd.Timestamp}
+			for i := range sd.Envelopes {
+				envs = append(envs, &sd.Envelopes[i])
+				sends = append(sends, sd)
+			}
+		}
+		apps = apps[n:]
+	}
 	for len(apps) > 0 {
 		n := sendChunk(len(apps))
 		st, err := get(qInsSendN(n))
@@ -277,8 +384,12 @@ func (s *Store) commitTx(batch []*op) error {
 		args := make([]any, 0, 9*n)
 		for i := range n {
 			e, sd := envs[i], sends[i]
+			content := e.Content
+			if content == nil {
+				content = []byte{} // an empty ciphertext is stored, not NULL
+			}
 			args = append(args, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
-				e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, e.Content, sd.MessageID)
+				e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, content, sd.MessageID)
 		}
 		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
@@ -341,6 +452,20 @@ func (s *Store) Append(ctx context.Context, sd *relay.Send) (relay.AppendResult,
 		return relay.AppendResult{}, err
 	}
 	return o.res, nil
+}
+
+// AppendAsync implements relay.AsyncMailbox.
+func (s *Store) AppendAsync(sd *relay.Send, appended func(relay.AppendResult, error)) {
+	s.submitAsync(&op{kind: opAppend, send: sd, appended: appended})
+}
+
+// DeleteAsync implements relay.AsyncMailbox.
+func (s *Store) DeleteAsync(dev relay.DeviceAddr, ids []relay.EnvelopeID, deleted func(error)) {
+	if len(ids) == 0 {
+		deleted(nil)
+		return
+	}
+	s.submitAsync(&op{kind: opDelete, dev: dev, ids: ids, deleted: deleted})
 }
 
 // Delete implements relay.Mailbox.

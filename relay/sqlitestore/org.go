@@ -15,6 +15,11 @@ import (
 // The organization's public key, in its own one-row table, created on
 // first use so that older databases need no migration.
 
+var (
+	_ relay.OrgKeyStore      = (*Store)(nil)
+	_ relay.OrgDocumentStore = (*Store)(nil)
+)
+
 const orgSchema = `CREATE TABLE IF NOT EXISTS org_key (id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL)`
 
 // OrgKey implements relay.OrgKeyStore.
@@ -36,7 +41,7 @@ func (s *Store) SetOrgKey(ctx context.Context, key []byte) error {
 		if _, err := tx.ExecContext(ctx, orgSchema); err != nil {
 			return fmt.Errorf("sqlitestore: org key table: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO org_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET key = excluded.key`, key); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO org_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET key = excluded.key`, nonNil(key)); err != nil {
 			return fmt.Errorf("sqlitestore: set org key: %w", err)
 		}
 		return nil
@@ -69,7 +74,7 @@ func (s *Store) PutOrgDocument(ctx context.Context, kind wire.OrgDocumentKind, s
 			return fmt.Errorf("sqlitestore: org documents table: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO org_documents (kind, subject, doc) VALUES (?, ?, ?)
-			ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(kind), subject, doc); err != nil {
+			ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(kind), subject, nonNil(doc)); err != nil {
 			return fmt.Errorf("sqlitestore: put org document: %w", err)
 		}
 		return nil

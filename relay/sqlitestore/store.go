@@ -43,6 +43,13 @@ type Store struct {
 	// SQL than running these small queries.
 	rstmts, wstmts sync.Map // string -> *sql.Stmt
 
+	// Asynchronous ops (relay.AsyncMailbox): amu orders their submission
+	// before Close; completed carries committed batches to the completer.
+	amu           sync.RWMutex
+	aclosed       bool
+	completed     chan []*op
+	completerDone chan struct{}
+
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
 }
@@ -87,7 +94,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+keyLogSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}
@@ -104,6 +111,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		maxBatch: opts.MaxBatch,
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+
+		completed:     make(chan []*op, 64),
+		completerDone: make(chan struct{}),
 	}
 	for _, q := range writerQueries {
 		if _, err := stmt(ctx, &s.wstmts, s.w, q); err != nil {
@@ -113,14 +123,21 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 	}
 	go s.writer()
+	go s.completer()
 	return s, nil
 }
 
 // Close stops the writer (after committing what it already took) and
 // closes the database.
 func (s *Store) Close() error {
-	s.closeOne.Do(func() { close(s.stop) })
+	s.closeOne.Do(func() {
+		s.amu.Lock()
+		s.aclosed = true
+		s.amu.Unlock()
+		close(s.stop)
+	})
 	<-s.stopped
+	<-s.completerDone
 	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
 		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	}

@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -95,5 +96,95 @@ func TestConcurrentDuplicates(t *testing.T) {
 	envs, err := s.Fetch(ctx, bob, 0, time.Time{}, 10*ids)
 	if err != nil || len(envs) != ids {
 		t.Fatalf("fetched %d envelopes (%v), want %d", len(envs), err, ids)
+	}
+}
+
+// TestAsync submits sends and acks through relay.AsyncMailbox: callbacks
+// come once each, in submission order, duplicates (in the same batch and
+// across batches) are reported as such, and an ack deletes only what it
+// names.
+func TestAsync(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sender, bob relay.DeviceAddr
+	sender.Account[0], sender.Device = 1, 1
+	bob.Account[0], bob.Device = 2, 1
+	t0 := time.UnixMilli(1_700_000_000_000)
+	const n = 300
+	var (
+		mu    sync.Mutex
+		order []int
+		wg    sync.WaitGroup
+	)
+	dups := 0
+	results := make([]relay.AppendResult, n)
+	sends := make([]*relay.Send, n)
+	for i := range n {
+		mid := []byte(fmt.Sprint("m", i%200)) // ids 0..99 sent twice
+		sd := &relay.Send{Sender: sender, MessageID: mid, Timestamp: t0, Envelopes: []relay.Envelope{{
+			Recipient: bob, Sender: "alice", SenderDevice: 1, Timestamp: t0, Type: 1,
+			Content: []byte(fmt.Sprint("c", i)), MessageID: mid,
+		}}}
+		sends[i] = sd
+		wg.Add(1)
+		s.AppendAsync(sd, func(res relay.AppendResult, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			order = append(order, i)
+			results[i] = res
+			if res.Duplicate {
+				dups++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("callback %d was for send %d", i, v)
+		}
+	}
+	if dups != 100 {
+		t.Fatalf("%d duplicates, want 100", dups)
+	}
+	for i := 200; i < n; i++ {
+		if !results[i].Duplicate || results[i-200].Duplicate {
+			t.Fatalf("send %d: the later copy must be the duplicate", i)
+		}
+	}
+	envs, err := s.Fetch(ctx, bob, 0, time.Time{}, 1000)
+	if err != nil || len(envs) != 200 {
+		t.Fatalf("fetch: %d envelopes, %v", len(envs), err)
+	}
+	// Ack the first 150; a stranger's ack of the rest deletes nothing.
+	ids := make([]relay.EnvelopeID, 0, 150)
+	for _, e := range envs[:150] {
+		ids = append(ids, e.ID)
+	}
+	done := make(chan error, 2)
+	s.DeleteAsync(bob, ids, func(err error) { done <- err })
+	var other relay.DeviceAddr
+	other.Account[0], other.Device = 3, 1
+	s.DeleteAsync(other, []relay.EnvelopeID{envs[160].ID}, func(err error) { done <- err })
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := s.Fetch(ctx, bob, 0, time.Time{}, 1000)
+	if err != nil || len(left) != 50 || left[0].ID != envs[150].ID {
+		t.Fatalf("after ack: %d envelopes, %v", len(left), err)
+	}
+	s.Close()
+	// After Close, callbacks still come, with relay.ErrClosed.
+	s.AppendAsync(sends[0], func(_ relay.AppendResult, err error) { done <- err })
+	if err := <-done; !errors.Is(err, relay.ErrClosed) {
+		t.Fatalf("append after close: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -291,4 +292,90 @@ func RunDirectory(t *testing.T, open Open) {
 			t.Fatalf("unknown device: %v", err)
 		}
 	})
+}
+
+// RunListingOrder checks the order of the admin listings: Accounts by
+// username and Codes by creation time then id, both byte-wise, whatever
+// collation the database would apply to text.
+func RunListingOrder(t *testing.T, open Open) {
+	ctx := context.Background()
+	s, _ := open(t)
+	defer s.Close()
+	// Usernames allow [a-z0-9._-]: collations that weigh punctuation
+	// differently order these differently.
+	names := []string{"ab", "a_c", "a.d", "a-b", "aa", "a0", "b"}
+	code(t, s, "order", len(names), t0.Add(24*time.Hour))
+	for i, n := range names {
+		if _, _, err := s.Enroll(ctx, newAccount("order", n, byte(10+i), 0), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accts, err := s.Accounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range accts {
+		got = append(got, a.Username)
+	}
+	want := slices.Clone(names)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Accounts order %q, want byte-wise %q", got, want)
+	}
+	// Codes created at the same time: by id, byte-wise.
+	ids := []string{"x_1", "x-1", "x.1", "x1", "xa"}
+	for i, id := range ids {
+		c := relay.Code{ID: id, Hash: relay.HashActivationCode(fmt.Sprint("ordersecret", i)), Seats: 1, Created: t0.Add(time.Minute), Expires: t0.Add(time.Hour)}
+		if err := s.CreateCode(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes, err := s.Codes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, c := range codes {
+		got = append(got, c.ID)
+	}
+	want = append([]string{"id-order"}, ids...) // created earlier
+	slices.Sort(want[1:])
+	if !slices.Equal(got, want) {
+		t.Fatalf("Codes order %q, want %q", got, want)
+	}
+}
+
+// RunWideValues checks that every uint32 a client chooses (registration
+// id, prekey ids) is stored whole, up to the largest.
+func RunWideValues(t *testing.T, open Open) {
+	ctx := context.Background()
+	s, _ := open(t)
+	defer s.Close()
+	code(t, s, "wide", 1, t0.Add(24*time.Hour))
+	const top = ^uint32(0)
+	a := newAccount("wide", "alice", 1, 0)
+	a.Device.RegistrationID = top
+	a.PreKeys.SignedPreKey.ID = top
+	a.PreKeys.LastResortKyber.ID = top - 1
+	a.PreKeys.OneTime = []relay.SignedPreKey{{ID: top, PublicKey: []byte("ec-top")}}
+	a.PreKeys.OneTimeKyber = []relay.SignedPreKey{{ID: top - 2, PublicKey: []byte("kyber-top"), Signature: []byte("sig")}}
+	_, dev, err := s.Enroll(ctx, a, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Device(ctx, dev.Addr); err != nil || d.RegistrationID != top {
+		t.Fatalf("registration id: %d %v", d.RegistrationID, err)
+	}
+	b, err := s.TakeBundle(ctx, dev.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Device.RegistrationID != top || b.SignedPreKey == nil || b.SignedPreKey.ID != top ||
+		b.OneTime == nil || b.OneTime.ID != top || b.Kyber == nil || b.Kyber.ID != top-2 || b.KyberLastResort {
+		t.Fatalf("bundle: %+v", b)
+	}
+	if b, err = s.TakeBundle(ctx, dev.Addr); err != nil || b.Kyber == nil || b.Kyber.ID != top-1 || !b.KyberLastResort {
+		t.Fatalf("last resort: %+v %v", b, err)
+	}
 }

@@ -1,5 +1,6 @@
 // Package storetest is the conformance suite every relay storage backend
-// must pass: call Run from the backend's tests with a constructor.
+// must pass: call Run from the backend's tests with a constructor, and
+// RunBlobIndex from the tests of every relay.BlobIndex.
 package storetest
 
 import (
@@ -24,6 +25,10 @@ type Open func(t *testing.T) (s relay.Store, reopen func() relay.Store)
 func Run(t *testing.T, open Open) {
 	t.Run("Mailbox", func(t *testing.T) { RunMailbox(t, open) })
 	t.Run("Directory", func(t *testing.T) { RunDirectory(t, open) })
+	t.Run("ListingOrder", func(t *testing.T) { RunListingOrder(t, open) })
+	t.Run("WideValues", func(t *testing.T) { RunWideValues(t, open) })
+	t.Run("Org", func(t *testing.T) { RunOrg(t, open) })
+	t.Run("AccountExpiry", func(t *testing.T) { RunAccountExpiry(t, open) })
 }
 
 var t0 = time.UnixMilli(1_800_000_000_000)

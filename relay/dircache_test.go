@@ -1,0 +1,77 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingDir is the part of a Directory the cache uses.
+type countingDir struct {
+	Directory
+	mu    sync.Mutex
+	devs  []Device
+	loads atomic.Int64
+}
+
+func (d *countingDir) AccountByName(_ context.Context, name string) (Account, error) {
+	d.loads.Add(1)
+	return Account{Username: name}, nil
+}
+
+func (d *countingDir) Devices(context.Context, AccountID, bool) ([]Device, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.devs, nil
+}
+
+// TestDirCachePeek: peek never loads in the caller; past the ttl it
+// still answers while one background reload brings the new devices; past
+// twice the ttl it misses.
+func TestDirCachePeek(t *testing.T) {
+	ctx := context.Background()
+	dir := &countingDir{devs: []Device{{RegistrationID: 1}}}
+	var now atomic.Int64
+	c := newDirCache(dir, time.Second, func() time.Time { return time.Unix(now.Load(), 0) })
+	if _, _, ok := c.peek(ctx, "bob"); ok || dir.loads.Load() != 0 {
+		t.Fatal("peek of an unknown name hit or loaded")
+	}
+	if _, _, err := c.get(ctx, "bob"); err != nil || dir.loads.Load() != 1 {
+		t.Fatalf("get: %v, %d loads", err, dir.loads.Load())
+	}
+	if _, devs, ok := c.peek(ctx, "bob"); !ok || devs[0].RegistrationID != 1 || dir.loads.Load() != 1 {
+		t.Fatal("fresh entry not served from the cache")
+	}
+	dir.mu.Lock()
+	dir.devs = []Device{{RegistrationID: 2}}
+	dir.mu.Unlock()
+	now.Store(1) // at the ttl: the old entry, and one reload
+	for range 3 {
+		if _, devs, ok := c.peek(ctx, "bob"); !ok || devs[0].RegistrationID != 1 {
+			t.Fatal("stale entry not served during its reload")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, devs, ok := c.peek(ctx, "bob"); ok && devs[0].RegistrationID == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reload never replaced the entry")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := dir.loads.Load(); n != 2 {
+		t.Fatalf("%d loads, want 2 (one reload)", n)
+	}
+	now.Store(3) // twice the ttl after the reload
+	if _, _, ok := c.peek(ctx, "bob"); ok {
+		t.Fatal("entry older than twice the ttl served")
+	}
+	c.invalidate(AccountID{})
+	if _, _, ok := c.peek(ctx, "bob"); ok {
+		t.Fatal("invalidated entry served")
+	}
+}

@@ -1,0 +1,146 @@
+package relay
+
+import (
+	"errors"
+
+	"sotto/wire"
+)
+
+// AsyncMailbox is implemented by mailboxes that can take a write without
+// a goroutine waiting for its commit. The relay then handles SendMessage
+// and Ack on the connection's read goroutine and answers from the
+// completion callback, so a message costs no goroutine switch or stack
+// of its own while its batch commits.
+//
+// The callbacks are called exactly once each, in commit order, from one
+// goroutine of the mailbox (or, when the mailbox is closed, possibly
+// from the caller's); they must not block. The durability and
+// idempotence rules of Mailbox hold: appended is called with a nil error
+// only once the envelopes are durable.
+type AsyncMailbox interface {
+	AppendAsync(s *Send, appended func(AppendResult, error))
+	DeleteAsync(dev DeviceAddr, ids []EnvelopeID, deleted func(error))
+}
+
+// maxPendingWrites bounds the SendMessage and Ack requests of one
+// connection waiting for their commit: the connection reads no more
+// frames until one completes. Any other request waits for all of them
+// (see waitPending).
+const maxPendingWrites = 64
+
+// errCacheMiss sends a SendMessage whose recipient is not cached down the
+// general path (which loads it).
+var errCacheMiss = errors.New("relay: recipient not cached")
+
+// handleFast handles req on the read goroutine if it is a SendMessage or
+// an Ack and the mailbox is asynchronous; it reports whether it did.
+// Anything it cannot finish without blocking is left to the general path.
+func (c *conn) handleFast(req *wire.Request) bool {
+	am, ok := c.s.mb.(AsyncMailbox)
+	if !ok {
+		return false
+	}
+	var (
+		send  *Send
+		ids   []EnvelopeID
+		quiet bool
+		err   error
+	)
+	switch b := req.Body.(type) {
+	case *wire.Request_SendMessage:
+		send, err = c.prepareSend(b.SendMessage, c.peek)
+		if errors.Is(err, errCacheMiss) {
+			return false
+		}
+	case *wire.Request_Ack:
+		ids, err = ackIDs(b.Ack)
+		quiet = b.Ack.Quiet
+	default:
+		return false
+	}
+	if ok, wait := c.bucket.take(c.s.cfg.DeviceRate, c.s.cfg.Now()); !ok {
+		err = &RateError{RetryAfter: wait}
+	}
+	id := req.Id
+	if err != nil {
+		c.reply(c.errorFor(id, err))
+		return true
+	}
+	if c.slots == nil {
+		c.slots = make(chan struct{}, maxPendingWrites)
+	}
+	c.slots <- struct{}{}
+	if send != nil {
+		am.AppendAsync(send, func(res AppendResult, err error) {
+			defer c.release()
+			if err != nil {
+				c.failed(id, err)
+				return
+			}
+			c.stored(send, res)
+			bp := encBufs.Get().(*[]byte)
+			c.queueEncoded(bp, wire.AppendSendMessageResponse((*bp)[:0], id, &wire.SendMessageResponse{
+				ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}), nil)
+		})
+		return true
+	}
+	am.DeleteAsync(c.dev, ids, func(err error) {
+		defer c.release()
+		if err != nil {
+			c.failed(id, err)
+			return
+		}
+		c.s.metrics.acked.Add(uint64(len(ids)))
+		c.acked(ids)
+		if quiet {
+			return
+		}
+		bp := encBufs.Get().(*[]byte)
+		c.queueEncoded(bp, wire.AppendAckResponse((*bp)[:0], id), nil)
+	})
+	return true
+}
+
+// release returns the slot of a completed request, after its
+// notifications and response.
+func (c *conn) release() { <-c.slots }
+
+// waitPending waits until every SendMessage and Ack handed to the mailbox
+// has completed (read goroutine). The general path runs only then, so
+// that a send it stores cannot be delivered before an earlier one.
+func (c *conn) waitPending() {
+	if len(c.slots) == 0 {
+		return
+	}
+	for range cap(c.slots) {
+		c.slots <- struct{}{}
+	}
+	for range cap(c.slots) {
+		<-c.slots
+	}
+}
+
+// failed answers a request whose write failed.
+func (c *conn) failed(id uint64, err error) {
+	r := c.errorFor(id, err)
+	if r.Code == wire.ErrorCode_INTERNAL {
+		c.s.log.Error("request failed", "device", c.dev.String(), "err", err)
+	}
+	c.reply(r)
+}
+
+// peek is lookup from the directory cache only.
+func (c *conn) peek(username string) (Account, []Device, error) {
+	u, err := NormalizeUsername(username)
+	if err != nil {
+		return Account{}, nil, ErrNotFound
+	}
+	acct, devs, ok := c.s.cache.peek(c.s.ctx, u)
+	if !ok {
+		return acct, nil, errCacheMiss
+	}
+	if acct.Revoked {
+		return acct, nil, ErrNotFound
+	}
+	return acct, devs, nil
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package relay
+
+const canRawWrite = false
+
+func rawWrite(uintptr, []byte) (int, error) { return 0, nil }
