@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"sotto/client/attach"
 	"sotto/client/content"
 	"sotto/client/store"
+	"sotto/client/transport"
 	"sotto/wire"
 )
 
@@ -139,6 +141,12 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 		Body: &content.Content_Attachment{Attachment: ptr}}
 	ts, err := c.sendContent(ctx, user, ct, ct.Id)
 	if err != nil {
+		if sendRefused(err) {
+			// Nobody got the pointer: take the blob down rather than
+			// leave it on the relay until its TTL.
+			c.deleteBlob(ctx, ptr.BlobId)
+		}
+		clear(ptr.Key)
 		return nil, err
 	}
 	m := &Message{ID: ct.Id, Peer: user, From: c.acct.Username, FromDevice: c.acct.DeviceID, Outgoing: true,
@@ -166,6 +174,109 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 		c.log.Warn("sync transcript to own devices failed", "err", err)
 	}
 	return m, nil
+}
+
+// dropAttachment forgets the attachment of message m, deleted for
+// everyone: its pointer and file key leave the store and the copies
+// Download wrote are removed. When this device uploaded the file, it
+// returns the blob id for the caller to delete from the relay once the
+// transaction committed.
+func (c *Client) dropAttachment(ctx context.Context, tx *store.Tx, peer, author string, m *Message) ([]byte, error) {
+	var blob []byte
+	if author == c.acct.Username && m.FromDevice == c.acct.DeviceID {
+		blob = uploadedBlob(ctx, tx, m)
+	}
+	files, err := expireAttachment(ctx, tx, peer, author, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	removeDownloads(c.log, files)
+	m.Attachment = nil
+	return blob, nil
+}
+
+// uploadedBlob returns the blob id of own message m's attachment, nil
+// when it has none (or it was opened or is gone).
+func uploadedBlob(ctx context.Context, db kv, m *Message) []byte {
+	if m.Attachment == nil {
+		return nil
+	}
+	b, err := db.Get(ctx, tblAttachments, m.ID)
+	if err != nil {
+		return nil
+	}
+	var rec attachmentRecord
+	err = json.Unmarshal(b, &rec)
+	clear(b)
+	if err != nil || len(rec.Pointer) == 0 {
+		return nil
+	}
+	var p content.AttachmentPointer
+	err = proto.Unmarshal(rec.Pointer, &p)
+	clear(rec.Pointer)
+	clear(p.Key)
+	if err != nil || len(p.BlobId) != attach.IDSize {
+		return nil
+	}
+	return p.BlobId
+}
+
+// downloads lists the files Download wrote, wherever they are, as the
+// attachment records name them; wipeSelf removes them with the store (the
+// store's own wipe reaches only its folder).
+func (c *Client) downloads(ctx context.Context) []string {
+	entries, err := c.db.List(ctx, tblAttachments)
+	if err != nil {
+		c.log.Warn("listing downloaded attachments failed", "err", err)
+		return nil
+	}
+	var files []string
+	for _, e := range entries {
+		var rec attachmentRecord
+		err := json.Unmarshal(e.Value, &rec)
+		clear(e.Value)
+		clear(rec.Pointer)
+		if err == nil {
+			files = append(files, rec.Files...)
+		}
+	}
+	return files
+}
+
+func removeDownloads(log *slog.Logger, files []string) {
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("removing a downloaded attachment failed", "err", err)
+		}
+	}
+}
+
+// sendRefused reports a send error after which the relay certainly stored
+// nothing: refused before sending, or answered with a refusal. A dropped
+// connection, a timeout or an internal error of the relay may come after
+// the envelopes were stored, so they do not count.
+func sendRefused(err error) bool {
+	var te *transport.Error
+	var ic *IdentityChangedError
+	switch {
+	case errors.As(err, &te):
+		return te.Code != wire.ErrorCode_INTERNAL && te.Code != wire.ErrorCode_UNAVAILABLE
+	case errors.As(err, &ic):
+		return true
+	}
+	return errors.Is(err, ErrNoDevices) || errors.Is(err, ErrExpired)
+}
+
+// deleteBlob asks the relay to delete a blob this device uploaded, at
+// once rather than at the end of its TTL. Best effort: what fails here
+// still expires.
+func (c *Client) deleteBlob(ctx context.Context, id []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// ErrDenied: another own device uploaded it.
+	if err := c.blobs().Delete(ctx, id); err != nil && !errors.Is(err, attach.ErrNotFound) && !errors.Is(err, attach.ErrDenied) {
+		c.log.Warn("deleting an attachment blob on the relay failed; it expires with its TTL", "err", err)
+	}
 }
 
 func guessType(f io.ReaderAt, name string) string {
@@ -200,6 +311,21 @@ func (c *Client) applyAttachment(ctx context.Context, tx *store.Tx, m *Message, 
 	if err := attach.CheckPointer(p); err != nil {
 		r.badBody = fmt.Errorf("client: attachment from %s dropped: %w", m.From, err)
 		return nil
+	}
+	// Records are keyed by message id alone: one naming another message
+	// (a contact reusing the id of a file sent to them) must not replace
+	// that message's pointer and file key.
+	if b, err := tx.Get(ctx, tblAttachments, m.ID); err == nil {
+		var rec attachmentRecord
+		uerr := json.Unmarshal(b, &rec)
+		clear(b)
+		clear(rec.Pointer)
+		if uerr != nil || rec.Peer != m.Peer || rec.Author != m.From {
+			r.badBody = fmt.Errorf("client: attachment from %s dropped: its id is another message's", m.From)
+			return nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	m.Text = p.Caption
 	m.Attachment = attachmentOf(p)

@@ -74,6 +74,8 @@ type Client struct {
 	idle    chan struct{}
 
 	janitor *janitor // deletes disappearing messages (disappear.go)
+	kt      ktState  // key transparency (transparency.go)
+	sealed  sealedState
 }
 
 func (o *Options) withDefaults() Options {
@@ -213,6 +215,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 			c.receiveLoop(loopCtx, conn, co.NoAck, c.idle)
 		}()
 	}
+	c.startAudit(loopCtx, conn, co.Receive)
 	return nil
 }
 
@@ -228,6 +231,7 @@ func (c *Client) Disconnect() {
 	if conn != nil {
 		conn.Close()
 	}
+	c.sealed.close()
 	c.wg.Wait()
 }
 

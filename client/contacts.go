@@ -103,6 +103,10 @@ func (c *Client) RefreshIdentity(ctx context.Context, user string) error {
 	if err != nil {
 		return fmt.Errorf("client: identity of %s: %w", user, err)
 	}
+	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.Transparency); err != nil {
+		c.flushAlarms(ctx)
+		return err
+	}
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
 	rec, err := loadIdentity(ctx, c.db, user)

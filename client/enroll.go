@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
+	"sotto/client/org"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
@@ -73,7 +77,13 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
+	if err := pinLogKey(ctx, db, resp.LogPublicKey); err != nil {
+		return nil, err
+	}
 	if err := pinOrg(ctx, db, p.Code); err != nil {
+		return nil, err
+	}
+	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	return newClient(ctx, db, o)
@@ -104,6 +114,85 @@ type provisioning struct {
 	// OrgFingerprint binds the new device to the approving device's
 	// organization (orgctl.go); sealed end to end like the rest.
 	OrgFingerprint string `json:"org_fingerprint,omitempty"`
+	// History locates the approving device's history export (history.go).
+	History *historyPointer `json:"history,omitempty"`
+	// LogKey is the key transparency log key the approving device
+	// pinned: the new device pins it rather than trust the relay's link
+	// response alone.
+	LogKey []byte `json:"log_key,omitempty"`
+}
+
+// ErrBadProvisioning reports a provisioning message that does not decrypt
+// or does not hold a well-formed approval.
+var ErrBadProvisioning = errors.New("client: bad provisioning message")
+
+// ErrLinkLogKey reports a link the relay answered with another key
+// transparency log key than the one the approving device pinned: the new
+// device would see a different log. Its store is wiped; the device the
+// relay registered should be removed from the approving device.
+var ErrLinkLogKey = errors.New("client: the relay's key log key differs from the approving device's; link refused")
+
+// Bounds of a provisioning message's fields; the approving device's
+// values are far inside them.
+const (
+	maxProvisioningUsername = 64
+	maxProvisioningToken    = 256
+	provisioningAccountID   = 16
+)
+
+// openProvisioning decrypts a link approval sealed to priv for the
+// provisioning address and parses it.
+func openProvisioning(priv *ecdh.PrivateKey, address string, sealed []byte) (*provisioning, *session.IdentityKeyPair, error) {
+	kdf, aead := linkSuite()
+	hk, err := hpke.NewDHKEMPrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: link key: %w", err)
+	}
+	pt, err := hpke.Open(hk, kdf, aead, linkInfo(address), sealed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: it does not decrypt", ErrBadProvisioning)
+	}
+	defer clear(pt)
+	return parseProvisioning(pt)
+}
+
+// parseProvisioning parses and checks the plaintext of a link approval:
+// anyone who read the link code can seal one, so nothing in it is trusted
+// before it is checked. Errors wrap ErrBadProvisioning and never quote
+// the message (it holds the identity private key).
+func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, error) {
+	var pm provisioning
+	if err := json.Unmarshal(pt, &pm); err != nil {
+		return nil, nil, fmt.Errorf("%w: not a JSON object of the right shape", ErrBadProvisioning)
+	}
+	switch {
+	case pm.Username == "" || len(pm.Username) > maxProvisioningUsername || !utf8.ValidString(pm.Username) || normalize(pm.Username) != pm.Username:
+		return nil, nil, fmt.Errorf("%w: bad username", ErrBadProvisioning)
+	case len(pm.AccountID) != provisioningAccountID:
+		return nil, nil, fmt.Errorf("%w: bad account id", ErrBadProvisioning)
+	case pm.LinkToken == "" || len(pm.LinkToken) > maxProvisioningToken:
+		return nil, nil, fmt.Errorf("%w: bad link token", ErrBadProvisioning)
+	case pm.LogKey != nil && len(pm.LogKey) != ed25519.PublicKeySize:
+		return nil, nil, fmt.Errorf("%w: bad key log key", ErrBadProvisioning)
+	}
+	if pm.OrgFingerprint != "" {
+		if fp, err := org.CodeFingerprint("." + pm.OrgFingerprint); err != nil || fp != pm.OrgFingerprint {
+			return nil, nil, fmt.Errorf("%w: bad organization fingerprint", ErrBadProvisioning)
+		}
+	}
+	if err := pm.History.check(); err != nil {
+		pm.History.wipe()
+		clear(pm.Identity)
+		return nil, nil, fmt.Errorf("%w: bad history pointer", ErrBadProvisioning)
+	}
+	identity, err := session.ParseIdentityKeyPair(pm.Identity)
+	clear(pm.Identity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: bad identity key", ErrBadProvisioning)
+	}
+	// Keep the canonical encoding, not whatever extra fields came along.
+	pm.Identity = identity.Serialize()
+	return &pm, identity, nil
 }
 
 // Linking is a new device waiting to be approved.
@@ -154,24 +243,11 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		}
 		sealed = b
 	}
-	kdf, aead := linkSuite()
-	hk, err := hpke.NewDHKEMPrivateKey(l.priv)
+	pm, identity, err := openProvisioning(l.priv, l.address, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("client: link key: %w", err)
+		return nil, err
 	}
-	pt, err := hpke.Open(hk, kdf, aead, linkInfo(l.address), sealed)
-	if err != nil {
-		return nil, fmt.Errorf("client: provisioning message does not decrypt: %w", err)
-	}
-	defer clear(pt)
-	var pm provisioning
-	if err := json.Unmarshal(pt, &pm); err != nil {
-		return nil, fmt.Errorf("client: provisioning message: %w", err)
-	}
-	identity, err := session.ParseIdentityKeyPair(pm.Identity)
-	if err != nil {
-		return nil, fmt.Errorf("client: provisioning message: %w", err)
-	}
+	defer pm.History.wipe()
 	db, err := store.Create(ctx, dir, passphrase, &store.Options{KDF: o.KDF})
 	if err != nil {
 		return nil, err
@@ -183,6 +259,9 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		}
 	}()
 	acct := &account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity}
+	if err := savePendingHistory(ctx, db, pm.History); err != nil {
+		return nil, err
+	}
 	if err := newDeviceKeys(acct); err != nil {
 		return nil, err
 	}
@@ -204,7 +283,20 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
+	logKey := resp.LogPublicKey
+	if pm.LogKey != nil {
+		if len(logKey) != 0 && !bytes.Equal(logKey, pm.LogKey) {
+			return nil, fmt.Errorf("%w (device %d)", ErrLinkLogKey, resp.DeviceId)
+		}
+		logKey = pm.LogKey
+	}
+	if err := pinLogKey(ctx, db, logKey); err != nil {
+		return nil, err
+	}
 	if err := pinOrgFingerprint(ctx, db, pm.OrgFingerprint); err != nil {
+		return nil, err
+	}
+	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	return newClient(ctx, db, o)
@@ -240,43 +332,70 @@ func parseLinkCode(code string) (string, *ecdh.PublicKey, error) {
 }
 
 // ApproveLink lets the device that showed code join this account
-// (connection needed). Approving hands over the account identity key: only
-// approve a code read from a device in your own hands.
+// (connection needed), without history. Approving hands over the account
+// identity key: only approve a code read from a device in your own hands.
 func (c *Client) ApproveLink(ctx context.Context, code string) error {
+	_, err := c.ApproveLinkWith(ctx, code, ApproveOptions{})
+	return err
+}
+
+// ApproveLinkWith is ApproveLink, and with o.History it also sends this
+// device's history, contacts and settings (history.go); it then returns
+// what was sent.
+func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOptions) (_ *HistorySummary, err error) {
 	address, pub, err := parseLinkCode(code)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := c.connection()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tok, err := conn.LinkToken(ctx)
 	if err != nil {
-		return fmt.Errorf("client: link token: %w", err)
+		return nil, fmt.Errorf("client: link token: %w", err)
 	}
 	fp, err := c.OrgFingerprint(ctx)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	lk, err := logKey(ctx, c.db)
+	if err != nil {
+		return nil, err
+	}
+	var hist *historyPointer
+	var sum *HistorySummary
+	sent := false
+	if o.History {
+		if hist, sum, err = c.uploadHistory(ctx); err != nil {
+			return nil, err
+		}
+		defer hist.wipe()
+		defer func() {
+			if err != nil && !sent {
+				c.deleteHistoryBlob(ctx, hist.BlobID) // nobody can use it
+			}
+		}()
 	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
-		Identity: c.acct.Identity, LinkToken: tok.Token, OrgFingerprint: fp})
+		Identity: c.acct.Identity, LinkToken: tok.Token, OrgFingerprint: fp, History: hist, LogKey: lk})
 	if err != nil {
-		return fmt.Errorf("client: provisioning message: %w", err)
+		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}
 	defer clear(pt)
 	hpub, err := hpke.NewDHKEMPublicKey(pub)
 	if err != nil {
-		return ErrBadLinkCode
+		return nil, ErrBadLinkCode
 	}
 	kdf, aead := linkSuite()
 	sealed, err := hpke.Seal(hpub, kdf, aead, linkInfo(address), pt)
 	if err != nil {
-		return fmt.Errorf("client: seal provisioning message: %w", err)
+		return nil, fmt.Errorf("client: seal provisioning message: %w", err)
 	}
 	if err := conn.SendProvisioning(ctx, address, sealed); err != nil {
-		return fmt.Errorf("client: send provisioning message: %w", err)
+		return nil, fmt.Errorf("client: send provisioning message: %w", err)
 	}
+	sent = true
 	// The own device list changed: fetch it again on the next send.
-	return c.db.Delete(ctx, tblDevices, []byte(c.acct.Username))
+	return sum, c.db.Delete(ctx, tblDevices, []byte(c.acct.Username))
 }

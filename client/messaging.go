@@ -238,7 +238,14 @@ func (c *Client) DeleteForEveryone(ctx context.Context, user string, id []byte) 
 	if err != nil {
 		return err
 	}
-	return c.sendAndSync(ctx, user, ct)
+	blob := uploadedBlob(ctx, c.db, m)
+	if err := c.sendAndSync(ctx, user, ct); err != nil {
+		return err
+	}
+	if blob != nil {
+		c.deleteBlob(ctx, blob)
+	}
+	return nil
 }
 
 func (c *Client) ownMessage(ctx context.Context, user string, id []byte) (*Message, error) {
@@ -353,6 +360,15 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 			return nil
 		}
 		m.Deleted, m.Text, m.Versions, m.Reactions, m.QuoteID = true, "", nil, nil, nil
+		if m.Attachment != nil {
+			blob, err := c.dropAttachment(ctx, tx, peer, author, m)
+			if err != nil {
+				return err
+			}
+			// Deleted from another own device: the uploader takes the
+			// file down (handleEnvelope, after commit).
+			r.uploadedBlob = blob
+		}
 		return update(m, author)
 	case *content.Content_Typing:
 		if author == self {

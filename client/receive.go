@@ -135,6 +135,11 @@ type received struct {
 	wipeBy   uint32 // an own device ordered this one wiped
 	call     *CallSignal
 	events   []Event // more events to emit after commit (messaging.go)
+
+	historyBlob []byte // an own device imported this history blob (history.go)
+	// uploadedBlob is a blob this device uploaded whose message an own
+	// device deleted for everyone (messaging.go).
+	uploadedBlob []byte
 }
 
 // handleEnvelope processes one envelope; it reports whether the receive
@@ -143,35 +148,54 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	if env.Type == uint32(wire.EnvelopeType_ORG_DOCUMENT) {
 		return c.handleOrgEnvelope(ctx, conn, env, noAck)
 	}
-	addr := session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
+	orig := env
+	var addr session.Address
 	var r received
-	c.cryptoMu.Lock()
-	err := c.db.Update(ctx, func(tx *store.Tx) error {
-		r = received{isPreKey: env.Type == session.MessageTypePreKey}
-		ss := c.sigStores(tx)
-		pt, err := session.Decrypt(ctx, rand.Reader, ss.stores(), addr, int(env.Type), env.Content)
-		if err != nil {
-			return err
+	first := &firstContact{}
+	process := func() error {
+		env = orig
+		addr = session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
+		c.cryptoMu.Lock()
+		defer c.cryptoMu.Unlock()
+		return c.db.Update(ctx, func(tx *store.Tx) error {
+			return c.receiveTx(ctx, tx, first, &env, &addr, &r)
+		})
+	}
+	err := process()
+	var lookup *needLookupError
+	var refusedFrom string
+	if errors.As(err, &lookup) {
+		// A first message from lookup.user: its key is checked against
+		// the key log outside the (rolled back) transaction, then the
+		// envelope is processed again.
+		if err = c.checkSender(ctx, conn, lookup.user, lookup.key); err == nil {
+			first.vetted = map[string][]byte{lookup.user: lookup.key}
+			if err = process(); errors.As(err, new(*needLookupError)) {
+				err = fmt.Errorf("client: the first message from %s named another identity key on a second reading", lookup.user)
+			}
+		} else if errors.Is(err, ErrSenderNotInLog) {
+			refusedFrom = lookup.user
 		}
-		r.changed = ss.changed
-		if err := rememberDevice(ctx, tx, env.Sender, env.SenderDevice, c.acct); err != nil {
-			return err
-		}
-		ct, err := content.Decode(pt)
-		if err != nil {
-			// The session advanced: commit that, drop the body.
-			r.badBody = err
-			return nil
-		}
-		return c.applyContent(ctx, tx, env, ct, &r)
-	})
-	c.cryptoMu.Unlock()
+		c.flushAlarms(ctx)
+	}
 
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrSenderNotInLog):
+		// A first message under an identity key that the log does not
+		// hold for its sender (a relay impersonating them): dropped with
+		// the alarm, nothing of it stored or shown.
+		c.log.Warn("first message refused: its identity key is not in the key log", "from", refusedFrom, "err", err)
+		r = received{}
+		c.emit(Event{Kind: EventError, User: refusedFrom, Err: err})
 	case errors.Is(err, session.ErrDuplicateMessage):
 		// A redelivery of something already processed and stored.
 		c.log.Debug("duplicate envelope", "from", addr.String())
+	case errors.As(err, new(*SealedSenderError)):
+		// Refused (forged sender, bad certificate, not for us): dropped,
+		// nothing shown but the error.
+		c.log.Warn("sealed envelope refused", "err", err)
+		c.emit(Event{Kind: EventError, Err: err})
 	case errors.Is(err, session.ErrInvalidMessage), errors.Is(err, session.ErrNoSession),
 		errors.Is(err, session.ErrUntrustedIdentity), errors.Is(err, session.ErrInvalidKeyID),
 		errors.Is(err, session.ErrBadSignature), errors.Is(err, session.ErrInvalidRecord):
@@ -179,15 +203,22 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		c.log.Warn("undecryptable envelope dropped", "from", addr.String(), "err", err)
 		c.emit(Event{Kind: EventError, User: env.Sender, Err: fmt.Errorf("client: message from %s could not be decrypted: %w", addr, err)})
 	default:
-		// Not stored (store or context failure): leave it queued.
-		c.log.Warn("envelope not processed; left queued", "from", addr.String(), "err", err)
+		// Not stored (store or context failure): leave it queued. A
+		// disconnect (or the idle lock) under way is no failure.
+		if ctx.Err() == nil {
+			c.log.Warn("envelope not processed; left queued", "from", addr.String(), "err", err)
+		}
 		return false
 	}
 	if !noAck {
-		if err := conn.Ack(ctx, env.Id); err != nil {
+		// Unacknowledged (the connection is closing), it is delivered
+		// again and recognized as a duplicate.
+		if err := conn.Ack(ctx, env.Id); err != nil && ctx.Err() == nil {
 			c.log.Warn("ack failed", "err", err)
 		}
 	}
+	// After the ack: a consistency proof round trip never holds it up.
+	c.checkGossip(ctx, conn)
 	for _, u := range r.changed {
 		c.emit(Event{Kind: EventIdentityChanged, User: u})
 	}
@@ -215,12 +246,58 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		c.wipeSelf(r.wipeBy)
 		return true
 	}
+	if r.historyBlob != nil {
+		c.deleteHistoryBlob(ctx, r.historyBlob)
+	}
+	if r.uploadedBlob != nil {
+		c.deleteBlob(ctx, r.uploadedBlob)
+	}
 	if r.isPreKey {
-		if err := c.replenishPreKeys(ctx, conn); err != nil {
+		// Cut short by a disconnect, it is done again on the next Connect.
+		if err := c.replenishPreKeys(ctx, conn); err != nil && ctx.Err() == nil {
 			c.log.Warn("prekey replenish failed", "err", err)
 		}
 	}
 	return false
+}
+
+// receiveTx decrypts *env inside the receive transaction tx and applies its
+// content to r. A sealed envelope is replaced (*env, *addr) by the opened
+// one, which names its sender. first checks the first identity key of a
+// sender against the key log (transparency_first.go).
+func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContact, envp **wire.Envelope, addr *session.Address, r *received) error {
+	env := *envp
+	*r = received{isPreKey: env.Type == session.MessageTypePreKey}
+	ss := c.sigStores(tx)
+	ss.first = first
+	var pt []byte
+	var err error
+	if env.Type == wire.EnvelopeTypeSealed {
+		opened, plain, inner, err := c.openSealed(ctx, ss, env)
+		if err != nil {
+			return err
+		}
+		env, pt = opened, plain
+		*envp, *addr = env, session.Address{Name: env.Sender, DeviceID: env.SenderDevice}
+		r.isPreKey = inner == session.MessageTypePreKey
+	} else if pt, err = session.Decrypt(ctx, rand.Reader, ss.stores(), *addr, int(env.Type), env.Content); err != nil {
+		return err
+	}
+	r.changed = ss.changed
+	if err := rememberDevice(ctx, tx, env.Sender, env.SenderDevice, c.acct); err != nil {
+		return err
+	}
+	ct, err := content.Decode(pt)
+	if err != nil {
+		// The session advanced: commit that, drop the body.
+		r.badBody = err
+		return nil
+	}
+	if err := c.learnProfileKey(ctx, tx, env.Sender, ct); err != nil {
+		return err
+	}
+	c.noteGossip(env.Sender, ct.GetTransparencyHead())
+	return c.applyContent(ctx, tx, env, ct, r)
 }
 
 // wipeSelf crypto-shreds the local store on an own device's order. The
@@ -228,8 +305,10 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 func (c *Client) wipeSelf(by uint32) {
 	c.cryptoMu.Lock()
 	dir := c.db.Dir()
+	files := c.downloads(context.Background())
 	c.db.Close()
 	err := store.Wipe(dir)
+	removeDownloads(c.log, files)
 	clear(c.acct.DeviceKey)
 	clear(c.acct.Identity)
 	c.cryptoMu.Unlock()
@@ -296,6 +375,13 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 			b.DeviceOrder.Action == content.DeviceOrder_WIPE && b.DeviceOrder.DeviceId == c.acct.DeviceID &&
 			(b.DeviceOrder.ExpiresMs == 0 || c.opts.Now().UnixMilli() < b.DeviceOrder.ExpiresMs) {
 			r.wipeBy = env.SenderDevice
+		}
+		if fromSelf && env.SenderDevice != c.acct.DeviceID && b.DeviceOrder.Action == content.DeviceOrder_HISTORY_IMPORTED {
+			r.historyBlob = b.DeviceOrder.BlobId
+		}
+		if a := b.DeviceOrder.Action; a != content.DeviceOrder_WIPE && a != content.DeviceOrder_HISTORY_IMPORTED {
+			// From a newer client: forward compatible, not an error.
+			c.log.Info("device order of an unknown action ignored", "action", int32(a), "from", env.Sender)
 		}
 	case *content.Content_Reaction, *content.Content_Edit, *content.Content_Delete, *content.Content_Typing, *content.Content_TimerChange:
 		if fromSelf {

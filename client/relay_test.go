@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -39,6 +41,10 @@ func startRelay(t *testing.T) *testRelay {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Now = r.now
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	// Every test runs with the key transparency log (transparency.go).
+	if _, cfg.LogKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"sotto/client/content"
 	"sotto/client/store"
 	"sotto/client/transport"
+	"sotto/signal/sealed"
 	"sotto/signal/session"
 	"sotto/wire"
 )
@@ -75,10 +76,16 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if expired {
 		return 0, ErrExpired
 	}
+	withKey, err := c.attachProfileKey(ctx, conn, to, ct)
+	if err != nil {
+		return 0, err
+	}
+	c.attachHead(ctx, to, ct)
 	pt, err := content.Encode(ct)
 	if err != nil {
 		return 0, err
 	}
+	accessKey, cert := c.sealedRoute(ctx, conn, to)
 	self := to == c.acct.Username
 	devices, known, err := loadDevices(ctx, c.db, to)
 	if err != nil {
@@ -93,11 +100,25 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 		if len(devices) == 0 {
 			return 0, ErrNoDevices
 		}
-		msgs, err := c.encryptFor(ctx, conn, to, devices, pt)
+		msgs, err := c.encryptFor(ctx, conn, to, devices, pt, cert)
 		if err != nil {
 			return 0, err
 		}
-		resp, err := conn.SendMessage(ctx, &wire.SendMessageRequest{Recipient: to, Messages: msgs, MessageId: relayID})
+		var resp *wire.SendMessageResponse
+		if cert != nil {
+			resp, err = c.sendSealed(ctx, &wire.SealedSendRequest{Recipient: to, Messages: msgs, MessageId: relayID, AccessKey: accessKey})
+			if transport.Code(err) == wire.ErrorCode_UNAUTHENTICATED {
+				// The contact's profile key changed, or the relay wants to
+				// see who sends: this message goes authenticated. The key
+				// is kept (a new one from the contact replaces it), so that
+				// one refusal does not make every later send authenticated.
+				c.log.Info("sealed send refused; sending authenticated", "to", to)
+				cert = nil
+				continue
+			}
+		} else {
+			resp, err = conn.SendMessage(ctx, &wire.SendMessageRequest{Recipient: to, Messages: msgs, MessageId: relayID})
+		}
 		var te *transport.Error
 		if errors.As(err, &te) && te.Code == wire.ErrorCode_STALE_DEVICES && te.Stale != nil {
 			if devices, err = c.applyStale(ctx, to, devices, te.Stale); err != nil {
@@ -116,6 +137,9 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 				return 0, fmt.Errorf("%w (%w)", ErrRevoked, err)
 			}
 			return 0, fmt.Errorf("client: send to %s: %w", to, err)
+		}
+		if withKey {
+			c.profileKeyDelivered(ctx, to)
 		}
 		return resp.ServerTimestampMs, nil
 	}
@@ -168,7 +192,8 @@ func (c *Client) applyStale(ctx context.Context, to string, devices []uint32, st
 // encryptFor starts sessions where needed and encrypts pt for each device.
 // It runs in one store transaction, so that another process using the same
 // store cannot interleave its own session updates.
-func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string, devices []uint32, pt []byte) ([]*wire.OutgoingMessage, error) {
+// With cert, each ciphertext is sealed (sealed sender) under it.
+func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string, devices []uint32, pt []byte, cert *sealed.SenderCertificate) ([]*wire.OutgoingMessage, error) {
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
 	var msgs []*wire.OutgoingMessage
@@ -193,7 +218,14 @@ func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string
 					return err
 				}
 			}
-			typ, ciphertext, err := session.Encrypt(ctx, st, addr, pt, now)
+			var typ int
+			var ciphertext []byte
+			if cert != nil {
+				typ = wire.EnvelopeTypeSealed
+				ciphertext, err = sealed.Encrypt(ctx, rand.Reader, st, addr, cert, pt, sealed.HintDefault, nil, now)
+			} else {
+				typ, ciphertext, err = session.Encrypt(ctx, st, addr, pt, now)
+			}
 			if errors.Is(err, session.ErrUntrustedIdentity) {
 				return &IdentityChangedError{User: to}
 			}
@@ -209,6 +241,7 @@ func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string
 		}
 		return nil
 	})
+	c.flushAlarms(ctx) // raised inside the transaction
 	var ice *IdentityChangedError
 	if errors.As(err, &ice) && ice.key != nil {
 		// Recorded outside the rolled-back transaction.
@@ -227,6 +260,9 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 	resp, err := conn.FetchPreKeys(ctx, addr.Name, addr.DeviceID)
 	if err != nil {
 		return fmt.Errorf("client: prekeys of %s: %w", addr, err)
+	}
+	if err := c.checkServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.Transparency); err != nil {
+		return err
 	}
 	var wb *wire.PreKeyBundle
 	for _, b := range resp.Bundles {

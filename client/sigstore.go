@@ -82,6 +82,10 @@ type sigStore struct {
 	regID    uint32
 	// changed collects users whose identity changed, reported after commit.
 	changed []string
+	// first, on the receive path, checks a user's first identity key
+	// against the key transparency log before it is saved
+	// (transparency_first.go).
+	first *firstContact
 }
 
 func (a *Client) sigStores(db kv) *sigStore {
@@ -111,6 +115,9 @@ func (s *sigStore) SaveIdentity(ctx context.Context, addr session.Address, key [
 	}
 	switch {
 	case r == nil:
+		if err := s.first.vet(ctx, s.db, addr.Name, key); err != nil {
+			return false, err
+		}
 		r = &identityRecord{Key: key}
 	case sameKey(r.Key, key):
 		return false, nil

@@ -27,6 +27,8 @@ var (
 	ErrNotFound = errors.New("attach: attachment not found on the relay (expired or deleted)")
 	ErrAuth     = errors.New("attach: the relay refused the blob token")
 	ErrDenied   = errors.New("attach: the relay refused the upload (has the subscription expired?)")
+	// ErrBadResponse reports an answer of the relay that does not parse.
+	ErrBadResponse = errors.New("attach: malformed answer from the relay")
 )
 
 // Headers of the blob API (shared with the relay, which defines the same).
@@ -286,6 +288,7 @@ func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progre
 	})
 	if err != nil {
 		clear(key)
+		c.abandon(ctx, id)
 		return nil, err
 	}
 	return &content.AttachmentPointer{BlobId: id, Key: key, Digest: h.Sum(nil), Size: uint64(size),
@@ -346,18 +349,31 @@ func (c *Client) create(ctx context.Context, total int64) ([]byte, error) {
 			return false, false, statusError(resp)
 		}
 		defer drain(resp)
-		var r struct {
-			ID string `json:"id"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&r); err != nil {
-			return false, false, fmt.Errorf("attach: create: %w", err)
-		}
-		if id, err = hex.DecodeString(r.ID); err != nil || len(id) != IDSize {
-			return false, false, errors.New("attach: create: relay returned a bad blob id")
+		if id, err = parseCreated(resp.Body); err != nil {
+			return false, false, err
 		}
 		return true, true, nil
 	})
 	return id, err
+}
+
+// maxCreated bounds the relay's answer to a create.
+const maxCreated = 4096
+
+// parseCreated reads the relay's answer to a create: a JSON object whose
+// "id" is the new blob's id in hex.
+func parseCreated(body io.Reader) ([]byte, error) {
+	var r struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(body, maxCreated)).Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: create: %v", ErrBadResponse, err)
+	}
+	id, err := hex.DecodeString(r.ID)
+	if err != nil || len(id) != IDSize {
+		return nil, fmt.Errorf("%w: create: bad blob id", ErrBadResponse)
+	}
+	return id, nil
 }
 
 func (c *Client) patch(ctx context.Context, id []byte, off, n int64, body io.Reader) (int64, error) {
@@ -394,6 +410,37 @@ func (c *Client) patch(ctx context.Context, id []byte, off, n int64, body io.Rea
 		return got, errors.New("attach: upload offset conflict")
 	}
 	return got, nil
+}
+
+// Delete asks the relay to delete blob id before its TTL. Only the device
+// that uploaded it may (ErrDenied otherwise); ErrNotFound means it is
+// already gone. Recipients who downloaded it keep their copies.
+func (c *Client) Delete(ctx context.Context, id []byte) error {
+	if len(id) != IDSize {
+		return fmt.Errorf("%w: bad blob id", ErrNotFound)
+	}
+	u, err := c.url(id)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, func() (*http.Request, error) { return http.NewRequest(http.MethodDelete, u, nil) })
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		return statusError(resp)
+	}
+	drain(resp)
+	return nil
+}
+
+// abandon deletes an upload that will not be finished, so that it stops
+// counting against the quota now rather than after the relay's upload TTL.
+// Best effort: what fails here expires anyway.
+func (c *Client) abandon(ctx context.Context, id []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = c.Delete(ctx, id)
 }
 
 // committed asks how many bytes of blob id the relay holds.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -55,6 +56,13 @@ type Call struct {
 	Outgoing bool
 	source   Source
 	sink     Sink
+
+	// dtlsFailed records that the DTLS handshake failed, as it happens:
+	// pion runs connection-state handlers on goroutines of their own, so
+	// one that reads the transport's current state may see a later one (a
+	// closed transport after a failed handshake). Atomic, because pion
+	// calls the recorder with its transport lock held.
+	dtlsFailed atomic.Bool
 
 	mu          sync.Mutex
 	peerDevice  uint32
@@ -235,6 +243,14 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 		}
 	}()
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.receive(tr) })
+	// The DTLS transport's own handler is free: pion updates the
+	// connection state from the transport's return values, not through it.
+	// It runs with the transport's lock held, so it only records.
+	pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateFailed {
+			c.dtlsFailed.Store(true)
+		}
+	})
 	pc.OnConnectionStateChange(c.connectionState)
 	c.mu.Lock()
 	c.pc, c.sender, c.track = pc, sender, track
@@ -423,7 +439,16 @@ func (c *Call) handle(cs *client.CallSignal) {
 		case !c.Outgoing && s.Reason == content.CallSignal_DECLINED_ELSEWHERE:
 			c.end(ErrDeclinedElsewhere)
 		case s.Reason == content.CallSignal_FAILED:
-			c.end(ErrPeerFailed)
+			// Our own failed handshake is the better reason: the peer's
+			// report may simply have overtaken our transport's.
+			c.mu.Lock()
+			handshake := c.dtlsFailed.Load() && c.connectedAt.IsZero()
+			c.mu.Unlock()
+			if handshake {
+				c.end(ErrFingerprintMismatch)
+			} else {
+				c.end(ErrPeerFailed)
+			}
 		case !c.Outgoing && st == StateRinging:
 			c.end(ErrMissed)
 		default:
@@ -456,14 +481,14 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 		go c.send()
 	case webrtc.PeerConnectionStateFailed:
 		c.mu.Lock()
-		pc, active := c.pc, !c.connectedAt.IsZero()
+		active := !c.connectedAt.IsZero()
 		c.mu.Unlock()
 		var why error
 		switch {
 		case active:
 			why = ErrConnectionLost
-		case pc != nil && dtlsFailed(pc):
-			// ICE found a path; the DTLS handshake on it failed: the
+		case c.dtlsFailed.Load():
+			// ICE found a path; the DTLS handshake on it failed: one side's
 			// certificate is not the one the E2E signalling named.
 			why = ErrFingerprintMismatch
 		default:
@@ -471,17 +496,6 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 		}
 		c.failed(why)
 	}
-}
-
-func dtlsFailed(pc *webrtc.PeerConnection) bool {
-	if pc.SCTP() != nil && pc.SCTP().Transport().State() == webrtc.DTLSTransportStateFailed {
-		return true
-	}
-	switch pc.ICEConnectionState() {
-	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
-		return true
-	}
-	return false
 }
 
 // checkFingerprint makes sure the DTLS certificate pion accepted is the

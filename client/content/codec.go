@@ -90,6 +90,17 @@ func NewWipeOrder(deviceID uint32, now time.Time) (*Content, error) {
 		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_WIPE, DeviceId: deviceID}}}, nil
 }
 
+// NewHistoryImported tells the own other devices that the history blob
+// blobID (a 16-byte relay blob id) was imported.
+func NewHistoryImported(blobID []byte, now time.Time) (*Content, error) {
+	id, err := NewID(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &Content{Version: Version, Id: id, SentAtMs: now.UnixMilli(),
+		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_HISTORY_IMPORTED, BlobId: blobID}}}, nil
+}
+
 // Encode validates c, serializes it and pads it for encryption.
 func Encode(c *Content) ([]byte, error) {
 	if err := validate(c, true); err != nil {
@@ -178,8 +189,12 @@ func validate(c *Content, top bool) error {
 	case *Content_ReadReceipt:
 		return validateReceipt(b.ReadReceipt)
 	case *Content_DeviceOrder:
+		// An action this client does not know (from a newer client) is
+		// valid; receivers ignore it.
 		o := b.DeviceOrder
-		if o == nil || o.Action != DeviceOrder_WIPE || o.DeviceId == 0 {
+		if o == nil || o.Action == DeviceOrder_ACTION_UNSPECIFIED ||
+			o.Action == DeviceOrder_WIPE && o.DeviceId == 0 ||
+			o.Action == DeviceOrder_HISTORY_IMPORTED && len(o.BlobId) != IDSize {
 			return fmt.Errorf("%w: device order", ErrInvalid)
 		}
 		if !top {

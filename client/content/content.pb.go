@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: client/content/content.proto
+// source: content.proto
 
 package content
 
@@ -30,6 +30,9 @@ const (
 	DeviceOrder_ACTION_UNSPECIFIED DeviceOrder_Action = 0
 	// Crypto-shred the local store.
 	DeviceOrder_WIPE DeviceOrder_Action = 1
+	// The sender imported the history blob blob_id that a device of the
+	// account exported when linking it: its uploader may delete it.
+	DeviceOrder_HISTORY_IMPORTED DeviceOrder_Action = 2
 )
 
 // Enum value maps for DeviceOrder_Action.
@@ -37,10 +40,12 @@ var (
 	DeviceOrder_Action_name = map[int32]string{
 		0: "ACTION_UNSPECIFIED",
 		1: "WIPE",
+		2: "HISTORY_IMPORTED",
 	}
 	DeviceOrder_Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"WIPE":               1,
+		"HISTORY_IMPORTED":   2,
 	}
 )
 
@@ -55,11 +60,11 @@ func (x DeviceOrder_Action) String() string {
 }
 
 func (DeviceOrder_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_client_content_content_proto_enumTypes[0].Descriptor()
+	return file_content_proto_enumTypes[0].Descriptor()
 }
 
 func (DeviceOrder_Action) Type() protoreflect.EnumType {
-	return &file_client_content_content_proto_enumTypes[0]
+	return &file_content_proto_enumTypes[0]
 }
 
 func (x DeviceOrder_Action) Number() protoreflect.EnumNumber {
@@ -68,7 +73,7 @@ func (x DeviceOrder_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeviceOrder_Action.Descriptor instead.
 func (DeviceOrder_Action) EnumDescriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{1, 0}
+	return file_content_proto_rawDescGZIP(), []int{1, 0}
 }
 
 type CallSignal_Kind int32
@@ -119,11 +124,11 @@ func (x CallSignal_Kind) String() string {
 }
 
 func (CallSignal_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_client_content_content_proto_enumTypes[1].Descriptor()
+	return file_content_proto_enumTypes[1].Descriptor()
 }
 
 func (CallSignal_Kind) Type() protoreflect.EnumType {
-	return &file_client_content_content_proto_enumTypes[1]
+	return &file_content_proto_enumTypes[1]
 }
 
 func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
@@ -132,7 +137,7 @@ func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Kind.Descriptor instead.
 func (CallSignal_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{6, 0}
+	return file_content_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type CallSignal_Reason int32
@@ -177,11 +182,11 @@ func (x CallSignal_Reason) String() string {
 }
 
 func (CallSignal_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_client_content_content_proto_enumTypes[2].Descriptor()
+	return file_content_proto_enumTypes[2].Descriptor()
 }
 
 func (CallSignal_Reason) Type() protoreflect.EnumType {
-	return &file_client_content_content_proto_enumTypes[2]
+	return &file_content_proto_enumTypes[2]
 }
 
 func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
@@ -190,7 +195,7 @@ func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Reason.Descriptor instead.
 func (CallSignal_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{6, 1}
+	return file_content_proto_rawDescGZIP(), []int{6, 1}
 }
 
 type Content struct {
@@ -202,6 +207,15 @@ type Content struct {
 	Id []byte `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	// Sender's clock when the message was written, Unix milliseconds.
 	SentAtMs int64 `protobuf:"varint,3,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	// The sender's 32-byte profile key, sent on the first messages to a
+	// contact (and to the sender's own other devices): whoever holds it
+	// derives the access key that authorizes sealed sends to the sender.
+	ProfileKey []byte `protobuf:"bytes,5,opt,name=profile_key,json=profileKey,proto3" json:"profile_key,omitempty"`
+	// The sender's newest verified key transparency tree head (an encoded
+	// transparency.SignedHead), sent on the first message to a contact and
+	// when it changes: the recipient checks it against its own view of the
+	// relay's key log, which catches a relay showing users different logs.
+	TransparencyHead []byte `protobuf:"bytes,6,opt,name=transparency_head,json=transparencyHead,proto3" json:"transparency_head,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
@@ -223,7 +237,7 @@ type Content struct {
 
 func (x *Content) Reset() {
 	*x = Content{}
-	mi := &file_client_content_content_proto_msgTypes[0]
+	mi := &file_content_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +249,7 @@ func (x *Content) String() string {
 func (*Content) ProtoMessage() {}
 
 func (x *Content) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[0]
+	mi := &file_content_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +262,7 @@ func (x *Content) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Content.ProtoReflect.Descriptor instead.
 func (*Content) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{0}
+	return file_content_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Content) GetVersion() uint32 {
@@ -270,6 +284,20 @@ func (x *Content) GetSentAtMs() int64 {
 		return x.SentAtMs
 	}
 	return 0
+}
+
+func (x *Content) GetProfileKey() []byte {
+	if x != nil {
+		return x.ProfileKey
+	}
+	return nil
+}
+
+func (x *Content) GetTransparencyHead() []byte {
+	if x != nil {
+		return x.TransparencyHead
+	}
+	return nil
 }
 
 func (x *Content) GetBody() isContent_Body {
@@ -473,19 +501,21 @@ func (*Content_Attachment) isContent_Body() {}
 type DeviceOrder struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Action DeviceOrder_Action     `protobuf:"varint,1,opt,name=action,proto3,enum=sotto.content.DeviceOrder_Action" json:"action,omitempty"`
-	// The device the order is for.
+	// The device the order is for (WIPE).
 	DeviceId uint32 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	// After this time (Unix ms) the order is void, so that a relay that
 	// withheld it cannot deliver it later (0: from an older client, no limit).
 	// Replays are refused by the ratchet itself.
-	ExpiresMs     int64 `protobuf:"varint,3,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	ExpiresMs int64 `protobuf:"varint,3,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	// HISTORY_IMPORTED: the relay's 16-byte id of the history blob.
+	BlobId        []byte `protobuf:"bytes,4,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceOrder) Reset() {
 	*x = DeviceOrder{}
-	mi := &file_client_content_content_proto_msgTypes[1]
+	mi := &file_content_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +527,7 @@ func (x *DeviceOrder) String() string {
 func (*DeviceOrder) ProtoMessage() {}
 
 func (x *DeviceOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[1]
+	mi := &file_content_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +540,7 @@ func (x *DeviceOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceOrder.ProtoReflect.Descriptor instead.
 func (*DeviceOrder) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{1}
+	return file_content_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DeviceOrder) GetAction() DeviceOrder_Action {
@@ -534,6 +564,13 @@ func (x *DeviceOrder) GetExpiresMs() int64 {
 	return 0
 }
 
+func (x *DeviceOrder) GetBlobId() []byte {
+	if x != nil {
+		return x.BlobId
+	}
+	return nil
+}
+
 type Text struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Body  string                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
@@ -548,7 +585,7 @@ type Text struct {
 
 func (x *Text) Reset() {
 	*x = Text{}
-	mi := &file_client_content_content_proto_msgTypes[2]
+	mi := &file_content_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +597,7 @@ func (x *Text) String() string {
 func (*Text) ProtoMessage() {}
 
 func (x *Text) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[2]
+	mi := &file_content_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +610,7 @@ func (x *Text) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Text.ProtoReflect.Descriptor instead.
 func (*Text) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{2}
+	return file_content_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Text) GetBody() string {
@@ -608,7 +645,7 @@ type Quote struct {
 
 func (x *Quote) Reset() {
 	*x = Quote{}
-	mi := &file_client_content_content_proto_msgTypes[3]
+	mi := &file_content_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +657,7 @@ func (x *Quote) String() string {
 func (*Quote) ProtoMessage() {}
 
 func (x *Quote) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[3]
+	mi := &file_content_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +670,7 @@ func (x *Quote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quote.ProtoReflect.Descriptor instead.
 func (*Quote) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{3}
+	return file_content_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Quote) GetId() []byte {
@@ -668,7 +705,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_client_content_content_proto_msgTypes[4]
+	mi := &file_content_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +717,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[4]
+	mi := &file_content_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +730,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{4}
+	return file_content_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Receipt) GetIds() [][]byte {
@@ -717,7 +754,7 @@ type SyncSent struct {
 
 func (x *SyncSent) Reset() {
 	*x = SyncSent{}
-	mi := &file_client_content_content_proto_msgTypes[5]
+	mi := &file_content_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +766,7 @@ func (x *SyncSent) String() string {
 func (*SyncSent) ProtoMessage() {}
 
 func (x *SyncSent) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[5]
+	mi := &file_content_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +779,7 @@ func (x *SyncSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncSent.ProtoReflect.Descriptor instead.
 func (*SyncSent) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{5}
+	return file_content_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SyncSent) GetDestination() string {
@@ -782,7 +819,7 @@ type CallSignal struct {
 
 func (x *CallSignal) Reset() {
 	*x = CallSignal{}
-	mi := &file_client_content_content_proto_msgTypes[6]
+	mi := &file_content_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +831,7 @@ func (x *CallSignal) String() string {
 func (*CallSignal) ProtoMessage() {}
 
 func (x *CallSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[6]
+	mi := &file_content_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +844,7 @@ func (x *CallSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallSignal.ProtoReflect.Descriptor instead.
 func (*CallSignal) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{6}
+	return file_content_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CallSignal) GetCallId() []byte {
@@ -880,7 +917,7 @@ type Reaction struct {
 
 func (x *Reaction) Reset() {
 	*x = Reaction{}
-	mi := &file_client_content_content_proto_msgTypes[7]
+	mi := &file_content_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +929,7 @@ func (x *Reaction) String() string {
 func (*Reaction) ProtoMessage() {}
 
 func (x *Reaction) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[7]
+	mi := &file_content_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +942,7 @@ func (x *Reaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
 func (*Reaction) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{7}
+	return file_content_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Reaction) GetEmoji() string {
@@ -948,7 +985,7 @@ type Edit struct {
 
 func (x *Edit) Reset() {
 	*x = Edit{}
-	mi := &file_client_content_content_proto_msgTypes[8]
+	mi := &file_content_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +997,7 @@ func (x *Edit) String() string {
 func (*Edit) ProtoMessage() {}
 
 func (x *Edit) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[8]
+	mi := &file_content_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1010,7 @@ func (x *Edit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edit.ProtoReflect.Descriptor instead.
 func (*Edit) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{8}
+	return file_content_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Edit) GetTargetId() []byte {
@@ -1001,7 +1038,7 @@ type Delete struct {
 
 func (x *Delete) Reset() {
 	*x = Delete{}
-	mi := &file_client_content_content_proto_msgTypes[9]
+	mi := &file_content_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1050,7 @@ func (x *Delete) String() string {
 func (*Delete) ProtoMessage() {}
 
 func (x *Delete) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[9]
+	mi := &file_content_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1063,7 @@ func (x *Delete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delete.ProtoReflect.Descriptor instead.
 func (*Delete) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{9}
+	return file_content_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Delete) GetTargetId() []byte {
@@ -1047,7 +1084,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_client_content_content_proto_msgTypes[10]
+	mi := &file_content_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1096,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[10]
+	mi := &file_content_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1109,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{10}
+	return file_content_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Typing) GetStarted() bool {
@@ -1093,7 +1130,7 @@ type TimerChange struct {
 
 func (x *TimerChange) Reset() {
 	*x = TimerChange{}
-	mi := &file_client_content_content_proto_msgTypes[11]
+	mi := &file_content_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1142,7 @@ func (x *TimerChange) String() string {
 func (*TimerChange) ProtoMessage() {}
 
 func (x *TimerChange) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[11]
+	mi := &file_content_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1155,7 @@ func (x *TimerChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerChange.ProtoReflect.Descriptor instead.
 func (*TimerChange) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{11}
+	return file_content_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TimerChange) GetSeconds() uint32 {
@@ -1148,7 +1185,7 @@ type AttachmentPointer struct {
 
 func (x *AttachmentPointer) Reset() {
 	*x = AttachmentPointer{}
-	mi := &file_client_content_content_proto_msgTypes[12]
+	mi := &file_content_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1197,7 @@ func (x *AttachmentPointer) String() string {
 func (*AttachmentPointer) ProtoMessage() {}
 
 func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[12]
+	mi := &file_content_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1210,7 @@ func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachmentPointer.ProtoReflect.Descriptor instead.
 func (*AttachmentPointer) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{12}
+	return file_content_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AttachmentPointer) GetBlobId() []byte {
@@ -1239,16 +1276,19 @@ func (x *AttachmentPointer) GetCaption() string {
 	return ""
 }
 
-var File_client_content_content_proto protoreflect.FileDescriptor
+var File_content_proto protoreflect.FileDescriptor
 
-const file_client_content_content_proto_rawDesc = "" +
+const file_content_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclient/content/content.proto\x12\rsotto.content\"\x8c\x06\n" +
+	"\rcontent.proto\x12\rsotto.content\"\xda\x06\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\x12)\n" +
+	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\x12\x1f\n" +
+	"\vprofile_key\x18\x05 \x01(\fR\n" +
+	"profileKey\x12+\n" +
+	"\x11transparency_head\x18\x06 \x01(\fR\x10transparencyHead\x12)\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x13.sotto.content.TextH\x00R\x04text\x12C\n" +
 	"\x10delivery_receipt\x18\v \x01(\v2\x16.sotto.content.ReceiptH\x00R\x0fdeliveryReceipt\x12;\n" +
@@ -1265,15 +1305,17 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
 	"attachment\x18\x18 \x01(\v2 .sotto.content.AttachmentPointerH\x00R\n" +
 	"attachmentB\x06\n" +
-	"\x04bodyJ\x04\b\x1c\x10)\"\xb0\x01\n" +
+	"\x04bodyJ\x04\b\x1c\x10)\"\xdf\x01\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1d\n" +
 	"\n" +
-	"expires_ms\x18\x03 \x01(\x03R\texpiresMs\"*\n" +
+	"expires_ms\x18\x03 \x01(\x03R\texpiresMs\x12\x17\n" +
+	"\ablob_id\x18\x04 \x01(\fR\x06blobId\"@\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
-	"\x04WIPE\x10\x01\"m\n" +
+	"\x04WIPE\x10\x01\x12\x14\n" +
+	"\x10HISTORY_IMPORTED\x10\x02\"m\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
 	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\x12%\n" +
@@ -1346,20 +1388,20 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\acaption\x18\t \x01(\tR\acaptionB\x1eZ\x1csotto/client/content;contentb\x06proto3"
 
 var (
-	file_client_content_content_proto_rawDescOnce sync.Once
-	file_client_content_content_proto_rawDescData []byte
+	file_content_proto_rawDescOnce sync.Once
+	file_content_proto_rawDescData []byte
 )
 
-func file_client_content_content_proto_rawDescGZIP() []byte {
-	file_client_content_content_proto_rawDescOnce.Do(func() {
-		file_client_content_content_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)))
+func file_content_proto_rawDescGZIP() []byte {
+	file_content_proto_rawDescOnce.Do(func() {
+		file_content_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)))
 	})
-	return file_client_content_content_proto_rawDescData
+	return file_content_proto_rawDescData
 }
 
-var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
-var file_client_content_content_proto_goTypes = []any{
+var file_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_content_proto_goTypes = []any{
 	(DeviceOrder_Action)(0),   // 0: sotto.content.DeviceOrder.Action
 	(CallSignal_Kind)(0),      // 1: sotto.content.CallSignal.Kind
 	(CallSignal_Reason)(0),    // 2: sotto.content.CallSignal.Reason
@@ -1377,7 +1419,7 @@ var file_client_content_content_proto_goTypes = []any{
 	(*TimerChange)(nil),       // 14: sotto.content.TimerChange
 	(*AttachmentPointer)(nil), // 15: sotto.content.AttachmentPointer
 }
-var file_client_content_content_proto_depIdxs = []int32{
+var file_content_proto_depIdxs = []int32{
 	5,  // 0: sotto.content.Content.text:type_name -> sotto.content.Text
 	7,  // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
 	7,  // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
@@ -1402,12 +1444,12 @@ var file_client_content_content_proto_depIdxs = []int32{
 	0,  // [0:17] is the sub-list for field type_name
 }
 
-func init() { file_client_content_content_proto_init() }
-func file_client_content_content_proto_init() {
-	if File_client_content_content_proto != nil {
+func init() { file_content_proto_init() }
+func file_content_proto_init() {
+	if File_content_proto != nil {
 		return
 	}
-	file_client_content_content_proto_msgTypes[0].OneofWrappers = []any{
+	file_content_proto_msgTypes[0].OneofWrappers = []any{
 		(*Content_Text)(nil),
 		(*Content_DeliveryReceipt)(nil),
 		(*Content_ReadReceipt)(nil),
@@ -1425,18 +1467,18 @@ func file_client_content_content_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
 			NumEnums:      3,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_client_content_content_proto_goTypes,
-		DependencyIndexes: file_client_content_content_proto_depIdxs,
-		EnumInfos:         file_client_content_content_proto_enumTypes,
-		MessageInfos:      file_client_content_content_proto_msgTypes,
+		GoTypes:           file_content_proto_goTypes,
+		DependencyIndexes: file_content_proto_depIdxs,
+		EnumInfos:         file_content_proto_enumTypes,
+		MessageInfos:      file_content_proto_msgTypes,
 	}.Build()
-	File_client_content_content_proto = out.File
-	file_client_content_content_proto_goTypes = nil
-	file_client_content_content_proto_depIdxs = nil
+	File_content_proto = out.File
+	file_content_proto_goTypes = nil
+	file_content_proto_depIdxs = nil
 }

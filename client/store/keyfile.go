@@ -177,7 +177,9 @@ func shred(path string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if rerr := os.Remove(path); err == nil {
+	// Gone already is the goal: SQLite deletes its -wal file when its
+	// last connection closes, which can happen while a wipe runs.
+	if rerr := os.Remove(path); err == nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = rerr
 	}
 	return err

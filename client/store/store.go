@@ -215,7 +215,14 @@ func (s *Store) Dir() string { return s.dir }
 // Update runs fn in one transaction, committed when fn returns nil. fn must
 // use only tx, never s, while it runs.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	t, err := s.db.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	// Not ended by ctx: database/sql would then roll the transaction back
+	// and close its connection in a goroutine of its own, after Update
+	// returned and perhaps after Close, so that SQLite removed its files
+	// in the middle of a wipe. ctx still ends the statements of fn.
+	t, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
@@ -234,25 +241,24 @@ type Tx struct{ rw }
 
 // Wipe crypto-shreds the store in dir: the key file is overwritten and
 // removed first (without it the database is noise), then the database
-// files, then every other file under dir (downloaded attachments...).
+// files, then every other file under dir (downloaded attachments...). A
+// step that fails does not stop the later ones: the downloaded
+// attachments are plaintext, and the duress wipe reports no error.
 func Wipe(dir string) error {
+	var errs []error
 	if err := shred(filepath.Join(dir, keyFileName)); err != nil {
-		return fmt.Errorf("store: wipe key file: %w", err)
+		errs = append(errs, fmt.Errorf("store: wipe key file: %w", err))
 	}
 	_ = shred(filepath.Join(dir, keyFileName+".tmp"))
-	var errs []error
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		if err := shred(filepath.Join(dir, dbFileName+suffix)); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("store: wipe database: %w", err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("store: wipe database: %w", err)
-	}
 	if err := wipeRest(dir); err != nil {
-		return fmt.Errorf("store: wipe other files: %w", err)
+		errs = append(errs, fmt.Errorf("store: wipe other files: %w", err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func removeDBFiles(dir string) {

@@ -41,3 +41,32 @@ func TestWipeTakesAttachmentsNotUserFiles(t *testing.T) {
 		}
 	}
 }
+
+// A database file that cannot be shredded (here a folder where the
+// journal goes) is reported, and the downloaded attachments are shredded
+// all the same: a wipe used to stop at the database, and the duress wipe,
+// which reports nothing, then left plaintext attachments behind (seen when
+// SQLite removed its -wal file during the wipe).
+func TestWipeGoesOnAfterADatabaseFileFails(t *testing.T) {
+	s, dir := newTestStore(t)
+	s.Close()
+	if err := os.Mkdir(filepath.Join(dir, dbFileName+"-journal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	att := filepath.Join(dir, "attachments")
+	if err := os.MkdirAll(att, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(att, "note.txt"), []byte("plaintext"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Wipe(dir); err == nil {
+		t.Fatal("a database file that could not be shredded was not reported")
+	}
+	if _, err := os.Stat(att); !os.IsNotExist(err) {
+		t.Fatalf("attachments survived the wipe: %v", err)
+	}
+	if Exists(dir) {
+		t.Fatal("the key file survived the wipe")
+	}
+}

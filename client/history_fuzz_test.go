@@ -1,0 +1,162 @@
+package client
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/client/content"
+	"sotto/signal/session"
+)
+
+// historySeed is a well-formed export with every kind of record.
+func historySeed(t testing.TB) *historyBundle {
+	id, err := session.GenerateIdentityKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := id.PublicKey().Serialize()
+	mid := bytes.Repeat([]byte{1}, content.IDSize)
+	ptr, err := proto.Marshal(&content.AttachmentPointer{BlobId: bytes.Repeat([]byte{2}, 16), Key: bytes.Repeat([]byte{3}, 32),
+		Digest: bytes.Repeat([]byte{4}, 32), Size: 10, ChunkSize: 64 << 10, FileName: "a.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_700_000_000_000).UTC()
+	return &historyBundle{
+		Settings: &settingsRecord{Typing: true},
+		Contacts: []historyContact{{User: "bob", Key: key, Verified: true}, {User: "carol", Key: key, Changed: true, Previous: key}},
+		Timers:   []historyTimer{{Peer: "carol", Seconds: 3600, AtMs: at.UnixMilli()}},
+		Messages: []historyMessage{
+			{Author: "bob", Message: &Message{ID: mid, Peer: "bob", From: "bob", SentAt: at, ServerTime: at, Text: "hi",
+				Reactions: []Reaction{{From: "alice", Emoji: "👍", At: at}}}},
+			{Author: "alice", Message: &Message{ID: bytes.Repeat([]byte{5}, 16), Peer: "carol", From: "alice", Outgoing: true, SentAt: at,
+				Text: "file", Attachment: &Attachment{Name: "a.txt", Size: 10}, ExpireSeconds: 3600, ExpiresAt: at.Add(time.Hour)}, Pointer: ptr},
+			{Author: "carol", Message: &Message{ID: bytes.Repeat([]byte{6}, 16), Peer: "carol", From: "carol", Kind: KindTimer, TimerSeconds: 60}},
+		},
+	}
+}
+
+func TestHistoryCodecRoundTripAndRefusals(t *testing.T) {
+	b := historySeed(t)
+	enc, err := encodeHistory(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := decodeHistory(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := encodeHistory(dec)
+	if err != nil || !bytes.Equal(again, enc) {
+		t.Fatalf("round trip differs: %v", err)
+	}
+	for name, mut := range map[string]func([]byte) []byte{
+		"version":   func(p []byte) []byte { p[9] = 2; return p },
+		"magic":     func(p []byte) []byte { p[0] = 'X'; return p },
+		"truncated": func(p []byte) []byte { return p[:len(p)-1] },
+		"no end":    func(p []byte) []byte { return p[:len(p)-30] },
+		"trailing":  func(p []byte) []byte { return append(p, 0) },
+		"empty":     func([]byte) []byte { return nil },
+	} {
+		if _, err := decodeHistory(mut(bytes.Clone(enc))); !errors.Is(err, ErrBadHistory) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, mut := range map[string]func(*historyBundle){
+		"bad key":         func(b *historyBundle) { b.Contacts[0].Key = b.Contacts[0].Key[1:] },
+		"unsorted":        func(b *historyBundle) { b.Contacts[0], b.Contacts[1] = b.Contacts[1], b.Contacts[0] },
+		"bad id":          func(b *historyBundle) { b.Messages[0].Message.ID = []byte{1} },
+		"repeated":        func(b *historyBundle) { b.Messages[2] = b.Messages[0] },
+		"nul user":        func(b *historyBundle) { b.Messages[0].Message.Peer = "b\x00b" },
+		"view-once key":   func(b *historyBundle) { b.Messages[1].Message.Attachment.ViewOnce = true },
+		"path name":       func(b *historyBundle) { b.Messages[1].Message.Attachment.Name = "../x" },
+		"timer":           func(b *historyBundle) { b.Timers[0].Seconds = content.MaxTimerSeconds + 1 },
+		"expiry no timer": func(b *historyBundle) { b.Messages[1].Message.ExpireSeconds = 0 },
+	} {
+		b := historySeed(t)
+		mut(b)
+		enc, err := encodeHistory(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeHistory(enc); !errors.Is(err, ErrBadHistory) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func FuzzDecodeHistory(f *testing.F) {
+	enc, err := encodeHistory(historySeed(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	empty, err := encodeHistory(&historyBundle{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := decodeHistory(enc); err != nil {
+		f.Fatalf("seed does not decode: %v", err)
+	}
+	if _, err := decodeHistory(empty); err != nil {
+		f.Fatalf("seed does not decode: %v", err)
+	}
+	for _, s := range [][]byte{enc, empty, enc[:historyHeader], append(bytes.Clone(enc), 0), []byte(historyMagic)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		b, err := decodeHistory(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadHistory) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		// What decodes re-encodes, and that decodes the same.
+		re, err := encodeHistory(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2, err := decodeHistory(re)
+		if err != nil {
+			t.Fatalf("re-encoded export refused: %v", err)
+		}
+		if len(b2.Messages) != len(b.Messages) || len(b2.Contacts) != len(b.Contacts) || len(b2.Timers) != len(b.Timers) {
+			t.Fatal("re-encoded export differs")
+		}
+	})
+}
+
+func TestFitHistoryKeepsTheNewest(t *testing.T) {
+	b := historySeed(t)
+	base := time.UnixMilli(1_700_000_000_000)
+	for i, m := range b.Messages {
+		m.Message.ServerTime = base.Add(time.Duration(i) * time.Minute)
+	}
+	enc, err := encodeHistory(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fitHistory(b, len(enc)+128); err != nil || n != 0 || len(b.Messages) != 3 {
+		t.Fatalf("a fitting export lost %d messages (%v)", n, err)
+	}
+	n, err := fitHistory(b, len(enc)-10)
+	if err != nil || n == 0 {
+		t.Fatalf("dropped %d (%v)", n, err)
+	}
+	last := b.Messages[len(b.Messages)-1].Message
+	if !last.ServerTime.Equal(base.Add(2 * time.Minute)) {
+		t.Fatalf("the newest message was dropped: %+v", last)
+	}
+	short, err := encodeHistory(b)
+	if err != nil || len(short) > len(enc)-10 {
+		t.Fatalf("trimmed export of %d bytes (%v)", len(short), err)
+	}
+	if _, err := decodeHistory(short); err != nil {
+		t.Fatal(err)
+	}
+}

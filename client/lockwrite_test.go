@@ -1,0 +1,55 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProfileKeyCountAfterLock: a send that carried the profile key can
+// complete after the idle lock (or Close) zeroed the store's keys, as when
+// a read receipt is under way when the chat locks. Its count is then not
+// saved, quietly (the next send carries the key once more), instead of a
+// warning on the terminal; the count kept before stays.
+func TestProfileKeyCountAfterLock(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	logs := &syncBuffer{}
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Relay: r.url,
+		Code: r.code(t, 1, time.Hour), Username: "alice", DeviceName: "test"},
+		&Options{KDF: testKDF, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	count := func() []byte {
+		t.Helper()
+		b, err := c.db.Get(ctx, tblSealed, profileKeySent("bob"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	c.profileKeyDelivered(ctx, "bob")
+	if b := count(); len(b) != 1 || b[0] != 1 {
+		t.Fatalf("count %v, want 1", b)
+	}
+	c.Lock()
+	c.profileKeyDelivered(ctx, "bob")
+	if err := c.Unlock(ctx, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	if b := count(); len(b) != 1 || b[0] != 1 {
+		t.Fatalf("count %v after a send completed while locked, want 1", b)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.profileKeyDelivered(ctx, "bob")
+	if l := logs.String(); strings.Contains(l, "profile key send count") {
+		t.Fatalf("warned about the locked store:\n%s", l)
+	}
+}

@@ -1,0 +1,556 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"sotto/client/content"
+	"sotto/client/store"
+	"sotto/client/transport"
+	"sotto/transparency"
+	"sotto/wire"
+)
+
+// Key transparency (DESIGN §5). The relay logs every (username, identity
+// key) binding in an append-only Merkle log and signs its head. This client
+//   - pins the log's public key at enrollment (or linking);
+//   - uses an identity key it is served for a new session only with a valid
+//     inclusion proof of exactly that binding;
+//   - accepts a first message from a new contact only when its identity key
+//     is the one the log holds for the sender (transparency_first.go);
+//   - keeps the newest verified head and checks that every newer head it
+//     sees extends it (consistency proofs);
+//   - audits the log: reads every new leaf, alarms on a binding of its own
+//     username to a key that is not its own, and checks the leaves hash to
+//     the signed head;
+//   - gossips its newest head to its contacts inside end-to-end Content and
+//     checks theirs against its own, so a relay that shows different views
+//     to different users (a fork) is caught.
+// What it cannot catch: a relay that lies at enrollment (a wrong log key is
+// pinned) is found only when gossip or an out-of-band comparison of the log
+// key disagrees; a relay can withhold or delay leaves and heads.
+
+const (
+	tblTransparency = "transparency"
+	ktLogKey        = "log-key"
+	ktHead          = "head"  // newest verified transparency.SignedHead
+	ktAudit         = "audit" // transparency.Frontier of the audited leaves
+	ktAlarmPrefix   = "alarm/"
+
+	auditBatch    = 1000
+	auditInterval = 15 * time.Minute
+)
+
+// EventTransparencyAlarm reports a key transparency alarm: Event.Err is the
+// *TransparencyAlarm, Event.User the user it concerns.
+const EventTransparencyAlarm EventKind = 200 // 100-199: organization events (orgctl.go)
+
+// AlarmKind says what a key transparency alarm found.
+type AlarmKind string
+
+// Kinds of alarms.
+const (
+	// AlarmFork: two signed heads that cannot both be honest (same size,
+	// different roots, or no valid consistency proof between them).
+	AlarmFork AlarmKind = "fork"
+	// AlarmForeignKey: the log binds this account's username to an
+	// identity key that is not the account's.
+	AlarmForeignKey AlarmKind = "foreign-key"
+	// AlarmUnprovenKey: the relay served an identity key without a valid
+	// proof that the log holds it; the key was not used.
+	AlarmUnprovenKey AlarmKind = "unproven-key"
+	// AlarmBadLog: leaves served for an audit do not hash to the head.
+	AlarmBadLog AlarmKind = "bad-log"
+	// AlarmLogKeyMismatch: a contact gossiped a head that the pinned log
+	// key did not sign: one of the two devices was given another log key
+	// (a relay lying at enrollment shows up here).
+	AlarmLogKeyMismatch AlarmKind = "log-key-mismatch"
+)
+
+// TransparencyAlarm is evidence that the relay misbehaved. HeadA and HeadB
+// are the signed heads involved (encoded transparency.SignedHead), Leaf the
+// offending binding.
+type TransparencyAlarm struct {
+	Time      time.Time `json:"time"`
+	Kind      AlarmKind `json:"kind"`
+	User      string    `json:"user,omitempty"`
+	Detail    string    `json:"detail"`
+	HeadA     []byte    `json:"head_a,omitempty"`
+	HeadB     []byte    `json:"head_b,omitempty"`
+	Leaf      []byte    `json:"leaf,omitempty"`
+	LeafIndex uint64    `json:"leaf_index,omitempty"`
+}
+
+func (a *TransparencyAlarm) Error() string {
+	return fmt.Sprintf("client: KEY TRANSPARENCY ALARM (%s): %s", a.Kind, a.Detail)
+}
+
+// ErrKeyNotInLog is returned (wrapped with a *TransparencyAlarm) when the
+// relay serves an identity key it does not prove is in its key log.
+var ErrKeyNotInLog = errors.New("client: identity key not proven to be in the key transparency log")
+
+// ErrFork is returned when a head does not extend the newest verified one.
+var ErrFork = errors.New("client: the key transparency log forked")
+
+// ktState is the in-memory part: alarms not yet stored (raised inside a
+// store transaction that then rolled back) and the head last gossiped to
+// each peer.
+type ktState struct {
+	mu        sync.Mutex
+	pending   []*TransparencyAlarm
+	gossiped  map[string]uint64
+	inbox     []gossip
+	strangers map[string]bool // peers already reported for a head under another key
+	auditMu   sync.Mutex      // one audit at a time
+	alarmSeq  int64
+	checked   int // gossiped heads checked (for tests)
+	audits    int // audits finished (for tests)
+}
+
+type gossip struct {
+	from string
+	head []byte
+}
+
+func pinLogKey(ctx context.Context, db kv, key []byte) error {
+	if len(key) == 0 {
+		return nil
+	}
+	if len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("client: the relay's key log key has %d bytes", len(key))
+	}
+	return db.Put(ctx, tblTransparency, []byte(ktLogKey), key)
+}
+
+// logKey returns the pinned log key, nil when none was pinned (a relay
+// without a log, or a device enrolled before it had one).
+func logKey(ctx context.Context, db kv) (ed25519.PublicKey, error) {
+	b, err := db.Get(ctx, tblTransparency, []byte(ktLogKey))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+func loadHead(ctx context.Context, db kv) (*transparency.SignedHead, error) {
+	b, err := db.Get(ctx, tblTransparency, []byte(ktHead))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := transparency.DecodeHead(b)
+	if err != nil {
+		return nil, fmt.Errorf("client: stored key log head: %w", err)
+	}
+	return &h, nil
+}
+
+// LogPublicKey returns the pinned key of the relay's key transparency log
+// (nil: none), for out-of-band comparison.
+func (c *Client) LogPublicKey(ctx context.Context) ([]byte, error) { return logKey(ctx, c.db) }
+
+// TransparencyHead returns the newest verified signed head (nil: none yet).
+func (c *Client) TransparencyHead(ctx context.Context) (*transparency.SignedHead, error) {
+	return loadHead(ctx, c.db)
+}
+
+// TransparencyAlarms returns every alarm raised so far, oldest first.
+func (c *Client) TransparencyAlarms(ctx context.Context) ([]TransparencyAlarm, error) {
+	c.flushAlarms(ctx)
+	ents, err := c.db.List(ctx, tblTransparency)
+	if err != nil {
+		return nil, err
+	}
+	var out []TransparencyAlarm
+	for _, e := range ents {
+		if !bytes.HasPrefix(e.Key, []byte(ktAlarmPrefix)) {
+			continue
+		}
+		var a TransparencyAlarm
+		if err := json.Unmarshal(e.Value, &a); err != nil {
+			return nil, fmt.Errorf("client: stored alarm: %w", err)
+		}
+		out = append(out, a)
+	}
+	c.kt.mu.Lock()
+	for _, a := range c.kt.pending { // could not be stored yet
+		out = append(out, *a)
+	}
+	c.kt.mu.Unlock()
+	return out, nil
+}
+
+// alarm reports a to the UI at once and queues it for the store.
+func (c *Client) alarm(a *TransparencyAlarm) *TransparencyAlarm {
+	a.Time = c.opts.Now()
+	c.log.Error("key transparency alarm", "kind", string(a.Kind), "user", a.User, "detail", a.Detail)
+	c.kt.mu.Lock()
+	c.kt.pending = append(c.kt.pending, a)
+	c.kt.mu.Unlock()
+	c.emit(Event{Kind: EventTransparencyAlarm, User: a.User, Err: a})
+	return a
+}
+
+// flushAlarms stores queued alarms; it must run outside a store
+// transaction.
+func (c *Client) flushAlarms(ctx context.Context) {
+	// Evidence is kept even when the caller is being stopped.
+	ctx = context.WithoutCancel(ctx)
+	c.kt.mu.Lock()
+	pending := c.kt.pending
+	c.kt.pending = nil
+	c.kt.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		for _, a := range pending {
+			b, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			c.kt.mu.Lock()
+			c.kt.alarmSeq++
+			key := fmt.Sprintf("%s%020d-%06d", ktAlarmPrefix, a.Time.UnixNano(), c.kt.alarmSeq)
+			c.kt.mu.Unlock()
+			if err := tx.Put(ctx, tblTransparency, []byte(key), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Error("key transparency alarms not stored", "err", err)
+		c.kt.mu.Lock()
+		c.kt.pending = append(pending, c.kt.pending...)
+		c.kt.mu.Unlock()
+	}
+}
+
+// checkServedKey verifies that the relay's proof p shows (user, key) in the
+// log under a head signed with the pinned key, and moves the newest
+// verified head forward. Without a pinned key it checks nothing.
+func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv, user string, key []byte, p *wire.TransparencyProof) error {
+	pub, err := logKey(ctx, db)
+	if err != nil || pub == nil {
+		return err
+	}
+	unproven := func(why string) error {
+		return fmt.Errorf("%w: %w", ErrKeyNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmUnprovenKey, User: user,
+			Detail: fmt.Sprintf("the relay served an identity key for %s %s; it was not used", user, why),
+			HeadA:  p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
+	}
+	if p == nil {
+		return unproven("without a key transparency proof")
+	}
+	head, err := transparency.VerifyHead(pub, p.SignedHead)
+	if err != nil {
+		return unproven("with a tree head not signed by the pinned log key")
+	}
+	b, err := transparency.DecodeBinding(p.Leaf)
+	if err != nil || b.Username != user || !bytes.Equal(b.IdentityKey, key) {
+		return unproven("that differs from the binding it proves")
+	}
+	incl, err := transparency.DecodeProof(p.Inclusion)
+	if err != nil {
+		return unproven("with a malformed inclusion proof")
+	}
+	if err := transparency.VerifyInclusion(transparency.LeafHash(p.Leaf), p.LeafIndex, head.Size, incl, head.Root); err != nil {
+		return unproven("that is not in the log")
+	}
+	return c.advanceHead(ctx, conn, db, head, p.KnownSize, p.Consistency, "the relay")
+}
+
+// advanceHead checks that head and the newest verified head are consistent
+// and keeps the larger. cons, when not empty, is the relay's proof from
+// knownSize to head.Size; otherwise the relay is asked for one.
+func (c *Client) advanceHead(ctx context.Context, conn *transport.Conn, db kv, head transparency.SignedHead, knownSize uint64, cons [][]byte, source string) error {
+	old, err := loadHead(ctx, db)
+	if err != nil {
+		return err
+	}
+	save := func() error { return db.Put(ctx, tblTransparency, []byte(ktHead), head.Encode()) }
+	if old == nil {
+		return save()
+	}
+	fork := func(detail string) error {
+		return fmt.Errorf("%w: %w", ErrFork, c.alarm(&TransparencyAlarm{Kind: AlarmFork, User: c.acct.Username,
+			Detail: detail, HeadA: old.Encode(), HeadB: head.Encode()}))
+	}
+	small, large := old, &head
+	if head.Size < old.Size {
+		small, large = &head, old
+	}
+	switch {
+	case small.Size == large.Size:
+		if small.Root != large.Root {
+			return fork(fmt.Sprintf("two signed heads of size %d with different roots (the newer from %s)", head.Size, source))
+		}
+		return nil
+	case small.Size == 0:
+	default:
+		var proof [][]byte
+		if large == &head && knownSize == old.Size && len(cons) > 0 {
+			proof = cons
+		} else {
+			r, err := conn.TransparencyConsistency(ctx, small.Size, large.Size)
+			switch transport.Code(err) {
+			case wire.ErrorCode_OK:
+				proof = r.Proof
+			case wire.ErrorCode_BAD_REQUEST, wire.ErrorCode_NOT_FOUND:
+				return fork(fmt.Sprintf("the relay refuses a consistency proof between heads of size %d and %d it signed (%v)", small.Size, large.Size, err))
+			default:
+				return fmt.Errorf("client: key log consistency: %w", err)
+			}
+		}
+		p, err := transparency.DecodeProof(proof)
+		if err != nil || transparency.VerifyConsistency(small.Size, large.Size, small.Root, large.Root, p) != nil {
+			return fork(fmt.Sprintf("the key log head of size %d (from %s) does not extend the one of size %d", large.Size, source, small.Size))
+		}
+	}
+	if large == &head {
+		return save()
+	}
+	return nil
+}
+
+// attachHead puts the newest verified head into ct on the first message to
+// to since the client started and whenever the head changed since.
+func (c *Client) attachHead(ctx context.Context, to string, ct *content.Content) {
+	head, err := loadHead(ctx, c.db)
+	if err != nil {
+		return
+	}
+	if head == nil {
+		// A new device: get a first head to gossip.
+		if head, err = c.fetchHead(ctx); err != nil || head == nil {
+			return
+		}
+	}
+	c.kt.mu.Lock()
+	defer c.kt.mu.Unlock()
+	if c.kt.gossiped == nil {
+		c.kt.gossiped = make(map[string]uint64)
+	}
+	if sent, ok := c.kt.gossiped[to]; ok && sent == head.Size {
+		return
+	}
+	c.kt.gossiped[to] = head.Size
+	ct.TransparencyHead = head.Encode()
+}
+
+// fetchHead asks the relay for its newest head and verifies it (nil: no
+// pinned log key).
+func (c *Client) fetchHead(ctx context.Context) (*transparency.SignedHead, error) {
+	pub, err := logKey(ctx, c.db)
+	if err != nil || pub == nil {
+		return nil, err
+	}
+	conn, err := c.connection()
+	if err != nil {
+		return nil, err
+	}
+	r, err := conn.TransparencyHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: key log head: %w", err)
+	}
+	head, err := transparency.VerifyHead(pub, r.SignedHead)
+	if err != nil {
+		return nil, fmt.Errorf("client: key log head: %w", err)
+	}
+	err = c.db.Update(ctx, func(tx *store.Tx) error {
+		return c.advanceHead(ctx, conn, tx, head, 0, nil, "the relay")
+	})
+	c.flushAlarms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return loadHead(ctx, c.db)
+}
+
+// noteGossip queues a head received from a peer (inside the receive
+// transaction); checkGossip checks the queue once the transaction is done.
+func (c *Client) noteGossip(from string, head []byte) {
+	if len(head) == 0 || from == "" {
+		return
+	}
+	c.kt.mu.Lock()
+	if len(c.kt.inbox) < 64 {
+		c.kt.inbox = append(c.kt.inbox, gossip{from: from, head: bytes.Clone(head)})
+	}
+	c.kt.mu.Unlock()
+}
+
+// checkGossip checks the heads peers sent against the newest verified one.
+func (c *Client) checkGossip(ctx context.Context, conn *transport.Conn) {
+	c.kt.mu.Lock()
+	inbox := c.kt.inbox
+	c.kt.inbox = nil
+	c.kt.mu.Unlock()
+	if len(inbox) == 0 {
+		return
+	}
+	pub, err := logKey(ctx, c.db)
+	if err != nil || pub == nil {
+		return
+	}
+	for _, g := range inbox {
+		head, err := transparency.VerifyHead(pub, g.head)
+		if err != nil {
+			// Not signed by our log key: the peer pinned another key (or
+			// sends garbage). Reported once per peer.
+			c.kt.mu.Lock()
+			seen := c.kt.strangers[g.from]
+			if c.kt.strangers == nil {
+				c.kt.strangers = make(map[string]bool)
+			}
+			c.kt.strangers[g.from] = true
+			c.kt.mu.Unlock()
+			if !seen {
+				c.alarm(&TransparencyAlarm{Kind: AlarmLogKeyMismatch, User: g.from, HeadB: g.head,
+					Detail: fmt.Sprintf("%s sent a key log head that the log key pinned on this device did not sign: one of you was given another log key; compare `sotto keylog` with them out of band", g.from)})
+			}
+			continue
+		}
+		if cur, err := loadHead(ctx, c.db); err == nil && cur != nil && cur.Size == head.Size && cur.Root == head.Root {
+			// The common case: the same head. Nothing to write.
+			c.kt.mu.Lock()
+			c.kt.checked++
+			c.kt.mu.Unlock()
+			continue
+		}
+		err = c.db.Update(ctx, func(tx *store.Tx) error {
+			return c.advanceHead(ctx, conn, tx, head, 0, nil, "gossip from "+g.from)
+		})
+		if err != nil && !errors.Is(err, ErrFork) {
+			c.log.Warn("gossiped key log head not checked", "from", g.from, "err", err)
+			continue
+		}
+		c.kt.mu.Lock()
+		c.kt.checked++
+		c.kt.mu.Unlock()
+	}
+	c.flushAlarms(ctx)
+}
+
+// AuditKeyLog reads the key log leaves appended since the last audit,
+// alarms on any binding of this account's username to another identity
+// key, and checks that the leaves hash to the relay's signed head. It
+// returns how many leaves it read.
+func (c *Client) AuditKeyLog(ctx context.Context) (int, error) {
+	conn, err := c.connection()
+	if err != nil {
+		return 0, err
+	}
+	return c.audit(ctx, conn)
+}
+
+func (c *Client) audit(ctx context.Context, conn *transport.Conn) (int, error) {
+	c.kt.auditMu.Lock()
+	defer c.kt.auditMu.Unlock()
+	defer func() {
+		c.kt.mu.Lock()
+		c.kt.audits++
+		c.kt.mu.Unlock()
+	}()
+	defer c.flushAlarms(ctx)
+	pub, err := logKey(ctx, c.db)
+	if err != nil || pub == nil {
+		return 0, err
+	}
+	var f transparency.Frontier
+	switch b, err := c.db.Get(ctx, tblTransparency, []byte(ktAudit)); {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return 0, err
+	default:
+		if f, err = transparency.DecodeFrontier(b); err != nil {
+			return 0, fmt.Errorf("client: stored audit state: %w", err)
+		}
+	}
+	r, err := conn.TransparencyHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("client: key log head: %w", err)
+	}
+	head, err := transparency.VerifyHead(pub, r.SignedHead)
+	if err != nil {
+		return 0, fmt.Errorf("client: key log head: %w", err)
+	}
+	if err := c.db.Update(ctx, func(tx *store.Tx) error {
+		return c.advanceHead(ctx, conn, tx, head, 0, nil, "the relay")
+	}); err != nil {
+		return 0, err
+	}
+	if head.Size < f.Size {
+		return 0, nil // an older head; the next audit goes on
+	}
+	own := c.IdentityKey()
+	read := 0
+	for f.Size < head.Size {
+		n := min(uint64(auditBatch), head.Size-f.Size)
+		lr, err := conn.TransparencyLeaves(ctx, f.Size, uint32(n))
+		if err != nil {
+			return read, fmt.Errorf("client: key log leaves: %w", err)
+		}
+		if len(lr.Leaves) == 0 || lr.Start != f.Size {
+			return read, fmt.Errorf("client: key log leaves: the relay returned none from %d of %d", f.Size, head.Size)
+		}
+		for _, leaf := range lr.Leaves[:min(uint64(len(lr.Leaves)), n)] {
+			idx := f.Size
+			if b, err := transparency.DecodeBinding(leaf); err != nil {
+				c.alarm(&TransparencyAlarm{Kind: AlarmBadLog, Detail: fmt.Sprintf("key log leaf %d is malformed", idx), Leaf: leaf, LeafIndex: idx, HeadA: head.Encode()})
+			} else if b.Username == c.acct.Username && !bytes.Equal(b.IdentityKey, own) {
+				c.alarm(&TransparencyAlarm{Kind: AlarmForeignKey, User: c.acct.Username, Leaf: leaf, LeafIndex: idx, HeadA: head.Encode(),
+					Detail: fmt.Sprintf("the key log binds your username %q to an identity key that is not yours (leaf %d): someone can be shown a key that is not yours", b.Username, idx)})
+			}
+			if err := f.Append(transparency.LeafHash(leaf)); err != nil {
+				return read, err
+			}
+			read++
+		}
+	}
+	if f.Root() != head.Root {
+		c.alarm(&TransparencyAlarm{Kind: AlarmBadLog, HeadA: head.Encode(),
+			Detail: fmt.Sprintf("the key log leaves the relay served do not hash to its signed head of size %d", head.Size)})
+		return read, fmt.Errorf("%w: audit root mismatch", ErrFork)
+	}
+	if err := c.db.Put(ctx, tblTransparency, []byte(ktAudit), f.Encode()); err != nil {
+		return read, err
+	}
+	return read, nil
+}
+
+// startAudit audits the key log now and every auditInterval while the
+// receive loop runs.
+func (c *Client) startAudit(ctx context.Context, conn *transport.Conn, receive bool) {
+	if !receive {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(auditInterval)
+		defer t.Stop()
+		for {
+			if _, err := c.audit(ctx, conn); err != nil && ctx.Err() == nil {
+				c.log.Warn("key log audit", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}

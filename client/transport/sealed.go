@@ -1,0 +1,33 @@
+package transport
+
+import (
+	"context"
+
+	"sotto/wire"
+)
+
+// SetAccessKey stores the authenticated account's unidentified access key.
+func (c *Conn) SetAccessKey(ctx context.Context, key []byte) error {
+	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: key}}})
+	return err
+}
+
+// SenderCertificate asks the relay for a sealed-sender certificate for the
+// authenticated device.
+func (c *Conn) SenderCertificate(ctx context.Context) (*wire.SenderCertificateResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SenderCertificate{SenderCertificate: &wire.SenderCertificateRequest{}}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetSenderCertificate())
+}
+
+// SealedSend sends sealed messages without a sender. It must be called on a
+// connection that never authenticated.
+func (c *Conn) SealedSend(ctx context.Context, req *wire.SealedSendRequest) (*wire.SendMessageResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SealedSend{SealedSend: req}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetSealedSend())
+}
