@@ -47,18 +47,64 @@ func parseStatCPU(s string) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
+// processSyscalls returns the read and write system calls a process has
+// made (syscr and syscw of /proc/PID/io; pid 0: this process).
+func processSyscalls(pid int) (reads, writes uint64, err error) {
+	path := "/proc/self/io"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/io", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseIOSyscalls(string(b))
+}
+
+func parseIOSyscalls(s string) (reads, writes uint64, err error) {
+	found := 0
+	for _, line := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, perr := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch {
+		case k == "syscr" && perr == nil:
+			reads, found = n, found+1
+		case k == "syscw" && perr == nil:
+			writes, found = n, found+1
+		}
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("sotto-load: malformed io file")
+	}
+	return reads, writes, nil
+}
+
 // cpuSample is the CPU time of the relay (when its pid is known) and of
 // this load generator at one instant.
 type cpuSample struct {
-	relay, self time.Duration
-	ok          bool
+	relay, self     time.Duration
+	relayOK, selfOK bool
+
+	// read and write system calls (ioOK when both processes' are known)
+	relayR, relayW, selfR, selfW uint64
+	ioOK                         bool
 }
 
 func sampleCPU(relayPID int) cpuSample {
-	if relayPID == 0 {
-		return cpuSample{}
+	var c cpuSample
+	var err error
+	c.self, err = processCPU(0)
+	c.selfOK = err == nil
+	if relayPID != 0 {
+		c.relay, err = processCPU(relayPID)
+		c.relayOK = err == nil && c.selfOK
+		var err1, err2 error
+		c.relayR, c.relayW, err1 = processSyscalls(relayPID)
+		c.selfR, c.selfW, err2 = processSyscalls(0)
+		c.ioOK = err1 == nil && err2 == nil
 	}
-	r, err1 := processCPU(relayPID)
-	s, err2 := processCPU(0)
-	return cpuSample{relay: r, self: s, ok: err1 == nil && err2 == nil}
+	return c
 }

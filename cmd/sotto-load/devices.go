@@ -7,22 +7,26 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"sotto/client/transport"
 	"sotto/wire"
 )
 
-// simDevice is one simulated, enrolled and connected device.
+// simDevice is one simulated device: enrolled with an activation code,
+// then logged in on a fresh connection by answering the relay's
+// challenge with its Ed25519 key.
 type simDevice struct {
+	idx  int
 	name string
 	id   uint32
 	reg  uint32
-	conn *transport.Conn
+	key  ed25519.PrivateKey
+	ws   *wsConn
 }
 
 func randBytes(n int) []byte {
@@ -31,9 +35,20 @@ func randBytes(n int) []byte {
 	return b
 }
 
-// enrollAll enrolls cfg.Devices devices in parallel and keeps them
-// connected (enrollment authenticates the connection).
-func enrollAll(ctx context.Context, cfg Config, out io.Writer) ([]*simDevice, error) {
+// RelayError is a non-OK response to a setup request.
+type RelayError struct {
+	Code       wire.ErrorCode
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *RelayError) Error() string {
+	return fmt.Sprintf("sotto-load: relay error %s: %s", e.Code, e.Message)
+}
+
+// enrollAll enrolls and logs in cfg.Devices devices in parallel; their
+// connections stay open and authenticated.
+func enrollAll(ctx context.Context, cfg Config, readBuf int, out io.Writer) ([]*simDevice, error) {
 	devs := make([]*simDevice, cfg.Devices)
 	var (
 		next    atomic.Int64
@@ -54,14 +69,14 @@ func enrollAll(ctx context.Context, cfg Config, out io.Writer) ([]*simDevice, er
 				if i >= cfg.Devices || ctx.Err() != nil {
 					return
 				}
-				d, err := enrollOne(ctx, cfg, i)
+				d, err := enrollOne(ctx, cfg, i, readBuf)
 				if err != nil {
 					errOnce.Do(func() { first = fmt.Errorf("enroll device %d: %w", i, err); cancel() })
 					return
 				}
 				devs[i] = d
 				if n := done.Add(1); n%1000 == 0 {
-					fmt.Fprintf(out, "  enrolled %d devices (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
+					fmt.Fprintf(out, "  enrolled and logged in %d devices (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
 				}
 			}
 		}()
@@ -70,55 +85,152 @@ func enrollAll(ctx context.Context, cfg Config, out io.Writer) ([]*simDevice, er
 	if first != nil {
 		for _, d := range devs {
 			if d != nil {
-				d.conn.Close()
+				d.ws.close()
 			}
 		}
 		return nil, first
 	}
-	fmt.Fprintf(out, "enrolled %d devices in %v\n", cfg.Devices, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "enrolled and logged in %d devices in %v\n", cfg.Devices, time.Since(start).Round(time.Millisecond))
 	return devs, nil
 }
 
-func enrollOne(ctx context.Context, cfg Config, i int) (*simDevice, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := transport.Dial(dctx, cfg.Relay, transport.Options{})
+// setupConn is a connection during enrollment and login: requests are
+// answered one at a time, and the latest challenge is remembered.
+type setupConn struct {
+	ws     *wsConn
+	nonce  []byte
+	nextID uint64
+}
+
+func dialSetup(ctx context.Context, relayURL string, readBuf int) (*setupConn, error) {
+	ws, err := wsDial(ctx, relayURL, readBuf)
 	if err != nil {
 		return nil, err
 	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	d := &simDevice{name: fmt.Sprintf("%s-%d", cfg.Prefix, i), reg: uint32(i + 1)}
+	stop := context.AfterFunc(ctx, func() { ws.c.Close() })
+	defer stop()
+	c := &setupConn{ws: ws}
+	for c.nonce == nil {
+		f, err := ws.readFrame()
+		if err != nil {
+			ws.close()
+			return nil, fmt.Errorf("sotto-load: waiting for the challenge: %w", err)
+		}
+		if ch := f.GetPush().GetChallenge(); ch != nil {
+			c.nonce = ch.Nonce
+		}
+	}
+	return c, nil
+}
+
+// do sends one request built from the current challenge nonce and waits
+// for its response, noting challenges pushed meanwhile.
+func (c *setupConn) do(ctx context.Context, build func(nonce []byte) *wire.Request) (*wire.Response, error) {
+	stop := context.AfterFunc(ctx, func() { c.ws.c.Close() })
+	defer stop()
+	req := build(c.nonce)
+	c.nextID++
+	req.Id = c.nextID
+	if err := c.ws.writeFrame(&wire.Frame{Kind: &wire.Frame_Request{Request: req}}); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := c.ws.readFrame()
+		if err != nil {
+			return nil, err
+		}
+		if ch := f.GetPush().GetChallenge(); ch != nil {
+			c.nonce = ch.Nonce
+			continue
+		}
+		r := f.GetResponse()
+		if r == nil || r.Id != req.Id {
+			continue
+		}
+		if r.Code != wire.ErrorCode_OK {
+			return r, &RelayError{Code: r.Code, Message: r.Message, RetryAfter: time.Duration(r.RetryAfterMs) * time.Millisecond}
+		}
+		return r, nil
+	}
+}
+
+// doRetry is do, retried while the relay answers RATE_LIMITED.
+func (c *setupConn) doRetry(ctx context.Context, build func(nonce []byte) *wire.Request) (*wire.Response, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.Enroll(dctx, &wire.EnrollRequest{
-			ActivationCode: cfg.Code, Username: d.name, IdentityKey: randBytes(33), RegistrationId: d.reg,
+		r, err := c.do(ctx, build)
+		re, ok := err.(*RelayError)
+		if !ok || re.Code != wire.ErrorCode_RATE_LIMITED || attempt >= 20 {
+			return r, err
+		}
+		select {
+		case <-time.After(max(re.RetryAfter, 50*time.Millisecond)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func enrollOne(ctx context.Context, cfg Config, i, readBuf int) (*simDevice, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	d := &simDevice{idx: i, name: fmt.Sprintf("%s-%d", cfg.Prefix, i), reg: uint32(i + 1), key: key}
+
+	// Enrollment, on its own connection.
+	c, err := dialSetup(ctx, cfg.Relay, 4096)
+	if err != nil {
+		return nil, err
+	}
+	idKey := randBytes(33)
+	resp, err := c.doRetry(ctx, func(nonce []byte) *wire.Request {
+		return &wire.Request{Body: &wire.Request_Enroll{Enroll: &wire.EnrollRequest{
+			ActivationCode: cfg.Code, Username: d.name, DeviceKey: pub, IdentityKey: idKey, RegistrationId: d.reg,
 			DeviceName: "sotto-load",
 			Prekeys: &wire.PreKeys{
 				SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: randBytes(33), Signature: randBytes(64)},
 				LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: randBytes(1569), Signature: randBytes(64)},
 			},
-		}, key)
-		var te *transport.Error
-		if err != nil && attempt < 20 && asError(err, &te) && te.Code == wire.ErrorCode_RATE_LIMITED {
-			time.Sleep(max(te.RetryAfter, 50*time.Millisecond))
-			continue
-		}
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		d.id = resp.DeviceId
-		break
+			Signature: ed25519.Sign(key, wire.EnrollTranscript(nonce, d.name, pub, idKey, d.reg)),
+		}}}
+	})
+	c.ws.close()
+	if err != nil {
+		return nil, err
 	}
-	d.conn = c
+	d.id = resp.GetEnroll().GetDeviceId()
+	if d.id == 0 {
+		return nil, fmt.Errorf("sotto-load: enrollment answered no device id")
+	}
+
+	// Login: a new connection, the relay's challenge signed with the
+	// device key.
+	c, err = dialSetup(ctx, cfg.Relay, readBuf)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.doRetry(ctx, func(nonce []byte) *wire.Request {
+		return &wire.Request{Body: &wire.Request_Authenticate{Authenticate: &wire.AuthenticateRequest{
+			Username: d.name, DeviceId: d.id, Signature: ed25519.Sign(key, wire.AuthTranscript(nonce, d.name, d.id)),
+		}}}
+	})
+	if err != nil {
+		c.ws.close()
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	d.ws = c.ws
 	return d, nil
 }
 
 // relayMetrics scrapes the relay's /metrics into name -> value (labels kept
 // in the name).
 func relayMetrics(ctx context.Context, relayURL string) (map[string]float64, error) {
-	u := strings.Replace(strings.Replace(relayURL, "wss://", "https://", 1), "ws://", "http://", 1)
-	u = strings.TrimSuffix(u, "/") + "/metrics"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	u, err := url.Parse(relayURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Scheme = strings.Replace(strings.Replace(u.Scheme, "wss", "https", 1), "ws", "http", 1)
+	u.Path, u.RawQuery = "/metrics", ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,9 @@
 // Command sotto-load measures a running relay with simulated devices that
 // speak the real protocol (enrollment, challenge authentication, sends,
 // pushes, acks) but carry opaque 300-byte payloads instead of Signal
-// ciphertext.
+// ciphertext, and verifies that every durable message was delivered once.
+// bench.sh in this directory runs issue 4's two targets against a fresh
+// local relay; README.md explains the output.
 //
 //	sotto-load throughput -relay ws://127.0.0.1:8080 -code CODE -devices 1000 -rate 20000 -duration 20s
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -code CODE -devices 10000
@@ -39,12 +41,17 @@ type Config struct {
 	Parallel int // concurrent enrollments
 
 	// throughput
-	Rate     float64 // total messages per second; 0 = as fast as possible
-	Duration time.Duration
-	Warmup   time.Duration
-	Size     int
-	AckBatch int
-	RelayPID int // when set, report CPU per delivered message
+	Rate       float64 // total messages per second; 0 = as fast as possible
+	Duration   time.Duration
+	Warmup     time.Duration
+	Size       int
+	AckBatch   int
+	AckDelay   time.Duration // how long an ack may wait for a send or a full batch to ride along
+	QuietAcks  bool          // AckRequest.quiet: the relay answers only failed acks
+	Inflight   int           // sends awaiting a response per device (0: 1 back to back, 256 with -rate)
+	Drain      time.Duration // how long to wait for outstanding messages after the window
+	RelayPID   int           // when set, report the relay's CPU per delivered message
+	CPUProfile string
 
 	// idle
 	Hold time.Duration
@@ -62,11 +69,11 @@ func (c Config) Validate() error {
 	if c.Devices < 2 {
 		errs = append(errs, errors.New("-devices must be at least 2"))
 	}
-	if c.Size < 16 {
-		errs = append(errs, errors.New("-size must be at least 16"))
+	if c.Size < payloadHeader {
+		errs = append(errs, fmt.Errorf("-size must be at least %d", payloadHeader))
 	}
-	if c.Duration <= 0 || c.Rate < 0 || c.Parallel < 1 || c.AckBatch < 1 {
-		errs = append(errs, errors.New("-duration, -parallel and -ack-batch must be positive, -rate not negative"))
+	if c.Duration <= 0 || c.Rate < 0 || c.Parallel < 1 || c.AckBatch < 1 || c.AckBatch > 1024 || c.Inflight < 0 || c.Drain < 0 {
+		errs = append(errs, errors.New("-duration, -parallel and -ack-batch (at most 1024, the relay's limit) must be positive, -rate, -inflight and -drain not negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -78,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	mode := args[0]
 	cfg := Config{Devices: 1000, Prefix: fmt.Sprintf("load%d", time.Now().Unix()%100000), Parallel: 32,
-		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 32, Hold: 10 * time.Second}
+		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 64, AckDelay: -1, Drain: 15 * time.Second, Hold: 10 * time.Second}
 	fs := flag.NewFlagSet("sotto-load "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Relay, "relay", "ws://127.0.0.1:8080", "relay URL")
@@ -90,8 +97,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured duration")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured warm-up before the measurement")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "payload bytes")
-	fs.IntVar(&cfg.AckBatch, "ack-batch", cfg.AckBatch, "envelopes per Ack request")
+	fs.IntVar(&cfg.AckBatch, "ack-batch", cfg.AckBatch, "most envelopes per Ack request (an Ack is written whenever the received bytes are handled)")
+	fs.DurationVar(&cfg.AckDelay, "ack-delay", cfg.AckDelay, "hold acks up to this long so that they ride along with the device's next SendMessage in the same write, or fill a batch (0: ack as soon as the received bytes are handled; default 250ms, with -rate 1.25 x devices/rate up to 2s)")
+	fs.BoolVar(&cfg.QuietAcks, "quiet-acks", true, "send quiet Acks (answered only when they fail; confirmed by the relay's sotto_messages_acked_total)")
+	fs.IntVar(&cfg.Inflight, "inflight", 0, "sends awaiting their response per device: back to back, how many are kept in flight (default 1); with -rate, the limit beyond which a device skips its turn (default 256)")
+	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the window, how long to wait for outstanding sends, deliveries and acks before verifying")
 	fs.IntVar(&cfg.RelayPID, "relay-pid", 0, "pid of a local relay: report its CPU time per delivered message (and this generator's)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this generator's CPU profile of the measured window to this file")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

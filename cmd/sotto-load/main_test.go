@@ -13,6 +13,7 @@ import (
 
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
+	"sotto/wire"
 )
 
 func TestValidateReportsEverything(t *testing.T) {
@@ -27,6 +28,11 @@ func TestValidateReportsEverything(t *testing.T) {
 // startRelay runs a real relay in-process and returns its URL and an
 // activation code with enough seats.
 func startRelay(t *testing.T) (string, string) {
+	return startRelayLimited(t, relay.DefaultConfig().DeviceRate)
+}
+
+// startRelayLimited is startRelay with a per-connection request rate.
+func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 	t.Helper()
 	store, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
 	if err != nil {
@@ -36,6 +42,7 @@ func startRelay(t *testing.T) (string, string) {
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.EnrollRate = relay.Rate{PerSecond: 1000, Burst: 1000}
+	cfg.DeviceRate = deviceRate
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -50,20 +57,58 @@ func startRelay(t *testing.T) (string, string) {
 	return "ws" + strings.TrimPrefix(hs.URL, "http"), code
 }
 
+// TestThroughputAgainstRealRelay runs both modes against a real relay
+// (with its default per-device rate limit, so that RATE_LIMITED retries
+// may happen) and requires every durable message to be delivered once
+// and acked.
 func TestThroughputAgainstRealRelay(t *testing.T) {
-	url, code := startRelay(t)
+	for _, mode := range []struct{ name, rate, quiet string }{{"back-to-back", "0", "true"}, {"rate", "400", "true"}, {"answered-acks", "0", "false"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			url, code := startRelay(t)
+			var out strings.Builder
+			args := []string{"throughput", "-relay", url, "-code", code, "-devices", "4", "-rate", mode.rate,
+				"-duration", "700ms", "-warmup", "200ms", "-prefix", "t", "-ack-batch", "8", "-quiet-acks=" + mode.quiet, "-ack-delay", "20ms"}
+			if rc := run(context.Background(), args, &out, &out); rc != 0 {
+				t.Fatalf("exit %d:\n%s", rc, out.String())
+			}
+			m := regexp.MustCompile(`acked by recipients \(deleted\): +(\d+)`).FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("no acked line:\n%s", out.String())
+			}
+			if n, _ := strconv.Atoi(m[1]); n == 0 {
+				t.Fatalf("nothing delivered and acked:\n%s", out.String())
+			}
+			v := regexp.MustCompile(`verification \(whole run, drained after .*\): (\d+) sends durable, (\d+) delivered once, lost 0, duplicates 0, reordered 0, malformed or misaddressed 0, delivered without a durable ack 0, acked (\d+) of (\d+) envelopes`).FindStringSubmatch(out.String())
+			if v == nil || v[1] != v[2] || v[3] != v[4] || v[2] != v[3] || v[1] == "0" {
+				t.Fatalf("verification failed:\n%s", out.String())
+			}
+			if q := strings.Contains(out.String(), "acks were quiet"); q != (mode.quiet == "true") {
+				t.Fatalf("quiet acks %v, want %s:\n%s", q, mode.quiet, out.String())
+			}
+			t.Log(out.String())
+		})
+	}
+}
+
+// TestThroughputRetriesRateLimited runs against a relay that refuses
+// most requests with RATE_LIMITED: refused sends and (quiet) acks are
+// retried, the refusals are reported, and still every durable message
+// is delivered once and acked.
+func TestThroughputRetriesRateLimited(t *testing.T) {
+	url, code := startRelayLimited(t, relay.Rate{PerSecond: 40, Burst: 4})
 	var out strings.Builder
-	args := []string{"throughput", "-relay", url, "-code", code, "-devices", "4", "-duration", "700ms", "-warmup", "200ms", "-prefix", "t"}
+	args := []string{"throughput", "-relay", url, "-code", code, "-devices", "3", "-rate", "0", "-inflight", "4",
+		"-duration", "700ms", "-warmup", "100ms", "-prefix", "rl", "-ack-delay", "0", "-ack-batch", "2"}
 	if rc := run(context.Background(), args, &out, &out); rc != 0 {
 		t.Fatalf("exit %d:\n%s", rc, out.String())
 	}
-	m := regexp.MustCompile(`acked by recipients \(deleted\): +(\d+)`).FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("no acked line:\n%s", out.String())
+	if !regexp.MustCompile(`errors: [1-9]\d* \(whole run, by code: .*RATE_LIMITED:`).MatchString(out.String()) {
+		t.Fatalf("no RATE_LIMITED refusals reported:\n%s", out.String())
 	}
-	if n, _ := strconv.Atoi(m[1]); n == 0 {
-		t.Fatalf("nothing delivered and acked:\n%s", out.String())
+	if !regexp.MustCompile(`: [1-9]\d* sends durable, \d+ delivered once, lost 0, duplicates 0`).MatchString(out.String()) {
+		t.Fatalf("verification:\n%s", out.String())
 	}
+	t.Log(out.String())
 }
 
 func TestIdleAgainstRealRelay(t *testing.T) {
@@ -91,5 +136,68 @@ func TestParseStatCPU(t *testing.T) {
 	self, err := processCPU(0)
 	if err != nil || self < 0 {
 		t.Fatalf("own CPU time: %v, %v", self, err)
+	}
+}
+
+// TestQuietAckRefusedLate: a quiet Ack that the relay refuses only after
+// many later Acks were written (it reads a connection's frames as its
+// pipeline has room, and retries add Acks) is still retried with its
+// ids, not taken for a response to no request; a quiet Ack is
+// forgotten only once an OK response to a later request arrived.
+func TestQuietAckRefusedLate(t *testing.T) {
+	r := &runner{quiet: true}
+	d := &loadDev{simDevice: &simDevice{ws: testConn(t, nil)}}
+	id := func(i int) (e [envelopeIDSize]byte) { e[0] = byte(i); return e }
+	d.ws.mu.Lock()
+	for i := 1; i <= 40; i++ {
+		r.queueAckIDs(d, [][envelopeIDSize]byte{id(i)})
+	}
+	d.ws.mu.Unlock()
+	// The first Ack (request 1) is refused now.
+	r.response(d, &hotFrame{kind: kindResponse, id: 1, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1})
+	if bad, e := d.cBad.Load(), d.cErrors.Load(); bad != 0 || e != 1 {
+		t.Fatalf("refusal of an early quiet Ack: %d responses to no request, %d errors; want 0, 1", bad, e)
+	}
+	// Its retry is queued (request 41) with the same id.
+	for {
+		d.ws.mu.Lock()
+		n := d.reqID
+		var last pendReq
+		var ids [][envelopeIDSize]byte
+		if n > 40 {
+			last = d.quiet[len(d.quiet)-1]
+			ids = d.quietIDs[last.off-d.qBase:]
+		}
+		d.ws.mu.Unlock()
+		if n > 40 {
+			if n != 41 || last.id != 41 || len(ids) != 1 || ids[0] != id(1) {
+				t.Fatalf("retry: request %d, last quiet Ack %+v with ids %v; want request 41 with id 1", n, last, ids)
+			}
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := d.cQuiet.Load(); got != 40 {
+		t.Fatalf("quiet acked ids %d, want 40", got)
+	}
+	// An OK response to a later request (a send, 42) lets every quiet Ack
+	// before it go; a later refusal of the retry would still be matched.
+	d.ws.mu.Lock()
+	d.reqID++
+	d.pendPush(pendReq{id: d.reqID, seq: 1, kind: pendSend})
+	d.ws.mu.Unlock()
+	r.response(d, &hotFrame{kind: kindResponse, id: 42, code: wire.ErrorCode_OK, body: fRespSend})
+	d.ws.mu.Lock()
+	kept, keptIDs := len(d.quiet), len(d.quietIDs)
+	d.ws.mu.Unlock()
+	if kept != 0 || keptIDs != 0 || d.cBad.Load() != 0 || d.cDurable.Load() != 1 {
+		t.Fatalf("after an OK to a later request: %d quiet Acks (%d ids) kept, %d bad, %d durable; want 0, 0, 0, 1",
+			kept, keptIDs, d.cBad.Load(), d.cDurable.Load())
+	}
+	// A refusal after that (no relay sends one) is a response to no
+	// request, reported apart from misaddressed envelopes.
+	r.response(d, &hotFrame{kind: kindResponse, id: 5, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1})
+	if d.cBad.Load() != 1 || d.cNoReq.Load() != 1 {
+		t.Fatalf("late refusal: %d bad, %d responses to no request; want 1, 1", d.cBad.Load(), d.cNoReq.Load())
 	}
 }

@@ -144,7 +144,7 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 }
 
 func printEvent(e *env, ev client.Event, asJSON bool) {
-	if printOrgEvent(e, ev, asJSON) {
+	if printOrgEvent(e, ev, asJSON) || printTransparencyEvent(e, ev, asJSON) {
 		return
 	}
 	switch ev.Kind {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ func cmdDevices(e *env, args []string) error {
 		return devicesLink(e, args)
 	case "approve":
 		return devicesApprove(e, args)
+	case "import-history":
+		return devicesImportHistory(e, args)
 	case "remove":
 		return devicesRemove(e, args)
 	case "wipe":
@@ -63,6 +66,7 @@ func devicesLink(e *env, args []string) error {
 	name := fs.String("device-name", hostname(), "this device's `NAME`")
 	codeFile := fs.String("code-file", "", "also write the link code to `FILE`")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the approval")
+	deferHistory := fs.Bool("defer-history", false, "keep a history sent by the approving device for later: sotto devices import-history")
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -103,7 +107,51 @@ func devicesLink(e *env, args []string) error {
 	}
 	defer c.Close()
 	fmt.Fprintf(e.stdout, "linked to %s as device %d\n", c.Username(), c.DeviceID())
+	pending, err := c.HistoryPending(ctx)
+	if err != nil || !pending {
+		return err
+	}
+	if *deferHistory {
+		fmt.Fprintln(e.stdout, "history received, not imported yet: run sotto devices import-history")
+		return nil
+	}
+	if err := c.Connect(ctx, client.ConnectOptions{}); err != nil {
+		return fmt.Errorf("devices link: history not imported yet (retry with: sotto devices import-history): %w", err)
+	}
+	return importHistory(e, c)
+}
+
+// importHistory imports the history the approving device sent.
+func importHistory(e *env, c *client.Client) error {
+	fmt.Fprintln(e.stdout, "importing the history sent by the approving device...")
+	sum, err := c.ImportHistory(e.ctx)
+	switch {
+	case errors.Is(err, client.ErrHistoryTampered), errors.Is(err, client.ErrBadHistory):
+		return fmt.Errorf("history refused: %w", err)
+	case errors.Is(err, client.ErrNoHistory):
+		return err
+	case err != nil:
+		return fmt.Errorf("history not imported yet (retry with: sotto devices import-history): %w", err)
+	}
+	fmt.Fprintf(e.stdout, "history imported: %d messages in %d conversations, %d contacts", sum.Messages, sum.Conversations, sum.Contacts)
+	if sum.Expired > 0 {
+		fmt.Fprintf(e.stdout, " (%d expired messages left out)", sum.Expired)
+	}
+	fmt.Fprintln(e.stdout)
 	return nil
+}
+
+func devicesImportHistory(e *env, args []string) error {
+	fs := e.flagSet("devices import-history")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return importHistory(e, c)
 }
 
 func writeFileAtomic(path string, b []byte) error {
@@ -117,6 +165,7 @@ func writeFileAtomic(path string, b []byte) error {
 func devicesApprove(e *env, args []string) error {
 	fs := e.flagSet("devices approve")
 	codeFile := fs.String("code-file", "", "read the link code from `FILE`")
+	noHistory := fs.Bool("no-history", false, "do not send this device's message history, contacts and settings")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -139,8 +188,24 @@ func devicesApprove(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.ApproveLink(e.ctx, code); err != nil {
+	history := !*noHistory
+	if history && isTerminalIn(e.stdin) && isTerminal(e.stdout) {
+		fmt.Fprint(e.stdout, "Also send this device's message history, contacts and settings to the new device\n(end-to-end encrypted; your private keys stay here)? [Y/n] ")
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		history = !strings.HasPrefix(strings.ToLower(strings.TrimSpace(answer)), "n")
+	}
+	sum, err := c.ApproveLinkWith(e.ctx, code, client.ApproveOptions{History: history})
+	if err != nil {
 		return err
+	}
+	if sum != nil {
+		fmt.Fprintf(e.stdout, "history sent: %d messages in %d conversations, %d contacts, %d bytes encrypted (--no-history to link without it)\n",
+			sum.Messages, sum.Conversations, sum.Contacts, sum.Bytes)
+		if sum.Omitted > 0 {
+			fmt.Fprintf(e.stdout, "the %d oldest messages were left out: the history exceeds %d MiB\n", sum.Omitted, client.MaxHistorySize>>20)
+		}
+	} else {
+		fmt.Fprintln(e.stdout, "no history sent: the new device starts empty")
 	}
 	fmt.Fprintln(e.stdout, "approved: the new device is finishing its registration")
 	return nil

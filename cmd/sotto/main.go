@@ -53,14 +53,16 @@ commands:
   safety-number USER [--qr]
   verify USER [--accept]
   devices [list]
-  devices link --relay URL [--device-name NAME] [--code-file FILE]
-  devices approve CODE | --code-file FILE
+  devices link --relay URL [--device-name NAME] [--code-file FILE] [--defer-history]
+  devices approve [--no-history] CODE | --code-file FILE   (sends history, contacts, settings unless --no-history)
+  devices import-history          (retry a history transfer the link left pending)
   devices remove ID
   devices wipe ID
   whoami
   lock [--wipe-after N] [--duress-file FILE | --no-duress]
   wipe --yes
   notices [--json]
+  keylog [audit]                  (key transparency: pinned log key, head, alarms)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -113,6 +115,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"admin":         cmdAdmin,
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
+		"keylog":        cmdKeylog,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -224,13 +224,18 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("%s did not appear", args[0])
 }
 
-// relaysetkey USER FROM: play a hostile relay that serves FROM's identity
-// key as USER's, by editing the relay's database while it is stopped (so no
-// cache hides the edit); "-" as FROM restores the key saved by the previous
-// call.
+// relaysetkey [-unlogged] USER FROM: play a hostile relay that serves FROM's
+// identity key as USER's, by editing the relay's database while it is
+// stopped (so no cache hides the edit); "-" as FROM restores the key saved
+// by the previous call. The relay also appends the binding to its key
+// transparency log (transparency_test.go), unless -unlogged.
 func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
+	unlogged := len(args) == 3 && args[0] == "-unlogged"
+	if unlogged {
+		args = args[1:]
+	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: relaysetkey USER FROM")
+		ts.Fatalf("usage: relaysetkey [-unlogged] USER FROM")
 	}
 	r := ts.Value(relayKey{}).(*relayProc)
 	r.stop()
@@ -255,5 +260,8 @@ func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	if n, _ := res.RowsAffected(); n != 1 {
 		ts.Fatalf("no account %s", args[0])
+	}
+	if !unlogged {
+		ts.Check(logBinding(ctx, db, args[0], key))
 	}
 }

@@ -55,6 +55,7 @@ const adminUsage = `usage:
   sottod admin devices list [-data dir] [-user USERNAME] [--json]
   sottod admin devices revoke [-data dir] [--json] USERNAME DEVICE-ID
   sottod admin usage [-data dir] [--json]
+  sottod admin keylog show [-data dir] [--json]   (the key transparency log key to publish, size, root)
   (with a PostgreSQL relay, every command takes -store postgres -postgres-url URL [-postgres-schema S] instead of -data)
 ` + orgAdminUsage
 
@@ -111,6 +112,8 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fn = func(ctx context.Context, a []string) error { return cmd.orgSetKey(ctx, a[0]) }
 	case "org show":
 		fn = func(ctx context.Context, _ []string) error { return cmd.orgShow(ctx) }
+	case "keylog show":
+		fn = func(ctx context.Context, _ []string) error { return cmd.keylogShow(ctx) }
 	case "accounts extend":
 		nargs = 1
 		cmd.fs.IntVar(days, "days", 365, "extend the subscription by this many days")

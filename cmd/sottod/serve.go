@@ -135,6 +135,16 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	if cfg.WebSocket == "lean" {
 		rcfg.AcceptWebSocket = relay.AcceptLean
 	}
+	if rcfg.LogKey, err = loadLogKey(cfg.DataDir); err != nil {
+		be.close()
+		store.Close()
+		return nil, err
+	}
+	if rcfg.SenderCertificates, err = loadSealedIssuer(cfg.DataDir); err != nil {
+		be.close()
+		store.Close()
+		return nil, err
+	}
 	blobs, err := openBlobs(ctx, cfg.DataDir, cfg.BlobConfig, &rcfg)
 	if err != nil {
 		be.close()

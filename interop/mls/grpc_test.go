@@ -245,22 +245,39 @@ func sameExport(ctx context.Context, t *testing.T, a, b *actor) {
 	}
 }
 
-// TestGRPCUnsupported checks that operations sotto/mls lacks answer
+// TestGRPCUnsupported checks that requests sotto/mls cannot serve answer
 // Unimplemented and that unknown ids answer NotFound.
 func TestGRPCUnsupported(t *testing.T) {
 	ctx := context.Background()
 	c := startServer(t)
-	if _, err := c.CreateExternalSigner(ctx, &mlsclient.CreateExternalSignerRequest{CipherSuite: 1}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("CreateExternalSigner: got %v, want Unimplemented", err)
-	}
-	if _, err := c.ResumptionPSKProposal(ctx, &mlsclient.ResumptionPSKProposalRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("ResumptionPSKProposal: got %v, want Unimplemented", err)
-	}
-	if _, err := c.CreateBranch(ctx, &mlsclient.CreateBranchRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("CreateBranch: got %v, want Unimplemented", err)
+	if _, err := c.CreateExternalSigner(ctx, &mlsclient.CreateExternalSignerRequest{CipherSuite: 4}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("CreateExternalSigner on suite 4: got %v, want Unimplemented", err)
 	}
 	if _, err := c.CreateGroup(ctx, &mlsclient.CreateGroupRequest{CipherSuite: 4, Identity: []byte("x")}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("CreateGroup on suite 4: got %v, want Unimplemented", err)
+	}
+	cg, err := c.CreateGroup(ctx, &mlsclient.CreateGroupRequest{CipherSuite: 1, GroupId: []byte("g"), Identity: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reinit := &mlsclient.ProposalDescription{ProposalType: []byte("reinit"), GroupId: []byte("h"), CipherSuite: 1}
+	if _, err := c.Commit(ctx, &mlsclient.CommitRequest{StateId: cg.StateId, ByValue: []*mlsclient.ProposalDescription{reinit}}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("a ReInit by value: got %v, want Unimplemented", err)
+	}
+	if _, err := c.ResumptionPSKProposal(ctx, &mlsclient.ResumptionPSKProposalRequest{StateId: 99}); status.Code(err) != codes.NotFound {
+		t.Errorf("ResumptionPSKProposal on an unknown state: got %v, want NotFound", err)
+	}
+	if _, err := c.CreateBranch(ctx, &mlsclient.CreateBranchRequest{StateId: 99}); status.Code(err) != codes.NotFound {
+		t.Errorf("CreateBranch on an unknown state: got %v, want NotFound", err)
+	}
+	if _, err := c.HandleBranch(ctx, &mlsclient.HandleBranchRequest{StateId: cg.StateId, TransactionId: 99}); status.Code(err) != codes.NotFound {
+		t.Errorf("HandleBranch with an unknown transaction: got %v, want NotFound", err)
+	}
+	if _, err := c.ExternalSignerProposal(ctx, &mlsclient.ExternalSignerProposalRequest{SignerId: 99, Description: reinit}); status.Code(err) != codes.NotFound {
+		t.Errorf("ExternalSignerProposal by an unknown signer: got %v, want NotFound", err)
+	}
+	if _, err := c.AddExternalSigner(ctx, &mlsclient.AddExternalSignerRequest{StateId: cg.StateId, ExternalSender: []byte{1, 2}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("AddExternalSigner with a truncated sender: got %v, want InvalidArgument", err)
 	}
 	if _, err := c.Protect(ctx, &mlsclient.ProtectRequest{StateId: 99}); status.Code(err) != codes.NotFound {
 		t.Errorf("Protect on an unknown state: got %v, want NotFound", err)

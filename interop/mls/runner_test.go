@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ const (
 	envPeer    = "SOTTO_MLS_PEER"    // optional: a second implementation's server, started with -port N
 	envDeep    = "SOTTO_MLS_DEEP"    // "1" adds deep_random (1,670 steps; several minutes per run)
 	envRandom  = "SOTTO_MLS_RANDOM"  // "1": paired runs try one random assignment of clients to actors, not all
+	envStrict  = "SOTTO_MLS_STRICT"  // "1": paired runs forgive no failure listed in pairedFailures
+	envOut     = "SOTTO_MLS_OUT"     // optional: a directory that receives the runner's JSON output of every run
+	envSuites  = "SOTTO_MLS_SUITES"  // optional: comma-separated cipher suites to run (default: all)
 )
 
 // configs are the runner's configs, in the order they are run.
@@ -37,30 +41,37 @@ var configs = []string{"welcome_join", "application", "commit", "external_join",
 // unsupported lists the scripts that need something sotto/mls does not
 // offer yet; they are left out of the runs (and reported in the log).
 // Everything else must pass, alone and paired with the peer.
-var unsupported = map[string]string{
-	"commit/resumption_psk":                       "resumption PSK proposals",
-	"commit/all_together_alice_proposes":          "resumption PSK proposals",
-	"commit/all_together_bob_proposes":            "resumption PSK proposals",
-	"external_proposals/external_add":             "external senders (AddExternalSigner)",
-	"external_proposals/external_psk":             "external senders (AddExternalSigner)",
-	"external_proposals/external_reinit":          "external senders (AddExternalSigner)",
-	"external_proposals/external_remove":          "external senders (AddExternalSigner)",
-	"external_proposals/group_context_extensions": "external senders (AddExternalSigner)",
-	"external_proposals/multiple_external":        "external senders (AddExternalSigner)",
-	"external_proposals/resumption_psk":           "external senders (AddExternalSigner)",
-	"branch/*":                                    "subgroup branching",
+var unsupported = map[string]string{}
+
+// knownFailure is a paired-run failure whose cause is understood and lies
+// on the peer's side (docs/interop.md, MLS, known failures).
+type knownFailure struct {
+	err    string // a substring of the runner's error for the failed step
+	reason string
 }
 
-// pairedFailures lists scripts known to fail when Sotto is paired with
-// mls-go (docs/interop.md, MLS, known failures); paired runs leave them
-// out, runs of Sotto alone keep them.
-var pairedFailures = map[string]string{
-	"reinit/*": "successor Welcomes between Sotto and mls-go (reinit PSK in the Welcome, psk_nonce length on a suite change)",
+// pairedFailures lists failures known when Sotto is paired with mls-go,
+// by config/script or config/*. Paired runs still run those scripts, and
+// a failed case is forgiven (and logged) only when its error contains err;
+// any other failure of the same script fails the test. SOTTO_MLS_STRICT=1
+// forgives nothing.
+var pairedFailures = map[string]knownFailure{
+	// Every reinit script fails when mls-go is the welcomer and a Sotto
+	// member joins the successor: mls-go's Welcome lacks the reinit PSK.
+	"reinit/*":                           reinitWelcome,
+	"external_proposals/external_reinit": reinitWelcome,
+}
+
+// reinitWelcome is Sotto refusing the successor Welcome of an mls-go
+// welcomer (docs/interop.md, MLS, known failures).
+var reinitWelcome = knownFailure{
+	err:    "welcome is not the reinit successor",
+	reason: "mls-go's reinit Welcome omits the resumption PSK with usage reinit (RFC 9420 §11.2)",
 }
 
 // reasonFor looks a script up in a leave-out table, by name or by
 // config wildcard.
-func reasonFor(table map[string]string, config, script string) (string, bool) {
+func reasonFor[V any](table map[string]V, config, script string) (V, bool) {
 	if r, ok := table[config+"/"+script]; ok {
 		return r, true
 	}
@@ -95,22 +106,37 @@ func TestRunnerConfigs(t *testing.T) {
 	// A paired run goes suite by suite over the suites both support: the
 	// runner indexes its client list, not the suite's supporters, when it
 	// assigns actors, so with -client peer -client sotto it would give
-	// suites only Sotto supports to the peer.
+	// suites only Sotto supports to the peer. Within a suite, every
+	// assignment of the two clients to the actors covers the same cases in
+	// either client order, so the second order only runs with random
+	// assignments.
 	type order struct {
 		label   string
 		clients []string
 		suite   uint32 // 0: every suite
+		swapped bool   // the peer is listed first
 	}
-	orders := []order{{"sotto", []string{sotto}, 0}}
+	only := suiteFilter(t)
+	var orders []order
+	if len(only) == 0 {
+		orders = append(orders, order{"sotto", []string{sotto}, 0, false})
+	}
+	for _, cs := range only {
+		orders = append(orders, order{fmt.Sprintf("sotto/suite%d", cs), []string{sotto}, cs, false})
+	}
 	if peerBin := os.Getenv(envPeer); peerBin != "" {
 		peer := startPeer(ctx, t, peerBin)
 		for _, cs := range commonSuites(ctx, t, sotto, peer) {
+			if len(only) > 0 && !slices.Contains(only, cs) {
+				continue
+			}
 			orders = append(orders,
-				order{fmt.Sprintf("sotto+peer/suite%d", cs), []string{sotto, peer}, cs},
-				order{fmt.Sprintf("peer+sotto/suite%d", cs), []string{peer, sotto}, cs})
+				order{fmt.Sprintf("sotto+peer/suite%d", cs), []string{sotto, peer}, cs, false},
+				order{fmt.Sprintf("peer+sotto/suite%d", cs), []string{peer, sotto}, cs, true})
 		}
 	}
 	random := os.Getenv(envRandom) == "1"
+	strict := os.Getenv(envStrict) == "1"
 
 	for _, name := range names {
 		cfg, skipped := supportedConfig(t, filepath.Join(configDir, name+".json"), name, unsupported)
@@ -120,23 +146,38 @@ func TestRunnerConfigs(t *testing.T) {
 		if cfg == "" {
 			continue
 		}
-		pairedCfg, pairedSkipped := supportedConfig(t, cfg, name, pairedFailures)
 		for _, o := range orders {
-			cfg := cfg
-			if len(o.clients) > 1 {
-				if cfg = pairedCfg; cfg == "" {
-					continue
-				}
-				for _, s := range pairedSkipped {
-					t.Logf("%s/%s: not run: %s", name, o.label, s)
-				}
+			paired := len(o.clients) > 1
+			randomly := paired && (random || name == "deep_random")
+			if o.swapped && !randomly {
+				continue
+			}
+			var known func(script string) (knownFailure, bool)
+			if paired && !strict {
+				known = func(script string) (knownFailure, bool) { return reasonFor(pairedFailures, name, script) }
 			}
 			t.Run(name+"/"+o.label, func(t *testing.T) {
-				paired := len(o.clients) > 1
-				runConfig(ctx, t, runner, cfg, o.clients, o.suite, paired && (random || name == "deep_random"))
+				runConfig(ctx, t, runner, cfg, o.clients, o.suite, randomly, known)
 			})
 		}
 	}
+}
+
+// suiteFilter reads SOTTO_MLS_SUITES.
+func suiteFilter(t *testing.T) []uint32 {
+	t.Helper()
+	var out []uint32
+	for f := range strings.SplitSeq(os.Getenv(envSuites), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(f, 10, 16)
+		if err != nil {
+			t.Fatalf("%s: %v", envSuites, err)
+		}
+		out = append(out, uint32(v))
+	}
+	return out
 }
 
 // startSotto starts cmd/mls-interop on a free loopback port and returns
@@ -270,9 +311,10 @@ type runnerResults struct {
 }
 
 // runConfig runs one config with the given clients and fails on any
-// failed case. random assigns clients to actors at random (needed for
-// configs with hundreds of actors and several clients).
-func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []string, suite uint32, random bool) {
+// failed case that known (nil: none) does not forgive. random assigns
+// clients to actors at random (needed for configs with hundreds of actors
+// and several clients).
+func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []string, suite uint32, random bool, known func(script string) (knownFailure, bool)) {
 	args := []string{"-config", cfg}
 	if suite != 0 {
 		args = append(args, "-suite", strconv.Itoa(int(suite)))
@@ -287,6 +329,12 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 	cmd := exec.CommandContext(ctx, runner, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
+	if dir := os.Getenv(envOut); dir != "" {
+		name := strings.ReplaceAll(t.Name(), "/", "_") + ".json"
+		if err := os.WriteFile(filepath.Join(dir, name), stdout.Bytes(), 0o600); err != nil {
+			t.Errorf("%s: %v", envOut, err)
+		}
+	}
 	var res runnerResults
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("runner: %v; output not JSON (%v)\n%s", runErr, err, stderr.Bytes())
@@ -296,7 +344,7 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	total, failed := 0, 0
+	total, failed, forgiven := 0, 0, 0
 	for _, n := range names {
 		for _, r := range res.Scripts[n] {
 			total++
@@ -304,7 +352,15 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 				continue
 			}
 			failed++
-			t.Errorf("%s: suite %d, encrypted handshake %v, actors %v: step %d: %v", n, r.CipherSuite, r.Encrypt, r.Actors, *r.FailedStep, r.Error)
+			msg := fmt.Sprintf("%s: suite %d, encrypted handshake %v, actors %v: step %d: %v", n, r.CipherSuite, r.Encrypt, r.Actors, *r.FailedStep, r.Error)
+			if known != nil {
+				if k, ok := known(n); ok && strings.Contains(fmt.Sprint(r.Error), k.err) {
+					forgiven++
+					t.Logf("known failure (%s): %s", k.reason, msg)
+					continue
+				}
+			}
+			t.Error(msg)
 		}
 	}
 	if total == 0 {
@@ -313,7 +369,7 @@ func runConfig(ctx context.Context, t *testing.T, runner, cfg string, clients []
 	if failed == 0 && runErr != nil {
 		t.Fatalf("runner reported no failed case but exited with %v\n%s", runErr, stderr.Bytes())
 	}
-	t.Logf("%d/%d cases passed (%s)", total-failed, total, fmt.Sprint(names))
+	t.Logf("%d/%d cases passed, %d known failures (%s)", total-failed, total, forgiven, fmt.Sprint(names))
 }
 
 // commonSuites asks both servers for their cipher suites and returns

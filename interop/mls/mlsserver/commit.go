@@ -56,9 +56,12 @@ func (s *Server) ExternalPSKProposal(_ context.Context, req *mlsclient.ExternalP
 	})
 }
 
-// ResumptionPSKProposal is not offered by sotto/mls.
-func (s *Server) ResumptionPSKProposal(context.Context, *mlsclient.ResumptionPSKProposalRequest) (*mlsclient.ProposalResponse, error) {
-	return nil, unimplemented("a resumption PSK proposal")
+// ResumptionPSKProposal proposes injecting the group's resumption PSK of
+// a past epoch (usage application).
+func (s *Server) ResumptionPSKProposal(_ context.Context, req *mlsclient.ResumptionPSKProposalRequest) (*mlsclient.ProposalResponse, error) {
+	return s.propose(req.StateId, "resumption psk proposal", func(m *member) ([]byte, error) {
+		return m.group.ProposeResumptionPSK(req.EpochId)
+	})
 }
 
 // GroupContextExtensionsProposal proposes replacing the group context
@@ -116,7 +119,7 @@ func commitOptions(m *member, byValue []*mlsclient.ProposalDescription) (mls.Com
 			}
 			opts.Extensions = exts
 		case "resumptionPSK":
-			return opts, unimplemented("a resumption PSK proposal by value")
+			opts.ResumptionPSKs = append(opts.ResumptionPSKs, d.EpochId)
 		case "reinit":
 			return opts, unimplemented("a ReInit proposal by value")
 		default:

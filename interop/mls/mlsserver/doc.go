@@ -5,8 +5,8 @@
 //
 // A Server keeps every group state and pending key package in memory under
 // numeric ids handed to the runner, guarded by one mutex. Members use basic
-// credentials and fresh signature keys. Operations sotto/mls does not offer
-// (ReInit, branches, resumption PSK proposals, external senders, external
-// joins that remove a prior leaf or inject PSKs) answer codes.Unimplemented
+// credentials and fresh signature keys; external signers (CreateExternalSigner)
+// are kept the same way. Requests sotto/mls cannot serve (cipher suites 4
+// and 6, a ReInit proposal by value in a commit) answer codes.Unimplemented
 // with a message naming what is missing.
 package mlsserver

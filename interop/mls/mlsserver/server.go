@@ -53,6 +53,7 @@ type Server struct {
 	states  map[uint32]*member
 	txs     map[uint32]*transaction
 	reinits map[uint32]*reinit
+	signers map[uint32]*signer
 }
 
 var _ mlsclient.MLSClientServer = (*Server)(nil)
@@ -63,11 +64,11 @@ func New(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: log, states: map[uint32]*member{}, txs: map[uint32]*transaction{}, reinits: map[uint32]*reinit{}}
+	return &Server{log: log, states: map[uint32]*member{}, txs: map[uint32]*transaction{}, reinits: map[uint32]*reinit{}, signers: map[uint32]*signer{}}
 }
 
-// newID returns a fresh id; state and transaction ids never collide, so
-// StorePSK can tell them apart. Callers hold mu.
+// newID returns a fresh id; state, transaction, reinit and signer ids
+// never collide, so StorePSK can tell states and transactions apart. Callers hold mu.
 func (s *Server) newID() uint32 {
 	s.nextID++
 	return s.nextID

@@ -330,6 +330,8 @@ func (m *Model) handleEvent(ev client.Event) tea.Cmd {
 		m.status = fmt.Sprintf("! the safety number with %s changed: ctrl+s to compare it", ev.User)
 	case client.EventError:
 		m.status = fmt.Sprintf("! %v", ev.Err)
+	case client.EventTransparencyAlarm:
+		m.status = fmt.Sprintf("!!! %v (sotto keylog)", ev.Err)
 	case client.EventWiped:
 		m.status = "! this device was wiped"
 		m.quit = true

@@ -1,0 +1,60 @@
+#!/bin/sh
+# Runs one of issue 4's two relay targets against a fresh local sottod
+# (new data directory, its own port) and stops the relay afterwards.
+#
+#   cmd/sotto-load/bench.sh throughput [sotto-load flags]   # 1,000 devices back to back
+#   cmd/sotto-load/bench.sh latency    [sotto-load flags]   # 1,000 devices, 5,000 msg/s offered
+#
+# Later flags override the defaults (e.g. -duration 60s, -devices 200).
+# Environment: PORT (18283), SOTTOD_FLAGS (extra `sottod serve` flags,
+# e.g. "-websocket coder"), BIN (where to build the binaries; a
+# temporary directory by default). Prints `uptime` before and after:
+# on a shared machine, read the CPU per message next to the load.
+set -eu
+
+mode=${1:-}
+case "$mode" in
+throughput) defaults="-devices 1000 -rate 0 -duration 20s -warmup 5s" ;;
+latency) defaults="-devices 1000 -rate 5000 -duration 20s -warmup 5s" ;;
+*)
+	echo "usage: $0 throughput|latency [sotto-load flags]" >&2
+	exit 2
+	;;
+esac
+shift
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+port=${PORT:-18283}
+tmp=$(mktemp -d)
+bin=${BIN:-$tmp}
+relay_pid=
+cleanup() {
+	if [ -n "$relay_pid" ]; then
+		kill "$relay_pid" 2>/dev/null || true
+		wait "$relay_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+(cd "$root" && go build -o "$bin/sottod" ./cmd/sottod && go build -o "$bin/sotto-load" ./cmd/sotto-load)
+code=$("$bin/sottod" admin codes create -data "$tmp/data" -seats 100000 -days 1 -json |
+	sed -n 's/.*"code": *"\([^"]*\)".*/\1/p')
+# shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
+"$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -log-level warn \
+	-enroll-rate 10000 -enroll-burst 100000 -device-rate 5000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
+relay_pid=$!
+i=0
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$relay_pid" 2>/dev/null; then
+		echo "sottod did not start:" >&2
+		cat "$tmp/sottod.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -C "$root" rev-parse --short HEAD) uptime:$(uptime)"
+# shellcheck disable=SC2086 # defaults is a list of flags
+"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -code "$code" -relay-pid "$relay_pid" $defaults "$@"
+echo "# after: $(uptime)"

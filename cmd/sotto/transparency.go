@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"sotto/client"
+)
+
+// printTransparencyEvent prints a key transparency alarm loudly (stderr,
+// and as a JSON line with --json); it reports whether ev was one.
+func printTransparencyEvent(e *env, ev client.Event, asJSON bool) bool {
+	if ev.Kind != client.EventTransparencyAlarm {
+		return false
+	}
+	var a *client.TransparencyAlarm
+	if !errors.As(ev.Err, &a) {
+		fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM: %v\n", ev.Err)
+		return true
+	}
+	if asJSON {
+		b, _ := json.Marshal(map[string]any{"alarm": string(a.Kind), "detail": a.Detail, "user": a.User, "ts": a.Time.UnixMilli()})
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	}
+	fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM (%s): %s\n", a.Kind, a.Detail)
+	fmt.Fprintln(e.stderr, "!!! the relay may be trying to substitute keys; the evidence is kept on this device. Compare safety numbers out of band before trusting anyone's key.")
+	return true
+}
+
+// cmdKeylog shows the key transparency state: the pinned log key (compare
+// it out of band with your contacts and the operator), the newest verified
+// head and every alarm. With "audit" it first audits the log's new leaves.
+func cmdKeylog(e *env, args []string) error {
+	fs := e.flagSet("keylog")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 || (len(pos) == 1 && pos[0] != "audit") {
+		return errUsage
+	}
+	var c *client.Client
+	if len(pos) == 1 {
+		if c, err = e.connect(false, func(ev client.Event) { printEvent(e, ev, false) }); err != nil {
+			return err
+		}
+		defer c.Close()
+		n, err := c.AuditKeyLog(e.ctx)
+		fmt.Fprintf(e.stdout, "audited %d new bindings\n", n)
+		if err != nil {
+			return err
+		}
+	} else {
+		if c, err = e.open(nil); err != nil {
+			return err
+		}
+		defer c.Close()
+	}
+	key, err := c.LogPublicKey(e.ctx)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		fmt.Fprintln(e.stdout, "log key: none pinned (the relay kept no key transparency log at enrollment): nothing is checked")
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "log key: %x\n", key)
+	h, err := c.TransparencyHead(e.ctx)
+	if err != nil {
+		return err
+	}
+	if h != nil {
+		fmt.Fprintf(e.stdout, "head: size %d, root %x, signed %s\n", h.Size, h.Root, time.UnixMilli(h.TimestampMS).UTC().Format(time.RFC3339))
+	}
+	alarms, err := c.TransparencyAlarms(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range alarms {
+		fmt.Fprintf(e.stdout, "ALARM %s %s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Kind, a.Detail)
+	}
+	if len(alarms) == 0 {
+		fmt.Fprintln(e.stdout, "no alarms")
+	}
+	return nil
+}
