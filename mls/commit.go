@@ -265,6 +265,11 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 	fx := &proposalEffects{added: map[uint32]bool{}, addedKPs: map[uint32]*keyPackage{}}
 	for _, rp := range ps {
 		if rp.p.typ == proposalGroupContextExtensions {
+			if externalSendersChanged(n.ctx.extensions, rp.p.extensions) {
+				if err := n.checkExternalSenders(rp.p.extensions); err != nil {
+					return nil, err
+				}
+			}
 			n.ctx.extensions = rp.p.extensions
 			fx.gce = true
 		}

@@ -196,6 +196,10 @@ type CommitOptions struct {
 	// AddExternalPSK) to inject into the key schedule; joiners need them
 	// too (JoinOptions.ExternalPSKs).
 	PSKs [][]byte
+	// ResumptionPSKs holds epochs of this group whose resumption PSK
+	// (usage application, RFC 9420 §8.6) to inject; they must still be
+	// kept (Group.ResumptionEpochs).
+	ResumptionPSKs []uint64
 
 	// resumption holds resumption PSKs to inject (ReInit).
 	resumption []preSharedKeyID
@@ -261,6 +265,13 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		psk := preSharedKeyID{pskType: pskExternal, pskID: append([]byte(nil), id...), pskNonce: nonce}
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: psk}})
 	}
+	for _, e := range opts.ResumptionPSKs {
+		id, err := st.resumptionPSKID(e)
+		if err != nil {
+			return nil, err
+		}
+		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: id}})
+	}
 	for _, id := range opts.resumption {
 		props = append(props, proposalOrRef{proposal: proposal{typ: proposalPSK, psk: id}})
 	}
@@ -310,7 +321,14 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: me, authenticatedData: []byte{},
 		contentType: contentCommit, commit: c,
 	}}
-	if err := ac.sign(s, st.sigPriv, &st.ctx); err != nil {
+	if err := ac.content.freeze(); err != nil {
+		return nil, err
+	}
+	k, err := st.signer()
+	if err != nil {
+		return nil, err
+	}
+	if err := ac.signWith(s, k, &st.ctx); err != nil {
 		return nil, err
 	}
 	confirmed, err := s.confirmedTranscriptHash(st.interim, ac)
@@ -384,7 +402,11 @@ func (n *groupState) welcome(fx *proposalEffects, pathSecrets [][]byte, psks []p
 	if err != nil {
 		return nil, err
 	}
-	if gi.signature, err = s.signWithLabel(n.sigPriv, "GroupInfoTBS", tbs); err != nil {
+	k, err := n.signer()
+	if err != nil {
+		return nil, err
+	}
+	if gi.signature, err = s.signWith(k, "GroupInfoTBS", tbs); err != nil {
 		return nil, err
 	}
 	giBytes, err := marshal(gi)
@@ -502,7 +524,11 @@ func (g *Group) SealWith(plaintext []byte, opts SealOptions) ([]byte, error) {
 		groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: st.priv.leaf},
 		authenticatedData: aad, contentType: contentApplication, applicationData: plaintext,
 	}}
-	if err := ac.sign(st.s, st.sigPriv, &st.ctx); err != nil {
+	k, err := st.signer()
+	if err != nil {
+		return nil, err
+	}
+	if err := ac.signWith(st.s, k, &st.ctx); err != nil {
 		return nil, err
 	}
 	padding := 0

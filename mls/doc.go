@@ -31,10 +31,9 @@
 // commit's UpdatePath, external commits included. External commits may
 // remove only the joiner's old leaf (JoinExternalWithOptions with
 // Resync). Parties outside the group propose with NewMemberAddProposal
-// (a client asking to join) and ExternalRemoveProposal (a sender listed
-// in the external_senders extension, built with
-// ExternalSendersExtension). A committed ReInit (ProposeReInit) is
-// completed with Group.ReInit, whose Welcome members join with
+// (a client asking to join) and, if listed in the external_senders
+// extension, with an ExternalProposer or ExternalRemoveProposal. A
+// committed ReInit (ProposeReInit) is completed with Group.ReInit, whose Welcome members join with
 // JoinOptions.ReInitFrom. Received KeyPackages are checked against their
 // lifetime with LifetimeTolerance of clock skew (the clock can be
 // injected: GroupOptions.Now, JoinOptions.Now, Group.SetClock); leaves
@@ -46,7 +45,11 @@
 // not panic on malformed input, and never puts secret material in an
 // error message. Secrets of an epoch are wiped when the group leaves it.
 //
-// Not implemented yet: branching (resumption PSKs of usage branch) and
-// GroupContextExtensions proposals sent on their own (a commit can carry
-// one through CommitOptions.Extensions; received ones are processed).
+// PreSharedKey proposals may inject external PSKs (ProposePSK) or the
+// resumption PSK of a recent epoch of the group (ProposeResumptionPSK,
+// CommitOptions.ResumptionPSKs; SetResumptionEpochs sets how many are
+// kept). External senders are listed in the external_senders extension
+// (ProposeExternalSender) and propose Add, Remove, PreSharedKey, ReInit
+// and GroupContextExtensions with an ExternalProposer. Group.Branch
+// starts a subgroup whose members join with JoinOptions.BranchFrom.
 package mls

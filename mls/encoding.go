@@ -12,6 +12,7 @@ type decoder interface{ decode(r *codec.Reader) }
 
 func marshal(v encoder) ([]byte, error) {
 	var w codec.Writer
+	w.Grow(256) // most structures fit; larger ones grow from there
 	v.encode(&w)
 	b, err := w.Bytes()
 	if err != nil {

@@ -131,6 +131,9 @@ func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoi
 	if err := g.checkTreeCredentials(); err != nil {
 		return nil, nil, err
 	}
+	if err := g.checkExternalSenders(gc.extensions); err != nil {
+		return nil, nil, err
+	}
 	extPubData, ok := findExtension(gi.extensions, extExternalPub)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: group info has no external_pub", ErrInvalidMessage)

@@ -20,8 +20,9 @@ type ExternalSender struct {
 }
 
 // ExternalSendersExtension encodes the external_senders extension, to be
-// set with CommitOptions.Extensions. An external sender proposes with
-// ExternalRemoveProposal using its index in senders.
+// set with CommitOptions.Extensions (or, keeping the other extensions,
+// use Group.ProposeExternalSender). An external sender proposes with an
+// ExternalProposer, or ExternalRemoveProposal given its index in senders.
 func ExternalSendersExtension(senders []ExternalSender) (Extension, error) {
 	var w codec.Writer
 	w.Vector(func(w *codec.Writer) {
@@ -98,6 +99,185 @@ func ExternalRemoveProposal(cs CipherSuite, groupID []byte, epoch uint64, sender
 		proposal{typ: proposalRemove, removed: removed}, signatureKey)
 }
 
+// ExternalProposer proposes to a group as one of the senders its
+// external_senders extension lists (RFC 9420 §12.1.8): Add, Remove,
+// PreSharedKey, ReInit and GroupContextExtensions, signed with the
+// sender's key and sent as PublicMessages for the epoch of the
+// GroupInfo it was built from. Members verify the signature against the
+// listed key and commit the proposals like their own.
+type ExternalProposer struct {
+	s       *suite
+	ctx     groupContext
+	tree    *ratchetTree
+	index   uint32
+	sigPriv []byte
+}
+
+// NewExternalProposer reads a group's MLSMessage-encoded GroupInfo,
+// verifies its signature with the signer's key from the ratchet tree
+// (the GroupInfo's ratchet_tree extension, or ratchetTree when it has
+// none) after checking the tree against the GroupInfo's tree hash, and
+// finds the index of signatureKey's public key among the group's
+// external senders (ErrNotExternalSender when it is not listed).
+func NewExternalProposer(groupInfoMsg, ratchetTree, signatureKey []byte) (*ExternalProposer, error) {
+	var m mlsMessage
+	if err := unmarshal(groupInfoMsg, &m); err != nil {
+		return nil, err
+	}
+	if m.groupInfo == nil {
+		return nil, fmt.Errorf("%w: not a group info", ErrInvalidMessage)
+	}
+	gi := m.groupInfo
+	gc := gi.groupContext
+	s, err := CipherSuite(gc.cipherSuite).suite()
+	if err != nil {
+		return nil, err
+	}
+	if gc.version != protocolVersion10 {
+		return nil, fmt.Errorf("%w: protocol version", ErrInvalidMessage)
+	}
+	treeBytes, ok := findExtension(gi.extensions, extRatchetTree)
+	if !ok {
+		if treeBytes = ratchetTree; treeBytes == nil {
+			return nil, fmt.Errorf("%w: no ratchet tree", ErrInvalidMessage)
+		}
+	}
+	tree, err := parseRatchetTree(s, treeBytes)
+	if err != nil {
+		return nil, err
+	}
+	th, err := tree.rootHash()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(th, gc.treeHash) {
+		return nil, fmt.Errorf("%w: tree hash does not match the group info", ErrInvalidTree)
+	}
+	signer := tree.leaf(gi.signer)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: group info signer is blank", ErrInvalidMessage)
+	}
+	if err := s.verifyGroupInfo(gi, signer.signatureKey); err != nil {
+		return nil, err
+	}
+	pub, err := s.signaturePublicKey(signatureKey)
+	if err != nil {
+		return nil, err
+	}
+	data, ok := findExtension(gc.extensions, extExternalSenders)
+	if !ok {
+		return nil, ErrNotExternalSender
+	}
+	senders, err := parseExternalSenders(data)
+	if err != nil {
+		return nil, err
+	}
+	for i := range senders {
+		if bytes.Equal(senders[i].signatureKey, pub) {
+			return &ExternalProposer{s: s, ctx: gc, tree: tree, index: uint32(i), sigPriv: bytes.Clone(signatureKey)}, nil
+		}
+	}
+	return nil, ErrNotExternalSender
+}
+
+// SenderIndex is the proposer's index in the external_senders extension.
+func (p *ExternalProposer) SenderIndex() uint32 { return p.index }
+
+// GroupID returns the group's id.
+func (p *ExternalProposer) GroupID() []byte { return bytes.Clone(p.ctx.groupID) }
+
+// Epoch returns the epoch the proposals are for.
+func (p *ExternalProposer) Epoch() uint64 { return p.ctx.epoch }
+
+// CipherSuite returns the group's cipher suite.
+func (p *ExternalProposer) CipherSuite() CipherSuite { return p.s.id }
+
+// Members lists the group's members in leaf order, to pick a leaf to
+// remove.
+func (p *ExternalProposer) Members() []Member {
+	return (&Group{st: &groupState{tree: p.tree}}).Members()
+}
+
+func (p *ExternalProposer) sign(pr proposal) ([]byte, error) {
+	return signExternal(p.s, p.ctx.groupID, p.ctx.epoch, sender{typ: senderExternal, index: p.index}, pr, p.sigPriv)
+}
+
+// Add proposes adding the client of an MLSMessage-encoded KeyPackage.
+func (p *ExternalProposer) Add(keyPackageMsg []byte) ([]byte, error) {
+	var m mlsMessage
+	if err := unmarshal(keyPackageMsg, &m); err != nil {
+		return nil, err
+	}
+	if m.keyPackage == nil {
+		return nil, fmt.Errorf("%w: not a key package", ErrInvalidMessage)
+	}
+	if err := validateKeyPackage(p.s, m.keyPackage); err != nil {
+		return nil, err
+	}
+	return p.sign(proposal{typ: proposalAdd, keyPackage: *m.keyPackage})
+}
+
+// Remove proposes removing the member at leaf.
+func (p *ExternalProposer) Remove(leaf uint32) ([]byte, error) {
+	if p.tree.leaf(leaf) == nil {
+		return nil, fmt.Errorf("%w: no member at leaf %d", ErrInvalidMessage, leaf)
+	}
+	return p.sign(proposal{typ: proposalRemove, removed: leaf})
+}
+
+// PSK proposes injecting the external pre-shared key with the given id,
+// which the members must hold (Group.AddExternalPSK).
+func (p *ExternalProposer) PSK(id []byte) ([]byte, error) {
+	nonce, err := p.s.newNonce()
+	if err != nil {
+		return nil, err
+	}
+	return p.sign(proposal{typ: proposalPSK, psk: preSharedKeyID{pskType: pskExternal, pskID: bytes.Clone(id), pskNonce: nonce}})
+}
+
+// ResumptionPSK proposes injecting the resumption PSK of an epoch of the
+// group, at most the current one (usage application); members reject
+// the proposal if they no longer keep that epoch's.
+func (p *ExternalProposer) ResumptionPSK(epoch uint64) ([]byte, error) {
+	if epoch > p.ctx.epoch {
+		return nil, fmt.Errorf("%w: resumption psk of a future epoch", ErrInvalidMessage)
+	}
+	nonce, err := p.s.newNonce()
+	if err != nil {
+		return nil, err
+	}
+	return p.sign(proposal{typ: proposalPSK, psk: preSharedKeyID{pskType: pskResumption, usage: resumptionApplication,
+		pskGroupID: bytes.Clone(p.ctx.groupID), pskEpoch: epoch, pskNonce: nonce}})
+}
+
+// ReInit proposes restarting the group with a new id, suite and
+// extensions (RFC 9420 §11.2).
+func (p *ExternalProposer) ReInit(groupID []byte, cs CipherSuite, exts []Extension) ([]byte, error) {
+	if _, err := cs.suite(); err != nil {
+		return nil, err
+	}
+	if len(groupID) == 0 {
+		return nil, fmt.Errorf("%w: empty group id", ErrInvalidMessage)
+	}
+	return p.sign(proposal{typ: proposalReInit, reInit: reInit{groupID: bytes.Clone(groupID), version: protocolVersion10,
+		cipherSuite: uint16(cs), extensions: toExtensions(exts)}})
+}
+
+// GroupContextExtensions proposes replacing the group context
+// extensions with exts.
+func (p *ExternalProposer) GroupContextExtensions(exts []Extension) ([]byte, error) {
+	return p.sign(proposal{typ: proposalGroupContextExtensions, extensions: toExtensions(exts)})
+}
+
+// toExtensions copies public extensions into the wire form (never nil).
+func toExtensions(exts []Extension) []extension {
+	out := make([]extension, 0, len(exts))
+	for _, e := range exts {
+		out = append(out, extension{typ: e.Type, data: bytes.Clone(e.Data)})
+	}
+	return out
+}
+
 // checkProposal validates a received proposal before it is cached
 // (RFC 9420 §12.1, §12.1.8); commit processing checks it again in
 // context.
@@ -130,6 +310,15 @@ func (g *groupState) checkProposal(ac *authenticatedContent) error {
 	case proposalRemove:
 		if g.tree.leaf(p.removed) == nil {
 			return fmt.Errorf("%w: remove of a blank leaf", ErrInvalidMessage)
+		}
+	case proposalPSK:
+		return g.checkPSKProposal(&p.psk)
+	case proposalReInit:
+		if p.reInit.version < g.ctx.version {
+			return fmt.Errorf("%w: reinit lowers the protocol version", ErrInvalidMessage)
+		}
+		if _, err := CipherSuite(p.reInit.cipherSuite).suite(); err != nil {
+			return err
 		}
 	case proposalExternalInit:
 		return fmt.Errorf("%w: external init must be committed by value", ErrInvalidMessage)

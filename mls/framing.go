@@ -62,6 +62,23 @@ type framedContent struct {
 	applicationData   []byte   // application
 	proposal          proposal // proposal
 	commit            commit   // commit
+
+	// encoded, when set, is this content's encoding, written in place of
+	// re-encoding it (see freeze).
+	encoded []byte
+}
+
+// freeze encodes the content once for the signature, transcript hash,
+// membership tag and message that all contain it; the content must not
+// change afterwards.
+func (c *framedContent) freeze() error {
+	c.encoded = nil
+	b, err := marshal(c)
+	if err != nil {
+		return err
+	}
+	c.encoded = b
+	return nil
 }
 
 // encodeBody writes the content-type-dependent body.
@@ -92,6 +109,10 @@ func (c *framedContent) decodeBody(r *codec.Reader) {
 }
 
 func (c *framedContent) encode(w *codec.Writer) {
+	if c.encoded != nil {
+		w.Raw(c.encoded)
+		return
+	}
 	w.Opaque(c.groupID)
 	w.U64(c.epoch)
 	c.sender.encode(w)
@@ -166,11 +187,19 @@ func (a *authenticatedContent) tbs(ctx *groupContext) ([]byte, error) {
 }
 
 func (a *authenticatedContent) sign(s *suite, priv []byte, ctx *groupContext) error {
+	k, err := s.newSigner(priv)
+	if err != nil {
+		return err
+	}
+	return a.signWith(s, k, ctx)
+}
+
+func (a *authenticatedContent) signWith(s *suite, k *signer, ctx *groupContext) error {
 	tbs, err := a.tbs(ctx)
 	if err != nil {
 		return err
 	}
-	sig, err := s.signWithLabel(priv, "FramedContentTBS", tbs)
+	sig, err := s.signWith(k, "FramedContentTBS", tbs)
 	if err != nil {
 		return err
 	}

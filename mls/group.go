@@ -39,6 +39,11 @@ type JoinOptions struct {
 	// completes: its last resumption PSK is used, and the new group must
 	// match the ReInit proposal.
 	ReInitFrom *Group
+	// BranchFrom is this member's state of the group the Welcome's
+	// subgroup branches from (Group.Branch): the branch PSK is resolved
+	// from its kept epochs, and the subgroup must keep its suite and
+	// have only its members.
+	BranchFrom *Group
 }
 
 // Group is one member's state of an MLS group. It is not safe for
@@ -83,29 +88,11 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 	}
 	g := &groupState{s: s, sigPriv: keys.Signature, externalPSKs: opts.ExternalPSKs,
 		validator: opts.CredentialValidator, now: opts.Now}
-	j, err := s.openWelcome(wm.welcome, kp, initKey, func(id *preSharedKeyID) ([]byte, error) {
-		if id.pskType == pskExternal {
-			if psk, ok := opts.ExternalPSKs[string(id.pskID)]; ok {
-				return psk, nil
-			}
-		}
-		if old := opts.ReInitFrom; old != nil && id.pskType == pskResumption && id.usage == resumptionReInit &&
-			old.st.reinit && bytes.Equal(id.pskGroupID, old.st.ctx.groupID) && id.pskEpoch == old.st.ctx.epoch {
-			if psk, ok := old.st.resumption[id.pskEpoch]; ok {
-				return psk, nil
-			}
-		}
-		return nil, fmt.Errorf("%w: unknown pre-shared key", ErrInvalidMessage)
-	})
+	j, err := s.openWelcome(wm.welcome, kp, initKey, opts.resolveJoinPSK)
 	if err != nil {
 		return nil, err
 	}
 	gc := j.info.groupContext
-	if opts.ReInitFrom != nil {
-		if err := checkReInitWelcome(opts.ReInitFrom.st, j.secrets.psks, &gc); err != nil {
-			return nil, err
-		}
-	}
 	treeBytes, ok := findExtension(j.info.extensions, extRatchetTree)
 	if !ok {
 		if treeBytes = opts.RatchetTree; treeBytes == nil {
@@ -126,6 +113,12 @@ func Join(welcomeMsg, keyPackageMsg []byte, keys PrivateKeys, opts *JoinOptions)
 		return nil, err
 	}
 	if err := g.checkTreeCredentials(); err != nil {
+		return nil, err
+	}
+	if err := g.checkExternalSenders(gc.extensions); err != nil {
+		return nil, err
+	}
+	if err := opts.checkResumptionWelcome(j.secrets.psks, &gc, g.tree); err != nil {
 		return nil, err
 	}
 	mine, err := marshal(&kp.leafNode)
@@ -211,8 +204,13 @@ const (
 // Received describes a message accepted by Handle.
 type Received struct {
 	Kind ContentKind
-	// Sender is the sender's leaf index (member senders only).
+	// Sender is the sender's leaf index, or for a proposal from an
+	// external sender its index in ExternalSenders.
 	Sender uint32
+	// SenderType says who sent the message: SenderMember, SenderExternal
+	// (a listed external sender), SenderNewMemberProposal (a client
+	// asking to join) or SenderNewMemberCommit (an external commit).
+	SenderType SenderType
 	// Data is the application data, for ApplicationContent.
 	Data []byte
 	// AuthenticatedData is the message's authenticated_data.
@@ -258,7 +256,7 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 		}
 		return nil, err
 	}
-	r := &Received{Sender: ac.content.sender.index, AuthenticatedData: ac.content.authenticatedData, Epoch: ac.content.epoch}
+	r := &Received{Sender: ac.content.sender.index, SenderType: SenderType(ac.content.sender.typ), AuthenticatedData: ac.content.authenticatedData, Epoch: ac.content.epoch}
 	switch ac.content.contentType {
 	case contentApplication:
 		r.Kind, r.Data = ApplicationContent, ac.content.applicationData

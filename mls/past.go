@@ -60,6 +60,11 @@ func leaveEpoch(old, next *groupState) {
 		past = past[1:]
 	}
 	next.past = past
+	// Resumption PSKs of epochs beyond next's window are wiped: old,
+	// which shares them, is left for good.
+	for _, psk := range next.pruneResumption() {
+		clear(psk)
+	}
 	old.epoch.wipe()
 }
 

@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"crypto/hpke"
 	"fmt"
 	"slices"
@@ -10,8 +11,10 @@ import (
 )
 
 // stateFormat versions the encoding of Group.MarshalBinary.
-// Format 2 adds the parameters of a committed ReInit; format 1 is read.
-const stateFormat uint16 = 2
+// Format 2 adds the parameters of a committed ReInit, format 3 the
+// resumption PSK window (SetResumptionEpochs); formats 1 and 2 are read.
+// The resumption PSKs of kept epochs are in every format.
+const stateFormat uint16 = 3
 
 func writeBytesMap(w *codec.Writer, m map[string][]byte) {
 	keys := make([]string, 0, len(m))
@@ -199,6 +202,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	w.Optional(st.reinitTo != nil, func(w *codec.Writer) {
 		proposalBody{&proposal{typ: proposalReInit, reInit: *st.reinitTo}}.encode(w)
 	})
+	w.U32(uint32(int32(st.keepResumption)))
 	b, err := w.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("mls: marshal group: %w", err)
@@ -210,7 +214,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 func UnmarshalGroup(b []byte) (*Group, error) {
 	r := codec.NewReader(b)
 	v := r.U16()
-	if r.Err() == nil && v != stateFormat && v != 1 {
+	if r.Err() == nil && (v < 1 || v > stateFormat) {
 		return nil, fmt.Errorf("%w: group state format %d", ErrDecode, v)
 	}
 	s, err := CipherSuite(r.U16()).suite()
@@ -284,6 +288,9 @@ func UnmarshalGroup(b []byte) (*Group, error) {
 			st.reinitTo = &p.reInit
 		})
 	}
+	if v >= 3 {
+		st.keepResumption = int(int32(r.U32()))
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("%w: group state: %w", ErrDecode, err)
 	}
@@ -329,6 +336,17 @@ func (g *groupState) checkRestored() error {
 		if len(*f) != g.s.hashLen() {
 			return bad("epoch secret length")
 		}
+	}
+	if g.keepResumption > maxResumptionEpochs {
+		return bad("resumption window")
+	}
+	for e, psk := range g.resumption {
+		if e > g.ctx.epoch || len(psk) != g.s.hashLen() {
+			return bad("resumption psk")
+		}
+	}
+	if psk, ok := g.resumption[g.ctx.epoch]; !g.removed && (!ok || !bytes.Equal(psk, g.epoch.resumptionPSK)) {
+		return bad("current resumption psk")
 	}
 	return nil
 }

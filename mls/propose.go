@@ -137,6 +137,9 @@ func (g *Group) ProposeGroupContextExtensions(exts []Extension) ([]byte, error) 
 // checks a commit replacing the group context extensions with exts runs
 // (RFC 9420 §7.3, §12.1.7).
 func (g *groupState) checkGroupContextExtensions(exts []extension) error {
+	if err := g.checkExternalSenders(exts); err != nil {
+		return err
+	}
 	ctx := g.ctx
 	ctx.extensions = exts
 	return g.tree.validatePolicy(&ctx)

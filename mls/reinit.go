@@ -102,6 +102,9 @@ func (g *Group) ReInit(identity, signatureKey []byte, keyPackages [][]byte) (*Gr
 		// capabilities when the others are added.
 		ctx := ns.ctx
 		ctx.extensions = slices.Clone(ri.extensions)
+		if err := ns.checkExternalSenders(ctx.extensions); err != nil {
+			return nil, nil, err
+		}
 		if err := ns.tree.validatePolicy(&ctx); err != nil {
 			return nil, nil, err
 		}

@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"crypto/hpke"
+	"crypto/subtle"
 	"fmt"
 	"time"
 
@@ -26,6 +27,7 @@ type groupState struct {
 	tree         *ratchetTree
 	priv         *treePrivate
 	sigPriv      []byte
+	sigKey       *signer // sigPriv parsed, see signer()
 	epoch        *epochSecrets
 	keys         *secretTree
 	interim      []byte
@@ -38,6 +40,7 @@ type groupState struct {
 	externalPSKs   map[string][]byte
 	maxJump        uint32              // bound on secret-tree ratchet jumps; 0 means the default
 	keepPast       int                 // past epochs kept for late messages; 0 default, <0 none
+	keepResumption int                 // epochs whose resumption PSK is kept; 0 default, <0 current only
 	past           []*pastEpoch        // oldest first
 	now            func() time.Time    // clock for KeyPackage lifetimes; nil means time.Now
 	validator      CredentialValidator // application credential check; not persisted
@@ -45,6 +48,19 @@ type groupState struct {
 	reinit         bool                // the last commit carried a ReInit proposal
 	reinitTo       *reInit             // that proposal's successor parameters
 	priorPSKs      map[string][]byte   // reinit/branch resumption PSKs (resumptionKey)
+}
+
+// signer returns this member's signature key parsed, parsing it again
+// only if sigPriv changed.
+func (g *groupState) signer() (*signer, error) {
+	if g.sigKey == nil || subtle.ConstantTimeCompare(g.sigKey.from, g.sigPriv) != 1 {
+		k, err := g.s.newSigner(g.sigPriv)
+		if err != nil {
+			return nil, err
+		}
+		g.sigKey = k
+	}
+	return g.sigKey, nil
 }
 
 func (g *groupState) setContext(ctx groupContext) error {

@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
@@ -220,21 +221,46 @@ func labeled(label string, content []byte) []byte {
 // signWithLabel is SignWithLabel of RFC 9420 §5.1.2. priv is the suite's
 // signature private key encoding (Ed25519 seed or ECDSA scalar).
 func (s *suite) signWithLabel(priv []byte, label string, content []byte) ([]byte, error) {
-	msg := labeled(label, content)
-	if msg == nil {
-		return nil, fmt.Errorf("%w: content too long", ErrDecode)
+	k, err := s.newSigner(priv)
+	if err != nil {
+		return nil, err
 	}
+	return s.signWith(k, label, content)
+}
+
+// signer is a parsed signature private key. Parsing derives the public
+// key (a scalar multiplication), so a member keeps one signer per key
+// rather than parsing the key for every message it signs.
+type signer struct {
+	from []byte // the private key it was parsed from
+	ed   ed25519.PrivateKey
+	ec   *ecdsa.PrivateKey
+}
+
+func (s *suite) newSigner(priv []byte) (*signer, error) {
 	if s.curve == nil {
 		if len(priv) != ed25519.SeedSize {
 			return nil, fmt.Errorf("%w: ed25519 private key size", ErrInvalidKey)
 		}
-		return ed25519.Sign(ed25519.NewKeyFromSeed(priv), msg), nil
+		return &signer{from: bytes.Clone(priv), ed: ed25519.NewKeyFromSeed(priv)}, nil
 	}
 	k, err := s.ecdsaPrivate(priv)
 	if err != nil {
 		return nil, err
 	}
-	return ecdsa.SignASN1(rand.Reader, k, s.hash(msg))
+	return &signer{from: bytes.Clone(priv), ec: k}, nil
+}
+
+// signWith is SignWithLabel with a parsed key.
+func (s *suite) signWith(k *signer, label string, content []byte) ([]byte, error) {
+	msg := labeled(label, content)
+	if msg == nil {
+		return nil, fmt.Errorf("%w: content too long", ErrDecode)
+	}
+	if k.ed != nil {
+		return ed25519.Sign(k.ed, msg), nil
+	}
+	return ecdsa.SignASN1(rand.Reader, k.ec, s.hash(msg))
 }
 
 // verifyWithLabel is VerifyWithLabel of RFC 9420 §5.1.2.

@@ -12,6 +12,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // MaxVectorLen is the largest length a variable-length vector prefix can
@@ -57,6 +58,10 @@ func (w *Writer) SetErr(err error) {
 		w.err = err
 	}
 }
+
+// Grow makes room for n more bytes, so that writing them does not
+// reallocate.
+func (w *Writer) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
 
 // U8 writes an 8-bit integer.
 func (w *Writer) U8(v uint8) { w.buf = append(w.buf, v) }
@@ -108,14 +113,30 @@ func (w *Writer) Opaque(b []byte) {
 }
 
 // Vector writes a variable-length vector whose contents are produced by fn.
+// fn writes in place after a one-byte length placeholder; a longer length
+// prefix moves the contents up once, so nested vectors allocate nothing
+// of their own.
 func (w *Writer) Vector(fn func(w *Writer)) {
-	var sub Writer
-	fn(&sub)
-	if sub.err != nil {
-		w.SetErr(sub.err)
-		return
+	start := len(w.buf)
+	w.buf = append(w.buf, 0)
+	fn(w)
+	end := len(w.buf)
+	n := end - start - 1
+	switch {
+	case n < 1<<6:
+		w.buf[start] = uint8(n)
+	case n < 1<<14:
+		w.buf = append(w.buf, 0)
+		copy(w.buf[start+2:], w.buf[start+1:end])
+		w.buf[start], w.buf[start+1] = byte(n>>8)|0x40, byte(n)
+	case n <= MaxVectorLen:
+		w.buf = append(w.buf, 0, 0, 0)
+		copy(w.buf[start+4:], w.buf[start+1:end])
+		w.buf[start], w.buf[start+1], w.buf[start+2], w.buf[start+3] = byte(n>>24)|0x80, byte(n>>16), byte(n>>8), byte(n)
+	default:
+		w.buf = w.buf[:start]
+		w.SetErr(ErrTooLong)
 	}
-	w.Opaque(sub.buf)
 }
 
 // Optional writes the presence byte and, if present, the value written by fn.

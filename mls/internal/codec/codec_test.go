@@ -102,3 +102,48 @@ func TestIntegersAndOptional(t *testing.T) {
 		t.Fatalf("elements: %v %v", got, err)
 	}
 }
+
+// TestVectorPrefixSizes checks that Vector, which writes its contents in
+// place, produces the same bytes as Opaque of the contents at every
+// prefix size boundary, nested and after earlier data.
+func TestVectorPrefixSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 63, 64, 65, 16383, 16384, 70000} {
+		content := make([]byte, n)
+		for i := range content {
+			content[i] = byte(i * 7)
+		}
+		var want Writer
+		want.U8(0xaa)
+		var inner Writer
+		inner.U16(5)
+		inner.Opaque(content)
+		inner.U8(9)
+		want.Opaque(inner.buf)
+		want.U8(0xbb)
+
+		var got Writer
+		got.U8(0xaa)
+		got.Vector(func(w *Writer) {
+			w.U16(5)
+			w.Vector(func(w *Writer) { w.Raw(content) })
+			w.U8(9)
+		})
+		got.U8(0xbb)
+		gb, err := got.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(gb, want.buf) {
+			t.Fatalf("n=%d: Vector encoding differs from Opaque", n)
+		}
+	}
+}
+
+// TestVectorError checks that an error inside a vector reaches the writer.
+func TestVectorError(t *testing.T) {
+	var w Writer
+	w.Vector(func(w *Writer) { w.U8(1); w.SetErr(ErrInvalidValue) })
+	if _, err := w.Bytes(); !errors.Is(err, ErrInvalidValue) {
+		t.Fatalf("got %v, want ErrInvalidValue", err)
+	}
+}
