@@ -57,12 +57,13 @@ type Call struct {
 	source   Source
 	sink     Sink
 
-	// dtlsFailed records that the DTLS handshake failed, as it happens:
-	// pion runs connection-state handlers on goroutines of their own, so
-	// one that reads the transport's current state may see a later one (a
-	// closed transport after a failed handshake). Atomic, because pion
-	// calls the recorder with its transport lock held.
-	dtlsFailed atomic.Bool
+	// dtlsStarted and dtlsFailed record the DTLS handshake's progress as
+	// it happens: pion runs connection-state handlers on goroutines of
+	// their own, so one that reads the transport's current state may see a
+	// later one (a closed transport after a failed handshake). Atomic,
+	// because pion calls the recorder with its transport lock held.
+	dtlsStarted atomic.Bool // ICE found a path and the handshake began
+	dtlsFailed  atomic.Bool // the handshake failed
 
 	mu          sync.Mutex
 	peerDevice  uint32
@@ -247,7 +248,10 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 	// connection state from the transport's return values, not through it.
 	// It runs with the transport's lock held, so it only records.
 	pc.SCTP().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
-		if s == webrtc.DTLSTransportStateFailed {
+		switch s {
+		case webrtc.DTLSTransportStateConnecting:
+			c.dtlsStarted.Store(true)
+		case webrtc.DTLSTransportStateFailed:
 			c.dtlsFailed.Store(true)
 		}
 	})
@@ -479,15 +483,28 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 		c.mu.Unlock()
 		close(c.connected)
 		go c.send()
-	case webrtc.PeerConnectionStateFailed:
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		c.mu.Lock()
-		active := !c.connectedAt.IsZero()
+		active, ended := !c.connectedAt.IsZero(), c.state == StateEnded
 		c.mu.Unlock()
+		if ended {
+			return // our own Close, or a failure already handled
+		}
+		// pion closes the connection itself when the DTLS connection
+		// closes. On a live call that is the peer hanging up (its signal,
+		// which travels through the relay, follows); before the call is
+		// live it is a failed handshake, whose Closed can overtake the
+		// transport's Failed.
+		closed := s == webrtc.PeerConnectionStateClosed
+		if closed && (active || !c.dtlsStarted.Load()) {
+			return
+		}
+		handshake := c.dtlsFailed.Load() || closed
 		var why error
 		switch {
 		case active:
 			why = ErrConnectionLost
-		case c.dtlsFailed.Load():
+		case handshake:
 			// ICE found a path; the DTLS handshake on it failed: one side's
 			// certificate is not the one the E2E signalling named.
 			why = ErrFingerprintMismatch

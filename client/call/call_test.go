@@ -161,8 +161,8 @@ func TestCallHangupByCallee(t *testing.T) {
 // the decrypted offer) makes the DTLS handshake fail with a clear reason.
 func TestCallFingerprintRewritten(t *testing.T) {
 	r := startRelay(t)
-	alice := r.enroll(t, "alice", nil, Options{ICEFailedTimeout: 20 * time.Second})
-	bob := r.enroll(t, "bob", nil, Options{ICEFailedTimeout: 20 * time.Second})
+	alice := r.enroll(t, "alice", nil, Options{})
+	bob := r.enroll(t, "bob", nil, Options{})
 	bob.m.tamper = func(from string, s *content.CallSignal) {
 		if s.Kind != content.CallSignal_OFFER {
 			return
