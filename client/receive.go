@@ -165,13 +165,13 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	var lookup *needLookupError
 	var refusedFrom string
 	if errors.As(err, &lookup) {
-		// A first message from lookup.user: its key is checked against
-		// the key log outside the (rolled back) transaction, then the
-		// envelope is processed again.
-		if err = c.checkSender(ctx, conn, lookup.user, lookup.key); err == nil {
-			first.vetted = map[string][]byte{lookup.user: lookup.key}
+		// A first message from lookup.user, or a changed key of theirs:
+		// the key is checked against the key log outside the (rolled
+		// back) transaction, then the envelope is processed again.
+		if err = c.checkLookup(ctx, conn, lookup); err == nil {
+			first.allow(lookup)
 			if err = process(); errors.As(err, new(*needLookupError)) {
-				err = fmt.Errorf("client: the first message from %s named another identity key on a second reading", lookup.user)
+				err = fmt.Errorf("client: the message from %s named another identity key on a second reading", lookup.user)
 			}
 		} else if errors.Is(err, ErrSenderNotInLog) {
 			refusedFrom = lookup.user
@@ -182,10 +182,11 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrSenderNotInLog):
-		// A first message under an identity key that the log does not
-		// hold for its sender (a relay impersonating them): dropped with
-		// the alarm, nothing of it stored or shown.
-		c.log.Warn("first message refused: its identity key is not in the key log", "from", refusedFrom, "err", err)
+		// A first message, or a known contact's under a changed key, with
+		// an identity key that the log does not hold for its sender (a
+		// relay impersonating them): dropped with the alarm, nothing of
+		// it stored or shown, the old key kept.
+		c.log.Warn("message refused: its identity key is not in the key log", "from", refusedFrom, "err", err)
 		r = received{}
 		c.emit(Event{Kind: EventError, User: refusedFrom, Err: err})
 	case errors.Is(err, session.ErrDuplicateMessage):
@@ -282,6 +283,9 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 		r.isPreKey = inner == session.MessageTypePreKey
 	} else if pt, err = session.Decrypt(ctx, rand.Reader, ss.stores(), *addr, int(env.Type), env.Content); err != nil {
 		return err
+	}
+	if err := first.vetChanged(ctx, tx, ss.changed); err != nil {
+		return err // a changed key not yet proven in the key log
 	}
 	r.changed = ss.changed
 	if err := rememberDevice(ctx, tx, env.Sender, env.SenderDevice, c.acct); err != nil {

@@ -389,7 +389,7 @@ func (c *Client) openSealed(ctx context.Context, ss *sigStore, env *wire.Envelop
 		at = c.opts.Now()
 	}
 	local := session.Address{Name: c.acct.Username, DeviceID: c.acct.DeviceID}
-	res, err := sealed.Decrypt(ctx, rand.Reader, ss.stores(), env.Content, root, at, local)
+	res, err := sealed.Decrypt(ctx, rand.Reader, ss.first.sealedStores(ss), env.Content, root, at, local)
 	if err != nil && !sealedRefusal(err) {
 		// The local store failed, not the envelope: it stays queued.
 		return nil, nil, 0, err
@@ -398,6 +398,12 @@ func (c *Client) openSealed(ctx context.Context, ss *sigStore, env *wire.Envelop
 		se := &SealedSenderError{Err: err}
 		if u, uerr := sealed.Unseal(c.identity, env.Content); uerr == nil {
 			se.Sender, se.Device = u.Sender.Sender, u.Sender.DeviceID
+			if errors.Is(err, sealed.ErrIdentityMismatch) && u.Sender.Sender != c.acct.Username {
+				// A known contact's changed key: checked in the key log.
+				if lerr := ss.first.vetCertificate(ctx, ss.db, u.Sender.Sender, u.Sender.IdentityKey.Serialize()); lerr != nil {
+					return nil, nil, 0, lerr
+				}
+			}
 		}
 		return nil, nil, 0, se
 	}

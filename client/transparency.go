@@ -23,7 +23,10 @@ import (
 //   - uses an identity key it is served for a new session only with a valid
 //     inclusion proof of exactly that binding;
 //   - accepts a first message from a new contact only when its identity key
-//     is the one the log holds for the sender (transparency_first.go);
+//     is the one the log holds for the sender (transparency_first.go), and
+//     a known contact's changed key likewise (transparency_change.go);
+//   - refuses a key proven by an older leaf than one it verified binding
+//     another key to the same user (a superseded key served again);
 //   - keeps the newest verified head and checks that every newer head it
 //     sees extends it (consistency proofs);
 //   - audits the log: reads every new leaf, alarms on a binding of its own
@@ -269,7 +272,10 @@ func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv
 	if err := transparency.VerifyInclusion(transparency.LeafHash(p.Leaf), p.LeafIndex, head.Size, incl, head.Root); err != nil {
 		return unproven("that is not in the log")
 	}
-	return c.advanceHead(ctx, conn, db, head, p.KnownSize, p.Consistency, "the relay")
+	if err := c.advanceHead(ctx, conn, db, head, p.KnownSize, p.Consistency, "the relay"); err != nil {
+		return err
+	}
+	return c.checkBinding(ctx, db, user, key, p) // transparency_change.go
 }
 
 // advanceHead checks that head and the newest verified head are consistent

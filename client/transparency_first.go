@@ -40,14 +40,19 @@ const AlarmUnloggedSender AlarmKind = "unlogged-sender"
 
 // ErrSenderNotInLog is returned (and reported in an EventError, wrapped
 // with a *TransparencyAlarm or ErrKeyNotInLog or ErrFork) when a first
-// message from a user arrives under an identity key the key transparency
-// log is not proven to hold for them. The message is dropped.
-var ErrSenderNotInLog = errors.New("client: a first message's identity key is not the one the key transparency log holds for its sender")
+// message from a user, or a known contact's message under a changed key
+// (then with ErrKeyChangeNotInLog too), arrives under an identity key the
+// key transparency log is not proven to hold for them. The message is
+// dropped.
+var ErrSenderNotInLog = errors.New("client: a message's identity key is not the one the key transparency log holds for its sender")
 
 // firstContact is the receive transaction's check of first keys: keys in
-// vetted were proven in the log for their user by checkSender.
+// vetted were proven in the log for their user by checkLogged.
 type firstContact struct {
 	vetted map[string][]byte
+	// certs: sealed certificate keys proven for a known contact whose
+	// held key differs (transparency_change.go).
+	certs map[string][]byte
 }
 
 // needLookupError rolls the receive transaction back: user's first key must
@@ -55,9 +60,15 @@ type firstContact struct {
 type needLookupError struct {
 	user string
 	key  []byte
+	// changed: user is a known contact whose key changed; cert: the key is
+	// a sealed sender certificate's (transparency_change.go).
+	changed, cert bool
 }
 
 func (e *needLookupError) Error() string {
+	if e.changed {
+		return fmt.Sprintf("client: the changed identity key of %s awaits its key transparency check", e.user)
+	}
 	return fmt.Sprintf("client: the first message from %s awaits its key transparency check", e.user)
 }
 
@@ -77,29 +88,41 @@ func (f *firstContact) vet(ctx context.Context, db kv, user string, key []byte) 
 	return &needLookupError{user: user, key: bytes.Clone(key)}
 }
 
-// checkSender checks that key is the identity key the log binds to user. It
-// returns nil when proven, an error wrapping ErrSenderNotInLog (an alarm is
-// raised) when the message must be refused, and another error when the
-// check could not be made. Alarms are queued; the caller flushes them.
-func (c *Client) checkSender(ctx context.Context, conn *transport.Conn, user string, key []byte) error {
+// checkLogged checks that key is the identity key the log binds to user:
+// the key of a first message, or (changed) the new key of a known contact.
+// It returns nil when proven, an error wrapping ErrSenderNotInLog (and, for
+// a changed key, ErrKeyChangeNotInLog; an alarm is raised) when the message
+// must be refused, and another error when the check could not be made.
+// Alarms are queued; the caller flushes them.
+func (c *Client) checkLogged(ctx context.Context, conn *transport.Conn, user string, key []byte, changed bool) error {
+	refuse := func(err error) error {
+		if changed {
+			return fmt.Errorf("%w: %w: %w", ErrKeyChangeNotInLog, ErrSenderNotInLog, err)
+		}
+		return fmt.Errorf("%w: %w", ErrSenderNotInLog, err)
+	}
+	what, kind := "a first message", AlarmUnloggedSender
+	if changed {
+		what, kind = "a message under a new identity key", AlarmUnloggedKeyChange
+	}
 	resp, err := conn.GetIdentity(ctx, user)
 	if transport.Code(err) == wire.ErrorCode_NOT_FOUND {
-		return fmt.Errorf("%w: %w", ErrSenderNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmUnloggedSender, User: user,
-			Detail: fmt.Sprintf("the relay delivered a first message from %s but serves no identity key for %s; it was refused", user, user)}))
+		return refuse(c.alarm(&TransparencyAlarm{Kind: kind, User: user,
+			Detail: fmt.Sprintf("the relay delivered %s from %s but serves no identity key for %s; it was refused", what, user, user)}))
 	}
 	if err != nil {
 		return fmt.Errorf("client: identity of %s: %w", user, err)
 	}
 	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.Transparency); err != nil {
 		if errors.Is(err, ErrKeyNotInLog) || errors.Is(err, ErrFork) {
-			return fmt.Errorf("%w: %w", ErrSenderNotInLog, err)
+			return refuse(err)
 		}
 		return err
 	}
 	if !sameKey(resp.IdentityKey, key) {
 		p := resp.Transparency
-		return fmt.Errorf("%w: %w", ErrSenderNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmUnloggedSender, User: user,
-			Detail: fmt.Sprintf("a first message from %s came with an identity key that is not the one the key log holds for %s: someone else sent it in their name; it was refused", user, user),
+		return refuse(c.alarm(&TransparencyAlarm{Kind: kind, User: user,
+			Detail: fmt.Sprintf("%s from %s came with an identity key that is not the one the key log holds for %s: someone else sent it in their name; it was refused", what, user, user),
 			HeadA:  p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
 	}
 	return nil
