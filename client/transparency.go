@@ -114,6 +114,10 @@ type ktState struct {
 	alarmSeq  int64
 	checked   int // gossiped heads checked (for tests)
 	audits    int // audits finished (for tests)
+	// bound: the newest leaf proven per user, not yet known to be stored
+	// (proven inside a store transaction that may roll back; stored by
+	// flushAlarms, see checkBinding).
+	bound map[string]boundRecord
 }
 
 type gossip struct {
@@ -205,19 +209,24 @@ func (c *Client) alarm(a *TransparencyAlarm) *TransparencyAlarm {
 	return a
 }
 
-// flushAlarms stores queued alarms; it must run outside a store
-// transaction.
+// flushAlarms stores queued alarms and proven bindings; it must run
+// outside a store transaction.
 func (c *Client) flushAlarms(ctx context.Context) {
 	// Evidence is kept even when the caller is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	c.kt.mu.Lock()
-	pending := c.kt.pending
-	c.kt.pending = nil
+	pending, bound := c.kt.pending, c.kt.bound
+	c.kt.pending, c.kt.bound = nil, nil
 	c.kt.mu.Unlock()
-	if len(pending) == 0 {
+	if len(pending) == 0 && len(bound) == 0 {
 		return
 	}
 	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		for user, b := range bound {
+			if err := storeBinding(ctx, tx, user, b); err != nil {
+				return err
+			}
+		}
 		for _, a := range pending {
 			b, err := json.Marshal(a)
 			if err != nil {
@@ -237,6 +246,9 @@ func (c *Client) flushAlarms(ctx context.Context) {
 		c.log.Error("key transparency alarms not stored", "err", err)
 		c.kt.mu.Lock()
 		c.kt.pending = append(pending, c.kt.pending...)
+		for user, b := range bound {
+			c.kt.noteBinding(user, b)
+		}
 		c.kt.mu.Unlock()
 	}
 }

@@ -47,7 +47,10 @@ import (
 // for them (the "bound" records). A key proven only by an older leaf than
 // one that already bound another key to the same user is a rollback to a
 // superseded key (AlarmStaleBinding), refused everywhere a served key is
-// checked: sends, refreshes, first contacts and key changes.
+// checked: sends, refreshes, first contacts and key changes; so is the same
+// leaf with another key. A leaf proven inside a transaction that then rolls
+// back (a send stopped by the changed key it was served, which markChanged
+// records outside it) is remembered all the same.
 
 // AlarmUnloggedKeyChange is raised when a message from a known contact
 // carries a new identity key that is not the one the key log holds for
@@ -170,31 +173,79 @@ func (c *Client) checkLookup(ctx context.Context, conn *transport.Conn, l *needL
 }
 
 // checkBinding refuses a key proven by a leaf older than the newest one
-// this device verified for user when that one binds another key, and
-// remembers the newest leaf. It runs after p was verified.
+// this device verified for user when that one binds another key (or by the
+// same leaf with another key: two histories), and remembers the newest
+// leaf. It runs after p was verified. db may be a transaction that rolls
+// back after the proof (a send stopped by the changed key it was served):
+// the proven leaf is also queued for flushAlarms, so that it is remembered
+// all the same.
 func (c *Client) checkBinding(ctx context.Context, db kv, user string, key []byte, p *wire.TransparencyProof) error {
-	id := []byte(ktBoundPrefix + user)
-	var b boundRecord
-	switch v, err := db.Get(ctx, tblTransparency, id); {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	b, err := loadBinding(ctx, db, user)
+	if err != nil {
 		return err
-	default:
-		if err := json.Unmarshal(v, &b); err != nil {
-			return fmt.Errorf("client: stored key log binding: %w", err)
-		}
-		if p.LeafIndex < b.Index && !sameKey(b.Key, key) {
-			return fmt.Errorf("%w: %w", ErrKeyNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmStaleBinding, User: user,
-				Detail: fmt.Sprintf("the relay served an identity key for %s proven by key log leaf %d, but leaf %d binds another key to %s since: a superseded key; it was not used", user, p.LeafIndex, b.Index, user),
-				HeadA:  p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
+	}
+	c.kt.mu.Lock()
+	if q, ok := c.kt.bound[user]; ok && (b == nil || q.Index > b.Index) {
+		b = &q // proven earlier in a transaction that rolled back
+	}
+	c.kt.mu.Unlock()
+	if b != nil {
+		if p.LeafIndex <= b.Index && !sameKey(b.Key, key) {
+			detail := fmt.Sprintf("the relay served an identity key for %s proven by key log leaf %d, but leaf %d binds another key to %s since: a superseded key; it was not used", user, p.LeafIndex, b.Index, user)
+			if p.LeafIndex == b.Index {
+				detail = fmt.Sprintf("the relay served an identity key for %s proven by key log leaf %d, but that leaf was proven to bind another key to %s before: two histories of the log; the key was not used", user, p.LeafIndex, user)
+			}
+			return fmt.Errorf("%w: %w", ErrKeyNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmStaleBinding, User: user, Detail: detail,
+				HeadA: p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
 		}
 		if p.LeafIndex <= b.Index {
 			return nil
 		}
 	}
-	v, err := json.Marshal(boundRecord{Index: p.LeafIndex, Key: key})
+	rec := boundRecord{Index: p.LeafIndex, Key: bytes.Clone(key)}
+	c.kt.mu.Lock()
+	c.kt.noteBinding(user, rec)
+	c.kt.mu.Unlock()
+	return storeBinding(ctx, db, user, rec)
+}
+
+// noteBinding queues rec, the newest leaf proven for user, for
+// flushAlarms. The caller holds k.mu.
+func (k *ktState) noteBinding(user string, rec boundRecord) {
+	if q, ok := k.bound[user]; ok && q.Index >= rec.Index {
+		return
+	}
+	if k.bound == nil {
+		k.bound = make(map[string]boundRecord)
+	}
+	k.bound[user] = rec
+}
+
+// loadBinding returns the newest leaf stored for user (nil: none).
+func loadBinding(ctx context.Context, db kv, user string) (*boundRecord, error) {
+	v, err := db.Get(ctx, tblTransparency, []byte(ktBoundPrefix+user))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var b boundRecord
+	if err := json.Unmarshal(v, &b); err != nil {
+		return nil, fmt.Errorf("client: stored key log binding: %w", err)
+	}
+	return &b, nil
+}
+
+// storeBinding stores rec for user unless a leaf as new is stored.
+func storeBinding(ctx context.Context, db kv, user string, rec boundRecord) error {
+	b, err := loadBinding(ctx, db, user)
+	if err != nil || (b != nil && b.Index >= rec.Index) {
+		return err
+	}
+	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return db.Put(ctx, tblTransparency, id, v)
+	return db.Put(ctx, tblTransparency, []byte(ktBoundPrefix+user), v)
 }
