@@ -13,11 +13,18 @@ type countingDir struct {
 	Directory
 	mu    sync.Mutex
 	devs  []Device
+	gate  chan struct{} // when set, loads wait for it to close
 	loads atomic.Int64
 }
 
 func (d *countingDir) AccountByName(_ context.Context, name string) (Account, error) {
 	d.loads.Add(1)
+	d.mu.Lock()
+	gate := d.gate
+	d.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return Account{Username: name}, nil
 }
 
@@ -44,8 +51,12 @@ func TestDirCachePeek(t *testing.T) {
 	if _, devs, ok := c.peek(ctx, "bob"); !ok || devs[0].RegistrationID != 1 || dir.loads.Load() != 1 {
 		t.Fatal("fresh entry not served from the cache")
 	}
+	// The reload waits at the gate, so that the peeks below all come
+	// while it runs.
+	gate := make(chan struct{})
 	dir.mu.Lock()
 	dir.devs = []Device{{RegistrationID: 2}}
+	dir.gate = gate
 	dir.mu.Unlock()
 	now.Store(1) // at the ttl: the old entry, and one reload
 	for range 3 {
@@ -53,6 +64,7 @@ func TestDirCachePeek(t *testing.T) {
 			t.Fatal("stale entry not served during its reload")
 		}
 	}
+	close(gate)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, devs, ok := c.peek(ctx, "bob"); ok && devs[0].RegistrationID == 2 {
