@@ -220,18 +220,25 @@ func cmdListen(e *env, args []string) error {
 	}
 	done := c.Done()
 	n := 0
+	// handle shows ev; it reports whether listen ends with it.
+	handle := func(ev client.Event) (bool, error) {
+		printEvent(e, ev, *asJSON)
+		if ev.Kind == client.EventWiped {
+			return true, errWiped
+		}
+		if ev.Kind == client.EventMessage {
+			n++
+			if *count > 0 && n >= *count {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 	for {
 		select {
 		case ev := <-events:
-			printEvent(e, ev, *asJSON)
-			if ev.Kind == client.EventWiped {
-				return errWiped
-			}
-			if ev.Kind == client.EventMessage {
-				n++
-				if *count > 0 && n >= *count {
-					return nil
-				}
+			if stop, err := handle(ev); stop {
+				return err
 			}
 		case <-calls.finished():
 			return nil
@@ -246,6 +253,9 @@ func cmdListen(e *env, args []string) error {
 				}
 			}
 		case <-done:
+			if stop, err := settle(c.Disconnect, events, handle); stop {
+				return err
+			}
 			if *drain {
 				return errors.New("connection to the relay lost")
 			}
@@ -351,6 +361,15 @@ func cmdChat(e *env, args []string) error {
 				return errWiped
 			}
 		case <-c.Done():
+			if stop, err := settle(c.Disconnect, events, func(ev client.Event) (bool, error) {
+				showChatEvent(ctx, e, c, peer, ev)
+				if ev.Kind == client.EventWiped {
+					return true, errWiped
+				}
+				return false, nil
+			}); stop {
+				return err
+			}
 			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
 				return err
 			}
@@ -380,6 +399,45 @@ func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, e
 	if ev.Kind == client.EventMessage && !ev.Message.Outgoing {
 		if err := c.MarkRead(ctx, peer, ev.Message.ID); err != nil {
 			fmt.Fprintf(e.stderr, "! read receipt not sent: %v\n", err)
+		}
+	}
+}
+
+// settle runs after the relay connection ended: it stops the receive
+// loop with disconnect (Client.Disconnect) while passing the events the
+// loop still emits to handle, then those left in events. A wipe order
+// ends the connection (the relay revokes the device on its confirmation)
+// before the receive loop emits EventWiped, and the loop is stopped only
+// once it returns, so the wipe is seen here rather than lost to a
+// reconnect that cannot succeed. settle reports whether handle ended the
+// command, and with what error; the events after that are dropped.
+func settle(disconnect func(), events <-chan client.Event, handle func(client.Event) (bool, error)) (bool, error) {
+	stopped := make(chan struct{})
+	go func() {
+		// Owned by settle, which waits for it: ends when the loop has.
+		defer close(stopped)
+		disconnect()
+	}()
+	var stop bool
+	var err error
+	take := func(ev client.Event) {
+		if !stop {
+			stop, err = handle(ev)
+		}
+	}
+	for {
+		select {
+		case ev := <-events:
+			take(ev)
+		case <-stopped:
+			for {
+				select {
+				case ev := <-events:
+					take(ev)
+				default:
+					return stop, err
+				}
+			}
 		}
 	}
 }
