@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,6 +47,15 @@ const (
 	ktHead          = "head"  // newest verified transparency.SignedHead
 	ktAudit         = "audit" // transparency.Frontier of the audited leaves
 	ktAlarmPrefix   = "alarm/"
+	ktAlarmsDropped = "alarms-dropped" // how many alarms were dropped (decimal)
+
+	// Stored alarms are bounded, so that a relay provoking alarms cannot
+	// grow the device's storage without end: the first alarmsKeepFirst
+	// (the evidence of the first incident is never dropped) and the newest
+	// alarmsKeepNewest are kept, and the ones in between are counted.
+	alarmsKeepFirst  = 16
+	alarmsKeepNewest = 240
+	maxStoredAlarms  = alarmsKeepFirst + alarmsKeepNewest
 
 	auditBatch    = 1000
 	auditInterval = 15 * time.Minute
@@ -112,8 +123,9 @@ type ktState struct {
 	strangers map[string]bool // peers already reported for a head under another key
 	auditMu   sync.Mutex      // one audit at a time
 	alarmSeq  int64
-	checked   int // gossiped heads checked (for tests)
-	audits    int // audits finished (for tests)
+	dropped   uint64 // pending alarms dropped, not yet added to the stored count
+	checked   int    // gossiped heads checked (for tests)
+	audits    int    // audits finished (for tests)
 	// bound: the newest leaf proven per user, not yet known to be stored
 	// (proven inside a store transaction that may roll back; stored by
 	// flushAlarms, see checkBinding).
@@ -172,18 +184,18 @@ func (c *Client) TransparencyHead(ctx context.Context) (*transparency.SignedHead
 	return loadHead(ctx, c.db)
 }
 
-// TransparencyAlarms returns every alarm raised so far, oldest first.
+// TransparencyAlarms returns the alarms kept, oldest first: the first
+// alarmsKeepFirst ever raised and the newest ones (see
+// TransparencyAlarmsDropped).
 func (c *Client) TransparencyAlarms(ctx context.Context) ([]TransparencyAlarm, error) {
 	c.flushAlarms(ctx)
 	ents, err := c.db.List(ctx, tblTransparency)
 	if err != nil {
 		return nil, err
 	}
+	ents = alarmEntries(ents)
 	var out []TransparencyAlarm
 	for _, e := range ents {
-		if !bytes.HasPrefix(e.Key, []byte(ktAlarmPrefix)) {
-			continue
-		}
 		var a TransparencyAlarm
 		if err := json.Unmarshal(e.Value, &a); err != nil {
 			return nil, fmt.Errorf("client: stored alarm: %w", err)
@@ -198,11 +210,79 @@ func (c *Client) TransparencyAlarms(ctx context.Context) ([]TransparencyAlarm, e
 	return out, nil
 }
 
-// alarm reports a to the UI at once and queues it for the store.
+// TransparencyAlarmsDropped returns how many alarms were dropped to bound
+// the storage alarms take: raised after the first alarmsKeepFirst and
+// before the newest ones kept.
+func (c *Client) TransparencyAlarmsDropped(ctx context.Context) (uint64, error) {
+	c.flushAlarms(ctx)
+	n, err := droppedAlarms(ctx, c.db)
+	c.kt.mu.Lock()
+	n += c.kt.dropped // could not be stored yet
+	c.kt.mu.Unlock()
+	return n, err
+}
+
+// alarmEntries returns the stored alarms among ents, oldest first (their
+// keys hold the time they were raised).
+func alarmEntries(ents []store.Entry) []store.Entry {
+	ents = slices.DeleteFunc(ents, func(e store.Entry) bool { return !bytes.HasPrefix(e.Key, []byte(ktAlarmPrefix)) })
+	slices.SortFunc(ents, func(a, b store.Entry) int { return bytes.Compare(a.Key, b.Key) })
+	return ents
+}
+
+func droppedAlarms(ctx context.Context, db kv) (uint64, error) {
+	b, err := db.Get(ctx, tblTransparency, []byte(ktAlarmsDropped))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("client: stored count of dropped alarms: %w", err)
+	}
+	return n, nil
+}
+
+// trimAlarms deletes the stored alarms after the first alarmsKeepFirst and
+// before the newest alarmsKeepNewest, and adds them (and extra, dropped
+// before they were stored) to the stored count.
+func trimAlarms(ctx context.Context, tx kv, extra uint64) error {
+	ents, err := tx.List(ctx, tblTransparency)
+	if err != nil {
+		return err
+	}
+	ents = alarmEntries(ents)
+	drop := uint64(0)
+	if len(ents) > maxStoredAlarms {
+		for _, e := range ents[alarmsKeepFirst : len(ents)-alarmsKeepNewest] {
+			if err := tx.Delete(ctx, tblTransparency, e.Key); err != nil {
+				return err
+			}
+			drop++
+		}
+	}
+	if drop+extra == 0 {
+		return nil
+	}
+	n, err := droppedAlarms(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return tx.Put(ctx, tblTransparency, []byte(ktAlarmsDropped), []byte(strconv.FormatUint(n+drop+extra, 10)))
+}
+
+// alarm reports a to the UI at once and queues it for the store. The
+// queue is bounded as the store is (it grows while the store fails).
 func (c *Client) alarm(a *TransparencyAlarm) *TransparencyAlarm {
 	a.Time = c.opts.Now()
 	c.log.Error("key transparency alarm", "kind", string(a.Kind), "user", a.User, "detail", a.Detail)
 	c.kt.mu.Lock()
+	if len(c.kt.pending) >= maxStoredAlarms {
+		c.kt.pending = slices.Delete(c.kt.pending, alarmsKeepFirst, alarmsKeepFirst+1)
+		c.kt.dropped++
+	}
 	c.kt.pending = append(c.kt.pending, a)
 	c.kt.mu.Unlock()
 	c.emit(Event{Kind: EventTransparencyAlarm, User: a.User, Err: a})
@@ -215,10 +295,10 @@ func (c *Client) flushAlarms(ctx context.Context) {
 	// Evidence is kept even when the caller is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	c.kt.mu.Lock()
-	pending, bound := c.kt.pending, c.kt.bound
-	c.kt.pending, c.kt.bound = nil, nil
+	pending, bound, dropped := c.kt.pending, c.kt.bound, c.kt.dropped
+	c.kt.pending, c.kt.bound, c.kt.dropped = nil, nil, 0
 	c.kt.mu.Unlock()
-	if len(pending) == 0 && len(bound) == 0 {
+	if len(pending) == 0 && len(bound) == 0 && dropped == 0 {
 		return
 	}
 	err := c.db.Update(ctx, func(tx *store.Tx) error {
@@ -240,12 +320,20 @@ func (c *Client) flushAlarms(ctx context.Context) {
 				return err
 			}
 		}
-		return nil
+		if len(pending) == 0 && dropped == 0 {
+			return nil
+		}
+		return trimAlarms(ctx, tx, dropped)
 	})
 	if err != nil {
 		c.log.Error("key transparency alarms not stored", "err", err)
 		c.kt.mu.Lock()
 		c.kt.pending = append(pending, c.kt.pending...)
+		c.kt.dropped += dropped
+		for len(c.kt.pending) > maxStoredAlarms {
+			c.kt.pending = slices.Delete(c.kt.pending, alarmsKeepFirst, alarmsKeepFirst+1)
+			c.kt.dropped++
+		}
 		for user, b := range bound {
 			c.kt.noteBinding(user, b)
 		}

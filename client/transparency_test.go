@@ -411,3 +411,64 @@ func TestKeyTransparencySameSizeFork(t *testing.T) {
 		t.Fatalf("stored alarms %+v", got)
 	}
 }
+
+// TestKeyTransparencyAlarmsBounded: a relay that provokes alarm after
+// alarm (here forged heads of alice's size, gossiped in bob's name) cannot
+// grow alice's storage without end. The first incident's evidence (an
+// unproven key for bob) and the newest alarms are kept; the alarms in
+// between are counted.
+func TestKeyTransparencyAlarmsBounded(t *testing.T) {
+	ctx := context.Background()
+	r := startKTRelay(t)
+	code := r.code(t, 5, time.Hour)
+	alice, aev := r.enroll(t, code, "alice", true)
+	r.enroll(t, code, "bob", false)
+	if _, err := alice.AuditKeyLog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitAudits(t, alice, 2)
+	r.exec(t, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`UPDATE accounts SET identity_key = ? WHERE username = 'bob'`, fakeIdentity(t))
+		return err
+	})
+	if _, err := alice.Send(ctx, "bob", "for bob only"); !errors.Is(err, ErrKeyNotInLog) {
+		t.Fatalf("send with a swapped key: %v", err)
+	}
+	waitEvent(t, aev, EventTransparencyAlarm)
+	first := alarmsOf(t, alice)
+	if len(first) != 1 || first[0].Kind != AlarmUnprovenKey || len(first[0].HeadA) == 0 {
+		t.Fatalf("first alarm %+v", first)
+	}
+	mine, _ := alice.TransparencyHead(ctx)
+	conn, err := alice.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forks = maxStoredAlarms + 50
+	var last []byte
+	for i := range forks {
+		other := mine.Root
+		other[0] ^= 1
+		other[1] = byte(i)
+		other[2] = byte(i >> 8)
+		forged := transparency.SignHead(r.priv, mine.Size, other, time.Now().UnixMilli())
+		last = forged.Encode()
+		alice.noteGossip("bob", last)
+		alice.checkGossip(ctx, conn)
+		waitEvent(t, aev, EventTransparencyAlarm) // every alarm is still reported
+	}
+	got := alarmsOf(t, alice)
+	if len(got) != maxStoredAlarms {
+		t.Fatalf("%d alarms stored, want %d", len(got), maxStoredAlarms)
+	}
+	if got[0].Kind != AlarmUnprovenKey || got[0].Detail != first[0].Detail || !bytes.Equal(got[0].HeadA, first[0].HeadA) || !bytes.Equal(got[0].Leaf, first[0].Leaf) {
+		t.Fatalf("the first incident's evidence was not kept: %+v", got[0])
+	}
+	if a := got[len(got)-1]; a.Kind != AlarmFork || !bytes.Equal(a.HeadB, last) {
+		t.Fatalf("the newest alarm was not kept: %+v", a)
+	}
+	dropped, err := alice.TransparencyAlarmsDropped(ctx)
+	if err != nil || dropped != 1+forks-maxStoredAlarms {
+		t.Fatalf("dropped %d (%v), want %d", dropped, err, 1+forks-maxStoredAlarms)
+	}
+}

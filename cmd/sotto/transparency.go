@@ -31,7 +31,8 @@ func printTransparencyEvent(e *env, ev client.Event, asJSON bool) bool {
 
 // cmdKeylog shows the key transparency state: the pinned log key (compare
 // it out of band with your contacts and the operator), the newest verified
-// head and every alarm. With "audit" it first audits the log's new leaves.
+// head and the alarms kept (the first ones, the newest ones, and how many
+// in between were dropped). With "audit" it first audits the log's new leaves.
 func cmdKeylog(e *env, args []string) error {
 	fs := e.flagSet("keylog")
 	pos, err := parse(fs, args)
@@ -80,6 +81,13 @@ func cmdKeylog(e *env, args []string) error {
 	}
 	for _, a := range alarms {
 		fmt.Fprintf(e.stdout, "ALARM %s %s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Kind, a.Detail)
+	}
+	dropped, err := c.TransparencyAlarmsDropped(e.ctx)
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		fmt.Fprintf(e.stdout, "ALARMS DROPPED: %d alarms raised after the first ones above and before the newest ones were not kept (to bound storage); the first and the newest are\n", dropped)
 	}
 	if len(alarms) == 0 {
 		fmt.Fprintln(e.stdout, "no alarms")
