@@ -130,6 +130,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, err
 	}
+	c.flushAlarms(ctx) // bindings proven in a rolled-back transaction, too
 	ids, err := c.db.List(ctx, tblIdentities)
 	if err != nil {
 		return nil, nil, err
@@ -144,7 +145,11 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 		if !validUser(user) {
 			continue
 		}
-		b.Contacts = append(b.Contacts, historyContact{User: user, Key: r.Key, Verified: r.Verified, Changed: r.Changed, Previous: r.Previous})
+		bound, err := loadBinding(ctx, c.db, user)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.Contacts = append(b.Contacts, historyContact{User: user, Key: r.Key, Verified: r.Verified, Changed: r.Changed, Previous: r.Previous, Bound: bound})
 		if user != c.acct.Username {
 			peers = append(peers, user)
 		}
@@ -530,7 +535,16 @@ func otherAttachment(ctx context.Context, db kv, m *Message) (bool, error) {
 // that arrived after it (sending blocked until the user verifies), and a
 // key the approving device had not accepted stays not accepted. It reports
 // whether the contact is now shown as changed because of the merge.
+//
+// The newest key log leaf the approving device verified for the contact
+// is imported only forward: a newer one this device verified itself stays
+// (storeBinding), so an import never lowers the stale-binding rule.
 func importContact(ctx context.Context, tx kv, hc historyContact) (bool, error) {
+	if hc.Bound != nil {
+		if err := storeBinding(ctx, tx, hc.User, boundRecord{Index: hc.Bound.Index, Key: bytes.Clone(hc.Bound.Key)}); err != nil {
+			return false, err
+		}
+	}
 	cur, err := loadIdentity(ctx, tx, hc.User)
 	switch {
 	case err != nil:

@@ -79,6 +79,10 @@ type historyContact struct {
 	Verified bool   `json:"verified,omitempty"`
 	Changed  bool   `json:"changed,omitempty"`
 	Previous []byte `json:"previous,omitempty"`
+	// Bound: the newest key log leaf the exporting device verified for
+	// the contact (transparency_change.go), so that the new device starts
+	// with the same stale-binding rule. Absent in older exports.
+	Bound *boundRecord `json:"bound,omitempty"`
 }
 
 // historyTimer is a conversation's disappearing-messages timer.
@@ -356,6 +360,11 @@ func (c *historyContact) check() error {
 	if c.Previous != nil {
 		if _, err := keys.ParsePublicKey(c.Previous); err != nil {
 			return badHistory("bad previous identity key for a contact")
+		}
+	}
+	if c.Bound != nil {
+		if _, err := keys.ParsePublicKey(c.Bound.Key); err != nil {
+			return badHistory("bad key log binding for a contact")
 		}
 	}
 	return nil

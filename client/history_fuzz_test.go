@@ -29,7 +29,7 @@ func historySeed(t testing.TB) *historyBundle {
 	at := time.UnixMilli(1_700_000_000_000).UTC()
 	return &historyBundle{
 		Settings: &settingsRecord{Typing: true},
-		Contacts: []historyContact{{User: "bob", Key: key, Verified: true}, {User: "carol", Key: key, Changed: true, Previous: key}},
+		Contacts: []historyContact{{User: "bob", Key: key, Verified: true, Bound: &boundRecord{Index: 7, Key: key}}, {User: "carol", Key: key, Changed: true, Previous: key}},
 		Timers:   []historyTimer{{Peer: "carol", Seconds: 3600, AtMs: at.UnixMilli()}},
 		Messages: []historyMessage{
 			{Author: "bob", Message: &Message{ID: mid, Peer: "bob", From: "bob", SentAt: at, ServerTime: at, Text: "hi",
@@ -77,6 +77,8 @@ func TestHistoryCodecRoundTripAndRefusals(t *testing.T) {
 		"path name":       func(b *historyBundle) { b.Messages[1].Message.Attachment.Name = "../x" },
 		"timer":           func(b *historyBundle) { b.Timers[0].Seconds = content.MaxTimerSeconds + 1 },
 		"expiry no timer": func(b *historyBundle) { b.Messages[1].Message.ExpireSeconds = 0 },
+		"bound key":       func(b *historyBundle) { b.Contacts[0].Bound.Key = b.Contacts[0].Bound.Key[1:] },
+		"bound no key":    func(b *historyBundle) { b.Contacts[0].Bound.Key = nil },
 	} {
 		b := historySeed(t)
 		mut(b)
@@ -105,7 +107,13 @@ func FuzzDecodeHistory(f *testing.F) {
 	if _, err := decodeHistory(empty); err != nil {
 		f.Fatalf("seed does not decode: %v", err)
 	}
-	for _, s := range [][]byte{enc, empty, enc[:historyHeader], append(bytes.Clone(enc), 0), []byte(historyMagic)} {
+	older := historySeed(f) // an export from before key log bindings
+	older.Contacts[0].Bound = nil
+	old, err := encodeHistory(older)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][]byte{enc, empty, old, enc[:historyHeader], append(bytes.Clone(enc), 0), []byte(historyMagic)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -129,6 +137,35 @@ func FuzzDecodeHistory(f *testing.F) {
 			t.Fatal("re-encoded export differs")
 		}
 	})
+}
+
+// TestHistoryCodecBindings: a contact's key log binding round-trips, and
+// an export written before bindings were carried (no "bound" field) still
+// decodes, without one.
+func TestHistoryCodecBindings(t *testing.T) {
+	b := historySeed(t)
+	enc, err := encodeHistory(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := decodeHistory(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := dec.Contacts[0].Bound; g == nil || g.Index != 7 || !bytes.Equal(g.Key, b.Contacts[0].Key) || dec.Contacts[1].Bound != nil {
+		t.Fatalf("bindings %+v %+v", dec.Contacts[0].Bound, dec.Contacts[1].Bound)
+	}
+	b.Contacts[0].Bound = nil
+	enc, err = encodeHistory(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(enc, []byte(`"bound"`)) {
+		t.Fatal("an export without bindings names them")
+	}
+	if dec, err = decodeHistory(enc); err != nil || dec.Contacts[0].Bound != nil {
+		t.Fatalf("older export: %+v %v", dec, err)
+	}
 }
 
 func TestFitHistoryKeepsTheNewest(t *testing.T) {
