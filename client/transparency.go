@@ -381,15 +381,36 @@ func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv
 // advanceHead checks that head and the newest verified head are consistent
 // and keeps the larger. cons, when not empty, is the relay's proof from
 // knownSize to head.Size; otherwise the relay is asked for one.
+//
+// db may be the store itself (not a transaction): the relay is then asked
+// while other calls (the audit, gossip) may move the stored head. The new
+// head is saved only if the stored one is still the one it was checked
+// against (in one transaction); otherwise it is checked again against the
+// head now stored, so the stored head only ever moves forward along one
+// consistent log.
 func (c *Client) advanceHead(ctx context.Context, conn *transport.Conn, db kv, head transparency.SignedHead, knownSize uint64, cons [][]byte, source string) error {
-	old, err := loadHead(ctx, db)
-	if err != nil {
-		return err
+	for range 8 {
+		old, err := loadHead(ctx, db)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			larger, err := c.checkHeads(ctx, conn, old, head, knownSize, cons, source)
+			if err != nil || !larger {
+				return err
+			}
+		}
+		saved, err := saveHead(ctx, db, old, head)
+		if err != nil || saved {
+			return err
+		}
 	}
-	save := func() error { return db.Put(ctx, tblTransparency, []byte(ktHead), head.Encode()) }
-	if old == nil {
-		return save()
-	}
+	return fmt.Errorf("client: key log head: the stored head kept moving while %s's was checked", source)
+}
+
+// checkHeads checks that head and old (the stored head) are consistent
+// and reports whether head is the larger.
+func (c *Client) checkHeads(ctx context.Context, conn *transport.Conn, old *transparency.SignedHead, head transparency.SignedHead, knownSize uint64, cons [][]byte, source string) (bool, error) {
 	fork := func(detail string) error {
 		return fmt.Errorf("%w: %w", ErrFork, c.alarm(&TransparencyAlarm{Kind: AlarmFork, User: c.acct.Username,
 			Detail: detail, HeadA: old.Encode(), HeadB: head.Encode()}))
@@ -401,9 +422,9 @@ func (c *Client) advanceHead(ctx context.Context, conn *transport.Conn, db kv, h
 	switch {
 	case small.Size == large.Size:
 		if small.Root != large.Root {
-			return fork(fmt.Sprintf("two signed heads of size %d with different roots (the newer from %s)", head.Size, source))
+			return false, fork(fmt.Sprintf("two signed heads of size %d with different roots (the newer from %s)", head.Size, source))
 		}
-		return nil
+		return false, nil
 	case small.Size == 0:
 	default:
 		var proof [][]byte
@@ -415,20 +436,44 @@ func (c *Client) advanceHead(ctx context.Context, conn *transport.Conn, db kv, h
 			case wire.ErrorCode_OK:
 				proof = r.Proof
 			case wire.ErrorCode_BAD_REQUEST, wire.ErrorCode_NOT_FOUND:
-				return fork(fmt.Sprintf("the relay refuses a consistency proof between heads of size %d and %d it signed (%v)", small.Size, large.Size, err))
+				return false, fork(fmt.Sprintf("the relay refuses a consistency proof between heads of size %d and %d it signed (%v)", small.Size, large.Size, err))
 			default:
-				return fmt.Errorf("client: key log consistency: %w", err)
+				return false, fmt.Errorf("client: key log consistency: %w", err)
 			}
 		}
 		p, err := transparency.DecodeProof(proof)
 		if err != nil || transparency.VerifyConsistency(small.Size, large.Size, small.Root, large.Root, p) != nil {
-			return fork(fmt.Sprintf("the key log head of size %d (from %s) does not extend the one of size %d", large.Size, source, small.Size))
+			return false, fork(fmt.Sprintf("the key log head of size %d (from %s) does not extend the one of size %d", large.Size, source, small.Size))
 		}
 	}
-	if large == &head {
-		return save()
+	return large == &head, nil
+}
+
+// saveHead stores head as the newest verified head if the stored one is
+// still prev (nil: none), and reports whether it did.
+func saveHead(ctx context.Context, db kv, prev *transparency.SignedHead, head transparency.SignedHead) (bool, error) {
+	saved := false
+	err := atomically(ctx, db, func(tx kv) error {
+		cur, err := loadHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if (cur == nil) != (prev == nil) || (cur != nil && !bytes.Equal(cur.Encode(), prev.Encode())) {
+			return nil // moved meanwhile
+		}
+		saved = true
+		return tx.Put(ctx, tblTransparency, []byte(ktHead), head.Encode())
+	})
+	return saved && err == nil, err
+}
+
+// atomically runs fn in a transaction of its own when db is the store,
+// and in db when it already is one.
+func atomically(ctx context.Context, db kv, fn func(tx kv) error) error {
+	if s, ok := db.(*store.Store); ok {
+		return s.Update(ctx, func(tx *store.Tx) error { return fn(tx) })
 	}
-	return nil
+	return fn(db)
 }
 
 // attachHead puts the newest verified head into ct on the first message to

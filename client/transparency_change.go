@@ -237,15 +237,18 @@ func loadBinding(ctx context.Context, db kv, user string) (*boundRecord, error) 
 	return &b, nil
 }
 
-// storeBinding stores rec for user unless a leaf as new is stored.
+// storeBinding stores rec for user unless a leaf as new is stored (in one
+// transaction: a record never moves back).
 func storeBinding(ctx context.Context, db kv, user string, rec boundRecord) error {
-	b, err := loadBinding(ctx, db, user)
-	if err != nil || (b != nil && b.Index >= rec.Index) {
-		return err
-	}
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return db.Put(ctx, tblTransparency, []byte(ktBoundPrefix+user), v)
+	return atomically(ctx, db, func(tx kv) error {
+		b, err := loadBinding(ctx, tx, user)
+		if err != nil || (b != nil && b.Index >= rec.Index) {
+			return err
+		}
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return tx.Put(ctx, tblTransparency, []byte(ktBoundPrefix+user), v)
+	})
 }
