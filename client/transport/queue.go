@@ -11,18 +11,31 @@ import (
 // calls Ack while the read loop waits to hand it the next envelope).
 type queue[T any] struct {
 	mu     sync.Mutex
-	items  []T
+	items  []queued[T]
 	signal chan struct{}
 	out    chan T
+}
+
+// queued is an item, or a mark: a function run once every item queued
+// before it was taken from out.
+type queued[T any] struct {
+	v    T
+	mark func()
 }
 
 func newQueue[T any]() *queue[T] {
 	return &queue[T]{signal: make(chan struct{}, 1), out: make(chan T)}
 }
 
-func (q *queue[T]) push(v T) {
+func (q *queue[T]) push(v T) { q.add(queued[T]{v: v}) }
+
+// after runs fn (in the goroutine of run) once the consumer has taken
+// every item pushed before: out is unbuffered, so "sent" is "taken".
+func (q *queue[T]) after(fn func()) { q.add(queued[T]{mark: fn}) }
+
+func (q *queue[T]) add(e queued[T]) {
 	q.mu.Lock()
-	q.items = append(q.items, v)
+	q.items = append(q.items, e)
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
@@ -30,19 +43,19 @@ func (q *queue[T]) push(v T) {
 	}
 }
 
-// run forwards items to out, in order. After done is closed it still
-// delivers what was queued, then closes out; when stop is closed it returns
-// at once (the owner is closing and may not be reading).
+// run forwards items to out, in order, and runs the marks as it reaches
+// them. After done is closed it still delivers what was queued, then
+// closes out; when stop is closed it returns at once (the owner is
+// closing and may not be reading).
 func (q *queue[T]) run(done, stop <-chan struct{}) {
 	defer close(q.out)
 	for {
 		q.mu.Lock()
-		var v T
+		var e queued[T]
 		ok := len(q.items) > 0
 		if ok {
-			v = q.items[0]
-			var zero T
-			q.items[0] = zero
+			e = q.items[0]
+			q.items[0] = queued[T]{}
 			q.items = q.items[1:]
 		}
 		q.mu.Unlock()
@@ -62,8 +75,12 @@ func (q *queue[T]) run(done, stop <-chan struct{}) {
 				continue
 			}
 		}
+		if e.mark != nil {
+			e.mark()
+			continue
+		}
 		select {
-		case q.out <- v:
+		case q.out <- e.v:
 		case <-stop:
 			return
 		}

@@ -123,7 +123,8 @@ func Dial(ctx context.Context, relayURL string, opts Options) (*Conn, error) {
 func (c *Conn) Envelopes() <-chan *wire.Envelope { return c.envelopes.out }
 
 // Drained is closed when the relay reports that the backlog queued before
-// this connection authenticated has been delivered.
+// this connection authenticated has been delivered, once every envelope
+// pushed before that report was taken from Envelopes.
 func (c *Conn) Drained() <-chan struct{} { return c.drained }
 
 // ProvisioningMessages delivers messages sent to this connection's
@@ -247,7 +248,9 @@ func (c *Conn) handlePush(p *wire.Push) {
 	case *wire.Push_Envelope:
 		c.envelopes.push(b.Envelope)
 	case *wire.Push_QueueEmpty:
-		c.drainOnce.Do(func() { close(c.drained) })
+		// Closed once the envelopes pushed before are taken, so that a
+		// consumer that sees Drained has every one of them.
+		c.envelopes.after(func() { c.drainOnce.Do(func() { close(c.drained) }) })
 	case *wire.Push_Provisioning:
 		c.prov.push(b.Provisioning.Body)
 	}
