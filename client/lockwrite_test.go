@@ -11,7 +11,8 @@ import (
 
 // TestProfileKeyCountAfterLock: a send that carried the profile key can
 // complete after the idle lock (or Close) zeroed the store's keys, as when
-// a read receipt is under way when the chat locks. Its count is then not
+// a read receipt is under way when the chat locks, or after its context
+// ended, as when the chat exits. Its count is then not
 // saved, quietly (the next send carries the key once more), instead of a
 // warning on the terminal; the count kept before stays.
 func TestProfileKeyCountAfterLock(t *testing.T) {
@@ -45,11 +46,18 @@ func TestProfileKeyCountAfterLock(t *testing.T) {
 	if b := count(); len(b) != 1 || b[0] != 1 {
 		t.Fatalf("count %v after a send completed while locked, want 1", b)
 	}
+	// The command ends (Ctrl-C in chat) while a read receipt is under way.
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	c.profileKeyDelivered(ended, "bob")
+	if b := count(); len(b) != 1 || b[0] != 1 {
+		t.Fatalf("count %v after a send completed as its context ended, want 1", b)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	c.profileKeyDelivered(ctx, "bob")
 	if l := logs.String(); strings.Contains(l, "profile key send count") {
-		t.Fatalf("warned about the locked store:\n%s", l)
+		t.Fatalf("warned about the locked store or the ended context:\n%s", l)
 	}
 }

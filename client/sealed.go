@@ -210,23 +210,24 @@ func (c *Client) profileKeyDelivered(ctx context.Context, to string) {
 	if to == c.acct.Username {
 		return
 	}
-	// The store may have been locked (idle lock) or closed while the send
-	// was under way: that send then goes uncounted and the next one
-	// carries the key once more, which is harmless.
+	// The store may have been locked (idle lock) or closed, or ctx ended
+	// (the command is exiting), while the send was under way: that send
+	// then goes uncounted and the next one carries the key once more,
+	// which is harmless.
 	n := byte(0)
 	b, err := c.db.Get(ctx, tblSealed, profileKeySent(to))
 	switch {
 	case err == nil && len(b) > 0:
 		n = b[0]
 	case err == nil, errors.Is(err, store.ErrNotFound):
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, store.ErrLocked), ctx.Err() != nil:
 		return
 	default:
 		// Not counted from zero again: the count stays as it is.
 		c.log.Warn("profile key send count not read", "err", err)
 		return
 	}
-	if err := c.db.Put(ctx, tblSealed, profileKeySent(to), []byte{n + 1}); err != nil && !errors.Is(err, store.ErrLocked) {
+	if err := c.db.Put(ctx, tblSealed, profileKeySent(to), []byte{n + 1}); err != nil && !errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
 		c.log.Warn("profile key send count not saved", "err", err)
 	}
 }
