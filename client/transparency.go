@@ -585,7 +585,9 @@ func (c *Client) checkGossip(ctx context.Context, conn *transport.Conn) {
 			return c.advanceHead(ctx, conn, tx, head, 0, nil, "gossip from "+g.from)
 		})
 		if err != nil && !errors.Is(err, ErrFork) {
-			c.log.Warn("gossiped key log head not checked", "from", g.from, "err", err)
+			if ctx.Err() == nil && !errors.Is(err, store.ErrLocked) {
+				c.log.Warn("gossiped key log head not checked", "from", g.from, "err", err)
+			}
 			continue
 		}
 		c.kt.mu.Lock()
