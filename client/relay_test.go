@@ -36,15 +36,30 @@ func startRelay(t *testing.T) *testRelay {
 		t.Fatal(err)
 	}
 	r := &testRelay{store: st}
-	cfg := relay.DefaultConfig()
-	cfg.Directory, cfg.Mailbox = st, st
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Now = r.now
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg := r.config()
 	// Every test runs with the key transparency log (transparency.go).
 	if _, cfg.LogKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
 		t.Fatal(err)
 	}
+	r.serve(t, cfg)
+	return r
+}
+
+// config is the relay configuration every test relay starts from: r's
+// store and clock, no logs, and enrollment fast enough for tests.
+func (r *testRelay) config() relay.Config {
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = r.store, r.store
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now = r.now
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	return cfg
+}
+
+// serve runs a relay with cfg over HTTP until the test ends, then stops
+// it and closes r's store.
+func (r *testRelay) serve(t *testing.T, cfg relay.Config) {
+	t.Helper()
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +73,9 @@ func startRelay(t *testing.T) *testRelay {
 		<-done
 		srv.Close()
 		hs.Close()
-		st.Close()
+		r.store.Close()
 	})
 	r.url = hs.URL
-	return r
 }
 
 func (r *testRelay) code(t *testing.T, seats int, valid time.Duration) string {

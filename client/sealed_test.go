@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 
 	"sotto/client/content"
 	"sotto/client/transport"
-	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/keys"
 	"sotto/signal/sealed"
@@ -93,28 +91,10 @@ func startSealedRelay(t *testing.T) *sealedRelay {
 		t.Fatal(err)
 	}
 	r := &sealedRelay{testRelay: &testRelay{store: st}, dir: dir, issuer: newTestIssuer(t), logs: &syncBuffer{}}
-	cfg := relay.DefaultConfig()
-	cfg.Directory, cfg.Mailbox = st, st
+	cfg := r.config()
 	cfg.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg.Now = r.now
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
 	cfg.SenderCertificates = r.issuer
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		hs.Close()
-		st.Close()
-	})
-	r.url = hs.URL
+	r.serve(t, cfg)
 	return r
 }
 

@@ -7,9 +7,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -39,32 +36,13 @@ func startKTRelay(t *testing.T, opts ...func(*relay.Config)) *ktRelay {
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	r := &testRelay{store: st}
-	cfg := relay.DefaultConfig()
-	cfg.Directory, cfg.Mailbox = st, st
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Now = r.now
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg := r.config()
 	cfg.DirectoryCacheTTL = time.Nanosecond // see edits to the store at once
 	cfg.LogKey = priv
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		hs.Close()
-		st.Close()
-	})
-	r.url = hs.URL
+	r.serve(t, cfg)
 	return &ktRelay{testRelay: r, dir: dir, pub: pub, priv: priv}
 }
 
