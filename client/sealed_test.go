@@ -321,6 +321,32 @@ func TestSealedSendWrongAccessKey(t *testing.T) {
 	}
 }
 
+// forgeSealed is a hostile relay's forgery: its certificate issuer vouches
+// that as owns mallory's identity key, and mallory seals text to to under
+// that certificate, over her session with to.
+func forgeSealed(ctx context.Context, t *testing.T, is *testIssuer, mallory *Client, as string, to session.Address, text string) []byte {
+	t.Helper()
+	forged, err := sealed.NewSenderCertificate(rand.Reader, as, "", mallory.identity.PublicKey(), 1, time.Now().Add(time.Hour), is.server, is.serverKey.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := content.NewText(text, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := content.Encode(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory.cryptoMu.Lock()
+	ct, err := sealed.Encrypt(ctx, rand.Reader, mallory.sigStores(mallory.db).stores(), to, forged, pt, sealed.HintDefault, nil, time.Now())
+	mallory.cryptoMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
+}
+
 // TestSealedForgedSenderRefused plays a hostile relay: it mints a valid
 // certificate saying "alice" for mallory's identity key, and mallory seals
 // a message to bob with it. Bob holds alice's real identity key and refuses.
@@ -334,27 +360,9 @@ func TestSealedForgedSenderRefused(t *testing.T) {
 	exchangeProfileKeys(t, alice, bob, aliceEvents, bobEvents)
 	exchangeProfileKeys(t, mallory, bob, malloryEvents, bobEvents)
 
-	forged, err := sealed.NewSenderCertificate(rand.Reader, "alice", "", mallory.identity.PublicKey(), 1, time.Now().Add(time.Hour), r.issuer.server, r.issuer.serverKey.Private)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := content.NewText("I am alice, send money", nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt, err := content.Encode(text)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Mallory's session with bob carries the forgery (a PreKey message of a
 	// new session is refused the same way).
-	var ct []byte
-	mallory.cryptoMu.Lock()
-	ct, err = sealed.Encrypt(ctx, rand.Reader, mallory.sigStores(mallory.db).stores(), session.Address{Name: "bob", DeviceID: bob.DeviceID()}, forged, pt, sealed.HintDefault, nil, time.Now())
-	mallory.cryptoMu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := forgeSealed(ctx, t, r.issuer, mallory, "alice", session.Address{Name: "bob", DeviceID: bob.DeviceID()}, "I am alice, send money")
 	bobPK, err := bob.ProfileKey(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -85,13 +85,7 @@ func TestKeyChangeLearnedBySendRollbackRefused(t *testing.T) {
 	}
 	bob.Disconnect()
 	swap("bob", "bob-old")
-	r.exec(t, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`UPDATE keylog_leaves SET username = 'bob-old' WHERE username = 'bob' AND idx = (SELECT max(idx) FROM keylog_leaves WHERE username = 'bob')`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`UPDATE accounts SET identity_key = ? WHERE username = 'bob'`, old)
-		return err
-	})
+	r.serveOldLeaf(t, "bob", old)
 	reconnectReceiving(t, alice)
 	refusedChange(t, aev, "bob", AlarmStaleBinding)
 	keptKey(t, alice, aev, "bob", bob2.IdentityKey())

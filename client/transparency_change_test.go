@@ -3,13 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"testing"
 	"time"
 
-	"sotto/client/content"
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/signal/sealed"
@@ -386,14 +384,7 @@ func TestKeyChangeRollbackRefused(t *testing.T) {
 	}
 	bob.Disconnect()
 	swap("bob", "bob-old")
-	r.exec(t, func(tx *sql.Tx) error {
-		// The relay serves the old key, and proves it with the old leaf.
-		if _, err := tx.Exec(`UPDATE keylog_leaves SET username = 'bob-old' WHERE username = 'bob' AND idx = (SELECT max(idx) FROM keylog_leaves WHERE username = 'bob')`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`UPDATE accounts SET identity_key = ? WHERE username = 'bob'`, old)
-		return err
-	})
+	r.serveOldLeaf(t, "bob", old)
 	reconnectReceiving(t, alice)
 	refusedChange(t, aev, "bob", AlarmStaleBinding)
 	keptKey(t, alice, aev, "bob", bob2.IdentityKey())
@@ -506,24 +497,7 @@ func TestSealedKeyChangeImpostor(t *testing.T) {
 		_, err := tx.Exec(`DELETE FROM envelopes WHERE sender = 'mallory'`)
 		return err
 	})
-	forged, err := sealed.NewSenderCertificate(rand.Reader, "bob", "", mallory.identity.PublicKey(), 1, time.Now().Add(time.Hour), issuer.server, issuer.serverKey.Private)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := content.NewText("bob here, sealed", nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt, err := content.Encode(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory.cryptoMu.Lock()
-	ct, err := sealed.Encrypt(ctx, rand.Reader, mallory.sigStores(mallory.db).stores(), session.Address{Name: "alice", DeviceID: alice.DeviceID()}, forged, pt, sealed.HintDefault, nil, time.Now())
-	mallory.cryptoMu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := forgeSealed(ctx, t, issuer, mallory, "bob", session.Address{Name: "alice", DeviceID: alice.DeviceID()}, "bob here, sealed")
 	pk, err := alice.ProfileKey(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,11 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"testing"
 	"time"
 
-	"sotto/client/content"
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/signal/sealed"
@@ -269,24 +267,7 @@ func TestSealedFirstContactImpostor(t *testing.T) {
 		_, err := tx.Exec(`DELETE FROM envelopes WHERE sender = 'mallory'`)
 		return err
 	})
-	forged, err := sealed.NewSenderCertificate(rand.Reader, "carol", "", mallory.identity.PublicKey(), 1, time.Now().Add(time.Hour), issuer.server, issuer.serverKey.Private)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := content.NewText("carol here, sealed", nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt, err := content.Encode(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mallory.cryptoMu.Lock()
-	ct, err := sealed.Encrypt(ctx, rand.Reader, mallory.sigStores(mallory.db).stores(), session.Address{Name: "alice", DeviceID: alice.DeviceID()}, forged, pt, sealed.HintDefault, nil, time.Now())
-	mallory.cryptoMu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := forgeSealed(ctx, t, issuer, mallory, "carol", session.Address{Name: "alice", DeviceID: alice.DeviceID()}, "carol here, sealed")
 	// Alice's access key is at the relay, as after any send of hers.
 	pk, err := alice.ProfileKey(ctx)
 	if err != nil {

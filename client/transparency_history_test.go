@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -60,14 +59,7 @@ func TestLinkedDeviceKeepsBindingRule(t *testing.T) {
 		t.Fatalf("the phone's binding for bob %+v %v", b, err)
 	}
 
-	r.exec(t, func(tx *sql.Tx) error {
-		// The relay serves the old key, and proves it with the old leaf.
-		if _, err := tx.Exec(`UPDATE keylog_leaves SET username = 'bob-old' WHERE username = 'bob' AND idx = (SELECT max(idx) FROM keylog_leaves WHERE username = 'bob')`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`UPDATE accounts SET identity_key = ? WHERE username = 'bob'`, old)
-		return err
-	})
+	r.serveOldLeaf(t, "bob", old)
 	if err := phone.RefreshIdentity(ctx, "bob"); !errors.Is(err, ErrKeyNotInLog) {
 		t.Fatalf("the phone is served bob's superseded key: %v", err)
 	}

@@ -46,6 +46,19 @@ func startKTRelay(t *testing.T, opts ...func(*relay.Config)) *ktRelay {
 	return &ktRelay{testRelay: r, dir: dir, pub: pub, priv: priv}
 }
 
+// serveOldLeaf makes the relay serve user's previous identity key, old,
+// proven by the leaf that bound it: user's newest leaf is renamed away.
+func (r *ktRelay) serveOldLeaf(t *testing.T, user string, old []byte) {
+	t.Helper()
+	r.exec(t, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`UPDATE keylog_leaves SET username = ? WHERE username = ? AND idx = (SELECT max(idx) FROM keylog_leaves WHERE username = ?)`, user+"-old", user, user); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE accounts SET identity_key = ? WHERE username = ?`, old, user)
+		return err
+	})
+}
+
 // exec runs SQL on the relay's database through a connection of its own.
 func (r *ktRelay) exec(t *testing.T, fn func(tx *sql.Tx) error) {
 	t.Helper()
