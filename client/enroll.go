@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"sotto/client/org"
+	"sotto/orgcert"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
@@ -25,32 +26,69 @@ import (
 type EnrollParams struct {
 	Dir        string // local store directory
 	Passphrase []byte
-	Relay      string // relay URL
-	Code       string // activation code from the organization
-	Username   string
+	// Invitation is the org admin's invitation (org.ParseInvitation): it
+	// names the user and carries the relay's address and every root of
+	// trust this device pins.
+	Invitation *org.Opened
 	DeviceName string
 }
 
 // Enroll creates the local store, generates the account identity, the
-// device key and prekeys, and registers them with the relay. On failure the
-// new store is wiped so enrollment can be retried.
-func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err error) {
+// device key and prekeys, certifies the identity key with the invitation's
+// one-time key, and registers them with the relay named in the invitation.
+// The device pins the invitation's org key, key log key and witness key;
+// a relay that answers with another log key stops the enrollment
+// (ErrLogKeyMismatch). On failure the new store is wiped so enrollment
+// can be retried.
+func Enroll(ctx context.Context, p EnrollParams, opts *Options) (*Client, error) {
+	inv := p.Invitation
+	if inv == nil {
+		return nil, fmt.Errorf("client: enrolling needs an invitation from the organization")
+	}
+	priv := inv.InvitationKey()
+	defer clear(priv)
+	return enrollWith(ctx, enrollment{dir: p.Dir, passphrase: p.Passphrase, relay: inv.RelayUrl, username: inv.Username(),
+		deviceName: p.DeviceName, seat: inv.SeatCode(), grant: inv.GrantDoc, invitationKey: priv, logKey: inv.LogKey,
+		roots: roots{OrgKey: inv.OrgKey, OrgName: inv.OrgName, WitnessKey: inv.WitnessKey, PolicyMin: inv.PolicyVersion,
+			NoticeFloor: inv.NoticeSeq}}, opts)
+}
+
+// enrollment is what Enroll and Bootstrap have in common.
+type enrollment struct {
+	dir           string
+	passphrase    []byte
+	relay         string
+	username      string
+	deviceName    string
+	seat          string
+	grant         *wire.OrgDocument
+	invitationKey ed25519.PrivateKey
+	logKey        []byte
+	roots         roots
+	bootstrapOrg  ed25519.PrivateKey // the new org key (bootstrap only)
+}
+
+func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, err error) {
 	o := opts.withDefaults()
-	db, err := store.Create(ctx, p.Dir, p.Passphrase, &store.Options{KDF: o.KDF})
+	db, err := store.Create(ctx, e.dir, e.passphrase, &store.Options{KDF: o.KDF})
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			db.Close()
-			_ = store.Wipe(p.Dir)
+			_ = store.Wipe(e.dir)
 		}
 	}()
 	identity, err := session.GenerateIdentityKeyPair(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	acct := &account{Relay: p.Relay, Username: normalize(p.Username), DeviceName: p.DeviceName, Identity: identity.Serialize()}
+	cert, err := orgcert.Issue(e.grant, e.invitationKey, identity.PublicKey().Serialize(), o.Now())
+	if err != nil {
+		return nil, fmt.Errorf("client: identity certificate: %w", err)
+	}
+	acct := &account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize()}
 	if err := newDeviceKeys(acct); err != nil {
 		return nil, err
 	}
@@ -58,30 +96,47 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.Dial(ctx, p.Relay, transport.Options{})
+	conn, err := transport.Dial(ctx, e.relay, transport.Options{})
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	resp, err := conn.Enroll(ctx, &wire.EnrollRequest{
-		ActivationCode: p.Code, Username: acct.Username, IdentityKey: identity.PublicKey().Serialize(),
-		RegistrationId: acct.RegistrationID, DeviceName: p.DeviceName, Prekeys: prekeys,
-	}, acct.deviceKey())
+	req := &wire.EnrollRequest{
+		ActivationCode: e.seat, Username: acct.Username, IdentityKey: identity.PublicKey().Serialize(),
+		RegistrationId: acct.RegistrationID, DeviceName: e.deviceName, Prekeys: prekeys, IdentityCertificate: cert,
+	}
+	if e.bootstrapOrg != nil {
+		req.BootstrapOrgKey = e.bootstrapOrg.Public().(ed25519.PublicKey)
+	}
+	resp, err := conn.Enroll(ctx, req, acct.deviceKey())
 	if err != nil {
 		return nil, fmt.Errorf("client: enroll: %w", err)
 	}
+	// The relay has registered the device by now; a wrong log key still
+	// stops here, before anything is trusted (the operator removes the
+	// account).
+	if !bytes.Equal(resp.LogPublicKey, e.logKey) {
+		return nil, ErrLogKeyMismatch
+	}
 	acct.AccountID, acct.DeviceID = resp.AccountId, resp.DeviceId
-	if resp.Username != "" {
-		acct.Username = resp.Username
+	if resp.Username != "" && resp.Username != acct.Username {
+		return nil, fmt.Errorf("client: enroll: the relay enrolled another name (%q)", resp.Username)
 	}
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
-	if err := pinLogKey(ctx, db, resp.LogPublicKey); err != nil {
+	if err := pinLogKey(ctx, db, e.logKey); err != nil {
 		return nil, err
 	}
-	if err := pinOrg(ctx, db, p.Code); err != nil {
+	r := e.roots
+	r.Certificate = cert
+	if err := pinRoots(ctx, db, &r); err != nil {
 		return nil, err
+	}
+	if e.bootstrapOrg != nil {
+		if err := db.Put(ctx, tblOrg, []byte("admin-key"), e.bootstrapOrg.Seed()); err != nil {
+			return nil, err
+		}
 	}
 	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
@@ -111,9 +166,10 @@ type provisioning struct {
 	AccountID []byte `json:"account_id"`
 	Identity  []byte `json:"identity"` // serialized identity key pair
 	LinkToken string `json:"link_token"`
-	// OrgFingerprint binds the new device to the approving device's
-	// organization (orgctl.go); sealed end to end like the rest.
-	OrgFingerprint string `json:"org_fingerprint,omitempty"`
+	// Roots bind the new device to the approving device's organization
+	// (orgroots.go): its org key, name, witness key, floors and the
+	// account's identity certificate; sealed end to end like the rest.
+	Roots *roots `json:"roots"`
 	// History locates the approving device's history export (history.go).
 	History *historyPointer `json:"history,omitempty"`
 	// LogKey is the key transparency log key the approving device
@@ -175,10 +231,9 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 	case pm.LogKey != nil && len(pm.LogKey) != ed25519.PublicKeySize:
 		return nil, nil, fmt.Errorf("%w: bad key log key", ErrBadProvisioning)
 	}
-	if pm.OrgFingerprint != "" {
-		if fp, err := org.CodeFingerprint("." + pm.OrgFingerprint); err != nil || fp != pm.OrgFingerprint {
-			return nil, nil, fmt.Errorf("%w: bad organization fingerprint", ErrBadProvisioning)
-		}
+	if pm.Roots == nil || pm.Roots.check() != nil {
+		clear(pm.Identity)
+		return nil, nil, fmt.Errorf("%w: bad organization roots", ErrBadProvisioning)
 	}
 	if err := pm.History.check(); err != nil {
 		pm.History.wipe()
@@ -293,7 +348,10 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := pinLogKey(ctx, db, logKey); err != nil {
 		return nil, err
 	}
-	if err := pinOrgFingerprint(ctx, db, pm.OrgFingerprint); err != nil {
+	if _, err := orgcert.Verify(pm.Roots.OrgKey, pm.Roots.Certificate, pm.Username, identity.PublicKey().Serialize()); err != nil {
+		return nil, fmt.Errorf("%w: the account's identity certificate does not hold: %v", ErrBadProvisioning, err)
+	}
+	if err := pinRoots(ctx, db, pm.Roots); err != nil {
 		return nil, err
 	}
 	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
@@ -355,8 +413,14 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 	if err != nil {
 		return nil, fmt.Errorf("client: link token: %w", err)
 	}
-	fp, err := c.OrgFingerprint(ctx)
+	rts, err := loadRoots(ctx, c.db)
 	if err != nil {
+		return nil, err
+	}
+	if rts.PolicyMin, err = c.policyVersion(ctx); err != nil {
+		return nil, err
+	}
+	if rts.NoticeFloor, err = c.noticeHigh(ctx); err != nil {
 		return nil, err
 	}
 	lk, err := logKey(ctx, c.db)
@@ -378,7 +442,7 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 		}()
 	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
-		Identity: c.acct.Identity, LinkToken: tok.Token, OrgFingerprint: fp, History: hist, LogKey: lk})
+		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, History: hist, LogKey: lk})
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/org"
-	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/wire"
 )
@@ -31,43 +31,17 @@ func (c *Client) adminKey(ctx context.Context) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// installOrgKey keeps priv in the store and binds this device to it.
+// installOrgKey keeps priv in the store; it must be the key of the
+// organization this device is bound to.
 func (c *Client) installOrgKey(ctx context.Context, priv ed25519.PrivateKey) error {
-	pub := priv.Public().(ed25519.PublicKey)
-	fp, err := c.OrgFingerprint(ctx)
+	pinned, err := c.orgKey(ctx)
 	if err != nil {
 		return err
 	}
-	if fp != "" && !org.MatchesFingerprint(pub, fp) {
-		return fmt.Errorf("%w: this device is bound to organization %s", org.ErrKeyMismatch, fp)
+	if !bytes.Equal(priv.Public().(ed25519.PublicKey), pinned) {
+		return fmt.Errorf("%w: this device is bound to organization %s", org.ErrKeyMismatch, org.Fingerprint(pinned))
 	}
-	return c.db.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.Put(ctx, tblOrg, []byte("admin-key"), priv.Seed()); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, tblOrg, []byte("fingerprint"), []byte(org.Fingerprint(pub))); err != nil {
-			return err
-		}
-		return tx.Put(ctx, tblOrg, []byte("key"), pub)
-	})
-}
-
-// InitOrg creates the organization key on this (admin) device, keeps it
-// in the encrypted store and returns its public key, which the relay
-// operator registers (`sottod admin org set-key`).
-func (c *Client) InitOrg(ctx context.Context) (ed25519.PublicKey, error) {
-	if _, err := c.adminKey(ctx); err == nil {
-		return nil, fmt.Errorf("client: this device already holds an organization key")
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("client: org key: %w", err)
-	}
-	defer clear(priv)
-	if err := c.installOrgKey(ctx, priv); err != nil {
-		return nil, err
-	}
-	return pub, nil
+	return c.db.Put(ctx, tblOrg, []byte("admin-key"), priv.Seed())
 }
 
 // OrgPublicKey returns the org public key this device trusts (nil: none yet).

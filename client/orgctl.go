@@ -62,37 +62,6 @@ type Member struct {
 	Expires     time.Time `json:"expires"`
 }
 
-// pinOrg binds a new store to the org key fingerprint an activation code
-// carries (none: the device is bound to no organization).
-func pinOrg(ctx context.Context, db kv, code string) error {
-	fp, err := org.CodeFingerprint(code)
-	if err != nil {
-		return err
-	}
-	return pinOrgFingerprint(ctx, db, fp)
-}
-
-// pinOrgFingerprint binds a new store to an org key fingerprint (""
-// binds it to none): from the activation code, or for a linked device
-// from the approving device's sealed provisioning message.
-func pinOrgFingerprint(ctx context.Context, db kv, fp string) error {
-	if fp == "" {
-		return nil
-	}
-	if _, err := org.CodeFingerprint("." + fp); err != nil {
-		return err
-	}
-	if err := db.Put(ctx, tblOrg, []byte("fingerprint"), []byte(fp)); err != nil {
-		return err
-	}
-	// Until a policy says otherwise, the organization's default limit on
-	// wrong passphrases applies.
-	if l, ok := db.(interface{ SetWipeAfter(int) error }); ok {
-		return l.SetWipeAfter(org.DefaultFailedUnlockLimit)
-	}
-	return nil
-}
-
 func getOpt(ctx context.Context, db kv, table, key string) ([]byte, error) {
 	b, err := db.Get(ctx, table, []byte(key))
 	if errors.Is(err, store.ErrNotFound) {
@@ -108,31 +77,43 @@ func (c *Client) OrgFingerprint(ctx context.Context) (string, error) {
 	return string(b), err
 }
 
-// orgKey returns the org public key: the one stored, else the relay's,
-// accepted only if it matches the pinned fingerprint.
-func (c *Client) orgKey(ctx context.Context, conn *transport.Conn) (ed25519.PublicKey, error) {
-	if k, err := getOpt(ctx, c.db, tblOrg, "key"); err != nil || k != nil {
-		return k, err
-	}
-	fp, err := c.OrgFingerprint(ctx)
+// orgKey returns the org public key pinned at enrollment or link.
+func (c *Client) orgKey(ctx context.Context) (ed25519.PublicKey, error) {
+	k, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
 	if err != nil {
 		return nil, err
 	}
-	if fp == "" {
+	if k == nil {
 		return nil, ErrNoOrg
 	}
-	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgKey{OrgKey: &wire.OrgKeyRequest{}}})
-	if err != nil {
-		return nil, fmt.Errorf("client: fetch organization key: %w", err)
-	}
-	k := resp.GetOrgKey().GetPublicKey()
-	if !org.MatchesFingerprint(k, fp) {
-		return nil, org.ErrKeyMismatch
-	}
-	if err := c.db.Put(ctx, tblOrg, []byte("key"), k); err != nil {
-		return nil, err
-	}
 	return k, nil
+}
+
+// policyVersion is the version of the policy in force (or of the floor).
+func (c *Client) policyVersion(ctx context.Context) (uint64, error) {
+	p, err := c.OrgPolicy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	floor, err := getU64(ctx, c.db, orgPolicyMinKey)
+	return max(p.GetVersion(), floor), err
+}
+
+// noticeHigh is the newest notice sequence this device knows: the floor
+// from its invitation, or a notice received since.
+func (c *Client) noticeHigh(ctx context.Context) (uint64, error) {
+	high, err := getU64(ctx, c.db, orgNoticeFloor)
+	if err != nil {
+		return 0, err
+	}
+	ns, err := c.Notices(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range ns {
+		high = max(high, n.Seq)
+	}
+	return high, nil
 }
 
 // OrgRejected counts the organization documents dropped because they
@@ -258,9 +239,9 @@ const (
 // fetched from the relay's store rather than pushed: seen again on every
 // connection, their being stale is no attack.
 func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc *wire.OrgDocument, synced bool) (orgOutcome, error) {
-	key, err := c.orgKey(ctx, conn)
+	key, err := c.orgKey(ctx)
 	switch {
-	case errors.Is(err, ErrNoOrg), errors.Is(err, org.ErrKeyMismatch):
+	case errors.Is(err, ErrNoOrg):
 		return orgRejected, err
 	case err != nil:
 		return orgTransient, err
@@ -270,6 +251,15 @@ func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc
 		n, err := org.OpenNotice(key, doc)
 		if err != nil {
 			return orgRejected, err
+		}
+		floor, err := getU64(ctx, c.db, orgNoticeFloor)
+		if err != nil {
+			return orgTransient, err
+		}
+		if n.Seq <= floor {
+			// Issued before this device joined: an old notice replayed
+			// into a new member's mailbox is not news.
+			return orgRejected, fmt.Errorf("%w: notice %d predates this device's enrollment", org.ErrStale, n.Seq)
 		}
 		rec := Notice{Seq: n.Seq, Issued: time.UnixMilli(n.IssuedMs), Received: c.opts.Now(), Text: n.Text}
 		seqKey := binary.BigEndian.AppendUint64(nil, n.Seq)
@@ -292,6 +282,15 @@ func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc
 		cur, err := c.OrgPolicy(ctx)
 		if err != nil {
 			return orgTransient, err
+		}
+		floor, err := getU64(ctx, c.db, orgPolicyMinKey)
+		if err != nil {
+			return orgTransient, err
+		}
+		if p.Version < floor {
+			// Older than the policy in force when this device was
+			// invited: a rollback, whoever serves it.
+			return orgRejected, fmt.Errorf("%w: policy version %d, invited under %d", org.ErrStale, p.Version, floor)
 		}
 		if cur != nil && p.Version <= cur.Version {
 			if synced || p.Version == cur.Version && proto.Equal(p, cur) {

@@ -261,7 +261,7 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 	if err != nil {
 		return fmt.Errorf("client: prekeys of %s: %w", addr, err)
 	}
-	if err := c.checkServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.Transparency); err != nil {
+	if err := c.checkServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
 		return err
 	}
 	var wb *wire.PreKeyBundle

@@ -341,10 +341,15 @@ func (c *Client) flushAlarms(ctx context.Context) {
 	}
 }
 
-// checkServedKey verifies that the relay's proof p shows (user, key) in the
+// checkServedKey verifies that the organization certified key for user
+// (cert, orgroots.go), that the relay's proof p shows (user, key) in the
 // log under a head signed with the pinned key, and moves the newest
-// verified head forward. Without a pinned key it checks nothing.
-func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv, user string, key []byte, p *wire.TransparencyProof) error {
+// verified head forward. Without a pinned log key it checks only the
+// certificate.
+func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv, user string, key, cert []byte, p *wire.TransparencyProof) error {
+	if err := c.checkCertified(ctx, db, user, key, cert); err != nil {
+		return err
+	}
 	pub, err := logKey(ctx, db)
 	if err != nil || pub == nil {
 		return err

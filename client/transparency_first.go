@@ -113,8 +113,8 @@ func (c *Client) checkLogged(ctx context.Context, conn *transport.Conn, user str
 	if err != nil {
 		return fmt.Errorf("client: identity of %s: %w", user, err)
 	}
-	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.Transparency); err != nil {
-		if errors.Is(err, ErrKeyNotInLog) || errors.Is(err, ErrFork) {
+	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
+		if errors.Is(err, ErrKeyNotInLog) || errors.Is(err, ErrFork) || errors.Is(err, ErrNotCertified) {
 			return refuse(err)
 		}
 		return err

@@ -179,11 +179,16 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.ActivationCode == "" {
-		return nil, ErrBadCode
+	seat, err := seatHash(r.ActivationCode)
+	if err != nil {
+		return nil, err
 	}
 	if !ed25519.Verify(r.DeviceKey, wire.EnrollTranscript(nonce, r.Username, r.DeviceKey, r.IdentityKey, r.RegistrationId), r.Signature) {
 		return nil, ErrBadSignature
+	}
+	orgKey, err := c.s.checkEnrollment(c.ctx, r, username, seat)
+	if err != nil {
+		return nil, err
 	}
 	var id AccountID
 	copy(id[:], randomBytes(len(id)))
@@ -192,12 +197,15 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 		return nil, badRequest("%v", err)
 	}
 	acct, dev, err := c.s.dir.Enroll(c.ctx, NewAccount{
-		CodeHash: HashActivationCode(r.ActivationCode), ID: id, Username: username, IdentityKey: r.IdentityKey,
+		CodeHash: seat, ID: id, Username: username, IdentityKey: r.IdentityKey,
 		Device:  Device{DeviceKey: r.DeviceKey, RegistrationID: r.RegistrationId, Name: r.DeviceName},
-		PreKeys: keys, LogLeaf: leaf,
+		PreKeys: keys, LogLeaf: leaf, Certificate: r.IdentityCertificate, OrgKey: orgKey,
 	}, c.s.cfg.Now())
 	if err != nil {
 		return nil, err
+	}
+	if orgKey != nil {
+		c.s.log.Info("organization created by its first admin device", "account", acct.ID.String())
 	}
 	c.s.log.Info("enrolled account", "account", acct.ID.String(), "code", acct.CodeID)
 	c.becomeDevice(acct, dev)
@@ -451,7 +459,11 @@ func (c *conn) fetchPreKeys(r *wire.FetchPreKeysRequest) (*wire.FetchPreKeysResp
 			}
 		}
 	}
-	out := &wire.FetchPreKeysResponse{Username: acct.Username, IdentityKey: acct.IdentityKey}
+	cert, err := c.s.identityCertificate(c.ctx, acct.Username)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.FetchPreKeysResponse{Username: acct.Username, IdentityKey: acct.IdentityKey, IdentityCertificate: cert}
 	for _, id := range ids {
 		b, err := c.s.dir.TakeBundle(c.ctx, DeviceAddr{Account: acct.ID, Device: id})
 		if r.DeviceId == 0 && errors.Is(err, ErrPreKeys) {
@@ -508,7 +520,12 @@ func (c *conn) getIdentity(r *wire.GetIdentityRequest) (*wire.IdentityResponse, 
 	if err != nil {
 		return nil, err
 	}
-	return &wire.IdentityResponse{Username: acct.Username, AccountId: acct.ID[:], IdentityKey: acct.IdentityKey, Transparency: proof}, nil
+	cert, err := c.s.identityCertificate(c.ctx, acct.Username)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.IdentityResponse{Username: acct.Username, AccountId: acct.ID[:], IdentityKey: acct.IdentityKey,
+		IdentityCertificate: cert, Transparency: proof}, nil
 }
 
 // ---- messaging ----

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/orgcert"
 	"sotto/wire"
 )
 
@@ -45,6 +46,7 @@ var orgDomains = map[wire.OrgDocumentKind]string{
 	wire.OrgDocumentKind_ORG_POLICY:      "sotto/org policy v1\x00",
 	wire.OrgDocumentKind_ORG_WIPE:        "sotto/org wipe v1\x00",
 	wire.OrgDocumentKind_ORG_CERTIFICATE: "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:  orgcert.GrantDomain,
 }
 
 const (
@@ -90,6 +92,12 @@ func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, 
 			return true, err
 		}
 		resp.Body = &wire.Response_OrgDocuments{OrgDocuments: &wire.OrgDocumentsResponse{Documents: docs}}
+	case *wire.Request_OrgInvite:
+		r, err := c.handleInvite(b.OrgInvite)
+		if err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgInvite{OrgInvite: r}
 	case *wire.Request_OrgWipeConfirm:
 		if err := c.orgWipeConfirm(b.OrgWipeConfirm); err != nil {
 			return true, err
@@ -147,7 +155,7 @@ func checkOrgDocumentShape(doc *wire.OrgDocument) error {
 	if doc == nil || len(doc.Body) == 0 || len(doc.Body) > maxOrgDocument || len(doc.Signature) != ed25519.SignatureSize {
 		return badRequest("bad organization document")
 	}
-	if _, ok := orgDomains[doc.Kind]; !ok {
+	if _, ok := orgDomains[doc.Kind]; !ok || doc.Kind == wire.OrgDocumentKind_ORG_INVITATION {
 		return badRequest("unknown organization document kind")
 	}
 	return nil

@@ -170,6 +170,14 @@ type NewAccount struct {
 	// LogLeaf is the key transparency binding (transparency.Binding) that a
 	// Directory keeping a KeyLog appends in the same transaction (nil: none).
 	LogLeaf []byte
+	// Certificate is the account's identity certificate (orgcert), kept in
+	// the same transaction as the account's org document of kind
+	// RELAY_IDENTITY_CERTIFICATE (nil: none).
+	Certificate []byte
+	// OrgKey, set only by the bootstrap enrollment, is registered as the
+	// organization's key in the same transaction; ErrConflict if one is
+	// registered already.
+	OrgKey []byte
 }
 
 // Revocation is an entry of the revocation log; Device 0 means the whole account.

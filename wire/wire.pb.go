@@ -168,16 +168,27 @@ const (
 	OrgDocumentKind_ORG_POLICY                    OrgDocumentKind = 2 // to every device
 	OrgDocumentKind_ORG_WIPE                      OrgDocumentKind = 3 // to the named device only
 	OrgDocumentKind_ORG_CERTIFICATE               OrgDocumentKind = 4 // to every device
+	// ORG_INVITATION is a grant (orgcert.Grant) the org admin registers with
+	// the relay; it is never fanned out.
+	OrgDocumentKind_ORG_INVITATION OrgDocumentKind = 5
+	// The relay's own records, kept beside the org documents and never
+	// signed by the org key: a one-time bootstrap code's marker and an
+	// account's identity certificate.
+	OrgDocumentKind_RELAY_BOOTSTRAP            OrgDocumentKind = 100
+	OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE OrgDocumentKind = 101
 )
 
 // Enum value maps for OrgDocumentKind.
 var (
 	OrgDocumentKind_name = map[int32]string{
-		0: "ORG_DOCUMENT_KIND_UNSPECIFIED",
-		1: "ORG_NOTICE",
-		2: "ORG_POLICY",
-		3: "ORG_WIPE",
-		4: "ORG_CERTIFICATE",
+		0:   "ORG_DOCUMENT_KIND_UNSPECIFIED",
+		1:   "ORG_NOTICE",
+		2:   "ORG_POLICY",
+		3:   "ORG_WIPE",
+		4:   "ORG_CERTIFICATE",
+		5:   "ORG_INVITATION",
+		100: "RELAY_BOOTSTRAP",
+		101: "RELAY_IDENTITY_CERTIFICATE",
 	}
 	OrgDocumentKind_value = map[string]int32{
 		"ORG_DOCUMENT_KIND_UNSPECIFIED": 0,
@@ -185,6 +196,9 @@ var (
 		"ORG_POLICY":                    2,
 		"ORG_WIPE":                      3,
 		"ORG_CERTIFICATE":               4,
+		"ORG_INVITATION":                5,
+		"RELAY_BOOTSTRAP":               100,
+		"RELAY_IDENTITY_CERTIFICATE":    101,
 	}
 )
 
@@ -352,6 +366,7 @@ type Request struct {
 	//	*Request_OrgPublish
 	//	*Request_OrgWipeConfirm
 	//	*Request_OrgDocuments
+	//	*Request_OrgInvite
 	//	*Request_SetAccessKey
 	//	*Request_SenderCertificate
 	//	*Request_SealedSend
@@ -606,6 +621,15 @@ func (x *Request) GetOrgDocuments() *OrgDocumentsRequest {
 	return nil
 }
 
+func (x *Request) GetOrgInvite() *OrgInviteRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgInvite); ok {
+			return x.OrgInvite
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetSetAccessKey() *SetAccessKeyRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Request_SetAccessKey); ok {
@@ -764,6 +788,10 @@ type Request_OrgDocuments struct {
 	OrgDocuments *OrgDocumentsRequest `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
 }
 
+type Request_OrgInvite struct {
+	OrgInvite *OrgInviteRequest `protobuf:"bytes,74,opt,name=org_invite,json=orgInvite,proto3,oneof"` // authenticated
+}
+
 type Request_SetAccessKey struct {
 	// sealed sender 90-99
 	SetAccessKey *SetAccessKeyRequest `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"` // authenticated
@@ -838,6 +866,8 @@ func (*Request_OrgWipeConfirm) isRequest_Body() {}
 
 func (*Request_OrgDocuments) isRequest_Body() {}
 
+func (*Request_OrgInvite) isRequest_Body() {}
+
 func (*Request_SetAccessKey) isRequest_Body() {}
 
 func (*Request_SenderCertificate) isRequest_Body() {}
@@ -886,6 +916,7 @@ type Response struct {
 	//	*Response_OrgPublish
 	//	*Response_OrgWipeConfirm
 	//	*Response_OrgDocuments
+	//	*Response_OrgInvite
 	//	*Response_SetAccessKey
 	//	*Response_SenderCertificate
 	//	*Response_SealedSend
@@ -1168,6 +1199,15 @@ func (x *Response) GetOrgDocuments() *OrgDocumentsResponse {
 	return nil
 }
 
+func (x *Response) GetOrgInvite() *OrgInviteResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgInvite); ok {
+			return x.OrgInvite
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetSetAccessKey() *SetAccessKeyResponse {
 	if x != nil {
 		if x, ok := x.Body.(*Response_SetAccessKey); ok {
@@ -1326,6 +1366,10 @@ type Response_OrgDocuments struct {
 	OrgDocuments *OrgDocumentsResponse `protobuf:"bytes,73,opt,name=org_documents,json=orgDocuments,proto3,oneof"`
 }
 
+type Response_OrgInvite struct {
+	OrgInvite *OrgInviteResponse `protobuf:"bytes,74,opt,name=org_invite,json=orgInvite,proto3,oneof"`
+}
+
 type Response_SetAccessKey struct {
 	// sealed sender 90-99
 	SetAccessKey *SetAccessKeyResponse `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"`
@@ -1399,6 +1443,8 @@ func (*Response_OrgPublish) isResponse_Body() {}
 func (*Response_OrgWipeConfirm) isResponse_Body() {}
 
 func (*Response_OrgDocuments) isResponse_Body() {}
+
+func (*Response_OrgInvite) isResponse_Body() {}
 
 func (*Response_SetAccessKey) isResponse_Body() {}
 
@@ -1781,8 +1827,16 @@ type EnrollRequest struct {
 	DeviceName     string                 `protobuf:"bytes,6,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
 	Prekeys        *PreKeys               `protobuf:"bytes,7,opt,name=prekeys,proto3" json:"prekeys,omitempty"` // must include signed_prekey and last_resort_kyber
 	Signature      []byte                 `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// identity_certificate is the encoded orgcert.IdentityCertificate that
+	// binds identity_key to the organization's invitation for username.
+	IdentityCertificate []byte `protobuf:"bytes,9,opt,name=identity_certificate,json=identityCertificate,proto3" json:"identity_certificate,omitempty"`
+	// bootstrap_org_key is set only by the very first (admin) device, which
+	// enrolls with the relay's one-time bootstrap code instead of an
+	// invitation: the relay registers this org public key, and the
+	// certificate must chain to it.
+	BootstrapOrgKey []byte `protobuf:"bytes,10,opt,name=bootstrap_org_key,json=bootstrapOrgKey,proto3" json:"bootstrap_org_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EnrollRequest) Reset() {
@@ -1867,6 +1921,20 @@ func (x *EnrollRequest) GetPrekeys() *PreKeys {
 func (x *EnrollRequest) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetIdentityCertificate() []byte {
+	if x != nil {
+		return x.IdentityCertificate
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetBootstrapOrgKey() []byte {
+	if x != nil {
+		return x.BootstrapOrgKey
 	}
 	return nil
 }
@@ -2421,6 +2489,9 @@ type FetchPreKeysResponse struct {
 	Username    string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	IdentityKey []byte                 `protobuf:"bytes,2,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
 	Bundles     []*PreKeyBundle        `protobuf:"bytes,3,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	// identity_certificate chains identity_key to the org key (orgcert);
+	// clients refuse a key without a valid chain.
+	IdentityCertificate []byte `protobuf:"bytes,4,opt,name=identity_certificate,json=identityCertificate,proto3" json:"identity_certificate,omitempty"`
 	// transparency proves that (username, identity_key) is in the key log.
 	Transparency  *TransparencyProof `protobuf:"bytes,100,opt,name=transparency,proto3" json:"transparency,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2474,6 +2545,13 @@ func (x *FetchPreKeysResponse) GetIdentityKey() []byte {
 func (x *FetchPreKeysResponse) GetBundles() []*PreKeyBundle {
 	if x != nil {
 		return x.Bundles
+	}
+	return nil
+}
+
+func (x *FetchPreKeysResponse) GetIdentityCertificate() []byte {
+	if x != nil {
+		return x.IdentityCertificate
 	}
 	return nil
 }
@@ -2710,13 +2788,14 @@ func (x *GetIdentityRequest) GetTransparencyKnownSize() uint64 {
 }
 
 type IdentityResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	AccountId     []byte                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	IdentityKey   []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
-	Transparency  *TransparencyProof     `protobuf:"bytes,100,opt,name=transparency,proto3" json:"transparency,omitempty"` // as in FetchPreKeysResponse
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Username            string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	AccountId           []byte                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	IdentityKey         []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	IdentityCertificate []byte                 `protobuf:"bytes,4,opt,name=identity_certificate,json=identityCertificate,proto3" json:"identity_certificate,omitempty"` // as in FetchPreKeysResponse
+	Transparency        *TransparencyProof     `protobuf:"bytes,100,opt,name=transparency,proto3" json:"transparency,omitempty"`                                        // as in FetchPreKeysResponse
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *IdentityResponse) Reset() {
@@ -2766,6 +2845,13 @@ func (x *IdentityResponse) GetAccountId() []byte {
 func (x *IdentityResponse) GetIdentityKey() []byte {
 	if x != nil {
 		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *IdentityResponse) GetIdentityCertificate() []byte {
+	if x != nil {
+		return x.IdentityCertificate
 	}
 	return nil
 }
@@ -4313,6 +4399,169 @@ func (x *OrgPublishResponse) GetDevices() uint32 {
 	return 0
 }
 
+// OrgInviteRequest registers invitation grants (ORG_INVITATION documents
+// signed by the org key): each makes one seat that the holder of its seat
+// token can redeem for the grant's username until it expires.
+type OrgInviteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grants        []*OrgDocument         `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgInviteRequest) Reset() {
+	*x = OrgInviteRequest{}
+	mi := &file_wire_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgInviteRequest) ProtoMessage() {}
+
+func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgInviteRequest.ProtoReflect.Descriptor instead.
+func (*OrgInviteRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *OrgInviteRequest) GetGrants() []*OrgDocument {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+type OrgInviteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgInviteResponse) Reset() {
+	*x = OrgInviteResponse{}
+	mi := &file_wire_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgInviteResponse) ProtoMessage() {}
+
+func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgInviteResponse.ProtoReflect.Descriptor instead.
+func (*OrgInviteResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *OrgInviteResponse) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// BootstrapCode is what `sottod admin bootstrap` prints (base64url, after
+// "sotto-bootstrap:"): the relay's address, its key log key and a one-time
+// secret with which the first admin device creates the organization. It is
+// handed over out of band, from the relay's host to the first admin.
+type BootstrapCode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RelayUrl      string                 `protobuf:"bytes,1,opt,name=relay_url,json=relayUrl,proto3" json:"relay_url,omitempty"`
+	LogKey        []byte                 `protobuf:"bytes,2,opt,name=log_key,json=logKey,proto3" json:"log_key,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	TlsPin        []byte                 `protobuf:"bytes,4,opt,name=tls_pin,json=tlsPin,proto3" json:"tls_pin,omitempty"` // SHA-256 of the relay certificate's public key, when set
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BootstrapCode) Reset() {
+	*x = BootstrapCode{}
+	mi := &file_wire_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BootstrapCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BootstrapCode) ProtoMessage() {}
+
+func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BootstrapCode.ProtoReflect.Descriptor instead.
+func (*BootstrapCode) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *BootstrapCode) GetRelayUrl() string {
+	if x != nil {
+		return x.RelayUrl
+	}
+	return ""
+}
+
+func (x *BootstrapCode) GetLogKey() []byte {
+	if x != nil {
+		return x.LogKey
+	}
+	return nil
+}
+
+func (x *BootstrapCode) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *BootstrapCode) GetTlsPin() []byte {
+	if x != nil {
+		return x.TlsPin
+	}
+	return nil
+}
+
 // OrgWipeConfirmRequest is sent by a device that is about to wipe itself on
 // an org order: signature is its device key's Ed25519 signature over
 // "sotto/org wipe-confirm v1\x00" || SHA-256(order body). The relay logs it
@@ -4327,7 +4576,7 @@ type OrgWipeConfirmRequest struct {
 
 func (x *OrgWipeConfirmRequest) Reset() {
 	*x = OrgWipeConfirmRequest{}
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4339,7 +4588,7 @@ func (x *OrgWipeConfirmRequest) String() string {
 func (*OrgWipeConfirmRequest) ProtoMessage() {}
 
 func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4352,7 +4601,7 @@ func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{54}
+	return file_wire_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
@@ -4377,7 +4626,7 @@ type OrgWipeConfirmResponse struct {
 
 func (x *OrgWipeConfirmResponse) Reset() {
 	*x = OrgWipeConfirmResponse{}
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4638,7 @@ func (x *OrgWipeConfirmResponse) String() string {
 func (*OrgWipeConfirmResponse) ProtoMessage() {}
 
 func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4651,7 @@ func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{55}
+	return file_wire_proto_rawDescGZIP(), []int{58}
 }
 
 // OrgDocumentsRequest fetches what the relay keeps of the organization's
@@ -4419,7 +4668,7 @@ type OrgDocumentsRequest struct {
 
 func (x *OrgDocumentsRequest) Reset() {
 	*x = OrgDocumentsRequest{}
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4680,7 @@ func (x *OrgDocumentsRequest) String() string {
 func (*OrgDocumentsRequest) ProtoMessage() {}
 
 func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4444,7 +4693,7 @@ func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{56}
+	return file_wire_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OrgDocumentsRequest) GetUsername() string {
@@ -4463,7 +4712,7 @@ type OrgDocumentsResponse struct {
 
 func (x *OrgDocumentsResponse) Reset() {
 	*x = OrgDocumentsResponse{}
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4475,7 +4724,7 @@ func (x *OrgDocumentsResponse) String() string {
 func (*OrgDocumentsResponse) ProtoMessage() {}
 
 func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4488,7 +4737,7 @@ func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{57}
+	return file_wire_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
@@ -4506,7 +4755,7 @@ type TransparencyHeadRequest struct {
 
 func (x *TransparencyHeadRequest) Reset() {
 	*x = TransparencyHeadRequest{}
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4767,7 @@ func (x *TransparencyHeadRequest) String() string {
 func (*TransparencyHeadRequest) ProtoMessage() {}
 
 func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4780,7 @@ func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHeadRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{58}
+	return file_wire_proto_rawDescGZIP(), []int{61}
 }
 
 type TransparencyHead struct {
@@ -4543,7 +4792,7 @@ type TransparencyHead struct {
 
 func (x *TransparencyHead) Reset() {
 	*x = TransparencyHead{}
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4555,7 +4804,7 @@ func (x *TransparencyHead) String() string {
 func (*TransparencyHead) ProtoMessage() {}
 
 func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4568,7 +4817,7 @@ func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHead.ProtoReflect.Descriptor instead.
 func (*TransparencyHead) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{59}
+	return file_wire_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TransparencyHead) GetSignedHead() []byte {
@@ -4592,7 +4841,7 @@ type TransparencyInclusionRequest struct {
 
 func (x *TransparencyInclusionRequest) Reset() {
 	*x = TransparencyInclusionRequest{}
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4604,7 +4853,7 @@ func (x *TransparencyInclusionRequest) String() string {
 func (*TransparencyInclusionRequest) ProtoMessage() {}
 
 func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4617,7 +4866,7 @@ func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyInclusionRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyInclusionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{60}
+	return file_wire_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TransparencyInclusionRequest) GetUsername() string {
@@ -4655,7 +4904,7 @@ type TransparencyProof struct {
 
 func (x *TransparencyProof) Reset() {
 	*x = TransparencyProof{}
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +4916,7 @@ func (x *TransparencyProof) String() string {
 func (*TransparencyProof) ProtoMessage() {}
 
 func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +4929,7 @@ func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyProof.ProtoReflect.Descriptor instead.
 func (*TransparencyProof) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{61}
+	return file_wire_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TransparencyProof) GetSignedHead() []byte {
@@ -4738,7 +4987,7 @@ type TransparencyConsistencyRequest struct {
 
 func (x *TransparencyConsistencyRequest) Reset() {
 	*x = TransparencyConsistencyRequest{}
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4750,7 +4999,7 @@ func (x *TransparencyConsistencyRequest) String() string {
 func (*TransparencyConsistencyRequest) ProtoMessage() {}
 
 func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4763,7 +5012,7 @@ func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{62}
+	return file_wire_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TransparencyConsistencyRequest) GetFirst() uint64 {
@@ -4792,7 +5041,7 @@ type TransparencyConsistency struct {
 
 func (x *TransparencyConsistency) Reset() {
 	*x = TransparencyConsistency{}
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4804,7 +5053,7 @@ func (x *TransparencyConsistency) String() string {
 func (*TransparencyConsistency) ProtoMessage() {}
 
 func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4817,7 +5066,7 @@ func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistency.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistency) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{63}
+	return file_wire_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *TransparencyConsistency) GetFirst() uint64 {
@@ -4860,7 +5109,7 @@ type TransparencyLeavesRequest struct {
 
 func (x *TransparencyLeavesRequest) Reset() {
 	*x = TransparencyLeavesRequest{}
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4872,7 +5121,7 @@ func (x *TransparencyLeavesRequest) String() string {
 func (*TransparencyLeavesRequest) ProtoMessage() {}
 
 func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4885,7 +5134,7 @@ func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeavesRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{64}
+	return file_wire_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TransparencyLeavesRequest) GetStart() uint64 {
@@ -4913,7 +5162,7 @@ type TransparencyLeaves struct {
 
 func (x *TransparencyLeaves) Reset() {
 	*x = TransparencyLeaves{}
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4925,7 +5174,7 @@ func (x *TransparencyLeaves) String() string {
 func (*TransparencyLeaves) ProtoMessage() {}
 
 func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4938,7 +5187,7 @@ func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeaves.ProtoReflect.Descriptor instead.
 func (*TransparencyLeaves) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{65}
+	return file_wire_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TransparencyLeaves) GetStart() uint64 {
@@ -4973,7 +5222,7 @@ type SetAccessKeyRequest struct {
 
 func (x *SetAccessKeyRequest) Reset() {
 	*x = SetAccessKeyRequest{}
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4985,7 +5234,7 @@ func (x *SetAccessKeyRequest) String() string {
 func (*SetAccessKeyRequest) ProtoMessage() {}
 
 func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4998,7 +5247,7 @@ func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyRequest.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{66}
+	return file_wire_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetAccessKeyRequest) GetAccessKey() []byte {
@@ -5016,7 +5265,7 @@ type SetAccessKeyResponse struct {
 
 func (x *SetAccessKeyResponse) Reset() {
 	*x = SetAccessKeyResponse{}
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5028,7 +5277,7 @@ func (x *SetAccessKeyResponse) String() string {
 func (*SetAccessKeyResponse) ProtoMessage() {}
 
 func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5041,7 +5290,7 @@ func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyResponse.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{67}
+	return file_wire_proto_rawDescGZIP(), []int{70}
 }
 
 // SenderCertificateRequest asks for a sender certificate for this device.
@@ -5053,7 +5302,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5065,7 +5314,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5078,7 +5327,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{68}
+	return file_wire_proto_rawDescGZIP(), []int{71}
 }
 
 type SenderCertificateResponse struct {
@@ -5092,7 +5341,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5353,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5366,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{69}
+	return file_wire_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() []byte {
@@ -5158,7 +5407,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5170,7 +5419,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5183,7 +5432,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{70}
+	return file_wire_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SealedSendRequest) GetRecipient() string {
@@ -5226,7 +5475,7 @@ const file_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xb7\x10\n" +
+	"\x04kind\"\xf6\x10\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -5256,7 +5505,9 @@ const file_wire_proto_rawDesc = "" +
 	"\vorg_publish\x18G \x01(\v2\x1d.sotto.wire.OrgPublishRequestH\x00R\n" +
 	"orgPublish\x12M\n" +
 	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirm\x12F\n" +
-	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocuments\x12G\n" +
+	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocuments\x12=\n" +
+	"\n" +
+	"org_invite\x18J \x01(\v2\x1c.sotto.wire.OrgInviteRequestH\x00R\torgInvite\x12G\n" +
 	"\x0eset_access_key\x18Z \x01(\v2\x1f.sotto.wire.SetAccessKeyRequestH\x00R\fsetAccessKey\x12U\n" +
 	"\x12sender_certificate\x18[ \x01(\v2$.sotto.wire.SenderCertificateRequestH\x00R\x11senderCertificate\x12@\n" +
 	"\vsealed_send\x18\\ \x01(\v2\x1d.sotto.wire.SealedSendRequestH\x00R\n" +
@@ -5265,7 +5516,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
 	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
 	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xad\x11\n" +
+	"\x04body\"\xed\x11\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -5299,7 +5550,9 @@ const file_wire_proto_rawDesc = "" +
 	"\vorg_publish\x18G \x01(\v2\x1e.sotto.wire.OrgPublishResponseH\x00R\n" +
 	"orgPublish\x12N\n" +
 	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirm\x12G\n" +
-	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocuments\x12H\n" +
+	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocuments\x12>\n" +
+	"\n" +
+	"org_invite\x18J \x01(\v2\x1d.sotto.wire.OrgInviteResponseH\x00R\torgInvite\x12H\n" +
 	"\x0eset_access_key\x18Z \x01(\v2 .sotto.wire.SetAccessKeyResponseH\x00R\fsetAccessKey\x12V\n" +
 	"\x12sender_certificate\x18[ \x01(\v2%.sotto.wire.SenderCertificateResponseH\x00R\x11senderCertificate\x12B\n" +
 	"\vsealed_send\x18\\ \x01(\v2\x1f.sotto.wire.SendMessageResponseH\x00R\n" +
@@ -5332,7 +5585,7 @@ const file_wire_proto_rawDesc = "" +
 	"\rsigned_prekey\x18\x01 \x01(\v2\x18.sotto.wire.SignedPreKeyR\fsignedPrekey\x12D\n" +
 	"\x11last_resort_kyber\x18\x02 \x01(\v2\x18.sotto.wire.SignedPreKeyR\x0flastResortKyber\x12<\n" +
 	"\x10one_time_prekeys\x18\x03 \x03(\v2\x12.sotto.wire.PreKeyR\x0eoneTimePrekeys\x12M\n" +
-	"\x16one_time_kyber_prekeys\x18\x04 \x03(\v2\x18.sotto.wire.SignedPreKeyR\x13oneTimeKyberPrekeys\"\xad\x02\n" +
+	"\x16one_time_kyber_prekeys\x18\x04 \x03(\v2\x18.sotto.wire.SignedPreKeyR\x13oneTimeKyberPrekeys\"\x8c\x03\n" +
 	"\rEnrollRequest\x12'\n" +
 	"\x0factivation_code\x18\x01 \x01(\tR\x0eactivationCode\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1d\n" +
@@ -5343,7 +5596,10 @@ const file_wire_proto_rawDesc = "" +
 	"\vdevice_name\x18\x06 \x01(\tR\n" +
 	"deviceName\x12-\n" +
 	"\aprekeys\x18\a \x01(\v2\x13.sotto.wire.PreKeysR\aprekeys\x12\x1c\n" +
-	"\tsignature\x18\b \x01(\fR\tsignature\"\xf2\x01\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\x121\n" +
+	"\x14identity_certificate\x18\t \x01(\fR\x13identityCertificate\x12*\n" +
+	"\x11bootstrap_org_key\x18\n" +
+	" \x01(\fR\x0fbootstrapOrgKey\"\xf2\x01\n" +
 	"\x0eEnrollResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
@@ -5380,11 +5636,12 @@ const file_wire_proto_rawDesc = "" +
 	"\rsigned_prekey\x18\x03 \x01(\v2\x18.sotto.wire.SignedPreKeyR\fsignedPrekey\x12:\n" +
 	"\x0fone_time_prekey\x18\x04 \x01(\v2\x12.sotto.wire.PreKeyR\roneTimePrekey\x12;\n" +
 	"\fkyber_prekey\x18\x05 \x01(\v2\x18.sotto.wire.SignedPreKeyR\vkyberPrekey\x12*\n" +
-	"\x11kyber_last_resort\x18\x06 \x01(\bR\x0fkyberLastResort\"\xcc\x01\n" +
+	"\x11kyber_last_resort\x18\x06 \x01(\bR\x0fkyberLastResort\"\xff\x01\n" +
 	"\x14FetchPreKeysResponse\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12!\n" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x122\n" +
-	"\abundles\x18\x03 \x03(\v2\x18.sotto.wire.PreKeyBundleR\abundles\x12A\n" +
+	"\abundles\x18\x03 \x03(\v2\x18.sotto.wire.PreKeyBundleR\abundles\x121\n" +
+	"\x14identity_certificate\x18\x04 \x01(\fR\x13identityCertificate\x12A\n" +
 	"\ftransparency\x18d \x01(\v2\x1d.sotto.wire.TransparencyProofR\ftransparency\"\xa7\x01\n" +
 	"\n" +
 	"DeviceInfo\x12\x1b\n" +
@@ -5403,12 +5660,13 @@ const file_wire_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\"h\n" +
 	"\x12GetIdentityRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x126\n" +
-	"\x17transparency_known_size\x18d \x01(\x04R\x15transparencyKnownSize\"\xb3\x01\n" +
+	"\x17transparency_known_size\x18d \x01(\x04R\x15transparencyKnownSize\"\xe6\x01\n" +
 	"\x10IdentityResponse\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\fR\taccountId\x12!\n" +
-	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12A\n" +
+	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x121\n" +
+	"\x14identity_certificate\x18\x04 \x01(\fR\x13identityCertificate\x12A\n" +
 	"\ftransparency\x18d \x01(\v2\x1d.sotto.wire.TransparencyProofR\ftransparency\"\x85\x01\n" +
 	"\x0fOutgoingMessage\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12'\n" +
@@ -5505,7 +5763,16 @@ const file_wire_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x03 \x01(\rR\bdeviceId\".\n" +
 	"\x12OrgPublishResponse\x12\x18\n" +
-	"\adevices\x18\x01 \x01(\rR\adevices\"T\n" +
+	"\adevices\x18\x01 \x01(\rR\adevices\"C\n" +
+	"\x10OrgInviteRequest\x12/\n" +
+	"\x06grants\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\x06grants\"%\n" +
+	"\x11OrgInviteResponse\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"v\n" +
+	"\rBootstrapCode\x12\x1b\n" +
+	"\trelay_url\x18\x01 \x01(\tR\brelayUrl\x12\x17\n" +
+	"\alog_key\x18\x02 \x01(\fR\x06logKey\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\fR\x06secret\x12\x17\n" +
+	"\atls_pin\x18\x04 \x01(\fR\x06tlsPin\"T\n" +
 	"\x15OrgWipeConfirmRequest\x12\x1d\n" +
 	"\n" +
 	"order_hash\x18\x01 \x01(\fR\torderHash\x12\x1c\n" +
@@ -5589,7 +5856,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*w\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\xc0\x01\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -5597,7 +5864,10 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"ORG_POLICY\x10\x02\x12\f\n" +
 	"\bORG_WIPE\x10\x03\x12\x13\n" +
-	"\x0fORG_CERTIFICATE\x10\x04B\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\x0fORG_CERTIFICATE\x10\x04\x12\x12\n" +
+	"\x0eORG_INVITATION\x10\x05\x12\x13\n" +
+	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
+	"\x1aRELAY_IDENTITY_CERTIFICATE\x10eB\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -5612,7 +5882,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -5671,23 +5941,26 @@ var file_wire_proto_goTypes = []any{
 	(*OrgKeyResponse)(nil),                 // 54: sotto.wire.OrgKeyResponse
 	(*OrgPublishRequest)(nil),              // 55: sotto.wire.OrgPublishRequest
 	(*OrgPublishResponse)(nil),             // 56: sotto.wire.OrgPublishResponse
-	(*OrgWipeConfirmRequest)(nil),          // 57: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),         // 58: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),            // 59: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),           // 60: sotto.wire.OrgDocumentsResponse
-	(*TransparencyHeadRequest)(nil),        // 61: sotto.wire.TransparencyHeadRequest
-	(*TransparencyHead)(nil),               // 62: sotto.wire.TransparencyHead
-	(*TransparencyInclusionRequest)(nil),   // 63: sotto.wire.TransparencyInclusionRequest
-	(*TransparencyProof)(nil),              // 64: sotto.wire.TransparencyProof
-	(*TransparencyConsistencyRequest)(nil), // 65: sotto.wire.TransparencyConsistencyRequest
-	(*TransparencyConsistency)(nil),        // 66: sotto.wire.TransparencyConsistency
-	(*TransparencyLeavesRequest)(nil),      // 67: sotto.wire.TransparencyLeavesRequest
-	(*TransparencyLeaves)(nil),             // 68: sotto.wire.TransparencyLeaves
-	(*SetAccessKeyRequest)(nil),            // 69: sotto.wire.SetAccessKeyRequest
-	(*SetAccessKeyResponse)(nil),           // 70: sotto.wire.SetAccessKeyResponse
-	(*SenderCertificateRequest)(nil),       // 71: sotto.wire.SenderCertificateRequest
-	(*SenderCertificateResponse)(nil),      // 72: sotto.wire.SenderCertificateResponse
-	(*SealedSendRequest)(nil),              // 73: sotto.wire.SealedSendRequest
+	(*OrgInviteRequest)(nil),               // 57: sotto.wire.OrgInviteRequest
+	(*OrgInviteResponse)(nil),              // 58: sotto.wire.OrgInviteResponse
+	(*BootstrapCode)(nil),                  // 59: sotto.wire.BootstrapCode
+	(*OrgWipeConfirmRequest)(nil),          // 60: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 61: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 62: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 63: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 64: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 65: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 66: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 67: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 68: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 69: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 70: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 71: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 72: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 73: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 74: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 75: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 76: sotto.wire.SealedSendRequest
 }
 var file_wire_proto_depIdxs = []int32{
 	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -5713,75 +5986,78 @@ var file_wire_proto_depIdxs = []int32{
 	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
 	53, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
 	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	57, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	59, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	69, // 25: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	71, // 26: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	73, // 27: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	61, // 28: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	63, // 29: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	65, // 30: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	67, // 31: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
-	0,  // 32: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 33: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 34: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 35: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 36: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 37: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 38: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 39: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 40: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 41: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 42: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 43: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 44: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 45: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 46: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 47: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 48: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 49: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 50: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 51: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	54, // 52: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	56, // 53: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	58, // 54: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	60, // 55: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	70, // 56: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	72, // 57: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	29, // 58: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	62, // 59: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	64, // 60: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	66, // 61: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	68, // 62: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	7,  // 63: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 64: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 65: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 66: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 67: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 68: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 69: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 70: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 71: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 72: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 73: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 74: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 75: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 76: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	64, // 77: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	22, // 78: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	64, // 79: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	27, // 80: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 81: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 82: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 83: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 84: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	52, // 85: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	27, // 86: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	87, // [87:87] is the sub-list for method output_type
-	87, // [87:87] is the sub-list for method input_type
-	87, // [87:87] is the sub-list for extension type_name
-	87, // [87:87] is the sub-list for extension extendee
-	0,  // [0:87] is the sub-list for field type_name
+	60, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	62, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	57, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	72, // 26: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	74, // 27: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	76, // 28: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	64, // 29: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	66, // 30: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	68, // 31: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	70, // 32: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	0,  // 33: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30, // 34: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 35: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 36: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 37: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 38: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 39: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 40: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 41: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 42: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 43: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 44: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 45: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 46: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 47: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 48: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 49: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 50: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 51: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 52: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	54, // 53: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	56, // 54: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	61, // 55: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	63, // 56: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	58, // 57: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	73, // 58: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	75, // 59: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	29, // 60: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	65, // 61: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	67, // 62: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	69, // 63: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	71, // 64: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	7,  // 65: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 66: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 67: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 68: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 69: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 70: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 71: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 72: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 73: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 74: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 75: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 76: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 77: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 78: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	67, // 79: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	22, // 80: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	67, // 81: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	27, // 82: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 83: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 84: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 85: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 86: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	52, // 87: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	52, // 88: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	27, // 89: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	90, // [90:90] is the sub-list for method output_type
+	90, // [90:90] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -5817,6 +6093,7 @@ func file_wire_proto_init() {
 		(*Request_OrgPublish)(nil),
 		(*Request_OrgWipeConfirm)(nil),
 		(*Request_OrgDocuments)(nil),
+		(*Request_OrgInvite)(nil),
 		(*Request_SetAccessKey)(nil),
 		(*Request_SenderCertificate)(nil),
 		(*Request_SealedSend)(nil),
@@ -5848,6 +6125,7 @@ func file_wire_proto_init() {
 		(*Response_OrgPublish)(nil),
 		(*Response_OrgWipeConfirm)(nil),
 		(*Response_OrgDocuments)(nil),
+		(*Response_OrgInvite)(nil),
 		(*Response_SetAccessKey)(nil),
 		(*Response_SenderCertificate)(nil),
 		(*Response_SealedSend)(nil),
@@ -5868,7 +6146,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   71,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/orgcert"
 	"sotto/wire"
 )
 
@@ -45,6 +46,7 @@ var domains = map[wire.OrgDocumentKind]string{
 	wire.OrgDocumentKind_ORG_POLICY:      "sotto/org policy v1\x00",
 	wire.OrgDocumentKind_ORG_WIPE:        "sotto/org wipe v1\x00",
 	wire.OrgDocumentKind_ORG_CERTIFICATE: "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:  orgcert.GrantDomain,
 }
 
 // WipeConfirmDomain prefixes the hash of a wipe order in the target

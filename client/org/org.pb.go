@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: client/org/org.proto
+// source: org.proto
 
 package org
 
@@ -37,7 +37,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_client_org_org_proto_msgTypes[0]
+	mi := &file_org_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +49,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_client_org_org_proto_msgTypes[0]
+	mi := &file_org_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +62,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_client_org_org_proto_rawDescGZIP(), []int{0}
+	return file_org_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Notice) GetSeq() uint64 {
@@ -103,7 +103,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_client_org_org_proto_msgTypes[1]
+	mi := &file_org_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +115,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_client_org_org_proto_msgTypes[1]
+	mi := &file_org_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +128,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_client_org_org_proto_rawDescGZIP(), []int{1}
+	return file_org_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Policy) GetVersion() uint64 {
@@ -204,7 +204,7 @@ type WipeOrder struct {
 
 func (x *WipeOrder) Reset() {
 	*x = WipeOrder{}
-	mi := &file_client_org_org_proto_msgTypes[2]
+	mi := &file_org_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +216,7 @@ func (x *WipeOrder) String() string {
 func (*WipeOrder) ProtoMessage() {}
 
 func (x *WipeOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_client_org_org_proto_msgTypes[2]
+	mi := &file_org_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +229,7 @@ func (x *WipeOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeOrder.ProtoReflect.Descriptor instead.
 func (*WipeOrder) Descriptor() ([]byte, []int) {
-	return file_client_org_org_proto_rawDescGZIP(), []int{2}
+	return file_org_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WipeOrder) GetUsername() string {
@@ -295,7 +295,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_client_org_org_proto_msgTypes[3]
+	mi := &file_org_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +307,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_client_org_org_proto_msgTypes[3]
+	mi := &file_org_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +320,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_client_org_org_proto_rawDescGZIP(), []int{3}
+	return file_org_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Certificate) GetUsername() string {
@@ -351,11 +351,155 @@ func (x *Certificate) GetExpiresMs() int64 {
 	return 0
 }
 
-var File_client_org_org_proto protoreflect.FileDescriptor
+// Invitation is what the org admin hands to a new member out of band (text
+// or QR code, "sotto-invite:" and base64url). It carries every root of
+// trust the new device pins, and secrets: whoever holds it can enroll as
+// the invited user until it is redeemed or expires.
+type Invitation struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // 1
+	RelayUrl       string                 `protobuf:"bytes,2,opt,name=relay_url,json=relayUrl,proto3" json:"relay_url,omitempty"`
+	RelayTlsPin    []byte                 `protobuf:"bytes,3,opt,name=relay_tls_pin,json=relayTlsPin,proto3" json:"relay_tls_pin,omitempty"` // SHA-256 of the relay certificate's SubjectPublicKeyInfo (optional)
+	RelayCa        []byte                 `protobuf:"bytes,4,opt,name=relay_ca,json=relayCa,proto3" json:"relay_ca,omitempty"`               // PEM of the CA that issued the relay's certificate (optional)
+	OrgKey         []byte                 `protobuf:"bytes,5,opt,name=org_key,json=orgKey,proto3" json:"org_key,omitempty"`                  // the organization's Ed25519 public key
+	OrgName        string                 `protobuf:"bytes,6,opt,name=org_name,json=orgName,proto3" json:"org_name,omitempty"`
+	LogKey         []byte                 `protobuf:"bytes,7,opt,name=log_key,json=logKey,proto3" json:"log_key,omitempty"`                         // the key transparency log's Ed25519 public key
+	WitnessKey     []byte                 `protobuf:"bytes,8,opt,name=witness_key,json=witnessKey,proto3" json:"witness_key,omitempty"`             // the org witness's Ed25519 public key (optional)
+	InvitationSeed []byte                 `protobuf:"bytes,9,opt,name=invitation_seed,json=invitationSeed,proto3" json:"invitation_seed,omitempty"` // Ed25519 seed of the one-time invitation key
+	SeatToken      []byte                 `protobuf:"bytes,10,opt,name=seat_token,json=seatToken,proto3" json:"seat_token,omitempty"`               // 32 bytes; the relay knows only its SHA-256
+	Grant          []byte                 `protobuf:"bytes,11,opt,name=grant,proto3" json:"grant,omitempty"`                                        // the encoded wire.OrgDocument (ORG_INVITATION)
+	PolicyVersion  uint64                 `protobuf:"varint,12,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`  // the policy in force when invited: no older one is accepted
+	NoticeSeq      uint64                 `protobuf:"varint,13,opt,name=notice_seq,json=noticeSeq,proto3" json:"notice_seq,omitempty"`              // the newest notice when invited: none up to it is shown as new
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
 
-const file_client_org_org_proto_rawDesc = "" +
+func (x *Invitation) Reset() {
+	*x = Invitation{}
+	mi := &file_org_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invitation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invitation) ProtoMessage() {}
+
+func (x *Invitation) ProtoReflect() protoreflect.Message {
+	mi := &file_org_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invitation.ProtoReflect.Descriptor instead.
+func (*Invitation) Descriptor() ([]byte, []int) {
+	return file_org_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Invitation) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Invitation) GetRelayUrl() string {
+	if x != nil {
+		return x.RelayUrl
+	}
+	return ""
+}
+
+func (x *Invitation) GetRelayTlsPin() []byte {
+	if x != nil {
+		return x.RelayTlsPin
+	}
+	return nil
+}
+
+func (x *Invitation) GetRelayCa() []byte {
+	if x != nil {
+		return x.RelayCa
+	}
+	return nil
+}
+
+func (x *Invitation) GetOrgKey() []byte {
+	if x != nil {
+		return x.OrgKey
+	}
+	return nil
+}
+
+func (x *Invitation) GetOrgName() string {
+	if x != nil {
+		return x.OrgName
+	}
+	return ""
+}
+
+func (x *Invitation) GetLogKey() []byte {
+	if x != nil {
+		return x.LogKey
+	}
+	return nil
+}
+
+func (x *Invitation) GetWitnessKey() []byte {
+	if x != nil {
+		return x.WitnessKey
+	}
+	return nil
+}
+
+func (x *Invitation) GetInvitationSeed() []byte {
+	if x != nil {
+		return x.InvitationSeed
+	}
+	return nil
+}
+
+func (x *Invitation) GetSeatToken() []byte {
+	if x != nil {
+		return x.SeatToken
+	}
+	return nil
+}
+
+func (x *Invitation) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *Invitation) GetPolicyVersion() uint64 {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return 0
+}
+
+func (x *Invitation) GetNoticeSeq() uint64 {
+	if x != nil {
+		return x.NoticeSeq
+	}
+	return 0
+}
+
+var File_org_proto protoreflect.FileDescriptor
+
+const file_org_proto_rawDesc = "" +
 	"\n" +
-	"\x14client/org/org.proto\x12\tsotto.org\"K\n" +
+	"\torg.proto\x12\tsotto.org\"K\n" +
 	"\x06Notice\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x12\n" +
@@ -383,28 +527,48 @@ const file_client_org_org_proto_rawDesc = "" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12\x1b\n" +
 	"\tissued_ms\x18\x03 \x01(\x03R\bissuedMs\x12\x1d\n" +
 	"\n" +
-	"expires_ms\x18\x04 \x01(\x03R\texpiresMsB\x16Z\x14sotto/client/org;orgb\x06proto3"
+	"expires_ms\x18\x04 \x01(\x03R\texpiresMs\"\x94\x03\n" +
+	"\n" +
+	"Invitation\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
+	"\trelay_url\x18\x02 \x01(\tR\brelayUrl\x12\"\n" +
+	"\rrelay_tls_pin\x18\x03 \x01(\fR\vrelayTlsPin\x12\x19\n" +
+	"\brelay_ca\x18\x04 \x01(\fR\arelayCa\x12\x17\n" +
+	"\aorg_key\x18\x05 \x01(\fR\x06orgKey\x12\x19\n" +
+	"\borg_name\x18\x06 \x01(\tR\aorgName\x12\x17\n" +
+	"\alog_key\x18\a \x01(\fR\x06logKey\x12\x1f\n" +
+	"\vwitness_key\x18\b \x01(\fR\n" +
+	"witnessKey\x12'\n" +
+	"\x0finvitation_seed\x18\t \x01(\fR\x0einvitationSeed\x12\x1d\n" +
+	"\n" +
+	"seat_token\x18\n" +
+	" \x01(\fR\tseatToken\x12\x14\n" +
+	"\x05grant\x18\v \x01(\fR\x05grant\x12%\n" +
+	"\x0epolicy_version\x18\f \x01(\x04R\rpolicyVersion\x12\x1d\n" +
+	"\n" +
+	"notice_seq\x18\r \x01(\x04R\tnoticeSeqB\x16Z\x14sotto/client/org;orgb\x06proto3"
 
 var (
-	file_client_org_org_proto_rawDescOnce sync.Once
-	file_client_org_org_proto_rawDescData []byte
+	file_org_proto_rawDescOnce sync.Once
+	file_org_proto_rawDescData []byte
 )
 
-func file_client_org_org_proto_rawDescGZIP() []byte {
-	file_client_org_org_proto_rawDescOnce.Do(func() {
-		file_client_org_org_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_client_org_org_proto_rawDesc), len(file_client_org_org_proto_rawDesc)))
+func file_org_proto_rawDescGZIP() []byte {
+	file_org_proto_rawDescOnce.Do(func() {
+		file_org_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_org_proto_rawDesc), len(file_org_proto_rawDesc)))
 	})
-	return file_client_org_org_proto_rawDescData
+	return file_org_proto_rawDescData
 }
 
-var file_client_org_org_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_client_org_org_proto_goTypes = []any{
+var file_org_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_org_proto_goTypes = []any{
 	(*Notice)(nil),      // 0: sotto.org.Notice
 	(*Policy)(nil),      // 1: sotto.org.Policy
 	(*WipeOrder)(nil),   // 2: sotto.org.WipeOrder
 	(*Certificate)(nil), // 3: sotto.org.Certificate
+	(*Invitation)(nil),  // 4: sotto.org.Invitation
 }
-var file_client_org_org_proto_depIdxs = []int32{
+var file_org_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -412,26 +576,26 @@ var file_client_org_org_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_client_org_org_proto_init() }
-func file_client_org_org_proto_init() {
-	if File_client_org_org_proto != nil {
+func init() { file_org_proto_init() }
+func file_org_proto_init() {
+	if File_org_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_org_org_proto_rawDesc), len(file_client_org_org_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_org_proto_rawDesc), len(file_org_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_client_org_org_proto_goTypes,
-		DependencyIndexes: file_client_org_org_proto_depIdxs,
-		MessageInfos:      file_client_org_org_proto_msgTypes,
+		GoTypes:           file_org_proto_goTypes,
+		DependencyIndexes: file_org_proto_depIdxs,
+		MessageInfos:      file_org_proto_msgTypes,
 	}.Build()
-	File_client_org_org_proto = out.File
-	file_client_org_org_proto_goTypes = nil
-	file_client_org_org_proto_depIdxs = nil
+	File_org_proto = out.File
+	file_org_proto_goTypes = nil
+	file_org_proto_depIdxs = nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/org"
+	"sotto/client/store"
 )
 
 // `sotto admin`: the organization key's side. The org private key lives
@@ -20,7 +21,8 @@ import (
 // relay carries what they sign.
 
 const adminUsage = `usage:
-  sotto admin init [--public-key-file FILE] [--json]
+  sotto admin init --bootstrap CODE --user NAME --org NAME [--json]   (the organization's first admin device)
+  sotto admin invite [--days N] [--relay URL] [--out FILE] [--json] USER
   sotto admin export --out FILE --export-passphrase-file FILE
   sotto admin import --in FILE --export-passphrase-file FILE
   sotto admin notice [--json] TEXT...
@@ -44,7 +46,7 @@ func cmdAdmin(e *env, args []string) error {
 		sub, rest = sub+" "+rest[0], rest[1:]
 	}
 	fns := map[string]func(*env, []string) error{
-		"init": adminInit, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
+		"init": adminInit, "invite": adminInvite, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
 	}
@@ -70,28 +72,98 @@ func emit(e *env, asJSON bool, v any, text string) error {
 func adminInit(e *env, args []string) error {
 	fs := e.flagSet("admin init")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pubFile := fs.String("public-key-file", "", "also write the public key (hex) to `FILE`, for the relay operator")
+	code := fs.String("bootstrap", "", "the one-time `CODE` printed by `sottod admin bootstrap` on the relay's host (text, or @FILE)")
+	user := fs.String("user", "", "your user `NAME`")
+	orgName := fs.String("org", "", "the organization's `NAME`, shown to everyone you invite")
+	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.open(nil)
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--bootstrap", *code}, {"--user", *user}, {"--org", *orgName}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("admin init: missing %s (the order: sottod admin bootstrap on the relay's host, then this, then sotto admin invite)", strings.Join(missing, ", "))
+	}
+	text, err := readArg(*code)
+	if err != nil {
+		return fmt.Errorf("admin init: %w", err)
+	}
+	bc, err := client.ParseBootstrap(text)
+	if err != nil {
+		return fmt.Errorf("admin init: %w", err)
+	}
+	if store.Exists(e.home) {
+		return fmt.Errorf("admin init: %s already holds an enrolled device", e.home)
+	}
+	pass, err := e.passphrase(true)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	c, err := client.Bootstrap(e.ctx, client.BootstrapParams{Dir: e.home, Passphrase: pass, Code: bc, Username: *user,
+		OrgName: *orgName, DeviceName: *name}, e.options(nil))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	pub, err := c.InitOrg(e.ctx)
+	pub, err := c.OrgPublicKey(e.ctx)
 	if err != nil {
 		return err
 	}
 	pk, fp := hex.EncodeToString(pub), org.Fingerprint(pub)
-	if *pubFile != "" {
-		if err := os.WriteFile(*pubFile, []byte(pk+"\n"), 0o644); err != nil {
+	return emit(e, *asJSON, map[string]any{"public_key": pk, "fingerprint": fp, "user": c.Username(), "device": c.DeviceID()},
+		fmt.Sprintf("organization %s created; its key is kept in this device's encrypted store\n"+
+			"fingerprint:\t%s\nenrolled %s, device %d\n"+
+			"back the key up (sotto admin export), then invite people: sotto admin invite USER\n", displayOrg(*orgName), fp, c.Username(), c.DeviceID()))
+}
+
+func adminInvite(e *env, args []string) error {
+	fs := e.flagSet("admin invite")
+	asJSON := fs.Bool("json", false, "print JSON")
+	days := fs.Int("days", 365, "the invitation, and the subscription it grants, run this many `DAYS`")
+	relayURL := fs.String("relay", "", "the relay's `URL` as the invited device reaches it (default: this device's)")
+	out := fs.String("out", "", "also write the invitation to `FILE` (mode 0600)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *days < 1 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	inv, err := c.Invite(e.ctx, client.InviteParams{Username: pos[0], Validity: time.Duration(*days) * 24 * time.Hour, RelayURL: *relayURL})
+	if err != nil {
+		return err
+	}
+	text, err := inv.Text()
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(text+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
-	return emit(e, *asJSON, map[string]string{"public_key": pk, "fingerprint": fp},
-		fmt.Sprintf("organization key created and kept in this device's store\npublic key:\t%s\nfingerprint:\t%s\n"+
-			"have the relay operator register it: sottod admin org set-key %s\n", pk, fp, pk))
+	user := strings.ToLower(strings.TrimSpace(pos[0]))
+	if *asJSON {
+		return emit(e, true, map[string]any{"user": user, "invitation": text, "days": *days}, "")
+	}
+	fmt.Fprintf(e.stdout, "invitation for %s, valid %d days (hand it over in person or by a channel the relay does not control;\n"+
+		"whoever holds it can enroll as %s until it is used):\n\n%s\n\n", user, *days, user, text)
+	fmt.Fprintf(e.stdout, "on the new device: sotto enroll --invitation INVITATION\n")
+	if isTerminal(e.stdout) {
+		return writeQR(e.stdout, text)
+	}
+	return nil
 }
 
 func readSecretFile(path, what string) ([]byte, error) {

@@ -12,44 +12,67 @@ import (
 	"time"
 
 	"sotto/client"
+	"sotto/client/org"
 	"sotto/client/store"
 )
 
 func cmdEnroll(e *env, args []string) error {
 	fs := e.flagSet("enroll")
-	relay := fs.String("relay", "", "relay `URL`")
-	code := fs.String("code", "", "activation `CODE` from your organization")
-	user := fs.String("user", "", "user `NAME` to register")
+	invText := fs.String("invitation", "", "the `INVITATION` from your organization's admin (text, or @FILE)")
 	name := fs.String("device-name", hostname(), "this device's `NAME`")
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"--relay", *relay}, {"--code", *code}, {"--user", *user}} {
-		if f.v == "" {
-			missing = append(missing, f.name)
-		}
+	if *invText == "" {
+		return fmt.Errorf("enroll: missing --invitation (ask your organization's admin: sotto admin invite USER)")
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("enroll: missing %s", strings.Join(missing, ", "))
+	text, err := readArg(*invText)
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	inv, err := org.ParseInvitation(text, time.Now())
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
 	}
 	if store.Exists(e.home) {
 		return fmt.Errorf("enroll: %s already holds an enrolled device", e.home)
 	}
+	fmt.Fprintf(e.stdout, "invitation for %s to %s (organization key %s), relay %s\n",
+		inv.Username(), displayOrg(inv.OrgName), org.Fingerprint(inv.OrgKey), inv.RelayUrl)
 	pass, err := e.passphrase(true)
 	if err != nil {
 		return err
 	}
 	defer clear(pass)
-	c, err := client.Enroll(e.ctx, client.EnrollParams{Dir: e.home, Passphrase: pass, Relay: *relay,
-		Code: *code, Username: *user, DeviceName: *name}, e.options(nil))
+	c, err := client.Enroll(e.ctx, client.EnrollParams{Dir: e.home, Passphrase: pass, Invitation: inv, DeviceName: *name}, e.options(nil))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(e.stdout, "enrolled %s, device %d\n", c.Username(), c.DeviceID())
+	fmt.Fprintf(e.stdout, "enrolled %s, device %d, in %s\n", c.Username(), c.DeviceID(), displayOrg(inv.OrgName))
 	return nil
+}
+
+// readArg returns s, or the contents of the file it names as @FILE.
+func readArg(s string) (string, error) {
+	path, ok := strings.CutPrefix(s, "@")
+	if !ok {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// displayOrg shows an organization's name (hostile text neutralized).
+func displayOrg(name string) string {
+	if name == "" {
+		return "the organization"
+	}
+	return fmt.Sprintf("%q", name)
 }
 
 func hostname() string {

@@ -11,7 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"sotto/orgcert"
 	"sotto/relay"
+	"sotto/wire"
 )
 
 // adminCmd is one `sottod admin` subcommand.
@@ -47,9 +49,11 @@ func (a *adminCmd) emit(v any, text func(w io.Writer)) error {
 }
 
 const adminUsage = `usage:
-  sottod admin codes create [-data dir] [-seats n] [-days n] [-note text] [--json]
-  sottod admin codes list [-data dir] [--json]
-  sottod admin codes revoke [-data dir] [--json] ID
+  sottod admin bootstrap [-data dir] [-relay URL] [-tls-cert FILE] [-days n] [--json]
+        (once, before any organization exists: the one-time code with which the
+         first admin's device creates the organization: sotto admin init --bootstrap CODE)
+  sottod admin invitations list [-data dir] [--json]   (seats of the org's invitations)
+  sottod admin invitations revoke [-data dir] [--json] ID
   sottod admin accounts list [-data dir] [--json]
   sottod admin accounts revoke [-data dir] [--json] USERNAME
   sottod admin devices list [-data dir] [-user USERNAME] [--json]
@@ -66,7 +70,7 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	name := args[0]
 	rest := args[1:]
-	if name != "usage" {
+	if name != "usage" && name != "bootstrap" {
 		if len(args) < 2 {
 			fmt.Fprint(stderr, adminUsage)
 			return 2
@@ -76,7 +80,6 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cmd := newAdminCmd(name, stderr)
 	cmd.out = stdout
 	var (
-		seats = new(int)
 		days  = new(int)
 		note  = new(string)
 		user  = new(string)
@@ -84,14 +87,14 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fn    func(ctx context.Context, args []string) error
 	)
 	switch name {
-	case "codes create":
-		cmd.fs.IntVar(seats, "seats", 1, "accounts this code can enroll")
-		cmd.fs.IntVar(days, "days", 365, "subscription length from now, in days")
-		cmd.fs.StringVar(note, "note", "", "free text shown in codes list")
-		fn = func(ctx context.Context, _ []string) error { return cmd.codesCreate(ctx, *seats, *days, *note) }
-	case "codes list":
+	case "bootstrap":
+		cmd.fs.IntVar(days, "days", 3650, "the first admin account's subscription, in days (the code itself stops working once the organization exists)")
+		cmd.fs.StringVar(note, "relay", "ws://127.0.0.1:8080", "the relay's URL as the admin's device reaches it")
+		cmd.fs.StringVar(user, "tls-cert", "", "the relay's TLS certificate (PEM): the code pins its public key")
+		fn = func(ctx context.Context, _ []string) error { return cmd.bootstrap(ctx, *note, *user, *days) }
+	case "invitations list":
 		fn = func(ctx context.Context, _ []string) error { return cmd.codesList(ctx) }
-	case "codes revoke":
+	case "invitations revoke":
 		nargs = 1
 		fn = func(ctx context.Context, a []string) error { return cmd.codesRevoke(ctx, a[0]) }
 	case "accounts list":
@@ -107,9 +110,6 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fn = func(ctx context.Context, a []string) error { return cmd.revoke(ctx, a[0], a[1]) }
 	case "usage":
 		fn = func(ctx context.Context, _ []string) error { return cmd.usage(ctx) }
-	case "org set-key":
-		nargs = 1
-		fn = func(ctx context.Context, a []string) error { return cmd.orgSetKey(ctx, a[0]) }
 	case "org show":
 		fn = func(ctx context.Context, _ []string) error { return cmd.orgShow(ctx) }
 	case "keylog show":
@@ -145,8 +145,8 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "sottod admin accounts extend: -days must be at least 1")
 		return 2
 	}
-	if name == "codes create" && (*seats < 1 || *days < 1) {
-		fmt.Fprintln(stderr, "sottod admin codes create: -seats and -days must be at least 1")
+	if name == "bootstrap" && *days < 1 {
+		fmt.Fprintln(stderr, "sottod admin bootstrap: -days must be at least 1")
 		return 2
 	}
 	store, err := openAdminStore(ctx, *cmd.data, *cmd.be)
@@ -174,27 +174,6 @@ type codeJSON struct {
 	Expires time.Time `json:"expires"`
 	Revoked bool      `json:"revoked"`
 	Note    string    `json:"note,omitempty"`
-}
-
-func (a *adminCmd) codesCreate(ctx context.Context, seats, days int, note string) error {
-	secret, id := relay.NewActivationCode()
-	secret, err := a.bindCode(ctx, secret)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	c := relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now,
-		Expires: now.Add(time.Duration(days) * 24 * time.Hour), Note: note}
-	if err := a.store.CreateCode(ctx, c); err != nil {
-		return err
-	}
-	return a.emit(codeJSON{ID: id, Code: secret, Seats: seats, Created: now, Expires: c.Expires, Note: note}, func(w io.Writer) {
-		fmt.Fprintf(w, "activation code:\t%s\n", secret)
-		fmt.Fprintf(w, "id:\t%s\n", id)
-		fmt.Fprintf(w, "seats:\t%d\n", seats)
-		fmt.Fprintf(w, "subscription until:\t%s UTC\n", day(c.Expires))
-		fmt.Fprintf(w, "\t(the code is shown only now; the relay keeps only its hash)\n")
-	})
 }
 
 func (a *adminCmd) codesList(ctx context.Context) error {
@@ -228,7 +207,7 @@ func (a *adminCmd) codesRevoke(ctx context.Context, id string) error {
 	if err := a.store.RevokeCode(ctx, id); err != nil {
 		return err
 	}
-	return a.emit(map[string]any{"id": id, "revoked": true}, func(w io.Writer) { fmt.Fprintf(w, "revoked code %s\n", id) })
+	return a.emit(map[string]any{"id": id, "revoked": true}, func(w io.Writer) { fmt.Fprintf(w, "revoked invitation %s\n", id) })
 }
 
 type accountJSON struct {
@@ -270,6 +249,27 @@ type deviceJSON struct {
 	Created        time.Time `json:"created"`
 	LastSeen       time.Time `json:"last_seen"`
 	Revoked        bool      `json:"revoked"`
+	// Organization is the fingerprint of the org key the account's
+	// identity certificate chains to ("" when it does not).
+	Organization string `json:"organization"`
+	Certified    bool   `json:"certified"`
+}
+
+// certification says which organization certified acct's identity key
+// (its fingerprint), checked here against the registered org key.
+func (a *adminCmd) certification(ctx context.Context, acct relay.Account) (string, bool) {
+	k, err := a.store.OrgKey(ctx)
+	if err != nil {
+		return "", false
+	}
+	cert, err := a.store.OrgDocument(ctx, wire.OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE, acct.Username)
+	if err != nil {
+		return "", false
+	}
+	if _, err := orgcert.Verify(k, cert, acct.Username, acct.IdentityKey); err != nil {
+		return "", false
+	}
+	return relay.OrgFingerprint(k), true
 }
 
 func (a *adminCmd) devicesList(ctx context.Context, user string) error {
@@ -292,19 +292,24 @@ func (a *adminCmd) devicesList(ctx context.Context, user string) error {
 		if err != nil {
 			return err
 		}
+		fp, ok := a.certification(ctx, ac)
 		for _, d := range devs {
 			out = append(out, deviceJSON{Username: ac.Username, Device: d.Addr.Device, Name: d.Name, RegistrationID: d.RegistrationID,
-				Created: d.Created, LastSeen: d.LastSeen, Revoked: d.Revoked})
+				Created: d.Created, LastSeen: d.LastSeen, Revoked: d.Revoked, Organization: fp, Certified: ok})
 		}
 	}
 	return a.emit(out, func(w io.Writer) {
-		fmt.Fprintln(w, "USERNAME\tDEVICE\tNAME\tCREATED\tLAST SEEN\tSTATUS")
+		fmt.Fprintln(w, "USERNAME\tDEVICE\tNAME\tCREATED\tLAST SEEN\tSTATUS\tORGANIZATION")
 		for _, d := range out {
 			st := "active"
 			if d.Revoked {
 				st = "revoked"
 			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", d.Username, d.Device, d.Name, day(d.Created), day(d.LastSeen), st)
+			org := "NOT CERTIFIED"
+			if d.Certified {
+				org = d.Organization
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.Username, d.Device, d.Name, day(d.Created), day(d.LastSeen), st, org)
 		}
 	})
 }

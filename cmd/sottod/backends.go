@@ -177,6 +177,7 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl time
 type adminStore interface {
 	relay.Store
 	relay.OrgKeyStore
+	relay.OrgDocumentStore
 	SetAccountExpiry(ctx context.Context, id relay.AccountID, expires time.Time) error
 }
 

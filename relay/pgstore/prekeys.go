@@ -184,3 +184,25 @@ func (s *Store) OrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subj
 	}
 	return b, nil
 }
+
+// bindOrg stores, inside an enrollment's transaction, the account's
+// identity certificate and, for the bootstrap enrollment, the org key.
+func bindOrg(ctx context.Context, tx pgx.Tx, a relay.NewAccount) error {
+	if a.OrgKey != nil {
+		tag, err := tx.Exec(ctx, `INSERT INTO org_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, a.OrgKey)
+		if err != nil {
+			return fmt.Errorf("pgstore: set org key: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: an organization key is registered already", relay.ErrConflict)
+		}
+	}
+	if a.Certificate == nil {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO org_documents (kind, subject, doc) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(wire.OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE), a.Username, a.Certificate); err != nil {
+		return fmt.Errorf("pgstore: identity certificate: %w", err)
+	}
+	return nil
+}

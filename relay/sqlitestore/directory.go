@@ -98,6 +98,9 @@ func (s *Store) Enroll(ctx context.Context, a relay.NewAccount, now time.Time) (
 		if err := appendLogLeaf(ctx, tx, a); err != nil {
 			return err
 		}
+		if err := bindOrg(ctx, tx, a); err != nil {
+			return err
+		}
 		dev = a.Device
 		dev.Addr = relay.DeviceAddr{Account: a.ID, Device: 1}
 		dev.Created, dev.LastSeen = now, now

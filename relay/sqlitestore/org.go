@@ -93,3 +93,31 @@ func (s *Store) OrgDocument(ctx context.Context, kind wire.OrgDocumentKind, subj
 	}
 	return b, nil
 }
+
+// bindOrg stores, inside an enrollment's transaction, the account's
+// identity certificate and, for the bootstrap enrollment, the org key.
+func bindOrg(ctx context.Context, tx *sql.Tx, a relay.NewAccount) error {
+	if a.OrgKey != nil {
+		if _, err := tx.ExecContext(ctx, orgSchema); err != nil {
+			return fmt.Errorf("sqlitestore: org key table: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO org_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, a.OrgKey)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: set org key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: an organization key is registered already", relay.ErrConflict)
+		}
+	}
+	if a.Certificate == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, orgDocSchema); err != nil {
+		return fmt.Errorf("sqlitestore: org documents table: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO org_documents (kind, subject, doc) VALUES (?, ?, ?)
+		ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(wire.OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE), a.Username, a.Certificate); err != nil {
+		return fmt.Errorf("sqlitestore: identity certificate: %w", err)
+	}
+	return nil
+}
