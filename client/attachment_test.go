@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -119,11 +118,8 @@ func startBlobRelay(t *testing.T, tweak func(*relay.BlobConfig)) *blobRelay {
 		t.Fatal(err)
 	}
 	r := &blobRelay{testRelay: &testRelay{store: st}, dir: dir, idx: idx}
-	cfg := relay.DefaultConfig()
-	cfg.Directory, cfg.Mailbox = st, st
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Now = r.now
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg := r.config()
+	r.useLogKey(cfg)
 	cfg.Blobs = relay.BlobConfig{Index: idx, Dir: dir, JanitorEvery: 20 * time.Millisecond}
 	if tweak != nil {
 		tweak(&cfg.Blobs)

@@ -51,7 +51,7 @@ func TestDisappearingAttachmentGone(t *testing.T) {
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	aliceDir, bobDir := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
-	alice, err := Enroll(ctx, EnrollParams{Dir: aliceDir, Passphrase: []byte("pw"), Relay: r.url, Code: code, Username: "alice", DeviceName: "test"},
+	alice, err := Enroll(ctx, EnrollParams{Dir: aliceDir, Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "alice"), DeviceName: "test"},
 		&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestDisappearingAttachmentGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	bobEvents := make(chan Event, 100)
-	bob, err := Enroll(ctx, EnrollParams{Dir: bobDir, Passphrase: []byte("pw"), Relay: r.url, Code: code, Username: "bob", DeviceName: "test"},
+	bob, err := Enroll(ctx, EnrollParams{Dir: bobDir, Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "bob"), DeviceName: "test"},
 		&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { bobEvents <- e }})
 	if err != nil {
 		t.Fatal(err)

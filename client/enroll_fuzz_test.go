@@ -20,18 +20,20 @@ func provisioningSeeds(t testing.TB) [][]byte {
 		t.Fatal(err)
 	}
 	acct := bytes.Repeat([]byte{7}, provisioningAccountID)
+	rts := &roots{OrgKey: bytes.Repeat([]byte{9}, 32), OrgName: "Acme", Certificate: []byte{1, 2, 3}, PolicyMin: 2}
 	var seeds [][]byte
 	for _, pm := range []provisioning{
-		{Username: "alice", AccountID: acct, Identity: identity.Serialize(), LinkToken: "T0K3N-abcdefghijklmnopqrstuvwxyz0123456789", OrgFingerprint: "00112233445566778899aabbccddeeff"},
-		{Username: "bob.smith", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x"},
-		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", History: &historyPointer{
+		{Username: "alice", AccountID: acct, Identity: identity.Serialize(), LinkToken: "T0K3N-abcdefghijklmnopqrstuvwxyz0123456789", Roots: rts},
+		{Username: "bob.smith", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts},
+		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 16), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
 		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 15), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
 		{Username: "Alice ", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x"},
 		{Username: "carol", AccountID: acct[:15], Identity: identity.Serialize(), LinkToken: "x"},
 		{Username: "carol", AccountID: acct, Identity: identity.Serialize()[1:], LinkToken: "x"},
-		{Username: "carol", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", OrgFingerprint: "00112233445566778899AABBCCDDEEFF"},
+		{Username: "carol", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x"}, // no roots
+		{Username: "carol", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: &roots{OrgKey: []byte{1}, Certificate: []byte{1}}},
 	} {
 		b, err := json.Marshal(&pm)
 		if err != nil {
@@ -73,7 +75,7 @@ func FuzzParseProvisioning(f *testing.F) {
 			t.Fatalf("re-encoded approval refused: %v", err)
 		}
 		if pm2.Username != pm.Username || !bytes.Equal(pm2.AccountID, pm.AccountID) || pm2.LinkToken != pm.LinkToken ||
-			pm2.OrgFingerprint != pm.OrgFingerprint || !identity2.PublicKey().Equal(identity.PublicKey()) ||
+			!bytes.Equal(pm2.Roots.OrgKey, pm.Roots.OrgKey) || !bytes.Equal(pm2.Roots.Certificate, pm.Roots.Certificate) || !identity2.PublicKey().Equal(identity.PublicKey()) ||
 			(pm.History == nil) != (pm2.History == nil) || (pm.History != nil && !bytes.Equal(pm.History.BlobID, pm2.History.BlobID)) {
 			t.Fatalf("round trip changed the approval")
 		}

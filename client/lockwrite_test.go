@@ -19,8 +19,8 @@ func TestProfileKeyCountAfterLock(t *testing.T) {
 	ctx := context.Background()
 	r := startRelay(t)
 	logs := &syncBuffer{}
-	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Relay: r.url,
-		Code: r.code(t, 1, time.Hour), Username: "alice", DeviceName: "test"},
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"),
+		Invitation: r.invite(t, "alice", time.Hour), DeviceName: "test"},
 		&Options{KDF: testKDF, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -219,7 +219,7 @@ func TestDeleteWindowEnforcedBySender(t *testing.T) {
 	code := r.code(t, 2, time.Hour)
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-	alice := enrollWith(t, r, code, "alice", &Options{KDF: testKDF, Now: now})
+	alice := enrollOpts(t, r, code, "alice", &Options{KDF: testKDF, Now: now})
 	_, bobCh := r.enroll(t, code, "bob", true)
 	bobRec := record(t, bobCh)
 	m, err := alice.Send(ctx, "bob", "old")
@@ -233,11 +233,10 @@ func TestDeleteWindowEnforcedBySender(t *testing.T) {
 	}
 }
 
-func enrollWith(t *testing.T, r *testRelay, code, user string, o *Options) *Client {
+func enrollOpts(t *testing.T, r *testRelay, code, user string, o *Options) *Client {
 	t.Helper()
 	ctx := context.Background()
-	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: user, DeviceName: "test"}, o)
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +306,7 @@ func TestDisappearingMessageGoneFromBothStores(t *testing.T) {
 	clients := map[string]*Client{}
 	for _, u := range []string{"alice", "bob"} {
 		ch := events[u]
-		c, err := Enroll(ctx, EnrollParams{Dir: dirs[u], Passphrase: []byte("pw"), Relay: r.url, Code: code, Username: u, DeviceName: "test"},
+		c, err := Enroll(ctx, EnrollParams{Dir: dirs[u], Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, u), DeviceName: "test"},
 			&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { ch <- e }})
 		if err != nil {
 			t.Fatal(err)

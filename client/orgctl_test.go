@@ -50,37 +50,26 @@ func newOrgWorld(t *testing.T) *orgWorld {
 	hs := httptest.NewServer(w.proxy)
 	t.Cleanup(func() { w.proxy.Close(); hs.Close() })
 	w.purl = hs.URL
-	w.admin = w.enrollAt(t, w.r.url, w.r.code(t, 1, 30*24*time.Hour), "alice").c
-	pub, err := w.admin.InitOrg(ctx)
+	w.admin = w.enrollAt(t, w.r.url, "alice", 30*24*time.Hour).c
+	// alice holds the organization's key, as if exported from the
+	// device that created it (sotto admin export / import).
+	sealed, err := org.SealKey(w.r.org.Key, []byte("export pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.r.store.SetOrgKey(ctx, pub); err != nil {
+	if err := w.admin.ImportOrgKey(ctx, sealed, []byte("export pw")); err != nil {
 		t.Fatal(err)
 	}
-	w.pub = pub
+	w.pub = w.r.org.Public()
 	_, w.forger, _ = ed25519.GenerateKey(rand.Reader)
 	return w
 }
 
-// orgCode is an activation code bound to the org key.
-func (w *orgWorld) orgCode(t *testing.T) string {
-	t.Helper()
-	secret, id := relay.NewActivationCode()
-	code := org.CodeWithFingerprint(secret, w.pub)
-	now := w.r.now()
-	if err := w.r.store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(code), Seats: 1,
-		Created: now, Expires: now.Add(30 * 24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	return code
-}
-
-func (w *orgWorld) enrollAt(t *testing.T, url, code, user string) *member {
+func (w *orgWorld) enrollAt(t *testing.T, url, user string, valid time.Duration) *member {
 	t.Helper()
 	m := &member{events: make(chan Event, 100), dir: filepath.Join(t.TempDir(), user), user: user}
-	c, err := Enroll(context.Background(), EnrollParams{Dir: m.dir, Passphrase: []byte("pw"), Relay: url, Code: code,
-		Username: user, DeviceName: "test"}, m.options())
+	c, err := Enroll(context.Background(), EnrollParams{Dir: m.dir, Passphrase: []byte("pw"),
+		Invitation: w.r.inviteAt(t, user, valid, url), DeviceName: "test"}, m.options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +82,7 @@ func (w *orgWorld) enrollAt(t *testing.T, url, code, user string) *member {
 }
 
 func (w *orgWorld) member(t *testing.T, user string) *member {
-	return w.enrollAt(t, w.purl, w.orgCode(t), user)
+	return w.enrollAt(t, w.purl, user, 30*24*time.Hour)
 }
 
 func (m *member) options() *Options {
@@ -466,11 +455,13 @@ func TestHostileRelayCannotCommandDevices(t *testing.T) {
 		erin := w.member(t, "erin")
 		w.chat(t, erin, text)
 		w.inject(t, erin, forged(t, sign(t, w.forger, wire.OrgDocumentKind_ORG_WIPE, wipeFor(erin, time.Now(), time.Hour))))
-		if e := waitEvent(t, erin.events, EventOrgRejected); !errors.Is(e.Err, org.ErrKeyMismatch) {
+		// The device never asks the relay for the org key: it pinned it
+		// from its invitation, and the relay's key signs nothing it obeys.
+		if e := waitEvent(t, erin.events, EventOrgRejected); !errors.Is(e.Err, org.ErrBadSignature) {
 			t.Fatalf("swapped key: %v", e.Err)
 		}
-		if k, _ := erin.c.OrgPublicKey(ctx); k != nil {
-			t.Fatal("a swapped org key was stored")
+		if k, _ := erin.c.OrgPublicKey(ctx); !bytes.Equal(k, w.pub) {
+			t.Fatal("the pinned org key changed")
 		}
 		assertIntact(t, erin, text)
 	})
@@ -567,7 +558,7 @@ func TestLinkedDeviceJoinsTheOrganization(t *testing.T) {
 func TestSubscriptionWarnings(t *testing.T) {
 	ctx := context.Background()
 	w := newOrgWorld(t)
-	soon := w.enrollAt(t, w.purl, w.r.code(t, 1, 10*24*time.Hour), "soon")
+	soon := w.enrollAt(t, w.purl, "soon", 10*24*time.Hour)
 	if msg, err := soon.c.SubscriptionWarning(ctx); err != nil || msg == "" || !bytes.Contains([]byte(msg), []byte("ends in 10 days")) {
 		t.Fatalf("10 days left: %q %v", msg, err)
 	}
@@ -641,8 +632,7 @@ func TestLateDeviceGetsPolicyAndCertificate(t *testing.T) {
 	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 5, AttachmentsDisabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	code := w.orgCode(t)
-	frank := w.enrollAt(t, w.purl, code, "frank")
+	frank := w.member(t, "frank")
 	if _, err := w.admin.Certify(ctx, "frank", time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,11 @@ func TestOrgPolicyEnforced(t *testing.T) {
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
-	// Carol's device is bound to no organization: the policy does not
-	// apply to her, so she may call and set any timer.
-	carol := w.enrollAt(t, w.r.url, w.r.code(t, 1, 30*24*time.Hour), "carol").c
+	// Carol's device does not obey the policy (a modified client, or one
+	// that has not received it yet): what it sends goes out through
+	// sendContent and sendAndSync, past her own checks. Bob's checks are
+	// what this test is about.
+	carol := w.enrollAt(t, w.r.url, "carol", 30*24*time.Hour).c
 	if _, err := carol.Send(ctx, "bob", "hello bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,9 @@ func TestOrgPolicyEnforced(t *testing.T) {
 		t.Fatalf("reject under a no-calls policy: %v", err)
 	}
 	// An incoming offer does not ring: it never reaches the call manager.
-	if err := carol.SendCallSignal(ctx, "bob", &content.CallSignal{Kind: content.CallSignal_OFFER, CallId: []byte("call-2"), Sdp: "v=0"}); err != nil {
+	offer := &content.Content{Version: content.Version, Id: []byte("offer-2-id-16byt"), SentAtMs: time.Now().UnixMilli(),
+		Body: &content.Content_CallSignal{CallSignal: &content.CallSignal{Kind: content.CallSignal_OFFER, CallId: []byte("call-2"), Sdp: "v=0"}}}
+	if _, err := carol.sendContent(ctx, "bob", offer, offer.Id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := carol.Send(ctx, "bob", "after the offer"); err != nil {
@@ -105,7 +109,11 @@ func TestOrgPolicyEnforced(t *testing.T) {
 		{0, time.Hour}, // off is not allowed: the longest allowed
 		{20 * time.Minute, 20 * time.Minute},
 	} {
-		if err := carol.SetTimer(ctx, "bob", c.set); err != nil {
+		ct, err := content.NewTimerChange(c.set, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := carol.sendAndSync(ctx, "bob", ct); err != nil {
 			t.Fatal(err)
 		}
 		if got := waitTimerChange(t, bob); time.Duration(got)*time.Second != c.want {

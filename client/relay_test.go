@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"sotto/client/org"
 	"sotto/client/transport"
+	"sotto/internal/orgtest"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/session"
@@ -22,9 +25,11 @@ import (
 // testRelay is a real relay (SQLite store, WebSockets) on 127.0.0.1 with a
 // settable clock.
 type testRelay struct {
-	url   string
-	store *sqlitestore.Store
-	off   atomic.Int64
+	url    string
+	store  *sqlitestore.Store
+	off    atomic.Int64
+	org    *orgtest.Org
+	logPub ed25519.PublicKey
 }
 
 func (r *testRelay) now() time.Time { return time.Now().Add(time.Duration(r.off.Load())) }
@@ -36,19 +41,16 @@ func startRelay(t *testing.T) *testRelay {
 		t.Fatal(err)
 	}
 	r := &testRelay{store: st}
-	cfg := r.config()
-	// Every test runs with the key transparency log (transparency.go).
-	if _, cfg.LogKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	r.serve(t, cfg)
+	r.serve(t, r.config())
 	return r
 }
 
 // config is the relay configuration every test relay starts from: r's
-// store and clock, no logs, and enrollment fast enough for tests.
+// store and clock, no logs, enrollment fast enough for tests, and a key
+// transparency log (transparency.go), whose key invitations carry.
 func (r *testRelay) config() relay.Config {
 	cfg := relay.DefaultConfig()
+	_, cfg.LogKey, _ = ed25519.GenerateKey(rand.Reader)
 	cfg.Directory, cfg.Mailbox = r.store, r.store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Now = r.now
@@ -60,6 +62,7 @@ func (r *testRelay) config() relay.Config {
 // it and closes r's store.
 func (r *testRelay) serve(t *testing.T, cfg relay.Config) {
 	t.Helper()
+	r.useLogKey(cfg)
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +81,68 @@ func (r *testRelay) serve(t *testing.T, cfg relay.Config) {
 	r.url = hs.URL
 }
 
-func (r *testRelay) code(t *testing.T, seats int, valid time.Duration) string {
+// code stands for what used to be an activation code: the validity of
+// the invitations that enroll mints from it, one per user.
+func (r *testRelay) code(t *testing.T, _ int, valid time.Duration) string {
 	t.Helper()
-	secret, id := relay.NewActivationCode()
+	return valid.String()
+}
+
+// invite mints and registers an invitation for user, valid for valid, as
+// the org admin's client would (sotto admin invite).
+func (r *testRelay) invite(t *testing.T, user string, valid time.Duration) *org.Opened {
+	t.Helper()
+	return r.inviteAt(t, user, valid, r.url)
+}
+
+// useLogKey notes the log key of the relay r runs with cfg.
+func (r *testRelay) useLogKey(cfg relay.Config) {
+	if cfg.LogKey != nil {
+		r.logPub = cfg.LogKey.Public().(ed25519.PublicKey)
+	}
+}
+
+// ensureOrg creates r's organization, as its first admin device would,
+// on first use.
+func (r *testRelay) ensureOrg() *orgtest.Org {
+	if r.org == nil {
+		r.org = orgtest.New("Test Org")
+		if err := r.org.Register(context.Background(), r.store); err != nil {
+			panic(err)
+		}
+	}
+	return r.org
+}
+
+// inviteAt is invite with the relay reached at url (a hostile proxy).
+func (r *testRelay) inviteAt(t *testing.T, user string, valid time.Duration, url string) *org.Opened {
+	t.Helper()
+	r.ensureOrg()
 	now := r.now()
-	if err := r.store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now, Expires: now.Add(valid)}); err != nil {
+	inv, err := r.org.Invitation(context.Background(), r.store, org.MintParams{Username: user, Expires: now.Add(valid),
+		RelayURL: wsURL(url), LogKey: r.logPub, Now: now})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return secret
+	return inv
+}
+
+// wsURL is the WebSocket form of an httptest server's URL.
+func wsURL(u string) string {
+	if rest, ok := strings.CutPrefix(u, "http://"); ok {
+		return "ws://" + rest
+	}
+	return u
+}
+
+// inviteCode mints an invitation for user from a code of r.code.
+func (r *testRelay) inviteCode(t *testing.T, code, user string) *org.Opened {
+	t.Helper()
+	valid, err := time.ParseDuration(code)
+	if err != nil {
+		t.Fatalf("test code %q: %v", code, err)
+	}
+	return r.invite(t, user, valid)
 }
 
 // enroll enrolls user and returns its client, connected, with its events.
@@ -93,8 +150,8 @@ func (r *testRelay) enroll(t *testing.T, code, user string, receive bool) (*Clie
 	t.Helper()
 	ctx := context.Background()
 	events := make(chan Event, 100)
-	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: user, DeviceName: "test"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
+		Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +347,7 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	bobEvents := make(chan Event, 100)
-	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: "bob"}, &Options{KDF: testKDF, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
+	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "bob")}, &Options{KDF: testKDF, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

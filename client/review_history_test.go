@@ -108,8 +108,7 @@ func TestDeviceOrdersFromContactsAndNewerClients(t *testing.T) {
 	code := r.code(t, 2, time.Hour)
 	logs := &syncBuffer{}
 	events := make(chan Event, 100)
-	alice, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: "alice", DeviceName: "laptop"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e },
+	alice, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "alice"), DeviceName: "laptop"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e },
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func TestKeyLogHeadOnlyMovesForward(t *testing.T) {
 	hs := httptest.NewServer(proxy)
 	t.Cleanup(func() { proxy.Close(); hs.Close() })
 	code := r.code(t, 10, time.Hour)
-	alice, _ := (&testRelay{url: hs.URL, store: r.store}).enroll(t, code, "alice", false)
+	alice, _ := (&testRelay{url: hs.URL, store: r.store, org: r.ensureOrg(), logPub: r.logPub}).enroll(t, code, "alice", false)
 	bob, _ := r.enroll(t, code, "bob", false)
 	conn, err := alice.connection()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sotto/relay/sqlitestore"
 	"sotto/signal/session"
 	"sotto/transparency"
+	"sotto/wire"
 )
 
 // ktRelay is a real relay with a key transparency log whose SQLite file
@@ -59,6 +60,43 @@ func (r *ktRelay) serveOldLeaf(t *testing.T, user string, old []byte) {
 	})
 }
 
+// certifyAll gives every account the relay serves a valid identity
+// certificate from the organization's key for the key it now has: these
+// tests play a relay whose every key the organization certified (an
+// invitation holder's, or a compromised org key), so that what they see is
+// the key log's defence alone. invite_test.go plays the relay without one.
+func (r *ktRelay) certifyAll(tx *sql.Tx) error {
+	rows, err := tx.Query(`SELECT username, identity_key FROM accounts`)
+	if err != nil {
+		return err
+	}
+	type acct struct {
+		user string
+		key  []byte
+	}
+	var all []acct
+	for rows.Next() {
+		var a acct
+		if err := rows.Scan(&a.user, &a.key); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, a)
+	}
+	rows.Close()
+	for _, a := range all {
+		cert, err := r.ensureOrg().Certificate(a.user, a.key, time.Now())
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO org_documents (kind, subject, doc) VALUES (?, ?, ?)
+			ON CONFLICT (kind, subject) DO UPDATE SET doc = excluded.doc`, int32(wire.OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE), a.user, cert); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // exec runs SQL on the relay's database through a connection of its own.
 func (r *ktRelay) exec(t *testing.T, fn func(tx *sql.Tx) error) {
 	t.Helper()
@@ -72,6 +110,10 @@ func (r *ktRelay) exec(t *testing.T, fn func(tx *sql.Tx) error) {
 		t.Fatal(err)
 	}
 	if err := fn(tx); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := r.certifyAll(tx); err != nil {
 		tx.Rollback()
 		t.Fatal(err)
 	}

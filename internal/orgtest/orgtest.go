@@ -83,6 +83,23 @@ func (s *Seat) Certify(identityKey []byte) []byte {
 	return c
 }
 
+// Certificate mints a grant for username and the identity certificate
+// binding identityKey to it, registered nowhere: what the holder of an
+// invitation for username could present.
+func (o *Org) Certificate(username string, identityKey []byte, now time.Time) ([]byte, error) {
+	invPub, invPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	h := orgcert.HashSeatToken(invPub) // any seat: this grant is never redeemed
+	g, err := orgcert.SignGrant(o.Key, &orgcert.Grant{Username: username, InvitationKey: invPub, SeatTokenHash: h[:],
+		IssuedMs: now.UnixMilli(), ExpiresMs: now.Add(time.Hour).UnixMilli(), OrgName: o.Name})
+	if err != nil {
+		return nil, err
+	}
+	return orgcert.Issue(g, invPriv, identityKey, now)
+}
+
 // Invitation mints a client invitation for username (registered with dir)
 // carrying the relay URL and log key; p.Username, p.Now and p.Expires must
 // be set.
