@@ -15,9 +15,9 @@ import (
 	"unicode/utf8"
 
 	"sotto/client/org"
-	"sotto/orgcert"
 	"sotto/client/store"
 	"sotto/client/transport"
+	"sotto/orgcert"
 	"sotto/signal/session"
 	"sotto/wire"
 )

@@ -29,7 +29,7 @@ var ErrBadBootstrap = errors.New("client: malformed bootstrap code")
 
 // ParseBootstrap reads the code `sottod admin bootstrap` prints.
 func ParseBootstrap(text string) (*wire.BootstrapCode, error) {
-	rest, ok := strings.CutPrefix(strings.Join(strings.Fields(text), ""), BootstrapPrefix)
+	rest, ok := strings.CutPrefix(findToken(text, BootstrapPrefix), BootstrapPrefix)
 	if !ok || len(rest) > 4096 {
 		return nil, fmt.Errorf("%w: it does not start with %q", ErrBadBootstrap, BootstrapPrefix)
 	}
@@ -46,6 +46,17 @@ func ParseBootstrap(text string) (*wire.BootstrapCode, error) {
 		return nil, fmt.Errorf("%w: fields", ErrBadBootstrap)
 	}
 	return &c, nil
+}
+
+// findToken returns the word of text that starts with prefix (text may be
+// a command's whole output), or text without white space.
+func findToken(text, prefix string) string {
+	for _, f := range strings.Fields(text) {
+		if strings.HasPrefix(f, prefix) {
+			return f
+		}
+	}
+	return strings.Join(strings.Fields(text), "")
 }
 
 func checkURL(u string) error {

@@ -39,12 +39,12 @@ const AlarmUncertifiedKey AlarmKind = "uncertified-key"
 
 // Keys of the org table holding the roots (tblOrg, orgctl.go).
 const (
-	orgKeyKey        = "key"         // the org's Ed25519 public key
-	orgNameKey       = "name"        // the organization's name
-	orgPolicyMinKey  = "policy-min"  // no policy older than this version is accepted
-	orgNoticeFloor   = "notice-floor" // notices up to this sequence are not new to this device
+	orgKeyKey        = "key"           // the org's Ed25519 public key
+	orgNameKey       = "name"          // the organization's name
+	orgPolicyMinKey  = "policy-min"    // no policy older than this version is accepted
+	orgNoticeFloor   = "notice-floor"  // notices up to this sequence are not new to this device
 	orgIdentityCert  = "identity-cert" // this account's own identity certificate
-	orgWitnessKeyKey = "witness-key" // the org witness's Ed25519 public key (optional)
+	orgWitnessKeyKey = "witness-key"   // the org witness's Ed25519 public key (optional)
 )
 
 // roots are what a device pins at enrollment or link.

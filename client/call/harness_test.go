@@ -2,17 +2,21 @@ package call
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"io"
 	"log/slog"
 	"math"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"sotto/client"
+	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/internal/orgtest"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 )
@@ -22,10 +26,11 @@ var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 // testRelay is a real relay (SQLite, WebSockets) with its TURN server, on
 // 127.0.0.1.
 type testRelay struct {
-	url   string
-	store *sqlitestore.Store
-	turn  *relay.TURNServer
-	code  string
+	url    string
+	store  *sqlitestore.Store
+	turn   *relay.TURNServer
+	org    *orgtest.Org
+	logPub ed25519.PublicKey
 }
 
 func startRelay(t testing.TB) *testRelay { return startRelayWith(t, nil) }
@@ -53,6 +58,8 @@ func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testR
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
 	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
+	logPub, logKey, _ := ed25519.GenerateKey(rand.Reader)
+	cfg.LogKey = logKey
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,14 +76,23 @@ func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testR
 		ts.Close()
 		st.Close()
 	})
-	r := &testRelay{url: hs.URL, store: st, turn: ts}
-	secretCode, id := relay.NewActivationCode()
-	now := time.Now()
-	if err := st.CreateCode(ctx, relay.Code{ID: id, Hash: relay.HashActivationCode(secretCode), Seats: 20, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+	r := &testRelay{url: hs.URL, store: st, turn: ts, org: orgtest.New("Test Org"), logPub: logPub}
+	if err := r.org.Register(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	r.code = secretCode
 	return r
+}
+
+// invite mints and registers user's invitation, as the org admin would.
+func (r *testRelay) invite(t testing.TB, user string) *org.Opened {
+	t.Helper()
+	now := time.Now()
+	inv, err := r.org.Invitation(context.Background(), r.store, org.MintParams{Username: user, Expires: now.Add(time.Hour),
+		RelayURL: "ws://" + strings.TrimPrefix(r.url, "http://"), LogKey: r.logPub, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
 
 // device is one enrolled client with its call manager.
@@ -123,7 +139,7 @@ func (r *testRelay) enroll(t testing.TB, user string, tone []int16, o Options) *
 	t.Helper()
 	d := newDevice(tone, o)
 	c, err := client.Enroll(context.Background(), client.EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
-		Relay: r.url, Code: r.code, Username: user, DeviceName: "test"}, &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
+		Invitation: r.invite(t, user), DeviceName: "test"}, &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,6 +125,11 @@ func (o *Opened) SeatCode() string { return base64.RawURLEncoding.EncodeToString
 // handing the invitation over out of band is for, and why enrollment shows
 // the organization's name and key fingerprint.
 func ParseInvitation(text string, now time.Time) (*Opened, error) {
+	for _, f := range strings.Fields(text) {
+		if strings.HasPrefix(f, InvitationPrefix) {
+			text = f // the token within a command's whole output
+		}
+	}
 	text = strings.Join(strings.Fields(text), "")
 	rest, ok := strings.CutPrefix(text, InvitationPrefix)
 	if !ok || len(text) > maxInvitationText {

@@ -34,7 +34,7 @@ func TestCallScripts(t *testing.T) {
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"newcode":   cmdNewCode,
+			"invite":    cmdInvite,
 			"waitfile":  cmdWaitFile,
 			"tonewav":   cmdToneWAV,
 			"checktone": cmdCheckTone,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"bufio"
 	"context"
 	"database/sql"
@@ -68,7 +69,7 @@ func TestScripts(t *testing.T) {
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"newcode":     cmdNewCode,
+			"invite":      cmdInvite,
 			"waitfile":    cmdWaitFile,
 			"relaysetkey": cmdRelaySetKey,
 			"relay":       cmdRelay,
@@ -186,26 +187,61 @@ func cmdRelay(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// newcode VAR [SEATS]: create an activation code and store it in $VAR.
-func cmdNewCode(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 1 || len(args) > 2 {
-		ts.Fatalf("usage: newcode VAR [SEATS]")
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+// invite VAR USER [DAYS]: have the organization's admin invite USER and
+// store the invitation in $VAR. The first use creates the organization as a
+// person would: sottod admin bootstrap on the relay's host, then sotto admin
+// init on the admin's device ($WORK/orgadmin, user orgadmin).
+func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: invite VAR USER [DAYS]")
 	}
-	seats := "1"
-	if len(args) == 2 {
-		seats = args[1]
+	days := "30"
+	if len(args) == 3 {
+		days = args[2]
 	}
-	out, err := exec.Command(filepath.Join(strings.Split(ts.Getenv("PATH"), string(os.PathListSeparator))[0], "sottod"),
-		"admin", "codes", "create", "-data", ts.Getenv("RELAYDATA"), "-seats", seats, "--json").Output()
-	ts.Check(err)
-	var c struct {
-		Code string `json:"code"`
+	lookPath := func(name string) string {
+		for _, dir := range strings.Split(ts.Getenv("PATH"), string(os.PathListSeparator)) {
+			if p := filepath.Join(dir, name); fileExists(p) {
+				return p
+			}
+		}
+		ts.Fatalf("%s not on the script's PATH", name)
+		return ""
 	}
-	ts.Check(json.Unmarshal(out, &c))
-	if c.Code == "" {
-		ts.Fatalf("no code in %s", out)
+	admin := ts.MkAbs("orgadmin")
+	pass := ts.MkAbs(".orgadmin-pass")
+	run := func(name string, a ...string) []byte {
+		cmd := exec.Command(lookPath(name), a...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil {
+			ts.Fatalf("%s %v: %v\n%s", name, a, err, errb.String())
+		}
+		return out
 	}
-	ts.Setenv(args[0], c.Code)
+	if _, err := os.Stat(admin); err != nil {
+		ts.Check(os.WriteFile(pass, []byte("admin passphrase\n"), 0o600))
+		var b struct {
+			Code string `json:"code"`
+		}
+		ts.Check(json.Unmarshal(run("sottod", "admin", "bootstrap", "-data", ts.Getenv("RELAYDATA"), "-relay", ts.Getenv("RELAY"), "--json"), &b))
+		run("sotto", "--home", admin, "--passphrase-file", pass, "admin", "init", "--bootstrap", b.Code,
+			"--user", "orgadmin", "--org", "Test Org", "--argon2-memory", "8", "--argon2-time", "1")
+	}
+	var inv struct {
+		Invitation string `json:"invitation"`
+	}
+	ts.Check(json.Unmarshal(run("sotto", "--home", admin, "--passphrase-file", pass, "admin", "invite", "--days", days, "--json", args[1]), &inv))
+	if inv.Invitation == "" {
+		ts.Fatalf("no invitation for %s", args[1])
+	}
+	ts.Setenv(args[0], inv.Invitation)
 }
 
 // waitfile FILE: wait (up to a minute) until FILE exists, for handing data
