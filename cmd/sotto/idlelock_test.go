@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -82,27 +81,8 @@ func TestChatLineIdleLock(t *testing.T) {
 		}
 		return out.String()
 	}
-	newCode := func() string {
-		t.Helper()
-		out, err := exec.Command(bin, "admin", "codes", "create", "-data", r.data, "-seats", "1", "--json").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct{ Code string }
-		if err := json.Unmarshal(out, &c); err != nil || c.Code == "" {
-			t.Fatalf("code: %s %v", out, err)
-		}
-		return c.Code
-	}
 	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
-	kdf := []string{"--argon2-memory", "8", "--argon2-time", "1"}
-	sotto(append([]string{"--home", alice, "enroll", "--relay", relayURL, "--code", newCode(), "--user", "alice"}, kdf...)...)
-	orgPub := filepath.Join(dir, "org.pub")
-	sotto("--home", alice, "admin", "init", "--public-key-file", orgPub)
-	if out, err := exec.Command(bin, "admin", "org", "set-key", "-data", r.data, "@"+orgPub).CombinedOutput(); err != nil {
-		t.Fatalf("set-key: %v\n%s", err, out)
-	}
-	sotto(append([]string{"--home", bob, "enroll", "--relay", relayURL, "--code", newCode(), "--user", "bob"}, kdf...)...)
+	newOrg(t, bin, r.data, relayURL, dir, sotto, "alice", "bob")
 	sotto("--home", alice, "admin", "policy", "set", "--idle-lock", "8s")
 
 	stdin, w := io.Pipe()
@@ -172,30 +152,18 @@ func TestChatAppIdleLock(t *testing.T) {
 	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(name string, args ...string) {
+	run := func(name string, args ...string) string {
 		t.Helper()
-		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		out, err := exec.Command(name, args...).Output()
+		if err != nil {
 			t.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, out)
 		}
-	}
-	newCode := func() string {
-		t.Helper()
-		out, err := exec.Command(sottod, "admin", "codes", "create", "-data", r.data, "-seats", "1", "--json").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct{ Code string }
-		if err := json.Unmarshal(out, &c); err != nil || c.Code == "" {
-			t.Fatalf("code: %s %v", out, err)
-		}
-		return c.Code
+		return string(out)
 	}
 	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
-	orgPub := filepath.Join(dir, "org.pub")
-	run(sotto, "--home", alice, "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr, "--code", newCode(), "--user", "alice", "--argon2-memory", "8", "--argon2-time", "1")
-	run(sotto, "--home", alice, "--passphrase-file", pass, "admin", "init", "--public-key-file", orgPub)
-	run(sottod, "admin", "org", "set-key", "-data", r.data, "@"+orgPub)
-	run(sotto, "--home", bob, "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr, "--code", newCode(), "--user", "bob", "--argon2-memory", "8", "--argon2-time", "1")
+	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string {
+		return run(sotto, append([]string{"--passphrase-file", pass}, args...)...)
+	}, "alice", "bob")
 	run(sotto, "--home", alice, "--passphrase-file", pass, "admin", "policy", "set", "--idle-lock", "3s")
 	run(sotto, "--home", alice, "--passphrase-file", pass, "send", "bob", "hi bob")
 

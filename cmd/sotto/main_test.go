@@ -301,3 +301,29 @@ func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(logBinding(ctx, db, args[0], key))
 	}
 }
+
+// newOrg creates the organization of a test on a fresh relay as a person
+// would: sottod admin bootstrap, then users[0]'s device (home dir/USER)
+// runs admin init with the code, then invites every other user, who
+// enrolls. sotto runs the sotto CLI (passphrase flags included).
+func newOrg(t *testing.T, sottod, data, relayURL, dir string, sotto func(args ...string) string, users ...string) {
+	t.Helper()
+	out, err := exec.Command(sottod, "admin", "bootstrap", "-data", data, "-relay", relayURL, "--json").Output()
+	if err != nil {
+		t.Fatalf("sottod admin bootstrap: %v", err)
+	}
+	var b struct{ Code string }
+	if err := json.Unmarshal(out, &b); err != nil || b.Code == "" {
+		t.Fatalf("bootstrap code: %s %v", out, err)
+	}
+	kdf := []string{"--argon2-memory", "8", "--argon2-time", "1"}
+	admin := filepath.Join(dir, users[0])
+	sotto(append([]string{"--home", admin, "admin", "init", "--bootstrap", b.Code, "--user", users[0], "--org", "Test Org"}, kdf...)...)
+	for _, u := range users[1:] {
+		var inv struct{ Invitation string }
+		if err := json.Unmarshal([]byte(sotto("--home", admin, "admin", "invite", "--json", u)), &inv); err != nil || inv.Invitation == "" {
+			t.Fatalf("invitation for %s: %v", u, err)
+		}
+		sotto(append([]string{"--home", filepath.Join(dir, u), "enroll", "--invitation", inv.Invitation}, kdf...)...)
+	}
+}

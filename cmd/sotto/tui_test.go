@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,27 +89,17 @@ func TestChatAppInTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.stop()
-	out, err := exec.Command(sottod, "admin", "codes", "create", "-data", r.data, "-seats", "2", "--json").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var code struct {
-		Code string `json:"code"`
-	}
-	if err := json.Unmarshal(out, &code); err != nil {
-		t.Fatal(err)
-	}
 	pass := filepath.Join(dir, "pass")
 	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"alice", "bob"} {
-		cmd := exec.Command(sotto, "--home", filepath.Join(dir, u), "--passphrase-file", pass, "enroll", "--relay", "ws://"+r.addr,
-			"--code", code.Code, "--user", u, "--argon2-memory", "8", "--argon2-time", "1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("enroll %s: %v\n%s", u, err, out)
+	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string {
+		out, err := exec.Command(sotto, append([]string{"--passphrase-file", pass}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("sotto %v: %v", args, err)
 		}
-	}
+		return string(out)
+	}, "alice", "bob")
 	// Bob needs a conversation to list: Alice writes first, from the CLI.
 	if out, err := exec.Command(sotto, "--home", filepath.Join(dir, "alice"), "--passphrase-file", pass, "send", "bob", "hi bob").CombinedOutput(); err != nil {
 		t.Fatalf("send: %v\n%s", err, out)
