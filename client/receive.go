@@ -137,6 +137,9 @@ type received struct {
 	events   []Event // more events to emit after commit (messaging.go)
 
 	historyBlob []byte // an own device imported this history blob (history.go)
+	// foreignAlarm is an own device's report of a foreign-key alarm
+	// (ownalarm.go).
+	foreignAlarm *content.DeviceOrder
 	// uploadedBlob is a blob this device uploaded whose message an own
 	// device deleted for everyone (messaging.go).
 	uploadedBlob []byte
@@ -249,6 +252,9 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	}
 	if r.historyBlob != nil {
 		c.deleteHistoryBlob(ctx, r.historyBlob)
+	}
+	if r.foreignAlarm != nil {
+		c.noteSiblingAlarm(ctx, env.SenderDevice, r.foreignAlarm)
 	}
 	if r.uploadedBlob != nil {
 		c.deleteBlob(ctx, r.uploadedBlob)
@@ -383,7 +389,11 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 		if fromSelf && env.SenderDevice != c.acct.DeviceID && b.DeviceOrder.Action == content.DeviceOrder_HISTORY_IMPORTED {
 			r.historyBlob = b.DeviceOrder.BlobId
 		}
-		if a := b.DeviceOrder.Action; a != content.DeviceOrder_WIPE && a != content.DeviceOrder_HISTORY_IMPORTED {
+		if fromSelf && env.SenderDevice != c.acct.DeviceID && b.DeviceOrder.Action == content.DeviceOrder_FOREIGN_KEY_ALARM {
+			r.foreignAlarm = b.DeviceOrder
+		}
+		if a := b.DeviceOrder.Action; a != content.DeviceOrder_WIPE && a != content.DeviceOrder_HISTORY_IMPORTED &&
+			a != content.DeviceOrder_FOREIGN_KEY_ALARM {
 			// From a newer client: forward compatible, not an error.
 			c.log.Info("device order of an unknown action ignored", "action", int32(a), "from", env.Sender)
 		}

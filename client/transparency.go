@@ -126,6 +126,9 @@ type ktState struct {
 	dropped   uint64 // pending alarms dropped, not yet added to the stored count
 	checked   int    // gossiped heads checked (for tests)
 	audits    int    // audits finished (for tests)
+	// toSiblings: foreign-key alarms of the last audit, to report to the
+	// account's other devices (ownalarm.go).
+	toSiblings []siblingAlarm
 	// bound: the newest leaf proven per user, not yet known to be stored
 	// (proven inside a store transaction that may roll back; stored by
 	// flushAlarms, see checkBinding).
@@ -347,6 +350,17 @@ func (c *Client) flushAlarms(ctx context.Context) {
 // verified head forward. Without a pinned log key it checks only the
 // certificate.
 func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv, user string, key, cert []byte, p *wire.TransparencyProof) error {
+	if user == c.acct.Username {
+		// The account's own key needs no proof: this device holds it. A
+		// relay that logs another key for this name is the audit's
+		// business (foreign-key); it must not cut the account's devices
+		// off from each other.
+		if !sameKey(key, c.IdentityKey()) {
+			return fmt.Errorf("%w: %w", ErrKeyNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmForeignKey, User: user,
+				Detail: "the relay served an identity key for your own account that is not yours; it was not used"}))
+		}
+		return nil
+	}
 	if err := c.checkCertified(ctx, db, user, key, cert); err != nil {
 		return err
 	}
@@ -611,7 +625,7 @@ func (c *Client) AuditKeyLog(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return c.audit(ctx, conn)
+	return c.auditAndReport(ctx, conn)
 }
 
 func (c *Client) audit(ctx context.Context, conn *transport.Conn) (int, error) {
@@ -671,11 +685,21 @@ func (c *Client) audit(ctx context.Context, conn *transport.Conn) (int, error) {
 			} else if b.Username == c.acct.Username && !bytes.Equal(b.IdentityKey, own) {
 				c.alarm(&TransparencyAlarm{Kind: AlarmForeignKey, User: c.acct.Username, Leaf: leaf, LeafIndex: idx, HeadA: head.Encode(),
 					Detail: fmt.Sprintf("the key log binds your username %q to an identity key that is not yours (leaf %d): someone can be shown a key that is not yours", b.Username, idx)})
+				c.kt.mu.Lock()
+				c.kt.toSiblings = append(c.kt.toSiblings, siblingAlarm{leaf: leaf, index: idx, head: head.Encode()})
+				c.kt.mu.Unlock()
 			}
 			if err := f.Append(transparency.LeafHash(leaf)); err != nil {
 				return read, err
 			}
 			read++
+		}
+		// Keep what was read: the frontier holds every leaf's hash so far,
+		// so the root check at the end still covers them all.
+		if f.Size < head.Size {
+			if err := c.db.Put(ctx, tblTransparency, []byte(ktAudit), f.Encode()); err != nil {
+				return read, err
+			}
 		}
 	}
 	if f.Root() != head.Root {
@@ -689,20 +713,30 @@ func (c *Client) audit(ctx context.Context, conn *transport.Conn) (int, error) {
 	return read, nil
 }
 
-// startAudit audits the key log now and every auditInterval while the
-// receive loop runs.
+// auditAndReport audits, then tells the account's other devices what the
+// audit found against this account (ownalarm.go), outside the audit's lock.
+func (c *Client) auditAndReport(ctx context.Context, conn *transport.Conn) (int, error) {
+	n, err := c.audit(ctx, conn)
+	c.reportToSiblings(ctx)
+	return n, err
+}
+
+// startAudit audits the key log on every connection, and every
+// auditInterval after while the receive loop runs. A short connection (one
+// send) may end before its audit does; what it read is kept, and the next
+// connection goes on from there.
 func (c *Client) startAudit(ctx context.Context, conn *transport.Conn, receive bool) {
-	if !receive {
-		return
-	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		t := time.NewTicker(auditInterval)
 		defer t.Stop()
 		for {
-			if _, err := c.audit(ctx, conn); err != nil && ctx.Err() == nil {
+			if _, err := c.auditAndReport(ctx, conn); err != nil && ctx.Err() == nil {
 				c.log.Warn("key log audit", "err", err)
+			}
+			if !receive {
+				return
 			}
 			select {
 			case <-ctx.Done():

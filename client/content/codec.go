@@ -101,6 +101,18 @@ func NewHistoryImported(blobID []byte, now time.Time) (*Content, error) {
 		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_HISTORY_IMPORTED, BlobId: blobID}}}, nil
 }
 
+// NewForeignKeyAlarm tells the own other devices what an audit found: the
+// key log leaf binding the account's name to another key, under head.
+func NewForeignKeyAlarm(leaf []byte, index uint64, head []byte, now time.Time) (*Content, error) {
+	id, err := NewID(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &Content{Version: Version, Id: id, SentAtMs: now.UnixMilli(),
+		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_FOREIGN_KEY_ALARM,
+			AlarmLeaf: leaf, AlarmLeafIndex: index, AlarmHead: head}}}, nil
+}
+
 // Encode validates c, serializes it and pads it for encryption.
 func Encode(c *Content) ([]byte, error) {
 	if err := validate(c, true); err != nil {
@@ -194,7 +206,8 @@ func validate(c *Content, top bool) error {
 		o := b.DeviceOrder
 		if o == nil || o.Action == DeviceOrder_ACTION_UNSPECIFIED ||
 			o.Action == DeviceOrder_WIPE && o.DeviceId == 0 ||
-			o.Action == DeviceOrder_HISTORY_IMPORTED && len(o.BlobId) != IDSize {
+			o.Action == DeviceOrder_HISTORY_IMPORTED && len(o.BlobId) != IDSize ||
+			o.Action == DeviceOrder_FOREIGN_KEY_ALARM && (len(o.AlarmLeaf) == 0 || len(o.AlarmLeaf) > 2048 || len(o.AlarmHead) == 0 || len(o.AlarmHead) > 512) {
 			return fmt.Errorf("%w: device order", ErrInvalid)
 		}
 		if !top {

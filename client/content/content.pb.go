@@ -33,6 +33,11 @@ const (
 	// The sender imported the history blob blob_id that a device of the
 	// account exported when linking it: its uploader may delete it.
 	DeviceOrder_HISTORY_IMPORTED DeviceOrder_Action = 2
+	// The sender's key log audit found a binding of the account's own
+	// username to another identity key (a foreign-key alarm): evidence in
+	// alarm_leaf, alarm_leaf_index and alarm_head, for the account's other
+	// devices to check and keep.
+	DeviceOrder_FOREIGN_KEY_ALARM DeviceOrder_Action = 3
 )
 
 // Enum value maps for DeviceOrder_Action.
@@ -41,11 +46,13 @@ var (
 		0: "ACTION_UNSPECIFIED",
 		1: "WIPE",
 		2: "HISTORY_IMPORTED",
+		3: "FOREIGN_KEY_ALARM",
 	}
 	DeviceOrder_Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"WIPE":               1,
 		"HISTORY_IMPORTED":   2,
+		"FOREIGN_KEY_ALARM":  3,
 	}
 )
 
@@ -508,9 +515,14 @@ type DeviceOrder struct {
 	// Replays are refused by the ratchet itself.
 	ExpiresMs int64 `protobuf:"varint,3,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
 	// HISTORY_IMPORTED: the relay's 16-byte id of the history blob.
-	BlobId        []byte `protobuf:"bytes,4,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BlobId []byte `protobuf:"bytes,4,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
+	// FOREIGN_KEY_ALARM: the offending key log leaf, its index and the
+	// signed head it was audited under.
+	AlarmLeaf      []byte `protobuf:"bytes,5,opt,name=alarm_leaf,json=alarmLeaf,proto3" json:"alarm_leaf,omitempty"`
+	AlarmLeafIndex uint64 `protobuf:"varint,6,opt,name=alarm_leaf_index,json=alarmLeafIndex,proto3" json:"alarm_leaf_index,omitempty"`
+	AlarmHead      []byte `protobuf:"bytes,7,opt,name=alarm_head,json=alarmHead,proto3" json:"alarm_head,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeviceOrder) Reset() {
@@ -567,6 +579,27 @@ func (x *DeviceOrder) GetExpiresMs() int64 {
 func (x *DeviceOrder) GetBlobId() []byte {
 	if x != nil {
 		return x.BlobId
+	}
+	return nil
+}
+
+func (x *DeviceOrder) GetAlarmLeaf() []byte {
+	if x != nil {
+		return x.AlarmLeaf
+	}
+	return nil
+}
+
+func (x *DeviceOrder) GetAlarmLeafIndex() uint64 {
+	if x != nil {
+		return x.AlarmLeafIndex
+	}
+	return 0
+}
+
+func (x *DeviceOrder) GetAlarmHead() []byte {
+	if x != nil {
+		return x.AlarmHead
 	}
 	return nil
 }
@@ -1305,17 +1338,23 @@ const file_content_proto_rawDesc = "" +
 	"\n" +
 	"attachment\x18\x18 \x01(\v2 .sotto.content.AttachmentPointerH\x00R\n" +
 	"attachmentB\x06\n" +
-	"\x04bodyJ\x04\b\x1c\x10)\"\xdf\x01\n" +
+	"\x04bodyJ\x04\b\x1c\x10)\"\xde\x02\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1d\n" +
 	"\n" +
 	"expires_ms\x18\x03 \x01(\x03R\texpiresMs\x12\x17\n" +
-	"\ablob_id\x18\x04 \x01(\fR\x06blobId\"@\n" +
+	"\ablob_id\x18\x04 \x01(\fR\x06blobId\x12\x1d\n" +
+	"\n" +
+	"alarm_leaf\x18\x05 \x01(\fR\talarmLeaf\x12(\n" +
+	"\x10alarm_leaf_index\x18\x06 \x01(\x04R\x0ealarmLeafIndex\x12\x1d\n" +
+	"\n" +
+	"alarm_head\x18\a \x01(\fR\talarmHead\"W\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04WIPE\x10\x01\x12\x14\n" +
-	"\x10HISTORY_IMPORTED\x10\x02\"m\n" +
+	"\x10HISTORY_IMPORTED\x10\x02\x12\x15\n" +
+	"\x11FOREIGN_KEY_ALARM\x10\x03\"m\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
 	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\x12%\n" +
