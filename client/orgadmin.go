@@ -90,7 +90,9 @@ func (c *Client) publish(ctx context.Context, kind wire.OrgDocumentKind, body pr
 	if err != nil {
 		return 0, fmt.Errorf("client: publish: %w", err)
 	}
-	return int(resp.GetOrgPublish().GetDevices()), nil
+	n := int(resp.GetOrgPublish().GetDevices())
+	c.notePublished(ctx, kind, doc.Body, n, user, device) // delivery.go
+	return n, nil
 }
 
 // PublishNotice signs a notice and has the relay deliver it to every

@@ -367,6 +367,9 @@ func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, en
 			c.log.Warn("ack failed", "err", err)
 		}
 	}
+	if outcome == orgApplied && doc.Kind != wire.OrgDocumentKind_ORG_WIPE {
+		c.sendOrgReceipt(ctx, conn, doc.Body)
+	}
 	if outcome != orgWipe {
 		return false
 	}

@@ -85,7 +85,19 @@ func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, 
 		if err != nil {
 			return true, err
 		}
-		resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n)}}
+		h := sha256.Sum256(b.OrgPublish.GetDocument().GetBody())
+		resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n), DocumentHash: h[:]}}
+	case *wire.Request_OrgReceipt:
+		if err := c.orgReceipt(b.OrgReceipt); err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgReceipt{OrgReceipt: &wire.OrgReceiptResponse{}}
+	case *wire.Request_OrgDelivery:
+		r, err := c.s.orgDelivery(c.ctx, b.OrgDelivery.GetDocumentHash())
+		if err != nil {
+			return true, err
+		}
+		resp.Body = &wire.Response_OrgDelivery{OrgDelivery: r}
 	case *wire.Request_OrgDocuments:
 		docs, err := c.orgDocuments(b.OrgDocuments.GetUsername())
 		if err != nil {
@@ -143,6 +155,9 @@ func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 		return 0, err
 	}
 	if err := c.s.fanout(c.ctx, c.dev, c.username, content, targets); err != nil {
+		return 0, err
+	}
+	if err := c.s.notePublished(c.ctx, doc.Body, len(targets)); err != nil {
 		return 0, err
 	}
 	c.s.log.Info("organization document published", "kind", doc.Kind.String(), "devices", len(targets), "by", c.dev.String())
@@ -263,6 +278,9 @@ func (c *conn) orgWipeConfirm(r *wire.OrgWipeConfirmRequest) error {
 		return err
 	}
 	c.s.log.Info("device confirmed an organization wipe order", "device", c.dev.String(), "order", fmt.Sprintf("%x", r.OrderHash[:8]))
+	if err := c.s.keepReceipt(c.ctx, c.dev, c.username, r.OrderHash, r.Signature, dev.DeviceKey); err != nil {
+		return err
+	}
 	return c.removeSelf()
 }
 

@@ -176,6 +176,8 @@ const (
 	// account's identity certificate.
 	OrgDocumentKind_RELAY_BOOTSTRAP            OrgDocumentKind = 100
 	OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE OrgDocumentKind = 101
+	OrgDocumentKind_RELAY_PUBLISHED            OrgDocumentKind = 102 // subject: hex(document hash); how many devices it was queued for
+	OrgDocumentKind_RELAY_RECEIPT              OrgDocumentKind = 103 // subject: hex(document hash) "/" account "/" device; an encoded OrgReceipt
 )
 
 // Enum value maps for OrgDocumentKind.
@@ -189,6 +191,8 @@ var (
 		5:   "ORG_INVITATION",
 		100: "RELAY_BOOTSTRAP",
 		101: "RELAY_IDENTITY_CERTIFICATE",
+		102: "RELAY_PUBLISHED",
+		103: "RELAY_RECEIPT",
 	}
 	OrgDocumentKind_value = map[string]int32{
 		"ORG_DOCUMENT_KIND_UNSPECIFIED": 0,
@@ -199,6 +203,8 @@ var (
 		"ORG_INVITATION":                5,
 		"RELAY_BOOTSTRAP":               100,
 		"RELAY_IDENTITY_CERTIFICATE":    101,
+		"RELAY_PUBLISHED":               102,
+		"RELAY_RECEIPT":                 103,
 	}
 )
 
@@ -367,6 +373,8 @@ type Request struct {
 	//	*Request_OrgWipeConfirm
 	//	*Request_OrgDocuments
 	//	*Request_OrgInvite
+	//	*Request_OrgReceipt
+	//	*Request_OrgDelivery
 	//	*Request_SetAccessKey
 	//	*Request_SenderCertificate
 	//	*Request_SealedSend
@@ -630,6 +638,24 @@ func (x *Request) GetOrgInvite() *OrgInviteRequest {
 	return nil
 }
 
+func (x *Request) GetOrgReceipt() *OrgReceiptRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgReceipt); ok {
+			return x.OrgReceipt
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetOrgDelivery() *OrgDeliveryRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OrgDelivery); ok {
+			return x.OrgDelivery
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetSetAccessKey() *SetAccessKeyRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Request_SetAccessKey); ok {
@@ -792,6 +818,14 @@ type Request_OrgInvite struct {
 	OrgInvite *OrgInviteRequest `protobuf:"bytes,74,opt,name=org_invite,json=orgInvite,proto3,oneof"` // authenticated
 }
 
+type Request_OrgReceipt struct {
+	OrgReceipt *OrgReceiptRequest `protobuf:"bytes,75,opt,name=org_receipt,json=orgReceipt,proto3,oneof"` // authenticated
+}
+
+type Request_OrgDelivery struct {
+	OrgDelivery *OrgDeliveryRequest `protobuf:"bytes,76,opt,name=org_delivery,json=orgDelivery,proto3,oneof"` // authenticated
+}
+
 type Request_SetAccessKey struct {
 	// sealed sender 90-99
 	SetAccessKey *SetAccessKeyRequest `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"` // authenticated
@@ -868,6 +902,10 @@ func (*Request_OrgDocuments) isRequest_Body() {}
 
 func (*Request_OrgInvite) isRequest_Body() {}
 
+func (*Request_OrgReceipt) isRequest_Body() {}
+
+func (*Request_OrgDelivery) isRequest_Body() {}
+
 func (*Request_SetAccessKey) isRequest_Body() {}
 
 func (*Request_SenderCertificate) isRequest_Body() {}
@@ -917,6 +955,8 @@ type Response struct {
 	//	*Response_OrgWipeConfirm
 	//	*Response_OrgDocuments
 	//	*Response_OrgInvite
+	//	*Response_OrgReceipt
+	//	*Response_OrgDelivery
 	//	*Response_SetAccessKey
 	//	*Response_SenderCertificate
 	//	*Response_SealedSend
@@ -1208,6 +1248,24 @@ func (x *Response) GetOrgInvite() *OrgInviteResponse {
 	return nil
 }
 
+func (x *Response) GetOrgReceipt() *OrgReceiptResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgReceipt); ok {
+			return x.OrgReceipt
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetOrgDelivery() *OrgDeliveryResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_OrgDelivery); ok {
+			return x.OrgDelivery
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetSetAccessKey() *SetAccessKeyResponse {
 	if x != nil {
 		if x, ok := x.Body.(*Response_SetAccessKey); ok {
@@ -1370,6 +1428,14 @@ type Response_OrgInvite struct {
 	OrgInvite *OrgInviteResponse `protobuf:"bytes,74,opt,name=org_invite,json=orgInvite,proto3,oneof"`
 }
 
+type Response_OrgReceipt struct {
+	OrgReceipt *OrgReceiptResponse `protobuf:"bytes,75,opt,name=org_receipt,json=orgReceipt,proto3,oneof"`
+}
+
+type Response_OrgDelivery struct {
+	OrgDelivery *OrgDeliveryResponse `protobuf:"bytes,76,opt,name=org_delivery,json=orgDelivery,proto3,oneof"`
+}
+
 type Response_SetAccessKey struct {
 	// sealed sender 90-99
 	SetAccessKey *SetAccessKeyResponse `protobuf:"bytes,90,opt,name=set_access_key,json=setAccessKey,proto3,oneof"`
@@ -1445,6 +1511,10 @@ func (*Response_OrgWipeConfirm) isResponse_Body() {}
 func (*Response_OrgDocuments) isResponse_Body() {}
 
 func (*Response_OrgInvite) isResponse_Body() {}
+
+func (*Response_OrgReceipt) isResponse_Body() {}
+
+func (*Response_OrgDelivery) isResponse_Body() {}
 
 func (*Response_SetAccessKey) isResponse_Body() {}
 
@@ -4355,9 +4425,12 @@ func (x *OrgPublishRequest) GetDeviceId() uint32 {
 	return 0
 }
 
+// document_hash is SHA-256 of the document's body: the id under which the
+// devices' receipts are counted (OrgDeliveryRequest).
 type OrgPublishResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Devices       uint32                 `protobuf:"varint,1,opt,name=devices,proto3" json:"devices,omitempty"`
+	DocumentHash  []byte                 `protobuf:"bytes,2,opt,name=document_hash,json=documentHash,proto3" json:"document_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4399,6 +4472,279 @@ func (x *OrgPublishResponse) GetDevices() uint32 {
 	return 0
 }
 
+func (x *OrgPublishResponse) GetDocumentHash() []byte {
+	if x != nil {
+		return x.DocumentHash
+	}
+	return nil
+}
+
+// OrgReceiptRequest is sent by a device that applied an organization
+// document pushed to it: signature is its device key's Ed25519 signature
+// over "sotto/org receipt v1\x00" || document_hash.
+type OrgReceiptRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DocumentHash  []byte                 `protobuf:"bytes,1,opt,name=document_hash,json=documentHash,proto3" json:"document_hash,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgReceiptRequest) Reset() {
+	*x = OrgReceiptRequest{}
+	mi := &file_wire_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgReceiptRequest) ProtoMessage() {}
+
+func (x *OrgReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgReceiptRequest.ProtoReflect.Descriptor instead.
+func (*OrgReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *OrgReceiptRequest) GetDocumentHash() []byte {
+	if x != nil {
+		return x.DocumentHash
+	}
+	return nil
+}
+
+func (x *OrgReceiptRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type OrgReceiptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgReceiptResponse) Reset() {
+	*x = OrgReceiptResponse{}
+	mi := &file_wire_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgReceiptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgReceiptResponse) ProtoMessage() {}
+
+func (x *OrgReceiptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgReceiptResponse.ProtoReflect.Descriptor instead.
+func (*OrgReceiptResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{55}
+}
+
+// OrgDeliveryRequest asks how far a published document got: how many
+// devices it was queued for, and the receipts (or, for a wipe order, the
+// signed wipe confirmation) of those that applied it.
+type OrgDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DocumentHash  []byte                 `protobuf:"bytes,1,opt,name=document_hash,json=documentHash,proto3" json:"document_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgDeliveryRequest) Reset() {
+	*x = OrgDeliveryRequest{}
+	mi := &file_wire_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgDeliveryRequest) ProtoMessage() {}
+
+func (x *OrgDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*OrgDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *OrgDeliveryRequest) GetDocumentHash() []byte {
+	if x != nil {
+		return x.DocumentHash
+	}
+	return nil
+}
+
+type OrgReceipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	AtMs          int64                  `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`                  // as in OrgReceiptRequest, or OrgWipeConfirmRequest for a wipe
+	DeviceKey     []byte                 `protobuf:"bytes,5,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"` // the device's Ed25519 key as the relay registered it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgReceipt) Reset() {
+	*x = OrgReceipt{}
+	mi := &file_wire_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgReceipt) ProtoMessage() {}
+
+func (x *OrgReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgReceipt.ProtoReflect.Descriptor instead.
+func (*OrgReceipt) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *OrgReceipt) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *OrgReceipt) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *OrgReceipt) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *OrgReceipt) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *OrgReceipt) GetDeviceKey() []byte {
+	if x != nil {
+		return x.DeviceKey
+	}
+	return nil
+}
+
+type OrgDeliveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queued        uint32                 `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	Receipts      []*OrgReceipt          `protobuf:"bytes,2,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgDeliveryResponse) Reset() {
+	*x = OrgDeliveryResponse{}
+	mi := &file_wire_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgDeliveryResponse) ProtoMessage() {}
+
+func (x *OrgDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*OrgDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *OrgDeliveryResponse) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *OrgDeliveryResponse) GetReceipts() []*OrgReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
 // OrgInviteRequest registers invitation grants (ORG_INVITATION documents
 // signed by the org key): each makes one seat that the holder of its seat
 // token can redeem for the grant's username until it expires.
@@ -4411,7 +4757,7 @@ type OrgInviteRequest struct {
 
 func (x *OrgInviteRequest) Reset() {
 	*x = OrgInviteRequest{}
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4423,7 +4769,7 @@ func (x *OrgInviteRequest) String() string {
 func (*OrgInviteRequest) ProtoMessage() {}
 
 func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4436,7 +4782,7 @@ func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteRequest.ProtoReflect.Descriptor instead.
 func (*OrgInviteRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{54}
+	return file_wire_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OrgInviteRequest) GetGrants() []*OrgDocument {
@@ -4455,7 +4801,7 @@ type OrgInviteResponse struct {
 
 func (x *OrgInviteResponse) Reset() {
 	*x = OrgInviteResponse{}
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4467,7 +4813,7 @@ func (x *OrgInviteResponse) String() string {
 func (*OrgInviteResponse) ProtoMessage() {}
 
 func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4480,7 +4826,7 @@ func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteResponse.ProtoReflect.Descriptor instead.
 func (*OrgInviteResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{55}
+	return file_wire_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OrgInviteResponse) GetIds() []string {
@@ -4506,7 +4852,7 @@ type BootstrapCode struct {
 
 func (x *BootstrapCode) Reset() {
 	*x = BootstrapCode{}
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4864,7 @@ func (x *BootstrapCode) String() string {
 func (*BootstrapCode) ProtoMessage() {}
 
 func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4877,7 @@ func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapCode.ProtoReflect.Descriptor instead.
 func (*BootstrapCode) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{56}
+	return file_wire_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *BootstrapCode) GetRelayUrl() string {
@@ -4576,7 +4922,7 @@ type OrgWipeConfirmRequest struct {
 
 func (x *OrgWipeConfirmRequest) Reset() {
 	*x = OrgWipeConfirmRequest{}
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4588,7 +4934,7 @@ func (x *OrgWipeConfirmRequest) String() string {
 func (*OrgWipeConfirmRequest) ProtoMessage() {}
 
 func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4601,7 +4947,7 @@ func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{57}
+	return file_wire_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
@@ -4626,7 +4972,7 @@ type OrgWipeConfirmResponse struct {
 
 func (x *OrgWipeConfirmResponse) Reset() {
 	*x = OrgWipeConfirmResponse{}
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4638,7 +4984,7 @@ func (x *OrgWipeConfirmResponse) String() string {
 func (*OrgWipeConfirmResponse) ProtoMessage() {}
 
 func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4651,7 +4997,7 @@ func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{58}
+	return file_wire_proto_rawDescGZIP(), []int{63}
 }
 
 // OrgDocumentsRequest fetches what the relay keeps of the organization's
@@ -4668,7 +5014,7 @@ type OrgDocumentsRequest struct {
 
 func (x *OrgDocumentsRequest) Reset() {
 	*x = OrgDocumentsRequest{}
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4680,7 +5026,7 @@ func (x *OrgDocumentsRequest) String() string {
 func (*OrgDocumentsRequest) ProtoMessage() {}
 
 func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4693,7 +5039,7 @@ func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{59}
+	return file_wire_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *OrgDocumentsRequest) GetUsername() string {
@@ -4712,7 +5058,7 @@ type OrgDocumentsResponse struct {
 
 func (x *OrgDocumentsResponse) Reset() {
 	*x = OrgDocumentsResponse{}
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4724,7 +5070,7 @@ func (x *OrgDocumentsResponse) String() string {
 func (*OrgDocumentsResponse) ProtoMessage() {}
 
 func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4737,7 +5083,7 @@ func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{60}
+	return file_wire_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
@@ -4755,7 +5101,7 @@ type TransparencyHeadRequest struct {
 
 func (x *TransparencyHeadRequest) Reset() {
 	*x = TransparencyHeadRequest{}
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +5113,7 @@ func (x *TransparencyHeadRequest) String() string {
 func (*TransparencyHeadRequest) ProtoMessage() {}
 
 func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +5126,7 @@ func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHeadRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{61}
+	return file_wire_proto_rawDescGZIP(), []int{66}
 }
 
 type TransparencyHead struct {
@@ -4792,7 +5138,7 @@ type TransparencyHead struct {
 
 func (x *TransparencyHead) Reset() {
 	*x = TransparencyHead{}
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4804,7 +5150,7 @@ func (x *TransparencyHead) String() string {
 func (*TransparencyHead) ProtoMessage() {}
 
 func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4817,7 +5163,7 @@ func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHead.ProtoReflect.Descriptor instead.
 func (*TransparencyHead) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{62}
+	return file_wire_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TransparencyHead) GetSignedHead() []byte {
@@ -4841,7 +5187,7 @@ type TransparencyInclusionRequest struct {
 
 func (x *TransparencyInclusionRequest) Reset() {
 	*x = TransparencyInclusionRequest{}
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4853,7 +5199,7 @@ func (x *TransparencyInclusionRequest) String() string {
 func (*TransparencyInclusionRequest) ProtoMessage() {}
 
 func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4866,7 +5212,7 @@ func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyInclusionRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyInclusionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{63}
+	return file_wire_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TransparencyInclusionRequest) GetUsername() string {
@@ -4904,7 +5250,7 @@ type TransparencyProof struct {
 
 func (x *TransparencyProof) Reset() {
 	*x = TransparencyProof{}
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4916,7 +5262,7 @@ func (x *TransparencyProof) String() string {
 func (*TransparencyProof) ProtoMessage() {}
 
 func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4929,7 +5275,7 @@ func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyProof.ProtoReflect.Descriptor instead.
 func (*TransparencyProof) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{64}
+	return file_wire_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TransparencyProof) GetSignedHead() []byte {
@@ -4987,7 +5333,7 @@ type TransparencyConsistencyRequest struct {
 
 func (x *TransparencyConsistencyRequest) Reset() {
 	*x = TransparencyConsistencyRequest{}
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4999,7 +5345,7 @@ func (x *TransparencyConsistencyRequest) String() string {
 func (*TransparencyConsistencyRequest) ProtoMessage() {}
 
 func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5012,7 +5358,7 @@ func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{65}
+	return file_wire_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TransparencyConsistencyRequest) GetFirst() uint64 {
@@ -5041,7 +5387,7 @@ type TransparencyConsistency struct {
 
 func (x *TransparencyConsistency) Reset() {
 	*x = TransparencyConsistency{}
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5053,7 +5399,7 @@ func (x *TransparencyConsistency) String() string {
 func (*TransparencyConsistency) ProtoMessage() {}
 
 func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5066,7 +5412,7 @@ func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistency.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistency) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{66}
+	return file_wire_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TransparencyConsistency) GetFirst() uint64 {
@@ -5109,7 +5455,7 @@ type TransparencyLeavesRequest struct {
 
 func (x *TransparencyLeavesRequest) Reset() {
 	*x = TransparencyLeavesRequest{}
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5121,7 +5467,7 @@ func (x *TransparencyLeavesRequest) String() string {
 func (*TransparencyLeavesRequest) ProtoMessage() {}
 
 func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5134,7 +5480,7 @@ func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeavesRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{67}
+	return file_wire_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TransparencyLeavesRequest) GetStart() uint64 {
@@ -5162,7 +5508,7 @@ type TransparencyLeaves struct {
 
 func (x *TransparencyLeaves) Reset() {
 	*x = TransparencyLeaves{}
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5174,7 +5520,7 @@ func (x *TransparencyLeaves) String() string {
 func (*TransparencyLeaves) ProtoMessage() {}
 
 func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5187,7 +5533,7 @@ func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeaves.ProtoReflect.Descriptor instead.
 func (*TransparencyLeaves) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{68}
+	return file_wire_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *TransparencyLeaves) GetStart() uint64 {
@@ -5222,7 +5568,7 @@ type SetAccessKeyRequest struct {
 
 func (x *SetAccessKeyRequest) Reset() {
 	*x = SetAccessKeyRequest{}
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5234,7 +5580,7 @@ func (x *SetAccessKeyRequest) String() string {
 func (*SetAccessKeyRequest) ProtoMessage() {}
 
 func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5247,7 +5593,7 @@ func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyRequest.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{69}
+	return file_wire_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SetAccessKeyRequest) GetAccessKey() []byte {
@@ -5265,7 +5611,7 @@ type SetAccessKeyResponse struct {
 
 func (x *SetAccessKeyResponse) Reset() {
 	*x = SetAccessKeyResponse{}
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5277,7 +5623,7 @@ func (x *SetAccessKeyResponse) String() string {
 func (*SetAccessKeyResponse) ProtoMessage() {}
 
 func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5290,7 +5636,7 @@ func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyResponse.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{70}
+	return file_wire_proto_rawDescGZIP(), []int{75}
 }
 
 // SenderCertificateRequest asks for a sender certificate for this device.
@@ -5302,7 +5648,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5314,7 +5660,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5327,7 +5673,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{71}
+	return file_wire_proto_rawDescGZIP(), []int{76}
 }
 
 type SenderCertificateResponse struct {
@@ -5341,7 +5687,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5353,7 +5699,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5366,7 +5712,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{72}
+	return file_wire_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() []byte {
@@ -5407,7 +5753,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5419,7 +5765,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5432,7 +5778,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{73}
+	return file_wire_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SealedSendRequest) GetRecipient() string {
@@ -5475,7 +5821,7 @@ const file_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xf6\x10\n" +
+	"\x04kind\"\xfd\x11\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -5507,7 +5853,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x10org_wipe_confirm\x18H \x01(\v2!.sotto.wire.OrgWipeConfirmRequestH\x00R\x0eorgWipeConfirm\x12F\n" +
 	"\rorg_documents\x18I \x01(\v2\x1f.sotto.wire.OrgDocumentsRequestH\x00R\forgDocuments\x12=\n" +
 	"\n" +
-	"org_invite\x18J \x01(\v2\x1c.sotto.wire.OrgInviteRequestH\x00R\torgInvite\x12G\n" +
+	"org_invite\x18J \x01(\v2\x1c.sotto.wire.OrgInviteRequestH\x00R\torgInvite\x12@\n" +
+	"\vorg_receipt\x18K \x01(\v2\x1d.sotto.wire.OrgReceiptRequestH\x00R\n" +
+	"orgReceipt\x12C\n" +
+	"\forg_delivery\x18L \x01(\v2\x1e.sotto.wire.OrgDeliveryRequestH\x00R\vorgDelivery\x12G\n" +
 	"\x0eset_access_key\x18Z \x01(\v2\x1f.sotto.wire.SetAccessKeyRequestH\x00R\fsetAccessKey\x12U\n" +
 	"\x12sender_certificate\x18[ \x01(\v2$.sotto.wire.SenderCertificateRequestH\x00R\x11senderCertificate\x12@\n" +
 	"\vsealed_send\x18\\ \x01(\v2\x1d.sotto.wire.SealedSendRequestH\x00R\n" +
@@ -5516,7 +5865,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
 	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
 	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xed\x11\n" +
+	"\x04body\"\xf6\x12\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -5552,7 +5901,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x10org_wipe_confirm\x18H \x01(\v2\".sotto.wire.OrgWipeConfirmResponseH\x00R\x0eorgWipeConfirm\x12G\n" +
 	"\rorg_documents\x18I \x01(\v2 .sotto.wire.OrgDocumentsResponseH\x00R\forgDocuments\x12>\n" +
 	"\n" +
-	"org_invite\x18J \x01(\v2\x1d.sotto.wire.OrgInviteResponseH\x00R\torgInvite\x12H\n" +
+	"org_invite\x18J \x01(\v2\x1d.sotto.wire.OrgInviteResponseH\x00R\torgInvite\x12A\n" +
+	"\vorg_receipt\x18K \x01(\v2\x1e.sotto.wire.OrgReceiptResponseH\x00R\n" +
+	"orgReceipt\x12D\n" +
+	"\forg_delivery\x18L \x01(\v2\x1f.sotto.wire.OrgDeliveryResponseH\x00R\vorgDelivery\x12H\n" +
 	"\x0eset_access_key\x18Z \x01(\v2 .sotto.wire.SetAccessKeyResponseH\x00R\fsetAccessKey\x12V\n" +
 	"\x12sender_certificate\x18[ \x01(\v2%.sotto.wire.SenderCertificateResponseH\x00R\x11senderCertificate\x12B\n" +
 	"\vsealed_send\x18\\ \x01(\v2\x1f.sotto.wire.SendMessageResponseH\x00R\n" +
@@ -5761,9 +6113,27 @@ const file_wire_proto_rawDesc = "" +
 	"\x11OrgPublishRequest\x123\n" +
 	"\bdocument\x18\x01 \x01(\v2\x17.sotto.wire.OrgDocumentR\bdocument\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
-	"\tdevice_id\x18\x03 \x01(\rR\bdeviceId\".\n" +
+	"\tdevice_id\x18\x03 \x01(\rR\bdeviceId\"S\n" +
 	"\x12OrgPublishResponse\x12\x18\n" +
-	"\adevices\x18\x01 \x01(\rR\adevices\"C\n" +
+	"\adevices\x18\x01 \x01(\rR\adevices\x12#\n" +
+	"\rdocument_hash\x18\x02 \x01(\fR\fdocumentHash\"V\n" +
+	"\x11OrgReceiptRequest\x12#\n" +
+	"\rdocument_hash\x18\x01 \x01(\fR\fdocumentHash\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x14\n" +
+	"\x12OrgReceiptResponse\"9\n" +
+	"\x12OrgDeliveryRequest\x12#\n" +
+	"\rdocument_hash\x18\x01 \x01(\fR\fdocumentHash\"\x97\x01\n" +
+	"\n" +
+	"OrgReceipt\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x13\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"device_key\x18\x05 \x01(\fR\tdeviceKey\"a\n" +
+	"\x13OrgDeliveryResponse\x12\x16\n" +
+	"\x06queued\x18\x01 \x01(\rR\x06queued\x122\n" +
+	"\breceipts\x18\x02 \x03(\v2\x16.sotto.wire.OrgReceiptR\breceipts\"C\n" +
 	"\x10OrgInviteRequest\x12/\n" +
 	"\x06grants\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\x06grants\"%\n" +
 	"\x11OrgInviteResponse\x12\x10\n" +
@@ -5856,7 +6226,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*\xc0\x01\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\xe8\x01\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -5867,7 +6237,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x0fORG_CERTIFICATE\x10\x04\x12\x12\n" +
 	"\x0eORG_INVITATION\x10\x05\x12\x13\n" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
-	"\x1aRELAY_IDENTITY_CERTIFICATE\x10eB\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
+	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
+	"\rRELAY_RECEIPT\x10gB\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -5882,7 +6254,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -5941,26 +6313,31 @@ var file_wire_proto_goTypes = []any{
 	(*OrgKeyResponse)(nil),                 // 54: sotto.wire.OrgKeyResponse
 	(*OrgPublishRequest)(nil),              // 55: sotto.wire.OrgPublishRequest
 	(*OrgPublishResponse)(nil),             // 56: sotto.wire.OrgPublishResponse
-	(*OrgInviteRequest)(nil),               // 57: sotto.wire.OrgInviteRequest
-	(*OrgInviteResponse)(nil),              // 58: sotto.wire.OrgInviteResponse
-	(*BootstrapCode)(nil),                  // 59: sotto.wire.BootstrapCode
-	(*OrgWipeConfirmRequest)(nil),          // 60: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),         // 61: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),            // 62: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),           // 63: sotto.wire.OrgDocumentsResponse
-	(*TransparencyHeadRequest)(nil),        // 64: sotto.wire.TransparencyHeadRequest
-	(*TransparencyHead)(nil),               // 65: sotto.wire.TransparencyHead
-	(*TransparencyInclusionRequest)(nil),   // 66: sotto.wire.TransparencyInclusionRequest
-	(*TransparencyProof)(nil),              // 67: sotto.wire.TransparencyProof
-	(*TransparencyConsistencyRequest)(nil), // 68: sotto.wire.TransparencyConsistencyRequest
-	(*TransparencyConsistency)(nil),        // 69: sotto.wire.TransparencyConsistency
-	(*TransparencyLeavesRequest)(nil),      // 70: sotto.wire.TransparencyLeavesRequest
-	(*TransparencyLeaves)(nil),             // 71: sotto.wire.TransparencyLeaves
-	(*SetAccessKeyRequest)(nil),            // 72: sotto.wire.SetAccessKeyRequest
-	(*SetAccessKeyResponse)(nil),           // 73: sotto.wire.SetAccessKeyResponse
-	(*SenderCertificateRequest)(nil),       // 74: sotto.wire.SenderCertificateRequest
-	(*SenderCertificateResponse)(nil),      // 75: sotto.wire.SenderCertificateResponse
-	(*SealedSendRequest)(nil),              // 76: sotto.wire.SealedSendRequest
+	(*OrgReceiptRequest)(nil),              // 57: sotto.wire.OrgReceiptRequest
+	(*OrgReceiptResponse)(nil),             // 58: sotto.wire.OrgReceiptResponse
+	(*OrgDeliveryRequest)(nil),             // 59: sotto.wire.OrgDeliveryRequest
+	(*OrgReceipt)(nil),                     // 60: sotto.wire.OrgReceipt
+	(*OrgDeliveryResponse)(nil),            // 61: sotto.wire.OrgDeliveryResponse
+	(*OrgInviteRequest)(nil),               // 62: sotto.wire.OrgInviteRequest
+	(*OrgInviteResponse)(nil),              // 63: sotto.wire.OrgInviteResponse
+	(*BootstrapCode)(nil),                  // 64: sotto.wire.BootstrapCode
+	(*OrgWipeConfirmRequest)(nil),          // 65: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 66: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 67: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 68: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 69: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 70: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 71: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 72: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 73: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 74: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 75: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 76: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 77: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 78: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 79: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 80: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 81: sotto.wire.SealedSendRequest
 }
 var file_wire_proto_depIdxs = []int32{
 	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -5986,78 +6363,83 @@ var file_wire_proto_depIdxs = []int32{
 	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
 	53, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
 	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	60, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	62, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	57, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
-	72, // 26: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	74, // 27: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	76, // 28: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	64, // 29: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	66, // 30: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	68, // 31: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	70, // 32: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
-	0,  // 33: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 34: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 35: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 36: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 37: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 38: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 39: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 40: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 41: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 42: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 43: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 44: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 45: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 46: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 47: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 48: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 49: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 50: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 51: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 52: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	54, // 53: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	56, // 54: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	61, // 55: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	63, // 56: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	58, // 57: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	73, // 58: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	75, // 59: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	29, // 60: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	65, // 61: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	67, // 62: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	69, // 63: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	71, // 64: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	7,  // 65: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 66: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 67: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 68: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 69: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 70: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 71: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 72: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 73: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 74: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 75: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 76: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 77: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 78: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	67, // 79: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	22, // 80: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	67, // 81: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	27, // 82: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 83: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 84: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 85: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 86: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	52, // 87: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	52, // 88: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	27, // 89: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	90, // [90:90] is the sub-list for method output_type
-	90, // [90:90] is the sub-list for method input_type
-	90, // [90:90] is the sub-list for extension type_name
-	90, // [90:90] is the sub-list for extension extendee
-	0,  // [0:90] is the sub-list for field type_name
+	65, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	67, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	62, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	57, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
+	59, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
+	77, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	79, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	81, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	69, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	71, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	73, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	75, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	0,  // 35: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30, // 36: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12, // 37: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14, // 38: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16, // 39: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18, // 40: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21, // 41: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23, // 42: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26, // 43: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29, // 44: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34, // 45: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36, // 46: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38, // 47: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40, // 48: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12, // 49: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23, // 50: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45, // 51: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47, // 52: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51, // 53: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49, // 54: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	54, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	56, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	66, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	68, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	63, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	58, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	61, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	78, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	80, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	29, // 64: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	70, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	72, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	74, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	76, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	7,  // 69: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31, // 70: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32, // 71: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41, // 72: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,  // 73: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,  // 74: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,  // 75: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,  // 76: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10, // 77: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10, // 78: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,  // 79: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,  // 80: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,  // 81: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20, // 82: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	72, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	22, // 84: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	72, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	27, // 86: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23, // 87: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10, // 88: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,  // 89: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52, // 90: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	60, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	52, // 92: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	52, // 93: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	27, // 94: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	95, // [95:95] is the sub-list for method output_type
+	95, // [95:95] is the sub-list for method input_type
+	95, // [95:95] is the sub-list for extension type_name
+	95, // [95:95] is the sub-list for extension extendee
+	0,  // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -6094,6 +6476,8 @@ func file_wire_proto_init() {
 		(*Request_OrgWipeConfirm)(nil),
 		(*Request_OrgDocuments)(nil),
 		(*Request_OrgInvite)(nil),
+		(*Request_OrgReceipt)(nil),
+		(*Request_OrgDelivery)(nil),
 		(*Request_SetAccessKey)(nil),
 		(*Request_SenderCertificate)(nil),
 		(*Request_SealedSend)(nil),
@@ -6126,6 +6510,8 @@ func file_wire_proto_init() {
 		(*Response_OrgWipeConfirm)(nil),
 		(*Response_OrgDocuments)(nil),
 		(*Response_OrgInvite)(nil),
+		(*Response_OrgReceipt)(nil),
+		(*Response_OrgDelivery)(nil),
 		(*Response_SetAccessKey)(nil),
 		(*Response_SenderCertificate)(nil),
 		(*Response_SealedSend)(nil),
@@ -6146,7 +6532,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   74,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -238,6 +238,17 @@ func (w *WipeOrder) Targets(e Enrollment, now time.Time) error {
 	return nil
 }
 
+// ReceiptDomain prefixes the hash of a document's body in a device's
+// receipt for it, signed with its device key (relay/delivery.go).
+const ReceiptDomain = "sotto/org receipt v1\x00"
+
+// ReceiptMessage is what a device signs, with its device key, to say it
+// applied the document whose body is body.
+func ReceiptMessage(body []byte) (msg, hash []byte) {
+	h := sha256.Sum256(body)
+	return append([]byte(ReceiptDomain), h[:]...), h[:]
+}
+
 // ConfirmMessage is what a device signs, with its device key, to confirm
 // it carries out the wipe order whose body is orderBody.
 func ConfirmMessage(orderBody []byte) (msg, orderHash []byte) {

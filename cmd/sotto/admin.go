@@ -25,11 +25,12 @@ const adminUsage = `usage:
   sotto admin invite [--days N] [--relay URL] [--out FILE] [--json] USER
   sotto admin export --out FILE --export-passphrase-file FILE
   sotto admin import --in FILE --export-passphrase-file FILE
-  sotto admin notice [--json] TEXT...
-  sotto admin wipe [--valid D] [--json] USER DEVICE-ID
+  sotto admin notice [--wait D] [--json] TEXT...
+  sotto admin wipe [--valid D] [--wait D] [--json] USER DEVICE-ID
   sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
+  sotto admin delivery [--limit N] [--json]   (how many devices applied what this device published)
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
 `
@@ -46,7 +47,7 @@ func cmdAdmin(e *env, args []string) error {
 		sub, rest = sub+" "+rest[0], rest[1:]
 	}
 	fns := map[string]func(*env, []string) error{
-		"init": adminInit, "invite": adminInvite, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
+		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
 	}
@@ -243,6 +244,7 @@ func adminImport(e *env, args []string) error {
 func adminNotice(e *env, args []string) error {
 	fs := e.flagSet("admin notice")
 	asJSON := fs.Bool("json", false, "print JSON")
+	wait := fs.Duration("wait", 0, "wait up to `D` for every device's signed receipt")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -259,13 +261,17 @@ func adminNotice(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("notice signed and queued for %d devices\n", n))
+	if err := emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("notice signed and queued for %d devices\n", n)); err != nil {
+		return err
+	}
+	return waitDelivery(e, c, *wait, *asJSON)
 }
 
 func adminWipe(e *env, args []string) error {
 	fs := e.flagSet("admin wipe")
 	asJSON := fs.Bool("json", false, "print JSON")
 	valid := fs.Duration("valid", 7*24*time.Hour, "the order expires after `D` (an offline device must connect before)")
+	wait := fs.Duration("wait", 0, "wait up to `D` for the device's signed confirmation")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -285,8 +291,11 @@ func adminWipe(e *env, args []string) error {
 	if _, err := c.OrgWipe(e.ctx, pos[0], uint32(id), *valid); err != nil {
 		return err
 	}
-	return emit(e, *asJSON, map[string]any{"user": pos[0], "device": id, "queued": true},
-		fmt.Sprintf("wipe order for %s device %d signed and queued: the device wipes itself when it next connects\n", pos[0], id))
+	if err := emit(e, *asJSON, map[string]any{"user": pos[0], "device": id, "queued": true},
+		fmt.Sprintf("wipe order for %s device %d signed and queued: the device wipes itself when it next connects\n", pos[0], id)); err != nil {
+		return err
+	}
+	return waitDelivery(e, c, *wait, *asJSON)
 }
 
 func durationSeconds(fs *flag.FlagSet, name, usage string) *uint32 {
@@ -469,4 +478,74 @@ func printOrgEvent(e *env, ev client.Event, asJSON bool) bool {
 		return false
 	}
 	return true
+}
+
+func adminDelivery(e *env, args []string) error {
+	fs := e.flagSet("admin delivery")
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 20, "the last `N` documents")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds, err := c.Deliveries(e.ctx, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return emit(e, true, ds, "")
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(e.stdout, "nothing published from this device")
+	}
+	for _, d := range ds {
+		fmt.Fprintln(e.stdout, deliveryLine(d))
+	}
+	return nil
+}
+
+func deliveryLine(d client.Delivery) string {
+	what := d.Kind
+	if d.Kind == "wipe" {
+		what = fmt.Sprintf("wipe of %s device %d", d.User, d.Device)
+	}
+	line := fmt.Sprintf("%s  %s  %s: applied by %d of %d devices", d.At.Local().Format("2006-01-02 15:04"), d.ID[:12], what, len(d.Applied), d.Queued)
+	if d.Bad > 0 {
+		line += fmt.Sprintf(" (%d receipts with a bad signature ignored)", d.Bad)
+	}
+	return line
+}
+
+// waitDelivery waits up to d for the newest published document to be
+// applied by every device it was queued for, then prints how far it got.
+func waitDelivery(e *env, c *client.Client, d time.Duration, asJSON bool) error {
+	if d <= 0 {
+		if !asJSON {
+			fmt.Fprintln(e.stdout, "(sotto admin delivery shows how many devices applied it)")
+		}
+		return nil
+	}
+	deadline := time.Now().Add(d)
+	for {
+		ds, err := c.Deliveries(e.ctx, 1)
+		if err != nil {
+			return err
+		}
+		if len(ds) == 1 && (len(ds[0].Applied) >= ds[0].Queued || !time.Now().Before(deadline)) {
+			if asJSON {
+				return emit(e, true, ds[0], "")
+			}
+			fmt.Fprintln(e.stdout, deliveryLine(ds[0]))
+			return nil
+		}
+		select {
+		case <-e.ctx.Done():
+			return e.ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -206,3 +206,22 @@ func bindOrg(ctx context.Context, tx pgx.Tx, a relay.NewAccount) error {
 	}
 	return nil
 }
+
+// OrgDocumentsWithPrefix implements relay.OrgDocumentLister.
+func (s *Store) OrgDocumentsWithPrefix(ctx context.Context, kind wire.OrgDocumentKind, prefix string) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM org_documents WHERE kind = $1 AND left(subject, $2) = $3 ORDER BY subject`,
+		int32(kind), len(prefix), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: org documents: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("pgstore: org documents: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

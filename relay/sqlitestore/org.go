@@ -121,3 +121,26 @@ func bindOrg(ctx context.Context, tx *sql.Tx, a relay.NewAccount) error {
 	}
 	return nil
 }
+
+// OrgDocumentsWithPrefix implements relay.OrgDocumentLister.
+func (s *Store) OrgDocumentsWithPrefix(ctx context.Context, kind wire.OrgDocumentKind, prefix string) ([][]byte, error) {
+	// A range on the primary key (kind, subject): subjects are ASCII.
+	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM org_documents WHERE kind = ? AND subject >= ? AND subject < ? ORDER BY subject`,
+		int32(kind), prefix, prefix+"\x7f")
+	if isNoTable(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: org documents: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("sqlitestore: org documents: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
