@@ -384,6 +384,14 @@ func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv
 	if err != nil || b.Username != user || !bytes.Equal(b.IdentityKey, key) {
 		return unproven("that differs from the binding it proves")
 	}
+	if len(b.Certificate) > 0 {
+		// The log holds the certificate the binding was enrolled with: it
+		// must hold too, so that what the log shows is what the
+		// organization certified.
+		if err := c.checkCertified(ctx, db, user, key, b.Certificate); err != nil {
+			return err
+		}
+	}
 	incl, err := transparency.DecodeProof(p.Inclusion)
 	if err != nil {
 		return unproven("with a malformed inclusion proof")

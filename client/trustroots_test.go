@@ -15,7 +15,9 @@ import (
 	"sotto/client/org"
 	"sotto/client/transport"
 	"sotto/internal/hostileproxy"
+	"sotto/orgcert"
 	"sotto/relay"
+	"sotto/transparency"
 	"sotto/wire"
 )
 
@@ -202,4 +204,34 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// The key log holds each binding's certificate: every leaf the relay
+// appended at enrollment chains to the org key for its name and key.
+func TestKeyLogHoldsCertificates(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice, _ := r.enroll(t, code, "alice", false)
+	r.enroll(t, code, "bob", false)
+	conn, err := alice.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := conn.TransparencyLeaves(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr.Leaves) != 2 {
+		t.Fatalf("%d leaves", len(lr.Leaves))
+	}
+	for i, leaf := range lr.Leaves {
+		b, err := transparency.DecodeBinding(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := orgcert.Verify(r.org.Public(), b.Certificate, b.Username, b.IdentityKey); err != nil {
+			t.Fatalf("leaf %d (%s): %v", i, b.Username, err)
+		}
+	}
 }

@@ -192,7 +192,7 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	}
 	var id AccountID
 	copy(id[:], randomBytes(len(id)))
-	leaf, err := c.s.logLeaf(username, r.IdentityKey)
+	leaf, err := c.s.logLeaf(username, r.IdentityKey, r.IdentityCertificate)
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}

@@ -109,11 +109,12 @@ func (s *Server) logPublicKey() []byte {
 }
 
 // logLeaf encodes the binding Enroll appends (nil: no log).
-func (s *Server) logLeaf(username string, identityKey []byte) ([]byte, error) {
+func (s *Server) logLeaf(username string, identityKey, cert []byte) ([]byte, error) {
 	if s.klog == nil {
 		return nil, nil
 	}
-	b := transparency.Binding{Kind: transparency.KindAdd, Username: username, IdentityKey: identityKey, TimestampMS: s.cfg.Now().UnixMilli()}
+	b := transparency.Binding{Kind: transparency.KindAdd, Username: username, IdentityKey: identityKey, TimestampMS: s.cfg.Now().UnixMilli(),
+		Certificate: cert}
 	return b.Encode()
 }
 
@@ -134,7 +135,7 @@ func (s *Server) backfillKeyLog(ctx context.Context) error {
 		} else if !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("relay: key log backfill: %w", err)
 		}
-		leaf, err := s.logLeaf(a.Username, a.IdentityKey)
+		leaf, err := s.logLeaf(a.Username, a.IdentityKey, nil)
 		if err != nil {
 			return fmt.Errorf("relay: key log backfill: %w", err)
 		}

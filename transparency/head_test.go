@@ -101,6 +101,7 @@ func seedLeaves(f *testing.F) [][]byte {
 	for i, b := range []Binding{
 		{Kind: KindAdd, Username: "alice", IdentityKey: bytes.Repeat([]byte{5}, 33), TimestampMS: 1},
 		{Kind: KindReplace, Username: "bob", IdentityKey: []byte{1, 2, 3}, TimestampMS: 1 << 40},
+		{Kind: KindAdd, Username: "carol", IdentityKey: bytes.Repeat([]byte{6}, 33), TimestampMS: 2, Certificate: []byte("an identity certificate")},
 	} {
 		leaf, err := b.Encode()
 		if err != nil {

@@ -18,10 +18,12 @@ const (
 )
 
 const (
-	leafVersion = 1
-	// MaxUsername and MaxIdentityKey bound a binding's fields.
+	leafVersion     = 1
+	leafVersionCert = 2 // with the organization's identity certificate
+	// MaxUsername, MaxIdentityKey and MaxCertificate bound a binding's fields.
 	MaxUsername    = 255
 	MaxIdentityKey = 1024
+	MaxCertificate = 4096
 )
 
 // ErrBadLeaf is returned for a malformed binding.
@@ -34,6 +36,9 @@ type Binding struct {
 	Username    string
 	IdentityKey []byte
 	TimestampMS int64
+	// Certificate is the organization's identity certificate for the
+	// binding (orgcert), opaque here; empty in a version 1 leaf.
+	Certificate []byte
 }
 
 func (b *Binding) check() error {
@@ -46,31 +51,43 @@ func (b *Binding) check() error {
 		return fmt.Errorf("%w: identity key of %d bytes", ErrBadLeaf, len(b.IdentityKey))
 	case b.TimestampMS < 0:
 		return fmt.Errorf("%w: timestamp", ErrBadLeaf)
+	case len(b.Certificate) > MaxCertificate:
+		return fmt.Errorf("%w: certificate of %d bytes", ErrBadLeaf, len(b.Certificate))
 	}
 	return nil
 }
 
 // Encode returns the canonical leaf: version (1), kind (1), timestamp
 // (8, big endian, Unix ms), username length (1), username (UTF-8), identity
-// key length (2, big endian), identity key.
+// key length (2, big endian), identity key; with a certificate, the version
+// is 2 and certificate length (2, big endian) and certificate follow.
 func (b *Binding) Encode() ([]byte, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, 13+len(b.Username)+len(b.IdentityKey))
-	out = append(out, leafVersion, byte(b.Kind))
+	out := make([]byte, 0, 15+len(b.Username)+len(b.IdentityKey)+len(b.Certificate))
+	v := byte(leafVersion)
+	if len(b.Certificate) > 0 {
+		v = leafVersionCert
+	}
+	out = append(out, v, byte(b.Kind))
 	out = binary.BigEndian.AppendUint64(out, uint64(b.TimestampMS))
 	out = append(out, byte(len(b.Username)))
 	out = append(out, b.Username...)
 	out = binary.BigEndian.AppendUint16(out, uint16(len(b.IdentityKey)))
-	return append(out, b.IdentityKey...), nil
+	out = append(out, b.IdentityKey...)
+	if v == leafVersionCert {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(b.Certificate)))
+		out = append(out, b.Certificate...)
+	}
+	return out, nil
 }
 
 // DecodeBinding parses a canonical leaf; it accepts exactly what Encode
 // produces.
 func DecodeBinding(leaf []byte) (Binding, error) {
 	var b Binding
-	if len(leaf) < 11 || leaf[0] != leafVersion {
+	if len(leaf) < 11 || (leaf[0] != leafVersion && leaf[0] != leafVersionCert) {
 		return b, fmt.Errorf("%w: header", ErrBadLeaf)
 	}
 	b.Kind = BindingKind(leaf[1])
@@ -88,10 +105,24 @@ func DecodeBinding(leaf []byte) (Binding, error) {
 	rest = rest[n:]
 	k := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
-	if len(rest) != k {
-		return b, fmt.Errorf("%w: identity key length", ErrBadLeaf)
+	if leaf[0] == leafVersionCert {
+		if len(rest) < k+2 {
+			return b, fmt.Errorf("%w: truncated", ErrBadLeaf)
+		}
+		b.IdentityKey = append([]byte(nil), rest[:k]...)
+		rest = rest[k:]
+		c := int(binary.BigEndian.Uint16(rest))
+		rest = rest[2:]
+		if len(rest) != c || c == 0 {
+			return b, fmt.Errorf("%w: certificate length", ErrBadLeaf)
+		}
+		b.Certificate = append([]byte(nil), rest...)
+	} else {
+		if len(rest) != k {
+			return b, fmt.Errorf("%w: identity key length", ErrBadLeaf)
+		}
+		b.IdentityKey = append([]byte(nil), rest...)
 	}
-	b.IdentityKey = append([]byte(nil), rest...)
 	if err := b.check(); err != nil {
 		return Binding{}, err
 	}
