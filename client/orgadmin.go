@@ -104,8 +104,12 @@ func (c *Client) PublishNotice(ctx context.Context, text string) (int, error) {
 	now := c.opts.Now()
 	// The sequence is the issue time in microseconds: increasing across
 	// admin devices without coordination.
-	return c.publish(ctx, wire.OrgDocumentKind_ORG_NOTICE,
-		&org.Notice{Seq: uint64(now.UnixMicro()), IssuedMs: now.UnixMilli(), Text: text}, "", 0)
+	seq := uint64(now.UnixMicro())
+	n, err := c.publish(ctx, wire.OrgDocumentKind_ORG_NOTICE, &org.Notice{Seq: seq, IssuedMs: now.UnixMilli(), Text: text}, "", 0)
+	if err != nil {
+		return 0, err
+	}
+	return n, c.db.Put(ctx, tblOrg, []byte("notice-published"), binary.BigEndian.AppendUint64(nil, seq))
 }
 
 // PublishPolicy signs p and has the relay distribute it. A zero version

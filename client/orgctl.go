@@ -96,7 +96,12 @@ func (c *Client) policyVersion(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	floor, err := getU64(ctx, c.db, orgPolicyMinKey)
-	return max(p.GetVersion(), floor), err
+	if err != nil {
+		return 0, err
+	}
+	// An admin's device knows what it published before it comes back.
+	published, err := getU64(ctx, c.db, "policy-published")
+	return max(p.GetVersion(), floor, published), err
 }
 
 // noticeHigh is the newest notice sequence this device knows: the floor
@@ -106,6 +111,11 @@ func (c *Client) noticeHigh(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	published, err := getU64(ctx, c.db, "notice-published")
+	if err != nil {
+		return 0, err
+	}
+	high = max(high, published)
 	ns, err := c.Notices(ctx)
 	if err != nil {
 		return 0, err

@@ -235,3 +235,65 @@ func TestKeyLogHoldsCertificates(t *testing.T) {
 		}
 	}
 }
+
+// Org documents cannot be replayed into, or rolled back on, a new device:
+// its invitation carries the newest notice sequence and the policy
+// version in force. An old notice the relay copies into the new member's
+// mailbox is refused as stale and never shown; an older policy is refused.
+// With the floors switched off the old notice shows as new and the old
+// policy applies, and this test fails.
+func TestNewMemberRefusesOldNoticeAndPolicy(t *testing.T) {
+	ctx := context.Background()
+	w := newOrgWorld(t)
+	oldNotice := sign(t, mustAdminKey(t, w), wire.OrgDocumentKind_ORG_NOTICE,
+		&org.Notice{Seq: uint64(time.Now().UnixMicro()), IssuedMs: time.Now().UnixMilli(), Text: "the office is closed"})
+	if _, err := w.admin.PublishNotice(ctx, "the office is closed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 5}); err != nil {
+		t.Fatal(err)
+	}
+	oldPolicy := sign(t, mustAdminKey(t, w), wire.OrgDocumentKind_ORG_POLICY, &org.Policy{Version: 1, IssuedMs: time.Now().UnixMilli(), FailedUnlockLimit: 50})
+	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 6}); err != nil {
+		t.Fatal(err)
+	}
+	// Carol is invited by the admin's client, the way people are.
+	inv, err := w.admin.Invite(ctx, InviteParams{Username: "carol", Validity: time.Hour, RelayURL: wsURL(w.purl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := inv.Text()
+	opened, err := org.ParseInvitation(text, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := &member{events: make(chan Event, 100), dir: filepath.Join(t.TempDir(), "carol"), user: "carol"}
+	if carol.c, err = Enroll(ctx, EnrollParams{Dir: carol.dir, Passphrase: []byte("pw"), Invitation: opened, DeviceName: "test"}, carol.options()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { carol.c.Close() })
+	// The relay withholds the policy in force (version 2) and serves the
+	// old one instead, to a device that has no policy yet.
+	w.proxy.SetRule(func(_ int, dir hostileproxy.Direction, f *wire.Frame) []*wire.Frame {
+		if r := f.GetResponse().GetOrgDocuments(); r != nil && dir == hostileproxy.ToClient {
+			r.Documents = []*wire.OrgDocument{oldPolicy}
+		}
+		return []*wire.Frame{f}
+	})
+	if err := carol.c.Connect(ctx, ConnectOptions{Receive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, carol.events, EventOrgRejected); !errors.Is(e.Err, org.ErrStale) {
+		t.Fatalf("old policy: %v", e.Err)
+	}
+	w.inject(t, carol, forged(t, oldNotice))
+	if e := waitEvent(t, carol.events, EventOrgRejected); !errors.Is(e.Err, org.ErrStale) {
+		t.Fatalf("old notice: %v", e.Err)
+	}
+	if n, _ := carol.c.Notices(ctx); len(n) != 0 {
+		t.Fatalf("an old notice was shown: %+v", n)
+	}
+	if p, _ := carol.c.OrgPolicy(ctx); p != nil {
+		t.Fatalf("an old policy applies: %+v", p)
+	}
+}
