@@ -638,5 +638,16 @@ func cmdWhoami(e *env, args []string) error {
 	}
 	defer c.Close()
 	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", c.Username(), c.DeviceID(), c.Relay())
+	name, err := c.OrgName(e.ctx)
+	if err != nil {
+		return err
+	}
+	key, err := c.OrgPublicKey(e.ctx)
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		fmt.Fprintf(e.stdout, "organization %s, key %s\n", displayOrg(name), org.Fingerprint(key))
+	}
 	return nil
 }
