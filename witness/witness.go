@@ -136,7 +136,10 @@ func (w *Witness) AddCheckpoint(r Request) ([]byte, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cur := w.head // zero: size 0 (every tree extends the empty tree)
+	cur := w.head
+	if w.cosig == nil {
+		cur = transparency.SignedHead{Root: transparency.EmptyRoot} // nothing co-signed: the empty tree
+	}
 	if r.OldSize != cur.Size {
 		return nil, &ConflictError{Size: cur.Size}
 	}
