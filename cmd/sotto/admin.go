@@ -30,6 +30,7 @@ const adminUsage = `usage:
   sotto admin policy show [--json]
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
+  sotto admin witness init | serve | status ...   (the org's key log witness: sotto admin witness)
 `
 
 var errAdminUsage = errors.New("admin: unknown subcommand (usage above)")
@@ -47,6 +48,7 @@ func cmdAdmin(e *env, args []string) error {
 		"init": adminInit, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
+		"witness": adminWitness,
 	}
 	fn, ok := fns[sub]
 	if !ok {
