@@ -84,7 +84,7 @@ func (w *Witness) serveLatest(rw http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(rw, "%s\n%s\n", b64.EncodeToString(head), b64.EncodeToString(cosig))
+	rw.Write(encodeCheckpoint(head, cosig))
 }
 
 // Client talks to a witness over HTTP.
@@ -169,15 +169,27 @@ func (c *Client) Checkpoint(ctx context.Context) (head, cosig []byte, err error)
 	default:
 		return nil, nil, &StatusError{Code: resp.StatusCode, Text: strings.TrimSpace(string(body))}
 	}
-	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
-	if len(lines) != 2 {
-		return nil, nil, fmt.Errorf("%w: checkpoint answer of %d lines", ErrMalformed, len(lines))
+	return ParseCheckpoint(body)
+}
+
+// ParseCheckpoint parses a GET /checkpoint answer: an encoded signed head
+// and an encoded cosignature, each base64 on its own line. It checks their
+// form, not their signatures.
+func ParseCheckpoint(body []byte) (head, cosig []byte, err error) {
+	s, ok := strings.CutSuffix(string(body), "\n")
+	lines := strings.Split(s, "\n")
+	if !ok || len(lines) != 2 {
+		return nil, nil, fmt.Errorf("%w: checkpoint answer is not two lines", ErrMalformed)
 	}
-	if head, err = b64.Strict().DecodeString(lines[0]); err != nil {
+	if head, err = b64.Strict().DecodeString(lines[0]); err != nil || len(head) != transparency.SignedHeadSize {
 		return nil, nil, fmt.Errorf("%w: checkpoint head", ErrMalformed)
 	}
-	if cosig, err = b64.Strict().DecodeString(lines[1]); err != nil {
+	if cosig, err = b64.Strict().DecodeString(lines[1]); err != nil || len(cosig) != transparency.CosignatureSize {
 		return nil, nil, fmt.Errorf("%w: checkpoint cosignature", ErrMalformed)
 	}
 	return head, cosig, nil
+}
+
+func encodeCheckpoint(head, cosig []byte) []byte {
+	return fmt.Appendf(nil, "%s\n%s\n", b64.EncodeToString(head), b64.EncodeToString(cosig))
 }

@@ -367,3 +367,29 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCheckpoint(f *testing.F) {
+	l := newLog(f)
+	l.grow(3)
+	w := newWitness(f, f.TempDir(), l.pub, witnessKey(f))
+	if _, err := w.AddCheckpoint(l.request(0)); err != nil {
+		f.Fatal(err)
+	}
+	seed := encodeCheckpoint(w.Latest())
+	if h, c, err := ParseCheckpoint(seed); err != nil || h == nil || c == nil {
+		f.Fatalf("seed does not parse: %v", err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, c, err := ParseCheckpoint(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error of another kind: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(encodeCheckpoint(h, c), b) {
+			t.Fatal("a parsed checkpoint does not re-encode to the same bytes")
+		}
+	})
+}
