@@ -50,6 +50,10 @@ type Options struct {
 	// ExpiryInterval is how often disappearing messages are looked for;
 	// zero: DefaultExpiryInterval.
 	ExpiryInterval time.Duration
+	// WitnessBound is how long a key log head may stay without a
+	// cosignature of the pinned witness before the `unwitnessed` alarm
+	// (witness.go); zero: DefaultWitnessBound.
+	WitnessBound time.Duration
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.
@@ -88,6 +92,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	if r.WitnessBound <= 0 {
+		r.WitnessBound = DefaultWitnessBound
 	}
 	return r
 }

@@ -87,11 +87,8 @@ func pinRoots(ctx context.Context, db kv, r *roots) error {
 		{orgNoticeFloor, binary.BigEndian.AppendUint64(nil, r.NoticeFloor)},
 		{orgIdentityCert, r.Certificate},
 	}
-	if len(r.WitnessKey) != 0 {
-		puts = append(puts, struct {
-			k string
-			v []byte
-		}{orgWitnessKeyKey, r.WitnessKey})
+	if err := pinWitnessKey(ctx, db, r.WitnessKey); err != nil { // witness.go
+		return err
 	}
 	for _, p := range puts {
 		if err := db.Put(ctx, tblOrg, []byte(p.k), p.v); err != nil {
@@ -121,7 +118,7 @@ func loadRoots(ctx context.Context, db kv) (*roots, error) {
 		return nil, err
 	}
 	r.OrgName = string(name)
-	if r.WitnessKey, err = getOpt(ctx, db, tblOrg, orgWitnessKeyKey); err != nil {
+	if r.WitnessKey, err = witnessKey(ctx, db); err != nil {
 		return nil, err
 	}
 	if r.PolicyMin, err = getU64(ctx, db, orgPolicyMinKey); err != nil {
@@ -174,4 +171,25 @@ func (c *Client) checkCertified(ctx context.Context, db kv, user string, key, ce
 			Detail: fmt.Sprintf("the relay served an identity key for %s %s; it was not used and nothing was sent to it", user, why)}))
 	}
 	return nil
+}
+
+// SetWitnessKey makes the org witness's public key part of the roots this
+// admin device hands out in invitations from now on, and pins it here. It
+// refuses to replace another pinned key: devices invited before keep the
+// key they have.
+func (c *Client) SetWitnessKey(ctx context.Context, key ed25519.PublicKey) error {
+	if _, err := c.adminKey(ctx); err != nil {
+		return err
+	}
+	if len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("client: a witness key is a 32-byte Ed25519 public key")
+	}
+	old, err := witnessKey(ctx, c.db)
+	if err != nil {
+		return err
+	}
+	if old != nil && !old.Equal(key) {
+		return fmt.Errorf("client: this device already pins another witness key")
+	}
+	return pinWitnessKey(ctx, c.db, key)
 }

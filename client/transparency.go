@@ -402,6 +402,9 @@ func (c *Client) checkServedKey(ctx context.Context, conn *transport.Conn, db kv
 	if err := c.advanceHead(ctx, conn, db, head, p.KnownSize, p.Consistency, "the relay"); err != nil {
 		return err
 	}
+	if err := c.noteWitness(ctx, db, head, p.Cosignatures); err != nil { // witness.go
+		return err
+	}
 	return c.checkBinding(ctx, db, user, key, p) // transparency_change.go
 }
 
@@ -550,6 +553,9 @@ func (c *Client) fetchHead(ctx context.Context) (*transparency.SignedHead, error
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
 		return c.advanceHead(ctx, conn, tx, head, 0, nil, "the relay")
 	})
+	if err == nil {
+		err = c.acceptWitnessed(ctx, conn, head, r) // witness.go
+	}
 	c.flushAlarms(ctx)
 	if err != nil {
 		return nil, err
@@ -609,7 +615,10 @@ func (c *Client) checkGossip(ctx context.Context, conn *transport.Conn) {
 			continue
 		}
 		err = c.db.Update(ctx, func(tx *store.Tx) error {
-			return c.advanceHead(ctx, conn, tx, head, 0, nil, "gossip from "+g.from)
+			if err := c.advanceHead(ctx, conn, tx, head, 0, nil, "gossip from "+g.from); err != nil {
+				return err
+			}
+			return c.noteWitness(ctx, tx, head, nil) // witness.go: gossip carries no cosignature
 		})
 		if err != nil && !errors.Is(err, ErrFork) {
 			if ctx.Err() == nil && !errors.Is(err, store.ErrLocked) {
@@ -670,6 +679,9 @@ func (c *Client) audit(ctx context.Context, conn *transport.Conn) (int, error) {
 	if err := c.db.Update(ctx, func(tx *store.Tx) error {
 		return c.advanceHead(ctx, conn, tx, head, 0, nil, "the relay")
 	}); err != nil {
+		return 0, err
+	}
+	if err := c.acceptWitnessed(ctx, conn, head, r); err != nil { // witness.go
 		return 0, err
 	}
 	if head.Size < f.Size {

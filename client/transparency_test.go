@@ -60,6 +60,46 @@ func (r *ktRelay) serveOldLeaf(t *testing.T, user string, old []byte) {
 	})
 }
 
+// rewriteLeaf rewrites the relay's log behind its back (a split view): its
+// leaves, one per user of users in order, are stored again with leaf idx
+// binding users[idx] to another key, and its hashes recomputed.
+func (r *ktRelay) rewriteLeaf(t *testing.T, idx int, users ...string) {
+	t.Helper()
+	leaves, err := r.store.LogLeaves(context.Background(), 0, len(users)+1)
+	if err != nil || len(leaves) != len(users) {
+		t.Fatalf("leaves %d %v", len(leaves), err)
+	}
+	forged, _ := (&transparency.Binding{Kind: transparency.KindAdd, Username: users[idx], IdentityKey: fakeIdentity(t), TimestampMS: 1}).Encode()
+	leaves[idx] = forged
+	mem := &transparency.MemoryTree{}
+	r.exec(t, func(tx *sql.Tx) error {
+		for _, q := range []string{`DELETE FROM keylog_leaves`, `DELETE FROM keylog_nodes`} {
+			if _, err := tx.Exec(q); err != nil {
+				return err
+			}
+		}
+		for i, l := range leaves {
+			nodes, err := transparency.NewNodes(mem, uint64(i), transparency.LeafHash(l))
+			if err != nil {
+				return err
+			}
+			if err := mem.AppendLeaf(l); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`INSERT INTO keylog_leaves (idx, username, leaf) VALUES (?, ?, ?)`, i, users[i], l); err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if _, err := tx.Exec(`INSERT INTO keylog_nodes (level, idx, hash) VALUES (?, ?, ?)`, n.ID.Level, int64(n.ID.Index), n.Hash[:]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// exec runs SQL on the relay's database through a connection of its own.
 // certifyAll gives every account the relay serves a valid identity
 // certificate from the organization's key for the key it now has: these
 // tests play a relay whose every key the organization certified (an
@@ -341,39 +381,7 @@ func TestKeyTransparencyForkCaughtByGossip(t *testing.T) {
 	}
 
 	// Rewrite history: bob's leaf now binds another key.
-	leaves, err := r.store.LogLeaves(ctx, 0, 10)
-	if err != nil || len(leaves) != 2 {
-		t.Fatalf("leaves %d %v", len(leaves), err)
-	}
-	forged, _ := (&transparency.Binding{Kind: transparency.KindAdd, Username: "bob", IdentityKey: fakeIdentity(t), TimestampMS: 1}).Encode()
-	leaves[1] = forged
-	mem := &transparency.MemoryTree{}
-	r.exec(t, func(tx *sql.Tx) error {
-		for _, q := range []string{`DELETE FROM keylog_leaves`, `DELETE FROM keylog_nodes`} {
-			if _, err := tx.Exec(q); err != nil {
-				return err
-			}
-		}
-		for i, l := range leaves {
-			nodes, err := transparency.NewNodes(mem, uint64(i), transparency.LeafHash(l))
-			if err != nil {
-				return err
-			}
-			if err := mem.AppendLeaf(l); err != nil {
-				return err
-			}
-			user := []string{"alice", "bob"}[i]
-			if _, err := tx.Exec(`INSERT INTO keylog_leaves (idx, username, leaf) VALUES (?, ?, ?)`, i, user, l); err != nil {
-				return err
-			}
-			for _, n := range nodes {
-				if _, err := tx.Exec(`INSERT INTO keylog_nodes (level, idx, hash) VALUES (?, ?, ?)`, n.ID.Level, int64(n.ID.Index), n.Hash[:]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	r.rewriteLeaf(t, 1, "alice", "bob")
 
 	carol, cev := r.enroll(t, code, "carol", true)
 	if _, err := carol.AuditKeyLog(ctx); err != nil {

@@ -24,7 +24,11 @@ type Metrics struct {
 	acked        atomic.Uint64
 	expired      atomic.Uint64
 	authFailures atomic.Uint64
-	errors       [wire.ErrorCode_UNAVAILABLE + 1]atomic.Uint64
+	// Key log heads the witness co-signed, and submissions it refused or
+	// that failed.
+	witnessCosigned atomic.Uint64
+	witnessFailures atomic.Uint64
+	errors          [wire.ErrorCode_UNAVAILABLE + 1]atomic.Uint64
 }
 
 func newMetrics() *Metrics { return new(Metrics) }
@@ -59,6 +63,8 @@ func (m *Metrics) write(w io.Writer, open int) {
 	counter("sotto_messages_acked_total", "Envelope ids acknowledged by devices.", m.acked.Load())
 	counter("sotto_messages_expired_total", "Envelopes deleted after the mailbox TTL.", m.expired.Load())
 	counter("sotto_auth_failures_total", "Failed authentications.", m.authFailures.Load())
+	counter("sotto_keylog_witness_cosigned_total", "Key log heads the witness co-signed.", m.witnessCosigned.Load())
+	counter("sotto_keylog_witness_failures_total", "Key log head submissions the witness refused or that failed.", m.witnessFailures.Load())
 	fmt.Fprintf(w, "# HELP sotto_errors_total Error responses by code.\n# TYPE sotto_errors_total counter\n")
 	for code := range m.errors {
 		if code == 0 {

@@ -44,6 +44,11 @@ type Config struct {
 	// LogKey signs the key transparency log's heads (nil: no log). The
 	// Directory must then implement KeyLog.
 	LogKey ed25519.PrivateKey
+	// Witness co-signs the log's heads (nil: none; needs LogKey). The
+	// relay submits its newest head soon after the log grows and every
+	// WitnessEvery (1 min), and serves the cosignatures with its heads.
+	Witness      Witness
+	WitnessEvery time.Duration
 	// SenderCertificates issues sealed-sender certificates to authenticated
 	// devices (nil: none). SenderCertificateTTL is their lifetime (24 h);
 	// SealedRate bounds sealed sends per client IP (50/s, bursts of 200).
@@ -66,6 +71,7 @@ func DefaultConfig() Config {
 		LinkTokenTTL:      10 * time.Minute,
 		LoginTimeout:      30 * time.Second,
 		DirectoryCacheTTL: 5 * time.Second,
+		WitnessEvery:      time.Minute,
 	}
 }
 
@@ -107,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		problems = append(problems, errors.New("relay: config: Logger is required"))
+	}
+	if cfg.Witness != nil && cfg.LogKey == nil {
+		problems = append(problems, errors.New("relay: config: a Witness needs a LogKey (a key log to witness)"))
 	}
 	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 {
 		problems = append(problems, errors.New("relay: config: negative limits"))
@@ -152,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DirectoryCacheTTL == 0 {
 		cfg.DirectoryCacheTTL = d.DirectoryCacheTTL
+	}
+	if cfg.WitnessEvery <= 0 {
+		cfg.WitnessEvery = d.WitnessEvery
 	}
 	if cfg.AcceptWebSocket == nil {
 		cfg.AcceptWebSocket = AcceptWebSocket
@@ -319,6 +331,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.blobs != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.blobs.runJanitor(ctx) }()
+	}
+	if s.klog != nil && s.cfg.Witness != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.runWitness(ctx) }()
 	}
 	revT := time.NewTicker(s.cfg.RevocationPoll)
 	defer revT.Stop()

@@ -83,6 +83,10 @@ type keyLog struct {
 	mu   sync.Mutex
 	head transparency.SignedHead // the newest head signed, for its size
 	enc  []byte
+	wit  witnessed // the newest head the witness co-signed (witness.go)
+	// grew is signalled when a head of a new size is signed, for the
+	// witness submitter (witness.go).
+	grew chan struct{}
 }
 
 func (s *Server) initKeyLog() error {
@@ -96,7 +100,7 @@ func (s *Server) initKeyLog() error {
 	if len(s.cfg.LogKey) != ed25519.PrivateKeySize {
 		return errors.New("relay: config: LogKey is not an Ed25519 private key")
 	}
-	s.klog = &keyLog{store: kl, key: s.cfg.LogKey, now: func() int64 { return s.cfg.Now().UnixMilli() }}
+	s.klog = &keyLog{store: kl, key: s.cfg.LogKey, now: func() int64 { return s.cfg.Now().UnixMilli() }, grew: make(chan struct{}, 1)}
 	return nil
 }
 
@@ -174,6 +178,10 @@ func (k *keyLog) signedHead(ctx context.Context) (transparency.SignedHead, []byt
 		k.head, k.enc = h, enc
 	}
 	k.mu.Unlock()
+	select {
+	case k.grew <- struct{}{}:
+	default:
+	}
 	return h, enc, nil
 }
 
@@ -218,7 +226,8 @@ func (k *keyLog) proof(ctx context.Context, username string, index, knownSize ui
 		return nil, err
 	}
 	return &wire.TransparencyProof{SignedHead: enc, LeafIndex: index, Leaf: leaves[0],
-		Inclusion: transparency.EncodeProof(incl), KnownSize: knownSize, Consistency: transparency.EncodeProof(cons)}, nil
+		Inclusion: transparency.EncodeProof(incl), KnownSize: knownSize, Consistency: transparency.EncodeProof(cons),
+		Cosignatures: k.cosigsFor(head)}, nil
 }
 
 // lookupProof is the proof attached to an identity or prekey lookup (nil
@@ -250,11 +259,13 @@ func (c *conn) handleTransparency(req *wire.Request, resp *wire.Response) (handl
 	}
 	switch b := req.Body.(type) {
 	case *wire.Request_TransparencyHead:
-		_, enc, err := k.signedHead(c.ctx)
+		head, enc, err := k.signedHead(c.ctx)
 		if err != nil {
 			return true, err
 		}
-		resp.Body = &wire.Response_TransparencyHead{TransparencyHead: &wire.TransparencyHead{SignedHead: enc}}
+		wenc, wcosigs := k.witnessedHead()
+		resp.Body = &wire.Response_TransparencyHead{TransparencyHead: &wire.TransparencyHead{SignedHead: enc,
+			Cosignatures: k.cosigsFor(head), WitnessedHead: wenc, WitnessedCosignatures: wcosigs}}
 	case *wire.Request_TransparencyInclusion:
 		r := b.TransparencyInclusion
 		user := r.GetUsername()
@@ -286,14 +297,15 @@ func (c *conn) handleTransparency(req *wire.Request, resp *wire.Response) (handl
 			return true, err
 		}
 		resp.Body = &wire.Response_TransparencyConsistency{TransparencyConsistency: &wire.TransparencyConsistency{
-			First: r.GetFirst(), Second: second, Proof: transparency.EncodeProof(p), SignedHead: enc}}
+			First: r.GetFirst(), Second: second, Proof: transparency.EncodeProof(p), SignedHead: enc,
+			Cosignatures: k.cosigsFor(head)}}
 	case *wire.Request_TransparencyLeaves:
 		r := b.TransparencyLeaves
 		head, enc, err := k.signedHead(c.ctx)
 		if err != nil {
 			return true, err
 		}
-		out := &wire.TransparencyLeaves{Start: r.GetStart(), SignedHead: enc}
+		out := &wire.TransparencyLeaves{Start: r.GetStart(), SignedHead: enc, Cosignatures: k.cosigsFor(head)}
 		if r.GetStart() < head.Size {
 			n := min(uint64(min(r.GetCount(), maxLogLeaves)), head.Size-r.GetStart())
 			if out.Leaves, err = k.store.LogLeaves(c.ctx, r.GetStart(), int(n)); err != nil {

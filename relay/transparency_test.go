@@ -28,7 +28,7 @@ type logRelay struct {
 }
 
 // startLogRelay runs a relay with a key log on store (a fresh one if nil).
-func startLogRelay(t *testing.T, store *sqlitestore.Store) *logRelay {
+func startLogRelay(t *testing.T, store *sqlitestore.Store, opts ...func(*relay.Config)) *logRelay {
 	t.Helper()
 	ctx := context.Background()
 	if store == nil {
@@ -42,6 +42,9 @@ func startLogRelay(t *testing.T, store *sqlitestore.Store) *logRelay {
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.LogKey = priv
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5129,11 +5129,20 @@ func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{66}
 }
 
+// A signed head travels with the cosignatures (transparency.Cosignature)
+// the relay holds for its (size, root) from the org's witness. The newest
+// head may be newer than the newest witnessed one for a moment (the relay
+// submits it to the witness after the log grows): witnessed_head is then
+// the newest head that the witness co-signed, with its cosignatures, so a
+// client can always get a witnessed head (empty when none yet).
 type TransparencyHead struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SignedHead    []byte                 `protobuf:"bytes,1,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	SignedHead            []byte                 `protobuf:"bytes,1,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"`
+	Cosignatures          [][]byte               `protobuf:"bytes,2,rep,name=cosignatures,proto3" json:"cosignatures,omitempty"`
+	WitnessedHead         []byte                 `protobuf:"bytes,3,opt,name=witnessed_head,json=witnessedHead,proto3" json:"witnessed_head,omitempty"`
+	WitnessedCosignatures [][]byte               `protobuf:"bytes,4,rep,name=witnessed_cosignatures,json=witnessedCosignatures,proto3" json:"witnessed_cosignatures,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *TransparencyHead) Reset() {
@@ -5169,6 +5178,27 @@ func (*TransparencyHead) Descriptor() ([]byte, []int) {
 func (x *TransparencyHead) GetSignedHead() []byte {
 	if x != nil {
 		return x.SignedHead
+	}
+	return nil
+}
+
+func (x *TransparencyHead) GetCosignatures() [][]byte {
+	if x != nil {
+		return x.Cosignatures
+	}
+	return nil
+}
+
+func (x *TransparencyHead) GetWitnessedHead() []byte {
+	if x != nil {
+		return x.WitnessedHead
+	}
+	return nil
+}
+
+func (x *TransparencyHead) GetWitnessedCosignatures() [][]byte {
+	if x != nil {
+		return x.WitnessedCosignatures
 	}
 	return nil
 }
@@ -5244,6 +5274,7 @@ type TransparencyProof struct {
 	Inclusion     [][]byte               `protobuf:"bytes,4,rep,name=inclusion,proto3" json:"inclusion,omitempty"`
 	KnownSize     uint64                 `protobuf:"varint,5,opt,name=known_size,json=knownSize,proto3" json:"known_size,omitempty"` // consistency proves known_size -> head size
 	Consistency   [][]byte               `protobuf:"bytes,6,rep,name=consistency,proto3" json:"consistency,omitempty"`
+	Cosignatures  [][]byte               `protobuf:"bytes,7,rep,name=cosignatures,proto3" json:"cosignatures,omitempty"` // of signed_head (see TransparencyHead)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5320,6 +5351,13 @@ func (x *TransparencyProof) GetConsistency() [][]byte {
 	return nil
 }
 
+func (x *TransparencyProof) GetCosignatures() [][]byte {
+	if x != nil {
+		return x.Cosignatures
+	}
+	return nil
+}
+
 // TransparencyConsistencyRequest asks for the proof that the tree of second
 // leaves extends the tree of first leaves (second <= the newest size; 0:
 // the newest size).
@@ -5381,6 +5419,7 @@ type TransparencyConsistency struct {
 	Second        uint64                 `protobuf:"varint,2,opt,name=second,proto3" json:"second,omitempty"`
 	Proof         [][]byte               `protobuf:"bytes,3,rep,name=proof,proto3" json:"proof,omitempty"`
 	SignedHead    []byte                 `protobuf:"bytes,4,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"` // the newest head (its size >= second)
+	Cosignatures  [][]byte               `protobuf:"bytes,5,rep,name=cosignatures,proto3" json:"cosignatures,omitempty"`               // of signed_head
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5439,6 +5478,13 @@ func (x *TransparencyConsistency) GetProof() [][]byte {
 func (x *TransparencyConsistency) GetSignedHead() []byte {
 	if x != nil {
 		return x.SignedHead
+	}
+	return nil
+}
+
+func (x *TransparencyConsistency) GetCosignatures() [][]byte {
+	if x != nil {
+		return x.Cosignatures
 	}
 	return nil
 }
@@ -5502,6 +5548,7 @@ type TransparencyLeaves struct {
 	Start         uint64                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
 	Leaves        [][]byte               `protobuf:"bytes,2,rep,name=leaves,proto3" json:"leaves,omitempty"`
 	SignedHead    []byte                 `protobuf:"bytes,3,opt,name=signed_head,json=signedHead,proto3" json:"signed_head,omitempty"` // the newest head
+	Cosignatures  [][]byte               `protobuf:"bytes,4,rep,name=cosignatures,proto3" json:"cosignatures,omitempty"`               // of signed_head
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5553,6 +5600,13 @@ func (x *TransparencyLeaves) GetLeaves() [][]byte {
 func (x *TransparencyLeaves) GetSignedHead() []byte {
 	if x != nil {
 		return x.SignedHead
+	}
+	return nil
+}
+
+func (x *TransparencyLeaves) GetCosignatures() [][]byte {
+	if x != nil {
+		return x.Cosignatures
 	}
 	return nil
 }
@@ -6152,16 +6206,19 @@ const file_wire_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\"M\n" +
 	"\x14OrgDocumentsResponse\x125\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x17.sotto.wire.OrgDocumentR\tdocuments\"\x19\n" +
-	"\x17TransparencyHeadRequest\"3\n" +
+	"\x17TransparencyHeadRequest\"\xb5\x01\n" +
 	"\x10TransparencyHead\x12\x1f\n" +
 	"\vsigned_head\x18\x01 \x01(\fR\n" +
-	"signedHead\"x\n" +
+	"signedHead\x12\"\n" +
+	"\fcosignatures\x18\x02 \x03(\fR\fcosignatures\x12%\n" +
+	"\x0ewitnessed_head\x18\x03 \x01(\fR\rwitnessedHead\x125\n" +
+	"\x16witnessed_cosignatures\x18\x04 \x03(\fR\x15witnessedCosignatures\"x\n" +
 	"\x1cTransparencyInclusionRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x1d\n" +
 	"\n" +
-	"known_size\x18\x03 \x01(\x04R\tknownSize\"\xc6\x01\n" +
+	"known_size\x18\x03 \x01(\x04R\tknownSize\"\xea\x01\n" +
 	"\x11TransparencyProof\x12\x1f\n" +
 	"\vsigned_head\x18\x01 \x01(\fR\n" +
 	"signedHead\x12\x1d\n" +
@@ -6171,24 +6228,27 @@ const file_wire_proto_rawDesc = "" +
 	"\tinclusion\x18\x04 \x03(\fR\tinclusion\x12\x1d\n" +
 	"\n" +
 	"known_size\x18\x05 \x01(\x04R\tknownSize\x12 \n" +
-	"\vconsistency\x18\x06 \x03(\fR\vconsistency\"N\n" +
+	"\vconsistency\x18\x06 \x03(\fR\vconsistency\x12\"\n" +
+	"\fcosignatures\x18\a \x03(\fR\fcosignatures\"N\n" +
 	"\x1eTransparencyConsistencyRequest\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x16\n" +
-	"\x06second\x18\x02 \x01(\x04R\x06second\"~\n" +
+	"\x06second\x18\x02 \x01(\x04R\x06second\"\xa2\x01\n" +
 	"\x17TransparencyConsistency\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x16\n" +
 	"\x06second\x18\x02 \x01(\x04R\x06second\x12\x14\n" +
 	"\x05proof\x18\x03 \x03(\fR\x05proof\x12\x1f\n" +
 	"\vsigned_head\x18\x04 \x01(\fR\n" +
-	"signedHead\"G\n" +
+	"signedHead\x12\"\n" +
+	"\fcosignatures\x18\x05 \x03(\fR\fcosignatures\"G\n" +
 	"\x19TransparencyLeavesRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\rR\x05count\"c\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"\x87\x01\n" +
 	"\x12TransparencyLeaves\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x16\n" +
 	"\x06leaves\x18\x02 \x03(\fR\x06leaves\x12\x1f\n" +
 	"\vsigned_head\x18\x03 \x01(\fR\n" +
-	"signedHead\"4\n" +
+	"signedHead\x12\"\n" +
+	"\fcosignatures\x18\x04 \x03(\fR\fcosignatures\"4\n" +
 	"\x13SetAccessKeyRequest\x12\x1d\n" +
 	"\n" +
 	"access_key\x18\x01 \x01(\fR\taccessKey\"\x16\n" +

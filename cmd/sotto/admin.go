@@ -33,6 +33,7 @@ const adminUsage = `usage:
   sotto admin delivery [--limit N] [--json]   (how many devices applied what this device published)
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
+  sotto admin witness init | serve | status ...   (the org's key log witness: sotto admin witness)
 `
 
 var errAdminUsage = errors.New("admin: unknown subcommand (usage above)")
@@ -50,6 +51,7 @@ func cmdAdmin(e *env, args []string) error {
 		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
+		"witness": adminWitness,
 	}
 	fn, ok := fns[sub]
 	if !ok {

@@ -62,7 +62,7 @@ commands:
   lock [--wipe-after N] [--duress-file FILE | --no-duress]
   wipe --yes
   notices [--json]
-  keylog [audit]                  (key transparency: pinned log key, head, alarms)
+  keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -156,6 +156,8 @@ func longRunning(args []string) bool {
 		return hasFileFlag(args)
 	case "devices":
 		return len(args) > 1 && args[1] == "link"
+	case "admin":
+		return len(args) > 2 && args[1] == "witness" && args[2] == "serve"
 	}
 	return false
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -22,9 +23,9 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"sotto": func() {
-			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-		},
+		// As main: an interrupt ends the command's context (a script's
+		// kill -INT stops a server gracefully).
+		"sotto": main,
 	})
 }
 
@@ -73,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"waitfile":    cmdWaitFile,
 			"relaysetkey": cmdRelaySetKey,
 			"relay":       cmdRelay,
+			"setenvfile":  cmdSetenvFile,
 		},
 	})
 }
@@ -80,6 +82,7 @@ func TestScripts(t *testing.T) {
 // relayProc is the relay of one script.
 type relayProc struct {
 	bin, data, addr string
+	extra           []string // more sottod serve flags (relay start ARGS)
 	cmd             *exec.Cmd
 	logf            *os.File
 }
@@ -108,7 +111,7 @@ type relayKey struct{}
 // start runs the relay and waits until it listens; the first start picks a
 // port, later ones reuse it.
 func (r *relayProc) start() error {
-	cmd := exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn")
+	cmd := exec.Command(r.bin, append([]string{"serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn"}, r.extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -170,17 +173,18 @@ func (r *relayProc) stop() {
 	r.cmd = nil
 }
 
-// relay stop|start: take the script's relay down or bring it back on the
-// same address and data.
+// relay stop|start [FLAGS...]: take the script's relay down or bring it
+// back on the same address and data (with more sottod serve flags).
 func cmdRelay(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: relay stop|start")
+	if neg || len(args) < 1 || (args[0] == "stop" && len(args) != 1) {
+		ts.Fatalf("usage: relay stop|start [FLAGS...]")
 	}
 	r := ts.Value(relayKey{}).(*relayProc)
 	switch args[0] {
 	case "stop":
 		r.stop()
 	case "start":
+		r.extra = args[1:]
 		ts.Check(r.start())
 	default:
 		ts.Fatalf("usage: relay stop|start")
@@ -242,6 +246,19 @@ func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("no invitation for %s", args[1])
 	}
 	ts.Setenv(args[0], inv.Invitation)
+}
+
+// setenvfile VAR FILE REGEXP: set $VAR to the first submatch of REGEXP in
+// FILE (e.g. a key a command printed, saved with cp stdout FILE).
+func cmdSetenvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: setenvfile VAR FILE REGEXP")
+	}
+	m := regexp.MustCompile(args[2]).FindStringSubmatch(ts.ReadFile(args[1]))
+	if len(m) < 2 {
+		ts.Fatalf("%s: no match for %s", args[1], args[2])
+	}
+	ts.Setenv(args[0], m[1])
 }
 
 // waitfile FILE: wait (up to a minute) until FILE exists, for handing data

@@ -75,6 +75,9 @@ func cmdKeylog(e *env, args []string) error {
 	if h != nil {
 		fmt.Fprintf(e.stdout, "head: size %d, root %x, signed %s\n", h.Size, h.Root, time.UnixMilli(h.TimestampMS).UTC().Format(time.RFC3339))
 	}
+	if err := printWitnessState(e, c); err != nil {
+		return err
+	}
 	alarms, err := c.TransparencyAlarms(e.ctx)
 	if err != nil {
 		return err
@@ -91,6 +94,30 @@ func cmdKeylog(e *env, args []string) error {
 	}
 	if len(alarms) == 0 {
 		fmt.Fprintln(e.stdout, "no alarms")
+	}
+	return nil
+}
+
+// printWitnessState shows the pinned witness key (for comparison out of
+// band) and the newest witnessed size.
+func printWitnessState(e *env, c *client.Client) error {
+	wk, err := c.WitnessPublicKey(e.ctx)
+	if err != nil {
+		return err
+	}
+	if wk == nil {
+		fmt.Fprintln(e.stdout, "no witness pinned: a split view is not detectable")
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "witness key: %x\n", wk)
+	wh, err := c.WitnessedHead(e.ctx)
+	if err != nil {
+		return err
+	}
+	if wh == nil {
+		fmt.Fprintln(e.stdout, "witnessed: none yet")
+	} else {
+		fmt.Fprintf(e.stdout, "witnessed: size %d\n", wh.Size)
 	}
 	return nil
 }

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"sotto/relay"
+	"sotto/witness"
 )
 
 // Config is everything `sottod serve` needs.
@@ -45,6 +47,9 @@ type Config struct {
 	// candidates (default: the host of TURNListen).
 	TURNListen   string
 	TURNPublicIP string
+	// Witness is the base URL of the org's key log witness ("": none);
+	// the relay submits its log heads there and serves the cosignatures.
+	Witness string
 	// Attachments (blobs.go).
 	BlobConfig
 	// Store and bus (backends.go).
@@ -93,6 +98,11 @@ func (c Config) Validate() error {
 	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 {
 		errs = append(errs, errors.New("-enroll-rate, -enroll-burst and -device-rate must be positive"))
 	}
+	if c.Witness != "" {
+		if u, err := url.Parse(c.Witness); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("-witness %q: want an http:// or https:// base URL", c.Witness))
+		}
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("-log-level %q: %v", c.LogLevel, err))
@@ -139,6 +149,9 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		be.close()
 		store.Close()
 		return nil, err
+	}
+	if cfg.Witness != "" {
+		rcfg.Witness = &witness.Client{URL: cfg.Witness, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	}
 	if rcfg.SenderCertificates, err = loadSealedIssuer(cfg.DataDir); err != nil {
 		be.close()
@@ -277,6 +290,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
+	fs.StringVar(&cfg.Witness, "witness", "", "base URL of the org's key log witness (sotto admin witness serve) to co-sign the log's heads")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)
 	if err := fs.Parse(args); err != nil {

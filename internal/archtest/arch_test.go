@@ -77,6 +77,8 @@ var forbidden = []struct {
 		"the relay handles opaque ciphertext and knows nothing of client code or plaintext"},
 	{"sotto/wire", []string{"sotto/client", "sotto/relay"},
 		"wire formats sit below the client and the relay"},
+	{"sotto/witness", []string{"sotto/relay", "sotto/client", "sotto/wire", "sotto/cmd", "database/sql", "modernc.org/sqlite"},
+		"the witness runs away from the relay: it knows only the log's format and its own state file"},
 	{"sotto/client", []string{"sotto/relay", "sotto/cmd"},
 		"the client core knows nothing of the relay's internals or of a UI"},
 }
