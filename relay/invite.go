@@ -146,7 +146,17 @@ func CreateBootstrap(ctx context.Context, dir Directory, now time.Time, valid ti
 	}
 	h := orgcert.HashSeatToken(secret)
 	// A new bootstrap code replaces an unused one.
-	_ = dir.RevokeCode(ctx, bootstrapCodeID)
+	codes, err := dir.Codes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range codes {
+		if strings.HasPrefix(c.ID, bootstrapCodeID+"-") && !c.Revoked {
+			if err := dir.RevokeCode(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
 	if err := ds.PutOrgDocument(ctx, wire.OrgDocumentKind_RELAY_BOOTSTRAP, seatSubject(h), []byte{1}); err != nil {
 		return nil, err
 	}
