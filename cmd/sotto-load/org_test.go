@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,8 @@ import (
 
 	"sotto/internal/orgtest"
 	"sotto/relay"
+	"sotto/relay/pgstore"
+	"sotto/relay/pgstore/pgtest"
 	"sotto/relay/sqlitestore"
 )
 
@@ -96,5 +101,41 @@ func TestOrganization(t *testing.T) {
 	}
 	if _, err := loadOrgKey(other); err == nil {
 		t.Fatal("a corrupt org key file was accepted")
+	}
+}
+
+// TestOrganizationPostgres: with -store postgres sotto-load opens the
+// relay's PostgreSQL store, creates the organization with the key in
+// -org-key, and its devices enroll and log in.
+func TestOrganizationPostgres(t *testing.T) {
+	pgURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, pgURL)
+	ctx := context.Background()
+	store, err := pgstore.Open(ctx, pgURL, pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	cfg.Directory, cfg.Mailbox = store, store
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.EnrollRate = relay.Rate{PerSecond: 1000, Burst: 1000}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { srv.Close(); hs.Close(); store.Close() })
+	keyFile := filepath.Join(t.TempDir(), "org.key")
+	rc, out := idleRun(t, "ws"+strings.TrimPrefix(hs.URL, "http"), "-store", "postgres", "-postgres-url", pgURL,
+		"-postgres-schema", schema, "-org-key", keyFile, "-prefix", "pg")
+	if rc != 0 || !strings.Contains(out, "created the relay's organization") || !strings.Contains(out, "relay with 2 open connections") {
+		t.Fatalf("exit %d:\n%s", rc, out)
+	}
+	key, err := loadOrgKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := store.OrgKey(ctx); err != nil || !bytes.Equal(k, key.Public().(ed25519.PublicKey)) {
+		t.Fatalf("the relay's org key: %x %v", k, err)
 	}
 }
