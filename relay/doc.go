@@ -1,5 +1,5 @@
-// Package relay is the Sotto relay server: it enrolls devices with
-// activation codes, authenticates them by Ed25519 signed challenge, keeps
+// Package relay is the Sotto relay server: it enrolls the devices its
+// organization invited (seats of org-signed grants), authenticates them by Ed25519 signed challenge, keeps
 // public prekeys and the directory of accounts and devices, and stores and
 // forwards opaque ciphertext envelopes until their recipient device
 // acknowledges them.

@@ -37,6 +37,9 @@ var errorTable = []struct {
 	err  error
 	code wire.ErrorCode
 }{
+	// Before the sentinels they wrap: their text is the safe message.
+	{ErrNoOrg, wire.ErrorCode_FORBIDDEN},
+	{ErrNotCertified, wire.ErrorCode_FORBIDDEN},
 	{ErrBadRequest, wire.ErrorCode_BAD_REQUEST},
 	{ErrUnauthenticated, wire.ErrorCode_UNAUTHENTICATED},
 	{ErrBadSignature, wire.ErrorCode_UNAUTHENTICATED},

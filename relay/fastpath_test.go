@@ -133,12 +133,7 @@ func startMessaging(t *testing.T, accept func(http.ResponseWriter, *http.Request
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, codeID := relay.NewActivationCode()
-	now := time.Now()
-	if err := store.CreateCode(ctx, relay.Code{ID: codeID, Hash: relay.HashActivationCode(code), Seats: 5,
-		Created: now, Expires: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	org := registerOrg(t, store)
 	cfg := relay.DefaultConfig()
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
@@ -157,15 +152,9 @@ func startMessaging(t *testing.T, accept func(http.ResponseWriter, *http.Request
 
 	enroll := func(name string, reg uint32) *msgDevice {
 		d := dialDevice(t, url, name)
-		pub, key, _ := ed25519.GenerateKey(nil)
+		r, key := enrollRequest(org.invite(name), make([]byte, 33), reg)
 		d.key, d.reg = key, reg
-		ik := make([]byte, 33)
-		d.send(1, &wire.EnrollRequest{ActivationCode: code, Username: name, DeviceKey: pub, IdentityKey: ik,
-			RegistrationId: reg, Prekeys: &wire.PreKeys{
-				SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: make([]byte, 33), Signature: make([]byte, 64)},
-				LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: make([]byte, 100), Signature: make([]byte, 64)},
-			},
-			Signature: ed25519.Sign(key, wire.EnrollTranscript(d.nonce, name, pub, ik, reg))})
+		d.send(1, signEnroll(r, key, d.nonce))
 		d.id = d.login().GetEnroll().DeviceId
 		return d
 	}

@@ -108,8 +108,7 @@ func RegisterInvitations(ctx context.Context, dir Directory, grants []*wire.OrgD
 		}
 		var h [32]byte
 		copy(h[:], g.SeatTokenHash)
-		_, id := NewActivationCode()
-		seats = append(seats, seat{code: Code{ID: id, Hash: h, Seats: 1, Created: now, Expires: expires,
+		seats = append(seats, seat{code: Code{ID: newSeatID(), Hash: h, Seats: 1, Created: now, Expires: expires,
 			Note: "invitation for " + g.Username}, doc: b})
 	}
 	ids := make([]string, 0, len(seats))
@@ -146,12 +145,21 @@ func CreateBootstrap(ctx context.Context, dir Directory, now time.Time, valid ti
 	}
 	h := orgcert.HashSeatToken(secret)
 	// A new bootstrap code replaces an unused one.
-	_ = dir.RevokeCode(ctx, bootstrapCodeID)
+	codes, err := dir.Codes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range codes {
+		if strings.HasPrefix(c.ID, bootstrapCodeID+"-") && !c.Revoked {
+			if err := dir.RevokeCode(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
 	if err := ds.PutOrgDocument(ctx, wire.OrgDocumentKind_RELAY_BOOTSTRAP, seatSubject(h), []byte{1}); err != nil {
 		return nil, err
 	}
-	_, id := NewActivationCode()
-	if err := dir.CreateCode(ctx, Code{ID: bootstrapCodeID + "-" + id, Hash: h, Seats: 1, Created: now,
+	if err := dir.CreateCode(ctx, Code{ID: bootstrapCodeID + "-" + newSeatID(), Hash: h, Seats: 1, Created: now,
 		Expires: now.Add(valid), Note: "bootstrap of the organization"}); err != nil {
 		return nil, err
 	}

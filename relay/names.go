@@ -27,29 +27,12 @@ func NormalizeUsername(s string) (string, error) {
 
 var codeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// NewActivationCode returns a fresh activation code (160 random bits, shown
-// to the admin once, in groups of four characters) and its public id.
-func NewActivationCode() (code, id string) {
-	raw := make([]byte, 20)
-	rand.Read(raw)
-	s := codeEncoding.EncodeToString(raw)
-	var b strings.Builder
-	for i := 0; i < len(s); i += 4 {
-		if i > 0 {
-			b.WriteByte('-')
-		}
-		b.WriteString(s[i : i+4])
-	}
+// newSeatID returns a fresh public id for a seat (40 random bits in
+// lowercase base32), by which admins list and revoke it.
+func newSeatID() string {
 	idRaw := make([]byte, 5)
 	rand.Read(idRaw)
-	return b.String(), strings.ToLower(codeEncoding.EncodeToString(idRaw))
-}
-
-// HashActivationCode returns the stored form of a code: SHA-256 of the
-// code with dashes and spaces removed, uppercased.
-func HashActivationCode(code string) [32]byte {
-	c := strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
-	return sha256.Sum256([]byte("sotto/activation-code/v1\x00" + c))
+	return strings.ToLower(codeEncoding.EncodeToString(idRaw))
 }
 
 // randomToken returns n random bytes in unpadded base64url.

@@ -18,7 +18,7 @@ import (
 // the signature of what it fans out (so that nobody else can fill every
 // mailbox with documents that clients would drop), but it is not trusted
 // for it: every client verifies every document itself, against the key
-// whose fingerprint its activation code carried.
+// its invitation carried (or, on the first admin's device, made).
 
 // OrgKeyStore is implemented by directories that keep the org public key.
 type OrgKeyStore interface {

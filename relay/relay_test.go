@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +34,34 @@ func TestNormalizeUsername(t *testing.T) {
 	}
 }
 
-func TestActivationCodes(t *testing.T) {
-	a, ida := relay.NewActivationCode()
-	b, idb := relay.NewActivationCode()
-	if a == b || ida == idb || len(a) != 39 {
-		t.Fatalf("codes %q %q", a, b)
+// TestSeatIDs: each registered invitation gets a fresh public id of 8
+// base32 characters by which admins list and revoke its seat.
+func TestSeatIDs(t *testing.T) {
+	store, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Hashing ignores case, dashes and spaces, and nothing else.
-	if relay.HashActivationCode(a) != relay.HashActivationCode(strings.ToLower(strings.ReplaceAll(a, "-", " "))) {
-		t.Fatal("normalization")
+	defer store.Close()
+	o := registerOrg(t, store)
+	now := time.Now()
+	var grants []*wire.OrgDocument
+	for _, u := range []string{"alice", "bob", "carol"} {
+		g, _, _ := grantFor(t, o.Key, u, nil, now.Add(time.Hour), now)
+		grants = append(grants, g)
 	}
-	if relay.HashActivationCode(a) == relay.HashActivationCode(b) {
-		t.Fatal("collision")
+	ids, err := relay.RegisterInvitations(context.Background(), store, grants, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !regexp.MustCompile(`^[a-z2-7]{8}$`).MatchString(id) || seen[id] {
+			t.Fatalf("seat ids %q", ids)
+		}
+		seen[id] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("seat ids %q", ids)
 	}
 }
 

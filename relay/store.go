@@ -94,8 +94,9 @@ func (id EnvelopeID) Seq() uint64 {
 	return s
 }
 
-// Code is an activation code record. The secret itself is never stored,
-// only its SHA-256 hash.
+// Code is the record of a seat: an invitation's (relay/invite.go) or the
+// bootstrap code's. The seat token itself is never stored, only its
+// SHA-256 hash.
 type Code struct {
 	ID      string // short public id for admins
 	Hash    [32]byte

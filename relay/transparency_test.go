@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -24,11 +25,22 @@ type logRelay struct {
 	url   string
 	store *sqlitestore.Store
 	pub   ed25519.PublicKey
-	code  string
+	org   *testOrg // nil before an organization is registered
 }
 
-// startLogRelay runs a relay with a key log on store (a fresh one if nil).
+// startLogRelay runs a relay with a key log on store (a fresh one if
+// nil), with an organization registered (logRelay.org); opts change its
+// config.
 func startLogRelay(t *testing.T, store *sqlitestore.Store, opts ...func(*relay.Config)) *logRelay {
+	t.Helper()
+	l := startBareLogRelay(t, store, opts...)
+	l.org = registerOrg(t, l.store)
+	return l
+}
+
+// startBareLogRelay runs a relay with a key log on store (a fresh one if
+// nil) and no organization; tweak, if not nil, changes its config.
+func startBareLogRelay(t *testing.T, store *sqlitestore.Store, opts ...func(*relay.Config)) *logRelay {
 	t.Helper()
 	ctx := context.Background()
 	if store == nil {
@@ -42,6 +54,7 @@ func startLogRelay(t *testing.T, store *sqlitestore.Store, opts ...func(*relay.C
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.LogKey = priv
+	cfg.EnrollRate = relay.Rate{PerSecond: 1000, Burst: 1000}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -54,12 +67,7 @@ func startLogRelay(t *testing.T, store *sqlitestore.Store, opts ...func(*relay.C
 	go func() { defer close(done); srv.Run(runCtx) }()
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { stop(); <-done; srv.Close(); hs.Close(); store.Close() })
-	secret, id := relay.NewActivationCode()
-	if err := store.CreateCode(ctx, relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: 10,
-		Created: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	return &logRelay{url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws", store: store, pub: pub, code: secret}
+	return &logRelay{url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws", store: store, pub: pub}
 }
 
 type logClient struct {
@@ -102,12 +110,8 @@ func (c *logClient) do(req *wire.Request) *wire.Response {
 
 func (c *logClient) enroll(l *logRelay, user string, identity []byte) *wire.EnrollResponse {
 	c.t.Helper()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	spk := &wire.SignedPreKey{Id: 1, PublicKey: []byte("spk"), Signature: []byte("sig")}
-	r := &wire.EnrollRequest{ActivationCode: l.code, Username: user, DeviceKey: pub, IdentityKey: identity, RegistrationId: 5,
-		Prekeys: &wire.PreKeys{SignedPrekey: spk, LastResortKyber: spk}}
-	r.Signature = ed25519.Sign(priv, wire.EnrollTranscript(c.nonce, user, pub, identity, 5))
-	resp := c.do(&wire.Request{Body: &wire.Request_Enroll{Enroll: r}})
+	r, key := enrollRequest(l.org.invite(user), identity, 5)
+	resp := c.tryEnroll(r, key)
 	if resp.Code != wire.ErrorCode_OK {
 		c.t.Fatalf("enroll %s: %s %s", user, resp.Code, resp.Message)
 	}
@@ -210,12 +214,14 @@ func TestKeyLogBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateCode(ctx, relay.Code{ID: "c", Hash: relay.HashActivationCode("old"), Seats: 1,
+	// An account of a relay from before key logs (and organizations).
+	old := sha256.Sum256([]byte("an old activation code"))
+	if err := store.CreateCode(ctx, relay.Code{ID: "c", Hash: old, Seats: 1,
 		Created: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	spk := &relay.SignedPreKey{ID: 1, PublicKey: []byte("p"), Signature: []byte("s")}
-	if _, _, err := store.Enroll(ctx, relay.NewAccount{CodeHash: relay.HashActivationCode("old"), Username: "olduser",
+	if _, _, err := store.Enroll(ctx, relay.NewAccount{CodeHash: old, Username: "olduser",
 		IdentityKey: []byte("old key"), Device: relay.Device{DeviceKey: make([]byte, 32)},
 		PreKeys: relay.PreKeys{SignedPreKey: spk, LastResortKyber: spk}}, time.Now()); err != nil {
 		t.Fatal(err)

@@ -15,11 +15,13 @@ mkdir -p "$work/data"
 relay_pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
 url=$(sed -n 's/^sottod: relay listening on //p' "$work/relay.out" | head -1)
-code=$("$work/sottod" admin codes create -data "$work/data" -seats 2 --json | sed -n 's/.*"code": *"\([^"]*\)".*/\1/p')
+boot=$("$work/sottod" admin bootstrap -data "$work/data" -relay "$url" --json | sed -n 's/.*"code": *"\([^"]*\)".*/\1/p')
 echo pw >"$work/pass"
 s() { "$work/sotto" --passphrase-file "$work/pass" "$@"; }
-s --home "$work/alice" enroll --relay "$url" --code "$code" --user alice --argon2-memory 8 --argon2-time 1 >/dev/null
-s --home "$work/bob" enroll --relay "$url" --code "$code" --user bob --argon2-memory 8 --argon2-time 1 >/dev/null
+# alice creates the organization (first admin) and invites bob.
+s --home "$work/alice" admin init --bootstrap "$boot" --user alice --org Bench --argon2-memory 8 --argon2-time 1 >/dev/null
+s --home "$work/alice" admin invite bob --out "$work/bob.invitation" >/dev/null
+s --home "$work/bob" enroll --invitation "@$work/bob.invitation" --argon2-memory 8 --argon2-time 1 >/dev/null
 head -c $((size_mb << 20)) /dev/urandom >"$work/file.bin"
 sync
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/transport"
+	"sotto/internal/orgtest"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/wire"
@@ -39,6 +40,7 @@ type testRelay struct {
 	store *sqlitestore.Store
 	clock *clock
 	dir   string
+	org   *orgtest.Org // registered in store
 }
 
 // leanSockets makes startRelay use relay.AcceptLean (see TestLeanSocket).
@@ -79,18 +81,23 @@ func startRelay(t *testing.T, tweak func(*relay.Config)) *testRelay {
 		hs.Close()
 		store.Close()
 	})
-	return &testRelay{url: hs.URL, srv: srv, store: store, clock: clk, dir: dir}
-}
-
-// code creates an activation code and returns its secret.
-func (r *testRelay) code(t *testing.T, seats int, valid time.Duration) string {
-	t.Helper()
-	secret, id := relay.NewActivationCode()
-	now := r.clock.now()
-	if err := r.store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: seats, Created: now, Expires: now.Add(valid)}); err != nil {
+	org := orgtest.New("Test Org")
+	if err := org.Register(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}
-	return secret
+	return &testRelay{url: hs.URL, srv: srv, store: store, clock: clk, dir: dir, org: org}
+}
+
+// invite registers the organization's invitation for username, whose
+// seat enrolls one device until valid has passed.
+func (r *testRelay) invite(t *testing.T, username string, valid time.Duration) *orgtest.Seat {
+	t.Helper()
+	now := r.clock.now()
+	s, err := r.org.Invite(context.Background(), r.store, username, now.Add(valid), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func (r *testRelay) dial(t *testing.T) *transport.Conn {
@@ -130,15 +137,28 @@ func prekeys(firstID uint32, n int) *wire.PreKeys {
 	return p
 }
 
-func (r *testRelay) enroll(t *testing.T, code, username string) (*transport.Conn, *device) {
+// enrollRequest enrolls username (as typed) with seat's code and a fresh
+// identity key the seat certifies.
+func enrollRequest(seat *orgtest.Seat, username string, prekeys *wire.PreKeys) *wire.EnrollRequest {
+	ik := randBytes(33)
+	return &wire.EnrollRequest{ActivationCode: seat.Code, Username: username, IdentityKey: ik,
+		IdentityCertificate: seat.Certify(ik), Prekeys: prekeys}
+}
+
+// join invites username for a day and enrolls its first device.
+func (r *testRelay) join(t *testing.T, username string) (*transport.Conn, *device) {
+	t.Helper()
+	return r.enroll(t, r.invite(t, username, 24*time.Hour), username)
+}
+
+func (r *testRelay) enroll(t *testing.T, seat *orgtest.Seat, username string) (*transport.Conn, *device) {
 	t.Helper()
 	c := r.dial(t)
 	_, key, _ := ed25519.GenerateKey(nil)
-	d := &device{username: username, reg: 1000 + uint32(len(username)), key: key, identity: randBytes(33)}
-	resp, err := c.Enroll(context.Background(), &wire.EnrollRequest{
-		ActivationCode: code, Username: username, IdentityKey: d.identity, RegistrationId: d.reg,
-		DeviceName: username + "-laptop", Prekeys: prekeys(1, 5),
-	}, key)
+	req := enrollRequest(seat, username, prekeys(1, 5))
+	d := &device{username: username, reg: 1000 + uint32(len(username)), key: key, identity: req.IdentityKey}
+	req.RegistrationId, req.DeviceName = d.reg, username+"-laptop"
+	resp, err := c.Enroll(context.Background(), req, key)
 	if err != nil {
 		t.Fatalf("enroll %s: %v", username, err)
 	}
@@ -207,8 +227,8 @@ func expectNothing(t *testing.T, c *transport.Conn) {
 func TestEnrollAndAuthenticate(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 2, 24*time.Hour)
-	alice, ad := r.enroll(t, code, "Alice")
+	seat := r.invite(t, "alice", 24*time.Hour)
+	alice, ad := r.enroll(t, seat, "Alice")
 	if ad.id != 1 {
 		t.Fatalf("first device id %d", ad.id)
 	}
@@ -218,17 +238,20 @@ func TestEnrollAndAuthenticate(t *testing.T) {
 		t.Fatalf("list devices: %v %v", devs, err)
 	}
 
-	// Usernames are unique after normalization; seats run out.
+	// Usernames are unique after normalization; a seat enrolls once.
 	c := r.dial(t)
 	_, k, _ := ed25519.GenerateKey(nil)
-	_, err = c.Enroll(ctx, &wire.EnrollRequest{ActivationCode: code, Username: "ALICE", IdentityKey: randBytes(33), Prekeys: prekeys(1, 0)}, k)
+	_, err = c.Enroll(ctx, enrollRequest(r.invite(t, "alice", time.Hour), "ALICE", prekeys(1, 0)), k)
 	wantCode(t, err, wire.ErrorCode_CONFLICT)
-	_, err = c.Enroll(ctx, &wire.EnrollRequest{ActivationCode: code, Username: "a!", IdentityKey: randBytes(33), Prekeys: prekeys(1, 0)}, k)
+	_, err = c.Enroll(ctx, enrollRequest(seat, "a!", prekeys(1, 0)), k)
 	wantCode(t, err, wire.ErrorCode_BAD_REQUEST)
-	_, err = c.Enroll(ctx, &wire.EnrollRequest{ActivationCode: "WRONG-CODE", Username: "mallory", IdentityKey: randBytes(33), Prekeys: prekeys(1, 0)}, k)
+	wrong := enrollRequest(r.invite(t, "mallory", time.Hour), "mallory", prekeys(1, 0))
+	wrong.ActivationCode = "WRONG-CODE"
+	_, err = c.Enroll(ctx, wrong, k)
 	wantCode(t, err, wire.ErrorCode_FORBIDDEN)
-	r.enroll(t, strings.ToLower(code), "bob") // codes are case-insensitive
-	_, err = c.Enroll(ctx, &wire.EnrollRequest{ActivationCode: code, Username: "carol", IdentityKey: randBytes(33), Prekeys: prekeys(1, 0)}, k)
+	bobSeat := r.invite(t, "bob", time.Hour)
+	r.enroll(t, bobSeat, "bob")
+	_, err = c.Enroll(ctx, enrollRequest(bobSeat, "bob", prekeys(1, 0)), k)
 	wantCode(t, err, wire.ErrorCode_FORBIDDEN)
 
 	// Good signature.
@@ -287,9 +310,8 @@ func TestEnrollAndAuthenticate(t *testing.T) {
 func TestPreKeyExhaustion(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 2, 24*time.Hour)
-	alice, ad := r.enroll(t, code, "alice")
-	bob, _ := r.enroll(t, code, "bob")
+	alice, ad := r.join(t, "alice")
+	bob, _ := r.join(t, "bob")
 	// Replace alice's keys with exactly 2 one-time keys of each kind.
 	for range 5 {
 		if _, err := bob.FetchPreKeys(ctx, "alice", 1); err != nil {
@@ -340,9 +362,8 @@ func TestPreKeyExhaustion(t *testing.T) {
 func TestSendReceiveOnlineAndOffline(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 2, 24*time.Hour)
-	alice, _ := r.enroll(t, code, "alice")
-	bob, bd := r.enroll(t, code, "bob")
+	alice, _ := r.join(t, "alice")
+	bob, bd := r.join(t, "bob")
 	expectNothing(t, bob)
 
 	// Online: pushed at once.
@@ -420,9 +441,8 @@ func TestSendReceiveOnlineAndOffline(t *testing.T) {
 func TestSendToOwnDevicesAndStaleList(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 2, 24*time.Hour)
-	alice, ad := r.enroll(t, code, "alice")
-	bob1, bd1 := r.enroll(t, code, "bob")
+	alice, ad := r.join(t, "alice")
+	bob1, bd1 := r.join(t, "bob")
 
 	// Link a second device to bob through the provisioning channel.
 	newDev := r.dial(t)
@@ -519,8 +539,7 @@ func TestSendToOwnDevicesAndStaleList(t *testing.T) {
 func TestRevokedByAdminProcess(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 1, 24*time.Hour)
-	alice, ad := r.enroll(t, code, "alice")
+	alice, ad := r.join(t, "alice")
 	// The admin command revokes through the store only (as another
 	// process would); the relay polls the revocation log.
 	acct, err := r.store.AccountByName(ctx, "alice")
@@ -543,10 +562,8 @@ func TestRevokedByAdminProcess(t *testing.T) {
 func TestExpiredSubscriptionCanReceiveNotSend(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	short := r.code(t, 1, time.Hour)
-	long := r.code(t, 1, 100*24*time.Hour)
-	alice, ad := r.enroll(t, short, "alice")
-	bob, bd := r.enroll(t, long, "bob")
+	alice, ad := r.enroll(t, r.invite(t, "alice", time.Hour), "alice")
+	bob, bd := r.enroll(t, r.invite(t, "bob", 100*24*time.Hour), "bob")
 	if _, err := send(t, bob, "alice", "b1", "before", ad); err != nil {
 		t.Fatal(err)
 	}
@@ -571,9 +588,8 @@ func TestExpiredSubscriptionCanReceiveNotSend(t *testing.T) {
 
 func TestMailboxTTL(t *testing.T) {
 	r := startRelay(t, func(c *relay.Config) { c.MailboxTTL = 24 * time.Hour })
-	code := r.code(t, 2, 100*24*time.Hour)
-	alice, _ := r.enroll(t, code, "alice")
-	bob, bd := r.enroll(t, code, "bob")
+	alice, _ := r.enroll(t, r.invite(t, "alice", 100*24*time.Hour), "alice")
+	bob, bd := r.enroll(t, r.invite(t, "bob", 100*24*time.Hour), "bob")
 	bob.Close()
 	if _, err := send(t, alice, "bob", "x", "stale soon", bd); err != nil {
 		t.Fatal(err)
@@ -588,8 +604,7 @@ func TestRateLimits(t *testing.T) {
 		c.EnrollRate = relay.Rate{PerSecond: 0.001, Burst: 2}
 	})
 	ctx := context.Background()
-	code := r.code(t, 5, time.Hour)
-	alice, _ := r.enroll(t, code, "alice") // enroll: IP token 1, request 1
+	alice, _ := r.join(t, "alice") // enroll: IP token 1, request 1
 	for range 4 {
 		if _, err := alice.Ping(ctx); err != nil {
 			t.Fatal(err)
@@ -600,10 +615,10 @@ func TestRateLimits(t *testing.T) {
 	if te.RetryAfter <= 0 {
 		t.Fatal("no retry hint")
 	}
-	r.enroll(t, code, "bob") // IP token 2
+	r.join(t, "bob") // IP token 2
 	c := r.dial(t)
 	_, k, _ := ed25519.GenerateKey(nil)
-	_, err = c.Enroll(ctx, &wire.EnrollRequest{ActivationCode: code, Username: "carol", IdentityKey: randBytes(33), Prekeys: prekeys(1, 0)}, k)
+	_, err = c.Enroll(ctx, enrollRequest(r.invite(t, "carol", time.Hour), "carol", prekeys(1, 0)), k)
 	wantCode(t, err, wire.ErrorCode_RATE_LIMITED)
 }
 
@@ -613,9 +628,8 @@ func TestRateLimits(t *testing.T) {
 func TestDroppedConnectionLosesNothingAcknowledged(t *testing.T) {
 	r := startRelay(t, nil)
 	ctx := context.Background()
-	code := r.code(t, 2, time.Hour)
-	alice, _ := r.enroll(t, code, "alice")
-	bob, bd := r.enroll(t, code, "bob")
+	alice, _ := r.join(t, "alice")
+	bob, bd := r.join(t, "bob")
 	bob.Close()
 	var (
 		mu    sync.Mutex
@@ -684,12 +698,11 @@ func TestConcurrentSendersOnlineReceiver(t *testing.T) {
 	r := startRelay(t, func(c *relay.Config) { c.DeliveryWindow = 16 })
 	ctx := context.Background()
 	const senders, each = 6, 80
-	code := r.code(t, senders+1, time.Hour)
-	bob, bd := r.enroll(t, code, "bob")
+	bob, bd := r.join(t, "bob")
 	expectNothing(t, bob)
 	var wg sync.WaitGroup
 	for s := range senders {
-		c, _ := r.enroll(t, code, fmt.Sprint("sender", s))
+		c, _ := r.join(t, fmt.Sprint("sender", s))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -765,8 +778,7 @@ func TestLoginTimeout(t *testing.T) {
 	if _, err := prov.Ping(ctx); err != nil {
 		t.Fatalf("provisioning connection closed early: %v", err)
 	}
-	code := r.code(t, 1, time.Hour)
-	c, d := r.enroll(t, code, "alice")
+	c, d := r.join(t, "alice")
 	time.Sleep(time.Second)
 	if _, err := c.Ping(ctx); err != nil {
 		t.Fatalf("authenticated connection closed: %v", err)

@@ -14,11 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sotto/internal/orgtest"
 	"sotto/wire"
 )
 
-// simDevice is one simulated device: enrolled with an activation code,
-// then logged in on a fresh connection by answering the relay's
+// simDevice is one simulated device: enrolled with an invitation of
+// sotto-load's organization (org.go), then logged in on a fresh connection by answering the relay's
 // challenge with its Ed25519 key.
 type simDevice struct {
 	idx  int
@@ -49,6 +50,10 @@ func (e *RelayError) Error() string {
 // enrollAll enrolls and logs in cfg.Devices devices in parallel; their
 // connections stay open and authenticated.
 func enrollAll(ctx context.Context, cfg Config, readBuf int, out io.Writer) ([]*simDevice, error) {
+	seats, err := inviteDevices(ctx, cfg, out)
+	if err != nil {
+		return nil, err
+	}
 	devs := make([]*simDevice, cfg.Devices)
 	var (
 		next    atomic.Int64
@@ -69,7 +74,7 @@ func enrollAll(ctx context.Context, cfg Config, readBuf int, out io.Writer) ([]*
 				if i >= cfg.Devices || ctx.Err() != nil {
 					return
 				}
-				d, err := enrollOne(ctx, cfg, i, readBuf)
+				d, err := enrollOne(ctx, cfg, seats[i], i, readBuf)
 				if err != nil {
 					errOnce.Do(func() { first = fmt.Errorf("enroll device %d: %w", i, err); cancel() })
 					return
@@ -170,37 +175,18 @@ func (c *setupConn) doRetry(ctx context.Context, build func(nonce []byte) *wire.
 	}
 }
 
-func enrollOne(ctx context.Context, cfg Config, i, readBuf int) (*simDevice, error) {
+func enrollOne(ctx context.Context, cfg Config, seat *orgtest.Seat, i, readBuf int) (*simDevice, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	pub, key, _ := ed25519.GenerateKey(nil)
-	d := &simDevice{idx: i, name: fmt.Sprintf("%s-%d", cfg.Prefix, i), reg: uint32(i + 1), key: key}
+	d := &simDevice{idx: i, name: deviceName(cfg, i), reg: uint32(i + 1)}
 
 	// Enrollment, on its own connection.
-	c, err := dialSetup(ctx, cfg.Relay, 4096)
+	c, err := enrollDevice(ctx, cfg, d, seat, nil, 4096)
 	if err != nil {
 		return nil, err
 	}
-	idKey := randBytes(33)
-	resp, err := c.doRetry(ctx, func(nonce []byte) *wire.Request {
-		return &wire.Request{Body: &wire.Request_Enroll{Enroll: &wire.EnrollRequest{
-			ActivationCode: cfg.Code, Username: d.name, DeviceKey: pub, IdentityKey: idKey, RegistrationId: d.reg,
-			DeviceName: "sotto-load",
-			Prekeys: &wire.PreKeys{
-				SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: randBytes(33), Signature: randBytes(64)},
-				LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: randBytes(1569), Signature: randBytes(64)},
-			},
-			Signature: ed25519.Sign(key, wire.EnrollTranscript(nonce, d.name, pub, idKey, d.reg)),
-		}}}
-	})
 	c.ws.close()
-	if err != nil {
-		return nil, err
-	}
-	d.id = resp.GetEnroll().GetDeviceId()
-	if d.id == 0 {
-		return nil, fmt.Errorf("sotto-load: enrollment answered no device id")
-	}
+	key := d.key
 
 	// Login: a new connection, the relay's challenge signed with the
 	// device key.
@@ -219,6 +205,40 @@ func enrollOne(ctx context.Context, cfg Config, i, readBuf int) (*simDevice, err
 	}
 	d.ws = c.ws
 	return d, nil
+}
+
+// enrollDevice enrolls d with its invitation's seat and a certificate of
+// a fresh identity key (bootstrapKey: the org key the bootstrap
+// enrollment registers), sets d's key and id, and returns the connection.
+func enrollDevice(ctx context.Context, cfg Config, d *simDevice, seat *orgtest.Seat, bootstrapKey ed25519.PublicKey, readBuf int) (*setupConn, error) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	c, err := dialSetup(ctx, cfg.Relay, readBuf)
+	if err != nil {
+		return nil, err
+	}
+	idKey := randBytes(33)
+	cert := seat.Certify(idKey)
+	resp, err := c.doRetry(ctx, func(nonce []byte) *wire.Request {
+		return &wire.Request{Body: &wire.Request_Enroll{Enroll: &wire.EnrollRequest{
+			ActivationCode: seat.Code, Username: d.name, DeviceKey: pub, IdentityKey: idKey, RegistrationId: d.reg,
+			DeviceName: "sotto-load", IdentityCertificate: cert, BootstrapOrgKey: bootstrapKey,
+			Prekeys: &wire.PreKeys{
+				SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: randBytes(33), Signature: randBytes(64)},
+				LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: randBytes(1569), Signature: randBytes(64)},
+			},
+			Signature: ed25519.Sign(key, wire.EnrollTranscript(nonce, d.name, pub, idKey, d.reg)),
+		}}}
+	})
+	if err != nil {
+		c.ws.close()
+		return nil, err
+	}
+	d.key, d.id = key, resp.GetEnroll().GetDeviceId()
+	if d.id == 0 {
+		c.ws.close()
+		return nil, fmt.Errorf("sotto-load: enrollment answered no device id")
+	}
+	return c, nil
 }
 
 // relayMetrics scrapes the relay's /metrics into name -> value (labels kept

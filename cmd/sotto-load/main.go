@@ -5,12 +5,17 @@
 // bench.sh in this directory runs issue 4's two targets against a fresh
 // local relay; README.md explains the output.
 //
-//	sotto-load throughput -relay ws://127.0.0.1:8080 -code CODE -devices 1000 -rate 20000 -duration 20s
-//	sotto-load idle       -relay ws://127.0.0.1:8080 -code CODE -devices 10000
+//	sotto-load throughput -relay ws://127.0.0.1:8080 -data DIR -devices 1000 -rate 20000 -duration 20s
+//	sotto-load idle       -relay ws://127.0.0.1:8080 -data DIR -devices 10000
 //
-// The code must have at least -devices seats (sottod admin codes create
-// -seats N), and the relay's per-IP enrollment limit must allow the burst
-// (sottod serve -enroll-rate 1000 -enroll-burst 100000).
+// It runs on the relay's host: like `sottod admin` it opens the relay's
+// store (-data DIR, or -store postgres -postgres-url URL), and acts as the
+// admin of the relay's organization to invite its devices (org.go). It
+// creates the organization, with an org key it keeps in -org-key (default
+// DIR/sotto-load-org.key), when the relay has none yet, and refuses a
+// relay whose organization's key it does not hold. The relay's per-IP
+// enrollment limit must allow the burst (sottod serve -enroll-rate 1000
+// -enroll-burst 100000).
 package main
 
 import (
@@ -23,6 +28,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"sotto/relay"
 )
 
 func main() {
@@ -34,11 +41,16 @@ func main() {
 
 // Config is what both modes share.
 type Config struct {
-	Relay    string
-	Code     string
-	Devices  int
-	Prefix   string
-	Parallel int // concurrent enrollments
+	Relay   string
+	Data    string // the relay's data directory (its SQLite store)
+	OrgKey  string // sotto-load's org key file ("": Data/sotto-load-org.key)
+	Store   string // "sqlite" (in Data) or "postgres"
+	Devices int
+
+	PostgresURL string // with Store "postgres"
+	PGSchema    string
+	Prefix      string
+	Parallel    int // concurrent enrollments
 
 	// throughput
 	Rate       float64 // total messages per second; 0 = as fast as possible
@@ -63,8 +75,24 @@ func (c Config) Validate() error {
 	if c.Relay == "" {
 		errs = append(errs, errors.New("-relay is required"))
 	}
-	if c.Code == "" {
-		errs = append(errs, errors.New("-code is required (sottod admin codes create -seats N)"))
+	switch c.Store {
+	case "sqlite", "":
+		if c.Data == "" {
+			errs = append(errs, errors.New("-data is required: the relay's data directory (sotto-load invites its devices into the relay's organization)"))
+		}
+	case "postgres":
+		if c.PostgresURL == "" {
+			errs = append(errs, errors.New("-store postgres needs -postgres-url"))
+		}
+		if c.OrgKey == "" && c.Data == "" {
+			errs = append(errs, errors.New("-store postgres needs -org-key (or -data for its default place)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-store must be sqlite or postgres, not %q", c.Store))
+	}
+	if u, err := relay.NormalizeUsername(c.Prefix + "-org"); err != nil || u != c.Prefix+"-org" ||
+		len(fmt.Sprintf("%s-%d", c.Prefix, c.Devices)) > 32 {
+		errs = append(errs, errors.New("-prefix must be lowercase a-z 0-9 . _ - and short enough for usernames of at most 32 characters"))
 	}
 	if c.Devices < 2 {
 		errs = append(errs, errors.New("-devices must be at least 2"))
@@ -89,7 +117,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sotto-load "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Relay, "relay", "ws://127.0.0.1:8080", "relay URL")
-	fs.StringVar(&cfg.Code, "code", "", "activation code with at least -devices seats")
+	fs.StringVar(&cfg.Data, "data", "", "the relay's data directory (sottod serve -data): its store, and the default place of -org-key")
+	fs.StringVar(&cfg.OrgKey, "org-key", "", "sotto-load's organization key file, created if missing (default: DIR/"+orgKeyFileName+" of -data)")
+	fs.StringVar(&cfg.Store, "store", "sqlite", "the relay's store: sqlite (in -data) or postgres")
+	fs.StringVar(&cfg.PostgresURL, "postgres-url", "", "with -store postgres: the relay's database URL")
+	fs.StringVar(&cfg.PGSchema, "postgres-schema", "", "with -store postgres: the relay's schema")
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "simulated devices")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "username prefix (must be new on this relay)")
 	fs.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "concurrent enrollments")

@@ -17,16 +17,16 @@ import (
 )
 
 func TestValidateReportsEverything(t *testing.T) {
-	err := Config{Devices: 1}.Validate()
-	for _, want := range []string{"-relay", "-code", "-devices", "-size", "-duration"} {
+	err := Config{Devices: 1, Prefix: "Upper"}.Validate()
+	for _, want := range []string{"-relay", "-data", "-devices", "-size", "-duration", "-prefix"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("missing %s in %v", want, err)
 		}
 	}
 }
 
-// startRelay runs a real relay in-process and returns its URL and an
-// activation code with enough seats.
+// startRelay runs a real relay in-process and returns its URL and data
+// directory.
 func startRelay(t *testing.T) (string, string) {
 	return startRelayLimited(t, relay.DefaultConfig().DeviceRate)
 }
@@ -34,7 +34,8 @@ func startRelay(t *testing.T) (string, string) {
 // startRelayLimited is startRelay with a per-connection request rate.
 func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 	t.Helper()
-	store, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitestore.Options{})
+	dir := t.TempDir()
+	store, err := sqlitestore.Open(context.Background(), dir, sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +50,7 @@ func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { srv.Close(); hs.Close(); store.Close() })
-	code, id := relay.NewActivationCode()
-	now := time.Now()
-	if err := store.CreateCode(context.Background(), relay.Code{ID: id, Hash: relay.HashActivationCode(code), Seats: 100, Created: now, Expires: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	return "ws" + strings.TrimPrefix(hs.URL, "http"), code
+	return "ws" + strings.TrimPrefix(hs.URL, "http"), dir
 }
 
 // TestThroughputAgainstRealRelay runs both modes against a real relay
@@ -64,9 +60,9 @@ func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 func TestThroughputAgainstRealRelay(t *testing.T) {
 	for _, mode := range []struct{ name, rate, quiet string }{{"back-to-back", "0", "true"}, {"rate", "400", "true"}, {"answered-acks", "0", "false"}} {
 		t.Run(mode.name, func(t *testing.T) {
-			url, code := startRelay(t)
+			url, data := startRelay(t)
 			var out strings.Builder
-			args := []string{"throughput", "-relay", url, "-code", code, "-devices", "4", "-rate", mode.rate,
+			args := []string{"throughput", "-relay", url, "-data", data, "-devices", "4", "-rate", mode.rate,
 				"-duration", "700ms", "-warmup", "200ms", "-prefix", "t", "-ack-batch", "8", "-quiet-acks=" + mode.quiet, "-ack-delay", "20ms"}
 			if rc := run(context.Background(), args, &out, &out); rc != 0 {
 				t.Fatalf("exit %d:\n%s", rc, out.String())
@@ -95,9 +91,9 @@ func TestThroughputAgainstRealRelay(t *testing.T) {
 // retried, the refusals are reported, and still every durable message
 // is delivered once and acked.
 func TestThroughputRetriesRateLimited(t *testing.T) {
-	url, code := startRelayLimited(t, relay.Rate{PerSecond: 40, Burst: 4})
+	url, data := startRelayLimited(t, relay.Rate{PerSecond: 40, Burst: 4})
 	var out strings.Builder
-	args := []string{"throughput", "-relay", url, "-code", code, "-devices", "3", "-rate", "0", "-inflight", "4",
+	args := []string{"throughput", "-relay", url, "-data", data, "-devices", "3", "-rate", "0", "-inflight", "4",
 		"-duration", "700ms", "-warmup", "100ms", "-prefix", "rl", "-ack-delay", "0", "-ack-batch", "2"}
 	if rc := run(context.Background(), args, &out, &out); rc != 0 {
 		t.Fatalf("exit %d:\n%s", rc, out.String())
@@ -112,9 +108,9 @@ func TestThroughputRetriesRateLimited(t *testing.T) {
 }
 
 func TestIdleAgainstRealRelay(t *testing.T) {
-	url, code := startRelay(t)
+	url, data := startRelay(t)
 	var out strings.Builder
-	args := []string{"idle", "-relay", url, "-code", code, "-devices", "3", "-hold", "100ms", "-prefix", "i"}
+	args := []string{"idle", "-relay", url, "-data", data, "-devices", "3", "-hold", "100ms", "-prefix", "i"}
 	if rc := run(context.Background(), args, &out, &out); rc != 0 {
 		t.Fatalf("exit %d:\n%s", rc, out.String())
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"sotto/client/transport"
-	"sotto/relay"
+	"sotto/internal/orgtest"
 	"sotto/relay/natsbus/natstest"
 	"sotto/relay/pgstore"
 	"sotto/relay/pgstore/pgtest"
@@ -103,8 +103,9 @@ func nodeRandBytes(n int) []byte {
 	return b
 }
 
-func enrollOn(t *testing.T, url, code, name string) (*transport.Conn, *nodeDevice) {
+func enrollOn(t *testing.T, url string, seat *orgtest.Seat) (*transport.Conn, *nodeDevice) {
 	t.Helper()
+	name := seat.Username
 	c := dialNode(t, url)
 	_, key, _ := ed25519.GenerateKey(nil)
 	d := &nodeDevice{name: name, reg: 4242, key: key}
@@ -112,8 +113,9 @@ func enrollOn(t *testing.T, url, code, name string) (*transport.Conn, *nodeDevic
 		SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: nodeRandBytes(33), Signature: nodeRandBytes(64)},
 		LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: nodeRandBytes(1569), Signature: nodeRandBytes(64)},
 	}
+	ik := nodeRandBytes(33)
 	resp, err := c.Enroll(context.Background(), &wire.EnrollRequest{
-		ActivationCode: code, Username: name, IdentityKey: nodeRandBytes(33), RegistrationId: d.reg,
+		ActivationCode: seat.Code, Username: name, IdentityKey: ik, IdentityCertificate: seat.Certify(ik), RegistrationId: d.reg,
 		DeviceName: name + "-laptop", Prekeys: keys,
 	}, key)
 	if err != nil {
@@ -195,10 +197,17 @@ func twoNodes(t *testing.T, jetStream bool) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	secret, id := relay.NewActivationCode()
-	now := time.Now()
-	if err := admin.CreateCode(ctx, relay.Code{ID: id, Hash: relay.HashActivationCode(secret), Seats: 5, Created: now, Expires: now.Add(time.Hour)}); err != nil {
+	org := orgtest.New("Test Org")
+	if err := org.Register(ctx, admin); err != nil {
 		t.Fatal(err)
+	}
+	now := time.Now()
+	seat := func(name string) *orgtest.Seat {
+		s, err := org.Invite(ctx, admin, name, now.Add(time.Hour), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
 
 	// Watch the NATS subjects of the relay's wake-ups.
@@ -211,8 +220,8 @@ func twoNodes(t *testing.T, jetStream bool) {
 		t.Fatal(err)
 	}
 
-	aliceA, alice := enrollOn(t, a.URL(), secret, "alice")
-	bobB, _ := enrollOn(t, b.URL(), secret, "bob")
+	aliceA, alice := enrollOn(t, a.URL(), seat("alice"))
+	bobB, _ := enrollOn(t, b.URL(), seat("bob"))
 	drained(t, aliceA)
 
 	send := func(msgID, content string) {
@@ -311,8 +320,8 @@ func TestAdminPostgres(t *testing.T) {
 	pgURL := pgtest.URL(t)
 	schema := pgtest.Schema(t, pgURL)
 	var out, errb strings.Builder
-	args := []string{"admin", "codes", "create", "-store", "postgres", "-postgres-url", pgURL, "-postgres-schema", schema, "-seats", "3", "-days", "7", "-note", "pg"}
-	if code := run(args, &out, &errb); code != 0 {
+	args := []string{"admin", "bootstrap", "-data", t.TempDir(), "-store", "postgres", "-postgres-url", pgURL, "-postgres-schema", schema, "-days", "7"}
+	if code := run(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "sotto-bootstrap:") {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	s, err := pgstore.Open(context.Background(), pgURL, pgstore.Options{Schema: schema})
@@ -321,8 +330,14 @@ func TestAdminPostgres(t *testing.T) {
 	}
 	defer s.Close()
 	codes, err := s.Codes(context.Background())
-	if err != nil || len(codes) != 1 || codes[0].Seats != 3 || codes[0].Note != "pg" {
+	if err != nil || len(codes) != 1 || codes[0].Seats != 1 || !strings.HasPrefix(codes[0].ID, "bootstrap-") ||
+		codes[0].Expires.Sub(codes[0].Created) != 7*24*time.Hour {
 		t.Fatalf("codes: %+v %v", codes, err)
+	}
+	out.Reset()
+	if code := run([]string{"admin", "invitations", "list", "-store", "postgres", "-postgres-url", pgURL, "-postgres-schema", schema},
+		&out, &errb); code != 0 || !strings.Contains(out.String(), codes[0].ID) {
+		t.Fatalf("invitations list: exit %d: %s %s", code, out.String(), errb.String())
 	}
 	errb.Reset()
 	if code := run([]string{"admin", "usage", "-store", "postgres"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "needs -postgres-url") {

@@ -1,7 +1,8 @@
 // Command sottod is the Sotto relay daemon.
 //
 //	sottod serve [-data dir] [-listen addr] [-tls-cert f -tls-key f | -acme-domain d] [-mailbox-ttl d]
-//	sottod admin codes create|list|revoke ...
+//	sottod admin bootstrap ...
+//	sottod admin invitations list|revoke ...
 //	sottod admin devices list|revoke ...
 //	sottod admin accounts list|revoke ...
 //	sottod admin usage
@@ -26,7 +27,8 @@ func main() {
 
 const usage = `usage:
   sottod serve [flags]             run the relay (sottod serve -h for flags)
-  sottod admin codes create|list|revoke
+  sottod admin bootstrap           (once: the first admin's code)
+  sottod admin invitations list|revoke
   sottod admin devices list|revoke
   sottod admin accounts list|revoke
   sottod admin usage

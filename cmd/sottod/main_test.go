@@ -20,6 +20,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"sotto/client/transport"
+	"sotto/internal/orgtest"
+	"sotto/relay/sqlitestore"
 	"sotto/wire"
 )
 
@@ -92,7 +94,32 @@ type testDevice struct {
 	key  ed25519.PrivateKey
 }
 
-func enroll(t *testing.T, url, code, name string) (*transport.Conn, *testDevice) {
+// inviteIn registers an organization in the relay's data directory, as
+// its bootstrap would, and an invitation for each name; it returns the
+// organization and the seats by name.
+func inviteIn(t *testing.T, dir string, names ...string) (*orgtest.Org, map[string]*orgtest.Seat) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlitestore.Open(ctx, dir, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	o := orgtest.New("Test Org")
+	if err := o.Register(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	seats := map[string]*orgtest.Seat{}
+	now := time.Now()
+	for _, n := range names {
+		if seats[n], err = o.Invite(ctx, store, n, now.Add(24*time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o, seats
+}
+
+func enroll(t *testing.T, url string, seat *orgtest.Seat) (*transport.Conn, *testDevice) {
 	t.Helper()
 	c, err := transport.Dial(context.Background(), url, transport.Options{})
 	if err != nil {
@@ -100,8 +127,9 @@ func enroll(t *testing.T, url, code, name string) (*transport.Conn, *testDevice)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	pub := func(n int) []byte { b := make([]byte, n); rand.Read(b); return b }
+	name, ik := seat.Username, pub(33)
 	resp, err := c.Enroll(context.Background(), &wire.EnrollRequest{
-		ActivationCode: code, Username: name, IdentityKey: pub(33), RegistrationId: 77,
+		ActivationCode: seat.Code, Username: name, IdentityKey: ik, IdentityCertificate: seat.Certify(ik), RegistrationId: 77,
 		Prekeys: &wire.PreKeys{
 			SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: pub(33), Signature: pub(64)},
 			LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: pub(1569), Signature: pub(64)},
@@ -123,11 +151,10 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	dir := t.TempDir()
-	var code struct{ Code string }
-	adminJSON(t, &code, "admin", "codes", "create", "-data", dir, "-seats", "2", "-days", "1")
+	_, seats := inviteIn(t, dir, "alice", "bob")
 	p := startProc(t, dir)
-	alice, _ := enroll(t, p.url, code.Code, "alice")
-	bob, bd := enroll(t, p.url, code.Code, "bob")
+	alice, _ := enroll(t, p.url, seats["alice"])
+	bob, bd := enroll(t, p.url, seats["bob"])
 	bob.Close()
 
 	var (
@@ -249,10 +276,9 @@ func TestAdminRevokesLiveDevice(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	dir := t.TempDir()
-	var code struct{ Code string }
-	adminJSON(t, &code, "admin", "codes", "create", "-data", dir, "-seats", "1", "-days", "1")
+	_, seats := inviteIn(t, dir, "alice")
 	p := startProc(t, dir)
-	alice, ad := enroll(t, p.url, code.Code, "alice")
+	alice, ad := enroll(t, p.url, seats["alice"])
 	var devs []struct {
 		Username string
 		Device   uint32

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"encoding/hex"
 	"io"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"sotto/client"
+	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/internal/orgtest"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/keys"
 	"sotto/wire"
@@ -122,6 +125,37 @@ func nextMessage(t *testing.T, events chan client.Event, text string) *client.Me
 	}
 }
 
+// invitationsIn registers an organization in the data directory of the
+// relay serving at url, as its bootstrap would, and mints a client
+// invitation for each name, pinning the relay's key log key.
+func invitationsIn(t *testing.T, dir, url string, names ...string) map[string]*org.Opened {
+	t.Helper()
+	ctx := context.Background()
+	logKey, err := loadLogKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlitestore.Open(ctx, dir, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o := orgtest.New("Test Org")
+	if err := o.Register(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*org.Opened{}
+	now := time.Now()
+	for _, n := range names {
+		out[n], err = o.Invitation(ctx, st, org.MintParams{Username: n, Expires: now.Add(24 * time.Hour), RelayURL: url,
+			LogKey: logKey.Public().(ed25519.PublicKey), Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // TestSealedSenderWithSottod runs `sottod serve` as a real process and two
 // real clients: once they know each other's profile keys a message goes
 // sealed, its mailbox row and the relay's debug logs name no sender, and the
@@ -132,10 +166,9 @@ func TestSealedSenderWithSottod(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	var code struct{ Code string }
-	adminJSON(t, &code, "admin", "codes", "create", "-data", dir, "-seats", "2", "-days", "1")
 	logs := &lockedBuffer{}
 	p := startDebugProc(t, dir, logs)
+	invitations := invitationsIn(t, dir, p.url, "alice", "bob")
 
 	// The trust root sottod made in its data dir.
 	b, err := os.ReadFile(filepath.Join(dir, sealedRootFile))
@@ -173,8 +206,8 @@ func TestSealedSenderWithSottod(t *testing.T) {
 			}
 			ch <- e
 		}
-		c, err := client.Enroll(ctx, client.EnrollParams{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("pw"), Relay: p.url,
-			Code: code.Code, Username: name, DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, OnEvent: onEvent})
+		c, err := client.Enroll(ctx, client.EnrollParams{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("pw"),
+			Invitation: invitations[name], DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, OnEvent: onEvent})
 		if err != nil {
 			t.Fatal(err)
 		}

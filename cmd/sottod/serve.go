@@ -311,8 +311,8 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	defer d.Close()
 	fmt.Fprintf(stdout, "sottod: relay listening on %s\n", d.URL())
 	fmt.Fprintf(stdout, "sottod: data directory %s (health: /healthz, /readyz, metrics: /metrics)\n", cfg.DataDir)
-	fmt.Fprintf(stdout, "sottod: create an activation code with: sottod admin codes create -data %s -seats 5 -days 365\n", cfg.DataDir)
-	fmt.Fprintf(stdout, "sottod: then enroll a client against %s with that code\n", d.URL())
+	fmt.Fprintf(stdout, "sottod: before an organization exists: sottod admin bootstrap -data %s -relay %s\n", cfg.DataDir, d.URL())
+	fmt.Fprintf(stdout, "sottod: then, on the first admin's device: sotto admin init --bootstrap CODE; its admins invite people (sotto admin invite)\n")
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
 	}

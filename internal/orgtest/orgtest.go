@@ -56,20 +56,62 @@ type Seat struct {
 // Invite mints a grant for username valid until expires and registers it
 // with dir.
 func (o *Org) Invite(ctx context.Context, dir relay.Directory, username string, expires, now time.Time) (*Seat, error) {
+	seats, err := o.InviteAll(ctx, dir, []string{username}, expires, now)
+	if err != nil {
+		return nil, err
+	}
+	return seats[0], nil
+}
+
+// MaxBatch is the most grants InviteAll registers at once (the relay's
+// limit per OrgInvite request).
+const MaxBatch = 1000
+
+// InviteAll mints a grant for each username, valid until expires, and
+// registers them with dir MaxBatch at a time. On an error, the batches
+// before are registered.
+func (o *Org) InviteAll(ctx context.Context, dir relay.Directory, usernames []string, expires, now time.Time) ([]*Seat, error) {
+	seats := make([]*Seat, 0, len(usernames))
+	for len(usernames) > 0 {
+		n := min(len(usernames), MaxBatch)
+		grants := make([]*wire.OrgDocument, 0, n)
+		for _, u := range usernames[:n] {
+			token := make([]byte, orgcert.SeatTokenSize)
+			if _, err := rand.Read(token); err != nil {
+				return nil, err
+			}
+			s, err := o.seat(u, token, expires, now)
+			if err != nil {
+				return nil, err
+			}
+			seats, grants = append(seats, s), append(grants, s.Grant)
+		}
+		if _, err := relay.RegisterInvitations(ctx, dir, grants, now); err != nil {
+			return nil, fmt.Errorf("orgtest: register invitations: %w", err)
+		}
+		usernames = usernames[n:]
+	}
+	return seats, nil
+}
+
+// BootstrapSeat is the seat of the relay's bootstrap code secret
+// (relay.CreateBootstrap) for the organization's first member, username:
+// a grant the org key signs for itself, which the relay does not keep
+// beforehand. The enrollment carries o.Public() as bootstrap_org_key.
+func (o *Org) BootstrapSeat(secret []byte, username string, expires, now time.Time) (*Seat, error) {
+	return o.seat(username, secret, expires, now)
+}
+
+func (o *Org) seat(username string, token []byte, expires, now time.Time) (*Seat, error) {
 	invPub, invPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	token := make([]byte, orgcert.SeatTokenSize)
-	rand.Read(token)
 	h := orgcert.HashSeatToken(token)
 	g, err := orgcert.SignGrant(o.Key, &orgcert.Grant{Username: username, InvitationKey: invPub, SeatTokenHash: h[:],
 		IssuedMs: now.UnixMilli(), ExpiresMs: expires.UnixMilli(), OrgName: o.Name})
 	if err != nil {
 		return nil, err
-	}
-	if _, err := relay.RegisterInvitations(ctx, dir, []*wire.OrgDocument{g}, now); err != nil {
-		return nil, fmt.Errorf("orgtest: register invitation: %w", err)
 	}
 	return &Seat{Username: username, Code: base64.RawURLEncoding.EncodeToString(token), Grant: g, inv: invPriv}, nil
 }

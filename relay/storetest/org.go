@@ -176,6 +176,8 @@ func RunOrg(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("EnrollBindsOrg", func(t *testing.T) { runEnrollBindsOrg(t, openOrg) })
+
 	t.Run("ConcurrentPuts", func(t *testing.T) {
 		s, o, _ := openOrg(t)
 		defer s.Close()
@@ -202,6 +204,75 @@ func RunOrg(t *testing.T, open Open) {
 			t.Fatalf("after concurrent puts: %q %v, want one of the documents put", got, err)
 		}
 	})
+}
+
+// runEnrollBindsOrg checks that Enroll keeps NewAccount.Certificate as
+// the account's RELAY_IDENTITY_CERTIFICATE document and registers
+// NewAccount.OrgKey (the bootstrap enrollment) in its own transaction:
+// an org key when one is registered already is ErrConflict and leaves no
+// account, seat, certificate or key behind; a failed enrollment keeps no
+// certificate.
+func runEnrollBindsOrg(t *testing.T, openOrg func(t *testing.T) (relay.Store, OrgStore, func() relay.Store)) {
+	ctx := context.Background()
+	now := t0.Add(time.Hour)
+	s, o, reopen := openOrg(t)
+	idCert := wire.OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE
+	first, second := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{8}, 32)
+	code(t, s, "org-seats", 5, t0.Add(24*time.Hour))
+	enroll := func(username string, id byte, cert, orgKey []byte) error {
+		a := newAccount("org-seats", username, id, 0)
+		a.Certificate, a.OrgKey = cert, orgKey
+		_, _, err := s.Enroll(ctx, a, now)
+		return err
+	}
+	if err := enroll("admin", 1, []byte("admin's certificate"), first); err != nil {
+		t.Fatalf("bootstrap enrollment: %v", err)
+	}
+	if err := enroll("mallory", 2, []byte("mallory's certificate"), second); !errors.Is(err, relay.ErrConflict) {
+		t.Fatalf("a second org key: %v, want ErrConflict", err)
+	}
+	if _, err := s.AccountByName(ctx, "mallory"); !errors.Is(err, relay.ErrNotFound) {
+		t.Fatalf("the refused bootstrap left an account: %v", err)
+	}
+	if d, err := o.OrgDocument(ctx, idCert, "mallory"); !errors.Is(err, relay.ErrNotFound) {
+		t.Fatalf("the refused bootstrap left a certificate: %q %v", d, err)
+	}
+	if err := enroll("alice", 3, []byte("alice's certificate"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The duplicate name fails the enrollment: alice's certificate stays.
+	if err := enroll("alice", 4, []byte("another certificate"), nil); !errors.Is(err, relay.ErrConflict) {
+		t.Fatalf("duplicate username: %v", err)
+	}
+	if err := enroll("bob", 5, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s relay.Store) {
+		t.Helper()
+		o := s.(OrgStore)
+		if k, err := o.OrgKey(ctx); err != nil || !bytes.Equal(k, first) {
+			t.Fatalf("org key: %x %v, want the bootstrap's", k, err)
+		}
+		for user, want := range map[string]string{"admin": "admin's certificate", "alice": "alice's certificate"} {
+			if d, err := o.OrgDocument(ctx, idCert, user); err != nil || string(d) != want {
+				t.Fatalf("certificate of %s: %q %v, want %q", user, d, err, want)
+			}
+		}
+		if d, err := o.OrgDocument(ctx, idCert, "bob"); !errors.Is(err, relay.ErrNotFound) {
+			t.Fatalf("certificate of an account enrolled without one: %q %v", d, err)
+		}
+		codes, err := s.Codes(ctx)
+		if err != nil || len(codes) != 1 || codes[0].Used != 3 {
+			t.Fatalf("seats used: %+v %v, want 3 (refused enrollments use none)", codes, err)
+		}
+	}
+	check(s)
+	s.Close()
+	if reopen != nil {
+		s2 := reopen()
+		defer s2.Close()
+		check(s2)
+	}
 }
 
 // AccountExpiryStore is implemented by directories whose operator can
