@@ -36,6 +36,7 @@ var scenarios = []scenario{
 	{name: "IdentityChange", run: scenarioIdentityChange},
 	{name: "SafetyNumbers", run: scenarioSafetyNumbers},
 	{name: "PostQuantumRatchetNegotiation", run: scenarioSPQRNegotiation},
+	{name: "PostQuantumRatchetEpochs", run: scenarioSPQREpochs},
 	{name: "TwoDevices", run: scenarioTwoDevices},
 	{name: "ManySessions", run: scenarioManySessions},
 	{name: "BundleExhaustion", run: scenarioBundleExhaustion},

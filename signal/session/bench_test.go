@@ -120,7 +120,7 @@ func BenchmarkPrimitivesSameChain(b *testing.B) {
 		for side := 0; side < 2; side++ {
 			seed, next := chainStep(&ck)
 			ck = next
-			mk, _ := deriveMessageKeys(&seed)
+			mk, _ := deriveMessageKeys(&seed, nil)
 			body := cbcEncrypt(&mk.cipherKey, &mk.iv, msg)
 			if side == 1 {
 				if _, err := cbcDecrypt(&mk.cipherKey, &mk.iv, body); err != nil {
