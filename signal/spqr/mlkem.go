@@ -28,10 +28,10 @@ import (
 // CPAPKE, the same algorithm as ML-KEM's K-PKE) with the real ρ and t = 0:
 // u does not involve t, so its bytes are the real ones. Part 2 runs the same
 // encryption again, with the same m and r, once t is known. The state kept
-// between the two steps is m and the header (96 bytes); libcrux keeps its
-// own 2080-byte form (r and e2 in NTT form, then m), which Sotto cannot
-// rebuild without ML-KEM internals no allowed library exposes, so a record
-// caught between the two steps does not move between implementations.
+// between the two steps is m and the header (96 bytes). libcrux keeps its own
+// 2080-byte form (r and e2 in NTT form, then m): Sotto reads it when the
+// header is stored beside it (m is all it needs), but cannot write it without
+// ML-KEM internals no allowed library exposes.
 
 const (
 	mlkemHeaderSize = 64

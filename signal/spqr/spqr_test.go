@@ -220,3 +220,29 @@ func TestTamperedChunkRefused(t *testing.T) {
 		t.Fatalf("refused %d tampered headers and %d ciphertexts, want at least 2 each", hdr, ct)
 	}
 }
+
+// TestLibcruxEncapsulationState: a state stored by libsignal between the two
+// encapsulation phases (libcrux's 2,080-byte form, m last) is read when the
+// header is stored with it, and the epoch completes.
+func TestLibcruxEncapsulationState(t *testing.T) {
+	a, b := newPair(t, Version1)
+	rnd := rand.NewChaCha8([32]byte{8})
+	converted := false
+	for range 200 {
+		b.recv(t, a.send(t, rnd))
+		s, err := unmarshal(b.state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := s.GetV1().GetCt1Sampled(); cs != nil && !converted {
+			m := cs.Uc.Es[:32]
+			cs.Uc.Es = append(bytes.Repeat([]byte{0xee}, libcruxEncapsStateSize-32), m...)
+			b.state = marshal(s)
+			converted = true
+		}
+		a.recv(t, b.send(t, rnd))
+	}
+	if !converted || epochOf(t, a) < 2 {
+		t.Fatalf("converted %v, epoch %d", converted, epochOf(t, a))
+	}
+}

@@ -157,6 +157,22 @@ func braidToPB(b *braid) *pb.Braid {
 	return out
 }
 
+// libcruxEncapsStateSize is the size of the encapsulation state libsignal
+// stores (libcrux's r and e2, then m).
+const libcruxEncapsStateSize = 2080
+
+// libcruxState converts libsignal's encapsulation state to Sotto's (m ‖
+// header) when the header is known: m is libcrux's last 32 bytes, and r and
+// e2 follow from m and the header. Other states pass through unchanged.
+func libcruxState(es, hdr []byte) []byte {
+	if len(es) != libcruxEncapsStateSize || len(hdr) != mlkemHeaderSize {
+		return es
+	}
+	out := make([]byte, 0, encapsStateSize)
+	out = append(out, es[libcruxEncapsStateSize-32:]...)
+	return append(out, hdr...)
+}
+
 // common is what every unchunked part carries.
 type common interface {
 	GetEpoch() uint64
@@ -224,7 +240,8 @@ func braidFromPB(p *pb.Braid) (*braid, error) {
 	case *pb.Braid_Ct1Sampled_:
 		u := s.Ct1Sampled.GetUc()
 		b.phase, uc = ct1Sampled, u
-		b.hdr, b.es, b.ct1 = sized(u.GetHdr(), mlkemHeaderSize, "header"), sized(u.GetEs(), encapsStateSize, "es"), sized(u.GetCt1(), mlkemCt1Size, "ct1")
+		b.hdr, b.ct1 = sized(u.GetHdr(), mlkemHeaderSize, "header"), sized(u.GetCt1(), mlkemCt1Size, "ct1")
+		b.es = sized(libcruxState(u.GetEs(), b.hdr), encapsStateSize, "es")
 		b.enc, b.dec = enc(s.Ct1Sampled.GetSendingCt1()), dec(s.Ct1Sampled.GetReceivingEk(), mlkemEKSize)
 	case *pb.Braid_EkReceivedCt1Sampled_:
 		u := s.EkReceivedCt1Sampled.GetUc()
@@ -234,7 +251,8 @@ func braidFromPB(p *pb.Braid) (*braid, error) {
 	case *pb.Braid_Ct1Acknowledged_:
 		u := s.Ct1Acknowledged.GetUc()
 		b.phase, uc = ct1Acknowledged, u
-		b.hdr, b.es, b.ct1 = sized(u.GetHdr(), mlkemHeaderSize, "header"), sized(u.GetEs(), encapsStateSize, "es"), sized(u.GetCt1(), mlkemCt1Size, "ct1")
+		b.hdr, b.ct1 = sized(u.GetHdr(), mlkemHeaderSize, "header"), sized(u.GetCt1(), mlkemCt1Size, "ct1")
+		b.es = sized(libcruxState(u.GetEs(), b.hdr), encapsStateSize, "es")
 		b.dec = dec(s.Ct1Acknowledged.GetReceivingEk(), mlkemEKSize)
 	case *pb.Braid_Ct2Sampled_:
 		b.phase, uc = ct2Sampled, s.Ct2Sampled.GetUc()
