@@ -6,9 +6,11 @@ FUZZTIME ?= 5s
 
 test: deps check unit fuzz-short
 
-# The Node test peer (libsignal, pinned) for the Signal interop tests.
+# The Node test peers (libsignal, pinned: 0.90.0 and the newest release) for the
+# Signal interop tests.
 deps:
 	cd interop/signal-node && npm ci --no-audit --no-fund --loglevel=error
+	cd interop/signal-node-latest && npm ci --no-audit --no-fund --loglevel=error
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -1,13 +1,26 @@
 // Times libsignal's session operations, defined as Sotto's Go benchmarks in
 // signal/session define them, so that the two can be compared in one run:
 //
-//   node interop/signal-node/bench.mjs [--n N] [--op pqxdh|same_chain|dh_step]
+//   node interop/signal-node/bench.mjs [--n N] [--op pqxdh|same_chain|dh_step] [--lib DIR]
 //
 // Each op prints one JSON line: {"op", "n", "ns_per_op", "cpu_ns_per_op"} and, for
 // pqxdh, the initiator's and the responder's share. Stores are in memory (the
 // classes of peer.mjs are not reused so that this file stays standalone).
 
-import * as SignalClient from '@signalapp/libsignal-client';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// --lib DIR loads libsignal-client from DIR/node_modules (as peer.mjs does).
+const libFlag = process.argv.indexOf('--lib');
+const libDir =
+  libFlag > 0 ? resolve(process.argv[libFlag + 1]) : dirname(fileURLToPath(import.meta.url));
+const SignalClient = await import(
+  pathToFileURL(createRequire(join(libDir, 'package.json')).resolve('@signalapp/libsignal-client')).href
+);
+// Releases after 0.90 take the local address after the remote one.
+const TAKES_LOCAL_ADDRESS = SignalClient.signalDecrypt.length === 5;
+const addrs = (remote, local) => (TAKES_LOCAL_ADDRESS ? [remote, local] : [remote]);
 
 const {
   IdentityKeyPair,
@@ -147,24 +160,24 @@ async function keysOf(p) {
 }
 
 async function encrypt(from, to, msg) {
-  return SignalClient.signalEncrypt(msg, to.addr, from.sessions, from.identities);
+  return SignalClient.signalEncrypt(msg, ...addrs(to.addr, from.addr), from.sessions, from.identities);
 }
 
 async function decrypt(at, from, ct) {
   if (ct.type() === 3) {
     return SignalClient.signalDecryptPreKey(
-      PreKeySignalMessage.deserialize(ct.serialize()), from.addr,
+      PreKeySignalMessage.deserialize(ct.serialize()), ...addrs(from.addr, at.addr),
       at.sessions, at.identities, at.preKeys, at.signed, at.kyber,
     );
   }
-  return SignalClient.signalDecrypt(SignalMessage.deserialize(ct.serialize()), from.addr, at.sessions, at.identities);
+  return SignalClient.signalDecrypt(SignalMessage.deserialize(ct.serialize()), ...addrs(from.addr, at.addr), at.sessions, at.identities);
 }
 
 async function established() {
   const alice = party('alice', 1);
   const bob = party('bob', 2);
   const { bundle } = await keysOf(bob);
-  await SignalClient.processPreKeyBundle(bundle, bob.addr, alice.sessions, alice.identities);
+  await SignalClient.processPreKeyBundle(bundle, ...addrs(bob.addr, alice.addr), alice.sessions, alice.identities);
   await decrypt(bob, alice, await encrypt(alice, bob, new TextEncoder().encode('hello')));
   await decrypt(alice, bob, await encrypt(bob, alice, new TextEncoder().encode('hi')));
   return { alice, bob };
@@ -192,7 +205,7 @@ const ops = {
       bob.kyber.m.set(1, kyber);
       let c0 = process.cpuUsage();
       let t0 = process.hrtime.bigint();
-      await SignalClient.processPreKeyBundle(bundle, bob.addr, alice.sessions, alice.identities);
+      await SignalClient.processPreKeyBundle(bundle, ...addrs(bob.addr, alice.addr), alice.sessions, alice.identities);
       const ct = await encrypt(alice, bob, msg);
       let t1 = process.hrtime.bigint();
       let c1 = process.cpuUsage(c0);
@@ -248,6 +261,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--n') out.n = Number(argv[++i]);
     else if (argv[i] === '--op') out.op = argv[++i];
+    else if (argv[i] === '--lib') i++;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!Number.isInteger(out.n) || out.n < 1) throw new Error('--n: want a positive integer');

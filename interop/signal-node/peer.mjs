@@ -3,10 +3,29 @@
 // It reads one JSON request per line on standard input and writes one JSON reply per
 // line on standard output, in order (see docs/interop.md). Diagnostics go to standard
 // error. All state is in memory and dies with the process.
+//
+// `node peer.mjs --lib DIR` loads libsignal-client from DIR/node_modules instead of
+// this directory's: interop/signal-node-latest holds the newest release that way.
 
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import * as SignalClient from '@signalapp/libsignal-client';
-import { ProfileKey } from '@signalapp/libsignal-client/zkgroup.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const libFlag = process.argv.indexOf('--lib');
+const libDir =
+  libFlag > 0 ? resolve(process.argv[libFlag + 1]) : dirname(fileURLToPath(import.meta.url));
+const libRequire = createRequire(join(libDir, 'package.json'));
+const SignalClient = await import(pathToFileURL(libRequire.resolve('@signalapp/libsignal-client')).href);
+const { ProfileKey } = await import(
+  pathToFileURL(libRequire.resolve('@signalapp/libsignal-client/zkgroup.js')).href
+);
+// Releases after 0.90 take the local address too (processPreKeyBundle, signalEncrypt,
+// signalDecrypt, signalDecryptPreKey): one more parameter after the remote address.
+const TAKES_LOCAL_ADDRESS = SignalClient.signalDecrypt.length === 5;
+function addrs(remote, p) {
+  return TAKES_LOCAL_ADDRESS ? [remote, ProtocolAddress.new(p.name, p.deviceId)] : [remote];
+}
 
 const {
   Direction,
@@ -395,7 +414,7 @@ class Peer {
       if (e instanceof PeerError) throw e;
       throw invalidArgument(`bundle: ${e.message}`);
     }
-    await SignalClient.processPreKeyBundle(bundle, addr, p.sessionStore, p.identityStore);
+    await SignalClient.processPreKeyBundle(bundle, ...addrs(addr, p), p.sessionStore, p.identityStore);
     return {};
   }
 
@@ -403,7 +422,7 @@ class Peer {
     const p = this.local(req);
     const addr = this.remote(req);
     const plaintext = argBytes(req, 'plaintext');
-    const msg = await SignalClient.signalEncrypt(plaintext, addr, p.sessionStore, p.identityStore);
+    const msg = await SignalClient.signalEncrypt(plaintext, ...addrs(addr, p), p.sessionStore, p.identityStore);
     return { type: msg.type(), ciphertext: b64(msg.serialize()) };
   }
 
@@ -422,7 +441,7 @@ class Peer {
       }
       plaintext = await SignalClient.signalDecryptPreKey(
         msg,
-        addr,
+        ...addrs(addr, p),
         p.sessionStore,
         p.identityStore,
         p.preKeyStore,
@@ -436,7 +455,7 @@ class Peer {
       } catch (e) {
         throw new PeerError('invalid_message', e.message);
       }
-      plaintext = await SignalClient.signalDecrypt(msg, addr, p.sessionStore, p.identityStore);
+      plaintext = await SignalClient.signalDecrypt(msg, ...addrs(addr, p), p.sessionStore, p.identityStore);
     } else {
       throw invalidArgument(`type: want 2 or 3, got ${type}`);
     }
@@ -520,7 +539,7 @@ class Peer {
     }
     const hint = argInt(req, 'content_hint', 0, 0, MAX_U32);
     const groupId = req.group_id === undefined || req.group_id === null ? null : argBytes(req, 'group_id');
-    const inner = await SignalClient.signalEncrypt(plaintext, addr, p.sessionStore, p.identityStore);
+    const inner = await SignalClient.signalEncrypt(plaintext, ...addrs(addr, p), p.sessionStore, p.identityStore);
     const usmc = UnidentifiedSenderMessageContent.new(inner, cert, hint, groupId);
     const ct = await SignalClient.sealedSenderEncrypt(usmc, addr, p.identityStore);
     return { ciphertext: b64(ct) };

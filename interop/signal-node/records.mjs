@@ -2,12 +2,15 @@
 // goes on with libsignal: a check that the serialized forms (identity key pair,
 // session record, prekey records) are libsignal's.
 //
-//   node interop/signal-node/records.mjs < request.json > result.json
+//   node interop/signal-node/records.mjs [--lib DIR] < request.json > result.json
+//
+// --lib DIR loads libsignal-client from DIR/node_modules (as peer.mjs does).
 //
 // Request (bytes in standard base64):
 //   identity           IdentityKeyPair (libsignal's protobuf)
 //   registration_id    the local registration id
 //   remote             {name, device_id}: the party the session is with
+//   local              {name, device_id}: this party (releases after 0.90 take it)
 //   remote_identity    the remote identity key, trusted
 //   session            a SessionRecord with remote, or null
 //   prekeys, signed_prekeys, kyber_prekeys   lists of serialized records
@@ -17,7 +20,17 @@
 // kyber_prekeys: [{id, public_key, signature}], plaintexts, reply: {type,
 // ciphertext} | null, session}, or {error} with exit status 1.
 
-import * as SignalClient from '@signalapp/libsignal-client';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const libFlag = process.argv.indexOf('--lib');
+const libDir =
+  libFlag > 0 ? resolve(process.argv[libFlag + 1]) : dirname(fileURLToPath(import.meta.url));
+const SignalClient = await import(
+  pathToFileURL(createRequire(join(libDir, 'package.json')).resolve('@signalapp/libsignal-client')).href
+);
+const TAKES_LOCAL_ADDRESS = SignalClient.signalDecrypt.length === 5;
 
 const {
   IdentityKeyPair,
@@ -142,6 +155,10 @@ class KyberPreKeys extends SignalClient.KyberPreKeyStore {
 async function run(req) {
   const pair = IdentityKeyPair.deserialize(bytes(req.identity));
   const remote = ProtocolAddress.new(req.remote.name, req.remote.device_id);
+  // Releases after 0.90 take the local address after the remote one.
+  const addrs = TAKES_LOCAL_ADDRESS
+    ? [remote, ProtocolAddress.new(req.local.name, req.local.device_id)]
+    : [remote];
   const identities = new Identities(pair, req.registration_id, remote, bytes(req.remote_identity));
   const sessions = new Sessions();
   if (req.session) {
@@ -171,15 +188,15 @@ async function run(req) {
     const ct = bytes(m.ciphertext);
     const pt = m.type === 3
       ? await SignalClient.signalDecryptPreKey(
-        PreKeySignalMessage.deserialize(ct), remote, sessions, identities,
+        PreKeySignalMessage.deserialize(ct), ...addrs, sessions, identities,
         new PreKeys(pre), new SignedPreKeys(signed), new KyberPreKeys(kyber),
       )
-      : await SignalClient.signalDecrypt(SignalMessage.deserialize(ct), remote, sessions, identities);
+      : await SignalClient.signalDecrypt(SignalMessage.deserialize(ct), ...addrs, sessions, identities);
     out.plaintexts.push(b64(pt));
   }
   out.reply = null;
   if (req.reply !== null && req.reply !== undefined) {
-    const c = await SignalClient.signalEncrypt(bytes(req.reply), remote, sessions, identities);
+    const c = await SignalClient.signalEncrypt(bytes(req.reply), ...addrs, sessions, identities);
     out.reply = { type: c.type(), ciphertext: b64(c.serialize()) };
   }
   const rec = await sessions.getSession(remote);

@@ -16,7 +16,13 @@ import (
 //
 // ns/op is libsignal's own wall time per operation as measured inside Node (process
 // start-up excluded); cpu-ns/op its CPU time, the steadier figure on a shared machine.
-func BenchmarkLibsignal(b *testing.B) {
+func BenchmarkLibsignal(b *testing.B) { benchLibsignal(b, false) }
+
+// BenchmarkLibsignalLatest is BenchmarkLibsignal on the newest libsignal release
+// (interop/signal-node-latest), which requires SPQR.
+func BenchmarkLibsignalLatest(b *testing.B) { benchLibsignal(b, true) }
+
+func benchLibsignal(b *testing.B, latest bool) {
 	for _, c := range []struct{ name, op string }{
 		{"PQXDH", "pqxdh"},
 		{"RatchetSameChain", "same_chain"},
@@ -25,7 +31,12 @@ func BenchmarkLibsignal(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			node, script := nodePeerScript(b)
 			bench := filepath.Join(filepath.Dir(script), "bench.mjs")
-			out, err := exec.Command(node, bench, "--op", c.op, "--n", strconv.Itoa(b.N)).Output()
+			args := []string{bench, "--op", c.op, "--n", strconv.Itoa(b.N)}
+			if latest {
+				_, lib := nodeLib(b, "signal-node-latest", libsignalLatestVersion)
+				args = append(args, "--lib", lib)
+			}
+			out, err := exec.Command(node, args...).Output()
 			if err != nil {
 				if ee, ok := err.(*exec.ExitError); ok {
 					b.Fatalf("bench.mjs: %v\n%s", err, ee.Stderr)

@@ -22,8 +22,9 @@ type implementation struct {
 }
 
 var (
-	nodeImpl = implementation{name: "node", start: startNode}
-	goImpl   = implementation{name: "go", start: startGo}
+	nodeImpl       = implementation{name: "node", start: startNode}
+	nodeLatestImpl = implementation{name: "node-latest", start: startNodeLatest}
+	goImpl         = implementation{name: "go", start: startGo}
 )
 
 // buildDir holds the Go peer binary for the whole test run.
@@ -41,27 +42,40 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// libsignalVersion is the pinned @signalapp/libsignal-client (see docs/interop.md).
-const libsignalVersion = "0.90.0"
+// libsignalVersion is the pinned @signalapp/libsignal-client (see docs/interop.md);
+// libsignalLatestVersion the newest release, which requires SPQR, pinned in
+// interop/signal-node-latest.
+const (
+	libsignalVersion       = "0.90.0"
+	libsignalLatestVersion = "0.103.0"
+)
 
-const nodeHint = "install Node.js and run `npm ci` in interop/signal-node"
+const nodeHint = "install Node.js and run `npm ci` in interop/signal-node and interop/signal-node-latest (`make deps`)"
 
 // nodePeerScript returns the path of peer.mjs, skipping the test when Node.js is not
 // installed and failing it when the npm dependencies are missing.
 func nodePeerScript(t testing.TB) (node, script string) {
 	t.Helper()
+	return nodeLib(t, "signal-node", libsignalVersion)
+}
+
+// nodeLib checks that interop/<sub> holds libsignal-client at version and returns
+// node and that directory's absolute path, with peer.mjs for the script when sub is
+// signal-node.
+func nodeLib(t testing.TB, sub, version string) (node, script string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skipf("node not found (%v): to run the libsignal interop tests, %s", err, nodeHint)
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "signal-node"))
+	dir, err := filepath.Abs(filepath.Join("..", sub))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mod := filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client", "package.json")
 	b, err := os.ReadFile(mod)
 	if errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Node.js is installed but libsignal-client is not: run `npm ci` in interop/signal-node (%s missing)", mod)
+		t.Fatalf("Node.js is installed but libsignal-client is not: run `npm ci` in interop/%s (%s missing)", sub, mod)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -72,10 +86,44 @@ func nodePeerScript(t testing.TB) (node, script string) {
 	if err := json.Unmarshal(b, &pkg); err != nil {
 		t.Fatalf("%s: %v", mod, err)
 	}
-	if pkg.Version != libsignalVersion {
-		t.Fatalf("libsignal-client %s is installed, the tests are pinned to %s: run `npm ci` in interop/signal-node", pkg.Version, libsignalVersion)
+	if pkg.Version != version {
+		t.Fatalf("libsignal-client %s is installed in interop/%s, the tests are pinned to %s: run `npm ci` there", pkg.Version, sub, version)
+	}
+	if sub != "signal-node" {
+		return node, dir
 	}
 	return node, filepath.Join(dir, "peer.mjs")
+}
+
+// pairings lists the ordered pairs the pairing tests run: every pair of the Go peer
+// and the pinned libsignal, and the Go peer with the newest libsignal both ways.
+func pairings() [][2]implementation {
+	var pairs [][2]implementation
+	for _, a := range []implementation{nodeImpl, goImpl} {
+		for _, b := range []implementation{nodeImpl, goImpl} {
+			pairs = append(pairs, [2]implementation{a, b})
+		}
+	}
+	return append(pairs, [2]implementation{nodeLatestImpl, goImpl}, [2]implementation{goImpl, nodeLatestImpl})
+}
+
+// needPeers skips or fails the test at once when a Node peer of the pair is missing.
+func needPeers(t *testing.T, a, b implementation) {
+	t.Helper()
+	if a.name != goImpl.name || b.name != goImpl.name {
+		nodePeerScript(t)
+	}
+	if a.name == nodeLatestImpl.name || b.name == nodeLatestImpl.name {
+		nodeLib(t, "signal-node-latest", libsignalLatestVersion)
+	}
+}
+
+// startNodeLatest starts peer.mjs on the newest libsignal-client release.
+func startNodeLatest(t *testing.T) *signalpeer.Peer {
+	t.Helper()
+	node, script := nodePeerScript(t)
+	_, lib := nodeLib(t, "signal-node-latest", libsignalLatestVersion)
+	return startPeer(t, "node-latest", node, script, "--lib", lib)
 }
 
 func startNode(t *testing.T) *signalpeer.Peer {

@@ -123,6 +123,7 @@ type takeoverRequest struct {
 	Identity       []byte         `json:"identity"`
 	RegistrationID uint32         `json:"registration_id"`
 	Remote         map[string]any `json:"remote"`
+	Local          map[string]any `json:"local"`
 	RemoteIdentity []byte         `json:"remote_identity"`
 	Session        []byte         `json:"session"`
 	PreKeys        [][]byte       `json:"prekeys,omitempty"`
@@ -149,10 +150,17 @@ type takeoverResult struct {
 	Session        []byte         `json:"session"`
 }
 
-// takeover has libsignal continue as local (records.mjs) from the serialized state.
-func takeover(t *testing.T, local, remote *goParty, req takeoverRequest) *takeoverResult {
+// takeover has libsignal continue as local (records.mjs) from the serialized state;
+// with latest, the newest libsignal release does.
+func takeover(t *testing.T, latest bool, local, remote *goParty, req takeoverRequest) *takeoverResult {
 	t.Helper()
 	node, script := nodePeerScript(t)
+	args := []string{filepath.Join(filepath.Dir(script), "records.mjs")}
+	if latest {
+		_, lib := nodeLib(t, "signal-node-latest", libsignalLatestVersion)
+		args = append(args, "--lib", lib)
+	}
+	req.Local = map[string]any{"name": local.addr.Name, "device_id": local.addr.DeviceID}
 	req.Identity = local.id.Serialize()
 	req.RegistrationID = local.regID
 	req.Remote = map[string]any{"name": remote.addr.Name, "device_id": remote.addr.DeviceID}
@@ -161,7 +169,7 @@ func takeover(t *testing.T, local, remote *goParty, req takeoverRequest) *takeov
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), node, filepath.Join(filepath.Dir(script), "records.mjs"))
+	cmd := exec.CommandContext(t.Context(), node, args...)
 	cmd.Stdin = bytes.NewReader(in)
 	out, err := cmd.Output()
 	var res takeoverResult
@@ -181,6 +189,19 @@ func takeover(t *testing.T, local, remote *goParty, req takeoverRequest) *takeov
 // message key) to libsignal, which decrypts with it, skips a key of its own and
 // replies; Sotto then takes libsignal's record back and goes on.
 func TestSessionRecordWithLibsignal(t *testing.T) {
+	for _, latest := range []bool{false, true} {
+		t.Run(libName(latest), func(t *testing.T) { sessionRecordWithLibsignal(t, latest) })
+	}
+}
+
+func libName(latest bool) string {
+	if latest {
+		return "libsignal-" + libsignalLatestVersion
+	}
+	return "libsignal-" + libsignalVersion
+}
+
+func sessionRecordWithLibsignal(t *testing.T, latest bool) {
 	alice, bob := newGoParty(t, "alice", 11), newGoParty(t, "bob", 22)
 	_, b := bob.publish(t)
 	if err := session.ProcessPreKeyBundle(context.Background(), rand.Reader, alice.store.Stores(), bob.addr, b, time.Now()); err != nil {
@@ -194,7 +215,7 @@ func TestSessionRecordWithLibsignal(t *testing.T) {
 	}
 	alice.decrypt(t, bob, fromBob[1], "b1") // Sotto keeps the key of b0
 
-	res := takeover(t, alice, bob, takeoverRequest{
+	res := takeover(t, latest, alice, bob, takeoverRequest{
 		Session:  alice.record(t, bob),
 		Incoming: []goMsg{fromBob[0], fromBob[2], fromBob[4]}, // libsignal keeps the key of b3
 		Reply:    []byte("libsignal, with Sotto's record"),
@@ -218,6 +239,12 @@ func TestSessionRecordWithLibsignal(t *testing.T) {
 // it reads the same ids, keys and signatures, and answers a PreKeySignalMessage
 // with them; Sotto takes the resulting session record back.
 func TestPreKeyRecordsWithLibsignal(t *testing.T) {
+	for _, latest := range []bool{false, true} {
+		t.Run(libName(latest), func(t *testing.T) { preKeyRecordsWithLibsignal(t, latest) })
+	}
+}
+
+func preKeyRecordsWithLibsignal(t *testing.T, latest bool) {
 	alice, bob := newGoParty(t, "alice", 33), newGoParty(t, "bob", 44)
 	pk, b := bob.publish(t)
 	if err := session.ProcessPreKeyBundle(context.Background(), rand.Reader, alice.store.Stores(), bob.addr, b, time.Now()); err != nil {
@@ -225,7 +252,7 @@ func TestPreKeyRecordsWithLibsignal(t *testing.T) {
 	}
 	first := alice.encrypt(t, bob, "to libsignal, with Sotto's prekeys")
 	second := alice.encrypt(t, bob, "again")
-	res := takeover(t, bob, alice, takeoverRequest{
+	res := takeover(t, latest, bob, alice, takeoverRequest{
 		PreKeys:       [][]byte{pk.pre.Serialize()},
 		SignedPreKeys: [][]byte{pk.signed.Serialize()},
 		KyberPreKeys:  [][]byte{pk.kyber.Serialize()},

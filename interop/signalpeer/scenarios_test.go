@@ -36,6 +36,7 @@ var scenarios = []scenario{
 	{name: "IdentityChange", run: scenarioIdentityChange},
 	{name: "SafetyNumbers", run: scenarioSafetyNumbers},
 	{name: "PostQuantumRatchetNegotiation", run: scenarioSPQRNegotiation},
+	{name: "PostQuantumRatchetEpochs", run: scenarioSPQREpochs},
 	{name: "TwoDevices", run: scenarioTwoDevices},
 	{name: "ManySessions", run: scenarioManySessions},
 	{name: "BundleExhaustion", run: scenarioBundleExhaustion},
@@ -45,32 +46,29 @@ var scenarios = []scenario{
 	{name: "NoSession", run: scenarioNoSession},
 }
 
-// TestPairing runs every scenario for every ordered pair of implementations, e.g.
+// TestPairing runs every scenario for every ordered pair of the Go peer and the
+// pinned libsignal, and for the Go peer with the newest libsignal both ways, e.g.
 //
-//	go test ./interop/signalpeer -run 'TestPairing/go-node/'
+//	go test ./interop/signalpeer -run 'TestPairing/go-node-latest/'
 //
 // With -short the scenarios of thousands of messages are skipped.
 func TestPairing(t *testing.T) {
-	impls := []implementation{nodeImpl, goImpl}
-	for _, a := range impls {
-		for _, b := range impls {
-			t.Run(a.name+"-"+b.name, func(t *testing.T) {
-				if a.name == nodeImpl.name || b.name == nodeImpl.name {
-					nodePeerScript(t) // skips or fails the whole pairing at once
-				}
-				for _, s := range scenarios {
-					t.Run(s.name, func(t *testing.T) {
-						if s.long && testing.Short() {
-							t.Skip("thousands of messages: skipped with -short")
-						}
-						if s.goSenderOnly && a.name != goImpl.name {
-							t.Skip("needs 25,002 encryptions from A: runs with the Go peer as A")
-						}
-						s.run(newEnv(t, a, b))
-					})
-				}
-			})
-		}
+	for _, pair := range pairings() {
+		a, b := pair[0], pair[1]
+		t.Run(a.name+"-"+b.name, func(t *testing.T) {
+			needPeers(t, a, b) // skips or fails the whole pairing at once
+			for _, s := range scenarios {
+				t.Run(s.name, func(t *testing.T) {
+					if s.long && testing.Short() {
+						t.Skip("thousands of messages: skipped with -short")
+					}
+					if s.goSenderOnly && a.name != goImpl.name {
+						t.Skip("needs 25,001 encryptions from A: runs with the Go peer as A")
+					}
+					s.run(newEnv(t, a, b))
+				})
+			}
+		})
 	}
 }
 

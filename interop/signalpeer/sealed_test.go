@@ -15,25 +15,21 @@ import (
 	"sotto/signal/sealed"
 )
 
-// TestSealedSenderPairing runs the sealed-sender scenarios for every ordered pair of
-// implementations: A's parties seal, B's unseal, and back; the certificates of A's
+// TestSealedSenderPairing runs the sealed-sender scenarios for every pairing (see
+// pairings): A's parties seal, B's unseal, and back; the certificates of A's
 // parties are made by B's peer and B's by A's, so each side validates the other's.
 //
 //	go test ./interop/signalpeer -run 'TestSealedSenderPairing/go-node'
 func TestSealedSenderPairing(t *testing.T) {
-	impls := []implementation{nodeImpl, goImpl}
-	for _, a := range impls {
-		for _, b := range impls {
-			t.Run(a.name+"-"+b.name, func(t *testing.T) {
-				if a.name == nodeImpl.name || b.name == nodeImpl.name {
-					nodePeerScript(t)
-				}
-				t.Run("RoundTrip", func(t *testing.T) { sealedRoundTrip(newEnv(t, a, b)) })
-				t.Run("Refusals", func(t *testing.T) { sealedRefusals(newEnv(t, a, b)) })
-				t.Run("AccessKey", func(t *testing.T) { sealedAccessKey(newEnv(t, a, b)) })
-				t.Run("CertificateLayout", func(t *testing.T) { sealedCertificateLayout(newEnv(t, a, b)) })
-			})
-		}
+	for _, pair := range pairings() {
+		a, b := pair[0], pair[1]
+		t.Run(a.name+"-"+b.name, func(t *testing.T) {
+			needPeers(t, a, b)
+			t.Run("RoundTrip", func(t *testing.T) { sealedRoundTrip(newEnv(t, a, b)) })
+			t.Run("Refusals", func(t *testing.T) { sealedRefusals(newEnv(t, a, b)) })
+			t.Run("AccessKey", func(t *testing.T) { sealedAccessKey(newEnv(t, a, b)) })
+			t.Run("CertificateLayout", func(t *testing.T) { sealedCertificateLayout(newEnv(t, a, b)) })
+		})
 	}
 }
 

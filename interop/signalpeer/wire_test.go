@@ -3,7 +3,6 @@ package signalpeer_test
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"regexp"
 	"testing"
 
@@ -79,32 +78,6 @@ func pqRatchetLen(t *testing.T, m signalpeer.Message) int {
 		b = b[l:]
 	}
 	return n
-}
-
-// scenarioSPQRNegotiation records how the post-quantum ratchet (SPQR) is negotiated:
-// two libsignal 0.90 peers turn it on (every SignalMessage carries a pq_ratchet
-// field), while with Sotto's Go code, which does not run SPQR, libsignal falls back
-// to sessions without it and neither side sends the field.
-func scenarioSPQRNegotiation(e *env) {
-	alice, bob := addr("alice"), addr("bob")
-	e.create(e.a, alice, 5)
-	e.create(e.b, bob, 5)
-	e.connect(e.a, alice, e.b, bob)
-	both := e.implA.name == nodeImpl.name && e.implB.name == nodeImpl.name
-	for i := range 3 {
-		for _, m := range []signalpeer.Message{
-			e.send(e.a, alice, e.b, bob, fmt.Sprintf("a%d", i)),
-			e.send(e.b, bob, e.a, alice, fmt.Sprintf("b%d", i)),
-		} {
-			n := pqRatchetLen(e.t, m)
-			if both && n <= 0 {
-				e.t.Fatalf("libsignal to libsignal: SignalMessage without SPQR data (pq_ratchet length %d)", n)
-			}
-			if !both && n > 0 {
-				e.t.Fatalf("a session with the Go peer carries %d bytes of SPQR data", n)
-			}
-		}
-	}
 }
 
 var sixtyDigits = regexp.MustCompile(`^[0-9]{60}$`)

@@ -42,6 +42,9 @@ var (
 	ErrBadSignature      = errors.New("session: bad prekey signature")
 	ErrInvalidRecord     = errors.New("session: invalid record")
 	ErrStaleSession      = errors.New("session: unacknowledged session too old")
+	// ErrNoPQRatchet: the peer's messages carry no post-quantum ratchet
+	// (SPQR) data; Sotto refuses such sessions rather than fall back.
+	ErrNoPQRatchet = errors.New("session: peer does not run the post-quantum ratchet (SPQR)")
 )
 
 // IdentityKeyPair is the long-term identity key pair (see package keys).

@@ -2,17 +2,26 @@ package session
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"sotto/signal/keys"
+	"sotto/signal/spqr"
 )
 
 // Encrypt encrypts plaintext for remote and returns the message type
-// (MessageTypeSignal or MessageTypePreKey) and the serialized message.
+// (MessageTypeSignal or MessageTypePreKey) and the serialized message. The
+// post-quantum ratchet draws its randomness from crypto/rand.
 func Encrypt(ctx context.Context, s Stores, remote Address, plaintext []byte, now time.Time) (msgType int, ciphertext []byte, err error) {
+	return EncryptRand(ctx, cryptorand.Reader, s, remote, plaintext, now)
+}
+
+// EncryptRand is Encrypt with the randomness for the post-quantum ratchet
+// (ML-KEM key generation and encapsulation) drawn from rand.
+func EncryptRand(ctx context.Context, rand io.Reader, s Stores, remote Address, plaintext []byte, now time.Time) (msgType int, ciphertext []byte, err error) {
 	record, err := s.Sessions.LoadSession(ctx, remote)
 	if err != nil {
 		return 0, nil, fmt.Errorf("session: session store: %w", err)
@@ -22,14 +31,19 @@ func Encrypt(ctx context.Context, s Stores, remote Address, plaintext []byte, no
 	}
 	st := record.current
 	sc := st.sender
+	pqState, pqMsg, pqKey, err := spqr.Send(st.pqState, rand)
+	if err != nil {
+		return 0, nil, fmt.Errorf("session: post-quantum ratchet: %w", err)
+	}
 	seed, next := chainStep(&sc.key)
-	mk, err := deriveMessageKeys(&seed)
+	mk, err := deriveMessageKeys(&seed, pqKey)
+	clear(pqKey)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer mk.wipe()
 	body := cbcEncrypt(&mk.cipherKey, &mk.iv, plaintext)
-	inner := encodeSignalMessage(&mk.macKey, sc.ratchetKey, sc.index, st.previousCounter, body, st.localIdentity, st.remoteIdentity)
+	inner := encodeSignalMessage(&mk.macKey, sc.ratchetKey, sc.index, st.previousCounter, body, pqMsg, st.localIdentity, st.remoteIdentity)
 
 	msgType, out := MessageTypeSignal, inner
 	if p := st.pending; p != nil {
@@ -51,6 +65,7 @@ func Encrypt(ctx context.Context, s Stores, remote Address, plaintext []byte, no
 		msgType, out = MessageTypePreKey, pm.encode(inner)
 	}
 	sc.key, sc.index = next, sc.index+1
+	st.pqState = pqState
 
 	remoteID := st.remoteIdentity.Serialize()
 	trusted, err := s.Identity.IsTrustedIdentity(ctx, remote, remoteID, Sending)
@@ -201,7 +216,15 @@ func decryptWithState(rand io.Reader, st *state, m *signalMessage) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	mk, err := deriveMessageKeys(&seed)
+	pqState, pqKey, err := spqr.Recv(st.pqState, m.pqRatchet)
+	switch {
+	case errors.Is(err, spqr.ErrMinimumVersion):
+		return nil, fmt.Errorf("%w: %w: %w", ErrInvalidMessage, ErrNoPQRatchet, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: post-quantum ratchet: %w", ErrInvalidMessage, err)
+	}
+	mk, err := deriveMessageKeys(&seed, pqKey)
+	clear(pqKey)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +237,7 @@ func decryptWithState(rand io.Reader, st *state, m *signalMessage) ([]byte, erro
 		return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
 	st.pending, st.pendingKyber = nil, nil
+	st.pqState = pqState
 	return pt, nil
 }
 

@@ -1,15 +1,19 @@
 // Package session implements the Signal protocol's session layer as libsignal
-// 0.90 does it on the wire: PQXDH session setup from a prekey bundle, the
-// Double Ratchet, the version-4 SignalMessage and PreKeySignalMessage, session
+// does it on the wire (checked against 0.90 and 0.103): PQXDH session setup
+// from a prekey bundle, the triple ratchet (the Double Ratchet with SPQR), the
+// version-4 SignalMessage and PreKeySignalMessage, session
 // records with archived previous states, and the prekey records. It does no
 // I/O of its own: callers supply the stores.
 //
-// Post-quantum ratchet: libsignal 0.90 also runs SPQR, but starts each
-// session willing to fall back to the classical ratchet (minimum version 0)
-// and does so as soon as the peer's messages carry no pq_ratchet field. This
-// package never sends that field and ignores it on receipt, so sessions with
-// libsignal run the classical Double Ratchet. Records keep room for SPQR
-// state (field 15 of the state protobuf, as libsignal).
+// Post-quantum ratchet: every session runs SPQR (package spqr) beside the
+// Double Ratchet, the "triple ratchet" of libsignal: PQXDH's 96-byte
+// expansion seeds it, each SignalMessage carries its message in the
+// pq_ratchet field (covered by the MAC), its per-message key is the HKDF
+// salt of the message keys, skipped keys are kept as chain seeds, and its
+// state is field 15 of the stored session state. Sotto requires it
+// (minimum version 1): a peer whose messages carry no pq_ratchet data is
+// refused with ErrNoPQRatchet, never silently downgraded. Records of older
+// sessions without SPQR state keep working with the classical ratchet.
 //
 // Concurrency: Encrypt, Decrypt and ProcessPreKeyBundle load a record, change
 // it and store it. Callers run at most one of them at a time per remote

@@ -78,7 +78,7 @@ type sealed struct {
 
 func (p *party) send(t testing.TB, to *party, msg string) sealed {
 	t.Helper()
-	typ, ct, err := Encrypt(context.Background(), p.store.Stores(), to.addr, []byte(msg), testNow)
+	typ, ct, err := EncryptRand(context.Background(), p.rand, p.store.Stores(), to.addr, []byte(msg), testNow)
 	if err != nil {
 		t.Fatalf("%s encrypt: %v", p.addr, err)
 	}

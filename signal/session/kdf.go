@@ -20,19 +20,18 @@ const (
 	messageKeysInfo = "WhisperMessageKeys"
 )
 
-// deriveInitial derives the root and first chain key from the PQXDH secret.
-// libsignal expands 96 bytes; the last 32 seed its post-quantum ratchet
-// (SPQR), which this package does not run, so they are not derived here
-// (HKDF output is a prefix stream: the first 64 bytes are unchanged).
-func deriveInitial(secret []byte) (root, chainKey [32]byte, err error) {
-	out, err := hkdf.Key(sha256.New, secret, nil, pqxdhInfo, 64)
+// deriveInitial derives the root key, the first chain key and the SPQR
+// authentication key from the PQXDH secret (libsignal's 96-byte expansion).
+func deriveInitial(secret []byte) (root, chainKey, pqrKey [32]byte, err error) {
+	out, err := hkdf.Key(sha256.New, secret, nil, pqxdhInfo, 96)
 	if err != nil {
-		return root, chainKey, fmt.Errorf("session: hkdf: %w", err)
+		return root, chainKey, pqrKey, fmt.Errorf("session: hkdf: %w", err)
 	}
 	copy(root[:], out[:32])
-	copy(chainKey[:], out[32:])
+	copy(chainKey[:], out[32:64])
+	copy(pqrKey[:], out[64:])
 	clear(out)
-	return root, chainKey, nil
+	return root, chainKey, pqrKey, nil
 }
 
 // createChain performs one DH ratchet step from root key rk.
@@ -71,8 +70,10 @@ type messageKeys struct {
 	iv        [16]byte
 }
 
-func deriveMessageKeys(seed *[32]byte) (*messageKeys, error) {
-	out, err := hkdf.Key(sha256.New, seed[:], nil, messageKeysInfo, 80)
+// deriveMessageKeys expands a chain's message key seed; the SPQR message
+// key, when there is one, is the HKDF salt (libsignal's triple ratchet).
+func deriveMessageKeys(seed *[32]byte, pqKey []byte) (*messageKeys, error) {
+	out, err := hkdf.Key(sha256.New, seed[:], pqKey, messageKeysInfo, 80)
 	if err != nil {
 		return nil, fmt.Errorf("session: hkdf: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sotto/signal/keys"
+	"sotto/signal/spqr"
 )
 
 // discontinuity is the 32 0xFF bytes prefixed to the PQXDH secret.
@@ -129,8 +130,12 @@ func initiate(rand io.Reader, ours *IdentityKeyPair, base keys.KeyPair, theirIde
 	}
 	secret = append(secret, ss...)
 	clear(ss)
-	root, chainKey, err := deriveInitial(secret)
+	root, chainKey, pqrKey, err := deriveInitial(secret)
 	clear(secret)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := initialPQState(pqrKey, spqr.AToB, ours.PublicKey(), theirIdentity)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +156,7 @@ func initiate(rand io.Reader, ours *IdentityKeyPair, base keys.KeyPair, theirIde
 		receivers:      []*chain{{ratchetKey: theirSigned, key: chainKey}},
 		sender:         &chain{ratchetKey: sending.Public, ratchetPriv: sending.Private, hasPriv: true, key: sendChain},
 		pendingKyber:   &pendingKyber{ciphertext: ct},
+		pqState:        pq,
 	}
 	return st, nil
 }
@@ -191,8 +197,12 @@ func respond(ours *IdentityKeyPair, signed keys.KeyPair, oneTime *keys.KeyPair, 
 	}
 	secret = append(secret, ss...)
 	clear(ss)
-	root, chainKey, err := deriveInitial(secret)
+	root, chainKey, pqrKey, err := deriveInitial(secret)
 	clear(secret)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := initialPQState(pqrKey, spqr.BToA, ours.PublicKey(), theirIdentity)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +213,7 @@ func respond(ours *IdentityKeyPair, signed keys.KeyPair, oneTime *keys.KeyPair, 
 		rootKey:        root,
 		aliceBaseKey:   theirBase,
 		sender:         &chain{ratchetKey: signed.Public, ratchetPriv: signed.Private, hasPriv: true, key: chainKey},
+		pqState:        pq,
 	}, nil
 }
 
@@ -271,4 +282,21 @@ func keyErr(what string, missing bool, err error) error {
 		return fmt.Errorf("%w: %s", ErrInvalidKeyID, what)
 	}
 	return nil
+}
+
+// initialPQState starts the session's SPQR state. Sotto requires SPQR of
+// its peers (minimum version 1): a peer whose messages carry no pq_ratchet
+// data is refused rather than silently downgraded.
+func initialPQState(authKey [32]byte, dir spqr.Direction, local, remote keys.PublicKey) ([]byte, error) {
+	st, err := spqr.InitialState(spqr.Params{
+		Direction:   dir,
+		Version:     spqr.Version1,
+		MinVersion:  spqr.Version1,
+		AuthKey:     authKey[:],
+		SelfSession: local.Equal(remote),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: spqr: %w", err)
+	}
+	return st, nil
 }

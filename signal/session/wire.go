@@ -18,7 +18,7 @@ type signalMessage struct {
 	counter         uint32
 	previousCounter uint32
 	ciphertext      []byte
-	pqRatchet       []byte // SPQR message, carried but not used
+	pqRatchet       []byte // SPQR message (field 5)
 	serialized      []byte
 }
 
@@ -89,13 +89,16 @@ func (m *signalMessage) verifyMAC(macKey *[32]byte, sender, receiver keys.Public
 
 // encodeSignalMessage builds a serialized SignalMessage.
 func encodeSignalMessage(macKey *[32]byte, ratchetKey keys.PublicKey, counter, previousCounter uint32,
-	ciphertext []byte, sender, receiver keys.PublicKey) []byte {
-	b := make([]byte, 0, 1+2+keys.SerializedKeySize+12+4+len(ciphertext)+macSize)
+	ciphertext, pqRatchet []byte, sender, receiver keys.PublicKey) []byte {
+	b := make([]byte, 0, 1+2+keys.SerializedKeySize+12+4+len(ciphertext)+3+len(pqRatchet)+macSize)
 	b = append(b, versionByte(currentVersion))
 	b = appendBytesField(b, 1, ratchetKey.Serialize())
 	b = appendVarintField(b, 2, uint64(counter))
 	b = appendVarintField(b, 3, uint64(previousCounter))
 	b = appendBytesField(b, 4, ciphertext)
+	if len(pqRatchet) > 0 {
+		b = appendBytesField(b, 5, pqRatchet)
+	}
 	mac := messageMAC(macKey, sender, receiver, b)
 	return append(b, mac[:]...)
 }
