@@ -179,9 +179,10 @@ func (c *Client) noteWitness(ctx context.Context, db kv, head transparency.Signe
 // checkUnwitnessed raises the `unwitnessed` alarm when the oldest head
 // not yet witnessed has waited longer than the bound.
 func (c *Client) checkUnwitnessed(ctx context.Context, db kv) error {
+	bound := c.witnessBound(ctx)
 	return atomically(ctx, db, func(tx kv) error {
 		u, err := loadUnwitnessed(ctx, tx)
-		if err != nil || u == nil || u.Alarmed || c.opts.Now().Sub(u.FirstSeen) <= c.opts.WitnessBound {
+		if err != nil || u == nil || u.Alarmed || c.opts.Now().Sub(u.FirstSeen) <= bound {
 			return err
 		}
 		w, err := loadWitnessed(ctx, tx)
@@ -234,4 +235,13 @@ func (c *Client) acceptWitnessed(ctx context.Context, conn *transport.Conn, head
 		}
 	}
 	return c.checkUnwitnessed(ctx, c.db)
+}
+
+// witnessBound is the org policy's bound on unwitnessed heads, else the
+// client's (Options.WitnessBound).
+func (c *Client) witnessBound(ctx context.Context) time.Duration {
+	if p, err := c.OrgPolicy(ctx); err == nil && p.GetWitnessBoundSeconds() > 0 {
+		return time.Duration(p.GetWitnessBoundSeconds()) * time.Second
+	}
+	return c.opts.WitnessBound
 }

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/org"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/transparency"
 	"sotto/witness"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // witnessBound is the clients' bound in these tests.
@@ -366,5 +369,26 @@ func TestWitnessNotPinned(t *testing.T) {
 	}
 	if a := alarmsOf(t, alice); len(a) != 0 || witnessedSize(t, alice) != 0 {
 		t.Fatalf("alarms %+v", a)
+	}
+}
+
+// The org policy sets the bound on unwitnessed heads; without one the
+// client's applies.
+func TestWitnessBoundFromPolicy(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	c, _ := r.enroll(t, r.code(t, 1, time.Hour), "alice", false)
+	if got := c.witnessBound(ctx); got != DefaultWitnessBound {
+		t.Fatalf("no policy: %v", got)
+	}
+	b, err := proto.Marshal(&org.Policy{Version: 1, WitnessBoundSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.db.Put(ctx, tblOrg, []byte("policy"), b); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.witnessBound(ctx); got != 10*time.Minute {
+		t.Fatalf("policy of 600 s: %v", got)
 	}
 }

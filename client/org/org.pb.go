@@ -97,8 +97,12 @@ type Policy struct {
 	DisappearingMaxSeconds uint32                 `protobuf:"varint,6,opt,name=disappearing_max_seconds,json=disappearingMaxSeconds,proto3" json:"disappearing_max_seconds,omitempty"` // 0: no maximum
 	AttachmentsDisabled    bool                   `protobuf:"varint,7,opt,name=attachments_disabled,json=attachmentsDisabled,proto3" json:"attachments_disabled,omitempty"`
 	CallsDisabled          bool                   `protobuf:"varint,8,opt,name=calls_disabled,json=callsDisabled,proto3" json:"calls_disabled,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// How long a key log head may stay without the org witness's
+	// co-signature before devices raise an alarm (0: the client's default,
+	// 24 h).
+	WitnessBoundSeconds uint32 `protobuf:"varint,9,opt,name=witness_bound_seconds,json=witnessBoundSeconds,proto3" json:"witness_bound_seconds,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -185,6 +189,13 @@ func (x *Policy) GetCallsDisabled() bool {
 		return x.CallsDisabled
 	}
 	return false
+}
+
+func (x *Policy) GetWitnessBoundSeconds() uint32 {
+	if x != nil {
+		return x.WitnessBoundSeconds
+	}
+	return 0
 }
 
 // WipeOrder names one enrollment of one device: a re-enrolled device (a
@@ -503,7 +514,7 @@ const file_org_proto_rawDesc = "" +
 	"\x06Notice\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"\xe9\x02\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\x9d\x03\n" +
 	"\x06Policy\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12.\n" +
@@ -512,7 +523,8 @@ const file_org_proto_rawDesc = "" +
 	"\x18disappearing_min_seconds\x18\x05 \x01(\rR\x16disappearingMinSeconds\x128\n" +
 	"\x18disappearing_max_seconds\x18\x06 \x01(\rR\x16disappearingMaxSeconds\x121\n" +
 	"\x14attachments_disabled\x18\a \x01(\bR\x13attachmentsDisabled\x12%\n" +
-	"\x0ecalls_disabled\x18\b \x01(\bR\rcallsDisabled\"\xe2\x01\n" +
+	"\x0ecalls_disabled\x18\b \x01(\bR\rcallsDisabled\x122\n" +
+	"\x15witness_bound_seconds\x18\t \x01(\rR\x13witnessBoundSeconds\"\xe2\x01\n" +
 	"\tWipeOrder\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12'\n" +

@@ -27,7 +27,7 @@ const adminUsage = `usage:
   sotto admin import --in FILE --export-passphrase-file FILE
   sotto admin notice [--wait D] [--json] TEXT...
   sotto admin wipe [--valid D] [--wait D] [--json] USER DEVICE-ID
-  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D]
+  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
   sotto admin delivery [--limit N] [--json]   (how many devices applied what this device published)
@@ -322,6 +322,7 @@ func adminPolicySet(e *env, args []string) error {
 	idle := durationSeconds(fs, "idle-lock", "lock a client idle for `D` (0: never)")
 	dmin := durationSeconds(fs, "disappearing-min", "shortest disappearing-message timer `D` allowed")
 	dmax := durationSeconds(fs, "disappearing-max", "longest disappearing-message timer `D` allowed")
+	wbound := durationSeconds(fs, "witness-bound", "alarm when a key log head stays `D` without the org witness's co-signature (0: 24h)")
 	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
 	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
 	if _, err := parse(fs, args); err != nil {
@@ -329,6 +330,7 @@ func adminPolicySet(e *env, args []string) error {
 	}
 	p.FailedUnlockLimit, p.Version = uint32(*unlocks), *version
 	p.IdleLockSeconds, p.DisappearingMinSeconds, p.DisappearingMaxSeconds = *idle, *dmin, *dmax
+	p.WitnessBoundSeconds = *wbound
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err
