@@ -261,7 +261,7 @@ func TestBootstrap(t *testing.T) {
 		}}
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	r.DeviceKey = pub
-	c.refused("an enrollment before the organization", r, key, wire.ErrorCode_FORBIDDEN, relay.ErrForbidden)
+	c.refused("an enrollment before the organization", r, key, wire.ErrorCode_FORBIDDEN, relay.ErrNoOrg)
 
 	replaced, err := relay.CreateBootstrap(ctx, l.store, now, time.Hour)
 	if err != nil {
@@ -279,15 +279,15 @@ func TestBootstrap(t *testing.T) {
 	}
 	attempt("a bootstrap code that was replaced", replaced, func(*wire.EnrollRequest) {}, relay.ErrBadCode)
 	attempt("another secret", randomKey(32), func(*wire.EnrollRequest) {}, relay.ErrBadCode)
-	attempt("the bootstrap code without a bootstrap key", secret, func(r *wire.EnrollRequest) { r.BootstrapOrgKey = nil }, relay.ErrForbidden)
+	attempt("the bootstrap code without a bootstrap key", secret, func(r *wire.EnrollRequest) { r.BootstrapOrgKey = nil }, relay.ErrNoOrg)
 	attempt("a certificate of another org key", secret, func(r *wire.EnrollRequest) {
 		r.BootstrapOrgKey = orgtest.New("y").Public()
-	}, relay.ErrForbidden)
-	attempt("no certificate", secret, func(r *wire.EnrollRequest) { r.IdentityCertificate = nil }, relay.ErrForbidden)
+	}, relay.ErrNotCertified)
+	attempt("no certificate", secret, func(r *wire.EnrollRequest) { r.IdentityCertificate = nil }, relay.ErrNotCertified)
 	attempt("a certificate for another seat", secret, func(r *wire.EnrollRequest) {
 		g, inv, _ := grantFor(t, orgKey, "admin", nil, now.Add(time.Hour), now)
 		r.IdentityCertificate = issue(t, g, inv, ik)
-	}, relay.ErrForbidden)
+	}, relay.ErrNotCertified)
 	if _, err := l.store.OrgKey(ctx); !errors.Is(err, relay.ErrNotFound) {
 		t.Fatalf("an org key registered by a refused bootstrap: %v", err)
 	}
