@@ -25,6 +25,7 @@ shift
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=${PORT:-18283}
+mport=${METRICS_PORT:-$((port + 1))}
 tmp=$(mktemp -d)
 bin=${BIN:-$tmp}
 relay_pid=
@@ -41,11 +42,11 @@ trap cleanup EXIT INT TERM
 code=$("$bin/sottod" admin codes create -data "$tmp/data" -seats 100000 -days 1 -json |
 	sed -n 's/.*"code": *"\([^"]*\)".*/\1/p')
 # shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
-"$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -log-level warn \
+"$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$mport" -log-level warn \
 	-enroll-rate 10000 -enroll-burst 100000 -device-rate 5000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
 relay_pid=$!
 i=0
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 "$relay_pid" 2>/dev/null; then
 		echo "sottod did not start:" >&2
@@ -56,5 +57,5 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
 done
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -C "$root" rev-parse --short HEAD) uptime:$(uptime)"
 # shellcheck disable=SC2086 # defaults is a list of flags
-"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -code "$code" -relay-pid "$relay_pid" $defaults "$@"
+"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -metrics "http://127.0.0.1:$mport" -code "$code" -relay-pid "$relay_pid" $defaults "$@"
 echo "# after: $(uptime)"

@@ -35,6 +35,7 @@ func main() {
 // Config is what both modes share.
 type Config struct {
 	Relay    string
+	Metrics  string // URL of the relay's /metrics listener (default: the relay URL's host)
 	Code     string
 	Devices  int
 	Prefix   string
@@ -89,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sotto-load "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Relay, "relay", "ws://127.0.0.1:8080", "relay URL")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "base URL of the relay's metrics listener, e.g. http://127.0.0.1:9090 (sottod -metrics-listen; default: the -relay host)")
 	fs.StringVar(&cfg.Code, "code", "", "activation code with at least -devices seats")
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "simulated devices")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "username prefix (must be new on this relay)")
@@ -107,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if cfg.Metrics == "" {
+		cfg.Metrics = cfg.Relay
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "sotto-load: invalid configuration:\n%v\n", err)

@@ -49,6 +49,9 @@ type Config struct {
 	BlobConfig
 	// Store and bus (backends.go).
 	BackendConfig
+	// Connection caps, lifetimes, address keys, the metrics listener
+	// (limits.go).
+	LimitConfig
 }
 
 // DefaultConfig returns the defaults of the serve flags.
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		BlobConfig:  defaultBlobConfig(),
 
 		BackendConfig: defaultBackendConfig(),
+		LimitConfig:   defaultLimitConfig(),
 	}
 }
 
@@ -98,6 +102,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("-log-level %q: %v", c.LogLevel, err))
 	}
 	errs = append(errs, c.BackendConfig.problems()...)
+	errs = append(errs, c.LimitConfig.problems()...)
 	return errors.Join(errs...)
 }
 
@@ -112,6 +117,8 @@ type Daemon struct {
 	srv   *relay.Server
 	http  *http.Server
 	ln    net.Listener
+	ops   *http.Server // /metrics, /healthz, /readyz; nil without -metrics-listen
+	opsLn net.Listener
 	turn  *relay.TURNServer
 	blobs io.Closer // the blob index, nil when off
 }
@@ -132,6 +139,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	cfg.LimitConfig.apply(&rcfg)
 	if cfg.WebSocket == "lean" {
 		rcfg.AcceptWebSocket = relay.AcceptLean
 	}
@@ -189,11 +197,46 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	}
 	d.ln = ln
 	d.http = &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           srv.PublicHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// A kept-alive HTTP connection that never upgrades holds no slot
+		// of the connection caps: do not let it idle for ever.
+		IdleTimeout: 30 * time.Second,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.MetricsListen != "" {
+		if d.opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sottod: metrics listener: %w", err)
+		}
+		d.ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
+	for _, w := range d.Warnings() {
+		log.Warn(w)
 	}
 	return d, nil
+}
+
+// Warnings lists what in the configuration exposes the relay: plaintext
+// on an address other hosts reach, metrics on one.
+func (d *Daemon) Warnings() []string {
+	var ws []string
+	if !d.cfg.tls() && exposedPlaintext(d.ln.Addr()) {
+		ws = append(ws, fmt.Sprintf("listening WITHOUT TLS on %s, which other hosts can reach: clients' traffic and metadata cross the network in the clear (use -tls-cert/-tls-key or -acme-domain, or listen on loopback behind a TLS-terminating proxy)", d.ln.Addr()))
+	}
+	if d.opsLn != nil && exposedPlaintext(d.opsLn.Addr()) {
+		ws = append(ws, fmt.Sprintf("serving /metrics on %s, which other hosts can reach: the counters reveal traffic volumes (keep -metrics-listen on loopback or a private network)", d.opsLn.Addr()))
+	}
+	return ws
+}
+
+// MetricsURL is the base URL of the metrics listener ("" when off).
+func (d *Daemon) MetricsURL() string {
+	if d.opsLn == nil {
+		return ""
+	}
+	return "http://" + d.opsLn.Addr().String()
 }
 
 // URL is the address clients connect to.
@@ -220,6 +263,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
+	if d.ops != nil {
+		go func() {
+			if err := d.ops.Serve(d.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Warn("metrics listener", "err", err)
+			}
+		}()
+		defer d.ops.Close()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -246,6 +297,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.ln != nil {
 		d.ln.Close()
+	}
+	if d.opsLn != nil {
+		d.opsLn.Close()
 	}
 	if d.turn != nil {
 		d.turn.Close()
@@ -279,6 +333,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)
+	limitFlags(fs, &cfg.LimitConfig)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -296,7 +351,15 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer d.Close()
 	fmt.Fprintf(stdout, "sottod: relay listening on %s\n", d.URL())
-	fmt.Fprintf(stdout, "sottod: data directory %s (health: /healthz, /readyz, metrics: /metrics)\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "sottod: data directory %s\n", cfg.DataDir)
+	if u := d.MetricsURL(); u != "" {
+		fmt.Fprintf(stdout, "sottod: metrics and health on %s/metrics, /healthz, /readyz\n", u)
+	} else {
+		fmt.Fprintf(stdout, "sottod: health on /healthz; no metrics listener (-metrics-listen)\n")
+	}
+	for _, w := range d.Warnings() {
+		fmt.Fprintf(stdout, "sottod: WARNING: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "sottod: create an activation code with: sottod admin codes create -data %s -seats 5 -days 365\n", cfg.DataDir)
 	fmt.Fprintf(stdout, "sottod: then enroll a client against %s with that code\n", d.URL())
 	if f, ok := stdout.(*os.File); ok {
