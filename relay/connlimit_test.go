@@ -198,7 +198,7 @@ func enrollFrom(t *testing.T, r *limitRelay, from, name string) *msgDevice {
 			LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: make([]byte, 100), Signature: make([]byte, 64)},
 		},
 		Signature: ed25519.Sign(key, wire.EnrollTranscript(d.nonce, name, pub, ik, 7))})
-	d.login()
+	d.id = d.login().GetEnroll().DeviceId
 	return d
 }
 
@@ -329,5 +329,62 @@ func TestPublicHandlerHidesMetrics(t *testing.T) {
 	}
 	if get(ops.URL, "/v1/ws") != 404 {
 		t.Error("the ops listener serves WebSockets")
+	}
+}
+
+// sendReq writes one request on a raw connection.
+func sendReq(t *testing.T, r *rawConn, req *wire.Request) {
+	t.Helper()
+	b, err := wire.EncodeFrame(&wire.Frame{Kind: &wire.Frame_Request{Request: req}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.write(websocket.MessageBinary, b)
+}
+
+// TestSealedConnectionLifetime: a sealed-send connection never
+// authenticates; each accepted sealed send keeps it open for
+// SealedIdleTimeout (past the login timeout), and once idle it is closed
+// and its slot freed (the client redials when it next sends).
+func TestSealedConnectionLifetime(t *testing.T) {
+	for _, idle := range []time.Duration{time.Hour, 300 * time.Millisecond} {
+		r := startLimitRelay(t, func(c *relay.Config) {
+			c.LoginTimeout = 300 * time.Millisecond
+			c.SealedIdleTimeout = idle
+		})
+		bob := enrollFrom(t, r, "127.0.0.2", "bob")
+		ak := make([]byte, wire.AccessKeySize)
+		ak[0] = 7
+		sendReq(t, bob.rawConn, &wire.Request{Id: 2, Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: ak}}})
+		bob.response(2)
+
+		c := mustDial(t, r.url, "127.0.0.3", nil)
+		sealed := &msgDevice{rawConn: &rawConn{t: t, c: c}, name: "sealed"}
+		send := func(id uint64) {
+			sendReq(t, sealed.rawConn, &wire.Request{Id: id, Body: &wire.Request_SealedSend{SealedSend: &wire.SealedSendRequest{
+				Recipient: "bob", AccessKey: ak, MessageId: []byte{byte(id)},
+				Messages: []*wire.OutgoingMessage{{DeviceId: bob.id, RegistrationId: 7, Type: wire.EnvelopeTypeSealed, Content: []byte("x")}},
+			}}})
+			sealed.response(id)
+		}
+		send(1)
+		if idle == time.Hour {
+			// Well past the login timeout, the connection still sends.
+			time.Sleep(3 * 300 * time.Millisecond)
+			send(2)
+			continue
+		}
+		// Idle: closed, and its slot is free again.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatal("an idle sealed connection stayed open")
+				}
+				break
+			}
+		}
+		cancel()
+		r.waitMetric(t, "sotto_connections_unauthenticated", "0")
 	}
 }
