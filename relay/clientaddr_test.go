@@ -119,8 +119,40 @@ func TestSlotsCountExactly(t *testing.T) {
 	b.release()
 	b.authenticated() // after release: nothing
 	a.release()
-	if un, addrs, _, _ := l.counts(); un != 0 || addrs != 0 {
+	if un, addrs, _, _, _ := l.counts(); un != 0 || addrs != 0 {
 		t.Fatalf("after release: %d unauthenticated, %d addresses", un, addrs)
+	}
+}
+
+func TestSlotEviction(t *testing.T) {
+	l := newConnLimiter(ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 10, MaxUnauthenticated: 2})
+	closed := map[string]bool{}
+	take := func(name string) *slot {
+		s, err := l.acquire(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.setCloser(func() { closed[name] = true })
+		return s
+	}
+	a, b := take("a"), take("b")
+	b.authenticated() // no longer a candidate
+	take("c")
+	take("d") // full: a (the oldest unauthenticated) goes
+	if !closed["a"] || closed["b"] || closed["c"] {
+		t.Fatalf("closed %v, want a only", closed)
+	}
+	a.release() // its connection ends later: counted once
+	if un, _, _, _, ev := l.counts(); un != 2 || ev != 1 {
+		t.Fatalf("%d unauthenticated, %d evicted", un, ev)
+	}
+	// A slot taken back before its connection exists closes it at once.
+	e, _ := l.acquire("e") // evicts c
+	f, _ := l.acquire("f") // evicts d
+	g, _ := l.acquire("g") // evicts e, which has no connection yet
+	e.setCloser(func() { closed["e"] = true })
+	if !closed["e"] || f == nil || g == nil {
+		t.Fatalf("closed %v", closed)
 	}
 }
 

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,6 +18,11 @@ import (
 // unauthenticated ones in total: somebody without an account can hold at
 // most PerAddrUnauthenticated connections per address, MaxUnauthenticated
 // in all, each for at most the login, sealed-idle or provisioning bound.
+//
+// When MaxUnauthenticated are open, a new connection closes the oldest
+// unauthenticated one and takes its place (unless RefuseWhenFull): an
+// attacker with many addresses then cannot lock everybody out, only churn;
+// a device that logs in within moments of connecting is not the oldest.
 
 // Errors of the connection caps.
 var (
@@ -32,6 +38,9 @@ type ConnLimits struct {
 	PerAddr                int // connections per address key (256)
 	PerAddrUnauthenticated int // unauthenticated connections per address key (32)
 	MaxUnauthenticated     int // unauthenticated connections in all (4096)
+	// RefuseWhenFull refuses new connections (HTTP 503) when
+	// MaxUnauthenticated are open, instead of closing the oldest.
+	RefuseWhenFull bool
 }
 
 // DefaultConnLimits returns the defaults.
@@ -47,24 +56,36 @@ type connLimiter struct {
 	mu     sync.Mutex
 	byAddr map[string]*addrCount
 	unauth int
-	// refused counts refusals by cause (metrics).
-	refusedAddr, refusedUnauth uint64
+	oldest *list.List // unauthenticated slots, oldest first
+	// refused counts refusals by cause, evicted the connections closed
+	// to make room (metrics).
+	refusedAddr, refusedUnauth, evicted uint64
 }
 
 func newConnLimiter(l ConnLimits) *connLimiter {
-	return &connLimiter{lim: l, byAddr: make(map[string]*addrCount)}
+	return &connLimiter{lim: l, byAddr: make(map[string]*addrCount), oldest: list.New()}
 }
 
 // slot is one connection's share; release it exactly once.
 type slot struct {
 	l        *connLimiter
 	key      string
-	authed   bool // moved to the authenticated count (l.mu)
-	released bool // (l.mu)
+	elem     *list.Element // in l.oldest while unauthenticated (l.mu)
+	authed   bool          // moved to the authenticated count (l.mu)
+	released bool          // (l.mu)
+	evicted  bool          // released to make room: close the connection (l.mu)
+	closer   func()        // closes the connection (l.mu)
 }
 
-// acquire takes an unauthenticated slot for key.
+// acquire takes an unauthenticated slot for key, closing the oldest
+// unauthenticated connection if the relay holds its maximum.
 func (l *connLimiter) acquire(key string) (*slot, error) {
+	var victim func()
+	defer func() {
+		if victim != nil {
+			victim()
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.byAddr[key]
@@ -76,14 +97,39 @@ func (l *connLimiter) acquire(key string) (*slot, error) {
 		l.refusedAddr++
 		return nil, fmt.Errorf("%w (%d open, %d of them unauthenticated)", ErrTooManyFromAddress, c.all, c.unauth)
 	case l.unauth >= l.lim.MaxUnauthenticated:
-		l.refusedUnauth++
-		return nil, ErrTooManyUnauthenticated
+		front := l.oldest.Front()
+		if l.lim.RefuseWhenFull || front == nil {
+			l.refusedUnauth++
+			return nil, ErrTooManyUnauthenticated
+		}
+		old := front.Value.(*slot)
+		old.evicted = true
+		old.releaseLocked()
+		l.evicted++
+		victim = old.closer
 	}
 	c.all++
 	c.unauth++
 	l.unauth++
 	l.byAddr[key] = c
-	return &slot{l: l, key: key}, nil
+	s := &slot{l: l, key: key}
+	s.elem = l.oldest.PushBack(s)
+	return s, nil
+}
+
+// setCloser gives the slot the function that closes its connection; it
+// runs at once if the slot was already taken back.
+func (s *slot) setCloser(fn func()) {
+	if s == nil {
+		return
+	}
+	s.l.mu.Lock()
+	evicted := s.evicted
+	s.closer = fn
+	s.l.mu.Unlock()
+	if evicted {
+		fn()
+	}
 }
 
 // authenticated moves the slot out of the unauthenticated counts.
@@ -100,6 +146,8 @@ func (s *slot) authenticated() {
 	s.authed = true
 	l.byAddr[s.key].unauth--
 	l.unauth--
+	l.oldest.Remove(s.elem)
+	s.elem = nil
 }
 
 // release frees the slot; later calls do nothing.
@@ -107,9 +155,13 @@ func (s *slot) release() {
 	if s == nil {
 		return
 	}
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	s.releaseLocked()
+}
+
+func (s *slot) releaseLocked() {
 	l := s.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if s.released {
 		return
 	}
@@ -119,16 +171,18 @@ func (s *slot) release() {
 	if !s.authed {
 		c.unauth--
 		l.unauth--
+		l.oldest.Remove(s.elem)
+		s.elem = nil
 	}
 	if c.all == 0 {
 		delete(l.byAddr, s.key)
 	}
 }
 
-// counts returns the open unauthenticated connections and the address
-// keys holding connections, and the refusals so far.
-func (l *connLimiter) counts() (unauth, addrs int, refusedAddr, refusedUnauth uint64) {
+// counts returns the open unauthenticated connections, the address keys
+// holding connections, the refusals and evictions so far.
+func (l *connLimiter) counts() (unauth, addrs int, refusedAddr, refusedUnauth, evicted uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.unauth, len(l.byAddr), l.refusedAddr, l.refusedUnauth
+	return l.unauth, len(l.byAddr), l.refusedAddr, l.refusedUnauth, l.evicted
 }

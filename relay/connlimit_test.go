@@ -203,18 +203,43 @@ func enrollFrom(t *testing.T, r *limitRelay, from, name string) *msgDevice {
 }
 
 // TestUnauthenticatedCap: past the global cap on unauthenticated
-// connections, new ones from any address get HTTP 503.
+// connections, a new one closes the oldest unauthenticated connection
+// (an attacker churns but cannot lock newcomers out), or, configured so,
+// is refused with HTTP 503; the count never exceeds the cap.
 func TestUnauthenticatedCap(t *testing.T) {
-	r := startLimitRelay(t, func(c *relay.Config) {
-		c.ConnLimits = relay.ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 10, MaxUnauthenticated: 3}
-	})
-	mustDial(t, r.url, "127.0.0.2", nil)
-	mustDial(t, r.url, "127.0.0.3", nil)
-	c := mustDial(t, r.url, "127.0.0.4", nil)
-	mustRefuse(t, r.url, "127.0.0.5", nil, http.StatusServiceUnavailable)
-	c.Close(websocket.StatusNormalClosure, "")
-	r.waitMetric(t, "sotto_connections_unauthenticated", "2")
-	mustDial(t, r.url, "127.0.0.5", nil)
+	for _, refuse := range []bool{false, true} {
+		r := startLimitRelay(t, func(c *relay.Config) {
+			c.ConnLimits = relay.ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 10, MaxUnauthenticated: 3, RefuseWhenFull: refuse}
+		})
+		oldest := mustDial(t, r.url, "127.0.0.2", nil)
+		mustDial(t, r.url, "127.0.0.3", nil)
+		c := mustDial(t, r.url, "127.0.0.4", nil)
+		if refuse {
+			mustRefuse(t, r.url, "127.0.0.5", nil, http.StatusServiceUnavailable)
+			c.Close(websocket.StatusNormalClosure, "")
+			r.waitMetric(t, "sotto_connections_unauthenticated", "2")
+			mustDial(t, r.url, "127.0.0.5", nil)
+			continue
+		}
+		// A newcomer gets in; the oldest is closed to make room.
+		enrollFrom(t, r, "127.0.0.5", "frank")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			if _, _, err := oldest.Read(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatal("the oldest unauthenticated connection stayed open")
+				}
+				break
+			}
+		}
+		cancel()
+		if got := r.metric(t, "sotto_connections_unauthenticated"); got != "2" {
+			t.Fatalf("unauthenticated gauge %s, want 2 (frank logged in)", got)
+		}
+		if got := r.metric(t, "sotto_connections_evicted_total"); got != "1" {
+			t.Fatalf("evictions %s, want 1", got)
+		}
+	}
 }
 
 // TestProvisioningBound: a provisioning connection counts as

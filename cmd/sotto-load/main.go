@@ -7,6 +7,7 @@
 //
 //	sotto-load throughput -relay ws://127.0.0.1:8080 -code CODE -devices 1000 -rate 20000 -duration 20s
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -code CODE -devices 10000
+//	sotto-load hostile    -relay ws://127.0.0.1:8080 -conns 1000 -addrs 1 -mid-frame
 //
 // The code must have at least -devices seats (sottod admin codes create
 // -seats N), and the relay's per-IP enrollment limit must allow the burst
@@ -80,8 +81,11 @@ func (c Config) Validate() error {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "hostile" {
+		return hostileMain(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle") {
-		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle [flags]  (sotto-load throughput -h)")
+		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle|hostile [flags]  (sotto-load throughput -h)")
 		return 2
 	}
 	mode := args[0]

@@ -24,6 +24,9 @@ type LimitConfig struct {
 	ConnsPerAddr       int
 	UnauthPerAddr      int
 	MaxUnauthenticated int
+	// RefuseWhenFull: at MaxUnauthenticated, refuse newcomers instead of
+	// closing the oldest unauthenticated connection.
+	RefuseWhenFull bool
 	// Lifetimes of connections that have not authenticated.
 	LoginTimeout      time.Duration
 	ProvisionTimeout  time.Duration
@@ -80,7 +83,8 @@ func limitFlags(fs *flag.FlagSet, c *LimitConfig) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (default: nowhere; never on -listen)")
 	fs.IntVar(&c.ConnsPerAddr, "conns-per-addr", c.ConnsPerAddr, "connections per client address (IPv4 address or IPv6 /64); more get HTTP 429")
 	fs.IntVar(&c.UnauthPerAddr, "unauth-per-addr", c.UnauthPerAddr, "connections not (yet) authenticated per client address, sealed-send and provisioning ones included; more get HTTP 429")
-	fs.IntVar(&c.MaxUnauthenticated, "max-unauth", c.MaxUnauthenticated, "connections not (yet) authenticated in all; more get HTTP 503")
+	fs.IntVar(&c.MaxUnauthenticated, "max-unauth", c.MaxUnauthenticated, "connections not (yet) authenticated in all; past it a newcomer closes the oldest of them")
+	fs.BoolVar(&c.RefuseWhenFull, "max-unauth-refuse", false, "past -max-unauth, refuse newcomers (HTTP 503) instead of closing the oldest unauthenticated connection")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", c.LoginTimeout, "close a connection that has not authenticated, provisioned or sealed-sent by then")
 	fs.DurationVar(&c.ProvisionTimeout, "provision-timeout", c.ProvisionTimeout, "close a provisioning connection (a new device waiting for its link approval) this long after it opened")
 	fs.DurationVar(&c.SealedIdleTimeout, "sealed-idle-timeout", c.SealedIdleTimeout, "close a sealed-send connection this long after its last sealed send")
@@ -144,7 +148,7 @@ func (c LimitConfig) problems() []error {
 
 // apply sets the relay's limits from c (valid).
 func (c LimitConfig) apply(rcfg *relay.Config) {
-	rcfg.ConnLimits = relay.ConnLimits{PerAddr: c.ConnsPerAddr, PerAddrUnauthenticated: c.UnauthPerAddr, MaxUnauthenticated: c.MaxUnauthenticated}
+	rcfg.ConnLimits = relay.ConnLimits{PerAddr: c.ConnsPerAddr, PerAddrUnauthenticated: c.UnauthPerAddr, MaxUnauthenticated: c.MaxUnauthenticated, RefuseWhenFull: c.RefuseWhenFull}
 	rcfg.LoginTimeout, rcfg.ProvisionTimeout, rcfg.SealedIdleTimeout = c.LoginTimeout, c.ProvisionTimeout, c.SealedIdleTimeout
 	rcfg.EnrollRateAll = relay.Rate{PerSecond: c.EnrollRateAll, Burst: float64(c.EnrollBurstAll)}
 	rcfg.AddrPrefixV4, rcfg.AddrPrefixV6 = c.AddrPrefixV4, c.AddrPrefixV6
