@@ -153,13 +153,18 @@ func hostile(ctx context.Context, cfg HostileConfig, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("reading relay metrics: %w", err)
 	}
-	n := float64(len(res.held))
+	// Per connection the relay holds: it may have closed some of ours
+	// (the oldest, to make room for newer ones).
+	n := after["sotto_connections_open"]
+	if n == 0 {
+		n = float64(len(res.held))
+	}
 	rss0, rss1 := before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
 	heap0, heap1 := before["go_memstats_heap_inuse_bytes"]+before["go_memstats_stack_inuse_bytes"], after["go_memstats_heap_inuse_bytes"]+after["go_memstats_stack_inuse_bytes"]
-	fmt.Fprintf(out, "held %d connections (%s); relay reports %.0f open\n", len(res.held), map[bool]string{true: "mid-frame", false: "idle"}[cfg.MidFrame], after["sotto_connections_open"])
+	fmt.Fprintf(out, "this side holds %d connections (%s); the relay reports %.0f open\n", len(res.held), map[bool]string{true: "mid-frame", false: "idle"}[cfg.MidFrame], after["sotto_connections_open"])
 	if n > 0 {
-		fmt.Fprintf(out, "  RSS:          %7.1f MiB (before %.1f) -> %.1f KiB per held connection\n", rss1/(1<<20), rss0/(1<<20), (rss1-rss0)/n/1024)
-		fmt.Fprintf(out, "  heap+stacks:  %7.1f MiB (before %.1f) -> %.1f KiB per held connection\n", heap1/(1<<20), heap0/(1<<20), (heap1-heap0)/n/1024)
+		fmt.Fprintf(out, "  RSS:          %7.1f MiB (before %.1f) -> %.1f KiB per open connection\n", rss1/(1<<20), rss0/(1<<20), (rss1-rss0)/n/1024)
+		fmt.Fprintf(out, "  heap+stacks:  %7.1f MiB (before %.1f) -> %.1f KiB per open connection\n", heap1/(1<<20), heap0/(1<<20), (heap1-heap0)/n/1024)
 	}
 	// Leave, then time how long a normal client waits to be served.
 	for _, c := range res.held {

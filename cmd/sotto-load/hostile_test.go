@@ -16,7 +16,7 @@ func TestHostileAgainstRealRelay(t *testing.T) {
 	if rc := run(context.Background(), args, &out, &out); rc != 0 {
 		t.Fatalf("exit %d:\n%s", rc, out.String())
 	}
-	for _, want := range []string{"HTTP 429:8", "accepted:32", "during the attack: served", "after the attacker left: served", "held 32 connections (mid-frame)"} {
+	for _, want := range []string{"HTTP 429:8", "accepted:32", "during the attack: served", "after the attacker left: served", "this side holds 32 connections (mid-frame)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
