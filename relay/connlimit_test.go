@@ -229,6 +229,9 @@ func TestUnauthenticatedCap(t *testing.T) {
 				if ctx.Err() != nil {
 					t.Fatal("the oldest unauthenticated connection stayed open")
 				}
+				if websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+					t.Fatalf("evicted with %v, want try again later", err)
+				}
 				break
 			}
 		}

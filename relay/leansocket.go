@@ -119,6 +119,7 @@ const (
 	wsProtocol    = 1002
 	wsPolicy      = 1008
 	wsTooBig      = 1009
+	wsTryAgain    = 1013
 	opContinue    = 0x0
 	opText        = 0x1
 	opBinary      = 0x2
@@ -456,6 +457,8 @@ func (s *leanSocket) Close(reason CloseReason) error {
 		text = "replaced by a newer connection"
 	case CloseProtocol:
 		code, text = wsProtocol, "protocol error"
+	case CloseBusy:
+		code, text = wsTryAgain, "too many connections waiting to log in"
 	}
 	s.closeWith(code, text)
 	return nil

@@ -392,7 +392,7 @@ func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
 	defer sl.release()
 	c := newConn(s, sock, key)
 	c.slot = sl
-	sl.setCloser(func() { c.closeNow(CloseGoingAway) })
+	sl.setCloser(func() { c.closeNow(CloseBusy) })
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
