@@ -33,6 +33,9 @@ type conn struct {
 	// approved says a link approval was pushed to this provisioning
 	// connection: it gets one login timeout more to send LinkDevice.
 	approved atomic.Bool
+	// evicted says the caps took the slot back to make room: the
+	// connection ends (its context is canceled) with CloseBusy.
+	evicted atomic.Bool
 
 	// Owned by the serve goroutine.
 	nonce    []byte
@@ -241,7 +244,13 @@ func (c *conn) serve(ctx context.Context) {
 		c.fwg.Wait()
 	}()
 	// The connection ends with its context (the socket is closed then).
-	stopWatch := context.AfterFunc(c.ctx, func() { c.closeNow(CloseGoingAway) })
+	stopWatch := context.AfterFunc(c.ctx, func() {
+		if c.evicted.Load() {
+			c.closeNow(CloseBusy)
+			return
+		}
+		c.closeNow(CloseGoingAway)
+	})
 	defer stopWatch()
 	// Everything but reading runs in short-lived worker goroutines, one
 	// at a time (so requests are still handled in order): the deep call

@@ -392,7 +392,9 @@ func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
 	defer sl.release()
 	c := newConn(s, sock, key)
 	c.slot = sl
-	sl.setCloser(func() { c.closeNow(CloseBusy) })
+	// Eviction only cancels: the connection closes itself on its own
+	// goroutine, never blocking the newcomer's handler on a write.
+	sl.setCloser(func() { c.evicted.Store(true); c.cancel() })
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
