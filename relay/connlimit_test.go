@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -415,4 +416,30 @@ func TestSealedConnectionLifetime(t *testing.T) {
 		cancel()
 		r.waitMetric(t, "sotto_connections_unauthenticated", "0")
 	}
+}
+
+// TestConnCapIPv6: over ::1 the caps key on the /64 (the keying itself is
+// tested in clientaddr_test.go, and /64 grouping end to end through a
+// trusted proxy in TestTrustedProxy).
+func TestConnCapIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no IPv6 loopback: %v", err)
+		}
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	r := startLimitRelay(t, func(c *relay.Config) {
+		c.ConnLimits = relay.ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 2, MaxUnauthenticated: 100}
+	})
+	hs := httptest.NewUnstartedServer(r.srv.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(hs.Close)
+	url := "ws://" + ln.Addr().String() + "/v1/ws"
+	mustDial(t, url, "::1", nil)
+	mustDial(t, url, "::1", nil)
+	mustRefuse(t, url, "::1", nil, http.StatusTooManyRequests)
+	mustDial(t, r.url, "127.0.0.2", nil)
 }
