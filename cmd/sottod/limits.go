@@ -85,7 +85,7 @@ func limitFlags(fs *flag.FlagSet, c *LimitConfig) {
 	fs.IntVar(&c.UnauthPerAddr, "unauth-per-addr", c.UnauthPerAddr, "connections not (yet) authenticated per client address, sealed-send and provisioning ones included; more get HTTP 429")
 	fs.IntVar(&c.MaxUnauthenticated, "max-unauth", c.MaxUnauthenticated, "connections not (yet) authenticated in all; past it a newcomer closes the oldest of them")
 	fs.BoolVar(&c.RefuseWhenFull, "max-unauth-refuse", false, "past -max-unauth, refuse newcomers (HTTP 503) instead of closing the oldest unauthenticated connection")
-	fs.DurationVar(&c.LoginTimeout, "login-timeout", c.LoginTimeout, "close a connection that has not authenticated, provisioned or sealed-sent by then")
+	fs.DurationVar(&c.LoginTimeout, "login-timeout", c.LoginTimeout, "close a connection that has not authenticated, provisioned or sealed-sent by then (and a kept-alive HTTP connection idle that long)")
 	fs.DurationVar(&c.ProvisionTimeout, "provision-timeout", c.ProvisionTimeout, "close a provisioning connection (a new device waiting for its link approval) this long after it opened")
 	fs.DurationVar(&c.SealedIdleTimeout, "sealed-idle-timeout", c.SealedIdleTimeout, "close a sealed-send connection this long after its last sealed send")
 	fs.Float64Var(&c.EnrollRateAll, "enroll-rate-all", c.EnrollRateAll, "enrollments and links per second from all clients together")

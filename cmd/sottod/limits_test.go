@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLimitConfigValidate(t *testing.T) {
@@ -105,4 +106,31 @@ func mustAddrPort(t *testing.T, s string) netip.AddrPort {
 		t.Fatal(err)
 	}
 	return ap
+}
+
+// TestIdleHTTPConnectionClosed: a kept-alive HTTP connection that never
+// upgrades (so holds no slot of the caps) is closed after -login-timeout.
+func TestIdleHTTPConnectionClosed(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.TURNListen, cfg.BlobDir = t.TempDir(), "127.0.0.1:0", "", "off"
+	cfg.LoginTimeout = 300 * time.Millisecond
+	d, err := NewDaemon(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	defer func() { cancel(); <-done; d.Close() }()
+	c, err := net.Dial("tcp", strings.TrimPrefix(d.URL(), "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(c) // the answer, then EOF when the relay closes
+	if err != nil || !strings.Contains(string(b), "200 OK") {
+		t.Fatalf("kept-alive connection not closed by the relay: %v (%q)", err, b)
+	}
 }

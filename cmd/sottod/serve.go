@@ -200,8 +200,9 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		Handler:           srv.PublicHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A kept-alive HTTP connection that never upgrades holds no slot
-		// of the connection caps: do not let it idle for ever.
-		IdleTimeout: 30 * time.Second,
+		// of the connection caps: it idles no longer than a WebSocket
+		// may stay logged out.
+		IdleTimeout: cfg.LoginTimeout,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if cfg.MetricsListen != "" {
