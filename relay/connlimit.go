@@ -38,6 +38,10 @@ type ConnLimits struct {
 	PerAddr                int // connections per address key (256)
 	PerAddrUnauthenticated int // unauthenticated connections per address key (32)
 	MaxUnauthenticated     int // unauthenticated connections in all (4096)
+	// PerAddrHTTP caps HTTP connections per address key that have not
+	// become WebSockets (64); it applies where Server.ConnState is the
+	// http.Server's ConnState hook.
+	PerAddrHTTP int
 	// RefuseWhenFull refuses new connections (HTTP 503) when
 	// MaxUnauthenticated are open, instead of closing the oldest.
 	RefuseWhenFull bool
@@ -45,7 +49,7 @@ type ConnLimits struct {
 
 // DefaultConnLimits returns the defaults.
 func DefaultConnLimits() ConnLimits {
-	return ConnLimits{PerAddr: 256, PerAddrUnauthenticated: 32, MaxUnauthenticated: 4096}
+	return ConnLimits{PerAddr: 256, PerAddrUnauthenticated: 32, MaxUnauthenticated: 4096, PerAddrHTTP: 64}
 }
 
 type addrCount struct{ all, unauth int }

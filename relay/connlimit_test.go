@@ -443,3 +443,51 @@ func TestConnCapIPv6(t *testing.T) {
 	mustRefuse(t, url, "::1", nil, http.StatusTooManyRequests)
 	mustDial(t, r.url, "127.0.0.2", nil)
 }
+
+// TestHTTPConnCap: TCP connections that have not become WebSockets are
+// capped per address (each holds a file descriptor, and the WebSocket
+// caps count only upgraded ones); an upgraded one stops counting.
+func TestHTTPConnCap(t *testing.T) {
+	r := startLimitRelay(t, func(c *relay.Config) {
+		c.ConnLimits = relay.ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 10, MaxUnauthenticated: 100, PerAddrHTTP: 2}
+	})
+	hs := httptest.NewUnstartedServer(r.srv.Handler())
+	hs.Config.ConnState = r.srv.ConnState
+	hs.Start()
+	t.Cleanup(hs.Close)
+	host := strings.TrimPrefix(hs.URL, "http://")
+	raw := func(from string) net.Conn {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// answered reports whether a request on c gets an answer.
+	answered := func(c net.Conn) bool {
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		b := make([]byte, 12)
+		n, _ := io.ReadFull(c, b)
+		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
+	}
+	// Two silent connections from 127.0.0.2 hold its share.
+	raw("127.0.0.2")
+	raw("127.0.0.2")
+	if answered(raw("127.0.0.2")) {
+		t.Fatal("a third HTTP connection from one address was served")
+	}
+	if !answered(raw("127.0.0.3")) {
+		t.Fatal("another address was refused")
+	}
+	// Upgraded connections are WebSockets, not HTTP connections.
+	ws := "ws://" + host + "/v1/ws"
+	mustDial(t, ws, "127.0.0.4", nil)
+	mustDial(t, ws, "127.0.0.4", nil)
+	mustDial(t, ws, "127.0.0.4", nil)
+	if !answered(raw("127.0.0.4")) {
+		t.Fatal("upgraded connections still count as HTTP connections")
+	}
+}

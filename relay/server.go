@@ -107,6 +107,7 @@ type Server struct {
 	metrics *Metrics
 	ipLimit *enrollLimiter
 	limits  *connLimiter
+	http    httpConns
 	keyer   addrKeyer
 	cache   *dirCache
 	sched   writeSched   // writes queued frames of lean sockets
@@ -139,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 		problems = append(problems, errors.New("relay: config: Logger is required"))
 	}
 	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 ||
-		cfg.ConnLimits.PerAddr < 0 || cfg.ConnLimits.PerAddrUnauthenticated < 0 || cfg.ConnLimits.MaxUnauthenticated < 0 ||
+		cfg.ConnLimits.PerAddr < 0 || cfg.ConnLimits.PerAddrUnauthenticated < 0 || cfg.ConnLimits.MaxUnauthenticated < 0 || cfg.ConnLimits.PerAddrHTTP < 0 ||
 		cfg.ProvisionTimeout < 0 || cfg.SealedIdleTimeout < 0 || cfg.LoginTimeout < 0 {
 		problems = append(problems, errors.New("relay: config: negative limits"))
 	}
@@ -213,6 +214,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ConnLimits.MaxUnauthenticated == 0 {
 		cfg.ConnLimits.MaxUnauthenticated = d.ConnLimits.MaxUnauthenticated
+	}
+	if cfg.ConnLimits.PerAddrHTTP == 0 {
+		cfg.ConnLimits.PerAddrHTTP = d.ConnLimits.PerAddrHTTP
 	}
 	if cfg.AddrPrefixV4 == 0 {
 		cfg.AddrPrefixV4 = d.AddrPrefixV4

@@ -44,7 +44,7 @@ code=$("$bin/sottod" admin codes create -data "$tmp/data" -seats 100000 -days 1 
 # shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
 "$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$mport" -log-level warn \
 	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 \
-	-conns-per-addr 100000 -unauth-per-addr 100000 -max-unauth 100000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
+	-conns-per-addr 100000 -unauth-per-addr 100000 -max-unauth 100000 -http-per-addr 100000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
 relay_pid=$!
 i=0
 until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null; do

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type HostileConfig struct {
 	Conns    int           // connection attempts in all
 	Addrs    int           // source addresses 127.0.0.2, 127.0.0.3, ...
 	MidFrame bool          // announce a frame of wire.MaxFrameSize, send 100 bytes of it
+	Silent   bool          // open TCP connections and send nothing (no HTTP request)
 	Hold     time.Duration // how long to hold before measuring
 	Parallel int
 }
@@ -70,6 +72,7 @@ func hostileMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connection attempts in all")
 	fs.IntVar(&cfg.Addrs, "addrs", cfg.Addrs, "source addresses, from 127.0.0.2 up")
 	fs.BoolVar(&cfg.MidFrame, "mid-frame", false, "after the upgrade, announce a frame of wire.MaxFrameSize bytes and send 100 of them")
+	fs.BoolVar(&cfg.Silent, "silent", false, "open TCP connections and send nothing, not even an HTTP request")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "hold the connections this long before measuring (keep it under the relay's -login-timeout)")
 	fs.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "concurrent connection attempts")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +130,7 @@ func hostile(ctx context.Context, cfg HostileConfig, out io.Writer) error {
 			defer wg.Done()
 			for i := range work {
 				from := netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i%cfg.Addrs)})
-				c, status := hostileDial(ctx, host, from, cfg.MidFrame)
+				c, status := hostileDial(ctx, host, from, cfg.MidFrame, cfg.Silent)
 				res.add(strings.TrimSuffix(status, "+challenge"), c)
 			}
 		}()
@@ -140,6 +143,36 @@ func hostile(ctx context.Context, cfg HostileConfig, out io.Writer) error {
 	}
 	close(work)
 	wg.Wait()
+	if cfg.Silent {
+		// The relay closes the connections over its cap as soon as it
+		// accepts them: keep those it did not close.
+		open := make([]bool, len(res.held))
+		deadline := time.Now().Add(300 * time.Millisecond)
+		var cwg sync.WaitGroup
+		for i, c := range res.held {
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				c.SetReadDeadline(deadline)
+				var b [1]byte
+				_, err := c.Read(b[:])
+				open[i] = errors.Is(err, os.ErrDeadlineExceeded)
+				c.SetReadDeadline(time.Time{})
+			}()
+		}
+		cwg.Wait()
+		kept := res.held[:0]
+		for i, c := range res.held {
+			if open[i] {
+				kept = append(kept, c)
+				continue
+			}
+			c.Close()
+			res.byStatus["connected"]--
+			res.byStatus["closed by the relay"]++
+		}
+		res.held = kept
+	}
 	fmt.Fprintf(out, "%d attempts from %d address(es) in %v: %v\n", cfg.Conns, cfg.Addrs, time.Since(start).Round(time.Millisecond), res.byStatus)
 	// A normal client from another address while the attacker holds on.
 	during := probeClient(ctx, host, 5*time.Second)
@@ -161,7 +194,7 @@ func hostile(ctx context.Context, cfg HostileConfig, out io.Writer) error {
 	}
 	rss0, rss1 := before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
 	heap0, heap1 := before["go_memstats_heap_inuse_bytes"]+before["go_memstats_stack_inuse_bytes"], after["go_memstats_heap_inuse_bytes"]+after["go_memstats_stack_inuse_bytes"]
-	fmt.Fprintf(out, "this side holds %d connections (%s); the relay reports %.0f open\n", len(res.held), map[bool]string{true: "mid-frame", false: "idle"}[cfg.MidFrame], after["sotto_connections_open"])
+	fmt.Fprintf(out, "this side holds %d connections (%s); the relay reports %.0f open\n", len(res.held), map[bool]string{true: "mid-frame", false: "idle"}[cfg.MidFrame]+map[bool]string{true: ", silent TCP", false: ""}[cfg.Silent], after["sotto_connections_open"])
 	if n > 0 {
 		fmt.Fprintf(out, "  RSS:          %7.1f MiB (before %.1f) -> %.1f KiB per open connection\n", rss1/(1<<20), rss0/(1<<20), (rss1-rss0)/n/1024)
 		fmt.Fprintf(out, "  heap+stacks:  %7.1f MiB (before %.1f) -> %.1f KiB per open connection\n", heap1/(1<<20), heap0/(1<<20), (heap1-heap0)/n/1024)
@@ -179,11 +212,14 @@ func hostile(ctx context.Context, cfg HostileConfig, out io.Writer) error {
 
 // hostileDial opens one WebSocket from the address from; it returns the
 // held connection (nil when refused) and an outcome label.
-func hostileDial(ctx context.Context, host string, from netip.Addr, midFrame bool) (net.Conn, string) {
+func hostileDial(ctx context.Context, host string, from netip.Addr, midFrame, silent bool) (net.Conn, string) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: from.AsSlice()}, Timeout: 10 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, "dial error"
+	}
+	if silent {
+		return c, "connected"
 	}
 	status, buffered, err := upgrade(c, host)
 	if err != nil || status != 101 {
@@ -248,7 +284,7 @@ func probeClient(ctx context.Context, host string, limit time.Duration) string {
 	last := ""
 	for time.Since(start) < limit && ctx.Err() == nil {
 		tries++
-		c, status := hostileDial(ctx, host, netip.MustParseAddr("127.0.0.1"), false)
+		c, status := hostileDial(ctx, host, netip.MustParseAddr("127.0.0.1"), false, false)
 		if c != nil {
 			err := error(nil)
 			if status != "accepted+challenge" {

@@ -24,6 +24,7 @@ type LimitConfig struct {
 	ConnsPerAddr       int
 	UnauthPerAddr      int
 	MaxUnauthenticated int
+	HTTPPerAddr        int
 	// RefuseWhenFull: at MaxUnauthenticated, refuse newcomers instead of
 	// closing the oldest unauthenticated connection.
 	RefuseWhenFull bool
@@ -49,6 +50,7 @@ func defaultLimitConfig() LimitConfig {
 		ConnsPerAddr:       d.ConnLimits.PerAddr,
 		UnauthPerAddr:      d.ConnLimits.PerAddrUnauthenticated,
 		MaxUnauthenticated: d.ConnLimits.MaxUnauthenticated,
+		HTTPPerAddr:        d.ConnLimits.PerAddrHTTP,
 		LoginTimeout:       d.LoginTimeout,
 		ProvisionTimeout:   d.ProvisionTimeout,
 		SealedIdleTimeout:  d.SealedIdleTimeout,
@@ -84,6 +86,7 @@ func limitFlags(fs *flag.FlagSet, c *LimitConfig) {
 	fs.IntVar(&c.ConnsPerAddr, "conns-per-addr", c.ConnsPerAddr, "connections per client address (IPv4 address or IPv6 /64); more get HTTP 429")
 	fs.IntVar(&c.UnauthPerAddr, "unauth-per-addr", c.UnauthPerAddr, "connections not (yet) authenticated per client address, sealed-send and provisioning ones included; more get HTTP 429")
 	fs.IntVar(&c.MaxUnauthenticated, "max-unauth", c.MaxUnauthenticated, "connections not (yet) authenticated in all; past it a newcomer closes the oldest of them")
+	fs.IntVar(&c.HTTPPerAddr, "http-per-addr", c.HTTPPerAddr, "HTTP connections per client address that are not WebSockets (yet); more are closed as soon as accepted (trusted proxies exempt)")
 	fs.BoolVar(&c.RefuseWhenFull, "max-unauth-refuse", false, "past -max-unauth, refuse newcomers (HTTP 503) instead of closing the oldest unauthenticated connection")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", c.LoginTimeout, "close a connection that has not authenticated, provisioned or sealed-sent by then (and a kept-alive HTTP connection idle that long)")
 	fs.DurationVar(&c.ProvisionTimeout, "provision-timeout", c.ProvisionTimeout, "close a provisioning connection (a new device waiting for its link approval) this long after it opened")
@@ -122,8 +125,8 @@ func (c LimitConfig) problems() []error {
 			errs = append(errs, fmt.Errorf("-metrics-listen %q: %v", c.MetricsListen, err))
 		}
 	}
-	if c.ConnsPerAddr < 1 || c.UnauthPerAddr < 1 || c.MaxUnauthenticated < 1 {
-		errs = append(errs, errors.New("-conns-per-addr, -unauth-per-addr and -max-unauth must be positive"))
+	if c.ConnsPerAddr < 1 || c.UnauthPerAddr < 1 || c.MaxUnauthenticated < 1 || c.HTTPPerAddr < 1 {
+		errs = append(errs, errors.New("-conns-per-addr, -unauth-per-addr, -max-unauth and -http-per-addr must be positive"))
 	}
 	if c.LoginTimeout <= 0 || c.ProvisionTimeout <= 0 || c.SealedIdleTimeout <= 0 {
 		errs = append(errs, errors.New("-login-timeout, -provision-timeout and -sealed-idle-timeout must be positive"))
@@ -148,7 +151,7 @@ func (c LimitConfig) problems() []error {
 
 // apply sets the relay's limits from c (valid).
 func (c LimitConfig) apply(rcfg *relay.Config) {
-	rcfg.ConnLimits = relay.ConnLimits{PerAddr: c.ConnsPerAddr, PerAddrUnauthenticated: c.UnauthPerAddr, MaxUnauthenticated: c.MaxUnauthenticated, RefuseWhenFull: c.RefuseWhenFull}
+	rcfg.ConnLimits = relay.ConnLimits{PerAddr: c.ConnsPerAddr, PerAddrUnauthenticated: c.UnauthPerAddr, MaxUnauthenticated: c.MaxUnauthenticated, RefuseWhenFull: c.RefuseWhenFull, PerAddrHTTP: c.HTTPPerAddr}
 	rcfg.LoginTimeout, rcfg.ProvisionTimeout, rcfg.SealedIdleTimeout = c.LoginTimeout, c.ProvisionTimeout, c.SealedIdleTimeout
 	rcfg.EnrollRateAll = relay.Rate{PerSecond: c.EnrollRateAll, Burst: float64(c.EnrollBurstAll)}
 	rcfg.AddrPrefixV4, rcfg.AddrPrefixV6 = c.AddrPrefixV4, c.AddrPrefixV6

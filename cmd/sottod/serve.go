@@ -203,6 +203,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		// of the connection caps: it idles no longer than a WebSocket
 		// may stay logged out.
 		IdleTimeout: cfg.LoginTimeout,
+		ConnState:   srv.ConnState,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if cfg.MetricsListen != "" {
