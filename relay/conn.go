@@ -24,9 +24,18 @@ type conn struct {
 	cancel context.CancelFunc
 	once   sync.Once
 
-	// For the login timer (written by the workers).
+	// For the lifetime timer (written by the workers).
 	loggedIn     atomic.Bool
 	provisioning atomic.Bool
+	slot         *slot     // this connection's share of the caps (nil: none)
+	opened       time.Time // when serve started
+	timer        *time.Timer
+	// approved says a link approval was pushed to this provisioning
+	// connection: it gets one login timeout more to send LinkDevice.
+	approved atomic.Bool
+	// evicted says the caps took the slot back to make room: the
+	// connection ends (its context is canceled) with CloseBusy.
+	evicted atomic.Bool
 
 	// Owned by the serve goroutine.
 	nonce    []byte
@@ -235,16 +244,24 @@ func (c *conn) serve(ctx context.Context) {
 		c.fwg.Wait()
 	}()
 	// The connection ends with its context (the socket is closed then).
-	stopWatch := context.AfterFunc(c.ctx, func() { c.closeNow(CloseGoingAway) })
+	stopWatch := context.AfterFunc(c.ctx, func() {
+		if c.evicted.Load() {
+			c.closeNow(CloseBusy)
+			return
+		}
+		c.closeNow(CloseGoingAway)
+	})
 	defer stopWatch()
 	// Everything but reading runs in short-lived worker goroutines, one
 	// at a time (so requests are still handled in order): the deep call
 	// chains of storage, protobuf and writes grow their stacks, not the
 	// stack of this goroutine, which idles for the connection's lifetime.
 	// That keeps an idle connection's stack small.
-	// A connection must log in (or open a provisioning channel) soon.
-	timer := time.AfterFunc(c.s.cfg.LoginTimeout, c.loginTimeout)
-	defer timer.Stop()
+	// A connection must log in soon, or else it lives as long as its
+	// kind allows (see lifetimeOver).
+	c.opened = time.Now()
+	c.timer = time.AfterFunc(c.s.cfg.LoginTimeout, c.lifetimeOver)
+	defer c.timer.Stop()
 	work := make(chan bool, 1)
 	run := func(fn func() bool) bool {
 		go func() { work <- fn() }()
@@ -281,22 +298,38 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
-// loginTimeout closes a connection that neither authenticated nor opened
-// a provisioning channel in time; a provisioning channel gets as long as
-// a link token lives.
-func (c *conn) loginTimeout() {
+// lifetimeOver closes a connection that has not authenticated by the end
+// of its allowance: LoginTimeout from its opening; for a provisioning
+// connection ProvisionTimeout from its opening (one LoginTimeout more
+// once an approval reached it); for a sealed-send connection
+// SealedIdleTimeout after its last sealed send. The timer is re-armed by
+// provisioned, sealedSent and approvalPushed.
+func (c *conn) lifetimeOver() {
 	if c.loggedIn.Load() {
 		return
 	}
-	if c.provisioning.Load() {
-		time.AfterFunc(c.s.cfg.LinkTokenTTL, func() {
-			if !c.loggedIn.Load() {
-				c.close(CloseNormal)
-			}
-		})
-		return
-	}
 	c.close(CloseNormal)
+}
+
+// provisioned re-arms the timer for a provisioning connection.
+func (c *conn) provisioned() {
+	c.timer.Reset(time.Until(c.opened.Add(c.s.cfg.ProvisionTimeout)))
+}
+
+// approvalPushed gives a provisioning connection that received its
+// approval the time to send LinkDevice, once.
+func (c *conn) approvalPushed() {
+	if c.approved.CompareAndSwap(false, true) {
+		c.timer.Reset(time.Until(c.opened.Add(c.s.cfg.ProvisionTimeout)) + c.s.cfg.LoginTimeout)
+	}
+}
+
+// sealedSent re-arms the idle timer of a sealed-send connection (not of a
+// provisioning one: sealed sends do not lengthen its bound).
+func (c *conn) sealedSent() {
+	if !c.provisioning.Load() && !c.loggedIn.Load() {
+		c.timer.Reset(c.s.cfg.SealedIdleTimeout)
+	}
 }
 
 // frame handles one frame read from the socket (or the read error that
@@ -405,6 +438,7 @@ func (c *conn) takeNonce() []byte {
 func (c *conn) becomeDevice(acct Account, dev Device) {
 	c.authed = true
 	c.loggedIn.Store(true)
+	c.slot.authenticated()
 	c.acct = acct
 	c.username = acct.Username
 	c.dev = dev.Addr

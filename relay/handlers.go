@@ -233,7 +233,7 @@ func (c *conn) authenticate(r *wire.AuthenticateRequest) (*wire.AuthenticateResp
 	}
 	fail := func(err error) (*wire.AuthenticateResponse, error) {
 		c.s.metrics.authFailures.Add(1)
-		if lerr := c.s.ipLimit.allow(c.ip, c.s.cfg.Now()); lerr != nil {
+		if lerr := c.s.ipLimit.allowAddr(c.ip, c.s.cfg.Now()); lerr != nil {
 			return nil, lerr
 		}
 		return nil, err
@@ -280,6 +280,7 @@ func (c *conn) provision() (*wire.ProvisionResponse, error) {
 	c.provAddr = addr
 	c.provisioning.Store(true)
 	c.s.mu.Unlock()
+	c.provisioned()
 	return &wire.ProvisionResponse{Address: addr}, nil
 }
 
@@ -305,6 +306,7 @@ func (c *conn) sendProvisioning(r *wire.SendProvisioningRequest) error {
 	if err := dst.push(&wire.Push{Body: &wire.Push_Provisioning{Provisioning: &wire.ProvisioningMessage{Body: r.Body}}}); err != nil {
 		return fmt.Errorf("%w: provisioning channel closed", ErrNotFound)
 	}
+	dst.approvalPushed()
 	return nil
 }
 

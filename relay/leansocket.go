@@ -90,6 +90,9 @@ type leanSocket struct {
 	// into a pooled buffer.
 	useBig bool
 
+	// peakBuf is the largest message buffer allocated (for tests).
+	peakBuf int
+
 	wmu       sync.Mutex
 	closeSent bool
 	raw       syscall.RawConn // for TryWrite; nil if the connection has none
@@ -100,6 +103,9 @@ type leanSocket struct {
 const (
 	leanSmallRead = 512
 	leanBigRead   = 8 << 10
+	// leanGrowMin is the first allocation for a message that is not
+	// wholly buffered.
+	leanGrowMin = 512
 )
 
 var leanBufs = sync.Pool{New: func() any { return new([leanBigRead]byte) }}
@@ -113,6 +119,7 @@ const (
 	wsProtocol    = 1002
 	wsPolicy      = 1008
 	wsTooBig      = 1009
+	wsTryAgain    = 1013
 	opContinue    = 0x0
 	opText        = 0x1
 	opBinary      = 0x2
@@ -184,6 +191,29 @@ func (s *leanSocket) read(p []byte) error {
 		n += c
 	}
 	return nil
+}
+
+// readSome fills a prefix of p (at least one byte) from the buffered
+// bytes or with one read of the connection.
+func (s *leanSocket) readSome(p []byte) (int, error) {
+	if len(s.r) > 0 {
+		n := copy(p, s.r)
+		s.r = s.r[n:]
+		return n, nil
+	}
+	for range 100 {
+		n, err := s.c.Read(p)
+		if n > 0 {
+			return n, nil
+		}
+		if err == io.EOF {
+			return 0, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return 0, io.ErrNoProgress
 }
 
 // ReadFrame implements Socket. The message returned may lie in the
@@ -278,16 +308,21 @@ func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
 			return p, nil
 		}
 		// Grow as the payload arrives, so that a header announcing a big
-		// frame costs nothing until its bytes are actually sent.
+		// frame costs nothing until its bytes are actually sent: the
+		// buffer at most doubles what has arrived (plus leanGrowMin).
 		start := len(msg)
 		for rest := n; rest > 0; {
-			chunk := int(min(rest, 64<<10))
+			if len(msg) == cap(msg) {
+				msg = slices.Grow(msg, int(min(rest, uint64(max(cap(msg), leanGrowMin)))))
+				s.peakBuf = max(s.peakBuf, cap(msg))
+			}
 			at := len(msg)
-			msg = slices.Grow(msg, chunk)[:at+chunk]
-			if err := s.read(msg[at:]); err != nil {
+			got, err := s.readSome(msg[at : at+int(min(rest, uint64(cap(msg)-at)))])
+			msg = msg[:at+got]
+			rest -= uint64(got)
+			if err != nil {
 				return nil, err
 			}
-			rest -= uint64(chunk)
 		}
 		unmask(msg[start:], mask)
 		if !fin {
@@ -422,6 +457,8 @@ func (s *leanSocket) Close(reason CloseReason) error {
 		text = "replaced by a newer connection"
 	case CloseProtocol:
 		code, text = wsProtocol, "protocol error"
+	case CloseBusy:
+		code, text = wsTryAgain, "too many connections waiting to log in"
 	}
 	s.closeWith(code, text)
 	return nil

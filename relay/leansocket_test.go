@@ -124,3 +124,36 @@ func FuzzLeanSocket(f *testing.F) {
 		}
 	})
 }
+
+// TestLeanSocketAnnouncedFrameAllocatesLittle: a header announcing a big
+// frame followed by a trickle of its bytes costs buffers for the bytes
+// that arrived, not for the length announced.
+func TestLeanSocketAnnouncedFrameAllocatesLittle(t *testing.T) {
+	for _, announced := range []uint64{200 << 10, hardFrameLimit} {
+		h := []byte{0x82, 0x80 | 127}
+		h = binary.BigEndian.AppendUint64(h, announced)
+		h = append(h, 1, 2, 3, 4)
+		server, client := net.Pipe()
+		s := &leanSocket{c: server}
+		go func() {
+			client.Write(h)
+			for range 100 {
+				client.Write(make([]byte, 10))
+			}
+			client.Close()
+		}()
+		if _, err := s.ReadFrame(context.Background()); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%d announced: %v", announced, err)
+		}
+		server.Close()
+		// 1,000 bytes arrived: a buffer of at most 2 KiB.
+		if s.peakBuf > 2<<10 {
+			t.Fatalf("%d announced, 1000 sent: a %d-byte buffer", announced, s.peakBuf)
+		}
+	}
+	// A whole big frame still reads.
+	msgs, err := readAll(clientFrame(true, opBinary, make([]byte, 100<<10)))
+	if len(msgs) != 1 || len(msgs[0]) != 100<<10 || !errors.Is(err, io.EOF) {
+		t.Fatalf("100 KiB frame: %d messages, %v", len(msgs), err)
+	}
+}

@@ -111,3 +111,16 @@ func residentBytes() (uint64, bool) {
 	}
 	return pages * uint64(os.Getpagesize()), true
 }
+
+// writeLimitMetrics exports the connection caps' state.
+func (s *Server) writeLimitMetrics(w io.Writer) {
+	unauth, addrs, byAddr, byUnauth, evicted := s.limits.counts()
+	fmt.Fprintf(w, "# HELP sotto_connections_unauthenticated Open connections that have not authenticated (sealed-send and provisioning ones included).\n# TYPE sotto_connections_unauthenticated gauge\nsotto_connections_unauthenticated %d\n", unauth)
+	fmt.Fprintf(w, "# HELP sotto_connection_addresses Client address keys holding connections.\n# TYPE sotto_connection_addresses gauge\nsotto_connection_addresses %d\n", addrs)
+	fmt.Fprintf(w, "# HELP sotto_connections_refused_total Upgrades refused by the connection caps.\n# TYPE sotto_connections_refused_total counter\n")
+	fmt.Fprintf(w, "sotto_connections_refused_total{cap=\"address\"} %d\nsotto_connections_refused_total{cap=\"unauthenticated\"} %d\n", byAddr, byUnauth)
+	httpOpen, httpRefused := s.http.counts()
+	fmt.Fprintf(w, "# HELP sotto_http_connections_open HTTP connections not (yet) WebSockets, on listeners using Server.ConnState.\n# TYPE sotto_http_connections_open gauge\nsotto_http_connections_open %d\n", httpOpen)
+	fmt.Fprintf(w, "# HELP sotto_http_connections_refused_total HTTP connections closed at once by the per-address cap.\n# TYPE sotto_http_connections_refused_total counter\nsotto_http_connections_refused_total %d\n", httpRefused)
+	fmt.Fprintf(w, "# HELP sotto_connections_evicted_total Unauthenticated connections closed to make room for new ones.\n# TYPE sotto_connections_evicted_total counter\nsotto_connections_evicted_total %d\n", evicted)
+}

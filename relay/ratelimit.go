@@ -73,3 +73,37 @@ func (l *keyedLimiter) allow(key string, now time.Time) error {
 	}
 	return nil
 }
+
+// enrollLimiter limits enrollments, device links and failed logins: per
+// client address key, and enrollments and links of all addresses together
+// too, so that many addresses (a botnet, an IPv6 block split into /64s)
+// do not multiply the guesses at activation codes.
+type enrollLimiter struct {
+	perAddr *keyedLimiter
+	allRate Rate
+	mu      sync.Mutex
+	all     bucket
+}
+
+func newEnrollLimiter(perAddr, all Rate) *enrollLimiter {
+	return &enrollLimiter{perAddr: newKeyedLimiter(perAddr), allRate: all}
+}
+
+// allow takes a token from key's bucket, then one from the global bucket.
+func (l *enrollLimiter) allow(key string, now time.Time) error {
+	if err := l.perAddr.allow(key, now); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ok, wait := l.all.take(l.allRate, now); !ok {
+		return &RateError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// allowAddr takes a token from key's bucket only (failed logins: no code
+// is guessed, and they must not lock everybody out of enrolling).
+func (l *enrollLimiter) allowAddr(key string, now time.Time) error {
+	return l.perAddr.allow(key, now)
+}

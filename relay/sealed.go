@@ -207,6 +207,7 @@ func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse,
 			}
 		}
 	}
+	c.sealedSent()
 	return &wire.SendMessageResponse{ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}, nil
 }
 

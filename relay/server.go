@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -22,16 +23,37 @@ type Config struct {
 	Logger    *slog.Logger
 	Now       func() time.Time // default: time.Now
 
-	MailboxTTL      time.Duration // envelopes older than this are dropped (30 days)
-	MaxDevices      int           // per account (6)
-	DeviceRate      Rate          // requests per connection
-	EnrollRate      Rate          // enroll, link and failed authentications per client IP
-	DeliveryWindow  int           // envelopes pushed but not yet acked per connection (256)
-	WriteTimeout    time.Duration // per frame written (10 s)
-	RevocationPoll  time.Duration // how often to look for revocations made by other processes (1 s)
-	ExpireEvery     time.Duration // how often to delete expired envelopes (10 min)
-	LinkTokenTTL    time.Duration // (10 min)
-	LoginTimeout    time.Duration // unauthenticated connections are closed after this (30 s)
+	MailboxTTL time.Duration // envelopes older than this are dropped (30 days)
+	MaxDevices int           // per account (6)
+	DeviceRate Rate          // requests per connection
+	EnrollRate Rate          // enroll, link and failed authentications per client address key
+	// EnrollRateAll limits enrollments and links of all clients together
+	// (default 1/s with bursts of 50, or EnrollRate if that is higher).
+	EnrollRateAll  Rate
+	DeliveryWindow int           // envelopes pushed but not yet acked per connection (256)
+	WriteTimeout   time.Duration // per frame written (10 s)
+	RevocationPoll time.Duration // how often to look for revocations made by other processes (1 s)
+	ExpireEvery    time.Duration // how often to delete expired envelopes (10 min)
+	LinkTokenTTL   time.Duration // (10 min)
+	LoginTimeout   time.Duration // unauthenticated connections are closed after this (30 s)
+	// ProvisionTimeout bounds the life of a provisioning connection (a
+	// new device waiting for a link approval), from its opening (3 min).
+	ProvisionTimeout time.Duration
+	// SealedIdleTimeout closes a sealed-send connection this long after
+	// its last sealed send (30 s); the client redials when it next sends.
+	SealedIdleTimeout time.Duration
+	// ConnLimits caps connections per client address key and
+	// unauthenticated ones in total (connlimit.go).
+	ConnLimits ConnLimits
+	// AddrPrefixV4 and AddrPrefixV6 are the prefix lengths that make a
+	// client address key (32 and 64): limits apply to the whole prefix.
+	AddrPrefixV4, AddrPrefixV6 int
+	// TrustedProxies are the reverse proxies whose forwarding header
+	// (ForwardedHeader: HeaderXForwardedFor, the default, or
+	// HeaderForwarded) names the client; the header of any other peer is
+	// ignored.
+	TrustedProxies  []netip.Prefix
+	ForwardedHeader string
 	AcceptWebSocket func(http.ResponseWriter, *http.Request) (Socket, error)
 	// DirectoryCacheTTL bounds how long a username's account and device
 	// list are reused for sends without asking the store (5 s).
@@ -72,6 +94,12 @@ func DefaultConfig() Config {
 		LoginTimeout:      30 * time.Second,
 		DirectoryCacheTTL: 5 * time.Second,
 		WitnessEvery:      time.Minute,
+		EnrollRateAll:     Rate{PerSecond: 1, Burst: 50},
+		ProvisionTimeout:  3 * time.Minute,
+		SealedIdleTimeout: 30 * time.Second,
+		ConnLimits:        DefaultConnLimits(),
+		AddrPrefixV4:      32,
+		AddrPrefixV6:      64,
 	}
 }
 
@@ -83,7 +111,10 @@ type Server struct {
 	mb      Mailbox
 	bus     Bus
 	metrics *Metrics
-	ipLimit *keyedLimiter
+	ipLimit *enrollLimiter
+	limits  *connLimiter
+	http    httpConns
+	keyer   addrKeyer
 	cache   *dirCache
 	sched   writeSched   // writes queued frames of lean sockets
 	blobs   *blobService // nil: no blob store
@@ -117,8 +148,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Witness != nil && cfg.LogKey == nil {
 		problems = append(problems, errors.New("relay: config: a Witness needs a LogKey (a key log to witness)"))
 	}
-	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 {
+	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 ||
+		cfg.ConnLimits.PerAddr < 0 || cfg.ConnLimits.PerAddrUnauthenticated < 0 || cfg.ConnLimits.MaxUnauthenticated < 0 || cfg.ConnLimits.PerAddrHTTP < 0 ||
+		cfg.ProvisionTimeout < 0 || cfg.SealedIdleTimeout < 0 || cfg.LoginTimeout < 0 {
 		problems = append(problems, errors.New("relay: config: negative limits"))
+	}
+	if cfg.AddrPrefixV4 < 0 || cfg.AddrPrefixV4 > 32 || cfg.AddrPrefixV6 < 0 || cfg.AddrPrefixV6 > 128 {
+		problems = append(problems, fmt.Errorf("relay: config: address prefixes /%d and /%d: want 0-32 and 0-128", cfg.AddrPrefixV4, cfg.AddrPrefixV6))
+	}
+	if h := cfg.ForwardedHeader; h != "" && h != HeaderXForwardedFor && h != HeaderForwarded {
+		problems = append(problems, fmt.Errorf("relay: config: forwarded header %q: want %s or %s", h, HeaderXForwardedFor, HeaderForwarded))
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
@@ -168,11 +207,42 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AcceptWebSocket == nil {
 		cfg.AcceptWebSocket = AcceptWebSocket
 	}
+	if cfg.EnrollRateAll == (Rate{}) {
+		// Never below the per-address limit that was configured.
+		cfg.EnrollRateAll = Rate{PerSecond: max(d.EnrollRateAll.PerSecond, cfg.EnrollRate.PerSecond),
+			Burst: max(d.EnrollRateAll.Burst, cfg.EnrollRate.Burst)}
+	}
+	if cfg.ProvisionTimeout == 0 {
+		cfg.ProvisionTimeout = d.ProvisionTimeout
+	}
+	if cfg.SealedIdleTimeout == 0 {
+		cfg.SealedIdleTimeout = d.SealedIdleTimeout
+	}
+	if cfg.ConnLimits.PerAddr == 0 {
+		cfg.ConnLimits.PerAddr = d.ConnLimits.PerAddr
+	}
+	if cfg.ConnLimits.PerAddrUnauthenticated == 0 {
+		cfg.ConnLimits.PerAddrUnauthenticated = d.ConnLimits.PerAddrUnauthenticated
+	}
+	if cfg.ConnLimits.MaxUnauthenticated == 0 {
+		cfg.ConnLimits.MaxUnauthenticated = d.ConnLimits.MaxUnauthenticated
+	}
+	if cfg.ConnLimits.PerAddrHTTP == 0 {
+		cfg.ConnLimits.PerAddrHTTP = d.ConnLimits.PerAddrHTTP
+	}
+	if cfg.AddrPrefixV4 == 0 {
+		cfg.AddrPrefixV4 = d.AddrPrefixV4
+	}
+	if cfg.AddrPrefixV6 == 0 {
+		cfg.AddrPrefixV6 = d.AddrPrefixV6
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, dir: cfg.Directory, mb: cfg.Mailbox, bus: cfg.Bus,
 		metrics: newMetrics(),
-		ipLimit: newKeyedLimiter(cfg.EnrollRate),
+		ipLimit: newEnrollLimiter(cfg.EnrollRate, cfg.EnrollRateAll),
+		limits:  newConnLimiter(cfg.ConnLimits),
+		keyer:   newAddrKeyer(&cfg),
 		cache:   newDirCache(cfg.Directory, cfg.DirectoryCacheTTL, cfg.Now),
 		ctx:     ctx, cancel: cancel,
 		conns: make(map[*conn]struct{}),
@@ -194,16 +264,48 @@ func New(cfg Config) (*Server, error) {
 // Metrics returns the server's counters.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// Handler serves /v1/ws, /healthz, /readyz and /metrics.
+// PublicHandler serves what clients use: /v1/ws, the blob routes and
+// /healthz (a constant answer, for load balancers that probe the serving
+// port). It answers 404 for /metrics and /readyz: those are on
+// OpsHandler, for a listener of its own.
+func (s *Server) PublicHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	if s.blobs != nil {
+		s.blobs.routes(mux)
+	}
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	return mux
+}
+
+// OpsHandler serves /healthz, /readyz (which asks the store) and /metrics
+// (counters that reveal traffic volumes, never content): for an operator's
+// listener, not the public one.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.opsRoutes(mux)
+	return mux
+}
+
+// Handler serves both PublicHandler's and OpsHandler's routes on one mux,
+// for tests and embedders that run a single private listener. A relay
+// facing the Internet serves PublicHandler and OpsHandler apart.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
 	if s.blobs != nil {
 		s.blobs.routes(mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
+	s.opsRoutes(mux)
+	return mux
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) opsRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -223,6 +325,7 @@ func (s *Server) Handler() http.Handler {
 		open := len(s.conns)
 		s.mu.Unlock()
 		s.metrics.write(w, open)
+		s.writeLimitMetrics(w)
 		if s.blobs != nil {
 			s.blobs.writeMetrics(w)
 		}
@@ -233,7 +336,6 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 	})
-	return mux
 }
 
 func (s *Server) isClosed() bool {
@@ -247,14 +349,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	sock, err := s.cfg.AcceptWebSocket(w, r)
+	// The caps are checked before the upgrade: a refused client costs an
+	// HTTP answer, not a WebSocket.
+	key := s.keyer.key(s.keyer.clientAddr(r))
+	sl, err := s.limits.acquire(key)
 	if err != nil {
-		s.log.Debug("websocket accept failed", "err", err)
+		status := http.StatusTooManyRequests
+		if errors.Is(err, ErrTooManyUnauthenticated) {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(s.cfg.LoginTimeout/time.Second, 1))))
+		http.Error(w, err.Error(), status)
+		s.log.Debug("connection refused", "err", err)
 		return
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	sock, err := s.cfg.AcceptWebSocket(w, r)
 	if err != nil {
-		host = r.RemoteAddr
+		sl.release()
+		s.log.Debug("websocket accept failed", "err", err)
+		return
 	}
 	// The connection outlives this handler (it is hijacked): returning
 	// frees the request and the handler goroutine, so an idle connection
@@ -266,19 +379,38 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if closed {
+		sl.release()
 		sock.Close(CloseGoingAway)
 		return
 	}
 	go func() {
 		defer s.wg.Done()
-		s.ServeSocket(sock, host)
+		s.serveSocket(sock, key, sl)
 	}()
 }
 
 // ServeSocket runs the protocol on sock until it ends or the server closes.
-// remoteIP keys the per-IP rate limits.
-func (s *Server) ServeSocket(sock Socket, remoteIP string) {
-	c := newConn(s, sock, remoteIP)
+// remote (an address, host:port or any other string) keys the per-client
+// limits; a socket over the connection caps is closed at once.
+func (s *Server) ServeSocket(sock Socket, remote string) {
+	key := s.keyer.key(remote)
+	sl, err := s.limits.acquire(key)
+	if err != nil {
+		s.log.Debug("connection refused", "err", err)
+		sock.Close(CloseGoingAway)
+		return
+	}
+	s.serveSocket(sock, key, sl)
+}
+
+// serveSocket serves sock, which holds sl, and releases sl when it ends.
+func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
+	defer sl.release()
+	c := newConn(s, sock, key)
+	c.slot = sl
+	// Eviction only cancels: the connection closes itself on its own
+	// goroutine, never blocking the newcomer's handler on a write.
+	sl.setCloser(func() { c.evicted.Store(true); c.cancel() })
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -52,6 +52,9 @@ const (
 	CloseRevoked
 	CloseReplaced
 	CloseProtocol
+	// CloseBusy: closed to make room for a newer connection while the
+	// relay holds its maximum of unauthenticated ones.
+	CloseBusy
 )
 
 var errTextFrame = fmt.Errorf("%w: text frames are not accepted", ErrBadRequest)
@@ -108,6 +111,8 @@ func (s *wsSocket) Close(reason CloseReason) error {
 		code, text = websocket.StatusNormalClosure, "replaced by a newer connection"
 	case CloseProtocol:
 		code, text = websocket.StatusProtocolError, "protocol error"
+	case CloseBusy:
+		code, text = websocket.StatusTryAgainLater, "too many connections waiting to log in"
 	}
 	// Close sends the close frame and waits (bounded by the library,
 	// 5 s each way) for the peer's; any error means the connection is

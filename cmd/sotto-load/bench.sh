@@ -25,6 +25,7 @@ shift
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=${PORT:-18283}
+mport=${METRICS_PORT:-$((port + 1))}
 tmp=$(mktemp -d)
 bin=${BIN:-$tmp}
 relay_pid=
@@ -39,11 +40,12 @@ trap cleanup EXIT INT TERM
 
 (cd "$root" && go build -o "$bin/sottod" ./cmd/sottod && go build -o "$bin/sotto-load" ./cmd/sotto-load)
 # shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
-"$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -log-level warn \
-	-enroll-rate 10000 -enroll-burst 100000 -device-rate 5000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
+"$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$mport" -log-level warn \
+	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 \
+	-conns-per-addr 100000 -unauth-per-addr 100000 -max-unauth 100000 -http-per-addr 100000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
 relay_pid=$!
 i=0
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 "$relay_pid" 2>/dev/null; then
 		echo "sottod did not start:" >&2
@@ -56,5 +58,5 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -C "$root" rev-parse --short HEAD) 
 # shellcheck disable=SC2086 # defaults is a list of flags
 # sotto-load creates the relay's organization (bootstrap) and invites its
 # devices through the relay's store in -data; none of that is measured.
-"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -data "$tmp/data" -relay-pid "$relay_pid" $defaults "$@"
+"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -metrics "http://127.0.0.1:$mport" -data "$tmp/data" -relay-pid "$relay_pid" $defaults "$@"
 echo "# after: $(uptime)"

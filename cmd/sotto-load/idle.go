@@ -12,7 +12,7 @@ import (
 // idle connects cfg.Devices authenticated devices, holds them idle and
 // reports the relay's memory per connection (from its /metrics).
 func idle(ctx context.Context, cfg Config, out io.Writer) error {
-	before, err := relayMetrics(ctx, cfg.Relay)
+	before, err := relayMetrics(ctx, cfg.Metrics)
 	if err != nil {
 		return fmt.Errorf("reading relay metrics: %w", err)
 	}
@@ -46,7 +46,7 @@ func idle(ctx context.Context, cfg Config, out io.Writer) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	after, err := relayMetrics(ctx, cfg.Relay)
+	after, err := relayMetrics(ctx, cfg.Metrics)
 	if err != nil {
 		return fmt.Errorf("reading relay metrics: %w", err)
 	}

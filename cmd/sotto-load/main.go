@@ -7,6 +7,7 @@
 //
 //	sotto-load throughput -relay ws://127.0.0.1:8080 -data DIR -devices 1000 -rate 20000 -duration 20s
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -data DIR -devices 10000
+//	sotto-load hostile    -relay ws://127.0.0.1:8080 -conns 1000 -addrs 1 -mid-frame
 //
 // It runs on the relay's host: like `sottod admin` it opens the relay's
 // store (-data DIR, or -store postgres -postgres-url URL), and acts as the
@@ -42,6 +43,7 @@ func main() {
 // Config is what both modes share.
 type Config struct {
 	Relay   string
+	Metrics string // URL of the relay's /metrics listener (default: the relay URL's host)
 	Data    string // the relay's data directory (its SQLite store)
 	OrgKey  string // sotto-load's org key file ("": Data/sotto-load-org.key)
 	Store   string // "sqlite" (in Data) or "postgres"
@@ -107,8 +109,11 @@ func (c Config) Validate() error {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "hostile" {
+		return hostileMain(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle") {
-		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle [flags]  (sotto-load throughput -h)")
+		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle|hostile [flags]  (sotto-load throughput -h)")
 		return 2
 	}
 	mode := args[0]
@@ -122,6 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Store, "store", "sqlite", "the relay's store: sqlite (in -data) or postgres")
 	fs.StringVar(&cfg.PostgresURL, "postgres-url", "", "with -store postgres: the relay's database URL")
 	fs.StringVar(&cfg.PGSchema, "postgres-schema", "", "with -store postgres: the relay's schema")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "base URL of the relay's metrics listener, e.g. http://127.0.0.1:9090 (sottod -metrics-listen; default: the -relay host)")
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "simulated devices")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "username prefix (must be new on this relay)")
 	fs.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "concurrent enrollments")
@@ -139,6 +145,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if cfg.Metrics == "" {
+		cfg.Metrics = cfg.Relay
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "sotto-load: invalid configuration:\n%v\n", err)

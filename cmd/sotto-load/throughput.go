@@ -534,7 +534,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	defer closeAll()
 
-	base, err := relayMetrics(ctx, cfg.Relay)
+	base, err := relayMetrics(ctx, cfg.Metrics)
 	if r.quiet = cfg.QuietAcks; r.quiet && err != nil {
 		fmt.Fprintf(out, "no relay metrics (%v): acks are not quiet\n", err)
 		r.quiet = false
@@ -562,7 +562,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		r.wg.Add(1)
 		go r.sweepAcks()
 	}
-	before, _ := relayMetrics(ctx, cfg.Relay)
+	before, _ := relayMetrics(ctx, cfg.Metrics)
 	fmt.Fprintf(out, "warming up %v, then measuring %v (rate %s, %d devices, %d-byte payloads, %d in flight per device, ack delay %v)\n",
 		cfg.Warmup, cfg.Duration, rateString(cfg.Rate), len(r.devs), cfg.Size, r.inflight, cfg.AckDelay)
 	select {
@@ -582,7 +582,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	load0 := loadAvg()
-	mid, _ := relayMetrics(ctx, cfg.Relay)
+	mid, _ := relayMetrics(ctx, cfg.Metrics)
 	c0 := r.snapshot()
 	cpu0 := sampleCPU(cfg.RelayPID)
 	t0 := time.Now()
@@ -599,7 +599,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 	cpu1 := sampleCPU(cfg.RelayPID)
 	c1 := r.snapshot()
 	load1 := loadAvg()
-	after, _ := relayMetrics(context.Background(), cfg.Relay)
+	after, _ := relayMetrics(context.Background(), cfg.Metrics)
 
 	// Drain: no new sends; wait until every send is answered, every
 	// acknowledged message delivered and every delivery's ack confirmed.
@@ -615,7 +615,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 				break
 			}
 			// Quiet acks are confirmed by the relay's count.
-			if m, err := relayMetrics(ctx, cfg.Relay); err == nil {
+			if m, err := relayMetrics(ctx, cfg.Metrics); err == nil {
 				relayAcked = int64(m["sotto_messages_acked_total"] - base["sotto_messages_acked_total"])
 				if relayAcked >= c.acked {
 					drained = true
@@ -625,7 +625,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	final, _ := relayMetrics(context.Background(), cfg.Relay)
+	final, _ := relayMetrics(context.Background(), cfg.Metrics)
 	closeAll()
 
 	w := c1.sub(c0)

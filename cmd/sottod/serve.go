@@ -54,6 +54,9 @@ type Config struct {
 	BlobConfig
 	// Store and bus (backends.go).
 	BackendConfig
+	// Connection caps, lifetimes, address keys, the metrics listener
+	// (limits.go).
+	LimitConfig
 }
 
 // DefaultConfig returns the defaults of the serve flags.
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		BlobConfig:  defaultBlobConfig(),
 
 		BackendConfig: defaultBackendConfig(),
+		LimitConfig:   defaultLimitConfig(),
 	}
 }
 
@@ -108,6 +112,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("-log-level %q: %v", c.LogLevel, err))
 	}
 	errs = append(errs, c.BackendConfig.problems()...)
+	errs = append(errs, c.LimitConfig.problems()...)
 	return errors.Join(errs...)
 }
 
@@ -122,6 +127,8 @@ type Daemon struct {
 	srv   *relay.Server
 	http  *http.Server
 	ln    net.Listener
+	ops   *http.Server // /metrics, /healthz, /readyz; nil without -metrics-listen
+	opsLn net.Listener
 	turn  *relay.TURNServer
 	blobs io.Closer // the blob index, nil when off
 }
@@ -142,6 +149,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.MailboxTTL = cfg.MailboxTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	cfg.LimitConfig.apply(&rcfg)
 	if cfg.WebSocket == "lean" {
 		rcfg.AcceptWebSocket = relay.AcceptLean
 	}
@@ -202,11 +210,48 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	}
 	d.ln = ln
 	d.http = &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           srv.PublicHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// A kept-alive HTTP connection that never upgrades holds no slot
+		// of the connection caps: it idles no longer than a WebSocket
+		// may stay logged out.
+		IdleTimeout: cfg.LoginTimeout,
+		ConnState:   srv.ConnState,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.MetricsListen != "" {
+		if d.opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sottod: metrics listener: %w", err)
+		}
+		d.ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
+	for _, w := range d.Warnings() {
+		log.Warn(w)
 	}
 	return d, nil
+}
+
+// Warnings lists what in the configuration exposes the relay: plaintext
+// on an address other hosts reach, metrics on one.
+func (d *Daemon) Warnings() []string {
+	var ws []string
+	if !d.cfg.tls() && exposedPlaintext(d.ln.Addr()) {
+		ws = append(ws, fmt.Sprintf("listening WITHOUT TLS on %s, which other hosts can reach: clients' traffic and metadata cross the network in the clear (use -tls-cert/-tls-key or -acme-domain, or listen on loopback behind a TLS-terminating proxy)", d.ln.Addr()))
+	}
+	if d.opsLn != nil && exposedPlaintext(d.opsLn.Addr()) {
+		ws = append(ws, fmt.Sprintf("serving /metrics on %s, which other hosts can reach: the counters reveal traffic volumes (keep -metrics-listen on loopback or a private network)", d.opsLn.Addr()))
+	}
+	return ws
+}
+
+// MetricsURL is the base URL of the metrics listener ("" when off).
+func (d *Daemon) MetricsURL() string {
+	if d.opsLn == nil {
+		return ""
+	}
+	return "http://" + d.opsLn.Addr().String()
 }
 
 // URL is the address clients connect to.
@@ -233,6 +278,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
+	if d.ops != nil {
+		go func() {
+			if err := d.ops.Serve(d.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Warn("metrics listener", "err", err)
+			}
+		}()
+		defer d.ops.Close()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -259,6 +312,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.ln != nil {
 		d.ln.Close()
+	}
+	if d.opsLn != nil {
+		d.opsLn.Close()
 	}
 	if d.turn != nil {
 		d.turn.Close()
@@ -293,6 +349,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.Witness, "witness", "", "base URL of the org's key log witness (sotto admin witness serve) to co-sign the log's heads")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)
+	limitFlags(fs, &cfg.LimitConfig)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -310,7 +367,15 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer d.Close()
 	fmt.Fprintf(stdout, "sottod: relay listening on %s\n", d.URL())
-	fmt.Fprintf(stdout, "sottod: data directory %s (health: /healthz, /readyz, metrics: /metrics)\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "sottod: data directory %s\n", cfg.DataDir)
+	if u := d.MetricsURL(); u != "" {
+		fmt.Fprintf(stdout, "sottod: metrics and health on %s/metrics, /healthz, /readyz\n", u)
+	} else {
+		fmt.Fprintf(stdout, "sottod: health on /healthz; no metrics listener (-metrics-listen)\n")
+	}
+	for _, w := range d.Warnings() {
+		fmt.Fprintf(stdout, "sottod: WARNING: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "sottod: before an organization exists: sottod admin bootstrap -data %s -relay %s\n", cfg.DataDir, d.URL())
 	fmt.Fprintf(stdout, "sottod: then, on the first admin's device: sotto admin init --bootstrap CODE; its admins invite people (sotto admin invite)\n")
 	if f, ok := stdout.(*os.File); ok {
