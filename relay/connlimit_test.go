@@ -22,12 +22,12 @@ import (
 )
 
 // limitRelay is a real relay on loopback, with its store and an
-// activation code, for the attack tests of the connection caps.
+// organization, for the attack tests of the connection caps.
 type limitRelay struct {
-	srv  *relay.Server
-	hs   *httptest.Server
-	url  string // ws://.../v1/ws
-	code string
+	srv *relay.Server
+	hs  *httptest.Server
+	url string // ws://.../v1/ws
+	org *testOrg
 }
 
 func startLimitRelay(t *testing.T, mod func(*relay.Config)) *limitRelay {
@@ -37,12 +37,7 @@ func startLimitRelay(t *testing.T, mod func(*relay.Config)) *limitRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, codeID := relay.NewActivationCode()
-	now := time.Now()
-	if err := store.CreateCode(ctx, relay.Code{ID: codeID, Hash: relay.HashActivationCode(code), Seats: 20,
-		Created: now, Expires: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	o := registerOrg(t, store)
 	cfg := relay.DefaultConfig()
 	cfg.Directory, cfg.Mailbox = store, store
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -58,7 +53,7 @@ func startLimitRelay(t *testing.T, mod func(*relay.Config)) *limitRelay {
 	// 127.0.0.2, 127.0.0.3, ... as distinct addresses.
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { srv.Close(); hs.Close(); store.Close() })
-	return &limitRelay{srv: srv, hs: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws", code: code}
+	return &limitRelay{srv: srv, hs: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws", org: o}
 }
 
 // dialFrom opens a WebSocket from the loopback address from, with extra
@@ -193,7 +188,8 @@ func enrollFrom(t *testing.T, r *limitRelay, from, name string) *msgDevice {
 	d := &msgDevice{rawConn: &rawConn{t: t, c: c}, name: name, nonce: nonce}
 	pub, key, _ := ed25519.GenerateKey(nil)
 	ik := make([]byte, 33)
-	d.send(1, &wire.EnrollRequest{ActivationCode: r.code, Username: name, DeviceKey: pub, IdentityKey: ik,
+	seat := r.org.invite(name)
+	d.send(1, &wire.EnrollRequest{ActivationCode: seat.Code, IdentityCertificate: seat.Certify(ik), Username: name, DeviceKey: pub, IdentityKey: ik,
 		RegistrationId: 7, Prekeys: &wire.PreKeys{
 			SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: make([]byte, 33), Signature: make([]byte, 64)},
 			LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: make([]byte, 100), Signature: make([]byte, 64)},
