@@ -153,6 +153,10 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 
 const linkCodePrefix = "sotto-link:"
 
+// ErrProvisioningClosed reports a link channel the relay closed before an
+// approval came (relays bound how long one stays open).
+var ErrProvisioningClosed = errors.New("client: provisioning channel closed")
+
 // ErrBadLinkCode reports a malformed link code.
 var ErrBadLinkCode = errors.New("client: malformed link code")
 
@@ -294,7 +298,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		return nil, ctx.Err()
 	case b, ok := <-l.conn.ProvisioningMessages():
 		if !ok {
-			return nil, fmt.Errorf("client: provisioning channel closed: %w", l.conn.Err())
+			return nil, fmt.Errorf("%w: %w", ErrProvisioningClosed, l.conn.Err())
 		}
 		sealed = b
 	}

@@ -65,7 +65,7 @@ func devicesLink(e *env, args []string) error {
 	relay := fs.String("relay", "", "relay `URL`")
 	name := fs.String("device-name", hostname(), "this device's `NAME`")
 	codeFile := fs.String("code-file", "", "also write the link code to `FILE`")
-	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the approval")
+	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the approval (a relay keeps a link channel open 3 minutes by default)")
 	deferHistory := fs.Bool("defer-history", false, "keep a history sent by the approving device for later: sotto devices import-history")
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
@@ -102,6 +102,9 @@ func devicesLink(e *env, args []string) error {
 		}
 	}
 	c, err := l.Finish(ctx, e.home, pass, *name, e.options(nil))
+	if errors.Is(err, client.ErrProvisioningClosed) {
+		return fmt.Errorf("devices link: the relay closed the link channel before an approval came (it keeps one open a few minutes): run devices link again and approve the new code")
+	}
 	if err != nil {
 		return err
 	}
