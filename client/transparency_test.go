@@ -71,32 +71,7 @@ func (r *ktRelay) rewriteLeaf(t *testing.T, idx int, users ...string) {
 	}
 	forged, _ := (&transparency.Binding{Kind: transparency.KindAdd, Username: users[idx], IdentityKey: fakeIdentity(t), TimestampMS: 1}).Encode()
 	leaves[idx] = forged
-	mem := &transparency.MemoryTree{}
-	r.exec(t, func(tx *sql.Tx) error {
-		for _, q := range []string{`DELETE FROM keylog_leaves`, `DELETE FROM keylog_nodes`} {
-			if _, err := tx.Exec(q); err != nil {
-				return err
-			}
-		}
-		for i, l := range leaves {
-			nodes, err := transparency.NewNodes(mem, uint64(i), transparency.LeafHash(l))
-			if err != nil {
-				return err
-			}
-			if err := mem.AppendLeaf(l); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(`INSERT INTO keylog_leaves (idx, username, leaf) VALUES (?, ?, ?)`, i, users[i], l); err != nil {
-				return err
-			}
-			for _, n := range nodes {
-				if _, err := tx.Exec(`INSERT INTO keylog_nodes (level, idx, hash) VALUES (?, ?, ?)`, n.ID.Level, int64(n.ID.Index), n.Hash[:]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	r.exec(t, func(tx *sql.Tx) error { return r.rewriteLog(t, tx, leaves, users) })
 }
 
 // exec runs SQL on the relay's database through a connection of its own.
