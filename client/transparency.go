@@ -141,19 +141,24 @@ type gossip struct {
 }
 
 func pinLogKey(ctx context.Context, db kv, key []byte) error {
+	return pinKey(ctx, db, ktLogKey, "the relay's key log key", key)
+}
+
+// pinKey stores an Ed25519 public key under name in the transparency
+// table (an empty key: nothing is stored).
+func pinKey(ctx context.Context, db kv, name, what string, key []byte) error {
 	if len(key) == 0 {
 		return nil
 	}
 	if len(key) != ed25519.PublicKeySize {
-		return fmt.Errorf("client: the relay's key log key has %d bytes", len(key))
+		return fmt.Errorf("client: %s has %d bytes", what, len(key))
 	}
-	return db.Put(ctx, tblTransparency, []byte(ktLogKey), key)
+	return db.Put(ctx, tblTransparency, []byte(name), key)
 }
 
-// logKey returns the pinned log key, nil when none was pinned (a relay
-// without a log, or a device enrolled before it had one).
-func logKey(ctx context.Context, db kv) (ed25519.PublicKey, error) {
-	b, err := db.Get(ctx, tblTransparency, []byte(ktLogKey))
+// pinnedKey returns the key pinKey stored under name (nil: none).
+func pinnedKey(ctx context.Context, db kv, name string) (ed25519.PublicKey, error) {
+	b, err := db.Get(ctx, tblTransparency, []byte(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -163,8 +168,19 @@ func logKey(ctx context.Context, db kv) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
+// logKey returns the pinned log key, nil when none was pinned (a relay
+// without a log, or a device enrolled before it had one).
+func logKey(ctx context.Context, db kv) (ed25519.PublicKey, error) {
+	return pinnedKey(ctx, db, ktLogKey)
+}
+
 func loadHead(ctx context.Context, db kv) (*transparency.SignedHead, error) {
-	b, err := db.Get(ctx, tblTransparency, []byte(ktHead))
+	return loadStoredHead(ctx, db, ktHead, "key log head")
+}
+
+// loadStoredHead reads a signed head kept under name (nil: none).
+func loadStoredHead(ctx context.Context, db kv, name, what string) (*transparency.SignedHead, error) {
+	b, err := db.Get(ctx, tblTransparency, []byte(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -173,7 +189,7 @@ func loadHead(ctx context.Context, db kv) (*transparency.SignedHead, error) {
 	}
 	h, err := transparency.DecodeHead(b)
 	if err != nil {
-		return nil, fmt.Errorf("client: stored key log head: %w", err)
+		return nil, fmt.Errorf("client: stored %s: %w", what, err)
 	}
 	return &h, nil
 }

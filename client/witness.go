@@ -65,40 +65,16 @@ type unwitnessedRecord struct {
 // no witness, nothing is stored). The enrollment and linking code call it
 // with the key the org's invitation (or the approving device) carries.
 func pinWitnessKey(ctx context.Context, db kv, key []byte) error {
-	if len(key) == 0 {
-		return nil
-	}
-	if len(key) != ed25519.PublicKeySize {
-		return fmt.Errorf("client: the key log witness key has %d bytes", len(key))
-	}
-	return db.Put(ctx, tblTransparency, []byte(ktWitnessKey), key)
+	return pinKey(ctx, db, ktWitnessKey, "the key log witness key", key)
 }
 
 // witnessKey returns the pinned witness key (nil: none pinned).
 func witnessKey(ctx context.Context, db kv) (ed25519.PublicKey, error) {
-	b, err := db.Get(ctx, tblTransparency, []byte(ktWitnessKey))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ed25519.PublicKey(b), nil
+	return pinnedKey(ctx, db, ktWitnessKey)
 }
 
 func loadWitnessed(ctx context.Context, db kv) (*transparency.SignedHead, error) {
-	b, err := db.Get(ctx, tblTransparency, []byte(ktWitnessed))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	h, err := transparency.DecodeHead(b)
-	if err != nil {
-		return nil, fmt.Errorf("client: stored witnessed head: %w", err)
-	}
-	return &h, nil
+	return loadStoredHead(ctx, db, ktWitnessed, "witnessed head")
 }
 
 func loadUnwitnessed(ctx context.Context, db kv) (*unwitnessedRecord, error) {
