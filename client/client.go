@@ -37,6 +37,14 @@ func (e *IdentityChangedError) Error() string {
 	return fmt.Sprintf("client: the safety number with %s changed; verify it, then accept the new key", e.User)
 }
 
+// minPassphraseBits is the effective passphrase minimum.
+func (o *Options) minPassphraseBits() float64 {
+	if o.MinPassphraseBits == 0 {
+		return store.DefaultMinPassphraseBits
+	}
+	return o.MinPassphraseBits
+}
+
 // Options configure a Client.
 type Options struct {
 	Logger *slog.Logger // nil: discard
@@ -45,6 +53,11 @@ type Options struct {
 	OnEvent func(Event)
 	// KDF tunes the Argon2id parameters of a new store (Enroll, Link).
 	KDF store.KDFParams
+	// MinPassphraseBits is the passphrase policy of a new store (Enroll,
+	// Link): as store.Options.MinPassphraseBits (zero: the store's
+	// default; store.NoPassphrasePolicy: none). An organization's policy
+	// may raise it.
+	MinPassphraseBits float64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// ExpiryInterval is how often disappearing messages are looked for;

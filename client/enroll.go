@@ -36,7 +36,7 @@ type EnrollParams struct {
 // new store is wiped so enrollment can be retried.
 func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err error) {
 	o := opts.withDefaults()
-	db, err := store.Create(ctx, p.Dir, p.Passphrase, &store.Options{KDF: o.KDF})
+	db, err := store.Create(ctx, p.Dir, p.Passphrase, &store.Options{KDF: o.KDF, MinPassphraseBits: o.MinPassphraseBits})
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +233,10 @@ func (l *Linking) Close() error { return l.conn.Close() }
 func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, deviceName string, opts *Options) (cl *Client, err error) {
 	defer l.conn.Close()
 	o := opts.withDefaults()
+	// Refuse a weak passphrase before the approval is used up.
+	if err := store.CheckPassphrase(passphrase, o.minPassphraseBits()); err != nil {
+		return nil, err
+	}
 	var sealed []byte
 	select {
 	case <-ctx.Done():
@@ -248,7 +252,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		return nil, err
 	}
 	defer pm.History.wipe()
-	db, err := store.Create(ctx, dir, passphrase, &store.Options{KDF: o.KDF})
+	db, err := store.Create(ctx, dir, passphrase, &store.Options{KDF: o.KDF, MinPassphraseBits: o.MinPassphraseBits})
 	if err != nil {
 		return nil, err
 	}

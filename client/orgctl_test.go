@@ -97,7 +97,7 @@ func (w *orgWorld) member(t *testing.T, user string) *member {
 }
 
 func (m *member) options() *Options {
-	return &Options{KDF: testKDF, OnEvent: func(e Event) { m.events <- e }}
+	return &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { m.events <- e }}
 }
 
 // reopen closes the member's client and opens it again from its store.

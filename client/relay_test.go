@@ -94,7 +94,7 @@ func (r *testRelay) enroll(t *testing.T, code, user string, receive bool) (*Clie
 	ctx := context.Background()
 	events := make(chan Event, 100)
 	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: user, DeviceName: "test"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
+		Code: code, Username: user, DeviceName: "test"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	phoneEvents := make(chan Event, 100)
-	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { phoneEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	bobEvents := make(chan Event, 100)
 	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: "bob"}, &Options{KDF: testKDF, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
+		Code: code, Username: "bob"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

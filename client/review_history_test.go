@@ -109,7 +109,7 @@ func TestDeviceOrdersFromContactsAndNewerClients(t *testing.T) {
 	logs := &syncBuffer{}
 	events := make(chan Event, 100)
 	alice, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Relay: r.url,
-		Code: code, Username: "alice", DeviceName: "laptop"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e },
+		Code: code, Username: "alice", DeviceName: "laptop"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e },
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestLinkPinsTheApproversLogKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "tablet")
-	tablet, err := l.Finish(ctx, dir, []byte("pw"), "tablet", &Options{KDF: testKDF})
+	tablet, err := l.Finish(ctx, dir, []byte("pw"), "tablet", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 	if err == nil {
 		got, _ := tablet.LogPublicKey(ctx)
 		tablet.Close()

@@ -104,31 +104,94 @@ func writeKeyFile(path string, kf *keyFile) error {
 	return nil
 }
 
-// isDuress reports whether passphrase is the duress passphrase.
-func (k *keyFile) isDuress(passphrase []byte) bool {
+// check tests passphrase against the key file with exactly two
+// derivations, whatever the outcome: one for the data key's wrapping key
+// and one for the duress hash (against the key file's own salt when no
+// duress passphrase is set, the result then thrown away). A normal unlock,
+// a wrong passphrase and the duress passphrase so cost the same Argon2id
+// work; before, a wrong or duress passphrase cost a second derivation a
+// correct one did not, and the duress wipe ran on top (see duressWipe).
+// dataKey is set only for the right passphrase.
+func (k *keyFile) check(passphrase []byte, kdf kdfFunc) (dataKey []byte, duress bool, err error) {
+	wk := kdf(passphrase, k.Salt, k.Params)
+	defer clear(wk)
+	dsalt := k.DuressSalt
 	if len(k.DuressHash) == 0 {
-		return false
+		dsalt = k.Salt
 	}
-	h := deriveWrapKey(passphrase, k.DuressSalt, k.Params)
-	defer clear(h)
-	return hmac.Equal(h, k.DuressHash)
+	dh := kdf(passphrase, dsalt, k.Params)
+	defer clear(dh)
+	duress = len(k.DuressHash) > 0 && hmac.Equal(dh, k.DuressHash)
+	dataKey, err = k.unwrapWith(wk)
+	if err != nil {
+		return nil, duress, err
+	}
+	return dataKey, false, nil
 }
 
-// failedUnlock applies the policy after a wrong passphrase and returns the
-// error to report.
-func failedUnlock(dir string, kf *keyFile, passphrase []byte) error {
-	if kf.isDuress(passphrase) {
+// wipePendingName marks a store whose duress wipe has destroyed the key
+// file but not yet shredded the rest (FinishWipe does that).
+const wipePendingName = ".wipe-pending"
+
+// duressWipe is the part of a duress wipe done before the unlock answers.
+// It renames the key file to the pending-wipe mark (so the store is gone
+// at once: without the key file the database is noise) and overwrites the
+// mark's bytes with random ones, synced: one small synced write, as the
+// key-file write that a right or a wrong passphrase makes (noteUnlock).
+// The rest (database files, downloaded attachments), whose cost grows with
+// what the device holds and would show in the unlock's timing, is left to
+// FinishWipe, which front ends call once they have answered the user (and
+// Create calls first). Nothing here is reported: a failure would reveal
+// the wipe.
+func duressWipe(dir string) {
+	mark := filepath.Join(dir, wipePendingName)
+	if os.Rename(filepath.Join(dir, keyFileName), mark) != nil {
+		_ = Wipe(dir) // do it all now rather than leave it undone
+		return
+	}
+	_ = overwrite(mark)
+}
+
+// noteUnlock records the outcome of an unlock in the key file, which a
+// right and a wrong passphrase both rewrite (synced) so that they cost
+// what a duress unlock's synced write does.
+func noteUnlock(dir string, kf *keyFile) error {
+	return writeKeyFile(filepath.Join(dir, keyFileName), kf)
+}
+
+// FinishWipe completes a wipe that a duress unlock left pending in dir:
+// it shreds the database files and the client's folders (Wipe), then
+// removes the mark. Without a pending wipe it does nothing. Front ends
+// call it after answering an unlock, so that its cost does not show in
+// the unlock's timing.
+func FinishWipe(dir string) error {
+	mark := filepath.Join(dir, wipePendingName)
+	if _, err := os.Stat(mark); err != nil {
+		return nil
+	}
+	if err := Wipe(dir); err != nil {
+		return err
+	}
+	if err := shred(mark); err != nil {
+		return fmt.Errorf("store: finish wipe: %w", err)
+	}
+	return nil
+}
+
+// failedUnlock applies the policy after a wrong passphrase (duress: it was
+// the duress passphrase) and returns the error to report.
+func failedUnlock(dir string, kf *keyFile, duress bool) error {
+	if duress {
 		// Silently: the caller sees exactly what it sees where no store
 		// was ever created (ErrNoStore), so a client shows its first-run
-		// state. A failure of the wipe is not reported either, since
-		// that would reveal it; the key file goes first, and without it
-		// whatever remains is noise.
-		if Wipe(dir) != nil {
-			_ = os.Remove(filepath.Join(dir, keyFileName))
-		}
+		// state.
+		duressWipe(dir)
 		return ErrNoStore
 	}
 	if kf.WipeAfter <= 0 {
+		if err := noteUnlock(dir, kf); err != nil {
+			return err
+		}
 		return ErrWrongPassphrase
 	}
 	kf.FailedUnlocks++
@@ -138,7 +201,7 @@ func failedUnlock(dir string, kf *keyFile, passphrase []byte) error {
 		}
 		return ErrWipedAfterFailures
 	}
-	if err := writeKeyFile(filepath.Join(dir, keyFileName), kf); err != nil {
+	if err := noteUnlock(dir, kf); err != nil {
 		return err
 	}
 	return &AttemptsError{Left: kf.WipeAfter - kf.FailedUnlocks}

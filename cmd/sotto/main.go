@@ -129,6 +129,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer cancel()
 	}
 	err := cmd(e, args[1:])
+	// A duress unlock answers after destroying the key file; the rest of
+	// its wipe runs here, once the answer is out, so that it does not
+	// show in how long the unlock took (store.FinishWipe).
+	defer func() { _ = store.FinishWipe(e.home) }()
 	switch {
 	case err == nil:
 		return 0

@@ -101,7 +101,7 @@ func TestChatAppInTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	pass := filepath.Join(dir, "pass")
-	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"alice", "bob"} {

@@ -174,7 +174,7 @@ func TestSealedSenderWithSottod(t *testing.T) {
 			ch <- e
 		}
 		c, err := client.Enroll(ctx, client.EnrollParams{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("pw"), Relay: p.url,
-			Code: code.Code, Username: name, DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, OnEvent: onEvent})
+			Code: code.Code, Username: name, DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy, OnEvent: onEvent})
 		if err != nil {
 			t.Fatal(err)
 		}
