@@ -127,7 +127,7 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	if err != nil {
 		return nil, err
 	}
-	ptr.FileName = attach.SafeName(filepath.Base(path))
+	ptr.FileName = attach.BaseName(filepath.Base(path))
 	ptr.ContentType = o.ContentType
 	if ptr.ContentType == "" {
 		ptr.ContentType = guessType(f, ptr.FileName)

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "sotto: %v\n", err)
+		fmt.Fprintf(stderr, "sotto: %s\n", errText(err))
 		return 1
 	}
 }

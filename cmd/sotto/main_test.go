@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,7 @@ func TestScripts(t *testing.T) {
 			"waitfile":    cmdWaitFile,
 			"relaysetkey": cmdRelaySetKey,
 			"relay":       cmdRelay,
+			"setquoted":   cmdSetQuoted,
 		},
 	})
 }
@@ -184,6 +186,17 @@ func cmdRelay(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: relay stop|start")
 	}
+}
+
+// setquoted VAR "GO-STRING": set $VAR to a Go-quoted string, so that a script
+// can pass control, bidi and invisible characters as arguments.
+func cmdSetQuoted(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setquoted VAR \"GO-STRING\"")
+	}
+	v, err := strconv.Unquote(`"` + args[1] + `"`)
+	ts.Check(err)
+	ts.Setenv(args[0], v)
 }
 
 // newcode VAR [SEATS]: create an activation code and store it in $VAR.
