@@ -70,8 +70,9 @@ type FileOptions struct {
 // connection.
 func (c *Client) blobs() *attach.Client {
 	return &attach.Client{
-		Base: c.acct.Relay,
-		HTTP: &http.Client{Transport: http.DefaultTransport},
+		Base:     c.acct.Relay,
+		HTTP:     c.relayHTTP,
+		CheckURL: c.opts.Transport.CheckURL,
 		Token: func(ctx context.Context) (string, error) {
 			conn, err := c.connection()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -63,13 +64,21 @@ type Options struct {
 	// ExpiryInterval is how often disappearing messages are looked for;
 	// zero: DefaultExpiryInterval.
 	ExpiryInterval time.Duration
+	// Transport is how every connection to the relay is made: the
+	// WebSockets (authenticated and sealed), enrollment, and the HTTP
+	// requests for attachment blobs. Its TLS roots, pin and plaintext rule
+	// apply to all of them (transport.NewOptions builds it from a
+	// device's settings). The zero value: the system's roots, plaintext
+	// only on loopback.
+	Transport transport.Options
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.
 type Client struct {
-	opts Options
-	log  *slog.Logger
-	db   *store.Store
+	opts      Options
+	relayHTTP *http.Client // for the relay's HTTP surface, under opts.Transport
+	log       *slog.Logger
+	db        *store.Store
 	// acct is read for its fixed fields only (name, device, keys); the
 	// prekey counters are read and written inside store transactions.
 	acct     *account
@@ -129,7 +138,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id}
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {
 		return nil, err
@@ -194,7 +203,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	if c.db.Locked() {
 		return ErrLocked
 	}
-	conn, err := transport.Dial(ctx, c.acct.Relay, transport.Options{})
+	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return err
 	}

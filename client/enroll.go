@@ -58,7 +58,7 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (cl *Client, err
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.Dial(ctx, p.Relay, transport.Options{})
+	conn, err := transport.Dial(ctx, p.Relay, o.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -203,13 +203,20 @@ type Linking struct {
 	address string
 }
 
-// BeginLink opens a provisioning channel at the relay for a new device.
+// BeginLink opens a provisioning channel at the relay for a new device,
+// with the default transport options (BeginLinkWith).
 func BeginLink(ctx context.Context, relay string) (*Linking, error) {
+	return BeginLinkWith(ctx, relay, transport.Options{})
+}
+
+// BeginLinkWith is BeginLink reaching the relay under o (its TLS roots,
+// pin and plaintext rule; give Finish the same in Options.Transport).
+func BeginLinkWith(ctx context.Context, relay string, o transport.Options) (*Linking, error) {
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client: link key: %w", err)
 	}
-	conn, err := transport.Dial(ctx, relay, transport.Options{})
+	conn, err := transport.Dial(ctx, relay, o)
 	if err != nil {
 		return nil, err
 	}

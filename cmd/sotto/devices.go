@@ -85,7 +85,7 @@ func devicesLink(e *env, args []string) error {
 	defer clear(pass)
 	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
 	defer cancel()
-	l, err := client.BeginLink(ctx, *relay)
+	l, err := client.BeginLinkWith(ctx, *relay, e.transport())
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"relaysetkey": cmdRelaySetKey,
 			"relay":       cmdRelay,
 			"setquoted":   cmdSetQuoted,
+			"tlsrelay":    cmdTLSRelay,
 		},
 	})
 }
@@ -81,6 +82,7 @@ func TestScripts(t *testing.T) {
 // relayProc is the relay of one script.
 type relayProc struct {
 	bin, data, addr string
+	tlsArgs         []string // -tls-cert, -tls-key once tlsrelay ran
 	cmd             *exec.Cmd
 	logf            *os.File
 }
@@ -109,7 +111,7 @@ type relayKey struct{}
 // start runs the relay and waits until it listens; the first start picks a
 // port, later ones reuse it.
 func (r *relayProc) start() error {
-	cmd := exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn")
+	cmd := exec.Command(r.bin, append([]string{"serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn"}, r.tlsArgs...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -145,7 +147,7 @@ func (r *relayProc) start() error {
 			r.stop()
 			return fmt.Errorf("sottod exited before listening (see %s)", logf.Name())
 		}
-		r.addr = strings.TrimPrefix(u, "ws://")
+		r.addr = strings.TrimPrefix(strings.TrimPrefix(u, "ws://"), "wss://")
 		return nil
 	case <-time.After(30 * time.Second):
 		r.stop()
