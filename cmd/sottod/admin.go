@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"sotto/internal/safetext"
 	"sotto/relay"
 )
 
@@ -293,7 +294,9 @@ func (a *adminCmd) devicesList(ctx context.Context, user string) error {
 			return err
 		}
 		for _, d := range devs {
-			out = append(out, deviceJSON{Username: ac.Username, Device: d.Addr.Device, Name: d.Name, RegistrationID: d.RegistrationID,
+			// A device's name is whatever its client sent: neutralized for
+			// the operator's terminal (and for a --json consumer).
+			out = append(out, deviceJSON{Username: safetext.Name(ac.Username), Device: d.Addr.Device, Name: safetext.Name(d.Name), RegistrationID: d.RegistrationID,
 				Created: d.Created, LastSeen: d.LastSeen, Revoked: d.Revoked})
 		}
 	}
