@@ -170,6 +170,13 @@ func (c *Client) Close() error {
 	return c.db.Close()
 }
 
+// ChangePassphrase re-wraps the local store's key under newPassphrase,
+// which must pass the passphrase policy (Options.MinPassphraseBits) and
+// differ from the duress passphrase; old is the current one.
+func (c *Client) ChangePassphrase(old, newPassphrase []byte) error {
+	return c.db.ChangePassphrase(old, newPassphrase, c.opts.MinPassphraseBits, rand.Reader)
+}
+
 // Policy returns the unlock policy of the local store.
 func (c *Client) Policy() (store.Policy, error) { return c.db.Policy() }
 

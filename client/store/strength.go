@@ -1,8 +1,10 @@
 package store
 
 import (
+	"crypto/hmac"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"unicode"
@@ -212,4 +214,36 @@ var commonWords = []string{
 	"qwer", "wasd", "zaqi", "xsw2", "mnbvcxz", "poiuytrewq", "lkjhgfdsa", "monday",
 	"friday", "sunday", "january", "december", "family", "forever", "mother", "father", "sister", "brother",
 	"baby", "babygirl", "princesa", "contrasena", "motdepasse", "passe",
+}
+
+// ChangePassphrase re-wraps the data key under newPassphrase, which must
+// pass the passphrase policy (minBits as Options.MinPassphraseBits: zero
+// for the default) and differ from the duress passphrase. old must be the
+// current passphrase (ErrWrongPassphrase otherwise; not counted against
+// the failed-unlock limit, since the store is open). The unlock policy
+// stays as it was.
+func (s *Store) ChangePassphrase(old, newPassphrase []byte, minPassphraseBits float64, rnd io.Reader) error {
+	if err := CheckPassphrase(newPassphrase, minBits(minPassphraseBits)); err != nil {
+		return err
+	}
+	return s.updateKeyFile(func(kf *keyFile) error {
+		dk, err := kf.unwrap(old)
+		if err != nil {
+			return err
+		}
+		defer clear(dk)
+		if len(kf.DuressHash) > 0 {
+			h := deriveWrapKey(newPassphrase, kf.DuressSalt, kf.Params)
+			defer clear(h)
+			if hmac.Equal(h, kf.DuressHash) {
+				return errors.New("store: the passphrase must differ from the duress passphrase")
+			}
+		}
+		nk, err := newKeyFile(rnd, newPassphrase, dk, kf.Params)
+		if err != nil {
+			return err
+		}
+		kf.Salt, kf.Nonce, kf.Wrapped = nk.Salt, nk.Nonce, nk.Wrapped
+		return nil
+	})
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -65,4 +66,38 @@ func TestCreateEnforcesThePassphrasePolicy(t *testing.T) {
 		t.Fatalf("explicitly allowed weak passphrase: %v", err)
 	}
 	s.Close()
+}
+
+// A changed passphrase passes the policy too, and the old one stops
+// working.
+func TestChangePassphrase(t *testing.T) {
+	ctx := t.Context()
+	s, dir := newTestStore(t)
+	if err := s.SetDuress([]byte("under duress"), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ChangePassphrase([]byte("correct horse"), []byte("password1"), 0, rand.Reader); !errors.Is(err, ErrWeakPassphrase) {
+		t.Fatalf("weak new passphrase: %v", err)
+	}
+	if err := s.ChangePassphrase([]byte("wrong horse"), []byte("a much better passphrase"), 0, rand.Reader); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("wrong old passphrase: %v", err)
+	}
+	if err := s.ChangePassphrase([]byte("correct horse"), []byte("under duress"), NoPassphrasePolicy, rand.Reader); err == nil {
+		t.Fatal("the duress passphrase became the passphrase")
+	}
+	if err := s.ChangePassphrase([]byte("correct horse"), []byte("a much better passphrase"), 0, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(ctx, dir, []byte("correct horse")); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("old passphrase after the change: %v", err)
+	}
+	s2, err := Open(ctx, dir, []byte("a much better passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if p, err := s2.Policy(); err != nil || !p.Duress {
+		t.Fatalf("the unlock policy did not survive the change: %+v %v", p, err)
+	}
 }

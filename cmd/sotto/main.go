@@ -61,7 +61,7 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
-  lock [--wipe-after N] [--duress-file FILE | --no-duress]
+  lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key, head, alarms)
