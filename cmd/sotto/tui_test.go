@@ -77,6 +77,9 @@ func newChatWorld(t *testing.T) *chatWorld {
 		t.Skip("starts a relay and terminals")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is required under CI")
+		}
 		t.Skip("tmux not installed")
 	}
 	sottod := buildSottod(t)
