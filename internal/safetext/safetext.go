@@ -17,8 +17,8 @@ const (
 	bodyMarks   = 16  // and in a body
 )
 
-// context says what a context lets through.
-type context struct {
+// rules say what a context lets through.
+type rules struct {
 	newline    bool // a newline stays (a body)
 	weakBidi   bool // LRM, RLM, ALM and the joiners ZWJ, ZWNJ stay (a body)
 	nameSpaces bool // spaces other than U+0020 and blank fillers are escaped (a name)
@@ -26,9 +26,9 @@ type context struct {
 }
 
 var (
-	lineCtx = context{marks: lineMarks}
-	nameCtx = context{nameSpaces: true, marks: lineMarks}
-	bodyCtx = context{newline: true, weakBidi: true, marks: bodyMarks}
+	lineCtx = rules{marks: lineMarks}
+	nameCtx = rules{nameSpaces: true, marks: lineMarks}
+	bodyCtx = rules{newline: true, weakBidi: true, marks: bodyMarks}
 )
 
 // Line returns s for one line of text: every control character (newline,
@@ -67,10 +67,10 @@ func Block(s, prefix string) string {
 // Clean reports whether Line(s) == s.
 func Clean(s string) bool { return Line(s) == s }
 
-// clean escapes what ctx does not let through and cuts the result at max
+// clean escapes what ctx does not let through and cuts the result at limit
 // runes (0: no bound), never inside an escape.
-func clean(s string, ctx context, max int) string {
-	if fast(s, ctx, max) {
+func clean(s string, ctx rules, limit int) string {
+	if fast(s, ctx, limit) {
 		return s
 	}
 	var pieces []string
@@ -111,7 +111,7 @@ func clean(s string, ctx context, max int) string {
 		total += utf8.RuneCountInString(piece)
 	}
 	var b strings.Builder
-	if max <= 0 || total <= max {
+	if limit <= 0 || total <= limit {
 		for _, p := range pieces {
 			b.WriteString(p)
 		}
@@ -120,7 +120,7 @@ func clean(s string, ctx context, max int) string {
 	n := 0
 	for _, p := range pieces {
 		k := utf8.RuneCountInString(p)
-		if n+k > max-1 {
+		if n+k > limit-1 {
 			break
 		}
 		b.WriteString(p)
@@ -134,8 +134,8 @@ func isMark(r rune) bool { return unicode.Is(unicode.Mn, r) || unicode.Is(unicod
 
 // fast reports whether s needs nothing done: printable ASCII only (a
 // newline too in a body), within the bound.
-func fast(s string, ctx context, max int) bool {
-	if max > 0 && len(s) > max {
+func fast(s string, ctx rules, limit int) bool {
+	if limit > 0 && len(s) > limit {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -162,7 +162,7 @@ func escape(r rune) string {
 
 // forbidden reports whether r is escaped in ctx (combining marks and
 // invalid bytes are handled by clean).
-func forbidden(r rune, ctx context) bool {
+func forbidden(r rune, ctx rules) bool {
 	switch {
 	case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f: // C0, DEL, C1
 		return true
