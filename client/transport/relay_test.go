@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,12 +46,6 @@ var leanSockets bool
 
 func startRelay(t *testing.T, tweak func(*relay.Config)) *testRelay {
 	t.Helper()
-	return startRelayTLS(t, tweak, nil)
-}
-
-// startRelayTLS starts the relay serving TLS with tlsConf (nil: plain).
-func startRelayTLS(t *testing.T, tweak func(*relay.Config), tlsConf *tls.Config) *testRelay {
-	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlitestore.Open(context.Background(), dir, sqlitestore.Options{})
 	if err != nil {
@@ -75,13 +68,7 @@ func startRelayTLS(t *testing.T, tweak func(*relay.Config), tlsConf *tls.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
-	if tlsConf != nil {
-		hs.TLS = tlsConf
-		hs.StartTLS()
-	} else {
-		hs.Start()
-	}
+	hs := httptest.NewServer(srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Run(ctx) }()

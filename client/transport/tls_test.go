@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -64,16 +65,28 @@ func newTestCA(t *testing.T) *testCA {
 	}
 }
 
-func wssURL(r *testRelay) string { return strings.Replace(r.url, "https://", "wss://", 1) }
+// startTLSRelay starts a relay (startRelay) and serves it over TLS with
+// cert too; it returns the relay's https:// URL.
+func startTLSRelay(t *testing.T, cert tls.Certificate) string {
+	t.Helper()
+	r := startRelay(t, nil)
+	hs := httptest.NewUnstartedServer(r.srv.Handler())
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	hs.StartTLS()
+	t.Cleanup(hs.Close) // before the relay's own cleanup
+	return hs.URL
+}
+
+func wssURL(u string) string { return strings.Replace(u, "https://", "wss://", 1) }
 
 // A relay whose certificate an internal CA issued is reached with that CA
 // as RootCAs, and refused without it.
 func TestTLSInternalCA(t *testing.T) {
 	ca := newTestCA(t)
-	r := startRelayTLS(t, nil, &tls.Config{Certificates: []tls.Certificate{ca.leaf}})
+	url := startTLSRelay(t, ca.leaf)
 	ctx := context.Background()
 
-	if c, err := transport.Dial(ctx, wssURL(r), transport.Options{}); err == nil {
+	if c, err := transport.Dial(ctx, wssURL(url), transport.Options{}); err == nil {
 		c.Close()
 		t.Fatal("a certificate of an unknown CA was accepted")
 	} else if !errors.As(err, new(x509.UnknownAuthorityError)) {
@@ -84,19 +97,19 @@ func TestTLSInternalCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := transport.Dial(ctx, wssURL(r), o)
+	c, err := transport.Dial(ctx, wssURL(url), o)
 	if err != nil {
 		t.Fatalf("with the CA: %v", err)
 	}
 	c.Close()
 
 	// The same CA also passes the HTTP requests to the relay.
-	resp, err := o.Client().Get(r.url + "/healthz")
+	resp, err := o.Client().Get(url + "/healthz")
 	if err != nil {
 		t.Fatalf("HTTP with the CA: %v", err)
 	}
 	resp.Body.Close()
-	if _, err := (transport.Options{}).Client().Get(r.url + "/healthz"); err == nil {
+	if _, err := (transport.Options{}).Client().Get(url + "/healthz"); err == nil {
 		t.Fatal("HTTP without the CA accepted the relay")
 	}
 }
@@ -106,14 +119,14 @@ func TestTLSInternalCA(t *testing.T) {
 // passes, over the WebSocket and over HTTP.
 func TestTLSPin(t *testing.T) {
 	ca := newTestCA(t)
-	r := startRelayTLS(t, nil, &tls.Config{Certificates: []tls.Certificate{ca.leaf}})
+	url := startTLSRelay(t, ca.leaf)
 	ctx := context.Background()
 
 	o, err := transport.NewOptions(ca.caPEM, ca.pin, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := transport.Dial(ctx, wssURL(r), o)
+	c, err := transport.Dial(ctx, wssURL(url), o)
 	if err != nil {
 		t.Fatalf("right pin: %v", err)
 	}
@@ -125,13 +138,13 @@ func TestTLSPin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := transport.Dial(ctx, wssURL(r), bad); !errors.Is(err, transport.ErrPinMismatch) {
+	if c, err := transport.Dial(ctx, wssURL(url), bad); !errors.Is(err, transport.ErrPinMismatch) {
 		if c != nil {
 			c.Close()
 		}
 		t.Fatalf("wrong pin: %v, want ErrPinMismatch", err)
 	}
-	if _, err := bad.Client().Get(r.url + "/healthz"); !errors.Is(err, transport.ErrPinMismatch) {
+	if _, err := bad.Client().Get(url + "/healthz"); !errors.Is(err, transport.ErrPinMismatch) {
 		t.Fatalf("wrong pin over HTTP: %v, want ErrPinMismatch", err)
 	}
 	if _, err := transport.NewOptions(nil, []byte{1, 2, 3}, false); err == nil {
