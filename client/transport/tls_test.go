@@ -150,6 +150,9 @@ func TestTLSPin(t *testing.T) {
 	if _, err := transport.NewOptions(nil, []byte{1, 2, 3}, false); err == nil {
 		t.Fatal("a short pin was accepted")
 	}
+	if _, err := transport.Dial(ctx, wssURL(url), transport.Options{HTTPClient: http.DefaultClient, Pin: ca.pin}); err == nil {
+		t.Fatal("a pin beside a caller's own HTTP client (which would not check it) was accepted")
+	}
 	h := strings.ToUpper(hex.EncodeToString(ca.pin))
 	if p, err := transport.ParsePin(h[:2] + ":" + h[2:]); err != nil || string(p) != string(ca.pin) {
 		t.Fatalf("ParsePin: %x %v", p, err)

@@ -22,7 +22,7 @@ const contPrefix = "    | "
 // or a peer sent.
 func errText(err error) string { return safetext.Block(err.Error(), contPrefix) }
 
-// jsonAttachment is a for --json: its name and content type sanitized.
+// jsonAttachment returns a copy of a for --json, its strings sanitized.
 // The name is for display; `sotto download` saves the file under
 // safetext.SaveName of it.
 func jsonAttachment(a *client.Attachment) *client.Attachment {
