@@ -68,8 +68,9 @@ func (s *Store) Unlock(ctx context.Context, passphrase []byte) error {
 		return err
 	}
 	defer clear(dataKey)
+	reset := kf.FailedUnlocks > 0
 	kf.FailedUnlocks = 0
-	if err := noteUnlock(s.dir, kf); err != nil {
+	if err := noteUnlock(s.dir, kf, reset); err != nil {
 		return err
 	}
 	sealKey, lookupKey, err := deriveKeys(dataKey)

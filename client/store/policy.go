@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,8 +137,8 @@ const wipePendingName = ".wipe-pending"
 // duressWipe is the part of a duress wipe done before the unlock answers.
 // It renames the key file to the pending-wipe mark (so the store is gone
 // at once: without the key file the database is noise) and overwrites the
-// mark's bytes with random ones, synced: one small synced write, as the
-// key-file write that a right or a wrong passphrase makes (noteUnlock).
+// mark's bytes with random ones, synced: one small synced write, as a
+// right or a wrong passphrase makes one (noteUnlock).
 // The rest (database files, downloaded attachments), whose cost grows with
 // what the device holds and would show in the unlock's timing, is left to
 // FinishWipe, which front ends call once they have answered the user (and
@@ -152,11 +153,39 @@ func duressWipe(dir string) {
 	_ = overwrite(mark)
 }
 
-// noteUnlock records the outcome of an unlock in the key file, which a
-// right and a wrong passphrase both rewrite (synced) so that they cost
-// what a duress unlock's synced write does.
-func noteUnlock(dir string, kf *keyFile) error {
-	return writeKeyFile(filepath.Join(dir, keyFileName), kf)
+// noteUnlock makes the one small synced write every unlock outcome makes,
+// so that a right or a wrong passphrase costs what the duress one's does
+// (duressWipe). When the key file changed (changed: a failed-unlock count
+// to record or reset) that write is the key file's; otherwise it is the
+// pad file's, never the key file's: rewriting an unchanged key file on
+// every unlock would race with a concurrent policy change in another
+// process and could undo it. The pad's bytes mean nothing, and a failure
+// to write them does not fail the unlock.
+func noteUnlock(dir string, kf *keyFile, changed bool) error {
+	if changed {
+		return writeKeyFile(filepath.Join(dir, keyFileName), kf)
+	}
+	padWrite(dir)
+	return nil
+}
+
+// padFileName is the file noteUnlock writes when the key file need not
+// change; a wipe removes it with the store.
+const padFileName = ".unlock-pad"
+
+// padWrite overwrites the pad file with fresh random bytes, about a key
+// file's size, and syncs it.
+func padWrite(dir string) {
+	f, err := os.OpenFile(filepath.Join(dir, padFileName), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	_, _ = rand.Read(b)
+	if _, err := f.WriteAt(b, 0); err == nil {
+		_ = f.Sync()
+	}
 }
 
 // FinishWipe completes a wipe that a duress unlock left pending in dir:
@@ -189,9 +218,7 @@ func failedUnlock(dir string, kf *keyFile, duress bool) error {
 		return ErrNoStore
 	}
 	if kf.WipeAfter <= 0 {
-		if err := noteUnlock(dir, kf); err != nil {
-			return err
-		}
+		_ = noteUnlock(dir, kf, false)
 		return ErrWrongPassphrase
 	}
 	kf.FailedUnlocks++
@@ -201,7 +228,7 @@ func failedUnlock(dir string, kf *keyFile, duress bool) error {
 		}
 		return ErrWipedAfterFailures
 	}
-	if err := noteUnlock(dir, kf); err != nil {
+	if err := noteUnlock(dir, kf, true); err != nil {
 		return err
 	}
 	return &AttemptsError{Left: kf.WipeAfter - kf.FailedUnlocks}

@@ -175,8 +175,9 @@ func openWith(ctx context.Context, dir string, passphrase []byte, kdf kdfFunc) (
 		return nil, err
 	}
 	defer clear(dataKey)
+	reset := kf.FailedUnlocks > 0
 	kf.FailedUnlocks = 0
-	if err := noteUnlock(dir, kf); err != nil {
+	if err := noteUnlock(dir, kf, reset); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, dbFileName)); err != nil {
@@ -279,6 +280,7 @@ func Wipe(dir string) error {
 		errs = append(errs, fmt.Errorf("store: wipe key file: %w", err))
 	}
 	_ = shred(filepath.Join(dir, keyFileName+".tmp"))
+	_ = shred(filepath.Join(dir, padFileName))
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		if err := shred(filepath.Join(dir, dbFileName+suffix)); err != nil {
 			errs = append(errs, fmt.Errorf("store: wipe database: %w", err))

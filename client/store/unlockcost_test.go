@@ -87,6 +87,11 @@ func TestDuressLeavesTheBulkToFinishWipe(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(att, "photo.jpg"), []byte("plaintext"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	right, err := Open(ctx, dir, []byte("correct horse")) // writes the pad file
+	if err != nil {
+		t.Fatal(err)
+	}
+	right.Close()
 	if _, err := Open(ctx, dir, []byte("under duress")); err != ErrNoStore {
 		t.Fatalf("duress: %v", err)
 	}
@@ -99,7 +104,7 @@ func TestDuressLeavesTheBulkToFinishWipe(t *testing.T) {
 	if err := FinishWipe(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{att, filepath.Join(dir, dbFileName), filepath.Join(dir, wipePendingName)} {
+	for _, p := range []string{att, filepath.Join(dir, dbFileName), filepath.Join(dir, wipePendingName), filepath.Join(dir, padFileName)} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s survived FinishWipe: %v", p, err)
 		}
@@ -122,7 +127,7 @@ func TestDuressLeavesTheBulkToFinishWipe(t *testing.T) {
 	if _, err := Open(ctx, dir, []byte("under duress")); err != ErrNoStore {
 		t.Fatalf("duress: %v", err)
 	}
-	s, err := Create(ctx, dir, []byte("correct horse"), &Options{KDF: testKDF})
+	s, err = Create(ctx, dir, []byte("correct horse"), &Options{KDF: testKDF})
 	if err != nil {
 		t.Fatal(err)
 	}
