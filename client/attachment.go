@@ -70,8 +70,9 @@ type FileOptions struct {
 // connection.
 func (c *Client) blobs() *attach.Client {
 	return &attach.Client{
-		Base: c.acct.Relay,
-		HTTP: &http.Client{Transport: http.DefaultTransport},
+		Base:     c.acct.Relay,
+		HTTP:     c.relayHTTP,
+		CheckURL: c.opts.Transport.CheckURL,
 		Token: func(ctx context.Context) (string, error) {
 			conn, err := c.connection()
 			if err != nil {
@@ -127,7 +128,7 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	if err != nil {
 		return nil, err
 	}
-	ptr.FileName = attach.SafeName(filepath.Base(path))
+	ptr.FileName = attach.BaseName(filepath.Base(path))
 	ptr.ContentType = o.ContentType
 	if ptr.ContentType == "" {
 		ptr.ContentType = guessType(f, ptr.FileName)

@@ -249,7 +249,7 @@ func TestDeleteForEveryoneFromAnotherOwnDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	phoneEvents := make(chan Event, 100)
-	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { phoneEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

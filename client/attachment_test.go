@@ -665,7 +665,7 @@ func TestAttachmentReachesOwnDevices(t *testing.T) {
 	}
 	phoneEvents := make(chan Event, 100)
 	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone",
-		&Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+		&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { phoneEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,14 @@ func (e *IdentityChangedError) Error() string {
 	return fmt.Sprintf("client: the safety number with %s changed; verify it, then accept the new key", e.User)
 }
 
+// minPassphraseBits is the effective passphrase minimum.
+func (o *Options) minPassphraseBits() float64 {
+	if o.MinPassphraseBits == 0 {
+		return store.DefaultMinPassphraseBits
+	}
+	return o.MinPassphraseBits
+}
+
 // Options configure a Client.
 type Options struct {
 	Logger *slog.Logger // nil: discard
@@ -45,6 +54,11 @@ type Options struct {
 	OnEvent func(Event)
 	// KDF tunes the Argon2id parameters of a new store (Enroll, Link).
 	KDF store.KDFParams
+	// MinPassphraseBits is the passphrase policy of a new store (Enroll,
+	// Link): as store.Options.MinPassphraseBits (zero: the store's
+	// default; store.NoPassphrasePolicy: none). An organization's policy
+	// may raise it.
+	MinPassphraseBits float64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// ExpiryInterval is how often disappearing messages are looked for;
@@ -54,13 +68,21 @@ type Options struct {
 	// cosignature of the pinned witness before the `unwitnessed` alarm
 	// (witness.go); zero: DefaultWitnessBound.
 	WitnessBound time.Duration
+	// Transport is how every connection to the relay is made: the
+	// WebSockets (authenticated and sealed), enrollment, and the HTTP
+	// requests for attachment blobs. Its TLS roots, pin and plaintext rule
+	// apply to all of them (transport.NewOptions builds it from a
+	// device's settings). The zero value: the system's roots, plaintext
+	// only on loopback.
+	Transport transport.Options
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.
 type Client struct {
-	opts Options
-	log  *slog.Logger
-	db   *store.Store
+	opts      Options
+	relayHTTP *http.Client // for the relay's HTTP surface, under opts.Transport
+	log       *slog.Logger
+	db        *store.Store
 	// acct is read for its fixed fields only (name, device, keys); the
 	// prekey counters are read and written inside store transactions.
 	acct     *account
@@ -123,7 +145,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id}
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {
 		return nil, err
@@ -153,6 +175,13 @@ func (c *Client) Close() error {
 	clear(c.acct.Identity)
 	c.cryptoMu.Unlock()
 	return c.db.Close()
+}
+
+// ChangePassphrase re-wraps the local store's key under newPassphrase,
+// which must pass the passphrase policy (Options.MinPassphraseBits) and
+// differ from the duress passphrase; old is the current one.
+func (c *Client) ChangePassphrase(old, newPassphrase []byte) error {
+	return c.db.ChangePassphrase(old, newPassphrase, c.opts.MinPassphraseBits, rand.Reader)
 }
 
 // Policy returns the unlock policy of the local store.
@@ -188,7 +217,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	if c.db.Locked() {
 		return ErrLocked
 	}
-	conn, err := transport.Dial(ctx, c.acct.Relay, transport.Options{})
+	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func TestDisappearingAttachmentGone(t *testing.T) {
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	aliceDir, bobDir := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
 	alice, err := Enroll(ctx, EnrollParams{Dir: aliceDir, Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "alice"), DeviceName: "test"},
-		&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour})
+		&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now, ExpiryInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestDisappearingAttachmentGone(t *testing.T) {
 	}
 	bobEvents := make(chan Event, 100)
 	bob, err := Enroll(ctx, EnrollParams{Dir: bobDir, Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "bob"), DeviceName: "test"},
-		&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { bobEvents <- e }})
+		&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { bobEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ type enrollment struct {
 
 func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, err error) {
 	o := opts.withDefaults()
-	db, err := store.Create(ctx, e.dir, e.passphrase, &store.Options{KDF: o.KDF})
+	db, err := store.Create(ctx, e.dir, e.passphrase, &store.Options{KDF: o.KDF, MinPassphraseBits: o.MinPassphraseBits})
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.Dial(ctx, e.relay, transport.Options{})
+	conn, err := transport.Dial(ctx, e.relay, o.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -262,13 +262,20 @@ type Linking struct {
 	address string
 }
 
-// BeginLink opens a provisioning channel at the relay for a new device.
+// BeginLink opens a provisioning channel at the relay for a new device,
+// with the default transport options (BeginLinkWith).
 func BeginLink(ctx context.Context, relay string) (*Linking, error) {
+	return BeginLinkWith(ctx, relay, transport.Options{})
+}
+
+// BeginLinkWith is BeginLink reaching the relay under o (its TLS roots,
+// pin and plaintext rule; give Finish the same in Options.Transport).
+func BeginLinkWith(ctx context.Context, relay string, o transport.Options) (*Linking, error) {
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client: link key: %w", err)
 	}
-	conn, err := transport.Dial(ctx, relay, transport.Options{})
+	conn, err := transport.Dial(ctx, relay, o)
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +299,10 @@ func (l *Linking) Close() error { return l.conn.Close() }
 func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, deviceName string, opts *Options) (cl *Client, err error) {
 	defer l.conn.Close()
 	o := opts.withDefaults()
+	// Refuse a weak passphrase before the approval is used up.
+	if err := store.CheckPassphrase(passphrase, o.minPassphraseBits()); err != nil {
+		return nil, err
+	}
 	var sealed []byte
 	select {
 	case <-ctx.Done():
@@ -307,7 +318,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		return nil, err
 	}
 	defer pm.History.wipe()
-	db, err := store.Create(ctx, dir, passphrase, &store.Options{KDF: o.KDF})
+	db, err := store.Create(ctx, dir, passphrase, &store.Options{KDF: o.KDF, MinPassphraseBits: o.MinPassphraseBits})
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func BenchmarkHistoryTransfer10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		db, err := store.Create(ctx, filepath.Join(b.TempDir(), fmt.Sprint(i)), []byte("pw"), &store.Options{KDF: testKDF})
+		db, err := store.Create(ctx, filepath.Join(b.TempDir(), fmt.Sprint(i)), []byte("pw"), &store.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -404,7 +404,7 @@ func (h *historyMessage) check() error {
 		if a.Size < 0 || a.Size > attach.MaxFileSize || len(a.Name) > 255 || !utf8.ValidString(a.Name) {
 			return badHistory("bad attachment")
 		}
-		if a.Name != "" && attach.SafeName(a.Name) != a.Name {
+		if a.Name != "" && attach.BaseName(a.Name) != a.Name {
 			return badHistory("attachment name is not a plain name")
 		}
 	}

@@ -24,7 +24,7 @@ func (r *blobRelay) enrollClock(t *testing.T, code, user string, clk *testClock)
 	t.Helper()
 	ctx := context.Background()
 	events := make(chan Event, 100)
-	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, user), DeviceName: "laptop"}, &Options{KDF: testKDF, Now: clk.now, OnEvent: func(e Event) { events <- e }})
+	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, user), DeviceName: "laptop"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: clk.now, OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func linkWith(t *testing.T, url string, approver *Client, o ApproveOptions, clk 
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := &Options{KDF: testKDF}
+	opts := &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase}
 	if clk != nil {
 		opts.Now = clk.now
 	}

@@ -21,7 +21,7 @@ func TestProfileKeyCountAfterLock(t *testing.T) {
 	logs := &syncBuffer{}
 	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"),
 		Invitation: r.invite(t, "alice", time.Hour), DeviceName: "test"},
-		&Options{KDF: testKDF, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func linkPhone(t *testing.T, r *testRelay, alice *Client) (*Client, chan Event) 
 		t.Fatal(err)
 	}
 	events := make(chan Event, 100)
-	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestDeleteWindowEnforcedBySender(t *testing.T) {
 	code := r.code(t, 2, time.Hour)
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-	alice := enrollOpts(t, r, code, "alice", &Options{KDF: testKDF, Now: now})
+	alice := enrollOpts(t, r, code, "alice", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now})
 	_, bobCh := r.enroll(t, code, "bob", true)
 	bobRec := record(t, bobCh)
 	m, err := alice.Send(ctx, "bob", "old")
@@ -307,7 +307,7 @@ func TestDisappearingMessageGoneFromBothStores(t *testing.T) {
 	for _, u := range []string{"alice", "bob"} {
 		ch := events[u]
 		c, err := Enroll(ctx, EnrollParams{Dir: dirs[u], Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, u), DeviceName: "test"},
-			&Options{KDF: testKDF, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { ch <- e }})
+			&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now, ExpiryInterval: time.Hour, OnEvent: func(e Event) { ch <- e }})
 		if err != nil {
 			t.Fatal(err)
 		}

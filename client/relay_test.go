@@ -151,7 +151,7 @@ func (r *testRelay) enroll(t *testing.T, code, user string, receive bool) (*Clie
 	ctx := context.Background()
 	events := make(chan Event, 100)
 	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
-		Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e }})
+		Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	phoneEvents := make(chan Event, 100)
-	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, OnEvent: func(e Event) { phoneEvents <- e }})
+	phone, err := l.Finish(ctx, filepath.Join(t.TempDir(), "phone"), []byte("pw"), "phone", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { phoneEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	var off atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
 	bobEvents := make(chan Event, 100)
-	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "bob")}, &Options{KDF: testKDF, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
+	bob, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "bob")}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: now, OnEvent: func(e Event) { bobEvents <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestDeviceOrdersFromContactsAndNewerClients(t *testing.T) {
 	code := r.code(t, 2, time.Hour)
 	logs := &syncBuffer{}
 	events := make(chan Event, 100)
-	alice, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "alice"), DeviceName: "laptop"}, &Options{KDF: testKDF, OnEvent: func(e Event) { events <- e },
+	alice, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("pw"), Invitation: r.inviteCode(t, code, "alice"), DeviceName: "laptop"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e },
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestLinkPinsTheApproversLogKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "tablet")
-	tablet, err := l.Finish(ctx, dir, []byte("pw"), "tablet", &Options{KDF: testKDF})
+	tablet, err := l.Finish(ctx, dir, []byte("pw"), "tablet", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 	if err == nil {
 		got, _ := tablet.LogPublicKey(ctx)
 		tablet.Close()

@@ -365,7 +365,7 @@ func (c *Client) sealedConn(ctx context.Context) (*transport.Conn, error) {
 			return c.sealed.conn, nil
 		}
 	}
-	conn, err := transport.Dial(ctx, c.acct.Relay, transport.Options{})
+	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("client: sealed connection: %w", err)
 	}

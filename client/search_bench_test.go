@@ -16,7 +16,7 @@ import (
 // decrypt and decode 10,000 stored messages, then match their text.
 func BenchmarkScanHistory10k(b *testing.B) {
 	ctx := context.Background()
-	db, err := store.Create(ctx, filepath.Join(b.TempDir(), "s"), []byte("pw"), &store.Options{KDF: testKDF})
+	db, err := store.Create(ctx, filepath.Join(b.TempDir(), "s"), []byte("pw"), &store.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 	if err != nil {
 		b.Fatal(err)
 	}

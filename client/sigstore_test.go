@@ -16,6 +16,10 @@ import (
 
 var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
+// anyPassphrase lets the tests' throwaway passphrases ("pw") through the
+// passphrase policy.
+const anyPassphrase = store.NoPassphrasePolicy
+
 // testDevice is a device's local state without a relay: enough to run the
 // Signal stores against the encrypted store.
 type testDevice struct {
@@ -27,7 +31,7 @@ func newTestDevice(t *testing.T, user string, identity *session.IdentityKeyPair)
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), user)
-	db, err := store.Create(ctx, dir, []byte("pass"), &store.Options{KDF: testKDF})
+	db, err := store.Create(ctx, dir, []byte("pass"), &store.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func TestEnrollmentStopsWithoutThePinnedLogKey(t *testing.T) {
 			url := hs.URL
 			dir := filepath.Join(t.TempDir(), "erin")
 			_, err := Enroll(ctx, EnrollParams{Dir: dir, Passphrase: []byte("pw"),
-				Invitation: r.inviteAt(t, "erin-"+tc.name, time.Hour, url), DeviceName: "test"}, &Options{KDF: testKDF})
+				Invitation: r.inviteAt(t, "erin-"+tc.name, time.Hour, url), DeviceName: "test"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 			if !errors.Is(err, ErrLogKeyMismatch) {
 				t.Fatalf("enroll: %v", err)
 			}
@@ -182,7 +182,7 @@ func TestNoDeviceOutsideTheOrganization(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, err = Enroll(ctx, EnrollParams{Dir: dir, Passphrase: []byte("pw"), Invitation: opened}, &Options{KDF: testKDF})
+	_, err = Enroll(ctx, EnrollParams{Dir: dir, Passphrase: []byte("pw"), Invitation: opened}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
 	if transport.Code(err) != wire.ErrorCode_FORBIDDEN {
 		t.Fatalf("enrollment on a relay with no organization: %v", err)
 	}

@@ -131,7 +131,7 @@ func (e *witnessEnv) enroll(t *testing.T, code, user string, pin bool) (*Client,
 	events := make(chan Event, 100)
 	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
 		Invitation: e.inviteCode(t, code, user), DeviceName: "test"},
-		&Options{KDF: testKDF, Now: e.now, WitnessBound: witnessBound, OnEvent: func(ev Event) { events <- ev }})
+		&Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, Now: e.now, WitnessBound: witnessBound, OnEvent: func(ev Event) { events <- ev }})
 	if err != nil {
 		t.Fatal(err)
 	}

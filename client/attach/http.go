@@ -47,6 +47,9 @@ type Client struct {
 	Base string
 	// HTTP is the client to use; nil: a default with no overall timeout.
 	HTTP *http.Client
+	// CheckURL, when set, vets every URL before a request (the client's
+	// TLS and plaintext rules, transport.Options.CheckURL).
+	CheckURL func(rawURL string) error
 	// Token returns a valid bearer token for the blob API (called again
 	// when the relay refuses one).
 	Token func(ctx context.Context) (string, error)
@@ -87,6 +90,11 @@ func (c *Client) url(id []byte) (string, error) {
 		u.Path += "/" + hex.EncodeToString(id)
 	}
 	u.RawQuery = ""
+	if c.CheckURL != nil {
+		if err := c.CheckURL(u.String()); err != nil {
+			return "", err
+		}
+	}
 	return u.String(), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"sotto/client/content"
+	"sotto/internal/safetext"
 )
 
 // Limits on pointer metadata.
@@ -39,16 +40,25 @@ func CheckPointer(p *content.AttachmentPointer) error {
 	case !utf8.ValidString(p.FileName) || !utf8.ValidString(p.ContentType) || !utf8.ValidString(p.Caption):
 		return fmt.Errorf("%w: metadata is not UTF-8", ErrInvalidPointer)
 	}
-	if p.FileName != "" && SafeName(p.FileName) != p.FileName {
+	if p.FileName != "" && BaseName(p.FileName) != p.FileName {
 		return fmt.Errorf("%w: file name is not a plain name", ErrInvalidPointer)
 	}
 	return nil
 }
 
-// SafeName reduces name to a base name safe to create in a folder:
-// no separators, no leading dots, no control characters; "attachment" when
-// nothing is left.
-func SafeName(name string) string {
+// SafeName reduces name to a base name safe to create in a folder and to
+// show (safetext.SaveName): no separators, no leading dots or dashes, no
+// control, bidi or invisible characters; "attachment" when nothing is
+// left. A received file is saved under SafeName of its pointer's name.
+func SafeName(name string) string { return safetext.SaveName(name) }
+
+// BaseName is the structural part of SafeName: a base name, no separators,
+// leading dots or control characters, so that it cannot name another
+// folder. A sender names its file with it, and a received pointer's name
+// must already pass it (CheckPointer). A name with bidi or invisible
+// characters passes (a hostile sender sends what it likes anyway); it is
+// neutralized when saved (SafeName) and shown (safetext), not refused.
+func BaseName(name string) string {
 	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
 	name = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' || r == ':' {

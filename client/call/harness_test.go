@@ -23,6 +23,10 @@ import (
 
 var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
+// anyPassphrase lets the tests' throwaway passphrases ("pw") through the
+// passphrase policy.
+const anyPassphrase = store.NoPassphrasePolicy
+
 // testRelay is a real relay (SQLite, WebSockets) with its TURN server, on
 // 127.0.0.1.
 type testRelay struct {
@@ -139,7 +143,7 @@ func (r *testRelay) enroll(t testing.TB, user string, tone []int16, o Options) *
 	t.Helper()
 	d := newDevice(tone, o)
 	c, err := client.Enroll(context.Background(), client.EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
-		Invitation: r.invite(t, user), DeviceName: "test"}, &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
+		Invitation: r.invite(t, user), DeviceName: "test"}, &client.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: d.m.HandleEvent})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +164,7 @@ func (r *testRelay) link(t testing.TB, first *device, tone []int16, o Options) *
 	defer l.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- first.c.ApproveLink(ctx, l.Code()) }()
-	c, err := l.Finish(ctx, filepath.Join(t.TempDir(), "linked"), []byte("pw"), "second", &client.Options{KDF: testKDF, OnEvent: d.m.HandleEvent})
+	c, err := l.Finish(ctx, filepath.Join(t.TempDir(), "linked"), []byte("pw"), "second", &client.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: d.m.HandleEvent})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func TestCallRelayCannotAlterSignalling(t *testing.T) {
 	errs := make(chan client.Event, 10)
 	bob := newDevice(nil, Options{})
 	c, err := client.Enroll(context.Background(), client.EnrollParams{Dir: t.TempDir(), Passphrase: []byte("pw"),
-		Invitation: r.invite(t, "bob"), DeviceName: "test"}, &client.Options{KDF: testKDF, OnEvent: func(ev client.Event) {
+		Invitation: r.invite(t, "bob"), DeviceName: "test"}, &client.Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(ev client.Event) {
 		if ev.Kind == client.EventError {
 			errs <- ev
 		}

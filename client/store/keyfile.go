@@ -63,8 +63,17 @@ func (k *keyFile) wrapAD() []byte {
 	return fmt.Appendf(nil, "sotto/store key v%d %s t=%d m=%d p=%d", k.Version, k.KDF, k.Params.Time, k.Params.MemoryKiB, k.Params.Threads)
 }
 
-func deriveWrapKey(passphrase []byte, salt []byte, p KDFParams) []byte {
+// kdfFunc derives a 32-byte key from a passphrase. The store runs
+// argon2KDF; tests inject a counting one to check how many derivations an
+// unlock makes.
+type kdfFunc func(passphrase, salt []byte, p KDFParams) []byte
+
+func argon2KDF(passphrase, salt []byte, p KDFParams) []byte {
 	return argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+}
+
+func deriveWrapKey(passphrase []byte, salt []byte, p KDFParams) []byte {
+	return argon2KDF(passphrase, salt, p)
 }
 
 func newKeyFile(rnd io.Reader, passphrase, dataKey []byte, p KDFParams) (*keyFile, error) {
@@ -92,6 +101,11 @@ func newKeyFile(rnd io.Reader, passphrase, dataKey []byte, p KDFParams) (*keyFil
 func (k *keyFile) unwrap(passphrase []byte) ([]byte, error) {
 	wk := deriveWrapKey(passphrase, k.Salt, k.Params)
 	defer clear(wk)
+	return k.unwrapWith(wk)
+}
+
+// unwrapWith opens the wrapped data key with the key-wrapping key wk.
+func (k *keyFile) unwrapWith(wk []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(wk)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -160,10 +174,21 @@ func writeFileSync(path string, b []byte) error {
 // shred overwrites a file with random bytes, syncs it and removes it. A
 // missing file is not an error.
 func shred(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	err := overwrite(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	// Gone already is the goal: SQLite deletes its -wal file when its
+	// last connection closes, which can happen while a wipe runs.
+	if rerr := os.Remove(path); err == nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = rerr
+	}
+	return err
+}
+
+// overwrite overwrites a file with random bytes and syncs it.
+func overwrite(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -176,11 +201,6 @@ func shred(path string) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	// Gone already is the goal: SQLite deletes its -wal file when its
-	// last connection closes, which can happen while a wipe runs.
-	if rerr := os.Remove(path); err == nil && !errors.Is(rerr, os.ErrNotExist) {
-		err = rerr
 	}
 	return err
 }

@@ -60,19 +60,18 @@ func (s *Store) Unlock(ctx context.Context, passphrase []byte) error {
 	if err != nil {
 		return err
 	}
-	dataKey, err := kf.unwrap(passphrase)
+	dataKey, duress, err := kf.check(passphrase, s.kdf)
 	if errors.Is(err, ErrWrongPassphrase) {
-		return failedUnlock(s.dir, kf, passphrase)
+		return failedUnlock(s.dir, kf, duress)
 	}
 	if err != nil {
 		return err
 	}
 	defer clear(dataKey)
-	if kf.FailedUnlocks > 0 {
-		kf.FailedUnlocks = 0
-		if err := writeKeyFile(path, kf); err != nil {
-			return err
-		}
+	reset := kf.FailedUnlocks > 0
+	kf.FailedUnlocks = 0
+	if err := noteUnlock(s.dir, kf, reset); err != nil {
+		return err
 	}
 	sealKey, lookupKey, err := deriveKeys(dataKey)
 	if err != nil {

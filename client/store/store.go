@@ -31,10 +31,28 @@ var (
 	ErrCorrupt         = errors.New("store: corrupt or tampered data")
 )
 
-// Options tune Create. The zero value uses DefaultKDFParams and crypto/rand.
+// Options tune Create. The zero value uses DefaultKDFParams, crypto/rand
+// and DefaultMinPassphraseBits.
 type Options struct {
 	KDF  KDFParams // zero: DefaultKDFParams
 	Rand io.Reader // zero: crypto/rand
+	// MinPassphraseBits is the passphrase policy's minimum estimate
+	// (strength.go); zero: DefaultMinPassphraseBits. An organization's
+	// policy may raise it. NoPassphrasePolicy accepts any non-empty
+	// passphrase (tests and throwaway fixtures).
+	MinPassphraseBits float64
+}
+
+// NoPassphrasePolicy, as Options.MinPassphraseBits, switches the
+// passphrase policy off.
+const NoPassphrasePolicy = -1
+
+// minBits returns the effective minimum of a MinPassphraseBits option.
+func minBits(v float64) float64 {
+	if v == 0 {
+		return DefaultMinPassphraseBits
+	}
+	return v
 }
 
 // Store is an open, unlocked store. Its methods are safe for concurrent use.
@@ -42,6 +60,7 @@ type Store struct {
 	rw
 	db  *sql.DB
 	dir string
+	kdf kdfFunc // what Unlock derives keys with (argon2KDF; tests count)
 }
 
 // keys are the subkeys derived from the data key. They are zeroed when
@@ -89,8 +108,8 @@ func Create(ctx context.Context, dir string, passphrase []byte, opts *Options) (
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	if len(passphrase) == 0 {
-		return nil, errors.New("store: empty passphrase")
+	if err := CheckPassphrase(passphrase, minBits(o.MinPassphraseBits)); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -100,6 +119,9 @@ func Create(ctx context.Context, dir string, passphrase []byte, opts *Options) (
 	}
 	// A database without a key file is the remains of a wiped or failed
 	// store: noise without its key. Start over.
+	if err := FinishWipe(dir); err != nil {
+		return nil, err
+	}
 	removeDBFiles(dir)
 	dataKey := make([]byte, dataKeySize)
 	defer clear(dataKey)
@@ -132,24 +154,31 @@ func Create(ctx context.Context, dir string, passphrase []byte, opts *Options) (
 
 // Open unlocks the store in dir. It returns ErrNoStore when there is none
 // and ErrWrongPassphrase when the passphrase does not unwrap the data key.
+//
+// A right, a wrong and the duress passphrase cost the same two Argon2id
+// derivations (keyFile.check); the duress wipe's bulk is left to
+// FinishWipe.
 func Open(ctx context.Context, dir string, passphrase []byte) (*Store, error) {
+	return openWith(ctx, dir, passphrase, argon2KDF)
+}
+
+func openWith(ctx context.Context, dir string, passphrase []byte, kdf kdfFunc) (*Store, error) {
 	kf, err := readKeyFile(filepath.Join(dir, keyFileName))
 	if err != nil {
 		return nil, err
 	}
-	dataKey, err := kf.unwrap(passphrase)
+	dataKey, duress, err := kf.check(passphrase, kdf)
 	if errors.Is(err, ErrWrongPassphrase) {
-		return nil, failedUnlock(dir, kf, passphrase)
+		return nil, failedUnlock(dir, kf, duress)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer clear(dataKey)
-	if kf.FailedUnlocks > 0 {
-		kf.FailedUnlocks = 0
-		if err := writeKeyFile(filepath.Join(dir, keyFileName), kf); err != nil {
-			return nil, err
-		}
+	reset := kf.FailedUnlocks > 0
+	kf.FailedUnlocks = 0
+	if err := noteUnlock(dir, kf, reset); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, dbFileName)); err != nil {
 		return nil, fmt.Errorf("store: %w: database missing", ErrCorrupt)
@@ -158,6 +187,7 @@ func Open(ctx context.Context, dir string, passphrase []byte) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.kdf = kdf
 	if v, err := s.Get(ctx, "meta", []byte("check")); err != nil || string(v) != "sotto" {
 		s.Close()
 		return nil, fmt.Errorf("store: %w: database does not match its key file", ErrCorrupt)
@@ -200,7 +230,7 @@ func open(ctx context.Context, dir string, dataKey []byte, rnd io.Reader) (*Stor
 		return nil, fmt.Errorf("store: schema: %w", err)
 	}
 	_ = os.Chmod(path, 0o600)
-	return &Store{rw: rw{q: db, k: &keys{sealKey: sealKey, lookup: lookupKey, rand: rnd}}, db: db, dir: dir}, nil
+	return &Store{rw: rw{q: db, k: &keys{sealKey: sealKey, lookup: lookupKey, rand: rnd}}, db: db, dir: dir, kdf: argon2KDF}, nil
 }
 
 // Close closes the database and forgets the keys.
@@ -250,6 +280,7 @@ func Wipe(dir string) error {
 		errs = append(errs, fmt.Errorf("store: wipe key file: %w", err))
 	}
 	_ = shred(filepath.Join(dir, keyFileName+".tmp"))
+	_ = shred(filepath.Join(dir, padFileName))
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		if err := shred(filepath.Join(dir, dbFileName+suffix)); err != nil {
 			errs = append(errs, fmt.Errorf("store: wipe database: %w", err))

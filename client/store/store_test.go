@@ -94,7 +94,7 @@ func TestWrongPassphrase(t *testing.T) {
 
 func TestCreateTwiceFails(t *testing.T) {
 	_, dir := newTestStore(t)
-	_, err := Create(context.Background(), dir, []byte("x"), &Options{KDF: testKDF})
+	_, err := Create(context.Background(), dir, []byte("another good passphrase"), &Options{KDF: testKDF})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,12 +45,25 @@ func Code(err error) wire.ErrorCode {
 	return wire.ErrorCode_UNAVAILABLE
 }
 
-// Options tunes Dial. The zero value is usable.
+// Options tunes Dial, and every HTTP request to the relay (tls.go). The
+// zero value is usable: TLS against the system's roots, plaintext only on
+// loopback.
 type Options struct {
-	// HTTPClient is used for the WebSocket handshake (e.g. custom TLS roots).
+	// HTTPClient is used for the WebSocket handshake; nil: one built from
+	// RootCAs and Pin (Client). It excludes RootCAs and Pin.
 	HTTPClient *http.Client
 	// HTTPHeader is sent with the handshake.
 	HTTPHeader http.Header
+	// RootCAs verifies the relay's certificate (an internal CA); nil: the
+	// system's roots.
+	RootCAs *x509.CertPool
+	// Pin, when set, is the SHA-256 of the relay certificate's
+	// SubjectPublicKeyInfo, required on top of the usual verification
+	// (ErrPinMismatch).
+	Pin []byte
+	// Insecure allows plaintext ws:// to a relay that is not on loopback
+	// (ErrPlaintext otherwise).
+	Insecure bool
 }
 
 // Conn is one connection to the relay. Its methods are safe for concurrent use.
@@ -81,8 +95,14 @@ func Dial(ctx context.Context, relayURL string, opts Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.CheckURL(u); err != nil {
+		return nil, err
+	}
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient: opts.HTTPClient,
+		HTTPClient: opts.Client(),
 		HTTPHeader: opts.HTTPHeader,
 	})
 	if err != nil {

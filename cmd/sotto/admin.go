@@ -14,6 +14,7 @@ import (
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/internal/safetext"
 )
 
 // `sotto admin`: the organization key's side. The org private key lives
@@ -424,8 +425,9 @@ func adminMembers(e *env, args []string) error {
 		ms = []client.Member{}
 	}
 	var b strings.Builder
-	for _, m := range ms {
-		fmt.Fprintf(&b, "%s\tuntil %s\n", m.User, m.Expires.UTC().Format(time.DateOnly))
+	for i := range ms {
+		ms[i].User = safetext.Name(ms[i].User)
+		fmt.Fprintf(&b, "%s\tuntil %s\n", ms[i].User, ms[i].Expires.UTC().Format(time.DateOnly))
 	}
 	return emit(e, *asJSON, ms, b.String())
 }
@@ -454,8 +456,9 @@ func cmdNotices(e *env, args []string) error {
 		ns = []client.Notice{}
 	}
 	var b strings.Builder
-	for _, n := range ns {
-		fmt.Fprintf(&b, "[%s] organization (verified): %s\n", n.Issued.Local().Format(time.DateTime), n.Text)
+	for i := range ns {
+		ns[i].Text = safetext.Body(ns[i].Text)
+		fmt.Fprintf(&b, "[%s] organization (verified): %s\n", ns[i].Issued.Local().Format(time.DateTime), safetext.Block(ns[i].Text, contPrefix))
 	}
 	if rejected > 0 {
 		fmt.Fprintf(&b, "%d organization documents failed verification and were dropped\n", rejected)
@@ -469,15 +472,15 @@ func printOrgEvent(e *env, ev client.Event, asJSON bool) bool {
 	switch ev.Kind {
 	case client.EventOrgNotice:
 		if asJSON {
-			b, _ := json.Marshal(map[string]any{"notice": ev.Notice.Text, "from": "organization", "ts": ev.Notice.Issued.UnixMilli()})
+			b, _ := json.Marshal(map[string]any{"notice": safetext.Body(ev.Notice.Text), "from": "organization", "ts": ev.Notice.Issued.UnixMilli()})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 		} else {
-			fmt.Fprintf(e.stdout, "[%s] organization (verified): %s\n", ev.Notice.Issued.Local().Format("15:04:05"), ev.Notice.Text)
+			fmt.Fprintf(e.stdout, "[%s] organization (verified): %s\n", ev.Notice.Issued.Local().Format("15:04:05"), safetext.Block(ev.Notice.Text, contPrefix))
 		}
 	case client.EventOrgPolicy:
 		fmt.Fprintln(e.stderr, "! a new organization policy is in force (sotto admin policy show)")
 	case client.EventOrgRejected:
-		fmt.Fprintf(e.stderr, "! an organization document failed verification and was dropped: %v\n", ev.Err)
+		fmt.Fprintf(e.stderr, "! an organization document failed verification and was dropped: %s\n", errText(ev.Err))
 	default:
 		return false
 	}

@@ -11,16 +11,17 @@ import (
 
 	"sotto/client"
 	"sotto/client/attach"
+	"sotto/internal/safetext"
 )
 
 // sendFile uploads path and sends it to user (`sotto send USER --file PATH`).
 func sendFile(e *env, c *client.Client, user, path, caption string, viewOnce bool) error {
 	m, err := c.SendFile(e.ctx, user, path, client.FileOptions{ViewOnce: viewOnce, Caption: caption,
-		Progress: e.progress("upload " + attach.SafeName(path))})
+		Progress: e.progress("upload " + safetext.FileName(attach.SafeName(path)))})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "sent %s (%s) id %s\n", m.Attachment.Name, humanBytes(m.Attachment.Size), hex.EncodeToString(m.ID))
+	fmt.Fprintf(e.stdout, "sent %s (%s) id %s\n", safetext.FileName(m.Attachment.Name), humanBytes(m.Attachment.Size), hex.EncodeToString(m.ID))
 	return nil
 }
 
@@ -77,7 +78,7 @@ func cmdDownload(e *env, args []string) error {
 			}
 		}
 		if id == nil {
-			return fmt.Errorf("download: no attachment from %s", *latest)
+			return fmt.Errorf("download: no attachment from %s", safetext.Name(*latest))
 		}
 	}
 	o := client.DownloadOptions{Out: *out, Dir: *dir, Progress: e.progress("download")}
@@ -98,7 +99,7 @@ func cmdDownload(e *env, args []string) error {
 		return err
 	}
 	if path != "" {
-		fmt.Fprintf(e.stdout, "saved %s\n", path)
+		fmt.Fprintf(e.stdout, "saved %s\n", safetext.Line(path))
 	}
 	return nil
 }
@@ -108,7 +109,7 @@ func isViewed(err error) bool { return err == client.ErrViewedOnce }
 // attachmentText is how the line mode shows an attachment.
 func attachmentText(m *client.Message) string {
 	a := m.Attachment
-	s := fmt.Sprintf("[file %s, %s", a.Name, humanBytes(a.Size))
+	s := fmt.Sprintf("[file %s, %s", safetext.FileName(a.Name), humanBytes(a.Size))
 	switch {
 	case a.Opened:
 		s += ", view-once, opened"
@@ -116,13 +117,13 @@ func attachmentText(m *client.Message) string {
 		s += ", view-once"
 	}
 	if a.Path != "" {
-		s += ", saved at " + a.Path
+		s += ", saved at " + safetext.Line(a.Path)
 	} else if !m.Outgoing && !a.Opened {
 		s += ", fetch with: sotto download " + hex.EncodeToString(m.ID)
 	}
 	s += "]"
 	if m.Text != "" {
-		s += " " + m.Text
+		s += " " + safetext.Block(m.Text, contPrefix)
 	}
 	return s
 }

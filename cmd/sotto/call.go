@@ -15,6 +15,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/call"
+	"sotto/internal/safetext"
 )
 
 // callFlags are the audio and network flags shared by call and listen.
@@ -85,9 +86,9 @@ func newCallSession(e *env, f *callFlags) (*callSession, error) {
 		},
 		OnIncoming: func(c *call.Call) {
 			if f.autoAnswer {
-				fmt.Fprintf(e.stdout, "incoming call from %s: answering\n", c.Peer)
+				fmt.Fprintf(e.stdout, "incoming call from %s: answering\n", safetext.Name(c.Peer))
 			} else {
-				fmt.Fprintf(e.stdout, "incoming call from %s (not answered: run sotto listen --auto-answer to answer)\n", c.Peer)
+				fmt.Fprintf(e.stdout, "incoming call from %s (not answered: run sotto listen --auto-answer to answer)\n", safetext.Name(c.Peer))
 			}
 		},
 		OnEnd: func(c *call.Call) { s.end(c) },
@@ -99,9 +100,9 @@ func newCallSession(e *env, f *callFlags) (*callSession, error) {
 func (s *callSession) end(c *call.Call) {
 	defer s.countEnded()
 	if c.Err() != nil {
-		fmt.Fprintf(s.e.stdout, "call with %s ended: %s\n", c.Peer, strings.TrimPrefix(c.Err().Error(), "call: "))
+		fmt.Fprintf(s.e.stdout, "call with %s ended: %s\n", safetext.Name(c.Peer), safetext.Line(strings.TrimPrefix(c.Err().Error(), "call: ")))
 	} else {
-		fmt.Fprintf(s.e.stdout, "call with %s ended after %s\n", c.Peer, c.Duration().Round(time.Second))
+		fmt.Fprintf(s.e.stdout, "call with %s ended after %s\n", safetext.Name(c.Peer), c.Duration().Round(time.Second))
 	}
 	s.mu.Lock()
 	r := s.recs[c]
@@ -118,7 +119,7 @@ func (s *callSession) end(c *call.Call) {
 			err = writeFileAtomic(s.flags.audioOut, buf.Bytes())
 		}
 		if err != nil {
-			fmt.Fprintf(s.e.stderr, "sotto: %v\n", err)
+			fmt.Fprintf(s.e.stderr, "sotto: %s\n", errText(err))
 		}
 	}
 }

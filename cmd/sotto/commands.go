@@ -14,6 +14,7 @@ import (
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/internal/safetext"
 )
 
 func cmdEnroll(e *env, args []string) error {
@@ -50,7 +51,7 @@ func cmdEnroll(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(e.stdout, "enrolled %s, device %d, in %s\n", c.Username(), c.DeviceID(), displayOrg(inv.OrgName))
+	fmt.Fprintf(e.stdout, "enrolled %s, device %d, in %s\n", safetext.Name(c.Username()), c.DeviceID(), displayOrg(inv.OrgName))
 	return nil
 }
 
@@ -125,14 +126,14 @@ type jsonMessage struct {
 
 func printMessage(e *env, m *client.Message, asJSON bool) {
 	if asJSON {
-		j := jsonMessage{From: m.From, Device: m.FromDevice, ID: hex.EncodeToString(m.ID), TS: m.SentAt.UnixMilli(), Text: m.Text}
+		j := jsonMessage{From: safetext.Name(m.From), Device: m.FromDevice, ID: hex.EncodeToString(m.ID), TS: m.SentAt.UnixMilli(), Text: safetext.Body(m.Text)}
 		if m.Outgoing {
-			j.To = m.Peer
+			j.To = safetext.Name(m.Peer)
 		}
 		if m.Unverified {
 			j.Warning = "identity-changed"
 		}
-		j.Attachment = m.Attachment
+		j.Attachment = jsonAttachment(m.Attachment)
 		j.jsonMessaging = messagingJSON(m)
 		b, _ := json.Marshal(j)
 		fmt.Fprintf(e.stdout, "%s\n", b)
@@ -156,14 +157,14 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 		case m.Delivered:
 			state = " (delivered)"
 		}
-		fmt.Fprintf(e.stdout, "[%s] me → %s: %s%s\n", ts, m.Peer, m.Text, state)
+		fmt.Fprintf(e.stdout, "[%s] me → %s: %s%s\n", ts, safetext.Name(m.Peer), m.Text, state)
 		return
 	}
 	if m.Unverified {
-		fmt.Fprintf(e.stdout, "[%s] %s (UNVERIFIED: their safety number changed): %s\n", ts, m.From, m.Text)
+		fmt.Fprintf(e.stdout, "[%s] %s (UNVERIFIED: their safety number changed): %s\n", ts, safetext.Name(m.From), m.Text)
 		return
 	}
-	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", ts, m.From, m.Text)
+	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", ts, safetext.Name(m.From), m.Text)
 }
 
 func printEvent(e *env, ev client.Event, asJSON bool) {
@@ -176,9 +177,10 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 	case client.EventUpdate, client.EventTyping, client.EventExpired:
 		printMessagingEvent(e, ev, asJSON)
 	case client.EventIdentityChanged:
-		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", ev.User, ev.User, ev.User)
+		u := safetext.Name(ev.User)
+		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", u, u, u)
 	case client.EventError:
-		fmt.Fprintf(e.stderr, "! %v\n", ev.Err)
+		fmt.Fprintf(e.stderr, "! %s\n", errText(ev.Err))
 	case client.EventWiped:
 		if ev.Device == 0 {
 			fmt.Fprintln(e.stderr, "! the organization ordered this device wiped (signed order verified): its keys and history are gone")
@@ -186,7 +188,7 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 			fmt.Fprintf(e.stderr, "! device %d of this account ordered this device wiped: its keys and history are gone\n", ev.Device)
 		}
 		if ev.Err != nil {
-			fmt.Fprintf(e.stderr, "! wipe incomplete: %v\n", ev.Err)
+			fmt.Fprintf(e.stderr, "! wipe incomplete: %s\n", errText(ev.Err))
 		}
 	}
 }
@@ -376,7 +378,7 @@ func cmdChat(e *env, args []string) error {
 				continue
 			}
 			if _, err := c.Send(ctx, peer, line); err != nil {
-				fmt.Fprintf(e.stderr, "! not sent: %v\n", err)
+				fmt.Fprintf(e.stderr, "! not sent: %s\n", errText(err))
 			}
 		case ev := <-events:
 			showChatEvent(ctx, e, c, peer, ev)
@@ -411,7 +413,7 @@ func cmdChat(e *env, args []string) error {
 // shown, so it is acknowledged with a read receipt.
 func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, ev client.Event) {
 	if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
-		fmt.Fprintf(e.stderr, "(new message from %s)\n", ev.Message.From)
+		fmt.Fprintf(e.stderr, "(new message from %s)\n", safetext.Name(ev.Message.From))
 		return
 	}
 	if ev.Kind == client.EventWiped {
@@ -421,7 +423,7 @@ func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, e
 	printEvent(e, ev, false)
 	if ev.Kind == client.EventMessage && !ev.Message.Outgoing {
 		if err := c.MarkRead(ctx, peer, ev.Message.ID); err != nil {
-			fmt.Fprintf(e.stderr, "! read receipt not sent: %v\n", err)
+			fmt.Fprintf(e.stderr, "! read receipt not sent: %s\n", errText(err))
 		}
 	}
 }
@@ -538,7 +540,7 @@ func cmdContacts(e *env, args []string) error {
 		if ok, err := c.IsMember(e.ctx, ct.User); err == nil && ok {
 			status += ", verified member of your organization"
 		}
-		fmt.Fprintf(e.stdout, "%s\t%s\n", ct.User, status)
+		fmt.Fprintf(e.stdout, "%s\t%s\n", safetext.Name(ct.User), status)
 	}
 	return nil
 }
@@ -551,7 +553,7 @@ func safetyNumber(e *env, user string) (*client.Client, *client.SafetyNumber, er
 		return nil, nil, err
 	}
 	if err := c.Connect(e.ctx, client.ConnectOptions{}); err != nil {
-		fmt.Fprintf(e.stderr, "! relay not reachable (%v): using the stored key\n", err)
+		fmt.Fprintf(e.stderr, "! relay not reachable (%s): using the stored key\n", errText(err))
 	}
 	sn, err := c.SafetyNumber(e.ctx, user)
 	if err != nil {
@@ -609,20 +611,21 @@ func cmdVerify(e *env, args []string) error {
 		if err := c.Verify(e.ctx, sn.User); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s verified\n", sn.User)
+		fmt.Fprintf(e.stdout, "%s verified\n", safetext.Name(sn.User))
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Safety number with %s:\n", sn.User)
+	user := safetext.Name(sn.User)
+	fmt.Fprintf(e.stdout, "Safety number with %s:\n", user)
 	if err := printSafetyNumber(e, sn, isTerminal(e.stdout)); err != nil {
 		return err
 	}
 	switch {
 	case sn.Changed:
-		fmt.Fprintf(e.stdout, "The safety number CHANGED. Compare it with %s in person or on a trusted channel, then run: sotto verify %s --accept\n", sn.User, sn.User)
+		fmt.Fprintf(e.stdout, "The safety number CHANGED. Compare it with %s in person or on a trusted channel, then run: sotto verify %s --accept\n", user, user)
 	case sn.Verified:
 		fmt.Fprintln(e.stdout, "Verified.")
 	default:
-		fmt.Fprintf(e.stdout, "Not verified. Compare it with %s, then run: sotto verify %s --accept\n", sn.User, sn.User)
+		fmt.Fprintf(e.stdout, "Not verified. Compare it with %s, then run: sotto verify %s --accept\n", user, user)
 	}
 	return nil
 }
@@ -637,7 +640,7 @@ func cmdWhoami(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", c.Username(), c.DeviceID(), c.Relay())
+	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", safetext.Name(c.Username()), c.DeviceID(), safetext.Line(c.Relay()))
 	name, err := c.OrgName(e.ctx)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/store"
+	"sotto/internal/safetext"
 )
 
 func cmdDevices(e *env, args []string) error {
@@ -55,7 +56,7 @@ func devicesList(e *env, args []string) error {
 		if d.Current {
 			mark = "\t(this device)"
 		}
-		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, d.Name, d.Created.UTC().Format(time.DateOnly), mark)
+		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, safetext.Name(d.Name), d.Created.UTC().Format(time.DateOnly), mark)
 	}
 	return nil
 }
@@ -84,7 +85,7 @@ func devicesLink(e *env, args []string) error {
 	defer clear(pass)
 	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
 	defer cancel()
-	l, err := client.BeginLink(ctx, *relay)
+	l, err := client.BeginLinkWith(ctx, *relay, e.transport())
 	if err != nil {
 		return err
 	}
@@ -109,7 +110,7 @@ func devicesLink(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(e.stdout, "linked to %s as device %d\n", c.Username(), c.DeviceID())
+	fmt.Fprintf(e.stdout, "linked to %s as device %d\n", safetext.Name(c.Username()), c.DeviceID())
 	pending, err := c.HistoryPending(ctx)
 	if err != nil || !pending {
 		return err

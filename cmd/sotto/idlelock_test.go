@@ -69,7 +69,7 @@ func TestChatLineIdleLock(t *testing.T) {
 	t.Cleanup(r.stop)
 	relayURL := "ws://" + r.addr
 	pass := filepath.Join(dir, "pass")
-	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -100,7 +100,7 @@ func TestChatLineIdleLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	at = waitFor(t, &out, at, "wrong passphrase (9 attempts left")
-	if _, err := io.WriteString(w, "pw\n"); err != nil {
+	if _, err := io.WriteString(w, "correct horse battery staple\n"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, &out, at, "unlocked")
@@ -149,7 +149,7 @@ func TestChatAppIdleLock(t *testing.T) {
 	}
 	defer r.stop()
 	pass := filepath.Join(dir, "pass")
-	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run := func(name string, args ...string) string {
@@ -182,7 +182,7 @@ func TestChatAppIdleLock(t *testing.T) {
 	run(sotto, "--home", alice, "--passphrase-file", pass, "send", "bob", "while you were away")
 	tm.keys("lit:typo", "Enter")
 	tm.waitFor("wrong passphrase (9 attempts left")
-	tm.keys("lit:pw", "Enter")
+	tm.keys("lit:correct horse battery staple", "Enter")
 	tm.waitFor("chat with alice", "alice: hi bob", "alice: while you were away")
 	tm.keys("C-c")
 	tm.waitFor("EXITED")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"sotto/client"
 	"sotto/client/store"
 )
 
@@ -33,6 +34,7 @@ func cmdLock(e *env, args []string) error {
 	wipeAfter := fs.Int("wipe-after", -1, "wipe this device after `N` consecutive wrong passphrases (0: never)")
 	duressFile := fs.String("duress-file", "", "set the duress passphrase from `FILE`: unlocking with it silently wipes this device")
 	noDuress := fs.Bool("no-duress", false, "remove the duress passphrase")
+	newPassFile := fs.String("new-passphrase-file", "", "change the passphrase to the one in `FILE` (it must be strong enough)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +46,12 @@ func cmdLock(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if *newPassFile != "" {
+		if err := changePassphrase(e, c, *newPassFile); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, "passphrase changed")
+	}
 	if *wipeAfter >= 0 {
 		if err := c.SetWipeAfter(*wipeAfter); err != nil {
 			return err
@@ -83,4 +91,20 @@ func cmdLock(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "no duress passphrase")
 	}
 	return nil
+}
+
+// changePassphrase changes the store's passphrase to the one in file.
+func changePassphrase(e *env, c *client.Client, file string) error {
+	old, err := e.passphrase(false)
+	if err != nil {
+		return err
+	}
+	defer clear(old)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("new passphrase file: %w", err)
+	}
+	b = []byte(strings.TrimRight(string(b), "\r\n"))
+	defer clear(b)
+	return c.ChangePassphrase(old, b)
 }

@@ -1,6 +1,6 @@
 // Command sotto is the Sotto messenger's command-line client.
 //
-//	sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
+//	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
 // devices (list, link, approve, remove), history, whoami, lock, wipe.
@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/store"
+	"sotto/client/transport"
 )
 
 func main() {
@@ -30,7 +32,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] COMMAND [ARGS]
+const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
 
 commands:
   enroll --relay URL --code CODE --user NAME [--device-name NAME]
@@ -59,7 +61,7 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
-  lock [--wipe-after N] [--duress-file FILE | --no-duress]
+  lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
@@ -75,6 +77,11 @@ type env struct {
 	passFile       string
 	verbose        bool
 	kdf            store.KDFParams
+	// How to reach the relay (--ca, --pin, --insecure), checked when
+	// parsed; not yet kept per device.
+	rootCAs  *x509.CertPool
+	pin      []byte
+	insecure bool
 }
 
 // errUsage makes run print the usage and exit with status 2.
@@ -129,6 +136,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer cancel()
 	}
 	err := cmd(e, args[1:])
+	// A duress unlock answers after destroying the key file; the rest of
+	// its wipe runs here, once the answer is out, so that it does not
+	// show in how long the unlock took (store.FinishWipe).
+	defer func() { _ = store.FinishWipe(e.home) }()
 	switch {
 	case err == nil:
 		return 0
@@ -136,7 +147,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "sotto: %v\n", err)
+		fmt.Fprintf(stderr, "sotto: %s\n", errText(err))
 		return 1
 	}
 }
@@ -176,7 +187,27 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.home, "home", home, "directory of the local store")
 	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the device passphrase from `FILE` (else prompt)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "verbose logging to stderr")
+	fs.Func("ca", "verify the relay's TLS certificate against the CA certificates in `FILE` (PEM) instead of the system's", func(s string) error {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			return err
+		}
+		o, err := transport.NewOptions(b, nil, false)
+		e.rootCAs = o.RootCAs
+		return err
+	})
+	fs.Func("pin", "require the relay's TLS certificate to carry this public key: `SHA256` of its SubjectPublicKeyInfo, 64 hex digits", func(s string) error {
+		p, err := transport.ParsePin(s)
+		e.pin = p
+		return err
+	})
+	fs.BoolVar(&e.insecure, "insecure", e.insecure, "allow an unencrypted ws:// relay that is not on this machine")
 	return fs
+}
+
+// transport is how this run reaches the relay (--ca, --pin, --insecure).
+func (e *env) transport() transport.Options {
+	return transport.Options{RootCAs: e.rootCAs, Pin: e.pin, Insecure: e.insecure}
 }
 
 // parse parses a command's flags; flags may follow positional arguments.
@@ -204,7 +235,7 @@ func (e *env) logger() *slog.Logger {
 }
 
 func (e *env) options(onEvent func(client.Event)) *client.Options {
-	return &client.Options{Logger: e.logger(), OnEvent: onEvent, KDF: e.kdf}
+	return &client.Options{Logger: e.logger(), OnEvent: onEvent, KDF: e.kdf, Transport: e.transport()}
 }
 
 // open unlocks the local store.

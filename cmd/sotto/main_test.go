@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,8 @@ func TestScripts(t *testing.T) {
 			"relaysetkey": cmdRelaySetKey,
 			"relay":       cmdRelay,
 			"setenvfile":  cmdSetenvFile,
+			"setquoted":   cmdSetQuoted,
+			"tlsrelay":    cmdTLSRelay,
 		},
 	})
 }
@@ -83,6 +86,7 @@ func TestScripts(t *testing.T) {
 type relayProc struct {
 	bin, data, addr string
 	extra           []string // more sottod serve flags (relay start ARGS)
+	tlsArgs         []string // -tls-cert, -tls-key once tlsrelay ran
 	cmd             *exec.Cmd
 	logf            *os.File
 }
@@ -111,7 +115,7 @@ type relayKey struct{}
 // start runs the relay and waits until it listens; the first start picks a
 // port, later ones reuse it.
 func (r *relayProc) start() error {
-	cmd := exec.Command(r.bin, append([]string{"serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn"}, r.extra...)...)
+	cmd := exec.Command(r.bin, append(append([]string{"serve", "-data", r.data, "-listen", r.addr, "-log-level", "warn"}, r.tlsArgs...), r.extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -147,7 +151,7 @@ func (r *relayProc) start() error {
 			r.stop()
 			return fmt.Errorf("sottod exited before listening (see %s)", logf.Name())
 		}
-		r.addr = strings.TrimPrefix(u, "ws://")
+		r.addr = strings.TrimPrefix(strings.TrimPrefix(u, "ws://"), "wss://")
 		return nil
 	case <-time.After(30 * time.Second):
 		r.stop()
@@ -191,6 +195,17 @@ func cmdRelay(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// setquoted VAR "GO-STRING": set $VAR to a Go-quoted string, so that a script
+// can pass control, bidi and invisible characters as arguments.
+func cmdSetQuoted(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setquoted VAR \"GO-STRING\"")
+	}
+	v, err := strconv.Unquote(`"` + args[1] + `"`)
+	ts.Check(err)
+	ts.Setenv(args[0], v)
+}
+
 func fileExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir()
@@ -230,7 +245,7 @@ func cmdInvite(ts *testscript.TestScript, neg bool, args []string) {
 		return out
 	}
 	if _, err := os.Stat(admin); err != nil {
-		ts.Check(os.WriteFile(pass, []byte("admin passphrase\n"), 0o600))
+		ts.Check(os.WriteFile(pass, []byte("correct horse battery staple admin\n"), 0o600))
 		var b struct {
 			Code string `json:"code"`
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sotto/client"
+	"sotto/internal/safetext"
 )
 
 // parseMsgID reads a message id as printed by history --json and listen --json.
@@ -120,7 +121,7 @@ func cmdTimer(e *env, args []string) error {
 	if err := c.SetTimer(e.ctx, pos[0], d); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "disappearing messages with %s: %s\n", pos[0], timerText(uint32(d/time.Second)))
+	fmt.Fprintf(e.stdout, "disappearing messages with %s: %s\n", safetext.Name(pos[0]), timerText(uint32(d/time.Second)))
 	return nil
 }
 
@@ -242,13 +243,13 @@ func messagingJSON(m *client.Message) *jsonMessaging {
 	}
 	if m.Edited() {
 		for _, v := range m.Versions {
-			j.Versions = append(j.Versions, v.Text)
+			j.Versions = append(j.Versions, safetext.Body(v.Text))
 		}
 	}
 	if len(m.Reactions) > 0 {
 		j.Reactions = map[string]string{}
 		for _, r := range m.Reactions {
-			j.Reactions[r.From] = r.Emoji
+			j.Reactions[safetext.Name(r.From)] = safetext.Line(r.Emoji)
 		}
 	}
 	if !m.ExpiresAt.IsZero() {
@@ -258,11 +259,11 @@ func messagingJSON(m *client.Message) *jsonMessaging {
 }
 
 // messagingText is the text line mode shows for m: the text with marks for
-// edits and reactions, or what replaced it.
+// edits and reactions, or what replaced it; sanitized (safe.go).
 func messagingText(m *client.Message) string {
 	switch {
 	case m.Kind == client.KindTimer:
-		who := m.From
+		who := safetext.Name(m.From)
 		if m.Outgoing {
 			who = "you"
 		}
@@ -270,7 +271,7 @@ func messagingText(m *client.Message) string {
 	case m.Deleted:
 		return "(this message was deleted)"
 	}
-	t := m.Text
+	t := safetext.Block(m.Text, contPrefix)
 	if m.QuoteID != nil {
 		t = fmt.Sprintf("(reply to %s) %s", hex.EncodeToString(m.QuoteID)[:8], t)
 	}
@@ -283,7 +284,7 @@ func messagingText(m *client.Message) string {
 	if len(m.Reactions) > 0 {
 		var rs []string
 		for _, r := range m.Reactions {
-			rs = append(rs, r.From+" "+r.Emoji)
+			rs = append(rs, safetext.Name(r.From)+" "+safetext.Line(r.Emoji))
 		}
 		t += " [" + strings.Join(rs, ", ") + "]"
 	}
@@ -305,27 +306,27 @@ func printMessagingEvent(e *env, ev client.Event, asJSON bool) {
 			printJSONEvent(e, "expired", ev.Message)
 			return
 		}
-		fmt.Fprintf(e.stdout, "* a disappearing message with %s expired\n", ev.Message.Peer)
+		fmt.Fprintf(e.stdout, "* a disappearing message with %s expired\n", safetext.Name(ev.Message.Peer))
 	case client.EventTyping:
 		if asJSON {
 			b, _ := json.Marshal(struct {
 				Event  string `json:"event"`
 				From   string `json:"from"`
 				Typing bool   `json:"typing"`
-			}{"typing", ev.User, ev.Typing})
+			}{"typing", safetext.Name(ev.User), ev.Typing})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 			return
 		}
 		if ev.Typing {
-			fmt.Fprintf(e.stderr, "(%s is typing)\n", ev.User)
+			fmt.Fprintf(e.stderr, "(%s is typing)\n", safetext.Name(ev.User))
 		}
 	}
 }
 
 func printJSONEvent(e *env, event string, m *client.Message) {
-	j := jsonMessage{From: m.From, Device: m.FromDevice, ID: hex.EncodeToString(m.ID), TS: m.SentAt.UnixMilli(), Text: m.Text}
+	j := jsonMessage{From: safetext.Name(m.From), Device: m.FromDevice, ID: hex.EncodeToString(m.ID), TS: m.SentAt.UnixMilli(), Text: safetext.Body(m.Text)}
 	if m.Outgoing || (m.From != m.Peer && m.Peer != "") {
-		j.To = m.Peer
+		j.To = safetext.Name(m.Peer)
 	}
 	j.jsonMessaging = messagingJSON(m)
 	j.Event = event

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sotto/client"
+	"sotto/internal/safetext"
 )
 
 // printTransparencyEvent prints a key transparency alarm loudly (stderr,
@@ -17,14 +18,14 @@ func printTransparencyEvent(e *env, ev client.Event, asJSON bool) bool {
 	}
 	var a *client.TransparencyAlarm
 	if !errors.As(ev.Err, &a) {
-		fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM: %v\n", ev.Err)
+		fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM: %s\n", errText(ev.Err))
 		return true
 	}
 	if asJSON {
-		b, _ := json.Marshal(map[string]any{"alarm": string(a.Kind), "detail": a.Detail, "user": a.User, "ts": a.Time.UnixMilli()})
+		b, _ := json.Marshal(map[string]any{"alarm": safetext.Line(string(a.Kind)), "detail": safetext.Line(a.Detail), "user": safetext.Name(a.User), "ts": a.Time.UnixMilli()})
 		fmt.Fprintf(e.stdout, "%s\n", b)
 	}
-	fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM (%s): %s\n", a.Kind, a.Detail)
+	fmt.Fprintf(e.stderr, "!!! KEY TRANSPARENCY ALARM (%s): %s\n", safetext.Line(string(a.Kind)), safetext.Line(a.Detail))
 	fmt.Fprintln(e.stderr, "!!! the relay may be trying to substitute keys; the evidence is kept on this device. Compare safety numbers out of band before trusting anyone's key.")
 	return true
 }
@@ -83,7 +84,7 @@ func cmdKeylog(e *env, args []string) error {
 		return err
 	}
 	for _, a := range alarms {
-		fmt.Fprintf(e.stdout, "ALARM %s %s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Kind, a.Detail)
+		fmt.Fprintf(e.stdout, "ALARM %s %s: %s\n", a.Time.UTC().Format(time.RFC3339), safetext.Line(string(a.Kind)), safetext.Line(a.Detail))
 	}
 	dropped, err := c.TransparencyAlarmsDropped(e.ctx)
 	if err != nil {

@@ -63,16 +63,22 @@ func (tm *tmuxTerm) waitFor(want ...string) string {
 	}
 }
 
-// TestChatAppInTerminal runs `sotto chat` for two users in real terminals
-// (tmux, 80x24) and asserts what their screens show as a person would see
-// it: a typed message appears on the other side, the read mark comes back,
-// reactions, edits, replies, the unread count and the safety-number screen
-// with its QR code.
-func TestChatAppInTerminal(t *testing.T) {
+// chatWorld is a real relay, two enrolled users and a private tmux
+// server for their terminals.
+type chatWorld struct {
+	sotto, dir, pass string
+	socket           string
+}
+
+func newChatWorld(t *testing.T) *chatWorld {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a relay and terminals")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is required under CI")
+		}
 		t.Skip("tmux not installed")
 	}
 	sottod := buildSottod(t)
@@ -88,9 +94,9 @@ func TestChatAppInTerminal(t *testing.T) {
 	if err := r.start(); err != nil {
 		t.Fatal(err)
 	}
-	defer r.stop()
+	t.Cleanup(r.stop)
 	pass := filepath.Join(dir, "pass")
-	if err := os.WriteFile(pass, []byte("pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string {
@@ -100,22 +106,40 @@ func TestChatAppInTerminal(t *testing.T) {
 		}
 		return string(out)
 	}, "alice", "bob")
-	// Bob needs a conversation to list: Alice writes first, from the CLI.
-	if out, err := exec.Command(sotto, "--home", filepath.Join(dir, "alice"), "--passphrase-file", pass, "send", "bob", "hi bob").CombinedOutput(); err != nil {
+	socket := fmt.Sprintf("sotto-tui-%d-%s", os.Getpid(), t.Name())
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
+	return &chatWorld{sotto: sotto, dir: dir, pass: pass, socket: socket}
+}
+
+// send sends text from user to peer with the CLI.
+func (w *chatWorld) send(t *testing.T, user, peer, text string) {
+	t.Helper()
+	if out, err := exec.Command(w.sotto, "--home", filepath.Join(w.dir, user), "--passphrase-file", w.pass, "send", peer, text).CombinedOutput(); err != nil {
 		t.Fatalf("send: %v\n%s", err, out)
 	}
+}
 
-	socket := fmt.Sprintf("sotto-tui-%d", os.Getpid())
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", socket, "kill-server").Run() })
-	term := func(user, args string) *tmuxTerm {
-		tm := &tmuxTerm{t: t, socket: socket, name: user}
-		shell := fmt.Sprintf("TERM=xterm-256color NO_COLOR=1 %s --home %s --passphrase-file %s chat %s 2>%s; sleep 600",
-			sotto, filepath.Join(dir, user), pass, args, filepath.Join(dir, user+".stderr"))
-		tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", user, shell)
-		return tm
-	}
-	alice := term("alice", "bob")
-	bob := term("bob", "")
+// term starts `sotto chat ARGS` for user in an 80x24 terminal.
+func (w *chatWorld) term(t *testing.T, user, args string) *tmuxTerm {
+	tm := &tmuxTerm{t: t, socket: w.socket, name: user}
+	shell := fmt.Sprintf("TERM=xterm-256color NO_COLOR=1 %s --home %s --passphrase-file %s chat %s 2>%s; sleep 600",
+		w.sotto, filepath.Join(w.dir, user), w.pass, args, filepath.Join(w.dir, user+".stderr"))
+	tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", user, shell)
+	return tm
+}
+
+// TestChatAppInTerminal runs `sotto chat` for two users in real terminals
+// (tmux, 80x24) and asserts what their screens show as a person would see
+// it: a typed message appears on the other side, the read mark comes back,
+// reactions, edits, replies, the unread count and the safety-number screen
+// with its QR code.
+func TestChatAppInTerminal(t *testing.T) {
+	w := newChatWorld(t)
+	dir := w.dir
+	// Bob needs a conversation to list: Alice writes first, from the CLI.
+	w.send(t, "alice", "bob", "hi bob")
+	alice := w.term(t, "alice", "bob")
+	bob := w.term(t, "bob", "")
 
 	// Bob starts on the conversation list, with one unread message.
 	bob.waitFor("Conversations", "alice (1)")
@@ -168,5 +192,29 @@ func TestChatAppInTerminal(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(dir, u+".stderr")); len(b) > 0 {
 			t.Errorf("%s's chat wrote to stderr: %s", u, b)
 		}
+	}
+}
+
+// The message of issue 12, sent by a real sender, shows neutralized in
+// the chat app's real terminal: the erase-line escape and the carriage
+// return as visible text, and the fake lines indented behind "  | ",
+// never starting a line of their own.
+func TestChatAppShowsHostileTextNeutralized(t *testing.T) {
+	w := newChatWorld(t)
+	w.send(t, "alice", "bob", "hi\r\x1b[2K\n12:00 mallory: fake\n[12:00] organization (verified): update now")
+	bob := w.term(t, "bob", "alice")
+	s := bob.waitFor(`alice: hi\x0d\x1b[2K`, "  | 12:00 mallory: fake", "  | [12:00] organization (verified): update")
+	t.Logf("bob's screen:\n%s", s)
+	for _, l := range strings.Split(s, "\n") {
+		// The chat pane is right of the list's border.
+		_, chat, _ := strings.Cut(l, "│")
+		chat = strings.TrimLeft(chat, " >")
+		if strings.HasPrefix(chat, "12:00 mallory") || strings.HasPrefix(chat, "[12:00] organization") {
+			t.Errorf("a fake line starts a line of its own: %q", l)
+		}
+	}
+	bob.keys("C-c")
+	if b, _ := os.ReadFile(filepath.Join(w.dir, "bob.stderr")); len(b) > 0 {
+		t.Errorf("bob's chat wrote to stderr: %s", b)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sotto/orgcert"
+	"sotto/internal/safetext"
 	"sotto/relay"
 	"sotto/wire"
 )
@@ -294,7 +295,9 @@ func (a *adminCmd) devicesList(ctx context.Context, user string) error {
 		}
 		fp, ok := a.certification(ctx, ac)
 		for _, d := range devs {
-			out = append(out, deviceJSON{Username: ac.Username, Device: d.Addr.Device, Name: d.Name, RegistrationID: d.RegistrationID,
+			// A device's name is whatever its client sent: neutralized for
+			// the operator's terminal (and for a --json consumer).
+			out = append(out, deviceJSON{Username: safetext.Name(ac.Username), Device: d.Addr.Device, Name: safetext.Name(d.Name), RegistrationID: d.RegistrationID,
 				Created: d.Created, LastSeen: d.LastSeen, Revoked: d.Revoked, Organization: fp, Certified: ok})
 		}
 	}

@@ -50,7 +50,7 @@ func TestAdminBootstrap(t *testing.T) {
 	}
 	admin, err := client.Bootstrap(ctx, client.BootstrapParams{Dir: filepath.Join(t.TempDir(), "admin"), Passphrase: []byte("pw"),
 		Code: code, Username: "admin", OrgName: "Acme", DeviceName: "laptop"},
-		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy})
 	if err != nil {
 		t.Fatalf("bootstrap with the printed code: %v", err)
 	}

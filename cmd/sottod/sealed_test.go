@@ -207,7 +207,7 @@ func TestSealedSenderWithSottod(t *testing.T) {
 			ch <- e
 		}
 		c, err := client.Enroll(ctx, client.EnrollParams{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("pw"),
-			Invitation: invitations[name], DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, OnEvent: onEvent})
+			Invitation: invitations[name], DeviceName: "test"}, &client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy, OnEvent: onEvent})
 		if err != nil {
 			t.Fatal(err)
 		}

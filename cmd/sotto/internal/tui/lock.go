@@ -11,6 +11,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/store"
+	"sotto/internal/safetext"
 )
 
 // The idle lock: after Options.IdleLock without a key pressed, the app
@@ -144,7 +145,7 @@ func (m *Model) lockView(w, h int) string {
 		"",
 		m.lock.pass.View(),
 		"",
-		m.status,
+		safetext.Line(m.status),
 	}
 	for len(lines) < h {
 		lines = append(lines, "")

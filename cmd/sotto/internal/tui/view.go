@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"sotto/client"
+	"sotto/internal/safetext"
 )
 
 const listWidth = 18
@@ -36,9 +37,9 @@ func (m *Model) View() tea.View {
 func (m *Model) mainView(w, h int) string {
 	var b strings.Builder
 	// Header.
-	title := "sotto · " + m.c.Username()
+	title := "sotto · " + safetext.Name(m.c.Username())
 	if m.peer != "" {
-		title += " · chat with " + m.peer
+		title += " · chat with " + safetext.Name(m.peer)
 		if d, err := m.c.Timer(m.ctx, m.peer); err == nil && d > 0 {
 			title += " · ⏱ " + d.String()
 		}
@@ -51,27 +52,35 @@ func (m *Model) mainView(w, h int) string {
 	for i := range bodyH {
 		b.WriteString(pad(list[i], listWidth) + "│" + fit(chat[i], w-listWidth-1) + "\n")
 	}
-	// Notices or typing line.
-	var info string
-	switch {
-	case len(m.notices) > 0:
-		n := m.notices[len(m.notices)-1]
-		info = fmt.Sprintf("! notice %s: %s", n.At.Local().Format("15:04"), n.Text)
-	case m.peer != "" && !m.typing[m.peer].IsZero():
-		info = m.peer + " is typing…"
-	}
-	b.WriteString(fit(info, w) + "\n")
+	b.WriteString(fit(m.infoLine(), w) + "\n")
 	if m.focus == focusChat {
 		b.WriteString(fit(m.input.View(), w) + "\n")
 	} else {
 		b.WriteString(fit(faint.Render("(enter: open · tab: back to the chat)"), w) + "\n")
 	}
-	status := m.status
-	if status == "" {
-		status = "tab list · ↑↓ select · /help · ctrl+s safety number · ctrl+c quit · ✓ sent ✓✓ delivered"
-	}
-	b.WriteString(fit(faint.Render(status), w))
+	b.WriteString(fit(faint.Render(m.statusLine()), w))
 	return b.String()
+}
+
+// infoLine is the line of the newest notice, or of who is typing.
+func (m *Model) infoLine() string {
+	switch {
+	case len(m.notices) > 0:
+		n := m.notices[len(m.notices)-1]
+		return fmt.Sprintf("! notice %s: %s", n.At.Local().Format("15:04"), safetext.Line(n.Text))
+	case m.peer != "" && !m.typing[m.peer].IsZero():
+		return safetext.Name(m.peer) + " is typing…"
+	}
+	return ""
+}
+
+// statusLine is the bottom line; it quotes errors, search results and
+// names.
+func (m *Model) statusLine() string {
+	if m.status == "" {
+		return "tab list · ↑↓ select · /help · ctrl+s safety number · ctrl+c quit · ✓ sent ✓✓ delivered"
+	}
+	return safetext.Line(m.status)
 }
 
 func (m *Model) listLines(n int) []string {
@@ -92,7 +101,7 @@ func (m *Model) listLines(n int) []string {
 		if c.Unread > 0 {
 			unread = fmt.Sprintf(" (%d)", c.Unread)
 		}
-		name := ansi.Truncate(c.Peer, listWidth-2-len(unread), "…")
+		name := ansi.Truncate(safetext.Name(c.Peer), listWidth-2-len(unread), "…")
 		l := mark + name + unread
 		if i == m.sel && m.focus == focusList {
 			l = reverse.Render(l)
@@ -146,7 +155,7 @@ func (m *Model) chatLines(width, n int) []string {
 
 func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Message, width int) []string {
 	ts := msg.SentAt.Local().Format("15:04")
-	who := msg.From
+	who := safetext.Name(msg.From)
 	if msg.Outgoing {
 		who = "me"
 	}
@@ -161,14 +170,14 @@ func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Messag
 	if msg.QuoteID != nil {
 		q := "a message"
 		if qm := byID[string(msg.QuoteID)]; qm != nil {
-			q = qm.From + ": " + qm.Text
+			q = safetext.Name(qm.From) + ": " + safetext.Line(qm.Text)
 			if qm.Deleted {
 				q = "(deleted)"
 			}
 		}
 		out = append(out, faint.Render("┌ re "+ansi.Truncate(q, width-6, "…")))
 	}
-	text := msg.Text
+	text := safetext.Body(msg.Text)
 	switch {
 	case msg.Deleted:
 		text = "(this message was deleted)"
@@ -185,7 +194,7 @@ func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Messag
 	if len(msg.Reactions) > 0 {
 		var rs []string
 		for _, r := range msg.Reactions {
-			rs = append(rs, r.Emoji+" "+r.From)
+			rs = append(rs, safetext.Line(r.Emoji)+" "+safetext.Name(r.From))
 		}
 		line += " [" + strings.Join(rs, ", ") + "]"
 	}
@@ -202,20 +211,38 @@ func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Messag
 	if msg.Unverified {
 		line += " (UNVERIFIED sender)"
 	}
-	wrapped := ansi.Wrap(line, max(10, width), " ")
-	return append(out, strings.Split(wrapped, "\n")...)
+	// Every line after the first, whether the text broke it or the
+	// wrapping did, is indented behind contPrefix: none can pass for the
+	// first line of another message.
+	var lines []string
+	for i, l := range strings.Split(line, "\n") {
+		w := max(10, width)
+		if i > 0 {
+			w = max(10, width-len(contPrefix))
+		}
+		for _, wl := range strings.Split(ansi.Wrap(l, w, " "), "\n") {
+			if len(lines) > 0 {
+				wl = contPrefix + wl
+			}
+			lines = append(lines, wl)
+		}
+	}
+	return append(out, lines...)
 }
+
+// contPrefix starts every line of a message after its first.
+const contPrefix = "  | "
 
 // attachmentLine shows a file as its name and size, with the transfer's
 // progress when one is under way.
 func attachmentLine(msg *client.Message, p ProgressMsg) string {
 	a := msg.Attachment
-	s := fmt.Sprintf("[file %s, %s]", a.Name, size(a.Size))
+	s := fmt.Sprintf("[file %s, %s]", safetext.FileName(a.Name), size(a.Size))
 	if p.Total > 0 && p.Done < p.Total {
 		s += fmt.Sprintf(" %d%%", p.Done*100/p.Total)
 	}
 	if msg.Text != "" {
-		s += " " + msg.Text
+		s += " " + safetext.Body(msg.Text)
 	}
 	return s
 }
@@ -242,7 +269,8 @@ func (m *Model) safetyView(w, h int) string {
 		state = "verified"
 	}
 	var b strings.Builder
-	b.WriteString(fit(bold.Render("Safety number with "+sn.User+" — "+state), w) + "\n")
+	user := safetext.Name(sn.User)
+	b.WriteString(fit(bold.Render("Safety number with "+user+" — "+state), w) + "\n")
 	var qr []string
 	if m.o.QR != nil {
 		qr = strings.Split(strings.TrimRight(m.o.QR(string(sn.Scannable)), "\n"), "\n")
@@ -252,7 +280,7 @@ func (m *Model) safetyView(w, h int) string {
 	for i := 0; i < len(groups); i += 4 {
 		digits = append(digits, strings.Join(groups[i:min(i+4, len(groups))], " "))
 	}
-	right := append(append(digits, ""), "Compare with "+sn.User+"'s screen,", "or scan this code.", "", "Then: sotto verify "+sn.User+" --accept", "", "esc: back")
+	right := append(append(digits, ""), "Compare with "+user+"'s screen,", "or scan this code.", "", "Then: sotto verify "+user+" --accept", "", "esc: back")
 	qw := 0
 	for _, l := range qr {
 		qw = max(qw, ansi.StringWidth(l))
