@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sotto/client/store"
+	"sotto/client/transport"
 	"sotto/signal/session"
 	"sotto/wire"
 )
@@ -33,6 +34,36 @@ type account struct {
 	// Kyber prekey were made (Unix ms); they are rotated after rotateAfter.
 	SignedPreKeyAt int64  `json:"signed_prekey_at"`
 	LastResortID   uint32 `json:"last_resort_id"`
+	// RelayCA and RelayPin are how this device verifies the relay's TLS
+	// certificate, pinned from its invitation (or the approving device):
+	// the CA (PEM) where it is not publicly trusted, and the SHA-256 of
+	// the certificate's public key. Empty: the system's roots.
+	RelayCA  []byte `json:"relay_ca,omitempty"`
+	RelayPin []byte `json:"relay_pin,omitempty"`
+}
+
+// transport is how this device reaches its relay: its pinned TLS
+// settings, over what the caller's options say (a command-line --ca or
+// --pin does not replace what the device pinned; --insecure still
+// applies).
+func (a *account) transport(o transport.Options) (transport.Options, error) {
+	return relayTransport(a.RelayCA, a.RelayPin, o)
+}
+
+// relayTransport layers pinned TLS settings over o.
+func relayTransport(ca, pin []byte, o transport.Options) (transport.Options, error) {
+	if len(ca) == 0 && len(pin) == 0 {
+		return o, nil
+	}
+	t, err := transport.NewOptions(ca, pin, o.Insecure)
+	if err != nil {
+		return o, fmt.Errorf("client: the relay's pinned TLS settings: %w", err)
+	}
+	if t.RootCAs == nil {
+		t.RootCAs = o.RootCAs
+	}
+	t.HTTPHeader = o.HTTPHeader
+	return t, nil
 }
 
 // Prekey batch sizes.

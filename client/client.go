@@ -145,6 +145,9 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
+	if o.Transport, err = acct.transport(o.Transport); err != nil {
+		return nil, err
+	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {

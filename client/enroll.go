@@ -47,7 +47,7 @@ func Enroll(ctx context.Context, p EnrollParams, opts *Options) (*Client, error)
 	}
 	priv := inv.InvitationKey()
 	defer clear(priv)
-	return enrollWith(ctx, enrollment{dir: p.Dir, passphrase: p.Passphrase, relay: inv.RelayUrl, username: inv.Username(),
+	return enrollWith(ctx, enrollment{dir: p.Dir, passphrase: p.Passphrase, relay: inv.RelayUrl, relayCA: inv.RelayCa, relayPin: inv.RelayTlsPin, username: inv.Username(),
 		deviceName: p.DeviceName, seat: inv.SeatCode(), grant: inv.GrantDoc, invitationKey: priv, logKey: inv.LogKey,
 		roots: roots{OrgKey: inv.OrgKey, OrgName: inv.OrgName, WitnessKey: inv.WitnessKey, PolicyMin: inv.PolicyVersion,
 			NoticeFloor: inv.NoticeSeq}}, opts)
@@ -58,6 +58,8 @@ type enrollment struct {
 	dir           string
 	passphrase    []byte
 	relay         string
+	relayCA       []byte // the relay's TLS CA (PEM) and pin, from the invitation
+	relayPin      []byte
 	username      string
 	deviceName    string
 	seat          string
@@ -88,7 +90,8 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err != nil {
 		return nil, fmt.Errorf("client: identity certificate: %w", err)
 	}
-	acct := &account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize()}
+	acct := &account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize(),
+		RelayCA: e.relayCA, RelayPin: e.relayPin}
 	if err := newDeviceKeys(acct); err != nil {
 		return nil, err
 	}
@@ -96,7 +99,11 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.Dial(ctx, e.relay, o.Transport)
+	topts, err := relayTransport(e.relayCA, e.relayPin, o.Transport)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := transport.Dial(ctx, e.relay, topts)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +181,10 @@ type provisioning struct {
 	// (orgroots.go): its org key, name, witness key, floors and the
 	// account's identity certificate; sealed end to end like the rest.
 	Roots *roots `json:"roots"`
+	// RelayCA and RelayPin are the approving device's pinned TLS settings
+	// for the relay (account.go).
+	RelayCA  []byte `json:"relay_ca,omitempty"`
+	RelayPin []byte `json:"relay_pin,omitempty"`
 	// History locates the approving device's history export (history.go).
 	History *historyPointer `json:"history,omitempty"`
 	// LogKey is the key transparency log key the approving device
@@ -234,6 +245,10 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 		return nil, nil, fmt.Errorf("%w: bad link token", ErrBadProvisioning)
 	case pm.LogKey != nil && len(pm.LogKey) != ed25519.PublicKeySize:
 		return nil, nil, fmt.Errorf("%w: bad key log key", ErrBadProvisioning)
+	}
+	if len(pm.RelayCA) > 16<<10 || (len(pm.RelayPin) != 0 && len(pm.RelayPin) != transport.PinSize) {
+		clear(pm.Identity)
+		return nil, nil, fmt.Errorf("%w: bad relay TLS settings", ErrBadProvisioning)
 	}
 	if pm.Roots == nil || pm.Roots.check() != nil {
 		clear(pm.Identity)
@@ -328,7 +343,8 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 			_ = store.Wipe(dir)
 		}
 	}()
-	acct := &account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity}
+	acct := &account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity,
+		RelayCA: pm.RelayCA, RelayPin: pm.RelayPin}
 	if err := savePendingHistory(ctx, db, pm.History); err != nil {
 		return nil, err
 	}
@@ -457,7 +473,7 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 		}()
 	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
-		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, History: hist, LogKey: lk})
+		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, RelayCA: c.acct.RelayCA, RelayPin: c.acct.RelayPin, History: hist, LogKey: lk})
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}

@@ -77,6 +77,10 @@ type BootstrapParams struct {
 	// WitnessKey is the org witness's public key, when the org runs one
 	// already (it can be set later with SetWitnessKey).
 	WitnessKey ed25519.PublicKey
+	// RelayCA is the CA (PEM) that issued the relay's certificate, where
+	// it is not publicly trusted; the device keeps it, with the code's
+	// pin, and hands both on in its invitations.
+	RelayCA []byte
 }
 
 // Bootstrap creates the organization: a new org key on this device, kept
@@ -109,7 +113,7 @@ func Bootstrap(ctx context.Context, p BootstrapParams, opts *Options) (*Client, 
 	if err != nil {
 		return nil, err
 	}
-	return enrollWith(ctx, enrollment{dir: p.Dir, passphrase: p.Passphrase, relay: p.Code.RelayUrl, username: user,
+	return enrollWith(ctx, enrollment{dir: p.Dir, passphrase: p.Passphrase, relay: p.Code.RelayUrl, relayCA: p.RelayCA, relayPin: p.Code.TlsPin, username: user,
 		deviceName: p.DeviceName, seat: base64.RawURLEncoding.EncodeToString(p.Code.Secret), grant: grant,
 		invitationKey: invPriv, logKey: p.Code.LogKey, bootstrapOrg: orgPriv,
 		roots: roots{OrgKey: orgPub, OrgName: p.OrgName, WitnessKey: p.WitnessKey}}, &o)
@@ -126,6 +130,9 @@ type InviteParams struct {
 	// RelayURL overrides this device's relay URL (the address people
 	// outside reach the relay at).
 	RelayURL string
+	// RelayCA and RelayPin override this device's pinned TLS settings for
+	// the relay (nil: this device's).
+	RelayCA, RelayPin []byte
 }
 
 // Invite mints an invitation for a new member with the org key (this
@@ -166,7 +173,15 @@ func (c *Client) Invite(ctx context.Context, p InviteParams) (*org.Invitation, e
 		relayURL = p.RelayURL
 	}
 	now := c.opts.Now()
+	ca, pin := c.acct.RelayCA, c.acct.RelayPin
+	if p.RelayCA != nil {
+		ca = p.RelayCA
+	}
+	if p.RelayPin != nil {
+		pin = p.RelayPin
+	}
 	inv, grant, err := org.MintInvitation(priv, org.MintParams{Username: user, Expires: now.Add(p.Validity), RelayURL: relayURL,
+		RelayCA: ca, RelayTLSPin: pin,
 		OrgName: r.OrgName, LogKey: lk, WitnessKey: r.WitnessKey, PolicyVersion: pol, NoticeSeq: floor, Now: now})
 	if err != nil {
 		return nil, err

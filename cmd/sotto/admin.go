@@ -14,6 +14,7 @@ import (
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/client/transport"
 	"sotto/internal/safetext"
 )
 
@@ -22,8 +23,8 @@ import (
 // relay carries what they sign.
 
 const adminUsage = `usage:
-  sotto admin init --bootstrap CODE --user NAME --org NAME [--json]   (the organization's first admin device)
-  sotto admin invite [--days N] [--relay URL] [--out FILE] [--json] USER
+  sotto admin init --bootstrap CODE --user NAME --org NAME [--relay-ca FILE] [--json]   (the organization's first admin device)
+  sotto admin invite [--days N] [--relay URL] [--relay-ca FILE] [--relay-pin SHA256] [--out FILE] [--json] USER
   sotto admin export --out FILE --export-passphrase-file FILE
   sotto admin import --in FILE --export-passphrase-file FILE
   sotto admin notice [--wait D] [--json] TEXT...
@@ -79,6 +80,7 @@ func adminInit(e *env, args []string) error {
 	code := fs.String("bootstrap", "", "the one-time `CODE` printed by `sottod admin bootstrap` on the relay's host (text, or @FILE)")
 	user := fs.String("user", "", "your user `NAME`")
 	orgName := fs.String("org", "", "the organization's `NAME`, shown to everyone you invite")
+	relayCA := fs.String("relay-ca", "", "the CA certificate (PEM `FILE`) of the relay's TLS certificate, where it is not publicly trusted: kept, and handed on in invitations")
 	name := fs.String("device-name", hostname(), "this device's `NAME`")
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
@@ -109,8 +111,12 @@ func adminInit(e *env, args []string) error {
 		return err
 	}
 	defer clear(pass)
+	ca, err := readOptional(*relayCA)
+	if err != nil {
+		return fmt.Errorf("admin init: %w", err)
+	}
 	c, err := client.Bootstrap(e.ctx, client.BootstrapParams{Dir: e.home, Passphrase: pass, Code: bc, Username: *user,
-		OrgName: *orgName, DeviceName: *name}, e.options(nil))
+		OrgName: *orgName, DeviceName: *name, RelayCA: ca}, e.options(nil))
 	if err != nil {
 		return err
 	}
@@ -126,12 +132,22 @@ func adminInit(e *env, args []string) error {
 			"back the key up (sotto admin export), then invite people: sotto admin invite USER\n", displayOrg(*orgName), fp, c.Username(), c.DeviceID()))
 }
 
+// readOptional reads the file at path ("" : nil).
+func readOptional(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return os.ReadFile(path)
+}
+
 func adminInvite(e *env, args []string) error {
 	fs := e.flagSet("admin invite")
 	asJSON := fs.Bool("json", false, "print JSON")
 	days := fs.Int("days", 365, "the invitation, and the subscription it grants, run this many `DAYS`")
 	relayURL := fs.String("relay", "", "the relay's `URL` as the invited device reaches it (default: this device's)")
 	out := fs.String("out", "", "also write the invitation to `FILE` (mode 0600)")
+	relayCA := fs.String("relay-ca", "", "the relay's TLS CA certificate (PEM `FILE`) to hand on (default: this device's)")
+	relayPin := fs.String("relay-pin", "", "the relay certificate's public key pin, `SHA256` in hex, to hand on (default: this device's)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -144,7 +160,16 @@ func adminInvite(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	inv, err := c.Invite(e.ctx, client.InviteParams{Username: pos[0], Validity: time.Duration(*days) * 24 * time.Hour, RelayURL: *relayURL})
+	p := client.InviteParams{Username: pos[0], Validity: time.Duration(*days) * 24 * time.Hour, RelayURL: *relayURL}
+	if p.RelayCA, err = readOptional(*relayCA); err != nil {
+		return err
+	}
+	if *relayPin != "" {
+		if p.RelayPin, err = transport.ParsePin(*relayPin); err != nil {
+			return err
+		}
+	}
+	inv, err := c.Invite(e.ctx, p)
 	if err != nil {
 		return err
 	}
