@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sotto/orgcert"
 	"sotto/internal/safetext"
+	"sotto/orgcert"
 	"sotto/relay"
 	"sotto/wire"
 )
