@@ -21,8 +21,7 @@ func TestAdminShowsHostileDeviceNamesNeutralized(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	dir := t.TempDir()
-	var code struct{ Code string }
-	adminJSON(t, &code, "admin", "codes", "create", "-data", dir, "-seats", "1", "-days", "1")
+	_, seats := inviteIn(t, dir, "mallory")
 	p := startProc(t, dir)
 	c, err := transport.Dial(context.Background(), p.url, transport.Options{})
 	if err != nil {
@@ -31,8 +30,10 @@ func TestAdminShowsHostileDeviceNamesNeutralized(t *testing.T) {
 	defer c.Close()
 	_, key, _ := ed25519.GenerateKey(nil)
 	pub := func(n int) []byte { b := make([]byte, n); rand.Read(b); return b }
+	ik := pub(33)
 	if _, err := c.Enroll(context.Background(), &wire.EnrollRequest{
-		ActivationCode: code.Code, Username: "mallory", DeviceName: "lap\x1b]0;owned\x07top\u202eexe", IdentityKey: pub(33), RegistrationId: 7,
+		ActivationCode: seats["mallory"].Code, IdentityCertificate: seats["mallory"].Certify(ik),
+		Username: "mallory", DeviceName: "lap\x1b]0;owned\x07top\u202eexe", IdentityKey: ik, RegistrationId: 7,
 		Prekeys: &wire.PreKeys{
 			SignedPrekey:    &wire.SignedPreKey{Id: 1, PublicKey: pub(33), Signature: pub(64)},
 			LastResortKyber: &wire.SignedPreKey{Id: 2, PublicKey: pub(1569), Signature: pub(64)},
