@@ -89,13 +89,18 @@ func (c *Client) Deliveries(ctx context.Context, limit int) ([]Delivery, error) 
 	if err != nil {
 		return nil, err
 	}
+	priv, err := c.adminKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(priv)
 	out := make([]Delivery, 0, len(ents))
 	for _, e := range ents {
 		var rec publishedRecord
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
 			return nil, fmt.Errorf("client: stored publication: %w", err)
 		}
-		d, err := delivery(ctx, conn, &rec)
+		d, err := delivery(ctx, conn, priv, &rec, c.opts.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -106,10 +111,12 @@ func (c *Client) Deliveries(ctx context.Context, limit int) ([]Delivery, error) 
 
 // delivery asks the relay about one published document and checks the
 // receipts.
-func delivery(ctx context.Context, conn *transport.Conn, rec *publishedRecord) (*Delivery, error) {
+func delivery(ctx context.Context, conn *transport.Conn, priv ed25519.PrivateKey, rec *publishedRecord, now time.Time) (*Delivery, error) {
 	d := &Delivery{ID: hex.EncodeToString(rec.Hash), Kind: rec.Kind, At: rec.At, User: rec.User, Device: rec.Device,
 		Queued: rec.Queued, Applied: []string{}}
-	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgDelivery{OrgDelivery: &wire.OrgDeliveryRequest{DocumentHash: rec.Hash}}})
+	at := now.UnixMilli()
+	resp, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgDelivery{OrgDelivery: &wire.OrgDeliveryRequest{DocumentHash: rec.Hash,
+		AtMs: at, Signature: ed25519.Sign(priv, org.DeliveryQueryMessage(rec.Hash, at))}}})
 	if err != nil {
 		return nil, fmt.Errorf("client: delivery of %s: %w", d.ID[:16], err)
 	}

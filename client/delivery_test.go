@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/client/org"
+	"sotto/client/transport"
 	"sotto/wire"
 )
 
@@ -54,5 +57,19 @@ func TestDeliveryCountsSignedReceiptsOnly(t *testing.T) {
 	}
 	if len(d[0].Applied) != 2 || d[0].Bad != 1 {
 		t.Fatalf("with an invented receipt: %+v", d[0])
+	}
+	// A member who is not an admin cannot see who applied what: the relay
+	// answers only a query signed with the org key.
+	hash, _ := hex.DecodeString(d[0].ID)
+	conn, err := bob.c.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	at := time.Now().UnixMilli()
+	_, err = conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgDelivery{OrgDelivery: &wire.OrgDeliveryRequest{
+		DocumentHash: hash, AtMs: at, Signature: ed25519.Sign(other, org.DeliveryQueryMessage(hash, at))}}})
+	if transport.Code(err) != wire.ErrorCode_FORBIDDEN {
+		t.Fatalf("a member's delivery query: %v", err)
 	}
 }

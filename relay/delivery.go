@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -26,6 +27,19 @@ import (
 
 // orgReceiptDomain prefixes the document hash in a device's receipt.
 const orgReceiptDomain = "sotto/org receipt v1\x00"
+
+// orgDeliveryDomain prefixes an admin's signed delivery query.
+const orgDeliveryDomain = "sotto/org delivery v1\x00"
+
+// deliveryQuerySkew bounds how far a delivery query's time may be from
+// the relay's clock.
+const deliveryQuerySkew = 5 * time.Minute
+
+// DeliveryQueryMessage is what the org key signs to ask how far a
+// document got.
+func DeliveryQueryMessage(hash []byte, atMs int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(orgDeliveryDomain), hash...), uint64(atMs))
+}
 
 // OrgDocumentLister is implemented by directories that can list the org
 // documents of a kind by subject prefix (receipts of one document).
@@ -85,10 +99,23 @@ func (c *conn) orgReceipt(r *wire.OrgReceiptRequest) error {
 	return c.s.keepReceipt(c.ctx, c.dev, c.username, r.DocumentHash, r.Signature, dev.DeviceKey)
 }
 
-// orgDelivery reports a published document's queue count and receipts.
-func (s *Server) orgDelivery(ctx context.Context, hash []byte) (*wire.OrgDeliveryResponse, error) {
-	if len(hash) != 32 {
-		return nil, badRequest("bad document hash")
+// orgDelivery reports a published document's queue count and receipts to
+// an admin (the query is signed with the org key).
+func (s *Server) orgDelivery(ctx context.Context, r *wire.OrgDeliveryRequest) (*wire.OrgDeliveryResponse, error) {
+	hash := r.GetDocumentHash()
+	if len(hash) != 32 || len(r.GetSignature()) != ed25519.SignatureSize {
+		return nil, badRequest("bad delivery query")
+	}
+	key, err := s.orgKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := time.UnixMilli(r.AtMs)
+	if d := s.cfg.Now().Sub(at); d > deliveryQuerySkew || d < -deliveryQuerySkew {
+		return nil, badRequest("delivery query too old or from the future")
+	}
+	if !ed25519.Verify(key, DeliveryQueryMessage(hash, r.AtMs), r.Signature) {
+		return nil, fmt.Errorf("%w: a delivery query is signed by the organization key", ErrForbidden)
 	}
 	ds, ok := s.dir.(OrgDocumentStore)
 	lister, ok2 := s.dir.(OrgDocumentLister)

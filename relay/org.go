@@ -93,7 +93,7 @@ func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, 
 		}
 		resp.Body = &wire.Response_OrgReceipt{OrgReceipt: &wire.OrgReceiptResponse{}}
 	case *wire.Request_OrgDelivery:
-		r, err := c.s.orgDelivery(c.ctx, b.OrgDelivery.GetDocumentHash())
+		r, err := c.s.orgDelivery(c.ctx, b.OrgDelivery)
 		if err != nil {
 			return true, err
 		}

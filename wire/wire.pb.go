@@ -4573,9 +4573,15 @@ func (*OrgReceiptResponse) Descriptor() ([]byte, []int) {
 // OrgDeliveryRequest asks how far a published document got: how many
 // devices it was queued for, and the receipts (or, for a wipe order, the
 // signed wipe confirmation) of those that applied it.
+// Only an admin asks: signature is the org key's Ed25519 signature over
+// "sotto/org delivery v1\x00" || document_hash || at_ms (8 bytes, big
+// endian), at_ms within a few minutes of the relay's clock, so that members
+// cannot see who else applied what.
 type OrgDeliveryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DocumentHash  []byte                 `protobuf:"bytes,1,opt,name=document_hash,json=documentHash,proto3" json:"document_hash,omitempty"`
+	AtMs          int64                  `protobuf:"varint,2,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4613,6 +4619,20 @@ func (*OrgDeliveryRequest) Descriptor() ([]byte, []int) {
 func (x *OrgDeliveryRequest) GetDocumentHash() []byte {
 	if x != nil {
 		return x.DocumentHash
+	}
+	return nil
+}
+
+func (x *OrgDeliveryRequest) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *OrgDeliveryRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -6174,9 +6194,11 @@ const file_wire_proto_rawDesc = "" +
 	"\x11OrgReceiptRequest\x12#\n" +
 	"\rdocument_hash\x18\x01 \x01(\fR\fdocumentHash\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x14\n" +
-	"\x12OrgReceiptResponse\"9\n" +
+	"\x12OrgReceiptResponse\"l\n" +
 	"\x12OrgDeliveryRequest\x12#\n" +
-	"\rdocument_hash\x18\x01 \x01(\fR\fdocumentHash\"\x97\x01\n" +
+	"\rdocument_hash\x18\x01 \x01(\fR\fdocumentHash\x12\x13\n" +
+	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x97\x01\n" +
 	"\n" +
 	"OrgReceipt\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -247,6 +248,16 @@ const ReceiptDomain = "sotto/org receipt v1\x00"
 func ReceiptMessage(body []byte) (msg, hash []byte) {
 	h := sha256.Sum256(body)
 	return append([]byte(ReceiptDomain), h[:]...), h[:]
+}
+
+// DeliveryQueryDomain prefixes an admin's signed query of how far a
+// document got (relay/delivery.go keeps the same string).
+const DeliveryQueryDomain = "sotto/org delivery v1\x00"
+
+// DeliveryQueryMessage is what the org key signs to ask the relay for a
+// document's receipts at atMs.
+func DeliveryQueryMessage(hash []byte, atMs int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(DeliveryQueryDomain), hash...), uint64(atMs))
 }
 
 // ConfirmMessage is what a device signs, with its device key, to confirm
