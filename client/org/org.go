@@ -151,7 +151,8 @@ func DecodeDocument(b []byte) (*wire.OrgDocument, error) {
 	if err := proto.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadDocument, err)
 	}
-	if _, ok := domains[d.Kind]; !ok {
+	if _, ok := domains[d.Kind]; !ok || d.Kind == wire.OrgDocumentKind_ORG_INVITATION {
+		// An invitation grant goes to the relay, never to devices.
 		return nil, ErrWrongKind
 	}
 	return &d, nil
