@@ -270,26 +270,31 @@ func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *co
 }
 
 // sealedRoute returns the access key and a sender certificate when a send
-// to `to` can go sealed: not to the own account, the contact's profile key
-// is known, a trust root is pinned and the relay issues certificates.
-func (c *Client) sealedRoute(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate) {
+// to `to` goes sealed: not to the own account, the contact's profile key
+// is known and a trust root is pinned. Otherwise both are nil and the send
+// goes authenticated, by design. A non-nil error means the send should go
+// sealed but the relay gave no valid sender certificate: a refusal like
+// UNAUTHENTICATED (see sendContent).
+func (c *Client) sealedRoute(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate, error) {
 	if to == c.acct.Username {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pk, err := c.db.Get(ctx, tblSealed, contactProfileKey(to))
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ak, err := sealed.DeriveAccessKey(pk)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cert, err := c.senderCertificate(ctx, conn)
-	if err != nil {
-		c.log.Info("sending authenticated: no sender certificate", "err", err)
-		return nil, nil
+	if errors.Is(err, errNoTrustRoot) {
+		return nil, nil, nil
 	}
-	return ak, cert
+	if err != nil {
+		return ak, nil, fmt.Errorf("client: no sender certificate: %w", err)
+	}
+	return ak, cert, nil
 }
 
 // senderCertificate returns a cached certificate, or a new one from the

@@ -297,3 +297,7 @@ func (p *Policy) IdleLock() time.Duration {
 	}
 	return time.Duration(p.IdleLockSeconds) * time.Second
 }
+
+// SealedFallbackAllowed reports whether the policy lets a device send
+// with its sender named when the relay refuses a sealed send.
+func (p *Policy) SealedFallbackAllowed() bool { return p == nil || !p.SealedOnly }
