@@ -101,7 +101,7 @@ func (c *Client) mayFallback(ctx context.Context, to string, cause error) error 
 		return err
 	}
 	if !ok {
-		c.log.Warn("sealed send refused; message not sent", "to", to, "err", cause)
+		c.log.Info("sealed send refused; message not sent", "to", to, "err", cause)
 		return fmt.Errorf("%w (to %s; sending it with the sender named needs the sealed-fallback setting, unless the organization forbids it): %w", ErrSealedRefused, to, cause)
 	}
 	return nil
@@ -110,7 +110,7 @@ func (c *Client) mayFallback(ctx context.Context, to string, cause error) error 
 // noteDowngrade counts a send that went out naming its sender after a
 // sealed refusal, logs it and reports it to the UI.
 func (c *Client) noteDowngrade(ctx context.Context, to string) {
-	c.log.Warn("sealed send refused; sent with the sender named (sealed-fallback is on)", "to", to)
+	c.log.Info("sealed send refused; sent with the sender named (sealed-fallback is on)", "to", to)
 	n, err := c.SealedDowngrades(ctx)
 	if err == nil {
 		err = c.db.Put(ctx, tblSealed, keyDowngrades, binary.BigEndian.AppendUint64(nil, n+1))

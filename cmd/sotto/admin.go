@@ -351,6 +351,7 @@ func adminPolicySet(e *env, args []string) error {
 	wbound := durationSeconds(fs, "witness-bound", "alarm when a key log head stays `D` without the org witness's co-signature (0: 24h)")
 	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
 	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
+	fs.BoolVar(&p.SealedOnly, "sealed-only", false, "never send a message naming its sender when the relay refuses sealed delivery, whatever the user's sealed-fallback setting")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -378,6 +379,7 @@ type policyJSON struct {
 	DisappearingMaxSec uint32 `json:"disappearing_max_seconds"`
 	Attachments        bool   `json:"attachments"`
 	Calls              bool   `json:"calls"`
+	SealedOnly         bool   `json:"sealed_only"`
 }
 
 func adminPolicyShow(e *env, args []string) error {
@@ -397,12 +399,12 @@ func adminPolicyShow(e *env, args []string) error {
 	}
 	j := policyJSON{Version: p.GetVersion(), FailedUnlockLimit: p.UnlockLimit(), IdleLockSeconds: p.GetIdleLockSeconds(),
 		DisappearingMinSec: p.GetDisappearingMinSeconds(), DisappearingMaxSec: p.GetDisappearingMaxSeconds(),
-		Attachments: p.AttachmentsAllowed(), Calls: p.CallsAllowed()}
+		Attachments: p.AttachmentsAllowed(), Calls: p.CallsAllowed(), SealedOnly: !p.SealedFallbackAllowed()}
 	text := "no organization policy received: defaults apply\n"
 	if p != nil {
-		text = fmt.Sprintf("policy version %d\nfailed unlocks before wipe:\t%d\nidle lock:\t%v\ndisappearing timer:\t%v to %v\nattachments:\t%v\ncalls:\t%v\n",
+		text = fmt.Sprintf("policy version %d\nfailed unlocks before wipe:\t%d\nidle lock:\t%v\ndisappearing timer:\t%v to %v\nattachments:\t%v\ncalls:\t%v\nsealed only:\t%v\n",
 			j.Version, j.FailedUnlockLimit, time.Duration(j.IdleLockSeconds)*time.Second,
-			time.Duration(j.DisappearingMinSec)*time.Second, time.Duration(j.DisappearingMaxSec)*time.Second, j.Attachments, j.Calls)
+			time.Duration(j.DisappearingMinSec)*time.Second, time.Duration(j.DisappearingMaxSec)*time.Second, j.Attachments, j.Calls, j.SealedOnly)
 	}
 	return emit(e, *asJSON, j, text)
 }
