@@ -271,7 +271,8 @@ func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *co
 
 // sealedRoute returns the access key and a sender certificate when a send
 // to `to` goes sealed: not to the own account, the contact's profile key
-// is known and a trust root is pinned. Otherwise both are nil and the send
+// (or else the organization's member access key) is known and a trust
+// root is pinned. Otherwise both are nil and the send
 // goes authenticated, by design. A non-nil error means the send should go
 // sealed but the relay gave no valid sender certificate: a refusal like
 // UNAUTHENTICATED (see sendContent).
@@ -279,13 +280,17 @@ func (c *Client) sealedRoute(ctx context.Context, conn *transport.Conn, to strin
 	if to == c.acct.Username {
 		return nil, nil, nil
 	}
+	var ak []byte
 	pk, err := c.db.Get(ctx, tblSealed, contactProfileKey(to))
-	if err != nil {
-		return nil, nil, nil
+	if err == nil {
+		ak, err = sealed.DeriveAccessKey(pk)
 	}
-	ak, err := sealed.DeriveAccessKey(pk)
 	if err != nil {
-		return nil, nil, nil
+		// No profile key of theirs yet: the organization's member
+		// access key, when there is one, seals the first messages.
+		if ak = c.memberAccessKey(ctx); ak == nil {
+			return nil, nil, nil
+		}
 	}
 	cert, err := c.senderCertificate(ctx, conn)
 	if errors.Is(err, errNoTrustRoot) {

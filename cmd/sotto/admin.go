@@ -32,6 +32,7 @@ const adminUsage = `usage:
   sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
+  sotto admin member-access [--json]   (a new org-wide key for sealed first messages; again when a member leaves)
   sotto admin delivery [--limit N] [--json]   (how many devices applied what this device published)
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
@@ -50,7 +51,7 @@ func cmdAdmin(e *env, args []string) error {
 		sub, rest = sub+" "+rest[0], rest[1:]
 	}
 	fns := map[string]func(*env, []string) error{
-		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
+		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe, "member-access": adminMemberAccess,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
 		"witness": adminWitness,
@@ -293,6 +294,30 @@ func adminNotice(e *env, args []string) error {
 		return err
 	}
 	return waitDelivery(e, c, *wait, *asJSON)
+}
+
+// adminMemberAccess publishes a new member access key: every member may
+// then send sealed to every member, first messages included.
+func adminMemberAccess(e *env, args []string) error {
+	fs := e.flagSet("admin member-access")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.PublishMemberAccess(e.ctx)
+	if err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("member access key signed and queued for %d devices\n", n))
 }
 
 func adminWipe(e *env, args []string) error {
