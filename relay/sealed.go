@@ -159,6 +159,12 @@ func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse,
 	if len(r.AccessKey) > maxAccessKey {
 		return nil, badRequest("access key too long")
 	}
+	// Read on every sealed send, before the recipient is looked up, so
+	// that it adds nothing to what timing tells about the recipient.
+	member, err := c.s.memberAccess(c.ctx)
+	if err != nil {
+		return nil, err
+	}
 	acct, devs, err := c.lookup(r.Recipient)
 	if errors.Is(err, ErrNotFound) {
 		subtle.ConstantTimeCompare(r.AccessKey, make([]byte, wire.AccessKeySize))
@@ -169,10 +175,6 @@ func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse,
 	}
 	stored, err := ss.keys.AccessKey(c.ctx, acct.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	member, err := c.s.memberAccess(c.ctx)
-	if err != nil {
 		return nil, err
 	}
 	// The recipient's own key, or the organization's member key: both
