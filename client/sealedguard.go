@@ -78,10 +78,12 @@ func (c *Client) sealedFallbackAllowed(ctx context.Context) (bool, error) {
 	return s.SealedFallback && policyIn(ctx, c.db).SealedFallbackAllowed(), nil
 }
 
-// refreshSealed drops the cached sender certificate and the sealed
-// connection, and fetches a new certificate: what a sender can refresh
-// before it tries a refused sealed send once more.
-func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn) (*sealed.SenderCertificate, error) {
+// refreshSealed is what a sender can refresh before it tries a refused
+// sealed send once more: it drops the cached sender certificate and the
+// sealed connection, fetches the organization's documents (a newer member
+// access key) and works out the route to `to` again. An error means there
+// is still no sealed route (a nil error always comes with a certificate).
+func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate, error) {
 	c.sealed.mu.Lock()
 	c.sealed.cert = nil
 	old := c.sealed.conn
@@ -90,7 +92,15 @@ func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn) (*seal
 	if old != nil {
 		old.Close()
 	}
-	return c.senderCertificate(ctx, conn)
+	c.syncOrg(ctx, conn)
+	ak, cert, err := c.sealedRoute(ctx, conn, to)
+	if err == nil && cert == nil {
+		err = errors.New("client: no sealed route after refreshing")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return ak, cert, nil
 }
 
 // mayFallback returns nil when a send refused sealed (cause) may go out
