@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -95,5 +96,19 @@ func TestSealedFirstMessageWithMemberAccess(t *testing.T) {
 	}
 	if e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "first, sealed" || e.Message.From != "alice" {
 		t.Fatalf("bob got %+v", e.Message)
+	}
+
+	// A stale profile key of bob's (refused by the relay) is not the end:
+	// the retry presents the member access key and still goes sealed.
+	if err := alice.db.Put(ctx, tblSealed, contactProfileKey("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, "bob", "stale key, still sealed"); err != nil {
+		t.Fatalf("send with a stale profile key and a member access key: %v", err)
+	}
+	for e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "stale key, still sealed"; e = waitEvent(t, bobEvents, EventMessage) {
+	}
+	if n, err := alice.SealedDowngrades(ctx); err != nil || n != 0 {
+		t.Fatalf("downgrades: %d %v", n, err)
 	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -81,9 +82,12 @@ func (c *Client) sealedFallbackAllowed(ctx context.Context) (bool, error) {
 // refreshSealed is what a sender can refresh before it tries a refused
 // sealed send once more: it drops the cached sender certificate and the
 // sealed connection, fetches the organization's documents (a newer member
-// access key) and works out the route to `to` again. An error means there
-// is still no sealed route (a nil error always comes with a certificate).
-func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate, error) {
+// access key) and works out the route to `to` again. When the relay
+// refused the access key `refused` (derived from the contact's profile key,
+// which may be stale), the member access key is tried instead, if there is
+// one. An error means there is still no sealed route (a nil error always
+// comes with a certificate).
+func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn, to string, refused []byte) ([]byte, *sealed.SenderCertificate, error) {
 	c.sealed.mu.Lock()
 	c.sealed.cert = nil
 	old := c.sealed.conn
@@ -99,6 +103,11 @@ func (c *Client) refreshSealed(ctx context.Context, conn *transport.Conn, to str
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if refused != nil && bytes.Equal(ak, refused) {
+		if mk := c.memberAccessKey(ctx); mk != nil {
+			ak = mk
+		}
 	}
 	return ak, cert, nil
 }

@@ -94,7 +94,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	retried, downgraded := false, false
 	if refusal != nil {
 		retried = true
-		if accessKey, cert, err = c.refreshSealed(ctx, conn, to); err != nil {
+		if accessKey, cert, err = c.refreshSealed(ctx, conn, to, nil); err != nil {
 			if ferr := c.mayFallback(ctx, to, err); ferr != nil {
 				return 0, ferr
 			}
@@ -129,7 +129,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 				// contact replaces it), so one refusal is not sticky.
 				if !retried {
 					retried = true
-					if accessKey, cert, err = c.refreshSealed(ctx, conn, to); err == nil {
+					if accessKey, cert, err = c.refreshSealed(ctx, conn, to, accessKey); err == nil {
 						continue
 					}
 				}
