@@ -118,19 +118,28 @@ func loadTrustRoot(ctx context.Context, db kv) (keys.PublicKey, error) {
 }
 
 // ProfileKey returns the account's profile key, making it on first use.
+// Reading and making it is one transaction: two sends racing to make it
+// (a delivery receipt and a message) must not each share and upload a key
+// of their own, or the relay's access key would not match what a contact
+// learned, and the contact's sealed sends would be refused.
 func (c *Client) ProfileKey(ctx context.Context) ([]byte, error) {
-	b, err := c.db.Get(ctx, tblSealed, keyProfile)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	k := make([]byte, sealed.ProfileKeySize)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("client: profile key: %w", err)
-	}
-	if err := c.db.Put(ctx, tblSealed, keyProfile, k); err != nil {
+	var k []byte
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		b, err := tx.Get(ctx, tblSealed, keyProfile)
+		if err == nil {
+			k = b
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		k = make([]byte, sealed.ProfileKeySize)
+		if _, err := rand.Read(k); err != nil {
+			return fmt.Errorf("client: profile key: %w", err)
+		}
+		return tx.Put(ctx, tblSealed, keyProfile, k)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return k, nil

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +144,36 @@ func TestSealedRefusedNotSentNamed(t *testing.T) {
 	}
 	if n, err := alice.SealedDowngrades(ctx); err != nil || n != 0 {
 		t.Fatalf("downgrades: %d %v", n, err)
+	}
+}
+
+// TestProfileKeyMadeOnce: sends racing to make the profile key (a
+// delivery receipt and a message) all get the same key. Two keys would
+// mean an access key at the relay that does not match what a contact
+// learned, and that contact's sealed sends refused.
+func TestProfileKeyMadeOnce(t *testing.T) {
+	ctx := context.Background()
+	r := startSealedRelay(t)
+	alice, _ := r.enrollSealed(t, r.code(t, 1, time.Hour), "alice", false)
+	const n = 32
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			keys[i], errs[i] = alice.ProfileKey(ctx)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("two profile keys made: %x and %x", keys[0][:4], keys[i][:4])
+		}
 	}
 }
