@@ -72,6 +72,8 @@ func kindName(k wire.OrgDocumentKind) string {
 		return "wipe"
 	case wire.OrgDocumentKind_ORG_CERTIFICATE:
 		return "certificate"
+	case wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
+		return "member access"
 	}
 	return k.String()
 }

@@ -334,6 +334,8 @@ func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc
 		if err := c.db.Put(ctx, tblOrgCerts, []byte(cert.Username), doc.Body); err != nil {
 			return orgTransient, err
 		}
+	case wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
+		return c.applyMemberAccess(ctx, key, doc, synced)
 	case wire.OrgDocumentKind_ORG_WIPE:
 		w, err := org.OpenWipe(key, doc)
 		if err != nil {
@@ -410,7 +412,7 @@ func (c *Client) syncOrg(ctx context.Context, conn *transport.Conn) {
 		return
 	}
 	for _, d := range resp.GetOrgDocuments().GetDocuments() {
-		if d.Kind != wire.OrgDocumentKind_ORG_POLICY && d.Kind != wire.OrgDocumentKind_ORG_CERTIFICATE {
+		if d.Kind != wire.OrgDocumentKind_ORG_POLICY && d.Kind != wire.OrgDocumentKind_ORG_CERTIFICATE && d.Kind != wire.OrgDocumentKind_ORG_MEMBER_ACCESS {
 			c.rejectOrg(ctx, fmt.Errorf("%w: %v from the relay's store", org.ErrWrongKind, d.Kind))
 			continue
 		}

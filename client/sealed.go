@@ -118,19 +118,28 @@ func loadTrustRoot(ctx context.Context, db kv) (keys.PublicKey, error) {
 }
 
 // ProfileKey returns the account's profile key, making it on first use.
+// Reading and making it is one transaction: two sends racing to make it
+// (a delivery receipt and a message) must not each share and upload a key
+// of their own, or the relay's access key would not match what a contact
+// learned, and the contact's sealed sends would be refused.
 func (c *Client) ProfileKey(ctx context.Context) ([]byte, error) {
-	b, err := c.db.Get(ctx, tblSealed, keyProfile)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	k := make([]byte, sealed.ProfileKeySize)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("client: profile key: %w", err)
-	}
-	if err := c.db.Put(ctx, tblSealed, keyProfile, k); err != nil {
+	var k []byte
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		b, err := tx.Get(ctx, tblSealed, keyProfile)
+		if err == nil {
+			k = b
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		k = make([]byte, sealed.ProfileKeySize)
+		if _, err := rand.Read(k); err != nil {
+			return fmt.Errorf("client: profile key: %w", err)
+		}
+		return tx.Put(ctx, tblSealed, keyProfile, k)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -270,26 +279,36 @@ func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *co
 }
 
 // sealedRoute returns the access key and a sender certificate when a send
-// to `to` can go sealed: not to the own account, the contact's profile key
-// is known, a trust root is pinned and the relay issues certificates.
-func (c *Client) sealedRoute(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate) {
+// to `to` goes sealed: not to the own account, the contact's profile key
+// (or else the organization's member access key) is known and a trust
+// root is pinned. Otherwise both are nil and the send
+// goes authenticated, by design. A non-nil error means the send should go
+// sealed but the relay gave no valid sender certificate: a refusal like
+// UNAUTHENTICATED (see sendContent).
+func (c *Client) sealedRoute(ctx context.Context, conn *transport.Conn, to string) ([]byte, *sealed.SenderCertificate, error) {
 	if to == c.acct.Username {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var ak []byte
 	pk, err := c.db.Get(ctx, tblSealed, contactProfileKey(to))
-	if err != nil {
-		return nil, nil
+	if err == nil {
+		ak, err = sealed.DeriveAccessKey(pk)
 	}
-	ak, err := sealed.DeriveAccessKey(pk)
 	if err != nil {
-		return nil, nil
+		// No profile key of theirs yet: the organization's member
+		// access key, when there is one, seals the first messages.
+		if ak = c.memberAccessKey(ctx); ak == nil {
+			return nil, nil, nil
+		}
 	}
 	cert, err := c.senderCertificate(ctx, conn)
-	if err != nil {
-		c.log.Info("sending authenticated: no sender certificate", "err", err)
-		return nil, nil
+	if errors.Is(err, errNoTrustRoot) {
+		return nil, nil, nil
 	}
-	return ak, cert
+	if err != nil {
+		return ak, nil, fmt.Errorf("client: no sender certificate: %w", err)
+	}
+	return ak, cert, nil
 }
 
 // senderCertificate returns a cached certificate, or a new one from the

@@ -308,8 +308,13 @@ func TestSealedSendWrongAccessKey(t *testing.T) {
 	}
 
 	// Alice holds a stale profile key for bob: the relay refuses her sealed
-	// send and she falls back to an authenticated one. She keeps the key
-	// until bob's replaces it (TestSealedRefusalIsNotSticky).
+	// send and, as her user allowed it (sealed-fallback on), she falls back
+	// to an authenticated one, counted and reported. She keeps the key
+	// until bob's replaces it (TestSealedRefusalIsNotSticky). Without the
+	// setting the message is not sent (TestSealedRefusedNotSentNamed).
+	if err := alice.SetSettings(ctx, Settings{ReadReceipts: true, SealedFallback: true}); err != nil {
+		t.Fatal(err)
+	}
 	if err := alice.db.Put(ctx, tblSealed, contactProfileKey("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +323,12 @@ func TestSealedSendWrongAccessKey(t *testing.T) {
 	}
 	if e := waitEvent(t, bobEvents, EventMessage); e.Message.Text != "after fallback" || e.Message.From != "alice" {
 		t.Fatalf("bob got %+v", e.Message)
+	}
+	if e := waitEvent(t, aliceEvents, EventSealedDowngrade); e.User != "bob" {
+		t.Fatalf("downgrade event %+v", e)
+	}
+	if n, err := alice.SealedDowngrades(ctx); err != nil || n == 0 {
+		t.Fatalf("downgrades counted: %d %v", n, err)
 	}
 }
 

@@ -85,7 +85,22 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if err != nil {
 		return 0, err
 	}
-	accessKey, cert := c.sealedRoute(ctx, conn, to)
+	// A send that should go sealed never goes out naming its sender
+	// unless the user allows it and the organization does not forbid it:
+	// after a refusal (no certificate, or UNAUTHENTICATED) it is tried
+	// once more with a fresh certificate and connection, then refused
+	// with ErrSealedRefused or, if allowed, sent authenticated and counted.
+	accessKey, cert, refusal := c.sealedRoute(ctx, conn, to)
+	retried, downgraded := false, false
+	if refusal != nil {
+		retried = true
+		if accessKey, cert, err = c.refreshSealed(ctx, conn, to, nil); err != nil {
+			if ferr := c.mayFallback(ctx, to, err); ferr != nil {
+				return 0, ferr
+			}
+			downgraded = true
+		}
+	}
 	self := to == c.acct.Username
 	devices, known, err := loadDevices(ctx, c.db, to)
 	if err != nil {
@@ -108,12 +123,20 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 		if cert != nil {
 			resp, err = c.sendSealed(ctx, &wire.SealedSendRequest{Recipient: to, Messages: msgs, MessageId: relayID, AccessKey: accessKey})
 			if transport.Code(err) == wire.ErrorCode_UNAUTHENTICATED {
-				// The contact's profile key changed, or the relay wants to
-				// see who sends: this message goes authenticated. The key
-				// is kept (a new one from the contact replaces it), so that
-				// one refusal does not make every later send authenticated.
-				c.log.Info("sealed send refused; sending authenticated", "to", to)
-				cert = nil
+				// The contact's profile key changed, its access key at the
+				// relay was lost or altered, or the relay wants to see who
+				// sends. The contact's key is kept (a new one from the
+				// contact replaces it), so one refusal is not sticky.
+				if !retried {
+					retried = true
+					if accessKey, cert, err = c.refreshSealed(ctx, conn, to, accessKey); err == nil {
+						continue
+					}
+				}
+				if ferr := c.mayFallback(ctx, to, err); ferr != nil {
+					return 0, ferr
+				}
+				cert, downgraded = nil, true
 				continue
 			}
 		} else {
@@ -140,6 +163,9 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 		}
 		if withKey {
 			c.profileKeyDelivered(ctx, to)
+		}
+		if downgraded {
+			c.noteDowngrade(ctx, to)
 		}
 		return resp.ServerTimestampMs, nil
 	}

@@ -21,12 +21,18 @@ type Settings struct {
 	// Typing: when on, typing indicators are sent and shown. Off by
 	// default: they leak when someone is active.
 	Typing bool
+	// SealedFallback: when on, a message the relay refuses to deliver
+	// sealed goes out naming its sender (counted: SealedDowngrades); when
+	// off (the default) it is not sent (ErrSealedRefused). An organization
+	// policy with sealed_only forbids the fallback whatever this says.
+	SealedFallback bool
 }
 
 // settingsRecord is stored so that its zero value means the defaults.
 type settingsRecord struct {
 	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
 	Typing         bool `json:"typing,omitempty"`
+	SealedFallback bool `json:"sealed_fallback,omitempty"`
 }
 
 func loadSettings(ctx context.Context, db kv) (Settings, error) {
@@ -40,7 +46,7 @@ func loadSettings(ctx context.Context, db kv) (Settings, error) {
 			return Settings{}, fmt.Errorf("client: settings: %w", err)
 		}
 	}
-	return Settings{ReadReceipts: !r.NoReadReceipts, Typing: r.Typing}, nil
+	return Settings{ReadReceipts: !r.NoReadReceipts, Typing: r.Typing, SealedFallback: r.SealedFallback}, nil
 }
 
 // Settings returns the current settings.
@@ -48,7 +54,7 @@ func (c *Client) Settings(ctx context.Context) (Settings, error) { return loadSe
 
 // SetSettings stores s.
 func (c *Client) SetSettings(ctx context.Context, s Settings) error {
-	b, err := json.Marshal(settingsRecord{NoReadReceipts: !s.ReadReceipts, Typing: s.Typing})
+	b, err := json.Marshal(settingsRecord{NoReadReceipts: !s.ReadReceipts, Typing: s.Typing, SealedFallback: s.SealedFallback})
 	if err != nil {
 		return fmt.Errorf("client: settings: %w", err)
 	}

@@ -42,11 +42,12 @@ type OrgDocumentStore interface {
 
 // orgDomains mirror client/org's signature domains.
 var orgDomains = map[wire.OrgDocumentKind]string{
-	wire.OrgDocumentKind_ORG_NOTICE:      "sotto/org notice v1\x00",
-	wire.OrgDocumentKind_ORG_POLICY:      "sotto/org policy v1\x00",
-	wire.OrgDocumentKind_ORG_WIPE:        "sotto/org wipe v1\x00",
-	wire.OrgDocumentKind_ORG_CERTIFICATE: "sotto/org certificate v1\x00",
-	wire.OrgDocumentKind_ORG_INVITATION:  orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_NOTICE:        "sotto/org notice v1\x00",
+	wire.OrgDocumentKind_ORG_POLICY:        "sotto/org policy v1\x00",
+	wire.OrgDocumentKind_ORG_WIPE:          "sotto/org wipe v1\x00",
+	wire.OrgDocumentKind_ORG_CERTIFICATE:   "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:    orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_MEMBER_ACCESS: "sotto/org member access v1\x00",
 }
 
 const (
@@ -133,6 +134,11 @@ func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 	content, err := checkOrgDocument(key, doc)
 	if err != nil {
 		return 0, err
+	}
+	if doc.Kind == wire.OrgDocumentKind_ORG_MEMBER_ACCESS {
+		if err := c.s.checkMemberAccessPublish(c.ctx, doc.Body); err != nil {
+			return 0, err
+		}
 	}
 	var targets []DeviceAddr
 	if doc.Kind == wire.OrgDocumentKind_ORG_WIPE {
@@ -311,7 +317,7 @@ func (s *Server) keepOrgDocument(ctx context.Context, kind wire.OrgDocumentKind,
 		return nil
 	}
 	switch kind {
-	case wire.OrgDocumentKind_ORG_POLICY:
+	case wire.OrgDocumentKind_ORG_POLICY, wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
 		return ds.PutOrgDocument(ctx, kind, "", content)
 	case wire.OrgDocumentKind_ORG_CERTIFICATE:
 		u, err := NormalizeUsername(username)
@@ -332,7 +338,7 @@ func (c *conn) orgDocuments(username string) ([]*wire.OrgDocument, error) {
 		kind    wire.OrgDocumentKind
 		subject string
 	}
-	ws := []want{{wire.OrgDocumentKind_ORG_POLICY, ""}}
+	ws := []want{{wire.OrgDocumentKind_ORG_POLICY, ""}, {wire.OrgDocumentKind_ORG_MEMBER_ACCESS, ""}}
 	if username != "" {
 		u, err := NormalizeUsername(username)
 		if err != nil {

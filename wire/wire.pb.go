@@ -171,6 +171,10 @@ const (
 	// ORG_INVITATION is a grant (orgcert.Grant) the org admin registers with
 	// the relay; it is never fanned out.
 	OrgDocumentKind_ORG_INVITATION OrgDocumentKind = 5
+	// ORG_MEMBER_ACCESS carries a MemberAccess: the access key with which any
+	// member may send sealed to any member. To every device; the relay keeps
+	// the newest and accepts it on sealed sends.
+	OrgDocumentKind_ORG_MEMBER_ACCESS OrgDocumentKind = 6
 	// The relay's own records, kept beside the org documents and never
 	// signed by the org key: a one-time bootstrap code's marker and an
 	// account's identity certificate.
@@ -189,6 +193,7 @@ var (
 		3:   "ORG_WIPE",
 		4:   "ORG_CERTIFICATE",
 		5:   "ORG_INVITATION",
+		6:   "ORG_MEMBER_ACCESS",
 		100: "RELAY_BOOTSTRAP",
 		101: "RELAY_IDENTITY_CERTIFICATE",
 		102: "RELAY_PUBLISHED",
@@ -201,6 +206,7 @@ var (
 		"ORG_WIPE":                      3,
 		"ORG_CERTIFICATE":               4,
 		"ORG_INVITATION":                5,
+		"ORG_MEMBER_ACCESS":             6,
 		"RELAY_BOOTSTRAP":               100,
 		"RELAY_IDENTITY_CERTIFICATE":    101,
 		"RELAY_PUBLISHED":               102,
@@ -4282,6 +4288,70 @@ func (x *OrgDocument) GetSignature() []byte {
 	return nil
 }
 
+// MemberAccess is the body of an ORG_MEMBER_ACCESS document: one access
+// key (AccessKeySize bytes) for the whole organization, the same for every
+// member, so that presenting it proves membership and not identity. The
+// highest version wins.
+type MemberAccess struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	IssuedMs      int64                  `protobuf:"varint,2,opt,name=issued_ms,json=issuedMs,proto3" json:"issued_ms,omitempty"`
+	AccessKey     []byte                 `protobuf:"bytes,3,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAccess) Reset() {
+	*x = MemberAccess{}
+	mi := &file_wire_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAccess) ProtoMessage() {}
+
+func (x *MemberAccess) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAccess.ProtoReflect.Descriptor instead.
+func (*MemberAccess) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *MemberAccess) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *MemberAccess) GetIssuedMs() int64 {
+	if x != nil {
+		return x.IssuedMs
+	}
+	return 0
+}
+
+func (x *MemberAccess) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
+	}
+	return nil
+}
+
 type OrgKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4290,7 +4360,7 @@ type OrgKeyRequest struct {
 
 func (x *OrgKeyRequest) Reset() {
 	*x = OrgKeyRequest{}
-	mi := &file_wire_proto_msgTypes[50]
+	mi := &file_wire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4302,7 +4372,7 @@ func (x *OrgKeyRequest) String() string {
 func (*OrgKeyRequest) ProtoMessage() {}
 
 func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[50]
+	mi := &file_wire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4315,7 +4385,7 @@ func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyRequest.ProtoReflect.Descriptor instead.
 func (*OrgKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{50}
+	return file_wire_proto_rawDescGZIP(), []int{51}
 }
 
 // public_key is empty when the relay has no org key.
@@ -4328,7 +4398,7 @@ type OrgKeyResponse struct {
 
 func (x *OrgKeyResponse) Reset() {
 	*x = OrgKeyResponse{}
-	mi := &file_wire_proto_msgTypes[51]
+	mi := &file_wire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4340,7 +4410,7 @@ func (x *OrgKeyResponse) String() string {
 func (*OrgKeyResponse) ProtoMessage() {}
 
 func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[51]
+	mi := &file_wire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4353,7 +4423,7 @@ func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyResponse.ProtoReflect.Descriptor instead.
 func (*OrgKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{51}
+	return file_wire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OrgKeyResponse) GetPublicKey() []byte {
@@ -4376,7 +4446,7 @@ type OrgPublishRequest struct {
 
 func (x *OrgPublishRequest) Reset() {
 	*x = OrgPublishRequest{}
-	mi := &file_wire_proto_msgTypes[52]
+	mi := &file_wire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4458,7 @@ func (x *OrgPublishRequest) String() string {
 func (*OrgPublishRequest) ProtoMessage() {}
 
 func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[52]
+	mi := &file_wire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4471,7 @@ func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishRequest.ProtoReflect.Descriptor instead.
 func (*OrgPublishRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{52}
+	return file_wire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *OrgPublishRequest) GetDocument() *OrgDocument {
@@ -4437,7 +4507,7 @@ type OrgPublishResponse struct {
 
 func (x *OrgPublishResponse) Reset() {
 	*x = OrgPublishResponse{}
-	mi := &file_wire_proto_msgTypes[53]
+	mi := &file_wire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4449,7 +4519,7 @@ func (x *OrgPublishResponse) String() string {
 func (*OrgPublishResponse) ProtoMessage() {}
 
 func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[53]
+	mi := &file_wire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4462,7 +4532,7 @@ func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishResponse.ProtoReflect.Descriptor instead.
 func (*OrgPublishResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{53}
+	return file_wire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OrgPublishResponse) GetDevices() uint32 {
@@ -4492,7 +4562,7 @@ type OrgReceiptRequest struct {
 
 func (x *OrgReceiptRequest) Reset() {
 	*x = OrgReceiptRequest{}
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4504,7 +4574,7 @@ func (x *OrgReceiptRequest) String() string {
 func (*OrgReceiptRequest) ProtoMessage() {}
 
 func (x *OrgReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4517,7 +4587,7 @@ func (x *OrgReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceiptRequest.ProtoReflect.Descriptor instead.
 func (*OrgReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{54}
+	return file_wire_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *OrgReceiptRequest) GetDocumentHash() []byte {
@@ -4542,7 +4612,7 @@ type OrgReceiptResponse struct {
 
 func (x *OrgReceiptResponse) Reset() {
 	*x = OrgReceiptResponse{}
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4554,7 +4624,7 @@ func (x *OrgReceiptResponse) String() string {
 func (*OrgReceiptResponse) ProtoMessage() {}
 
 func (x *OrgReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4567,7 +4637,7 @@ func (x *OrgReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceiptResponse.ProtoReflect.Descriptor instead.
 func (*OrgReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{55}
+	return file_wire_proto_rawDescGZIP(), []int{56}
 }
 
 // OrgDeliveryRequest asks how far a published document got: how many
@@ -4588,7 +4658,7 @@ type OrgDeliveryRequest struct {
 
 func (x *OrgDeliveryRequest) Reset() {
 	*x = OrgDeliveryRequest{}
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4670,7 @@ func (x *OrgDeliveryRequest) String() string {
 func (*OrgDeliveryRequest) ProtoMessage() {}
 
 func (x *OrgDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4683,7 @@ func (x *OrgDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*OrgDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{56}
+	return file_wire_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrgDeliveryRequest) GetDocumentHash() []byte {
@@ -4650,7 +4720,7 @@ type OrgReceipt struct {
 
 func (x *OrgReceipt) Reset() {
 	*x = OrgReceipt{}
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4662,7 +4732,7 @@ func (x *OrgReceipt) String() string {
 func (*OrgReceipt) ProtoMessage() {}
 
 func (x *OrgReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4675,7 +4745,7 @@ func (x *OrgReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceipt.ProtoReflect.Descriptor instead.
 func (*OrgReceipt) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{57}
+	return file_wire_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OrgReceipt) GetUsername() string {
@@ -4723,7 +4793,7 @@ type OrgDeliveryResponse struct {
 
 func (x *OrgDeliveryResponse) Reset() {
 	*x = OrgDeliveryResponse{}
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +4805,7 @@ func (x *OrgDeliveryResponse) String() string {
 func (*OrgDeliveryResponse) ProtoMessage() {}
 
 func (x *OrgDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +4818,7 @@ func (x *OrgDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*OrgDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{58}
+	return file_wire_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OrgDeliveryResponse) GetQueued() uint32 {
@@ -4777,7 +4847,7 @@ type OrgInviteRequest struct {
 
 func (x *OrgInviteRequest) Reset() {
 	*x = OrgInviteRequest{}
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4789,7 +4859,7 @@ func (x *OrgInviteRequest) String() string {
 func (*OrgInviteRequest) ProtoMessage() {}
 
 func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4802,7 +4872,7 @@ func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteRequest.ProtoReflect.Descriptor instead.
 func (*OrgInviteRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{59}
+	return file_wire_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OrgInviteRequest) GetGrants() []*OrgDocument {
@@ -4821,7 +4891,7 @@ type OrgInviteResponse struct {
 
 func (x *OrgInviteResponse) Reset() {
 	*x = OrgInviteResponse{}
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +4903,7 @@ func (x *OrgInviteResponse) String() string {
 func (*OrgInviteResponse) ProtoMessage() {}
 
 func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +4916,7 @@ func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteResponse.ProtoReflect.Descriptor instead.
 func (*OrgInviteResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{60}
+	return file_wire_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *OrgInviteResponse) GetIds() []string {
@@ -4872,7 +4942,7 @@ type BootstrapCode struct {
 
 func (x *BootstrapCode) Reset() {
 	*x = BootstrapCode{}
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4884,7 +4954,7 @@ func (x *BootstrapCode) String() string {
 func (*BootstrapCode) ProtoMessage() {}
 
 func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4897,7 +4967,7 @@ func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapCode.ProtoReflect.Descriptor instead.
 func (*BootstrapCode) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{61}
+	return file_wire_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *BootstrapCode) GetRelayUrl() string {
@@ -4942,7 +5012,7 @@ type OrgWipeConfirmRequest struct {
 
 func (x *OrgWipeConfirmRequest) Reset() {
 	*x = OrgWipeConfirmRequest{}
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4954,7 +5024,7 @@ func (x *OrgWipeConfirmRequest) String() string {
 func (*OrgWipeConfirmRequest) ProtoMessage() {}
 
 func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4967,7 +5037,7 @@ func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{62}
+	return file_wire_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
@@ -4992,7 +5062,7 @@ type OrgWipeConfirmResponse struct {
 
 func (x *OrgWipeConfirmResponse) Reset() {
 	*x = OrgWipeConfirmResponse{}
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5004,7 +5074,7 @@ func (x *OrgWipeConfirmResponse) String() string {
 func (*OrgWipeConfirmResponse) ProtoMessage() {}
 
 func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5017,7 +5087,7 @@ func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{63}
+	return file_wire_proto_rawDescGZIP(), []int{64}
 }
 
 // OrgDocumentsRequest fetches what the relay keeps of the organization's
@@ -5034,7 +5104,7 @@ type OrgDocumentsRequest struct {
 
 func (x *OrgDocumentsRequest) Reset() {
 	*x = OrgDocumentsRequest{}
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5046,7 +5116,7 @@ func (x *OrgDocumentsRequest) String() string {
 func (*OrgDocumentsRequest) ProtoMessage() {}
 
 func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5059,7 +5129,7 @@ func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{64}
+	return file_wire_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OrgDocumentsRequest) GetUsername() string {
@@ -5078,7 +5148,7 @@ type OrgDocumentsResponse struct {
 
 func (x *OrgDocumentsResponse) Reset() {
 	*x = OrgDocumentsResponse{}
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5160,7 @@ func (x *OrgDocumentsResponse) String() string {
 func (*OrgDocumentsResponse) ProtoMessage() {}
 
 func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5173,7 @@ func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{65}
+	return file_wire_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
@@ -5121,7 +5191,7 @@ type TransparencyHeadRequest struct {
 
 func (x *TransparencyHeadRequest) Reset() {
 	*x = TransparencyHeadRequest{}
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5133,7 +5203,7 @@ func (x *TransparencyHeadRequest) String() string {
 func (*TransparencyHeadRequest) ProtoMessage() {}
 
 func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5146,7 +5216,7 @@ func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHeadRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{66}
+	return file_wire_proto_rawDescGZIP(), []int{67}
 }
 
 // A signed head travels with the cosignatures (transparency.Cosignature)
@@ -5167,7 +5237,7 @@ type TransparencyHead struct {
 
 func (x *TransparencyHead) Reset() {
 	*x = TransparencyHead{}
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5179,7 +5249,7 @@ func (x *TransparencyHead) String() string {
 func (*TransparencyHead) ProtoMessage() {}
 
 func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5192,7 +5262,7 @@ func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHead.ProtoReflect.Descriptor instead.
 func (*TransparencyHead) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{67}
+	return file_wire_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TransparencyHead) GetSignedHead() []byte {
@@ -5237,7 +5307,7 @@ type TransparencyInclusionRequest struct {
 
 func (x *TransparencyInclusionRequest) Reset() {
 	*x = TransparencyInclusionRequest{}
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5249,7 +5319,7 @@ func (x *TransparencyInclusionRequest) String() string {
 func (*TransparencyInclusionRequest) ProtoMessage() {}
 
 func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5262,7 +5332,7 @@ func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyInclusionRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyInclusionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{68}
+	return file_wire_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TransparencyInclusionRequest) GetUsername() string {
@@ -5301,7 +5371,7 @@ type TransparencyProof struct {
 
 func (x *TransparencyProof) Reset() {
 	*x = TransparencyProof{}
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5313,7 +5383,7 @@ func (x *TransparencyProof) String() string {
 func (*TransparencyProof) ProtoMessage() {}
 
 func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5326,7 +5396,7 @@ func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyProof.ProtoReflect.Descriptor instead.
 func (*TransparencyProof) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{69}
+	return file_wire_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TransparencyProof) GetSignedHead() []byte {
@@ -5391,7 +5461,7 @@ type TransparencyConsistencyRequest struct {
 
 func (x *TransparencyConsistencyRequest) Reset() {
 	*x = TransparencyConsistencyRequest{}
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5403,7 +5473,7 @@ func (x *TransparencyConsistencyRequest) String() string {
 func (*TransparencyConsistencyRequest) ProtoMessage() {}
 
 func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5416,7 +5486,7 @@ func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{70}
+	return file_wire_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TransparencyConsistencyRequest) GetFirst() uint64 {
@@ -5446,7 +5516,7 @@ type TransparencyConsistency struct {
 
 func (x *TransparencyConsistency) Reset() {
 	*x = TransparencyConsistency{}
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5458,7 +5528,7 @@ func (x *TransparencyConsistency) String() string {
 func (*TransparencyConsistency) ProtoMessage() {}
 
 func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5471,7 +5541,7 @@ func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistency.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistency) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{71}
+	return file_wire_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TransparencyConsistency) GetFirst() uint64 {
@@ -5521,7 +5591,7 @@ type TransparencyLeavesRequest struct {
 
 func (x *TransparencyLeavesRequest) Reset() {
 	*x = TransparencyLeavesRequest{}
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5533,7 +5603,7 @@ func (x *TransparencyLeavesRequest) String() string {
 func (*TransparencyLeavesRequest) ProtoMessage() {}
 
 func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5546,7 +5616,7 @@ func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeavesRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{72}
+	return file_wire_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *TransparencyLeavesRequest) GetStart() uint64 {
@@ -5575,7 +5645,7 @@ type TransparencyLeaves struct {
 
 func (x *TransparencyLeaves) Reset() {
 	*x = TransparencyLeaves{}
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5587,7 +5657,7 @@ func (x *TransparencyLeaves) String() string {
 func (*TransparencyLeaves) ProtoMessage() {}
 
 func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5600,7 +5670,7 @@ func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeaves.ProtoReflect.Descriptor instead.
 func (*TransparencyLeaves) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{73}
+	return file_wire_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *TransparencyLeaves) GetStart() uint64 {
@@ -5642,7 +5712,7 @@ type SetAccessKeyRequest struct {
 
 func (x *SetAccessKeyRequest) Reset() {
 	*x = SetAccessKeyRequest{}
-	mi := &file_wire_proto_msgTypes[74]
+	mi := &file_wire_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5654,7 +5724,7 @@ func (x *SetAccessKeyRequest) String() string {
 func (*SetAccessKeyRequest) ProtoMessage() {}
 
 func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[74]
+	mi := &file_wire_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5667,7 +5737,7 @@ func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyRequest.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{74}
+	return file_wire_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SetAccessKeyRequest) GetAccessKey() []byte {
@@ -5685,7 +5755,7 @@ type SetAccessKeyResponse struct {
 
 func (x *SetAccessKeyResponse) Reset() {
 	*x = SetAccessKeyResponse{}
-	mi := &file_wire_proto_msgTypes[75]
+	mi := &file_wire_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5697,7 +5767,7 @@ func (x *SetAccessKeyResponse) String() string {
 func (*SetAccessKeyResponse) ProtoMessage() {}
 
 func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[75]
+	mi := &file_wire_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5710,7 +5780,7 @@ func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyResponse.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{75}
+	return file_wire_proto_rawDescGZIP(), []int{76}
 }
 
 // SenderCertificateRequest asks for a sender certificate for this device.
@@ -5722,7 +5792,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_wire_proto_msgTypes[76]
+	mi := &file_wire_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5734,7 +5804,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[76]
+	mi := &file_wire_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5747,7 +5817,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{76}
+	return file_wire_proto_rawDescGZIP(), []int{77}
 }
 
 type SenderCertificateResponse struct {
@@ -5761,7 +5831,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_wire_proto_msgTypes[77]
+	mi := &file_wire_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5773,7 +5843,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[77]
+	mi := &file_wire_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5786,7 +5856,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{77}
+	return file_wire_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() []byte {
@@ -5827,7 +5897,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_wire_proto_msgTypes[78]
+	mi := &file_wire_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5839,7 +5909,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[78]
+	mi := &file_wire_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5852,7 +5922,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{78}
+	return file_wire_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SealedSendRequest) GetRecipient() string {
@@ -6179,7 +6249,12 @@ const file_wire_proto_rawDesc = "" +
 	"\vOrgDocument\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.sotto.wire.OrgDocumentKindR\x04kind\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x0f\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"d\n" +
+	"\fMemberAccess\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
+	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x03 \x01(\fR\taccessKey\"\x0f\n" +
 	"\rOrgKeyRequest\"/\n" +
 	"\x0eOrgKeyResponse\x12\x1d\n" +
 	"\n" +
@@ -6308,7 +6383,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*\xe8\x01\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\xff\x01\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -6317,7 +6392,8 @@ const file_wire_proto_rawDesc = "" +
 	"ORG_POLICY\x10\x02\x12\f\n" +
 	"\bORG_WIPE\x10\x03\x12\x13\n" +
 	"\x0fORG_CERTIFICATE\x10\x04\x12\x12\n" +
-	"\x0eORG_INVITATION\x10\x05\x12\x13\n" +
+	"\x0eORG_INVITATION\x10\x05\x12\x15\n" +
+	"\x11ORG_MEMBER_ACCESS\x10\x06\x12\x13\n" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
@@ -6336,7 +6412,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -6391,35 +6467,36 @@ var file_wire_proto_goTypes = []any{
 	(*BlobTokenRequest)(nil),               // 50: sotto.wire.BlobTokenRequest
 	(*BlobTokenResponse)(nil),              // 51: sotto.wire.BlobTokenResponse
 	(*OrgDocument)(nil),                    // 52: sotto.wire.OrgDocument
-	(*OrgKeyRequest)(nil),                  // 53: sotto.wire.OrgKeyRequest
-	(*OrgKeyResponse)(nil),                 // 54: sotto.wire.OrgKeyResponse
-	(*OrgPublishRequest)(nil),              // 55: sotto.wire.OrgPublishRequest
-	(*OrgPublishResponse)(nil),             // 56: sotto.wire.OrgPublishResponse
-	(*OrgReceiptRequest)(nil),              // 57: sotto.wire.OrgReceiptRequest
-	(*OrgReceiptResponse)(nil),             // 58: sotto.wire.OrgReceiptResponse
-	(*OrgDeliveryRequest)(nil),             // 59: sotto.wire.OrgDeliveryRequest
-	(*OrgReceipt)(nil),                     // 60: sotto.wire.OrgReceipt
-	(*OrgDeliveryResponse)(nil),            // 61: sotto.wire.OrgDeliveryResponse
-	(*OrgInviteRequest)(nil),               // 62: sotto.wire.OrgInviteRequest
-	(*OrgInviteResponse)(nil),              // 63: sotto.wire.OrgInviteResponse
-	(*BootstrapCode)(nil),                  // 64: sotto.wire.BootstrapCode
-	(*OrgWipeConfirmRequest)(nil),          // 65: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),         // 66: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),            // 67: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),           // 68: sotto.wire.OrgDocumentsResponse
-	(*TransparencyHeadRequest)(nil),        // 69: sotto.wire.TransparencyHeadRequest
-	(*TransparencyHead)(nil),               // 70: sotto.wire.TransparencyHead
-	(*TransparencyInclusionRequest)(nil),   // 71: sotto.wire.TransparencyInclusionRequest
-	(*TransparencyProof)(nil),              // 72: sotto.wire.TransparencyProof
-	(*TransparencyConsistencyRequest)(nil), // 73: sotto.wire.TransparencyConsistencyRequest
-	(*TransparencyConsistency)(nil),        // 74: sotto.wire.TransparencyConsistency
-	(*TransparencyLeavesRequest)(nil),      // 75: sotto.wire.TransparencyLeavesRequest
-	(*TransparencyLeaves)(nil),             // 76: sotto.wire.TransparencyLeaves
-	(*SetAccessKeyRequest)(nil),            // 77: sotto.wire.SetAccessKeyRequest
-	(*SetAccessKeyResponse)(nil),           // 78: sotto.wire.SetAccessKeyResponse
-	(*SenderCertificateRequest)(nil),       // 79: sotto.wire.SenderCertificateRequest
-	(*SenderCertificateResponse)(nil),      // 80: sotto.wire.SenderCertificateResponse
-	(*SealedSendRequest)(nil),              // 81: sotto.wire.SealedSendRequest
+	(*MemberAccess)(nil),                   // 53: sotto.wire.MemberAccess
+	(*OrgKeyRequest)(nil),                  // 54: sotto.wire.OrgKeyRequest
+	(*OrgKeyResponse)(nil),                 // 55: sotto.wire.OrgKeyResponse
+	(*OrgPublishRequest)(nil),              // 56: sotto.wire.OrgPublishRequest
+	(*OrgPublishResponse)(nil),             // 57: sotto.wire.OrgPublishResponse
+	(*OrgReceiptRequest)(nil),              // 58: sotto.wire.OrgReceiptRequest
+	(*OrgReceiptResponse)(nil),             // 59: sotto.wire.OrgReceiptResponse
+	(*OrgDeliveryRequest)(nil),             // 60: sotto.wire.OrgDeliveryRequest
+	(*OrgReceipt)(nil),                     // 61: sotto.wire.OrgReceipt
+	(*OrgDeliveryResponse)(nil),            // 62: sotto.wire.OrgDeliveryResponse
+	(*OrgInviteRequest)(nil),               // 63: sotto.wire.OrgInviteRequest
+	(*OrgInviteResponse)(nil),              // 64: sotto.wire.OrgInviteResponse
+	(*BootstrapCode)(nil),                  // 65: sotto.wire.BootstrapCode
+	(*OrgWipeConfirmRequest)(nil),          // 66: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 67: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 68: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 69: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 70: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 71: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 72: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 73: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 74: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 75: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 76: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 77: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 78: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 79: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 80: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 81: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 82: sotto.wire.SealedSendRequest
 }
 var file_wire_proto_depIdxs = []int32{
 	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -6443,20 +6520,20 @@ var file_wire_proto_depIdxs = []int32{
 	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
 	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
 	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	53, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
-	55, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	65, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	67, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	62, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
-	57, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
-	59, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
-	77, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	79, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	81, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	69, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	71, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	73, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	75, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	54, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
+	56, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
+	66, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	68, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	63, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	58, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
+	60, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
+	78, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	80, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	82, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	70, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	72, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	74, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	76, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
 	0,  // 35: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
 	30, // 36: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
 	12, // 37: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
@@ -6477,20 +6554,20 @@ var file_wire_proto_depIdxs = []int32{
 	47, // 52: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
 	51, // 53: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
 	49, // 54: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	54, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	56, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	66, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	68, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	63, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	58, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	61, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	78, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	80, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	55, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	57, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	67, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	69, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	64, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	59, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	62, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	79, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	81, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
 	29, // 64: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	70, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	72, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	74, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	76, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	71, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	73, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	75, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	77, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
 	7,  // 69: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
 	31, // 70: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
 	32, // 71: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
@@ -6505,15 +6582,15 @@ var file_wire_proto_depIdxs = []int32{
 	9,  // 80: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
 	8,  // 81: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
 	20, // 82: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	72, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	73, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
 	22, // 84: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	72, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	73, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
 	27, // 86: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
 	23, // 87: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
 	10, // 88: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
 	2,  // 89: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
 	52, // 90: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	60, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	61, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
 	52, // 92: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
 	52, // 93: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
 	27, // 94: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
@@ -6614,7 +6691,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   79,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -19,6 +19,7 @@ func seedDocuments(f *testing.F) int {
 		mustSign(f, fuzzKey, wire.OrgDocumentKind_ORG_POLICY, &Policy{Version: 4, FailedUnlockLimit: 5, CallsDisabled: true}),
 		mustSign(f, fuzzKey, wire.OrgDocumentKind_ORG_WIPE, sampleWipe()),
 		mustSign(f, fuzzKey, wire.OrgDocumentKind_ORG_CERTIFICATE, &Certificate{Username: "bob", IdentityKey: []byte{5, 1, 2}, IssuedMs: 1, ExpiresMs: 2}),
+		mustSign(f, fuzzKey, wire.OrgDocumentKind_ORG_MEMBER_ACCESS, &wire.MemberAccess{Version: 2, IssuedMs: 1, AccessKey: make([]byte, wire.AccessKeySize)}),
 	}
 	for _, d := range docs {
 		b, err := proto.Marshal(d)
@@ -59,6 +60,11 @@ func FuzzOpenDocument(f *testing.F) {
 			}
 		case wire.OrgDocumentKind_ORG_CERTIFICATE:
 			_, err = OpenCertificate(pub, d)
+		case wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
+			var m *wire.MemberAccess
+			if m, err = OpenMemberAccess(pub, d); err == nil && (m.Version == 0 || len(m.AccessKey) != wire.AccessKeySize) {
+				t.Fatalf("opened an invalid member access document: %v", m)
+			}
 		default:
 			t.Fatalf("decoded a document of kind %v, which no device opens", d.Kind)
 		}
@@ -75,13 +81,13 @@ func FuzzOpenDocument(f *testing.F) {
 // fuzzer reaches the field checks behind the signature.
 func FuzzBodies(f *testing.F) {
 	n := 0
-	for _, m := range []proto.Message{&Notice{Seq: 1, Text: "x"}, &Policy{Version: 1}, sampleWipe(), &Certificate{Username: "u", IdentityKey: []byte{1}, ExpiresMs: 5}} {
+	for _, m := range []proto.Message{&Notice{Seq: 1, Text: "x"}, &Policy{Version: 1}, sampleWipe(), &Certificate{Username: "u", IdentityKey: []byte{1}, ExpiresMs: 5}, &wire.MemberAccess{Version: 1, AccessKey: make([]byte, wire.AccessKeySize)}} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)
 		}
-		for k := range 4 {
-			f.Add(uint8(k+1), b)
+		for _, k := range []uint8{1, 2, 3, 4, 6} {
+			f.Add(k, b)
 			n++
 		}
 	}
@@ -90,7 +96,7 @@ func FuzzBodies(f *testing.F) {
 	}
 	pub := pubOf(fuzzKey)
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		k := wire.OrgDocumentKind(kind % 5)
+		k := wire.OrgDocumentKind(kind % 7)
 		msg, err := signedMessage(k, body)
 		if err != nil {
 			return
@@ -100,6 +106,7 @@ func FuzzBodies(f *testing.F) {
 		_, _ = OpenPolicy(pub, d)
 		_, _ = OpenWipe(pub, d)
 		_, _ = OpenCertificate(pub, d)
+		_, _ = OpenMemberAccess(pub, d)
 	})
 }
 

@@ -43,11 +43,12 @@ const MaxDocument = 16 << 10
 // over a notice can never pass as a wipe order. The relay checks the same
 // strings (relay/org.go).
 var domains = map[wire.OrgDocumentKind]string{
-	wire.OrgDocumentKind_ORG_NOTICE:      "sotto/org notice v1\x00",
-	wire.OrgDocumentKind_ORG_POLICY:      "sotto/org policy v1\x00",
-	wire.OrgDocumentKind_ORG_WIPE:        "sotto/org wipe v1\x00",
-	wire.OrgDocumentKind_ORG_CERTIFICATE: "sotto/org certificate v1\x00",
-	wire.OrgDocumentKind_ORG_INVITATION:  orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_NOTICE:        "sotto/org notice v1\x00",
+	wire.OrgDocumentKind_ORG_POLICY:        "sotto/org policy v1\x00",
+	wire.OrgDocumentKind_ORG_WIPE:          "sotto/org wipe v1\x00",
+	wire.OrgDocumentKind_ORG_CERTIFICATE:   "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:    orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_MEMBER_ACCESS: "sotto/org member access v1\x00",
 }
 
 // WipeConfirmDomain prefixes the hash of a wipe order in the target
@@ -194,6 +195,19 @@ func OpenPolicy(pub ed25519.PublicKey, doc *wire.OrgDocument) (*Policy, error) {
 	return p, nil
 }
 
+// OpenMemberAccess verifies and decodes the organization's member access
+// key (see wire.MemberAccess).
+func OpenMemberAccess(pub ed25519.PublicKey, doc *wire.OrgDocument) (*wire.MemberAccess, error) {
+	m, err := open(pub, wire.OrgDocumentKind_ORG_MEMBER_ACCESS, doc, &wire.MemberAccess{})
+	if err != nil {
+		return nil, err
+	}
+	if m.Version == 0 || len(m.AccessKey) != wire.AccessKeySize {
+		return nil, fmt.Errorf("%w: invalid member access key", ErrBadDocument)
+	}
+	return m, nil
+}
+
 // OpenWipe verifies and decodes a wipe order.
 func OpenWipe(pub ed25519.PublicKey, doc *wire.OrgDocument) (*WipeOrder, error) {
 	w, err := open(pub, wire.OrgDocumentKind_ORG_WIPE, doc, &WipeOrder{})
@@ -309,3 +323,7 @@ func (p *Policy) IdleLock() time.Duration {
 	}
 	return time.Duration(p.IdleLockSeconds) * time.Second
 }
+
+// SealedFallbackAllowed reports whether the policy lets a device send
+// with its sender named when the relay refuses a sealed send.
+func (p *Policy) SealedFallbackAllowed() bool { return p == nil || !p.SealedOnly }

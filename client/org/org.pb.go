@@ -101,8 +101,12 @@ type Policy struct {
 	// co-signature before devices raise an alarm (0: the client's default,
 	// 24 h).
 	WitnessBoundSeconds uint32 `protobuf:"varint,9,opt,name=witness_bound_seconds,json=witnessBoundSeconds,proto3" json:"witness_bound_seconds,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Sealed sender only: a device never sends a message with its sender
+	// named when the relay refuses a sealed send, whatever its user's
+	// sealed-fallback setting (the message is not sent).
+	SealedOnly    bool `protobuf:"varint,10,opt,name=sealed_only,json=sealedOnly,proto3" json:"sealed_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -196,6 +200,13 @@ func (x *Policy) GetWitnessBoundSeconds() uint32 {
 		return x.WitnessBoundSeconds
 	}
 	return 0
+}
+
+func (x *Policy) GetSealedOnly() bool {
+	if x != nil {
+		return x.SealedOnly
+	}
+	return false
 }
 
 // WipeOrder names one enrollment of one device: a re-enrolled device (a
@@ -514,7 +525,7 @@ const file_org_proto_rawDesc = "" +
 	"\x06Notice\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"\x9d\x03\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\xbe\x03\n" +
 	"\x06Policy\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12.\n" +
@@ -524,7 +535,10 @@ const file_org_proto_rawDesc = "" +
 	"\x18disappearing_max_seconds\x18\x06 \x01(\rR\x16disappearingMaxSeconds\x121\n" +
 	"\x14attachments_disabled\x18\a \x01(\bR\x13attachmentsDisabled\x12%\n" +
 	"\x0ecalls_disabled\x18\b \x01(\bR\rcallsDisabled\x122\n" +
-	"\x15witness_bound_seconds\x18\t \x01(\rR\x13witnessBoundSeconds\"\xe2\x01\n" +
+	"\x15witness_bound_seconds\x18\t \x01(\rR\x13witnessBoundSeconds\x12\x1f\n" +
+	"\vsealed_only\x18\n" +
+	" \x01(\bR\n" +
+	"sealedOnly\"\xe2\x01\n" +
 	"\tWipeOrder\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12'\n" +

@@ -32,6 +32,7 @@ const adminUsage = `usage:
   sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
+  sotto admin member-access [--json]   (a new org-wide key for sealed first messages; again when a member leaves)
   sotto admin delivery [--limit N] [--json]   (how many devices applied what this device published)
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
@@ -50,7 +51,7 @@ func cmdAdmin(e *env, args []string) error {
 		sub, rest = sub+" "+rest[0], rest[1:]
 	}
 	fns := map[string]func(*env, []string) error{
-		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe,
+		"init": adminInit, "invite": adminInvite, "delivery": adminDelivery, "export": adminExport, "import": adminImport, "notice": adminNotice, "wipe": adminWipe, "member-access": adminMemberAccess,
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
 		"witness": adminWitness,
@@ -295,6 +296,30 @@ func adminNotice(e *env, args []string) error {
 	return waitDelivery(e, c, *wait, *asJSON)
 }
 
+// adminMemberAccess publishes a new member access key: every member may
+// then send sealed to every member, first messages included.
+func adminMemberAccess(e *env, args []string) error {
+	fs := e.flagSet("admin member-access")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return errUsage
+	}
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.PublishMemberAccess(e.ctx)
+	if err != nil {
+		return err
+	}
+	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("member access key signed and queued for %d devices\n", n))
+}
+
 func adminWipe(e *env, args []string) error {
 	fs := e.flagSet("admin wipe")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -351,6 +376,7 @@ func adminPolicySet(e *env, args []string) error {
 	wbound := durationSeconds(fs, "witness-bound", "alarm when a key log head stays `D` without the org witness's co-signature (0: 24h)")
 	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
 	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
+	fs.BoolVar(&p.SealedOnly, "sealed-only", false, "never send a message naming its sender when the relay refuses sealed delivery, whatever the user's sealed-fallback setting")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -378,6 +404,7 @@ type policyJSON struct {
 	DisappearingMaxSec uint32 `json:"disappearing_max_seconds"`
 	Attachments        bool   `json:"attachments"`
 	Calls              bool   `json:"calls"`
+	SealedOnly         bool   `json:"sealed_only"`
 }
 
 func adminPolicyShow(e *env, args []string) error {
@@ -397,12 +424,12 @@ func adminPolicyShow(e *env, args []string) error {
 	}
 	j := policyJSON{Version: p.GetVersion(), FailedUnlockLimit: p.UnlockLimit(), IdleLockSeconds: p.GetIdleLockSeconds(),
 		DisappearingMinSec: p.GetDisappearingMinSeconds(), DisappearingMaxSec: p.GetDisappearingMaxSeconds(),
-		Attachments: p.AttachmentsAllowed(), Calls: p.CallsAllowed()}
+		Attachments: p.AttachmentsAllowed(), Calls: p.CallsAllowed(), SealedOnly: !p.SealedFallbackAllowed()}
 	text := "no organization policy received: defaults apply\n"
 	if p != nil {
-		text = fmt.Sprintf("policy version %d\nfailed unlocks before wipe:\t%d\nidle lock:\t%v\ndisappearing timer:\t%v to %v\nattachments:\t%v\ncalls:\t%v\n",
+		text = fmt.Sprintf("policy version %d\nfailed unlocks before wipe:\t%d\nidle lock:\t%v\ndisappearing timer:\t%v to %v\nattachments:\t%v\ncalls:\t%v\nsealed only:\t%v\n",
 			j.Version, j.FailedUnlockLimit, time.Duration(j.IdleLockSeconds)*time.Second,
-			time.Duration(j.DisappearingMinSec)*time.Second, time.Duration(j.DisappearingMaxSec)*time.Second, j.Attachments, j.Calls)
+			time.Duration(j.DisappearingMinSec)*time.Second, time.Duration(j.DisappearingMaxSec)*time.Second, j.Attachments, j.Calls, j.SealedOnly)
 	}
 	return emit(e, *asJSON, j, text)
 }

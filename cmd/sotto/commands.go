@@ -95,7 +95,11 @@ func cmdSend(e *env, args []string) error {
 	if len(pos) < 2 && (*file == "" || len(pos) < 1) {
 		return errUsage
 	}
-	c, err := e.connect(false, nil)
+	c, err := e.connect(false, func(ev client.Event) {
+		if ev.Kind == client.EventSealedDowngrade {
+			printEvent(e, ev, false)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -179,6 +183,8 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 	case client.EventIdentityChanged:
 		u := safetext.Name(ev.User)
 		fmt.Fprintf(e.stderr, "! the safety number with %s changed: nothing will be sent to them until you compare it (sotto safety-number %s) and accept it (sotto verify %s --accept)\n", u, u, u)
+	case client.EventSealedDowngrade:
+		fmt.Fprintf(e.stderr, "! the relay refused to deliver to %s sealed: the message went with your name visible to the relay (sealed-fallback is on; see sotto settings)\n", safetext.Name(ev.User))
 	case client.EventError:
 		fmt.Fprintf(e.stderr, "! %s\n", errText(ev.Err))
 	case client.EventWiped:

@@ -49,7 +49,9 @@ commands:
   edit USER MSGID TEXT...
   delete USER MSGID               (for everyone, within 24 hours)
   timer USER DURATION|off         (disappearing messages, e.g. 1h)
-  settings [read-receipts on|off] [typing on|off]
+  settings [read-receipts on|off] [typing on|off] [sealed-fallback on|off]
+                                  (sealed-fallback on: a message the relay refuses
+                                  to deliver sealed goes with your name visible)
   search [--json] [--limit N] TEXT...
   contacts
   safety-number USER [--qr]

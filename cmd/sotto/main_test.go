@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -71,13 +72,14 @@ func TestScripts(t *testing.T) {
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"invite":      cmdInvite,
-			"waitfile":    cmdWaitFile,
-			"relaysetkey": cmdRelaySetKey,
-			"relay":       cmdRelay,
-			"setenvfile":  cmdSetenvFile,
-			"setquoted":   cmdSetQuoted,
-			"tlsrelay":    cmdTLSRelay,
+			"invite":              cmdInvite,
+			"waitfile":            cmdWaitFile,
+			"relaysetkey":         cmdRelaySetKey,
+			"relayspoilaccesskey": cmdRelaySpoilAccessKey,
+			"relay":               cmdRelay,
+			"setenvfile":          cmdSetenvFile,
+			"setquoted":           cmdSetQuoted,
+			"tlsrelay":            cmdTLSRelay,
 		},
 	})
 }
@@ -331,6 +333,29 @@ func cmdRelaySetKey(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if !unlogged {
 		ts.Check(logBinding(ctx, db, args[0], key))
+	}
+}
+
+// relayspoilaccesskey USER: overwrite USER's unidentified access key in
+// the relay's database with random bytes, as an attacker with the relay's
+// disk would (the relay is stopped meanwhile).
+func cmdRelaySpoilAccessKey(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: relayspoilaccesskey USER")
+	}
+	r := ts.Value(relayKey{}).(*relayProc)
+	r.stop()
+	defer func() { ts.Check(r.start()) }()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("RELAYDATA"), "relay.db")+"?_pragma=busy_timeout(10000)")
+	ts.Check(err)
+	defer db.Close()
+	junk := make([]byte, 16)
+	_, err = rand.Read(junk)
+	ts.Check(err)
+	res, err := db.ExecContext(context.Background(), `UPDATE access_keys SET key = ? WHERE account = (SELECT id FROM accounts WHERE username = ?)`, junk, args[0])
+	ts.Check(err)
+	if n, _ := res.RowsAffected(); n != 1 {
+		ts.Fatalf("no access key of %s at the relay", args[0])
 	}
 }
 

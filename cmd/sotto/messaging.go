@@ -132,7 +132,7 @@ func timerText(secs uint32) string {
 	return (time.Duration(secs) * time.Second).String()
 }
 
-// cmdSettings: settings [read-receipts on|off] [typing on|off]
+// cmdSettings: settings [read-receipts on|off] [typing on|off] [sealed-fallback on|off]
 func cmdSettings(e *env, args []string) error {
 	fs := e.flagSet("settings")
 	pos, err := parse(fs, args)
@@ -165,8 +165,10 @@ func cmdSettings(e *env, args []string) error {
 			s.ReadReceipts = on
 		case "typing":
 			s.Typing = on
+		case "sealed-fallback":
+			s.SealedFallback = on
 		default:
-			return fmt.Errorf("settings: unknown setting %q (read-receipts, typing)", pos[i])
+			return fmt.Errorf("settings: unknown setting %q (read-receipts, typing, sealed-fallback)", pos[i])
 		}
 	}
 	if len(pos) > 0 {
@@ -174,7 +176,19 @@ func cmdSettings(e *env, args []string) error {
 			return err
 		}
 	}
-	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\n", onOff(s.ReadReceipts), onOff(s.Typing))
+	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\nsealed-fallback %s\n", onOff(s.ReadReceipts), onOff(s.Typing), onOff(s.SealedFallback))
+	p, err := c.OrgPolicy(e.ctx)
+	if err != nil {
+		return err
+	}
+	if !p.SealedFallbackAllowed() {
+		fmt.Fprintln(e.stdout, "(the organization's policy is sealed only: no fallback whatever this setting says)")
+	}
+	n, err := c.SealedDowngrades(e.ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "sealed downgrades %d\n", n)
 	return nil
 }
 

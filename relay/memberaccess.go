@@ -1,0 +1,75 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"sotto/wire"
+)
+
+// The organization's member access key (ORG_MEMBER_ACCESS). The org admin
+// publishes one access key for the whole organization, signed with the
+// org key; the relay keeps the newest and accepts it, besides the
+// recipient's own access key, on a sealed send to any account. Presenting
+// it proves that the sender holds the organization's key, not who the
+// sender is: it is the same for every member (every client checks the org
+// signature, so a relay cannot hand each device its own key to tell
+// senders apart). It lets the first message to a contact, before their
+// profile key is known, go sealed.
+
+// parseMemberAccess decodes and checks an ORG_MEMBER_ACCESS body.
+func parseMemberAccess(body []byte) (*wire.MemberAccess, error) {
+	var m wire.MemberAccess
+	if err := proto.Unmarshal(body, &m); err != nil {
+		return nil, badRequest("bad member access document")
+	}
+	if m.Version == 0 || len(m.AccessKey) != wire.AccessKeySize {
+		return nil, badRequest("member access document: version 0 or key not %d bytes", wire.AccessKeySize)
+	}
+	return &m, nil
+}
+
+// memberAccess returns the member access document the relay keeps, or nil.
+func (s *Server) memberAccess(ctx context.Context) (*wire.MemberAccess, error) {
+	ds, ok := s.dir.(OrgDocumentStore)
+	if !ok {
+		return nil, nil
+	}
+	b, err := ds.OrgDocument(ctx, wire.OrgDocumentKind_ORG_MEMBER_ACCESS, "")
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := decodeOrgDocument(b)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseMemberAccess(d.Body)
+	if err != nil {
+		return nil, fmt.Errorf("relay: stored member access document: %w", err)
+	}
+	return m, nil
+}
+
+// checkMemberAccessPublish refuses a member access document that does not
+// supersede the one kept: a replayed old document (still validly signed)
+// would otherwise bring back a key the admin retired.
+func (s *Server) checkMemberAccessPublish(ctx context.Context, body []byte) error {
+	m, err := parseMemberAccess(body)
+	if err != nil {
+		return err
+	}
+	cur, err := s.memberAccess(ctx)
+	if err != nil {
+		return err
+	}
+	if cur != nil && m.Version <= cur.Version {
+		return badRequest("member access version %d is not newer than the kept %d", m.Version, cur.Version)
+	}
+	return nil
+}
