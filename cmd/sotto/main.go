@@ -1,6 +1,6 @@
 // Command sotto is the Sotto messenger's command-line client.
 //
-//	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
+//	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
 // devices (list, link, approve, remove), history, whoami, lock, wipe.
@@ -32,7 +32,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
+const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 
 commands:
   enroll --relay URL --code CODE --user NAME [--device-name NAME]
