@@ -68,6 +68,13 @@ type Options struct {
 	// cosignature of the pinned witness before the `unwitnessed` alarm
 	// (witness.go); zero: DefaultWitnessBound.
 	WitnessBound time.Duration
+	// ReceiptDelayMin and ReceiptDelayMax bound the random delay before
+	// delivery and read receipts are sent, batched per contact
+	// (receipts.go); both zero: 1 to 10 s.
+	ReceiptDelayMin, ReceiptDelayMax time.Duration
+	// ReceiptWait waits for a drawn receipt delay d or until ctx ends;
+	// nil: a timer. Tests replace it to see and release the delay.
+	ReceiptWait func(ctx context.Context, d time.Duration) error
 	// Transport is how every connection to the relay is made: the
 	// WebSockets (authenticated and sealed), enrollment, and the HTTP
 	// requests for attachment blobs. Its TLS roots, pin and plaintext rule
@@ -99,9 +106,10 @@ type Client struct {
 	wg      sync.WaitGroup
 	idle    chan struct{}
 
-	janitor *janitor // deletes disappearing messages (disappear.go)
-	kt      ktState  // key transparency (transparency.go)
-	sealed  sealedState
+	janitor  *janitor      // deletes disappearing messages (disappear.go)
+	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
+	kt       ktState       // key transparency (transparency.go)
+	sealed   sealedState
 }
 
 func (o *Options) withDefaults() Options {
@@ -148,7 +156,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if o.Transport, err = acct.transport(o.Transport); err != nil {
 		return nil, err
 	}
-	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {
 		return nil, err
@@ -171,6 +179,7 @@ func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize(
 
 // Close disconnects, locks the store and forgets the device's secrets.
 func (c *Client) Close() error {
+	c.receipts.stop() // pending receipts are dropped
 	c.Disconnect()
 	c.janitor.stop()
 	c.cryptoMu.Lock()

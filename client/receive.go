@@ -242,9 +242,7 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		c.emit(ev)
 	}
 	if r.ackTo != "" && r.msg != nil {
-		if err := c.sendReceipt(ctx, r.ackTo, r.msg.ID); err != nil {
-			c.log.Info("delivery receipt not sent", "to", r.ackTo, "err", err)
-		}
+		c.queueReceipt(r.ackTo, false, r.msg.ID)
 	}
 	if r.wipeBy != 0 {
 		c.wipeSelf(r.wipeBy)

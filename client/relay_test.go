@@ -145,13 +145,25 @@ func (r *testRelay) inviteCode(t *testing.T, code, user string) *org.Opened {
 	return r.invite(t, user, valid)
 }
 
+// testReceiptDelay is the receipt delay of test clients that do not look
+// at it: short, so that tests waiting for a receipt do not wait seconds.
+const testReceiptDelay = 5 * time.Millisecond
+
 // enroll enrolls user and returns its client, connected, with its events.
 func (r *testRelay) enroll(t *testing.T, code, user string, receive bool) (*Client, chan Event) {
 	t.Helper()
+	return r.enrollWith(t, code, user, receive, &Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: testReceiptDelay})
+}
+
+// enrollWith is enroll with options o (its KDF, passphrase policy and
+// OnEvent are set here).
+func (r *testRelay) enrollWith(t *testing.T, code, user string, receive bool, o *Options) (*Client, chan Event) {
+	t.Helper()
 	ctx := context.Background()
 	events := make(chan Event, 100)
+	o.KDF, o.MinPassphraseBits, o.OnEvent = testKDF, anyPassphrase, func(e Event) { events <- e }
 	c, err := Enroll(ctx, EnrollParams{Dir: filepath.Join(t.TempDir(), user), Passphrase: []byte("pw"),
-		Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase, OnEvent: func(e Event) { events <- e }})
+		Invitation: r.inviteCode(t, code, user), DeviceName: "test"}, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,18 +25,10 @@ func (c *Client) Send(ctx context.Context, user, text string) (*Message, error) 
 	return c.SendText(ctx, user, text, nil)
 }
 
-func (c *Client) sendReceipt(ctx context.Context, to string, ids ...[]byte) error {
-	ct, err := content.NewDeliveryReceipt(ids, c.opts.Now())
-	if err != nil {
-		return err
-	}
-	_, err = c.sendContent(ctx, to, ct, ct.Id)
-	return err
-}
-
 // MarkRead records that user's messages ids were read, tells the own other
 // devices (so they too show them read) and, unless read receipts are off
-// (Settings), tells user with a read receipt.
+// (Settings), queues a read receipt for user, sent after a random delay
+// with the others pending for user (receipts.go).
 func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error {
 	user = normalize(user)
 	if len(ids) == 0 {
@@ -49,12 +41,8 @@ func (c *Client) MarkRead(ctx context.Context, user string, ids ...[]byte) error
 	if s, err := c.Settings(ctx); err != nil || !s.ReadReceipts {
 		return err
 	}
-	ct, err := content.NewReadReceipt(ids, c.opts.Now())
-	if err != nil {
-		return err
-	}
-	_, err = c.sendContent(ctx, user, ct, ct.Id)
-	return err
+	c.queueReceipt(user, true, ids...)
+	return nil
 }
 
 // sendContent encrypts ct once per device of to (for the own account: per

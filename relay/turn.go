@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -20,8 +21,11 @@ import (
 
 // TURNCredentials issues short-lived TURN credentials to authenticated
 // devices, following the TURN REST convention shared with the TURN server:
-// username "<expiry unix seconds>:<account>.<device>", password
-// base64(HMAC-SHA1(secret, username)).
+// username "<expiry unix seconds>:<nonce>", password
+// base64(HMAC-SHA1(secret, username)). The nonce is crypto/rand.Text (26
+// base32 characters, 130 random bits) drawn per credential: the username names no account or
+// device, so TURN traffic (in clear over UDP and TCP) does not say who
+// calls, and two credentials of one device do not look alike.
 type TURNCredentials struct {
 	Secret []byte        // shared with the TURN server; at least 32 bytes
 	URLs   []string      // turn: URIs handed to clients
@@ -38,14 +42,14 @@ func turnPassword(secret []byte, username string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// issue returns credentials for dev valid until now+TTL.
-func (t *TURNCredentials) issue(dev DeviceAddr, username string, now time.Time) *wire.TurnCredentials {
+// issue returns a fresh credential valid until now+TTL.
+func (t *TURNCredentials) issue(now time.Time) *wire.TurnCredentials {
 	ttl := t.TTL
 	if ttl <= 0 {
 		ttl = DefaultTURNTTL
 	}
 	exp := now.Add(ttl)
-	user := fmt.Sprintf("%d:%s.%d", exp.Unix(), username, dev.Device)
+	user := fmt.Sprintf("%d:%s", exp.Unix(), rand.Text())
 	return &wire.TurnCredentials{
 		Username:    user,
 		Password:    turnPassword(t.Secret, user),
@@ -61,7 +65,7 @@ func (c *conn) turnCredentials() (*wire.TurnCredentials, error) {
 	if t == nil || len(t.Secret) == 0 {
 		return nil, fmt.Errorf("%w: this relay runs no TURN server", ErrNotFound)
 	}
-	return t.issue(c.dev, c.username, c.s.cfg.Now()), nil
+	return t.issue(c.s.cfg.Now()), nil
 }
 
 // TURNServerConfig configures a TURN server.
@@ -77,6 +81,9 @@ type TURNServerConfig struct {
 	Realm              string // "sotto"
 	Logger             *slog.Logger
 	Now                func() time.Time
+	// OnAllocate, when set, is called for every allocation made (tests
+	// count them). It is given nothing about the allocation.
+	OnAllocate func()
 }
 
 // TURNServer is a TURN server (RFC 8656) for call media, run next to the
@@ -136,6 +143,9 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 	}
 	ts := &TURNServer{}
 	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: auth}
+	if f := cfg.OnAllocate; f != nil {
+		sc.EventHandler.OnAllocationCreated = func(net.Addr, net.Addr, string, string, string, net.Addr, int) { f() }
+	}
 	var lc net.ListenConfig
 	if cfg.UDPAddr != "" {
 		pcs, err := listenTURNUDP(ctx, cfg.UDPAddr)

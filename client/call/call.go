@@ -18,6 +18,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/content"
+	"sotto/wire"
 )
 
 // State is where a call is.
@@ -80,6 +81,11 @@ type Call struct {
 	started     time.Time
 	connectedAt time.Time
 	muted       bool
+	// withTURN: the peer connection uses the relay's TURN server
+	// (relay-only, or after the direct path failed); reoffered: the caller
+	// sent an offer with TURN and waits for its answer.
+	withTURN  bool
+	reoffered bool
 
 	connected chan struct{}
 	done      chan struct{}
@@ -185,9 +191,19 @@ func (c *Call) CandidatePair() (local, remote webrtc.ICECandidateType, err error
 // stays on (pion's default; never DisableCertificateFingerprintVerification).
 func (c *Call) newPeerConnection(ctx context.Context) error {
 	opts := c.m.opts
-	urls, tc, err := c.m.iceServers(ctx)
-	if err != nil {
-		return err
+	c.mu.Lock()
+	withTURN := c.withTURN || opts.RelayOnly
+	c.mu.Unlock()
+	// TURN only when asked for or after the direct path failed: an
+	// allocation tells the relay (and anyone on the path) when this
+	// device calls, so a call that works directly makes none.
+	var urls []string
+	var tc *wire.TurnCredentials
+	if withTURN {
+		var err error
+		if urls, tc, err = c.m.iceServers(ctx); err != nil {
+			return err
+		}
 	}
 	var me webrtc.MediaEngine
 	for _, cd := range supportedCodecs(opts.PCMUOnly) {
@@ -255,11 +271,27 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 			c.dtlsFailed.Store(true)
 		}
 	})
-	pc.OnConnectionStateChange(c.connectionState)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		c.mu.Lock()
+		replaced := c.pc != nil && c.pc != pc
+		c.mu.Unlock()
+		if !replaced { // not a peer connection given up for one with TURN
+			c.connectionState(s)
+		}
+	})
 	c.mu.Lock()
 	c.pc, c.sender, c.track = pc, sender, track
 	c.mu.Unlock()
 	return nil
+}
+
+// gather waits for ICE gathering of the call's peer connection.
+func (c *Call) gather(ctx context.Context) (string, error) {
+	sdp, err := gather(ctx, c.pc)
+	if err == nil && c.m.noDirect {
+		sdp = withoutHost(sdp)
+	}
+	return sdp, err
 }
 
 // gather waits for ICE gathering (no trickle: the SDP carries every
@@ -277,6 +309,19 @@ func gather(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
 	return pc.LocalDescription().SDP, nil
 }
 
+// withoutHost drops the host candidates of sdp (Manager.noDirect: a test
+// network where no direct path exists).
+func withoutHost(sdp string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if !strings.HasPrefix(line, "a=candidate:") || !strings.Contains(line, " typ host") {
+			b.WriteString(line)
+			b.WriteString("\n")
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 func (c *Call) prepareOffer(ctx context.Context) (string, error) {
 	if err := c.newPeerConnection(ctx); err != nil {
 		return "", err
@@ -288,7 +333,7 @@ func (c *Call) prepareOffer(ctx context.Context) (string, error) {
 	if err := c.pc.SetLocalDescription(offer); err != nil {
 		return "", fmt.Errorf("call: offer: %w", err)
 	}
-	return gather(ctx, c.pc)
+	return c.gather(ctx)
 }
 
 // sdpFingerprint extracts the sha-256 certificate fingerprint of an SDP.
@@ -330,7 +375,7 @@ func (c *Call) Answer(ctx context.Context) error {
 		if err := c.pc.SetLocalDescription(ans); err != nil {
 			return fmt.Errorf("call: answer: %w", err)
 		}
-		sdp, err := gather(ctx, c.pc)
+		sdp, err := c.gather(ctx)
 		if err != nil {
 			return err
 		}
@@ -398,6 +443,9 @@ func (c *Call) handle(cs *client.CallSignal) {
 		}
 	case content.CallSignal_ANSWER:
 		if !c.Outgoing {
+			return
+		}
+		if c.reanswered(cs) {
 			return
 		}
 		if st != StateDialing && st != StateRinging {
@@ -509,6 +557,9 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 			// certificate is not the one the E2E signalling named.
 			why = ErrFingerprintMismatch
 		default:
+			if c.fallBackToTURN() {
+				return
+			}
 			why = ErrConnectionFailed
 		}
 		c.failed(why)
@@ -583,6 +634,9 @@ func (c *Call) stopRingTimer() {
 func (c *Call) startLostTimer(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.lostTimer != nil {
+		c.lostTimer.Stop()
+	}
 	c.lostTimer = time.AfterFunc(d, func() {
 		if c.State() == StateConnecting {
 			c.failed(ErrConnectionFailed)

@@ -6,8 +6,10 @@
 // fingerprints in the SDP are authenticated by the ratchet: a relay that
 // rewrites them cannot sit in the middle, the DTLS handshake fails and the
 // call ends with ErrFingerprintMismatch. Media is DTLS-SRTP, directly
-// between the devices or through the relay's TURN server (Options.RelayOnly
-// forces the latter so that peers never learn each other's address).
+// between the devices or through the relay's TURN server: only when the
+// direct path failed (fallback.go: a direct call allocates nothing on
+// TURN), or from the start with Options.RelayOnly so that peers never
+// learn each other's address.
 //
 // Audio is Opus at 48 kHz mono in builds with the opus tag (libopus
 // through cgo: Debian libopus-dev and pkg-config; build with

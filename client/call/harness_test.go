@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ type testRelay struct {
 	url    string
 	store  *sqlitestore.Store
 	turn   *relay.TURNServer
+	allocs *atomic.Int64 // TURN allocations made, ever
 	org    *orgtest.Org
 	logPub ed25519.PublicKey
 }
@@ -50,7 +52,9 @@ func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testR
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"})
+	allocs := new(atomic.Int64)
+	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
+		OnAllocate: func() { allocs.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testR
 		ts.Close()
 		st.Close()
 	})
-	r := &testRelay{url: hs.URL, store: st, turn: ts, org: orgtest.New("Test Org"), logPub: logPub}
+	r := &testRelay{url: hs.URL, store: st, turn: ts, allocs: allocs, org: orgtest.New("Test Org"), logPub: logPub}
 	if err := r.org.Register(ctx, st); err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,10 @@ type Manager struct {
 	mu    sync.Mutex
 	calls map[string]*Call // by call id
 
+	// noDirect, in tests only, leaves host candidates out of the SDP, so
+	// that no direct path exists.
+	noDirect bool
+
 	// tamper, in tests only, rewrites decrypted signals before they are
 	// processed (a man in the middle that could break the encryption).
 	tamper func(from string, s *content.CallSignal)
@@ -294,6 +298,15 @@ func (m *Manager) dispatch(cs *client.CallSignal) {
 		return
 	}
 	if s.Kind == content.CallSignal_OFFER {
+		if c != nil && c.isReoffer(cs, m.sig.DeviceID()) {
+			// The direct path failed: the caller offers again with TURN.
+			ctx, cancel := context.WithTimeout(m.ctx, 20*time.Second)
+			defer cancel()
+			if err := c.reanswer(ctx, s.Sdp); err != nil {
+				c.failed(fmt.Errorf("%w: %w", ErrConnectionFailed, err))
+			}
+			return
+		}
 		m.incoming(cs)
 		return
 	}

@@ -33,7 +33,7 @@ func runTUI(e *env, peer string) error {
 	}
 	// Closed after cancel (deferred calls run last-in first-out), so the
 	// receive loop never blocks on a full channel while closing.
-	defer c.Close()
+	defer closeAfterReceipts(e, c)
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
 		return err
 	}

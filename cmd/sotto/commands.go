@@ -235,7 +235,7 @@ func cmdListen(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeAfterReceipts(e, c)
 	if err := c.Connect(ctx, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func cmdChat(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeAfterReceipts(e, c)
 	hist, err := c.History(ctx, peer, 20)
 	if err != nil {
 		return err
@@ -659,4 +659,15 @@ func cmdWhoami(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "organization %s, key %s\n", displayOrg(name), org.Fingerprint(key))
 	}
 	return nil
+}
+
+// closeAfterReceipts waits (up to the receipt delay and a send) for the
+// receipts of what this run received, which leave after a random delay so
+// that their timing does not link sender and recipient, then closes c.
+// An interrupted run (Ctrl-C) does not wait: its pending receipts are lost.
+func closeAfterReceipts(e *env, c *client.Client) {
+	ctx, cancel := context.WithTimeout(e.ctx, e.receiptDelay+30*time.Second)
+	defer cancel()
+	_ = c.WaitReceipts(ctx)
+	c.Close()
 }

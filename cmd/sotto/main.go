@@ -1,6 +1,6 @@
 // Command sotto is the Sotto messenger's command-line client.
 //
-//	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
+//	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
 // devices (list, link, approve, remove), history, whoami, lock, wipe.
@@ -32,7 +32,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] COMMAND [ARGS]
+const usage = `usage: sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 
 commands:
   enroll --relay URL --code CODE --user NAME [--device-name NAME]
@@ -84,6 +84,9 @@ type env struct {
 	rootCAs  *x509.CertPool
 	pin      []byte
 	insecure bool
+	// receiptDelay is the most receipts wait before they are sent
+	// (--receipt-delay; at least a tenth of it).
+	receiptDelay time.Duration
 }
 
 // errUsage makes run print the usage and exit with status 2.
@@ -204,6 +207,10 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 		return err
 	})
 	fs.BoolVar(&e.insecure, "insecure", e.insecure, "allow an unencrypted ws:// relay that is not on this machine")
+	if e.receiptDelay == 0 {
+		e.receiptDelay = client.DefaultReceiptDelayMax
+	}
+	fs.DurationVar(&e.receiptDelay, "receipt-delay", e.receiptDelay, "send delivery and read receipts after a random delay of up to `D` (at least D/10), batched, so that their timing does not tell the relay who wrote to you")
 	return fs
 }
 
@@ -237,7 +244,8 @@ func (e *env) logger() *slog.Logger {
 }
 
 func (e *env) options(onEvent func(client.Event)) *client.Options {
-	return &client.Options{Logger: e.logger(), OnEvent: onEvent, KDF: e.kdf, Transport: e.transport()}
+	return &client.Options{Logger: e.logger(), OnEvent: onEvent, KDF: e.kdf, Transport: e.transport(),
+		ReceiptDelayMin: e.receiptDelay / 10, ReceiptDelayMax: e.receiptDelay}
 }
 
 // open unlocks the local store.
