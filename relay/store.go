@@ -113,7 +113,6 @@ type Account struct {
 	ID          AccountID
 	Username    string
 	IdentityKey []byte
-	CodeID      string
 	Created     time.Time
 	Expires     time.Time // subscription end
 	Revoked     bool
