@@ -510,19 +510,22 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
-		if err != nil {
-			return fmt.Errorf("sqlitestore: expire: %w", err)
-		}
-		n, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sends WHERE ts_ms < ?`, ms(before)); err != nil {
-			return fmt.Errorf("sqlitestore: expire: %w", err)
-		}
-		return nil
-	})
-	return n, err
+	res, err := s.w.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: expire: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// ExpireSends implements relay.Mailbox.
+func (s *Store) ExpireSends(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM sends WHERE ts_ms < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: expire sends: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // DeleteDevice implements relay.Mailbox.
