@@ -53,6 +53,9 @@ type attachmentRecord struct {
 	Peer    string `json:"peer"`
 	Author  string `json:"author"`
 	Pointer []byte `json:"pointer"` // serialized content.AttachmentPointer
+	// WriteKey is the blob's write key, kept by the device that uploaded
+	// it (only there) to delete the blob from the relay.
+	WriteKey []byte `json:"write_key,omitempty"`
 	// Files are the copies Download wrote, deleted with the message when
 	// its disappearing timer runs out.
 	Files []string `json:"files,omitempty"`
@@ -124,10 +127,11 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	} else if rec != nil && rec.Changed {
 		return nil, &IdentityChangedError{User: user}
 	}
-	ptr, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
+	ptr, writeKey, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
 	if err != nil {
 		return nil, err
 	}
+	defer clear(writeKey)
 	ptr.FileName = attach.BaseName(filepath.Base(path))
 	ptr.ContentType = o.ContentType
 	if ptr.ContentType == "" {
@@ -145,7 +149,7 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 		if sendRefused(err) {
 			// Nobody got the pointer: take the blob down rather than
 			// leave it on the relay until its TTL.
-			c.deleteBlob(ctx, ptr.BlobId)
+			c.deleteBlob(ctx, &blobRef{ID: ptr.BlobId, WriteKey: writeKey})
 		}
 		clear(ptr.Key)
 		return nil, err
@@ -160,7 +164,7 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 		if _, err := appendMessage(ctx, tx, c.acct.Username, m); err != nil {
 			return err
 		}
-		if err := putAttachment(ctx, tx, m, ptr); err != nil {
+		if err := putAttachment(ctx, tx, m, ptr, writeKey); err != nil {
 			return err
 		}
 		return scheduleExpiry(ctx, tx, c.acct.Username, m)
@@ -177,13 +181,16 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	return m, nil
 }
 
+// blobRef is a blob this device uploaded: its id and write key.
+type blobRef struct{ ID, WriteKey []byte }
+
 // dropAttachment forgets the attachment of message m, deleted for
 // everyone: its pointer and file key leave the store and the copies
 // Download wrote are removed. When this device uploaded the file, it
-// returns the blob id for the caller to delete from the relay once the
+// returns the blob for the caller to delete from the relay once the
 // transaction committed.
-func (c *Client) dropAttachment(ctx context.Context, tx *store.Tx, peer, author string, m *Message) ([]byte, error) {
-	var blob []byte
+func (c *Client) dropAttachment(ctx context.Context, tx *store.Tx, peer, author string, m *Message) (*blobRef, error) {
+	var blob *blobRef
 	if author == c.acct.Username && m.FromDevice == c.acct.DeviceID {
 		blob = uploadedBlob(ctx, tx, m)
 	}
@@ -196,9 +203,10 @@ func (c *Client) dropAttachment(ctx context.Context, tx *store.Tx, peer, author 
 	return blob, nil
 }
 
-// uploadedBlob returns the blob id of own message m's attachment, nil
-// when it has none (or it was opened or is gone).
-func uploadedBlob(ctx context.Context, db kv, m *Message) []byte {
+// uploadedBlob returns the blob of message m's attachment when this
+// device uploaded it (it holds the write key), nil otherwise (none, not
+// ours, opened or gone).
+func uploadedBlob(ctx context.Context, db kv, m *Message) *blobRef {
 	if m.Attachment == nil {
 		return nil
 	}
@@ -209,7 +217,8 @@ func uploadedBlob(ctx context.Context, db kv, m *Message) []byte {
 	var rec attachmentRecord
 	err = json.Unmarshal(b, &rec)
 	clear(b)
-	if err != nil || len(rec.Pointer) == 0 {
+	if err != nil || len(rec.Pointer) == 0 || len(rec.WriteKey) != attach.WriteKeySize {
+		clear(rec.Pointer)
 		return nil
 	}
 	var p content.AttachmentPointer
@@ -219,7 +228,7 @@ func uploadedBlob(ctx context.Context, db kv, m *Message) []byte {
 	if err != nil || len(p.BlobId) != attach.IDSize {
 		return nil
 	}
-	return p.BlobId
+	return &blobRef{ID: p.BlobId, WriteKey: rec.WriteKey}
 }
 
 // downloads lists the files Download wrote, wherever they are, as the
@@ -271,11 +280,10 @@ func sendRefused(err error) bool {
 // deleteBlob asks the relay to delete a blob this device uploaded, at
 // once rather than at the end of its TTL. Best effort: what fails here
 // still expires.
-func (c *Client) deleteBlob(ctx context.Context, id []byte) {
+func (c *Client) deleteBlob(ctx context.Context, b *blobRef) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	// ErrDenied: another own device uploaded it.
-	if err := c.blobs().Delete(ctx, id); err != nil && !errors.Is(err, attach.ErrNotFound) && !errors.Is(err, attach.ErrDenied) {
+	if err := c.blobs().Delete(ctx, b.ID, b.WriteKey); err != nil && !errors.Is(err, attach.ErrNotFound) {
 		c.log.Warn("deleting an attachment blob on the relay failed; it expires with its TTL", "err", err)
 	}
 }
@@ -293,12 +301,14 @@ func attachmentOf(p *content.AttachmentPointer) *Attachment {
 	return &Attachment{Name: p.FileName, Size: int64(p.Size), ContentType: p.ContentType, ViewOnce: p.ViewOnce}
 }
 
-func putAttachment(ctx context.Context, db kv, m *Message, p *content.AttachmentPointer) error {
+// putAttachment stores the pointer of message m's attachment, with the
+// blob's write key when this device uploaded it (nil otherwise).
+func putAttachment(ctx context.Context, db kv, m *Message, p *content.AttachmentPointer, writeKey []byte) error {
 	pb, err := proto.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("client: attachment: %w", err)
 	}
-	b, err := json.Marshal(attachmentRecord{Peer: m.Peer, Author: m.From, Pointer: pb})
+	b, err := json.Marshal(attachmentRecord{Peer: m.Peer, Author: m.From, Pointer: pb, WriteKey: writeKey})
 	clear(pb)
 	if err != nil {
 		return fmt.Errorf("client: attachment: %w", err)
@@ -337,7 +347,7 @@ func (c *Client) applyAttachment(ctx context.Context, tx *store.Tx, m *Message, 
 	if err != nil || !added {
 		return err
 	}
-	if err := putAttachment(ctx, tx, m, p); err != nil {
+	if err := putAttachment(ctx, tx, m, p, nil); err != nil {
 		return err
 	}
 	if err := scheduleExpiry(ctx, tx, m.From, m); err != nil {

@@ -21,6 +21,21 @@ import (
 	"sotto/relay"
 )
 
+// attachmentWriteKey returns the blob write key c stores for message id
+// (nil when c did not upload it).
+func attachmentWriteKey(t *testing.T, c *Client, id []byte) []byte {
+	t.Helper()
+	b, err := c.db.Get(context.Background(), tblAttachments, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec attachmentRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.WriteKey
+}
+
 // attachmentPointer returns the pointer c stores for message id.
 func attachmentPointer(t *testing.T, c *Client, id []byte) *content.AttachmentPointer {
 	t.Helper()
@@ -39,9 +54,10 @@ func attachmentPointer(t *testing.T, c *Client, id []byte) *content.AttachmentPo
 	return &p
 }
 
-// TestBlobDeleteByUploaderOnly: the device that uploaded a blob can delete
-// it before its TTL, file and index record; the recipient, who knows the
-// id, cannot; afterwards a download finds nothing.
+// TestBlobDeleteByUploaderOnly: the device that uploaded a blob, which
+// alone holds its write key, can delete it before its TTL, file and index
+// record; the recipient, who knows the id, cannot, with its token or
+// without, nor with a made-up key; afterwards a download finds nothing.
 func TestBlobDeleteByUploaderOnly(t *testing.T) {
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
@@ -57,16 +73,38 @@ func TestBlobDeleteByUploaderOnly(t *testing.T) {
 		t.Fatalf("%d blob files after the send, want 1", n)
 	}
 
+	// Only the uploader keeps the write key, in its encrypted store.
+	writeKey := attachmentWriteKey(t, alice, m.ID)
+	if len(writeKey) != attach.WriteKeySize {
+		t.Fatalf("the uploader's write key: %x", writeKey)
+	}
+	if k := attachmentWriteKey(t, bob, m.ID); k != nil {
+		t.Fatalf("the recipient holds a write key: %x", k)
+	}
 	// The recipient holds the id (the download capability) but may not
 	// delete: 403, and the blob stays downloadable.
-	if err := bob.blobs().Delete(ctx, ptr.BlobId); !errors.Is(err, attach.ErrDenied) {
+	if err := bob.blobs().Delete(ctx, ptr.BlobId, make([]byte, attach.WriteKeySize)); !errors.Is(err, attach.ErrDenied) {
 		t.Fatalf("recipient's delete: %v, want ErrDenied", err)
+	}
+	tok, err := bob.blobs().Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, r.url+"/v1/blobs/"+id.String(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("delete with a device token and no write key: %s", resp.Status)
 	}
 	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: t.TempDir()}); err != nil {
 		t.Fatalf("download after a refused delete: %v", err)
 	}
 
-	if err := alice.blobs().Delete(ctx, ptr.BlobId); err != nil {
+	if err := alice.blobs().Delete(ctx, ptr.BlobId, writeKey); err != nil {
 		t.Fatalf("uploader's delete: %v", err)
 	}
 	if files := r.blobFiles(t); len(files) != 0 {
@@ -81,23 +119,14 @@ func TestBlobDeleteByUploaderOnly(t *testing.T) {
 	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: t.TempDir()}); !errors.Is(err, attach.ErrNotFound) {
 		t.Fatalf("download after delete: %v, want attach.ErrNotFound", err)
 	}
-	if err := alice.blobs().Delete(ctx, ptr.BlobId); !errors.Is(err, attach.ErrNotFound) {
+	if err := alice.blobs().Delete(ctx, ptr.BlobId, writeKey); !errors.Is(err, attach.ErrNotFound) {
 		t.Fatalf("second delete: %v, want attach.ErrNotFound", err)
 	}
-	if err := alice.blobs().Delete(ctx, ptr.BlobId[:8]); !errors.Is(err, attach.ErrNotFound) {
+	if err := alice.blobs().Delete(ctx, ptr.BlobId[:8], writeKey); !errors.Is(err, attach.ErrNotFound) {
 		t.Fatalf("short id: %v", err)
 	}
 
-	// Without a token: 401, and the relay counted one deletion.
-	req, _ := http.NewRequest(http.MethodDelete, r.url+"/v1/blobs/"+id.String(), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("delete without a token: %s", resp.Status)
-	}
+	// The relay counted one deletion.
 	resp, err = http.Get(r.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)

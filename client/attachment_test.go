@@ -347,7 +347,7 @@ func TestAttachmentLimitsAndExpiry(t *testing.T) {
 		c.TTL = time.Hour
 		c.UploadTTL = 10 * time.Minute
 	})
-	code := r.code(t, 2, 24*time.Hour)
+	code := r.code(t, 2, 7*24*time.Hour)
 	alice, _ := r.enroll(t, code, "alice", true)
 	bob, bobEvents := r.enroll(t, code, "bob", true)
 
@@ -411,9 +411,15 @@ func TestAttachmentLimitsAndExpiry(t *testing.T) {
 	if _, _, err := bob.Download(ctx, m.ID, DownloadOptions{Dir: t.TempDir()}); !errors.Is(err, attach.ErrNotFound) {
 		t.Fatalf("expired blob: %v", err)
 	}
-	// The quota is free again.
+	// The quota is charged per day of creation, not per blob (the relay
+	// does not know whose blobs expired): the charges count until their
+	// day leaves the TTL window, then the quota is free again.
+	if _, err := alice.SendFile(ctx, "bob", small, FileOptions{}); !errors.Is(err, attach.ErrQuota) {
+		t.Fatalf("right after expiry: %v, want ErrQuota", err)
+	}
+	r.off.Store(int64(49 * time.Hour))
 	if _, err := alice.SendFile(ctx, "bob", small, FileOptions{}); err != nil {
-		t.Fatalf("after expiry: %v", err)
+		t.Fatalf("after the charges' window: %v", err)
 	}
 }
 
@@ -452,8 +458,9 @@ func TestAttachmentViewOnce(t *testing.T) {
 }
 
 // TestBlobAPIAuthorization drives the relay's blob API by hand: no token,
-// a forged token, another device's upload slot, a wrong offset, an
-// incomplete blob.
+// a forged token, an upload without the write key (even with the
+// uploader's own token), a wrong offset, an incomplete blob, and
+// downloads by the id alone.
 func TestBlobAPIAuthorization(t *testing.T) {
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
@@ -503,38 +510,63 @@ func TestBlobAPIAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created struct{ ID string }
+	var created struct {
+		ID       string `json:"id"`
+		WriteKey string `json:"write_key"`
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %s %v", resp.Status, err)
 	}
 	resp.Body.Close()
 	p := "/v1/blobs/" + created.ID
-	if resp := do("PATCH", p, bobTok, map[string]string{"Upload-Offset": "0"}, "0123456789"); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("another device's slot: %s", resp.Status)
+	key := func(k string, more ...string) map[string]string {
+		h := map[string]string{"Blob-Write-Key": k}
+		for i := 0; i+1 < len(more); i += 2 {
+			h[more[i]] = more[i+1]
+		}
+		return h
 	}
-	if resp := do("PATCH", p, aliceTok, map[string]string{"Upload-Offset": "3"}, "3456789"); resp.StatusCode != http.StatusConflict || resp.Header.Get("Upload-Offset") != "0" {
+	wrong := []byte(created.WriteKey)
+	wrong[0] ^= 1
+	for _, c := range []struct {
+		what, tok string
+		hdr       map[string]string
+	}{
+		{"another device, no write key", bobTok, map[string]string{"Upload-Offset": "0"}},
+		{"the uploader's own token, no write key", aliceTok, map[string]string{"Upload-Offset": "0"}},
+		{"a wrong write key", aliceTok, key(string(wrong), "Upload-Offset", "0")},
+		{"a short write key", "", key(created.WriteKey[:62], "Upload-Offset", "0")},
+	} {
+		if resp := do("PATCH", p, c.tok, c.hdr, "0123456789"); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("upload with %s: %s", c.what, resp.Status)
+		}
+	}
+	// The write key alone is the upload's authorization: no token.
+	if resp := do("PATCH", p, "", key(created.WriteKey, "Upload-Offset", "3"), "3456789"); resp.StatusCode != http.StatusConflict || resp.Header.Get("Upload-Offset") != "0" {
 		t.Fatalf("wrong offset: %s %q", resp.Status, resp.Header.Get("Upload-Offset"))
 	}
-	if resp := do("PATCH", p, aliceTok, map[string]string{"Upload-Offset": "0"}, "01234"); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "5" {
+	if resp := do("PATCH", p, "", key(created.WriteKey, "Upload-Offset", "0"), "01234"); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "5" {
 		t.Fatalf("first half: %s", resp.Status)
 	}
-	if resp := do("GET", p, bobTok, nil, ""); resp.StatusCode != http.StatusNotFound {
+	if resp := do("GET", p, "", nil, ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("incomplete blob served: %s", resp.Status)
 	}
-	if resp := do("PATCH", p, aliceTok, map[string]string{"Upload-Offset": "5"}, "56789X"); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp := do("PATCH", p, "", key(created.WriteKey, "Upload-Offset", "5"), "56789X"); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("past the declared size: %s", resp.Status)
 	}
-	if resp := do("PATCH", p, aliceTok, map[string]string{"Upload-Offset": "5"}, "56789"); resp.StatusCode != http.StatusNoContent {
+	if resp := do("PATCH", p, "", key(created.WriteKey, "Upload-Offset", "5"), "56789"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("second half: %s", resp.Status)
 	}
-	if resp := do("GET", p, "", nil, ""); resp.StatusCode != http.StatusUnauthorized {
+	// Downloads need the id alone: the downloader shows no token, so the
+	// relay cannot tie it to a device.
+	if resp := do("GET", p, "", nil, ""); resp.StatusCode != http.StatusOK || resp.ContentLength != 10 {
 		t.Fatalf("download without a token: %s", resp.Status)
 	}
-	if resp := do("GET", p, bobTok, map[string]string{"Range": "bytes=4-"}, ""); resp.StatusCode != http.StatusPartialContent || resp.ContentLength != 6 {
+	if resp := do("GET", p, "", map[string]string{"Range": "bytes=4-"}, ""); resp.StatusCode != http.StatusPartialContent || resp.ContentLength != 6 {
 		t.Fatalf("ranged download: %s %d", resp.Status, resp.ContentLength)
 	}
 	var unknown [16]byte
-	if resp := do("GET", "/v1/blobs/"+hex.EncodeToString(unknown[:]), bobTok, nil, ""); resp.StatusCode != http.StatusNotFound {
+	if resp := do("GET", "/v1/blobs/"+hex.EncodeToString(unknown[:]), "", nil, ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown blob: %s", resp.Status)
 	}
 	// A revoked device's token stops working for uploads at once.
@@ -555,7 +587,7 @@ func TestBlobAPIAuthorization(t *testing.T) {
 	}
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"sotto_blobs_completed_total 1", "sotto_blob_upload_bytes_total 10", "sotto_blob_download_bytes_total 6", "sotto_blobs_refused_total 1"} {
+	for _, want := range []string{"sotto_blobs_completed_total 1", "sotto_blob_upload_bytes_total 10", "sotto_blob_download_bytes_total 16", "sotto_blobs_refused_total 1"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -624,7 +656,7 @@ func TestAttachment2GiBMemory(t *testing.T) {
 	}()
 	const size = attach.MaxFileSize
 	start := time.Now()
-	ptr, err := alice.blobs().Upload(ctx, genFile{size}, size, nil)
+	ptr, _, err := alice.blobs().Upload(ctx, genFile{size}, size, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ import (
 
 const (
 	tblHistoryImport  = "history-import"  // the new device's pending pointer
-	tblHistoryExports = "history-exports" // blob ids this device exported
+	tblHistoryExports = "history-exports" // blob ids this device exported: export time (8 bytes) and write key
 )
 
 var pendingHistoryKey = []byte("pending")
@@ -263,11 +263,15 @@ func (c *Client) uploadHistory(ctx context.Context) (*historyPointer, *HistorySu
 	}
 	defer clear(pt)
 	sum.Bytes = int64(len(pt))
-	ptr, err := c.blobs().Upload(ctx, bytes.NewReader(pt), int64(len(pt)), nil)
+	ptr, writeKey, err := c.blobs().Upload(ctx, bytes.NewReader(pt), int64(len(pt)), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: history upload: %w", err)
 	}
-	if err := c.db.Put(ctx, tblHistoryExports, ptr.BlobId, binary.BigEndian.AppendUint64(nil, uint64(c.opts.Now().UnixMilli()))); err != nil {
+	rec := append(binary.BigEndian.AppendUint64(nil, uint64(c.opts.Now().UnixMilli())), writeKey...)
+	clear(writeKey)
+	err = c.db.Put(ctx, tblHistoryExports, ptr.BlobId, rec)
+	clear(rec)
+	if err != nil {
 		return nil, nil, err
 	}
 	return &historyPointer{BlobID: ptr.BlobId, Key: ptr.Key, Digest: ptr.Digest, Size: ptr.Size, ChunkSize: ptr.ChunkSize}, sum, nil
@@ -277,12 +281,21 @@ func (c *Client) uploadHistory(ctx context.Context) (*historyPointer, *HistorySu
 // own device reported it imported. Failures are logged: the blob then
 // expires with the relay's TTL.
 func (c *Client) deleteHistoryBlob(ctx context.Context, id []byte) {
-	if _, err := c.db.Get(ctx, tblHistoryExports, id); err != nil {
+	rec, err := c.db.Get(ctx, tblHistoryExports, id)
+	if err != nil {
 		return // not ours (another device approved), or already deleted
+	}
+	defer clear(rec)
+	if len(rec) != 8+attach.WriteKeySize {
+		c.log.Warn("history export record without a write key; the blob expires with the relay's TTL")
+		if err := c.db.Delete(ctx, tblHistoryExports, id); err != nil {
+			c.log.Warn("history export record not dropped", "err", err)
+		}
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := c.blobs().Delete(ctx, id)
+	err = c.blobs().Delete(ctx, id, rec[8:])
 	if err != nil && !errors.Is(err, attach.ErrNotFound) {
 		c.log.Warn("history blob not deleted; it expires with the relay's TTL", "err", err)
 		return
@@ -482,7 +495,7 @@ func (c *Client) importHistory(ctx context.Context, b *historyBundle) (*HistoryS
 				if err := proto.Unmarshal(hm.Pointer, &p); err != nil {
 					return fmt.Errorf("%w: attachment pointer", ErrBadHistory)
 				}
-				err := putAttachment(ctx, tx, m, &p)
+				err := putAttachment(ctx, tx, m, &p, nil)
 				clear(p.Key)
 				if err != nil {
 					return err

@@ -142,7 +142,7 @@ type received struct {
 	foreignAlarm *content.DeviceOrder
 	// uploadedBlob is a blob this device uploaded whose message an own
 	// device deleted for everyone (messaging.go).
-	uploadedBlob []byte
+	uploadedBlob *blobRef
 }
 
 // handleEnvelope processes one envelope; it reports whether the receive

@@ -37,7 +37,7 @@ func TestAttachmentIDOfAnotherMessageRefused(t *testing.T) {
 
 	// Mallory uploads another file and points to it under alice's id.
 	evil := bytes.Repeat([]byte("forged "), 1000)
-	ptr, err := mallory.blobs().Upload(ctx, bytes.NewReader(evil), int64(len(evil)), nil)
+	ptr, _, err := mallory.blobs().Upload(ctx, bytes.NewReader(evil), int64(len(evil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestStalledUploadDoesNotStopBlobExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := func(size string) relay.BlobID {
+	create := func(size string) (relay.BlobID, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/blobs", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -40,7 +40,8 @@ func TestStalledUploadDoesNotStopBlobExpiry(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var out struct {
-			ID string `json:"id"`
+			ID       string `json:"id"`
+			WriteKey string `json:"write_key"`
 		}
 		if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&out) != nil {
 			t.Fatalf("create: %s", resp.Status)
@@ -49,14 +50,14 @@ func TestStalledUploadDoesNotStopBlobExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return id
+		return id, out.WriteKey
 	}
-	stalled := create("1000")
+	stalled, writeKey := create("1000")
 	pr, pw := io.Pipe()
 	// Runs before the relay's own cleanup, which waits for open requests.
 	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
 	req, _ := http.NewRequest(http.MethodPatch, r.url+"/v1/blobs/"+stalled.String(), pr)
-	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Blob-Write-Key", writeKey)
 	req.Header.Set("Upload-Offset", "0")
 	go func() {
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -76,7 +77,7 @@ func TestStalledUploadDoesNotStopBlobExpiry(t *testing.T) {
 			t.Fatal("the upload never reached the relay")
 		}
 	}
-	other := create("5") // never uploaded: expires with the same upload TTL
+	other, _ := create("5") // never uploaded: expires with the same upload TTL
 
 	for _, id := range []relay.BlobID{stalled, other} {
 		deadline := time.Now().Add(30 * time.Second)

@@ -262,7 +262,7 @@ func TestHistoryImportKeepsAnotherMessagesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ptr, err := bob.blobs().Upload(ctx, f, 12<<10, nil)
+	ptr, _, err := bob.blobs().Upload(ctx, f, 12<<10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

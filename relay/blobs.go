@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -40,14 +41,41 @@ func ParseBlobID(s string) (BlobID, error) {
 	return id, nil
 }
 
-// Blob is the index record of an opaque blob (attachment ciphertext).
+// Blob is the index record of an opaque blob (attachment ciphertext). It
+// names no uploader: the id is the capability to read the blob, and the
+// write key, which only the uploader got (at creation, stored here only as
+// its hash), the capability to upload its bytes and to delete it.
 type Blob struct {
-	ID        BlobID
-	Owner     DeviceAddr
-	Size      int64 // declared total size
-	Committed int64 // bytes durably written; == Size when complete
-	Created   time.Time
-	Expires   time.Time
+	ID           BlobID
+	WriteKeyHash [32]byte // SHA-256 of the write key
+	Size         int64    // declared total size
+	Committed    int64    // bytes durably written; == Size when complete
+	Created      time.Time
+	Expires      time.Time
+}
+
+// BlobWriteKeySize is the size of a blob's write key.
+const BlobWriteKeySize = 32
+
+// BlobCharge is what a new blob is charged to: the quota is per device,
+// but the index keeps per device only the bytes it created each day,
+// never which blobs (see BlobIndex.CreateBlob).
+type BlobCharge struct {
+	Uploader DeviceAddr
+	Quota    int64         // bytes per Window
+	Window   time.Duration // a charge counts this long (the blob TTL)
+}
+
+// chargeDay is the UTC day number of t, the unit of blob charges.
+func chargeDay(t time.Time) int64 { return t.UnixMilli() / (24 * 3600 * 1000) }
+
+// ChargeDays returns the day of t and the first day whose charges still
+// count against a quota over window: the days that overlap (t-window, t],
+// plus one, so that a blob created late on the oldest day still counts
+// while it can exist.
+func ChargeDays(t time.Time, window time.Duration) (day, first int64) {
+	day = chargeDay(t)
+	return day, day - int64((window+24*time.Hour-1)/(24*time.Hour))
 }
 
 // Complete reports whether the whole blob was uploaded.
@@ -57,20 +85,27 @@ func (b Blob) Complete() bool { return b.Committed == b.Size }
 var ErrQuota = errors.New("relay: blob storage quota exceeded")
 
 // BlobIndex stores the blob records; the bytes live in files (BlobConfig.Dir).
+// Nothing in it links a blob to the device that uploaded it.
 //
-//   - CreateBlob stores b unless the owner's unexpired blobs (as of
-//     b.Created) plus b.Size exceed quota (ErrQuota), atomically.
+//   - CreateBlob stores b and adds b.Size to the uploader's charge for the
+//     day of b.Created, atomically, unless the uploader's charges of the
+//     days ChargeDays(b.Created, c.Window) counts plus b.Size exceed
+//     c.Quota (ErrQuota: nothing stored). Charges are per (device, day)
+//     sums: deleting or expiring a blob does not refund its charge, which
+//     stops counting once its day leaves the window.
 //   - Blob returns ErrNotFound for an unknown id.
 //   - SetCommitted records how many bytes of the blob are durable and,
 //     when expires is not zero, moves its expiry.
 //   - ExpiredBlobs lists at most limit blobs with Expires <= now.
 //   - DeleteBlob removes a record (no error when absent).
+//   - ExpireCharges deletes the charges of days before day.
 type BlobIndex interface {
-	CreateBlob(ctx context.Context, b Blob, quota int64) error
+	CreateBlob(ctx context.Context, b Blob, c BlobCharge) error
 	Blob(ctx context.Context, id BlobID) (Blob, error)
 	SetCommitted(ctx context.Context, id BlobID, committed int64, expires time.Time) error
 	ExpiredBlobs(ctx context.Context, now time.Time, limit int) ([]BlobID, error)
 	DeleteBlob(ctx context.Context, id BlobID) error
+	ExpireCharges(ctx context.Context, day int64) error
 }
 
 // BlobConfig configures the blob store. It is off unless Index and Dir are set.
@@ -78,12 +113,12 @@ type BlobConfig struct {
 	Index   BlobIndex
 	Dir     string        // blob files; Dir/tmp holds uploads in progress
 	MaxSize int64         // per blob (2 GiB + encryption overhead)
-	Quota   int64         // per device over its unexpired blobs (10 GiB)
+	Quota   int64         // per device: bytes of the blobs it created within the last TTL (10 GiB)
 	TTL     time.Duration // blobs are deleted this long after creation (30 days)
 	// UploadTTL is how long an upload may stay incomplete (24 h, at most
-	// TTL): abandoned uploads stop counting against the quota then.
+	// TTL): abandoned uploads are deleted then (their charge stays).
 	UploadTTL    time.Duration
-	TokenTTL     time.Duration // lifetime of a blob API token (10 min)
+	TokenTTL     time.Duration // lifetime of a blob upload token (10 min)
 	JanitorEvery time.Duration // how often expired blobs are deleted (1 min)
 }
 
@@ -103,6 +138,8 @@ func DefaultBlobConfig() BlobConfig {
 const (
 	hdrBlobLength   = "Blob-Length"
 	hdrUploadOffset = "Upload-Offset"
+	// hdrWriteKey carries a blob's write key (hex) on PATCH and DELETE.
+	hdrWriteKey = "Blob-Write-Key"
 )
 
 // blobService serves /v1/blobs.
@@ -167,8 +204,14 @@ func (b *blobService) runJanitor(ctx context.Context) {
 	}
 }
 
-// expire deletes the blobs whose TTL has passed.
+// expire deletes the blobs whose TTL has passed and the charges that no
+// longer count.
 func (b *blobService) expire(ctx context.Context) {
+	if _, first := ChargeDays(b.s.cfg.Now(), b.cfg.TTL); ctx.Err() == nil {
+		if err := b.cfg.Index.ExpireCharges(ctx, first); err != nil {
+			b.s.log.Warn("expiring blob charges", "err", err)
+		}
+	}
 	for ctx.Err() == nil {
 		ids, err := b.cfg.Index.ExpiredBlobs(ctx, b.s.cfg.Now(), 100)
 		if err != nil {
@@ -280,8 +323,12 @@ func (b *blobService) verify(tok string) (blobToken, error) {
 	return t, nil
 }
 
-// blobToken answers BlobTokenRequest on an authenticated connection. A
-// device whose subscription expired gets a download-only token.
+// blobToken answers BlobTokenRequest on an authenticated connection. The
+// token is needed only to create a blob (the quota is per device);
+// uploading its bytes, deleting it and downloading it are authorized by
+// the blob's own capabilities, so that no device-bound token links an
+// uploader and a downloader. A device whose subscription expired gets a
+// token that cannot create.
 func (c *conn) blobToken() (*wire.BlobTokenResponse, error) {
 	b := c.s.blobs
 	if b == nil {
@@ -319,6 +366,8 @@ func (b *blobService) fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	msg := "internal error"
 	switch {
+	case errors.Is(err, errWriteKey):
+		code, msg = http.StatusForbidden, "wrong or missing blob write key"
 	case errors.Is(err, ErrUnauthenticated):
 		code, msg = http.StatusUnauthorized, "blob token invalid or expired"
 	case errors.Is(err, ErrForbidden):
@@ -352,10 +401,26 @@ func (b *blobService) auth(r *http.Request) (blobToken, error) {
 	return b.verify(tok)
 }
 
-// authWriter authenticates a request that stores data: the device must
-// still exist and not be revoked (tokens outlive a revocation by up to
-// TokenTTL otherwise).
-func (b *blobService) authWriter(r *http.Request) (blobToken, error) {
+// errWriteKey refuses a PATCH or DELETE without the blob's write key.
+var errWriteKey = fmt.Errorf("%w: wrong or missing blob write key", ErrForbidden)
+
+// checkWriteKey checks the request's write key against the blob's hash.
+func checkWriteKey(r *http.Request, bl Blob) error {
+	key, err := hex.DecodeString(r.Header.Get(hdrWriteKey))
+	if err != nil || len(key) != BlobWriteKeySize {
+		return errWriteKey
+	}
+	h := sha256.Sum256(key)
+	if subtle.ConstantTimeCompare(h[:], bl.WriteKeyHash[:]) != 1 {
+		return errWriteKey
+	}
+	return nil
+}
+
+// authCreator authenticates a request that creates a blob: the device
+// must still exist and not be revoked (tokens outlive a revocation by up
+// to TokenTTL otherwise).
+func (b *blobService) authCreator(r *http.Request) (blobToken, error) {
 	t, err := b.auth(r)
 	if err != nil {
 		return t, err
@@ -384,7 +449,7 @@ func (b *blobService) blob(r *http.Request) (Blob, error) {
 }
 
 func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
-	t, err := b.authWriter(r)
+	t, err := b.authCreator(r)
 	if err == nil && !t.upload {
 		err = fmt.Errorf("%w: subscription expired", ErrForbidden)
 	}
@@ -403,12 +468,14 @@ func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	var id BlobID
 	copy(id[:], randomBytes(len(id)))
+	writeKey := randomBytes(BlobWriteKeySize)
 	now := b.s.cfg.Now()
-	bl := Blob{ID: id, Owner: t.dev, Size: size, Created: now, Expires: now.Add(b.cfg.UploadTTL)}
+	bl := Blob{ID: id, WriteKeyHash: sha256.Sum256(writeKey), Size: size, Created: now, Expires: now.Add(b.cfg.UploadTTL)}
 	if size == 0 {
 		bl.Expires = now.Add(b.cfg.TTL)
 	}
-	if err := b.cfg.Index.CreateBlob(r.Context(), bl, b.cfg.Quota); err != nil {
+	charge := BlobCharge{Uploader: t.dev, Quota: b.cfg.Quota, Window: b.cfg.TTL}
+	if err := b.cfg.Index.CreateBlob(r.Context(), bl, charge); err != nil {
 		b.fail(w, err)
 		return
 	}
@@ -423,9 +490,10 @@ func (b *blobService) serveCreate(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(struct {
-		ID      string `json:"id"`
-		Expires int64  `json:"expires_ms"`
-	}{id.String(), bl.Expires.UnixMilli()})
+		ID       string `json:"id"`
+		WriteKey string `json:"write_key"`
+		Expires  int64  `json:"expires_ms"`
+	}{id.String(), hex.EncodeToString(writeKey), bl.Expires.UnixMilli()})
 }
 
 // finish publishes a fully written blob file.
@@ -447,12 +515,10 @@ func (b *blobService) finish(id BlobID) error {
 	return nil
 }
 
+// servePatch appends to a blob. The write key is the authorization: no
+// device token, so the relay learns nothing of who uploads beyond the
+// creation (a device revoked meanwhile may finish an upload it began).
 func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
-	t, err := b.authWriter(r)
-	if err != nil {
-		b.fail(w, err)
-		return
-	}
 	id, err := ParseBlobID(r.PathValue("id"))
 	if err != nil {
 		b.fail(w, err)
@@ -467,12 +533,11 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	defer unlock(lk)
 	bl, err := b.blob(r)
+	if err == nil {
+		err = checkWriteKey(r, bl)
+	}
 	if err != nil {
 		b.fail(w, err)
-		return
-	}
-	if bl.Owner != t.dev {
-		b.fail(w, ErrForbidden)
 		return
 	}
 	off, err := strconv.ParseInt(r.Header.Get(hdrUploadOffset), 10, 64)
@@ -555,11 +620,9 @@ func (b *blobService) write(id BlobID, off int64, body io.Reader) (int64, error)
 // onlyReader hides WriterTo/ReaderFrom so CopyBuffer uses the buffer.
 type onlyReader struct{ io.Reader }
 
+// serveHead and serveGet need only the blob id, the read capability (16
+// random bytes), and no token: a downloader is not asked who it is.
 func (b *blobService) serveHead(w http.ResponseWriter, r *http.Request) {
-	if _, err := b.auth(r); err != nil {
-		b.fail(w, err)
-		return
-	}
 	bl, err := b.blob(r)
 	if err != nil {
 		b.fail(w, err)
@@ -571,10 +634,6 @@ func (b *blobService) serveHead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *blobService) serveGet(w http.ResponseWriter, r *http.Request) {
-	if _, err := b.auth(r); err != nil {
-		b.fail(w, err)
-		return
-	}
 	bl, err := b.blob(r)
 	if err == nil && !bl.Complete() {
 		err = fmt.Errorf("%w: upload not complete", ErrNotFound)
@@ -607,24 +666,17 @@ func (b *blobService) serveGet(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(&countingWriter{ResponseWriter: w, n: &b.dnBytes}, r, "", bl.Created, f)
 }
 
-// serveDelete deletes a blob before its TTL, at the request of the device
-// that uploaded it (a token of any other device gets 403, whatever it
-// knows of the id). It answers 404 for an unknown or expired blob. The
-// token need not allow uploads: a device whose subscription ended may
-// still take its files down.
+// serveDelete deletes a blob before its TTL for whoever presents its
+// write key, which only the uploader got: knowing the id (the read
+// capability) gets 403. It answers 404 for an unknown or expired blob. No
+// token: a device whose subscription ended may still take its files down.
 func (b *blobService) serveDelete(w http.ResponseWriter, r *http.Request) {
-	t, err := b.auth(r)
-	if err != nil {
-		b.fail(w, err)
-		return
-	}
 	bl, err := b.blob(r)
+	if err == nil {
+		err = checkWriteKey(r, bl)
+	}
 	if err != nil {
 		b.fail(w, err)
-		return
-	}
-	if bl.Owner != t.dev {
-		b.fail(w, fmt.Errorf("%w: only the uploader deletes a blob", ErrForbidden))
 		return
 	}
 	// remove waits for an upload in progress to finish its segment.

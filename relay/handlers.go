@@ -207,7 +207,7 @@ func (c *conn) enroll(r *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	if orgKey != nil {
 		c.s.log.Info("organization created by its first admin device", "account", acct.ID.String())
 	}
-	c.s.log.Info("enrolled account", "account", acct.ID.String(), "code", acct.CodeID)
+	c.s.log.Info("enrolled account", "account", acct.ID.String())
 	c.becomeDevice(acct, dev)
 	return &wire.EnrollResponse{AccountId: acct.ID[:], DeviceId: dev.Addr.Device, Username: acct.Username,
 		SubscriptionExpiresMs: acct.Expires.UnixMilli(), LogPublicKey: c.s.logPublicKey()}, nil

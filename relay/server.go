@@ -24,9 +24,16 @@ type Config struct {
 	Now       func() time.Time // default: time.Now
 
 	MailboxTTL time.Duration // envelopes older than this are dropped (30 days)
-	MaxDevices int           // per account (6)
-	DeviceRate Rate          // requests per connection
-	EnrollRate Rate          // enroll, link and failed authentications per client address key
+	// DedupeTTL is how long a send's dedupe record is kept (10 min): a
+	// client that retries a send within it gets "duplicate" and nothing is
+	// stored twice; after it the relay has forgotten who sent that message
+	// id (a later retry is stored again, and the recipient drops the
+	// repeated message id). The expiry loop deletes records every
+	// DedupeTTL/2, so one lives at most 1.5 DedupeTTL.
+	DedupeTTL  time.Duration
+	MaxDevices int  // per account (6)
+	DeviceRate Rate // requests per connection
+	EnrollRate Rate // enroll, link and failed authentications per client address key
 	// EnrollRateAll limits enrollments and links of all clients together
 	// (default 1/s with bursts of 50, or EnrollRate if that is higher).
 	EnrollRateAll  Rate
@@ -79,10 +86,14 @@ type Config struct {
 	SealedRate           Rate
 }
 
+// DefaultDedupeTTL is the default Config.DedupeTTL.
+const DefaultDedupeTTL = 10 * time.Minute
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
 		MailboxTTL:        30 * 24 * time.Hour,
+		DedupeTTL:         DefaultDedupeTTL,
 		MaxDevices:        6,
 		DeviceRate:        Rate{PerSecond: 500, Burst: 1000},
 		EnrollRate:        Rate{PerSecond: 0.2, Burst: 20},
@@ -148,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Witness != nil && cfg.LogKey == nil {
 		problems = append(problems, errors.New("relay: config: a Witness needs a LogKey (a key log to witness)"))
 	}
-	if cfg.MailboxTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 ||
+	if cfg.MailboxTTL < 0 || cfg.DedupeTTL < 0 || cfg.DeliveryWindow < 0 || cfg.MaxDevices < 0 ||
 		cfg.ConnLimits.PerAddr < 0 || cfg.ConnLimits.PerAddrUnauthenticated < 0 || cfg.ConnLimits.MaxUnauthenticated < 0 || cfg.ConnLimits.PerAddrHTTP < 0 ||
 		cfg.ProvisionTimeout < 0 || cfg.SealedIdleTimeout < 0 || cfg.LoginTimeout < 0 {
 		problems = append(problems, errors.New("relay: config: negative limits"))
@@ -170,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MailboxTTL == 0 {
 		cfg.MailboxTTL = d.MailboxTTL
+	}
+	if cfg.DedupeTTL == 0 {
+		cfg.DedupeTTL = d.DedupeTTL
 	}
 	if cfg.MaxDevices == 0 {
 		cfg.MaxDevices = d.MaxDevices
@@ -458,8 +472,11 @@ func (s *Server) Run(ctx context.Context) error {
 		revSeq = revs[len(revs)-1].Seq
 	}
 	s.expire(ctx)
+	s.expireSends(ctx)
 	expireT := time.NewTicker(s.cfg.ExpireEvery)
 	defer expireT.Stop()
+	sendsT := time.NewTicker(max(s.cfg.DedupeTTL/2, time.Second))
+	defer sendsT.Stop()
 	if s.blobs != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.blobs.runJanitor(ctx) }()
@@ -476,6 +493,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-expireT.C:
 			s.expire(ctx)
+		case <-sendsT.C:
+			s.expireSends(ctx)
 		case <-revT.C:
 			revs, err := s.dir.RevocationsSince(ctx, revSeq)
 			if err != nil {
@@ -499,6 +518,22 @@ func (s *Server) expire(ctx context.Context) {
 	if n > 0 {
 		s.log.Info("expired envelopes", "count", n)
 		s.metrics.expired.Add(uint64(n))
+	}
+}
+
+// Expire runs one expiry pass now: envelopes older than MailboxTTL and
+// send dedupe records older than DedupeTTL are deleted. Run does this
+// every ExpireEvery and every DedupeTTL/2; Expire is for an operator's
+// command and for tests, which cannot wait on a ticker.
+func (s *Server) Expire(ctx context.Context) {
+	s.expire(ctx)
+	s.expireSends(ctx)
+}
+
+// expireSends deletes the dedupe records older than DedupeTTL.
+func (s *Server) expireSends(ctx context.Context) {
+	if _, err := s.mb.ExpireSends(ctx, s.cfg.Now().Add(-s.cfg.DedupeTTL)); err != nil {
+		s.log.Warn("expiring send records", "err", err)
 	}
 }
 

@@ -49,7 +49,9 @@ type Envelope struct {
 }
 
 // Send is one SendMessage: the envelopes of one client message, stored
-// atomically, at most once per (Sender, MessageID).
+// atomically, at most once per (Sender, MessageID) within the dedupe
+// window (Config.DedupeTTL). A sealed send has the zero Sender: its
+// dedupe record names no sender.
 type Send struct {
 	Sender    DeviceAddr
 	MessageID []byte
@@ -69,19 +71,26 @@ type AppendResult struct {
 //
 // Semantics every backend must have (see relay/storetest):
 //   - Append returns only once the envelopes are durable (a crash after it
-//     returns loses nothing), and is idempotent on (Sender, MessageID).
+//     returns loses nothing), and is idempotent on (Sender, MessageID)
+//     for as long as the send's dedupe record lives (until ExpireSends
+//     passes its timestamp). The record holds the key and the timestamp,
+//     nothing else.
 //     It fills the sequence half of each envelope's ID in place; sequence
 //     numbers increase with commit order and are never reused.
 //   - Fetch returns a device's envelopes with sequence > after, in append
 //     order (so in order per sender), at most limit, skipping envelopes
 //     older than notBefore.
 //   - Delete removes envelopes only if they belong to the given device.
-//   - Expire removes envelopes and dedupe records older than before.
+//   - Expire removes envelopes older than before and returns how many.
+//   - ExpireSends removes the dedupe records of sends older than before
+//     (minutes old: the relay keeps who sent what no longer than a retry
+//     needs) and returns how many.
 type Mailbox interface {
 	Append(ctx context.Context, s *Send) (AppendResult, error)
 	Fetch(ctx context.Context, dev DeviceAddr, after uint64, notBefore time.Time, limit int) ([]Envelope, error)
 	Delete(ctx context.Context, dev DeviceAddr, ids []EnvelopeID) error
 	Expire(ctx context.Context, before time.Time) (int64, error)
+	ExpireSends(ctx context.Context, before time.Time) (int64, error)
 	DeleteDevice(ctx context.Context, dev DeviceAddr) error
 }
 
@@ -113,7 +122,6 @@ type Account struct {
 	ID          AccountID
 	Username    string
 	IdentityKey []byte
-	CodeID      string
 	Created     time.Time
 	Expires     time.Time // subscription end
 	Revoked     bool

@@ -4120,7 +4120,9 @@ func (x *TurnCredentials) GetExpiresAtMs() int64 {
 }
 
 // BlobTokenRequest (authenticated) asks for a short-lived bearer token for
-// the relay's HTTP blob API (/v1/blobs). The token names this device; the
+// the relay's HTTP blob API (/v1/blobs). The token names this device and
+// is needed only to create a blob (the quota is per device); the blob's
+// write key authorizes its upload and deletion, its id its download. The
 // blobs themselves are opaque ciphertext.
 type BlobTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4163,7 +4165,7 @@ type BlobTokenResponse struct {
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
 	MaxBlobSize   int64                  `protobuf:"varint,3,opt,name=max_blob_size,json=maxBlobSize,proto3" json:"max_blob_size,omitempty"` // bytes; larger uploads are refused
-	QuotaBytes    int64                  `protobuf:"varint,4,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`      // per device, over its unexpired blobs
+	QuotaBytes    int64                  `protobuf:"varint,4,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`      // per device, over the blobs it created within the blob TTL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -33,9 +33,14 @@ var (
 
 // Headers of the blob API (shared with the relay, which defines the same).
 const (
-	hdrLength = "Blob-Length"   // POST: the blob's total size
-	hdrOffset = "Upload-Offset" // PATCH: where the body goes; HEAD/PATCH answer: bytes committed
+	hdrLength   = "Blob-Length"    // POST: the blob's total size
+	hdrOffset   = "Upload-Offset"  // PATCH: where the body goes; HEAD/PATCH answer: bytes committed
+	hdrWriteKey = "Blob-Write-Key" // PATCH, DELETE: the blob's write key (hex)
 )
+
+// WriteKeySize is the size of a blob's write key: the capability, given
+// only to the uploader, to upload the blob's bytes and to delete it.
+const WriteKeySize = 32
 
 // Progress receives (bytes done, bytes total) as a transfer advances.
 type Progress func(done, total int64)
@@ -51,7 +56,10 @@ type Client struct {
 	// TLS and plaintext rules, transport.Options.CheckURL).
 	CheckURL func(rawURL string) error
 	// Token returns a valid bearer token for the blob API (called again
-	// when the relay refuses one).
+	// when the relay refuses one). Only creating a blob needs one (the
+	// relay charges the device's quota); uploading its bytes and deleting
+	// it need its write key, downloading only its id, so that no token
+	// ties a download or a delete to a device.
 	Token func(ctx context.Context) (string, error)
 	// SegmentSize is the blob bytes sent per PATCH (8 MiB).
 	SegmentSize int64
@@ -139,6 +147,15 @@ func (c *Client) do(ctx context.Context, mk func() (*http.Request, error)) (*htt
 	}
 }
 
+// plain sends a request built by mk with no token.
+func (c *Client) plain(ctx context.Context, mk func() (*http.Request, error)) (*http.Response, error) {
+	req, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	return c.httpClient().Do(req.WithContext(ctx))
+}
+
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -209,20 +226,22 @@ func (c *Client) retry(ctx context.Context, step func() (done, progressed bool, 
 
 // Upload encrypts size bytes of src under a fresh key and stores the blob
 // on the relay, resuming after dropped connections. The returned pointer
-// has the blob id, key, digest, size and chunk size set.
-func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progress Progress) (*content.AttachmentPointer, error) {
+// has the blob id, key, digest, size and chunk size set; the write key,
+// which Delete needs, is for the uploader to keep (in its encrypted
+// store), never to send with the pointer.
+func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progress Progress) (ptr *content.AttachmentPointer, writeKey []byte, err error) {
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("attach: key: %w", err)
+		return nil, nil, fmt.Errorf("attach: key: %w", err)
 	}
 	s, err := NewSealer(key, src, size, DefaultChunkSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	total := s.Size()
-	id, err := c.create(ctx, total)
+	id, wk, err := c.create(ctx, total)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seg := c.SegmentSize
 	if seg <= 0 {
@@ -232,7 +251,7 @@ func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progre
 	var off int64
 	snap, err := h.(encoding.BinaryMarshaler).MarshalBinary() // the hash state at off
 	if err != nil {
-		return nil, fmt.Errorf("attach: %w", err)
+		return nil, nil, fmt.Errorf("attach: %w", err)
 	}
 	restore := func() error {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(snap); err != nil {
@@ -257,7 +276,7 @@ func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progre
 			from := off
 			body.progress = func(n int64) { progress(from+n, total) }
 		}
-		committed, perr := c.patch(ctx, id, off, end-off, body)
+		committed, perr := c.patch(ctx, id, wk, off, end-off, body)
 		body.stop()
 		if perr == nil && committed == end && body.n == end-off {
 			advance(end)
@@ -296,11 +315,11 @@ func (c *Client) Upload(ctx context.Context, src io.ReaderAt, size int64, progre
 	})
 	if err != nil {
 		clear(key)
-		c.abandon(ctx, id)
-		return nil, err
+		c.abandon(ctx, id, wk)
+		return nil, nil, err
 	}
 	return &content.AttachmentPointer{BlobId: id, Key: key, Digest: h.Sum(nil), Size: uint64(size),
-		ChunkSize: uint32(DefaultChunkSize)}, nil
+		ChunkSize: uint32(DefaultChunkSize)}, wk, nil
 }
 
 // hashingReader hashes what the HTTP transport reads, until stopped (the
@@ -336,12 +355,11 @@ func (b *hashingReader) stop() {
 	b.mu.Unlock()
 }
 
-func (c *Client) create(ctx context.Context, total int64) ([]byte, error) {
+func (c *Client) create(ctx context.Context, total int64) (id, writeKey []byte, err error) {
 	u, err := c.url(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var id []byte
 	err = c.retry(ctx, func() (bool, bool, error) {
 		resp, err := c.do(ctx, func() (*http.Request, error) {
 			req, err := http.NewRequest(http.MethodPost, u, nil)
@@ -357,48 +375,49 @@ func (c *Client) create(ctx context.Context, total int64) ([]byte, error) {
 			return false, false, statusError(resp)
 		}
 		defer drain(resp)
-		if id, err = parseCreated(resp.Body); err != nil {
+		if id, writeKey, err = parseCreated(resp.Body); err != nil {
 			return false, false, err
 		}
 		return true, true, nil
 	})
-	return id, err
+	return id, writeKey, err
 }
 
 // maxCreated bounds the relay's answer to a create.
 const maxCreated = 4096
 
 // parseCreated reads the relay's answer to a create: a JSON object whose
-// "id" is the new blob's id in hex.
-func parseCreated(body io.Reader) ([]byte, error) {
+// "id" is the new blob's id and "write_key" its write key, in hex.
+func parseCreated(body io.Reader) (id, writeKey []byte, err error) {
 	var r struct {
-		ID string `json:"id"`
+		ID       string `json:"id"`
+		WriteKey string `json:"write_key"`
 	}
 	if err := json.NewDecoder(io.LimitReader(body, maxCreated)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("%w: create: %v", ErrBadResponse, err)
+		return nil, nil, fmt.Errorf("%w: create: %v", ErrBadResponse, err)
 	}
-	id, err := hex.DecodeString(r.ID)
+	id, err = hex.DecodeString(r.ID)
 	if err != nil || len(id) != IDSize {
-		return nil, fmt.Errorf("%w: create: bad blob id", ErrBadResponse)
+		return nil, nil, fmt.Errorf("%w: create: bad blob id", ErrBadResponse)
 	}
-	return id, nil
+	writeKey, err = hex.DecodeString(r.WriteKey)
+	if err != nil || len(writeKey) != WriteKeySize {
+		return nil, nil, fmt.Errorf("%w: create: bad write key", ErrBadResponse)
+	}
+	return id, writeKey, nil
 }
 
-func (c *Client) patch(ctx context.Context, id []byte, off, n int64, body io.Reader) (int64, error) {
+func (c *Client) patch(ctx context.Context, id, writeKey []byte, off, n int64, body io.Reader) (int64, error) {
 	u, err := c.url(id)
 	if err != nil {
 		return 0, err
 	}
-	first := true
-	resp, err := c.do(ctx, func() (*http.Request, error) {
-		if !first {
-			return nil, errors.New("attach: token refused mid-upload")
-		}
-		first = false
+	resp, err := c.plain(ctx, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPatch, u, io.NopCloser(body))
 		if err == nil {
 			req.ContentLength = n
 			req.Header.Set(hdrOffset, strconv.FormatInt(off, 10))
+			req.Header.Set(hdrWriteKey, hex.EncodeToString(writeKey))
 			req.Header.Set("Content-Type", "application/octet-stream")
 		}
 		return req, err
@@ -420,10 +439,10 @@ func (c *Client) patch(ctx context.Context, id []byte, off, n int64, body io.Rea
 	return got, nil
 }
 
-// Delete asks the relay to delete blob id before its TTL. Only the device
-// that uploaded it may (ErrDenied otherwise); ErrNotFound means it is
+// Delete asks the relay to delete blob id before its TTL with the write
+// key Upload returned (ErrDenied for a wrong one); ErrNotFound means it is
 // already gone. Recipients who downloaded it keep their copies.
-func (c *Client) Delete(ctx context.Context, id []byte) error {
+func (c *Client) Delete(ctx context.Context, id, writeKey []byte) error {
 	if len(id) != IDSize {
 		return fmt.Errorf("%w: bad blob id", ErrNotFound)
 	}
@@ -431,7 +450,13 @@ func (c *Client) Delete(ctx context.Context, id []byte) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, func() (*http.Request, error) { return http.NewRequest(http.MethodDelete, u, nil) })
+	resp, err := c.plain(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodDelete, u, nil)
+		if err == nil {
+			req.Header.Set(hdrWriteKey, hex.EncodeToString(writeKey))
+		}
+		return req, err
+	})
 	if err != nil {
 		return err
 	}
@@ -445,10 +470,10 @@ func (c *Client) Delete(ctx context.Context, id []byte) error {
 // abandon deletes an upload that will not be finished, so that it stops
 // counting against the quota now rather than after the relay's upload TTL.
 // Best effort: what fails here expires anyway.
-func (c *Client) abandon(ctx context.Context, id []byte) {
+func (c *Client) abandon(ctx context.Context, id, writeKey []byte) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = c.Delete(ctx, id)
+	_ = c.Delete(ctx, id, writeKey)
 }
 
 // committed asks how many bytes of blob id the relay holds.
@@ -457,7 +482,7 @@ func (c *Client) committed(ctx context.Context, id []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.do(ctx, func() (*http.Request, error) { return http.NewRequest(http.MethodHead, u, nil) })
+	resp, err := c.plain(ctx, func() (*http.Request, error) { return http.NewRequest(http.MethodHead, u, nil) })
 	if err != nil {
 		return 0, err
 	}
@@ -487,7 +512,7 @@ func (c *Client) Download(ctx context.Context, ptr *content.AttachmentPointer, d
 	total := o.Size()
 	return c.retry(ctx, func() (bool, bool, error) {
 		start := o.Offset()
-		resp, err := c.do(ctx, func() (*http.Request, error) {
+		resp, err := c.plain(ctx, func() (*http.Request, error) {
 			req, err := http.NewRequest(http.MethodGet, u, nil)
 			if err == nil && start > 0 {
 				req.Header.Set("Range", fmt.Sprintf("bytes=%d-", start))

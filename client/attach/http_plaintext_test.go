@@ -25,14 +25,14 @@ func TestBlobPlaintextRule(t *testing.T) {
 	c := &Client{Base: "ws://relay.example.org", HTTP: &http.Client{Transport: refuseAll{t}},
 		CheckURL: transport.Options{}.CheckURL, Retries: 1,
 		Token: func(context.Context) (string, error) { return "t", nil }}
-	if _, err := c.Upload(ctx, bytes.NewReader([]byte("x")), 1, nil); !errors.Is(err, transport.ErrPlaintext) {
+	if _, _, err := c.Upload(ctx, bytes.NewReader([]byte("x")), 1, nil); !errors.Is(err, transport.ErrPlaintext) {
 		t.Fatalf("upload: %v, want ErrPlaintext", err)
 	}
 	p := &content.AttachmentPointer{BlobId: make([]byte, IDSize), Key: make([]byte, KeySize), Digest: make([]byte, 32), Size: 1, ChunkSize: MinChunkSize}
 	if err := c.Download(ctx, p, &bytes.Buffer{}, nil); !errors.Is(err, transport.ErrPlaintext) {
 		t.Fatalf("download: %v, want ErrPlaintext", err)
 	}
-	if err := c.Delete(ctx, make([]byte, IDSize)); !errors.Is(err, transport.ErrPlaintext) {
+	if err := c.Delete(ctx, make([]byte, IDSize), make([]byte, WriteKeySize)); !errors.Is(err, transport.ErrPlaintext) {
 		t.Fatalf("delete: %v, want ErrPlaintext", err)
 	}
 }

@@ -82,7 +82,7 @@ func adminInit(e *env, args []string) error {
 	user := fs.String("user", "", "your user `NAME`")
 	orgName := fs.String("org", "", "the organization's `NAME`, shown to everyone you invite")
 	relayCA := fs.String("relay-ca", "", "the CA certificate (PEM `FILE`) of the relay's TLS certificate, where it is not publicly trusted: kept, and handed on in invitations")
-	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	name := fs.String("device-name", "", deviceNameUsage)
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err

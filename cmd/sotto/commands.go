@@ -20,7 +20,7 @@ import (
 func cmdEnroll(e *env, args []string) error {
 	fs := e.flagSet("enroll")
 	invText := fs.String("invitation", "", "the `INVITATION` from your organization's admin (text, or @FILE)")
-	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	name := fs.String("device-name", "", deviceNameUsage)
 	e.kdfFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -76,12 +76,19 @@ func displayOrg(name string) string {
 	return fmt.Sprintf("%q", name)
 }
 
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "device"
+// deviceNameUsage is the help of every --device-name flag. The name is
+// stored by the relay and shown in the account's device list; it defaults
+// to none rather than the host name, which would tell the relay more than
+// it needs (often the owner's name or the machine's model).
+const deviceNameUsage = "this device's `NAME` in your device list, as the relay stores it (default: none; the host name is never sent)"
+
+// deviceLabel is how a device list shows a device: its name, or "device
+// N" when it has none.
+func deviceLabel(id uint32, name string) string {
+	if name == "" {
+		return fmt.Sprintf("device %d", id)
 	}
-	return h
+	return safetext.Name(name)
 }
 
 func cmdSend(e *env, args []string) error {

@@ -56,7 +56,7 @@ func devicesList(e *env, args []string) error {
 		if d.Current {
 			mark = "\t(this device)"
 		}
-		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, safetext.Name(d.Name), d.Created.UTC().Format(time.DateOnly), mark)
+		fmt.Fprintf(e.stdout, "%d\t%s\tcreated %s%s\n", d.ID, deviceLabel(d.ID, d.Name), d.Created.UTC().Format(time.DateOnly), mark)
 	}
 	return nil
 }
@@ -64,7 +64,7 @@ func devicesList(e *env, args []string) error {
 func devicesLink(e *env, args []string) error {
 	fs := e.flagSet("devices link")
 	relay := fs.String("relay", "", "relay `URL`")
-	name := fs.String("device-name", hostname(), "this device's `NAME`")
+	name := fs.String("device-name", "", deviceNameUsage)
 	codeFile := fs.String("code-file", "", "also write the link code to `FILE`")
 	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the approval (a relay keeps a link channel open 3 minutes by default)")
 	deferHistory := fs.Bool("defer-history", false, "keep a history sent by the approving device for later: sotto devices import-history")

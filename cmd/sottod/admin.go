@@ -214,7 +214,6 @@ func (a *adminCmd) codesRevoke(ctx context.Context, id string) error {
 type accountJSON struct {
 	Username string    `json:"username"`
 	ID       string    `json:"id"`
-	Code     string    `json:"code"`
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires"`
 	Revoked  bool      `json:"revoked"`
@@ -232,12 +231,12 @@ func (a *adminCmd) accountsList(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, accountJSON{Username: ac.Username, ID: ac.ID.String(), Code: ac.CodeID, Created: ac.Created, Expires: ac.Expires, Revoked: ac.Revoked, Devices: len(devs)})
+		out = append(out, accountJSON{Username: ac.Username, ID: ac.ID.String(), Created: ac.Created, Expires: ac.Expires, Revoked: ac.Revoked, Devices: len(devs)})
 	}
 	return a.emit(out, func(w io.Writer) {
-		fmt.Fprintln(w, "USERNAME\tDEVICES\tCREATED\tEXPIRES\tSTATUS\tCODE")
+		fmt.Fprintln(w, "USERNAME\tDEVICES\tCREATED\tEXPIRES\tSTATUS")
 		for _, ac := range out {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", ac.Username, ac.Devices, day(ac.Created), day(ac.Expires), status(ac.Revoked, ac.Expires), ac.Code)
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", ac.Username, ac.Devices, day(ac.Created), day(ac.Expires), status(ac.Revoked, ac.Expires))
 		}
 	})
 }

@@ -108,9 +108,9 @@ func (c BackendConfig) problems() []error {
 var jsName = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
 
 // jetStreamOptions derives the stream's subjects and bucket from its name.
-func jetStreamOptions(name string, ttl time.Duration) natsmailbox.Options {
+func jetStreamOptions(name string, ttl, dedupeTTL time.Duration) natsmailbox.Options {
 	low := strings.ToLower(name)
-	return natsmailbox.Options{Stream: name, Subjects: "sotto.mb." + low, Bucket: low + "_sends", TTL: ttl}
+	return natsmailbox.Options{Stream: name, Subjects: "sotto.mb." + low, Bucket: low + "_sends", TTL: ttl, DedupeTTL: dedupeTTL}
 }
 
 // redactURL hides a password in a URL for error messages.
@@ -132,7 +132,7 @@ type backends struct {
 
 // openBackends opens the configured store, mailbox and bus; ttl is the
 // mailbox TTL (the JetStream stream's MaxAge).
-func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl time.Duration, log *slog.Logger) (*backends, error) {
+func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl, dedupeTTL time.Duration, log *slog.Logger) (*backends, error) {
 	b := &backends{close: func() {}}
 	switch c.Store {
 	case "postgres":
@@ -162,7 +162,7 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl time
 		b.bus = natsbus.New(nc, log, natsbus.Options{})
 	}
 	if c.Mailbox == "jetstream" {
-		mb, err := natsmailbox.Open(ctx, nc, jetStreamOptions(c.JetStreamName, ttl))
+		mb, err := natsmailbox.Open(ctx, nc, jetStreamOptions(c.JetStreamName, ttl, dedupeTTL))
 		if err != nil {
 			nc.Close()
 			b.store.Close()

@@ -183,7 +183,7 @@ func twoNodes(t *testing.T, jetStream bool) {
 			if err != nil {
 				return
 			}
-			o := jetStreamOptions(jsName, 0)
+			o := jetStreamOptions(jsName, 0, 0)
 			js.DeleteStream(context.Background(), o.Stream)
 			js.DeleteKeyValue(context.Background(), o.Bucket)
 		})

@@ -33,7 +33,7 @@ func defaultBlobConfig() BlobConfig {
 func blobFlags(fs *flag.FlagSet, c *BlobConfig) {
 	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "attachment blob directory (default: DATA/blobs; \"off\": no attachments)")
 	fs.Int64Var(&c.BlobMaxSize, "blob-max-size", c.BlobMaxSize, "largest attachment blob in bytes")
-	fs.Int64Var(&c.BlobQuota, "blob-quota", c.BlobQuota, "attachment bytes each device may keep stored")
+	fs.Int64Var(&c.BlobQuota, "blob-quota", c.BlobQuota, "attachment bytes each device may create within one -blob-ttl (charged at creation, not refunded on delete)")
 	fs.DurationVar(&c.BlobTTL, "blob-ttl", c.BlobTTL, "delete attachment blobs this long after upload")
 	fs.DurationVar(&c.BlobUploadTTL, "blob-upload-ttl", c.BlobUploadTTL, "delete uploads still incomplete after this long")
 }

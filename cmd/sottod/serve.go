@@ -27,7 +27,10 @@ type Config struct {
 	TLSKey     string
 	ACMEDomain string
 	MailboxTTL time.Duration
-	LogLevel   string
+	// DedupeTTL is how long a send's dedupe record (its sender and message
+	// id) is kept for retries (relay.Config.DedupeTTL).
+	DedupeTTL time.Duration
+	LogLevel  string
 	// EnrollRate and EnrollBurst limit enrollments, device links and
 	// failed authentications per client IP (token bucket).
 	EnrollRate  float64
@@ -65,6 +68,7 @@ func DefaultConfig() Config {
 		DataDir:     "./sotto-data",
 		Listen:      "127.0.0.1:8080",
 		MailboxTTL:  30 * 24 * time.Hour,
+		DedupeTTL:   relay.DefaultDedupeTTL,
 		LogLevel:    "info",
 		WebSocket:   "lean",
 		EnrollRate:  relay.DefaultConfig().EnrollRate.PerSecond,
@@ -95,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.MailboxTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("-mailbox-ttl %v: must be at least 1m", c.MailboxTTL))
+	}
+	if c.DedupeTTL < 10*time.Second || c.DedupeTTL > time.Hour {
+		errs = append(errs, fmt.Errorf("-dedupe-ttl %v: must be 10s to 1h (long enough for a retry, short enough to forget who sent what)", c.DedupeTTL))
 	}
 	if c.WebSocket != "coder" && c.WebSocket != "lean" {
 		errs = append(errs, fmt.Errorf("-websocket %q: want coder or lean", c.WebSocket))
@@ -138,7 +145,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	be, err := openBackends(ctx, cfg.DataDir, cfg.BackendConfig, cfg.MailboxTTL, log)
+	be, err := openBackends(ctx, cfg.DataDir, cfg.BackendConfig, cfg.MailboxTTL, cfg.DedupeTTL, log)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +154,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.Directory, rcfg.Mailbox, rcfg.Logger = store, be.mailbox, log
 	rcfg.Bus = be.bus
 	rcfg.MailboxTTL = cfg.MailboxTTL
+	rcfg.DedupeTTL = cfg.DedupeTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
 	cfg.LimitConfig.apply(&rcfg)
@@ -338,6 +346,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&cfg.ACMEDomain, "acme-domain", "", "obtain a certificate for this domain from Let's Encrypt (listen on :443)")
 	fs.DurationVar(&cfg.MailboxTTL, "mailbox-ttl", cfg.MailboxTTL, "drop undelivered envelopes after this long")
+	fs.DurationVar(&cfg.DedupeTTL, "dedupe-ttl", cfg.DedupeTTL, "keep a send's dedupe record (sender and message id) this long for client retries")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.Float64Var(&cfg.EnrollRate, "enroll-rate", cfg.EnrollRate, "enrollments, links and failed logins per second per client IP")
 	fs.IntVar(&cfg.EnrollBurst, "enroll-burst", cfg.EnrollBurst, "burst of -enroll-rate")

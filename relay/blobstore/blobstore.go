@@ -1,5 +1,7 @@
 // Package blobstore is the SQLite index of the relay's attachment blobs
-// (relay.BlobIndex): one small database file beside the blob files.
+// (relay.BlobIndex): one small database file beside the blob files. A
+// blob's record names no uploader; the per-device quota is kept as daily
+// sums of bytes created (table blob_charges), never per blob.
 package blobstore
 
 import (
@@ -16,18 +18,36 @@ import (
 	"sotto/relay"
 )
 
+// FileName is the index database inside the blob directory.
+const FileName = "blobs.db"
+
 const schema = `
 CREATE TABLE IF NOT EXISTS blobs (
 	id BLOB PRIMARY KEY,
-	account BLOB NOT NULL,
-	device INTEGER NOT NULL,
+	write_key_hash BLOB NOT NULL,
 	size INTEGER NOT NULL,
 	committed INTEGER NOT NULL DEFAULT 0,
 	created INTEGER NOT NULL,
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS blobs_owner ON blobs (account, device, expires);
 CREATE INDEX IF NOT EXISTS blobs_expires ON blobs (expires);
+CREATE TABLE IF NOT EXISTS blob_charges (
+	account BLOB NOT NULL,
+	device INTEGER NOT NULL,
+	day INTEGER NOT NULL,
+	bytes INTEGER NOT NULL,
+	PRIMARY KEY (account, device, day)
+) WITHOUT ROWID;
+`
+
+// unlinkOwners upgrades an index made when blobs named their uploader:
+// the columns go (with their index), the blobs stay (with no write key,
+// so only their TTL deletes them).
+const unlinkOwners = `
+DROP INDEX IF EXISTS blobs_owner;
+ALTER TABLE blobs ADD COLUMN write_key_hash BLOB NOT NULL DEFAULT x'';
+ALTER TABLE blobs DROP COLUMN account;
+ALTER TABLE blobs DROP COLUMN device;
 `
 
 // Index is a relay.BlobIndex in SQLite.
@@ -37,7 +57,7 @@ var _ relay.BlobIndex = (*Index)(nil)
 
 // Open opens (creating) the index database dir/blobs.db.
 func Open(ctx context.Context, dir string) (*Index, error) {
-	path := filepath.Join(dir, "blobs.db")
+	path := filepath.Join(dir, FileName)
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -51,6 +71,17 @@ func Open(ctx context.Context, dir string) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("blobstore: schema: %w", err)
 	}
+	var old int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('blobs') WHERE name = 'account'`).Scan(&old); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("blobstore: schema: %w", err)
+	}
+	if old > 0 {
+		if _, err := db.ExecContext(ctx, unlinkOwners); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("blobstore: drop blob owners: %w", err)
+		}
+	}
 	return &Index{db: db}, nil
 }
 
@@ -58,23 +89,32 @@ func Open(ctx context.Context, dir string) (*Index, error) {
 func (x *Index) Close() error { return x.db.Close() }
 
 // CreateBlob implements relay.BlobIndex.
-func (x *Index) CreateBlob(ctx context.Context, b relay.Blob, quota int64) error {
+func (x *Index) CreateBlob(ctx context.Context, b relay.Blob, c relay.BlobCharge) error {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
 	defer tx.Rollback()
+	up := c.Uploader
+	day, first := relay.ChargeDays(b.Created, c.Window)
 	var used int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM blobs WHERE account = ? AND device = ? AND expires > ?`,
-		b.Owner.Account[:], b.Owner.Device, b.Created.UnixMilli()).Scan(&used); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM blob_charges WHERE account = ? AND device = ? AND day >= ? AND day <= ?`,
+		up.Account[:], up.Device, first, day).Scan(&used); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
-	if used+b.Size > quota {
+	if used+b.Size > c.Quota {
 		return relay.ErrQuota
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, account, device, size, committed, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		b.ID[:], b.Owner.Account[:], b.Owner.Device, b.Size, b.Committed, b.Created.UnixMilli(), b.Expires.UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, write_key_hash, size, committed, created, expires) VALUES (?, ?, ?, ?, ?, ?)`,
+		b.ID[:], b.WriteKeyHash[:], b.Size, b.Committed, b.Created.UnixMilli(), b.Expires.UnixMilli()); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
+	}
+	if b.Size > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO blob_charges (account, device, day, bytes) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account, device, day) DO UPDATE SET bytes = bytes + excluded.bytes`,
+			up.Account[:], up.Device, day, b.Size); err != nil {
+			return fmt.Errorf("blobstore: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
@@ -85,17 +125,17 @@ func (x *Index) CreateBlob(ctx context.Context, b relay.Blob, quota int64) error
 // Blob implements relay.BlobIndex.
 func (x *Index) Blob(ctx context.Context, id relay.BlobID) (relay.Blob, error) {
 	b := relay.Blob{ID: id}
-	var acct []byte
+	var wkh []byte
 	var created, expires int64
-	err := x.db.QueryRowContext(ctx, `SELECT account, device, size, committed, created, expires FROM blobs WHERE id = ?`, id[:]).
-		Scan(&acct, &b.Owner.Device, &b.Size, &b.Committed, &created, &expires)
+	err := x.db.QueryRowContext(ctx, `SELECT write_key_hash, size, committed, created, expires FROM blobs WHERE id = ?`, id[:]).
+		Scan(&wkh, &b.Size, &b.Committed, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, relay.ErrNotFound
 	}
 	if err != nil {
 		return b, fmt.Errorf("blobstore: %w", err)
 	}
-	copy(b.Owner.Account[:], acct)
+	copy(b.WriteKeyHash[:], wkh)
 	b.Created, b.Expires = time.UnixMilli(created), time.UnixMilli(expires)
 	return b, nil
 }
@@ -144,6 +184,14 @@ func (x *Index) ExpiredBlobs(ctx context.Context, now time.Time, limit int) ([]r
 // DeleteBlob implements relay.BlobIndex.
 func (x *Index) DeleteBlob(ctx context.Context, id relay.BlobID) error {
 	if _, err := x.db.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, id[:]); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+// ExpireCharges implements relay.BlobIndex.
+func (x *Index) ExpireCharges(ctx context.Context, day int64) error {
+	if _, err := x.db.ExecContext(ctx, `DELETE FROM blob_charges WHERE day < ?`, day); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
 	return nil

@@ -20,13 +20,15 @@
 //     twice (clients drop repeated message ids). Two concurrent copies
 //     of one send both publish; the loser of the record's creation
 //     deletes its envelopes and reports a duplicate.
-//   - Expire scans the whole stream and bucket; MaxAge (Options.TTL)
-//     is what bounds the stream in production.
+//   - Expire scans the whole stream, ExpireSends the whole bucket; MaxAge
+//     (Options.TTL) and the bucket's TTL (Options.DedupeTTL) are what bound
+//     them in production.
 //   - The stream uses the work-queue retention policy, but no consumer:
 //     messages leave only by acknowledgement (delete), TTL or purge.
 package natsmailbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -58,8 +60,12 @@ type Options struct {
 	Stream   string        // stream name ("SOTTO_MAILBOX")
 	Subjects string        // subject prefix ("sotto.mb")
 	Bucket   string        // dedupe bucket ("sotto_sends")
-	TTL      time.Duration // stream MaxAge and bucket TTL (0: none; Expire still works)
-	Replicas int           // stream and bucket replicas (1)
+	TTL      time.Duration // stream MaxAge (0: none; Expire still works)
+	// DedupeTTL is the bucket's TTL (0: TTL): set it to the relay's
+	// Config.DedupeTTL, so that a dedupe record (and the marker a purge
+	// leaves) does not outlive the relay's window.
+	DedupeTTL time.Duration
+	Replicas  int // stream and bucket replicas (1)
 }
 
 func (o *Options) defaults() {
@@ -111,7 +117,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Mailbox, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:   opts.Bucket,
 		Storage:  jetstream.FileStorage,
-		TTL:      opts.TTL,
+		TTL:      cmp.Or(opts.DedupeTTL, opts.TTL),
 		Replicas: opts.Replicas,
 	})
 	if err != nil {
@@ -300,13 +306,25 @@ func (m *Mailbox) Expire(ctx context.Context, before time.Time) (int64, error) {
 		}
 		seq = raw.Sequence + 1
 	}
+	return n, nil
+}
+
+// ExpireSends implements relay.Mailbox by scanning the bucket. Purge
+// leaves a marker under the key until the bucket's TTL removes it
+// (Options.DedupeTTL bounds that).
+func (m *Mailbox) ExpireSends(ctx context.Context, before time.Time) (int64, error) {
+	if m.closed.Load() {
+		return 0, relay.ErrClosed
+	}
+	cut := before.UnixMilli()
 	keys, err := m.sends.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return n, nil
+		return 0, nil
 	}
 	if err != nil {
-		return n, fmt.Errorf("natsmailbox: expire: %w", err)
+		return 0, fmt.Errorf("natsmailbox: expire sends: %w", err)
 	}
+	var n int64
 	for _, k := range keys {
 		e, err := m.sends.Get(ctx, k)
 		if err != nil {
@@ -314,8 +332,9 @@ func (m *Mailbox) Expire(ctx context.Context, before time.Time) (int64, error) {
 		}
 		if ts, err := strconv.ParseInt(string(e.Value()), 10, 64); err == nil && ts < cut {
 			if err := m.sends.Purge(ctx, k); err != nil {
-				return n, fmt.Errorf("natsmailbox: expire: %w", err)
+				return n, fmt.Errorf("natsmailbox: expire sends: %w", err)
 			}
+			n++
 		}
 	}
 	return n, nil

@@ -93,9 +93,9 @@ func (s *Store) Enroll(ctx context.Context, a relay.NewAccount, now time.Time) (
 		if _, err := tx.Exec(ctx, `UPDATE codes SET used = used + 1 WHERE id = $1`, codeID); err != nil {
 			return fmt.Errorf("pgstore: enroll: %w", err)
 		}
-		acct = relay.Account{ID: a.ID, Username: a.Username, IdentityKey: a.IdentityKey, CodeID: codeID, Created: now, Expires: fromMS(expires)}
-		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, username, identity_key, code_id, created_ms, expires_ms, next_device) VALUES ($1, $2, $3, $4, $5, $6, 2)`,
-			a.ID[:], a.Username, nonNil(a.IdentityKey), codeID, ms(now), expires); err != nil {
+		acct = relay.Account{ID: a.ID, Username: a.Username, IdentityKey: a.IdentityKey, Created: now, Expires: fromMS(expires)}
+		if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, username, identity_key, created_ms, expires_ms, next_device) VALUES ($1, $2, $3, $4, $5, 2)`,
+			a.ID[:], a.Username, nonNil(a.IdentityKey), ms(now), expires); err != nil {
 			if isUniqueViolation(err) { // the same name enrolled concurrently
 				return relay.ErrConflict
 			}
@@ -190,7 +190,7 @@ func (s *Store) LinkDevice(ctx context.Context, tokenHash [32]byte, identityKey 
 	return acct, d, err
 }
 
-const accountCols = `SELECT id, username, identity_key, code_id, created_ms, expires_ms, revoked, next_device FROM accounts`
+const accountCols = `SELECT id, username, identity_key, created_ms, expires_ms, revoked, next_device FROM accounts`
 
 func scanAccount(row pgx.Row) (relay.Account, int64, error) {
 	var (
@@ -199,7 +199,7 @@ func scanAccount(row pgx.Row) (relay.Account, int64, error) {
 		created, expires int64
 		next             int64
 	)
-	err := row.Scan(&id, &a.Username, &a.IdentityKey, &a.CodeID, &created, &expires, &a.Revoked, &next)
+	err := row.Scan(&id, &a.Username, &a.IdentityKey, &created, &expires, &a.Revoked, &next)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, 0, relay.ErrNotFound
 	}

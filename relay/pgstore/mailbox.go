@@ -358,19 +358,20 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM envelopes WHERE ts_ms < $1`, ms(before))
-		if err != nil {
-			return fmt.Errorf("pgstore: expire: %w", err)
-		}
-		n = tag.RowsAffected()
-		if _, err := tx.Exec(ctx, `DELETE FROM sends WHERE ts_ms < $1`, ms(before)); err != nil {
-			return fmt.Errorf("pgstore: expire: %w", err)
-		}
-		return nil
-	})
-	return n, err
+	tag, err := s.pool.Exec(ctx, `DELETE FROM envelopes WHERE ts_ms < $1`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: expire: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ExpireSends implements relay.Mailbox.
+func (s *Store) ExpireSends(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sends WHERE ts_ms < $1`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: expire sends: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // DeleteDevice implements relay.Mailbox.

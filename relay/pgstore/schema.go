@@ -96,6 +96,9 @@ CREATE TABLE org_documents (
 `,
 	// 2: the key transparency log.
 	keyLogMigration,
+	// 3: an account no longer keeps the invitation it came from: it
+	// grouped people by who invited them.
+	`ALTER TABLE accounts DROP COLUMN code_id`,
 }
 
 // Advisory lock keys (transaction-scoped).

@@ -90,9 +90,9 @@ func (s *Store) Enroll(ctx context.Context, a relay.NewAccount, now time.Time) (
 		if _, err := tx.ExecContext(ctx, `UPDATE codes SET used = used + 1 WHERE id = ?`, codeID); err != nil {
 			return fmt.Errorf("sqlitestore: enroll: %w", err)
 		}
-		acct = relay.Account{ID: a.ID, Username: a.Username, IdentityKey: a.IdentityKey, CodeID: codeID, Created: now, Expires: fromMS(expires)}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, username, identity_key, code_id, created_ms, expires_ms, next_device) VALUES (?, ?, ?, ?, ?, ?, 2)`,
-			a.ID[:], a.Username, a.IdentityKey, codeID, ms(now), expires); err != nil {
+		acct = relay.Account{ID: a.ID, Username: a.Username, IdentityKey: a.IdentityKey, Created: now, Expires: fromMS(expires)}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, username, identity_key, created_ms, expires_ms, next_device) VALUES (?, ?, ?, ?, ?, 2)`,
+			a.ID[:], a.Username, a.IdentityKey, ms(now), expires); err != nil {
 			return fmt.Errorf("sqlitestore: enroll: %w", err)
 		}
 		if err := appendLogLeaf(ctx, tx, a); err != nil {
@@ -183,7 +183,7 @@ func (s *Store) LinkDevice(ctx context.Context, tokenHash [32]byte, identityKey 
 	return acct, d, err
 }
 
-const accountCols = `SELECT id, username, identity_key, code_id, created_ms, expires_ms, revoked, next_device FROM accounts`
+const accountCols = `SELECT id, username, identity_key, created_ms, expires_ms, revoked, next_device FROM accounts`
 
 func scanAccount(row interface{ Scan(...any) error }) (relay.Account, int64, error) {
 	var (
@@ -192,7 +192,7 @@ func scanAccount(row interface{ Scan(...any) error }) (relay.Account, int64, err
 		created, expires int64
 		next             int64
 	)
-	err := row.Scan(&id, &a.Username, &a.IdentityKey, &a.CodeID, &created, &expires, &a.Revoked, &next)
+	err := row.Scan(&id, &a.Username, &a.IdentityKey, &created, &expires, &a.Revoked, &next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, 0, relay.ErrNotFound
 	}

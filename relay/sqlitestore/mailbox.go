@@ -510,19 +510,63 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+	res, err := s.w.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: expire: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// expireSendsChunk is how many dedupe records (old or not) one expiry
+// statement covers: the writer connection is shared with the mailbox's
+// batches, which wait for each statement.
+const expireSendsChunk = 8192
+
+// The sends table has no time index (it would cost every send a second
+// B-tree insert), so an expiry pass walks the primary key once, a range
+// of keys at a time: qSendsAhead finds the end of the next range,
+// qExpireSendsRange deletes the old records in it.
+var (
+	qSendsAhead = `SELECT account, device, message_id FROM sends
+	WHERE (account, device, message_id) > (?, ?, ?)
+	ORDER BY account, device, message_id LIMIT 1 OFFSET ` + fmt.Sprint(expireSendsChunk-1)
+	qExpireSendsRange = `DELETE FROM sends WHERE (account, device, message_id) > (?, ?, ?)
+	AND (account, device, message_id) <= (?, ?, ?) AND ts_ms < ?`
+	qExpireSendsRest = `DELETE FROM sends WHERE (account, device, message_id) > (?, ?, ?) AND ts_ms < ?`
+)
+
+// ExpireSends implements relay.Mailbox.
+func (s *Store) ExpireSends(ctx context.Context, before time.Time) (int64, error) {
+	var (
+		n    int64
+		acct = []byte{}
+		dev  = int64(-1)
+		mid  = []byte{}
+	)
+	for {
+		var (
+			a, m []byte
+			d    int64
+		)
+		err := s.w.QueryRowContext(ctx, qSendsAhead, acct, dev, mid).Scan(&a, &d, &m)
+		var res sql.Result
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			res, err = s.w.ExecContext(ctx, qExpireSendsRest, acct, dev, mid, ms(before))
+		case err == nil:
+			res, err = s.w.ExecContext(ctx, qExpireSendsRange, acct, dev, mid, a, d, m, ms(before))
+		}
 		if err != nil {
-			return fmt.Errorf("sqlitestore: expire: %w", err)
+			return n, fmt.Errorf("sqlitestore: expire sends: %w", err)
 		}
-		n, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sends WHERE ts_ms < ?`, ms(before)); err != nil {
-			return fmt.Errorf("sqlitestore: expire: %w", err)
+		k, _ := res.RowsAffected()
+		n += k
+		if a == nil {
+			return n, nil
 		}
-		return nil
-	})
-	return n, err
+		acct, dev, mid = a, d, m
+	}
 }
 
 // DeleteDevice implements relay.Mailbox.

@@ -1,5 +1,11 @@
 package sqlitestore
 
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
 const schema = `
 CREATE TABLE IF NOT EXISTS codes (
 	id         TEXT PRIMARY KEY,
@@ -15,7 +21,6 @@ CREATE TABLE IF NOT EXISTS accounts (
 	id           BLOB PRIMARY KEY,
 	username     TEXT NOT NULL UNIQUE,
 	identity_key BLOB NOT NULL,
-	code_id      TEXT NOT NULL,
 	created_ms   INTEGER NOT NULL,
 	expires_ms   INTEGER NOT NULL,
 	revoked      INTEGER NOT NULL DEFAULT 0,
@@ -75,3 +80,30 @@ CREATE TABLE IF NOT EXISTS sends (
 	PRIMARY KEY (account, device, message_id)
 ) WITHOUT ROWID;
 `
+
+// dropped lists columns that older databases have and this relay no
+// longer keeps; Open drops them (SQLite creates tables with IF NOT
+// EXISTS, so a changed CREATE TABLE does not reach an existing file).
+var dropped = []struct{ table, column string }{
+	// The invitation an account came from: it grouped people by who
+	// invited them.
+	{"accounts", "code_id"},
+}
+
+// dropColumns removes the columns of dropped that db still has.
+func dropColumns(ctx context.Context, db *sql.DB) error {
+	for _, d := range dropped {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, d.table, d.column).Scan(&n); err != nil {
+			return fmt.Errorf("sqlitestore: schema: %w", err)
+		}
+		if n == 0 {
+			continue
+		}
+		// Names from the constant list above, never from input.
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+d.table+` DROP COLUMN `+d.column); err != nil {
+			return fmt.Errorf("sqlitestore: drop %s.%s: %w", d.table, d.column, err)
+		}
+	}
+	return nil
+}

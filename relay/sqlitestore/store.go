@@ -98,6 +98,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}
+	if err := dropColumns(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(on)")
 	if err != nil {
 		w.Close()

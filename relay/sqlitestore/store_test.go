@@ -188,3 +188,65 @@ func TestAsync(t *testing.T) {
 		t.Fatalf("append after close: %v", err)
 	}
 }
+
+// TestExpireSendsInChunks: the dedupe expiry walks the table in chunks;
+// across many chunks it removes exactly the old records.
+func TestExpireSendsInChunks(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.UnixMilli(1_800_000_000_000)
+	const n = 20_000 // more than two chunks of the expiry
+	// Nearly all records are old, so that the chunks' boundary records
+	// are too.
+	fresh := func(i int) int {
+		if i%100 == 0 {
+			return 1
+		}
+		return 0
+	}
+	send := func(i int, ts time.Time) *relay.Send {
+		var from relay.DeviceAddr
+		from.Account[0], from.Device = byte(i%7), uint32(i%3)
+		return &relay.Send{Sender: from, MessageID: []byte(fmt.Sprint("m", i)), Timestamp: ts}
+	}
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 64 {
+				if _, err := s.Append(ctx, send(i, t0.Add(time.Duration(fresh(i))*time.Hour))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.ExpireSends(ctx, t0.Add(time.Minute))
+	if err != nil || got != n-n/100 {
+		t.Fatalf("expired %d %v, want %d", got, err, n-n/100)
+	}
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 64 {
+				r, err := s.Append(ctx, send(i, t0.Add(2*time.Hour)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Duplicate != (fresh(i) == 1) {
+					t.Errorf("send %d: duplicate %v after the expiry", i, r.Duplicate)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

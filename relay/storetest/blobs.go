@@ -23,14 +23,20 @@ type BlobIndex interface {
 // reopen, when not nil, opens the same data again.
 type OpenBlobIndex func(t *testing.T) (idx BlobIndex, reopen func() BlobIndex)
 
-func newBlob(owner relay.DeviceAddr, size int64, created time.Time, ttl time.Duration) relay.Blob {
-	b := relay.Blob{Owner: owner, Size: size, Created: created, Expires: created.Add(ttl)}
+func newBlob(size int64, created time.Time, ttl time.Duration) relay.Blob {
+	b := relay.Blob{Size: size, Created: created, Expires: created.Add(ttl)}
 	rand.Read(b.ID[:])
+	rand.Read(b.WriteKeyHash[:])
 	return b
 }
 
+// chargeTo charges a blob to dev against quota over a 2-day window.
+func chargeTo(dev relay.DeviceAddr, quota int64) relay.BlobCharge {
+	return relay.BlobCharge{Uploader: dev, Quota: quota, Window: 48 * time.Hour}
+}
+
 func sameBlob(a, b relay.Blob) bool {
-	return a.ID == b.ID && a.Owner == b.Owner && a.Size == b.Size && a.Committed == b.Committed &&
+	return a.ID == b.ID && a.WriteKeyHash == b.WriteKeyHash && a.Size == b.Size && a.Committed == b.Committed &&
 		a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires)
 }
 
@@ -42,9 +48,9 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 
 	t.Run("CreateGetDurable", func(t *testing.T) {
 		x, reopen := open(t)
-		b := newBlob(owner, 12345, t0, time.Hour)
+		b := newBlob(12345, t0, time.Hour)
 		b.Committed = 7
-		if err := x.CreateBlob(ctx, b, 1<<40); err != nil {
+		if err := x.CreateBlob(ctx, b, chargeTo(owner, 1<<40)); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := x.Blob(ctx, b.ID); err != nil || !sameBlob(got, b) {
@@ -56,9 +62,9 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 			t.Fatalf("unknown blob: %v, want ErrNotFound", err)
 		}
 		// The same id again is refused and changes nothing.
-		dup := newBlob(stranger, 1, t0, time.Minute)
+		dup := newBlob(1, t0, time.Minute)
 		dup.ID = b.ID
-		if err := x.CreateBlob(ctx, dup, 1<<40); err == nil {
+		if err := x.CreateBlob(ctx, dup, chargeTo(stranger, 1<<40)); err == nil {
 			t.Fatal("a second blob with the same id was accepted")
 		}
 		if got, _ := x.Blob(ctx, b.ID); !sameBlob(got, b) {
@@ -75,46 +81,80 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 		}
 	})
 
+	// The quota is charged at creation, per device and day, and counts
+	// over the window whatever becomes of the blobs: the index keeps no
+	// list of a device's blobs to sum.
 	t.Run("Quota", func(t *testing.T) {
 		x, _ := open(t)
 		defer x.Close()
-		create := func(b relay.Blob) error { return x.CreateBlob(ctx, b, quota) }
-		if err := create(newBlob(owner, 600, t0, time.Hour)); err != nil {
+		create := func(dev relay.DeviceAddr, size int64, at time.Time) error {
+			return x.CreateBlob(ctx, newBlob(size, at, time.Hour), chargeTo(dev, quota))
+		}
+		first := newBlob(600, t0, time.Hour)
+		if err := x.CreateBlob(ctx, first, chargeTo(owner, quota)); err != nil {
 			t.Fatal(err)
 		}
-		over := newBlob(owner, 401, t0, time.Hour)
-		if err := create(over); !errors.Is(err, relay.ErrQuota) {
+		over := newBlob(401, t0, time.Hour)
+		if err := x.CreateBlob(ctx, over, chargeTo(owner, quota)); !errors.Is(err, relay.ErrQuota) {
 			t.Fatalf("over quota: %v, want ErrQuota", err)
 		}
 		if _, err := x.Blob(ctx, over.ID); !errors.Is(err, relay.ErrNotFound) {
 			t.Fatalf("a refused blob was stored: %v", err)
 		}
-		if err := create(newBlob(owner, 400, t0, time.Hour)); err != nil {
+		if err := create(owner, 400, t0); err != nil {
 			t.Fatalf("up to the quota exactly: %v", err)
 		}
 		// The quota is per device: another device of the same account and
 		// another account have their own.
-		if err := create(newBlob(owner2, quota, t0, time.Hour)); err != nil {
+		if err := create(owner2, quota, t0); err != nil {
 			t.Fatalf("other device: %v", err)
 		}
-		if err := create(newBlob(stranger, quota, t0, time.Hour)); err != nil {
+		if err := create(stranger, quota, t0); err != nil {
 			t.Fatalf("other account: %v", err)
 		}
-		if err := create(newBlob(stranger, quota+1, t0.Add(2*time.Hour), time.Hour)); !errors.Is(err, relay.ErrQuota) {
+		if err := create(addr(3, 1), quota+1, t0); !errors.Is(err, relay.ErrQuota) {
 			t.Fatalf("one blob larger than the quota: %v", err)
 		}
-		// Blobs expired as of the new blob's creation no longer count,
-		// even before the janitor deletes them; one expiring exactly then
-		// is expired.
-		if err := create(newBlob(owner, quota, t0.Add(time.Hour), time.Hour)); err != nil {
-			t.Fatalf("after the old blobs expired: %v", err)
-		}
-		if err := create(newBlob(owner, 1, t0.Add(time.Hour), time.Hour)); !errors.Is(err, relay.ErrQuota) {
-			t.Fatalf("the unexpired blob counts: %v", err)
-		}
 		// A zero-size blob always fits.
-		if err := create(newBlob(owner, 0, t0.Add(time.Hour), time.Hour)); err != nil {
+		if err := create(owner, 0, t0); err != nil {
 			t.Fatalf("empty blob at the quota: %v", err)
+		}
+		// Deleting or expiring a blob refunds nothing.
+		if err := x.DeleteBlob(ctx, first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := create(owner, 1, t0.Add(2*time.Hour)); !errors.Is(err, relay.ErrQuota) {
+			t.Fatalf("after deleting a blob: %v, want ErrQuota", err)
+		}
+		// The charges count for the days of the window plus one ...
+		day := 24 * time.Hour
+		if err := create(owner, 1, t0.Add(2*day)); !errors.Is(err, relay.ErrQuota) {
+			t.Fatalf("two days later: %v, want ErrQuota", err)
+		}
+		// ... then roll out, even before ExpireCharges runs.
+		if err := create(owner, quota, t0.Add(3*day)); err != nil {
+			t.Fatalf("three days later: %v", err)
+		}
+	})
+
+	t.Run("ExpireCharges", func(t *testing.T) {
+		x, _ := open(t)
+		defer x.Close()
+		if err := x.CreateBlob(ctx, newBlob(quota, t0, time.Hour), chargeTo(owner, quota)); err != nil {
+			t.Fatal(err)
+		}
+		day, _ := relay.ChargeDays(t0, 48*time.Hour)
+		if err := x.ExpireCharges(ctx, day); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.CreateBlob(ctx, newBlob(1, t0, time.Hour), chargeTo(owner, quota)); !errors.Is(err, relay.ErrQuota) {
+			t.Fatalf("ExpireCharges removed the charge of its own day: %v", err)
+		}
+		if err := x.ExpireCharges(ctx, day+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.CreateBlob(ctx, newBlob(quota, t0, time.Hour), chargeTo(owner, quota)); err != nil {
+			t.Fatalf("after the charge expired: %v", err)
 		}
 	})
 
@@ -128,7 +168,7 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				switch err := x.CreateBlob(ctx, newBlob(owner, 100, t0, time.Hour), quota); {
+				switch err := x.CreateBlob(ctx, newBlob(100, t0, time.Hour), chargeTo(owner, quota)); {
 				case err == nil:
 					ok.Add(1)
 				case errors.Is(err, relay.ErrQuota):
@@ -150,8 +190,8 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 
 	t.Run("SetCommitted", func(t *testing.T) {
 		x, reopen := open(t)
-		b := newBlob(owner, 100, t0, time.Hour)
-		if err := x.CreateBlob(ctx, b, quota); err != nil {
+		b := newBlob(100, t0, time.Hour)
+		if err := x.CreateBlob(ctx, b, chargeTo(owner, quota)); err != nil {
 			t.Fatal(err)
 		}
 		// A zero expiry leaves it unchanged.
@@ -195,8 +235,8 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 		now := t0.Add(time.Hour)
 		var expired, live []relay.BlobID
 		for i := range 8 {
-			b := newBlob(addr(byte(10+i), 1), 10, t0, time.Duration(30+i*5)*time.Minute)
-			if err := x.CreateBlob(ctx, b, quota); err != nil {
+			b := newBlob(10, t0, time.Duration(30+i*5)*time.Minute)
+			if err := x.CreateBlob(ctx, b, chargeTo(owner, quota)); err != nil {
 				t.Fatal(err)
 			}
 			if !b.Expires.After(now) { // 30..60 min: the one at exactly 60 is expired
@@ -252,24 +292,6 @@ func RunBlobIndex(t *testing.T, open OpenBlobIndex) {
 		}
 		if ids, err := x.ExpiredBlobs(ctx, time.Time{}, 10); err != nil || len(ids) != 0 {
 			t.Fatalf("nothing expired at the zero time: %v %v", ids, err)
-		}
-	})
-
-	t.Run("DeleteFreesQuota", func(t *testing.T) {
-		x, _ := open(t)
-		defer x.Close()
-		b := newBlob(owner, quota, t0, time.Hour)
-		if err := x.CreateBlob(ctx, b, quota); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.CreateBlob(ctx, newBlob(owner, 1, t0, time.Hour), quota); !errors.Is(err, relay.ErrQuota) {
-			t.Fatalf("full: %v", err)
-		}
-		if err := x.DeleteBlob(ctx, b.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.CreateBlob(ctx, newBlob(owner, quota, t0, time.Hour), quota); err != nil {
-			t.Fatalf("after delete: %v", err)
 		}
 	})
 }

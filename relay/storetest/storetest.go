@@ -283,9 +283,57 @@ func RunMailbox(t *testing.T, open Open) {
 		if envs := fetchAll(t, s, bob1); len(envs) != 1 || string(envs[0].MessageID) != "young" {
 			t.Fatal("expire removed the wrong envelopes")
 		}
-		// The dedupe record of the expired send is gone too.
-		if r, err := s.Append(ctx, newSend(alice, "old", young, bob1)); err != nil || r.Duplicate {
-			t.Fatalf("re-append after expiry: %+v %v", r, err)
+		// Dedupe records are ExpireSends' business: the expired send's
+		// is still there.
+		if r, err := s.Append(ctx, newSend(alice, "old", young, bob1)); err != nil || !r.Duplicate || !r.Timestamp.Equal(old) {
+			t.Fatalf("re-append after Expire: %+v %v", r, err)
+		}
+	})
+
+	// The relay keeps a send's dedupe record (who sent which message id)
+	// only for the retry window: within it a retry is a duplicate, also
+	// after a restart; ExpireSends then forgets the send and leaves its
+	// envelopes alone.
+	t.Run("DedupeWindow", func(t *testing.T) {
+		s, reopen := open(t)
+		sent := t0
+		var sealed relay.DeviceAddr // a sealed send names no sender
+		for _, from := range []relay.DeviceAddr{alice, sealed} {
+			if r, err := s.Append(ctx, newSend(from, "m", sent, bob1)); err != nil || r.Duplicate {
+				t.Fatalf("first send: %+v %v", r, err)
+			}
+		}
+		// Still in the window: nothing older than the sends is removed.
+		if n, err := s.ExpireSends(ctx, sent); err != nil || n != 0 {
+			t.Fatalf("ExpireSends inside the window: %d %v", n, err)
+		}
+		if reopen != nil {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = reopen()
+		}
+		defer func() { s.Close() }()
+		for _, from := range []relay.DeviceAddr{alice, sealed} {
+			r, err := s.Append(ctx, newSend(from, "m", sent.Add(time.Minute), bob1))
+			if err != nil || !r.Duplicate || !r.Timestamp.Equal(sent) {
+				t.Fatalf("retry within the window: %+v %v", r, err)
+			}
+		}
+		if n := len(fetchAll(t, s, bob1)); n != 2 {
+			t.Fatalf("%d envelopes after retries, want 2", n)
+		}
+		// The window is over: both records go, the envelopes stay.
+		if n, err := s.ExpireSends(ctx, sent.Add(time.Millisecond)); err != nil || n != 2 {
+			t.Fatalf("ExpireSends after the window: %d %v, want 2", n, err)
+		}
+		if n := len(fetchAll(t, s, bob1)); n != 2 {
+			t.Fatalf("ExpireSends removed envelopes: %d left, want 2", n)
+		}
+		// A retry after the window is stored again (the recipient drops the
+		// repeated message id).
+		if r, err := s.Append(ctx, newSend(alice, "m", sent.Add(time.Hour), bob1)); err != nil || r.Duplicate {
+			t.Fatalf("retry after the window: %+v %v", r, err)
 		}
 	})
 
