@@ -193,7 +193,34 @@ func (c *Client) Close() error {
 // which must pass the passphrase policy (Options.MinPassphraseBits) and
 // differ from the duress passphrase; old is the current one.
 func (c *Client) ChangePassphrase(old, newPassphrase []byte) error {
-	return c.db.ChangePassphrase(old, newPassphrase, c.opts.MinPassphraseBits, rand.Reader)
+	return c.db.ChangePassphrase(old, newPassphrase, c.passphraseMinimum(context.Background()), rand.Reader)
+}
+
+// passphraseMinimum is the stricter of the client's passphrase policy and
+// the organization's.
+func (c *Client) passphraseMinimum(ctx context.Context) float64 {
+	m := c.opts.MinPassphraseBits
+	if m == 0 {
+		m = store.DefaultMinPassphraseBits
+	}
+	if m < 0 {
+		return m // tests: no policy
+	}
+	if p, err := c.OrgPolicy(ctx); err == nil && float64(p.GetMinPassphraseBits()) > m {
+		m = float64(p.GetMinPassphraseBits())
+	}
+	return m
+}
+
+// PassphraseBelowPolicy reports whether passphrase (the one just used to
+// unlock) is weaker than the organization's minimum, so that a front end
+// can ask the person to change it.
+func (c *Client) PassphraseBelowPolicy(ctx context.Context, passphrase []byte) error {
+	p, err := c.OrgPolicy(ctx)
+	if err != nil || p.GetMinPassphraseBits() == 0 {
+		return err
+	}
+	return store.CheckPassphrase(passphrase, float64(p.GetMinPassphraseBits()))
 }
 
 // Policy returns the unlock policy of the local store.

@@ -104,9 +104,13 @@ type Policy struct {
 	// Sealed sender only: a device never sends a message with its sender
 	// named when the relay refuses a sealed send, whatever its user's
 	// sealed-fallback setting (the message is not sent).
-	SealedOnly    bool `protobuf:"varint,10,opt,name=sealed_only,json=sealedOnly,proto3" json:"sealed_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SealedOnly bool `protobuf:"varint,10,opt,name=sealed_only,json=sealedOnly,proto3" json:"sealed_only,omitempty"`
+	// The organization's minimum for passphrases, as estimated bits of
+	// guessing entropy (client/store/strength.go); 0: the client's own (50).
+	// A device whose passphrase is below it says so at every unlock.
+	MinPassphraseBits uint32 `protobuf:"varint,11,opt,name=min_passphrase_bits,json=minPassphraseBits,proto3" json:"min_passphrase_bits,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -207,6 +211,13 @@ func (x *Policy) GetSealedOnly() bool {
 		return x.SealedOnly
 	}
 	return false
+}
+
+func (x *Policy) GetMinPassphraseBits() uint32 {
+	if x != nil {
+		return x.MinPassphraseBits
+	}
+	return 0
 }
 
 // WipeOrder names one enrollment of one device: a re-enrolled device (a
@@ -525,7 +536,7 @@ const file_org_proto_rawDesc = "" +
 	"\x06Notice\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"\xbe\x03\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\xee\x03\n" +
 	"\x06Policy\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12.\n" +
@@ -538,7 +549,8 @@ const file_org_proto_rawDesc = "" +
 	"\x15witness_bound_seconds\x18\t \x01(\rR\x13witnessBoundSeconds\x12\x1f\n" +
 	"\vsealed_only\x18\n" +
 	" \x01(\bR\n" +
-	"sealedOnly\"\xe2\x01\n" +
+	"sealedOnly\x12.\n" +
+	"\x13min_passphrase_bits\x18\v \x01(\rR\x11minPassphraseBits\"\xe2\x01\n" +
 	"\tWipeOrder\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12'\n" +

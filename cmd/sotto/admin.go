@@ -29,7 +29,7 @@ const adminUsage = `usage:
   sotto admin import --in FILE --export-passphrase-file FILE
   sotto admin notice [--wait D] [--json] TEXT...
   sotto admin wipe [--valid D] [--wait D] [--json] USER DEVICE-ID
-  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D]
+  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D] [--min-passphrase-bits N]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
   sotto admin member-access [--json]   (a new org-wide key for sealed first messages; again when a member leaves)
@@ -373,6 +373,7 @@ func adminPolicySet(e *env, args []string) error {
 	idle := durationSeconds(fs, "idle-lock", "lock a client idle for `D` (0: never)")
 	dmin := durationSeconds(fs, "disappearing-min", "shortest disappearing-message timer `D` allowed")
 	dmax := durationSeconds(fs, "disappearing-max", "longest disappearing-message timer `D` allowed")
+	minBits := fs.Uint("min-passphrase-bits", 0, "devices' passphrases must reach `N` bits of estimated guessing entropy (0: the client's 50)")
 	wbound := durationSeconds(fs, "witness-bound", "alarm when a key log head stays `D` without the org witness's co-signature (0: 24h)")
 	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
 	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
@@ -383,6 +384,7 @@ func adminPolicySet(e *env, args []string) error {
 	p.FailedUnlockLimit, p.Version = uint32(*unlocks), *version
 	p.IdleLockSeconds, p.DisappearingMinSeconds, p.DisappearingMaxSeconds = *idle, *dmin, *dmax
 	p.WitnessBoundSeconds = *wbound
+	p.MinPassphraseBits = uint32(*minBits)
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err

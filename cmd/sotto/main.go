@@ -272,6 +272,11 @@ func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 		// wiped silently and this device must look freshly installed.
 		return nil, e.noDevice()
 	}
+	if err == nil {
+		if weak := c.PassphraseBelowPolicy(e.ctx, pass); weak != nil {
+			fmt.Fprintf(e.stderr, "! %v: your organization asks for a stronger passphrase; change it with sotto lock --new-passphrase-file FILE\n", weak)
+		}
+	}
 	return c, err
 }
 
