@@ -365,21 +365,7 @@ func (c *Call) Answer(ctx context.Context) error {
 		if err := c.newPeerConnection(ctx); err != nil {
 			return err
 		}
-		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-			return fmt.Errorf("call: offer: %w", err)
-		}
-		ans, err := c.pc.CreateAnswer(nil)
-		if err != nil {
-			return fmt.Errorf("call: answer: %w", err)
-		}
-		if err := c.pc.SetLocalDescription(ans); err != nil {
-			return fmt.Errorf("call: answer: %w", err)
-		}
-		sdp, err := c.gather(ctx)
-		if err != nil {
-			return err
-		}
-		return c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_ANSWER, ToDevice: c.PeerDevice(), Sdp: sdp, Media: []string{"audio"}})
+		return c.answerOffer(ctx, offer)
 	}()
 	if err != nil {
 		c.m.send(c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: c.PeerDevice(), Reason: content.CallSignal_FAILED})
@@ -390,6 +376,26 @@ func (c *Call) Answer(ctx context.Context) error {
 	c.m.send(c.m.sig.Username(), &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_ANSWERED_ELSEWHERE, Peer: c.Peer})
 	c.startLostTimer(2 * c.m.opts.ICEFailedTimeout)
 	return nil
+}
+
+// answerOffer answers offer on the call's peer connection: remote
+// description, answer, ICE gathering, and the ANSWER to the peer device.
+func (c *Call) answerOffer(ctx context.Context, offer string) error {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fmt.Errorf("call: offer: %w", err)
+	}
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("call: answer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("call: answer: %w", err)
+	}
+	sdp, err := c.gather(ctx)
+	if err != nil {
+		return err
+	}
+	return c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_ANSWER, ToDevice: c.PeerDevice(), Sdp: sdp, Media: []string{"audio"}})
 }
 
 // Reject declines an incoming ringing call.

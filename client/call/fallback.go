@@ -107,22 +107,8 @@ func (c *Call) reanswer(ctx context.Context, offer string) error {
 	if err := c.replacePeerConnection(ctx); err != nil {
 		return err
 	}
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fmt.Errorf("call: offer: %w", err)
-	}
-	ans, err := c.pc.CreateAnswer(nil)
-	if err != nil {
-		return fmt.Errorf("call: answer: %w", err)
-	}
-	if err := c.pc.SetLocalDescription(ans); err != nil {
-		return fmt.Errorf("call: answer: %w", err)
-	}
-	sdp, err := c.gather(ctx)
-	if err != nil {
-		return err
-	}
 	c.startLostTimer(2 * c.m.opts.ICEFailedTimeout)
-	return c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_ANSWER, ToDevice: c.PeerDevice(), Sdp: sdp, Media: []string{"audio"}})
+	return c.answerOffer(ctx, offer)
 }
 
 // reanswered (caller) applies the answer to its offer with TURN; it
