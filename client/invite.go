@@ -29,7 +29,7 @@ var ErrBadBootstrap = errors.New("client: malformed bootstrap code")
 
 // ParseBootstrap reads the code `sottod admin bootstrap` prints.
 func ParseBootstrap(text string) (*wire.BootstrapCode, error) {
-	rest, ok := strings.CutPrefix(findToken(text, BootstrapPrefix), BootstrapPrefix)
+	rest, ok := strings.CutPrefix(org.FindToken(text, BootstrapPrefix), BootstrapPrefix)
 	if !ok || len(rest) > 4096 {
 		return nil, fmt.Errorf("%w: it does not start with %q", ErrBadBootstrap, BootstrapPrefix)
 	}
@@ -42,28 +42,10 @@ func ParseBootstrap(text string) (*wire.BootstrapCode, error) {
 		return nil, fmt.Errorf("%w: not a bootstrap code", ErrBadBootstrap)
 	}
 	if len(c.LogKey) != ed25519.PublicKeySize || len(c.Secret) != orgcert.SeatTokenSize ||
-		(len(c.TlsPin) != 0 && len(c.TlsPin) != 32) || checkURL(c.RelayUrl) != nil {
+		(len(c.TlsPin) != 0 && len(c.TlsPin) != 32) || org.CheckRelayURL(c.RelayUrl) != nil {
 		return nil, fmt.Errorf("%w: fields", ErrBadBootstrap)
 	}
 	return &c, nil
-}
-
-// findToken returns the word of text that starts with prefix (text may be
-// a command's whole output), or text without white space.
-func findToken(text, prefix string) string {
-	for _, f := range strings.Fields(text) {
-		if strings.HasPrefix(f, prefix) {
-			return f
-		}
-	}
-	return strings.Join(strings.Fields(text), "")
-}
-
-func checkURL(u string) error {
-	if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
-		return fmt.Errorf("client: the relay URL must start with ws:// or wss://")
-	}
-	return nil
 }
 
 // BootstrapParams describe the first admin device of a new organization.

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/client/org"
 	"sotto/wire"
 )
 
@@ -32,7 +33,7 @@ func FuzzParseBootstrap(f *testing.F) {
 			}
 			return
 		}
-		if len(c.LogKey) != 32 || len(c.Secret) != 32 || checkURL(c.RelayUrl) != nil {
+		if len(c.LogKey) != 32 || len(c.Secret) != 32 || org.CheckRelayURL(c.RelayUrl) != nil {
 			t.Fatalf("accepted %+v", c)
 		}
 	})

@@ -73,8 +73,11 @@ func getOpt(ctx context.Context, db kv, table, key string) ([]byte, error) {
 // OrgFingerprint returns the fingerprint of the org key this device is
 // bound to ("" when none).
 func (c *Client) OrgFingerprint(ctx context.Context) (string, error) {
-	b, err := getOpt(ctx, c.db, tblOrg, "fingerprint")
-	return string(b), err
+	k, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
+	if err != nil || k == nil {
+		return "", err
+	}
+	return org.Fingerprint(k), nil
 }
 
 // orgKey returns the org public key pinned at enrollment or link.

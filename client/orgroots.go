@@ -81,7 +81,6 @@ func pinRoots(ctx context.Context, db kv, r *roots) error {
 		v []byte
 	}{
 		{orgKeyKey, r.OrgKey},
-		{"fingerprint", []byte(org.Fingerprint(r.OrgKey))},
 		{orgNameKey, []byte(r.OrgName)},
 		{orgPolicyMinKey, binary.BigEndian.AppendUint64(nil, r.PolicyMin)},
 		{orgNoticeFloor, binary.BigEndian.AppendUint64(nil, r.NoticeFloor)},

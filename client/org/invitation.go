@@ -56,7 +56,7 @@ func MintInvitation(orgKey ed25519.PrivateKey, p MintParams) (*Invitation, *wire
 	if len(p.LogKey) != ed25519.PublicKeySize {
 		return nil, nil, fmt.Errorf("org: an invitation needs the key log's key")
 	}
-	if err := checkRelayURL(p.RelayURL); err != nil {
+	if err := CheckRelayURL(p.RelayURL); err != nil {
 		return nil, nil, err
 	}
 	invPub, invPriv, err := ed25519.GenerateKey(rand.Reader)
@@ -84,7 +84,19 @@ func MintInvitation(orgKey ed25519.PrivateKey, p MintParams) (*Invitation, *wire
 	return inv, grant, nil
 }
 
-func checkRelayURL(s string) error {
+// FindToken returns the word of text that starts with prefix (text may
+// be a command's whole output), else text without white space.
+func FindToken(text, prefix string) string {
+	for _, f := range strings.Fields(text) {
+		if strings.HasPrefix(f, prefix) {
+			return f
+		}
+	}
+	return strings.Join(strings.Fields(text), "")
+}
+
+// CheckRelayURL checks that s is a ws:// or wss:// URL with a host.
+func CheckRelayURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || len(s) > 512 {
 		return fmt.Errorf("org: the relay URL must be ws:// or wss:// with a host")
@@ -125,12 +137,7 @@ func (o *Opened) SeatCode() string { return base64.RawURLEncoding.EncodeToString
 // handing the invitation over out of band is for, and why enrollment shows
 // the organization's name and key fingerprint.
 func ParseInvitation(text string, now time.Time) (*Opened, error) {
-	for _, f := range strings.Fields(text) {
-		if strings.HasPrefix(f, InvitationPrefix) {
-			text = f // the token within a command's whole output
-		}
-	}
-	text = strings.Join(strings.Fields(text), "")
+	text = FindToken(text, InvitationPrefix)
 	rest, ok := strings.CutPrefix(text, InvitationPrefix)
 	if !ok || len(text) > maxInvitationText {
 		return nil, fmt.Errorf("%w: it does not start with %q", ErrBadInvitation, InvitationPrefix)
@@ -151,7 +158,7 @@ func openInvitation(inv *Invitation, now time.Time) (*Opened, error) {
 	switch {
 	case inv.Version != 1:
 		return bad(fmt.Sprintf("version %d (this client reads version 1)", inv.Version))
-	case checkRelayURL(inv.RelayUrl) != nil:
+	case CheckRelayURL(inv.RelayUrl) != nil:
 		return bad("relay URL")
 	case len(inv.RelayTlsPin) != 0 && len(inv.RelayTlsPin) != sha256.Size:
 		return bad("TLS pin")
