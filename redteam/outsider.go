@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,59 @@ func outsiderAttacks() []Attack {
 					c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 				}
 			}, func(i int) http.Header { return xff(fmt.Sprintf("198.51.100.%d", i+1)) }),
+		},
+		{
+			Name:    "proxy-shared-bucket",
+			Threat:  "behind a reverse proxy every client has the proxy's address: one abuser fills the shared per-address budget and locks everybody else behind the proxy out",
+			Defence: "with -trusted-proxy, the client address the proxy forwards keys every limit (relay/clientaddr.go)",
+			Switch:  "no -trusted-proxy",
+			Run: func(ctx context.Context, e *Env, on bool) (Outcome, error) {
+				r, err := e.StartRelay(ctx, RelayOptions{Config: func(c *relay.Config) {
+					floodLimits(c)
+					if on {
+						c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+					}
+				}})
+				if err != nil {
+					return Outcome{}, err
+				}
+				held, _, err := e.flood(ctx, r, func(int) http.Header { return xff("198.51.100.66") })
+				if err != nil {
+					return Outcome{}, err
+				}
+				if _, status, err := e.DialFrom(ctx, r, "127.0.0.2", xff("203.0.113.7")); err != nil {
+					return through("the abuser holds %d; another client behind the proxy is refused (%d)", held, status), nil
+				}
+				return stopped("the abuser behind the proxy holds %d; another client behind the same proxy is served", held), nil
+			},
+		},
+		{
+			Name:    "unauthenticated-lockout",
+			Threat:  "an outsider with many addresses holds as many unauthenticated connections as the relay accepts in all, so that nobody else can connect",
+			Defence: "at -max-unauth open, a newcomer closes the oldest unauthenticated connection (relay/connlimit.go): the attacker can churn, not lock out; memory stays bounded",
+			Switch:  "-max-unauth-refuse (refuse newcomers when full)",
+			Run: func(ctx context.Context, e *Env, on bool) (Outcome, error) {
+				r, err := e.StartRelay(ctx, RelayOptions{Config: func(c *relay.Config) {
+					c.ConnLimits = relay.ConnLimits{PerAddr: 16, PerAddrUnauthenticated: 4, MaxUnauthenticated: 8, RefuseWhenFull: !on}
+				}})
+				if err != nil {
+					return Outcome{}, err
+				}
+				for i := range 16 {
+					e.DialFrom(ctx, r, fmt.Sprintf("127.0.2.%d", i/4+1), nil) // refused past each address's 4
+				}
+				open, err := r.Metric(ctx, "sotto_connections_unauthenticated")
+				if err != nil {
+					return Outcome{}, err
+				}
+				if n, err := strconv.Atoi(open); err != nil || n > 8 {
+					return through("%s unauthenticated connections open, past the cap of 8 (%v)", open, err), nil
+				}
+				if _, status, err := e.DialFrom(ctx, r, "127.0.0.9", nil); err != nil {
+					return through("16 attempts from 4 addresses, %s unauthenticated open; a newcomer is refused (%d)", open, status), nil
+				}
+				return stopped("16 attempts from 4 addresses: %s unauthenticated open at most (cap 8, the oldest closed); a newcomer is served", open), nil
+			},
 		},
 		{
 			Name:    "code-guessing-many-addresses",
