@@ -175,13 +175,10 @@ func (c *Client) ensureAccessKey(ctx context.Context, conn *transport.Conn, pk [
 	if err != nil {
 		return err
 	}
-	if done, err := c.db.Get(ctx, tblSealed, keyAccessSet); err == nil && bytes.Equal(done, ak) {
+	if done, err := c.db.Get(ctx, tblSealed, keyAccessSet); err == nil && bytes.Equal(done, accessKeyMark(ak, c.refusesMember(ctx))) {
 		return nil
 	}
-	if err := conn.SetAccessKey(ctx, ak); err != nil {
-		return fmt.Errorf("client: upload access key: %w", err)
-	}
-	return c.db.Put(ctx, tblSealed, keyAccessSet, ak)
+	return c.uploadAccessKey(ctx, conn, ak)
 }
 
 // attachProfileKey puts the profile key into ct: on every send to the own
@@ -202,6 +199,9 @@ func (c *Client) attachProfileKey(ctx context.Context, conn *transport.Conn, to 
 		return false, nil
 	}
 	if to != c.acct.Username {
+		if revoked, err := c.Revoked(ctx, to); err != nil || revoked {
+			return false, err // never to a revoked contact (revoke.go)
+		}
 		b, err := c.db.Get(ctx, tblSealed, profileKeySent(to))
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, err
@@ -264,6 +264,12 @@ func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *co
 	if err := tx.Put(ctx, tblSealed, keyProfile, pk); err != nil {
 		return err
 	}
+	return resetProfileKeySends(ctx, tx)
+}
+
+// resetProfileKeySends forgets how often the profile key was sent to each
+// contact: a new key is shared with every contact again.
+func resetProfileKeySends(ctx context.Context, tx kv) error {
 	entries, err := tx.List(ctx, tblSealed)
 	if err != nil {
 		return err

@@ -59,12 +59,8 @@ func (c *Client) uploadOwnAccessKey(ctx context.Context, conn *transport.Conn) {
 		c.log.Warn("access key not derived", "err", err)
 		return
 	}
-	if err := conn.SetAccessKey(ctx, ak); err != nil {
+	if err := c.uploadAccessKey(ctx, conn, ak); err != nil {
 		c.log.Warn("access key not uploaded", "err", err)
-		return
-	}
-	if err := c.db.Put(ctx, tblSealed, keyAccessSet, ak); err != nil {
-		c.log.Warn("access key upload not recorded", "err", err)
 	}
 }
 

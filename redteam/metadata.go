@@ -40,6 +40,13 @@ func metadataAttacks() []Attack {
 			Run:     runFirstMessage,
 		},
 		{
+			Name:    "revoked-contact",
+			Threat:  "a member alice no longer wants to hear from (mallory) keeps sending her sealed messages with the access key of alice's profile key, or with the organization's member key every member holds",
+			Defence: "client.RevokeContact: a new profile key (not given to mallory), and the relay told to refuse the member key for alice (SetAccessKeyRequest.refuse_member_access, relay/memberrefuse.go); other contacts get the new key with alice's next message",
+			Switch:  "no revocation",
+			Run:     runRevokedContact,
+		},
+		{
 			Name:    "receipt-timing",
 			Threat:  "the relay links recipient and sender because a delivery receipt leaves ~8 ms after the recipient's ack, from the recipient's connection",
 			Defence: "receipts are batched per contact, sent sealed, after a random delay of 1 to 10 s (client/receipts.go)",
@@ -366,4 +373,41 @@ func runTURNUsernames(ctx context.Context, e *Env, _ bool) (Outcome, error) {
 // openIndex opens the blob index file read-only, as the operator can.
 func openIndex(dir string) (*sql.DB, error) {
 	return sql.Open("sqlite", "file:"+filepath.Join(dir, blobstore.FileName)+"?mode=ro")
+}
+
+func runRevokedContact(ctx context.Context, e *Env, on bool) (Outcome, error) {
+	_, m, err := e.World(ctx, RelayOptions{MemberAccess: true}, []string{"alice", "bob", "mallory"})
+	if err != nil {
+		return Outcome{}, err
+	}
+	alice, bob, mallory := m["alice"], m["bob"], m["mallory"]
+	for _, other := range []*Member{bob, mallory} {
+		if err := acquainted(ctx, alice, other); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if on {
+		if err := alice.RevokeContact(ctx, "mallory"); err != nil {
+			return Outcome{}, err
+		}
+	}
+	_, err = mallory.Send(ctx, "alice", "you cannot get rid of me")
+	if !errors.Is(err, client.ErrSealedRefused) {
+		if err != nil {
+			return Outcome{}, err
+		}
+		return through("mallory's sealed message to alice was accepted"), nil
+	}
+	// Bob, not revoked, gets the new key with alice's next message and
+	// reaches her sealed again.
+	if _, err := alice.Send(ctx, "bob", "my key changed"); err != nil {
+		return Outcome{}, err
+	}
+	if _, err := bob.WaitEvent(ctx, client.EventMessage, func(ev client.Event) bool { return Text(ev) == "my key changed" }); err != nil {
+		return Outcome{}, err
+	}
+	if _, err := bob.Send(ctx, "alice", "still friends"); err != nil {
+		return through("mallory is refused, but so is bob: %v", err), nil
+	}
+	return stopped("after alice revoked mallory: mallory's send refused (%v); bob, given the new key, reaches alice sealed", client.ErrSealedRefused), nil
 }

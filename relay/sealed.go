@@ -88,7 +88,7 @@ func (s *Server) sealedTrustRoot() []byte {
 func (c *conn) handleSealed(req *wire.Request, resp *wire.Response) (bool, error) {
 	switch b := req.Body.(type) {
 	case *wire.Request_SetAccessKey:
-		if err := c.setAccessKey(b.SetAccessKey.GetAccessKey()); err != nil {
+		if err := c.setAccessKey(b.SetAccessKey.GetAccessKey(), b.SetAccessKey.GetRefuseMemberAccess()); err != nil {
 			return true, err
 		}
 		resp.Body = &wire.Response_SetAccessKey{SetAccessKey: &wire.SetAccessKeyResponse{}}
@@ -104,14 +104,14 @@ func (c *conn) handleSealed(req *wire.Request, resp *wire.Response) (bool, error
 	return false, nil
 }
 
-func (c *conn) setAccessKey(key []byte) error {
+func (c *conn) setAccessKey(key []byte, refuseMember bool) error {
 	if c.s.sealed.keys == nil {
 		return fmt.Errorf("%w: this relay's store keeps no access keys", ErrUnavailable)
 	}
 	if len(key) != wire.AccessKeySize {
 		return badRequest("access key must be %d bytes", wire.AccessKeySize)
 	}
-	return c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, key)
+	return c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember))
 }
 
 func (c *conn) senderCertificate() (*wire.SenderCertificateResponse, error) {
@@ -183,8 +183,9 @@ func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse,
 	if member != nil {
 		memberKey = member.AccessKey
 	}
+	stored, refuse := splitAccessKey(stored)
 	own := accessKeyMatches(stored, r.AccessKey)
-	org := accessKeyMatches(memberKey, r.AccessKey)
+	org := accessKeyMatches(memberKey, r.AccessKey) & (1 ^ refuse)
 	if own|org != 1 {
 		return nil, errSealedAuth
 	}

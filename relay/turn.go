@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -74,6 +75,11 @@ type TURNServerConfig struct {
 	// UDPAddr and TCPAddr are the listen addresses ("127.0.0.1:3478");
 	// empty: that transport is off.
 	UDPAddr, TCPAddr string
+	// TLSAddr is the listen address of TURN over TLS (turns:, RFC 8656
+	// §3.2) with TLSConfig (the relay's certificate): the TURN username
+	// and the peers' addresses are then hidden from the path. Empty: off.
+	TLSAddr   string
+	TLSConfig *tls.Config
 	// RelayIP is the address put in relayed candidates (the public IP
 	// behind which the relay runs); RelayBind is the local address relay
 	// sockets bind to. Defaults: 127.0.0.1 for both.
@@ -92,6 +98,7 @@ type TURNServer struct {
 	srv *turn.Server
 	udp []net.PacketConn
 	tcp net.Listener
+	tls net.Listener // nil: no TURN over TLS
 }
 
 // ErrTURNConfig reports an unusable TURN configuration.
@@ -102,8 +109,11 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 	if len(cfg.Secret) < 16 {
 		return nil, fmt.Errorf("%w: secret shorter than 16 bytes", ErrTURNConfig)
 	}
-	if cfg.UDPAddr == "" && cfg.TCPAddr == "" {
+	if cfg.UDPAddr == "" && cfg.TCPAddr == "" && cfg.TLSAddr == "" {
 		return nil, fmt.Errorf("%w: no listen address", ErrTURNConfig)
+	}
+	if cfg.TLSAddr != "" && cfg.TLSConfig == nil {
+		return nil, fmt.Errorf("%w: TURN over TLS needs a certificate", ErrTURNConfig)
 	}
 	if cfg.RelayIP == "" {
 		cfg.RelayIP = "127.0.0.1"
@@ -164,7 +174,16 @@ func StartTURN(ctx context.Context, cfg TURNServerConfig) (*TURNServer, error) {
 			return nil, fmt.Errorf("relay: turn: %w", err)
 		}
 		ts.tcp = l
-		sc.ListenerConfigs = []turn.ListenerConfig{{Listener: l, RelayAddressGenerator: gen()}}
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: l, RelayAddressGenerator: gen()})
+	}
+	if cfg.TLSAddr != "" {
+		l, err := lc.Listen(ctx, "tcp4", cfg.TLSAddr)
+		if err != nil {
+			ts.closeListeners()
+			return nil, fmt.Errorf("relay: turn: %w", err)
+		}
+		ts.tls = tls.NewListener(l, cfg.TLSConfig)
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: ts.tls, RelayAddressGenerator: gen()})
 	}
 	srv, err := turn.NewServer(sc)
 	if err != nil {
@@ -181,6 +200,9 @@ func (t *TURNServer) closeListeners() {
 	}
 	if t.tcp != nil {
 		t.tcp.Close()
+	}
+	if t.tls != nil {
+		t.tls.Close()
 	}
 }
 
@@ -200,11 +222,20 @@ func (t *TURNServer) TCPAddr() string {
 	return t.tcp.Addr().String()
 }
 
-// URLs are the turn: URIs of the listeners, for TURNCredentials.URLs.
-// host replaces the listen host when not empty (the public name).
+// TLSAddr is the TURN over TLS listen address ("" when off).
+func (t *TURNServer) TLSAddr() string {
+	if t.tls == nil {
+		return ""
+	}
+	return t.tls.Addr().String()
+}
+
+// URLs are the turn: (and turns:) URIs of the listeners, for
+// TURNCredentials.URLs. host replaces the listen host when not empty (the
+// public name; for turns: the name the relay's certificate holds).
 func (t *TURNServer) URLs(host string) []string {
 	var out []string
-	add := func(addr, proto string) {
+	add := func(scheme, addr, proto string) {
 		if addr == "" {
 			return
 		}
@@ -212,10 +243,11 @@ func (t *TURNServer) URLs(host string) []string {
 		if host != "" {
 			h = host
 		}
-		out = append(out, "turn:"+net.JoinHostPort(h, p)+"?transport="+proto)
+		out = append(out, scheme+":"+net.JoinHostPort(h, p)+"?transport="+proto)
 	}
-	add(t.UDPAddr(), "udp")
-	add(t.TCPAddr(), "tcp")
+	add("turn", t.UDPAddr(), "udp")
+	add("turn", t.TCPAddr(), "tcp")
+	add("turns", t.TLSAddr(), "tcp")
 	return out
 }
 

@@ -227,6 +227,11 @@ func (c *Call) newPeerConnection(ctx context.Context) error {
 		// Only relayed pairs exist: no reason to wait for better ones.
 		se.SetRelayAcceptanceMinWait(0)
 	}
+	if d, err := newTURNSDialer(urls, c.m.tlsOptions().TLSConfig()); err != nil {
+		return err
+	} else if d != nil {
+		se.SetICEProxyDialer(d)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
 	cfg := webrtc.Configuration{}
 	if len(urls) > 0 {

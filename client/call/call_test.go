@@ -104,46 +104,51 @@ func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 func TestCallRelayOnly(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			r := startRelay(t)
-			o := Options{RelayOnly: true, TURNTransport: transport}
-			alice := r.enroll(t, "alice", tone(toneLen, aliceFreqs...), o)
-			bob := r.enroll(t, "bob", tone(toneLen, bobFreqs...), o)
-			ctx := context.Background()
-			caller, err := alice.m.Dial(ctx, "bob")
-			if err != nil {
-				t.Fatal(err)
-			}
-			callee := waitCall(t, bob.incoming, "the incoming call")
-			if err := callee.Answer(ctx); err != nil {
-				t.Fatal(err)
-			}
-			waitConnected(t, caller, "caller")
-			waitConnected(t, callee, "callee")
-			for _, c := range []*Call{caller, callee} {
-				l, rm, err := c.CandidatePair()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if l != webrtc.ICECandidateTypeRelay || rm != webrtc.ICECandidateTypeRelay {
-					t.Errorf("selected pair %s -> %s, want relay -> relay", l, rm)
-				}
-			}
-			if r.turn.AllocationCount() < 2 {
-				t.Errorf("TURN server has %d allocations", r.turn.AllocationCount())
-			}
-			deadline := time.Now().Add(20 * time.Second)
-			for len(heard(alice.rec)) < 16000 || len(heard(bob.rec)) < 16000 {
-				if time.Now().After(deadline) {
-					t.Fatal("audio stalled")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			callee.Hangup(ctx)
-			waitDone(t, caller, "caller")
-			checkHeard(t, "bob", heard(bob.rec), aliceFreqs, bobFreqs)
-			checkHeard(t, "alice", heard(alice.rec), bobFreqs, aliceFreqs)
+			relayedCall(t, startRelay(t), Options{RelayOnly: true, TURNTransport: transport})
 		})
 	}
+}
+
+// relayedCall calls bob from alice, both with o (relay only), and checks
+// that the media goes relay to relay through r's TURN server, both ways.
+func relayedCall(t *testing.T, r *testRelay, o Options) {
+	t.Helper()
+	alice := r.enroll(t, "alice", tone(toneLen, aliceFreqs...), o)
+	bob := r.enroll(t, "bob", tone(toneLen, bobFreqs...), o)
+	ctx := context.Background()
+	caller, err := alice.m.Dial(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := waitCall(t, bob.incoming, "the incoming call")
+	if err := callee.Answer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, caller, "caller")
+	waitConnected(t, callee, "callee")
+	for _, c := range []*Call{caller, callee} {
+		l, rm, err := c.CandidatePair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l != webrtc.ICECandidateTypeRelay || rm != webrtc.ICECandidateTypeRelay {
+			t.Errorf("selected pair %s -> %s, want relay -> relay", l, rm)
+		}
+	}
+	if r.turn.AllocationCount() < 2 {
+		t.Errorf("TURN server has %d allocations", r.turn.AllocationCount())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(heard(alice.rec)) < 16000 || len(heard(bob.rec)) < 16000 {
+		if time.Now().After(deadline) {
+			t.Fatal("audio stalled")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	callee.Hangup(ctx)
+	waitDone(t, caller, "caller")
+	checkHeard(t, "bob", heard(bob.rec), aliceFreqs, bobFreqs)
+	checkHeard(t, "alice", heard(alice.rec), bobFreqs, aliceFreqs)
 }
 
 func TestCallHangupByCallee(t *testing.T) {

@@ -45,6 +45,13 @@ func startRelay(t testing.TB) *testRelay { return startRelayWith(t, nil) }
 // relay in tests).
 func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testRelay {
 	t.Helper()
+	return startRelayTURN(t, wrap, nil)
+}
+
+// startRelayTURN is startRelayWith with the TURN server's configuration
+// changed by turnConf (nil: UDP and TCP on loopback).
+func startRelayTURN(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox, turnConf func(*relay.TURNServerConfig)) *testRelay {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
 	if err != nil {
@@ -53,8 +60,12 @@ func startRelayWith(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox) *testR
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	allocs := new(atomic.Int64)
-	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
-		OnAllocate: func() { allocs.Add(1) }})
+	tc := relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
+		OnAllocate: func() { allocs.Add(1) }}
+	if turnConf != nil {
+		turnConf(&tc)
+	}
+	ts, err := relay.StartTURN(ctx, tc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/content"
+	"sotto/client/transport"
 	"sotto/wire"
 )
 
@@ -50,8 +51,13 @@ type Options struct {
 	// (ICETransportPolicyRelay): the peers never learn each other's IP.
 	RelayOnly bool
 	// TURNTransport keeps only TURN URLs of this transport ("udp",
-	// "tcp"; empty: both).
+	// "tcp", "tls": turns: only; empty: all).
 	TURNTransport string
+	// TLS is the device's TLS settings for the relay (its CA and pin, as
+	// for the relay's WebSocket): turns: servers are checked with them
+	// (turns.go). Unset (no CA, no pin): the Signaller's RelayTransport
+	// when it has one (a *client.Client does), else the system's roots.
+	TLS transport.Options
 	// PCMUOnly offers and accepts only G.711 (what a build without the
 	// opus tag does) even when this build has Opus.
 	PCMUOnly bool
@@ -378,7 +384,7 @@ func (m *Manager) iceServers(ctx context.Context) ([]string, *wire.TurnCredentia
 	}
 	var urls []string
 	for _, u := range tc.Urls {
-		if m.opts.TURNTransport == "" || strings.HasSuffix(u, "transport="+m.opts.TURNTransport) {
+		if keepTURN(u, m.opts.TURNTransport) {
 			urls = append(urls, u)
 		}
 	}
@@ -386,4 +392,32 @@ func (m *Manager) iceServers(ctx context.Context) ([]string, *wire.TurnCredentia
 		return nil, nil, ErrNoTURN
 	}
 	return urls, tc, nil
+}
+
+// keepTURN reports whether the TURN URL u is of transport ("udp", "tcp",
+// "tls"; "": any).
+func keepTURN(u, transport string) bool {
+	secure := strings.HasPrefix(u, "turns:")
+	switch transport {
+	case "":
+		return true
+	case "tls":
+		return secure
+	}
+	return !secure && strings.HasSuffix(u, "transport="+transport)
+}
+
+// relayTransport is a Signaller that tells how its device reaches the
+// relay (client.Client.RelayTransport).
+type relayTransport interface{ RelayTransport() transport.Options }
+
+// tlsOptions are the TLS settings turns: servers are checked with.
+func (m *Manager) tlsOptions() transport.Options {
+	if m.opts.TLS.RootCAs != nil || len(m.opts.TLS.Pin) > 0 {
+		return m.opts.TLS
+	}
+	if rt, ok := m.sig.(relayTransport); ok {
+		return rt.RelayTransport()
+	}
+	return m.opts.TLS
 }

@@ -8,7 +8,14 @@ import (
 
 // SetAccessKey stores the authenticated account's unidentified access key.
 func (c *Conn) SetAccessKey(ctx context.Context, key []byte) error {
-	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: key}}})
+	return c.SetAccessKeyRefusing(ctx, key, false)
+}
+
+// SetAccessKeyRefusing is SetAccessKey that also says whether sealed sends
+// to the account may present the organization's member access key
+// (refuseMember: they may not).
+func (c *Conn) SetAccessKeyRefusing(ctx context.Context, key []byte, refuseMember bool) error {
+	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: key, RefuseMemberAccess: refuseMember}}})
 	return err
 }
 

@@ -50,6 +50,11 @@ type Config struct {
 	// candidates (default: the host of TURNListen).
 	TURNListen   string
 	TURNPublicIP string
+	// TURNSListen is the listen address of TURN over TLS (turns:), with
+	// the relay's certificate (-tls-cert or -acme-domain; "": off);
+	// TURNSName the host put in turns: URLs, which the certificate must
+	// hold (default: -acme-domain, else the host of TURNSListen).
+	TURNSListen, TURNSName string
 	// Witness is the base URL of the org's key log witness ("": none);
 	// the relay submits its log heads there and serves the cosignatures.
 	Witness string
@@ -109,6 +114,12 @@ func (c Config) Validate() error {
 	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 {
 		errs = append(errs, errors.New("-enroll-rate, -enroll-burst and -device-rate must be positive"))
 	}
+	if c.TURNSListen != "" && !c.tls() {
+		errs = append(errs, errors.New("-turns-listen needs the relay's certificate (-tls-cert or -acme-domain)"))
+	}
+	if c.TURNSListen != "" && c.TURNListen == "" {
+		errs = append(errs, errors.New("-turns-listen needs -turn-listen (the TURN server's relay addresses)"))
+	}
 	if c.Witness != "" {
 		if u, err := url.Parse(c.Witness); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			errs = append(errs, fmt.Errorf("-witness %q: want an http:// or https:// base URL", c.Witness))
@@ -124,6 +135,21 @@ func (c Config) Validate() error {
 }
 
 func (c Config) tls() bool { return c.TLSCert != "" || c.ACMEDomain != "" }
+
+// loadTLS returns the relay's TLS configuration (nil: plaintext).
+func loadTLS(cfg Config) (*tls.Config, error) {
+	switch {
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("sottod: %w", err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	case cfg.ACMEDomain != "":
+		return acmeTLS(cfg)
+	}
+	return nil, nil
+}
 
 // Daemon is a running relay: store, server and HTTP listener.
 type Daemon struct {
@@ -180,7 +206,13 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		store.Close()
 		return nil, err
 	}
-	turnSrv, err := startTURN(ctx, cfg, &rcfg, log)
+	tlsConf, err := loadTLS(cfg)
+	if err != nil {
+		be.close()
+		store.Close()
+		return nil, err
+	}
+	turnSrv, err := startTURN(ctx, cfg, &rcfg, tlsConf, log)
 	if err != nil {
 		be.close()
 		store.Close()
@@ -193,21 +225,6 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: store, bus: be.close, srv: srv, turn: turnSrv, blobs: blobs}
-	var tlsConf *tls.Config
-	switch {
-	case cfg.TLSCert != "":
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("sottod: %w", err)
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	case cfg.ACMEDomain != "":
-		if tlsConf, err = acmeTLS(cfg); err != nil {
-			d.Close()
-			return nil, err
-		}
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		d.Close()
@@ -355,6 +372,8 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
+	fs.StringVar(&cfg.TURNSListen, "turns-listen", "", "TURN over TLS address (turns:) with the relay's certificate (empty: off)")
+	fs.StringVar(&cfg.TURNSName, "turns-name", "", "host name put in turns: URLs, which the certificate must hold (default: -acme-domain, else the -turns-listen host)")
 	fs.StringVar(&cfg.Witness, "witness", "", "base URL of the org's key log witness (sotto admin witness serve) to co-sign the log's heads")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"sotto/relay"
 )
@@ -18,9 +20,10 @@ import (
 // lives in the data directory so that every process serving it agrees.
 const turnSecretFile = "turn.secret"
 
-// startTURN starts the TURN server of cfg (none when TURNListen is empty)
-// and makes rcfg issue credentials for it.
-func startTURN(ctx context.Context, cfg Config, rcfg *relay.Config, log *slog.Logger) (*relay.TURNServer, error) {
+// startTURN starts the TURN server of cfg (none when TURNListen is empty),
+// over TLS with tlsConf too when TURNSListen is set, and makes rcfg issue
+// credentials for it.
+func startTURN(ctx context.Context, cfg Config, rcfg *relay.Config, tlsConf *tls.Config, log *slog.Logger) (*relay.TURNServer, error) {
 	if cfg.TURNListen == "" {
 		return nil, nil
 	}
@@ -36,10 +39,14 @@ func startTURN(ctx context.Context, cfg Config, rcfg *relay.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{
+	tc := relay.TURNServerConfig{
 		Secret: secret, UDPAddr: cfg.TURNListen, TCPAddr: cfg.TURNListen,
 		RelayIP: public, RelayBind: host, Logger: log,
-	})
+	}
+	if cfg.TURNSListen != "" {
+		tc.TLSAddr, tc.TLSConfig = cfg.TURNSListen, tlsConf
+	}
+	ts, err := relay.StartTURN(ctx, tc)
 	if err != nil && cfg.TURNListen == DefaultConfig().TURNListen {
 		// The default port is taken (another relay on this machine):
 		// serve without TURN rather than not at all.
@@ -49,9 +56,41 @@ func startTURN(ctx context.Context, cfg Config, rcfg *relay.Config, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	rcfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(public), TTL: relay.DefaultTURNTTL}
-	log.Info("turn server listening", "udp", ts.UDPAddr(), "tcp", ts.TCPAddr(), "public", public)
+	urls, err := turnURLs(cfg, ts, public)
+	if err != nil {
+		ts.Close()
+		return nil, err
+	}
+	rcfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: urls, TTL: relay.DefaultTURNTTL}
+	log.Info("turn server listening", "udp", ts.UDPAddr(), "tcp", ts.TCPAddr(), "tls", ts.TLSAddr(), "public", public)
 	return ts, nil
+}
+
+// turnURLs are the URLs handed out with credentials: turn: at the public
+// address, turns: at the name the relay's certificate holds.
+func turnURLs(cfg Config, ts *relay.TURNServer, public string) ([]string, error) {
+	var urls []string
+	for _, u := range ts.URLs(public) {
+		if !strings.HasPrefix(u, "turns:") {
+			urls = append(urls, u)
+		}
+	}
+	if ts.TLSAddr() == "" {
+		return urls, nil
+	}
+	name := cfg.TURNSName
+	if name == "" {
+		name = cfg.ACMEDomain
+	}
+	if name == "" {
+		h, _, err := net.SplitHostPort(cfg.TURNSListen)
+		if err != nil {
+			return nil, fmt.Errorf("sottod: -turns-listen %q: %w", cfg.TURNSListen, err)
+		}
+		name = h
+	}
+	_, port, _ := net.SplitHostPort(ts.TLSAddr())
+	return append(urls, "turns:"+net.JoinHostPort(name, port)+"?transport=tcp"), nil
 }
 
 func loadTURNSecret(dir string) ([]byte, error) {
