@@ -45,11 +45,12 @@ func newTURNSDialer(urls []string, conf *tls.Config) (*turnsDialer, error) {
 		if err != nil { // no port: the default of turns: (RFC 7065)
 			host, port = strings.Trim(hostport, "[]"), "5349"
 		}
-		if host == "" {
-			return nil, fmt.Errorf("call: TURN URL %q: no host", u)
-		}
 		// As pion joins them: host and port of the URL.
-		d.secure[net.JoinHostPort(host, port)] = true
+		addr := net.JoinHostPort(host, port)
+		if _, _, err := net.SplitHostPort(addr); err != nil || host == "" {
+			return nil, fmt.Errorf("call: TURN URL %q: bad host", u)
+		}
+		d.secure[addr] = true
 	}
 	if len(d.secure) == 0 {
 		return nil, nil
