@@ -142,7 +142,10 @@ func (e *Env) StartRelay(ctx context.Context, o RelayOptions) (*Relay, error) {
 	if o.SingleListener {
 		public = srv.Handler()
 	}
-	hs := httptest.NewServer(public)
+	// As sottod serves it: the HTTP connection cap and header timeout.
+	hs := httptest.NewUnstartedServer(public)
+	hs.Config.ConnState, hs.Config.ReadHeaderTimeout = srv.ConnState, 10*time.Second
+	hs.Start()
 	ops := httptest.NewServer(srv.OpsHandler())
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

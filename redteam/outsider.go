@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -246,6 +247,36 @@ func outsiderAttacks() []Attack {
 			},
 		},
 		{
+			Name:    "silent-tcp",
+			Threat:  "an outsider opens TCP connections and never sends a request: each holds a descriptor and, as an HTTP connection, counts under no WebSocket cap (420 kept a 400-file relay offline for 10 s at a time)",
+			Defence: "a cap on HTTP connections per address that have not become WebSockets (-http-per-addr, relay/httpconns.go): the connection over it is closed as soon as accepted",
+			Switch:  "-http-per-addr raised out of reach",
+			Run: func(ctx context.Context, e *Env, on bool) (Outcome, error) {
+				r, err := e.StartRelay(ctx, RelayOptions{Config: func(c *relay.Config) {
+					floodLimits(c)
+					c.ConnLimits.PerAddrHTTP = 4
+					if !on {
+						c.ConnLimits.PerAddrHTTP = 1 << 20
+					}
+				}})
+				if err != nil {
+					return Outcome{}, err
+				}
+				for range 8 {
+					if _, err := e.rawTCP(ctx, r, "127.0.0.2"); err != nil {
+						return Outcome{}, err
+					}
+				}
+				if e.answered(ctx, r, "127.0.0.2") {
+					return through("8 silent connections from 127.0.0.2 held, and a 9th is still served"), nil
+				}
+				if !e.answered(ctx, r, "127.0.0.3") {
+					return through("another address was refused too"), nil
+				}
+				return stopped("8 silent TCP connections from 127.0.0.2: a 9th is closed unanswered; another address is served"), nil
+			},
+		},
+		{
 			Name:    "code-guessing-many-addresses",
 			Threat:  "an outsider guesses invitation seat tokens from 40 loopback addresses (780 guesses went through in 0.37 s)",
 			Defence: "a global limit on enrollment attempts besides each address's (-enroll-rate-all, relay/ratelimit.go)",
@@ -463,4 +494,33 @@ func guess() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// rawTCP opens a TCP connection to r's public listener from the loopback
+// address from, and sends nothing.
+func (e *Env) rawTCP(ctx context.Context, r *Relay, from string) (net.Conn, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(r.HTTP, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	e.OnClose(func() { c.Close() })
+	return c, nil
+}
+
+// answered reports whether a new connection from the address from gets an
+// answer to GET /healthz.
+func (e *Env) answered(ctx context.Context, r *Relay, from string) bool {
+	c, err := e.rawTCP(ctx, r, from)
+	if err != nil {
+		return false
+	}
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
