@@ -2,14 +2,22 @@ package redteam
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"sotto/client"
+	"sotto/client/org"
+	"sotto/client/store"
+	"sotto/client/transport"
+	"sotto/relay"
 	"sotto/signal/keys"
 	"sotto/transparency"
+	"sotto/wire"
 )
 
 // A hostile relay swapping keys: a foreign key logged and served for a
@@ -32,7 +40,74 @@ func keyAttacks() []Attack {
 			Verified: "no switch, not mutation-checked: the prekey signature check is libsignal's (signal/session), exercised on every bundle",
 			Run:      runGhostDevice,
 		},
+		{
+			Name:    "split-view",
+			Threat:  "the relay shows some users a key log in which it rewrote alice's binding to a key of its own (same size, and one leaf longer), and the others the honest log",
+			Defence: "clients use only heads the org's witness co-signed (after a bound, `unwitnessed`); the witness co-signs only a head consistent with the last one it co-signed (witness/, HTTP 422)",
+			Verified: "no switch, not mutation-checked here: the run submits the forks to a real witness over HTTP after it co-signed the honest head; " +
+				"client TestWitnessSplitView shows the client's `fork` and `unwitnessed` alarms",
+			Run: runSplitView,
+		},
+		{
+			Name:     "device-outside-org",
+			Threat:   "the relay's operator registers a seat of its own (its key in org_key for a moment) and enrolls a device with an invitation the organization never made: an account outside the org that wipes, notices and policies never reach",
+			Defence:  "enrollment needs an identity certificate chaining to the org key the relay registered (relay/invite.go): FORBIDDEN, no account, no store. A relay that skips the check gets an account whose key no member accepts (impostor-first-contact), shown NOT CERTIFIED by `sottod admin devices list`",
+			Verified: "no switch, not mutation-checked here (client TestNoDeviceOutsideTheOrganization and relay TestEnrollmentNeedsCertificate cover the refusals)",
+			Run:      runOutsideOrg,
+		},
 	}
+}
+
+func runOutsideOrg(ctx context.Context, e *Env, _ bool) (Outcome, error) {
+	r, err := e.StartRelay(ctx, RelayOptions{})
+	if err != nil {
+		return Outcome{}, err
+	}
+	ownPub, own, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Outcome{}, err
+	}
+	now := time.Now()
+	inv, grant, err := org.MintInvitation(own, org.MintParams{Username: "frank", Expires: now.Add(time.Hour), RelayURL: r.WS,
+		LogKey: r.LogKey.Public().(ed25519.PublicKey), OrgName: r.Org.Name, Now: now})
+	if err != nil {
+		return Outcome{}, err
+	}
+	// The operator registers the seat behind the organization's back: its
+	// own key in org_key for a moment, then the real one again.
+	if err := r.Store.SetOrgKey(ctx, ownPub); err != nil {
+		return Outcome{}, err
+	}
+	if _, err := relay.RegisterInvitations(ctx, r.Store, []*wire.OrgDocument{grant}, now); err != nil {
+		return Outcome{}, err
+	}
+	if err := r.Store.SetOrgKey(ctx, r.Org.Public()); err != nil {
+		return Outcome{}, err
+	}
+	text, err := inv.Text()
+	if err != nil {
+		return Outcome{}, err
+	}
+	opened, err := org.ParseInvitation(text, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	dir, err := e.Dir()
+	if err != nil {
+		return Outcome{}, err
+	}
+	_, err = client.Enroll(ctx, client.EnrollParams{Dir: dir, Passphrase: []byte("red team"), Invitation: opened, DeviceName: "device"},
+		&client.Options{KDF: fastKDF, MinPassphraseBits: store.NoPassphrasePolicy})
+	if transport.Code(err) != wire.ErrorCode_FORBIDDEN {
+		return through("enrollment with an invitation signed by another key: %v", err), nil
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "key.json")); !errors.Is(serr, os.ErrNotExist) {
+		return through("refused, but a store was left behind (%v)", serr), nil
+	}
+	if n, cerr := r.Count(ctx, `SELECT count(*) FROM accounts WHERE username = 'frank'`); cerr != nil || n != 0 {
+		return through("an account frank exists (%d, %v)", n, cerr), nil
+	}
+	return stopped("a seat the operator registered with its own key: %v; no account, no store", err), nil
 }
 
 // fakeIdentity is a Signal identity public key nobody's device holds.
