@@ -47,6 +47,13 @@ func metadataAttacks() []Attack {
 			Run:     runRevokedContact,
 		},
 		{
+			Name:    "send-history",
+			Threat:  "whoever reads the relay's database (its operator, or a thief of its disk) learns who sent a message when, long after: a `sends` row per message was kept 30 days, and `accounts.code_id` grouped people by invitation",
+			Defence: "a send's dedupe record lives only as long as idempotency needs (-dedupe-ttl, 10 min, at most 1.5 times that) and a sealed send's names nobody; no code id is kept with an account",
+			Switch:  "a dedupe retention of 30 days (relay.Config.DedupeTTL, as before issue 12)",
+			Run:     runSendHistory,
+		},
+		{
 			Name:    "receipt-timing",
 			Threat:  "the relay links recipient and sender because a delivery receipt leaves ~8 ms after the recipient's ack, from the recipient's connection",
 			Defence: "receipts are batched per contact, sent sealed, after a random delay of 1 to 10 s (client/receipts.go)",
@@ -410,4 +417,41 @@ func runRevokedContact(ctx context.Context, e *Env, on bool) (Outcome, error) {
 		return through("mallory is refused, but so is bob: %v", err), nil
 	}
 	return stopped("after alice revoked mallory: mallory's send refused (%v); bob, given the new key, reaches alice sealed", client.ErrSealedRefused), nil
+}
+
+func runSendHistory(ctx context.Context, e *Env, on bool) (Outcome, error) {
+	ttl := time.Second
+	if !on {
+		ttl = 30 * 24 * time.Hour
+	}
+	r, m, err := e.World(ctx, RelayOptions{Config: func(c *relay.Config) { c.DedupeTTL = ttl }}, nil, "alice", "bob")
+	if err != nil {
+		return Outcome{}, err
+	}
+	if _, err := m["alice"].Send(ctx, "bob", "the first message names its sender"); err != nil {
+		return Outcome{}, err
+	}
+	named := `SELECT count(*) FROM sends s JOIN accounts a ON a.id = s.account WHERE a.username = 'alice'`
+	if n, err := r.Count(ctx, named); err != nil || n == 0 {
+		return Outcome{}, fmt.Errorf("no sends row for alice's named send (%d, %v)", n, err)
+	}
+	if n, err := r.Count(ctx, `SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'code_id'`); err != nil || n != 0 {
+		return through("accounts has a code_id column (%v)", err), nil
+	}
+	// The expiry runs every DedupeTTL/2 (at least every second): wait
+	// well past 1.5 TTL with the defence on; 3 s with it off.
+	wait := 10 * time.Second
+	if !on {
+		wait = 3 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if n, err := r.Count(ctx, named); err != nil {
+			return Outcome{}, err
+		} else if n == 0 {
+			return stopped("alice's send record was gone within %v of a %v dedupe window; accounts keep no code id", wait, ttl), nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return through("alice's send record is still there after %v (dedupe window %v)", wait, ttl), nil
 }
