@@ -275,23 +275,22 @@ func (c *conn) serve(ctx context.Context) {
 		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
 			return
 		}
-		if err == nil && c.authed {
-			// Sends and acks are handled here when they need not wait.
-			c.s.metrics.framesIn.Add(1)
-			f, ok := wire.DecodeHotRequest(b)
-			var derr error
-			if !ok {
-				f, derr = wire.DecodeFrame(b)
-			}
-			if derr == nil && f.GetRequest() != nil && c.handleFast(f.GetRequest()) {
+		if err == nil {
+			// Sends (named and sealed) and acks are handled here when
+			// they need not wait; anything else in a worker.
+			if f, ok := wire.DecodeHotRequest(b); ok {
+				c.s.metrics.framesIn.Add(1)
+				if c.handleFast(f.GetRequest()) {
+					continue
+				}
+				c.waitPending()
+				if !run(func() bool { return c.decoded(f, nil) }) {
+					return
+				}
 				continue
 			}
-			c.waitPending()
-			if !run(func() bool { return c.decoded(f, derr) }) {
-				return
-			}
-			continue
 		}
+		c.waitPending()
 		if !run(func() bool { return c.frame(b, err) }) {
 			return
 		}
@@ -626,6 +625,25 @@ func (c *conn) pushEnvelope(e *Envelope) error {
 		c.s.metrics.delivered.Add(1)
 	}
 	return err
+}
+
+// inFlight reports whether ids (at least one) were all pushed on this
+// connection and not yet acked.
+func (c *conn) inFlight(ids [][]byte) bool {
+	if len(ids) == 0 {
+		return false
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, b := range ids {
+		if len(b) != len(EnvelopeID{}) {
+			return false
+		}
+		if _, ok := c.inflight[EnvelopeID(b)]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // acked forgets acknowledged envelopes and lets delivery continue.
