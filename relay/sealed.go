@@ -49,8 +49,9 @@ const (
 	maxAccessKey          = 64
 )
 
-// defaultSealedRate bounds sealed sends per client IP address.
-var defaultSealedRate = Rate{PerSecond: 50, Burst: 200}
+// DefaultSealedRate bounds sealed sends per client address key
+// (Config.SealedRate).
+var DefaultSealedRate = Rate{PerSecond: 50, Burst: 200}
 
 // sealedService holds the sealed send path's state.
 type sealedService struct {
@@ -68,7 +69,7 @@ func (s *Server) initSealed() {
 	ss.keys, _ = s.dir.(AccessKeyStore)
 	r := s.cfg.SealedRate
 	if r == (Rate{}) {
-		r = defaultSealedRate
+		r = DefaultSealedRate
 	}
 	ss.ipRate = newKeyedLimiter(r)
 	s.sealed = ss

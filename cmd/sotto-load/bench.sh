@@ -41,7 +41,7 @@ trap cleanup EXIT INT TERM
 (cd "$root" && go build -o "$bin/sottod" ./cmd/sottod && go build -o "$bin/sotto-load" ./cmd/sotto-load)
 # shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
 "$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$mport" -log-level warn \
-	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 \
+	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 -sealed-rate 1000000 \
 	-conns-per-addr 100000 -unauth-per-addr 100000 -max-unauth 100000 -http-per-addr 100000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
 relay_pid=$!
 i=0

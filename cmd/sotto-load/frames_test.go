@@ -91,6 +91,35 @@ func TestSendFrameMatchesWireProto(t *testing.T) {
 	}
 }
 
+func TestSealedSendFrameMatchesWireProto(t *testing.T) {
+	w := testConn(t, nil)
+	s := &sendSpec{recipient: "load-9", deviceID: 4, regID: 10, sender: 8, runTag: 7, filler: bytes.Repeat([]byte{1}, 100),
+		accessKey: bytes.Repeat([]byte{0x42}, wire.AccessKeySize)}
+	w.appendSend(17, s, 3, 99)
+	p, rest := unmaskClientFrame(t, w.out)
+	if len(rest) != 0 {
+		t.Fatalf("%d trailing bytes", len(rest))
+	}
+	f, err := wire.DecodeFrame(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := f.GetRequest().GetSealedSend()
+	if f.GetRequest().GetId() != 17 || ss.GetRecipient() != "load-9" || !bytes.Equal(ss.GetAccessKey(), s.accessKey) ||
+		len(ss.GetMessages()) != 1 || ss.Messages[0].Type != wire.EnvelopeTypeSealed || len(ss.Messages[0].Content) != 120 {
+		t.Fatalf("decoded %v", f)
+	}
+	if want, _ := wire.EncodeFrame(f); !bytes.Equal(p, want) {
+		t.Fatal("hand-encoded SealedSend differs from proto.Marshal")
+	}
+	var h hotFrame
+	resp, _ := wire.EncodeFrame(&wire.Frame{Kind: &wire.Frame_Response{Response: &wire.Response{Id: 17,
+		Body: &wire.Response_SealedSend{SealedSend: &wire.SendMessageResponse{ServerTimestampMs: 1, Duplicate: true}}}}})
+	if err := parseHot(resp, &h); err != nil || h.kind != kindResponse || h.id != 17 || h.body != fRespSend || !h.duplicate {
+		t.Fatalf("sealed send response parsed as %+v, %v", h, err)
+	}
+}
+
 func hotSeeds() [][]byte {
 	enc := func(f *wire.Frame) []byte {
 		b, err := wire.EncodeFrame(f)

@@ -55,17 +55,20 @@ type Config struct {
 	Parallel    int // concurrent enrollments
 
 	// throughput
-	Rate       float64 // total messages per second; 0 = as fast as possible
-	Duration   time.Duration
-	Warmup     time.Duration
-	Size       int
-	AckBatch   int
-	AckDelay   time.Duration // how long an ack may wait for a send or a full batch to ride along
-	QuietAcks  bool          // AckRequest.quiet: the relay answers only failed acks
-	Inflight   int           // sends awaiting a response per device (0: 1 back to back, 256 with -rate)
-	Drain      time.Duration // how long to wait for outstanding messages after the window
-	RelayPID   int           // when set, report the relay's CPU per delivered message
-	CPUProfile string
+	Rate      float64 // total messages per second; 0 = as fast as possible
+	Duration  time.Duration
+	Warmup    time.Duration
+	Size      int
+	AckBatch  int
+	AckDelay  time.Duration // how long an ack may wait for a send or a full batch to ride along
+	QuietAcks bool          // AckRequest.quiet: the relay answers only failed acks
+	Inflight  int           // sends awaiting a response per device (0: 1 back to back, 256 with -rate)
+	// Authenticated: sends go as SendMessage on the authenticated
+	// connection; else (the default) sealed (sealed.go).
+	Authenticated bool
+	Drain         time.Duration // how long to wait for outstanding messages after the window
+	RelayPID      int           // when set, report the relay's CPU per delivered message
+	CPUProfile    string
 
 	// idle
 	Hold time.Duration
@@ -140,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.QuietAcks, "quiet-acks", true, "send quiet Acks (answered only when they fail; confirmed by the relay's sotto_messages_acked_total)")
 	fs.IntVar(&cfg.Inflight, "inflight", 0, "sends awaiting their response per device: back to back, how many are kept in flight (default 1); with -rate, the limit beyond which a device skips its turn (default 256)")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the window, how long to wait for outstanding sends, deliveries and acks before verifying")
+	fs.BoolVar(&cfg.Authenticated, "authenticated", false, "send SendMessage on the authenticated connection, naming the sender (default: sealed sends, SealedSend with the recipient's access key on a second connection that never logs in; the relay's -sealed-rate must allow the rate)")
 	fs.IntVar(&cfg.RelayPID, "relay-pid", 0, "pid of a local relay: report its CPU time per delivered message (and this generator's)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this generator's CPU profile of the measured window to this file")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
