@@ -6,6 +6,7 @@
 // local relay; README.md explains the output.
 //
 //	sotto-load throughput -relay ws://127.0.0.1:8080 -data DIR -devices 1000 -rate 20000 -duration 20s
+//	sotto-load backlog    -relay ws://127.0.0.1:8080 -data DIR -messages 20000
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -data DIR -devices 10000
 //	sotto-load hostile    -relay ws://127.0.0.1:8080 -conns 1000 -addrs 1 -mid-frame
 //
@@ -72,6 +73,10 @@ type Config struct {
 
 	// idle
 	Hold time.Duration
+
+	// backlog
+	Messages int           // queued per receiver
+	Timeout  time.Duration // bound of the drain
 }
 
 // Validate reports every problem at once.
@@ -105,6 +110,9 @@ func (c Config) Validate() error {
 	if c.Size < payloadHeader {
 		errs = append(errs, fmt.Errorf("-size must be at least %d", payloadHeader))
 	}
+	if c.Messages < 1 || c.Timeout <= 0 {
+		errs = append(errs, errors.New("-messages and -timeout must be positive"))
+	}
 	if c.Duration <= 0 || c.Rate < 0 || c.Parallel < 1 || c.AckBatch < 1 || c.AckBatch > 1024 || c.Inflight < 0 || c.Drain < 0 {
 		errs = append(errs, errors.New("-duration, -parallel and -ack-batch (at most 1024, the relay's limit) must be positive, -rate, -inflight and -drain not negative"))
 	}
@@ -115,13 +123,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hostile" {
 		return hostileMain(ctx, args[1:], stdout, stderr)
 	}
-	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle") {
-		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle|hostile [flags]  (sotto-load throughput -h)")
+	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle" && args[0] != "backlog") {
+		fmt.Fprintln(stderr, "usage: sotto-load throughput|backlog|idle|hostile [flags]  (sotto-load throughput -h)")
 		return 2
 	}
 	mode := args[0]
 	cfg := Config{Devices: 1000, Prefix: fmt.Sprintf("load%d", time.Now().Unix()%100000), Parallel: 32,
-		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 64, AckDelay: -1, Drain: 15 * time.Second, Hold: 10 * time.Second}
+		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 64, AckDelay: -1, Drain: 15 * time.Second, Hold: 10 * time.Second,
+		Messages: 20000, Timeout: 10 * time.Minute}
+	if mode == "backlog" {
+		cfg.Devices, cfg.AckBatch = 2, 256
+	}
 	fs := flag.NewFlagSet("sotto-load "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Relay, "relay", "ws://127.0.0.1:8080", "relay URL")
@@ -147,6 +159,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.RelayPID, "relay-pid", 0, "pid of a local relay: report its CPU time per delivered message (and this generator's)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this generator's CPU profile of the measured window to this file")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
+	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "backlog mode: messages queued for each receiver (devices/2 senders, each filling one receiver's queue)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "backlog mode: how long the drain may take before the run fails")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -163,6 +177,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = throughput(ctx, cfg, stdout)
 	case "idle":
 		err = idle(ctx, cfg, stdout)
+	case "backlog":
+		err = backlog(ctx, cfg, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sotto-load: %v\n", err)
