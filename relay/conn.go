@@ -8,14 +8,29 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"sotto/wire"
 )
 
-// conn is the relay's side of one client connection. The goroutine that
-// runs serve owns it; a delivery goroutine runs only while there are
-// envelopes to push, so an idle connection costs one goroutine.
+// conn is the relay's side of one client connection. Its goroutines:
+//
+//   - the reader: the goroutine that runs serve. It reads frames, hands
+//     sends and acks to the asynchronous mailbox itself (fastpath.go) and
+//     anything else to a request worker, one at a time, so that requests
+//     are handled in order;
+//   - the deliverer (deliver), which pushes queued envelopes within the
+//     delivery window;
+//   - the writers: frames queued by any goroutine are written by the
+//     server's write scheduler (writesched.go) without blocking, or by a
+//     flush goroutine when the socket's buffer is full.
+//
+// Request workers, the deliverer and flush goroutines belong to the
+// connection's errgroup g; each runs only while it has work, so an idle
+// connection costs one goroutine (the reader). Stopping is canceling the
+// connection's context (closeNow, from any goroutine: the socket closes,
+// the reader's read fails); serve then waits for the group.
 type conn struct {
 	s      *Server
 	sock   Socket
@@ -57,7 +72,9 @@ type conn struct {
 	direct      []Envelope              // notified envelopes to push without a mailbox read
 	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
 	drainedSent bool
-	dwg         sync.WaitGroup
+
+	// g owns the connection's goroutines but the reader (see conn).
+	g errgroup.Group
 
 	// slots holds a token per SendMessage or Ack waiting for its commit
 	// (see handleFast); made on first use.
@@ -75,6 +92,8 @@ type conn struct {
 	outDead  bool     // closed or failed: queue nothing more
 	fmu      sync.Mutex
 	rest     []byte // the unwritten tail of a partial write, written first (fmu)
+	// fwg counts the owners of the outgoing queue (flushing): a flush
+	// goroutine, or the write scheduler while c waits in its list.
 	fwg      sync.WaitGroup
 	tryWrite bool // the socket can write without blocking: use the scheduler
 }
@@ -184,7 +203,7 @@ func (c *conn) queue(b []byte) error {
 	c.omu.Unlock()
 	c.s.metrics.framesOut.Add(1)
 	if start && !(c.tryWrite && c.s.sched.add(c.s.ctx, c)) {
-		go c.flush()
+		c.goFlush()
 	}
 	return nil
 }
@@ -196,6 +215,12 @@ func recycleOut(out []byte) {
 		*bp = out[:0]
 		outBufs.Put(bp)
 	}
+}
+
+// goFlush starts a flush goroutine, which takes over the queue's
+// ownership (an fwg count) from its caller.
+func (c *conn) goFlush() {
+	c.g.Go(func() error { c.flush(); return nil })
 }
 
 // flush writes the queue until it is empty.
@@ -238,10 +263,12 @@ func (c *conn) serve(ctx context.Context) {
 			c.unsub()
 		}
 		c.dmu.Lock()
-		c.stopped = true
+		c.stopped = true // no deliverer starts any more
 		c.dmu.Unlock()
-		c.dwg.Wait()
+		// The queue is closed (close): once its owners are done no
+		// flush goroutine starts any more, and the group can be waited.
 		c.fwg.Wait()
+		c.g.Wait()
 	}()
 	// The connection ends with its context (the socket is closed then).
 	stopWatch := context.AfterFunc(c.ctx, func() {
@@ -264,7 +291,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.timer.Stop()
 	work := make(chan bool, 1)
 	run := func(fn func() bool) bool {
-		go func() { work <- fn() }()
+		c.g.Go(func() error { work <- fn(); return nil })
 		return <-work
 	}
 	if !run(func() bool { return c.newChallenge() == nil }) {
@@ -494,8 +521,7 @@ func (c *conn) wake() {
 		return
 	}
 	c.running = true
-	c.dwg.Add(1)
-	go c.deliver()
+	c.g.Go(func() error { c.deliver(); return nil })
 }
 
 const fetchBatch = 128
@@ -511,7 +537,6 @@ const fetchBatch = 128
 // arriving during the read are pushed after it unless the read already
 // covered them (sequence <= cursor) or they are in flight.
 func (c *conn) deliver() {
-	defer c.dwg.Done()
 	stop := func() {
 		c.dmu.Lock()
 		c.running = false
