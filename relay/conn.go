@@ -71,6 +71,7 @@ type conn struct {
 	caughtUp    bool                    // the last mailbox read found nothing more
 	direct      []Envelope              // notified envelopes to push without a mailbox read
 	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
+	acking      map[EnvelopeID]struct{} // in a free Ack under way (claimFreeAck)
 	drainedSent bool
 
 	// g owns the connection's goroutines but the reader (see conn).
@@ -652,9 +653,12 @@ func (c *conn) pushEnvelope(e *Envelope) error {
 	return err
 }
 
-// inFlight reports whether ids (at least one) were all pushed on this
-// connection and not yet acked.
-func (c *conn) inFlight(ids [][]byte) bool {
+// claimFreeAck reports whether an Ack of ids is free of the request
+// limit: at least one id, all pushed on this connection, not yet acked
+// and in no other free Ack still under way. It then marks them under way
+// until releaseFreeAck, so that repeating an Ack while its delete commits
+// costs tokens like any request.
+func (c *conn) claimFreeAck(ids [][]byte) bool {
 	if len(ids) == 0 {
 		return false
 	}
@@ -664,11 +668,30 @@ func (c *conn) inFlight(ids [][]byte) bool {
 		if len(b) != len(EnvelopeID{}) {
 			return false
 		}
-		if _, ok := c.inflight[EnvelopeID(b)]; !ok {
+		id := EnvelopeID(b)
+		if _, ok := c.inflight[id]; !ok {
+			return false
+		}
+		if _, busy := c.acking[id]; busy {
 			return false
 		}
 	}
+	if c.acking == nil {
+		c.acking = make(map[EnvelopeID]struct{})
+	}
+	for _, b := range ids {
+		c.acking[EnvelopeID(b)] = struct{}{}
+	}
 	return true
+}
+
+// releaseFreeAck ends what claimFreeAck marked, once the Ack completed.
+func (c *conn) releaseFreeAck(ids [][]byte) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, b := range ids {
+		delete(c.acking, EnvelopeID(b))
+	}
 }
 
 // acked forgets acknowledged envelopes and lets delivery continue.

@@ -74,11 +74,15 @@ func (c *conn) handleFast(req *wire.Request) bool {
 			return false
 		}
 	}
-	if cerr := c.charge(req); cerr != nil {
+	free, cerr := c.charge(req)
+	if cerr != nil {
 		err = cerr
 	}
 	id := req.Id
 	if err != nil {
+		if free {
+			c.releaseFreeAck(req.GetAck().EnvelopeIds)
+		}
 		c.reply(c.errorFor(id, err))
 		return true
 	}
@@ -101,6 +105,9 @@ func (c *conn) handleFast(req *wire.Request) bool {
 	}
 	am.DeleteAsync(c.dev, ids, func(err error) {
 		defer c.release()
+		if free {
+			defer c.releaseFreeAck(req.GetAck().EnvelopeIds) // after acked: no gap for a second free Ack
+		}
 		if err != nil {
 			c.failed(id, err)
 			return

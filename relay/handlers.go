@@ -24,9 +24,12 @@ const (
 // handle answers req on the general path (a worker goroutine).
 func (c *conn) handle(req *wire.Request) *wire.Response {
 	resp := &wire.Response{Id: req.Id}
-	err := c.charge(req)
+	free, err := c.charge(req)
 	if err == nil {
 		err = c.dispatch(req, resp)
+	}
+	if free {
+		c.releaseFreeAck(req.GetAck().GetEnvelopeIds())
 	}
 	if err != nil {
 		resp.Body = nil
@@ -43,17 +46,18 @@ func (c *conn) handle(req *wire.Request) *wire.Response {
 
 // charge takes req's token from the connection's request budget. An Ack
 // whose ids were all pushed on this connection and are not yet acked is
-// free: it only releases what the relay sent, at most once per envelope,
-// so a device draining a backlog is never refused its acks (which would
-// fill the delivery window and stop delivery).
-func (c *conn) charge(req *wire.Request) error {
-	if a := req.GetAck(); a != nil && c.authed && c.inFlight(a.EnvelopeIds) {
-		return nil
+// free (claimFreeAck; the caller releases the claim when the Ack
+// completes): it only releases what the relay sent, once per envelope, so
+// a device draining a backlog is never refused its acks (which would fill
+// the delivery window and stop delivery).
+func (c *conn) charge(req *wire.Request) (free bool, err error) {
+	if a := req.GetAck(); a != nil && c.authed && c.claimFreeAck(a.EnvelopeIds) {
+		return true, nil
 	}
 	if ok, wait := c.bucket.take(c.s.cfg.DeviceRate, c.s.cfg.Now()); !ok {
-		return &RateError{RetryAfter: wait}
+		return false, &RateError{RetryAfter: wait}
 	}
-	return nil
+	return false, nil
 }
 
 func badRequest(format string, args ...any) error {
