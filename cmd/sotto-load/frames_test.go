@@ -138,6 +138,8 @@ func hotSeeds() [][]byte {
 		}}}}}),
 		enc(&wire.Frame{Kind: &wire.Frame_Push{Push: &wire.Push{Body: &wire.Push_Challenge{Challenge: &wire.Challenge{Nonce: make([]byte, 32)}}}}}),
 		enc(&wire.Frame{Kind: &wire.Frame_Push{Push: &wire.Push{Body: &wire.Push_QueueEmpty{QueueEmpty: &wire.QueueEmpty{}}}}}),
+		// Last: TestParseHot checks the others by position.
+		enc(&wire.Frame{Kind: &wire.Frame_Response{Response: &wire.Response{Id: 78, Body: &wire.Response_SealedSend{SealedSend: &wire.SendMessageResponse{ServerTimestampMs: 6}}}}}),
 	}
 }
 
@@ -157,7 +159,10 @@ func TestParseHot(t *testing.T) {
 		string(f.content) != "hello" || len(f.envID) != 16 || !bytes.Equal(f.messageID, []byte{1, 2, 3}) {
 		t.Fatalf("envelope: %+v %v", f, err)
 	}
-	for _, s := range seeds[4:] {
+	if err := parseHot(seeds[len(seeds)-1], &f); err != nil || f.kind != kindResponse || f.id != 78 || f.body != fRespSend {
+		t.Fatalf("sealed send response: %+v %v", f, err)
+	}
+	for _, s := range seeds[4 : len(seeds)-1] {
 		if err := parseHot(s, &f); err != nil || f.kind != kindOther {
 			t.Fatalf("other push: %+v %v", f, err)
 		}
