@@ -17,7 +17,10 @@ import (
 // uploaded. The relay stores and pushes the envelopes with no sender. It
 // learns who received a message, not who wrote it, except by what it can
 // see of the connection itself (the client's IP address and the timing of
-// the sealed connection against the device's authenticated one).
+// the sealed connection against the device's authenticated one). The send
+// itself is checked, stored and answered by the one send path of named and
+// sealed sends (send.go, fastpath.go); this file keeps the access keys,
+// the per-address limit and the sender certificates.
 //
 // The relay also issues sender certificates to authenticated devices. In
 // Sotto's threat model they carry no trust: a hostile relay can mint one for
