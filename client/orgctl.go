@@ -378,9 +378,7 @@ func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, en
 		c.rejectOrg(ctx, err)
 	}
 	if !noAck {
-		if err := conn.Ack(ctx, env.Id); err != nil {
-			c.log.Warn("ack failed", "err", err)
-		}
+		conn.AckLater(env.Id)
 	}
 	if outcome == orgApplied && doc.Kind != wire.OrgDocumentKind_ORG_WIPE {
 		c.sendOrgReceipt(ctx, conn, doc.Body)

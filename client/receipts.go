@@ -39,7 +39,13 @@ const (
 // receiptBatch is what waits to be sent to one contact.
 type receiptBatch struct {
 	delivered, read [][]byte
+	seen            map[string]bool // "d" or "r" + id: what the lists hold
 }
+
+// maxReceiptIDs is the most message ids one receipt carries: a device
+// coming back to a backlog queues thousands, sent as several receipts
+// that each fit in a frame.
+const maxReceiptIDs = 1000
 
 // receiptQueue holds pending receipts and the goroutines whose delays
 // release them. It is owned by the Client: stopped and waited for in Close.
@@ -113,12 +119,16 @@ func (c *Client) queueReceipt(to string, read bool, ids ...[]byte) {
 		}
 		q.active++
 	}
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
 	for _, id := range ids {
-		list := &b.delivered
+		list, key := &b.delivered, "d"+string(id)
 		if read {
-			list = &b.read
+			list, key = &b.read, "r"+string(id)
 		}
-		if !slices.ContainsFunc(*list, func(x []byte) bool { return bytes.Equal(x, id) }) {
+		if !b.seen[key] {
+			b.seen[key] = true
 			*list = append(*list, bytes.Clone(id))
 		}
 	}
@@ -154,15 +164,14 @@ func (c *Client) sendReceipts(ctx context.Context, to string, b *receiptBatch) {
 		read bool
 		make func([][]byte, time.Time) (*content.Content, error)
 	}{{b.delivered, false, content.NewDeliveryReceipt}, {b.read, true, content.NewReadReceipt}} {
-		if len(k.ids) == 0 {
-			continue
-		}
-		ct, err := k.make(k.ids, c.opts.Now())
-		if err == nil {
-			_, err = c.sendContent(ctx, to, ct, ct.Id)
-		}
-		if err != nil && ctx.Err() == nil {
-			c.log.Info("receipts not sent", "read", k.read, "count", len(k.ids), "err", err)
+		for ids := range slices.Chunk(k.ids, maxReceiptIDs) {
+			ct, err := k.make(ids, c.opts.Now())
+			if err == nil {
+				_, err = c.sendContent(ctx, to, ct, ct.Id)
+			}
+			if err != nil && ctx.Err() == nil {
+				c.log.Info("receipts not sent", "read", k.read, "count", len(ids), "err", err)
+			}
 		}
 	}
 }

@@ -215,11 +215,10 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		return false
 	}
 	if !noAck {
-		// Unacknowledged (the connection is closing), it is delivered
-		// again and recognized as a duplicate.
-		if err := conn.Ack(ctx, env.Id); err != nil && ctx.Err() == nil {
-			c.log.Warn("ack failed", "err", err)
-		}
+		// Queued: the connection acks in batches and retries a refused
+		// Ack. Unacknowledged (the connection is closing), it is
+		// delivered again and recognized as a duplicate.
+		conn.AckLater(env.Id)
 	}
 	// After the ack: a consistency proof round trip never holds it up.
 	c.checkGossip(ctx, conn)

@@ -94,6 +94,11 @@ func startSealedRelay(t *testing.T) *sealedRelay {
 	cfg := r.config()
 	cfg.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.SenderCertificates = r.issuer
+	// The relay caches accounts and access keys for a few seconds; the
+	// tests here alter its store behind its back (corruptAccessKey) and
+	// expect the next send to see it, as a relay restarted on an altered
+	// disk would.
+	cfg.DirectoryCacheTTL = time.Nanosecond
 	r.serve(t, cfg)
 	return r
 }

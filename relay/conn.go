@@ -8,14 +8,29 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"sotto/wire"
 )
 
-// conn is the relay's side of one client connection. The goroutine that
-// runs serve owns it; a delivery goroutine runs only while there are
-// envelopes to push, so an idle connection costs one goroutine.
+// conn is the relay's side of one client connection. Its goroutines:
+//
+//   - the reader: the goroutine that runs serve. It reads frames, hands
+//     sends and acks to the asynchronous mailbox itself (fastpath.go) and
+//     anything else to a request worker, one at a time, so that requests
+//     are handled in order;
+//   - the deliverer (deliver), which pushes queued envelopes within the
+//     delivery window;
+//   - the writers: frames queued by any goroutine are written by the
+//     server's write scheduler (writesched.go) without blocking, or by a
+//     flush goroutine when the socket's buffer is full.
+//
+// Request workers, the deliverer and flush goroutines belong to the
+// connection's errgroup g; each runs only while it has work, so an idle
+// connection costs one goroutine (the reader). Stopping is canceling the
+// connection's context (closeNow, from any goroutine: the socket closes,
+// the reader's read fails); serve then waits for the group.
 type conn struct {
 	s      *Server
 	sock   Socket
@@ -56,8 +71,11 @@ type conn struct {
 	caughtUp    bool                    // the last mailbox read found nothing more
 	direct      []Envelope              // notified envelopes to push without a mailbox read
 	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
+	acking      map[EnvelopeID]struct{} // in a free Ack under way (claimFreeAck)
 	drainedSent bool
-	dwg         sync.WaitGroup
+
+	// g owns the connection's goroutines but the reader (see conn).
+	g errgroup.Group
 
 	// slots holds a token per SendMessage or Ack waiting for its commit
 	// (see handleFast); made on first use.
@@ -75,6 +93,8 @@ type conn struct {
 	outDead  bool     // closed or failed: queue nothing more
 	fmu      sync.Mutex
 	rest     []byte // the unwritten tail of a partial write, written first (fmu)
+	// fwg counts the owners of the outgoing queue (flushing): a flush
+	// goroutine, or the write scheduler while c waits in its list.
 	fwg      sync.WaitGroup
 	tryWrite bool // the socket can write without blocking: use the scheduler
 }
@@ -184,7 +204,7 @@ func (c *conn) queue(b []byte) error {
 	c.omu.Unlock()
 	c.s.metrics.framesOut.Add(1)
 	if start && !(c.tryWrite && c.s.sched.add(c.s.ctx, c)) {
-		go c.flush()
+		c.goFlush()
 	}
 	return nil
 }
@@ -196,6 +216,12 @@ func recycleOut(out []byte) {
 		*bp = out[:0]
 		outBufs.Put(bp)
 	}
+}
+
+// goFlush starts a flush goroutine, which takes over the queue's
+// ownership (an fwg count) from its caller.
+func (c *conn) goFlush() {
+	c.g.Go(func() error { c.flush(); return nil })
 }
 
 // flush writes the queue until it is empty.
@@ -238,10 +264,12 @@ func (c *conn) serve(ctx context.Context) {
 			c.unsub()
 		}
 		c.dmu.Lock()
-		c.stopped = true
+		c.stopped = true // no deliverer starts any more
 		c.dmu.Unlock()
-		c.dwg.Wait()
+		// The queue is closed (close): once its owners are done no
+		// flush goroutine starts any more, and the group can be waited.
 		c.fwg.Wait()
+		c.g.Wait()
 	}()
 	// The connection ends with its context (the socket is closed then).
 	stopWatch := context.AfterFunc(c.ctx, func() {
@@ -264,7 +292,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.timer.Stop()
 	work := make(chan bool, 1)
 	run := func(fn func() bool) bool {
-		go func() { work <- fn() }()
+		c.g.Go(func() error { work <- fn(); return nil })
 		return <-work
 	}
 	if !run(func() bool { return c.newChallenge() == nil }) {
@@ -275,23 +303,22 @@ func (c *conn) serve(ctx context.Context) {
 		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
 			return
 		}
-		if err == nil && c.authed {
-			// Sends and acks are handled here when they need not wait.
-			c.s.metrics.framesIn.Add(1)
-			f, ok := wire.DecodeHotRequest(b)
-			var derr error
-			if !ok {
-				f, derr = wire.DecodeFrame(b)
-			}
-			if derr == nil && f.GetRequest() != nil && c.handleFast(f.GetRequest()) {
+		if err == nil {
+			// Sends (named and sealed) and acks are handled here when
+			// they need not wait; anything else in a worker.
+			if f, ok := wire.DecodeHotRequest(b); ok {
+				c.s.metrics.framesIn.Add(1)
+				if c.handleFast(f.GetRequest()) {
+					continue
+				}
+				c.waitPending()
+				if !run(func() bool { return c.decoded(f, nil) }) {
+					return
+				}
 				continue
 			}
-			c.waitPending()
-			if !run(func() bool { return c.decoded(f, derr) }) {
-				return
-			}
-			continue
 		}
+		c.waitPending()
 		if !run(func() bool { return c.frame(b, err) }) {
 			return
 		}
@@ -495,8 +522,7 @@ func (c *conn) wake() {
 		return
 	}
 	c.running = true
-	c.dwg.Add(1)
-	go c.deliver()
+	c.g.Go(func() error { c.deliver(); return nil })
 }
 
 const fetchBatch = 128
@@ -512,7 +538,6 @@ const fetchBatch = 128
 // arriving during the read are pushed after it unless the read already
 // covered them (sequence <= cursor) or they are in flight.
 func (c *conn) deliver() {
-	defer c.dwg.Done()
 	stop := func() {
 		c.dmu.Lock()
 		c.running = false
@@ -626,6 +651,47 @@ func (c *conn) pushEnvelope(e *Envelope) error {
 		c.s.metrics.delivered.Add(1)
 	}
 	return err
+}
+
+// claimFreeAck reports whether an Ack of ids is free of the request
+// limit: at least one id, all pushed on this connection, not yet acked
+// and in no other free Ack still under way. It then marks them under way
+// until releaseFreeAck, so that repeating an Ack while its delete commits
+// costs tokens like any request.
+func (c *conn) claimFreeAck(ids [][]byte) bool {
+	if len(ids) == 0 {
+		return false
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, b := range ids {
+		if len(b) != len(EnvelopeID{}) {
+			return false
+		}
+		id := EnvelopeID(b)
+		if _, ok := c.inflight[id]; !ok {
+			return false
+		}
+		if _, busy := c.acking[id]; busy {
+			return false
+		}
+	}
+	if c.acking == nil {
+		c.acking = make(map[EnvelopeID]struct{})
+	}
+	for _, b := range ids {
+		c.acking[EnvelopeID(b)] = struct{}{}
+	}
+	return true
+}
+
+// releaseFreeAck ends what claimFreeAck marked, once the Ack completed.
+func (c *conn) releaseFreeAck(ids [][]byte) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, b := range ids {
+		delete(c.acking, EnvelopeID(b))
+	}
 }
 
 // acked forgets acknowledged envelopes and lets delivery continue.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -26,6 +27,7 @@ type dirCache struct {
 type dirEntry struct {
 	acct       Account
 	devices    []Device
+	accessKey  []byte // the account's unidentified access key (nil: none, or not kept)
 	loaded     time.Time
 	refreshing bool // peek started a reload (d.mu)
 }
@@ -39,31 +41,54 @@ func newDirCache(dir Directory, ttl time.Duration, now func() time.Time) *dirCac
 // get returns the account named username (normalized) and its active
 // devices. The slice must not be modified.
 func (d *dirCache) get(ctx context.Context, username string) (Account, []Device, error) {
+	e, err := d.getEntry(ctx, username)
+	return e.acct, e.devices, err
+}
+
+// getEntry is get with everything cached about the account.
+func (d *dirCache) getEntry(ctx context.Context, username string) (dirEntry, error) {
 	now := d.now()
 	d.mu.Lock()
 	e := d.m[username]
 	gen := d.gen
 	d.mu.Unlock()
 	if e != nil && now.Sub(e.loaded) < d.ttl {
-		return e.acct, e.devices, nil
+		return *e, nil
 	}
-	acct, err := d.dir.AccountByName(ctx, username)
+	ne, err := d.load(ctx, username, now)
 	if err != nil {
-		return acct, nil, err
-	}
-	devs, err := d.dir.Devices(ctx, acct.ID, false)
-	if err != nil {
-		return acct, nil, err
+		return ne, err
 	}
 	d.mu.Lock()
 	if d.gen == gen {
 		if len(d.m) >= dirCacheMax {
 			clear(d.m)
 		}
-		d.m[username] = &dirEntry{acct: acct, devices: devs, loaded: now}
+		d.m[username] = &ne
 	}
 	d.mu.Unlock()
-	return acct, devs, nil
+	return ne, nil
+}
+
+// load reads what is cached about username from the directory.
+func (d *dirCache) load(ctx context.Context, username string, now time.Time) (dirEntry, error) {
+	acct, err := d.dir.AccountByName(ctx, username)
+	if err != nil {
+		return dirEntry{acct: acct}, err
+	}
+	devs, err := d.dir.Devices(ctx, acct.ID, false)
+	if err != nil {
+		return dirEntry{acct: acct}, err
+	}
+	e := dirEntry{acct: acct, devices: devs, loaded: now}
+	if ks, ok := d.dir.(AccessKeyStore); ok {
+		k, err := ks.AccessKey(ctx, acct.ID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return dirEntry{acct: acct}, err
+		}
+		e.accessKey = k
+	}
+	return e, nil
 }
 
 // peek is get without loading in the caller: ok is false when username
@@ -74,34 +99,37 @@ func (d *dirCache) get(ctx context.Context, username string) (Account, []Device,
 // starts as soon as the entry is old, so a change made elsewhere is
 // seen about as soon as with get.
 func (d *dirCache) peek(ctx context.Context, username string) (Account, []Device, bool) {
+	e, err := d.peekEntry(ctx, username)
+	return e.acct, e.devices, err == nil
+}
+
+// peekEntry is peek with everything cached about the account; the error
+// is errCacheMiss when username is not cached.
+func (d *dirCache) peekEntry(ctx context.Context, username string) (dirEntry, error) {
 	now := d.now()
 	d.mu.Lock()
 	e := d.m[username]
 	if e == nil || now.Sub(e.loaded) >= 2*d.ttl {
 		d.mu.Unlock()
-		return Account{}, nil, false
+		return dirEntry{}, errCacheMiss
 	}
 	reload := now.Sub(e.loaded) >= d.ttl && !e.refreshing
 	if reload {
 		e.refreshing = true
 	}
 	gen := d.gen
+	out := *e
 	d.mu.Unlock()
 	if reload {
 		go d.reload(ctx, username, gen)
 	}
-	return e.acct, e.devices, true
+	return out, nil
 }
 
 // reload replaces the entry of username (the goroutine peek starts; it
 // ends with the load, which ctx bounds).
 func (d *dirCache) reload(ctx context.Context, username string, gen uint64) {
-	now := d.now()
-	acct, err := d.dir.AccountByName(ctx, username)
-	var devs []Device
-	if err == nil {
-		devs, err = d.dir.Devices(ctx, acct.ID, false)
-	}
+	e, err := d.load(ctx, username, d.now())
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
@@ -110,7 +138,7 @@ func (d *dirCache) reload(ctx context.Context, username string, gen uint64) {
 	case err != nil:
 		delete(d.m, username) // the next use loads it, or reports the error
 	default:
-		d.m[username] = &dirEntry{acct: acct, devices: devs, loaded: now}
+		d.m[username] = &e
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 )
 
 // AsyncMailbox is implemented by mailboxes that can take a write without
-// a goroutine waiting for its commit. The relay then handles SendMessage
-// and Ack on the connection's read goroutine and answers from the
+// a goroutine waiting for its commit. The relay then handles SendMessage,
+// SealedSend and Ack on the connection's read goroutine and answers from the
 // completion callback, so a message costs no goroutine switch or stack
 // of its own while its batch commits.
 //
@@ -22,25 +22,27 @@ type AsyncMailbox interface {
 	DeleteAsync(dev DeviceAddr, ids []EnvelopeID, deleted func(error))
 }
 
-// maxPendingWrites bounds the SendMessage and Ack requests of one
+// maxPendingWrites bounds the sends and Acks of one
 // connection waiting for their commit: the connection reads no more
 // frames until one completes. Any other request waits for all of them
 // (see waitPending).
 const maxPendingWrites = 64
 
-// errCacheMiss sends a SendMessage whose recipient is not cached down the
-// general path (which loads it).
-var errCacheMiss = errors.New("relay: recipient not cached")
+// errCacheMiss sends a send whose recipient (or, sealed, the member
+// access document) is not cached down the general path, which loads it.
+var errCacheMiss = errors.New("relay: not cached")
 
-// handleFast handles req on the read goroutine if it is a SendMessage or
-// an Ack and the mailbox is asynchronous; it reports whether it did.
-// Anything it cannot finish without blocking is left to the general path.
+// handleFast handles req on the read goroutine if it is a send (named on
+// an authenticated connection, sealed on another) or an Ack and the
+// mailbox is asynchronous; it reports whether it did. Anything it cannot
+// finish without blocking is left to the general path.
 func (c *conn) handleFast(req *wire.Request) bool {
 	am, ok := c.s.mb.(AsyncMailbox)
 	if !ok {
 		return false
 	}
 	var (
+		sr    *sendRequest
 		send  *Send
 		ids   []EnvelopeID
 		quiet bool
@@ -48,21 +50,39 @@ func (c *conn) handleFast(req *wire.Request) bool {
 	)
 	switch b := req.Body.(type) {
 	case *wire.Request_SendMessage:
-		send, err = c.prepareSend(b.SendMessage, c.peek)
-		if errors.Is(err, errCacheMiss) {
+		if !c.authed {
 			return false
 		}
+		sr = namedSend(b.SendMessage)
+	case *wire.Request_SealedSend:
+		if c.authed {
+			return false
+		}
+		sr = sealedSend(b.SealedSend)
 	case *wire.Request_Ack:
+		if !c.authed {
+			return false
+		}
 		ids, err = ackIDs(b.Ack)
 		quiet = b.Ack.Quiet
 	default:
 		return false
 	}
-	if ok, wait := c.bucket.take(c.s.cfg.DeviceRate, c.s.cfg.Now()); !ok {
-		err = &RateError{RetryAfter: wait}
+	if sr != nil {
+		// The limits are charged once the send is known to stay here.
+		if send, err = c.prepareSend(sr, false); errors.Is(err, errCacheMiss) {
+			return false
+		}
+	}
+	free, cerr := c.charge(req)
+	if cerr != nil {
+		err = cerr
 	}
 	id := req.Id
 	if err != nil {
+		if free {
+			c.releaseFreeAck(req.GetAck().EnvelopeIds)
+		}
 		c.reply(c.errorFor(id, err))
 		return true
 	}
@@ -77,15 +97,17 @@ func (c *conn) handleFast(req *wire.Request) bool {
 				c.failed(id, err)
 				return
 			}
-			c.stored(send, res)
+			c.stored(sr, send, res)
 			bp := encBufs.Get().(*[]byte)
-			c.queueEncoded(bp, wire.AppendSendMessageResponse((*bp)[:0], id, &wire.SendMessageResponse{
-				ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}), nil)
+			c.queueEncoded(bp, sr.appendResponse((*bp)[:0], id, res), nil)
 		})
 		return true
 	}
 	am.DeleteAsync(c.dev, ids, func(err error) {
 		defer c.release()
+		if free {
+			defer c.releaseFreeAck(req.GetAck().EnvelopeIds) // after acked: no gap for a second free Ack
+		}
 		if err != nil {
 			c.failed(id, err)
 			return
@@ -105,9 +127,9 @@ func (c *conn) handleFast(req *wire.Request) bool {
 // notifications and response.
 func (c *conn) release() { <-c.slots }
 
-// waitPending waits until every SendMessage and Ack handed to the mailbox
-// has completed (read goroutine). The general path runs only then, so
-// that a send it stores cannot be delivered before an earlier one.
+// waitPending waits until every request handed to the mailbox has
+// completed (read goroutine). The general path runs only then, so that a
+// send it stores cannot be delivered before an earlier one.
 func (c *conn) waitPending() {
 	if len(c.slots) == 0 {
 		return
@@ -127,20 +149,4 @@ func (c *conn) failed(id uint64, err error) {
 		c.s.log.Error("request failed", "device", c.dev.String(), "err", err)
 	}
 	c.reply(r)
-}
-
-// peek is lookup from the directory cache only.
-func (c *conn) peek(username string) (Account, []Device, error) {
-	u, err := NormalizeUsername(username)
-	if err != nil {
-		return Account{}, nil, ErrNotFound
-	}
-	acct, devs, ok := c.s.cache.peek(c.s.ctx, u)
-	if !ok {
-		return acct, nil, errCacheMiss
-	}
-	if acct.Revoked {
-		return acct, nil, ErrNotFound
-	}
-	return acct, devs, nil
 }

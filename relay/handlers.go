@@ -2,10 +2,8 @@ package relay
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 
 	"sotto/wire"
 )
@@ -23,50 +21,15 @@ const (
 	maxProvisioning  = 64 << 10
 )
 
+// handle answers req on the general path (a worker goroutine).
 func (c *conn) handle(req *wire.Request) *wire.Response {
 	resp := &wire.Response{Id: req.Id}
-	if ok, wait := c.bucket.take(c.s.cfg.DeviceRate, c.s.cfg.Now()); !ok {
-		errorResponse(resp, &RateError{RetryAfter: wait})
-		c.s.metrics.countError(resp.Code)
-		return resp
+	free, err := c.charge(req)
+	if err == nil {
+		err = c.dispatch(req, resp)
 	}
-	var err error
-	switch b := req.Body.(type) {
-	case *wire.Request_Ping:
-		resp.Body = &wire.Response_Ping{Ping: &wire.PingResponse{ServerTimeMs: c.s.cfg.Now().UnixMilli()}}
-	case *wire.Request_Enroll:
-		var r *wire.EnrollResponse
-		if r, err = c.enroll(b.Enroll); err == nil {
-			r.SealedTrustRoot = c.s.sealedTrustRoot()
-			resp.Body = &wire.Response_Enroll{Enroll: r}
-		}
-	case *wire.Request_Authenticate:
-		var r *wire.AuthenticateResponse
-		if r, err = c.authenticate(b.Authenticate); err == nil {
-			resp.Body = &wire.Response_Authenticate{Authenticate: r}
-		}
-	case *wire.Request_LinkDevice:
-		var r *wire.EnrollResponse
-		if r, err = c.linkDevice(b.LinkDevice); err == nil {
-			r.SealedTrustRoot = c.s.sealedTrustRoot()
-			resp.Body = &wire.Response_LinkDevice{LinkDevice: r}
-		}
-	case *wire.Request_SealedSend:
-		var r *wire.SendMessageResponse
-		if r, err = c.sealedSend(b.SealedSend); err == nil {
-			resp.Body = &wire.Response_SealedSend{SealedSend: r}
-		}
-	case *wire.Request_Provision:
-		var r *wire.ProvisionResponse
-		if r, err = c.provision(); err == nil {
-			resp.Body = &wire.Response_Provision{Provision: r}
-		}
-	default:
-		if !c.authed {
-			err = ErrUnauthenticated
-			break
-		}
-		err = c.handleAuthed(req, resp)
+	if free {
+		c.releaseFreeAck(req.GetAck().GetEnvelopeIds())
 	}
 	if err != nil {
 		resp.Body = nil
@@ -81,77 +44,20 @@ func (c *conn) handle(req *wire.Request) *wire.Response {
 	return resp
 }
 
-func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
-	var err error
-	switch b := req.Body.(type) {
-	case *wire.Request_UploadPrekeys:
-		err = c.uploadPreKeys(b.UploadPrekeys)
-		resp.Body = &wire.Response_UploadPrekeys{UploadPrekeys: &wire.UploadPreKeysResponse{}}
-	case *wire.Request_PrekeyCount:
-		var r *wire.PreKeyCountResponse
-		if r, err = c.preKeyCount(); err == nil {
-			resp.Body = &wire.Response_PrekeyCount{PrekeyCount: r}
-		}
-	case *wire.Request_FetchPrekeys:
-		var r *wire.FetchPreKeysResponse
-		if r, err = c.fetchPreKeys(b.FetchPrekeys); err == nil {
-			resp.Body = &wire.Response_FetchPrekeys{FetchPrekeys: r}
-		}
-	case *wire.Request_GetDevices:
-		var r *wire.DeviceList
-		if r, err = c.getDevices(b.GetDevices.GetUsername()); err == nil {
-			resp.Body = &wire.Response_GetDevices{GetDevices: r}
-		}
-	case *wire.Request_GetIdentity:
-		var r *wire.IdentityResponse
-		if r, err = c.getIdentity(b.GetIdentity); err == nil {
-			resp.Body = &wire.Response_GetIdentity{GetIdentity: r}
-		}
-	case *wire.Request_SendMessage:
-		var r *wire.SendMessageResponse
-		if r, err = c.sendMessage(b.SendMessage); err == nil {
-			resp.Body = &wire.Response_SendMessage{SendMessage: r}
-		}
-	case *wire.Request_Ack:
-		err = c.ack(b.Ack)
-		resp.Body = &wire.Response_Ack{Ack: &wire.AckResponse{}}
-	case *wire.Request_LinkToken:
-		var r *wire.LinkTokenResponse
-		if r, err = c.linkToken(); err == nil {
-			resp.Body = &wire.Response_LinkToken{LinkToken: r}
-		}
-	case *wire.Request_SendProvisioning:
-		err = c.sendProvisioning(b.SendProvisioning)
-		resp.Body = &wire.Response_SendProvisioning{SendProvisioning: &wire.SendProvisioningResponse{}}
-	case *wire.Request_ListDevices:
-		var devs []Device
-		if devs, err = c.s.dir.Devices(c.ctx, c.dev.Account, false); err == nil {
-			resp.Body = &wire.Response_ListDevices{ListDevices: deviceList(c.username, devs, true)}
-		}
-	case *wire.Request_RemoveDevice:
-		err = c.removeDevice(b.RemoveDevice.GetDeviceId())
-		resp.Body = &wire.Response_RemoveDevice{RemoveDevice: &wire.RemoveDeviceResponse{}}
-	case *wire.Request_TurnCredentials:
-		var r *wire.TurnCredentials
-		if r, err = c.turnCredentials(); err == nil {
-			resp.Body = &wire.Response_TurnCredentials{TurnCredentials: r}
-		}
-	case *wire.Request_BlobToken:
-		var r *wire.BlobTokenResponse
-		if r, err = c.blobToken(); err == nil {
-			resp.Body = &wire.Response_BlobToken{BlobToken: r}
-		}
-	default:
-		var handled bool
-		if handled, err = c.handleOrg(req, resp); !handled {
-			if handled, err = c.handleTransparency(req, resp); !handled {
-				if handled, err = c.handleSealed(req, resp); !handled {
-					err = fmt.Errorf("%w: unknown request", ErrBadRequest)
-				}
-			}
-		}
+// charge takes req's token from the connection's request budget. An Ack
+// whose ids were all pushed on this connection and are not yet acked is
+// free (claimFreeAck; the caller releases the claim when the Ack
+// completes): it only releases what the relay sent, once per envelope, so
+// a device draining a backlog is never refused its acks (which would fill
+// the delivery window and stop delivery).
+func (c *conn) charge(req *wire.Request) (free bool, err error) {
+	if a := req.GetAck(); a != nil && c.authed && c.claimFreeAck(a.EnvelopeIds) {
+		return true, nil
 	}
-	return err
+	if ok, wait := c.bucket.take(c.s.cfg.DeviceRate, c.s.cfg.Now()); !ok {
+		return false, &RateError{RetryAfter: wait}
+	}
+	return false, nil
 }
 
 func badRequest(format string, args ...any) error {
@@ -531,99 +437,6 @@ func (c *conn) getIdentity(r *wire.GetIdentityRequest) (*wire.IdentityResponse, 
 }
 
 // ---- messaging ----
-
-func (c *conn) sendMessage(r *wire.SendMessageRequest) (*wire.SendMessageResponse, error) {
-	send, err := c.prepareSend(r, c.lookup)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.s.mb.Append(c.ctx, send)
-	if err != nil {
-		return nil, err
-	}
-	c.stored(send, res)
-	return &wire.SendMessageResponse{ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}, nil
-}
-
-// prepareSend checks a SendMessage against the recipient's current
-// devices (found with lookup) and builds the Send to store.
-func (c *conn) prepareSend(r *wire.SendMessageRequest, lookup func(string) (Account, []Device, error)) (*Send, error) {
-	now := c.s.cfg.Now()
-	if !now.Before(c.acct.Expires) {
-		return nil, ErrExpired
-	}
-	if len(r.MessageId) == 0 || len(r.MessageId) > maxMessageID {
-		return nil, badRequest("message id must be 1 to %d bytes", maxMessageID)
-	}
-	if len(r.Messages) > maxRecipients {
-		return nil, badRequest("too many recipient devices")
-	}
-	acct, devs, err := lookup(r.Recipient)
-	if err != nil {
-		return nil, err
-	}
-	want := make(map[uint32]uint32, len(devs)) // device -> registration id
-	var current []Device
-	for _, d := range devs {
-		if d.Addr == c.dev {
-			continue // never to oneself
-		}
-		want[d.Addr.Device] = d.RegistrationID
-		current = append(current, d)
-	}
-	stale := &StaleError{Username: acct.Username, Current: current}
-	seen := make(map[uint32]bool, len(r.Messages))
-	for _, m := range r.Messages {
-		if seen[m.DeviceId] {
-			return nil, badRequest("duplicate device id %d", m.DeviceId)
-		}
-		seen[m.DeviceId] = true
-		reg, ok := want[m.DeviceId]
-		switch {
-		case !ok:
-			stale.Extra = append(stale.Extra, m.DeviceId)
-		case reg != m.RegistrationId:
-			stale.Mismatched = append(stale.Mismatched, m.DeviceId)
-		}
-	}
-	for id := range want {
-		if !seen[id] {
-			stale.Missing = append(stale.Missing, id)
-		}
-	}
-	if len(stale.Missing)+len(stale.Extra)+len(stale.Mismatched) > 0 {
-		slices.Sort(stale.Missing)
-		slices.Sort(stale.Extra)
-		slices.Sort(stale.Mismatched)
-		return nil, stale
-	}
-	if len(r.Messages) == 0 {
-		return nil, badRequest("no recipient devices")
-	}
-	send := &Send{Sender: c.dev, MessageID: r.MessageId, Timestamp: now, Envelopes: make([]Envelope, len(r.Messages))}
-	for i, m := range r.Messages {
-		e := &send.Envelopes[i]
-		rand.Read(e.ID[8:])
-		e.Recipient = DeviceAddr{Account: acct.ID, Device: m.DeviceId}
-		e.Sender, e.SenderDevice = c.username, c.dev.Device
-		e.Timestamp, e.Type, e.Content, e.MessageID = now, m.Type, m.Content, r.MessageId
-	}
-	return send, nil
-}
-
-// stored counts a stored send and wakes its recipients.
-func (c *conn) stored(send *Send, res AppendResult) {
-	c.s.metrics.sends.Add(1)
-	if !res.Duplicate {
-		c.s.metrics.stored.Add(uint64(len(send.Envelopes)))
-		for i := range send.Envelopes {
-			e := send.Envelopes[i : i+1]
-			if err := c.s.bus.Notify(c.s.ctx, e[0].Recipient, e); err != nil {
-				c.s.log.Warn("notifying recipient", "device", e[0].Recipient.String(), "err", err)
-			}
-		}
-	}
-}
 
 // ackIDs checks the ids of an Ack.
 func ackIDs(r *wire.AckRequest) ([]EnvelopeID, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -72,4 +74,52 @@ func (s *Server) checkMemberAccessPublish(ctx context.Context, body []byte) erro
 		return badRequest("member access version %d is not newer than the kept %d", m.Version, cur.Version)
 	}
 	return nil
+}
+
+// memberCache keeps the member access document for the sealed send path,
+// which reads it on every send: for ttl, dropped at once when this relay
+// stores a new one (a document published through another relay process
+// is seen within ttl).
+type memberCache struct {
+	load func(ctx context.Context) (*wire.MemberAccess, error)
+	ttl  time.Duration
+	now  func() time.Time
+
+	mu     sync.Mutex
+	doc    *wire.MemberAccess // nil: none kept
+	loaded time.Time          // zero: nothing cached
+	gen    uint64             // counts invalidations
+}
+
+// get returns the document; with wait false only a cached one, else
+// errCacheMiss.
+func (m *memberCache) get(ctx context.Context, wait bool) (*wire.MemberAccess, error) {
+	now := m.now()
+	m.mu.Lock()
+	doc, loaded, gen := m.doc, m.loaded, m.gen
+	m.mu.Unlock()
+	if !loaded.IsZero() && now.Sub(loaded) < m.ttl {
+		return doc, nil
+	}
+	if !wait {
+		return nil, errCacheMiss
+	}
+	doc, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.gen == gen {
+		m.doc, m.loaded = doc, now
+	}
+	m.mu.Unlock()
+	return doc, nil
+}
+
+// invalidate drops the cached document.
+func (m *memberCache) invalidate() {
+	m.mu.Lock()
+	m.gen++
+	m.doc, m.loaded = nil, time.Time{}
+	m.mu.Unlock()
 }

@@ -71,55 +71,66 @@ func (s *Server) orgKey(ctx context.Context) ([]byte, error) {
 	return k, err
 }
 
-// handleOrg serves the organization requests; handled is false for any
-// other request.
-func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, err error) {
-	switch b := req.Body.(type) {
-	case *wire.Request_OrgKey:
-		k, err := c.s.orgKey(c.ctx)
-		if err != nil && !errors.Is(err, ErrNoOrgKey) {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgKey{OrgKey: &wire.OrgKeyResponse{PublicKey: k}}
-	case *wire.Request_OrgPublish:
-		n, err := c.orgPublish(b.OrgPublish)
-		if err != nil {
-			return true, err
-		}
-		h := sha256.Sum256(b.OrgPublish.GetDocument().GetBody())
-		resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n), DocumentHash: h[:]}}
-	case *wire.Request_OrgReceipt:
-		if err := c.orgReceipt(b.OrgReceipt); err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgReceipt{OrgReceipt: &wire.OrgReceiptResponse{}}
-	case *wire.Request_OrgDelivery:
-		r, err := c.s.orgDelivery(c.ctx, b.OrgDelivery)
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgDelivery{OrgDelivery: r}
-	case *wire.Request_OrgDocuments:
-		docs, err := c.orgDocuments(b.OrgDocuments.GetUsername())
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgDocuments{OrgDocuments: &wire.OrgDocumentsResponse{Documents: docs}}
-	case *wire.Request_OrgInvite:
-		r, err := c.handleInvite(b.OrgInvite)
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgInvite{OrgInvite: r}
-	case *wire.Request_OrgWipeConfirm:
-		if err := c.orgWipeConfirm(b.OrgWipeConfirm); err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_OrgWipeConfirm{OrgWipeConfirm: &wire.OrgWipeConfirmResponse{}}
-	default:
-		return false, nil
+// orgRoutes are the organization's requests (all authenticated).
+func orgRoutes() []route {
+	return []route{
+		{&wire.Request_OrgKey{}, authedOnly, func(c *conn, _ *wire.Request, resp *wire.Response) error {
+			k, err := c.s.orgKey(c.ctx)
+			if err != nil && !errors.Is(err, ErrNoOrgKey) {
+				return err
+			}
+			resp.Body = &wire.Response_OrgKey{OrgKey: &wire.OrgKeyResponse{PublicKey: k}}
+			return nil
+		}},
+		{&wire.Request_OrgPublish{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			r := req.GetOrgPublish()
+			n, err := c.orgPublish(r)
+			if err != nil {
+				return err
+			}
+			h := sha256.Sum256(r.GetDocument().GetBody())
+			resp.Body = &wire.Response_OrgPublish{OrgPublish: &wire.OrgPublishResponse{Devices: uint32(n), DocumentHash: h[:]}}
+			return nil
+		}},
+		{&wire.Request_OrgReceipt{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			if err := c.orgReceipt(req.GetOrgReceipt()); err != nil {
+				return err
+			}
+			resp.Body = &wire.Response_OrgReceipt{OrgReceipt: &wire.OrgReceiptResponse{}}
+			return nil
+		}},
+		{&wire.Request_OrgDelivery{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			r, err := c.s.orgDelivery(c.ctx, req.GetOrgDelivery())
+			if err != nil {
+				return err
+			}
+			resp.Body = &wire.Response_OrgDelivery{OrgDelivery: r}
+			return nil
+		}},
+		{&wire.Request_OrgDocuments{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			docs, err := c.orgDocuments(req.GetOrgDocuments().GetUsername())
+			if err != nil {
+				return err
+			}
+			resp.Body = &wire.Response_OrgDocuments{OrgDocuments: &wire.OrgDocumentsResponse{Documents: docs}}
+			return nil
+		}},
+		{&wire.Request_OrgInvite{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			r, err := c.handleInvite(req.GetOrgInvite())
+			if err != nil {
+				return err
+			}
+			resp.Body = &wire.Response_OrgInvite{OrgInvite: r}
+			return nil
+		}},
+		{&wire.Request_OrgWipeConfirm{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
+			if err := c.orgWipeConfirm(req.GetOrgWipeConfirm()); err != nil {
+				return err
+			}
+			resp.Body = &wire.Response_OrgWipeConfirm{OrgWipeConfirm: &wire.OrgWipeConfirmResponse{}}
+			return nil
+		}},
 	}
-	return true, nil
 }
 
 func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
@@ -159,6 +170,9 @@ func (c *conn) orgPublish(r *wire.OrgPublishRequest) (int, error) {
 	}
 	if err := c.s.keepOrgDocument(c.ctx, doc.Kind, r.Username, content); err != nil {
 		return 0, err
+	}
+	if doc.Kind == wire.OrgDocumentKind_ORG_MEMBER_ACCESS {
+		c.s.member.invalidate()
 	}
 	if err := c.s.fanout(c.ctx, c.dev, c.username, content, targets); err != nil {
 		return 0, err

@@ -3,9 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sotto/wire"
@@ -19,7 +17,10 @@ import (
 // uploaded. The relay stores and pushes the envelopes with no sender. It
 // learns who received a message, not who wrote it, except by what it can
 // see of the connection itself (the client's IP address and the timing of
-// the sealed connection against the device's authenticated one).
+// the sealed connection against the device's authenticated one). The send
+// itself is checked, stored and answered by the one send path of named and
+// sealed sends (send.go, fastpath.go); this file keeps the access keys,
+// the per-address limit and the sender certificates.
 //
 // The relay also issues sender certificates to authenticated devices. In
 // Sotto's threat model they carry no trust: a hostile relay can mint one for
@@ -51,8 +52,9 @@ const (
 	maxAccessKey          = 64
 )
 
-// defaultSealedRate bounds sealed sends per client IP address.
-var defaultSealedRate = Rate{PerSecond: 50, Burst: 200}
+// DefaultSealedRate bounds sealed sends per client address key
+// (Config.SealedRate).
+var DefaultSealedRate = Rate{PerSecond: 50, Burst: 200}
 
 // sealedService holds the sealed send path's state.
 type sealedService struct {
@@ -70,7 +72,7 @@ func (s *Server) initSealed() {
 	ss.keys, _ = s.dir.(AccessKeyStore)
 	r := s.cfg.SealedRate
 	if r == (Rate{}) {
-		r = defaultSealedRate
+		r = DefaultSealedRate
 	}
 	ss.ipRate = newKeyedLimiter(r)
 	s.sealed = ss
@@ -84,24 +86,21 @@ func (s *Server) sealedTrustRoot() []byte {
 	return s.sealed.issuer.TrustRoot()
 }
 
-// handleSealed answers the authenticated sealed-sender requests.
-func (c *conn) handleSealed(req *wire.Request, resp *wire.Response) (bool, error) {
-	switch b := req.Body.(type) {
-	case *wire.Request_SetAccessKey:
-		if err := c.setAccessKey(b.SetAccessKey.GetAccessKey(), b.SetAccessKey.GetRefuseMemberAccess()); err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_SetAccessKey{SetAccessKey: &wire.SetAccessKeyResponse{}}
-		return true, nil
-	case *wire.Request_SenderCertificate:
-		r, err := c.senderCertificate()
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_SenderCertificate{SenderCertificate: r}
-		return true, nil
+func (c *conn) handleSetAccessKey(req *wire.Request, resp *wire.Response) error {
+	if err := c.setAccessKey(req.GetSetAccessKey().GetAccessKey(), req.GetSetAccessKey().GetRefuseMemberAccess()); err != nil {
+		return err
 	}
-	return false, nil
+	resp.Body = &wire.Response_SetAccessKey{SetAccessKey: &wire.SetAccessKeyResponse{}}
+	return nil
+}
+
+func (c *conn) handleSenderCertificate(_ *wire.Request, resp *wire.Response) error {
+	r, err := c.senderCertificate()
+	if err != nil {
+		return err
+	}
+	resp.Body = &wire.Response_SenderCertificate{SenderCertificate: r}
+	return nil
 }
 
 func (c *conn) setAccessKey(key []byte, refuseMember bool) error {
@@ -111,7 +110,11 @@ func (c *conn) setAccessKey(key []byte, refuseMember bool) error {
 	if len(key) != wire.AccessKeySize {
 		return badRequest("access key must be %d bytes", wire.AccessKeySize)
 	}
-	return c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember))
+	if err := c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember)); err != nil {
+		return err
+	}
+	c.s.cache.invalidate(c.dev.Account)
+	return nil
 }
 
 func (c *conn) senderCertificate() (*wire.SenderCertificateResponse, error) {
@@ -129,134 +132,6 @@ func (c *conn) senderCertificate() (*wire.SenderCertificateResponse, error) {
 		return nil, fmt.Errorf("relay: sender certificate: %w", err)
 	}
 	return &wire.SenderCertificateResponse{Certificate: cert, ExpiresMs: exp.UnixMilli(), TrustRoot: is.TrustRoot()}, nil
-}
-
-// errSealedAuth is the one answer for an unknown recipient, a recipient
-// without an access key and a wrong access key, so that a sealed send does
-// not tell them apart.
-var errSealedAuth = fmt.Errorf("%w: access key refused", ErrUnauthenticated)
-
-// sealedSend stores a send that names no sender. It is served only on a
-// connection that never authenticated.
-func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse, error) {
-	if c.authed {
-		return nil, badRequest("sealed sends go over a connection that never authenticated")
-	}
-	ss := c.s.sealed
-	if ss.keys == nil {
-		return nil, fmt.Errorf("%w: this relay's store keeps no access keys", ErrUnavailable)
-	}
-	now := c.s.cfg.Now()
-	if err := ss.ipRate.allow(c.ip, now); err != nil {
-		return nil, err
-	}
-	if len(r.MessageId) == 0 || len(r.MessageId) > maxMessageID {
-		return nil, badRequest("message id must be 1 to %d bytes", maxMessageID)
-	}
-	if len(r.Messages) == 0 || len(r.Messages) > maxRecipients {
-		return nil, badRequest("1 to %d recipient devices", maxRecipients)
-	}
-	if len(r.AccessKey) > maxAccessKey {
-		return nil, badRequest("access key too long")
-	}
-	// Read on every sealed send, before the recipient is looked up, so
-	// that it adds nothing to what timing tells about the recipient.
-	member, err := c.s.memberAccess(c.ctx)
-	if err != nil {
-		return nil, err
-	}
-	acct, devs, err := c.lookup(r.Recipient)
-	if errors.Is(err, ErrNotFound) {
-		subtle.ConstantTimeCompare(r.AccessKey, make([]byte, wire.AccessKeySize))
-		return nil, errSealedAuth
-	}
-	if err != nil {
-		return nil, err
-	}
-	stored, err := ss.keys.AccessKey(c.ctx, acct.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	// The recipient's own key, or the organization's member key: both
-	// compared every time, so that timing does not tell which matched.
-	var memberKey []byte
-	if member != nil {
-		memberKey = member.AccessKey
-	}
-	stored, refuse := splitAccessKey(stored)
-	own := accessKeyMatches(stored, r.AccessKey)
-	org := accessKeyMatches(memberKey, r.AccessKey) & (1 ^ refuse)
-	if own|org != 1 {
-		return nil, errSealedAuth
-	}
-	for _, m := range r.Messages {
-		if m.Type != wire.EnvelopeTypeSealed {
-			return nil, badRequest("a sealed send carries only sealed messages (type %d)", wire.EnvelopeTypeSealed)
-		}
-	}
-	if err := staleCheck(acct, devs, r.Messages); err != nil {
-		return nil, err
-	}
-	send := &Send{MessageID: r.MessageId, Timestamp: now, Envelopes: make([]Envelope, len(r.Messages))}
-	for i, m := range r.Messages {
-		e := &send.Envelopes[i]
-		copy(e.ID[8:], randomBytes(8))
-		e.Recipient = DeviceAddr{Account: acct.ID, Device: m.DeviceId}
-		e.Timestamp, e.Type, e.Content, e.MessageID = now, m.Type, m.Content, r.MessageId
-	}
-	res, err := c.s.mb.Append(c.ctx, send)
-	if err != nil {
-		return nil, err
-	}
-	c.s.metrics.sends.Add(1)
-	if !res.Duplicate {
-		c.s.metrics.stored.Add(uint64(len(send.Envelopes)))
-		for i := range send.Envelopes {
-			e := send.Envelopes[i : i+1]
-			if err := c.s.bus.Notify(c.ctx, e[0].Recipient, e); err != nil {
-				c.s.log.Warn("notifying recipient", "device", e[0].Recipient.String(), "err", err)
-			}
-		}
-	}
-	c.sealedSent()
-	return &wire.SendMessageResponse{ServerTimestampMs: res.Timestamp.UnixMilli(), Duplicate: res.Duplicate}, nil
-}
-
-// staleCheck is the device-list check of every send: one ciphertext for
-// each active device of the recipient account, with its registration id.
-// A sealed send has no sender device to leave out.
-func staleCheck(acct Account, devs []Device, msgs []*wire.OutgoingMessage) error {
-	want := make(map[uint32]uint32, len(devs))
-	for _, d := range devs {
-		want[d.Addr.Device] = d.RegistrationID
-	}
-	stale := &StaleError{Username: acct.Username, Current: devs}
-	seen := make(map[uint32]bool, len(msgs))
-	for _, m := range msgs {
-		if seen[m.DeviceId] {
-			return badRequest("duplicate device id %d", m.DeviceId)
-		}
-		seen[m.DeviceId] = true
-		reg, ok := want[m.DeviceId]
-		switch {
-		case !ok:
-			stale.Extra = append(stale.Extra, m.DeviceId)
-		case reg != m.RegistrationId:
-			stale.Mismatched = append(stale.Mismatched, m.DeviceId)
-		}
-	}
-	for id := range want {
-		if !seen[id] {
-			stale.Missing = append(stale.Missing, id)
-		}
-	}
-	if len(stale.Missing)+len(stale.Extra)+len(stale.Mismatched) > 0 {
-		slices.Sort(stale.Missing)
-		slices.Sort(stale.Extra)
-		slices.Sort(stale.Mismatched)
-		return stale
-	}
-	return nil
 }
 
 // accessKeyMatches is 1 when want is a well-formed access key equal to got,

@@ -127,6 +127,8 @@ type Server struct {
 	http    httpConns
 	keyer   addrKeyer
 	cache   *dirCache
+	member  *memberCache // the member access document, for sealed sends
+	routes  routes       // request handlers (dispatch.go)
 	sched   writeSched   // writes queued frames of lean sockets
 	blobs   *blobService // nil: no blob store
 	klog    *keyLog      // nil: no key transparency log
@@ -272,6 +274,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.initSealed()
+	s.member = &memberCache{load: s.memberAccess, ttl: cfg.DirectoryCacheTTL, now: cfg.Now}
+	s.routes = newRoutes()
 	return s, nil
 }
 

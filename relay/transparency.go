@@ -245,74 +245,91 @@ func (c *conn) lookupProof(username string, knownSize uint64) (*wire.Transparenc
 	return p, err
 }
 
-// handleTransparency answers the key transparency requests.
-func (c *conn) handleTransparency(req *wire.Request, resp *wire.Response) (handled bool, err error) {
-	switch req.Body.(type) {
-	case *wire.Request_TransparencyHead, *wire.Request_TransparencyInclusion,
-		*wire.Request_TransparencyConsistency, *wire.Request_TransparencyLeaves:
-	default:
-		return false, nil
+// transparencyRoutes are the key transparency requests (authenticated).
+func transparencyRoutes() []route {
+	return []route{
+		{&wire.Request_TransparencyHead{}, authedOnly, withKeyLog((*conn).transparencyHead)},
+		{&wire.Request_TransparencyInclusion{}, authedOnly, withKeyLog((*conn).transparencyInclusion)},
+		{&wire.Request_TransparencyConsistency{}, authedOnly, withKeyLog((*conn).transparencyConsistency)},
+		{&wire.Request_TransparencyLeaves{}, authedOnly, withKeyLog((*conn).transparencyLeaves)},
 	}
-	k := c.s.klog
-	if k == nil {
-		return true, fmt.Errorf("%w: this relay keeps no key transparency log", ErrUnavailable)
+}
+
+// withKeyLog refuses the request when the relay keeps no key log.
+func withKeyLog(h func(c *conn, k *keyLog, req *wire.Request, resp *wire.Response) error) handler {
+	return func(c *conn, req *wire.Request, resp *wire.Response) error {
+		k := c.s.klog
+		if k == nil {
+			return fmt.Errorf("%w: this relay keeps no key transparency log", ErrUnavailable)
+		}
+		return h(c, k, req, resp)
 	}
-	switch b := req.Body.(type) {
-	case *wire.Request_TransparencyHead:
-		head, enc, err := k.signedHead(c.ctx)
-		if err != nil {
-			return true, err
-		}
-		wenc, wcosigs := k.witnessedHead()
-		resp.Body = &wire.Response_TransparencyHead{TransparencyHead: &wire.TransparencyHead{SignedHead: enc,
-			Cosignatures: k.cosigsFor(head), WitnessedHead: wenc, WitnessedCosignatures: wcosigs}}
-	case *wire.Request_TransparencyInclusion:
-		r := b.TransparencyInclusion
-		user := r.GetUsername()
-		if user != "" {
-			if user, err = NormalizeUsername(user); err != nil {
-				return true, err
-			}
-		}
-		p, err := k.proof(c.ctx, user, r.GetLeafIndex(), r.GetKnownSize())
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_TransparencyInclusion{TransparencyInclusion: p}
-	case *wire.Request_TransparencyConsistency:
-		r := b.TransparencyConsistency
-		head, enc, err := k.signedHead(c.ctx)
-		if err != nil {
-			return true, err
-		}
-		second := r.GetSecond()
-		if second == 0 {
-			second = head.Size
-		}
-		if second > head.Size || r.GetFirst() > second {
-			return true, badRequest("sizes %d..%d outside the log's %d", r.GetFirst(), second, head.Size)
-		}
-		p, err := transparency.ConsistencyProof(k.reader(c.ctx), r.GetFirst(), second)
-		if err != nil {
-			return true, err
-		}
-		resp.Body = &wire.Response_TransparencyConsistency{TransparencyConsistency: &wire.TransparencyConsistency{
-			First: r.GetFirst(), Second: second, Proof: transparency.EncodeProof(p), SignedHead: enc,
-			Cosignatures: k.cosigsFor(head)}}
-	case *wire.Request_TransparencyLeaves:
-		r := b.TransparencyLeaves
-		head, enc, err := k.signedHead(c.ctx)
-		if err != nil {
-			return true, err
-		}
-		out := &wire.TransparencyLeaves{Start: r.GetStart(), SignedHead: enc, Cosignatures: k.cosigsFor(head)}
-		if r.GetStart() < head.Size {
-			n := min(uint64(min(r.GetCount(), maxLogLeaves)), head.Size-r.GetStart())
-			if out.Leaves, err = k.store.LogLeaves(c.ctx, r.GetStart(), int(n)); err != nil {
-				return true, err
-			}
-		}
-		resp.Body = &wire.Response_TransparencyLeaves{TransparencyLeaves: out}
+}
+
+func (c *conn) transparencyHead(k *keyLog, _ *wire.Request, resp *wire.Response) error {
+	head, enc, err := k.signedHead(c.ctx)
+	if err != nil {
+		return err
 	}
-	return true, nil
+	wenc, wcosigs := k.witnessedHead()
+	resp.Body = &wire.Response_TransparencyHead{TransparencyHead: &wire.TransparencyHead{SignedHead: enc,
+		Cosignatures: k.cosigsFor(head), WitnessedHead: wenc, WitnessedCosignatures: wcosigs}}
+	return nil
+}
+
+func (c *conn) transparencyInclusion(k *keyLog, req *wire.Request, resp *wire.Response) error {
+	r := req.GetTransparencyInclusion()
+	user := r.GetUsername()
+	if user != "" {
+		var err error
+		if user, err = NormalizeUsername(user); err != nil {
+			return err
+		}
+	}
+	p, err := k.proof(c.ctx, user, r.GetLeafIndex(), r.GetKnownSize())
+	if err != nil {
+		return err
+	}
+	resp.Body = &wire.Response_TransparencyInclusion{TransparencyInclusion: p}
+	return nil
+}
+
+func (c *conn) transparencyConsistency(k *keyLog, req *wire.Request, resp *wire.Response) error {
+	r := req.GetTransparencyConsistency()
+	head, enc, err := k.signedHead(c.ctx)
+	if err != nil {
+		return err
+	}
+	second := r.GetSecond()
+	if second == 0 {
+		second = head.Size
+	}
+	if second > head.Size || r.GetFirst() > second {
+		return badRequest("sizes %d..%d outside the log's %d", r.GetFirst(), second, head.Size)
+	}
+	p, err := transparency.ConsistencyProof(k.reader(c.ctx), r.GetFirst(), second)
+	if err != nil {
+		return err
+	}
+	resp.Body = &wire.Response_TransparencyConsistency{TransparencyConsistency: &wire.TransparencyConsistency{
+		First: r.GetFirst(), Second: second, Proof: transparency.EncodeProof(p), SignedHead: enc,
+		Cosignatures: k.cosigsFor(head)}}
+	return nil
+}
+
+func (c *conn) transparencyLeaves(k *keyLog, req *wire.Request, resp *wire.Response) error {
+	r := req.GetTransparencyLeaves()
+	head, enc, err := k.signedHead(c.ctx)
+	if err != nil {
+		return err
+	}
+	out := &wire.TransparencyLeaves{Start: r.GetStart(), SignedHead: enc, Cosignatures: k.cosigsFor(head)}
+	if r.GetStart() < head.Size {
+		n := min(uint64(min(r.GetCount(), maxLogLeaves)), head.Size-r.GetStart())
+		if out.Leaves, err = k.store.LogLeaves(c.ctx, r.GetStart(), int(n)); err != nil {
+			return err
+		}
+	}
+	resp.Body = &wire.Response_TransparencyLeaves{TransparencyLeaves: out}
+	return nil
 }

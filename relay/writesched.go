@@ -56,7 +56,7 @@ func (w *writeSched) run(ctx context.Context) {
 			w.list = nil
 			w.mu.Unlock()
 			for _, c := range l {
-				go c.flush()
+				c.goFlush()
 			}
 			return
 		}
@@ -110,7 +110,7 @@ func (c *conn) tryFlush() {
 		// what is queued after it, blocking.
 		c.rest = out[n:]
 		c.fmu.Unlock()
-		go c.flush()
+		c.goFlush()
 		return
 	}
 	recycleOut(out)
@@ -125,6 +125,6 @@ func (c *conn) tryFlush() {
 	case !more:
 		c.fwg.Done()
 	case !c.s.sched.add(c.s.ctx, c):
-		go c.flush()
+		c.goFlush()
 	}
 }

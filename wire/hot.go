@@ -7,12 +7,12 @@ import (
 )
 
 // The relay's hot path, without reflection: decoding the requests that
-// carry messages (SendMessage, Ack) and encoding the frames that answer
+// carry messages (SendMessage, SealedSend, Ack) and encoding the frames that answer
 // and deliver them. Everything here produces or accepts exactly what the
 // generated code does; anything unusual is left to it.
 
 // DecodeHotRequest decodes b if it is a current-version Frame carrying a
-// SendMessage or Ack request in the plain shape encoders produce (each
+// SendMessage, SealedSend or Ack request in the plain shape encoders produce (each
 // field at most once, no unknown fields). ok is false for anything else,
 // including malformed input: the caller then uses DecodeFrame, which
 // decides. When ok, the result equals what DecodeFrame returns, and it
@@ -72,6 +72,16 @@ func DecodeHotRequest(b []byte) (f *Frame, ok bool) {
 				req.Body = &Request_SendMessage{SendMessage: sm}
 			}
 			seenBody = true
+		case num == 92 && typ == protowire.BytesType && !seenBody:
+			var v []byte
+			if v, n = protowire.ConsumeBytes(reqb); n >= 0 {
+				ss, ok := decodeSealedSend(v)
+				if !ok {
+					return nil, false
+				}
+				req.Body = &Request_SealedSend{SealedSend: ss}
+			}
+			seenBody = true
 		case num == 18 && typ == protowire.BytesType && !seenBody:
 			var v []byte
 			if v, n = protowire.ConsumeBytes(reqb); n >= 0 {
@@ -98,37 +108,57 @@ func DecodeHotRequest(b []byte) (f *Frame, ok bool) {
 
 func decodeSendMessage(b []byte) (*SendMessageRequest, bool) {
 	r := &SendMessageRequest{}
-	var seenRcpt, seenMID bool
+	if !decodeSendFields(b, &r.Recipient, &r.Messages, &r.MessageId, nil) {
+		return nil, false
+	}
+	return r, true
+}
+
+func decodeSealedSend(b []byte) (*SealedSendRequest, bool) {
+	r := &SealedSendRequest{}
+	if !decodeSendFields(b, &r.Recipient, &r.Messages, &r.MessageId, &r.AccessKey) {
+		return nil, false
+	}
+	return r, true
+}
+
+// decodeSendFields decodes the fields SendMessageRequest and
+// SealedSendRequest share (recipient 1, messages 2, message_id 3) and,
+// when accessKey is not nil, SealedSendRequest's access_key (4).
+func decodeSendFields(b []byte, rcpt *string, msgs *[]*OutgoingMessage, mid *[]byte, accessKey *[]byte) bool {
+	var seenRcpt, seenMID, seenKey bool
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.BytesType {
-			return nil, false
+			return false
 		}
 		b = b[n:]
 		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
-			return nil, false
+			return false
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && !seenRcpt:
 			if !utf8.Valid(v) {
-				return nil, false
+				return false
 			}
-			r.Recipient, seenRcpt = string(v), true
+			*rcpt, seenRcpt = string(v), true
 		case num == 2:
 			m, ok := decodeOutgoing(v)
 			if !ok {
-				return nil, false
+				return false
 			}
-			r.Messages = append(r.Messages, m)
+			*msgs = append(*msgs, m)
 		case num == 3 && !seenMID:
-			r.MessageId, seenMID = cloneNonEmpty(v), true
+			*mid, seenMID = cloneNonEmpty(v), true
+		case num == 4 && accessKey != nil && !seenKey:
+			*accessKey, seenKey = cloneNonEmpty(v), true
 		default:
-			return nil, false
+			return false
 		}
 	}
-	return r, true
+	return true
 }
 
 func decodeOutgoing(b []byte) (*OutgoingMessage, bool) {
@@ -293,15 +323,25 @@ func AppendEnvelopePush(b []byte, e *Envelope) ([]byte, error) {
 // AppendSendMessageResponse appends the Frame answering SendMessage
 // request id with r.
 func AppendSendMessageResponse(b []byte, id uint64, r *SendMessageResponse) []byte {
+	return appendSendResponse(b, id, 17, r)
+}
+
+// AppendSealedSendResponse appends the Frame answering SealedSend request
+// id with r.
+func AppendSealedSendResponse(b []byte, id uint64, r *SendMessageResponse) []byte {
+	return appendSendResponse(b, id, 92, r)
+}
+
+func appendSendResponse(b []byte, id uint64, field protowire.Number, r *SendMessageResponse) []byte {
 	dup := uint64(0)
 	if r.Duplicate {
 		dup = 1
 	}
 	bodySize := sizeVarintField(1, uint64(r.ServerTimestampMs)) + sizeVarintField(2, dup)
-	respSize := sizeVarintField(1, id) + protowire.SizeTag(17) + protowire.SizeBytes(bodySize)
+	respSize := sizeVarintField(1, id) + protowire.SizeTag(field) + protowire.SizeBytes(bodySize)
 	b = appendFrameHead(b, tagResponse, respSize)
 	b = appendVarintField(b, 1, id)
-	b = protowire.AppendTag(b, 17, protowire.BytesType)
+	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(bodySize))
 	b = appendVarintField(b, 1, uint64(r.ServerTimestampMs))
 	return appendVarintField(b, 2, dup)

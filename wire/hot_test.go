@@ -23,6 +23,9 @@ func hotSeeds(t testing.TB) [][]byte {
 		{Kind: &Frame_Request{Request: &Request{Id: 10, Body: &Request_Ack{Ack: &AckRequest{
 			EnvelopeIds: [][]byte{bytes.Repeat([]byte{4}, 16)}, Quiet: true}}}}},
 		{Kind: &Frame_Request{Request: &Request{Id: 9, Body: &Request_Ping{Ping: &PingRequest{}}}}},
+		{Kind: &Frame_Request{Request: &Request{Id: 11, Body: &Request_SealedSend{SealedSend: &SealedSendRequest{
+			Recipient: "carol", MessageId: bytes.Repeat([]byte{6}, 16), AccessKey: bytes.Repeat([]byte{7}, 16),
+			Messages: []*OutgoingMessage{{DeviceId: 3, RegistrationId: 5, Type: 6, Content: []byte("sealed")}}}}}}},
 	}
 	var out [][]byte
 	for _, f := range frames {
@@ -64,7 +67,7 @@ func checkHot(t *testing.T, b []byte) bool {
 
 func TestDecodeHotRequest(t *testing.T) {
 	seeds := hotSeeds(t)
-	for i, want := range []bool{true, true, true, true, true, false, false, false} {
+	for i, want := range []bool{true, true, true, true, true, false, true, false, false} {
 		if got := checkHot(t, append([]byte(nil), seeds[i]...)); got != want {
 			t.Errorf("seed %d: hot path took it: %v, want %v", i, got, want)
 		}
@@ -111,6 +114,8 @@ func checkEncoders(t *testing.T, id []byte, sender string, dev uint32, ts int64,
 	sr := &SendMessageResponse{ServerTimestampMs: ts, Duplicate: dup}
 	same(AppendSendMessageResponse(nil, rid, sr), &Frame{Kind: &Frame_Response{Response: &Response{Id: rid,
 		Body: &Response_SendMessage{SendMessage: sr}}}})
+	same(AppendSealedSendResponse(nil, rid, sr), &Frame{Kind: &Frame_Response{Response: &Response{Id: rid,
+		Body: &Response_SealedSend{SealedSend: sr}}}})
 	same(AppendAckResponse(nil, rid), &Frame{Kind: &Frame_Response{Response: &Response{Id: rid,
 		Body: &Response_Ack{Ack: &AckResponse{}}}}})
 }

@@ -82,6 +82,7 @@ type Conn struct {
 
 	envelopes *queue[*wire.Envelope]
 	prov      *queue[[]byte]
+	acks      *acks
 	drained   chan struct{}
 	drainOnce sync.Once
 }
@@ -119,9 +120,11 @@ func Dial(ctx context.Context, relayURL string, opts Options) (*Conn, error) {
 		envelopes: newQueue[*wire.Envelope](),
 		prov:      newQueue[[]byte](),
 		drained:   make(chan struct{}),
+		acks:      newAcks(),
 	}
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go c.readLoop(loopCtx)
+	go c.ackLoop(loopCtx)
 	go func() { defer c.wg.Done(); c.envelopes.run(c.done, loopCtx.Done()) }()
 	go func() { defer c.wg.Done(); c.prov.run(c.done, loopCtx.Done()) }()
 	select {
@@ -163,8 +166,15 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// Close ends the connection and waits for its goroutines.
+// ackFlushOnClose bounds how long Close waits for queued acks.
+const ackFlushOnClose = 2 * time.Second
+
+// Close sends the acks queued by AckLater (waiting at most a couple of
+// seconds), ends the connection and waits for its goroutines.
 func (c *Conn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ackFlushOnClose)
+	_ = c.FlushAcks(ctx) // what is not acked comes again on the next connection
+	cancel()
 	// Close performs the closing handshake; errors only mean the
 	// connection was already gone, which is the goal anyway.
 	_ = c.ws.Close(websocket.StatusNormalClosure, "")

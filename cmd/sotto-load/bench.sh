@@ -4,7 +4,9 @@
 #
 #   cmd/sotto-load/bench.sh throughput [sotto-load flags]   # 1,000 devices back to back
 #   cmd/sotto-load/bench.sh latency    [sotto-load flags]   # 1,000 devices, 5,000 msg/s offered
+#   cmd/sotto-load/bench.sh backlog    [sotto-load flags]   # a device logging in to 20,000 queued
 #
+# Sends are sealed unless the flags say -authenticated.
 # Later flags override the defaults (e.g. -duration 60s, -devices 200).
 # Environment: PORT (18283), SOTTOD_FLAGS (extra `sottod serve` flags,
 # e.g. "-websocket coder"), BIN (where to build the binaries; a
@@ -13,11 +15,13 @@
 set -eu
 
 mode=${1:-}
+cmd=throughput
 case "$mode" in
 throughput) defaults="-devices 1000 -rate 0 -duration 20s -warmup 5s" ;;
 latency) defaults="-devices 1000 -rate 5000 -duration 20s -warmup 5s" ;;
+backlog) cmd=backlog defaults="-devices 2 -messages 20000" ;;
 *)
-	echo "usage: $0 throughput|latency [sotto-load flags]" >&2
+	echo "usage: $0 throughput|latency|backlog [sotto-load flags]" >&2
 	exit 2
 	;;
 esac
@@ -41,7 +45,7 @@ trap cleanup EXIT INT TERM
 (cd "$root" && go build -o "$bin/sottod" ./cmd/sottod && go build -o "$bin/sotto-load" ./cmd/sotto-load)
 # shellcheck disable=SC2086 # SOTTOD_FLAGS is a list of flags
 "$bin/sottod" serve -data "$tmp/data" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$mport" -log-level warn \
-	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 \
+	-enroll-rate 10000 -enroll-burst 100000 -enroll-rate-all 10000 -enroll-burst-all 100000 -device-rate 5000 -sealed-rate 1000000 \
 	-conns-per-addr 100000 -unauth-per-addr 100000 -max-unauth 100000 -http-per-addr 100000 ${SOTTOD_FLAGS:-} 2>"$tmp/sottod.log" &
 relay_pid=$!
 i=0
@@ -58,5 +62,8 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -C "$root" rev-parse --short HEAD) 
 # shellcheck disable=SC2086 # defaults is a list of flags
 # sotto-load creates the relay's organization (bootstrap) and invites its
 # devices through the relay's store in -data; none of that is measured.
-"$bin/sotto-load" throughput -relay "ws://127.0.0.1:$port" -metrics "http://127.0.0.1:$mport" -data "$tmp/data" -relay-pid "$relay_pid" $defaults "$@"
+relay_pid_flag="-relay-pid $relay_pid"
+[ "$cmd" = backlog ] && relay_pid_flag=
+# shellcheck disable=SC2086 # lists of flags
+"$bin/sotto-load" "$cmd" -relay "ws://127.0.0.1:$port" -metrics "http://127.0.0.1:$mport" -data "$tmp/data" $relay_pid_flag $defaults "$@"
 echo "# after: $(uptime)"

@@ -186,25 +186,29 @@ func enrollOne(ctx context.Context, cfg Config, seat *orgtest.Seat, i, readBuf i
 		return nil, err
 	}
 	c.ws.close()
-	key := d.key
+	if d.ws, err = login(ctx, cfg, d, readBuf); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
 
-	// Login: a new connection, the relay's challenge signed with the
-	// device key.
-	c, err = dialSetup(ctx, cfg.Relay, readBuf)
+// login logs d in on a new connection: the relay's challenge signed with
+// the device key.
+func login(ctx context.Context, cfg Config, d *simDevice, readBuf int) (*wsConn, error) {
+	c, err := dialSetup(ctx, cfg.Relay, readBuf)
 	if err != nil {
 		return nil, err
 	}
 	_, err = c.doRetry(ctx, func(nonce []byte) *wire.Request {
 		return &wire.Request{Body: &wire.Request_Authenticate{Authenticate: &wire.AuthenticateRequest{
-			Username: d.name, DeviceId: d.id, Signature: ed25519.Sign(key, wire.AuthTranscript(nonce, d.name, d.id)),
+			Username: d.name, DeviceId: d.id, Signature: ed25519.Sign(d.key, wire.AuthTranscript(nonce, d.name, d.id)),
 		}}}
 	})
 	if err != nil {
 		c.ws.close()
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	d.ws = c.ws
-	return d, nil
+	return c.ws, nil
 }
 
 // enrollDevice enrolls d with its invitation's seat and a certificate of

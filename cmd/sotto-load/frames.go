@@ -23,13 +23,15 @@ const (
 	fFrameResponse = 3
 	fFramePush     = 4
 
-	fReqID   = 1
-	fReqSend = 17
-	fReqAck  = 18
+	fReqID     = 1
+	fReqSend   = 17
+	fReqAck    = 18
+	fReqSealed = 92
 
 	fSendRecipient = 1
 	fSendMessages  = 2
 	fSendMessageID = 3
+	fSendAccessKey = 4 // SealedSendRequest only
 
 	fOutDevice  = 1
 	fOutReg     = 2
@@ -45,6 +47,7 @@ const (
 	fRespRetryAfter = 5
 	fRespSend       = 17
 	fRespAck        = 18
+	fRespSealed     = 92
 
 	fSendRespDuplicate = 2
 
@@ -100,30 +103,40 @@ type sendSpec struct {
 	sender    uint32 // sender index, in the payload and message id
 	runTag    uint32 // per-run value in the message id
 	filler    []byte // payload bytes after the header (len = size - payloadHeader)
+	// accessKey set: a SealedSend (of type wire.EnvelopeTypeSealed) with
+	// the recipient's access key; else a SendMessage of type 1.
+	accessKey []byte
 }
 
 // appendSend appends a complete masked WebSocket frame carrying a
-// SendMessage request to w.out. Call with w.mu held.
+// SendMessage request (a SealedSend when s.accessKey is set) to w.out.
+// Call with w.mu held.
 func (w *wsConn) appendSend(reqID uint64, s *sendSpec, seq uint64, sentNanos int64) {
+	reqField, typ := protowire.Number(fReqSend), uint64(1)
+	keyField := 0
+	if s.accessKey != nil {
+		reqField, typ = fReqSealed, wire.EnvelopeTypeSealed
+		keyField = sizeBytesField(fSendAccessKey, len(s.accessKey))
+	}
 	contentLen := payloadHeader + len(s.filler)
 	om := sizeVarintField(fOutDevice, uint64(s.deviceID)) + sizeVarintField(fOutReg, uint64(s.regID)) +
-		sizeVarintField(fOutType, 1) + sizeBytesField(fOutContent, contentLen)
+		sizeVarintField(fOutType, typ) + sizeBytesField(fOutContent, contentLen)
 	sm := sizeBytesField(fSendRecipient, len(s.recipient)) + sizeBytesField(fSendMessages, om) +
-		sizeBytesField(fSendMessageID, messageIDSize)
-	req := sizeVarintField(fReqID, reqID) + sizeBytesField(fReqSend, sm)
+		sizeBytesField(fSendMessageID, messageIDSize) + keyField
+	req := sizeVarintField(fReqID, reqID) + sizeBytesField(reqField, sm)
 	frame := sizeVarintField(fFrameVersion, uint64(wire.Version)) + sizeBytesField(fFrameRequest, req)
 
 	at := w.appendHeader(opBinary, frame)
 	b := appendVarintField(w.out, fFrameVersion, uint64(wire.Version))
 	b = appendLenPrefix(b, fFrameRequest, req)
 	b = appendVarintField(b, fReqID, reqID)
-	b = appendLenPrefix(b, fReqSend, sm)
+	b = appendLenPrefix(b, reqField, sm)
 	b = appendLenPrefix(b, fSendRecipient, len(s.recipient))
 	b = append(b, s.recipient...)
 	b = appendLenPrefix(b, fSendMessages, om)
 	b = appendVarintField(b, fOutDevice, uint64(s.deviceID))
 	b = appendVarintField(b, fOutReg, uint64(s.regID))
-	b = appendVarintField(b, fOutType, 1)
+	b = appendVarintField(b, fOutType, typ)
 	b = appendLenPrefix(b, fOutContent, contentLen)
 	b = binary.BigEndian.AppendUint64(b, uint64(sentNanos))
 	b = binary.BigEndian.AppendUint32(b, s.sender)
@@ -133,6 +146,10 @@ func (w *wsConn) appendSend(reqID uint64, s *sendSpec, seq uint64, sentNanos int
 	b = binary.BigEndian.AppendUint32(b, s.sender)
 	b = binary.BigEndian.AppendUint32(b, s.runTag)
 	b = binary.BigEndian.AppendUint64(b, seq)
+	if s.accessKey != nil {
+		b = appendLenPrefix(b, fSendAccessKey, len(s.accessKey))
+		b = append(b, s.accessKey...)
+	}
 	w.out = b
 	w.maskFrom(at)
 }
@@ -184,7 +201,7 @@ type hotFrame struct {
 	code         wire.ErrorCode
 	message      []byte
 	retryAfterMs int64
-	body         protowire.Number // fRespSend, fRespAck or 0
+	body         protowire.Number // fRespSend (SendMessage or SealedSend), fRespAck or 0
 	duplicate    bool
 
 	// Envelope.
@@ -286,7 +303,7 @@ func parseHot(b []byte, f *hotFrame) error {
 }
 
 func (f *hotFrame) responseField(num protowire.Number, v uint64, p []byte) error {
-	if !wantBytes(num, fRespMessage, fRespSend, fRespAck) {
+	if !wantBytes(num, fRespMessage, fRespSend, fRespAck, fRespSealed) {
 		if p != nil {
 			return nil
 		}
@@ -302,7 +319,7 @@ func (f *hotFrame) responseField(num protowire.Number, v uint64, p []byte) error
 		f.message = p
 	case fRespRetryAfter:
 		f.retryAfterMs = int64(v)
-	case fRespSend:
+	case fRespSend, fRespSealed:
 		f.body, f.duplicate = fRespSend, false
 		return fields(p, func(num protowire.Number, v uint64, p []byte) error {
 			if num == fSendRespDuplicate && p == nil {

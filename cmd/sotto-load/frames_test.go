@@ -91,6 +91,35 @@ func TestSendFrameMatchesWireProto(t *testing.T) {
 	}
 }
 
+func TestSealedSendFrameMatchesWireProto(t *testing.T) {
+	w := testConn(t, nil)
+	s := &sendSpec{recipient: "load-9", deviceID: 4, regID: 10, sender: 8, runTag: 7, filler: bytes.Repeat([]byte{1}, 100),
+		accessKey: bytes.Repeat([]byte{0x42}, wire.AccessKeySize)}
+	w.appendSend(17, s, 3, 99)
+	p, rest := unmaskClientFrame(t, w.out)
+	if len(rest) != 0 {
+		t.Fatalf("%d trailing bytes", len(rest))
+	}
+	f, err := wire.DecodeFrame(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := f.GetRequest().GetSealedSend()
+	if f.GetRequest().GetId() != 17 || ss.GetRecipient() != "load-9" || !bytes.Equal(ss.GetAccessKey(), s.accessKey) ||
+		len(ss.GetMessages()) != 1 || ss.Messages[0].Type != wire.EnvelopeTypeSealed || len(ss.Messages[0].Content) != 120 {
+		t.Fatalf("decoded %v", f)
+	}
+	if want, _ := wire.EncodeFrame(f); !bytes.Equal(p, want) {
+		t.Fatal("hand-encoded SealedSend differs from proto.Marshal")
+	}
+	var h hotFrame
+	resp, _ := wire.EncodeFrame(&wire.Frame{Kind: &wire.Frame_Response{Response: &wire.Response{Id: 17,
+		Body: &wire.Response_SealedSend{SealedSend: &wire.SendMessageResponse{ServerTimestampMs: 1, Duplicate: true}}}}})
+	if err := parseHot(resp, &h); err != nil || h.kind != kindResponse || h.id != 17 || h.body != fRespSend || !h.duplicate {
+		t.Fatalf("sealed send response parsed as %+v, %v", h, err)
+	}
+}
+
 func hotSeeds() [][]byte {
 	enc := func(f *wire.Frame) []byte {
 		b, err := wire.EncodeFrame(f)
@@ -109,6 +138,8 @@ func hotSeeds() [][]byte {
 		}}}}}),
 		enc(&wire.Frame{Kind: &wire.Frame_Push{Push: &wire.Push{Body: &wire.Push_Challenge{Challenge: &wire.Challenge{Nonce: make([]byte, 32)}}}}}),
 		enc(&wire.Frame{Kind: &wire.Frame_Push{Push: &wire.Push{Body: &wire.Push_QueueEmpty{QueueEmpty: &wire.QueueEmpty{}}}}}),
+		// Last: TestParseHot checks the others by position.
+		enc(&wire.Frame{Kind: &wire.Frame_Response{Response: &wire.Response{Id: 78, Body: &wire.Response_SealedSend{SealedSend: &wire.SendMessageResponse{ServerTimestampMs: 6}}}}}),
 	}
 }
 
@@ -128,7 +159,10 @@ func TestParseHot(t *testing.T) {
 		string(f.content) != "hello" || len(f.envID) != 16 || !bytes.Equal(f.messageID, []byte{1, 2, 3}) {
 		t.Fatalf("envelope: %+v %v", f, err)
 	}
-	for _, s := range seeds[4:] {
+	if err := parseHot(seeds[len(seeds)-1], &f); err != nil || f.kind != kindResponse || f.id != 78 || f.body != fRespSend {
+		t.Fatalf("sealed send response: %+v %v", f, err)
+	}
+	for _, s := range seeds[4 : len(seeds)-1] {
 		if err := parseHot(s, &f); err != nil || f.kind != kindOther {
 			t.Fatalf("other push: %+v %v", f, err)
 		}

@@ -6,8 +6,10 @@
 // local relay; README.md explains the output.
 //
 //	sotto-load throughput -relay ws://127.0.0.1:8080 -data DIR -devices 1000 -rate 20000 -duration 20s
+//	sotto-load backlog    -relay ws://127.0.0.1:8080 -data DIR -messages 20000
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -data DIR -devices 10000
 //	sotto-load hostile    -relay ws://127.0.0.1:8080 -conns 1000 -addrs 1 -mid-frame
+//	sotto-load jetstream  -nats nats://127.0.0.1:4333 -publish sync|async|batch [-rate 5000]
 //
 // It runs on the relay's host: like `sottod admin` it opens the relay's
 // store (-data DIR, or -store postgres -postgres-url URL), and acts as the
@@ -55,20 +57,27 @@ type Config struct {
 	Parallel    int // concurrent enrollments
 
 	// throughput
-	Rate       float64 // total messages per second; 0 = as fast as possible
-	Duration   time.Duration
-	Warmup     time.Duration
-	Size       int
-	AckBatch   int
-	AckDelay   time.Duration // how long an ack may wait for a send or a full batch to ride along
-	QuietAcks  bool          // AckRequest.quiet: the relay answers only failed acks
-	Inflight   int           // sends awaiting a response per device (0: 1 back to back, 256 with -rate)
-	Drain      time.Duration // how long to wait for outstanding messages after the window
-	RelayPID   int           // when set, report the relay's CPU per delivered message
-	CPUProfile string
+	Rate      float64 // total messages per second; 0 = as fast as possible
+	Duration  time.Duration
+	Warmup    time.Duration
+	Size      int
+	AckBatch  int
+	AckDelay  time.Duration // how long an ack may wait for a send or a full batch to ride along
+	QuietAcks bool          // AckRequest.quiet: the relay answers only failed acks
+	Inflight  int           // sends awaiting a response per device (0: 1 back to back, 256 with -rate)
+	// Authenticated: sends go as SendMessage on the authenticated
+	// connection; else (the default) sealed (sealed.go).
+	Authenticated bool
+	Drain         time.Duration // how long to wait for outstanding messages after the window
+	RelayPID      int           // when set, report the relay's CPU per delivered message
+	CPUProfile    string
 
 	// idle
 	Hold time.Duration
+
+	// backlog
+	Messages int           // queued per receiver
+	Timeout  time.Duration // bound of the drain
 }
 
 // Validate reports every problem at once.
@@ -102,6 +111,9 @@ func (c Config) Validate() error {
 	if c.Size < payloadHeader {
 		errs = append(errs, fmt.Errorf("-size must be at least %d", payloadHeader))
 	}
+	if c.Messages < 1 || c.Timeout <= 0 {
+		errs = append(errs, errors.New("-messages and -timeout must be positive"))
+	}
 	if c.Duration <= 0 || c.Rate < 0 || c.Parallel < 1 || c.AckBatch < 1 || c.AckBatch > 1024 || c.Inflight < 0 || c.Drain < 0 {
 		errs = append(errs, errors.New("-duration, -parallel and -ack-batch (at most 1024, the relay's limit) must be positive, -rate, -inflight and -drain not negative"))
 	}
@@ -112,13 +124,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hostile" {
 		return hostileMain(ctx, args[1:], stdout, stderr)
 	}
-	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle") {
-		fmt.Fprintln(stderr, "usage: sotto-load throughput|idle|hostile [flags]  (sotto-load throughput -h)")
+	if len(args) > 0 && args[0] == "jetstream" {
+		return jetstreamMain(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle" && args[0] != "backlog") {
+		fmt.Fprintln(stderr, "usage: sotto-load throughput|backlog|idle|hostile|jetstream [flags]  (sotto-load throughput -h)")
 		return 2
 	}
 	mode := args[0]
 	cfg := Config{Devices: 1000, Prefix: fmt.Sprintf("load%d", time.Now().Unix()%100000), Parallel: 32,
-		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 64, AckDelay: -1, Drain: 15 * time.Second, Hold: 10 * time.Second}
+		Duration: 20 * time.Second, Warmup: 3 * time.Second, Size: 300, AckBatch: 64, AckDelay: -1, Drain: 15 * time.Second, Hold: 10 * time.Second,
+		Messages: 20000, Timeout: 10 * time.Minute}
+	if mode == "backlog" {
+		cfg.Devices, cfg.AckBatch = 2, 256
+	}
 	fs := flag.NewFlagSet("sotto-load "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Relay, "relay", "ws://127.0.0.1:8080", "relay URL")
@@ -140,9 +159,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.QuietAcks, "quiet-acks", true, "send quiet Acks (answered only when they fail; confirmed by the relay's sotto_messages_acked_total)")
 	fs.IntVar(&cfg.Inflight, "inflight", 0, "sends awaiting their response per device: back to back, how many are kept in flight (default 1); with -rate, the limit beyond which a device skips its turn (default 256)")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the window, how long to wait for outstanding sends, deliveries and acks before verifying")
+	fs.BoolVar(&cfg.Authenticated, "authenticated", false, "send SendMessage on the authenticated connection, naming the sender (default: sealed sends, SealedSend with the recipient's access key on a second connection that never logs in; the relay's -sealed-rate must allow the rate)")
 	fs.IntVar(&cfg.RelayPID, "relay-pid", 0, "pid of a local relay: report its CPU time per delivered message (and this generator's)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this generator's CPU profile of the measured window to this file")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "idle mode: how long to hold the connections before measuring")
+	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "backlog mode: messages queued for each receiver (devices/2 senders, each filling one receiver's queue)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "backlog mode: how long the drain may take before the run fails")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -159,6 +181,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = throughput(ctx, cfg, stdout)
 	case "idle":
 		err = idle(ctx, cfg, stdout)
+	case "backlog":
+		err = backlog(ctx, cfg, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sotto-load: %v\n", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -44,6 +45,7 @@ func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.EnrollRate = relay.Rate{PerSecond: 1000, Burst: 1000}
 	cfg.DeviceRate = deviceRate
+	cfg.SealedRate = relay.Rate{PerSecond: 100000, Burst: 100000} // every simulated device sends from 127.0.0.1
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,12 +60,17 @@ func startRelayLimited(t *testing.T, deviceRate relay.Rate) (string, string) {
 // may happen) and requires every durable message to be delivered once
 // and acked.
 func TestThroughputAgainstRealRelay(t *testing.T) {
-	for _, mode := range []struct{ name, rate, quiet string }{{"back-to-back", "0", "true"}, {"rate", "400", "true"}, {"answered-acks", "0", "false"}} {
+	for _, mode := range []struct {
+		name, rate, quiet string
+		named             bool
+	}{{"back-to-back", "0", "true", false}, {"rate", "400", "true", false}, {"answered-acks", "0", "false", false},
+		{"named-back-to-back", "0", "true", true}, {"named-rate", "400", "true", true}} {
 		t.Run(mode.name, func(t *testing.T) {
 			url, data := startRelay(t)
 			var out strings.Builder
 			args := []string{"throughput", "-relay", url, "-data", data, "-devices", "4", "-rate", mode.rate,
-				"-duration", "700ms", "-warmup", "200ms", "-prefix", "t", "-ack-batch", "8", "-quiet-acks=" + mode.quiet, "-ack-delay", "20ms"}
+				"-duration", "700ms", "-warmup", "200ms", "-prefix", "t", "-ack-batch", "8", "-quiet-acks=" + mode.quiet, "-ack-delay", "20ms",
+				"-authenticated=" + strconv.FormatBool(mode.named)}
 			if rc := run(context.Background(), args, &out, &out); rc != 0 {
 				t.Fatalf("exit %d:\n%s", rc, out.String())
 			}
@@ -77,6 +84,9 @@ func TestThroughputAgainstRealRelay(t *testing.T) {
 			v := regexp.MustCompile(`verification \(whole run, drained after .*\): (\d+) sends durable, (\d+) delivered once, lost 0, duplicates 0, reordered 0, malformed or misaddressed 0, delivered without a durable ack 0, acked (\d+) of (\d+) envelopes`).FindStringSubmatch(out.String())
 			if v == nil || v[1] != v[2] || v[3] != v[4] || v[2] != v[3] || v[1] == "0" {
 				t.Fatalf("verification failed:\n%s", out.String())
+			}
+			if sealed := strings.Contains(out.String(), "sealed sends (SealedSend"); sealed == mode.named {
+				t.Fatalf("sealed sends %v, want %v:\n%s", sealed, !mode.named, out.String())
 			}
 			if q := strings.Contains(out.String(), "acks were quiet"); q != (mode.quiet == "true") {
 				t.Fatalf("quiet acks %v, want %s:\n%s", q, mode.quiet, out.String())
@@ -105,6 +115,27 @@ func TestThroughputRetriesRateLimited(t *testing.T) {
 		t.Fatalf("verification:\n%s", out.String())
 	}
 	t.Log(out.String())
+}
+
+// TestBacklogAgainstRealRelay fills a queue larger than the relay's
+// delivery window and its request burst, then drains it: every message
+// delivered once and acked, for sealed and named sends.
+func TestBacklogAgainstRealRelay(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprint("named=", named), func(t *testing.T) {
+			url, data := startRelay(t)
+			var out strings.Builder
+			args := []string{"backlog", "-relay", url, "-data", data, "-messages", "1500", "-prefix", "b",
+				"-authenticated=" + strconv.FormatBool(named)}
+			if rc := run(context.Background(), args, &out, &out); rc != 0 {
+				t.Fatalf("exit %d:\n%s", rc, out.String())
+			}
+			if !regexp.MustCompile(`verification \(drained after .*\): 1500 queued, 1500 delivered once, lost 0, duplicates 0, malformed or misaddressed 0, acked 1500`).MatchString(out.String()) {
+				t.Fatalf("verification:\n%s", out.String())
+			}
+			t.Log(out.String())
+		})
+	}
 }
 
 func TestIdleAgainstRealRelay(t *testing.T) {
@@ -150,7 +181,7 @@ func TestQuietAckRefusedLate(t *testing.T) {
 	}
 	d.ws.mu.Unlock()
 	// The first Ack (request 1) is refused now.
-	r.response(d, &hotFrame{kind: kindResponse, id: 1, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1})
+	r.response(d, &hotFrame{kind: kindResponse, id: 1, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1}, true)
 	if bad, e := d.cBad.Load(), d.cErrors.Load(); bad != 0 || e != 1 {
 		t.Fatalf("refusal of an early quiet Ack: %d responses to no request, %d errors; want 0, 1", bad, e)
 	}
@@ -182,7 +213,7 @@ func TestQuietAckRefusedLate(t *testing.T) {
 	d.reqID++
 	d.pendPush(pendReq{id: d.reqID, seq: 1, kind: pendSend})
 	d.ws.mu.Unlock()
-	r.response(d, &hotFrame{kind: kindResponse, id: 42, code: wire.ErrorCode_OK, body: fRespSend})
+	r.response(d, &hotFrame{kind: kindResponse, id: 42, code: wire.ErrorCode_OK, body: fRespSend}, true)
 	d.ws.mu.Lock()
 	kept, keptIDs := len(d.quiet), len(d.quietIDs)
 	d.ws.mu.Unlock()
@@ -192,7 +223,7 @@ func TestQuietAckRefusedLate(t *testing.T) {
 	}
 	// A refusal after that (no relay sends one) is a response to no
 	// request, reported apart from misaddressed envelopes.
-	r.response(d, &hotFrame{kind: kindResponse, id: 5, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1})
+	r.response(d, &hotFrame{kind: kindResponse, id: 5, code: wire.ErrorCode_RATE_LIMITED, retryAfterMs: 1}, true)
 	if d.cBad.Load() != 1 || d.cNoReq.Load() != 1 {
 		t.Fatalf("late refusal: %d bad, %d responses to no request; want 1, 1", d.cBad.Load(), d.cNoReq.Load())
 	}

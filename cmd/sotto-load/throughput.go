@@ -74,10 +74,12 @@ func (b bitset) andNotCount(c bitset) int {
 // loadDev is a device during a throughput run.
 type loadDev struct {
 	*simDevice
-	spec     sendSpec // what it sends, to the next device
-	fromName string   // who sends to it
-	fromID   uint32
-	fromIdx  uint32
+	sws       *wsConn  // the unauthenticated connection of its sealed sends (nil: sends go named on ws)
+	sealedErr error    // why sws failed (reader of sws)
+	spec      sendSpec // what it sends, to the next device
+	fromName  string   // who sends to it
+	fromID    uint32
+	fromIdx   uint32
 
 	// Guarded by ws.mu.
 	reqID    uint64
@@ -125,6 +127,17 @@ func (d *loadDev) pendPush(p pendReq) {
 		d.ackBase = keep
 	}
 	d.pend = append(d.pend, p)
+}
+
+// flush writes what is queued on d's connections. Call with d.ws.mu
+// held.
+func (d *loadDev) flush() {
+	d.ws.flush()
+	if d.sws != nil {
+		d.sws.mu.Lock()
+		d.sws.flush()
+		d.sws.mu.Unlock()
+	}
 }
 
 // pruneQuiet forgets the quiet Acks sent before request id, which got
@@ -176,6 +189,7 @@ type runner struct {
 	b2b       bool
 	inflight  int
 	quiet     bool        // quiet Acks
+	sealed    bool        // sends are sealed (on a second, unauthenticated connection per device)
 	stopping  atomic.Bool // no new sends
 	closing   atomic.Bool // connections are being closed
 	measuring atomic.Bool
@@ -193,7 +207,13 @@ func (r *runner) now() int64 { return int64(time.Since(r.start)) }
 // wait for the ack's deletion). Call with d.ws.mu held.
 func (r *runner) queueSend(d *loadDev, seq uint64, t int64) {
 	d.reqID++
-	d.ws.appendSend(d.reqID, &d.spec, seq, t)
+	if d.sws != nil {
+		d.sws.mu.Lock()
+		d.sws.appendSend(d.reqID, &d.spec, seq, t)
+		d.sws.mu.Unlock()
+	} else {
+		d.ws.appendSend(d.reqID, &d.spec, seq, t)
+	}
 	d.pendPush(pendReq{id: d.reqID, seq: seq, t: t, kind: pendSend})
 	d.inflight++
 	if len(d.acks) > 0 {
@@ -234,7 +254,7 @@ func (r *runner) read(d *loadDev) {
 		}
 		switch f.kind {
 		case kindResponse:
-			r.response(d, &f)
+			r.response(d, &f, true)
 		case kindEnvelope:
 			r.envelope(d, &f)
 		}
@@ -246,7 +266,7 @@ func (r *runner) read(d *loadDev) {
 		if len(d.acks) > 0 && r.cfg.AckDelay == 0 {
 			r.queueAck(d)
 		}
-		d.ws.flush()
+		d.flush()
 		d.ws.mu.Unlock()
 	})
 	if !r.closing.Load() {
@@ -254,9 +274,36 @@ func (r *runner) read(d *loadDev) {
 	}
 }
 
-func (r *runner) response(d *loadDev, f *hotFrame) {
+// readSealed is the reader goroutine of d's sealed-send connection: it
+// takes the answers to d's sends.
+func (r *runner) readSealed(d *loadDev) {
+	defer r.wg.Done()
+	var f hotFrame
+	err := d.sws.serve(func(p []byte) error {
+		if err := parseHot(p, &f); err != nil {
+			return err
+		}
+		if f.kind == kindResponse {
+			r.response(d, &f, false)
+		}
+		return nil
+	}, func() {
+		d.ws.mu.Lock()
+		d.flush()
+		d.ws.mu.Unlock()
+	})
+	if !r.closing.Load() {
+		d.sealedErr = err
+	}
+}
+
+// response handles a response that came on d's authenticated
+// connection (main) or on its sealed-send connection.
+func (r *runner) response(d *loadDev, f *hotFrame, main bool) {
 	d.ws.mu.Lock()
-	if r.quiet && f.code == wire.ErrorCode_OK {
+	if r.quiet && f.code == wire.ErrorCode_OK && main {
+		// (An answer on the sealed connection says nothing of the
+		// Acks on the other one.)
 		d.pruneQuiet(f.id)
 	}
 	p, ok := d.pendTake(f.id)
@@ -318,7 +365,7 @@ func (r *runner) response(d *loadDev, f *hotFrame) {
 				} else if p.kind == pendAck {
 					r.queueAckIDs(d, retryIDs)
 				}
-				d.ws.flush()
+				d.flush()
 				d.ws.mu.Unlock()
 			})
 		}
@@ -355,7 +402,11 @@ func (r *runner) response(d *loadDev, f *hotFrame) {
 func (r *runner) envelope(d *loadDev, f *hotFrame) {
 	now := r.now()
 	c, m := f.content, f.messageID
-	ok := len(f.envID) == envelopeIDSize && string(f.sender) == d.fromName && f.senderDevice == d.fromID &&
+	fromName, fromID := d.fromName, d.fromID
+	if r.sealed {
+		fromName, fromID = "", 0 // a sealed envelope names no sender
+	}
+	ok := len(f.envID) == envelopeIDSize && string(f.sender) == fromName && f.senderDevice == fromID &&
 		len(c) == r.cfg.Size && len(m) == messageIDSize
 	var seq uint64
 	if ok {
@@ -407,7 +458,7 @@ func (r *runner) sweepAcks() {
 			d.ws.mu.Lock()
 			if len(d.acks) > 0 && d.ackSince <= limit {
 				r.queueAck(d)
-				d.ws.flush()
+				d.flush()
 			}
 			d.ws.mu.Unlock()
 		}
@@ -433,7 +484,7 @@ func (r *runner) pace() {
 			} else {
 				d.nextSeq++
 				r.queueSend(d, d.nextSeq, t)
-				d.ws.flush()
+				d.flush()
 			}
 			d.ws.mu.Unlock()
 		}
@@ -514,9 +565,25 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 	for i, s := range sims {
 		r.devs[i] = &loadDev{simDevice: s, acks: make([][envelopeIDSize]byte, 0, cfg.AckBatch)}
 	}
+	r.sealed = !cfg.Authenticated
+	var keys [][]byte
+	if r.sealed {
+		if keys, err = sealedSetup(ctx, cfg, r.devs, out); err != nil {
+			for _, d := range r.devs {
+				d.ws.close()
+				if d.sws != nil {
+					d.sws.close()
+				}
+			}
+			return err
+		}
+	}
 	for i, d := range r.devs {
 		to, from := r.devs[(i+1)%len(sims)], r.devs[(i+len(sims)-1)%len(sims)]
 		d.spec = sendSpec{recipient: to.name, deviceID: to.id, regID: to.reg, sender: uint32(i), runTag: runTag, filler: filler}
+		if r.sealed {
+			d.spec.accessKey = keys[(i+1)%len(sims)]
+		}
 		d.fromName, d.fromID, d.fromIdx = from.name, from.id, uint32(from.idx)
 	}
 	stopped := false
@@ -529,6 +596,9 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		r.closing.Store(true)
 		for _, d := range r.devs {
 			d.ws.close()
+			if d.sws != nil {
+				d.sws.close()
+			}
 		}
 		r.wg.Wait()
 	}
@@ -543,6 +613,10 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 	for _, d := range r.devs {
 		r.wg.Add(1)
 		go r.read(d)
+		if d.sws != nil {
+			r.wg.Add(1)
+			go r.readSealed(d)
+		}
 	}
 	if r.b2b {
 		for _, d := range r.devs {
@@ -551,7 +625,7 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 				d.nextSeq++
 				r.queueSend(d, d.nextSeq, r.now())
 			}
-			d.ws.flush()
+			d.flush()
 			d.ws.mu.Unlock()
 		}
 	} else {
@@ -563,8 +637,12 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 		go r.sweepAcks()
 	}
 	before, _ := relayMetrics(ctx, cfg.Metrics)
-	fmt.Fprintf(out, "warming up %v, then measuring %v (rate %s, %d devices, %d-byte payloads, %d in flight per device, ack delay %v)\n",
-		cfg.Warmup, cfg.Duration, rateString(cfg.Rate), len(r.devs), cfg.Size, r.inflight, cfg.AckDelay)
+	kind := "sealed sends (SealedSend on an unauthenticated connection per device)"
+	if !r.sealed {
+		kind = "named sends (SendMessage on the authenticated connection)"
+	}
+	fmt.Fprintf(out, "warming up %v, then measuring %v (%s, rate %s, %d devices, %d-byte payloads, %d in flight per device, ack delay %v)\n",
+		cfg.Warmup, cfg.Duration, kind, rateString(cfg.Rate), len(r.devs), cfg.Size, r.inflight, cfg.AckDelay)
 	select {
 	case <-time.After(cfg.Warmup):
 	case <-ctx.Done():
@@ -714,6 +792,9 @@ func (r *runner) verify(out io.Writer, drained bool, drain time.Duration, relayA
 		unacked += d.got.andNotCount(from.durable)
 		if d.readErr != nil && len(readErrs) < 3 {
 			readErrs = append(readErrs, fmt.Sprintf("device %d: %v", i, d.readErr))
+		}
+		if d.sealedErr != nil && len(readErrs) < 3 {
+			readErrs = append(readErrs, fmt.Sprintf("device %d, sealed connection: %v", i, d.sealedErr))
 		}
 	}
 	c := r.snapshot()

@@ -37,6 +37,9 @@ type Config struct {
 	EnrollBurst int
 	// DeviceRate limits requests per connection per second (burst 2x).
 	DeviceRate float64
+	// SealedRate limits sealed sends per client address key per second
+	// (burst 4x).
+	SealedRate float64
 	// DebugListen, when set, serves net/http/pprof there (keep it on
 	// loopback: profiles reveal metadata, never content).
 	DebugListen string
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		EnrollRate:  relay.DefaultConfig().EnrollRate.PerSecond,
 		EnrollBurst: int(relay.DefaultConfig().EnrollRate.Burst),
 		DeviceRate:  relay.DefaultConfig().DeviceRate.PerSecond,
+		SealedRate:  relay.DefaultSealedRate.PerSecond,
 		TURNListen:  "127.0.0.1:3478",
 		BlobConfig:  defaultBlobConfig(),
 
@@ -111,8 +115,8 @@ func (c Config) Validate() error {
 	if c.WebSocket != "coder" && c.WebSocket != "lean" {
 		errs = append(errs, fmt.Errorf("-websocket %q: want coder or lean", c.WebSocket))
 	}
-	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 {
-		errs = append(errs, errors.New("-enroll-rate, -enroll-burst and -device-rate must be positive"))
+	if c.EnrollRate <= 0 || c.EnrollBurst < 1 || c.DeviceRate <= 0 || c.SealedRate <= 0 {
+		errs = append(errs, errors.New("-enroll-rate, -enroll-burst, -device-rate and -sealed-rate must be positive"))
 	}
 	if c.TURNSListen != "" && !c.tls() {
 		errs = append(errs, errors.New("-turns-listen needs the relay's certificate (-tls-cert or -acme-domain)"))
@@ -183,6 +187,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	rcfg.DedupeTTL = cfg.DedupeTTL
 	rcfg.EnrollRate = relay.Rate{PerSecond: cfg.EnrollRate, Burst: float64(cfg.EnrollBurst)}
 	rcfg.DeviceRate = relay.Rate{PerSecond: cfg.DeviceRate, Burst: 2 * cfg.DeviceRate}
+	rcfg.SealedRate = relay.Rate{PerSecond: cfg.SealedRate, Burst: 4 * cfg.SealedRate}
 	cfg.LimitConfig.apply(&rcfg)
 	if cfg.WebSocket == "lean" {
 		rcfg.AcceptWebSocket = relay.AcceptLean
@@ -370,6 +375,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.WebSocket, "websocket", cfg.WebSocket, "server WebSocket implementation: lean (little memory per idle connection) or coder (github.com/coder/websocket)")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060)")
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", cfg.DeviceRate, "requests per second per connection (burst twice that)")
+	fs.Float64Var(&cfg.SealedRate, "sealed-rate", cfg.SealedRate, "sealed sends per second per client address (burst four times that)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
 	fs.StringVar(&cfg.TURNSListen, "turns-listen", "", "TURN over TLS address (turns:) with the relay's certificate (empty: off)")
