@@ -31,7 +31,11 @@ import (
 func BenchmarkDiskWrites(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	s, err := sqlitestore.Open(ctx, dir, sqlitestore.Options{})
+	var opts sqlitestore.Options
+	if v, err := strconv.Atoi(os.Getenv("SOTTO_BENCH_PAGE_SIZE")); err == nil {
+		opts.PageSize = v
+	}
+	s, err := sqlitestore.Open(ctx, dir, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func BenchmarkDiskWrites(b *testing.B) {
 	for _, n := range names {
 		fmt.Fprintf(&sb, " %s %.3f;", n, float64(by[n])/float64(b.N))
 	}
-	b.Log(sb.String(), " (frames per message)")
+	b.Log(sb.String(), " (frames per message; page size ", pageSize(b, dir), ")")
 }
 
 // ackLoad drives a Store like sotto-load drives a relay.
@@ -273,4 +277,12 @@ func pageOwners(ctx context.Context, dir string) (map[uint32]string, error) {
 		out[p] = name
 	}
 	return out, rows.Err()
+}
+
+func pageSize(b *testing.B, dir string) int {
+	raw, err := os.ReadFile(filepath.Join(dir, sqlitestore.FileName+"-wal"))
+	if err != nil || len(raw) < 32 {
+		b.Fatalf("WAL: %v", err)
+	}
+	return int(binary.BigEndian.Uint32(raw[8:]))
 }
