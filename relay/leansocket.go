@@ -91,6 +91,10 @@ type leanSocket struct {
 	// useBig says the last read filled its buffer: the next read goes
 	// into a pooled buffer.
 	useBig bool
+	// fillRaw's read attempt and its outcome.
+	rawFn  func(uintptr) bool
+	rawN   int
+	rawErr error
 
 	// peakBuf is the largest message buffer allocated (for tests).
 	peakBuf int
@@ -168,39 +172,43 @@ func (s *leanSocket) fill() error {
 // in the poller holding no buffer, then reads them into a pooled one.
 // Deadlines (ReadFrame's context) end the wait as they end a Read.
 func (s *leanSocket) fillRaw() error {
-	var (
-		n    int
-		rerr error
-	)
-	err := s.raw.Read(func(fd uintptr) bool {
-		if s.big == nil {
-			s.big = leanBufs.Get().(*[leanBigRead]byte)
-		}
-		n, rerr = rawRead(fd, s.big[:])
-		for errors.Is(rerr, syscall.EINTR) {
-			n, rerr = rawRead(fd, s.big[:])
-		}
-		if errors.Is(rerr, syscall.EAGAIN) {
-			// Nothing yet: wait with the buffer back in the pool.
-			leanBufs.Put(s.big)
-			s.big = nil
-			return false
-		}
-		return true
-	})
+	if s.rawFn == nil {
+		s.rawFn = s.readRaw // one closure per socket, not one per read
+	}
+	s.rawN, s.rawErr = 0, nil
+	err := s.raw.Read(s.rawFn)
+	if err == nil {
+		err = s.rawErr
+	}
 	switch {
 	case err != nil:
 		s.dropBig()
 		return err
-	case rerr != nil:
-		s.dropBig()
-		return rerr
-	case n == 0:
+	case s.rawN == 0:
 		s.dropBig()
 		return io.EOF
 	}
-	s.r = s.big[:n]
+	s.r = s.big[:s.rawN]
 	return nil
+}
+
+// readRaw is fillRaw's read attempt, called by the poller: false means
+// nothing to read yet (wait for more, with the buffer back in the pool).
+func (s *leanSocket) readRaw(fd uintptr) bool {
+	if s.big == nil {
+		s.big = leanBufs.Get().(*[leanBigRead]byte)
+	}
+	n, err := rawRead(fd, s.big[:])
+	for errors.Is(err, syscall.EINTR) {
+		n, err = rawRead(fd, s.big[:])
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		leanBufs.Put(s.big)
+		s.big = nil
+		return false
+	}
+	s.rawN, s.rawErr = n, err
+	return true
 }
 
 // dropBig returns the pooled buffer when it holds nothing.
