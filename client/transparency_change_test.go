@@ -236,7 +236,7 @@ func (r *ktRelay) waitInbox(t *testing.T, user string, n int) {
 	for {
 		var got int
 		r.exec(t, func(tx *sql.Tx) error {
-			return tx.QueryRow(`SELECT COUNT(*) FROM envelopes e JOIN accounts a ON e.account = a.id WHERE a.username = ?`, user).Scan(&got)
+			return tx.QueryRow(`SELECT COUNT(*) FROM mailbox m JOIN accounts a ON m.account = a.id WHERE a.username = ?`, user).Scan(&got)
 		})
 		if got == n {
 			return
@@ -494,7 +494,8 @@ func TestSealedKeyChangeImpostor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.exec(t, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`DELETE FROM envelopes WHERE sender = 'mallory'`)
+		_, err := tx.Exec(`DELETE FROM mailbox WHERE seq IN (SELECT seq FROM envelopes WHERE sender = 'mallory');
+			DELETE FROM envelopes WHERE sender = 'mallory'`)
 		return err
 	})
 	ct := forgeSealed(ctx, t, issuer, mallory, "bob", session.Address{Name: "alice", DeviceID: alice.DeviceID()}, "bob here, sealed")

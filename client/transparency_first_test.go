@@ -18,7 +18,7 @@ import (
 func (r *ktRelay) mailboxSize(t *testing.T) int {
 	t.Helper()
 	var n int
-	r.exec(t, func(tx *sql.Tx) error { return tx.QueryRow(`SELECT COUNT(*) FROM envelopes`).Scan(&n) })
+	r.exec(t, func(tx *sql.Tx) error { return tx.QueryRow(`SELECT COUNT(*) FROM mailbox`).Scan(&n) })
 	return n
 }
 
@@ -264,7 +264,8 @@ func TestSealedFirstContactImpostor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.exec(t, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`DELETE FROM envelopes WHERE sender = 'mallory'`)
+		_, err := tx.Exec(`DELETE FROM mailbox WHERE seq IN (SELECT seq FROM envelopes WHERE sender = 'mallory');
+			DELETE FROM envelopes WHERE sender = 'mallory'`)
 		return err
 	})
 	ct := forgeSealed(ctx, t, issuer, mallory, "carol", session.Address{Name: "alice", DeviceID: alice.DeviceID()}, "carol here, sealed")

@@ -75,20 +75,26 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // leanSocket is the minimal RFC 6455 server side.
 //
-// Reads are buffered without holding a large buffer while idle: a read
-// that may block goes into the small array inside the socket; only when
-// that fills up (more bytes are waiting) does the reader take a pooled
-// buffer, which it returns as soon as everything buffered is consumed.
+// Reads are buffered without holding any buffer while idle: on a socket
+// with a file descriptor the reader waits for bytes through the poller
+// with no buffer at all, then reads what is there into a pooled buffer,
+// which it returns as soon as everything buffered is consumed. Other
+// connections (net.Pipe in tests, a TLS connection) read into a small
+// buffer, allocated on first use, until a read fills it.
 type leanSocket struct {
 	c net.Conn
 
 	// Reader goroutine only.
-	small [leanSmallRead]byte
-	big   *[leanBigRead]byte // pooled, nil while idle
-	r     []byte             // buffered, unread bytes (in small, big or pre)
+	small *[leanSmallRead]byte // other connections' blocking reads
+	big   *[leanBigRead]byte   // pooled, nil while idle
+	r     []byte               // buffered, unread bytes (in small, big or pre)
 	// useBig says the last read filled its buffer: the next read goes
 	// into a pooled buffer.
 	useBig bool
+	// fillRaw's read attempt and its outcome.
+	rawFn  func(uintptr) bool
+	rawN   int
+	rawErr error
 
 	// peakBuf is the largest message buffer allocated (for tests).
 	peakBuf int
@@ -131,6 +137,9 @@ const (
 
 // fill reads at least one more byte into s.r, which must be empty.
 func (s *leanSocket) fill() error {
+	if s.raw != nil {
+		return s.fillRaw()
+	}
 	var buf []byte
 	if s.useBig {
 		if s.big == nil {
@@ -138,6 +147,9 @@ func (s *leanSocket) fill() error {
 		}
 		buf = s.big[:]
 	} else {
+		if s.small == nil {
+			s.small = new([leanSmallRead]byte)
+		}
 		buf = s.small[:]
 	}
 	// A read may return no bytes and no error (net.Pipe does for an empty
@@ -154,6 +166,58 @@ func (s *leanSocket) fill() error {
 		}
 	}
 	return io.ErrNoProgress
+}
+
+// fillRaw is fill on a socket with a file descriptor: it waits for bytes
+// in the poller holding no buffer, then reads them into a pooled one.
+// Deadlines (ReadFrame's context) end the wait as they end a Read.
+func (s *leanSocket) fillRaw() error {
+	if s.rawFn == nil {
+		s.rawFn = s.readRaw // one closure per socket, not one per read
+	}
+	s.rawN, s.rawErr = 0, nil
+	err := s.raw.Read(s.rawFn)
+	if err == nil {
+		err = s.rawErr
+	}
+	switch {
+	case err != nil:
+		s.dropBig()
+		return err
+	case s.rawN == 0:
+		s.dropBig()
+		return io.EOF
+	}
+	s.r = s.big[:s.rawN]
+	return nil
+}
+
+// readRaw is fillRaw's read attempt, called by the poller: false means
+// nothing to read yet (wait for more, with the buffer back in the pool).
+func (s *leanSocket) readRaw(fd uintptr) bool {
+	if s.big == nil {
+		s.big = leanBufs.Get().(*[leanBigRead]byte)
+	}
+	n, err := rawRead(fd, s.big[:])
+	for errors.Is(err, syscall.EINTR) {
+		n, err = rawRead(fd, s.big[:])
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		leanBufs.Put(s.big)
+		s.big = nil
+		return false
+	}
+	s.rawN, s.rawErr = n, err
+	return true
+}
+
+// dropBig returns the pooled buffer when it holds nothing.
+func (s *leanSocket) dropBig() {
+	if s.big != nil {
+		leanBufs.Put(s.big)
+		s.big = nil
+	}
+	s.r = nil
 }
 
 // release returns the pooled read buffer once nothing in it is unread.

@@ -5,3 +5,5 @@ package relay
 const canRawWrite = false
 
 func rawWrite(uintptr, []byte) (int, error) { return 0, nil }
+
+func rawRead(uintptr, []byte) (int, error) { return 0, nil }

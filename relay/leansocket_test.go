@@ -1,12 +1,16 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // clientFrame encodes one masked client frame.
@@ -155,5 +159,81 @@ func TestLeanSocketAnnouncedFrameAllocatesLittle(t *testing.T) {
 	msgs, err := readAll(clientFrame(true, opBinary, make([]byte, 100<<10)))
 	if len(msgs) != 1 || len(msgs[0]) != 100<<10 || !errors.Is(err, io.EOF) {
 		t.Fatalf("100 KiB frame: %d messages, %v", len(msgs), err)
+	}
+}
+
+// tcpLean returns a leanSocket over the server side of a real TCP
+// connection (so with a file descriptor: the poller path) and the client
+// side.
+func tcpLean(t *testing.T) (*leanSocket, net.Conn) {
+	t.Helper()
+	if !canRawWrite {
+		t.Skip("no raw socket reads on this platform")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	s := &leanSocket{c: server}
+	s.raw, err = server.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, client
+}
+
+// TestLeanIdleHoldsNoBuffer: on a TCP connection the reader waits for
+// bytes holding no read buffer (it takes a pooled one only when bytes
+// are there, and gives it back when they are consumed), and still reads
+// frames whole, split or several per segment.
+func TestLeanIdleHoldsNoBuffer(t *testing.T) {
+	s, client := tcpLean(t)
+	// A wait that ends by deadline, with nothing received: no buffer held.
+	s.c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if err := s.fill(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("fill with nothing to read: %v, want the deadline", err)
+	}
+	if s.big != nil || s.small != nil {
+		t.Fatal("a read buffer is held while waiting for bytes")
+	}
+	s.c.SetReadDeadline(time.Time{})
+	big := make([]byte, 20000)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	stream := append(clientFrame(true, opBinary, []byte("one")), clientFrame(true, opBinary, []byte("two"))...)
+	stream = append(stream, clientFrame(true, opBinary, big)...)
+	stream = append(stream, clientFrame(true, opBinary, []byte("last"))...)
+	go func() {
+		// Split mid-header and mid-payload.
+		for _, part := range [][]byte{stream[:1], stream[1:9], stream[9:3000], stream[3000:]} {
+			client.Write(part)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for i, want := range [][]byte{[]byte("one"), []byte("two"), big, []byte("last")} {
+		got, err := s.ReadFrame(context.Background())
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	s.release()
+	if s.big != nil || s.small != nil {
+		t.Fatal("a read buffer is held after everything received was consumed")
+	}
+	client.Close()
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the client closed: %v, want EOF", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"sotto/wire"
 )
 
-// sendRecord is a row of the relay's sends table (dedupe records).
+// sendRecord is a row of the relay's send_log table (dedupe records).
 type sendRecord struct {
 	account []byte
 	device  uint32
@@ -30,7 +30,7 @@ func sendRecords(t *testing.T, r *testRelay) []sendRecord {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT account, device, message_id FROM sends ORDER BY message_id`)
+	rows, err := db.Query(`SELECT account, device, message_id FROM send_log ORDER BY message_id`)
 	if err != nil {
 		t.Fatal(err)
 	}

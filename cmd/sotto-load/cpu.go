@@ -48,20 +48,21 @@ func parseStatCPU(s string) (time.Duration, error) {
 }
 
 // processSyscalls returns the read and write system calls a process has
-// made (syscr and syscw of /proc/PID/io; pid 0: this process).
-func processSyscalls(pid int) (reads, writes uint64, err error) {
+// made and the bytes it caused to be written to storage (syscr, syscw and
+// write_bytes of /proc/PID/io; pid 0: this process).
+func processSyscalls(pid int) (reads, writes, written uint64, err error) {
 	path := "/proc/self/io"
 	if pid != 0 {
 		path = fmt.Sprintf("/proc/%d/io", pid)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	return parseIOSyscalls(string(b))
 }
 
-func parseIOSyscalls(s string) (reads, writes uint64, err error) {
+func parseIOSyscalls(s string) (reads, writes, written uint64, err error) {
 	found := 0
 	for _, line := range strings.Split(s, "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -74,12 +75,14 @@ func parseIOSyscalls(s string) (reads, writes uint64, err error) {
 			reads, found = n, found+1
 		case k == "syscw" && perr == nil:
 			writes, found = n, found+1
+		case k == "write_bytes" && perr == nil:
+			written, found = n, found+1
 		}
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("sotto-load: malformed io file")
+	if found != 3 {
+		return 0, 0, 0, fmt.Errorf("sotto-load: malformed io file")
 	}
-	return reads, writes, nil
+	return reads, writes, written, nil
 }
 
 // cpuSample is the CPU time of the relay (when its pid is known) and of
@@ -90,6 +93,7 @@ type cpuSample struct {
 
 	// read and write system calls (ioOK when both processes' are known)
 	relayR, relayW, selfR, selfW uint64
+	relayDisk                    uint64 // bytes the relay caused to be written to storage
 	ioOK                         bool
 }
 
@@ -102,8 +106,8 @@ func sampleCPU(relayPID int) cpuSample {
 		c.relay, err = processCPU(relayPID)
 		c.relayOK = err == nil && c.selfOK
 		var err1, err2 error
-		c.relayR, c.relayW, err1 = processSyscalls(relayPID)
-		c.selfR, c.selfW, err2 = processSyscalls(0)
+		c.relayR, c.relayW, c.relayDisk, err1 = processSyscalls(relayPID)
+		c.selfR, c.selfW, _, err2 = processSyscalls(0)
 		c.ioOK = err1 == nil && err2 == nil
 	}
 	return c

@@ -743,6 +743,8 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 				n := float64(w.delivered)
 				fmt.Fprintf(out, "  system calls per delivered message: relay %.2f reads, %.2f writes; load generator %.2f reads, %.2f writes\n",
 					float64(cpu1.relayR-cpu0.relayR)/n, float64(cpu1.relayW-cpu0.relayW)/n, float64(cpu1.selfR-cpu0.selfR)/n, float64(cpu1.selfW-cpu0.selfW)/n)
+				fmt.Fprintf(out, "  bytes the relay wrote to disk per delivered message: %.0f (write_bytes of /proc/PID/io; payload %d)\n",
+					float64(cpu1.relayDisk-cpu0.relayDisk)/n, cfg.Size)
 			}
 		} else if cpu0.selfOK && cpu1.selfOK {
 			fmt.Fprintf(out, "  cpu per delivered message: load generator %.1f us (%.2f cores; -relay-pid adds the relay's)\n",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,12 +65,13 @@ func BenchmarkAppendAck(b *testing.B) {
 }
 
 // BenchmarkExpireSends measures one pass of the dedupe expiry over a
-// sends table of sendsRows records, half of them past the window: what
+// send_log of sendsRows records, half of them past the window: what
 // the relay's writer connection spends every DedupeTTL/2. Reported:
 // milliseconds per pass.
 func BenchmarkExpireSends(b *testing.B) {
 	const sendsRows = 1_000_000
 	ctx := context.Background()
+	interleave := os.Getenv("SOTTO_BENCH_INTERLEAVE") == "1"
 	t0 := time.UnixMilli(1_800_000_000_000)
 	for range b.N {
 		b.StopTimer()
@@ -94,7 +96,14 @@ func BenchmarkExpireSends(b *testing.B) {
 					}
 					mid := make([]byte, 16)
 					rand.Read(mid)
-					ts := t0.Add(time.Duration(i%2) * time.Hour)
+					// The older half first, as a relay appends them (send_log
+					// is in commit order); SOTTO_BENCH_INTERLEAVE=1 alternates
+					// old and new records instead (the worst case: every page
+					// keeps half its rows).
+					ts := t0.Add(time.Duration(i*2/(sendsRows+1)) * time.Hour)
+					if interleave {
+						ts = t0.Add(time.Duration(i%2) * time.Hour)
+					}
 					if _, err := s.Append(ctx, &relay.Send{Sender: relay.DeviceAddr{Account: acct, Device: 1}, MessageID: mid, Timestamp: ts}); err != nil {
 						b.Error(err)
 						return

@@ -311,11 +311,13 @@ func (s *Store) Revoke(ctx context.Context, addr relay.DeviceAddr, now time.Time
 		for _, q := range []string{
 			`DELETE FROM one_time_prekeys WHERE account = ? AND (? = 0 OR device = ?)`,
 			`DELETE FROM signed_prekeys WHERE account = ? AND (? = 0 OR device = ?)`,
-			`DELETE FROM envelopes WHERE account = ? AND (? = 0 OR device = ?)`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, addr.Account[:], addr.Device, addr.Device); err != nil {
 				return fmt.Errorf("sqlitestore: revoke: %w", err)
 			}
+		}
+		if err := deleteQueued(ctx, tx, addr.Account, addr.Device); err != nil {
+			return fmt.Errorf("sqlitestore: revoke: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (account, device) VALUES (?, ?)`, addr.Account[:], addr.Device); err != nil {
 			return fmt.Errorf("sqlitestore: revoke: %w", err)
@@ -358,8 +360,8 @@ func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 		(SELECT count(*) FROM codes),
 		(SELECT coalesce(sum(seats), 0) FROM codes),
 		(SELECT coalesce(sum(used), 0) FROM codes),
-		(SELECT count(*) FROM envelopes),
-		(SELECT coalesce(sum(length(content)), 0) FROM envelopes)`, now).
+		(SELECT count(*) FROM mailbox),
+		(SELECT coalesce(sum(length(e.content)), 0) FROM mailbox m JOIN envelopes e ON e.seq = m.seq)`, now).
 		Scan(&u.Accounts, &u.ActiveAccounts, &u.Devices, &u.ActiveDevices, &u.Codes, &u.SeatsTotal, &u.SeatsUsed, &u.QueuedEnvelopes, &u.QueuedBytes)
 	if err != nil {
 		return u, fmt.Errorf("sqlitestore: usage: %w", err)

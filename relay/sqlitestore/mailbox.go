@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 // The writer's statements, prepared once at Open.
 const (
 	qInsEnv  = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qSelSend = `SELECT ts_ms FROM sends WHERE account = ? AND device = ? AND message_id = ?`
+	qSelSend = `SELECT account, device, message_id, ts_ms FROM send_log WHERE seq = ?`
 	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
 )
 
@@ -30,29 +32,22 @@ var (
 	qDelEnvMulti = `DELETE FROM envelopes WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
+	qInsBox      = `INSERT INTO mailbox (account, device, seq, tag) VALUES (?, ?, ?, ?)`
+	qInsBoxMulti = `INSERT INTO mailbox (account, device, seq, tag) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", multiRows), ", ")
+	qDelBox      = `DELETE FROM mailbox WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+	qDelBoxMulti = `DELETE FROM mailbox WHERE account = ? AND device = ? AND seq IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
+		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
 	writerQueries = []string{qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti,
-		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows),
-		qAddSendN(1), qAddSendN(4), qAddSendN(16), qAddSendN(multiRows)}
+		qInsBox, qInsBoxMulti, qDelBox, qDelBoxMulti,
+		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
 )
 
-// qAddSendN records n sends for deduplication without saying which were
-// new: when it inserts all n rows, none was a duplicate (the usual case),
-// which costs far less than reading back the keys qInsSendN returns.
-func qAddSendN(n int) string {
-	return `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
-}
-
-// errDuplicates makes commit redo a batch the careful way: a send in it
-// was stored before (or is in it twice).
-var errDuplicates = errors.New("sqlitestore: duplicate sends in batch")
-
-// qInsSendN records n sends for deduplication and returns the keys of
-// those that were new.
+// qInsSendN appends n dedupe records to send_log.
 func qInsSendN(n int) string {
-	return `INSERT OR IGNORE INTO sends (account, device, message_id, ts_ms) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ") +
-		` RETURNING account, device, message_id`
+	return `INSERT INTO send_log (account, device, message_id, ts_ms) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
 }
 
 // sendChunk is how many of left sends the next dedupe statement takes:
@@ -64,13 +59,6 @@ func sendChunk(left int) int {
 		}
 	}
 	return 1
-}
-
-// sendKey appends the dedupe key of a send to b.
-func sendKey(b, acct []byte, dev uint32, mid []byte) []byte {
-	b = append(b, acct...)
-	b = binary.BigEndian.AppendUint32(b, dev)
-	return append(b, mid...)
 }
 
 type opKind int
@@ -188,8 +176,13 @@ func (s *Store) writer() {
 	defer close(s.stopped)
 	defer close(s.completed)
 	batch := make([]*op, 0, s.maxBatch)
+	tick := time.NewTicker(purgeEvery)
+	defer tick.Stop()
 	for {
 		select {
+		case now := <-tick.C:
+			s.maybePurge(now)
+			continue
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
 		case <-s.stop:
@@ -216,6 +209,7 @@ func (s *Store) writer() {
 		for i := range batch {
 			batch[i] = nil
 		}
+		s.maybePurge(time.Now())
 	}
 }
 
@@ -232,13 +226,10 @@ func (s *Store) commit(batch []*op) {
 			s.waitNanos.Add(uint64(now.Sub(o.submitted)))
 		}
 	}()
-	err := s.commitTx(batch, true)
-	if errors.Is(err, errDuplicates) {
-		err = s.commitTx(batch, false)
-	}
+	err := s.commitTx(batch)
 	if err != nil && len(batch) > 1 {
 		for _, o := range batch {
-			o.err = s.commitTx([]*op{o}, false)
+			o.err = s.commitTx([]*op{o})
 		}
 		s.finish(batch)
 		return
@@ -249,10 +240,8 @@ func (s *Store) commit(batch []*op) {
 	s.finish(batch)
 }
 
-// commitTx commits batch in one transaction. With optimistic set it
-// fails with errDuplicates, having written nothing, if any send in the
-// batch is a duplicate.
-func (s *Store) commitTx(batch []*op, optimistic bool) error {
+// commitTx commits batch in one transaction.
+func (s *Store) commitTx(batch []*op) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -271,107 +260,75 @@ func (s *Store) commitTx(batch []*op, optimistic bool) error {
 		stmts[q] = st
 		return st, nil
 	}
-	// Appends: the dedupe records first, several sends per statement,
-	// then every new envelope of the batch with multi-row inserts.
+	// Appends: deduplicate against the log (through the in-memory index)
+	// and the batch itself, then append the new sends' dedupe records and
+	// envelopes with multi-row inserts.
 	var (
-		envs  []*relay.Envelope
-		sends []*relay.Send
-		apps  []*op
+		envs   []*relay.Envelope
+		sends  []*relay.Send // of each envelope
+		fresh  []*relay.Send // new sends, in log order
+		keys   [][]byte      // their dedupe keys
+		inTx   map[string]*relay.Send
+		keyBuf []byte
 	)
 	for _, o := range batch {
-		if o.kind == opAppend {
-			apps = append(apps, o)
+		if o.kind != opAppend {
+			continue
+		}
+		sd := o.send
+		keyBuf = dedupeKey(keyBuf[:0], sd.Sender.Account[:], sd.Sender.Device, sd.MessageID)
+		if first := inTx[string(keyBuf)]; first != nil {
+			o.res = relay.AppendResult{Duplicate: true, Timestamp: first.Timestamp}
+			continue
+		}
+		ts, dup, err := s.storedSend(ctx, get, keyBuf)
+		if err != nil {
+			return err
+		}
+		if dup {
+			o.res = relay.AppendResult{Duplicate: true, Timestamp: ts}
+			continue
+		}
+		if inTx == nil {
+			inTx = map[string]*relay.Send{}
+		}
+		k := string(keyBuf)
+		inTx[k] = sd
+		keys = append(keys, []byte(k))
+		fresh = append(fresh, sd)
+		o.res = relay.AppendResult{Timestamp: sd.Timestamp}
+		for i := range sd.Envelopes {
+			envs = append(envs, &sd.Envelopes[i])
+			sends = append(sends, sd)
 		}
 	}
-	var key []byte
-	for optimistic && len(apps) > 0 {
-		n := sendChunk(len(apps))
-		st, err := get(qAddSendN(n))
+	seqs := make([]int64, 0, len(fresh))
+	for left := fresh; len(left) > 0; {
+		n := sendChunk(len(left))
+		st, err := get(qInsSendN(n))
 		if err != nil {
 			return err
 		}
 		args := make([]any, 0, 4*n)
-		for _, o := range apps[:n] {
-			sd := o.send
+		for _, sd := range left[:n] {
 			args = append(args, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
 		}
 		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: append: %w", err)
 		}
-		if added, err := res.RowsAffected(); err != nil || added != int64(n) {
-			return errDuplicates
-		}
-		for _, o := range apps[:n] {
-			sd := o.send
-			o.res = relay.AppendResult{Timestamp: sd.Timestamp}
-			for i := range sd.Envelopes {
-				envs = append(envs, &sd.Envelopes[i])
-				sends = append(sends, sd)
-			}
-		}
-		apps = apps[n:]
-	}
-	for len(apps) > 0 {
-		n := sendChunk(len(apps))
-		st, err := get(qInsSendN(n))
-		if err != nil {
-			return err
-		}
-		args := make([]any, 0, 4*n)
-		for _, o := range apps[:n] {
-			sd := o.send
-			args = append(args, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID, ms(sd.Timestamp))
-		}
-		// RETURNING yields the rows actually inserted (not the ignored
-		// duplicates), in no promised order: match them by key.
-		rows, err := st.QueryContext(ctx, args...)
+		last, err := res.LastInsertId()
 		if err != nil {
 			return fmt.Errorf("sqlitestore: append: %w", err)
 		}
-		fresh := make(map[string]int, n)
-		for rows.Next() {
-			var (
-				acct, mid []byte
-				dev       uint32
-			)
-			if err := rows.Scan(&acct, &dev, &mid); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlitestore: append: %w", err)
-			}
-			key = sendKey(key[:0], acct, dev, mid)
-			fresh[string(key)]++
+		// One statement inserts its rows in order with consecutive rowids
+		// (this is the only writer).
+		for i := range n {
+			seqs = append(seqs, last-int64(n-1-i))
 		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		for _, o := range apps[:n] {
-			sd := o.send
-			key = sendKey(key[:0], sd.Sender.Account[:], sd.Sender.Device, sd.MessageID)
-			if fresh[string(key)] > 0 {
-				// The first of equal sends in one statement is the one inserted.
-				fresh[string(key)]--
-				o.res = relay.AppendResult{Timestamp: sd.Timestamp}
-				for i := range sd.Envelopes {
-					envs = append(envs, &sd.Envelopes[i])
-					sends = append(sends, sd)
-				}
-				continue
-			}
-			selSend, err := get(qSelSend)
-			if err != nil {
-				return err
-			}
-			var ts int64
-			if err := selSend.QueryRowContext(ctx, sd.Sender.Account[:], sd.Sender.Device, sd.MessageID).Scan(&ts); err != nil {
-				return fmt.Errorf("sqlitestore: append: %w", err)
-			}
-			o.res = relay.AppendResult{Duplicate: true, Timestamp: fromMS(ts)}
-		}
-		apps = apps[n:]
+		left = left[n:]
 	}
+	all := envs
 	for len(envs) > 0 {
 		n, q := 1, qInsEnv
 		if len(envs) >= multiRows {
@@ -406,43 +363,114 @@ func (s *Store) commitTx(batch []*op, optimistic bool) error {
 		}
 		envs, sends = envs[n:], sends[n:]
 	}
-	// Acknowledged deletes, several ids per statement.
+	// Each new envelope is listed in its device's mailbox.
+	for envs := all; len(envs) > 0; {
+		n, q := 1, qInsBox
+		if len(envs) >= multiRows {
+			n, q = multiRows, qInsBoxMulti
+		}
+		st, err := get(q)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 4*n)
+		for _, e := range envs[:n] {
+			args = append(args, e.Recipient.Account[:], e.Recipient.Device, int64(e.ID.Seq()), e.ID[8:])
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		envs = envs[n:]
+	}
+	// Acknowledged deletes: out of the mailbox now; out of the envelope
+	// log at its next purge, or now for envelopes the purge has passed.
 	for _, o := range batch {
 		if o.kind != opDelete {
 			continue
 		}
-		ids := o.ids
-		for len(ids) > 0 {
-			n, q := 1, qDelEnv
-			if len(ids) >= multiRows {
-				n, q = multiRows, qDelEnvMulti
+		if err := deleteIDs(ctx, get, qDelBox, qDelBoxMulti, o.dev, o.ids); err != nil {
+			return err
+		}
+		var old []relay.EnvelopeID
+		for _, id := range o.ids {
+			if int64(id.Seq()) <= s.purged {
+				old = append(old, id)
 			}
-			st, err := get(q)
-			if err != nil {
-				return err
-			}
-			args := make([]any, 0, 2+3*n)
-			if n == 1 {
-				args = append(args, int64(ids[0].Seq()), o.dev.Account[:], o.dev.Device, ids[0][8:])
-			} else {
-				args = append(args, o.dev.Account[:], o.dev.Device)
-				for _, id := range ids[:n] {
-					args = append(args, int64(id.Seq()))
-				}
-				for _, id := range ids[:n] {
-					args = append(args, int64(id.Seq()), id[8:])
-				}
-			}
-			if _, err := st.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("sqlitestore: delete: %w", err)
-			}
-			ids = ids[n:]
+		}
+		if err := deleteIDs(ctx, get, qDelEnv, qDelEnvMulti, o.dev, old); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
+	for i, k := range keys {
+		s.sends.add(k, seqs[i])
+	}
+	if len(all) > 0 {
+		s.appended(int64(all[len(all)-1].ID.Seq()))
+	}
 	return nil
+}
+
+// deleteIDs runs the delete query q1 (one id) or qN (multiRows ids) of
+// table rows of dev for ids, several ids per statement.
+func deleteIDs(ctx context.Context, get func(string) (*sql.Stmt, error), q1, qN string, dev relay.DeviceAddr, ids []relay.EnvelopeID) error {
+	for len(ids) > 0 {
+		n, q := 1, q1
+		if len(ids) >= multiRows {
+			n, q = multiRows, qN
+		}
+		st, err := get(q)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 2+3*n)
+		if n == 1 {
+			args = append(args, int64(ids[0].Seq()), dev.Account[:], dev.Device, ids[0][8:])
+		} else {
+			args = append(args, dev.Account[:], dev.Device)
+			for _, id := range ids[:n] {
+				args = append(args, int64(id.Seq()))
+			}
+			for _, id := range ids[:n] {
+				args = append(args, int64(id.Seq()), id[8:])
+			}
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlitestore: delete: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// storedSend reports whether the log holds the send of key, and its
+// timestamp: the index names the rows that may, the rows say.
+func (s *Store) storedSend(ctx context.Context, get func(string) (*sql.Stmt, error), key []byte) (time.Time, bool, error) {
+	seqs, n := s.sends.candidates(key)
+	for _, seq := range seqs[:n] {
+		st, err := get(qSelSend)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		var (
+			acct, mid []byte
+			dev       uint32
+			ts        int64
+		)
+		err = st.QueryRowContext(ctx, seq).Scan(&acct, &dev, &mid, &ts)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // expired since
+		}
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("sqlitestore: append: %w", err)
+		}
+		if bytes.Equal(dedupeKey(nil, acct, dev, mid), key) {
+			return fromMS(ts), true, nil
+		}
+	}
+	return time.Time{}, false, nil
 }
 
 // Append implements relay.Mailbox.
@@ -478,8 +506,9 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 
 // Fetch implements relay.Mailbox.
 func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
-	rows, err := s.query(ctx, `SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
-		FROM envelopes WHERE account = ? AND device = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?`,
+	rows, err := s.query(ctx, `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
+		FROM mailbox m JOIN envelopes e ON e.seq = m.seq
+		WHERE m.account = ? AND m.device = ? AND m.seq > ? AND e.ts_ms >= ? ORDER BY m.seq LIMIT ?`,
 		dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
@@ -510,11 +539,19 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (SELECT seq FROM envelopes WHERE ts_ms < ?)`, ms(before))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: expire: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return n, nil
 }
 
@@ -523,57 +560,100 @@ func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 // batches, which wait for each statement.
 const expireSendsChunk = 8192
 
-// The sends table has no time index (it would cost every send a second
-// B-tree insert), so an expiry pass walks the primary key once, a range
-// of keys at a time: qSendsAhead finds the end of the next range,
-// qExpireSendsRange deletes the old records in it.
+// send_log has no time index (it would cost every send a second B-tree
+// insert), so an expiry pass walks the log once, a range of rows at a
+// time: qSendsAhead finds the end of the next range, qExpireSends deletes
+// the old records in it and names them for the index.
 var (
-	qSendsAhead = `SELECT account, device, message_id FROM sends
-	WHERE (account, device, message_id) > (?, ?, ?)
-	ORDER BY account, device, message_id LIMIT 1 OFFSET ` + fmt.Sprint(expireSendsChunk-1)
-	qExpireSendsRange = `DELETE FROM sends WHERE (account, device, message_id) > (?, ?, ?)
-	AND (account, device, message_id) <= (?, ?, ?) AND ts_ms < ?`
-	qExpireSendsRest = `DELETE FROM sends WHERE (account, device, message_id) > (?, ?, ?) AND ts_ms < ?`
+	qSendsAhead  = `SELECT seq FROM send_log WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ` + fmt.Sprint(expireSendsChunk-1)
+	qExpireSends = `DELETE FROM send_log WHERE seq > ? AND seq <= ? AND ts_ms < ? RETURNING seq, account, device, message_id`
 )
 
 // ExpireSends implements relay.Mailbox.
 func (s *Store) ExpireSends(ctx context.Context, before time.Time) (int64, error) {
-	var (
-		n    int64
-		acct = []byte{}
-		dev  = int64(-1)
-		mid  = []byte{}
-	)
-	for {
-		var (
-			a, m []byte
-			d    int64
-		)
-		err := s.w.QueryRowContext(ctx, qSendsAhead, acct, dev, mid).Scan(&a, &d, &m)
-		var res sql.Result
+	var n int64
+	for after := int64(0); ; {
+		var hi int64
+		err := s.w.QueryRowContext(ctx, qSendsAhead, after).Scan(&hi)
+		last := errors.Is(err, sql.ErrNoRows)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			res, err = s.w.ExecContext(ctx, qExpireSendsRest, acct, dev, mid, ms(before))
-		case err == nil:
-			res, err = s.w.ExecContext(ctx, qExpireSendsRange, acct, dev, mid, a, d, m, ms(before))
-		}
-		if err != nil {
+		case last:
+			hi = math.MaxInt64
+		case err != nil:
 			return n, fmt.Errorf("sqlitestore: expire sends: %w", err)
 		}
-		k, _ := res.RowsAffected()
+		k, err := s.expireSendRange(ctx, after, hi, before)
 		n += k
-		if a == nil {
-			return n, nil
+		if err != nil || last {
+			return n, err
 		}
-		acct, dev, mid = a, d, m
+		after = hi
 	}
+}
+
+// expireSendRange deletes the dedupe records in (after, hi] older than
+// before, then drops them from the index.
+func (s *Store) expireSendRange(ctx context.Context, after, hi int64, before time.Time) (int64, error) {
+	rows, err := s.w.QueryContext(ctx, qExpireSends, after, hi, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: expire sends: %w", err)
+	}
+	type gone struct {
+		key []byte
+		seq int64
+	}
+	var del []gone
+	for rows.Next() {
+		var (
+			g         gone
+			acct, mid []byte
+			dev       uint32
+		)
+		if err := rows.Scan(&g.seq, &acct, &dev, &mid); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sqlitestore: expire sends: %w", err)
+		}
+		g.key = dedupeKey(nil, acct, dev, mid)
+		del = append(del, g)
+	}
+	err = rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// Not known to be deleted: the index keeps the rows, which is
+		// safe (a hit is always checked against the log).
+		return 0, fmt.Errorf("sqlitestore: expire sends: %w", err)
+	}
+	for _, g := range del {
+		s.sends.remove(g.key, g.seq)
+	}
+	return int64(len(del)), nil
 }
 
 // DeleteDevice implements relay.Mailbox.
 func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM envelopes WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		const sel = `SELECT seq FROM mailbox WHERE account = ? AND device = ?`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, dev.Account[:], dev.Device); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete device: %w", err)
 	}
 	return nil
+}
+
+// deleteQueued deletes the envelopes queued for device dev of acct, or
+// for all its devices when dev is 0 (a revoked account).
+func deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) error {
+	const sel = `SELECT seq FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`
+	if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
+	return err
 }

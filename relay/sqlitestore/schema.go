@@ -71,14 +71,28 @@ CREATE TABLE IF NOT EXISTS envelopes (
 	content       BLOB NOT NULL,
 	message_id    BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS envelopes_by_device ON envelopes (account, device, seq);
-CREATE TABLE IF NOT EXISTS sends (
+-- The envelopes not yet acknowledged, by device: what Fetch reads and an
+-- ack deletes. envelopes itself is an append-only log: an acked row is
+-- deleted later with its neighbours (purge.go), so that a page of the log
+-- is freed once instead of rewritten for every ack that touches it.
+CREATE TABLE IF NOT EXISTS mailbox (
+	account BLOB NOT NULL,
+	device  INTEGER NOT NULL,
+	seq     INTEGER NOT NULL,
+	tag     BLOB NOT NULL,
+	PRIMARY KEY (account, device, seq)
+) WITHOUT ROWID;
+-- How far the purge of acked envelopes has gone (one row).
+CREATE TABLE IF NOT EXISTS purge_mark (seq INTEGER NOT NULL);
+-- Dedupe records, appended in commit order; looked up through an
+-- in-memory index built at Open (dedupe.go).
+CREATE TABLE IF NOT EXISTS send_log (
+	seq        INTEGER PRIMARY KEY,
 	account    BLOB NOT NULL,
 	device     INTEGER NOT NULL,
 	message_id BLOB NOT NULL,
-	ts_ms      INTEGER NOT NULL,
-	PRIMARY KEY (account, device, message_id)
-) WITHOUT ROWID;
+	ts_ms      INTEGER NOT NULL
+);
 `
 
 // dropped lists columns that older databases have and this relay no
@@ -106,4 +120,64 @@ func dropColumns(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return nil
+}
+
+// migrations upgrade a database made by an older relay, in order: the
+// database's user_version counts the steps applied. A new step goes at
+// the end. New tables need no step (the schema creates them); a step is
+// for data that moves or a table that changes shape.
+var migrations = []func(ctx context.Context, tx *sql.Tx) error{
+	// 1: dedupe records move from sends, a B-tree keyed by (sender,
+	// message id), to the append-only send_log.
+	func(ctx context.Context, tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sends'`).Scan(&n); err != nil || n == 0 {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO send_log (account, device, message_id, ts_ms)
+			SELECT account, device, message_id, ts_ms FROM sends ORDER BY ts_ms;
+			DROP TABLE sends`)
+		return err
+	},
+	// 2: the envelopes waiting for each device are listed in mailbox
+	// instead of an index on envelopes.
+	func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO mailbox (account, device, seq, tag)
+			SELECT account, device, seq, tag FROM envelopes;
+			DROP INDEX IF EXISTS envelopes_by_device`)
+		return err
+	},
+}
+
+// migrate brings db's schema up to date: the dropped columns, then each
+// migration not yet applied, each in its own transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if err := dropColumns(ctx, db); err != nil {
+		return err
+	}
+	for {
+		var v int
+		if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			return fmt.Errorf("sqlitestore: schema version: %w", err)
+		}
+		if v >= len(migrations) {
+			return nil
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: migrate: %w", err)
+		}
+		err = migrations[v](ctx, tx)
+		if err == nil {
+			// PRAGMA takes no parameters; v+1 is an int.
+			_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1))
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlitestore: migrate to version %d: %w", v+1, err)
+		}
+	}
 }

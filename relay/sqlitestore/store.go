@@ -26,7 +26,25 @@ type Options struct {
 	MaxBatch int
 	// Readers is the size of the read connection pool.
 	Readers int
+	// PageSize is the page size of a new database (an existing one keeps
+	// its own); 0 means DefaultPageSize.
+	PageSize int
 }
+
+// DefaultPageSize is the page size of a new database. Small pages suit
+// the mailbox: a commit touches many pages a little (an envelope appended
+// here, a mailbox entry deleted there), and the WAL takes whole pages.
+// Measured in docs/BENCHMARKS.md against 512 and 4096.
+const DefaultPageSize = 1024
+
+// walCheckpointBytes is the WAL size at which the writer checkpoints it
+// (and to which the file is truncated after). A page rewritten several
+// times between checkpoints is copied into the database once, and with
+// acked envelopes' pages reused soon most are: 128 MiB rather than
+// SQLite's 4 MiB default (or the 32 MiB used before) halves what the
+// checkpoints write. The cost: a relay that crashed replays up to this
+// much WAL when it opens the database.
+const walCheckpointBytes = 128 << 20
 
 // Store implements relay.Store on one SQLite database.
 type Store struct {
@@ -50,6 +68,13 @@ type Store struct {
 	completed     chan []*op
 	completerDone chan struct{}
 
+	sends *sendIndex // the dedupe records' index
+
+	// The purge of acked envelopes (purge.go), writer goroutine only.
+	purged    int64     // log rows up to here are deleted when acked
+	marks     []seqMark // recent commits' last sequence numbers
+	lastPurge time.Time
+
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
 }
@@ -65,6 +90,8 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	c("sotto_sqlite_commit_seconds_total", "Time spent in mailbox write transactions, in seconds.", s.commitNanos.Load()/1e9)
 	c("sotto_sqlite_commit_nanoseconds_total", "Time spent in mailbox write transactions.", s.commitNanos.Load())
 	c("sotto_sqlite_op_wait_nanoseconds_total", "Time ops waited from submission to commit, summed.", s.waitNanos.Load())
+	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_dedupe_records",
+		"Send dedupe records in the in-memory index (send_log rows).", s.sends.len())
 }
 
 var _ relay.Store = (*Store)(nil)
@@ -77,17 +104,25 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Readers <= 0 {
 		opts.Readers = 4
 	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	pageSize, err := setPageSize(ctx, path, opts.PageSize)
+	if err != nil {
+		return nil, err
+	}
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
-	// A larger page cache keeps the envelope index hot. The WAL is
-	// checkpointed by the writer (SQLite's automatic checkpoint): a
-	// separate PASSIVE checkpointer was tried and let the WAL grow without
-	// bound under constant reads and writes.
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(8192)")
+	// A larger page cache keeps the mailbox hot. The WAL is checkpointed
+	// by the writer (SQLite's automatic checkpoint): a separate PASSIVE
+	// checkpointer was tried and let the WAL grow without bound under
+	// constant reads and writes.
+	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)",
+		walCheckpointBytes/pageSize, walCheckpointBytes))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
@@ -98,7 +133,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}
-	if err := dropColumns(ctx, w); err != nil {
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	sends := newSendIndex()
+	if err := sends.load(ctx, w); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -118,6 +158,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 
 		completed:     make(chan []*op, 64),
 		completerDone: make(chan struct{}),
+		sends:         sends,
+	}
+	if err := s.openPurge(ctx); err != nil {
+		s.r.Close()
+		s.w.Close()
+		return nil, err
 	}
 	for _, q := range writerQueries {
 		if _, err := stmt(ctx, &s.wstmts, s.w, q); err != nil {
@@ -129,6 +175,38 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	go s.writer()
 	go s.completer()
 	return s, nil
+}
+
+// setPageSize gives a new database at path the page size n, before
+// anything else creates it (the driver runs DSN pragmas in alphabetical
+// order, journal_mode first, and entering WAL mode fixes the page size).
+// An existing database keeps its page size.
+// It returns the database's page size.
+func setPageSize(ctx context.Context, path string, n int) (int, error) {
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	defer db.Close()
+	// n is an int: PRAGMA takes no parameters. Entering WAL mode, on the
+	// same connection, writes the new file's header.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA page_size = %d`, n)); err != nil {
+		return 0, fmt.Errorf("sqlitestore: page size: %w", err)
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return 0, fmt.Errorf("sqlitestore: journal mode: %w", err)
+	}
+	var got int
+	if err := conn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&got); err != nil {
+		return 0, fmt.Errorf("sqlitestore: page size: %w", err)
+	}
+	return got, nil
 }
 
 // Close stops the writer (after committing what it already took) and
