@@ -431,9 +431,9 @@ func runSendHistory(ctx context.Context, e *Env, on bool) (Outcome, error) {
 	if _, err := m["alice"].Send(ctx, "bob", "the first message names its sender"); err != nil {
 		return Outcome{}, err
 	}
-	named := `SELECT count(*) FROM sends s JOIN accounts a ON a.id = s.account WHERE a.username = 'alice'`
+	named := `SELECT count(*) FROM send_log s JOIN accounts a ON a.id = s.account WHERE a.username = 'alice'`
 	if n, err := r.Count(ctx, named); err != nil || n == 0 {
-		return Outcome{}, fmt.Errorf("no sends row for alice's named send (%d, %v)", n, err)
+		return Outcome{}, fmt.Errorf("no send_log row for alice's named send (%d, %v)", n, err)
 	}
 	if n, err := r.Count(ctx, `SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'code_id'`); err != nil || n != 0 {
 		return through("accounts has a code_id column (%v)", err), nil
