@@ -146,7 +146,9 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 		if handled, err = c.handleOrg(req, resp); !handled {
 			if handled, err = c.handleTransparency(req, resp); !handled {
 				if handled, err = c.handleSealed(req, resp); !handled {
-					err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+					if handled, err = c.handleGroups(req, resp); !handled {
+						err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+					}
 				}
 			}
 		}

@@ -510,6 +510,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) expire(ctx context.Context) {
+	s.expireGroups(ctx)
 	n, err := s.mb.Expire(ctx, s.cfg.Now().Add(-s.cfg.MailboxTTL))
 	if err != nil {
 		s.log.Warn("expiring envelopes", "err", err)

@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: wire.proto
+// source: wire/wire.proto
 
 package wire
 
@@ -95,11 +95,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_proto_enumTypes[0].Descriptor()
+	return file_wire_wire_proto_enumTypes[0].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_wire_proto_enumTypes[0]
+	return &file_wire_wire_proto_enumTypes[0]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -108,7 +108,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{0}
+	return file_wire_wire_proto_rawDescGZIP(), []int{0}
 }
 
 // EnvelopeType values the relay itself gives to envelopes; every other
@@ -143,11 +143,11 @@ func (x EnvelopeType) String() string {
 }
 
 func (EnvelopeType) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_proto_enumTypes[1].Descriptor()
+	return file_wire_wire_proto_enumTypes[1].Descriptor()
 }
 
 func (EnvelopeType) Type() protoreflect.EnumType {
-	return &file_wire_proto_enumTypes[1]
+	return &file_wire_wire_proto_enumTypes[1]
 }
 
 func (x EnvelopeType) Number() protoreflect.EnumNumber {
@@ -156,7 +156,7 @@ func (x EnvelopeType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnvelopeType.Descriptor instead.
 func (EnvelopeType) EnumDescriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{1}
+	return file_wire_wire_proto_rawDescGZIP(), []int{1}
 }
 
 // OrgDocumentKind selects the signature domain and the fan-out.
@@ -225,11 +225,11 @@ func (x OrgDocumentKind) String() string {
 }
 
 func (OrgDocumentKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_wire_proto_enumTypes[2].Descriptor()
+	return file_wire_wire_proto_enumTypes[2].Descriptor()
 }
 
 func (OrgDocumentKind) Type() protoreflect.EnumType {
-	return &file_wire_proto_enumTypes[2]
+	return &file_wire_wire_proto_enumTypes[2]
 }
 
 func (x OrgDocumentKind) Number() protoreflect.EnumNumber {
@@ -238,7 +238,59 @@ func (x OrgDocumentKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OrgDocumentKind.Descriptor instead.
 func (OrgDocumentKind) EnumDescriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_wire_proto_rawDescGZIP(), []int{2}
+}
+
+type GroupMessageKind int32
+
+const (
+	GroupMessageKind_GROUP_MESSAGE_KIND_UNSPECIFIED GroupMessageKind = 0
+	GroupMessageKind_GROUP_MESSAGE                  GroupMessageKind = 1 // a PrivateMessage or proposal: Group.Handle
+	GroupMessageKind_GROUP_COMMIT                   GroupMessageKind = 2 // a commit: Group.Handle
+	GroupMessageKind_GROUP_WELCOME                  GroupMessageKind = 3 // a Welcome that adds this device: mls.Join
+)
+
+// Enum value maps for GroupMessageKind.
+var (
+	GroupMessageKind_name = map[int32]string{
+		0: "GROUP_MESSAGE_KIND_UNSPECIFIED",
+		1: "GROUP_MESSAGE",
+		2: "GROUP_COMMIT",
+		3: "GROUP_WELCOME",
+	}
+	GroupMessageKind_value = map[string]int32{
+		"GROUP_MESSAGE_KIND_UNSPECIFIED": 0,
+		"GROUP_MESSAGE":                  1,
+		"GROUP_COMMIT":                   2,
+		"GROUP_WELCOME":                  3,
+	}
+)
+
+func (x GroupMessageKind) Enum() *GroupMessageKind {
+	p := new(GroupMessageKind)
+	*p = x
+	return p
+}
+
+func (x GroupMessageKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupMessageKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_wire_proto_enumTypes[3].Descriptor()
+}
+
+func (GroupMessageKind) Type() protoreflect.EnumType {
+	return &file_wire_wire_proto_enumTypes[3]
+}
+
+func (x GroupMessageKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupMessageKind.Descriptor instead.
+func (GroupMessageKind) EnumDescriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{3}
 }
 
 // Frame is the versioned outer envelope of every WebSocket message.
@@ -259,7 +311,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_wire_proto_msgTypes[0]
+	mi := &file_wire_wire_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +323,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[0]
+	mi := &file_wire_wire_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +336,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{0}
+	return file_wire_wire_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Frame) GetVersion() uint32 {
@@ -388,6 +440,14 @@ type Request struct {
 	//	*Request_TransparencyInclusion
 	//	*Request_TransparencyConsistency
 	//	*Request_TransparencyLeaves
+	//	*Request_UploadKeyPackages
+	//	*Request_KeyPackageCount
+	//	*Request_FetchKeyPackages
+	//	*Request_GroupCommit
+	//	*Request_GroupSend
+	//	*Request_GroupFetch
+	//	*Request_GroupAck
+	//	*Request_GroupInfo
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -395,7 +455,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_wire_proto_msgTypes[1]
+	mi := &file_wire_wire_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +467,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[1]
+	mi := &file_wire_wire_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +480,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{1}
+	return file_wire_wire_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Request) GetId() uint64 {
@@ -725,6 +785,78 @@ func (x *Request) GetTransparencyLeaves() *TransparencyLeavesRequest {
 	return nil
 }
 
+func (x *Request) GetUploadKeyPackages() *UploadKeyPackagesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_UploadKeyPackages); ok {
+			return x.UploadKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetKeyPackageCount() *KeyPackageCountRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_KeyPackageCount); ok {
+			return x.KeyPackageCount
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetFetchKeyPackages() *FetchKeyPackagesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_FetchKeyPackages); ok {
+			return x.FetchKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupCommit() *GroupCommitRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupCommit); ok {
+			return x.GroupCommit
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupSend() *GroupSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupSend); ok {
+			return x.GroupSend
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupFetch() *GroupFetchRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupFetch); ok {
+			return x.GroupFetch
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupAck() *GroupAckRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupAck); ok {
+			return x.GroupAck
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupInfo() *GroupInfoRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupInfo); ok {
+			return x.GroupInfo
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -862,6 +994,39 @@ type Request_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeavesRequest `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Request_UploadKeyPackages struct {
+	// groups: the MLS Delivery Service 110-139 (relay/groups.go), all authenticated
+	UploadKeyPackages *UploadKeyPackagesRequest `protobuf:"bytes,110,opt,name=upload_key_packages,json=uploadKeyPackages,proto3,oneof"`
+}
+
+type Request_KeyPackageCount struct {
+	KeyPackageCount *KeyPackageCountRequest `protobuf:"bytes,111,opt,name=key_package_count,json=keyPackageCount,proto3,oneof"`
+}
+
+type Request_FetchKeyPackages struct {
+	FetchKeyPackages *FetchKeyPackagesRequest `protobuf:"bytes,112,opt,name=fetch_key_packages,json=fetchKeyPackages,proto3,oneof"`
+}
+
+type Request_GroupCommit struct {
+	GroupCommit *GroupCommitRequest `protobuf:"bytes,113,opt,name=group_commit,json=groupCommit,proto3,oneof"`
+}
+
+type Request_GroupSend struct {
+	GroupSend *GroupSendRequest `protobuf:"bytes,114,opt,name=group_send,json=groupSend,proto3,oneof"`
+}
+
+type Request_GroupFetch struct {
+	GroupFetch *GroupFetchRequest `protobuf:"bytes,115,opt,name=group_fetch,json=groupFetch,proto3,oneof"`
+}
+
+type Request_GroupAck struct {
+	GroupAck *GroupAckRequest `protobuf:"bytes,116,opt,name=group_ack,json=groupAck,proto3,oneof"`
+}
+
+type Request_GroupInfo struct {
+	GroupInfo *GroupInfoRequest `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -926,6 +1091,22 @@ func (*Request_TransparencyConsistency) isRequest_Body() {}
 
 func (*Request_TransparencyLeaves) isRequest_Body() {}
 
+func (*Request_UploadKeyPackages) isRequest_Body() {}
+
+func (*Request_KeyPackageCount) isRequest_Body() {}
+
+func (*Request_FetchKeyPackages) isRequest_Body() {}
+
+func (*Request_GroupCommit) isRequest_Body() {}
+
+func (*Request_GroupSend) isRequest_Body() {}
+
+func (*Request_GroupFetch) isRequest_Body() {}
+
+func (*Request_GroupAck) isRequest_Body() {}
+
+func (*Request_GroupInfo) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -970,6 +1151,14 @@ type Response struct {
 	//	*Response_TransparencyInclusion
 	//	*Response_TransparencyConsistency
 	//	*Response_TransparencyLeaves
+	//	*Response_UploadKeyPackages
+	//	*Response_KeyPackageCount
+	//	*Response_FetchKeyPackages
+	//	*Response_GroupCommit
+	//	*Response_GroupSend
+	//	*Response_GroupFetch
+	//	*Response_GroupAck
+	//	*Response_GroupInfo
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -977,7 +1166,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_wire_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1178,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_wire_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1191,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_wire_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Response) GetId() uint64 {
@@ -1335,6 +1524,78 @@ func (x *Response) GetTransparencyLeaves() *TransparencyLeaves {
 	return nil
 }
 
+func (x *Response) GetUploadKeyPackages() *UploadKeyPackagesResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_UploadKeyPackages); ok {
+			return x.UploadKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetKeyPackageCount() *KeyPackageCountResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_KeyPackageCount); ok {
+			return x.KeyPackageCount
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetFetchKeyPackages() *FetchKeyPackagesResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_FetchKeyPackages); ok {
+			return x.FetchKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupCommit() *GroupCommitResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupCommit); ok {
+			return x.GroupCommit
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupSend() *GroupSendResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupSend); ok {
+			return x.GroupSend
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupFetch() *GroupFetchResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupFetch); ok {
+			return x.GroupFetch
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupAck() *GroupAckResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupAck); ok {
+			return x.GroupAck
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupInfo() *GroupInfoResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupInfo); ok {
+			return x.GroupInfo
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1472,6 +1733,39 @@ type Response_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeaves `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Response_UploadKeyPackages struct {
+	// groups 110-139
+	UploadKeyPackages *UploadKeyPackagesResponse `protobuf:"bytes,110,opt,name=upload_key_packages,json=uploadKeyPackages,proto3,oneof"`
+}
+
+type Response_KeyPackageCount struct {
+	KeyPackageCount *KeyPackageCountResponse `protobuf:"bytes,111,opt,name=key_package_count,json=keyPackageCount,proto3,oneof"`
+}
+
+type Response_FetchKeyPackages struct {
+	FetchKeyPackages *FetchKeyPackagesResponse `protobuf:"bytes,112,opt,name=fetch_key_packages,json=fetchKeyPackages,proto3,oneof"`
+}
+
+type Response_GroupCommit struct {
+	GroupCommit *GroupCommitResponse `protobuf:"bytes,113,opt,name=group_commit,json=groupCommit,proto3,oneof"`
+}
+
+type Response_GroupSend struct {
+	GroupSend *GroupSendResponse `protobuf:"bytes,114,opt,name=group_send,json=groupSend,proto3,oneof"`
+}
+
+type Response_GroupFetch struct {
+	GroupFetch *GroupFetchResponse `protobuf:"bytes,115,opt,name=group_fetch,json=groupFetch,proto3,oneof"`
+}
+
+type Response_GroupAck struct {
+	GroupAck *GroupAckResponse `protobuf:"bytes,116,opt,name=group_ack,json=groupAck,proto3,oneof"`
+}
+
+type Response_GroupInfo struct {
+	GroupInfo *GroupInfoResponse `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1536,6 +1830,22 @@ func (*Response_TransparencyConsistency) isResponse_Body() {}
 
 func (*Response_TransparencyLeaves) isResponse_Body() {}
 
+func (*Response_UploadKeyPackages) isResponse_Body() {}
+
+func (*Response_KeyPackageCount) isResponse_Body() {}
+
+func (*Response_FetchKeyPackages) isResponse_Body() {}
+
+func (*Response_GroupCommit) isResponse_Body() {}
+
+func (*Response_GroupSend) isResponse_Body() {}
+
+func (*Response_GroupFetch) isResponse_Body() {}
+
+func (*Response_GroupAck) isResponse_Body() {}
+
+func (*Response_GroupInfo) isResponse_Body() {}
+
 // Push is sent by the relay unprompted.
 type Push struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1545,6 +1855,7 @@ type Push struct {
 	//	*Push_Envelope
 	//	*Push_QueueEmpty
 	//	*Push_Provisioning
+	//	*Push_GroupWaiting
 	Body          isPush_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1552,7 +1863,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_wire_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1875,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_wire_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1888,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{3}
+	return file_wire_wire_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Push) GetBody() isPush_Body {
@@ -1623,6 +1934,15 @@ func (x *Push) GetProvisioning() *ProvisioningMessage {
 	return nil
 }
 
+func (x *Push) GetGroupWaiting() *GroupWaiting {
+	if x != nil {
+		if x, ok := x.Body.(*Push_GroupWaiting); ok {
+			return x.GroupWaiting
+		}
+	}
+	return nil
+}
+
 type isPush_Body interface {
 	isPush_Body()
 }
@@ -1643,6 +1963,11 @@ type Push_Provisioning struct {
 	Provisioning *ProvisioningMessage `protobuf:"bytes,4,opt,name=provisioning,proto3,oneof"` // on a provisioning channel
 }
 
+type Push_GroupWaiting struct {
+	// groups 10-19
+	GroupWaiting *GroupWaiting `protobuf:"bytes,10,opt,name=group_waiting,json=groupWaiting,proto3,oneof"` // a group this device is in has new messages: GroupFetch
+}
+
 func (*Push_Challenge) isPush_Body() {}
 
 func (*Push_Envelope) isPush_Body() {}
@@ -1650,6 +1975,8 @@ func (*Push_Envelope) isPush_Body() {}
 func (*Push_QueueEmpty) isPush_Body() {}
 
 func (*Push_Provisioning) isPush_Body() {}
+
+func (*Push_GroupWaiting) isPush_Body() {}
 
 // Challenge is pushed on connect (and again after every Authenticate or
 // Enroll attempt). Its nonce is single-use.
@@ -1663,7 +1990,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +2002,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +2015,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Challenge) GetNonce() []byte {
@@ -1718,7 +2045,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2057,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2070,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -1778,7 +2105,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2117,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2130,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -1833,7 +2160,7 @@ type PreKeys struct {
 
 func (x *PreKeys) Reset() {
 	*x = PreKeys{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2172,7 @@ func (x *PreKeys) String() string {
 func (*PreKeys) ProtoMessage() {}
 
 func (x *PreKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2185,7 @@ func (x *PreKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeys.ProtoReflect.Descriptor instead.
 func (*PreKeys) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PreKeys) GetSignedPrekey() *SignedPreKey {
@@ -1917,7 +2244,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2256,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2269,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnrollRequest) GetActivationCode() string {
@@ -2033,7 +2360,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2372,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2385,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnrollResponse) GetAccountId() []byte {
@@ -2116,7 +2443,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2455,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2468,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthenticateRequest) GetUsername() string {
@@ -2176,7 +2503,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2515,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2528,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuthenticateResponse) GetAccountId() []byte {
@@ -2234,7 +2561,7 @@ type UploadPreKeysRequest struct {
 
 func (x *UploadPreKeysRequest) Reset() {
 	*x = UploadPreKeysRequest{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2573,7 @@ func (x *UploadPreKeysRequest) String() string {
 func (*UploadPreKeysRequest) ProtoMessage() {}
 
 func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2586,7 @@ func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadPreKeysRequest) GetPrekeys() *PreKeys {
@@ -2277,7 +2604,7 @@ type UploadPreKeysResponse struct {
 
 func (x *UploadPreKeysResponse) Reset() {
 	*x = UploadPreKeysResponse{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2616,7 @@ func (x *UploadPreKeysResponse) String() string {
 func (*UploadPreKeysResponse) ProtoMessage() {}
 
 func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2629,7 @@ func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_wire_proto_rawDescGZIP(), []int{13}
 }
 
 type PreKeyCountRequest struct {
@@ -2313,7 +2640,7 @@ type PreKeyCountRequest struct {
 
 func (x *PreKeyCountRequest) Reset() {
 	*x = PreKeyCountRequest{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2652,7 @@ func (x *PreKeyCountRequest) String() string {
 func (*PreKeyCountRequest) ProtoMessage() {}
 
 func (x *PreKeyCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2665,7 @@ func (x *PreKeyCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCountRequest.ProtoReflect.Descriptor instead.
 func (*PreKeyCountRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_wire_proto_rawDescGZIP(), []int{14}
 }
 
 type PreKeyCountResponse struct {
@@ -2353,7 +2680,7 @@ type PreKeyCountResponse struct {
 
 func (x *PreKeyCountResponse) Reset() {
 	*x = PreKeyCountResponse{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2692,7 @@ func (x *PreKeyCountResponse) String() string {
 func (*PreKeyCountResponse) ProtoMessage() {}
 
 func (x *PreKeyCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2705,7 @@ func (x *PreKeyCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyCountResponse.ProtoReflect.Descriptor instead.
 func (*PreKeyCountResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PreKeyCountResponse) GetOneTimePrekeys() uint32 {
@@ -2425,7 +2752,7 @@ type FetchPreKeysRequest struct {
 
 func (x *FetchPreKeysRequest) Reset() {
 	*x = FetchPreKeysRequest{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2764,7 @@ func (x *FetchPreKeysRequest) String() string {
 func (*FetchPreKeysRequest) ProtoMessage() {}
 
 func (x *FetchPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2777,7 @@ func (x *FetchPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*FetchPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FetchPreKeysRequest) GetUsername() string {
@@ -2490,7 +2817,7 @@ type PreKeyBundle struct {
 
 func (x *PreKeyBundle) Reset() {
 	*x = PreKeyBundle{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2829,7 @@ func (x *PreKeyBundle) String() string {
 func (*PreKeyBundle) ProtoMessage() {}
 
 func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2842,7 @@ func (x *PreKeyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyBundle.ProtoReflect.Descriptor instead.
 func (*PreKeyBundle) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PreKeyBundle) GetDeviceId() uint32 {
@@ -2576,7 +2903,7 @@ type FetchPreKeysResponse struct {
 
 func (x *FetchPreKeysResponse) Reset() {
 	*x = FetchPreKeysResponse{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2915,7 @@ func (x *FetchPreKeysResponse) String() string {
 func (*FetchPreKeysResponse) ProtoMessage() {}
 
 func (x *FetchPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2928,7 @@ func (x *FetchPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*FetchPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FetchPreKeysResponse) GetUsername() string {
@@ -2652,7 +2979,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2991,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +3004,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeviceInfo) GetDeviceId() uint32 {
@@ -2725,7 +3052,7 @@ type DeviceList struct {
 
 func (x *DeviceList) Reset() {
 	*x = DeviceList{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +3064,7 @@ func (x *DeviceList) String() string {
 func (*DeviceList) ProtoMessage() {}
 
 func (x *DeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +3077,7 @@ func (x *DeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
 func (*DeviceList) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeviceList) GetUsername() string {
@@ -2776,7 +3103,7 @@ type GetDevicesRequest struct {
 
 func (x *GetDevicesRequest) Reset() {
 	*x = GetDevicesRequest{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +3115,7 @@ func (x *GetDevicesRequest) String() string {
 func (*GetDevicesRequest) ProtoMessage() {}
 
 func (x *GetDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3128,7 @@ func (x *GetDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDevicesRequest.ProtoReflect.Descriptor instead.
 func (*GetDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetDevicesRequest) GetUsername() string {
@@ -2821,7 +3148,7 @@ type GetIdentityRequest struct {
 
 func (x *GetIdentityRequest) Reset() {
 	*x = GetIdentityRequest{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +3160,7 @@ func (x *GetIdentityRequest) String() string {
 func (*GetIdentityRequest) ProtoMessage() {}
 
 func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +3173,7 @@ func (x *GetIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIdentityRequest.ProtoReflect.Descriptor instead.
 func (*GetIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetIdentityRequest) GetUsername() string {
@@ -2876,7 +3203,7 @@ type IdentityResponse struct {
 
 func (x *IdentityResponse) Reset() {
 	*x = IdentityResponse{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +3215,7 @@ func (x *IdentityResponse) String() string {
 func (*IdentityResponse) ProtoMessage() {}
 
 func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2901,7 +3228,7 @@ func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityResponse.ProtoReflect.Descriptor instead.
 func (*IdentityResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IdentityResponse) GetUsername() string {
@@ -2952,7 +3279,7 @@ type OutgoingMessage struct {
 
 func (x *OutgoingMessage) Reset() {
 	*x = OutgoingMessage{}
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3291,7 @@ func (x *OutgoingMessage) String() string {
 func (*OutgoingMessage) ProtoMessage() {}
 
 func (x *OutgoingMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3304,7 @@ func (x *OutgoingMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutgoingMessage.ProtoReflect.Descriptor instead.
 func (*OutgoingMessage) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutgoingMessage) GetDeviceId() uint32 {
@@ -3022,7 +3349,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_wire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3361,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_wire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3374,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{25}
+	return file_wire_wire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SendMessageRequest) GetRecipient() string {
@@ -3081,7 +3408,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3420,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3433,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{26}
+	return file_wire_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendMessageResponse) GetServerTimestampMs() int64 {
@@ -3136,7 +3463,7 @@ type StaleDevices struct {
 
 func (x *StaleDevices) Reset() {
 	*x = StaleDevices{}
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3475,7 @@ func (x *StaleDevices) String() string {
 func (*StaleDevices) ProtoMessage() {}
 
 func (x *StaleDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3488,7 @@ func (x *StaleDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleDevices.ProtoReflect.Descriptor instead.
 func (*StaleDevices) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{27}
+	return file_wire_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StaleDevices) GetMissing() []uint32 {
@@ -3208,7 +3535,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_wire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3547,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_wire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3560,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{28}
+	return file_wire_wire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Envelope) GetId() []byte {
@@ -3293,7 +3620,7 @@ type QueueEmpty struct {
 
 func (x *QueueEmpty) Reset() {
 	*x = QueueEmpty{}
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_wire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3632,7 @@ func (x *QueueEmpty) String() string {
 func (*QueueEmpty) ProtoMessage() {}
 
 func (x *QueueEmpty) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_wire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3645,7 @@ func (x *QueueEmpty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueEmpty.ProtoReflect.Descriptor instead.
 func (*QueueEmpty) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_wire_proto_rawDescGZIP(), []int{29}
 }
 
 type AckRequest struct {
@@ -3334,7 +3661,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_wire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3346,7 +3673,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_wire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3359,7 +3686,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{30}
+	return file_wire_wire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AckRequest) GetEnvelopeIds() [][]byte {
@@ -3384,7 +3711,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_wire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3723,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_wire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3736,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{31}
+	return file_wire_wire_proto_rawDescGZIP(), []int{31}
 }
 
 // ProvisionRequest (unauthenticated, on the new device's connection) opens a
@@ -3423,7 +3750,7 @@ type ProvisionRequest struct {
 
 func (x *ProvisionRequest) Reset() {
 	*x = ProvisionRequest{}
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_wire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3762,7 @@ func (x *ProvisionRequest) String() string {
 func (*ProvisionRequest) ProtoMessage() {}
 
 func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_wire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3775,7 @@ func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
 func (*ProvisionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{32}
+	return file_wire_wire_proto_rawDescGZIP(), []int{32}
 }
 
 type ProvisionResponse struct {
@@ -3460,7 +3787,7 @@ type ProvisionResponse struct {
 
 func (x *ProvisionResponse) Reset() {
 	*x = ProvisionResponse{}
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_wire_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3799,7 @@ func (x *ProvisionResponse) String() string {
 func (*ProvisionResponse) ProtoMessage() {}
 
 func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_wire_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3812,7 @@ func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
 func (*ProvisionResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{33}
+	return file_wire_wire_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ProvisionResponse) GetAddress() string {
@@ -3505,7 +3832,7 @@ type LinkTokenRequest struct {
 
 func (x *LinkTokenRequest) Reset() {
 	*x = LinkTokenRequest{}
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_wire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3844,7 @@ func (x *LinkTokenRequest) String() string {
 func (*LinkTokenRequest) ProtoMessage() {}
 
 func (x *LinkTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_wire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3857,7 @@ func (x *LinkTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenRequest.ProtoReflect.Descriptor instead.
 func (*LinkTokenRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{34}
+	return file_wire_wire_proto_rawDescGZIP(), []int{34}
 }
 
 type LinkTokenResponse struct {
@@ -3543,7 +3870,7 @@ type LinkTokenResponse struct {
 
 func (x *LinkTokenResponse) Reset() {
 	*x = LinkTokenResponse{}
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_wire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +3882,7 @@ func (x *LinkTokenResponse) String() string {
 func (*LinkTokenResponse) ProtoMessage() {}
 
 func (x *LinkTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_wire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +3895,7 @@ func (x *LinkTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenResponse.ProtoReflect.Descriptor instead.
 func (*LinkTokenResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{35}
+	return file_wire_wire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LinkTokenResponse) GetToken() string {
@@ -3597,7 +3924,7 @@ type SendProvisioningRequest struct {
 
 func (x *SendProvisioningRequest) Reset() {
 	*x = SendProvisioningRequest{}
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_wire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +3936,7 @@ func (x *SendProvisioningRequest) String() string {
 func (*SendProvisioningRequest) ProtoMessage() {}
 
 func (x *SendProvisioningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_wire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +3949,7 @@ func (x *SendProvisioningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendProvisioningRequest.ProtoReflect.Descriptor instead.
 func (*SendProvisioningRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{36}
+	return file_wire_wire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendProvisioningRequest) GetAddress() string {
@@ -3647,7 +3974,7 @@ type SendProvisioningResponse struct {
 
 func (x *SendProvisioningResponse) Reset() {
 	*x = SendProvisioningResponse{}
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_wire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3986,7 @@ func (x *SendProvisioningResponse) String() string {
 func (*SendProvisioningResponse) ProtoMessage() {}
 
 func (x *SendProvisioningResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_wire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3999,7 @@ func (x *SendProvisioningResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendProvisioningResponse.ProtoReflect.Descriptor instead.
 func (*SendProvisioningResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{37}
+	return file_wire_wire_proto_rawDescGZIP(), []int{37}
 }
 
 type ProvisioningMessage struct {
@@ -3684,7 +4011,7 @@ type ProvisioningMessage struct {
 
 func (x *ProvisioningMessage) Reset() {
 	*x = ProvisioningMessage{}
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_wire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +4023,7 @@ func (x *ProvisioningMessage) String() string {
 func (*ProvisioningMessage) ProtoMessage() {}
 
 func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_wire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +4036,7 @@ func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningMessage.ProtoReflect.Descriptor instead.
 func (*ProvisioningMessage) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{38}
+	return file_wire_wire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ProvisioningMessage) GetBody() []byte {
@@ -3736,7 +4063,7 @@ type LinkDeviceRequest struct {
 
 func (x *LinkDeviceRequest) Reset() {
 	*x = LinkDeviceRequest{}
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_wire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3748,7 +4075,7 @@ func (x *LinkDeviceRequest) String() string {
 func (*LinkDeviceRequest) ProtoMessage() {}
 
 func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_wire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3761,7 +4088,7 @@ func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceRequest.ProtoReflect.Descriptor instead.
 func (*LinkDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{39}
+	return file_wire_wire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LinkDeviceRequest) GetLinkToken() string {
@@ -3821,7 +4148,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_wire_proto_msgTypes[40]
+	mi := &file_wire_wire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +4160,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[40]
+	mi := &file_wire_wire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +4173,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{40}
+	return file_wire_wire_proto_rawDescGZIP(), []int{40}
 }
 
 type RemoveDeviceRequest struct {
@@ -3858,7 +4185,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_wire_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3870,7 +4197,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_wire_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3883,7 +4210,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{41}
+	return file_wire_wire_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() uint32 {
@@ -3901,7 +4228,7 @@ type RemoveDeviceResponse struct {
 
 func (x *RemoveDeviceResponse) Reset() {
 	*x = RemoveDeviceResponse{}
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_wire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4240,7 @@ func (x *RemoveDeviceResponse) String() string {
 func (*RemoveDeviceResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_wire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4253,7 @@ func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{42}
+	return file_wire_wire_proto_rawDescGZIP(), []int{42}
 }
 
 type PingRequest struct {
@@ -3937,7 +4264,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_wire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4276,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_wire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4289,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{43}
+	return file_wire_wire_proto_rawDescGZIP(), []int{43}
 }
 
 type PingResponse struct {
@@ -3974,7 +4301,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_wire_proto_msgTypes[44]
+	mi := &file_wire_wire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3986,7 +4313,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[44]
+	mi := &file_wire_wire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3999,7 +4326,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{44}
+	return file_wire_wire_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PingResponse) GetServerTimeMs() int64 {
@@ -4019,7 +4346,7 @@ type TurnCredentialsRequest struct {
 
 func (x *TurnCredentialsRequest) Reset() {
 	*x = TurnCredentialsRequest{}
-	mi := &file_wire_proto_msgTypes[45]
+	mi := &file_wire_wire_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4031,7 +4358,7 @@ func (x *TurnCredentialsRequest) String() string {
 func (*TurnCredentialsRequest) ProtoMessage() {}
 
 func (x *TurnCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[45]
+	mi := &file_wire_wire_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4044,7 +4371,7 @@ func (x *TurnCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TurnCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*TurnCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{45}
+	return file_wire_wire_proto_rawDescGZIP(), []int{45}
 }
 
 // TurnCredentials follow the TURN REST convention: username is
@@ -4063,7 +4390,7 @@ type TurnCredentials struct {
 
 func (x *TurnCredentials) Reset() {
 	*x = TurnCredentials{}
-	mi := &file_wire_proto_msgTypes[46]
+	mi := &file_wire_wire_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4402,7 @@ func (x *TurnCredentials) String() string {
 func (*TurnCredentials) ProtoMessage() {}
 
 func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[46]
+	mi := &file_wire_wire_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4415,7 @@ func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TurnCredentials.ProtoReflect.Descriptor instead.
 func (*TurnCredentials) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{46}
+	return file_wire_wire_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TurnCredentials) GetUsername() string {
@@ -4132,7 +4459,7 @@ type BlobTokenRequest struct {
 
 func (x *BlobTokenRequest) Reset() {
 	*x = BlobTokenRequest{}
-	mi := &file_wire_proto_msgTypes[47]
+	mi := &file_wire_wire_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4471,7 @@ func (x *BlobTokenRequest) String() string {
 func (*BlobTokenRequest) ProtoMessage() {}
 
 func (x *BlobTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[47]
+	mi := &file_wire_wire_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4484,7 @@ func (x *BlobTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobTokenRequest.ProtoReflect.Descriptor instead.
 func (*BlobTokenRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{47}
+	return file_wire_wire_proto_rawDescGZIP(), []int{47}
 }
 
 type BlobTokenResponse struct {
@@ -4172,7 +4499,7 @@ type BlobTokenResponse struct {
 
 func (x *BlobTokenResponse) Reset() {
 	*x = BlobTokenResponse{}
-	mi := &file_wire_proto_msgTypes[48]
+	mi := &file_wire_wire_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4184,7 +4511,7 @@ func (x *BlobTokenResponse) String() string {
 func (*BlobTokenResponse) ProtoMessage() {}
 
 func (x *BlobTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[48]
+	mi := &file_wire_wire_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4197,7 +4524,7 @@ func (x *BlobTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobTokenResponse.ProtoReflect.Descriptor instead.
 func (*BlobTokenResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{48}
+	return file_wire_wire_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlobTokenResponse) GetToken() string {
@@ -4241,7 +4568,7 @@ type OrgDocument struct {
 
 func (x *OrgDocument) Reset() {
 	*x = OrgDocument{}
-	mi := &file_wire_proto_msgTypes[49]
+	mi := &file_wire_wire_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4253,7 +4580,7 @@ func (x *OrgDocument) String() string {
 func (*OrgDocument) ProtoMessage() {}
 
 func (x *OrgDocument) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[49]
+	mi := &file_wire_wire_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4266,7 +4593,7 @@ func (x *OrgDocument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocument.ProtoReflect.Descriptor instead.
 func (*OrgDocument) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{49}
+	return file_wire_wire_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *OrgDocument) GetKind() OrgDocumentKind {
@@ -4305,7 +4632,7 @@ type MemberAccess struct {
 
 func (x *MemberAccess) Reset() {
 	*x = MemberAccess{}
-	mi := &file_wire_proto_msgTypes[50]
+	mi := &file_wire_wire_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4317,7 +4644,7 @@ func (x *MemberAccess) String() string {
 func (*MemberAccess) ProtoMessage() {}
 
 func (x *MemberAccess) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[50]
+	mi := &file_wire_wire_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4330,7 +4657,7 @@ func (x *MemberAccess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAccess.ProtoReflect.Descriptor instead.
 func (*MemberAccess) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{50}
+	return file_wire_wire_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MemberAccess) GetVersion() uint64 {
@@ -4362,7 +4689,7 @@ type OrgKeyRequest struct {
 
 func (x *OrgKeyRequest) Reset() {
 	*x = OrgKeyRequest{}
-	mi := &file_wire_proto_msgTypes[51]
+	mi := &file_wire_wire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4701,7 @@ func (x *OrgKeyRequest) String() string {
 func (*OrgKeyRequest) ProtoMessage() {}
 
 func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[51]
+	mi := &file_wire_wire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4714,7 @@ func (x *OrgKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyRequest.ProtoReflect.Descriptor instead.
 func (*OrgKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{51}
+	return file_wire_wire_proto_rawDescGZIP(), []int{51}
 }
 
 // public_key is empty when the relay has no org key.
@@ -4400,7 +4727,7 @@ type OrgKeyResponse struct {
 
 func (x *OrgKeyResponse) Reset() {
 	*x = OrgKeyResponse{}
-	mi := &file_wire_proto_msgTypes[52]
+	mi := &file_wire_wire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4739,7 @@ func (x *OrgKeyResponse) String() string {
 func (*OrgKeyResponse) ProtoMessage() {}
 
 func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[52]
+	mi := &file_wire_wire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4752,7 @@ func (x *OrgKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgKeyResponse.ProtoReflect.Descriptor instead.
 func (*OrgKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{52}
+	return file_wire_wire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OrgKeyResponse) GetPublicKey() []byte {
@@ -4448,7 +4775,7 @@ type OrgPublishRequest struct {
 
 func (x *OrgPublishRequest) Reset() {
 	*x = OrgPublishRequest{}
-	mi := &file_wire_proto_msgTypes[53]
+	mi := &file_wire_wire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4460,7 +4787,7 @@ func (x *OrgPublishRequest) String() string {
 func (*OrgPublishRequest) ProtoMessage() {}
 
 func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[53]
+	mi := &file_wire_wire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4473,7 +4800,7 @@ func (x *OrgPublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishRequest.ProtoReflect.Descriptor instead.
 func (*OrgPublishRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{53}
+	return file_wire_wire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *OrgPublishRequest) GetDocument() *OrgDocument {
@@ -4509,7 +4836,7 @@ type OrgPublishResponse struct {
 
 func (x *OrgPublishResponse) Reset() {
 	*x = OrgPublishResponse{}
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_wire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4521,7 +4848,7 @@ func (x *OrgPublishResponse) String() string {
 func (*OrgPublishResponse) ProtoMessage() {}
 
 func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[54]
+	mi := &file_wire_wire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4534,7 +4861,7 @@ func (x *OrgPublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPublishResponse.ProtoReflect.Descriptor instead.
 func (*OrgPublishResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{54}
+	return file_wire_wire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OrgPublishResponse) GetDevices() uint32 {
@@ -4564,7 +4891,7 @@ type OrgReceiptRequest struct {
 
 func (x *OrgReceiptRequest) Reset() {
 	*x = OrgReceiptRequest{}
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_wire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4576,7 +4903,7 @@ func (x *OrgReceiptRequest) String() string {
 func (*OrgReceiptRequest) ProtoMessage() {}
 
 func (x *OrgReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[55]
+	mi := &file_wire_wire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4589,7 +4916,7 @@ func (x *OrgReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceiptRequest.ProtoReflect.Descriptor instead.
 func (*OrgReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{55}
+	return file_wire_wire_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *OrgReceiptRequest) GetDocumentHash() []byte {
@@ -4614,7 +4941,7 @@ type OrgReceiptResponse struct {
 
 func (x *OrgReceiptResponse) Reset() {
 	*x = OrgReceiptResponse{}
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_wire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4953,7 @@ func (x *OrgReceiptResponse) String() string {
 func (*OrgReceiptResponse) ProtoMessage() {}
 
 func (x *OrgReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[56]
+	mi := &file_wire_wire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4966,7 @@ func (x *OrgReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceiptResponse.ProtoReflect.Descriptor instead.
 func (*OrgReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{56}
+	return file_wire_wire_proto_rawDescGZIP(), []int{56}
 }
 
 // OrgDeliveryRequest asks how far a published document got: how many
@@ -4660,7 +4987,7 @@ type OrgDeliveryRequest struct {
 
 func (x *OrgDeliveryRequest) Reset() {
 	*x = OrgDeliveryRequest{}
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_wire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4672,7 +4999,7 @@ func (x *OrgDeliveryRequest) String() string {
 func (*OrgDeliveryRequest) ProtoMessage() {}
 
 func (x *OrgDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[57]
+	mi := &file_wire_wire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4685,7 +5012,7 @@ func (x *OrgDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*OrgDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{57}
+	return file_wire_wire_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrgDeliveryRequest) GetDocumentHash() []byte {
@@ -4722,7 +5049,7 @@ type OrgReceipt struct {
 
 func (x *OrgReceipt) Reset() {
 	*x = OrgReceipt{}
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_wire_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4734,7 +5061,7 @@ func (x *OrgReceipt) String() string {
 func (*OrgReceipt) ProtoMessage() {}
 
 func (x *OrgReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[58]
+	mi := &file_wire_wire_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4747,7 +5074,7 @@ func (x *OrgReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgReceipt.ProtoReflect.Descriptor instead.
 func (*OrgReceipt) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{58}
+	return file_wire_wire_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OrgReceipt) GetUsername() string {
@@ -4795,7 +5122,7 @@ type OrgDeliveryResponse struct {
 
 func (x *OrgDeliveryResponse) Reset() {
 	*x = OrgDeliveryResponse{}
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_wire_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4807,7 +5134,7 @@ func (x *OrgDeliveryResponse) String() string {
 func (*OrgDeliveryResponse) ProtoMessage() {}
 
 func (x *OrgDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[59]
+	mi := &file_wire_wire_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4820,7 +5147,7 @@ func (x *OrgDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*OrgDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{59}
+	return file_wire_wire_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OrgDeliveryResponse) GetQueued() uint32 {
@@ -4849,7 +5176,7 @@ type OrgInviteRequest struct {
 
 func (x *OrgInviteRequest) Reset() {
 	*x = OrgInviteRequest{}
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_wire_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4861,7 +5188,7 @@ func (x *OrgInviteRequest) String() string {
 func (*OrgInviteRequest) ProtoMessage() {}
 
 func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[60]
+	mi := &file_wire_wire_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4874,7 +5201,7 @@ func (x *OrgInviteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteRequest.ProtoReflect.Descriptor instead.
 func (*OrgInviteRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{60}
+	return file_wire_wire_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OrgInviteRequest) GetGrants() []*OrgDocument {
@@ -4893,7 +5220,7 @@ type OrgInviteResponse struct {
 
 func (x *OrgInviteResponse) Reset() {
 	*x = OrgInviteResponse{}
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_wire_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4905,7 +5232,7 @@ func (x *OrgInviteResponse) String() string {
 func (*OrgInviteResponse) ProtoMessage() {}
 
 func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[61]
+	mi := &file_wire_wire_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4918,7 +5245,7 @@ func (x *OrgInviteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgInviteResponse.ProtoReflect.Descriptor instead.
 func (*OrgInviteResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{61}
+	return file_wire_wire_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *OrgInviteResponse) GetIds() []string {
@@ -4944,7 +5271,7 @@ type BootstrapCode struct {
 
 func (x *BootstrapCode) Reset() {
 	*x = BootstrapCode{}
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_wire_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4956,7 +5283,7 @@ func (x *BootstrapCode) String() string {
 func (*BootstrapCode) ProtoMessage() {}
 
 func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[62]
+	mi := &file_wire_wire_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4969,7 +5296,7 @@ func (x *BootstrapCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapCode.ProtoReflect.Descriptor instead.
 func (*BootstrapCode) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{62}
+	return file_wire_wire_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *BootstrapCode) GetRelayUrl() string {
@@ -5014,7 +5341,7 @@ type OrgWipeConfirmRequest struct {
 
 func (x *OrgWipeConfirmRequest) Reset() {
 	*x = OrgWipeConfirmRequest{}
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_wire_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5026,7 +5353,7 @@ func (x *OrgWipeConfirmRequest) String() string {
 func (*OrgWipeConfirmRequest) ProtoMessage() {}
 
 func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[63]
+	mi := &file_wire_wire_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5039,7 +5366,7 @@ func (x *OrgWipeConfirmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmRequest.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{63}
+	return file_wire_wire_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *OrgWipeConfirmRequest) GetOrderHash() []byte {
@@ -5064,7 +5391,7 @@ type OrgWipeConfirmResponse struct {
 
 func (x *OrgWipeConfirmResponse) Reset() {
 	*x = OrgWipeConfirmResponse{}
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_wire_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5076,7 +5403,7 @@ func (x *OrgWipeConfirmResponse) String() string {
 func (*OrgWipeConfirmResponse) ProtoMessage() {}
 
 func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[64]
+	mi := &file_wire_wire_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5089,7 +5416,7 @@ func (x *OrgWipeConfirmResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgWipeConfirmResponse.ProtoReflect.Descriptor instead.
 func (*OrgWipeConfirmResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{64}
+	return file_wire_wire_proto_rawDescGZIP(), []int{64}
 }
 
 // OrgDocumentsRequest fetches what the relay keeps of the organization's
@@ -5106,7 +5433,7 @@ type OrgDocumentsRequest struct {
 
 func (x *OrgDocumentsRequest) Reset() {
 	*x = OrgDocumentsRequest{}
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_wire_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5118,7 +5445,7 @@ func (x *OrgDocumentsRequest) String() string {
 func (*OrgDocumentsRequest) ProtoMessage() {}
 
 func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[65]
+	mi := &file_wire_wire_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5131,7 +5458,7 @@ func (x *OrgDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{65}
+	return file_wire_wire_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OrgDocumentsRequest) GetUsername() string {
@@ -5150,7 +5477,7 @@ type OrgDocumentsResponse struct {
 
 func (x *OrgDocumentsResponse) Reset() {
 	*x = OrgDocumentsResponse{}
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_wire_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5162,7 +5489,7 @@ func (x *OrgDocumentsResponse) String() string {
 func (*OrgDocumentsResponse) ProtoMessage() {}
 
 func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[66]
+	mi := &file_wire_wire_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5175,7 +5502,7 @@ func (x *OrgDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*OrgDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{66}
+	return file_wire_wire_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *OrgDocumentsResponse) GetDocuments() []*OrgDocument {
@@ -5193,7 +5520,7 @@ type TransparencyHeadRequest struct {
 
 func (x *TransparencyHeadRequest) Reset() {
 	*x = TransparencyHeadRequest{}
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_wire_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5205,7 +5532,7 @@ func (x *TransparencyHeadRequest) String() string {
 func (*TransparencyHeadRequest) ProtoMessage() {}
 
 func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[67]
+	mi := &file_wire_wire_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5218,7 +5545,7 @@ func (x *TransparencyHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHeadRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyHeadRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{67}
+	return file_wire_wire_proto_rawDescGZIP(), []int{67}
 }
 
 // A signed head travels with the cosignatures (transparency.Cosignature)
@@ -5239,7 +5566,7 @@ type TransparencyHead struct {
 
 func (x *TransparencyHead) Reset() {
 	*x = TransparencyHead{}
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_wire_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5251,7 +5578,7 @@ func (x *TransparencyHead) String() string {
 func (*TransparencyHead) ProtoMessage() {}
 
 func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[68]
+	mi := &file_wire_wire_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5264,7 +5591,7 @@ func (x *TransparencyHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyHead.ProtoReflect.Descriptor instead.
 func (*TransparencyHead) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{68}
+	return file_wire_wire_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TransparencyHead) GetSignedHead() []byte {
@@ -5309,7 +5636,7 @@ type TransparencyInclusionRequest struct {
 
 func (x *TransparencyInclusionRequest) Reset() {
 	*x = TransparencyInclusionRequest{}
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_wire_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5321,7 +5648,7 @@ func (x *TransparencyInclusionRequest) String() string {
 func (*TransparencyInclusionRequest) ProtoMessage() {}
 
 func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[69]
+	mi := &file_wire_wire_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5334,7 +5661,7 @@ func (x *TransparencyInclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyInclusionRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyInclusionRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{69}
+	return file_wire_wire_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TransparencyInclusionRequest) GetUsername() string {
@@ -5373,7 +5700,7 @@ type TransparencyProof struct {
 
 func (x *TransparencyProof) Reset() {
 	*x = TransparencyProof{}
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_wire_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5385,7 +5712,7 @@ func (x *TransparencyProof) String() string {
 func (*TransparencyProof) ProtoMessage() {}
 
 func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[70]
+	mi := &file_wire_wire_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5398,7 +5725,7 @@ func (x *TransparencyProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyProof.ProtoReflect.Descriptor instead.
 func (*TransparencyProof) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{70}
+	return file_wire_wire_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TransparencyProof) GetSignedHead() []byte {
@@ -5463,7 +5790,7 @@ type TransparencyConsistencyRequest struct {
 
 func (x *TransparencyConsistencyRequest) Reset() {
 	*x = TransparencyConsistencyRequest{}
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_wire_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5475,7 +5802,7 @@ func (x *TransparencyConsistencyRequest) String() string {
 func (*TransparencyConsistencyRequest) ProtoMessage() {}
 
 func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[71]
+	mi := &file_wire_wire_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5488,7 +5815,7 @@ func (x *TransparencyConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{71}
+	return file_wire_wire_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TransparencyConsistencyRequest) GetFirst() uint64 {
@@ -5518,7 +5845,7 @@ type TransparencyConsistency struct {
 
 func (x *TransparencyConsistency) Reset() {
 	*x = TransparencyConsistency{}
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_wire_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5530,7 +5857,7 @@ func (x *TransparencyConsistency) String() string {
 func (*TransparencyConsistency) ProtoMessage() {}
 
 func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[72]
+	mi := &file_wire_wire_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5543,7 +5870,7 @@ func (x *TransparencyConsistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyConsistency.ProtoReflect.Descriptor instead.
 func (*TransparencyConsistency) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{72}
+	return file_wire_wire_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TransparencyConsistency) GetFirst() uint64 {
@@ -5593,7 +5920,7 @@ type TransparencyLeavesRequest struct {
 
 func (x *TransparencyLeavesRequest) Reset() {
 	*x = TransparencyLeavesRequest{}
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_wire_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5605,7 +5932,7 @@ func (x *TransparencyLeavesRequest) String() string {
 func (*TransparencyLeavesRequest) ProtoMessage() {}
 
 func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[73]
+	mi := &file_wire_wire_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5618,7 +5945,7 @@ func (x *TransparencyLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeavesRequest.ProtoReflect.Descriptor instead.
 func (*TransparencyLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{73}
+	return file_wire_wire_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *TransparencyLeavesRequest) GetStart() uint64 {
@@ -5647,7 +5974,7 @@ type TransparencyLeaves struct {
 
 func (x *TransparencyLeaves) Reset() {
 	*x = TransparencyLeaves{}
-	mi := &file_wire_proto_msgTypes[74]
+	mi := &file_wire_wire_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5659,7 +5986,7 @@ func (x *TransparencyLeaves) String() string {
 func (*TransparencyLeaves) ProtoMessage() {}
 
 func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[74]
+	mi := &file_wire_wire_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5672,7 +5999,7 @@ func (x *TransparencyLeaves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyLeaves.ProtoReflect.Descriptor instead.
 func (*TransparencyLeaves) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{74}
+	return file_wire_wire_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *TransparencyLeaves) GetStart() uint64 {
@@ -5714,7 +6041,7 @@ type SetAccessKeyRequest struct {
 
 func (x *SetAccessKeyRequest) Reset() {
 	*x = SetAccessKeyRequest{}
-	mi := &file_wire_proto_msgTypes[75]
+	mi := &file_wire_wire_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5726,7 +6053,7 @@ func (x *SetAccessKeyRequest) String() string {
 func (*SetAccessKeyRequest) ProtoMessage() {}
 
 func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[75]
+	mi := &file_wire_wire_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5739,7 +6066,7 @@ func (x *SetAccessKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyRequest.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{75}
+	return file_wire_wire_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SetAccessKeyRequest) GetAccessKey() []byte {
@@ -5757,7 +6084,7 @@ type SetAccessKeyResponse struct {
 
 func (x *SetAccessKeyResponse) Reset() {
 	*x = SetAccessKeyResponse{}
-	mi := &file_wire_proto_msgTypes[76]
+	mi := &file_wire_wire_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5769,7 +6096,7 @@ func (x *SetAccessKeyResponse) String() string {
 func (*SetAccessKeyResponse) ProtoMessage() {}
 
 func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[76]
+	mi := &file_wire_wire_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5782,7 +6109,7 @@ func (x *SetAccessKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccessKeyResponse.ProtoReflect.Descriptor instead.
 func (*SetAccessKeyResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{76}
+	return file_wire_wire_proto_rawDescGZIP(), []int{76}
 }
 
 // SenderCertificateRequest asks for a sender certificate for this device.
@@ -5794,7 +6121,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_wire_proto_msgTypes[77]
+	mi := &file_wire_wire_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5806,7 +6133,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[77]
+	mi := &file_wire_wire_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5819,7 +6146,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{77}
+	return file_wire_wire_proto_rawDescGZIP(), []int{77}
 }
 
 type SenderCertificateResponse struct {
@@ -5833,7 +6160,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_wire_proto_msgTypes[78]
+	mi := &file_wire_wire_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5845,7 +6172,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[78]
+	mi := &file_wire_wire_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5858,7 +6185,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{78}
+	return file_wire_wire_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() []byte {
@@ -5899,7 +6226,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_wire_proto_msgTypes[79]
+	mi := &file_wire_wire_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5911,7 +6238,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[79]
+	mi := &file_wire_wire_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5924,7 +6251,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{79}
+	return file_wire_wire_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SealedSendRequest) GetRecipient() string {
@@ -5955,19 +6282,1140 @@ func (x *SealedSendRequest) GetAccessKey() []byte {
 	return nil
 }
 
-var File_wire_proto protoreflect.FileDescriptor
+// UploadKeyPackagesRequest adds one-time KeyPackages (MLSMessage-encoded)
+// for this device and, if set, replaces its last-resort KeyPackage, handed
+// out when the one-time ones run out.
+type UploadKeyPackagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyPackages   [][]byte               `protobuf:"bytes,1,rep,name=key_packages,json=keyPackages,proto3" json:"key_packages,omitempty"`
+	LastResort    []byte                 `protobuf:"bytes,2,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
 
-const file_wire_proto_rawDesc = "" +
+func (x *UploadKeyPackagesRequest) Reset() {
+	*x = UploadKeyPackagesRequest{}
+	mi := &file_wire_wire_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKeyPackagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKeyPackagesRequest) ProtoMessage() {}
+
+func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
+func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *UploadKeyPackagesRequest) GetKeyPackages() [][]byte {
+	if x != nil {
+		return x.KeyPackages
+	}
+	return nil
+}
+
+func (x *UploadKeyPackagesRequest) GetLastResort() []byte {
+	if x != nil {
+		return x.LastResort
+	}
+	return nil
+}
+
+type UploadKeyPackagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadKeyPackagesResponse) Reset() {
+	*x = UploadKeyPackagesResponse{}
+	mi := &file_wire_wire_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKeyPackagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKeyPackagesResponse) ProtoMessage() {}
+
+func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
+func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{81}
+}
+
+type KeyPackageCountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPackageCountRequest) Reset() {
+	*x = KeyPackageCountRequest{}
+	mi := &file_wire_wire_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPackageCountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPackageCountRequest) ProtoMessage() {}
+
+func (x *KeyPackageCountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPackageCountRequest.ProtoReflect.Descriptor instead.
+func (*KeyPackageCountRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{82}
+}
+
+type KeyPackageCountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OneTime       uint32                 `protobuf:"varint,1,opt,name=one_time,json=oneTime,proto3" json:"one_time,omitempty"`
+	HasLastResort bool                   `protobuf:"varint,2,opt,name=has_last_resort,json=hasLastResort,proto3" json:"has_last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPackageCountResponse) Reset() {
+	*x = KeyPackageCountResponse{}
+	mi := &file_wire_wire_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPackageCountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPackageCountResponse) ProtoMessage() {}
+
+func (x *KeyPackageCountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPackageCountResponse.ProtoReflect.Descriptor instead.
+func (*KeyPackageCountResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *KeyPackageCountResponse) GetOneTime() uint32 {
+	if x != nil {
+		return x.OneTime
+	}
+	return 0
+}
+
+func (x *KeyPackageCountResponse) GetHasLastResort() bool {
+	if x != nil {
+		return x.HasLastResort
+	}
+	return false
+}
+
+// FetchKeyPackagesRequest takes one KeyPackage of every device of username
+// (a one-time one if left, else the last-resort one).
+type FetchKeyPackagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchKeyPackagesRequest) Reset() {
+	*x = FetchKeyPackagesRequest{}
+	mi := &file_wire_wire_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchKeyPackagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchKeyPackagesRequest) ProtoMessage() {}
+
+func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
+func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *FetchKeyPackagesRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type DeviceKeyPackage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	KeyPackage    []byte                 `protobuf:"bytes,2,opt,name=key_package,json=keyPackage,proto3" json:"key_package,omitempty"`
+	LastResort    bool                   `protobuf:"varint,3,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceKeyPackage) Reset() {
+	*x = DeviceKeyPackage{}
+	mi := &file_wire_wire_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceKeyPackage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceKeyPackage) ProtoMessage() {}
+
+func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
+func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *DeviceKeyPackage) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceKeyPackage) GetKeyPackage() []byte {
+	if x != nil {
+		return x.KeyPackage
+	}
+	return nil
+}
+
+func (x *DeviceKeyPackage) GetLastResort() bool {
+	if x != nil {
+		return x.LastResort
+	}
+	return false
+}
+
+type FetchKeyPackagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyPackages   []*DeviceKeyPackage    `protobuf:"bytes,1,rep,name=key_packages,json=keyPackages,proto3" json:"key_packages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchKeyPackagesResponse) Reset() {
+	*x = FetchKeyPackagesResponse{}
+	mi := &file_wire_wire_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchKeyPackagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchKeyPackagesResponse) ProtoMessage() {}
+
+func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
+func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
+	if x != nil {
+		return x.KeyPackages
+	}
+	return nil
+}
+
+type GroupDevice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupDevice) Reset() {
+	*x = GroupDevice{}
+	mi := &file_wire_wire_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupDevice) ProtoMessage() {}
+
+func (x *GroupDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupDevice.ProtoReflect.Descriptor instead.
+func (*GroupDevice) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *GroupDevice) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *GroupDevice) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+// GroupCommitRequest submits a commit for epoch (0 for the commit that
+// creates the group on the relay, made by a group of one). added are the
+// devices the commit adds (they receive welcome), removed those it removes
+// (they receive the commit, then nothing more). group_info is the GroupInfo
+// of the epoch the commit starts, for joins by external commit.
+type GroupCommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Commit        []byte                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	Welcome       []byte                 `protobuf:"bytes,4,opt,name=welcome,proto3" json:"welcome,omitempty"`
+	Added         []*GroupDevice         `protobuf:"bytes,5,rep,name=added,proto3" json:"added,omitempty"`
+	Removed       []*GroupDevice         `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
+	GroupInfo     []byte                 `protobuf:"bytes,7,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupCommitRequest) Reset() {
+	*x = GroupCommitRequest{}
+	mi := &file_wire_wire_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupCommitRequest) ProtoMessage() {}
+
+func (x *GroupCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupCommitRequest.ProtoReflect.Descriptor instead.
+func (*GroupCommitRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *GroupCommitRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupCommitRequest) GetCommit() []byte {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetWelcome() []byte {
+	if x != nil {
+		return x.Welcome
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetAdded() []*GroupDevice {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetRemoved() []*GroupDevice {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetGroupInfo() []byte {
+	if x != nil {
+		return x.GroupInfo
+	}
+	return nil
+}
+
+// GroupCommitResponse: accepted, the commit is stored at seq and the group
+// is at epoch. Otherwise another commit won epoch: winner is it (the loser
+// processes it, and anything else waiting, then commits again on top).
+type GroupCommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Winner        []byte                 `protobuf:"bytes,4,opt,name=winner,proto3" json:"winner,omitempty"`
+	WinnerSeq     uint64                 `protobuf:"varint,5,opt,name=winner_seq,json=winnerSeq,proto3" json:"winner_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupCommitResponse) Reset() {
+	*x = GroupCommitResponse{}
+	mi := &file_wire_wire_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupCommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupCommitResponse) ProtoMessage() {}
+
+func (x *GroupCommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupCommitResponse.ProtoReflect.Descriptor instead.
+func (*GroupCommitResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *GroupCommitResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *GroupCommitResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupCommitResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupCommitResponse) GetWinner() []byte {
+	if x != nil {
+		return x.Winner
+	}
+	return nil
+}
+
+func (x *GroupCommitResponse) GetWinnerSeq() uint64 {
+	if x != nil {
+		return x.WinnerSeq
+	}
+	return 0
+}
+
+// GroupSendRequest stores one MLS message (an application PrivateMessage
+// or a proposal) once for every member device. Idempotent on message_id.
+type GroupSendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	MessageId     []byte                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSendRequest) Reset() {
+	*x = GroupSendRequest{}
+	mi := &file_wire_wire_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSendRequest) ProtoMessage() {}
+
+func (x *GroupSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSendRequest.ProtoReflect.Descriptor instead.
+func (*GroupSendRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *GroupSendRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupSendRequest) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *GroupSendRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type GroupSendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSendResponse) Reset() {
+	*x = GroupSendResponse{}
+	mi := &file_wire_wire_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSendResponse) ProtoMessage() {}
+
+func (x *GroupSendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSendResponse.ProtoReflect.Descriptor instead.
+func (*GroupSendResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *GroupSendResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupSendResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+type GroupMessage struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	GroupId           []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Seq               uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"` // per group, increasing; what GroupAck names
+	Kind              GroupMessageKind       `protobuf:"varint,3,opt,name=kind,proto3,enum=sotto.wire.GroupMessageKind" json:"kind,omitempty"`
+	Epoch             uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // commits: the epoch the commit was for
+	ServerTimestampMs int64                  `protobuf:"varint,5,opt,name=server_timestamp_ms,json=serverTimestampMs,proto3" json:"server_timestamp_ms,omitempty"`
+	Content           []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GroupMessage) Reset() {
+	*x = GroupMessage{}
+	mi := &file_wire_wire_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMessage) ProtoMessage() {}
+
+func (x *GroupMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMessage.ProtoReflect.Descriptor instead.
+func (*GroupMessage) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *GroupMessage) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupMessage) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetKind() GroupMessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return GroupMessageKind_GROUP_MESSAGE_KIND_UNSPECIFIED
+}
+
+func (x *GroupMessage) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetServerTimestampMs() int64 {
+	if x != nil {
+		return x.ServerTimestampMs
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// GroupFetchRequest returns this device's undelivered group messages, in
+// order per group, at most limit (0: the relay's default).
+type GroupFetchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFetchRequest) Reset() {
+	*x = GroupFetchRequest{}
+	mi := &file_wire_wire_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFetchRequest) ProtoMessage() {}
+
+func (x *GroupFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFetchRequest.ProtoReflect.Descriptor instead.
+func (*GroupFetchRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *GroupFetchRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GroupFetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*GroupMessage        `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFetchResponse) Reset() {
+	*x = GroupFetchResponse{}
+	mi := &file_wire_wire_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFetchResponse) ProtoMessage() {}
+
+func (x *GroupFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFetchResponse.ProtoReflect.Descriptor instead.
+func (*GroupFetchResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *GroupFetchResponse) GetMessages() []*GroupMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *GroupFetchResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// GroupAckRequest moves this device's cursor in each named group to seq:
+// everything up to it was processed and need not be delivered again.
+type GroupAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAck) Reset() {
+	*x = GroupAck{}
+	mi := &file_wire_wire_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAck) ProtoMessage() {}
+
+func (x *GroupAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAck.ProtoReflect.Descriptor instead.
+func (*GroupAck) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *GroupAck) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type GroupAckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*GroupAck            `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAckRequest) Reset() {
+	*x = GroupAckRequest{}
+	mi := &file_wire_wire_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAckRequest) ProtoMessage() {}
+
+func (x *GroupAckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAckRequest.ProtoReflect.Descriptor instead.
+func (*GroupAckRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *GroupAckRequest) GetAcks() []*GroupAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type GroupAckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAckResponse) Reset() {
+	*x = GroupAckResponse{}
+	mi := &file_wire_wire_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAckResponse) ProtoMessage() {}
+
+func (x *GroupAckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAckResponse.ProtoReflect.Descriptor instead.
+func (*GroupAckResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{97}
+}
+
+// GroupInfoRequest returns a group's current epoch and GroupInfo, for a
+// device of an account that has a device in the group (a new linked
+// device joining by external commit).
+type GroupInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfoRequest) Reset() {
+	*x = GroupInfoRequest{}
+	mi := &file_wire_wire_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfoRequest) ProtoMessage() {}
+
+func (x *GroupInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfoRequest.ProtoReflect.Descriptor instead.
+func (*GroupInfoRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *GroupInfoRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+type GroupInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	GroupInfo     []byte                 `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfoResponse) Reset() {
+	*x = GroupInfoResponse{}
+	mi := &file_wire_wire_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfoResponse) ProtoMessage() {}
+
+func (x *GroupInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfoResponse.ProtoReflect.Descriptor instead.
+func (*GroupInfoResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *GroupInfoResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupInfoResponse) GetGroupInfo() []byte {
+	if x != nil {
+		return x.GroupInfo
+	}
+	return nil
+}
+
+type GroupWaiting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupWaiting) Reset() {
+	*x = GroupWaiting{}
+	mi := &file_wire_wire_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupWaiting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupWaiting) ProtoMessage() {}
+
+func (x *GroupWaiting) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupWaiting.ProtoReflect.Descriptor instead.
+func (*GroupWaiting) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{100}
+}
+
+var File_wire_wire_proto protoreflect.FileDescriptor
+
+const file_wire_wire_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"wire.proto\x12\n" +
+	"\x0fwire/wire.proto\x12\n" +
 	"sotto.wire\"\xb6\x01\n" +
 	"\x05Frame\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12/\n" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xfd\x11\n" +
+	"\x04kind\"\xbd\x16\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -6010,8 +7458,19 @@ const file_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2#.sotto.wire.TransparencyHeadRequestH\x00R\x10transparencyHead\x12a\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
 	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
-	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xf6\x12\n" +
+	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeaves\x12V\n" +
+	"\x13upload_key_packages\x18n \x01(\v2$.sotto.wire.UploadKeyPackagesRequestH\x00R\x11uploadKeyPackages\x12P\n" +
+	"\x11key_package_count\x18o \x01(\v2\".sotto.wire.KeyPackageCountRequestH\x00R\x0fkeyPackageCount\x12S\n" +
+	"\x12fetch_key_packages\x18p \x01(\v2#.sotto.wire.FetchKeyPackagesRequestH\x00R\x10fetchKeyPackages\x12C\n" +
+	"\fgroup_commit\x18q \x01(\v2\x1e.sotto.wire.GroupCommitRequestH\x00R\vgroupCommit\x12=\n" +
+	"\n" +
+	"group_send\x18r \x01(\v2\x1c.sotto.wire.GroupSendRequestH\x00R\tgroupSend\x12@\n" +
+	"\vgroup_fetch\x18s \x01(\v2\x1d.sotto.wire.GroupFetchRequestH\x00R\n" +
+	"groupFetch\x12:\n" +
+	"\tgroup_ack\x18t \x01(\v2\x1b.sotto.wire.GroupAckRequestH\x00R\bgroupAck\x12=\n" +
+	"\n" +
+	"group_info\x18u \x01(\v2\x1c.sotto.wire.GroupInfoRequestH\x00R\tgroupInfoB\x06\n" +
+	"\x04body\"\xbe\x17\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -6058,14 +7517,27 @@ const file_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2\x1c.sotto.wire.TransparencyHeadH\x00R\x10transparencyHead\x12V\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2\x1d.sotto.wire.TransparencyProofH\x00R\x15transparencyInclusion\x12`\n" +
 	"\x18transparency_consistency\x18f \x01(\v2#.sotto.wire.TransparencyConsistencyH\x00R\x17transparencyConsistency\x12Q\n" +
-	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xfb\x01\n" +
+	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeaves\x12W\n" +
+	"\x13upload_key_packages\x18n \x01(\v2%.sotto.wire.UploadKeyPackagesResponseH\x00R\x11uploadKeyPackages\x12Q\n" +
+	"\x11key_package_count\x18o \x01(\v2#.sotto.wire.KeyPackageCountResponseH\x00R\x0fkeyPackageCount\x12T\n" +
+	"\x12fetch_key_packages\x18p \x01(\v2$.sotto.wire.FetchKeyPackagesResponseH\x00R\x10fetchKeyPackages\x12D\n" +
+	"\fgroup_commit\x18q \x01(\v2\x1f.sotto.wire.GroupCommitResponseH\x00R\vgroupCommit\x12>\n" +
+	"\n" +
+	"group_send\x18r \x01(\v2\x1d.sotto.wire.GroupSendResponseH\x00R\tgroupSend\x12A\n" +
+	"\vgroup_fetch\x18s \x01(\v2\x1e.sotto.wire.GroupFetchResponseH\x00R\n" +
+	"groupFetch\x12;\n" +
+	"\tgroup_ack\x18t \x01(\v2\x1c.sotto.wire.GroupAckResponseH\x00R\bgroupAck\x12>\n" +
+	"\n" +
+	"group_info\x18u \x01(\v2\x1d.sotto.wire.GroupInfoResponseH\x00R\tgroupInfoB\x06\n" +
+	"\x04body\"\xbc\x02\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
 	"\benvelope\x18\x02 \x01(\v2\x14.sotto.wire.EnvelopeH\x00R\benvelope\x129\n" +
 	"\vqueue_empty\x18\x03 \x01(\v2\x16.sotto.wire.QueueEmptyH\x00R\n" +
 	"queueEmpty\x12E\n" +
-	"\fprovisioning\x18\x04 \x01(\v2\x1f.sotto.wire.ProvisioningMessageH\x00R\fprovisioningB\x06\n" +
+	"\fprovisioning\x18\x04 \x01(\v2\x1f.sotto.wire.ProvisioningMessageH\x00R\fprovisioning\x12?\n" +
+	"\rgroup_waiting\x18\n" +
+	" \x01(\v2\x18.sotto.wire.GroupWaitingH\x00R\fgroupWaitingB\x06\n" +
 	"\x04body\"G\n" +
 	"\tChallenge\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12$\n" +
@@ -6365,7 +7837,78 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x03 \x01(\fR\tmessageId\x12\x1d\n" +
 	"\n" +
-	"access_key\x18\x04 \x01(\fR\taccessKey*\x8c\x02\n" +
+	"access_key\x18\x04 \x01(\fR\taccessKey\"^\n" +
+	"\x18UploadKeyPackagesRequest\x12!\n" +
+	"\fkey_packages\x18\x01 \x03(\fR\vkeyPackages\x12\x1f\n" +
+	"\vlast_resort\x18\x02 \x01(\fR\n" +
+	"lastResort\"\x1b\n" +
+	"\x19UploadKeyPackagesResponse\"\x18\n" +
+	"\x16KeyPackageCountRequest\"\\\n" +
+	"\x17KeyPackageCountResponse\x12\x19\n" +
+	"\bone_time\x18\x01 \x01(\rR\aoneTime\x12&\n" +
+	"\x0fhas_last_resort\x18\x02 \x01(\bR\rhasLastResort\"5\n" +
+	"\x17FetchKeyPackagesRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"q\n" +
+	"\x10DeviceKeyPackage\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12\x1f\n" +
+	"\vkey_package\x18\x02 \x01(\fR\n" +
+	"keyPackage\x12\x1f\n" +
+	"\vlast_resort\x18\x03 \x01(\bR\n" +
+	"lastResort\"[\n" +
+	"\x18FetchKeyPackagesResponse\x12?\n" +
+	"\fkey_packages\x18\x01 \x03(\v2\x1c.sotto.wire.DeviceKeyPackageR\vkeyPackages\"F\n" +
+	"\vGroupDevice\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\xf8\x01\n" +
+	"\x12GroupCommitRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\fR\x06commit\x12\x18\n" +
+	"\awelcome\x18\x04 \x01(\fR\awelcome\x12-\n" +
+	"\x05added\x18\x05 \x03(\v2\x17.sotto.wire.GroupDeviceR\x05added\x121\n" +
+	"\aremoved\x18\x06 \x03(\v2\x17.sotto.wire.GroupDeviceR\aremoved\x12\x1d\n" +
+	"\n" +
+	"group_info\x18\a \x01(\fR\tgroupInfo\"\x90\x01\n" +
+	"\x13GroupCommitResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06winner\x18\x04 \x01(\fR\x06winner\x12\x1d\n" +
+	"\n" +
+	"winner_seq\x18\x05 \x01(\x04R\twinnerSeq\"f\n" +
+	"\x10GroupSendRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\fR\tmessageId\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"C\n" +
+	"\x11GroupSendResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xcd\x01\n" +
+	"\fGroupMessage\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x120\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1c.sotto.wire.GroupMessageKindR\x04kind\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12.\n" +
+	"\x13server_timestamp_ms\x18\x05 \x01(\x03R\x11serverTimestampMs\x12\x18\n" +
+	"\acontent\x18\x06 \x01(\fR\acontent\")\n" +
+	"\x11GroupFetchRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"^\n" +
+	"\x12GroupFetchResponse\x124\n" +
+	"\bmessages\x18\x01 \x03(\v2\x18.sotto.wire.GroupMessageR\bmessages\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"7\n" +
+	"\bGroupAck\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\";\n" +
+	"\x0fGroupAckRequest\x12(\n" +
+	"\x04acks\x18\x01 \x03(\v2\x14.sotto.wire.GroupAckR\x04acks\"\x12\n" +
+	"\x10GroupAckResponse\"-\n" +
+	"\x10GroupInfoRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\"H\n" +
+	"\x11GroupInfoResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"group_info\x18\x02 \x01(\fR\tgroupInfo\"\x0e\n" +
+	"\fGroupWaiting*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -6399,221 +7942,271 @@ const file_wire_proto_rawDesc = "" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
-	"\rRELAY_RECEIPT\x10gB\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\rRELAY_RECEIPT\x10g*n\n" +
+	"\x10GroupMessageKind\x12\"\n" +
+	"\x1eGROUP_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rGROUP_MESSAGE\x10\x01\x12\x10\n" +
+	"\fGROUP_COMMIT\x10\x02\x12\x11\n" +
+	"\rGROUP_WELCOME\x10\x03B\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
-	file_wire_proto_rawDescOnce sync.Once
-	file_wire_proto_rawDescData []byte
+	file_wire_wire_proto_rawDescOnce sync.Once
+	file_wire_wire_proto_rawDescData []byte
 )
 
-func file_wire_proto_rawDescGZIP() []byte {
-	file_wire_proto_rawDescOnce.Do(func() {
-		file_wire_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)))
+func file_wire_wire_proto_rawDescGZIP() []byte {
+	file_wire_wire_proto_rawDescOnce.Do(func() {
+		file_wire_wire_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)))
 	})
-	return file_wire_proto_rawDescData
+	return file_wire_wire_proto_rawDescData
 }
 
-var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
-var file_wire_proto_goTypes = []any{
+var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
+var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
 	(OrgDocumentKind)(0),                   // 2: sotto.wire.OrgDocumentKind
-	(*Frame)(nil),                          // 3: sotto.wire.Frame
-	(*Request)(nil),                        // 4: sotto.wire.Request
-	(*Response)(nil),                       // 5: sotto.wire.Response
-	(*Push)(nil),                           // 6: sotto.wire.Push
-	(*Challenge)(nil),                      // 7: sotto.wire.Challenge
-	(*SignedPreKey)(nil),                   // 8: sotto.wire.SignedPreKey
-	(*PreKey)(nil),                         // 9: sotto.wire.PreKey
-	(*PreKeys)(nil),                        // 10: sotto.wire.PreKeys
-	(*EnrollRequest)(nil),                  // 11: sotto.wire.EnrollRequest
-	(*EnrollResponse)(nil),                 // 12: sotto.wire.EnrollResponse
-	(*AuthenticateRequest)(nil),            // 13: sotto.wire.AuthenticateRequest
-	(*AuthenticateResponse)(nil),           // 14: sotto.wire.AuthenticateResponse
-	(*UploadPreKeysRequest)(nil),           // 15: sotto.wire.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),          // 16: sotto.wire.UploadPreKeysResponse
-	(*PreKeyCountRequest)(nil),             // 17: sotto.wire.PreKeyCountRequest
-	(*PreKeyCountResponse)(nil),            // 18: sotto.wire.PreKeyCountResponse
-	(*FetchPreKeysRequest)(nil),            // 19: sotto.wire.FetchPreKeysRequest
-	(*PreKeyBundle)(nil),                   // 20: sotto.wire.PreKeyBundle
-	(*FetchPreKeysResponse)(nil),           // 21: sotto.wire.FetchPreKeysResponse
-	(*DeviceInfo)(nil),                     // 22: sotto.wire.DeviceInfo
-	(*DeviceList)(nil),                     // 23: sotto.wire.DeviceList
-	(*GetDevicesRequest)(nil),              // 24: sotto.wire.GetDevicesRequest
-	(*GetIdentityRequest)(nil),             // 25: sotto.wire.GetIdentityRequest
-	(*IdentityResponse)(nil),               // 26: sotto.wire.IdentityResponse
-	(*OutgoingMessage)(nil),                // 27: sotto.wire.OutgoingMessage
-	(*SendMessageRequest)(nil),             // 28: sotto.wire.SendMessageRequest
-	(*SendMessageResponse)(nil),            // 29: sotto.wire.SendMessageResponse
-	(*StaleDevices)(nil),                   // 30: sotto.wire.StaleDevices
-	(*Envelope)(nil),                       // 31: sotto.wire.Envelope
-	(*QueueEmpty)(nil),                     // 32: sotto.wire.QueueEmpty
-	(*AckRequest)(nil),                     // 33: sotto.wire.AckRequest
-	(*AckResponse)(nil),                    // 34: sotto.wire.AckResponse
-	(*ProvisionRequest)(nil),               // 35: sotto.wire.ProvisionRequest
-	(*ProvisionResponse)(nil),              // 36: sotto.wire.ProvisionResponse
-	(*LinkTokenRequest)(nil),               // 37: sotto.wire.LinkTokenRequest
-	(*LinkTokenResponse)(nil),              // 38: sotto.wire.LinkTokenResponse
-	(*SendProvisioningRequest)(nil),        // 39: sotto.wire.SendProvisioningRequest
-	(*SendProvisioningResponse)(nil),       // 40: sotto.wire.SendProvisioningResponse
-	(*ProvisioningMessage)(nil),            // 41: sotto.wire.ProvisioningMessage
-	(*LinkDeviceRequest)(nil),              // 42: sotto.wire.LinkDeviceRequest
-	(*ListDevicesRequest)(nil),             // 43: sotto.wire.ListDevicesRequest
-	(*RemoveDeviceRequest)(nil),            // 44: sotto.wire.RemoveDeviceRequest
-	(*RemoveDeviceResponse)(nil),           // 45: sotto.wire.RemoveDeviceResponse
-	(*PingRequest)(nil),                    // 46: sotto.wire.PingRequest
-	(*PingResponse)(nil),                   // 47: sotto.wire.PingResponse
-	(*TurnCredentialsRequest)(nil),         // 48: sotto.wire.TurnCredentialsRequest
-	(*TurnCredentials)(nil),                // 49: sotto.wire.TurnCredentials
-	(*BlobTokenRequest)(nil),               // 50: sotto.wire.BlobTokenRequest
-	(*BlobTokenResponse)(nil),              // 51: sotto.wire.BlobTokenResponse
-	(*OrgDocument)(nil),                    // 52: sotto.wire.OrgDocument
-	(*MemberAccess)(nil),                   // 53: sotto.wire.MemberAccess
-	(*OrgKeyRequest)(nil),                  // 54: sotto.wire.OrgKeyRequest
-	(*OrgKeyResponse)(nil),                 // 55: sotto.wire.OrgKeyResponse
-	(*OrgPublishRequest)(nil),              // 56: sotto.wire.OrgPublishRequest
-	(*OrgPublishResponse)(nil),             // 57: sotto.wire.OrgPublishResponse
-	(*OrgReceiptRequest)(nil),              // 58: sotto.wire.OrgReceiptRequest
-	(*OrgReceiptResponse)(nil),             // 59: sotto.wire.OrgReceiptResponse
-	(*OrgDeliveryRequest)(nil),             // 60: sotto.wire.OrgDeliveryRequest
-	(*OrgReceipt)(nil),                     // 61: sotto.wire.OrgReceipt
-	(*OrgDeliveryResponse)(nil),            // 62: sotto.wire.OrgDeliveryResponse
-	(*OrgInviteRequest)(nil),               // 63: sotto.wire.OrgInviteRequest
-	(*OrgInviteResponse)(nil),              // 64: sotto.wire.OrgInviteResponse
-	(*BootstrapCode)(nil),                  // 65: sotto.wire.BootstrapCode
-	(*OrgWipeConfirmRequest)(nil),          // 66: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),         // 67: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),            // 68: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),           // 69: sotto.wire.OrgDocumentsResponse
-	(*TransparencyHeadRequest)(nil),        // 70: sotto.wire.TransparencyHeadRequest
-	(*TransparencyHead)(nil),               // 71: sotto.wire.TransparencyHead
-	(*TransparencyInclusionRequest)(nil),   // 72: sotto.wire.TransparencyInclusionRequest
-	(*TransparencyProof)(nil),              // 73: sotto.wire.TransparencyProof
-	(*TransparencyConsistencyRequest)(nil), // 74: sotto.wire.TransparencyConsistencyRequest
-	(*TransparencyConsistency)(nil),        // 75: sotto.wire.TransparencyConsistency
-	(*TransparencyLeavesRequest)(nil),      // 76: sotto.wire.TransparencyLeavesRequest
-	(*TransparencyLeaves)(nil),             // 77: sotto.wire.TransparencyLeaves
-	(*SetAccessKeyRequest)(nil),            // 78: sotto.wire.SetAccessKeyRequest
-	(*SetAccessKeyResponse)(nil),           // 79: sotto.wire.SetAccessKeyResponse
-	(*SenderCertificateRequest)(nil),       // 80: sotto.wire.SenderCertificateRequest
-	(*SenderCertificateResponse)(nil),      // 81: sotto.wire.SenderCertificateResponse
-	(*SealedSendRequest)(nil),              // 82: sotto.wire.SealedSendRequest
+	(GroupMessageKind)(0),                  // 3: sotto.wire.GroupMessageKind
+	(*Frame)(nil),                          // 4: sotto.wire.Frame
+	(*Request)(nil),                        // 5: sotto.wire.Request
+	(*Response)(nil),                       // 6: sotto.wire.Response
+	(*Push)(nil),                           // 7: sotto.wire.Push
+	(*Challenge)(nil),                      // 8: sotto.wire.Challenge
+	(*SignedPreKey)(nil),                   // 9: sotto.wire.SignedPreKey
+	(*PreKey)(nil),                         // 10: sotto.wire.PreKey
+	(*PreKeys)(nil),                        // 11: sotto.wire.PreKeys
+	(*EnrollRequest)(nil),                  // 12: sotto.wire.EnrollRequest
+	(*EnrollResponse)(nil),                 // 13: sotto.wire.EnrollResponse
+	(*AuthenticateRequest)(nil),            // 14: sotto.wire.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 15: sotto.wire.AuthenticateResponse
+	(*UploadPreKeysRequest)(nil),           // 16: sotto.wire.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),          // 17: sotto.wire.UploadPreKeysResponse
+	(*PreKeyCountRequest)(nil),             // 18: sotto.wire.PreKeyCountRequest
+	(*PreKeyCountResponse)(nil),            // 19: sotto.wire.PreKeyCountResponse
+	(*FetchPreKeysRequest)(nil),            // 20: sotto.wire.FetchPreKeysRequest
+	(*PreKeyBundle)(nil),                   // 21: sotto.wire.PreKeyBundle
+	(*FetchPreKeysResponse)(nil),           // 22: sotto.wire.FetchPreKeysResponse
+	(*DeviceInfo)(nil),                     // 23: sotto.wire.DeviceInfo
+	(*DeviceList)(nil),                     // 24: sotto.wire.DeviceList
+	(*GetDevicesRequest)(nil),              // 25: sotto.wire.GetDevicesRequest
+	(*GetIdentityRequest)(nil),             // 26: sotto.wire.GetIdentityRequest
+	(*IdentityResponse)(nil),               // 27: sotto.wire.IdentityResponse
+	(*OutgoingMessage)(nil),                // 28: sotto.wire.OutgoingMessage
+	(*SendMessageRequest)(nil),             // 29: sotto.wire.SendMessageRequest
+	(*SendMessageResponse)(nil),            // 30: sotto.wire.SendMessageResponse
+	(*StaleDevices)(nil),                   // 31: sotto.wire.StaleDevices
+	(*Envelope)(nil),                       // 32: sotto.wire.Envelope
+	(*QueueEmpty)(nil),                     // 33: sotto.wire.QueueEmpty
+	(*AckRequest)(nil),                     // 34: sotto.wire.AckRequest
+	(*AckResponse)(nil),                    // 35: sotto.wire.AckResponse
+	(*ProvisionRequest)(nil),               // 36: sotto.wire.ProvisionRequest
+	(*ProvisionResponse)(nil),              // 37: sotto.wire.ProvisionResponse
+	(*LinkTokenRequest)(nil),               // 38: sotto.wire.LinkTokenRequest
+	(*LinkTokenResponse)(nil),              // 39: sotto.wire.LinkTokenResponse
+	(*SendProvisioningRequest)(nil),        // 40: sotto.wire.SendProvisioningRequest
+	(*SendProvisioningResponse)(nil),       // 41: sotto.wire.SendProvisioningResponse
+	(*ProvisioningMessage)(nil),            // 42: sotto.wire.ProvisioningMessage
+	(*LinkDeviceRequest)(nil),              // 43: sotto.wire.LinkDeviceRequest
+	(*ListDevicesRequest)(nil),             // 44: sotto.wire.ListDevicesRequest
+	(*RemoveDeviceRequest)(nil),            // 45: sotto.wire.RemoveDeviceRequest
+	(*RemoveDeviceResponse)(nil),           // 46: sotto.wire.RemoveDeviceResponse
+	(*PingRequest)(nil),                    // 47: sotto.wire.PingRequest
+	(*PingResponse)(nil),                   // 48: sotto.wire.PingResponse
+	(*TurnCredentialsRequest)(nil),         // 49: sotto.wire.TurnCredentialsRequest
+	(*TurnCredentials)(nil),                // 50: sotto.wire.TurnCredentials
+	(*BlobTokenRequest)(nil),               // 51: sotto.wire.BlobTokenRequest
+	(*BlobTokenResponse)(nil),              // 52: sotto.wire.BlobTokenResponse
+	(*OrgDocument)(nil),                    // 53: sotto.wire.OrgDocument
+	(*MemberAccess)(nil),                   // 54: sotto.wire.MemberAccess
+	(*OrgKeyRequest)(nil),                  // 55: sotto.wire.OrgKeyRequest
+	(*OrgKeyResponse)(nil),                 // 56: sotto.wire.OrgKeyResponse
+	(*OrgPublishRequest)(nil),              // 57: sotto.wire.OrgPublishRequest
+	(*OrgPublishResponse)(nil),             // 58: sotto.wire.OrgPublishResponse
+	(*OrgReceiptRequest)(nil),              // 59: sotto.wire.OrgReceiptRequest
+	(*OrgReceiptResponse)(nil),             // 60: sotto.wire.OrgReceiptResponse
+	(*OrgDeliveryRequest)(nil),             // 61: sotto.wire.OrgDeliveryRequest
+	(*OrgReceipt)(nil),                     // 62: sotto.wire.OrgReceipt
+	(*OrgDeliveryResponse)(nil),            // 63: sotto.wire.OrgDeliveryResponse
+	(*OrgInviteRequest)(nil),               // 64: sotto.wire.OrgInviteRequest
+	(*OrgInviteResponse)(nil),              // 65: sotto.wire.OrgInviteResponse
+	(*BootstrapCode)(nil),                  // 66: sotto.wire.BootstrapCode
+	(*OrgWipeConfirmRequest)(nil),          // 67: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 68: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 69: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 70: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 71: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 72: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 73: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 74: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 75: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 76: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 77: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 78: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 79: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 80: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 81: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 82: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 83: sotto.wire.SealedSendRequest
+	(*UploadKeyPackagesRequest)(nil),       // 84: sotto.wire.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),      // 85: sotto.wire.UploadKeyPackagesResponse
+	(*KeyPackageCountRequest)(nil),         // 86: sotto.wire.KeyPackageCountRequest
+	(*KeyPackageCountResponse)(nil),        // 87: sotto.wire.KeyPackageCountResponse
+	(*FetchKeyPackagesRequest)(nil),        // 88: sotto.wire.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),               // 89: sotto.wire.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),       // 90: sotto.wire.FetchKeyPackagesResponse
+	(*GroupDevice)(nil),                    // 91: sotto.wire.GroupDevice
+	(*GroupCommitRequest)(nil),             // 92: sotto.wire.GroupCommitRequest
+	(*GroupCommitResponse)(nil),            // 93: sotto.wire.GroupCommitResponse
+	(*GroupSendRequest)(nil),               // 94: sotto.wire.GroupSendRequest
+	(*GroupSendResponse)(nil),              // 95: sotto.wire.GroupSendResponse
+	(*GroupMessage)(nil),                   // 96: sotto.wire.GroupMessage
+	(*GroupFetchRequest)(nil),              // 97: sotto.wire.GroupFetchRequest
+	(*GroupFetchResponse)(nil),             // 98: sotto.wire.GroupFetchResponse
+	(*GroupAck)(nil),                       // 99: sotto.wire.GroupAck
+	(*GroupAckRequest)(nil),                // 100: sotto.wire.GroupAckRequest
+	(*GroupAckResponse)(nil),               // 101: sotto.wire.GroupAckResponse
+	(*GroupInfoRequest)(nil),               // 102: sotto.wire.GroupInfoRequest
+	(*GroupInfoResponse)(nil),              // 103: sotto.wire.GroupInfoResponse
+	(*GroupWaiting)(nil),                   // 104: sotto.wire.GroupWaiting
 }
-var file_wire_proto_depIdxs = []int32{
-	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
-	5,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
-	6,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
-	11, // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
-	13, // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
-	15, // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
-	17, // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
-	19, // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
-	24, // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
-	25, // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
-	28, // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
-	33, // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
-	35, // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
-	37, // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
-	39, // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
-	42, // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
-	43, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
-	44, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
-	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
-	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	54, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
-	56, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	66, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	68, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	63, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
-	58, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
-	60, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
-	78, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	80, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	82, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	70, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	72, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	74, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	76, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
-	0,  // 35: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 36: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 37: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 38: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 39: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 40: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 41: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 42: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 43: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 44: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 45: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 46: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 47: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 48: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 49: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 50: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 51: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 52: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 53: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 54: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	55, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	57, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	67, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	69, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	64, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	59, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	62, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	79, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	81, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	29, // 64: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	71, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	73, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	75, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	77, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	7,  // 69: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 70: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 71: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 72: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 73: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 74: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 75: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 76: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 77: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 78: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 79: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 80: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 81: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 82: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	73, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	22, // 84: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	73, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	27, // 86: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 87: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 88: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 89: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 90: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	61, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
-	52, // 92: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	52, // 93: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	27, // 94: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	95, // [95:95] is the sub-list for method output_type
-	95, // [95:95] is the sub-list for method input_type
-	95, // [95:95] is the sub-list for extension type_name
-	95, // [95:95] is the sub-list for extension extendee
-	0,  // [0:95] is the sub-list for field type_name
+var file_wire_wire_proto_depIdxs = []int32{
+	5,   // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
+	6,   // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
+	7,   // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
+	12,  // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
+	14,  // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
+	16,  // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
+	18,  // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
+	20,  // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
+	25,  // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
+	26,  // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
+	29,  // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
+	34,  // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
+	36,  // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
+	38,  // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
+	40,  // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
+	43,  // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
+	44,  // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
+	45,  // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
+	47,  // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
+	51,  // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
+	49,  // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	55,  // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
+	57,  // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
+	67,  // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	69,  // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	64,  // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	59,  // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
+	61,  // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
+	79,  // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	81,  // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	83,  // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	71,  // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	73,  // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	75,  // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	77,  // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	84,  // 35: sotto.wire.Request.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesRequest
+	86,  // 36: sotto.wire.Request.key_package_count:type_name -> sotto.wire.KeyPackageCountRequest
+	88,  // 37: sotto.wire.Request.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesRequest
+	92,  // 38: sotto.wire.Request.group_commit:type_name -> sotto.wire.GroupCommitRequest
+	94,  // 39: sotto.wire.Request.group_send:type_name -> sotto.wire.GroupSendRequest
+	97,  // 40: sotto.wire.Request.group_fetch:type_name -> sotto.wire.GroupFetchRequest
+	100, // 41: sotto.wire.Request.group_ack:type_name -> sotto.wire.GroupAckRequest
+	102, // 42: sotto.wire.Request.group_info:type_name -> sotto.wire.GroupInfoRequest
+	0,   // 43: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	31,  // 44: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	13,  // 45: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	15,  // 46: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	17,  // 47: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	19,  // 48: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	22,  // 49: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	24,  // 50: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	27,  // 51: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	30,  // 52: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	35,  // 53: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	37,  // 54: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	39,  // 55: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	41,  // 56: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	13,  // 57: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	24,  // 58: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	46,  // 59: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	48,  // 60: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	52,  // 61: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	50,  // 62: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	56,  // 63: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	58,  // 64: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	68,  // 65: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	70,  // 66: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	65,  // 67: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	60,  // 68: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	63,  // 69: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	80,  // 70: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	82,  // 71: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	30,  // 72: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	72,  // 73: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	74,  // 74: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	76,  // 75: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	78,  // 76: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	85,  // 77: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
+	87,  // 78: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
+	90,  // 79: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
+	93,  // 80: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
+	95,  // 81: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
+	98,  // 82: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
+	101, // 83: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
+	103, // 84: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
+	8,   // 85: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	32,  // 86: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	33,  // 87: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	42,  // 88: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	104, // 89: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
+	9,   // 90: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,   // 91: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	10,  // 92: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	9,   // 93: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	11,  // 94: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	11,  // 95: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	9,   // 96: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	10,  // 97: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	9,   // 98: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	21,  // 99: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	74,  // 100: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	23,  // 101: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	74,  // 102: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	28,  // 103: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	24,  // 104: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	11,  // 105: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,   // 106: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	53,  // 107: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	62,  // 108: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	53,  // 109: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	53,  // 110: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	28,  // 111: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	89,  // 112: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
+	91,  // 113: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
+	91,  // 114: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
+	3,   // 115: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
+	96,  // 116: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
+	99,  // 117: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
+	118, // [118:118] is the sub-list for method output_type
+	118, // [118:118] is the sub-list for method input_type
+	118, // [118:118] is the sub-list for extension type_name
+	118, // [118:118] is the sub-list for extension extendee
+	0,   // [0:118] is the sub-list for field type_name
 }
 
-func init() { file_wire_proto_init() }
-func file_wire_proto_init() {
-	if File_wire_proto != nil {
+func init() { file_wire_wire_proto_init() }
+func file_wire_wire_proto_init() {
+	if File_wire_wire_proto != nil {
 		return
 	}
-	file_wire_proto_msgTypes[0].OneofWrappers = []any{
+	file_wire_wire_proto_msgTypes[0].OneofWrappers = []any{
 		(*Frame_Request)(nil),
 		(*Frame_Response)(nil),
 		(*Frame_Push)(nil),
 	}
-	file_wire_proto_msgTypes[1].OneofWrappers = []any{
+	file_wire_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Request_Enroll)(nil),
 		(*Request_Authenticate)(nil),
 		(*Request_UploadPrekeys)(nil),
@@ -6646,8 +8239,16 @@ func file_wire_proto_init() {
 		(*Request_TransparencyInclusion)(nil),
 		(*Request_TransparencyConsistency)(nil),
 		(*Request_TransparencyLeaves)(nil),
+		(*Request_UploadKeyPackages)(nil),
+		(*Request_KeyPackageCount)(nil),
+		(*Request_FetchKeyPackages)(nil),
+		(*Request_GroupCommit)(nil),
+		(*Request_GroupSend)(nil),
+		(*Request_GroupFetch)(nil),
+		(*Request_GroupAck)(nil),
+		(*Request_GroupInfo)(nil),
 	}
-	file_wire_proto_msgTypes[2].OneofWrappers = []any{
+	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
 		(*Response_Authenticate)(nil),
 		(*Response_UploadPrekeys)(nil),
@@ -6680,29 +8281,38 @@ func file_wire_proto_init() {
 		(*Response_TransparencyInclusion)(nil),
 		(*Response_TransparencyConsistency)(nil),
 		(*Response_TransparencyLeaves)(nil),
+		(*Response_UploadKeyPackages)(nil),
+		(*Response_KeyPackageCount)(nil),
+		(*Response_FetchKeyPackages)(nil),
+		(*Response_GroupCommit)(nil),
+		(*Response_GroupSend)(nil),
+		(*Response_GroupFetch)(nil),
+		(*Response_GroupAck)(nil),
+		(*Response_GroupInfo)(nil),
 	}
-	file_wire_proto_msgTypes[3].OneofWrappers = []any{
+	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
 		(*Push_Envelope)(nil),
 		(*Push_QueueEmpty)(nil),
 		(*Push_Provisioning)(nil),
+		(*Push_GroupWaiting)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   80,
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
+			NumEnums:      4,
+			NumMessages:   101,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_wire_proto_goTypes,
-		DependencyIndexes: file_wire_proto_depIdxs,
-		EnumInfos:         file_wire_proto_enumTypes,
-		MessageInfos:      file_wire_proto_msgTypes,
+		GoTypes:           file_wire_wire_proto_goTypes,
+		DependencyIndexes: file_wire_wire_proto_depIdxs,
+		EnumInfos:         file_wire_wire_proto_enumTypes,
+		MessageInfos:      file_wire_wire_proto_msgTypes,
 	}.Build()
-	File_wire_proto = out.File
-	file_wire_proto_goTypes = nil
-	file_wire_proto_depIdxs = nil
+	File_wire_wire_proto = out.File
+	file_wire_wire_proto_goTypes = nil
+	file_wire_wire_proto_depIdxs = nil
 }
