@@ -288,3 +288,22 @@ func TestSameIdentity(t *testing.T) {
 		}
 	}
 }
+
+// InspectKeyPackage returns a KeyPackage's credential once its signature
+// holds, and refuses one altered after signing.
+func TestInspectKeyPackage(t *testing.T) {
+	bob := newClient(t, X25519_AES128GCM_SHA256_Ed25519, "bob")
+	info, err := InspectKeyPackage(bob.kp)
+	if err != nil || string(info.Credential.Identity) != "bob" || info.CipherSuite != X25519_AES128GCM_SHA256_Ed25519 {
+		t.Fatalf("%+v %v", info, err)
+	}
+	bad := bytes.Clone(bob.kp)
+	i := bytes.Index(bad, []byte("bob"))
+	bad[i] = 'B'
+	if _, err := InspectKeyPackage(bad); err == nil {
+		t.Fatal("altered key package inspected")
+	}
+	if _, err := InspectKeyPackage([]byte{0, 1}); err == nil {
+		t.Fatal("truncated message inspected")
+	}
+}
