@@ -110,6 +110,9 @@ type Client struct {
 	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
 	kt       ktState       // key transparency (transparency.go)
 	sealed   sealedState
+
+	groupsMu sync.Mutex
+	groups   groupsState // group chats (groups.go)
 }
 
 func (o *Options) withDefaults() Options {

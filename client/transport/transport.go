@@ -83,6 +83,7 @@ type Conn struct {
 	envelopes *queue[*wire.Envelope]
 	prov      *queue[[]byte]
 	drained   chan struct{}
+	groupWake chan struct{} // GroupWaiting pushes, coalesced (groups.go)
 	drainOnce sync.Once
 }
 
@@ -119,6 +120,7 @@ func Dial(ctx context.Context, relayURL string, opts Options) (*Conn, error) {
 		envelopes: newQueue[*wire.Envelope](),
 		prov:      newQueue[[]byte](),
 		drained:   make(chan struct{}),
+		groupWake: make(chan struct{}, 1),
 	}
 	c.wg.Add(3)
 	go c.readLoop(loopCtx)
@@ -273,6 +275,11 @@ func (c *Conn) handlePush(p *wire.Push) {
 		c.envelopes.after(func() { c.drainOnce.Do(func() { close(c.drained) }) })
 	case *wire.Push_Provisioning:
 		c.prov.push(b.Provisioning.Body)
+	case *wire.Push_GroupWaiting:
+		select {
+		case c.groupWake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
 	}
 }
 

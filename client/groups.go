@@ -1,0 +1,57 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"sotto/client/groups"
+)
+
+// groupsState holds the device's group manager, made on first use.
+type groupsState struct {
+	m *groups.Manager
+}
+
+// Groups returns this device's group chats (package client/groups), on
+// the current relay connection. onEvent, when not nil, is told about
+// joins, removals and refused members; a refused member (a leaf that is
+// not an org-certified identity) also raises an uncertified-key alarm.
+// The first call's onEvent is the one kept.
+func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*groups.Manager, error) {
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	if c.groups.m != nil {
+		return c.groups.m, nil
+	}
+	orgKey, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
+	if err != nil {
+		return nil, err
+	}
+	if orgKey == nil {
+		return nil, ErrNoOrg
+	}
+	cert, err := c.IdentityCertificate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cert == nil {
+		return nil, fmt.Errorf("%w: this account has no identity certificate to join groups with", ErrNotCertified)
+	}
+	relay := func() (groups.Relay, error) {
+		conn, err := c.connection()
+		if err != nil {
+			return nil, err
+		}
+		return conn, nil
+	}
+	self := groups.Self{Username: c.acct.Username, DeviceID: c.acct.DeviceID, Identity: c.identity, Certificate: cert, OrgKey: orgKey}
+	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, OnEvent: func(e groups.Event) {
+		if e.Kind == groups.EventRefused {
+			c.alarm(&TransparencyAlarm{Kind: AlarmUncertifiedKey, Detail: e.Detail})
+		}
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}})
+	return c.groups.m, nil
+}

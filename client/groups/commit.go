@@ -1,0 +1,263 @@
+package groups
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"sotto/client/transport"
+	"sotto/mls"
+	"sotto/wire"
+)
+
+// addition is one device to add: its KeyPackage, vetted.
+type addition struct {
+	user   string
+	device uint32
+	kp     []byte
+}
+
+// fetchAdditions takes a KeyPackage of every device of each user and
+// vets its credential: a KeyPackage that is not an org-certified identity
+// of that user's device (a ghost the relay slipped in) is refused and the
+// user told; the rest are added.
+func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []string) ([]addition, error) {
+	r, err := m.relay()
+	if err != nil {
+		return nil, err
+	}
+	var out []addition
+	var refused []string
+	for _, u := range users {
+		resp, err := r.FetchKeyPackages(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("groups: key packages of %s: %w", u, err)
+		}
+		for _, dk := range resp.KeyPackages {
+			if u == m.self.Username && dk.DeviceId == m.self.DeviceID {
+				continue // this device is in already
+			}
+			info, err := mls.InspectKeyPackage(dk.KeyPackage)
+			var id *Identity
+			if err == nil {
+				if id, err = verifyIdentity(m.self.OrgKey, info.Credential, info.SignatureKey); err == nil &&
+					(id.Username != u || id.DeviceID != dk.DeviceId) {
+					err = fmt.Errorf("%w: the relay served %s's device %d for %s's device %d", ErrNotCertified, id.Username, id.DeviceID, u, dk.DeviceId)
+				}
+			}
+			if err != nil {
+				refused = append(refused, fmt.Sprintf("%s device %d: %v", u, dk.DeviceId, err))
+				continue
+			}
+			out = append(out, addition{user: u, device: dk.DeviceId, kp: dk.KeyPackage})
+		}
+	}
+	if len(refused) > 0 {
+		m.emit(Event{Kind: EventRefused, Group: group, Detail: fmt.Sprintf("not added, not certified by the organization: %v", refused)})
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: %v", ErrNotCertified, refused)
+		}
+	}
+	return out, nil
+}
+
+// change is what one commit does.
+type change struct {
+	add    []addition
+	remove []string // usernames: all their devices
+}
+
+// Create makes a group named name (kept on this device only) with this
+// device, the user's other devices and every device of members, and
+// returns its id.
+func (m *Manager) Create(ctx context.Context, name string, users ...string) ([]byte, error) {
+	identity, seed, err := m.ownIdentity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := randomID()
+	g, err := mls.NewGroupWithOptions(Suite, id, identity, seed, &mls.GroupOptions{CredentialValidator: m.validator()})
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	err = m.save(ctx, id, &record{Name: name}, g)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// This user's other devices, if they have KeyPackages up.
+	adds, err := m.fetchAdditions(ctx, id, []string{m.self.Username})
+	if err != nil && !errors.Is(err, ErrNotCertified) && !isNotFound(err) {
+		return nil, err
+	}
+	if len(users) > 0 {
+		more, err := m.fetchAdditions(ctx, id, users)
+		if err != nil && !errors.Is(err, ErrNotCertified) {
+			return nil, err
+		}
+		adds = append(adds, more...)
+	}
+	return id, m.commit(ctx, id, change{add: adds})
+}
+
+// Add adds every device of each user.
+func (m *Manager) Add(ctx context.Context, group []byte, users ...string) error {
+	adds, err := m.fetchAdditions(ctx, group, users)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, group, change{add: adds})
+}
+
+// Remove removes every device of each user.
+func (m *Manager) Remove(ctx context.Context, group []byte, users ...string) error {
+	return m.commit(ctx, group, change{remove: users})
+}
+
+// commit makes the change as a commit, sends it, and applies it once the
+// relay accepted it; when another member's commit won the epoch, it
+// processes that one (and whatever else waits) and tries again on top.
+func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
+	r, err := m.relay()
+	if err != nil {
+		return err
+	}
+	for range m.opts.MaxRetries {
+		m.mu.Lock()
+		_, g, err := m.load(ctx, group)
+		m.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		v := m.validator()
+		g.SetCredentialValidator(v)
+		opts := mls.CommitOptions{}
+		req := &wire.GroupCommitRequest{GroupId: group, Epoch: g.Epoch()}
+		for _, a := range ch.add {
+			opts.Add = append(opts.Add, a.kp)
+			req.Added = append(req.Added, &wire.GroupDevice{Username: a.user, DeviceId: a.device})
+		}
+		for _, mb := range members(g) {
+			for _, u := range ch.remove {
+				if mb.Username == u && mb.Leaf != g.LeafIndex() {
+					opts.Remove = append(opts.Remove, mb.Leaf)
+					req.Removed = append(req.Removed, &wire.GroupDevice{Username: mb.Username, DeviceId: mb.DeviceID})
+				}
+			}
+		}
+		if len(ch.remove) > 0 && len(opts.Remove) == 0 {
+			return fmt.Errorf("%w: %v", ErrNotMember, ch.remove)
+		}
+		p, err := g.Commit(opts)
+		if errors.Is(err, mls.ErrCredentialRejected) {
+			return m.refused(group, v, "adding", err)
+		}
+		if err != nil {
+			return fmt.Errorf("groups: commit: %w", err)
+		}
+		req.Commit, req.Welcome = p.Commit, p.Welcome
+		if req.GroupInfo, err = nextGroupInfo(g, p); err != nil {
+			return err
+		}
+		resp, err := r.GroupCommit(ctx, req)
+		if err != nil {
+			p.Discard()
+			return fmt.Errorf("groups: sending the commit: %w", err)
+		}
+		if resp.Accepted {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			rec, cur, err := m.load(ctx, group)
+			if err != nil {
+				return err
+			}
+			if cur.Epoch() != g.Epoch() {
+				return fmt.Errorf("groups: group moved to epoch %d while the commit for %d was accepted", cur.Epoch(), g.Epoch())
+			}
+			cur.SetCredentialValidator(v)
+			if err := cur.Apply(p); err != nil {
+				return err
+			}
+			return m.save(ctx, group, rec, cur)
+		}
+		// Another commit won: take it (and anything before it), then redo
+		// the change on top.
+		p.Discard()
+		m.log.Debug("commit lost its epoch; retrying on top of the winner", "epoch", req.Epoch, "now", resp.Epoch)
+		if _, err := m.Sync(ctx); err != nil {
+			return err
+		}
+	}
+	return ErrCommitRace
+}
+
+// nextGroupInfo is the GroupInfo of the epoch p starts, for joins by
+// external commit; g is left as it was.
+func nextGroupInfo(g *mls.Group, p *mls.PendingCommit) ([]byte, error) {
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	gb, err := g.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := mls.UnmarshalPendingCommit(pb)
+	if err != nil {
+		return nil, err
+	}
+	next, err := mls.UnmarshalGroup(gb)
+	if err != nil {
+		return nil, err
+	}
+	if err := next.Apply(pc); err != nil {
+		return nil, err
+	}
+	return next.GroupInfo()
+}
+
+// Send encrypts text to the group and stores it on the relay once for
+// every member device.
+func (m *Manager) Send(ctx context.Context, group []byte, text string) error {
+	r, err := m.relay()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	rec, g, err := m.load(ctx, group)
+	var ct []byte
+	if err == nil {
+		if ct, err = g.Seal(encodeText(text)); err == nil {
+			// The sending key is used up whether or not the relay takes
+			// the message: save first.
+			err = m.save(ctx, group, rec, g)
+		}
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if _, err := r.GroupSend(ctx, &wire.GroupSendRequest{GroupId: group, MessageId: randomID(), Content: ct}); err != nil {
+		return fmt.Errorf("groups: send: %w", err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND
+}
+
+// Application payloads: a type byte, then the body.
+const payloadText = 1
+
+func encodeText(s string) []byte { return append([]byte{payloadText}, s...) }
+
+func decodeText(b []byte) (string, error) {
+	if len(b) == 0 || b[0] != payloadText {
+		return "", fmt.Errorf("groups: unknown payload")
+	}
+	return string(bytes.Clone(b[1:])), nil
+}

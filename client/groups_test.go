@@ -1,0 +1,281 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"sotto/client/groups"
+	"sotto/mls"
+	"sotto/relay"
+	"sotto/wire"
+)
+
+// groupUser is an enrolled client with its group manager and events.
+type groupUser struct {
+	name   string
+	c      *Client
+	g      *groups.Manager
+	mu     sync.Mutex
+	events []groups.Event
+}
+
+func (u *groupUser) eventsOf(kind groups.EventKind) []groups.Event {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []groups.Event
+	for _, e := range u.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func newGroupUser(t *testing.T, r *testRelay, code, name string, keyPackages bool) *groupUser {
+	t.Helper()
+	ctx := context.Background()
+	c, _ := r.enroll(t, code, name, false)
+	u := &groupUser{name: name, c: c}
+	g, err := c.Groups(ctx, func(e groups.Event) {
+		u.mu.Lock()
+		u.events = append(u.events, e)
+		u.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.g = g
+	if keyPackages {
+		if n, err := g.RefillKeyPackages(ctx); err != nil || n == 0 {
+			t.Fatalf("%s: key packages: %d %v", name, n, err)
+		}
+	}
+	return u
+}
+
+func (u *groupUser) sync(t *testing.T) []groups.Message {
+	t.Helper()
+	msgs, err := u.g.Sync(context.Background())
+	if err != nil {
+		t.Fatalf("%s: sync: %v", u.name, err)
+	}
+	return msgs
+}
+
+func (u *groupUser) epoch(t *testing.T, id []byte) uint64 {
+	t.Helper()
+	info, err := u.g.Info(context.Background(), id)
+	if err != nil {
+		t.Fatalf("%s: %v", u.name, err)
+	}
+	return info.Epoch
+}
+
+func (u *groupUser) members(t *testing.T, id []byte) []string {
+	t.Helper()
+	info, err := u.g.Info(context.Background(), id)
+	if err != nil {
+		t.Fatalf("%s: %v", u.name, err)
+	}
+	var out []string
+	for _, m := range info.Members {
+		out = append(out, m.Username)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func wantMembers(t *testing.T, id []byte, want []string, us ...*groupUser) {
+	t.Helper()
+	for _, u := range us {
+		if got := u.members(t, id); !slices.Equal(got, want) {
+			t.Fatalf("%s sees members %v, want %v", u.name, got, want)
+		}
+	}
+}
+
+func wantTexts(t *testing.T, who string, msgs []groups.Message, want ...string) {
+	t.Helper()
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.From+": "+m.Text)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s received %q, want %q", who, got, want)
+	}
+}
+
+// forgedKeyPackage is a KeyPackage claiming to be user's device that no
+// organization certified: what a hostile relay (or member) would add.
+func forgedKeyPackage(t *testing.T, user string, device uint32) []byte {
+	t.Helper()
+	sig, err := mls.GenerateSignatureKey(groups.Suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Appendf(nil, "%s/%d", user, device)
+	kp, _, err := mls.NewKeyPackage(groups.Suite, id, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// Groups end to end with a real relay (SQLite files) and real clients:
+// create, add, message, concurrent commits from two members resolved with
+// both changes applied, a removed member reads nothing more, and ghosts
+// (KeyPackages or commits bringing a member the organization did not
+// certify) refused by every member, who is told.
+func TestGroupsEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 6, time.Hour)
+	alice := newGroupUser(t, r, code, "alice", true)
+	bob := newGroupUser(t, r, code, "bob", true)
+	carol := newGroupUser(t, r, code, "carol", true)
+	dave := newGroupUser(t, r, code, "dave", true)
+	erin := newGroupUser(t, r, code, "erin", false)
+
+	// alice creates a group with bob; bob joins from the Welcome.
+	id, err := alice.g.Create(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(t)
+	if len(bob.eventsOf(groups.EventJoined)) != 1 {
+		t.Fatalf("bob's events: %+v", bob.events)
+	}
+	wantMembers(t, id, []string{"alice", "bob"}, alice, bob)
+
+	// carol is added; everyone agrees; a message reaches both others.
+	if err := alice.g.Add(ctx, id, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(t)
+	carol.sync(t)
+	wantMembers(t, id, []string{"alice", "bob", "carol"}, alice, bob, carol)
+	if err := alice.g.Send(ctx, id, "hello team"); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "bob", bob.sync(t), "alice: hello team")
+	wantTexts(t, "carol", carol.sync(t), "alice: hello team")
+	wantTexts(t, "alice", alice.sync(t)) // not delivered back to its sender
+
+	// bob adds dave, then carol, who has not seen bob's commit, removes
+	// alice: both commits are for the same epoch. The relay took bob's;
+	// carol's client is told so with the winner, processes it and
+	// commits again on top, by itself. Both changes land.
+	epoch := carol.epoch(t, id)
+	if err := bob.g.Add(ctx, id, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	if carol.epoch(t, id) != epoch {
+		t.Fatal("carol saw bob's commit before committing")
+	}
+	if err := carol.g.Remove(ctx, id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := carol.epoch(t, id); got != epoch+2 {
+		t.Fatalf("carol is at epoch %d, want %d (bob's commit, then hers)", got, epoch+2)
+	}
+	for _, u := range []*groupUser{bob, carol, dave, alice} {
+		u.sync(t)
+	}
+	wantMembers(t, id, []string{"bob", "carol", "dave"}, bob, carol, dave)
+	if len(alice.eventsOf(groups.EventRemoved)) != 1 {
+		t.Fatalf("alice was not told she was removed: %+v", alice.events)
+	}
+	ib, _ := bob.g.Info(ctx, id)
+	ic, _ := carol.g.Info(ctx, id)
+	idv, _ := dave.g.Info(ctx, id)
+	if ib.Epoch != ic.Epoch || ib.Epoch != idv.Epoch {
+		t.Fatalf("epochs differ: bob %d, carol %d, dave %d", ib.Epoch, ic.Epoch, idv.Epoch)
+	}
+
+	// The removed member cannot read the next message.
+	if err := dave.g.Send(ctx, id, "without alice"); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "alice", alice.sync(t))
+	wantTexts(t, "bob", bob.sync(t), "dave: without alice")
+	wantTexts(t, "carol", carol.sync(t), "dave: without alice")
+	if err := alice.g.Send(ctx, id, "still here?"); !errors.Is(err, groups.ErrRemovedHere) {
+		t.Fatalf("removed member sends: %v", err)
+	}
+
+	// A hostile relay serves a KeyPackage of its own for erin (who has
+	// none up): bob refuses to add it, is told, and the group is as it was.
+	acct, err := r.store.AccountByName(ctx, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := relay.DeviceAddr{Account: acct.ID, Device: 1}
+	if err := r.store.StoreKeyPackages(ctx, ghost, [][]byte{forgedKeyPackage(t, "erin", 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := ib.Epoch
+	if err := bob.g.Add(ctx, id, "erin"); !errors.Is(err, groups.ErrNotCertified) {
+		t.Fatalf("adding a ghost KeyPackage: %v", err)
+	}
+	if len(bob.eventsOf(groups.EventRefused)) != 1 {
+		t.Fatalf("bob was not told of the ghost: %+v", bob.events)
+	}
+	if info, _ := bob.g.Info(ctx, id); info.Epoch != before {
+		t.Fatalf("refused add moved the group to epoch %d", info.Epoch)
+	}
+	_ = erin
+
+	// A member whose client is hostile commits a ghost, skipping its own
+	// checks: every other member refuses the commit and is told.
+	commitGhost(t, dave, id, forgedKeyPackage(t, "erin", 1))
+	for _, u := range []*groupUser{bob, carol} {
+		u.sync(t)
+		if len(u.eventsOf(groups.EventRefused)) == 0 {
+			t.Fatalf("%s was not told of the ghost commit: %+v", u.name, u.events)
+		}
+		wantMembers(t, id, []string{"bob", "carol", "dave"}, u)
+		if info, _ := u.g.Info(ctx, id); info.Epoch != before {
+			t.Fatalf("%s applied the ghost commit", u.name)
+		}
+	}
+}
+
+// commitGhost has u's client commit adding kp with no credential check
+// and send it to the relay, as a hostile member's client would.
+func commitGhost(t *testing.T, u *groupUser, id, kp []byte) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := u.c.db.Get(ctx, "mls-groups", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		State []byte `json:"state"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.UnmarshalGroup(rec.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Commit(mls.CommitOptions{Add: [][]byte{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := u.c.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := conn.GroupCommit(ctx, &wire.GroupCommitRequest{GroupId: id, Epoch: g.Epoch(), Commit: p.Commit, Welcome: p.Welcome,
+		Added: []*wire.GroupDevice{{Username: "erin", DeviceId: 1}}})
+	if err != nil || !resp.Accepted {
+		t.Fatalf("the relay did not take the ghost commit: %+v %v", resp, err)
+	}
+}
