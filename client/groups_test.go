@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sotto/client/groups"
+	"sotto/client/transport"
 	"sotto/mls"
 	"sotto/relay"
 	"sotto/wire"
@@ -278,4 +279,66 @@ func commitGhost(t *testing.T, u *groupUser, id, kp []byte) {
 	if err != nil || !resp.Accepted {
 		t.Fatalf("the relay did not take the ghost commit: %+v %v", resp, err)
 	}
+}
+
+// losingRelay forwards to the real connection but loses the answer to
+// the first commit, as a dropped connection (or a crash) right after the
+// relay took it would.
+type losingRelay struct {
+	*transport.Conn
+	lost bool
+}
+
+func (l *losingRelay) GroupCommit(ctx context.Context, req *wire.GroupCommitRequest) (*wire.GroupCommitResponse, error) {
+	resp, err := l.Conn.GroupCommit(ctx, req)
+	if err == nil && !l.lost {
+		l.lost = true
+		return nil, errors.New("connection lost")
+	}
+	return resp, err
+}
+
+// A commit the relay took but whose answer never came back is resent
+// and applied at the next sync, by a restarted manager on the same
+// store: the device does not fall out of its group, and nothing is
+// stored twice.
+func TestGroupCommitAnswerLost(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 3, time.Hour)
+	alice := newGroupUser(t, r, code, "alice", true)
+	bob := newGroupUser(t, r, code, "bob", true)
+	carol := newGroupUser(t, r, code, "carol", true)
+	id, err := alice.g.Create(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(t)
+
+	conn, err := alice.c.connection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgKey, _ := getOpt(ctx, alice.c.db, tblOrg, orgKeyKey)
+	cert, _ := alice.c.IdentityCertificate(ctx)
+	self := groups.Self{Username: "alice", DeviceID: alice.c.acct.DeviceID, Identity: alice.c.identity, Certificate: cert, OrgKey: orgKey}
+	lossy := &losingRelay{Conn: conn}
+	m := groups.New(func() (groups.Relay, error) { return lossy, nil }, alice.c.db, self, groups.Options{})
+	if err := m.Add(ctx, id, "carol"); err == nil {
+		t.Fatal("the lost answer was not reported")
+	}
+	// A restart: a new manager on the same store.
+	restarted := groups.New(func() (groups.Relay, error) { return conn, nil }, alice.c.db, self, groups.Options{})
+	if _, err := restarted.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(t)
+	carol.sync(t)
+	alice.g = restarted
+	wantMembers(t, id, []string{"alice", "bob", "carol"}, alice, bob, carol)
+	if err := restarted.Send(ctx, id, "all here"); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "bob", bob.sync(t), "alice: all here")
+	wantTexts(t, "carol", carol.sync(t), "alice: all here")
 }

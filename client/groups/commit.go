@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"sotto/client/transport"
 	"sotto/mls"
 	"sotto/wire"
@@ -125,6 +127,9 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		return err
 	}
 	for range m.opts.MaxRetries {
+		if err := m.resolvePending(ctx, group); err != nil {
+			return err
+		}
 		m.mu.Lock()
 		_, g, err := m.load(ctx, group)
 		m.mu.Unlock()
@@ -161,36 +166,134 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		if req.GroupInfo, err = nextGroupInfo(g, p); err != nil {
 			return err
 		}
-		resp, err := r.GroupCommit(ctx, req)
-		if err != nil {
+		// Kept before it is sent: if the answer is lost, the commit is
+		// resent and applied once the relay says it took it.
+		if moved, err := m.keepPending(ctx, group, g.Epoch(), p, req); err != nil || moved {
 			p.Discard()
-			return fmt.Errorf("groups: sending the commit: %w", err)
-		}
-		if resp.Accepted {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			rec, cur, err := m.load(ctx, group)
 			if err != nil {
 				return err
 			}
-			if cur.Epoch() != g.Epoch() {
-				return fmt.Errorf("groups: group moved to epoch %d while the commit for %d was accepted", cur.Epoch(), g.Epoch())
-			}
-			cur.SetCredentialValidator(v)
-			if err := cur.Apply(p); err != nil {
-				return err
-			}
-			return m.save(ctx, group, rec, cur)
+			continue
+		}
+		resp, err := r.GroupCommit(ctx, req)
+		if err != nil {
+			p.Discard()
+			return fmt.Errorf("groups: sending the commit (it is resent at the next sync): %w", err)
+		}
+		if resp.Accepted {
+			return m.applyPending(ctx, group, g.Epoch(), p, v)
 		}
 		// Another commit won: take it (and anything before it), then redo
 		// the change on top.
 		p.Discard()
+		if err := m.dropPending(ctx, group); err != nil {
+			return err
+		}
 		m.log.Debug("commit lost its epoch; retrying on top of the winner", "epoch", req.Epoch, "now", resp.Epoch)
 		if _, err := m.Sync(ctx); err != nil {
 			return err
 		}
 	}
 	return ErrCommitRace
+}
+
+// keepPending stores p and its request in the group's record, unless the
+// group left epoch meanwhile (moved).
+func (m *Manager) keepPending(ctx context.Context, group []byte, epoch uint64, p *mls.PendingCommit, req *wire.GroupCommitRequest) (moved bool, err error) {
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return false, err
+	}
+	rb, err := proto.Marshal(req)
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, cur, err := m.load(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	if cur.Epoch() != epoch {
+		return true, nil
+	}
+	rec.Pending, rec.PendingRequest = pb, rb
+	return false, m.save(ctx, group, rec, nil)
+}
+
+// applyPending moves the group to the epoch of its accepted commit p.
+func (m *Manager) applyPending(ctx context.Context, group []byte, epoch uint64, p *mls.PendingCommit, v mls.CredentialValidator) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, cur, err := m.load(ctx, group)
+	if err != nil {
+		return err
+	}
+	if cur.Epoch() != epoch {
+		return fmt.Errorf("groups: group moved to epoch %d while the commit for %d was accepted", cur.Epoch(), epoch)
+	}
+	cur.SetCredentialValidator(v)
+	if err := cur.Apply(p); err != nil {
+		return err
+	}
+	rec.Pending, rec.PendingRequest = nil, nil
+	return m.save(ctx, group, rec, cur)
+}
+
+// dropPending forgets the group's pending commit.
+func (m *Manager) dropPending(ctx context.Context, group []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, _, err := m.load(ctx, group)
+	if err != nil {
+		return err
+	}
+	if rec.Pending == nil {
+		return nil
+	}
+	rec.Pending, rec.PendingRequest = nil, nil
+	return m.save(ctx, group, rec, nil)
+}
+
+// resolvePending learns what became of a commit whose answer was lost by
+// sending it again: the relay accepts a commit it took before (or takes
+// it now), and it is applied; if another commit won, it is dropped.
+func (m *Manager) resolvePending(ctx context.Context, group []byte) error {
+	m.mu.Lock()
+	rec, g, err := m.load(ctx, group)
+	m.mu.Unlock()
+	if err != nil || rec.Pending == nil {
+		if errors.Is(err, ErrRemovedHere) {
+			return nil
+		}
+		return err
+	}
+	p, err := mls.UnmarshalPendingCommit(rec.Pending)
+	if err != nil {
+		return fmt.Errorf("groups: pending commit: %w", err)
+	}
+	var req wire.GroupCommitRequest
+	if err := proto.Unmarshal(rec.PendingRequest, &req); err != nil {
+		return fmt.Errorf("groups: pending commit request: %w", err)
+	}
+	if req.Epoch != g.Epoch() {
+		p.Discard()
+		return m.dropPending(ctx, group)
+	}
+	r, err := m.relay()
+	if err != nil {
+		return err
+	}
+	resp, err := r.GroupCommit(ctx, &req)
+	if err != nil {
+		p.Discard()
+		return fmt.Errorf("groups: resending a commit: %w", err)
+	}
+	if resp.Accepted {
+		return m.applyPending(ctx, group, req.Epoch, p, m.validator())
+	}
+	p.Discard()
+	return m.dropPending(ctx, group)
 }
 
 // nextGroupInfo is the GroupInfo of the epoch p starts, for joins by

@@ -26,6 +26,12 @@ type record struct {
 	Name    string `json:"name,omitempty"`
 	State   []byte `json:"state"`             // mls.Group.MarshalBinary
 	Removed bool   `json:"removed,omitempty"` // this device was removed
+	// A commit sent to the relay whose answer this device has not
+	// applied yet (a lost connection, a crash): the encoded
+	// mls.PendingCommit and the GroupCommitRequest, resent to learn the
+	// outcome (resolvePending).
+	Pending        []byte `json:"pending,omitempty"`
+	PendingRequest []byte `json:"pending_request,omitempty"`
 }
 
 // load returns a group's record and state.

@@ -32,6 +32,9 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.resolveAllPending(ctx); err != nil {
+		return nil, err
+	}
 	var out []Message
 	stuck := map[string]bool{}
 	for {
@@ -71,6 +74,24 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 			return out, nil
 		}
 	}
+}
+
+// resolveAllPending settles every group's commit whose answer was lost.
+func (m *Manager) resolveAllPending(ctx context.Context) error {
+	es, err := m.kv.List(ctx, tblGroups)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		var rec record
+		if json.Unmarshal(e.Value, &rec) != nil || rec.Pending == nil {
+			continue
+		}
+		if err := m.resolvePending(ctx, e.Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // process handles one delivered group message under the state lock. ok
