@@ -180,6 +180,11 @@ func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) err
 		m.log.Warn("dropping a welcome", "err", err)
 		return nil
 	}
+	// A Welcome delivered again (its acknowledgement was lost) for a
+	// group this device is already in at that epoch or later.
+	if _, cur, err := m.load(ctx, g.GroupID()); err == nil && cur.Epoch() >= g.Epoch() {
+		return nil
+	}
 	if err := m.save(ctx, g.GroupID(), &record{}, g); err != nil {
 		return err
 	}
