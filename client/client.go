@@ -285,6 +285,9 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 		if err := c.replenishPreKeys(ctx, conn); err != nil {
 			c.log.Warn("prekey replenish failed", "err", err)
 		}
+		if err := c.replenishKeyPackages(ctx, conn); err != nil {
+			c.log.Warn("group key package replenish failed", "err", err)
+		}
 	}
 	if co.Receive {
 		c.idle = make(chan struct{})

@@ -5,11 +5,43 @@ import (
 	"fmt"
 
 	"sotto/client/groups"
+	"sotto/client/transport"
 )
 
 // groupsState holds the device's group manager, made on first use.
 type groupsState struct {
 	m *groups.Manager
+}
+
+// groupSelf is this device as client/groups needs it.
+func (c *Client) groupSelf(ctx context.Context) (groups.Self, error) {
+	orgKey, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
+	if err != nil {
+		return groups.Self{}, err
+	}
+	if orgKey == nil {
+		return groups.Self{}, ErrNoOrg
+	}
+	cert, err := c.IdentityCertificate(ctx)
+	if err != nil {
+		return groups.Self{}, err
+	}
+	if cert == nil {
+		return groups.Self{}, fmt.Errorf("%w: this account has no identity certificate to join groups with", ErrNotCertified)
+	}
+	return groups.Self{Username: c.acct.Username, DeviceID: c.acct.DeviceID, Identity: c.identity, Certificate: cert, OrgKey: orgKey}, nil
+}
+
+// replenishKeyPackages keeps this device's MLS KeyPackages stocked on the
+// relay (like prekeys), so that others can add it to groups; Connect runs
+// it on conn before anything else uses the connection.
+func (c *Client) replenishKeyPackages(ctx context.Context, conn *transport.Conn) error {
+	self, err := c.groupSelf(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = groups.New(func() (groups.Relay, error) { return conn, nil }, c.db, self, groups.Options{Logger: c.log}).RefillKeyPackages(ctx)
+	return err
 }
 
 // Groups returns this device's group chats (package client/groups), on
@@ -23,19 +55,9 @@ func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*group
 	if c.groups.m != nil {
 		return c.groups.m, nil
 	}
-	orgKey, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
+	self, err := c.groupSelf(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if orgKey == nil {
-		return nil, ErrNoOrg
-	}
-	cert, err := c.IdentityCertificate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if cert == nil {
-		return nil, fmt.Errorf("%w: this account has no identity certificate to join groups with", ErrNotCertified)
 	}
 	relay := func() (groups.Relay, error) {
 		conn, err := c.connection()
@@ -44,7 +66,6 @@ func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*group
 		}
 		return conn, nil
 	}
-	self := groups.Self{Username: c.acct.Username, DeviceID: c.acct.DeviceID, Identity: c.identity, Certificate: cert, OrgKey: orgKey}
 	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, OnEvent: func(e groups.Event) {
 		if e.Kind == groups.EventRefused {
 			c.alarm(&TransparencyAlarm{Kind: AlarmUncertifiedKey, Detail: e.Detail})

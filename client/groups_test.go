@@ -38,7 +38,8 @@ func (u *groupUser) eventsOf(kind groups.EventKind) []groups.Event {
 	return out
 }
 
-func newGroupUser(t *testing.T, r *testRelay, code, name string, keyPackages bool) *groupUser {
+// newGroupUser enrolls name; Connect stocked its KeyPackages on the relay.
+func newGroupUser(t *testing.T, r *testRelay, code, name string) *groupUser {
 	t.Helper()
 	ctx := context.Background()
 	c, _ := r.enroll(t, code, name, false)
@@ -52,10 +53,8 @@ func newGroupUser(t *testing.T, r *testRelay, code, name string, keyPackages boo
 		t.Fatal(err)
 	}
 	u.g = g
-	if keyPackages {
-		if n, err := g.RefillKeyPackages(ctx); err != nil || n == 0 {
-			t.Fatalf("%s: key packages: %d %v", name, n, err)
-		}
+	if n, err := g.RefillKeyPackages(ctx); err != nil || n != 0 {
+		t.Fatalf("%s: Connect left key packages to refill: %d %v", name, n, err)
 	}
 	return u
 }
@@ -137,11 +136,11 @@ func TestGroupsEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 6, time.Hour)
-	alice := newGroupUser(t, r, code, "alice", true)
-	bob := newGroupUser(t, r, code, "bob", true)
-	carol := newGroupUser(t, r, code, "carol", true)
-	dave := newGroupUser(t, r, code, "dave", true)
-	erin := newGroupUser(t, r, code, "erin", false)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	carol := newGroupUser(t, r, code, "carol")
+	dave := newGroupUser(t, r, code, "dave")
+	erin := newGroupUser(t, r, code, "erin")
 
 	// alice creates a group with bob; bob joins from the Welcome.
 	id, err := alice.g.Create(ctx, "team", "bob")
@@ -210,13 +209,19 @@ func TestGroupsEndToEnd(t *testing.T) {
 		t.Fatalf("removed member sends: %v", err)
 	}
 
-	// A hostile relay serves a KeyPackage of its own for erin (who has
-	// none up): bob refuses to add it, is told, and the group is as it was.
+	// A hostile relay serves a KeyPackage of its own for erin (it threw
+	// hers away): bob refuses to add it, is told, and the group is as it
+	// was.
 	acct, err := r.store.AccountByName(ctx, "erin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ghost := relay.DeviceAddr{Account: acct.ID, Device: 1}
+	for {
+		if _, last, err := r.store.TakeKeyPackage(ctx, ghost); err != nil || last {
+			break
+		}
+	}
 	if err := r.store.StoreKeyPackages(ctx, ghost, [][]byte{forgedKeyPackage(t, "erin", 1)}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -306,9 +311,9 @@ func TestGroupCommitAnswerLost(t *testing.T) {
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 3, time.Hour)
-	alice := newGroupUser(t, r, code, "alice", true)
-	bob := newGroupUser(t, r, code, "bob", true)
-	carol := newGroupUser(t, r, code, "carol", true)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	carol := newGroupUser(t, r, code, "carol")
 	id, err := alice.g.Create(ctx, "team", "bob")
 	if err != nil {
 		t.Fatal(err)
