@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -346,4 +347,104 @@ func TestGroupCommitAnswerLost(t *testing.T) {
 	}
 	wantTexts(t, "bob", bob.sync(t), "alice: all here")
 	wantTexts(t, "carol", carol.sync(t), "alice: all here")
+}
+
+// linkGroupDevice links a second device of u's account and returns it.
+func linkGroupDevice(t *testing.T, r *testRelay, u *groupUser) *groupUser {
+	t.Helper()
+	ctx := context.Background()
+	l, err := BeginLink(ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.c.ApproveLink(ctx, l.Code()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Finish(ctx, filepath.Join(t.TempDir(), u.name+"-phone"), []byte("pw"), "phone", &Options{KDF: testKDF, MinPassphraseBits: anyPassphrase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx, ConnectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := &groupUser{name: u.name + "-phone", c: c}
+	if p.g, err = c.Groups(ctx, func(e groups.Event) {
+		p.mu.Lock()
+		p.events = append(p.events, e)
+		p.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Users with two devices each: a group has all of a user's devices,
+// including the creator's other one; a message reaches every device but
+// its sender; a member offline through 50 epochs catches up in order and
+// reads what followed; removing a user removes all their devices.
+func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 3, time.Hour)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	carol := newGroupUser(t, r, code, "carol")
+	alicePhone := linkGroupDevice(t, r, alice)
+	bobPhone := linkGroupDevice(t, r, bob)
+
+	id, err := alice.g.Create(ctx, "team", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupUser{alicePhone, bob, bobPhone, carol} {
+		u.sync(t)
+	}
+	all := []*groupUser{alice, alicePhone, bob, bobPhone, carol}
+	for _, u := range all {
+		info, err := u.g.Info(ctx, id)
+		if err != nil || len(info.Members) != 5 {
+			t.Fatalf("%s: %+v %v", u.name, info, err)
+		}
+	}
+	if err := alicePhone.g.Send(ctx, id, "from my phone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupUser{alice, bob, bobPhone, carol} {
+		wantTexts(t, u.name, u.sync(t), "alice: from my phone")
+	}
+
+	// carol is offline while the group goes through 50 epochs.
+	for i := range 50 {
+		u := []*groupUser{alice, bob}[i%2]
+		if err := u.g.Update(ctx, id); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+		for _, o := range []*groupUser{alice, alicePhone, bob, bobPhone} {
+			if o != u {
+				o.sync(t)
+			}
+		}
+	}
+	if err := bob.g.Send(ctx, id, "after fifty"); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "carol", carol.sync(t), "bob: after fifty")
+	if carol.epoch(t, id) != alice.epoch(t, id) {
+		t.Fatalf("carol at epoch %d, alice at %d", carol.epoch(t, id), alice.epoch(t, id))
+	}
+
+	// Removing bob removes both his devices.
+	if err := carol.g.Remove(ctx, id, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupUser{bob, bobPhone} {
+		u.sync(t)
+		if len(u.eventsOf(groups.EventRemoved)) != 1 {
+			t.Fatalf("%s was not told of the removal", u.name)
+		}
+	}
+	alice.sync(t)
+	alicePhone.sync(t)
+	wantMembers(t, id, []string{"alice", "alice", "carol"}, alice, alicePhone, carol)
 }

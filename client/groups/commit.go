@@ -113,6 +113,13 @@ func (m *Manager) Add(ctx context.Context, group []byte, users ...string) error 
 	return m.commit(ctx, group, change{add: adds})
 }
 
+// Update refreshes this device's keys in the group with an empty commit
+// (its UpdatePath): what an attacker learned of its past keys stops
+// being of use.
+func (m *Manager) Update(ctx context.Context, group []byte) error {
+	return m.commit(ctx, group, change{})
+}
+
 // Remove removes every device of each user.
 func (m *Manager) Remove(ctx context.Context, group []byte, users ...string) error {
 	return m.commit(ctx, group, change{remove: users})
