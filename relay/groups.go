@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"time"
+
+	"sotto/wire"
 )
 
 // The relay as the MLS Delivery Service (DESIGN §5, RFC 9420 §16).
@@ -145,9 +147,11 @@ const (
 	MaxGroupID          = 64
 	maxKeyPackage       = 16 << 10
 	maxKeyPackageUpload = 200
-	maxGroupMessage     = 512 << 10 // a commit or Welcome of a large group
-	maxGroupInfo        = 4 << 20   // carries the ratchet tree of a large group
-	maxGroupDevices     = 10_000    // added or removed by one commit
-	groupFetchBatch     = 256
-	maxGroupAcks        = 1024
+	// A stored message must fit, alone, in a fetch answer's frame (the
+	// request that brought it fit in one too).
+	maxGroupMessage = wire.MaxFrameSize - 1024
+	maxGroupInfo    = wire.MaxFrameSize - 1024
+	maxGroupDevices = 10_000 // added or removed by one commit
+	groupFetchBatch = 256
+	maxGroupAcks    = 1024
 )

@@ -173,6 +173,10 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		if req.GroupInfo, err = nextGroupInfo(g, p); err != nil {
 			return err
 		}
+		if err := fitFrame(req); err != nil {
+			p.Discard()
+			return err
+		}
 		// Kept before it is sent: if the answer is lost, the commit is
 		// resent and applied once the relay says it took it.
 		if moved, err := m.keepPending(ctx, group, g.Epoch(), p, req); err != nil || moved {
@@ -202,6 +206,26 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		}
 	}
 	return ErrCommitRace
+}
+
+// ErrTooLarge: the commit (with its Welcome, which carries the ratchet
+// tree) does not fit in one relay frame. With org-certified credentials a
+// leaf is about 600 bytes, so this happens past about 400 members.
+var ErrTooLarge = errors.New("groups: the group is too large for a commit to fit in one relay frame")
+
+// fitFrame drops the GroupInfo (no external joins for this epoch) from a
+// commit request that would not fit in a frame, and refuses one that
+// still does not.
+func fitFrame(req *wire.GroupCommitRequest) error {
+	const budget = wire.MaxFrameSize - 1024
+	if proto.Size(req) <= budget {
+		return nil
+	}
+	req.GroupInfo = nil
+	if proto.Size(req) <= budget {
+		return nil
+	}
+	return fmt.Errorf("%w (%d bytes)", ErrTooLarge, proto.Size(req))
 }
 
 // keepPending stores p and its request in the group's record, unless the
