@@ -77,8 +77,7 @@ type GroupSend struct {
 // GroupSendResult says what AppendGroup did.
 type GroupSendResult struct {
 	Seq       uint64
-	Duplicate bool         // stored before (same sender and message id): nothing stored now
-	Members   []DeviceAddr // current members, for the push
+	Duplicate bool // stored before (same sender and message id): nothing stored now
 }
 
 // GroupMessage is one stored group message as delivered to a device.

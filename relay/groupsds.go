@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"sotto/wire"
 )
@@ -192,6 +193,7 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 		return nil, err
 	}
 	if res.Accepted {
+		c.s.groups.forget(r.GroupId)
 		c.s.groupWake(res.Members, c.dev)
 	}
 	return &wire.GroupCommitResponse{Accepted: res.Accepted, Seq: res.Seq, Epoch: res.Epoch, Winner: res.Winner, WinnerSeq: res.WinnerSeq}, nil
@@ -216,7 +218,12 @@ func (c *conn) groupSend(r *wire.GroupSendRequest) (*wire.GroupSendResponse, err
 		return nil, err
 	}
 	if !res.Duplicate {
-		c.s.groupWake(res.Members, c.dev)
+		members, err := c.s.groups.members(c.ctx, gs, r.GroupId)
+		if err != nil {
+			// Stored: the members fetch it when they next connect.
+			c.s.log.Warn("group members for the wake-up", "err", err)
+		}
+		c.s.groupWake(members, c.dev)
 	}
 	return &wire.GroupSendResponse{Seq: res.Seq, Duplicate: res.Duplicate}, nil
 }
@@ -313,6 +320,52 @@ func (s *Server) groupWake(members []DeviceAddr, sender DeviceAddr) {
 		// when it reconnects.
 		_ = c.push(&wire.Push{Body: &wire.Push_GroupWaiting{GroupWaiting: &wire.GroupWaiting{}}})
 	}
+}
+
+// groupCache keeps recent groups' member devices for the wake-up pushes
+// of their messages, so that a send reads one member row (the sender's)
+// instead of all of them. A commit accepted here drops its group's entry;
+// on a cluster, another node's entry lags until evicted, which only costs
+// wake-ups (a device fetches on connect anyway), never access: the store
+// checks every sender and committer.
+type groupCache struct {
+	mu sync.Mutex
+	m  map[string][]DeviceAddr
+}
+
+// maxCachedGroups bounds the cache; past it an arbitrary entry goes.
+const maxCachedGroups = 4096
+
+func (gc *groupCache) members(ctx context.Context, gs GroupStore, id []byte) ([]DeviceAddr, error) {
+	gc.mu.Lock()
+	ms, ok := gc.m[string(id)]
+	gc.mu.Unlock()
+	if ok {
+		return ms, nil
+	}
+	st, err := gs.Group(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.m == nil {
+		gc.m = make(map[string][]DeviceAddr)
+	}
+	if len(gc.m) >= maxCachedGroups {
+		for k := range gc.m {
+			delete(gc.m, k)
+			break
+		}
+	}
+	gc.m[string(id)] = st.Members
+	return st.Members, nil
+}
+
+func (gc *groupCache) forget(id []byte) {
+	gc.mu.Lock()
+	delete(gc.m, string(id))
+	gc.mu.Unlock()
 }
 
 // expireGroups deletes group messages every member has, and those older

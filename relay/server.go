@@ -131,6 +131,7 @@ type Server struct {
 	blobs   *blobService // nil: no blob store
 	klog    *keyLog      // nil: no key transparency log
 	sealed  *sealedService
+	groups  groupCache // group members for wake-ups (groupsds.go)
 
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc

@@ -330,14 +330,16 @@ func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.Grou
 		if err != nil {
 			return fmt.Errorf("groupsql: send: %w", err)
 		}
-		ms, err := members(ctx, tx, m.GroupID, true)
-		if err != nil {
-			return err
-		}
-		if !isCurrent(ms, m.Sender) {
+		a, d := dev64(m.Sender)
+		var left int64
+		err = tx.QueryRow(ctx, `SELECT left_seq FROM group_members WHERE group_id = ? AND account = ? AND device = ?`,
+			m.GroupID, a, d).Scan(&left)
+		if tx.NoRows(err) || (err == nil && left != 0) {
 			return fmt.Errorf("%w: not a member of the group", relay.ErrForbidden)
 		}
-		a, d := dev64(m.Sender)
+		if err != nil {
+			return fmt.Errorf("groupsql: send: %w", err)
+		}
 		var seq int64
 		err = tx.QueryRow(ctx, `SELECT seq FROM group_messages WHERE group_id = ? AND sender_account = ? AND sender_device = ? AND message_id = ?`,
 			m.GroupID, a, d, m.MessageID).Scan(&seq)
@@ -359,7 +361,7 @@ func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.Grou
 		if err := catchUpSender(ctx, tx, m.GroupID, m.Sender, seq); err != nil {
 			return err
 		}
-		res = relay.GroupSendResult{Seq: uint64(seq), Members: addrs(ms)}
+		res = relay.GroupSendResult{Seq: uint64(seq)}
 		return nil
 	})
 	return res, err
