@@ -448,3 +448,44 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 	alicePhone.sync(t)
 	wantMembers(t, id, []string{"alice", "alice", "carol"}, alice, alicePhone, carol)
 }
+
+// Watch delivers a group message as soon as the relay's push says it is
+// there, with no sync of the test's own, and ends with its context.
+func TestGroupWatch(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	id, err := alice.g.Create(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan groups.Message, 10)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- bob.g.Watch(wctx, func(ms []groups.Message) {
+			for _, m := range ms {
+				got <- m
+			}
+		})
+	}()
+	// Whether bob's first sync or the push brings it, the Welcome comes
+	// before the message (the relay orders the group's messages).
+	if err := alice.g.Send(ctx, id, "pushed"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m.Text != "pushed" || m.From != "alice" {
+			t.Fatalf("watched %+v", m)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pushed message did not arrive")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("watch ended with %v", err)
+	}
+}

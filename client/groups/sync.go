@@ -76,6 +76,37 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	}
 }
 
+// ErrConnectionEnded ends Watch when the relay connection does.
+var ErrConnectionEnded = errors.New("groups: the relay connection ended")
+
+// Watch syncs once, then again each time the relay says a group has new
+// messages, handing what arrived to fn, until ctx ends or the relay
+// connection does (ErrConnectionEnded: reconnect and watch again). It
+// runs in the caller's goroutine.
+func (m *Manager) Watch(ctx context.Context, fn func([]Message)) error {
+	r, err := m.relay()
+	if err != nil {
+		return err
+	}
+	wake, done := r.GroupWaiting(), r.Done()
+	for {
+		msgs, err := m.Sync(ctx)
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 && fn != nil {
+			fn(msgs)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return ErrConnectionEnded
+		case <-wake:
+		}
+	}
+}
+
 // resolveAllPending settles every group's commit whose answer was lost.
 func (m *Manager) resolveAllPending(ctx context.Context) error {
 	es, err := m.kv.List(ctx, tblGroups)
