@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"sotto/client/groups"
@@ -66,7 +67,7 @@ func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*group
 		}
 		return conn, nil
 	}
-	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, OnEvent: func(e groups.Event) {
+	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, CheckUser: c.checkGroupUser, OnEvent: func(e groups.Event) {
 		if e.Kind == groups.EventRefused {
 			c.alarm(&TransparencyAlarm{Kind: AlarmUncertifiedKey, Detail: e.Detail})
 		}
@@ -75,4 +76,33 @@ func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*group
 		}
 	}})
 	return c.groups.m, nil
+}
+
+// ErrGroupKeyMismatch refuses adding a user to a group with an identity
+// key other than the one this device holds for them (or while their
+// safety number has changed and was not verified again).
+var ErrGroupKeyMismatch = errors.New("client: the identity key in the group key package is not the one held for this contact")
+
+// checkGroupUser vets a user about to be added to a group like a 1:1
+// contact: the relay's key log must prove the key it serves for them
+// (RefreshIdentity, which also remembers a first key), and the key in
+// their KeyPackage must be the one this device holds for them, with no
+// unverified change pending.
+func (c *Client) checkGroupUser(ctx context.Context, user string, identityKey []byte) error {
+	if err := c.RefreshIdentity(ctx, user); err != nil {
+		return err
+	}
+	rec, err := loadIdentity(ctx, c.db, normalize(user))
+	if err != nil {
+		return err
+	}
+	switch {
+	case rec == nil:
+		return fmt.Errorf("%w: %s: no key held", ErrGroupKeyMismatch, user)
+	case rec.Changed:
+		return fmt.Errorf("%w: %s's safety number changed; verify it first", ErrGroupKeyMismatch, user)
+	case !sameKey(rec.Key, identityKey):
+		return fmt.Errorf("%w: %s", ErrGroupKeyMismatch, user)
+	}
+	return nil
 }

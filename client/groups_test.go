@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -488,4 +489,38 @@ func TestGroupWatch(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("watch ended with %v", err)
 	}
+}
+
+// Adding a user checks their key like a 1:1 contact's: while the key
+// this device holds for them differs from the one in their KeyPackage
+// (a changed safety number not yet verified), they are not added and the
+// user is told; once verified, they are.
+func TestGroupAddChecksContactKey(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 2, time.Hour)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	if err := saveIdentity(ctx, alice.c.db, "bob", &identityRecord{Key: bytes.Repeat([]byte{5}, 33)}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := alice.g.Create(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMembers(t, id, []string{"alice"}, alice)
+	if len(alice.eventsOf(groups.EventRefused)) != 1 {
+		t.Fatalf("alice was not told: %+v", alice.events)
+	}
+	if err := alice.g.Add(ctx, id, "bob"); !errors.Is(err, groups.ErrNotCertified) {
+		t.Fatalf("adding bob with his safety number changed: %v", err)
+	}
+	if err := alice.c.Verify(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.Add(ctx, id, "bob"); err != nil {
+		t.Fatalf("adding bob once verified: %v", err)
+	}
+	bob.sync(t)
+	wantMembers(t, id, []string{"alice", "bob"}, alice, bob)
 }

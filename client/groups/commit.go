@@ -48,6 +48,9 @@ func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []stri
 					err = fmt.Errorf("%w: the relay served %s's device %d for %s's device %d", ErrNotCertified, id.Username, id.DeviceID, u, dk.DeviceId)
 				}
 			}
+			if err == nil && m.opts.CheckUser != nil && u != m.self.Username {
+				err = m.opts.CheckUser(ctx, u, id.IdentityKey)
+			}
 			if err != nil {
 				refused = append(refused, fmt.Sprintf("%s device %d: %v", u, dk.DeviceId, err))
 				continue

@@ -93,6 +93,10 @@ type Options struct {
 	// MaxRetries bounds how often a commit that lost its epoch is redone
 	// on top of the winner (5).
 	MaxRetries int
+	// CheckUser, when set, vets the identity key of a user about to be
+	// added (beyond the org certificate every leaf carries): the client
+	// checks it against the key log and the key it holds for that contact.
+	CheckUser func(ctx context.Context, username string, identityKey []byte) error
 }
 
 // Manager runs this device's groups.
