@@ -524,3 +524,80 @@ func TestGroupAddChecksContactKey(t *testing.T) {
 	bob.sync(t)
 	wantMembers(t, id, []string{"alice", "bob"}, alice, bob)
 }
+
+// A user's device linked after the group formed joins by external commit
+// from the GroupInfo the relay keeps; an outsider gets no GroupInfo, and
+// an outsider's external commit that a hostile relay slips in anyway is
+// refused by every member.
+func TestGroupExternalJoin(t *testing.T) {
+	ctx := context.Background()
+	r := startRelay(t)
+	code := r.code(t, 3, time.Hour)
+	alice := newGroupUser(t, r, code, "alice")
+	bob := newGroupUser(t, r, code, "bob")
+	carol := newGroupUser(t, r, code, "carol")
+	id, err := alice.g.Create(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(t)
+
+	phone := linkGroupDevice(t, r, alice)
+	if err := phone.g.JoinExternal(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	alice.sync(t)
+	bob.sync(t)
+	for _, u := range []*groupUser{alice, phone, bob} {
+		if info, err := u.g.Info(ctx, id); err != nil || len(info.Members) != 3 {
+			t.Fatalf("%s: %+v %v", u.name, info, err)
+		}
+	}
+	if err := phone.g.Send(ctx, id, "from the new phone"); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts(t, "bob", bob.sync(t), "alice: from the new phone")
+	wantTexts(t, "alice", alice.sync(t), "alice: from the new phone")
+
+	// carol is in no such group as far as the relay will tell her.
+	if err := carol.g.JoinExternal(ctx, id); err == nil {
+		t.Fatal("an outsider joined by external commit")
+	}
+	// A hostile relay hands carol the GroupInfo and stores her external
+	// commit under a member's name: the members refuse it.
+	st, err := r.store.Group(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, seed, err := carolIdentity(ctx, carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, commit, err := mls.JoinExternal(st.GroupInfo, identity, seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobAcct, _ := r.store.AccountByName(ctx, "bob")
+	if res, err := r.store.CommitGroup(ctx, &relay.GroupCommit{GroupID: id, Epoch: st.Epoch, Sender: relay.DeviceAddr{Account: bobAcct.ID, Device: 1},
+		Commit: commit, Timestamp: time.Now()}); err != nil || !res.Accepted {
+		t.Fatalf("planting the commit: %+v %v", res, err)
+	}
+	epoch := alice.epoch(t, id)
+	alice.sync(t)
+	phone.sync(t)
+	for _, u := range []*groupUser{alice, phone} {
+		if u.epoch(t, id) != epoch || len(u.eventsOf(groups.EventRefused)) == 0 {
+			t.Fatalf("%s took carol's external commit (epoch %d, events %+v)", u.name, u.epoch(t, id), u.events)
+		}
+	}
+}
+
+// carolIdentity is what carol's client would put in its leaf.
+func carolIdentity(ctx context.Context, u *groupUser) ([]byte, []byte, error) {
+	seed, err := u.c.db.Get(ctx, "mls-self", []byte("signature-key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := u.c.db.Get(ctx, "mls-self", []byte("identity"))
+	return id, seed, err
+}

@@ -47,6 +47,9 @@ type GroupCommit struct {
 	Removed   []DeviceAddr // receive this commit, then nothing more
 	GroupInfo []byte       // of the epoch the commit starts
 	Timestamp time.Time
+	// External: Sender joins by this (external) commit; it must belong
+	// to an account with a current member device, and becomes a member.
+	External bool
 }
 
 // GroupCommitResult says what CommitGroup did.
@@ -115,7 +118,9 @@ type GroupState struct {
 //   - CommitGroup and AppendGroup return only once durable, in one
 //     transaction each. Per group, messages get increasing sequence
 //     numbers in commit order. CommitGroup stores a commit only if the
-//     group is at c.Epoch (first commit wins) and c.Sender is a member;
+//     group is at c.Epoch (first commit wins) and c.Sender is a member
+//     (for an external commit: of an account with a member device, and
+//     it becomes one);
 //     AppendGroup is idempotent on (Sender, MessageID) per group and
 //     refuses a sender that is not a member (ErrForbidden). An unknown
 //     group is ErrNotFound.

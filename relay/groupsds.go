@@ -188,7 +188,7 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 		return nil, err
 	}
 	res, err := gs.CommitGroup(c.ctx, &GroupCommit{GroupID: r.GroupId, Epoch: r.Epoch, Sender: c.dev, Commit: r.Commit,
-		Welcome: r.Welcome, Added: added, Removed: removed, GroupInfo: r.GroupInfo, Timestamp: c.s.cfg.Now()})
+		Welcome: r.Welcome, Added: added, Removed: removed, GroupInfo: r.GroupInfo, Timestamp: c.s.cfg.Now(), External: r.External})
 	if err != nil {
 		return nil, err
 	}

@@ -6669,14 +6669,19 @@ func (x *GroupDevice) GetDeviceId() uint32 {
 // (they receive the commit, then nothing more). group_info is the GroupInfo
 // of the epoch the commit starts, for joins by external commit.
 type GroupCommitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Commit        []byte                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
-	Welcome       []byte                 `protobuf:"bytes,4,opt,name=welcome,proto3" json:"welcome,omitempty"`
-	Added         []*GroupDevice         `protobuf:"bytes,5,rep,name=added,proto3" json:"added,omitempty"`
-	Removed       []*GroupDevice         `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
-	GroupInfo     []byte                 `protobuf:"bytes,7,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GroupId   []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Commit    []byte                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	Welcome   []byte                 `protobuf:"bytes,4,opt,name=welcome,proto3" json:"welcome,omitempty"`
+	Added     []*GroupDevice         `protobuf:"bytes,5,rep,name=added,proto3" json:"added,omitempty"`
+	Removed   []*GroupDevice         `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
+	GroupInfo []byte                 `protobuf:"bytes,7,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	// external: an external commit (RFC 9420 §12.4.3.2) by which this
+	// device joins; allowed only to a device of an account that has a
+	// device in the group (a user's new device). The sender becomes a
+	// member device with it.
+	External      bool `protobuf:"varint,8,opt,name=external,proto3" json:"external,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6758,6 +6763,13 @@ func (x *GroupCommitRequest) GetGroupInfo() []byte {
 		return x.GroupInfo
 	}
 	return nil
+}
+
+func (x *GroupCommitRequest) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
 }
 
 // GroupCommitResponse: accepted, the commit is stored at seq and the group
@@ -7859,7 +7871,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\fkey_packages\x18\x01 \x03(\v2\x1c.sotto.wire.DeviceKeyPackageR\vkeyPackages\"F\n" +
 	"\vGroupDevice\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
-	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\xf8\x01\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\x94\x02\n" +
 	"\x12GroupCommitRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -7868,7 +7880,8 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x05added\x18\x05 \x03(\v2\x17.sotto.wire.GroupDeviceR\x05added\x121\n" +
 	"\aremoved\x18\x06 \x03(\v2\x17.sotto.wire.GroupDeviceR\aremoved\x12\x1d\n" +
 	"\n" +
-	"group_info\x18\a \x01(\fR\tgroupInfo\"\x90\x01\n" +
+	"group_info\x18\a \x01(\fR\tgroupInfo\x12\x1a\n" +
+	"\bexternal\x18\b \x01(\bR\bexternal\"\x90\x01\n" +
 	"\x13GroupCommitResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -121,6 +122,62 @@ func (m *Manager) Add(ctx context.Context, group []byte, users ...string) error 
 // being of use.
 func (m *Manager) Update(ctx context.Context, group []byte) error {
 	return m.commit(ctx, group, change{})
+}
+
+// JoinExternal joins, by external commit, a group another device of this
+// user is in (this device was linked since): the relay hands the group's
+// GroupInfo only to devices of a member account, and every member checks
+// that the joiner is a user already in the group. A commit that lost its
+// epoch is redone from the new GroupInfo.
+func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
+	r, err := m.relay()
+	if err != nil {
+		return err
+	}
+	identity, seed, err := m.ownIdentity(ctx)
+	if err != nil {
+		return err
+	}
+	for range m.opts.MaxRetries {
+		gi, err := r.GroupInfo(ctx, group)
+		if err != nil {
+			return fmt.Errorf("groups: group info: %w", err)
+		}
+		if len(gi.GroupInfo) == 0 {
+			return fmt.Errorf("groups: the relay keeps no group info for this epoch (too large); ask a member to add this device")
+		}
+		v := m.validator()
+		g, commit, err := mls.JoinExternalWithOptions(gi.GroupInfo, identity, seed, &mls.ExternalJoinOptions{CredentialValidator: v})
+		if errors.Is(err, mls.ErrCredentialRejected) {
+			return m.refused(group, v, "joining", err)
+		}
+		if err != nil {
+			return fmt.Errorf("groups: external join: %w", err)
+		}
+		if !bytes.Equal(g.GroupID(), group) {
+			return fmt.Errorf("groups: the relay served another group's info")
+		}
+		if !slices.ContainsFunc(members(g), func(mb Member) bool { return mb.Username == m.self.Username && mb.DeviceID != m.self.DeviceID }) {
+			return fmt.Errorf("%w: none of your other devices is in this group", ErrNotMember)
+		}
+		req := &wire.GroupCommitRequest{GroupId: group, Epoch: g.Epoch() - 1, Commit: commit, External: true}
+		if req.GroupInfo, err = g.GroupInfo(); err != nil {
+			return err
+		}
+		if err := fitFrame(req); err != nil {
+			return err
+		}
+		resp, err := r.GroupCommit(ctx, req)
+		if err != nil {
+			return fmt.Errorf("groups: sending the external commit: %w", err)
+		}
+		if resp.Accepted {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return m.save(ctx, group, &record{}, g)
+		}
+	}
+	return ErrCommitRace
 }
 
 // Remove removes every device of each user.

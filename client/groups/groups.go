@@ -42,6 +42,7 @@ type Relay interface {
 	GroupSend(ctx context.Context, req *wire.GroupSendRequest) (*wire.GroupSendResponse, error)
 	GroupFetch(ctx context.Context, limit uint32) (*wire.GroupFetchResponse, error)
 	GroupAck(ctx context.Context, acks []*wire.GroupAck) error
+	GroupInfo(ctx context.Context, groupID []byte) (*wire.GroupInfoResponse, error)
 	// GroupWaiting signals the relay's "new group messages" pushes;
 	// Done is closed when the connection ends.
 	GroupWaiting() <-chan struct{}

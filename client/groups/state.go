@@ -19,6 +19,7 @@ const (
 	tblKeyPackages = "mls-key-packages" // KeyPackage hash -> kpRecord (JSON)
 	tblMessages    = "mls-messages"     // group id || seq -> Message (JSON)
 	sigKeyName     = "signature-key"
+	identityName   = "identity" // this device's credential identity
 )
 
 // record is what the device keeps of one group.
@@ -95,14 +96,28 @@ func (m *Manager) signatureKey(ctx context.Context) ([]byte, []byte, error) {
 	return seed, ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
 }
 
-// ownIdentity is this device's credential identity.
+// ownIdentity is this device's credential identity, made once and kept
+// (its binding signature is randomized, and a device's identity must stay
+// the same bytes: an external rejoin finds its old leaf by them).
 func (m *Manager) ownIdentity(ctx context.Context) (identity, seed []byte, err error) {
 	seed, pub, err := m.signatureKey(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	identity, err = newIdentity(&m.self, pub)
-	return identity, seed, err
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	identity, err = m.kv.Get(ctx, tblSigKey, []byte(identityName))
+	if err == nil {
+		if _, verr := verifyIdentity(m.self.OrgKey, mls.Credential{Type: mls.CredentialBasic, Identity: identity}, pub); verr == nil {
+			return identity, seed, nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	if identity, err = newIdentity(&m.self, pub); err != nil {
+		return nil, nil, err
+	}
+	return identity, seed, m.kv.Put(ctx, tblSigKey, []byte(identityName), identity)
 }
 
 func randomID() []byte {

@@ -156,6 +156,7 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	}
 	v := m.validator()
 	g.SetCredentialValidator(v)
+	before := members(g)
 	rcv, err := g.Handle(gm.Content)
 	if err != nil {
 		if errors.Is(err, mls.ErrCredentialRejected) || errors.Is(err, mls.ErrIdentityChanged) {
@@ -170,6 +171,13 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	}
 	switch rcv.Kind {
 	case mls.CommitContent:
+		if rcv.SenderType == mls.SenderNewMemberCommit {
+			if err := externalJoinAllowed(before, members(g)); err != nil {
+				// Not saved: the group stays as it was.
+				m.emit(Event{Kind: EventRefused, Group: gm.GroupId, Detail: fmt.Sprintf("an external join refused: %v", err)})
+				return nil, true, nil
+			}
+		}
 		if rcv.Removed {
 			rec.Removed, rec.State = true, nil
 			m.emit(Event{Kind: EventRemoved, Group: gm.GroupId, Detail: "this device was removed from the group"})
@@ -199,6 +207,27 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 		return nil, false, err
 	}
 	return msg, true, nil
+}
+
+// externalJoinAllowed: an external commit may only bring in a device of
+// a user already in the group (a user's new device); anybody else is
+// added by a member.
+func externalJoinAllowed(before, after []Member) error {
+	users := map[string]bool{}
+	leaves := map[uint32]Member{}
+	for _, mb := range before {
+		users[mb.Username] = true
+		leaves[mb.Leaf] = mb
+	}
+	for _, mb := range after {
+		if old, ok := leaves[mb.Leaf]; ok && old == mb {
+			continue
+		}
+		if !users[mb.Username] {
+			return fmt.Errorf("%s is not in the group", mb.Username)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) error {

@@ -187,6 +187,15 @@ func isCurrent(ms []member, d relay.DeviceAddr) bool {
 	return false
 }
 
+func accountIn(ms []member, a relay.AccountID) bool {
+	for _, m := range ms {
+		if m.addr.Account == a && m.left == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func addrs(ms []member) []relay.DeviceAddr {
 	out := make([]relay.DeviceAddr, len(ms))
 	for i, m := range ms {
@@ -217,7 +226,7 @@ func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.Gr
 		var ms []member
 		switch {
 		case tx.NoRows(err):
-			if c.Epoch != 0 {
+			if c.Epoch != 0 || c.External {
 				return fmt.Errorf("%w: group", relay.ErrNotFound)
 			}
 			next = 1
@@ -237,7 +246,11 @@ func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.Gr
 			if ms, err = members(ctx, tx, c.GroupID, false); err != nil {
 				return err
 			}
-			if !isCurrent(ms, c.Sender) {
+			if c.External {
+				if !isCurrent(ms, c.Sender) && !accountIn(ms, c.Sender.Account) {
+					return fmt.Errorf("%w: an external commit joins a device of a member account", relay.ErrForbidden)
+				}
+			} else if !isCurrent(ms, c.Sender) {
 				return fmt.Errorf("%w: not a member of the group", relay.ErrForbidden)
 			}
 			if uint64(epoch) != c.Epoch {
@@ -262,7 +275,12 @@ func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.Gr
 			}
 		}
 		delivered := addrs(ms)
-		for _, ad := range c.Added {
+		added := c.Added
+		if c.External {
+			// The joiner has the commit it made: its cursor starts past it.
+			added = append([]relay.DeviceAddr{c.Sender}, added...)
+		}
+		for _, ad := range added {
 			a, d := dev64(ad)
 			if _, err := tx.Exec(ctx, `INSERT INTO group_members (group_id, account, device, joined_seq, left_seq, acked_seq) VALUES (?, ?, ?, ?, 0, ?)
 				ON CONFLICT (group_id, account, device) DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = 0, acked_seq = excluded.acked_seq`,

@@ -280,6 +280,40 @@ func RunGroups(t *testing.T, open Open) {
 		wantContents(t, "bob", m, k(welcome, "w0"), k(msg, "before"), k(commit, "remove carol"), k(msg, "after"), k(commit, "c2"))
 	})
 
+	t.Run("ExternalJoin", func(t *testing.T) {
+		s, _ := open(t)
+		defer s.Close()
+		gs := groupStore(t, s)
+		g := []byte("group-5")
+		if _, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Sender: alice, Commit: []byte("c0"), Welcome: []byte("w0"),
+			Added: []relay.DeviceAddr{bob1}, GroupInfo: []byte("gi"), Timestamp: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// Only a device of an account with a member device may join by
+		// external commit.
+		if _, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: carol, Commit: []byte("ext-carol"), External: true, Timestamp: t0}); !errors.Is(err, relay.ErrForbidden) {
+			t.Fatalf("outsider's external commit: %v", err)
+		}
+		if _, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: []byte("nope"), Sender: bob2, Commit: []byte("x"), External: true, Timestamp: t0}); !errors.Is(err, relay.ErrNotFound) {
+			t.Fatalf("external commit creating a group: %v", err)
+		}
+		r, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: bob2, Commit: []byte("ext-bob2"), External: true, GroupInfo: []byte("gi2"), Timestamp: t0})
+		if err != nil || !r.Accepted {
+			t.Fatalf("bob's new device joins: %+v %v", r, err)
+		}
+		// Sent again (a lost answer): accepted, not stored twice.
+		if r2, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: bob2, Commit: []byte("ext-bob2"), External: true, Timestamp: t0}); err != nil || !r2.Accepted || r2.Seq != r.Seq {
+			t.Fatalf("resent external commit: %+v %v", r2, err)
+		}
+		if _, err := gs.AppendGroup(ctx, &relay.GroupSend{GroupID: g, Sender: alice, MessageID: []byte("m"), Content: []byte("m"), Timestamp: t0}); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := fetchGroup(t, gs, bob2)
+		wantContents(t, "bob2", m, k(msg, "m"))
+		m, _ = fetchGroup(t, gs, bob1)
+		wantContents(t, "bob1", m, k(welcome, "w0"), k(commit, "ext-bob2"), k(msg, "m"))
+	})
+
 	t.Run("StoredOnceAndCleanedUp", func(t *testing.T) {
 		s, _ := open(t)
 		defer s.Close()
