@@ -16,13 +16,16 @@ const groupUsage = `usage: sotto group COMMAND
   group remove GROUP USER...
   group send GROUP TEXT...
   group sync                      fetch and print new group messages
-  group list
+  group join ID                   join, from this new device, a group your other device is in
+                                  (ID: the full id, from group list --full on that device)
+  group list [--full]
 GROUP: the NAME you created it with, or the start of its id (group list).
 `
 
 // cmdGroup runs `sotto group ...` (client/groups).
 func cmdGroup(e *env, args []string) error {
 	fs := e.flagSet("group")
+	full := fs.Bool("full", false, "list: print whole group ids")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -32,7 +35,7 @@ func cmdGroup(e *env, args []string) error {
 		return errUsage
 	}
 	sub, rest := pos[0], pos[1:]
-	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0}
+	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1}
 	n, ok := need[sub]
 	if !ok || len(rest) < n {
 		fmt.Fprint(e.stderr, groupUsage)
@@ -64,13 +67,27 @@ func cmdGroup(e *env, args []string) error {
 		return printMembers(e, g, id)
 	case "sync":
 		return printGroupMessages(e, g, msgs)
+	case "join":
+		id, err := hex.DecodeString(rest[0])
+		if err != nil || len(id) == 0 {
+			return fmt.Errorf("group join: ID is the group's whole id in hex (group list --full)")
+		}
+		if err := g.JoinExternal(e.ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "joined group %s\n", shortID(id))
+		return printMembers(e, g, id)
 	case "list":
 		infos, err := g.List(e.ctx)
 		if err != nil {
 			return err
 		}
 		for _, info := range infos {
-			fmt.Fprintf(e.stdout, "%s\t%s\t%d members\n", shortID(info.ID), safetext.Name(info.Name), len(memberNames(info.Members)))
+			shown := shortID(info.ID)
+			if *full {
+				shown = hex.EncodeToString(info.ID)
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%d members\n", shown, safetext.Name(info.Name), len(memberNames(info.Members)))
 		}
 		return nil
 	}

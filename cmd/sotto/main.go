@@ -67,7 +67,7 @@ commands:
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
-  group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list
+  group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list | join ID
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
