@@ -321,6 +321,10 @@ func (m *Manager) applyPending(ctx context.Context, group []byte, epoch uint64, 
 		return err
 	}
 	if cur.Epoch() != epoch {
+		if cur.Epoch() == epoch+1 && rec.Pending == nil {
+			p.Discard() // applied already, by a sync that resent it meanwhile
+			return nil
+		}
 		return fmt.Errorf("groups: group moved to epoch %d while the commit for %d was accepted", cur.Epoch(), epoch)
 	}
 	cur.SetCredentialValidator(v)
