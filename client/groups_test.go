@@ -448,6 +448,17 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 	alice.sync(t)
 	alicePhone.sync(t)
 	wantMembers(t, id, []string{"alice", "alice", "carol"}, alice, alicePhone, carol)
+
+	// alice removes her phone from her account: the next commit, by
+	// anyone, takes it out of the group too.
+	if err := alice.c.RemoveDevice(ctx, alicePhone.c.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.g.Update(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	alice.sync(t)
+	wantMembers(t, id, []string{"alice", "carol"}, alice, carol)
 }
 
 // Watch delivers a group message as soon as the relay's push says it is

@@ -158,6 +158,31 @@ func (c *conn) groupDevices(ds []*wire.GroupDevice) ([]DeviceAddr, error) {
 	return out, nil
 }
 
+// removedDevices resolves the devices a commit removes: they may be
+// revoked already (that is often why they go); an unknown account has
+// nothing to remove.
+func (c *conn) removedDevices(ds []*wire.GroupDevice) ([]DeviceAddr, error) {
+	if len(ds) > maxGroupDevices {
+		return nil, badRequest("at most %d devices per commit", maxGroupDevices)
+	}
+	var out []DeviceAddr
+	for _, d := range ds {
+		name, err := NormalizeUsername(d.GetUsername())
+		if err != nil {
+			return nil, err
+		}
+		acct, err := c.s.dir.AccountByName(c.ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, DeviceAddr{Account: acct.ID, Device: d.GetDeviceId()})
+	}
+	return out, nil
+}
+
 func checkGroupID(id []byte) error {
 	if len(id) == 0 || len(id) > MaxGroupID {
 		return badRequest("group id must be 1 to %d bytes", MaxGroupID)
@@ -183,7 +208,7 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 	if len(added) > 0 && len(r.Welcome) == 0 {
 		return nil, badRequest("devices added without a welcome")
 	}
-	removed, err := c.groupDevices(r.Removed)
+	removed, err := c.removedDevices(r.Removed)
 	if err != nil {
 		return nil, err
 	}

@@ -211,15 +211,25 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 			opts.Add = append(opts.Add, a.kp)
 			req.Added = append(req.Added, &wire.GroupDevice{Username: a.user, DeviceId: a.device})
 		}
+		gone, err := m.goneDevices(ctx, r, g)
+		if err != nil {
+			return err
+		}
+		asked := 0
 		for _, mb := range members(g) {
-			for _, u := range ch.remove {
-				if mb.Username == u && mb.Leaf != g.LeafIndex() {
-					opts.Remove = append(opts.Remove, mb.Leaf)
-					req.Removed = append(req.Removed, &wire.GroupDevice{Username: mb.Username, DeviceId: mb.DeviceID})
-				}
+			if mb.Leaf == g.LeafIndex() {
+				continue
+			}
+			explicit := slices.Contains(ch.remove, mb.Username)
+			if explicit {
+				asked++
+			}
+			if explicit || gone[mb.Leaf] {
+				opts.Remove = append(opts.Remove, mb.Leaf)
+				req.Removed = append(req.Removed, &wire.GroupDevice{Username: mb.Username, DeviceId: mb.DeviceID})
 			}
 		}
-		if len(ch.remove) > 0 && len(opts.Remove) == 0 {
+		if len(ch.remove) > 0 && asked == 0 {
 			return fmt.Errorf("%w: %v", ErrNotMember, ch.remove)
 		}
 		p, err := g.Commit(opts)
@@ -391,6 +401,42 @@ func (m *Manager) resolvePending(ctx context.Context, group []byte) error {
 	return m.dropPending(ctx, group)
 }
 
+// goneDevices finds the leaves of devices that are no longer their
+// account's (removed, wiped or revoked, or the whole account revoked), by
+// the relay's device lists: every commit removes them. A relay that lies
+// can have a device removed (members see it go), not one kept in: the
+// device's keys stay its own, but it no longer receives the group's
+// messages from an honest relay.
+func (m *Manager) goneDevices(ctx context.Context, r Relay, g *mls.Group) (map[uint32]bool, error) {
+	byUser := map[string][]Member{}
+	for _, mb := range members(g) {
+		if mb.Leaf != g.LeafIndex() {
+			byUser[mb.Username] = append(byUser[mb.Username], mb)
+		}
+	}
+	gone := map[uint32]bool{}
+	for u, ms := range byUser {
+		list, err := r.GetDevices(ctx, u)
+		active := map[uint32]bool{}
+		switch {
+		case err == nil:
+			for _, d := range list.Devices {
+				active[d.DeviceId] = true
+			}
+		case isNotFound(err) || isRevoked(err):
+			// The account is gone: all its devices go.
+		default:
+			return nil, fmt.Errorf("groups: devices of %s: %w", u, err)
+		}
+		for _, mb := range ms {
+			if !active[mb.DeviceID] {
+				gone[mb.Leaf] = true
+			}
+		}
+	}
+	return gone, nil
+}
+
 // nextGroupInfo is the GroupInfo of the epoch p starts, for joins by
 // external commit; g is left as it was.
 func nextGroupInfo(g *mls.Group, p *mls.PendingCommit) ([]byte, error) {
@@ -441,6 +487,11 @@ func (m *Manager) Send(ctx context.Context, group []byte, text string) error {
 		return fmt.Errorf("groups: send: %w", err)
 	}
 	return nil
+}
+
+func isRevoked(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.Code == wire.ErrorCode_REVOKED
 }
 
 func isNotFound(err error) bool {

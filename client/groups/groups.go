@@ -43,6 +43,7 @@ type Relay interface {
 	GroupFetch(ctx context.Context, limit uint32) (*wire.GroupFetchResponse, error)
 	GroupAck(ctx context.Context, acks []*wire.GroupAck) error
 	GroupInfo(ctx context.Context, groupID []byte) (*wire.GroupInfoResponse, error)
+	GetDevices(ctx context.Context, username string) (*wire.DeviceList, error)
 	// GroupWaiting signals the relay's "new group messages" pushes;
 	// Done is closed when the connection ends.
 	GroupWaiting() <-chan struct{}
