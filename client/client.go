@@ -110,6 +110,9 @@ type Client struct {
 	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
 	kt       ktState       // key transparency (transparency.go)
 	sealed   sealedState
+
+	groupsMu sync.Mutex
+	groups   groupsState // group chats (groups.go)
 }
 
 func (o *Options) withDefaults() Options {
@@ -281,6 +284,9 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 		// connection (one send) keeps the prekeys stocked and fresh.
 		if err := c.replenishPreKeys(ctx, conn); err != nil {
 			c.log.Warn("prekey replenish failed", "err", err)
+		}
+		if err := c.replenishKeyPackages(ctx, conn); err != nil {
+			c.log.Warn("group key package replenish failed", "err", err)
 		}
 	}
 	if co.Receive {

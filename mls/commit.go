@@ -145,7 +145,11 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 		}
 	}
 	if c.path != nil {
-		if err := g.checkCredential(&c.path.leafNode); err != nil {
+		var old *leafNode
+		if !external {
+			old = g.tree.leaf(committer.index)
+		}
+		if err := g.checkCredential(old, &c.path.leafNode); err != nil {
 			return nil, err
 		}
 	}
@@ -287,7 +291,7 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 		if err := rp.p.leafNode.verify(s, groupID, i); err != nil {
 			return nil, fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
 		}
-		if err := n.checkCredential(&rp.p.leafNode); err != nil {
+		if err := n.checkCredential(old, &rp.p.leafNode); err != nil {
 			return nil, err
 		}
 		leaf := rp.p.leafNode
@@ -327,7 +331,7 @@ func (n *groupState) applyProposals(ps []resolvedProposal) (*proposalEffects, er
 			if err := n.checkReceivedLifetime(&kp.leafNode); err != nil {
 				return nil, err
 			}
-			if err := n.checkCredential(&kp.leafNode); err != nil {
+			if err := n.checkCredential(nil, &kp.leafNode); err != nil {
 				return nil, err
 			}
 			leaf := kp.leafNode

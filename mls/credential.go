@@ -25,24 +25,37 @@ type Credential struct {
 // acceptable and binds the given signature public key (RFC 9420 §5.3.1).
 // It is called for every leaf that enters the group or changes: the
 // creator's own leaf, every leaf of a tree being joined, KeyPackages
-// being added, Update proposals, the leaf of every received commit's
-// UpdatePath and of external commits. An error rejects the operation and
-// leaves the group unchanged.
+// being added, Update proposals, the leaf of every commit's UpdatePath
+// and of external commits. old is the credential the leaf held before
+// (an Update or a commit's UpdatePath replacing a member's leaf) and nil
+// for a leaf that is new to the group, so the application can check that
+// the new credential is a valid successor (RFC 9420 §5.3.3). Whatever the
+// validator says, the library itself refuses a replacement that changes
+// the credential type or, for a basic credential, the identity
+// (ErrIdentityChanged). An error rejects the operation and leaves the
+// group unchanged.
 type CredentialValidator interface {
-	ValidateCredential(cred Credential, signatureKey []byte) error
+	ValidateCredential(old *Credential, cred Credential, signatureKey []byte) error
 }
 
 // CredentialValidatorFunc adapts a function to CredentialValidator.
-type CredentialValidatorFunc func(cred Credential, signatureKey []byte) error
+type CredentialValidatorFunc func(old *Credential, cred Credential, signatureKey []byte) error
 
 // ValidateCredential calls f.
-func (f CredentialValidatorFunc) ValidateCredential(cred Credential, signatureKey []byte) error {
-	return f(cred, signatureKey)
+func (f CredentialValidatorFunc) ValidateCredential(old *Credential, cred Credential, signatureKey []byte) error {
+	return f(old, cred, signatureKey)
 }
 
 // ErrCredentialRejected wraps the error of the application's
 // CredentialValidator.
 var ErrCredentialRejected = errors.New("mls: credential rejected")
+
+// ErrIdentityChanged is returned when an Update or a commit's UpdatePath
+// would give a member another identity: a different credential type or,
+// for a basic credential, a different identity. A member's identity is
+// fixed for as long as it is in the group; another identity joins as a
+// new member.
+var ErrIdentityChanged = errors.New("mls: a member's identity cannot change inside a group")
 
 // LifetimeTolerance is the clock skew allowed when checking the lifetime
 // of a received KeyPackage's leaf: it is accepted from not_before minus
@@ -69,7 +82,7 @@ func NewGroupWithOptions(cs CipherSuite, groupID, identity, signatureKey []byte,
 		return nil, err
 	}
 	g.st.validator = opts.CredentialValidator
-	if err := g.st.checkCredential(g.st.tree.leaf(0)); err != nil {
+	if err := g.st.checkCredential(nil, g.st.tree.leaf(0)); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -88,13 +101,40 @@ func publicCredential(c *credential) Credential {
 	return out
 }
 
-// checkCredential runs the application's validator on a leaf.
-func (g *groupState) checkCredential(l *leafNode) error {
-	if g.validator == nil || l == nil {
+// checkCredential vets leaf l, which replaces old (nil for a leaf new to
+// the group): the identity may not change, then the application's
+// validator has its say.
+func (g *groupState) checkCredential(old, l *leafNode) error {
+	if l == nil {
 		return nil
 	}
-	if err := g.validator.ValidateCredential(publicCredential(&l.credential), bytes.Clone(l.signatureKey)); err != nil {
+	var prev *Credential
+	if old != nil {
+		if err := sameIdentity(&old.credential, &l.credential); err != nil {
+			return err
+		}
+		c := publicCredential(&old.credential)
+		prev = &c
+	}
+	if g.validator == nil {
+		return nil
+	}
+	if err := g.validator.ValidateCredential(prev, publicCredential(&l.credential), bytes.Clone(l.signatureKey)); err != nil {
 		return fmt.Errorf("%w: %w", ErrCredentialRejected, err)
+	}
+	return nil
+}
+
+// sameIdentity refuses a replacement credential of another type or, for
+// basic credentials, another identity. X.509 chains are renewed with new
+// bytes; whether a new chain names the same subject is the validator's
+// call (it gets both).
+func sameIdentity(old, next *credential) error {
+	if old.typ != next.typ {
+		return fmt.Errorf("%w: credential type %d replaced by %d", ErrIdentityChanged, old.typ, next.typ)
+	}
+	if old.typ == credentialBasic && !bytes.Equal(old.identity, next.identity) {
+		return fmt.Errorf("%w: basic identity replaced", ErrIdentityChanged)
 	}
 	return nil
 }
@@ -105,7 +145,7 @@ func (g *groupState) checkTreeCredentials() error {
 		return nil
 	}
 	for i := uint32(0); i < g.tree.size(); i++ {
-		if err := g.checkCredential(g.tree.leaf(i)); err != nil {
+		if err := g.checkCredential(nil, g.tree.leaf(i)); err != nil {
 			return fmt.Errorf("leaf %d: %w", i, err)
 		}
 	}

@@ -9,19 +9,26 @@ import (
 // countingValidator records how often each identity is validated and
 // rejects one identity.
 type countingValidator struct {
-	calls  map[string]int
-	keys   map[string][]byte
-	reject string
+	calls    map[string]int
+	replaced map[string]int // calls that named the credential replaced
+	keys     map[string][]byte
+	reject   string
 }
 
 func newCounter(reject string) *countingValidator {
-	return &countingValidator{calls: map[string]int{}, keys: map[string][]byte{}, reject: reject}
+	return &countingValidator{calls: map[string]int{}, replaced: map[string]int{}, keys: map[string][]byte{}, reject: reject}
 }
 
-func (v *countingValidator) ValidateCredential(c Credential, key []byte) error {
+func (v *countingValidator) ValidateCredential(old *Credential, c Credential, key []byte) error {
 	id := string(c.Identity)
 	v.calls[id]++
 	v.keys[id] = key
+	if old != nil {
+		if old.Type != c.Type || !bytes.Equal(old.Identity, c.Identity) {
+			return errors.New("validator shown another member's old credential")
+		}
+		v.replaced[id]++
+	}
 	if c.Type != CredentialBasic || len(key) == 0 {
 		return errors.New("unexpected credential")
 	}
@@ -99,6 +106,9 @@ func TestCredentialValidatorCalledForEveryLeaf(t *testing.T) {
 	}
 	bob.g.Apply(p)
 	wantCalls(t, "bob after committing carol's update", vb, map[string]int{"alice": 1, "bob": 1, "carol": 2})
+	if vb.replaced["carol"] != 1 {
+		t.Fatalf("bob's validator saw carol's old credential %d times for her update, want 1", vb.replaced["carol"])
+	}
 	for _, c := range []*client{alice, carol} {
 		if _, err := c.g.Handle(p.Commit); err != nil {
 			t.Fatal(err)
@@ -106,6 +116,11 @@ func TestCredentialValidatorCalledForEveryLeaf(t *testing.T) {
 	}
 	wantCalls(t, "alice after bob's commit", va, map[string]int{"alice": 1, "bob": 2, "carol": 2})
 	wantCalls(t, "carol after bob's commit", vc, map[string]int{"alice": 1, "bob": 2, "carol": 2})
+	// The update and bob's UpdatePath replaced leaves: the hook was
+	// shown what they replaced; the joins and adds were new leaves.
+	if va.replaced["bob"] != 1 || va.replaced["carol"] != 1 || va.replaced["alice"] != 0 {
+		t.Fatalf("alice's validator saw old credentials %v, want bob and carol once", va.replaced)
+	}
 
 	// dave joins by external commit.
 	gi, err := alice.g.GroupInfo()
@@ -195,5 +210,100 @@ func TestCredentialValidatorRejects(t *testing.T) {
 	eveSig, _ := GenerateSignatureKey(cs)
 	if _, _, err := JoinExternalWithOptions(gi, []byte("eve"), eveSig, &ExternalJoinOptions{CredentialValidator: newCounter("eve")}); !errors.Is(err, ErrCredentialRejected) {
 		t.Fatalf("external join with a rejected own credential: %v", err)
+	}
+}
+
+// A member that commits with an UpdatePath, or proposes an Update, under
+// another identity (alice turning into mallory) is refused by every other
+// member, with or without a validator, and the refusal leaves the state
+// exactly as it was.
+func TestIdentityChangeRefused(t *testing.T) {
+	for _, private := range []bool{false, true} {
+		alice, bob, carol := twoMembers(t)
+		p, err := alice.g.Commit(CommitOptions{Add: [][]byte{carol.kp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.g.Apply(p)
+		bob.g.Handle(p.Commit)
+		if carol.g, err = Join(p.Welcome, carol.kp, carol.keys, nil); err != nil {
+			t.Fatal(err)
+		}
+		// alice's client is hostile: its own leaf now names mallory.
+		alice.g.st.tree.leaf(alice.g.LeafIndex()).credential.identity = []byte("mallory")
+		evil, err := alice.g.Commit(CommitOptions{Private: private})
+		if err != nil {
+			t.Fatal(err)
+		}
+		carol.g.SetCredentialValidator(newCounter(""))
+		for _, c := range []*client{bob, carol} {
+			before := stateBytes(t, c.g)
+			if _, err := c.g.Handle(evil.Commit); !errors.Is(err, ErrIdentityChanged) {
+				t.Fatalf("private=%v: %s accepted alice's commit turning her into mallory: %v", private, c.name, err)
+			}
+			if !bytes.Equal(before, stateBytes(t, c.g)) {
+				t.Fatalf("private=%v: %s: refused commit changed the state", private, c.name)
+			}
+			if got := string(c.g.Members()[alice.g.LeafIndex()].Identity); got != "alice" {
+				t.Fatalf("leaf %d is %q", alice.g.LeafIndex(), got)
+			}
+		}
+		u, err := alice.g.ProposeUpdate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.g.Handle(u); !errors.Is(err, ErrIdentityChanged) {
+			t.Fatalf("private=%v: update turning alice into mallory: %v", private, err)
+		}
+		// bob's honest commit still works for everyone but alice's
+		// hostile client, which holds a tree the others do not.
+		ok, err := bob.g.Commit(CommitOptions{})
+		if err != nil {
+			t.Fatalf("bob commits after refusing the update: %v", err)
+		}
+		bob.g.Apply(ok)
+		if _, err := carol.g.Handle(ok.Commit); err != nil {
+			t.Fatal(err)
+		}
+		sameEpoch(t, bob, carol)
+	}
+}
+
+// A basic identity or a credential type may not change; an X.509 chain
+// renewal is left to the validator, which sees both chains.
+func TestSameIdentity(t *testing.T) {
+	basic := func(id string) *credential { return &credential{typ: credentialBasic, identity: []byte(id)} }
+	x509 := func(c string) *credential { return &credential{typ: credentialX509, certificates: [][]byte{[]byte(c)}} }
+	for _, tc := range []struct {
+		old, next *credential
+		ok        bool
+	}{
+		{basic("alice"), basic("alice"), true},
+		{basic("alice"), basic("mallory"), false},
+		{basic("alice"), x509("alice"), false},
+		{x509("a1"), x509("a2"), true},
+	} {
+		if err := sameIdentity(tc.old, tc.next); (err == nil) != tc.ok {
+			t.Errorf("%v -> %v: %v", tc.old, tc.next, err)
+		}
+	}
+}
+
+// InspectKeyPackage returns a KeyPackage's credential once its signature
+// holds, and refuses one altered after signing.
+func TestInspectKeyPackage(t *testing.T) {
+	bob := newClient(t, X25519_AES128GCM_SHA256_Ed25519, "bob")
+	info, err := InspectKeyPackage(bob.kp)
+	if err != nil || string(info.Credential.Identity) != "bob" || info.CipherSuite != X25519_AES128GCM_SHA256_Ed25519 {
+		t.Fatalf("%+v %v", info, err)
+	}
+	bad := bytes.Clone(bob.kp)
+	i := bytes.Index(bad, []byte("bob"))
+	bad[i] = 'B'
+	if _, err := InspectKeyPackage(bad); err == nil {
+		t.Fatal("altered key package inspected")
+	}
+	if _, err := InspectKeyPackage([]byte{0, 1}); err == nil {
+		t.Fatal("truncated message inspected")
 	}
 }

@@ -175,7 +175,7 @@ func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoi
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := g.checkCredential(template); err != nil {
+	if err := g.checkCredential(nil, template); err != nil {
 		return nil, nil, err
 	}
 	props := []proposalOrRef{{proposal: proposal{typ: proposalExternalInit, kemOutput: kemOutput}}}

@@ -307,6 +307,11 @@ func (g *groupState) checkProposal(ac *authenticatedContent) error {
 		if err := p.leafNode.verify(g.s, g.ctx.groupID, snd.index); err != nil {
 			return fmt.Errorf("%w: update leaf: %w", ErrInvalidMessage, err)
 		}
+		if old := g.tree.leaf(snd.index); old != nil {
+			if err := sameIdentity(&old.credential, &p.leafNode.credential); err != nil {
+				return err
+			}
+		}
 	case proposalRemove:
 		if g.tree.leaf(p.removed) == nil {
 			return fmt.Errorf("%w: remove of a blank leaf", ErrInvalidMessage)

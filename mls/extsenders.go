@@ -192,7 +192,7 @@ func (g *groupState) checkExternalSenders(exts []extension) error {
 	}
 	for i := range senders {
 		e := &senders[i]
-		if err := g.validator.ValidateCredential(publicCredential(&e.credential), bytes.Clone(e.signatureKey)); err != nil {
+		if err := g.validator.ValidateCredential(nil, publicCredential(&e.credential), bytes.Clone(e.signatureKey)); err != nil {
 			return fmt.Errorf("%w: external sender %d: %w", ErrCredentialRejected, i, err)
 		}
 	}

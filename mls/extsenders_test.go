@@ -316,7 +316,7 @@ func TestExternalSenderCredentialCheck(t *testing.T) {
 	alice, bob, _ := twoMembers(t)
 	cs := alice.g.CipherSuite()
 	evil := newExternalSigner(t, cs, "evil")
-	refuse := CredentialValidatorFunc(func(c Credential, _ []byte) error {
+	refuse := CredentialValidatorFunc(func(_ *Credential, c Credential, _ []byte) error {
 		if string(c.Identity) == "evil" {
 			return fmt.Errorf("not trusted")
 		}

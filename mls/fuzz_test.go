@@ -189,6 +189,11 @@ func FuzzKeyPackage(f *testing.F) {
 				_ = k.verify(s)
 			}
 		}
+		// The public inspector takes the MLSMessage around it.
+		msg := append([]byte{0, 1, 0, byte(wireFormatKeyPackage)}, in...)
+		if info, err := InspectKeyPackage(msg); err == nil && len(info.SignatureKey) == 0 {
+			t.Fatal("inspected key package without a signature key")
+		}
 	})
 }
 

@@ -309,3 +309,57 @@ func TestSecretTreeRatchetBounded(t *testing.T) {
 		t.Fatal("huge generation is being ratcheted to")
 	}
 }
+
+// A damaged application message that is a sender's first of the epoch is
+// refused and leaves the saved state exactly as it was, like a refused
+// commit: whether its ciphertext was altered on the way, or another
+// member (who can derive every sender's keys) encrypted it in alice's
+// name with a signature that does not hold. alice's real message at that
+// generation is read afterwards.
+func TestDamagedFirstApplicationMessageLeavesStateUnchanged(t *testing.T) {
+	for _, damage := range []string{"ciphertext", "forged signature"} {
+		alice, bob, carol := twoMembers(t)
+		p, err := alice.g.Commit(CommitOptions{Add: [][]byte{carol.kp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.g.Apply(p)
+		bob.g.Handle(p.Commit)
+		if carol.g, err = Join(p.Welcome, carol.kp, carol.keys, nil); err != nil {
+			t.Fatal(err)
+		}
+		real, err := alice.g.Seal([]byte("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bad []byte
+		switch damage {
+		case "ciphertext":
+			bad = bytes.Clone(real)
+			bad[len(bad)-1] ^= 1
+		case "forged signature":
+			st := carol.g.st
+			ac := &authenticatedContent{wireFormat: wireFormatPrivateMessage, content: framedContent{
+				groupID: st.ctx.groupID, epoch: st.ctx.epoch, sender: sender{typ: senderMember, index: alice.g.LeafIndex()},
+				authenticatedData: []byte{}, contentType: contentApplication, applicationData: []byte("transfer the funds"),
+			}}
+			ac.auth.signature = make([]byte, 64)
+			pm, err := st.s.protectPrivate(st.keys.clone(), st.epoch.senderDataSecret, ac, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad, _ = marshal(&mlsMessage{version: protocolVersion10, wireFormat: wireFormatPrivateMessage, private: pm})
+		}
+		before := stateBytes(t, bob.g)
+		if _, err := bob.g.Handle(bad); err == nil {
+			t.Fatalf("%s: damaged message accepted", damage)
+		}
+		if !bytes.Equal(before, stateBytes(t, bob.g)) {
+			t.Fatalf("%s: a refused first application message changed the saved state", damage)
+		}
+		r, err := bob.g.Handle(real)
+		if err != nil || string(r.Data) != "hello" {
+			t.Fatalf("%s: alice's real message after the damaged one: %v", damage, err)
+		}
+	}
+}

@@ -77,17 +77,20 @@ func (g *groupState) unprotectPast(pm *privateMessage) (*authenticatedContent, e
 		if pm.contentType != contentApplication {
 			return nil, fmt.Errorf("%w: handshake message from a past epoch", ErrInvalidMessage)
 		}
-		ac, err := g.s.unprotectPrivate(p.keys, p.senderDataSecret, pm)
+		ac, accept, err := g.s.openPrivate(p.keys, p.senderDataSecret, pm)
 		if err != nil {
 			return nil, err
 		}
 		l := p.tree.leaf(ac.content.sender.index)
 		if l == nil {
+			accept(false)
 			return nil, fmt.Errorf("%w: sender leaf is blank", ErrInvalidMessage)
 		}
 		if err := ac.verify(g.s, l.signatureKey, &p.ctx); err != nil {
+			accept(false)
 			return nil, err
 		}
+		accept(true)
 		return ac, nil
 	}
 	return nil, fmt.Errorf("%w: wrong group or epoch", ErrInvalidMessage)

@@ -49,7 +49,7 @@ func (g *Group) ProposeAdd(keyPackageMsg []byte) ([]byte, error) {
 	if err := g.st.checkLifetime(m.keyPackage); err != nil {
 		return nil, err
 	}
-	if err := g.st.checkCredential(&m.keyPackage.leafNode); err != nil {
+	if err := g.st.checkCredential(nil, &m.keyPackage.leafNode); err != nil {
 		return nil, err
 	}
 	return g.propose(proposal{typ: proposalAdd, keyPackage: *m.keyPackage})

@@ -129,35 +129,58 @@ func (s *suite) protectPrivate(tree *secretTree, senderDataSecret []byte, ac *au
 }
 
 // unprotectPrivate decrypts a PrivateMessage and returns its
-// AuthenticatedContent; the signature is left to the caller.
+// AuthenticatedContent, using up its key; the signature is left to the
+// caller.
 func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *privateMessage) (*authenticatedContent, error) {
-	sdkn, err := s.senderDataKeyNonce(senderDataSecret, pm.ciphertext)
+	ac, accept, err := s.openPrivate(tree, senderDataSecret, pm)
 	if err != nil {
 		return nil, err
+	}
+	accept(true)
+	return ac, nil
+}
+
+// openPrivate decrypts a PrivateMessage without changing the tree and
+// returns its AuthenticatedContent and a function the caller must call
+// once it has checked the rest (the signature): true uses the key up,
+// false leaves the tree as it was. On error the tree is unchanged.
+func (s *suite) openPrivate(tree *secretTree, senderDataSecret []byte, pm *privateMessage) (*authenticatedContent, func(bool), error) {
+	ac, consume, err := s.openPrivateContent(tree, senderDataSecret, pm)
+	if err != nil {
+		if consume != nil {
+			consume(false)
+		}
+		return nil, nil, err
+	}
+	return ac, consume, nil
+}
+
+func (s *suite) openPrivateContent(tree *secretTree, senderDataSecret []byte, pm *privateMessage) (*authenticatedContent, func(bool), error) {
+	sdkn, err := s.senderDataKeyNonce(senderDataSecret, pm.ciphertext)
+	if err != nil {
+		return nil, nil, err
 	}
 	sdAAD, err := contentAAD(pm.groupID, pm.epoch, pm.contentType, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	senderData, err := s.open(sdkn.key, sdkn.nonce, sdAAD, pm.encryptedSenderData)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := codec.NewReader(senderData)
 	leaf := r.U32()
 	generation := r.U32()
 	guard := r.Raw(4)
 	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("%w: sender data: %w", ErrDecode, err)
+		return nil, nil, fmt.Errorf("%w: sender data: %w", ErrDecode, err)
 	}
 	kn, consume, err := tree.keyFor(leaf, ratchetFor(pm.contentType), generation)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	accepted := false
-	defer func() { consume(accepted) }()
 	if len(kn.nonce) != s.nonceLen {
-		return nil, fmt.Errorf("%w: nonce size", ErrInvalidKey)
+		return nil, consume, fmt.Errorf("%w: nonce size", ErrInvalidKey)
 	}
 	nonce := append([]byte(nil), kn.nonce...)
 	for i := range guard {
@@ -165,13 +188,12 @@ func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *
 	}
 	aad, err := contentAAD(pm.groupID, pm.epoch, pm.contentType, pm.authenticatedData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+		return nil, consume, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	plaintext, err := s.open(kn.key, nonce, aad, pm.ciphertext)
 	if err != nil {
-		return nil, err
+		return nil, consume, err
 	}
-	accepted = true
 	ac := &authenticatedContent{
 		wireFormat: wireFormatPrivateMessage,
 		content: framedContent{
@@ -186,12 +208,12 @@ func (s *suite) unprotectPrivate(tree *secretTree, senderDataSecret []byte, pm *
 	ac.content.decodeBody(pr)
 	ac.auth.decode(pr, pm.contentType)
 	if err := pr.Err(); err != nil {
-		return nil, fmt.Errorf("%w: private content: %w", ErrDecode, err)
+		return nil, consume, fmt.Errorf("%w: private content: %w", ErrDecode, err)
 	}
 	for _, b := range pr.Raw(pr.Len()) {
 		if b != 0 {
-			return nil, fmt.Errorf("%w: non-zero padding", ErrDecode)
+			return nil, consume, fmt.Errorf("%w: non-zero padding", ErrDecode)
 		}
 	}
-	return ac, nil
+	return ac, consume, nil
 }

@@ -93,7 +93,7 @@ func (g *Group) ReInit(identity, signatureKey []byte, keyPackages [][]byte) (*Gr
 	}
 	ns := ng.st
 	ns.validator = st.validator
-	if err := ns.checkCredential(ns.tree.leaf(0)); err != nil {
+	if err := ns.checkCredential(nil, ns.tree.leaf(0)); err != nil {
 		return nil, nil, err
 	}
 	if len(ri.extensions) > 0 {

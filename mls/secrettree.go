@@ -157,11 +157,65 @@ func (t *secretTree) nextKey(leaf uint32, typ ratchetType) (uint32, keyNonce, er
 	return g, kn, err
 }
 
+// peekLeafSecret derives a leaf's secret without changing the tree.
+func (t *secretTree) peekLeafSecret(leaf uint32) ([]byte, error) {
+	if leaf >= t.nLeaves {
+		return nil, fmt.Errorf("%w: leaf index out of range", ErrInvalidMessage)
+	}
+	target := treemath.LeafNode(leaf)
+	path := append([]uint32{target}, treemath.DirectPath(target, t.nLeaves)...)
+	for i, n := range path {
+		secret, ok := t.nodes[n]
+		if !ok {
+			continue
+		}
+		secret = append([]byte(nil), secret...)
+		for j := i; j > 0; j-- {
+			side := "right"
+			if l, _ := treemath.Left(path[j]); l == path[j-1] {
+				side = "left"
+			}
+			next, err := t.s.expandWithLabel(secret, "tree", []byte(side), t.s.hashLen())
+			clear(secret)
+			if err != nil {
+				return nil, err
+			}
+			secret = next
+		}
+		return secret, nil
+	}
+	return nil, ErrGenerationUsed
+}
+
+// peekChain is chain without changing the tree: the ratchet for leaf and
+// type as it stands, a copy if it exists, derived afresh if not.
+func (t *secretTree) peekChain(leaf uint32, typ ratchetType) (*ratchet, error) {
+	if r, ok := t.chains[uint64(leaf)<<1|uint64(typ)]; ok {
+		return r, nil
+	}
+	secret, err := t.peekLeafSecret(leaf)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(secret)
+	label := "application"
+	if typ == ratchetHandshake {
+		label = "handshake"
+	}
+	rs, err := t.s.expandWithLabel(secret, label, nil, t.s.hashLen())
+	if err != nil {
+		return nil, err
+	}
+	return &ratchet{secret: rs, skipped: map[uint32]keyNonce{}}, nil
+}
+
 // keyFor returns the key and nonce for a received generation and a
-// function to call with whether the message authenticated: true deletes
-// the key (it cannot be used twice) and keeps the keys skipped on the
-// way; false leaves the ratchet as it was. A generation beyond the jump
-// bound is refused before anything is derived.
+// function to call with whether the message was accepted: true deletes
+// the key (it cannot be used twice), keeps the keys skipped on the way
+// and, for a sender's first message of the epoch, takes the sender's
+// secrets out of the tree; false leaves the tree exactly as it was. A
+// generation beyond the jump bound is refused before anything is
+// derived.
 func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (keyNonce, func(bool), error) {
 	next := uint32(0)
 	if r, ok := t.chains[uint64(leaf)<<1|uint64(typ)]; ok {
@@ -170,7 +224,7 @@ func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (ke
 	if generation >= next && generation-next > t.maxJump {
 		return keyNonce{}, nil, ErrGenerationTooFar
 	}
-	r, err := t.chain(leaf, typ)
+	r, err := t.peekChain(leaf, typ)
 	if err != nil {
 		return keyNonce{}, nil, err
 	}
@@ -215,6 +269,16 @@ func (t *secretTree) keyFor(leaf uint32, typ ratchetType, generation uint32) (ke
 				clear(sk.kn.nonce)
 			}
 			return
+		}
+		if _, ok := t.chains[uint64(leaf)<<1|uint64(typ)]; !ok {
+			// The sender's first accepted message of the epoch: derive
+			// its ratchets for real, deleting the secrets above them.
+			clear(r.secret)
+			var err error
+			if r, err = t.chain(leaf, typ); err != nil {
+				clear(tmp.secret)
+				return
+			}
 		}
 		clear(r.secret)
 		r.secret, r.next = tmp.secret, tmp.next

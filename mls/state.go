@@ -168,21 +168,39 @@ func (g *groupState) unprotect(m *mlsMessage) (*authenticatedContent, error) {
 		if m.private.epoch != g.ctx.epoch {
 			return g.unprotectPast(m.private)
 		}
-		ac, err = g.s.unprotectPrivate(g.keys, g.epoch.senderDataSecret, m.private)
+		// The key is used up only once the signature holds too: a
+		// damaged message (even a sender's first of the epoch) leaves
+		// the secret tree, and so the saved state, as it was.
+		var accept func(bool)
+		ac, accept, err = g.s.openPrivate(g.keys, g.epoch.senderDataSecret, m.private)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.verifyContent(ac); err != nil {
+			accept(false)
+			return nil, err
+		}
+		accept(true)
+		return ac, nil
 	default:
 		return nil, fmt.Errorf("%w: not a group message", ErrInvalidMessage)
 	}
 	if err != nil {
 		return nil, err
 	}
-	key, err := g.senderKey(ac)
-	if err != nil {
-		return nil, err
-	}
-	if err := ac.verify(g.s, key, &g.ctx); err != nil {
+	if err := g.verifyContent(ac); err != nil {
 		return nil, err
 	}
 	return ac, nil
+}
+
+// verifyContent checks the signature of content of the current epoch.
+func (g *groupState) verifyContent(ac *authenticatedContent) error {
+	key, err := g.senderKey(ac)
+	if err != nil {
+		return err
+	}
+	return ac.verify(g.s, key, &g.ctx)
 }
 
 // proposalRef computes a ProposalRef (RFC 9420 §5.2).

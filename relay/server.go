@@ -133,6 +133,7 @@ type Server struct {
 	blobs   *blobService // nil: no blob store
 	klog    *keyLog      // nil: no key transparency log
 	sealed  *sealedService
+	groups  groupCache // group members for wake-ups (groupsds.go)
 
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
@@ -514,6 +515,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) expire(ctx context.Context) {
+	s.expireGroups(ctx)
 	n, err := s.mb.Expire(ctx, s.cfg.Now().Add(-s.cfg.MailboxTTL))
 	if err != nil {
 		s.log.Warn("expiring envelopes", "err", err)

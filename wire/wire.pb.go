@@ -241,6 +241,58 @@ func (OrgDocumentKind) EnumDescriptor() ([]byte, []int) {
 	return file_wire_wire_proto_rawDescGZIP(), []int{2}
 }
 
+type GroupMessageKind int32
+
+const (
+	GroupMessageKind_GROUP_MESSAGE_KIND_UNSPECIFIED GroupMessageKind = 0
+	GroupMessageKind_GROUP_MESSAGE                  GroupMessageKind = 1 // a PrivateMessage or proposal: Group.Handle
+	GroupMessageKind_GROUP_COMMIT                   GroupMessageKind = 2 // a commit: Group.Handle
+	GroupMessageKind_GROUP_WELCOME                  GroupMessageKind = 3 // a Welcome that adds this device: mls.Join
+)
+
+// Enum value maps for GroupMessageKind.
+var (
+	GroupMessageKind_name = map[int32]string{
+		0: "GROUP_MESSAGE_KIND_UNSPECIFIED",
+		1: "GROUP_MESSAGE",
+		2: "GROUP_COMMIT",
+		3: "GROUP_WELCOME",
+	}
+	GroupMessageKind_value = map[string]int32{
+		"GROUP_MESSAGE_KIND_UNSPECIFIED": 0,
+		"GROUP_MESSAGE":                  1,
+		"GROUP_COMMIT":                   2,
+		"GROUP_WELCOME":                  3,
+	}
+)
+
+func (x GroupMessageKind) Enum() *GroupMessageKind {
+	p := new(GroupMessageKind)
+	*p = x
+	return p
+}
+
+func (x GroupMessageKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupMessageKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_wire_proto_enumTypes[3].Descriptor()
+}
+
+func (GroupMessageKind) Type() protoreflect.EnumType {
+	return &file_wire_wire_proto_enumTypes[3]
+}
+
+func (x GroupMessageKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupMessageKind.Descriptor instead.
+func (GroupMessageKind) EnumDescriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{3}
+}
+
 // Frame is the versioned outer envelope of every WebSocket message.
 type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -388,6 +440,14 @@ type Request struct {
 	//	*Request_TransparencyInclusion
 	//	*Request_TransparencyConsistency
 	//	*Request_TransparencyLeaves
+	//	*Request_UploadKeyPackages
+	//	*Request_KeyPackageCount
+	//	*Request_FetchKeyPackages
+	//	*Request_GroupCommit
+	//	*Request_GroupSend
+	//	*Request_GroupFetch
+	//	*Request_GroupAck
+	//	*Request_GroupInfo
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -725,6 +785,78 @@ func (x *Request) GetTransparencyLeaves() *TransparencyLeavesRequest {
 	return nil
 }
 
+func (x *Request) GetUploadKeyPackages() *UploadKeyPackagesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_UploadKeyPackages); ok {
+			return x.UploadKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetKeyPackageCount() *KeyPackageCountRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_KeyPackageCount); ok {
+			return x.KeyPackageCount
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetFetchKeyPackages() *FetchKeyPackagesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_FetchKeyPackages); ok {
+			return x.FetchKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupCommit() *GroupCommitRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupCommit); ok {
+			return x.GroupCommit
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupSend() *GroupSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupSend); ok {
+			return x.GroupSend
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupFetch() *GroupFetchRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupFetch); ok {
+			return x.GroupFetch
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupAck() *GroupAckRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupAck); ok {
+			return x.GroupAck
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupInfo() *GroupInfoRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupInfo); ok {
+			return x.GroupInfo
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -862,6 +994,39 @@ type Request_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeavesRequest `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Request_UploadKeyPackages struct {
+	// groups: the MLS Delivery Service 110-139 (relay/groups.go), all authenticated
+	UploadKeyPackages *UploadKeyPackagesRequest `protobuf:"bytes,110,opt,name=upload_key_packages,json=uploadKeyPackages,proto3,oneof"`
+}
+
+type Request_KeyPackageCount struct {
+	KeyPackageCount *KeyPackageCountRequest `protobuf:"bytes,111,opt,name=key_package_count,json=keyPackageCount,proto3,oneof"`
+}
+
+type Request_FetchKeyPackages struct {
+	FetchKeyPackages *FetchKeyPackagesRequest `protobuf:"bytes,112,opt,name=fetch_key_packages,json=fetchKeyPackages,proto3,oneof"`
+}
+
+type Request_GroupCommit struct {
+	GroupCommit *GroupCommitRequest `protobuf:"bytes,113,opt,name=group_commit,json=groupCommit,proto3,oneof"`
+}
+
+type Request_GroupSend struct {
+	GroupSend *GroupSendRequest `protobuf:"bytes,114,opt,name=group_send,json=groupSend,proto3,oneof"`
+}
+
+type Request_GroupFetch struct {
+	GroupFetch *GroupFetchRequest `protobuf:"bytes,115,opt,name=group_fetch,json=groupFetch,proto3,oneof"`
+}
+
+type Request_GroupAck struct {
+	GroupAck *GroupAckRequest `protobuf:"bytes,116,opt,name=group_ack,json=groupAck,proto3,oneof"`
+}
+
+type Request_GroupInfo struct {
+	GroupInfo *GroupInfoRequest `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -926,6 +1091,22 @@ func (*Request_TransparencyConsistency) isRequest_Body() {}
 
 func (*Request_TransparencyLeaves) isRequest_Body() {}
 
+func (*Request_UploadKeyPackages) isRequest_Body() {}
+
+func (*Request_KeyPackageCount) isRequest_Body() {}
+
+func (*Request_FetchKeyPackages) isRequest_Body() {}
+
+func (*Request_GroupCommit) isRequest_Body() {}
+
+func (*Request_GroupSend) isRequest_Body() {}
+
+func (*Request_GroupFetch) isRequest_Body() {}
+
+func (*Request_GroupAck) isRequest_Body() {}
+
+func (*Request_GroupInfo) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -970,6 +1151,14 @@ type Response struct {
 	//	*Response_TransparencyInclusion
 	//	*Response_TransparencyConsistency
 	//	*Response_TransparencyLeaves
+	//	*Response_UploadKeyPackages
+	//	*Response_KeyPackageCount
+	//	*Response_FetchKeyPackages
+	//	*Response_GroupCommit
+	//	*Response_GroupSend
+	//	*Response_GroupFetch
+	//	*Response_GroupAck
+	//	*Response_GroupInfo
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1335,6 +1524,78 @@ func (x *Response) GetTransparencyLeaves() *TransparencyLeaves {
 	return nil
 }
 
+func (x *Response) GetUploadKeyPackages() *UploadKeyPackagesResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_UploadKeyPackages); ok {
+			return x.UploadKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetKeyPackageCount() *KeyPackageCountResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_KeyPackageCount); ok {
+			return x.KeyPackageCount
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetFetchKeyPackages() *FetchKeyPackagesResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_FetchKeyPackages); ok {
+			return x.FetchKeyPackages
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupCommit() *GroupCommitResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupCommit); ok {
+			return x.GroupCommit
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupSend() *GroupSendResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupSend); ok {
+			return x.GroupSend
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupFetch() *GroupFetchResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupFetch); ok {
+			return x.GroupFetch
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupAck() *GroupAckResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupAck); ok {
+			return x.GroupAck
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupInfo() *GroupInfoResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupInfo); ok {
+			return x.GroupInfo
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1472,6 +1733,39 @@ type Response_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeaves `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Response_UploadKeyPackages struct {
+	// groups 110-139
+	UploadKeyPackages *UploadKeyPackagesResponse `protobuf:"bytes,110,opt,name=upload_key_packages,json=uploadKeyPackages,proto3,oneof"`
+}
+
+type Response_KeyPackageCount struct {
+	KeyPackageCount *KeyPackageCountResponse `protobuf:"bytes,111,opt,name=key_package_count,json=keyPackageCount,proto3,oneof"`
+}
+
+type Response_FetchKeyPackages struct {
+	FetchKeyPackages *FetchKeyPackagesResponse `protobuf:"bytes,112,opt,name=fetch_key_packages,json=fetchKeyPackages,proto3,oneof"`
+}
+
+type Response_GroupCommit struct {
+	GroupCommit *GroupCommitResponse `protobuf:"bytes,113,opt,name=group_commit,json=groupCommit,proto3,oneof"`
+}
+
+type Response_GroupSend struct {
+	GroupSend *GroupSendResponse `protobuf:"bytes,114,opt,name=group_send,json=groupSend,proto3,oneof"`
+}
+
+type Response_GroupFetch struct {
+	GroupFetch *GroupFetchResponse `protobuf:"bytes,115,opt,name=group_fetch,json=groupFetch,proto3,oneof"`
+}
+
+type Response_GroupAck struct {
+	GroupAck *GroupAckResponse `protobuf:"bytes,116,opt,name=group_ack,json=groupAck,proto3,oneof"`
+}
+
+type Response_GroupInfo struct {
+	GroupInfo *GroupInfoResponse `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1536,6 +1830,22 @@ func (*Response_TransparencyConsistency) isResponse_Body() {}
 
 func (*Response_TransparencyLeaves) isResponse_Body() {}
 
+func (*Response_UploadKeyPackages) isResponse_Body() {}
+
+func (*Response_KeyPackageCount) isResponse_Body() {}
+
+func (*Response_FetchKeyPackages) isResponse_Body() {}
+
+func (*Response_GroupCommit) isResponse_Body() {}
+
+func (*Response_GroupSend) isResponse_Body() {}
+
+func (*Response_GroupFetch) isResponse_Body() {}
+
+func (*Response_GroupAck) isResponse_Body() {}
+
+func (*Response_GroupInfo) isResponse_Body() {}
+
 // Push is sent by the relay unprompted.
 type Push struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1545,6 +1855,7 @@ type Push struct {
 	//	*Push_Envelope
 	//	*Push_QueueEmpty
 	//	*Push_Provisioning
+	//	*Push_GroupWaiting
 	Body          isPush_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1623,6 +1934,15 @@ func (x *Push) GetProvisioning() *ProvisioningMessage {
 	return nil
 }
 
+func (x *Push) GetGroupWaiting() *GroupWaiting {
+	if x != nil {
+		if x, ok := x.Body.(*Push_GroupWaiting); ok {
+			return x.GroupWaiting
+		}
+	}
+	return nil
+}
+
 type isPush_Body interface {
 	isPush_Body()
 }
@@ -1643,6 +1963,11 @@ type Push_Provisioning struct {
 	Provisioning *ProvisioningMessage `protobuf:"bytes,4,opt,name=provisioning,proto3,oneof"` // on a provisioning channel
 }
 
+type Push_GroupWaiting struct {
+	// groups 10-19
+	GroupWaiting *GroupWaiting `protobuf:"bytes,10,opt,name=group_waiting,json=groupWaiting,proto3,oneof"` // a group this device is in has new messages: GroupFetch
+}
+
 func (*Push_Challenge) isPush_Body() {}
 
 func (*Push_Envelope) isPush_Body() {}
@@ -1650,6 +1975,8 @@ func (*Push_Envelope) isPush_Body() {}
 func (*Push_QueueEmpty) isPush_Body() {}
 
 func (*Push_Provisioning) isPush_Body() {}
+
+func (*Push_GroupWaiting) isPush_Body() {}
 
 // Challenge is pushed on connect (and again after every Authenticate or
 // Enroll attempt). Its nonce is single-use.
@@ -5966,6 +6293,1140 @@ func (x *SealedSendRequest) GetAccessKey() []byte {
 	return nil
 }
 
+// UploadKeyPackagesRequest adds one-time KeyPackages (MLSMessage-encoded)
+// for this device and, if set, replaces its last-resort KeyPackage, handed
+// out when the one-time ones run out.
+type UploadKeyPackagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyPackages   [][]byte               `protobuf:"bytes,1,rep,name=key_packages,json=keyPackages,proto3" json:"key_packages,omitempty"`
+	LastResort    []byte                 `protobuf:"bytes,2,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadKeyPackagesRequest) Reset() {
+	*x = UploadKeyPackagesRequest{}
+	mi := &file_wire_wire_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKeyPackagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKeyPackagesRequest) ProtoMessage() {}
+
+func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
+func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *UploadKeyPackagesRequest) GetKeyPackages() [][]byte {
+	if x != nil {
+		return x.KeyPackages
+	}
+	return nil
+}
+
+func (x *UploadKeyPackagesRequest) GetLastResort() []byte {
+	if x != nil {
+		return x.LastResort
+	}
+	return nil
+}
+
+type UploadKeyPackagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadKeyPackagesResponse) Reset() {
+	*x = UploadKeyPackagesResponse{}
+	mi := &file_wire_wire_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKeyPackagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKeyPackagesResponse) ProtoMessage() {}
+
+func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
+func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{81}
+}
+
+type KeyPackageCountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPackageCountRequest) Reset() {
+	*x = KeyPackageCountRequest{}
+	mi := &file_wire_wire_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPackageCountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPackageCountRequest) ProtoMessage() {}
+
+func (x *KeyPackageCountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPackageCountRequest.ProtoReflect.Descriptor instead.
+func (*KeyPackageCountRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{82}
+}
+
+type KeyPackageCountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OneTime       uint32                 `protobuf:"varint,1,opt,name=one_time,json=oneTime,proto3" json:"one_time,omitempty"`
+	HasLastResort bool                   `protobuf:"varint,2,opt,name=has_last_resort,json=hasLastResort,proto3" json:"has_last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPackageCountResponse) Reset() {
+	*x = KeyPackageCountResponse{}
+	mi := &file_wire_wire_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPackageCountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPackageCountResponse) ProtoMessage() {}
+
+func (x *KeyPackageCountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPackageCountResponse.ProtoReflect.Descriptor instead.
+func (*KeyPackageCountResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *KeyPackageCountResponse) GetOneTime() uint32 {
+	if x != nil {
+		return x.OneTime
+	}
+	return 0
+}
+
+func (x *KeyPackageCountResponse) GetHasLastResort() bool {
+	if x != nil {
+		return x.HasLastResort
+	}
+	return false
+}
+
+// FetchKeyPackagesRequest takes one KeyPackage of every device of username
+// (a one-time one if left, else the last-resort one).
+type FetchKeyPackagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchKeyPackagesRequest) Reset() {
+	*x = FetchKeyPackagesRequest{}
+	mi := &file_wire_wire_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchKeyPackagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchKeyPackagesRequest) ProtoMessage() {}
+
+func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
+func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *FetchKeyPackagesRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type DeviceKeyPackage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	KeyPackage    []byte                 `protobuf:"bytes,2,opt,name=key_package,json=keyPackage,proto3" json:"key_package,omitempty"`
+	LastResort    bool                   `protobuf:"varint,3,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceKeyPackage) Reset() {
+	*x = DeviceKeyPackage{}
+	mi := &file_wire_wire_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceKeyPackage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceKeyPackage) ProtoMessage() {}
+
+func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
+func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *DeviceKeyPackage) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceKeyPackage) GetKeyPackage() []byte {
+	if x != nil {
+		return x.KeyPackage
+	}
+	return nil
+}
+
+func (x *DeviceKeyPackage) GetLastResort() bool {
+	if x != nil {
+		return x.LastResort
+	}
+	return false
+}
+
+type FetchKeyPackagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyPackages   []*DeviceKeyPackage    `protobuf:"bytes,1,rep,name=key_packages,json=keyPackages,proto3" json:"key_packages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchKeyPackagesResponse) Reset() {
+	*x = FetchKeyPackagesResponse{}
+	mi := &file_wire_wire_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchKeyPackagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchKeyPackagesResponse) ProtoMessage() {}
+
+func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
+func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
+	if x != nil {
+		return x.KeyPackages
+	}
+	return nil
+}
+
+type GroupDevice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupDevice) Reset() {
+	*x = GroupDevice{}
+	mi := &file_wire_wire_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupDevice) ProtoMessage() {}
+
+func (x *GroupDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupDevice.ProtoReflect.Descriptor instead.
+func (*GroupDevice) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *GroupDevice) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *GroupDevice) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+// GroupCommitRequest submits a commit for epoch (0 for the commit that
+// creates the group on the relay, made by a group of one). added are the
+// devices the commit adds (they receive welcome), removed those it removes
+// (they receive the commit, then nothing more). group_info is the GroupInfo
+// of the epoch the commit starts, for joins by external commit.
+type GroupCommitRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GroupId   []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Commit    []byte                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	Welcome   []byte                 `protobuf:"bytes,4,opt,name=welcome,proto3" json:"welcome,omitempty"`
+	Added     []*GroupDevice         `protobuf:"bytes,5,rep,name=added,proto3" json:"added,omitempty"`
+	Removed   []*GroupDevice         `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
+	GroupInfo []byte                 `protobuf:"bytes,7,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	// external: an external commit (RFC 9420 §12.4.3.2) by which this
+	// device joins; allowed only to a device of an account that has a
+	// device in the group (a user's new device). The sender becomes a
+	// member device with it.
+	External      bool `protobuf:"varint,8,opt,name=external,proto3" json:"external,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupCommitRequest) Reset() {
+	*x = GroupCommitRequest{}
+	mi := &file_wire_wire_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupCommitRequest) ProtoMessage() {}
+
+func (x *GroupCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupCommitRequest.ProtoReflect.Descriptor instead.
+func (*GroupCommitRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *GroupCommitRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupCommitRequest) GetCommit() []byte {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetWelcome() []byte {
+	if x != nil {
+		return x.Welcome
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetAdded() []*GroupDevice {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetRemoved() []*GroupDevice {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetGroupInfo() []byte {
+	if x != nil {
+		return x.GroupInfo
+	}
+	return nil
+}
+
+func (x *GroupCommitRequest) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+// GroupCommitResponse: accepted, the commit is stored at seq and the group
+// is at epoch. Otherwise another commit won epoch: winner is it (the loser
+// processes it, and anything else waiting, then commits again on top).
+type GroupCommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Winner        []byte                 `protobuf:"bytes,4,opt,name=winner,proto3" json:"winner,omitempty"`
+	WinnerSeq     uint64                 `protobuf:"varint,5,opt,name=winner_seq,json=winnerSeq,proto3" json:"winner_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupCommitResponse) Reset() {
+	*x = GroupCommitResponse{}
+	mi := &file_wire_wire_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupCommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupCommitResponse) ProtoMessage() {}
+
+func (x *GroupCommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupCommitResponse.ProtoReflect.Descriptor instead.
+func (*GroupCommitResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *GroupCommitResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *GroupCommitResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupCommitResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupCommitResponse) GetWinner() []byte {
+	if x != nil {
+		return x.Winner
+	}
+	return nil
+}
+
+func (x *GroupCommitResponse) GetWinnerSeq() uint64 {
+	if x != nil {
+		return x.WinnerSeq
+	}
+	return 0
+}
+
+// GroupSendRequest stores one MLS message (an application PrivateMessage
+// or a proposal) once for every member device. Idempotent on message_id.
+type GroupSendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	MessageId     []byte                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSendRequest) Reset() {
+	*x = GroupSendRequest{}
+	mi := &file_wire_wire_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSendRequest) ProtoMessage() {}
+
+func (x *GroupSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSendRequest.ProtoReflect.Descriptor instead.
+func (*GroupSendRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *GroupSendRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupSendRequest) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *GroupSendRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type GroupSendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSendResponse) Reset() {
+	*x = GroupSendResponse{}
+	mi := &file_wire_wire_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSendResponse) ProtoMessage() {}
+
+func (x *GroupSendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSendResponse.ProtoReflect.Descriptor instead.
+func (*GroupSendResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *GroupSendResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupSendResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+type GroupMessage struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	GroupId           []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Seq               uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"` // per group, increasing; what GroupAck names
+	Kind              GroupMessageKind       `protobuf:"varint,3,opt,name=kind,proto3,enum=sotto.wire.GroupMessageKind" json:"kind,omitempty"`
+	Epoch             uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // commits: the epoch the commit was for
+	ServerTimestampMs int64                  `protobuf:"varint,5,opt,name=server_timestamp_ms,json=serverTimestampMs,proto3" json:"server_timestamp_ms,omitempty"`
+	Content           []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GroupMessage) Reset() {
+	*x = GroupMessage{}
+	mi := &file_wire_wire_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMessage) ProtoMessage() {}
+
+func (x *GroupMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMessage.ProtoReflect.Descriptor instead.
+func (*GroupMessage) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *GroupMessage) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupMessage) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetKind() GroupMessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return GroupMessageKind_GROUP_MESSAGE_KIND_UNSPECIFIED
+}
+
+func (x *GroupMessage) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetServerTimestampMs() int64 {
+	if x != nil {
+		return x.ServerTimestampMs
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// GroupFetchRequest returns this device's undelivered group messages, in
+// order per group, at most limit (0: the relay's default).
+type GroupFetchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFetchRequest) Reset() {
+	*x = GroupFetchRequest{}
+	mi := &file_wire_wire_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFetchRequest) ProtoMessage() {}
+
+func (x *GroupFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFetchRequest.ProtoReflect.Descriptor instead.
+func (*GroupFetchRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *GroupFetchRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type GroupFetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*GroupMessage        `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFetchResponse) Reset() {
+	*x = GroupFetchResponse{}
+	mi := &file_wire_wire_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFetchResponse) ProtoMessage() {}
+
+func (x *GroupFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFetchResponse.ProtoReflect.Descriptor instead.
+func (*GroupFetchResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *GroupFetchResponse) GetMessages() []*GroupMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *GroupFetchResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// GroupAckRequest moves this device's cursor in each named group to seq:
+// everything up to it was processed and need not be delivered again.
+type GroupAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAck) Reset() {
+	*x = GroupAck{}
+	mi := &file_wire_wire_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAck) ProtoMessage() {}
+
+func (x *GroupAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAck.ProtoReflect.Descriptor instead.
+func (*GroupAck) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *GroupAck) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type GroupAckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*GroupAck            `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAckRequest) Reset() {
+	*x = GroupAckRequest{}
+	mi := &file_wire_wire_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAckRequest) ProtoMessage() {}
+
+func (x *GroupAckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAckRequest.ProtoReflect.Descriptor instead.
+func (*GroupAckRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *GroupAckRequest) GetAcks() []*GroupAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type GroupAckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupAckResponse) Reset() {
+	*x = GroupAckResponse{}
+	mi := &file_wire_wire_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupAckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupAckResponse) ProtoMessage() {}
+
+func (x *GroupAckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupAckResponse.ProtoReflect.Descriptor instead.
+func (*GroupAckResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{97}
+}
+
+// GroupInfoRequest returns a group's current epoch and GroupInfo, for a
+// device of an account that has a device in the group (a new linked
+// device joining by external commit).
+type GroupInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfoRequest) Reset() {
+	*x = GroupInfoRequest{}
+	mi := &file_wire_wire_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfoRequest) ProtoMessage() {}
+
+func (x *GroupInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfoRequest.ProtoReflect.Descriptor instead.
+func (*GroupInfoRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *GroupInfoRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+type GroupInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	GroupInfo     []byte                 `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfoResponse) Reset() {
+	*x = GroupInfoResponse{}
+	mi := &file_wire_wire_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfoResponse) ProtoMessage() {}
+
+func (x *GroupInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfoResponse.ProtoReflect.Descriptor instead.
+func (*GroupInfoResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *GroupInfoResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupInfoResponse) GetGroupInfo() []byte {
+	if x != nil {
+		return x.GroupInfo
+	}
+	return nil
+}
+
+type GroupWaiting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupWaiting) Reset() {
+	*x = GroupWaiting{}
+	mi := &file_wire_wire_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupWaiting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupWaiting) ProtoMessage() {}
+
+func (x *GroupWaiting) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupWaiting.ProtoReflect.Descriptor instead.
+func (*GroupWaiting) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{100}
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -5977,7 +7438,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xfd\x11\n" +
+	"\x04kind\"\xbd\x16\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -6020,8 +7481,19 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2#.sotto.wire.TransparencyHeadRequestH\x00R\x10transparencyHead\x12a\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
 	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
-	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xf6\x12\n" +
+	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeaves\x12V\n" +
+	"\x13upload_key_packages\x18n \x01(\v2$.sotto.wire.UploadKeyPackagesRequestH\x00R\x11uploadKeyPackages\x12P\n" +
+	"\x11key_package_count\x18o \x01(\v2\".sotto.wire.KeyPackageCountRequestH\x00R\x0fkeyPackageCount\x12S\n" +
+	"\x12fetch_key_packages\x18p \x01(\v2#.sotto.wire.FetchKeyPackagesRequestH\x00R\x10fetchKeyPackages\x12C\n" +
+	"\fgroup_commit\x18q \x01(\v2\x1e.sotto.wire.GroupCommitRequestH\x00R\vgroupCommit\x12=\n" +
+	"\n" +
+	"group_send\x18r \x01(\v2\x1c.sotto.wire.GroupSendRequestH\x00R\tgroupSend\x12@\n" +
+	"\vgroup_fetch\x18s \x01(\v2\x1d.sotto.wire.GroupFetchRequestH\x00R\n" +
+	"groupFetch\x12:\n" +
+	"\tgroup_ack\x18t \x01(\v2\x1b.sotto.wire.GroupAckRequestH\x00R\bgroupAck\x12=\n" +
+	"\n" +
+	"group_info\x18u \x01(\v2\x1c.sotto.wire.GroupInfoRequestH\x00R\tgroupInfoB\x06\n" +
+	"\x04body\"\xbe\x17\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -6068,14 +7540,27 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2\x1c.sotto.wire.TransparencyHeadH\x00R\x10transparencyHead\x12V\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2\x1d.sotto.wire.TransparencyProofH\x00R\x15transparencyInclusion\x12`\n" +
 	"\x18transparency_consistency\x18f \x01(\v2#.sotto.wire.TransparencyConsistencyH\x00R\x17transparencyConsistency\x12Q\n" +
-	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xfb\x01\n" +
+	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeaves\x12W\n" +
+	"\x13upload_key_packages\x18n \x01(\v2%.sotto.wire.UploadKeyPackagesResponseH\x00R\x11uploadKeyPackages\x12Q\n" +
+	"\x11key_package_count\x18o \x01(\v2#.sotto.wire.KeyPackageCountResponseH\x00R\x0fkeyPackageCount\x12T\n" +
+	"\x12fetch_key_packages\x18p \x01(\v2$.sotto.wire.FetchKeyPackagesResponseH\x00R\x10fetchKeyPackages\x12D\n" +
+	"\fgroup_commit\x18q \x01(\v2\x1f.sotto.wire.GroupCommitResponseH\x00R\vgroupCommit\x12>\n" +
+	"\n" +
+	"group_send\x18r \x01(\v2\x1d.sotto.wire.GroupSendResponseH\x00R\tgroupSend\x12A\n" +
+	"\vgroup_fetch\x18s \x01(\v2\x1e.sotto.wire.GroupFetchResponseH\x00R\n" +
+	"groupFetch\x12;\n" +
+	"\tgroup_ack\x18t \x01(\v2\x1c.sotto.wire.GroupAckResponseH\x00R\bgroupAck\x12>\n" +
+	"\n" +
+	"group_info\x18u \x01(\v2\x1d.sotto.wire.GroupInfoResponseH\x00R\tgroupInfoB\x06\n" +
+	"\x04body\"\xbc\x02\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
 	"\benvelope\x18\x02 \x01(\v2\x14.sotto.wire.EnvelopeH\x00R\benvelope\x129\n" +
 	"\vqueue_empty\x18\x03 \x01(\v2\x16.sotto.wire.QueueEmptyH\x00R\n" +
 	"queueEmpty\x12E\n" +
-	"\fprovisioning\x18\x04 \x01(\v2\x1f.sotto.wire.ProvisioningMessageH\x00R\fprovisioningB\x06\n" +
+	"\fprovisioning\x18\x04 \x01(\v2\x1f.sotto.wire.ProvisioningMessageH\x00R\fprovisioning\x12?\n" +
+	"\rgroup_waiting\x18\n" +
+	" \x01(\v2\x18.sotto.wire.GroupWaitingH\x00R\fgroupWaitingB\x06\n" +
 	"\x04body\"G\n" +
 	"\tChallenge\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12$\n" +
@@ -6376,7 +7861,79 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x03 \x01(\fR\tmessageId\x12\x1d\n" +
 	"\n" +
-	"access_key\x18\x04 \x01(\fR\taccessKey*\x8c\x02\n" +
+	"access_key\x18\x04 \x01(\fR\taccessKey\"^\n" +
+	"\x18UploadKeyPackagesRequest\x12!\n" +
+	"\fkey_packages\x18\x01 \x03(\fR\vkeyPackages\x12\x1f\n" +
+	"\vlast_resort\x18\x02 \x01(\fR\n" +
+	"lastResort\"\x1b\n" +
+	"\x19UploadKeyPackagesResponse\"\x18\n" +
+	"\x16KeyPackageCountRequest\"\\\n" +
+	"\x17KeyPackageCountResponse\x12\x19\n" +
+	"\bone_time\x18\x01 \x01(\rR\aoneTime\x12&\n" +
+	"\x0fhas_last_resort\x18\x02 \x01(\bR\rhasLastResort\"5\n" +
+	"\x17FetchKeyPackagesRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"q\n" +
+	"\x10DeviceKeyPackage\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12\x1f\n" +
+	"\vkey_package\x18\x02 \x01(\fR\n" +
+	"keyPackage\x12\x1f\n" +
+	"\vlast_resort\x18\x03 \x01(\bR\n" +
+	"lastResort\"[\n" +
+	"\x18FetchKeyPackagesResponse\x12?\n" +
+	"\fkey_packages\x18\x01 \x03(\v2\x1c.sotto.wire.DeviceKeyPackageR\vkeyPackages\"F\n" +
+	"\vGroupDevice\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\x94\x02\n" +
+	"\x12GroupCommitRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\fR\x06commit\x12\x18\n" +
+	"\awelcome\x18\x04 \x01(\fR\awelcome\x12-\n" +
+	"\x05added\x18\x05 \x03(\v2\x17.sotto.wire.GroupDeviceR\x05added\x121\n" +
+	"\aremoved\x18\x06 \x03(\v2\x17.sotto.wire.GroupDeviceR\aremoved\x12\x1d\n" +
+	"\n" +
+	"group_info\x18\a \x01(\fR\tgroupInfo\x12\x1a\n" +
+	"\bexternal\x18\b \x01(\bR\bexternal\"\x90\x01\n" +
+	"\x13GroupCommitResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06winner\x18\x04 \x01(\fR\x06winner\x12\x1d\n" +
+	"\n" +
+	"winner_seq\x18\x05 \x01(\x04R\twinnerSeq\"f\n" +
+	"\x10GroupSendRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\fR\tmessageId\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"C\n" +
+	"\x11GroupSendResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xcd\x01\n" +
+	"\fGroupMessage\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x120\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1c.sotto.wire.GroupMessageKindR\x04kind\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12.\n" +
+	"\x13server_timestamp_ms\x18\x05 \x01(\x03R\x11serverTimestampMs\x12\x18\n" +
+	"\acontent\x18\x06 \x01(\fR\acontent\")\n" +
+	"\x11GroupFetchRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"^\n" +
+	"\x12GroupFetchResponse\x124\n" +
+	"\bmessages\x18\x01 \x03(\v2\x18.sotto.wire.GroupMessageR\bmessages\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"7\n" +
+	"\bGroupAck\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\";\n" +
+	"\x0fGroupAckRequest\x12(\n" +
+	"\x04acks\x18\x01 \x03(\v2\x14.sotto.wire.GroupAckR\x04acks\"\x12\n" +
+	"\x10GroupAckResponse\"-\n" +
+	"\x10GroupInfoRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\"H\n" +
+	"\x11GroupInfoResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"group_info\x18\x02 \x01(\fR\tgroupInfo\"\x0e\n" +
+	"\fGroupWaiting*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -6410,7 +7967,12 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
-	"\rRELAY_RECEIPT\x10gB\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\rRELAY_RECEIPT\x10g*n\n" +
+	"\x10GroupMessageKind\x12\"\n" +
+	"\x1eGROUP_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rGROUP_MESSAGE\x10\x01\x12\x10\n" +
+	"\fGROUP_COMMIT\x10\x02\x12\x11\n" +
+	"\rGROUP_WELCOME\x10\x03B\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
 	file_wire_wire_proto_rawDescOnce sync.Once
@@ -6424,194 +7986,239 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 	return file_wire_wire_proto_rawDescData
 }
 
-var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
 	(OrgDocumentKind)(0),                   // 2: sotto.wire.OrgDocumentKind
-	(*Frame)(nil),                          // 3: sotto.wire.Frame
-	(*Request)(nil),                        // 4: sotto.wire.Request
-	(*Response)(nil),                       // 5: sotto.wire.Response
-	(*Push)(nil),                           // 6: sotto.wire.Push
-	(*Challenge)(nil),                      // 7: sotto.wire.Challenge
-	(*SignedPreKey)(nil),                   // 8: sotto.wire.SignedPreKey
-	(*PreKey)(nil),                         // 9: sotto.wire.PreKey
-	(*PreKeys)(nil),                        // 10: sotto.wire.PreKeys
-	(*EnrollRequest)(nil),                  // 11: sotto.wire.EnrollRequest
-	(*EnrollResponse)(nil),                 // 12: sotto.wire.EnrollResponse
-	(*AuthenticateRequest)(nil),            // 13: sotto.wire.AuthenticateRequest
-	(*AuthenticateResponse)(nil),           // 14: sotto.wire.AuthenticateResponse
-	(*UploadPreKeysRequest)(nil),           // 15: sotto.wire.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),          // 16: sotto.wire.UploadPreKeysResponse
-	(*PreKeyCountRequest)(nil),             // 17: sotto.wire.PreKeyCountRequest
-	(*PreKeyCountResponse)(nil),            // 18: sotto.wire.PreKeyCountResponse
-	(*FetchPreKeysRequest)(nil),            // 19: sotto.wire.FetchPreKeysRequest
-	(*PreKeyBundle)(nil),                   // 20: sotto.wire.PreKeyBundle
-	(*FetchPreKeysResponse)(nil),           // 21: sotto.wire.FetchPreKeysResponse
-	(*DeviceInfo)(nil),                     // 22: sotto.wire.DeviceInfo
-	(*DeviceList)(nil),                     // 23: sotto.wire.DeviceList
-	(*GetDevicesRequest)(nil),              // 24: sotto.wire.GetDevicesRequest
-	(*GetIdentityRequest)(nil),             // 25: sotto.wire.GetIdentityRequest
-	(*IdentityResponse)(nil),               // 26: sotto.wire.IdentityResponse
-	(*OutgoingMessage)(nil),                // 27: sotto.wire.OutgoingMessage
-	(*SendMessageRequest)(nil),             // 28: sotto.wire.SendMessageRequest
-	(*SendMessageResponse)(nil),            // 29: sotto.wire.SendMessageResponse
-	(*StaleDevices)(nil),                   // 30: sotto.wire.StaleDevices
-	(*Envelope)(nil),                       // 31: sotto.wire.Envelope
-	(*QueueEmpty)(nil),                     // 32: sotto.wire.QueueEmpty
-	(*AckRequest)(nil),                     // 33: sotto.wire.AckRequest
-	(*AckResponse)(nil),                    // 34: sotto.wire.AckResponse
-	(*ProvisionRequest)(nil),               // 35: sotto.wire.ProvisionRequest
-	(*ProvisionResponse)(nil),              // 36: sotto.wire.ProvisionResponse
-	(*LinkTokenRequest)(nil),               // 37: sotto.wire.LinkTokenRequest
-	(*LinkTokenResponse)(nil),              // 38: sotto.wire.LinkTokenResponse
-	(*SendProvisioningRequest)(nil),        // 39: sotto.wire.SendProvisioningRequest
-	(*SendProvisioningResponse)(nil),       // 40: sotto.wire.SendProvisioningResponse
-	(*ProvisioningMessage)(nil),            // 41: sotto.wire.ProvisioningMessage
-	(*LinkDeviceRequest)(nil),              // 42: sotto.wire.LinkDeviceRequest
-	(*ListDevicesRequest)(nil),             // 43: sotto.wire.ListDevicesRequest
-	(*RemoveDeviceRequest)(nil),            // 44: sotto.wire.RemoveDeviceRequest
-	(*RemoveDeviceResponse)(nil),           // 45: sotto.wire.RemoveDeviceResponse
-	(*PingRequest)(nil),                    // 46: sotto.wire.PingRequest
-	(*PingResponse)(nil),                   // 47: sotto.wire.PingResponse
-	(*TurnCredentialsRequest)(nil),         // 48: sotto.wire.TurnCredentialsRequest
-	(*TurnCredentials)(nil),                // 49: sotto.wire.TurnCredentials
-	(*BlobTokenRequest)(nil),               // 50: sotto.wire.BlobTokenRequest
-	(*BlobTokenResponse)(nil),              // 51: sotto.wire.BlobTokenResponse
-	(*OrgDocument)(nil),                    // 52: sotto.wire.OrgDocument
-	(*MemberAccess)(nil),                   // 53: sotto.wire.MemberAccess
-	(*OrgKeyRequest)(nil),                  // 54: sotto.wire.OrgKeyRequest
-	(*OrgKeyResponse)(nil),                 // 55: sotto.wire.OrgKeyResponse
-	(*OrgPublishRequest)(nil),              // 56: sotto.wire.OrgPublishRequest
-	(*OrgPublishResponse)(nil),             // 57: sotto.wire.OrgPublishResponse
-	(*OrgReceiptRequest)(nil),              // 58: sotto.wire.OrgReceiptRequest
-	(*OrgReceiptResponse)(nil),             // 59: sotto.wire.OrgReceiptResponse
-	(*OrgDeliveryRequest)(nil),             // 60: sotto.wire.OrgDeliveryRequest
-	(*OrgReceipt)(nil),                     // 61: sotto.wire.OrgReceipt
-	(*OrgDeliveryResponse)(nil),            // 62: sotto.wire.OrgDeliveryResponse
-	(*OrgInviteRequest)(nil),               // 63: sotto.wire.OrgInviteRequest
-	(*OrgInviteResponse)(nil),              // 64: sotto.wire.OrgInviteResponse
-	(*BootstrapCode)(nil),                  // 65: sotto.wire.BootstrapCode
-	(*OrgWipeConfirmRequest)(nil),          // 66: sotto.wire.OrgWipeConfirmRequest
-	(*OrgWipeConfirmResponse)(nil),         // 67: sotto.wire.OrgWipeConfirmResponse
-	(*OrgDocumentsRequest)(nil),            // 68: sotto.wire.OrgDocumentsRequest
-	(*OrgDocumentsResponse)(nil),           // 69: sotto.wire.OrgDocumentsResponse
-	(*TransparencyHeadRequest)(nil),        // 70: sotto.wire.TransparencyHeadRequest
-	(*TransparencyHead)(nil),               // 71: sotto.wire.TransparencyHead
-	(*TransparencyInclusionRequest)(nil),   // 72: sotto.wire.TransparencyInclusionRequest
-	(*TransparencyProof)(nil),              // 73: sotto.wire.TransparencyProof
-	(*TransparencyConsistencyRequest)(nil), // 74: sotto.wire.TransparencyConsistencyRequest
-	(*TransparencyConsistency)(nil),        // 75: sotto.wire.TransparencyConsistency
-	(*TransparencyLeavesRequest)(nil),      // 76: sotto.wire.TransparencyLeavesRequest
-	(*TransparencyLeaves)(nil),             // 77: sotto.wire.TransparencyLeaves
-	(*SetAccessKeyRequest)(nil),            // 78: sotto.wire.SetAccessKeyRequest
-	(*SetAccessKeyResponse)(nil),           // 79: sotto.wire.SetAccessKeyResponse
-	(*SenderCertificateRequest)(nil),       // 80: sotto.wire.SenderCertificateRequest
-	(*SenderCertificateResponse)(nil),      // 81: sotto.wire.SenderCertificateResponse
-	(*SealedSendRequest)(nil),              // 82: sotto.wire.SealedSendRequest
+	(GroupMessageKind)(0),                  // 3: sotto.wire.GroupMessageKind
+	(*Frame)(nil),                          // 4: sotto.wire.Frame
+	(*Request)(nil),                        // 5: sotto.wire.Request
+	(*Response)(nil),                       // 6: sotto.wire.Response
+	(*Push)(nil),                           // 7: sotto.wire.Push
+	(*Challenge)(nil),                      // 8: sotto.wire.Challenge
+	(*SignedPreKey)(nil),                   // 9: sotto.wire.SignedPreKey
+	(*PreKey)(nil),                         // 10: sotto.wire.PreKey
+	(*PreKeys)(nil),                        // 11: sotto.wire.PreKeys
+	(*EnrollRequest)(nil),                  // 12: sotto.wire.EnrollRequest
+	(*EnrollResponse)(nil),                 // 13: sotto.wire.EnrollResponse
+	(*AuthenticateRequest)(nil),            // 14: sotto.wire.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 15: sotto.wire.AuthenticateResponse
+	(*UploadPreKeysRequest)(nil),           // 16: sotto.wire.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),          // 17: sotto.wire.UploadPreKeysResponse
+	(*PreKeyCountRequest)(nil),             // 18: sotto.wire.PreKeyCountRequest
+	(*PreKeyCountResponse)(nil),            // 19: sotto.wire.PreKeyCountResponse
+	(*FetchPreKeysRequest)(nil),            // 20: sotto.wire.FetchPreKeysRequest
+	(*PreKeyBundle)(nil),                   // 21: sotto.wire.PreKeyBundle
+	(*FetchPreKeysResponse)(nil),           // 22: sotto.wire.FetchPreKeysResponse
+	(*DeviceInfo)(nil),                     // 23: sotto.wire.DeviceInfo
+	(*DeviceList)(nil),                     // 24: sotto.wire.DeviceList
+	(*GetDevicesRequest)(nil),              // 25: sotto.wire.GetDevicesRequest
+	(*GetIdentityRequest)(nil),             // 26: sotto.wire.GetIdentityRequest
+	(*IdentityResponse)(nil),               // 27: sotto.wire.IdentityResponse
+	(*OutgoingMessage)(nil),                // 28: sotto.wire.OutgoingMessage
+	(*SendMessageRequest)(nil),             // 29: sotto.wire.SendMessageRequest
+	(*SendMessageResponse)(nil),            // 30: sotto.wire.SendMessageResponse
+	(*StaleDevices)(nil),                   // 31: sotto.wire.StaleDevices
+	(*Envelope)(nil),                       // 32: sotto.wire.Envelope
+	(*QueueEmpty)(nil),                     // 33: sotto.wire.QueueEmpty
+	(*AckRequest)(nil),                     // 34: sotto.wire.AckRequest
+	(*AckResponse)(nil),                    // 35: sotto.wire.AckResponse
+	(*ProvisionRequest)(nil),               // 36: sotto.wire.ProvisionRequest
+	(*ProvisionResponse)(nil),              // 37: sotto.wire.ProvisionResponse
+	(*LinkTokenRequest)(nil),               // 38: sotto.wire.LinkTokenRequest
+	(*LinkTokenResponse)(nil),              // 39: sotto.wire.LinkTokenResponse
+	(*SendProvisioningRequest)(nil),        // 40: sotto.wire.SendProvisioningRequest
+	(*SendProvisioningResponse)(nil),       // 41: sotto.wire.SendProvisioningResponse
+	(*ProvisioningMessage)(nil),            // 42: sotto.wire.ProvisioningMessage
+	(*LinkDeviceRequest)(nil),              // 43: sotto.wire.LinkDeviceRequest
+	(*ListDevicesRequest)(nil),             // 44: sotto.wire.ListDevicesRequest
+	(*RemoveDeviceRequest)(nil),            // 45: sotto.wire.RemoveDeviceRequest
+	(*RemoveDeviceResponse)(nil),           // 46: sotto.wire.RemoveDeviceResponse
+	(*PingRequest)(nil),                    // 47: sotto.wire.PingRequest
+	(*PingResponse)(nil),                   // 48: sotto.wire.PingResponse
+	(*TurnCredentialsRequest)(nil),         // 49: sotto.wire.TurnCredentialsRequest
+	(*TurnCredentials)(nil),                // 50: sotto.wire.TurnCredentials
+	(*BlobTokenRequest)(nil),               // 51: sotto.wire.BlobTokenRequest
+	(*BlobTokenResponse)(nil),              // 52: sotto.wire.BlobTokenResponse
+	(*OrgDocument)(nil),                    // 53: sotto.wire.OrgDocument
+	(*MemberAccess)(nil),                   // 54: sotto.wire.MemberAccess
+	(*OrgKeyRequest)(nil),                  // 55: sotto.wire.OrgKeyRequest
+	(*OrgKeyResponse)(nil),                 // 56: sotto.wire.OrgKeyResponse
+	(*OrgPublishRequest)(nil),              // 57: sotto.wire.OrgPublishRequest
+	(*OrgPublishResponse)(nil),             // 58: sotto.wire.OrgPublishResponse
+	(*OrgReceiptRequest)(nil),              // 59: sotto.wire.OrgReceiptRequest
+	(*OrgReceiptResponse)(nil),             // 60: sotto.wire.OrgReceiptResponse
+	(*OrgDeliveryRequest)(nil),             // 61: sotto.wire.OrgDeliveryRequest
+	(*OrgReceipt)(nil),                     // 62: sotto.wire.OrgReceipt
+	(*OrgDeliveryResponse)(nil),            // 63: sotto.wire.OrgDeliveryResponse
+	(*OrgInviteRequest)(nil),               // 64: sotto.wire.OrgInviteRequest
+	(*OrgInviteResponse)(nil),              // 65: sotto.wire.OrgInviteResponse
+	(*BootstrapCode)(nil),                  // 66: sotto.wire.BootstrapCode
+	(*OrgWipeConfirmRequest)(nil),          // 67: sotto.wire.OrgWipeConfirmRequest
+	(*OrgWipeConfirmResponse)(nil),         // 68: sotto.wire.OrgWipeConfirmResponse
+	(*OrgDocumentsRequest)(nil),            // 69: sotto.wire.OrgDocumentsRequest
+	(*OrgDocumentsResponse)(nil),           // 70: sotto.wire.OrgDocumentsResponse
+	(*TransparencyHeadRequest)(nil),        // 71: sotto.wire.TransparencyHeadRequest
+	(*TransparencyHead)(nil),               // 72: sotto.wire.TransparencyHead
+	(*TransparencyInclusionRequest)(nil),   // 73: sotto.wire.TransparencyInclusionRequest
+	(*TransparencyProof)(nil),              // 74: sotto.wire.TransparencyProof
+	(*TransparencyConsistencyRequest)(nil), // 75: sotto.wire.TransparencyConsistencyRequest
+	(*TransparencyConsistency)(nil),        // 76: sotto.wire.TransparencyConsistency
+	(*TransparencyLeavesRequest)(nil),      // 77: sotto.wire.TransparencyLeavesRequest
+	(*TransparencyLeaves)(nil),             // 78: sotto.wire.TransparencyLeaves
+	(*SetAccessKeyRequest)(nil),            // 79: sotto.wire.SetAccessKeyRequest
+	(*SetAccessKeyResponse)(nil),           // 80: sotto.wire.SetAccessKeyResponse
+	(*SenderCertificateRequest)(nil),       // 81: sotto.wire.SenderCertificateRequest
+	(*SenderCertificateResponse)(nil),      // 82: sotto.wire.SenderCertificateResponse
+	(*SealedSendRequest)(nil),              // 83: sotto.wire.SealedSendRequest
+	(*UploadKeyPackagesRequest)(nil),       // 84: sotto.wire.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),      // 85: sotto.wire.UploadKeyPackagesResponse
+	(*KeyPackageCountRequest)(nil),         // 86: sotto.wire.KeyPackageCountRequest
+	(*KeyPackageCountResponse)(nil),        // 87: sotto.wire.KeyPackageCountResponse
+	(*FetchKeyPackagesRequest)(nil),        // 88: sotto.wire.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),               // 89: sotto.wire.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),       // 90: sotto.wire.FetchKeyPackagesResponse
+	(*GroupDevice)(nil),                    // 91: sotto.wire.GroupDevice
+	(*GroupCommitRequest)(nil),             // 92: sotto.wire.GroupCommitRequest
+	(*GroupCommitResponse)(nil),            // 93: sotto.wire.GroupCommitResponse
+	(*GroupSendRequest)(nil),               // 94: sotto.wire.GroupSendRequest
+	(*GroupSendResponse)(nil),              // 95: sotto.wire.GroupSendResponse
+	(*GroupMessage)(nil),                   // 96: sotto.wire.GroupMessage
+	(*GroupFetchRequest)(nil),              // 97: sotto.wire.GroupFetchRequest
+	(*GroupFetchResponse)(nil),             // 98: sotto.wire.GroupFetchResponse
+	(*GroupAck)(nil),                       // 99: sotto.wire.GroupAck
+	(*GroupAckRequest)(nil),                // 100: sotto.wire.GroupAckRequest
+	(*GroupAckResponse)(nil),               // 101: sotto.wire.GroupAckResponse
+	(*GroupInfoRequest)(nil),               // 102: sotto.wire.GroupInfoRequest
+	(*GroupInfoResponse)(nil),              // 103: sotto.wire.GroupInfoResponse
+	(*GroupWaiting)(nil),                   // 104: sotto.wire.GroupWaiting
 }
 var file_wire_wire_proto_depIdxs = []int32{
-	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
-	5,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
-	6,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
-	11, // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
-	13, // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
-	15, // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
-	17, // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
-	19, // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
-	24, // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
-	25, // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
-	28, // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
-	33, // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
-	35, // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
-	37, // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
-	39, // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
-	42, // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
-	43, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
-	44, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
-	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
-	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	54, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
-	56, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	66, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	68, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	63, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
-	58, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
-	60, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
-	78, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	80, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	82, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	70, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	72, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	74, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	76, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
-	0,  // 35: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 36: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 37: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 38: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 39: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 40: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 41: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 42: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 43: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 44: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 45: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 46: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 47: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 48: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 49: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 50: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 51: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 52: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 53: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 54: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	55, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	57, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	67, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	69, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	64, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	59, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	62, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	79, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	81, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	29, // 64: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	71, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	73, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	75, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	77, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	7,  // 69: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 70: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 71: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 72: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 73: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 74: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 75: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 76: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 77: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 78: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 79: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 80: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 81: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 82: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	73, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	22, // 84: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	73, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	27, // 86: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 87: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 88: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 89: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 90: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	61, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
-	52, // 92: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	52, // 93: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	27, // 94: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	95, // [95:95] is the sub-list for method output_type
-	95, // [95:95] is the sub-list for method input_type
-	95, // [95:95] is the sub-list for extension type_name
-	95, // [95:95] is the sub-list for extension extendee
-	0,  // [0:95] is the sub-list for field type_name
+	5,   // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
+	6,   // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
+	7,   // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
+	12,  // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
+	14,  // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
+	16,  // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
+	18,  // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
+	20,  // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
+	25,  // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
+	26,  // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
+	29,  // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
+	34,  // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
+	36,  // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
+	38,  // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
+	40,  // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
+	43,  // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
+	44,  // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
+	45,  // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
+	47,  // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
+	51,  // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
+	49,  // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	55,  // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
+	57,  // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
+	67,  // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	69,  // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	64,  // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	59,  // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
+	61,  // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
+	79,  // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	81,  // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	83,  // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	71,  // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	73,  // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	75,  // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	77,  // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	84,  // 35: sotto.wire.Request.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesRequest
+	86,  // 36: sotto.wire.Request.key_package_count:type_name -> sotto.wire.KeyPackageCountRequest
+	88,  // 37: sotto.wire.Request.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesRequest
+	92,  // 38: sotto.wire.Request.group_commit:type_name -> sotto.wire.GroupCommitRequest
+	94,  // 39: sotto.wire.Request.group_send:type_name -> sotto.wire.GroupSendRequest
+	97,  // 40: sotto.wire.Request.group_fetch:type_name -> sotto.wire.GroupFetchRequest
+	100, // 41: sotto.wire.Request.group_ack:type_name -> sotto.wire.GroupAckRequest
+	102, // 42: sotto.wire.Request.group_info:type_name -> sotto.wire.GroupInfoRequest
+	0,   // 43: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	31,  // 44: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	13,  // 45: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	15,  // 46: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	17,  // 47: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	19,  // 48: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	22,  // 49: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	24,  // 50: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	27,  // 51: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	30,  // 52: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	35,  // 53: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	37,  // 54: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	39,  // 55: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	41,  // 56: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	13,  // 57: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	24,  // 58: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	46,  // 59: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	48,  // 60: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	52,  // 61: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	50,  // 62: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	56,  // 63: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	58,  // 64: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	68,  // 65: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	70,  // 66: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	65,  // 67: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	60,  // 68: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	63,  // 69: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	80,  // 70: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	82,  // 71: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	30,  // 72: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	72,  // 73: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	74,  // 74: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	76,  // 75: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	78,  // 76: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	85,  // 77: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
+	87,  // 78: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
+	90,  // 79: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
+	93,  // 80: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
+	95,  // 81: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
+	98,  // 82: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
+	101, // 83: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
+	103, // 84: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
+	8,   // 85: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	32,  // 86: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	33,  // 87: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	42,  // 88: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	104, // 89: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
+	9,   // 90: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,   // 91: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	10,  // 92: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	9,   // 93: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	11,  // 94: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	11,  // 95: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	9,   // 96: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	10,  // 97: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	9,   // 98: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	21,  // 99: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	74,  // 100: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	23,  // 101: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	74,  // 102: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	28,  // 103: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	24,  // 104: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	11,  // 105: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,   // 106: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	53,  // 107: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	62,  // 108: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	53,  // 109: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	53,  // 110: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	28,  // 111: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	89,  // 112: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
+	91,  // 113: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
+	91,  // 114: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
+	3,   // 115: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
+	96,  // 116: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
+	99,  // 117: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
+	118, // [118:118] is the sub-list for method output_type
+	118, // [118:118] is the sub-list for method input_type
+	118, // [118:118] is the sub-list for extension type_name
+	118, // [118:118] is the sub-list for extension extendee
+	0,   // [0:118] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -6657,6 +8264,14 @@ func file_wire_wire_proto_init() {
 		(*Request_TransparencyInclusion)(nil),
 		(*Request_TransparencyConsistency)(nil),
 		(*Request_TransparencyLeaves)(nil),
+		(*Request_UploadKeyPackages)(nil),
+		(*Request_KeyPackageCount)(nil),
+		(*Request_FetchKeyPackages)(nil),
+		(*Request_GroupCommit)(nil),
+		(*Request_GroupSend)(nil),
+		(*Request_GroupFetch)(nil),
+		(*Request_GroupAck)(nil),
+		(*Request_GroupInfo)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -6691,20 +8306,29 @@ func file_wire_wire_proto_init() {
 		(*Response_TransparencyInclusion)(nil),
 		(*Response_TransparencyConsistency)(nil),
 		(*Response_TransparencyLeaves)(nil),
+		(*Response_UploadKeyPackages)(nil),
+		(*Response_KeyPackageCount)(nil),
+		(*Response_FetchKeyPackages)(nil),
+		(*Response_GroupCommit)(nil),
+		(*Response_GroupSend)(nil),
+		(*Response_GroupFetch)(nil),
+		(*Response_GroupAck)(nil),
+		(*Response_GroupInfo)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
 		(*Push_Envelope)(nil),
 		(*Push_QueueEmpty)(nil),
 		(*Push_Provisioning)(nil),
+		(*Push_GroupWaiting)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   80,
+			NumEnums:      4,
+			NumMessages:   101,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -84,6 +84,7 @@ type Conn struct {
 	prov      *queue[[]byte]
 	acks      *acks
 	drained   chan struct{}
+	groupWake chan struct{} // GroupWaiting pushes, coalesced (groups.go)
 	drainOnce sync.Once
 }
 
@@ -121,6 +122,7 @@ func Dial(ctx context.Context, relayURL string, opts Options) (*Conn, error) {
 		prov:      newQueue[[]byte](),
 		drained:   make(chan struct{}),
 		acks:      newAcks(),
+		groupWake: make(chan struct{}, 1),
 	}
 	c.wg.Add(4)
 	go c.readLoop(loopCtx)
@@ -283,6 +285,11 @@ func (c *Conn) handlePush(p *wire.Push) {
 		c.envelopes.after(func() { c.drainOnce.Do(func() { close(c.drained) }) })
 	case *wire.Push_Provisioning:
 		c.prov.push(b.Provisioning.Body)
+	case *wire.Push_GroupWaiting:
+		select {
+		case c.groupWake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
 	}
 }
 

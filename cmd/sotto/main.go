@@ -67,6 +67,7 @@ commands:
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
+  group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list | join ID
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -128,6 +129,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
 		"keylog":        cmdKeylog,
+		"group":         cmdGroup,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

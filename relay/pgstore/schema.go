@@ -99,6 +99,8 @@ CREATE TABLE org_documents (
 	// 3: an account no longer keeps the invitation it came from: it
 	// grouped people by who invited them.
 	`ALTER TABLE accounts DROP COLUMN code_id`,
+	// 4: the MLS Delivery Service (groups.go).
+	groupMigration,
 }
 
 // Advisory lock keys (transaction-scoped).

@@ -129,7 +129,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.ExecContext(ctx, schema+keyLogSchema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+keyLogSchema+groupSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}

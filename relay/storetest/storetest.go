@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("WideValues", func(t *testing.T) { RunWideValues(t, open) })
 	t.Run("Org", func(t *testing.T) { RunOrg(t, open) })
 	t.Run("AccountExpiry", func(t *testing.T) { RunAccountExpiry(t, open) })
+	t.Run("Groups", func(t *testing.T) { RunGroups(t, open) })
 }
 
 var t0 = time.UnixMilli(1_800_000_000_000)

@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"context"
+
+	"sotto/wire"
+)
+
+// GroupWaiting signals that the relay has new messages for a group this
+// device is in (coalesced: one signal may stand for many pushes); fetch
+// them with GroupFetch.
+func (c *Conn) GroupWaiting() <-chan struct{} { return c.groupWake }
+
+// UploadKeyPackages adds one-time MLS KeyPackages and, if set, replaces
+// the last-resort one.
+func (c *Conn) UploadKeyPackages(ctx context.Context, oneTime [][]byte, lastResort []byte) error {
+	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_UploadKeyPackages{UploadKeyPackages: &wire.UploadKeyPackagesRequest{
+		KeyPackages: oneTime, LastResort: lastResort}}})
+	return err
+}
+
+// KeyPackageCount reports this device's KeyPackages left on the relay.
+func (c *Conn) KeyPackageCount(ctx context.Context) (*wire.KeyPackageCountResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_KeyPackageCount{KeyPackageCount: &wire.KeyPackageCountRequest{}}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetKeyPackageCount())
+}
+
+// FetchKeyPackages takes one KeyPackage of every device of username.
+func (c *Conn) FetchKeyPackages(ctx context.Context, username string) (*wire.FetchKeyPackagesResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_FetchKeyPackages{FetchKeyPackages: &wire.FetchKeyPackagesRequest{Username: username}}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetFetchKeyPackages())
+}
+
+// GroupCommit submits a commit; a commit that lost its epoch comes back
+// with Accepted false and the winner.
+func (c *Conn) GroupCommit(ctx context.Context, req *wire.GroupCommitRequest) (*wire.GroupCommitResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupCommit{GroupCommit: req}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupCommit())
+}
+
+// GroupSend stores one message for every member device of a group.
+func (c *Conn) GroupSend(ctx context.Context, req *wire.GroupSendRequest) (*wire.GroupSendResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupSend{GroupSend: req}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupSend())
+}
+
+// GroupFetch returns this device's undelivered group messages.
+func (c *Conn) GroupFetch(ctx context.Context, limit uint32) (*wire.GroupFetchResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupFetch{GroupFetch: &wire.GroupFetchRequest{Limit: limit}}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupFetch())
+}
+
+// GroupAck moves this device's cursors.
+func (c *Conn) GroupAck(ctx context.Context, acks []*wire.GroupAck) error {
+	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupAck{GroupAck: &wire.GroupAckRequest{Acks: acks}}})
+	return err
+}
+
+// GroupInfo returns a group's current epoch and GroupInfo.
+func (c *Conn) GroupInfo(ctx context.Context, groupID []byte) (*wire.GroupInfoResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupInfo{GroupInfo: &wire.GroupInfoRequest{GroupId: groupID}}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupInfo())
+}
