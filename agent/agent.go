@@ -59,6 +59,7 @@ type Agent struct {
 
 	mu        sync.Mutex
 	unlocks   int
+	connects  int
 	connected bool
 	idle      bool
 	lastUse   time.Time
@@ -199,6 +200,9 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 func (a *Agent) onConnState(s client.ConnState) {
 	a.mu.Lock()
 	changed := a.connected != s.Connected || a.idle != s.Idle
+	if s.Connected && !a.connected {
+		a.connects++
+	}
 	a.connected, a.idle = s.Connected, s.Idle
 	a.mu.Unlock()
 	switch {
@@ -301,7 +305,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase []byte) error {
 func (a *Agent) Status(ctx context.Context) *api.Status {
 	a.mu.Lock()
 	s := &api.Status{API: api.Version, Started: a.started, Home: a.cfg.Home, Unlocks: a.unlocks,
-		Connected: a.connected, Idle: a.idle}
+		Connects: a.connects, Connected: a.connected, Idle: a.idle}
 	a.mu.Unlock()
 	s.PID = os.Getpid()
 	s.LastEvent = a.events.last()

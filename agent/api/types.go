@@ -208,7 +208,10 @@ type Status struct {
 	Connected bool      `json:"connected"`
 	Idle      bool      `json:"idle"`
 	Unlocks   int       `json:"unlocks"`
-	LastEvent uint64    `json:"last_event"`
+	// Connects counts the relay connections made since the agent
+	// started (1 when it never had to reconnect).
+	Connects  int    `json:"connects"`
+	LastEvent uint64 `json:"last_event"`
 	// IdleLockSeconds is the organization policy's idle lock timeout
 	// (0: none).
 	IdleLockSeconds int64 `json:"idle_lock_seconds,omitempty"`

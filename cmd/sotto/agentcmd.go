@@ -174,6 +174,7 @@ func cmdUp(e *env, args []string) error {
 		return fmt.Errorf("start the agent: %w", werr)
 	}
 	answer, _ := io.ReadAll(io.LimitReader(readyR, 4096))
+	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
 	if got := strings.TrimSpace(string(answer)); got != "ok" {
 		if got == "" {
@@ -181,7 +182,7 @@ func cmdUp(e *env, args []string) error {
 		}
 		return fmt.Errorf("the agent did not start: %s", got)
 	}
-	fmt.Fprintf(e.stdout, "agent started for %s (pid %d)\n", home, cmd.Process.Pid)
+	fmt.Fprintf(e.stdout, "agent started for %s (pid %d)\n", home, pid)
 	return nil
 }
 
@@ -221,6 +222,7 @@ func cmdDown(e *env, args []string) error {
 func cmdStatus(e *env, args []string) error {
 	fs := e.flagSet("status")
 	asJSON := fs.Bool("json", false, "print the agent's status as JSON (docs/agent-api.md)")
+	waitIdle := fs.Bool("wait-idle", false, "first wait until the agent is connected and has processed what was queued for the device (for scripts)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -229,6 +231,11 @@ func cmdStatus(e *env, args []string) error {
 	}
 	cl := api.Dial(e.home)
 	defer cl.CloseIdle()
+	if *waitIdle {
+		if err := waitAgentIdle(e, cl); err != nil {
+			return err
+		}
+	}
 	st, err := cl.Status(e.ctx)
 	if err != nil {
 		return err
@@ -238,8 +245,8 @@ func cmdStatus(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "agent for %s: pid %d, running since %s, unlocked %d time(s)\n",
-		safetext.Line(st.Home), st.PID, st.Started.Local().Format(time.DateTime), st.Unlocks)
+	fmt.Fprintf(e.stdout, "agent for %s: pid %d, running since %s, unlocked %d time(s), connected %d time(s)\n",
+		safetext.Line(st.Home), st.PID, st.Started.Local().Format(time.DateTime), st.Unlocks, st.Connects)
 	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", safetext.Name(st.User), st.Device, safetext.Line(st.Relay))
 	state := "not connected (reconnecting)"
 	switch {
@@ -255,6 +262,32 @@ func cmdStatus(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "! %s\n", safetext.Line(st.Warning))
 	}
 	return nil
+}
+
+// waitAgentIdle waits until the agent is connected and idle (its event
+// stream says so, or its status already does).
+func waitAgentIdle(e *env, cl *api.Client) error {
+	stream, err := cl.Events(e.ctx, false, 0)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	st, err := cl.Status(e.ctx)
+	if err != nil {
+		return err
+	}
+	if st.Connected && st.Idle {
+		return nil
+	}
+	for ev := range eventFeed(e.ctx, stream) {
+		if ev.Type == api.EventIdle {
+			return nil
+		}
+	}
+	if e.ctx.Err() != nil {
+		return e.ctx.Err()
+	}
+	return errors.New("the agent stopped")
 }
 
 // cmdUnlock unlocks the agent after an idle lock.
