@@ -85,7 +85,7 @@ func Listen(home string) (net.Listener, error) {
 		ln.Close()
 		return fail(err)
 	}
-	return &ownerListener{UnixListener: ln, lock: lf}, nil
+	return &ownerListener{UnixListener: ln, lock: lf, uid: os.Getuid()}, nil
 }
 
 // ownerListener accepts only connections of the agent's own user (where
@@ -93,6 +93,7 @@ func Listen(home string) (net.Listener, error) {
 type ownerListener struct {
 	*net.UnixListener
 	lock *os.File
+	uid  int // the only uid served
 }
 
 func (l *ownerListener) Accept() (net.Conn, error) {
@@ -101,7 +102,7 @@ func (l *ownerListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if uid, ok := peerUID(c); ok && uid != os.Getuid() {
+		if uid, ok := peerUID(c); ok && uid != l.uid {
 			c.Close()
 			continue
 		}

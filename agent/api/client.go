@@ -265,9 +265,13 @@ func (c *Client) Events(ctx context.Context, replay bool, since uint64) (*Stream
 	if err != nil {
 		return nil, err
 	}
-	sc := bufio.NewScanner(resp.Body)
+	return newStream(resp.Body), nil
+}
+
+func newStream(body io.ReadCloser) *Stream {
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	return &Stream{body: resp.Body, sc: sc}, nil
+	return &Stream{body: body, sc: sc}
 }
 
 // Next returns the next event; io.EOF when the agent ended the stream.
