@@ -58,6 +58,8 @@ type Agent struct {
 	wake     chan struct{} // an unlock happened (buffered 1)
 
 	mu        sync.Mutex
+	running   bool          // Run keeps the device connected
+	online    chan struct{} // closed while connected (Run)
 	unlocks   int
 	connects  int
 	connected bool
@@ -74,7 +76,7 @@ var ErrStopped = errors.New("agent: stopped")
 // are client.Open's.
 func Open(ctx context.Context, passphrase []byte, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Options.Logger, started: time.Now(), events: newBroker(eventsKept),
-		stop: make(chan struct{}), wake: make(chan struct{}, 1), unlocks: 1}
+		stop: make(chan struct{}), wake: make(chan struct{}, 1), unlocks: 1, online: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -130,6 +132,14 @@ func (a *Agent) Stopping() <-chan struct{} { return a.stop }
 // (client.ErrRevoked). Every goroutine it starts has ended when it
 // returns.
 func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.running = true
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running = false
+		a.mu.Unlock()
+	}()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectLoop(ctx) })
 	g.Go(func() error { return a.idleLockLoop(ctx) })
@@ -202,6 +212,10 @@ func (a *Agent) onConnState(s client.ConnState) {
 	changed := a.connected != s.Connected || a.idle != s.Idle
 	if s.Connected && !a.connected {
 		a.connects++
+		close(a.online)
+	}
+	if !s.Connected && a.connected {
+		a.online = make(chan struct{})
 	}
 	a.connected, a.idle = s.Connected, s.Idle
 	a.mu.Unlock()
@@ -216,6 +230,29 @@ func (a *Agent) onConnState(s client.ConnState) {
 			e.Error = api.ErrorOf(s.Err)
 		}
 		a.events.publish(e)
+	}
+}
+
+// connectWait bounds how long a request that needs the relay waits for
+// the agent to (re)connect, after an unlock or a lost connection.
+const connectWait = 15 * time.Second
+
+// awaitOnline waits, when Run keeps the device connected and it is not
+// connected now, until it is (or connectWait, or ctx, ends).
+func (a *Agent) awaitOnline(ctx context.Context) {
+	a.mu.Lock()
+	running, online := a.running, a.online
+	a.mu.Unlock()
+	if !running {
+		return
+	}
+	t := time.NewTimer(connectWait)
+	defer t.Stop()
+	select {
+	case <-online:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-a.stop:
 	}
 }
 
