@@ -39,10 +39,22 @@ type Config struct {
 	// Listeners are served the API (NewHandler) while Run runs; Run
 	// closes them.
 	Listeners []net.Listener
+	// Mounts are more servers Run runs: each serves what its Wrap makes
+	// of the API handler (its own authentication, its own files; the web
+	// app's loopback server).
+	Mounts []Mount
 	// ReceiptWait bounds how long a stopping agent waits, still
 	// connected, for the receipts it owes (their random delay); zero: it
 	// does not wait.
 	ReceiptWait time.Duration
+}
+
+// Mount is a server of the API behind its own handler.
+type Mount struct {
+	Listener net.Listener
+	// Wrap returns the server's handler given the API's (nil: the API
+	// as is).
+	Wrap func(api http.Handler) http.Handler
 }
 
 // Agent is a device's agent. Its methods are safe for concurrent use.
@@ -159,8 +171,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	h := NewHandler(a)
+	mounts := append([]Mount(nil), a.cfg.Mounts...)
 	for _, ln := range a.cfg.Listeners {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		mounts = append(mounts, Mount{Listener: ln})
+	}
+	for _, m := range mounts {
+		ln, sh := m.Listener, http.Handler(h)
+		if m.Wrap != nil {
+			sh = m.Wrap(h)
+		}
+		srv := &http.Server{Handler: sh, ReadHeaderTimeout: 10 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return ctx }}
 		g.Go(func() error {
 			err := srv.Serve(ln)

@@ -98,13 +98,13 @@ type runningAgent struct {
 	api *api.Client
 }
 
-func startAgent(t *testing.T, home string) *runningAgent {
+func startAgent(t *testing.T, home string, mounts ...Mount) *runningAgent {
 	t.Helper()
 	ln, err := Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln},
+	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln}, Mounts: mounts,
 		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}})
 	if err != nil {
 		ln.Close()
@@ -272,6 +272,49 @@ func TestListenGuards(t *testing.T) {
 	}
 	if _, err := os.Stat(api.Socket(home)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+// The same API mounted on a second listener behind its own
+// authentication (as the web app's loopback server does): the wrapper
+// decides, the API answers behind it.
+func TestAgentMount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, r.enroll(t, "bob"), Mount{Listener: ln, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Test-Token") != "secret" {
+				http.Error(w, "no", http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	url := "http://" + ln.Addr().String() + "/v1/status"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Test-Token", "secret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"user":"bob"`) {
+		t.Fatalf("with the token: %d %s", resp.StatusCode, body)
 	}
 }
 
