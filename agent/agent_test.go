@@ -22,6 +22,7 @@ import (
 	"sotto/client/store"
 	"sotto/internal/orgtest"
 	"sotto/relay"
+	"sotto/relay/blobstore"
 	"sotto/relay/sqlitestore"
 )
 
@@ -48,6 +49,12 @@ func startRelay(t *testing.T) *testOrg {
 	cfg.Directory, cfg.Mailbox = st, st
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	blobs := t.TempDir()
+	idx, err := blobstore.Open(ctx, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Blobs = relay.BlobConfig{Index: idx, Dir: blobs}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +68,7 @@ func startRelay(t *testing.T) *testOrg {
 		<-done
 		srv.Close()
 		hs.Close()
+		idx.Close()
 		st.Close()
 	})
 	o := orgtest.New("Test Org")
@@ -178,6 +186,33 @@ func TestAgentsExchangeMessages(t *testing.T) {
 	}
 	if s.User != "bob" || !s.Connected || s.Unlocks != 1 || s.Connects != 1 || s.API != api.Version {
 		t.Fatalf("status %+v", s)
+	}
+	// A file: the sender's client follows the upload it named; the
+	// receiver downloads it with no front end having watched it arrive.
+	path := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(path, []byte("a note for bob"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ast, err := alice.api.Events(ctx, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ast.Close()
+	fa, err := alice.api.SendFile(ctx, "bob", api.FileRequest{Path: path, Transfer: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, ast, api.EventProgress).Progress; p.Transfer != "t1" || p.Total == 0 {
+		t.Fatalf("progress %+v", p)
+	}
+	next(t, st, api.EventMessage)
+	out := filepath.Join(t.TempDir(), "got.txt")
+	dl, err := bob.api.Download(ctx, fa.Message.ID, api.DownloadRequest{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dl.Path); err != nil || string(b) != "a note for bob" {
+		t.Fatalf("downloaded %q, %v", b, err)
 	}
 	// A reconnecting client gets what it missed.
 	again, err := bob.api.Events(ctx, true, got.Seq-1)

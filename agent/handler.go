@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"sotto/agent/api"
@@ -313,7 +314,8 @@ func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
 		}
 	}
 	return h.sending(peer, func() (*client.Message, error) {
-		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption})
+		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption,
+			Progress: h.progress(req.Transfer)})
 	})
 }
 
@@ -378,11 +380,37 @@ func (h *handler) download(r *http.Request, c *client.Client) (any, error) {
 		}
 		return nil, &api.Error{Kind: api.KindViewOnce, Message: fmt.Sprintf("agent: a view-once attachment is never written to a file: open it with GET %s/attachments/%x/content", api.Prefix, []byte(id))}
 	}
-	path, m, err := c.Download(r.Context(), id, client.DownloadOptions{Out: req.Out, Dir: req.Dir})
+	path, m, err := c.Download(r.Context(), id, client.DownloadOptions{Out: req.Out, Dir: req.Dir, Progress: h.progress(req.Transfer)})
 	if err != nil {
 		return nil, err
 	}
 	return api.DownloadAnswer{Path: path, Message: api.FromMessage(m)}, nil
+}
+
+// progressEvery is how often a transfer's progress is published, at
+// most (and once at its end).
+const progressEvery = 100 * time.Millisecond
+
+// progress publishes the progress of the transfer its client named (nil
+// when it named none).
+func (h *handler) progress(transfer string) attach.Progress {
+	if transfer == "" {
+		return nil
+	}
+	var mu sync.Mutex
+	var last time.Time
+	return func(done, total int64) {
+		mu.Lock()
+		now := time.Now()
+		skip := done < total && now.Sub(last) < progressEvery
+		if !skip {
+			last = now
+		}
+		mu.Unlock()
+		if !skip {
+			h.a.events.publish(api.Event{Type: api.EventProgress, Progress: &api.Progress{Transfer: transfer, Done: done, Total: total}})
+		}
+	}
 }
 
 // lazyWriter sets the answer's headers on the first write, so that an
