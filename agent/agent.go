@@ -43,6 +43,9 @@ type Config struct {
 	// of the API handler (its own authentication, its own files; the web
 	// app's loopback server).
 	Mounts []Mount
+	// IdleLock, when set, is an idle lock timeout of the device's own:
+	// the stricter of it and the organization policy's applies.
+	IdleLock time.Duration
 	// ReceiptWait bounds how long a stopping agent waits, still
 	// connected, for the receipts it owes (their random delay); zero: it
 	// does not wait.
@@ -67,7 +70,9 @@ type Agent struct {
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
-	wake     chan struct{} // an unlock happened (buffered 1)
+	// An unlock happened: one signal for each loop that waits for it
+	// (buffered 1 each).
+	wakeConn, wakeIdle chan struct{}
 
 	mu        sync.Mutex
 	running   bool          // Run keeps the device connected
@@ -88,7 +93,7 @@ var ErrStopped = errors.New("agent: stopped")
 // are client.Open's.
 func Open(ctx context.Context, passphrase []byte, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Options.Logger, started: time.Now(), events: newBroker(eventsKept),
-		stop: make(chan struct{}), wake: make(chan struct{}, 1), unlocks: 1, online: make(chan struct{})}
+		stop: make(chan struct{}), wakeConn: make(chan struct{}, 1), wakeIdle: make(chan struct{}, 1), unlocks: 1, online: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -211,7 +216,7 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-a.wake:
+			case <-a.wakeConn:
 				continue
 			}
 		}
@@ -293,8 +298,8 @@ func (a *Agent) idleLockLoop(ctx context.Context) error {
 	for {
 		wait := policyRecheck
 		if !a.c.Locked() {
-			d, err := a.c.IdleLockTimeout(ctx)
-			if err == nil && d > 0 {
+			d := a.idleLock(ctx)
+			if d > 0 {
 				a.mu.Lock()
 				left := time.Until(a.lastUse.Add(d))
 				a.mu.Unlock()
@@ -311,18 +316,31 @@ func (a *Agent) idleLockLoop(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
-		case <-a.wake:
-			// An unlock: look again (and let connectLoop see it too).
-			t.Stop()
-			a.signalWake()
+		case <-a.wakeIdle:
+			t.Stop() // an unlock: look again
 		}
 	}
 }
 
+// idleLock is the idle lock timeout in force (0: none): the stricter of
+// the policy's and the configuration's.
+func (a *Agent) idleLock(ctx context.Context) time.Duration {
+	d, err := a.c.IdleLockTimeout(ctx)
+	if err != nil {
+		d = 0
+	}
+	if c := a.cfg.IdleLock; c > 0 && (d <= 0 || c < d) {
+		d = c
+	}
+	return d
+}
+
 func (a *Agent) signalWake() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{a.wakeConn, a.wakeIdle} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -379,9 +397,7 @@ func (a *Agent) Status(ctx context.Context) *api.Status {
 	if w, err := a.c.SubscriptionWarning(ctx); err == nil {
 		s.Warning = w
 	}
-	if d, err := a.c.IdleLockTimeout(ctx); err == nil {
-		s.IdleLockSeconds = int64(d / time.Second)
-	}
+	s.IdleLockSeconds = int64(a.idleLock(ctx) / time.Second)
 	return s
 }
 

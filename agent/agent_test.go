@@ -108,11 +108,16 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, home string, mounts ...Mount) *runningAgent {
 	t.Helper()
+	return startAgentWith(t, home, 0, mounts...)
+}
+
+func startAgentWith(t *testing.T, home string, idleLock time.Duration, mounts ...Mount) *runningAgent {
+	t.Helper()
 	ln, err := Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln}, Mounts: mounts,
+	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln}, Mounts: mounts, IdleLock: idleLock,
 		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}})
 	if err != nil {
 		ln.Close()
@@ -261,6 +266,34 @@ func TestAgentLockAndUnlock(t *testing.T) {
 	if s.Unlocks != 2 || s.Locked {
 		t.Fatalf("status %+v", s)
 	}
+}
+
+// Without requests for the idle lock's timeout, the agent locks itself:
+// the keys leave its memory and requests are refused until an unlock.
+func TestAgentIdleLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	bob := startAgentWith(t, r.enroll(t, "bob"), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := bob.api.Events(ctx, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	next(t, st, api.EventLocked)
+	if !bob.a.Client().Locked() {
+		t.Fatal("locked event, but the client is not locked")
+	}
+	if _, err := bob.api.Contacts(ctx); !api.IsKind(err, api.KindLocked) {
+		t.Fatalf("contacts while locked: %v", err)
+	}
+	if err := bob.api.Unlock(ctx, []byte(testPass)); err != nil {
+		t.Fatal(err)
+	}
+	next(t, st, api.EventUnlocked)
 }
 
 // The socket is refused in a home folder others can write to (they could

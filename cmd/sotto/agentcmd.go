@@ -29,6 +29,7 @@ func cmdAgent(e *env, args []string) error {
 	passStdin := fs.Bool("passphrase-stdin", false, "read the passphrase from the first line of standard input (how sotto up hands it over)")
 	readyFD := fs.Int("ready-fd", 0, "write \"ok\", or the error, to file descriptor `N` once serving (sotto up)")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
+	idleLock := fs.Duration("idle-lock", 0, idleLockUsage)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,12 +46,15 @@ func cmdAgent(e *env, args []string) error {
 		}
 		*readyFD = 0
 	}
-	err := runAgent(e, *passStdin, *noAck, ready)
+	err := runAgent(e, *passStdin, *noAck, *idleLock, ready)
 	ready(err)
 	return err
 }
 
-func runAgent(e *env, passStdin, noAck bool, ready func(error)) error {
+// idleLockUsage is the help of the --idle-lock flags.
+const idleLockUsage = "lock after `D` without use (the stricter of this and the organization's policy applies; 0: the policy's)"
+
+func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, ready func(error)) error {
 	if !store.Exists(e.home) {
 		return e.noDevice()
 	}
@@ -61,6 +65,7 @@ func runAgent(e *env, passStdin, noAck bool, ready func(error)) error {
 	cfg := e.agentConfig()
 	cfg.Listeners = append(cfg.Listeners, ln)
 	cfg.NoAck = noAck
+	cfg.IdleLock = idleLock
 	var pass []byte
 	if passStdin {
 		line, rerr := bufio.NewReader(e.stdin).ReadString('\n')
@@ -112,6 +117,7 @@ func (e *env) globalArgs() []string {
 // passphrase asked here, and returns once it serves.
 func cmdUp(e *env, args []string) error {
 	fs := e.flagSet("up")
+	idleLock := fs.Duration("idle-lock", 0, idleLockUsage)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -156,7 +162,7 @@ func cmdUp(e *env, args []string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, append(e.globalArgs(), "agent", "--passphrase-stdin", "--ready-fd", "3")...)
+	cmd := exec.Command(self, append(e.globalArgs(), "agent", "--passphrase-stdin", "--ready-fd", "3", "--idle-lock", idleLock.String())...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = passR, logf, logf
 	cmd.ExtraFiles = []*os.File{readyW}

@@ -65,11 +65,11 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
-  up                              (start this device's agent: unlock once, stay connected)
+  up [--idle-lock D]              (start this device's agent: unlock once, stay connected)
   down                            (stop it)
   status [--json]                 (is the agent running? its state)
   unlock                          (unlock the agent after an idle lock)
-  agent                           (run the agent in the foreground; sotto up runs it in the background)
+  agent [--idle-lock D]           (run the agent in the foreground; sotto up runs it in the background)
   lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
