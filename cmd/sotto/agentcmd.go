@@ -305,7 +305,9 @@ func waitAgentIdle(e *env, cl *api.Client) error {
 	if st.Connected && st.Idle {
 		return nil
 	}
-	for ev := range eventFeed(e.ctx, stream) {
+	feed, stop := eventFeed(e.ctx, stream)
+	defer stop()
+	for ev := range feed {
 		if ev.Type == api.EventIdle {
 			return nil
 		}
