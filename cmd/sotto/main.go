@@ -3,7 +3,8 @@
 //	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
-// devices (list, link, approve, remove), history, whoami, lock, wipe.
+// devices (list, link, approve, remove), history, whoami, lock, wipe; up,
+// down, status, unlock and agent for the device's agent (session.go).
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"sotto/agent"
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -63,6 +65,11 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
+  up [--idle-lock D]              (start this device's agent: unlock once, stay connected)
+  down                            (stop it)
+  status [--json]                 (is the agent running? its state)
+  unlock                          (unlock the agent after an idle lock)
+  agent [--idle-lock D]           (run the agent in the foreground; sotto up runs it in the background)
   lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
@@ -85,6 +92,8 @@ type env struct {
 	rootCAs  *x509.CertPool
 	pin      []byte
 	insecure bool
+	// caFile and pinText are --ca and --pin as given (for sotto up).
+	caFile, pinText string
 	// receiptDelay is the most receipts wait before they are sent
 	// (--receipt-delay; at least a tenth of it).
 	receiptDelay time.Duration
@@ -130,6 +139,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"download":      cmdDownload,
 		"keylog":        cmdKeylog,
 		"group":         cmdGroup,
+		"agent":         cmdAgent,
+		"up":            cmdUp,
+		"down":          cmdDown,
+		"status":        cmdStatus,
+		"unlock":        cmdUnlock,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -166,7 +180,7 @@ const oneShotTimeout = 2 * time.Minute
 // its own --timeout).
 func longRunning(args []string) bool {
 	switch args[0] {
-	case "listen", "chat", "call":
+	case "listen", "chat", "call", "agent":
 		return true
 	case "download":
 		return true // a transfer may take longer than a one-shot command
@@ -195,6 +209,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the device passphrase from `FILE` (else prompt)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "verbose logging to stderr")
 	fs.Func("ca", "verify the relay's TLS certificate against the CA certificates in `FILE` (PEM) instead of the system's", func(s string) error {
+		e.caFile = s
 		b, err := os.ReadFile(s)
 		if err != nil {
 			return err
@@ -205,7 +220,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	})
 	fs.Func("pin", "require the relay's TLS certificate to carry this public key: `SHA256` of its SubjectPublicKeyInfo, 64 hex digits", func(s string) error {
 		p, err := transport.ParsePin(s)
-		e.pin = p
+		e.pin, e.pinText = p, s
 		return err
 	})
 	fs.BoolVar(&e.insecure, "insecure", e.insecure, "allow an unencrypted ws:// relay that is not on this machine")
@@ -250,7 +265,9 @@ func (e *env) options(onEvent func(client.Event)) *client.Options {
 		ReceiptDelayMin: e.receiptDelay / 10, ReceiptDelayMax: e.receiptDelay}
 }
 
-// open unlocks the local store.
+// open unlocks the local store, for a command that does not go through
+// the agent and does not connect (it may run beside an agent, as two
+// commands could share a store before there was one).
 func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	if !store.Exists(e.home) {
 		return nil, e.noDevice()
@@ -261,36 +278,52 @@ func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	}
 	defer clear(pass)
 	c, err := client.Open(e.ctx, e.home, pass, e.options(onEvent))
+	if err != nil {
+		return nil, e.unlockError(err)
+	}
+	if weak := c.PassphraseBelowPolicy(e.ctx, pass); weak != nil {
+		fmt.Fprintf(e.stderr, "! %v: your organization asks for a stronger passphrase; change it with sotto lock --new-passphrase-file FILE\n", weak)
+	}
+	return c, nil
+}
+
+// unlockError is what the CLI says when unlocking the store failed.
+func (e *env) unlockError(err error) error {
 	var ae *store.AttemptsError
 	switch {
 	case errors.As(err, &ae):
-		return nil, fmt.Errorf("wrong passphrase (%d attempts left before this device wipes itself)", ae.Left)
+		return fmt.Errorf("wrong passphrase (%d attempts left before this device wipes itself)", ae.Left)
 	case errors.Is(err, store.ErrWrongPassphrase):
-		return nil, errors.New("wrong passphrase")
+		return errors.New("wrong passphrase")
 	case errors.Is(err, store.ErrWipedAfterFailures):
-		return nil, errors.New("too many wrong passphrases: this device's keys and history were wiped")
+		return errors.New("too many wrong passphrases: this device's keys and history were wiped")
 	case errors.Is(err, store.ErrNoStore):
 		// Also what the duress passphrase comes to: the real store was
 		// wiped silently and this device must look freshly installed.
-		return nil, e.noDevice()
+		return e.noDevice()
 	}
-	if err == nil {
-		if weak := c.PassphraseBelowPolicy(e.ctx, pass); weak != nil {
-			fmt.Fprintf(e.stderr, "! %v: your organization asks for a stronger passphrase; change it with sotto lock --new-passphrase-file FILE\n", weak)
-		}
-	}
-	return c, err
+	return err
 }
 
 // noDevice is the error of a device where nothing is enrolled: a first
 // run, a wiped device, or an unlock with the duress passphrase, which
 // must not be told apart.
-func (e *env) noDevice() error {
-	return fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
+func (e *env) noDevice() error { return &noDeviceError{home: e.home} }
+
+// noDeviceError is the error of env.noDevice.
+type noDeviceError struct{ home string }
+
+func (e *noDeviceError) Error() string {
+	return fmt.Sprintf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
 }
 
-// connect opens the store and connects to the relay.
+// connect opens the store and connects to the relay. Beside a running
+// agent it refuses: the device has one relay connection, and a second one
+// would end the agent's.
 func (e *env) connect(receive bool, onEvent func(client.Event)) (*client.Client, error) {
+	if pid, ok := agent.Running(e.home); ok {
+		return nil, fmt.Errorf("the agent for %s runs (pid %d) and this command connects by itself: stop the agent first with sotto down", e.home, pid)
+	}
 	c, err := e.open(onEvent)
 	if err != nil {
 		return nil, err
