@@ -93,6 +93,9 @@ type env struct {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if printVersion(args, stdout) {
+		return 0
+	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := e.flagSet("sotto")
 	if err := fs.Parse(args); err != nil {
