@@ -175,6 +175,11 @@ const (
 	// member may send sealed to any member. To every device; the relay keeps
 	// the newest and accepts it on sealed sends.
 	OrgDocumentKind_ORG_MEMBER_ACCESS OrgDocumentKind = 6
+	// ORG_RELEASE_APPROVAL carries a sotto.org.ReleaseApproval: the manifest
+	// hashes of a release the organization lets its devices install (its
+	// half of the two-person rule for updates). To every device; the relay
+	// keeps the newest.
+	OrgDocumentKind_ORG_RELEASE_APPROVAL OrgDocumentKind = 140
 	// The relay's own records, kept beside the org documents and never
 	// signed by the org key: a one-time bootstrap code's marker and an
 	// account's identity certificate.
@@ -194,6 +199,7 @@ var (
 		4:   "ORG_CERTIFICATE",
 		5:   "ORG_INVITATION",
 		6:   "ORG_MEMBER_ACCESS",
+		140: "ORG_RELEASE_APPROVAL",
 		100: "RELAY_BOOTSTRAP",
 		101: "RELAY_IDENTITY_CERTIFICATE",
 		102: "RELAY_PUBLISHED",
@@ -207,6 +213,7 @@ var (
 		"ORG_CERTIFICATE":               4,
 		"ORG_INVITATION":                5,
 		"ORG_MEMBER_ACCESS":             6,
+		"ORG_RELEASE_APPROVAL":          140,
 		"RELAY_BOOTSTRAP":               100,
 		"RELAY_IDENTITY_CERTIFICATE":    101,
 		"RELAY_PUBLISHED":               102,
@@ -6385,7 +6392,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*\xff\x01\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\x9a\x02\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -6395,7 +6402,8 @@ const file_wire_proto_rawDesc = "" +
 	"\bORG_WIPE\x10\x03\x12\x13\n" +
 	"\x0fORG_CERTIFICATE\x10\x04\x12\x12\n" +
 	"\x0eORG_INVITATION\x10\x05\x12\x15\n" +
-	"\x11ORG_MEMBER_ACCESS\x10\x06\x12\x13\n" +
+	"\x11ORG_MEMBER_ACCESS\x10\x06\x12\x19\n" +
+	"\x14ORG_RELEASE_APPROVAL\x10\x8c\x01\x12\x13\n" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +

@@ -53,6 +53,9 @@ type Config struct {
 	// Witness is the base URL of the org's key log witness ("": none);
 	// the relay submits its log heads there and serves the cosignatures.
 	Witness string
+	// Releases is a release directory to mirror under /releases/ for
+	// `sotto update` ("": none); see relay.WithReleases.
+	Releases string
 	// Attachments (blobs.go).
 	BlobConfig
 	// Store and bus (backends.go).
@@ -218,7 +221,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	}
 	d.ln = ln
 	d.http = &http.Server{
-		Handler:           srv.PublicHandler(),
+		Handler:           relay.WithReleases(cfg.Releases, srv.PublicHandler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A kept-alive HTTP connection that never upgrades holds no slot
 		// of the connection caps: it idles no longer than a WebSocket
@@ -356,6 +359,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.TURNListen, "turn-listen", cfg.TURNListen, "TURN server address for call media, UDP and TCP (empty: no TURN)")
 	fs.StringVar(&cfg.TURNPublicIP, "turn-public-ip", "", "public IP put in relayed candidates (default: the -turn-listen host)")
 	fs.StringVar(&cfg.Witness, "witness", "", "base URL of the org's key log witness (sotto admin witness serve) to co-sign the log's heads")
+	fs.StringVar(&cfg.Releases, "releases", "", "release `DIR` to mirror under /releases/ for sotto update (devices check every byte; the relay cannot push a build)")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)
 	limitFlags(fs, &cfg.LimitConfig)
