@@ -75,6 +75,9 @@ func (s *Server) orgKey(ctx context.Context) ([]byte, error) {
 // handleOrg serves the organization requests; handled is false for any
 // other request.
 func (c *conn) handleOrg(req *wire.Request, resp *wire.Response) (handled bool, err error) {
+	if handled, err := c.handleBuilds(req, resp); handled { // builds.go
+		return true, err
+	}
 	switch b := req.Body.(type) {
 	case *wire.Request_OrgKey:
 		k, err := c.s.orgKey(c.ctx)

@@ -186,7 +186,8 @@ const (
 	OrgDocumentKind_RELAY_BOOTSTRAP            OrgDocumentKind = 100
 	OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE OrgDocumentKind = 101
 	OrgDocumentKind_RELAY_PUBLISHED            OrgDocumentKind = 102 // subject: hex(document hash); how many devices it was queued for
-	OrgDocumentKind_RELAY_RECEIPT              OrgDocumentKind = 103 // subject: hex(document hash) "/" account "/" device; an encoded OrgReceipt
+	OrgDocumentKind_RELAY_RECEIPT              OrgDocumentKind = 103
+	OrgDocumentKind_RELAY_BUILD                OrgDocumentKind = 141 // subject: account "/" device; an encoded BuildReport    // subject: hex(document hash) "/" account "/" device; an encoded OrgReceipt
 )
 
 // Enum value maps for OrgDocumentKind.
@@ -204,6 +205,7 @@ var (
 		101: "RELAY_IDENTITY_CERTIFICATE",
 		102: "RELAY_PUBLISHED",
 		103: "RELAY_RECEIPT",
+		141: "RELAY_BUILD",
 	}
 	OrgDocumentKind_value = map[string]int32{
 		"ORG_DOCUMENT_KIND_UNSPECIFIED": 0,
@@ -218,6 +220,7 @@ var (
 		"RELAY_IDENTITY_CERTIFICATE":    101,
 		"RELAY_PUBLISHED":               102,
 		"RELAY_RECEIPT":                 103,
+		"RELAY_BUILD":                   141,
 	}
 )
 
@@ -395,6 +398,8 @@ type Request struct {
 	//	*Request_TransparencyInclusion
 	//	*Request_TransparencyConsistency
 	//	*Request_TransparencyLeaves
+	//	*Request_BuildReport
+	//	*Request_Builds
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -732,6 +737,24 @@ func (x *Request) GetTransparencyLeaves() *TransparencyLeavesRequest {
 	return nil
 }
 
+func (x *Request) GetBuildReport() *BuildReportRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_BuildReport); ok {
+			return x.BuildReport
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetBuilds() *BuildsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_Builds); ok {
+			return x.Builds
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -869,6 +892,15 @@ type Request_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeavesRequest `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Request_BuildReport struct {
+	// releases 140-149
+	BuildReport *BuildReportRequest `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
+}
+
+type Request_Builds struct {
+	Builds *BuildsRequest `protobuf:"bytes,141,opt,name=builds,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -933,6 +965,10 @@ func (*Request_TransparencyConsistency) isRequest_Body() {}
 
 func (*Request_TransparencyLeaves) isRequest_Body() {}
 
+func (*Request_BuildReport) isRequest_Body() {}
+
+func (*Request_Builds) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -977,6 +1013,8 @@ type Response struct {
 	//	*Response_TransparencyInclusion
 	//	*Response_TransparencyConsistency
 	//	*Response_TransparencyLeaves
+	//	*Response_BuildReport
+	//	*Response_Builds
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1342,6 +1380,24 @@ func (x *Response) GetTransparencyLeaves() *TransparencyLeaves {
 	return nil
 }
 
+func (x *Response) GetBuildReport() *BuildReportResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_BuildReport); ok {
+			return x.BuildReport
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetBuilds() *BuildsResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_Builds); ok {
+			return x.Builds
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1479,6 +1535,15 @@ type Response_TransparencyLeaves struct {
 	TransparencyLeaves *TransparencyLeaves `protobuf:"bytes,103,opt,name=transparency_leaves,json=transparencyLeaves,proto3,oneof"`
 }
 
+type Response_BuildReport struct {
+	// releases 140-149
+	BuildReport *BuildReportResponse `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
+}
+
+type Response_Builds struct {
+	Builds *BuildsResponse `protobuf:"bytes,141,opt,name=builds,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1542,6 +1607,10 @@ func (*Response_TransparencyInclusion) isResponse_Body() {}
 func (*Response_TransparencyConsistency) isResponse_Body() {}
 
 func (*Response_TransparencyLeaves) isResponse_Body() {}
+
+func (*Response_BuildReport) isResponse_Body() {}
+
+func (*Response_Builds) isResponse_Body() {}
 
 // Push is sent by the relay unprompted.
 type Push struct {
@@ -5962,6 +6031,324 @@ func (x *SealedSendRequest) GetAccessKey() []byte {
 	return nil
 }
 
+// BuildReportRequest: a device reports the release it runs, as its place in
+// the release log (package release): the manifest's SHA-256 and leaf index.
+// signature is the device key's Ed25519 signature over
+// "sotto/build report v1\x00" || manifest_hash || leaf_index (8 bytes, big
+// endian) || at_ms (8) || version, so that the relay cannot forge a
+// device's report (it can withhold one).
+type BuildReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ManifestHash  []byte                 `protobuf:"bytes,1,opt,name=manifest_hash,json=manifestHash,proto3" json:"manifest_hash,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	AtMs          int64                  `protobuf:"varint,4,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReportRequest) Reset() {
+	*x = BuildReportRequest{}
+	mi := &file_wire_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReportRequest) ProtoMessage() {}
+
+func (x *BuildReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReportRequest.ProtoReflect.Descriptor instead.
+func (*BuildReportRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *BuildReportRequest) GetManifestHash() []byte {
+	if x != nil {
+		return x.ManifestHash
+	}
+	return nil
+}
+
+func (x *BuildReportRequest) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *BuildReportRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildReportRequest) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildReportRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type BuildReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReportResponse) Reset() {
+	*x = BuildReportResponse{}
+	mi := &file_wire_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReportResponse) ProtoMessage() {}
+
+func (x *BuildReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReportResponse.ProtoReflect.Descriptor instead.
+func (*BuildReportResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{81}
+}
+
+// BuildReport is a device's newest report as the relay keeps it.
+type BuildReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	ManifestHash  []byte                 `protobuf:"bytes,3,opt,name=manifest_hash,json=manifestHash,proto3" json:"manifest_hash,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,4,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	AtMs          int64                  `protobuf:"varint,6,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	DeviceKey     []byte                 `protobuf:"bytes,8,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"` // the device's Ed25519 key as the relay registered it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReport) Reset() {
+	*x = BuildReport{}
+	mi := &file_wire_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReport) ProtoMessage() {}
+
+func (x *BuildReport) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReport.ProtoReflect.Descriptor instead.
+func (*BuildReport) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *BuildReport) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *BuildReport) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *BuildReport) GetManifestHash() []byte {
+	if x != nil {
+		return x.ManifestHash
+	}
+	return nil
+}
+
+func (x *BuildReport) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *BuildReport) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildReport) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildReport) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *BuildReport) GetDeviceKey() []byte {
+	if x != nil {
+		return x.DeviceKey
+	}
+	return nil
+}
+
+// BuildsRequest asks for every device's newest build report. Only an admin
+// asks: signature is the org key's over "sotto/org builds v1\x00" || at_ms
+// (8 bytes, big endian), at_ms within a few minutes of the relay's clock.
+type BuildsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtMs          int64                  `protobuf:"varint,1,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildsRequest) Reset() {
+	*x = BuildsRequest{}
+	mi := &file_wire_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildsRequest) ProtoMessage() {}
+
+func (x *BuildsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildsRequest.ProtoReflect.Descriptor instead.
+func (*BuildsRequest) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *BuildsRequest) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildsRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type BuildsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*BuildReport         `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildsResponse) Reset() {
+	*x = BuildsResponse{}
+	mi := &file_wire_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildsResponse) ProtoMessage() {}
+
+func (x *BuildsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildsResponse.ProtoReflect.Descriptor instead.
+func (*BuildsResponse) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *BuildsResponse) GetReports() []*BuildReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
@@ -5974,7 +6361,7 @@ const file_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xfd\x11\n" +
+	"\x04kind\"\xf9\x12\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -6017,8 +6404,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2#.sotto.wire.TransparencyHeadRequestH\x00R\x10transparencyHead\x12a\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2(.sotto.wire.TransparencyInclusionRequestH\x00R\x15transparencyInclusion\x12g\n" +
 	"\x18transparency_consistency\x18f \x01(\v2*.sotto.wire.TransparencyConsistencyRequestH\x00R\x17transparencyConsistency\x12X\n" +
-	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeavesB\x06\n" +
-	"\x04body\"\xf6\x12\n" +
+	"\x13transparency_leaves\x18g \x01(\v2%.sotto.wire.TransparencyLeavesRequestH\x00R\x12transparencyLeaves\x12D\n" +
+	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1e.sotto.wire.BuildReportRequestH\x00R\vbuildReport\x124\n" +
+	"\x06builds\x18\x8d\x01 \x01(\v2\x19.sotto.wire.BuildsRequestH\x00R\x06buildsB\x06\n" +
+	"\x04body\"\xf4\x13\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -6065,7 +6454,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x11transparency_head\x18d \x01(\v2\x1c.sotto.wire.TransparencyHeadH\x00R\x10transparencyHead\x12V\n" +
 	"\x16transparency_inclusion\x18e \x01(\v2\x1d.sotto.wire.TransparencyProofH\x00R\x15transparencyInclusion\x12`\n" +
 	"\x18transparency_consistency\x18f \x01(\v2#.sotto.wire.TransparencyConsistencyH\x00R\x17transparencyConsistency\x12Q\n" +
-	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeavesB\x06\n" +
+	"\x13transparency_leaves\x18g \x01(\v2\x1e.sotto.wire.TransparencyLeavesH\x00R\x12transparencyLeaves\x12E\n" +
+	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1f.sotto.wire.BuildReportResponseH\x00R\vbuildReport\x125\n" +
+	"\x06builds\x18\x8d\x01 \x01(\v2\x1a.sotto.wire.BuildsResponseH\x00R\x06buildsB\x06\n" +
 	"\x04body\"\xfb\x01\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -6372,7 +6763,31 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x03 \x01(\fR\tmessageId\x12\x1d\n" +
 	"\n" +
-	"access_key\x18\x04 \x01(\fR\taccessKey*\x8c\x02\n" +
+	"access_key\x18\x04 \x01(\fR\taccessKey\"\xa5\x01\n" +
+	"\x12BuildReportRequest\x12#\n" +
+	"\rmanifest_hash\x18\x01 \x01(\fR\fmanifestHash\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x13\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x15\n" +
+	"\x13BuildReportResponse\"\xf6\x01\n" +
+	"\vBuildReport\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12#\n" +
+	"\rmanifest_hash\x18\x03 \x01(\fR\fmanifestHash\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x04 \x01(\x04R\tleafIndex\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\x13\n" +
+	"\x05at_ms\x18\x06 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"device_key\x18\b \x01(\fR\tdeviceKey\"B\n" +
+	"\rBuildsRequest\x12\x13\n" +
+	"\x05at_ms\x18\x01 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"C\n" +
+	"\x0eBuildsResponse\x121\n" +
+	"\areports\x18\x01 \x03(\v2\x17.sotto.wire.BuildReportR\areports*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -6392,7 +6807,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*\x9a\x02\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\xac\x02\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -6407,7 +6822,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
-	"\rRELAY_RECEIPT\x10gB\x11Z\x0fsotto/wire;wireb\x06proto3"
+	"\rRELAY_RECEIPT\x10g\x12\x10\n" +
+	"\vRELAY_BUILD\x10\x8d\x01B\x11Z\x0fsotto/wire;wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -6422,7 +6838,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -6507,108 +6923,118 @@ var file_wire_proto_goTypes = []any{
 	(*SenderCertificateRequest)(nil),       // 80: sotto.wire.SenderCertificateRequest
 	(*SenderCertificateResponse)(nil),      // 81: sotto.wire.SenderCertificateResponse
 	(*SealedSendRequest)(nil),              // 82: sotto.wire.SealedSendRequest
+	(*BuildReportRequest)(nil),             // 83: sotto.wire.BuildReportRequest
+	(*BuildReportResponse)(nil),            // 84: sotto.wire.BuildReportResponse
+	(*BuildReport)(nil),                    // 85: sotto.wire.BuildReport
+	(*BuildsRequest)(nil),                  // 86: sotto.wire.BuildsRequest
+	(*BuildsResponse)(nil),                 // 87: sotto.wire.BuildsResponse
 }
 var file_wire_proto_depIdxs = []int32{
-	4,  // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
-	5,  // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
-	6,  // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
-	11, // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
-	13, // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
-	15, // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
-	17, // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
-	19, // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
-	24, // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
-	25, // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
-	28, // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
-	33, // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
-	35, // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
-	37, // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
-	39, // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
-	42, // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
-	43, // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
-	44, // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
-	46, // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
-	50, // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
-	48, // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
-	54, // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
-	56, // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
-	66, // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
-	68, // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
-	63, // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
-	58, // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
-	60, // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
-	78, // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
-	80, // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
-	82, // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
-	70, // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
-	72, // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
-	74, // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
-	76, // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
-	0,  // 35: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	30, // 36: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	12, // 37: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	14, // 38: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	16, // 39: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	18, // 40: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	21, // 41: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	23, // 42: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	26, // 43: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	29, // 44: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	34, // 45: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	36, // 46: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	38, // 47: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	40, // 48: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	12, // 49: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	23, // 50: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	45, // 51: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	47, // 52: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	51, // 53: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	49, // 54: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	55, // 55: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	57, // 56: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	67, // 57: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	69, // 58: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	64, // 59: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	59, // 60: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	62, // 61: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	79, // 62: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	81, // 63: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	29, // 64: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	71, // 65: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	73, // 66: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	75, // 67: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	77, // 68: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	7,  // 69: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	31, // 70: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	32, // 71: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	41, // 72: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	8,  // 73: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	8,  // 74: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	9,  // 75: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	8,  // 76: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	10, // 77: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	10, // 78: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	8,  // 79: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,  // 80: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	8,  // 81: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	20, // 82: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	73, // 83: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	22, // 84: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	73, // 85: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	27, // 86: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	23, // 87: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	10, // 88: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,  // 89: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	52, // 90: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	61, // 91: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
-	52, // 92: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	52, // 93: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	27, // 94: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	95, // [95:95] is the sub-list for method output_type
-	95, // [95:95] is the sub-list for method input_type
-	95, // [95:95] is the sub-list for extension type_name
-	95, // [95:95] is the sub-list for extension extendee
-	0,  // [0:95] is the sub-list for field type_name
+	4,   // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
+	5,   // 1: sotto.wire.Frame.response:type_name -> sotto.wire.Response
+	6,   // 2: sotto.wire.Frame.push:type_name -> sotto.wire.Push
+	11,  // 3: sotto.wire.Request.enroll:type_name -> sotto.wire.EnrollRequest
+	13,  // 4: sotto.wire.Request.authenticate:type_name -> sotto.wire.AuthenticateRequest
+	15,  // 5: sotto.wire.Request.upload_prekeys:type_name -> sotto.wire.UploadPreKeysRequest
+	17,  // 6: sotto.wire.Request.prekey_count:type_name -> sotto.wire.PreKeyCountRequest
+	19,  // 7: sotto.wire.Request.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysRequest
+	24,  // 8: sotto.wire.Request.get_devices:type_name -> sotto.wire.GetDevicesRequest
+	25,  // 9: sotto.wire.Request.get_identity:type_name -> sotto.wire.GetIdentityRequest
+	28,  // 10: sotto.wire.Request.send_message:type_name -> sotto.wire.SendMessageRequest
+	33,  // 11: sotto.wire.Request.ack:type_name -> sotto.wire.AckRequest
+	35,  // 12: sotto.wire.Request.provision:type_name -> sotto.wire.ProvisionRequest
+	37,  // 13: sotto.wire.Request.link_token:type_name -> sotto.wire.LinkTokenRequest
+	39,  // 14: sotto.wire.Request.send_provisioning:type_name -> sotto.wire.SendProvisioningRequest
+	42,  // 15: sotto.wire.Request.link_device:type_name -> sotto.wire.LinkDeviceRequest
+	43,  // 16: sotto.wire.Request.list_devices:type_name -> sotto.wire.ListDevicesRequest
+	44,  // 17: sotto.wire.Request.remove_device:type_name -> sotto.wire.RemoveDeviceRequest
+	46,  // 18: sotto.wire.Request.ping:type_name -> sotto.wire.PingRequest
+	50,  // 19: sotto.wire.Request.blob_token:type_name -> sotto.wire.BlobTokenRequest
+	48,  // 20: sotto.wire.Request.turn_credentials:type_name -> sotto.wire.TurnCredentialsRequest
+	54,  // 21: sotto.wire.Request.org_key:type_name -> sotto.wire.OrgKeyRequest
+	56,  // 22: sotto.wire.Request.org_publish:type_name -> sotto.wire.OrgPublishRequest
+	66,  // 23: sotto.wire.Request.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmRequest
+	68,  // 24: sotto.wire.Request.org_documents:type_name -> sotto.wire.OrgDocumentsRequest
+	63,  // 25: sotto.wire.Request.org_invite:type_name -> sotto.wire.OrgInviteRequest
+	58,  // 26: sotto.wire.Request.org_receipt:type_name -> sotto.wire.OrgReceiptRequest
+	60,  // 27: sotto.wire.Request.org_delivery:type_name -> sotto.wire.OrgDeliveryRequest
+	78,  // 28: sotto.wire.Request.set_access_key:type_name -> sotto.wire.SetAccessKeyRequest
+	80,  // 29: sotto.wire.Request.sender_certificate:type_name -> sotto.wire.SenderCertificateRequest
+	82,  // 30: sotto.wire.Request.sealed_send:type_name -> sotto.wire.SealedSendRequest
+	70,  // 31: sotto.wire.Request.transparency_head:type_name -> sotto.wire.TransparencyHeadRequest
+	72,  // 32: sotto.wire.Request.transparency_inclusion:type_name -> sotto.wire.TransparencyInclusionRequest
+	74,  // 33: sotto.wire.Request.transparency_consistency:type_name -> sotto.wire.TransparencyConsistencyRequest
+	76,  // 34: sotto.wire.Request.transparency_leaves:type_name -> sotto.wire.TransparencyLeavesRequest
+	83,  // 35: sotto.wire.Request.build_report:type_name -> sotto.wire.BuildReportRequest
+	86,  // 36: sotto.wire.Request.builds:type_name -> sotto.wire.BuildsRequest
+	0,   // 37: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	30,  // 38: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	12,  // 39: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	14,  // 40: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	16,  // 41: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	18,  // 42: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	21,  // 43: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	23,  // 44: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	26,  // 45: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	29,  // 46: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	34,  // 47: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	36,  // 48: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	38,  // 49: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	40,  // 50: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	12,  // 51: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	23,  // 52: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	45,  // 53: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	47,  // 54: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	51,  // 55: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	49,  // 56: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	55,  // 57: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	57,  // 58: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	67,  // 59: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	69,  // 60: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	64,  // 61: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	59,  // 62: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	62,  // 63: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	79,  // 64: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	81,  // 65: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	29,  // 66: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	71,  // 67: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	73,  // 68: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	75,  // 69: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	77,  // 70: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	84,  // 71: sotto.wire.Response.build_report:type_name -> sotto.wire.BuildReportResponse
+	87,  // 72: sotto.wire.Response.builds:type_name -> sotto.wire.BuildsResponse
+	7,   // 73: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	31,  // 74: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	32,  // 75: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	41,  // 76: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	8,   // 77: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	8,   // 78: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	9,   // 79: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	8,   // 80: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	10,  // 81: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	10,  // 82: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	8,   // 83: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,   // 84: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	8,   // 85: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	20,  // 86: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	73,  // 87: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	22,  // 88: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	73,  // 89: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	27,  // 90: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	23,  // 91: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	10,  // 92: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,   // 93: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	52,  // 94: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	61,  // 95: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	52,  // 96: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	52,  // 97: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	27,  // 98: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	85,  // 99: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
+	100, // [100:100] is the sub-list for method output_type
+	100, // [100:100] is the sub-list for method input_type
+	100, // [100:100] is the sub-list for extension type_name
+	100, // [100:100] is the sub-list for extension extendee
+	0,   // [0:100] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -6654,6 +7080,8 @@ func file_wire_proto_init() {
 		(*Request_TransparencyInclusion)(nil),
 		(*Request_TransparencyConsistency)(nil),
 		(*Request_TransparencyLeaves)(nil),
+		(*Request_BuildReport)(nil),
+		(*Request_Builds)(nil),
 	}
 	file_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -6688,6 +7116,8 @@ func file_wire_proto_init() {
 		(*Response_TransparencyInclusion)(nil),
 		(*Response_TransparencyConsistency)(nil),
 		(*Response_TransparencyLeaves)(nil),
+		(*Response_BuildReport)(nil),
+		(*Response_Builds)(nil),
 	}
 	file_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
@@ -6701,7 +7131,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   80,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

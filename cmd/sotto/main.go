@@ -131,6 +131,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
 		"keylog":        cmdKeylog,
+		"update":        cmdUpdate, // update.go
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
