@@ -37,8 +37,13 @@ type releaseFS struct{ fs.FS }
 var errHidden = errors.New("relay: not a release file")
 
 func (r releaseFS) Open(name string) (fs.File, error) {
-	for _, part := range strings.Split(name, "/") {
+	parts := strings.Split(name, "/")
+	for i, part := range parts {
 		if strings.HasPrefix(part, ".") {
+			return nil, fs.ErrNotExist
+		}
+		// No symlinks: the mirror serves what is in dir, nothing it points to.
+		if st, err := fs.Lstat(r.FS, strings.Join(parts[:i+1], "/")); err != nil || st.Mode()&fs.ModeSymlink != 0 {
 			return nil, fs.ErrNotExist
 		}
 	}
