@@ -29,6 +29,9 @@ for p in "${platforms[@]}"; do
     "$tools/nfpm" package --config "$tools/nfpm-$pkg.yaml" --packager deb --target "$dist/" >/dev/null
   done
   "$tools/sotto-image" -sottod "$bin/sottod" -arch "$arch" -version "$VERSION" -out "$dist/oci_linux_$arch"
+  # Read the image back: it must hold this very sottod.
+  "$tools/sotto-image" -check "$dist/oci_linux_$arch" | grep -q "^sottod sha256 $(sha256sum < "$bin/sottod" | cut -c1-64)$" ||
+    { echo "package: the image does not hold $bin/sottod" >&2; exit 1; }
 done
 rm -rf "$tools"
 ls "$dist"/*.deb
