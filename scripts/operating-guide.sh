@@ -140,7 +140,7 @@ step "8. backup (online) and restore"
 backup="$work/backup"
 install -d -m 0700 "$backup"
 sqlite3 /var/lib/sotto/relay.db ".backup '$backup/relay.db'"
-cp -a /var/lib/sotto/*.key /var/lib/sotto/turn.secret "$backup/" 2>/dev/null || cp -a /var/lib/sotto/*.key "$backup/"
+cp -a /var/lib/sotto/*.key /var/lib/sotto/turn.secret "$backup/"
 [ ! -d /var/lib/sotto/blobs ] || cp -a /var/lib/sotto/blobs "$backup/"
 sotto --home "$h/alice" --passphrase-file "$h/pass" send bob "after the backup"
 # Restore: stop, replace the state folder with the backup, start.
