@@ -67,6 +67,7 @@ commands:
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
+  update [check|apply] [--from URL|DIR]   (a release the org approved, logged and newer; --version: this build)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
