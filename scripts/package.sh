@@ -34,4 +34,7 @@ for p in "${platforms[@]}"; do
     { echo "package: the image does not hold $bin/sottod" >&2; exit 1; }
 done
 rm -rf "$tools"
+# SHA256SUMS covers what a release hands out: binaries, packages, image tarballs.
+(cd "$dist" && find . -type f ! -name SHA256SUMS ! -path './oci_*/layout/*' | LC_ALL=C sort | sed 's|^\./||' |
+  xargs sha256sum > SHA256SUMS)
 ls "$dist"/*.deb
