@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test deps check unit fuzz-short relay
+.PHONY: test deps check unit fuzz-short relay release repro guide
 
-test: deps check unit fuzz-short
+test: deps check unit fuzz-short repro guide
 
 # The Node test peers (libsignal, pinned: 0.90.0 and the newest release) for the
 # Signal interop tests.
@@ -32,3 +32,22 @@ fuzz-short:
 # Run a development relay on the embedded SQLite default.
 relay:
 	$(GO) run ./cmd/sottod serve
+
+# Release builds of sotto and sottod for every platform, reproducibly (docs/operating.md,
+# "Release builds"). VERSION defaults to `git describe`; RELEASE_KEY is the hex Ed25519
+# public key the binaries pin for `sotto update`.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null || echo v0.0.0-dev)
+release:
+	VERSION=$(VERSION) RELEASE_KEY=$(RELEASE_KEY) scripts/release-build.sh dist/$(VERSION)
+	VERSION=$(VERSION) scripts/package.sh dist/$(VERSION)
+
+# Two independent builds of linux/amd64 (other folder, user, HOME, GOCACHE, time) must be
+# byte-identical.
+repro:
+	scripts/repro-check.sh linux/amd64
+
+# docs/operating.md followed step by step on this machine: installs the .debs (as root, under
+# CI or with SOTTO_GUIDE_TEST=1), runs the relay as its unit does, enrolls a client over TLS,
+# backs up, restores, upgrades, tries PostgreSQL and NATS; then removes what it installed.
+guide:
+	scripts/operating-guide.sh

@@ -275,6 +275,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.expired = resp.SubscriptionExpired
 	c.noteSubscription(ctx, resp.SubscriptionExpiresMs)
 	c.syncOrg(ctx, conn)
+	c.reportBuild(ctx, conn) // releases.go
 	c.uploadOwnAccessKey(ctx, conn)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel

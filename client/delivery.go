@@ -74,6 +74,8 @@ func kindName(k wire.OrgDocumentKind) string {
 		return "certificate"
 	case wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
 		return "member access"
+	case wire.OrgDocumentKind_ORG_RELEASE_APPROVAL:
+		return "release approval"
 	}
 	return k.String()
 }

@@ -339,6 +339,8 @@ func (c *Client) applyOrgDocument(ctx context.Context, conn *transport.Conn, doc
 		}
 	case wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
 		return c.applyMemberAccess(ctx, key, doc, synced)
+	case wire.OrgDocumentKind_ORG_RELEASE_APPROVAL:
+		return c.applyReleaseApproval(ctx, key, doc) // releases.go
 	case wire.OrgDocumentKind_ORG_WIPE:
 		w, err := org.OpenWipe(key, doc)
 		if err != nil {
@@ -413,7 +415,8 @@ func (c *Client) syncOrg(ctx context.Context, conn *transport.Conn) {
 		return
 	}
 	for _, d := range resp.GetOrgDocuments().GetDocuments() {
-		if d.Kind != wire.OrgDocumentKind_ORG_POLICY && d.Kind != wire.OrgDocumentKind_ORG_CERTIFICATE && d.Kind != wire.OrgDocumentKind_ORG_MEMBER_ACCESS {
+		if d.Kind != wire.OrgDocumentKind_ORG_POLICY && d.Kind != wire.OrgDocumentKind_ORG_CERTIFICATE && d.Kind != wire.OrgDocumentKind_ORG_MEMBER_ACCESS &&
+			d.Kind != wire.OrgDocumentKind_ORG_RELEASE_APPROVAL {
 			c.rejectOrg(ctx, fmt.Errorf("%w: %v from the relay's store", org.ErrWrongKind, d.Kind))
 			continue
 		}

@@ -64,6 +64,9 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if expired {
 		return 0, ErrExpired
 	}
+	if err := c.versionAllowsSending(ctx); err != nil {
+		return 0, err // releases.go: below the organization's minimum version
+	}
 	withKey, err := c.attachProfileKey(ctx, conn, to, ct)
 	if err != nil {
 		return 0, err

@@ -39,7 +39,7 @@ type routes map[reflect.Type]route
 // newRoutes builds the table from every feature's entries.
 func newRoutes() routes {
 	t := routes{}
-	for _, list := range [][]route{coreRoutes(), orgRoutes(), transparencyRoutes(), sealedRoutes(), groupRoutes()} {
+	for _, list := range [][]route{coreRoutes(), orgRoutes(), transparencyRoutes(), sealedRoutes(), groupRoutes(), buildRoutes()} {
 		for _, r := range list {
 			k := reflect.TypeOf(r.body)
 			if _, dup := t[k]; dup {

@@ -42,12 +42,13 @@ type OrgDocumentStore interface {
 
 // orgDomains mirror client/org's signature domains.
 var orgDomains = map[wire.OrgDocumentKind]string{
-	wire.OrgDocumentKind_ORG_NOTICE:        "sotto/org notice v1\x00",
-	wire.OrgDocumentKind_ORG_POLICY:        "sotto/org policy v1\x00",
-	wire.OrgDocumentKind_ORG_WIPE:          "sotto/org wipe v1\x00",
-	wire.OrgDocumentKind_ORG_CERTIFICATE:   "sotto/org certificate v1\x00",
-	wire.OrgDocumentKind_ORG_INVITATION:    orgcert.GrantDomain,
-	wire.OrgDocumentKind_ORG_MEMBER_ACCESS: "sotto/org member access v1\x00",
+	wire.OrgDocumentKind_ORG_NOTICE:           "sotto/org notice v1\x00",
+	wire.OrgDocumentKind_ORG_POLICY:           "sotto/org policy v1\x00",
+	wire.OrgDocumentKind_ORG_WIPE:             "sotto/org wipe v1\x00",
+	wire.OrgDocumentKind_ORG_CERTIFICATE:      "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:       orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_MEMBER_ACCESS:    "sotto/org member access v1\x00",
+	wire.OrgDocumentKind_ORG_RELEASE_APPROVAL: "sotto/org release approval v1\x00",
 }
 
 const (
@@ -331,7 +332,7 @@ func (s *Server) keepOrgDocument(ctx context.Context, kind wire.OrgDocumentKind,
 		return nil
 	}
 	switch kind {
-	case wire.OrgDocumentKind_ORG_POLICY, wire.OrgDocumentKind_ORG_MEMBER_ACCESS:
+	case wire.OrgDocumentKind_ORG_POLICY, wire.OrgDocumentKind_ORG_MEMBER_ACCESS, wire.OrgDocumentKind_ORG_RELEASE_APPROVAL:
 		return ds.PutOrgDocument(ctx, kind, "", content)
 	case wire.OrgDocumentKind_ORG_CERTIFICATE:
 		u, err := NormalizeUsername(username)
@@ -352,7 +353,7 @@ func (c *conn) orgDocuments(username string) ([]*wire.OrgDocument, error) {
 		kind    wire.OrgDocumentKind
 		subject string
 	}
-	ws := []want{{wire.OrgDocumentKind_ORG_POLICY, ""}, {wire.OrgDocumentKind_ORG_MEMBER_ACCESS, ""}}
+	ws := []want{{wire.OrgDocumentKind_ORG_POLICY, ""}, {wire.OrgDocumentKind_ORG_MEMBER_ACCESS, ""}, {wire.OrgDocumentKind_ORG_RELEASE_APPROVAL, ""}}
 	if username != "" {
 		u, err := NormalizeUsername(username)
 		if err != nil {

@@ -175,13 +175,19 @@ const (
 	// member may send sealed to any member. To every device; the relay keeps
 	// the newest and accepts it on sealed sends.
 	OrgDocumentKind_ORG_MEMBER_ACCESS OrgDocumentKind = 6
+	// ORG_RELEASE_APPROVAL carries a sotto.org.ReleaseApproval: the manifest
+	// hashes of a release the organization lets its devices install (its
+	// half of the two-person rule for updates). To every device; the relay
+	// keeps the newest.
+	OrgDocumentKind_ORG_RELEASE_APPROVAL OrgDocumentKind = 140
 	// The relay's own records, kept beside the org documents and never
 	// signed by the org key: a one-time bootstrap code's marker and an
 	// account's identity certificate.
 	OrgDocumentKind_RELAY_BOOTSTRAP            OrgDocumentKind = 100
 	OrgDocumentKind_RELAY_IDENTITY_CERTIFICATE OrgDocumentKind = 101
 	OrgDocumentKind_RELAY_PUBLISHED            OrgDocumentKind = 102 // subject: hex(document hash); how many devices it was queued for
-	OrgDocumentKind_RELAY_RECEIPT              OrgDocumentKind = 103 // subject: hex(document hash) "/" account "/" device; an encoded OrgReceipt
+	OrgDocumentKind_RELAY_RECEIPT              OrgDocumentKind = 103
+	OrgDocumentKind_RELAY_BUILD                OrgDocumentKind = 141 // subject: account "/" device; an encoded BuildReport    // subject: hex(document hash) "/" account "/" device; an encoded OrgReceipt
 )
 
 // Enum value maps for OrgDocumentKind.
@@ -194,10 +200,12 @@ var (
 		4:   "ORG_CERTIFICATE",
 		5:   "ORG_INVITATION",
 		6:   "ORG_MEMBER_ACCESS",
+		140: "ORG_RELEASE_APPROVAL",
 		100: "RELAY_BOOTSTRAP",
 		101: "RELAY_IDENTITY_CERTIFICATE",
 		102: "RELAY_PUBLISHED",
 		103: "RELAY_RECEIPT",
+		141: "RELAY_BUILD",
 	}
 	OrgDocumentKind_value = map[string]int32{
 		"ORG_DOCUMENT_KIND_UNSPECIFIED": 0,
@@ -207,10 +215,12 @@ var (
 		"ORG_CERTIFICATE":               4,
 		"ORG_INVITATION":                5,
 		"ORG_MEMBER_ACCESS":             6,
+		"ORG_RELEASE_APPROVAL":          140,
 		"RELAY_BOOTSTRAP":               100,
 		"RELAY_IDENTITY_CERTIFICATE":    101,
 		"RELAY_PUBLISHED":               102,
 		"RELAY_RECEIPT":                 103,
+		"RELAY_BUILD":                   141,
 	}
 )
 
@@ -448,6 +458,8 @@ type Request struct {
 	//	*Request_GroupFetch
 	//	*Request_GroupAck
 	//	*Request_GroupInfo
+	//	*Request_BuildReport
+	//	*Request_Builds
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -857,6 +869,24 @@ func (x *Request) GetGroupInfo() *GroupInfoRequest {
 	return nil
 }
 
+func (x *Request) GetBuildReport() *BuildReportRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_BuildReport); ok {
+			return x.BuildReport
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetBuilds() *BuildsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_Builds); ok {
+			return x.Builds
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -1027,6 +1057,15 @@ type Request_GroupInfo struct {
 	GroupInfo *GroupInfoRequest `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
 }
 
+type Request_BuildReport struct {
+	// releases 140-149
+	BuildReport *BuildReportRequest `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
+}
+
+type Request_Builds struct {
+	Builds *BuildsRequest `protobuf:"bytes,141,opt,name=builds,proto3,oneof"`
+}
+
 func (*Request_Enroll) isRequest_Body() {}
 
 func (*Request_Authenticate) isRequest_Body() {}
@@ -1107,6 +1146,10 @@ func (*Request_GroupAck) isRequest_Body() {}
 
 func (*Request_GroupInfo) isRequest_Body() {}
 
+func (*Request_BuildReport) isRequest_Body() {}
+
+func (*Request_Builds) isRequest_Body() {}
+
 // Response answers the Request with the same id. When code != OK the body is
 // unset, message is a safe human-readable reason, and stale/retry_after_ms
 // may be set.
@@ -1159,6 +1202,8 @@ type Response struct {
 	//	*Response_GroupFetch
 	//	*Response_GroupAck
 	//	*Response_GroupInfo
+	//	*Response_BuildReport
+	//	*Response_Builds
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1596,6 +1641,24 @@ func (x *Response) GetGroupInfo() *GroupInfoResponse {
 	return nil
 }
 
+func (x *Response) GetBuildReport() *BuildReportResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_BuildReport); ok {
+			return x.BuildReport
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetBuilds() *BuildsResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_Builds); ok {
+			return x.Builds
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -1766,6 +1829,15 @@ type Response_GroupInfo struct {
 	GroupInfo *GroupInfoResponse `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
 }
 
+type Response_BuildReport struct {
+	// releases 140-149
+	BuildReport *BuildReportResponse `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
+}
+
+type Response_Builds struct {
+	Builds *BuildsResponse `protobuf:"bytes,141,opt,name=builds,proto3,oneof"`
+}
+
 func (*Response_Enroll) isResponse_Body() {}
 
 func (*Response_Authenticate) isResponse_Body() {}
@@ -1845,6 +1917,10 @@ func (*Response_GroupFetch) isResponse_Body() {}
 func (*Response_GroupAck) isResponse_Body() {}
 
 func (*Response_GroupInfo) isResponse_Body() {}
+
+func (*Response_BuildReport) isResponse_Body() {}
+
+func (*Response_Builds) isResponse_Body() {}
 
 // Push is sent by the relay unprompted.
 type Push struct {
@@ -7427,6 +7503,324 @@ func (*GroupWaiting) Descriptor() ([]byte, []int) {
 	return file_wire_wire_proto_rawDescGZIP(), []int{100}
 }
 
+// BuildReportRequest: a device reports the release it runs, as its place in
+// the release log (package release): the manifest's SHA-256 and leaf index.
+// signature is the device key's Ed25519 signature over
+// "sotto/build report v1\x00" || manifest_hash || leaf_index (8 bytes, big
+// endian) || at_ms (8) || version, so that the relay cannot forge a
+// device's report (it can withhold one).
+type BuildReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ManifestHash  []byte                 `protobuf:"bytes,1,opt,name=manifest_hash,json=manifestHash,proto3" json:"manifest_hash,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	AtMs          int64                  `protobuf:"varint,4,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReportRequest) Reset() {
+	*x = BuildReportRequest{}
+	mi := &file_wire_wire_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReportRequest) ProtoMessage() {}
+
+func (x *BuildReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReportRequest.ProtoReflect.Descriptor instead.
+func (*BuildReportRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *BuildReportRequest) GetManifestHash() []byte {
+	if x != nil {
+		return x.ManifestHash
+	}
+	return nil
+}
+
+func (x *BuildReportRequest) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *BuildReportRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildReportRequest) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildReportRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type BuildReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReportResponse) Reset() {
+	*x = BuildReportResponse{}
+	mi := &file_wire_wire_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReportResponse) ProtoMessage() {}
+
+func (x *BuildReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReportResponse.ProtoReflect.Descriptor instead.
+func (*BuildReportResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{102}
+}
+
+// BuildReport is a device's newest report as the relay keeps it.
+type BuildReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	ManifestHash  []byte                 `protobuf:"bytes,3,opt,name=manifest_hash,json=manifestHash,proto3" json:"manifest_hash,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,4,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	AtMs          int64                  `protobuf:"varint,6,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	DeviceKey     []byte                 `protobuf:"bytes,8,opt,name=device_key,json=deviceKey,proto3" json:"device_key,omitempty"` // the device's Ed25519 key as the relay registered it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildReport) Reset() {
+	*x = BuildReport{}
+	mi := &file_wire_wire_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildReport) ProtoMessage() {}
+
+func (x *BuildReport) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildReport.ProtoReflect.Descriptor instead.
+func (*BuildReport) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *BuildReport) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *BuildReport) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *BuildReport) GetManifestHash() []byte {
+	if x != nil {
+		return x.ManifestHash
+	}
+	return nil
+}
+
+func (x *BuildReport) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *BuildReport) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildReport) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildReport) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *BuildReport) GetDeviceKey() []byte {
+	if x != nil {
+		return x.DeviceKey
+	}
+	return nil
+}
+
+// BuildsRequest asks for every device's newest build report. Only an admin
+// asks: signature is the org key's over "sotto/org builds v1\x00" || at_ms
+// (8 bytes, big endian), at_ms within a few minutes of the relay's clock.
+type BuildsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtMs          int64                  `protobuf:"varint,1,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildsRequest) Reset() {
+	*x = BuildsRequest{}
+	mi := &file_wire_wire_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildsRequest) ProtoMessage() {}
+
+func (x *BuildsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildsRequest.ProtoReflect.Descriptor instead.
+func (*BuildsRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *BuildsRequest) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *BuildsRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type BuildsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*BuildReport         `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildsResponse) Reset() {
+	*x = BuildsResponse{}
+	mi := &file_wire_wire_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildsResponse) ProtoMessage() {}
+
+func (x *BuildsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildsResponse.ProtoReflect.Descriptor instead.
+func (*BuildsResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *BuildsResponse) GetReports() []*BuildReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
 var File_wire_wire_proto protoreflect.FileDescriptor
 
 const file_wire_wire_proto_rawDesc = "" +
@@ -7438,7 +7832,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xbd\x16\n" +
+	"\x04kind\"\xb9\x17\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -7492,8 +7886,10 @@ const file_wire_wire_proto_rawDesc = "" +
 	"groupFetch\x12:\n" +
 	"\tgroup_ack\x18t \x01(\v2\x1b.sotto.wire.GroupAckRequestH\x00R\bgroupAck\x12=\n" +
 	"\n" +
-	"group_info\x18u \x01(\v2\x1c.sotto.wire.GroupInfoRequestH\x00R\tgroupInfoB\x06\n" +
-	"\x04body\"\xbe\x17\n" +
+	"group_info\x18u \x01(\v2\x1c.sotto.wire.GroupInfoRequestH\x00R\tgroupInfo\x12D\n" +
+	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1e.sotto.wire.BuildReportRequestH\x00R\vbuildReport\x124\n" +
+	"\x06builds\x18\x8d\x01 \x01(\v2\x19.sotto.wire.BuildsRequestH\x00R\x06buildsB\x06\n" +
+	"\x04body\"\xbc\x18\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -7551,7 +7947,9 @@ const file_wire_wire_proto_rawDesc = "" +
 	"groupFetch\x12;\n" +
 	"\tgroup_ack\x18t \x01(\v2\x1c.sotto.wire.GroupAckResponseH\x00R\bgroupAck\x12>\n" +
 	"\n" +
-	"group_info\x18u \x01(\v2\x1d.sotto.wire.GroupInfoResponseH\x00R\tgroupInfoB\x06\n" +
+	"group_info\x18u \x01(\v2\x1d.sotto.wire.GroupInfoResponseH\x00R\tgroupInfo\x12E\n" +
+	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1f.sotto.wire.BuildReportResponseH\x00R\vbuildReport\x125\n" +
+	"\x06builds\x18\x8d\x01 \x01(\v2\x1a.sotto.wire.BuildsResponseH\x00R\x06buildsB\x06\n" +
 	"\x04body\"\xbc\x02\n" +
 	"\x04Push\x125\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x15.sotto.wire.ChallengeH\x00R\tchallenge\x122\n" +
@@ -7933,7 +8331,31 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
 	"group_info\x18\x02 \x01(\fR\tgroupInfo\"\x0e\n" +
-	"\fGroupWaiting*\x8c\x02\n" +
+	"\fGroupWaiting\"\xa5\x01\n" +
+	"\x12BuildReportRequest\x12#\n" +
+	"\rmanifest_hash\x18\x01 \x01(\fR\fmanifestHash\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x13\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x15\n" +
+	"\x13BuildReportResponse\"\xf6\x01\n" +
+	"\vBuildReport\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12#\n" +
+	"\rmanifest_hash\x18\x03 \x01(\fR\fmanifestHash\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x04 \x01(\x04R\tleafIndex\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\x13\n" +
+	"\x05at_ms\x18\x06 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"device_key\x18\b \x01(\fR\tdeviceKey\"B\n" +
+	"\rBuildsRequest\x12\x13\n" +
+	"\x05at_ms\x18\x01 \x01(\x03R\x04atMs\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"C\n" +
+	"\x0eBuildsResponse\x121\n" +
+	"\areports\x18\x01 \x03(\v2\x17.sotto.wire.BuildReportR\areports*\x8c\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\x13\n" +
@@ -7953,7 +8375,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e*@\n" +
 	"\fEnvelopeType\x12\x1d\n" +
 	"\x19ENVELOPE_TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\fORG_DOCUMENT\x10\xc8\x01*\xff\x01\n" +
+	"\fORG_DOCUMENT\x10\xc8\x01*\xac\x02\n" +
 	"\x0fOrgDocumentKind\x12!\n" +
 	"\x1dORG_DOCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -7963,11 +8385,13 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\bORG_WIPE\x10\x03\x12\x13\n" +
 	"\x0fORG_CERTIFICATE\x10\x04\x12\x12\n" +
 	"\x0eORG_INVITATION\x10\x05\x12\x15\n" +
-	"\x11ORG_MEMBER_ACCESS\x10\x06\x12\x13\n" +
+	"\x11ORG_MEMBER_ACCESS\x10\x06\x12\x19\n" +
+	"\x14ORG_RELEASE_APPROVAL\x10\x8c\x01\x12\x13\n" +
 	"\x0fRELAY_BOOTSTRAP\x10d\x12\x1e\n" +
 	"\x1aRELAY_IDENTITY_CERTIFICATE\x10e\x12\x13\n" +
 	"\x0fRELAY_PUBLISHED\x10f\x12\x11\n" +
-	"\rRELAY_RECEIPT\x10g*n\n" +
+	"\rRELAY_RECEIPT\x10g\x12\x10\n" +
+	"\vRELAY_BUILD\x10\x8d\x01*n\n" +
 	"\x10GroupMessageKind\x12\"\n" +
 	"\x1eGROUP_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rGROUP_MESSAGE\x10\x01\x12\x10\n" +
@@ -7987,7 +8411,7 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -8094,6 +8518,11 @@ var file_wire_wire_proto_goTypes = []any{
 	(*GroupInfoRequest)(nil),               // 102: sotto.wire.GroupInfoRequest
 	(*GroupInfoResponse)(nil),              // 103: sotto.wire.GroupInfoResponse
 	(*GroupWaiting)(nil),                   // 104: sotto.wire.GroupWaiting
+	(*BuildReportRequest)(nil),             // 105: sotto.wire.BuildReportRequest
+	(*BuildReportResponse)(nil),            // 106: sotto.wire.BuildReportResponse
+	(*BuildReport)(nil),                    // 107: sotto.wire.BuildReport
+	(*BuildsRequest)(nil),                  // 108: sotto.wire.BuildsRequest
+	(*BuildsResponse)(nil),                 // 109: sotto.wire.BuildsResponse
 }
 var file_wire_wire_proto_depIdxs = []int32{
 	5,   // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -8139,86 +8568,91 @@ var file_wire_wire_proto_depIdxs = []int32{
 	97,  // 40: sotto.wire.Request.group_fetch:type_name -> sotto.wire.GroupFetchRequest
 	100, // 41: sotto.wire.Request.group_ack:type_name -> sotto.wire.GroupAckRequest
 	102, // 42: sotto.wire.Request.group_info:type_name -> sotto.wire.GroupInfoRequest
-	0,   // 43: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	31,  // 44: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	13,  // 45: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	15,  // 46: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	17,  // 47: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	19,  // 48: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	22,  // 49: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	24,  // 50: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	27,  // 51: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	30,  // 52: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	35,  // 53: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	37,  // 54: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	39,  // 55: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	41,  // 56: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	13,  // 57: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	24,  // 58: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	46,  // 59: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	48,  // 60: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	52,  // 61: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	50,  // 62: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	56,  // 63: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	58,  // 64: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	68,  // 65: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	70,  // 66: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	65,  // 67: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	60,  // 68: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	63,  // 69: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	80,  // 70: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	82,  // 71: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	30,  // 72: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	72,  // 73: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	74,  // 74: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	76,  // 75: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	78,  // 76: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	85,  // 77: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
-	87,  // 78: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
-	90,  // 79: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
-	93,  // 80: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
-	95,  // 81: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
-	98,  // 82: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
-	101, // 83: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
-	103, // 84: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
-	8,   // 85: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	32,  // 86: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	33,  // 87: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	42,  // 88: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	104, // 89: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
-	9,   // 90: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,   // 91: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	10,  // 92: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	9,   // 93: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	11,  // 94: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	11,  // 95: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	9,   // 96: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	10,  // 97: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	9,   // 98: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	21,  // 99: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	74,  // 100: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	23,  // 101: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	74,  // 102: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	28,  // 103: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	24,  // 104: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	11,  // 105: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,   // 106: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	53,  // 107: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	62,  // 108: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
-	53,  // 109: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	53,  // 110: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	28,  // 111: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	89,  // 112: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
-	91,  // 113: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
-	91,  // 114: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
-	3,   // 115: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
-	96,  // 116: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
-	99,  // 117: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
-	118, // [118:118] is the sub-list for method output_type
-	118, // [118:118] is the sub-list for method input_type
-	118, // [118:118] is the sub-list for extension type_name
-	118, // [118:118] is the sub-list for extension extendee
-	0,   // [0:118] is the sub-list for field type_name
+	105, // 43: sotto.wire.Request.build_report:type_name -> sotto.wire.BuildReportRequest
+	108, // 44: sotto.wire.Request.builds:type_name -> sotto.wire.BuildsRequest
+	0,   // 45: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	31,  // 46: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	13,  // 47: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	15,  // 48: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	17,  // 49: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	19,  // 50: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	22,  // 51: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	24,  // 52: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	27,  // 53: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	30,  // 54: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	35,  // 55: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	37,  // 56: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	39,  // 57: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	41,  // 58: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	13,  // 59: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	24,  // 60: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	46,  // 61: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	48,  // 62: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	52,  // 63: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	50,  // 64: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	56,  // 65: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	58,  // 66: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	68,  // 67: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	70,  // 68: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	65,  // 69: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	60,  // 70: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	63,  // 71: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	80,  // 72: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	82,  // 73: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	30,  // 74: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	72,  // 75: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	74,  // 76: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	76,  // 77: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	78,  // 78: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	85,  // 79: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
+	87,  // 80: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
+	90,  // 81: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
+	93,  // 82: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
+	95,  // 83: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
+	98,  // 84: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
+	101, // 85: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
+	103, // 86: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
+	106, // 87: sotto.wire.Response.build_report:type_name -> sotto.wire.BuildReportResponse
+	109, // 88: sotto.wire.Response.builds:type_name -> sotto.wire.BuildsResponse
+	8,   // 89: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	32,  // 90: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	33,  // 91: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	42,  // 92: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	104, // 93: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
+	9,   // 94: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,   // 95: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	10,  // 96: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	9,   // 97: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	11,  // 98: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	11,  // 99: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	9,   // 100: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	10,  // 101: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	9,   // 102: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	21,  // 103: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	74,  // 104: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	23,  // 105: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	74,  // 106: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	28,  // 107: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	24,  // 108: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	11,  // 109: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,   // 110: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	53,  // 111: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	62,  // 112: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	53,  // 113: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	53,  // 114: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	28,  // 115: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	89,  // 116: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
+	91,  // 117: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
+	91,  // 118: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
+	3,   // 119: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
+	96,  // 120: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
+	99,  // 121: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
+	107, // 122: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
+	123, // [123:123] is the sub-list for method output_type
+	123, // [123:123] is the sub-list for method input_type
+	123, // [123:123] is the sub-list for extension type_name
+	123, // [123:123] is the sub-list for extension extendee
+	0,   // [0:123] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -8272,6 +8706,8 @@ func file_wire_wire_proto_init() {
 		(*Request_GroupFetch)(nil),
 		(*Request_GroupAck)(nil),
 		(*Request_GroupInfo)(nil),
+		(*Request_BuildReport)(nil),
+		(*Request_Builds)(nil),
 	}
 	file_wire_wire_proto_msgTypes[2].OneofWrappers = []any{
 		(*Response_Enroll)(nil),
@@ -8314,6 +8750,8 @@ func file_wire_wire_proto_init() {
 		(*Response_GroupFetch)(nil),
 		(*Response_GroupAck)(nil),
 		(*Response_GroupInfo)(nil),
+		(*Response_BuildReport)(nil),
+		(*Response_Builds)(nil),
 	}
 	file_wire_wire_proto_msgTypes[3].OneofWrappers = []any{
 		(*Push_Challenge)(nil),
@@ -8328,7 +8766,7 @@ func file_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   101,
+			NumMessages:   106,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

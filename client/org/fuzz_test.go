@@ -81,12 +81,13 @@ func FuzzOpenDocument(f *testing.F) {
 // fuzzer reaches the field checks behind the signature.
 func FuzzBodies(f *testing.F) {
 	n := 0
-	for _, m := range []proto.Message{&Notice{Seq: 1, Text: "x"}, &Policy{Version: 1}, sampleWipe(), &Certificate{Username: "u", IdentityKey: []byte{1}, ExpiresMs: 5}, &wire.MemberAccess{Version: 1, AccessKey: make([]byte, wire.AccessKeySize)}} {
+	for _, m := range []proto.Message{&Notice{Seq: 1, Text: "x"}, &Policy{Version: 1}, sampleWipe(), &Certificate{Username: "u", IdentityKey: []byte{1}, ExpiresMs: 5}, &wire.MemberAccess{Version: 1, AccessKey: make([]byte, wire.AccessKeySize)},
+		&ReleaseApproval{Version: "v1.0.0", ManifestHashes: [][]byte{make([]byte, 32)}, WitnessKey: make([]byte, 32), IssuedMs: 1}} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)
 		}
-		for _, k := range []uint8{1, 2, 3, 4, 6} {
+		for _, k := range []uint8{1, 2, 3, 4, 6, 140} {
 			f.Add(k, b)
 			n++
 		}
@@ -97,6 +98,9 @@ func FuzzBodies(f *testing.F) {
 	pub := pubOf(fuzzKey)
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		k := wire.OrgDocumentKind(kind % 7)
+		if kind >= 140 {
+			k = wire.OrgDocumentKind_ORG_RELEASE_APPROVAL
+		}
 		msg, err := signedMessage(k, body)
 		if err != nil {
 			return
@@ -107,6 +111,7 @@ func FuzzBodies(f *testing.F) {
 		_, _ = OpenWipe(pub, d)
 		_, _ = OpenCertificate(pub, d)
 		_, _ = OpenMemberAccess(pub, d)
+		_, _ = OpenReleaseApproval(pub, d)
 	})
 }
 

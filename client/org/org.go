@@ -43,12 +43,13 @@ const MaxDocument = 16 << 10
 // over a notice can never pass as a wipe order. The relay checks the same
 // strings (relay/org.go).
 var domains = map[wire.OrgDocumentKind]string{
-	wire.OrgDocumentKind_ORG_NOTICE:        "sotto/org notice v1\x00",
-	wire.OrgDocumentKind_ORG_POLICY:        "sotto/org policy v1\x00",
-	wire.OrgDocumentKind_ORG_WIPE:          "sotto/org wipe v1\x00",
-	wire.OrgDocumentKind_ORG_CERTIFICATE:   "sotto/org certificate v1\x00",
-	wire.OrgDocumentKind_ORG_INVITATION:    orgcert.GrantDomain,
-	wire.OrgDocumentKind_ORG_MEMBER_ACCESS: "sotto/org member access v1\x00",
+	wire.OrgDocumentKind_ORG_NOTICE:           "sotto/org notice v1\x00",
+	wire.OrgDocumentKind_ORG_POLICY:           "sotto/org policy v1\x00",
+	wire.OrgDocumentKind_ORG_WIPE:             "sotto/org wipe v1\x00",
+	wire.OrgDocumentKind_ORG_CERTIFICATE:      "sotto/org certificate v1\x00",
+	wire.OrgDocumentKind_ORG_INVITATION:       orgcert.GrantDomain,
+	wire.OrgDocumentKind_ORG_MEMBER_ACCESS:    "sotto/org member access v1\x00",
+	wire.OrgDocumentKind_ORG_RELEASE_APPROVAL: "sotto/org release approval v1\x00",
 }
 
 // WipeConfirmDomain prefixes the hash of a wipe order in the target
@@ -206,6 +207,27 @@ func OpenMemberAccess(pub ed25519.PublicKey, doc *wire.OrgDocument) (*wire.Membe
 		return nil, fmt.Errorf("%w: invalid member access key", ErrBadDocument)
 	}
 	return m, nil
+}
+
+// MaxApprovedManifests bounds the manifests one release approval names.
+const MaxApprovedManifests = 32
+
+// OpenReleaseApproval verifies and decodes a release approval.
+func OpenReleaseApproval(pub ed25519.PublicKey, doc *wire.OrgDocument) (*ReleaseApproval, error) {
+	a, err := open(pub, wire.OrgDocumentKind_ORG_RELEASE_APPROVAL, doc, &ReleaseApproval{})
+	if err != nil {
+		return nil, err
+	}
+	if a.Version == "" || a.IssuedMs <= 0 || len(a.ManifestHashes) == 0 || len(a.ManifestHashes) > MaxApprovedManifests ||
+		len(a.WitnessKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: invalid release approval", ErrBadDocument)
+	}
+	for _, h := range a.ManifestHashes {
+		if len(h) != sha256.Size {
+			return nil, fmt.Errorf("%w: invalid release approval", ErrBadDocument)
+		}
+	}
+	return a, nil
 }
 
 // OpenWipe verifies and decodes a wipe order.

@@ -109,8 +109,12 @@ type Policy struct {
 	// guessing entropy (client/store/strength.go); 0: the client's own (50).
 	// A device whose passphrase is below it says so at every unlock.
 	MinPassphraseBits uint32 `protobuf:"varint,11,opt,name=min_passphrase_bits,json=minPassphraseBits,proto3" json:"min_passphrase_bits,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The oldest Sotto version the organization lets send ("v1.2.3"; empty:
+	// none). A device running an older build keeps receiving and reading,
+	// and says why it cannot send until it is updated.
+	MinClientVersion string `protobuf:"bytes,12,opt,name=min_client_version,json=minClientVersion,proto3" json:"min_client_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -218,6 +222,13 @@ func (x *Policy) GetMinPassphraseBits() uint32 {
 		return x.MinPassphraseBits
 	}
 	return 0
+}
+
+func (x *Policy) GetMinClientVersion() string {
+	if x != nil {
+		return x.MinClientVersion
+	}
+	return ""
 }
 
 // WipeOrder names one enrollment of one device: a re-enrolled device (a
@@ -528,6 +539,78 @@ func (x *Invitation) GetNoticeSeq() uint64 {
 	return 0
 }
 
+// ReleaseApproval is the organization's half of the two-person rule for
+// updates: a device installs a release only when the project's release key
+// signed its manifest and an approval signed by the org key names the
+// manifest's SHA-256. The newest approval (issued_ms) is in force.
+type ReleaseApproval struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`                                     // the release's version, for people
+	ManifestHashes [][]byte               `protobuf:"bytes,2,rep,name=manifest_hashes,json=manifestHashes,proto3" json:"manifest_hashes,omitempty"` // SHA-256 of each approved manifest (one per platform)
+	WitnessKey     []byte                 `protobuf:"bytes,3,opt,name=witness_key,json=witnessKey,proto3" json:"witness_key,omitempty"`             // the witness that must co-sign the release log's head
+	IssuedMs       int64                  `protobuf:"varint,4,opt,name=issued_ms,json=issuedMs,proto3" json:"issued_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReleaseApproval) Reset() {
+	*x = ReleaseApproval{}
+	mi := &file_org_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseApproval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseApproval) ProtoMessage() {}
+
+func (x *ReleaseApproval) ProtoReflect() protoreflect.Message {
+	mi := &file_org_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseApproval.ProtoReflect.Descriptor instead.
+func (*ReleaseApproval) Descriptor() ([]byte, []int) {
+	return file_org_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReleaseApproval) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ReleaseApproval) GetManifestHashes() [][]byte {
+	if x != nil {
+		return x.ManifestHashes
+	}
+	return nil
+}
+
+func (x *ReleaseApproval) GetWitnessKey() []byte {
+	if x != nil {
+		return x.WitnessKey
+	}
+	return nil
+}
+
+func (x *ReleaseApproval) GetIssuedMs() int64 {
+	if x != nil {
+		return x.IssuedMs
+	}
+	return 0
+}
+
 var File_org_proto protoreflect.FileDescriptor
 
 const file_org_proto_rawDesc = "" +
@@ -536,7 +619,7 @@ const file_org_proto_rawDesc = "" +
 	"\x06Notice\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"\xee\x03\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\x9c\x04\n" +
 	"\x06Policy\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tissued_ms\x18\x02 \x01(\x03R\bissuedMs\x12.\n" +
@@ -550,7 +633,8 @@ const file_org_proto_rawDesc = "" +
 	"\vsealed_only\x18\n" +
 	" \x01(\bR\n" +
 	"sealedOnly\x12.\n" +
-	"\x13min_passphrase_bits\x18\v \x01(\rR\x11minPassphraseBits\"\xe2\x01\n" +
+	"\x13min_passphrase_bits\x18\v \x01(\rR\x11minPassphraseBits\x12,\n" +
+	"\x12min_client_version\x18\f \x01(\tR\x10minClientVersion\"\xe2\x01\n" +
 	"\tWipeOrder\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12'\n" +
@@ -584,7 +668,13 @@ const file_org_proto_rawDesc = "" +
 	"\x05grant\x18\v \x01(\fR\x05grant\x12%\n" +
 	"\x0epolicy_version\x18\f \x01(\x04R\rpolicyVersion\x12\x1d\n" +
 	"\n" +
-	"notice_seq\x18\r \x01(\x04R\tnoticeSeqB\x16Z\x14sotto/client/org;orgb\x06proto3"
+	"notice_seq\x18\r \x01(\x04R\tnoticeSeq\"\x92\x01\n" +
+	"\x0fReleaseApproval\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12'\n" +
+	"\x0fmanifest_hashes\x18\x02 \x03(\fR\x0emanifestHashes\x12\x1f\n" +
+	"\vwitness_key\x18\x03 \x01(\fR\n" +
+	"witnessKey\x12\x1b\n" +
+	"\tissued_ms\x18\x04 \x01(\x03R\bissuedMsB\x16Z\x14sotto/client/org;orgb\x06proto3"
 
 var (
 	file_org_proto_rawDescOnce sync.Once
@@ -598,13 +688,14 @@ func file_org_proto_rawDescGZIP() []byte {
 	return file_org_proto_rawDescData
 }
 
-var file_org_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_org_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_org_proto_goTypes = []any{
-	(*Notice)(nil),      // 0: sotto.org.Notice
-	(*Policy)(nil),      // 1: sotto.org.Policy
-	(*WipeOrder)(nil),   // 2: sotto.org.WipeOrder
-	(*Certificate)(nil), // 3: sotto.org.Certificate
-	(*Invitation)(nil),  // 4: sotto.org.Invitation
+	(*Notice)(nil),          // 0: sotto.org.Notice
+	(*Policy)(nil),          // 1: sotto.org.Policy
+	(*WipeOrder)(nil),       // 2: sotto.org.WipeOrder
+	(*Certificate)(nil),     // 3: sotto.org.Certificate
+	(*Invitation)(nil),      // 4: sotto.org.Invitation
+	(*ReleaseApproval)(nil), // 5: sotto.org.ReleaseApproval
 }
 var file_org_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -625,7 +716,7 @@ func file_org_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_org_proto_rawDesc), len(file_org_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

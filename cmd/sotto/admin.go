@@ -16,6 +16,7 @@ import (
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/internal/safetext"
+	"sotto/release"
 )
 
 // `sotto admin`: the organization key's side. The org private key lives
@@ -29,7 +30,7 @@ const adminUsage = `usage:
   sotto admin import --in FILE --export-passphrase-file FILE
   sotto admin notice [--wait D] [--json] TEXT...
   sotto admin wipe [--valid D] [--wait D] [--json] USER DEVICE-ID
-  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D] [--min-passphrase-bits N]
+  sotto admin policy set [--failed-unlocks N] [--idle-lock D] [--disappearing-min D] [--disappearing-max D] [--witness-bound D] [--min-passphrase-bits N] [--min-version V]
                          [--no-attachments] [--no-calls] [--version N] [--json]
   sotto admin policy show [--json]
   sotto admin member-access [--json]   (a new org-wide key for sealed first messages; again when a member leaves)
@@ -37,6 +38,8 @@ const adminUsage = `usage:
   sotto admin members certify [--valid D] [--json] USER
   sotto admin members list [--json]
   sotto admin witness init | serve | status ...   (the org's key log witness: sotto admin witness)
+  sotto admin release approve --version V --witness-key HEX ...   (let devices install a release: sotto admin release)
+  sotto admin devices [--json]   (the release each device reports it runs: in the log? approved?)
 `
 
 var errAdminUsage = errors.New("admin: unknown subcommand (usage above)")
@@ -55,6 +58,7 @@ func cmdAdmin(e *env, args []string) error {
 		"policy set": adminPolicySet, "policy show": adminPolicyShow,
 		"members certify": adminCertify, "members list": adminMembers,
 		"witness": adminWitness,
+		"release": adminRelease, "devices": adminDevices, // update.go
 	}
 	fn, ok := fns[sub]
 	if !ok {
@@ -377,6 +381,7 @@ func adminPolicySet(e *env, args []string) error {
 	wbound := durationSeconds(fs, "witness-bound", "alarm when a key log head stays `D` without the org witness's co-signature (0: 24h)")
 	fs.BoolVar(&p.AttachmentsDisabled, "no-attachments", false, "forbid attachments")
 	fs.BoolVar(&p.CallsDisabled, "no-calls", false, "forbid calls")
+	fs.StringVar(&p.MinClientVersion, "min-version", "", "devices below Sotto `V` (e.g. v1.2.0) keep reading but cannot send until updated")
 	fs.BoolVar(&p.SealedOnly, "sealed-only", false, "never send a message naming its sender when the relay refuses sealed delivery, whatever the user's sealed-fallback setting")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -385,6 +390,11 @@ func adminPolicySet(e *env, args []string) error {
 	p.IdleLockSeconds, p.DisappearingMinSeconds, p.DisappearingMaxSeconds = *idle, *dmin, *dmax
 	p.WitnessBoundSeconds = *wbound
 	p.MinPassphraseBits = uint32(*minBits)
+	if p.MinClientVersion != "" {
+		if _, err := release.ParseVersion(p.MinClientVersion); err != nil {
+			return fmt.Errorf("--min-version: %w", err)
+		}
+	}
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err

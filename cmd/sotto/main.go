@@ -75,6 +75,7 @@ commands:
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
   group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list | join ID
+  update [check|apply] [--from URL|DIR]   (a release the org approved, logged and newer; --version: this build)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -103,6 +104,9 @@ type env struct {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if printVersion(args, stdout) {
+		return 0
+	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := e.flagSet("sotto")
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +148,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"down":          cmdDown,
 		"status":        cmdStatus,
 		"unlock":        cmdUnlock,
+		"update":        cmdUpdate, // update.go
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -32,6 +32,7 @@ const usage = `usage:
   sottod admin devices list|revoke
   sottod admin accounts list|revoke
   sottod admin usage
+  sottod --version                 (the version and source commit of this build)
 `
 
 // run is main without the process: it returns the exit code.
@@ -39,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if printVersion(args, stdout) {
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

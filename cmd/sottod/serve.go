@@ -61,6 +61,9 @@ type Config struct {
 	// Witness is the base URL of the org's key log witness ("": none);
 	// the relay submits its log heads there and serves the cosignatures.
 	Witness string
+	// Releases is a release directory to mirror under /releases/ for
+	// `sotto update` ("": none); see relay.WithReleases.
+	Releases string
 	// Attachments (blobs.go).
 	BlobConfig
 	// Store and bus (backends.go).
@@ -240,7 +243,7 @@ func NewDaemon(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, erro
 	}
 	d.ln = ln
 	d.http = &http.Server{
-		Handler:           srv.PublicHandler(),
+		Handler:           relay.WithReleases(cfg.Releases, srv.PublicHandler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A kept-alive HTTP connection that never upgrades holds no slot
 		// of the connection caps: it idles no longer than a WebSocket
@@ -381,6 +384,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&cfg.TURNSListen, "turns-listen", "", "TURN over TLS address (turns:) with the relay's certificate (empty: off)")
 	fs.StringVar(&cfg.TURNSName, "turns-name", "", "host name put in turns: URLs, which the certificate must hold (default: -acme-domain, else the -turns-listen host)")
 	fs.StringVar(&cfg.Witness, "witness", "", "base URL of the org's key log witness (sotto admin witness serve) to co-sign the log's heads")
+	fs.StringVar(&cfg.Releases, "releases", "", "release `DIR` to mirror under /releases/ for sotto update (devices check every byte; the relay cannot push a build)")
 	blobFlags(fs, &cfg.BlobConfig)
 	backendFlags(fs, &cfg.BackendConfig)
 	limitFlags(fs, &cfg.LimitConfig)

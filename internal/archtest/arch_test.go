@@ -73,6 +73,8 @@ var forbidden = []struct {
 		"protocol packages know nothing of networking, storage or logging"},
 	{"sotto/orgcert", []string{"net", "net/http", "database/sql", "log", "log/slog", "os", "os/exec", "sotto/relay", "sotto/client", "modernc.org/sqlite", "github.com/coder/websocket"},
 		"protocol packages know nothing of networking, storage or logging"},
+	{"sotto/release", []string{"net", "net/http", "database/sql", "log", "log/slog", "os/exec", "sotto/relay", "sotto/client", "sotto/wire", "modernc.org/sqlite", "github.com/coder/websocket"},
+		"the release format is bytes in, bytes out: devices, the relay and the project's publisher share it"},
 	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls"},
 		"the relay handles opaque ciphertext and knows nothing of client code or plaintext"},
 	{"sotto/wire", []string{"sotto/client", "sotto/relay"},
