@@ -88,7 +88,7 @@ func (s *Server) sealedTrustRoot() []byte {
 func (c *conn) handleSealed(req *wire.Request, resp *wire.Response) (bool, error) {
 	switch b := req.Body.(type) {
 	case *wire.Request_SetAccessKey:
-		if err := c.setAccessKey(b.SetAccessKey.GetAccessKey(), b.SetAccessKey.GetRefuseMemberAccess()); err != nil {
+		if err := c.setAccessKey(b.SetAccessKey.GetAccessKey(), b.SetAccessKey.GetRefuseMemberAccess(), b.SetAccessKey.GetEpoch()); err != nil {
 			return true, err
 		}
 		resp.Body = &wire.Response_SetAccessKey{SetAccessKey: &wire.SetAccessKeyResponse{}}
@@ -104,14 +104,23 @@ func (c *conn) handleSealed(req *wire.Request, resp *wire.Response) (bool, error
 	return false, nil
 }
 
-func (c *conn) setAccessKey(key []byte, refuseMember bool) error {
+func (c *conn) setAccessKey(key []byte, refuseMember bool, epoch uint64) error {
 	if c.s.sealed.keys == nil {
 		return fmt.Errorf("%w: this relay's store keeps no access keys", ErrUnavailable)
 	}
 	if len(key) != wire.AccessKeySize {
 		return badRequest("access key must be %d bytes", wire.AccessKeySize)
 	}
-	return c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember))
+	stored, err := c.s.sealed.keys.AccessKey(c.ctx, c.dev.Account)
+	switch {
+	case err == nil:
+		if err := checkAccessKeyEpoch(stored, epoch); err != nil {
+			return err
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember, epoch))
 }
 
 func (c *conn) senderCertificate() (*wire.SenderCertificateResponse, error) {
@@ -183,7 +192,7 @@ func (c *conn) sealedSend(r *wire.SealedSendRequest) (*wire.SendMessageResponse,
 	if member != nil {
 		memberKey = member.AccessKey
 	}
-	stored, refuse := splitAccessKey(stored)
+	stored, refuse, _ := splitAccessKey(stored)
 	own := accessKeyMatches(stored, r.AccessKey)
 	org := accessKeyMatches(memberKey, r.AccessKey) & (1 ^ refuse)
 	if own|org != 1 {
