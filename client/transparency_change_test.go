@@ -434,7 +434,7 @@ func sealedTo(t *testing.T, alice, c *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, conn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.db.Put(ctx, tblSealed, contactProfileKey("alice"), pk); err != nil {
@@ -517,7 +517,7 @@ func TestSealedKeyChangeImpostor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, aconn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, aconn); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.SealedSend(ctx, &wire.SealedSendRequest{Recipient: "alice", MessageId: []byte("forged-1"), AccessKey: ak,

@@ -278,7 +278,7 @@ func TestSealedFirstContactImpostor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, aconn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, aconn); err != nil {
 		t.Fatal(err)
 	}
 	ak, _ := sealed.DeriveAccessKey(pk)

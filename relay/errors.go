@@ -46,6 +46,7 @@ var errorTable = []struct {
 	{ErrForbidden, wire.ErrorCode_FORBIDDEN},
 	{ErrNotFound, wire.ErrorCode_NOT_FOUND},
 	{ErrConflict, wire.ErrorCode_CONFLICT},
+	{ErrStaleAccessKey, wire.ErrorCode_CONFLICT},
 	{ErrBadCode, wire.ErrorCode_FORBIDDEN},
 	{ErrBadToken, wire.ErrorCode_FORBIDDEN},
 	{ErrTooManyDevices, wire.ErrorCode_FORBIDDEN},
