@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/internal/testneed"
 	"sotto/signal/fingerprint"
 )
 
@@ -28,10 +29,10 @@ type nodePeer struct {
 func startNodePeer(t *testing.T) *nodePeer {
 	dir := filepath.Join("..", "..", "interop", "signal-node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client")); err != nil {
-		t.Skip("libsignal Node peer not installed")
+		testneed.Skip(t, "libsignal Node peer not installed in %s: run make deps", dir)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
+		testneed.Skip(t, "node not installed: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", "peer.mjs")
