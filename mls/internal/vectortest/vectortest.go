@@ -7,6 +7,7 @@ package vectortest
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,6 +86,32 @@ func (h *Hex) UnmarshalJSON(b []byte) error {
 type Counter struct {
 	Run, Passed int
 	Skipped     map[uint16]int
+}
+
+// Name is the subtest name of case i (its index in the vector file) for
+// cipher suite cs: "suite=1/case=3", so that -run 'Vectors/suite=1/' selects
+// a suite and the failing case is named in the test's output.
+func Name(cs uint16, i int) string { return fmt.Sprintf("suite=%d/case=%d", cs, i) }
+
+// Case runs one vector case as the subtest name and counts its outcome: a
+// subtest that fails is counted as failed, one that skips (for its cipher
+// suite cs, which this code does not implement) as skipped for cs, any
+// other as passed.
+func (c *Counter) Case(t *testing.T, name string, cs uint16, f func(t *testing.T)) {
+	t.Helper()
+	c.Run++
+	skipped := false
+	ok := t.Run(name, func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		f(t)
+	})
+	switch {
+	case !ok:
+	case skipped:
+		c.Skip(cs)
+	default:
+		c.Passed++
+	}
 }
 
 // Skip records a case skipped for cipher suite cs.
