@@ -146,7 +146,7 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 		if handled, err = c.handleOrg(req, resp); !handled {
 			if handled, err = c.handleTransparency(req, resp); !handled {
 				if handled, err = c.handleSealed(req, resp); !handled {
-					err = fmt.Errorf("%w: unknown request", ErrBadRequest)
+					err = badRequest("unknown request")
 				}
 			}
 		}
@@ -154,8 +154,10 @@ func (c *conn) handleAuthed(req *wire.Request, resp *wire.Response) error {
 	return err
 }
 
+// badRequest is ErrBadRequest with a reason the client is shown (see
+// ReasonError): write only what the relay knows about this request.
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrBadRequest}, args...)...)
+	return withReason(ErrBadRequest, format, args...)
 }
 
 // ---- enrollment and authentication ----
