@@ -29,6 +29,6 @@ unit:
 fuzz-short:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz-short.sh
 
-# Run a development relay on the embedded SQLite default.
+# Run a development relay on the embedded SQLite default, its data in ./sotto-data.
 relay:
-	$(GO) run ./cmd/sottod serve
+	$(GO) run ./cmd/sottod serve -data ./sotto-data
