@@ -31,6 +31,7 @@ func drainEvents(events chan Event) {
 // the proof of his old leaf and his old device writes, the message is a
 // superseded key served again (stale-binding), refused.
 func TestKeyChangeLearnedBySendRollbackRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -101,6 +102,7 @@ func TestKeyChangeLearnedBySendRollbackRefused(t *testing.T) {
 // with another key pass. A leaf proven inside a transaction that rolls
 // back is remembered once the alarms are flushed.
 func TestKeyTransparencyBindingRule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 1, time.Hour)
