@@ -73,14 +73,16 @@ var forbidden = []struct {
 		"protocol packages know nothing of networking, storage or logging"},
 	{"sotto/orgcert", []string{"net", "net/http", "database/sql", "log", "log/slog", "os", "os/exec", "sotto/relay", "sotto/client", "modernc.org/sqlite", "github.com/coder/websocket"},
 		"protocol packages know nothing of networking, storage or logging"},
-	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls"},
+	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls", "sotto/web"},
 		"the relay handles opaque ciphertext and knows nothing of client code or plaintext"},
 	{"sotto/wire", []string{"sotto/client", "sotto/relay"},
 		"wire formats sit below the client and the relay"},
 	{"sotto/witness", []string{"sotto/relay", "sotto/client", "sotto/wire", "sotto/cmd", "database/sql", "modernc.org/sqlite"},
 		"the witness runs away from the relay: it knows only the log's format and its own state file"},
-	{"sotto/client", []string{"sotto/relay", "sotto/cmd"},
+	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/web"},
 		"the client core knows nothing of the relay's internals or of a UI"},
+	{"sotto/web", []string{"sotto/relay", "sotto/cmd"},
+		"the web app is served by the device's own agent from its own binary, never by the relay"},
 }
 
 func banned(imp, b string) bool {
