@@ -17,6 +17,7 @@ const (
 	defSingleUse                     // a login token works once
 	defFrame                         // no framing (frame-ancestors, X-Frame-Options)
 	defCSP                           // the Content-Security-Policy
+	defPaths                         // no API call that names a local file
 )
 
 // contentSecurityPolicy lets the page load script, style and images only
@@ -66,6 +67,10 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.deny(w, r, http.StatusForbidden, "cross-origin request")
 			return
 		}
+		if !s.isOff(defPaths) && localPathCall(r) {
+			s.deny(w, r, http.StatusForbidden, "the web app sends and opens files as bytes, never by local path")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -111,4 +116,21 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, code int, reason s
 	s.log.Warn("web: request refused", "reason", reason, "method", r.Method, "path", r.URL.Path,
 		"host", r.Host, "origin", r.Header.Get("Origin"), "fetch_site", r.Header.Get("Sec-Fetch-Site"))
 	http.Error(w, "sotto web: "+reason, code)
+}
+
+// localPathCall reports whether r is an API call in which the caller
+// names a file on this machine for the agent to read or write (a file
+// sent by path, an attachment saved to a path). The agent runs as the
+// person, so from a browser that would turn any session (or a forged
+// request that got through) into a way to read ~/.ssh and send it away.
+// The app sends files as bytes and opens attachments as bytes instead.
+func localPathCall(r *http.Request) bool {
+	p := r.URL.Path
+	if r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/attachments/") && strings.HasSuffix(p, "/download") {
+		return true
+	}
+	if r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/conversations/") && strings.HasSuffix(p, "/files") {
+		return r.Header.Get("Content-Type") != "application/octet-stream"
+	}
+	return false
 }

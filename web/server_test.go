@@ -348,3 +348,33 @@ func TestAttackFraming(t *testing.T) {
 		return resp.Header.Get("X-Frame-Options") == "" && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors")
 	})
 }
+
+// A session (or a request that got through) names a local file for the
+// agent to send: the agent runs as the person and would read it.
+func TestAttackLocalPaths(t *testing.T) {
+	post := func(t *testing.T, s *Server, path, ctype, body string) int {
+		c := login(t, s)
+		req, _ := http.NewRequest("POST", s.Origin()+path, strings.NewReader(body))
+		req.AddCookie(c)
+		req.Header.Set("Origin", s.Origin())
+		req.Header.Set("Content-Type", ctype)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	attack(t, defPaths, func(t *testing.T, s *Server) bool {
+		return post(t, s, "/api/v1/conversations/mallory/files", "application/json", `{"path":"/root/.ssh/id_ed25519"}`) == 200
+	})
+	attack(t, defPaths, func(t *testing.T, s *Server) bool {
+		return post(t, s, "/api/v1/attachments/00/download", "application/json", `{"out":"/root/.bashrc"}`) == 200
+	})
+	t.Run("bytes pass", func(t *testing.T) {
+		s, _ := startServer(t, 0)
+		if code := post(t, s, "/api/v1/conversations/bob/files?name=a.txt", "application/octet-stream", "hello"); code != 200 {
+			t.Errorf("a file sent as bytes: %d", code)
+		}
+	})
+}
