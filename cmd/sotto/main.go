@@ -3,7 +3,7 @@
 //	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
-// devices (list, link, approve, remove), history, whoami, lock, wipe.
+// devices (list, link, approve, remove), history, whoami, lock, wipe, web.
 package main
 
 import (
@@ -67,6 +67,7 @@ commands:
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
+  web [--addr 127.0.0.1:0]        (the web app, from this binary, on loopback: prints a one-time link)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -128,6 +129,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
 		"keylog":        cmdKeylog,
+		"web":           cmdWeb,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -164,7 +166,7 @@ const oneShotTimeout = 2 * time.Minute
 // its own --timeout).
 func longRunning(args []string) bool {
 	switch args[0] {
-	case "listen", "chat", "call":
+	case "listen", "chat", "call", "web":
 		return true
 	case "download":
 		return true // a transfer may take longer than a one-shot command
