@@ -15,6 +15,13 @@ func TestBrowserAppLoadsClean(t *testing.T) {
 	if err := p.WaitFor(ctx, `document.querySelector("#sidebar") && document.querySelector("#search")`); err != nil {
 		t.Fatal(err)
 	}
+	problems, err := p.Audit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		t.Errorf("accessibility: %s", pr)
+	}
 	for _, e := range p.Errors() {
 		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Trusted Type") || strings.HasPrefix(e, "exception") {
 			t.Errorf("page error: %s", e)

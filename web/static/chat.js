@@ -34,7 +34,7 @@ export class Chat {
       id: "composer-text", rows: "1", placeholder: "Message", "aria-label": "Message",
       onkeydown: (e) => this.onKey(e), oninput: () => this.onInput(),
     });
-    this.file = h("input", { type: "file", id: "file", class: "visually-hidden", tabindex: "-1", onchange: () => this.sendFiles(this.file.files) });
+    this.file = h("input", { type: "file", id: "file", class: "visually-hidden", tabindex: "-1", "aria-label": "File to send", onchange: () => this.sendFiles(this.file.files) });
     this.viewOnce = h("input", { type: "checkbox", id: "view-once" });
     this.progress = h("progress", { id: "upload-progress", max: "1", value: "0", hidden: true, "aria-label": "Upload" });
     this.composer = h("form", { id: "composer", class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
