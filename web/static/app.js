@@ -95,7 +95,7 @@ class App {
       try { ev = JSON.parse(e.data); } catch { return; }
       fn(ev);
     });
-    on("message", (ev) => { this.chat.onEvent(ev); this.list.refresh().then(() => this.updateTitle()); this.notify(ev.message); });
+    on("message", (ev) => { this.chat.onEvent(ev); this.list.refresh(); this.notify(ev.message); });
     for (const t of ["update", "expired", "receipt", "typing", "identity_changed"]) {
       on(t, (ev) => { this.chat.onEvent(ev); if (t !== "typing" && t !== "receipt") this.list.refresh(); });
     }

@@ -30,6 +30,7 @@ export class ConversationList {
     const r = await api.conversations();
     this.convs = r.conversations || [];
     this.render();
+    this.app.updateTitle();
   }
 
   startChat() {
