@@ -493,19 +493,16 @@ func cmdNotices(e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.open(nil)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ns, err := c.Notices(e.ctx)
+	defer s.close()
+	a, err := s.api.Notices(e.ctx)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
-	rejected, err := c.OrgRejected(e.ctx)
-	if err != nil {
-		return err
-	}
+	ns, rejected := a.Notices, a.Rejected
 	if ns == nil {
 		ns = []client.Notice{}
 	}

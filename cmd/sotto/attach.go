@@ -5,22 +5,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
-	"sotto/client/attach"
 	"sotto/internal/safetext"
 )
 
-// sendFile uploads path and sends it to user (`sotto send USER --file PATH`).
-func sendFile(e *env, c *client.Client, user, path, caption string, viewOnce bool) error {
-	m, err := c.SendFile(e.ctx, user, path, client.FileOptions{ViewOnce: viewOnce, Caption: caption,
-		Progress: e.progress("upload " + safetext.FileName(attach.SafeName(path)))})
+// sendFile sends the file at path to user (`sotto send USER --file
+// PATH`); the agent reads it, so it is named by its absolute path.
+func sendFile(e *env, s *session, user, path, caption string, viewOnce bool) error {
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(abs); err != nil {
+		return err
+	}
+	a, err := s.api.SendFile(e.ctx, user, api.FileRequest{Path: abs, Caption: caption, ViewOnce: viewOnce})
+	if err != nil {
+		return agentError(e, err)
+	}
+	noteDowngrade(e, a, user)
+	m := a.Message
 	fmt.Fprintf(e.stdout, "sent %s (%s) id %s\n", safetext.FileName(m.Attachment.Name), humanBytes(m.Attachment.Size), hex.EncodeToString(m.ID))
 	return nil
 }
@@ -62,15 +70,15 @@ func cmdDownload(e *env, args []string) error {
 			return fmt.Errorf("download: %q is not a message id (hex, as listed by listen or history --json)", pos[0])
 		}
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer s.close()
 	if *latest != "" {
-		hist, err := c.History(e.ctx, *latest, 0)
+		hist, err := s.api.History(e.ctx, *latest, 0)
 		if err != nil {
-			return err
+			return agentError(e, err)
 		}
 		for _, m := range hist {
 			if m.Attachment != nil && !m.Outgoing {
@@ -81,30 +89,47 @@ func cmdDownload(e *env, args []string) error {
 			return fmt.Errorf("download: no attachment from %s", safetext.Name(*latest))
 		}
 	}
-	o := client.DownloadOptions{Out: *out, Dir: *dir, Progress: e.progress("download")}
 	if *out == "-" {
-		o.Out, o.Stream = "", e.stdout
+		return streamAttachment(e, s, id, false)
 	}
-	path, m, err := c.Download(e.ctx, id, o)
-	if m != nil && m.Attachment != nil && m.Attachment.ViewOnce && o.Stream == nil && err != nil && !isViewed(err) {
-		// View-once: never to disk; show it on standard output instead.
-		o.Stream, o.Out = e.stdout, ""
-		_, _, err = c.Download(e.ctx, id, o)
-		if err == nil {
-			fmt.Fprintf(e.stderr, "view-once attachment shown; it cannot be opened again\n")
+	req := api.DownloadRequest{}
+	for _, p := range []struct{ in, dst *string }{{out, &req.Out}, {dir, &req.Dir}} {
+		if *p.in != "" {
+			if *p.dst, err = filepath.Abs(*p.in); err != nil {
+				return err
+			}
 		}
-		return err
+	}
+	a, err := s.api.Download(e.ctx, id, req)
+	if api.IsKind(err, api.KindViewOnce) {
+		// View-once: never to disk; show it on standard output instead.
+		return streamAttachment(e, s, id, true)
 	}
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
-	if path != "" {
-		fmt.Fprintf(e.stdout, "saved %s\n", safetext.Line(path))
+	if a.Path != "" {
+		fmt.Fprintf(e.stdout, "saved %s\n", safetext.Line(a.Path))
 	}
 	return nil
 }
 
-func isViewed(err error) bool { return err == client.ErrViewedOnce }
+// streamAttachment writes the attachment of message id to standard output
+// (a view-once one: its one opening).
+func streamAttachment(e *env, s *session, id []byte, viewOnce bool) error {
+	rc, err := s.api.Content(e.ctx, id)
+	if err != nil {
+		return agentError(e, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(e.stdout, rc); err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	if viewOnce {
+		fmt.Fprintf(e.stderr, "view-once attachment shown; it cannot be opened again\n")
+	}
+	return nil
+}
 
 // attachmentText is how the line mode shows an attachment.
 func attachmentText(m *client.Message) string {
@@ -138,43 +163,4 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// progress returns a progress bar on stderr when it is a terminal, else nil.
-func (e *env) progress(label string) attach.Progress {
-	f, ok := e.stderr.(*os.File)
-	if !ok {
-		return nil
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	return newBar(f, label)
-}
-
-func newBar(w io.Writer, label string) attach.Progress {
-	var mu sync.Mutex
-	var last time.Time
-	start := time.Now()
-	return func(done, total int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		now := time.Now()
-		if done < total && now.Sub(last) < 100*time.Millisecond {
-			return
-		}
-		last = now
-		const width = 30
-		frac := 1.0
-		if total > 0 {
-			frac = float64(done) / float64(total)
-		}
-		n := int(frac * width)
-		rate := float64(done) / max(now.Sub(start).Seconds(), 1e-3)
-		fmt.Fprintf(w, "\r%s [%s%s] %3.0f%% %s/%s %s/s ", label, strings.Repeat("=", n), strings.Repeat(" ", width-n),
-			frac*100, humanBytes(done), humanBytes(total), humanBytes(int64(rate)))
-		if done >= total {
-			fmt.Fprintln(w)
-		}
-	}
 }

@@ -11,35 +11,56 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/term"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/cmd/sotto/internal/tui"
 )
 
 // runTUI runs the terminal chat app, opening peer's conversation first
-// when peer is not empty.
+// when peer is not empty. It is a client of the device's agent (hosted
+// here when none runs).
 func runTUI(e *env, peer string) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	events := make(chan client.Event, 64)
-	c, err := e.open(func(ev client.Event) {
-		select {
-		case events <- ev:
-		case <-ctx.Done():
-		}
-	})
+	s, err := e.hostOrJoin(e.agentConfig())
 	if err != nil {
 		return err
 	}
-	// Closed after cancel (deferred calls run last-in first-out), so the
-	// receive loop never blocks on a full channel while closing.
-	defer closeAfterReceipts(e, c)
-	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
-		return err
+	graceful := false
+	defer func() {
+		if graceful {
+			s.finish()
+		} else {
+			s.close()
+		}
+	}()
+	st, err := s.api.Status(ctx)
+	if err != nil {
+		return agentError(e, err)
 	}
-	idle, _ := c.IdleLockTimeout(ctx) // unreadable policy: no idle lock
-	m := tui.New(ctx, c, tui.Options{Peer: peer, Events: events, QR: qrString, Notices: c,
-		Reconnect: func(ctx context.Context) error { return reconnectQuietly(ctx, c) }, IdleLock: idle})
+	stream, err := s.api.Events(ctx, s.host != nil, 0)
+	if err != nil {
+		return agentError(e, err)
+	}
+	defer stream.Close()
+	events := make(chan client.Event, 64)
+	go func() {
+		// Owned by the stream: ends with it (closed on return).
+		defer close(events)
+		for ev := range eventFeed(ctx, stream) {
+			if cev, ok := ev.Client(); ok {
+				select {
+				case events <- cev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	dev := &agentDevice{ctx: ctx, api: s.api, user: st.User}
+	m := tui.New(ctx, dev, tui.Options{Peer: peer, Events: events, QR: qrString, Notices: dev,
+		IdleLock: time.Duration(st.IdleLockSeconds) * time.Second})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()
 	cancel()
@@ -54,24 +75,125 @@ func runTUI(e *env, peer string) error {
 	if errors.Is(err, tea.ErrProgramKilled) && e.ctx.Err() != nil {
 		return nil
 	}
+	graceful = err == nil
 	return err
 }
 
-// reconnectQuietly is reconnect without messages on stderr (the screen
-// belongs to the app), backing off up to 30s between attempts.
-func reconnectQuietly(ctx context.Context, c *client.Client) error {
-	c.Disconnect()
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		err := c.Connect(ctx, client.ConnectOptions{Receive: true})
-		if err == nil || errors.Is(err, client.ErrRevoked) {
-			return err
-		}
+// agentDevice is the chat app's device (tui.Device): the agent's API.
+type agentDevice struct {
+	ctx  context.Context
+	api  *api.Client
+	user string
+}
+
+func (d *agentDevice) Username() string { return d.user }
+
+func (d *agentDevice) Conversations(ctx context.Context) ([]client.Conversation, error) {
+	cs, err := d.api.Conversations(ctx)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]client.Conversation, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, client.Conversation{Peer: c.Peer, Unread: c.Unread, Last: c.Last.Client()})
+	}
+	return out, nil
+}
+
+func (d *agentDevice) History(ctx context.Context, peer string, limit int) ([]*client.Message, error) {
+	ms, err := d.api.History(ctx, peer, limit)
+	return api.ClientMessages(ms), err
+}
+
+func (d *agentDevice) MarkRead(ctx context.Context, peer string, ids ...[]byte) error {
+	aids := make([]api.ID, 0, len(ids))
+	for _, id := range ids {
+		aids = append(aids, id)
+	}
+	return d.api.MarkRead(ctx, peer, aids...)
+}
+
+func (d *agentDevice) SafetyNumber(ctx context.Context, peer string) (*client.SafetyNumber, error) {
+	sn, err := d.api.SafetyNumber(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	return sn.Client(), nil
+}
+
+func (d *agentDevice) SendTyping(ctx context.Context, peer string, started bool) error {
+	return d.api.Typing(ctx, peer, started)
+}
+
+func (d *agentDevice) SendText(ctx context.Context, peer, text string, quoteID []byte) (*client.Message, error) {
+	a, err := d.api.Send(ctx, peer, text, quoteID)
+	if err != nil {
+		return nil, err
+	}
+	return a.Message.Client(), nil
+}
+
+func (d *agentDevice) React(ctx context.Context, peer string, id []byte, emoji string) error {
+	return d.api.React(ctx, peer, id, emoji)
+}
+
+func (d *agentDevice) Edit(ctx context.Context, peer string, id []byte, text string) error {
+	return d.api.Edit(ctx, peer, id, text)
+}
+
+func (d *agentDevice) DeleteForEveryone(ctx context.Context, peer string, id []byte) error {
+	return d.api.Delete(ctx, peer, id)
+}
+
+func (d *agentDevice) SetTimer(ctx context.Context, peer string, t time.Duration) error {
+	return d.api.SetTimer(ctx, peer, t)
+}
+
+func (d *agentDevice) Timer(ctx context.Context, peer string) (time.Duration, error) {
+	return d.api.Timer(ctx, peer)
+}
+
+func (d *agentDevice) Search(ctx context.Context, query string, limit int) ([]*client.Message, error) {
+	ms, err := d.api.Search(ctx, query, limit)
+	return api.ClientMessages(ms), err
+}
+
+func (d *agentDevice) Notices(ctx context.Context) ([]client.Notice, error) {
+	a, err := d.api.Notices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Notices, nil
+}
+
+func (d *agentDevice) Lock() { _ = d.api.Lock(d.ctx) }
+
+func (d *agentDevice) Active() { _ = d.api.Activity(d.ctx) }
+
+// Unlock unlocks the agent; its errors are the store's, as tui.Device
+// says.
+func (d *agentDevice) Unlock(ctx context.Context, passphrase []byte) error {
+	return storeError(d.api.Unlock(ctx, passphrase))
+}
+
+// storeError turns the agent's unlock errors back into the store's.
+func storeError(err error) error {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Kind {
+	case api.KindWrongPassphrase:
+		if ae.AttemptsLeft > 0 {
+			return &store.AttemptsError{Left: ae.AttemptsLeft}
+		}
+		return store.ErrWrongPassphrase
+	case api.KindNoDevice:
+		return store.ErrNoStore
+	case api.KindWiped:
+		return store.ErrWipedAfterFailures
+	}
+	return err
 }
 
 func qrString(data string) string {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
@@ -102,20 +101,28 @@ func cmdSend(e *env, args []string) error {
 	if len(pos) < 2 && (*file == "" || len(pos) < 1) {
 		return errUsage
 	}
-	c, err := e.connect(false, func(ev client.Event) {
-		if ev.Kind == client.EventSealedDowngrade {
-			printEvent(e, ev, false)
-		}
-	})
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer s.close()
 	if *file != "" {
-		return sendFile(e, c, pos[0], *file, strings.Join(pos[1:], " "), *viewOnce)
+		return sendFile(e, s, pos[0], *file, strings.Join(pos[1:], " "), *viewOnce)
 	}
-	_, err = c.Send(e.ctx, pos[0], strings.Join(pos[1:], " "))
-	return err
+	a, err := s.api.Send(e.ctx, pos[0], strings.Join(pos[1:], " "), nil)
+	if err != nil {
+		return agentError(e, err)
+	}
+	noteDowngrade(e, a, pos[0])
+	return nil
+}
+
+// noteDowngrade says when a message went with the sender's name visible
+// to the relay.
+func noteDowngrade(e *env, a *api.MessageAnswer, user string) {
+	if a.SealedDowngrade {
+		printEvent(e, client.Event{Kind: client.EventSealedDowngrade, User: user}, false)
+	}
 }
 
 // jsonMessage is one line of `listen --json`.
@@ -209,299 +216,6 @@ func printEvent(e *env, ev client.Event, asJSON bool) {
 // errWiped ends listen and chat after a wipe order.
 var errWiped = errors.New("this device was wiped")
 
-func cmdListen(e *env, args []string) error {
-	fs := e.flagSet("listen")
-	asJSON := fs.Bool("json", false, "print messages as JSON lines")
-	drain := fs.Bool("drain", false, "exit once the queued messages are processed")
-	count := fs.Int("count", 0, "exit after `N` messages")
-	timeout := fs.Duration("timeout", 0, "exit after this long")
-	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
-	readyFile := fs.String("ready-file", "", "create `FILE` once connected (for scripts)")
-	cf := addCallFlags(fs, true)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	calls, err := newListenCalls(e, cf)
-	if err != nil {
-		return err
-	}
-	ctx := e.ctx
-	if *timeout > 0 {
-		var cancel func()
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-	events := make(chan client.Event, 64)
-	c, err := e.open(func(ev client.Event) {
-		calls.handle(ev)
-		select {
-		case events <- ev:
-		case <-ctx.Done():
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer closeAfterReceipts(e, c)
-	if err := c.Connect(ctx, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
-		return err
-	}
-	defer calls.start(c)()
-	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, nil); err != nil {
-			return err
-		}
-	}
-	idle := c.Idle()
-	if !*drain {
-		idle = nil
-	}
-	done := c.Done()
-	n := 0
-	// handle shows ev; it reports whether listen ends with it.
-	handle := func(ev client.Event) (bool, error) {
-		printEvent(e, ev, *asJSON)
-		if ev.Kind == client.EventWiped {
-			return true, errWiped
-		}
-		if ev.Kind == client.EventMessage {
-			n++
-			if *count > 0 && n >= *count {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	for {
-		select {
-		case ev := <-events:
-			if stop, err := handle(ev); stop {
-				return err
-			}
-		case <-calls.finished():
-			return nil
-		case <-idle:
-			// Events emitted before idle are already in the channel.
-			for {
-				select {
-				case ev := <-events:
-					printEvent(e, ev, *asJSON)
-				default:
-					return nil
-				}
-			}
-		case <-done:
-			if stop, err := settle(c.Disconnect, events, handle); stop {
-				return err
-			}
-			if *drain {
-				return errors.New("connection to the relay lost")
-			}
-			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true, NoAck: *noAck}); err != nil {
-				return err
-			}
-			done = c.Done()
-		case <-ctx.Done():
-			if e.ctx.Err() == nil && *timeout > 0 {
-				if *count > 0 {
-					return fmt.Errorf("timed out after %d of %d messages", n, *count)
-				}
-				return nil
-			}
-			return nil
-		}
-	}
-}
-
-func cmdChat(e *env, args []string) error {
-	fs := e.flagSet("chat")
-	line := fs.Bool("line", false, "line mode (the default when not on a terminal)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if !*line && isTerminal(e.stdout) && isTerminalIn(e.stdin) && len(pos) <= 1 {
-		return runTUI(e, strings.Join(pos, ""))
-	}
-	if len(pos) != 1 {
-		return errUsage
-	}
-	peer := pos[0]
-	events := make(chan client.Event, 64)
-	ctx := e.ctx
-	c, err := e.open(func(ev client.Event) {
-		select {
-		case events <- ev:
-		case <-ctx.Done():
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer closeAfterReceipts(e, c)
-	hist, err := c.History(ctx, peer, 20)
-	if err != nil {
-		return err
-	}
-	for _, m := range hist {
-		printMessage(e, m, false)
-	}
-	if err := c.Connect(ctx, client.ConnectOptions{Receive: true}); err != nil {
-		return err
-	}
-	// Show what was queued before taking input.
-	for backlog := true; backlog; {
-		select {
-		case ev := <-events:
-			showChatEvent(ctx, e, c, peer, ev)
-			if ev.Kind == client.EventWiped {
-				return errWiped
-			}
-		case <-c.Idle():
-			backlog = false
-		case <-c.Done():
-			backlog = false
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	lines := make(chan string)
-	go func() {
-		// Owned by chat: ends at EOF; a blocked read ends with the process.
-		defer close(lines)
-		sc := bufio.NewScanner(e.stdin)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	idle := newIdleTimer(ctx, c) // idlelock.go
-	defer idle.Stop()
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				return nil
-			}
-			idle.Reset()
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			if _, err := c.Send(ctx, peer, line); err != nil {
-				fmt.Fprintf(e.stderr, "! not sent: %s\n", errText(err))
-			}
-		case ev := <-events:
-			showChatEvent(ctx, e, c, peer, ev)
-			if ev.Kind == client.EventWiped {
-				return errWiped
-			}
-		case <-c.Done():
-			if stop, err := settle(c.Disconnect, events, func(ev client.Event) (bool, error) {
-				showChatEvent(ctx, e, c, peer, ev)
-				if ev.Kind == client.EventWiped {
-					return true, errWiped
-				}
-				return false, nil
-			}); stop {
-				return err
-			}
-			if err := reconnect(ctx, e, c, client.ConnectOptions{Receive: true}); err != nil {
-				return err
-			}
-		case <-idle.C():
-			if err := lockLine(ctx, e, c, peer, lines, events, idle.d); err != nil {
-				return err
-			}
-			idle.Reset()
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// showChatEvent prints an event of a chat with peer; a message from peer is
-// shown, so it is acknowledged with a read receipt.
-func showChatEvent(ctx context.Context, e *env, c *client.Client, peer string, ev client.Event) {
-	if ev.Kind == client.EventMessage && ev.Message.Peer != peer {
-		fmt.Fprintf(e.stderr, "(new message from %s)\n", safetext.Name(ev.Message.From))
-		return
-	}
-	if ev.Kind == client.EventWiped {
-		printEvent(e, ev, false)
-		return
-	}
-	printEvent(e, ev, false)
-	if ev.Kind == client.EventMessage && !ev.Message.Outgoing {
-		if err := c.MarkRead(ctx, peer, ev.Message.ID); err != nil {
-			fmt.Fprintf(e.stderr, "! read receipt not sent: %s\n", errText(err))
-		}
-	}
-}
-
-// settle runs after the relay connection ended: it stops the receive
-// loop with disconnect (Client.Disconnect) while passing the events the
-// loop still emits to handle, then those left in events. A wipe order
-// ends the connection (the relay revokes the device on its confirmation)
-// before the receive loop emits EventWiped, and the loop is stopped only
-// once it returns, so the wipe is seen here rather than lost to a
-// reconnect that cannot succeed. settle reports whether handle ended the
-// command, and with what error; the events after that are dropped.
-func settle(disconnect func(), events <-chan client.Event, handle func(client.Event) (bool, error)) (bool, error) {
-	stopped := make(chan struct{})
-	go func() {
-		// Owned by settle, which waits for it: ends when the loop has.
-		defer close(stopped)
-		disconnect()
-	}()
-	var stop bool
-	var err error
-	take := func(ev client.Event) {
-		if !stop {
-			stop, err = handle(ev)
-		}
-	}
-	for {
-		select {
-		case ev := <-events:
-			take(ev)
-		case <-stopped:
-			for {
-				select {
-				case ev := <-events:
-					take(ev)
-				default:
-					return stop, err
-				}
-			}
-		}
-	}
-}
-
-// reconnect re-establishes a lost relay connection, backing off up to 30s
-// between attempts. It gives up when ctx ends or the device was revoked.
-func reconnect(ctx context.Context, e *env, c *client.Client, co client.ConnectOptions) error {
-	c.Disconnect()
-	fmt.Fprintln(e.stderr, "! connection to the relay lost; reconnecting")
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		err := c.Connect(ctx, co)
-		if err == nil {
-			fmt.Fprintln(e.stderr, "! reconnected")
-			return nil
-		}
-		if errors.Is(err, client.ErrRevoked) {
-			return err
-		}
-	}
-}
-
 func cmdHistory(e *env, args []string) error {
 	fs := e.flagSet("history")
 	limit := fs.Int("limit", 50, "show the last `N` messages (0: all)")
@@ -513,17 +227,17 @@ func cmdHistory(e *env, args []string) error {
 	if len(pos) != 1 {
 		return errUsage
 	}
-	c, err := e.open(nil)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	hist, err := c.History(e.ctx, pos[0], *limit)
+	defer s.close()
+	hist, err := s.api.History(e.ctx, pos[0], *limit)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
 	for _, m := range hist {
-		printMessage(e, m, *asJSON)
+		printMessage(e, m.Client(), *asJSON)
 	}
 	return nil
 }
@@ -533,14 +247,14 @@ func cmdContacts(e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.open(nil)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cs, err := c.Contacts(e.ctx)
+	defer s.close()
+	cs, err := s.api.Contacts(e.ctx)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
 	for _, ct := range cs {
 		status := "unverified"
@@ -550,7 +264,7 @@ func cmdContacts(e *env, args []string) error {
 		case ct.Verified:
 			status = "verified"
 		}
-		if ok, err := c.IsMember(e.ctx, ct.User); err == nil && ok {
+		if ct.Member {
 			status += ", verified member of your organization"
 		}
 		fmt.Fprintf(e.stdout, "%s\t%s\n", safetext.Name(ct.User), status)
@@ -558,22 +272,20 @@ func cmdContacts(e *env, args []string) error {
 	return nil
 }
 
-// safetyNumber opens the store and, when the relay is reachable, connects
-// so the key the relay serves now is checked; offline, the stored key is used.
-func safetyNumber(e *env, user string) (*client.Client, *client.SafetyNumber, error) {
-	c, err := e.open(nil)
+// safetyNumber returns the safety number with user through the agent.
+// A connected agent checks the key the relay serves now; offline, the
+// stored key is used.
+func safetyNumber(e *env, user string) (*session, *client.SafetyNumber, error) {
+	s, err := e.sessionMaybeOnline()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := c.Connect(e.ctx, client.ConnectOptions{}); err != nil {
-		fmt.Fprintf(e.stderr, "! relay not reachable (%s): using the stored key\n", errText(err))
-	}
-	sn, err := c.SafetyNumber(e.ctx, user)
+	sn, err := s.api.SafetyNumber(e.ctx, user)
 	if err != nil {
-		c.Close()
-		return nil, nil, err
+		s.close()
+		return nil, nil, agentError(e, err)
 	}
-	return c, sn, nil
+	return s, sn.Client(), nil
 }
 
 func printSafetyNumber(e *env, sn *client.SafetyNumber, qrCode bool) error {
@@ -597,11 +309,11 @@ func cmdSafetyNumber(e *env, args []string) error {
 	if len(pos) != 1 {
 		return errUsage
 	}
-	c, sn, err := safetyNumber(e, pos[0])
+	s, sn, err := safetyNumber(e, pos[0])
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer s.close()
 	return printSafetyNumber(e, sn, *qrFlag)
 }
 
@@ -615,14 +327,14 @@ func cmdVerify(e *env, args []string) error {
 	if len(pos) != 1 {
 		return errUsage
 	}
-	c, sn, err := safetyNumber(e, pos[0])
+	s, sn, err := safetyNumber(e, pos[0])
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer s.close()
 	if *accept {
-		if err := c.Verify(e.ctx, sn.User); err != nil {
-			return err
+		if err := s.api.Verify(e.ctx, sn.User); err != nil {
+			return agentError(e, err)
 		}
 		fmt.Fprintf(e.stdout, "%s verified\n", safetext.Name(sn.User))
 		return nil
@@ -648,33 +360,18 @@ func cmdWhoami(e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.open(nil)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", safetext.Name(c.Username()), c.DeviceID(), safetext.Line(c.Relay()))
-	name, err := c.OrgName(e.ctx)
+	defer s.close()
+	st, err := s.api.Status(e.ctx)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
-	key, err := c.OrgPublicKey(e.ctx)
-	if err != nil {
-		return err
-	}
-	if key != nil {
-		fmt.Fprintf(e.stdout, "organization %s, key %s\n", displayOrg(name), org.Fingerprint(key))
+	fmt.Fprintf(e.stdout, "%s, device %d, relay %s\n", safetext.Name(st.User), st.Device, safetext.Line(st.Relay))
+	if st.Org != nil {
+		fmt.Fprintf(e.stdout, "organization %s, key %s\n", displayOrg(st.Org.Name), st.Org.Fingerprint)
 	}
 	return nil
-}
-
-// closeAfterReceipts waits (up to the receipt delay and a send) for the
-// receipts of what this run received, which leave after a random delay so
-// that their timing does not link sender and recipient, then closes c.
-// An interrupted run (Ctrl-C) does not wait: its pending receipts are lost.
-func closeAfterReceipts(e *env, c *client.Client) {
-	ctx, cancel := context.WithTimeout(e.ctx, e.receiptDelay+30*time.Second)
-	defer cancel()
-	_ = c.WaitReceipts(ctx)
-	c.Close()
 }

@@ -3,7 +3,9 @@
 //	sotto [--home DIR] [--passphrase-file FILE] [--ca FILE] [--pin SHA256] [--insecure] [--receipt-delay D] COMMAND [ARGS]
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
-// devices (list, link, approve, remove), history, whoami, lock, wipe, web.
+// devices (list, link, approve, remove), history, whoami, lock, wipe; up,
+// down, status, unlock and agent for the device's agent (session.go); web
+// for the web app (web.go).
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"sotto/agent"
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -63,6 +66,11 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
+  up                              (start this device's agent: unlock once, stay connected)
+  down                            (stop it)
+  status [--json]                 (is the agent running? its state)
+  unlock                          (unlock the agent after an idle lock)
+  agent                           (run the agent in the foreground; sotto up runs it in the background)
   lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
@@ -85,6 +93,8 @@ type env struct {
 	rootCAs  *x509.CertPool
 	pin      []byte
 	insecure bool
+	// caFile and pinText are --ca and --pin as given (for sotto up).
+	caFile, pinText string
 	// receiptDelay is the most receipts wait before they are sent
 	// (--receipt-delay; at least a tenth of it).
 	receiptDelay time.Duration
@@ -129,6 +139,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"notices":       cmdNotices,
 		"download":      cmdDownload,
 		"keylog":        cmdKeylog,
+		"agent":         cmdAgent,
+		"up":            cmdUp,
+		"down":          cmdDown,
+		"status":        cmdStatus,
+		"unlock":        cmdUnlock,
 		"web":           cmdWeb,
 	}
 	cmd, ok := cmds[args[0]]
@@ -166,7 +181,7 @@ const oneShotTimeout = 2 * time.Minute
 // its own --timeout).
 func longRunning(args []string) bool {
 	switch args[0] {
-	case "listen", "chat", "call", "web":
+	case "listen", "chat", "call", "agent", "web":
 		return true
 	case "download":
 		return true // a transfer may take longer than a one-shot command
@@ -195,6 +210,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.passFile, "passphrase-file", e.passFile, "read the device passphrase from `FILE` (else prompt)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "verbose logging to stderr")
 	fs.Func("ca", "verify the relay's TLS certificate against the CA certificates in `FILE` (PEM) instead of the system's", func(s string) error {
+		e.caFile = s
 		b, err := os.ReadFile(s)
 		if err != nil {
 			return err
@@ -205,7 +221,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	})
 	fs.Func("pin", "require the relay's TLS certificate to carry this public key: `SHA256` of its SubjectPublicKeyInfo, 64 hex digits", func(s string) error {
 		p, err := transport.ParsePin(s)
-		e.pin = p
+		e.pin, e.pinText = p, s
 		return err
 	})
 	fs.BoolVar(&e.insecure, "insecure", e.insecure, "allow an unencrypted ws:// relay that is not on this machine")
@@ -255,31 +271,42 @@ func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	if !store.Exists(e.home) {
 		return nil, e.noDevice()
 	}
+	if pid, ok := agent.Running(e.home); ok {
+		// Two processes on one device would compete for its store and
+		// its relay connection.
+		return nil, fmt.Errorf("the agent for %s runs (pid %d) and this command does not go through it: stop it first with sotto down", e.home, pid)
+	}
 	pass, err := e.passphrase(false)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(pass)
 	c, err := client.Open(e.ctx, e.home, pass, e.options(onEvent))
+	if err != nil {
+		return nil, e.unlockError(err)
+	}
+	if weak := c.PassphraseBelowPolicy(e.ctx, pass); weak != nil {
+		fmt.Fprintf(e.stderr, "! %v: your organization asks for a stronger passphrase; change it with sotto lock --new-passphrase-file FILE\n", weak)
+	}
+	return c, nil
+}
+
+// unlockError is what the CLI says when unlocking the store failed.
+func (e *env) unlockError(err error) error {
 	var ae *store.AttemptsError
 	switch {
 	case errors.As(err, &ae):
-		return nil, fmt.Errorf("wrong passphrase (%d attempts left before this device wipes itself)", ae.Left)
+		return fmt.Errorf("wrong passphrase (%d attempts left before this device wipes itself)", ae.Left)
 	case errors.Is(err, store.ErrWrongPassphrase):
-		return nil, errors.New("wrong passphrase")
+		return errors.New("wrong passphrase")
 	case errors.Is(err, store.ErrWipedAfterFailures):
-		return nil, errors.New("too many wrong passphrases: this device's keys and history were wiped")
+		return errors.New("too many wrong passphrases: this device's keys and history were wiped")
 	case errors.Is(err, store.ErrNoStore):
 		// Also what the duress passphrase comes to: the real store was
 		// wiped silently and this device must look freshly installed.
-		return nil, e.noDevice()
+		return e.noDevice()
 	}
-	if err == nil {
-		if weak := c.PassphraseBelowPolicy(e.ctx, pass); weak != nil {
-			fmt.Fprintf(e.stderr, "! %v: your organization asks for a stronger passphrase; change it with sotto lock --new-passphrase-file FILE\n", weak)
-		}
-	}
-	return c, err
+	return err
 }
 
 // noDevice is the error of a device where nothing is enrolled: a first

@@ -16,11 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
 	_ "modernc.org/sqlite"
+	"sotto/agent"
 )
 
 func TestMain(m *testing.M) {
@@ -69,6 +72,9 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
+			// An agent a failed script left running (sotto up) is
+			// stopped with it.
+			e.Defer(func() { stopAgents(e.WorkDir) })
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -82,6 +88,17 @@ func TestScripts(t *testing.T) {
 			"tlsrelay":            cmdTLSRelay,
 		},
 	})
+}
+
+// stopAgents interrupts the agents still running for the homes in dir
+// (their pids from the homes' agent locks).
+func stopAgents(dir string) {
+	locks, _ := filepath.Glob(filepath.Join(dir, "*", agent.LockName))
+	for _, l := range locks {
+		if pid, ok := agent.Running(filepath.Dir(l)); ok && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
 }
 
 // relayProc is the relay of one script.

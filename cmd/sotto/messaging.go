@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/internal/safetext"
 )
@@ -21,10 +22,10 @@ func parseMsgID(s string) ([]byte, error) {
 	return id, nil
 }
 
-// msgCommand runs fn on a connected client for `CMD USER MSGID [ARGS...]`;
+// msgCommand runs fn through the agent for `CMD USER MSGID [ARGS...]`;
 // MSGID "last" names the newest message of the conversation (the newest
 // own one when own, else the newest from USER).
-func msgCommand(e *env, name string, args []string, minArgs int, own bool, fn func(c *client.Client, user string, id []byte, rest []string) error) error {
+func msgCommand(e *env, name string, args []string, minArgs int, own bool, fn func(s *session, user string, id []byte, rest []string) error) error {
 	fs := e.flagSet(name)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -39,25 +40,25 @@ func msgCommand(e *env, name string, args []string, minArgs int, own bool, fn fu
 			return err
 		}
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer s.close()
 	if id == nil {
-		if id, err = lastID(e, c, pos[0], own); err != nil {
+		if id, err = lastID(e, s, pos[0], own); err != nil {
 			return err
 		}
 	}
-	return fn(c, pos[0], id, pos[2:])
+	return agentError(e, fn(s, pos[0], id, pos[2:]))
 }
 
 // lastID finds the newest message of the conversation with user that is
 // still shown: the newest own one when own, else the newest from user.
-func lastID(e *env, c *client.Client, user string, own bool) ([]byte, error) {
-	hist, err := c.History(e.ctx, user, 0)
+func lastID(e *env, s *session, user string, own bool) ([]byte, error) {
+	hist, err := s.api.History(e.ctx, user, 0)
 	if err != nil {
-		return nil, err
+		return nil, agentError(e, err)
 	}
 	for i := len(hist) - 1; i >= 0; i-- {
 		m := hist[i]
@@ -70,29 +71,32 @@ func lastID(e *env, c *client.Client, user string, own bool) ([]byte, error) {
 
 // cmdReact: react USER MSGID EMOJI (an empty EMOJI, "", withdraws it).
 func cmdReact(e *env, args []string) error {
-	return msgCommand(e, "react", args, 3, false, func(c *client.Client, user string, id []byte, rest []string) error {
-		return c.React(e.ctx, user, id, strings.Join(rest, " "))
+	return msgCommand(e, "react", args, 3, false, func(s *session, user string, id []byte, rest []string) error {
+		return s.api.React(e.ctx, user, id, strings.Join(rest, " "))
 	})
 }
 
 // cmdEdit: edit USER MSGID TEXT...
 func cmdEdit(e *env, args []string) error {
-	return msgCommand(e, "edit", args, 3, true, func(c *client.Client, user string, id []byte, rest []string) error {
-		return c.Edit(e.ctx, user, id, strings.Join(rest, " "))
+	return msgCommand(e, "edit", args, 3, true, func(s *session, user string, id []byte, rest []string) error {
+		return s.api.Edit(e.ctx, user, id, strings.Join(rest, " "))
 	})
 }
 
 // cmdDelete: delete USER MSGID (for everyone).
 func cmdDelete(e *env, args []string) error {
-	return msgCommand(e, "delete", args, 2, true, func(c *client.Client, user string, id []byte, _ []string) error {
-		return c.DeleteForEveryone(e.ctx, user, id)
+	return msgCommand(e, "delete", args, 2, true, func(s *session, user string, id []byte, _ []string) error {
+		return s.api.Delete(e.ctx, user, id)
 	})
 }
 
 // cmdReply: reply USER MSGID TEXT...
 func cmdReply(e *env, args []string) error {
-	return msgCommand(e, "reply", args, 3, false, func(c *client.Client, user string, id []byte, rest []string) error {
-		_, err := c.SendText(e.ctx, user, strings.Join(rest, " "), id)
+	return msgCommand(e, "reply", args, 3, false, func(s *session, user string, id []byte, rest []string) error {
+		a, err := s.api.Send(e.ctx, user, strings.Join(rest, " "), id)
+		if err == nil {
+			noteDowngrade(e, a, user)
+		}
 		return err
 	})
 }
@@ -113,13 +117,13 @@ func cmdTimer(e *env, args []string) error {
 			return fmt.Errorf("bad duration %q (e.g. 30s, 5m, 1h, 168h, or off)", pos[1])
 		}
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.SetTimer(e.ctx, pos[0], d); err != nil {
-		return err
+	defer s.close()
+	if err := s.api.SetTimer(e.ctx, pos[0], d); err != nil {
+		return agentError(e, err)
 	}
 	fmt.Fprintf(e.stdout, "disappearing messages with %s: %s\n", safetext.Name(pos[0]), timerText(uint32(d/time.Second)))
 	return nil
@@ -142,15 +146,7 @@ func cmdSettings(e *env, args []string) error {
 	if len(pos)%2 != 0 {
 		return errUsage
 	}
-	c, err := e.open(nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := c.Settings(e.ctx)
-	if err != nil {
-		return err
-	}
+	var change api.Settings
 	for i := 0; i < len(pos); i += 2 {
 		var on bool
 		switch pos[i+1] {
@@ -162,33 +158,35 @@ func cmdSettings(e *env, args []string) error {
 		}
 		switch pos[i] {
 		case "read-receipts":
-			s.ReadReceipts = on
+			change.ReadReceipts = &on
 		case "typing":
-			s.Typing = on
+			change.Typing = &on
 		case "sealed-fallback":
-			s.SealedFallback = on
+			change.SealedFallback = &on
 		default:
 			return fmt.Errorf("settings: unknown setting %q (read-receipts, typing, sealed-fallback)", pos[i])
 		}
 	}
-	if len(pos) > 0 {
-		if err := c.SetSettings(e.ctx, s); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\nsealed-fallback %s\n", onOff(s.ReadReceipts), onOff(s.Typing), onOff(s.SealedFallback))
-	p, err := c.OrgPolicy(e.ctx)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	if !p.SealedFallbackAllowed() {
+	defer s.close()
+	var st *api.Settings
+	if len(pos) > 0 {
+		st, err = s.api.SetSettings(e.ctx, change)
+	} else {
+		st, err = s.api.Settings(e.ctx)
+	}
+	if err != nil {
+		return agentError(e, err)
+	}
+	on := func(b *bool) string { return onOff(b != nil && *b) }
+	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\nsealed-fallback %s\n", on(st.ReadReceipts), on(st.Typing), on(st.SealedFallback))
+	if st.SealedOnly {
 		fmt.Fprintln(e.stdout, "(the organization's policy is sealed only: no fallback whatever this setting says)")
 	}
-	n, err := c.SealedDowngrades(e.ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "sealed downgrades %d\n", n)
+	fmt.Fprintf(e.stdout, "sealed downgrades %d\n", st.SealedDowngrades)
 	return nil
 }
 
@@ -211,17 +209,17 @@ func cmdSearch(e *env, args []string) error {
 	if len(pos) == 0 {
 		return errUsage
 	}
-	c, err := e.open(nil)
+	s, err := e.session(false)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	found, err := c.Search(e.ctx, strings.Join(pos, " "), *limit)
+	defer s.close()
+	found, err := s.api.Search(e.ctx, strings.Join(pos, " "), *limit)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
 	for _, m := range found {
-		printMessage(e, m, *asJSON)
+		printMessage(e, m.Client(), *asJSON)
 	}
 	if len(found) == 0 && !*asJSON {
 		return errors.New("no message matches")

@@ -79,8 +79,10 @@ var forbidden = []struct {
 		"wire formats sit below the client and the relay"},
 	{"sotto/witness", []string{"sotto/relay", "sotto/client", "sotto/wire", "sotto/cmd", "database/sql", "modernc.org/sqlite"},
 		"the witness runs away from the relay: it knows only the log's format and its own state file"},
-	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/web"},
-		"the client core knows nothing of the relay's internals or of a UI"},
+	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web"},
+		"the client core knows nothing of the relay's internals, of the agent that runs it, or of a UI"},
+	{"sotto/agent", []string{"sotto/relay", "sotto/cmd", "charm.land", "github.com/charmbracelet", "sotto/web"},
+		"the agent serves its front ends through its API and knows nothing of the terminal ones"},
 	{"sotto/web", []string{"sotto/relay", "sotto/cmd"},
 		"the web app is served by the device's own agent from its own binary, never by the relay"},
 }

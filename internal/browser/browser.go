@@ -123,14 +123,21 @@ func Launch(ctx context.Context, path, dataDir string, extra ...string) (*Browse
 		b.kill()
 		return nil, ctx.Err()
 	}
-	conn, _, err := websocket.Dial(ctx, u, nil)
-	if err != nil {
+	// The connection lives until Close, not until ctx ends: the HTTP
+	// client ties an upgraded connection to the dial's context.
+	rctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel) // but ctx may abandon the dial
+	conn, _, err := websocket.Dial(rctx, u, nil)
+	if !stop() || err != nil {
+		cancel()
 		b.kill()
+		if err == nil {
+			err = ctx.Err()
+		}
 		return nil, fmt.Errorf("browser: %w", err)
 	}
 	conn.SetReadLimit(256 << 20) // screenshots
 	b.conn = conn
-	rctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	go b.read(rctx)
 	return b, nil

@@ -9,7 +9,6 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"sotto/client"
 	"sotto/client/store"
 	"sotto/internal/safetext"
 )
@@ -26,6 +25,7 @@ type lockState struct {
 	locked    bool
 	ready     bool // the client is locked (Client.Lock runs as a command)
 	lastInput time.Time
+	reported  time.Time // the last key press reported to an Activity device
 	pass      textinput.Model
 	fatal     error
 }
@@ -124,15 +124,8 @@ func (m *Model) unlocked(msg unlockedMsg) (tea.Model, tea.Cmd) {
 			}
 		}
 	}
-	// The connection watcher reconnects (Options.Reconnect retries while
-	// locked); reconnecting here as well makes it immediate.
-	if m.o.Reconnect == nil {
-		return m, nil
-	}
-	c, ctx := m.c, m.ctx
-	return m, func() tea.Msg {
-		return resultMsg{what: "unlocked", err: c.Connect(ctx, client.ConnectOptions{Receive: true})}
-	}
+	// The device reconnects by itself once unlocked.
+	return m, nil
 }
 
 // lockView is the whole screen while locked.

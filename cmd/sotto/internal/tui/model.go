@@ -24,12 +24,33 @@ type Options struct {
 	// Notices supplies the organization notices already received, shown
 	// at start (new ones arrive as events or NoticeMsg); nil: none.
 	Notices NoticeSource
-	// Reconnect re-establishes a lost relay connection, retrying until ctx
-	// ends; nil: none.
-	Reconnect func(ctx context.Context) error
 	// IdleLock locks the app after this long without a key pressed (the
 	// org policy's idle lock timeout; 0: never). See lock.go.
 	IdleLock time.Duration
+}
+
+// Device is what the app uses of the device: its agent (sotto's
+// session.go adapts the agent's API; *client.Client is one too). The
+// connection to the relay, and reconnecting it, are the device's.
+type Device interface {
+	Username() string
+	Conversations(ctx context.Context) ([]client.Conversation, error)
+	History(ctx context.Context, peer string, limit int) ([]*client.Message, error)
+	MarkRead(ctx context.Context, peer string, ids ...[]byte) error
+	SafetyNumber(ctx context.Context, peer string) (*client.SafetyNumber, error)
+	SendTyping(ctx context.Context, peer string, started bool) error
+	SendText(ctx context.Context, peer, text string, quoteID []byte) (*client.Message, error)
+	React(ctx context.Context, peer string, id []byte, emoji string) error
+	Edit(ctx context.Context, peer string, id []byte, text string) error
+	DeleteForEveryone(ctx context.Context, peer string, id []byte) error
+	SetTimer(ctx context.Context, peer string, d time.Duration) error
+	Timer(ctx context.Context, peer string) (time.Duration, error)
+	Search(ctx context.Context, query string, limit int) ([]*client.Message, error)
+	// Lock drops the keys until Unlock (the idle lock); Unlock's errors
+	// are the store's (store.AttemptsError, store.ErrWrongPassphrase,
+	// store.ErrNoStore, store.ErrWipedAfterFailures).
+	Lock()
+	Unlock(ctx context.Context, passphrase []byte) error
 }
 
 // NoticeSource is where the organization's verified notices are kept
@@ -79,7 +100,7 @@ const (
 // Model is the app's state.
 type Model struct {
 	ctx    context.Context
-	c      *client.Client
+	c      Device
 	o      Options
 	w, h   int
 	focus  focus
@@ -101,7 +122,7 @@ type Model struct {
 }
 
 // New returns the app for c.
-func New(ctx context.Context, c *client.Client, o Options) *Model {
+func New(ctx context.Context, c Device, o Options) *Model {
 	in := textinput.New()
 	in.Prompt = "> "
 	in.Placeholder = "type a message, /help for commands"
@@ -126,7 +147,7 @@ func New(ctx context.Context, c *client.Client, o Options) *Model {
 
 // Init starts listening for events.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitEvent(), tick(), m.markRead(), m.watchConnection())
+	return tea.Batch(m.waitEvent(), tick(), m.markRead())
 }
 
 func tick() tea.Cmd {
@@ -247,14 +268,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case eventMsg:
 		return m, tea.Batch(m.handleEvent(msg.ev), m.waitEvent())
-	case reconnectedMsg:
-		if msg.err != nil {
-			m.status = "! offline: " + msg.err.Error()
-			return m, nil
-		}
-		m.status = "reconnected"
-		m.reload()
-		return m, tea.Batch(m.watchConnection(), m.markRead())
 	case eventsDone:
 		m.status = "! disconnected"
 		return m, nil
@@ -294,11 +307,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, tea.Batch(tick(), lock)
 	case tea.KeyPressMsg:
+		active := m.active(time.Now())
 		m.lock.lastInput = time.Now()
 		if m.lock.locked {
 			return m.lockedKey(msg)
 		}
-		return m.key(msg)
+		mm, cmd := m.key(msg)
+		return mm, tea.Batch(cmd, active)
 	}
 	var cmd tea.Cmd
 	if m.lock.locked {
@@ -307,6 +322,26 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	}
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
+}
+
+// Activity is what a Device may implement to hear that its user is active
+// (the agent's own idle lock counts it).
+type Activity interface{ Active() }
+
+// activity is how often key presses are reported to an Activity device.
+const activity = 5 * time.Second
+
+// active reports a key press to the device, at most every few seconds.
+func (m *Model) active(now time.Time) tea.Cmd {
+	a, ok := m.c.(Activity)
+	if !ok || m.lock.locked || now.Sub(m.lock.reported) < activity {
+		return nil
+	}
+	m.lock.reported = now
+	return func() tea.Msg {
+		a.Active()
+		return nil
+	}
 }
 
 func (m *Model) handleEvent(ev client.Event) tea.Cmd {
@@ -531,23 +566,3 @@ var (
 	faint   = lipgloss.NewStyle().Faint(true)
 	reverse = lipgloss.NewStyle().Reverse(true)
 )
-
-type reconnectedMsg struct{ err error }
-
-// watchConnection waits for the relay connection to end, then reconnects
-// with Options.Reconnect.
-func (m *Model) watchConnection() tea.Cmd {
-	done := m.c.Done()
-	if done == nil || m.o.Reconnect == nil {
-		return nil
-	}
-	ctx, reconnect := m.ctx, m.o.Reconnect
-	return func() tea.Msg {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil
-		}
-		return reconnectedMsg{reconnect(ctx)}
-	}
-}

@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sotto/agent/api"
+	"sotto/client"
+	"sotto/client/org"
+	"sotto/client/store"
+	"sotto/internal/orgtest"
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+const testPass = "correct horse battery staple"
+
+// testOrg is a real relay (SQLite, WebSockets on 127.0.0.1) and its
+// organization.
+type testOrg struct {
+	url    string
+	st     *sqlitestore.Store
+	org    *orgtest.Org
+	logPub ed25519.PublicKey
+}
+
+func startRelay(t *testing.T) *testOrg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	_, cfg.LogKey, _ = ed25519.GenerateKey(rand.Reader)
+	cfg.Directory, cfg.Mailbox = st, st
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		hs.Close()
+		st.Close()
+	})
+	o := orgtest.New("Test Org")
+	if err := o.Register(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	return &testOrg{url: "ws://" + strings.TrimPrefix(hs.URL, "http://"), st: st, org: o,
+		logPub: cfg.LogKey.Public().(ed25519.PublicKey)}
+}
+
+// enroll enrolls user in a new home folder and returns the folder.
+func (r *testOrg) enroll(t *testing.T, user string) string {
+	t.Helper()
+	ctx := context.Background()
+	inv, err := r.org.Invitation(ctx, r.st, org.MintParams{Username: user, Expires: time.Now().Add(time.Hour),
+		RelayURL: r.url, LogKey: r.logPub, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), user)
+	c, err := client.Enroll(ctx, client.EnrollParams{Dir: home, Passphrase: []byte(testPass), Invitation: inv},
+		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+// runningAgent is an agent serving its socket, run until the test ends.
+type runningAgent struct {
+	a   *Agent
+	api *api.Client
+}
+
+func startAgent(t *testing.T, home string) *runningAgent {
+	t.Helper()
+	ln, err := Listen(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln},
+		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	cl := api.Dial(home)
+	t.Cleanup(func() {
+		cl.CloseIdle()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &runningAgent{a: a, api: cl}
+}
+
+// next waits for the next event of type typ on st.
+func next(t *testing.T, st *api.Stream, typ string) *api.Event {
+	t.Helper()
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if ev.Type == typ {
+			return ev
+		}
+	}
+}
+
+// Two agents over their sockets: a message sent through one reaches the
+// other's event stream and history; the receiving agent's one connection
+// served every request.
+func TestAgentsExchangeMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	alice := startAgent(t, r.enroll(t, "alice"))
+	bob := startAgent(t, r.enroll(t, "bob"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	st, err := bob.api.Events(ctx, true, 0) // from the agent's start
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	next(t, st, api.EventIdle)
+	sent, err := alice.api.Send(ctx, "bob", "hello bob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := next(t, st, api.EventMessage)
+	if got.Message.Text != "hello bob" || got.Message.From != "alice" || string(got.Message.ID) != string(sent.Message.ID) {
+		t.Fatalf("bob got %+v", got.Message)
+	}
+	hist, err := bob.api.History(ctx, "alice", 0)
+	if err != nil || len(hist) != 1 || hist[0].Text != "hello bob" {
+		t.Fatalf("history: %v %+v", err, hist)
+	}
+	s, err := bob.api.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.User != "bob" || !s.Connected || s.Unlocks != 1 || s.Connects != 1 || s.API != api.Version {
+		t.Fatalf("status %+v", s)
+	}
+	// A reconnecting client gets what it missed.
+	again, err := bob.api.Events(ctx, true, got.Seq-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if ev := next(t, again, api.EventMessage); ev.Seq != got.Seq {
+		t.Fatalf("replayed seq %d, want %d", ev.Seq, got.Seq)
+	}
+}
+
+// Locking drops the keys: requests that use them are refused with kind
+// locked until an unlock through the API; a wrong passphrase is counted
+// and refused.
+func TestAgentLockAndUnlock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	bob := startAgent(t, r.enroll(t, "bob"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bob.api.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.a.Client().Locked() {
+		t.Fatal("the client is not locked")
+	}
+	if _, err := bob.api.History(ctx, "alice", 0); !api.IsKind(err, api.KindLocked) {
+		t.Fatalf("history while locked: %v, want kind locked", err)
+	}
+	if err := bob.api.Unlock(ctx, []byte("wrong")); !api.IsKind(err, api.KindWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if err := bob.api.Unlock(ctx, []byte(testPass)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.api.History(ctx, "alice", 0); err != nil {
+		t.Fatalf("history after unlock: %v", err)
+	}
+	s, err := bob.api.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Unlocks != 2 || s.Locked {
+		t.Fatalf("status %+v", s)
+	}
+}
+
+// The socket is refused in a home folder others can write to (they could
+// swap the socket for their own), and a second agent for a home is
+// refused.
+func TestListenGuards(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(home); !errors.Is(err, ErrUnsafeHome) {
+		t.Fatalf("group-writable home: %v, want ErrUnsafeHome", err)
+	}
+	if err := os.Chmod(home, 0o702); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(home); !errors.Is(err, ErrUnsafeHome) {
+		t.Fatalf("world-writable home: %v, want ErrUnsafeHome", err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(api.Socket(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	var re *RunningError
+	if _, err := Listen(home); !errors.As(err, &re) || re.PID != os.Getpid() {
+		t.Fatalf("second agent: %v, want RunningError with this pid", err)
+	}
+	if pid, ok := Running(home); !ok || pid != os.Getpid() {
+		t.Fatalf("Running: %d %v", pid, ok)
+	}
+	ln.Close()
+	if _, ok := Running(home); ok {
+		t.Fatal("still running after Close")
+	}
+	if _, err := os.Stat(api.Socket(home)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+// Unknown paths and versions answer the error shape with kind not_found;
+// the handler needs no agent state for that.
+func TestUnknownEndpoint(t *testing.T) {
+	h := NewHandler(&Agent{events: newBroker(4)})
+	for _, path := range []string{"/v2/status", "/v1/nothing"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		body, _ := io.ReadAll(rec.Body)
+		if rec.Code != http.StatusNotFound || !strings.Contains(string(body), `"kind":"not_found"`) {
+			t.Errorf("%s: %d %s", path, rec.Code, body)
+		}
+	}
+}

@@ -1,0 +1,611 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"sotto/agent/api"
+	"sotto/client"
+	"sotto/client/attach"
+)
+
+// maxJSON bounds a JSON request body.
+const maxJSON = 1 << 20
+
+// NewHandler returns the local API of a (docs/agent-api.md) as one handler
+// for every /v1/ path. It does no authentication: the agent serves it on
+// its owner-only socket, and another listener (the web app's) mounts it
+// behind its own.
+func NewHandler(a *Agent) http.Handler {
+	h := &handler{a: a}
+	mux := http.NewServeMux()
+	p := api.Prefix
+	// The agent.
+	mux.HandleFunc("GET "+p+"/status", h.status)
+	mux.HandleFunc("POST "+p+"/unlock", h.answer(h.unlock))
+	mux.HandleFunc("POST "+p+"/lock", h.answer(func(*http.Request) (any, error) { a.Lock(); return nil, nil }))
+	mux.HandleFunc("POST "+p+"/shutdown", h.answer(func(*http.Request) (any, error) { a.Shutdown(); return nil, nil }))
+	mux.HandleFunc("GET "+p+"/events", h.eventStream)
+	mux.HandleFunc("POST "+p+"/activity", h.device(func(*http.Request, *client.Client) (any, error) { return nil, nil }))
+	// Conversations and messages.
+	mux.HandleFunc("GET "+p+"/conversations", h.device(h.conversations))
+	mux.HandleFunc("GET "+p+"/conversations/{peer}/messages", h.device(h.history))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages", h.device(h.send))
+	mux.HandleFunc("GET "+p+"/conversations/{peer}/messages/{id}", h.device(h.message))
+	mux.HandleFunc("DELETE "+p+"/conversations/{peer}/messages/{id}", h.device(h.deleteMessage))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/reaction", h.device(h.react))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/edit", h.device(h.edit))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/files", h.device(h.sendFile))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/read", h.device(h.markRead))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/typing", h.device(h.typing))
+	mux.HandleFunc("GET "+p+"/conversations/{peer}/timer", h.device(h.timer))
+	mux.HandleFunc("PUT "+p+"/conversations/{peer}/timer", h.device(h.setTimer))
+	// Attachments.
+	mux.HandleFunc("POST "+p+"/attachments/{id}/download", h.device(h.download))
+	mux.HandleFunc("GET "+p+"/attachments/{id}/content", h.content)
+	// Search, contacts, settings, notices.
+	mux.HandleFunc("GET "+p+"/search", h.device(h.search))
+	mux.HandleFunc("GET "+p+"/contacts", h.device(h.contacts))
+	mux.HandleFunc("GET "+p+"/contacts/{user}/safety-number", h.device(h.safetyNumber))
+	mux.HandleFunc("POST "+p+"/contacts/{user}/verify", h.device(h.verify))
+	mux.HandleFunc("GET "+p+"/settings", h.device(h.settings))
+	mux.HandleFunc("PUT "+p+"/settings", h.device(h.setSettings))
+	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &api.Error{Kind: api.KindNotFound, Message: "agent: no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+type handler struct{ a *Agent }
+
+// errBadRequest marks a request the handler refuses.
+func badRequest(format string, args ...any) error {
+	return &api.Error{Kind: api.KindBadRequest, Message: fmt.Sprintf("agent: "+format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ae := api.ErrorOf(err)
+	writeJSON(w, ae.Kind.Status(), api.ErrorBody{Error: ae})
+}
+
+// answer adapts fn: its value is the JSON answer (nil: 204).
+func (h *handler) answer(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		switch {
+		case err != nil:
+			writeError(w, err)
+		case v == nil:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			writeJSON(w, http.StatusOK, v)
+		}
+	}
+}
+
+// device is answer for the endpoints that use the device's keys: each
+// counts as use for the idle lock, and a locked agent refuses them.
+func (h *handler) device(fn func(*http.Request, *client.Client) (any, error)) http.HandlerFunc {
+	return h.answer(func(r *http.Request) (any, error) {
+		if h.a.c.Locked() {
+			return nil, &api.Error{Kind: api.KindLocked, Message: "agent: the device is locked: unlock it first (sotto unlock)"}
+		}
+		h.a.touch()
+		return fn(r, h.a.c)
+	})
+}
+
+func decode(r *http.Request, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxJSON)).Decode(v); err != nil {
+		return badRequest("bad JSON body: %v", err)
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (api.ID, error) {
+	id, err := api.ParseID(r.PathValue("id"))
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return id, nil
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.a.Status(r.Context()))
+}
+
+func (h *handler) unlock(r *http.Request) (any, error) {
+	var req api.UnlockRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	pass := []byte(req.Passphrase)
+	defer clear(pass)
+	return nil, h.a.Unlock(r.Context(), pass)
+}
+
+func (h *handler) conversations(r *http.Request, c *client.Client) (any, error) {
+	cs, err := c.Conversations(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := api.ConversationsAnswer{Conversations: []api.Conversation{}}
+	for _, cv := range cs {
+		out.Conversations = append(out.Conversations, api.Conversation{Peer: cv.Peer, Unread: cv.Unread, Last: api.FromMessage(cv.Last)})
+	}
+	return out, nil
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badRequest("bad %s %q", name, s)
+	}
+	return n, nil
+}
+
+func (h *handler) history(r *http.Request, c *client.Client) (any, error) {
+	limit, err := intParam(r, "limit", 50)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.History(r.Context(), r.PathValue("peer"), limit)
+	if err != nil {
+		return nil, err
+	}
+	return api.MessagesAnswer{Messages: api.FromMessages(ms)}, nil
+}
+
+func (h *handler) send(r *http.Request, c *client.Client) (any, error) {
+	var req api.SendRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Text == "" {
+		return nil, badRequest("empty text")
+	}
+	peer := r.PathValue("peer")
+	return h.sending(peer, func() (*client.Message, error) {
+		return c.SendText(r.Context(), peer, req.Text, req.QuoteID)
+	})
+}
+
+// sending runs send and answers its message, noting whether it went
+// unsealed: the client core reports that as an event while sending, so
+// the events published meanwhile are looked at.
+func (h *handler) sending(peer string, send func() (*client.Message, error)) (any, error) {
+	_, ch, cancel := h.a.events.subscribe(false, 0)
+	defer cancel()
+	m, err := send()
+	if err != nil {
+		return nil, err
+	}
+	a := api.MessageAnswer{Message: api.FromMessage(m)}
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return a, nil
+			}
+			if e.Type == api.EventSealedDowngrade && e.User == m.Peer {
+				a.SealedDowngrade = true
+			}
+		default:
+			return a, nil
+		}
+	}
+}
+
+func (h *handler) message(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.FindMessage(r.Context(), r.PathValue("peer"), id)
+	if err != nil {
+		return nil, err
+	}
+	return api.MessageAnswer{Message: api.FromMessage(m)}, nil
+}
+
+func (h *handler) deleteMessage(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.DeleteForEveryone(r.Context(), r.PathValue("peer"), id)
+}
+
+func (h *handler) react(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	var req api.ReactRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return nil, c.React(r.Context(), r.PathValue("peer"), id, req.Emoji)
+}
+
+func (h *handler) edit(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	var req api.EditRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Text == "" {
+		return nil, badRequest("empty text")
+	}
+	return nil, c.Edit(r.Context(), r.PathValue("peer"), id, req.Text)
+}
+
+// sendFile sends a file named by path (JSON), or uploaded as the body.
+func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
+	peer := r.PathValue("peer")
+	var req api.FileRequest
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(req.Path) {
+			return nil, badRequest("path %q is not absolute", req.Path)
+		}
+	} else {
+		q := r.URL.Query()
+		name := attach.SafeName(q.Get("name"))
+		if q.Get("name") == "" {
+			return nil, badRequest("missing name")
+		}
+		req.Caption, req.ViewOnce = q.Get("caption"), q.Get("view_once") == "true"
+		dir, err := os.MkdirTemp(h.a.cfg.Home, ".upload-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		req.Path = filepath.Join(dir, name)
+		f, err := os.OpenFile(req.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(f, r.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agent: upload: %w", err)
+		}
+	}
+	return h.sending(peer, func() (*client.Message, error) {
+		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption})
+	})
+}
+
+func (h *handler) markRead(r *http.Request, c *client.Client) (any, error) {
+	var req api.ReadRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	ids := make([][]byte, 0, len(req.IDs))
+	for _, id := range req.IDs {
+		ids = append(ids, id)
+	}
+	return nil, c.MarkRead(r.Context(), r.PathValue("peer"), ids...)
+}
+
+func (h *handler) typing(r *http.Request, c *client.Client) (any, error) {
+	var req api.TypingRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return nil, c.SendTyping(r.Context(), r.PathValue("peer"), req.Typing)
+}
+
+func (h *handler) timer(r *http.Request, c *client.Client) (any, error) {
+	d, err := c.Timer(r.Context(), r.PathValue("peer"))
+	if err != nil {
+		return nil, err
+	}
+	return api.TimerBody{Seconds: int64(d / time.Second)}, nil
+}
+
+func (h *handler) setTimer(r *http.Request, c *client.Client) (any, error) {
+	var req api.TimerBody
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Seconds < 0 {
+		return nil, badRequest("negative timer")
+	}
+	return nil, c.SetTimer(r.Context(), r.PathValue("peer"), time.Duration(req.Seconds)*time.Second)
+}
+
+func (h *handler) download(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	var req api.DownloadRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if (req.Out != "" && !filepath.IsAbs(req.Out)) || (req.Dir != "" && !filepath.IsAbs(req.Dir)) {
+		return nil, badRequest("out and dir must be absolute paths")
+	}
+	m, err := c.AttachmentMessage(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Attachment != nil && m.Attachment.ViewOnce {
+		if m.Attachment.Opened {
+			return nil, client.ErrViewedOnce
+		}
+		return nil, &api.Error{Kind: api.KindViewOnce, Message: fmt.Sprintf("agent: a view-once attachment is never written to a file: open it with GET %s/attachments/%x/content", api.Prefix, []byte(id))}
+	}
+	path, m, err := c.Download(r.Context(), id, client.DownloadOptions{Out: req.Out, Dir: req.Dir})
+	if err != nil {
+		return nil, err
+	}
+	return api.DownloadAnswer{Path: path, Message: api.FromMessage(m)}, nil
+}
+
+// lazyWriter sets the answer's headers on the first write, so that an
+// error before any byte is still answered as an error.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	m       *client.Message
+	started bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		ct := "application/octet-stream"
+		name := "file"
+		if a := l.m.Attachment; a != nil {
+			if a.ContentType != "" {
+				ct = a.ContentType
+			}
+			name = attach.SafeName(a.Name)
+		}
+		l.w.Header().Set("Content-Type", ct)
+		l.w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		l.w.Header().Set("X-Content-Type-Options", "nosniff")
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
+}
+
+func (h *handler) content(w http.ResponseWriter, r *http.Request) {
+	if h.a.c.Locked() {
+		writeError(w, client.ErrLocked)
+		return
+	}
+	h.a.touch()
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	c := h.a.c
+	m, err := c.AttachmentMessage(r.Context(), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	lw := &lazyWriter{w: w, m: m}
+	_, _, err = c.Download(r.Context(), id, client.DownloadOptions{Stream: lw})
+	switch {
+	case err != nil && !lw.started:
+		writeError(w, err)
+	case err != nil:
+		// Part of the file went out: cut the answer so the client sees
+		// it truncated rather than complete.
+		panic(http.ErrAbortHandler)
+	case !lw.started:
+		_, _ = lw.Write(nil) // an empty file
+	}
+}
+
+func (h *handler) search(r *http.Request, c *client.Client) (any, error) {
+	limit, err := intParam(r, "limit", 20)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.Search(r.Context(), r.URL.Query().Get("q"), limit)
+	if err != nil {
+		return nil, err
+	}
+	return api.MessagesAnswer{Messages: api.FromMessages(ms)}, nil
+}
+
+func (h *handler) contacts(r *http.Request, c *client.Client) (any, error) {
+	cs, err := c.Contacts(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := api.ContactsAnswer{Contacts: []api.Contact{}}
+	for _, ct := range cs {
+		member, err := c.IsMember(r.Context(), ct.User)
+		if err != nil {
+			member = false
+		}
+		out.Contacts = append(out.Contacts, api.Contact{User: ct.User, Verified: ct.Verified, Changed: ct.Changed, Member: member})
+	}
+	return out, nil
+}
+
+func (h *handler) safetyNumber(r *http.Request, c *client.Client) (any, error) {
+	sn, err := c.SafetyNumber(r.Context(), r.PathValue("user"))
+	if err != nil {
+		return nil, err
+	}
+	return api.FromSafetyNumber(sn), nil
+}
+
+func (h *handler) verify(r *http.Request, c *client.Client) (any, error) {
+	return nil, c.Verify(r.Context(), r.PathValue("user"))
+}
+
+func settingsOf(ctx context.Context, c *client.Client, s client.Settings) (*api.Settings, error) {
+	out := &api.Settings{ReadReceipts: &s.ReadReceipts, Typing: &s.Typing, SealedFallback: &s.SealedFallback}
+	p, err := c.OrgPolicy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.SealedOnly = !p.SealedFallbackAllowed()
+	if out.SealedDowngrades, err = c.SealedDowngrades(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (h *handler) settings(r *http.Request, c *client.Client) (any, error) {
+	s, err := c.Settings(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return settingsOf(r.Context(), c, s)
+}
+
+func (h *handler) setSettings(r *http.Request, c *client.Client) (any, error) {
+	var req api.Settings
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	s, err := c.Settings(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		v   *bool
+		dst *bool
+	}{{req.ReadReceipts, &s.ReadReceipts}, {req.Typing, &s.Typing}, {req.SealedFallback, &s.SealedFallback}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if err := c.SetSettings(r.Context(), s); err != nil {
+		return nil, err
+	}
+	return settingsOf(r.Context(), c, s)
+}
+
+func (h *handler) notices(r *http.Request, c *client.Client) (any, error) {
+	ns, err := c.Notices(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if ns == nil {
+		ns = []client.Notice{}
+	}
+	rejected, err := c.OrgRejected(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return api.NoticesAnswer{Notices: ns, Rejected: rejected}, nil
+}
+
+// pingEvery is how often an idle event stream gets a comment line.
+const pingEvery = 15 * time.Second
+
+// eventStream serves GET /v1/events (server-sent events).
+func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
+	replay := false
+	var since uint64
+	s := r.URL.Query().Get("since")
+	if s == "" {
+		s = r.Header.Get("Last-Event-ID")
+	}
+	if s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, badRequest("bad since %q", s))
+			return
+		}
+		replay, since = true, n
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, errors.New("agent: streaming unsupported"))
+		return
+	}
+	backlog, ch, cancel := h.a.events.subscribe(replay, since)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	write := func(e api.Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b)
+		return err
+	}
+	for _, e := range backlog {
+		if write(e) != nil {
+			return
+		}
+	}
+	fl.Flush()
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	ctx := r.Context()
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return // too slow, or the agent is closing
+			}
+			if write(e) != nil {
+				return
+			}
+			fl.Flush()
+		case <-ping.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case <-ctx.Done():
+			return
+		case <-h.a.stop:
+			// What was published before the stop (a wipe) goes out.
+			for {
+				select {
+				case e, ok := <-ch:
+					if !ok || write(e) != nil {
+						return
+					}
+				default:
+					fl.Flush()
+					return
+				}
+			}
+		}
+	}
+}
