@@ -134,6 +134,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
+	mux.Handle("GET /qr.png", s.needSession(http.HandlerFunc(qrPNG)))
 	files := http.FileServerFS(s.files)
 	mux.Handle("/", s.needSession(getOnly(files)))
 	mux.Handle("/api/", s.needSession(http.StripPrefix("/api", s.apiHandler())))

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
+	"image/png"
 	"errors"
 	"io"
 	"net/http"
@@ -377,4 +379,32 @@ func TestAttackLocalPaths(t *testing.T) {
 			t.Errorf("a file sent as bytes: %d", code)
 		}
 	})
+}
+
+func TestQRCode(t *testing.T) {
+	s, _ := startServer(t, 0)
+	c := login(t, s)
+	get := func(q string) *http.Response {
+		req, _ := http.NewRequest("GET", s.Origin()+"/qr.png?"+q, nil)
+		req.AddCookie(c)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := get("data=" + url.QueryEscape(base64.StdEncoding.EncodeToString([]byte("\x00\x01 safety number bytes"))))
+	img, err := png.Decode(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Header.Get("Content-Type") != "image/png" {
+		t.Fatalf("QR code: %v, %s", err, resp.Header.Get("Content-Type"))
+	}
+	if b := img.Bounds(); b.Dx() != b.Dy() || b.Dx() < 21*6 {
+		t.Errorf("QR code of %v", b)
+	}
+	for _, q := range []string{"", "data=%%%", "data=" + strings.Repeat("A", 2000)} {
+		if resp := get(q); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: %s", q, resp.Status)
+		}
+	}
 }

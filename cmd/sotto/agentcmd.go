@@ -29,6 +29,7 @@ func cmdAgent(e *env, args []string) error {
 	passStdin := fs.Bool("passphrase-stdin", false, "read the passphrase from the first line of standard input (how sotto up hands it over)")
 	readyFD := fs.Int("ready-fd", 0, "write \"ok\", or the error, to file descriptor `N` once serving (sotto up)")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
+	webAddr := fs.String("web", "", "also serve the web app on `ADDR` (127.0.0.1:0: a random port) and print its one-time link")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,12 +46,12 @@ func cmdAgent(e *env, args []string) error {
 		}
 		*readyFD = 0
 	}
-	err := runAgent(e, *passStdin, *noAck, ready)
+	err := runAgent(e, *passStdin, *noAck, *webAddr, ready)
 	ready(err)
 	return err
 }
 
-func runAgent(e *env, passStdin, noAck bool, ready func(error)) error {
+func runAgent(e *env, passStdin, noAck bool, webAddr string, ready func(error)) error {
 	if !store.Exists(e.home) {
 		return e.noDevice()
 	}
@@ -80,6 +81,13 @@ func runAgent(e *env, passStdin, noAck bool, ready func(error)) error {
 		return e.unlockError(err)
 	}
 	defer a.Close()
+	if webAddr != "" {
+		stopWeb, err := serveWeb(e, webAddr, agent.NewHandler(a))
+		if err != nil {
+			return err
+		}
+		defer stopWeb()
+	}
 	fmt.Fprintf(e.stderr, "sotto: agent for %s running (pid %d)\n", e.home, os.Getpid())
 	ready(nil)
 	err = a.Run(e.ctx)

@@ -35,20 +35,49 @@ func cmdWeb(e *env, args []string) error {
 	if _, err := os.Stat(sock); err != nil {
 		return fmt.Errorf("no agent runs for %s: start it with `sotto up`", e.home)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if e.verbose {
-		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
-	}
-	srv, err := web.Listen(web.Config{Addr: *addr, API: agentProxy(sock), Logger: logger})
+	srv, err := listenWeb(e, *addr, agentProxy(sock))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Sotto is at %s\n", srv.LoginURL())
 	fmt.Fprintln(e.stdout, "(open it in your browser: the link works once, for ten minutes; Ctrl-C stops the app)")
 	if err := srv.Serve(e.ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// listenWeb binds the web app's server with api behind it and prints its
+// login link on standard output (never in a log: it is a secret).
+func listenWeb(e *env, addr string, api http.Handler) (*web.Server, error) {
+	logger := slog.New(slog.DiscardHandler)
+	if e.verbose {
+		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
+	srv, err := web.Listen(web.Config{Addr: addr, API: api, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stdout, "Sotto is at %s\n", srv.LoginURL())
+	return srv, nil
+}
+
+// serveWeb serves the web app in the agent's own process (sotto agent
+// --web), with the agent's API handler mounted directly, until the
+// returned stop is called.
+func serveWeb(e *env, addr string, api http.Handler) (stop func(), err error) {
+	srv, err := listenWeb(e, addr, api)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "sotto: %v\n", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // agentProxy passes API calls to the agent's socket. The browser's cookie

@@ -76,7 +76,9 @@ func newWebWorld(t *testing.T) *webWorld {
 	if err := os.WriteFile(w.pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string { return w.run(t, args...) }, "alice", "bob")
+	// carol is the organization's admin, on a device with no agent, so
+	// that she can send notices while alice and bob run theirs.
+	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string { return w.run(t, args...) }, "carol", "alice", "bob")
 	for _, u := range []string{"alice", "bob"} {
 		w.run(t, "--home", w.home(u), "--receipt-delay", "100ms", "up")
 		t.Cleanup(func() { exec.Command(sotto, "--home", w.home(u), "down").Run() })
@@ -416,6 +418,39 @@ func TestWebApp(t *testing.T) {
 	wait(t, p, hasText("#conv-list .conv.result", "got it"))
 	must(t, p.Press(ctx, "Escape", 0))
 	wait(t, p, `document.querySelector('#conv-list .conv[data-peer="bob"]:not(.result)')`)
+
+	// Safety numbers: alice sees the same digits bob's agent shows for
+	// her, and a QR code of the scannable form; she marks bob verified.
+	var bobSees struct{ Digits string }
+	w.agentJSON(t, "bob", "GET", "/v1/contacts/alice/safety-number", nil, &bobSees)
+	must(t, p.Click(ctx, "#safety-btn"))
+	wait(t, p, `(() => { const i = document.querySelector("dialog.safety[open] img.sn-qr"); return i && i.complete && i.naturalWidth > 100 })()`)
+	var digits string
+	must(t, p.Eval(ctx, `[...document.querySelectorAll(".sn-digits span")].map(s => s.textContent).join("")`, &digits))
+	if want := strings.Join(strings.Fields(bobSees.Digits), ""); digits != want || len(digits) != 60 {
+		t.Errorf("alice's page shows safety number %q, bob's agent %q", digits, want)
+	}
+	must(t, p.Click(ctx, "dialog.safety .sn-verify"))
+	wait(t, p, hasText(".sn-state", "verified"))
+	must(t, p.Click(ctx, "dialog.safety .sn-close"))
+	wait(t, p, `!document.querySelector("#chat .verified").hidden`)
+	var contacts struct {
+		Contacts []struct {
+			User     string
+			Verified bool
+		}
+	}
+	w.agentJSON(t, "alice", "GET", "/v1/contacts", nil, &contacts)
+	if len(contacts.Contacts) == 0 || !contacts.Contacts[0].Verified {
+		t.Errorf("alice's agent after verifying: %+v", contacts)
+	}
+
+	// A notice from the organization reaches the app as it arrives.
+	w.run(t, "--home", w.home("carol"), "admin", "notice", "The office is closed on Friday.")
+	wait(t, p, `document.querySelector("#notices-btn").textContent === "Notices (1)"`)
+	must(t, p.Click(ctx, "#notices-btn"))
+	wait(t, p, hasText("dialog.notices[open] li", "The office is closed on Friday."))
+	must(t, p.Press(ctx, "Escape", 0))
 
 	// Lock: the agent locks, the app shows the lock screen; the wrong
 	// passphrase is refused, the right one unlocks.

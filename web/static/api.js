@@ -57,6 +57,9 @@ export const api = {
   settings: () => call("GET", "/settings"),
   setSettings: (s) => call("PUT", "/settings", s),
   notices: () => call("GET", "/notices"),
+  activity: () => call("POST", "/activity"),
+  safetyNumber: (user) => call("GET", `/contacts/${enc(user)}/safety-number`),
+  verify: (user) => call("POST", `/contacts/${enc(user)}/verify`),
   contentURL: (id) => `${base}/attachments/${enc(id)}/content`,
   eventsURL: () => `${base}/events`,
 };

@@ -20,6 +20,17 @@ class App {
     this.buildShell();
     this.applyTheme(localStorage.getItem("theme") || "auto");
     document.addEventListener("keydown", (e) => this.onKey(e));
+    // The agent's idle lock counts the person's activity here too (at most
+    // one call every 20 seconds).
+    let lastActivity = 0;
+    const active = () => {
+      const now = Date.now();
+      if (now - lastActivity < 20000 || this.root.classList.contains("locked")) return;
+      lastActivity = now;
+      api.activity().catch(() => {});
+    };
+    document.addEventListener("keydown", active, { capture: true });
+    document.addEventListener("pointerdown", active, { capture: true });
     document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") this.chat.markRead(); });
     try {
       this.status = await api.status();

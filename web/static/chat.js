@@ -27,7 +27,8 @@ export class Chat {
     this.typingEl = h("span", { class: "typing", "aria-live": "polite" });
     this.timerSel = h("select", { id: "timer", "aria-label": "Disappearing messages", onchange: () => this.setTimer() },
       fmt.timers.map((s) => h("option", { value: s }, s ? `Disappear after ${fmt.duration(s)}` : "Messages stay")));
-    this.banner = h("p", { class: "banner warn", role: "alert", hidden: true });
+    this.banner = h("div", { class: "banner warn", role: "alert", hidden: true });
+    this.verifiedEl = h("span", { class: "verified", hidden: true, title: "You compared safety numbers" }, "✓ verified");
     this.list = h("ol", { id: "messages", class: "messages", "aria-label": "Messages", tabindex: "-1" });
     this.replyBar = h("div", { class: "reply-bar", hidden: true });
     this.text = h("textarea", {
@@ -46,7 +47,8 @@ export class Chat {
     replace(this.root,
       h("header", { class: "chat-head" },
         h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.app.close() }, "←"),
-        h("div", { class: "chat-who" }, this.title, this.typingEl),
+        h("div", { class: "chat-who" }, this.title, this.verifiedEl, this.typingEl),
+        h("button", { type: "button", id: "safety-btn", onclick: () => this.showSafetyNumber() }, "Safety number"),
         this.timerSel),
       this.banner, this.list, this.progress, this.replyBar, this.composer);
     // Drag and drop anywhere on the chat.
@@ -76,6 +78,7 @@ export class Chat {
     for (const m of r.messages || []) this.put(m);
     this.selectTimer(t.seconds || 0);
     this.render();
+    this.refreshContact();
     this.markRead();
     if (focusID) {
       const el = $(`[data-id="${CSS.escape(focusID)}"]`, this.list);
@@ -135,8 +138,56 @@ export class Chat {
   }
 
   showIdentityChanged() {
-    this.banner.textContent = `${this.peer}'s safety number changed. Nothing is sent to them until you compare the new one and accept it (sotto verify ${this.peer} --accept).`;
+    replace(this.banner,
+      h("p", {}, `${this.peer}'s safety number changed. Nothing is sent to them until you compare the new one with them and accept it.`),
+      h("button", { type: "button", class: "compare", onclick: () => this.showSafetyNumber() }, "Compare safety numbers"));
     this.banner.hidden = false;
+  }
+
+  // refreshContact shows whether the peer is verified, or changed.
+  async refreshContact() {
+    const peer = this.peer;
+    let r;
+    try { r = await api.contacts(); } catch { return; }
+    if (peer !== this.peer) return;
+    const c = (r.contacts || []).find((x) => x.user === peer);
+    this.verifiedEl.hidden = !c?.verified;
+    if (c?.changed) this.showIdentityChanged();
+    else this.banner.hidden = true;
+  }
+
+  // showSafetyNumber shows the safety number as text (12 groups of 5
+  // digits) and as a QR code, and lets the person mark it verified once
+  // they compared it with the other person's.
+  async showSafetyNumber() {
+    const peer = this.peer;
+    let sn;
+    try { sn = await api.safetyNumber(peer); } catch (e) { this.app.error(e); return; }
+    const groups = (sn.digits || "").replace(/\s+/g, "").match(/.{1,5}/g) || [];
+    const state = h("p", { class: "sn-state", role: "status" },
+      sn.changed ? "Their safety number changed: compare the new one before you accept it."
+        : sn.verified ? "You marked this safety number as verified." : "Not verified yet.");
+    const verify = h("button", {
+      type: "button", class: "sn-verify", onclick: async () => {
+        try {
+          await api.verify(peer);
+          state.textContent = "You marked this safety number as verified.";
+          verify.hidden = true;
+          this.refreshContact();
+        } catch (e) { this.app.error(e); }
+      },
+    }, sn.changed ? "Accept the new safety number" : "Mark as verified");
+    verify.hidden = sn.verified && !sn.changed;
+    const dlg = h("dialog", { class: "safety", "aria-labelledby": "sn-h" },
+      h("h2", { id: "sn-h" }, `Safety number with ${peer}`),
+      h("p", {}, "Compare these digits with the ones on their device, in person or on a call you trust. If they match, nobody is between you."),
+      h("p", { class: "sn-digits", "aria-label": "Safety number digits" }, groups.map((g) => h("span", {}, g))),
+      sn.scannable ? h("img", { class: "sn-qr", src: "/qr.png?data=" + encodeURIComponent(sn.scannable), alt: "The safety number as a QR code, to scan with their device" }) : null,
+      state,
+      h("form", { method: "dialog" }, verify, h("button", { class: "sn-close" }, "Close")));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
   }
 
   markRead() {
@@ -346,6 +397,7 @@ export class Chat {
       } else {
         const r = await api.send(peer, text, this.replyTo?.id);
         if (r?.message && peer === this.peer) { this.put(r.message); this.render(); }
+        if (r?.sealed_downgrade) this.app.say(`This message went to ${peer} with your name visible to the relay (sealed delivery was refused).`);
       }
       this.text.value = "";
       this.cancelBars();
