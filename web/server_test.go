@@ -3,8 +3,8 @@ package web
 import (
 	"context"
 	"encoding/base64"
-	"image/png"
 	"errors"
+	"image/png"
 	"io"
 	"net/http"
 	"net/url"
