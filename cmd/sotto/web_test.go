@@ -241,6 +241,29 @@ func wait(t *testing.T, p *browser.Page, cond string) {
 	}
 }
 
+// audit fails the test on accessibility problems in the page as it is.
+func audit(t *testing.T, p *browser.Page, where string) {
+	t.Helper()
+	problems, err := p.Audit(context.Background())
+	must(t, err)
+	for _, pr := range problems {
+		t.Errorf("accessibility (%s): %s", where, pr)
+	}
+}
+
+// screenshot saves the page as docs' screenshot name when
+// SOTTO_SCREENSHOTS names a folder (docs/screenshots, to refresh them).
+func screenshot(t *testing.T, p *browser.Page, name string) {
+	t.Helper()
+	dir := os.Getenv("SOTTO_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := p.Screenshot(context.Background())
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -430,6 +453,8 @@ func TestWebApp(t *testing.T) {
 	if want := strings.Join(strings.Fields(bobSees.Digits), ""); digits != want || len(digits) != 60 {
 		t.Errorf("alice's page shows safety number %q, bob's agent %q", digits, want)
 	}
+	audit(t, p, "safety number")
+	screenshot(t, p, "safety-number")
 	must(t, p.Click(ctx, "dialog.safety .sn-verify"))
 	wait(t, p, hasText(".sn-state", "verified"))
 	must(t, p.Click(ctx, "dialog.safety .sn-close"))
@@ -456,6 +481,7 @@ func TestWebApp(t *testing.T) {
 	// passphrase is refused, the right one unlocks.
 	w.agentJSON(t, "alice", "POST", "/v1/lock", nil, nil)
 	wait(t, p, `!document.querySelector("#lock").hidden`)
+	audit(t, p, "lock screen")
 	must(t, p.Focus(ctx, "#passphrase"))
 	must(t, p.Type(ctx, "wrong passphrase"))
 	must(t, p.Press(ctx, "Enter", 0))
@@ -463,6 +489,33 @@ func TestWebApp(t *testing.T) {
 	must(t, p.Type(ctx, "correct horse battery staple"))
 	must(t, p.Press(ctx, "Enter", 0))
 	wait(t, p, `document.querySelector("#lock").hidden && document.querySelector(".msg")`)
+
+	wait(t, p, `document.querySelector(".conn").classList.contains("on")`)
+	must(t, p.Eval(ctx, `document.querySelector(".toast").hidden = true`, nil))
+	audit(t, p, "chat")
+	screenshot(t, p, "desktop-light")
+	must(t, p.SetDarkMode(ctx, true))
+	screenshot(t, p, "desktop-dark")
+	var bg string
+	must(t, p.Eval(ctx, `getComputedStyle(document.body).backgroundColor`, &bg))
+	if bg != "rgb(20, 23, 26)" {
+		t.Errorf("dark theme background: %s", bg)
+	}
+	must(t, p.SetDarkMode(ctx, false))
+
+	// At phone width: the list or the chat, one at a time, nothing wider
+	// than the screen, and a way back.
+	must(t, p.SetSize(ctx, 390, 844, true))
+	must(t, p.Focus(ctx, "#composer-text"))
+	must(t, p.Press(ctx, "Escape", 0)) // leaves the chat
+	wait(t, p, `getComputedStyle(document.querySelector("#sidebar")).display !== "none" && getComputedStyle(document.querySelector("#chat")).display === "none"`)
+	screenshot(t, p, "phone-list")
+	must(t, p.Click(ctx, `.conv[data-peer="bob"]`))
+	wait(t, p, `getComputedStyle(document.querySelector("#sidebar")).display === "none" && getComputedStyle(document.querySelector("#chat")).display !== "none"`)
+	wait(t, p, `document.documentElement.scrollWidth <= window.innerWidth`)
+	screenshot(t, p, "phone-chat")
+	must(t, p.Click(ctx, "#chat .back"))
+	wait(t, p, `getComputedStyle(document.querySelector("#sidebar")).display !== "none"`)
 
 	for _, e := range p.Errors() {
 		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Trusted Type") || strings.HasPrefix(e, "exception") {

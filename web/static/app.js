@@ -13,6 +13,7 @@ class App {
     this.events = null;
     this.notices = [];
     this.unseenNotices = 0;
+    this.connEvents = 0;
   }
 
   async start() {
@@ -68,10 +69,11 @@ class App {
   async load() {
     this.lockEl.hidden = true;
     this.root.classList.remove("locked");
+    const seen = this.connEvents;
     this.status = await api.status();
     const s = this.status;
     this.who.textContent = s.user ? `${s.user}${s.org?.name ? " · " + s.org.name : ""}` : "";
-    this.setConnected(s.connected);
+    if (seen === this.connEvents) this.setConnected(s.connected); // else an event is newer
     await this.list.refresh();
     const n = await api.notices().catch(() => ({ notices: [] }));
     this.notices = n.notices || [];
@@ -110,7 +112,9 @@ class App {
     for (const t of ["update", "expired", "receipt", "typing", "identity_changed"]) {
       on(t, (ev) => { this.chat.onEvent(ev); if (t !== "typing" && t !== "receipt") this.list.refresh(); });
     }
-    on("connection", (ev) => this.setConnected(ev.connected));
+    on("connection", (ev) => { this.connEvents++; this.setConnected(ev.connected); });
+    // "idle" (the backlog is processed) may come instead of "connected".
+    on("idle", () => { this.connEvents++; this.setConnected(true); });
     on("locked", () => this.showLock());
     on("unlocked", () => { if (!this.lockEl.hidden) this.load(); });
     on("org_notice", (ev) => { this.notices.push(ev.notice); this.unseenNotices++; this.updateTitle(); this.say("Notice from your organization: " + ev.notice.text); });

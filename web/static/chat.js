@@ -18,7 +18,7 @@ export class Chat {
     this.editing = null;
     this.typingTimer = null;
     this.sentTyping = false;
-    this.objectURLs = [];
+    this.blobs = new Map(); // message id → object URL of its attachment
     this.build();
   }
 
@@ -68,8 +68,8 @@ export class Chat {
       this.msgs.clear();
       this.order = [];
       this.cancelBars();
-      for (const u of this.objectURLs) URL.revokeObjectURL(u);
-      this.objectURLs = [];
+      for (const u of this.blobs.values()) URL.revokeObjectURL(u);
+      this.blobs.clear();
       this.typingEl.textContent = "";
       this.banner.hidden = true;
     }
@@ -297,9 +297,14 @@ export class Chat {
 
   async openAttachment(m, box, inline) {
     try {
-      const blob = await content(m.id);
-      const url = URL.createObjectURL(blob);
-      this.objectURLs.push(url);
+      // Fetched once per page: the list is redrawn often, and the agent
+      // may need the relay to fetch the file again.
+      let url = this.blobs.get(m.id);
+      if (!url) {
+        const blob = await content(m.id);
+        url = URL.createObjectURL(blob);
+        this.blobs.set(m.id, url);
+      }
       if (inline) {
         replace(box, h("img", { class: "preview", src: url, alt: m.attachment.name }),
           h("a", { href: url, download: m.attachment.name, class: "att-save" }, `Save ${m.attachment.name}`));
@@ -308,7 +313,8 @@ export class Chat {
         a.click();
       }
     } catch (e) {
-      replace(box, h("span", { class: "att-name" }, `📎 ${m.attachment.name}: ${e.message}`));
+      replace(box, h("span", { class: "att-name" }, `📎 ${m.attachment.name}: ${e.message} `),
+        h("button", { type: "button", class: "att-retry", onclick: () => this.openAttachment(m, box, inline) }, "Retry"));
     }
   }
 
@@ -431,6 +437,10 @@ export class Chat {
       e.preventDefault();
       this.submit();
     } else if (e.key === "Escape") {
+      if (!this.editing && !this.replyTo) {
+        this.app.close(); // nothing to cancel: back to the list
+        return;
+      }
       if (this.editing) this.text.value = "";
       this.cancelBars();
     } else if (e.key === "ArrowUp" && this.text.value === "") {
