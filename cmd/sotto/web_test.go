@@ -52,7 +52,9 @@ func launchChromium(t *testing.T, extra ...string) *browser.Browser {
 	return b
 }
 
-func newWebWorld(t *testing.T) *webWorld {
+// newWebWorld starts the world; inAgent: alice's agent serves the web app
+// itself (sotto agent --web) instead of sotto web beside it.
+func newWebWorld(t *testing.T, inAgent bool) *webWorld {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a relay, two agents and a browser")
@@ -79,12 +81,22 @@ func newWebWorld(t *testing.T) *webWorld {
 	// carol is the organization's admin, on a device with no agent, so
 	// that she can send notices while alice and bob run theirs.
 	newOrg(t, sottod, r.data, "ws://"+r.addr, dir, func(args ...string) string { return w.run(t, args...) }, "carol", "alice", "bob")
-	for _, u := range []string{"alice", "bob"} {
+	users := []string{"alice", "bob"}
+	if inAgent {
+		users = users[1:]
+	}
+	for _, u := range users {
 		w.run(t, "--home", w.home(u), "--receipt-delay", "100ms", "up")
 		t.Cleanup(func() { exec.Command(sotto, "--home", w.home(u), "down").Run() })
 	}
-	// sotto web, as a person runs it: the URL is on its standard output.
-	cmd := exec.Command(sotto, "--home", w.home("alice"), "web")
+	// As a person runs it: `sotto web` beside the agent that `sotto up`
+	// started, or `sotto agent --web` in the foreground. The URL is on
+	// standard output.
+	args := []string{"--home", w.home("alice"), "web"}
+	if inAgent {
+		args = []string{"--home", w.home("alice"), "--passphrase-file", w.pass, "--receipt-delay", "100ms", "agent", "--web", "127.0.0.1:0"}
+	}
+	cmd := exec.Command(sotto, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +115,8 @@ func newWebWorld(t *testing.T) *webWorld {
 		}
 	}
 	if w.url == "" {
-		t.Fatalf("sotto web printed no URL: %s", stderr.String())
+		cmd.Wait()
+		t.Fatalf("sotto %v printed no URL: %s", args, stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
 	return w
@@ -287,7 +300,7 @@ func testPNG(t *testing.T) []byte {
 // TestWebApp: alice uses the web app in Chromium, bob his agent; they
 // chat both ways with every feature the app has, through a real relay.
 func TestWebApp(t *testing.T) {
-	w := newWebWorld(t)
+	w := newWebWorld(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	p, err := w.b.NewPage(ctx)
@@ -424,6 +437,17 @@ func TestWebApp(t *testing.T) {
 		t.Log("no upload progress between 0 and 1 was seen (the upload may have been too fast)")
 	}
 
+	// Drag and drop: a file dropped on the chat is sent.
+	must(t, p.Eval(ctx, `(() => { const dt = new DataTransfer(); dt.items.add(new File(["dropped on the chat"], "dropped.txt", {type: "text/plain"}));
+		document.querySelector("#chat").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true})); })()`, nil))
+	ms = w.waitMessages(t, "bob", "alice", "the dropped file", func(ms []apiMessage) bool {
+		return find(ms, func(m apiMessage) bool { return m.Attachment != nil && m.Attachment.Name == "dropped.txt" }) != nil
+	})
+	dropped := find(ms, func(m apiMessage) bool { return m.Attachment != nil && m.Attachment.Name == "dropped.txt" })
+	if code := w.agentCall(t, "bob", "GET", "/v1/attachments/"+dropped.ID+"/content", "", nil, &got); code != 200 || string(got) != "dropped on the chat" {
+		t.Errorf("bob's copy of the dropped file: %d %q", code, got)
+	}
+
 	// View once: alice opens it once; after that it is gone.
 	if code := w.agentCall(t, "bob", "POST", "/v1/conversations/alice/files?name=once.png&view_once=true", "application/octet-stream", bytes.NewReader(pic), nil); code != 200 {
 		t.Fatalf("bob sends a view-once picture: %d", code)
@@ -522,4 +546,35 @@ func TestWebApp(t *testing.T) {
 			t.Errorf("page error: %s", e)
 		}
 	}
+}
+
+// TestWebAppInAgent: the agent's own setting (sotto agent --web) serves the
+// app with the API mounted directly; a message goes both ways and the
+// lock screen follows the agent.
+func TestWebAppInAgent(t *testing.T) {
+	w := newWebWorld(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := w.b.NewPage(ctx)
+	must(t, err)
+	must(t, p.Navigate(ctx, w.url))
+	wait(t, p, `document.querySelector(".who")?.textContent.startsWith("alice")`)
+	must(t, p.Focus(ctx, "#new-peer"))
+	must(t, p.Type(ctx, "bob"))
+	must(t, p.Press(ctx, "Enter", 0))
+	wait(t, p, `document.querySelector("#chat-title")?.textContent === "bob"`)
+	must(t, p.Focus(ctx, "#composer-text"))
+	must(t, p.Type(ctx, "from the agent's own web server"))
+	must(t, p.Press(ctx, "Enter", 0))
+	w.waitMessages(t, "bob", "alice", "alice's message", func(ms []apiMessage) bool {
+		return find(ms, func(m apiMessage) bool { return m.Text == "from the agent's own web server" }) != nil
+	})
+	w.agentJSON(t, "bob", "POST", "/v1/conversations/alice/messages", map[string]string{"text": "received"}, nil)
+	wait(t, p, hasText(".msg.in .text", "received"))
+	must(t, p.Click(ctx, "#lock-btn"))
+	wait(t, p, `!document.querySelector("#lock").hidden`)
+	must(t, p.Focus(ctx, "#passphrase"))
+	must(t, p.Type(ctx, "correct horse battery staple"))
+	must(t, p.Press(ctx, "Enter", 0))
+	wait(t, p, `document.querySelector("#lock").hidden && `+hasText(".msg.in .text", "received"))
 }
