@@ -6,6 +6,8 @@ import (
 	"errors"
 	"image/png"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -407,4 +409,14 @@ func TestQRCode(t *testing.T) {
 			t.Errorf("%q: %s", q, resp.Status)
 		}
 	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func mustSub() fs.FS {
+	f, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
