@@ -36,7 +36,8 @@ class App {
     try {
       this.status = await api.status();
     } catch (e) {
-      return; // onFailure showed why
+      if (this.root.querySelector(".top")) this.showGone(e.message); // else onFailure showed why
+      return;
     }
     this.connectEvents();
     if (this.status.locked) this.showLock();
