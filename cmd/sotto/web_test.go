@@ -231,7 +231,7 @@ func hasText(sel, text string) string {
 	return fmt.Sprintf(`[...document.querySelectorAll(%s)].some(e => e.textContent.includes(%s))`, js(sel), js(text))
 }
 
-// msgSel is a selector for the message whose text contains text.
+// msgID is the id of the first message matching sel whose text contains text.
 func msgID(t *testing.T, ctx context.Context, p *browser.Page, sel, text string) string {
 	t.Helper()
 	var id string
