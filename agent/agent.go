@@ -39,10 +39,25 @@ type Config struct {
 	// Listeners are served the API (NewHandler) while Run runs; Run
 	// closes them.
 	Listeners []net.Listener
+	// Mounts are more servers Run runs: each serves what its Wrap makes
+	// of the API handler (its own authentication, its own files; the web
+	// app's loopback server).
+	Mounts []Mount
+	// IdleLock, when set, is an idle lock timeout of the device's own:
+	// the stricter of it and the organization policy's applies.
+	IdleLock time.Duration
 	// ReceiptWait bounds how long a stopping agent waits, still
 	// connected, for the receipts it owes (their random delay); zero: it
 	// does not wait.
 	ReceiptWait time.Duration
+}
+
+// Mount is a server of the API behind its own handler.
+type Mount struct {
+	Listener net.Listener
+	// Wrap returns the server's handler given the API's (nil: the API
+	// as is).
+	Wrap func(api http.Handler) http.Handler
 }
 
 // Agent is a device's agent. Its methods are safe for concurrent use.
@@ -55,9 +70,13 @@ type Agent struct {
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
-	wake     chan struct{} // an unlock happened (buffered 1)
+	// An unlock happened: one signal for each loop that waits for it
+	// (buffered 1 each).
+	wakeConn, wakeIdle chan struct{}
 
 	mu        sync.Mutex
+	running   bool          // Run keeps the device connected
+	online    chan struct{} // closed while connected (Run)
 	unlocks   int
 	connects  int
 	connected bool
@@ -74,7 +93,7 @@ var ErrStopped = errors.New("agent: stopped")
 // are client.Open's.
 func Open(ctx context.Context, passphrase []byte, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Options.Logger, started: time.Now(), events: newBroker(eventsKept),
-		stop: make(chan struct{}), wake: make(chan struct{}, 1), unlocks: 1}
+		stop: make(chan struct{}), wakeConn: make(chan struct{}, 1), wakeIdle: make(chan struct{}, 1), unlocks: 1, online: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -130,6 +149,14 @@ func (a *Agent) Stopping() <-chan struct{} { return a.stop }
 // (client.ErrRevoked). Every goroutine it starts has ended when it
 // returns.
 func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.running = true
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running = false
+		a.mu.Unlock()
+	}()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectLoop(ctx) })
 	g.Go(func() error { return a.idleLockLoop(ctx) })
@@ -149,8 +176,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	h := NewHandler(a)
+	mounts := append([]Mount(nil), a.cfg.Mounts...)
 	for _, ln := range a.cfg.Listeners {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		mounts = append(mounts, Mount{Listener: ln})
+	}
+	for _, m := range mounts {
+		ln, sh := m.Listener, http.Handler(h)
+		if m.Wrap != nil {
+			sh = m.Wrap(h)
+		}
+		srv := &http.Server{Handler: sh, ReadHeaderTimeout: 10 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return ctx }}
 		g.Go(func() error {
 			err := srv.Serve(ln)
@@ -181,7 +216,7 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-a.wake:
+			case <-a.wakeConn:
 				continue
 			}
 		}
@@ -202,6 +237,10 @@ func (a *Agent) onConnState(s client.ConnState) {
 	changed := a.connected != s.Connected || a.idle != s.Idle
 	if s.Connected && !a.connected {
 		a.connects++
+		close(a.online)
+	}
+	if !s.Connected && a.connected {
+		a.online = make(chan struct{})
 	}
 	a.connected, a.idle = s.Connected, s.Idle
 	a.mu.Unlock()
@@ -216,6 +255,29 @@ func (a *Agent) onConnState(s client.ConnState) {
 			e.Error = api.ErrorOf(s.Err)
 		}
 		a.events.publish(e)
+	}
+}
+
+// connectWait bounds how long a request that needs the relay waits for
+// the agent to (re)connect, after an unlock or a lost connection.
+const connectWait = 15 * time.Second
+
+// awaitOnline waits, when Run keeps the device connected and it is not
+// connected now, until it is (or connectWait, or ctx, ends).
+func (a *Agent) awaitOnline(ctx context.Context) {
+	a.mu.Lock()
+	running, online := a.running, a.online
+	a.mu.Unlock()
+	if !running {
+		return
+	}
+	t := time.NewTimer(connectWait)
+	defer t.Stop()
+	select {
+	case <-online:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-a.stop:
 	}
 }
 
@@ -236,8 +298,8 @@ func (a *Agent) idleLockLoop(ctx context.Context) error {
 	for {
 		wait := policyRecheck
 		if !a.c.Locked() {
-			d, err := a.c.IdleLockTimeout(ctx)
-			if err == nil && d > 0 {
+			d := a.idleLock(ctx)
+			if d > 0 {
 				a.mu.Lock()
 				left := time.Until(a.lastUse.Add(d))
 				a.mu.Unlock()
@@ -254,18 +316,31 @@ func (a *Agent) idleLockLoop(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
-		case <-a.wake:
-			// An unlock: look again (and let connectLoop see it too).
-			t.Stop()
-			a.signalWake()
+		case <-a.wakeIdle:
+			t.Stop() // an unlock: look again
 		}
 	}
 }
 
+// idleLock is the idle lock timeout in force (0: none): the stricter of
+// the policy's and the configuration's.
+func (a *Agent) idleLock(ctx context.Context) time.Duration {
+	d, err := a.c.IdleLockTimeout(ctx)
+	if err != nil {
+		d = 0
+	}
+	if c := a.cfg.IdleLock; c > 0 && (d <= 0 || c < d) {
+		d = c
+	}
+	return d
+}
+
 func (a *Agent) signalWake() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{a.wakeConn, a.wakeIdle} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -322,9 +397,7 @@ func (a *Agent) Status(ctx context.Context) *api.Status {
 	if w, err := a.c.SubscriptionWarning(ctx); err == nil {
 		s.Warning = w
 	}
-	if d, err := a.c.IdleLockTimeout(ctx); err == nil {
-		s.IdleLockSeconds = int64(d / time.Second)
-	}
+	s.IdleLockSeconds = int64(a.idleLock(ctx) / time.Second)
 	return s
 }
 

@@ -22,6 +22,7 @@ import (
 	"sotto/client/store"
 	"sotto/internal/orgtest"
 	"sotto/relay"
+	"sotto/relay/blobstore"
 	"sotto/relay/sqlitestore"
 )
 
@@ -48,6 +49,12 @@ func startRelay(t *testing.T) *testOrg {
 	cfg.Directory, cfg.Mailbox = st, st
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	blobs := t.TempDir()
+	idx, err := blobstore.Open(ctx, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Blobs = relay.BlobConfig{Index: idx, Dir: blobs}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +68,7 @@ func startRelay(t *testing.T) *testOrg {
 		<-done
 		srv.Close()
 		hs.Close()
+		idx.Close()
 		st.Close()
 	})
 	o := orgtest.New("Test Org")
@@ -98,13 +106,18 @@ type runningAgent struct {
 	api *api.Client
 }
 
-func startAgent(t *testing.T, home string) *runningAgent {
+func startAgent(t *testing.T, home string, mounts ...Mount) *runningAgent {
+	t.Helper()
+	return startAgentWith(t, home, 0, mounts...)
+}
+
+func startAgentWith(t *testing.T, home string, idleLock time.Duration, mounts ...Mount) *runningAgent {
 	t.Helper()
 	ln, err := Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln},
+	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln}, Mounts: mounts, IdleLock: idleLock,
 		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}})
 	if err != nil {
 		ln.Close()
@@ -179,6 +192,33 @@ func TestAgentsExchangeMessages(t *testing.T) {
 	if s.User != "bob" || !s.Connected || s.Unlocks != 1 || s.Connects != 1 || s.API != api.Version {
 		t.Fatalf("status %+v", s)
 	}
+	// A file: the sender's client follows the upload it named; the
+	// receiver downloads it with no front end having watched it arrive.
+	path := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(path, []byte("a note for bob"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ast, err := alice.api.Events(ctx, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ast.Close()
+	fa, err := alice.api.SendFile(ctx, "bob", api.FileRequest{Path: path, Transfer: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, ast, api.EventProgress).Progress; p.Transfer != "t1" || p.Total == 0 {
+		t.Fatalf("progress %+v", p)
+	}
+	next(t, st, api.EventMessage)
+	out := filepath.Join(t.TempDir(), "got.txt")
+	dl, err := bob.api.Download(ctx, fa.Message.ID, api.DownloadRequest{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dl.Path); err != nil || string(b) != "a note for bob" {
+		t.Fatalf("downloaded %q, %v", b, err)
+	}
 	// A reconnecting client gets what it missed.
 	again, err := bob.api.Events(ctx, true, got.Seq-1)
 	if err != nil {
@@ -228,6 +268,34 @@ func TestAgentLockAndUnlock(t *testing.T) {
 	}
 }
 
+// Without requests for the idle lock's timeout, the agent locks itself:
+// the keys leave its memory and requests are refused until an unlock.
+func TestAgentIdleLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	bob := startAgentWith(t, r.enroll(t, "bob"), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := bob.api.Events(ctx, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	next(t, st, api.EventLocked)
+	if !bob.a.Client().Locked() {
+		t.Fatal("locked event, but the client is not locked")
+	}
+	if _, err := bob.api.Contacts(ctx); !api.IsKind(err, api.KindLocked) {
+		t.Fatalf("contacts while locked: %v", err)
+	}
+	if err := bob.api.Unlock(ctx, []byte(testPass)); err != nil {
+		t.Fatal(err)
+	}
+	next(t, st, api.EventUnlocked)
+}
+
 // The socket is refused in a home folder others can write to (they could
 // swap the socket for their own), and a second agent for a home is
 // refused.
@@ -272,6 +340,49 @@ func TestListenGuards(t *testing.T) {
 	}
 	if _, err := os.Stat(api.Socket(home)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+// The same API mounted on a second listener behind its own
+// authentication (as the web app's loopback server does): the wrapper
+// decides, the API answers behind it.
+func TestAgentMount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay")
+	}
+	r := startRelay(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, r.enroll(t, "bob"), Mount{Listener: ln, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Test-Token") != "secret" {
+				http.Error(w, "no", http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	url := "http://" + ln.Addr().String() + "/v1/status"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Test-Token", "secret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"user":"bob"`) {
+		t.Fatalf("with the token: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"sotto/agent/api"
@@ -39,24 +40,24 @@ func NewHandler(a *Agent) http.Handler {
 	// Conversations and messages.
 	mux.HandleFunc("GET "+p+"/conversations", h.device(h.conversations))
 	mux.HandleFunc("GET "+p+"/conversations/{peer}/messages", h.device(h.history))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages", h.device(h.send))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages", h.online(h.send))
 	mux.HandleFunc("GET "+p+"/conversations/{peer}/messages/{id}", h.device(h.message))
-	mux.HandleFunc("DELETE "+p+"/conversations/{peer}/messages/{id}", h.device(h.deleteMessage))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/reaction", h.device(h.react))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/edit", h.device(h.edit))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/files", h.device(h.sendFile))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/read", h.device(h.markRead))
-	mux.HandleFunc("POST "+p+"/conversations/{peer}/typing", h.device(h.typing))
+	mux.HandleFunc("DELETE "+p+"/conversations/{peer}/messages/{id}", h.online(h.deleteMessage))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/reaction", h.online(h.react))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/messages/{id}/edit", h.online(h.edit))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/files", h.online(h.sendFile))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/read", h.online(h.markRead))
+	mux.HandleFunc("POST "+p+"/conversations/{peer}/typing", h.online(h.typing))
 	mux.HandleFunc("GET "+p+"/conversations/{peer}/timer", h.device(h.timer))
-	mux.HandleFunc("PUT "+p+"/conversations/{peer}/timer", h.device(h.setTimer))
+	mux.HandleFunc("PUT "+p+"/conversations/{peer}/timer", h.online(h.setTimer))
 	// Attachments.
-	mux.HandleFunc("POST "+p+"/attachments/{id}/download", h.device(h.download))
+	mux.HandleFunc("POST "+p+"/attachments/{id}/download", h.online(h.download))
 	mux.HandleFunc("GET "+p+"/attachments/{id}/content", h.content)
 	// Search, contacts, settings, notices.
 	mux.HandleFunc("GET "+p+"/search", h.device(h.search))
 	mux.HandleFunc("GET "+p+"/contacts", h.device(h.contacts))
-	mux.HandleFunc("GET "+p+"/contacts/{user}/safety-number", h.device(h.safetyNumber))
-	mux.HandleFunc("POST "+p+"/contacts/{user}/verify", h.device(h.verify))
+	mux.HandleFunc("GET "+p+"/contacts/{user}/safety-number", h.online(h.safetyNumber))
+	mux.HandleFunc("POST "+p+"/contacts/{user}/verify", h.online(h.verify))
 	mux.HandleFunc("GET "+p+"/settings", h.device(h.settings))
 	mux.HandleFunc("PUT "+p+"/settings", h.device(h.setSettings))
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
@@ -104,12 +105,24 @@ func (h *handler) answer(fn func(*http.Request) (any, error)) http.HandlerFunc {
 func (h *handler) device(fn func(*http.Request, *client.Client) (any, error)) http.HandlerFunc {
 	return h.answer(func(r *http.Request) (any, error) {
 		if h.a.c.Locked() {
-			return nil, &api.Error{Kind: api.KindLocked, Message: "agent: the device is locked: unlock it first (sotto unlock)"}
+			return nil, errLocked
 		}
 		h.a.touch()
 		return fn(r, h.a.c)
 	})
 }
+
+// online is device for the endpoints that need the relay: while the
+// agent (re)connects, after an unlock or a lost connection, they wait for
+// it a little rather than fail at once.
+func (h *handler) online(fn func(*http.Request, *client.Client) (any, error)) http.HandlerFunc {
+	return h.device(func(r *http.Request, c *client.Client) (any, error) {
+		h.a.awaitOnline(r.Context())
+		return fn(r, c)
+	})
+}
+
+var errLocked = &api.Error{Kind: api.KindLocked, Message: "agent: the device is locked: unlock it first (sotto unlock)"}
 
 func decode(r *http.Request, v any) error {
 	if err := json.NewDecoder(io.LimitReader(r.Body, maxJSON)).Decode(v); err != nil {
@@ -301,7 +314,8 @@ func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
 		}
 	}
 	return h.sending(peer, func() (*client.Message, error) {
-		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption})
+		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption,
+			Progress: h.progress(req.Transfer)})
 	})
 }
 
@@ -366,11 +380,37 @@ func (h *handler) download(r *http.Request, c *client.Client) (any, error) {
 		}
 		return nil, &api.Error{Kind: api.KindViewOnce, Message: fmt.Sprintf("agent: a view-once attachment is never written to a file: open it with GET %s/attachments/%x/content", api.Prefix, []byte(id))}
 	}
-	path, m, err := c.Download(r.Context(), id, client.DownloadOptions{Out: req.Out, Dir: req.Dir})
+	path, m, err := c.Download(r.Context(), id, client.DownloadOptions{Out: req.Out, Dir: req.Dir, Progress: h.progress(req.Transfer)})
 	if err != nil {
 		return nil, err
 	}
 	return api.DownloadAnswer{Path: path, Message: api.FromMessage(m)}, nil
+}
+
+// progressEvery is how often a transfer's progress is published, at
+// most (and once at its end).
+const progressEvery = 100 * time.Millisecond
+
+// progress publishes the progress of the transfer its client named (nil
+// when it named none).
+func (h *handler) progress(transfer string) attach.Progress {
+	if transfer == "" {
+		return nil
+	}
+	var mu sync.Mutex
+	var last time.Time
+	return func(done, total int64) {
+		mu.Lock()
+		now := time.Now()
+		skip := done < total && now.Sub(last) < progressEvery
+		if !skip {
+			last = now
+		}
+		mu.Unlock()
+		if !skip {
+			h.a.events.publish(api.Event{Type: api.EventProgress, Progress: &api.Progress{Transfer: transfer, Done: done, Total: total}})
+		}
+	}
 }
 
 // lazyWriter sets the answer's headers on the first write, so that an
@@ -402,10 +442,11 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 
 func (h *handler) content(w http.ResponseWriter, r *http.Request) {
 	if h.a.c.Locked() {
-		writeError(w, client.ErrLocked)
+		writeError(w, errLocked)
 		return
 	}
 	h.a.touch()
+	h.a.awaitOnline(r.Context())
 	id, err := pathID(r)
 	if err != nil {
 		writeError(w, err)

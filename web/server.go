@@ -129,25 +129,29 @@ func (s *Server) Serve(ctx context.Context) error {
 // its context instead).
 func (s *Server) Close() error { return s.http.Close() }
 
-// Handler is the whole app behind its guard.
-func (s *Server) Handler() http.Handler {
+// Listener is the server's bound listener, for a host that serves it
+// itself (the agent's Mounts) instead of calling Serve.
+func (s *Server) Listener() net.Listener { return s.ln }
+
+// Handler is the whole app behind its guard, with Config.API under /api/.
+func (s *Server) Handler() http.Handler { return s.Wrap(s.api) }
+
+// Wrap is the whole app behind its guard with api under /api/: for a host
+// that serves Listener itself and hands over its API handler then.
+func (s *Server) Wrap(api http.Handler) http.Handler {
+	if api == nil {
+		api = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "sotto web: no agent API", http.StatusServiceUnavailable)
+		})
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.Handle("GET /qr.png", s.needSession(http.HandlerFunc(qrPNG)))
 	files := http.FileServerFS(s.files)
 	mux.Handle("/", s.needSession(getOnly(files)))
-	mux.Handle("/api/", s.needSession(http.StripPrefix("/api", s.apiHandler())))
+	mux.Handle("/api/", s.needSession(http.StripPrefix("/api", api)))
 	return s.guard(mux)
-}
-
-func (s *Server) apiHandler() http.Handler {
-	if s.api == nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "sotto web: no agent API", http.StatusServiceUnavailable)
-		})
-	}
-	return s.api
 }
 
 // getOnly refuses every method but GET and HEAD.

@@ -26,6 +26,7 @@ const (
 	EventIdle              = "idle"
 	EventLocked            = "locked"
 	EventUnlocked          = "unlocked"
+	EventProgress          = "progress"
 )
 
 // Event is one event of the stream (GET /v1/events).
@@ -41,6 +42,7 @@ type Event struct {
 	Notice    *Notice   `json:"notice,omitempty"`
 	Alarm     *Alarm    `json:"alarm,omitempty"`
 	Connected bool      `json:"connected,omitempty"`
+	Progress  *Progress `json:"progress,omitempty"`
 	Error     *Error    `json:"error,omitempty"`
 }
 

@@ -283,6 +283,8 @@ type (
 		Path     string `json:"path"`
 		Caption  string `json:"caption,omitempty"`
 		ViewOnce bool   `json:"view_once,omitempty"`
+		// Transfer, when set, names the upload in progress events.
+		Transfer string `json:"transfer,omitempty"`
 	}
 	ReadRequest struct {
 		IDs []ID `json:"ids"`
@@ -302,6 +304,8 @@ type (
 	DownloadRequest struct {
 		Out string `json:"out,omitempty"`
 		Dir string `json:"dir,omitempty"`
+		// Transfer, when set, names the download in progress events.
+		Transfer string `json:"transfer,omitempty"`
 	}
 )
 
@@ -352,4 +356,11 @@ func FromSafetyNumber(s *client.SafetyNumber) *SafetyNumber {
 // Client converts s back to the client core's type.
 func (s *SafetyNumber) Client() *client.SafetyNumber {
 	return &client.SafetyNumber{User: s.User, Digits: s.Digits, Scannable: s.Scannable, Verified: s.Verified, Changed: s.Changed}
+}
+
+// Progress reports a transfer named by its client (event progress).
+type Progress struct {
+	Transfer string `json:"transfer"`
+	Done     int64  `json:"done"`
+	Total    int64  `json:"total"`
 }

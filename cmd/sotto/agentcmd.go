@@ -17,6 +17,7 @@ import (
 	"sotto/agent/api"
 	"sotto/client/store"
 	"sotto/internal/safetext"
+	"sotto/web"
 )
 
 // agentLogName is the log of an agent started by sotto up, in its home.
@@ -29,6 +30,7 @@ func cmdAgent(e *env, args []string) error {
 	passStdin := fs.Bool("passphrase-stdin", false, "read the passphrase from the first line of standard input (how sotto up hands it over)")
 	readyFD := fs.Int("ready-fd", 0, "write \"ok\", or the error, to file descriptor `N` once serving (sotto up)")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
+	idleLock := fs.Duration("idle-lock", 0, idleLockUsage)
 	webAddr := fs.String("web", "", "also serve the web app on `ADDR` (127.0.0.1:0: a random port) and print its one-time link")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -46,12 +48,15 @@ func cmdAgent(e *env, args []string) error {
 		}
 		*readyFD = 0
 	}
-	err := runAgent(e, *passStdin, *noAck, *webAddr, ready)
+	err := runAgent(e, *passStdin, *noAck, *idleLock, *webAddr, ready)
 	ready(err)
 	return err
 }
 
-func runAgent(e *env, passStdin, noAck bool, webAddr string, ready func(error)) error {
+// idleLockUsage is the help of the --idle-lock flags.
+const idleLockUsage = "lock after `D` without use (the stricter of this and the organization's policy applies; 0: the policy's)"
+
+func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, webAddr string, ready func(error)) error {
 	if !store.Exists(e.home) {
 		return e.noDevice()
 	}
@@ -62,31 +67,41 @@ func runAgent(e *env, passStdin, noAck bool, webAddr string, ready func(error)) 
 	cfg := e.agentConfig()
 	cfg.Listeners = append(cfg.Listeners, ln)
 	cfg.NoAck = noAck
+	cfg.IdleLock = idleLock
+	var webSrv *web.Server
+	if webAddr != "" {
+		// Bound before the unlock, so that a bad address fails first; the
+		// agent serves it (Mounts) with its API behind the web app's guard.
+		if webSrv, err = newWebServer(e, webAddr, nil); err != nil {
+			ln.Close()
+			return err
+		}
+		cfg.Mounts = append(cfg.Mounts, agent.Mount{Listener: webSrv.Listener(), Wrap: webSrv.Wrap})
+	}
 	var pass []byte
 	if passStdin {
 		line, rerr := bufio.NewReader(e.stdin).ReadString('\n')
 		pass = []byte(strings.TrimRight(line, "\r\n"))
 		if rerr != nil && len(pass) == 0 {
 			ln.Close()
+			closeWeb(webSrv)
 			return errors.New("agent: no passphrase on standard input")
 		}
 	} else if pass, err = e.passphrase(false); err != nil {
 		ln.Close()
+		closeWeb(webSrv)
 		return err
 	}
 	a, err := agent.Open(e.ctx, pass, cfg)
 	clear(pass)
 	if err != nil {
 		ln.Close()
+		closeWeb(webSrv)
 		return e.unlockError(err)
 	}
 	defer a.Close()
-	if webAddr != "" {
-		stopWeb, err := serveWeb(e, webAddr, agent.NewHandler(a))
-		if err != nil {
-			return err
-		}
-		defer stopWeb()
+	if webSrv != nil {
+		printLoginURL(e, webSrv)
 	}
 	fmt.Fprintf(e.stderr, "sotto: agent for %s running (pid %d)\n", e.home, os.Getpid())
 	ready(nil)
@@ -120,6 +135,7 @@ func (e *env) globalArgs() []string {
 // passphrase asked here, and returns once it serves.
 func cmdUp(e *env, args []string) error {
 	fs := e.flagSet("up")
+	idleLock := fs.Duration("idle-lock", 0, idleLockUsage)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,7 +180,7 @@ func cmdUp(e *env, args []string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, append(e.globalArgs(), "agent", "--passphrase-stdin", "--ready-fd", "3")...)
+	cmd := exec.Command(self, append(e.globalArgs(), "agent", "--passphrase-stdin", "--ready-fd", "3", "--idle-lock", idleLock.String())...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = passR, logf, logf
 	cmd.ExtraFiles = []*os.File{readyW}

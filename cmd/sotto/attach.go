@@ -23,7 +23,9 @@ func sendFile(e *env, s *session, user, path, caption string, viewOnce bool) err
 	if _, err := os.Stat(abs); err != nil {
 		return err
 	}
-	a, err := s.api.SendFile(e.ctx, user, api.FileRequest{Path: abs, Caption: caption, ViewOnce: viewOnce})
+	transfer, stop := e.transferBar(s, "upload "+safetext.FileName(filepath.Base(abs)))
+	a, err := s.api.SendFile(e.ctx, user, api.FileRequest{Path: abs, Caption: caption, ViewOnce: viewOnce, Transfer: transfer})
+	stop()
 	if err != nil {
 		return agentError(e, err)
 	}
@@ -100,7 +102,10 @@ func cmdDownload(e *env, args []string) error {
 			}
 		}
 	}
+	transfer, stop := e.transferBar(s, "download")
+	req.Transfer = transfer
 	a, err := s.api.Download(e.ctx, id, req)
+	stop()
 	if api.IsKind(err, api.KindViewOnce) {
 		// View-once: never to disk; show it on standard output instead.
 		return streamAttachment(e, s, id, true)

@@ -106,6 +106,10 @@ func chatLines(e *env, peer string) error {
 			}
 		}
 	}()
+	// The policy in force is known once connected.
+	if status, err = s.api.Status(ctx); err != nil {
+		return agentError(e, err)
+	}
 	idle := newIdleTimer(time.Duration(status.IdleLockSeconds) * time.Second) // idlelock.go
 	defer idle.Stop()
 	for {

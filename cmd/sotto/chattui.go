@@ -35,20 +35,29 @@ func runTUI(e *env, peer string) error {
 			s.close()
 		}
 	}()
-	st, err := s.api.Status(ctx)
-	if err != nil {
-		return agentError(e, err)
-	}
 	stream, err := s.api.Events(ctx, s.host != nil, 0)
 	if err != nil {
 		return agentError(e, err)
 	}
 	defer stream.Close()
+	feed := eventFeed(ctx, stream)
+	if s.host != nil {
+		// As the app did before it had an agent: connected first (the
+		// policy in force, with its idle lock, comes with it), or the
+		// reason why not.
+		if err := firstConnection(e, feed); err != nil {
+			return err
+		}
+	}
+	st, err := s.api.Status(ctx)
+	if err != nil {
+		return agentError(e, err)
+	}
 	events := make(chan client.Event, 64)
 	go func() {
 		// Owned by the stream: ends with it (closed on return).
 		defer close(events)
-		for ev := range eventFeed(ctx, stream) {
+		for ev := range feed {
 			if cev, ok := ev.Client(); ok {
 				select {
 				case events <- cev:
@@ -77,6 +86,27 @@ func runTUI(e *env, peer string) error {
 	}
 	graceful = err == nil
 	return err
+}
+
+// firstConnection waits for a hosted agent's first connection event: nil
+// once connected, the reason when it could not connect.
+func firstConnection(e *env, feed <-chan *api.Event) error {
+	for ev := range feed {
+		if ev.Type != api.EventConnection {
+			continue
+		}
+		if ev.Connected {
+			return nil
+		}
+		if ev.Error != nil {
+			return agentError(e, ev.Error)
+		}
+		return errors.New("cannot reach the relay")
+	}
+	if e.ctx.Err() != nil {
+		return e.ctx.Err()
+	}
+	return errors.New("the agent stopped")
 }
 
 // agentDevice is the chat app's device (tui.Device): the agent's API.

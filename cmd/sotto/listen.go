@@ -149,6 +149,8 @@ func cmdListen(e *env, args []string) error {
 				graceful = true
 				return nil
 			}
+		} else if *drain {
+			return errors.New("the agent is not connected to the relay (it keeps trying; sotto status shows it)")
 		}
 	}
 	n := 0

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"sotto/agent"
 	"sotto/client"
 	"sotto/client/store"
 )
@@ -21,6 +22,9 @@ func cmdWipe(e *env, args []string) error {
 	}
 	if !store.Exists(e.home) {
 		return fmt.Errorf("no store in %s", e.home)
+	}
+	if pid, ok := agent.Running(e.home); ok {
+		return fmt.Errorf("the agent for %s runs (pid %d): stop it first with sotto down", e.home, pid)
 	}
 	if err := store.Wipe(e.home); err != nil {
 		return err

@@ -66,11 +66,11 @@ commands:
   devices remove ID
   devices wipe ID
   whoami
-  up                              (start this device's agent: unlock once, stay connected)
+  up [--idle-lock D]              (start this device's agent: unlock once, stay connected)
   down                            (stop it)
   status [--json]                 (is the agent running? its state)
   unlock                          (unlock the agent after an idle lock)
-  agent                           (run the agent in the foreground; sotto up runs it in the background)
+  agent [--idle-lock D]           (run the agent in the foreground; sotto up runs it in the background)
   lock [--wipe-after N] [--duress-file FILE | --no-duress] [--new-passphrase-file FILE]
   wipe --yes
   notices [--json]
@@ -266,15 +266,12 @@ func (e *env) options(onEvent func(client.Event)) *client.Options {
 		ReceiptDelayMin: e.receiptDelay / 10, ReceiptDelayMax: e.receiptDelay}
 }
 
-// open unlocks the local store.
+// open unlocks the local store, for a command that does not go through
+// the agent and does not connect (it may run beside an agent, as two
+// commands could share a store before there was one).
 func (e *env) open(onEvent func(client.Event)) (*client.Client, error) {
 	if !store.Exists(e.home) {
 		return nil, e.noDevice()
-	}
-	if pid, ok := agent.Running(e.home); ok {
-		// Two processes on one device would compete for its store and
-		// its relay connection.
-		return nil, fmt.Errorf("the agent for %s runs (pid %d) and this command does not go through it: stop it first with sotto down", e.home, pid)
 	}
 	pass, err := e.passphrase(false)
 	if err != nil {
@@ -316,8 +313,13 @@ func (e *env) noDevice() error {
 	return fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
 }
 
-// connect opens the store and connects to the relay.
+// connect opens the store and connects to the relay. Beside a running
+// agent it refuses: the device has one relay connection, and a second one
+// would end the agent's.
 func (e *env) connect(receive bool, onEvent func(client.Event)) (*client.Client, error) {
+	if pid, ok := agent.Running(e.home); ok {
+		return nil, fmt.Errorf("the agent for %s runs (pid %d) and this command connects by itself: stop the agent first with sotto down", e.home, pid)
+	}
 	c, err := e.open(onEvent)
 	if err != nil {
 		return nil, err

@@ -35,10 +35,11 @@ func cmdWeb(e *env, args []string) error {
 	if _, err := os.Stat(sock); err != nil {
 		return fmt.Errorf("no agent runs for %s: start it with `sotto up`", e.home)
 	}
-	srv, err := listenWeb(e, *addr, agentProxy(sock))
+	srv, err := newWebServer(e, *addr, agentProxy(sock))
 	if err != nil {
 		return err
 	}
+	printLoginURL(e, srv)
 	fmt.Fprintln(e.stdout, "(open it in your browser: the link works once, for ten minutes; Ctrl-C stops the app)")
 	if err := srv.Serve(e.ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -46,38 +47,20 @@ func cmdWeb(e *env, args []string) error {
 	return nil
 }
 
-// listenWeb binds the web app's server with api behind it and prints its
-// login link on standard output (never in a log: it is a secret).
-func listenWeb(e *env, addr string, api http.Handler) (*web.Server, error) {
+// newWebServer binds the web app's server on addr (loopback only), with
+// api behind it (nil: the agent hands its API over when it serves it).
+func newWebServer(e *env, addr string, api http.Handler) (*web.Server, error) {
 	logger := slog.New(slog.DiscardHandler)
 	if e.verbose {
 		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
 	}
-	srv, err := web.Listen(web.Config{Addr: addr, API: api, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(e.stdout, "Sotto is at %s\n", srv.LoginURL())
-	return srv, nil
+	return web.Listen(web.Config{Addr: addr, API: api, Logger: logger})
 }
 
-// serveWeb serves the web app in the agent's own process (sotto agent
-// --web), with the agent's API handler mounted directly, until the
-// returned stop is called.
-func serveWeb(e *env, addr string, api http.Handler) (stop func(), err error) {
-	srv, err := listenWeb(e, addr, api)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "sotto: %v\n", err)
-		}
-	}()
-	return func() { cancel(); <-done }, nil
+// printLoginURL prints a new login link on standard output (never in a
+// log: it is a secret).
+func printLoginURL(e *env, srv *web.Server) {
+	fmt.Fprintf(e.stdout, "Sotto is at %s\n", srv.LoginURL())
 }
 
 // agentProxy passes API calls to the agent's socket. The browser's cookie
@@ -104,5 +87,12 @@ func agentProxy(sock string) http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprint(w, `{"error":{"kind":"unavailable","message":"the agent is not running: start it with sotto up"}}`)
 		},
+	}
+}
+
+// closeWeb closes the listener of a web server that will not be served.
+func closeWeb(srv *web.Server) {
+	if srv != nil {
+		srv.Listener().Close()
 	}
 }
