@@ -115,13 +115,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("web: %w", err)
 	case <-ctx.Done():
 	}
+	// Requests in flight end with ctx (their context derives from it);
+	// a browser that keeps connections busy past the grace period is cut.
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := s.http.Shutdown(shut)
-	<-errc
-	if err != nil {
-		return fmt.Errorf("web: %w", err)
+	if err := s.http.Shutdown(shut); err != nil {
+		s.http.Close()
 	}
+	<-errc
 	return nil
 }
 
