@@ -241,11 +241,11 @@ func msgID(t *testing.T, ctx context.Context, p *browser.Page, sel, text string)
 	return id
 }
 
-// wait waits up to 30 seconds for cond to hold in the page, and says what
+// wait waits up to a minute for cond to hold in the page, and says what
 // the page showed if it does not.
 func wait(t *testing.T, p *browser.Page, cond string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := p.WaitFor(ctx, cond); err != nil {
 		var shown string

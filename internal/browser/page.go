@@ -192,17 +192,28 @@ func (p *Page) Text(ctx context.Context, selector string) (string, error) {
 }
 
 // Click clicks the middle of the first element matching selector with the
-// mouse, as a person would (a trusted event, after scrolling it into view).
+// mouse, as a person would (a trusted event, after scrolling it into
+// view). It waits, until ctx ends, for such an element to be shown.
 func (p *Page) Click(ctx context.Context, selector string) error {
 	var box *struct{ X, Y float64 }
 	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) return null;
 		e.scrollIntoView({block: "center"}); const r = e.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) return null;
 		return {X: r.x + r.width / 2, Y: r.y + r.height / 2}; })()`, quote(selector))
-	if err := p.Eval(ctx, expr, &box); err != nil {
-		return err
-	}
-	if box == nil {
-		return fmt.Errorf("browser: no element %s", selector)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := p.Eval(ctx, expr, &box); err != nil {
+			return err
+		}
+		if box != nil {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("browser: no element %s shown: %w", selector, ctx.Err())
+		}
 	}
 	for _, typ := range []string{"mousePressed", "mouseReleased"} {
 		if err := p.call(ctx, "Input.dispatchMouseEvent", map[string]any{

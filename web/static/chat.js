@@ -262,12 +262,23 @@ export class Chat {
   }
 
   renderActions(m) {
-    const menu = h("div", { class: "react-menu", hidden: true, role: "group", "aria-label": "React with" },
-      reactions.map((e) => h("button", { type: "button", class: "react-pick", "aria-label": `React ${e}`, onclick: () => { menu.hidden = true; this.react(m, e); } }, e)),
-      h("button", { type: "button", class: "react-pick", "aria-label": "Withdraw reaction", onclick: () => { menu.hidden = true; this.react(m, ""); } }, "✕"));
+    // Which message's reaction menu is open survives a redraw (an event
+    // may come in while the person picks).
+    const open = this.reactMenuFor === m.id;
+    const pick = (emoji) => { this.reactMenuFor = null; menu.hidden = true; this.react(m, emoji); };
+    const menu = h("div", { class: "react-menu", hidden: !open, role: "group", "aria-label": "React with" },
+      reactions.map((e) => h("button", { type: "button", class: "react-pick", "aria-label": `React ${e}`, onclick: () => pick(e) }, e)),
+      h("button", { type: "button", class: "react-pick", "aria-label": "Withdraw reaction", onclick: () => pick("") }, "✕"));
     return h("div", { class: "actions" },
       h("button", { type: "button", class: "act-reply", onclick: () => this.startReply(m) }, "Reply"),
-      h("button", { type: "button", class: "act-react", "aria-expanded": "false", onclick: (e) => { menu.hidden = !menu.hidden; e.currentTarget.setAttribute("aria-expanded", String(!menu.hidden)); if (!menu.hidden) menu.querySelector("button").focus(); } }, "React"),
+      h("button", {
+        type: "button", class: "act-react", "aria-expanded": String(open), onclick: (e) => {
+          menu.hidden = !menu.hidden;
+          this.reactMenuFor = menu.hidden ? null : m.id;
+          e.currentTarget.setAttribute("aria-expanded", String(!menu.hidden));
+          if (!menu.hidden) menu.querySelector("button").focus();
+        },
+      }, "React"),
       m.outgoing && m.text && !m.attachment ? h("button", { type: "button", class: "act-edit", onclick: () => this.startEdit(m) }, "Edit") : null,
       m.outgoing ? h("button", { type: "button", class: "act-delete", onclick: () => this.confirmDelete(m) }, "Delete") : null,
       menu);
