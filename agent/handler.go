@@ -58,6 +58,9 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/contacts", h.device(h.contacts))
 	mux.HandleFunc("GET "+p+"/contacts/{user}/safety-number", h.online(h.safetyNumber))
 	mux.HandleFunc("POST "+p+"/contacts/{user}/verify", h.online(h.verify))
+	mux.HandleFunc("GET "+p+"/devices", h.online(h.devices))
+	mux.HandleFunc("DELETE "+p+"/devices/{device}", h.online(h.removeDevice))
+	mux.HandleFunc("POST "+p+"/devices/{device}/wipe", h.online(h.wipeDevice))
 	mux.HandleFunc("GET "+p+"/settings", h.device(h.settings))
 	mux.HandleFunc("PUT "+p+"/settings", h.device(h.setSettings))
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
@@ -510,6 +513,42 @@ func (h *handler) safetyNumber(r *http.Request, c *client.Client) (any, error) {
 
 func (h *handler) verify(r *http.Request, c *client.Client) (any, error) {
 	return nil, c.Verify(r.Context(), r.PathValue("user"))
+}
+
+func (h *handler) devices(r *http.Request, c *client.Client) (any, error) {
+	ds, err := c.Devices(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := api.DevicesAnswer{Devices: []api.Device{}}
+	for _, d := range ds {
+		out.Devices = append(out.Devices, api.Device{ID: d.ID, Name: d.Name, Created: d.Created, LastSeen: d.LastSeen, Current: d.Current})
+	}
+	return out, nil
+}
+
+func pathDevice(r *http.Request) (uint32, error) {
+	id, err := strconv.ParseUint(r.PathValue("device"), 10, 32)
+	if err != nil || id == 0 {
+		return 0, badRequest("bad device id %q", r.PathValue("device"))
+	}
+	return uint32(id), nil
+}
+
+func (h *handler) removeDevice(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathDevice(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.RemoveDevice(r.Context(), id)
+}
+
+func (h *handler) wipeDevice(r *http.Request, c *client.Client) (any, error) {
+	id, err := pathDevice(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.WipeDevice(r.Context(), id)
 }
 
 func settingsOf(ctx context.Context, c *client.Client, s client.Settings) (*api.Settings, error) {

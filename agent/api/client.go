@@ -317,3 +317,19 @@ func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, 
 func (c *Client) Verify(ctx context.Context, user string) error {
 	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/verify", nil, nil)
 }
+
+// Devices lists the account's devices.
+func (c *Client) Devices(ctx context.Context) ([]Device, error) {
+	var a DevicesAnswer
+	return a.Devices, c.Do(ctx, http.MethodGet, "/devices", nil, &a)
+}
+
+// RemoveDevice removes (revokes) one of the account's other devices.
+func (c *Client) RemoveDevice(ctx context.Context, id uint32) error {
+	return c.Do(ctx, http.MethodDelete, "/devices/"+strconv.FormatUint(uint64(id), 10), nil, nil)
+}
+
+// WipeDevice sends a wipe order to one of the account's other devices.
+func (c *Client) WipeDevice(ctx context.Context, id uint32) error {
+	return c.Do(ctx, http.MethodPost, "/devices/"+strconv.FormatUint(uint64(id), 10)+"/wipe", nil, nil)
+}

@@ -364,3 +364,17 @@ type Progress struct {
 	Done     int64  `json:"done"`
 	Total    int64  `json:"total"`
 }
+
+// Device is one of the account's devices (GET /v1/devices).
+type Device struct {
+	ID       uint32    `json:"id"`
+	Name     string    `json:"name,omitempty"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Current  bool      `json:"current,omitempty"` // this device
+}
+
+// DevicesAnswer is the answer of GET /v1/devices.
+type DevicesAnswer struct {
+	Devices []Device `json:"devices"`
+}

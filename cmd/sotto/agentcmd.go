@@ -41,17 +41,33 @@ func cmdAgent(e *env, args []string) error {
 		}
 		f := os.NewFile(uintptr(*readyFD), "ready")
 		defer f.Close()
-		if err == nil {
+		var nd *noDeviceError
+		switch {
+		case err == nil:
 			fmt.Fprintln(f, "ok")
-		} else {
+		case errors.As(err, &nd):
+			// sotto up says it as on a device where nothing was ever
+			// enrolled (also what the duress passphrase comes to).
+			fmt.Fprintln(f, readyNoDevice)
+		default:
 			fmt.Fprintln(f, errText(err))
 		}
 		*readyFD = 0
 	}
 	err := runAgent(e, *passStdin, *noAck, *idleLock, *webAddr, ready)
 	ready(err)
+	if !store.Exists(e.home) {
+		// Wiped (an order, the duress passphrase, too many failures):
+		// nothing of the agent stays behind either.
+		_ = os.Remove(filepath.Join(e.home, agentLogName))
+		_ = os.Remove(filepath.Join(e.home, agent.LockName))
+	}
 	return err
 }
+
+// readyNoDevice is what sotto agent answers sotto up for a home where no
+// device is enrolled.
+const readyNoDevice = "nodevice"
 
 // idleLockUsage is the help of the --idle-lock flags.
 const idleLockUsage = "lock after `D` without use (the stricter of this and the organization's policy applies; 0: the policy's)"
@@ -143,14 +159,14 @@ func cmdUp(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "the agent for %s already runs (pid %d)\n", e.home, pid)
 		return nil
 	}
-	if !store.Exists(e.home) {
-		return e.noDevice()
-	}
 	home, err := filepath.Abs(e.home)
 	if err != nil {
 		return err
 	}
-	e.home = home
+	e.home = home // as the agent will say it, whatever happens
+	if !store.Exists(e.home) {
+		return e.noDevice()
+	}
 	pass, err := e.passphrase(false)
 	if err != nil {
 		return err
@@ -200,7 +216,11 @@ func cmdUp(e *env, args []string) error {
 	answer, _ := io.ReadAll(io.LimitReader(readyR, 4096))
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
-	if got := strings.TrimSpace(string(answer)); got != "ok" {
+	got := strings.TrimSpace(string(answer))
+	if got == readyNoDevice {
+		return e.noDevice()
+	}
+	if got != "ok" {
 		if got == "" {
 			got = "it exited (see " + filepath.Join(home, agentLogName) + ")"
 		}
@@ -303,7 +323,9 @@ func waitAgentIdle(e *env, cl *api.Client) error {
 	if st.Connected && st.Idle {
 		return nil
 	}
-	for ev := range eventFeed(e.ctx, stream) {
+	feed, stop := eventFeed(e.ctx, stream)
+	defer stop()
+	for ev := range feed {
 		if ev.Type == api.EventIdle {
 			return nil
 		}

@@ -61,7 +61,8 @@ func chatLines(e *env, peer string) error {
 		return agentError(e, err)
 	}
 	defer stream.Close()
-	events := eventFeed(ctx, stream)
+	events, stopFeed := eventFeed(ctx, stream)
+	defer stopFeed()
 	ch := &lineChat{e: e, s: s, peer: peer, shown: map[string]bool{}}
 	if err := ch.history(); err != nil {
 		return err

@@ -40,7 +40,8 @@ func runTUI(e *env, peer string) error {
 		return agentError(e, err)
 	}
 	defer stream.Close()
-	feed := eventFeed(ctx, stream)
+	feed, stopFeed := eventFeed(ctx, stream)
+	defer stopFeed()
 	if s.host != nil {
 		// As the app did before it had an agent: connected first (the
 		// policy in force, with its idle lock, comes with it), or the
@@ -54,8 +55,15 @@ func runTUI(e *env, peer string) error {
 		return agentError(e, err)
 	}
 	events := make(chan client.Event, 64)
+	converted := make(chan struct{})
+	defer func() {
+		cancel()
+		stopFeed()
+		<-converted
+	}()
 	go func() {
-		// Owned by the stream: ends with it (closed on return).
+		// Owned by runTUI, which waits for it: ends with the feed.
+		defer close(converted)
 		defer close(events)
 		for ev := range feed {
 			if cev, ok := ev.Client(); ok {

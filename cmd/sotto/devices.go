@@ -42,14 +42,14 @@ func devicesList(e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ds, err := c.Devices(e.ctx)
+	defer s.close()
+	ds, err := s.api.Devices(e.ctx)
 	if err != nil {
-		return err
+		return agentError(e, err)
 	}
 	for _, d := range ds {
 		mark := ""
@@ -228,13 +228,13 @@ func devicesRemove(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("devices remove: bad device id %q", pos[0])
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.RemoveDevice(e.ctx, uint32(id)); err != nil {
-		return err
+	defer s.close()
+	if err := s.api.RemoveDevice(e.ctx, uint32(id)); err != nil {
+		return agentError(e, err)
 	}
 	fmt.Fprintf(e.stdout, "device %d removed\n", id)
 	return nil
@@ -253,13 +253,13 @@ func devicesWipe(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("devices wipe: bad device id %q", pos[0])
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.WipeDevice(e.ctx, uint32(id)); err != nil {
-		return err
+	defer s.close()
+	if err := s.api.WipeDevice(e.ctx, uint32(id)); err != nil {
+		return agentError(e, err)
 	}
 	fmt.Fprintf(e.stdout, "wipe order sent: device %d wipes itself when it next connects; then revoke it with: sotto devices remove %d\n", id, id)
 	return nil

@@ -11,12 +11,16 @@ import (
 	"sotto/client"
 )
 
-// eventFeed reads an agent's event stream into a channel; the channel
-// closes when the stream ends (the agent stopped, or ctx ended).
-func eventFeed(ctx context.Context, st *api.Stream) <-chan *api.Event {
+// eventFeed reads an agent's event stream into a channel, which closes
+// when the stream ends (the agent stopped, or ctx ended). stop closes the
+// stream and waits for the reader.
+func eventFeed(ctx context.Context, st *api.Stream) (events <-chan *api.Event, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan *api.Event, 64)
+	done := make(chan struct{})
 	go func() {
-		// Owned by the stream: ends when it is closed or ends.
+		// Owned by stop, which waits for it.
+		defer close(done)
 		defer close(ch)
 		for {
 			ev, err := st.Next()
@@ -30,7 +34,11 @@ func eventFeed(ctx context.Context, st *api.Stream) <-chan *api.Event {
 			}
 		}
 	}()
-	return ch
+	return ch, func() {
+		cancel()
+		st.Close()
+		<-done
+	}
 }
 
 // connWatch turns the agent's connection events into the lines listen and
@@ -125,7 +133,8 @@ func cmdListen(e *env, args []string) error {
 		return agentError(e, err)
 	}
 	defer st.Close()
-	events := eventFeed(ctx, st)
+	events, stopFeed := eventFeed(ctx, st)
+	defer stopFeed()
 	watch := &connWatch{e: e}
 	ready := func() error {
 		if *readyFile == "" {

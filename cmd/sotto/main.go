@@ -309,8 +309,13 @@ func (e *env) unlockError(err error) error {
 // noDevice is the error of a device where nothing is enrolled: a first
 // run, a wiped device, or an unlock with the duress passphrase, which
 // must not be told apart.
-func (e *env) noDevice() error {
-	return fmt.Errorf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
+func (e *env) noDevice() error { return &noDeviceError{home: e.home} }
+
+// noDeviceError is the error of env.noDevice.
+type noDeviceError struct{ home string }
+
+func (e *noDeviceError) Error() string {
+	return fmt.Sprintf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
 }
 
 // connect opens the store and connects to the relay. Beside a running

@@ -31,11 +31,12 @@ func (e *env) transferBar(s *session, label string) (string, func()) {
 		return "", func() {}
 	}
 	name := rand.Text()
+	feed, stopFeed := eventFeed(ctx, st)
 	done := make(chan struct{})
 	go func() {
 		// Owned by the returned stop, which waits for it.
 		defer close(done)
-		for ev := range eventFeed(ctx, st) {
+		for ev := range feed {
 			if p := ev.Progress; ev.Type == api.EventProgress && p != nil && p.Transfer == name {
 				bar(p.Done, p.Total)
 			}
@@ -43,7 +44,7 @@ func (e *env) transferBar(s *session, label string) (string, func()) {
 	}()
 	return name, func() {
 		cancel()
-		st.Close()
+		stopFeed()
 		<-done
 	}
 }
