@@ -494,6 +494,13 @@ func TestWebApp(t *testing.T) {
 		t.Errorf("alice's agent after verifying: %+v", contacts)
 	}
 
+	// Her devices, as the relay lists them: this one.
+	must(t, p.Click(ctx, "#devices-btn"))
+	wait(t, p, `document.querySelector('dialog.devices-dlg[open] li[data-device="1"] .device-current')`)
+	audit(t, p, "devices")
+	must(t, p.Click(ctx, "dialog.devices-dlg .devices-close"))
+	wait(t, p, `!document.querySelector("dialog.devices-dlg")`)
+
 	// A notice from the organization reaches the app as it arrives.
 	w.run(t, "--home", w.home("carol"), "admin", "notice", "The office is closed on Friday.")
 	wait(t, p, `document.querySelector("#notices-btn").textContent === "Notices (1)"`)

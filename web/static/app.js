@@ -48,6 +48,7 @@ class App {
     this.who = h("span", { class: "who" });
     this.conn = h("span", { class: "conn", role: "status", "aria-live": "polite" });
     this.noticeBtn = h("button", { type: "button", id: "notices-btn", onclick: () => this.showNotices() }, "Notices");
+    this.devicesBtn = h("button", { type: "button", id: "devices-btn", onclick: () => this.showDevices() }, "Devices");
     this.themeBtn = h("button", { type: "button", id: "theme-btn", onclick: () => this.cycleTheme() });
     this.notifyBtn = h("button", { type: "button", id: "notify-btn", onclick: () => this.askNotifications() }, "Alerts");
     this.toast = h("p", { class: "toast", role: "alert", hidden: true });
@@ -58,7 +59,7 @@ class App {
     replace(this.root,
       h("header", { class: "top" },
         h("h1", {}, "Sotto"), this.who, this.conn,
-        h("div", { class: "tools" }, this.noticeBtn, this.notifyBtn, this.themeBtn,
+        h("div", { class: "tools" }, this.noticeBtn, this.devicesBtn, this.notifyBtn, this.themeBtn,
           h("button", { type: "button", id: "lock-btn", onclick: () => api.lock().catch(() => {}) }, "Lock"))),
       h("main", { class: "layout" }, this.sidebar, this.chatPane, this.placeholder),
       this.toast, this.lockEl);
@@ -155,6 +156,49 @@ class App {
     dlg.addEventListener("close", () => dlg.remove());
     document.body.append(dlg);
     dlg.showModal();
+  }
+
+  // showDevices lists the account's devices (as the relay lists them), and
+  // removes or wipes another one after a confirmation.
+  async showDevices() {
+    let r;
+    try { r = await api.devices(); } catch (e) { this.error(e); return; }
+    const list = h("ul", { class: "devices" });
+    const dlg = h("dialog", { class: "devices-dlg", "aria-labelledby": "devices-h" },
+      h("h2", { id: "devices-h" }, "Your devices"), list,
+      h("p", { class: "hint" }, "To add a device, run sotto devices link on it and approve its code here with sotto devices approve."),
+      h("form", { method: "dialog" }, h("button", { class: "devices-close" }, "Close")));
+    const act = (d, what, fn) => h("button", {
+      type: "button", class: `device-${what.toLowerCase()}`, onclick: async () => {
+        const q = what === "Wipe"
+          ? `Wipe device ${d.id} (${d.name || "unnamed"})? It deletes everything on it when it next connects.`
+          : `Remove device ${d.id} (${d.name || "unnamed"}) from your account? It can no longer send or receive.`;
+        if (!(await this.confirm(q, what))) return;
+        try { await fn(d.id); dlg.close(); this.say(`${what === "Wipe" ? "Wipe order sent to" : "Removed"} device ${d.id}.`); } catch (e) { this.error(e); }
+      },
+    }, what);
+    replace(list, (r.devices || []).map((d) => h("li", { "data-device": d.id },
+      h("span", { class: "device-name" }, `${d.name || "unnamed"} (device ${d.id})`),
+      d.current ? h("span", { class: "device-current" }, " · this device") : null,
+      d.last_seen ? h("span", { class: "device-seen" }, ` · last seen ${new Date(d.last_seen).toLocaleString()}`) : null,
+      d.current ? null : [" ", act(d, "Remove", api.removeDevice), " ", act(d, "Wipe", api.wipeDevice)])));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
+
+  // confirm asks a yes/no question in a dialog; it resolves to true on yes.
+  confirm(question, yes) {
+    return new Promise((resolve) => {
+      const dlg = h("dialog", { class: "confirm", role: "alertdialog", "aria-labelledby": "confirm-q" },
+        h("p", { id: "confirm-q" }, question),
+        h("form", { method: "dialog" },
+          h("button", { value: "cancel", class: "cancel", autofocus: true }, "Cancel"),
+          h("button", { value: "yes", class: "danger confirm-yes" }, yes)));
+      dlg.addEventListener("close", () => { dlg.remove(); resolve(dlg.returnValue === "yes"); });
+      document.body.append(dlg);
+      dlg.showModal();
+    });
   }
 
   showLock() {
