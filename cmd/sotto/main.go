@@ -26,6 +26,7 @@ import (
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/client/transport"
+	"sotto/internal/version"
 )
 
 func main() {
@@ -106,7 +107,7 @@ type env struct {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if printVersion(args, stdout) {
+	if version.PrintIfAsked("sotto", args, stdout) {
 		return 0
 	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
