@@ -5,6 +5,7 @@
 #   cmd/sotto-load/bench.sh throughput [sotto-load flags]   # 1,000 devices back to back
 #   cmd/sotto-load/bench.sh latency    [sotto-load flags]   # 1,000 devices, 5,000 msg/s offered
 #   cmd/sotto-load/bench.sh backlog    [sotto-load flags]   # a device logging in to 20,000 queued
+#   cmd/sotto-load/bench.sh idle       [sotto-load flags]   # 19,500 idle devices held 60 s
 #
 # Sends are sealed unless the flags say -authenticated.
 # Later flags override the defaults (e.g. -duration 60s, -devices 200).
@@ -20,8 +21,9 @@ case "$mode" in
 throughput) defaults="-devices 1000 -rate 0 -duration 20s -warmup 5s" ;;
 latency) defaults="-devices 1000 -rate 5000 -duration 20s -warmup 5s" ;;
 backlog) cmd=backlog defaults="-devices 2 -messages 20000" ;;
+idle) cmd=idle defaults="-devices 19500 -hold 60s" ;;
 *)
-	echo "usage: $0 throughput|latency|backlog [sotto-load flags]" >&2
+	echo "usage: $0 throughput|latency|backlog|idle [sotto-load flags]" >&2
 	exit 2
 	;;
 esac
@@ -63,7 +65,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -C "$root" rev-parse --short HEAD) 
 # sotto-load creates the relay's organization (bootstrap) and invites its
 # devices through the relay's store in -data; none of that is measured.
 relay_pid_flag="-relay-pid $relay_pid"
-[ "$cmd" = backlog ] && relay_pid_flag=
+[ "$cmd" != throughput ] && relay_pid_flag=
 # shellcheck disable=SC2086 # lists of flags
 "$bin/sotto-load" "$cmd" -relay "ws://127.0.0.1:$port" -metrics "http://127.0.0.1:$mport" -data "$tmp/data" $relay_pid_flag $defaults "$@"
 echo "# after: $(uptime)"

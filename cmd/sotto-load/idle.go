@@ -62,6 +62,9 @@ func idle(ctx context.Context, cfg Config, out io.Writer) error {
 		(after["go_memstats_heap_inuse_bytes"]-before["go_memstats_heap_inuse_bytes"])/n/1024)
 	fmt.Fprintf(out, "  stacks:     %7.1f MiB, goroutines %.0f (%.2f per connection)\n",
 		after["go_memstats_stack_inuse_bytes"]/(1<<20), after["go_goroutines"], (after["go_goroutines"]-before["go_goroutines"])/n)
+	hs0 := before["go_memstats_heap_inuse_bytes"] + before["go_memstats_stack_inuse_bytes"]
+	hs1 := after["go_memstats_heap_inuse_bytes"] + after["go_memstats_stack_inuse_bytes"]
+	fmt.Fprintf(out, "  heap+stacks:%7.1f MiB (before: %.1f MiB) -> %.1f KiB per connection\n", hs1/(1<<20), hs0/(1<<20), (hs1-hs0)/n/1024)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(out, "  (load generator itself: %.1f MiB from the OS)\n", float64(ms.Sys)/(1<<20))
