@@ -29,15 +29,16 @@ import (
 // Request workers, the deliverer and flush goroutines belong to the
 // connection's errgroup g; each runs only while it has work, so an idle
 // connection costs one goroutine (the reader). Stopping is canceling the
-// connection's context (closeNow, from any goroutine: the socket closes,
-// the reader's read fails); serve then waits for the group.
+// connection's context with its socket (closeNow, from any goroutine: the
+// reader's read fails); serve then waits for the group.
 type conn struct {
-	s      *Server
-	sock   Socket
-	ip     string
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
+	s    *Server
+	sock Socket
+	ip   string
+	// ctx is &cx: canceled when the connection closes (closeNow).
+	ctx  context.Context
+	cx   connCtx
+	once sync.Once
 
 	// For the lifetime timer (written by the workers).
 	loggedIn     atomic.Bool
@@ -48,9 +49,6 @@ type conn struct {
 	// approved says a link approval was pushed to this provisioning
 	// connection: it gets one login timeout more to send LinkDevice.
 	approved atomic.Bool
-	// evicted says the caps took the slot back to make room: the
-	// connection ends (its context is canceled) with CloseBusy.
-	evicted atomic.Bool
 
 	// Owned by the serve goroutine.
 	nonce    []byte
@@ -104,8 +102,8 @@ type conn struct {
 const maxQueued = 8 << 20
 
 func newConn(s *Server, sock Socket, ip string) *conn {
-	ctx, cancel := context.WithCancel(s.ctx)
-	c := &conn{s: s, sock: sock, ip: ip, ctx: ctx, cancel: cancel}
+	c := &conn{s: s, sock: sock, ip: ip, cx: connCtx{parent: s.ctx}}
+	c.ctx = &c.cx
 	c.batcher, _ = sock.(frameBatcher)
 	c.tryWrite = c.batcher != nil && c.batcher.CanTryWrite()
 	return c
@@ -135,7 +133,7 @@ func (c *conn) closeNow(reason CloseReason) {
 		c.out, c.outq = nil, nil
 		c.omu.Unlock()
 		c.sock.Close(reason)
-		c.cancel()
+		c.cx.cancel()
 	})
 }
 
@@ -271,15 +269,6 @@ func (c *conn) serve(ctx context.Context) {
 		c.fwg.Wait()
 		c.g.Wait()
 	}()
-	// The connection ends with its context (the socket is closed then).
-	stopWatch := context.AfterFunc(c.ctx, func() {
-		if c.evicted.Load() {
-			c.closeNow(CloseBusy)
-			return
-		}
-		c.closeNow(CloseGoingAway)
-	})
-	defer stopWatch()
 	// Everything but reading runs in short-lived worker goroutines, one
 	// at a time (so requests are still handled in order): the deep call
 	// chains of storage, protobuf and writes grow their stacks, not the
@@ -298,31 +287,76 @@ func (c *conn) serve(ctx context.Context) {
 	if !run(func() bool { return c.newChallenge() == nil }) {
 		return
 	}
-	for {
-		b, err := c.sock.ReadFrame(context.Background())
-		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
-			return
-		}
-		if err == nil {
-			// Sends (named and sealed) and acks are handled here when
-			// they need not wait; anything else in a worker.
-			if f, ok := wire.DecodeHotRequest(b); ok {
-				c.s.metrics.framesIn.Add(1)
-				if c.handleFast(f.GetRequest()) {
-					continue
-				}
-				c.waitPending()
-				if !run(func() bool { return c.decoded(f, nil) }) {
-					return
-				}
-				continue
+	if w, ok := c.sock.(readWaiter); ok {
+		// The reader only waits for bytes; a worker reads and handles
+		// the frames they bring (readBurst). Every call below this
+		// goroutine's own frames is shallow, so its stack stays at its
+		// first 2 KiB: a goroutine's stack grows on its deepest call and
+		// shrinks back only when almost unused.
+		for w.waitReadable() == nil {
+			if !run(c.readBurst) {
+				return
 			}
 		}
-		c.waitPending()
-		if !run(func() bool { return c.frame(b, err) }) {
+		return
+	}
+	for {
+		b, err := c.sock.ReadFrame(context.Background())
+		if !c.readOne(b, err, run) {
 			return
 		}
 	}
+}
+
+// readWaiter is a socket that can wait for bytes to read without reading
+// a frame: the connection's reader waits with it, holding a small stack.
+type readWaiter interface {
+	// waitReadable returns once bytes are buffered or the connection
+	// failed (then with its error).
+	waitReadable() error
+	// buffered reports whether bytes are buffered (a frame, or part of
+	// one, is there to read without waiting).
+	buffered() bool
+}
+
+// readBurst reads and handles frames on a worker while the socket has
+// bytes buffered (it waits only for the rest of a frame begun); it
+// reports whether the connection goes on.
+func (c *conn) readBurst() bool {
+	w := c.sock.(readWaiter)
+	direct := func(fn func() bool) bool { return fn() }
+	for {
+		b, err := c.sock.ReadFrame(context.Background())
+		if !c.readOne(b, err, direct) {
+			return false
+		}
+		if !w.buffered() {
+			return true
+		}
+	}
+}
+
+// readOne handles one frame read from the socket (or the read error),
+// running what is not the fast path with run; it reports whether the
+// connection goes on.
+func (c *conn) readOne(b []byte, err error, run func(func() bool) bool) bool {
+	if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
+		return false
+	}
+	if err == nil {
+		// Sends (named and sealed) and acks are handled at once when
+		// they need not wait; anything else after the pending ones.
+		if f, ok := wire.DecodeHotRequest(b); ok {
+			c.s.metrics.framesIn.Add(1)
+			if c.handleFast(f.GetRequest()) {
+				return true
+			}
+			c.waitPending()
+			return run(func() bool { return c.decoded(f, nil) })
+		}
+	}
+	c.waitPending()
+	return run(func() bool { return c.frame(b, err) })
 }
 
 // lifetimeOver closes a connection that has not authenticated by the end
