@@ -22,8 +22,8 @@ type connCtx struct {
 	parent context.Context // the server's: values and deadline
 
 	mu    sync.Mutex
-	done  chan struct{}          // made by Done; closed by cancel
-	err   error                  // set by cancel
+	done  chan struct{}         // made by Done; closed by cancel
+	err   error                 // set by cancel
 	after map[*afterFn]struct{} // functions to start at cancel (AfterFunc)
 }
 
