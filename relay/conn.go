@@ -287,76 +287,31 @@ func (c *conn) serve(ctx context.Context) {
 	if !run(func() bool { return c.newChallenge() == nil }) {
 		return
 	}
-	if w, ok := c.sock.(readWaiter); ok {
-		// The reader only waits for bytes; a worker reads and handles
-		// the frames they bring (readBurst). Every call below this
-		// goroutine's own frames is shallow, so its stack stays at its
-		// first 2 KiB: a goroutine's stack grows on its deepest call and
-		// shrinks back only when almost unused.
-		for w.waitReadable() == nil {
-			if !run(c.readBurst) {
-				return
-			}
-		}
-		return
-	}
 	for {
 		b, err := c.sock.ReadFrame(context.Background())
-		if !c.readOne(b, err, run) {
+		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
+			return
+		}
+		if err == nil {
+			// Sends (named and sealed) and acks are handled here when
+			// they need not wait; anything else in a worker.
+			if f, ok := wire.DecodeHotRequest(b); ok {
+				c.s.metrics.framesIn.Add(1)
+				if c.handleFast(f.GetRequest()) {
+					continue
+				}
+				c.waitPending()
+				if !run(func() bool { return c.decoded(f, nil) }) {
+					return
+				}
+				continue
+			}
+		}
+		c.waitPending()
+		if !run(func() bool { return c.frame(b, err) }) {
 			return
 		}
 	}
-}
-
-// readWaiter is a socket that can wait for bytes to read without reading
-// a frame: the connection's reader waits with it, holding a small stack.
-type readWaiter interface {
-	// waitReadable returns once bytes are buffered or the connection
-	// failed (then with its error).
-	waitReadable() error
-	// buffered reports whether bytes are buffered (a frame, or part of
-	// one, is there to read without waiting).
-	buffered() bool
-}
-
-// readBurst reads and handles frames on a worker while the socket has
-// bytes buffered (it waits only for the rest of a frame begun); it
-// reports whether the connection goes on.
-func (c *conn) readBurst() bool {
-	w := c.sock.(readWaiter)
-	direct := func(fn func() bool) bool { return fn() }
-	for {
-		b, err := c.sock.ReadFrame(context.Background())
-		if !c.readOne(b, err, direct) {
-			return false
-		}
-		if !w.buffered() {
-			return true
-		}
-	}
-}
-
-// readOne handles one frame read from the socket (or the read error),
-// running what is not the fast path with run; it reports whether the
-// connection goes on.
-func (c *conn) readOne(b []byte, err error, run func(func() bool) bool) bool {
-	if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
-		return false
-	}
-	if err == nil {
-		// Sends (named and sealed) and acks are handled at once when
-		// they need not wait; anything else after the pending ones.
-		if f, ok := wire.DecodeHotRequest(b); ok {
-			c.s.metrics.framesIn.Add(1)
-			if c.handleFast(f.GetRequest()) {
-				return true
-			}
-			c.waitPending()
-			return run(func() bool { return c.decoded(f, nil) })
-		}
-	}
-	c.waitPending()
-	return run(func() bool { return c.frame(b, err) })
 }
 
 // lifetimeOver closes a connection that has not authenticated by the end

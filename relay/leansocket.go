@@ -280,19 +280,6 @@ func (s *leanSocket) readSome(p []byte) (int, error) {
 	return 0, io.ErrNoProgress
 }
 
-// waitReadable implements readWaiter: it returns once bytes are buffered,
-// reading them into the pooled buffer as ReadFrame would, or the
-// connection failed (io.EOF when closed by the peer).
-func (s *leanSocket) waitReadable() error {
-	if len(s.r) > 0 {
-		return nil
-	}
-	return s.fill()
-}
-
-// buffered implements readWaiter.
-func (s *leanSocket) buffered() bool { return len(s.r) > 0 }
-
 // ReadFrame implements Socket. The message returned may lie in the
 // socket's read buffer: it is valid until the next call.
 func (s *leanSocket) ReadFrame(ctx context.Context) ([]byte, error) {
