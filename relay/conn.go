@@ -29,15 +29,16 @@ import (
 // Request workers, the deliverer and flush goroutines belong to the
 // connection's errgroup g; each runs only while it has work, so an idle
 // connection costs one goroutine (the reader). Stopping is canceling the
-// connection's context (closeNow, from any goroutine: the socket closes,
-// the reader's read fails); serve then waits for the group.
+// connection's context with its socket (closeNow, from any goroutine: the
+// reader's read fails); serve then waits for the group.
 type conn struct {
-	s      *Server
-	sock   Socket
-	ip     string
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
+	s    *Server
+	sock Socket
+	ip   string
+	// ctx is &cx: canceled when the connection closes (closeNow).
+	ctx  context.Context
+	cx   connCtx
+	once sync.Once
 
 	// For the lifetime timer (written by the workers).
 	loggedIn     atomic.Bool
@@ -48,9 +49,6 @@ type conn struct {
 	// approved says a link approval was pushed to this provisioning
 	// connection: it gets one login timeout more to send LinkDevice.
 	approved atomic.Bool
-	// evicted says the caps took the slot back to make room: the
-	// connection ends (its context is canceled) with CloseBusy.
-	evicted atomic.Bool
 
 	// Owned by the serve goroutine.
 	nonce    []byte
@@ -104,8 +102,8 @@ type conn struct {
 const maxQueued = 8 << 20
 
 func newConn(s *Server, sock Socket, ip string) *conn {
-	ctx, cancel := context.WithCancel(s.ctx)
-	c := &conn{s: s, sock: sock, ip: ip, ctx: ctx, cancel: cancel}
+	c := &conn{s: s, sock: sock, ip: ip, cx: connCtx{parent: s.ctx}}
+	c.ctx = &c.cx
 	c.batcher, _ = sock.(frameBatcher)
 	c.tryWrite = c.batcher != nil && c.batcher.CanTryWrite()
 	return c
@@ -135,7 +133,7 @@ func (c *conn) closeNow(reason CloseReason) {
 		c.out, c.outq = nil, nil
 		c.omu.Unlock()
 		c.sock.Close(reason)
-		c.cancel()
+		c.cx.cancel()
 	})
 }
 
@@ -271,15 +269,6 @@ func (c *conn) serve(ctx context.Context) {
 		c.fwg.Wait()
 		c.g.Wait()
 	}()
-	// The connection ends with its context (the socket is closed then).
-	stopWatch := context.AfterFunc(c.ctx, func() {
-		if c.evicted.Load() {
-			c.closeNow(CloseBusy)
-			return
-		}
-		c.closeNow(CloseGoingAway)
-	})
-	defer stopWatch()
 	// Everything but reading runs in short-lived worker goroutines, one
 	// at a time (so requests are still handled in order): the deep call
 	// chains of storage, protobuf and writes grow their stacks, not the

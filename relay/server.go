@@ -427,9 +427,10 @@ func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
 	defer sl.release()
 	c := newConn(s, sock, key)
 	c.slot = sl
-	// Eviction only cancels: the connection closes itself on its own
-	// goroutine, never blocking the newcomer's handler on a write.
-	sl.setCloser(func() { c.evicted.Store(true); c.cancel() })
+	// Eviction closes the connection on a goroutine of its own (the
+	// close frame's write is bounded by a deadline), never blocking the
+	// newcomer's handler on a write.
+	sl.setCloser(func() { go c.closeNow(CloseBusy) })
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -46,6 +46,7 @@ func main() {
 type Config struct {
 	Relay   string
 	Metrics string // URL of the relay's /metrics listener (default: the relay URL's host)
+	Debug   string // idle mode: URL of the relay's debug listener, to collect garbage before measuring
 	Data    string // the relay's data directory (its SQLite store)
 	OrgKey  string // sotto-load's org key file ("": Data/sotto-load-org.key)
 	Store   string // "sqlite" (in Data) or "postgres"
@@ -146,6 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Store, "store", "sqlite", "the relay's store: sqlite (in -data) or postgres")
 	fs.StringVar(&cfg.PostgresURL, "postgres-url", "", "with -store postgres: the relay's database URL")
 	fs.StringVar(&cfg.PGSchema, "postgres-schema", "", "with -store postgres: the relay's schema")
+	fs.StringVar(&cfg.Debug, "debug", "", "idle mode: base URL of the relay's debug listener (sottod -debug-listen); when set, the relay collects garbage before each memory reading")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "base URL of the relay's metrics listener, e.g. http://127.0.0.1:9090 (sottod -metrics-listen; default: the -relay host)")
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "simulated devices")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "username prefix (must be new on this relay)")
