@@ -160,6 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectLoop(ctx) })
 	g.Go(func() error { return a.idleLockLoop(ctx) })
+	g.Go(func() error { return a.groupLoop(ctx) })
 	g.Go(func() error {
 		select {
 		case <-a.stop:
