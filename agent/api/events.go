@@ -31,6 +31,10 @@ const (
 	EventGroupMessage = "group_message"
 	EventGroupUpdate  = "group_update"
 	EventGroupRefused = "group_refused"
+	// Calls (an agent that carries them: docs/agent-api.md, Calls).
+	EventCallIncoming  = "call_incoming"
+	EventCallConnected = "call_connected"
+	EventCallEnded     = "call_ended"
 )
 
 // Event is one event of the stream (GET /v1/events).
@@ -54,6 +58,8 @@ type Event struct {
 	Group        ID            `json:"group,omitempty"`
 	Change       string        `json:"change,omitempty"`
 	Detail       string        `json:"detail,omitempty"`
+	// Calls: call_incoming, call_connected and call_ended carry call.
+	Call *Call `json:"call,omitempty"`
 }
 
 // FromEvent converts an event of the client core; ok is false for the
