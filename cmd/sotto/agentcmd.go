@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sotto/agent"
+	"sotto/client/call"
 	"sotto/agent/api"
 	"sotto/client/store"
 	"sotto/internal/safetext"
@@ -82,6 +83,9 @@ func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, ready func(
 	cfg.Listeners = append(cfg.Listeners, ln)
 	cfg.NoAck = noAck
 	cfg.IdleLock = idleLock
+	// The background agent carries the device's calls: incoming ones
+	// ring there, and its clients answer them (listen --auto-answer).
+	cfg.Calls = &call.Options{Logger: e.logger()}
 	var pass []byte
 	if passStdin {
 		line, rerr := bufio.NewReader(e.stdin).ReadString('\n')

@@ -162,6 +162,14 @@ func cmdListen(e *env, args []string) error {
 			return errors.New("the agent is not connected to the relay (it keeps trying; sotto status shows it)")
 		}
 	}
+	// A running agent that carries calls rings here: listen answers
+	// through it (--auto-answer) and reports them.
+	var agentCalls *agentCallWatch
+	if !hosting {
+		if agentCalls, err = newAgentCallWatch(e, s.api, cf); err != nil {
+			return err
+		}
+	}
 	n := 0
 	var gnames map[string]string // group names, for group messages
 	for {
@@ -214,6 +222,11 @@ func cmdListen(e *env, args []string) error {
 				printGroupMessage(e, gnames, ev.GroupMessage, *asJSON)
 				n++
 				if *count > 0 && n >= *count {
+					graceful = true
+					return nil
+				}
+			case api.EventCallIncoming, api.EventCallConnected, api.EventCallEnded:
+				if agentCalls.see(ev) {
 					graceful = true
 					return nil
 				}
