@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"sotto/agent"
-	"sotto/client/call"
 	"sotto/agent/api"
+	"sotto/client/call"
 	"sotto/client/store"
 	"sotto/internal/safetext"
 )
