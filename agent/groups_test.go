@@ -3,10 +3,14 @@ package agent
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"sotto/agent/api"
+	"sotto/client/groups"
+	"sotto/mls"
+	"sotto/relay"
 )
 
 // Group chats through two running agents: the receiving agent takes a
@@ -81,6 +85,33 @@ func TestAgentsGroupChat(t *testing.T) {
 	if ms, err := bob.api.SyncGroups(ctx); err != nil || len(ms) != 0 {
 		t.Fatalf("sync: %v %+v", err, ms)
 	}
+	// A hostile relay serves a KeyPackage of its own for erin (a ghost
+	// the organization never certified): alice's agent refuses to add
+	// it, says why, and the group is as it was.
+	r.enroll(t, "erin")
+	acct, err := r.st.AccountByName(ctx, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := relay.DeviceAddr{Account: acct.ID, Device: 1}
+	for {
+		if _, last, err := r.st.TakeKeyPackage(ctx, ghost); err != nil || last {
+			break
+		}
+	}
+	if err := r.st.StoreKeyPackages(ctx, ghost, [][]byte{forgedKeyPackage(t, "erin/1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.api.AddToGroup(ctx, g.ID, []string{"erin"}); !api.IsKind(err, api.KindForbidden) {
+		t.Fatalf("adding a ghost: %v", err)
+	}
+	if ev := next(t, ast, api.EventGroupRefused); string(ev.Group) != string(g.ID) || !strings.Contains(ev.Detail, "erin") {
+		t.Fatalf("alice's event %+v", ev)
+	}
+	if cur, err := alice.api.Group(ctx, g.ID); err != nil || cur.Epoch != g.Epoch || len(cur.Users()) != 2 {
+		t.Fatalf("after the ghost: %v %+v (was %+v)", err, cur, g)
+	}
+
 	// alice removes bob: bob is told.
 	if g, err = alice.api.RemoveFromGroup(ctx, g.ID, []string{"bob"}); err != nil || len(g.Users()) != 1 {
 		t.Fatalf("remove: %v %+v", err, g)
@@ -98,4 +129,19 @@ func TestAgentsGroupChat(t *testing.T) {
 	if _, err := alice.api.SendGroup(ctx, api.ID{1, 2, 3, 4}, "x"); !api.IsKind(err, api.KindNotFound) {
 		t.Fatalf("unknown group: %v", err)
 	}
+}
+
+// forgedKeyPackage is a KeyPackage whose credential no organization
+// certified (what a hostile relay could make up).
+func forgedKeyPackage(t *testing.T, identity string) []byte {
+	t.Helper()
+	sig, err := mls.GenerateSignatureKey(groups.Suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _, err := mls.NewKeyPackage(groups.Suite, []byte(identity), sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }
