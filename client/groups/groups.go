@@ -124,6 +124,8 @@ type Manager struct {
 	// the same message to both, and each would return only part of what
 	// arrived.
 	syncing chan struct{}
+	// migrated: the messages of an older layout were moved (under mu).
+	migrated bool
 }
 
 // Errors callers branch on.

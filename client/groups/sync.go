@@ -1,12 +1,15 @@
 package groups
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"sotto/mls"
@@ -44,6 +47,9 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	}
 	r, err := m.relay()
 	if err != nil {
+		return nil, err
+	}
+	if err := m.migrateMessages(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.resolveAllPending(ctx); err != nil {
@@ -302,6 +308,9 @@ func (m *Manager) keepMessage(ctx context.Context, msg *Message) (added bool, er
 // and sent, oldest first (in the order this device took them in). They
 // stay after the device leaves or is removed from the group.
 func (m *Manager) Messages(ctx context.Context, group []byte, limit int) ([]Message, error) {
+	if err := m.migrateMessages(ctx); err != nil {
+		return nil, err
+	}
 	vs, err := m.kv.Messages(ctx, messageConv(group), limit)
 	if err != nil {
 		return nil, err
@@ -315,4 +324,52 @@ func (m *Manager) Messages(ctx context.Context, group []byte, limit int) ([]Mess
 		out = append(out, msg)
 	}
 	return out, nil
+}
+
+// tblLegacyMessages held received group messages (group id || seq ->
+// Message) before they moved to the message log.
+const tblLegacyMessages = "mls-messages"
+
+// migrateMessages moves the messages of tblLegacyMessages to the message
+// log, in group order, once per Manager (before anything new is kept): a
+// message is appended, then deleted from the old table, so a crash
+// between the two only appends it again, which the log ignores.
+func (m *Manager) migrateMessages(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.migrated {
+		return nil
+	}
+	es, err := m.kv.List(ctx, tblLegacyMessages)
+	if err != nil {
+		return err
+	}
+	type legacy struct {
+		key []byte
+		msg Message
+	}
+	var ls []legacy
+	for _, e := range es {
+		var msg Message
+		if err := json.Unmarshal(e.Value, &msg); err != nil {
+			return fmt.Errorf("groups: stored message: %w", err)
+		}
+		ls = append(ls, legacy{key: e.Key, msg: msg})
+	}
+	slices.SortFunc(ls, func(a, b legacy) int {
+		if c := bytes.Compare(a.msg.Group, b.msg.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.msg.Seq, b.msg.Seq)
+	})
+	for _, l := range ls {
+		if _, err := m.keepMessage(ctx, &l.msg); err != nil {
+			return err
+		}
+		if err := m.kv.Delete(ctx, tblLegacyMessages, l.key); err != nil {
+			return err
+		}
+	}
+	m.migrated = true
+	return nil
 }
