@@ -91,7 +91,9 @@ func (a *Agent) groupLoop(ctx context.Context) error {
 				case <-done:
 				}
 			}
-		} else if err != nil && !errors.Is(err, groups.ErrConnectionEnded) {
+		} else if errors.Is(err, groups.ErrConnectionEnded) || errors.Is(err, client.ErrNotConnected) {
+			a.log.Debug("group sync: the connection ended", "err", err)
+		} else if err != nil {
 			a.log.Warn("group sync", "err", err)
 		}
 		t := time.NewTimer(groupRetry)
