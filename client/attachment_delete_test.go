@@ -59,6 +59,7 @@ func attachmentPointer(t *testing.T, c *Client, id []byte) *content.AttachmentPo
 // record; the recipient, who knows the id, cannot, with its token or
 // without, nor with a made-up key; afterwards a download finds nothing.
 func TestBlobDeleteByUploaderOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -141,6 +142,7 @@ func TestBlobDeleteByUploaderOnly(t *testing.T) {
 // TestSendFileRefusedLeavesNoBlob: when the relay refuses the send after
 // the upload (no such user), the uploaded blob does not stay behind.
 func TestSendFileRefusedLeavesNoBlob(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 1, time.Hour)
@@ -166,6 +168,7 @@ func TestSendFileRefusedLeavesNoBlob(t *testing.T) {
 // for everyone deletes its blob on the relay, and the recipient forgets
 // the file key and removes the copy it downloaded.
 func TestDeleteForEveryoneTakesTheAttachment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -205,6 +208,7 @@ func TestDeleteForEveryoneTakesTheAttachment(t *testing.T) {
 // attachments the device saved outside its store folder too (the store's
 // own wipe reaches only the folder).
 func TestWipeRemovesDownloadsOutsideTheStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -235,6 +239,7 @@ func TestWipeRemovesDownloadsOutsideTheStore(t *testing.T) {
 // user cancels) is deleted from the relay at once, not after the upload
 // TTL, so it stops counting against the quota.
 func TestAbandonedUploadLeavesNothing(t *testing.T) {
+	t.Parallel()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
 	alice, _ := r.enroll(t, code, "alice", false)
@@ -265,6 +270,7 @@ func TestAbandonedUploadLeavesNothing(t *testing.T) {
 // file message for everyone from a device other than the one that
 // uploaded it, the uploader takes the blob down when the delete reaches it.
 func TestDeleteForEveryoneFromAnotherOwnDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

@@ -206,6 +206,7 @@ func sendFile(t *testing.T, alice *Client, bobEvents chan Event, path string, o 
 // the connection cut mid-upload and mid-download; both resume and bob's
 // copy has the same SHA-256 as the original.
 func TestAttachmentRoundTrip200MB(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("200 MB round trip")
 	}
@@ -256,6 +257,7 @@ func TestAttachmentRoundTrip200MB(t *testing.T) {
 }
 
 func TestAttachmentTamperedAndTruncatedRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -340,6 +342,7 @@ func TestAttachmentTamperedAndTruncatedRefused(t *testing.T) {
 }
 
 func TestAttachmentLimitsAndExpiry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, func(c *relay.BlobConfig) {
 		c.MaxSize = 1 << 20
@@ -424,6 +427,7 @@ func TestAttachmentLimitsAndExpiry(t *testing.T) {
 }
 
 func TestAttachmentViewOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -462,6 +466,7 @@ func TestAttachmentViewOnce(t *testing.T) {
 // uploader's own token), a wrong offset, an incomplete blob, and
 // downloads by the id alone.
 func TestBlobAPIAuthorization(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -683,6 +688,7 @@ func TestAttachment2GiBMemory(t *testing.T) {
 // TestAttachmentReachesOwnDevices: a file alice sends from her laptop shows
 // on her phone (sync transcript) and the phone can fetch it too.
 func TestAttachmentReachesOwnDevices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

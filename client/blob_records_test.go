@@ -19,6 +19,7 @@ import (
 // or Bob. The only per-device record is the quota's daily sum
 // (blob_charges), which names no blob. Bob's download shows no token.
 func TestBlobRecordsDoNotLinkUploader(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

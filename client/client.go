@@ -276,7 +276,12 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.noteSubscription(ctx, resp.SubscriptionExpiresMs)
 	c.syncOrg(ctx, conn)
 	c.reportBuild(ctx, conn) // releases.go
-	c.uploadOwnAccessKey(ctx, conn)
+	if err := c.uploadOwnAccessKey(ctx, conn); errors.Is(err, ErrStaleProfileKey) {
+		// An own device changed the key; its message is in the queue.
+		c.log.Info("access key not uploaded: an own device set a newer one", "err", err)
+	} else if err != nil {
+		c.log.Warn("access key not uploaded", "err", err)
+	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.idle = nil

@@ -21,6 +21,7 @@ import (
 // with the device key it names) is not counted. With the signature check
 // switched off, the invented receipt counts and this test fails.
 func TestDeliveryCountsSignedReceiptsOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")

@@ -45,6 +45,7 @@ func attachmentKey(t *testing.T, c *Client, id []byte) []byte {
 // is gone from both stores so Download fails, and neither the content nor
 // the key nor the caption is left in any database file (db, -wal, -shm).
 func TestDisappearingAttachmentGone(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

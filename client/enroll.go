@@ -191,6 +191,9 @@ type provisioning struct {
 	// pinned: the new device pins it rather than trust the relay's link
 	// response alone.
 	LogKey []byte `json:"log_key,omitempty"`
+	// Sealed is the account's profile key state (revokesync.go): the new
+	// device keeps the same key, epoch and revocations.
+	Sealed *linkKeyState `json:"sealed,omitempty"`
 }
 
 // ErrBadProvisioning reports a provisioning message that does not decrypt
@@ -249,6 +252,10 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 	if len(pm.RelayCA) > 16<<10 || (len(pm.RelayPin) != 0 && len(pm.RelayPin) != transport.PinSize) {
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad relay TLS settings", ErrBadProvisioning)
+	}
+	if pm.Sealed.check() != nil {
+		clear(pm.Identity)
+		return nil, nil, fmt.Errorf("%w: bad profile key state", ErrBadProvisioning)
 	}
 	if pm.Roots == nil || pm.Roots.check() != nil {
 		clear(pm.Identity)
@@ -388,6 +395,11 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
+	if pm.Sealed != nil {
+		if err := db.Update(ctx, func(tx *store.Tx) error { return saveKeyState(ctx, tx, pm.Sealed.state()) }); err != nil {
+			return nil, err
+		}
+	}
 	return newClient(ctx, db, o)
 }
 
@@ -472,8 +484,13 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 			}
 		}()
 	}
+	ks, err := loadKeyState(ctx, c.db)
+	if err != nil {
+		return nil, err
+	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
-		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, RelayCA: c.acct.RelayCA, RelayPin: c.acct.RelayPin, History: hist, LogKey: lk})
+		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, RelayCA: c.acct.RelayCA, RelayPin: c.acct.RelayPin, History: hist, LogKey: lk,
+		Sealed: linkKeyStateOf(ks)})
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}

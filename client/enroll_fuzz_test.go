@@ -27,6 +27,10 @@ func provisioningSeeds(t testing.TB) [][]byte {
 		{Username: "bob.smith", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts},
 		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 16), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
+		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &linkKeyState{
+			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 3, Revocations: []linkRevocation{{User: "mallory", Epoch: 2, Revoked: true}, {User: "eve", Epoch: 3}}}},
+		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &linkKeyState{
+			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 1, Revocations: []linkRevocation{{User: "mallory", Epoch: 2, Revoked: true}}}},
 		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 15), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
 		{Username: "Alice ", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x"},
@@ -46,10 +50,10 @@ func provisioningSeeds(t testing.TB) [][]byte {
 
 func FuzzParseProvisioning(f *testing.F) {
 	seeds := provisioningSeeds(f)
-	// The seeds must load: the first three are well-formed approvals.
+	// The seeds must load: the first four are well-formed approvals.
 	for i, s := range seeds {
 		_, _, err := parseProvisioning(bytes.Clone(s))
-		if ok := i < 3; ok != (err == nil) {
+		if ok := i < 4; ok != (err == nil) {
 			f.Fatalf("seed %d: %v", i, err)
 		}
 		f.Add(s)
@@ -76,7 +80,7 @@ func FuzzParseProvisioning(f *testing.F) {
 		}
 		if pm2.Username != pm.Username || !bytes.Equal(pm2.AccountID, pm.AccountID) || pm2.LinkToken != pm.LinkToken ||
 			!bytes.Equal(pm2.Roots.OrgKey, pm.Roots.OrgKey) || !bytes.Equal(pm2.Roots.Certificate, pm.Roots.Certificate) || !identity2.PublicKey().Equal(identity.PublicKey()) ||
-			(pm.History == nil) != (pm2.History == nil) || (pm.History != nil && !bytes.Equal(pm.History.BlobID, pm2.History.BlobID)) {
+			(pm.History == nil) != (pm2.History == nil) || (pm.Sealed == nil) != (pm2.Sealed == nil) || (pm.History != nil && !bytes.Equal(pm.History.BlobID, pm2.History.BlobID)) {
 			t.Fatalf("round trip changed the approval")
 		}
 	})

@@ -42,6 +42,7 @@ func historySeed(t testing.TB) *historyBundle {
 }
 
 func TestHistoryCodecRoundTripAndRefusals(t *testing.T) {
+	t.Parallel()
 	b := historySeed(t)
 	enc, err := encodeHistory(b)
 	if err != nil {
@@ -143,6 +144,7 @@ func FuzzDecodeHistory(f *testing.F) {
 // an export written before bindings were carried (no "bound" field) still
 // decodes, without one.
 func TestHistoryCodecBindings(t *testing.T) {
+	t.Parallel()
 	b := historySeed(t)
 	enc, err := encodeHistory(b)
 	if err != nil {
@@ -169,6 +171,7 @@ func TestHistoryCodecBindings(t *testing.T) {
 }
 
 func TestFitHistoryKeepsTheNewest(t *testing.T) {
+	t.Parallel()
 	b := historySeed(t)
 	base := time.UnixMilli(1_700_000_000_000)
 	for i, m := range b.Messages {

@@ -88,6 +88,7 @@ func contactsOf(t *testing.T, c *Client) string {
 // settings; a message whose disappearing timer ran out is not transferred,
 // one still running keeps its deadline; importing again adds nothing.
 func TestLinkWithHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 3, time.Hour)
@@ -307,6 +308,7 @@ func mustFind(t *testing.T, c *Client, peer, text string) *Message {
 
 // TestLinkWithoutHistory: without history the new device starts empty.
 func TestLinkWithoutHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -334,6 +336,7 @@ func TestLinkWithoutHistory(t *testing.T) {
 // TestLinkTamperedHistory: a byte flipped in the history blob at the relay
 // is detected; nothing is imported and the pending transfer is dropped.
 func TestLinkTamperedHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -396,6 +399,7 @@ func TestLinkTamperedHistory(t *testing.T) {
 // arrives as already opened there, and the approving device can still
 // open it once.
 func TestLinkHistoryAttachments(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -445,6 +449,7 @@ func TestLinkHistoryAttachments(t *testing.T) {
 // TestApproveFailureDeletesHistoryBlob: when the approval cannot be
 // delivered (the new device gave up), the uploaded history is taken down.
 func TestApproveFailureDeletesHistoryBlob(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

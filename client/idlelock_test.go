@@ -11,6 +11,7 @@ import (
 )
 
 func TestIdleLockDropsAndRederivesTheKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")

@@ -16,6 +16,7 @@ import (
 // saved, quietly (the next send carries the key once more), instead of a
 // warning on the terminal; the count kept before stays.
 func TestProfileKeyCountAfterLock(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	logs := &syncBuffer{}

@@ -31,6 +31,7 @@ func publishMemberAccess(ctx context.Context, conn *transport.Conn, priv ed25519
 // yet) goes sealed: no row at the relay names its sender, and the
 // recipient still sees who wrote it.
 func TestSealedFirstMessageWithMemberAccess(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)

@@ -118,6 +118,7 @@ func linkPhone(t *testing.T, r *testRelay, alice *Client) (*Client, chan Event) 
 // TestReactionsEditsDeletesReachEveryDevice: reactions, edits and a delete
 // for everyone reach both users' devices (Alice has two), in order, once.
 func TestReactionsEditsDeletesReachEveryDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -214,6 +215,7 @@ func TestReactionsEditsDeletesReachEveryDevice(t *testing.T) {
 // TestDeleteWindowEnforcedBySender: past the window the sender refuses to
 // delete for everyone (receivers check it too, with the relay's timestamps).
 func TestDeleteWindowEnforcedBySender(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -296,6 +298,7 @@ func filesContain(t *testing.T, dir string, b []byte) []string {
 // sealed row from every database file (db, -wal, -shm), including on a
 // device that was off when it expired.
 func TestDisappearingMessageGoneFromBothStores(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -415,6 +418,7 @@ func containsRow(rows [][]byte, row []byte) bool {
 }
 
 func TestSettingsReadReceiptsTypingSearch(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -495,6 +499,7 @@ func TestSettingsReadReceiptsTypingSearch(t *testing.T) {
 // TestReadStateSyncedToOwnDevices: what one device showed is read on the
 // account's other devices too.
 func TestReadStateSyncedToOwnDevices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -526,6 +531,7 @@ func TestReadStateSyncedToOwnDevices(t *testing.T) {
 // the relay's timestamps, so a delete sent more than DeleteWindow after its
 // message changes nothing, whatever the sender's clock says.
 func TestLateDeleteRefusedByReceiver(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, 30*24*time.Hour)

@@ -180,6 +180,7 @@ func rejected(t *testing.T, m *member, want uint64) {
 }
 
 func TestOrgNoticePolicyAndMembership(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -308,6 +309,7 @@ func secretsOf(t *testing.T, m *member, text string) map[string][]byte {
 }
 
 func TestOrgWipeOfflineDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -339,6 +341,7 @@ func TestOrgWipeOfflineDevice(t *testing.T) {
 }
 
 func TestDuressWipeLeavesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -374,6 +377,7 @@ func TestDuressWipeLeavesNothing(t *testing.T) {
 }
 
 func TestHostileRelayCannotCommandDevices(t *testing.T) {
+	t.Parallel()
 	const text = "history that must survive"
 	setup := func(t *testing.T) (*orgWorld, *member) {
 		w := newOrgWorld(t)
@@ -483,6 +487,7 @@ func mustAdminKey(t *testing.T, w *orgWorld) ed25519.PrivateKey {
 }
 
 func TestOrgKeyExportImport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	sealed, err := w.admin.ExportOrgKey(ctx, []byte("second admin pass"))
@@ -515,6 +520,7 @@ func TestOrgKeyExportImport(t *testing.T) {
 }
 
 func TestLinkedDeviceJoinsTheOrganization(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -562,6 +568,7 @@ func TestLinkedDeviceJoinsTheOrganization(t *testing.T) {
 }
 
 func TestSubscriptionWarnings(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	soon := w.enrollAt(t, w.purl, "soon", 10*24*time.Hour)
@@ -581,6 +588,7 @@ func TestSubscriptionWarnings(t *testing.T) {
 // An own device's wipe order (DeviceOrder) that a relay withheld past its
 // expiry is ignored; a fresh one wipes.
 func TestDeviceOrderExpires(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -630,6 +638,7 @@ func TestDeviceOrderExpires(t *testing.T) {
 // A device enrolled after the policy and its certificate went out gets
 // them from the relay's store when it connects.
 func TestLateDeviceGetsPolicyAndCertificate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	if _, err := w.admin.PublishPolicy(ctx, &org.Policy{FailedUnlockLimit: 6, AttachmentsDisabled: true}); err != nil {
@@ -669,6 +678,7 @@ func TestLateDeviceGetsPolicyAndCertificate(t *testing.T) {
 
 // A device may deregister itself; it cannot connect afterwards.
 func TestDeviceRemovesItself(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")

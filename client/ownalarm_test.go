@@ -15,6 +15,7 @@ import (
 // to siblings), the phone holds only what its own audit finds, never the
 // laptop's report, and this test fails.
 func TestForeignKeyAlarmReachesOwnDevices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t, withBlobs(t))
 	code := r.code(t, 5, time.Hour)

@@ -24,6 +24,7 @@ func waitTimerChange(t *testing.T, m *member) uint32 {
 }
 
 func TestOrgPolicyEnforced(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")

@@ -67,9 +67,14 @@ func newReceiptQueue() *receiptQueue {
 	return &receiptQueue{ctx: ctx, cancel: cancel, pending: map[string]*receiptBatch{}, idle: idle}
 }
 
-// stop drops what is pending and waits for the delay goroutines.
+// stop drops what is pending and waits for the delay goroutines. The
+// cancel happens under mu, so that queueReceipt either sees it and starts
+// nothing or has called wg.Add before this Wait (go test -race caught a
+// receive loop queueing a receipt while Close waited).
 func (q *receiptQueue) stop() {
+	q.mu.Lock()
 	q.cancel()
+	q.mu.Unlock()
 	q.wg.Wait()
 }
 

@@ -42,6 +42,7 @@ func (h *heldWait) wait(ctx context.Context, d time.Duration) error {
 // drawn delay (at least DefaultReceiptDelayMin), go to alice as one
 // envelope for her two messages, and go sealed.
 func TestReceiptsDelayedBatchedSealed(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -118,6 +119,7 @@ func TestReceiptsDelayedBatchedSealed(t *testing.T) {
 // TestReadReceiptsBatched: read receipts wait for the delay too, batched
 // per contact, and none is queued when read receipts are off.
 func TestReadReceiptsBatched(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)

@@ -143,6 +143,11 @@ type received struct {
 	// uploadedBlob is a blob this device uploaded whose message an own
 	// device deleted for everyone (messaging.go).
 	uploadedBlob *blobRef
+	// keyState: an own device's profile key state was merged; rotated:
+	// this device made a new key the siblings must learn (revokesync.go).
+	keyState, keyStateRotated bool
+	// sealedRevoked: a sealed message came from this revoked contact.
+	sealedRevoked string
 }
 
 // handleEnvelope processes one envelope; it reports whether the receive
@@ -256,6 +261,12 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 	if r.uploadedBlob != nil {
 		c.deleteBlob(ctx, r.uploadedBlob)
 	}
+	if r.keyState {
+		c.keyStateChanged(ctx, conn, r.keyStateRotated)
+	}
+	if r.sealedRevoked != "" {
+		c.sealedFromRevoked(ctx, conn, r.sealedRevoked)
+	}
 	if r.isPreKey {
 		// Cut short by a disconnect, it is done again on the next Connect.
 		if err := c.replenishPreKeys(ctx, conn); err != nil && ctx.Err() == nil {
@@ -276,7 +287,8 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 	ss.first = first
 	var pt []byte
 	var err error
-	if env.Type == wire.EnvelopeTypeSealed {
+	sealedIn := env.Type == wire.EnvelopeTypeSealed
+	if sealedIn {
 		opened, plain, inner, err := c.openSealed(ctx, ss, env)
 		if err != nil {
 			return err
@@ -300,7 +312,14 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 		r.badBody = err
 		return nil
 	}
-	if err := c.learnProfileKey(ctx, tx, env.Sender, ct); err != nil {
+	if sealedIn {
+		if revoked, err := isRevoked(ctx, tx, env.Sender); err != nil {
+			return err
+		} else if revoked {
+			r.sealedRevoked = env.Sender
+		}
+	}
+	if err := c.learnProfileKey(ctx, tx, env.Sender, ct, r); err != nil {
 		return err
 	}
 	c.noteGossip(env.Sender, ct.GetTransparencyHead())
@@ -389,8 +408,10 @@ func (c *Client) applyContent(ctx context.Context, tx *store.Tx, env *wire.Envel
 		if fromSelf && env.SenderDevice != c.acct.DeviceID && b.DeviceOrder.Action == content.DeviceOrder_FOREIGN_KEY_ALARM {
 			r.foreignAlarm = b.DeviceOrder
 		}
+		// PROFILE_KEY_STATE: its state rode in the Content and was
+		// merged already (learnProfileKey).
 		if a := b.DeviceOrder.Action; a != content.DeviceOrder_WIPE && a != content.DeviceOrder_HISTORY_IMPORTED &&
-			a != content.DeviceOrder_FOREIGN_KEY_ALARM {
+			a != content.DeviceOrder_FOREIGN_KEY_ALARM && a != content.DeviceOrder_PROFILE_KEY_STATE {
 			// From a newer client: forward compatible, not an error.
 			c.log.Info("device order of an unknown action ignored", "action", int32(a), "from", env.Sender)
 		}

@@ -190,6 +190,7 @@ func waitEvent(t *testing.T, events chan Event, kind EventKind) Event {
 }
 
 func TestSendReceiveAndDeliveryReceipt(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -222,6 +223,7 @@ func TestSendReceiveAndDeliveryReceipt(t *testing.T) {
 }
 
 func TestPreKeysReplenished(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -273,6 +275,7 @@ func TestPreKeysReplenished(t *testing.T) {
 }
 
 func TestExpiredSubscriptionCannotSend(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -296,6 +299,7 @@ func TestExpiredSubscriptionCannotSend(t *testing.T) {
 }
 
 func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -353,6 +357,7 @@ func TestLinkedDeviceReceivesAndSyncs(t *testing.T) {
 }
 
 func TestSignedPreKeyRotation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 3, time.Hour)

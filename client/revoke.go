@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"sotto/client/store"
-	"sotto/client/transport"
 	"sotto/signal/sealed"
 )
 
@@ -17,12 +16,21 @@ import (
 // one contact (a colleague who turned hostile, a device known stolen)
 // without stopping the others, RevokeContact:
 //
-//   - makes a new profile key and uploads its access key, so the key the
-//     revoked contact holds is refused;
+//   - makes a new profile key, of the next epoch, and uploads its access
+//     key with that epoch, so the key the revoked contact holds is refused
+//     and no older key can be set again (at an honest relay);
 //   - has the relay refuse the member access key for this account
 //     (SetAccessKeyRequest.refuse_member_access), which the contact keeps;
 //   - shares the new profile key again with every other contact, with the
-//     next messages to them, never with the revoked one.
+//     next messages to them, never with the revoked one;
+//   - tells the account's other devices (revokesync.go), which keep the
+//     same revoked set, upload the same key with the same refusal and
+//     never give the key to the revoked contact either.
+//
+// RestoreContact gives the access back: the revocation is replaced by a
+// restoration of the next epoch (the profile key stays; the contact gets
+// it with the next messages to it), and the member key is accepted again
+// once no contact is revoked.
 //
 // The revoked contact's sealed sends are refused (ErrSealedRefused at its
 // end); it can still send with its name on the envelope if its user
@@ -30,85 +38,80 @@ import (
 // choice. The cost: contacts that have not heard from this account since
 // the revocation, and strangers within the organization, are refused
 // sealed too until this account writes to them (they hold the old profile
-// key, or only the member key). Limit: an account with linked devices
-// keeps the lowest profile key its devices share (learnProfileKey), so a
-// sibling may bring the old key back; revocation is for one-device
-// accounts until profile keys carry a version.
-
-var keyRefuseMember = []byte("refuse-member-access")
-
-func revokedKey(user string) []byte { return []byte("revoked/" + user) }
+// key, or only the member key).
 
 // RevokeContact revokes user's sealed access to this account (see above).
 func (c *Client) RevokeContact(ctx context.Context, user string) error {
-	user = normalize(user)
-	if user == "" || user == c.acct.Username {
-		return fmt.Errorf("client: cannot revoke %q", user)
-	}
-	if _, err := loadTrustRoot(ctx, c.db); err != nil {
-		return fmt.Errorf("client: revoke %s: this relay does no sealed sender: %w", user, err)
-	}
-	pk := make([]byte, sealed.ProfileKeySize)
-	if _, err := rand.Read(pk); err != nil {
-		return fmt.Errorf("client: profile key: %w", err)
-	}
-	err := c.db.Update(ctx, func(tx *store.Tx) error {
-		if err := resetProfileKeySends(ctx, tx); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, tblSealed, revokedKey(user), []byte{1}); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, tblSealed, keyRefuseMember, []byte{1}); err != nil {
-			return err
-		}
-		return tx.Put(ctx, tblSealed, keyProfile, pk)
-	})
-	if err != nil {
-		return err
-	}
-	conn, err := c.connection()
-	if err != nil {
-		return fmt.Errorf("client: revoke %s: the new access key is not uploaded yet (it will be on the next connection): %w", user, err)
-	}
-	ak, err := sealed.DeriveAccessKey(pk)
-	if err != nil {
-		return err
-	}
-	return c.uploadAccessKey(ctx, conn, ak)
+	return c.setRevoked(ctx, user, true)
+}
+
+// RestoreContact gives user's sealed access back after RevokeContact; it
+// does nothing when user is not revoked.
+func (c *Client) RestoreContact(ctx context.Context, user string) error {
+	return c.setRevoked(ctx, user, false)
 }
 
 // Revoked reports whether user's sealed access was revoked.
 func (c *Client) Revoked(ctx context.Context, user string) (bool, error) {
-	_, err := c.db.Get(ctx, tblSealed, revokedKey(normalize(user)))
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return isRevoked(ctx, c.db, normalize(user))
 }
 
-// refusesMember reports whether this account refuses the member access
-// key (it revoked a contact).
-func (c *Client) refusesMember(ctx context.Context) bool {
-	_, err := c.db.Get(ctx, tblSealed, keyRefuseMember)
-	return err == nil
+// RevokedContacts lists the contacts whose sealed access is revoked,
+// sorted.
+func (c *Client) RevokedContacts(ctx context.Context) ([]string, error) {
+	st, err := loadKeyState(ctx, c.db)
+	if err != nil {
+		return nil, err
+	}
+	return st.revokedUsers(), nil
 }
 
-// accessKeyMark is what keyAccessSet records of an upload: the access key,
-// and whether the member key was refused with it.
-func accessKeyMark(ak []byte, refuseMember bool) []byte {
-	if !refuseMember {
-		return ak
+func (c *Client) setRevoked(ctx context.Context, user string, revoked bool) error {
+	user = normalize(user)
+	if user == "" || user == c.acct.Username {
+		return fmt.Errorf("client: cannot revoke or restore %q", user)
 	}
-	return append(append([]byte(nil), ak...), 1)
-}
-
-// uploadAccessKey sets access key ak at the relay, with this account's
-// refusal of the member key, and records the upload.
-func (c *Client) uploadAccessKey(ctx context.Context, conn *transport.Conn, ak []byte) error {
-	refuse := c.refusesMember(ctx)
-	if err := conn.SetAccessKeyRefusing(ctx, ak, refuse); err != nil {
-		return fmt.Errorf("client: upload access key: %w", err)
+	if _, err := loadTrustRoot(ctx, c.db); err != nil {
+		return fmt.Errorf("client: revoke %s: this relay does no sealed sender: %w", user, err)
 	}
-	return c.db.Put(ctx, tblSealed, keyAccessSet, accessKeyMark(ak, refuse))
+	changed := false
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		st, err := loadKeyState(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if st.revoked(user) == revoked && (revoked || st.key != nil) {
+			return nil // already so (a repeated revocation rotates nothing)
+		}
+		changed = true
+		st.epoch++
+		st.revs[user] = revocation{epoch: st.epoch, revoked: revoked}
+		if revoked || st.key == nil {
+			pk := make([]byte, sealed.ProfileKeySize)
+			if _, err := rand.Read(pk); err != nil {
+				return fmt.Errorf("client: profile key: %w", err)
+			}
+			st.key = pk
+			if err := resetProfileKeySends(ctx, tx); err != nil {
+				return err
+			}
+		} else if err := tx.Delete(ctx, tblSealed, profileKeySent(user)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return saveKeyState(ctx, tx, st)
+	})
+	if err != nil || !changed {
+		return err
+	}
+	var upErr error
+	if conn, err := c.connection(); err != nil {
+		upErr = fmt.Errorf("client: %s: the new access key is not uploaded yet (it will be on the next connection): %w", user, err)
+	} else if err := c.uploadOwnAccessKey(ctx, conn); err != nil {
+		upErr = fmt.Errorf("client: %s: the new access key is not uploaded yet (it will be on the next connection): %w", user, err)
+	}
+	if err := c.tellSiblings(ctx); err != nil {
+		// They learn it with the next sync this device sends them.
+		return errors.Join(upErr, fmt.Errorf("client: %s: the account's other devices are not told yet: %w", user, err))
+	}
+	return upErr
 }

@@ -169,21 +169,22 @@ func (c *Client) ownProfileKey(ctx context.Context) ([]byte, error) {
 	return c.ProfileKey(ctx)
 }
 
-// ensureAccessKey uploads the access key of profile key pk, once.
-func (c *Client) ensureAccessKey(ctx context.Context, conn *transport.Conn, pk []byte) error {
-	ak, err := sealed.DeriveAccessKey(pk)
+// ensureAccessKey uploads the access key of state st, once.
+func (c *Client) ensureAccessKey(ctx context.Context, conn *transport.Conn, st *keyState) error {
+	ak, err := sealed.DeriveAccessKey(st.key)
 	if err != nil {
 		return err
 	}
-	if done, err := c.db.Get(ctx, tblSealed, keyAccessSet); err == nil && bytes.Equal(done, accessKeyMark(ak, c.refusesMember(ctx))) {
+	if done, err := c.db.Get(ctx, tblSealed, keyAccessSet); err == nil && bytes.Equal(done, accessKeyMark(ak, st.refusesMember(), st.epoch)) {
 		return nil
 	}
-	return c.uploadAccessKey(ctx, conn, ak)
+	return c.uploadAccessKey(ctx, conn, st)
 }
 
 // attachProfileKey puts the profile key into ct: on every send to the own
-// other devices, and while fewer than profileKeySends sends to a contact
-// carrying it were accepted. It reports whether it did.
+// other devices (with the profile key state, revokesync.go), and while
+// fewer than profileKeySends sends to a contact carrying it were accepted.
+// It reports whether it did.
 func (c *Client) attachProfileKey(ctx context.Context, conn *transport.Conn, to string, ct *content.Content) (bool, error) {
 	if _, err := loadTrustRoot(ctx, c.db); err != nil {
 		return false, nil // this relay does no sealed sender
@@ -192,9 +193,13 @@ func (c *Client) attachProfileKey(ctx context.Context, conn *transport.Conn, to 
 	if err != nil || pk == nil {
 		return false, err
 	}
+	st, err := loadKeyState(ctx, c.db)
+	if err != nil {
+		return false, err
+	}
 	// Whoever learns the key must be able to use it (and a key adopted
 	// from an own device replaces this device's upload).
-	if err := c.ensureAccessKey(ctx, conn, pk); err != nil {
+	if err := c.ensureAccessKey(ctx, conn, st); err != nil {
 		c.log.Info("profile key not shared: access key not uploaded", "err", err)
 		return false, nil
 	}
@@ -210,7 +215,10 @@ func (c *Client) attachProfileKey(ctx context.Context, conn *transport.Conn, to 
 			return false, nil
 		}
 	}
-	ct.ProfileKey = pk
+	ct.ProfileKey = st.key
+	if to == c.acct.Username {
+		ct.ProfileKeyState = st.message()
+	}
 	return true, nil
 }
 
@@ -242,11 +250,12 @@ func (c *Client) profileKeyDelivered(ctx context.Context, to string) {
 }
 
 // learnProfileKey keeps a profile key that arrived inside Content. One from
-// the own account (another device) is adopted when this device has none or
-// it sorts before this device's, so that all devices settle on one key; the
+// the own account (another device) is merged with this device's profile
+// key state (revokesync.go): the key of the higher epoch, or of one epoch
+// the lower key, is adopted, so that all devices settle on one key; the
 // new key is then shared with every contact again (its access key replaces
-// the old one at the relay on the next send).
-func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *content.Content) error {
+// the old one at the relay at once).
+func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *content.Content, r *received) error {
 	pk := ct.GetProfileKey()
 	if len(pk) != sealed.ProfileKeySize {
 		return nil
@@ -254,17 +263,7 @@ func (c *Client) learnProfileKey(ctx context.Context, tx kv, from string, ct *co
 	if from != c.acct.Username {
 		return tx.Put(ctx, tblSealed, contactProfileKey(from), pk)
 	}
-	own, err := tx.Get(ctx, tblSealed, keyProfile)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if own != nil && bytes.Compare(pk, own) >= 0 {
-		return nil
-	}
-	if err := tx.Put(ctx, tblSealed, keyProfile, pk); err != nil {
-		return err
-	}
-	return resetProfileKeySends(ctx, tx)
+	return c.learnOwnKeyState(ctx, tx, pk, ct, r)
 }
 
 // resetProfileKeySends forgets how often the profile key was sent to each

@@ -42,26 +42,18 @@ var keyDowngrades = []byte("downgrades")
 // authenticated connect: it is one small idempotent request, and a relay
 // that lost or altered the key (which turns every contact's sealed send
 // into a refusal) is set right without waiting for anyone to notice.
-func (c *Client) uploadOwnAccessKey(ctx context.Context, conn *transport.Conn) {
+func (c *Client) uploadOwnAccessKey(ctx context.Context, conn *transport.Conn) error {
 	if _, err := loadTrustRoot(ctx, c.db); err != nil {
-		return // this relay does no sealed sender
+		return nil // this relay does no sealed sender
 	}
-	pk, err := c.db.Get(ctx, tblSealed, keyProfile)
+	st, err := loadKeyState(ctx, c.db)
 	if err != nil {
-		// None yet (it is made, and uploaded, before it is first shared).
-		if !errors.Is(err, store.ErrNotFound) {
-			c.log.Warn("profile key unreadable", "err", err)
-		}
-		return
+		return fmt.Errorf("client: profile key state: %w", err)
 	}
-	ak, err := sealed.DeriveAccessKey(pk)
-	if err != nil {
-		c.log.Warn("access key not derived", "err", err)
-		return
+	if st.key == nil {
+		return nil // none yet (it is made, and uploaded, before it is first shared)
 	}
-	if err := c.uploadAccessKey(ctx, conn, ak); err != nil {
-		c.log.Warn("access key not uploaded", "err", err)
-	}
+	return c.uploadAccessKey(ctx, conn, st)
 }
 
 // sealedFallbackAllowed reports whether a refused sealed send may go out

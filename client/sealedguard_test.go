@@ -55,6 +55,7 @@ func (r *sealedRelay) waitMailboxEmpty(t *testing.T) {
 // ErrSealedRefused (nothing goes out named), and once the recipient
 // reconnects it has re-uploaded its key and sends go sealed again.
 func TestSealedAccessKeyRowCorrupted(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -101,6 +102,7 @@ func TestSealedAccessKeyRowCorrupted(t *testing.T) {
 // its sender by default, nor when the user allows the fallback but the
 // organization's policy is sealed only.
 func TestSealedRefusedNotSentNamed(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -152,6 +154,7 @@ func TestSealedRefusedNotSentNamed(t *testing.T) {
 // mean an access key at the relay that does not match what a contact
 // learned, and that contact's sealed sends refused.
 func TestProfileKeyMadeOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	alice, _ := r.enrollSealed(t, r.code(t, 1, time.Hour), "alice", false)

@@ -111,6 +111,7 @@ func encryptText(t *testing.T, from, to *testDevice, text string) (int, []byte, 
 }
 
 func TestSessionOverEncryptedStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice := newTestDevice(t, "alice", nil)
 	bob := newTestDevice(t, "bob", nil)
@@ -167,6 +168,7 @@ func TestSessionOverEncryptedStore(t *testing.T) {
 }
 
 func TestIdentityChangeBlocksSending(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice := newTestDevice(t, "alice", nil)
 	bob := newTestDevice(t, "bob", nil)
@@ -228,6 +230,7 @@ func mustText(t *testing.T, s string) *content.Content {
 }
 
 func TestWipeOrderOnlyFromOwnDevices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice := newTestDevice(t, "alice", nil)
 	bob := newTestDevice(t, "bob", nil)

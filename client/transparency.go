@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -131,7 +132,8 @@ type ktState struct {
 	toSiblings []siblingAlarm
 	// bound: the newest leaf proven per user, not yet known to be stored
 	// (proven inside a store transaction that may roll back; stored by
-	// flushAlarms, see checkBinding).
+	// flushAlarms, see checkBinding). An entry stays until flushAlarms has
+	// committed it: checkBinding must see it all the while.
 	bound map[string]boundRecord
 }
 
@@ -314,8 +316,12 @@ func (c *Client) flushAlarms(ctx context.Context) {
 	// Evidence is kept even when the caller is being stopped.
 	ctx = context.WithoutCancel(ctx)
 	c.kt.mu.Lock()
-	pending, bound, dropped := c.kt.pending, c.kt.bound, c.kt.dropped
-	c.kt.pending, c.kt.bound, c.kt.dropped = nil, nil, 0
+	pending, dropped := c.kt.pending, c.kt.dropped
+	c.kt.pending, c.kt.dropped = nil, 0
+	// The bindings stay in c.kt.bound until they are committed: taken out
+	// here, a checkBinding between now and the commit would find neither
+	// them nor the stored ones and accept an older leaf binding another key.
+	bound := maps.Clone(c.kt.bound)
 	c.kt.mu.Unlock()
 	if len(pending) == 0 && len(bound) == 0 && dropped == 0 {
 		return
@@ -353,11 +359,16 @@ func (c *Client) flushAlarms(ctx context.Context) {
 			c.kt.pending = slices.Delete(c.kt.pending, alarmsKeepFirst, alarmsKeepFirst+1)
 			c.kt.dropped++
 		}
-		for user, b := range bound {
-			c.kt.noteBinding(user, b)
-		}
 		c.kt.mu.Unlock()
+		return
 	}
+	c.kt.mu.Lock()
+	for user, b := range bound {
+		if q, ok := c.kt.bound[user]; ok && q.Index == b.Index {
+			delete(c.kt.bound, user)
+		}
+	}
+	c.kt.mu.Unlock()
 }
 
 // checkServedKey verifies that the organization certified key for user

@@ -90,6 +90,7 @@ func refusedChange(t *testing.T, events chan Event, user string, want AlarmKind)
 // marked changed and no longer verified, and sending waits until alice
 // accepts the new key.
 func TestKeyChangeHonest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -177,6 +178,7 @@ func attack(t *testing.T, r *ktRelay, alice, mallory *Client, edit func(tx *sql.
 // PreKey message as bob's. Alice refuses it (unproven key), acknowledges
 // it, keeps bob's verified key, and still talks to the real bob.
 func TestKeyChangeSwappedKeyRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -215,6 +217,7 @@ func TestKeyChangeSwappedKeyRefused(t *testing.T) {
 // TestKeyChangeImpostorRefused: the relay only rewrites the sender: the
 // key it serves for bob is his logged one, not the message's.
 func TestKeyChangeImpostorRefused(t *testing.T) {
+	t.Parallel()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
 	alice, aev, bob := knownContact(t, r, code)
@@ -283,6 +286,7 @@ func (r *ktRelay) rewriteLog(t *testing.T, tx *sql.Tx, leaves [][]byte, users []
 // verified. The served proof is valid in the fork; the fork is caught, the
 // message refused, and bob's key and alice's head kept.
 func TestKeyChangeForkedLogDetected(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -348,6 +352,7 @@ func TestKeyChangeForkedLogDetected(t *testing.T) {
 // proof is valid, but alice already verified a newer leaf for bob with
 // another key: stale-binding, refused.
 func TestKeyChangeRollbackRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -434,7 +439,7 @@ func sealedTo(t *testing.T, alice, c *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, conn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.db.Put(ctx, tblSealed, contactProfileKey("alice"), pk); err != nil {
@@ -447,6 +452,7 @@ func sealedTo(t *testing.T, alice, c *Client) {
 // differs; the certificate's key is proven in the log, so the message is
 // opened and shown as any key change is: unverified, contact changed.
 func TestSealedKeyChangeHonest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t, func(cfg *relay.Config) { cfg.SenderCertificates = newTestIssuer(t) })
 	code := r.code(t, 5, time.Hour)
@@ -481,6 +487,7 @@ func TestSealedKeyChangeHonest(t *testing.T) {
 // PreKey message to alice with it. Alice checks the certificate's key in
 // the log: it is not bob's; refused with an alarm, bob's key kept.
 func TestSealedKeyChangeImpostor(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	issuer := newTestIssuer(t)
 	r := startKTRelay(t, func(cfg *relay.Config) { cfg.SenderCertificates = issuer })
@@ -517,7 +524,7 @@ func TestSealedKeyChangeImpostor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, aconn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, aconn); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.SealedSend(ctx, &wire.SealedSendRequest{Recipient: "alice", MessageId: []byte("forged-1"), AccessKey: ak,

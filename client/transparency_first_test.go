@@ -89,6 +89,7 @@ func checkRefused(t *testing.T, c *Client, events chan Event, user string) {
 // is checked against the log and shown, with no alarm, and the contact's
 // logged key is the one kept.
 func TestKeyTransparencyFirstContactHonest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -123,6 +124,7 @@ func TestKeyTransparencyFirstContactHonest(t *testing.T) {
 // one the log holds for carol: alice refuses it with an alarm, stores
 // nothing, and acknowledges it. The real carol then gets through.
 func TestKeyTransparencyFirstContactImpostor(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -169,6 +171,7 @@ func TestKeyTransparencyFirstContactImpostor(t *testing.T) {
 // key it serves for carol to mallory's, without logging it. The served key
 // has no proof: the message is refused, as a send to that key would be.
 func TestKeyTransparencyFirstContactUnprovenKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -204,6 +207,7 @@ func TestKeyTransparencyFirstContactUnprovenKey(t *testing.T) {
 // neither refused nor shown but left queued, and processed on the next
 // connection once the relay answers.
 func TestKeyTransparencyFirstContactRelaySilent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -251,6 +255,7 @@ func TestKeyTransparencyFirstContactRelaySilent(t *testing.T) {
 // (PreKey) message to alice with it. Alice has never known carol, so no
 // held key catches it; the key log does.
 func TestSealedFirstContactImpostor(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	issuer := newTestIssuer(t)
 	r := startKTRelay(t, func(cfg *relay.Config) { cfg.SenderCertificates = issuer })
@@ -278,7 +283,7 @@ func TestSealedFirstContactImpostor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.ensureAccessKey(ctx, aconn, pk); err != nil {
+	if err := alice.uploadOwnAccessKey(ctx, aconn); err != nil {
 		t.Fatal(err)
 	}
 	ak, _ := sealed.DeriveAccessKey(pk)

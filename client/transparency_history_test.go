@@ -30,6 +30,7 @@ func withBlobs(t *testing.T) func(*relay.Config) {
 // the phone refuses it (stale-binding) as alice's laptop would, because
 // the history carried the newest leaf alice verified for bob.
 func TestLinkedDeviceKeepsBindingRule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t, withBlobs(t))
 	code := r.code(t, 5, time.Hour)
@@ -75,6 +76,7 @@ func TestLinkedDeviceKeepsBindingRule(t *testing.T) {
 // moves this device's record forward, never back, and never replaces the
 // key of a leaf it verified itself.
 func TestHistoryImportBindingsOnlyForward(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 1, time.Hour)

@@ -18,6 +18,7 @@ import (
 // stored head only moves forward. The interleaving is driven by the test:
 // the proxy holds the reply on a channel until the audit returned.
 func TestKeyLogHeadOnlyMovesForward(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	var mu sync.Mutex

@@ -200,6 +200,7 @@ func fakeIdentity(t *testing.T) []byte {
 // move forward consistently, gossip is checked, audits pass, and nothing
 // raises an alarm.
 func TestKeyTransparencyHonest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -252,6 +253,7 @@ func TestKeyTransparencyHonest(t *testing.T) {
 // TestKeyTransparencySwappedKeyRefused: the relay serves another identity
 // key for bob without logging it; alice refuses to use it and alarms.
 func TestKeyTransparencySwappedKeyRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -285,6 +287,7 @@ func TestKeyTransparencySwappedKeyRefused(t *testing.T) {
 // TestKeyTransparencyAuditFindsKeyForMe: the relay logs a key for bob that
 // is not bob's (so others accept it); bob's audit finds it.
 func TestKeyTransparencyAuditFindsKeyForMe(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -341,6 +344,7 @@ func TestKeyTransparencyAuditFindsKeyForMe(t *testing.T) {
 // rewritten log. The head carol gossips to alice does not extend alice's:
 // alice alarms with both signed heads as evidence.
 func TestKeyTransparencyForkCaughtByGossip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -392,6 +396,7 @@ func TestKeyTransparencyForkCaughtByGossip(t *testing.T) {
 // with another root, signed with the log key, reaches alice by gossip: the
 // two signed heads are a fork in themselves, with no relay round trip.
 func TestKeyTransparencySameSizeFork(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -442,6 +447,7 @@ func TestKeyTransparencySameSizeFork(t *testing.T) {
 // unproven key for bob) and the newest alarms are kept; the alarms in
 // between are counted.
 func TestKeyTransparencyAlarmsBounded(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)

@@ -34,6 +34,7 @@ import (
 // the relay's. Switched off (the key fetched from the relay, as before
 // invitations), the wipe goes through and this test fails.
 func TestOperatorKeyCannotCommandDevices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	bob := w.member(t, "bob")
@@ -79,6 +80,7 @@ func TestOperatorKeyCannotCommandDevices(t *testing.T) {
 // refused. Defence: checkCertified in checkServedKey. Switched off, dave's
 // message is encrypted to the operator's key and this test fails.
 func TestImpostorFirstContactRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	dave, daveEvents := r.enroll(t, r.code(t, 1, time.Hour), "dave", true)
@@ -124,6 +126,7 @@ func TestImpostorFirstContactRefused(t *testing.T) {
 // never runs unchecked. Defence: enrollWith compares with the invitation's
 // key. Switched off, the device enrolls and this test fails.
 func TestEnrollmentStopsWithoutThePinnedLogKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
@@ -159,6 +162,7 @@ func TestEnrollmentStopsWithoutThePinnedLogKey(t *testing.T) {
 // and enrollments (and says what to do first), and an invitation whose
 // grant another key signed is refused before anything is sent.
 func TestNoDeviceOutsideTheOrganization(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	if _, err := Enroll(ctx, EnrollParams{Dir: t.TempDir(), Passphrase: []byte("pw")}, &Options{KDF: testKDF}); err == nil {
 		t.Fatal("enrolled without an invitation")
@@ -209,6 +213,7 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 // The key log holds each binding's certificate: every leaf the relay
 // appended at enrollment chains to the org key for its name and key.
 func TestKeyLogHoldsCertificates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -243,6 +248,7 @@ func TestKeyLogHoldsCertificates(t *testing.T) {
 // With the floors switched off the old notice shows as new and the old
 // policy applies, and this test fails.
 func TestNewMemberRefusesOldNoticeAndPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newOrgWorld(t)
 	oldNotice := sign(t, mustAdminKey(t, w), wire.OrgDocumentKind_ORG_NOTICE,

@@ -216,6 +216,7 @@ func (e *witnessEnv) honestStart(t *testing.T, code string) (alice, bob *Client)
 // TestWitnessHonest: with an honest relay and witness, heads are witnessed
 // (on audits and on key lookups), and no alarm comes, even long after.
 func TestWitnessHonest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := startWitnessEnv(t)
 	code := e.code(t, 5, time.Hour)
@@ -251,6 +252,7 @@ func TestWitnessHonest(t *testing.T) {
 // when the relay serves her the witnessed head it holds, or once the
 // bound passes (unwitnessed) when it withholds it.
 func TestWitnessSplitView(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		restart bool // the relay forgets the cosignatures it held
@@ -338,6 +340,7 @@ func mustDecodeHead(t *testing.T, b []byte) transparency.SignedHead {
 // TestWitnessBadCosignature: a relay attaching a cosignature that does
 // not verify gets a bad-cosignature alarm, and the head is not counted.
 func TestWitnessBadCosignature(t *testing.T) {
+	t.Parallel()
 	e := startWitnessEnv(t)
 	e.rec.corrupt = true
 	code := e.code(t, 5, time.Hour)
@@ -362,6 +365,7 @@ func TestWitnessBadCosignature(t *testing.T) {
 // TestWitnessNotPinned: without a pinned witness key nothing changes: no
 // witnessed size, no alarm however long heads stay unwitnessed.
 func TestWitnessNotPinned(t *testing.T) {
+	t.Parallel()
 	e := startWitnessEnv(t)
 	e.rec.corrupt = true
 	code := e.code(t, 5, time.Hour)
@@ -380,6 +384,7 @@ func TestWitnessNotPinned(t *testing.T) {
 // The org policy sets the bound on unwitnessed heads; without one the
 // client's applies.
 func TestWitnessBoundFromPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	c, _ := r.enroll(t, r.code(t, 1, time.Hour), "alice", false)

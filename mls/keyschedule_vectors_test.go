@@ -43,53 +43,48 @@ func TestKeyScheduleVectors(t *testing.T) {
 	var vs []keyScheduleVector
 	vectortest.Load(t, "key-schedule.json", &vs)
 	var c vectortest.Counter
-	for _, v := range vs {
-		s := suiteFor(t, &c, v.CipherSuite)
-		if s == nil {
-			continue
-		}
-		failed := t.Failed()
-		initSecret := []byte(v.InitialInitSecret)
-		for i, e := range v.Epochs {
-			gc := groupContext{
-				version: protocolVersion10, cipherSuite: v.CipherSuite, groupID: v.GroupID,
-				epoch: uint64(i), treeHash: e.TreeHash, confirmedTranscriptHash: e.ConfirmedTranscriptHash,
+	for i, v := range vs {
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			s := suiteFor(t, v.CipherSuite)
+			initSecret := []byte(v.InitialInitSecret)
+			for i, e := range v.Epochs {
+				gc := groupContext{
+					version: protocolVersion10, cipherSuite: v.CipherSuite, groupID: v.GroupID,
+					epoch: uint64(i), treeHash: e.TreeHash, confirmedTranscriptHash: e.ConfirmedTranscriptHash,
+				}
+				gcBytes, err := marshal(&gc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "group_context", gcBytes, e.GroupContext)
+				es, err := s.epochFromInit(initSecret, e.CommitSecret, e.PSKSecret, gcBytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "joiner_secret", es.joinerSecret, e.JoinerSecret)
+				eq(t, "welcome_secret", es.welcomeSecret, e.WelcomeSecret)
+				eq(t, "init_secret", es.initSecret, e.InitSecret)
+				eq(t, "sender_data_secret", es.senderDataSecret, e.SenderDataSecret)
+				eq(t, "encryption_secret", es.encryptionSecret, e.EncryptionSecret)
+				eq(t, "exporter_secret", es.exporterSecret, e.ExporterSecret)
+				eq(t, "epoch_authenticator", es.epochAuthenticator, e.EpochAuthenticator)
+				eq(t, "external_secret", es.externalSecret, e.ExternalSecret)
+				eq(t, "confirmation_key", es.confirmationKey, e.ConfirmationKey)
+				eq(t, "membership_key", es.membershipKey, e.MembershipKey)
+				eq(t, "resumption_psk", es.resumptionPSK, e.ResumptionPSK)
+				pub, err := s.externalPub(es.externalSecret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "external_pub", pub, e.ExternalPub)
+				out, err := s.exporter(es.exporterSecret, e.Exporter.Label, e.Exporter.Context, e.Exporter.Length)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "exporter", out, e.Exporter.Secret)
+				initSecret = es.initSecret
 			}
-			gcBytes, err := marshal(&gc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eq(t, "group_context", gcBytes, e.GroupContext)
-			es, err := s.epochFromInit(initSecret, e.CommitSecret, e.PSKSecret, gcBytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eq(t, "joiner_secret", es.joinerSecret, e.JoinerSecret)
-			eq(t, "welcome_secret", es.welcomeSecret, e.WelcomeSecret)
-			eq(t, "init_secret", es.initSecret, e.InitSecret)
-			eq(t, "sender_data_secret", es.senderDataSecret, e.SenderDataSecret)
-			eq(t, "encryption_secret", es.encryptionSecret, e.EncryptionSecret)
-			eq(t, "exporter_secret", es.exporterSecret, e.ExporterSecret)
-			eq(t, "epoch_authenticator", es.epochAuthenticator, e.EpochAuthenticator)
-			eq(t, "external_secret", es.externalSecret, e.ExternalSecret)
-			eq(t, "confirmation_key", es.confirmationKey, e.ConfirmationKey)
-			eq(t, "membership_key", es.membershipKey, e.MembershipKey)
-			eq(t, "resumption_psk", es.resumptionPSK, e.ResumptionPSK)
-			pub, err := s.externalPub(es.externalSecret)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eq(t, "external_pub", pub, e.ExternalPub)
-			out, err := s.exporter(es.exporterSecret, e.Exporter.Label, e.Exporter.Context, e.Exporter.Length)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eq(t, "exporter", out, e.Exporter.Secret)
-			initSecret = es.initSecret
-		}
-		if t.Failed() == failed {
-			c.Passed++
-		}
+		})
 	}
 	c.Summary(t, "key-schedule.json")
 }
@@ -108,22 +103,19 @@ func TestPSKSecretVectors(t *testing.T) {
 	var vs []pskSecretVector
 	vectortest.Load(t, "psk_secret.json", &vs)
 	var c vectortest.Counter
-	for _, v := range vs {
-		s := suiteFor(t, &c, v.CipherSuite)
-		if s == nil {
-			continue
-		}
-		var in []pskInput
-		for _, p := range v.PSKs {
-			in = append(in, pskInput{id: preSharedKeyID{pskType: pskExternal, pskID: p.PSKID, pskNonce: p.PSKNonce}, psk: p.PSK})
-		}
-		out, err := s.pskSecret(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if eq(t, "psk_secret", out, v.PSKSecret) {
-			c.Passed++
-		}
+	for i, v := range vs {
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			s := suiteFor(t, v.CipherSuite)
+			var in []pskInput
+			for _, p := range v.PSKs {
+				in = append(in, pskInput{id: preSharedKeyID{pskType: pskExternal, pskID: p.PSKID, pskNonce: p.PSKNonce}, psk: p.PSK})
+			}
+			out, err := s.pskSecret(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "psk_secret", out, v.PSKSecret)
+		})
 	}
 	c.Summary(t, "psk_secret.json")
 }

@@ -33,14 +33,12 @@ func runPassiveClient(t *testing.T, name string) {
 	var c vectortest.Counter
 	for i := range vs {
 		v := &vs[i]
-		if suiteFor(t, &c, v.CipherSuite) == nil {
-			continue
-		}
-		if err := passiveClient(v); err != nil {
-			t.Errorf("%s case %d (suite %d): %v", name, i, v.CipherSuite, err)
-			continue
-		}
-		c.Passed++
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			suiteFor(t, v.CipherSuite)
+			if err := passiveClient(v); err != nil {
+				t.Errorf("%s case %d (suite %d): %v", name, i, v.CipherSuite, err)
+			}
+		})
 	}
 	c.Summary(t, name)
 }

@@ -132,61 +132,56 @@ func TestMessageProtectionVectors(t *testing.T) {
 	var c vectortest.Counter
 	for i := range vs {
 		v := &vs[i]
-		s := suiteFor(t, &c, v.CipherSuite)
-		if s == nil {
-			continue
-		}
-		failed := t.Failed()
-		f := &protectionFixture{t: t, s: s, v: v,
-			ctx: groupContext{version: protocolVersion10, cipherSuite: v.CipherSuite, groupID: v.GroupID,
-				epoch: v.Epoch, treeHash: v.TreeHash, confirmedTranscriptHash: v.ConfirmedTranscriptHash},
-			tree: newSecretTree(s, v.EncryptionSecret, 2),
-		}
-		cases := []struct {
-			name        string
-			msg, want   []byte
-			contentType uint8
-		}{
-			{"proposal_pub", v.ProposalPub, v.Proposal, contentProposal},
-			{"proposal_priv", v.ProposalPriv, v.Proposal, contentProposal},
-			{"commit_pub", v.CommitPub, v.Commit, contentCommit},
-			{"commit_priv", v.CommitPriv, v.Commit, contentCommit},
-			{"application_priv", v.ApplicationPriv, v.Application, contentApplication},
-		}
-		for _, tc := range cases {
-			eq(t, tc.name, body(t, f.unprotect(tc.msg)), tc.want)
-		}
-		// Our own protection round-trips; the sender's ratchet advances
-		// (generations 0, 1, ...) and the receiver jumps ahead to match.
-		for _, tc := range cases {
-			wf := wireFormatPrivateMessage
-			if bytes.HasSuffix([]byte(tc.name), []byte("_pub")) {
-				wf = wireFormatPublicMessage
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			s := suiteFor(t, v.CipherSuite)
+			f := &protectionFixture{t: t, s: s, v: v,
+				ctx: groupContext{version: protocolVersion10, cipherSuite: v.CipherSuite, groupID: v.GroupID,
+					epoch: v.Epoch, treeHash: v.TreeHash, confirmedTranscriptHash: v.ConfirmedTranscriptHash},
+				tree: newSecretTree(s, v.EncryptionSecret, 2),
 			}
-			own := f.protect(wf, tc.contentType, tc.want)
-			eq(t, tc.name+" round trip", body(t, f.unprotect(own)), tc.want)
-		}
-		// Tampering is detected.
-		var m mlsMessage
-		if err := unmarshal(v.ProposalPub, &m); err != nil {
-			t.Fatal(err)
-		}
-		m.public.membershipTag[0] ^= 1
-		if _, err := s.unprotectPublic(m.public, v.MembershipKey, &f.ctx); !errors.Is(err, ErrInvalidMAC) {
-			t.Errorf("tampered membership tag: got %v", err)
-		}
-		fresh := newSecretTree(s, v.EncryptionSecret, 2)
-		var pm mlsMessage
-		if err := unmarshal(v.ApplicationPriv, &pm); err != nil {
-			t.Fatal(err)
-		}
-		pm.private.ciphertext[len(pm.private.ciphertext)-1] ^= 1
-		if _, err := s.unprotectPrivate(fresh, v.SenderDataSecret, pm.private); !errors.Is(err, ErrDecrypt) {
-			t.Errorf("tampered ciphertext: got %v", err)
-		}
-		if t.Failed() == failed {
-			c.Passed++
-		}
+			cases := []struct {
+				name        string
+				msg, want   []byte
+				contentType uint8
+			}{
+				{"proposal_pub", v.ProposalPub, v.Proposal, contentProposal},
+				{"proposal_priv", v.ProposalPriv, v.Proposal, contentProposal},
+				{"commit_pub", v.CommitPub, v.Commit, contentCommit},
+				{"commit_priv", v.CommitPriv, v.Commit, contentCommit},
+				{"application_priv", v.ApplicationPriv, v.Application, contentApplication},
+			}
+			for _, tc := range cases {
+				eq(t, tc.name, body(t, f.unprotect(tc.msg)), tc.want)
+			}
+			// Our own protection round-trips; the sender's ratchet advances
+			// (generations 0, 1, ...) and the receiver jumps ahead to match.
+			for _, tc := range cases {
+				wf := wireFormatPrivateMessage
+				if bytes.HasSuffix([]byte(tc.name), []byte("_pub")) {
+					wf = wireFormatPublicMessage
+				}
+				own := f.protect(wf, tc.contentType, tc.want)
+				eq(t, tc.name+" round trip", body(t, f.unprotect(own)), tc.want)
+			}
+			// Tampering is detected.
+			var m mlsMessage
+			if err := unmarshal(v.ProposalPub, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.public.membershipTag[0] ^= 1
+			if _, err := s.unprotectPublic(m.public, v.MembershipKey, &f.ctx); !errors.Is(err, ErrInvalidMAC) {
+				t.Errorf("tampered membership tag: got %v", err)
+			}
+			fresh := newSecretTree(s, v.EncryptionSecret, 2)
+			var pm mlsMessage
+			if err := unmarshal(v.ApplicationPriv, &pm); err != nil {
+				t.Fatal(err)
+			}
+			pm.private.ciphertext[len(pm.private.ciphertext)-1] ^= 1
+			if _, err := s.unprotectPrivate(fresh, v.SenderDataSecret, pm.private); !errors.Is(err, ErrDecrypt) {
+				t.Errorf("tampered ciphertext: got %v", err)
+			}
+		})
 	}
 	c.Summary(t, "message-protection.json")
 }

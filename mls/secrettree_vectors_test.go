@@ -29,41 +29,36 @@ func TestSecretTreeVectors(t *testing.T) {
 	var vs []secretTreeVector
 	vectortest.Load(t, "secret-tree.json", &vs)
 	var c vectortest.Counter
-	for _, v := range vs {
-		s := suiteFor(t, &c, v.CipherSuite)
-		if s == nil {
-			continue
-		}
-		failed := t.Failed()
-		sd, err := s.senderDataKeyNonce(v.SenderData.SenderDataSecret, v.SenderData.Ciphertext)
-		if err != nil {
-			t.Fatal(err)
-		}
-		eq(t, "sender data key", sd.key, v.SenderData.Key)
-		eq(t, "sender data nonce", sd.nonce, v.SenderData.Nonce)
-		tree := newSecretTree(s, v.EncryptionSecret, uint32(len(v.Leaves)))
-		for leaf, gens := range v.Leaves {
-			for _, g := range gens {
-				hs, err := takeKey(tree, uint32(leaf), ratchetHandshake, g.Generation)
-				if err != nil {
-					t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
-				}
-				eq(t, "handshake key", hs.key, g.HandshakeKey)
-				eq(t, "handshake nonce", hs.nonce, g.HandshakeNonce)
-				as, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation)
-				if err != nil {
-					t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
-				}
-				eq(t, "application key", as.key, g.ApplicationKey)
-				eq(t, "application nonce", as.nonce, g.ApplicationNonce)
-				if _, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation); !errors.Is(err, ErrGenerationUsed) {
-					t.Errorf("reused generation: got %v, want ErrGenerationUsed", err)
+	for i, v := range vs {
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			s := suiteFor(t, v.CipherSuite)
+			sd, err := s.senderDataKeyNonce(v.SenderData.SenderDataSecret, v.SenderData.Ciphertext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "sender data key", sd.key, v.SenderData.Key)
+			eq(t, "sender data nonce", sd.nonce, v.SenderData.Nonce)
+			tree := newSecretTree(s, v.EncryptionSecret, uint32(len(v.Leaves)))
+			for leaf, gens := range v.Leaves {
+				for _, g := range gens {
+					hs, err := takeKey(tree, uint32(leaf), ratchetHandshake, g.Generation)
+					if err != nil {
+						t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
+					}
+					eq(t, "handshake key", hs.key, g.HandshakeKey)
+					eq(t, "handshake nonce", hs.nonce, g.HandshakeNonce)
+					as, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation)
+					if err != nil {
+						t.Fatalf("leaf %d gen %d: %v", leaf, g.Generation, err)
+					}
+					eq(t, "application key", as.key, g.ApplicationKey)
+					eq(t, "application nonce", as.nonce, g.ApplicationNonce)
+					if _, err := takeKey(tree, uint32(leaf), ratchetApplication, g.Generation); !errors.Is(err, ErrGenerationUsed) {
+						t.Errorf("reused generation: got %v, want ErrGenerationUsed", err)
+					}
 				}
 			}
-		}
-		if t.Failed() == failed {
-			c.Passed++
-		}
+		})
 	}
 	c.Summary(t, "secret-tree.json")
 }

@@ -39,15 +39,9 @@ func TestTreeKEMVectors(t *testing.T) {
 	var c vectortest.Counter
 	for vi := range vs {
 		v := &vs[vi]
-		s := suiteFor(t, &c, v.CipherSuite)
-		if s == nil {
-			continue
-		}
-		failed := t.Failed()
-		testTreeKEM(t, s, v)
-		if t.Failed() == failed {
-			c.Passed++
-		}
+		c.Case(t, vectortest.Name(v.CipherSuite, vi), v.CipherSuite, func(t *testing.T) {
+			testTreeKEM(t, suiteFor(t, v.CipherSuite), v)
+		})
 	}
 	c.Summary(t, "treekem.json")
 }

@@ -66,29 +66,31 @@ func TestLeafPolicy(t *testing.T) {
 func TestTreeValidationRejectsTampering(t *testing.T) {
 	var vs []treeValidationVector
 	vectortest.Load(t, "tree-validation.json", &vs)
+	var c vectortest.Counter
 	checked := 0
-	for _, v := range vs {
-		s, err := CipherSuite(v.CipherSuite).suite()
-		if err != nil {
-			continue
-		}
-		tree, err := parseRatchetTree(s, v.Tree)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for x := 1; x < len(tree.nodes); x += 2 {
-			if p := tree.parentAt(uint32(x)); p != nil {
-				p.encryptionKey = append([]byte{}, p.encryptionKey...)
-				p.encryptionKey[0] ^= 1
-				tree.touched(uint32(x))
-				if err := tree.verifyParentHashes(); !errors.Is(err, ErrInvalidTree) {
-					t.Fatalf("tampered parent key accepted: %v", err)
-				}
-				checked++
-				break
+	for i, v := range vs {
+		c.Case(t, vectortest.Name(v.CipherSuite, i), v.CipherSuite, func(t *testing.T) {
+			s := suiteFor(t, v.CipherSuite)
+			tree, err := parseRatchetTree(s, v.Tree)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			for x := 1; x < len(tree.nodes); x += 2 {
+				if p := tree.parentAt(uint32(x)); p != nil {
+					p.encryptionKey = append([]byte{}, p.encryptionKey...)
+					p.encryptionKey[0] ^= 1
+					tree.touched(uint32(x))
+					if err := tree.verifyParentHashes(); !errors.Is(err, ErrInvalidTree) {
+						t.Fatalf("tampered parent key accepted: %v", err)
+					}
+					checked++
+					return
+				}
+			}
+			t.Log("no parent node to tamper with")
+		})
 	}
+	c.Summary(t, "tree-validation.json (tampered)")
 	if checked == 0 {
 		t.Fatal("no tree with a parent node")
 	}
@@ -221,11 +223,13 @@ func TestValidateChangedMatchesFull(t *testing.T) {
 		}, true},
 	}
 	for _, c := range cases {
-		tr := st.tree.clone()
-		c.change(tr)
-		inc, full := tr.validateChanged(&st.ctx), tr.validatePolicy(&st.ctx)
-		if (inc != nil) != c.bad || (full != nil) != c.bad {
-			t.Errorf("%s: incremental %v, full %v, want failure %v", c.name, inc, full, c.bad)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			tr := st.tree.clone()
+			c.change(tr)
+			inc, full := tr.validateChanged(&st.ctx), tr.validatePolicy(&st.ctx)
+			if (inc != nil) != c.bad || (full != nil) != c.bad {
+				t.Errorf("incremental %v, full %v, want failure %v", inc, full, c.bad)
+			}
+		})
 	}
 }

@@ -46,6 +46,7 @@ func metadataAttacks() []Attack {
 			Switch:  "no revocation",
 			Run:     runRevokedContact,
 		},
+		revokedLinkedAttack(),
 		{
 			Name:    "send-history",
 			Threat:  "whoever reads the relay's database (its operator, or a thief of its disk) learns who sent a message when, long after: a `sends` row per message was kept 30 days, and `accounts.code_id` grouped people by invitation",

@@ -35,7 +35,7 @@ func ParseBlobID(s string) (BlobID, error) {
 	var id BlobID
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("%w: bad blob id", ErrBadRequest)
+		return id, withReason(ErrBadRequest, "bad blob id")
 	}
 	copy(id[:], b)
 	return id, nil
@@ -381,7 +381,7 @@ func (b *blobService) fail(w http.ResponseWriter, err error) {
 		code, msg = http.StatusInsufficientStorage, "blob storage quota exceeded"
 		b.refused.Add(1)
 	case errors.Is(err, ErrBadRequest):
-		code, msg = http.StatusBadRequest, "bad request"
+		code, msg = http.StatusBadRequest, safeMessage(err, ErrBadRequest, "bad request")
 	case errors.Is(err, context.Canceled):
 		code, msg = http.StatusServiceUnavailable, "shutting down"
 	}
@@ -584,7 +584,7 @@ func (b *blobService) servePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if werr != nil {
 		b.s.log.Debug("blob upload interrupted", "blob", id.String(), "committed", committed, "err", werr)
-		b.fail(w, fmt.Errorf("%w: upload interrupted", ErrBadRequest))
+		b.fail(w, withReason(ErrBadRequest, "upload interrupted"))
 		return
 	}
 	if committed == bl.Size && bl.Size > 0 {

@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"sotto/internal/testneed"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/wire"
@@ -420,10 +420,7 @@ func TestSealedConnectionLifetime(t *testing.T) {
 func TestConnCapIPv6(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no IPv6 loopback: %v", err)
-		}
-		t.Skipf("no IPv6 loopback: %v", err)
+		testneed.Skip(t, "no IPv6 loopback: %v", err)
 	}
 	r := startLimitRelay(t, func(c *relay.Config) {
 		c.ConnLimits = relay.ConnLimits{PerAddr: 10, PerAddrUnauthenticated: 2, MaxUnauthenticated: 100}

@@ -115,7 +115,7 @@ func (s *Server) orgDelivery(ctx context.Context, r *wire.OrgDeliveryRequest) (*
 		return nil, badRequest("delivery query too old or from the future")
 	}
 	if !ed25519.Verify(key, DeliveryQueryMessage(hash, r.AtMs), r.Signature) {
-		return nil, fmt.Errorf("%w: a delivery query is signed by the organization key", ErrForbidden)
+		return nil, withReason(ErrForbidden, "a delivery query is signed by the organization key")
 	}
 	ds, ok := s.dir.(OrgDocumentStore)
 	lister, ok2 := s.dir.(OrgDocumentLister)

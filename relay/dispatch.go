@@ -58,7 +58,7 @@ func (c *conn) dispatch(req *wire.Request, resp *wire.Response) error {
 	case !ok && !c.authed, ok && r.access == authedOnly && !c.authed:
 		return ErrUnauthenticated
 	case !ok:
-		return fmt.Errorf("%w: unknown request", ErrBadRequest)
+		return badRequest("unknown request")
 	}
 	return r.handle(c, req, resp)
 }

@@ -31,8 +31,9 @@ var (
 )
 
 // errorTable is THE mapping from internal errors to wire codes. The
-// sentinel's text is the safe message sent to the client; wrapped detail
-// is only logged.
+// sentinel's text is the safe message sent to the client, unless a
+// ReasonError gives a reason for it; any other wrapped detail is only
+// logged.
 var errorTable = []struct {
 	err  error
 	code wire.ErrorCode
@@ -46,6 +47,7 @@ var errorTable = []struct {
 	{ErrForbidden, wire.ErrorCode_FORBIDDEN},
 	{ErrNotFound, wire.ErrorCode_NOT_FOUND},
 	{ErrConflict, wire.ErrorCode_CONFLICT},
+	{ErrStaleAccessKey, wire.ErrorCode_CONFLICT},
 	{ErrBadCode, wire.ErrorCode_FORBIDDEN},
 	{ErrBadToken, wire.ErrorCode_FORBIDDEN},
 	{ErrTooManyDevices, wire.ErrorCode_FORBIDDEN},
@@ -74,6 +76,35 @@ func (e *StaleError) Error() string {
 	return fmt.Sprintf("relay: stale device list (missing %v, extra %v, mismatched %v)", e.Missing, e.Extra, e.Mismatched)
 }
 
+// ReasonError is a sentinel with a reason the client is shown in place of
+// the sentinel's text ("username must be 3 to 32 characters" rather than
+// "bad request"). The relay writes the reason itself, about the client's own
+// request: it holds no secret, no storage or network detail, and nothing
+// about another account. Detail that must not leave the relay is wrapped
+// with %w around the ReasonError, and is only logged.
+type ReasonError struct {
+	Err    error // a sentinel of errorTable: it gives the wire code
+	Reason string
+}
+
+func (e *ReasonError) Error() string { return e.Err.Error() + ": " + e.Reason }
+func (e *ReasonError) Unwrap() error { return e.Err }
+
+// withReason returns sentinel with the safe reason format (see ReasonError).
+func withReason(sentinel error, format string, args ...any) error {
+	return &ReasonError{Err: sentinel, Reason: fmt.Sprintf(format, args...)}
+}
+
+// safeMessage returns the reason of the ReasonError in err's chain that
+// explains sentinel, or fallback.
+func safeMessage(err, sentinel error, fallback string) string {
+	var r *ReasonError
+	if errors.As(err, &r) && errors.Is(r.Err, sentinel) {
+		return r.Reason
+	}
+	return fallback
+}
+
 // RateError is ErrRateLimited with a hint of when to retry.
 type RateError struct{ RetryAfter time.Duration }
 
@@ -99,7 +130,7 @@ func errorResponse(resp *wire.Response, err error) {
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
 			resp.Code = e.code
-			resp.Message = e.err.Error()
+			resp.Message = safeMessage(err, e.err, e.err.Error())
 			return
 		}
 	}

@@ -60,8 +60,10 @@ func (c *conn) charge(req *wire.Request) (free bool, err error) {
 	return false, nil
 }
 
+// badRequest is ErrBadRequest with a reason the client is shown (see
+// ReasonError): write only what the relay knows about this request.
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrBadRequest}, args...)...)
+	return withReason(ErrBadRequest, format, args...)
 }
 
 // ---- enrollment and authentication ----

@@ -135,7 +135,7 @@ func CreateBootstrap(ctx context.Context, dir Directory, now time.Time, valid ti
 	}
 	switch _, err := ks.OrgKey(ctx); {
 	case err == nil:
-		return nil, fmt.Errorf("%w: the organization exists already; its admins invite people with `sotto admin invite`", ErrConflict)
+		return nil, withReason(ErrConflict, "the organization exists already; its admins invite people with `sotto admin invite`")
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
-	"fmt"
 	"strings"
 )
 
@@ -14,12 +13,12 @@ import (
 func NormalizeUsername(s string) (string, error) {
 	u := strings.ToLower(s)
 	if len(u) < 3 || len(u) > 32 {
-		return "", fmt.Errorf("%w: username must be 3 to 32 characters", ErrBadRequest)
+		return "", withReason(ErrBadRequest, "username must be 3 to 32 characters")
 	}
 	for i := 0; i < len(u); i++ {
 		c := u[i]
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
-			return "", fmt.Errorf("%w: username may contain only a-z 0-9 . _ -", ErrBadRequest)
+			return "", withReason(ErrBadRequest, "username may contain only a-z 0-9 . _ -")
 		}
 	}
 	return u, nil

@@ -58,7 +58,7 @@ const (
 )
 
 // ErrNoOrgKey reports that no org key is registered with the relay.
-var ErrNoOrgKey = fmt.Errorf("%w: no organization key registered", ErrNotFound)
+var ErrNoOrgKey = withReason(ErrNotFound, "no organization key registered")
 
 func (s *Server) orgKey(ctx context.Context) ([]byte, error) {
 	ks, ok := s.dir.(OrgKeyStore)
@@ -206,7 +206,7 @@ func checkOrgDocument(key []byte, doc *wire.OrgDocument) ([]byte, error) {
 	}
 	domain := orgDomains[doc.Kind]
 	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, append([]byte(domain), doc.Body...), doc.Signature) {
-		return nil, fmt.Errorf("%w: not signed by the organization key", ErrForbidden)
+		return nil, withReason(ErrForbidden, "not signed by the organization key")
 	}
 	content, err := proto.Marshal(&wire.OrgDocument{Kind: doc.Kind, Body: doc.Body, Signature: doc.Signature})
 	if err != nil {

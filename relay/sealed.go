@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,7 +88,7 @@ func (s *Server) sealedTrustRoot() []byte {
 }
 
 func (c *conn) handleSetAccessKey(req *wire.Request, resp *wire.Response) error {
-	if err := c.setAccessKey(req.GetSetAccessKey().GetAccessKey(), req.GetSetAccessKey().GetRefuseMemberAccess()); err != nil {
+	if err := c.setAccessKey(req.GetSetAccessKey().GetAccessKey(), req.GetSetAccessKey().GetRefuseMemberAccess(), req.GetSetAccessKey().GetEpoch()); err != nil {
 		return err
 	}
 	resp.Body = &wire.Response_SetAccessKey{SetAccessKey: &wire.SetAccessKeyResponse{}}
@@ -103,14 +104,23 @@ func (c *conn) handleSenderCertificate(_ *wire.Request, resp *wire.Response) err
 	return nil
 }
 
-func (c *conn) setAccessKey(key []byte, refuseMember bool) error {
+func (c *conn) setAccessKey(key []byte, refuseMember bool, epoch uint64) error {
 	if c.s.sealed.keys == nil {
 		return fmt.Errorf("%w: this relay's store keeps no access keys", ErrUnavailable)
 	}
 	if len(key) != wire.AccessKeySize {
 		return badRequest("access key must be %d bytes", wire.AccessKeySize)
 	}
-	if err := c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember)); err != nil {
+	stored, err := c.s.sealed.keys.AccessKey(c.ctx, c.dev.Account)
+	switch {
+	case err == nil:
+		if err := checkAccessKeyEpoch(stored, epoch); err != nil {
+			return err
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := c.s.sealed.keys.SetAccessKey(c.ctx, c.dev.Account, storedAccessKey(key, refuseMember, epoch)); err != nil {
 		return err
 	}
 	c.s.cache.invalidate(c.dev.Account)

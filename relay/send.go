@@ -152,7 +152,7 @@ func (c *conn) checkSealed(r *sendRequest, member *wire.MemberAccess, e dirEntry
 	if member != nil {
 		memberKey = member.AccessKey
 	}
-	stored, refuse := splitAccessKey(e.accessKey)
+	stored, refuse, _ := splitAccessKey(e.accessKey)
 	own := accessKeyMatches(stored, r.accessKey)
 	org := accessKeyMatches(memberKey, r.accessKey) & (1 ^ refuse)
 	if own|org != 1 {

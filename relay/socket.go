@@ -57,7 +57,7 @@ const (
 	CloseBusy
 )
 
-var errTextFrame = fmt.Errorf("%w: text frames are not accepted", ErrBadRequest)
+var errTextFrame = withReason(ErrBadRequest, "text frames are not accepted")
 
 // hardFrameLimit closes connections sending absurd frames; frames between
 // wire.MaxFrameSize and it are answered with TOO_LARGE.

@@ -64,7 +64,7 @@ func (t *TURNCredentials) issue(now time.Time) *wire.TurnCredentials {
 func (c *conn) turnCredentials() (*wire.TurnCredentials, error) {
 	t := c.s.cfg.TURN
 	if t == nil || len(t.Secret) == 0 {
-		return nil, fmt.Errorf("%w: this relay runs no TURN server", ErrNotFound)
+		return nil, withReason(ErrNotFound, "this relay runs no TURN server")
 	}
 	return t.issue(c.s.cfg.Now()), nil
 }

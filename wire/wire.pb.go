@@ -6115,8 +6115,14 @@ type SetAccessKeyRequest struct {
 	// own access key; the organization's member access key is refused (a
 	// revoked contact keeps the member key, so revoking one needs this).
 	RefuseMemberAccess bool `protobuf:"varint,2,opt,name=refuse_member_access,json=refuseMemberAccess,proto3" json:"refuse_member_access,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// epoch of the profile key the access key derives from: the relay keeps
+	// the key of the highest epoch it was given and refuses a lower one
+	// (CONFLICT), so that a device that has not yet heard of a
+	// revocation cannot undo it by uploading the older key. 0: no epoch
+	// (older clients), accepted only while the stored epoch is 0 too.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetAccessKeyRequest) Reset() {
@@ -6161,6 +6167,13 @@ func (x *SetAccessKeyRequest) GetRefuseMemberAccess() bool {
 		return x.RefuseMemberAccess
 	}
 	return false
+}
+
+func (x *SetAccessKeyRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 type SetAccessKeyResponse struct {
@@ -8240,11 +8253,12 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x06leaves\x18\x02 \x03(\fR\x06leaves\x12\x1f\n" +
 	"\vsigned_head\x18\x03 \x01(\fR\n" +
 	"signedHead\x12\"\n" +
-	"\fcosignatures\x18\x04 \x03(\fR\fcosignatures\"f\n" +
+	"\fcosignatures\x18\x04 \x03(\fR\fcosignatures\"|\n" +
 	"\x13SetAccessKeyRequest\x12\x1d\n" +
 	"\n" +
 	"access_key\x18\x01 \x01(\fR\taccessKey\x120\n" +
-	"\x14refuse_member_access\x18\x02 \x01(\bR\x12refuseMemberAccess\"\x16\n" +
+	"\x14refuse_member_access\x18\x02 \x01(\bR\x12refuseMemberAccess\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x16\n" +
 	"\x14SetAccessKeyResponse\"\x1a\n" +
 	"\x18SenderCertificateRequest\"{\n" +
 	"\x19SenderCertificateResponse\x12 \n" +

@@ -113,6 +113,40 @@ func NewForeignKeyAlarm(leaf []byte, index uint64, head []byte, now time.Time) (
 			AlarmLeaf: leaf, AlarmLeafIndex: index, AlarmHead: head}}}, nil
 }
 
+// NewProfileKeyStateOrder tells the own other devices that the profile key
+// state changed; the caller attaches the state (profile_key and
+// profile_key_state).
+func NewProfileKeyStateOrder(now time.Time) (*Content, error) {
+	id, err := NewID(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &Content{Version: Version, Id: id, SentAtMs: now.UnixMilli(),
+		Body: &Content_DeviceOrder{DeviceOrder: &DeviceOrder{Action: DeviceOrder_PROFILE_KEY_STATE}}}, nil
+}
+
+// MaxRevocations bounds the revocations in one ProfileKeyState, and
+// MaxUsername the length of a username in one.
+const (
+	MaxRevocations = 10000
+	MaxUsername    = 64
+)
+
+func validateKeyState(s *ProfileKeyState) error {
+	if s == nil {
+		return nil
+	}
+	if len(s.Revocations) > MaxRevocations {
+		return fmt.Errorf("%w: %d revocations", ErrInvalid, len(s.Revocations))
+	}
+	for _, r := range s.Revocations {
+		if r == nil || r.User == "" || len(r.User) > MaxUsername || r.Epoch == 0 || r.Epoch > s.Epoch {
+			return fmt.Errorf("%w: revocation", ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Encode validates c, serializes it and pads it for encryption.
 func Encode(c *Content) ([]byte, error) {
 	if err := validate(c, true); err != nil {
@@ -182,6 +216,9 @@ func validate(c *Content, top bool) error {
 	}
 	if len(c.Id) != IDSize {
 		return fmt.Errorf("%w: message id must be %d bytes", ErrInvalid, IDSize)
+	}
+	if err := validateKeyState(c.ProfileKeyState); err != nil {
+		return err
 	}
 	if ok, err := validateMessaging(c); ok {
 		return err

@@ -31,7 +31,13 @@ func samples(t testing.TB) []*Content {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*Content{text, reply, dr, rr, NewSyncSent("bob", reply), wipe}
+	state, err := NewProfileKeyStateOrder(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state.ProfileKey = make([]byte, 32)
+	state.ProfileKeyState = &ProfileKeyState{Epoch: 3, Revocations: []*Revocation{{User: "mallory", Epoch: 2, Revoked: true}, {User: "eve", Epoch: 3}}}
+	return []*Content{text, reply, dr, rr, NewSyncSent("bob", reply), wipe, state}
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: content.proto
+// source: client/content/content.proto
 
 package content
 
@@ -38,6 +38,10 @@ const (
 	// alarm_leaf, alarm_leaf_index and alarm_head, for the account's other
 	// devices to check and keep.
 	DeviceOrder_FOREIGN_KEY_ALARM DeviceOrder_Action = 3
+	// The sender changed the account's profile key state (a contact's
+	// sealed access revoked or given back): the state itself rides in
+	// Content.profile_key and Content.profile_key_state.
+	DeviceOrder_PROFILE_KEY_STATE DeviceOrder_Action = 4
 )
 
 // Enum value maps for DeviceOrder_Action.
@@ -47,12 +51,14 @@ var (
 		1: "WIPE",
 		2: "HISTORY_IMPORTED",
 		3: "FOREIGN_KEY_ALARM",
+		4: "PROFILE_KEY_STATE",
 	}
 	DeviceOrder_Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
 		"WIPE":               1,
 		"HISTORY_IMPORTED":   2,
 		"FOREIGN_KEY_ALARM":  3,
+		"PROFILE_KEY_STATE":  4,
 	}
 )
 
@@ -67,11 +73,11 @@ func (x DeviceOrder_Action) String() string {
 }
 
 func (DeviceOrder_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_content_proto_enumTypes[0].Descriptor()
+	return file_client_content_content_proto_enumTypes[0].Descriptor()
 }
 
 func (DeviceOrder_Action) Type() protoreflect.EnumType {
-	return &file_content_proto_enumTypes[0]
+	return &file_client_content_content_proto_enumTypes[0]
 }
 
 func (x DeviceOrder_Action) Number() protoreflect.EnumNumber {
@@ -80,7 +86,7 @@ func (x DeviceOrder_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeviceOrder_Action.Descriptor instead.
 func (DeviceOrder_Action) EnumDescriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{1, 0}
+	return file_client_content_content_proto_rawDescGZIP(), []int{1, 0}
 }
 
 type CallSignal_Kind int32
@@ -131,11 +137,11 @@ func (x CallSignal_Kind) String() string {
 }
 
 func (CallSignal_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_content_proto_enumTypes[1].Descriptor()
+	return file_client_content_content_proto_enumTypes[1].Descriptor()
 }
 
 func (CallSignal_Kind) Type() protoreflect.EnumType {
-	return &file_content_proto_enumTypes[1]
+	return &file_client_content_content_proto_enumTypes[1]
 }
 
 func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
@@ -144,7 +150,7 @@ func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Kind.Descriptor instead.
 func (CallSignal_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{6, 0}
+	return file_client_content_content_proto_rawDescGZIP(), []int{8, 0}
 }
 
 type CallSignal_Reason int32
@@ -189,11 +195,11 @@ func (x CallSignal_Reason) String() string {
 }
 
 func (CallSignal_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_content_proto_enumTypes[2].Descriptor()
+	return file_client_content_content_proto_enumTypes[2].Descriptor()
 }
 
 func (CallSignal_Reason) Type() protoreflect.EnumType {
-	return &file_content_proto_enumTypes[2]
+	return &file_client_content_content_proto_enumTypes[2]
 }
 
 func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
@@ -202,7 +208,7 @@ func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Reason.Descriptor instead.
 func (CallSignal_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{6, 1}
+	return file_client_content_content_proto_rawDescGZIP(), []int{8, 1}
 }
 
 type Content struct {
@@ -223,6 +229,11 @@ type Content struct {
 	// when it changes: the recipient checks it against its own view of the
 	// relay's key log, which catches a relay showing users different logs.
 	TransparencyHead []byte `protobuf:"bytes,6,opt,name=transparency_head,json=transparencyHead,proto3" json:"transparency_head,omitempty"`
+	// Sent only to the own other devices, with profile_key: the key's epoch
+	// and the account's sealed-access revocations (client/revokesync.go), so
+	// that every device keeps the same revoked set and no older key
+	// replaces a newer one.
+	ProfileKeyState *ProfileKeyState `protobuf:"bytes,7,opt,name=profile_key_state,json=profileKeyState,proto3" json:"profile_key_state,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
@@ -244,7 +255,7 @@ type Content struct {
 
 func (x *Content) Reset() {
 	*x = Content{}
-	mi := &file_content_proto_msgTypes[0]
+	mi := &file_client_content_content_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +267,7 @@ func (x *Content) String() string {
 func (*Content) ProtoMessage() {}
 
 func (x *Content) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[0]
+	mi := &file_client_content_content_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +280,7 @@ func (x *Content) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Content.ProtoReflect.Descriptor instead.
 func (*Content) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{0}
+	return file_client_content_content_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Content) GetVersion() uint32 {
@@ -303,6 +314,13 @@ func (x *Content) GetProfileKey() []byte {
 func (x *Content) GetTransparencyHead() []byte {
 	if x != nil {
 		return x.TransparencyHead
+	}
+	return nil
+}
+
+func (x *Content) GetProfileKeyState() *ProfileKeyState {
+	if x != nil {
+		return x.ProfileKeyState
 	}
 	return nil
 }
@@ -527,7 +545,7 @@ type DeviceOrder struct {
 
 func (x *DeviceOrder) Reset() {
 	*x = DeviceOrder{}
-	mi := &file_content_proto_msgTypes[1]
+	mi := &file_client_content_content_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +557,7 @@ func (x *DeviceOrder) String() string {
 func (*DeviceOrder) ProtoMessage() {}
 
 func (x *DeviceOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[1]
+	mi := &file_client_content_content_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +570,7 @@ func (x *DeviceOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceOrder.ProtoReflect.Descriptor instead.
 func (*DeviceOrder) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{1}
+	return file_client_content_content_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DeviceOrder) GetAction() DeviceOrder_Action {
@@ -604,6 +622,124 @@ func (x *DeviceOrder) GetAlarmHead() []byte {
 	return nil
 }
 
+// ProfileKeyState is the epoch of the profile key it travels with and the
+// account's revocations of contacts' sealed access. A device keeps the key
+// of the highest epoch and, per contact, the revocation entry of the
+// highest epoch.
+type ProfileKeyState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Revocations   []*Revocation          `protobuf:"bytes,2,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileKeyState) Reset() {
+	*x = ProfileKeyState{}
+	mi := &file_client_content_content_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileKeyState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileKeyState) ProtoMessage() {}
+
+func (x *ProfileKeyState) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileKeyState.ProtoReflect.Descriptor instead.
+func (*ProfileKeyState) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProfileKeyState) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ProfileKeyState) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+// Revocation: at epoch, user's sealed access was revoked (revoked) or
+// given back (!revoked).
+type Revocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Revoked       bool                   `protobuf:"varint,3,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_client_content_content_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Revocation) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Revocation) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Revocation) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
 type Text struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Body  string                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
@@ -618,7 +754,7 @@ type Text struct {
 
 func (x *Text) Reset() {
 	*x = Text{}
-	mi := &file_content_proto_msgTypes[2]
+	mi := &file_client_content_content_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +766,7 @@ func (x *Text) String() string {
 func (*Text) ProtoMessage() {}
 
 func (x *Text) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[2]
+	mi := &file_client_content_content_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +779,7 @@ func (x *Text) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Text.ProtoReflect.Descriptor instead.
 func (*Text) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{2}
+	return file_client_content_content_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Text) GetBody() string {
@@ -678,7 +814,7 @@ type Quote struct {
 
 func (x *Quote) Reset() {
 	*x = Quote{}
-	mi := &file_content_proto_msgTypes[3]
+	mi := &file_client_content_content_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +826,7 @@ func (x *Quote) String() string {
 func (*Quote) ProtoMessage() {}
 
 func (x *Quote) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[3]
+	mi := &file_client_content_content_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +839,7 @@ func (x *Quote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quote.ProtoReflect.Descriptor instead.
 func (*Quote) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{3}
+	return file_client_content_content_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Quote) GetId() []byte {
@@ -738,7 +874,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_content_proto_msgTypes[4]
+	mi := &file_client_content_content_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +886,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[4]
+	mi := &file_client_content_content_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +899,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{4}
+	return file_client_content_content_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Receipt) GetIds() [][]byte {
@@ -787,7 +923,7 @@ type SyncSent struct {
 
 func (x *SyncSent) Reset() {
 	*x = SyncSent{}
-	mi := &file_content_proto_msgTypes[5]
+	mi := &file_client_content_content_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +935,7 @@ func (x *SyncSent) String() string {
 func (*SyncSent) ProtoMessage() {}
 
 func (x *SyncSent) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[5]
+	mi := &file_client_content_content_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +948,7 @@ func (x *SyncSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncSent.ProtoReflect.Descriptor instead.
 func (*SyncSent) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{5}
+	return file_client_content_content_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SyncSent) GetDestination() string {
@@ -852,7 +988,7 @@ type CallSignal struct {
 
 func (x *CallSignal) Reset() {
 	*x = CallSignal{}
-	mi := &file_content_proto_msgTypes[6]
+	mi := &file_client_content_content_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1000,7 @@ func (x *CallSignal) String() string {
 func (*CallSignal) ProtoMessage() {}
 
 func (x *CallSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[6]
+	mi := &file_client_content_content_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1013,7 @@ func (x *CallSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallSignal.ProtoReflect.Descriptor instead.
 func (*CallSignal) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{6}
+	return file_client_content_content_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CallSignal) GetCallId() []byte {
@@ -950,7 +1086,7 @@ type Reaction struct {
 
 func (x *Reaction) Reset() {
 	*x = Reaction{}
-	mi := &file_content_proto_msgTypes[7]
+	mi := &file_client_content_content_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1098,7 @@ func (x *Reaction) String() string {
 func (*Reaction) ProtoMessage() {}
 
 func (x *Reaction) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[7]
+	mi := &file_client_content_content_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1111,7 @@ func (x *Reaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
 func (*Reaction) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{7}
+	return file_client_content_content_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Reaction) GetEmoji() string {
@@ -1018,7 +1154,7 @@ type Edit struct {
 
 func (x *Edit) Reset() {
 	*x = Edit{}
-	mi := &file_content_proto_msgTypes[8]
+	mi := &file_client_content_content_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1166,7 @@ func (x *Edit) String() string {
 func (*Edit) ProtoMessage() {}
 
 func (x *Edit) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[8]
+	mi := &file_client_content_content_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1179,7 @@ func (x *Edit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edit.ProtoReflect.Descriptor instead.
 func (*Edit) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{8}
+	return file_client_content_content_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Edit) GetTargetId() []byte {
@@ -1071,7 +1207,7 @@ type Delete struct {
 
 func (x *Delete) Reset() {
 	*x = Delete{}
-	mi := &file_content_proto_msgTypes[9]
+	mi := &file_client_content_content_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1219,7 @@ func (x *Delete) String() string {
 func (*Delete) ProtoMessage() {}
 
 func (x *Delete) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[9]
+	mi := &file_client_content_content_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1232,7 @@ func (x *Delete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delete.ProtoReflect.Descriptor instead.
 func (*Delete) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{9}
+	return file_client_content_content_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Delete) GetTargetId() []byte {
@@ -1117,7 +1253,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_content_proto_msgTypes[10]
+	mi := &file_client_content_content_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1265,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[10]
+	mi := &file_client_content_content_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1278,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{10}
+	return file_client_content_content_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Typing) GetStarted() bool {
@@ -1163,7 +1299,7 @@ type TimerChange struct {
 
 func (x *TimerChange) Reset() {
 	*x = TimerChange{}
-	mi := &file_content_proto_msgTypes[11]
+	mi := &file_client_content_content_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1311,7 @@ func (x *TimerChange) String() string {
 func (*TimerChange) ProtoMessage() {}
 
 func (x *TimerChange) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[11]
+	mi := &file_client_content_content_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1324,7 @@ func (x *TimerChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerChange.ProtoReflect.Descriptor instead.
 func (*TimerChange) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{11}
+	return file_client_content_content_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TimerChange) GetSeconds() uint32 {
@@ -1218,7 +1354,7 @@ type AttachmentPointer struct {
 
 func (x *AttachmentPointer) Reset() {
 	*x = AttachmentPointer{}
-	mi := &file_content_proto_msgTypes[12]
+	mi := &file_client_content_content_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1366,7 @@ func (x *AttachmentPointer) String() string {
 func (*AttachmentPointer) ProtoMessage() {}
 
 func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
-	mi := &file_content_proto_msgTypes[12]
+	mi := &file_client_content_content_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1379,7 @@ func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachmentPointer.ProtoReflect.Descriptor instead.
 func (*AttachmentPointer) Descriptor() ([]byte, []int) {
-	return file_content_proto_rawDescGZIP(), []int{12}
+	return file_client_content_content_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AttachmentPointer) GetBlobId() []byte {
@@ -1309,11 +1445,11 @@ func (x *AttachmentPointer) GetCaption() string {
 	return ""
 }
 
-var File_content_proto protoreflect.FileDescriptor
+var File_client_content_content_proto protoreflect.FileDescriptor
 
-const file_content_proto_rawDesc = "" +
+const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
-	"\rcontent.proto\x12\rsotto.content\"\xda\x06\n" +
+	"\x1cclient/content/content.proto\x12\rsotto.content\"\xa6\a\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
@@ -1321,7 +1457,8 @@ const file_content_proto_rawDesc = "" +
 	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\x12\x1f\n" +
 	"\vprofile_key\x18\x05 \x01(\fR\n" +
 	"profileKey\x12+\n" +
-	"\x11transparency_head\x18\x06 \x01(\fR\x10transparencyHead\x12)\n" +
+	"\x11transparency_head\x18\x06 \x01(\fR\x10transparencyHead\x12J\n" +
+	"\x11profile_key_state\x18\a \x01(\v2\x1e.sotto.content.ProfileKeyStateR\x0fprofileKeyState\x12)\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x13.sotto.content.TextH\x00R\x04text\x12C\n" +
 	"\x10delivery_receipt\x18\v \x01(\v2\x16.sotto.content.ReceiptH\x00R\x0fdeliveryReceipt\x12;\n" +
@@ -1338,7 +1475,7 @@ const file_content_proto_rawDesc = "" +
 	"\n" +
 	"attachment\x18\x18 \x01(\v2 .sotto.content.AttachmentPointerH\x00R\n" +
 	"attachmentB\x06\n" +
-	"\x04bodyJ\x04\b\x1c\x10)\"\xde\x02\n" +
+	"\x04bodyJ\x04\b\x1c\x10)\"\xf5\x02\n" +
 	"\vDeviceOrder\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.sotto.content.DeviceOrder.ActionR\x06action\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1d\n" +
@@ -1349,12 +1486,21 @@ const file_content_proto_rawDesc = "" +
 	"alarm_leaf\x18\x05 \x01(\fR\talarmLeaf\x12(\n" +
 	"\x10alarm_leaf_index\x18\x06 \x01(\x04R\x0ealarmLeafIndex\x12\x1d\n" +
 	"\n" +
-	"alarm_head\x18\a \x01(\fR\talarmHead\"W\n" +
+	"alarm_head\x18\a \x01(\fR\talarmHead\"n\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04WIPE\x10\x01\x12\x14\n" +
 	"\x10HISTORY_IMPORTED\x10\x02\x12\x15\n" +
-	"\x11FOREIGN_KEY_ALARM\x10\x03\"m\n" +
+	"\x11FOREIGN_KEY_ALARM\x10\x03\x12\x15\n" +
+	"\x11PROFILE_KEY_STATE\x10\x04\"d\n" +
+	"\x0fProfileKeyState\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12;\n" +
+	"\vrevocations\x18\x02 \x03(\v2\x19.sotto.content.RevocationR\vrevocations\"P\n" +
+	"\n" +
+	"Revocation\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\arevoked\x18\x03 \x01(\bR\arevoked\"m\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
 	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\x12%\n" +
@@ -1427,68 +1573,72 @@ const file_content_proto_rawDesc = "" +
 	"\acaption\x18\t \x01(\tR\acaptionB\x1eZ\x1csotto/client/content;contentb\x06proto3"
 
 var (
-	file_content_proto_rawDescOnce sync.Once
-	file_content_proto_rawDescData []byte
+	file_client_content_content_proto_rawDescOnce sync.Once
+	file_client_content_content_proto_rawDescData []byte
 )
 
-func file_content_proto_rawDescGZIP() []byte {
-	file_content_proto_rawDescOnce.Do(func() {
-		file_content_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)))
+func file_client_content_content_proto_rawDescGZIP() []byte {
+	file_client_content_content_proto_rawDescOnce.Do(func() {
+		file_client_content_content_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)))
 	})
-	return file_content_proto_rawDescData
+	return file_client_content_content_proto_rawDescData
 }
 
-var file_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
-var file_content_proto_goTypes = []any{
+var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_client_content_content_proto_goTypes = []any{
 	(DeviceOrder_Action)(0),   // 0: sotto.content.DeviceOrder.Action
 	(CallSignal_Kind)(0),      // 1: sotto.content.CallSignal.Kind
 	(CallSignal_Reason)(0),    // 2: sotto.content.CallSignal.Reason
 	(*Content)(nil),           // 3: sotto.content.Content
 	(*DeviceOrder)(nil),       // 4: sotto.content.DeviceOrder
-	(*Text)(nil),              // 5: sotto.content.Text
-	(*Quote)(nil),             // 6: sotto.content.Quote
-	(*Receipt)(nil),           // 7: sotto.content.Receipt
-	(*SyncSent)(nil),          // 8: sotto.content.SyncSent
-	(*CallSignal)(nil),        // 9: sotto.content.CallSignal
-	(*Reaction)(nil),          // 10: sotto.content.Reaction
-	(*Edit)(nil),              // 11: sotto.content.Edit
-	(*Delete)(nil),            // 12: sotto.content.Delete
-	(*Typing)(nil),            // 13: sotto.content.Typing
-	(*TimerChange)(nil),       // 14: sotto.content.TimerChange
-	(*AttachmentPointer)(nil), // 15: sotto.content.AttachmentPointer
+	(*ProfileKeyState)(nil),   // 5: sotto.content.ProfileKeyState
+	(*Revocation)(nil),        // 6: sotto.content.Revocation
+	(*Text)(nil),              // 7: sotto.content.Text
+	(*Quote)(nil),             // 8: sotto.content.Quote
+	(*Receipt)(nil),           // 9: sotto.content.Receipt
+	(*SyncSent)(nil),          // 10: sotto.content.SyncSent
+	(*CallSignal)(nil),        // 11: sotto.content.CallSignal
+	(*Reaction)(nil),          // 12: sotto.content.Reaction
+	(*Edit)(nil),              // 13: sotto.content.Edit
+	(*Delete)(nil),            // 14: sotto.content.Delete
+	(*Typing)(nil),            // 15: sotto.content.Typing
+	(*TimerChange)(nil),       // 16: sotto.content.TimerChange
+	(*AttachmentPointer)(nil), // 17: sotto.content.AttachmentPointer
 }
-var file_content_proto_depIdxs = []int32{
-	5,  // 0: sotto.content.Content.text:type_name -> sotto.content.Text
-	7,  // 1: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
-	7,  // 2: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
-	8,  // 3: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
-	4,  // 4: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
-	9,  // 5: sotto.content.Content.call_signal:type_name -> sotto.content.CallSignal
-	10, // 6: sotto.content.Content.reaction:type_name -> sotto.content.Reaction
-	11, // 7: sotto.content.Content.edit:type_name -> sotto.content.Edit
-	12, // 8: sotto.content.Content.delete:type_name -> sotto.content.Delete
-	13, // 9: sotto.content.Content.typing:type_name -> sotto.content.Typing
-	14, // 10: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
-	15, // 11: sotto.content.Content.attachment:type_name -> sotto.content.AttachmentPointer
-	0,  // 12: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
-	6,  // 13: sotto.content.Text.quote:type_name -> sotto.content.Quote
-	3,  // 14: sotto.content.SyncSent.content:type_name -> sotto.content.Content
-	1,  // 15: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
-	2,  // 16: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+var file_client_content_content_proto_depIdxs = []int32{
+	5,  // 0: sotto.content.Content.profile_key_state:type_name -> sotto.content.ProfileKeyState
+	7,  // 1: sotto.content.Content.text:type_name -> sotto.content.Text
+	9,  // 2: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
+	9,  // 3: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
+	10, // 4: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
+	4,  // 5: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
+	11, // 6: sotto.content.Content.call_signal:type_name -> sotto.content.CallSignal
+	12, // 7: sotto.content.Content.reaction:type_name -> sotto.content.Reaction
+	13, // 8: sotto.content.Content.edit:type_name -> sotto.content.Edit
+	14, // 9: sotto.content.Content.delete:type_name -> sotto.content.Delete
+	15, // 10: sotto.content.Content.typing:type_name -> sotto.content.Typing
+	16, // 11: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
+	17, // 12: sotto.content.Content.attachment:type_name -> sotto.content.AttachmentPointer
+	0,  // 13: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
+	6,  // 14: sotto.content.ProfileKeyState.revocations:type_name -> sotto.content.Revocation
+	8,  // 15: sotto.content.Text.quote:type_name -> sotto.content.Quote
+	3,  // 16: sotto.content.SyncSent.content:type_name -> sotto.content.Content
+	1,  // 17: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
+	2,  // 18: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
-func init() { file_content_proto_init() }
-func file_content_proto_init() {
-	if File_content_proto != nil {
+func init() { file_client_content_content_proto_init() }
+func file_client_content_content_proto_init() {
+	if File_client_content_content_proto != nil {
 		return
 	}
-	file_content_proto_msgTypes[0].OneofWrappers = []any{
+	file_client_content_content_proto_msgTypes[0].OneofWrappers = []any{
 		(*Content_Text)(nil),
 		(*Content_DeliveryReceipt)(nil),
 		(*Content_ReadReceipt)(nil),
@@ -1506,18 +1656,18 @@ func file_content_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_content_proto_goTypes,
-		DependencyIndexes: file_content_proto_depIdxs,
-		EnumInfos:         file_content_proto_enumTypes,
-		MessageInfos:      file_content_proto_msgTypes,
+		GoTypes:           file_client_content_content_proto_goTypes,
+		DependencyIndexes: file_client_content_content_proto_depIdxs,
+		EnumInfos:         file_client_content_content_proto_enumTypes,
+		MessageInfos:      file_client_content_content_proto_msgTypes,
 	}.Build()
-	File_content_proto = out.File
-	file_content_proto_goTypes = nil
-	file_content_proto_depIdxs = nil
+	File_client_content_content_proto = out.File
+	file_client_content_content_proto_goTypes = nil
+	file_client_content_content_proto_depIdxs = nil
 }

@@ -15,7 +15,14 @@ func (c *Conn) SetAccessKey(ctx context.Context, key []byte) error {
 // to the account may present the organization's member access key
 // (refuseMember: they may not).
 func (c *Conn) SetAccessKeyRefusing(ctx context.Context, key []byte, refuseMember bool) error {
-	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: key, RefuseMemberAccess: refuseMember}}})
+	return c.SetAccessKeyEpoch(ctx, key, refuseMember, 0)
+}
+
+// SetAccessKeyEpoch is SetAccessKeyRefusing for the access key of a
+// profile key of the given epoch: the relay refuses (CONFLICT) a lower
+// epoch than the one it holds.
+func (c *Conn) SetAccessKeyEpoch(ctx context.Context, key []byte, refuseMember bool, epoch uint64) error {
+	_, err := c.Do(ctx, &wire.Request{Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: key, RefuseMemberAccess: refuseMember, Epoch: epoch}}})
 	return err
 }
 

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"sotto/internal/safetext"
 	"sotto/wire"
 )
 
@@ -20,16 +22,31 @@ var ErrClosed = errors.New("transport: connection closed")
 // Error is a non-OK response from the relay.
 type Error struct {
 	Code       wire.ErrorCode
-	Message    string
+	Message    string             // as the relay sent it: untrusted text, see Reason
 	Stale      *wire.StaleDevices // set with STALE_DEVICES
 	RetryAfter time.Duration      // set with RATE_LIMITED
 }
 
-func (e *Error) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("transport: relay error %s", e.Code)
+// maxReason bounds, in runes, the relay's reason shown to a person.
+const maxReason = 200
+
+// Reason returns the relay's explanation fit to show a person ("username
+// must be 3 to 32 characters"): the message sanitized as one line
+// (internal/safetext), without the relay's "relay: " prefix, and at most
+// maxReason runes. It is "" when the relay gave none.
+func (e *Error) Reason() string {
+	msg := safetext.Line(strings.TrimPrefix(e.Message, "relay: "))
+	if r := []rune(msg); len(r) > maxReason {
+		msg = string(r[:maxReason-1]) + "…"
 	}
-	return fmt.Sprintf("transport: relay error %s: %s", e.Code, e.Message)
+	return msg
+}
+
+func (e *Error) Error() string {
+	if r := e.Reason(); r != "" {
+		return fmt.Sprintf("transport: the relay refused: %s (%s)", r, e.Code)
+	}
+	return fmt.Sprintf("transport: the relay refused (%s)", e.Code)
 }
 
 // Code returns the wire code of err: OK for nil, the code of a *Error in

@@ -15,6 +15,7 @@ import (
 	"sotto/client/org"
 	"sotto/client/store"
 	"sotto/client/transport"
+	"sotto/cmd/sotto/internal/tui"
 	"sotto/internal/safetext"
 	"sotto/release"
 )
@@ -536,7 +537,7 @@ func printOrgEvent(e *env, ev client.Event, asJSON bool) bool {
 			b, _ := json.Marshal(map[string]any{"notice": safetext.Body(ev.Notice.Text), "from": "organization", "ts": ev.Notice.Issued.UnixMilli()})
 			fmt.Fprintf(e.stdout, "%s\n", b)
 		} else {
-			fmt.Fprintf(e.stdout, "[%s] organization (verified): %s\n", ev.Notice.Issued.Local().Format("15:04:05"), safetext.Block(ev.Notice.Text, contPrefix))
+			fmt.Fprintf(e.stdout, "[%s] organization (verified): %s\n", tui.Stamp(ev.Notice.Issued, time.Now(), true), safetext.Block(ev.Notice.Text, contPrefix))
 		}
 	case client.EventOrgPolicy:
 		fmt.Fprintln(e.stderr, "! a new organization policy is in force (sotto admin policy show)")

@@ -18,6 +18,7 @@ import (
 	"sotto/client/call"
 	"sotto/client/store"
 	"sotto/internal/safetext"
+	"sotto/web"
 )
 
 // agentLogName is the log of an agent started by sotto up, in its home.
@@ -31,6 +32,7 @@ func cmdAgent(e *env, args []string) error {
 	readyFD := fs.Int("ready-fd", 0, "write \"ok\", or the error, to file descriptor `N` once serving (sotto up)")
 	noAck := fs.Bool("no-ack", false, "do not acknowledge (messages will be redelivered): for testing")
 	idleLock := fs.Duration("idle-lock", 0, idleLockUsage)
+	webAddr := fs.String("web", "", "also serve the web app on `ADDR` (127.0.0.1:0: a random port) and print its one-time link")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ func cmdAgent(e *env, args []string) error {
 		}
 		*readyFD = 0
 	}
-	err := runAgent(e, *passStdin, *noAck, *idleLock, ready)
+	err := runAgent(e, *passStdin, *noAck, *idleLock, *webAddr, ready)
 	ready(err)
 	if !store.Exists(e.home) {
 		// Wiped (an order, the duress passphrase, too many failures):
@@ -71,7 +73,7 @@ const readyNoDevice = "nodevice"
 // idleLockUsage is the help of the --idle-lock flags.
 const idleLockUsage = "lock after `D` without use (the stricter of this and the organization's policy applies; 0: the policy's)"
 
-func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, ready func(error)) error {
+func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, webAddr string, ready func(error)) error {
 	if !store.Exists(e.home) {
 		return e.noDevice()
 	}
@@ -86,25 +88,41 @@ func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, ready func(
 	// The background agent carries the device's calls: incoming ones
 	// ring there, and its clients answer them (listen --auto-answer).
 	cfg.Calls = &call.Options{Logger: e.logger()}
+	var webSrv *web.Server
+	if webAddr != "" {
+		// Bound before the unlock, so that a bad address fails first; the
+		// agent serves it (Mounts) with its API behind the web app's guard.
+		if webSrv, err = newWebServer(e, webAddr, nil); err != nil {
+			ln.Close()
+			return err
+		}
+		cfg.Mounts = append(cfg.Mounts, agent.Mount{Listener: webSrv.Listener(), Wrap: webSrv.Wrap})
+	}
 	var pass []byte
 	if passStdin {
 		line, rerr := bufio.NewReader(e.stdin).ReadString('\n')
 		pass = []byte(strings.TrimRight(line, "\r\n"))
 		if rerr != nil && len(pass) == 0 {
 			ln.Close()
+			closeWeb(webSrv)
 			return errors.New("agent: no passphrase on standard input")
 		}
 	} else if pass, err = e.passphrase(false); err != nil {
 		ln.Close()
+		closeWeb(webSrv)
 		return err
 	}
 	a, err := agent.Open(e.ctx, pass, cfg)
 	clear(pass)
 	if err != nil {
 		ln.Close()
+		closeWeb(webSrv)
 		return e.unlockError(err)
 	}
 	defer a.Close()
+	if webSrv != nil {
+		printLoginURL(e, webSrv)
+	}
 	fmt.Fprintf(e.stderr, "sotto: agent for %s running (pid %d)\n", e.home, os.Getpid())
 	ready(nil)
 	err = a.Run(e.ctx)

@@ -122,6 +122,15 @@ func cmdDownload(e *env, args []string) error {
 // streamAttachment writes the attachment of message id to standard output
 // (a view-once one: its one opening).
 func streamAttachment(e *env, s *session, id []byte, viewOnce bool) error {
+	if isTerminal(e.stdout) {
+		// A file's bytes on a terminal are its escape sequences, and a
+		// view-once file's one opening would be spent on them.
+		what := "a file's bytes"
+		if viewOnce {
+			what = "a view-once file (it opens only once)"
+		}
+		return fmt.Errorf("download: will not write %s to the terminal: pipe it into a viewer (sotto download %x | VIEWER) or redirect it", what, id)
+	}
 	rc, err := s.api.Content(e.ctx, id)
 	if err != nil {
 		return agentError(e, err)

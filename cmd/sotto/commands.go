@@ -13,6 +13,7 @@ import (
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
+	"sotto/cmd/sotto/internal/tui"
 	"sotto/internal/safetext"
 )
 
@@ -157,7 +158,7 @@ func printMessage(e *env, m *client.Message, asJSON bool) {
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return
 	}
-	ts := m.SentAt.Local().Format("15:04:05")
+	ts := tui.Stamp(m.SentAt, time.Now(), true)
 	if m.Attachment == nil {
 		shown := *m
 		shown.Text = messagingText(m)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sotto/internal/testneed"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -132,7 +134,7 @@ func TestChatAppIdleLock(t *testing.T) {
 		t.Skip("starts a relay and a terminal")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
+		testneed.Skip(t, "tmux not installed: %v", err)
 	}
 	sottod := buildSottod(t)
 	dir := t.TempDir()

@@ -4,7 +4,8 @@
 //
 // Commands: enroll, send, listen, chat, contacts, safety-number, verify,
 // devices (list, link, approve, remove), history, whoami, lock, wipe; up,
-// down, status, unlock and agent for the device's agent (session.go).
+// down, status, unlock and agent for the device's agent (session.go); web
+// for the web app (web.go).
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/client/transport"
+	"sotto/internal/version"
 )
 
 func main() {
@@ -76,6 +78,7 @@ commands:
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
   group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list | join ID
   update [check|apply] [--from URL|DIR]   (a release the org approved, logged and newer; --version: this build)
+  web [--addr 127.0.0.1:0]        (the web app, from this binary, on loopback: prints a one-time link)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
 `
 
@@ -104,7 +107,7 @@ type env struct {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if printVersion(args, stdout) {
+	if version.PrintIfAsked("sotto", args, stdout) {
 		return 0
 	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
@@ -149,6 +152,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"status":        cmdStatus,
 		"unlock":        cmdUnlock,
 		"update":        cmdUpdate, // update.go
+		"web":           cmdWeb,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -185,7 +189,7 @@ const oneShotTimeout = 2 * time.Minute
 // its own --timeout).
 func longRunning(args []string) bool {
 	switch args[0] {
-	case "listen", "chat", "call", "agent":
+	case "listen", "chat", "call", "agent", "web":
 		return true
 	case "download":
 		return true // a transfer may take longer than a one-shot command

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sotto/internal/testneed"
 )
 
 // tmuxTerm drives one real 80x24 terminal in a private tmux server.
@@ -76,10 +78,7 @@ func newChatWorld(t *testing.T) *chatWorld {
 		t.Skip("starts a relay and terminals")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is required under CI")
-		}
-		t.Skip("tmux not installed")
+		testneed.Skip(t, "tmux not installed: %v", err)
 	}
 	sottod := buildSottod(t)
 	dir := t.TempDir()

@@ -6,7 +6,7 @@ import (
 )
 
 func TestACMEConfig(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := validConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.ACMEDomain = "relay.example.org"
 	if err := cfg.Validate(); err != nil {

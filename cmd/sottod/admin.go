@@ -7,34 +7,40 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"sotto/internal/safetext"
 	"sotto/orgcert"
 	"sotto/relay"
+	"sotto/relay/sqlitestore"
 	"sotto/wire"
 )
 
 // adminCmd is one `sottod admin` subcommand.
 type adminCmd struct {
-	fs    *flag.FlagSet
-	data  *string
-	json  *bool
-	store adminStore
-	out   io.Writer
-	be    *BackendConfig // -store, -postgres-url (backends.go)
+	fs     *flag.FlagSet
+	data   *string
+	config *string
+	json   *bool
+	store  adminStore
+	out    io.Writer
+	be     *BackendConfig // -store, -postgres-url (backends.go)
 }
 
 func newAdminCmd(name string, stderr io.Writer) *adminCmd {
 	fs := flag.NewFlagSet("sottod admin "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return &adminCmd{
-		fs:   fs,
-		data: fs.String("data", DefaultConfig().DataDir, "data directory of the relay"),
-		json: fs.Bool("json", false, "print JSON"),
-		be:   adminStoreFlags(fs),
+		fs:     fs,
+		data:   fs.String("data", "", "data `directory` of the relay (or `data` in the config file)"),
+		config: fs.String("config", "", "the relay's config `file` (default: the first of "+strings.Join(defaultConfigFiles(), ", ")+" that exists): its data and store settings"),
+		json:   fs.Bool("json", false, "print JSON"),
+		be:     adminStoreFlags(fs),
 	}
 }
 
@@ -62,6 +68,7 @@ const adminUsage = `usage:
   sottod admin usage [-data dir] [--json]
   sottod admin keylog show [-data dir] [--json]   (the key transparency log key to publish, size, root)
   (with a PostgreSQL relay, every command takes -store postgres -postgres-url URL [-postgres-schema S] instead of -data)
+  (without -data: the data line of the relay's config file, -config FILE or the default ones; see sottod serve -h)
 ` + orgAdminUsage
 
 func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -150,7 +157,12 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "sottod admin bootstrap: -days must be at least 1")
 		return 2
 	}
-	store, err := openAdminStore(ctx, *cmd.data, *cmd.be)
+	dataDir, err := cmd.dataDir(name == "bootstrap")
+	if err != nil {
+		fmt.Fprintf(stderr, "sottod admin: %v\n", err)
+		return 2
+	}
+	store, err := openAdminStore(ctx, dataDir, *cmd.be)
 	if err != nil {
 		fmt.Fprintf(stderr, "sottod admin: %v\n", err)
 		return 1
@@ -162,6 +174,36 @@ func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// dataDir applies the config file's data and store settings the command
+// line did not give, and returns the data directory: "" for a PostgreSQL
+// store, else one that holds the relay's database. Only bootstrap, which
+// may come before the relay's first start, may create the database (in the
+// directory it was given); the other commands refuse a directory without
+// one, so that a mistyped -data is an error and not an empty listing.
+func (a *adminCmd) dataDir(mayCreate bool) (string, error) {
+	cf, err := loadConfig(*a.config)
+	if err == nil && cf != nil {
+		err = cf.apply(a.fs, "data", "store", "postgres-url", "postgres-schema")
+	}
+	if err != nil {
+		return "", err
+	}
+	if a.be.Store == "postgres" {
+		return "", nil
+	}
+	dir, err := absData(*a.data)
+	if err != nil {
+		return "", err
+	}
+	if dir == "" {
+		return "", errNoDataDir()
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlitestore.FileName)); err != nil && !mayCreate {
+		return "", fmt.Errorf("no relay database in %s (%s is made by sottod serve on its first start): is the data directory right?", dir, sqlitestore.FileName)
+	}
+	return dir, nil
 }
 
 func day(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }

@@ -22,7 +22,7 @@ import (
 )
 
 func TestBackendFlagsValidation(t *testing.T) {
-	c := DefaultConfig()
+	c := validConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -34,7 +34,7 @@ func TestBackendFlagsValidation(t *testing.T) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}
-	c = DefaultConfig()
+	c = validConfig()
 	c.Store, c.Bus = "postgres", "nats"
 	c.Mailbox, c.JetStreamName = "jetstream", "a.b"
 	err = c.Validate()
@@ -43,7 +43,7 @@ func TestBackendFlagsValidation(t *testing.T) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}
-	c = DefaultConfig()
+	c = validConfig()
 	c.Bus, c.NATSURL, c.PostgresURL = "nats", "http://secret:pw@x", "postgres://a@b/c"
 	err = c.Validate()
 	for _, want := range []string{"-postgres-url and -postgres-schema go with -store postgres", "not a nats://", "use it with -store postgres"} {
@@ -54,7 +54,7 @@ func TestBackendFlagsValidation(t *testing.T) {
 	if strings.Contains(err.Error(), ":pw@") {
 		t.Errorf("password in the error: %v", err)
 	}
-	c = DefaultConfig()
+	c = validConfig()
 	c.Store, c.PostgresURL, c.Bus, c.NATSURL = "postgres", "postgres://sotto@db:5432/sotto", "nats", "nats://n1:4222,nats://n2:4222"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("good multi-node config: %v", err)

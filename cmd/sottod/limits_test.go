@@ -13,7 +13,7 @@ import (
 )
 
 func TestLimitConfigValidate(t *testing.T) {
-	c := DefaultConfig()
+	c := validConfig()
 	c.ConnsPerAddr, c.ProvisionTimeout, c.AddrPrefixV6 = 0, -1, 129
 	c.TrustedProxies = []string{"10.0.0.0/8", "not-a-cidr"}
 	c.ForwardedHeader, c.MetricsListen = "X-Real-IP", "nonsense"

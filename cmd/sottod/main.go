@@ -1,6 +1,6 @@
 // Command sottod is the Sotto relay daemon.
 //
-//	sottod serve [-data dir] [-listen addr] [-tls-cert f -tls-key f | -acme-domain d] [-mailbox-ttl d] [-dedupe-ttl d]
+//	sottod serve [-data dir | -config file] [-listen addr] [-tls-cert f -tls-key f | -acme-domain d] [-mailbox-ttl d] [-dedupe-ttl d]
 //	sottod admin bootstrap ...
 //	sottod admin invitations list|revoke ...
 //	sottod admin devices list|revoke ...
@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sotto/internal/version"
 	"syscall"
 )
 
@@ -41,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if printVersion(args, stdout) {
+	if version.PrintIfAsked("sottod", args, stdout) {
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -21,6 +21,8 @@ import (
 
 // Config is everything `sottod serve` needs.
 type Config struct {
+	// DataDir holds the relay's database, keys and blobs; there is no
+	// default (config.go: -data or the config file).
 	DataDir    string
 	Listen     string
 	TLSCert    string
@@ -76,7 +78,6 @@ type Config struct {
 // DefaultConfig returns the defaults of the serve flags.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:     "./sotto-data",
 		Listen:      "127.0.0.1:8080",
 		MailboxTTL:  30 * 24 * time.Hour,
 		DedupeTTL:   relay.DefaultDedupeTTL,
@@ -98,7 +99,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
-		errs = append(errs, errors.New("-data must not be empty"))
+		errs = append(errs, errNoDataDir())
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("-listen %q: %v", c.Listen, err))
@@ -365,7 +366,8 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("sottod serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (SQLite database)")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory`: the relay's database, keys and blobs (required here or as `data` in the config file)")
+	configPath := fs.String("config", "", "config `file`: a `name value` line per flag, overridden by the command line (default: the first of "+strings.Join(defaultConfigFiles(), ", ")+" that exists)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file (PEM)")
@@ -391,6 +393,19 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cf, err := loadConfig(*configPath)
+	dataFrom := dataSource(fs, cf) // before the file's settings count as set
+	if err == nil && cf != nil {
+		err = cf.apply(fs)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sottod serve: %v\n", err)
+		return 2
+	}
+	if cfg.DataDir, err = absData(cfg.DataDir); err != nil {
+		fmt.Fprintf(stderr, "sottod serve: -data: %v\n", err)
+		return 2
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "sottod serve: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return 2
@@ -405,7 +420,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer d.Close()
 	fmt.Fprintf(stdout, "sottod: relay listening on %s\n", d.URL())
-	fmt.Fprintf(stdout, "sottod: data directory %s\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "sottod: data directory %s (from %s)\n", cfg.DataDir, dataFrom)
 	if u := d.MetricsURL(); u != "" {
 		fmt.Fprintf(stdout, "sottod: metrics and health on %s/metrics, /healthz, /readyz\n", u)
 	} else {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"sotto/relay/sqlitestore"
 	"sotto/transparency"
 )
 
@@ -38,6 +39,11 @@ func TestLogKeyCreatedOnceAndKept(t *testing.T) {
 
 func TestAdminKeylogShow(t *testing.T) {
 	dir := t.TempDir()
+	s, err := sqlitestore.Open(context.Background(), dir, sqlitestore.Options{}) // a relay's database, before its first serve
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 	var out, errb bytes.Buffer
 	if code := adminMain(context.Background(), []string{"keylog", "show", "-data", dir}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())

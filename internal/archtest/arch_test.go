@@ -75,16 +75,18 @@ var forbidden = []struct {
 		"protocol packages know nothing of networking, storage or logging"},
 	{"sotto/release", []string{"net", "net/http", "database/sql", "log", "log/slog", "os/exec", "sotto/relay", "sotto/client", "sotto/wire", "modernc.org/sqlite", "github.com/coder/websocket"},
 		"the release format is bytes in, bytes out: devices, the relay and the project's publisher share it"},
-	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls"},
+	{"sotto/relay", []string{"sotto/client", "sotto/signal", "sotto/mls", "sotto/web"},
 		"the relay handles opaque ciphertext and knows nothing of client code or plaintext"},
 	{"sotto/wire", []string{"sotto/client", "sotto/relay"},
 		"wire formats sit below the client and the relay"},
 	{"sotto/witness", []string{"sotto/relay", "sotto/client", "sotto/wire", "sotto/cmd", "database/sql", "modernc.org/sqlite"},
 		"the witness runs away from the relay: it knows only the log's format and its own state file"},
-	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/agent"},
+	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web"},
 		"the client core knows nothing of the relay's internals, of the agent that runs it, or of a UI"},
-	{"sotto/agent", []string{"sotto/relay", "sotto/cmd", "charm.land", "github.com/charmbracelet"},
+	{"sotto/agent", []string{"sotto/relay", "sotto/cmd", "charm.land", "github.com/charmbracelet", "sotto/web"},
 		"the agent serves its front ends through its API and knows nothing of the terminal ones"},
+	{"sotto/web", []string{"sotto/relay", "sotto/cmd"},
+		"the web app is served by the device's own agent from its own binary, never by the relay"},
 }
 
 func banned(imp, b string) bool {

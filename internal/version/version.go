@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 )
@@ -118,4 +119,18 @@ func parseKey(s string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("version: the pinned release key %q is not a hex Ed25519 public key", s)
 	}
 	return ed25519.PublicKey(b), nil
+}
+
+// PrintIfAsked answers `PROGRAM --version` (or `-version`, `version`): it
+// reports whether args ask for the version, and prints it to w if so.
+func PrintIfAsked(program string, args []string, w io.Writer) bool {
+	if len(args) != 1 {
+		return false
+	}
+	switch args[0] {
+	case "--version", "-version", "version":
+		fmt.Fprintf(w, "%s %s\n", program, Current())
+		return true
+	}
+	return false
 }

@@ -85,7 +85,7 @@ func reasonFor[V any](table map[string]V, config, script string) (V, bool) {
 func TestRunnerConfigs(t *testing.T) {
 	runner := os.Getenv(envRunner)
 	if runner == "" {
-		t.Skipf("set %s to the built mlswg/mls-implementations interop test-runner (and optionally %s to a second implementation's interop server) to run; see docs/interop.md, section MLS", envRunner, envPeer)
+		t.Skipf("NOT RUN: the MLS working group's interop test-runner is built outside this repository and neither make test nor CI runs it; set %s to the built runner (and optionally %s to a second implementation's interop server), see docs/interop.md, section MLS", envRunner, envPeer)
 	}
 	configDir := os.Getenv(envConfigs)
 	if configDir == "" {

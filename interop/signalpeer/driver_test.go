@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"sotto/internal/testneed"
 	"sotto/interop/signalpeer"
 )
 
@@ -14,7 +15,7 @@ func shell(t *testing.T, script string) *signalpeer.Peer {
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh")
+		testneed.Skip(t, "no sh: %v", err)
 	}
 	p, err := signalpeer.Start(t.Context(), "sh", sh, "-c", script)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"sotto/internal/testneed"
 	"sotto/interop/signalpeer"
 )
 
@@ -66,7 +67,7 @@ func nodeLib(t testing.TB, sub, version string) (node, script string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skipf("node not found (%v): to run the libsignal interop tests, %s", err, nodeHint)
+		testneed.Skip(t, "node not found (%v): to run the libsignal interop tests, %s", err, nodeHint)
 	}
 	dir, err := filepath.Abs(filepath.Join("..", sub))
 	if err != nil {

@@ -56,6 +56,7 @@ func TestPairing(t *testing.T) {
 	for _, pair := range pairings() {
 		a, b := pair[0], pair[1]
 		t.Run(a.name+"-"+b.name, func(t *testing.T) {
+			t.Parallel()       // each pairing has its own peer processes
 			needPeers(t, a, b) // skips or fails the whole pairing at once
 			for _, s := range scenarios {
 				t.Run(s.name, func(t *testing.T) {

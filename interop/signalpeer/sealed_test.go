@@ -24,6 +24,7 @@ func TestSealedSenderPairing(t *testing.T) {
 	for _, pair := range pairings() {
 		a, b := pair[0], pair[1]
 		t.Run(a.name+"-"+b.name, func(t *testing.T) {
+			t.Parallel() // each pairing has its own peer processes
 			needPeers(t, a, b)
 			t.Run("RoundTrip", func(t *testing.T) { sealedRoundTrip(newEnv(t, a, b)) })
 			t.Run("Refusals", func(t *testing.T) { sealedRefusals(newEnv(t, a, b)) })

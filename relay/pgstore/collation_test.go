@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"sotto/internal/testneed"
 	"sotto/relay"
 	"sotto/relay/pgstore/pgtest"
 	"sotto/relay/storetest"
@@ -23,7 +24,7 @@ func TestListingOrderUnderICUCollation(t *testing.T) {
 		} {
 			if _, err := s.Pool().Exec(context.Background(), q); err != nil {
 				s.Close()
-				t.Skipf("this PostgreSQL has no ICU collation: %v", err)
+				testneed.Skip(t, "this PostgreSQL has no ICU collation: %v", err)
 			}
 		}
 		return s, func() relay.Store { return reopen() }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,48 +115,3 @@ func (t pgTx) Query(ctx context.Context, q string, args ...any) (groupsql.Rows, 
 }
 
 func (pgTx) NoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
-
-// StoreKeyPackages implements relay.GroupStore.
-func (s *Store) StoreKeyPackages(ctx context.Context, dev relay.DeviceAddr, oneTime [][]byte, lastResort []byte) error {
-	return s.groups().StoreKeyPackages(ctx, dev, oneTime, lastResort)
-}
-
-// CountKeyPackages implements relay.GroupStore.
-func (s *Store) CountKeyPackages(ctx context.Context, dev relay.DeviceAddr) (relay.KeyPackageCount, error) {
-	return s.groups().CountKeyPackages(ctx, dev)
-}
-
-// TakeKeyPackage implements relay.GroupStore.
-func (s *Store) TakeKeyPackage(ctx context.Context, dev relay.DeviceAddr) ([]byte, bool, error) {
-	return s.groups().TakeKeyPackage(ctx, dev)
-}
-
-// CommitGroup implements relay.GroupStore.
-func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.GroupCommitResult, error) {
-	return s.groups().CommitGroup(ctx, c)
-}
-
-// AppendGroup implements relay.GroupStore.
-func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.GroupSendResult, error) {
-	return s.groups().AppendGroup(ctx, m)
-}
-
-// FetchGroups implements relay.GroupStore.
-func (s *Store) FetchGroups(ctx context.Context, dev relay.DeviceAddr, limit int) ([]relay.GroupMessage, error) {
-	return s.groups().FetchGroups(ctx, dev, limit)
-}
-
-// AckGroups implements relay.GroupStore.
-func (s *Store) AckGroups(ctx context.Context, dev relay.DeviceAddr, acks []relay.GroupAck) error {
-	return s.groups().AckGroups(ctx, dev, acks)
-}
-
-// Group implements relay.GroupStore.
-func (s *Store) Group(ctx context.Context, groupID []byte) (relay.GroupState, error) {
-	return s.groups().Group(ctx, groupID)
-}
-
-// ExpireGroups implements relay.GroupStore.
-func (s *Store) ExpireGroups(ctx context.Context, before time.Time) (int64, error) {
-	return s.groups().ExpireGroups(ctx, before)
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"sotto/relay"
+	"sotto/relay/groupsql"
 )
 
 // Options tunes Open.
@@ -30,6 +31,8 @@ type Options struct {
 
 // Store implements relay.Store on PostgreSQL.
 type Store struct {
+	*groupsql.Store // the MLS Delivery Service's tables (groups.go)
+
 	pool *pgxpool.Pool
 
 	ops      chan *op
@@ -101,6 +104,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		stopped:  make(chan struct{}),
 	}
 	go s.writer()
+	s.Store = groupsql.New(groupDB{s}, true)
 	return s, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"sotto/relay"
 	"sotto/relay/groupsql"
@@ -60,8 +59,8 @@ CREATE INDEX IF NOT EXISTS group_messages_by_age ON group_messages (ts_ms);
 
 var _ relay.GroupStore = (*Store)(nil)
 
-// groups returns the group store over this database.
-func (s *Store) groups() *groupsql.Store { return groupsql.New(groupDB{s}, false) }
+// The relay.GroupStore methods are groupsql.Store's, promoted from the
+// Store's embedded *groupsql.Store (set by Open over groupDB).
 
 // groupDB runs groupsql's transactions on the writer connection and its
 // reads on the read pool.
@@ -109,48 +108,3 @@ func (sqlTx) NoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
-
-// StoreKeyPackages implements relay.GroupStore.
-func (s *Store) StoreKeyPackages(ctx context.Context, dev relay.DeviceAddr, oneTime [][]byte, lastResort []byte) error {
-	return s.groups().StoreKeyPackages(ctx, dev, oneTime, lastResort)
-}
-
-// CountKeyPackages implements relay.GroupStore.
-func (s *Store) CountKeyPackages(ctx context.Context, dev relay.DeviceAddr) (relay.KeyPackageCount, error) {
-	return s.groups().CountKeyPackages(ctx, dev)
-}
-
-// TakeKeyPackage implements relay.GroupStore.
-func (s *Store) TakeKeyPackage(ctx context.Context, dev relay.DeviceAddr) ([]byte, bool, error) {
-	return s.groups().TakeKeyPackage(ctx, dev)
-}
-
-// CommitGroup implements relay.GroupStore.
-func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.GroupCommitResult, error) {
-	return s.groups().CommitGroup(ctx, c)
-}
-
-// AppendGroup implements relay.GroupStore.
-func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.GroupSendResult, error) {
-	return s.groups().AppendGroup(ctx, m)
-}
-
-// FetchGroups implements relay.GroupStore.
-func (s *Store) FetchGroups(ctx context.Context, dev relay.DeviceAddr, limit int) ([]relay.GroupMessage, error) {
-	return s.groups().FetchGroups(ctx, dev, limit)
-}
-
-// AckGroups implements relay.GroupStore.
-func (s *Store) AckGroups(ctx context.Context, dev relay.DeviceAddr, acks []relay.GroupAck) error {
-	return s.groups().AckGroups(ctx, dev, acks)
-}
-
-// Group implements relay.GroupStore.
-func (s *Store) Group(ctx context.Context, groupID []byte) (relay.GroupState, error) {
-	return s.groups().Group(ctx, groupID)
-}
-
-// ExpireGroups implements relay.GroupStore.
-func (s *Store) ExpireGroups(ctx context.Context, before time.Time) (int64, error) {
-	return s.groups().ExpireGroups(ctx, before)
-}

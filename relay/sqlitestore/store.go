@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"sotto/relay"
+	"sotto/relay/groupsql"
 )
 
 // FileName is the database file inside the data directory.
@@ -48,6 +49,8 @@ const walCheckpointBytes = 128 << 20
 
 // Store implements relay.Store on one SQLite database.
 type Store struct {
+	*groupsql.Store // the MLS Delivery Service's tables (groups.go)
+
 	w *sql.DB // one connection: all writes
 	r *sql.DB // read pool
 
@@ -174,6 +177,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	go s.writer()
 	go s.completer()
+	s.Store = groupsql.New(groupDB{s}, false)
 	return s, nil
 }
 

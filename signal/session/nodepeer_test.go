@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/internal/testneed"
 	"sotto/signal/fingerprint"
 )
 
@@ -28,10 +29,10 @@ type nodePeer struct {
 func startNodePeer(t *testing.T) *nodePeer {
 	dir := filepath.Join("..", "..", "interop", "signal-node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client")); err != nil {
-		t.Skip("libsignal Node peer not installed")
+		testneed.Skip(t, "libsignal Node peer not installed in %s: run make deps", dir)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
+		testneed.Skip(t, "node not installed: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", "peer.mjs")
@@ -115,59 +116,71 @@ func (n *nodePeer) decrypt(name, peer string, m sealed, want string) {
 	}
 }
 
+// TestNodePeerInterop runs each scenario against its own libsignal process,
+// one subtest per scenario.
 func TestNodePeerInterop(t *testing.T) {
-	n := startNodePeer(t)
-	// libsignal is Bob; Go is Alice.
-	n.mustCall(map[string]any{"op": "create", "name": "bob", "registration_id": 77})
 	for _, oneTime := range []bool{true, false} {
-		alice := newParty(t, fmt.Sprint("alice", oneTime), nil)
-		bob := &party{addr: Address{Name: "bob", DeviceID: 1}}
-		res := n.mustCall(map[string]any{"op": "bundle", "name": "bob", "one_time": oneTime})
-		b := &PreKeyBundle{
-			RegistrationID: num(res["registration_id"]), DeviceID: num(res["device_id"]),
-			SignedPreKeyID: num(res["signed_prekey_id"]), SignedPreKey: b64d(t, res["signed_prekey"]),
-			SignedPreKeySignature: b64d(t, res["signed_prekey_signature"]),
-			KyberPreKeyID:         num(res["kyber_prekey_id"]), KyberPreKey: b64d(t, res["kyber_prekey"]),
-			KyberPreKeySignature: b64d(t, res["kyber_prekey_signature"]),
-			IdentityKey:          b64d(t, res["identity_key"]),
+		t.Run(fmt.Sprintf("GoInitiates/one_time_prekey=%v", oneTime), func(t *testing.T) {
+			nodePeerGoInitiates(t, startNodePeer(t), oneTime)
+		})
+	}
+	t.Run("LibsignalInitiates", func(t *testing.T) { nodePeerLibsignalInitiates(t, startNodePeer(t)) })
+	t.Run("SimultaneousInitiation", func(t *testing.T) { nodePeerSimultaneous(t, startNodePeer(t)) })
+}
+
+// nodePeerGoInitiates: libsignal is Bob; Go is Alice, with or without a
+// one-time prekey in Bob's bundle.
+func nodePeerGoInitiates(t *testing.T, n *nodePeer, oneTime bool) {
+	n.mustCall(map[string]any{"op": "create", "name": "bob", "registration_id": 77})
+	alice := newParty(t, fmt.Sprint("alice", oneTime), nil)
+	bob := &party{addr: Address{Name: "bob", DeviceID: 1}}
+	res := n.mustCall(map[string]any{"op": "bundle", "name": "bob", "one_time": oneTime})
+	b := &PreKeyBundle{
+		RegistrationID: num(res["registration_id"]), DeviceID: num(res["device_id"]),
+		SignedPreKeyID: num(res["signed_prekey_id"]), SignedPreKey: b64d(t, res["signed_prekey"]),
+		SignedPreKeySignature: b64d(t, res["signed_prekey_signature"]),
+		KyberPreKeyID:         num(res["kyber_prekey_id"]), KyberPreKey: b64d(t, res["kyber_prekey"]),
+		KyberPreKeySignature: b64d(t, res["kyber_prekey_signature"]),
+		IdentityKey:          b64d(t, res["identity_key"]),
+	}
+	if res["prekey_id"] != nil {
+		b.HasPreKey, b.PreKeyID, b.PreKey = true, num(res["prekey_id"]), b64d(t, res["prekey"])
+	}
+	alice.startWith(t, bob, b)
+	name := alice.addr.Name
+	m1, m2 := alice.send(t, bob, "go to libsignal 1"), alice.send(t, bob, "go to libsignal 2")
+	n.decrypt("bob", name, m2, "go to libsignal 2")
+	n.decrypt("bob", name, m1, "go to libsignal 1")
+	if _, err := n.call(map[string]any{"op": "decrypt", "name": "bob", "peer": name, "type": m1.typ,
+		"ciphertext": base64.StdEncoding.EncodeToString(m1.ct)}); err == nil || !strings.HasPrefix(err.Error(), "duplicate_message") {
+		t.Fatalf("libsignal on replay: %v", err)
+	}
+	for round := 0; round < 4; round++ {
+		r1 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " a"))
+		r2 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " b"))
+		alice.mustOpen(t, bob, r2, fmt.Sprint("lib ", round, " b"))
+		alice.mustOpen(t, bob, r1, fmt.Sprint("lib ", round, " a"))
+		g := alice.send(t, bob, fmt.Sprint("go ", round))
+		n.decrypt("bob", name, g, fmt.Sprint("go ", round))
+	}
+	// Safety numbers agree.
+	ours, _ := fingerprint.New(2, 5200, []byte(name), alice.id.PublicKey().Serialize(), []byte("bob"), b.IdentityKey)
+	if oneTime {
+		fres := n.mustCall(map[string]any{"op": "fingerprint", "name": "bob", "peer": name,
+			"local_id":  base64.StdEncoding.EncodeToString([]byte("bob")),
+			"remote_id": base64.StdEncoding.EncodeToString([]byte(name))})
+		if fres["displayable"] != ours.Displayable() {
+			t.Fatalf("safety numbers differ: %v vs %s", fres["displayable"], ours.Displayable())
 		}
-		if res["prekey_id"] != nil {
-			b.HasPreKey, b.PreKeyID, b.PreKey = true, num(res["prekey_id"]), b64d(t, res["prekey"])
-		}
-		alice.startWith(t, bob, b)
-		name := alice.addr.Name
-		m1, m2 := alice.send(t, bob, "go to libsignal 1"), alice.send(t, bob, "go to libsignal 2")
-		n.decrypt("bob", name, m2, "go to libsignal 2")
-		n.decrypt("bob", name, m1, "go to libsignal 1")
-		if _, err := n.call(map[string]any{"op": "decrypt", "name": "bob", "peer": name, "type": m1.typ,
-			"ciphertext": base64.StdEncoding.EncodeToString(m1.ct)}); err == nil || !strings.HasPrefix(err.Error(), "duplicate_message") {
-			t.Fatalf("libsignal on replay: %v", err)
-		}
-		for round := 0; round < 4; round++ {
-			r1 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " a"))
-			r2 := n.encrypt("bob", name, fmt.Sprint("lib ", round, " b"))
-			alice.mustOpen(t, bob, r2, fmt.Sprint("lib ", round, " b"))
-			alice.mustOpen(t, bob, r1, fmt.Sprint("lib ", round, " a"))
-			g := alice.send(t, bob, fmt.Sprint("go ", round))
-			n.decrypt("bob", name, g, fmt.Sprint("go ", round))
-		}
-		// Safety numbers agree.
-		ours, _ := fingerprint.New(2, 5200, []byte(name), alice.id.PublicKey().Serialize(), []byte("bob"), b.IdentityKey)
-		if oneTime {
-			fres := n.mustCall(map[string]any{"op": "fingerprint", "name": "bob", "peer": name,
-				"local_id":  base64.StdEncoding.EncodeToString([]byte("bob")),
-				"remote_id": base64.StdEncoding.EncodeToString([]byte(name))})
-			if fres["displayable"] != ours.Displayable() {
-				t.Fatalf("safety numbers differ: %v vs %s", fres["displayable"], ours.Displayable())
-			}
-			theirs := b64d(t, fres["scannable"])
-			if ok, err := ours.CompareScanned(theirs); !ok || err != nil {
-				t.Fatalf("scannable fingerprints differ: %v", err)
-			}
+		theirs := b64d(t, fres["scannable"])
+		if ok, err := ours.CompareScanned(theirs); !ok || err != nil {
+			t.Fatalf("scannable fingerprints differ: %v", err)
 		}
 	}
+}
 
-	// libsignal is Alice; Go is Bob.
+// nodePeerLibsignalInitiates: libsignal is Alice; Go is Bob.
+func nodePeerLibsignalInitiates(t *testing.T, n *nodePeer) {
 	n.mustCall(map[string]any{"op": "create", "name": "carol", "registration_id": 78})
 	gob := newParty(t, "gobob", nil)
 	carol := &party{addr: Address{Name: "carol", DeviceID: 1}}
@@ -202,9 +215,11 @@ func TestNodePeerInterop(t *testing.T) {
 		l := n.encrypt("carol", "gobob", fmt.Sprint("lib ", round))
 		gob.mustOpen(t, carol, l, fmt.Sprint("lib ", round))
 	}
+}
 
-	// Simultaneous initiation: each side starts from the other's bundle and
-	// both first messages cross.
+// nodePeerSimultaneous: each side starts from the other's bundle and both
+// first messages cross, then a burst from libsignal arrives out of order.
+func nodePeerSimultaneous(t *testing.T, n *nodePeer) {
 	n.mustCall(map[string]any{"op": "create", "name": "dave", "registration_id": 79})
 	goe := newParty(t, "goeve", nil)
 	dave := &party{addr: Address{Name: "dave", DeviceID: 1}}

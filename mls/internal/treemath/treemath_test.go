@@ -1,6 +1,7 @@
 package treemath
 
 import (
+	"fmt"
 	"testing"
 
 	"sotto/mls/internal/vectortest"
@@ -33,24 +34,22 @@ func TestTreeMathVectors(t *testing.T) {
 	var vs []treeMathVector
 	vectortest.Load(t, "tree-math.json", &vs)
 	var c vectortest.Counter
-	for _, v := range vs {
-		c.Run++
-		if NodeWidth(v.NLeaves) != v.NNodes || Root(v.NLeaves) != v.Root {
-			t.Fatalf("n=%d: width %d root %d", v.NLeaves, NodeWidth(v.NLeaves), Root(v.NLeaves))
-		}
-		for i := uint32(0); i < v.NNodes; i++ {
-			l, ok := Left(i)
-			check(t, "left", i, l, ok, v.Left[i])
-			r, ok := Right(i)
-			check(t, "right", i, r, ok, v.Right[i])
-			p, ok := Parent(i, v.NLeaves)
-			check(t, "parent", i, p, ok, v.Parent[i])
-			s, ok := Sibling(i, v.NLeaves)
-			check(t, "sibling", i, s, ok, v.Sibling[i])
-		}
-		if !t.Failed() {
-			c.Passed++
-		}
+	for i, v := range vs {
+		c.Case(t, fmt.Sprintf("case=%d/n_leaves=%d", i, v.NLeaves), 0, func(t *testing.T) {
+			if NodeWidth(v.NLeaves) != v.NNodes || Root(v.NLeaves) != v.Root {
+				t.Fatalf("n=%d: width %d root %d", v.NLeaves, NodeWidth(v.NLeaves), Root(v.NLeaves))
+			}
+			for i := uint32(0); i < v.NNodes; i++ {
+				l, ok := Left(i)
+				check(t, "left", i, l, ok, v.Left[i])
+				r, ok := Right(i)
+				check(t, "right", i, r, ok, v.Right[i])
+				p, ok := Parent(i, v.NLeaves)
+				check(t, "parent", i, p, ok, v.Parent[i])
+				s, ok := Sibling(i, v.NLeaves)
+				check(t, "sibling", i, s, ok, v.Sibling[i])
+			}
+		})
 	}
 	c.Summary(t, "tree-math.json")
 }

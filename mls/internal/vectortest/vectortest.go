@@ -7,9 +7,12 @@ package vectortest
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"sotto/internal/testneed"
 )
 
 // EnvVar names the environment variable that overrides the vector folder.
@@ -37,12 +40,12 @@ func Dir() string {
 }
 
 // Load decodes the vector file name into v, skipping the test when the
-// vector folder or file is absent.
+// vector folder or file is absent (failing it under CI: see testneed).
 func Load(t testing.TB, name string, v any) {
 	t.Helper()
 	b, err := ReadFile(name)
 	if err != nil {
-		t.Skipf("MLS vectors not found (%v); set %s to the folder holding %s", err, EnvVar, name)
+		testneed.Skip(t, "MLS vectors not found (%v); set %s to the folder holding %s", err, EnvVar, name)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("parse %s: %v", name, err)
@@ -83,6 +86,32 @@ func (h *Hex) UnmarshalJSON(b []byte) error {
 type Counter struct {
 	Run, Passed int
 	Skipped     map[uint16]int
+}
+
+// Name is the subtest name of case i (its index in the vector file) for
+// cipher suite cs: "suite=1/case=3", so that -run 'Vectors/suite=1/' selects
+// a suite and the failing case is named in the test's output.
+func Name(cs uint16, i int) string { return fmt.Sprintf("suite=%d/case=%d", cs, i) }
+
+// Case runs one vector case as the subtest name and counts its outcome: a
+// subtest that fails is counted as failed, one that skips (for its cipher
+// suite cs, which this code does not implement) as skipped for cs, any
+// other as passed.
+func (c *Counter) Case(t *testing.T, name string, cs uint16, f func(t *testing.T)) {
+	t.Helper()
+	c.Run++
+	skipped := false
+	ok := t.Run(name, func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		f(t)
+	})
+	switch {
+	case !ok:
+	case skipped:
+		c.Skip(cs)
+	default:
+		c.Passed++
+	}
 }
 
 // Skip records a case skipped for cipher suite cs.

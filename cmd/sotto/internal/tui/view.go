@@ -67,7 +67,7 @@ func (m *Model) infoLine() string {
 	switch {
 	case len(m.notices) > 0:
 		n := m.notices[len(m.notices)-1]
-		return fmt.Sprintf("! notice %s: %s", n.At.Local().Format("15:04"), safetext.Line(n.Text))
+		return fmt.Sprintf("! notice %s: %s", Stamp(n.At, time.Now(), false), safetext.Line(n.Text))
 	case m.peer != "" && !m.typing[m.peer].IsZero():
 		return safetext.Name(m.peer) + " is typing…"
 	}
@@ -154,7 +154,7 @@ func (m *Model) chatLines(width, n int) []string {
 }
 
 func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Message, width int) []string {
-	ts := msg.SentAt.Local().Format("15:04")
+	ts := Stamp(msg.SentAt, time.Now(), false)
 	who := safetext.Name(msg.From)
 	if msg.Outgoing {
 		who = "me"

@@ -21,6 +21,7 @@ import (
 // other expired blob; a stalled upload must not hold the blob (and so the
 // janitor, which deletes blobs one at a time) forever.
 func TestStalledUploadDoesNotStopBlobExpiry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, func(c *relay.BlobConfig) { c.UploadTTL = 2 * time.Second })
 	code := r.code(t, 1, time.Hour)

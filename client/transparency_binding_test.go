@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -31,6 +33,7 @@ func drainEvents(events chan Event) {
 // the proof of his old leaf and his old device writes, the message is a
 // superseded key served again (stale-binding), refused.
 func TestKeyChangeLearnedBySendRollbackRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 5, time.Hour)
@@ -101,6 +104,7 @@ func TestKeyChangeLearnedBySendRollbackRefused(t *testing.T) {
 // with another key pass. A leaf proven inside a transaction that rolls
 // back is remembered once the alarms are flushed.
 func TestKeyTransparencyBindingRule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startKTRelay(t)
 	code := r.code(t, 1, time.Hour)
@@ -155,4 +159,65 @@ func TestKeyTransparencyBindingRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored(10, k3)
+}
+
+// TestKeyTransparencyBindingKeptWhileFlushing: a binding proven in a
+// transaction that rolled back stays binding while flushAlarms stores it.
+// The flush here waits for the store (held by an open transaction), and a
+// check inside that transaction must still refuse an older leaf binding
+// another key. Taken out of memory before the commit, the binding was
+// nowhere for that while (TestKeyTransparencyBindingRule failed now and
+// then under -race: a background flush had run in between).
+func TestKeyTransparencyBindingKeptWhileFlushing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startKTRelay(t)
+	alice, _ := r.enroll(t, r.code(t, 1, time.Hour), "alice", false)
+	k1, k2 := fakeIdentity(t), fakeIdentity(t)
+	rolledBack := errors.New("rolled back")
+	if err := alice.db.Update(ctx, func(tx *store.Tx) error {
+		if err := alice.checkBinding(ctx, tx, "zed", k1, &wire.TransparencyProof{LeafIndex: 9}); err != nil {
+			return err
+		}
+		return rolledBack
+	}); !errors.Is(err, rolledBack) {
+		t.Fatal(err)
+	}
+	// An alarm to flush, so that the flush's start can be seen: it takes
+	// the pending alarms first.
+	alice.alarm(&TransparencyAlarm{Kind: AlarmStaleBinding, User: "someone", Detail: "test"})
+
+	flushed := make(chan struct{})
+	err := alice.db.Update(ctx, func(tx *store.Tx) error {
+		go func() {
+			defer close(flushed)
+			alice.flushAlarms(ctx) // blocks on the store until this transaction ends
+		}()
+		for {
+			alice.kt.mu.Lock()
+			started := len(alice.kt.pending) == 0
+			alice.kt.mu.Unlock()
+			if started {
+				break
+			}
+			runtime.Gosched()
+		}
+		if err := alice.checkBinding(ctx, tx, "zed", k2, &wire.TransparencyProof{LeafIndex: 7}); !errors.Is(err, ErrKeyNotInLog) {
+			return fmt.Errorf("leaf 7 with another key while leaf 9 was being stored: %v", err)
+		}
+		return nil
+	})
+	<-flushed
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := loadBinding(ctx, alice.db, "zed"); err != nil || b == nil || b.Index != 9 || !sameKey(b.Key, k1) {
+		t.Fatalf("stored binding %+v %v, want leaf 9", b, err)
+	}
+	alice.kt.mu.Lock()
+	left := len(alice.kt.bound)
+	alice.kt.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d bindings still waiting after the flush", left)
+	}
 }

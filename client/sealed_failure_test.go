@@ -69,6 +69,7 @@ func sealedRow(t *testing.T, r *sealedRelay, bob *Client, text string) []byte {
 // be lost. Like an authenticated envelope, it stays queued; once the store
 // works again it is shown.
 func TestSealedLocalFailureLeavesEnvelopeQueued(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -115,6 +116,7 @@ func TestSealedLocalFailureLeavesEnvelopeQueued(t *testing.T) {
 // own dedupe does not catch it). Bob shows the message once and reports no
 // error for the replay.
 func TestSealedReplayShownOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)
@@ -192,6 +194,7 @@ func TestSealedReplayShownOnce(t *testing.T) {
 // the access key again, sends to the contact are sealed again, although
 // the contact has stopped sharing its profile key.
 func TestSealedRefusalIsNotSticky(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startSealedRelay(t)
 	code := r.code(t, 2, time.Hour)

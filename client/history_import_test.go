@@ -41,6 +41,7 @@ func contactOf(t *testing.T, c *Client, user string) Contact {
 // as a change (sending blocked until the user verifies), and a key the
 // approving device itself had not accepted stays not accepted.
 func TestHistoryImportKeepsOwnDeviceKeyAgainstTOFU(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 3, time.Hour)
@@ -103,6 +104,7 @@ func TestHistoryImportKeepsOwnDeviceKeyAgainstTOFU(t *testing.T) {
 // bob naming alice's exported history blob leaves the blob in place, and
 // the new device imports it afterwards.
 func TestDeviceOrdersFromContactsAndNewerClients(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
@@ -195,6 +197,7 @@ func waitEvent2(t *testing.T, events chan Event, a, b EventKind) Event {
 // the link with another log key (to keep the new device in a private view
 // of the log) is refused.
 func TestLinkPinsTheApproversLogKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startRelay(t)
 	code := r.code(t, 1, time.Hour)
@@ -240,6 +243,7 @@ func TestLinkPinsTheApproversLogKey(t *testing.T) {
 // it arrived after the import (applyAttachment): the import does not
 // write over it, and that record's downloads stay tracked.
 func TestHistoryImportKeepsAnotherMessagesFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)

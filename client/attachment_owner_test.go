@@ -17,6 +17,7 @@ import (
 // file key) must not be replaced: its download stays its own file, and its
 // delete for everyone still takes its own blob down.
 func TestAttachmentIDOfAnotherMessageRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := startBlobRelay(t, nil)
 	code := r.code(t, 2, time.Hour)
