@@ -21,6 +21,7 @@ import (
 
 	"sotto/agent/api"
 	"sotto/client"
+	"sotto/client/call"
 	"sotto/client/store"
 )
 
@@ -46,6 +47,11 @@ type Config struct {
 	// IdleLock, when set, is an idle lock timeout of the device's own:
 	// the stricter of it and the organization policy's applies.
 	IdleLock time.Duration
+	// Calls, when set, has the agent carry the device's calls with a
+	// call manager of these options (calls.go; AutoAnswer, NewSource,
+	// NewSink, OnIncoming and OnEnd are the agent's). Nil: incoming calls
+	// are left to a front end hosting the agent (OnClientEvent).
+	Calls *call.Options
 	// ReceiptWait bounds how long a stopping agent waits, still
 	// connected, for the receipts it owes (their random delay); zero: it
 	// does not wait.
@@ -67,6 +73,7 @@ type Agent struct {
 	c       *client.Client
 	started time.Time
 	events  *broker
+	calls   *calls // nil: the agent does not carry calls
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
@@ -98,13 +105,22 @@ func Open(ctx context.Context, passphrase []byte, cfg Config) (*Agent, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.lastUse = a.started
+	if cfg.Calls != nil {
+		a.calls = a.newCalls(*cfg.Calls)
+	}
 	o := cfg.Options
 	o.OnEvent = a.onEvent
 	c, err := client.Open(ctx, cfg.Home, passphrase, &o)
 	if err != nil {
+		if a.calls != nil {
+			a.calls.m.Close()
+		}
 		return nil, err
 	}
 	a.c = c
+	if a.calls != nil {
+		a.calls.m.Start(c)
+	}
 	return a, nil
 }
 
@@ -125,6 +141,9 @@ func (a *Agent) Connect(ctx context.Context) error {
 func (a *Agent) onEvent(ev client.Event) {
 	if f := a.cfg.OnClientEvent; f != nil {
 		f(ev)
+	}
+	if a.calls != nil {
+		a.calls.m.HandleEvent(ev)
 	}
 	e, ok := api.FromEvent(ev)
 	if !ok {
@@ -160,6 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.connectLoop(ctx) })
 	g.Go(func() error { return a.idleLockLoop(ctx) })
+	g.Go(func() error { return a.groupLoop(ctx) })
 	g.Go(func() error {
 		select {
 		case <-a.stop:
@@ -404,6 +424,11 @@ func (a *Agent) Status(ctx context.Context) *api.Status {
 // Close closes the client core: the store's keys leave memory. Call it
 // after Run returned.
 func (a *Agent) Close() error {
+	if a.calls != nil {
+		// Every call ends (hung up), then its watcher.
+		a.calls.m.Close()
+		a.calls.wg.Wait()
+	}
 	a.events.close()
 	return a.c.Close()
 }

@@ -113,12 +113,22 @@ func startAgent(t *testing.T, home string, mounts ...Mount) *runningAgent {
 
 func startAgentWith(t *testing.T, home string, idleLock time.Duration, mounts ...Mount) *runningAgent {
 	t.Helper()
+	return startAgentConfig(t, home, func(c *Config) { c.IdleLock, c.Mounts = idleLock, mounts })
+}
+
+// startAgentConfig is startAgent with a configuration tune changes.
+func startAgentConfig(t *testing.T, home string, tune func(*Config)) *runningAgent {
+	t.Helper()
 	ln, err := Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(context.Background(), []byte(testPass), Config{Home: home, Listeners: []net.Listener{ln}, Mounts: mounts, IdleLock: idleLock,
-		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}})
+	cfg := Config{Home: home, Listeners: []net.Listener{ln},
+		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}}
+	if tune != nil {
+		tune(&cfg)
+	}
+	a, err := Open(context.Background(), []byte(testPass), cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

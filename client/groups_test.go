@@ -162,12 +162,22 @@ func TestGroupsEndToEnd(t *testing.T) {
 	bob.sync(t)
 	carol.sync(t)
 	wantMembers(t, id, []string{"alice", "bob", "carol"}, alice, bob, carol)
-	if err := alice.g.Send(ctx, id, "hello team"); err != nil {
+	if _, err := alice.g.Send(ctx, id, "hello team"); err != nil {
 		t.Fatal(err)
 	}
 	wantTexts(t, "bob", bob.sync(t), "alice: hello team")
 	wantTexts(t, "carol", carol.sync(t), "alice: hello team")
 	wantTexts(t, "alice", alice.sync(t)) // not delivered back to its sender
+	// Both keep it in the group's messages: the sender its own.
+	for _, u := range []*groupUser{alice, bob} {
+		ms, err := u.g.Messages(ctx, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || ms[0].Text != "hello team" || ms[0].From != "alice" || ms[0].Outgoing != (u == alice) || ms[0].Seq == 0 {
+			t.Fatalf("%+v", ms)
+		}
+	}
 
 	// bob adds dave, then carol, who has not seen bob's commit, removes
 	// alice: both commits are for the same epoch. The relay took bob's;
@@ -201,13 +211,13 @@ func TestGroupsEndToEnd(t *testing.T) {
 	}
 
 	// The removed member cannot read the next message.
-	if err := dave.g.Send(ctx, id, "without alice"); err != nil {
+	if _, err := dave.g.Send(ctx, id, "without alice"); err != nil {
 		t.Fatal(err)
 	}
 	wantTexts(t, "alice", alice.sync(t))
 	wantTexts(t, "bob", bob.sync(t), "dave: without alice")
 	wantTexts(t, "carol", carol.sync(t), "dave: without alice")
-	if err := alice.g.Send(ctx, id, "still here?"); !errors.Is(err, groups.ErrRemovedHere) {
+	if _, err := alice.g.Send(ctx, id, "still here?"); !errors.Is(err, groups.ErrRemovedHere) {
 		t.Fatalf("removed member sends: %v", err)
 	}
 
@@ -343,7 +353,7 @@ func TestGroupCommitAnswerLost(t *testing.T) {
 	carol.sync(t)
 	alice.g = restarted
 	wantMembers(t, id, []string{"alice", "bob", "carol"}, alice, bob, carol)
-	if err := restarted.Send(ctx, id, "all here"); err != nil {
+	if _, err := restarted.Send(ctx, id, "all here"); err != nil {
 		t.Fatal(err)
 	}
 	wantTexts(t, "bob", bob.sync(t), "alice: all here")
@@ -408,7 +418,7 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 			t.Fatalf("%s: %+v %v", u.name, info, err)
 		}
 	}
-	if err := alicePhone.g.Send(ctx, id, "from my phone"); err != nil {
+	if _, err := alicePhone.g.Send(ctx, id, "from my phone"); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []*groupUser{alice, bob, bobPhone, carol} {
@@ -427,7 +437,7 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 			}
 		}
 	}
-	if err := bob.g.Send(ctx, id, "after fifty"); err != nil {
+	if _, err := bob.g.Send(ctx, id, "after fifty"); err != nil {
 		t.Fatal(err)
 	}
 	wantTexts(t, "carol", carol.sync(t), "bob: after fifty")
@@ -485,7 +495,7 @@ func TestGroupWatch(t *testing.T) {
 	}()
 	// Whether bob's first sync or the push brings it, the Welcome comes
 	// before the message (the relay orders the group's messages).
-	if err := alice.g.Send(ctx, id, "pushed"); err != nil {
+	if _, err := alice.g.Send(ctx, id, "pushed"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -564,7 +574,7 @@ func TestGroupExternalJoin(t *testing.T) {
 			t.Fatalf("%s: %+v %v", u.name, info, err)
 		}
 	}
-	if err := phone.g.Send(ctx, id, "from the new phone"); err != nil {
+	if _, err := phone.g.Send(ctx, id, "from the new phone"); err != nil {
 		t.Fatal(err)
 	}
 	wantTexts(t, "bob", bob.sync(t), "alice: from the new phone")

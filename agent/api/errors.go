@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"sotto/client"
+	"sotto/client/groups"
 	"sotto/client/store"
 )
 
@@ -33,6 +34,15 @@ var kinds = []struct {
 	{client.ErrBadTimer, KindBadRequest},
 	{client.ErrNoDevices, KindNotFound},
 	{store.ErrWeakPassphrase, KindBadRequest},
+	{groups.ErrNoGroup, KindNotFound},
+	{groups.ErrNotMember, KindNotFound},
+	{groups.ErrRemovedHere, KindForbidden},
+	{groups.ErrNotCertified, KindForbidden},
+	{groups.ErrTooLarge, KindBadRequest},
+	{groups.ErrCommitRace, KindUnavailable},
+	{client.ErrGroupKeyMismatch, KindForbidden},
+	{client.ErrNoOrg, KindForbidden},
+	{client.ErrNotCertified, KindForbidden},
 }
 
 // ErrorOf returns the API error of err: its kind from the table, its

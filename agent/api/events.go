@@ -27,6 +27,14 @@ const (
 	EventLocked            = "locked"
 	EventUnlocked          = "unlocked"
 	EventProgress          = "progress"
+	// Groups (the agent's own events, from client/groups).
+	EventGroupMessage = "group_message"
+	EventGroupUpdate  = "group_update"
+	EventGroupRefused = "group_refused"
+	// Calls (an agent that carries them: docs/agent-api.md, Calls).
+	EventCallIncoming  = "call_incoming"
+	EventCallConnected = "call_connected"
+	EventCallEnded     = "call_ended"
 )
 
 // Event is one event of the stream (GET /v1/events).
@@ -44,6 +52,14 @@ type Event struct {
 	Connected bool      `json:"connected,omitempty"`
 	Progress  *Progress `json:"progress,omitempty"`
 	Error     *Error    `json:"error,omitempty"`
+	// Groups: group_message carries group_message; group_update and
+	// group_refused carry group, detail and (group_update) change.
+	GroupMessage *GroupMessage `json:"group_message,omitempty"`
+	Group        ID            `json:"group,omitempty"`
+	Change       string        `json:"change,omitempty"`
+	Detail       string        `json:"detail,omitempty"`
+	// Calls: call_incoming, call_connected and call_ended carry call.
+	Call *Call `json:"call,omitempty"`
 }
 
 // FromEvent converts an event of the client core; ok is false for the

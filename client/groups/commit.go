@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -173,8 +174,12 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		}
 		if resp.Accepted {
 			m.mu.Lock()
-			defer m.mu.Unlock()
-			return m.save(ctx, group, &record{}, g)
+			err := m.save(ctx, group, &record{}, g)
+			m.mu.Unlock()
+			if err == nil {
+				m.emit(Event{Kind: EventJoined, Group: group, Detail: fmt.Sprintf("joined a group of %d devices", len(g.Members()))})
+			}
+			return err
 		}
 	}
 	return ErrCommitRace
@@ -342,7 +347,11 @@ func (m *Manager) applyPending(ctx context.Context, group []byte, epoch uint64, 
 		return err
 	}
 	rec.Pending, rec.PendingRequest = nil, nil
-	return m.save(ctx, group, rec, cur)
+	if err := m.save(ctx, group, rec, cur); err != nil {
+		return err
+	}
+	m.emit(Event{Kind: EventChanged, Group: group, Detail: fmt.Sprintf("the group changed: %d devices, epoch %d", len(cur.Members()), cur.Epoch())})
+	return nil
 }
 
 // dropPending forgets the group's pending commit.
@@ -462,12 +471,12 @@ func nextGroupInfo(g *mls.Group, p *mls.PendingCommit) ([]byte, error) {
 	return next.GroupInfo()
 }
 
-// Send encrypts text to the group and stores it on the relay once for
-// every member device.
-func (m *Manager) Send(ctx context.Context, group []byte, text string) error {
+// Send encrypts text to the group, stores it on the relay once for every
+// member device, and keeps it in the group's messages.
+func (m *Manager) Send(ctx context.Context, group []byte, text string) (*Message, error) {
 	r, err := m.relay()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
 	rec, g, err := m.load(ctx, group)
@@ -481,12 +490,18 @@ func (m *Manager) Send(ctx context.Context, group []byte, text string) error {
 	}
 	m.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := r.GroupSend(ctx, &wire.GroupSendRequest{GroupId: group, MessageId: randomID(), Content: ct}); err != nil {
-		return fmt.Errorf("groups: send: %w", err)
+	resp, err := r.GroupSend(ctx, &wire.GroupSendRequest{GroupId: group, MessageId: randomID(), Content: ct})
+	if err != nil {
+		return nil, fmt.Errorf("groups: send: %w", err)
 	}
-	return nil
+	msg := &Message{Group: group, Seq: resp.Seq, From: m.self.Username, Device: m.self.DeviceID, Text: text,
+		Outgoing: true, Received: time.Now()}
+	if _, err := m.keepMessage(ctx, msg); err != nil {
+		return nil, fmt.Errorf("groups: sent, but not kept: %w", err)
+	}
+	return msg, nil
 }
 
 func isRevoked(err error) bool {

@@ -56,6 +56,10 @@ type KV interface {
 	Put(ctx context.Context, table string, key, value []byte) error
 	Delete(ctx context.Context, table string, key []byte) error
 	List(ctx context.Context, table string) ([]store.Entry, error)
+	// The message log (in arrival order per conversation, idempotent on
+	// the message id): group messages, received and sent.
+	AppendMessage(ctx context.Context, conv string, id, value []byte) (added bool, err error)
+	Messages(ctx context.Context, conv string, limit int) ([][]byte, error)
 }
 
 // Self is this device.
@@ -79,6 +83,9 @@ const (
 	EventJoined
 	// EventRemoved: this device was removed from a group.
 	EventRemoved
+	// EventChanged: a commit changed a group this device is in (members
+	// added or removed, keys updated).
+	EventChanged
 )
 
 // Event tells the user about a group.
@@ -112,6 +119,13 @@ type Manager struct {
 	// mu orders the load-change-save of group records; nothing under it
 	// talks to the relay.
 	mu sync.Mutex
+	// syncing admits one Sync at a time (a token, taken with the
+	// caller's ctx): two interleaved fetch-process-ack rounds would hand
+	// the same message to both, and each would return only part of what
+	// arrived.
+	syncing chan struct{}
+	// migrated: the messages of an older layout were moved (under mu).
+	migrated bool
 }
 
 // Errors callers branch on.
@@ -132,7 +146,7 @@ func New(relay func() (Relay, error), kv KV, self Self, opts Options) *Manager {
 	if opts.MaxRetries <= 0 {
 		opts.MaxRetries = 5
 	}
-	return &Manager{relay: relay, kv: kv, self: self, opts: opts, log: opts.Logger}
+	return &Manager{relay: relay, kv: kv, self: self, opts: opts, log: opts.Logger, syncing: make(chan struct{}, 1)}
 }
 
 func (m *Manager) emit(e Event) {

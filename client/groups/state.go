@@ -17,7 +17,6 @@ const (
 	tblGroups      = "mls-groups"       // group id -> record (JSON)
 	tblSigKey      = "mls-self"         // sigKeyName -> this device's MLS signature key (Ed25519 seed)
 	tblKeyPackages = "mls-key-packages" // KeyPackage hash -> kpRecord (JSON)
-	tblMessages    = "mls-messages"     // group id || seq -> Message (JSON)
 	sigKeyName     = "signature-key"
 	identityName   = "identity" // this device's credential identity
 )

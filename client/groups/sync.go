@@ -1,25 +1,36 @@
 package groups
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"sotto/mls"
 	"sotto/wire"
 )
 
-// Message is a received group message.
+// Message is a group message, received or sent by this device.
 type Message struct {
-	Group    []byte    `json:"group"`
-	Seq      uint64    `json:"seq"`
-	From     string    `json:"from"`
-	Device   uint32    `json:"device"`
-	Text     string    `json:"text"`
-	Received time.Time `json:"received"`
+	Group []byte `json:"group"`
+	// Seq is the relay's sequence number of the message in its group
+	// (the order every member sees).
+	Seq    uint64 `json:"seq"`
+	From   string `json:"from"`
+	Device uint32 `json:"device"`
+	Text   string `json:"text"`
+	// Outgoing: sent by this device.
+	Outgoing bool `json:"outgoing,omitempty"`
+	// Received is when this device received (or sent) it; ServerTime
+	// when the relay stored it (zero for a sent message).
+	Received   time.Time `json:"received"`
+	ServerTime time.Time `json:"server_time,omitzero"`
 }
 
 // Sync fetches what the relay holds for this device's groups, processes
@@ -28,8 +39,17 @@ type Message struct {
 // from an epoch it has not reached) is left on the relay and its group's
 // later messages wait with it.
 func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
+	select {
+	case m.syncing <- struct{}{}:
+		defer func() { <-m.syncing }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	r, err := m.relay()
 	if err != nil {
+		return nil, err
+	}
+	if err := m.migrateMessages(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.resolveAllPending(ctx); err != nil {
@@ -180,10 +200,17 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 		}
 		if rcv.Removed {
 			rec.Removed, rec.State = true, nil
+			if err := m.save(ctx, gm.GroupId, rec, nil); err != nil {
+				return nil, false, err
+			}
 			m.emit(Event{Kind: EventRemoved, Group: gm.GroupId, Detail: "this device was removed from the group"})
-			return nil, true, m.save(ctx, gm.GroupId, rec, nil)
+			return nil, true, nil
 		}
-		return nil, true, m.save(ctx, gm.GroupId, rec, g)
+		if err := m.save(ctx, gm.GroupId, rec, g); err != nil {
+			return nil, false, err
+		}
+		m.emit(Event{Kind: EventChanged, Group: gm.GroupId, Detail: fmt.Sprintf("the group changed: %d devices, epoch %d", len(g.Members()), g.Epoch())})
+		return nil, true, nil
 	case mls.ProposalContent:
 		return nil, true, m.save(ctx, gm.GroupId, rec, g)
 	}
@@ -192,19 +219,29 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	if err := m.save(ctx, gm.GroupId, rec, g); err != nil {
 		return nil, false, err
 	}
+	if rcv.Sender == g.LeafIndex() {
+		return nil, true, nil // this device's own, kept when sent
+	}
 	text, err := decodeText(rcv.Data)
 	if err != nil {
 		m.log.Warn("dropping a group message", "seq", gm.Seq, "err", err)
 		return nil, true, nil
 	}
 	msg := &Message{Group: gm.GroupId, Seq: gm.Seq, Text: text, Received: time.Now()}
+	if gm.ServerTimestampMs > 0 {
+		msg.ServerTime = time.UnixMilli(gm.ServerTimestampMs)
+	}
 	for _, mb := range members(g) {
 		if mb.Leaf == rcv.Sender {
 			msg.From, msg.Device = mb.Username, mb.DeviceID
 		}
 	}
-	if err := m.keepMessage(ctx, msg); err != nil {
+	added, err := m.keepMessage(ctx, msg)
+	if err != nil {
 		return nil, false, err
+	}
+	if !added {
+		return nil, true, nil // delivered again: its ack was lost
 	}
 	return msg, true, nil
 }
@@ -252,31 +289,87 @@ func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) err
 	return nil
 }
 
-// keepMessage stores a received message.
-func (m *Manager) keepMessage(ctx context.Context, msg *Message) error {
+// messageConv is the message log conversation of a group (the 1:1
+// conversations are "dm:USER": no clash).
+func messageConv(group []byte) string { return "group:" + hex.EncodeToString(group) }
+
+// keepMessage appends a message to its group's log; added is false when
+// it was there already (the same seq, delivered again).
+func (m *Manager) keepMessage(ctx context.Context, msg *Message) (added bool, err error) {
 	b, err := json.Marshal(msg)
 	if err != nil {
-		return err
+		return false, err
 	}
-	key := binary.BigEndian.AppendUint64(append([]byte(nil), msg.Group...), msg.Seq)
-	return m.kv.Put(ctx, tblMessages, key, b)
+	id := binary.BigEndian.AppendUint64(append([]byte("group\x00"), msg.Group...), msg.Seq)
+	return m.kv.AppendMessage(ctx, messageConv(msg.Group), id, b)
 }
 
-// Messages returns the messages received in a group, oldest first.
-func (m *Manager) Messages(ctx context.Context, group []byte) ([]Message, error) {
-	es, err := m.kv.List(ctx, tblMessages)
+// Messages returns the last limit messages of a group (0: all), received
+// and sent, oldest first (in the order this device took them in). They
+// stay after the device leaves or is removed from the group.
+func (m *Manager) Messages(ctx context.Context, group []byte, limit int) ([]Message, error) {
+	if err := m.migrateMessages(ctx); err != nil {
+		return nil, err
+	}
+	vs, err := m.kv.Messages(ctx, messageConv(group), limit)
 	if err != nil {
 		return nil, err
 	}
-	var out []Message
+	out := make([]Message, 0, len(vs))
+	for _, v := range vs {
+		var msg Message
+		if err := json.Unmarshal(v, &msg); err != nil {
+			return nil, fmt.Errorf("groups: stored message: %w", err)
+		}
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+// tblLegacyMessages held received group messages (group id || seq ->
+// Message) before they moved to the message log.
+const tblLegacyMessages = "mls-messages"
+
+// migrateMessages moves the messages of tblLegacyMessages to the message
+// log, in group order, once per Manager (before anything new is kept): a
+// message is appended, then deleted from the old table, so a crash
+// between the two only appends it again, which the log ignores.
+func (m *Manager) migrateMessages(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.migrated {
+		return nil
+	}
+	es, err := m.kv.List(ctx, tblLegacyMessages)
+	if err != nil {
+		return err
+	}
+	type legacy struct {
+		key []byte
+		msg Message
+	}
+	var ls []legacy
 	for _, e := range es {
 		var msg Message
 		if err := json.Unmarshal(e.Value, &msg); err != nil {
-			return nil, err
+			return fmt.Errorf("groups: stored message: %w", err)
 		}
-		if string(msg.Group) == string(group) {
-			out = append(out, msg)
+		ls = append(ls, legacy{key: e.Key, msg: msg})
+	}
+	slices.SortFunc(ls, func(a, b legacy) int {
+		if c := bytes.Compare(a.msg.Group, b.msg.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.msg.Seq, b.msg.Seq)
+	})
+	for _, l := range ls {
+		if _, err := m.keepMessage(ctx, &l.msg); err != nil {
+			return err
+		}
+		if err := m.kv.Delete(ctx, tblLegacyMessages, l.key); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	m.migrated = true
+	return nil
 }

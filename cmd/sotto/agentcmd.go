@@ -15,6 +15,7 @@ import (
 
 	"sotto/agent"
 	"sotto/agent/api"
+	"sotto/client/call"
 	"sotto/client/store"
 	"sotto/internal/safetext"
 	"sotto/web"
@@ -84,6 +85,9 @@ func runAgent(e *env, passStdin, noAck bool, idleLock time.Duration, webAddr str
 	cfg.Listeners = append(cfg.Listeners, ln)
 	cfg.NoAck = noAck
 	cfg.IdleLock = idleLock
+	// The background agent carries the device's calls: incoming ones
+	// ring there, and its clients answer them (listen --auto-answer).
+	cfg.Calls = &call.Options{Logger: e.logger()}
 	var webSrv *web.Server
 	if webAddr != "" {
 		// Bound before the unlock, so that a bad address fails first; the

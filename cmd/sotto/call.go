@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/call"
 	"sotto/internal/safetext"
@@ -135,6 +137,12 @@ func cmdCall(e *env, args []string) error {
 	}
 	if len(pos) != 1 {
 		return errUsage
+	}
+	if js, err := e.join(); err != nil {
+		return err
+	} else if js != nil {
+		defer js.close()
+		return callThroughAgent(e, js.api, pos[0], f, *duration)
 	}
 	s, err := newCallSession(e, f)
 	if err != nil {
@@ -264,4 +272,135 @@ func newListenCalls(e *env, f *callFlags) (*listenCalls, error) {
 		return nil, err
 	}
 	return &listenCalls{s: s}, nil
+}
+
+// agentCallWatch is listen's call handling as a client of a running agent
+// that carries calls (sotto up): the calls ring in the agent; listen
+// reports them, answers them through the API with --auto-answer (its
+// audio files handed to the agent by absolute path), and counts them for
+// --exit-after-calls.
+type agentCallWatch struct {
+	e     *env
+	api   *api.Client
+	flags *callFlags
+	in    string // absolute paths of --audio-in, --audio-out
+	out   string
+	ended int
+}
+
+func newAgentCallWatch(e *env, cl *api.Client, f *callFlags) (*agentCallWatch, error) {
+	w := &agentCallWatch{e: e, api: cl, flags: f}
+	var err error
+	if f.audioIn != "" {
+		if w.in, err = filepath.Abs(f.audioIn); err != nil {
+			return nil, err
+		}
+	}
+	if f.audioOut != "" {
+		if w.out, err = filepath.Abs(f.audioOut); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// see handles a call event; it reports whether --exit-after-calls calls
+// have ended.
+func (w *agentCallWatch) see(ev *api.Event) bool {
+	c := ev.Call
+	if w == nil || c == nil {
+		return false
+	}
+	peer := safetext.Name(c.Peer)
+	switch ev.Type {
+	case api.EventCallIncoming:
+		if !w.flags.autoAnswer {
+			fmt.Fprintf(w.e.stdout, "incoming call from %s (not answered: run sotto listen --auto-answer to answer)\n", peer)
+			return false
+		}
+		fmt.Fprintf(w.e.stdout, "incoming call from %s: answering\n", peer)
+		if _, err := w.api.Answer(w.e.ctx, c.ID, api.AnswerRequest{AudioIn: w.in, AudioOut: w.out, Muted: w.flags.mute}); err != nil {
+			fmt.Fprintf(w.e.stderr, "sotto: answering: %s\n", errText(err))
+		}
+	case api.EventCallEnded:
+		if c.Error != nil {
+			fmt.Fprintf(w.e.stdout, "call with %s ended: %s\n", peer, safetext.Line(strings.TrimPrefix(c.Error.Message, "call: ")))
+		} else {
+			fmt.Fprintf(w.e.stdout, "call with %s ended after %s\n", peer, time.Duration(c.DurationSeconds)*time.Second)
+		}
+		w.ended++
+		return w.flags.exitAfter > 0 && w.ended >= w.flags.exitAfter
+	}
+	return false
+}
+
+// callThroughAgent places a call through the running agent (sotto up),
+// which carries it: its media runs there, with the audio files handed to
+// it by absolute path.
+func callThroughAgent(e *env, cl *api.Client, user string, f *callFlags, duration time.Duration) error {
+	w, err := newAgentCallWatch(e, cl, f)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt)
+	defer stop()
+	st, err := cl.Events(ctx, false, 0)
+	if err != nil {
+		return agentError(e, err)
+	}
+	events, stopFeed := eventFeed(ctx, st)
+	defer stopFeed()
+	fmt.Fprintf(e.stdout, "calling %s...\n", user)
+	c, err := cl.Dial(ctx, api.DialRequest{User: user, AudioIn: w.in, AudioOut: w.out, Muted: f.mute})
+	if err != nil {
+		return agentError(e, err)
+	}
+	hang := func() {
+		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.Hangup(hctx, c.ID)
+	}
+	keys := readKeys(e)
+	var timer <-chan time.Time
+	muted := f.mute
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("the agent stopped")
+			}
+			if ev.Call == nil || string(ev.Call.ID) != string(c.ID) {
+				continue
+			}
+			switch ev.Type {
+			case api.EventCallConnected:
+				fmt.Fprintf(e.stdout, "connected (through the agent, end-to-end encrypted; m+Enter: mute, q+Enter: hang up)\n")
+				if duration > 0 {
+					timer = time.After(duration)
+				}
+			case api.EventCallEnded:
+				w.see(ev)
+				if ce := ev.Call.Error; ce != nil && ev.Call.Reason != "canceled" {
+					return errors.New(strings.TrimPrefix(ce.Message, "call: "))
+				}
+				return nil
+			}
+		case k := <-keys:
+			switch k {
+			case "m":
+				muted = !muted
+				if _, err := cl.Mute(e.ctx, c.ID, muted); err == nil {
+					fmt.Fprintf(e.stdout, "muted: %v\n", muted)
+				}
+			case "q":
+				hang()
+			}
+		case <-timer:
+			hang()
+		case <-ctx.Done():
+			hang()
+			fmt.Fprintf(e.stdout, "call with %s ended\n", safetext.Name(user))
+			return nil
+		}
+	}
 }

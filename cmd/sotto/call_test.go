@@ -31,6 +31,9 @@ func TestCallScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Setup: func(e *testscript.Env) error {
+			// An agent a failed script left running (sotto up) is
+			// stopped with it.
+			e.Defer(func() { stopAgents(e.WorkDir) })
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

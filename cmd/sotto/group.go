@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 
-	"sotto/client/groups"
+	"sotto/agent/api"
 	"sotto/internal/safetext"
 )
 
@@ -15,17 +15,22 @@ const groupUsage = `usage: sotto group COMMAND
   group add GROUP USER...
   group remove GROUP USER...
   group send GROUP TEXT...
-  group sync                      fetch and print new group messages
+  group history GROUP [--limit N] [--json]
+  group sync                      fetch and print new group messages (with an agent
+                                  running, it has taken them in already: see history)
   group join ID                   join, from this new device, a group your other device is in
                                   (ID: the full id, from group list --full on that device)
   group list [--full]
 GROUP: the NAME you created it with, or the start of its id (group list).
 `
 
-// cmdGroup runs `sotto group ...` (client/groups).
+// cmdGroup runs `sotto group ...` through the device's agent
+// (docs/agent-api.md, Groups).
 func cmdGroup(e *env, args []string) error {
 	fs := e.flagSet("group")
 	full := fs.Bool("full", false, "list: print whole group ids")
+	limit := fs.Int("limit", 50, "history: the last `N` messages (0: all)")
+	asJSON := fs.Bool("json", false, "history, sync: print messages as JSON lines")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -35,92 +40,105 @@ func cmdGroup(e *env, args []string) error {
 		return errUsage
 	}
 	sub, rest := pos[0], pos[1:]
-	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1}
+	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1, "history": 1}
 	n, ok := need[sub]
 	if !ok || len(rest) < n {
 		fmt.Fprint(e.stderr, groupUsage)
 		return errUsage
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	g, err := c.Groups(e.ctx, func(ev groups.Event) {
-		fmt.Fprintf(e.stderr, "! %s\n", safetext.Line(ev.Detail))
-	})
-	if err != nil {
-		return err
+	defer s.close()
+	if s.host != nil {
+		// An agent hosted for this command only: what it reported about
+		// the groups meanwhile is said at the end (a running agent
+		// publishes it to its listeners).
+		defer groupNotices(e, s.api)
 	}
-	// Take in what waits first: a commit made now must be on top of it.
-	msgs, err := g.Sync(e.ctx)
-	if err != nil {
-		return err
-	}
+	return agentError(e, groupCommand(e, s.api, sub, rest, *full, *limit, *asJSON))
+}
+
+func groupCommand(e *env, cl *api.Client, sub string, rest []string, full bool, limit int, asJSON bool) error {
 	switch sub {
 	case "create":
-		id, err := g.Create(e.ctx, rest[0], rest[1:]...)
+		g, err := cl.CreateGroup(e.ctx, rest[0], rest[1:])
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "created group %s (%s)\n", safetext.Name(rest[0]), shortID(id))
-		return printMembers(e, g, id)
+		fmt.Fprintf(e.stdout, "created group %s (%s)\n", safetext.Name(rest[0]), shortID(g.ID))
+		printMembers(e, g)
+		return nil
 	case "sync":
-		return printGroupMessages(e, g, msgs)
+		ms, err := cl.SyncGroups(e.ctx)
+		if err != nil {
+			return err
+		}
+		return printGroupMessages(e, cl, ms, asJSON)
 	case "join":
 		id, err := hex.DecodeString(rest[0])
 		if err != nil || len(id) == 0 {
 			return fmt.Errorf("group join: ID is the group's whole id in hex (group list --full)")
 		}
-		if err := g.JoinExternal(e.ctx, id); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "joined group %s\n", shortID(id))
-		return printMembers(e, g, id)
-	case "list":
-		infos, err := g.List(e.ctx)
+		g, err := cl.JoinGroup(e.ctx, id)
 		if err != nil {
 			return err
 		}
-		for _, info := range infos {
-			shown := shortID(info.ID)
-			if *full {
-				shown = hex.EncodeToString(info.ID)
+		fmt.Fprintf(e.stdout, "joined group %s\n", shortID(id))
+		printMembers(e, g)
+		return nil
+	case "list":
+		gs, err := cl.Groups(e.ctx)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			shown := shortID(g.ID)
+			if full {
+				shown = hex.EncodeToString(g.ID)
 			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%d members\n", shown, safetext.Name(info.Name), len(memberNames(info.Members)))
+			fmt.Fprintf(e.stdout, "%s\t%s\t%d members\n", shown, safetext.Name(g.Name), len(g.Users()))
 		}
 		return nil
 	}
-	id, err := findGroup(e, g, rest[0])
+	id, err := findGroup(e, cl, rest[0])
 	if err != nil {
 		return err
 	}
+	var g *api.Group
 	switch sub {
 	case "add":
-		if err := g.Add(e.ctx, id, rest[1:]...); err != nil {
-			return err
-		}
-		return printMembers(e, g, id)
+		g, err = cl.AddToGroup(e.ctx, id, rest[1:])
 	case "remove":
-		if err := g.Remove(e.ctx, id, rest[1:]...); err != nil {
+		g, err = cl.RemoveFromGroup(e.ctx, id, rest[1:])
+	case "history":
+		ms, err := cl.GroupMessages(e.ctx, id, limit)
+		if err != nil {
 			return err
 		}
-		return printMembers(e, g, id)
+		return printGroupMessages(e, cl, ms, asJSON)
 	default: // send
-		return g.Send(e.ctx, id, strings.Join(rest[1:], " "))
+		_, err = cl.SendGroup(e.ctx, id, strings.Join(rest[1:], " "))
+		return err
 	}
+	if err != nil {
+		return err
+	}
+	printMembers(e, g)
+	return nil
 }
 
 // findGroup resolves a group by its local name or the start of its id.
-func findGroup(e *env, g *groups.Manager, name string) ([]byte, error) {
-	infos, err := g.List(e.ctx)
+func findGroup(e *env, cl *api.Client, name string) (api.ID, error) {
+	gs, err := cl.Groups(e.ctx)
 	if err != nil {
 		return nil, err
 	}
-	var found [][]byte
-	for _, info := range infos {
-		if info.Name == name || (len(name) >= 4 && strings.HasPrefix(hex.EncodeToString(info.ID), strings.ToLower(name))) {
-			found = append(found, info.ID)
+	var found []api.ID
+	for _, g := range gs {
+		if g.Name == name || (len(name) >= 4 && strings.HasPrefix(hex.EncodeToString(g.ID), strings.ToLower(name))) {
+			found = append(found, g.ID)
 		}
 	}
 	switch len(found) {
@@ -134,45 +152,92 @@ func findGroup(e *env, g *groups.Manager, name string) ([]byte, error) {
 
 func shortID(id []byte) string { return hex.EncodeToString(id)[:12] }
 
-// memberNames lists each member user once, in leaf order.
-func memberNames(ms []groups.Member) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, m := range ms {
-		if !seen[m.Username] {
-			seen[m.Username] = true
-			out = append(out, m.Username)
-		}
-	}
-	return out
-}
-
-func printMembers(e *env, g *groups.Manager, id []byte) error {
-	info, err := g.Info(e.ctx, id)
-	if err != nil {
-		return err
-	}
+func printMembers(e *env, g *api.Group) {
 	var names []string
-	for _, n := range memberNames(info.Members) {
+	for _, n := range g.Users() {
 		names = append(names, safetext.Name(n))
 	}
 	fmt.Fprintf(e.stdout, "members: %s\n", strings.Join(names, ", "))
+}
+
+// groupNames maps group ids to the names this device gave them.
+func groupNames(e *env, cl *api.Client) map[string]string {
+	names := map[string]string{}
+	if gs, err := cl.Groups(e.ctx); err == nil {
+		for _, g := range gs {
+			if g.Name != "" {
+				names[string(g.ID)] = g.Name
+			}
+		}
+	}
+	return names
+}
+
+func printGroupMessages(e *env, cl *api.Client, ms []*api.GroupMessage, asJSON bool) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	names := groupNames(e, cl)
+	for _, m := range ms {
+		printGroupMessage(e, names, m, asJSON)
+	}
 	return nil
 }
 
-func printGroupMessages(e *env, g *groups.Manager, msgs []groups.Message) error {
-	infos, err := g.List(e.ctx)
+// printGroupMessage prints one group message as "[GROUP] FROM: TEXT"
+// (GROUP: its local name, else the start of its id).
+func printGroupMessage(e *env, names map[string]string, m *api.GroupMessage, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(m)
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return
+	}
+	name := names[string(m.Group)]
+	if name == "" {
+		name = shortID(m.Group)
+	}
+	from := safetext.Name(m.From)
+	if m.Outgoing {
+		from = "me"
+	}
+	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", safetext.Name(name), from, safetext.Body(m.Text))
+}
+
+// printGroupNotice prints a group_update or group_refused event as a
+// notice line; it reports whether ev was one.
+func printGroupNotice(e *env, ev *api.Event) bool {
+	switch ev.Type {
+	case api.EventGroupRefused, api.EventGroupUpdate:
+	default:
+		return false
+	}
+	if ev.Type == api.EventGroupUpdate && ev.Change == api.GroupChanged {
+		return true // shown by the command's own answer (members)
+	}
+	fmt.Fprintf(e.stderr, "! %s\n", safetext.Line(ev.Detail))
+	return true
+}
+
+// groupNotices prints the group notices among the events an agent hosted
+// for this command published (all of them kept: it ran only for it).
+func groupNotices(e *env, cl *api.Client) {
+	st, err := cl.Status(e.ctx)
+	if err != nil || st.LastEvent == 0 {
+		return
+	}
+	stream, err := cl.Events(e.ctx, true, 0)
 	if err != nil {
-		return err
+		return
 	}
-	for _, m := range msgs {
-		name := shortID(m.Group)
-		for _, info := range infos {
-			if bytes.Equal(info.ID, m.Group) && info.Name != "" {
-				name = info.Name
-			}
+	defer stream.Close()
+	for {
+		ev, err := stream.Next()
+		if err != nil {
+			return
 		}
-		fmt.Fprintf(e.stdout, "[%s] %s: %s\n", safetext.Name(name), safetext.Name(m.From), safetext.Body(m.Text))
+		printGroupNotice(e, ev)
+		if ev.Seq >= st.LastEvent {
+			return
+		}
 	}
-	return nil
 }

@@ -162,7 +162,16 @@ func cmdListen(e *env, args []string) error {
 			return errors.New("the agent is not connected to the relay (it keeps trying; sotto status shows it)")
 		}
 	}
+	// A running agent that carries calls rings here: listen answers
+	// through it (--auto-answer) and reports them.
+	var agentCalls *agentCallWatch
+	if !hosting {
+		if agentCalls, err = newAgentCallWatch(e, s.api, cf); err != nil {
+			return err
+		}
+	}
 	n := 0
+	var gnames map[string]string // group names, for group messages
 	for {
 		select {
 		case ev, ok := <-events:
@@ -201,6 +210,29 @@ func cmdListen(e *env, args []string) error {
 				}
 			case api.EventLocked:
 				fmt.Fprintln(e.stderr, "! the device locked itself after the idle timeout: unlock it with sotto unlock")
+			case api.EventGroupMessage:
+				if ev.GroupMessage == nil {
+					continue
+				}
+				if gnames == nil {
+					// Asked once (a request counts as use for the
+					// idle lock), and again after a group changed.
+					gnames = groupNames(e, s.api)
+				}
+				printGroupMessage(e, gnames, ev.GroupMessage, *asJSON)
+				n++
+				if *count > 0 && n >= *count {
+					graceful = true
+					return nil
+				}
+			case api.EventCallIncoming, api.EventCallConnected, api.EventCallEnded:
+				if agentCalls.see(ev) {
+					graceful = true
+					return nil
+				}
+			case api.EventGroupUpdate, api.EventGroupRefused:
+				gnames = nil
+				printGroupNotice(e, ev)
 			default:
 				cev, ok := ev.Client()
 				if !ok {

@@ -76,7 +76,7 @@ commands:
   wipe --yes
   notices [--json]
   keylog [audit]                  (key transparency: pinned log key and witness, head, alarms)
-  group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | sync | list | join ID
+  group create NAME [USER...] | add GROUP USER... | remove GROUP USER... | send GROUP TEXT... | history GROUP | sync | list | join ID
   update [check|apply] [--from URL|DIR]   (a release the org approved, logged and newer; --version: this build)
   web [--addr 127.0.0.1:0]        (the web app, from this binary, on loopback: prints a one-time link)
   admin init | export | import | notice | wipe | policy | members ...  (sotto admin: details)
