@@ -71,7 +71,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if err != nil {
 		return 0, err
 	}
-	c.attachHead(ctx, to, ct)
+	c.keylog.AttachHead(ctx, c.relay, to, ct)
 	pt, err := content.Encode(ct)
 	if err != nil {
 		return 0, err
@@ -278,7 +278,7 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 	if err != nil {
 		return fmt.Errorf("client: prekeys of %s: %w", addr, err)
 	}
-	if err := c.checkServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
+	if err := c.keylog.CheckServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
 		return err
 	}
 	var wb *wire.PreKeyBundle
