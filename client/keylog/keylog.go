@@ -23,9 +23,9 @@
 //
 // It knows nothing of the client around it: it reads and writes its rows
 // through KV, asks the relay through Relay, and reports alarms through a
-// callback. Relay requests are made outside any transaction of the store
-// it is given, except where the caller passes a transaction to
-// CheckServedKey (the send path; see docs/architecture.md).
+// callback. Its relay requests are made outside any transaction of the
+// store it is given; only a caller that hands CheckServedKey a transaction
+// (the client never does) would have it ask the relay inside one.
 package keylog
 
 import (

@@ -20,10 +20,10 @@ import (
 // forward, and refuses a superseded binding. Without a pinned log key it
 // checks only the certificate. The account's own key needs no proof.
 //
-// db is the store, or a transaction the caller holds (the send path): then
-// the relay is asked for a consistency proof only when p carries none from
-// the newest verified head, and a binding proven in a transaction that
-// rolls back is still remembered (Flush stores it).
+// db is the store, or a transaction the caller holds: then the relay may
+// be asked for a consistency proof inside it (when p carries none from the
+// newest verified head), and a binding proven in a transaction that rolls
+// back is still remembered (Flush stores it). The client passes the store.
 func (l *Log) CheckServedKey(ctx context.Context, relay Relay, db KV, user string, key, cert []byte, p *wire.TransparencyProof) error {
 	if user == l.cfg.User {
 		// The account's own key needs no proof: this device holds it. A
