@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"sotto/client/keylog"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
@@ -66,7 +67,7 @@ type Options struct {
 	ExpiryInterval time.Duration
 	// WitnessBound is how long a key log head may stay without a
 	// cosignature of the pinned witness before the `unwitnessed` alarm
-	// (witness.go); zero: DefaultWitnessBound.
+	// (client/keylog/witness.go); zero: DefaultWitnessBound.
 	WitnessBound time.Duration
 	// ReceiptDelayMin and ReceiptDelayMax bound the random delay before
 	// delivery and read receipts are sent, batched per contact
@@ -108,7 +109,7 @@ type Client struct {
 
 	janitor  *janitor      // deletes disappearing messages (disappear.go)
 	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
-	kt       ktState       // key transparency (transparency.go)
+	keylog   *keylog.Log   // key transparency (transparency.go)
 	sealed   sealedState
 
 	groupsMu sync.Mutex
@@ -160,6 +161,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 		return nil, err
 	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
+	c.keylog = c.newKeyLog()
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {
 		return nil, err

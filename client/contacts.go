@@ -103,7 +103,7 @@ func (c *Client) RefreshIdentity(ctx context.Context, user string) error {
 	if err != nil {
 		return fmt.Errorf("client: identity of %s: %w", user, err)
 	}
-	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
+	if err := c.keylog.CheckServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
 		c.flushAlarms(ctx)
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"sotto/client/keylog"
 	"sotto/client/org"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -132,7 +133,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err := saveAccount(ctx, db, acct); err != nil {
 		return nil, err
 	}
-	if err := pinLogKey(ctx, db, e.logKey); err != nil {
+	if err := keylog.PinLogKey(ctx, db, e.logKey); err != nil {
 		return nil, err
 	}
 	r := e.roots
@@ -383,7 +384,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 		}
 		logKey = pm.LogKey
 	}
-	if err := pinLogKey(ctx, db, logKey); err != nil {
+	if err := keylog.PinLogKey(ctx, db, logKey); err != nil {
 		return nil, err
 	}
 	if _, err := orgcert.Verify(pm.Roots.OrgKey, pm.Roots.Certificate, pm.Username, identity.PublicKey().Serialize()); err != nil {
@@ -466,7 +467,7 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 	if rts.NoticeFloor, err = c.noticeHigh(ctx); err != nil {
 		return nil, err
 	}
-	lk, err := logKey(ctx, c.db)
+	lk, err := keylog.LogKey(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}

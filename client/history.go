@@ -45,6 +45,7 @@ import (
 
 	"sotto/client/attach"
 	"sotto/client/content"
+	"sotto/client/keylog"
 	"sotto/client/store"
 )
 
@@ -145,7 +146,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 		if !validUser(user) {
 			continue
 		}
-		bound, err := loadBinding(ctx, c.db, user)
+		bound, err := keylog.LoadBinding(ctx, c.db, user)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -551,10 +552,10 @@ func otherAttachment(ctx context.Context, db kv, m *Message) (bool, error) {
 //
 // The newest key log leaf the approving device verified for the contact
 // is imported only forward: a newer one this device verified itself stays
-// (storeBinding), so an import never lowers the stale-binding rule.
+// (keylog.StoreBinding), so an import never lowers the stale-binding rule.
 func importContact(ctx context.Context, tx kv, hc historyContact) (bool, error) {
 	if hc.Bound != nil {
-		if err := storeBinding(ctx, tx, hc.User, boundRecord{Index: hc.Bound.Index, Key: bytes.Clone(hc.Bound.Key)}); err != nil {
+		if err := keylog.StoreBinding(ctx, tx, hc.User, keylog.BoundRecord{Index: hc.Bound.Index, Key: bytes.Clone(hc.Bound.Key)}); err != nil {
 			return false, err
 		}
 	}

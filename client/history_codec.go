@@ -25,6 +25,7 @@ import (
 
 	"sotto/client/attach"
 	"sotto/client/content"
+	"sotto/client/keylog"
 	"sotto/signal/keys"
 )
 
@@ -82,7 +83,7 @@ type historyContact struct {
 	// Bound: the newest key log leaf the exporting device verified for
 	// the contact (transparency_change.go), so that the new device starts
 	// with the same stale-binding rule. Absent in older exports.
-	Bound *boundRecord `json:"bound,omitempty"`
+	Bound *keylog.BoundRecord `json:"bound,omitempty"`
 }
 
 // historyTimer is a conversation's disappearing-messages timer.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/content"
+	"sotto/client/keylog"
 	"sotto/signal/session"
 )
 
@@ -29,7 +30,7 @@ func historySeed(t testing.TB) *historyBundle {
 	at := time.UnixMilli(1_700_000_000_000).UTC()
 	return &historyBundle{
 		Settings: &settingsRecord{Typing: true},
-		Contacts: []historyContact{{User: "bob", Key: key, Verified: true, Bound: &boundRecord{Index: 7, Key: key}}, {User: "carol", Key: key, Changed: true, Previous: key}},
+		Contacts: []historyContact{{User: "bob", Key: key, Verified: true, Bound: &keylog.BoundRecord{Index: 7, Key: key}}, {User: "carol", Key: key, Changed: true, Previous: key}},
 		Timers:   []historyTimer{{Peer: "carol", Seconds: 3600, AtMs: at.UnixMilli()}},
 		Messages: []historyMessage{
 			{Author: "bob", Message: &Message{ID: mid, Peer: "bob", From: "bob", SentAt: at, ServerTime: at, Text: "hi",

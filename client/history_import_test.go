@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/keylog"
 	"sotto/signal/session"
 )
 
@@ -214,7 +215,7 @@ func TestLinkPinsTheApproversLogKey(t *testing.T) {
 	// The laptop's pinned key differs from what the relay answers the
 	// link with (as when the relay swaps the key in its response).
 	other := bytes.Repeat([]byte{9}, len(pinned))
-	if err := pinLogKey(ctx, alice.db, other); err != nil {
+	if err := keylog.PinLogKey(ctx, alice.db, other); err != nil {
 		t.Fatal(err)
 	}
 	l, err := BeginLink(ctx, r.url)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"sotto/client/keylog"
 	"sotto/client/org"
 	"sotto/orgcert"
 	"sotto/wire"
@@ -138,7 +139,7 @@ func (c *Client) Invite(ctx context.Context, p InviteParams) (*org.Invitation, e
 	if err != nil {
 		return nil, err
 	}
-	lk, err := logKey(ctx, c.db)
+	lk, err := keylog.LogKey(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}

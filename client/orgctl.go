@@ -62,7 +62,12 @@ type Member struct {
 	Expires     time.Time `json:"expires"`
 }
 
-func getOpt(ctx context.Context, db kv, table, key string) ([]byte, error) {
+// getter is the part of the store (or a transaction) that reads a row.
+type getter interface {
+	Get(ctx context.Context, table string, key []byte) ([]byte, error)
+}
+
+func getOpt(ctx context.Context, db getter, table, key string) ([]byte, error) {
 	b, err := db.Get(ctx, table, []byte(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil

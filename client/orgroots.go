@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"sotto/client/keylog"
 	"sotto/client/org"
 	"sotto/orgcert"
 )
@@ -86,7 +87,7 @@ func pinRoots(ctx context.Context, db kv, r *roots) error {
 		{orgNoticeFloor, binary.BigEndian.AppendUint64(nil, r.NoticeFloor)},
 		{orgIdentityCert, r.Certificate},
 	}
-	if err := pinWitnessKey(ctx, db, r.WitnessKey); err != nil { // witness.go
+	if err := keylog.PinWitnessKey(ctx, db, r.WitnessKey); err != nil { // client/keylog/witness.go
 		return err
 	}
 	for _, p := range puts {
@@ -117,7 +118,7 @@ func loadRoots(ctx context.Context, db kv) (*roots, error) {
 		return nil, err
 	}
 	r.OrgName = string(name)
-	if r.WitnessKey, err = witnessKey(ctx, db); err != nil {
+	if r.WitnessKey, err = keylog.WitnessKey(ctx, db); err != nil {
 		return nil, err
 	}
 	if r.PolicyMin, err = getU64(ctx, db, orgPolicyMinKey); err != nil {
@@ -153,7 +154,7 @@ func (c *Client) IdentityCertificate(ctx context.Context) ([]byte, error) {
 
 // checkCertified checks that cert chains key to user under the pinned org
 // key. A failure raises an uncertified-key alarm and wraps ErrNotCertified.
-func (c *Client) checkCertified(ctx context.Context, db kv, user string, key, cert []byte) error {
+func (c *Client) checkCertified(ctx context.Context, db getter, user string, key, cert []byte) error {
 	orgKey, err := getOpt(ctx, db, tblOrg, orgKeyKey)
 	if err != nil {
 		return err
@@ -183,12 +184,12 @@ func (c *Client) SetWitnessKey(ctx context.Context, key ed25519.PublicKey) error
 	if len(key) != ed25519.PublicKeySize {
 		return fmt.Errorf("client: a witness key is a 32-byte Ed25519 public key")
 	}
-	old, err := witnessKey(ctx, c.db)
+	old, err := keylog.WitnessKey(ctx, c.db)
 	if err != nil {
 		return err
 	}
 	if old != nil && !old.Equal(key) {
 		return fmt.Errorf("client: this device already pins another witness key")
 	}
-	return pinWitnessKey(ctx, c.db, key)
+	return keylog.PinWitnessKey(ctx, c.db, key)
 }

@@ -226,7 +226,7 @@ func (c *Client) handleEnvelope(ctx context.Context, conn *transport.Conn, env *
 		conn.AckLater(env.Id)
 	}
 	// After the ack: a consistency proof round trip never holds it up.
-	c.checkGossip(ctx, conn)
+	c.keylog.CheckGossip(ctx, conn)
 	for _, u := range r.changed {
 		c.emit(Event{Kind: EventIdentityChanged, User: u})
 	}
@@ -322,7 +322,7 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 	if err := c.learnProfileKey(ctx, tx, env.Sender, ct, r); err != nil {
 		return err
 	}
-	c.noteGossip(env.Sender, ct.GetTransparencyHead())
+	c.keylog.NoteGossip(env.Sender, ct.GetTransparencyHead())
 	return c.applyContent(ctx, tx, env, ct, r)
 }
 

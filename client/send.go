@@ -71,7 +71,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if err != nil {
 		return 0, err
 	}
-	c.attachHead(ctx, to, ct)
+	c.keylog.AttachHead(ctx, c.relay, to, ct)
 	pt, err := content.Encode(ct)
 	if err != nil {
 		return 0, err
@@ -206,11 +206,78 @@ func (c *Client) applyStale(ctx context.Context, to string, devices []uint32, st
 	return ids, saveDevices(ctx, c.db, to, ids)
 }
 
+// errNeedBundle rolls encryptFor's transaction back when a device lost its
+// session after the bundles were fetched: they are fetched again, outside.
+var errNeedBundle = errors.New("client: a device needs a prekey bundle")
+
+// fetchedBundle is a device's prekey bundle, fetched and its identity key
+// checked before encryptFor's transaction; gone: the relay has no such
+// device.
+type fetchedBundle struct {
+	resp *wire.FetchPreKeysResponse
+	gone bool
+}
+
 // encryptFor starts sessions where needed and encrypts pt for each device.
-// It runs in one store transaction, so that another process using the same
-// store cannot interleave its own session updates.
+// The bundles of devices without a session are fetched, and their identity
+// keys checked against the key log, first (fetchBundles): no relay request
+// waits inside the store transaction or under the crypto lock. The
+// encryption runs in one store transaction, so that another process using
+// the same store cannot interleave its own session updates.
 // With cert, each ciphertext is sealed (sealed sender) under it.
 func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string, devices []uint32, pt []byte, cert *sealed.SenderCertificate) ([]*wire.OutgoingMessage, error) {
+	bundles := make(map[uint32]fetchedBundle)
+	for range 3 {
+		if err := c.fetchBundles(ctx, conn, to, devices, bundles); err != nil {
+			return nil, err
+		}
+		msgs, err := c.encryptWith(ctx, to, devices, bundles, pt, cert)
+		if !errors.Is(err, errNeedBundle) {
+			return msgs, err
+		}
+	}
+	return nil, fmt.Errorf("client: send to %s: sessions kept being reset while encrypting", to)
+}
+
+// fetchBundles fetches, outside any transaction or lock, the prekey
+// bundles of the devices that have no session and none in bundles yet,
+// and checks each served identity key (key transparency, org certificate).
+func (c *Client) fetchBundles(ctx context.Context, conn *transport.Conn, to string, devices []uint32, bundles map[uint32]fetchedBundle) error {
+	st := c.sigStores(c.db).stores()
+	for _, id := range devices {
+		if _, ok := bundles[id]; ok {
+			continue
+		}
+		addr := session.Address{Name: to, DeviceID: id}
+		switch ok, err := session.HasSession(ctx, st, addr); {
+		case err != nil:
+			return err
+		case ok:
+			continue
+		}
+		resp, err := conn.FetchPreKeys(ctx, addr.Name, addr.DeviceID)
+		var te *transport.Error
+		if errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND {
+			// Gone: let the relay's stale-device answer sort it out.
+			bundles[id] = fetchedBundle{gone: true}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("client: prekeys of %s: %w", addr, err)
+		}
+		err = c.keylog.CheckServedKey(ctx, conn, c.db, addr.Name, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency)
+		c.flushAlarms(ctx)
+		if err != nil {
+			return err
+		}
+		bundles[id] = fetchedBundle{resp: resp}
+	}
+	return nil
+}
+
+// encryptWith is encryptFor's transaction, under the crypto lock; a device
+// without a session starts one with its bundle in bundles.
+func (c *Client) encryptWith(ctx context.Context, to string, devices []uint32, bundles map[uint32]fetchedBundle, pt []byte, cert *sealed.SenderCertificate) ([]*wire.OutgoingMessage, error) {
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
 	var msgs []*wire.OutgoingMessage
@@ -226,12 +293,15 @@ func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string
 				return err
 			}
 			if !ok {
-				if err := c.startSession(ctx, conn, ss, addr, now); err != nil {
-					var te *transport.Error
-					if errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND {
-						// Gone: let the relay's stale-device answer sort it out.
-						continue
-					}
+				b, fetched := bundles[id]
+				switch {
+				case !fetched:
+					return errNeedBundle // its session was reset meanwhile
+				case b.gone:
+					continue
+				}
+				delete(bundles, id) // used up: a later try fetches another
+				if err := c.startSession(ctx, ss, addr, b.resp, now); err != nil {
 					return err
 				}
 			}
@@ -258,7 +328,6 @@ func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string
 		}
 		return nil
 	})
-	c.flushAlarms(ctx) // raised inside the transaction
 	var ice *IdentityChangedError
 	if errors.As(err, &ice) && ice.key != nil {
 		// Recorded outside the rolled-back transaction.
@@ -272,15 +341,9 @@ func (c *Client) encryptFor(ctx context.Context, conn *transport.Conn, to string
 	return msgs, nil
 }
 
-// startSession fetches addr's bundle and runs PQXDH with it.
-func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sigStore, addr session.Address, now time.Time) error {
-	resp, err := conn.FetchPreKeys(ctx, addr.Name, addr.DeviceID)
-	if err != nil {
-		return fmt.Errorf("client: prekeys of %s: %w", addr, err)
-	}
-	if err := c.checkServedKey(ctx, conn, ss.db, addr.Name, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
-		return err
-	}
+// startSession runs PQXDH with addr's bundle, fetched and its identity key
+// checked by fetchBundles.
+func (c *Client) startSession(ctx context.Context, ss *sigStore, addr session.Address, resp *wire.FetchPreKeysResponse, now time.Time) error {
 	var wb *wire.PreKeyBundle
 	for _, b := range resp.Bundles {
 		if b.DeviceId == addr.DeviceID {
@@ -316,7 +379,7 @@ func (c *Client) startSession(ctx context.Context, conn *transport.Conn, ss *sig
 		return fmt.Errorf("client: session with %s: %w", addr, ctxErr)
 	}
 	// Trust on first use: remember the key the session was built on.
-	_, err = ss.SaveIdentity(ctx, addr, resp.IdentityKey)
+	_, err := ss.SaveIdentity(ctx, addr, resp.IdentityKey)
 	return err
 }
 

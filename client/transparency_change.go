@@ -3,16 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
-	"sotto/client/store"
+	"sotto/client/keylog"
 	"sotto/client/transport"
 	"sotto/signal/sealed"
 	"sotto/signal/session"
-	"sotto/wire"
 )
 
 // Key changes (key transparency for known contacts). When a message from a
@@ -26,7 +23,7 @@ import (
 //     so the old key, the old session and the message are untouched;
 //  2. checkLogged asks the relay for the contact's identity, checks its
 //     inclusion proof under a head consistent with the newest verified one
-//     (checkServedKey), and requires the message's key to be the logged one;
+//     (keylog.Log.CheckServedKey), and requires the message's key to be the logged one;
 //  3. the envelope is processed again with that key allowed: the contact is
 //     then marked changed (unverified, sending blocked until accepted), as
 //     any key change was before.
@@ -43,7 +40,7 @@ import (
 // an alarm): it is acknowledged and dropped, and the old key stays. A check
 // that could not be made leaves it queued.
 //
-// checkServedKey also keeps, per user, the newest leaf it has seen proven
+// keylog.Log.CheckServedKey also keeps, per user, the newest leaf it has seen proven
 // for them (the "bound" records). A key proven only by an older leaf than
 // one that already bound another key to the same user is a rollback to a
 // superseded key (AlarmStaleBinding), refused everywhere a served key is
@@ -51,31 +48,6 @@ import (
 // leaf with another key. A leaf proven inside a transaction that then rolls
 // back (a send stopped by the changed key it was served, which markChanged
 // records outside it) is remembered all the same.
-
-// AlarmUnloggedKeyChange is raised when a message from a known contact
-// carries a new identity key that is not the one the key log holds for
-// them: someone, likely the relay, sent it in their name. The message was
-// refused and the old key kept.
-const AlarmUnloggedKeyChange AlarmKind = "unlogged-key-change"
-
-// AlarmStaleBinding is raised when the relay proves a key for a user with
-// a log leaf older than one it already proved to bind another key to that
-// user: it serves a superseded key. The key was not used.
-const AlarmStaleBinding AlarmKind = "stale-binding"
-
-// ErrKeyChangeNotInLog is returned with ErrSenderNotInLog (and reported in
-// an EventError) when a known contact's message arrives under a changed
-// identity key that the key transparency log is not proven to hold for
-// them. The message is dropped and the previous key kept.
-var ErrKeyChangeNotInLog = errors.New("client: a contact's changed identity key is not the one the key transparency log holds for them")
-
-const ktBoundPrefix = "bound/"
-
-// boundRecord is the newest leaf this device verified for a user.
-type boundRecord struct {
-	Index uint64 `json:"index"`
-	Key   []byte `json:"key"`
-}
 
 // vetChanged runs in the receive transaction after decryption: users are
 // those whose stored identity key the transaction replaced. A replacement
@@ -86,7 +58,7 @@ func (f *firstContact) vetChanged(ctx context.Context, db kv, users []string) er
 	if f == nil || (len(users) == 0 && len(f.certs) == 0) {
 		return nil
 	}
-	pub, err := logKey(ctx, db)
+	pub, err := keylog.LogKey(ctx, db)
 	if err != nil || pub == nil {
 		return err
 	}
@@ -128,7 +100,7 @@ func (f *firstContact) vetCertificate(ctx context.Context, db kv, user string, k
 	if f == nil || f.vetted != nil {
 		return nil
 	}
-	pub, err := logKey(ctx, db)
+	pub, err := keylog.LogKey(ctx, db)
 	if err != nil || pub == nil {
 		return err
 	}
@@ -170,85 +142,4 @@ func (c certIdentities) Identity(ctx context.Context, addr session.Address) ([]b
 // checkLookup checks the key a rolled-back receive transaction asked about.
 func (c *Client) checkLookup(ctx context.Context, conn *transport.Conn, l *needLookupError) error {
 	return c.checkLogged(ctx, conn, l.user, l.key, l.changed)
-}
-
-// checkBinding refuses a key proven by a leaf older than the newest one
-// this device verified for user when that one binds another key (or by the
-// same leaf with another key: two histories), and remembers the newest
-// leaf. It runs after p was verified. db may be a transaction that rolls
-// back after the proof (a send stopped by the changed key it was served):
-// the proven leaf is also queued for flushAlarms, so that it is remembered
-// all the same.
-func (c *Client) checkBinding(ctx context.Context, db kv, user string, key []byte, p *wire.TransparencyProof) error {
-	b, err := loadBinding(ctx, db, user)
-	if err != nil {
-		return err
-	}
-	c.kt.mu.Lock()
-	if q, ok := c.kt.bound[user]; ok && (b == nil || q.Index > b.Index) {
-		b = &q // proven earlier in a transaction that rolled back
-	}
-	c.kt.mu.Unlock()
-	if b != nil {
-		if p.LeafIndex <= b.Index && !sameKey(b.Key, key) {
-			detail := fmt.Sprintf("the relay served an identity key for %s proven by key log leaf %d, but leaf %d binds another key to %s since: a superseded key; it was not used", user, p.LeafIndex, b.Index, user)
-			if p.LeafIndex == b.Index {
-				detail = fmt.Sprintf("the relay served an identity key for %s proven by key log leaf %d, but that leaf was proven to bind another key to %s before: two histories of the log; the key was not used", user, p.LeafIndex, user)
-			}
-			return fmt.Errorf("%w: %w", ErrKeyNotInLog, c.alarm(&TransparencyAlarm{Kind: AlarmStaleBinding, User: user, Detail: detail,
-				HeadA: p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
-		}
-		if p.LeafIndex <= b.Index {
-			return nil
-		}
-	}
-	rec := boundRecord{Index: p.LeafIndex, Key: bytes.Clone(key)}
-	c.kt.mu.Lock()
-	c.kt.noteBinding(user, rec)
-	c.kt.mu.Unlock()
-	return storeBinding(ctx, db, user, rec)
-}
-
-// noteBinding queues rec, the newest leaf proven for user, for
-// flushAlarms. The caller holds k.mu.
-func (k *ktState) noteBinding(user string, rec boundRecord) {
-	if q, ok := k.bound[user]; ok && q.Index >= rec.Index {
-		return
-	}
-	if k.bound == nil {
-		k.bound = make(map[string]boundRecord)
-	}
-	k.bound[user] = rec
-}
-
-// loadBinding returns the newest leaf stored for user (nil: none).
-func loadBinding(ctx context.Context, db kv, user string) (*boundRecord, error) {
-	v, err := db.Get(ctx, tblTransparency, []byte(ktBoundPrefix+user))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var b boundRecord
-	if err := json.Unmarshal(v, &b); err != nil {
-		return nil, fmt.Errorf("client: stored key log binding: %w", err)
-	}
-	return &b, nil
-}
-
-// storeBinding stores rec for user unless a leaf as new is stored (in one
-// transaction: a record never moves back).
-func storeBinding(ctx context.Context, db kv, user string, rec boundRecord) error {
-	return atomically(ctx, db, func(tx kv) error {
-		b, err := loadBinding(ctx, tx, user)
-		if err != nil || (b != nil && b.Index >= rec.Index) {
-			return err
-		}
-		v, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		return tx.Put(ctx, tblTransparency, []byte(ktBoundPrefix+user), v)
-	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/keylog"
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/signal/sealed"
@@ -142,9 +143,9 @@ func TestKeyChangeHonest(t *testing.T) {
 	}
 	noAlarmEvents(t, "alice", aev)
 	// Alice remembers the newest leaf proven for bob: his second binding.
-	b, err := alice.db.Get(ctx, tblTransparency, []byte(ktBoundPrefix+"bob"))
-	if err != nil || !bytes.Contains(b, []byte(`"index":2`)) {
-		t.Fatalf("bound record %s %v", b, err)
+	b, err := keylog.LoadBinding(ctx, alice.db, "bob")
+	if err != nil || b == nil || b.Index != 2 {
+		t.Fatalf("bound record %+v %v", b, err)
 	}
 }
 

@@ -3,11 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 
+	"sotto/client/keylog"
 	"sotto/client/transport"
-	"sotto/wire"
 )
 
 // First contact (key transparency for received messages). A first message
@@ -19,7 +18,7 @@ import (
 //     fails with a *needLookupError: nothing is stored),
 //  2. asks the relay for the sender's identity with its inclusion proof and
 //     checks it exactly as the send path checks a served key
-//     (checkServedKey: a head signed with the pinned log key, the proof of
+//     (keylog.Log.CheckServedKey: a head signed with the pinned log key, the proof of
 //     that (username, key), consistency with the newest verified head),
 //  3. requires the message's key to be that logged key, and
 //  4. processes the envelope again with the key vetted.
@@ -31,20 +30,6 @@ import (
 // relay did not answer, a local store failure) leaves it queued for the
 // next connection. A device without a pinned log key checks nothing (trust
 // on first use, as before).
-
-// AlarmUnloggedSender is raised when a first message from a user carries an
-// identity key that the log does not bind to that user (or the relay
-// serves no key for them): someone, likely the relay, sent it in their
-// name. The message was refused.
-const AlarmUnloggedSender AlarmKind = "unlogged-sender"
-
-// ErrSenderNotInLog is returned (and reported in an EventError, wrapped
-// with a *TransparencyAlarm or ErrKeyNotInLog or ErrFork) when a first
-// message from a user, or a known contact's message under a changed key
-// (then with ErrKeyChangeNotInLog too), arrives under an identity key the
-// key transparency log is not proven to hold for them. The message is
-// dropped.
-var ErrSenderNotInLog = errors.New("client: a message's identity key is not the one the key transparency log holds for its sender")
 
 // firstContact is the receive transaction's check of first keys: keys in
 // vetted were proven in the log for their user by checkLogged.
@@ -81,49 +66,16 @@ func (f *firstContact) vet(ctx context.Context, db kv, user string, key []byte) 
 	if k, ok := f.vetted[user]; ok && sameKey(k, key) {
 		return nil
 	}
-	pub, err := logKey(ctx, db)
+	pub, err := keylog.LogKey(ctx, db)
 	if err != nil || pub == nil {
 		return err
 	}
 	return &needLookupError{user: user, key: bytes.Clone(key)}
 }
 
-// checkLogged checks that key is the identity key the log binds to user:
-// the key of a first message, or (changed) the new key of a known contact.
-// It returns nil when proven, an error wrapping ErrSenderNotInLog (and, for
-// a changed key, ErrKeyChangeNotInLog; an alarm is raised) when the message
-// must be refused, and another error when the check could not be made.
-// Alarms are queued; the caller flushes them.
+// checkLogged checks that key is the identity key the log binds to user
+// (keylog.Log.CheckLogged): the key of a first message, or (changed) the
+// new key of a known contact. Alarms are queued; the caller flushes them.
 func (c *Client) checkLogged(ctx context.Context, conn *transport.Conn, user string, key []byte, changed bool) error {
-	refuse := func(err error) error {
-		if changed {
-			return fmt.Errorf("%w: %w: %w", ErrKeyChangeNotInLog, ErrSenderNotInLog, err)
-		}
-		return fmt.Errorf("%w: %w", ErrSenderNotInLog, err)
-	}
-	what, kind := "a first message", AlarmUnloggedSender
-	if changed {
-		what, kind = "a message under a new identity key", AlarmUnloggedKeyChange
-	}
-	resp, err := conn.GetIdentity(ctx, user)
-	if transport.Code(err) == wire.ErrorCode_NOT_FOUND {
-		return refuse(c.alarm(&TransparencyAlarm{Kind: kind, User: user,
-			Detail: fmt.Sprintf("the relay delivered %s from %s but serves no identity key for %s; it was refused", what, user, user)}))
-	}
-	if err != nil {
-		return fmt.Errorf("client: identity of %s: %w", user, err)
-	}
-	if err := c.checkServedKey(ctx, conn, c.db, user, resp.IdentityKey, resp.IdentityCertificate, resp.Transparency); err != nil {
-		if errors.Is(err, ErrKeyNotInLog) || errors.Is(err, ErrFork) || errors.Is(err, ErrNotCertified) {
-			return refuse(err)
-		}
-		return err
-	}
-	if !sameKey(resp.IdentityKey, key) {
-		p := resp.Transparency
-		return refuse(c.alarm(&TransparencyAlarm{Kind: kind, User: user,
-			Detail: fmt.Sprintf("%s from %s came with an identity key that is not the one the key log holds for %s: someone else sent it in their name; it was refused", what, user, user),
-			HeadA:  p.GetSignedHead(), Leaf: p.GetLeaf(), LeafIndex: p.GetLeafIndex()}))
-	}
-	return nil
+	return c.keylog.CheckLogged(ctx, conn, user, key, changed, refusesSender)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/keylog"
 	"sotto/relay"
 	"sotto/relay/blobstore"
 )
@@ -48,7 +49,7 @@ func TestLinkedDeviceKeepsBindingRule(t *testing.T) {
 	if err := alice.Verify(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := loadBinding(ctx, alice.db, "bob"); err != nil || b == nil || b.Index != 2 || !sameKey(b.Key, bob2.IdentityKey()) {
+	if b, err := keylog.LoadBinding(ctx, alice.db, "bob"); err != nil || b == nil || b.Index != 2 || !sameKey(b.Key, bob2.IdentityKey()) {
 		t.Fatalf("alice's binding for bob %+v %v", b, err)
 	}
 
@@ -56,7 +57,7 @@ func TestLinkedDeviceKeepsBindingRule(t *testing.T) {
 	if _, err := phone.ImportHistory(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := loadBinding(ctx, phone.db, "bob"); err != nil || b == nil || b.Index != 2 || !sameKey(b.Key, bob2.IdentityKey()) {
+	if b, err := keylog.LoadBinding(ctx, phone.db, "bob"); err != nil || b == nil || b.Index != 2 || !sameKey(b.Key, bob2.IdentityKey()) {
 		t.Fatalf("the phone's binding for bob %+v %v", b, err)
 	}
 
@@ -82,25 +83,25 @@ func TestHistoryImportBindingsOnlyForward(t *testing.T) {
 	code := r.code(t, 1, time.Hour)
 	alice, _ := r.enroll(t, code, "alice", false)
 	k1, k2, k3 := fakeIdentity(t), fakeIdentity(t), fakeIdentity(t)
-	if err := storeBinding(ctx, alice.db, "zed", boundRecord{Index: 5, Key: k1}); err != nil {
+	if err := keylog.StoreBinding(ctx, alice.db, "zed", keylog.BoundRecord{Index: 5, Key: k1}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		bound      boundRecord
+		bound      keylog.BoundRecord
 		wantIndex  uint64
 		wantKey    []byte
 		importedAs string
 	}{
-		{boundRecord{Index: 3, Key: k2}, 5, k1, "an older leaf"},
-		{boundRecord{Index: 5, Key: k2}, 5, k1, "the same leaf with another key"},
-		{boundRecord{Index: 8, Key: k3}, 8, k3, "a newer leaf"},
-		{boundRecord{Index: 6, Key: k1}, 8, k3, "an older leaf after a newer one"},
+		{keylog.BoundRecord{Index: 3, Key: k2}, 5, k1, "an older leaf"},
+		{keylog.BoundRecord{Index: 5, Key: k2}, 5, k1, "the same leaf with another key"},
+		{keylog.BoundRecord{Index: 8, Key: k3}, 8, k3, "a newer leaf"},
+		{keylog.BoundRecord{Index: 6, Key: k1}, 8, k3, "an older leaf after a newer one"},
 	} {
 		b := &historyBundle{Contacts: []historyContact{{User: "zed", Key: k1, Bound: &tc.bound}}}
 		if _, err := alice.importHistory(ctx, b); err != nil {
 			t.Fatalf("%s: %v", tc.importedAs, err)
 		}
-		got, err := loadBinding(ctx, alice.db, "zed")
+		got, err := keylog.LoadBinding(ctx, alice.db, "zed")
 		if err != nil || got == nil || got.Index != tc.wantIndex || !sameKey(got.Key, tc.wantKey) {
 			t.Fatalf("%s: stored binding %+v %v, want leaf %d", tc.importedAs, got, err, tc.wantIndex)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/keylog"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/session"
@@ -174,9 +175,7 @@ func waitAudits(t *testing.T, c *Client, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c.kt.mu.Lock()
-		done := c.kt.audits
-		c.kt.mu.Unlock()
+		_, done := c.keylog.Stats()
 		if done >= n {
 			return
 		}
@@ -236,12 +235,8 @@ func TestKeyTransparencyHonest(t *testing.T) {
 	}
 	// Gossip went both ways and was checked: alice got heads from bob and
 	// carol, bob from alice.
-	alice.kt.mu.Lock()
-	ac := alice.kt.checked
-	alice.kt.mu.Unlock()
-	bob.kt.mu.Lock()
-	bc := bob.kt.checked
-	bob.kt.mu.Unlock()
+	ac, _ := alice.keylog.Stats()
+	bc, _ := bob.keylog.Stats()
 	if ac < 2 || bc < 1 {
 		t.Fatalf("gossiped heads checked: alice %d, bob %d", ac, bc)
 	}
@@ -419,8 +414,8 @@ func TestKeyTransparencySameSizeFork(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		alice.noteGossip("bob", junk.Encode())
-		alice.checkGossip(ctx, conn)
+		alice.keylog.NoteGossip("bob", junk.Encode())
+		alice.keylog.CheckGossip(ctx, conn)
 	}
 	e := waitEvent(t, aev, EventTransparencyAlarm)
 	var a *TransparencyAlarm
@@ -430,8 +425,8 @@ func TestKeyTransparencySameSizeFork(t *testing.T) {
 	if got := alarmsOf(t, alice); len(got) != 1 {
 		t.Fatalf("stored alarms %+v", got)
 	}
-	alice.noteGossip("bob", forged.Encode())
-	alice.checkGossip(ctx, conn)
+	alice.keylog.NoteGossip("bob", forged.Encode())
+	alice.keylog.CheckGossip(ctx, conn)
 	e = waitEvent(t, aev, EventTransparencyAlarm)
 	if !errors.As(e.Err, &a) || a.Kind != AlarmFork || !bytes.Equal(a.HeadB, forged.Encode()) || !bytes.Equal(a.HeadA, mine.Encode()) {
 		t.Fatalf("alarm %v", e.Err)
@@ -474,7 +469,7 @@ func TestKeyTransparencyAlarmsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const forks = maxStoredAlarms + 50
+	const forks = keylog.MaxStoredAlarms + 50
 	var last []byte
 	for i := range forks {
 		other := mine.Root
@@ -483,13 +478,13 @@ func TestKeyTransparencyAlarmsBounded(t *testing.T) {
 		other[2] = byte(i >> 8)
 		forged := transparency.SignHead(r.priv, mine.Size, other, time.Now().UnixMilli())
 		last = forged.Encode()
-		alice.noteGossip("bob", last)
-		alice.checkGossip(ctx, conn)
+		alice.keylog.NoteGossip("bob", last)
+		alice.keylog.CheckGossip(ctx, conn)
 		waitEvent(t, aev, EventTransparencyAlarm) // every alarm is still reported
 	}
 	got := alarmsOf(t, alice)
-	if len(got) != maxStoredAlarms {
-		t.Fatalf("%d alarms stored, want %d", len(got), maxStoredAlarms)
+	if len(got) != keylog.MaxStoredAlarms {
+		t.Fatalf("%d alarms stored, want %d", len(got), keylog.MaxStoredAlarms)
 	}
 	if got[0].Kind != AlarmUnprovenKey || got[0].Detail != first[0].Detail || !bytes.Equal(got[0].HeadA, first[0].HeadA) || !bytes.Equal(got[0].Leaf, first[0].Leaf) {
 		t.Fatalf("the first incident's evidence was not kept: %+v", got[0])
@@ -498,7 +493,7 @@ func TestKeyTransparencyAlarmsBounded(t *testing.T) {
 		t.Fatalf("the newest alarm was not kept: %+v", a)
 	}
 	dropped, err := alice.TransparencyAlarmsDropped(ctx)
-	if err != nil || dropped != 1+forks-maxStoredAlarms {
-		t.Fatalf("dropped %d (%v), want %d", dropped, err, 1+forks-maxStoredAlarms)
+	if err != nil || dropped != 1+forks-keylog.MaxStoredAlarms {
+		t.Fatalf("dropped %d (%v), want %d", dropped, err, 1+forks-keylog.MaxStoredAlarms)
 	}
 }

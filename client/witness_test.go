@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/keylog"
 	"sotto/client/org"
 	"sotto/relay"
 	"sotto/relay/sqlitestore"
@@ -137,7 +138,7 @@ func (e *witnessEnv) enroll(t *testing.T, code, user string, pin bool) (*Client,
 	}
 	t.Cleanup(func() { c.Close() })
 	if pin {
-		if err := pinWitnessKey(ctx, c.db, e.wit.PublicKey()); err != nil {
+		if err := keylog.PinWitnessKey(ctx, c.db, e.wit.PublicKey()); err != nil {
 			t.Fatal(err)
 		}
 	}

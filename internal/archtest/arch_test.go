@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,8 @@ var forbidden = []struct {
 		"the witness runs away from the relay: it knows only the log's format and its own state file"},
 	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web"},
 		"the client core knows nothing of the relay's internals, of the agent that runs it, or of a UI"},
+	{"sotto/client/keylog", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web", "charm.land", "github.com/charmbracelet"},
+		"key transparency is a part of the client core: no relay internals, no front end"},
 	{"sotto/agent", []string{"sotto/relay", "sotto/cmd", "charm.land", "github.com/charmbracelet", "sotto/web"},
 		"the agent serves its front ends through its API and knows nothing of the terminal ones"},
 	{"sotto/web", []string{"sotto/relay", "sotto/cmd"},
@@ -112,4 +115,35 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d package/rule pairs", checked)
+}
+
+// clientParts lists the packages split out of the client core, with the
+// only packages under sotto/client each may import: a part declares the
+// small interfaces it needs (its store, its relay requests) instead of
+// importing the client or another part.
+var clientParts = map[string][]string{
+	"sotto/client/keylog": {"sotto/client/store", "sotto/client/transport", "sotto/client/content"},
+}
+
+// TestClientPartsImportNoClient enforces clientParts.
+func TestClientPartsImportNoClient(t *testing.T) {
+	found := 0
+	for _, p := range listPackages(t) {
+		allowed, ok := clientParts[p.ImportPath]
+		if !ok {
+			continue
+		}
+		found++
+		for _, imp := range p.Imports {
+			if imp != "sotto/client" && !strings.HasPrefix(imp, "sotto/client/") {
+				continue
+			}
+			if !slices.Contains(allowed, imp) {
+				t.Errorf("%s imports %s: a part of the client core imports only %v from sotto/client", p.ImportPath, imp, allowed)
+			}
+		}
+	}
+	if found != len(clientParts) {
+		t.Errorf("found %d of the %d client parts listed", found, len(clientParts))
+	}
 }
