@@ -61,7 +61,8 @@ CREATE INDEX group_messages_by_age ON group_messages (ts_ms);
 
 var _ relay.GroupStore = (*Store)(nil)
 
-func (s *Store) groups() *groupsql.Store { return groupsql.New(groupDB{s}, true) }
+// The relay.GroupStore methods are groupsql.Store's, promoted from the
+// Store's embedded *groupsql.Store (set by Open over groupDB).
 
 // groupDB runs groupsql's transactions on the pool.
 type groupDB struct{ s *Store }
