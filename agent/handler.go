@@ -58,6 +58,8 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/contacts", h.device(h.contacts))
 	mux.HandleFunc("GET "+p+"/contacts/{user}/safety-number", h.online(h.safetyNumber))
 	mux.HandleFunc("POST "+p+"/contacts/{user}/verify", h.online(h.verify))
+	mux.HandleFunc("POST "+p+"/contacts/{user}/revoke", h.online(h.revoke))
+	mux.HandleFunc("POST "+p+"/contacts/{user}/restore", h.online(h.restore))
 	mux.HandleFunc("GET "+p+"/devices", h.online(h.devices))
 	mux.HandleFunc("DELETE "+p+"/devices/{device}", h.online(h.removeDevice))
 	mux.HandleFunc("POST "+p+"/devices/{device}/wipe", h.online(h.wipeDevice))
@@ -500,7 +502,11 @@ func (h *handler) contacts(r *http.Request, c *client.Client) (any, error) {
 		if err != nil {
 			member = false
 		}
-		out.Contacts = append(out.Contacts, api.Contact{User: ct.User, Verified: ct.Verified, Changed: ct.Changed, Member: member})
+		revoked, err := c.Revoked(r.Context(), ct.User)
+		if err != nil {
+			return nil, err
+		}
+		out.Contacts = append(out.Contacts, api.Contact{User: ct.User, Verified: ct.Verified, Changed: ct.Changed, Member: member, Revoked: revoked})
 	}
 	return out, nil
 }
@@ -515,6 +521,17 @@ func (h *handler) safetyNumber(r *http.Request, c *client.Client) (any, error) {
 
 func (h *handler) verify(r *http.Request, c *client.Client) (any, error) {
 	return nil, c.Verify(r.Context(), r.PathValue("user"))
+}
+
+// revoke takes user's sealed access to this account away (client.RevokeContact:
+// a new profile key user is never given, shared with the account's own devices).
+func (h *handler) revoke(r *http.Request, c *client.Client) (any, error) {
+	return nil, c.RevokeContact(r.Context(), r.PathValue("user"))
+}
+
+// restore gives it back (client.RestoreContact).
+func (h *handler) restore(r *http.Request, c *client.Client) (any, error) {
+	return nil, c.RestoreContact(r.Context(), r.PathValue("user"))
 }
 
 func (h *handler) devices(r *http.Request, c *client.Client) (any, error) {

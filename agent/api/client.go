@@ -313,6 +313,16 @@ func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, 
 	return &s, c.Do(ctx, http.MethodGet, "/contacts/"+url.PathEscape(user)+"/safety-number", nil, &s)
 }
 
+// Revoke takes user's sealed access to this account away.
+func (c *Client) Revoke(ctx context.Context, user string) error {
+	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/revoke", nil, nil)
+}
+
+// Restore gives user's sealed access back after Revoke.
+func (c *Client) Restore(ctx context.Context, user string) error {
+	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/restore", nil, nil)
+}
+
 // Verify accepts the current safety number with user.
 func (c *Client) Verify(ctx context.Context, user string) error {
 	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/verify", nil, nil)

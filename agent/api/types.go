@@ -238,6 +238,7 @@ type Contact struct {
 	Verified bool   `json:"verified"`
 	Changed  bool   `json:"changed"`
 	Member   bool   `json:"member"`
+	Revoked  bool   `json:"revoked"`
 }
 
 // Settings are the device's settings (PUT: nil fields stay as they are).

@@ -245,14 +245,21 @@ func cmdHistory(e *env, args []string) error {
 
 func cmdContacts(e *env, args []string) error {
 	fs := e.flagSet("contacts")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	s, err := e.session(false)
+	if len(pos) != 0 && (len(pos) != 2 || (pos[0] != "revoke" && pos[0] != "restore")) {
+		return errUsage
+	}
+	s, err := e.session(len(pos) != 0)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if len(pos) == 2 {
+		return contactAccess(e, s, pos[0], pos[1])
+	}
 	cs, err := s.api.Contacts(e.ctx)
 	if err != nil {
 		return agentError(e, err)
@@ -268,8 +275,29 @@ func cmdContacts(e *env, args []string) error {
 		if ct.Member {
 			status += ", verified member of your organization"
 		}
+		if ct.Revoked {
+			status += ", sealed access revoked"
+		}
 		fmt.Fprintf(e.stdout, "%s\t%s\n", safetext.Name(ct.User), status)
 	}
+	return nil
+}
+
+// contactAccess revokes or restores user's sealed access to this account:
+// a revoked contact gets no new profile key and the organization's member
+// key no longer reaches this account, so the relay refuses their sealed
+// sends (docs/architecture.md, sealed sender).
+func contactAccess(e *env, s *session, verb, user string) error {
+	do := s.api.Revoke
+	done := "revoked: %s can no longer send to you sealed (your other devices are told)\n"
+	if verb == "restore" {
+		do = s.api.Restore
+		done = "restored: %s may send to you sealed again, once your next message gives them your key\n"
+	}
+	if err := do(e.ctx, user); err != nil {
+		return agentError(e, err)
+	}
+	fmt.Fprintf(e.stdout, done, safetext.Name(user))
 	return nil
 }
 

@@ -57,7 +57,7 @@ commands:
                                   (sealed-fallback on: a message the relay refuses
                                   to deliver sealed goes with your name visible)
   search [--json] [--limit N] TEXT...
-  contacts
+  contacts [revoke USER | restore USER]   (revoke: USER may no longer send to you sealed)
   safety-number USER [--qr]
   verify USER [--accept]
   devices [list]
