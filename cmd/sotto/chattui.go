@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -202,6 +203,41 @@ func (d *agentDevice) Notices(ctx context.Context) ([]client.Notice, error) {
 		return nil, err
 	}
 	return a.Notices, nil
+}
+
+// SendFile sends a file (tui.Files); the agent reads it, so it is named
+// by its absolute path.
+func (d *agentDevice) SendFile(ctx context.Context, peer, path, caption string, viewOnce bool) (*client.Message, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, err
+	}
+	a, err := d.api.SendFile(ctx, peer, api.FileRequest{Path: abs, Caption: caption, ViewOnce: viewOnce})
+	if err != nil {
+		return nil, err
+	}
+	return a.Message.Client(), nil
+}
+
+// Download saves an attachment (tui.Files) into dir, or the device's
+// attachments folder when dir is empty.
+func (d *agentDevice) Download(ctx context.Context, id []byte, dir string) (string, error) {
+	req := api.DownloadRequest{}
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", err
+		}
+		req.Dir = abs
+	}
+	a, err := d.api.Download(ctx, id, req)
+	if err != nil {
+		return "", err
+	}
+	return a.Path, nil
 }
 
 func (d *agentDevice) Lock() { _ = d.api.Lock(d.ctx) }

@@ -217,3 +217,73 @@ func TestChatAppShowsHostileTextNeutralized(t *testing.T) {
 		t.Errorf("bob's chat wrote to stderr: %s", b)
 	}
 }
+
+// A person with no conversation yet starts one from the chat app, sends
+// a file and saves the one received, finds every command on the help
+// screen, and is asked before a message is deleted for everyone. A file's
+// bytes are never written to a terminal by `sotto download`.
+func TestChatAppNewConversationFilesAndDelete(t *testing.T) {
+	w := newChatWorld(t)
+	file := filepath.Join(w.dir, "notes.txt")
+	body := "minutes of the meeting\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := w.term(t, "alice", "")
+	alice.waitFor("Conversations", "(none yet)", "n: new conversation")
+
+	// The full help, then back.
+	alice.keys("F1")
+	alice.waitFor("sotto chat · help", "/new USER", "/file PATH [CAPTION]", "/download [DIR]", "(asks first)")
+	alice.keys("Escape")
+	alice.waitFor("Conversations", "(none yet)")
+
+	// n starts a new conversation with someone who never wrote.
+	alice.keys("n", "lit:bob", "Enter")
+	alice.waitFor("chat with bob", "new conversation with bob")
+	alice.keys("lit:hello from the app", "Enter")
+	alice.waitFor("me: hello from the app ✓")
+	bob := w.term(t, "bob", "alice")
+	bob.waitFor("alice: hello from the app")
+
+	// A file, with a caption; Bob saves it into a folder of his choice.
+	alice.keys("lit:/file "+file+" the minutes", "Enter")
+	alice.waitFor("sent notes.txt")
+	bob.waitFor("[file notes.txt, 23 B] the minutes")
+	saved := filepath.Join(w.dir, "saved")
+	bob.keys("lit:/download "+saved, "Enter")
+	bob.waitFor("saved /") // the path, cut at 80 columns
+	if got, err := os.ReadFile(filepath.Join(saved, "notes.txt")); err != nil || string(got) != body {
+		t.Fatalf("saved file: %q, %v; want %q", got, err, body)
+	}
+
+	// `sotto download` in a terminal will not print the file's bytes.
+	dl := &tmuxTerm{t: t, socket: w.socket, name: "download"}
+	dl.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "download", fmt.Sprintf(
+		"%s --home %s --passphrase-file %s download --out - --latest alice; sleep 600",
+		w.sotto, filepath.Join(w.dir, "bob"), w.pass))
+	s := dl.waitFor("will not write a file's bytes to the terminal")
+	if strings.Contains(s, "minutes of the meeting") {
+		t.Fatalf("the file's bytes reached the terminal:\n%s", s)
+	}
+
+	// Deleting for everyone asks first: any key but y keeps the message.
+	alice.keys("lit:/delete", "Enter")
+	alice.waitFor(`delete "the minutes" for everyone? y/n`)
+	alice.keys("x")
+	alice.waitFor("not deleted")
+	bob.waitFor("[file notes.txt, 23 B] the minutes")
+	alice.keys("lit:/delete", "Enter")
+	alice.waitFor("for everyone? y/n")
+	alice.keys("y")
+	alice.waitFor("deleted for everyone")
+	bob.waitFor("alice: (this message was deleted)")
+
+	alice.keys("C-c")
+	bob.keys("C-c")
+	for _, u := range []string{"alice", "bob"} {
+		if b, _ := os.ReadFile(filepath.Join(w.dir, u+".stderr")); len(b) > 0 {
+			t.Errorf("%s's chat wrote to stderr: %s", u, b)
+		}
+	}
+}

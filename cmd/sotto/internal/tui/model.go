@@ -95,6 +95,7 @@ const (
 	focusList focus = iota
 	focusChat
 	focusSafety
+	focusHelp
 )
 
 // Model is the app's state.
@@ -119,6 +120,8 @@ type Model struct {
 	safety     *client.SafetyNumber
 	quit       bool
 	lock       lockState
+	// confirm is the question awaiting y/n (deleting for everyone).
+	confirm *confirmation
 }
 
 // New returns the app for c.
@@ -386,14 +389,23 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.quit = true
 		return m, tea.Quit
 	}
-	if m.focus == focusSafety {
+	if m.confirm != nil {
+		return m.confirmKey(k)
+	}
+	if m.focus == focusSafety || m.focus == focusHelp {
 		switch k.String() {
 		case "esc", "q", "enter":
 			m.focus, m.safety = focusChat, nil
+			if m.peer == "" {
+				m.focus = focusList
+			}
 		}
 		return m, nil
 	}
 	switch k.String() {
+	case "f1":
+		m.focus = focusHelp
+		return m, nil
 	case "tab":
 		if m.focus == focusList && m.peer != "" {
 			m.focus = focusChat
@@ -429,6 +441,10 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 				m.open(m.convs[m.sel].Peer)
 				return m, m.markRead()
 			}
+		case "n":
+			m.focus = focusChat
+			m.input.SetValue("/new ")
+			m.input.CursorEnd()
 		}
 		return m, nil
 	}
@@ -478,6 +494,10 @@ func (m *Model) submit(line string) tea.Cmd {
 		return func() tea.Msg { return resultMsg{what: what, err: fn()} }
 	}
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
+		if peer == "" {
+			m.status = "! no conversation open: /new USER starts one, tab opens the list"
+			return nil
+		}
 		text := strings.TrimPrefix(line, "/")
 		m.lastTyping = time.Time{}
 		return run("", func() error { _, err := c.SendText(ctx, peer, text, nil); return err })
@@ -495,9 +515,25 @@ func (m *Model) submit(line string) tea.Cmd {
 	case "quit", "q":
 		m.quit = true
 		return tea.Quit
-	case "help", "h":
-		m.status = "/reply TEXT  /react EMOJI  /unreact  /edit TEXT  /delete  /timer 1h|off  /search TEXT  /safety  /quit · ↑↓ select · tab list · ctrl+s safety"
+	case "help", "h", "?":
+		m.focus = focusHelp
 		return nil
+	case "new", "n":
+		return m.newConversation(arg)
+	case "search":
+		return m.search(arg)
+	}
+	if peer == "" {
+		m.status = "! no conversation open: /new USER starts one, tab opens the list"
+		return nil
+	}
+	switch cmd {
+	case "file", "f":
+		return m.sendFile(arg)
+	case "download", "dl":
+		if sm := need(false); sm != nil {
+			return m.download(sm, arg)
+		}
 	case "reply", "r":
 		if sm := need(false); sm != nil {
 			return run("replied", func() error { _, err := c.SendText(ctx, peer, arg, sm.ID); return err })
@@ -516,7 +552,7 @@ func (m *Model) submit(line string) tea.Cmd {
 		}
 	case "delete", "del":
 		if sm := need(true); sm != nil {
-			return run("deleted for everyone", func() error { return c.DeleteForEveryone(ctx, peer, sm.ID) })
+			return m.confirmDelete(sm)
 		}
 	case "timer":
 		var d time.Duration
@@ -528,17 +564,6 @@ func (m *Model) submit(line string) tea.Cmd {
 			}
 		}
 		return run("timer set", func() error { return c.SetTimer(ctx, peer, d) })
-	case "search":
-		found, err := c.Search(ctx, arg, 5)
-		if err != nil {
-			m.status = "! " + err.Error()
-			return nil
-		}
-		var parts []string
-		for _, f := range found {
-			parts = append(parts, f.Peer+": "+excerpt(f.Text, 30))
-		}
-		m.status = fmt.Sprintf("%d found: %s", len(found), strings.Join(parts, " | "))
 	case "safety":
 		return func() tea.Msg {
 			sn, err := c.SafetyNumber(ctx, peer)
@@ -547,6 +572,21 @@ func (m *Model) submit(line string) tea.Cmd {
 	default:
 		m.status = "! unknown command /" + cmd + " (/help)"
 	}
+	return nil
+}
+
+// search runs /search TEXT: the first matches, on the status line.
+func (m *Model) search(arg string) tea.Cmd {
+	found, err := m.c.Search(m.ctx, arg, 5)
+	if err != nil {
+		m.status = "! " + err.Error()
+		return nil
+	}
+	var parts []string
+	for _, f := range found {
+		parts = append(parts, f.Peer+": "+excerpt(f.Text, 30))
+	}
+	m.status = fmt.Sprintf("%d found: %s", len(found), strings.Join(parts, " | "))
 	return nil
 }
 

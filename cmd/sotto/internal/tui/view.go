@@ -23,6 +23,8 @@ func (m *Model) View() tea.View {
 	var s string
 	if m.lock.locked {
 		s = m.lockView(w, h)
+	} else if m.focus == focusHelp {
+		s = m.helpView(w, h)
 	} else if m.focus == focusSafety && m.safety != nil {
 		s = m.safetyView(w, h)
 	} else {
@@ -56,7 +58,7 @@ func (m *Model) mainView(w, h int) string {
 	if m.focus == focusChat {
 		b.WriteString(fit(m.input.View(), w) + "\n")
 	} else {
-		b.WriteString(fit(faint.Render("(enter: open · tab: back to the chat)"), w) + "\n")
+		b.WriteString(fit(faint.Render("(enter: open · n: new conversation · tab: back to the chat · f1: help)"), w) + "\n")
 	}
 	b.WriteString(fit(faint.Render(m.statusLine()), w))
 	return b.String()
@@ -77,6 +79,9 @@ func (m *Model) infoLine() string {
 // statusLine is the bottom line; it quotes errors, search results and
 // names.
 func (m *Model) statusLine() string {
+	if m.confirm != nil {
+		return safetext.Line(m.confirm.question)
+	}
 	if m.status == "" {
 		return "tab list · ↑↓ select · /help · ctrl+s safety number · ctrl+c quit · ✓ sent ✓✓ delivered"
 	}
