@@ -66,6 +66,7 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/settings", h.device(h.settings))
 	mux.HandleFunc("PUT "+p+"/settings", h.device(h.setSettings))
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
+	mux.HandleFunc("POST "+p+"/keylog/audit", h.online(h.auditKeyLog))
 	routeGroups(mux, h)
 	routeCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -532,6 +533,16 @@ func (h *handler) revoke(r *http.Request, c *client.Client) (any, error) {
 // restore gives it back (client.RestoreContact).
 func (h *handler) restore(r *http.Request, c *client.Client) (any, error) {
 	return nil, c.RestoreContact(r.Context(), r.PathValue("user"))
+}
+
+// auditKeyLog audits the key log's new leaves (client.AuditKeyLog); an
+// alarm it raises also goes out as an event.
+func (h *handler) auditKeyLog(r *http.Request, c *client.Client) (any, error) {
+	n, err := c.AuditKeyLog(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return api.AuditAnswer{Audited: n}, nil
 }
 
 func (h *handler) devices(r *http.Request, c *client.Client) (any, error) {

@@ -318,6 +318,14 @@ func (c *Client) Revoke(ctx context.Context, user string) error {
 	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/revoke", nil, nil)
 }
 
+// AuditKeyLog audits the key log's new leaves and returns how many
+// bindings it checked.
+func (c *Client) AuditKeyLog(ctx context.Context) (int, error) {
+	var a AuditAnswer
+	err := c.Do(ctx, http.MethodPost, "/keylog/audit", nil, &a)
+	return a.Audited, err
+}
+
 // Restore gives user's sealed access back after Revoke.
 func (c *Client) Restore(ctx context.Context, user string) error {
 	return c.Do(ctx, http.MethodPost, "/contacts/"+url.PathEscape(user)+"/restore", nil, nil)

@@ -334,6 +334,10 @@ type (
 		// verification and were dropped.
 		Rejected uint64 `json:"rejected"`
 	}
+	AuditAnswer struct {
+		// Audited counts the new key log bindings checked.
+		Audited int `json:"audited"`
+	}
 	DownloadAnswer struct {
 		Path    string   `json:"path"`
 		Message *Message `json:"message"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"sotto/agent"
 	"sotto/client"
 	"sotto/internal/safetext"
 )
@@ -44,6 +45,20 @@ func cmdKeylog(e *env, args []string) error {
 		return errUsage
 	}
 	var c *client.Client
+	if len(pos) == 1 && agentRuns(e) {
+		// The running agent holds the device's one connection: it audits.
+		s, err := e.session(true)
+		if err != nil {
+			return err
+		}
+		n, err := s.api.AuditKeyLog(e.ctx)
+		s.close()
+		if err != nil {
+			return agentError(e, err)
+		}
+		fmt.Fprintf(e.stdout, "audited %d new bindings\n", n)
+		pos = nil
+	}
 	if len(pos) == 1 {
 		if c, err = e.connect(false, func(ev client.Event) { printEvent(e, ev, false) }); err != nil {
 			return err
@@ -121,4 +136,10 @@ func printWitnessState(e *env, c *client.Client) error {
 		fmt.Fprintf(e.stdout, "witnessed: size %d\n", wh.Size)
 	}
 	return nil
+}
+
+// agentRuns reports whether the device's agent runs (sotto up).
+func agentRuns(e *env) bool {
+	_, ok := agent.Running(e.home)
+	return ok
 }
