@@ -211,6 +211,19 @@ func (s *leanSocket) readRaw(fd uintptr) bool {
 	return true
 }
 
+// WaitReadable implements idleWaiter: on a socket with a file descriptor
+// it waits in the poller, holding no buffer, and reads what arrives into
+// a pooled buffer. Other sockets return at once (their ReadFrame waits).
+func (s *leanSocket) WaitReadable() error {
+	if len(s.r) > 0 || s.raw == nil {
+		return nil
+	}
+	return s.fillRaw()
+}
+
+// Buffered implements idleWaiter.
+func (s *leanSocket) Buffered() bool { return len(s.r) > 0 }
+
 // dropBig returns the pooled buffer when it holds nothing.
 func (s *leanSocket) dropBig() {
 	if s.big != nil {

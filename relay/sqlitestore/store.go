@@ -80,6 +80,11 @@ type Store struct {
 
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
+
+	// The background checkpointer (checkpoint.go).
+	ck            *sql.DB
+	ckDone        chan struct{}
+	bgCheckpoints atomic.Uint64
 }
 
 // WriteMetrics writes the writer's counters in Prometheus text format
@@ -93,6 +98,7 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	c("sotto_sqlite_commit_seconds_total", "Time spent in mailbox write transactions, in seconds.", s.commitNanos.Load()/1e9)
 	c("sotto_sqlite_commit_nanoseconds_total", "Time spent in mailbox write transactions.", s.commitNanos.Load())
 	c("sotto_sqlite_op_wait_nanoseconds_total", "Time ops waited from submission to commit, summed.", s.waitNanos.Load())
+	c("sotto_sqlite_background_checkpoints_total", "WAL checkpoints run off the writer (checkpoint.go).", s.bgCheckpoints.Load())
 	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_dedupe_records",
 		"Send dedupe records in the in-memory index (send_log rows).", s.sends.len())
 }
@@ -121,9 +127,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	// A larger page cache keeps the mailbox hot. The WAL is checkpointed
-	// by the writer (SQLite's automatic checkpoint): a separate PASSIVE
-	// checkpointer was tried and let the WAL grow without bound under
-	// constant reads and writes.
+	// by the writer (SQLite's automatic checkpoint), which completes a
+	// pass and so lets the WAL start over: a PASSIVE checkpointer alone
+	// was tried and let the WAL grow without bound under constant reads
+	// and writes. A background checkpointer copies most of it first
+	// (checkpoint.go).
 	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)",
 		walCheckpointBytes/pageSize, walCheckpointBytes))
 	if err != nil {
@@ -175,8 +183,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		s.r.Close()
+		s.w.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	s.ck, s.ckDone = ck, make(chan struct{})
 	go s.writer()
 	go s.completer()
+	go s.checkpointer(ck, path+"-shm", pageSize)
 	s.Store = groupsql.New(groupDB{s}, false)
 	return s, nil
 }
@@ -224,6 +242,8 @@ func (s *Store) Close() error {
 	})
 	<-s.stopped
 	<-s.completerDone
+	<-s.ckDone
+	s.ck.Close()
 	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
 		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	}
