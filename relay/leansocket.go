@@ -203,6 +203,9 @@ func (s *leanSocket) readRaw(fd uintptr) bool {
 		n, err = rawRead(fd, s.big[:])
 	}
 	if errors.Is(err, syscall.EAGAIN) {
+		// s.r is empty here, but may still point into the buffer: drop
+		// it too, or it keeps the pooled buffer alive while idle.
+		s.r = nil
 		leanBufs.Put(s.big)
 		s.big = nil
 		return false

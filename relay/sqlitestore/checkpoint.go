@@ -42,7 +42,7 @@ func walFrames(f *os.File) (mxFrame, nBackfill uint32, ok bool) {
 
 // checkpointer runs background checkpoints (above) until the store
 // closes.
-func (s *Store) checkpointer(ck *sql.DB, shmPath string, pageSize int) {
+func (s *Store) checkpointer(ck *sql.DB, shmPath string, pageSize, walBytes int) {
 	defer close(s.ckDone)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
@@ -52,7 +52,7 @@ func (s *Store) checkpointer(ck *sql.DB, shmPath string, pageSize int) {
 			shm.Close()
 		}
 	}()
-	start := uint32(walCheckpointBytes / ckStartFrac / pageSize)
+	start := uint32(walBytes / ckStartFrac / pageSize)
 	least := uint32(ckMinBytes / pageSize)
 	for {
 		select {

@@ -30,6 +30,11 @@ type Options struct {
 	// PageSize is the page size of a new database (an existing one keeps
 	// its own); 0 means DefaultPageSize.
 	PageSize int
+
+	// For benchmarks: the WAL size the writer checkpoints at (0:
+	// walCheckpointBytes), and no background checkpointer.
+	walBytes     int
+	noBackground bool
 }
 
 // DefaultPageSize is the page size of a new database. Small pages suit
@@ -116,6 +121,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.PageSize <= 0 {
 		opts.PageSize = DefaultPageSize
 	}
+	if opts.walBytes <= 0 {
+		opts.walBytes = walCheckpointBytes
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -133,7 +141,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// and writes. A background checkpointer copies most of it first
 	// (checkpoint.go).
 	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)",
-		walCheckpointBytes/pageSize, walCheckpointBytes))
+		opts.walBytes/pageSize, opts.walBytes))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
@@ -194,7 +202,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.ck, s.ckDone = ck, make(chan struct{})
 	go s.writer()
 	go s.completer()
-	go s.checkpointer(ck, path+"-shm", pageSize)
+	if opts.noBackground {
+		close(s.ckDone)
+	} else {
+		go s.checkpointer(ck, path+"-shm", pageSize, opts.walBytes)
+	}
 	s.Store = groupsql.New(groupDB{s}, false)
 	return s, nil
 }
