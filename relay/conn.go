@@ -16,21 +16,21 @@ import (
 
 // conn is the relay's side of one client connection. Its goroutines:
 //
-//   - the reader: the goroutine that runs serve. It reads frames, hands
-//     sends and acks to the asynchronous mailbox itself (fastpath.go) and
-//     anything else to a request worker, one at a time, so that requests
-//     are handled in order;
+//   - the reader: one read turn at a time (turn, see start). It reads
+//     frames, hands sends and acks to the asynchronous mailbox
+//     (fastpath.go) and handles anything else itself, in order;
 //   - the deliverer (deliver), which pushes queued envelopes within the
 //     delivery window;
 //   - the writers: frames queued by any goroutine are written by the
 //     server's write scheduler (writesched.go) without blocking, or by a
 //     flush goroutine when the socket's buffer is full.
 //
-// Request workers, the deliverer and flush goroutines belong to the
-// connection's errgroup g; each runs only while it has work, so an idle
-// connection costs one goroutine (the reader). Stopping is canceling the
-// connection's context with its socket (closeNow, from any goroutine: the
-// reader's read fails); serve then waits for the group.
+// The deliverer and flush goroutines belong to the connection's errgroup
+// g; each runs only while it has work, so an idle connection costs one
+// goroutine (the read turn waiting for bytes, with a 2 KiB stack).
+// Stopping is canceling the connection's context with its socket
+// (closeNow, from any goroutine: the turn's read fails); the last turn
+// then waits for the group (end).
 type conn struct {
 	s    *Server
 	sock Socket
@@ -74,6 +74,8 @@ type conn struct {
 
 	// g owns the connection's goroutines but the reader (see conn).
 	g errgroup.Group
+	// onEnd, if set, is called when the connection has ended (ServeSocket).
+	onEnd func()
 
 	// slots holds a token per SendMessage or Ack waiting for its commit
 	// (see handleFast); made on first use.
@@ -255,63 +257,103 @@ func (c *conn) flush() {
 	}
 }
 
-func (c *conn) serve(ctx context.Context) {
-	defer func() {
-		c.close(CloseNormal)
-		if c.unsub != nil {
-			c.unsub()
-		}
-		c.dmu.Lock()
-		c.stopped = true // no deliverer starts any more
-		c.dmu.Unlock()
-		// The queue is closed (close): once its owners are done no
-		// flush goroutine starts any more, and the group can be waited.
-		c.fwg.Wait()
-		c.g.Wait()
-	}()
-	// Everything but reading runs in short-lived worker goroutines, one
-	// at a time (so requests are still handled in order): the deep call
-	// chains of storage, protobuf and writes grow their stacks, not the
-	// stack of this goroutine, which idles for the connection's lifetime.
-	// That keeps an idle connection's stack small.
+// start begins serving c: it pushes the login challenge and starts the
+// connection's first read turn. It returns at once; the connection ends
+// in its last turn (end), which calls onEnd.
+//
+// Reading runs in turns (turn): a goroutine waits for bytes, handles every
+// frame that came with them, then hands the socket to a fresh goroutine
+// and exits. Handling frames (storage, protobuf, writes) grows a
+// goroutine's stack; the runtime never shrinks a parked stack that is
+// more than a quarter used, so a reader that once handled a frame would
+// keep a grown stack for the connection's lifetime. A fresh goroutine
+// that only waits keeps the smallest stack (2 KiB) while the connection
+// is idle.
+func (c *conn) start() {
 	// A connection must log in soon, or else it lives as long as its
 	// kind allows (see lifetimeOver).
 	c.opened = time.Now()
 	c.timer = time.AfterFunc(c.s.cfg.LoginTimeout, c.lifetimeOver)
-	defer c.timer.Stop()
-	work := make(chan bool, 1)
-	run := func(fn func() bool) bool {
-		c.g.Go(func() error { work <- fn(); return nil })
-		return <-work
-	}
-	if !run(func() bool { return c.newChallenge() == nil }) {
+	if c.newChallenge() != nil {
+		c.end()
 		return
+	}
+	go c.turn()
+}
+
+// idleWaiter is implemented by sockets that can wait for bytes without
+// reading a frame (leanSocket with a file descriptor).
+type idleWaiter interface {
+	// WaitReadable returns once bytes are buffered (or the read fails),
+	// holding no buffer while it waits.
+	WaitReadable() error
+	// Buffered reports whether bytes are buffered: the next ReadFrame
+	// starts without waiting.
+	Buffered() bool
+}
+
+// turn is one read turn (see start): the connection's only goroutine
+// while it is idle. It is owned by the connection's count in the
+// server's wait group, which end releases.
+func (c *conn) turn() {
+	w, _ := c.sock.(idleWaiter)
+	if w != nil {
+		if err := w.WaitReadable(); err != nil {
+			c.end()
+			return
+		}
 	}
 	for {
 		b, err := c.sock.ReadFrame(context.Background())
-		if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
+		if !c.handleFrame(b, err) {
+			c.end()
 			return
 		}
-		if err == nil {
-			// Sends (named and sealed) and acks are handled here when
-			// they need not wait; anything else in a worker.
-			if f, ok := wire.DecodeHotRequest(b); ok {
-				c.s.metrics.framesIn.Add(1)
-				if c.handleFast(f.GetRequest()) {
-					continue
-				}
-				c.waitPending()
-				if !run(func() bool { return c.decoded(f, nil) }) {
-					return
-				}
-				continue
-			}
-		}
-		c.waitPending()
-		if !run(func() bool { return c.frame(b, err) }) {
-			return
+		if w == nil || !w.Buffered() {
+			break
 		}
 	}
+	go c.turn()
+}
+
+// handleFrame handles what one ReadFrame returned; it reports whether the
+// connection goes on.
+func (c *conn) handleFrame(b []byte, err error) bool {
+	if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, errTextFrame) {
+		return false
+	}
+	if err == nil {
+		// Sends (named and sealed) and acks are handled without
+		// waiting for earlier requests when they need not wait.
+		if f, ok := wire.DecodeHotRequest(b); ok {
+			c.s.metrics.framesIn.Add(1)
+			if c.handleFast(f.GetRequest()) {
+				return true
+			}
+			c.waitPending()
+			return c.decoded(f, nil)
+		}
+	}
+	c.waitPending()
+	return c.frame(b, err)
+}
+
+// end tears the connection down once its reading is over; it runs once,
+// in the last turn.
+func (c *conn) end() {
+	c.timer.Stop()
+	c.close(CloseNormal)
+	if c.unsub != nil {
+		c.unsub()
+	}
+	c.dmu.Lock()
+	c.stopped = true // no deliverer starts any more
+	c.dmu.Unlock()
+	// The queue is closed (close): once its owners are done no flush
+	// goroutine starts any more, and the group can be waited.
+	c.fwg.Wait()
+	c.g.Wait()
+	c.s.ended(c)
 }
 
 // lifetimeOver closes a connection that has not authenticated by the end

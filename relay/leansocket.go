@@ -203,6 +203,9 @@ func (s *leanSocket) readRaw(fd uintptr) bool {
 		n, err = rawRead(fd, s.big[:])
 	}
 	if errors.Is(err, syscall.EAGAIN) {
+		// s.r is empty here, but may still point into the buffer: drop
+		// it too, or it keeps the pooled buffer alive while idle.
+		s.r = nil
 		leanBufs.Put(s.big)
 		s.big = nil
 		return false
@@ -210,6 +213,19 @@ func (s *leanSocket) readRaw(fd uintptr) bool {
 	s.rawN, s.rawErr = n, err
 	return true
 }
+
+// WaitReadable implements idleWaiter: on a socket with a file descriptor
+// it waits in the poller, holding no buffer, and reads what arrives into
+// a pooled buffer. Other sockets return at once (their ReadFrame waits).
+func (s *leanSocket) WaitReadable() error {
+	if len(s.r) > 0 || s.raw == nil {
+		return nil
+	}
+	return s.fillRaw()
+}
+
+// Buffered implements idleWaiter.
+func (s *leanSocket) Buffered() bool { return len(s.r) > 0 }
 
 // dropBig returns the pooled buffer when it holds nothing.
 func (s *leanSocket) dropBig() {

@@ -237,3 +237,45 @@ func TestLeanIdleHoldsNoBuffer(t *testing.T) {
 		t.Fatalf("after the client closed: %v, want EOF", err)
 	}
 }
+
+// TestLeanWaitReadableHoldsNoBuffer: a read turn that consumed every
+// byte and waits again for more (WaitReadable) references no read buffer,
+// not even through the empty remainder of the last read, which would keep
+// a pooled 8 KiB buffer alive for every idle connection.
+func TestLeanWaitReadableHoldsNoBuffer(t *testing.T) {
+	s, client := tcpLean(t)
+	client.Write(clientFrame(true, opBinary, []byte("hello")))
+	if err := s.WaitReadable(); err != nil || !s.Buffered() {
+		t.Fatalf("WaitReadable: %v, buffered %v", err, s.Buffered())
+	}
+	if got, err := s.ReadFrame(context.Background()); err != nil || string(got) != "hello" {
+		t.Fatalf("frame: %q, %v", got, err)
+	}
+	if s.Buffered() {
+		t.Fatal("bytes left after the only frame")
+	}
+	// The state in which WaitReadable parks: its read attempt found
+	// nothing (the poller would now wait).
+	var parked, held bool
+	if err := s.raw.Read(func(fd uintptr) bool {
+		parked = !s.readRaw(fd)
+		held = s.big != nil || s.small != nil || s.r != nil
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !parked {
+		t.Fatal("the read attempt found bytes; none were sent")
+	}
+	if held {
+		t.Fatal("a read buffer is referenced while waiting for bytes")
+	}
+	s.c.SetReadDeadline(time.Time{})
+	client.Write(clientFrame(true, opBinary, []byte("again")))
+	if err := s.WaitReadable(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadFrame(context.Background()); err != nil || string(got) != "again" {
+		t.Fatalf("frame after the wait: %q, %v", got, err)
+	}
+}

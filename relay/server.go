@@ -390,22 +390,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The connection outlives this handler (it is hijacked): returning
 	// frees the request and the handler goroutine, so an idle connection
-	// costs one goroutine with a small stack.
-	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.wg.Add(1)
-	}
-	s.mu.Unlock()
-	if closed {
-		sl.release()
-		sock.Close(CloseGoingAway)
-		return
-	}
-	go func() {
-		defer s.wg.Done()
-		s.serveSocket(sock, key, sl)
-	}()
+	// costs one goroutine with a small stack (see conn.start).
+	s.startConn(sock, key, sl, nil)
 }
 
 // ServeSocket runs the protocol on sock until it ends or the server closes.
@@ -419,14 +405,19 @@ func (s *Server) ServeSocket(sock Socket, remote string) {
 		sock.Close(CloseGoingAway)
 		return
 	}
-	s.serveSocket(sock, key, sl)
+	done := make(chan struct{})
+	if s.startConn(sock, key, sl, func() { close(done) }) {
+		<-done
+	}
 }
 
-// serveSocket serves sock, which holds sl, and releases sl when it ends.
-func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
-	defer sl.release()
+// startConn starts serving sock, which holds sl (released when the
+// connection ends, as onEnd is then called); it reports whether it did
+// (not if the server is closed).
+func (s *Server) startConn(sock Socket, key string, sl *slot, onEnd func()) bool {
 	c := newConn(s, sock, key)
 	c.slot = sl
+	c.onEnd = onEnd
 	// Eviction closes the connection on a goroutine of its own (the
 	// close frame's write is bounded by a deadline), never blocking the
 	// newcomer's handler on a write.
@@ -434,15 +425,20 @@ func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		sl.release()
 		sock.Close(CloseGoingAway)
-		return
+		return false
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
+	s.wg.Add(1) // released by ended
 	s.mu.Unlock()
-	defer s.wg.Done()
 	s.metrics.connections.Add(1)
-	c.serve(s.ctx)
+	c.start()
+	return true
+}
+
+// ended forgets c, which has ended, and releases what it held.
+func (s *Server) ended(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	if s.byDev[c.dev] == c {
@@ -452,6 +448,11 @@ func (s *Server) serveSocket(sock Socket, key string, sl *slot) {
 		delete(s.prov, c.provAddr)
 	}
 	s.mu.Unlock()
+	c.slot.release()
+	if c.onEnd != nil {
+		c.onEnd()
+	}
+	s.wg.Done()
 }
 
 // Run runs the background loops (expiry, revocation polling) until ctx

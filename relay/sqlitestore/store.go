@@ -30,6 +30,11 @@ type Options struct {
 	// PageSize is the page size of a new database (an existing one keeps
 	// its own); 0 means DefaultPageSize.
 	PageSize int
+
+	// For benchmarks: the WAL size the writer checkpoints at (0:
+	// walCheckpointBytes), and no background checkpointer.
+	walBytes     int
+	noBackground bool
 }
 
 // DefaultPageSize is the page size of a new database. Small pages suit
@@ -80,6 +85,11 @@ type Store struct {
 
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
+
+	// The background checkpointer (checkpoint.go).
+	ck            *sql.DB
+	ckDone        chan struct{}
+	bgCheckpoints atomic.Uint64
 }
 
 // WriteMetrics writes the writer's counters in Prometheus text format
@@ -93,6 +103,7 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	c("sotto_sqlite_commit_seconds_total", "Time spent in mailbox write transactions, in seconds.", s.commitNanos.Load()/1e9)
 	c("sotto_sqlite_commit_nanoseconds_total", "Time spent in mailbox write transactions.", s.commitNanos.Load())
 	c("sotto_sqlite_op_wait_nanoseconds_total", "Time ops waited from submission to commit, summed.", s.waitNanos.Load())
+	c("sotto_sqlite_background_checkpoints_total", "WAL checkpoints run off the writer (checkpoint.go).", s.bgCheckpoints.Load())
 	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_dedupe_records",
 		"Send dedupe records in the in-memory index (send_log rows).", s.sends.len())
 }
@@ -110,6 +121,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.PageSize <= 0 {
 		opts.PageSize = DefaultPageSize
 	}
+	if opts.walBytes <= 0 {
+		opts.walBytes = walCheckpointBytes
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -121,11 +135,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	// A larger page cache keeps the mailbox hot. The WAL is checkpointed
-	// by the writer (SQLite's automatic checkpoint): a separate PASSIVE
-	// checkpointer was tried and let the WAL grow without bound under
-	// constant reads and writes.
+	// by the writer (SQLite's automatic checkpoint), which completes a
+	// pass and so lets the WAL start over: a PASSIVE checkpointer alone
+	// was tried and let the WAL grow without bound under constant reads
+	// and writes. A background checkpointer copies most of it first
+	// (checkpoint.go).
 	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-16384)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)",
-		walCheckpointBytes/pageSize, walCheckpointBytes))
+		opts.walBytes/pageSize, opts.walBytes))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
@@ -175,8 +191,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		s.r.Close()
+		s.w.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	s.ck, s.ckDone = ck, make(chan struct{})
 	go s.writer()
 	go s.completer()
+	if opts.noBackground {
+		close(s.ckDone)
+	} else {
+		go s.checkpointer(ck, path+"-shm", pageSize, opts.walBytes)
+	}
 	s.Store = groupsql.New(groupDB{s}, false)
 	return s, nil
 }
@@ -224,6 +254,8 @@ func (s *Store) Close() error {
 	})
 	<-s.stopped
 	<-s.completerDone
+	<-s.ckDone
+	s.ck.Close()
 	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
 		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	}
