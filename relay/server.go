@@ -135,6 +135,8 @@ type Server struct {
 	sealed  *sealedService
 	groups  groupCache // group members for wake-ups (groupsds.go)
 
+	groupUploads groupUploads // large handshake messages in parts (groupparts.go)
+
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connections and background loops

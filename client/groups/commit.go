@@ -144,6 +144,15 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		if err != nil {
 			return fmt.Errorf("groups: group info: %w", err)
 		}
+		if len(gi.GroupInfo) == 0 && gi.Size > 0 {
+			gi.GroupInfo, err = readLarge(ctx, r, group, 0, gi.Size)
+			if errors.Is(err, errChanged) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if len(gi.GroupInfo) == 0 {
 			return fmt.Errorf("groups: the relay keeps no group info for this epoch (too large); ask a member to add this device")
 		}
@@ -165,10 +174,10 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		if req.GroupInfo, err = g.GroupInfo(); err != nil {
 			return err
 		}
-		if err := fitFrame(req); err != nil {
+		if err := fitHandshake(req); err != nil {
 			return err
 		}
-		resp, err := r.GroupCommit(ctx, req)
+		resp, err := sendCommit(ctx, r, req)
 		if err != nil {
 			return fmt.Errorf("groups: sending the external commit: %w", err)
 		}
@@ -248,7 +257,7 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		if req.GroupInfo, err = nextGroupInfo(g, p); err != nil {
 			return err
 		}
-		if err := fitFrame(req); err != nil {
+		if err := fitHandshake(req); err != nil {
 			p.Discard()
 			return err
 		}
@@ -261,7 +270,7 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 			}
 			continue
 		}
-		resp, err := r.GroupCommit(ctx, req)
+		resp, err := sendCommit(ctx, r, req)
 		if err != nil {
 			p.Discard()
 			return fmt.Errorf("groups: sending the commit (it is resent at the next sync): %w", err)
@@ -281,26 +290,6 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		}
 	}
 	return ErrCommitRace
-}
-
-// ErrTooLarge: the commit (with its Welcome, which carries the ratchet
-// tree) does not fit in one relay frame. With org-certified credentials a
-// leaf is about 600 bytes, so this happens past about 400 members.
-var ErrTooLarge = errors.New("groups: the group is too large for a commit to fit in one relay frame")
-
-// fitFrame drops the GroupInfo (no external joins for this epoch) from a
-// commit request that would not fit in a frame, and refuses one that
-// still does not.
-func fitFrame(req *wire.GroupCommitRequest) error {
-	const budget = wire.MaxFrameSize - 1024
-	if proto.Size(req) <= budget {
-		return nil
-	}
-	req.GroupInfo = nil
-	if proto.Size(req) <= budget {
-		return nil
-	}
-	return fmt.Errorf("%w (%d bytes)", ErrTooLarge, proto.Size(req))
 }
 
 // keepPending stores p and its request in the group's record, unless the
@@ -398,7 +387,7 @@ func (m *Manager) resolvePending(ctx context.Context, group []byte) error {
 	if err != nil {
 		return err
 	}
-	resp, err := r.GroupCommit(ctx, &req)
+	resp, err := sendCommit(ctx, r, &req)
 	if err != nil {
 		p.Discard()
 		return fmt.Errorf("groups: resending a commit: %w", err)
