@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/transport"
@@ -31,14 +32,28 @@ func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []stri
 	if err != nil {
 		return nil, err
 	}
+	// Each user's KeyPackages in one round trip; several users' at once
+	// (a group of hundreds is not created one user at a time).
+	resps := make([]*wire.FetchKeyPackagesResponse, len(users))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(fetchParallel)
+	for i, u := range users {
+		eg.Go(func() error {
+			resp, err := r.FetchKeyPackages(ectx, u)
+			if err != nil {
+				return fmt.Errorf("groups: key packages of %s: %w", u, err)
+			}
+			resps[i] = resp
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
 	var out []addition
 	var refused []string
-	for _, u := range users {
-		resp, err := r.FetchKeyPackages(ctx, u)
-		if err != nil {
-			return nil, fmt.Errorf("groups: key packages of %s: %w", u, err)
-		}
-		for _, dk := range resp.KeyPackages {
+	for i, u := range users {
+		for _, dk := range resps[i].KeyPackages {
 			if u == m.self.Username && dk.DeviceId == m.self.DeviceID {
 				continue // this device is in already
 			}
@@ -68,6 +83,9 @@ func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []stri
 	}
 	return out, nil
 }
+
+// fetchParallel bounds the KeyPackage fetches in flight.
+const fetchParallel = 16
 
 // change is what one commit does.
 type change struct {
