@@ -237,6 +237,7 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 	if res.Accepted {
 		c.s.groups.forget(r.GroupId)
 		c.s.groupWake(res.Members, c.dev)
+		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, true)
 	}
 	if len(res.Winner) > GroupInlineMax {
 		res.Winner = nil // the loser fetches it (winner_seq)
@@ -269,6 +270,7 @@ func (c *conn) groupSend(r *wire.GroupSendRequest) (*wire.GroupSendResponse, err
 			c.s.log.Warn("group members for the wake-up", "err", err)
 		}
 		c.s.groupWake(members, c.dev)
+		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, false)
 	}
 	return &wire.GroupSendResponse{Seq: res.Seq, Duplicate: res.Duplicate}, nil
 }
@@ -372,6 +374,38 @@ func (s *Server) groupWake(members []DeviceAddr, sender DeviceAddr) {
 		// when it reconnects.
 		_ = c.push(&wire.Push{Body: &wire.Push_GroupWaiting{GroupWaiting: &wire.GroupWaiting{}}})
 	}
+}
+
+// groupNotifyNodes tells the other relay nodes, when the bus reaches
+// them, to wake their connected member devices of the group.
+func (s *Server) groupNotifyNodes(ctx context.Context, group []byte, sender DeviceAddr, commit bool) {
+	gb, ok := s.bus.(GroupBus)
+	if !ok {
+		return
+	}
+	if err := gb.NotifyGroup(ctx, group, sender, commit); err != nil {
+		// Stored: the members on other nodes fetch when they reconnect.
+		s.log.Warn("group wake-up to the other nodes", "err", err)
+	}
+}
+
+// groupWoken handles another node's group wake-up: the group's member
+// devices connected here (but the sender) are told. After a commit the
+// cached member list is read again.
+func (s *Server) groupWoken(group []byte, sender DeviceAddr, commit bool) {
+	gs, err := s.groupStore()
+	if err != nil {
+		return
+	}
+	if commit {
+		s.groups.forget(group)
+	}
+	members, err := s.groups.members(s.ctx, gs, group)
+	if err != nil {
+		s.log.Warn("group members for another node's wake-up", "err", err)
+		return
+	}
+	s.groupWake(members, sender)
 }
 
 // groupCache keeps recent groups' member devices for the wake-up pushes

@@ -479,6 +479,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if len(revs) > 0 {
 		revSeq = revs[len(revs)-1].Seq
 	}
+	if gb, ok := s.bus.(GroupBus); ok {
+		defer gb.SubscribeGroups(s.groupWoken)()
+	}
 	s.expire(ctx)
 	s.expireSends(ctx)
 	expireT := time.NewTicker(s.cfg.ExpireEvery)
