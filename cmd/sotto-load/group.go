@@ -48,11 +48,11 @@ import (
 // GroupConfig configures group mode.
 type GroupConfig struct {
 	Config
-	Members  int           // devices in the group at creation, the creator included
-	Add      int           // devices added afterwards
-	Sample   int           // real members (client/groups) that join and decrypt
-	Senders  int           // simulated members sending opaque group messages in the delivery phase
-	Real     int           // messages the creator's real client sends (encrypted, checked by the sample)
+	Members int // devices in the group at creation, the creator included
+	Add     int // devices added afterwards
+	Sample  int // real members (client/groups) that join and decrypt
+	Senders int // simulated members sending opaque group messages in the delivery phase
+	Real    int // messages the creator's real client sends (encrypted, checked by the sample)
 }
 
 func groupMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
