@@ -390,7 +390,7 @@ func linkGroupDevice(t *testing.T, r *testRelay, u *groupUser) *groupUser {
 	return p
 }
 
-// Users with two devices each: a group has all of a user's devices,
+// Three users with two devices each: a group has all of a user's devices,
 // including the creator's other one; a message reaches every device but
 // its sender; a member offline through 50 epochs catches up in order and
 // reads what followed; removing a user removes all their devices.
@@ -403,29 +403,36 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 	carol := newGroupUser(t, r, code, "carol")
 	alicePhone := linkGroupDevice(t, r, alice)
 	bobPhone := linkGroupDevice(t, r, bob)
+	carolPhone := linkGroupDevice(t, r, carol)
 
 	id, err := alice.g.Create(ctx, "team", "bob", "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []*groupUser{alicePhone, bob, bobPhone, carol} {
+	for _, u := range []*groupUser{alicePhone, bob, bobPhone, carol, carolPhone} {
 		u.sync(t)
 	}
-	all := []*groupUser{alice, alicePhone, bob, bobPhone, carol}
+	all := []*groupUser{alice, alicePhone, bob, bobPhone, carol, carolPhone}
 	for _, u := range all {
 		info, err := u.g.Info(ctx, id)
-		if err != nil || len(info.Members) != 5 {
+		if err != nil || len(info.Members) != 6 {
 			t.Fatalf("%s: %+v %v", u.name, info, err)
 		}
 	}
 	if _, err := alicePhone.g.Send(ctx, id, "from my phone"); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []*groupUser{alice, bob, bobPhone, carol} {
+	for _, u := range []*groupUser{alice, bob, bobPhone, carol, carolPhone} {
 		wantTexts(t, u.name, u.sync(t), "alice: from my phone")
 	}
+	if _, err := carolPhone.g.Send(ctx, id, "and mine"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupUser{alice, alicePhone, bob, bobPhone, carol} {
+		wantTexts(t, u.name, u.sync(t), "carol: and mine")
+	}
 
-	// carol is offline while the group goes through 50 epochs.
+	// carol (both devices) is offline while the group goes through 50 epochs.
 	for i := range 50 {
 		u := []*groupUser{alice, bob}[i%2]
 		if err := u.g.Update(ctx, id); err != nil {
@@ -440,9 +447,11 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 	if _, err := bob.g.Send(ctx, id, "after fifty"); err != nil {
 		t.Fatal(err)
 	}
-	wantTexts(t, "carol", carol.sync(t), "bob: after fifty")
-	if carol.epoch(t, id) != alice.epoch(t, id) {
-		t.Fatalf("carol at epoch %d, alice at %d", carol.epoch(t, id), alice.epoch(t, id))
+	for _, u := range []*groupUser{carol, carolPhone} {
+		wantTexts(t, u.name, u.sync(t), "bob: after fifty")
+		if u.epoch(t, id) != alice.epoch(t, id) {
+			t.Fatalf("%s at epoch %d, alice at %d", u.name, u.epoch(t, id), alice.epoch(t, id))
+		}
 	}
 
 	// Removing bob removes both his devices.
@@ -457,7 +466,8 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 	}
 	alice.sync(t)
 	alicePhone.sync(t)
-	wantMembers(t, id, []string{"alice", "alice", "carol"}, alice, alicePhone, carol)
+	carolPhone.sync(t)
+	wantMembers(t, id, []string{"alice", "alice", "carol", "carol"}, alice, alicePhone, carol, carolPhone)
 
 	// alice removes her phone from her account: the next commit, by
 	// anyone, takes it out of the group too.
@@ -468,7 +478,8 @@ func TestGroupsLinkedDevicesAndCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.sync(t)
-	wantMembers(t, id, []string{"alice", "carol"}, alice, carol)
+	carolPhone.sync(t)
+	wantMembers(t, id, []string{"alice", "carol", "carol"}, alice, carol, carolPhone)
 }
 
 // Watch delivers a group message as soon as the relay's push says it is

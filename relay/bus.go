@@ -65,3 +65,17 @@ func (b *LocalBus) Notify(_ context.Context, dev DeviceAddr, envs []Envelope) er
 	}
 	return nil
 }
+
+// GroupBus is a Bus that also carries group wake-ups between relay
+// nodes (relay/natsbus): a group message or commit stored through one
+// node wakes the member devices connected to the others. Optional: on a
+// Bus without it, devices on other nodes fetch when they next connect.
+type GroupBus interface {
+	// NotifyGroup tells the other nodes that group has something new
+	// for its member devices but sender; commit says its members may
+	// have changed.
+	NotifyGroup(ctx context.Context, group []byte, sender DeviceAddr, commit bool) error
+	// SubscribeGroups calls fn (which may read the store, not block
+	// long) for each other node's NotifyGroup, until cancel is called.
+	SubscribeGroups(fn func(group []byte, sender DeviceAddr, commit bool)) (cancel func())
+}

@@ -91,6 +91,9 @@ type GroupMessage struct {
 	Epoch     uint64 // commits: the epoch the commit was for
 	Timestamp time.Time
 	Content   []byte // for a device the commit added: the Welcome
+	// Size is the content's size. Content is nil when Size is above
+	// GroupInlineMax: it is read in parts (ReadGroup).
+	Size uint64
 }
 
 // GroupAck moves a device's cursor in a group to Seq.
@@ -130,6 +133,8 @@ type GroupState struct {
 //     added by a commit gets that commit's Welcome in its place, then what
 //     follows; a removed device gets messages up to the commit that
 //     removed it. AckGroups moves cursors forward only.
+//   - Contents above GroupInlineMax are left out of FetchGroups (Size
+//     says how large) and read with ReadGroup.
 //   - ExpireGroups deletes messages every member has acknowledged, those
 //     older than before, and removed devices' cursors once they have the
 //     commit that removed them; it returns how many messages went.
@@ -143,6 +148,13 @@ type GroupStore interface {
 	FetchGroups(ctx context.Context, dev DeviceAddr, limit int) ([]GroupMessage, error)
 	AckGroups(ctx context.Context, dev DeviceAddr, acks []GroupAck) error
 	Group(ctx context.Context, groupID []byte) (GroupState, error)
+	// ReadGroup returns n bytes at offset of what FetchGroups delivers
+	// dev at seq (the Welcome for a device the commit added, else the
+	// content), or with seq 0 of the group's GroupInfo (only for a
+	// device of an account with a member device), and its total size and
+	// epoch (seq 0: the GroupInfo's; else the message's). Anything dev is
+	// not delivered is ErrNotFound.
+	ReadGroup(ctx context.Context, dev DeviceAddr, groupID []byte, seq, offset uint64, n int) (data []byte, total, epoch uint64, err error)
 	ExpireGroups(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -151,11 +163,25 @@ const (
 	MaxGroupID          = 64
 	maxKeyPackage       = 16 << 10
 	maxKeyPackageUpload = 200
-	// A stored message must fit, alone, in a fetch answer's frame (the
-	// request that brought it fit in one too).
+	// A message sent inline must fit in a frame; a handshake message
+	// (commit, Welcome, GroupInfo) may come in parts up to
+	// MaxGroupHandshake (groupparts.go).
 	maxGroupMessage = wire.MaxFrameSize - 1024
 	maxGroupInfo    = wire.MaxFrameSize - 1024
 	maxGroupDevices = 10_000 // added or removed by one commit
 	groupFetchBatch = 256
 	maxGroupAcks    = 1024
+)
+
+// GroupInlineMax is the largest stored group content a fetch answer (or
+// a GroupInfo answer) carries; a larger one is announced by its size and
+// read in parts of at most GroupPartMax bytes.
+const (
+	GroupInlineMax = 64 << 10
+	GroupPartMax   = 192 << 10
+	// MaxGroupHandshake bounds an uploaded commit request (commit,
+	// Welcome and GroupInfo together): a commit creating a group of
+	// 10,000 org-certified members, whose Welcome and GroupInfo each
+	// carry the ratchet tree (~0.7 KB per leaf), is about 20 MB.
+	MaxGroupHandshake = 48 << 20
 )

@@ -23,7 +23,7 @@ func (s *Server) groupStore() (GroupStore, error) {
 // groupRoutes are the Delivery Service's requests (wire fields 110-139),
 // all on authenticated connections.
 func groupRoutes() []route {
-	return []route{
+	return append(groupPartRoutes(), []route{
 		{&wire.Request_UploadKeyPackages{}, authedOnly, func(c *conn, req *wire.Request, resp *wire.Response) error {
 			resp.Body = &wire.Response_UploadKeyPackages{UploadKeyPackages: &wire.UploadKeyPackagesResponse{}}
 			return c.uploadKeyPackages(req.GetUploadKeyPackages())
@@ -74,7 +74,7 @@ func groupRoutes() []route {
 			}
 			return err
 		}},
-	}
+	}...)
 }
 
 func (c *conn) uploadKeyPackages(r *wire.UploadKeyPackagesRequest) error {
@@ -205,10 +205,17 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 	if err != nil {
 		return nil, err
 	}
+	maxMsg, maxInfo := maxGroupMessage, maxGroupInfo
+	if len(r.UploadId) > 0 {
+		if r, err = c.uploadedCommit(r); err != nil {
+			return nil, err
+		}
+		maxMsg, maxInfo = MaxGroupHandshake, MaxGroupHandshake
+	}
 	if err := checkGroupID(r.GroupId); err != nil {
 		return nil, err
 	}
-	if len(r.Commit) == 0 || len(r.Commit) > maxGroupMessage || len(r.Welcome) > maxGroupMessage || len(r.GroupInfo) > maxGroupInfo {
+	if len(r.Commit) == 0 || len(r.Commit) > maxMsg || len(r.Welcome) > maxMsg || len(r.GroupInfo) > maxInfo {
 		return nil, badRequest("commit, welcome or group info missing or too large")
 	}
 	added, err := c.groupDevices(r.Added)
@@ -230,6 +237,10 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 	if res.Accepted {
 		c.s.groups.forget(r.GroupId)
 		c.s.groupWake(res.Members, c.dev)
+		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, true)
+	}
+	if len(res.Winner) > GroupInlineMax {
+		res.Winner = nil // the loser fetches it (winner_seq)
 	}
 	return &wire.GroupCommitResponse{Accepted: res.Accepted, Seq: res.Seq, Epoch: res.Epoch, Winner: res.Winner, WinnerSeq: res.WinnerSeq}, nil
 }
@@ -259,6 +270,7 @@ func (c *conn) groupSend(r *wire.GroupSendRequest) (*wire.GroupSendResponse, err
 			c.s.log.Warn("group members for the wake-up", "err", err)
 		}
 		c.s.groupWake(members, c.dev)
+		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, false)
 	}
 	return &wire.GroupSendResponse{Seq: res.Seq, Duplicate: res.Duplicate}, nil
 }
@@ -288,8 +300,12 @@ func (c *conn) groupFetch(r *wire.GroupFetchRequest) (*wire.GroupFetchResponse, 
 			out.More = true
 			break
 		}
-		out.Messages = append(out.Messages, &wire.GroupMessage{GroupId: m.GroupID, Seq: m.Seq, Kind: wire.GroupMessageKind(m.Kind),
-			Epoch: m.Epoch, ServerTimestampMs: m.Timestamp.UnixMilli(), Content: m.Content})
+		wm := &wire.GroupMessage{GroupId: m.GroupID, Seq: m.Seq, Kind: wire.GroupMessageKind(m.Kind),
+			Epoch: m.Epoch, ServerTimestampMs: m.Timestamp.UnixMilli(), Content: m.Content}
+		if m.Content == nil && m.Size > 0 {
+			wm.Size = m.Size // read in parts (groupparts.go)
+		}
+		out.Messages = append(out.Messages, wm)
 	}
 	return out, nil
 }
@@ -329,6 +345,9 @@ func (c *conn) groupInfo(r *wire.GroupInfoRequest) (*wire.GroupInfoResponse, err
 	}
 	for _, m := range st.Members {
 		if m.Account == c.dev.Account {
+			if len(st.GroupInfo) > GroupInlineMax {
+				return &wire.GroupInfoResponse{Epoch: st.Epoch, Size: uint64(len(st.GroupInfo))}, nil
+			}
 			return &wire.GroupInfoResponse{Epoch: st.Epoch, GroupInfo: st.GroupInfo}, nil
 		}
 	}
@@ -355,6 +374,38 @@ func (s *Server) groupWake(members []DeviceAddr, sender DeviceAddr) {
 		// when it reconnects.
 		_ = c.push(&wire.Push{Body: &wire.Push_GroupWaiting{GroupWaiting: &wire.GroupWaiting{}}})
 	}
+}
+
+// groupNotifyNodes tells the other relay nodes, when the bus reaches
+// them, to wake their connected member devices of the group.
+func (s *Server) groupNotifyNodes(ctx context.Context, group []byte, sender DeviceAddr, commit bool) {
+	gb, ok := s.bus.(GroupBus)
+	if !ok {
+		return
+	}
+	if err := gb.NotifyGroup(ctx, group, sender, commit); err != nil {
+		// Stored: the members on other nodes fetch when they reconnect.
+		s.log.Warn("group wake-up to the other nodes", "err", err)
+	}
+}
+
+// groupWoken handles another node's group wake-up: the group's member
+// devices connected here (but the sender) are told. After a commit the
+// cached member list is read again.
+func (s *Server) groupWoken(group []byte, sender DeviceAddr, commit bool) {
+	gs, err := s.groupStore()
+	if err != nil {
+		return
+	}
+	if commit {
+		s.groups.forget(group)
+	}
+	members, err := s.groups.members(s.ctx, gs, group)
+	if err != nil {
+		s.log.Warn("group members for another node's wake-up", "err", err)
+		return
+	}
+	s.groupWake(members, sender)
 }
 
 // groupCache keeps recent groups' member devices for the wake-up pushes
@@ -410,6 +461,7 @@ func (s *Server) expireGroups(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	s.groupUploads.expire(s.cfg.Now().Add(-groupUploadIdle))
 	n, err := gs.ExpireGroups(ctx, s.cfg.Now().Add(-s.cfg.MailboxTTL))
 	if err != nil {
 		s.log.Warn("expiring group messages", "err", err)

@@ -135,6 +135,8 @@ type Server struct {
 	sealed  *sealedService
 	groups  groupCache // group members for wake-ups (groupsds.go)
 
+	groupUploads groupUploads // large handshake messages in parts (groupparts.go)
+
 	ctx    context.Context // canceled by Close: ends every connection
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connections and background loops
@@ -477,6 +479,9 @@ func (s *Server) Run(ctx context.Context) error {
 	var revSeq int64
 	if len(revs) > 0 {
 		revSeq = revs[len(revs)-1].Seq
+	}
+	if gb, ok := s.bus.(GroupBus); ok {
+		defer gb.SubscribeGroups(s.groupWoken)()
 	}
 	s.expire(ctx)
 	s.expireSends(ctx)

@@ -458,6 +458,8 @@ type Request struct {
 	//	*Request_GroupFetch
 	//	*Request_GroupAck
 	//	*Request_GroupInfo
+	//	*Request_GroupUpload
+	//	*Request_GroupRead
 	//	*Request_BuildReport
 	//	*Request_Builds
 	Body          isRequest_Body `protobuf_oneof:"body"`
@@ -869,6 +871,24 @@ func (x *Request) GetGroupInfo() *GroupInfoRequest {
 	return nil
 }
 
+func (x *Request) GetGroupUpload() *GroupUploadRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupUpload); ok {
+			return x.GroupUpload
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetGroupRead() *GroupReadRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GroupRead); ok {
+			return x.GroupRead
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetBuildReport() *BuildReportRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Request_BuildReport); ok {
@@ -1057,6 +1077,15 @@ type Request_GroupInfo struct {
 	GroupInfo *GroupInfoRequest `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
 }
 
+type Request_GroupUpload struct {
+	// groups: handshake messages larger than a frame, in parts 170-179 (relay/groupparts.go)
+	GroupUpload *GroupUploadRequest `protobuf:"bytes,170,opt,name=group_upload,json=groupUpload,proto3,oneof"`
+}
+
+type Request_GroupRead struct {
+	GroupRead *GroupReadRequest `protobuf:"bytes,171,opt,name=group_read,json=groupRead,proto3,oneof"`
+}
+
 type Request_BuildReport struct {
 	// releases 140-149
 	BuildReport *BuildReportRequest `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
@@ -1146,6 +1175,10 @@ func (*Request_GroupAck) isRequest_Body() {}
 
 func (*Request_GroupInfo) isRequest_Body() {}
 
+func (*Request_GroupUpload) isRequest_Body() {}
+
+func (*Request_GroupRead) isRequest_Body() {}
+
 func (*Request_BuildReport) isRequest_Body() {}
 
 func (*Request_Builds) isRequest_Body() {}
@@ -1202,6 +1235,8 @@ type Response struct {
 	//	*Response_GroupFetch
 	//	*Response_GroupAck
 	//	*Response_GroupInfo
+	//	*Response_GroupUpload
+	//	*Response_GroupRead
 	//	*Response_BuildReport
 	//	*Response_Builds
 	Body          isResponse_Body `protobuf_oneof:"body"`
@@ -1641,6 +1676,24 @@ func (x *Response) GetGroupInfo() *GroupInfoResponse {
 	return nil
 }
 
+func (x *Response) GetGroupUpload() *GroupUploadResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupUpload); ok {
+			return x.GroupUpload
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetGroupRead() *GroupReadResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_GroupRead); ok {
+			return x.GroupRead
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetBuildReport() *BuildReportResponse {
 	if x != nil {
 		if x, ok := x.Body.(*Response_BuildReport); ok {
@@ -1829,6 +1882,15 @@ type Response_GroupInfo struct {
 	GroupInfo *GroupInfoResponse `protobuf:"bytes,117,opt,name=group_info,json=groupInfo,proto3,oneof"`
 }
 
+type Response_GroupUpload struct {
+	// groups: large handshake messages 170-179
+	GroupUpload *GroupUploadResponse `protobuf:"bytes,170,opt,name=group_upload,json=groupUpload,proto3,oneof"`
+}
+
+type Response_GroupRead struct {
+	GroupRead *GroupReadResponse `protobuf:"bytes,171,opt,name=group_read,json=groupRead,proto3,oneof"`
+}
+
 type Response_BuildReport struct {
 	// releases 140-149
 	BuildReport *BuildReportResponse `protobuf:"bytes,140,opt,name=build_report,json=buildReport,proto3,oneof"`
@@ -1917,6 +1979,10 @@ func (*Response_GroupFetch) isResponse_Body() {}
 func (*Response_GroupAck) isResponse_Body() {}
 
 func (*Response_GroupInfo) isResponse_Body() {}
+
+func (*Response_GroupUpload) isResponse_Body() {}
+
+func (*Response_GroupRead) isResponse_Body() {}
 
 func (*Response_BuildReport) isResponse_Body() {}
 
@@ -6781,7 +6847,11 @@ type GroupCommitRequest struct {
 	// device joins; allowed only to a device of an account that has a
 	// device in the group (a user's new device). The sender becomes a
 	// member device with it.
-	External      bool `protobuf:"varint,8,opt,name=external,proto3" json:"external,omitempty"`
+	External bool `protobuf:"varint,8,opt,name=external,proto3" json:"external,omitempty"`
+	// upload_id: the request is the GroupUploadRequest parts of this
+	// upload (an encoded GroupCommitRequest, too large for one frame) and
+	// its other fields are ignored.
+	UploadId      []byte `protobuf:"bytes,170,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6870,6 +6940,13 @@ func (x *GroupCommitRequest) GetExternal() bool {
 		return x.External
 	}
 	return false
+}
+
+func (x *GroupCommitRequest) GetUploadId() []byte {
+	if x != nil {
+		return x.UploadId
+	}
+	return nil
 }
 
 // GroupCommitResponse: accepted, the commit is stored at seq and the group
@@ -7073,8 +7150,11 @@ type GroupMessage struct {
 	Epoch             uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // commits: the epoch the commit was for
 	ServerTimestampMs int64                  `protobuf:"varint,5,opt,name=server_timestamp_ms,json=serverTimestampMs,proto3" json:"server_timestamp_ms,omitempty"`
 	Content           []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// size, when content is empty: the content is larger than the relay
+	// puts in a fetch answer; read it with GroupReadRequest.
+	Size          uint64 `protobuf:"varint,170,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupMessage) Reset() {
@@ -7147,6 +7227,13 @@ func (x *GroupMessage) GetContent() []byte {
 		return x.Content
 	}
 	return nil
+}
+
+func (x *GroupMessage) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
 }
 
 // GroupFetchRequest returns this device's undelivered group messages, in
@@ -7429,9 +7516,12 @@ func (x *GroupInfoRequest) GetGroupId() []byte {
 }
 
 type GroupInfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	GroupInfo     []byte                 `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Epoch     uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	GroupInfo []byte                 `protobuf:"bytes,2,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	// size, when group_info is empty: it is larger than the relay puts in
+	// an answer; read it with GroupReadRequest (seq 0).
+	Size          uint64 `protobuf:"varint,170,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -7480,6 +7570,269 @@ func (x *GroupInfoResponse) GetGroupInfo() []byte {
 	return nil
 }
 
+func (x *GroupInfoResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// Handshake messages larger than a frame (a commit adding hundreds of
+// members, a Welcome or GroupInfo carrying the ratchet tree) travel in
+// parts, each in a frame, every size bounded by the relay
+// (relay/groupparts.go).
+//
+// GroupUploadRequest appends data, at offset (the bytes received so far),
+// to this device's upload upload_id of total bytes: an encoded
+// GroupCommitRequest, then committed by a GroupCommitRequest carrying
+// only upload_id. A device has one upload at a time (a new upload_id
+// replaces the last); an unfinished upload is forgotten after a while.
+type GroupUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      []byte                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Total         uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupUploadRequest) Reset() {
+	*x = GroupUploadRequest{}
+	mi := &file_wire_wire_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupUploadRequest) ProtoMessage() {}
+
+func (x *GroupUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupUploadRequest.ProtoReflect.Descriptor instead.
+func (*GroupUploadRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *GroupUploadRequest) GetUploadId() []byte {
+	if x != nil {
+		return x.UploadId
+	}
+	return nil
+}
+
+func (x *GroupUploadRequest) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *GroupUploadRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GroupUploadRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type GroupUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupUploadResponse) Reset() {
+	*x = GroupUploadResponse{}
+	mi := &file_wire_wire_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupUploadResponse) ProtoMessage() {}
+
+func (x *GroupUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupUploadResponse.ProtoReflect.Descriptor instead.
+func (*GroupUploadResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *GroupUploadResponse) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+// GroupReadRequest reads length bytes at offset of a stored group message
+// this device is delivered (seq: the Welcome for a device the commit
+// added, else the commit), or, with seq 0, of the group's current
+// GroupInfo (for a device of a member account).
+type GroupReadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint32                 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupReadRequest) Reset() {
+	*x = GroupReadRequest{}
+	mi := &file_wire_wire_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupReadRequest) ProtoMessage() {}
+
+func (x *GroupReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupReadRequest.ProtoReflect.Descriptor instead.
+func (*GroupReadRequest) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *GroupReadRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupReadRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupReadRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GroupReadRequest) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type GroupReadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Total uint64                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// epoch: with seq 0, the epoch of the GroupInfo read (it changes with
+	// every commit: a reader whose parts span two starts again).
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupReadResponse) Reset() {
+	*x = GroupReadResponse{}
+	mi := &file_wire_wire_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupReadResponse) ProtoMessage() {}
+
+func (x *GroupReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_wire_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupReadResponse.ProtoReflect.Descriptor instead.
+func (*GroupReadResponse) Descriptor() ([]byte, []int) {
+	return file_wire_wire_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *GroupReadResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *GroupReadResponse) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *GroupReadResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type GroupWaiting struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -7488,7 +7841,7 @@ type GroupWaiting struct {
 
 func (x *GroupWaiting) Reset() {
 	*x = GroupWaiting{}
-	mi := &file_wire_wire_proto_msgTypes[100]
+	mi := &file_wire_wire_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7500,7 +7853,7 @@ func (x *GroupWaiting) String() string {
 func (*GroupWaiting) ProtoMessage() {}
 
 func (x *GroupWaiting) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[100]
+	mi := &file_wire_wire_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7513,7 +7866,7 @@ func (x *GroupWaiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupWaiting.ProtoReflect.Descriptor instead.
 func (*GroupWaiting) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{100}
+	return file_wire_wire_proto_rawDescGZIP(), []int{104}
 }
 
 // BuildReportRequest: a device reports the release it runs, as its place in
@@ -7535,7 +7888,7 @@ type BuildReportRequest struct {
 
 func (x *BuildReportRequest) Reset() {
 	*x = BuildReportRequest{}
-	mi := &file_wire_wire_proto_msgTypes[101]
+	mi := &file_wire_wire_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7547,7 +7900,7 @@ func (x *BuildReportRequest) String() string {
 func (*BuildReportRequest) ProtoMessage() {}
 
 func (x *BuildReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[101]
+	mi := &file_wire_wire_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7560,7 +7913,7 @@ func (x *BuildReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildReportRequest.ProtoReflect.Descriptor instead.
 func (*BuildReportRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{101}
+	return file_wire_wire_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *BuildReportRequest) GetManifestHash() []byte {
@@ -7606,7 +7959,7 @@ type BuildReportResponse struct {
 
 func (x *BuildReportResponse) Reset() {
 	*x = BuildReportResponse{}
-	mi := &file_wire_wire_proto_msgTypes[102]
+	mi := &file_wire_wire_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7618,7 +7971,7 @@ func (x *BuildReportResponse) String() string {
 func (*BuildReportResponse) ProtoMessage() {}
 
 func (x *BuildReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[102]
+	mi := &file_wire_wire_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7631,7 +7984,7 @@ func (x *BuildReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildReportResponse.ProtoReflect.Descriptor instead.
 func (*BuildReportResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{102}
+	return file_wire_wire_proto_rawDescGZIP(), []int{106}
 }
 
 // BuildReport is a device's newest report as the relay keeps it.
@@ -7651,7 +8004,7 @@ type BuildReport struct {
 
 func (x *BuildReport) Reset() {
 	*x = BuildReport{}
-	mi := &file_wire_wire_proto_msgTypes[103]
+	mi := &file_wire_wire_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7663,7 +8016,7 @@ func (x *BuildReport) String() string {
 func (*BuildReport) ProtoMessage() {}
 
 func (x *BuildReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[103]
+	mi := &file_wire_wire_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7676,7 +8029,7 @@ func (x *BuildReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildReport.ProtoReflect.Descriptor instead.
 func (*BuildReport) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{103}
+	return file_wire_wire_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *BuildReport) GetUsername() string {
@@ -7748,7 +8101,7 @@ type BuildsRequest struct {
 
 func (x *BuildsRequest) Reset() {
 	*x = BuildsRequest{}
-	mi := &file_wire_wire_proto_msgTypes[104]
+	mi := &file_wire_wire_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7760,7 +8113,7 @@ func (x *BuildsRequest) String() string {
 func (*BuildsRequest) ProtoMessage() {}
 
 func (x *BuildsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[104]
+	mi := &file_wire_wire_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7773,7 +8126,7 @@ func (x *BuildsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildsRequest.ProtoReflect.Descriptor instead.
 func (*BuildsRequest) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{104}
+	return file_wire_wire_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *BuildsRequest) GetAtMs() int64 {
@@ -7799,7 +8152,7 @@ type BuildsResponse struct {
 
 func (x *BuildsResponse) Reset() {
 	*x = BuildsResponse{}
-	mi := &file_wire_wire_proto_msgTypes[105]
+	mi := &file_wire_wire_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7811,7 +8164,7 @@ func (x *BuildsResponse) String() string {
 func (*BuildsResponse) ProtoMessage() {}
 
 func (x *BuildsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_wire_proto_msgTypes[105]
+	mi := &file_wire_wire_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7824,7 +8177,7 @@ func (x *BuildsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildsResponse.ProtoReflect.Descriptor instead.
 func (*BuildsResponse) Descriptor() ([]byte, []int) {
-	return file_wire_wire_proto_rawDescGZIP(), []int{105}
+	return file_wire_wire_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *BuildsResponse) GetReports() []*BuildReport {
@@ -7845,7 +8198,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.sotto.wire.RequestH\x00R\arequest\x122\n" +
 	"\bresponse\x18\x03 \x01(\v2\x14.sotto.wire.ResponseH\x00R\bresponse\x12&\n" +
 	"\x04push\x18\x04 \x01(\v2\x10.sotto.wire.PushH\x00R\x04pushB\x06\n" +
-	"\x04kind\"\xb9\x17\n" +
+	"\x04kind\"\xbf\x18\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06enroll\x18\n" +
@@ -7900,9 +8253,12 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\tgroup_ack\x18t \x01(\v2\x1b.sotto.wire.GroupAckRequestH\x00R\bgroupAck\x12=\n" +
 	"\n" +
 	"group_info\x18u \x01(\v2\x1c.sotto.wire.GroupInfoRequestH\x00R\tgroupInfo\x12D\n" +
+	"\fgroup_upload\x18\xaa\x01 \x01(\v2\x1e.sotto.wire.GroupUploadRequestH\x00R\vgroupUpload\x12>\n" +
+	"\n" +
+	"group_read\x18\xab\x01 \x01(\v2\x1c.sotto.wire.GroupReadRequestH\x00R\tgroupRead\x12D\n" +
 	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1e.sotto.wire.BuildReportRequestH\x00R\vbuildReport\x124\n" +
 	"\x06builds\x18\x8d\x01 \x01(\v2\x19.sotto.wire.BuildsRequestH\x00R\x06buildsB\x06\n" +
-	"\x04body\"\xbc\x18\n" +
+	"\x04body\"\xc4\x19\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x15.sotto.wire.ErrorCodeR\x04code\x12\x18\n" +
@@ -7961,6 +8317,9 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\tgroup_ack\x18t \x01(\v2\x1c.sotto.wire.GroupAckResponseH\x00R\bgroupAck\x12>\n" +
 	"\n" +
 	"group_info\x18u \x01(\v2\x1d.sotto.wire.GroupInfoResponseH\x00R\tgroupInfo\x12E\n" +
+	"\fgroup_upload\x18\xaa\x01 \x01(\v2\x1f.sotto.wire.GroupUploadResponseH\x00R\vgroupUpload\x12?\n" +
+	"\n" +
+	"group_read\x18\xab\x01 \x01(\v2\x1d.sotto.wire.GroupReadResponseH\x00R\tgroupRead\x12E\n" +
 	"\fbuild_report\x18\x8c\x01 \x01(\v2\x1f.sotto.wire.BuildReportResponseH\x00R\vbuildReport\x125\n" +
 	"\x06builds\x18\x8d\x01 \x01(\v2\x1a.sotto.wire.BuildsResponseH\x00R\x06buildsB\x06\n" +
 	"\x04body\"\xbc\x02\n" +
@@ -8295,7 +8654,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\fkey_packages\x18\x01 \x03(\v2\x1c.sotto.wire.DeviceKeyPackageR\vkeyPackages\"F\n" +
 	"\vGroupDevice\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
-	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\x94\x02\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\"\xb2\x02\n" +
 	"\x12GroupCommitRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -8305,7 +8664,8 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\aremoved\x18\x06 \x03(\v2\x17.sotto.wire.GroupDeviceR\aremoved\x12\x1d\n" +
 	"\n" +
 	"group_info\x18\a \x01(\fR\tgroupInfo\x12\x1a\n" +
-	"\bexternal\x18\b \x01(\bR\bexternal\"\x90\x01\n" +
+	"\bexternal\x18\b \x01(\bR\bexternal\x12\x1c\n" +
+	"\tupload_id\x18\xaa\x01 \x01(\fR\buploadId\"\x90\x01\n" +
 	"\x13GroupCommitResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x14\n" +
@@ -8320,14 +8680,15 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\acontent\x18\x03 \x01(\fR\acontent\"C\n" +
 	"\x11GroupSendResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xcd\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xe2\x01\n" +
 	"\fGroupMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x120\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1c.sotto.wire.GroupMessageKindR\x04kind\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12.\n" +
 	"\x13server_timestamp_ms\x18\x05 \x01(\x03R\x11serverTimestampMs\x12\x18\n" +
-	"\acontent\x18\x06 \x01(\fR\acontent\")\n" +
+	"\acontent\x18\x06 \x01(\fR\acontent\x12\x13\n" +
+	"\x04size\x18\xaa\x01 \x01(\x04R\x04size\")\n" +
 	"\x11GroupFetchRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\"^\n" +
 	"\x12GroupFetchResponse\x124\n" +
@@ -8340,11 +8701,28 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x04acks\x18\x01 \x03(\v2\x14.sotto.wire.GroupAckR\x04acks\"\x12\n" +
 	"\x10GroupAckResponse\"-\n" +
 	"\x10GroupInfoRequest\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\fR\agroupId\"H\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\"]\n" +
 	"\x11GroupInfoResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"group_info\x18\x02 \x01(\fR\tgroupInfo\"\x0e\n" +
+	"group_info\x18\x02 \x01(\fR\tgroupInfo\x12\x13\n" +
+	"\x04size\x18\xaa\x01 \x01(\x04R\x04size\"s\n" +
+	"\x12GroupUploadRequest\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\fR\buploadId\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"1\n" +
+	"\x13GroupUploadResponse\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\"o\n" +
+	"\x10GroupReadRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\rR\x06length\"S\n" +
+	"\x11GroupReadResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x0e\n" +
 	"\fGroupWaiting\"\xa5\x01\n" +
 	"\x12BuildReportRequest\x12#\n" +
 	"\rmanifest_hash\x18\x01 \x01(\fR\fmanifestHash\x12\x1d\n" +
@@ -8425,7 +8803,7 @@ func file_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
+var file_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
 var file_wire_wire_proto_goTypes = []any{
 	(ErrorCode)(0),                         // 0: sotto.wire.ErrorCode
 	(EnvelopeType)(0),                      // 1: sotto.wire.EnvelopeType
@@ -8531,12 +8909,16 @@ var file_wire_wire_proto_goTypes = []any{
 	(*GroupAckResponse)(nil),               // 101: sotto.wire.GroupAckResponse
 	(*GroupInfoRequest)(nil),               // 102: sotto.wire.GroupInfoRequest
 	(*GroupInfoResponse)(nil),              // 103: sotto.wire.GroupInfoResponse
-	(*GroupWaiting)(nil),                   // 104: sotto.wire.GroupWaiting
-	(*BuildReportRequest)(nil),             // 105: sotto.wire.BuildReportRequest
-	(*BuildReportResponse)(nil),            // 106: sotto.wire.BuildReportResponse
-	(*BuildReport)(nil),                    // 107: sotto.wire.BuildReport
-	(*BuildsRequest)(nil),                  // 108: sotto.wire.BuildsRequest
-	(*BuildsResponse)(nil),                 // 109: sotto.wire.BuildsResponse
+	(*GroupUploadRequest)(nil),             // 104: sotto.wire.GroupUploadRequest
+	(*GroupUploadResponse)(nil),            // 105: sotto.wire.GroupUploadResponse
+	(*GroupReadRequest)(nil),               // 106: sotto.wire.GroupReadRequest
+	(*GroupReadResponse)(nil),              // 107: sotto.wire.GroupReadResponse
+	(*GroupWaiting)(nil),                   // 108: sotto.wire.GroupWaiting
+	(*BuildReportRequest)(nil),             // 109: sotto.wire.BuildReportRequest
+	(*BuildReportResponse)(nil),            // 110: sotto.wire.BuildReportResponse
+	(*BuildReport)(nil),                    // 111: sotto.wire.BuildReport
+	(*BuildsRequest)(nil),                  // 112: sotto.wire.BuildsRequest
+	(*BuildsResponse)(nil),                 // 113: sotto.wire.BuildsResponse
 }
 var file_wire_wire_proto_depIdxs = []int32{
 	5,   // 0: sotto.wire.Frame.request:type_name -> sotto.wire.Request
@@ -8582,91 +8964,95 @@ var file_wire_wire_proto_depIdxs = []int32{
 	97,  // 40: sotto.wire.Request.group_fetch:type_name -> sotto.wire.GroupFetchRequest
 	100, // 41: sotto.wire.Request.group_ack:type_name -> sotto.wire.GroupAckRequest
 	102, // 42: sotto.wire.Request.group_info:type_name -> sotto.wire.GroupInfoRequest
-	105, // 43: sotto.wire.Request.build_report:type_name -> sotto.wire.BuildReportRequest
-	108, // 44: sotto.wire.Request.builds:type_name -> sotto.wire.BuildsRequest
-	0,   // 45: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
-	31,  // 46: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
-	13,  // 47: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
-	15,  // 48: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
-	17,  // 49: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
-	19,  // 50: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
-	22,  // 51: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
-	24,  // 52: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
-	27,  // 53: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
-	30,  // 54: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
-	35,  // 55: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
-	37,  // 56: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
-	39,  // 57: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
-	41,  // 58: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
-	13,  // 59: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
-	24,  // 60: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
-	46,  // 61: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
-	48,  // 62: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
-	52,  // 63: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
-	50,  // 64: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
-	56,  // 65: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
-	58,  // 66: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
-	68,  // 67: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
-	70,  // 68: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
-	65,  // 69: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
-	60,  // 70: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
-	63,  // 71: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
-	80,  // 72: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
-	82,  // 73: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
-	30,  // 74: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
-	72,  // 75: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
-	74,  // 76: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
-	76,  // 77: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
-	78,  // 78: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
-	85,  // 79: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
-	87,  // 80: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
-	90,  // 81: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
-	93,  // 82: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
-	95,  // 83: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
-	98,  // 84: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
-	101, // 85: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
-	103, // 86: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
-	106, // 87: sotto.wire.Response.build_report:type_name -> sotto.wire.BuildReportResponse
-	109, // 88: sotto.wire.Response.builds:type_name -> sotto.wire.BuildsResponse
-	8,   // 89: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
-	32,  // 90: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
-	33,  // 91: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
-	42,  // 92: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
-	104, // 93: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
-	9,   // 94: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	9,   // 95: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
-	10,  // 96: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
-	9,   // 97: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
-	11,  // 98: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
-	11,  // 99: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
-	9,   // 100: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
-	10,  // 101: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
-	9,   // 102: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
-	21,  // 103: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
-	74,  // 104: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	23,  // 105: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
-	74,  // 106: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
-	28,  // 107: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	24,  // 108: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
-	11,  // 109: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
-	2,   // 110: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
-	53,  // 111: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
-	62,  // 112: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
-	53,  // 113: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
-	53,  // 114: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
-	28,  // 115: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
-	89,  // 116: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
-	91,  // 117: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
-	91,  // 118: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
-	3,   // 119: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
-	96,  // 120: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
-	99,  // 121: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
-	107, // 122: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
-	123, // [123:123] is the sub-list for method output_type
-	123, // [123:123] is the sub-list for method input_type
-	123, // [123:123] is the sub-list for extension type_name
-	123, // [123:123] is the sub-list for extension extendee
-	0,   // [0:123] is the sub-list for field type_name
+	104, // 43: sotto.wire.Request.group_upload:type_name -> sotto.wire.GroupUploadRequest
+	106, // 44: sotto.wire.Request.group_read:type_name -> sotto.wire.GroupReadRequest
+	109, // 45: sotto.wire.Request.build_report:type_name -> sotto.wire.BuildReportRequest
+	112, // 46: sotto.wire.Request.builds:type_name -> sotto.wire.BuildsRequest
+	0,   // 47: sotto.wire.Response.code:type_name -> sotto.wire.ErrorCode
+	31,  // 48: sotto.wire.Response.stale:type_name -> sotto.wire.StaleDevices
+	13,  // 49: sotto.wire.Response.enroll:type_name -> sotto.wire.EnrollResponse
+	15,  // 50: sotto.wire.Response.authenticate:type_name -> sotto.wire.AuthenticateResponse
+	17,  // 51: sotto.wire.Response.upload_prekeys:type_name -> sotto.wire.UploadPreKeysResponse
+	19,  // 52: sotto.wire.Response.prekey_count:type_name -> sotto.wire.PreKeyCountResponse
+	22,  // 53: sotto.wire.Response.fetch_prekeys:type_name -> sotto.wire.FetchPreKeysResponse
+	24,  // 54: sotto.wire.Response.get_devices:type_name -> sotto.wire.DeviceList
+	27,  // 55: sotto.wire.Response.get_identity:type_name -> sotto.wire.IdentityResponse
+	30,  // 56: sotto.wire.Response.send_message:type_name -> sotto.wire.SendMessageResponse
+	35,  // 57: sotto.wire.Response.ack:type_name -> sotto.wire.AckResponse
+	37,  // 58: sotto.wire.Response.provision:type_name -> sotto.wire.ProvisionResponse
+	39,  // 59: sotto.wire.Response.link_token:type_name -> sotto.wire.LinkTokenResponse
+	41,  // 60: sotto.wire.Response.send_provisioning:type_name -> sotto.wire.SendProvisioningResponse
+	13,  // 61: sotto.wire.Response.link_device:type_name -> sotto.wire.EnrollResponse
+	24,  // 62: sotto.wire.Response.list_devices:type_name -> sotto.wire.DeviceList
+	46,  // 63: sotto.wire.Response.remove_device:type_name -> sotto.wire.RemoveDeviceResponse
+	48,  // 64: sotto.wire.Response.ping:type_name -> sotto.wire.PingResponse
+	52,  // 65: sotto.wire.Response.blob_token:type_name -> sotto.wire.BlobTokenResponse
+	50,  // 66: sotto.wire.Response.turn_credentials:type_name -> sotto.wire.TurnCredentials
+	56,  // 67: sotto.wire.Response.org_key:type_name -> sotto.wire.OrgKeyResponse
+	58,  // 68: sotto.wire.Response.org_publish:type_name -> sotto.wire.OrgPublishResponse
+	68,  // 69: sotto.wire.Response.org_wipe_confirm:type_name -> sotto.wire.OrgWipeConfirmResponse
+	70,  // 70: sotto.wire.Response.org_documents:type_name -> sotto.wire.OrgDocumentsResponse
+	65,  // 71: sotto.wire.Response.org_invite:type_name -> sotto.wire.OrgInviteResponse
+	60,  // 72: sotto.wire.Response.org_receipt:type_name -> sotto.wire.OrgReceiptResponse
+	63,  // 73: sotto.wire.Response.org_delivery:type_name -> sotto.wire.OrgDeliveryResponse
+	80,  // 74: sotto.wire.Response.set_access_key:type_name -> sotto.wire.SetAccessKeyResponse
+	82,  // 75: sotto.wire.Response.sender_certificate:type_name -> sotto.wire.SenderCertificateResponse
+	30,  // 76: sotto.wire.Response.sealed_send:type_name -> sotto.wire.SendMessageResponse
+	72,  // 77: sotto.wire.Response.transparency_head:type_name -> sotto.wire.TransparencyHead
+	74,  // 78: sotto.wire.Response.transparency_inclusion:type_name -> sotto.wire.TransparencyProof
+	76,  // 79: sotto.wire.Response.transparency_consistency:type_name -> sotto.wire.TransparencyConsistency
+	78,  // 80: sotto.wire.Response.transparency_leaves:type_name -> sotto.wire.TransparencyLeaves
+	85,  // 81: sotto.wire.Response.upload_key_packages:type_name -> sotto.wire.UploadKeyPackagesResponse
+	87,  // 82: sotto.wire.Response.key_package_count:type_name -> sotto.wire.KeyPackageCountResponse
+	90,  // 83: sotto.wire.Response.fetch_key_packages:type_name -> sotto.wire.FetchKeyPackagesResponse
+	93,  // 84: sotto.wire.Response.group_commit:type_name -> sotto.wire.GroupCommitResponse
+	95,  // 85: sotto.wire.Response.group_send:type_name -> sotto.wire.GroupSendResponse
+	98,  // 86: sotto.wire.Response.group_fetch:type_name -> sotto.wire.GroupFetchResponse
+	101, // 87: sotto.wire.Response.group_ack:type_name -> sotto.wire.GroupAckResponse
+	103, // 88: sotto.wire.Response.group_info:type_name -> sotto.wire.GroupInfoResponse
+	105, // 89: sotto.wire.Response.group_upload:type_name -> sotto.wire.GroupUploadResponse
+	107, // 90: sotto.wire.Response.group_read:type_name -> sotto.wire.GroupReadResponse
+	110, // 91: sotto.wire.Response.build_report:type_name -> sotto.wire.BuildReportResponse
+	113, // 92: sotto.wire.Response.builds:type_name -> sotto.wire.BuildsResponse
+	8,   // 93: sotto.wire.Push.challenge:type_name -> sotto.wire.Challenge
+	32,  // 94: sotto.wire.Push.envelope:type_name -> sotto.wire.Envelope
+	33,  // 95: sotto.wire.Push.queue_empty:type_name -> sotto.wire.QueueEmpty
+	42,  // 96: sotto.wire.Push.provisioning:type_name -> sotto.wire.ProvisioningMessage
+	108, // 97: sotto.wire.Push.group_waiting:type_name -> sotto.wire.GroupWaiting
+	9,   // 98: sotto.wire.PreKeys.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	9,   // 99: sotto.wire.PreKeys.last_resort_kyber:type_name -> sotto.wire.SignedPreKey
+	10,  // 100: sotto.wire.PreKeys.one_time_prekeys:type_name -> sotto.wire.PreKey
+	9,   // 101: sotto.wire.PreKeys.one_time_kyber_prekeys:type_name -> sotto.wire.SignedPreKey
+	11,  // 102: sotto.wire.EnrollRequest.prekeys:type_name -> sotto.wire.PreKeys
+	11,  // 103: sotto.wire.UploadPreKeysRequest.prekeys:type_name -> sotto.wire.PreKeys
+	9,   // 104: sotto.wire.PreKeyBundle.signed_prekey:type_name -> sotto.wire.SignedPreKey
+	10,  // 105: sotto.wire.PreKeyBundle.one_time_prekey:type_name -> sotto.wire.PreKey
+	9,   // 106: sotto.wire.PreKeyBundle.kyber_prekey:type_name -> sotto.wire.SignedPreKey
+	21,  // 107: sotto.wire.FetchPreKeysResponse.bundles:type_name -> sotto.wire.PreKeyBundle
+	74,  // 108: sotto.wire.FetchPreKeysResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	23,  // 109: sotto.wire.DeviceList.devices:type_name -> sotto.wire.DeviceInfo
+	74,  // 110: sotto.wire.IdentityResponse.transparency:type_name -> sotto.wire.TransparencyProof
+	28,  // 111: sotto.wire.SendMessageRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	24,  // 112: sotto.wire.StaleDevices.current:type_name -> sotto.wire.DeviceList
+	11,  // 113: sotto.wire.LinkDeviceRequest.prekeys:type_name -> sotto.wire.PreKeys
+	2,   // 114: sotto.wire.OrgDocument.kind:type_name -> sotto.wire.OrgDocumentKind
+	53,  // 115: sotto.wire.OrgPublishRequest.document:type_name -> sotto.wire.OrgDocument
+	62,  // 116: sotto.wire.OrgDeliveryResponse.receipts:type_name -> sotto.wire.OrgReceipt
+	53,  // 117: sotto.wire.OrgInviteRequest.grants:type_name -> sotto.wire.OrgDocument
+	53,  // 118: sotto.wire.OrgDocumentsResponse.documents:type_name -> sotto.wire.OrgDocument
+	28,  // 119: sotto.wire.SealedSendRequest.messages:type_name -> sotto.wire.OutgoingMessage
+	89,  // 120: sotto.wire.FetchKeyPackagesResponse.key_packages:type_name -> sotto.wire.DeviceKeyPackage
+	91,  // 121: sotto.wire.GroupCommitRequest.added:type_name -> sotto.wire.GroupDevice
+	91,  // 122: sotto.wire.GroupCommitRequest.removed:type_name -> sotto.wire.GroupDevice
+	3,   // 123: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
+	96,  // 124: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
+	99,  // 125: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
+	111, // 126: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
+	127, // [127:127] is the sub-list for method output_type
+	127, // [127:127] is the sub-list for method input_type
+	127, // [127:127] is the sub-list for extension type_name
+	127, // [127:127] is the sub-list for extension extendee
+	0,   // [0:127] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }
@@ -8720,6 +9106,8 @@ func file_wire_wire_proto_init() {
 		(*Request_GroupFetch)(nil),
 		(*Request_GroupAck)(nil),
 		(*Request_GroupInfo)(nil),
+		(*Request_GroupUpload)(nil),
+		(*Request_GroupRead)(nil),
 		(*Request_BuildReport)(nil),
 		(*Request_Builds)(nil),
 	}
@@ -8764,6 +9152,8 @@ func file_wire_wire_proto_init() {
 		(*Response_GroupFetch)(nil),
 		(*Response_GroupAck)(nil),
 		(*Response_GroupInfo)(nil),
+		(*Response_GroupUpload)(nil),
+		(*Response_GroupRead)(nil),
 		(*Response_BuildReport)(nil),
 		(*Response_Builds)(nil),
 	}
@@ -8780,7 +9170,7 @@ func file_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_wire_proto_rawDesc), len(file_wire_wire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   106,
+			NumMessages:   110,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/transport"
@@ -31,14 +32,28 @@ func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []stri
 	if err != nil {
 		return nil, err
 	}
+	// Each user's KeyPackages in one round trip; several users' at once
+	// (a group of hundreds is not created one user at a time).
+	resps := make([]*wire.FetchKeyPackagesResponse, len(users))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(fetchParallel)
+	for i, u := range users {
+		eg.Go(func() error {
+			resp, err := r.FetchKeyPackages(ectx, u)
+			if err != nil {
+				return fmt.Errorf("groups: key packages of %s: %w", u, err)
+			}
+			resps[i] = resp
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
 	var out []addition
 	var refused []string
-	for _, u := range users {
-		resp, err := r.FetchKeyPackages(ctx, u)
-		if err != nil {
-			return nil, fmt.Errorf("groups: key packages of %s: %w", u, err)
-		}
-		for _, dk := range resp.KeyPackages {
+	for i, u := range users {
+		for _, dk := range resps[i].KeyPackages {
 			if u == m.self.Username && dk.DeviceId == m.self.DeviceID {
 				continue // this device is in already
 			}
@@ -68,6 +83,9 @@ func (m *Manager) fetchAdditions(ctx context.Context, group []byte, users []stri
 	}
 	return out, nil
 }
+
+// fetchParallel bounds the KeyPackage fetches in flight.
+const fetchParallel = 16
 
 // change is what one commit does.
 type change struct {
@@ -144,6 +162,15 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		if err != nil {
 			return fmt.Errorf("groups: group info: %w", err)
 		}
+		if len(gi.GroupInfo) == 0 && gi.Size > 0 {
+			gi.GroupInfo, err = readLarge(ctx, r, group, 0, gi.Size)
+			if errors.Is(err, errChanged) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if len(gi.GroupInfo) == 0 {
 			return fmt.Errorf("groups: the relay keeps no group info for this epoch (too large); ask a member to add this device")
 		}
@@ -165,10 +192,10 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		if req.GroupInfo, err = g.GroupInfo(); err != nil {
 			return err
 		}
-		if err := fitFrame(req); err != nil {
+		if err := fitHandshake(req); err != nil {
 			return err
 		}
-		resp, err := r.GroupCommit(ctx, req)
+		resp, err := sendCommit(ctx, r, req)
 		if err != nil {
 			return fmt.Errorf("groups: sending the external commit: %w", err)
 		}
@@ -248,7 +275,7 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		if req.GroupInfo, err = nextGroupInfo(g, p); err != nil {
 			return err
 		}
-		if err := fitFrame(req); err != nil {
+		if err := fitHandshake(req); err != nil {
 			p.Discard()
 			return err
 		}
@@ -261,7 +288,7 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 			}
 			continue
 		}
-		resp, err := r.GroupCommit(ctx, req)
+		resp, err := sendCommit(ctx, r, req)
 		if err != nil {
 			p.Discard()
 			return fmt.Errorf("groups: sending the commit (it is resent at the next sync): %w", err)
@@ -281,26 +308,6 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		}
 	}
 	return ErrCommitRace
-}
-
-// ErrTooLarge: the commit (with its Welcome, which carries the ratchet
-// tree) does not fit in one relay frame. With org-certified credentials a
-// leaf is about 600 bytes, so this happens past about 400 members.
-var ErrTooLarge = errors.New("groups: the group is too large for a commit to fit in one relay frame")
-
-// fitFrame drops the GroupInfo (no external joins for this epoch) from a
-// commit request that would not fit in a frame, and refuses one that
-// still does not.
-func fitFrame(req *wire.GroupCommitRequest) error {
-	const budget = wire.MaxFrameSize - 1024
-	if proto.Size(req) <= budget {
-		return nil
-	}
-	req.GroupInfo = nil
-	if proto.Size(req) <= budget {
-		return nil
-	}
-	return fmt.Errorf("%w (%d bytes)", ErrTooLarge, proto.Size(req))
 }
 
 // keepPending stores p and its request in the group's record, unless the
@@ -398,7 +405,7 @@ func (m *Manager) resolvePending(ctx context.Context, group []byte) error {
 	if err != nil {
 		return err
 	}
-	resp, err := r.GroupCommit(ctx, &req)
+	resp, err := sendCommit(ctx, r, &req)
 	if err != nil {
 		p.Discard()
 		return fmt.Errorf("groups: resending a commit: %w", err)

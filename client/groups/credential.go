@@ -106,6 +106,13 @@ func newIdentity(self *Self, sigPub []byte) ([]byte, error) {
 		IdentityKey: self.Identity.PublicKey().Serialize(), Certificate: self.Certificate, Binding: sig})
 }
 
+// NewIdentity is the MLS basic credential identity of self's device for
+// its MLS signature key sigPub (what its KeyPackages carry): for a load
+// generator's simulated devices, which make KeyPackages of their own.
+func NewIdentity(self *Self, sigPub ed25519.PublicKey) ([]byte, error) {
+	return newIdentity(self, sigPub)
+}
+
 // verifyIdentity checks a leaf's credential and signature key against the
 // pinned org key: the certificate chains the identity key to the username,
 // and the identity key signed this signature key for this device.

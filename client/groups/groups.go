@@ -43,6 +43,9 @@ type Relay interface {
 	GroupFetch(ctx context.Context, limit uint32) (*wire.GroupFetchResponse, error)
 	GroupAck(ctx context.Context, acks []*wire.GroupAck) error
 	GroupInfo(ctx context.Context, groupID []byte) (*wire.GroupInfoResponse, error)
+	// Handshake messages larger than a frame, in parts (large.go).
+	GroupUpload(ctx context.Context, req *wire.GroupUploadRequest) (*wire.GroupUploadResponse, error)
+	GroupRead(ctx context.Context, req *wire.GroupReadRequest) (*wire.GroupReadResponse, error)
 	GetDevices(ctx context.Context, username string) (*wire.DeviceList, error)
 	// GroupWaiting signals the relay's "new group messages" pushes;
 	// Done is closed when the connection ends.

@@ -68,6 +68,13 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 			if stuck[key] {
 				continue
 			}
+			if len(gm.Content) == 0 && gm.Size > 0 {
+				// Left out for its size: read in parts (not under the
+				// state lock).
+				if gm.Content, err = readLarge(ctx, r, gm.GroupId, gm.Seq, gm.Size); err != nil {
+					return out, err
+				}
+			}
 			msg, ok, err := m.process(ctx, gm)
 			if err != nil {
 				return out, err

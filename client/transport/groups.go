@@ -79,3 +79,23 @@ func (c *Conn) GroupInfo(ctx context.Context, groupID []byte) (*wire.GroupInfoRe
 	}
 	return body(resp.GetGroupInfo())
 }
+
+// GroupUpload sends one part of a group handshake message too large for
+// a frame (relay/groupparts.go) and returns the bytes the relay has.
+func (c *Conn) GroupUpload(ctx context.Context, req *wire.GroupUploadRequest) (*wire.GroupUploadResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupUpload{GroupUpload: req}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupUpload())
+}
+
+// GroupRead reads part of a stored group message (or, seq 0, of a
+// group's GroupInfo) left out of an answer for its size.
+func (c *Conn) GroupRead(ctx context.Context, req *wire.GroupReadRequest) (*wire.GroupReadResponse, error) {
+	resp, err := c.Do(ctx, &wire.Request{Body: &wire.Request_GroupRead{GroupRead: req}})
+	if err != nil {
+		return nil, err
+	}
+	return body(resp.GetGroupRead())
+}

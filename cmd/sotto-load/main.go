@@ -10,6 +10,7 @@
 //	sotto-load idle       -relay ws://127.0.0.1:8080 -data DIR -devices 10000
 //	sotto-load hostile    -relay ws://127.0.0.1:8080 -conns 1000 -addrs 1 -mid-frame
 //	sotto-load jetstream  -nats nats://127.0.0.1:4333 -publish sync|async|batch [-rate 5000]
+//	sotto-load group      -relay ws://127.0.0.1:8080 -data DIR -members 1000 -add 100 -duration 10s
 //
 // It runs on the relay's host: like `sottod admin` it opens the relay's
 // store (-data DIR, or -store postgres -postgres-url URL), and acts as the
@@ -128,8 +129,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "jetstream" {
 		return jetstreamMain(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "group" {
+		return groupMain(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "throughput" && args[0] != "idle" && args[0] != "backlog") {
-		fmt.Fprintln(stderr, "usage: sotto-load throughput|backlog|idle|hostile|jetstream [flags]  (sotto-load throughput -h)")
+		fmt.Fprintln(stderr, "usage: sotto-load throughput|backlog|idle|hostile|jetstream|group [flags]  (sotto-load throughput -h)")
 		return 2
 	}
 	mode := args[0]

@@ -385,31 +385,39 @@ func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.Grou
 	return res, err
 }
 
-// FetchGroups implements relay.GroupStore.
+// body is what a member device is delivered of a group message: the
+// Welcome at the commit that added it, else the content.
+const body = `(CASE WHEN m.seq = gm.joined_seq THEN m.welcome ELSE m.content END)`
+
+// FetchGroups implements relay.GroupStore: a content above
+// relay.GroupInlineMax is left out, with its size.
 func (s *Store) FetchGroups(ctx context.Context, dev relay.DeviceAddr, limit int) ([]relay.GroupMessage, error) {
 	a, d := dev64(dev)
 	var out []relay.GroupMessage
 	err := s.db.Read(ctx, func(tx Tx) error {
-		rows, err := tx.Query(ctx, `SELECT m.group_id, m.seq, m.kind, m.epoch, m.ts_ms, m.content, m.welcome, gm.joined_seq
+		rows, err := tx.Query(ctx, `SELECT m.group_id, m.seq, m.kind, m.epoch, m.ts_ms, gm.joined_seq, coalesce(length(`+body+`), 0),
+				CASE WHEN length(`+body+`) <= ? THEN `+body+` END
 			FROM group_members gm JOIN group_messages m ON m.group_id = gm.group_id
 			WHERE gm.account = ? AND gm.device = ? AND m.seq > gm.acked_seq AND m.seq >= gm.joined_seq
 				AND (gm.left_seq = 0 OR m.seq <= gm.left_seq)
 				AND NOT (m.sender_account = gm.account AND m.sender_device = gm.device)
-			ORDER BY m.group_id, m.seq LIMIT ?`, a, d, int64(limit))
+			ORDER BY m.group_id, m.seq LIMIT ?`, int64(relay.GroupInlineMax), a, d, int64(limit))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var g relay.GroupMessage
-			var seq, kind, epoch, ts, joined int64
-			var welcome []byte
-			if err := rows.Scan(&g.GroupID, &seq, &kind, &epoch, &ts, &g.Content, &welcome, &joined); err != nil {
+			var seq, kind, epoch, ts, joined, size int64
+			if err := rows.Scan(&g.GroupID, &seq, &kind, &epoch, &ts, &joined, &size, &g.Content); err != nil {
 				return err
 			}
-			g.Seq, g.Kind, g.Epoch, g.Timestamp = uint64(seq), uint8(kind), uint64(epoch), time.UnixMilli(ts)
+			g.Seq, g.Kind, g.Epoch, g.Timestamp, g.Size = uint64(seq), uint8(kind), uint64(epoch), time.UnixMilli(ts), uint64(size)
 			if seq == joined {
-				g.Kind, g.Content = relay.GroupKindWelcome, welcome
+				g.Kind = relay.GroupKindWelcome
+			}
+			if g.Size <= relay.GroupInlineMax && g.Content == nil {
+				g.Content = []byte{}
 			}
 			out = append(out, g)
 		}
@@ -419,6 +427,46 @@ func (s *Store) FetchGroups(ctx context.Context, dev relay.DeviceAddr, limit int
 		return nil, fmt.Errorf("groupsql: fetch: %w", err)
 	}
 	return out, nil
+}
+
+// ReadGroup implements relay.GroupStore.
+func (s *Store) ReadGroup(ctx context.Context, dev relay.DeviceAddr, groupID []byte, seq, offset uint64, n int) ([]byte, uint64, uint64, error) {
+	a, d := dev64(dev)
+	var data []byte
+	var total, epoch int64
+	err := s.db.Read(ctx, func(tx Tx) error {
+		var err error
+		if seq == 0 {
+			var ok int64
+			err = tx.QueryRow(ctx, `SELECT g.epoch, length(g.group_info), substr(g.group_info, ?, ?),
+					(SELECT count(*) FROM group_members gm WHERE gm.group_id = g.id AND gm.account = ? AND gm.left_seq = 0)
+				FROM mls_groups g WHERE g.id = ?`, int64(offset)+1, int64(n), a, groupID).Scan(&epoch, &total, &data, &ok)
+			if err == nil && ok == 0 {
+				return fmt.Errorf("%w: group", relay.ErrNotFound)
+			}
+		} else {
+			err = tx.QueryRow(ctx, `SELECT m.epoch, coalesce(length(`+body+`), 0), substr(`+body+`, ?, ?)
+				FROM group_members gm JOIN group_messages m ON m.group_id = gm.group_id
+				WHERE gm.group_id = ? AND gm.account = ? AND gm.device = ? AND m.seq = ? AND m.seq >= gm.joined_seq
+					AND (gm.left_seq = 0 OR m.seq <= gm.left_seq)
+					AND NOT (m.sender_account = gm.account AND m.sender_device = gm.device)`,
+				int64(offset)+1, int64(n), groupID, a, d, int64(seq)).Scan(&epoch, &total, &data)
+		}
+		if tx.NoRows(err) {
+			return fmt.Errorf("%w: group message", relay.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("groupsql: read: %w", err)
+	}
+	if offset > uint64(total) {
+		return nil, 0, 0, fmt.Errorf("%w: offset past the end", relay.ErrBadRequest)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, uint64(total), uint64(epoch), nil
 }
 
 // AckGroups implements relay.GroupStore.

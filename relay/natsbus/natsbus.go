@@ -20,6 +20,7 @@ package natsbus
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -172,4 +173,72 @@ func (b *Bus) Flush(ctx context.Context) error {
 		return fmt.Errorf("natsbus: flush: %w", err)
 	}
 	return nil
+}
+
+var _ relay.GroupBus = (*Bus)(nil)
+
+// groupSubject carries group wake-ups: one message per group message or
+// commit, for all nodes (each wakes its own connected member devices from
+// its member list), instead of one per member device. Outside the
+// device subjects' prefix.<account>.<device> (prefix + "_groups" is one
+// token longer at the end, not under prefix.>).
+func (b *Bus) groupSubject() string { return b.prefix + "_groups" }
+
+// NotifyGroup implements relay.GroupBus. The message is the sender's
+// account (16 bytes) and device (4, big-endian), a commit flag byte, and
+// the group id.
+func (b *Bus) NotifyGroup(_ context.Context, group []byte, sender relay.DeviceAddr, commit bool) error {
+	data := make([]byte, 0, 21+len(group))
+	data = append(data, sender.Account[:]...)
+	data = binary.BigEndian.AppendUint32(data, sender.Device)
+	flag := byte(0)
+	if commit {
+		flag = 1
+	}
+	data = append(append(data, flag), group...)
+	m := &nats.Msg{Subject: b.groupSubject(), Data: data, Header: nats.Header{hdrNode: []string{b.node}}}
+	if err := b.nc.PublishMsg(m); err != nil {
+		return fmt.Errorf("natsbus: notify group: %w", err)
+	}
+	return nil
+}
+
+// SubscribeGroups implements relay.GroupBus: other nodes' group
+// wake-ups, well-formed ones only (a group id of 1 to relay.MaxGroupID
+// bytes), reach fn.
+func (b *Bus) SubscribeGroups(fn func(group []byte, sender relay.DeviceAddr, commit bool)) (cancel func()) {
+	sub, err := b.nc.Subscribe(b.groupSubject(), func(m *nats.Msg) {
+		if m.Header.Get(hdrNode) == b.node {
+			return
+		}
+		group, sender, commit, ok := parseGroupWake(m.Data)
+		if !ok {
+			b.log.Warn("natsbus: malformed group wake-up", "bytes", len(m.Data))
+			return
+		}
+		fn(group, sender, commit)
+	})
+	if err != nil {
+		// Devices on other nodes fetch when they reconnect.
+		b.log.Error("natsbus: subscribe to group wake-ups", "err", err)
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed {
+				b.log.Warn("natsbus: unsubscribe group wake-ups", "err", err)
+			}
+		})
+	}
+}
+
+// parseGroupWake decodes a NotifyGroup message.
+func parseGroupWake(b []byte) (group []byte, sender relay.DeviceAddr, commit, ok bool) {
+	if len(b) < 22 || len(b) > 21+relay.MaxGroupID || b[20] > 1 {
+		return nil, sender, false, false
+	}
+	copy(sender.Account[:], b[:16])
+	sender.Device = binary.BigEndian.Uint32(b[16:20])
+	return append([]byte(nil), b[21:]...), sender, b[20] == 1, true
 }

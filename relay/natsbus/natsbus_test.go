@@ -109,3 +109,44 @@ func TestSubject(t *testing.T) {
 		t.Fatalf("subject %q want %q", got, want)
 	}
 }
+
+// A group wake-up published by one node reaches the other nodes, not
+// itself, with the group, the sender and the commit flag.
+func TestGroupWake(t *testing.T) {
+	prefix := testPrefix()
+	b1 := natsbus.New(natstest.Conn(t), discard(), natsbus.Options{Prefix: prefix})
+	b2 := natsbus.New(natstest.Conn(t), discard(), natsbus.Options{Prefix: prefix})
+	ctx := context.Background()
+	type wake struct {
+		group  string
+		sender relay.DeviceAddr
+		commit bool
+	}
+	got := make(chan wake, 4)
+	defer b2.SubscribeGroups(func(g []byte, s relay.DeviceAddr, c bool) { got <- wake{string(g), s, c} })()
+	defer b1.SubscribeGroups(func([]byte, relay.DeviceAddr, bool) { t.Error("a node woken by its own group wake-up") })()
+	if err := b2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sender := relay.DeviceAddr{Device: 2}
+	sender.Account[3] = 9
+	for _, commit := range []bool{true, false} {
+		if err := b1.NotifyGroup(ctx, []byte("group-1"), sender, commit); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case w := <-got:
+			if w != (wake{"group-1", sender, commit}) {
+				t.Fatalf("woken with %+v", w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no group wake-up within 10s")
+		}
+	}
+	if err := b1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

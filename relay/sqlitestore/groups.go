@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 
 	"sotto/relay"
 	"sotto/relay/groupsql"
@@ -66,8 +67,103 @@ var _ relay.GroupStore = (*Store)(nil)
 // reads on the read pool.
 type groupDB struct{ s *Store }
 
+// Write runs fn in a transaction shared with the group writes queued at
+// the same time (groupWriter): a thousand member devices acknowledging
+// one group message cost one fsync, not a thousand.
 func (g groupDB) Write(ctx context.Context, fn func(groupsql.Tx) error) error {
-	return g.s.inTx(ctx, func(tx *sql.Tx) error { return fn(sqlTx{tx}) })
+	return g.s.groupW.do(ctx, g.s, fn)
+}
+
+// groupWriter commits the group store's writes in batches, with no
+// goroutine of its own (group commit, leader and followers): a write
+// queues itself; if no batch is running its caller runs one, with every
+// write queued by then, each inside a savepoint (a failing write is
+// rolled back alone), and commits once; a write queued meanwhile waits,
+// and the first of them runs the next batch. Each caller returns once
+// its write is durable, or failed.
+type groupWriter struct {
+	mu      sync.Mutex
+	queue   []*groupOp
+	running bool
+}
+
+type groupOp struct {
+	ctx  context.Context
+	fn   func(groupsql.Tx) error
+	err  error
+	done chan struct{} // closed when the batch holding it ended
+	lead chan struct{} // closed when this op's caller is to run the next batch
+}
+
+// maxGroupBatch bounds the writes of one transaction.
+const maxGroupBatch = 512
+
+func (w *groupWriter) do(ctx context.Context, s *Store, fn func(groupsql.Tx) error) error {
+	op := &groupOp{ctx: ctx, fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
+	w.mu.Lock()
+	w.queue = append(w.queue, op)
+	if w.running {
+		w.mu.Unlock()
+		select {
+		case <-op.done:
+			return op.err
+		case <-op.lead:
+		}
+		w.mu.Lock()
+	}
+	w.running = true
+	n := min(len(w.queue), maxGroupBatch)
+	batch := w.queue[:n:n]
+	w.queue = w.queue[n:]
+	w.mu.Unlock()
+
+	s.runGroupBatch(batch)
+
+	w.mu.Lock()
+	if len(w.queue) > 0 {
+		close(w.queue[0].lead) // the next batch is its caller's
+	} else {
+		w.running = false
+	}
+	w.mu.Unlock()
+	return op.err
+}
+
+// runGroupBatch runs ops in one transaction, each in a savepoint, and
+// ends each op.
+func (s *Store) runGroupBatch(ops []*groupOp) {
+	defer func() {
+		for _, op := range ops {
+			close(op.done)
+		}
+	}()
+	ctx := context.Background() // each op's own context is checked before it runs
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, op := range ops {
+			if op.err = op.ctx.Err(); op.err != nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT g`); err != nil {
+				return err
+			}
+			if op.err = op.fn(sqlTx{tx}); op.err != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO g`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE g`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, op := range ops {
+			if op.err == nil {
+				op.err = err
+			}
+		}
+	}
 }
 
 func (g groupDB) Read(ctx context.Context, fn func(groupsql.Tx) error) error {

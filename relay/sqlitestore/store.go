@@ -54,7 +54,8 @@ const walCheckpointBytes = 128 << 20
 
 // Store implements relay.Store on one SQLite database.
 type Store struct {
-	*groupsql.Store // the MLS Delivery Service's tables (groups.go)
+	*groupsql.Store             // the MLS Delivery Service's tables (groups.go)
+	groupW          groupWriter // batches the group store's transactions (groups.go)
 
 	w *sql.DB // one connection: all writes
 	r *sql.DB // read pool

@@ -48,6 +48,14 @@ func contents(msgs []relay.GroupMessage) []string {
 	return out
 }
 
+func sizes(msgs []relay.GroupMessage) []uint64 {
+	var out []uint64
+	for _, m := range msgs {
+		out = append(out, m.Size)
+	}
+	return out
+}
+
 func wantContents(t *testing.T, who string, msgs []relay.GroupMessage, want ...string) {
 	t.Helper()
 	got := contents(msgs)
@@ -312,6 +320,70 @@ func RunGroups(t *testing.T, open Open) {
 		wantContents(t, "bob2", m, k(msg, "m"))
 		m, _ = fetchGroup(t, gs, bob1)
 		wantContents(t, "bob1", m, k(welcome, "w0"), k(commit, "ext-bob2"), k(msg, "m"))
+	})
+
+	t.Run("LargeMessages", func(t *testing.T) {
+		s, _ := open(t)
+		defer s.Close()
+		gs := groupStore(t, s)
+		g := []byte("group-6")
+		big := func(c byte, n int) []byte { return bytes.Repeat([]byte{c}, n) }
+		commitBytes, welcomeBytes, infoBytes := big('c', relay.GroupInlineMax+1), big('w', 3*relay.GroupInlineMax), big('i', 2*relay.GroupInlineMax)
+		if _, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Sender: alice, Commit: []byte("c0"), Welcome: welcomeBytes,
+			Added: []relay.DeviceAddr{bob1}, GroupInfo: infoBytes, Timestamp: t0}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: alice, Commit: commitBytes, Welcome: []byte("w1"),
+			Added: []relay.DeviceAddr{carol}, GroupInfo: infoBytes, Timestamp: t0})
+		if err != nil || !r.Accepted {
+			t.Fatalf("large commit: %+v %v", r, err)
+		}
+		if _, err := gs.AppendGroup(ctx, &relay.GroupSend{GroupID: g, Sender: alice, MessageID: []byte("m"), Content: []byte("small"), Timestamp: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// Large contents are left out of the fetch with their size; small
+		// ones are in it.
+		m, _ := fetchGroup(t, gs, bob1)
+		if len(m) != 3 || m[0].Content != nil || m[0].Size != uint64(len(welcomeBytes)) || m[0].Kind != relay.GroupKindWelcome ||
+			m[1].Content != nil || m[1].Size != uint64(len(commitBytes)) || string(m[2].Content) != "small" || m[2].Size != 5 {
+			t.Fatalf("bob's fetch: %d messages, sizes %v", len(m), sizes(m))
+		}
+		read := func(d relay.DeviceAddr, seq uint64, want []byte, wantEpoch uint64) {
+			t.Helper()
+			var got []byte
+			for off := 0; off < len(want); {
+				part, total, epoch, err := gs.ReadGroup(ctx, d, g, seq, uint64(off), 50_000)
+				if err != nil || total != uint64(len(want)) || epoch != wantEpoch || len(part) == 0 {
+					t.Fatalf("read %d at %d: %d bytes of %d, epoch %d, %v", seq, off, len(part), total, epoch, err)
+				}
+				got = append(got, part...)
+				off += len(part)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("read %d: the parts do not make the message", seq)
+			}
+		}
+		read(bob1, m[0].Seq, welcomeBytes, 0)
+		read(bob1, m[1].Seq, commitBytes, 1)
+		read(bob2, 0, infoBytes, 2) // a device of a member account: the GroupInfo
+		m, _ = fetchGroup(t, gs, carol)
+		if len(m) != 2 || string(m[0].Content) != "w1" || m[0].Kind != relay.GroupKindWelcome {
+			t.Fatalf("carol's fetch: %q", contents(m))
+		}
+		// Nothing a device is not delivered can be read: carol's reads of
+		// what came before she was added, mallory's of anything, the
+		// commit's sender's of its own commit.
+		for _, c := range []struct {
+			who relay.DeviceAddr
+			seq uint64
+		}{{carol, 1}, {mallory, 1}, {mallory, 2}, {mallory, 0}, {alice, 2}, {bob1, 99}} {
+			if _, _, _, err := gs.ReadGroup(ctx, c.who, g, c.seq, 0, 10); !errors.Is(err, relay.ErrNotFound) {
+				t.Fatalf("%v reads seq %d: %v", c.who, c.seq, err)
+			}
+		}
+		if _, _, _, err := gs.ReadGroup(ctx, bob1, g, 2, uint64(len(commitBytes))+1, 10); !errors.Is(err, relay.ErrBadRequest) {
+			t.Fatalf("read past the end: %v", err)
+		}
 	})
 
 	t.Run("StoredOnceAndCleanedUp", func(t *testing.T) {
