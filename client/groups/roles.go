@@ -245,4 +245,3 @@ func (m *Manager) Leave(ctx context.Context, group []byte) error {
 	m.emit(Event{Kind: EventRemoved, Group: group, Detail: "you left the group"})
 	return nil
 }
-
