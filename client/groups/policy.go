@@ -56,7 +56,7 @@ type Policy struct {
 // Errors callers branch on.
 var (
 	// ErrNotAllowed: the group's policy does not let this user do that.
-	ErrNotAllowed = errors.New("groups: not allowed by the group's policy")
+	ErrNotAllowed = errors.New("groups: not allowed")
 	// ErrBadPolicy: a policy that cannot be parsed or breaks its limits.
 	ErrBadPolicy = errors.New("groups: invalid group policy")
 )
