@@ -221,7 +221,7 @@ func (m *Manager) Leave(ctx context.Context, group []byte) error {
 		return err
 	}
 	m.mu.Lock()
-	rec, g, err := m.load(ctx, group)
+	_, g, err := m.load(ctx, group)
 	var prop []byte
 	if err == nil {
 		prop, err = g.ProposeLeave()
@@ -235,7 +235,8 @@ func (m *Manager) Leave(ctx context.Context, group []byte) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if rec, _, err = m.load(ctx, group); err != nil {
+	rec, _, err := m.load(ctx, group)
+	if err != nil {
 		return err
 	}
 	rec.Removed, rec.State, rec.Pending, rec.PendingRequest = true, nil, nil, nil
