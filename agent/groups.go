@@ -27,7 +27,7 @@ func (a *Agent) groups(ctx context.Context) (*groups.Manager, error) {
 func (a *Agent) onGroupEvent(ev groups.Event) {
 	e := api.Event{Type: api.EventGroupUpdate, Group: ev.Group, Detail: ev.Detail}
 	switch ev.Kind {
-	case groups.EventRefused:
+	case groups.EventRefused, groups.EventNotAllowed:
 		e.Type = api.EventGroupRefused
 	case groups.EventJoined:
 		e.Change = api.GroupJoined
@@ -168,6 +168,7 @@ func routeGroups(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("POST "+p+"/groups/{group}/remove", h.groupsOnline(h.groupRemove))
 	mux.HandleFunc("GET "+p+"/groups/{group}/messages", h.groupsLocal(h.groupMessages))
 	mux.HandleFunc("POST "+p+"/groups/{group}/messages", h.groupsOnline(h.groupSend))
+	routeGroupPolicy(mux, h)
 }
 
 func pathGroup(r *http.Request) (api.ID, error) {
@@ -228,7 +229,8 @@ func (h *handler) groupCreate(r *http.Request, m *groups.Manager) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := m.Create(r.Context(), req.Name, us...)
+	id, err := m.CreateGroup(r.Context(), groups.CreateOptions{Name: req.Name, Description: req.Description, Users: us,
+		Announce: req.Announce, MembersMay: req.MembersMay})
 	if err != nil {
 		return nil, err
 	}

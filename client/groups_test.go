@@ -122,7 +122,7 @@ func forgedKeyPackage(t *testing.T, user string, device uint32) []byte {
 		t.Fatal(err)
 	}
 	id := fmt.Appendf(nil, "%s/%d", user, device)
-	kp, _, err := mls.NewKeyPackage(groups.Suite, id, sig)
+	kp, _, err := mls.NewKeyPackageWithOptions(groups.Suite, id, sig, &mls.KeyPackageOptions{SupportedExtensions: []uint16{groups.ExtensionPolicy}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +605,7 @@ func TestGroupExternalJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, commit, err := mls.JoinExternal(st.GroupInfo, identity, seed, nil)
+	_, commit, err := mls.JoinExternalWithOptions(st.GroupInfo, identity, seed, &mls.ExternalJoinOptions{SupportedExtensions: []uint16{groups.ExtensionPolicy}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func (g *Group) Branch(groupID []byte, keyPackages [][]byte, opts BranchOptions)
 	}
 	id := preSharedKeyID{pskType: pskResumption, usage: resumptionBranch,
 		pskGroupID: bytes.Clone(st.ctx.groupID), pskEpoch: st.ctx.epoch, pskNonce: nonce}
-	ng, err := newGroup(st.s.id, groupID, own.credential.identity, st.sigPriv, st.now)
+	ng, err := newGroup(st.s.id, groupID, own.credential.identity, st.sigPriv, st.now, own.capabilities.extensions)
 	if err != nil {
 		return nil, nil, err
 	}

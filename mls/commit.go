@@ -154,6 +154,7 @@ func (g *groupState) applyCommit(ac *authenticatedContent) (*groupState, error) 
 		}
 	}
 	n := g.clone()
+	n.committed = committedProposals(ps)
 	groupID := g.ctx.groupID
 	fx, err := n.applyProposals(ps)
 	if err != nil {
@@ -400,4 +401,36 @@ func (g *groupState) checkReceivedProposals(c *commit, ps []resolvedProposal, ex
 		}
 	}
 	return nil
+}
+
+// ProposalRemove and the other proposal types of RFC 9420 §17.4, as
+// ProposalInfo.Type reports them.
+const (
+	ProposalAdd                    = proposalAdd
+	ProposalUpdate                 = proposalUpdate
+	ProposalRemove                 = proposalRemove
+	ProposalPSK                    = proposalPSK
+	ProposalReInit                 = proposalReInit
+	ProposalExternalInit           = proposalExternalInit
+	ProposalGroupContextExtensions = proposalGroupContextExtensions
+)
+
+// ProposalInfo describes one proposal a handled commit applied, for an
+// application's own policy (who may add or remove whom).
+type ProposalInfo struct {
+	Type uint16 // ProposalAdd, ProposalRemove, ...
+	// Sender and SenderType say who proposed it: the committer for a
+	// proposal carried in the commit, the proposer for one referenced.
+	Sender     uint32
+	SenderType SenderType
+	// Removed is the removed leaf of a ProposalRemove.
+	Removed uint32
+}
+
+func committedProposals(ps []resolvedProposal) []ProposalInfo {
+	out := make([]ProposalInfo, 0, len(ps))
+	for _, rp := range ps {
+		out = append(out, ProposalInfo{Type: rp.p.typ, Sender: rp.sender.index, SenderType: SenderType(rp.sender.typ), Removed: rp.p.removed})
+	}
+	return out
 }

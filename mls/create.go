@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"time"
 
 	"sotto/mls/internal/codec"
@@ -14,7 +15,7 @@ import (
 const keyPackageLifetime = 90 * 24 * time.Hour
 
 // newLeafNode builds a key_package-sourced leaf with a basic credential.
-func newLeafNode(s *suite, identity, encPub, sigPriv []byte, now time.Time) (*leafNode, error) {
+func newLeafNode(s *suite, identity, encPub, sigPriv []byte, now time.Time, exts []uint16) (*leafNode, error) {
 	sigPub, err := s.signaturePublicKey(sigPriv)
 	if err != nil {
 		return nil, err
@@ -27,6 +28,7 @@ func newLeafNode(s *suite, identity, encPub, sigPriv []byte, now time.Time) (*le
 			versions:     []uint16{protocolVersion10},
 			cipherSuites: []uint16{uint16(s.id)},
 			credentials:  []uint16{credentialBasic},
+			extensions:   slices.Clone(exts),
 		},
 		source:    sourceKeyPackage,
 		notBefore: uint64(now.Add(-time.Hour).Unix()),
@@ -65,6 +67,22 @@ func GenerateSignatureKey(cs CipherSuite) ([]byte, error) {
 // with a basic credential naming identity and the given signature key,
 // and returns it with the private keys to keep until it is used.
 func NewKeyPackage(cs CipherSuite, identity, signatureKey []byte) ([]byte, PrivateKeys, error) {
+	return NewKeyPackageWithOptions(cs, identity, signatureKey, nil)
+}
+
+// KeyPackageOptions configures NewKeyPackageWithOptions.
+type KeyPackageOptions struct {
+	// SupportedExtensions lists non-default extension types the client
+	// supports (its leaf's capabilities): a group can only carry a
+	// group context extension every member supports (RFC 9420 §7.2).
+	SupportedExtensions []uint16
+}
+
+// NewKeyPackageWithOptions is NewKeyPackage with options.
+func NewKeyPackageWithOptions(cs CipherSuite, identity, signatureKey []byte, opts *KeyPackageOptions) ([]byte, PrivateKeys, error) {
+	if opts == nil {
+		opts = &KeyPackageOptions{}
+	}
 	s, err := cs.suite()
 	if err != nil {
 		return nil, PrivateKeys{}, err
@@ -77,7 +95,7 @@ func NewKeyPackage(cs CipherSuite, identity, signatureKey []byte) ([]byte, Priva
 	if err != nil {
 		return nil, PrivateKeys{}, err
 	}
-	leaf, err := newLeafNode(s, identity, encPub, signatureKey, time.Now())
+	leaf, err := newLeafNode(s, identity, encPub, signatureKey, time.Now(), opts.SupportedExtensions)
 	if err != nil {
 		return nil, PrivateKeys{}, err
 	}
@@ -99,10 +117,10 @@ func NewKeyPackage(cs CipherSuite, identity, signatureKey []byte) ([]byte, Priva
 // NewGroup creates a one-member group (RFC 9420 §11) whose creator has a
 // basic credential naming identity.
 func NewGroup(cs CipherSuite, groupID, identity, signatureKey []byte) (*Group, error) {
-	return newGroup(cs, groupID, identity, signatureKey, nil)
+	return newGroup(cs, groupID, identity, signatureKey, nil, nil)
 }
 
-func newGroup(cs CipherSuite, groupID, identity, signatureKey []byte, now func() time.Time) (*Group, error) {
+func newGroup(cs CipherSuite, groupID, identity, signatureKey []byte, now func() time.Time, exts []uint16) (*Group, error) {
 	s, err := cs.suite()
 	if err != nil {
 		return nil, err
@@ -118,7 +136,7 @@ func newGroup(cs CipherSuite, groupID, identity, signatureKey []byte, now func()
 	if now != nil {
 		clock = now
 	}
-	leaf, err := newLeafNode(s, identity, encPub, signatureKey, clock())
+	leaf, err := newLeafNode(s, identity, encPub, signatureKey, clock(), exts)
 	if err != nil {
 		return nil, err
 	}

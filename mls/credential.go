@@ -69,6 +69,9 @@ type GroupOptions struct {
 	CredentialValidator CredentialValidator
 	// Now replaces time.Now for lifetime checks.
 	Now func() time.Time
+	// SupportedExtensions lists non-default extension types the creator
+	// supports (KeyPackageOptions.SupportedExtensions).
+	SupportedExtensions []uint16
 }
 
 // NewGroupWithOptions is NewGroup with options; the creator's own
@@ -77,7 +80,7 @@ func NewGroupWithOptions(cs CipherSuite, groupID, identity, signatureKey []byte,
 	if opts == nil {
 		opts = &GroupOptions{}
 	}
-	g, err := newGroup(cs, groupID, identity, signatureKey, opts.Now)
+	g, err := newGroup(cs, groupID, identity, signatureKey, opts.Now, opts.SupportedExtensions)
 	if err != nil {
 		return nil, err
 	}

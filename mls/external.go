@@ -73,6 +73,9 @@ type ExternalJoinOptions struct {
 	// epoch to their values; members must know them too. They stay
 	// registered in the joined group.
 	PSKs map[string][]byte
+	// SupportedExtensions lists non-default extension types the joiner
+	// supports (KeyPackageOptions.SupportedExtensions).
+	SupportedExtensions []uint16
 	// Resync removes the joiner's old leaf (the leaf with the same
 	// credential) in the external commit, for a member that lost its
 	// state (RFC 9420 §12.4.3.2).
@@ -171,7 +174,7 @@ func joinExternal(groupInfoMsg, identity, signatureKey []byte, opts *ExternalJoi
 		return nil, nil, err
 	}
 	clear(encPriv)
-	template, err := newLeafNode(s, identity, encPub, signatureKey, g.clock())
+	template, err := newLeafNode(s, identity, encPub, signatureKey, g.clock(), opts.SupportedExtensions)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -224,6 +224,9 @@ type Received struct {
 	// ReInit reports a commit carrying a ReInit proposal; the group can
 	// no longer be used to send.
 	ReInit bool
+	// Proposals lists what a commit applied, with who proposed each;
+	// for ProposalContent, the one proposal.
+	Proposals []ProposalInfo
 }
 
 // Handle processes one MLSMessage-encoded PublicMessage or PrivateMessage
@@ -276,6 +279,8 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 			g.st.keys.wipe()
 			g.st.keys = work.keys
 		}
+		p := &ac.content.proposal
+		r.Proposals = []ProposalInfo{{Type: p.typ, Sender: r.Sender, SenderType: r.SenderType, Removed: p.removed}}
 	case contentCommit:
 		r.Kind = CommitContent
 		next, err := work.applyCommit(ac)
@@ -290,7 +295,8 @@ func (g *Group) Handle(msg []byte) (*Received, error) {
 		}
 		leaveEpoch(work, next)
 		g.st = next
-		r.Removed, r.ReInit = next.removed, next.reinit
+		r.Removed, r.ReInit, r.Proposals = next.removed, next.reinit, next.committed
+		next.committed = nil
 	}
 	return r, nil
 }

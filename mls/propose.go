@@ -63,6 +63,13 @@ func (g *Group) ProposeRemove(leaf uint32) ([]byte, error) {
 	return g.propose(proposal{typ: proposalRemove, removed: leaf})
 }
 
+// ProposeLeave proposes removing this member itself: the way a member
+// leaves, since a committer cannot remove its own leaf (RFC 9420
+// §12.1.3, §12.2). Another member's commit carries it out.
+func (g *Group) ProposeLeave() ([]byte, error) {
+	return g.propose(proposal{typ: proposalRemove, removed: g.st.priv.leaf})
+}
+
 // ProposeUpdate proposes a fresh encryption key for this member's leaf.
 // Another member must commit it; this member's own commits refresh its
 // leaf through the UpdatePath instead.

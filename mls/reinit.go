@@ -87,7 +87,11 @@ func (g *Group) ReInit(identity, signatureKey []byte, keyPackages [][]byte) (*Gr
 		return nil, nil, err
 	}
 	ri := st.reinitTo
-	ng, err := newGroup(CipherSuite(ri.cipherSuite), ri.groupID, identity, signatureKey, st.now)
+	var exts []uint16
+	if own := st.tree.leaf(st.priv.leaf); own != nil {
+		exts = own.capabilities.extensions
+	}
+	ng, err := newGroup(CipherSuite(ri.cipherSuite), ri.groupID, identity, signatureKey, st.now, exts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -45,6 +45,7 @@ type groupState struct {
 	now            func() time.Time    // clock for KeyPackage lifetimes; nil means time.Now
 	validator      CredentialValidator // application credential check; not persisted
 	removed        bool                // this member was removed by the last commit
+	committed      []ProposalInfo      // the proposals of the last commit handled; not persisted
 	reinit         bool                // the last commit carried a ReInit proposal
 	reinitTo       *reInit             // that proposal's successor parameters
 	priorPSKs      map[string][]byte   // reinit/branch resumption PSKs (resumptionKey)

@@ -38,7 +38,7 @@ func TestCommitRejectsDuplicateMembers(t *testing.T) {
 func TestLeafPolicy(t *testing.T) {
 	s, _ := X25519_AES128GCM_SHA256_Ed25519.suite()
 	sig, _ := GenerateSignatureKey(s.id)
-	l, err := newLeafNode(s, []byte("a"), make([]byte, 32), sig, testTime)
+	l, err := newLeafNode(s, []byte("a"), make([]byte, 32), sig, testTime, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

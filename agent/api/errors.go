@@ -40,6 +40,8 @@ var kinds = []struct {
 	{groups.ErrNotCertified, KindForbidden},
 	{groups.ErrTooLarge, KindBadRequest},
 	{groups.ErrCommitRace, KindUnavailable},
+	{groups.ErrNotAllowed, KindForbidden},
+	{groups.ErrBadPolicy, KindBadRequest},
 	{client.ErrGroupKeyMismatch, KindForbidden},
 	{client.ErrNoOrg, KindForbidden},
 	{client.ErrNotCertified, KindForbidden},

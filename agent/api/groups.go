@@ -12,11 +12,16 @@ import (
 // Group is a group chat this device is in (GET /v1/groups).
 type Group struct {
 	ID ID `json:"id"`
-	// Name is the name this device's user gave it when creating it
-	// (kept on this device only; "" on the other members' devices).
+	// Name is the group's name, in its encrypted group context (the
+	// same for every member); for a group made before names were there,
+	// the name its creator gave it on that device only.
 	Name    string        `json:"name,omitempty"`
 	Epoch   uint64        `json:"epoch"`
 	Members []GroupMember `json:"members"`
+	// The group's policy (grouppolicy.go); Policy nil: a group made
+	// before policies, where every member may do everything.
+	Description string       `json:"description,omitempty"`
+	Policy      *GroupPolicy `json:"policy,omitempty"`
 }
 
 // GroupMember is one member device of a group.
@@ -27,7 +32,10 @@ type GroupMember struct {
 
 // FromGroup converts the client core's group info.
 func FromGroup(info *groups.Info) *Group {
-	g := &Group{ID: info.ID, Name: info.Name, Epoch: info.Epoch, Members: []GroupMember{}}
+	g := &Group{ID: info.ID, Name: info.Name, Epoch: info.Epoch, Members: []GroupMember{}, Policy: fromPolicy(info.Policy)}
+	if info.Policy != nil {
+		g.Description = info.Policy.Description
+	}
 	for _, m := range info.Members {
 		g.Members = append(g.Members, GroupMember{User: m.Username, Device: m.DeviceID})
 	}
@@ -79,8 +87,14 @@ func FromGroupMessages(ms []groups.Message) []*GroupMessage {
 // Group request and answer bodies.
 type (
 	GroupCreateRequest struct {
-		Name  string   `json:"name"`
-		Users []string `json:"users"`
+		Name        string   `json:"name"`
+		Users       []string `json:"users"`
+		Description string   `json:"description,omitempty"`
+		// Announce: only admins post.
+		Announce bool `json:"announce,omitempty"`
+		// MembersMay: what every member may do ("add", "remove",
+		// "rename"); the rest is the admins'.
+		MembersMay []string `json:"members_may,omitempty"`
 	}
 	GroupUsersRequest struct {
 		Users []string `json:"users"`

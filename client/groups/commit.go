@@ -91,18 +91,30 @@ const fetchParallel = 16
 type change struct {
 	add    []addition
 	remove []string // usernames: all their devices
+	policy *Policy  // the group's new policy (policy.go), nil: unchanged
 }
 
-// Create makes a group named name (kept on this device only) with this
-// device, the user's other devices and every device of members, and
-// returns its id.
+// Create makes a group named name with this device, the user's other
+// devices and every device of members, and returns its id. This user is
+// its admin, and every member may add, remove and rename
+// (CreateGroup sets other rules).
 func (m *Manager) Create(ctx context.Context, name string, users ...string) ([]byte, error) {
+	return m.CreateGroup(ctx, CreateOptions{Name: name, Users: users, MembersMay: []string{ActAdd, ActRemove, ActRename}})
+}
+
+// CreateGroup makes a group as opts says (policy.go).
+func (m *Manager) CreateGroup(ctx context.Context, opts CreateOptions) ([]byte, error) {
+	pol, err := opts.policy(m.self.Username)
+	if err != nil {
+		return nil, err
+	}
+	name, users := opts.Name, opts.Users
 	identity, seed, err := m.ownIdentity(ctx)
 	if err != nil {
 		return nil, err
 	}
 	id := randomID()
-	g, err := mls.NewGroupWithOptions(Suite, id, identity, seed, &mls.GroupOptions{CredentialValidator: m.validator()})
+	g, err := mls.NewGroupWithOptions(Suite, id, identity, seed, &mls.GroupOptions{CredentialValidator: m.validator(), SupportedExtensions: supportedExtensions})
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +136,14 @@ func (m *Manager) Create(ctx context.Context, name string, users ...string) ([]b
 		}
 		adds = append(adds, more...)
 	}
-	return id, m.commit(ctx, id, change{add: adds})
+	return id, m.commit(ctx, id, change{add: adds, policy: pol})
 }
 
 // Add adds every device of each user.
 func (m *Manager) Add(ctx context.Context, group []byte, users ...string) error {
+	if err := m.allowed(ctx, group, ActAdd); err != nil {
+		return err
+	}
 	adds, err := m.fetchAdditions(ctx, group, users)
 	if err != nil {
 		return err
@@ -175,7 +190,7 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 			return fmt.Errorf("groups: the relay keeps no group info for this epoch (too large); ask a member to add this device")
 		}
 		v := m.validator()
-		g, commit, err := mls.JoinExternalWithOptions(gi.GroupInfo, identity, seed, &mls.ExternalJoinOptions{CredentialValidator: v})
+		g, commit, err := mls.JoinExternalWithOptions(gi.GroupInfo, identity, seed, &mls.ExternalJoinOptions{CredentialValidator: v, SupportedExtensions: supportedExtensions})
 		if errors.Is(err, mls.ErrCredentialRejected) {
 			return m.refused(group, v, "joining", err)
 		}
@@ -214,6 +229,9 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 
 // Remove removes every device of each user.
 func (m *Manager) Remove(ctx context.Context, group []byte, users ...string) error {
+	if err := m.allowed(ctx, group, ActRemove); err != nil {
+		return err
+	}
 	return m.commit(ctx, group, change{remove: users})
 }
 
@@ -245,6 +263,9 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 		}
 		gone, err := m.goneDevices(ctx, r, g)
 		if err != nil {
+			return err
+		}
+		if err := m.commitPolicy(g, ch, gone, &opts); err != nil {
 			return err
 		}
 		asked := 0
@@ -488,6 +509,9 @@ func (m *Manager) Send(ctx context.Context, group []byte, text string) (*Message
 	m.mu.Lock()
 	rec, g, err := m.load(ctx, group)
 	var ct []byte
+	if err == nil {
+		err = m.mayPost(g)
+	}
 	if err == nil {
 		if ct, err = g.Seal(encodeText(text)); err == nil {
 			// The sending key is used up whether or not the relay takes

@@ -185,6 +185,9 @@ type Info struct {
 	Name    string
 	Epoch   uint64
 	Members []Member
+	// Policy is the group's roles, rules, name and description (nil for
+	// a group made before policies: every member may do everything).
+	Policy *Policy
 }
 
 // members lists g's members from their credentials.
@@ -206,7 +209,14 @@ func (m *Manager) Info(ctx context.Context, group []byte) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Info{ID: group, Name: rec.Name, Epoch: g.Epoch(), Members: members(g)}, nil
+	info := &Info{ID: group, Name: rec.Name, Epoch: g.Epoch(), Members: members(g)}
+	if info.Policy, err = policyOf(g); err != nil {
+		return nil, err
+	}
+	if info.Policy != nil && info.Policy.Name != "" {
+		info.Name = info.Policy.Name
+	}
+	return info, nil
 }
 
 // List returns the groups this device is in.

@@ -55,7 +55,7 @@ func (m *Manager) RefillKeyPackages(ctx context.Context) (int, error) {
 	var oneTime [][]byte
 	var last []byte
 	make1 := func(lastResort bool) ([]byte, error) {
-		kp, keys, err := mls.NewKeyPackage(Suite, identity, seed)
+		kp, keys, err := mls.NewKeyPackageWithOptions(Suite, identity, seed, &mls.KeyPackageOptions{SupportedExtensions: supportedExtensions})
 		if err != nil {
 			return nil, err
 		}

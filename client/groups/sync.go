@@ -184,6 +184,10 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	v := m.validator()
 	g.SetCredentialValidator(v)
 	before := members(g)
+	pol, err := policyOf(g)
+	if err != nil {
+		return nil, false, err
+	}
 	rcv, err := g.Handle(gm.Content)
 	if err != nil {
 		if errors.Is(err, mls.ErrCredentialRejected) || errors.Is(err, mls.ErrIdentityChanged) {
@@ -194,6 +198,11 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 		}
 		// Undecryptable or invalid: dropped (the group is unchanged).
 		m.log.Warn("dropping a group message", "seq", gm.Seq, "err", err)
+		return nil, true, nil
+	}
+	if err := checkChange(pol, before, g, rcv); err != nil {
+		// Not saved: the group stays as it was (policy.go).
+		m.notAllowed(gm.GroupId, err)
 		return nil, true, nil
 	}
 	switch rcv.Kind {
@@ -242,6 +251,10 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 		if mb.Leaf == rcv.Sender {
 			msg.From, msg.Device = mb.Username, mb.DeviceID
 		}
+	}
+	if !pol.MayPost(msg.From) {
+		m.notAllowed(gm.GroupId, fmt.Errorf("%w: a message from %s refused: only admins post in this announcement group", ErrNotAllowed, msg.From))
+		return nil, true, nil
 	}
 	added, err := m.keepMessage(ctx, msg)
 	if err != nil {

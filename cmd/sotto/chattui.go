@@ -67,7 +67,11 @@ func runTUI(e *env, peer string) error {
 		defer close(converted)
 		defer close(events)
 		for ev := range feed {
-			if cev, ok := ev.Client(); ok {
+			cev, ok := ev.Client()
+			if !ok {
+				cev, ok = groupEvent(ev)
+			}
+			if ok {
 				select {
 				case events <- cev:
 				case <-ctx.Done():

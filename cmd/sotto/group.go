@@ -11,9 +11,16 @@ import (
 )
 
 const groupUsage = `usage: sotto group COMMAND
-  group create NAME [USER...]     a group with you (all your devices) and each USER's devices
-  group add GROUP USER...
-  group remove GROUP USER...
+  group create NAME [--announce] [--description TEXT] [--members-may add,remove,rename] [USER...]
+                                  a group with you (all your devices, its admin) and each USER's
+                                  devices; --announce: only admins post
+  group add GROUP USER...         (admins, unless members may)
+  group remove GROUP USER...      (admins, unless members may)
+  group rename GROUP NEW [--description TEXT]
+  group leave GROUP               you and all your devices leave
+  group members GROUP             members, their devices, roles and verification state
+  group admin GROUP USER...       make USERs admins (admins only); --remove: plain members again
+  group announce GROUP on|off     only admins post, or everyone (admins only)
   group send GROUP TEXT...
   group history GROUP [--limit N] [--json]
   group sync                      fetch and print new group messages (with an agent
@@ -31,6 +38,7 @@ func cmdGroup(e *env, args []string) error {
 	full := fs.Bool("full", false, "list: print whole group ids")
 	limit := fs.Int("limit", 50, "history: the last `N` messages (0: all)")
 	asJSON := fs.Bool("json", false, "history, sync: print messages as JSON lines")
+	pf := groupPolicyFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -40,7 +48,8 @@ func cmdGroup(e *env, args []string) error {
 		return errUsage
 	}
 	sub, rest := pos[0], pos[1:]
-	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1, "history": 1}
+	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1, "history": 1,
+		"rename": 2, "leave": 1, "members": 1, "admin": 2, "announce": 2}
 	n, ok := need[sub]
 	if !ok || len(rest) < n {
 		fmt.Fprint(e.stderr, groupUsage)
@@ -56,6 +65,9 @@ func cmdGroup(e *env, args []string) error {
 		// the groups meanwhile is said at the end (a running agent
 		// publishes it to its listeners).
 		defer groupNotices(e, s.api)
+	}
+	if done, err := groupPolicyCommand(e, s.api, sub, rest, pf); done {
+		return agentError(e, err)
 	}
 	return agentError(e, groupCommand(e, s.api, sub, rest, *full, *limit, *asJSON))
 }

@@ -122,6 +122,10 @@ type Model struct {
 	lock       lockState
 	// confirm is the question awaiting y/n (deleting for everyone).
 	confirm *confirmation
+	// groups maps the list's group entries to group ids (groups.go);
+	// members is the open group's member pane (nil: closed).
+	groups  map[string][]byte
+	members []GroupMember
 }
 
 // New returns the app for c.
@@ -186,6 +190,7 @@ func (m *Model) reload() {
 		m.status = "! " + err.Error()
 		return
 	}
+	convs, isGroup := m.reloadGroups(convs)
 	if m.peer != "" && !containsPeer(convs, m.peer) {
 		convs = append([]client.Conversation{{Peer: m.peer}}, convs...)
 	}
@@ -193,7 +198,7 @@ func (m *Model) reload() {
 	if m.sel >= len(m.convs) {
 		m.sel = max(0, len(m.convs)-1)
 	}
-	if m.peer != "" {
+	if m.peer != "" && !isGroup {
 		hist, err := m.c.History(m.ctx, m.peer, 200)
 		if err != nil {
 			m.status = "! " + err.Error()
@@ -216,7 +221,7 @@ func containsPeer(cs []client.Conversation, p string) bool {
 }
 
 func (m *Model) open(peer string) {
-	m.peer, m.cursor, m.focus = peer, -1, focusChat
+	m.peer, m.cursor, m.focus, m.members = peer, -1, focusChat, nil
 	m.reload()
 	for i, c := range m.convs {
 		if c.Peer == peer {
@@ -228,7 +233,7 @@ func (m *Model) open(peer string) {
 // markRead marks the open conversation's unread messages read (a read
 // receipt goes out unless switched off).
 func (m *Model) markRead() tea.Cmd {
-	if m.peer == "" || m.focus == focusList || m.lock.locked {
+	if m.peer == "" || m.focus == focusList || m.lock.locked || m.isGroup() {
 		return nil
 	}
 	var ids [][]byte
@@ -281,7 +286,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.progress[string(msg.ID)] = msg
 		return m, nil
 	case resultMsg:
-		if msg.err != nil {
+		if msg.err != nil && msg.what == "" {
+			m.status = fmt.Sprintf("! %v", msg.err)
+		} else if msg.err != nil {
 			m.status = fmt.Sprintf("! %s: %v", msg.what, msg.err)
 		} else if msg.what != "read" && msg.what != "typing" {
 			m.status = msg.what
@@ -421,6 +428,10 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.focus = focusList
 		return m, nil
 	case "ctrl+s":
+		if m.isGroup() {
+			m.toggleMembers()
+			return m, nil
+		}
 		if m.peer == "" {
 			return m, nil
 		}
@@ -478,7 +489,7 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	var cmd tea.Cmd
 	before := m.input.Value()
 	m.input, cmd = m.input.Update(k)
-	if m.input.Value() != before && !strings.HasPrefix(m.input.Value(), "/") && time.Since(m.lastTyping) > 5*time.Second {
+	if m.input.Value() != before && !strings.HasPrefix(m.input.Value(), "/") && time.Since(m.lastTyping) > 5*time.Second && !m.isGroup() {
 		m.lastTyping = time.Now()
 		c, ctx, peer := m.c, m.ctx, m.peer
 		cmd = tea.Batch(cmd, func() tea.Msg { return resultMsg{what: "typing", err: c.SendTyping(ctx, peer, true)} })
@@ -492,6 +503,9 @@ func (m *Model) submit(line string) tea.Cmd {
 	run := func(what string, fn func() error) tea.Cmd {
 		m.cursor = -1
 		return func() tea.Msg { return resultMsg{what: what, err: fn()} }
+	}
+	if ok, cmd := m.groupSubmit(line); ok {
+		return cmd
 	}
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 		if peer == "" {

@@ -40,7 +40,9 @@ func (m *Model) mainView(w, h int) string {
 	var b strings.Builder
 	// Header.
 	title := "sotto · " + safetext.Name(m.c.Username())
-	if m.peer != "" {
+	if m.isGroup() {
+		title += " · group " + safetext.Name(m.peer)
+	} else if m.peer != "" {
 		title += " · chat with " + safetext.Name(m.peer)
 		if d, err := m.c.Timer(m.ctx, m.peer); err == nil && d > 0 {
 			title += " · ⏱ " + d.String()
@@ -51,6 +53,9 @@ func (m *Model) mainView(w, h int) string {
 	bodyH := h - 4
 	list := m.listLines(bodyH)
 	chat := m.chatLines(w-listWidth-1, bodyH)
+	if m.members != nil && m.isGroup() {
+		chat = m.memberLines(bodyH)
+	}
 	for i := range bodyH {
 		b.WriteString(pad(list[i], listWidth) + "│" + fit(chat[i], w-listWidth-1) + "\n")
 	}
