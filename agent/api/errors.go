@@ -43,6 +43,8 @@ var kinds = []struct {
 	{client.ErrGroupKeyMismatch, KindForbidden},
 	{client.ErrNoOrg, KindForbidden},
 	{client.ErrNotCertified, KindForbidden},
+	{client.ErrNotOrgAdmin, KindForbidden},
+	{client.ErrBadLinkCode, KindBadRequest},
 }
 
 // ErrorOf returns the API error of err: its kind from the table, its
