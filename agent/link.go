@@ -16,6 +16,7 @@ func routeLink(mux *http.ServeMux, h *handler) {
 	p := api.Prefix + "/devices"
 	mux.HandleFunc("POST "+p+"/link/check", h.device(h.linkCheck))
 	mux.HandleFunc("POST "+p+"/link/approve", h.online(h.linkApprove))
+	mux.HandleFunc("POST "+api.Prefix+"/contacts/{user}/scan", h.online(h.scanVerify)) // scan.go
 }
 
 func linkCode(r *http.Request) (api.LinkRequest, string, error) {

@@ -28,3 +28,16 @@ type LinkHistory struct {
 	Contacts      int `json:"contacts"`
 	Omitted       int `json:"omitted,omitempty"`
 }
+
+// ScanRequest is POST /v1/contacts/{user}/scan: the bytes read from the
+// other person's safety-number QR code (base64 in JSON).
+type ScanRequest struct {
+	Scanned []byte `json:"scanned"`
+}
+
+// ScanAnswer: Match, the codes agree and the contact is now verified;
+// else nothing changed.
+type ScanAnswer struct {
+	Match    bool `json:"match"`
+	Verified bool `json:"verified"`
+}
