@@ -97,20 +97,26 @@ func (h *handler) adminInvite(r *http.Request, c *client.Client) (any, error) {
 }
 
 func (h *handler) adminMembers(r *http.Request, c *client.Client) (any, error) {
-	ms, err := c.Members(r.Context())
+	ms, err := c.ConsoleMembers(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	out := api.OrgMembersAnswer{Members: []api.OrgMember{}}
 	for _, m := range ms {
-		sum := sha256.Sum256(m.IdentityKey)
-		om := api.OrgMember{User: m.User, IdentityKey: hex.EncodeToString(sum[:16]), Expires: m.Expires, Devices: []api.OrgDevice{}}
-		ds, err := c.UserDevices(r.Context(), m.User)
-		if err != nil {
-			om.DevicesErr = api.ErrorOf(err).Message
+		om := api.OrgMember{User: m.User, Enrolled: m.Enrolled, Invited: m.Invited, CertificateExpires: m.Subscription, Devices: []api.OrgDevice{}}
+		if m.Renewed.After(om.CertificateExpires) {
+			om.CertificateExpires = m.Renewed
 		}
-		for _, d := range ds {
-			om.Devices = append(om.Devices, api.OrgDevice{ID: d.ID, Created: d.Created})
+		if m.Enrolled {
+			sum := sha256.Sum256(m.IdentityKey)
+			om.IdentityKey = hex.EncodeToString(sum[:16])
+			ds, err := c.UserDevices(r.Context(), m.User)
+			if err != nil {
+				om.DevicesErr = api.ErrorOf(err).Message
+			}
+			for _, d := range ds {
+				om.Devices = append(om.Devices, api.OrgDevice{ID: d.ID, Created: d.Created})
+			}
 		}
 		out.Members = append(out.Members, om)
 	}

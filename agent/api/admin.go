@@ -26,16 +26,22 @@ type InviteAnswer struct {
 	Days       int    `json:"days"`
 }
 
-// OrgMember is one member as the admin device knows them: their
-// membership certificate and their devices at the relay.
+// OrgMember is one member as the admin device knows them: the users it
+// invited or certified, each checked with the relay.
 type OrgMember struct {
 	User string `json:"user"`
-	// IdentityKey is the certified identity key (hex of its SHA-256's
-	// first 16 bytes: a fingerprint to compare).
-	IdentityKey string      `json:"identity_key"`
-	Expires     time.Time   `json:"expires"`
-	Devices     []OrgDevice `json:"devices"`
-	DevicesErr  string      `json:"devices_error,omitempty"`
+	// Enrolled: the relay serves an identity key for them whose identity
+	// certificate verifies under the organization's key.
+	Enrolled bool      `json:"enrolled"`
+	Invited  time.Time `json:"invited,omitzero"`
+	// IdentityKey is a fingerprint of the certified identity key (hex of
+	// the first 16 bytes of its SHA-256).
+	IdentityKey string `json:"identity_key,omitempty"`
+	// CertificateExpires is when their membership ends: the later of
+	// their invitation's grant and a certificate signed since.
+	CertificateExpires time.Time   `json:"certificate_expires,omitzero"`
+	Devices            []OrgDevice `json:"devices"`
+	DevicesErr         string      `json:"devices_error,omitempty"`
 }
 
 // OrgDevice is one device of a member.

@@ -122,18 +122,18 @@ class Console {
     try { r = await adminAPI.members(); } catch (e) { this.say(e.message); return; }
     const rows = (r.members || []).map((m) => h("tr", { "data-user": m.user },
       h("th", { scope: "row" }, m.user),
-      h("td", { class: "mono" }, m.identity_key.slice(0, 16)),
-      h("td", {}, "until " + new Date(m.expires).toLocaleDateString()),
+      h("td", { class: "mono" }, m.enrolled ? m.identity_key.slice(0, 16) : "invited, not enrolled yet"),
+      h("td", {}, m.certificate_expires ? "until " + new Date(m.certificate_expires).toLocaleDateString() : "none"),
       h("td", {}, m.devices_error ? m.devices_error
         : h("ul", { class: "member-devs" }, m.devices.map((d) => h("li", { "data-device": d.id },
           `device ${d.id} (since ${new Date(d.created).toLocaleDateString()}) `,
           h("button", { type: "button", class: "wipe-btn", "aria-label": `Wipe ${m.user}'s device ${d.id}`, onclick: () => this.wipe(m.user, d.id) }, "Wipe"))))),
-      h("td", {}, h("button", { type: "button", class: "certify-btn", "aria-label": `Renew ${m.user}'s certificate`, onclick: () => this.certify(m.user) }, "Renew"))));
+      h("td", {}, !m.enrolled ? null : h("button", { type: "button", class: "certify-btn", "aria-label": `Renew ${m.user}'s certificate`, onclick: () => this.certify(m.user) }, "Renew"))));
     replace(this.members, rows.length
       ? h("table", {}, h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Member"), h("th", { scope: "col" }, "Identity key"), h("th", { scope: "col" }, "Certificate"),
         h("th", { scope: "col" }, "Devices"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))), h("tbody", {}, rows))
-      : h("p", {}, "No certified members."));
+      : h("p", {}, "No members yet."));
   }
 
   async certify(user) {
