@@ -68,6 +68,8 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
 	mux.HandleFunc("POST "+p+"/keylog/audit", h.online(h.auditKeyLog))
 	routeGroups(mux, h)
+	routeAdmin(mux, h) // admin.go
+	routeLink(mux, h)  // link.go
 	routeCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &api.Error{Kind: api.KindNotFound, Message: "agent: no such endpoint: " + r.Method + " " + r.URL.Path})

@@ -129,6 +129,12 @@ func (c *Client) RefreshIdentity(ctx context.Context, user string) error {
 // comparing safety numbers) and, when it had changed, accepts it: sessions
 // built on the old key are dropped and sending resumes.
 func (c *Client) Verify(ctx context.Context, user string) error {
+	return c.verifyKey(ctx, user, nil)
+}
+
+// verifyKey is Verify of the key want (nil: the one stored now); another
+// key stored meanwhile fails with ErrKeyMoved.
+func (c *Client) verifyKey(ctx context.Context, user string, want []byte) error {
 	user = normalize(user)
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
@@ -138,6 +144,9 @@ func (c *Client) Verify(ctx context.Context, user string) error {
 	}
 	if rec == nil {
 		return fmt.Errorf("client: no identity key known for %s", user)
+	}
+	if want != nil && !sameKey(rec.Key, want) {
+		return ErrKeyMoved
 	}
 	sessions, err := c.db.List(ctx, tblSessions)
 	if err != nil {

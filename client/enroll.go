@@ -413,7 +413,7 @@ func encodeLinkCode(address string, pub *ecdh.PublicKey) string {
 // parseLinkCode reads a link code: the provisioning address and the new
 // device's X25519 public key.
 func parseLinkCode(code string) (string, *ecdh.PublicKey, error) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(code), linkCodePrefix)
+	rest, ok := strings.CutPrefix(stripLinkName(code), linkCodePrefix) // linkname.go
 	if !ok {
 		return "", nil, ErrBadLinkCode
 	}

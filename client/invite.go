@@ -177,6 +177,7 @@ func (c *Client) Invite(ctx context.Context, p InviteParams) (*org.Invitation, e
 		Grants: []*wire.OrgDocument{grant}}}}); err != nil {
 		return nil, fmt.Errorf("client: register the invitation: %w", err)
 	}
+	c.noteInvited(ctx, user) // orgconsole.go
 	return inv, nil
 }
 

@@ -45,6 +45,10 @@ var kinds = []struct {
 	{client.ErrGroupKeyMismatch, KindForbidden},
 	{client.ErrNoOrg, KindForbidden},
 	{client.ErrNotCertified, KindForbidden},
+	{client.ErrNotOrgAdmin, KindForbidden},
+	{client.ErrBadLinkCode, KindBadRequest},
+	{client.ErrBadScan, KindBadRequest},
+	{client.ErrKeyMoved, KindIdentityChanged},
 }
 
 // ErrorOf returns the API error of err: its kind from the table, its

@@ -286,6 +286,9 @@ func adminNotice(e *env, args []string) error {
 	if len(pos) == 0 {
 		return errUsage
 	}
+	if ok, err := noticeViaAgent(e, strings.Join(pos, " "), *wait, *asJSON); ok || err != nil { // adminagent.go
+		return err
+	}
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err
@@ -340,6 +343,9 @@ func adminWipe(e *env, args []string) error {
 	id, err := strconv.ParseUint(pos[1], 10, 32)
 	if err != nil {
 		return fmt.Errorf("admin wipe: bad device id %q", pos[1])
+	}
+	if ok, err := wipeViaAgent(e, pos[0], id, *valid, *wait, *asJSON); ok || err != nil { // adminagent.go
+		return err
 	}
 	c, err := e.connect(false, nil)
 	if err != nil {
@@ -554,6 +560,9 @@ func adminDelivery(e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 20, "the last `N` documents")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if ok, err := deliveryViaAgent(e, *limit, *asJSON); ok || err != nil { // adminagent.go
 		return err
 	}
 	c, err := e.connect(false, nil)

@@ -90,7 +90,7 @@ func devicesLink(e *env, args []string) error {
 		return err
 	}
 	defer l.Close()
-	code := l.Code()
+	code := l.NamedCode(*name) // the approving device shows the name
 	fmt.Fprintf(e.stdout, "On a device already linked to your account, run:\n  sotto devices approve %s\n", code)
 	if isTerminal(e.stdout) {
 		if err := writeQR(e.stdout, code); err != nil {

@@ -4,6 +4,8 @@ import { h, replace, $ } from "./dom.js";
 import { api, onFailure } from "./api.js";
 import { ConversationList, preview } from "./list.js";
 import { Chat } from "./chat.js";
+import { Groups } from "./groups.js";
+import { installExtras } from "./admin.js";
 
 class App {
   constructor(root) {
@@ -65,6 +67,8 @@ class App {
       this.toast, this.lockEl);
     this.list = new ConversationList(this, this.sidebar);
     this.chat = new Chat(this, this.chatPane);
+    this.groups = new Groups(this, this.sidebar, this.root.querySelector(".layout"));
+    this.extras = installExtras(this, this.root.querySelector(".tools"));
     if (!("Notification" in window)) this.notifyBtn.hidden = true;
   }
 
@@ -77,6 +81,8 @@ class App {
     this.who.textContent = s.user ? `${s.user}${s.org?.name ? " · " + s.org.name : ""}` : "";
     if (seen === this.connEvents) this.setConnected(s.connected); // else an event is newer
     await this.list.refresh();
+    await this.groups.refresh().catch((e) => this.error(e));
+    this.extras.refresh();
     const n = await api.notices().catch(() => ({ notices: [] }));
     this.notices = n.notices || [];
     this.updateTitle();
@@ -90,6 +96,7 @@ class App {
 
   async open(peer, focusID) {
     this.peer = peer;
+    this.groups.hide();
     this.chatPane.hidden = false;
     this.placeholder.hidden = true;
     this.root.classList.add("in-chat");
@@ -122,11 +129,12 @@ class App {
     on("org_notice", (ev) => { this.notices.push(ev.notice); this.unseenNotices++; this.updateTitle(); this.say("Notice from your organization: " + ev.notice.text); });
     on("transparency_alarm", (ev) => this.say("Key transparency alarm: the relay may be substituting keys (" + (ev.alarm?.detail || ev.alarm?.kind || "") + ")."));
     on("sealed_downgrade", (ev) => this.say(`A message to ${ev.user} went with your name visible to the relay.`));
+    this.groups.listen(on);
     on("wiped", () => this.showGone("This device was wiped."));
   }
 
   updateTitle() {
-    const n = this.list.totalUnread();
+    const n = this.list.totalUnread() + (this.groups?.totalUnread() || 0);
     document.title = n ? `(${n}) Sotto` : "Sotto";
     this.noticeBtn.textContent = this.unseenNotices ? `Notices (${this.unseenNotices})` : "Notices";
   }

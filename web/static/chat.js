@@ -4,6 +4,7 @@
 import { h, replace, $ } from "./dom.js";
 import { api, content, upload } from "./api.js";
 import * as fmt from "./format.js";
+import { scanVerify } from "./scan.js";
 
 const reactions = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 
@@ -184,6 +185,7 @@ export class Chat {
       h("p", { class: "sn-digits", "aria-label": "Safety number digits" }, groups.map((g) => h("span", {}, g))),
       sn.scannable ? h("img", { class: "sn-qr", src: "/qr.png?data=" + encodeURIComponent(sn.scannable), alt: "The safety number as a QR code, to scan with their device" }) : null,
       state,
+      scanVerify(this.app, peer, state, () => { verify.hidden = true; this.refreshContact(); }),
       h("form", { method: "dialog" }, verify, h("button", { class: "sn-close" }, "Close")));
     dlg.addEventListener("close", () => dlg.remove());
     document.body.append(dlg);
