@@ -68,6 +68,7 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
 	routeGroups(mux, h)
 	routeCalls(mux, h)
+	routeWebCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &api.Error{Kind: api.KindNotFound, Message: "agent: no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
