@@ -1,0 +1,340 @@
+package web
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sotto/agent"
+	"sotto/agent/api"
+	"sotto/client"
+	"sotto/client/call"
+	"sotto/client/org"
+	"sotto/client/store"
+	"sotto/internal/browser"
+	"sotto/internal/orgtest"
+	"sotto/relay"
+	"sotto/relay/sqlitestore"
+)
+
+// Calls in the browser, end to end: a real relay with its TURN server,
+// real agents serving the web app, headless Chromium with speech from
+// espeak-ng as its microphone, and a CLI device (an agent whose pion call
+// manager plays and records WAV files, as sotto call does).
+
+const callPass = "correct horse battery staple"
+
+// callRelay is a real relay (SQLite, WebSockets on 127.0.0.1) with its
+// TURN server, and its organization.
+type callRelay struct {
+	url    string
+	st     *sqlitestore.Store
+	org    *orgtest.Org
+	logPub ed25519.PublicKey
+	allocs *atomic.Int64 // TURN allocations made
+}
+
+func startCallRelay(t *testing.T) *callRelay {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	allocs := new(atomic.Int64)
+	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
+		OnAllocate: func() { allocs.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.DefaultConfig()
+	_, cfg.LogKey, _ = ed25519.GenerateKey(rand.Reader)
+	cfg.Directory, cfg.Mailbox = st, st
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
+	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		hs.Close()
+		ts.Close()
+		st.Close()
+	})
+	o := orgtest.New("Test Org")
+	if err := o.Register(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	return &callRelay{url: "ws://" + strings.TrimPrefix(hs.URL, "http://"), st: st, org: o,
+		logPub: cfg.LogKey.Public().(ed25519.PublicKey), allocs: allocs}
+}
+
+// enroll enrolls user in a new home folder and returns the folder.
+func (r *callRelay) enroll(t *testing.T, user string) string {
+	t.Helper()
+	ctx := context.Background()
+	inv, err := r.org.Invitation(ctx, r.st, org.MintParams{Username: user, Expires: time.Now().Add(time.Hour),
+		RelayURL: r.url, LogKey: r.logPub, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), user)
+	c, err := client.Enroll(ctx, client.EnrollParams{Dir: home, Passphrase: []byte(callPass), Invitation: inv},
+		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+// callAgent is a device's agent carrying calls, serving the web app too.
+type callAgent struct {
+	user string
+	a    *agent.Agent
+	api  *api.Client
+	web  *Server
+}
+
+// startCallAgent runs user's agent with the call options opts (the
+// device's calls: relay-only or not) and the web app mounted.
+func (r *callRelay) startCallAgent(t *testing.T, user string, opts call.Options) *callAgent {
+	t.Helper()
+	home := r.enroll(t, user)
+	ln, err := agent.Listen(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.PCMUOnly = true // as the default build (no Opus): the same either way here
+	cfg := agent.Config{Home: home, Listeners: []net.Listener{ln}, Calls: &opts,
+		Mounts:  []agent.Mount{{Listener: srv.Listener(), Wrap: srv.Wrap}},
+		Options: client.Options{ReceiptDelayMin: time.Millisecond, ReceiptDelayMax: 5 * time.Millisecond}}
+	a, err := agent.Open(context.Background(), []byte(callPass), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	cl := api.Dial(home)
+	t.Cleanup(func() {
+		cl.CloseIdle()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &callAgent{user: user, a: a, api: cl, web: srv}
+}
+
+// introduce has a and b exchange a message, so that each knows the other
+// (a call signal travels in a session).
+func introduce(t *testing.T, ctx context.Context, a, b *callAgent) {
+	t.Helper()
+	st, err := b.api.Events(ctx, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := a.api.Send(ctx, b.user, "hello "+b.user, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, st, api.EventMessage)
+	if _, err := b.api.Send(ctx, a.user, "hello "+a.user, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitEvent(t *testing.T, st *api.Stream, typ string) *api.Event {
+	t.Helper()
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if ev.Type == typ {
+			return ev
+		}
+	}
+}
+
+// callBrowser launches Chromium whose fake microphone plays wav (looped).
+func callBrowser(t *testing.T, wav string) *browser.Browser {
+	return launchBrowser(t, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+		"--use-file-for-fake-audio-capture="+wav, "--autoplay-policy=no-user-gesture-required",
+		"--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns")
+}
+
+// callPage logs into a's web app and waits for its call stream.
+func callPage(t *testing.T, ctx context.Context, b *browser.Browser, a *callAgent) *browser.Page {
+	t.Helper()
+	p := browserLogin(t, ctx, b, a.web)
+	if err := p.WaitFor(ctx, `document.querySelector("#call-bar")?.hasAttribute("data-ready")`); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dialFromPage opens the chat with peer and presses Call.
+func dialFromPage(t *testing.T, ctx context.Context, p *browser.Page, peer string) {
+	t.Helper()
+	if err := p.Click(ctx, fmt.Sprintf(`.conv[data-peer=%q]`, peer)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, fmt.Sprintf(`document.querySelector("#chat-title")?.textContent === %q`, peer)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Click(ctx, "#call-btn"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitCallState(t *testing.T, ctx context.Context, p *browser.Page, state string) {
+	t.Helper()
+	if err := p.WaitFor(ctx, fmt.Sprintf(`document.querySelector("#call-bar")?.getAttribute("data-state") === %q`, state)); err != nil {
+		text, _ := p.Text(ctx, "#call-status")
+		t.Fatalf("call never %s (bar: %q): %v", state, text, err)
+	}
+}
+
+// startRecording records the remote audio of p's call (what its <audio>
+// element plays) at 48 kHz, from now on, with WebAudio. The recorder is
+// the test's, injected: the app has none.
+func startRecording(t *testing.T, ctx context.Context, p *browser.Page) {
+	t.Helper()
+	const js = `(async () => {
+		const el = document.querySelector("#call-audio");
+		const ac = new AudioContext({ sampleRate: 48000 });
+		await ac.resume();
+		const src = ac.createMediaStreamSource(el.srcObject);
+		const proc = ac.createScriptProcessor(4096, 1, 1);
+		const rec = { chunks: [], n: 0 };
+		proc.onaudioprocess = (e) => { const d = e.inputBuffer.getChannelData(0); rec.chunks.push(new Float32Array(d)); rec.n += d.length; };
+		src.connect(proc);
+		proc.connect(ac.destination);
+		window.__rec = rec;
+		window.__recNodes = [ac, src, proc];
+		return ac.sampleRate;
+	})()`
+	var rate float64
+	if err := p.Eval(ctx, js, &rate); err != nil {
+		t.Fatal(err)
+	}
+	if rate != 48000 {
+		t.Fatalf("recording at %v Hz", rate)
+	}
+}
+
+// recorded waits for seconds of recording and returns it at 8 kHz.
+func recorded(t *testing.T, ctx context.Context, p *browser.Page, seconds int) []float64 {
+	t.Helper()
+	if err := p.WaitFor(ctx, fmt.Sprintf("window.__rec && window.__rec.n >= %d", 48000*seconds)); err != nil {
+		t.Fatal(err)
+	}
+	const js = `(() => {
+		const r = window.__rec;
+		const out = new Int16Array(r.n);
+		let i = 0;
+		for (const c of r.chunks) for (const v of c) out[i++] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
+		const b = new Uint8Array(out.buffer);
+		let s = "";
+		for (let j = 0; j < b.length; j += 8192) s += String.fromCharCode.apply(null, b.subarray(j, j + 8192));
+		return btoa(s);
+	})()`
+	var b64 string
+	if err := p.Eval(ctx, js, &b64); err != nil {
+		t.Fatal(err)
+	}
+	return floats(call.Decimate6(pcmFromBase64(t, b64)))
+}
+
+// waitFile waits for path to exist (the CLI device saves its recording
+// when the call ends).
+func waitFile(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never written", path)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// callSpeech makes the phrases the tests send (and one never sent, the
+// control).
+func callSpeech(t *testing.T) (a, b, control *speech) {
+	dir := t.TempDir()
+	a = makeSpeech(t, dir, "a", "The quick brown fox jumps over the lazy dog by the river.", 6)
+	b = makeSpeech(t, dir, "b", "Seven silver swans swam silently south at sunset.", 6)
+	control = makeSpeech(t, dir, "c", "Please call me back tomorrow morning about the budget.", 1)
+	return a, b, control
+}
+
+// A call between two web apps: alice's page calls bob, bob's page rings
+// and answers, and what alice's microphone says arrives in bob's page.
+func TestBrowserCallWebToWeb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay, two agents and a browser")
+	}
+	sa, _, control := callSpeech(t)
+	b := callBrowser(t, sa.wav)
+	ctx := testCtx(t)
+	r := startCallRelay(t)
+	alice := r.startCallAgent(t, "alice", call.Options{})
+	bob := r.startCallAgent(t, "bob", call.Options{})
+	introduce(t, ctx, alice, bob)
+	pa := callPage(t, ctx, b, alice)
+	pb := callPage(t, ctx, b, bob)
+
+	dialFromPage(t, ctx, pa, "bob")
+	waitCallState(t, ctx, pb, "incoming")
+	if text, _ := pb.Text(ctx, "#call-status"); !strings.Contains(text, "alice") {
+		t.Errorf("bob's page rings with %q", text)
+	}
+	if err := pb.Click(ctx, "#call-answer"); err != nil {
+		t.Fatal(err)
+	}
+	waitCallState(t, ctx, pa, "active")
+	waitCallState(t, ctx, pb, "active")
+	startRecording(t, ctx, pb)
+	got := recorded(t, ctx, pb, 6)
+	checkSpeech(t, "alice's page → bob's page", got, sa, control)
+
+	if err := pa.Click(ctx, "#call-hangup"); err != nil {
+		t.Fatal(err)
+	}
+	waitCallState(t, ctx, pb, "ended")
+}
