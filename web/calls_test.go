@@ -338,3 +338,122 @@ func TestBrowserCallWebToWeb(t *testing.T) {
 	}
 	waitCallState(t, ctx, pb, "ended")
 }
+
+// cliCall is a call of the CLI device (the agent's pion call manager, as
+// sotto call and sotto listen use it): what it plays, where it records.
+type cliCall struct {
+	st   *api.Stream
+	out  string
+	call *api.Call
+}
+
+// webCLICall runs one call between a web app (page p of web) and a CLI
+// device (cli); fromWeb: the page dials. Both sides speak; each side's
+// recording is compared with what the other sent.
+func webCLICall(t *testing.T, ctx context.Context, p *browser.Page, web, cli *callAgent, fromWeb bool, webSays, cliSays, control *speech) {
+	t.Helper()
+	st, err := cli.api.Events(ctx, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	out := filepath.Join(t.TempDir(), "cli-heard.wav")
+	var id api.ID
+	if fromWeb {
+		dialFromPage(t, ctx, p, cli.user)
+		c := waitEvent(t, st, api.EventCallIncoming).Call
+		id = c.ID
+		if _, err := cli.api.Answer(ctx, id, api.AnswerRequest{AudioIn: cliSays.wavN, AudioOut: out}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c, err := cli.api.Dial(ctx, api.DialRequest{User: web.user, AudioIn: cliSays.wavN, AudioOut: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = c.ID
+		waitCallState(t, ctx, p, "incoming")
+		if err := p.Click(ctx, "#call-answer"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCallState(t, ctx, p, "active")
+	waitEvent(t, st, api.EventCallConnected)
+	startRecording(t, ctx, p)
+	got := recorded(t, ctx, p, 6)
+	// The CLI device heard the page since the call connected: at least as
+	// long as the page recorded.
+	if fromWeb {
+		if err := p.Click(ctx, "#call-hangup"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := cli.api.Hangup(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitCallState(t, ctx, p, "ended")
+	ended := waitEvent(t, st, api.EventCallEnded).Call
+	if ended.Error != nil {
+		t.Errorf("the CLI device's call ended with %v", ended.Error)
+	}
+	waitFile(t, ctx, out)
+	heard, rate, err := call.ReadWAVFileRate(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rate != 8000 {
+		t.Fatalf("the CLI device recorded at %d Hz", rate)
+	}
+	dir := "web → CLI"
+	if !fromWeb {
+		dir = "CLI → web"
+	}
+	checkSpeech(t, dir+" call, the page's speech at the CLI device", floats(heard), webSays, control)
+	checkSpeech(t, dir+" call, the CLI device's speech in the page", got, cliSays, control)
+}
+
+// Calls between a web app and a CLI device (pion), dialled from either
+// side: each side's speech arrives at the other.
+func TestBrowserCallWebCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay, two agents and a browser")
+	}
+	sa, sb, control := callSpeech(t)
+	b := callBrowser(t, sa.wav)
+	ctx := testCtx(t)
+	r := startCallRelay(t)
+	alice := r.startCallAgent(t, "alice", call.Options{})
+	carol := r.startCallAgent(t, "carol", call.Options{})
+	introduce(t, ctx, alice, carol)
+	p := callPage(t, ctx, b, alice)
+	t.Run("web dials", func(t *testing.T) { webCLICall(t, ctx, p, alice, carol, true, sa, sb, control) })
+	t.Run("CLI dials", func(t *testing.T) { webCLICall(t, ctx, p, alice, carol, false, sa, sb, control) })
+}
+
+// The same through the relay's TURN server only: both devices are
+// relay-only (the page's iceTransportPolicy is "relay", from its agent),
+// so the media has no other path.
+func TestBrowserCallRelayOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay, two agents and a browser")
+	}
+	sa, sb, control := callSpeech(t)
+	b := callBrowser(t, sa.wav)
+	ctx := testCtx(t)
+	r := startCallRelay(t)
+	alice := r.startCallAgent(t, "alice", call.Options{RelayOnly: true})
+	carol := r.startCallAgent(t, "carol", call.Options{RelayOnly: true})
+	introduce(t, ctx, alice, carol)
+	ice, err := alice.api.WebICE(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ice.RelayOnly || len(ice.ICEServers) == 0 {
+		t.Fatalf("the page's ICE configuration: %+v", ice)
+	}
+	p := callPage(t, ctx, b, alice)
+	before := r.allocs.Load()
+	webCLICall(t, ctx, p, alice, carol, true, sa, sb, control)
+	if n := r.allocs.Load() - before; n < 2 {
+		t.Errorf("%d TURN allocations for a relay-only call of two devices", n)
+	}
+}

@@ -207,9 +207,11 @@ export class Calls {
   async hangup() {
     const id = this.cur?.id || this.pending?.id;
     this.pending = null;
-    if (id) await call("POST", `/webcalls/${enc(id)}/hangup`).catch(() => {});
+    const peer = this.cur?.peer;
     this.close();
-    this.show("");
+    if (id) await call("POST", `/webcalls/${enc(id)}/hangup`).catch(() => {});
+    this.root.setAttribute("data-state", "ended");
+    this.show(peer ? `Call with ${peer} ended` : "");
   }
 
   toggleMute() {
