@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sotto/agent/api"
@@ -86,7 +87,7 @@ type webCalls struct {
 	subs  map[chan api.WebCallEvent]struct{}
 
 	// noCheck, in tests only, switches the fingerprint checks off.
-	noCheck bool
+	noCheck atomic.Bool
 }
 
 func newWebCalls(a *Agent) *webCalls {
@@ -237,7 +238,7 @@ func (w *webCalls) incomingLocked(cs *client.CallSignal) {
 		return
 	}
 	fp, err := sdpFingerprint(s.Sdp)
-	if err != nil && !w.noCheck {
+	if err != nil && !w.noCheck.Load() {
 		// Nothing to check the peer's certificate against: refused
 		// before it rings.
 		w.a.log.Warn("call refused", "from", cs.From, "err", err)
@@ -273,7 +274,7 @@ func (w *webCalls) handleLocked(c *webCall, cs *client.CallSignal) {
 			return
 		}
 		fp, err := sdpFingerprint(s.Sdp)
-		if err != nil && !w.noCheck {
+		if err != nil && !w.noCheck.Load() {
 			w.a.log.Warn("call answer refused", "from", cs.From, "err", err)
 			c.peerDevice = cs.FromDevice
 			w.send(c.peer, &content.CallSignal{CallId: c.id, Kind: content.CallSignal_HANGUP, ToDevice: cs.FromDevice, Reason: content.CallSignal_FAILED})
@@ -397,7 +398,7 @@ func (w *webCalls) dial(ctx context.Context, user, sdp string) (*api.WebCall, er
 		return nil, badRequest("cannot call %q", user)
 	}
 	fp, err := sdpFingerprint(sdp)
-	if err != nil && !w.noCheck {
+	if err != nil && !w.noCheck.Load() {
 		return nil, badRequest("%v", err)
 	}
 	id := make([]byte, 16)
@@ -441,7 +442,7 @@ func (w *webCalls) findLocked(id []byte) (*webCall, error) {
 // answer answers a ringing call with the page's answer.
 func (w *webCalls) answer(ctx context.Context, id []byte, sdp string) (*api.WebCall, error) {
 	fp, err := sdpFingerprint(sdp)
-	if err != nil && !w.noCheck {
+	if err != nil && !w.noCheck.Load() {
 		return nil, badRequest("%v", err)
 	}
 	w.mu.Lock()
@@ -485,7 +486,7 @@ func (w *webCalls) connected(id []byte, r api.WebConnectedRequest) (*api.WebCall
 	if c.state != "connecting" {
 		return nil, badRequest("the call is %s, not connecting", c.state)
 	}
-	if !w.noCheck && (!sameFingerprint(r.RemoteFingerprint, c.remoteFP) || !sameFingerprint(r.LocalFingerprint, c.localFP)) {
+	if !w.noCheck.Load() && (!sameFingerprint(r.RemoteFingerprint, c.remoteFP) || !sameFingerprint(r.LocalFingerprint, c.localFP)) {
 		w.a.log.Warn("call ended: DTLS fingerprint mismatch", "peer", c.peer)
 		w.send(c.peer, &content.CallSignal{CallId: c.id, Kind: content.CallSignal_HANGUP, ToDevice: c.peerDevice, Reason: content.CallSignal_FAILED})
 		w.endLocked(c, "fingerprint_mismatch")
