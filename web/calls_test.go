@@ -330,7 +330,7 @@ func TestBrowserCallWebToWeb(t *testing.T) {
 	waitCallState(t, ctx, pa, "active")
 	waitCallState(t, ctx, pb, "active")
 	startRecording(t, ctx, pb)
-	got := recorded(t, ctx, pb, 6)
+	got := recorded(t, ctx, pb, 5)
 	checkSpeech(t, "alice's page → bob's page", got, sa, control)
 
 	if err := pa.Click(ctx, "#call-hangup"); err != nil {
@@ -380,7 +380,7 @@ func webCLICall(t *testing.T, ctx context.Context, p *browser.Page, web, cli *ca
 	waitCallState(t, ctx, p, "active")
 	waitEvent(t, st, api.EventCallConnected)
 	startRecording(t, ctx, p)
-	got := recorded(t, ctx, p, 6)
+	got := recorded(t, ctx, p, 5)
 	// The CLI device heard the page since the call connected: at least as
 	// long as the page recorded.
 	if fromWeb {

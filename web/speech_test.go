@@ -127,14 +127,16 @@ func pcmFromBase64(t *testing.T, s string) []int16 {
 	return pcm
 }
 
-// likeness measures how much got (8 kHz) sounds like the looped phrase:
-// got is cut into half-second windows; each window with speech in it is
-// aligned with the phrase at the lag of best normalized cross-correlation
-// (the fake microphone loops the file, and the network delays it); the
-// result is the median of the best correlations (1: the same waveform).
-// It also returns how many windows it measured.
-func likeness(got []float64, phrase []float64) (float64, int) {
-	const win, step = 4000, 2000
+// likeness measures how much got (8 kHz) sounds like the looped phrase
+// (8 kHz). got is cut into half-second windows; up to ten windows with
+// speech in them, spread over the recording, are each aligned with
+// the phrase at the lag of best normalized cross-correlation (the fake
+// microphone loops the file, and the network delays it); the result is the
+// median of the best correlations (1: the same waveform). It also returns
+// how many windows it measured.
+func likeness(got8k, phrase8k []float64) (float64, int) {
+	const win, step, most = 4000, 2000, 10
+	got, phrase := got8k, phrase8k
 	p := len(phrase)
 	loop := make([]float64, 0, p+win)
 	for len(loop) < p+win {
@@ -155,23 +157,33 @@ func likeness(got []float64, phrase []float64) (float64, int) {
 		pre[i+1] = pre[i] + v*v
 	}
 	// Only windows with speech: over a tenth of the loudest's energy.
+	var starts []int
 	var energies []float64
-	for s := 0; s+win <= len(got); s += step {
-		energies = append(energies, energy(got[s:s+win]))
-	}
 	top := 0.0
-	for _, e := range energies {
-		top = max(top, e)
+	for s := 0; s+win <= len(got); s += step {
+		starts, energies = append(starts, s), append(energies, energy(got[s:s+win]))
+		top = max(top, energies[len(energies)-1])
+	}
+	var loud []int
+	for k, s := range starts {
+		if top > 0 && energies[k] >= top/10 {
+			loud = append(loud, s)
+		}
+	}
+	if len(loud) > most {
+		picked := make([]int, most)
+		for i := range picked {
+			picked[i] = loud[i*len(loud)/most]
+		}
+		loud = picked
 	}
 	var scores []float64
 	fw := make([]complex128, size)
-	for k, s := 0, 0; s+win <= len(got); k, s = k+1, s+step {
-		ew := energies[k]
-		if top == 0 || ew < top/10 {
-			continue
-		}
+	for _, s := range loud {
+		w := got[s : s+win]
+		ew := energy(w)
 		clear(fw)
-		for i, v := range got[s : s+win] {
+		for i, v := range w {
 			fw[i] = complex(v, 0)
 		}
 		fft(fw, false)
