@@ -339,14 +339,6 @@ func TestBrowserCallWebToWeb(t *testing.T) {
 	waitCallState(t, ctx, pb, "ended")
 }
 
-// cliCall is a call of the CLI device (the agent's pion call manager, as
-// sotto call and sotto listen use it): what it plays, where it records.
-type cliCall struct {
-	st   *api.Stream
-	out  string
-	call *api.Call
-}
-
 // webCLICall runs one call between a web app (page p of web) and a CLI
 // device (cli); fromWeb: the page dials. Both sides speak; each side's
 // recording is compared with what the other sent.
