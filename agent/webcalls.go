@@ -95,11 +95,12 @@ func newWebCalls(a *Agent) *webCalls {
 	return &webCalls{a: a, ctx: ctx, end: cancel, calls: map[string]*webCall{}, subs: map[chan api.WebCallEvent]struct{}{}}
 }
 
-// close hangs up every call and waits for what is in flight.
+// close hangs up every call and waits for what is in flight (the
+// hang-ups, each bounded by its own timeout).
 func (w *webCalls) close() {
 	w.hangupAll()
-	w.end()
 	w.wg.Wait()
+	w.end()
 }
 
 // Errors the API answers.
