@@ -73,7 +73,8 @@ type Agent struct {
 	c       *client.Client
 	started time.Time
 	events  *broker
-	calls   *calls // nil: the agent does not carry calls
+	calls   *calls    // nil: the agent does not carry calls
+	web     *webCalls // calls whose media runs in a browser page (webcalls.go)
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
@@ -108,6 +109,7 @@ func Open(ctx context.Context, passphrase []byte, cfg Config) (*Agent, error) {
 	if cfg.Calls != nil {
 		a.calls = a.newCalls(*cfg.Calls)
 	}
+	a.web = newWebCalls(a)
 	o := cfg.Options
 	o.OnEvent = a.onEvent
 	c, err := client.Open(ctx, cfg.Home, passphrase, &o)
@@ -142,7 +144,7 @@ func (a *Agent) onEvent(ev client.Event) {
 	if f := a.cfg.OnClientEvent; f != nil {
 		f(ev)
 	}
-	if a.calls != nil {
+	if a.calls != nil && !a.web.take(ev) {
 		a.calls.m.HandleEvent(ev)
 	}
 	e, ok := api.FromEvent(ev)
@@ -424,6 +426,7 @@ func (a *Agent) Status(ctx context.Context) *api.Status {
 // Close closes the client core: the store's keys leave memory. Call it
 // after Run returned.
 func (a *Agent) Close() error {
+	a.web.close()
 	if a.calls != nil {
 		// Every call ends (hung up), then its watcher.
 		a.calls.m.Close()

@@ -71,6 +71,7 @@ func NewHandler(a *Agent) http.Handler {
 	routeAdmin(mux, h) // admin.go
 	routeLink(mux, h)  // link.go
 	routeCalls(mux, h)
+	routeWebCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &api.Error{Kind: api.KindNotFound, Message: "agent: no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -6,6 +6,7 @@ import { ConversationList, preview } from "./list.js";
 import { Chat } from "./chat.js";
 import { Groups } from "./groups.js";
 import { installExtras } from "./admin.js";
+import { Calls } from "./calls.js";
 
 class App {
   constructor(root) {
@@ -58,17 +59,20 @@ class App {
     this.chatPane = h("section", { id: "chat", class: "chat", "aria-label": "Chat", hidden: true });
     this.placeholder = h("section", { class: "chat placeholder" }, h("p", {}, "Choose a conversation, or start one with a user name."));
     this.lockEl = h("div", { id: "lock", class: "lock", hidden: true });
+    this.callBar = h("section", { id: "call-bar", class: "call-bar", "aria-label": "Call" });
     replace(this.root,
       h("header", { class: "top" },
         h("h1", {}, "Sotto"), this.who, this.conn,
         h("div", { class: "tools" }, this.noticeBtn, this.devicesBtn, this.notifyBtn, this.themeBtn,
           h("button", { type: "button", id: "lock-btn", onclick: () => api.lock().catch(() => {}) }, "Lock"))),
+      this.callBar,
       h("main", { class: "layout" }, this.sidebar, this.chatPane, this.placeholder),
       this.toast, this.lockEl);
     this.list = new ConversationList(this, this.sidebar);
     this.chat = new Chat(this, this.chatPane);
     this.groups = new Groups(this, this.sidebar, this.root.querySelector(".layout"));
     this.extras = installExtras(this, this.root.querySelector(".tools"));
+    this.calls = new Calls(this, this.callBar);
     if (!("Notification" in window)) this.notifyBtn.hidden = true;
   }
 
@@ -86,6 +90,7 @@ class App {
     const n = await api.notices().catch(() => ({ notices: [] }));
     this.notices = n.notices || [];
     this.updateTitle();
+    this.calls.start();
     if (this.peer) await this.chat.open(this.peer);
   }
 
@@ -212,6 +217,7 @@ class App {
   showLock() {
     if (!this.lockEl.hidden) return;
     this.root.classList.add("locked");
+    this.calls.stop();
     const pass = h("input", { type: "password", id: "passphrase", autocomplete: "current-password", required: true, "aria-describedby": "lock-msg" });
     const msg = h("p", { id: "lock-msg", role: "alert" });
     const form = h("form", {

@@ -49,6 +49,7 @@ export class Chat {
       h("header", { class: "chat-head" },
         h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.app.close() }, "←"),
         h("div", { class: "chat-who" }, this.title, this.verifiedEl, this.typingEl),
+        h("button", { type: "button", id: "call-btn", onclick: () => this.app.calls.dial(this.peer) }, "Call"),
         h("button", { type: "button", id: "safety-btn", onclick: () => this.showSafetyNumber() }, "Safety number"),
         this.timerSel),
       this.banner, this.list, this.progress, this.replyBar, this.composer);
