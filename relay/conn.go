@@ -40,7 +40,7 @@ type conn struct {
 	cx   connCtx
 	once sync.Once
 
-	// For the lifetime timer (written by the workers).
+	// For the lifetime timer (written by the read turns).
 	loggedIn     atomic.Bool
 	provisioning atomic.Bool
 	slot         *slot     // this connection's share of the caps (nil: none)
@@ -50,7 +50,7 @@ type conn struct {
 	// connection: it gets one login timeout more to send LinkDevice.
 	approved atomic.Bool
 
-	// Owned by the serve goroutine.
+	// Owned by the read turns (one at a time).
 	nonce    []byte
 	authed   bool
 	dev      DeviceAddr

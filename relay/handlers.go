@@ -21,7 +21,7 @@ const (
 	maxProvisioning  = 64 << 10
 )
 
-// handle answers req on the general path (a worker goroutine).
+// handle answers req on the general path (in the read turn, in order).
 func (c *conn) handle(req *wire.Request) *wire.Response {
 	resp := &wire.Response{Id: req.Id}
 	free, err := c.charge(req)
