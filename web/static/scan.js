@@ -29,6 +29,8 @@ export async function scanBytes(view) {
     replace(view, video, cancel);
     let canvas = null;
     timer = setInterval(() => {
+      // The dialog closed while scanning: the camera goes off.
+      if (!view.isConnected) { stop(); reject(new Error("Scanning stopped.")); return; }
       const w = video.videoWidth;
       const ht = video.videoHeight;
       if (!w || !ht) return;
