@@ -410,8 +410,9 @@ func (s *Server) groupWoken(group []byte, sender DeviceAddr, commit bool) {
 
 // groupCache keeps recent groups' member devices for the wake-up pushes
 // of their messages, so that a send reads one member row (the sender's)
-// instead of all of them. A commit accepted here drops its group's entry;
-// on a cluster, another node's entry lags until evicted, which only costs
+// instead of all of them. A commit accepted here drops its group's entry,
+// and so does another node's group wake-up for a commit (GroupBus); if
+// that wake-up is lost the entry lags until evicted, which only costs
 // wake-ups (a device fetches on connect anyway), never access: the store
 // checks every sender and committer.
 type groupCache struct {

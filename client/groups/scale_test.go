@@ -205,7 +205,7 @@ func names(prefix string, n int) []string {
 	return out
 }
 
-// A group of 1,000 member devices (500 under the race detector) through a real relay: the creating
+// A group of 1,000 member devices (420 under the race detector) through a real relay: the creating
 // commit (1,000 KeyPackages) and its Welcome and GroupInfo (each with the
 // ratchet tree) are larger than a frame, so they go up in parts and the
 // members read the Welcome in parts; real members join from it, every
