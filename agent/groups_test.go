@@ -78,7 +78,7 @@ func TestAgentsGroupChat(t *testing.T) {
 		}
 	}
 	gs, err := bob.api.Groups(ctx)
-	if err != nil || len(gs) != 1 || gs[0].Name != "" || len(gs[0].Users()) != 2 {
+	if err != nil || len(gs) != 1 || gs[0].Name != "team" || len(gs[0].Users()) != 2 || gs[0].Policy == nil || gs[0].Policy.Admins[0] != "alice" {
 		t.Fatalf("bob's groups: %v %+v", err, gs)
 	}
 	// The agent took everything in already: a sync finds nothing new.

@@ -186,7 +186,9 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	before := members(g)
 	pol, err := policyOf(g)
 	if err != nil {
-		return nil, false, err
+		// Not joined so (processWelcome), nor accepted by a commit.
+		m.notAllowed(gm.GroupId, err)
+		return nil, true, nil
 	}
 	rcv, err := g.Handle(gm.Content)
 	if err != nil {
@@ -292,6 +294,9 @@ func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) err
 	if errors.Is(err, mls.ErrCredentialRejected) {
 		m.refused(gm.GroupId, v, "joining the group", err)
 		return nil
+	}
+	if err == nil {
+		_, err = policyOf(g)
 	}
 	if err != nil {
 		m.log.Warn("dropping a welcome", "err", err)
