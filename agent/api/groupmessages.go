@@ -17,18 +17,18 @@ type GroupMessageFeatures struct {
 	SentAt time.Time `json:"sent_at,omitzero"`
 	// Kind: "" a message, "timer" a timer change, "alert" what this
 	// device detected about the group (a fork, a withheld commit).
-	Kind         string            `json:"kind,omitempty"`
-	QuoteID      ID                `json:"quote_id,omitempty"`
-	Mentions     []string          `json:"mentions,omitempty"`
-	Reactions    []GroupReaction   `json:"reactions,omitempty"`
-	Versions     []MessageVersion  `json:"versions,omitempty"`
-	Deleted      bool              `json:"deleted,omitempty"`
-	Attachment   *GroupAttachment  `json:"attachment,omitempty"`
-	TimerSeconds uint32            `json:"timer_seconds,omitempty"`
-	ExpiresAt    time.Time         `json:"expires_at,omitzero"`
-	DeliveredTo  []string          `json:"delivered_to,omitempty"`
-	ReadBy       []string          `json:"read_by,omitempty"`
-	Read         bool              `json:"read,omitempty"`
+	Kind         string           `json:"kind,omitempty"`
+	QuoteID      ID               `json:"quote_id,omitempty"`
+	Mentions     []string         `json:"mentions,omitempty"`
+	Reactions    []GroupReaction  `json:"reactions,omitempty"`
+	Versions     []MessageVersion `json:"versions,omitempty"`
+	Deleted      bool             `json:"deleted,omitempty"`
+	Attachment   *GroupAttachment `json:"attachment,omitempty"`
+	TimerSeconds uint32           `json:"timer_seconds,omitempty"`
+	ExpiresAt    time.Time        `json:"expires_at,omitzero"`
+	DeliveredTo  []string         `json:"delivered_to,omitempty"`
+	ReadBy       []string         `json:"read_by,omitempty"`
+	Read         bool             `json:"read,omitempty"`
 	// Updated: in an event or a sync's answer, an earlier message that
 	// changed (a reaction, an edit, a delete, a receipt).
 	Updated bool `json:"updated,omitempty"`

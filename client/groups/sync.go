@@ -418,6 +418,9 @@ func (m *Manager) Messages(ctx context.Context, group []byte, limit int) ([]Mess
 	if err := m.migrateMessages(ctx); err != nil {
 		return nil, err
 	}
+	if _, err := m.Expire(ctx, time.Now()); err != nil {
+		return nil, err
+	}
 	vs, err := m.kv.Messages(ctx, messageConv(group), limit)
 	if err != nil {
 		return nil, err
