@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"strings"
 	"sync"
 	"testing"
@@ -287,5 +288,24 @@ func TestGroupReplayedCommitRefused(t *testing.T) {
 	}
 	if bob.epoch(t, id) != epoch || len(bob.eventsOf(groups.EventForked)) != 0 || len(bob.eventsOf(groups.EventChanged)) != changed {
 		t.Fatalf("the replay changed something: epoch %d (was %d), events %+v", bob.epoch(t, id), epoch, bob.events)
+	}
+}
+
+// A message that decrypts but whose epoch check differs from the one this
+// device kept for that epoch (its own view of the epoch, overwritten
+// here) is a fork too: detected, told, rejoined.
+func TestGroupEpochCheckMismatch(t *testing.T) {
+	ctx := context.Background()
+	_, id, alice, bob, _ := threeInAGroup(t)
+	key := binary.BigEndian.AppendUint64(append([]byte(nil), id...), alice.epoch(t, id))
+	if err := alice.c.db.Put(ctx, "mls-epoch-checks", key, make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Send(ctx, id, "seen differently"); err != nil {
+		t.Fatal(err)
+	}
+	got := alice.sync(t)
+	if hasText(got, "seen differently") || len(alice.eventsOf(groups.EventForked)) != 1 || len(alice.eventsOf(groups.EventRejoined)) != 1 {
+		t.Fatalf("alice: %q %+v", texts(got), alice.events)
 	}
 }
