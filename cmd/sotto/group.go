@@ -214,8 +214,11 @@ func printGroupMessage(e *env, names map[string]string, m *api.GroupMessage, asJ
 		name = shortID(m.Group)
 	}
 	from := safetext.Name(m.From)
-	if m.Outgoing {
+	switch {
+	case m.Outgoing:
 		from = "me"
+	case m.Kind == "alert":
+		from = "sotto"
 	}
 	mark := ""
 	if m.Updated {
