@@ -102,7 +102,7 @@ func (h *handler) groupFile(r *http.Request, m *groups.Manager) (any, error) {
 	if !filepath.IsAbs(req.Path) {
 		return nil, badRequest("path %q is not absolute", req.Path)
 	}
-	return messageAnswer(h.a.c.SendGroupFile(r.Context(), m, g, req.Path, client.FileOptions{Caption: req.Caption, ViewOnce: req.ViewOnce}))
+	return messageAnswer(h.a.c.SendGroupFile(r.Context(), m, g, req.Path, client.FileOptions{Caption: req.Caption}))
 }
 
 // groupDownload writes a group file at an absolute path that does not

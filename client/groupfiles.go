@@ -22,6 +22,9 @@ func (c *Client) SendGroupFile(ctx context.Context, m *groups.Manager, group []b
 	if err := c.AllowedByPolicy(ctx, FeatureAttachments); err != nil {
 		return nil, fmt.Errorf("client: attachments: %w", err)
 	}
+	if o.ViewOnce {
+		return nil, ErrGroupViewOnce
+	}
 	if _, err := m.Info(ctx, group); err != nil {
 		return nil, err // refused before uploading what could not be sent
 	}
@@ -61,8 +64,14 @@ func (c *Client) SendGroupFile(ctx context.Context, m *groups.Manager, group []b
 	return msg, nil
 }
 
-// ErrGroupNoFile: the group message has no file (or it was deleted).
-var ErrGroupNoFile = errors.New("client: that group message has no file")
+// Errors of group files.
+var (
+	// ErrGroupNoFile: the group message has no file (or it was deleted).
+	ErrGroupNoFile = errors.New("client: that group message has no file")
+	// ErrGroupViewOnce: view-once files are not in group chats yet (one
+	// is neither sent nor written to a file).
+	ErrGroupViewOnce = errors.New("client: view-once files are not supported in group chats yet")
+)
 
 // DownloadGroupFile fetches, checks and decrypts the file of group
 // message id into dst.
@@ -73,6 +82,9 @@ func (c *Client) DownloadGroupFile(ctx context.Context, m *groups.Manager, group
 	}
 	if msg.Attachment == nil || len(msg.Attachment.Pointer) == 0 {
 		return msg, ErrGroupNoFile
+	}
+	if msg.Attachment.ViewOnce {
+		return msg, ErrGroupViewOnce
 	}
 	var p content.AttachmentPointer
 	if err := proto.Unmarshal(msg.Attachment.Pointer, &p); err != nil {

@@ -46,6 +46,7 @@ var kinds = []struct {
 	{groups.ErrIsDeleted, KindBadRequest},
 	{groups.ErrBadTimer, KindBadRequest},
 	{client.ErrGroupNoFile, KindNotFound},
+	{client.ErrGroupViewOnce, KindBadRequest},
 	{client.ErrGroupKeyMismatch, KindForbidden},
 	{client.ErrNoOrg, KindForbidden},
 	{client.ErrNotCertified, KindForbidden},
