@@ -86,7 +86,7 @@ type (
 	}
 	// GroupFileRequest: the file at Path (absolute, read by the agent).
 	GroupFileRequest struct {
-		Path     string `json:"path"`
+		Path    string `json:"path"`
 		Caption string `json:"caption,omitempty"`
 	}
 	// GroupDownloadRequest: the file is written at Out (absolute; it
