@@ -35,6 +35,12 @@ func (a *Agent) onGroupEvent(ev groups.Event) {
 		e.Change = api.GroupRemoved
 	case groups.EventChanged:
 		e.Change = api.GroupChanged
+	case groups.EventForked:
+		e.Change = api.GroupForked
+	case groups.EventWithheld:
+		e.Change = api.GroupWithheld
+	case groups.EventRejoined:
+		e.Change = api.GroupRejoined
 	default:
 		return
 	}
@@ -169,6 +175,7 @@ func routeGroups(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("GET "+p+"/groups/{group}/messages", h.groupsLocal(h.groupMessages))
 	mux.HandleFunc("POST "+p+"/groups/{group}/messages", h.groupsOnline(h.groupSend))
 	routeGroupPolicy(mux, h)
+	routeGroupMessages(mux, h)
 }
 
 func pathGroup(r *http.Request) (api.ID, error) {
@@ -301,7 +308,7 @@ func (h *handler) groupSend(r *http.Request, m *groups.Manager) (any, error) {
 	if req.Text == "" {
 		return nil, badRequest("empty text")
 	}
-	msg, err := m.Send(r.Context(), id, req.Text)
+	msg, err := m.SendText(r.Context(), id, req.Text, groups.SendOptions{QuoteID: req.QuoteID})
 	if err != nil {
 		return nil, err
 	}

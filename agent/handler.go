@@ -585,7 +585,7 @@ func (h *handler) wipeDevice(r *http.Request, c *client.Client) (any, error) {
 }
 
 func settingsOf(ctx context.Context, c *client.Client, s client.Settings) (*api.Settings, error) {
-	out := &api.Settings{ReadReceipts: &s.ReadReceipts, Typing: &s.Typing, SealedFallback: &s.SealedFallback}
+	out := &api.Settings{ReadReceipts: &s.ReadReceipts, Typing: &s.Typing, SealedFallback: &s.SealedFallback, GroupReceipts: &s.GroupReceipts}
 	p, err := c.OrgPolicy(ctx)
 	if err != nil {
 		return nil, err
@@ -617,7 +617,7 @@ func (h *handler) setSettings(r *http.Request, c *client.Client) (any, error) {
 	for _, f := range []struct {
 		v   *bool
 		dst *bool
-	}{{req.ReadReceipts, &s.ReadReceipts}, {req.Typing, &s.Typing}, {req.SealedFallback, &s.SealedFallback}} {
+	}{{req.ReadReceipts, &s.ReadReceipts}, {req.Typing, &s.Typing}, {req.SealedFallback, &s.SealedFallback}, {req.GroupReceipts, &s.GroupReceipts}} {
 		if f.v != nil {
 			*f.dst = *f.v
 		}

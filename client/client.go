@@ -83,6 +83,10 @@ type Options struct {
 	// device's settings). The zero value: the system's roots, plaintext
 	// only on loopback.
 	Transport transport.Options
+	// NoGroupForkCheck turns off fork and withheld-commit detection in
+	// group chats (client/groups/forkcheck.go): the red-team suite's
+	// switch for those attacks, never set otherwise.
+	NoGroupForkCheck bool
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.

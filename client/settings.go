@@ -26,6 +26,10 @@ type Settings struct {
 	// off (the default) it is not sent (ErrSealedRefused). An organization
 	// policy with sealed_only forbids the fallback whatever this says.
 	SealedFallback bool
+	// GroupReceipts: when on, this device sends delivery receipts (one
+	// per group per sync) and read receipts in group chats. Off by
+	// default: in a large group every member's receipts reach everyone.
+	GroupReceipts bool
 }
 
 // settingsRecord is stored so that its zero value means the defaults.
@@ -33,6 +37,7 @@ type settingsRecord struct {
 	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
 	Typing         bool `json:"typing,omitempty"`
 	SealedFallback bool `json:"sealed_fallback,omitempty"`
+	GroupReceipts  bool `json:"group_receipts,omitempty"`
 }
 
 func loadSettings(ctx context.Context, db kv) (Settings, error) {
@@ -46,7 +51,7 @@ func loadSettings(ctx context.Context, db kv) (Settings, error) {
 			return Settings{}, fmt.Errorf("client: settings: %w", err)
 		}
 	}
-	return Settings{ReadReceipts: !r.NoReadReceipts, Typing: r.Typing, SealedFallback: r.SealedFallback}, nil
+	return Settings{ReadReceipts: !r.NoReadReceipts, Typing: r.Typing, SealedFallback: r.SealedFallback, GroupReceipts: r.GroupReceipts}, nil
 }
 
 // Settings returns the current settings.
@@ -54,7 +59,7 @@ func (c *Client) Settings(ctx context.Context) (Settings, error) { return loadSe
 
 // SetSettings stores s.
 func (c *Client) SetSettings(ctx context.Context, s Settings) error {
-	b, err := json.Marshal(settingsRecord{NoReadReceipts: !s.ReadReceipts, Typing: s.Typing, SealedFallback: s.SealedFallback})
+	b, err := json.Marshal(settingsRecord{NoReadReceipts: !s.ReadReceipts, Typing: s.Typing, SealedFallback: s.SealedFallback, GroupReceipts: s.GroupReceipts})
 	if err != nil {
 		return fmt.Errorf("client: settings: %w", err)
 	}

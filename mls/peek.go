@@ -23,6 +23,9 @@ type MessageInfo struct {
 	GroupID    []byte
 	Epoch      uint64
 	Content    ContentKind // 0 for Welcome, GroupInfo and KeyPackage
+	// AuthenticatedData is a group message's authenticated_data, as sent
+	// (authenticated only once the message is processed).
+	AuthenticatedData []byte
 }
 
 // Peek decodes an MLSMessage's public header, e.g. to route it to the
@@ -37,8 +40,10 @@ func Peek(msg []byte) (*MessageInfo, error) {
 	switch {
 	case m.public != nil:
 		info.GroupID, info.Epoch, ct = m.public.content.groupID, m.public.content.epoch, m.public.content.contentType
+		info.AuthenticatedData = append([]byte(nil), m.public.content.authenticatedData...)
 	case m.private != nil:
 		info.GroupID, info.Epoch, ct = m.private.groupID, m.private.epoch, m.private.contentType
+		info.AuthenticatedData = append([]byte(nil), m.private.authenticatedData...)
 	case m.groupInfo != nil:
 		info.GroupID, info.Epoch = m.groupInfo.groupContext.groupID, m.groupInfo.groupContext.epoch
 	}

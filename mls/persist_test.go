@@ -148,6 +148,10 @@ func TestPeek(t *testing.T) {
 	if info, err := Peek(m); err != nil || info.WireFormat != WirePrivateMessage || info.Content != ApplicationContent || info.Epoch != 1 {
 		t.Fatalf("application: %+v %v", info, err)
 	}
+	m, _ = g.SealWith([]byte("x"), SealOptions{AuthenticatedData: []byte("aad")})
+	if info, err := Peek(m); err != nil || string(info.AuthenticatedData) != "aad" {
+		t.Fatalf("authenticated data: %+v %v", info, err)
+	}
 	if info, err := Peek(p.Welcome); err != nil || info.WireFormat != WireWelcome || info.Content != 0 {
 		t.Fatalf("welcome: %+v %v", info, err)
 	}

@@ -40,7 +40,7 @@ func through(format string, args ...any) Outcome {
 // Registry returns every attack, in the order of the table.
 func Registry() []Attack {
 	var all []Attack
-	for _, group := range [][]Attack{trustAttacks(), keyAttacks(), metadataAttacks(), callAttacks(), outsiderAttacks(), localAttacks()} {
+	for _, group := range [][]Attack{trustAttacks(), keyAttacks(), metadataAttacks(), callAttacks(), groupAttacks(), outsiderAttacks(), localAttacks()} {
 		all = append(all, group...)
 	}
 	return all

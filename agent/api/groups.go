@@ -67,12 +67,13 @@ type GroupMessage struct {
 	Text       string    `json:"text"`
 	Received   time.Time `json:"received"`
 	ServerTime time.Time `json:"server_time,omitzero"`
+	GroupMessageFeatures
 }
 
 // FromGroupMessage converts the client core's group message.
 func FromGroupMessage(m *groups.Message) *GroupMessage {
 	return &GroupMessage{Group: m.Group, Seq: m.Seq, From: m.From, FromDevice: m.Device, Outgoing: m.Outgoing,
-		Text: m.Text, Received: m.Received, ServerTime: m.ServerTime}
+		Text: m.Text, Received: m.Received, ServerTime: m.ServerTime, GroupMessageFeatures: groupFeatures(m)}
 }
 
 // FromGroupMessages converts a list of group messages.
@@ -104,6 +105,8 @@ type (
 	}
 	GroupSendRequest struct {
 		Text string `json:"text"`
+		// QuoteID: the message this one replies to.
+		QuoteID ID `json:"quote_id,omitempty"`
 	}
 	GroupAnswer struct {
 		Group *Group `json:"group"`

@@ -246,6 +246,7 @@ type Settings struct {
 	ReadReceipts   *bool `json:"read_receipts,omitempty"`
 	Typing         *bool `json:"typing,omitempty"`
 	SealedFallback *bool `json:"sealed_fallback,omitempty"`
+	GroupReceipts  *bool `json:"group_receipts,omitempty"`
 	// Answers only: the organization's policy allows no sealed
 	// fallback, and how many messages went unsealed.
 	SealedOnly       bool   `json:"sealed_only,omitempty"`

@@ -150,7 +150,7 @@ func (x CallSignal_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Kind.Descriptor instead.
 func (CallSignal_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{8, 0}
+	return file_client_content_content_proto_rawDescGZIP(), []int{9, 0}
 }
 
 type CallSignal_Reason int32
@@ -208,7 +208,7 @@ func (x CallSignal_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSignal_Reason.Descriptor instead.
 func (CallSignal_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{8, 1}
+	return file_client_content_content_proto_rawDescGZIP(), []int{9, 1}
 }
 
 type Content struct {
@@ -234,6 +234,12 @@ type Content struct {
 	// that every device keeps the same revoked set and no older key
 	// replaces a newer one.
 	ProfileKeyState *ProfileKeyState `protobuf:"bytes,7,opt,name=profile_key_state,json=profileKeyState,proto3" json:"profile_key_state,omitempty"`
+	// Group messages only (client/groups): the sender's view of the group's
+	// epoch, compared by every receiver with its own (fork detection).
+	EpochCheck *EpochCheck `protobuf:"bytes,8,opt,name=epoch_check,json=epochCheck,proto3" json:"epoch_check,omitempty"`
+	// Group messages only: the group's disappearing-messages timer the
+	// message was sent with, in seconds (0: kept), whatever its body.
+	ExpireSeconds uint32 `protobuf:"varint,9,opt,name=expire_seconds,json=expireSeconds,proto3" json:"expire_seconds,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
@@ -323,6 +329,20 @@ func (x *Content) GetProfileKeyState() *ProfileKeyState {
 		return x.ProfileKeyState
 	}
 	return nil
+}
+
+func (x *Content) GetEpochCheck() *EpochCheck {
+	if x != nil {
+		return x.EpochCheck
+	}
+	return nil
+}
+
+func (x *Content) GetExpireSeconds() uint32 {
+	if x != nil {
+		return x.ExpireSeconds
+	}
+	return 0
 }
 
 func (x *Content) GetBody() isContent_Body {
@@ -748,6 +768,9 @@ type Text struct {
 	// Disappearing-messages timer the message was sent with, in seconds
 	// (0: kept). Each device deletes it that long after storing it.
 	ExpireSeconds uint32 `protobuf:"varint,10,opt,name=expire_seconds,json=expireSeconds,proto3" json:"expire_seconds,omitempty"`
+	// Group messages: the usernames the text mentions (each shown to the
+	// user named, who may be notified).
+	Mentions      []string `protobuf:"bytes,41,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,6 +826,69 @@ func (x *Text) GetExpireSeconds() uint32 {
 	return 0
 }
 
+func (x *Text) GetMentions() []string {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+// EpochCheck is a member's view of an MLS group's epoch: the epoch and the
+// first 16 bytes of SHA-256 over a label and the epoch's RFC 9420
+// epoch_authenticator. Two members with the same epoch and different
+// checks were given different commits (a fork).
+type EpochCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Authenticator []byte                 `protobuf:"bytes,2,opt,name=authenticator,proto3" json:"authenticator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochCheck) Reset() {
+	*x = EpochCheck{}
+	mi := &file_client_content_content_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochCheck) ProtoMessage() {}
+
+func (x *EpochCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_client_content_content_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochCheck.ProtoReflect.Descriptor instead.
+func (*EpochCheck) Descriptor() ([]byte, []int) {
+	return file_client_content_content_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EpochCheck) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochCheck) GetAuthenticator() []byte {
+	if x != nil {
+		return x.Authenticator
+	}
+	return nil
+}
+
 type Quote struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`         // id of the quoted message
@@ -814,7 +900,7 @@ type Quote struct {
 
 func (x *Quote) Reset() {
 	*x = Quote{}
-	mi := &file_client_content_content_proto_msgTypes[5]
+	mi := &file_client_content_content_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +912,7 @@ func (x *Quote) String() string {
 func (*Quote) ProtoMessage() {}
 
 func (x *Quote) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[5]
+	mi := &file_client_content_content_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +925,7 @@ func (x *Quote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quote.ProtoReflect.Descriptor instead.
 func (*Quote) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{5}
+	return file_client_content_content_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Quote) GetId() []byte {
@@ -874,7 +960,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_client_content_content_proto_msgTypes[6]
+	mi := &file_client_content_content_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +972,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[6]
+	mi := &file_client_content_content_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +985,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{6}
+	return file_client_content_content_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Receipt) GetIds() [][]byte {
@@ -923,7 +1009,7 @@ type SyncSent struct {
 
 func (x *SyncSent) Reset() {
 	*x = SyncSent{}
-	mi := &file_client_content_content_proto_msgTypes[7]
+	mi := &file_client_content_content_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1021,7 @@ func (x *SyncSent) String() string {
 func (*SyncSent) ProtoMessage() {}
 
 func (x *SyncSent) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[7]
+	mi := &file_client_content_content_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1034,7 @@ func (x *SyncSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncSent.ProtoReflect.Descriptor instead.
 func (*SyncSent) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{7}
+	return file_client_content_content_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SyncSent) GetDestination() string {
@@ -988,7 +1074,7 @@ type CallSignal struct {
 
 func (x *CallSignal) Reset() {
 	*x = CallSignal{}
-	mi := &file_client_content_content_proto_msgTypes[8]
+	mi := &file_client_content_content_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1086,7 @@ func (x *CallSignal) String() string {
 func (*CallSignal) ProtoMessage() {}
 
 func (x *CallSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[8]
+	mi := &file_client_content_content_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1099,7 @@ func (x *CallSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallSignal.ProtoReflect.Descriptor instead.
 func (*CallSignal) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{8}
+	return file_client_content_content_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CallSignal) GetCallId() []byte {
@@ -1086,7 +1172,7 @@ type Reaction struct {
 
 func (x *Reaction) Reset() {
 	*x = Reaction{}
-	mi := &file_client_content_content_proto_msgTypes[9]
+	mi := &file_client_content_content_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1184,7 @@ func (x *Reaction) String() string {
 func (*Reaction) ProtoMessage() {}
 
 func (x *Reaction) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[9]
+	mi := &file_client_content_content_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1197,7 @@ func (x *Reaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
 func (*Reaction) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{9}
+	return file_client_content_content_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Reaction) GetEmoji() string {
@@ -1154,7 +1240,7 @@ type Edit struct {
 
 func (x *Edit) Reset() {
 	*x = Edit{}
-	mi := &file_client_content_content_proto_msgTypes[10]
+	mi := &file_client_content_content_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1252,7 @@ func (x *Edit) String() string {
 func (*Edit) ProtoMessage() {}
 
 func (x *Edit) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[10]
+	mi := &file_client_content_content_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1265,7 @@ func (x *Edit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edit.ProtoReflect.Descriptor instead.
 func (*Edit) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{10}
+	return file_client_content_content_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Edit) GetTargetId() []byte {
@@ -1207,7 +1293,7 @@ type Delete struct {
 
 func (x *Delete) Reset() {
 	*x = Delete{}
-	mi := &file_client_content_content_proto_msgTypes[11]
+	mi := &file_client_content_content_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1305,7 @@ func (x *Delete) String() string {
 func (*Delete) ProtoMessage() {}
 
 func (x *Delete) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[11]
+	mi := &file_client_content_content_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1318,7 @@ func (x *Delete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delete.ProtoReflect.Descriptor instead.
 func (*Delete) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{11}
+	return file_client_content_content_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Delete) GetTargetId() []byte {
@@ -1253,7 +1339,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_client_content_content_proto_msgTypes[12]
+	mi := &file_client_content_content_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1351,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[12]
+	mi := &file_client_content_content_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1364,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{12}
+	return file_client_content_content_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Typing) GetStarted() bool {
@@ -1299,7 +1385,7 @@ type TimerChange struct {
 
 func (x *TimerChange) Reset() {
 	*x = TimerChange{}
-	mi := &file_client_content_content_proto_msgTypes[13]
+	mi := &file_client_content_content_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1397,7 @@ func (x *TimerChange) String() string {
 func (*TimerChange) ProtoMessage() {}
 
 func (x *TimerChange) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[13]
+	mi := &file_client_content_content_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1410,7 @@ func (x *TimerChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerChange.ProtoReflect.Descriptor instead.
 func (*TimerChange) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{13}
+	return file_client_content_content_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TimerChange) GetSeconds() uint32 {
@@ -1354,7 +1440,7 @@ type AttachmentPointer struct {
 
 func (x *AttachmentPointer) Reset() {
 	*x = AttachmentPointer{}
-	mi := &file_client_content_content_proto_msgTypes[14]
+	mi := &file_client_content_content_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1452,7 @@ func (x *AttachmentPointer) String() string {
 func (*AttachmentPointer) ProtoMessage() {}
 
 func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
-	mi := &file_client_content_content_proto_msgTypes[14]
+	mi := &file_client_content_content_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1465,7 @@ func (x *AttachmentPointer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachmentPointer.ProtoReflect.Descriptor instead.
 func (*AttachmentPointer) Descriptor() ([]byte, []int) {
-	return file_client_content_content_proto_rawDescGZIP(), []int{14}
+	return file_client_content_content_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AttachmentPointer) GetBlobId() []byte {
@@ -1449,7 +1535,7 @@ var File_client_content_content_proto protoreflect.FileDescriptor
 
 const file_client_content_content_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclient/content/content.proto\x12\rsotto.content\"\xa6\a\n" +
+	"\x1cclient/content/content.proto\x12\rsotto.content\"\x89\b\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x1c\n" +
@@ -1458,7 +1544,10 @@ const file_client_content_content_proto_rawDesc = "" +
 	"\vprofile_key\x18\x05 \x01(\fR\n" +
 	"profileKey\x12+\n" +
 	"\x11transparency_head\x18\x06 \x01(\fR\x10transparencyHead\x12J\n" +
-	"\x11profile_key_state\x18\a \x01(\v2\x1e.sotto.content.ProfileKeyStateR\x0fprofileKeyState\x12)\n" +
+	"\x11profile_key_state\x18\a \x01(\v2\x1e.sotto.content.ProfileKeyStateR\x0fprofileKeyState\x12:\n" +
+	"\vepoch_check\x18\b \x01(\v2\x19.sotto.content.EpochCheckR\n" +
+	"epochCheck\x12%\n" +
+	"\x0eexpire_seconds\x18\t \x01(\rR\rexpireSeconds\x12)\n" +
 	"\x04text\x18\n" +
 	" \x01(\v2\x13.sotto.content.TextH\x00R\x04text\x12C\n" +
 	"\x10delivery_receipt\x18\v \x01(\v2\x16.sotto.content.ReceiptH\x00R\x0fdeliveryReceipt\x12;\n" +
@@ -1500,12 +1589,17 @@ const file_client_content_content_proto_rawDesc = "" +
 	"Revocation\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
-	"\arevoked\x18\x03 \x01(\bR\arevoked\"m\n" +
+	"\arevoked\x18\x03 \x01(\bR\arevoked\"\x89\x01\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\x12*\n" +
 	"\x05quote\x18\x02 \x01(\v2\x14.sotto.content.QuoteR\x05quote\x12%\n" +
 	"\x0eexpire_seconds\x18\n" +
-	" \x01(\rR\rexpireSeconds\"C\n" +
+	" \x01(\rR\rexpireSeconds\x12\x1a\n" +
+	"\bmentions\x18) \x03(\tR\bmentions\"H\n" +
+	"\n" +
+	"EpochCheck\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12$\n" +
+	"\rauthenticator\x18\x02 \x01(\fR\rauthenticator\"C\n" +
 	"\x05Quote\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\tR\x06author\x12\x12\n" +
@@ -1585,7 +1679,7 @@ func file_client_content_content_proto_rawDescGZIP() []byte {
 }
 
 var file_client_content_content_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_client_content_content_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_client_content_content_proto_goTypes = []any{
 	(DeviceOrder_Action)(0),   // 0: sotto.content.DeviceOrder.Action
 	(CallSignal_Kind)(0),      // 1: sotto.content.CallSignal.Kind
@@ -1595,42 +1689,44 @@ var file_client_content_content_proto_goTypes = []any{
 	(*ProfileKeyState)(nil),   // 5: sotto.content.ProfileKeyState
 	(*Revocation)(nil),        // 6: sotto.content.Revocation
 	(*Text)(nil),              // 7: sotto.content.Text
-	(*Quote)(nil),             // 8: sotto.content.Quote
-	(*Receipt)(nil),           // 9: sotto.content.Receipt
-	(*SyncSent)(nil),          // 10: sotto.content.SyncSent
-	(*CallSignal)(nil),        // 11: sotto.content.CallSignal
-	(*Reaction)(nil),          // 12: sotto.content.Reaction
-	(*Edit)(nil),              // 13: sotto.content.Edit
-	(*Delete)(nil),            // 14: sotto.content.Delete
-	(*Typing)(nil),            // 15: sotto.content.Typing
-	(*TimerChange)(nil),       // 16: sotto.content.TimerChange
-	(*AttachmentPointer)(nil), // 17: sotto.content.AttachmentPointer
+	(*EpochCheck)(nil),        // 8: sotto.content.EpochCheck
+	(*Quote)(nil),             // 9: sotto.content.Quote
+	(*Receipt)(nil),           // 10: sotto.content.Receipt
+	(*SyncSent)(nil),          // 11: sotto.content.SyncSent
+	(*CallSignal)(nil),        // 12: sotto.content.CallSignal
+	(*Reaction)(nil),          // 13: sotto.content.Reaction
+	(*Edit)(nil),              // 14: sotto.content.Edit
+	(*Delete)(nil),            // 15: sotto.content.Delete
+	(*Typing)(nil),            // 16: sotto.content.Typing
+	(*TimerChange)(nil),       // 17: sotto.content.TimerChange
+	(*AttachmentPointer)(nil), // 18: sotto.content.AttachmentPointer
 }
 var file_client_content_content_proto_depIdxs = []int32{
 	5,  // 0: sotto.content.Content.profile_key_state:type_name -> sotto.content.ProfileKeyState
-	7,  // 1: sotto.content.Content.text:type_name -> sotto.content.Text
-	9,  // 2: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
-	9,  // 3: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
-	10, // 4: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
-	4,  // 5: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
-	11, // 6: sotto.content.Content.call_signal:type_name -> sotto.content.CallSignal
-	12, // 7: sotto.content.Content.reaction:type_name -> sotto.content.Reaction
-	13, // 8: sotto.content.Content.edit:type_name -> sotto.content.Edit
-	14, // 9: sotto.content.Content.delete:type_name -> sotto.content.Delete
-	15, // 10: sotto.content.Content.typing:type_name -> sotto.content.Typing
-	16, // 11: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
-	17, // 12: sotto.content.Content.attachment:type_name -> sotto.content.AttachmentPointer
-	0,  // 13: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
-	6,  // 14: sotto.content.ProfileKeyState.revocations:type_name -> sotto.content.Revocation
-	8,  // 15: sotto.content.Text.quote:type_name -> sotto.content.Quote
-	3,  // 16: sotto.content.SyncSent.content:type_name -> sotto.content.Content
-	1,  // 17: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
-	2,  // 18: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	8,  // 1: sotto.content.Content.epoch_check:type_name -> sotto.content.EpochCheck
+	7,  // 2: sotto.content.Content.text:type_name -> sotto.content.Text
+	10, // 3: sotto.content.Content.delivery_receipt:type_name -> sotto.content.Receipt
+	10, // 4: sotto.content.Content.read_receipt:type_name -> sotto.content.Receipt
+	11, // 5: sotto.content.Content.sync_sent:type_name -> sotto.content.SyncSent
+	4,  // 6: sotto.content.Content.device_order:type_name -> sotto.content.DeviceOrder
+	12, // 7: sotto.content.Content.call_signal:type_name -> sotto.content.CallSignal
+	13, // 8: sotto.content.Content.reaction:type_name -> sotto.content.Reaction
+	14, // 9: sotto.content.Content.edit:type_name -> sotto.content.Edit
+	15, // 10: sotto.content.Content.delete:type_name -> sotto.content.Delete
+	16, // 11: sotto.content.Content.typing:type_name -> sotto.content.Typing
+	17, // 12: sotto.content.Content.timer_change:type_name -> sotto.content.TimerChange
+	18, // 13: sotto.content.Content.attachment:type_name -> sotto.content.AttachmentPointer
+	0,  // 14: sotto.content.DeviceOrder.action:type_name -> sotto.content.DeviceOrder.Action
+	6,  // 15: sotto.content.ProfileKeyState.revocations:type_name -> sotto.content.Revocation
+	9,  // 16: sotto.content.Text.quote:type_name -> sotto.content.Quote
+	3,  // 17: sotto.content.SyncSent.content:type_name -> sotto.content.Content
+	1,  // 18: sotto.content.CallSignal.kind:type_name -> sotto.content.CallSignal.Kind
+	2,  // 19: sotto.content.CallSignal.reason:type_name -> sotto.content.CallSignal.Reason
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_client_content_content_proto_init() }
@@ -1658,7 +1754,7 @@ func file_client_content_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_client_content_content_proto_rawDesc), len(file_client_content_content_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
@@ -164,6 +163,12 @@ func (m *Manager) Update(ctx context.Context, group []byte) error {
 // that the joiner is a user already in the group. A commit that lost its
 // epoch is redone from the new GroupInfo.
 func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
+	return m.joinExternal(ctx, group, false)
+}
+
+// joinExternal joins by external commit; rejoin: this device is in the
+// group already (forkcheck.go), its old leaf is replaced.
+func (m *Manager) joinExternal(ctx context.Context, group []byte, rejoin bool) error {
 	r, err := m.relay()
 	if err != nil {
 		return err
@@ -190,7 +195,7 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 			return fmt.Errorf("groups: the relay keeps no group info for this epoch (too large); ask a member to add this device")
 		}
 		v := m.validator()
-		g, commit, err := mls.JoinExternalWithOptions(gi.GroupInfo, identity, seed, &mls.ExternalJoinOptions{CredentialValidator: v, SupportedExtensions: supportedExtensions})
+		g, commit, err := mls.JoinExternalWithOptions(gi.GroupInfo, identity, seed, &mls.ExternalJoinOptions{CredentialValidator: v, SupportedExtensions: supportedExtensions, Resync: rejoin})
 		if errors.Is(err, mls.ErrCredentialRejected) {
 			return m.refused(group, v, "joining", err)
 		}
@@ -200,7 +205,7 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		if !bytes.Equal(g.GroupID(), group) {
 			return fmt.Errorf("groups: the relay served another group's info")
 		}
-		if !slices.ContainsFunc(members(g), func(mb Member) bool { return mb.Username == m.self.Username && mb.DeviceID != m.self.DeviceID }) {
+		if !rejoin && !slices.ContainsFunc(members(g), func(mb Member) bool { return mb.Username == m.self.Username && mb.DeviceID != m.self.DeviceID }) {
 			return fmt.Errorf("%w: none of your other devices is in this group", ErrNotMember)
 		}
 		req := &wire.GroupCommitRequest{GroupId: group, Epoch: g.Epoch() - 1, Commit: commit, External: true}
@@ -216,7 +221,14 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 		}
 		if resp.Accepted {
 			m.mu.Lock()
-			err := m.save(ctx, group, &record{}, g)
+			rec := &record{}
+			if old, _, _ := m.load(ctx, group); old != nil {
+				rec.Name = old.Name // a rejoin keeps the local name
+			}
+			err := m.save(ctx, group, rec, g)
+			if err == nil {
+				err = m.rememberEpoch(ctx, group, g.Epoch(), authenticatorCheck(g), commit)
+			}
 			m.mu.Unlock()
 			if err == nil {
 				m.emit(Event{Kind: EventJoined, Group: group, Detail: fmt.Sprintf("joined a group of %d devices", len(g.Members()))})
@@ -378,6 +390,9 @@ func (m *Manager) applyPending(ctx context.Context, group []byte, epoch uint64, 
 	if err := m.save(ctx, group, rec, cur); err != nil {
 		return err
 	}
+	if err := m.rememberEpoch(ctx, group, cur.Epoch(), authenticatorCheck(cur), p.Commit); err != nil {
+		return err
+	}
 	m.emit(Event{Kind: EventChanged, Group: group, Detail: fmt.Sprintf("the group changed: %d devices, epoch %d", len(cur.Members()), cur.Epoch())})
 	return nil
 }
@@ -499,42 +514,6 @@ func nextGroupInfo(g *mls.Group, p *mls.PendingCommit) ([]byte, error) {
 	return next.GroupInfo()
 }
 
-// Send encrypts text to the group, stores it on the relay once for every
-// member device, and keeps it in the group's messages.
-func (m *Manager) Send(ctx context.Context, group []byte, text string) (*Message, error) {
-	r, err := m.relay()
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	rec, g, err := m.load(ctx, group)
-	var ct []byte
-	if err == nil {
-		err = m.mayPost(g)
-	}
-	if err == nil {
-		if ct, err = g.Seal(encodeText(text)); err == nil {
-			// The sending key is used up whether or not the relay takes
-			// the message: save first.
-			err = m.save(ctx, group, rec, g)
-		}
-	}
-	m.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.GroupSend(ctx, &wire.GroupSendRequest{GroupId: group, MessageId: randomID(), Content: ct})
-	if err != nil {
-		return nil, fmt.Errorf("groups: send: %w", err)
-	}
-	msg := &Message{Group: group, Seq: resp.Seq, From: m.self.Username, Device: m.self.DeviceID, Text: text,
-		Outgoing: true, Received: time.Now()}
-	if _, err := m.keepMessage(ctx, msg); err != nil {
-		return nil, fmt.Errorf("groups: sent, but not kept: %w", err)
-	}
-	return msg, nil
-}
-
 func isRevoked(err error) bool {
 	var te *transport.Error
 	return errors.As(err, &te) && te.Code == wire.ErrorCode_REVOKED
@@ -545,14 +524,6 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.Code == wire.ErrorCode_NOT_FOUND
 }
 
-// Application payloads: a type byte, then the body.
+// payloadText starts a group message of an older build: the type byte,
+// then the text (content.go).
 const payloadText = 1
-
-func encodeText(s string) []byte { return append([]byte{payloadText}, s...) }
-
-func decodeText(b []byte) (string, error) {
-	if len(b) == 0 || b[0] != payloadText {
-		return "", fmt.Errorf("groups: unknown payload")
-	}
-	return string(bytes.Clone(b[1:])), nil
-}

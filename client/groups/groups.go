@@ -63,6 +63,11 @@ type KV interface {
 	// the message id): group messages, received and sent.
 	AppendMessage(ctx context.Context, conv string, id, value []byte) (added bool, err error)
 	Messages(ctx context.Context, conv string, limit int) ([][]byte, error)
+	// One message of the log, by id: read, replaced (reactions, edits,
+	// deletes, receipts), removed (disappearing timers).
+	Message(ctx context.Context, conv string, id []byte) ([]byte, error)
+	UpdateMessage(ctx context.Context, conv string, id, value []byte) error
+	DeleteMessage(ctx context.Context, conv string, id []byte) (bool, error)
 }
 
 // Self is this device.
@@ -89,6 +94,13 @@ const (
 	// EventChanged: a commit changed a group this device is in (members
 	// added or removed, keys updated).
 	EventChanged
+	// EventForked: the relay gave members different commits (forkcheck.go).
+	EventForked
+	// EventWithheld: the relay withheld a commit from this device.
+	EventWithheld
+	// EventRejoined: this device rejoined a group by external commit
+	// after a fork or a withheld commit.
+	EventRejoined
 )
 
 // Event tells the user about a group.
@@ -109,6 +121,12 @@ type Options struct {
 	// added (beyond the org certificate every leaf carries): the client
 	// checks it against the key log and the key it holds for that contact.
 	CheckUser func(ctx context.Context, username string, identityKey []byte) error
+	// Receipts, when set and true, has this device send delivery receipts
+	// (batched, one per group per sync) and read receipts (MarkRead).
+	Receipts func(ctx context.Context) bool
+	// NoForkCheck turns fork and withheld-commit detection off (tests of
+	// the detection only).
+	NoForkCheck bool
 }
 
 // Manager runs this device's groups.

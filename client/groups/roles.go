@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"sotto/client/content"
 	"sotto/mls"
 	"sotto/wire"
 )
@@ -245,4 +246,15 @@ func (m *Manager) Leave(ctx context.Context, group []byte) error {
 	}
 	m.emit(Event{Kind: EventRemoved, Group: group, Detail: "you left the group"})
 	return nil
+}
+
+// receiptOnly reports whether ct is only a delivery or read receipt:
+// what a member who may not post in an announcement group still sends.
+// Legacy text (ct nil) is a post.
+func receiptOnly(ct *content.Content) bool {
+	switch ct.GetBody().(type) {
+	case *content.Content_DeliveryReceipt, *content.Content_ReadReceipt:
+		return true
+	}
+	return false
 }

@@ -31,6 +31,29 @@ type Message struct {
 	// when the relay stored it (zero for a sent message).
 	Received   time.Time `json:"received"`
 	ServerTime time.Time `json:"server_time,omitzero"`
+
+	// The Content's id (none for messages of older builds) and the
+	// sender's clock.
+	ID     []byte    `json:"id,omitempty"`
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// Kind: "" a message, KindTimer, KindAlert.
+	Kind       string      `json:"kind,omitempty"`
+	QuoteID    []byte      `json:"quote_id,omitempty"`
+	Mentions   []string    `json:"mentions,omitempty"`
+	Reactions  []Reaction  `json:"reactions,omitempty"`
+	Versions   []Version   `json:"versions,omitempty"` // edits: every version, oldest first
+	Deleted    bool        `json:"deleted,omitempty"`
+	Attachment *Attachment `json:"attachment,omitempty"`
+	// TimerSeconds: the timer the message was sent with (KindTimer: the
+	// new timer); ExpiresAt: when it disappears from this device.
+	TimerSeconds uint32    `json:"timer_seconds,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	// Receipts of the own messages, and the read state of received ones.
+	DeliveredTo []string `json:"delivered_to,omitempty"`
+	ReadBy      []string `json:"read_by,omitempty"`
+	Read        bool     `json:"read,omitempty"`
+	// Updated marks, in Sync's answer, an earlier message that changed.
+	Updated bool `json:"updated,omitempty"`
 }
 
 // Sync fetches what the relay holds for this device's groups, processes
@@ -55,7 +78,42 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	if err := m.resolveAllPending(ctx); err != nil {
 		return nil, err
 	}
+	if _, err := m.Expire(ctx, time.Now()); err != nil {
+		return nil, err
+	}
 	var out []Message
+	rejoin := map[string]bool{}
+	delivered := map[string][][]byte{}
+	for round := 0; round < 2; round++ {
+		var err error
+		if out, err = m.fetchAll(ctx, r, out, rejoin, delivered); err != nil {
+			return out, err
+		}
+		if len(rejoin) == 0 {
+			break
+		}
+		// After a fork or a withheld commit: back into the group the
+		// relay holds, then take in what follows.
+		for g := range rejoin {
+			if err := m.rejoin(ctx, []byte(g)); err != nil {
+				m.log.Warn("rejoining a group", "err", err)
+			}
+			delete(rejoin, g)
+		}
+	}
+	for g, ids := range delivered {
+		if err := m.sendReceipts(ctx, []byte(g), ids, false); err != nil {
+			m.log.Info("group delivery receipts", "err", err)
+		}
+	}
+	return out, nil
+}
+
+// fetchAll fetches, processes and acknowledges until the relay holds
+// nothing more that this device can take in now, appending to out the
+// messages it took in; groups to rejoin go to rejoin, the ids of messages
+// to acknowledge with receipts to delivered.
+func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin map[string]bool, delivered map[string][][]byte) ([]Message, error) {
 	stuck := map[string]bool{}
 	for {
 		resp, err := r.GroupFetch(ctx, 0)
@@ -68,6 +126,11 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 			if stuck[key] {
 				continue
 			}
+			if rejoin[key] {
+				// Sent in the version of the group this device is leaving.
+				acked[key] = gm.Seq
+				continue
+			}
 			if len(gm.Content) == 0 && gm.Size > 0 {
 				// Left out for its size: read in parts (not under the
 				// state lock).
@@ -75,17 +138,23 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 					return out, err
 				}
 			}
-			msg, ok, err := m.process(ctx, gm)
+			res, err := m.process(ctx, gm)
 			if err != nil {
 				return out, err
 			}
-			if !ok {
+			if !res.ok {
 				stuck[key] = true
 				continue
 			}
 			acked[key] = gm.Seq
-			if msg != nil {
-				out = append(out, *msg)
+			if res.rejoin {
+				rejoin[key] = true
+			}
+			for _, msg := range res.msgs {
+				out = append(out, msg)
+				if !msg.Updated && msg.Kind == "" && msg.From != m.self.Username && len(msg.ID) > 0 {
+					delivered[key] = append(delivered[key], msg.ID)
+				}
 			}
 		}
 		if len(acked) > 0 {
@@ -152,33 +221,54 @@ func (m *Manager) resolveAllPending(ctx context.Context) error {
 	return nil
 }
 
-// process handles one delivered group message under the state lock. ok
-// false means "not now": leave it on the relay.
-func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message, bool, error) {
+// processed is what process did with one delivered message.
+type processed struct {
+	msgs []Message // messages added or changed
+	// ok false means "not now": leave it on the relay.
+	ok bool
+	// rejoin: a fork or a withheld commit was detected; rejoin the group.
+	rejoin bool
+}
+
+// process handles one delivered group message under the state lock.
+func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (processed, error) {
+	done := processed{ok: true}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch gm.Kind {
 	case wire.GroupMessageKind_GROUP_WELCOME:
-		return nil, true, m.processWelcome(ctx, gm)
+		return done, m.processWelcome(ctx, gm)
 	case wire.GroupMessageKind_GROUP_COMMIT, wire.GroupMessageKind_GROUP_MESSAGE:
 	default:
 		m.log.Warn("dropping a group message of unknown kind", "kind", gm.Kind)
-		return nil, true, nil
+		return done, nil
 	}
 	rec, g, err := m.load(ctx, gm.GroupId)
 	if errors.Is(err, ErrNoGroup) || errors.Is(err, ErrRemovedHere) {
-		return nil, true, nil // not (or no longer) ours
+		return done, nil // not (or no longer) ours
 	}
 	if err != nil {
-		return nil, false, err
+		return processed{}, err
 	}
 	if gm.Kind == wire.GroupMessageKind_GROUP_COMMIT {
+		epoch := gm.Epoch
+		if info, err := mls.Peek(gm.Content); err == nil {
+			epoch = info.Epoch
+		}
 		switch {
-		case gm.Epoch < g.Epoch():
-			return nil, true, nil // applied already (a resend)
-		case gm.Epoch > g.Epoch():
-			m.log.Warn("group commit from a later epoch: an earlier commit is missing", "epoch", gm.Epoch, "have", g.Epoch())
-			return nil, false, nil
+		case epoch < g.Epoch():
+			// Applied already (a resend or a replay), or, if it is not
+			// the commit applied, a fork.
+			if d, detail := m.detectReplacedCommit(ctx, gm); d != detectNone {
+				return m.detected(ctx, gm.GroupId, d, detail)
+			}
+			return done, nil
+		case epoch > g.Epoch():
+			if d, detail := m.detectUnreadable(rec, g, gm, nil); d != detectNone {
+				return m.detected(ctx, gm.GroupId, d, detail)
+			}
+			m.log.Warn("group commit from a later epoch: an earlier commit is missing", "epoch", epoch, "have", g.Epoch())
+			return processed{}, nil
 		}
 	}
 	v := m.validator()
@@ -188,7 +278,7 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 	if err != nil {
 		// Not joined so (processWelcome), nor accepted by a commit.
 		m.notAllowed(gm.GroupId, err)
-		return nil, true, nil
+		return done, nil
 	}
 	rcv, err := g.Handle(gm.Content)
 	if err != nil {
@@ -196,16 +286,19 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 			// A commit bringing a ghost, or turning a member into another
 			// identity: refused, the group stays as it was.
 			m.refused(gm.GroupId, v, "a change to the group", err)
-			return nil, true, nil
+			return done, nil
+		}
+		if d, detail := m.detectUnreadable(rec, g, gm, err); d != detectNone {
+			return m.detected(ctx, gm.GroupId, d, detail)
 		}
 		// Undecryptable or invalid: dropped (the group is unchanged).
 		m.log.Warn("dropping a group message", "seq", gm.Seq, "err", err)
-		return nil, true, nil
+		return done, nil
 	}
 	if err := checkChange(pol, before, g, rcv); err != nil {
 		// Not saved: the group stays as it was (policy.go).
 		m.notAllowed(gm.GroupId, err)
-		return nil, true, nil
+		return done, nil
 	}
 	switch rcv.Kind {
 	case mls.CommitContent:
@@ -213,59 +306,73 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (*Message,
 			if err := externalJoinAllowed(before, members(g)); err != nil {
 				// Not saved: the group stays as it was.
 				m.emit(Event{Kind: EventRefused, Group: gm.GroupId, Detail: fmt.Sprintf("an external join refused: %v", err)})
-				return nil, true, nil
+				return done, nil
 			}
 		}
 		if rcv.Removed {
 			rec.Removed, rec.State = true, nil
 			if err := m.save(ctx, gm.GroupId, rec, nil); err != nil {
-				return nil, false, err
+				return processed{}, err
 			}
 			m.emit(Event{Kind: EventRemoved, Group: gm.GroupId, Detail: "this device was removed from the group"})
-			return nil, true, nil
+			return done, nil
 		}
 		if err := m.save(ctx, gm.GroupId, rec, g); err != nil {
-			return nil, false, err
+			return processed{}, err
+		}
+		if err := m.rememberEpoch(ctx, gm.GroupId, g.Epoch(), authenticatorCheck(g), gm.Content); err != nil {
+			return processed{}, err
 		}
 		m.emit(Event{Kind: EventChanged, Group: gm.GroupId, Detail: fmt.Sprintf("the group changed: %d devices, epoch %d", len(g.Members()), g.Epoch())})
-		return nil, true, nil
+		return done, nil
 	case mls.ProposalContent:
-		return nil, true, m.save(ctx, gm.GroupId, rec, g)
+		return done, m.save(ctx, gm.GroupId, rec, g)
 	}
 	// Application data: the sender's key is used up, save before
 	// returning the message.
 	if err := m.save(ctx, gm.GroupId, rec, g); err != nil {
-		return nil, false, err
+		return processed{}, err
 	}
 	if rcv.Sender == g.LeafIndex() {
-		return nil, true, nil // this device's own, kept when sent
+		return done, nil // this device's own, kept when sent
 	}
-	text, err := decodeText(rcv.Data)
+	ct, legacy, err := decodePayload(rcv.Data)
 	if err != nil {
 		m.log.Warn("dropping a group message", "seq", gm.Seq, "err", err)
-		return nil, true, nil
+		return done, nil
 	}
-	msg := &Message{Group: gm.GroupId, Seq: gm.Seq, Text: text, Received: time.Now()}
+	if ct != nil {
+		if d, detail := m.checkContent(ctx, gm.GroupId, rcv, ct); d != detectNone {
+			return m.detected(ctx, gm.GroupId, d, detail)
+		}
+	}
+	in := &incoming{group: gm.GroupId, seq: gm.Seq, ct: ct}
 	if gm.ServerTimestampMs > 0 {
-		msg.ServerTime = time.UnixMilli(gm.ServerTimestampMs)
+		in.serverTime = time.UnixMilli(gm.ServerTimestampMs)
 	}
 	for _, mb := range members(g) {
 		if mb.Leaf == rcv.Sender {
-			msg.From, msg.Device = mb.Username, mb.DeviceID
+			in.from, in.device = mb.Username, mb.DeviceID
 		}
 	}
-	if !pol.MayPost(msg.From) {
-		m.notAllowed(gm.GroupId, fmt.Errorf("%w: a message from %s refused: only admins post in this announcement group", ErrNotAllowed, msg.From))
-		return nil, true, nil
+	if !pol.MayPost(in.from) && !receiptOnly(ct) {
+		m.notAllowed(gm.GroupId, fmt.Errorf("%w: a message from %s refused: only admins post in this announcement group", ErrNotAllowed, in.from))
+		return done, nil
 	}
-	added, err := m.keepMessage(ctx, msg)
+	if ct == nil {
+		// From an older build: text only.
+		msg := &Message{Group: gm.GroupId, Seq: gm.Seq, From: in.from, Device: in.device, Text: legacy, Received: time.Now(), ServerTime: in.serverTime}
+		added, err := m.keep(ctx, msg)
+		if err != nil || !added {
+			return processed{ok: err == nil}, err
+		}
+		return processed{ok: true, msgs: []Message{*msg}}, nil
+	}
+	msgs, err := m.applyContent(ctx, in)
 	if err != nil {
-		return nil, false, err
+		return processed{}, err
 	}
-	if !added {
-		return nil, true, nil // delivered again: its ack was lost
-	}
-	return msg, true, nil
+	return processed{ok: true, msgs: msgs}, nil
 }
 
 // externalJoinAllowed: an external commit may only bring in a device of
@@ -334,6 +441,9 @@ func (m *Manager) keepMessage(ctx context.Context, msg *Message) (added bool, er
 // stay after the device leaves or is removed from the group.
 func (m *Manager) Messages(ctx context.Context, group []byte, limit int) ([]Message, error) {
 	if err := m.migrateMessages(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := m.Expire(ctx, time.Now()); err != nil {
 		return nil, err
 	}
 	vs, err := m.kv.Messages(ctx, messageConv(group), limit)

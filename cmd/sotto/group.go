@@ -21,7 +21,15 @@ const groupUsage = `usage: sotto group COMMAND
   group members GROUP             members, their devices, roles and verification state
   group admin GROUP USER...       make USERs admins (admins only); --remove: plain members again
   group announce GROUP on|off     only admins post, or everyone (admins only)
-  group send GROUP TEXT...
+  group send GROUP TEXT...          "@user" mentions a member
+  group reply GROUP MSGID TEXT...
+  group react GROUP MSGID EMOJI     (EMOJI "": withdraw)
+  group edit GROUP MSGID TEXT...
+  group delete GROUP MSGID          for everyone (your own, within 24 hours)
+  group attach GROUP FILE [--caption TEXT]
+  group download GROUP MSGID --out PATH
+  group timer GROUP DURATION|off    disappearing messages for every member
+  group read GROUP                  mark read (read receipts: settings group-receipts on)
   group history GROUP [--limit N] [--json]
   group sync                      fetch and print new group messages (with an agent
                                   running, it has taken them in already: see history)
@@ -29,6 +37,8 @@ const groupUsage = `usage: sotto group COMMAND
                                   (ID: the full id, from group list --full on that device)
   group list [--full]
 GROUP: the NAME you created it with, or the start of its id (group list).
+MSGID: a message id (group history --json), or "last": the newest message
+(your own for edit and delete, another member's otherwise).
 `
 
 // cmdGroup runs `sotto group ...` through the device's agent
@@ -39,6 +49,9 @@ func cmdGroup(e *env, args []string) error {
 	limit := fs.Int("limit", 50, "history: the last `N` messages (0: all)")
 	asJSON := fs.Bool("json", false, "history, sync: print messages as JSON lines")
 	pf := groupPolicyFlags(fs)
+	var mo msgOpts
+	fs.StringVar(&mo.caption, "caption", "", "attach: a caption")
+	fs.StringVar(&mo.out, "out", "", "download: the file to write")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -49,7 +62,8 @@ func cmdGroup(e *env, args []string) error {
 	}
 	sub, rest := pos[0], pos[1:]
 	need := map[string]int{"create": 1, "add": 2, "remove": 2, "send": 2, "sync": 0, "list": 0, "join": 1, "history": 1,
-		"rename": 2, "leave": 1, "members": 1, "admin": 2, "announce": 2}
+		"rename": 2, "leave": 1, "members": 1, "admin": 2, "announce": 2,
+		"reply": 3, "react": 3, "edit": 3, "delete": 2, "attach": 2, "download": 2, "timer": 2, "read": 1}
 	n, ok := need[sub]
 	if !ok || len(rest) < n {
 		fmt.Fprint(e.stderr, groupUsage)
@@ -65,6 +79,9 @@ func cmdGroup(e *env, args []string) error {
 		// the groups meanwhile is said at the end (a running agent
 		// publishes it to its listeners).
 		defer groupNotices(e, s.api)
+	}
+	if groupMessageCommands[sub] {
+		return agentError(e, groupMessageCommand(e, s.api, sub, rest, mo))
 	}
 	if done, err := groupPolicyCommand(e, s.api, sub, rest, pf); done {
 		return agentError(e, err)
@@ -209,10 +226,17 @@ func printGroupMessage(e *env, names map[string]string, m *api.GroupMessage, asJ
 		name = shortID(m.Group)
 	}
 	from := safetext.Name(m.From)
-	if m.Outgoing {
+	switch {
+	case m.Outgoing:
 		from = "me"
+	case m.Kind == "alert":
+		from = "sotto"
 	}
-	fmt.Fprintf(e.stdout, "[%s] %s: %s\n", safetext.Name(name), from, safetext.Body(m.Text))
+	mark := ""
+	if m.Updated {
+		mark = "* "
+	}
+	fmt.Fprintf(e.stdout, "%s[%s] %s: %s\n", mark, safetext.Name(name), from, groupMessageText(m))
 }
 
 // printGroupNotice prints a group_update or group_refused event as a

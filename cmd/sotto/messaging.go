@@ -163,8 +163,10 @@ func cmdSettings(e *env, args []string) error {
 			change.Typing = &on
 		case "sealed-fallback":
 			change.SealedFallback = &on
+		case "group-receipts":
+			change.GroupReceipts = &on
 		default:
-			return fmt.Errorf("settings: unknown setting %q (read-receipts, typing, sealed-fallback)", pos[i])
+			return fmt.Errorf("settings: unknown setting %q (read-receipts, typing, sealed-fallback, group-receipts)", pos[i])
 		}
 	}
 	s, err := e.session(false)
@@ -182,7 +184,7 @@ func cmdSettings(e *env, args []string) error {
 		return agentError(e, err)
 	}
 	on := func(b *bool) string { return onOff(b != nil && *b) }
-	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\nsealed-fallback %s\n", on(st.ReadReceipts), on(st.Typing), on(st.SealedFallback))
+	fmt.Fprintf(e.stdout, "read-receipts %s\ntyping %s\nsealed-fallback %s\ngroup-receipts %s\n", on(st.ReadReceipts), on(st.Typing), on(st.SealedFallback), on(st.GroupReceipts))
 	if st.SealedOnly {
 		fmt.Fprintln(e.stdout, "(the organization's policy is sealed only: no fallback whatever this setting says)")
 	}
