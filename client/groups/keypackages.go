@@ -123,3 +123,13 @@ func (m *Manager) joinWelcome(ctx context.Context, welcome []byte) (*mls.Group, 
 	}
 	return nil, nil, fmt.Errorf("groups: a welcome for none of this device's key packages")
 }
+
+// NewKeyPackage makes a KeyPackage for identity (an encoded credential,
+// NewIdentity) signed with signatureKey, listing the group context
+// extensions this package's groups use, as a device's own refills do.
+// For tools that stand in for many devices (sotto-load); the private
+// keys are not returned.
+func NewKeyPackage(identity, signatureKey []byte) ([]byte, error) {
+	kp, _, err := mls.NewKeyPackageWithOptions(Suite, identity, signatureKey, &mls.KeyPackageOptions{SupportedExtensions: supportedExtensions})
+	return kp, err
+}

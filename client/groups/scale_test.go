@@ -159,7 +159,7 @@ func (r *scaleRelay) simulate(t testing.TB, devs []*scaleDevice) {
 			if err != nil {
 				return err
 			}
-			kp, _, err := mls.NewKeyPackage(Suite, id, seed)
+			kp, err := NewKeyPackage(id, seed)
 			if err != nil {
 				return err
 			}

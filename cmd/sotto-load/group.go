@@ -163,7 +163,7 @@ func simulateKeyPackage(ctx context.Context, d *gdev) error {
 	if err != nil {
 		return err
 	}
-	kp, _, err := mls.NewKeyPackage(groups.Suite, id, seed)
+	kp, err := groups.NewKeyPackage(id, seed)
 	if err != nil {
 		return err
 	}
