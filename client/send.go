@@ -97,7 +97,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if err != nil {
 		return 0, err
 	}
-	if !known || (self && len(devices) == 0) {
+	if !known || (self && len(devices) == 0 && !c.ownDevicesChecked(conn)) {
 		if devices, err = c.refreshDevices(ctx, conn, to); err != nil {
 			return 0, err
 		}
@@ -163,11 +163,31 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	return 0, fmt.Errorf("client: send to %s: device list still stale after %d attempts", to, maxSendAttempts)
 }
 
+// ownDevicesChecked reports whether the account's own device list was
+// fetched on conn. An empty own list (a single-device account) is fetched
+// once per connection, not on every send: a device linked from this one
+// drops the list (enroll.go), one that sends anything is added to it
+// (rememberDevice), and a relay's stale-device answer replaces it
+// (applyStale).
+func (c *Client) ownDevicesChecked(conn *transport.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownDevicesOn == conn
+}
+
 // refreshDevices asks the relay for to's devices and caches the answer.
 func (c *Client) refreshDevices(ctx context.Context, conn *transport.Conn, to string) ([]uint32, error) {
+	if c.hooks.getDevices != nil {
+		c.hooks.getDevices()
+	}
 	list, err := conn.GetDevices(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("client: devices of %s: %w", to, err)
+	}
+	if to == c.acct.Username {
+		c.mu.Lock()
+		c.ownDevicesOn = conn
+		c.mu.Unlock()
 	}
 	var ids []uint32
 	for _, d := range list.Devices {
