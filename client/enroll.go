@@ -16,6 +16,7 @@ import (
 
 	"sotto/client/keylog"
 	"sotto/client/org"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/orgcert"
@@ -510,5 +511,5 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 	}
 	sent = true
 	// The own device list changed: fetch it again on the next send.
-	return sum, c.db.Delete(ctx, tblDevices, []byte(c.acct.Username))
+	return sum, sessions.Forget(ctx, c.db, c.acct.Username)
 }

@@ -11,6 +11,7 @@ import (
 
 	"sotto/client/content"
 	"sotto/client/keylog"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/sealed"
@@ -324,7 +325,7 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 		return err // a changed key not yet proven in the key log
 	}
 	r.changed = ss.changed
-	if err := rememberDevice(ctx, tx, env.Sender, env.SenderDevice, c.acct); err != nil {
+	if err := sessions.Remember(ctx, tx, c.self(), env.Sender, env.SenderDevice); err != nil {
 		return err
 	}
 	ct, err := content.Decode(pt)

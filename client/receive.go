@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sotto/client/content"
@@ -267,45 +266,4 @@ func (c *Client) History(ctx context.Context, user string, limit int) ([]*Messag
 		out = append(out, &m)
 	}
 	return out, nil
-}
-
-// Device cache: the device ids believed to exist for a user (for the own
-// account: the other devices).
-func loadDevices(ctx context.Context, db kv, user string) ([]uint32, bool, error) {
-	b, err := db.Get(ctx, tblDevices, []byte(user))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	var ids []uint32
-	if err := json.Unmarshal(b, &ids); err != nil {
-		return nil, false, fmt.Errorf("client: device list: %w", err)
-	}
-	return ids, true, nil
-}
-
-func saveDevices(ctx context.Context, db kv, user string, ids []uint32) error {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	b, err := json.Marshal(ids)
-	if err != nil {
-		return fmt.Errorf("client: device list: %w", err)
-	}
-	return db.Put(ctx, tblDevices, []byte(user), b)
-}
-
-// rememberDevice adds a device a message came from to the sender's list.
-func rememberDevice(ctx context.Context, db kv, user string, id uint32, self *account) error {
-	if user == self.Username && id == self.DeviceID {
-		return nil
-	}
-	ids, known, err := loadDevices(ctx, db, user)
-	if err != nil || !known || slices.Contains(ids, id) {
-		// An unknown list is fetched from the relay on the next send.
-		return err
-	}
-	return saveDevices(ctx, db, user, append(ids, id))
 }

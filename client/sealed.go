@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/content"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/keys"
@@ -154,7 +155,7 @@ func (c *Client) ownProfileKey(ctx context.Context) ([]byte, error) {
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return b, err
 	}
-	ids, known, err := loadDevices(ctx, c.db, c.acct.Username)
+	ids, known, err := sessions.Devices(ctx, c.db, c.acct.Username)
 	if err != nil {
 		return nil, err
 	}
