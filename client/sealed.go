@@ -378,24 +378,53 @@ func (c *Client) sendSealed(ctx context.Context, req *wire.SealedSendRequest) (*
 	return nil, lastErr
 }
 
+// sealedConn returns the unauthenticated connection, dialing it (with no
+// lock held) when there is none or it ended. Of two dialing at once, the
+// first to finish is kept and the other closed.
 func (c *Client) sealedConn(ctx context.Context) (*transport.Conn, error) {
-	c.sealed.mu.Lock()
-	defer c.sealed.mu.Unlock()
-	if c.sealed.conn != nil {
-		select {
-		case <-c.sealed.conn.Done():
-			c.sealed.conn.Close()
-			c.sealed.conn = nil
-		default:
-			return c.sealed.conn, nil
-		}
+	if conn := c.liveSealedConn(); conn != nil {
+		return conn, nil
 	}
 	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("client: sealed connection: %w", err)
 	}
-	c.sealed.conn = conn
+	if cur := c.liveSealedConn(); cur != nil {
+		conn.Close()
+		return cur, nil
+	}
+	c.sealed.mu.Lock()
+	cur := c.sealed.conn
+	if cur == nil {
+		c.sealed.conn = conn
+	}
+	c.sealed.mu.Unlock()
+	if cur != nil { // installed meanwhile
+		conn.Close()
+		return cur, nil
+	}
 	return conn, nil
+}
+
+// liveSealedConn is the unauthenticated connection when it is open; one
+// that ended is dropped (and closed, outside the lock).
+func (c *Client) liveSealedConn() *transport.Conn {
+	c.sealed.mu.Lock()
+	conn := c.sealed.conn
+	if conn == nil {
+		c.sealed.mu.Unlock()
+		return nil
+	}
+	select {
+	case <-conn.Done():
+		c.sealed.conn = nil
+		c.sealed.mu.Unlock()
+		conn.Close()
+		return nil
+	default:
+		c.sealed.mu.Unlock()
+		return conn
+	}
 }
 
 // unsealEnvelope opens a sealed envelope's outer layer with this device's
