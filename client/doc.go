@@ -9,6 +9,7 @@
 // Parts split out of it, each with one job, are wired here and never
 // import this package (internal/archtest): client/keylog (key
 // transparency), client/sessions (the device lists of the send fan-out),
+// client/linktransfer (the link code and its sealed channel),
 // client/groups (group chats). Receiving is one pipeline (pipeline.go):
 // open, vet keys with the relay before any transaction, decrypt once,
 // decode, the handler registered for the content's kind, commit, ack,
