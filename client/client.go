@@ -345,11 +345,23 @@ func (c *Client) connect(ctx context.Context, co ConnectOptions) error {
 			c.log.Warn("group key package replenish failed", "err", err)
 		}
 	}
+	if err := c.publishConn(ctx, conn, expired, co); err != nil {
+		conn.Close() // not under the lock: it says goodbye to the relay
+		return err
+	}
+	return nil
+}
+
+// publishConn makes conn the client's connection and starts its loops, unless
+// Disconnect aborted the attempt (ctx) or the idle lock came meanwhile.
+func (c *Client) publishConn(ctx context.Context, conn *transport.Conn, expired bool, co ConnectOptions) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ctx.Err() != nil {
-		conn.Close()
 		return fmt.Errorf("client: connect: %w", ctx.Err())
+	}
+	if c.db.Locked() {
+		return ErrLocked
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	c.conn, c.expired, c.cancel, c.idle = conn, expired, cancel, nil
