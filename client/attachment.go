@@ -548,6 +548,17 @@ func freeName(dir, name string) string {
 	}
 }
 
+// registerAttachments registers the handler of a contact's files (an own
+// device's come as sync transcripts).
+func (c *Client) registerAttachments(hs contentHandlers) {
+	hs.register(func(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
+		if env.Sender == c.acct.Username {
+			return nil // own devices talk through sync transcripts
+		}
+		return c.applyIncomingAttachment(ctx, tx, env, ct, r)
+	}, "attachment")
+}
+
 // applyIncomingAttachment handles an attachment sent to this account.
 func (c *Client) applyIncomingAttachment(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
 	m := &Message{ID: ct.Id, Peer: env.Sender, From: env.Sender, FromDevice: env.SenderDevice,

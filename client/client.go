@@ -104,17 +104,29 @@ type Client struct {
 	// decrypt) and of the account record.
 	cryptoMu sync.Mutex
 
-	mu      sync.Mutex
-	conn    *transport.Conn
-	expired bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	idle    chan struct{}
+	// mu guards the connection state below; it is never held across
+	// network I/O (Connect).
+	mu   sync.Mutex
+	conn *transport.Conn
+	// connecting is closed when the connection attempt under way ends;
+	// abortConnect aborts it (Disconnect).
+	connecting   chan struct{}
+	abortConnect context.CancelCauseFunc
+	// ownDevicesOn is the connection the own device list was last
+	// fetched on (send.go).
+	ownDevicesOn *transport.Conn
+	expired      bool
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	idle         chan struct{}
 
 	janitor  *janitor      // deletes disappearing messages (disappear.go)
 	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
 	keylog   *keylog.Log   // key transparency (transparency.go)
 	sealed   sealedState
+
+	handlers contentHandlers // the receive pipeline's, per content kind (pipeline.go)
+	hooks    testHooks
 
 	groupsMu sync.Mutex
 	groups   groupsState // group chats (groups.go)
@@ -166,6 +178,8 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
 	c.keylog = c.newKeyLog()
+	c.handlers = make(contentHandlers)
+	c.registerHandlers(c.handlers)
 	// Messages that expired while the device was off go first.
 	if _, err := c.ExpireMessages(ctx); err != nil {
 		return nil, err
@@ -255,16 +269,54 @@ type ConnectOptions struct {
 	NoAck bool
 }
 
-// Connect opens and authenticates the connection to the relay.
+// Connect opens and authenticates the connection to the relay. No lock is
+// held while it talks to the relay: local reads and sends (which fail with
+// ErrNotConnected until it is done) never wait for a slow relay. Concurrent
+// calls wait for the attempt under way; Disconnect aborts it.
 func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	for c.connecting != nil {
+		wait := c.connecting
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
 	if c.conn != nil {
+		c.mu.Unlock()
 		return nil
 	}
 	if c.db.Locked() {
+		c.mu.Unlock()
 		return ErrLocked
 	}
+	done := make(chan struct{})
+	attempt, abort := context.WithCancelCause(ctx)
+	c.connecting, c.abortConnect = done, abort
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.connecting, c.abortConnect = nil, nil
+		c.mu.Unlock()
+		close(done)
+		abort(nil)
+	}()
+	err := c.connect(attempt, co)
+	if err != nil && errors.Is(context.Cause(attempt), errDisconnected) {
+		return fmt.Errorf("%w (%w)", errDisconnected, err)
+	}
+	return err
+}
+
+// errDisconnected aborts a connection attempt Disconnect stopped.
+var errDisconnected = errors.New("client: disconnected while connecting")
+
+// connect is Connect's attempt, with no lock held but at the end, to
+// publish the connection unless Disconnect aborted the attempt (ctx).
+func (c *Client) connect(ctx context.Context, co ConnectOptions) error {
 	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return err
@@ -277,8 +329,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 		}
 		return fmt.Errorf("client: authenticate: %w", err)
 	}
-	c.conn = conn
-	c.expired = resp.SubscriptionExpired
+	expired := resp.SubscriptionExpired
 	c.noteSubscription(ctx, resp.SubscriptionExpiresMs)
 	c.syncOrg(ctx, conn)
 	c.reportBuild(ctx, conn) // releases.go
@@ -288,10 +339,7 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	} else if err != nil {
 		c.log.Warn("access key not uploaded", "err", err)
 	}
-	loopCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.idle = nil
-	if !c.expired {
+	if !expired {
 		// Done before anything else, so that even a short-lived
 		// connection (one send) keeps the prekeys stocked and fresh.
 		if err := c.replenishPreKeys(ctx, conn); err != nil {
@@ -301,6 +349,26 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 			c.log.Warn("group key package replenish failed", "err", err)
 		}
 	}
+	if err := c.publishConn(ctx, conn, expired, co); err != nil {
+		conn.Close() // not under the lock: it says goodbye to the relay
+		return err
+	}
+	return nil
+}
+
+// publishConn makes conn the client's connection and starts its loops, unless
+// Disconnect aborted the attempt (ctx) or the idle lock came meanwhile.
+func (c *Client) publishConn(ctx context.Context, conn *transport.Conn, expired bool, co ConnectOptions) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ctx.Err() != nil {
+		return fmt.Errorf("client: connect: %w", ctx.Err())
+	}
+	if c.db.Locked() {
+		return ErrLocked
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	c.conn, c.expired, c.cancel, c.idle = conn, expired, cancel, nil
 	if co.Receive {
 		c.idle = make(chan struct{})
 		c.wg.Add(1)
@@ -313,11 +381,15 @@ func (c *Client) Connect(ctx context.Context, co ConnectOptions) error {
 	return nil
 }
 
-// Disconnect closes the relay connection and stops the receive loop.
+// Disconnect closes the relay connection and stops the receive loop; a
+// connection attempt under way is aborted.
 func (c *Client) Disconnect() {
 	c.mu.Lock()
 	conn, cancel := c.conn, c.cancel
 	c.conn, c.cancel = nil, nil
+	if c.abortConnect != nil {
+		c.abortConnect(errDisconnected)
+	}
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()

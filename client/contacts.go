@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/sessions"
 	"sotto/signal/fingerprint"
 	"sotto/signal/session"
 )
@@ -199,7 +200,7 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 			others = append(others, d.DeviceId)
 		}
 	}
-	return out, saveDevices(ctx, c.db, c.acct.Username, others)
+	return out, sessions.Save(ctx, c.db, c.acct.Username, others)
 }
 
 // WipeDevice orders one of the account's other devices to crypto-shred its
@@ -247,9 +248,9 @@ func (c *Client) RemoveDevice(ctx context.Context, id uint32) error {
 	if err := c.sigStores(c.db).deleteSession(ctx, session.Address{Name: c.acct.Username, DeviceID: id}); err != nil {
 		return err
 	}
-	ids, _, err := loadDevices(ctx, c.db, c.acct.Username)
+	ids, _, err := sessions.Devices(ctx, c.db, c.acct.Username)
 	if err != nil {
 		return err
 	}
-	return saveDevices(ctx, c.db, c.acct.Username, slices.DeleteFunc(ids, func(d uint32) bool { return d == id }))
+	return sessions.Save(ctx, c.db, c.acct.Username, slices.DeleteFunc(ids, func(d uint32) bool { return d == id }))
 }

@@ -5,17 +5,16 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/hpke"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"sotto/client/keylog"
+	"sotto/client/linktransfer"
 	"sotto/client/org"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/orgcert"
@@ -155,22 +154,16 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 // Device linking. The new device opens a provisioning channel and shows a
 // code holding the channel's address and an ephemeral X25519 public key; an
 // existing device approves it by sending the account identity, username and
-// a one-time link token sealed to that key with HPKE (RFC 9180,
-// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305). The relay
-// carries the sealed message without being able to read it.
-
-const linkCodePrefix = "sotto-link:"
+// a one-time link token sealed to that key with HPKE (the code and the
+// seal are client/linktransfer's). The relay carries the sealed message
+// without being able to read it.
 
 // ErrProvisioningClosed reports a link channel the relay closed before an
 // approval came (relays bound how long one stays open).
 var ErrProvisioningClosed = errors.New("client: provisioning channel closed")
 
-// ErrBadLinkCode reports a malformed link code.
-var ErrBadLinkCode = errors.New("client: malformed link code")
-
-func linkSuite() (hpke.KDF, hpke.AEAD) { return hpke.HKDFSHA256(), hpke.ChaCha20Poly1305() }
-
-func linkInfo(address string) []byte { return []byte("sotto/link v1\x00" + address) }
+// ErrBadLinkCode reports a malformed link code (client/linktransfer).
+var ErrBadLinkCode = linktransfer.ErrBadCode
 
 // provisioning is the sealed payload of a link approval.
 type provisioning struct {
@@ -218,14 +211,12 @@ const (
 // openProvisioning decrypts a link approval sealed to priv for the
 // provisioning address and parses it.
 func openProvisioning(priv *ecdh.PrivateKey, address string, sealed []byte) (*provisioning, *session.IdentityKeyPair, error) {
-	kdf, aead := linkSuite()
-	hk, err := hpke.NewDHKEMPrivateKey(priv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("client: link key: %w", err)
-	}
-	pt, err := hpke.Open(hk, kdf, aead, linkInfo(address), sealed)
-	if err != nil {
+	pt, err := linktransfer.Open(priv, address, sealed)
+	if errors.Is(err, linktransfer.ErrNotOpened) {
 		return nil, nil, fmt.Errorf("%w: it does not decrypt", ErrBadProvisioning)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	defer clear(pt)
 	return parseProvisioning(pt)
@@ -311,7 +302,7 @@ func BeginLinkWith(ctx context.Context, relay string, o transport.Options) (*Lin
 }
 
 // Code is what the user carries to an existing device (text or QR code).
-func (l *Linking) Code() string { return encodeLinkCode(l.address, l.priv.PublicKey()) }
+func (l *Linking) Code() string { return linktransfer.EncodeCode(l.address, l.priv.PublicKey()) }
 
 // Close abandons the link.
 func (l *Linking) Close() error { return l.conn.Close() }
@@ -404,33 +395,14 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	return newClient(ctx, db, o)
 }
 
-// encodeLinkCode is the inverse of parseLinkCode.
+// encodeLinkCode is linktransfer's code; parseLinkCode reads one, with
+// or without the device name part NamedCode adds (linkname.go).
 func encodeLinkCode(address string, pub *ecdh.PublicKey) string {
-	enc := base64.RawURLEncoding
-	return linkCodePrefix + enc.EncodeToString([]byte(address)) + "." + enc.EncodeToString(pub.Bytes())
+	return linktransfer.EncodeCode(address, pub)
 }
 
-// parseLinkCode reads a link code: the provisioning address and the new
-// device's X25519 public key.
 func parseLinkCode(code string) (string, *ecdh.PublicKey, error) {
-	rest, ok := strings.CutPrefix(stripLinkName(code), linkCodePrefix) // linkname.go
-	if !ok {
-		return "", nil, ErrBadLinkCode
-	}
-	a, k, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", nil, ErrBadLinkCode
-	}
-	address, err1 := base64.RawURLEncoding.DecodeString(a)
-	pubBytes, err2 := base64.RawURLEncoding.DecodeString(k)
-	if err1 != nil || err2 != nil || len(address) == 0 || len(address) > 256 {
-		return "", nil, ErrBadLinkCode
-	}
-	pub, err := ecdh.X25519().NewPublicKey(pubBytes)
-	if err != nil {
-		return "", nil, ErrBadLinkCode
-	}
-	return string(address), pub, nil
+	return linktransfer.ParseCode(stripLinkName(code))
 }
 
 // ApproveLink lets the device that showed code join this account
@@ -496,12 +468,7 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}
 	defer clear(pt)
-	hpub, err := hpke.NewDHKEMPublicKey(pub)
-	if err != nil {
-		return nil, ErrBadLinkCode
-	}
-	kdf, aead := linkSuite()
-	sealed, err := hpke.Seal(hpub, kdf, aead, linkInfo(address), pt)
+	sealed, err := linktransfer.Seal(pub, address, pt)
 	if err != nil {
 		return nil, fmt.Errorf("client: seal provisioning message: %w", err)
 	}
@@ -510,5 +477,5 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 	}
 	sent = true
 	// The own device list changed: fetch it again on the next send.
-	return sum, c.db.Delete(ctx, tblDevices, []byte(c.acct.Username))
+	return sum, sessions.Forget(ctx, c.db, c.acct.Username)
 }

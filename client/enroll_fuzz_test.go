@@ -3,12 +3,12 @@ package client
 import (
 	"bytes"
 	"crypto/ecdh"
-	"crypto/hpke"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"testing"
 
+	"sotto/client/linktransfer"
 	"sotto/signal/session"
 )
 
@@ -95,13 +95,8 @@ func FuzzOpenProvisioning(f *testing.F) {
 		f.Fatal(err)
 	}
 	const address = "i95RwCE2JpyqwcUkqnqxPg"
-	hpub, err := hpke.NewDHKEMPublicKey(priv.PublicKey())
-	if err != nil {
-		f.Fatal(err)
-	}
-	kdf, aead := linkSuite()
 	seeds := provisioningSeeds(f)
-	sealed, err := hpke.Seal(hpub, kdf, aead, linkInfo(address), seeds[0])
+	sealed, err := linktransfer.Seal(priv.PublicKey(), address, seeds[0])
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -282,6 +282,18 @@ func (c *Client) SendTyping(ctx context.Context, user string, started bool) erro
 	return err
 }
 
+// registerMessaging registers the handlers of a contact's reactions,
+// edits, deletes, typing notices and timer changes (an own device's come
+// as sync transcripts).
+func (c *Client) registerMessaging(hs contentHandlers) {
+	hs.register(func(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, r *received) error {
+		if env.Sender == c.acct.Username {
+			return nil // own devices talk through sync transcripts
+		}
+		return c.applyMessaging(ctx, tx, env, ct, env.Sender, r)
+	}, "reaction", "edit", "delete", "typing", "timer_change")
+}
+
 // applyMessaging applies a reaction, edit, delete, typing notice or timer
 // change written by env.Sender in the conversation with peer. Each is
 // idempotent, so a redelivery changes nothing and reports nothing.

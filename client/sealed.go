@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/content"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/keys"
@@ -154,7 +155,7 @@ func (c *Client) ownProfileKey(ctx context.Context) ([]byte, error) {
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return b, err
 	}
-	ids, known, err := loadDevices(ctx, c.db, c.acct.Username)
+	ids, known, err := sessions.Devices(ctx, c.db, c.acct.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -377,31 +378,91 @@ func (c *Client) sendSealed(ctx context.Context, req *wire.SealedSendRequest) (*
 	return nil, lastErr
 }
 
+// sealedConn returns the unauthenticated connection, dialing it (with no
+// lock held) when there is none or it ended. Of two dialing at once, the
+// first to finish is kept and the other closed.
 func (c *Client) sealedConn(ctx context.Context) (*transport.Conn, error) {
-	c.sealed.mu.Lock()
-	defer c.sealed.mu.Unlock()
-	if c.sealed.conn != nil {
-		select {
-		case <-c.sealed.conn.Done():
-			c.sealed.conn.Close()
-			c.sealed.conn = nil
-		default:
-			return c.sealed.conn, nil
-		}
+	if conn := c.liveSealedConn(); conn != nil {
+		return conn, nil
 	}
 	conn, err := transport.Dial(ctx, c.acct.Relay, c.opts.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("client: sealed connection: %w", err)
 	}
-	c.sealed.conn = conn
+	if cur := c.liveSealedConn(); cur != nil {
+		conn.Close()
+		return cur, nil
+	}
+	c.sealed.mu.Lock()
+	cur := c.sealed.conn
+	if cur == nil {
+		c.sealed.conn = conn
+	}
+	c.sealed.mu.Unlock()
+	if cur != nil { // installed meanwhile
+		conn.Close()
+		return cur, nil
+	}
 	return conn, nil
 }
 
-// openSealed unseals a sealed envelope inside the receive transaction and
-// decrypts its inner message with the sender's session. It returns a copy
-// of env naming the sender from the validated certificate, the plaintext,
-// and the inner message type.
-func (c *Client) openSealed(ctx context.Context, ss *sigStore, env *wire.Envelope) (*wire.Envelope, []byte, int, error) {
+// liveSealedConn is the unauthenticated connection when it is open; one
+// that ended is dropped (and closed, outside the lock).
+func (c *Client) liveSealedConn() *transport.Conn {
+	c.sealed.mu.Lock()
+	conn := c.sealed.conn
+	if conn == nil {
+		c.sealed.mu.Unlock()
+		return nil
+	}
+	select {
+	case <-conn.Done():
+		c.sealed.conn = nil
+		c.sealed.mu.Unlock()
+		conn.Close()
+		return nil
+	default:
+		c.sealed.mu.Unlock()
+		return conn
+	}
+}
+
+// unsealEnvelope opens a sealed envelope's outer layer with this device's
+// identity key and validates its sender certificate: the receive
+// pipeline's first step, before any transaction (pipeline.go). A refusal
+// is a *SealedSenderError.
+func (c *Client) unsealEnvelope(ctx context.Context, env *wire.Envelope) (*sealed.Content, error) {
+	root, err := loadTrustRoot(ctx, c.db)
+	if errors.Is(err, errNoTrustRoot) {
+		return nil, &SealedSenderError{Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := sealed.Unseal(c.identity, env.Content)
+	if err != nil {
+		return nil, &SealedSenderError{Err: err}
+	}
+	if err := u.Sender.Validate(root, c.sealedAt(env)); err != nil {
+		return nil, &SealedSenderError{Sender: u.Sender.Sender, Device: u.Sender.DeviceID, Err: err}
+	}
+	return u, nil
+}
+
+// sealedAt is the time a sealed envelope's certificate must be valid at.
+func (c *Client) sealedAt(env *wire.Envelope) time.Time {
+	if env.ServerTimestampMs == 0 {
+		return c.opts.Now()
+	}
+	return time.UnixMilli(env.ServerTimestampMs)
+}
+
+// decryptSealed decrypts, inside the receive transaction, the inner
+// message of a sealed envelope whose outer layer unsealEnvelope opened (u),
+// with the sender's session. It returns a copy of env naming the sender
+// from the validated certificate, the plaintext, and the inner message
+// type.
+func (c *Client) decryptSealed(ctx context.Context, ss *sigStore, env *wire.Envelope, u *sealed.Content) (*wire.Envelope, []byte, int, error) {
 	root, err := loadTrustRoot(ctx, ss.db)
 	if errors.Is(err, errNoTrustRoot) {
 		return nil, nil, 0, &SealedSenderError{Err: err}
@@ -409,25 +470,20 @@ func (c *Client) openSealed(ctx context.Context, ss *sigStore, env *wire.Envelop
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	at := time.UnixMilli(env.ServerTimestampMs)
-	if env.ServerTimestampMs == 0 {
-		at = c.opts.Now()
-	}
 	local := session.Address{Name: c.acct.Username, DeviceID: c.acct.DeviceID}
-	res, err := sealed.Decrypt(ctx, rand.Reader, ss.first.sealedStores(ss), env.Content, root, at, local)
+	c.noteDecrypt()
+	res, err := sealed.DecryptUnsealed(ctx, rand.Reader, ss.first.sealedStores(ss), u, root, c.sealedAt(env), local)
 	if err != nil && !sealedRefusal(err) {
 		// The local store failed, not the envelope: it stays queued.
 		return nil, nil, 0, err
 	}
 	if err != nil {
-		se := &SealedSenderError{Err: err}
-		if u, uerr := sealed.Unseal(c.identity, env.Content); uerr == nil {
-			se.Sender, se.Device = u.Sender.Sender, u.Sender.DeviceID
-			if errors.Is(err, sealed.ErrIdentityMismatch) && u.Sender.Sender != c.acct.Username {
-				// A known contact's changed key: checked in the key log.
-				if lerr := ss.first.vetCertificate(ctx, ss.db, u.Sender.Sender, u.Sender.IdentityKey.Serialize()); lerr != nil {
-					return nil, nil, 0, lerr
-				}
+		se := &SealedSenderError{Sender: u.Sender.Sender, Device: u.Sender.DeviceID, Err: err}
+		if errors.Is(err, sealed.ErrIdentityMismatch) && u.Sender.Sender != c.acct.Username {
+			// A known contact's changed key the pipeline's vetting did
+			// not see: checked in the key log.
+			if lerr := ss.first.vetCertificate(ctx, ss.db, u.Sender.Sender, u.Sender.IdentityKey.Serialize()); lerr != nil {
+				return nil, nil, 0, lerr
 			}
 		}
 		return nil, nil, 0, se

@@ -40,9 +40,13 @@ func sealedRow(t *testing.T, r *sealedRelay, bob *Client, text string) []byte {
 		}
 		env := &wire.Envelope{Type: wire.EnvelopeTypeSealed, Content: row.content, ServerTimestampMs: time.Now().UnixMilli()}
 		match := false
+		u, err := bob.unsealEnvelope(ctx, env)
+		if err != nil {
+			continue
+		}
 		bob.cryptoMu.Lock()
-		err := bob.db.Update(ctx, func(tx *store.Tx) error {
-			_, pt, _, err := bob.openSealed(ctx, bob.sigStores(tx), env)
+		err = bob.db.Update(ctx, func(tx *store.Tx) error {
+			_, pt, _, err := bob.decryptSealed(ctx, bob.sigStores(tx), env, u)
 			if err != nil {
 				return err
 			}
@@ -86,9 +90,13 @@ func TestSealedLocalFailureLeavesEnvelopeQueued(t *testing.T) {
 	}
 	env := &wire.Envelope{Type: wire.EnvelopeTypeSealed, Content: row, ServerTimestampMs: time.Now().UnixMilli()}
 
+	u, err := bob.unsealEnvelope(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bob.cryptoMu.Lock()
-	err := bob.db.Update(ctx, func(tx *store.Tx) error {
-		_, _, _, err := bob.openSealed(ctx, bob.sigStores(failingSessions{tx}), env)
+	err = bob.db.Update(ctx, func(tx *store.Tx) error {
+		_, _, _, err := bob.decryptSealed(ctx, bob.sigStores(failingSessions{tx}), env, u)
 		return err
 	})
 	bob.cryptoMu.Unlock()

@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/sealed"
@@ -93,11 +93,11 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 		}
 	}
 	self := to == c.acct.Username
-	devices, known, err := loadDevices(ctx, c.db, to)
+	devices, known, err := sessions.Devices(ctx, c.db, to)
 	if err != nil {
 		return 0, err
 	}
-	if !known || (self && len(devices) == 0) {
+	if !known || (self && len(devices) == 0 && !c.ownDevicesChecked(conn)) {
 		if devices, err = c.refreshDevices(ctx, conn, to); err != nil {
 			return 0, err
 		}
@@ -163,20 +163,39 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	return 0, fmt.Errorf("client: send to %s: device list still stale after %d attempts", to, maxSendAttempts)
 }
 
+// self is this device, as the device lists (client/sessions) know it.
+func (c *Client) self() sessions.Self {
+	return sessions.Self{User: c.acct.Username, Device: c.acct.DeviceID}
+}
+
+// ownDevicesChecked reports whether the account's own device list was
+// fetched on conn. An empty own list (a single-device account) is fetched
+// once per connection, not on every send: a device linked from this one
+// drops the list (enroll.go), one that sends anything is added to it
+// (rememberDevice), and a relay's stale-device answer replaces it
+// (applyStale).
+func (c *Client) ownDevicesChecked(conn *transport.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownDevicesOn == conn
+}
+
 // refreshDevices asks the relay for to's devices and caches the answer.
 func (c *Client) refreshDevices(ctx context.Context, conn *transport.Conn, to string) ([]uint32, error) {
+	if c.hooks.getDevices != nil {
+		c.hooks.getDevices()
+	}
 	list, err := conn.GetDevices(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("client: devices of %s: %w", to, err)
 	}
-	var ids []uint32
-	for _, d := range list.Devices {
-		if to == c.acct.Username && d.DeviceId == c.acct.DeviceID {
-			continue
-		}
-		ids = append(ids, d.DeviceId)
+	if to == c.acct.Username {
+		c.mu.Lock()
+		c.ownDevicesOn = conn
+		c.mu.Unlock()
 	}
-	return ids, saveDevices(ctx, c.db, to, ids)
+	ids := sessions.FromRelay(c.self(), to, list.Devices)
+	return ids, sessions.Save(ctx, c.db, to, ids)
 }
 
 // applyStale updates the device list and sessions after STALE_DEVICES:
@@ -186,24 +205,14 @@ func (c *Client) applyStale(ctx context.Context, to string, devices []uint32, st
 	c.cryptoMu.Lock()
 	defer c.cryptoMu.Unlock()
 	ss := c.sigStores(c.db)
-	for _, id := range slices.Concat(st.Extra, st.Mismatched) {
+	for _, id := range sessions.StaleSessions(st) {
 		if err := ss.deleteSession(ctx, session.Address{Name: to, DeviceID: id}); err != nil {
 			return nil, err
 		}
 	}
-	var ids []uint32
-	if st.Current != nil {
-		for _, d := range st.Current.Devices {
-			ids = append(ids, d.DeviceId)
-		}
-	} else {
-		ids = slices.DeleteFunc(slices.Concat(devices, st.Missing), func(id uint32) bool { return slices.Contains(st.Extra, id) })
-	}
-	if to == c.acct.Username {
-		ids = slices.DeleteFunc(ids, func(id uint32) bool { return id == c.acct.DeviceID })
-	}
+	ids := sessions.AfterStale(c.self(), to, devices, st)
 	c.log.Debug("device list was stale", "user", to, "missing", st.Missing, "extra", st.Extra, "mismatched", st.Mismatched)
-	return ids, saveDevices(ctx, c.db, to, ids)
+	return ids, sessions.Save(ctx, c.db, to, ids)
 }
 
 // errNeedBundle rolls encryptFor's transaction back when a device lost its

@@ -34,7 +34,6 @@ const (
 	tblPreKeys    = "prekeys"
 	tblSigned     = "signed-prekeys"
 	tblKyber      = "kyber-prekeys"
-	tblDevices    = "devices"
 )
 
 // identityRecord is what the client knows of a contact's identity key.

@@ -87,7 +87,7 @@ func deliver(t *testing.T, to *testDevice, from *testDevice, typ int, ct []byte)
 		if err != nil {
 			return err
 		}
-		return to.c.applyContent(ctx, tx, env, c, &r)
+		return to.c.handlers.handle(ctx, tx, env, c, &r)
 	})
 	return &r, err
 }

@@ -122,7 +122,61 @@ func TestImportDirection(t *testing.T) {
 // small interfaces it needs (its store, its relay requests) instead of
 // importing the client or another part.
 var clientParts = map[string][]string{
-	"sotto/client/keylog": {"sotto/client/store", "sotto/client/transport", "sotto/client/content"},
+	"sotto/client/keylog":       {"sotto/client/store", "sotto/client/transport", "sotto/client/content"},
+	"sotto/client/sessions":     {"sotto/client/store"},
+	"sotto/client/linktransfer": {},
+}
+
+// facadeUsers are the packages under sotto/client that may import the
+// client facade (sotto/client) itself: they sit above it, as a front end
+// does. Every other package under sotto/client is a part the facade wires,
+// and a part importing the facade would be an import cycle in the making
+// and a second way in to the core.
+var facadeUsers = map[string]string{
+	"sotto/client/call": "the call manager drives a *client.Client (its signalling rides the client's messages); issue 13 makes it a part",
+}
+
+// clientLeaves are the parts of the client core that import no other
+// package under sotto/client: formats and mechanisms the others build on.
+var clientLeaves = []string{"sotto/client/content", "sotto/client/store", "sotto/client/transport", "sotto/client/org", "sotto/client/update"}
+
+// TestClientSubpackagesImportNoFacade enforces facadeUsers: only the
+// facade wires the parts of the client core.
+func TestClientSubpackagesImportNoFacade(t *testing.T) {
+	found := 0
+	for _, p := range listPackages(t) {
+		if !strings.HasPrefix(p.ImportPath, "sotto/client/") {
+			continue
+		}
+		found++
+		if slices.Contains(p.Imports, "sotto/client") {
+			if _, ok := facadeUsers[p.ImportPath]; !ok {
+				t.Errorf("%s imports the client facade sotto/client: a part of the client core is wired by the facade, never the other way round", p.ImportPath)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no package under sotto/client")
+	}
+}
+
+// TestClientLeavesImportNoClientPart enforces clientLeaves.
+func TestClientLeavesImportNoClientPart(t *testing.T) {
+	found := 0
+	for _, p := range listPackages(t) {
+		if !slices.Contains(clientLeaves, p.ImportPath) {
+			continue
+		}
+		found++
+		for _, imp := range p.Imports {
+			if imp == "sotto/client" || strings.HasPrefix(imp, "sotto/client/") {
+				t.Errorf("%s imports %s: it is a leaf of the client core, below every other part", p.ImportPath, imp)
+			}
+		}
+	}
+	if found != len(clientLeaves) {
+		t.Errorf("found %d of the %d client leaves listed", found, len(clientLeaves))
+	}
 }
 
 // TestClientPartsImportNoClient enforces clientParts.

@@ -71,6 +71,13 @@ func Decrypt(ctx context.Context, rand io.Reader, s session.Stores, msg []byte, 
 	if err != nil {
 		return nil, err
 	}
+	return DecryptUnsealed(ctx, rand, s, c, trustRoot, now, local)
+}
+
+// DecryptUnsealed is Decrypt after Unseal: a receiver that opens the outer
+// layer first (to learn the sender and vet its key before its own
+// transaction) decrypts the inner message with it, and nothing twice.
+func DecryptUnsealed(ctx context.Context, rand io.Reader, s session.Stores, c *Content, trustRoot keys.PublicKey, now time.Time, local session.Address) (*Result, error) {
 	if err := c.Sender.Validate(trustRoot, now); err != nil {
 		return nil, err
 	}

@@ -96,6 +96,17 @@ func Decrypt(ctx context.Context, rand io.Reader, s Stores, remote Address, msgT
 	return nil, fmt.Errorf("%w: message type %d", ErrInvalidMessage, msgType)
 }
 
+// PreKeyMessageIdentity returns the identity key a PreKey message names
+// (the key a new session with its sender would be built on), without
+// decrypting it: a receiver vets that key before it decrypts.
+func PreKeyMessageIdentity(b []byte) ([]byte, error) {
+	m, err := parsePreKeySignalMessage(b)
+	if err != nil {
+		return nil, err
+	}
+	return m.identityKey.Serialize(), nil
+}
+
 func decryptSignal(ctx context.Context, rand io.Reader, s Stores, remote Address, b []byte) ([]byte, error) {
 	m, err := parseSignalMessage(b)
 	if err != nil {
