@@ -27,6 +27,10 @@ type Options struct {
 	// IdleLock locks the app after this long without a key pressed (the
 	// org policy's idle lock timeout; 0: never). See lock.go.
 	IdleLock time.Duration
+	// Calls places and answers calls, whose changes CallEvents delivers
+	// (calls.go); nil: no calls.
+	Calls      CallControl
+	CallEvents <-chan CallMsg
 }
 
 // Device is what the app uses of the device: its agent (sotto's
@@ -119,6 +123,7 @@ type Model struct {
 	safety     *client.SafetyNumber
 	quit       bool
 	lock       lockState
+	call       *CallMsg // the call ringing or in progress (calls.go)
 }
 
 // New returns the app for c.
@@ -147,7 +152,7 @@ func New(ctx context.Context, c Device, o Options) *Model {
 
 // Init starts listening for events.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitEvent(), tick(), m.markRead())
+	return tea.Batch(m.waitEvent(), tick(), m.markRead(), m.waitCall())
 }
 
 func tick() tea.Cmd {
@@ -271,6 +276,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventsDone:
 		m.status = "! disconnected"
 		return m, nil
+	case CallMsg:
+		return m, m.onCall(msg)
+	case callsDone:
+		return m, nil
 	case NoticeMsg:
 		m.notices = append(m.notices, msg)
 		return m, nil
@@ -386,6 +395,9 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.quit = true
 		return m, tea.Quit
 	}
+	if cmd, ok := m.callKey(k.String()); ok {
+		return m, cmd
+	}
 	if m.focus == focusSafety {
 		switch k.String() {
 		case "esc", "q", "enter":
@@ -496,7 +508,7 @@ func (m *Model) submit(line string) tea.Cmd {
 		m.quit = true
 		return tea.Quit
 	case "help", "h":
-		m.status = "/reply TEXT  /react EMOJI  /unreact  /edit TEXT  /delete  /timer 1h|off  /search TEXT  /safety  /quit · ↑↓ select · tab list · ctrl+s safety"
+		m.status = "/reply TEXT  /react EMOJI  /unreact  /edit TEXT  /delete  /timer 1h|off  /search TEXT  /safety  /call  /hangup  /quit · ↑↓ select · tab list · ctrl+s safety"
 		return nil
 	case "reply", "r":
 		if sm := need(false); sm != nil {
@@ -539,6 +551,10 @@ func (m *Model) submit(line string) tea.Cmd {
 			parts = append(parts, f.Peer+": "+excerpt(f.Text, 30))
 		}
 		m.status = fmt.Sprintf("%d found: %s", len(found), strings.Join(parts, " | "))
+	case "call":
+		return m.callAction("call", arg)
+	case "answer", "decline", "hangup":
+		return m.callAction(cmd)
 	case "safety":
 		return func() tea.Msg {
 			sn, err := c.SafetyNumber(ctx, peer)
