@@ -19,9 +19,9 @@ import (
 // them) and reads them from the source, which stays in step with the clock.
 
 const (
-	burstFrames = 3                  // frames sent back to back when behind
-	burstPause  = FrameDuration / 4  // between bursts when behind
-	maxLag      = 50 * FrameDuration // behind by more (a stalled process): skip
+	burstFrames = 3                 // frames sent back to back when behind
+	burstPause  = FrameDuration / 4 // between bursts when behind
+	maxLag      = 5 * time.Second   // behind by more (a suspended process): skip
 )
 
 // pacing counts a sender's frames.

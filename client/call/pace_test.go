@@ -58,7 +58,7 @@ func TestPaceKeepsTheScheduleUnderLoad(t *testing.T) {
 	}()
 	time.Sleep(3 * time.Second)
 	// Frames 0..due-1 are due now. Once the load stops, the sender must
-	// have sent (or, after a stall of a second or more, skipped and
+	// have sent (or, after a stall of 5 s or more, skipped and
 	// counted) every one of them, and no more than are due by then.
 	due := int64(time.Since(start)/FrameDuration) + 1
 	close(stopLoad)
