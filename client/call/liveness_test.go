@@ -157,9 +157,12 @@ func TestCallEndsWhenThePeerFallsSilent(t *testing.T) {
 	if !errors.Is(callee.Err(), ErrConnectionLost) {
 		t.Errorf("callee: %v, want %v", callee.Err(), ErrConnectionLost)
 	}
-	waitDone(t, caller, "the caller's call") // told by the callee's HANGUP
-	if !errors.Is(caller.Err(), ErrPeerFailed) {
-		t.Errorf("caller: %v, want %v", caller.Err(), ErrPeerFailed)
+	// The caller learns it from the callee's HANGUP (the peer failed) or,
+	// when the callee's DTLS close overtakes it by more than a second, as
+	// a hang-up.
+	waitDone(t, caller, "the caller's call")
+	if err := caller.Err(); err != nil && !errors.Is(err, ErrPeerFailed) {
+		t.Errorf("caller: %v, want %v or a hang-up", err, ErrPeerFailed)
 	}
 	if rec := lastCall(t, bob, "alice"); rec.Outcome != "failed" || rec.Duration <= 0 {
 		t.Errorf("bob's history: %+v", rec)
