@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -65,6 +66,10 @@ type Call struct {
 	// because pion calls the recorder with its transport lock held.
 	dtlsStarted atomic.Bool // ICE found a path and the handshake began
 	dtlsFailed  atomic.Bool // the handshake failed
+	// base is the call's monotonic origin; lastHeard is when the peer last
+	// sent audio (RTP), as time since base (liveness.go).
+	base      time.Time
+	lastHeard atomic.Int64
 
 	mu          sync.Mutex
 	peerDevice  uint32
@@ -80,7 +85,11 @@ type Call struct {
 	lostTimer   *time.Timer
 	started     time.Time
 	connectedAt time.Time
+	closedAt    time.Time   // the peer closed the connection or fell silent (liveness.go)
+	closeTimer  *time.Timer // ends the call peerCloseGrace after the peer's close
 	muted       bool
+	sent        pacing       // frames sent and skipped (pace.go)
+	rx          receiveStats // once the receiver stopped (jitter.go)
 	// withTURN: the peer connection uses the relay's TURN server
 	// (relay-only, or after the direct path failed); reoffered: the caller
 	// sent an offer with TURN and waits for its answer.
@@ -99,7 +108,7 @@ func (m *Manager) newCall(id []byte, peer string, dev uint32, outgoing bool) *Ca
 		st = StateRinging
 	}
 	c := &Call{m: m, ID: id, Peer: peer, Outgoing: outgoing, codec: supportedCodecs(m.opts.PCMUOnly)[0], peerDevice: dev, state: st,
-		started: m.opts.Now(), connected: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
+		started: m.opts.Now(), base: time.Now(), connected: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	c.source, c.sink = Source(silence{}), Sink(discard{})
 	if m.opts.NewSource != nil {
 		c.source = m.opts.NewSource(c)
@@ -387,7 +396,7 @@ func (c *Call) Reject(ctx context.Context) error {
 		return errors.New("call: only a ringing incoming call can be rejected")
 	}
 	c.mu.Unlock()
-	err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_REJECT, ToDevice: c.PeerDevice()})
+	err := c.m.hangupSignal(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_REJECT, ToDevice: c.PeerDevice()})
 	c.m.send(c.m.sig.Username(), &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_DECLINED_ELSEWHERE, Peer: c.Peer})
 	c.end(ErrRejected)
 	return err
@@ -409,7 +418,7 @@ func (c *Call) Hangup(ctx context.Context) error {
 	if c.Outgoing && (st == StateDialing || st == StateRinging) {
 		dev, why = 0, ErrCanceled // stop the ringing on every device
 	}
-	err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: dev, Reason: content.CallSignal_NORMAL})
+	err := c.m.hangupSignal(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, ToDevice: dev, Reason: content.CallSignal_NORMAL})
 	c.end(why)
 	return err
 }
@@ -514,10 +523,12 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 		if c.lostTimer != nil {
 			c.lostTimer.Stop()
 		}
-		c.wg.Add(1)
+		c.heard()
+		c.wg.Add(2)
 		c.mu.Unlock()
 		close(c.connected)
 		go c.send()
+		go c.watchMedia()
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		c.mu.Lock()
 		active, ended := !c.connectedAt.IsZero(), c.state == StateEnded
@@ -526,12 +537,16 @@ func (c *Call) connectionState(s webrtc.PeerConnectionState) {
 			return // our own Close, or a failure already handled
 		}
 		// pion closes the connection itself when the DTLS connection
-		// closes. On a live call that is the peer hanging up (its signal,
-		// which travels through the relay, follows); before the call is
-		// live it is a failed handshake, whose Closed can overtake the
-		// transport's Failed.
+		// closes. On a live call that is the peer hanging up: the call
+		// ends even if its HANGUP never comes (the relay may be down;
+		// liveness.go). Before the call is live it is a failed handshake,
+		// whose Closed can overtake the transport's Failed.
 		closed := s == webrtc.PeerConnectionStateClosed
-		if closed && (active || !c.dtlsStarted.Load()) {
+		if closed && active {
+			c.peerClosed()
+			return
+		}
+		if closed && !c.dtlsStarted.Load() {
 			return
 		}
 		handshake := c.dtlsFailed.Load() || closed
@@ -599,7 +614,7 @@ func (c *Call) startRingTimer(d time.Duration) {
 			// they record a missed call, not one still ringing.
 			ctx, cancel := context.WithTimeout(c.m.ctx, 15*time.Second)
 			defer cancel()
-			if err := c.m.sendNow(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_TIMEOUT}); err != nil {
+			if err := c.m.hangupSignal(ctx, c.Peer, &content.CallSignal{CallId: c.ID, Kind: content.CallSignal_HANGUP, Reason: content.CallSignal_TIMEOUT}); err != nil {
 				c.m.log.Info("call signal not sent", "to", c.Peer, "kind", "HANGUP", "err", err)
 			}
 			c.end(ErrNoAnswer)
@@ -631,7 +646,8 @@ func (c *Call) startLostTimer(d time.Duration) {
 	})
 }
 
-// send paces audio frames to the peer until the call ends.
+// send paces audio frames to the peer until the call ends, on a
+// monotonic schedule (pace.go).
 func (c *Call) send() {
 	defer c.wg.Done()
 	c.mu.Lock()
@@ -640,13 +656,9 @@ func (c *Call) send() {
 	n := int(codec.ClockRate()) * int(FrameDuration/time.Millisecond) / 1000
 	frame := make([]int16, n)
 	var payload []byte
-	t := time.NewTicker(FrameDuration)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
+	write := func(skipped int) bool {
+		for range skipped { // frames the schedule gave up: the source moves on
+			c.source.ReadFrame(frame)
 		}
 		c.source.ReadFrame(frame)
 		c.mu.Lock()
@@ -656,13 +668,18 @@ func (c *Call) send() {
 			clear(frame)
 		}
 		payload = codec.Encode(payload[:0], frame)
-		if err := track.WriteSample(media.Sample{Data: payload, Duration: FrameDuration}); err != nil {
-			return
+		if c.m.stallSend.Load() {
+			return true
 		}
+		return track.WriteSample(media.Sample{Data: payload, Duration: FrameDuration, PrevDroppedPackets: uint16(skipped)}) == nil
 	}
+	pace(c.stop, time.Now(), &c.sent, write, func(k int) {
+		c.m.log.Warn("call: the sender fell behind; audio skipped", "frames", k)
+	})
 }
 
-// receive decodes the peer's audio into the sink until the call ends.
+// receive plays the peer's audio into the sink until the call ends,
+// through the jitter buffer and loss concealment (jitter.go).
 func (c *Call) receive(tr *webrtc.TrackRemote) {
 	params := tr.Codec()
 	dec := newCodec(params.MimeType)
@@ -670,18 +687,41 @@ func (c *Call) receive(tr *webrtc.TrackRemote) {
 		c.m.log.Warn("call: peer sends an unsupported codec", "mime", params.MimeType)
 		return
 	}
-	var pcm []int16
-	for {
+	read := func() (*rtp.Packet, error) {
 		p, _, err := tr.ReadRTP()
+		return p, err
+	}
+	if c.m.netem != nil {
+		read = c.m.netem(read)
+	}
+	jb := newJitterBuffer()
+	pl := &player{dec: dec, sink: c.sink, plain: c.m.plainReceive}
+	var frames []*rtp.Packet
+	for {
+		p, err := read()
 		if err != nil {
-			return
+			break
 		}
 		if p.PayloadType != uint8(params.PayloadType) {
 			continue
 		}
-		pcm = dec.Decode(pcm[:0], p.Payload)
-		c.sink.WriteFrame(pcm)
+		c.heard()
+		if pl.plain {
+			pl.play([]*rtp.Packet{p})
+			continue
+		}
+		frames = jb.push(p, frames[:0])
+		pl.play(frames)
 	}
+	pl.play(jb.flush(frames[:0]))
+	c.mu.Lock()
+	c.rx = receiveStats{Played: pl.played, Concealed: pl.concealed, Recovered: pl.recovered}
+	c.mu.Unlock()
+}
+
+// receiveStats counts what the receive side played.
+type receiveStats struct {
+	Played, Concealed, Recovered int // frames decoded, concealed, recovered by FEC
 }
 
 // end closes the call once, records it and tells the UI.
@@ -700,9 +740,16 @@ func (c *Call) end(why error) {
 	if c.lostTimer != nil {
 		c.lostTimer.Stop()
 	}
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
 	var dur time.Duration
 	if !c.connectedAt.IsZero() {
-		dur = c.m.opts.Now().Sub(c.connectedAt)
+		last := c.m.opts.Now()
+		if !c.closedAt.IsZero() && c.closedAt.Before(last) {
+			last = c.closedAt // the audio ended then
+		}
+		dur = max(last.Sub(c.connectedAt), 0)
 	}
 	c.mu.Unlock()
 	close(c.stop)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,6 +39,44 @@ type testRelay struct {
 	allocs *atomic.Int64 // TURN allocations made, ever
 	org    *orgtest.Org
 	logPub ed25519.PublicKey
+	cfg    relay.Config
+	stop   func() // stops the relay's server (its store and TURN stay up); idempotent
+}
+
+// serve starts the relay's server on addr (its old address on a restart).
+func (r *testRelay) serve(t testing.TB, addr string) {
+	t.Helper()
+	srv, err := relay.New(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(rctx) }()
+	r.url = hs.URL
+	r.stop = sync.OnceFunc(func() {
+		cancel()
+		<-done
+		hs.CloseClientConnections()
+		srv.Close()
+		hs.Close()
+	})
+}
+
+// restart stops the relay's server, if it runs, and starts it again on
+// the same address.
+func (r *testRelay) restart(t testing.TB) {
+	t.Helper()
+	r.stop()
+	r.serve(t, strings.TrimPrefix(r.url, "http://"))
 }
 
 func startRelay(t testing.TB) *testRelay { return startRelayWith(t, nil) }
@@ -79,23 +119,13 @@ func startRelayTURN(t testing.TB, wrap func(relay.Mailbox) relay.Mailbox, turnCo
 	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
 	logPub, logKey, _ := ed25519.GenerateKey(rand.Reader)
 	cfg.LogKey = logKey
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(rctx) }()
+	r := &testRelay{store: st, turn: ts, allocs: allocs, org: orgtest.New("Test Org"), logPub: logPub, cfg: cfg}
+	r.serve(t, "127.0.0.1:0")
 	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		hs.Close()
+		r.stop()
 		ts.Close()
 		st.Close()
 	})
-	r := &testRelay{url: hs.URL, store: st, turn: ts, allocs: allocs, org: orgtest.New("Test Org"), logPub: logPub}
 	if err := r.org.Register(ctx, st); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/pion/rtp"
 
 	"sotto/client"
 	"sotto/client/content"
@@ -79,7 +82,13 @@ type Options struct {
 	// ICEFailedTimeout is how long a call survives without connectivity
 	// before it ends (5 s).
 	ICEFailedTimeout time.Duration
-	Now              func() time.Time
+	// MediaTimeout ends a connected call that hears nothing from the peer
+	// for this long (10 s; liveness.go).
+	MediaTimeout time.Duration
+	// SignalRetryFor is how long a HANGUP or REJECT that could not be sent
+	// is tried again (2 min).
+	SignalRetryFor time.Duration
+	Now            func() time.Time
 }
 
 // Manager runs the calls of one device: it receives call signals from the
@@ -102,6 +111,16 @@ type Manager struct {
 	// that no direct path exists.
 	noDirect bool
 
+	// stallSend, in tests only, stops every call's audio from leaving
+	// (a peer that hangs without closing its connection).
+	stallSend atomic.Bool
+
+	// netem, in tests only, stands between the network and each call's
+	// receiver (loss, reordering); plainReceive plays packets as they come,
+	// without jitter buffer or concealment (the pipeline before them).
+	netem        func(read func() (*rtp.Packet, error)) func() (*rtp.Packet, error)
+	plainReceive bool
+
 	// tamper, in tests only, rewrites decrypted signals before they are
 	// processed (a man in the middle that could break the encryption).
 	tamper func(from string, s *content.CallSignal)
@@ -117,6 +136,12 @@ func NewManager(opts Options) *Manager {
 	}
 	if opts.ICEFailedTimeout <= 0 {
 		opts.ICEFailedTimeout = 5 * time.Second
+	}
+	if opts.MediaTimeout <= 0 {
+		opts.MediaTimeout = 10 * time.Second
+	}
+	if opts.SignalRetryFor <= 0 {
+		opts.SignalRetryFor = 2 * time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -223,12 +248,19 @@ func (m *Manager) forget(c *Call) {
 	}
 }
 
-// send delivers s to user on its own goroutine, owned by the manager.
+// send delivers s to user on its own goroutine, owned by the manager; a
+// HANGUP or REJECT is retried until delivered (liveness.go).
 func (m *Manager) send(user string, s *content.CallSignal) {
 	m.goOwned(func() {
-		ctx, cancel := context.WithTimeout(m.ctx, 15*time.Second)
-		defer cancel()
-		if err := m.sendNow(ctx, user, s); err != nil {
+		var err error
+		if retried(s) {
+			err = m.sendRetrying(m.ctx, user, s)
+		} else {
+			ctx, cancel := context.WithTimeout(m.ctx, 15*time.Second)
+			err = m.sendNow(ctx, user, s)
+			cancel()
+		}
+		if err != nil {
 			m.log.Info("call signal not sent", "to", user, "kind", s.Kind.String(), "err", err)
 		}
 	})

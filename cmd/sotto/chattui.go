@@ -14,6 +14,7 @@ import (
 
 	"sotto/agent/api"
 	"sotto/client"
+	"sotto/client/call"
 	"sotto/client/store"
 	"sotto/cmd/sotto/internal/tui"
 )
@@ -24,7 +25,11 @@ import (
 func runTUI(e *env, peer string) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	s, err := e.hostOrJoin(e.agentConfig())
+	cfg := e.agentConfig()
+	// The app's own agent carries the device's calls: they ring in the
+	// app, and sotto call beside it goes through it.
+	cfg.Calls = &call.Options{Logger: e.logger()}
+	s, err := e.hostOrJoin(cfg)
 	if err != nil {
 		return err
 	}
@@ -56,6 +61,7 @@ func runTUI(e *env, peer string) error {
 		return agentError(e, err)
 	}
 	events := make(chan client.Event, 64)
+	callEvents := make(chan tui.CallMsg, 16)
 	converted := make(chan struct{})
 	defer func() {
 		cancel()
@@ -66,7 +72,16 @@ func runTUI(e *env, peer string) error {
 		// Owned by runTUI, which waits for it: ends with the feed.
 		defer close(converted)
 		defer close(events)
+		defer close(callEvents)
 		for ev := range feed {
+			if cm, ok := callMsg(ev); ok {
+				select {
+				case callEvents <- cm:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
 			cev, ok := ev.Client()
 			if !ok {
 				cev, ok = groupEvent(ev)
@@ -80,9 +95,25 @@ func runTUI(e *env, peer string) error {
 			}
 		}
 	}()
-	dev := &agentDevice{ctx: ctx, api: s.api, user: st.User}
+	dev := &agentDevice{ctx: ctx, api: s.api, user: st.User, dialed: make(chan tui.CallMsg, 4)}
+	go func() {
+		// Owned by runTUI: ends with ctx. Calls placed from the app join
+		// the agent's events.
+		for {
+			select {
+			case cm := <-dev.dialed:
+				select {
+				case callEvents <- cm:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	m := tui.New(ctx, dev, tui.Options{Peer: peer, Events: events, QR: qrString, Notices: dev,
-		IdleLock: time.Duration(st.IdleLockSeconds) * time.Second})
+		IdleLock: time.Duration(st.IdleLockSeconds) * time.Second, Calls: dev, CallEvents: callEvents})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(e.stdin), tea.WithOutput(e.stdout))
 	_, err = p.Run()
 	cancel()
@@ -124,10 +155,54 @@ func firstConnection(e *env, feed <-chan *api.Event) error {
 
 // agentDevice is the chat app's device (tui.Device): the agent's API.
 type agentDevice struct {
-	ctx  context.Context
-	api  *api.Client
-	user string
+	ctx    context.Context
+	api    *api.Client
+	user   string
+	dialed chan tui.CallMsg // calls placed from the app
 }
+
+// callMsg is the chat app's view of a call event of the agent's.
+func callMsg(ev *api.Event) (tui.CallMsg, bool) {
+	switch ev.Type {
+	case api.EventCallIncoming, api.EventCallConnected, api.EventCallEnded:
+	default:
+		return tui.CallMsg{}, false
+	}
+	if ev.Call == nil {
+		return tui.CallMsg{}, false
+	}
+	return callInfo(ev.Call), true
+}
+
+func callInfo(c *api.Call) tui.CallMsg {
+	return tui.CallMsg{ID: c.ID, Peer: c.Peer, Outgoing: c.Outgoing, State: c.State,
+		Reason: strings.ReplaceAll(c.Reason, "_", " "), Duration: time.Duration(c.DurationSeconds) * time.Second}
+}
+
+// Dial implements tui.CallControl.
+func (d *agentDevice) Dial(ctx context.Context, peer string) error {
+	c, err := d.api.Dial(ctx, api.DialRequest{User: peer})
+	if err != nil {
+		return err
+	}
+	select {
+	case d.dialed <- callInfo(c):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// Answer implements tui.CallControl.
+func (d *agentDevice) Answer(ctx context.Context, id []byte) error {
+	_, err := d.api.Answer(ctx, id, api.AnswerRequest{})
+	return err
+}
+
+// Reject implements tui.CallControl.
+func (d *agentDevice) Reject(ctx context.Context, id []byte) error { return d.api.Reject(ctx, id) }
+
+// Hangup implements tui.CallControl.
+func (d *agentDevice) Hangup(ctx context.Context, id []byte) error { return d.api.Hangup(ctx, id) }
 
 func (d *agentDevice) Username() string { return d.user }
 

@@ -31,6 +31,7 @@ var helpLines = []string{
 	"  enter        open the selected conversation; send the line",
 	"  ↑ ↓          select a message (esc: back to the newest)",
 	"  ctrl+s       the safety number with this contact",
+	"  ctrl+y/n     answer / decline a ringing call",
 	"  f1           this help (esc closes it)",
 	"  ctrl+c       quit",
 	"Commands act on the selected message, else on the newest one",
@@ -44,6 +45,8 @@ var helpLines = []string{
 	"  /timer 30s|1h|off     disappearing messages in this chat",
 	"  /search TEXT          find messages in every chat",
 	"  /safety               the safety number (as ctrl+s)",
+	"  /call [USER]          call this contact (or USER); /hangup ends it",
+	"  /answer  /decline     a ringing call",
 	"  /quit                 leave the app",
 	"  //TEXT                send a line that starts with /",
 }

@@ -27,6 +27,10 @@ type Options struct {
 	// IdleLock locks the app after this long without a key pressed (the
 	// org policy's idle lock timeout; 0: never). See lock.go.
 	IdleLock time.Duration
+	// Calls places and answers calls, whose changes CallEvents delivers
+	// (calls.go); nil: no calls.
+	Calls      CallControl
+	CallEvents <-chan CallMsg
 }
 
 // Device is what the app uses of the device: its agent (sotto's
@@ -126,6 +130,7 @@ type Model struct {
 	// members is the open group's member pane (nil: closed).
 	groups  map[string][]byte
 	members []GroupMember
+	call    *CallMsg // the call ringing or in progress (calls.go)
 }
 
 // New returns the app for c.
@@ -154,7 +159,7 @@ func New(ctx context.Context, c Device, o Options) *Model {
 
 // Init starts listening for events.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitEvent(), tick(), m.markRead())
+	return tea.Batch(m.waitEvent(), tick(), m.markRead(), m.waitCall())
 }
 
 func tick() tea.Cmd {
@@ -279,6 +284,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventsDone:
 		m.status = "! disconnected"
 		return m, nil
+	case CallMsg:
+		return m, m.onCall(msg)
+	case callsDone:
+		return m, nil
 	case NoticeMsg:
 		m.notices = append(m.notices, msg)
 		return m, nil
@@ -398,6 +407,9 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	}
 	if m.confirm != nil {
 		return m.confirmKey(k)
+	}
+	if cmd, ok := m.callKey(k.String()); ok {
+		return m, cmd
 	}
 	if m.focus == focusSafety || m.focus == focusHelp {
 		switch k.String() {
@@ -532,6 +544,10 @@ func (m *Model) submit(line string) tea.Cmd {
 	case "help", "h", "?":
 		m.focus = focusHelp
 		return nil
+	case "call":
+		return m.callAction("call", arg)
+	case "answer", "decline", "hangup":
+		return m.callAction(cmd)
 	case "new", "n":
 		return m.newConversation(arg)
 	case "search":

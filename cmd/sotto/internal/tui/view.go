@@ -71,6 +71,9 @@ func (m *Model) mainView(w, h int) string {
 
 // infoLine is the line of the newest notice, or of who is typing.
 func (m *Model) infoLine() string {
+	if l := m.callLine(); l != "" {
+		return l
+	}
 	switch {
 	case len(m.notices) > 0:
 		n := m.notices[len(m.notices)-1]
