@@ -85,7 +85,7 @@ func (h *handler) adminInvite(r *http.Request, c *client.Client) (any, error) {
 	if user == "" {
 		return nil, badRequest("missing user")
 	}
-	inv, err := c.Invite(r.Context(), client.InviteParams{Username: user, Validity: valid})
+	inv, err := c.Invite(r.Context(), client.InviteParams{Username: user, Validity: valid, RelayURL: req.Relay})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,9 @@ type AdminStatus struct {
 type InviteRequest struct {
 	User string `json:"user"`
 	Days int    `json:"days,omitempty"` // default 365
+	// Relay is the relay's URL as the invited device reaches it
+	// (default: this device's).
+	Relay string `json:"relay,omitempty"`
 }
 
 // InviteAnswer carries the invitation text: whoever holds it can enroll

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
@@ -161,27 +163,23 @@ func adminInvite(e *env, args []string) error {
 	if len(pos) != 1 || *days < 1 {
 		return errUsage
 	}
-	c, err := e.connect(false, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	p := client.InviteParams{Username: pos[0], Validity: time.Duration(*days) * 24 * time.Hour, RelayURL: *relayURL}
-	if p.RelayCA, err = readOptional(*relayCA); err != nil {
-		return err
-	}
-	if *relayPin != "" {
-		if p.RelayPin, err = transport.ParsePin(*relayPin); err != nil {
+	var text string
+	if *relayCA == "" && *relayPin == "" {
+		// Beside a running agent: it mints the invitation (adminagent.go).
+		var a api.InviteAnswer
+		s, ok, err := viaAgent(e, http.MethodPost, "/admin/invitations", api.InviteRequest{User: pos[0], Days: *days, Relay: *relayURL}, &a)
+		if err != nil {
 			return err
 		}
+		if ok {
+			s.close()
+			text = a.Invitation
+		}
 	}
-	inv, err := c.Invite(e.ctx, p)
-	if err != nil {
-		return err
-	}
-	text, err := inv.Text()
-	if err != nil {
-		return err
+	if text == "" {
+		if text, err = inviteConnected(e, pos[0], *days, *relayURL, *relayCA, *relayPin); err != nil {
+			return err
+		}
 	}
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(text+"\n"), 0o600); err != nil {
@@ -199,6 +197,29 @@ func adminInvite(e *env, args []string) error {
 		return writeQR(e.stdout, text)
 	}
 	return nil
+}
+
+// inviteConnected mints an invitation with the device's own connection.
+func inviteConnected(e *env, user string, days int, relayURL, relayCA, relayPin string) (string, error) {
+	c, err := e.connect(false, nil)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	p := client.InviteParams{Username: user, Validity: time.Duration(days) * 24 * time.Hour, RelayURL: relayURL}
+	if p.RelayCA, err = readOptional(relayCA); err != nil {
+		return "", err
+	}
+	if relayPin != "" {
+		if p.RelayPin, err = transport.ParsePin(relayPin); err != nil {
+			return "", err
+		}
+	}
+	inv, err := c.Invite(e.ctx, p)
+	if err != nil {
+		return "", err
+	}
+	return inv.Text()
 }
 
 func readSecretFile(path, what string) ([]byte, error) {
@@ -402,14 +423,27 @@ func adminPolicySet(e *env, args []string) error {
 			return fmt.Errorf("--min-version: %w", err)
 		}
 	}
-	c, err := e.connect(false, nil)
+	// Beside a running agent: it signs and publishes the policy.
+	var a api.PublishAnswer
+	s, ok, err := viaAgent(e, http.MethodPut, "/admin/policy", api.Policy{Version: p.Version, FailedUnlockLimit: p.FailedUnlockLimit,
+		IdleLockSeconds: p.IdleLockSeconds, DisappearingMinSecs: p.DisappearingMinSeconds, DisappearingMaxSecs: p.DisappearingMaxSeconds,
+		AttachmentsDisabled: p.AttachmentsDisabled, CallsDisabled: p.CallsDisabled, SealedOnly: p.SealedOnly,
+		MinPassphraseBits: p.MinPassphraseBits, WitnessBoundSeconds: p.WitnessBoundSeconds, MinClientVersion: p.MinClientVersion}, &a)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	n, err := c.PublishPolicy(e.ctx, p)
-	if err != nil {
-		return err
+	n := a.Devices
+	if ok {
+		s.close()
+	} else {
+		c, err := e.connect(false, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if n, err = c.PublishPolicy(e.ctx, p); err != nil {
+			return err
+		}
 	}
 	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("policy signed and queued for %d devices\n", n))
 }
@@ -464,13 +498,26 @@ func adminCertify(e *env, args []string) error {
 	if len(pos) != 1 {
 		return errUsage
 	}
+	var n int
+	if *valid%(24*time.Hour) == 0 {
+		// Beside a running agent: it signs and sends the certificate.
+		var a api.PublishAnswer
+		s, ok, err := viaAgent(e, http.MethodPost, "/admin/certify", api.CertifyRequest{User: pos[0], Days: int(*valid / (24 * time.Hour))}, &a)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.close()
+			return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": a.Devices},
+				fmt.Sprintf("membership of %s certified; sent to %d devices\n", pos[0], a.Devices))
+		}
+	}
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	n, err := c.Certify(e.ctx, pos[0], *valid)
-	if err != nil {
+	if n, err = c.Certify(e.ctx, pos[0], *valid); err != nil {
 		return err
 	}
 	return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": n},

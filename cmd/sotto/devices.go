@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/store"
 	"sotto/internal/safetext"
@@ -187,6 +189,13 @@ func devicesApprove(e *env, args []string) error {
 	default:
 		return errUsage
 	}
+	if s, err := e.join(); err != nil {
+		return err
+	} else if s != nil {
+		// The running agent holds the device's one connection: it approves.
+		defer s.close()
+		return approveViaAgent(e, s, code, !*noHistory)
+	}
 	c, err := e.connect(false, nil)
 	if err != nil {
 		return err
@@ -262,5 +271,37 @@ func devicesWipe(e *env, args []string) error {
 		return agentError(e, err)
 	}
 	fmt.Fprintf(e.stdout, "wipe order sent: device %d wipes itself when it next connects; then revoke it with: sotto devices remove %d\n", id, id)
+	return nil
+}
+
+// approveViaAgent is devices approve through the running agent
+// (POST /v1/devices/link/check, then /link/approve).
+func approveViaAgent(e *env, s *session, code string, history bool) error {
+	var chk api.LinkCheckAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/devices/link/check", api.LinkRequest{Code: code}, &chk); err != nil {
+		return agentError(e, err)
+	}
+	if chk.Name != "" {
+		fmt.Fprintf(e.stdout, "the device asking to join is named %q\n", safetext.Name(chk.Name))
+	}
+	if history && isTerminalIn(e.stdin) && isTerminal(e.stdout) {
+		fmt.Fprint(e.stdout, "Also send this device's message history, contacts and settings to the new device\n(end-to-end encrypted; your private keys stay here)? [Y/n] ")
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		history = !strings.HasPrefix(strings.ToLower(strings.TrimSpace(answer)), "n")
+	}
+	var a api.LinkApproveAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/devices/link/approve", api.LinkRequest{Code: code, History: history}, &a); err != nil {
+		return agentError(e, err)
+	}
+	if h := a.History; h != nil {
+		fmt.Fprintf(e.stdout, "history sent: %d messages in %d conversations, %d contacts (--no-history to link without it)\n",
+			h.Messages, h.Conversations, h.Contacts)
+		if h.Omitted > 0 {
+			fmt.Fprintf(e.stdout, "the %d oldest messages were left out: the history exceeds %d MiB\n", h.Omitted, client.MaxHistorySize>>20)
+		}
+	} else {
+		fmt.Fprintln(e.stdout, "no history sent: the new device starts empty")
+	}
+	fmt.Fprintln(e.stdout, "approved: the new device is finishing its registration")
 	return nil
 }
