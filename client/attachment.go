@@ -103,21 +103,11 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	if err := c.AllowedByPolicy(ctx, FeatureAttachments); err != nil {
 		return nil, fmt.Errorf("client: attachments: %w", err)
 	}
-	f, err := os.Open(path)
+	f, size, err := openFileToSend(path)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("client: %s is not a regular file", path)
-	}
-	if st.Size() > attach.MaxFileSize {
-		return nil, fmt.Errorf("client: %s is larger than %d bytes", path, int64(attach.MaxFileSize))
-	}
 	if _, err := c.connection(); err != nil {
 		return nil, err
 	}
@@ -127,7 +117,7 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	} else if rec != nil && rec.Changed {
 		return nil, &IdentityChangedError{User: user}
 	}
-	ptr, writeKey, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
+	ptr, writeKey, err := c.blobs().Upload(ctx, f, size, o.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -581,4 +571,27 @@ func (c *Client) applySyncAttachment(ctx context.Context, tx *store.Tx, env *wir
 	m := &Message{ID: inner.Id, Peer: destination, From: c.acct.Username, FromDevice: env.SenderDevice, Outgoing: true, Synced: true,
 		SentAt: time.UnixMilli(inner.SentAtMs), ServerTime: time.UnixMilli(env.ServerTimestampMs)}
 	return c.applyAttachment(ctx, tx, m, inner.GetAttachment(), r)
+}
+
+// openFileToSend opens the regular file at path for an upload and
+// returns its size, refusing one over attach.MaxFileSize.
+func openFileToSend(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("client: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("client: %s is not a regular file", path)
+	}
+	if st.Size() > attach.MaxFileSize {
+		f.Close()
+		return nil, 0, fmt.Errorf("client: %s is larger than %d bytes", path, int64(attach.MaxFileSize))
+	}
+	return f, st.Size(), nil
 }

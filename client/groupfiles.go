@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
@@ -28,22 +27,12 @@ func (c *Client) SendGroupFile(ctx context.Context, m *groups.Manager, group []b
 	if _, err := m.Info(ctx, group); err != nil {
 		return nil, err // refused before uploading what could not be sent
 	}
-	f, err := os.Open(path)
+	f, size, err := openFileToSend(path)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("client: %s is not a regular file", path)
-	}
-	if st.Size() > attach.MaxFileSize {
-		return nil, fmt.Errorf("client: %s is larger than %d bytes", path, int64(attach.MaxFileSize))
-	}
-	ptr, writeKey, err := c.blobs().Upload(ctx, f, st.Size(), o.Progress)
+	ptr, writeKey, err := c.blobs().Upload(ctx, f, size, o.Progress)
 	if err != nil {
 		return nil, err
 	}
