@@ -117,17 +117,11 @@ func (c *Client) SendFile(ctx context.Context, user, path string, o FileOptions)
 	} else if rec != nil && rec.Changed {
 		return nil, &IdentityChangedError{User: user}
 	}
-	ptr, writeKey, err := c.blobs().Upload(ctx, f, size, o.Progress)
+	ptr, writeKey, err := c.uploadFile(ctx, f, size, path, o)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(writeKey)
-	ptr.FileName = attach.BaseName(filepath.Base(path))
-	ptr.ContentType = o.ContentType
-	if ptr.ContentType == "" {
-		ptr.ContentType = guessType(f, ptr.FileName)
-	}
-	ptr.ViewOnce, ptr.Caption = o.ViewOnce, o.Caption
 	id, err := content.NewID(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -594,4 +588,21 @@ func openFileToSend(path string) (*os.File, int64, error) {
 		return nil, 0, fmt.Errorf("client: %s is larger than %d bytes", path, int64(attach.MaxFileSize))
 	}
 	return f, st.Size(), nil
+}
+
+// uploadFile encrypts and uploads f (size bytes, read from path) and
+// returns its pointer, named and typed as o says, and the blob's write
+// key (the caller clears it).
+func (c *Client) uploadFile(ctx context.Context, f *os.File, size int64, path string, o FileOptions) (*content.AttachmentPointer, []byte, error) {
+	ptr, writeKey, err := c.blobs().Upload(ctx, f, size, o.Progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	ptr.FileName = attach.BaseName(filepath.Base(path))
+	ptr.ContentType = o.ContentType
+	if ptr.ContentType == "" {
+		ptr.ContentType = guessType(f, ptr.FileName)
+	}
+	ptr.ViewOnce, ptr.Caption = o.ViewOnce, o.Caption
+	return ptr, writeKey, nil
 }

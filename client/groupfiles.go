@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
 
-	"sotto/client/attach"
 	"sotto/client/content"
 	"sotto/client/groups"
 )
@@ -32,17 +30,11 @@ func (c *Client) SendGroupFile(ctx context.Context, m *groups.Manager, group []b
 		return nil, err
 	}
 	defer f.Close()
-	ptr, writeKey, err := c.blobs().Upload(ctx, f, size, o.Progress)
+	ptr, writeKey, err := c.uploadFile(ctx, f, size, path, o)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(writeKey)
-	ptr.FileName = attach.BaseName(filepath.Base(path))
-	ptr.ContentType = o.ContentType
-	if ptr.ContentType == "" {
-		ptr.ContentType = guessType(f, ptr.FileName)
-	}
-	ptr.ViewOnce, ptr.Caption = o.ViewOnce, o.Caption
 	msg, err := m.SendAttachment(ctx, group, ptr)
 	clear(ptr.Key)
 	if err != nil {
