@@ -26,6 +26,7 @@ func routeAdmin(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("GET "+p+"/members", h.orgAdmin(h.adminMembers))
 	mux.HandleFunc("POST "+p+"/certify", h.orgAdmin(h.adminCertify))
 	mux.HandleFunc("POST "+p+"/notices", h.orgAdmin(h.adminNotice))
+	mux.HandleFunc("POST "+p+"/member-access", h.orgAdmin(h.adminMemberAccess))
 	mux.HandleFunc("GET "+p+"/policy", h.orgAdmin(h.adminPolicy))
 	mux.HandleFunc("PUT "+p+"/policy", h.orgAdmin(h.adminSetPolicy))
 	mux.HandleFunc("POST "+p+"/wipe", h.orgAdmin(h.adminWipe))
@@ -136,6 +137,16 @@ func (h *handler) adminCertify(r *http.Request, c *client.Client) (any, error) {
 		return nil, badRequest("missing user")
 	}
 	n, err := c.Certify(r.Context(), req.User, valid)
+	if err != nil {
+		return nil, err
+	}
+	return api.PublishAnswer{Devices: n}, nil
+}
+
+// adminMemberAccess publishes a new member access key
+// (client.PublishMemberAccess): again when someone leaves.
+func (h *handler) adminMemberAccess(r *http.Request, c *client.Client) (any, error) {
+	n, err := c.PublishMemberAccess(r.Context())
 	if err != nil {
 		return nil, err
 	}

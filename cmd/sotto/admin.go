@@ -337,14 +337,24 @@ func adminMemberAccess(e *env, args []string) error {
 	if len(pos) != 0 {
 		return errUsage
 	}
-	c, err := e.connect(false, nil)
+	// Beside a running agent: it signs and publishes the key.
+	var a api.PublishAnswer
+	s, ok, err := viaAgent(e, http.MethodPost, "/admin/member-access", nil, &a)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	n, err := c.PublishMemberAccess(e.ctx)
-	if err != nil {
-		return err
+	n := a.Devices
+	if ok {
+		s.close()
+	} else {
+		c, err := e.connect(false, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if n, err = c.PublishMemberAccess(e.ctx); err != nil {
+			return err
+		}
 	}
 	return emit(e, *asJSON, map[string]int{"devices": n}, fmt.Sprintf("member access key signed and queued for %d devices\n", n))
 }
