@@ -20,13 +20,13 @@ export const groupAPI = {
   remove: (id, users) => call("POST", `/groups/${enc(id)}/remove`, { users }),
   messages: (id, limit = 200) => call("GET", `/groups/${enc(id)}/messages?limit=${limit}`),
   send: (id, text) => call("POST", `/groups/${enc(id)}/messages`, { text }),
-  // Hooks for rename, leave and roles: another branch adds them to the
-  // agent's API (POST /v1/groups/{group}/rename, …/leave); the members
+  // Hooks for rename, leave and roles, which the agent's API has
+  // (POST /v1/groups/{group}/rename, …/leave) and this app not yet; the members
   // dialog shows their buttons once groupAPI has them.
 };
 
-// groupName is what the app calls a group: its local name, else its
-// members (names are local to the device that created the group).
+// groupName is what the app calls a group: its name (from the encrypted
+// group context), else its members.
 export function groupName(g, self) {
   if (g.name) return g.name;
   const users = [...new Set((g.members || []).map((m) => m.user))].filter((u) => u !== self);
@@ -287,7 +287,8 @@ export class Groups {
     this.refresh();
   }
 
-  // showCreate makes a new group: a name (kept on this device) and members.
+  // showCreate makes a new group: a name (in the encrypted group context,
+  // shown to every member) and members.
   showCreate() {
     const name = h("input", { id: "group-name", "aria-label": "Group name", placeholder: "team", autocomplete: "off" });
     const users = h("input", { id: "group-users", "aria-label": "Members (user names, separated by commas)", placeholder: "bob, carol", autocomplete: "off", required: true });
@@ -308,7 +309,7 @@ export class Groups {
           } catch (err) { msg.textContent = err.message; }
         },
       },
-      h("label", { for: "group-name" }, "Name (only you see it)"), name,
+      h("label", { for: "group-name" }, "Name (every member sees it)"), name,
       h("label", { for: "group-users" }, "Members"), users,
       h("button", { type: "submit", id: "group-create-btn" }, "Create")),
       msg,
