@@ -165,7 +165,9 @@ func testOptions(o *Options, d *device, tone []int16) {
 }
 
 func newDevice(tone []int16, o Options) *device {
-	d := &device{incoming: make(chan *Call, 10), ended: make(chan *Call, 10), rec: NewRecorder()}
+	// Buffered beyond what a test reads: a test that fails early must
+	// not leave Manager.Close (its cleanup) waiting on a send.
+	d := &device{incoming: make(chan *Call, 64), ended: make(chan *Call, 64), rec: NewRecorder()}
 	testOptions(&o, d, tone)
 	d.m = NewManager(o)
 	return d
