@@ -168,6 +168,8 @@ func TestChatAppInTerminal(t *testing.T) {
 		t.Fatalf("no selection shown:\n%s", s)
 	}
 	alice.keys("lit:/delete", "Enter")
+	alice.waitFor("for everyone? y/n")
+	alice.keys("y")
 	bob.waitFor("alice: (this message was deleted)")
 
 	// Disappearing messages: the change shows on both sides.
