@@ -29,7 +29,7 @@ func trustAttacks() []Attack {
 			Name:    "forged-sender",
 			Threat:  "the relay renames the sender of mallory's message to alice, so that bob reads mallory's words as alice's",
 			Defence: "a first message's identity key must be the one the key log (and the org's certificate) holds for the claimed sender (checkLookup, client/transparency_first.go): ErrSenderNotInLog, nothing shown",
-			Verified: byHand + "with checkLookup's verdict ignored in handleEnvelope (client/receive.go), bob shows mallory's message as alice's and this attack fails; " +
+			Verified: byHand + "with checkLookup's verdict ignored in handleEnvelope (then client/receive.go, now client/pipeline.go `lookup`), bob shows mallory's message as alice's and this attack fails; " +
 				"client TestSealedForgedSenderRefused covers a forged sender certificate",
 			Run: runForgedSender,
 		},
