@@ -395,12 +395,8 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	return newClient(ctx, db, o)
 }
 
-// encodeLinkCode is linktransfer's code; parseLinkCode reads one, with
-// or without the device name part NamedCode adds (linkname.go).
-func encodeLinkCode(address string, pub *ecdh.PublicKey) string {
-	return linktransfer.EncodeCode(address, pub)
-}
-
+// parseLinkCode reads a link code (linktransfer's), with or without the
+// device name part NamedCode adds (linkname.go).
 func parseLinkCode(code string) (string, *ecdh.PublicKey, error) {
 	return linktransfer.ParseCode(stripLinkName(code))
 }
