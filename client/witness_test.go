@@ -228,6 +228,11 @@ func TestWitnessHonest(t *testing.T) {
 	carol, _ := e.enroll(t, code, "carol", true)
 	audit(t, carol)
 	e.waitCosigned(t, 3)
+	// Each has fetched the co-signed head before the bound passes (else
+	// one still holding only the unwitnessed head would rightly alarm).
+	for _, c := range []*Client{alice, bob, carol} {
+		waitWitnessed(t, c, 3)
+	}
 	e.off.Add(int64(3 * witnessBound))
 	for _, c := range []*Client{alice, bob, carol} {
 		waitWitnessed(t, c, 3)
