@@ -37,6 +37,13 @@ func (s *Store) loadHead(ctx context.Context, gid []byte) (*head, uint64, bool, 
 	return &h, rev, true, nil
 }
 
+func (s *Store) crashed() error {
+	if s.crashAfterCommit != nil {
+		return s.crashAfterCommit()
+	}
+	return nil
+}
+
 // materialized reports whether the entry at seq has its records: its
 // message record is there, or ExpireGroups has moved past it.
 func (s *Store) materialized(ctx context.Context, gid []byte, seq uint64) (bool, error) {
@@ -321,6 +328,9 @@ func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.Gr
 		}
 		// Committed. An error from here on is a lost answer: the commit
 		// is durable, and its retry is accepted again.
+		if err := s.crashed(); err != nil {
+			return relay.GroupCommitResult{}, err
+		}
 		if err := s.materialize(ctx, c.GroupID, e); err != nil {
 			return relay.GroupCommitResult{}, err
 		}
@@ -450,6 +460,9 @@ func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.Grou
 		if err != nil {
 			drop()
 			return relay.GroupSendResult{}, fmt.Errorf("natsgroups: send: %w", err)
+		}
+		if err := s.crashed(); err != nil {
+			return relay.GroupSendResult{}, err
 		}
 		if err := s.materialize(ctx, m.GroupID, e); err != nil {
 			return relay.GroupSendResult{}, err

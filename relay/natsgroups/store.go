@@ -52,6 +52,9 @@ type Store struct {
 	stream jetstream.Stream
 	part   int // bytes per part of a large content
 	closed atomic.Bool
+	// crashAfterCommit, set by tests, ends a commit or send right after
+	// its commit point, as a crash there would.
+	crashAfterCommit func() error
 }
 
 var _ relay.GroupStore = (*Store)(nil)

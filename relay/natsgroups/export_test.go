@@ -1,0 +1,35 @@
+package natsgroups
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrCrash is what a commit "crashed" after its commit point returns.
+var ErrCrash = errors.New("natsgroups test: crash after the commit point")
+
+// CrashAfterCommitPoint makes every commit and send of s stop right after
+// its head is written, before anything is materialized.
+func (s *Store) CrashAfterCommitPoint(on bool) {
+	s.crashAfterCommit = nil
+	if on {
+		s.crashAfterCommit = func() error { return ErrCrash }
+	}
+}
+
+// Pending returns the group's head entry as stored.
+func (s *Store) Pending(ctx context.Context, gid []byte) ([]byte, error) {
+	var h head
+	_, _, err := s.getJSON(ctx, headKey(gid), &h)
+	return h.Pending, err
+}
+
+// MaterializeLate materializes an entry read earlier with Pending, as a
+// writer stalled between its commit point and its materialization would.
+func (s *Store) MaterializeLate(ctx context.Context, gid, pending []byte) error {
+	e, err := decodeEntry(pending)
+	if err != nil {
+		return err
+	}
+	return s.materialize(ctx, gid, e)
+}
