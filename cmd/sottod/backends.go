@@ -15,6 +15,7 @@ import (
 
 	"sotto/relay"
 	"sotto/relay/natsbus"
+	"sotto/relay/natsgroups"
 	"sotto/relay/natsmailbox"
 	"sotto/relay/pgstore"
 	"sotto/relay/sqlitestore"
@@ -30,10 +31,11 @@ type BackendConfig struct {
 	Bus         string // "local" or "nats"
 	NATSURL     string // with -bus nats or -mailbox jetstream; comma-separated servers
 	// Mailbox is "store" (the mailbox of -store) or "jetstream" (a NATS
-	// JetStream stream, relay/natsmailbox; -nats-url).
+	// JetStream stream, relay/natsmailbox, and the groups in JetStream
+	// too, relay/natsgroups; -nats-url).
 	Mailbox string
-	// JetStreamName names the stream of -mailbox jetstream; its subjects
-	// and dedupe bucket are derived from it.
+	// JetStreamName names the stream of -mailbox jetstream; its subjects,
+	// dedupe bucket and group bucket and stream are derived from it.
 	JetStreamName string
 }
 
@@ -48,7 +50,7 @@ func backendFlags(fs *flag.FlagSet, c *BackendConfig) {
 	fs.StringVar(&c.Bus, "bus", c.Bus, "wake-up bus between relay nodes: local (one node) or nats (-nats-url)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server(s) for -bus nats and -mailbox jetstream, e.g. nats://127.0.0.1:4222 (comma-separated)")
 	fs.StringVar(&c.JetStreamName, "jetstream-name", c.JetStreamName, "JetStream stream of -mailbox jetstream (relays sharing a mailbox use the same)")
-	fs.StringVar(&c.Mailbox, "mailbox", c.Mailbox, "where envelopes wait: store (the -store database) or jetstream (NATS JetStream at -nats-url; run nats-server with sync_interval: always)")
+	fs.StringVar(&c.Mailbox, "mailbox", c.Mailbox, "where envelopes and groups wait: store (the -store database) or jetstream (NATS JetStream at -nats-url; run nats-server with sync_interval: always)")
 }
 
 // problems lists every problem of c.
@@ -113,6 +115,32 @@ func jetStreamOptions(name string, ttl, dedupeTTL time.Duration) natsmailbox.Opt
 	return natsmailbox.Options{Stream: name, Subjects: "sotto.mb." + low, Bucket: low + "_sends", TTL: ttl, DedupeTTL: dedupeTTL}
 }
 
+// jetStreamGroupOptions derives the group store's bucket and stream
+// (relay/natsgroups) from the mailbox stream's name.
+func jetStreamGroupOptions(name string) natsgroups.Options {
+	low := strings.ToLower(name)
+	return natsgroups.Options{Bucket: low + "_groups", Stream: name + "_GROUPS", Subjects: "sotto.grp." + low}
+}
+
+// jetStreamMailbox is the JetStream mailbox with the JetStream group
+// store beside it: the relay finds a relay.GroupStore on its Mailbox
+// before its Directory, so that a relay on JetStream keeps its groups
+// there too, not in the SQL store.
+type jetStreamMailbox struct {
+	*natsmailbox.Mailbox
+	*natsgroups.Store
+}
+
+var (
+	_ relay.Mailbox    = jetStreamMailbox{}
+	_ relay.GroupStore = jetStreamMailbox{}
+)
+
+// Close closes both.
+func (m jetStreamMailbox) Close() error {
+	return errors.Join(m.Mailbox.Close(), m.Store.Close())
+}
+
 // redactURL hides a password in a URL for error messages.
 func redactURL(s string) string {
 	u, err := url.Parse(strings.TrimSpace(s))
@@ -168,7 +196,13 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl, ded
 			b.store.Close()
 			return nil, err
 		}
-		b.mailbox = mb
+		gs, err := natsgroups.Open(ctx, nc, jetStreamGroupOptions(c.JetStreamName))
+		if err != nil {
+			nc.Close()
+			b.store.Close()
+			return nil, err
+		}
+		b.mailbox = jetStreamMailbox{Mailbox: mb, Store: gs}
 	}
 	return b, nil
 }

@@ -186,6 +186,9 @@ func twoNodes(t *testing.T, jetStream bool) {
 			o := jetStreamOptions(jsName, 0, 0)
 			js.DeleteStream(context.Background(), o.Stream)
 			js.DeleteKeyValue(context.Background(), o.Bucket)
+			g := jetStreamGroupOptions(jsName)
+			js.DeleteStream(context.Background(), g.Stream)
+			js.DeleteKeyValue(context.Background(), g.Bucket)
 		})
 	}
 	a := startNode(t, pgURL, schema, natsURL, jsName)
