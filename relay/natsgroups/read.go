@@ -2,6 +2,7 @@ package natsgroups
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,13 +111,6 @@ func (s *Store) ReadGroup(ctx context.Context, dev relay.DeviceAddr, groupID []b
 		epoch uint64
 	)
 	if seq == 0 {
-		h, _, found, err := s.loadHead(ctx, groupID)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if !found {
-			return nil, 0, 0, fmt.Errorf("%w: group", relay.ErrNotFound)
-		}
 		ms, err := s.members(ctx, groupID, &dev.Account)
 		if err != nil {
 			return nil, 0, 0, err
@@ -124,7 +118,7 @@ func (s *Store) ReadGroup(ctx context.Context, dev relay.DeviceAddr, groupID []b
 		if !accountIn(ms, dev.Account) {
 			return nil, 0, 0, fmt.Errorf("%w: group", relay.ErrNotFound)
 		}
-		b, epoch = h.groupInfo(), h.Epoch
+		return s.readGroupInfo(ctx, groupID, offset, n)
 	} else {
 		var m member
 		_, isMember, err := s.getJSON(ctx, memberKey(groupID, dev), &m)
@@ -190,8 +184,13 @@ func (s *Store) Group(ctx context.Context, groupID []byte) (relay.GroupState, er
 	if !found {
 		return st, fmt.Errorf("%w: group", relay.ErrNotFound)
 	}
-	if st.GroupInfo, err = s.whole(ctx, h.groupInfo()); err != nil {
-		return st, err
+	gi := h.groupInfo()
+	if gi.Blob != "" {
+		if st.GroupInfo, _, _, err = s.readGroupInfo(ctx, groupID, 0, int(gi.Size)); err != nil {
+			return st, err
+		}
+	} else {
+		st.GroupInfo = gi.data
 	}
 	ms, err := s.members(ctx, groupID, nil)
 	if err != nil {
@@ -204,4 +203,31 @@ func (s *Store) Group(ctx context.Context, groupID []byte) (relay.GroupState, er
 		}
 	}
 	return st, nil
+}
+
+// readGroupInfo reads n bytes at offset of the group's GroupInfo. A
+// large one's parts are deleted once a commit replaced it: a read that
+// finds them gone reads the new head's.
+func (s *Store) readGroupInfo(ctx context.Context, groupID []byte, offset uint64, n int) ([]byte, uint64, uint64, error) {
+	for try := 0; ; try++ {
+		h, _, found, err := s.loadHead(ctx, groupID)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if !found {
+			return nil, 0, 0, fmt.Errorf("%w: group", relay.ErrNotFound)
+		}
+		b := h.groupInfo()
+		if offset > b.Size {
+			return nil, 0, 0, fmt.Errorf("%w: offset past the end", relay.ErrBadRequest)
+		}
+		data, err := s.readBody(ctx, b, offset, n)
+		if errors.Is(err, relay.ErrNotFound) && try < 3 {
+			continue // replaced meanwhile
+		}
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		return data, b.Size, h.Epoch, nil
+	}
 }
