@@ -120,8 +120,6 @@ type head struct {
 	GroupInfo body   `json:"gi"`
 	Info      []byte `json:"gd,omitempty"` // the GroupInfo when inline
 	Pending   []byte `json:"p,omitempty"`  // encoded entry
-	// Low is the lowest sequence number that may still be stored (set
-	// by ExpireGroups in its own record, lo.<group>; kept here at 0).
 }
 
 func (h *head) groupInfo() body {
