@@ -16,10 +16,20 @@ import (
 // that is not done yet, so that every record derived from the entries
 // up to the head is in place.
 func (s *Store) loadHead(ctx context.Context, gid []byte) (*head, uint64, bool, error) {
-	var h head
-	rev, found, err := s.getJSON(ctx, headKey(gid), &h)
-	if err != nil || !found || h.Pending == nil {
-		return &h, rev, found, err
+	r, err := s.kv.Get(ctx, headKey(gid))
+	if notFound(err) {
+		return &head{}, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("natsgroups: head: %w", err)
+	}
+	h, err := decodeHead(r.Value())
+	if err != nil {
+		return nil, 0, false, err
+	}
+	rev := r.Revision()
+	if h.Pending == nil {
+		return h, rev, true, nil
 	}
 	e, err := decodeEntry(h.Pending)
 	if err != nil {
@@ -34,7 +44,7 @@ func (s *Store) loadHead(ctx context.Context, gid []byte) (*head, uint64, bool, 
 			return nil, 0, false, err
 		}
 	}
-	return &h, rev, true, nil
+	return h, rev, true, nil
 }
 
 func (s *Store) crashed() error {
@@ -318,7 +328,7 @@ func (s *Store) CommitGroup(ctx context.Context, c *relay.GroupCommit) (relay.Gr
 			e.Welcome = &wb
 		}
 		nh.Pending = e.encode(true)
-		err = s.setJSON(ctx, headKey(c.GroupID), &nh, rev, found)
+		err = s.set(ctx, headKey(c.GroupID), nh.encode(), rev, found)
 		if conflict(err) {
 			continue
 		}
@@ -453,7 +463,7 @@ func (s *Store) AppendGroup(ctx context.Context, m *relay.GroupSend) (relay.Grou
 			MsgID: m.MessageID, Content: cb}
 		nh := *h
 		nh.Next, nh.Pending = seq+1, e.encode(true)
-		err = s.setJSON(ctx, headKey(m.GroupID), &nh, rev, true)
+		err = s.set(ctx, headKey(m.GroupID), nh.encode(), rev, true)
 		if conflict(err) {
 			continue
 		}

@@ -48,6 +48,12 @@
 //   - A removed device's member record, once forgotten by ExpireGroups,
 //     stays as a small tombstone: it guards against a late
 //     materialization adding the device again.
+//   - The head holds the whole last entry: a commit adding and removing
+//     the most devices the relay allows (10,000 each) with inline
+//     contents makes a head of about 0.75 MB, so the server's max_payload
+//     must stay at its default (1 MB) or above; a larger head is
+//     refused, nothing stored. Materializing a commit writes one member
+//     record per added or removed device, one request each.
 //   - FetchGroups, ExpireGroups and Group list keys with a JetStream
 //     consumer (one per call and group), and read messages one request
 //     each: slower than one SQL query (docs/BENCHMARKS.md).

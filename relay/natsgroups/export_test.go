@@ -19,9 +19,15 @@ func (s *Store) CrashAfterCommitPoint(on bool) {
 
 // Pending returns the group's head entry as stored.
 func (s *Store) Pending(ctx context.Context, gid []byte) ([]byte, error) {
-	var h head
-	_, _, err := s.getJSON(ctx, headKey(gid), &h)
-	return h.Pending, err
+	r, err := s.kv.Get(ctx, headKey(gid))
+	if err != nil {
+		return nil, err
+	}
+	h, err := decodeHead(r.Value())
+	if err != nil {
+		return nil, err
+	}
+	return h.Pending, nil
 }
 
 // MaterializeLate materializes an entry read earlier with Pending, as a

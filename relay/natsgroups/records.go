@@ -119,7 +119,33 @@ type head struct {
 	Created   int64  `json:"c"`
 	GroupInfo body   `json:"gi"`
 	Info      []byte `json:"gd,omitempty"` // the GroupInfo when inline
-	Pending   []byte `json:"p,omitempty"`  // encoded entry
+	Pending   []byte `json:"-"`            // encoded entry, stored after the JSON
+}
+
+// encode writes h as a length-prefixed JSON head followed by the
+// pending entry as it is.
+func (h *head) encode() []byte {
+	meta, err := json.Marshal(h)
+	if err != nil {
+		panic(err) // only plain fields
+	}
+	out := binary.AppendUvarint(nil, uint64(len(meta)))
+	return append(append(out, meta...), h.Pending...)
+}
+
+func decodeHead(b []byte) (*head, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, fmt.Errorf("natsgroups: bad head")
+	}
+	var h head
+	if err := json.Unmarshal(b[k:k+int(n)], &h); err != nil {
+		return nil, fmt.Errorf("natsgroups: bad head: %w", err)
+	}
+	if rest := b[k+int(n):]; len(rest) > 0 {
+		h.Pending = rest
+	}
+	return &h, nil
 }
 
 func (h *head) groupInfo() body {

@@ -7,8 +7,8 @@ import (
 	"sotto/relay"
 )
 
-// FuzzDecodeEntry feeds arbitrary bytes to the decoder of stored entries
-// (what the store reads back from JetStream): it must not panic, and
+// FuzzDecodeEntry feeds arbitrary bytes to the decoders of stored entries
+// and heads (what the store reads back from JetStream): it must not panic, and
 // what it accepts must encode back to an entry that decodes the same.
 func FuzzDecodeEntry(f *testing.F) {
 	var a relay.DeviceAddr
@@ -26,6 +26,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if h, err := decodeHead(b); err == nil {
+			decodeHead(h.encode())
+		}
 		e, err := decodeEntry(b)
 		if err != nil {
 			return

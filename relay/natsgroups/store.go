@@ -167,12 +167,18 @@ func (s *Store) getJSON(ctx context.Context, key string, v any) (rev uint64, fou
 	return e.Revision(), true, nil
 }
 
-// setJSON writes v at key if its revision is still rev (0: absent).
+// setJSON writes v at key if its revision is still rev (found false:
+// if the key is absent).
 func (s *Store) setJSON(ctx context.Context, key string, v any, rev uint64, found bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	return s.set(ctx, key, b, rev, found)
+}
+
+func (s *Store) set(ctx context.Context, key string, b []byte, rev uint64, found bool) error {
+	var err error
 	if found {
 		_, err = s.kv.Update(ctx, key, b, rev)
 	} else {
