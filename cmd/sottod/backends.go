@@ -34,6 +34,10 @@ type BackendConfig struct {
 	// JetStream stream, relay/natsmailbox, and the groups in JetStream
 	// too, relay/natsgroups; -nats-url).
 	Mailbox string
+	// Groups is where a relay on -mailbox jetstream keeps its groups:
+	// "" (JetStream, beside the mailbox) or "store" (the -store
+	// database, where they were before relay/natsgroups existed).
+	Groups string
 	// JetStreamName names the stream of -mailbox jetstream; its subjects,
 	// dedupe bucket and group bucket and stream are derived from it.
 	JetStreamName string
@@ -51,6 +55,7 @@ func backendFlags(fs *flag.FlagSet, c *BackendConfig) {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server(s) for -bus nats and -mailbox jetstream, e.g. nats://127.0.0.1:4222 (comma-separated)")
 	fs.StringVar(&c.JetStreamName, "jetstream-name", c.JetStreamName, "JetStream stream of -mailbox jetstream (relays sharing a mailbox use the same)")
 	fs.StringVar(&c.Mailbox, "mailbox", c.Mailbox, "where envelopes and groups wait: store (the -store database) or jetstream (NATS JetStream at -nats-url; run nats-server with sync_interval: always)")
+	fs.StringVar(&c.Groups, "groups", c.Groups, "with -mailbox jetstream, where groups are kept: jetstream (default) or store (the -store database, as before groups moved to JetStream)")
 }
 
 // problems lists every problem of c.
@@ -73,6 +78,12 @@ func (c BackendConfig) problems() []error {
 	}
 	if c.Mailbox != "store" && c.Mailbox != "jetstream" {
 		errs = append(errs, fmt.Errorf("-mailbox %q: want store or jetstream", c.Mailbox))
+	}
+	switch {
+	case c.Groups != "" && c.Groups != "jetstream" && c.Groups != "store":
+		errs = append(errs, fmt.Errorf("-groups %q: want jetstream or store", c.Groups))
+	case c.Groups != "" && c.Mailbox != "jetstream":
+		errs = append(errs, errors.New("-groups goes with -mailbox jetstream (with -mailbox store, groups are in the -store database)"))
 	}
 	if c.Mailbox == "jetstream" && !jsName.MatchString(c.JetStreamName) {
 		errs = append(errs, fmt.Errorf("-jetstream-name %q: want letters, digits and _ (at most 32)", c.JetStreamName))
@@ -196,8 +207,19 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl, ded
 			b.store.Close()
 			return nil, err
 		}
+		if c.Groups == "store" {
+			b.mailbox = mb // the relay finds the groups in the store
+			return b, nil
+		}
+		if err := noGroupsLeftBehind(ctx, b.store); err != nil {
+			mb.Close()
+			nc.Close()
+			b.store.Close()
+			return nil, err
+		}
 		gs, err := natsgroups.Open(ctx, nc, jetStreamGroupOptions(c.JetStreamName))
 		if err != nil {
+			mb.Close()
 			nc.Close()
 			b.store.Close()
 			return nil, err
@@ -205,6 +227,30 @@ func openBackends(ctx context.Context, dataDir string, c BackendConfig, ttl, ded
 		b.mailbox = jetStreamMailbox{Mailbox: mb, Store: gs}
 	}
 	return b, nil
+}
+
+// ErrGroupsInStore refuses to start a relay on -mailbox jetstream that
+// would keep its groups in JetStream while its SQL store still holds
+// groups (made before relay/natsgroups existed): their members would
+// lose them.
+var ErrGroupsInStore = errors.New("groups are in the store")
+
+// noGroupsLeftBehind returns ErrGroupsInStore when the store holds groups.
+func noGroupsLeftBehind(ctx context.Context, store relay.Store) error {
+	counter, ok := store.(interface {
+		CountGroups(context.Context) (int64, error)
+	})
+	if !ok {
+		return nil
+	}
+	n, err := counter.CountGroups(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: the -store database holds %d groups from before -mailbox jetstream kept groups in JetStream; start with -groups store to keep serving them from there (with the default, their members would lose them)", ErrGroupsInStore, n)
+	}
+	return nil
 }
 
 // adminStore is what `sottod admin` needs of a store.

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"sotto/internal/orgtest"
 	"sotto/relay"
 	"sotto/relay/natsbus/natstest"
@@ -26,19 +24,7 @@ func TestGroupOnJetStream(t *testing.T) {
 	natsURL := natstest.URL(t)
 	schema := pgtest.Schema(t, pgURL)
 	jsName := strings.ToUpper(schema)
-	t.Cleanup(func() {
-		js, err := jetstream.New(natstest.Conn(t))
-		if err != nil {
-			return
-		}
-		o, g := jetStreamOptions(jsName, 0, 0), jetStreamGroupOptions(jsName)
-		for _, s := range []string{o.Stream, g.Stream} {
-			js.DeleteStream(context.Background(), s)
-		}
-		for _, b := range []string{o.Bucket, g.Bucket} {
-			js.DeleteKeyValue(context.Background(), b)
-		}
-	})
+	deleteJetStreamAfter(t, jsName)
 	a := startNode(t, pgURL, schema, natsURL, jsName)
 	b := startNode(t, pgURL, schema, natsURL, jsName)
 	ctx := context.Background()
