@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sotto/client/keylog"
+	"sotto/client/sealedsender"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
@@ -120,10 +121,10 @@ type Client struct {
 	wg           sync.WaitGroup
 	idle         chan struct{}
 
-	janitor  *janitor      // deletes disappearing messages (disappear.go)
-	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
-	keylog   *keylog.Log   // key transparency (transparency.go)
-	sealed   sealedState
+	janitor  *janitor             // deletes disappearing messages (disappear.go)
+	receipts *receiptQueue        // receipts waiting for their delay (receipts.go)
+	keylog   *keylog.Log          // key transparency (transparency.go)
+	sealed   *sealedsender.Sender // sealed sender (sealed.go)
 
 	handlers contentHandlers // the receive pipeline's, per content kind (pipeline.go)
 	hooks    testHooks
@@ -178,6 +179,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
 	c.keylog = c.newKeyLog()
+	c.sealed = c.newSealedSender()
 	c.handlers = make(contentHandlers)
 	c.registerHandlers(c.handlers)
 	// Messages that expired while the device was off go first.
@@ -397,7 +399,7 @@ func (c *Client) Disconnect() {
 	if conn != nil {
 		conn.Close()
 	}
-	c.sealed.close()
+	c.sealed.Close()
 	c.wg.Wait()
 }
 

@@ -14,6 +14,7 @@ import (
 	"sotto/client/keylog"
 	"sotto/client/linktransfer"
 	"sotto/client/org"
+	"sotto/client/sealedsender"
 	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -145,7 +146,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 			return nil, err
 		}
 	}
-	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
+	if err := sealedsender.PinTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	return newClient(ctx, db, o)
@@ -185,9 +186,9 @@ type provisioning struct {
 	// pinned: the new device pins it rather than trust the relay's link
 	// response alone.
 	LogKey []byte `json:"log_key,omitempty"`
-	// Sealed is the account's profile key state (revokesync.go): the new
+	// Sealed is the account's profile key state (sealedsender.LinkState): the new
 	// device keeps the same key, epoch and revocations.
-	Sealed *linkKeyState `json:"sealed,omitempty"`
+	Sealed *sealedsender.LinkState `json:"sealed,omitempty"`
 }
 
 // ErrBadProvisioning reports a provisioning message that does not decrypt
@@ -245,7 +246,7 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad relay TLS settings", ErrBadProvisioning)
 	}
-	if pm.Sealed.check() != nil {
+	if pm.Sealed.Check() != nil {
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad profile key state", ErrBadProvisioning)
 	}
@@ -384,11 +385,11 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := pinRoots(ctx, db, pm.Roots); err != nil {
 		return nil, err
 	}
-	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
+	if err := sealedsender.PinTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	if pm.Sealed != nil {
-		if err := db.Update(ctx, func(tx *store.Tx) error { return saveKeyState(ctx, tx, pm.Sealed.state()) }); err != nil {
+		if err := db.Update(ctx, func(tx *store.Tx) error { return sealedsender.SaveState(ctx, tx, pm.Sealed.State()) }); err != nil {
 			return nil, err
 		}
 	}
@@ -453,13 +454,13 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 			}
 		}()
 	}
-	ks, err := loadKeyState(ctx, c.db)
+	ks, err := sealedsender.LoadState(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
 		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, RelayCA: c.acct.RelayCA, RelayPin: c.acct.RelayPin, History: hist, LogKey: lk,
-		Sealed: linkKeyStateOf(ks)})
+		Sealed: sealedsender.LinkStateOf(ks)})
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}

@@ -28,7 +28,7 @@ func metadataAttacks() []Attack {
 		{
 			Name:    "sealed-downgrade",
 			Threat:  "the relay corrupts the recipient's access_keys row so that sealed sends are refused and the client falls back, silently and for good, to sends that name their sender",
-			Defence: "a refused sealed send is retried once with a fresh key, then refused (ErrSealedRefused), never sent named without the user's `sealed-fallback` (and never under an org `sealed_only` policy); devices re-upload their access key on every connect (client/sealedguard.go)",
+			Defence: "a refused sealed send is retried once with a fresh key, then refused (ErrSealedRefused), never sent named without the user's `sealed-fallback` (and never under an org `sealed_only` policy); devices re-upload their access key on every connect (client/sealedsender, client/sealed.go)",
 			Switch:  "the user's consent: `sealed-fallback` on (the send then goes named, and is counted and shown)",
 			Run:     runSealedDowngrade,
 		},
