@@ -14,6 +14,7 @@ import (
 	"sotto/client/keylog"
 	"sotto/client/linktransfer"
 	"sotto/client/org"
+	"sotto/client/orgstate"
 	"sotto/client/sealedsender"
 	"sotto/client/sessions"
 	"sotto/client/store"
@@ -142,7 +143,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 		return nil, err
 	}
 	if e.bootstrapOrg != nil {
-		if err := db.Put(ctx, tblOrg, []byte("admin-key"), e.bootstrapOrg.Seed()); err != nil {
+		if err := db.Put(ctx, tblOrg, []byte(orgstate.KeyAdmin), e.bootstrapOrg.Seed()); err != nil {
 			return nil, err
 		}
 	}
@@ -250,7 +251,7 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad profile key state", ErrBadProvisioning)
 	}
-	if pm.Roots == nil || pm.Roots.check() != nil {
+	if pm.Roots == nil || pm.Roots.Check() != nil {
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad organization roots", ErrBadProvisioning)
 	}

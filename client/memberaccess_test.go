@@ -70,7 +70,7 @@ func TestSealedFirstMessageWithMemberAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.applyOrgDocument(ctx, conn, forged, false); err == nil {
+	if _, err := alice.applyOrgDocument(ctx, forged, false); err == nil {
 		t.Fatal("a member access key not signed by the org was applied")
 	}
 	if got := alice.memberAccessKey(ctx); string(got) != string(kept) {

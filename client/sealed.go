@@ -61,7 +61,7 @@ func (c *Client) newSealedSender() *sealedsender.Sender {
 		Transport:       c.opts.Transport,
 		Now:             c.opts.Now,
 		Logger:          c.log,
-		MemberAccessKey: c.memberAccessKey, // memberaccess.go
+		MemberAccessKey: c.memberAccessKey, // orgctl.go
 	})
 }
 

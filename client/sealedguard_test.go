@@ -129,11 +129,7 @@ func TestSealedRefusedNotSentNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := alice.connection()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.applyOrgDocument(ctx, conn, doc, false); err != nil {
+	if _, err := alice.applyOrgDocument(ctx, doc, false); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := alice.OrgPolicy(ctx); err != nil || !p.GetSealedOnly() {

@@ -35,7 +35,7 @@ func metadataAttacks() []Attack {
 		{
 			Name:    "first-message-named",
 			Threat:  "the relay learns who starts talking to whom: the first message to a contact, before their profile key is known, named its sender",
-			Defence: "the organization's member access key (signed by the org key, the same for every member) authorizes a sealed send to any member (client/memberaccess.go, relay/memberaccess.go)",
+			Defence: "the organization's member access key (signed by the org key, the same for every member) authorizes a sealed send to any member (client/orgstate/apply.go, client/sealedsender/conn.go, relay/memberaccess.go)",
 			Switch:  "no member access key published by the admin",
 			Run:     runFirstMessage,
 		},
