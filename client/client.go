@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/keylog"
 	"sotto/client/sealedsender"
 	"sotto/client/store"
@@ -21,7 +22,7 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrNotEnrolled  = errors.New("client: this device is not enrolled")
+	ErrNotEnrolled  = account.ErrNotEnrolled
 	ErrNotConnected = errors.New("client: not connected to the relay")
 	ErrRevoked      = errors.New("client: this device was removed from its account")
 	ErrExpired      = errors.New("client: the subscription has expired; history stays readable but sending is disabled")
@@ -98,7 +99,7 @@ type Client struct {
 	db        *store.Store
 	// acct is read for its fixed fields only (name, device, keys); the
 	// prekey counters are read and written inside store transactions.
-	acct     *account
+	acct     *account.Account
 	identity *session.IdentityKeyPair
 
 	// cryptoMu serializes every use of the Signal sessions (encrypt,
@@ -166,7 +167,7 @@ func Open(ctx context.Context, dir string, passphrase []byte, opts *Options) (*C
 }
 
 func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error) {
-	acct, err := loadAccount(ctx, db)
+	acct, err := account.Load(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	if o.Transport, err = acct.transport(o.Transport); err != nil {
+	if o.Transport, err = acct.Transport(o.Transport); err != nil {
 		return nil, err
 	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
@@ -323,7 +324,7 @@ func (c *Client) connect(ctx context.Context, co ConnectOptions) error {
 	if err != nil {
 		return err
 	}
-	resp, err := conn.Authenticate(ctx, c.acct.Username, c.acct.DeviceID, c.acct.deviceKey())
+	resp, err := conn.Authenticate(ctx, c.acct.Username, c.acct.DeviceID, c.acct.PrivateDeviceKey())
 	if err != nil {
 		conn.Close()
 		if transport.Code(err) == wire.ErrorCode_REVOKED {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"sotto/client/account"
 	"sotto/client/keylog"
 	"sotto/client/linktransfer"
 	"sotto/client/org"
@@ -92,16 +93,16 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err != nil {
 		return nil, fmt.Errorf("client: identity certificate: %w", err)
 	}
-	acct := &account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize(),
+	acct := &account.Account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize(),
 		RelayCA: e.relayCA, RelayPin: e.relayPin}
-	if err := newDeviceKeys(acct); err != nil {
+	if err := account.NewDeviceKeys(acct); err != nil {
 		return nil, err
 	}
-	prekeys, err := generatePreKeys(ctx, db, acct, identity, initialPreKeys, initialKyberPreKeys, true, o.Now())
+	prekeys, err := generatePreKeys(ctx, db, acct, identity, account.InitialPreKeys, account.InitialKyberPreKeys, true, o.Now())
 	if err != nil {
 		return nil, err
 	}
-	topts, err := relayTransport(e.relayCA, e.relayPin, o.Transport)
+	topts, err := account.RelayTransport(e.relayCA, e.relayPin, o.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if e.bootstrapOrg != nil {
 		req.BootstrapOrgKey = e.bootstrapOrg.Public().(ed25519.PublicKey)
 	}
-	resp, err := conn.Enroll(ctx, req, acct.deviceKey())
+	resp, err := conn.Enroll(ctx, req, acct.PrivateDeviceKey())
 	if err != nil {
 		return nil, fmt.Errorf("client: enroll: %w", err)
 	}
@@ -131,7 +132,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if resp.Username != "" && resp.Username != acct.Username {
 		return nil, fmt.Errorf("client: enroll: the relay enrolled another name (%q)", resp.Username)
 	}
-	if err := saveAccount(ctx, db, acct); err != nil {
+	if err := account.Save(ctx, db, acct); err != nil {
 		return nil, err
 	}
 	if err := keylog.PinLogKey(ctx, db, e.logKey); err != nil {
@@ -344,22 +345,22 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 			_ = store.Wipe(dir)
 		}
 	}()
-	acct := &account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity,
+	acct := &account.Account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity,
 		RelayCA: pm.RelayCA, RelayPin: pm.RelayPin}
 	if err := savePendingHistory(ctx, db, pm.History); err != nil {
 		return nil, err
 	}
-	if err := newDeviceKeys(acct); err != nil {
+	if err := account.NewDeviceKeys(acct); err != nil {
 		return nil, err
 	}
-	prekeys, err := generatePreKeys(ctx, db, acct, identity, initialPreKeys, initialKyberPreKeys, true, o.Now())
+	prekeys, err := generatePreKeys(ctx, db, acct, identity, account.InitialPreKeys, account.InitialKyberPreKeys, true, o.Now())
 	if err != nil {
 		return nil, err
 	}
 	resp, err := l.conn.LinkDevice(ctx, &wire.LinkDeviceRequest{
 		LinkToken: pm.LinkToken, IdentityKey: identity.PublicKey().Serialize(),
 		RegistrationId: acct.RegistrationID, DeviceName: deviceName, Prekeys: prekeys,
-	}, acct.deviceKey())
+	}, acct.PrivateDeviceKey())
 	if err != nil {
 		return nil, fmt.Errorf("client: link device: %w", err)
 	}
@@ -367,7 +368,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if len(resp.AccountId) > 0 {
 		acct.AccountID = resp.AccountId
 	}
-	if err := saveAccount(ctx, db, acct); err != nil {
+	if err := account.Save(ctx, db, acct); err != nil {
 		return nil, err
 	}
 	logKey := resp.LogPublicKey

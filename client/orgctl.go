@@ -171,7 +171,7 @@ func (c *Client) handleOrgEnvelope(ctx context.Context, conn *transport.Conn, en
 	}
 	msg, hash := org.ConfirmMessage(doc.Body)
 	c.cryptoMu.Lock()
-	sig := ed25519.Sign(c.acct.deviceKey(), msg)
+	sig := ed25519.Sign(c.acct.PrivateDeviceKey(), msg)
 	c.cryptoMu.Unlock()
 	if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgWipeConfirm{
 		OrgWipeConfirm: &wire.OrgWipeConfirmRequest{OrderHash: hash, Signature: sig}}}); err != nil {

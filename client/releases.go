@@ -111,7 +111,7 @@ func (c *Client) reportBuild(ctx context.Context, conn *transport.Conn) {
 	}
 	r.AtMs = c.opts.Now().UnixMilli()
 	c.cryptoMu.Lock()
-	r.Signature = ed25519.Sign(c.acct.deviceKey(), release.BuildReportMessage(r.ManifestHash, r.LeafIndex, r.AtMs, r.Version))
+	r.Signature = ed25519.Sign(c.acct.PrivateDeviceKey(), release.BuildReportMessage(r.ManifestHash, r.LeafIndex, r.AtMs, r.Version))
 	c.cryptoMu.Unlock()
 	if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_BuildReport{BuildReport: &r}}); err != nil {
 		c.log.Info("build report not sent", "err", err)
