@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/keylog"
+	"sotto/client/sealedsender"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
@@ -20,7 +22,7 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrNotEnrolled  = errors.New("client: this device is not enrolled")
+	ErrNotEnrolled  = account.ErrNotEnrolled
 	ErrNotConnected = errors.New("client: not connected to the relay")
 	ErrRevoked      = errors.New("client: this device was removed from its account")
 	ErrExpired      = errors.New("client: the subscription has expired; history stays readable but sending is disabled")
@@ -97,7 +99,7 @@ type Client struct {
 	db        *store.Store
 	// acct is read for its fixed fields only (name, device, keys); the
 	// prekey counters are read and written inside store transactions.
-	acct     *account
+	acct     *account.Account
 	identity *session.IdentityKeyPair
 
 	// cryptoMu serializes every use of the Signal sessions (encrypt,
@@ -120,10 +122,10 @@ type Client struct {
 	wg           sync.WaitGroup
 	idle         chan struct{}
 
-	janitor  *janitor      // deletes disappearing messages (disappear.go)
-	receipts *receiptQueue // receipts waiting for their delay (receipts.go)
-	keylog   *keylog.Log   // key transparency (transparency.go)
-	sealed   sealedState
+	janitor  *janitor             // deletes disappearing messages (disappear.go)
+	receipts *receiptQueue        // receipts waiting for their delay (receipts.go)
+	keylog   *keylog.Log          // key transparency (transparency.go)
+	sealed   *sealedsender.Sender // sealed sender (sealed.go)
 
 	handlers contentHandlers // the receive pipeline's, per content kind (pipeline.go)
 	hooks    testHooks
@@ -165,7 +167,7 @@ func Open(ctx context.Context, dir string, passphrase []byte, opts *Options) (*C
 }
 
 func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error) {
-	acct, err := loadAccount(ctx, db)
+	acct, err := account.Load(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +175,12 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: identity: %w", err)
 	}
-	if o.Transport, err = acct.transport(o.Transport); err != nil {
+	if o.Transport, err = acct.Transport(o.Transport); err != nil {
 		return nil, err
 	}
 	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
 	c.keylog = c.newKeyLog()
+	c.sealed = c.newSealedSender()
 	c.handlers = make(contentHandlers)
 	c.registerHandlers(c.handlers)
 	// Messages that expired while the device was off go first.
@@ -321,7 +324,7 @@ func (c *Client) connect(ctx context.Context, co ConnectOptions) error {
 	if err != nil {
 		return err
 	}
-	resp, err := conn.Authenticate(ctx, c.acct.Username, c.acct.DeviceID, c.acct.deviceKey())
+	resp, err := conn.Authenticate(ctx, c.acct.Username, c.acct.DeviceID, c.acct.PrivateDeviceKey())
 	if err != nil {
 		conn.Close()
 		if transport.Code(err) == wire.ErrorCode_REVOKED {
@@ -397,7 +400,7 @@ func (c *Client) Disconnect() {
 	if conn != nil {
 		conn.Close()
 	}
-	c.sealed.close()
+	c.sealed.Close()
 	c.wg.Wait()
 }
 

@@ -144,7 +144,7 @@ func delivery(ctx context.Context, conn *transport.Conn, priv ed25519.PrivateKey
 func (c *Client) sendOrgReceipt(ctx context.Context, conn *transport.Conn, body []byte) {
 	msg, hash := org.ReceiptMessage(body)
 	c.cryptoMu.Lock()
-	sig := ed25519.Sign(c.acct.deviceKey(), msg)
+	sig := ed25519.Sign(c.acct.PrivateDeviceKey(), msg)
 	c.cryptoMu.Unlock()
 	if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_OrgReceipt{OrgReceipt: &wire.OrgReceiptRequest{
 		DocumentHash: hash, Signature: sig}}}); err != nil {

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"sotto/client/account"
 	"sotto/client/keylog"
 	"sotto/client/linktransfer"
 	"sotto/client/org"
+	"sotto/client/orgstate"
+	"sotto/client/sealedsender"
 	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -90,16 +93,16 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if err != nil {
 		return nil, fmt.Errorf("client: identity certificate: %w", err)
 	}
-	acct := &account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize(),
+	acct := &account.Account{Relay: e.relay, Username: normalize(e.username), DeviceName: e.deviceName, Identity: identity.Serialize(),
 		RelayCA: e.relayCA, RelayPin: e.relayPin}
-	if err := newDeviceKeys(acct); err != nil {
+	if err := account.NewDeviceKeys(acct); err != nil {
 		return nil, err
 	}
-	prekeys, err := generatePreKeys(ctx, db, acct, identity, initialPreKeys, initialKyberPreKeys, true, o.Now())
+	prekeys, err := generatePreKeys(ctx, db, acct, identity, account.InitialPreKeys, account.InitialKyberPreKeys, true, o.Now())
 	if err != nil {
 		return nil, err
 	}
-	topts, err := relayTransport(e.relayCA, e.relayPin, o.Transport)
+	topts, err := account.RelayTransport(e.relayCA, e.relayPin, o.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +118,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if e.bootstrapOrg != nil {
 		req.BootstrapOrgKey = e.bootstrapOrg.Public().(ed25519.PublicKey)
 	}
-	resp, err := conn.Enroll(ctx, req, acct.deviceKey())
+	resp, err := conn.Enroll(ctx, req, acct.PrivateDeviceKey())
 	if err != nil {
 		return nil, fmt.Errorf("client: enroll: %w", err)
 	}
@@ -129,7 +132,7 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 	if resp.Username != "" && resp.Username != acct.Username {
 		return nil, fmt.Errorf("client: enroll: the relay enrolled another name (%q)", resp.Username)
 	}
-	if err := saveAccount(ctx, db, acct); err != nil {
+	if err := account.Save(ctx, db, acct); err != nil {
 		return nil, err
 	}
 	if err := keylog.PinLogKey(ctx, db, e.logKey); err != nil {
@@ -141,11 +144,11 @@ func enrollWith(ctx context.Context, e enrollment, opts *Options) (cl *Client, e
 		return nil, err
 	}
 	if e.bootstrapOrg != nil {
-		if err := db.Put(ctx, tblOrg, []byte("admin-key"), e.bootstrapOrg.Seed()); err != nil {
+		if err := db.Put(ctx, tblOrg, []byte(orgstate.KeyAdmin), e.bootstrapOrg.Seed()); err != nil {
 			return nil, err
 		}
 	}
-	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
+	if err := sealedsender.PinTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	return newClient(ctx, db, o)
@@ -185,9 +188,9 @@ type provisioning struct {
 	// pinned: the new device pins it rather than trust the relay's link
 	// response alone.
 	LogKey []byte `json:"log_key,omitempty"`
-	// Sealed is the account's profile key state (revokesync.go): the new
+	// Sealed is the account's profile key state (sealedsender.LinkState): the new
 	// device keeps the same key, epoch and revocations.
-	Sealed *linkKeyState `json:"sealed,omitempty"`
+	Sealed *sealedsender.LinkState `json:"sealed,omitempty"`
 }
 
 // ErrBadProvisioning reports a provisioning message that does not decrypt
@@ -245,11 +248,11 @@ func parseProvisioning(pt []byte) (*provisioning, *session.IdentityKeyPair, erro
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad relay TLS settings", ErrBadProvisioning)
 	}
-	if pm.Sealed.check() != nil {
+	if pm.Sealed.Check() != nil {
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad profile key state", ErrBadProvisioning)
 	}
-	if pm.Roots == nil || pm.Roots.check() != nil {
+	if pm.Roots == nil || pm.Roots.Check() != nil {
 		clear(pm.Identity)
 		return nil, nil, fmt.Errorf("%w: bad organization roots", ErrBadProvisioning)
 	}
@@ -342,22 +345,22 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 			_ = store.Wipe(dir)
 		}
 	}()
-	acct := &account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity,
+	acct := &account.Account{Relay: l.relay, Username: pm.Username, AccountID: pm.AccountID, DeviceName: deviceName, Identity: pm.Identity,
 		RelayCA: pm.RelayCA, RelayPin: pm.RelayPin}
 	if err := savePendingHistory(ctx, db, pm.History); err != nil {
 		return nil, err
 	}
-	if err := newDeviceKeys(acct); err != nil {
+	if err := account.NewDeviceKeys(acct); err != nil {
 		return nil, err
 	}
-	prekeys, err := generatePreKeys(ctx, db, acct, identity, initialPreKeys, initialKyberPreKeys, true, o.Now())
+	prekeys, err := generatePreKeys(ctx, db, acct, identity, account.InitialPreKeys, account.InitialKyberPreKeys, true, o.Now())
 	if err != nil {
 		return nil, err
 	}
 	resp, err := l.conn.LinkDevice(ctx, &wire.LinkDeviceRequest{
 		LinkToken: pm.LinkToken, IdentityKey: identity.PublicKey().Serialize(),
 		RegistrationId: acct.RegistrationID, DeviceName: deviceName, Prekeys: prekeys,
-	}, acct.deviceKey())
+	}, acct.PrivateDeviceKey())
 	if err != nil {
 		return nil, fmt.Errorf("client: link device: %w", err)
 	}
@@ -365,7 +368,7 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if len(resp.AccountId) > 0 {
 		acct.AccountID = resp.AccountId
 	}
-	if err := saveAccount(ctx, db, acct); err != nil {
+	if err := account.Save(ctx, db, acct); err != nil {
 		return nil, err
 	}
 	logKey := resp.LogPublicKey
@@ -384,11 +387,11 @@ func (l *Linking) Finish(ctx context.Context, dir string, passphrase []byte, dev
 	if err := pinRoots(ctx, db, pm.Roots); err != nil {
 		return nil, err
 	}
-	if err := pinSealedTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
+	if err := sealedsender.PinTrustRoot(ctx, db, resp.SealedTrustRoot); err != nil {
 		return nil, err
 	}
 	if pm.Sealed != nil {
-		if err := db.Update(ctx, func(tx *store.Tx) error { return saveKeyState(ctx, tx, pm.Sealed.state()) }); err != nil {
+		if err := db.Update(ctx, func(tx *store.Tx) error { return sealedsender.SaveState(ctx, tx, pm.Sealed.State()) }); err != nil {
 			return nil, err
 		}
 	}
@@ -453,13 +456,13 @@ func (c *Client) ApproveLinkWith(ctx context.Context, code string, o ApproveOpti
 			}
 		}()
 	}
-	ks, err := loadKeyState(ctx, c.db)
+	ks, err := sealedsender.LoadState(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}
 	pt, err := json.Marshal(&provisioning{Username: c.acct.Username, AccountID: c.acct.AccountID,
 		Identity: c.acct.Identity, LinkToken: tok.Token, Roots: rts, RelayCA: c.acct.RelayCA, RelayPin: c.acct.RelayPin, History: hist, LogKey: lk,
-		Sealed: linkKeyStateOf(ks)})
+		Sealed: sealedsender.LinkStateOf(ks)})
 	if err != nil {
 		return nil, fmt.Errorf("client: provisioning message: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"sotto/client/linktransfer"
+	"sotto/client/sealedsender"
 	"sotto/signal/session"
 )
 
@@ -27,10 +28,10 @@ func provisioningSeeds(t testing.TB) [][]byte {
 		{Username: "bob.smith", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts},
 		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 16), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
-		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &linkKeyState{
-			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 3, Revocations: []linkRevocation{{User: "mallory", Epoch: 2, Revoked: true}, {User: "eve", Epoch: 3}}}},
-		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &linkKeyState{
-			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 1, Revocations: []linkRevocation{{User: "mallory", Epoch: 2, Revoked: true}}}},
+		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &sealedsender.LinkState{
+			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 3, Revocations: []sealedsender.LinkRevocation{{User: "mallory", Epoch: 2, Revoked: true}, {User: "eve", Epoch: 3}}}},
+		{Username: "erin", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", Roots: rts, Sealed: &sealedsender.LinkState{
+			ProfileKey: bytes.Repeat([]byte{4}, 32), Epoch: 1, Revocations: []sealedsender.LinkRevocation{{User: "mallory", Epoch: 2, Revoked: true}}}},
 		{Username: "dave", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x", History: &historyPointer{
 			BlobID: bytes.Repeat([]byte{1}, 15), Key: bytes.Repeat([]byte{2}, 32), Digest: bytes.Repeat([]byte{3}, 32), Size: 1000, ChunkSize: 64 << 10}},
 		{Username: "Alice ", AccountID: acct, Identity: identity.Serialize(), LinkToken: "x"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"sotto/client/groups"
+	"sotto/client/orgstate"
 	"sotto/client/transport"
 )
 
@@ -16,7 +17,7 @@ type groupsState struct {
 
 // groupSelf is this device as client/groups needs it.
 func (c *Client) groupSelf(ctx context.Context) (groups.Self, error) {
-	orgKey, err := getOpt(ctx, c.db, tblOrg, orgKeyKey)
+	orgKey, err := getOpt(ctx, c.db, tblOrg, orgstate.KeyOrgKey)
 	if err != nil {
 		return groups.Self{}, err
 	}

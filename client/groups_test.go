@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sotto/client/groups"
+	"sotto/client/orgstate"
 	"sotto/client/transport"
 	"sotto/mls"
 	"sotto/relay"
@@ -336,7 +337,7 @@ func TestGroupCommitAnswerLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orgKey, _ := getOpt(ctx, alice.c.db, tblOrg, orgKeyKey)
+	orgKey, _ := getOpt(ctx, alice.c.db, tblOrg, orgstate.KeyOrgKey)
 	cert, _ := alice.c.IdentityCertificate(ctx)
 	self := groups.Self{Username: "alice", DeviceID: alice.c.acct.DeviceID, Identity: alice.c.identity, Certificate: cert, OrgKey: orgKey}
 	lossy := &losingRelay{Conn: conn}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/attach"
 	"sotto/client/store"
 )
@@ -73,7 +74,7 @@ func BenchmarkHistoryTransfer10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := &Client{opts: Options{Now: time.Now}, log: log, db: db, acct: &account{Username: "alice"}}
+		c := &Client{opts: Options{Now: time.Now}, log: log, db: db, acct: &account.Account{Username: "alice"}}
 		b.StartTimer()
 		sum, err := c.importHistory(ctx, dec)
 		if err != nil || sum.Messages != 10000 {

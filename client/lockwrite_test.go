@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sotto/client/sealedsender"
 	"strings"
 	"testing"
 	"time"
@@ -29,18 +30,18 @@ func TestProfileKeyCountAfterLock(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	count := func() []byte {
 		t.Helper()
-		b, err := c.db.Get(ctx, tblSealed, profileKeySent("bob"))
+		b, err := c.db.Get(ctx, sealedsender.Table, sealedsender.SentRow("bob"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	c.profileKeyDelivered(ctx, "bob")
+	c.sealed.Delivered(ctx, "bob")
 	if b := count(); len(b) != 1 || b[0] != 1 {
 		t.Fatalf("count %v, want 1", b)
 	}
 	c.Lock()
-	c.profileKeyDelivered(ctx, "bob")
+	c.sealed.Delivered(ctx, "bob")
 	if err := c.Unlock(ctx, []byte("pw")); err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +51,14 @@ func TestProfileKeyCountAfterLock(t *testing.T) {
 	// The command ends (Ctrl-C in chat) while a read receipt is under way.
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
-	c.profileKeyDelivered(ended, "bob")
+	c.sealed.Delivered(ended, "bob")
 	if b := count(); len(b) != 1 || b[0] != 1 {
 		t.Fatalf("count %v after a send completed as its context ended, want 1", b)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c.profileKeyDelivered(ctx, "bob")
+	c.sealed.Delivered(ctx, "bob")
 	if l := logs.String(); strings.Contains(l, "profile key send count") {
 		t.Fatalf("warned about the locked store or the ended context:\n%s", l)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sotto/client/org"
+	"sotto/client/sealedsender"
 	"sotto/client/transport"
 	"sotto/wire"
 )
@@ -69,7 +70,7 @@ func TestSealedFirstMessageWithMemberAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.applyOrgDocument(ctx, conn, forged, false); err == nil {
+	if _, err := alice.applyOrgDocument(ctx, forged, false); err == nil {
 		t.Fatal("a member access key not signed by the org was applied")
 	}
 	if got := alice.memberAccessKey(ctx); string(got) != string(kept) {
@@ -101,7 +102,7 @@ func TestSealedFirstMessageWithMemberAccess(t *testing.T) {
 
 	// A stale profile key of bob's (refused by the relay) is not the end:
 	// the retry presents the member access key and still goes sealed.
-	if err := alice.db.Put(ctx, tblSealed, contactProfileKey("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
+	if err := alice.db.Put(ctx, sealedsender.Table, sealedsender.ContactKeyRow("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.Send(ctx, "bob", "stale key, still sealed"); err != nil {

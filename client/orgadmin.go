@@ -1,11 +1,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/org"
+	"sotto/client/orgstate"
 	"sotto/client/transport"
 	"sotto/wire"
 )
@@ -20,33 +19,18 @@ import (
 // ---- the admin's side: the org private key ----
 
 func (c *Client) adminKey(ctx context.Context) (ed25519.PrivateKey, error) {
-	seed, err := getOpt(ctx, c.db, tblOrg, "admin-key")
-	if err != nil {
-		return nil, err
-	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, ErrNotOrgAdmin
-	}
-	defer clear(seed)
-	return ed25519.NewKeyFromSeed(seed), nil
+	return orgstate.AdminKey(ctx, c.db)
 }
 
 // installOrgKey keeps priv in the store; it must be the key of the
 // organization this device is bound to.
 func (c *Client) installOrgKey(ctx context.Context, priv ed25519.PrivateKey) error {
-	pinned, err := c.orgKey(ctx)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(priv.Public().(ed25519.PublicKey), pinned) {
-		return fmt.Errorf("%w: this device is bound to organization %s", org.ErrKeyMismatch, org.Fingerprint(pinned))
-	}
-	return c.db.Put(ctx, tblOrg, []byte("admin-key"), priv.Seed())
+	return orgstate.InstallAdminKey(ctx, c.db, priv)
 }
 
 // OrgPublicKey returns the org public key this device trusts (nil: none yet).
 func (c *Client) OrgPublicKey(ctx context.Context) (ed25519.PublicKey, error) {
-	return getOpt(ctx, c.db, tblOrg, "key")
+	return getOpt(ctx, c.db, tblOrg, orgstate.KeyOrgKey)
 }
 
 // ExportOrgKey seals the org private key under passphrase for another
@@ -109,7 +93,7 @@ func (c *Client) PublishNotice(ctx context.Context, text string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return n, c.db.Put(ctx, tblOrg, []byte("notice-published"), binary.BigEndian.AppendUint64(nil, seq))
+	return n, orgstate.PutU64(ctx, c.db, orgstate.KeyNoticePublished, seq)
 }
 
 // PublishPolicy signs p and has the relay distribute it. A zero version
@@ -123,21 +107,18 @@ func (c *Client) PublishPolicy(ctx context.Context, p *org.Policy) (int, error) 
 		if err != nil {
 			return 0, err
 		}
-		last, err := getOpt(ctx, c.db, tblOrg, "policy-published")
+		last, err := orgstate.U64(ctx, c.db, orgstate.KeyPolicyPublished)
 		if err != nil {
 			return 0, err
 		}
-		p.Version = cur.GetVersion() + 1
-		if len(last) == 8 && binary.BigEndian.Uint64(last) >= p.Version {
-			p.Version = binary.BigEndian.Uint64(last) + 1
-		}
+		p.Version = max(cur.GetVersion(), last) + 1
 	}
 	p.IssuedMs = c.opts.Now().UnixMilli()
 	n, err := c.publish(ctx, wire.OrgDocumentKind_ORG_POLICY, p, "", 0)
 	if err != nil {
 		return 0, err
 	}
-	return n, c.db.Put(ctx, tblOrg, []byte("policy-published"), binary.BigEndian.AppendUint64(nil, p.Version))
+	return n, orgstate.PutU64(ctx, c.db, orgstate.KeyPolicyPublished, p.Version)
 }
 
 // OrgWipe signs a wipe order for one device of user, bound to its current

@@ -11,6 +11,7 @@ import (
 
 	"sotto/client/content"
 	"sotto/client/keylog"
+	"sotto/client/sealedsender"
 	"sotto/client/sessions"
 	"sotto/client/store"
 	"sotto/client/transport"
@@ -96,7 +97,7 @@ type received struct {
 	// device deleted for everyone (messaging.go).
 	uploadedBlob *blobRef
 	// keyState: an own device's profile key state was merged; rotated:
-	// this device made a new key the siblings must learn (revokesync.go).
+	// this device made a new key the siblings must learn (sealedsender.Learned).
 	keyState, keyStateRotated bool
 	// sealedRevoked: a sealed message came from this revoked contact.
 	sealedRevoked string
@@ -206,7 +207,7 @@ func (c *Client) openEnvelope(ctx context.Context, env *wire.Envelope) (*inbound
 	in := &inbound{orig: env, env: env, addr: session.Address{Name: env.Sender, DeviceID: env.SenderDevice}}
 	switch int(env.Type) {
 	case wire.EnvelopeTypeSealed:
-		u, err := c.unsealEnvelope(ctx, env)
+		u, err := c.sealed.Unseal(ctx, env)
 		if err != nil {
 			return in, err
 		}
@@ -335,7 +336,7 @@ func (c *Client) receiveTx(ctx context.Context, tx *store.Tx, first *firstContac
 		return nil
 	}
 	if sealedIn {
-		if revoked, err := isRevoked(ctx, tx, env.Sender); err != nil {
+		if revoked, err := sealedsender.IsRevoked(ctx, tx, env.Sender); err != nil {
 			return err
 		} else if revoked {
 			r.sealedRevoked = env.Sender

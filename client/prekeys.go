@@ -1,48 +1,33 @@
 package client
 
+// The prekeys (client/account makes them, the Signal store keeps their
+// private halves): the refill on connect and the pruning of rotated ones.
+
 import (
 	"context"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/session"
 	"sotto/wire"
 )
 
-const (
-	// rotateAfter is the age at which the signed EC prekey and the
-	// last-resort Kyber prekey are replaced, limiting what a later
-	// compromise of the device reveals of sessions started with them.
-	rotateAfter = 7 * 24 * time.Hour
-	// keepRotated is how long replaced keys are kept, so that messages
-	// already encrypted to them (queued while the device was offline)
-	// still decrypt; the relay's mailbox keeps envelopes 30 days.
-	keepRotated = 35 * 24 * time.Hour
-)
-
 // replenishPreKeys uploads a new batch of one-time prekeys when the relay
 // holds too few, and rotates the signed and last-resort prekeys when they
-// are missing at the relay or older than rotateAfter.
+// are missing at the relay or older than account.RotateAfter.
 func (c *Client) replenishPreKeys(ctx context.Context, conn *transport.Conn) error {
 	count, err := conn.PreKeyCount(ctx)
 	if err != nil {
 		return err
 	}
 	now := c.opts.Now()
-	nEC, nKyber := 0, 0
-	if count.OneTimePrekeys < replenishBelow {
-		nEC = initialPreKeys
-	}
-	if count.OneTimeKyberPrekeys < replenishBelow/2 {
-		nKyber = initialKyberPreKeys
-	}
-	acct, err := loadAccount(ctx, c.db)
+	acct, err := account.Load(ctx, c.db)
 	if err != nil {
 		return err
 	}
-	rotate := !count.HasSignedPrekey || !count.HasLastResortKyber ||
-		now.Sub(time.UnixMilli(acct.SignedPreKeyAt)) > rotateAfter
+	nEC, nKyber, rotate := account.Plan(count, acct, now)
 	if nEC == 0 && nKyber == 0 && !rotate {
 		return nil
 	}
@@ -51,12 +36,12 @@ func (c *Client) replenishPreKeys(ctx context.Context, conn *transport.Conn) err
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
 		// The account record is re-read inside the transaction: another
 		// process using the store may have allocated prekey ids.
-		acct, err := loadAccount(ctx, tx)
+		acct, err := account.Load(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if rotate {
-			acct.SignedPreKeyID = nextID(acct.SignedPreKeyID)
+			acct.SignedPreKeyID = account.NextID(acct.SignedPreKeyID)
 		}
 		b, err := generatePreKeys(ctx, tx, acct, c.identity, nEC, nKyber, rotate, now)
 		if err != nil {
@@ -67,7 +52,7 @@ func (c *Client) replenishPreKeys(ctx context.Context, conn *transport.Conn) err
 				return err
 			}
 		}
-		if err := saveAccount(ctx, tx, acct); err != nil {
+		if err := account.Save(ctx, tx, acct); err != nil {
 			return err
 		}
 		batch = b
@@ -82,9 +67,9 @@ func (c *Client) replenishPreKeys(ctx context.Context, conn *transport.Conn) err
 }
 
 // pruneRotated deletes replaced signed and last-resort prekeys older than
-// keepRotated; the current ones are always kept.
-func pruneRotated(ctx context.Context, tx *store.Tx, acct *account, now time.Time) error {
-	cutoff := now.Add(-keepRotated)
+// account.KeepRotated; the current ones are always kept.
+func pruneRotated(ctx context.Context, tx *store.Tx, acct *account.Account, now time.Time) error {
+	cutoff := now.Add(-account.KeepRotated)
 	signed, err := tx.List(ctx, tblSigned)
 	if err != nil {
 		return err
@@ -119,4 +104,11 @@ func pruneRotated(ctx context.Context, tx *store.Tx, acct *account, now time.Tim
 		}
 	}
 	return nil
+}
+
+// generatePreKeys makes a batch of prekeys into the Signal store over db
+// (account.Generate).
+func generatePreKeys(ctx context.Context, db kv, a *account.Account, identity *session.IdentityKeyPair, nEC, nKyber int, first bool, now time.Time) (*wire.PreKeys, error) {
+	ss := &sigStore{db: db, self: a.Username, identity: identity, regID: a.RegistrationID}
+	return account.Generate(ctx, ss, a, identity, nEC, nKyber, first, now)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/org"
 	"sotto/client/transport"
 	"sotto/internal/orgtest"
@@ -234,7 +235,7 @@ func TestPreKeysReplenished(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Others start sessions with Bob until few one-time prekeys are left.
-	for range initialPreKeys - replenishBelow + 1 {
+	for range account.InitialPreKeys - account.ReplenishBelow + 1 {
 		if _, err := conn.FetchPreKeys(ctx, "bob", 0); err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +248,7 @@ func TestPreKeysReplenished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before.OneTimePrekeys >= replenishBelow {
+	if before.OneTimePrekeys >= account.ReplenishBelow {
 		t.Fatalf("setup: %d one-time prekeys left", before.OneTimePrekeys)
 	}
 	if err := bob.replenishPreKeys(ctx, bconn); err != nil {
@@ -257,7 +258,7 @@ func TestPreKeysReplenished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.OneTimePrekeys < before.OneTimePrekeys+initialPreKeys {
+	if after.OneTimePrekeys < before.OneTimePrekeys+account.InitialPreKeys {
 		t.Fatalf("one-time prekeys %d -> %d", before.OneTimePrekeys, after.OneTimePrekeys)
 	}
 	// A session built on a replenished prekey works.

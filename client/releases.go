@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/org"
+	"sotto/client/orgstate"
 	"sotto/client/transport"
 	"sotto/internal/version"
 	"sotto/release"
@@ -23,42 +24,10 @@ import (
 // the two-person rule for updates (package release). The newest approval
 // is in force; a device keeps only it.
 
-// keyReleaseApproval is the key of the org table (tblOrg) for the approval
-// in force (its body, verified when it was applied).
-var keyReleaseApproval = []byte("release-approval")
-
-func (c *Client) applyReleaseApproval(ctx context.Context, key ed25519.PublicKey, doc *wire.OrgDocument) (orgOutcome, error) {
-	a, err := org.OpenReleaseApproval(key, doc)
-	if err != nil {
-		return orgRejected, err
-	}
-	cur, err := c.ReleaseApproval(ctx)
-	if err != nil {
-		return orgTransient, err
-	}
-	if cur != nil && a.IssuedMs <= cur.IssuedMs {
-		// Older or the same: kept already, or a replay of one the org
-		// has since replaced. Never an error: synced copies repeat.
-		return orgApplied, nil
-	}
-	if err := c.db.Put(ctx, tblOrg, keyReleaseApproval, doc.Body); err != nil {
-		return orgTransient, err
-	}
-	return orgApplied, nil
-}
-
 // ReleaseApproval returns the organization's release approval in force on
 // this device (verified against the org key when it arrived), or nil.
 func (c *Client) ReleaseApproval(ctx context.Context) (*org.ReleaseApproval, error) {
-	b, err := getOpt(ctx, c.db, tblOrg, string(keyReleaseApproval))
-	if err != nil || b == nil {
-		return nil, err
-	}
-	var a org.ReleaseApproval
-	if err := proto.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("client: release approval: %w", err)
-	}
-	return &a, nil
+	return orgstate.ReleaseApproval(ctx, c.db)
 }
 
 // ApproveRelease signs, with the org key, an approval of the manifests
@@ -142,7 +111,7 @@ func (c *Client) reportBuild(ctx context.Context, conn *transport.Conn) {
 	}
 	r.AtMs = c.opts.Now().UnixMilli()
 	c.cryptoMu.Lock()
-	r.Signature = ed25519.Sign(c.acct.deviceKey(), release.BuildReportMessage(r.ManifestHash, r.LeafIndex, r.AtMs, r.Version))
+	r.Signature = ed25519.Sign(c.acct.PrivateDeviceKey(), release.BuildReportMessage(r.ManifestHash, r.LeafIndex, r.AtMs, r.Version))
 	c.cryptoMu.Unlock()
 	if _, err := conn.Do(ctx, &wire.Request{Body: &wire.Request_BuildReport{BuildReport: &r}}); err != nil {
 		c.log.Info("build report not sent", "err", err)

@@ -2,12 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 
-	"sotto/client/store"
-	"sotto/signal/sealed"
+	"sotto/client/content"
+	"sotto/client/sealedsender"
+	"sotto/client/transport"
 )
 
 // Per-contact revocation of sealed access. A contact sends sealed to this
@@ -23,7 +23,7 @@ import (
 //     (SetAccessKeyRequest.refuse_member_access), which the contact keeps;
 //   - shares the new profile key again with every other contact, with the
 //     next messages to them, never with the revoked one;
-//   - tells the account's other devices (revokesync.go), which keep the
+//   - tells the account's other devices (tellSiblings below), which keep the
 //     same revoked set, upload the same key with the same refusal and
 //     never give the key to the revoked contact either.
 //
@@ -53,17 +53,17 @@ func (c *Client) RestoreContact(ctx context.Context, user string) error {
 
 // Revoked reports whether user's sealed access was revoked.
 func (c *Client) Revoked(ctx context.Context, user string) (bool, error) {
-	return isRevoked(ctx, c.db, normalize(user))
+	return sealedsender.IsRevoked(ctx, c.db, normalize(user))
 }
 
 // RevokedContacts lists the contacts whose sealed access is revoked,
 // sorted.
 func (c *Client) RevokedContacts(ctx context.Context) ([]string, error) {
-	st, err := loadKeyState(ctx, c.db)
+	st, err := sealedsender.LoadState(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}
-	return st.revokedUsers(), nil
+	return st.RevokedUsers(), nil
 }
 
 func (c *Client) setRevoked(ctx context.Context, user string, revoked bool) error {
@@ -71,35 +71,10 @@ func (c *Client) setRevoked(ctx context.Context, user string, revoked bool) erro
 	if user == "" || user == c.acct.Username {
 		return fmt.Errorf("client: cannot revoke or restore %q", user)
 	}
-	if _, err := loadTrustRoot(ctx, c.db); err != nil {
+	if _, err := sealedsender.TrustRoot(ctx, c.db); err != nil {
 		return fmt.Errorf("client: revoke %s: this relay does no sealed sender: %w", user, err)
 	}
-	changed := false
-	err := c.db.Update(ctx, func(tx *store.Tx) error {
-		st, err := loadKeyState(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if st.revoked(user) == revoked && (revoked || st.key != nil) {
-			return nil // already so (a repeated revocation rotates nothing)
-		}
-		changed = true
-		st.epoch++
-		st.revs[user] = revocation{epoch: st.epoch, revoked: revoked}
-		if revoked || st.key == nil {
-			pk := make([]byte, sealed.ProfileKeySize)
-			if _, err := rand.Read(pk); err != nil {
-				return fmt.Errorf("client: profile key: %w", err)
-			}
-			st.key = pk
-			if err := resetProfileKeySends(ctx, tx); err != nil {
-				return err
-			}
-		} else if err := tx.Delete(ctx, tblSealed, profileKeySent(user)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return saveKeyState(ctx, tx, st)
-	})
+	changed, err := sealedsender.SetRevoked(ctx, c.db, user, revoked)
 	if err != nil || !changed {
 		return err
 	}
@@ -114,4 +89,47 @@ func (c *Client) setRevoked(ctx context.Context, user string, revoked bool) erro
 		return errors.Join(upErr, fmt.Errorf("client: %s: the account's other devices are not told yet: %w", user, err))
 	}
 	return upErr
+}
+
+// The profile key state is shared by the account's devices
+// (sealedsender/state.go); the functions below are what the client does
+// when it changes: the upload, and the DeviceOrder to the own other
+// devices.
+
+// keyStateChanged acts, after commit, on a state merged from a sibling:
+// the access key is uploaded at once (not on the next send), and a key
+// made here is announced to the siblings.
+func (c *Client) keyStateChanged(ctx context.Context, conn *transport.Conn, rotated bool) {
+	if err := c.uploadOwnAccessKey(ctx, conn); err != nil && ctx.Err() == nil {
+		c.log.Warn("access key not uploaded after an own device's profile key change", "err", err)
+	}
+	if !rotated {
+		return
+	}
+	if err := c.tellSiblings(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("the other devices are not told of the new profile key yet", "err", err)
+	}
+}
+
+// tellSiblings sends the profile key state to the account's other devices
+// (sealedsender.Sender.Attach attaches it). No other device is no error.
+func (c *Client) tellSiblings(ctx context.Context) error {
+	ct, err := content.NewProfileKeyStateOrder(c.opts.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := c.sendContent(ctx, c.acct.Username, ct, ct.Id); err != nil && !errors.Is(err, ErrNoDevices) {
+		return err
+	}
+	return nil
+}
+
+// sealedFromRevoked: a sealed message came from a revoked contact, which
+// an honest relay refuses. The relay holds an older key, or no refusal of
+// the member key: the access key is uploaded again at once.
+func (c *Client) sealedFromRevoked(ctx context.Context, conn *transport.Conn, user string) {
+	c.log.Warn("a sealed message came from a contact whose sealed access is revoked: the relay did not refuse it; uploading the access key again", "from", user)
+	if err := c.uploadOwnAccessKey(ctx, conn); err != nil && ctx.Err() == nil {
+		c.log.Warn("access key not uploaded", "err", err)
+	}
 }

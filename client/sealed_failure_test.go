@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/sealedsender"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/signal/sealed"
@@ -40,7 +41,7 @@ func sealedRow(t *testing.T, r *sealedRelay, bob *Client, text string) []byte {
 		}
 		env := &wire.Envelope{Type: wire.EnvelopeTypeSealed, Content: row.content, ServerTimestampMs: time.Now().UnixMilli()}
 		match := false
-		u, err := bob.unsealEnvelope(ctx, env)
+		u, err := bob.sealed.Unseal(ctx, env)
 		if err != nil {
 			continue
 		}
@@ -90,7 +91,7 @@ func TestSealedLocalFailureLeavesEnvelopeQueued(t *testing.T) {
 	}
 	env := &wire.Envelope{Type: wire.EnvelopeTypeSealed, Content: row, ServerTimestampMs: time.Now().UnixMilli()}
 
-	u, err := bob.unsealEnvelope(ctx, env)
+	u, err := bob.sealed.Unseal(ctx, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestSealedRefusalIsNotSticky(t *testing.T) {
 	bob, bobEvents := r.enrollSealed(t, code, "bob", true)
 	exchangeProfileKeys(t, alice, bob, aliceEvents, bobEvents)
 	// Bob has shared his key as often as he ever will.
-	if err := bob.db.Put(ctx, tblSealed, profileKeySent("alice"), []byte{profileKeySends}); err != nil {
+	if err := bob.db.Put(ctx, sealedsender.Table, sealedsender.SentRow("alice"), []byte{sealedsender.ProfileKeySends}); err != nil {
 		t.Fatal(err)
 	}
 	pk, err := bob.ProfileKey(ctx)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/sealedsender"
 	"sotto/client/transport"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/keys"
@@ -195,7 +196,7 @@ func exchangeProfileKeys(t *testing.T, a, b *Client, aEvents, bEvents chan Event
 	for _, p := range []struct{ c, of *Client }{{a, b}, {b, a}} {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if _, err := p.c.db.Get(ctx, tblSealed, contactProfileKey(p.of.Username())); err == nil {
+			if _, err := p.c.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow(p.of.Username())); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -324,7 +325,7 @@ func TestSealedSendWrongAccessKey(t *testing.T) {
 	if err := alice.SetSettings(ctx, Settings{ReadReceipts: true, SealedFallback: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.db.Put(ctx, tblSealed, contactProfileKey("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
+	if err := alice.db.Put(ctx, sealedsender.Table, sealedsender.ContactKeyRow("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.Send(ctx, "bob", "after fallback"); err != nil {
@@ -507,7 +508,7 @@ func TestSealedProfileKeyLinkedDevice(t *testing.T) {
 	waitEvent(t, aliceEvents, EventMessage)
 	// The link approval gave the phone the account's key: it made none
 	// of its own.
-	if k, err := phone.db.Get(ctx, tblSealed, keyProfile); err != nil || !bytes.Equal(k, bobPK) {
+	if k, err := phone.db.Get(ctx, sealedsender.Table, sealedsender.RowProfileKey); err != nil || !bytes.Equal(k, bobPK) {
 		t.Fatalf("the linked phone holds another profile key than the account's (%v)", err)
 	}
 	// Bob's next message syncs to the phone with the same key.
@@ -519,7 +520,7 @@ func TestSealedProfileKeyLinkedDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, aliceEvents, EventMessage)
-	if k, err := alice.db.Get(ctx, tblSealed, contactProfileKey("bob")); err != nil || !bytes.Equal(k, bobPK) {
+	if k, err := alice.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow("bob")); err != nil || !bytes.Equal(k, bobPK) {
 		t.Fatalf("alice's key for bob changed: %v", err)
 	}
 	if _, err := alice.Send(ctx, "bob", "still sealed"); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sotto/client/org"
+	"sotto/client/sealedsender"
 	"sotto/relay/sqlitestore"
 	"sotto/wire"
 )
@@ -112,7 +113,7 @@ func TestSealedRefusedNotSentNamed(t *testing.T) {
 	r.waitMailboxEmpty(t)
 
 	// Alice's key for bob no longer matches what the relay holds.
-	if err := alice.db.Put(ctx, tblSealed, contactProfileKey("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
+	if err := alice.db.Put(ctx, sealedsender.Table, sealedsender.ContactKeyRow("bob"), bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
 	_, namedBefore := r.sendRows(t)
@@ -128,11 +129,7 @@ func TestSealedRefusedNotSentNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := alice.connection()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.applyOrgDocument(ctx, conn, doc, false); err != nil {
+	if _, err := alice.applyOrgDocument(ctx, doc, false); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := alice.OrgPolicy(ctx); err != nil || !p.GetSealedOnly() {

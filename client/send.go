@@ -67,7 +67,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	if err := c.versionAllowsSending(ctx); err != nil {
 		return 0, err // releases.go: below the organization's minimum version
 	}
-	withKey, err := c.attachProfileKey(ctx, conn, to, ct)
+	withKey, err := c.sealed.Attach(ctx, conn, to, ct)
 	if err != nil {
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 	// after a refusal (no certificate, or UNAUTHENTICATED) it is tried
 	// once more with a fresh certificate and connection, then refused
 	// with ErrSealedRefused or, if allowed, sent authenticated and counted.
-	accessKey, cert, refusal := c.sealedRoute(ctx, conn, to)
+	accessKey, cert, refusal := c.sealed.Route(ctx, conn, to)
 	retried, downgraded := false, false
 	if refusal != nil {
 		retried = true
@@ -112,7 +112,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 		}
 		var resp *wire.SendMessageResponse
 		if cert != nil {
-			resp, err = c.sendSealed(ctx, &wire.SealedSendRequest{Recipient: to, Messages: msgs, MessageId: relayID, AccessKey: accessKey})
+			resp, err = c.sealed.Send(ctx, &wire.SealedSendRequest{Recipient: to, Messages: msgs, MessageId: relayID, AccessKey: accessKey})
 			if transport.Code(err) == wire.ErrorCode_UNAUTHENTICATED {
 				// The contact's profile key changed, its access key at the
 				// relay was lost or altered, or the relay wants to see who
@@ -153,7 +153,7 @@ func (c *Client) sendContent(ctx context.Context, to string, ct *content.Content
 			return 0, fmt.Errorf("client: send to %s: %w", to, err)
 		}
 		if withKey {
-			c.profileKeyDelivered(ctx, to)
+			c.sealed.Delivered(ctx, to)
 		}
 		if downgraded {
 			c.noteDowngrade(ctx, to)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"sotto/client/account"
 	"sotto/client/store"
 	"sotto/signal/session"
 )
@@ -28,7 +29,7 @@ type kv interface {
 
 // Tables of the local store.
 const (
-	tblAccount    = "account"
+	tblAccount    = account.Table
 	tblIdentities = "identities"
 	tblSessions   = "sessions"
 	tblPreKeys    = "prekeys"

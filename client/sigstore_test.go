@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/account"
 	"sotto/client/content"
 	"sotto/client/store"
 	"sotto/signal/session"
@@ -40,15 +41,15 @@ func newTestDevice(t *testing.T, user string, identity *session.IdentityKeyPair)
 			t.Fatal(err)
 		}
 	}
-	acct := &account{Username: user, Identity: identity.Serialize(), DeviceID: 1}
-	if err := newDeviceKeys(acct); err != nil {
+	acct := &account.Account{Username: user, Identity: identity.Serialize(), DeviceID: 1}
+	if err := account.NewDeviceKeys(acct); err != nil {
 		t.Fatal(err)
 	}
 	pks, err := generatePreKeys(ctx, db, acct, identity, 3, 2, true, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := saveAccount(ctx, db, acct); err != nil {
+	if err := account.Save(ctx, db, acct); err != nil {
 		t.Fatal(err)
 	}
 	c, err := newClient(ctx, db, (*Options)(nil).withDefaults())

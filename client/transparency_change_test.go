@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sotto/client/keylog"
+	"sotto/client/sealedsender"
 	"sotto/client/transport"
 	"sotto/relay"
 	"sotto/signal/sealed"
@@ -443,7 +444,7 @@ func sealedTo(t *testing.T, alice, c *Client) {
 	if err := alice.uploadOwnAccessKey(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.db.Put(ctx, tblSealed, contactProfileKey("alice"), pk); err != nil {
+	if err := c.db.Put(ctx, sealedsender.Table, sealedsender.ContactKeyRow("alice"), pk); err != nil {
 		t.Fatal(err)
 	}
 }

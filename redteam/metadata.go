@@ -28,14 +28,14 @@ func metadataAttacks() []Attack {
 		{
 			Name:    "sealed-downgrade",
 			Threat:  "the relay corrupts the recipient's access_keys row so that sealed sends are refused and the client falls back, silently and for good, to sends that name their sender",
-			Defence: "a refused sealed send is retried once with a fresh key, then refused (ErrSealedRefused), never sent named without the user's `sealed-fallback` (and never under an org `sealed_only` policy); devices re-upload their access key on every connect (client/sealedguard.go)",
+			Defence: "a refused sealed send is retried once with a fresh key, then refused (ErrSealedRefused), never sent named without the user's `sealed-fallback` (and never under an org `sealed_only` policy); devices re-upload their access key on every connect (client/sealedsender, client/sealed.go)",
 			Switch:  "the user's consent: `sealed-fallback` on (the send then goes named, and is counted and shown)",
 			Run:     runSealedDowngrade,
 		},
 		{
 			Name:    "first-message-named",
 			Threat:  "the relay learns who starts talking to whom: the first message to a contact, before their profile key is known, named its sender",
-			Defence: "the organization's member access key (signed by the org key, the same for every member) authorizes a sealed send to any member (client/memberaccess.go, relay/memberaccess.go)",
+			Defence: "the organization's member access key (signed by the org key, the same for every member) authorizes a sealed send to any member (client/orgstate/apply.go, client/sealedsender/conn.go, relay/memberaccess.go)",
 			Switch:  "no member access key published by the admin",
 			Run:     runFirstMessage,
 		},

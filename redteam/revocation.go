@@ -19,7 +19,7 @@ func revokedLinkedAttack() Attack {
 			"still holding the older profile key, connects and writes to mallory (re-uploading the older access key without the refusal of the member key), " +
 			"and a tablet linked afterwards writes to her too: mallory's sealed sends must stay refused and she must never get the new key",
 		Defence: "the profile key state (epoch, revocations) goes to the account's other devices with every message to them and in the link approval " +
-			"(client/revokesync.go); the relay refuses an access key of a lower epoch than it holds (relay/memberrefuse.go); " +
+			"(client/sealedsender/state.go); the relay refuses an access key of a lower epoch than it holds (relay/memberrefuse.go); " +
 			"a device that receives a sealed message from a revoked contact uploads its key again",
 		Switch: "no revocation",
 		Run:    runRevokedLinked,

@@ -65,7 +65,7 @@ func trustAttacks() []Attack {
 		{
 			Name:     "forged-org-documents",
 			Threat:   "the operator writes its own key into org_key and plants a wipe order, a notice and a policy signed with it in a member's mailbox",
-			Defence:  "org documents are verified against the org key pinned from the invitation, never the relay's (client/orgctl.go): ErrBadSignature, nothing applied",
+			Defence:  "org documents are verified against the org key pinned from the invitation, never the relay's (client/orgstate/apply.go): ErrBadSignature, nothing applied",
 			Verified: byHand + "with the signature check of org.Verify skipped, bob's device wipes itself on the operator's order and this attack fails",
 			Run:      runForgedOrgDocs,
 		},

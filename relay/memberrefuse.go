@@ -26,7 +26,7 @@ import (
 // race within one request's time may still leave the older key, and the
 // account's devices set it right (each uploads its key on every connect).
 // A hostile relay can of course keep any key it likes; the clients do not
-// rely on this check (client/revokesync.go).
+// rely on this check (client/sealedsender/state.go).
 
 // ErrStaleAccessKey refuses an access key of a lower epoch than the one
 // the relay holds for the account.

@@ -230,7 +230,7 @@ type Content struct {
 	// relay's key log, which catches a relay showing users different logs.
 	TransparencyHead []byte `protobuf:"bytes,6,opt,name=transparency_head,json=transparencyHead,proto3" json:"transparency_head,omitempty"`
 	// Sent only to the own other devices, with profile_key: the key's epoch
-	// and the account's sealed-access revocations (client/revokesync.go), so
+	// and the account's sealed-access revocations (client/sealedsender/state.go), so
 	// that every device keeps the same revoked set and no older key
 	// replaces a newer one.
 	ProfileKeyState *ProfileKeyState `protobuf:"bytes,7,opt,name=profile_key_state,json=profileKeyState,proto3" json:"profile_key_state,omitempty"`

@@ -125,6 +125,9 @@ var clientParts = map[string][]string{
 	"sotto/client/keylog":       {"sotto/client/store", "sotto/client/transport", "sotto/client/content"},
 	"sotto/client/sessions":     {"sotto/client/store"},
 	"sotto/client/linktransfer": {},
+	"sotto/client/account":      {"sotto/client/store", "sotto/client/transport"},
+	"sotto/client/orgstate":     {"sotto/client/store", "sotto/client/org", "sotto/client/content"},
+	"sotto/client/sealedsender": {"sotto/client/store", "sotto/client/transport", "sotto/client/content", "sotto/client/sessions"},
 }
 
 // facadeUsers are the packages under sotto/client that may import the

@@ -9,60 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"sotto/client/content"
+	"sotto/client/sealedsender"
 	"sotto/relay/sqlitestore"
 	"sotto/signal/sealed"
 )
-
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, sealed.ProfileKeySize) }
-
-// TestMergeKeyState: the merge rules of the profile key state.
-func TestMergeKeyState(t *testing.T) {
-	st := func(k byte, epoch uint64, revs map[string]revocation) *keyState {
-		if revs == nil {
-			revs = map[string]revocation{}
-		}
-		return &keyState{key: key(k), epoch: epoch, revs: revs}
-	}
-	// A newer epoch wins over a lower key; its revocation comes along.
-	revoked := st(9, 1, map[string]revocation{"mallory": {1, true}})
-	m, rotate, err := mergeKeyState(st(1, 0, nil), revoked)
-	if err != nil || rotate || !sameKeyState(m, revoked) {
-		t.Fatalf("newer state not adopted: %+v rotate %v %v", m, rotate, err)
-	}
-	// An older state (a sibling that has not heard) changes nothing.
-	if m, rotate, _ = mergeKeyState(revoked, st(1, 0, nil)); rotate || !sameKeyState(m, revoked) {
-		t.Fatalf("older state undid the revocation: %+v", m)
-	}
-	// Two revocations made at once on two devices (same epoch): the merged
-	// state revokes both, under a new key of the next epoch, since the
-	// winning key's device may have given it to the other one's contact.
-	other := st(2, 1, map[string]revocation{"eve": {1, true}})
-	m, rotate, _ = mergeKeyState(revoked, other)
-	if !rotate || m.epoch != 2 || !m.revoked("mallory") || !m.revoked("eve") || bytes.Equal(m.key, key(2)) || bytes.Equal(m.key, key(9)) {
-		t.Fatalf("concurrent revocations: %+v rotate %v", m, rotate)
-	}
-	// Both devices rotating at once settle without rotating again.
-	a := &keyState{key: key(3), epoch: 2, revs: m.revs}
-	b := &keyState{key: key(4), epoch: 2, revs: m.revs}
-	if m, rotate, _ = mergeKeyState(b, a); rotate || !bytes.Equal(m.key, key(3)) {
-		t.Fatalf("equal revocations rotated again: %+v", m)
-	}
-	// A restoration of a higher epoch beats the revocation; no rotation.
-	restored := st(9, 2, map[string]revocation{"mallory": {2, false}})
-	if m, rotate, _ = mergeKeyState(revoked, restored); rotate || m.revoked("mallory") || m.refusesMember() {
-		t.Fatalf("restoration lost: %+v", m)
-	}
-	// A higher-epoch state that does not know a revocation (made at a
-	// lower epoch, concurrently): rotation.
-	if _, rotate, _ = mergeKeyState(revoked, st(5, 3, nil)); !rotate {
-		t.Fatal("a newer key made without knowing of mallory's revocation was adopted as it is")
-	}
-	// Through the Content message and back.
-	if got := keyStateOf(revoked.key, revoked.message()); !sameKeyState(got, revoked) {
-		t.Fatalf("message round trip: %+v", got)
-	}
-}
 
 // mustEventually polls cond for up to 20 s.
 func mustEventually(t *testing.T, what string, cond func() bool) {
@@ -113,7 +63,7 @@ func TestRevocationSyncedToLinkedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, malloryEv, EventMessage)
-	if k, err := mallory.db.Get(ctx, tblSealed, contactProfileKey("alice")); err != nil || !bytes.Equal(k, oldKey) {
+	if k, err := mallory.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow("alice")); err != nil || !bytes.Equal(k, oldKey) {
 		t.Fatalf("mallory holds another key of alice's than the old one (%v)", err)
 	}
 	// The phone uploads its key (as on every connect): the refusal holds.
@@ -143,7 +93,7 @@ func TestRevocationSyncedToLinkedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, malloryEv, EventMessage)
-	if k, _ := mallory.db.Get(ctx, tblSealed, contactProfileKey("alice")); !bytes.Equal(k, oldKey) {
+	if k, _ := mallory.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow("alice")); !bytes.Equal(k, oldKey) {
 		t.Fatal("the tablet gave mallory alice's new key")
 	}
 	if _, err := mallory.Send(ctx, "alice", "let me in again"); !errors.Is(err, ErrSealedRefused) {
@@ -155,7 +105,7 @@ func TestRevocationSyncedToLinkedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEventually(t, "bob never learned alice's new key", func() bool {
-		k, _ := bob.db.Get(ctx, tblSealed, contactProfileKey("alice"))
+		k, _ := bob.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow("alice"))
 		return bytes.Equal(k, newKey)
 	})
 	if _, err := bob.Send(ctx, "alice", "sealed still"); err != nil {
@@ -172,7 +122,7 @@ func TestRevocationSyncedToLinkedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEventually(t, "mallory never got alice's new key", func() bool {
-		k, _ := mallory.db.Get(ctx, tblSealed, contactProfileKey("alice"))
+		k, _ := mallory.db.Get(ctx, sealedsender.Table, sealedsender.ContactKeyRow("alice"))
 		return bytes.Equal(k, newKey)
 	})
 	if _, err := mallory.Send(ctx, "alice", "thanks"); err != nil {
@@ -214,26 +164,4 @@ func TestRevocationRepairsRestoredKey(t *testing.T) {
 		_, err := mallory.Send(ctx, "alice", "again")
 		return errors.Is(err, ErrSealedRefused)
 	})
-}
-
-// TestProfileKeyStateValidated: a ProfileKeyState that does not hold is
-// refused by the Content decoder, and a link approval's by the parser.
-func TestProfileKeyStateValidated(t *testing.T) {
-	ct, err := content.NewProfileKeyStateOrder(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct.ProfileKeyState = &content.ProfileKeyState{Epoch: 1, Revocations: []*content.Revocation{{User: "mallory", Epoch: 2, Revoked: true}}}
-	if _, err := content.Encode(ct); !errors.Is(err, content.ErrInvalid) {
-		t.Fatalf("a revocation of a later epoch than its state: %v", err)
-	}
-	for _, l := range []*linkKeyState{
-		{ProfileKey: key(1)[:5], Epoch: 1},
-		{ProfileKey: key(1), Epoch: 1, Revocations: []linkRevocation{{User: " mallory", Epoch: 1, Revoked: true}}},
-		{ProfileKey: key(1), Epoch: 1, Revocations: []linkRevocation{{User: "mallory", Epoch: 0, Revoked: true}}},
-	} {
-		if l.check() == nil {
-			t.Fatalf("link state %+v accepted", l)
-		}
-	}
 }
