@@ -68,8 +68,9 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
 	mux.HandleFunc("POST "+p+"/keylog/audit", h.online(h.auditKeyLog))
 	routeGroups(mux, h)
-	routeAdmin(mux, h) // admin.go
-	routeLink(mux, h)  // link.go
+	routeAdmin(mux, h)  // admin.go
+	routeLink(mux, h)   // link.go
+	routeUpdate(mux, h) // update.go
 	routeCalls(mux, h)
 	routeWebCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
