@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,86 +15,29 @@ import (
 
 	"sotto/agent/api"
 	"sotto/client"
-	"sotto/client/org"
-	"sotto/client/store"
-	"sotto/internal/orgtest"
-	"sotto/relay"
-	"sotto/relay/blobstore"
+	"sotto/internal/relaytest"
 	"sotto/relay/sqlitestore"
 )
 
 const testPass = "correct horse battery staple"
 
-// testOrg is a real relay (SQLite, WebSockets on 127.0.0.1) and its
-// organization.
+// testOrg is a real relay (SQLite, WebSockets on 127.0.0.1, attachments)
+// and its organization (internal/relaytest).
 type testOrg struct {
-	url    string
-	st     *sqlitestore.Store
-	org    *orgtest.Org
-	logPub ed25519.PublicKey
+	*relaytest.Relay
+	st *sqlitestore.Store
 }
 
 func startRelay(t *testing.T) *testOrg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := relay.DefaultConfig()
-	_, cfg.LogKey, _ = ed25519.GenerateKey(rand.Reader)
-	cfg.Directory, cfg.Mailbox = st, st
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
-	blobs := t.TempDir()
-	idx, err := blobstore.Open(ctx, blobs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Blobs = relay.BlobConfig{Index: idx, Dir: blobs}
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		hs.Close()
-		idx.Close()
-		st.Close()
-	})
-	o := orgtest.New("Test Org")
-	if err := o.Register(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	return &testOrg{url: "ws://" + strings.TrimPrefix(hs.URL, "http://"), st: st, org: o,
-		logPub: cfg.LogKey.Public().(ed25519.PublicKey)}
+	r := relaytest.Start(t, relaytest.Options{Blobs: true})
+	return &testOrg{Relay: r, st: r.Store}
 }
 
 // enroll enrolls user in a new home folder and returns the folder.
 func (r *testOrg) enroll(t *testing.T, user string) string {
 	t.Helper()
-	ctx := context.Background()
-	inv, err := r.org.Invitation(ctx, r.st, org.MintParams{Username: user, Expires: time.Now().Add(time.Hour),
-		RelayURL: r.url, LogKey: r.logPub, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := filepath.Join(t.TempDir(), user)
-	c, err := client.Enroll(ctx, client.EnrollParams{Dir: home, Passphrase: []byte(testPass), Invitation: inv},
-		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return home
+	return r.Enroll(t, user, []byte(testPass))
 }
 
 // runningAgent is an agent serving its socket, run until the test ends.

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -68,8 +67,9 @@ func NewHandler(a *Agent) http.Handler {
 	mux.HandleFunc("GET "+p+"/notices", h.device(h.notices))
 	mux.HandleFunc("POST "+p+"/keylog/audit", h.online(h.auditKeyLog))
 	routeGroups(mux, h)
-	routeAdmin(mux, h) // admin.go
-	routeLink(mux, h)  // link.go
+	routeAdmin(mux, h)  // admin.go
+	routeLink(mux, h)   // link.go
+	routeUpdate(mux, h) // update.go
 	routeCalls(mux, h)
 	routeWebCalls(mux, h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -643,9 +643,6 @@ func (h *handler) notices(r *http.Request, c *client.Client) (any, error) {
 	return api.NoticesAnswer{Notices: ns, Rejected: rejected}, nil
 }
 
-// pingEvery is how often an idle event stream gets a comment line.
-const pingEvery = 15 * time.Second
-
 // eventStream serves GET /v1/events (server-sent events).
 func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 	replay := false
@@ -662,63 +659,18 @@ func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 		}
 		replay, since = true, n
 	}
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, errors.New("agent: streaming unsupported"))
-		return
-	}
 	backlog, ch, cancel := h.a.events.subscribe(replay, since)
 	defer cancel()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	write := func(e api.Event) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, b)
-		return err
+	out, ok := startSSE(w)
+	if !ok {
+		return
 	}
+	write := func(e api.Event) error { return out.event(strconv.FormatUint(e.Seq, 10), string(e.Type), e) }
 	for _, e := range backlog {
 		if write(e) != nil {
 			return
 		}
 	}
-	fl.Flush()
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	ctx := r.Context()
-	for {
-		select {
-		case e, ok := <-ch:
-			if !ok {
-				return // too slow, or the agent is closing
-			}
-			if write(e) != nil {
-				return
-			}
-			fl.Flush()
-		case <-ping.C:
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-				return
-			}
-			fl.Flush()
-		case <-ctx.Done():
-			return
-		case <-h.a.stop:
-			// What was published before the stop (a wipe) goes out.
-			for {
-				select {
-				case e, ok := <-ch:
-					if !ok || write(e) != nil {
-						return
-					}
-				default:
-					fl.Flush()
-					return
-				}
-			}
-		}
-	}
+	// What was published before the agent stopped (a wipe) goes out.
+	stream(r.Context(), out, ch, h.a.stop, write)
 }

@@ -16,6 +16,7 @@ func routeLink(mux *http.ServeMux, h *handler) {
 	p := api.Prefix + "/devices"
 	mux.HandleFunc("POST "+p+"/link/check", h.device(h.linkCheck))
 	mux.HandleFunc("POST "+p+"/link/approve", h.online(h.linkApprove))
+	mux.HandleFunc("POST "+p+"/history/import", h.online(h.importHistory))
 	mux.HandleFunc("POST "+api.Prefix+"/contacts/{user}/scan", h.online(h.scanVerify)) // scan.go
 }
 
@@ -53,4 +54,17 @@ func (h *handler) linkApprove(r *http.Request, c *client.Client) (any, error) {
 		a.History = &api.LinkHistory{Messages: sum.Messages, Conversations: sum.Conversations, Contacts: sum.Contacts, Omitted: sum.Omitted}
 	}
 	return a, nil
+}
+
+// importHistory imports, on the new device, the history the approving
+// device sent at linking and left pending (devices link --defer-history,
+// or an import that failed): downloaded from the relay, checked, stored
+// in one transaction that also drops the pending pointer, so a second
+// import finds nothing pending and nothing is stored twice.
+func (h *handler) importHistory(r *http.Request, c *client.Client) (any, error) {
+	sum, err := c.ImportHistory(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return api.HistoryImportAnswer{Messages: sum.Messages, Conversations: sum.Conversations, Contacts: sum.Contacts, Expired: sum.Expired}, nil
 }

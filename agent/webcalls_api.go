@@ -1,12 +1,8 @@
 package agent
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
+	"context"
 	"net/http"
-	"time"
 
 	"sotto/agent/api"
 	"sotto/client"
@@ -98,26 +94,15 @@ func (h *handler) webCallStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNoCalls)
 		return
 	}
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, errors.New("agent: streaming unsupported"))
-		return
-	}
 	ch, live, cancel := h.a.web.subscribe()
 	defer cancel()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	write := func(e api.WebCallEvent) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "event: webcall\ndata: %s\n\n", b)
-		return err
+	out, ok := startSSE(w)
+	if !ok {
+		return
 	}
+	write := func(e api.WebCallEvent) error { return out.event("", "webcall", e) }
 	// A comment first: the page's EventSource is open once it arrives.
-	if _, err := io.WriteString(w, ": open\n\n"); err != nil {
+	if out.comment("open") != nil {
 		return
 	}
 	for _, e := range live {
@@ -125,27 +110,9 @@ func (h *handler) webCallStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fl.Flush()
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	for {
-		select {
-		case e := <-ch:
-			if write(e) != nil {
-				return
-			}
-			fl.Flush()
-		case <-ping.C:
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-				return
-			}
-			fl.Flush()
-		case <-r.Context().Done():
-			return
-		case <-h.a.stop:
-			return
-		case <-h.a.web.ctx.Done():
-			return
-		}
-	}
+	// The stream also ends with the agent's web calls.
+	ctx, end := context.WithCancel(r.Context())
+	defer end()
+	defer context.AfterFunc(h.a.web.ctx, end)()
+	stream(ctx, out, ch, h.a.stop, write)
 }

@@ -30,6 +30,20 @@ func (c *Client) ReleaseApproval(ctx context.Context) (*org.ReleaseApproval, err
 	return orgstate.ReleaseApproval(ctx, c.db)
 }
 
+// RefreshOrgDocuments fetches now, on the current connection, what the
+// relay keeps of the organization's documents, as every connection does
+// first: a connected device then holds the newest release approval even
+// before its fan-out arrives (sotto update through the agent checks what
+// the same command alone would). Failures leave what the device holds.
+func (c *Client) RefreshOrgDocuments(ctx context.Context) error {
+	conn, err := c.connection()
+	if err != nil {
+		return err
+	}
+	c.syncOrg(ctx, conn)
+	return nil
+}
+
 // ApproveRelease signs, with the org key, an approval of the manifests
 // (their SHA-256) of one release and has the relay deliver it to every
 // device: from then on devices may install those builds, and no other

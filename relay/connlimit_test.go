@@ -371,46 +371,72 @@ func sendReq(t *testing.T, r *rawConn, req *wire.Request) {
 // authenticates; each accepted sealed send keeps it open for
 // SealedIdleTimeout (past the login timeout), and once idle it is closed
 // and its slot freed (the client redials when it next sends).
+//
+// No step races a short timer: in each case the timer that must not fire
+// before a step is long (enrolling and the first send have all the time
+// they need on a loaded machine), and "past the login timeout" is shown by
+// an event, the close of a bare connection opened after the sealed one.
 func TestSealedConnectionLifetime(t *testing.T) {
-	for _, idle := range []time.Duration{time.Hour, 300 * time.Millisecond} {
-		r := startLimitRelay(t, func(c *relay.Config) {
-			c.LoginTimeout = 300 * time.Millisecond
-			c.SealedIdleTimeout = idle
-		})
-		bob := enrollFrom(t, r, "127.0.0.2", "bob")
-		ak := make([]byte, wire.AccessKeySize)
-		ak[0] = 7
-		sendReq(t, bob.rawConn, &wire.Request{Id: 2, Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: ak}}})
-		bob.response(2)
+	for _, tc := range []struct {
+		name               string
+		login, sealedIdle  time.Duration
+		wantOpenAfterLogin bool
+	}{
+		// Sends keep it open well past the login timeout.
+		{"kept open by sends", 3 * time.Second, time.Hour, true},
+		// Once idle it is closed by the sealed idle timeout (the login
+		// timeout cannot be what closes it).
+		{"closed when idle", time.Hour, 300 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startLimitRelay(t, func(c *relay.Config) {
+				c.LoginTimeout = tc.login
+				c.SealedIdleTimeout = tc.sealedIdle
+			})
+			bob := enrollFrom(t, r, "127.0.0.2", "bob")
+			ak := make([]byte, wire.AccessKeySize)
+			ak[0] = 7
+			sendReq(t, bob.rawConn, &wire.Request{Id: 2, Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: ak}}})
+			bob.response(2)
 
-		c := mustDial(t, r.url, "127.0.0.3", nil)
-		sealed := &msgDevice{rawConn: &rawConn{t: t, c: c}, name: "sealed"}
-		send := func(id uint64) {
-			sendReq(t, sealed.rawConn, &wire.Request{Id: id, Body: &wire.Request_SealedSend{SealedSend: &wire.SealedSendRequest{
-				Recipient: "bob", AccessKey: ak, MessageId: []byte{byte(id)},
-				Messages: []*wire.OutgoingMessage{{DeviceId: bob.id, RegistrationId: 7, Type: wire.EnvelopeTypeSealed, Content: []byte("x")}},
-			}}})
-			sealed.response(id)
-		}
-		send(1)
-		if idle == time.Hour {
-			// Well past the login timeout, the connection still sends.
-			time.Sleep(3 * 300 * time.Millisecond)
-			send(2)
-			continue
-		}
-		// Idle: closed, and its slot is free again.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for {
-			if _, _, err := c.Read(ctx); err != nil {
-				if ctx.Err() != nil {
-					t.Fatal("an idle sealed connection stayed open")
-				}
-				break
+			c := mustDial(t, r.url, "127.0.0.3", nil)
+			sealed := &msgDevice{rawConn: &rawConn{t: t, c: c}, name: "sealed"}
+			send := func(id uint64) {
+				sendReq(t, sealed.rawConn, &wire.Request{Id: id, Body: &wire.Request_SealedSend{SealedSend: &wire.SealedSendRequest{
+					Recipient: "bob", AccessKey: ak, MessageId: []byte{byte(id)},
+					Messages: []*wire.OutgoingMessage{{DeviceId: bob.id, RegistrationId: 7, Type: wire.EnvelopeTypeSealed, Content: []byte("x")}},
+				}}})
+				sealed.response(id)
 			}
+			send(1)
+			if tc.wantOpenAfterLogin {
+				// A bare connection opened after the sealed one: once the
+				// relay closed it, the sealed one's login timeout is over
+				// too, and it still sends.
+				waitClosed(t, mustDial(t, r.url, "127.0.0.4", nil), 10*tc.login, "a bare connection outlived the login timeout")
+				send(2)
+				return
+			}
+			// Idle: closed, and its slot is free again.
+			waitClosed(t, c, 30*time.Second, "an idle sealed connection stayed open")
+			r.waitMetric(t, "sotto_connections_unauthenticated", "0")
+		})
+	}
+}
+
+// waitClosed reads c until the relay closes it, failing with msg when it
+// is still open after d (a bound for failing, never reached on success).
+func waitClosed(t *testing.T, c *websocket.Conn, d time.Duration, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal(msg)
+			}
+			return
 		}
-		cancel()
-		r.waitMetric(t, "sotto_connections_unauthenticated", "0")
 	}
 }
 

@@ -2,16 +2,11 @@ package web
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +14,8 @@ import (
 	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/call"
-	"sotto/client/org"
-	"sotto/client/store"
 	"sotto/internal/browser"
-	"sotto/internal/orgtest"
-	"sotto/relay"
-	"sotto/relay/sqlitestore"
+	"sotto/internal/relaytest"
 )
 
 // Calls in the browser, end to end: a real relay with its TURN server,
@@ -35,79 +26,18 @@ import (
 const callPass = "correct horse battery staple"
 
 // callRelay is a real relay (SQLite, WebSockets on 127.0.0.1) with its
-// TURN server, and its organization.
-type callRelay struct {
-	url    string
-	st     *sqlitestore.Store
-	org    *orgtest.Org
-	logPub ed25519.PublicKey
-	allocs *atomic.Int64 // TURN allocations made
-}
+// TURN server, and its organization (internal/relaytest).
+type callRelay struct{ *relaytest.Relay }
 
 func startCallRelay(t *testing.T) *callRelay {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, t.TempDir(), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	allocs := new(atomic.Int64)
-	ts, err := relay.StartTURN(ctx, relay.TURNServerConfig{Secret: secret, UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
-		OnAllocate: func() { allocs.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := relay.DefaultConfig()
-	_, cfg.LogKey, _ = ed25519.GenerateKey(rand.Reader)
-	cfg.Directory, cfg.Mailbox = st, st
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.EnrollRate = relay.Rate{PerSecond: 100, Burst: 100}
-	cfg.TURN = &relay.TURNCredentials{Secret: secret, URLs: ts.URLs(""), TTL: 10 * time.Minute}
-	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		hs.Close()
-		ts.Close()
-		st.Close()
-	})
-	o := orgtest.New("Test Org")
-	if err := o.Register(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	return &callRelay{url: "ws://" + strings.TrimPrefix(hs.URL, "http://"), st: st, org: o,
-		logPub: cfg.LogKey.Public().(ed25519.PublicKey), allocs: allocs}
+	return &callRelay{relaytest.Start(t, relaytest.Options{TURN: true})}
 }
 
 // enroll enrolls user in a new home folder and returns the folder.
 func (r *callRelay) enroll(t *testing.T, user string) string {
 	t.Helper()
-	ctx := context.Background()
-	inv, err := r.org.Invitation(ctx, r.st, org.MintParams{Username: user, Expires: time.Now().Add(time.Hour),
-		RelayURL: r.url, LogKey: r.logPub, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := filepath.Join(t.TempDir(), user)
-	c, err := client.Enroll(ctx, client.EnrollParams{Dir: home, Passphrase: []byte(callPass), Invitation: inv},
-		&client.Options{KDF: store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}, MinPassphraseBits: store.NoPassphrasePolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return home
+	return r.Enroll(t, user, []byte(callPass))
 }
 
 // callAgent is a device's agent carrying calls, serving the web app too.
@@ -443,9 +373,9 @@ func TestBrowserCallRelayOnly(t *testing.T) {
 		t.Fatalf("the page's ICE configuration: %+v", ice)
 	}
 	p := callPage(t, ctx, b, alice)
-	before := r.allocs.Load()
+	before := r.TURNAllocations.Load()
 	webCLICall(t, ctx, p, alice, carol, true, sa, sb, control)
-	if n := r.allocs.Load() - before; n < 2 {
+	if n := r.TURNAllocations.Load() - before; n < 2 {
 		t.Errorf("%d TURN allocations for a relay-only call of two devices", n)
 	}
 }

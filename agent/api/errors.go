@@ -7,6 +7,7 @@ import (
 	"sotto/client"
 	"sotto/client/groups"
 	"sotto/client/store"
+	"sotto/release"
 )
 
 // kinds maps the client core's errors to API kinds: the one table (the
@@ -56,6 +57,17 @@ var kinds = []struct {
 	{client.ErrBadLinkCode, KindBadRequest},
 	{client.ErrBadScan, KindBadRequest},
 	{client.ErrKeyMoved, KindIdentityChanged},
+	{client.ErrNoHistory, KindNotFound},
+	{client.ErrHistoryTampered, KindRefused},
+	{client.ErrBadHistory, KindRefused},
+	{release.ErrMalformed, KindRefused},
+	{release.ErrBadSignature, KindRefused},
+	{release.ErrFileMismatch, KindRefused},
+	{release.ErrNotApproved, KindRefused},
+	{release.ErrNotLogged, KindRefused},
+	{release.ErrNotWitness, KindRefused},
+	{release.ErrTooOld, KindRefused},
+	{release.ErrPlatform, KindRefused},
 }
 
 // ErrorOf returns the API error of err: its kind from the table, its
@@ -104,6 +116,8 @@ func (k Kind) Status() int {
 		return http.StatusGone
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
+	case KindRefused:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }

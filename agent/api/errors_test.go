@@ -8,6 +8,7 @@ import (
 
 	"sotto/client"
 	"sotto/client/store"
+	"sotto/release"
 )
 
 // The client core's errors map to their stable kinds, wrapped or not.
@@ -24,6 +25,10 @@ func TestErrorOf(t *testing.T) {
 		{client.ErrNoAttachment, KindNotFound},
 		{client.ErrViewedOnce, KindViewedOnce},
 		{store.ErrNoStore, KindNoDevice},
+		{client.ErrNoHistory, KindNotFound},
+		{fmt.Errorf("history: %w", client.ErrHistoryTampered), KindRefused},
+		{fmt.Errorf("v1.3.0: %w", release.ErrBadSignature), KindRefused},
+		{release.ErrNotLogged, KindRefused},
 		{errors.New("anything else"), KindInternal},
 	} {
 		e := ErrorOf(c.err)
@@ -37,7 +42,8 @@ func TestErrorOf(t *testing.T) {
 	if e := ErrorOf(&client.IdentityChangedError{User: "bob"}); e.User != "bob" {
 		t.Errorf("user %q", e.User)
 	}
-	if KindLocked.Status() != http.StatusLocked || KindInternal.Status() != http.StatusInternalServerError {
+	if KindLocked.Status() != http.StatusLocked || KindInternal.Status() != http.StatusInternalServerError ||
+		KindRefused.Status() != http.StatusUnprocessableEntity {
 		t.Error("status table")
 	}
 }

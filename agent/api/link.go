@@ -41,3 +41,15 @@ type ScanAnswer struct {
 	Match    bool `json:"match"`
 	Verified bool `json:"verified"`
 }
+
+// HistoryImportAnswer answers POST /v1/devices/history/import: the
+// history the approving device sent at linking (kept for later with sotto
+// devices link --defer-history, or left pending by a failed import) is
+// now in this device's store.
+type HistoryImportAnswer struct {
+	Messages      int `json:"messages"`
+	Conversations int `json:"conversations"`
+	Contacts      int `json:"contacts"`
+	// Expired: messages whose disappearing timer ran out meanwhile, left out.
+	Expired int `json:"expired,omitempty"`
+}

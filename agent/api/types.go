@@ -41,6 +41,7 @@ const (
 	KindRevoked         Kind = "revoked"
 	KindWiped           Kind = "wiped"
 	KindUnavailable     Kind = "unavailable"
+	KindRefused         Kind = "refused"
 	KindInternal        Kind = "internal"
 )
 

@@ -74,16 +74,23 @@ func TestThroughputAgainstRealRelay(t *testing.T) {
 			if rc := run(context.Background(), args, &out, &out); rc != 0 {
 				t.Fatalf("exit %d:\n%s", rc, out.String())
 			}
+			// What the measured window saw depends on the machine's load (a
+			// loaded machine may ack nothing in 700 ms): it is checked
+			// against the whole run, which is drained and must be complete.
 			m := regexp.MustCompile(`acked by recipients \(deleted\): +(\d+)`).FindStringSubmatch(out.String())
 			if m == nil {
 				t.Fatalf("no acked line:\n%s", out.String())
 			}
-			if n, _ := strconv.Atoi(m[1]); n == 0 {
-				t.Fatalf("nothing delivered and acked:\n%s", out.String())
-			}
 			v := regexp.MustCompile(`verification \(whole run, drained after .*\): (\d+) sends durable, (\d+) delivered once, lost 0, duplicates 0, reordered 0, malformed or misaddressed 0, delivered without a durable ack 0, acked (\d+) of (\d+) envelopes`).FindStringSubmatch(out.String())
 			if v == nil || v[1] != v[2] || v[3] != v[4] || v[2] != v[3] || v[1] == "0" {
 				t.Fatalf("verification failed:\n%s", out.String())
+			}
+			whole := regexp.MustCompile(`relay's counters over the whole run: stored (\d+), pushed (\d+), acked (\d+)`).FindStringSubmatch(out.String())
+			if whole == nil || whole[1] != v[1] || whole[2] != v[1] || whole[3] != v[1] {
+				t.Fatalf("the relay's counters disagree with the verification (%s durable):\n%s", v[1], out.String())
+			}
+			if inWindow, _ := strconv.Atoi(m[1]); inWindow > atoi(t, v[1]) {
+				t.Fatalf("acked in the window %d, more than in the whole run %s:\n%s", inWindow, v[1], out.String())
 			}
 			if sealed := strings.Contains(out.String(), "sealed sends (SealedSend"); sealed == mode.named {
 				t.Fatalf("sealed sends %v, want %v:\n%s", sealed, !mode.named, out.String())
@@ -227,4 +234,13 @@ func TestQuietAckRefusedLate(t *testing.T) {
 	if d.cBad.Load() != 1 || d.cNoReq.Load() != 1 {
 		t.Fatalf("late refusal: %d bad, %d responses to no request; want 1, 1", d.cBad.Load(), d.cNoReq.Load())
 	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -127,37 +127,58 @@ func devicesLink(e *env, args []string) error {
 	return importHistory(e, c)
 }
 
-// importHistory imports the history the approving device sent.
+// importHistory imports the history the approving device sent (devices
+// link, on the client it just linked).
 func importHistory(e *env, c *client.Client) error {
 	fmt.Fprintln(e.stdout, "importing the history sent by the approving device...")
 	sum, err := c.ImportHistory(e.ctx)
-	switch {
-	case errors.Is(err, client.ErrHistoryTampered), errors.Is(err, client.ErrBadHistory):
-		return fmt.Errorf("history refused: %w", err)
-	case errors.Is(err, client.ErrNoHistory):
-		return err
-	case err != nil:
-		return fmt.Errorf("history not imported yet (retry with: sotto devices import-history): %w", err)
+	if err != nil {
+		return historyError(err)
 	}
+	printImported(e, api.HistoryImportAnswer{Messages: sum.Messages, Conversations: sum.Conversations, Contacts: sum.Contacts, Expired: sum.Expired})
+	return nil
+}
+
+// historyError is what the CLI says when an import failed: refused (the
+// history was damaged, it is dropped), none pending, or to be retried.
+func historyError(err error) error {
+	switch {
+	case errors.Is(err, client.ErrHistoryTampered), errors.Is(err, client.ErrBadHistory), api.IsKind(err, api.KindRefused):
+		return fmt.Errorf("history refused: %w", err)
+	case errors.Is(err, client.ErrNoHistory), api.IsKind(err, api.KindNotFound):
+		return err
+	}
+	return fmt.Errorf("history not imported yet (retry with: sotto devices import-history): %w", err)
+}
+
+func printImported(e *env, sum api.HistoryImportAnswer) {
 	fmt.Fprintf(e.stdout, "history imported: %d messages in %d conversations, %d contacts", sum.Messages, sum.Conversations, sum.Contacts)
 	if sum.Expired > 0 {
 		fmt.Fprintf(e.stdout, " (%d expired messages left out)", sum.Expired)
 	}
 	fmt.Fprintln(e.stdout)
-	return nil
 }
 
+// devicesImportHistory imports a pending history through the device's
+// agent (POST /v1/devices/history/import): the running one, on its one
+// connection, or one served in this process for this command.
 func devicesImportHistory(e *env, args []string) error {
 	fs := e.flagSet("devices import-history")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	return importHistory(e, c)
+	defer s.close()
+	fmt.Fprintln(e.stdout, "importing the history sent by the approving device...")
+	var sum api.HistoryImportAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/devices/history/import", nil, &sum); err != nil {
+		return historyError(agentError(e, err))
+	}
+	printImported(e, sum)
+	return nil
 }
 
 func writeFileAtomic(path string, b []byte) error {

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
-	"runtime"
+	"path/filepath"
 	"strings"
 
+	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/update"
 	"sotto/internal/safetext"
@@ -56,60 +58,56 @@ func cmdUpdate(e *env, args []string) error {
 	} else if len(pos) > 0 {
 		return errUsage
 	}
-	key, err := version.ReleaseKey()
+	req := api.UpdateRequest{From: *from}
+	if req.From != "" && !strings.HasPrefix(req.From, "https://") && !strings.HasPrefix(req.From, "http://") {
+		abs, err := filepath.Abs(req.From)
+		if err != nil {
+			return err
+		}
+		req.From = abs
+	}
+	if sub == "apply" {
+		req.Binary = *binary
+		if req.Binary == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			req.Binary = exe
+		}
+		abs, err := filepath.Abs(req.Binary)
+		if err != nil {
+			return err
+		}
+		req.Binary = abs
+	}
+	// Through the device's agent (docs/agent-api.md, Updates): the running
+	// one, which checks against its own build, or one served in this
+	// process for this command.
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	c, err := e.connect(false, nil)
-	if err != nil {
-		return err
+	defer s.close()
+	var a api.UpdateAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/update/"+sub, req, &a); err != nil {
+		return agentError(e, err)
 	}
-	defer c.Close()
-	a, err := c.ReleaseApproval(e.ctx)
-	if err != nil {
-		return err
+	if a.UpToDate {
+		return emit(e, *asJSON, updateResult{Running: a.Running}, fmt.Sprintf("up to date: running %s; the organization approved %s\n", a.Running, safetext.Line(a.Approved)))
 	}
-	running := version.Current().Version
-	if a == nil {
-		return fmt.Errorf("your organization has approved no release (running %s)", running)
-	}
-	p := &release.Policy{ReleaseKey: key, WitnessKey: a.WitnessKey, Running: running, Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	for _, h := range a.ManifestHashes {
-		p.Approved = append(p.Approved, [sha256.Size]byte(h))
-	}
-	src := updateSource(c, *from)
-	found, err := update.Check(e.ctx, src, p, a.Version)
-	if errors.Is(err, release.ErrRollback) {
-		return emit(e, *asJSON, updateResult{Running: running}, fmt.Sprintf("up to date: running %s; the organization approved %s\n", running, safetext.Line(a.Version)))
-	}
-	if err != nil {
-		return err
-	}
-	res := updateResult{Running: running, Available: found.Manifest.Version, Commit: found.Manifest.Commit,
-		LeafIndex: found.Position.Index, TreeSize: found.Position.TreeSize}
+	res := updateResult{Running: a.Running, Available: safetext.Line(a.Available), Commit: safetext.Line(a.Commit),
+		LeafIndex: a.LeafIndex, TreeSize: a.TreeSize, Installed: a.Installed}
 	text := fmt.Sprintf("update %s (commit %s) available: signed by the release key, approved by your organization, leaf %d of %d in the release log under a witnessed head\n",
 		res.Available, res.Commit, res.LeafIndex, res.TreeSize)
 	if sub == "check" {
 		return emit(e, *asJSON, res, text)
 	}
-	target := *binary
-	if target == "" {
-		if target, err = os.Executable(); err != nil {
-			return err
-		}
+	text += fmt.Sprintf("installed %s as %s (the previous binary is %s.old)\n", res.Available, res.Installed, res.Installed)
+	if s.host == nil {
+		text += fmt.Sprintf("the agent still runs %s: restart it (sotto down, then sotto up) to run %s\n", a.Running, res.Available)
 	}
-	name := "sotto"
-	if runtime.GOOS == "windows" {
-		name += ".exe"
-	}
-	if err := update.Apply(e.ctx, src, found, name, target); err != nil {
-		return err
-	}
-	if err := c.RecordInstalledBuild(e.ctx, found.Manifest.Version, found.Position.ManifestHash, found.Position.Index); err != nil {
-		return err
-	}
-	res.Installed = target
-	return emit(e, *asJSON, res, text+fmt.Sprintf("installed %s as %s (the previous binary is %s.old)\n", res.Available, target, target))
+	return emit(e, *asJSON, res, text)
 }
 
 // updateSource is the mirror: --from, or the relay's /releases with the

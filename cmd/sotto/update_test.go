@@ -46,6 +46,7 @@ func TestUpdateScripts(t *testing.T) {
 			e.Setenv("RELEASE_PUB", hex.EncodeToString(pub))
 			e.Setenv("RELEASE_KEY_FILE", keyFile)
 			e.Setenv("BUILDS", buildDir)
+			e.Defer(func() { stopAgents(e.WorkDir) }) // a failed script's sotto up
 			return startRelay(e, bin)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
