@@ -18,17 +18,7 @@ import (
 // is built with the real MLS library and sent over its real connection.
 func hostileGroup(t *testing.T, u *groupUser, id []byte) *mls.Group {
 	t.Helper()
-	b, err := u.c.db.Get(context.Background(), "mls-groups", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		State []byte `json:"state"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	g, err := mls.UnmarshalGroup(rec.State)
+	g, err := groups.ReadState(context.Background(), u.c.db, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -269,17 +268,7 @@ func TestGroupsEndToEnd(t *testing.T) {
 func commitGhost(t *testing.T, u *groupUser, id, kp []byte) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := u.c.db.Get(ctx, "mls-groups", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		State []byte `json:"state"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	g, err := mls.UnmarshalGroup(rec.State)
+	g, err := groups.ReadState(ctx, u.c.db, id)
 	if err != nil {
 		t.Fatal(err)
 	}

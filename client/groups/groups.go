@@ -68,6 +68,9 @@ type KV interface {
 	Message(ctx context.Context, conv string, id []byte) ([]byte, error)
 	UpdateMessage(ctx context.Context, conv string, id, value []byte) error
 	DeleteMessage(ctx context.Context, conv string, id []byte) (bool, error)
+	// Update runs fn in one transaction: a group's record and state are
+	// written together (state.go).
+	Update(ctx context.Context, fn func(tx *store.Tx) error) error
 }
 
 // Self is this device.
