@@ -130,6 +130,11 @@ type Options struct {
 	// NoForkCheck turns fork and withheld-commit detection off (tests of
 	// the detection only).
 	NoForkCheck bool
+	// NoQuarantine turns off the quarantine of a group after a refused
+	// commit (recover.go): the device then refuses the commit only, as
+	// before it, and a later message has it rejoin the relay's group,
+	// refused change and all (tests of the defence only).
+	NoQuarantine bool
 }
 
 // Manager runs this device's groups.

@@ -17,11 +17,11 @@ func TestStateDelta(t *testing.T) {
 		base,
 		nil,
 		[]byte("x"),
-		append(slices.Clone(base[:500]), base[510:]...),                          // shorter
-		append(append(slices.Clone(base[:500]), "inserted"...), base[500:]...),   // longer
-		append(slices.Clone(base), "tail"...),                                    // appended
-		append([]byte("head"), base...),                                          // prepended
-		append(append(slices.Clone(base[:1]), bytes.Repeat([]byte{7}, 3000)...)), // rewritten
+		append(slices.Clone(base[:500]), base[510:]...),                        // shorter
+		append(append(slices.Clone(base[:500]), "inserted"...), base[500:]...), // longer
+		append(slices.Clone(base), "tail"...),                                  // appended
+		append([]byte("head"), base...),                                        // prepended
+		append(slices.Clone(base[:1]), bytes.Repeat([]byte{7}, 3000)...),       // rewritten
 	} {
 		d := makeDelta(base, b)
 		got, err := applyDelta(base, d)
