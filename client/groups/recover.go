@@ -22,9 +22,11 @@ import (
 // base), shows the refusal (an event and a history line), and keeps the
 // refused commit and the commits that follow it. It never accepts the
 // hostile change; it leaves quarantine only for a state that holds no
-// member the base did not hold, no member dropped except by an admin,
+// member the base did not hold, no member dropped except by an admin's
+// commit,
 // and the base's policy:
-//   - an admin's device (under the base's policy) takes the refused
+//   - an admin's device (a user the base's policy lets remove members:
+//     an admin, or anyone where members may remove) takes the refused
 //     commit in, apart, and commits on top of it the removal of every
 //     leaf the base did not hold and the base's policy back, then moves
 //     on to that state (the hostile one is never used to send);
@@ -79,14 +81,16 @@ func (m *Manager) quarantined(ctx context.Context, gm *wire.GroupMessage, rec *r
 	return processed{ok: true, msgs: []Message{*msg}, rejoin: m.isAdminIn(rec)}, nil
 }
 
-// isAdminIn: this user is an admin under the base's policy.
+// isAdminIn: this user may remove members under the base's policy (an
+// admin, or anyone where members may remove): such a device undoes a
+// refused change.
 func (m *Manager) isAdminIn(rec *record) bool {
 	g, err := mls.UnmarshalGroup(rec.state)
 	if err != nil {
 		return false
 	}
 	pol, err := policyOf(g)
-	return err == nil && pol.IsAdmin(m.self.Username)
+	return err == nil && pol.May(m.self.Username, ActRemove)
 }
 
 // alert keeps a local history line.
@@ -209,7 +213,7 @@ func (m *Manager) recovered(ctx context.Context, group []byte, chain [][]byte) (
 	}
 	byAdmin, removed := false, map[uint32]bool{}
 	for _, rcv := range rcvs[1:] {
-		if rcv.SenderType != mls.SenderMember || !pol.IsAdmin(userOf(base, rcv.Sender)) || !slices.ContainsFunc(base, func(mb Member) bool { return mb.Leaf == rcv.Sender }) {
+		if rcv.SenderType != mls.SenderMember || !pol.May(userOf(base, rcv.Sender), ActRemove) || !slices.ContainsFunc(base, func(mb Member) bool { return mb.Leaf == rcv.Sender }) {
 			continue
 		}
 		byAdmin = true
@@ -220,7 +224,7 @@ func (m *Manager) recovered(ctx context.Context, group []byte, chain [][]byte) (
 		}
 	}
 	if !byAdmin {
-		return nil, errors.New("no admin of the group committed after the refused change")
+		return nil, errors.New("no member allowed to remove committed after the refused change")
 	}
 	if err := m.cleanState(g, base, pol, removed, nil); err != nil {
 		return nil, err

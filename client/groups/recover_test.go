@@ -89,7 +89,7 @@ func hostileAdd(t *testing.T, u *recoverUser, id []byte, kps [][]byte, added []*
 // admin) and carol refuse the add, are told, never hold a group with
 // dave, and converge with alice's undo; alice's next message reaches
 // carol (and bob, who rejoins) and not dave.
-func runRefusedAdd(t *testing.T, defence bool) (held bool, detail string) {
+func runRefusedAdd(t *testing.T, defence, ghost bool) (held bool, detail string) {
 	ctx := context.Background()
 	r := startScaleRelay(t)
 	devs := r.enroll(t, []string{"alice", "bob", "carol", "dave"})
@@ -129,24 +129,37 @@ func runRefusedAdd(t *testing.T, defence bool) (held bool, detail string) {
 	if err := bob.Add(ctx, id, "dave"); err == nil {
 		t.Fatal("bob's client let a non-admin add")
 	}
-	br, _ := bob.relay()
-	kps, err := br.FetchKeyPackages(ctx, "dave")
-	if err != nil || len(kps.KeyPackages) == 0 {
-		t.Fatalf("dave's key packages: %v", err)
-	}
-	hostileAdd(t, bob, id, [][]byte{kps.KeyPackages[0].KeyPackage}, []*wire.GroupDevice{{Username: "dave", DeviceId: kps.KeyPackages[0].DeviceId}})
-	if _, err := dave.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dave.Send(ctx, id, "dave is here"); err != nil {
-		t.Fatal(err)
+	if ghost {
+		// A leaf no organization certified, for a device of dave's.
+		sig, err := mls.GenerateSignatureKey(Suite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, _, err := mls.NewKeyPackageWithOptions(Suite, fmt.Appendf(nil, "dave/%d", dave.self.DeviceID), sig, &mls.KeyPackageOptions{SupportedExtensions: supportedExtensions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostileAdd(t, bob, id, [][]byte{kp}, []*wire.GroupDevice{{Username: "dave", DeviceId: dave.self.DeviceID}})
+	} else {
+		br, _ := bob.relay()
+		kps, err := br.FetchKeyPackages(ctx, "dave")
+		if err != nil || len(kps.KeyPackages) == 0 {
+			t.Fatalf("dave's key packages: %v", err)
+		}
+		hostileAdd(t, bob, id, [][]byte{kps.KeyPackages[0].KeyPackage}, []*wire.GroupDevice{{Username: "dave", DeviceId: kps.KeyPackages[0].DeviceId}})
+		if _, err := dave.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dave.Send(ctx, id, "dave is here"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// carol refuses; dave's message is of the refused group.
 	if carol.reads(t, "dave is here") {
 		return false, "carol read a message of the group with dave in it"
 	}
-	if carol.told(EventNotAllowed) == 0 {
+	if carol.told(EventNotAllowed)+carol.told(EventRefused) == 0 {
 		t.Fatal("carol was not told of the refused add")
 	}
 	if got := carol.users(t, id); !slices.Equal(got, team) {
@@ -183,7 +196,7 @@ func runRefusedAdd(t *testing.T, defence bool) (held bool, detail string) {
 	if _, err := dave.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if dave.told(EventRemoved) == 0 {
+	if !ghost && dave.told(EventRemoved) == 0 {
 		return false, "dave was not removed"
 	}
 	if _, err := bob.Sync(ctx); err != nil {
@@ -205,24 +218,90 @@ func runRefusedAdd(t *testing.T, defence bool) (held bool, detail string) {
 	if dave.reads(t, "without dave") {
 		return false, "dave read alice's message after the undo"
 	}
-	return true, fmt.Sprintf("alice and carol refused the add and stayed at epoch %d; alice's commit removed dave; all three read on at epoch %d", before.Epoch, ec.Epoch)
+	return true, fmt.Sprintf("alice and carol refused the add and stayed at epoch %d; alice's commit removed the added leaf; all three read on at epoch %d", before.Epoch, ec.Epoch)
 }
 
-// A non-admin's add, committed by a hostile client and taken by the
-// relay, is refused by every honest member, who then converge on the
+// A non-admin's add, or a ghost (a leaf no organization certified),
+// committed by a hostile client and taken by the relay, is refused by
+// every honest member, who then converge on the
 // admin's undo instead of staying behind (before: every later message
 // was unreadable to them) or rejoining the relay's group, hostile
 // member and all. With the quarantine off (Options.NoQuarantine), the
-// attack gets through: carol's withheld-commit rejoin takes dave in.
+// attack gets through: carol's withheld-commit rejoin takes dave in, or
+// (the ghost, who sends nothing) alice and carol stay behind for good.
 func TestRefusedCommitRecovery(t *testing.T) {
-	held, detail := runRefusedAdd(t, true)
-	if !held {
-		t.Fatalf("with the defence: %s", detail)
+	for _, ghost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ghost=%v", ghost), func(t *testing.T) {
+			held, detail := runRefusedAdd(t, true, ghost)
+			if !held {
+				t.Fatalf("with the defence: %s", detail)
+			}
+			t.Logf("with the defence: %s", detail)
+			held, detail = runRefusedAdd(t, false, ghost)
+			if held {
+				t.Fatalf("with the quarantine off the attack was still stopped: %s", detail)
+			}
+			t.Logf("with the quarantine off: %s", detail)
+		})
 	}
-	t.Logf("with the defence: %s", detail)
-	held, detail = runRefusedAdd(t, false)
-	if held {
-		t.Fatalf("with the quarantine off the attack was still stopped: %s", detail)
+}
+
+// An admin whose client took the refused add in (an older client, which
+// rejoined the relay's group) commits on top of it: carol, in
+// quarantine, sees an admin's commit after the refused one but does not
+// accept the group it reaches, which still holds dave.
+func TestQuarantineRefusesAnAdminsCommitKeepingTheChange(t *testing.T) {
+	ctx := context.Background()
+	r := startScaleRelay(t)
+	devs := r.enroll(t, []string{"alice", "bob", "carol", "dave"})
+	us := map[string]*recoverUser{}
+	for _, d := range devs {
+		u := &recoverUser{Manager: r.manager(t, d)}
+		us[d.self.Username] = u
 	}
-	t.Logf("with the quarantine off: %s", detail)
+	alice, bob, carol, dave := us["alice"], us["bob"], us["carol"], us["dave"]
+	alice.opts.NoQuarantine = true
+	id, err := alice.CreateGroup(ctx, CreateOptions{Name: "team", Users: []string{"bob", "carol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*recoverUser{bob, carol} {
+		if _, err := u.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br, _ := bob.relay()
+	kps, err := br.FetchKeyPackages(ctx, "dave")
+	if err != nil || len(kps.KeyPackages) == 0 {
+		t.Fatalf("dave's key packages: %v", err)
+	}
+	hostileAdd(t, bob, id, [][]byte{kps.KeyPackages[0].KeyPackage}, []*wire.GroupDevice{{Username: "dave", DeviceId: kps.KeyPackages[0].DeviceId}})
+	if _, err := dave.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.Send(ctx, id, "dave is here"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.users(t, id); !slices.Contains(got, "dave") {
+		t.Fatalf("alice's older client did not take dave in: %v", got)
+	}
+	if err := alice.Update(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, id, "with dave"); err != nil {
+		t.Fatal(err)
+	}
+	if carol.reads(t, "with dave") {
+		t.Fatal("carol read a message of the group holding dave")
+	}
+	if got := carol.users(t, id); !slices.Equal(got, []string{"alice", "bob", "carol"}) {
+		t.Fatalf("carol accepted the admin's commit on top of the refused add: %v", got)
+	}
+	rec, _, err := carol.load(ctx, id)
+	if err != nil || rec.Quarantine == nil || len(rec.Quarantine.Commits) != 3 {
+		t.Fatalf("carol's quarantine: %v %+v", err, rec.Quarantine)
+	}
 }
