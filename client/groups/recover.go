@@ -274,6 +274,16 @@ func (m *Manager) cleanState(g *mls.Group, base []Member, pol *Policy, removed m
 	return nil
 }
 
+// cleanWelcome checks the group a Welcome brings this device into
+// against the base of its quarantine.
+func (m *Manager) cleanWelcome(base, g *mls.Group) error {
+	pol, err := policyOf(base)
+	if err != nil {
+		return err
+	}
+	return m.cleanState(g, members(base), pol, nil, &Member{Username: m.self.Username, DeviceID: m.self.DeviceID})
+}
+
 // samePolicy: equal policies (name and description too).
 func samePolicy(a, b *Policy) bool {
 	if a == nil || b == nil {

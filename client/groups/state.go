@@ -55,8 +55,23 @@ type record struct {
 	raw, base, state []byte
 }
 
-// load returns a group's record and state.
+// load returns a group's record and state. The record, base and delta
+// are three reads: a reader without m.mu (Info, List) that meets a
+// save between them reads again.
 func (m *Manager) load(ctx context.Context, group []byte) (*record, *mls.Group, error) {
+	for attempt := 0; ; attempt++ {
+		rec, g, err := m.loadOnce(ctx, group)
+		if !errors.Is(err, errStateMoved) || attempt == 3 {
+			return rec, g, err
+		}
+	}
+}
+
+// errStateMoved: the base or delta read is not the one the record read
+// names (a save came between).
+var errStateMoved = errors.New("groups: group state: the stored state is not the one the record names")
+
+func (m *Manager) loadOnce(ctx context.Context, group []byte) (*record, *mls.Group, error) {
 	b, err := m.kv.Get(ctx, tblGroups, group)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fmt.Errorf("%w: %x", ErrNoGroup, group)
@@ -93,7 +108,7 @@ func (m *Manager) loadState(ctx context.Context, group []byte, rec *record) ([]b
 		return nil, fmt.Errorf("groups: group state: %w", err)
 	}
 	if len(b) < baseIDSize || !bytes.Equal(b[:baseIDSize], rec.Base) {
-		return nil, fmt.Errorf("groups: group state: the stored state is not the one the record names")
+		return nil, errStateMoved
 	}
 	rec.base = b[baseIDSize:]
 	d, err := m.kv.Get(ctx, tblGroupDelta, group)
@@ -104,9 +119,9 @@ func (m *Manager) loadState(ctx context.Context, group []byte, rec *record) ([]b
 		return nil, err
 	}
 	if len(d) < baseIDSize || !bytes.Equal(d[:baseIDSize], rec.Base) {
-		// Made from an earlier base (a rebase deletes it in the same
-		// transaction: a store that broke that promise).
-		return nil, fmt.Errorf("groups: group state: a delta of another base")
+		// Of a later base (a rebase deletes the delta of the one before
+		// in its transaction).
+		return nil, errStateMoved
 	}
 	return applyDelta(rec.base, d[baseIDSize:])
 }

@@ -422,8 +422,17 @@ func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) err
 	}
 	// A Welcome delivered again (its acknowledgement was lost) for a
 	// group this device is already in at that epoch or later.
-	if _, cur, err := m.load(ctx, g.GroupID()); err == nil && cur.Epoch() >= g.Epoch() {
+	cur, curG, err := m.load(ctx, g.GroupID())
+	if err == nil && curG.Epoch() >= g.Epoch() {
 		return nil
+	}
+	if err == nil && cur.Quarantine != nil {
+		// Into a group this device refused a change of: only a clean one
+		// (recover.go).
+		if err := m.cleanWelcome(curG, g); err != nil {
+			m.emit(Event{Kind: EventRefused, Group: g.GroupID(), Detail: fmt.Sprintf("a Welcome into the group refused: %v", err)})
+			return nil
+		}
 	}
 	if err := m.save(ctx, g.GroupID(), &record{}, g); err != nil {
 		return err
