@@ -61,7 +61,7 @@ type record struct {
 func (m *Manager) load(ctx context.Context, group []byte) (*record, *mls.Group, error) {
 	for attempt := 0; ; attempt++ {
 		rec, g, err := m.loadOnce(ctx, group)
-		if !errors.Is(err, errStateMoved) || attempt == 3 {
+		if !errors.Is(err, errStateMoved) || attempt == 10 {
 			return rec, g, err
 		}
 	}

@@ -183,3 +183,48 @@ func TestStateLayout(t *testing.T) {
 		t.Fatalf("the reader: %v %d messages", err, len(got))
 	}
 }
+
+// Info reads a group without the state lock while messages and commits
+// are saved: it never meets a base and a delta that do not belong
+// together.
+func TestStateReadDuringSaves(t *testing.T) {
+	ctx := context.Background()
+	r := startScaleRelay(t)
+	devs := r.enroll(t, []string{"creator", "reader"})
+	creator := r.manager(t, devs[0])
+	r.manager(t, devs[1])
+	id, err := creator.Create(ctx, "g", "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := creator.Info(ctx, id); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for i := range 20 {
+		if _, err := creator.Send(ctx, id, "m"); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 {
+			if err := creator.Update(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatalf("Info during saves: %v", err)
+	}
+}
