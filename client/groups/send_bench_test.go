@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkSendThousand is the creator's real client sending to a group of
@@ -32,7 +33,7 @@ func BenchmarkSendThousand(b *testing.B) {
 		b.Fatal(err)
 	}
 	i := 0
-	w0 := ioBytes(b)
+	w0, c0 := ioBytes(b), cpuTime(b)
 	for b.Loop() {
 		i++
 		if _, err := creator.Send(ctx, id, fmt.Sprintf("message %d", i)); err != nil {
@@ -42,6 +43,18 @@ func BenchmarkSendThousand(b *testing.B) {
 	// What this process wrote to storage devices (the creator's store;
 	// the relay's is on tmpfs), per message.
 	b.ReportMetric(float64(ioBytes(b)-w0)/float64(i), "disk-B/msg")
+	// CPU of the whole process (the relay's included), per message.
+	b.ReportMetric(float64(cpuTime(b)-c0)/float64(time.Millisecond)/float64(i), "cpu-ms/msg")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ioBytes is the bytes this process caused to be written to storage
