@@ -119,8 +119,8 @@ func (m *Manager) processQuarantined(ctx context.Context, gm *wire.GroupMessage,
 	top := q.Epoch + uint64(len(q.Commits))
 	isCommit := info.Content == mls.CommitContent
 	switch {
-	case info.Epoch == q.Epoch && !isCommit:
-		return done, false, nil // the base epoch: read as usual
+	case info.Epoch < q.Epoch || info.Epoch == q.Epoch && !isCommit:
+		return done, false, nil // the base epoch or before: as usual
 	case info.Epoch > top:
 		// A commit of the chain was withheld: rejoin, checked.
 		return processed{ok: true, rejoin: true}, true, nil
@@ -136,6 +136,12 @@ func (m *Manager) processQuarantined(ctx context.Context, gm *wire.GroupMessage,
 	}
 	chain := append(slices.Clone(q.Commits), gm.Content)
 	g, err := m.recovered(ctx, gm.GroupId, chain)
+	var re *replayError
+	if errors.As(err, &re) && re.at == len(chain)-1 {
+		// Not a commit that follows the chain (damaged, or not for it).
+		m.log.Warn("dropping a group commit", "seq", gm.Seq, "err", err)
+		return done, true, nil
+	}
 	if err != nil {
 		if len(chain) > maxQuarantined {
 			m.log.Warn("a quarantined group's chain is full; dropping a commit", "err", err)
@@ -191,17 +197,26 @@ func (m *Manager) replay(ctx context.Context, group []byte, chain [][]byte) (g *
 	g.SetCredentialValidator(lenient{m.validator()})
 	for i, c := range chain {
 		rcv, err := g.Handle(c)
-		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("commit %d after the base: %w", i, err)
+		if err == nil && (rcv.Kind != mls.CommitContent || rcv.Removed) {
+			err = errors.New("not a commit this device stays in")
 		}
-		if rcv.Kind != mls.CommitContent || rcv.Removed {
-			return nil, nil, nil, nil, fmt.Errorf("commit %d after the base: not a commit this device stays in", i)
+		if err != nil {
+			return nil, nil, nil, nil, &replayError{at: i, err: err}
 		}
 		rcvs = append(rcvs, rcv)
 	}
 	g.SetCredentialValidator(m.validator())
 	return g, base, pol, rcvs, nil
 }
+
+// replayError: commit at of a chain could not be taken in.
+type replayError struct {
+	at  int
+	err error
+}
+
+func (e *replayError) Error() string { return fmt.Sprintf("commit %d after the base: %v", e.at, e.err) }
+func (e *replayError) Unwrap() error { return e.err }
 
 // recovered takes chain in on top of the base and returns the state it
 // reaches if that undoes the refused change (cleanState) with a later
