@@ -40,6 +40,7 @@ func runGroupGhostStall(ctx context.Context, e *Env, defence bool) (Outcome, err
 	if err != nil {
 		return Outcome{}, err
 	}
+	defer db.Close()
 	var gi []byte
 	if err := db.QueryRowContext(ctx, `SELECT group_info FROM mls_groups WHERE id = ?`, id).Scan(&gi); err != nil {
 		return Outcome{}, err
