@@ -89,6 +89,10 @@ type Options struct {
 	// group chats (client/groups/forkcheck.go): the red-team suite's
 	// switch for those attacks, never set otherwise.
 	NoGroupForkCheck bool
+	// NoGroupQuarantine turns off the quarantine of a group whose commit
+	// the device refused (client/groups/recover.go): the red-team
+	// suite's switch for that attack, never set otherwise.
+	NoGroupQuarantine bool
 }
 
 // Client is one enrolled device. Its methods are safe for concurrent use.

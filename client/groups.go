@@ -72,7 +72,7 @@ func (c *Client) Groups(ctx context.Context, onEvent func(groups.Event)) (*group
 		s, err := loadSettings(ctx, c.db)
 		return err == nil && s.GroupReceipts
 	}
-	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, CheckUser: c.checkGroupUser, Receipts: receipts, NoForkCheck: c.opts.NoGroupForkCheck, OnEvent: func(e groups.Event) {
+	c.groups.m = groups.New(relay, c.db, self, groups.Options{Logger: c.log, CheckUser: c.checkGroupUser, Receipts: receipts, NoForkCheck: c.opts.NoGroupForkCheck, NoQuarantine: c.opts.NoGroupQuarantine, OnEvent: func(e groups.Event) {
 		if e.Kind == groups.EventRefused {
 			c.alarm(&TransparencyAlarm{Kind: AlarmUncertifiedKey, Detail: e.Detail})
 		}

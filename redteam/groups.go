@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"sotto/client"
 	"sotto/client/groups"
 )
 
@@ -39,6 +40,7 @@ func groupAttacks() []Attack {
 			Verified: "no switch (the MLS epoch rule cannot be turned off); client.TestGroupReplayedCommitRefused replays it through a hostile connection too",
 			Run:      runGroupReplay,
 		},
+		groupRecoverAttack(),
 	}
 }
 
@@ -72,9 +74,15 @@ func (m *groupMember) reads(ctx context.Context, text string) (bool, error) {
 	return slices.ContainsFunc(ms, func(x groups.Message) bool { return x.Kind == "" && x.Text == text }), nil
 }
 
-// groupWorld is a relay with alice, bob and carol in one group, each
-// with the fork check as defence says.
+// groupWorld is a relay with alice, bob and carol in one group (every
+// member may add, remove and rename), each with the fork check as
+// defence says.
 func groupWorld(ctx context.Context, e *Env, defence bool) (*Relay, []byte, map[string]*groupMember, error) {
+	return groupWorldWith(ctx, e, func(o *client.Options) { o.NoGroupForkCheck = !defence })
+}
+
+// groupWorldWith is groupWorld with the members' options set by set.
+func groupWorldWith(ctx context.Context, e *Env, set func(*client.Options)) (*Relay, []byte, map[string]*groupMember, error) {
 	r, err := e.StartRelay(ctx, RelayOptions{})
 	if err != nil {
 		return nil, nil, nil, err
@@ -82,7 +90,7 @@ func groupWorld(ctx context.Context, e *Env, defence bool) (*Relay, []byte, map[
 	ms := map[string]*groupMember{}
 	for _, u := range []string{"alice", "bob", "carol"} {
 		o := MemberOptions(nil)
-		o.NoGroupForkCheck = !defence
+		set(o)
 		m, err := e.EnrollWith(ctx, r, u, "", false, o, nil)
 		if err != nil {
 			return nil, nil, nil, err

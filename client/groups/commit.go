@@ -169,6 +169,12 @@ func (m *Manager) JoinExternal(ctx context.Context, group []byte) error {
 // joinExternal joins by external commit; rejoin: this device is in the
 // group already (forkcheck.go), its old leaf is replaced.
 func (m *Manager) joinExternal(ctx context.Context, group []byte, rejoin bool) error {
+	return m.joinExternalChecked(ctx, group, rejoin, nil)
+}
+
+// joinExternalChecked joins by external commit if check (when set)
+// accepts the group it would join.
+func (m *Manager) joinExternalChecked(ctx context.Context, group []byte, rejoin bool, check func(*mls.Group) error) error {
 	r, err := m.relay()
 	if err != nil {
 		return err
@@ -204,6 +210,11 @@ func (m *Manager) joinExternal(ctx context.Context, group []byte, rejoin bool) e
 		}
 		if !bytes.Equal(g.GroupID(), group) {
 			return fmt.Errorf("groups: the relay served another group's info")
+		}
+		if check != nil {
+			if err := check(g); err != nil {
+				return err
+			}
 		}
 		if !rejoin && !slices.ContainsFunc(members(g), func(mb Member) bool { return mb.Username == m.self.Username && mb.DeviceID != m.self.DeviceID }) {
 			return fmt.Errorf("%w: none of your other devices is in this group", ErrNotMember)
@@ -260,10 +271,13 @@ func (m *Manager) commit(ctx context.Context, group []byte, ch change) error {
 			return err
 		}
 		m.mu.Lock()
-		_, g, err := m.load(ctx, group)
+		rec, g, err := m.load(ctx, group)
 		m.mu.Unlock()
 		if err != nil {
 			return err
+		}
+		if rec.Quarantine != nil {
+			return ErrQuarantined
 		}
 		v := m.validator()
 		g.SetCredentialValidator(v)

@@ -226,6 +226,13 @@ func (m *Manager) detected(ctx context.Context, group []byte, d detection, detai
 // rejoin brings this device back into the group the relay holds, by
 // external commit (resyncing its own leaf), after a fork or a drop.
 func (m *Manager) rejoin(ctx context.Context, group []byte) error {
+	m.mu.Lock()
+	rec, _, err := m.load(ctx, group)
+	m.mu.Unlock()
+	if err == nil && rec.Quarantine != nil {
+		// After a refused commit: back only to a group without it.
+		return m.recoverGroup(ctx, group)
+	}
 	if err := m.joinExternal(ctx, group, true); err != nil {
 		m.emit(Event{Kind: EventForked, Group: group, Detail: fmt.Sprintf("rejoining the group failed: %v", err)})
 		return err

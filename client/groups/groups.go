@@ -68,6 +68,9 @@ type KV interface {
 	Message(ctx context.Context, conv string, id []byte) ([]byte, error)
 	UpdateMessage(ctx context.Context, conv string, id, value []byte) error
 	DeleteMessage(ctx context.Context, conv string, id []byte) (bool, error)
+	// Update runs fn in one transaction: a group's record and state are
+	// written together (state.go).
+	Update(ctx context.Context, fn func(tx *store.Tx) error) error
 }
 
 // Self is this device.
@@ -127,6 +130,11 @@ type Options struct {
 	// NoForkCheck turns fork and withheld-commit detection off (tests of
 	// the detection only).
 	NoForkCheck bool
+	// NoQuarantine turns off the quarantine of a group after a refused
+	// commit (recover.go): the device then refuses the commit only, as
+	// before it, and a later message has it rejoin the relay's group,
+	// refused change and all (tests of the defence only).
+	NoQuarantine bool
 }
 
 // Manager runs this device's groups.

@@ -250,6 +250,11 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (processed
 	if err != nil {
 		return processed{}, err
 	}
+	if rec.Quarantine != nil {
+		if res, handled, err := m.processQuarantined(ctx, gm, rec); handled || err != nil {
+			return res, err
+		}
+	}
 	if gm.Kind == wire.GroupMessageKind_GROUP_COMMIT {
 		epoch := gm.Epoch
 		if info, err := mls.Peek(gm.Content); err == nil {
@@ -284,8 +289,11 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (processed
 	if err != nil {
 		if errors.Is(err, mls.ErrCredentialRejected) || errors.Is(err, mls.ErrIdentityChanged) {
 			// A commit bringing a ghost, or turning a member into another
-			// identity: refused, the group stays as it was.
-			m.refused(gm.GroupId, v, "a change to the group", err)
+			// identity: refused, the group stays as it was (recover.go).
+			rerr := m.refused(gm.GroupId, v, "a change to the group", err)
+			if gm.Kind == wire.GroupMessageKind_GROUP_COMMIT {
+				return m.quarantined(ctx, gm, rec, rerr.Error())
+			}
 			return done, nil
 		}
 		if d, detail := m.detectUnreadable(rec, g, gm, err); d != detectNone {
@@ -296,8 +304,11 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (processed
 		return done, nil
 	}
 	if err := checkChange(pol, before, g, rcv); err != nil {
-		// Not saved: the group stays as it was (policy.go).
+		// Not saved: the group stays as it was (policy.go, recover.go).
 		m.notAllowed(gm.GroupId, err)
+		if rcv.Kind == mls.CommitContent {
+			return m.quarantined(ctx, gm, rec, err.Error())
+		}
 		return done, nil
 	}
 	switch rcv.Kind {
@@ -306,7 +317,7 @@ func (m *Manager) process(ctx context.Context, gm *wire.GroupMessage) (processed
 			if err := externalJoinAllowed(before, members(g)); err != nil {
 				// Not saved: the group stays as it was.
 				m.emit(Event{Kind: EventRefused, Group: gm.GroupId, Detail: fmt.Sprintf("an external join refused: %v", err)})
-				return done, nil
+				return m.quarantined(ctx, gm, rec, fmt.Sprintf("an external join refused: %v", err))
 			}
 		}
 		if rcv.Removed {
@@ -411,8 +422,17 @@ func (m *Manager) processWelcome(ctx context.Context, gm *wire.GroupMessage) err
 	}
 	// A Welcome delivered again (its acknowledgement was lost) for a
 	// group this device is already in at that epoch or later.
-	if _, cur, err := m.load(ctx, g.GroupID()); err == nil && cur.Epoch() >= g.Epoch() {
+	cur, curG, err := m.load(ctx, g.GroupID())
+	if err == nil && curG.Epoch() >= g.Epoch() {
 		return nil
+	}
+	if err == nil && cur.Quarantine != nil {
+		// Into a group this device refused a change of: only a clean one
+		// (recover.go).
+		if err := m.cleanWelcome(curG, g); err != nil {
+			m.emit(Event{Kind: EventRefused, Group: g.GroupID(), Detail: fmt.Sprintf("a Welcome into the group refused: %v", err)})
+			return nil
+		}
 	}
 	if err := m.save(ctx, g.GroupID(), &record{}, g); err != nil {
 		return err
