@@ -65,11 +65,13 @@ export class GroupChat extends Chat {
 
   sendText(text, quoteID) { return groupAPI.send(this.peer, text, quoteID); }
   editText(id, text) { return groupAPI.edit(this.peer, id, text); }
-  reactTo(id, emoji) { return groupAPI.react(this.peer, id, emoji); }
-  removeMessage(id) { return groupAPI.remove_(this.peer, id); }
+  // The agent answers a group change with the message as it is now (its
+  // events carry what others sent): shown at once.
+  async reactTo(id, emoji) { this.afterSend(await groupAPI.react(this.peer, id, emoji)); }
+  async removeMessage(id) { this.afterSend(await groupAPI.remove_(this.peer, id)); }
   fetchContent(id) { return fetchBlob(groupAPI.contentURL(this.peer, id)); }
   uploadFile(file, opts) { return upload(groupAPI.filesPath(this.peer), file, { ...opts, viewOnce: false }); }
-  saveTimer(seconds) { return groupAPI.timer(this.peer, seconds); }
+  async saveTimer(seconds) { this.afterSend(await groupAPI.timer(this.peer, seconds)); }
   afterSend(r) { if (r?.message) this.groups.onMessage(r.message); }
   sender(m) { return m.outgoing || m.kind ? null : h("p", { class: "quote-from group-from" }, m.from); }
   before(a, b) { return (a.seq || 0) - (b.seq || 0); }
