@@ -137,7 +137,9 @@ func (d *agentDevice) GroupAnnounce(ctx context.Context, id []byte, announce boo
 	return err
 }
 
-func (d *agentDevice) GroupLeave(ctx context.Context, id []byte) error { return d.api.LeaveGroup(ctx, id) }
+func (d *agentDevice) GroupLeave(ctx context.Context, id []byte) error {
+	return d.api.LeaveGroup(ctx, id)
+}
 
 func (d *agentDevice) GroupMembers(ctx context.Context, id []byte) ([]tui.GroupMember, error) {
 	ms, err := d.api.GroupMembers(ctx, id)

@@ -86,9 +86,9 @@ func TestChatAppGroupMessaging(t *testing.T) {
 	}
 
 	bob := w.term(t, "bob", "")
-	s := bob.waitFor("Conversations", `#evil\x1b[2J`, "#team")
+	bob.waitFor("Conversations", `#evil\x1b[2J`, "#team")
 	bob.keys("Enter")
-	s = bob.waitFor(`group #evil\x1b[2J\x1b]0;owned\x07\u202eeman`)
+	s := bob.waitFor(`group #evil\x1b[2J\x1b]0;owned\x07\u202eeman`)
 	if strings.Contains(s, "\x1b") || strings.Contains(s, "\u202e") {
 		t.Fatalf("the group's name reached the terminal raw:\n%q", s)
 	}

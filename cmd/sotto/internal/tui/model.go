@@ -132,7 +132,7 @@ type Model struct {
 	groupInfo map[string]Group
 	openGroup []byte // the open group's id (nil: a 1:1 chat or none)
 	members   []GroupMember
-	call    *CallMsg // the call ringing or in progress (calls.go)
+	call      *CallMsg // the call ringing or in progress (calls.go)
 }
 
 // New returns the app for c.
