@@ -3,7 +3,11 @@ package api
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"sotto/client"
@@ -197,4 +201,32 @@ func (m *GroupMessage) Client() *client.Message {
 		r.Attachment = &client.Attachment{Name: a.Name, Size: a.Size, ContentType: a.ContentType, ViewOnce: a.ViewOnce}
 	}
 	return r
+}
+
+// UploadGroupFile shares a file given as bytes (body) with a group, under
+// name, as the web app sends one.
+func (c *Client) UploadGroupFile(ctx context.Context, group ID, name, caption string, body io.Reader) (*GroupMessage, error) {
+	q := url.Values{"name": {name}}
+	if caption != "" {
+		q.Set("caption", caption)
+	}
+	resp, err := c.request(ctx, http.MethodPost, groupPath(group, "/files")+"?"+q.Encode(), body, "application/octet-stream")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var a GroupMessageAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return nil, fmt.Errorf("agent: bad answer: %w", err)
+	}
+	return a.Message, nil
+}
+
+// GroupContent opens the decrypted bytes of a group message's file.
+func (c *Client) GroupContent(ctx context.Context, group, id ID) (io.ReadCloser, error) {
+	resp, err := c.request(ctx, http.MethodGet, groupMessagePath(group, id, "/content"), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }
