@@ -87,12 +87,13 @@ export class GroupChat extends Chat {
       m.read = (m.read_by || []).length > 0;
     }
     if (m.kind !== "timer" && m.timer_seconds) m.expire_seconds = m.timer_seconds;
-    if (m.kind === "alert") { m.kind = "timer"; m.alert = true; }
     super.put(m);
   }
 
   renderMessage(m) {
-    if (m.alert) return h("li", { class: "msg system alert", "data-id": m.id, tabindex: "0", role: "alert" }, m.text);
+    // What this device detected about the group (a fork, a withheld
+    // commit): a line of its own, no actions.
+    if (m.kind === "alert") return h("li", { class: "msg system alert", "data-id": m.id, tabindex: "0", role: "alert" }, m.text);
     return super.renderMessage(m);
   }
 
@@ -108,7 +109,7 @@ export class GroupChat extends Chat {
     }
     this.showHead(g);
     for (const m of ms) this.put(m);
-    const timers = ms.filter((m) => m.kind === "timer" && !m.alert);
+    const timers = ms.filter((m) => m.kind === "timer");
     this.selectTimer(timers.length ? timers[timers.length - 1].timer_seconds || 0 : 0);
     this.render();
     this.markRead();
