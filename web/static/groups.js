@@ -28,12 +28,11 @@ export const groupAPI = {
   send: (id, text, quoteID) => call("POST", gpath(id, "/messages"), quoteID ? { text, quote_id: quoteID } : { text }),
   react: (id, msg, emoji) => call("POST", mpath(id, msg, "/react"), { emoji }),
   edit: (id, msg, text) => call("POST", mpath(id, msg, "/edit"), { text }),
-  remove_: (id, msg) => call("DELETE", mpath(id, msg)),
+  deleteMessage: (id, msg) => call("DELETE", mpath(id, msg)),
   contentURL: (id, msg) => "/api/v1" + mpath(id, msg, "/content"),
   filesPath: (id) => gpath(id, "/files"),
   timer: (id, seconds) => call("POST", gpath(id, "/timer"), { seconds }),
   read: (id) => call("POST", gpath(id, "/read")),
-  members: (id) => call("GET", gpath(id, "/members")),
   rename: (id, name, description) => call("POST", gpath(id, "/rename"), { name, description }),
   admins: (id, users, admin) => call("POST", gpath(id, "/admins"), { users, admin }),
   announce: (id, announce) => call("POST", gpath(id, "/announce"), { announce }),
@@ -68,7 +67,7 @@ export class GroupChat extends Chat {
   // The agent answers a group change with the message as it is now (its
   // events carry what others sent): shown at once.
   async reactTo(id, emoji) { this.afterSend(await groupAPI.react(this.peer, id, emoji)); }
-  async removeMessage(id) { this.afterSend(await groupAPI.remove_(this.peer, id)); }
+  async removeMessage(id) { this.afterSend(await groupAPI.deleteMessage(this.peer, id)); }
   fetchContent(id) { return fetchBlob(groupAPI.contentURL(this.peer, id)); }
   uploadFile(file, opts) { return upload(groupAPI.filesPath(this.peer), file, { ...opts, viewOnce: false }); }
   async saveTimer(seconds) { this.afterSend(await groupAPI.timer(this.peer, seconds)); }
