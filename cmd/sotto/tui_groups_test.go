@@ -96,6 +96,11 @@ func TestChatAppGroupMessaging(t *testing.T) {
 	bob.waitFor("group #team", "alice: lunch at noon?")
 	alice := w.term(t, "alice", "'#team'")
 	alice.waitFor("group #team", "me: lunch at noon?")
+	// The help screen, at 80x24, shows the group's commands.
+	alice.keys("F1")
+	alice.waitFor("sotto chat · help", "/members (ctrl+s)", "/announce on|off", "/leave ")
+	alice.keys("Escape")
+	alice.waitFor("group #team")
 
 	// Bob reacts and replies to the newest message; Alice edits hers.
 	bob.keys("lit:/react +1", "Enter")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -49,7 +50,12 @@ var helpLines = []string{
 	"  /answer  /decline     a ringing call",
 	"  /quit                 leave the app",
 	"  //TEXT                send a line that starts with /",
-	"In a group (#NAME): the commands above, and",
+}
+
+// groupHelpLines are the group's own commands: in a group, the help
+// screen shows them right after the keys (the screen may be 24 rows).
+var groupHelpLines = []string{
+	"In a group (#NAME), besides the commands for messages",
 	"  /members (ctrl+s)     the members, their roles and verification",
 	"  /rename NAME          /describe TEXT: the group's name, description",
 	"  /admin USER           /unadmin USER: make or unmake an admin",
@@ -61,7 +67,12 @@ var helpLines = []string{
 func (m *Model) helpView(w, h int) string {
 	var b strings.Builder
 	b.WriteString(fit(bold.Render("sotto chat · help"), w) + "\n")
-	for i, l := range helpLines {
+	lines := append(slices.Clone(helpLines), groupHelpLines...)
+	if m.isGroup() {
+		keys := slices.Index(helpLines, "Commands act on the selected message, else on the newest one")
+		lines = slices.Concat(helpLines[:keys], groupHelpLines, helpLines[keys:])
+	}
+	for i, l := range lines {
 		if i+3 >= h {
 			break
 		}
