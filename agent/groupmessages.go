@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ func routeGroupMessages(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("POST "+p+"/groups/{group}/messages/{id}/edit", h.groupsOnline(h.groupEdit))
 	mux.HandleFunc("DELETE "+p+"/groups/{group}/messages/{id}", h.groupsOnline(h.groupDelete))
 	mux.HandleFunc("POST "+p+"/groups/{group}/messages/{id}/download", h.groupsOnline(h.groupDownload))
+	mux.HandleFunc("GET "+p+"/groups/{group}/messages/{id}/content", h.groupContent)
 	mux.HandleFunc("POST "+p+"/groups/{group}/timer", h.groupsOnline(h.groupTimer))
 	mux.HandleFunc("POST "+p+"/groups/{group}/files", h.groupsOnline(h.groupFile))
 	mux.HandleFunc("POST "+p+"/groups/{group}/read", h.groupsOnline(h.groupRead))
@@ -96,11 +98,23 @@ func (h *handler) groupFile(r *http.Request, m *groups.Manager) (any, error) {
 		return nil, err
 	}
 	var req api.GroupFileRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	if !filepath.IsAbs(req.Path) {
-		return nil, badRequest("path %q is not absolute", req.Path)
+	if isJSON(r) {
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(req.Path) {
+			return nil, badRequest("path %q is not absolute", req.Path)
+		}
+	} else {
+		u, err := h.receiveUpload(r)
+		if err != nil {
+			return nil, err
+		}
+		defer u.Close()
+		if u.ViewOnce {
+			return nil, client.ErrGroupViewOnce
+		}
+		req.Path, req.Caption = u.Path, u.Caption
 	}
 	return messageAnswer(h.a.c.SendGroupFile(r.Context(), m, g, req.Path, client.FileOptions{Caption: req.Caption}))
 }
@@ -149,6 +163,38 @@ func (h *handler) groupDownload(r *http.Request, m *groups.Manager) (any, error)
 	}
 	ok = true
 	return api.DownloadGroupAnswer{Path: req.Out, Message: api.FromGroupMessage(msg)}, nil
+}
+
+// groupContent answers the decrypted bytes of a group message's file, as
+// GET /v1/attachments/{id}/content does for a 1:1 one.
+func (h *handler) groupContent(w http.ResponseWriter, r *http.Request) {
+	if !h.rawDevice(w, r) {
+		return
+	}
+	msg, m, err := func() (*groups.Message, *groups.Manager, error) {
+		g, id, err := pathGroupMessage(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := h.a.groups(r.Context())
+		if err != nil {
+			return nil, nil, err
+		}
+		msg, err := m.Message(r.Context(), g, id)
+		if err == nil && (msg.Attachment == nil || msg.Deleted) {
+			err = client.ErrGroupNoFile
+		}
+		return msg, m, err
+	}()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	a := msg.Attachment
+	streamFile(w, a.Name, a.ContentType, func(dst io.Writer) error {
+		_, err := h.a.c.DownloadGroupFile(r.Context(), m, msg.Group, msg.ID, dst)
+		return err
+	})
 }
 
 func (h *handler) groupRead(r *http.Request, m *groups.Manager) (any, error) {

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -291,8 +289,7 @@ func (h *handler) edit(r *http.Request, c *client.Client) (any, error) {
 func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
 	peer := r.PathValue("peer")
 	var req api.FileRequest
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/json" {
+	if isJSON(r) {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
@@ -300,29 +297,12 @@ func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
 			return nil, badRequest("path %q is not absolute", req.Path)
 		}
 	} else {
-		q := r.URL.Query()
-		name := attach.SafeName(q.Get("name"))
-		if q.Get("name") == "" {
-			return nil, badRequest("missing name")
-		}
-		req.Caption, req.ViewOnce = q.Get("caption"), q.Get("view_once") == "true"
-		dir, err := os.MkdirTemp(h.a.cfg.Home, ".upload-")
+		u, err := h.receiveUpload(r)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(dir)
-		req.Path = filepath.Join(dir, name)
-		f, err := os.OpenFile(req.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		_, err = io.Copy(f, r.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("agent: upload: %w", err)
-		}
+		defer u.Close()
+		req.Path, req.Caption, req.ViewOnce = u.Path, u.Caption, u.ViewOnce
 	}
 	return h.sending(peer, func() (*client.Message, error) {
 		return c.SendFile(r.Context(), peer, req.Path, client.FileOptions{ViewOnce: req.ViewOnce, Caption: req.Caption,
@@ -424,40 +404,10 @@ func (h *handler) progress(transfer string) attach.Progress {
 	}
 }
 
-// lazyWriter sets the answer's headers on the first write, so that an
-// error before any byte is still answered as an error.
-type lazyWriter struct {
-	w       http.ResponseWriter
-	m       *client.Message
-	started bool
-}
-
-func (l *lazyWriter) Write(p []byte) (int, error) {
-	if !l.started {
-		l.started = true
-		ct := "application/octet-stream"
-		name := "file"
-		if a := l.m.Attachment; a != nil {
-			if a.ContentType != "" {
-				ct = a.ContentType
-			}
-			name = attach.SafeName(a.Name)
-		}
-		l.w.Header().Set("Content-Type", ct)
-		l.w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-		l.w.Header().Set("X-Content-Type-Options", "nosniff")
-		l.w.WriteHeader(http.StatusOK)
-	}
-	return l.w.Write(p)
-}
-
 func (h *handler) content(w http.ResponseWriter, r *http.Request) {
-	if h.a.c.Locked() {
-		writeError(w, errLocked)
+	if !h.rawDevice(w, r) {
 		return
 	}
-	h.a.touch()
-	h.a.awaitOnline(r.Context())
 	id, err := pathID(r)
 	if err != nil {
 		writeError(w, err)
@@ -469,18 +419,14 @@ func (h *handler) content(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	lw := &lazyWriter{w: w, m: m}
-	_, _, err = c.Download(r.Context(), id, client.DownloadOptions{Stream: lw})
-	switch {
-	case err != nil && !lw.started:
-		writeError(w, err)
-	case err != nil:
-		// Part of the file went out: cut the answer so the client sees
-		// it truncated rather than complete.
-		panic(http.ErrAbortHandler)
-	case !lw.started:
-		_, _ = lw.Write(nil) // an empty file
+	var name, typ string
+	if a := m.Attachment; a != nil {
+		name, typ = a.Name, a.ContentType
 	}
+	streamFile(w, name, typ, func(dst io.Writer) error {
+		_, _, err := c.Download(r.Context(), id, client.DownloadOptions{Stream: dst})
+		return err
+	})
 }
 
 func (h *handler) search(r *http.Request, c *client.Client) (any, error) {

@@ -124,12 +124,19 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, code int, reason s
 // person, so from a browser that would turn any session (or a forged
 // request that got through) into a way to read ~/.ssh and send it away.
 // The app sends files as bytes and opens attachments as bytes instead.
+// Every API path that takes a path is one of these two shapes, whether
+// of a 1:1 conversation or of a group: POST …/download (never allowed)
+// and POST …/files (allowed only as bytes).
 func localPathCall(r *http.Request) bool {
 	p := r.URL.Path
-	if r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/attachments/") && strings.HasSuffix(p, "/download") {
+	if r.Method != http.MethodPost || !strings.HasPrefix(p, "/api/") {
+		return false
+	}
+	p = strings.TrimRight(p, "/")
+	if strings.HasSuffix(p, "/download") {
 		return true
 	}
-	if r.Method == http.MethodPost && strings.HasPrefix(p, "/api/v1/conversations/") && strings.HasSuffix(p, "/files") {
+	if strings.HasSuffix(p, "/files") {
 		return r.Header.Get("Content-Type") != "application/octet-stream"
 	}
 	return false

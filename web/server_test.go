@@ -375,6 +375,20 @@ func TestAttackLocalPaths(t *testing.T) {
 	attack(t, defPaths, func(t *testing.T, s *Server) bool {
 		return post(t, s, "/api/v1/attachments/00/download", "application/json", `{"out":"/root/.bashrc"}`) == 200
 	})
+	// The same for a group's files (issue 14): sent by path, saved to a
+	// path.
+	attack(t, defPaths, func(t *testing.T, s *Server) bool {
+		return post(t, s, "/api/v1/groups/00112233445566778899aabbccddeeff/files", "application/json", `{"path":"/root/.ssh/id_ed25519"}`) == 200
+	})
+	attack(t, defPaths, func(t *testing.T, s *Server) bool {
+		return post(t, s, "/api/v1/groups/00112233445566778899aabbccddeeff/messages/00112233445566778899aabbccddeeff/download", "application/json", `{"out":"/root/.bashrc"}`) == 200
+	})
+	t.Run("group bytes pass", func(t *testing.T) {
+		s, _ := startServer(t, 0)
+		if code := post(t, s, "/api/v1/groups/00112233445566778899aabbccddeeff/files?name=a.txt", "application/octet-stream", "hello"); code != 200 {
+			t.Errorf("a group file sent as bytes: %d", code)
+		}
+	})
 	t.Run("bytes pass", func(t *testing.T) {
 		s, _ := startServer(t, 0)
 		if code := post(t, s, "/api/v1/conversations/bob/files?name=a.txt", "application/octet-stream", "hello"); code != 200 {

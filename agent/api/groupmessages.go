@@ -2,9 +2,15 @@ package api
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"time"
 
+	"sotto/client"
 	"sotto/client/groups"
 )
 
@@ -157,4 +163,70 @@ type DownloadGroupAnswer struct {
 func (c *Client) MarkGroupRead(ctx context.Context, group ID) (int, error) {
 	var a GroupReadAnswer
 	return a.Marked, c.Do(ctx, http.MethodPost, groupPath(group, "/read"), nil, &a)
+}
+
+// Client converts a group message to the client core's message type, for
+// front ends that show 1:1 and group messages with the same code (the
+// chat app). Peer is left empty; a message of an older build, which has
+// no id, gets one made of its group and seq (good to show, not to act
+// on). Delivered and Read on an own message: some member's receipt came.
+func (m *GroupMessage) Client() *client.Message {
+	if m == nil {
+		return nil
+	}
+	r := &client.Message{ID: m.ID, From: m.From, FromDevice: m.FromDevice, Outgoing: m.Outgoing, SentAt: m.SentAt,
+		ServerTime: m.ServerTime, Text: m.Text, QuoteID: m.QuoteID, Kind: m.Kind, Deleted: m.Deleted, ExpiresAt: m.ExpiresAt,
+		Read: m.Read || !m.Outgoing && len(m.ID) == 0, Delivered: len(m.DeliveredTo) > 0}
+	if len(r.ID) == 0 {
+		r.ID = binary.BigEndian.AppendUint64(append([]byte("group"), m.Group...), m.Seq)
+	}
+	if r.SentAt.IsZero() {
+		r.SentAt = m.Received
+	}
+	if m.Outgoing {
+		r.Read = len(m.ReadBy) > 0
+	}
+	if m.Kind == groups.KindTimer {
+		r.TimerSeconds = m.TimerSeconds
+	} else {
+		r.ExpireSeconds = m.TimerSeconds
+	}
+	for _, x := range m.Reactions {
+		r.Reactions = append(r.Reactions, client.Reaction(x))
+	}
+	for _, v := range m.Versions {
+		r.Versions = append(r.Versions, client.Version{ID: v.ID, Text: v.Text, At: v.At})
+	}
+	if a := m.Attachment; a != nil {
+		r.Attachment = &client.Attachment{Name: a.Name, Size: a.Size, ContentType: a.ContentType, ViewOnce: a.ViewOnce}
+	}
+	return r
+}
+
+// UploadGroupFile shares a file given as bytes (body) with a group, under
+// name, as the web app sends one.
+func (c *Client) UploadGroupFile(ctx context.Context, group ID, name, caption string, body io.Reader) (*GroupMessage, error) {
+	q := url.Values{"name": {name}}
+	if caption != "" {
+		q.Set("caption", caption)
+	}
+	resp, err := c.request(ctx, http.MethodPost, groupPath(group, "/files")+"?"+q.Encode(), body, "application/octet-stream")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var a GroupMessageAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return nil, fmt.Errorf("agent: bad answer: %w", err)
+	}
+	return a.Message, nil
+}
+
+// GroupContent opens the decrypted bytes of a group message's file.
+func (c *Client) GroupContent(ctx context.Context, group, id ID) (io.ReadCloser, error) {
+	resp, err := c.request(ctx, http.MethodGet, groupMessagePath(group, id, "/content"), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }

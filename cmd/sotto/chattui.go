@@ -287,11 +287,8 @@ func (d *agentDevice) Notices(ctx context.Context) ([]client.Notice, error) {
 // SendFile sends a file (tui.Files); the agent reads it, so it is named
 // by its absolute path.
 func (d *agentDevice) SendFile(ctx context.Context, peer, path, caption string, viewOnce bool) (*client.Message, error) {
-	abs, err := filepath.Abs(path)
+	abs, err := absFile(path)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(abs); err != nil {
 		return nil, err
 	}
 	a, err := d.api.SendFile(ctx, peer, api.FileRequest{Path: abs, Caption: caption, ViewOnce: viewOnce})
@@ -299,6 +296,19 @@ func (d *agentDevice) SendFile(ctx context.Context, peer, path, caption string, 
 		return nil, err
 	}
 	return a.Message.Client(), nil
+}
+
+// absFile is the absolute path of a file the agent is to read (the
+// agent's working folder is not the app's).
+func absFile(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", err
+	}
+	return abs, nil
 }
 
 // Download saves an attachment (tui.Files) into dir, or the device's

@@ -96,7 +96,7 @@ func TestWebAppGroups(t *testing.T) {
 	if bobGroups.Groups[0].ID != gid {
 		t.Fatalf("bob's group %s, alice's %s", bobGroups.Groups[0].ID, gid)
 	}
-	must(t, p.Focus(ctx, "#group-text"))
+	must(t, p.Focus(ctx, "#group-composer-text"))
 	must(t, p.Type(ctx, "stories for tomorrow?"))
 	must(t, p.Press(ctx, "Enter", 0))
 	wait(t, p, hasText("#group-messages .msg.out .text", "stories for tomorrow?"))

@@ -67,10 +67,10 @@ export const api = {
   eventsURL: () => `${base}/events`,
 };
 
-// content fetches an attachment's bytes as a Blob (a view-once one: its
-// only opening).
-export async function content(id) {
-  const resp = await fetch(api.contentURL(id), { credentials: "same-origin" });
+// fetchBlob fetches a file's bytes (GET …/content) as a Blob (a view-once
+// attachment's: its only opening).
+export async function fetchBlob(url) {
+  const resp = await fetch(url, { credentials: "same-origin" });
   if (!resp.ok) {
     let j = null;
     try { j = await resp.json(); } catch { /* ignore */ }
@@ -79,15 +79,16 @@ export async function content(id) {
   return resp.blob();
 }
 
-// upload sends a file's bytes with progress (fetch has no upload progress;
-// XMLHttpRequest does).
-export function upload(peer, file, { caption = "", viewOnce = false, onProgress } = {}) {
+// upload sends a file's bytes to path (a conversation's or a group's
+// …/files) with progress (fetch has no upload progress; XMLHttpRequest
+// does).
+export function upload(path, file, { caption = "", viewOnce = false, onProgress } = {}) {
   return new Promise((resolve, reject) => {
     const q = new URLSearchParams({ name: file.name });
     if (caption) q.set("caption", caption);
     if (viewOnce) q.set("view_once", "true");
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `${base}/conversations/${enc(peer)}/files?${q}`);
+    xhr.open("POST", `${base}${path}?${q}`);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => { if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total); };

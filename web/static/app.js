@@ -35,7 +35,7 @@ class App {
     };
     document.addEventListener("keydown", active, { capture: true });
     document.addEventListener("pointerdown", active, { capture: true });
-    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") this.chat.markRead(); });
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") { this.chat.markRead(); this.groups?.chat.markRead(); } });
     try {
       this.status = await api.status();
     } catch (e) {

@@ -1,17 +1,22 @@
 // chat.js: one conversation: messages with dates, receipts, replies,
 // reactions, edits, deletes, disappearing timers and attachments, and the
-// composer.
+// composer. Chat is a 1:1 conversation; a group chat (groups.js,
+// GroupChat) is a Chat whose header, API calls and event handling are
+// the group's: every message feature is this one code.
 import { h, replace, $ } from "./dom.js";
-import { api, content, upload } from "./api.js";
+import { api, fetchBlob, upload } from "./api.js";
 import * as fmt from "./format.js";
 import { scanVerify } from "./scan.js";
 
 const reactions = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 
 export class Chat {
-  constructor(app, root) {
+  // prefix starts the id of each element of this chat (a page holds a
+  // 1:1 chat and a group chat).
+  constructor(app, root, prefix = "") {
     this.app = app;
     this.root = root;
+    this.prefix = prefix;
     this.peer = null;
     this.msgs = new Map(); // id → message
     this.order = []; // ids, oldest first
@@ -23,36 +28,29 @@ export class Chat {
     this.build();
   }
 
+  id(name) { return this.prefix + name; }
+
   build() {
-    this.title = h("h2", { id: "chat-title" });
-    this.typingEl = h("span", { class: "typing", "aria-live": "polite" });
-    this.timerSel = h("select", { id: "timer", "aria-label": "Disappearing messages", onchange: () => this.setTimer() },
+    this.timerSel = h("select", { id: this.id("timer"), "aria-label": "Disappearing messages", onchange: () => this.setTimer() },
       fmt.timers.map((s) => h("option", { value: s }, s ? `Disappear after ${fmt.duration(s)}` : "Messages stay")));
     this.banner = h("div", { class: "banner warn", role: "alert", hidden: true });
-    this.verifiedEl = h("span", { class: "verified", hidden: true, title: "You compared safety numbers" }, "✓ verified");
-    this.list = h("ol", { id: "messages", class: "messages", "aria-label": "Messages", tabindex: "-1" });
+    this.list = h("ol", { id: this.id("messages"), class: "messages", "aria-label": "Messages", tabindex: "-1" });
     this.replyBar = h("div", { class: "reply-bar", hidden: true });
     this.text = h("textarea", {
-      id: "composer-text", rows: "1", placeholder: "Message", "aria-label": "Message",
+      id: this.id("composer-text"), rows: "1", placeholder: "Message", "aria-label": "Message",
       onkeydown: (e) => this.onKey(e), oninput: () => this.onInput(),
     });
-    this.file = h("input", { type: "file", id: "file", class: "visually-hidden", tabindex: "-1", "aria-label": "File to send", onchange: () => this.sendFiles(this.file.files) });
-    this.viewOnce = h("input", { type: "checkbox", id: "view-once" });
-    this.progress = h("progress", { id: "upload-progress", max: "1", value: "0", hidden: true, "aria-label": "Upload" });
-    this.composer = h("form", { id: "composer", class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      h("button", { type: "button", id: "attach", title: "Attach a file", "aria-label": "Attach a file", onclick: () => this.file.click() }, "📎"),
+    this.file = h("input", { type: "file", id: this.id("file"), class: "visually-hidden", tabindex: "-1", "aria-label": "File to send", onchange: () => this.sendFiles(this.file.files) });
+    this.viewOnce = h("input", { type: "checkbox", id: this.id("view-once") });
+    this.viewOnceLabel = h("label", { class: "view-once", title: "The recipient can open the attachment once" }, this.viewOnce, "once");
+    this.progress = h("progress", { id: this.id("upload-progress"), max: "1", value: "0", hidden: true, "aria-label": "Upload" });
+    this.composer = h("form", { id: this.id("composer"), class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+      h("button", { type: "button", id: this.id("attach"), title: "Attach a file", "aria-label": "Attach a file", onclick: () => this.file.click() }, "📎"),
       this.file,
-      h("label", { class: "view-once", title: "The recipient can open the attachment once" }, this.viewOnce, "once"),
+      this.viewOnceLabel,
       this.text,
-      h("button", { type: "submit", id: "send" }, "Send"));
-    replace(this.root,
-      h("header", { class: "chat-head" },
-        h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.app.close() }, "←"),
-        h("div", { class: "chat-who" }, this.title, this.verifiedEl, this.typingEl),
-        h("button", { type: "button", id: "call-btn", onclick: () => this.app.calls.dial(this.peer) }, "Call"),
-        h("button", { type: "button", id: "safety-btn", onclick: () => this.showSafetyNumber() }, "Safety number"),
-        this.timerSel),
-      this.banner, this.list, this.progress, this.replyBar, this.composer);
+      h("button", { type: "submit", id: this.id("send") }, "Send"));
+    replace(this.root, this.head(), this.banner, this.list, this.progress, this.replyBar, this.composer);
     // Drag and drop anywhere on the chat.
     this.root.addEventListener("dragover", (e) => { e.preventDefault(); this.root.classList.add("drop"); });
     this.root.addEventListener("dragleave", () => this.root.classList.remove("drop"));
@@ -62,6 +60,37 @@ export class Chat {
       if (e.dataTransfer?.files?.length) this.sendFiles(e.dataTransfer.files);
     });
   }
+
+  // head is the chat's header: the peer, whether verified, typing, and
+  // the call, safety number and timer controls.
+  head() {
+    this.title = h("h2", { id: "chat-title" });
+    this.typingEl = h("span", { class: "typing", "aria-live": "polite" });
+    this.verifiedEl = h("span", { class: "verified", hidden: true, title: "You compared safety numbers" }, "✓ verified");
+    return h("header", { class: "chat-head" },
+      h("button", { type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.app.close() }, "←"),
+      h("div", { class: "chat-who" }, this.title, this.verifiedEl, this.typingEl),
+      h("button", { type: "button", id: "call-btn", onclick: () => this.app.calls.dial(this.peer) }, "Call"),
+      h("button", { type: "button", id: "safety-btn", onclick: () => this.showSafetyNumber() }, "Safety number"),
+      this.timerSel);
+  }
+
+  // The conversation's API calls (GroupChat has the group's).
+  sendText(text, quoteID) { return api.send(this.peer, text, quoteID); }
+  editText(id, text) { return api.edit(this.peer, id, text); }
+  reactTo(id, emoji) { return api.react(this.peer, id, emoji); }
+  removeMessage(id) { return api.remove(this.peer, id); }
+  fetchContent(id) { return fetchBlob(api.contentURL(id)); }
+  uploadFile(file, opts) { return upload(`/conversations/${encodeURIComponent(this.peer)}/files`, file, opts); }
+  saveTimer(seconds) { return api.setTimer(this.peer, seconds); }
+  afterSend(r) {
+    if (r?.sealed_downgrade) this.app.say(`This message went to ${this.peer} with your name visible to the relay (sealed delivery was refused).`);
+    this.app.list.refresh();
+  }
+  // sender is shown above an incoming message (a group's: who wrote it).
+  sender() { return null; }
+  // before orders two messages.
+  before(a, b) { return new Date(a.sent_at) - new Date(b.sent_at); }
 
   async open(peer, focusID) {
     if (peer !== this.peer) {
@@ -206,7 +235,7 @@ export class Chat {
     const focusedID = document.activeElement?.closest?.(".msg")?.dataset.id;
     const items = [];
     let lastDay = "";
-    const sorted = this.order.map((id) => this.msgs.get(id)).sort((a, b) => new Date(a.sent_at) - new Date(b.sent_at));
+    const sorted = this.order.map((id) => this.msgs.get(id)).sort((a, b) => this.before(a, b));
     for (const m of sorted) {
       const d = new Date(m.sent_at);
       if (fmt.dayKey(d) !== lastDay) {
@@ -228,7 +257,7 @@ export class Chat {
     }
     const quoted = m.quote_id ? this.msgs.get(m.quote_id) : null;
     const edited = (m.versions || []).length > 1;
-    const parts = [];
+    const parts = [this.sender(m)];
     if (m.unverified) parts.push(h("p", { class: "unverified" }, "⚠ Sent while their safety number had changed: it may not come from them."));
     if (m.quote_id) {
       parts.push(h("blockquote", { class: "quote" },
@@ -315,7 +344,7 @@ export class Chat {
       // may need the relay to fetch the file again.
       let url = this.blobs.get(m.id);
       if (!url) {
-        const blob = await content(m.id);
+        const blob = await this.fetchContent(m.id);
         url = URL.createObjectURL(blob);
         this.blobs.set(m.id, url);
       }
@@ -337,7 +366,7 @@ export class Chat {
   async openOnce(m) {
     let blob;
     try {
-      blob = await content(m.id);
+      blob = await this.fetchContent(m.id);
     } catch (e) {
       this.app.error(e);
       m.attachment.opened = true;
@@ -359,7 +388,7 @@ export class Chat {
   }
 
   async react(m, emoji) {
-    try { await api.react(this.peer, m.id, emoji); } catch (e) { this.app.error(e); }
+    try { await this.reactTo(m.id, emoji); } catch (e) { this.app.error(e); }
   }
 
   confirmDelete(m) {
@@ -373,7 +402,7 @@ export class Chat {
       dlg.remove();
       if (dlg.returnValue !== "delete") return;
       try {
-        await api.remove(this.peer, m.id);
+        await this.removeMessage(m.id);
         m.deleted = true;
         this.render();
       } catch (e) { this.app.error(e); }
@@ -412,17 +441,17 @@ export class Chat {
     if (!text || !this.peer) return;
     const peer = this.peer;
     try {
+      let r = null;
       if (this.editing) {
-        await api.edit(peer, this.editing.id, text);
+        r = await this.editText(this.editing.id, text);
       } else {
-        const r = await api.send(peer, text, this.replyTo?.id);
-        if (r?.message && peer === this.peer) { this.put(r.message); this.render(); }
-        if (r?.sealed_downgrade) this.app.say(`This message went to ${peer} with your name visible to the relay (sealed delivery was refused).`);
+        r = await this.sendText(text, this.replyTo?.id);
       }
+      if (r?.message && peer === this.peer) { this.put(r.message); this.render(); }
       this.text.value = "";
       this.cancelBars();
       this.stopTyping();
-      this.app.list.refresh();
+      this.afterSend(r);
     } catch (e) { this.app.error(e); }
   }
 
@@ -432,18 +461,18 @@ export class Chat {
       this.progress.hidden = false;
       this.progress.value = 0;
       try {
-        const r = await upload(peer, f, { viewOnce: this.viewOnce.checked, onProgress: (p) => { this.progress.value = p; } });
+        const r = await this.uploadFile(f, { viewOnce: this.viewOnce.checked, onProgress: (p) => { this.progress.value = p; } });
         if (r?.message && peer === this.peer) { this.put(r.message); this.render(); }
+        this.afterSend(r);
       } catch (e) { this.app.error(e); }
     }
     this.progress.hidden = true;
     this.viewOnce.checked = false;
     this.file.value = "";
-    this.app.list.refresh();
   }
 
   async setTimer() {
-    try { await api.setTimer(this.peer, Number(this.timerSel.value)); } catch (e) { this.app.error(e); }
+    try { await this.saveTimer(Number(this.timerSel.value)); } catch (e) { this.app.error(e); }
   }
 
   onKey(e) {

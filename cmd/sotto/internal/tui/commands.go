@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -51,11 +52,27 @@ var helpLines = []string{
 	"  //TEXT                send a line that starts with /",
 }
 
+// groupHelpLines are the group's own commands: in a group, the help
+// screen shows them right after the keys (the screen may be 24 rows).
+var groupHelpLines = []string{
+	"In a group (#NAME), besides the commands for messages",
+	"  /members (ctrl+s)     the members, their roles and verification",
+	"  /rename NAME          /describe TEXT: the group's name, description",
+	"  /admin USER           /unadmin USER: make or unmake an admin",
+	"  /announce on|off      only admins post (on) or everyone (off)",
+	"  /leave                leave the group with all your devices (asks first)",
+}
+
 // helpView renders the help screen.
 func (m *Model) helpView(w, h int) string {
 	var b strings.Builder
 	b.WriteString(fit(bold.Render("sotto chat · help"), w) + "\n")
-	for i, l := range helpLines {
+	lines := append(slices.Clone(helpLines), groupHelpLines...)
+	if m.isGroup() {
+		keys := slices.Index(helpLines, "Commands act on the selected message, else on the newest one")
+		lines = slices.Concat(helpLines[:keys], groupHelpLines, helpLines[keys:])
+	}
+	for i, l := range lines {
 		if i+3 >= h {
 			break
 		}
@@ -108,9 +125,8 @@ func (m *Model) newConversation(user string) tea.Cmd {
 }
 
 // sendFile runs /file [--view-once] PATH [CAPTION].
-func (m *Model) sendFile(arg string) tea.Cmd {
-	f, ok := m.c.(Files)
-	if !ok {
+func (m *Model) sendFile(t target, arg string) tea.Cmd {
+	if !t.files() {
 		m.status = "! this device cannot send files from the chat app"
 		return nil
 	}
@@ -123,19 +139,18 @@ func (m *Model) sendFile(arg string) tea.Cmd {
 		m.status = "! /file takes a path: /file report.pdf [caption]"
 		return nil
 	}
-	ctx, peer := m.ctx, m.peer
+	ctx := m.ctx
 	m.status = "sending " + safetext.FileName(filepath.Base(path)) + "…"
 	m.cursor = -1
 	return func() tea.Msg {
-		_, err := f.SendFile(ctx, peer, path, strings.TrimSpace(caption), viewOnce)
+		err := t.sendFile(ctx, path, strings.TrimSpace(caption), viewOnce)
 		return resultMsg{what: "sent " + filepath.Base(path), err: err}
 	}
 }
 
 // download runs /download [DIR] on the selected message.
-func (m *Model) download(msg *client.Message, dir string) tea.Cmd {
-	f, ok := m.c.(Files)
-	if !ok {
+func (m *Model) download(t target, msg *client.Message, dir string) tea.Cmd {
+	if !t.files() {
 		m.status = "! this device cannot save files from the chat app"
 		return nil
 	}
@@ -148,23 +163,23 @@ func (m *Model) download(msg *client.Message, dir string) tea.Cmd {
 		m.status = fmt.Sprintf("! a view-once file is never saved: open it once with sotto download %x | VIEWER", msg.ID)
 		return nil
 	}
-	ctx, id := m.ctx, msg.ID
+	ctx := m.ctx
 	m.status = "saving " + safetext.FileName(a.Name) + "…"
 	m.cursor = -1
 	return func() tea.Msg {
-		path, err := f.Download(ctx, id, dir)
+		path, err := t.download(ctx, msg, dir)
 		return resultMsg{what: "saved " + path, err: err}
 	}
 }
 
 // confirmDelete asks before deleting msg for everyone.
-func (m *Model) confirmDelete(msg *client.Message) tea.Cmd {
-	c, ctx, peer, id := m.c, m.ctx, m.peer, msg.ID
+func (m *Model) confirmDelete(t target, msg *client.Message) tea.Cmd {
+	ctx, id := m.ctx, msg.ID
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("delete %q for everyone? y/n", excerpt(safetext.Line(msg.Text), 30)),
 		refused:  "not deleted",
 		run: func() tea.Msg {
-			return resultMsg{what: "deleted for everyone", err: c.DeleteForEveryone(ctx, peer, id)}
+			return resultMsg{what: "deleted for everyone", err: t.remove(ctx, id)}
 		},
 	}
 	m.cursor = -1

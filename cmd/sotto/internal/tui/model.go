@@ -128,9 +128,11 @@ type Model struct {
 	confirm *confirmation
 	// groups maps the list's group entries to group ids (groups.go);
 	// members is the open group's member pane (nil: closed).
-	groups  map[string][]byte
-	members []GroupMember
-	call    *CallMsg // the call ringing or in progress (calls.go)
+	groups    map[string][]byte
+	groupInfo map[string]Group
+	openGroup []byte // the open group's id (nil: a 1:1 chat or none)
+	members   []GroupMember
+	call      *CallMsg // the call ringing or in progress (calls.go)
 }
 
 // New returns the app for c.
@@ -227,6 +229,7 @@ func containsPeer(cs []client.Conversation, p string) bool {
 
 func (m *Model) open(peer string) {
 	m.peer, m.cursor, m.focus, m.members = peer, -1, focusChat, nil
+	m.openGroup = m.groups[peer]
 	m.reload()
 	for i, c := range m.convs {
 		if c.Peer == peer {
@@ -238,8 +241,11 @@ func (m *Model) open(peer string) {
 // markRead marks the open conversation's unread messages read (a read
 // receipt goes out unless switched off).
 func (m *Model) markRead() tea.Cmd {
-	if m.peer == "" || m.focus == focusList || m.lock.locked || m.isGroup() {
+	if m.peer == "" || m.focus == focusList || m.lock.locked {
 		return nil
+	}
+	if m.isGroup() {
+		return m.markGroupRead()
 	}
 	var ids [][]byte
 	for _, msg := range m.hist {
@@ -509,24 +515,22 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	return m, cmd
 }
 
-// submit sends a line or runs a /command on the selected message.
+// submit sends a line or runs a /command on the selected message, in a
+// 1:1 chat or a group alike (target.go).
 func (m *Model) submit(line string) tea.Cmd {
-	c, ctx, peer := m.c, m.ctx, m.peer
+	ctx, peer, t := m.ctx, m.peer, m.target()
 	run := func(what string, fn func() error) tea.Cmd {
 		m.cursor = -1
 		return func() tea.Msg { return resultMsg{what: what, err: fn()} }
 	}
-	if ok, cmd := m.groupSubmit(line); ok {
-		return cmd
-	}
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
-		if peer == "" {
+		if t == nil {
 			m.status = "! no conversation open: /new USER starts one, tab opens the list"
 			return nil
 		}
 		text := strings.TrimPrefix(line, "/")
 		m.lastTyping = time.Time{}
-		return run("", func() error { _, err := c.SendText(ctx, peer, text, nil); return err })
+		return run("", func() error { return t.send(ctx, text, nil) })
 	}
 	cmd, arg, _ := strings.Cut(line[1:], " ")
 	arg = strings.TrimSpace(arg)
@@ -545,6 +549,10 @@ func (m *Model) submit(line string) tea.Cmd {
 		m.focus = focusHelp
 		return nil
 	case "call":
+		if arg == "" && m.isGroup() {
+			m.status = "! calls are 1:1: /call USER"
+			return nil
+		}
 		return m.callAction("call", arg)
 	case "answer", "decline", "hangup":
 		return m.callAction(cmd)
@@ -553,36 +561,39 @@ func (m *Model) submit(line string) tea.Cmd {
 	case "search":
 		return m.search(arg)
 	}
-	if peer == "" {
+	if t == nil {
 		m.status = "! no conversation open: /new USER starts one, tab opens the list"
 		return nil
 	}
+	if ok, c := m.groupCommand(cmd, arg); ok {
+		return c
+	}
 	switch cmd {
 	case "file", "f":
-		return m.sendFile(arg)
+		return m.sendFile(t, arg)
 	case "download", "dl":
 		if sm := need(false); sm != nil {
-			return m.download(sm, arg)
+			return m.download(t, sm, arg)
 		}
 	case "reply", "r":
 		if sm := need(false); sm != nil {
-			return run("replied", func() error { _, err := c.SendText(ctx, peer, arg, sm.ID); return err })
+			return run("replied", func() error { return t.send(ctx, arg, sm.ID) })
 		}
 	case "react":
 		if sm := need(false); sm != nil {
-			return run("reacted", func() error { return c.React(ctx, peer, sm.ID, arg) })
+			return run("reacted", func() error { return t.react(ctx, sm.ID, arg) })
 		}
 	case "unreact":
 		if sm := need(false); sm != nil {
-			return run("reaction removed", func() error { return c.React(ctx, peer, sm.ID, "") })
+			return run("reaction removed", func() error { return t.react(ctx, sm.ID, "") })
 		}
 	case "edit", "e":
 		if sm := need(true); sm != nil {
-			return run("edited", func() error { return c.Edit(ctx, peer, sm.ID, arg) })
+			return run("edited", func() error { return t.edit(ctx, sm.ID, arg) })
 		}
 	case "delete", "del":
 		if sm := need(true); sm != nil {
-			return m.confirmDelete(sm)
+			return m.confirmDelete(t, sm)
 		}
 	case "timer":
 		var d time.Duration
@@ -593,8 +604,9 @@ func (m *Model) submit(line string) tea.Cmd {
 				return nil
 			}
 		}
-		return run("timer set", func() error { return c.SetTimer(ctx, peer, d) })
+		return run("timer set", func() error { return t.setTimer(ctx, d) })
 	case "safety":
+		c := m.c
 		return func() tea.Msg {
 			sn, err := c.SafetyNumber(ctx, peer)
 			return safetyMsg{sn, err}

@@ -179,6 +179,9 @@ func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Messag
 		}
 		return []string{faint.Render(fmt.Sprintf("%s — %s set disappearing messages: %s —", ts, who, set))}
 	}
+	if msg.Kind == kindAlert {
+		return []string{fmt.Sprintf("%s ! %s", ts, safetext.Line(msg.Text))}
+	}
 	var out []string
 	if msg.QuoteID != nil {
 		q := "a message"
@@ -242,6 +245,10 @@ func (m *Model) messageLines(msg *client.Message, byID map[string]*client.Messag
 	}
 	return append(out, lines...)
 }
+
+// kindAlert is a group's alert: what this device detected about the
+// group (a fork, a withheld commit), as api.GroupMessage.Client passes it.
+const kindAlert = "alert"
 
 // contPrefix starts every line of a message after its first.
 const contPrefix = "  | "
