@@ -41,6 +41,8 @@ func (a *Agent) onGroupEvent(ev groups.Event) {
 		e.Change = api.GroupWithheld
 	case groups.EventRejoined:
 		e.Change = api.GroupRejoined
+	case groups.EventRecovered:
+		e.Change = api.GroupRecovered
 	default:
 		return
 	}

@@ -77,6 +77,10 @@ const (
 	GroupForked   = "forked"   // the relay gave members different commits
 	GroupWithheld = "withheld" // the relay withheld a commit from this device
 	GroupRejoined = "rejoined" // this device rejoined by external commit
+	// GroupRecovered: the group left quarantine (a refused commit was
+	// undone by an admin's commit, or this device rejoined a group
+	// without it); docs/architecture.md, Refused commits.
+	GroupRecovered = "recovered"
 )
 
 // Group message request bodies.
