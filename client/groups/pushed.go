@@ -162,8 +162,11 @@ func (m *Manager) woken(ctx context.Context, r Relay) ([]Message, error) {
 		return nil, ctx.Err()
 	}
 	pushed, ok := pr.GroupPushed()
-	if !ok || len(pushed) == 0 {
+	if !ok {
 		return m.sync(ctx, nil)
+	}
+	if len(pushed) == 0 {
+		return nil, nil // taken in at the last signal
 	}
 	if err := m.migrateMessages(ctx); err != nil {
 		return nil, err

@@ -15,8 +15,10 @@ func (c *Conn) GroupWaiting() <-chan struct{} { return c.groupWake }
 
 // GroupPushed returns, and forgets, the group messages the relay's
 // GroupWaiting pushes carried since the last call, in the order they
-// came (each with its prev_seq). ok is false when some were dropped
-// (more than maxGroupPushed waited): then fetch.
+// came (each with its prev_seq). ok is false when a push carried none
+// (a commit, a large message, a relay that does not push messages) or
+// some were dropped (more than maxGroupPushed waited): then fetch. A
+// GroupWaiting signal may find nothing new (it is coalesced).
 func (c *Conn) GroupPushed() (msgs []*wire.GroupMessage, ok bool) { return c.groupIn.take() }
 
 // maxGroupPushed bounds the pushed group messages a Conn holds for its
@@ -25,19 +27,16 @@ const maxGroupPushed = 4096
 
 // groupPushes holds pushed group messages until taken.
 type groupPushes struct {
-	mu   sync.Mutex
-	msgs []*wire.GroupMessage
-	lost bool
+	mu    sync.Mutex
+	msgs  []*wire.GroupMessage
+	fetch bool // a push without messages came, or some were dropped
 }
 
 func (g *groupPushes) add(ms []*wire.GroupMessage) {
-	if len(ms) == 0 {
-		return
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.msgs)+len(ms) > maxGroupPushed {
-		g.msgs, g.lost = nil, true
+	if len(ms) == 0 || len(g.msgs)+len(ms) > maxGroupPushed {
+		g.msgs, g.fetch = nil, true
 		return
 	}
 	g.msgs = append(g.msgs, ms...)
@@ -46,8 +45,8 @@ func (g *groupPushes) add(ms []*wire.GroupMessage) {
 func (g *groupPushes) take() ([]*wire.GroupMessage, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ms, ok := g.msgs, !g.lost
-	g.msgs, g.lost = nil, false
+	ms, ok := g.msgs, !g.fetch
+	g.msgs, g.fetch = nil, false
 	return ms, ok
 }
 

@@ -540,7 +540,7 @@ const (
 // woken handles a GroupWaiting signal.
 func (r *groupReceiver) woken(ctx context.Context) error {
 	msgs, ok := r.d.conn.GroupPushed()
-	if !ok || len(msgs) == 0 {
+	if !ok {
 		return r.fetch(ctx)
 	}
 	gap := false
