@@ -90,13 +90,19 @@ func TestGroupWatchTakesPushedMessages(t *testing.T) {
 			t.Fatalf("%d of %d messages arrived", i, n)
 		}
 	}
-	// The first message: the watches learn where they are (a fetch each:
-	// the wake-up of alice's commit was waiting for bob, and alice had
-	// not fetched since her own commit).
+	// The first message: the watches learn where they are, with a fetch
+	// each after the one they start with: the wake-up of alice's commit
+	// (a plain one) was waiting for bob, and alice, who fetched nothing
+	// since her own commit, does not know the seq before her m0.
 	if _, err := am.Send(ctx, id, "m0"); err != nil {
 		t.Fatal(err)
 	}
 	wait(0)
+	for deadline := time.Now().Add(30 * time.Second); br.fetches.Load() < 3 || ar.fetches.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fetches while learning: bob %d, alice %d, want 3 each", br.fetches.Load(), ar.fetches.Load())
+		}
+	}
 	bFetches, aFetches := br.fetches.Load(), ar.fetches.Load()
 	for i := 1; i < n; i++ {
 		if _, err := am.Send(ctx, id, fmt.Sprintf("m%d", i)); err != nil {
