@@ -2,7 +2,13 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"sotto/relay"
 	"sotto/wire"
@@ -116,5 +122,93 @@ func TestGroupPushCarriesMessages(t *testing.T) {
 	s4 := send([]byte("to dave"), "m4")
 	if msgs, _ := pushedMessages(drain(dave)); len(msgs) != 1 || msgs[0].PrevSeq != s3 || string(msgs[0].Content) != "to dave" || msgs[0].Seq != s4 {
 		t.Fatalf("dave was pushed %v", msgs)
+	}
+}
+
+// Messages sent to a group at once by several members are each pushed
+// to a member exactly once, with the seq before it; none waits on the
+// relay for a later push.
+func TestGroupPushConcurrentSenders(t *testing.T) {
+	r := startLimitRelay(t, nil)
+	const senders, each = 4, 25
+	var ds []*msgDevice
+	for i := range senders + 1 {
+		ds = append(ds, enrollFrom(t, r, fmt.Sprintf("127.0.1.%d", i+1), fmt.Sprintf("user%d", i)))
+	}
+	recv := ds[senders]
+	g := []byte("group-concurrent")
+	var added []*wire.GroupDevice
+	for _, d := range ds[1:] {
+		added = append(added, &wire.GroupDevice{Username: d.name, DeviceId: d.id})
+	}
+	resp, _ := groupReq(t, ds[0], 1000, &wire.Request{Body: &wire.Request_GroupCommit{GroupCommit: &wire.GroupCommitRequest{
+		GroupId: g, Commit: []byte("c0"), GroupInfo: []byte("gi"), Welcome: []byte("w"), Added: added}}})
+	wantCode(t, "create", resp, wire.ErrorCode_OK)
+	created := resp.GetGroupCommit().Seq
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for i, d := range ds[:senders] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range each {
+				id := uint64(2000 + n)
+				b, err := wire.EncodeFrame(&wire.Frame{Kind: &wire.Frame_Request{Request: &wire.Request{Id: id, Body: &wire.Request_GroupSend{GroupSend: &wire.GroupSendRequest{
+					GroupId: g, MessageId: fmt.Appendf(nil, "%d-%d", i, n), Content: fmt.Appendf(nil, "%d-%d", i, n)}}}}})
+				if err == nil {
+					err = d.rawConn.c.Write(context.Background(), websocket.MessageBinary, b)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					_, b, err := d.rawConn.c.Read(ctx)
+					cancel()
+					var f *wire.Frame
+					if err == nil {
+						f, err = wire.DecodeFrame(b)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					if rp := f.GetResponse(); rp != nil && rp.Id == id {
+						if rp.Code != wire.ErrorCode_OK {
+							errs <- fmt.Errorf("send: %v %s", rp.Code, rp.Message)
+							return
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	resp, ps := groupReq(t, recv, 3000, &wire.Request{Body: &wire.Request_KeyPackageCount{KeyPackageCount: &wire.KeyPackageCountRequest{}}})
+	wantCode(t, "drain", resp, wire.ErrorCode_OK)
+	msgs, _ := pushedMessages(ps)
+	seen := map[uint64]string{}
+	for _, m := range msgs {
+		if _, dup := seen[m.Seq]; dup {
+			t.Fatalf("seq %d pushed twice", m.Seq)
+		}
+		if m.PrevSeq != m.Seq-1 {
+			t.Fatalf("seq %d pushed with prev %d", m.Seq, m.PrevSeq)
+		}
+		seen[m.Seq] = string(m.Content)
+	}
+	if len(seen) != senders*each {
+		t.Fatalf("%d messages pushed, want %d", len(seen), senders*each)
+	}
+	for seq := created + 1; seq <= created+senders*each; seq++ {
+		if seen[seq] == "" {
+			t.Fatalf("seq %d not pushed", seq)
+		}
 	}
 }
