@@ -56,6 +56,9 @@ const (
 	groupPushGap = 50 * time.Millisecond
 	// maxPushGroups bounds the groups whose next push is remembered.
 	maxPushGroups = 4096
+	// maxFlushRounds bounds the rounds of pushes a request's goroutine
+	// makes for its group (others' messages that came meanwhile).
+	maxFlushRounds = 4
 )
 
 // groupPush is one stored group message (or commit) to push.
@@ -148,8 +151,15 @@ func cmpSeq(a, b uint64) int {
 // all of them), until none is; the caller set o.flushing.
 func (s *Server) groupFlush(key string, o *groupOrder, gap bool) {
 	gp := &s.groupPush
-	for {
+	for rounds := 0; ; rounds++ {
 		gp.mu.Lock()
+		if rounds == maxFlushRounds && len(o.pending) > 0 && o.pending[0].seq == o.next {
+			// More keeps coming: another goroutine takes over (o stays
+			// flushing), so that this one's sender gets its answer.
+			gp.mu.Unlock()
+			time.AfterFunc(0, func() { s.groupFlush(key, o, false) })
+			return
+		}
 		n := 0
 		for n < len(o.pending) && (gap || o.pending[n].seq == o.next) {
 			o.next = o.pending[n].seq + 1
