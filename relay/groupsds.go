@@ -229,14 +229,19 @@ func (c *conn) groupCommit(r *wire.GroupCommitRequest) (*wire.GroupCommitRespons
 	if err != nil {
 		return nil, err
 	}
+	done := c.s.groups.commit(r.GroupId)
 	res, err := gs.CommitGroup(c.ctx, &GroupCommit{GroupID: r.GroupId, Epoch: r.Epoch, Sender: c.dev, Commit: r.Commit,
 		Welcome: r.Welcome, Added: added, Removed: removed, GroupInfo: r.GroupInfo, Timestamp: c.s.cfg.Now(), External: r.External})
+	done()
 	if err != nil {
 		return nil, err
 	}
 	if res.Accepted {
-		c.s.groups.forget(r.GroupId)
-		c.s.groupWake(res.Members, c.dev)
+		if c.s.groupInline(gs) {
+			c.s.groupPushed(r.GroupId, groupPush{seq: res.Seq, members: res.Members, sender: c.dev})
+		} else {
+			c.s.groupWake(res.Members, c.dev)
+		}
 		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, true)
 	}
 	if len(res.Winner) > GroupInlineMax {
@@ -259,7 +264,8 @@ func (c *conn) groupSend(r *wire.GroupSendRequest) (*wire.GroupSendResponse, err
 	if len(r.Content) == 0 || len(r.Content) > maxGroupMessage {
 		return nil, badRequest("group message empty or larger than %d bytes", maxGroupMessage)
 	}
-	res, err := gs.AppendGroup(c.ctx, &GroupSend{GroupID: r.GroupId, Sender: c.dev, MessageID: r.MessageId, Content: r.Content, Timestamp: c.s.cfg.Now()})
+	now := c.s.cfg.Now()
+	res, err := gs.AppendGroup(c.ctx, &GroupSend{GroupID: r.GroupId, Sender: c.dev, MessageID: r.MessageId, Content: r.Content, Timestamp: now})
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +275,16 @@ func (c *conn) groupSend(r *wire.GroupSendRequest) (*wire.GroupSendResponse, err
 			// Stored: the members fetch it when they next connect.
 			c.s.log.Warn("group members for the wake-up", "err", err)
 		}
-		c.s.groupWake(members, c.dev)
+		if c.s.groupInline(gs) && err == nil {
+			p := groupPush{seq: res.Seq, members: members, sender: c.dev}
+			if len(r.Content) <= GroupPushInlineMax {
+				p.msg = &wire.GroupMessage{GroupId: r.GroupId, Seq: res.Seq, Kind: wire.GroupMessageKind_GROUP_MESSAGE,
+					ServerTimestampMs: now.UnixMilli(), Content: r.Content, PrevSeq: res.Seq - 1}
+			}
+			c.s.groupPushed(r.GroupId, p)
+		} else {
+			c.s.groupWake(members, c.dev)
+		}
 		c.s.groupNotifyNodes(c.ctx, r.GroupId, c.dev, false)
 	}
 	return &wire.GroupSendResponse{Seq: res.Seq, Duplicate: res.Duplicate}, nil
@@ -358,10 +373,16 @@ func (c *conn) groupInfo(r *wire.GroupInfoRequest) (*wire.GroupInfoResponse, err
 // group has something new; they fetch it. Devices on other relay nodes
 // and offline ones fetch when they next connect.
 func (s *Server) groupWake(members []DeviceAddr, sender DeviceAddr) {
+	s.groupWakeWith(members, map[DeviceAddr]bool{sender: true}, &wire.Push{Body: &wire.Push_GroupWaiting{GroupWaiting: &wire.GroupWaiting{}}})
+}
+
+// groupWakeWith pushes p, encoded once, to the connected member devices
+// but those in skip.
+func (s *Server) groupWakeWith(members []DeviceAddr, skip map[DeviceAddr]bool, p *wire.Push) {
 	var conns []*conn
 	s.mu.Lock()
 	for _, m := range members {
-		if m == sender {
+		if skip[m] {
 			continue
 		}
 		if c := s.byDev[m]; c != nil {
@@ -369,10 +390,18 @@ func (s *Server) groupWake(members []DeviceAddr, sender DeviceAddr) {
 		}
 	}
 	s.mu.Unlock()
+	if len(conns) == 0 {
+		return
+	}
+	b, err := wire.AppendFrame(nil, &wire.Frame{Kind: &wire.Frame_Push{Push: p}})
+	if err != nil {
+		s.log.Error("encoding a group push", "err", err)
+		return
+	}
 	for _, c := range conns {
 		// A failed push means a closed connection: the device fetches
 		// when it reconnects.
-		_ = c.push(&wire.Push{Body: &wire.Push_GroupWaiting{GroupWaiting: &wire.GroupWaiting{}}})
+		_ = c.queue(b)
 	}
 }
 
@@ -415,9 +444,41 @@ func (s *Server) groupWoken(group []byte, sender DeviceAddr, commit bool) {
 // that wake-up is lost the entry lags until evicted, which only costs
 // wake-ups (a device fetches on connect anyway), never access: the store
 // checks every sender and committer.
+//
+// A commit accepted here also keeps the entry from being filled again
+// while it is stored (commit): a member list read while a commit is under
+// way may be the one before it, and pushes carry messages (grouppush.go),
+// which a device removed by the commit must not get.
 type groupCache struct {
 	mu sync.Mutex
 	m  map[string][]DeviceAddr
+	// committing counts the commits under way per group; gen changes
+	// at each commit's start and end, so that a read that overlapped
+	// one is not kept.
+	committing map[string]int
+	gen        uint64
+}
+
+// commit marks a commit of group id under way, dropping its entry; the
+// returned func ends it (after the store answered), dropping it again.
+func (gc *groupCache) commit(id []byte) (done func()) {
+	gc.mu.Lock()
+	if gc.committing == nil {
+		gc.committing = make(map[string]int)
+	}
+	gc.committing[string(id)]++
+	gc.gen++
+	delete(gc.m, string(id))
+	gc.mu.Unlock()
+	return func() {
+		gc.mu.Lock()
+		if gc.committing[string(id)]--; gc.committing[string(id)] <= 0 {
+			delete(gc.committing, string(id))
+		}
+		gc.gen++
+		delete(gc.m, string(id))
+		gc.mu.Unlock()
+	}
 }
 
 // maxCachedGroups bounds the cache; past it an arbitrary entry goes.
@@ -426,6 +487,7 @@ const maxCachedGroups = 4096
 func (gc *groupCache) members(ctx context.Context, gs GroupStore, id []byte) ([]DeviceAddr, error) {
 	gc.mu.Lock()
 	ms, ok := gc.m[string(id)]
+	gen := gc.gen
 	gc.mu.Unlock()
 	if ok {
 		return ms, nil
@@ -436,6 +498,10 @@ func (gc *groupCache) members(ctx context.Context, gs GroupStore, id []byte) ([]
 	}
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
+	if gc.gen != gen || gc.committing[string(id)] > 0 {
+		// A commit overlapped the read: not kept.
+		return st.Members, nil
+	}
 	if gc.m == nil {
 		gc.m = make(map[string][]DeviceAddr)
 	}
@@ -451,6 +517,7 @@ func (gc *groupCache) members(ctx context.Context, gs GroupStore, id []byte) ([]
 
 func (gc *groupCache) forget(id []byte) {
 	gc.mu.Lock()
+	gc.gen++
 	delete(gc.m, string(id))
 	gc.mu.Unlock()
 }

@@ -134,6 +134,8 @@ type Server struct {
 	klog    *keyLog      // nil: no key transparency log
 	sealed  *sealedService
 	groups  groupCache // group members for wake-ups (groupsds.go)
+	// groupPush orders each group's pushes (grouppush.go).
+	groupPush groupPusher
 
 	groupUploads groupUploads // large handshake messages in parts (groupparts.go)
 

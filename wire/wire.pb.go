@@ -7152,7 +7152,11 @@ type GroupMessage struct {
 	Content           []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
 	// size, when content is empty: the content is larger than the relay
 	// puts in a fetch answer; read it with GroupReadRequest.
-	Size          uint64 `protobuf:"varint,170,opt,name=size,proto3" json:"size,omitempty"`
+	Size uint64 `protobuf:"varint,170,opt,name=size,proto3" json:"size,omitempty"`
+	// In a GroupWaiting push only: the sequence number of the message
+	// before this one in its group, for every device the message goes to
+	// (0: unknown, fetch).
+	PrevSeq       uint64 `protobuf:"varint,20,opt,name=prev_seq,json=prevSeq,proto3" json:"prev_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -7232,6 +7236,13 @@ func (x *GroupMessage) GetContent() []byte {
 func (x *GroupMessage) GetSize() uint64 {
 	if x != nil {
 		return x.Size
+	}
+	return 0
+}
+
+func (x *GroupMessage) GetPrevSeq() uint64 {
+	if x != nil {
+		return x.PrevSeq
 	}
 	return 0
 }
@@ -7834,7 +7845,16 @@ func (x *GroupReadResponse) GetEpoch() uint64 {
 }
 
 type GroupWaiting struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Small group messages (application messages, at most
+	// GroupPushInlineMax bytes of content) carried in the push itself, in
+	// sequence order per group, each with its prev_seq. A device that took
+	// in exactly prev_seq of that group takes the message in and acks it
+	// (batched), without a GroupFetch; otherwise, or when this is empty,
+	// it fetches. Older clients ignore them and fetch. A message without
+	// content is the device's own (sent by it): nothing to take in, but it
+	// is the device's next message all the same.
+	Messages      []*GroupMessage `protobuf:"bytes,20,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -7867,6 +7887,13 @@ func (x *GroupWaiting) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GroupWaiting.ProtoReflect.Descriptor instead.
 func (*GroupWaiting) Descriptor() ([]byte, []int) {
 	return file_wire_wire_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *GroupWaiting) GetMessages() []*GroupMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
 }
 
 // BuildReportRequest: a device reports the release it runs, as its place in
@@ -8680,7 +8707,7 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\acontent\x18\x03 \x01(\fR\acontent\"C\n" +
 	"\x11GroupSendResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xe2\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xfd\x01\n" +
 	"\fGroupMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x120\n" +
@@ -8688,7 +8715,8 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12.\n" +
 	"\x13server_timestamp_ms\x18\x05 \x01(\x03R\x11serverTimestampMs\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12\x13\n" +
-	"\x04size\x18\xaa\x01 \x01(\x04R\x04size\")\n" +
+	"\x04size\x18\xaa\x01 \x01(\x04R\x04size\x12\x19\n" +
+	"\bprev_seq\x18\x14 \x01(\x04R\aprevSeq\")\n" +
 	"\x11GroupFetchRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\"^\n" +
 	"\x12GroupFetchResponse\x124\n" +
@@ -8722,8 +8750,9 @@ const file_wire_wire_proto_rawDesc = "" +
 	"\x11GroupReadResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x04R\x05total\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x0e\n" +
-	"\fGroupWaiting\"\xa5\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"D\n" +
+	"\fGroupWaiting\x124\n" +
+	"\bmessages\x18\x14 \x03(\v2\x18.sotto.wire.GroupMessageR\bmessages\"\xa5\x01\n" +
 	"\x12BuildReportRequest\x12#\n" +
 	"\rmanifest_hash\x18\x01 \x01(\fR\fmanifestHash\x12\x1d\n" +
 	"\n" +
@@ -9047,12 +9076,13 @@ var file_wire_wire_proto_depIdxs = []int32{
 	3,   // 123: sotto.wire.GroupMessage.kind:type_name -> sotto.wire.GroupMessageKind
 	96,  // 124: sotto.wire.GroupFetchResponse.messages:type_name -> sotto.wire.GroupMessage
 	99,  // 125: sotto.wire.GroupAckRequest.acks:type_name -> sotto.wire.GroupAck
-	111, // 126: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
-	127, // [127:127] is the sub-list for method output_type
-	127, // [127:127] is the sub-list for method input_type
-	127, // [127:127] is the sub-list for extension type_name
-	127, // [127:127] is the sub-list for extension extendee
-	0,   // [0:127] is the sub-list for field type_name
+	96,  // 126: sotto.wire.GroupWaiting.messages:type_name -> sotto.wire.GroupMessage
+	111, // 127: sotto.wire.BuildsResponse.reports:type_name -> sotto.wire.BuildReport
+	128, // [128:128] is the sub-list for method output_type
+	128, // [128:128] is the sub-list for method input_type
+	128, // [128:128] is the sub-list for extension type_name
+	128, // [128:128] is the sub-list for extension extendee
+	0,   // [0:128] is the sub-list for field type_name
 }
 
 func init() { file_wire_wire_proto_init() }

@@ -155,6 +155,8 @@ type Manager struct {
 	syncing chan struct{}
 	// migrated: the messages of an older layout were moved (under mu).
 	migrated bool
+	// seen: per group, the last seq taken in (pushed.go).
+	seen seenSeqs
 }
 
 // Errors callers branch on.

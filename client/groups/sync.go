@@ -68,8 +68,18 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	return m.sync(ctx, nil)
+}
+
+// sync is Sync, holding the syncing token. covered are, per group, the
+// highest seq of a pushed message this device could not take in before
+// this sync started (pushed.go): a complete fetch covers it.
+func (m *Manager) sync(ctx context.Context, covered map[string]uint64) ([]Message, error) {
 	r, err := m.relay()
 	if err != nil {
+		return nil, err
+	}
+	if err := m.flushAcks(ctx, r); err != nil {
 		return nil, err
 	}
 	if err := m.migrateMessages(ctx); err != nil {
@@ -86,9 +96,20 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 	delivered := map[string][][]byte{}
 	for round := 0; round < 2; round++ {
 		var err error
-		if out, err = m.fetchAll(ctx, r, out, rejoin, delivered); err != nil {
+		var complete bool
+		if out, complete, err = m.fetchAll(ctx, r, out, rejoin, delivered); err != nil {
 			return out, err
 		}
+		if complete {
+			// Everything the relay held when the fetch started was
+			// taken in, but for the groups now rejoined.
+			for g, seq := range covered {
+				if !rejoin[g] {
+					m.seen.took(g, seq)
+				}
+			}
+		}
+		covered = nil
 		if len(rejoin) == 0 {
 			break
 		}
@@ -98,6 +119,7 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 			if err := m.rejoin(ctx, []byte(g)); err != nil {
 				m.log.Warn("rejoining a group", "err", err)
 			}
+			m.seen.forget(g)
 			delete(rejoin, g)
 		}
 	}
@@ -112,13 +134,14 @@ func (m *Manager) Sync(ctx context.Context) ([]Message, error) {
 // fetchAll fetches, processes and acknowledges until the relay holds
 // nothing more that this device can take in now, appending to out the
 // messages it took in; groups to rejoin go to rejoin, the ids of messages
-// to acknowledge with receipts to delivered.
-func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin map[string]bool, delivered map[string][][]byte) ([]Message, error) {
+// to acknowledge with receipts to delivered. complete: it took in
+// everything the relay held when it started (but for groups in rejoin).
+func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin map[string]bool, delivered map[string][][]byte) (_ []Message, complete bool, _ error) {
 	stuck := map[string]bool{}
 	for {
 		resp, err := r.GroupFetch(ctx, 0)
 		if err != nil {
-			return out, fmt.Errorf("groups: fetch: %w", err)
+			return out, false, fmt.Errorf("groups: fetch: %w", err)
 		}
 		acked := map[string]uint64{}
 		for _, gm := range resp.Messages {
@@ -135,18 +158,19 @@ func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin m
 				// Left out for its size: read in parts (not under the
 				// state lock).
 				if gm.Content, err = readLarge(ctx, r, gm.GroupId, gm.Seq, gm.Size); err != nil {
-					return out, err
+					return out, false, err
 				}
 			}
 			res, err := m.process(ctx, gm)
 			if err != nil {
-				return out, err
+				return out, false, err
 			}
 			if !res.ok {
 				stuck[key] = true
 				continue
 			}
 			acked[key] = gm.Seq
+			m.seen.took(key, gm.Seq)
 			if res.rejoin {
 				rejoin[key] = true
 			}
@@ -163,11 +187,11 @@ func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin m
 				acks = append(acks, &wire.GroupAck{GroupId: []byte(g), Seq: seq})
 			}
 			if err := r.GroupAck(ctx, acks); err != nil {
-				return out, fmt.Errorf("groups: ack: %w", err)
+				return out, false, fmt.Errorf("groups: ack: %w", err)
 			}
 		}
 		if !resp.More || len(acked) == 0 {
-			return out, nil
+			return out, !resp.More && len(stuck) == 0, nil
 		}
 	}
 }
@@ -175,8 +199,9 @@ func (m *Manager) fetchAll(ctx context.Context, r Relay, out []Message, rejoin m
 // ErrConnectionEnded ends Watch when the relay connection does.
 var ErrConnectionEnded = errors.New("groups: the relay connection ended")
 
-// Watch syncs once, then again each time the relay says a group has new
-// messages, handing what arrived to fn, until ctx ends or the relay
+// Watch syncs once, then, each time the relay says a group has new
+// messages, takes in those its push carried (or syncs again), handing
+// what arrived to fn, until ctx ends or the relay
 // connection does (ErrConnectionEnded: reconnect and watch again). It
 // runs in the caller's goroutine.
 func (m *Manager) Watch(ctx context.Context, fn func([]Message)) error {
@@ -185,20 +210,34 @@ func (m *Manager) Watch(ctx context.Context, fn func([]Message)) error {
 		return err
 	}
 	wake, done := r.GroupWaiting(), r.Done()
+	ackT := time.NewTimer(time.Hour)
+	ackT.Stop()
+	defer ackT.Stop()
+	armed := false
+	msgs, err := m.Sync(ctx)
 	for {
-		msgs, err := m.Sync(ctx)
 		if err != nil {
 			return err
 		}
 		if len(msgs) > 0 && fn != nil {
 			fn(msgs)
 		}
+		if !armed && m.seen.ackWaiting() {
+			ackT.Reset(ackDelay)
+			armed = true
+		}
+		msgs = nil
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-done:
 			return ErrConnectionEnded
+		case <-ackT.C:
+			armed = false
+			err = m.flushAcksNow(ctx, r)
 		case <-wake:
+			// What the pushes carried, or a sync (pushed.go).
+			msgs, err = m.woken(ctx, r)
 		}
 	}
 }

@@ -2,14 +2,53 @@ package transport
 
 import (
 	"context"
+	"sync"
 
 	"sotto/wire"
 )
 
 // GroupWaiting signals that the relay has new messages for a group this
-// device is in (coalesced: one signal may stand for many pushes); fetch
-// them with GroupFetch.
+// device is in (coalesced: one signal may stand for many pushes); take
+// the ones the pushes carried with GroupPushed, fetch the rest with
+// GroupFetch.
 func (c *Conn) GroupWaiting() <-chan struct{} { return c.groupWake }
+
+// GroupPushed returns, and forgets, the group messages the relay's
+// GroupWaiting pushes carried since the last call, in the order they
+// came (each with its prev_seq). ok is false when a push carried none
+// (a commit, a large message, a relay that does not push messages) or
+// some were dropped (more than maxGroupPushed waited): then fetch. A
+// GroupWaiting signal may find nothing new (it is coalesced).
+func (c *Conn) GroupPushed() (msgs []*wire.GroupMessage, ok bool) { return c.groupIn.take() }
+
+// maxGroupPushed bounds the pushed group messages a Conn holds for its
+// reader.
+const maxGroupPushed = 4096
+
+// groupPushes holds pushed group messages until taken.
+type groupPushes struct {
+	mu    sync.Mutex
+	msgs  []*wire.GroupMessage
+	fetch bool // a push without messages came, or some were dropped
+}
+
+func (g *groupPushes) add(ms []*wire.GroupMessage) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(ms) == 0 || len(g.msgs)+len(ms) > maxGroupPushed {
+		g.msgs, g.fetch = nil, true
+		return
+	}
+	g.msgs = append(g.msgs, ms...)
+}
+
+func (g *groupPushes) take() ([]*wire.GroupMessage, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ms, ok := g.msgs, !g.fetch
+	g.msgs, g.fetch = nil, false
+	return ms, ok
+}
 
 // UploadKeyPackages adds one-time MLS KeyPackages and, if set, replaces
 // the last-resort one.

@@ -102,6 +102,7 @@ type Conn struct {
 	acks      *acks
 	drained   chan struct{}
 	groupWake chan struct{} // GroupWaiting pushes, coalesced (groups.go)
+	groupIn   groupPushes   // the messages they carried
 	drainOnce sync.Once
 }
 
@@ -303,6 +304,7 @@ func (c *Conn) handlePush(p *wire.Push) {
 	case *wire.Push_Provisioning:
 		c.prov.push(b.Provisioning.Body)
 	case *wire.Push_GroupWaiting:
+		c.groupIn.add(b.GroupWaiting.GetMessages())
 		select {
 		case c.groupWake <- struct{}{}:
 		default: // a wake-up is already pending

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"sotto/client/groups"
 	"sotto/client/store"
@@ -180,6 +181,11 @@ func TestGroupCrashSafety(t *testing.T) {
 		wg       sync.WaitGroup
 	)
 	const killAfter = 20
+	// carol watches meanwhile: she takes in what the relay's pushes
+	// carry and acknowledges it in batches, so the SIGKILL finds some of
+	// it taken in and not yet acknowledged.
+	watched := make(chan error, 1)
+	go func() { watched <- carol.m.Watch(ctx, nil) }()
 	for _, d := range []*groupDevice{alice, bob} {
 		wg.Add(1)
 		go func() {
@@ -200,6 +206,12 @@ func TestGroupCrashSafety(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d group sends acknowledged before SIGKILL", total.Load())
+	select {
+	case err := <-watched:
+		t.Logf("carol's watch ended with the relay: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("carol's watch outlived the relay")
+	}
 
 	p = startProc(t, dir)
 	for _, d := range all {

@@ -529,3 +529,8 @@ func (s *Store) ExpireGroups(ctx context.Context, before time.Time) (int64, erro
 	}
 	return n, nil
 }
+
+// GroupSeqsDense reports that every group's messages and commits are
+// numbered 1, 2, 3, … (mls_groups.next_seq): the relay may push small
+// messages inline (relay.GroupSeqsDense).
+func (s *Store) GroupSeqsDense() bool { return true }

@@ -181,6 +181,56 @@ func RunGroups(t *testing.T, open Open) {
 		}
 	})
 
+	// A store that says its seqs are dense (relay.GroupSeqsDense: the
+	// relay then pushes small messages with prev_seq = seq-1) numbers
+	// every message and commit of a group one after the other, whatever
+	// a resend or a losing commit did in between.
+	t.Run("DenseSeqs", func(t *testing.T) {
+		s, _ := open(t)
+		defer s.Close()
+		gs := groupStore(t, s)
+		if d, ok := gs.(relay.GroupSeqsDense); !ok || !d.GroupSeqsDense() {
+			t.Logf("%T does not number group messages densely: the relay only wakes its devices, nothing to check", gs)
+			return
+		}
+		g := []byte("group-dense")
+		res, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 0, Sender: alice, Commit: []byte("c0"), Welcome: []byte("w0"),
+			Added: []relay.DeviceAddr{bob1}, GroupInfo: []byte("gi"), Timestamp: t0})
+		if err != nil || !res.Accepted {
+			t.Fatalf("create: %+v %v", res, err)
+		}
+		want := res.Seq + 1
+		next := func(what string, seq uint64) {
+			t.Helper()
+			if seq != want {
+				t.Fatalf("%s at seq %d, want %d", what, seq, want)
+			}
+			want++
+		}
+		send := func(from relay.DeviceAddr, id string) relay.GroupSendResult {
+			t.Helper()
+			r, err := gs.AppendGroup(ctx, &relay.GroupSend{GroupID: g, Sender: from, MessageID: []byte(id), Content: []byte(id), Timestamp: t0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		next("m1", send(alice, "m1").Seq)
+		if r := send(alice, "m1"); !r.Duplicate {
+			t.Fatalf("resend: %+v", r)
+		}
+		next("m2", send(bob1, "m2").Seq)
+		c1, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: bob1, Commit: []byte("c1"), GroupInfo: []byte("gi"), Timestamp: t0})
+		if err != nil || !c1.Accepted {
+			t.Fatalf("commit: %+v %v", c1, err)
+		}
+		next("c1", c1.Seq)
+		if lost, err := gs.CommitGroup(ctx, &relay.GroupCommit{GroupID: g, Epoch: 1, Sender: alice, Commit: []byte("c1-alice"), GroupInfo: []byte("gi"), Timestamp: t0}); err != nil || lost.Accepted {
+			t.Fatalf("losing commit: %+v %v", lost, err)
+		}
+		next("m3", send(alice, "m3").Seq)
+	})
+
 	t.Run("CommitOrdering", func(t *testing.T) {
 		s, _ := open(t)
 		defer s.Close()
