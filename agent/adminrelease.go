@@ -80,7 +80,7 @@ func (h *handler) adminReleaseApprove(r *http.Request, c *client.Client) (any, e
 	}
 	plats := req.Platforms
 	if len(plats) == 0 {
-		plats = api.DefaultPlatforms
+		plats = api.DefaultPlatforms()
 	}
 	ctx := r.Context()
 	a := api.ReleaseApproveAnswer{Version: req.Version, Manifests: []api.ApprovedManifest{}}

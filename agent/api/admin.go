@@ -136,7 +136,7 @@ type ReleaseApproveRequest struct {
 	// WitnessKey is the public key (hex) of the witness that co-signs the
 	// release log for the organization.
 	WitnessKey string `json:"witness_key"`
-	// Platforms are GOOS/GOARCH pairs (default: DefaultPlatforms).
+	// Platforms are GOOS/GOARCH pairs (default: DefaultPlatforms()).
 	Platforms []string `json:"platforms,omitempty"`
 	// From is a release mirror: an http(s) URL or an absolute folder
 	// (default: the relay's /releases).
@@ -146,9 +146,11 @@ type ReleaseApproveRequest struct {
 	ReleaseKey string `json:"release_key,omitempty"`
 }
 
-// DefaultPlatforms are the platforms a release approval covers when the
-// request names none.
-var DefaultPlatforms = []string{"linux/amd64", "linux/arm64", "darwin/arm64", "windows/amd64"}
+// DefaultPlatforms returns the platforms a release approval covers when
+// the request names none.
+func DefaultPlatforms() []string {
+	return []string{"linux/amd64", "linux/arm64", "darwin/arm64", "windows/amd64"}
+}
 
 // ApprovedManifest is one platform's manifest an approval covers.
 type ApprovedManifest struct {

@@ -147,7 +147,7 @@ func adminReleaseApprove(e *env, args []string) error {
 	ver := fs.String("version", "", "the release to approve (required)")
 	wkey := fs.String("witness-key", "", "the public key (hex) of the witness that co-signs the release log for the organization (required)")
 	from := fs.String("from", "", "release mirror: an http(s) URL or a folder (default: the relay's /releases)")
-	plats := fs.String("platforms", strings.Join(api.DefaultPlatforms, ","), "platforms to approve (comma-separated GOOS/GOARCH)")
+	plats := fs.String("platforms", strings.Join(api.DefaultPlatforms(), ","), "platforms to approve (comma-separated GOOS/GOARCH)")
 	rkey := fs.String("release-key", "", "the release key (hex; default: the one this binary pins)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if pos, err := parse(fs, args); err != nil {
