@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"net/http"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"sotto/agent/api"
 	"sotto/client"
 	"sotto/client/org"
+	"sotto/client/transport"
 	"sotto/release"
 )
 
@@ -31,6 +33,7 @@ func routeAdmin(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("PUT "+p+"/policy", h.orgAdmin(h.adminSetPolicy))
 	mux.HandleFunc("POST "+p+"/wipe", h.orgAdmin(h.adminWipe))
 	mux.HandleFunc("GET "+p+"/deliveries", h.orgAdmin(h.adminDeliveries))
+	routeAdminRelease(mux, h) // adminrelease.go
 }
 
 var errNotAdmin = &api.Error{Kind: api.KindForbidden, Message: "agent: this device does not hold the organization's key: the console is for the admin's device"}
@@ -86,7 +89,19 @@ func (h *handler) adminInvite(r *http.Request, c *client.Client) (any, error) {
 	if user == "" {
 		return nil, badRequest("missing user")
 	}
-	inv, err := c.Invite(r.Context(), client.InviteParams{Username: user, Validity: valid, RelayURL: req.Relay})
+	p := client.InviteParams{Username: user, Validity: valid, RelayURL: req.Relay}
+	if req.RelayCA != "" {
+		if b, _ := pem.Decode([]byte(req.RelayCA)); b == nil || b.Type != "CERTIFICATE" {
+			return nil, badRequest("relay_ca: want a PEM certificate")
+		}
+		p.RelayCA = []byte(req.RelayCA)
+	}
+	if req.RelayPin != "" {
+		if p.RelayPin, err = transport.ParsePin(req.RelayPin); err != nil {
+			return nil, badRequest("relay_pin: %v", err)
+		}
+	}
+	inv, err := c.Invite(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +147,12 @@ func (h *handler) adminCertify(r *http.Request, c *client.Client) (any, error) {
 	valid, err := days(req.Days)
 	if err != nil {
 		return nil, err
+	}
+	if req.ValidSeconds != 0 {
+		valid = time.Duration(req.ValidSeconds) * time.Second
+		if req.ValidSeconds < 0 || valid > 3650*24*time.Hour {
+			return nil, badRequest("valid_seconds must be 1 to 3650 days' worth")
+		}
 	}
 	if strings.TrimSpace(req.User) == "" {
 		return nil, badRequest("missing user")

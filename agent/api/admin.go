@@ -19,6 +19,11 @@ type InviteRequest struct {
 	// Relay is the relay's URL as the invited device reaches it
 	// (default: this device's).
 	Relay string `json:"relay,omitempty"`
+	// RelayCA (a PEM certificate) and RelayPin (the SHA-256 of the
+	// relay certificate's public key, in hex) are the relay's TLS settings
+	// handed on to the invited device (default: this device's).
+	RelayCA  string `json:"relay_ca,omitempty"`
+	RelayPin string `json:"relay_pin,omitempty"`
 }
 
 // InviteAnswer carries the invitation text: whoever holds it can enroll
@@ -99,6 +104,9 @@ type WipeRequest struct {
 type CertifyRequest struct {
 	User string `json:"user"`
 	Days int    `json:"days,omitempty"` // default 365
+	// ValidSeconds, when set, is the validity in seconds instead of Days
+	// (at most 3650 days).
+	ValidSeconds int64 `json:"valid_seconds,omitempty"`
 }
 
 // Delivery is how far one published document got (GET
@@ -119,4 +127,60 @@ type Delivery struct {
 // DeliveriesAnswer answers GET /v1/admin/deliveries.
 type DeliveriesAnswer struct {
 	Deliveries []Delivery `json:"deliveries"`
+}
+
+// ReleaseApproveRequest is POST /v1/admin/releases/approve: the
+// organization's approval of one release, for the given platforms.
+type ReleaseApproveRequest struct {
+	Version string `json:"version"`
+	// WitnessKey is the public key (hex) of the witness that co-signs the
+	// release log for the organization.
+	WitnessKey string `json:"witness_key"`
+	// Platforms are GOOS/GOARCH pairs (default: DefaultPlatforms()).
+	Platforms []string `json:"platforms,omitempty"`
+	// From is a release mirror: an http(s) URL or an absolute folder
+	// (default: the relay's /releases).
+	From string `json:"from,omitempty"`
+	// ReleaseKey is the release key in hex (default: the one pinned in
+	// the agent's binary).
+	ReleaseKey string `json:"release_key,omitempty"`
+}
+
+// DefaultPlatforms returns the platforms a release approval covers when
+// the request names none.
+func DefaultPlatforms() []string {
+	return []string{"linux/amd64", "linux/arm64", "darwin/arm64", "windows/amd64"}
+}
+
+// ApprovedManifest is one platform's manifest an approval covers.
+type ApprovedManifest struct {
+	Platform string `json:"platform"`
+	Commit   string `json:"commit"`
+	SHA256   string `json:"manifest_sha256"`
+}
+
+// ReleaseApproveAnswer answers POST /v1/admin/releases/approve: the
+// approval was signed and queued for Devices devices.
+type ReleaseApproveAnswer struct {
+	Version   string             `json:"version"`
+	Manifests []ApprovedManifest `json:"manifests"`
+	Devices   int                `json:"devices"`
+}
+
+// DeviceBuild is the release one device reports it runs (signed by the
+// device), checked against the release log and the approval.
+type DeviceBuild struct {
+	User      string `json:"user"`
+	Device    uint32 `json:"device"`
+	Version   string `json:"version"`
+	LeafIndex uint64 `json:"leaf_index"`
+	InLog     bool   `json:"in_log"`
+	Approved  bool   `json:"approved"`
+}
+
+// DeviceBuildsAnswer answers GET /v1/admin/releases/devices; Bad counts
+// reports dropped for a bad device signature.
+type DeviceBuildsAnswer struct {
+	Devices []DeviceBuild `json:"devices"`
+	Bad     int           `json:"bad,omitempty"`
 }

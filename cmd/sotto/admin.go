@@ -16,7 +16,6 @@ import (
 	"sotto/client"
 	"sotto/client/org"
 	"sotto/client/store"
-	"sotto/client/transport"
 	"sotto/cmd/sotto/internal/tui"
 	"sotto/internal/safetext"
 	"sotto/release"
@@ -163,24 +162,27 @@ func adminInvite(e *env, args []string) error {
 	if len(pos) != 1 || *days < 1 {
 		return errUsage
 	}
-	var text string
-	if *relayCA == "" && *relayPin == "" {
-		// Beside a running agent: it mints the invitation (adminagent.go).
-		var a api.InviteAnswer
-		s, ok, err := viaAgent(e, http.MethodPost, "/admin/invitations", api.InviteRequest{User: pos[0], Days: *days, Relay: *relayURL}, &a)
+	// Through the device's agent (POST /v1/admin/invitations): the running
+	// one, or one served in this process for this command.
+	req := api.InviteRequest{User: pos[0], Days: *days, Relay: *relayURL, RelayPin: *relayPin}
+	if *relayCA != "" {
+		ca, err := os.ReadFile(*relayCA)
 		if err != nil {
 			return err
 		}
-		if ok {
-			s.close()
-			text = a.Invitation
-		}
+		req.RelayCA = string(ca)
 	}
-	if text == "" {
-		if text, err = inviteConnected(e, pos[0], *days, *relayURL, *relayCA, *relayPin); err != nil {
-			return err
-		}
+	s, err := e.session(true)
+	if err != nil {
+		return err
 	}
+	var a api.InviteAnswer
+	err = s.api.Do(e.ctx, http.MethodPost, "/admin/invitations", req, &a)
+	s.close()
+	if err != nil {
+		return agentError(e, err)
+	}
+	text := a.Invitation
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(text+"\n"), 0o600); err != nil {
 			return err
@@ -197,29 +199,6 @@ func adminInvite(e *env, args []string) error {
 		return writeQR(e.stdout, text)
 	}
 	return nil
-}
-
-// inviteConnected mints an invitation with the device's own connection.
-func inviteConnected(e *env, user string, days int, relayURL, relayCA, relayPin string) (string, error) {
-	c, err := e.connect(false, nil)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	p := client.InviteParams{Username: user, Validity: time.Duration(days) * 24 * time.Hour, RelayURL: relayURL}
-	if p.RelayCA, err = readOptional(relayCA); err != nil {
-		return "", err
-	}
-	if relayPin != "" {
-		if p.RelayPin, err = transport.ParsePin(relayPin); err != nil {
-			return "", err
-		}
-	}
-	inv, err := c.Invite(e.ctx, p)
-	if err != nil {
-		return "", err
-	}
-	return inv.Text()
 }
 
 func readSecretFile(path, what string) ([]byte, error) {
@@ -508,30 +487,25 @@ func adminCertify(e *env, args []string) error {
 	if len(pos) != 1 {
 		return errUsage
 	}
-	var n int
-	if *valid%(24*time.Hour) == 0 {
-		// Beside a running agent: it signs and sends the certificate.
-		var a api.PublishAnswer
-		s, ok, err := viaAgent(e, http.MethodPost, "/admin/certify", api.CertifyRequest{User: pos[0], Days: int(*valid / (24 * time.Hour))}, &a)
-		if err != nil {
-			return err
-		}
-		if ok {
-			s.close()
-			return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": a.Devices},
-				fmt.Sprintf("membership of %s certified; sent to %d devices\n", pos[0], a.Devices))
+	// Through the device's agent (POST /v1/admin/certify).
+	req := api.CertifyRequest{User: pos[0], Days: int(*valid / (24 * time.Hour))}
+	if *valid%(24*time.Hour) != 0 {
+		req.Days, req.ValidSeconds = 0, int64(*valid/time.Second)
+		if req.ValidSeconds < 1 {
+			return errUsage
 		}
 	}
-	c, err := e.connect(false, nil)
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if n, err = c.Certify(e.ctx, pos[0], *valid); err != nil {
-		return err
+	defer s.close()
+	var a api.PublishAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/admin/certify", req, &a); err != nil {
+		return agentError(e, err)
 	}
-	return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": n},
-		fmt.Sprintf("membership of %s certified; sent to %d devices\n", pos[0], n))
+	return emit(e, *asJSON, map[string]any{"user": pos[0], "devices": a.Devices},
+		fmt.Sprintf("membership of %s certified; sent to %d devices\n", pos[0], a.Devices))
 }
 
 func adminMembers(e *env, args []string) error {

@@ -10,10 +10,13 @@ import (
 	"sotto/client"
 )
 
-// Beside a running agent, `sotto admin notice|wipe|delivery` go through
-// its API (/v1/admin/…, docs/agent-api.md) instead of being refused: the
-// agent holds the device's one relay connection. Without an agent they
-// connect by themselves as before.
+// Beside a running agent, `sotto admin notice|wipe|delivery|policy
+// set|member-access` go through its API (/v1/admin/…, docs/agent-api.md)
+// instead of being refused: the agent holds the device's one relay
+// connection. Without an agent they connect by themselves as before.
+// `admin invite`, `admin members certify`, `admin release approve` and
+// `admin devices` always go through an agent (env.session): the running
+// one, or one served in this process.
 
 // viaAgent runs an admin call through the running agent; ok is false when
 // no agent runs (the caller connects by itself).

@@ -23,8 +23,12 @@ func cmdWipe(e *env, args []string) error {
 	if !store.Exists(e.home) {
 		return fmt.Errorf("no store in %s", e.home)
 	}
-	if pid, ok := agent.Running(e.home); ok {
-		return fmt.Errorf("the agent for %s runs (pid %d): stop it first with sotto down", e.home, pid)
+	if _, ok := agent.Running(e.home); ok {
+		// The agent holds the store open and its keys in memory: it stops
+		// first, as with sotto down, then the store is wiped.
+		if err := cmdDown(e, nil); err != nil {
+			return err
+		}
 	}
 	if err := store.Wipe(e.home); err != nil {
 		return err

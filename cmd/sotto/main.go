@@ -326,9 +326,10 @@ func (e *noDeviceError) Error() string {
 	return fmt.Sprintf("no enrolled device in %s (run sotto enroll, or sotto devices link)", e.home)
 }
 
-// connect opens the store and connects to the relay. Beside a running
-// agent it refuses: the device has one relay connection, and a second one
-// would end the agent's.
+// connect opens the store and connects to the relay, for a command that
+// found no running agent (each one asks a running agent first). One
+// started meanwhile makes it refuse: the device has one relay connection,
+// and a second one would end the agent's.
 func (e *env) connect(receive bool, onEvent func(client.Event)) (*client.Client, error) {
 	if pid, ok := agent.Running(e.home); ok {
 		return nil, fmt.Errorf("the agent for %s runs (pid %d) and this command connects by itself: stop the agent first with sotto down", e.home, pid)

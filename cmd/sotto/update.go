@@ -2,22 +2,17 @@ package main
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"sotto/agent/api"
-	"sotto/client"
-	"sotto/client/update"
 	"sotto/internal/safetext"
 	"sotto/internal/version"
-	"sotto/release"
-	"sotto/release/publish"
 )
 
 // sotto update [check|apply]: install a new build only when the release
@@ -110,15 +105,6 @@ func cmdUpdate(e *env, args []string) error {
 	return emit(e, *asJSON, res, text)
 }
 
-// updateSource is the mirror: --from, or the relay's /releases with the
-// TLS roots and pin the device keeps for the relay.
-func updateSource(c *client.Client, from string) update.Source {
-	if from != "" {
-		return update.NewSource(from, nil)
-	}
-	return update.NewSource(c.ReleasesURL(), c.RelayHTTPClient())
-}
-
 // releaseKeyFlag returns the release key: --release-key, else the one
 // pinned in this binary.
 func releaseKeyFlag(s string) (ed25519.PublicKey, error) {
@@ -152,21 +138,16 @@ func adminRelease(e *env, args []string) error {
 	return errAdminUsage
 }
 
-type approvedManifest struct {
-	Platform string `json:"platform"`
-	Commit   string `json:"commit"`
-	SHA256   string `json:"manifest_sha256"`
-}
-
-// adminReleaseApprove signs the organization's approval of one release:
-// the manifests of the given platforms, each checked against the release
-// key first.
+// adminReleaseApprove signs the organization's approval of one release,
+// through the device's agent (POST /v1/admin/releases/approve): the
+// manifests of the given platforms, each checked against the release key
+// first.
 func adminReleaseApprove(e *env, args []string) error {
 	fs := e.flagSet("admin release approve")
 	ver := fs.String("version", "", "the release to approve (required)")
 	wkey := fs.String("witness-key", "", "the public key (hex) of the witness that co-signs the release log for the organization (required)")
 	from := fs.String("from", "", "release mirror: an http(s) URL or a folder (default: the relay's /releases)")
-	plats := fs.String("platforms", "linux/amd64,linux/arm64,darwin/arm64,windows/amd64", "platforms to approve (comma-separated GOOS/GOARCH)")
+	plats := fs.String("platforms", strings.Join(api.DefaultPlatforms(), ","), "platforms to approve (comma-separated GOOS/GOARCH)")
 	rkey := fs.String("release-key", "", "the release key (hex; default: the one this binary pins)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if pos, err := parse(fs, args); err != nil {
@@ -174,67 +155,47 @@ func adminReleaseApprove(e *env, args []string) error {
 	} else if len(pos) > 0 || *ver == "" || *wkey == "" {
 		return errUsage
 	}
-	witness, err := hex.DecodeString(*wkey)
-	if err != nil || len(witness) != ed25519.PublicKeySize {
+	if w, err := hex.DecodeString(*wkey); err != nil || len(w) != ed25519.PublicKeySize {
 		return fmt.Errorf("--witness-key: want 64 hex digits")
 	}
 	key, err := releaseKeyFlag(*rkey)
 	if err != nil {
 		return err
 	}
-	c, err := e.connect(false, nil)
+	src, err := mirrorFlag(*from)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	src := updateSource(c, *from)
-	var hashes [][sha256.Size]byte
-	var out []approvedManifest
+	req := api.ReleaseApproveRequest{Version: *ver, WitnessKey: *wkey, Platforms: strings.Split(*plats, ","), From: src, ReleaseKey: hex.EncodeToString(key)}
+	s, err := e.session(true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var a api.ReleaseApproveAnswer
+	if err := s.api.Do(e.ctx, http.MethodPost, "/admin/releases/approve", req, &a); err != nil {
+		return agentError(e, err)
+	}
 	var b strings.Builder
-	for _, p := range strings.Split(*plats, ",") {
-		dir := publish.Dir(*ver, p)
-		enc, err := src.Fetch(e.ctx, dir+"/manifest")
-		if err != nil {
-			return err
-		}
-		sig, err := src.Fetch(e.ctx, dir+"/manifest.sig")
-		if err != nil {
-			return err
-		}
-		if err := release.VerifySignature(key, enc, sig); err != nil {
-			return fmt.Errorf("%s %s: %w", *ver, p, err)
-		}
-		m, err := release.ParseManifest(enc)
-		if err != nil {
-			return err
-		}
-		if m.Version != *ver || m.Platform != p {
-			return fmt.Errorf("%s: the manifest is for %s %s", dir, m.Version, m.Platform)
-		}
-		h := release.Hash(enc)
-		hashes = append(hashes, h)
-		out = append(out, approvedManifest{Platform: p, Commit: m.Commit, SHA256: hex.EncodeToString(h[:])})
-		fmt.Fprintf(&b, "%s %s commit %s manifest %x\n", m.Version, p, m.Commit, h)
+	for _, m := range a.Manifests {
+		fmt.Fprintf(&b, "%s %s commit %s manifest %s\n", a.Version, m.Platform, m.Commit, m.SHA256)
 	}
-	n, err := c.ApproveRelease(e.ctx, *ver, hashes, witness)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(&b, "approved %s for the organization's devices (queued for %d)\n", *ver, n)
-	return emit(e, *asJSON, map[string]any{"version": *ver, "manifests": out, "devices": n}, b.String())
+	fmt.Fprintf(&b, "approved %s for the organization's devices (queued for %d)\n", a.Version, a.Devices)
+	return emit(e, *asJSON, map[string]any{"version": a.Version, "manifests": a.Manifests, "devices": a.Devices}, b.String())
 }
 
-type deviceBuild struct {
-	User      string `json:"user"`
-	Device    uint32 `json:"device"`
-	Version   string `json:"version"`
-	LeafIndex uint64 `json:"leaf_index"`
-	InLog     bool   `json:"in_log"`
-	Approved  bool   `json:"approved"`
+// mirrorFlag is --from as the agent takes it: an http(s) URL, or a folder
+// made absolute ("" for the relay's /releases).
+func mirrorFlag(from string) (string, error) {
+	if from == "" || strings.HasPrefix(from, "https://") || strings.HasPrefix(from, "http://") {
+		return from, nil
+	}
+	return filepath.Abs(from)
 }
 
 // adminDevices shows which release each device reports it runs, and
-// whether that build is in the release log and approved by the org.
+// whether that build is in the release log and approved by the org,
+// through the device's agent (GET /v1/admin/releases/devices).
 func adminDevices(e *env, args []string) error {
 	fs := e.flagSet("admin devices")
 	from := fs.String("from", "", "release mirror: an http(s) URL or a folder (default: the relay's /releases)")
@@ -249,58 +210,25 @@ func adminDevices(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := e.connect(false, nil)
+	src, err := mirrorFlag(*from)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	reports, bad, err := c.Builds(e.ctx)
+	q := url.Values{"release_key": {hex.EncodeToString(key)}}
+	if src != "" {
+		q.Set("from", src)
+	}
+	s, err := e.session(true)
 	if err != nil {
 		return err
 	}
-	a, err := c.ReleaseApproval(e.ctx)
-	if err != nil {
-		return err
+	defer s.close()
+	var a api.DeviceBuildsAnswer
+	if err := s.api.Do(e.ctx, http.MethodGet, "/admin/releases/devices?"+q.Encode(), nil, &a); err != nil {
+		return agentError(e, err)
 	}
-	// The log as the mirror serves it, accepted only under a head the
-	// release key signed and the approval's witness co-signed.
-	var leaves [][sha256.Size]byte
-	src := updateSource(c, *from)
-	if a != nil {
-		lb, err1 := src.Fetch(e.ctx, "log/leaves")
-		cb, err2 := src.Fetch(e.ctx, "log/checkpoint")
-		if err := errors.Join(err1, err2); err != nil {
-			return err
-		}
-		cp, err := release.ParseCheckpoint(cb)
-		if err != nil {
-			return err
-		}
-		if err := cp.Verify(key, a.WitnessKey); err != nil {
-			return err
-		}
-		all, err := release.ParseLeaves(lb)
-		if err != nil {
-			return err
-		}
-		if uint64(len(all)) >= cp.Head.Size {
-			if root, err := release.Root(all[:cp.Head.Size]); err == nil && root == cp.Head.Root {
-				leaves = all[:cp.Head.Size]
-			}
-		}
-	}
-	out := []deviceBuild{}
 	var b strings.Builder
-	for _, r := range reports {
-		d := deviceBuild{User: safetext.Name(r.Username), Device: r.DeviceID, Version: safetext.Line(r.Version), LeafIndex: r.LeafIndex}
-		d.InLog = r.LeafIndex < uint64(len(leaves)) && leaves[r.LeafIndex] == r.ManifestHash
-		if a != nil {
-			for _, h := range a.ManifestHashes {
-				if string(h) == string(r.ManifestHash[:]) {
-					d.Approved = true
-				}
-			}
-		}
+	for _, d := range a.Devices {
 		status := "in the log, approved"
 		switch {
 		case !d.InLog:
@@ -308,11 +236,10 @@ func adminDevices(e *env, args []string) error {
 		case !d.Approved:
 			status = "NOT APPROVED"
 		}
-		out = append(out, d)
-		fmt.Fprintf(&b, "%s\tdevice %d\t%s\tleaf %d\t%s\n", d.User, d.Device, d.Version, d.LeafIndex, status)
+		fmt.Fprintf(&b, "%s\tdevice %d\t%s\tleaf %d\t%s\n", safetext.Name(d.User), d.Device, safetext.Line(d.Version), d.LeafIndex, status)
 	}
-	if bad > 0 {
-		fmt.Fprintf(&b, "! %d reports with a bad device signature dropped\n", bad)
+	if a.Bad > 0 {
+		fmt.Fprintf(&b, "! %d reports with a bad device signature dropped\n", a.Bad)
 	}
-	return emit(e, *asJSON, out, b.String())
+	return emit(e, *asJSON, a.Devices, b.String())
 }
