@@ -348,6 +348,9 @@ func (s *Store) RevocationsSince(ctx context.Context, seq int64) ([]relay.Revoca
 	return out, rowsErr(rows)
 }
 
+// qQueuedBytes sums the ciphertext of the envelopes not yet acknowledged.
+var qQueuedBytes = unionEnv(`(SELECT coalesce(sum(length(e.content)), 0) FROM mailbox m JOIN {T} e ON e.seq = m.seq)`, " + ")
+
 // Usage implements relay.Directory.
 func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 	var u relay.Usage
@@ -361,7 +364,7 @@ func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 		(SELECT coalesce(sum(seats), 0) FROM codes),
 		(SELECT coalesce(sum(used), 0) FROM codes),
 		(SELECT count(*) FROM mailbox),
-		(SELECT coalesce(sum(length(e.content)), 0) FROM mailbox m JOIN envelopes e ON e.seq = m.seq)`, now).
+		(`+qQueuedBytes+`)`, now).
 		Scan(&u.Accounts, &u.ActiveAccounts, &u.Devices, &u.ActiveDevices, &u.Codes, &u.SeatsTotal, &u.SeatsUsed, &u.QueuedEnvelopes, &u.QueuedBytes)
 	if err != nil {
 		return u, fmt.Errorf("sqlitestore: usage: %w", err)

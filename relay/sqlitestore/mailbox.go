@@ -16,9 +16,8 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qInsEnv  = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSelSend = `SELECT account, device, message_id, ts_ms FROM send_log WHERE seq = ?`
-	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+	qDelEnv  = `DELETE FROM backlog WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
 )
 
 // multiRows is how many envelopes one multi-row statement inserts or
@@ -26,10 +25,8 @@ const (
 const multiRows = 32
 
 var (
-	qInsEnvMulti = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", multiRows), ", ")
 	// The CASE keeps the tag check of qDelEnv for every row.
-	qDelEnvMulti = `DELETE FROM envelopes WHERE account = ? AND device = ? AND seq IN (` +
+	qDelEnvMulti = `DELETE FROM backlog WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
 	qInsBox      = `INSERT INTO mailbox (account, device, seq, tag) VALUES (?, ?, ?, ?)`
@@ -39,10 +36,18 @@ var (
 	qDelBoxMulti = `DELETE FROM mailbox WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	writerQueries = []string{qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti,
+)
+
+// writerQueries are the statements prepared at Open.
+func writerQueries() []string {
+	q := []string{qSelSend, qDelEnv, qDelEnvMulti,
 		qInsBox, qInsBoxMulti, qDelBox, qDelBoxMulti,
 		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
-)
+	for i := range segSlots {
+		q = append(q, qInsEnv(i), qInsEnvMulti(i))
+	}
+	return q
+}
 
 // qInsSendN appends n dedupe records to send_log.
 func qInsSendN(n int) string {
@@ -176,12 +181,12 @@ func (s *Store) writer() {
 	defer close(s.stopped)
 	defer close(s.completed)
 	batch := make([]*op, 0, s.maxBatch)
-	tick := time.NewTicker(purgeEvery)
+	tick := time.NewTicker(s.segEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case now := <-tick.C:
-			s.maybePurge(now)
+			s.maybeRotate(now)
 			continue
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
@@ -209,7 +214,7 @@ func (s *Store) writer() {
 		for i := range batch {
 			batch[i] = nil
 		}
-		s.maybePurge(time.Now())
+		s.maybeRotate(time.Now())
 	}
 }
 
@@ -241,8 +246,16 @@ func (s *Store) commit(batch []*op) {
 }
 
 // commitTx commits batch in one transaction.
-func (s *Store) commitTx(batch []*op) error {
+func (s *Store) commitTx(batch []*op) (err error) {
 	ctx := context.Background()
+	// Sequence numbers given to envelopes of a transaction that fails are
+	// given again.
+	nextSeq := s.nextSeq
+	defer func() {
+		if err != nil {
+			s.nextSeq = nextSeq
+		}
+	}()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
@@ -329,37 +342,30 @@ func (s *Store) commitTx(batch []*op) error {
 		left = left[n:]
 	}
 	all := envs
+	slot := s.segs[len(s.segs)-1].slot
 	for len(envs) > 0 {
-		n, q := 1, qInsEnv
+		n, q := 1, qInsEnv(slot)
 		if len(envs) >= multiRows {
-			n, q = multiRows, qInsEnvMulti
+			n, q = multiRows, qInsEnvMulti(slot)
 		}
 		st, err := get(q)
 		if err != nil {
 			return err
 		}
-		args := make([]any, 0, 9*n)
+		args := make([]any, 0, 10*n)
 		for i := range n {
 			e, sd := envs[i], sends[i]
 			content := e.Content
 			if content == nil {
 				content = []byte{} // an empty ciphertext is stored, not NULL
 			}
-			args = append(args, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
+			binary.BigEndian.PutUint64(e.ID[:8], uint64(s.nextSeq))
+			s.nextSeq++
+			args = append(args, int64(e.ID.Seq()), e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
 				e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, content, sd.MessageID)
 		}
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
+		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		last, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		// One statement inserts its rows in order with consecutive
-		// AUTOINCREMENT rowids (this is the only writer).
-		for i := range n {
-			binary.BigEndian.PutUint64(envs[i].ID[:8], uint64(last-int64(n-1-i)))
 		}
 		envs, sends = envs[n:], sends[n:]
 	}
@@ -382,8 +388,8 @@ func (s *Store) commitTx(batch []*op) error {
 		}
 		envs = envs[n:]
 	}
-	// Acknowledged deletes: out of the mailbox now; out of the envelope
-	// log at its next purge, or now for envelopes the purge has passed.
+	// Acknowledged deletes: out of the mailbox now; out of the log when
+	// their segment is cleared, or now for envelopes in backlog.
 	for _, o := range batch {
 		if o.kind != opDelete {
 			continue
@@ -393,7 +399,7 @@ func (s *Store) commitTx(batch []*op) error {
 		}
 		var old []relay.EnvelopeID
 		for _, id := range o.ids {
-			if int64(id.Seq()) <= s.purged {
+			if s.inBacklog(int64(id.Seq())) {
 				old = append(old, id)
 			}
 		}
@@ -406,9 +412,6 @@ func (s *Store) commitTx(batch []*op) error {
 	}
 	for i, k := range keys {
 		s.sends.add(k, seqs[i])
-	}
-	if len(all) > 0 {
-		s.appended(int64(all[len(all)-1].ID.Seq()))
 	}
 	return nil
 }
@@ -504,12 +507,16 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 	return s.submit(ctx, &op{kind: opDelete, dev: dev, ids: ids})
 }
 
+// qFetch reads a device's mailbox joined with each table an envelope can
+// be in (one statement: one snapshot); each branch is in sequence order,
+// which SQLite merges.
+var qFetch = unionEnv(`SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
+		FROM mailbox m JOIN {T} e ON e.seq = m.seq
+		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4`, "\nUNION ALL ") + "\nORDER BY 1 LIMIT ?5"
+
 // Fetch implements relay.Mailbox.
 func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
-	rows, err := s.query(ctx, `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
-		FROM mailbox m JOIN envelopes e ON e.seq = m.seq
-		WHERE m.account = ? AND m.device = ? AND m.seq > ? AND e.ts_ms >= ? ORDER BY m.seq LIMIT ?`,
-		dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
+	rows, err := s.query(ctx, qFetch, dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
 	}
@@ -541,12 +548,15 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (SELECT seq FROM envelopes WHERE ts_ms < ?)`, ms(before))
+		// Segment rows go when their segment is cleared (not copied
+		// to backlog, no mailbox listing them).
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (`+
+			unionEnv(`SELECT seq FROM {T} WHERE ts_ms < ?1`, " UNION ALL ")+`)`, ms(before))
 		if err != nil {
 			return err
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
+		_, err = tx.ExecContext(ctx, `DELETE FROM backlog WHERE ts_ms < ?`, ms(before))
 		return err
 	})
 	if err != nil {
@@ -635,7 +645,7 @@ func (s *Store) expireSendRange(ctx context.Context, after, hi int64, before tim
 func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		const sel = `SELECT seq FROM mailbox WHERE account = ? AND device = ?`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, dev.Account[:], dev.Device); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, dev.Account[:], dev.Device); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
@@ -651,7 +661,7 @@ func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
 // for all its devices when dev is 0 (a revoked account).
 func deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) error {
 	const sel = `SELECT seq FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`
-	if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)

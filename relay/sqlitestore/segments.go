@@ -1,0 +1,242 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The envelope log is a ring of segment tables, env_seg_0 …
+// env_seg_{segSlots-1}, listed in log_segments with the first sequence
+// number each holds. Appends go to the newest (active) segment; every
+// segEvery the writer starts a new one in a free slot, and a segment
+// sealed for segLag is cleared whole: the rows a mailbox still lists
+// (not yet acknowledged) are first copied to backlog, then the table is
+// emptied by a DELETE without WHERE, which SQLite runs as a truncation:
+// its pages go to the freelist without being rewritten, and without the
+// rebalancing of half-emptied pages that deleting acked rows among live
+// ones caused (docs/BENCHMARKS.md). An ack deletes the envelope's mailbox
+// row, and its backlog row for an envelope copied there; the rows of a
+// segment are never deleted one by one.
+//
+// Sequence numbers never go back: the active segment is never cleared, so
+// its first sequence number or its last row is the highest ever given,
+// and a new segment starts above it. Acked ciphertext stays in the file
+// until its segment is cleared (segEvery+segLag after the append, about
+// a second more for the writer's tick), and in free pages until they are
+// reused (no secure_delete), as before.
+const (
+	segSlots = 6
+	segEvery = time.Second
+	segLag   = 2 * time.Second
+)
+
+// segSchema is the shape of every segment table (N: the slot) and of
+// backlog: seq is given by the writer, not AUTOINCREMENT (no
+// sqlite_sequence page rewritten by every commit).
+const segSchema = `CREATE TABLE IF NOT EXISTS env_seg_N (
+	seq           INTEGER PRIMARY KEY,
+	account       BLOB NOT NULL,
+	device        INTEGER NOT NULL,
+	tag           BLOB NOT NULL,
+	sender        TEXT NOT NULL,
+	sender_device INTEGER NOT NULL,
+	ts_ms         INTEGER NOT NULL,
+	type          INTEGER NOT NULL,
+	content       BLOB NOT NULL,
+	message_id    BLOB NOT NULL
+);
+`
+
+// segTable names the table of slot.
+func segTable(slot int) string { return "env_seg_" + strconv.Itoa(slot) }
+
+// segTables creates the segment tables.
+func segTables() string {
+	var b strings.Builder
+	for i := range segSlots {
+		b.WriteString(strings.Replace(segSchema, "env_seg_N", segTable(i), 1))
+	}
+	return b.String()
+}
+
+// envTables lists every table an envelope can be in: the segments and
+// backlog.
+func envTables() []string {
+	t := []string{"backlog"}
+	for i := range segSlots {
+		t = append(t, segTable(i))
+	}
+	return t
+}
+
+// unionEnv returns q once for each envelope table (q's {T} replaced by the
+// table), joined by sep.
+func unionEnv(q, sep string) string {
+	var parts []string
+	for _, t := range envTables() {
+		parts = append(parts, strings.ReplaceAll(q, "{T}", t))
+	}
+	return strings.Join(parts, sep)
+}
+
+// segment is one table of the ring (writer state).
+type segment struct {
+	slot   int
+	first  int64     // its first sequence number
+	sealed time.Time // when a newer segment took over; zero while active
+}
+
+// Per slot, the writer's append statements (prepared at Open).
+func qInsEnv(slot int) string {
+	return `INSERT INTO ` + segTable(slot) + ` (seq, account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+}
+
+func qInsEnvMulti(slot int) string {
+	return `INSERT INTO ` + segTable(slot) + ` (seq, account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", multiRows), ", ")
+}
+
+// openSegments reads the ring (starting it in slot 0 for a new database)
+// and the next sequence number. Segments sealed before the store was
+// opened count as sealed now.
+func (s *Store) openSegments(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT slot, first_seq FROM log_segments ORDER BY first_seq`)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: segments: %w", err)
+	}
+	var segs []segment
+	for rows.Next() {
+		var g segment
+		if err := rows.Scan(&g.slot, &g.first); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: segments: %w", err)
+		}
+		if g.slot < 0 || g.slot >= segSlots {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: segments: slot %d out of range", g.slot)
+		}
+		segs = append(segs, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: segments: %w", err)
+	}
+	if len(segs) == 0 {
+		// A new database, or one migrated from the single log (whose
+		// migration seeds log_segments): above anything in backlog.
+		g := segment{slot: 0}
+		if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM backlog`).Scan(&g.first); err != nil {
+			return fmt.Errorf("sqlitestore: segments: %w", err)
+		}
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO log_segments (slot, first_seq) VALUES (?, ?)`, g.slot, g.first); err != nil {
+			return fmt.Errorf("sqlitestore: segments: %w", err)
+		}
+		segs = append(segs, g)
+	}
+	now := time.Now()
+	for i := range segs[:len(segs)-1] {
+		segs[i].sealed = now
+	}
+	active := segs[len(segs)-1]
+	var last int64
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM `+segTable(active.slot)).Scan(&last); err != nil {
+		return fmt.Errorf("sqlitestore: segments: %w", err)
+	}
+	s.segs, s.nextSeq, s.lastRotate = segs, max(active.first, last+1), now
+	return nil
+}
+
+// inBacklog reports whether the envelope seq is older than every segment
+// (so it is in backlog if anywhere). Writer only.
+func (s *Store) inBacklog(seq int64) bool { return seq < s.segs[0].first }
+
+// maybeRotate starts a new segment every segEvery (if the active one has
+// rows and a slot is free), and clears the segments sealed segLag ago,
+// oldest first, in one transaction. Writer only.
+func (s *Store) maybeRotate(now time.Time) {
+	if now.Sub(s.lastRotate) < s.segEvery {
+		return
+	}
+	s.lastRotate = now
+	if err := s.rotate(context.Background(), now); err != nil {
+		// Tried again at the next tick; nothing is lost meanwhile (the
+		// transaction rolled back, the ring is as it was).
+		return
+	}
+}
+
+// rotate does maybeRotate's work in one transaction and, once committed,
+// updates the ring.
+func (s *Store) rotate(ctx context.Context, now time.Time) error {
+	active := s.segs[len(s.segs)-1]
+	var newSeg *segment
+	if s.nextSeq > active.first {
+		if slot, ok := s.freeSlot(); ok {
+			newSeg = &segment{slot: slot, first: s.nextSeq}
+		}
+	}
+	clear := 0 // how many of the oldest segments to clear
+	for clear < len(s.segs)-1 && !s.segs[clear].sealed.IsZero() && now.Sub(s.segs[clear].sealed) >= s.segLag {
+		clear++
+	}
+	if newSeg == nil && clear == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: rotate: %w", err)
+	}
+	defer tx.Rollback()
+	if newSeg != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO log_segments (slot, first_seq) VALUES (?, ?)`, newSeg.slot, newSeg.first); err != nil {
+			return fmt.Errorf("sqlitestore: rotate: %w", err)
+		}
+	}
+	for _, g := range s.segs[:clear] {
+		if err := clearSegment(ctx, tx, g.slot); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: rotate: %w", err)
+	}
+	if newSeg != nil {
+		s.segs[len(s.segs)-1].sealed = now
+		s.segs = append(s.segs, *newSeg)
+	}
+	s.segs = append(s.segs[:0], s.segs[clear:]...)
+	s.segClears.Add(uint64(clear))
+	return nil
+}
+
+// clearSegment copies the rows of slot that a mailbox still lists to
+// backlog, then empties the table and frees its slot.
+func clearSegment(ctx context.Context, tx *sql.Tx, slot int) error {
+	t := segTable(slot) // from the slot number, never from input
+	q := `INSERT INTO backlog SELECT * FROM ` + t + ` e WHERE EXISTS
+		(SELECT 1 FROM mailbox m WHERE m.account = e.account AND m.device = e.device AND m.seq = e.seq);
+		DELETE FROM ` + t + `;
+		DELETE FROM log_segments WHERE slot = ` + strconv.Itoa(slot)
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("sqlitestore: clear segment %d: %w", slot, err)
+	}
+	return nil
+}
+
+// freeSlot returns a slot no segment holds.
+func (s *Store) freeSlot() (int, bool) {
+	var used [segSlots]bool
+	for _, g := range s.segs {
+		used[g.slot] = true
+	}
+	for i, u := range used {
+		if !u {
+			return i, true
+		}
+	}
+	return 0, false
+}
