@@ -29,9 +29,6 @@ var (
 	qDelEnvMulti = `DELETE FROM backlog WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	qInsBox      = `INSERT INTO mailbox (account, device, seq, tag) VALUES (?, ?, ?, ?)`
-	qInsBoxMulti = `INSERT INTO mailbox (account, device, seq, tag) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", multiRows), ", ")
 	qDelBox      = `DELETE FROM mailbox WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
 	qDelBoxMulti = `DELETE FROM mailbox WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
@@ -41,10 +38,10 @@ var (
 // writerQueries are the statements prepared at Open.
 func writerQueries() []string {
 	q := []string{qSelSend, qDelEnv, qDelEnvMulti,
-		qInsBox, qInsBoxMulti, qDelBox, qDelBoxMulti,
+		qDelBox, qDelBoxMulti,
 		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
 	for i := range segSlots {
-		q = append(q, qInsEnv(i), qInsEnvMulti(i))
+		q = append(q, qInsEnv(i), qInsEnvMulti(i), qInsAck(i, 1), qInsAck(i, multiRows))
 	}
 	return q
 }
@@ -248,6 +245,8 @@ func (s *Store) commit(batch []*op) {
 // commitTx commits batch in one transaction.
 func (s *Store) commitTx(batch []*op) (err error) {
 	ctx := context.Background()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	// Sequence numbers given to envelopes of a transaction that fails are
 	// given again.
 	nextSeq := s.nextSeq
@@ -341,7 +340,7 @@ func (s *Store) commitTx(batch []*op) (err error) {
 		}
 		left = left[n:]
 	}
-	all := envs
+	all, allSends := envs, sends
 	slot := s.segs[len(s.segs)-1].slot
 	for len(envs) > 0 {
 		n, q := 1, qInsEnv(slot)
@@ -369,49 +368,53 @@ func (s *Store) commitTx(batch []*op) (err error) {
 		}
 		envs, sends = envs[n:], sends[n:]
 	}
-	// Each new envelope is listed in its device's mailbox.
-	for envs := all; len(envs) > 0; {
-		n, q := 1, qInsBox
-		if len(envs) >= multiRows {
-			n, q = multiRows, qInsBoxMulti
-		}
-		st, err := get(q)
-		if err != nil {
-			return err
-		}
-		args := make([]any, 0, 4*n)
-		for _, e := range envs[:n] {
-			args = append(args, e.Recipient.Account[:], e.Recipient.Device, int64(e.ID.Seq()), e.ID[8:])
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		envs = envs[n:]
+	// Acknowledged deletes: an envelope in a segment (the device's, tag
+	// checked in the fresh index) gets an ack row and leaves with its
+	// segment; one in backlog leaves mailbox and backlog now.
+	type ack struct {
+		dev relay.DeviceAddr
+		seq int64
 	}
-	// Acknowledged deletes: out of the mailbox now; out of the log when
-	// their segment is cleared, or now for envelopes in backlog.
+	var acks []ack
+	var ackSeqs []int64
 	for _, o := range batch {
 		if o.kind != opDelete {
 			continue
 		}
-		if err := deleteIDs(ctx, get, qDelBox, qDelBoxMulti, o.dev, o.ids); err != nil {
-			return err
-		}
 		var old []relay.EnvelopeID
 		for _, id := range o.ids {
-			if s.inBacklog(int64(id.Seq())) {
+			seq := int64(id.Seq())
+			switch {
+			case s.inBacklog(seq):
 				old = append(old, id)
+			case s.fresh.find(o.dev, seq, id[8:]):
+				acks = append(acks, ack{o.dev, seq})
+				ackSeqs = append(ackSeqs, seq)
 			}
+		}
+		if err := deleteIDs(ctx, get, qDelBox, qDelBoxMulti, o.dev, old); err != nil {
+			return err
 		}
 		if err := deleteIDs(ctx, get, qDelEnv, qDelEnvMulti, o.dev, old); err != nil {
 			return err
 		}
+	}
+	if err := s.ackFresh(ctx, get, ackSeqs); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
 	for i, k := range keys {
 		s.sends.add(k, seqs[i])
+	}
+	for i, e := range all {
+		var tag [8]byte
+		copy(tag[:], e.ID[8:])
+		s.fresh.add(e.Recipient, freshEnv{seq: int64(e.ID.Seq()), tag: tag, ts: ms(allSends[i].Timestamp)})
+	}
+	for _, a := range acks {
+		s.fresh.remove(a.dev, a.seq)
 	}
 	return nil
 }
@@ -510,13 +513,18 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 // qFetch reads a device's mailbox joined with each table an envelope can
 // be in (one statement: one snapshot); each branch is in sequence order,
 // which SQLite merges.
-var qFetch = unionEnv(`SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
-		FROM mailbox m JOIN {T} e ON e.seq = m.seq
-		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4`, "\nUNION ALL ") + "\nORDER BY 1 LIMIT ?5"
+var qFetch = `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
+		FROM mailbox m JOIN backlog e ON e.seq = m.seq
+		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4
+	UNION ALL ` + unionSegs(`SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
+		FROM {T} WHERE seq IN (SELECT value FROM json_each(?6)) AND ts_ms >= ?4`, "\nUNION ALL ") + "\nORDER BY 1 LIMIT ?5"
 
 // Fetch implements relay.Mailbox.
 func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
-	rows, err := s.query(ctx, qFetch, dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
+	// The fresh index is read first: an envelope whose segment is
+	// cleared meanwhile is found in backlog instead.
+	fresh := s.fresh.list(dev, int64(after), limit)
+	rows, err := s.query(ctx, qFetch, dev.Account[:], dev.Device, int64(after), ms(notBefore), limit, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
 	}
@@ -547,17 +555,19 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// Segment rows go when their segment is cleared (not copied
-		// to backlog, no mailbox listing them).
-		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (`+
-			unionEnv(`SELECT seq FROM {T} WHERE ts_ms < ?1`, " UNION ALL ")+`)`, ms(before))
+	err := s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
+		k, after, err := s.dropFresh(ctx, tx, func(_ relay.DeviceAddr, e freshEnv) bool { return e.ts < ms(before) })
 		if err != nil {
-			return err
+			return nil, err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (SELECT seq FROM backlog WHERE ts_ms < ?)`, ms(before))
+		if err != nil {
+			return nil, err
 		}
 		n, _ = res.RowsAffected()
+		n += k
 		_, err = tx.ExecContext(ctx, `DELETE FROM backlog WHERE ts_ms < ?`, ms(before))
-		return err
+		return after, err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: expire: %w", err)
@@ -643,13 +653,8 @@ func (s *Store) expireSendRange(ctx context.Context, after, hi int64, before tim
 
 // DeleteDevice implements relay.Mailbox.
 func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		const sel = `SELECT seq FROM mailbox WHERE account = ? AND device = ?`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, dev.Account[:], dev.Device); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
-		return err
+	err := s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
+		return s.deleteQueued(ctx, tx, dev.Account, dev.Device)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete device: %w", err)
@@ -658,12 +663,19 @@ func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
 }
 
 // deleteQueued deletes the envelopes queued for device dev of acct, or
-// for all its devices when dev is 0 (a revoked account).
-func deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) error {
+// for all its devices when dev is 0 (a revoked account), in a
+// mailboxTx; the func returned unlists them from the fresh index.
+func (s *Store) deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) (func(), error) {
+	_, after, err := s.dropFresh(ctx, tx, func(d relay.DeviceAddr, _ freshEnv) bool {
+		return d.Account == acct && (dev == 0 || d.Device == dev)
+	})
+	if err != nil {
+		return nil, err
+	}
 	const sel = `SELECT seq FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`
 	if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
-	return err
+	_, err = tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
+	return after, err
 }

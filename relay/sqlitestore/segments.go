@@ -13,14 +13,16 @@ import (
 // env_seg_{segSlots-1}, listed in log_segments with the first sequence
 // number each holds. Appends go to the newest (active) segment; every
 // segEvery the writer starts a new one in a free slot, and a segment
-// sealed for segLag is cleared whole: the rows a mailbox still lists
-// (not yet acknowledged) are first copied to backlog, then the table is
+// sealed for segLag is cleared whole: the rows not yet acknowledged are
+// first copied to backlog (and listed in mailbox), then the table is
 // emptied by a DELETE without WHERE, which SQLite runs as a truncation:
 // its pages go to the freelist without being rewritten, and without the
 // rebalancing of half-emptied pages that deleting acked rows among live
 // ones caused (docs/BENCHMARKS.md). An ack deletes the envelope's mailbox
-// row, and its backlog row for an envelope copied there; the rows of a
-// segment are never deleted one by one.
+// row, and its backlog row for an envelope copied there; an envelope in a
+// segment is not in mailbox, and its ack is appended to the segment's
+// ack table (fresh.go): the rows of a segment are never deleted one by
+// one.
 //
 // Sequence numbers never go back: the active segment is never cleared, so
 // its first sequence number or its last row is the highest ever given,
@@ -35,8 +37,9 @@ const (
 )
 
 // segSchema is the shape of every segment table (N: the slot) and of
-// backlog: seq is given by the writer, not AUTOINCREMENT (no
-// sqlite_sequence page rewritten by every commit).
+// backlog (seq is given by the writer, not AUTOINCREMENT: no
+// sqlite_sequence page rewritten by every commit), and its ack table
+// (fresh.go), appended to in ack order.
 const segSchema = `CREATE TABLE IF NOT EXISTS env_seg_N (
 	seq           INTEGER PRIMARY KEY,
 	account       BLOB NOT NULL,
@@ -49,16 +52,19 @@ const segSchema = `CREATE TABLE IF NOT EXISTS env_seg_N (
 	content       BLOB NOT NULL,
 	message_id    BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ack_seg_N (seq INTEGER NOT NULL);
 `
 
-// segTable names the table of slot.
+// segTable names the table of slot, ackTable its acks.
 func segTable(slot int) string { return "env_seg_" + strconv.Itoa(slot) }
+
+func ackTable(slot int) string { return "ack_seg_" + strconv.Itoa(slot) }
 
 // segTables creates the segment tables.
 func segTables() string {
 	var b strings.Builder
 	for i := range segSlots {
-		b.WriteString(strings.Replace(segSchema, "env_seg_N", segTable(i), 1))
+		b.WriteString(strings.NewReplacer("env_seg_N", segTable(i), "ack_seg_N", ackTable(i)).Replace(segSchema))
 	}
 	return b.String()
 }
@@ -79,6 +85,16 @@ func unionEnv(q, sep string) string {
 	var parts []string
 	for _, t := range envTables() {
 		parts = append(parts, strings.ReplaceAll(q, "{T}", t))
+	}
+	return strings.Join(parts, sep)
+}
+
+// unionSegs is unionEnv for the segments only ({A}: the segment's ack
+// table).
+func unionSegs(q, sep string) string {
+	var parts []string
+	for i := range segSlots {
+		parts = append(parts, strings.NewReplacer("{T}", segTable(i), "{A}", ackTable(i)).Replace(q))
 	}
 	return strings.Join(parts, sep)
 }
@@ -147,7 +163,7 @@ func (s *Store) openSegments(ctx context.Context) error {
 		return fmt.Errorf("sqlitestore: segments: %w", err)
 	}
 	s.segs, s.nextSeq, s.lastRotate = segs, max(active.first, last+1), now
-	return nil
+	return s.loadFresh(ctx)
 }
 
 // inBacklog reports whether the envelope seq is older than every segment
@@ -172,6 +188,8 @@ func (s *Store) maybeRotate(now time.Time) {
 // rotate does maybeRotate's work in one transaction and, once committed,
 // updates the ring.
 func (s *Store) rotate(ctx context.Context, now time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	active := s.segs[len(s.segs)-1]
 	var newSeg *segment
 	if s.nextSeq > active.first {
@@ -209,17 +227,23 @@ func (s *Store) rotate(ctx context.Context, now time.Time) error {
 		s.segs = append(s.segs, *newSeg)
 	}
 	s.segs = append(s.segs[:0], s.segs[clear:]...)
+	if clear > 0 {
+		s.fresh.dropBelow(s.segs[0].first)
+	}
 	s.segClears.Add(uint64(clear))
 	return nil
 }
 
-// clearSegment copies the rows of slot that a mailbox still lists to
-// backlog, then empties the table and frees its slot.
+// clearSegment copies the rows of slot not acknowledged to backlog and
+// lists them in mailbox, then empties the segment and its acks and frees
+// the slot.
 func clearSegment(ctx context.Context, tx *sql.Tx, slot int) error {
-	t := segTable(slot) // from the slot number, never from input
-	q := `INSERT INTO backlog SELECT * FROM ` + t + ` e WHERE EXISTS
-		(SELECT 1 FROM mailbox m WHERE m.account = e.account AND m.device = e.device AND m.seq = e.seq);
+	t, a := segTable(slot), ackTable(slot) // from the slot number, never from input
+	q := `INSERT INTO backlog SELECT * FROM ` + t + ` WHERE seq NOT IN (SELECT seq FROM ` + a + `);
+		INSERT INTO mailbox (account, device, seq, tag)
+			SELECT account, device, seq, tag FROM ` + t + ` WHERE seq NOT IN (SELECT seq FROM ` + a + `);
 		DELETE FROM ` + t + `;
+		DELETE FROM ` + a + `;
 		DELETE FROM log_segments WHERE slot = ` + strconv.Itoa(slot)
 	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("sqlitestore: clear segment %d: %w", slot, err)

@@ -91,6 +91,11 @@ type Store struct {
 	lastRotate       time.Time
 	segEvery, segLag time.Duration
 	segClears        atomic.Uint64
+	fresh            *freshIndex // the segments' unacked envelopes (fresh.go)
+	// wmu is held by the writer from a transaction's start until the
+	// ring and fresh index show its commit, and by the other mailbox
+	// transactions (fresh.go).
+	wmu sync.Mutex
 
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
@@ -190,6 +195,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		sends:         sends,
 		segEvery:      cmp.Or(opts.segEvery, segEvery),
 		segLag:        cmp.Or(opts.segLag, segLag),
+		fresh:         newFreshIndex(),
 	}
 	if err := s.openSegments(ctx); err != nil {
 		s.r.Close()
