@@ -32,27 +32,46 @@ import (
 
 // freshEnv is one envelope in the index.
 type freshEnv struct {
-	seq int64
-	tag [8]byte
-	ts  int64 // ts_ms
+	seq   int64
+	tag   [8]byte
+	ts    int64 // ts_ms
+	acked bool  // unlisted; compacted away later
+}
+
+// freshList is one device's envelopes, in sequence order; acked ones
+// stay as tombstones until they are half the list, so that acking a long
+// queue in order does not move the rest each time.
+type freshList struct {
+	l    []freshEnv
+	dead int
 }
 
 // freshIndex lists the unacknowledged envelopes of the log's segments by
 // device, in sequence order.
 type freshIndex struct {
 	mu    sync.Mutex
-	byDev map[relay.DeviceAddr][]freshEnv
-	n     int
+	byDev map[relay.DeviceAddr]*freshList
+	n     int // listed, not acked
 }
 
 func newFreshIndex() *freshIndex {
-	return &freshIndex{byDev: map[relay.DeviceAddr][]freshEnv{}}
+	return &freshIndex{byDev: map[relay.DeviceAddr]*freshList{}}
+}
+
+// search returns the position of the first entry of l at or above seq.
+func search(l []freshEnv, seq int64) (int, bool) {
+	return slices.BinarySearchFunc(l, seq, func(e freshEnv, seq int64) int { return cmpInt(e.seq, seq) })
 }
 
 // add lists e for dev; e.seq is above every seq listed (appends).
 func (x *freshIndex) add(dev relay.DeviceAddr, e freshEnv) {
 	x.mu.Lock()
-	x.byDev[dev] = append(x.byDev[dev], e)
+	f := x.byDev[dev]
+	if f == nil {
+		f = &freshList{}
+		x.byDev[dev] = f
+	}
+	f.l = append(f.l, e)
 	x.n++
 	x.mu.Unlock()
 }
@@ -61,25 +80,35 @@ func (x *freshIndex) add(dev relay.DeviceAddr, e freshEnv) {
 func (x *freshIndex) find(dev relay.DeviceAddr, seq int64, tag []byte) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	l := x.byDev[dev]
-	i, ok := slices.BinarySearchFunc(l, seq, func(e freshEnv, seq int64) int { return cmpInt(e.seq, seq) })
-	return ok && string(l[i].tag[:]) == string(tag)
+	f := x.byDev[dev]
+	if f == nil {
+		return false
+	}
+	i, ok := search(f.l, seq)
+	return ok && !f.l[i].acked && string(f.l[i].tag[:]) == string(tag)
 }
 
 // remove unlists dev's envelope seq, if listed.
 func (x *freshIndex) remove(dev relay.DeviceAddr, seq int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	l := x.byDev[dev]
-	i, ok := slices.BinarySearchFunc(l, seq, func(e freshEnv, seq int64) int { return cmpInt(e.seq, seq) })
-	if !ok {
+	f := x.byDev[dev]
+	if f == nil {
 		return
 	}
+	i, ok := search(f.l, seq)
+	if !ok || f.l[i].acked {
+		return
+	}
+	f.l[i].acked = true
+	f.dead++
 	x.n--
-	if l = slices.Delete(l, i, i+1); len(l) == 0 {
+	switch {
+	case f.dead == len(f.l):
 		delete(x.byDev, dev)
-	} else {
-		x.byDev[dev] = l
+	case f.dead > len(f.l)/2:
+		f.l = slices.DeleteFunc(f.l, func(e freshEnv) bool { return e.acked })
+		f.dead = 0
 	}
 }
 
@@ -88,14 +117,23 @@ func (x *freshIndex) remove(dev relay.DeviceAddr, seq int64) {
 func (x *freshIndex) list(dev relay.DeviceAddr, after int64, limit int) string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	l := x.byDev[dev]
-	i, _ := slices.BinarySearchFunc(l, after+1, func(e freshEnv, seq int64) int { return cmpInt(e.seq, seq) })
 	b := []byte{'['}
-	for j, e := range l[i:min(len(l), i+limit)] {
-		if j > 0 {
-			b = append(b, ',')
+	if f := x.byDev[dev]; f != nil {
+		i, _ := search(f.l, after+1)
+		n := 0
+		for _, e := range f.l[i:] {
+			if n == limit {
+				break
+			}
+			if e.acked {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, e.seq, 10)
+			n++
 		}
-		b = strconv.AppendInt(b, e.seq, 10)
 	}
 	return string(append(b, ']'))
 }
@@ -104,16 +142,22 @@ func (x *freshIndex) list(dev relay.DeviceAddr, after int64, limit int) string {
 func (x *freshIndex) dropBelow(seq int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for dev, l := range x.byDev {
-		i, _ := slices.BinarySearchFunc(l, seq, func(e freshEnv, seq int64) int { return cmpInt(e.seq, seq) })
+	for dev, f := range x.byDev {
+		i, _ := search(f.l, seq)
 		if i == 0 {
 			continue
 		}
-		x.n -= i
-		if i == len(l) {
+		for _, e := range f.l[:i] {
+			if e.acked {
+				f.dead--
+			} else {
+				x.n--
+			}
+		}
+		if i == len(f.l) {
 			delete(x.byDev, dev)
 		} else {
-			x.byDev[dev] = slices.Delete(l, 0, i)
+			f.l = slices.Delete(f.l, 0, i)
 		}
 	}
 }
@@ -123,9 +167,9 @@ func (x *freshIndex) match(keep func(relay.DeviceAddr, freshEnv) bool) map[relay
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := map[relay.DeviceAddr][]int64{}
-	for dev, l := range x.byDev {
-		for _, e := range l {
-			if keep(dev, e) {
+	for dev, f := range x.byDev {
+		for _, e := range f.l {
+			if !e.acked && keep(dev, e) {
 				out[dev] = append(out[dev], e.seq)
 			}
 		}

@@ -69,28 +69,8 @@ func segTables() string {
 	return b.String()
 }
 
-// envTables lists every table an envelope can be in: the segments and
-// backlog.
-func envTables() []string {
-	t := []string{"backlog"}
-	for i := range segSlots {
-		t = append(t, segTable(i))
-	}
-	return t
-}
-
-// unionEnv returns q once for each envelope table (q's {T} replaced by the
-// table), joined by sep.
-func unionEnv(q, sep string) string {
-	var parts []string
-	for _, t := range envTables() {
-		parts = append(parts, strings.ReplaceAll(q, "{T}", t))
-	}
-	return strings.Join(parts, sep)
-}
-
-// unionSegs is unionEnv for the segments only ({A}: the segment's ack
-// table).
+// unionSegs returns q once for each segment ({T}: its table, {A}: its
+// ack table), joined by sep.
 func unionSegs(q, sep string) string {
 	var parts []string
 	for i := range segSlots {

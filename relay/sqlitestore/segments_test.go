@@ -314,3 +314,75 @@ func TestPageSize(t *testing.T) {
 		t.Fatalf("existing database: page size %d, want 4096 kept", n)
 	}
 }
+
+// TestAcksInSegmentsSurviveReopen: acks of envelopes still in a segment
+// are appended to its ack table and leave the in-memory list; a reopened
+// store rebuilds the list from the segments less their acks. An ack with
+// the wrong tag, or from another device, acks nothing.
+func TestAcksInSegmentsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := sqlitestore.Open(ctx, dir, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alice, mallory relay.DeviceAddr
+	alice.Account[0], alice.Device = 0xa1, 1
+	mallory.Account[0], mallory.Device = 0x66, 1
+	var ids []relay.EnvelopeID
+	for i := range 300 {
+		sd := dedupeSend(alice, fmt.Sprint("m", i), time.Now())
+		if _, err := s.Append(ctx, sd); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sd.Envelopes[0].ID)
+	}
+	bob := dedupeSend(alice, "x", time.Now()).Envelopes[0].Recipient
+	for i := 0; i < 200; i += 7 {
+		if err := s.Delete(ctx, bob, ids[i:min(i+7, 200)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := ids[250]
+	forged[15] ^= 1
+	if err := s.Delete(ctx, bob, []relay.EnvelopeID{forged}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, mallory, ids[260:270]); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *sqlitestore.Store, when string) {
+		t.Helper()
+		var got []relay.EnvelopeID
+		for after := uint64(0); ; {
+			envs, err := s.Fetch(ctx, bob, after, time.Time{}, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range envs {
+				got = append(got, e.ID)
+				after = e.ID.Seq()
+			}
+			if len(envs) < 64 {
+				break
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(ids[200:]) {
+			t.Fatalf("%s: fetched %d envelopes, want the 100 unacked", when, len(got))
+		}
+		u, err := s.Usage(ctx)
+		if err != nil || u.QueuedEnvelopes != 100 {
+			t.Fatalf("%s: usage %+v %v, want 100 queued", when, u, err)
+		}
+	}
+	check(s, "before reopening")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlitestore.Open(ctx, dir, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check(s, "after reopening")
+}

@@ -121,6 +121,8 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	c("sotto_sqlite_segments_cleared_total", "Segments of the envelope log cleared whole (segments.go).", s.segClears.Load())
 	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_dedupe_records",
 		"Send dedupe records in the in-memory index (send_log rows).", s.sends.len())
+	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_fresh_envelopes",
+		"Unacknowledged envelopes of the log's segments, listed in memory (fresh.go).", s.fresh.len())
 }
 
 var _ relay.Store = (*Store)(nil)
