@@ -299,21 +299,28 @@ func (s *Store) mailboxTx(ctx context.Context, fn func(tx *sql.Tx) (after func()
 	return nil
 }
 
-// dropFresh acks, in tx, the fresh envelopes for which keep says true
-// (a revocation, a deleted device, expiry), and returns how many and the
-// func that unlists them after the commit (s.wmu held).
-func (s *Store) dropFresh(ctx context.Context, tx *sql.Tx, keep func(relay.DeviceAddr, freshEnv) bool) (int64, func(), error) {
-	m := s.fresh.match(keep)
-	var all []int64
-	for _, l := range m {
-		all = append(all, l...)
+// dropFresh acks, in tx, the envelopes of the segments that the SQL
+// condition where (on a segment's columns, with args) selects and keep
+// (the same condition on the index's entries) says are to go: a
+// revocation, a deleted device, expiry. It reads the segment tables, not
+// the index, so that a second process (sottod admin, whose index is not
+// the relay's) acks what the relay appended too. It returns how many it
+// acked and the func that unlists them from this store's index after the
+// commit (s.wmu held).
+func (s *Store) dropFresh(ctx context.Context, tx *sql.Tx, where string, args []any, keep func(relay.DeviceAddr, freshEnv) bool) (int64, func(), error) {
+	var n int64
+	for i := range segSlots {
+		// Table names from the slot number, where from this package.
+		res, err := tx.ExecContext(ctx, `INSERT INTO `+ackTable(i)+` (seq) SELECT seq FROM `+segTable(i)+
+			` WHERE (`+where+`) AND seq NOT IN (SELECT seq FROM `+ackTable(i)+`)`, args...)
+		if err != nil {
+			return 0, nil, err
+		}
+		k, _ := res.RowsAffected()
+		n += k
 	}
-	get := func(q string) (*sql.Stmt, error) { return s.txStmt(ctx, tx, q) }
-	if err := s.ackFresh(ctx, get, all); err != nil {
-		return 0, nil, err
-	}
-	return int64(len(all)), func() {
-		for dev, l := range m {
+	return n, func() {
+		for dev, l := range s.fresh.match(keep) {
 			for _, seq := range l {
 				s.fresh.remove(dev, seq)
 			}

@@ -408,6 +408,9 @@ func (s *Store) commitTx(batch []*op) (err error) {
 	for i, k := range keys {
 		s.sends.add(k, seqs[i])
 	}
+	if len(all) > 0 {
+		s.ringOwner = true
+	}
 	for i, e := range all {
 		var tag [8]byte
 		copy(tag[:], e.ID[8:])
@@ -556,7 +559,8 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
-		k, after, err := s.dropFresh(ctx, tx, func(_ relay.DeviceAddr, e freshEnv) bool { return e.ts < ms(before) })
+		k, after, err := s.dropFresh(ctx, tx, `ts_ms < ?`, []any{ms(before)},
+			func(_ relay.DeviceAddr, e freshEnv) bool { return e.ts < ms(before) })
 		if err != nil {
 			return nil, err
 		}
@@ -666,9 +670,8 @@ func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
 // for all its devices when dev is 0 (a revoked account), in a
 // mailboxTx; the func returned unlists them from the fresh index.
 func (s *Store) deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) (func(), error) {
-	_, after, err := s.dropFresh(ctx, tx, func(d relay.DeviceAddr, _ freshEnv) bool {
-		return d.Account == acct && (dev == 0 || d.Device == dev)
-	})
+	_, after, err := s.dropFresh(ctx, tx, `account = ?1 AND (?2 = 0 OR device = ?2)`, []any{acct[:], dev},
+		func(d relay.DeviceAddr, _ freshEnv) bool { return d.Account == acct && (dev == 0 || d.Device == dev) })
 	if err != nil {
 		return nil, err
 	}

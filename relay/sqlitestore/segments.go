@@ -153,8 +153,12 @@ func (s *Store) inBacklog(seq int64) bool { return seq < s.segs[0].first }
 // maybeRotate starts a new segment every segEvery (if the active one has
 // rows and a slot is free), and clears the segments sealed segLag ago,
 // oldest first, in one transaction. Writer only.
+//
+// Only a store that has appended turns the ring: a second process with
+// the database open (sottod admin, sotto-load's setup) appends nothing,
+// and its view of the ring would be stale.
 func (s *Store) maybeRotate(now time.Time) {
-	if now.Sub(s.lastRotate) < s.segEvery {
+	if !s.ringOwner || now.Sub(s.lastRotate) < s.segEvery {
 		return
 	}
 	s.lastRotate = now
@@ -189,6 +193,15 @@ func (s *Store) rotate(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("sqlitestore: rotate: %w", err)
 	}
 	defer tx.Rollback()
+	// The ring in the database must be the one this store knows.
+	var n int
+	var newest int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(first_seq), 0) FROM log_segments`).Scan(&n, &newest); err != nil {
+		return fmt.Errorf("sqlitestore: rotate: %w", err)
+	}
+	if n != len(s.segs) || newest != active.first {
+		return fmt.Errorf("sqlitestore: rotate: the ring changed under this store (%d segments, newest at %d)", n, newest)
+	}
 	if newSeg != nil {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO log_segments (slot, first_seq) VALUES (?, ?)`, newSeg.slot, newSeg.first); err != nil {
 			return fmt.Errorf("sqlitestore: rotate: %w", err)
