@@ -91,7 +91,7 @@ type Store struct {
 	lastRotate       time.Time
 	segEvery, segLag time.Duration
 	segClears        atomic.Uint64
-	ringOwner        bool // this store has appended: it turns the ring (segments.go)
+	ringOwner        bool        // this store has appended: it turns the ring (segments.go)
 	fresh            *freshIndex // the segments' unacked envelopes (fresh.go)
 	// wmu is held by the writer from a transaction's start until the
 	// ring and fresh index show its commit, and by the other mailbox
