@@ -88,17 +88,18 @@ func (x *freshIndex) find(dev relay.DeviceAddr, seq int64, tag []byte) bool {
 	return ok && !f.l[i].acked && string(f.l[i].tag[:]) == string(tag)
 }
 
-// remove unlists dev's envelope seq, if listed.
-func (x *freshIndex) remove(dev relay.DeviceAddr, seq int64) {
+// remove unlists dev's envelope seq, if listed, and reports whether it
+// was.
+func (x *freshIndex) remove(dev relay.DeviceAddr, seq int64) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	f := x.byDev[dev]
 	if f == nil {
-		return
+		return false
 	}
 	i, ok := search(f.l, seq)
 	if !ok || f.l[i].acked {
-		return
+		return false
 	}
 	f.l[i].acked = true
 	f.dead++
@@ -110,6 +111,7 @@ func (x *freshIndex) remove(dev relay.DeviceAddr, seq int64) {
 		f.l = slices.DeleteFunc(f.l, func(e freshEnv) bool { return e.acked })
 		f.dead = 0
 	}
+	return true
 }
 
 // list returns the seqs of dev's envelopes after after, at most limit, as
@@ -196,7 +198,8 @@ func cmpInt(a, b int64) int {
 // loadFresh fills the index from the live segments less their acks (at
 // Open, before the writer starts).
 func (s *Store) loadFresh(ctx context.Context) error {
-	for _, g := range s.segs {
+	for i := range s.segs {
+		g := &s.segs[i]
 		t, a := segTable(g.slot), ackTable(g.slot)
 		rows, err := s.w.QueryContext(ctx, `SELECT seq, account, device, tag, ts_ms FROM `+t+
 			` WHERE seq NOT IN (SELECT seq FROM `+a+`) ORDER BY seq`)
@@ -216,6 +219,8 @@ func (s *Store) loadFresh(ctx context.Context) error {
 			copy(dev.Account[:], acct)
 			copy(e.tag[:], tag)
 			s.fresh.add(dev, e)
+			g.rows++
+			g.left++
 		}
 		err = rows.Err()
 		rows.Close()
@@ -224,6 +229,16 @@ func (s *Store) loadFresh(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unlist takes dev's acked envelope seq out of the fresh index and its
+// segment's count (s.wmu held).
+func (s *Store) unlist(dev relay.DeviceAddr, seq int64) {
+	if s.fresh.remove(dev, seq) {
+		if g := s.segmentOf(seq); g != nil {
+			g.left--
+		}
+	}
 }
 
 // slotOf returns the slot of the live segment holding seq, if one does
@@ -322,7 +337,7 @@ func (s *Store) dropFresh(ctx context.Context, tx *sql.Tx, where string, args []
 	return n, func() {
 		for dev, l := range s.fresh.match(keep) {
 			for _, seq := range l {
-				s.fresh.remove(dev, seq)
+				s.unlist(dev, seq)
 			}
 		}
 	}, nil

@@ -411,13 +411,16 @@ func (s *Store) commitTx(batch []*op) (err error) {
 	if len(all) > 0 {
 		s.ringOwner = true
 	}
+	active := &s.segs[len(s.segs)-1]
 	for i, e := range all {
 		var tag [8]byte
 		copy(tag[:], e.ID[8:])
 		s.fresh.add(e.Recipient, freshEnv{seq: int64(e.ID.Seq()), tag: tag, ts: ms(allSends[i].Timestamp)})
+		active.rows++
+		active.left++
 	}
 	for _, a := range acks {
-		s.fresh.remove(a.dev, a.seq)
+		s.unlist(a.dev, a.seq)
 	}
 	return nil
 }

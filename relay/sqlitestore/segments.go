@@ -13,8 +13,10 @@ import (
 // env_seg_{segSlots-1}, listed in log_segments with the first sequence
 // number each holds. Appends go to the newest (active) segment; every
 // segEvery the writer starts a new one in a free slot, and a segment
-// sealed for segLag is cleared whole: the rows not yet acknowledged are
-// first copied to backlog (and listed in mailbox), then the table is
+// sealed for segLag whose envelopes are all but segLeftFrac acknowledged,
+// or sealed for segMaxLag, is cleared whole: the rows not yet
+// acknowledged are first copied to backlog (and listed in mailbox), then
+// the table is
 // emptied by a DELETE without WHERE, which SQLite runs as a truncation:
 // its pages go to the freelist without being rewritten, and without the
 // rebalancing of half-emptied pages that deleting acked rows among live
@@ -27,13 +29,22 @@ import (
 // Sequence numbers never go back: the active segment is never cleared, so
 // its first sequence number or its last row is the highest ever given,
 // and a new segment starts above it. Acked ciphertext stays in the file
-// until its segment is cleared (segEvery+segLag after the append, about
-// a second more for the writer's tick), and in free pages until they are
-// reused (no secure_delete), as before.
+// until its segment is cleared (segEvery+segLag after the append, at
+// most segEvery+segMaxLag, and up to a second more for the writer's
+// tick), and in free pages until they are reused (no secure_delete).
+//
+// The timing trades rewriting against copying: a segment cleared soon
+// frees pages that the next segments reuse while the WAL still holds
+// them (the checkpoint then copies such a page once), but an envelope
+// still unacknowledged is written again to backlog and mailbox. On a
+// loaded relay delivery can take seconds, so a segment waits until
+// nearly all of it is acknowledged (docs/BENCHMARKS.md).
 const (
-	segSlots = 6
-	segEvery = time.Second
-	segLag   = 2 * time.Second
+	segSlots    = 6
+	segEvery    = time.Second
+	segLag      = 2 * time.Second
+	segMaxLag   = 10 * time.Second
+	segLeftFrac = 20 // cleared before segMaxLag with at most 1/20 unacked
 )
 
 // segSchema is the shape of every segment table (N: the slot) and of
@@ -84,6 +95,8 @@ type segment struct {
 	slot   int
 	first  int64     // its first sequence number
 	sealed time.Time // when a newer segment took over; zero while active
+	rows   int       // envelopes appended by this store (or found at Open)
+	left   int       // of them, not yet acknowledged in the fresh index
 }
 
 // Per slot, the writer's append statements (prepared at Open).
@@ -182,7 +195,7 @@ func (s *Store) rotate(ctx context.Context, now time.Time) error {
 		}
 	}
 	clear := 0 // how many of the oldest segments to clear
-	for clear < len(s.segs)-1 && !s.segs[clear].sealed.IsZero() && now.Sub(s.segs[clear].sealed) >= s.segLag {
+	for clear < len(s.segs)-1 && s.segs[clear].due(now, s.segLag) {
 		clear++
 	}
 	if newSeg == nil && clear == 0 {
@@ -240,6 +253,25 @@ func clearSegment(ctx context.Context, tx *sql.Tx, slot int) error {
 		DELETE FROM log_segments WHERE slot = ` + strconv.Itoa(slot)
 	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("sqlitestore: clear segment %d: %w", slot, err)
+	}
+	return nil
+}
+
+// due reports whether g is to be cleared at now.
+func (g segment) due(now time.Time, lag time.Duration) bool {
+	if g.sealed.IsZero() {
+		return false
+	}
+	age := now.Sub(g.sealed)
+	return age >= lag*(segMaxLag/segLag) || age >= lag && g.left*segLeftFrac <= g.rows
+}
+
+// segmentOf returns the live segment holding seq, or nil.
+func (s *Store) segmentOf(seq int64) *segment {
+	for i := len(s.segs) - 1; i >= 0; i-- {
+		if seq >= s.segs[i].first {
+			return &s.segs[i]
+		}
 	}
 	return nil
 }
