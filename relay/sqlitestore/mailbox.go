@@ -516,9 +516,9 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 	return s.submit(ctx, &op{kind: opDelete, dev: dev, ids: ids})
 }
 
-// qFetch reads a device's mailbox joined with each table an envelope can
-// be in (one statement: one snapshot); each branch is in sequence order,
-// which SQLite merges.
+// qFetch reads a device's envelopes: those in backlog through mailbox,
+// and those of the segments the fresh index lists (?6, a JSON array of
+// sequence numbers); SQLite merges the branches in sequence order.
 var qFetch = `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
 		FROM mailbox m JOIN backlog e ON e.seq = m.seq
 		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4
