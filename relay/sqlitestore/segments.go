@@ -90,6 +90,16 @@ func unionSegs(q, sep string) string {
 	return strings.Join(parts, sep)
 }
 
+// envelopesView is the read-only view envelopes: the envelopes not yet
+// acknowledged, wherever they are, with the columns of the single log
+// this layout replaced, for reading the database by hand (an operator,
+// tests elsewhere). Created after the migrations (step 3 drops the old
+// table of that name).
+func envelopesView() string {
+	return `CREATE VIEW IF NOT EXISTS envelopes AS SELECT * FROM backlog UNION ALL ` +
+		unionSegs(`SELECT * FROM {T} WHERE seq NOT IN (SELECT seq FROM {A})`, " UNION ALL ")
+}
+
 // segment is one table of the ring (writer state).
 type segment struct {
 	slot   int

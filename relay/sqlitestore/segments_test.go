@@ -87,6 +87,10 @@ func TestUnackedEnvelopesMoveToBacklog(t *testing.T) {
 	if err := s.Delete(ctx, bob, ids[:2]); err != nil {
 		t.Fatal(err)
 	}
+	// The view envelopes shows what is not yet acknowledged, wherever it is.
+	if n := rawCount(t, dir, "envelopes"); n != 1 {
+		t.Fatalf("%d rows in the view envelopes, want the unacked one", n)
+	}
 	waitFor(t, "the segment to be cleared", func() bool {
 		return segRows(t, dir) == 0 && rawCount(t, dir, "backlog") == 1
 	})

@@ -174,6 +174,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if _, err := w.ExecContext(ctx, envelopesView()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
+	}
 	sends := newSendIndex()
 	if err := sends.load(ctx, w); err != nil {
 		w.Close()
