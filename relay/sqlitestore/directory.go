@@ -353,9 +353,9 @@ func (s *Store) RevocationsSince(ctx context.Context, seq int64) ([]relay.Revoca
 // sums their ciphertext: in backlog (listed in mailbox) and in the
 // segments (less their acks).
 var (
-	qQueued = `(SELECT count(*) FROM mailbox) + ` +
+	qQueued = `(SELECT count(*) FROM backlog_box) + ` +
 		unionSegs(`(SELECT count(*) FROM {T} WHERE seq NOT IN (SELECT seq FROM {A}))`, " + ")
-	qQueuedBytes = `(SELECT coalesce(sum(length(e.content)), 0) FROM mailbox m JOIN backlog e ON e.seq = m.seq) + ` +
+	qQueuedBytes = `(SELECT coalesce(sum(length(e.content)), 0) FROM backlog_box m JOIN backlog e ON e.seq = m.seq) + ` +
 		unionSegs(`(SELECT coalesce(sum(length(content)), 0) FROM {T} WHERE seq NOT IN (SELECT seq FROM {A}))`, " + ")
 )
 

@@ -29,8 +29,8 @@ var (
 	qDelEnvMulti = `DELETE FROM backlog WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	qDelBox      = `DELETE FROM mailbox WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
-	qDelBoxMulti = `DELETE FROM mailbox WHERE account = ? AND device = ? AND seq IN (` +
+	qDelBox      = `DELETE FROM backlog_box WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+	qDelBoxMulti = `DELETE FROM backlog_box WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
 )
@@ -520,7 +520,7 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 // and those of the segments the fresh index lists (?6, a JSON array of
 // sequence numbers); SQLite merges the branches in sequence order.
 var qFetch = `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
-		FROM mailbox m JOIN backlog e ON e.seq = m.seq
+		FROM backlog_box m JOIN backlog e ON e.seq = m.seq
 		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4
 	UNION ALL ` + unionSegs(`SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
 		FROM {T} WHERE seq IN (SELECT value FROM json_each(?6)) AND ts_ms >= ?4`, "\nUNION ALL ") + "\nORDER BY 1 LIMIT ?5"
@@ -567,7 +567,7 @@ func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (SELECT seq FROM backlog WHERE ts_ms < ?)`, ms(before))
+		res, err := tx.ExecContext(ctx, `DELETE FROM backlog_box WHERE seq IN (SELECT seq FROM backlog WHERE ts_ms < ?)`, ms(before))
 		if err != nil {
 			return nil, err
 		}
@@ -678,10 +678,10 @@ func (s *Store) deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.Account
 	if err != nil {
 		return nil, err
 	}
-	const sel = `SELECT seq FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`
+	const sel = `SELECT seq FROM backlog_box WHERE account = ? AND (? = 0 OR device = ?)`
 	if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
+	_, err = tx.ExecContext(ctx, `DELETE FROM backlog_box WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
 	return after, err
 }

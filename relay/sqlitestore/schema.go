@@ -73,10 +73,10 @@ CREATE TABLE IF NOT EXISTS backlog (
 	content       BLOB NOT NULL,
 	message_id    BLOB NOT NULL
 );
--- The envelopes not yet acknowledged, by device: what Fetch reads and an
--- ack deletes. The envelopes themselves are in the segments of the log
--- (env_seg_N, cleared whole: segments.go) or in backlog.
-CREATE TABLE IF NOT EXISTS mailbox (
+-- The envelopes in backlog, by device: what Fetch reads and an ack
+-- deletes. (The segments' are listed in memory: fresh.go; the view
+-- mailbox lists both, for reading by hand.)
+CREATE TABLE IF NOT EXISTS backlog_box (
 	account BLOB NOT NULL,
 	device  INTEGER NOT NULL,
 	seq     INTEGER NOT NULL,
@@ -150,6 +150,17 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 		if ok, err := hasTable(ctx, tx, "envelopes"); err != nil || !ok {
 			return err
 		}
+		// The mailbox table of that layout (step 3 turns it into
+		// backlog_box).
+		if ok, err := hasTable(ctx, tx, "mailbox"); err != nil {
+			return err
+		} else if !ok {
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE mailbox (
+				account BLOB NOT NULL, device INTEGER NOT NULL, seq INTEGER NOT NULL, tag BLOB NOT NULL,
+				PRIMARY KEY (account, device, seq)) WITHOUT ROWID`); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO mailbox (account, device, seq, tag)
 			SELECT account, device, seq, tag FROM envelopes;
 			DROP INDEX IF EXISTS envelopes_by_device`)
@@ -159,7 +170,8 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// together, with purge_mark) becomes a ring of segments cleared whole
 	// (segments.go): the envelopes still listed move to backlog (acked
 	// rows the purge had not reached are dropped), and the first segment
-	// starts above the highest sequence number the log ever gave.
+	// starts above the highest sequence number the log ever gave; the
+	// mailbox table, listing backlog only now, becomes backlog_box.
 	func(ctx context.Context, tx *sql.Tx) error {
 		if ok, err := hasTable(ctx, tx, "envelopes"); err != nil || !ok {
 			return err
@@ -167,6 +179,8 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 		_, err := tx.ExecContext(ctx, `INSERT INTO backlog
 				SELECT seq, account, device, tag, sender, sender_device, ts_ms, type, content, message_id FROM envelopes e
 				WHERE EXISTS (SELECT 1 FROM mailbox m WHERE m.account = e.account AND m.device = e.device AND m.seq = e.seq);
+			INSERT INTO backlog_box SELECT account, device, seq, tag FROM mailbox;
+			DROP TABLE mailbox;
 			DELETE FROM log_segments;
 			INSERT INTO log_segments (slot, first_seq) SELECT 0, max(
 				coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'), 0),

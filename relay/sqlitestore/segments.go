@@ -95,9 +95,39 @@ func unionSegs(q, sep string) string {
 // this layout replaced, for reading the database by hand (an operator,
 // tests elsewhere). Created after the migrations (step 3 drops the old
 // table of that name).
+//
+// The view mailbox lists them by device as the table of that name did;
+// deleting from either view, or updating envelopes, changes the tables
+// beneath (a test playing a hostile relay does). The relay's in-memory
+// list of the segments' envelopes does not see such a change, but Fetch
+// reads the rows themselves: a deleted one is not delivered.
 func envelopesView() string {
+	var del, upd strings.Builder
+	for _, t := range append([]string{"backlog"}, segNames()...) {
+		fmt.Fprintf(&del, "DELETE FROM %s WHERE seq = OLD.seq;\n", t)
+		fmt.Fprintf(&upd, "UPDATE %s SET account = NEW.account, device = NEW.device, tag = NEW.tag, sender = NEW.sender, "+
+			"sender_device = NEW.sender_device, ts_ms = NEW.ts_ms, type = NEW.type, content = NEW.content, message_id = NEW.message_id WHERE seq = OLD.seq;\n", t)
+	}
 	return `CREATE VIEW IF NOT EXISTS envelopes AS SELECT * FROM backlog UNION ALL ` +
-		unionSegs(`SELECT * FROM {T} WHERE seq NOT IN (SELECT seq FROM {A})`, " UNION ALL ")
+		unionSegs(`SELECT * FROM {T} WHERE seq NOT IN (SELECT seq FROM {A})`, " UNION ALL ") + `;
+CREATE VIEW IF NOT EXISTS mailbox AS SELECT account, device, seq, tag FROM envelopes;
+CREATE TRIGGER IF NOT EXISTS envelopes_delete INSTEAD OF DELETE ON envelopes BEGIN
+` + del.String() + `DELETE FROM backlog_box WHERE seq = OLD.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS mailbox_delete INSTEAD OF DELETE ON mailbox BEGIN
+` + del.String() + `DELETE FROM backlog_box WHERE seq = OLD.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS envelopes_update INSTEAD OF UPDATE ON envelopes BEGIN
+` + upd.String() + `END;`
+}
+
+// segNames lists the segment tables.
+func segNames() []string {
+	var n []string
+	for i := range segSlots {
+		n = append(n, segTable(i))
+	}
+	return n
 }
 
 // segment is one table of the ring (writer state).
@@ -256,7 +286,7 @@ func (s *Store) rotate(ctx context.Context, now time.Time) error {
 func clearSegment(ctx context.Context, tx *sql.Tx, slot int) error {
 	t, a := segTable(slot), ackTable(slot) // from the slot number, never from input
 	q := `INSERT INTO backlog SELECT * FROM ` + t + ` WHERE seq NOT IN (SELECT seq FROM ` + a + `);
-		INSERT INTO mailbox (account, device, seq, tag)
+		INSERT INTO backlog_box (account, device, seq, tag)
 			SELECT account, device, seq, tag FROM ` + t + ` WHERE seq NOT IN (SELECT seq FROM ` + a + `);
 		DELETE FROM ` + t + `;
 		DELETE FROM ` + a + `;
