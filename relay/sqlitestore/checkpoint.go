@@ -12,19 +12,25 @@ import (
 // automatic checkpoint (at walCheckpointBytes) is the one that completes
 // a pass, after which the next commit starts the WAL over; copying up to
 // 128 MiB of frames inside the writer stalled every send waiting for a
-// commit for as long (docs/BENCHMARKS.md). So once the WAL is half that
-// size, a checkpointer goroutine on a connection of its own copies what
-// has accumulated, every checkpointEvery, with a PASSIVE checkpoint that
-// runs alongside the writer's commits; the writer's own checkpoint then
-// has at most a few MiB left to copy. Below half the size nothing is
-// copied early, so a page rewritten many times between checkpoints (the
-// log's reused pages) is still copied about once.
+// commit for as long (docs/BENCHMARKS.md). So once the WAL is at
+// ckStartPct of that size, a checkpointer goroutine on a connection of its
+// own copies what has accumulated, every checkpointEvery once ckMinBytes
+// have, with a PASSIVE checkpoint that runs alongside the writer's
+// commits; the writer's own checkpoint then has at most a few MiB left
+// to copy. Before that nothing is copied early, so a page rewritten many
+// times between checkpoints (the log's segments reuse freed pages within
+// seconds) is copied once; each background pass copies each page written
+// since the one before, so they start late and copy 8 MiB at a time:
+// starting at half the WAL with 2 MiB passes, checkpoints wrote 0.7 of
+// what the WAL did, at three quarters with 8 MiB 0.3 (BenchmarkDiskWrites,
+// 200,000 messages; docs/BENCHMARKS.md).
 const (
 	checkpointEvery = 100 * time.Millisecond
-	// ckStartFrac: background copying starts at walCheckpointBytes/2.
-	ckStartFrac = 2
+	// ckStartPct: background copying starts at this percentage of
+	// walCheckpointBytes.
+	ckStartPct = 75
 	// ckMinBytes: a background pass copies at least this much WAL.
-	ckMinBytes = 2 << 20
+	ckMinBytes = 8 << 20
 )
 
 // walFrames reads the WAL's last committed frame and the frames already
@@ -52,7 +58,7 @@ func (s *Store) checkpointer(ck *sql.DB, shmPath string, pageSize, walBytes int)
 			shm.Close()
 		}
 	}()
-	start := uint32(walBytes / ckStartFrac / pageSize)
+	start := uint32(walBytes / 100 * ckStartPct / pageSize)
 	least := uint32(ckMinBytes / pageSize)
 	for {
 		select {

@@ -128,8 +128,11 @@ INSERT INTO envelopes VALUES (7, x'b0000000000000000000000000000000', 1, x'01020
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := rawCount(t, dir, "envelopes"); n != 0 {
-		t.Fatalf("%d envelope rows after the ack, want 0", n)
+	if n := rawCount(t, dir, "backlog"); n != 0 {
+		t.Fatalf("%d backlog rows after the ack, want 0", n)
+	}
+	if cols := columns(t, dir); cols["envelopes"] != nil {
+		t.Fatal("the single envelope log survived the upgrade")
 	}
 	if idx := rawCount(t, dir, "sqlite_schema WHERE name = 'envelopes_by_device'"); idx != 0 {
 		t.Fatal("envelopes_by_device survived the upgrade")

@@ -291,7 +291,7 @@ func (s *Store) TouchDevice(ctx context.Context, addr relay.DeviceAddr, t time.T
 
 // Revoke implements relay.Directory.
 func (s *Store) Revoke(ctx context.Context, addr relay.DeviceAddr, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
 		var res sql.Result
 		var err error
 		if addr.Device == 0 {
@@ -303,26 +303,27 @@ func (s *Store) Revoke(ctx context.Context, addr relay.DeviceAddr, now time.Time
 			res, err = tx.ExecContext(ctx, `UPDATE devices SET revoked = 1 WHERE account = ? AND device = ?`, addr.Account[:], addr.Device)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlitestore: revoke: %w", err)
+			return nil, fmt.Errorf("sqlitestore: revoke: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return relay.ErrNotFound
+			return nil, relay.ErrNotFound
 		}
 		for _, q := range []string{
 			`DELETE FROM one_time_prekeys WHERE account = ? AND (? = 0 OR device = ?)`,
 			`DELETE FROM signed_prekeys WHERE account = ? AND (? = 0 OR device = ?)`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, addr.Account[:], addr.Device, addr.Device); err != nil {
-				return fmt.Errorf("sqlitestore: revoke: %w", err)
+				return nil, fmt.Errorf("sqlitestore: revoke: %w", err)
 			}
 		}
-		if err := deleteQueued(ctx, tx, addr.Account, addr.Device); err != nil {
-			return fmt.Errorf("sqlitestore: revoke: %w", err)
+		after, err := s.deleteQueued(ctx, tx, addr.Account, addr.Device)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: revoke: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (account, device) VALUES (?, ?)`, addr.Account[:], addr.Device); err != nil {
-			return fmt.Errorf("sqlitestore: revoke: %w", err)
+			return nil, fmt.Errorf("sqlitestore: revoke: %w", err)
 		}
-		return nil
+		return after, nil
 	})
 }
 
@@ -348,6 +349,16 @@ func (s *Store) RevocationsSince(ctx context.Context, seq int64) ([]relay.Revoca
 	return out, rowsErr(rows)
 }
 
+// qQueued counts the envelopes not yet acknowledged, and qQueuedBytes
+// sums their ciphertext: in backlog (listed in mailbox) and in the
+// segments (less their acks).
+var (
+	qQueued = `(SELECT count(*) FROM backlog_box) + ` +
+		unionSegs(`(SELECT count(*) FROM {T} WHERE seq NOT IN (SELECT seq FROM {A}))`, " + ")
+	qQueuedBytes = `(SELECT coalesce(sum(length(e.content)), 0) FROM backlog_box m JOIN backlog e ON e.seq = m.seq) + ` +
+		unionSegs(`(SELECT coalesce(sum(length(content)), 0) FROM {T} WHERE seq NOT IN (SELECT seq FROM {A}))`, " + ")
+)
+
 // Usage implements relay.Directory.
 func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 	var u relay.Usage
@@ -360,8 +371,8 @@ func (s *Store) Usage(ctx context.Context) (relay.Usage, error) {
 		(SELECT count(*) FROM codes),
 		(SELECT coalesce(sum(seats), 0) FROM codes),
 		(SELECT coalesce(sum(used), 0) FROM codes),
-		(SELECT count(*) FROM mailbox),
-		(SELECT coalesce(sum(length(e.content)), 0) FROM mailbox m JOIN envelopes e ON e.seq = m.seq)`, now).
+		(`+qQueued+`),
+		(`+qQueuedBytes+`)`, now).
 		Scan(&u.Accounts, &u.ActiveAccounts, &u.Devices, &u.ActiveDevices, &u.Codes, &u.SeatsTotal, &u.SeatsUsed, &u.QueuedEnvelopes, &u.QueuedBytes)
 	if err != nil {
 		return u, fmt.Errorf("sqlitestore: usage: %w", err)

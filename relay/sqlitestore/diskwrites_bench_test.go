@@ -217,14 +217,19 @@ func checkpointTruncate(ctx context.Context, dir string) error {
 		return err
 	}
 	defer db.Close()
-	var busy, log, done int
-	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
-		return err
+	// The store's writer may be in a transaction (a rotation of the log):
+	// try again for a while.
+	for range 100 {
+		var busy, log, done int
+		if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+			return err
+		}
+		if busy == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if busy != 0 {
-		return fmt.Errorf("checkpoint busy")
-	}
-	return nil
+	return fmt.Errorf("checkpoint busy")
 }
 
 type walFrame struct {

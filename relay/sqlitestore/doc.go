@@ -8,11 +8,14 @@
 // goroutine that batches whatever is queued into a single transaction:
 // callers wait for their batch's commit (group commit).
 //
-// Layout, for few bytes written per message: envelopes is an append-only
-// log whose acked rows are purged together (purge.go); mailbox lists each
-// device's unacked envelopes; the dedupe records are appended to send_log
-// and found through an in-memory index (dedupe.go). Pages are 1 KiB and
-// the WAL is checkpointed at 128 MiB. Figures in docs/BENCHMARKS.md.
+// Layout, for few bytes written per message: the envelope log is a ring
+// of segment tables cleared whole once their envelopes are acknowledged
+// or copied to backlog (segments.go); the segments' unacked envelopes are
+// listed in memory and acks appended to per-segment ack tables
+// (fresh.go); mailbox lists each device's envelopes in backlog; the
+// dedupe records are appended to send_log and found through an in-memory
+// index (dedupe.go). Pages are 1 KiB and the WAL is checkpointed at
+// 128 MiB. Figures in docs/BENCHMARKS.md.
 //
 // A second process (sottod admin) may open the same directory while the
 // relay runs: SQLite serializes writers with its file lock and both sides

@@ -16,9 +16,8 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qInsEnv  = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSelSend = `SELECT account, device, message_id, ts_ms FROM send_log WHERE seq = ?`
-	qDelEnv  = `DELETE FROM envelopes WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+	qDelEnv  = `DELETE FROM backlog WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
 )
 
 // multiRows is how many envelopes one multi-row statement inserts or
@@ -26,23 +25,26 @@ const (
 const multiRows = 32
 
 var (
-	qInsEnvMulti = `INSERT INTO envelopes (account, device, tag, sender, sender_device, ts_ms, type, content, message_id) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", multiRows), ", ")
 	// The CASE keeps the tag check of qDelEnv for every row.
-	qDelEnvMulti = `DELETE FROM envelopes WHERE account = ? AND device = ? AND seq IN (` +
+	qDelEnvMulti = `DELETE FROM backlog WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	qInsBox      = `INSERT INTO mailbox (account, device, seq, tag) VALUES (?, ?, ?, ?)`
-	qInsBoxMulti = `INSERT INTO mailbox (account, device, seq, tag) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", multiRows), ", ")
-	qDelBox      = `DELETE FROM mailbox WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
-	qDelBoxMulti = `DELETE FROM mailbox WHERE account = ? AND device = ? AND seq IN (` +
+	qDelBox      = `DELETE FROM backlog_box WHERE seq = ? AND account = ? AND device = ? AND tag = ?`
+	qDelBoxMulti = `DELETE FROM backlog_box WHERE account = ? AND device = ? AND seq IN (` +
 		strings.TrimSuffix(strings.Repeat("?, ", multiRows), ", ") + `) AND tag = CASE seq ` +
 		strings.Repeat("WHEN ? THEN ? ", multiRows) + `END`
-	writerQueries = []string{qInsEnv, qSelSend, qDelEnv, qInsEnvMulti, qDelEnvMulti,
-		qInsBox, qInsBoxMulti, qDelBox, qDelBoxMulti,
-		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
 )
+
+// writerQueries are the statements prepared at Open.
+func writerQueries() []string {
+	q := []string{qSelSend, qDelEnv, qDelEnvMulti,
+		qDelBox, qDelBoxMulti,
+		qInsSendN(1), qInsSendN(4), qInsSendN(16), qInsSendN(multiRows)}
+	for i := range segSlots {
+		q = append(q, qInsEnv(i), qInsEnvMulti(i), qInsAck(i, 1), qInsAck(i, multiRows))
+	}
+	return q
+}
 
 // qInsSendN appends n dedupe records to send_log.
 func qInsSendN(n int) string {
@@ -176,12 +178,12 @@ func (s *Store) writer() {
 	defer close(s.stopped)
 	defer close(s.completed)
 	batch := make([]*op, 0, s.maxBatch)
-	tick := time.NewTicker(purgeEvery)
+	tick := time.NewTicker(s.segEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case now := <-tick.C:
-			s.maybePurge(now)
+			s.maybeRotate(now)
 			continue
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
@@ -209,7 +211,7 @@ func (s *Store) writer() {
 		for i := range batch {
 			batch[i] = nil
 		}
-		s.maybePurge(time.Now())
+		s.maybeRotate(time.Now())
 	}
 }
 
@@ -241,8 +243,18 @@ func (s *Store) commit(batch []*op) {
 }
 
 // commitTx commits batch in one transaction.
-func (s *Store) commitTx(batch []*op) error {
+func (s *Store) commitTx(batch []*op) (err error) {
 	ctx := context.Background()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	// Sequence numbers given to envelopes of a transaction that fails are
+	// given again.
+	nextSeq := s.nextSeq
+	defer func() {
+		if err != nil {
+			s.nextSeq = nextSeq
+		}
+	}()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
@@ -328,78 +340,67 @@ func (s *Store) commitTx(batch []*op) error {
 		}
 		left = left[n:]
 	}
-	all := envs
+	all, allSends := envs, sends
+	slot := s.segs[len(s.segs)-1].slot
 	for len(envs) > 0 {
-		n, q := 1, qInsEnv
+		n, q := 1, qInsEnv(slot)
 		if len(envs) >= multiRows {
-			n, q = multiRows, qInsEnvMulti
+			n, q = multiRows, qInsEnvMulti(slot)
 		}
 		st, err := get(q)
 		if err != nil {
 			return err
 		}
-		args := make([]any, 0, 9*n)
+		args := make([]any, 0, 10*n)
 		for i := range n {
 			e, sd := envs[i], sends[i]
 			content := e.Content
 			if content == nil {
 				content = []byte{} // an empty ciphertext is stored, not NULL
 			}
-			args = append(args, e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
+			binary.BigEndian.PutUint64(e.ID[:8], uint64(s.nextSeq))
+			s.nextSeq++
+			args = append(args, int64(e.ID.Seq()), e.Recipient.Account[:], e.Recipient.Device, e.ID[8:],
 				e.Sender, e.SenderDevice, ms(sd.Timestamp), e.Type, content, sd.MessageID)
-		}
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		last, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("sqlitestore: append: %w", err)
-		}
-		// One statement inserts its rows in order with consecutive
-		// AUTOINCREMENT rowids (this is the only writer).
-		for i := range n {
-			binary.BigEndian.PutUint64(envs[i].ID[:8], uint64(last-int64(n-1-i)))
-		}
-		envs, sends = envs[n:], sends[n:]
-	}
-	// Each new envelope is listed in its device's mailbox.
-	for envs := all; len(envs) > 0; {
-		n, q := 1, qInsBox
-		if len(envs) >= multiRows {
-			n, q = multiRows, qInsBoxMulti
-		}
-		st, err := get(q)
-		if err != nil {
-			return err
-		}
-		args := make([]any, 0, 4*n)
-		for _, e := range envs[:n] {
-			args = append(args, e.Recipient.Account[:], e.Recipient.Device, int64(e.ID.Seq()), e.ID[8:])
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlitestore: append: %w", err)
 		}
-		envs = envs[n:]
+		envs, sends = envs[n:], sends[n:]
 	}
-	// Acknowledged deletes: out of the mailbox now; out of the envelope
-	// log at its next purge, or now for envelopes the purge has passed.
+	// Acknowledged deletes: an envelope in a segment (the device's, tag
+	// checked in the fresh index) gets an ack row and leaves with its
+	// segment; one in backlog leaves mailbox and backlog now.
+	type ack struct {
+		dev relay.DeviceAddr
+		seq int64
+	}
+	var acks []ack
+	var ackSeqs []int64
 	for _, o := range batch {
 		if o.kind != opDelete {
 			continue
 		}
-		if err := deleteIDs(ctx, get, qDelBox, qDelBoxMulti, o.dev, o.ids); err != nil {
-			return err
-		}
 		var old []relay.EnvelopeID
 		for _, id := range o.ids {
-			if int64(id.Seq()) <= s.purged {
+			seq := int64(id.Seq())
+			switch {
+			case s.inBacklog(seq):
 				old = append(old, id)
+			case s.fresh.find(o.dev, seq, id[8:]):
+				acks = append(acks, ack{o.dev, seq})
+				ackSeqs = append(ackSeqs, seq)
 			}
+		}
+		if err := deleteIDs(ctx, get, qDelBox, qDelBoxMulti, o.dev, old); err != nil {
+			return err
 		}
 		if err := deleteIDs(ctx, get, qDelEnv, qDelEnvMulti, o.dev, old); err != nil {
 			return err
 		}
+	}
+	if err := s.ackFresh(ctx, get, ackSeqs); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
@@ -408,7 +409,18 @@ func (s *Store) commitTx(batch []*op) error {
 		s.sends.add(k, seqs[i])
 	}
 	if len(all) > 0 {
-		s.appended(int64(all[len(all)-1].ID.Seq()))
+		s.ringOwner = true
+	}
+	active := &s.segs[len(s.segs)-1]
+	for i, e := range all {
+		var tag [8]byte
+		copy(tag[:], e.ID[8:])
+		s.fresh.add(e.Recipient, freshEnv{seq: int64(e.ID.Seq()), tag: tag, ts: ms(allSends[i].Timestamp)})
+		active.rows++
+		active.left++
+	}
+	for _, a := range acks {
+		s.unlist(a.dev, a.seq)
 	}
 	return nil
 }
@@ -504,12 +516,21 @@ func (s *Store) Delete(ctx context.Context, dev relay.DeviceAddr, ids []relay.En
 	return s.submit(ctx, &op{kind: opDelete, dev: dev, ids: ids})
 }
 
+// qFetch reads a device's envelopes: those in backlog through mailbox,
+// and those of the segments the fresh index lists (?6, a JSON array of
+// sequence numbers); SQLite merges the branches in sequence order.
+var qFetch = `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
+		FROM backlog_box m JOIN backlog e ON e.seq = m.seq
+		WHERE m.account = ?1 AND m.device = ?2 AND m.seq > ?3 AND e.ts_ms >= ?4
+	UNION ALL ` + unionSegs(`SELECT seq, tag, sender, sender_device, ts_ms, type, content, message_id
+		FROM {T} WHERE seq IN (SELECT value FROM json_each(?6)) AND ts_ms >= ?4`, "\nUNION ALL ") + "\nORDER BY 1 LIMIT ?5"
+
 // Fetch implements relay.Mailbox.
 func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, notBefore time.Time, limit int) ([]relay.Envelope, error) {
-	rows, err := s.query(ctx, `SELECT e.seq, e.tag, e.sender, e.sender_device, e.ts_ms, e.type, e.content, e.message_id
-		FROM mailbox m JOIN envelopes e ON e.seq = m.seq
-		WHERE m.account = ? AND m.device = ? AND m.seq > ? AND e.ts_ms >= ? ORDER BY m.seq LIMIT ?`,
-		dev.Account[:], dev.Device, int64(after), ms(notBefore), limit)
+	// The fresh index is read first: an envelope whose segment is
+	// cleared meanwhile is found in backlog instead.
+	fresh := s.fresh.list(dev, int64(after), limit)
+	rows, err := s.query(ctx, qFetch, dev.Account[:], dev.Device, int64(after), ms(notBefore), limit, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: fetch: %w", err)
 	}
@@ -540,14 +561,20 @@ func (s *Store) Fetch(ctx context.Context, dev relay.DeviceAddr, after uint64, n
 // Expire implements relay.Mailbox.
 func (s *Store) Expire(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE seq IN (SELECT seq FROM envelopes WHERE ts_ms < ?)`, ms(before))
+	err := s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
+		k, after, err := s.dropFresh(ctx, tx, `ts_ms < ?`, []any{ms(before)},
+			func(_ relay.DeviceAddr, e freshEnv) bool { return e.ts < ms(before) })
 		if err != nil {
-			return err
+			return nil, err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM backlog_box WHERE seq IN (SELECT seq FROM backlog WHERE ts_ms < ?)`, ms(before))
+		if err != nil {
+			return nil, err
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `DELETE FROM envelopes WHERE ts_ms < ?`, ms(before))
-		return err
+		n += k
+		_, err = tx.ExecContext(ctx, `DELETE FROM backlog WHERE ts_ms < ?`, ms(before))
+		return after, err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: expire: %w", err)
@@ -633,13 +660,8 @@ func (s *Store) expireSendRange(ctx context.Context, after, hi int64, before tim
 
 // DeleteDevice implements relay.Mailbox.
 func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		const sel = `SELECT seq FROM mailbox WHERE account = ? AND device = ?`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, dev.Account[:], dev.Device); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND device = ?`, dev.Account[:], dev.Device)
-		return err
+	err := s.mailboxTx(ctx, func(tx *sql.Tx) (func(), error) {
+		return s.deleteQueued(ctx, tx, dev.Account, dev.Device)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete device: %w", err)
@@ -648,12 +670,18 @@ func (s *Store) DeleteDevice(ctx context.Context, dev relay.DeviceAddr) error {
 }
 
 // deleteQueued deletes the envelopes queued for device dev of acct, or
-// for all its devices when dev is 0 (a revoked account).
-func deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) error {
-	const sel = `SELECT seq FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`
-	if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
-		return err
+// for all its devices when dev is 0 (a revoked account), in a
+// mailboxTx; the func returned unlists them from the fresh index.
+func (s *Store) deleteQueued(ctx context.Context, tx *sql.Tx, acct relay.AccountID, dev uint32) (func(), error) {
+	_, after, err := s.dropFresh(ctx, tx, `account = ?1 AND (?2 = 0 OR device = ?2)`, []any{acct[:], dev},
+		func(d relay.DeviceAddr, _ freshEnv) bool { return d.Account == acct && (dev == 0 || d.Device == dev) })
+	if err != nil {
+		return nil, err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM mailbox WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
-	return err
+	const sel = `SELECT seq FROM backlog_box WHERE account = ? AND (? = 0 OR device = ?)`
+	if _, err := tx.ExecContext(ctx, `DELETE FROM backlog WHERE seq IN (`+sel+`)`, acct[:], dev, dev); err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM backlog_box WHERE account = ? AND (? = 0 OR device = ?)`, acct[:], dev, dev)
+	return after, err
 }

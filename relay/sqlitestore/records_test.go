@@ -190,6 +190,16 @@ func TestRecordsTableMatchesSchema(t *testing.T) {
 		"relay.db": schemaOf(t, filepath.Join(dir, sqlitestore.FileName)),
 		"blobs.db": schemaOf(t, filepath.Join(blobDir, blobstore.FileName)),
 	}
+	// The segments of the envelope log, env_seg_0 … and their ack
+	// tables ack_seg_0 …, share one shape, documented (and created in the
+	// code) as env_seg_N and ack_seg_N.
+	segs := regexp.MustCompile(`^(env|ack)_seg_[0-9]+$`)
+	for tbl, cols := range real["relay.db"] {
+		if segs.MatchString(tbl) {
+			delete(real["relay.db"], tbl)
+			real["relay.db"][tbl[:len("env_seg_")]+"N"] = cols
+		}
+	}
 	// Every table the stores' code can create exists: fillStores went
 	// down every path (a new lazily created table must be added there).
 	for db, src := range map[string]string{"relay.db": ".", "blobs.db": "../blobstore"} {

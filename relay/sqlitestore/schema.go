@@ -59,8 +59,10 @@ CREATE TABLE IF NOT EXISTS revocations (
 	account BLOB NOT NULL,
 	device  INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS envelopes (
-	seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+-- Envelopes that outlived their segment of the log (segments.go): the
+-- ones not acknowledged when it was cleared. An ack deletes the row.
+CREATE TABLE IF NOT EXISTS backlog (
+	seq           INTEGER PRIMARY KEY,
 	account       BLOB NOT NULL,
 	device        INTEGER NOT NULL,
 	tag           BLOB NOT NULL,
@@ -71,19 +73,22 @@ CREATE TABLE IF NOT EXISTS envelopes (
 	content       BLOB NOT NULL,
 	message_id    BLOB NOT NULL
 );
--- The envelopes not yet acknowledged, by device: what Fetch reads and an
--- ack deletes. envelopes itself is an append-only log: an acked row is
--- deleted later with its neighbours (purge.go), so that a page of the log
--- is freed once instead of rewritten for every ack that touches it.
-CREATE TABLE IF NOT EXISTS mailbox (
+-- The envelopes in backlog, by device: what Fetch reads and an ack
+-- deletes. (The segments' are listed in memory: fresh.go; the view
+-- mailbox lists both, for reading by hand.)
+CREATE TABLE IF NOT EXISTS backlog_box (
 	account BLOB NOT NULL,
 	device  INTEGER NOT NULL,
 	seq     INTEGER NOT NULL,
 	tag     BLOB NOT NULL,
 	PRIMARY KEY (account, device, seq)
 ) WITHOUT ROWID;
--- How far the purge of acked envelopes has gone (one row).
-CREATE TABLE IF NOT EXISTS purge_mark (seq INTEGER NOT NULL);
+-- The segments of the log in use: slot N is table env_seg_N, holding the
+-- envelopes from first_seq up to the next segment's first_seq.
+CREATE TABLE IF NOT EXISTS log_segments (
+	slot      INTEGER PRIMARY KEY,
+	first_seq INTEGER NOT NULL
+);
 -- Dedupe records, appended in commit order; looked up through an
 -- in-memory index built at Open (dedupe.go).
 CREATE TABLE IF NOT EXISTS send_log (
@@ -142,11 +147,55 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// 2: the envelopes waiting for each device are listed in mailbox
 	// instead of an index on envelopes.
 	func(ctx context.Context, tx *sql.Tx) error {
+		if ok, err := hasTable(ctx, tx, "envelopes"); err != nil || !ok {
+			return err
+		}
+		// The mailbox table of that layout (step 3 turns it into
+		// backlog_box).
+		if ok, err := hasTable(ctx, tx, "mailbox"); err != nil {
+			return err
+		} else if !ok {
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE mailbox (
+				account BLOB NOT NULL, device INTEGER NOT NULL, seq INTEGER NOT NULL, tag BLOB NOT NULL,
+				PRIMARY KEY (account, device, seq)) WITHOUT ROWID`); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO mailbox (account, device, seq, tag)
 			SELECT account, device, seq, tag FROM envelopes;
 			DROP INDEX IF EXISTS envelopes_by_device`)
 		return err
 	},
+	// 3: the single envelope log (envelopes, purged of acked rows
+	// together, with purge_mark) becomes a ring of segments cleared whole
+	// (segments.go): the envelopes still listed move to backlog (acked
+	// rows the purge had not reached are dropped), and the first segment
+	// starts above the highest sequence number the log ever gave; the
+	// mailbox table, listing backlog only now, becomes backlog_box.
+	func(ctx context.Context, tx *sql.Tx) error {
+		if ok, err := hasTable(ctx, tx, "envelopes"); err != nil || !ok {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO backlog
+				SELECT seq, account, device, tag, sender, sender_device, ts_ms, type, content, message_id FROM envelopes e
+				WHERE EXISTS (SELECT 1 FROM mailbox m WHERE m.account = e.account AND m.device = e.device AND m.seq = e.seq);
+			INSERT INTO backlog_box SELECT account, device, seq, tag FROM mailbox;
+			DROP TABLE mailbox;
+			DELETE FROM log_segments;
+			INSERT INTO log_segments (slot, first_seq) SELECT 0, max(
+				coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'), 0),
+				coalesce((SELECT max(seq) FROM envelopes), 0)) + 1;
+			DROP TABLE envelopes;
+			DROP TABLE IF EXISTS purge_mark`)
+		return err
+	},
+}
+
+// hasTable reports whether the database has the table name.
+func hasTable(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	return n > 0, err
 }
 
 // migrate brings db's schema up to date: the dropped columns, then each

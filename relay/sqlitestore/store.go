@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -35,6 +36,10 @@ type Options struct {
 	// walCheckpointBytes), and no background checkpointer.
 	walBytes     int
 	noBackground bool
+
+	// For tests: the ring's timing (segments.go); 0 means segEvery and
+	// segLag.
+	segEvery, segLag time.Duration
 }
 
 // DefaultPageSize is the page size of a new database. Small pages suit
@@ -79,10 +84,19 @@ type Store struct {
 
 	sends *sendIndex // the dedupe records' index
 
-	// The purge of acked envelopes (purge.go), writer goroutine only.
-	purged    int64     // log rows up to here are deleted when acked
-	marks     []seqMark // recent commits' last sequence numbers
-	lastPurge time.Time
+	// The ring of log segments (segments.go), writer goroutine only
+	// (and Open, before it starts).
+	segs             []segment // oldest first; the last is active
+	nextSeq          int64     // the next envelope's sequence number
+	lastRotate       time.Time
+	segEvery, segLag time.Duration
+	segClears        atomic.Uint64
+	ringOwner        bool        // this store has appended: it turns the ring (segments.go)
+	fresh            *freshIndex // the segments' unacked envelopes (fresh.go)
+	// wmu is held by the writer from a transaction's start until the
+	// ring and fresh index show its commit, and by the other mailbox
+	// transactions (fresh.go).
+	wmu sync.Mutex
 
 	// Writer statistics, for /metrics.
 	commits, committedOps, commitNanos, waitNanos atomic.Uint64
@@ -105,8 +119,11 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	c("sotto_sqlite_commit_nanoseconds_total", "Time spent in mailbox write transactions.", s.commitNanos.Load())
 	c("sotto_sqlite_op_wait_nanoseconds_total", "Time ops waited from submission to commit, summed.", s.waitNanos.Load())
 	c("sotto_sqlite_background_checkpoints_total", "WAL checkpoints run off the writer (checkpoint.go).", s.bgCheckpoints.Load())
+	c("sotto_sqlite_segments_cleared_total", "Segments of the envelope log cleared whole (segments.go).", s.segClears.Load())
 	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_dedupe_records",
 		"Send dedupe records in the in-memory index (send_log rows).", s.sends.len())
+	fmt.Fprintf(w, "# HELP %[1]s %[2]s\n# TYPE %[1]s gauge\n%[1]s %[3]d\n", "sotto_sqlite_fresh_envelopes",
+		"Unacknowledged envelopes of the log's segments, listed in memory (fresh.go).", s.fresh.len())
 }
 
 var _ relay.Store = (*Store)(nil)
@@ -149,13 +166,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.ExecContext(ctx, schema+keyLogSchema+groupSchema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+segTables()+keyLogSchema+groupSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, envelopesView()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: create schema: %w", err)
 	}
 	sends := newSendIndex()
 	if err := sends.load(ctx, w); err != nil {
@@ -179,13 +200,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		completed:     make(chan []*op, 64),
 		completerDone: make(chan struct{}),
 		sends:         sends,
+		segEvery:      cmp.Or(opts.segEvery, segEvery),
+		segLag:        cmp.Or(opts.segLag, segLag),
+		fresh:         newFreshIndex(),
 	}
-	if err := s.openPurge(ctx); err != nil {
+	if err := s.openSegments(ctx); err != nil {
 		s.r.Close()
 		s.w.Close()
 		return nil, err
 	}
-	for _, q := range writerQueries {
+	for _, q := range writerQueries() {
 		if _, err := stmt(ctx, &s.wstmts, s.w, q); err != nil {
 			s.r.Close()
 			s.w.Close()
