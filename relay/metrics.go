@@ -14,11 +14,11 @@ import (
 
 // Metrics are the relay's counters, exported in Prometheus text format.
 type Metrics struct {
-	connections  atomic.Uint64
-	framesIn     atomic.Uint64
-	framesOut    atomic.Uint64
-	writes       atomic.Uint64
-	sends        atomic.Uint64
+	connections atomic.Uint64
+	framesIn    atomic.Uint64
+	framesOut   atomic.Uint64
+	writes      atomic.Uint64
+	sends       atomic.Uint64
 	// Sends (named and sealed) handled on the general path, waiting for
 	// their commit on the read goroutine: something they needed was not
 	// cached (fastpath.go). Steady traffic keeps this flat.
