@@ -49,6 +49,9 @@ type conn struct {
 	// approved says a link approval was pushed to this provisioning
 	// connection: it gets one login timeout more to send LinkDevice.
 	approved atomic.Bool
+	// lastSealed is the time of the last sealed send (Unix nanoseconds;
+	// 0: none yet), for the sealed-send idle timeout (sealedSent).
+	lastSealed atomic.Int64
 
 	// Owned by the read turns (one at a time).
 	nonce    []byte
@@ -366,6 +369,14 @@ func (c *conn) lifetimeOver() {
 	if c.loggedIn.Load() {
 		return
 	}
+	if last := c.lastSealed.Load(); last != 0 && !c.provisioning.Load() {
+		// Sealed sends came since the timer was armed: wait out the
+		// idle time from the last one.
+		if d := time.Until(time.Unix(0, last).Add(c.s.cfg.SealedIdleTimeout)); d > 0 {
+			c.timer.Reset(d)
+			return
+		}
+	}
 	c.close(CloseNormal)
 }
 
@@ -382,10 +393,17 @@ func (c *conn) approvalPushed() {
 	}
 }
 
-// sealedSent re-arms the idle timer of a sealed-send connection (not of a
-// provisioning one: sealed sends do not lengthen its bound).
+// sealedSent notes a sealed send on a sealed-send connection (not on a
+// provisioning one: sealed sends do not lengthen its bound). The first
+// re-arms the timer for SealedIdleTimeout; later ones only record their
+// time, which lifetimeOver reads when the timer fires (a timer reset on
+// every send cost the mailbox's completion goroutine a timer-heap update
+// per sealed message).
 func (c *conn) sealedSent() {
-	if !c.provisioning.Load() && !c.loggedIn.Load() {
+	if c.provisioning.Load() || c.loggedIn.Load() {
+		return
+	}
+	if c.lastSealed.Swap(time.Now().UnixNano()) == 0 {
 		c.timer.Reset(c.s.cfg.SealedIdleTimeout)
 	}
 }

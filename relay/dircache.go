@@ -22,7 +22,16 @@ type dirCache struct {
 	m  map[string]*dirEntry
 	// gen counts invalidations: a load that raced with one is not cached.
 	gen uint64
+	// reloads holds a token per background reload under way: at most
+	// maxReloads at once. Entries loaded together (a relay's first
+	// minute of traffic) go stale together; one goroutine per entry
+	// at that moment (a thousand, all waiting for the store's
+	// connections) held up the sends that needed the store.
+	reloads chan struct{}
 }
+
+// maxReloads bounds the directory cache's background reloads.
+const maxReloads = 4
 
 type dirEntry struct {
 	acct       Account
@@ -35,7 +44,7 @@ type dirEntry struct {
 const dirCacheMax = 100_000
 
 func newDirCache(dir Directory, ttl time.Duration, now func() time.Time) *dirCache {
-	return &dirCache{dir: dir, ttl: ttl, now: now, m: make(map[string]*dirEntry)}
+	return &dirCache{dir: dir, ttl: ttl, now: now, m: make(map[string]*dirEntry), reloads: make(chan struct{}, maxReloads)}
 }
 
 // get returns the account named username (normalized) and its active
@@ -115,7 +124,14 @@ func (d *dirCache) peekEntry(ctx context.Context, username string) (dirEntry, er
 	}
 	reload := now.Sub(e.loaded) >= d.ttl && !e.refreshing
 	if reload {
-		e.refreshing = true
+		select {
+		case d.reloads <- struct{}{}:
+			e.refreshing = true
+		default:
+			// maxReloads run already: a later peek starts this one (past
+			// twice the ttl the entry is a miss, loaded by the caller).
+			reload = false
+		}
 	}
 	gen := d.gen
 	out := *e
@@ -129,6 +145,7 @@ func (d *dirCache) peekEntry(ctx context.Context, username string) (dirEntry, er
 // reload replaces the entry of username (the goroutine peek starts; it
 // ends with the load, which ctx bounds).
 func (d *dirCache) reload(ctx context.Context, username string, gen uint64) {
+	defer func() { <-d.reloads }()
 	e, err := d.load(ctx, username, d.now())
 	d.mu.Lock()
 	defer d.mu.Unlock()

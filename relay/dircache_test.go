@@ -87,3 +87,52 @@ func TestDirCachePeek(t *testing.T) {
 		t.Fatal("invalidated entry served")
 	}
 }
+
+// TestDirCacheReloadsBounded: entries that went stale together are
+// reloaded by at most maxReloads goroutines at once, and every one is
+// reloaded as peeks go on.
+func TestDirCacheReloadsBounded(t *testing.T) {
+	ctx := context.Background()
+	dir := &countingDir{devs: []Device{{RegistrationID: 1}}}
+	var now atomic.Int64
+	c := newDirCache(dir, time.Second, func() time.Time { return time.Unix(now.Load(), 0) })
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	for _, n := range names {
+		if _, _, err := c.get(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gate := make(chan struct{})
+	dir.mu.Lock()
+	dir.devs = []Device{{RegistrationID: 2}}
+	dir.gate = gate
+	dir.mu.Unlock()
+	base := dir.loads.Load()
+	now.Store(1) // all stale at once
+	for _, n := range names {
+		if _, _, ok := c.peek(ctx, n); !ok {
+			t.Fatalf("stale %s not served", n)
+		}
+	}
+	// The reloads wait at the gate: only maxReloads started.
+	deadline := time.Now().Add(10 * time.Second)
+	for dir.loads.Load()-base < maxReloads && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := dir.loads.Load() - base; n != maxReloads {
+		t.Fatalf("%d reloads under way, want %d", n, maxReloads)
+	}
+	close(gate)
+	for _, n := range names {
+		for {
+			if _, devs, ok := c.peek(ctx, n); ok && devs[0].RegistrationID == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never reloaded", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

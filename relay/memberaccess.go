@@ -78,42 +78,89 @@ func (s *Server) checkMemberAccessPublish(ctx context.Context, body []byte) erro
 
 // memberCache keeps the member access document for the sealed send path,
 // which reads it on every send: for ttl, dropped at once when this relay
-// stores a new one (a document published through another relay process
-// is seen within ttl).
+// stores a new one. Past ttl (but not yet twice that) the fast path still
+// gets the kept document while one background reload replaces it, as the
+// directory cache does (dircache.go): without that, every sealed send
+// arriving in the moment the document expired (on a busy relay, all of
+// them, every ttl) went down the general path, each loading the document
+// itself and waiting for its own commit, a stall of every sealed
+// connection at once. A document published through another relay
+// process is seen within ttl and one reload: the reload starts with the
+// first send after ttl.
 type memberCache struct {
 	load func(ctx context.Context) (*wire.MemberAccess, error)
 	ttl  time.Duration
 	now  func() time.Time
+	// goReload runs a background reload (owned by the server's wait
+	// group; the server's context stops its load).
+	goReload func(func())
 
-	mu     sync.Mutex
-	doc    *wire.MemberAccess // nil: none kept
-	loaded time.Time          // zero: nothing cached
-	gen    uint64             // counts invalidations
+	mu         sync.Mutex
+	doc        *wire.MemberAccess // nil: none kept
+	loaded     time.Time          // zero: nothing cached
+	gen        uint64             // counts invalidations
+	refreshing bool               // a background reload is under way
 }
 
-// get returns the document; with wait false only a cached one, else
-// errCacheMiss.
+// get returns the document; with wait false only a cached one (past ttl,
+// the kept one while a reload runs), else errCacheMiss.
 func (m *memberCache) get(ctx context.Context, wait bool) (*wire.MemberAccess, error) {
 	now := m.now()
 	m.mu.Lock()
 	doc, loaded, gen := m.doc, m.loaded, m.gen
-	m.mu.Unlock()
-	if !loaded.IsZero() && now.Sub(loaded) < m.ttl {
+	age := now.Sub(loaded)
+	if !loaded.IsZero() && age < m.ttl {
+		m.mu.Unlock()
 		return doc, nil
 	}
 	if !wait {
-		return nil, errCacheMiss
+		if loaded.IsZero() || age >= 2*m.ttl {
+			m.mu.Unlock()
+			return nil, errCacheMiss
+		}
+		reload := !m.refreshing && m.goReload != nil
+		if reload {
+			m.refreshing = true
+		}
+		m.mu.Unlock()
+		if reload {
+			m.goReload(func() { m.reload(ctx, gen) })
+		}
+		return doc, nil
 	}
+	m.mu.Unlock()
 	doc, err := m.load(ctx)
 	if err != nil {
 		return nil, err
 	}
+	m.store(doc, now, gen)
+	return doc, nil
+}
+
+// reload replaces the kept document (the background reload get starts).
+func (m *memberCache) reload(ctx context.Context, gen uint64) {
+	now := m.now()
+	doc, err := m.load(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refreshing = false
+	switch {
+	case m.gen != gen:
+		// An invalidation raced with the load; it dropped the document.
+	case err != nil:
+		m.doc, m.loaded = nil, time.Time{} // the next send loads it, or reports the error
+	default:
+		m.doc, m.loaded = doc, now
+	}
+}
+
+// store keeps doc, loaded at now, unless an invalidation came since gen.
+func (m *memberCache) store(doc *wire.MemberAccess, now time.Time, gen uint64) {
 	m.mu.Lock()
 	if m.gen == gen {
 		m.doc, m.loaded = doc, now
 	}
 	m.mu.Unlock()
-	return doc, nil
 }
 
 // invalidate drops the cached document.

@@ -14,11 +14,15 @@ import (
 
 // Metrics are the relay's counters, exported in Prometheus text format.
 type Metrics struct {
-	connections  atomic.Uint64
-	framesIn     atomic.Uint64
-	framesOut    atomic.Uint64
-	writes       atomic.Uint64
-	sends        atomic.Uint64
+	connections atomic.Uint64
+	framesIn    atomic.Uint64
+	framesOut   atomic.Uint64
+	writes      atomic.Uint64
+	sends       atomic.Uint64
+	// Sends (named and sealed) handled on the general path, waiting for
+	// their commit on the read goroutine: something they needed was not
+	// cached (fastpath.go). Steady traffic keeps this flat.
+	generalSends atomic.Uint64
 	stored       atomic.Uint64
 	delivered    atomic.Uint64
 	acked        atomic.Uint64
@@ -58,6 +62,7 @@ func (m *Metrics) write(w io.Writer, open int) {
 	counter("sotto_frames_sent_total", "Frames sent to clients.", m.framesOut.Load())
 	counter("sotto_socket_writes_total", "Writes of queued frames to client connections (frames per write = coalescing).", m.writes.Load())
 	counter("sotto_sends_total", "SendMessage requests stored (including duplicates).", m.sends.Load())
+	counter("sotto_sends_general_path_total", "Sends handled on the general path (something they needed was not cached), not on the fast path.", m.generalSends.Load())
 	counter("sotto_messages_stored_total", "Envelopes durably stored.", m.stored.Load())
 	counter("sotto_messages_delivered_total", "Envelopes pushed to devices.", m.delivered.Load())
 	counter("sotto_messages_acked_total", "Envelope ids acknowledged by devices.", m.acked.Load())

@@ -229,6 +229,7 @@ func staleCheck(acct Account, devs []Device, msgs []*wire.OutgoingMessage, self 
 // sendNow is the general path of both sends: checked with lookups that
 // may load, stored with the mailbox's blocking Append.
 func (c *conn) sendNow(r *sendRequest, resp *wire.Response) error {
+	c.s.metrics.generalSends.Add(1)
 	send, err := c.prepareSend(r, true)
 	if err != nil {
 		return err

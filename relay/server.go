@@ -279,7 +279,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.initSealed()
-	s.member = &memberCache{load: s.memberAccess, ttl: cfg.DirectoryCacheTTL, now: cfg.Now}
+	s.member = &memberCache{load: s.memberAccess, ttl: cfg.DirectoryCacheTTL, now: cfg.Now, goReload: s.goBackground}
 	s.routes = newRoutes()
 	return s, nil
 }
@@ -597,6 +597,18 @@ func (s *Server) Close() error {
 	wg.Wait()
 	s.wg.Wait()
 	return nil
+}
+
+// goBackground runs f in a goroutine owned by the server's wait group
+// (Close waits for it; f's loads stop with the server's context). Called
+// only from a connection's goroutines, which the group counts, so the
+// group never waits at zero while one is added.
+func (s *Server) goBackground(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
 }
 
 // register makes c the connection of its device, closing an older one.

@@ -729,6 +729,12 @@ func throughput(ctx context.Context, cfg Config, out io.Writer) error {
 			after["sotto_messages_acked_total"]-before["sotto_messages_acked_total"],
 			after["process_resident_memory_bytes"]/(1<<20), after["go_goroutines"])
 	}
+	if g, ok := after["sotto_sends_general_path_total"]; ok && mid != nil {
+		// Sends that found something uncached (a recipient, the member
+		// access document) and waited for their own commit on the read
+		// goroutine; steady traffic keeps this near 0.
+		fmt.Fprintf(out, "  relay: %.0f sends on the general path in the measured window\n", g-mid["sotto_sends_general_path_total"])
+	}
 	if w.delivered > 0 {
 		// CPU used during the measured window divided by the messages
 		// delivered in it: less sensitive to a shared machine's load
