@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"sotto/client/account"
+	"sotto/client/conversation"
 	"sotto/client/keylog"
 	"sotto/client/sealedsender"
 	"sotto/client/store"
@@ -447,12 +447,10 @@ func (c *Client) emit(e Event) {
 }
 
 // convFor is the history conversation key of a peer.
-func convFor(user string) string { return "dm:" + user }
+func convFor(user string) string { return conversation.ConvFor(user) }
 
 // messageKey names a message for de-duplication: ids are chosen by senders,
 // so they are only unique per sender.
-func messageKey(sender string, id []byte) []byte {
-	return append([]byte(sender+"\x00"), id...)
-}
+func messageKey(sender string, id []byte) []byte { return conversation.MessageKey(sender, id) }
 
-func normalize(user string) string { return strings.TrimSpace(user) }
+func normalize(user string) string { return conversation.Normalize(user) }

@@ -1,0 +1,13 @@
+// Package conversation is the part of the client core that knows what a
+// one-to-one conversation holds and the rules it keeps, without the network
+// and without the client facade: the message record as the history stores
+// it (text, replies, reactions, edits, deletions, disappearing timers, file
+// and call records), where and under which key a message is stored, and the
+// history export format that carries a conversation history to a newly
+// linked device (its encoder, its size fitting and its hardened decoder).
+//
+// It works through the small Store interface declared here, which the
+// client's encrypted store and its transactions both satisfy. Sending,
+// receiving and the relay stay with the facade (package client), which
+// keeps thin methods over this package.
+package conversation
