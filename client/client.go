@@ -122,10 +122,10 @@ type Client struct {
 	wg           sync.WaitGroup
 	idle         chan struct{}
 
-	janitor  *janitor             // deletes disappearing messages (disappear.go)
-	receipts *receiptQueue        // receipts waiting for their delay (receipts.go)
-	keylog   *keylog.Log          // key transparency (transparency.go)
-	sealed   *sealedsender.Sender // sealed sender (sealed.go)
+	janitor  *janitor                   // deletes disappearing messages (disappear.go)
+	receipts *conversation.ReceiptQueue // receipts waiting for their delay (receipts.go)
+	keylog   *keylog.Log                // key transparency (transparency.go)
+	sealed   *sealedsender.Sender       // sealed sender (sealed.go)
 
 	handlers contentHandlers // the receive pipeline's, per content kind (pipeline.go)
 	hooks    testHooks
@@ -178,7 +178,8 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if o.Transport, err = acct.Transport(o.Transport); err != nil {
 		return nil, err
 	}
-	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
+	c.receipts = c.newReceiptQueue()
 	c.keylog = c.newKeyLog()
 	c.sealed = c.newSealedSender()
 	c.handlers = make(contentHandlers)
@@ -205,7 +206,7 @@ func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize(
 
 // Close disconnects, locks the store and forgets the device's secrets.
 func (c *Client) Close() error {
-	c.receipts.stop() // pending receipts are dropped
+	c.receipts.Stop() // pending receipts are dropped
 	c.Disconnect()
 	c.janitor.stop()
 	c.cryptoMu.Lock()
