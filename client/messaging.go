@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sotto/client/content"
@@ -299,18 +298,8 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 		if err != nil || m.Deleted {
 			return err
 		}
-		i := slices.IndexFunc(m.Reactions, func(x Reaction) bool { return x.From == author })
-		if i >= 0 {
-			old := m.Reactions[i]
-			if old.At.After(sentAt) || (old.At.Equal(sentAt) && old.Emoji == b.Reaction.Emoji && !b.Reaction.Remove) {
-				return nil // older than, or the same as, what is shown
-			}
-			m.Reactions = slices.Delete(m.Reactions, i, i+1)
-		} else if b.Reaction.Remove {
+		if !m.React(author, b.Reaction.Emoji, b.Reaction.Remove, sentAt) {
 			return nil
-		}
-		if !b.Reaction.Remove {
-			m.Reactions = append(m.Reactions, Reaction{From: author, Emoji: b.Reaction.Emoji, At: sentAt})
 		}
 		return update(m, ta)
 	case *content.Content_Edit:
@@ -319,22 +308,9 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 			c.log.Info("edit of an unknown message dropped", "from", author)
 			return nil
 		}
-		if err != nil || m.Deleted || m.Kind != "" {
+		if err != nil || !m.Edit(ct.Id, b.Edit.Text, sentAt) {
 			return err
 		}
-		if len(m.Versions) == 0 {
-			m.Versions = []Version{{ID: m.ID, Text: m.Text, At: m.SentAt}}
-		}
-		if slices.ContainsFunc(m.Versions, func(v Version) bool { return string(v.ID) == string(ct.Id) }) {
-			return nil
-		}
-		v := Version{ID: ct.Id, Text: b.Edit.Text, At: sentAt}
-		i, _ := slices.BinarySearchFunc(m.Versions, v, func(a, b Version) int { return a.At.Compare(b.At) })
-		for i < len(m.Versions) && !m.Versions[i].At.After(v.At) {
-			i++
-		}
-		m.Versions = slices.Insert(m.Versions, i, v)
-		m.Text = m.Versions[len(m.Versions)-1].Text
 		return update(m, author)
 	case *content.Content_Delete:
 		m, err := loadMessage(ctx, tx, peer, author, b.Delete.TargetId)
@@ -344,11 +320,11 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 		if err != nil || m.Deleted {
 			return err
 		}
-		if time.UnixMilli(env.ServerTimestampMs).Sub(m.ServerTime) > DeleteWindow {
+		if !m.InDeleteWindow(time.UnixMilli(env.ServerTimestampMs)) {
 			c.log.Info("late delete for everyone refused", "from", author)
 			return nil
 		}
-		m.Deleted, m.Text, m.Versions, m.Reactions, m.QuoteID = true, "", nil, nil, nil
+		m.Delete()
 		if m.Attachment != nil {
 			blob, err := c.dropAttachment(ctx, tx, peer, author, m)
 			if err != nil {

@@ -2,8 +2,9 @@
 // one-to-one conversation holds and the rules it keeps, without the network
 // and without the client facade: the message record as the history stores
 // it (text, replies, reactions, edits, deletions, disappearing timers, file
-// and call records), where and under which key a message is stored, the
-// disappearing-timer rules and the sweep of due messages, search and the
+// and call records), the rules by which a reaction, an edit or a deletion
+// for everyone changes it, where and under which key a message is stored,
+// the disappearing-timer rules and the sweep of due messages, search and the
 // conversation list, the batching of receipts behind a random delay, and
 // the history export format that carries a conversation history to a newly
 // linked device (its encoder, its size fitting and its hardened decoder).
