@@ -20,23 +20,16 @@ import (
 
 	"sotto/client/attach"
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 	"sotto/client/transport"
 	"sotto/wire"
 )
 
-// Attachment is what the history shows of a file sent or received. The key
-// to decrypt it is kept apart (table attachments), never in this record.
-type Attachment struct {
-	Name        string `json:"name"`
-	Size        int64  `json:"size"`
-	ContentType string `json:"content_type,omitempty"`
-	ViewOnce    bool   `json:"view_once,omitempty"`
-	// Path is the local copy, once downloaded (not for view-once files).
-	Path string `json:"path,omitempty"`
-	// Opened marks a view-once attachment that was opened: its key is gone.
-	Opened bool `json:"opened,omitempty"`
-}
+// Attachment is what the history shows of a file sent or received
+// (client/conversation). The key to decrypt it is kept apart (table
+// attachments), never in this record.
+type Attachment = conversation.Attachment
 
 // Errors of attachments callers branch on.
 var (

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 	"sotto/wire"
 )
@@ -25,13 +26,7 @@ type CallSignal struct {
 }
 
 // CallRecord is what the history keeps about a call.
-type CallRecord struct {
-	ID       []byte        `json:"id"`
-	Outgoing bool          `json:"outgoing,omitempty"`
-	Outcome  string        `json:"outcome"` // "answered", "missed", "rejected", "busy", "no answer", "failed", "answered elsewhere"...
-	Duration time.Duration `json:"duration,omitempty"`
-	Reason   string        `json:"reason,omitempty"` // why it failed
-}
+type CallRecord = conversation.CallRecord
 
 // applyCallSignal hands a call signal to the call manager after commit.
 func (c *Client) applyCallSignal(ctx context.Context, tx *store.Tx, env *wire.Envelope, ct *content.Content, s *content.CallSignal, r *received) error {

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"sotto/client/account"
+	"sotto/client/conversation"
 	"sotto/client/keylog"
 	"sotto/client/sealedsender"
 	"sotto/client/store"
@@ -126,10 +126,10 @@ type Client struct {
 	wg           sync.WaitGroup
 	idle         chan struct{}
 
-	janitor  *janitor             // deletes disappearing messages (disappear.go)
-	receipts *receiptQueue        // receipts waiting for their delay (receipts.go)
-	keylog   *keylog.Log          // key transparency (transparency.go)
-	sealed   *sealedsender.Sender // sealed sender (sealed.go)
+	janitor  *janitor                   // deletes disappearing messages (disappear.go)
+	receipts *conversation.ReceiptQueue // receipts waiting for their delay (receipts.go)
+	keylog   *keylog.Log                // key transparency (transparency.go)
+	sealed   *sealedsender.Sender       // sealed sender (sealed.go)
 
 	handlers contentHandlers // the receive pipeline's, per content kind (pipeline.go)
 	hooks    testHooks
@@ -182,7 +182,8 @@ func newClient(ctx context.Context, db *store.Store, o Options) (*Client, error)
 	if o.Transport, err = acct.Transport(o.Transport); err != nil {
 		return nil, err
 	}
-	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client(), receipts: newReceiptQueue()}
+	c := &Client{opts: o, log: o.Logger, db: db, acct: acct, identity: id, relayHTTP: o.Transport.Client()}
+	c.receipts = c.newReceiptQueue()
 	c.keylog = c.newKeyLog()
 	c.sealed = c.newSealedSender()
 	c.handlers = make(contentHandlers)
@@ -209,7 +210,7 @@ func (c *Client) IdentityKey() []byte { return c.identity.PublicKey().Serialize(
 
 // Close disconnects, locks the store and forgets the device's secrets.
 func (c *Client) Close() error {
-	c.receipts.stop() // pending receipts are dropped
+	c.receipts.Stop() // pending receipts are dropped
 	c.Disconnect()
 	c.janitor.stop()
 	c.cryptoMu.Lock()
@@ -451,12 +452,10 @@ func (c *Client) emit(e Event) {
 }
 
 // convFor is the history conversation key of a peer.
-func convFor(user string) string { return "dm:" + user }
+func convFor(user string) string { return conversation.ConvFor(user) }
 
 // messageKey names a message for de-duplication: ids are chosen by senders,
 // so they are only unique per sender.
-func messageKey(sender string, id []byte) []byte {
-	return append([]byte(sender+"\x00"), id...)
-}
+func messageKey(sender string, id []byte) []byte { return conversation.MessageKey(sender, id) }
 
-func normalize(user string) string { return strings.TrimSpace(user) }
+func normalize(user string) string { return conversation.Normalize(user) }

@@ -14,7 +14,8 @@ package client
 // deletes sooner, and works the same on a device nobody looks at.)
 //
 // Each stored disappearing message has an entry in the "expiry" table
-// (peer, author, id -> deadline). A janitor goroutine owned by the Client
+// (peer, author, id -> deadline; the rules and the sweep are in
+// client/conversation/timers.go). A janitor goroutine owned by the Client
 // (started by Open, Enroll and Link, stopped by Close) deletes due messages
 // every Options.ExpiryInterval, and once when the store is opened, so a
 // device that was off deletes on its next start. Deleted rows are erased
@@ -29,30 +30,19 @@ package client
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 )
 
-const (
-	tblExpiry = "expiry"
-	tblTimers = "conv-timers"
-	// DefaultExpiryInterval is how often the janitor looks for due messages.
-	DefaultExpiryInterval = time.Second
-)
-
-type timerRecord struct {
-	Seconds uint32 `json:"seconds"`
-	AtMs    int64  `json:"at_ms"` // its author's clock, for newest-wins
-}
+// DefaultExpiryInterval is how often the janitor looks for due messages.
+const DefaultExpiryInterval = time.Second
 
 // Timer returns the disappearing-messages timer of the conversation with
 // user (0: off).
@@ -61,41 +51,19 @@ func (c *Client) Timer(ctx context.Context, user string) (time.Duration, error) 
 	return time.Duration(t.Seconds) * time.Second, err
 }
 
-func loadTimer(ctx context.Context, db kv, peer string) (timerRecord, error) {
-	var t timerRecord
-	b, err := db.Get(ctx, tblTimers, []byte(peer))
-	if errors.Is(err, store.ErrNotFound) {
-		return t, nil
-	}
-	if err != nil {
-		return t, err
-	}
-	if err := json.Unmarshal(b, &t); err != nil {
-		return t, fmt.Errorf("client: timer record: %w", err)
-	}
-	return t, nil
+func loadTimer(ctx context.Context, db kv, peer string) (conversation.TimerRecord, error) {
+	return conversation.LoadTimer(ctx, db, peer)
 }
 
 func setTimer(ctx context.Context, db kv, peer string, secs uint32, at time.Time) error {
-	t, err := loadTimer(ctx, db, peer)
-	if err != nil {
-		return err
-	}
-	if t.AtMs > at.UnixMilli() {
-		return nil // a newer change is in force
-	}
-	b, err := json.Marshal(timerRecord{Seconds: secs, AtMs: at.UnixMilli()})
-	if err != nil {
-		return fmt.Errorf("client: timer record: %w", err)
-	}
-	return db.Put(ctx, tblTimers, []byte(peer), b)
+	return conversation.SetTimer(ctx, db, peer, secs, at)
 }
 
 // SetTimer sets the disappearing-messages timer of the conversation with
 // user (0: off) for both sides; it is rounded down to whole seconds.
 func (c *Client) SetTimer(ctx context.Context, user string, d time.Duration) error {
-	if d < 0 || (d > 0 && d < time.Second) || d > content.MaxTimerSeconds*time.Second {
-		return ErrBadTimer
+	if err := conversation.CheckTimer(d); err != nil {
+		return err
 	}
 	if err := c.AllowedDisappearing(ctx, d); err != nil {
 		return err
@@ -108,95 +76,34 @@ func (c *Client) SetTimer(ctx context.Context, user string, d time.Duration) err
 }
 
 // setExpiry starts m's timer on this device.
-func (c *Client) setExpiry(m *Message, secs uint32) {
-	if secs == 0 {
-		return
-	}
-	m.ExpireSeconds = secs
-	m.ExpiresAt = c.opts.Now().Add(time.Duration(secs) * time.Second)
-}
-
-func expiryKey(peer, author string, id []byte) []byte {
-	return append([]byte(peer+"\x00"+author+"\x00"), id...)
-}
-
-func parseExpiryKey(k []byte) (peer, author string, id []byte, ok bool) {
-	var parts [2]string
-	for i := range parts {
-		j := indexByte(k, 0)
-		if j < 0 {
-			return "", "", nil, false
-		}
-		parts[i], k = string(k[:j]), k[j+1:]
-	}
-	return parts[0], parts[1], k, len(k) == content.IDSize
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
+func (c *Client) setExpiry(m *Message, secs uint32) { conversation.SetExpiry(m, secs, c.opts.Now()) }
 
 // scheduleExpiry records when m (written by author) disappears.
 func scheduleExpiry(ctx context.Context, db kv, author string, m *Message) error {
-	if m.ExpiresAt.IsZero() {
-		return nil
-	}
-	return db.Put(ctx, tblExpiry, expiryKey(m.Peer, author, m.ID), binary.BigEndian.AppendUint64(nil, uint64(m.ExpiresAt.UnixMilli())))
+	return conversation.ScheduleExpiry(ctx, db, author, m)
 }
 
 // ExpireMessages deletes every message whose disappearing timer ran out,
 // from the history and the database files, and reports how many. The
 // janitor calls it; tests and tools may too.
 func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
-	now := c.opts.Now().UnixMilli()
+	now := c.opts.Now()
 	// A read first, so that a sweep with nothing due takes no write lock.
-	pending, err := c.db.List(ctx, tblExpiry)
-	if err != nil {
+	if due, err := conversation.AnyDue(ctx, c.db, now); err != nil || !due {
 		return 0, err
-	}
-	if !slices.ContainsFunc(pending, func(e store.Entry) bool { return len(e.Value) == 8 && int64(binary.BigEndian.Uint64(e.Value)) <= now }) {
-		return 0, nil
 	}
 	var gone []*Message
 	var files []string // downloaded copies of expired attachments
 	changed := false
-	err = c.db.Update(ctx, func(tx *store.Tx) error {
-		gone, files, changed = nil, nil, false
-		entries, err := tx.List(ctx, tblExpiry)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if len(e.Value) != 8 || int64(binary.BigEndian.Uint64(e.Value)) > now {
-				continue
-			}
-			if err := tx.Delete(ctx, tblExpiry, e.Key); err != nil {
-				return err
-			}
-			changed = true
-			peer, author, id, ok := parseExpiryKey(e.Key)
-			if !ok {
-				continue
-			}
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		files = nil
+		var err error
+		gone, changed, err = conversation.Expire(ctx, tx, now, func(peer, author string, id []byte) error {
 			f, err := expireAttachment(ctx, tx, peer, author, id)
-			if err != nil {
-				return err
-			}
 			files = append(files, f...)
-			deleted, err := tx.DeleteMessage(ctx, convFor(peer), messageKey(author, id))
-			if err != nil {
-				return err
-			}
-			if deleted {
-				gone = append(gone, &Message{ID: id, Peer: peer, From: author})
-			}
-		}
-		return nil
+			return err
+		})
+		return err
 	})
 	if err != nil {
 		return 0, err

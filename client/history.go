@@ -6,7 +6,7 @@ package client
 // history, contacts (identity keys and verification state), conversation
 // timers and settings (never private keys or sessions: the new device has
 // its own keys and builds its own sessions) in the format of
-// history_codec.go, encrypts the export as an attachment blob under a
+// client/conversation/history_codec.go, encrypts the export as an attachment blob under a
 // fresh random key (client/attach: chunked AES-256-GCM, SHA-256 digest)
 // and uploads it to the relay's blob store. The blob's pointer (id, key,
 // digest, size) travels inside the HPKE-sealed provisioning message, so
@@ -45,6 +45,7 @@ import (
 
 	"sotto/client/attach"
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/keylog"
 	"sotto/client/store"
 )
@@ -64,6 +65,22 @@ var (
 	// authentication. Nothing was imported.
 	ErrHistoryTampered = errors.New("client: the transferred history is corrupt or was tampered with at the relay; nothing was imported")
 )
+
+// ErrBadHistory reports a history export that does not parse or breaks
+// the format's rules. Nothing of such an export is imported.
+var ErrBadHistory = conversation.ErrBadHistory
+
+// MaxHistorySize bounds the plaintext of a history export (it is decoded
+// in memory before anything is imported).
+const MaxHistorySize = conversation.MaxHistorySize
+
+// binding is the export form of a key log binding (nil: none).
+func binding(b *keylog.BoundRecord) *conversation.Binding {
+	if b == nil {
+		return nil
+	}
+	return &conversation.Binding{Index: b.Index, Key: b.Key}
+}
 
 // historyPointer locates and unlocks a history export; it travels inside
 // the sealed provisioning message.
@@ -118,9 +135,9 @@ type ApproveOptions struct {
 }
 
 // exportHistory collects what a new device of the account receives.
-func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySummary, error) {
+func (c *Client) exportHistory(ctx context.Context) (*conversation.HistoryBundle, *HistorySummary, error) {
 	now := c.opts.Now()
-	var b historyBundle
+	var b conversation.HistoryBundle
 	var sum HistorySummary
 	if raw, err := c.db.Get(ctx, tblSettings, settingsKey); err == nil {
 		var s settingsRecord
@@ -143,19 +160,19 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 		if err != nil || r == nil {
 			return nil, nil, err
 		}
-		if !validUser(user) {
+		if !conversation.ValidUser(user) {
 			continue
 		}
 		bound, err := keylog.LoadBinding(ctx, c.db, user)
 		if err != nil {
 			return nil, nil, err
 		}
-		b.Contacts = append(b.Contacts, historyContact{User: user, Key: r.Key, Verified: r.Verified, Changed: r.Changed, Previous: r.Previous, Bound: bound})
+		b.Contacts = append(b.Contacts, conversation.HistoryContact{User: user, Key: r.Key, Verified: r.Verified, Changed: r.Changed, Previous: r.Previous, Bound: binding(bound)})
 		if user != c.acct.Username {
 			peers = append(peers, user)
 		}
 	}
-	slices.SortFunc(b.Contacts, func(x, y historyContact) int { return strings.Compare(x.User, y.User) })
+	slices.SortFunc(b.Contacts, func(x, y conversation.HistoryContact) int { return strings.Compare(x.User, y.User) })
 	slices.Sort(peers)
 	sum.Contacts = len(b.Contacts)
 	for _, p := range peers {
@@ -164,7 +181,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 			return nil, nil, err
 		}
 		if t.Seconds != 0 || t.AtMs != 0 {
-			b.Timers = append(b.Timers, historyTimer{Peer: p, Seconds: t.Seconds, AtMs: t.AtMs})
+			b.Timers = append(b.Timers, conversation.HistoryTimer{Peer: p, Seconds: t.Seconds, AtMs: t.AtMs})
 		}
 		rows, err := c.db.Messages(ctx, convFor(p), 0)
 		if err != nil {
@@ -184,7 +201,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 			if err != nil {
 				return nil, nil, err
 			}
-			hm := historyMessage{Author: author, Message: &m}
+			hm := conversation.HistoryMessage{Author: author, Message: &m}
 			if m.Attachment != nil {
 				m.Attachment.Path = "" // a local file of this device
 				if !m.Attachment.ViewOnce && !m.Attachment.Opened {
@@ -193,7 +210,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 					}
 				}
 			}
-			if hm.check() != nil {
+			if hm.Check() != nil {
 				c.log.Warn("history export: a message record left out (malformed)")
 				continue
 			}
@@ -204,7 +221,7 @@ func (c *Client) exportHistory(ctx context.Context) (*historyBundle, *HistorySum
 			sum.Conversations++
 		}
 	}
-	if sum.Omitted, err = fitHistory(&b, MaxHistorySize); err != nil {
+	if sum.Omitted, err = conversation.FitHistory(&b, MaxHistorySize); err != nil {
 		return nil, nil, err
 	}
 	sum.Messages = len(b.Messages)
@@ -257,8 +274,8 @@ func (c *Client) uploadHistory(ctx context.Context) (*historyPointer, *HistorySu
 	if err != nil {
 		return nil, nil, err
 	}
-	defer b.wipe()
-	pt, err := encodeHistory(b)
+	defer b.Wipe()
+	pt, err := conversation.EncodeHistory(b)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -383,12 +400,12 @@ func (c *Client) ImportHistory(ctx context.Context) (*HistorySummary, error) {
 		}
 		return nil, fmt.Errorf("client: history download: %w", err)
 	}
-	b, err := decodeHistory(buf.Bytes())
+	b, err := conversation.DecodeHistory(buf.Bytes())
 	if err != nil {
 		c.dropPendingHistory(ctx)
 		return nil, err
 	}
-	defer b.wipe()
+	defer b.Wipe()
 	sum, err := c.importHistory(ctx, b)
 	if err != nil {
 		return nil, err
@@ -406,7 +423,7 @@ func (c *Client) dropPendingHistory(ctx context.Context) {
 
 // importHistory stores b in one transaction, which also drops the pending
 // pointer.
-func (c *Client) importHistory(ctx context.Context, b *historyBundle) (*HistorySummary, error) {
+func (c *Client) importHistory(ctx context.Context, b *conversation.HistoryBundle) (*HistorySummary, error) {
 	self := c.acct.Username
 	var sum HistorySummary
 	var changed []string
@@ -553,7 +570,7 @@ func otherAttachment(ctx context.Context, db kv, m *Message) (bool, error) {
 // The newest key log leaf the approving device verified for the contact
 // is imported only forward: a newer one this device verified itself stays
 // (keylog.StoreBinding), so an import never lowers the stale-binding rule.
-func importContact(ctx context.Context, tx kv, hc historyContact) (bool, error) {
+func importContact(ctx context.Context, tx kv, hc conversation.HistoryContact) (bool, error) {
 	if hc.Bound != nil {
 		if err := keylog.StoreBinding(ctx, tx, hc.User, keylog.BoundRecord{Index: hc.Bound.Index, Key: bytes.Clone(hc.Bound.Key)}); err != nil {
 			return false, err

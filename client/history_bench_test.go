@@ -14,6 +14,7 @@ import (
 
 	"sotto/client/account"
 	"sotto/client/attach"
+	"sotto/client/conversation"
 	"sotto/client/store"
 )
 
@@ -25,7 +26,7 @@ import (
 func BenchmarkHistoryTransfer10k(b *testing.B) {
 	ctx := context.Background()
 	now := time.Now()
-	hb := &historyBundle{}
+	hb := &conversation.HistoryBundle{}
 	for i := range 10000 {
 		id := make([]byte, 16)
 		rand.Read(id)
@@ -33,7 +34,7 @@ func BenchmarkHistoryTransfer10k(b *testing.B) {
 		if i%2 == 1 {
 			from = "alice"
 		}
-		hb.Messages = append(hb.Messages, historyMessage{Author: from, Message: &Message{ID: id, Peer: "bob", From: from,
+		hb.Messages = append(hb.Messages, conversation.HistoryMessage{Author: from, Message: &Message{ID: id, Peer: "bob", From: from,
 			Outgoing: from == "alice", SentAt: now, ServerTime: now, Text: fmt.Sprintf("message %d: %x", i, id) + " — about lunch and the plans for Friday evening"}})
 	}
 	key := make([]byte, attach.KeySize)
@@ -41,7 +42,7 @@ func BenchmarkHistoryTransfer10k(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var plain, sealed int64
 	for i := 0; b.Loop(); i++ {
-		pt, err := encodeHistory(hb)
+		pt, err := conversation.EncodeHistory(hb)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func BenchmarkHistoryTransfer10k(b *testing.B) {
 		if err := o.Close(); err != nil {
 			b.Fatal(err)
 		}
-		dec, err := decodeHistory(out.Bytes())
+		dec, err := conversation.DecodeHistory(out.Bytes())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sotto/client/conversation"
 )
 
 // testClock is a settable clock for a client (Options.Now).
@@ -276,7 +278,7 @@ func TestLinkWithHistory(t *testing.T) {
 	b.Messages = b.Messages[:0]
 	stale := *sc
 	stale.ID = bytes.Repeat([]byte{9}, len(sc.ID))
-	b.Messages = append(b.Messages, historyMessage{Author: "alice", Message: &stale})
+	b.Messages = append(b.Messages, conversation.HistoryMessage{Author: "alice", Message: &stale})
 	late, err := phone.importHistory(ctx, b)
 	if err != nil {
 		t.Fatal(err)

@@ -3,51 +3,38 @@ package client
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 	"sotto/wire"
 )
 
 // KindTimer marks a history entry that records a change of the
 // conversation's disappearing-messages timer.
-const KindTimer = "timer"
+const KindTimer = conversation.KindTimer
 
 // DeleteWindow is how long after sending its author may delete a message
-// for everyone. Receivers enforce it with the relay's timestamps of the
-// message and of the deletion, so a wrong sender clock cannot stretch it.
-const DeleteWindow = 24 * time.Hour
+// for everyone (conversation.DeleteWindow).
+const DeleteWindow = conversation.DeleteWindow
 
-// Errors of the messaging features.
+// Errors of the messaging features (client/conversation).
 var (
-	ErrNoMessage = errors.New("client: no such message in this conversation")
-	ErrNotAuthor = errors.New("client: only its author can edit or delete a message")
-	ErrTooLate   = errors.New("client: a message can be deleted for everyone only within 24 hours of sending it")
-	ErrIsDeleted = errors.New("client: the message was deleted")
-	ErrBadTimer  = errors.New("client: the disappearing-messages timer must be between 1 second and 4 weeks, or off")
+	ErrNoMessage = conversation.ErrNoMessage
+	ErrNotAuthor = conversation.ErrNotAuthor
+	ErrTooLate   = conversation.ErrTooLate
+	ErrIsDeleted = conversation.ErrIsDeleted
+	ErrBadTimer  = conversation.ErrBadTimer
 )
 
 // Reaction is one user's reaction to a message.
-type Reaction struct {
-	From  string    `json:"from"`
-	Emoji string    `json:"emoji"`
-	At    time.Time `json:"at"` // the reactor's clock
-}
+type Reaction = conversation.Reaction
 
 // Version is one version of an edited message.
-type Version struct {
-	ID   []byte    `json:"id"` // the message id for the original, the edit's id after
-	Text string    `json:"text"`
-	At   time.Time `json:"at"` // the author's clock
-}
-
-// Edited reports whether the message was edited.
-func (m *Message) Edited() bool { return len(m.Versions) > 1 }
+type Version = conversation.Version
 
 // sendAndSync sends ct to peer's devices and a transcript of it to the own
 // account's other devices, then applies it to the local history as the own
@@ -162,18 +149,7 @@ func (c *Client) FindMessage(ctx context.Context, user string, id []byte) (*Mess
 }
 
 func loadMessage(ctx context.Context, db kv, peer, author string, id []byte) (*Message, error) {
-	b, err := db.Message(ctx, convFor(peer), messageKey(author, id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoMessage
-	}
-	if err != nil {
-		return nil, err
-	}
-	var m Message
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("client: message record: %w", err)
-	}
-	return &m, nil
+	return conversation.Load(ctx, db, peer, author, id)
 }
 
 // React sets the own reaction to message id of the conversation with user
@@ -322,18 +298,8 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 		if err != nil || m.Deleted {
 			return err
 		}
-		i := slices.IndexFunc(m.Reactions, func(x Reaction) bool { return x.From == author })
-		if i >= 0 {
-			old := m.Reactions[i]
-			if old.At.After(sentAt) || (old.At.Equal(sentAt) && old.Emoji == b.Reaction.Emoji && !b.Reaction.Remove) {
-				return nil // older than, or the same as, what is shown
-			}
-			m.Reactions = slices.Delete(m.Reactions, i, i+1)
-		} else if b.Reaction.Remove {
+		if !m.React(author, b.Reaction.Emoji, b.Reaction.Remove, sentAt) {
 			return nil
-		}
-		if !b.Reaction.Remove {
-			m.Reactions = append(m.Reactions, Reaction{From: author, Emoji: b.Reaction.Emoji, At: sentAt})
 		}
 		return update(m, ta)
 	case *content.Content_Edit:
@@ -342,22 +308,9 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 			c.log.Info("edit of an unknown message dropped", "from", author)
 			return nil
 		}
-		if err != nil || m.Deleted || m.Kind != "" {
+		if err != nil || !m.Edit(ct.Id, b.Edit.Text, sentAt) {
 			return err
 		}
-		if len(m.Versions) == 0 {
-			m.Versions = []Version{{ID: m.ID, Text: m.Text, At: m.SentAt}}
-		}
-		if slices.ContainsFunc(m.Versions, func(v Version) bool { return string(v.ID) == string(ct.Id) }) {
-			return nil
-		}
-		v := Version{ID: ct.Id, Text: b.Edit.Text, At: sentAt}
-		i, _ := slices.BinarySearchFunc(m.Versions, v, func(a, b Version) int { return a.At.Compare(b.At) })
-		for i < len(m.Versions) && !m.Versions[i].At.After(v.At) {
-			i++
-		}
-		m.Versions = slices.Insert(m.Versions, i, v)
-		m.Text = m.Versions[len(m.Versions)-1].Text
 		return update(m, author)
 	case *content.Content_Delete:
 		m, err := loadMessage(ctx, tx, peer, author, b.Delete.TargetId)
@@ -367,11 +320,11 @@ func (c *Client) applyMessaging(ctx context.Context, tx *store.Tx, env *wire.Env
 		if err != nil || m.Deleted {
 			return err
 		}
-		if time.UnixMilli(env.ServerTimestampMs).Sub(m.ServerTime) > DeleteWindow {
+		if !m.InDeleteWindow(time.UnixMilli(env.ServerTimestampMs)) {
 			c.log.Info("late delete for everyone refused", "from", author)
 			return nil
 		}
-		m.Deleted, m.Text, m.Versions, m.Reactions, m.QuoteID = true, "", nil, nil, nil
+		m.Delete()
 		if m.Attachment != nil {
 			blob, err := c.dropAttachment(ctx, tx, peer, author, m)
 			if err != nil {

@@ -8,45 +8,14 @@ import (
 	"time"
 
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 	"sotto/wire"
 )
 
-// Message is one message of a conversation, as stored in the history.
-type Message struct {
-	ID         []byte    `json:"id"`
-	Peer       string    `json:"peer"` // the other party of the conversation
-	From       string    `json:"from"`
-	FromDevice uint32    `json:"from_device"`
-	Outgoing   bool      `json:"outgoing,omitempty"`
-	SentAt     time.Time `json:"sent_at"`     // the sender's clock
-	ServerTime time.Time `json:"server_time"` // when the relay accepted it
-	Text       string    `json:"text"`
-	QuoteID    []byte    `json:"quote_id,omitempty"`
-	Delivered  bool      `json:"delivered,omitempty"` // outgoing: a delivery receipt came back
-	Read       bool      `json:"read,omitempty"`
-	// Synced marks an outgoing message sent from another own device.
-	Synced bool `json:"synced,omitempty"`
-	// Unverified marks an incoming message that arrived while the
-	// sender's identity key had changed and was not yet accepted: it may
-	// come from someone else (for instance a relay impersonating them).
-	Unverified bool `json:"unverified,omitempty"`
-	// Attachment is set on a file (attachment.go); Text is its caption.
-	Attachment *Attachment `json:"attachment,omitempty"`
-
-	// Messaging features (messaging.go, disappear.go).
-	Kind         string     `json:"kind,omitempty"`          // "" a text; KindTimer a timer change
-	TimerSeconds uint32     `json:"timer_seconds,omitempty"` // KindTimer: the new timer (0: off)
-	Reactions    []Reaction `json:"reactions,omitempty"`     // one per user
-	Versions     []Version  `json:"versions,omitempty"`      // every version, oldest first, once edited
-	Deleted      bool       `json:"deleted,omitempty"`       // deleted for everyone by its author
-	// ExpireSeconds is the disappearing timer the message was sent with;
-	// ExpiresAt when this device deletes it (zero: never).
-	ExpireSeconds uint32    `json:"expire_seconds,omitempty"`
-	ExpiresAt     time.Time `json:"expires_at,omitzero"`
-	// Call is set on call records (missed, rejected, answered...).
-	Call *CallRecord `json:"call,omitempty"`
-}
+// Message is one message of a conversation, as stored in the history
+// (client/conversation).
+type Message = conversation.Message
 
 // EventKind says what an Event reports.
 type EventKind int
@@ -235,35 +204,15 @@ func (c *Client) applyReceipt(ctx context.Context, tx *store.Tx, env *wire.Envel
 // appendMessage stores m in its conversation unless already there. author
 // is who chose the message id.
 func appendMessage(ctx context.Context, db kv, author string, m *Message) (bool, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return false, fmt.Errorf("client: message record: %w", err)
-	}
-	return db.AppendMessage(ctx, convFor(m.Peer), messageKey(author, m.ID), b)
+	return conversation.Append(ctx, db, author, m)
 }
 
 func putMessage(ctx context.Context, db kv, author string, m *Message) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("client: message record: %w", err)
-	}
-	return db.UpdateMessage(ctx, convFor(m.Peer), messageKey(author, m.ID), b)
+	return conversation.Put(ctx, db, author, m)
 }
 
 // History returns the last limit messages exchanged with user (all when
 // limit <= 0), oldest first.
 func (c *Client) History(ctx context.Context, user string, limit int) ([]*Message, error) {
-	rows, err := c.db.Messages(ctx, convFor(normalize(user)), limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Message, 0, len(rows))
-	for _, b := range rows {
-		var m Message
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("client: message record: %w", err)
-		}
-		out = append(out, &m)
-	}
-	return out, nil
+	return conversation.History(ctx, c.db, normalize(user), limit)
 }

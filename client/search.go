@@ -1,26 +1,17 @@
 package client
 
-// Search and the conversation list.
-//
-// The store keeps no plaintext, so there is no plaintext index to query:
-// Search decrypts every conversation's history and scans it in memory. The
-// cost is one row read, one AEAD open and one JSON decode per stored message
-// per search (BenchmarkScanHistory10k: about 0.22 s for 10,000 messages,
-// 22 µs each, on a shared 2-core machine), memory for one conversation at a
-// time, and no extra data on disk that could outlive a disappearing
-// message. An encrypted token index (HMACs of
-// normalized words under the store's lookup key) would answer in
-// O(matches) but reveals word frequencies and equal words across messages
-// to whoever holds the file; it is the next step if histories grow large.
+// Search and the conversation list: the scan is conversation.Search
+// (client/conversation/search.go, which says what it costs and why there
+// is no index); the facade gives it the peers.
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"slices"
 	"strings"
 
 	"sotto/client/content"
+	"sotto/client/conversation"
 	"sotto/client/store"
 )
 
@@ -28,31 +19,14 @@ import (
 // contains query (case-insensitive), oldest first per conversation,
 // conversations by name; at most limit (all when limit <= 0).
 func (c *Client) Search(ctx context.Context, query string, limit int) ([]*Message, error) {
-	q := strings.ToLower(strings.TrimSpace(query))
-	if q == "" {
+	if strings.TrimSpace(query) == "" {
 		return nil, nil
 	}
 	peers, err := c.peers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Message
-	for _, p := range peers {
-		hist, err := c.History(ctx, p, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range hist {
-			if m.Deleted || m.Kind != "" || !strings.Contains(strings.ToLower(m.Text), q) {
-				continue
-			}
-			out = append(out, m)
-			if limit > 0 && len(out) >= limit {
-				return out, nil
-			}
-		}
-	}
-	return out, nil
+	return conversation.Search(ctx, c.db, peers, query, limit)
 }
 
 // peers lists the users this device may have a conversation with.
@@ -70,12 +44,9 @@ func (c *Client) peers(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Conversation summarizes one conversation for a conversation list.
-type Conversation struct {
-	Peer   string
-	Unread int      // incoming messages not marked read (MarkRead)
-	Last   *Message // nil when the history is empty
-}
+// Conversation summarizes one conversation for a conversation list:
+// Unread counts the incoming messages not marked read (MarkRead).
+type Conversation = conversation.Summary
 
 // Conversations lists the conversations with a history, the most recent
 // first.
@@ -84,25 +55,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Conversation
-	for _, p := range peers {
-		hist, err := c.History(ctx, p, 0)
-		if err != nil {
-			return nil, err
-		}
-		if len(hist) == 0 {
-			continue
-		}
-		cv := Conversation{Peer: p, Last: hist[len(hist)-1]}
-		for _, m := range hist {
-			if !m.Outgoing && !m.Read && !m.Deleted && m.Kind == "" {
-				cv.Unread++
-			}
-		}
-		out = append(out, cv)
-	}
-	slices.SortStableFunc(out, func(a, b Conversation) int { return b.Last.ServerTime.Compare(a.Last.ServerTime) })
-	return out, nil
+	return conversation.Summaries(ctx, c.db, peers)
 }
 
 // syncRead tells the own other devices that user's messages ids were read;

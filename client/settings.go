@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"sotto/client/conversation"
 	"sotto/client/store"
 )
 
@@ -32,13 +33,9 @@ type Settings struct {
 	GroupReceipts bool
 }
 
-// settingsRecord is stored so that its zero value means the defaults.
-type settingsRecord struct {
-	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
-	Typing         bool `json:"typing,omitempty"`
-	SealedFallback bool `json:"sealed_fallback,omitempty"`
-	GroupReceipts  bool `json:"group_receipts,omitempty"`
-}
+// settingsRecord is stored so that its zero value means the defaults
+// (it travels in history exports: client/conversation).
+type settingsRecord = conversation.SettingsRecord
 
 func loadSettings(ctx context.Context, db kv) (Settings, error) {
 	var r settingsRecord

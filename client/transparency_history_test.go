@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sotto/client/conversation"
 	"sotto/client/keylog"
 	"sotto/relay"
 	"sotto/relay/blobstore"
@@ -97,7 +98,7 @@ func TestHistoryImportBindingsOnlyForward(t *testing.T) {
 		{keylog.BoundRecord{Index: 8, Key: k3}, 8, k3, "a newer leaf"},
 		{keylog.BoundRecord{Index: 6, Key: k1}, 8, k3, "an older leaf after a newer one"},
 	} {
-		b := &historyBundle{Contacts: []historyContact{{User: "zed", Key: k1, Bound: &tc.bound}}}
+		b := &conversation.HistoryBundle{Contacts: []conversation.HistoryContact{{User: "zed", Key: k1, Bound: binding(&tc.bound)}}}
 		if _, err := alice.importHistory(ctx, b); err != nil {
 			t.Fatalf("%s: %v", tc.importedAs, err)
 		}

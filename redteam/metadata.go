@@ -57,7 +57,7 @@ func metadataAttacks() []Attack {
 		{
 			Name:    "receipt-timing",
 			Threat:  "the relay links recipient and sender because a delivery receipt leaves ~8 ms after the recipient's ack, from the recipient's connection",
-			Defence: "receipts are batched per contact, sent sealed, after a random delay of 1 to 10 s (client/receipts.go)",
+			Defence: "receipts are batched per contact, sent sealed, after a random delay of 1 to 10 s (client/conversation/receipts.go, sent by client/receipts.go)",
 			Verified: "no switch in the product (receipts can only be turned off); mutation-checked by hand (2026-12-07): without the wait in the receipt queue " +
 				"the receipt leaves at once and this attack fails (client TestReceiptsDelayedBatchedSealed checks the batching)",
 			Run: runReceiptTiming,

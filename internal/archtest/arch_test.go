@@ -84,6 +84,8 @@ var forbidden = []struct {
 		"the witness runs away from the relay: it knows only the log's format and its own state file"},
 	{"sotto/client", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web"},
 		"the client core knows nothing of the relay's internals, of the agent that runs it, or of a UI"},
+	{"sotto/client/conversation", []string{"net", "net/http", "database/sql", "os/exec", "sotto/client/transport", "sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web", "sotto/wire", "modernc.org/sqlite", "github.com/coder/websocket", "charm.land", "github.com/charmbracelet"},
+		"a conversation's records and rules work on the local store alone: the network, the wire and the front ends stay with the facade"},
 	{"sotto/client/keylog", []string{"sotto/relay", "sotto/cmd", "sotto/agent", "sotto/web", "charm.land", "github.com/charmbracelet"},
 		"key transparency is a part of the client core: no relay internals, no front end"},
 	{"sotto/agent", []string{"sotto/relay", "sotto/cmd", "charm.land", "github.com/charmbracelet", "sotto/web"},
@@ -127,6 +129,7 @@ var clientParts = map[string][]string{
 	"sotto/client/linktransfer": {},
 	"sotto/client/account":      {"sotto/client/store", "sotto/client/transport"},
 	"sotto/client/orgstate":     {"sotto/client/store", "sotto/client/org", "sotto/client/content"},
+	"sotto/client/conversation": {"sotto/client/store", "sotto/client/content", "sotto/client/attach"},
 	"sotto/client/sealedsender": {"sotto/client/store", "sotto/client/transport", "sotto/client/content", "sotto/client/sessions"},
 }
 

@@ -1,6 +1,6 @@
-package client
+package conversation
 
-// The history export format (history transfer at link time, history.go).
+// The history export format (history transfer at link time: the client's history.go).
 //
 // The plaintext is a 12-byte header, magic "SOTTOHX\n", the format version
 // (big-endian uint16, 1) and flags (uint16, 0), then frames: a kind byte,
@@ -25,13 +25,12 @@ import (
 
 	"sotto/client/attach"
 	"sotto/client/content"
-	"sotto/client/keylog"
 	"sotto/signal/keys"
 )
 
 // ErrBadHistory reports a history export that does not parse or breaks
 // the format's rules. Nothing of such an export is imported.
-var ErrBadHistory = errors.New("client: malformed history export")
+var ErrBadHistory = errors.New("conversation: malformed history export")
 
 const (
 	historyMagic   = "SOTTOHX\n"
@@ -58,48 +57,64 @@ const (
 	frameEnd      byte = 5
 )
 
-// historyBundle is the content of a history export.
-type historyBundle struct {
-	Settings *settingsRecord
-	Contacts []historyContact
-	Timers   []historyTimer
-	Messages []historyMessage
+// HistoryBundle is the content of a history export.
+type HistoryBundle struct {
+	Settings *SettingsRecord
+	Contacts []HistoryContact
+	Timers   []HistoryTimer
+	Messages []HistoryMessage
 }
 
-// wipe clears the file keys (attachment pointers) of b's messages.
-func (b *historyBundle) wipe() {
+// Wipe clears the file keys (attachment pointers) of b's messages.
+func (b *HistoryBundle) Wipe() {
 	for i := range b.Messages {
 		clear(b.Messages[i].Pointer)
 	}
 }
 
-// historyContact is a contact with its identity key and verification state.
-type historyContact struct {
+// HistoryContact is a contact with its identity key and verification state.
+type HistoryContact struct {
 	User     string `json:"user"`
 	Key      []byte `json:"key"`
 	Verified bool   `json:"verified,omitempty"`
 	Changed  bool   `json:"changed,omitempty"`
 	Previous []byte `json:"previous,omitempty"`
 	// Bound: the newest key log leaf the exporting device verified for
-	// the contact (transparency_change.go), so that the new device starts
+	// the contact (client/keylog), so that the new device starts
 	// with the same stale-binding rule. Absent in older exports.
-	Bound *keylog.BoundRecord `json:"bound,omitempty"`
+	Bound *Binding `json:"bound,omitempty"`
 }
 
-// historyTimer is a conversation's disappearing-messages timer.
-type historyTimer struct {
+// HistoryTimer is a conversation's disappearing-messages timer.
+type HistoryTimer struct {
 	Peer    string `json:"peer"`
 	Seconds uint32 `json:"seconds"`
 	AtMs    int64  `json:"at_ms"`
 }
 
-// historyMessage is one message record with the author under whose name
+// HistoryMessage is one message record with the author under whose name
 // it is stored (who chose its id) and, for a file that is not view-once,
 // its attachment pointer (with the file key).
-type historyMessage struct {
+type HistoryMessage struct {
 	Author  string   `json:"author"`
 	Message *Message `json:"message"`
 	Pointer []byte   `json:"pointer,omitempty"` // serialized content.AttachmentPointer
+}
+
+// Binding is the newest key log leaf a device verified for a contact: the
+// leaf's index and the key it binds (the JSON form of keylog.BoundRecord).
+type Binding struct {
+	Index uint64 `json:"index"`
+	Key   []byte `json:"key"`
+}
+
+// SettingsRecord is the user's messaging preferences as stored, so that
+// its zero value means the defaults (the client's Settings shows them).
+type SettingsRecord struct {
+	NoReadReceipts bool `json:"no_read_receipts,omitempty"`
+	Typing         bool `json:"typing,omitempty"`
+	SealedFallback bool `json:"sealed_fallback,omitempty"`
+	GroupReceipts  bool `json:"group_receipts,omitempty"`
 }
 
 type historyEnd struct {
@@ -109,24 +124,24 @@ type historyEnd struct {
 	Messages int `json:"messages"`
 }
 
-// encodeHistory serializes b (already checked by the exporter).
-func encodeHistory(b *historyBundle) ([]byte, error) {
+// EncodeHistory serializes b (already checked by the exporter).
+func EncodeHistory(b *HistoryBundle) ([]byte, error) {
 	out := make([]byte, historyHeader, 4096)
 	copy(out, historyMagic)
 	binary.BigEndian.PutUint16(out[8:], historyVersion)
 	frame := func(kind byte, v any) error {
 		body, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("client: history export: %w", err)
+			return fmt.Errorf("conversation: history export: %w", err)
 		}
 		if len(body) > maxHistoryFrame {
-			return fmt.Errorf("client: history export: a record of %d bytes exceeds the limit", len(body))
+			return fmt.Errorf("conversation: history export: a record of %d bytes exceeds the limit", len(body))
 		}
 		out = append(out, kind)
 		out = binary.AppendUvarint(out, uint64(len(body)))
 		out = append(out, body...)
 		if len(out) > MaxHistorySize {
-			return fmt.Errorf("client: history export exceeds %d MiB", MaxHistorySize>>20)
+			return fmt.Errorf("conversation: history export exceeds %d MiB", MaxHistorySize>>20)
 		}
 		return nil
 	}
@@ -158,14 +173,14 @@ func encodeHistory(b *historyBundle) ([]byte, error) {
 	return out, nil
 }
 
-// fitHistory drops the oldest messages (by the relay's time) until the
+// FitHistory drops the oldest messages (by the relay's time) until the
 // export of b fits in limit bytes, and reports how many it dropped: a
 // history too large to transfer whole still brings the recent part.
-func fitHistory(b *historyBundle, limit int) (int, error) {
+func FitHistory(b *HistoryBundle, limit int) (int, error) {
 	frameSize := func(v any) (int, error) {
 		body, err := json.Marshal(v)
 		if err != nil {
-			return 0, fmt.Errorf("client: history export: %w", err)
+			return 0, fmt.Errorf("conversation: history export: %w", err)
 		}
 		return 1 + binary.PutUvarint(make([]byte, binary.MaxVarintLen64), uint64(len(body))) + len(body), nil
 	}
@@ -222,8 +237,8 @@ func badHistory(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrBadHistory}, args...)...)
 }
 
-// decodeHistory parses and checks an export. Errors wrap ErrBadHistory.
-func decodeHistory(p []byte) (*historyBundle, error) {
+// DecodeHistory parses and checks an export. Errors wrap ErrBadHistory.
+func DecodeHistory(p []byte) (*HistoryBundle, error) {
 	if len(p) > MaxHistorySize {
 		return nil, badHistory("larger than %d MiB", MaxHistorySize>>20)
 	}
@@ -237,7 +252,7 @@ func decodeHistory(p []byte) (*historyBundle, error) {
 		return nil, badHistory("unknown flags %#x", f)
 	}
 	p = p[historyHeader:]
-	var b historyBundle
+	var b HistoryBundle
 	var last byte
 	seenMsg := make(map[string]bool)
 	for {
@@ -257,7 +272,7 @@ func decodeHistory(p []byte) (*historyBundle, error) {
 		last = kind
 		switch kind {
 		case frameSettings:
-			var s settingsRecord
+			var s SettingsRecord
 			if err := strictJSON(body, &s); err != nil {
 				return nil, err
 			}
@@ -266,11 +281,11 @@ func decodeHistory(p []byte) (*historyBundle, error) {
 			if len(b.Contacts) >= maxHistoryContacts {
 				return nil, badHistory("too many contacts")
 			}
-			var c historyContact
+			var c HistoryContact
 			if err := strictJSON(body, &c); err != nil {
 				return nil, err
 			}
-			if err := c.check(); err != nil {
+			if err := c.Check(); err != nil {
 				return nil, err
 			}
 			if len(b.Contacts) > 0 && b.Contacts[len(b.Contacts)-1].User >= c.User {
@@ -281,11 +296,11 @@ func decodeHistory(p []byte) (*historyBundle, error) {
 			if len(b.Timers) >= maxHistoryTimers {
 				return nil, badHistory("too many timers")
 			}
-			var t historyTimer
+			var t HistoryTimer
 			if err := strictJSON(body, &t); err != nil {
 				return nil, err
 			}
-			if !validUser(t.Peer) || t.Seconds > content.MaxTimerSeconds {
+			if !ValidUser(t.Peer) || t.Seconds > content.MaxTimerSeconds {
 				return nil, badHistory("bad timer")
 			}
 			if len(b.Timers) > 0 && b.Timers[len(b.Timers)-1].Peer >= t.Peer {
@@ -296,14 +311,14 @@ func decodeHistory(p []byte) (*historyBundle, error) {
 			if len(b.Messages) >= maxHistoryMessages {
 				return nil, badHistory("too many messages")
 			}
-			var m historyMessage
+			var m HistoryMessage
 			if err := strictJSON(body, &m); err != nil {
 				return nil, err
 			}
-			if err := m.check(); err != nil {
+			if err := m.Check(); err != nil {
 				return nil, err
 			}
-			key := string(messageKey(m.Author, m.Message.ID))
+			key := string(MessageKey(m.Author, m.Message.ID))
 			if seenMsg[key] {
 				return nil, badHistory("message repeated")
 			}
@@ -345,14 +360,15 @@ func strictJSON(body []byte, v any) error {
 	return nil
 }
 
-// validUser reports whether u is a plausible username as stored: not
+// ValidUser reports whether u is a plausible username as stored: not
 // empty, bounded, UTF-8, no NUL (used as a separator in keys), trimmed.
-func validUser(u string) bool {
-	return u != "" && len(u) <= maxHistoryUser && utf8.ValidString(u) && bytes.IndexByte([]byte(u), 0) < 0 && normalize(u) == u
+func ValidUser(u string) bool {
+	return u != "" && len(u) <= maxHistoryUser && utf8.ValidString(u) && bytes.IndexByte([]byte(u), 0) < 0 && Normalize(u) == u
 }
 
-func (c *historyContact) check() error {
-	if !validUser(c.User) {
+// Check applies the format's rules to a contact record.
+func (c *HistoryContact) Check() error {
+	if !ValidUser(c.User) {
 		return badHistory("bad contact name")
 	}
 	if _, err := keys.ParsePublicKey(c.Key); err != nil {
@@ -371,14 +387,16 @@ func (c *historyContact) check() error {
 	return nil
 }
 
-func (h *historyMessage) check() error {
+// Check applies the format's rules to a message record (the exporter
+// leaves out one that breaks them).
+func (h *HistoryMessage) Check() error {
 	m := h.Message
 	switch {
 	case m == nil:
 		return badHistory("empty message record")
 	case len(m.ID) != content.IDSize:
 		return badHistory("bad message id")
-	case !validUser(h.Author) || !validUser(m.Peer) || !validUser(m.From):
+	case !ValidUser(h.Author) || !ValidUser(m.Peer) || !ValidUser(m.From):
 		return badHistory("bad message author or peer")
 	case m.Kind != "" && m.Kind != KindTimer:
 		return badHistory("unknown message kind")
@@ -397,7 +415,7 @@ func (h *historyMessage) check() error {
 		}
 	}
 	for _, r := range m.Reactions {
-		if !validUser(r.From) || !utf8.ValidString(r.Emoji) || len(r.Emoji) > 64 {
+		if !ValidUser(r.From) || !utf8.ValidString(r.Emoji) || len(r.Emoji) > 64 {
 			return badHistory("bad reaction")
 		}
 	}

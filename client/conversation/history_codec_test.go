@@ -1,4 +1,4 @@
-package client
+package conversation
 
 import (
 	"bytes"
@@ -10,12 +10,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"sotto/client/content"
-	"sotto/client/keylog"
 	"sotto/signal/session"
 )
 
 // historySeed is a well-formed export with every kind of record.
-func historySeed(t testing.TB) *historyBundle {
+func historySeed(t testing.TB) *HistoryBundle {
 	id, err := session.GenerateIdentityKeyPair(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -28,11 +27,11 @@ func historySeed(t testing.TB) *historyBundle {
 		t.Fatal(err)
 	}
 	at := time.UnixMilli(1_700_000_000_000).UTC()
-	return &historyBundle{
-		Settings: &settingsRecord{Typing: true},
-		Contacts: []historyContact{{User: "bob", Key: key, Verified: true, Bound: &keylog.BoundRecord{Index: 7, Key: key}}, {User: "carol", Key: key, Changed: true, Previous: key}},
-		Timers:   []historyTimer{{Peer: "carol", Seconds: 3600, AtMs: at.UnixMilli()}},
-		Messages: []historyMessage{
+	return &HistoryBundle{
+		Settings: &SettingsRecord{Typing: true},
+		Contacts: []HistoryContact{{User: "bob", Key: key, Verified: true, Bound: &Binding{Index: 7, Key: key}}, {User: "carol", Key: key, Changed: true, Previous: key}},
+		Timers:   []HistoryTimer{{Peer: "carol", Seconds: 3600, AtMs: at.UnixMilli()}},
+		Messages: []HistoryMessage{
 			{Author: "bob", Message: &Message{ID: mid, Peer: "bob", From: "bob", SentAt: at, ServerTime: at, Text: "hi",
 				Reactions: []Reaction{{From: "alice", Emoji: "👍", At: at}}}},
 			{Author: "alice", Message: &Message{ID: bytes.Repeat([]byte{5}, 16), Peer: "carol", From: "alice", Outgoing: true, SentAt: at,
@@ -45,15 +44,15 @@ func historySeed(t testing.TB) *historyBundle {
 func TestHistoryCodecRoundTripAndRefusals(t *testing.T) {
 	t.Parallel()
 	b := historySeed(t)
-	enc, err := encodeHistory(b)
+	enc, err := EncodeHistory(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decodeHistory(enc)
+	dec, err := DecodeHistory(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := encodeHistory(dec)
+	again, err := EncodeHistory(dec)
 	if err != nil || !bytes.Equal(again, enc) {
 		t.Fatalf("round trip differs: %v", err)
 	}
@@ -65,53 +64,53 @@ func TestHistoryCodecRoundTripAndRefusals(t *testing.T) {
 		"trailing":  func(p []byte) []byte { return append(p, 0) },
 		"empty":     func([]byte) []byte { return nil },
 	} {
-		if _, err := decodeHistory(mut(bytes.Clone(enc))); !errors.Is(err, ErrBadHistory) {
+		if _, err := DecodeHistory(mut(bytes.Clone(enc))); !errors.Is(err, ErrBadHistory) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	for name, mut := range map[string]func(*historyBundle){
-		"bad key":         func(b *historyBundle) { b.Contacts[0].Key = b.Contacts[0].Key[1:] },
-		"unsorted":        func(b *historyBundle) { b.Contacts[0], b.Contacts[1] = b.Contacts[1], b.Contacts[0] },
-		"bad id":          func(b *historyBundle) { b.Messages[0].Message.ID = []byte{1} },
-		"repeated":        func(b *historyBundle) { b.Messages[2] = b.Messages[0] },
-		"nul user":        func(b *historyBundle) { b.Messages[0].Message.Peer = "b\x00b" },
-		"view-once key":   func(b *historyBundle) { b.Messages[1].Message.Attachment.ViewOnce = true },
-		"path name":       func(b *historyBundle) { b.Messages[1].Message.Attachment.Name = "../x" },
-		"timer":           func(b *historyBundle) { b.Timers[0].Seconds = content.MaxTimerSeconds + 1 },
-		"expiry no timer": func(b *historyBundle) { b.Messages[1].Message.ExpireSeconds = 0 },
-		"bound key":       func(b *historyBundle) { b.Contacts[0].Bound.Key = b.Contacts[0].Bound.Key[1:] },
-		"bound no key":    func(b *historyBundle) { b.Contacts[0].Bound.Key = nil },
+	for name, mut := range map[string]func(*HistoryBundle){
+		"bad key":         func(b *HistoryBundle) { b.Contacts[0].Key = b.Contacts[0].Key[1:] },
+		"unsorted":        func(b *HistoryBundle) { b.Contacts[0], b.Contacts[1] = b.Contacts[1], b.Contacts[0] },
+		"bad id":          func(b *HistoryBundle) { b.Messages[0].Message.ID = []byte{1} },
+		"repeated":        func(b *HistoryBundle) { b.Messages[2] = b.Messages[0] },
+		"nul user":        func(b *HistoryBundle) { b.Messages[0].Message.Peer = "b\x00b" },
+		"view-once key":   func(b *HistoryBundle) { b.Messages[1].Message.Attachment.ViewOnce = true },
+		"path name":       func(b *HistoryBundle) { b.Messages[1].Message.Attachment.Name = "../x" },
+		"timer":           func(b *HistoryBundle) { b.Timers[0].Seconds = content.MaxTimerSeconds + 1 },
+		"expiry no timer": func(b *HistoryBundle) { b.Messages[1].Message.ExpireSeconds = 0 },
+		"bound key":       func(b *HistoryBundle) { b.Contacts[0].Bound.Key = b.Contacts[0].Bound.Key[1:] },
+		"bound no key":    func(b *HistoryBundle) { b.Contacts[0].Bound.Key = nil },
 	} {
 		b := historySeed(t)
 		mut(b)
-		enc, err := encodeHistory(b)
+		enc, err := EncodeHistory(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := decodeHistory(enc); !errors.Is(err, ErrBadHistory) {
+		if _, err := DecodeHistory(enc); !errors.Is(err, ErrBadHistory) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
 
 func FuzzDecodeHistory(f *testing.F) {
-	enc, err := encodeHistory(historySeed(f))
+	enc, err := EncodeHistory(historySeed(f))
 	if err != nil {
 		f.Fatal(err)
 	}
-	empty, err := encodeHistory(&historyBundle{})
+	empty, err := EncodeHistory(&HistoryBundle{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := decodeHistory(enc); err != nil {
+	if _, err := DecodeHistory(enc); err != nil {
 		f.Fatalf("seed does not decode: %v", err)
 	}
-	if _, err := decodeHistory(empty); err != nil {
+	if _, err := DecodeHistory(empty); err != nil {
 		f.Fatalf("seed does not decode: %v", err)
 	}
 	older := historySeed(f) // an export from before key log bindings
 	older.Contacts[0].Bound = nil
-	old, err := encodeHistory(older)
+	old, err := EncodeHistory(older)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -119,7 +118,7 @@ func FuzzDecodeHistory(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		b, err := decodeHistory(p)
+		b, err := DecodeHistory(p)
 		if err != nil {
 			if !errors.Is(err, ErrBadHistory) {
 				t.Fatalf("untyped error %v", err)
@@ -127,11 +126,11 @@ func FuzzDecodeHistory(f *testing.F) {
 			return
 		}
 		// What decodes re-encodes, and that decodes the same.
-		re, err := encodeHistory(b)
+		re, err := EncodeHistory(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b2, err := decodeHistory(re)
+		b2, err := DecodeHistory(re)
 		if err != nil {
 			t.Fatalf("re-encoded export refused: %v", err)
 		}
@@ -147,11 +146,11 @@ func FuzzDecodeHistory(f *testing.F) {
 func TestHistoryCodecBindings(t *testing.T) {
 	t.Parallel()
 	b := historySeed(t)
-	enc, err := encodeHistory(b)
+	enc, err := EncodeHistory(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decodeHistory(enc)
+	dec, err := DecodeHistory(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +158,14 @@ func TestHistoryCodecBindings(t *testing.T) {
 		t.Fatalf("bindings %+v %+v", dec.Contacts[0].Bound, dec.Contacts[1].Bound)
 	}
 	b.Contacts[0].Bound = nil
-	enc, err = encodeHistory(b)
+	enc, err = EncodeHistory(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(enc, []byte(`"bound"`)) {
 		t.Fatal("an export without bindings names them")
 	}
-	if dec, err = decodeHistory(enc); err != nil || dec.Contacts[0].Bound != nil {
+	if dec, err = DecodeHistory(enc); err != nil || dec.Contacts[0].Bound != nil {
 		t.Fatalf("older export: %+v %v", dec, err)
 	}
 }
@@ -178,14 +177,14 @@ func TestFitHistoryKeepsTheNewest(t *testing.T) {
 	for i, m := range b.Messages {
 		m.Message.ServerTime = base.Add(time.Duration(i) * time.Minute)
 	}
-	enc, err := encodeHistory(b)
+	enc, err := EncodeHistory(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := fitHistory(b, len(enc)+128); err != nil || n != 0 || len(b.Messages) != 3 {
+	if n, err := FitHistory(b, len(enc)+128); err != nil || n != 0 || len(b.Messages) != 3 {
 		t.Fatalf("a fitting export lost %d messages (%v)", n, err)
 	}
-	n, err := fitHistory(b, len(enc)-10)
+	n, err := FitHistory(b, len(enc)-10)
 	if err != nil || n == 0 {
 		t.Fatalf("dropped %d (%v)", n, err)
 	}
@@ -193,11 +192,11 @@ func TestFitHistoryKeepsTheNewest(t *testing.T) {
 	if !last.ServerTime.Equal(base.Add(2 * time.Minute)) {
 		t.Fatalf("the newest message was dropped: %+v", last)
 	}
-	short, err := encodeHistory(b)
+	short, err := EncodeHistory(b)
 	if err != nil || len(short) > len(enc)-10 {
 		t.Fatalf("trimmed export of %d bytes (%v)", len(short), err)
 	}
-	if _, err := decodeHistory(short); err != nil {
+	if _, err := DecodeHistory(short); err != nil {
 		t.Fatal(err)
 	}
 }
