@@ -389,25 +389,7 @@ func TestSealedConnectionLifetime(t *testing.T) {
 		{"closed when idle", time.Hour, 300 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startLimitRelay(t, func(c *relay.Config) {
-				c.LoginTimeout = tc.login
-				c.SealedIdleTimeout = tc.sealedIdle
-			})
-			bob := enrollFrom(t, r, "127.0.0.2", "bob")
-			ak := make([]byte, wire.AccessKeySize)
-			ak[0] = 7
-			sendReq(t, bob.rawConn, &wire.Request{Id: 2, Body: &wire.Request_SetAccessKey{SetAccessKey: &wire.SetAccessKeyRequest{AccessKey: ak}}})
-			bob.response(2)
-
-			c := mustDial(t, r.url, "127.0.0.3", nil)
-			sealed := &msgDevice{rawConn: &rawConn{t: t, c: c}, name: "sealed"}
-			send := func(id uint64) {
-				sendReq(t, sealed.rawConn, &wire.Request{Id: id, Body: &wire.Request_SealedSend{SealedSend: &wire.SealedSendRequest{
-					Recipient: "bob", AccessKey: ak, MessageId: []byte{byte(id)},
-					Messages: []*wire.OutgoingMessage{{DeviceId: bob.id, RegistrationId: 7, Type: wire.EnvelopeTypeSealed, Content: []byte("x")}},
-				}}})
-				sealed.response(id)
-			}
+			r, c, send := sealedToBob(t, tc.login, tc.sealedIdle)
 			send(1)
 			if tc.wantOpenAfterLogin {
 				// A bare connection opened after the sealed one: once the
