@@ -74,6 +74,13 @@ type conn struct {
 	inflight    map[EnvelopeID]struct{} // pushed, not yet acked
 	acking      map[EnvelopeID]struct{} // in a free Ack under way (claimFreeAck)
 	drainedSent bool
+	// fetching is set while a mailbox read and the push of what it
+	// returned are under way; ackedInFetch holds what was acked
+	// meanwhile. The read may have listed an envelope just before its ack
+	// took it out of the mailbox, and by the push the ack has also taken
+	// it out of inflight: without this it would be pushed again.
+	fetching     bool
+	ackedInFetch map[EnvelopeID]struct{}
 
 	// g owns the connection's goroutines but the reader (see conn).
 	g errgroup.Group
@@ -607,6 +614,7 @@ func (c *conn) deliver() {
 			c.caughtUp = false
 			fetch = room > 0
 		}
+		c.fetching = fetch
 		c.dmu.Unlock()
 		if c.ctx.Err() != nil {
 			stop()
@@ -636,7 +644,13 @@ func (c *conn) deliver() {
 			}
 			c.dmu.Unlock()
 		}
-		if !c.pushAll(envs, fetch) {
+		ok := c.pushAll(envs, fetch)
+		if fetch {
+			c.dmu.Lock()
+			c.fetching, c.ackedInFetch = false, nil
+			c.dmu.Unlock()
+		}
+		if !ok {
 			stop()
 			return
 		}
@@ -667,6 +681,9 @@ func (c *conn) pushAll(envs []Envelope, fetched bool) bool {
 		_, dup := c.inflight[e.ID]
 		if !fetched && e.ID.Seq() <= c.cursor {
 			dup = true // a mailbox read that started after it was stored pushed it
+		}
+		if _, acked := c.ackedInFetch[e.ID]; fetched && acked {
+			dup = true // acked while the read was under way
 		}
 		if !dup {
 			if c.inflight == nil {
@@ -748,6 +765,12 @@ func (c *conn) acked(ids []EnvelopeID) {
 	c.dmu.Lock()
 	for _, id := range ids {
 		delete(c.inflight, id)
+		if c.fetching {
+			if c.ackedInFetch == nil {
+				c.ackedInFetch = make(map[EnvelopeID]struct{})
+			}
+			c.ackedInFetch[id] = struct{}{}
+		}
 	}
 	// Caught up with nothing handed over: nothing waits for the room.
 	idle := c.caughtUp && len(c.direct) == 0
