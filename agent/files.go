@@ -33,6 +33,23 @@ func isJSON(r *http.Request) bool {
 	return ct == "application/json"
 }
 
+// fileRequest reads a request to send a file: JSON into req naming an
+// absolute path (path returns it), or the file's bytes as the body, which
+// receiveUpload keeps in a private folder (the caller closes the upload).
+// A JSON request gives a nil upload.
+func (h *handler) fileRequest(r *http.Request, req any, path func() string) (*upload, error) {
+	if !isJSON(r) {
+		return h.receiveUpload(r)
+	}
+	if err := decode(r, req); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(path()) {
+		return nil, badRequest("path %q is not absolute", path())
+	}
+	return nil, nil
+}
+
 // receiveUpload writes a request's body into a fresh private folder of
 // HOME; the caller closes the upload.
 func (h *handler) receiveUpload(r *http.Request) (*upload, error) {

@@ -98,18 +98,11 @@ func (h *handler) groupFile(r *http.Request, m *groups.Manager) (any, error) {
 		return nil, err
 	}
 	var req api.GroupFileRequest
-	if isJSON(r) {
-		if err := decode(r, &req); err != nil {
-			return nil, err
-		}
-		if !filepath.IsAbs(req.Path) {
-			return nil, badRequest("path %q is not absolute", req.Path)
-		}
-	} else {
-		u, err := h.receiveUpload(r)
-		if err != nil {
-			return nil, err
-		}
+	u, err := h.fileRequest(r, &req, func() string { return req.Path })
+	if err != nil {
+		return nil, err
+	}
+	if u != nil {
 		defer u.Close()
 		if u.ViewOnce {
 			return nil, client.ErrGroupViewOnce

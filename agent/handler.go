@@ -289,18 +289,11 @@ func (h *handler) edit(r *http.Request, c *client.Client) (any, error) {
 func (h *handler) sendFile(r *http.Request, c *client.Client) (any, error) {
 	peer := r.PathValue("peer")
 	var req api.FileRequest
-	if isJSON(r) {
-		if err := decode(r, &req); err != nil {
-			return nil, err
-		}
-		if !filepath.IsAbs(req.Path) {
-			return nil, badRequest("path %q is not absolute", req.Path)
-		}
-	} else {
-		u, err := h.receiveUpload(r)
-		if err != nil {
-			return nil, err
-		}
+	u, err := h.fileRequest(r, &req, func() string { return req.Path })
+	if err != nil {
+		return nil, err
+	}
+	if u != nil {
 		defer u.Close()
 		req.Path, req.Caption, req.ViewOnce = u.Path, u.Caption, u.ViewOnce
 	}
