@@ -2,11 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
 	"sotto/client/content"
 	"sotto/client/conversation"
+	"sotto/client/transport"
+	"sotto/wire"
 )
 
 // Receipts that do not link sender and recipient.
@@ -19,9 +22,10 @@ import (
 // receipt listing every id, one read receipt listing every id), through
 // sendContent, which seals it when the contact's profile key is known.
 //
-// Pending receipts live in memory only. A receipt still waiting when the
-// client closes (or when the connection is down as its delay ends) is
-// lost: the sender sees its message as sent but not delivered or read.
+// Pending receipts live in memory only. A receipt refused as rate limited
+// is sent again after the relay's wait (sendReceipt). A receipt still
+// waiting when the client closes (or when the connection is down as its
+// delay ends) is lost: the sender sees its message as sent but not delivered or read.
 // Nothing else depends on receipts; front ends that exit on purpose
 // (sotto listen --drain) call WaitReceipts first.
 
@@ -74,11 +78,32 @@ func (c *Client) sendReceipts(ctx context.Context, to string, b *conversation.Re
 		for ids := range slices.Chunk(k.ids, conversation.MaxReceiptIDs) {
 			ct, err := k.make(ids, c.opts.Now())
 			if err == nil {
-				_, err = c.sendContent(ctx, to, ct, ct.Id)
+				err = c.sendReceipt(ctx, to, ct)
 			}
 			if err != nil && ctx.Err() == nil {
 				c.log.Info("receipts not sent", "read", k.read, "count", len(ids), "err", err)
 			}
+		}
+	}
+}
+
+// sendReceipt sends one receipt, again after the wait the relay names
+// while it refuses it as rate limited (a device taking in a backlog sends
+// a receipt per batch faster than its request limit; dropped, those were
+// lost), until ctx ends.
+func (c *Client) sendReceipt(ctx context.Context, to string, ct *content.Content) error {
+	for {
+		_, err := c.sendContent(ctx, to, ct, ct.Id)
+		var te *transport.Error
+		if !errors.As(err, &te) || te.Code != wire.ErrorCode_RATE_LIMITED {
+			return err
+		}
+		t := time.NewTimer(max(te.RetryAfter, 10*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
 		}
 	}
 }
