@@ -660,8 +660,8 @@ func (c *Call) end(why error) {
 	if c.lostTimer != nil {
 		c.lostTimer.Stop()
 	}
-	if c.closeTimer != nil {
-		c.closeTimer.Stop()
+	if c.closeTimer != nil && c.closeTimer.Stop() {
+		c.m.wg.Done() // its func, owned by the manager (peerClosed), will not run
 	}
 	var dur time.Duration
 	if !c.connectedAt.IsZero() {

@@ -58,7 +58,14 @@ func (c *Call) peerClosed() {
 	}
 	c.closedAt = c.m.opts.Now()
 	c.m.log.Debug("call: the peer closed the connection")
-	c.closeTimer = time.AfterFunc(peerCloseGrace, func() { c.end(nil) })
+	// The timer's func is owned by the manager's wait group from now on,
+	// so that Manager.Close waits for an end it has started (and the
+	// goroutines that end starts in turn).
+	c.m.wg.Add(1)
+	c.closeTimer = time.AfterFunc(peerCloseGrace, func() {
+		defer c.m.wg.Done()
+		c.end(nil)
+	})
 }
 
 // watchMedia ends the call when the peer falls silent for MediaTimeout.
